@@ -1,0 +1,434 @@
+/* download.c - download_link(directory, link): save one URL under the download root.
+ *
+ * DESIGN. Two things come from the job and are not trusted: the directory and the link.
+ *
+ * The directory is walked one component at a time with openat(O_DIRECTORY|O_NOFOLLOW)
+ * starting from an fd of the root, so the kernel, not string matching, decides where each
+ * step lands: ".." and absolute paths are refused before any lookup, and a component that is
+ * a symlink fails to open instead of being followed out of the root. Missing components are
+ * created on the way (mode 0755).
+ *
+ * The file name is the last segment of the link's path, percent-decoded, and must be one
+ * plain name (no '/', no "..", no control bytes). Scheme and name are checked before any
+ * directory is made or any byte is fetched.
+ *
+ * The body is written to an unnamed O_TMPFILE in the target directory. Only after a complete
+ * 2xx transfer is it given a hidden temporary name (linkat) and renamed over the final name,
+ * so an existing file is replaced atomically and a reader sees the old file or the new one,
+ * never half of either; if the worker dies mid-transfer the unnamed file simply vanishes.
+ * Where the filesystem has no O_TMPFILE the hidden name is created up front (O_EXCL) and
+ * unlinked on every failure path instead.
+ */
+#include "download.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util.h"
+
+/* The part of the file name kept in a temporary name, so that ".<name>.cq-<pid>-<rand>.tmp"
+ * stays under NAME_MAX (255) even for a 255-byte name. */
+#define TMP_NAME_KEEP 200
+
+/* Build "<prefix>: <msg>" in err from a message made by a helper. */
+static void err_prefix(char *err, size_t errlen, const char *prefix, const char *msg)
+{
+    err_set(err, errlen, "%s: %s", prefix, msg);
+}
+
+static int is_ctl(unsigned char c)
+{
+    return c < 0x20 || c == 0x7f;
+}
+
+static int has_ctl(const char *s)
+{
+    for (; *s != '\0'; s++) {
+        if (is_ctl((unsigned char)*s))
+            return 1;
+    }
+    return 0;
+}
+
+/* Links and directories are echoed in error messages that end up in logs; a newline in one
+ * could forge log lines, so they are shown with '?' for each control byte. */
+static void printable(char *dst, size_t len, const char *src)
+{
+    size_t i = 0;
+
+    for (; src[i] != '\0' && i + 1 < len; i++)
+        dst[i] = is_ctl((unsigned char)src[i]) ? '?' : src[i];
+    dst[i] = '\0';
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Walk directory under rootfd. On success returns an O_DIRECTORY fd and writes the
+ * normalised relative path ("a/b", or "" for the root itself) into norm. */
+static int open_dir(const char *root, const char *directory, char *norm, size_t normlen,
+                    char *err, size_t errlen)
+{
+    const char *p = directory;
+    size_t nlen = 0;
+    int cur;
+
+    if (directory == NULL || directory[0] == '\0') {
+        err_set(err, errlen, "empty directory");
+        return -1;
+    }
+    if (has_ctl(directory)) {
+        char shown[256];
+
+        printable(shown, sizeof(shown), directory);
+        err_set(err, errlen, "directory '%s' contains a control character", shown);
+        return -1;
+    }
+    if (directory[0] == '/') {
+        err_set(err, errlen, "directory '%s' escapes the download root (absolute path)",
+                directory);
+        return -1;
+    }
+    norm[0] = '\0';
+    cur = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (cur < 0) {
+        err_set(err, errlen, "download root '%s': %s", root, strerror(errno));
+        return -1;
+    }
+    while (*p != '\0') {
+        char comp[NAME_MAX + 1];
+        size_t clen = strcspn(p, "/");
+        int next;
+
+        if (clen == 0 || (clen == 1 && p[0] == '.')) {
+            /* "a//b" and "a/./b" name the same directory as "a/b". */
+            p += clen;
+            if (*p == '/')
+                p++;
+            continue;
+        }
+        if (clen == 2 && p[0] == '.' && p[1] == '.') {
+            err_set(err, errlen, "directory '%s' escapes the download root ('..')", directory);
+            goto fail;
+        }
+        if (clen > NAME_MAX) {
+            err_set(err, errlen, "directory '%s': a component is longer than %d bytes",
+                    directory, NAME_MAX);
+            goto fail;
+        }
+        memcpy(comp, p, clen);
+        comp[clen] = '\0';
+        if (nlen + (nlen > 0) + clen + 1 > normlen) {
+            err_set(err, errlen, "directory '%s' is too long", directory);
+            goto fail;
+        }
+        if (nlen > 0)
+            norm[nlen++] = '/';
+        memcpy(norm + nlen, comp, clen + 1);
+        nlen += clen;
+
+        next = openat(cur, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (next < 0 && errno == ENOENT) {
+            /* EEXIST: another worker made it between our open and our mkdir; open it. */
+            if (mkdirat(cur, comp, 0755) < 0 && errno != EEXIST) {
+                err_set(err, errlen, "directory '%s': mkdir '%s': %s", directory, norm,
+                        strerror(errno));
+                goto fail;
+            }
+            next = openat(cur, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        }
+        if (next < 0) {
+            int saved = errno;
+            struct stat st;
+
+            if (fstatat(cur, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+                err_set(err, errlen,
+                        "directory '%s' escapes the download root (symlink at '%s')",
+                        directory, norm);
+            else if (saved == ENOTDIR)
+                err_set(err, errlen, "directory '%s': '%s' is not a directory", directory,
+                        norm);
+            else
+                err_set(err, errlen, "directory '%s': open '%s': %s", directory, norm,
+                        strerror(saved));
+            goto fail;
+        }
+        close(cur);
+        cur = next;
+        p += clen;
+        if (*p == '/')
+            p++;
+    }
+    return cur;
+
+fail:
+    close(cur);
+    return -1;
+}
+
+int download_open_dir(const char *root, const char *directory, char *err, size_t errlen)
+{
+    char norm[PATH_MAX];
+    char msg[512];
+    int fd = open_dir(root, directory, norm, sizeof(norm), msg, sizeof(msg));
+
+    if (fd < 0)
+        err_prefix(err, errlen, "download_open_dir", msg);
+    return fd;
+}
+
+/* The message of download_filename without a function prefix. */
+static int filename_of(const char *url, char *name, size_t namelen, char *err, size_t errlen)
+{
+    const char *colon = strchr(url, ':');
+    const char *auth, *path, *end, *seg;
+    size_t slen = 0, n = 0;
+
+    if (has_ctl(url)) {
+        char shown[512];
+
+        printable(shown, sizeof(shown), url);
+        err_set(err, errlen, "%s: the link contains a control character", shown);
+        return -1;
+    }
+    if (colon == NULL ||
+        !(((colon - url) == 4 && strncasecmp(url, "http", 4) == 0) ||
+          ((colon - url) == 5 && strncasecmp(url, "https", 5) == 0))) {
+        err_set(err, errlen, "%s: only http and https links are allowed", url);
+        return -1;
+    }
+    if (strncmp(colon, "://", 3) != 0) {
+        err_set(err, errlen, "%s: not an absolute http(s) URL", url);
+        return -1;
+    }
+    auth = colon + 3;
+    path = auth + strcspn(auth, "/?#");
+    end = path;
+    if (*path == '/')
+        end = path + strcspn(path, "?#");
+    /* The last segment of the path: the query and the fragment are not part of it. */
+    seg = end;
+    while (seg > path && seg[-1] != '/')
+        seg--;
+    slen = (size_t)(end - seg);
+    if (slen == 0) {
+        err_set(err, errlen, "%s: the link has no file name", url);
+        return -1;
+    }
+    for (size_t i = 0; i < slen; i++) {
+        unsigned char c = (unsigned char)seg[i];
+
+        if (c == '%') {
+            int hi = i + 2 < slen ? hexval(seg[i + 1]) : -1;
+            int lo = i + 2 < slen ? hexval(seg[i + 2]) : -1;
+
+            if (hi < 0 || lo < 0) {
+                err_set(err, errlen, "%s: malformed percent-encoding in the file name", url);
+                return -1;
+            }
+            c = (unsigned char)(hi * 16 + lo);
+            i += 2;
+        }
+        if (c == '\0' || is_ctl(c)) {
+            err_set(err, errlen, "%s: the file name contains a control character", url);
+            return -1;
+        }
+        if (c == '/' || c == '\\') {
+            err_set(err, errlen, "%s: the file name contains '%c'", url, c);
+            return -1;
+        }
+        if (n >= NAME_MAX) {
+            err_set(err, errlen, "%s: the file name is longer than %d bytes", url, NAME_MAX);
+            return -1;
+        }
+        if (n + 1 >= namelen) {
+            err_set(err, errlen, "%s: the file name does not fit in %zu bytes", url, namelen);
+            return -1;
+        }
+        name[n++] = (char)c;
+    }
+    name[n] = '\0';
+    if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
+        err_set(err, errlen, "%s: '%s' is not a file name", url, name);
+        return -1;
+    }
+    return 0;
+}
+
+int download_filename(const char *url, char *name, size_t namelen, char *err, size_t errlen)
+{
+    char msg[512];
+
+    if (filename_of(url, name, namelen, msg, sizeof(msg)) < 0) {
+        err_prefix(err, errlen, "download_filename", msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* ".<name>.cq-<pid>-<random>.tmp": hidden, so a directory listing or a glob for "*.jpg" does
+ * not pick it up, and unique across processes and threads. */
+static void tmp_name(char *buf, size_t len, const char *name)
+{
+    uint64_t r;
+
+    if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r)) {
+        static unsigned counter;   /* only when getrandom fails; uniqueness still comes from O_EXCL */
+        r = (uint64_t)time_mono_ms() ^ ((uint64_t)__atomic_add_fetch(&counter, 1,
+                                                                       __ATOMIC_RELAXED) << 40);
+    }
+    snprintf(buf, len, ".%.*s.cq-%ld-%016llx.tmp", TMP_NAME_KEEP, name, (long)getpid(),
+             (unsigned long long)r);
+}
+
+/* An unnamed file in dirfd. Built with CQ_DOWNLOAD_NO_TMPFILE (one of the tests is) this
+ * behaves as on a filesystem without O_TMPFILE, so that the named fallback is tested too. */
+static int open_unnamed(int dirfd)
+{
+#ifdef CQ_DOWNLOAD_NO_TMPFILE
+    (void)dirfd;
+    errno = EOPNOTSUPP;
+    return -1;
+#else
+    return openat(dirfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
+#endif
+}
+
+/* Give the O_TMPFILE fd a hidden name in dirfd. Returns 0 or -1 with errno set. */
+static int link_tmpfile(int fd, int dirfd, const char *name, char *tmp, size_t tmplen)
+{
+    char proc[64];
+
+    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+    for (int tries = 0; tries < 5; tries++) {
+        tmp_name(tmp, tmplen, name);
+        if (linkat(AT_FDCWD, proc, dirfd, tmp, AT_SYMLINK_FOLLOW) == 0)
+            return 0;
+        if (errno == ENOENT) {
+            /* No /proc in this mount namespace: AT_EMPTY_PATH does the same but needs
+             * CAP_DAC_READ_SEARCH, which is why it is only the second choice. */
+            if (linkat(fd, "", dirfd, tmp, AT_EMPTY_PATH) == 0)
+                return 0;
+        }
+        if (errno != EEXIST)
+            return -1;
+    }
+    return -1;
+}
+
+int download_link(struct http *h, const char *root, const char *directory, const char *link,
+                  const struct http_limits *lim, struct download_result *res,
+                  char *err, size_t errlen)
+{
+    char name[NAME_MAX + 1];
+    char norm[sizeof(res->path)];
+    char tmp[NAME_MAX + 1];
+    char msg[1024];
+    struct http_result hres;
+    int dirfd, fd;
+    int named = 0;    /* 1: fd already has the name tmp (no O_TMPFILE here) */
+
+    memset(res, 0, sizeof(*res));
+    tmp[0] = '\0';
+    if (filename_of(link, name, sizeof(name), msg, sizeof(msg)) < 0) {
+        err_prefix(err, errlen, "download_link", msg);
+        return -1;
+    }
+    dirfd = open_dir(root, directory, norm, sizeof(norm), msg, sizeof(msg));
+    if (dirfd < 0) {
+        err_prefix(err, errlen, "download_link", msg);
+        return -1;
+    }
+    if (strlen(norm) + 1 + strlen(name) + 1 > sizeof(res->path)) {
+        err_set(err, errlen, "download_link: directory '%s': path too long", directory);
+        close(dirfd);
+        return -1;
+    }
+
+    fd = open_unnamed(dirfd);
+    if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
+        for (int tries = 0; tries < 5 && fd < 0; tries++) {
+            tmp_name(tmp, sizeof(tmp), name);
+            fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+            if (fd < 0 && errno != EEXIST)
+                break;
+        }
+        named = fd >= 0;
+    }
+    if (fd < 0) {
+        err_set(err, errlen, "download_link: %s: temporary file in '%s': %s", link,
+                norm[0] ? norm : ".", strerror(errno));
+        close(dirfd);
+        return -1;
+    }
+
+    if (http_get_to_fd(h, link, fd, lim, &hres, msg, sizeof(msg)) < 0) {
+        res->status = hres.status;
+        res->bytes = hres.bytes;
+        res->transient = hres.transient;
+        res->retry_after = hres.retry_after;
+        err_prefix(err, errlen, "download_link", msg);
+        goto fail;
+    }
+    res->status = hres.status;
+    res->bytes = hres.bytes;
+
+    /* fsync before the rename: without it a power loss shortly after could leave the final
+     * name pointing at an empty or partly written file (delayed allocation), which is exactly
+     * what the rename is meant to rule out. One flush per file is small next to a network
+     * download. The directory itself is not fsynced: after a crash the file may be missing,
+     * which a retry repairs, but it is never half there. */
+    if (fsync(fd) < 0) {
+        err_set(err, errlen, "download_link: %s: fsync: %s", link, strerror(errno));
+        goto fail;
+    }
+    if (!named && link_tmpfile(fd, dirfd, name, tmp, sizeof(tmp)) < 0) {
+        err_set(err, errlen, "download_link: %s: linkat: %s", link, strerror(errno));
+        tmp[0] = '\0';   /* nothing was linked, nothing to remove */
+        goto fail;
+    }
+    named = 1;
+    if (renameat(dirfd, tmp, dirfd, name) < 0) {
+        err_set(err, errlen, "download_link: %s: rename to '%s': %s", link, name,
+                strerror(errno));
+        goto fail;
+    }
+    close(fd);
+    close(dirfd);
+    /* Fits: the length was checked before anything was fetched. */
+    if (norm[0] != '\0') {
+        size_t dl = strlen(norm);
+
+        memcpy(res->path, norm, dl);
+        res->path[dl] = '/';
+        str_copy(res->path + dl + 1, sizeof(res->path) - dl - 1, name);
+    } else {
+        str_copy(res->path, sizeof(res->path), name);
+    }
+    return 0;
+
+fail:
+    close(fd);
+    if (named && tmp[0] != '\0')
+        unlinkat(dirfd, tmp, 0);
+    close(dirfd);
+    return -1;
+}

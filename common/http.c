@@ -1,0 +1,528 @@
+/* http.c - HTTP GETs over one reusable libcurl easy handle.
+ *
+ * DESIGN. Each `struct http` owns one easy handle for its whole life. curl_easy_reset()
+ * clears the options between requests but keeps the connection cache, the DNS cache and the
+ * TLS session cache, so a worker thread that fetches many files from one host pays for one
+ * TCP (and TLS) handshake, not one per job.
+ *
+ * libcurl hands us the headers of every response it sees, including 1xx and the 3xx hops it
+ * follows. We watch for status lines in the header callback and start over at each one: the
+ * header block, the status we judge the body by and the body count all belong to the
+ * response that is current, so after redirects only the final response remains.
+ *
+ * Size limits are enforced twice: CURLOPT_MAXFILESIZE_LARGE refuses a declared
+ * Content-Length up front, and the write callback stops a body that never declared one
+ * (chunked or close-delimited) as soon as it passes the cap.
+ */
+#include "http.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "util.h"
+
+#define USER_AGENT "cq/0.1"
+
+/* A header block larger than this is not something a file server sends; refuse it rather
+ * than grow without bound on what the network tells us. */
+#define HEADERS_MAX (256 * 1024)
+
+/* The body of a non-2xx response in http_get_to_fd is read and dropped so the connection
+ * stays reusable, but only up to this much: past it, closing the connection is cheaper. */
+#define DISCARD_MAX (64 * 1024)
+
+/* A Retry-After further away than this is treated as this: a server must not be able to
+ * park a job for weeks. */
+#define RETRY_AFTER_MAX 86400.0
+
+struct http {
+    CURL *curl;
+    char errbuf[CURL_ERROR_SIZE];
+};
+
+/* What the callbacks of one request share. */
+struct xfer {
+    int to_fd;              /* 1: body goes to fd (2xx only); 0: body goes to buf */
+    int fd;
+    long long max_bytes;    /* 0 = no cap */
+    long status;            /* status of the response being received */
+    long long bytes;        /* body bytes of the current response */
+    char *buf;              /* memory mode: the body */
+    size_t len, cap;
+    char *hdr;              /* header block of the current response */
+    size_t hlen, hcap;
+    int over_cap;           /* stopped: body passed max_bytes */
+    int hdr_overflow;       /* stopped: header block passed HEADERS_MAX */
+    int discarded;          /* stopped: dropped a non-2xx body past DISCARD_MAX */
+    int write_errno;        /* stopped: write(2) to fd failed with this errno */
+};
+
+void http_limits_default(struct http_limits *lim)
+{
+    lim->connect_timeout = 10.0;
+    lim->timeout = 60.0;
+    lim->max_bytes = 50LL * 1024 * 1024;
+    lim->max_redirects = 5;
+}
+
+int http_global_init(char *err, size_t errlen)
+{
+    CURLcode rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+
+    if (rc != CURLE_OK) {
+        err_set(err, errlen, "curl_global_init: %s", curl_easy_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+struct http *http_new(char *err, size_t errlen)
+{
+    struct http *h = xcalloc(1, sizeof(*h));
+
+    h->curl = curl_easy_init();
+    if (h->curl == NULL) {
+        err_set(err, errlen, "http_new: curl_easy_init failed");
+        free(h);
+        return NULL;
+    }
+    return h;
+}
+
+void http_free(struct http *h)
+{
+    if (h == NULL)
+        return;
+    curl_easy_cleanup(h->curl);
+    free(h);
+}
+
+void http_result_free(struct http_result *res)
+{
+    if (res == NULL)
+        return;
+    free(res->headers);
+    res->headers = NULL;
+}
+
+static void buf_append(char **buf, size_t *len, size_t *cap, const char *data, size_t n)
+{
+    if (*len + n + 1 > *cap) {
+        size_t ncap = *cap ? *cap : 1024;
+
+        while (ncap < *len + n + 1)
+            ncap *= 2;
+        *buf = xrealloc(*buf, ncap);
+        *cap = ncap;
+    }
+    memcpy(*buf + *len, data, n);
+    *len += n;
+    (*buf)[*len] = '\0';
+}
+
+/* "HTTP/1.1 404 Not Found" -> 404; 0 when the line is not a status line. */
+static long parse_status_line(const char *line, size_t n)
+{
+    size_t i = 5;
+    long code = 0;
+    int digits = 0;
+
+    if (n < 5 || strncmp(line, "HTTP/", 5) != 0)
+        return 0;
+    while (i < n && line[i] != ' ')
+        i++;
+    while (i < n && line[i] == ' ')
+        i++;
+    while (i < n && digits < 3 && isdigit((unsigned char)line[i])) {
+        code = code * 10 + (line[i] - '0');
+        digits++;
+        i++;
+    }
+    return digits == 3 ? code : 0;
+}
+
+static int is_2xx(long status)
+{
+    return status >= 200 && status < 300;
+}
+
+static size_t on_header(char *data, size_t size, size_t nmemb, void *userp)
+{
+    struct xfer *x = userp;
+    size_t n = size * nmemb;
+    long status = parse_status_line(data, n);
+
+    if (status != 0) {
+        /* A new response begins (a redirect hop, or a 1xx before the real answer): forget
+         * everything about the previous one. */
+        x->status = status;
+        x->hlen = 0;
+        x->bytes = 0;
+        x->len = 0;
+        if (x->hdr != NULL)
+            x->hdr[0] = '\0';
+        if (x->buf != NULL)
+            x->buf[0] = '\0';
+    }
+    if (x->hlen + n > HEADERS_MAX) {
+        x->hdr_overflow = 1;
+        return 0;
+    }
+    buf_append(&x->hdr, &x->hlen, &x->hcap, data, n);
+    return n;
+}
+
+static int write_all(int fd, const char *data, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, data, n);
+
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        data += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
+{
+    struct xfer *x = userp;
+    size_t n = size * nmemb;
+
+    if (x->to_fd && !is_2xx(x->status)) {
+        /* An error page: read it so the connection can be reused, but never keep it. */
+        x->bytes += (long long)n;
+        if (x->bytes > DISCARD_MAX) {
+            x->discarded = 1;
+            return 0;
+        }
+        return n;
+    }
+    if (x->max_bytes > 0 && x->bytes + (long long)n > x->max_bytes) {
+        x->over_cap = 1;
+        return 0;
+    }
+    x->bytes += (long long)n;
+    if (x->to_fd) {
+        if (write_all(x->fd, data, n) < 0) {
+            x->write_errno = errno;
+            return 0;
+        }
+    } else {
+        buf_append(&x->buf, &x->len, &x->cap, data, n);
+    }
+    return n;
+}
+
+static long to_ms(double seconds)
+{
+    if (seconds <= 0)
+        return 0;
+    if (seconds > 86400.0 * 365)
+        seconds = 86400.0 * 365;
+    return (long)(seconds * 1000.0 + 0.5);
+}
+
+/* Set every option of one request; the handle was reset, so nothing is inherited. */
+static int setup(struct http *h, const char *url, const struct http_limits *lim,
+                 struct curl_slist *hdrs, struct xfer *x)
+{
+    CURL *c = h->curl;
+    CURLcode rc = CURLE_OK;
+
+    curl_easy_reset(c);
+    h->errbuf[0] = '\0';
+#define SET(opt, val)                                  \
+    do {                                               \
+        if (rc == CURLE_OK)                            \
+            rc = curl_easy_setopt(c, opt, val);        \
+    } while (0)
+    SET(CURLOPT_ERRORBUFFER, h->errbuf);
+    SET(CURLOPT_URL, url);
+    /* Worker threads: libcurl must not use signals (SIGALRM) for its DNS timeouts. */
+    SET(CURLOPT_NOSIGNAL, 1L);
+    SET(CURLOPT_PROTOCOLS_STR, "http,https");
+    SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    SET(CURLOPT_USERAGENT, USER_AGENT);
+    if (lim->max_redirects > 0) {
+        SET(CURLOPT_FOLLOWLOCATION, 1L);
+        SET(CURLOPT_MAXREDIRS, (long)lim->max_redirects);
+    } else {
+        SET(CURLOPT_FOLLOWLOCATION, 0L);
+    }
+    SET(CURLOPT_CONNECTTIMEOUT_MS, to_ms(lim->connect_timeout));
+    SET(CURLOPT_TIMEOUT_MS, to_ms(lim->timeout));
+    if (lim->max_bytes > 0)
+        SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)lim->max_bytes);
+    SET(CURLOPT_HEADERFUNCTION, on_header);
+    SET(CURLOPT_HEADERDATA, x);
+    SET(CURLOPT_WRITEFUNCTION, on_body);
+    SET(CURLOPT_WRITEDATA, x);
+    if (hdrs != NULL)
+        SET(CURLOPT_HTTPHEADER, hdrs);
+#undef SET
+    return rc == CURLE_OK ? 0 : -1;
+}
+
+/* Timeouts, refused or reset connections, cut transfers and DNS failures are the network
+ * having a bad moment; everything else libcurl reports (a disallowed scheme, too many
+ * redirects, a malformed URL, a certificate that does not verify) will fail the same way
+ * next time. */
+static int curl_transient(CURLcode rc)
+{
+    switch (rc) {
+    case CURLE_OPERATION_TIMEDOUT:
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_GOT_NOTHING:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+    case CURLE_SSL_CONNECT_ERROR:   /* mostly a connection reset during the handshake */
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static int status_transient(long status)
+{
+    return status == 408 || status == 429 || (status >= 500 && status <= 599);
+}
+
+/* The value of header `name` in a raw header block, trimmed, into buf. */
+static const char *header_find(const char *block, const char *name, char *buf, size_t len)
+{
+    size_t nlen = strlen(name);
+    const char *line = block;
+
+    if (block == NULL || len == 0)
+        return NULL;
+    while (*line != '\0') {
+        const char *eol = strchr(line, '\n');
+        const char *end = eol != NULL ? eol : line + strlen(line);
+
+        if ((size_t)(end - line) > nlen && strncasecmp(line, name, nlen) == 0 &&
+            line[nlen] == ':') {
+            const char *v = line + nlen + 1;
+            size_t n;
+
+            while (v < end && (*v == ' ' || *v == '\t'))
+                v++;
+            while (end > v && (end[-1] == '\r' || end[-1] == ' ' || end[-1] == '\t'))
+                end--;
+            n = (size_t)(end - v);
+            if (n >= len)
+                n = len - 1;
+            memcpy(buf, v, n);
+            buf[n] = '\0';
+            return buf;
+        }
+        if (eol == NULL)
+            break;
+        line = eol + 1;
+    }
+    return NULL;
+}
+
+const char *http_header(const struct http_result *res, const char *name, char *buf, size_t len)
+{
+    if (res == NULL)
+        return NULL;
+    return header_find(res->headers, name, buf, len);
+}
+
+/* Retry-After is either delta-seconds or an HTTP-date (RFC 9110 10.2.3). */
+static double parse_retry_after(const char *block)
+{
+    char v[128];
+    double secs;
+
+    if (header_find(block, "Retry-After", v, sizeof(v)) == NULL || v[0] == '\0')
+        return 0;
+    if (isdigit((unsigned char)v[0])) {
+        char *end;
+        unsigned long long n;
+
+        errno = 0;
+        n = strtoull(v, &end, 10);
+        if (*end != '\0')
+            return 0;
+        secs = (errno == ERANGE || n > (unsigned long long)RETRY_AFTER_MAX)
+                   ? RETRY_AFTER_MAX : (double)n;
+    } else {
+        time_t when = curl_getdate(v, NULL);
+
+        if (when == (time_t)-1)
+            return 0;
+        secs = difftime(when, time(NULL));
+    }
+    if (secs < 0)
+        secs = 0;
+    if (secs > RETRY_AFTER_MAX)
+        secs = RETRY_AFTER_MAX;
+    return secs;
+}
+
+/* A URL is echoed in every error message; one with a newline in it could forge log lines,
+ * so such URLs are refused and shown with '?' for each control byte. */
+static int has_ctl(const char *s)
+{
+    for (; *s != '\0'; s++) {
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return 1;
+    }
+    return 0;
+}
+
+static void printable(char *dst, size_t len, const char *src)
+{
+    size_t i = 0;
+
+    for (; src[i] != '\0' && i + 1 < len; i++)
+        dst[i] = ((unsigned char)src[i] < 0x20 || src[i] == 0x7f) ? '?' : src[i];
+    dst[i] = '\0';
+}
+
+/* Run one request and fill res; returns 0 when libcurl completed it (any status), -1 with
+ * err set and res->transient decided otherwise. */
+static int perform(struct http *h, const char *url, const char *const *req_headers,
+                   const struct http_limits *lim, struct xfer *x, struct http_result *res,
+                   char *err, size_t errlen)
+{
+    struct http_limits defaults;
+    struct curl_slist *hdrs = NULL;
+    CURLcode rc;
+
+    res->status = 0;
+    res->bytes = 0;
+    res->transient = 0;
+    res->retry_after = 0;
+    res->headers = NULL;
+    if (has_ctl(url)) {
+        char shown[512];
+
+        printable(shown, sizeof(shown), url);
+        err_set(err, errlen, "%s: the URL contains a control character", shown);
+        return -1;
+    }
+    if (lim == NULL) {
+        http_limits_default(&defaults);
+        lim = &defaults;
+    }
+    for (size_t i = 0; req_headers != NULL && req_headers[i] != NULL; i++) {
+        struct curl_slist *next = curl_slist_append(hdrs, req_headers[i]);
+
+        if (next == NULL) {
+            curl_slist_free_all(hdrs);
+            err_set(err, errlen, "%s: out of memory for request headers", url);
+            return -1;
+        }
+        hdrs = next;
+    }
+    if (setup(h, url, lim, hdrs, x) < 0) {
+        curl_slist_free_all(hdrs);
+        err_set(err, errlen, "%s: libcurl refused an option", url);
+        return -1;
+    }
+    x->max_bytes = lim->max_bytes;
+    rc = curl_easy_perform(h->curl);
+    /* The handle outlives this call: leave it no pointer into what is freed here. */
+    curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
+    curl_easy_setopt(h->curl, CURLOPT_WRITEDATA, (void *)NULL);
+    curl_easy_setopt(h->curl, CURLOPT_HEADERDATA, (void *)NULL);
+    curl_slist_free_all(hdrs);
+
+    res->status = x->status;
+    res->bytes = x->bytes;
+    res->headers = x->hdr;
+    x->hdr = NULL;
+    res->retry_after = parse_retry_after(res->headers);
+
+    if (rc == CURLE_OK || (x->discarded && rc == CURLE_WRITE_ERROR))
+        return 0;
+
+    if (x->over_cap || rc == CURLE_FILESIZE_EXCEEDED) {
+        err_set(err, errlen, "%s: body larger than the %lld-byte limit", url, lim->max_bytes);
+    } else if (x->hdr_overflow) {
+        err_set(err, errlen, "%s: response headers larger than %d bytes", url, HEADERS_MAX);
+    } else if (x->write_errno != 0) {
+        err_set(err, errlen, "%s: write: %s", url, strerror(x->write_errno));
+    } else {
+        size_t n = strlen(h->errbuf);
+
+        /* Some libcurl messages end in a newline; ours are one line. */
+        while (n > 0 && (h->errbuf[n - 1] == '\n' || h->errbuf[n - 1] == '\r'))
+            h->errbuf[--n] = '\0';
+        err_set(err, errlen, "%s: %s", url, n > 0 ? h->errbuf : curl_easy_strerror(rc));
+        res->transient = curl_transient(rc);
+    }
+    return -1;
+}
+
+int http_get(struct http *h, const char *url, const char *const *req_headers,
+             const struct http_limits *lim, char **body, size_t *len,
+             struct http_result *res, char *err, size_t errlen)
+{
+    struct xfer x;
+
+    memset(&x, 0, sizeof(x));
+    *body = NULL;
+    *len = 0;
+    if (perform(h, url, req_headers, lim, &x, res, err, errlen) < 0) {
+        /* Nothing to free for a caller that only looks at err and res->transient. */
+        free(x.buf);
+        http_result_free(res);
+        return -1;
+    }
+    if (x.buf == NULL)
+        x.buf = xstrdup("");
+    *body = x.buf;
+    *len = x.len;
+    return 0;
+}
+
+int http_get_to_fd(struct http *h, const char *url, int fd, const struct http_limits *lim,
+                   struct http_result *res, char *err, size_t errlen)
+{
+    struct xfer x;
+    int rc;
+
+    memset(&x, 0, sizeof(x));
+    x.to_fd = 1;
+    x.fd = fd;
+    rc = perform(h, url, NULL, lim, &x, res, err, errlen);
+    free(x.hdr);
+    /* The header block is only promised by http_get; the caller of this one has no reason to
+     * free it. Retry-After was already read out of it. */
+    http_result_free(res);
+    /* An error status is the fact worth reporting even when its body then broke off or ran
+     * over the cap. 3xx is not: a redirect that could not be followed is explained better
+     * by libcurl's own message. */
+    if (rc < 0 && res->status < 400)
+        return -1;
+    if (!is_2xx(res->status)) {
+        res->transient = status_transient(res->status);
+        if (res->status == 0)
+            err_set(err, errlen, "%s: no HTTP response", url);
+        else
+            err_set(err, errlen, "%s: HTTP %ld", url, res->status);
+        return -1;
+    }
+    return 0;
+}

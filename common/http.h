@@ -1,0 +1,63 @@
+/* http.h - HTTP GETs over one reusable libcurl easy handle.
+ *
+ * A `struct http` belongs to one thread and is reused for every request that thread makes,
+ * so that connections (and TLS sessions) are kept alive across jobs. Only http and https
+ * are allowed, redirects included, with at most `max_redirects` hops.
+ *
+ * Every failure is classified: `transient` is 1 when trying again later may succeed
+ * (timeouts, refused or reset connections, DNS hiccups, HTTP 408, 429 and 5xx) and 0 when it
+ * cannot (other 4xx, a disallowed scheme, a body over the size cap, a local write error).
+ */
+#ifndef CQ_HTTP_H
+#define CQ_HTTP_H
+
+#include <stddef.h>
+
+struct http;
+
+struct http_limits {
+    double connect_timeout;   /* seconds; 0 = libcurl's default */
+    double timeout;           /* whole transfer, seconds; 0 = none */
+    long long max_bytes;      /* body size cap; 0 = none */
+    int max_redirects;        /* hops allowed; 0 = do not follow */
+};
+
+/* Defaults: connect 10 s, total 60 s, 50 MiB, 5 redirects. */
+void http_limits_default(struct http_limits *lim);
+
+struct http_result {
+    long status;          /* final HTTP status; 0 when no response arrived */
+    long long bytes;      /* body bytes received */
+    int transient;        /* see above; meaningful when the call returned -1 */
+    double retry_after;   /* seconds from a Retry-After header (429/503); 0 when absent */
+    char *headers;        /* raw header block of the final response (http_get only), or NULL */
+};
+
+/* A new handle; NULL (with err) if libcurl could not make one. */
+struct http *http_new(char *err, size_t errlen);
+void http_free(struct http *h);
+
+/* GET url into memory. req_headers is a NULL-terminated list like {"Authorization: ...",
+ * NULL} or NULL. On success (any HTTP status: the caller judges it) returns 0, *body is a
+ * malloc'ed NUL-terminated buffer of *len bytes and res->headers holds the response headers;
+ * free both with http_result_free and free(). On a transfer failure returns -1 with err set
+ * ("http://x/y: Connection refused"). */
+int http_get(struct http *h, const char *url, const char *const *req_headers,
+             const struct http_limits *lim, char **body, size_t *len,
+             struct http_result *res, char *err, size_t errlen);
+
+/* GET url and write the body to fd. Returns 0 only when the whole body arrived with a 2xx
+ * status; -1 otherwise, with err set ("https://x/y.jpg: HTTP 404") and res filled. */
+int http_get_to_fd(struct http *h, const char *url, int fd, const struct http_limits *lim,
+                   struct http_result *res, char *err, size_t errlen);
+
+/* Look up a response header (case-insensitive) in res->headers, copying its value into buf.
+ * Returns buf, or NULL when absent. */
+const char *http_header(const struct http_result *res, const char *name, char *buf, size_t len);
+
+void http_result_free(struct http_result *res);
+
+/* Call once per process before any thread uses http_new (curl_global_init). */
+int http_global_init(char *err, size_t errlen);
+
+#endif

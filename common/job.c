@@ -1,0 +1,174 @@
+/* job.c - encode and decode job records (see job.h and docs/PROTOCOL.md). */
+#include "job.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uuid/uuid.h>
+
+#include "util.h"
+
+void job_new_id(char id[JOB_ID_MAX + 1])
+{
+    uuid_t u;
+
+    uuid_generate_random(u);
+    uuid_unparse_lower(u, id);
+}
+
+struct job *job_new(const char *func, cJSON *args)
+{
+    struct job *j = xcalloc(1, sizeof *j);
+
+    job_new_id(j->id);
+    str_copy(j->func, sizeof j->func, func);
+    j->args = args ? args : cJSON_CreateArray();
+    if (j->args == NULL) {
+        fprintf(stderr, "cq: out of memory creating job args\n");
+        abort();
+    }
+    j->retries = -1;
+    return j;
+}
+
+void job_free(struct job *j)
+{
+    if (j == NULL) return;
+    cJSON_Delete(j->args);
+    free(j);
+}
+
+int job_nargs(const struct job *j)
+{
+    return cJSON_IsArray(j->args) ? cJSON_GetArraySize(j->args) : 0;
+}
+
+const char *job_arg_string(const struct job *j, int i)
+{
+    const cJSON *a = cJSON_GetArrayItem(j->args, i);
+    return cJSON_IsString(a) ? a->valuestring : NULL;
+}
+
+/* Read an optional whole number field. Returns 0 when absent or valid, -1 when wrong. */
+static int get_int(const cJSON *o, const char *name, int min, int max, int *out)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+
+    if (v == NULL || cJSON_IsNull(v)) return 0;
+    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) ||
+        v->valuedouble < min || v->valuedouble > max)
+        return -1;
+    *out = (int)v->valuedouble;
+    return 0;
+}
+
+static int get_double(const cJSON *o, const char *name, double *out)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+
+    if (v == NULL || cJSON_IsNull(v)) return 0;
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble < 0) return -1;
+    *out = v->valuedouble;
+    return 0;
+}
+
+int job_decode(const char *buf, size_t len, struct job **out, char *err, size_t errlen)
+{
+    cJSON *o, *v;
+    struct job *j;
+    int rc = -1;
+
+    *out = NULL;
+    if (len > JOB_RECORD_MAX) {
+        err_set(err, errlen, "record of %zu bytes is over the %d byte limit", len,
+                JOB_RECORD_MAX);
+        return -1;
+    }
+    o = cJSON_ParseWithLength(buf, len);
+    if (o == NULL) {
+        err_set(err, errlen, "record is not valid JSON");
+        return -1;
+    }
+    if (!cJSON_IsObject(o)) {
+        err_set(err, errlen, "record is not a JSON object");
+        goto done;
+    }
+    v = cJSON_GetObjectItemCaseSensitive(o, "id");
+    if (!cJSON_IsString(v) || !keys_valid_name(v->valuestring)) {
+        err_set(err, errlen, "record has no valid id (1-%d characters of A-Z a-z 0-9 _ . @ -)",
+                KEYS_NAME_MAX);
+        goto done;
+    }
+    j = xcalloc(1, sizeof *j);
+    str_copy(j->id, sizeof j->id, v->valuestring);
+    j->retries = -1;
+    *out = j;
+
+    v = cJSON_GetObjectItemCaseSensitive(o, "func");
+    if (!cJSON_IsString(v) || v->valuestring[0] == '\0' || strlen(v->valuestring) > JOB_FUNC_MAX) {
+        err_set(err, errlen, "job %s: field 'func' must be a function name", j->id);
+        goto done;
+    }
+    str_copy(j->func, sizeof j->func, v->valuestring);
+
+    v = cJSON_DetachItemFromObjectCaseSensitive(o, "args");
+    if (v == NULL) {
+        v = cJSON_CreateArray();
+    } else if (!cJSON_IsArray(v)) {
+        cJSON_Delete(v);
+        err_set(err, errlen, "job %s: field 'args' must be a JSON array", j->id);
+        goto done;
+    }
+    j->args = v;
+
+    v = cJSON_GetObjectItemCaseSensitive(o, "queue");
+    if (v != NULL && !cJSON_IsNull(v)) {
+        if (!cJSON_IsString(v) || !keys_valid_name(v->valuestring)) {
+            err_set(err, errlen, "job %s: field 'queue' is not a valid queue name", j->id);
+            goto done;
+        }
+        str_copy(j->queue, sizeof j->queue, v->valuestring);
+    }
+    if (get_double(o, "enqueued_at", &j->enqueued_at) != 0 ||
+        get_int(o, "retries", -1, 1000, &j->retries) != 0 ||
+        get_int(o, "attempts", 0, 1000000, &j->attempts) != 0 ||
+        get_int(o, "recovered", 0, 1000000, &j->recovered) != 0 ||
+        get_double(o, "timeout", &j->timeout) != 0) {
+        err_set(err, errlen,
+                "job %s: enqueued_at, retries, attempts, recovered and timeout must be "
+                "non-negative numbers", j->id);
+        goto done;
+    }
+    rc = 0;
+done:
+    cJSON_Delete(o);
+    return rc;
+}
+
+char *job_encode(const struct job *j)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON *args;
+    char *s;
+
+    if (o == NULL) goto oom;
+    cJSON_AddStringToObject(o, "id", j->id);
+    cJSON_AddStringToObject(o, "func", j->func);
+    args = j->args ? cJSON_Duplicate(j->args, 1) : cJSON_CreateArray();
+    if (args == NULL) goto oom;
+    cJSON_AddItemToObject(o, "args", args);
+    if (j->queue[0]) cJSON_AddStringToObject(o, "queue", j->queue);
+    if (j->enqueued_at > 0) cJSON_AddNumberToObject(o, "enqueued_at", j->enqueued_at);
+    if (j->retries >= 0) cJSON_AddNumberToObject(o, "retries", j->retries);
+    if (j->attempts > 0) cJSON_AddNumberToObject(o, "attempts", j->attempts);
+    if (j->recovered > 0) cJSON_AddNumberToObject(o, "recovered", j->recovered);
+    if (j->timeout > 0) cJSON_AddNumberToObject(o, "timeout", j->timeout);
+    s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (s == NULL) goto oom;
+    return s;
+oom:
+    fprintf(stderr, "cq: out of memory encoding job %s\n", j->id);
+    abort();
+}

@@ -1,0 +1,56 @@
+/* job.h - the job record: what a producer LPUSHes and a worker takes.
+ *
+ * On the wire a record is one JSON object (docs/PROTOCOL.md):
+ *   {"id":"...","func":"download_link","args":["images","https://..."],
+ *    "queue":"default","enqueued_at":1767225600.5,
+ *    "retries":3,"attempts":0,"timeout":30,"recovered":0}
+ * Only id, func and args are required; the rest have defaults so that a record LPUSHed by
+ * hand from redis-cli works. Unknown fields are ignored (and dropped on re-encoding).
+ */
+#ifndef CQ_JOB_H
+#define CQ_JOB_H
+
+#include <stddef.h>
+#include <cjson/cJSON.h>
+#include "keys.h"
+
+#define JOB_ID_MAX KEYS_NAME_MAX
+#define JOB_FUNC_MAX 64
+#define JOB_RECORD_MAX (1024 * 1024)   /* larger records are refused by job_decode */
+
+struct job {
+    char id[JOB_ID_MAX + 1];
+    char func[JOB_FUNC_MAX + 1];
+    cJSON *args;          /* a JSON array, owned by the job */
+    char queue[KEYS_NAME_MAX + 1];   /* "" when the record did not say */
+    double enqueued_at;   /* Unix seconds; 0 when unknown */
+    int retries;          /* retries allowed; -1 = the function's default */
+    int attempts;         /* attempts started so far */
+    int recovered;        /* times taken back from a dead worker */
+    double timeout;       /* seconds; 0 = the function's default */
+};
+
+/* A new job with a fresh UUID, the given function and args (ownership of args passes to the
+ * job; NULL means an empty array). */
+struct job *job_new(const char *func, cJSON *args);
+
+/* Fill id with a new random UUID (36 characters + NUL). */
+void job_new_id(char id[JOB_ID_MAX + 1]);
+
+/* Decode a record. On success returns 0 and *out holds the job. On failure returns -1 with
+ * err set; *out is NULL when not even a usable id could be read, otherwise *out holds the id
+ * (and any fields that did decode) so that the caller can record the failure under it. */
+int job_decode(const char *buf, size_t len, struct job **out, char *err, size_t errlen);
+
+/* Encode to a malloc'ed NUL-terminated JSON string; the caller frees it. */
+char *job_encode(const struct job *j);
+
+/* Number of args (0 when args is not an array). */
+int job_nargs(const struct job *j);
+
+/* The i-th arg as a string, or NULL when it is missing or not a string. */
+const char *job_arg_string(const struct job *j, int i);
+
+void job_free(struct job *j);
+
+#endif

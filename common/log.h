@@ -1,0 +1,41 @@
+/* log.h - one levelled log line to stderr.
+ *
+ * There is no global logger: each program owns a `struct logger` (its name and threshold) and
+ * passes it down, so that library code in common/ stays free of global state and two
+ * workers in one process (tests) could log differently.
+ *
+ * Line format: "2026-11-27T08:00:00.123Z cworker[1234] INFO message".
+ */
+#ifndef CQ_LOG_H
+#define CQ_LOG_H
+
+#include <errno.h>
+#include <stddef.h>
+
+enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
+
+struct logger {
+    const char *prog;   /* program name shown on every line */
+    int level;          /* lines above this level are dropped */
+};
+
+/* Write one line; when errnum is not 0, ": strerror(errnum)" is appended. */
+void log_emit(const struct logger *lg, int level, int errnum, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+#define LOG(lg, lvl, ...)                                                    \
+    do {                                                                     \
+        const struct logger *log_lg_ = (lg);                                 \
+        if (log_lg_ != NULL && (lvl) <= log_lg_->level)                      \
+            log_emit(log_lg_, (lvl), 0, __VA_ARGS__);                        \
+    } while (0)
+
+#define LOG_ERRNO(lg, lvl, ...)                                              \
+    do {                                                                     \
+        const struct logger *log_lg_ = (lg);                                 \
+        int log_saved_errno_ = errno;                                        \
+        if (log_lg_ != NULL && (lvl) <= log_lg_->level)                      \
+            log_emit(log_lg_, (lvl), log_saved_errno_, __VA_ARGS__);         \
+    } while (0)
+
+#endif

@@ -1,0 +1,663 @@
+/* queue.c - the protocol operations of cq: how a record moves between Redis keys.
+ *
+ * DESIGN. A job record (job.h) lives in exactly one place at a time:
+ *
+ *   producer --LPUSH--> queue:<q> --take--> inflight:<wid>:<q> --apply--> done (status hash)
+ *                          ^   ^                 |        |               failed set + hash
+ *                          |   +----recover------+        +--retry------> scheduled zset
+ *                          +--------schedule_due-------------------------------+
+ *
+ * Each arrow is one atomic step: a single command (LMOVE/BLMOVE), a Lua script (take,
+ * schedule_due, recover), or a MULTI/EXEC block (enqueue, apply). Redis runs a script or a
+ * transaction without interleaving other clients' commands, so no observer ever sees a record
+ * in two places or in none. Scripts are sent with EVAL every time rather than EVALSHA: the
+ * body is a few hundred bytes per batch, and EVAL survives a Redis restart that empties the
+ * script cache without a NOSCRIPT dance.
+ *
+ * Scripts build key names from templates made by keys.c (keys_template), so the schema is
+ * still spelled only there. cq targets a single Redis primary (not Redis Cluster): scripts
+ * touch keys they compute, which Cluster forbids.
+ */
+#include "queue.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+/* ---- a growable argv for pipelined commands ----------------------------------------- */
+
+struct cmd {
+    const char **argv;
+    size_t *lens;
+    char **owned;      /* strings this cmd allocated, freed by cmd_reset */
+    int argc, cap, nowned, capowned;
+};
+
+static void cmd_add(struct cmd *c, const char *s, size_t len)
+{
+    if (c->argc == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 16;
+        c->argv = xrealloc(c->argv, sizeof *c->argv * (size_t)c->cap);
+        c->lens = xrealloc(c->lens, sizeof *c->lens * (size_t)c->cap);
+    }
+    c->argv[c->argc] = s;
+    c->lens[c->argc] = len;
+    c->argc++;
+}
+
+static void cmd_str(struct cmd *c, const char *s)
+{
+    cmd_add(c, s, strlen(s));
+}
+
+/* Add a malloc'ed string, which the cmd frees. */
+static void cmd_own(struct cmd *c, char *s)
+{
+    if (c->nowned == c->capowned) {
+        c->capowned = c->capowned ? c->capowned * 2 : 16;
+        c->owned = xrealloc(c->owned, sizeof *c->owned * (size_t)c->capowned);
+    }
+    c->owned[c->nowned++] = s;
+    cmd_str(c, s);
+}
+
+/* Add a formatted argument; the string is owned by the cmd. */
+static void cmd_fmt(struct cmd *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void cmd_fmt(struct cmd *c, const char *fmt, ...)
+{
+    va_list ap;
+    char *s;
+    int n;
+
+    va_start(ap, fmt);
+    n = vasprintf(&s, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        fprintf(stderr, "cq: out of memory formatting a command\n");
+        abort();
+    }
+    cmd_own(c, s);
+}
+
+/* Queue the command for sending and start a new one (owned strings live until cmd_free). */
+static int cmd_send(struct rconn *r, struct cmd *c)
+{
+    int rc = rconn_append(r, c->argc, c->argv, c->lens);
+    c->argc = 0;
+    return rc;
+}
+
+static void cmd_free(struct cmd *c)
+{
+    int i;
+
+    for (i = 0; i < c->nowned; i++) free(c->owned[i]);
+    free(c->owned);
+    free(c->argv);
+    free(c->lens);
+    memset(c, 0, sizeof *c);
+}
+
+/* Read n pipelined replies. The reply of the EXEC (the last one) decides: 0 when it is an
+ * array, else -1 with err. Replies are all read even after an error, to keep the connection
+ * in step. */
+static int read_multi(struct rconn *r, int n, char *err, size_t errlen)
+{
+    int i, rc = 0;
+
+    for (i = 0; i < n; i++) {
+        redisReply *rep = rconn_read(r);
+        if (rep == NULL) {
+            err_set(err, errlen, "%s", r->errstr);
+            return -1;
+        }
+        if (rep->type == REDIS_REPLY_ERROR && rc == 0) {
+            err_set(err, errlen, "redis: %s", rep->str);
+            rc = -1;
+        }
+        if (i == n - 1 && rep->type != REDIS_REPLY_ARRAY && rc == 0) {
+            err_set(err, errlen, "redis: transaction aborted");
+            rc = -1;
+        }
+        freeReplyObject(rep);
+    }
+    return rc;
+}
+
+static int reply_error(struct rconn *r, redisReply *rep, const char *what, char *err,
+                       size_t errlen)
+{
+    if (rep == NULL) {
+        err_set(err, errlen, "%s", r->errstr);
+        return -1;
+    }
+    if (rep->type == REDIS_REPLY_ERROR) {
+        err_set(err, errlen, "redis %s: %s", what, rep->str);
+        freeReplyObject(rep);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- producers ---------------------------------------------------------------------- */
+
+#define ENQUEUE_CHUNK 1000
+
+static int enqueue_chunk(struct rconn *r, const struct keys *k, struct job *const *jobs,
+                         size_t n, double at, double now, char *err, size_t errlen)
+{
+    struct cmd c = {0};
+    char **recs = xcalloc(n, sizeof *recs);
+    char kq[KEYS_KEY_MAX], kj[KEYS_KEY_MAX], ks[KEYS_KEY_MAX], kqs[KEYS_KEY_MAX];
+    int sent = 0, rc = -1;
+    size_t i, run;
+    int scheduled = at > now;
+
+    for (i = 0; i < n; i++) recs[i] = job_encode(jobs[i]);
+    keys_queues(k, kqs, sizeof kqs);
+    keys_scheduled(k, ks, sizeof ks);
+
+    cmd_str(&c, "MULTI");
+    if (cmd_send(r, &c) != 0) goto io;
+    sent++;
+    /* Records for the same queue go out in one variadic LPUSH (or ZADD). */
+    for (i = 0; i < n; i = run) {
+        const char *q = jobs[i]->queue;
+        for (run = i; run < n && strcmp(jobs[run]->queue, q) == 0; run++) {
+        }
+        cmd_str(&c, "SADD");
+        cmd_str(&c, kqs);
+        cmd_str(&c, q);
+        if (cmd_send(r, &c) != 0) goto io;
+        sent++;
+        if (scheduled) {
+            size_t m;
+            cmd_str(&c, "ZADD");
+            cmd_str(&c, ks);
+            for (m = i; m < run; m++) {
+                cmd_fmt(&c, "%.6f", at);
+                cmd_str(&c, recs[m]);
+            }
+        } else {
+            size_t m;
+            cmd_str(&c, "LPUSH");
+            cmd_str(&c, keys_queue(k, q, kq, sizeof kq));
+            for (m = i; m < run; m++) cmd_str(&c, recs[m]);
+        }
+        if (cmd_send(r, &c) != 0) goto io;
+        sent++;
+    }
+    for (i = 0; i < n; i++) {
+        const struct job *j = jobs[i];
+        cmd_str(&c, "HSET");
+        cmd_str(&c, keys_job(k, j->id, kj, sizeof kj));
+        cmd_str(&c, "status");
+        cmd_str(&c, scheduled ? "scheduled" : "queued");
+        cmd_str(&c, "func");
+        cmd_str(&c, j->func);
+        cmd_str(&c, "queue");
+        cmd_str(&c, j->queue);
+        cmd_str(&c, "enqueued_at");
+        cmd_fmt(&c, "%.6f", j->enqueued_at);
+        if (scheduled) {
+            cmd_str(&c, "scheduled_for");
+            cmd_fmt(&c, "%.6f", at);
+        }
+        if (cmd_send(r, &c) != 0) goto io;
+        /* A job id reused after an earlier run must not inherit that run's expiry. */
+        cmd_str(&c, "PERSIST");
+        cmd_str(&c, kj);
+        if (cmd_send(r, &c) != 0) goto io;
+        sent += 2;
+    }
+    cmd_str(&c, "EXEC");
+    if (cmd_send(r, &c) != 0) goto io;
+    sent++;
+    rc = read_multi(r, sent, err, errlen);
+    goto done;
+io:
+    err_set(err, errlen, "%s", r->errstr);
+done:
+    for (i = 0; i < n; i++) free(recs[i]);
+    free(recs);
+    cmd_free(&c);
+    return rc;
+}
+
+int queue_enqueue(struct rconn *r, const struct keys *k, struct job *const *jobs, size_t n,
+                  double at, char *err, size_t errlen)
+{
+    double now = time_now();
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        struct job *j = jobs[i];
+        if (j->id[0] == '\0') job_new_id(j->id);
+        if (j->queue[0] == '\0') str_copy(j->queue, sizeof j->queue, "default");
+        if (j->enqueued_at <= 0) j->enqueued_at = now;
+        if (!keys_valid_name(j->id)) {
+            err_set(err, errlen, "job id '%s': use 1-%d characters of A-Z a-z 0-9 _ . @ -",
+                    j->id, KEYS_NAME_MAX);
+            return -1;
+        }
+        if (!keys_valid_name(j->queue)) {
+            err_set(err, errlen, "queue '%s': use 1-%d characters of A-Z a-z 0-9 _ . @ -",
+                    j->queue, KEYS_NAME_MAX);
+            return -1;
+        }
+    }
+    for (i = 0; i < n; i += ENQUEUE_CHUNK) {
+        size_t m = n - i < ENQUEUE_CHUNK ? n - i : ENQUEUE_CHUNK;
+        if (enqueue_chunk(r, k, jobs + i, m, at, now, err, errlen) != 0) return -1;
+    }
+    return 0;
+}
+
+/* ---- taking ------------------------------------------------------------------------- */
+
+/* ARGV: queue template, inflight template, wid, max, queue names in priority order.
+ * RPOP with a count takes the oldest records first; they are pushed to the in-flight list in
+ * the same script, so they are never only in the reply. */
+static const char take_lua[] =
+    "local out, max = {}, tonumber(ARGV[4])\n"
+    "for i = 5, #ARGV do\n"
+    "  local want = max - #out / 2\n"
+    "  if want <= 0 then break end\n"
+    "  local q = ARGV[i]\n"
+    "  local recs = redis.call('RPOP', string.format(ARGV[1], q), want)\n"
+    "  if recs then\n"
+    "    redis.call('LPUSH', string.format(ARGV[2], ARGV[3], q), unpack(recs))\n"
+    "    for _, rec in ipairs(recs) do out[#out + 1] = q; out[#out + 1] = rec end\n"
+    "  end\n"
+    "end\n"
+    "return out\n";
+
+static void taken_set(struct taken *t, const char *q, const char *rec, size_t len)
+{
+    t->record = xmalloc(len + 1);
+    memcpy(t->record, rec, len);
+    t->record[len] = '\0';
+    t->len = len;
+    str_copy(t->queue, sizeof t->queue, q);
+}
+
+int queue_take(struct rconn *r, const struct keys *k, const char *wid,
+               const char *const *queues, size_t nq, size_t max, struct taken *out,
+               char *err, size_t errlen)
+{
+    struct cmd c = {0};
+    char tq[KEYS_KEY_MAX], ti[KEYS_KEY_MAX];
+    redisReply *rep;
+    size_t i, n = 0;
+
+    if (max == 0 || nq == 0) return 0;
+    cmd_str(&c, "EVAL");
+    cmd_str(&c, take_lua);
+    cmd_str(&c, "0");
+    cmd_str(&c, keys_template(k, KEYS_QUEUE, tq, sizeof tq));
+    cmd_str(&c, keys_template(k, KEYS_INFLIGHT, ti, sizeof ti));
+    cmd_str(&c, wid);
+    cmd_fmt(&c, "%zu", max);
+    for (i = 0; i < nq; i++) cmd_str(&c, queues[i]);
+    rep = rconn_command(r, c.argc, c.argv, c.lens);
+    cmd_free(&c);
+    if (reply_error(r, rep, "take", err, errlen) != 0) return -1;
+    if (rep->type == REDIS_REPLY_ARRAY) {
+        for (i = 0; i + 1 < rep->elements && n < max; i += 2) {
+            redisReply *q = rep->element[i], *rec = rep->element[i + 1];
+            if (q->type != REDIS_REPLY_STRING || rec->type != REDIS_REPLY_STRING) continue;
+            taken_set(&out[n++], q->str, rec->str, rec->len);
+        }
+    }
+    freeReplyObject(rep);
+    return (int)n;
+}
+
+int queue_take_blocking(struct rconn *r, const struct keys *k, const char *wid,
+                        const char *queue, double timeout, struct taken *out,
+                        char *err, size_t errlen)
+{
+    char kq[KEYS_KEY_MAX], ki[KEYS_KEY_MAX];
+    redisReply *rep;
+    int rc = 0;
+
+    keys_queue(k, queue, kq, sizeof kq);
+    keys_inflight(k, wid, queue, ki, sizeof ki);
+    rep = rconn_commandf(r, "BLMOVE %s %s RIGHT LEFT %.3f", kq, ki, timeout);
+    if (reply_error(r, rep, "BLMOVE", err, errlen) != 0) return -1;
+    if (rep->type == REDIS_REPLY_STRING) {
+        taken_set(out, queue, rep->str, rep->len);
+        rc = 1;
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
+void queue_taken_free(struct taken *t)
+{
+    if (t == NULL) return;
+    free(t->record);
+    t->record = NULL;
+    t->len = 0;
+}
+
+/* ---- outcomes ----------------------------------------------------------------------- */
+
+static void add_ttl(struct cmd *c, const char *key, long ttl)
+{
+    if (ttl > 0) {
+        cmd_str(c, "EXPIRE");
+        cmd_str(c, key);
+        cmd_fmt(c, "%ld", ttl);
+    } else if (ttl == 0) {
+        cmd_str(c, "DEL");
+        cmd_str(c, key);
+    } else {
+        cmd_str(c, "PERSIST");
+        cmd_str(c, key);
+    }
+}
+
+static void add_incr(struct cmd *c, const char *key, const char *field)
+{
+    cmd_str(c, "HINCRBY");
+    cmd_str(c, key);
+    cmd_str(c, field);
+    cmd_str(c, "1");
+}
+
+int queue_apply(struct rconn *r, const struct keys *k, const char *wid,
+                const struct queue_outcome *o, size_t n, const struct queue_ttls *ttls,
+                char *err, size_t errlen)
+{
+    struct cmd c = {0};
+    char ki[KEYS_KEY_MAX], kj[KEYS_KEY_MAX], kw[KEYS_KEY_MAX], ks[KEYS_KEY_MAX];
+    char kf[KEYS_KEY_MAX], ksch[KEYS_KEY_MAX], kd[KEYS_KEY_MAX];
+    int sent = 0;
+    size_t i;
+
+    if (n == 0) return 0;
+    keys_worker(k, wid, kw, sizeof kw);
+    keys_stats(k, ks, sizeof ks);
+    keys_failed(k, kf, sizeof kf);
+    keys_scheduled(k, ksch, sizeof ksch);
+    keys_dead(k, kd, sizeof kd);
+
+#define SEND()                                      \
+    do {                                            \
+        if (cmd_send(r, &c) != 0) goto io;          \
+        sent++;                                     \
+    } while (0)
+
+    cmd_str(&c, "MULTI");
+    SEND();
+    for (i = 0; i < n; i++) {
+        const struct queue_outcome *x = &o[i];
+        const struct job *j = x->job;
+
+        if (j != NULL) keys_job(k, j->id, kj, sizeof kj);
+        if (x->kind != QUEUE_STARTED) {
+            cmd_str(&c, "LREM");
+            cmd_str(&c, keys_inflight(k, wid, x->taken->queue, ki, sizeof ki));
+            cmd_str(&c, "1");
+            cmd_add(&c, x->taken->record, x->taken->len);
+            SEND();
+        }
+        switch (x->kind) {
+        case QUEUE_STARTED:
+            cmd_str(&c, "HSET");
+            cmd_str(&c, kj);
+            cmd_str(&c, "status");
+            cmd_str(&c, "started");
+            cmd_str(&c, "func");
+            cmd_str(&c, j->func);
+            cmd_str(&c, "queue");
+            cmd_str(&c, x->taken->queue);
+            cmd_str(&c, "worker");
+            cmd_str(&c, wid);
+            cmd_str(&c, "started_at");
+            cmd_fmt(&c, "%.6f", x->at);
+            cmd_str(&c, "attempts");
+            cmd_fmt(&c, "%d", j->attempts);
+            if (j->enqueued_at > 0) {
+                cmd_str(&c, "enqueued_at");
+                cmd_fmt(&c, "%.6f", j->enqueued_at);
+            }
+            SEND();
+            cmd_str(&c, "PERSIST");
+            cmd_str(&c, kj);
+            SEND();
+            break;
+        case QUEUE_FINISHED:
+            cmd_str(&c, "HSET");
+            cmd_str(&c, kj);
+            cmd_str(&c, "status");
+            cmd_str(&c, "finished");
+            cmd_str(&c, "ended_at");
+            cmd_fmt(&c, "%.6f", x->at);
+            cmd_str(&c, "result");
+            cmd_str(&c, x->text ? x->text : "");
+            SEND();
+            cmd_str(&c, "HDEL");
+            cmd_str(&c, kj);
+            cmd_str(&c, "error");
+            SEND();
+            add_ttl(&c, kj, ttls->result_ttl);
+            SEND();
+            add_incr(&c, ks, "processed");
+            SEND();
+            add_incr(&c, kw, "processed");
+            SEND();
+            break;
+        case QUEUE_FAILED:
+            cmd_str(&c, "HSET");
+            cmd_str(&c, kj);
+            cmd_str(&c, "status");
+            cmd_str(&c, "failed");
+            /* A job refused before it started has no other fields yet. */
+            cmd_str(&c, "queue");
+            cmd_str(&c, x->taken->queue);
+            cmd_str(&c, "worker");
+            cmd_str(&c, wid);
+            if (j->func[0]) {
+                cmd_str(&c, "func");
+                cmd_str(&c, j->func);
+            }
+            cmd_str(&c, "ended_at");
+            cmd_fmt(&c, "%.6f", x->at);
+            cmd_str(&c, "error");
+            cmd_str(&c, x->text ? x->text : "");
+            /* The record is kept so that a failed job can be requeued as it was. */
+            cmd_str(&c, "record");
+            cmd_add(&c, x->taken->record, x->taken->len);
+            SEND();
+            add_ttl(&c, kj, ttls->failure_ttl);
+            SEND();
+            cmd_str(&c, "ZADD");
+            cmd_str(&c, kf);
+            cmd_fmt(&c, "%.6f", x->at);
+            cmd_str(&c, j->id);
+            SEND();
+            add_incr(&c, ks, "failed");
+            SEND();
+            add_incr(&c, kw, "failed");
+            SEND();
+            break;
+        case QUEUE_RETRY:
+            cmd_str(&c, "ZADD");
+            cmd_str(&c, ksch);
+            cmd_fmt(&c, "%.6f", x->retry_at);
+            cmd_own(&c, job_encode(j));   /* the new record carries the attempts so far */
+            SEND();
+            cmd_str(&c, "HSET");
+            cmd_str(&c, kj);
+            cmd_str(&c, "status");
+            cmd_str(&c, "retrying");
+            cmd_str(&c, "error");
+            cmd_str(&c, x->text ? x->text : "");
+            cmd_str(&c, "retry_at");
+            cmd_fmt(&c, "%.6f", x->retry_at);
+            SEND();
+            add_incr(&c, ks, "retried");
+            SEND();
+            break;
+        case QUEUE_DEAD:
+            cmd_str(&c, "LPUSH");
+            cmd_str(&c, kd);
+            cmd_add(&c, x->taken->record, x->taken->len);
+            SEND();
+            add_incr(&c, ks, "dead");
+            SEND();
+            break;
+        }
+    }
+    cmd_str(&c, "EXEC");
+    SEND();
+#undef SEND
+    cmd_free(&c);
+    return read_multi(r, sent, err, errlen);
+io:
+    cmd_free(&c);
+    err_set(err, errlen, "%s", r->errstr);
+    return -1;
+}
+
+/* ---- scheduling --------------------------------------------------------------------- */
+
+/* ARGV: scheduled key, queue template, job template, queues key, now, limit. A record with
+ * no usable queue goes to "default"; one with a usable id has its status set to queued. */
+static const char due_lua[] =
+    "local due = redis.call('ZRANGEBYSCORE', ARGV[1], '-inf', ARGV[5], 'LIMIT', 0, "
+    "tonumber(ARGV[6]))\n"
+    "for _, rec in ipairs(due) do\n"
+    "  redis.call('ZREM', ARGV[1], rec)\n"
+    "  local ok, j = pcall(cjson.decode, rec)\n"
+    "  if not ok or type(j) ~= 'table' then j = {} end\n"
+    "  local q = j.queue\n"
+    "  if type(q) ~= 'string' or not q:match('^[%w_.@-]+$') then q = 'default' end\n"
+    "  redis.call('LPUSH', string.format(ARGV[2], q), rec)\n"
+    "  redis.call('SADD', ARGV[4], q)\n"
+    "  if type(j.id) == 'string' and j.id:match('^[%w_.@-]+$') then\n"
+    "    redis.call('HSET', string.format(ARGV[3], j.id), 'status', 'queued')\n"
+    "  end\n"
+    "end\n"
+    "return #due\n";
+
+long queue_schedule_due(struct rconn *r, const struct keys *k, double now, long limit,
+                        char *err, size_t errlen)
+{
+    char ks[KEYS_KEY_MAX], tq[KEYS_KEY_MAX], tj[KEYS_KEY_MAX], kqs[KEYS_KEY_MAX];
+    redisReply *rep;
+    long n;
+
+    rep = rconn_commandf(r, "EVAL %s 0 %s %s %s %s %.6f %ld", due_lua,
+                         keys_scheduled(k, ks, sizeof ks),
+                         keys_template(k, KEYS_QUEUE, tq, sizeof tq),
+                         keys_template(k, KEYS_JOB, tj, sizeof tj),
+                         keys_queues(k, kqs, sizeof kqs), now, limit);
+    if (reply_error(r, rep, "schedule", err, errlen) != 0) return -1;
+    n = rep->type == REDIS_REPLY_INTEGER ? (long)rep->integer : 0;
+    freeReplyObject(rep);
+    return n;
+}
+
+/* ---- worker registry and recovery --------------------------------------------------- */
+
+int queue_register(struct rconn *r, const struct keys *k, const struct queue_worker_info *w,
+                   long lease_s, char *err, size_t errlen)
+{
+    char kws[KEYS_KEY_MAX], kw[KEYS_KEY_MAX], kl[KEYS_KEY_MAX];
+    int sent = 0;
+
+    keys_workers(k, kws, sizeof kws);
+    keys_worker(k, w->wid, kw, sizeof kw);
+    keys_worker_lease(k, w->wid, kl, sizeof kl);
+    if (rconn_appendf(r, "MULTI") != 0) goto io;
+    sent++;
+    if (rconn_appendf(r, "SADD %s %s", kws, w->wid) != 0) goto io;
+    sent++;
+    if (rconn_appendf(r,
+                      "HSET %s host %s pid %ld queues %s concurrency %d busy %d "
+                      "started_at %.6f heartbeat_at %.6f",
+                      kw, w->host, w->pid, w->queues, w->concurrency, w->busy, w->started_at,
+                      time_now()) != 0)
+        goto io;
+    sent++;
+    if (rconn_appendf(r, "SET %s 1 EX %ld", kl, lease_s) != 0) goto io;
+    sent++;
+    if (rconn_appendf(r, "EXEC") != 0) goto io;
+    sent++;
+    return read_multi(r, sent, err, errlen);
+io:
+    err_set(err, errlen, "%s", r->errstr);
+    return -1;
+}
+
+/* ARGV: workers key, worker template, lease template, inflight template, queue template,
+ * job template, stats key, only_wid ('' = every worker whose lease is gone).
+ * In-flight lists are LPUSHed, so their oldest record is at the right: moving from the left
+ * of the in-flight list to the right of the queue puts the oldest back at the very head. */
+static const char recover_lua[] =
+    "local total = 0\n"
+    "local function recover(wid, count)\n"
+    "  local wkey = string.format(ARGV[2], wid)\n"
+    "  local qs = redis.call('HGET', wkey, 'queues') or ''\n"
+    "  for q in string.gmatch(qs, '[^,]+') do\n"
+    "    local inf = string.format(ARGV[4], wid, q)\n"
+    "    local dst = string.format(ARGV[5], q)\n"
+    "    while true do\n"
+    "      local rec = redis.call('LMOVE', inf, dst, 'LEFT', 'RIGHT')\n"
+    "      if not rec then break end\n"
+    "      total = total + 1\n"
+    "      local ok, j = pcall(cjson.decode, rec)\n"
+    "      if ok and type(j) == 'table' and type(j.id) == 'string' and "
+    "j.id:match('^[%w_.@-]+$') then\n"
+    "        local jk = string.format(ARGV[6], j.id)\n"
+    "        redis.call('HSET', jk, 'status', 'queued')\n"
+    "        if count then redis.call('HINCRBY', jk, 'recovered', 1) end\n"
+    "      end\n"
+    "      if count then redis.call('HINCRBY', ARGV[7], 'recovered', 1) end\n"
+    "    end\n"
+    "  end\n"
+    "  redis.call('DEL', wkey, string.format(ARGV[3], wid))\n"
+    "  redis.call('SREM', ARGV[1], wid)\n"
+    "end\n"
+    "if ARGV[8] ~= '' then\n"
+    "  recover(ARGV[8], false)\n"
+    "else\n"
+    "  for _, wid in ipairs(redis.call('SMEMBERS', ARGV[1])) do\n"
+    "    if redis.call('EXISTS', string.format(ARGV[3], wid)) == 0 then recover(wid, true) end\n"
+    "  end\n"
+    "end\n"
+    "return total\n";
+
+long queue_recover(struct rconn *r, const struct keys *k, const char *only_wid,
+                   char *err, size_t errlen)
+{
+    struct cmd c = {0};
+    char kws[KEYS_KEY_MAX], tw[KEYS_KEY_MAX], tl[KEYS_KEY_MAX], ti[KEYS_KEY_MAX];
+    char tq[KEYS_KEY_MAX], tj[KEYS_KEY_MAX], ks[KEYS_KEY_MAX];
+    redisReply *rep;
+    long n;
+
+    cmd_str(&c, "EVAL");
+    cmd_str(&c, recover_lua);
+    cmd_str(&c, "0");
+    cmd_str(&c, keys_workers(k, kws, sizeof kws));
+    cmd_str(&c, keys_template(k, KEYS_WORKER, tw, sizeof tw));
+    cmd_str(&c, keys_template(k, KEYS_WORKER_LEASE, tl, sizeof tl));
+    cmd_str(&c, keys_template(k, KEYS_INFLIGHT, ti, sizeof ti));
+    cmd_str(&c, keys_template(k, KEYS_QUEUE, tq, sizeof tq));
+    cmd_str(&c, keys_template(k, KEYS_JOB, tj, sizeof tj));
+    cmd_str(&c, keys_stats(k, ks, sizeof ks));
+    cmd_str(&c, only_wid ? only_wid : "");
+    rep = rconn_command(r, c.argc, c.argv, c.lens);
+    cmd_free(&c);
+    if (reply_error(r, rep, "recover", err, errlen) != 0) return -1;
+    n = rep->type == REDIS_REPLY_INTEGER ? (long)rep->integer : 0;
+    freeReplyObject(rep);
+    return n;
+}

@@ -1,0 +1,108 @@
+/* queue.h - how a job moves through Redis: the protocol operations of cq.
+ *
+ * Each operation that moves a record does so atomically (a MULTI/EXEC block or a Lua script)
+ * so that at every instant a record is in exactly one place: a queue, a worker's in-flight
+ * list, the scheduled set, the failed set (as its job hash), the dead list, or done.
+ * Key names come from keys.h; docs/PROTOCOL.md and docs/DESIGN.md describe the moves.
+ */
+#ifndef CQ_QUEUE_H
+#define CQ_QUEUE_H
+
+#include <stddef.h>
+#include "job.h"
+#include "keys.h"
+#include "rconn.h"
+
+/* ---- producers ---------------------------------------------------------------------- */
+
+/* Enqueue n jobs in one pipelined MULTI/EXEC: each record is LPUSHed to its queue (or added
+ * to the scheduled set when at > now), its status hash is set to queued (or scheduled), and
+ * the queue is added to the known queues. A job with an empty id gets a new UUID, an empty
+ * queue gets "default", a zero enqueued_at gets now. Returns 0 or -1 with err set. */
+int queue_enqueue(struct rconn *r, const struct keys *k, struct job *const *jobs, size_t n,
+                  double at, char *err, size_t errlen);
+
+/* ---- workers ------------------------------------------------------------------------ */
+
+struct queue_ttls {
+    long result_ttl;      /* seconds a finished job's status is kept (default 500) */
+    long failure_ttl;     /* seconds a failed job's status is kept (default 1 year) */
+};
+
+/* A record a worker has taken: the exact bytes (needed to remove it from the in-flight list)
+ * and the queue it came from. */
+struct taken {
+    char *record;
+    size_t len;
+    char queue[KEYS_NAME_MAX + 1];
+};
+
+/* Take up to max records, in the strict order of queues[], moving each atomically into this
+ * worker's in-flight list for that queue (one Lua script, one round trip). Returns how many
+ * were taken (0..max) into out[], or -1 with err set. */
+int queue_take(struct rconn *r, const struct keys *k, const char *wid,
+               const char *const *queues, size_t nq, size_t max, struct taken *out,
+               char *err, size_t errlen);
+
+/* Block up to timeout seconds for one record of one queue (BLMOVE into the in-flight list).
+ * Returns 1 with *out filled, 0 on timeout, -1 on error. */
+int queue_take_blocking(struct rconn *r, const struct keys *k, const char *wid,
+                        const char *queue, double timeout, struct taken *out,
+                        char *err, size_t errlen);
+
+void queue_taken_free(struct taken *t);
+
+enum queue_outcome_kind {
+    QUEUE_STARTED,    /* mark the job started (status hash only; the record stays in flight) */
+    QUEUE_FINISHED,   /* done: status finished, record leaves the in-flight list */
+    QUEUE_FAILED,     /* failed for good: status failed, id into the failed set */
+    QUEUE_RETRY,      /* failed, will retry: new record into the scheduled set */
+    QUEUE_DEAD        /* unreadable record without an id: into the dead list */
+};
+
+struct queue_outcome {
+    enum queue_outcome_kind kind;
+    const struct taken *taken;     /* the in-flight record */
+    const struct job *job;         /* decoded job (NULL for QUEUE_DEAD) */
+    const char *text;              /* result (finished) or error (failed, retry, dead) */
+    double at;                     /* when it happened */
+    double retry_at;               /* QUEUE_RETRY: when it is due again */
+};
+
+/* Apply outcomes in one pipelined MULTI/EXEC (atomic as a batch). wid names the worker for
+ * status and counters. Returns 0 or -1 with err set (nothing applied on -1). */
+int queue_apply(struct rconn *r, const struct keys *k, const char *wid,
+                const struct queue_outcome *o, size_t n, const struct queue_ttls *ttls,
+                char *err, size_t errlen);
+
+/* Move every scheduled record due at or before now to the tail of its queue (at most limit
+ * per call). Returns how many moved, or -1. */
+long queue_schedule_due(struct rconn *r, const struct keys *k, double now, long limit,
+                        char *err, size_t errlen);
+
+/* ---- worker registry and recovery --------------------------------------------------- */
+
+struct queue_worker_info {
+    const char *wid;
+    const char *host;
+    long pid;
+    const char *queues;      /* comma-separated */
+    int concurrency;
+    int busy;                /* jobs in hand now */
+    double started_at;
+};
+
+/* Register (or refresh) the worker and renew its lease for lease_s seconds. Idempotent, so a
+ * heartbeat is a call to this too. */
+int queue_register(struct rconn *r, const struct keys *k, const struct queue_worker_info *w,
+                   long lease_s, char *err, size_t errlen);
+
+/* Put back every in-flight record of every worker whose lease has expired at the head (right
+ * end) of its queue, bump each such job's `recovered` count, and remove those workers from
+ * the registry. With only_wid, do the same for that one worker whatever its lease, without
+ * counting a recovery: this is how a draining worker returns what it will not run and
+ * deregisters. Returns the number of records put back, or -1. */
+long queue_recover(struct rconn *r, const struct keys *k, const char *only_wid,
+                   char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,63 @@
+/* rconn.h - one connection to Redis, from a redis:// URL, with reconnection.
+ *
+ * URL form: redis://[[user]:pass@]host[:port][/db]  (also unix:///path/to.sock[?db=N]).
+ * Connecting runs AUTH (with a user name for ACL users) and SELECT as the URL asks.
+ * hiredis 0.14 has no redisConnectWithOptions, so this uses redisConnectWithTimeout and sets
+ * read/write timeouts and TCP keepalive on the result.
+ */
+#ifndef CQ_RCONN_H
+#define CQ_RCONN_H
+
+#include <stddef.h>
+#include <hiredis/hiredis.h>
+
+struct rconn_url {
+    char host[256];
+    int port;
+    char unix_path[256];   /* non-empty for unix:// URLs */
+    char user[128];
+    char pass[256];
+    int db;
+};
+
+struct rconn {
+    redisContext *ctx;      /* NULL while disconnected */
+    struct rconn_url url;
+    double timeout;         /* connect and command timeout in seconds; 0 = none for commands */
+    char errstr[256];       /* the last error, one line */
+};
+
+/* Parse url into out. Returns 0/-1 with err naming the URL and what is wrong with it. */
+int rconn_parse_url(const char *url, struct rconn_url *out, char *err, size_t errlen);
+
+/* Where to connect: the URL given, else $CQ_REDIS_URL, else redis://127.0.0.1:6379. */
+const char *rconn_default_url(const char *given);
+
+/* Prepare r (not connected yet). */
+void rconn_init(struct rconn *r, const struct rconn_url *url, double timeout);
+
+/* Connect (or reconnect, closing any old context). Returns 0, or -1 with r->errstr set to
+ * e.g. "redis 127.0.0.1:6379: Connection refused". */
+int rconn_connect(struct rconn *r);
+
+void rconn_close(struct rconn *r);
+
+/* Run one command (argv form). Returns the reply, which the caller frees with
+ * freeReplyObject, or NULL on an I/O error: then r->errstr is set and the connection is
+ * closed (r->ctx == NULL), so that the next call reconnects first. An error *reply* from
+ * Redis is returned as a reply of type REDIS_REPLY_ERROR. */
+redisReply *rconn_command(struct rconn *r, int argc, const char **argv, const size_t *lens);
+
+/* Like rconn_command but printf-style (hiredis format). */
+redisReply *rconn_commandf(struct rconn *r, const char *fmt, ...);
+
+/* Pipelining: append commands, then read exactly as many replies. Append never does I/O.
+ * rconn_read returns NULL on an I/O error (connection closed as above). */
+int rconn_append(struct rconn *r, int argc, const char **argv, const size_t *lens);
+int rconn_appendf(struct rconn *r, const char *fmt, ...);
+redisReply *rconn_read(struct rconn *r);
+
+/* Set the command timeout of the live connection (0 = block forever). */
+int rconn_set_timeout(struct rconn *r, double seconds);
+
+#endif

@@ -1,0 +1,145 @@
+/* util.c - allocation wrappers, string and number parsing, clocks. */
+#include "util.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static void oom(size_t n)
+{
+    fprintf(stderr, "cq: out of memory allocating %zu bytes\n", n);
+    abort();
+}
+
+void *xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (p == NULL) oom(n);
+    return p;
+}
+
+void *xcalloc(size_t count, size_t n)
+{
+    void *p = calloc(count ? count : 1, n ? n : 1);
+    if (p == NULL) oom(count * n);
+    return p;
+}
+
+void *xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n ? n : 1);
+    if (q == NULL) oom(n);
+    return q;
+}
+
+char *xstrdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = xmalloc(n);
+    memcpy(d, s, n);
+    return d;
+}
+
+int str_copy(char *dst, size_t dstlen, const char *src)
+{
+    size_t n;
+
+    if (dstlen == 0) return -1;
+    n = strlen(src);
+    if (n >= dstlen) {
+        memcpy(dst, src, dstlen - 1);
+        dst[dstlen - 1] = '\0';
+        return -1;
+    }
+    memcpy(dst, src, n + 1);
+    return 0;
+}
+
+void err_set(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err == NULL || errlen == 0) return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+double time_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+long long time_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int parse_duration(const char *s, double *out)
+{
+    char *end;
+    double v, mult = 1.0;
+
+    if (s == NULL || *s == '\0' || isspace((unsigned char)*s)) return -1;
+    errno = 0;
+    v = strtod(s, &end);
+    if (errno != 0 || end == s || v < 0 || v != v) return -1;
+    if (strcmp(end, "") == 0 || strcmp(end, "s") == 0) mult = 1.0;
+    else if (strcmp(end, "ms") == 0) mult = 0.001;
+    else if (strcmp(end, "m") == 0) mult = 60.0;
+    else if (strcmp(end, "h") == 0) mult = 3600.0;
+    else if (strcmp(end, "d") == 0) mult = 86400.0;
+    else return -1;
+    *out = v * mult;
+    return 0;
+}
+
+int parse_long(const char *s, long min, long max, long *out)
+{
+    char *end;
+    long v;
+
+    if (s == NULL || *s == '\0' || isspace((unsigned char)*s)) return -1;
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v < min || v > max) return -1;
+    *out = v;
+    return 0;
+}
+
+int parse_size(const char *s, long long *out)
+{
+    char *end;
+    long long v, mult = 1;
+
+    if (s == NULL || *s == '\0' || isspace((unsigned char)*s) || *s == '-') return -1;
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (errno != 0 || end == s) return -1;
+    if (*end == 'K' || *end == 'k') mult = 1024LL, end++;
+    else if (*end == 'M' || *end == 'm') mult = 1024LL * 1024, end++;
+    else if (*end == 'G' || *end == 'g') mult = 1024LL * 1024 * 1024, end++;
+    if (*end == 'B' || *end == 'b') end++;
+    if (*end != '\0') return -1;
+    if (v > LLONG_MAX / mult) return -1;
+    *out = v * mult;
+    return 0;
+}
+
+void sleep_ms(long ms)
+{
+    struct timespec ts;
+
+    if (ms <= 0) return;
+    ts.tv_sec = ms / 1000;
+    ts.tv_nsec = (ms % 1000) * 1000000L;
+    nanosleep(&ts, NULL);
+}

@@ -1,0 +1,42 @@
+/* util.h - small helpers shared by every cq module.
+ *
+ * Allocation failure is not something cq can recover from in a useful way, so the x*
+ * wrappers abort with a message instead of making every caller test for NULL (redis zmalloc).
+ */
+#ifndef CQ_UTIL_H
+#define CQ_UTIL_H
+
+#include <stddef.h>
+#include <stdarg.h>
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t count, size_t n);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+
+/* Copy src into dst (size dstlen), always NUL-terminating. Returns 0, or -1 when src was
+ * truncated. */
+int str_copy(char *dst, size_t dstlen, const char *src);
+
+/* snprintf into an error buffer; a no-op when err is NULL or errlen is 0. */
+void err_set(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Wall-clock time in seconds (with fractions) and a monotonic clock in milliseconds. */
+double time_now(void);
+long long time_mono_ms(void);
+
+/* Parse a duration such as "30", "30s", "250ms", "5m", "2h" into seconds. Returns 0/-1. */
+int parse_duration(const char *s, double *out);
+
+/* Parse a whole decimal number in [min, max]. Returns 0/-1. */
+int parse_long(const char *s, long min, long max, long *out);
+
+/* Parse a byte size such as "50M", "512K", "1G" or a plain number of bytes. Returns 0/-1. */
+int parse_size(const char *s, long long *out);
+
+/* Sleep for the given number of milliseconds (restarting on EINTR is the caller's choice:
+ * this returns early when a signal arrives so that a drain is noticed at once). */
+void sleep_ms(long ms);
+
+#endif

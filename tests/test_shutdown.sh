@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# test_shutdown.sh - strict queue priority, pickup latency of an idle worker, graceful and
+# hard shutdown, --max-jobs, --burst waiting for running jobs (issue 3).
+. "$(dirname "$0")/lib.sh"
+
+start_redis
+W=()
+start_worker() {  # start_worker LOG ARGS... ; sets WPID
+    local log=$1; shift
+    "$BIN/cworker" "$@" >"$log" 2>&1 &
+    WPID=$!
+    PIDS+=("$WPID")
+}
+registered() { wait_for 10 "[ \$(rcli SCARD cq:workers) = $1 ]"; }
+
+# ---- strict priority: high before default before low ----
+for i in 1 2 3; do
+    "$BIN/cenqueue" -q low --id "low-$i" noop >/dev/null
+    "$BIN/cenqueue" -q default --id "default-$i" noop >/dev/null
+    "$BIN/cenqueue" -q high --id "high-$i" noop >/dev/null
+done
+"$BIN/cworker" -c 1 --burst high default low >"$T/prio.log" 2>&1
+order=$(for id in low-1 low-2 low-3 default-1 default-2 default-3 high-1 high-2 high-3; do
+    echo "$(jfield "$id" started_at) $id"; done | sort -n | awk '{print $2}' | tr '\n' ' ')
+check_eq "strict priority, oldest first within a queue" "high-1 high-2 high-3 default-1 default-2 default-3 low-1 low-2 low-3 " "$order"
+
+# ---- an idle worker picks a job from any of its queues within 50 ms of the LPUSH ----
+start_worker "$T/idle.log" -c 4 high default low
+registered 1
+sleep 0.5
+lat=$(for i in $(seq 1 30); do
+    q=$(echo "high default low" | cut -d' ' -f$(( i % 3 + 1 )))
+    id=$("$BIN/cenqueue" -q "$q" noop)
+    wait_for 5 "[ \"\$(jfield $id)\" = finished ]"
+    s=$(jfield "$id" started_at); e=$(jfield "$id" enqueued_at)
+    if [ -n "$s" ] && [ -n "$e" ]; then python3 -c "print('%.1f' % (1000 * ($s - $e)))"; else echo 99999; fi
+    sleep 0.1   # let the worker go idle again
+done | sort -n)
+median=$(echo "$lat" | sed -n 15p); worst=$(echo "$lat" | tail -1)
+slow=$(echo "$lat" | awk '$1 > 50' | wc -l)
+echo "     pickup latency ms: median $median, worst $worst (30 samples)"
+check "idle pickup within 50 ms (median $median ms)" "python3 -c 'import sys; sys.exit(not $median < 50)'"
+check "at most one of 30 pickups over 50 ms ($slow)" "[ $slow -le 1 ]"
+kill -TERM "$WPID"; wait "$WPID"
+check_eq "idle worker stops with exit 0" 0 "$?"
+check_eq "...and deregisters" 0 "$(rcli SCARD cq:workers)"
+
+# ---- graceful shutdown: running jobs finish, the rest stay queued ----
+start_worker "$T/grace.log" -c 2 --shutdown-timeout 10s
+registered 1
+for i in 1 2 3 4 5; do "$BIN/cenqueue" --id "g-$i" sleep 1 >/dev/null; done
+wait_for 5 "[ \"\$(jfield g-1)\" = started ] && [ \"\$(jfield g-2)\" = started ]"
+t0=$(date +%s%N)
+kill -TERM "$WPID"; wait "$WPID"; rc=$?
+took=$(( ($(date +%s%N) - t0) / 1000000 ))
+check_eq "SIGTERM: exit 0" 0 "$rc"
+check_eq "SIGTERM: running job 1 finished" finished "$(jfield g-1)"
+check_eq "SIGTERM: running job 2 finished" finished "$(jfield g-2)"
+check "SIGTERM: waited only for the running jobs (${took} ms)" "[ $took -lt 3000 ]"
+check_eq "SIGTERM: the other 3 are still queued" 3 "$(rcli LLEN cq:queue:default)"
+check_eq "SIGTERM: nothing left in flight" "" "$(rcli --scan --pattern 'cq:inflight:*')"
+check_eq "SIGTERM: deregistered" 0 "$(rcli SCARD cq:workers)"
+check "SIGTERM: the oldest waiting job is next in line" "rcli LINDEX cq:queue:default -1 | grep -q g-3"
+rcli DEL cq:queue:default >/dev/null
+
+# ---- shutdown timeout: jobs still running go back to the head of their queue ----
+for i in 1 2 3; do "$BIN/cenqueue" --id "t-$i" sleep 30 >/dev/null; done
+start_worker "$T/timeout.log" -c 2 --shutdown-timeout 1s
+registered 1
+wait_for 5 "[ \"\$(jfield t-1)\" = started ] && [ \"\$(jfield t-2)\" = started ]"
+t0=$(date +%s%N)
+kill -TERM "$WPID"; wait "$WPID"; rc=$?
+took=$(( ($(date +%s%N) - t0) / 1000000 ))
+check_eq "shutdown timeout: exit 0" 0 "$rc"
+check "shutdown timeout: stopped after about 1 s (${took} ms)" "[ $took -ge 900 ] && [ $took -lt 4000 ]"
+check_eq "shutdown timeout: all 3 jobs are queued again" 3 "$(rcli LLEN cq:queue:default)"
+check "shutdown timeout: the oldest running job is at the head" "rcli LINDEX cq:queue:default -1 | grep -q t-1"
+check_eq "shutdown timeout: status back to queued" queued "$(jfield t-1)"
+check_eq "shutdown timeout: nothing in flight" "" "$(rcli --scan --pattern 'cq:inflight:*')"
+
+# ---- a second signal puts back at once ----
+start_worker "$T/hard.log" -c 2 --shutdown-timeout 60s
+registered 1
+wait_for 5 "[ \"\$(jfield t-1)\" = started ] && [ \"\$(jfield t-2)\" = started ]"
+t0=$(date +%s%N)
+kill -TERM "$WPID"; sleep 0.3; kill -INT "$WPID"; wait "$WPID"; rc=$?
+took=$(( ($(date +%s%N) - t0) / 1000000 ))
+check_eq "second signal: exit 0" 0 "$rc"
+check "second signal: stopped at once (${took} ms)" "[ $took -lt 2000 ]"
+check_eq "second signal: all 3 jobs queued again" 3 "$(rcli LLEN cq:queue:default)"
+check_eq "second signal: the interrupted jobs did not fail" "" "$(rcli ZRANGE cq:failed 0 -1)"
+rcli DEL cq:queue:default >/dev/null
+
+# ---- --max-jobs and --burst ----
+for i in $(seq 1 5); do "$BIN/cenqueue" noop >/dev/null; done
+"$BIN/cworker" -c 2 --max-jobs 3 >"$T/max.log" 2>&1; rc=$?
+check_eq "--max-jobs: exit 0" 0 "$rc"
+check_eq "--max-jobs 3 leaves 2 of 5" 2 "$(rcli LLEN cq:queue:default)"
+rcli DEL cq:queue:default >/dev/null
+"$BIN/cenqueue" --id b-1 sleep 1 >/dev/null
+"$BIN/cworker" -c 2 --burst >"$T/burst.log" 2>&1; rc=$?
+check_eq "--burst waits for the running job" finished "$(jfield b-1)"
+check_eq "--burst exit 0" 0 "$rc"
+finish

@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# test_worker.sh - cenqueue -> Redis -> cworker -> download_link, as a user would run it
+# (issue 2): files on disk and their bytes, status hashes, exit codes, error texts.
+. "$(dirname "$0")/lib.sh"
+
+start_redis
+start_httpd --generate --size 20000
+ROOT=$T/root
+mkdir -p "$ROOT"
+expect_bytes() { python3 "$SRC/tests/fixtures/httpd.py" --print-bytes "$1" --size 20000; }
+
+# ---- the registry and help ----
+out=$("$BIN/cworker" --list-functions)
+check_contains "list-functions shows download_link" "download_link DIRECTORY LINK" "$out"
+check_contains "list-functions shows noop" "noop" "$out"
+check_contains "list-functions shows sleep" "sleep SECONDS" "$out"
+check "cworker --help exits 0" "$BIN/cworker --help | grep -q -- --download-root"
+check "cenqueue --help exits 0" "$BIN/cenqueue --help | grep -q -- --stdin"
+
+# ---- cenqueue refuses what the registry does not know ----
+err=$("$BIN/cenqueue" nosuchfunc 1 2>&1); rc=$?
+check_eq "unknown function exits 2" 2 "$rc"
+check_contains "unknown function lists the known ones" "unknown function 'nosuchfunc' (known: download_link, noop, sleep)" "$err"
+err=$("$BIN/cenqueue" download_link onlyone 2>&1); rc=$?
+check_eq "wrong arity exits 2" 2 "$rc"
+check_contains "wrong arity explains" "download_link takes 2 arguments, got 1" "$err"
+check_eq "nothing was enqueued by refused jobs" 0 "$(rcli LLEN cq:queue:default)"
+dead_port=$(free_port)
+err=$(CQ_REDIS_URL=redis://127.0.0.1:$dead_port "$BIN/cenqueue" noop 2>&1); rc=$?
+check_eq "unreachable redis exits 1" 1 "$rc"
+check_eq "unreachable redis is one line" 1 "$(printf '%s\n' "$err" | wc -l)"
+check_contains "unreachable redis names the address and cause" "redis 127.0.0.1:$dead_port: Connection refused" "$err"
+err=$("$BIN/cworker" -u redis://127.0.0.1:$dead_port --burst 2>&1); rc=$?
+check_eq "cworker with unreachable redis exits 1" 1 "$rc"
+check_contains "cworker names the cause" "Connection refused" "$err"
+err=$("$BIN/cenqueue" -u http://x noop 2>&1); rc=$?
+check_eq "a bad URL is a usage error" 2 "$rc"
+check_contains "a bad URL is explained" "must start with redis://" "$err"
+
+# ---- the happy path: downloads land byte for byte ----
+ids=()
+for i in $(seq 1 12); do
+    id=$("$BIN/cenqueue" download_link images "$HBASE/photo$i.jpg")
+    ids+=("$id")
+done
+check "cenqueue prints a UUID" "echo ${ids[0]} | grep -Eq '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'"
+check_eq "status is queued before a worker runs" queued "$(jfield "${ids[0]}")"
+check_eq "queue depth via LLEN" 12 "$(rcli LLEN cq:queue:default)"
+check "the queue is in the known-queues set" "rcli SISMEMBER cq:queues default | grep -q 1"
+
+# A record LPUSHed by hand with only id, func and args (docs/PROTOCOL.md).
+rcli LPUSH cq:queue:default "{\"id\":\"by-hand-1\",\"func\":\"download_link\",\"args\":[\"images/hand\",\"$HBASE/hand.jpg\"]}" >/dev/null
+
+"$BIN/cworker" --burst -c 4 --download-root "$ROOT" >"$T/w1.log" 2>&1; rc=$?
+check_eq "cworker --burst exits 0" 0 "$rc"
+ok=0
+for i in $(seq 1 12); do
+    cmp -s "$ROOT/images/photo$i.jpg" <(expect_bytes "photo$i.jpg") && ok=$((ok + 1))
+done
+check_eq "all 12 images on disk, byte for byte" 12 "$ok"
+check "the hand-made record was processed" "cmp -s $ROOT/images/hand/hand.jpg <(expect_bytes hand.jpg)"
+check_eq "hand-made record status" finished "$(jfield by-hand-1)"
+check_eq "status finished" finished "$(jfield "${ids[0]}")"
+check_eq "status records the function" download_link "$(jfield "${ids[0]}" func)"
+check_eq "status records the queue" default "$(jfield "${ids[0]}" queue)"
+check_contains "result names the file" "images/photo1.jpg (20000 bytes)" "$(jfield "${ids[0]}" result)"
+check "status has started_at and ended_at" "[ -n \"$(jfield "${ids[0]}" started_at)\" ] && [ -n \"$(jfield "${ids[0]}" ended_at)\" ]"
+check "status records the worker" "[ -n \"$(jfield "${ids[0]}" worker)\" ]"
+ttl=$(rcli TTL "cq:job:${ids[0]}")
+check "finished status expires within 500 s" "[ $ttl -gt 400 ] && [ $ttl -le 500 ]"
+check_eq "queue empty" 0 "$(rcli LLEN cq:queue:default)"
+check_eq "no in-flight lists left" "" "$(rcli --scan --pattern 'cq:inflight:*')"
+check_eq "worker deregistered" 0 "$(rcli SCARD cq:workers)"
+check_eq "no temporary files left" "" "$(find "$ROOT" -name '.*' -type f)"
+check_eq "processed counter" 13 "$(rcli HGET cq:stats processed)"
+
+# ---- bad input fails that job only; the worker carries on ----
+push() { rcli LPUSH cq:queue:default "$1" >/dev/null; }
+push '{"id":"good-1","func":"noop","args":[]}'
+push 'this is not json'
+push '{"id":"unknown-fn","func":"rm_rf","args":["/"]}'
+push '{"id":"bad-arity","func":"download_link","args":["images"]}'
+push '{"id":"no-args-array","func":"noop","args":"x"}'
+push "{\"id\":\"escape-dotdot\",\"func\":\"download_link\",\"args\":[\"../outside\",\"$HBASE/a.jpg\"]}"
+push "{\"id\":\"escape-abs\",\"func\":\"download_link\",\"args\":[\"/tmp\",\"$HBASE/a.jpg\"]}"
+ln -s /tmp "$ROOT/sneaky"
+probe=cq-escape-probe-$$-$RANDOM.jpg
+push "{\"id\":\"escape-link\",\"func\":\"download_link\",\"args\":[\"sneaky\",\"$HBASE/$probe\"]}"
+push '{"id":"file-scheme","func":"download_link","args":["images","file:///etc/passwd"]}'
+push "{\"id\":\"http-404\",\"func\":\"download_link\",\"args\":[\"images\",\"$HBASE/_/status/404/missing.jpg\"]}"
+push "{\"id\":\"redirect-file\",\"func\":\"download_link\",\"args\":[\"images\",\"$HBASE/_/redirect-to/x.jpg?url=file:///etc/passwd\"]}"
+push '{"func":"noop","args":[]}'
+push '{"id":"good-2","func":"noop","args":[]}'
+push "{\"id\":\"good-3\",\"func\":\"download_link\",\"args\":[\"images\",\"$HBASE/after.jpg\"]}"
+
+"$BIN/cworker" --burst -c 2 --download-root "$ROOT" >"$T/w2.log" 2>&1; rc=$?
+check_eq "worker exits 0 after bad records" 0 "$rc"
+check_eq "good job before the bad ones finished" finished "$(jfield good-1)"
+check_eq "good job after the bad ones finished" finished "$(jfield good-2)"
+check "download after the bad ones landed" "cmp -s $ROOT/images/after.jpg <(expect_bytes after.jpg)"
+check_eq "invalid JSON goes to the dead list" "this is not json" "$(rcli LRANGE cq:dead 0 -1 | grep -F 'not json')"
+check_contains "a record without an id goes to the dead list" '"func":"noop"' "$(rcli LRANGE cq:dead 0 -1)"
+check_eq "unknown function fails" failed "$(jfield unknown-fn)"
+check_contains "unknown function error" "unknown function 'rm_rf'" "$(jfield unknown-fn error)"
+check_eq "wrong arity fails" failed "$(jfield bad-arity)"
+check_contains "wrong arity error" "download_link takes 2 arguments, got 1" "$(jfield bad-arity error)"
+check_contains "args must be an array" "field 'args' must be a JSON array" "$(jfield no-args-array error)"
+check_contains "'..' escape refused" "escapes the download root" "$(jfield escape-dotdot error)"
+check_contains "absolute directory refused" "escapes the download root" "$(jfield escape-abs error)"
+check_contains "symlink escape refused" "escapes the download root" "$(jfield escape-link error)"
+check "nothing was written through the symlink" "[ ! -e /tmp/$probe ]"
+check_contains "file:// refused" "only http and https" "$(jfield file-scheme error)"
+check_contains "404 fails with the status" "HTTP 404" "$(jfield http-404 error)"
+check_eq "404 is not retried" 1 "$(jfield http-404 attempts)"
+check_eq "redirect to file:// fails" failed "$(jfield redirect-file)"
+check_eq "no file for the 404" "" "$(ls "$ROOT/images" | grep missing)"
+check "failed jobs are in the failed set" "rcli ZSCORE cq:failed http-404 | grep -q ."
+check_contains "failed job keeps its record for a requeue" '"id":"http-404"' "$(jfield http-404 record)"
+ttl=$(rcli TTL cq:job:http-404)
+check "failed status is kept far longer than results" "[ $ttl -gt 100000 ]"
+check_contains "worker logs the failure with the job id" "http-404" "$(cat "$T/w2.log")"
+
+# ---- another prefix is another namespace ----
+id=$("$BIN/cenqueue" --prefix other: noop x)
+check_eq "prefix: record in the other queue" 1 "$(rcli LLEN other:queue:default)"
+CQ_PREFIX=other: "$BIN/cworker" --burst >/dev/null 2>&1
+check_eq "prefix: processed with CQ_PREFIX" finished "$(rcli HGET "other:job:$id" status)"
+
+finish

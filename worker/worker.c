@@ -1,0 +1,734 @@
+/* worker.c - the cworker daemon.
+ *
+ * DESIGN. One process, three kinds of threads:
+ *
+ *   dispatcher (the main thread) owns the control connection to Redis and is the only thread
+ *     that changes job state there: it takes records (queue_take, in priority order, up to the
+ *     number of free slots), marks them started, hands them to executors, and applies their
+ *     outcomes in batches (queue_apply). It also heartbeats, moves due scheduled jobs, and
+ *     recovers the jobs of dead workers.
+ *   executors (-c N of them) each own a reusable HTTP handle and run one handler at a time.
+ *     They never touch Redis, so a slow download never holds up bookkeeping.
+ *   watchers (one per queue) each own a connection and, only while the dispatcher is idle,
+ *     block on "BLMOVE q q RIGHT RIGHT" - a rotation that leaves the list as it was - purely to
+ *     learn that the queue is no longer empty. The dispatcher then takes in priority order.
+ *     Taking is never done by a blocked connection, so a connection that dies while blocked
+ *     can never move a record anywhere (see docs/DESIGN.md, "Why watchers do not take").
+ *
+ * Handlers run in-process: a handler that crashes the process loses nothing, because every
+ * job it held is in this worker's in-flight lists, which any live worker puts back once this
+ * worker's lease expires.
+ */
+#include "worker.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "job.h"
+#include "keys.h"
+#include "log.h"
+#include "rconn.h"
+#include "registry.h"
+#include "util.h"
+
+#define TAKE_BATCH 256          /* most records taken in one round trip */
+#define LEASE_SECONDS 10        /* a worker silent this long is dead */
+#define HEARTBEAT_MS 2000
+#define RECOVER_MS 1000
+#define SCHEDULE_MS 250
+#define WATCH_TIMEOUT 1.0       /* seconds a watcher blocks before it looks around */
+#define RETRY_CAP 3600.0        /* longest retry delay, seconds */
+
+/* A job in this process: taken from Redis, run by an executor, then applied. */
+struct task {
+    struct taken taken;
+    struct job *job;
+    const struct registry_entry *fn;
+    /* filled by the executor */
+    int rc;
+    int transient;
+    int aborted;                /* gave up because of a hard stop: goes back, not failed */
+    enum queue_outcome_kind kind;   /* what apply_done made of it */
+    double retry_after;
+    double started, ended;      /* wall clock */
+    char *text;                 /* result or error line */
+    struct task *next;
+};
+
+struct watcher {
+    struct worker *w;
+    const char *queue;
+    struct rconn rc;
+    int blocking;               /* in BLMOVE now (under w->mu) */
+    pthread_t thread;
+};
+
+struct worker {
+    const struct worker_config *cfg;
+    struct logger lg;
+    struct keys keys;
+    char wid[KEYS_NAME_MAX + 1];
+    char host[256];
+    char queues_csv[4096];
+    double started_at;
+    struct rconn ctl;
+
+    pthread_mutex_t mu;
+    pthread_cond_t wake;        /* dispatcher: a completion or a watcher fired */
+    pthread_cond_t work;        /* executors: a task is waiting */
+    pthread_cond_t watch;       /* watchers: start or stop watching */
+    struct task *todo, *todo_tail;
+    struct task *done;
+    int watching;               /* dispatcher idle with free slots: watchers may block */
+    int ready;                  /* a watcher saw a record */
+    int stopping;               /* threads exit */
+    volatile int hard_stop;     /* handlers give up now */
+
+    pthread_t *executors;
+    struct watcher *watchers;
+    int outstanding;            /* taken and not yet applied (dispatcher only) */
+    long taken_total;
+};
+
+/* ---- executors ---------------------------------------------------------------------- */
+
+static void run_task(struct worker *w, struct http *http, struct task *t)
+{
+    struct job_ctx *ctx = xcalloc(1, sizeof *ctx);
+    double timeout = t->job->timeout > 0 ? t->job->timeout : t->fn->default_timeout;
+
+    ctx->http = http;
+    ctx->download_root = w->cfg->download_root;
+    ctx->limits = w->cfg->limits;
+    if (timeout > 0) ctx->limits.timeout = timeout;
+    ctx->timeout = timeout;
+    ctx->stop = &w->hard_stop;
+    t->started = time_now();
+    t->rc = t->fn->fn(ctx, t->job->args);
+    t->ended = time_now();
+    t->transient = ctx->transient;
+    t->retry_after = ctx->retry_after;
+    t->aborted = t->rc != 0 && w->hard_stop;
+    t->text = xstrdup(t->rc == 0 ? ctx->result : ctx->error);
+    free(ctx);
+}
+
+static void *executor_main(void *arg)
+{
+    struct worker *w = arg;
+    char err[256];
+    struct http *http = http_new(err, sizeof err);
+
+    if (http == NULL) LOG(&w->lg, LOG_ERROR, "executor: %s", err);
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        struct task *t;
+        while (w->todo == NULL && !w->stopping) pthread_cond_wait(&w->work, &w->mu);
+        if (w->todo == NULL) break;
+        t = w->todo;
+        w->todo = t->next;
+        if (w->todo == NULL) w->todo_tail = NULL;
+        pthread_mutex_unlock(&w->mu);
+
+        if (http == NULL) {
+            t->rc = -1;
+            t->transient = 1;
+            t->text = xstrdup("worker: no HTTP handle for this thread");
+        } else {
+            run_task(w, http, t);
+        }
+
+        pthread_mutex_lock(&w->mu);
+        t->next = w->done;
+        w->done = t;
+        pthread_cond_signal(&w->wake);
+    }
+    pthread_mutex_unlock(&w->mu);
+    http_free(http);
+    return NULL;
+}
+
+/* ---- watchers ----------------------------------------------------------------------- */
+
+static void *watcher_main(void *arg)
+{
+    struct watcher *wa = arg;
+    struct worker *w = wa->w;
+    char kq[KEYS_KEY_MAX];
+    long backoff = 100;
+
+    keys_queue(&w->keys, wa->queue, kq, sizeof kq);
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        redisReply *rep;
+        while (!w->stopping && (!w->watching || w->ready)) pthread_cond_wait(&w->watch, &w->mu);
+        if (w->stopping) break;
+        pthread_mutex_unlock(&w->mu);
+
+        if (wa->rc.ctx == NULL && rconn_connect(&wa->rc) != 0) {
+            LOG(&w->lg, LOG_DEBUG, "watcher %s: %s", wa->queue, wa->rc.errstr);
+            sleep_ms(backoff);
+            backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+            pthread_mutex_lock(&w->mu);
+            continue;
+        }
+        backoff = 100;
+        pthread_mutex_lock(&w->mu);
+        if (w->stopping) break;
+        wa->blocking = 1;
+        pthread_mutex_unlock(&w->mu);
+
+        rep = rconn_commandf(&wa->rc, "BLMOVE %s %s RIGHT RIGHT %.3f", kq, kq, WATCH_TIMEOUT);
+
+        pthread_mutex_lock(&w->mu);
+        wa->blocking = 0;
+        if (rep == NULL) {
+            LOG(&w->lg, LOG_DEBUG, "watcher %s: %s", wa->queue, wa->rc.errstr);
+        } else {
+            if (rep->type == REDIS_REPLY_STRING) {
+                w->ready = 1;
+                pthread_cond_signal(&w->wake);
+            } else if (rep->type == REDIS_REPLY_ERROR) {
+                LOG(&w->lg, LOG_WARN, "watcher %s: redis: %s", wa->queue, rep->str);
+            }
+            freeReplyObject(rep);
+        }
+    }
+    pthread_mutex_unlock(&w->mu);
+    rconn_close(&wa->rc);
+    return NULL;
+}
+
+/* ---- dispatcher helpers ------------------------------------------------------------- */
+
+static void task_free(struct task *t)
+{
+    queue_taken_free(&t->taken);
+    job_free(t->job);
+    free(t->text);
+    free(t);
+}
+
+/* Seconds until a failed attempt is tried again: exponential with jitter, or what the
+ * server asked for (Retry-After) when it said. */
+static double retry_delay(const struct worker *w, int attempt, double retry_after)
+{
+    double d = w->cfg->retry_base * pow(2.0, attempt > 1 ? attempt - 1 : 0);
+    double jitter = 0.75 + 0.5 * ((double)rand() / RAND_MAX);
+
+    if (d > RETRY_CAP) d = RETRY_CAP;
+    d *= jitter;
+    if (retry_after > 0) d = retry_after + 0.1 * jitter;
+    return d;
+}
+
+/* Turn finished tasks into outcomes and apply them. Tasks whose outcome could not be applied
+ * (Redis down) stay on *pending for the next try. Returns the number applied, -1 on error. */
+static int apply_done(struct worker *w, struct task **pending)
+{
+    struct task *t, *list = *pending;
+    struct queue_outcome *o;
+    size_t n = 0, i;
+    char err[512];
+
+    for (t = list; t; t = t->next) n++;
+    if (n == 0) return 0;
+    o = xcalloc(n, sizeof *o);
+    for (t = list, i = 0; t; t = t->next) {
+        struct queue_outcome *x = &o[i];
+        int retries;
+
+        if (t->aborted) continue;   /* left in flight: the drain puts it back */
+        x->taken = &t->taken;
+        x->job = t->job;
+        x->text = t->text;
+        x->at = t->ended;
+        retries = t->job->retries >= 0 ? t->job->retries : t->fn->default_retries;
+        if (t->rc == 0) {
+            x->kind = QUEUE_FINISHED;
+        } else if (t->transient && t->job->attempts <= retries) {
+            x->kind = QUEUE_RETRY;
+            x->retry_at = t->ended + retry_delay(w, t->job->attempts, t->retry_after);
+        } else {
+            x->kind = QUEUE_FAILED;
+        }
+        t->kind = x->kind;
+        i++;
+    }
+    if (queue_apply(&w->ctl, &w->keys, w->wid, o, i, &w->cfg->ttls, err, sizeof err) != 0) {
+        free(o);
+        return -1;
+    }
+    for (t = list; t; t = t->next) {
+        if (t->aborted) continue;
+        if (t->rc == 0)
+            LOG(&w->lg, LOG_INFO, "%s: %s %s finished in %.3fs%s%s", t->taken.queue,
+                t->job->func, t->job->id, t->ended - t->started, t->text[0] ? ": " : "",
+                t->text);
+        else
+            LOG(&w->lg, LOG_WARN, "%s: %s %s %s (attempt %d): %s", t->taken.queue,
+                t->job->func, t->job->id,
+                t->kind == QUEUE_RETRY ? "will retry" : "failed", t->job->attempts, t->text);
+    }
+    free(o);
+    while (list) {
+        t = list->next;
+        if (!list->aborted) w->outstanding--;
+        task_free(list);
+        list = t;
+    }
+    *pending = NULL;
+    return (int)n;
+}
+
+/* Take up to max records, decide what each is, mark the runnable ones started and give them
+ * to the executors. Records that cannot run (unreadable, unknown function, wrong arity)
+ * fail at once here, in the same batch. Returns the number taken, or -1. */
+static int take_batch(struct worker *w, size_t max)
+{
+    struct taken *tk = xcalloc(max, sizeof *tk);
+    struct task **tasks;
+    struct queue_outcome *o;
+    char err[512], why[512];
+    size_t i, no = 0;
+    int n;
+
+    n = queue_take(&w->ctl, &w->keys, w->wid, w->cfg->queues, w->cfg->nqueues, max, tk, err,
+                   sizeof err);
+    if (n <= 0) {
+        free(tk);
+        if (n < 0) LOG(&w->lg, LOG_DEBUG, "take: %s", err);
+        return n;
+    }
+    tasks = xcalloc((size_t)n, sizeof *tasks);
+    o = xcalloc((size_t)n, sizeof *o);
+    for (i = 0; i < (size_t)n; i++) {
+        struct task *t = xcalloc(1, sizeof *t);
+        struct queue_outcome *x = &o[no++];
+        double now = time_now();
+
+        t->taken = tk[i];
+        tasks[i] = t;
+        x->taken = &t->taken;
+        x->at = now;
+        if (job_decode(t->taken.record, t->taken.len, &t->job, why, sizeof why) != 0) {
+            if (t->job == NULL) {
+                x->kind = QUEUE_DEAD;
+                x->text = "unreadable";
+                LOG(&w->lg, LOG_WARN, "%s: record moved to the dead list: %s", t->taken.queue,
+                    why);
+            } else {
+                x->kind = QUEUE_FAILED;
+                x->job = t->job;
+                t->text = xstrdup(why);
+                x->text = t->text;
+                LOG(&w->lg, LOG_WARN, "%s: job %s failed: %s", t->taken.queue, t->job->id, why);
+            }
+            continue;
+        }
+        t->job->attempts++;
+        x->job = t->job;
+        if (registry_check(t->job->func, job_nargs(t->job), why, sizeof why) != 0) {
+            char line[600];
+            snprintf(line, sizeof line, "%s", why);
+            t->text = xstrdup(line);
+            x->kind = QUEUE_FAILED;
+            x->text = t->text;
+            LOG(&w->lg, LOG_WARN, "%s: job %s failed: %s", t->taken.queue, t->job->id, why);
+            continue;
+        }
+        t->fn = registry_find(t->job->func);
+        x->kind = QUEUE_STARTED;
+    }
+    free(tk);
+
+    if (queue_apply(&w->ctl, &w->keys, w->wid, o, no, &w->cfg->ttls, err, sizeof err) != 0) {
+        /* The records are safe in our in-flight lists; if we cannot say they started we
+         * cannot run them either. They go back with the next drain or recovery. */
+        LOG(&w->lg, LOG_DEBUG, "start: %s", err);
+        for (i = 0; i < (size_t)n; i++) task_free(tasks[i]);
+        free(tasks);
+        free(o);
+        return -1;
+    }
+    pthread_mutex_lock(&w->mu);
+    for (i = 0; i < (size_t)n; i++) {
+        struct task *t = tasks[i];
+        if (o[i].kind != QUEUE_STARTED) {
+            task_free(t);
+            continue;
+        }
+        w->outstanding++;
+        if (w->todo_tail) w->todo_tail->next = t;
+        else w->todo = t;
+        w->todo_tail = t;
+        pthread_cond_signal(&w->work);
+    }
+    pthread_mutex_unlock(&w->mu);
+    w->taken_total += n;
+    free(tasks);
+    free(o);
+    return n;
+}
+
+static void make_identity(struct worker *w)
+{
+    char host[256] = "localhost";
+    char *p;
+    unsigned rnd;
+    FILE *f;
+
+    if (gethostname(host, sizeof host) != 0) str_copy(host, sizeof host, "localhost");
+    host[sizeof host - 1] = '\0';
+    str_copy(w->host, sizeof w->host, host);
+    for (p = host; *p; p++) {
+        int ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                 (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == '_';
+        if (!ok) *p = '_';
+    }
+    host[64] = '\0';
+    rnd = (unsigned)getpid() ^ (unsigned)time_mono_ms();
+    f = fopen("/dev/urandom", "rb");
+    if (f != NULL) {
+        if (fread(&rnd, sizeof rnd, 1, f) != 1) rnd ^= (unsigned)time_mono_ms();
+        fclose(f);
+    }
+    srand(rnd);
+    err_set(w->wid, sizeof w->wid, "%.64s.%ld.%04x", host, (long)getpid(), rnd & 0xffff);
+}
+
+static int heartbeat(struct worker *w)
+{
+    struct queue_worker_info info;
+    char err[512];
+
+    info.wid = w->wid;
+    info.host = w->host;
+    info.pid = (long)getpid();
+    info.queues = w->queues_csv;
+    info.concurrency = w->cfg->concurrency;
+    info.busy = w->outstanding;
+    info.started_at = w->started_at;
+    if (queue_register(&w->ctl, &w->keys, &info, LEASE_SECONDS, err, sizeof err) != 0) {
+        LOG(&w->lg, LOG_DEBUG, "heartbeat: %s", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* Production Redis must keep what it acknowledged and must not evict job data. */
+static void check_redis_config(struct worker *w)
+{
+    redisReply *rep = rconn_commandf(&w->ctl, "CONFIG GET appendonly");
+
+    if (rep != NULL && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+        rep->element[1]->type == REDIS_REPLY_STRING && strcmp(rep->element[1]->str, "yes") != 0)
+        LOG(&w->lg, LOG_WARN,
+            "redis has appendonly %s: jobs acknowledged since the last snapshot are lost if it "
+            "restarts (production: appendonly yes)", rep->element[1]->str);
+    if (rep != NULL) freeReplyObject(rep);
+    rep = rconn_commandf(&w->ctl, "CONFIG GET maxmemory-policy");
+    if (rep != NULL && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+        rep->element[1]->type == REDIS_REPLY_STRING &&
+        strcmp(rep->element[1]->str, "noeviction") != 0)
+        LOG(&w->lg, LOG_WARN,
+            "redis has maxmemory-policy %s: it may evict queued jobs (production: noeviction)",
+            rep->element[1]->str);
+    if (rep != NULL) freeReplyObject(rep);
+}
+
+static void set_watching(struct worker *w, int on)
+{
+    pthread_mutex_lock(&w->mu);
+    if (w->watching != on) {
+        w->watching = on;
+        pthread_cond_broadcast(&w->watch);
+    }
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* Stop the watchers, interrupting any blocked BLMOVE, and wait for them. */
+static void stop_watchers(struct worker *w)
+{
+    size_t i;
+
+    pthread_mutex_lock(&w->mu);
+    w->stopping = 1;
+    for (i = 0; i < w->cfg->nqueues; i++) {
+        struct watcher *wa = &w->watchers[i];
+        if (wa->blocking && wa->rc.ctx != NULL) shutdown(wa->rc.ctx->fd, SHUT_RDWR);
+    }
+    pthread_cond_broadcast(&w->watch);
+    pthread_cond_broadcast(&w->work);
+    pthread_mutex_unlock(&w->mu);
+    for (i = 0; i < w->cfg->nqueues; i++) pthread_join(w->watchers[i].thread, NULL);
+}
+
+/* ---- the loop ----------------------------------------------------------------------- */
+
+int worker_run(const struct worker_config *cfg, volatile sig_atomic_t *signals)
+{
+    struct worker *w = xcalloc(1, sizeof *w);
+    struct rconn_url url;
+    struct task *pending = NULL;
+    char err[512];
+    long long now, next_hb = 0, next_recover = 0, next_sched = 0, down_since = 0;
+    long long drain_deadline = 0, next_connect = 0;
+    long backoff = 100;
+    int draining = 0, idle = 0, down = 0, rc = 0, executors_started = 0;
+    size_t i, o;
+
+    w->cfg = cfg;
+    w->lg.prog = "cworker";
+    w->lg.level = cfg->log_level;
+    w->started_at = time_now();
+    if (keys_init(&w->keys, cfg->prefix, err, sizeof err) != 0 ||
+        rconn_parse_url(cfg->url, &url, err, sizeof err) != 0) {
+        LOG(&w->lg, LOG_ERROR, "%s", err);
+        free(w);
+        return 1;
+    }
+    for (i = 0, o = 0; i < cfg->nqueues; i++) {
+        int n = snprintf(w->queues_csv + o, sizeof w->queues_csv - o, "%s%s", i ? "," : "",
+                         cfg->queues[i]);
+        if (n < 0 || (size_t)n >= sizeof w->queues_csv - o) {
+            LOG(&w->lg, LOG_ERROR, "too many queues");
+            free(w);
+            return 1;
+        }
+        o += (size_t)n;
+    }
+    make_identity(w);
+    rconn_init(&w->ctl, &url, 5.0);
+    if (rconn_connect(&w->ctl) != 0 || heartbeat(w) != 0) {
+        LOG(&w->lg, LOG_ERROR, "%s", w->ctl.errstr[0] ? w->ctl.errstr : "cannot register");
+        rconn_close(&w->ctl);
+        free(w);
+        return 1;
+    }
+    check_redis_config(w);
+    LOG(&w->lg, LOG_INFO, "worker %s started: queues %s, concurrency %d%s", w->wid,
+        w->queues_csv, cfg->concurrency, cfg->burst ? ", burst" : "");
+
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->wake, NULL);
+    pthread_cond_init(&w->work, NULL);
+    pthread_cond_init(&w->watch, NULL);
+    w->executors = xcalloc((size_t)cfg->concurrency, sizeof *w->executors);
+    for (i = 0; i < (size_t)cfg->concurrency; i++) {
+        if (pthread_create(&w->executors[i], NULL, executor_main, w) != 0) break;
+        executors_started++;
+    }
+    w->watchers = xcalloc(cfg->nqueues, sizeof *w->watchers);
+    for (i = 0; i < cfg->nqueues; i++) {
+        w->watchers[i].w = w;
+        w->watchers[i].queue = cfg->queues[i];
+        rconn_init(&w->watchers[i].rc, &url, 0);
+        pthread_create(&w->watchers[i].thread, NULL, watcher_main, &w->watchers[i]);
+    }
+
+    for (;;) {
+        struct task *done;
+        int took = 0, more = 0;
+        int free_slots;
+
+        now = time_mono_ms();
+        if (*signals >= 2) {
+            LOG(&w->lg, LOG_INFO, "second signal: putting back running jobs now");
+            w->hard_stop = 1;
+            break;
+        }
+        if (*signals >= 1 && !draining) {
+            draining = 1;
+            drain_deadline = now + (long long)(cfg->shutdown_timeout * 1000);
+            set_watching(w, 0);
+            LOG(&w->lg, LOG_INFO, "stopping: %d job%s running, waiting up to %.0fs",
+                w->outstanding, w->outstanding == 1 ? "" : "s", cfg->shutdown_timeout);
+        }
+
+        /* Reconnect with capped backoff; one line when the outage starts and one when it
+         * ends. */
+        if (w->ctl.ctx == NULL) {
+            if (!down) {
+                down = 1;
+                down_since = now;
+                LOG(&w->lg, LOG_WARN, "lost redis: %s; reconnecting", w->ctl.errstr);
+            }
+            if (now >= next_connect) {
+                if (rconn_connect(&w->ctl) == 0 && heartbeat(w) == 0) {
+                    LOG(&w->lg, LOG_INFO, "redis is back after %.1fs",
+                        (double)(now - down_since) / 1000.0);
+                    down = 0;
+                    backoff = 100;
+                    idle = 0;
+                    next_hb = now + HEARTBEAT_MS;
+                } else {
+                    next_connect = now + backoff;
+                    backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+                }
+            }
+        }
+
+        if (!down) {
+            if (now >= next_hb) {
+                heartbeat(w);
+                next_hb = now + HEARTBEAT_MS;
+            }
+            if (now >= next_recover && w->ctl.ctx) {
+                long n = queue_recover(&w->ctl, &w->keys, NULL, err, sizeof err);
+                if (n > 0)
+                    LOG(&w->lg, LOG_WARN, "recovered %ld job%s from dead workers", n,
+                        n == 1 ? "" : "s");
+                next_recover = now + RECOVER_MS;
+            }
+            if (now >= next_sched && w->ctl.ctx) {
+                long n = queue_schedule_due(&w->ctl, &w->keys, time_now(), 1000, err,
+                                            sizeof err);
+                if (n > 0) idle = 0;
+                next_sched = now + (n >= 1000 ? 0 : SCHEDULE_MS);
+            }
+        }
+
+        /* Outcomes first: they free slots. */
+        pthread_mutex_lock(&w->mu);
+        done = w->done;
+        w->done = NULL;
+        pthread_mutex_unlock(&w->mu);
+        if (done != NULL) {
+            struct task *tail = done;
+            while (tail->next) tail = tail->next;
+            tail->next = pending;
+            pending = done;
+        }
+        if (pending != NULL && w->ctl.ctx != NULL) apply_done(w, &pending);
+
+        free_slots = cfg->concurrency - w->outstanding;
+        if (cfg->max_jobs > 0 && cfg->max_jobs - w->taken_total < free_slots)
+            free_slots = (int)(cfg->max_jobs - w->taken_total);
+        if (!draining && w->ctl.ctx != NULL && free_slots > 0) {
+            int ready;
+            pthread_mutex_lock(&w->mu);
+            ready = w->ready;
+            if (ready) {
+                /* The watcher that fired waits for this before it blocks again. */
+                w->ready = 0;
+                pthread_cond_broadcast(&w->watch);
+            }
+            pthread_mutex_unlock(&w->mu);
+            if (!idle || ready) {
+                size_t want = (size_t)free_slots < TAKE_BATCH ? (size_t)free_slots : TAKE_BATCH;
+                took = take_batch(w, want);
+                if (took >= 0) {
+                    idle = (size_t)took < want;
+                    more = !idle;
+                }
+            }
+        }
+        set_watching(w, idle && !draining && free_slots > 0 && w->ctl.ctx != NULL);
+
+        if (cfg->max_jobs > 0 && w->taken_total >= cfg->max_jobs && w->outstanding == 0 &&
+            pending == NULL) {
+            LOG(&w->lg, LOG_INFO, "done %ld jobs (--max-jobs)", w->taken_total);
+            break;
+        }
+        if (cfg->burst && idle && w->outstanding == 0 && pending == NULL && !down) {
+            LOG(&w->lg, LOG_INFO, "queues empty, nothing running: exiting (--burst)");
+            break;
+        }
+        if (draining && ((w->outstanding == 0 && pending == NULL) || now >= drain_deadline)) {
+            if (w->outstanding > 0)
+                LOG(&w->lg, LOG_WARN, "shutdown timeout: %d job%s still running go back to "
+                    "their queues", w->outstanding, w->outstanding == 1 ? "" : "s");
+            break;
+        }
+        if (more) continue;
+
+        /* Sleep until a completion, a watcher, a signal (EINTR wakes nothing here, so the
+         * wait is short) or the next timer. */
+        {
+            struct timespec ts;
+            long long wait_ms = next_sched - time_mono_ms();
+            if (next_hb - time_mono_ms() < wait_ms) wait_ms = next_hb - time_mono_ms();
+            if (down) wait_ms = next_connect - time_mono_ms();
+            if (wait_ms > 100) wait_ms = 100;
+            if (wait_ms < 1) wait_ms = 1;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += wait_ms / 1000;
+            ts.tv_nsec += (wait_ms % 1000) * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_mutex_lock(&w->mu);
+            if (w->done == NULL && !w->ready) pthread_cond_timedwait(&w->wake, &w->mu, &ts);
+            pthread_mutex_unlock(&w->mu);
+        }
+    }
+
+    /* Shut down: no more taking; record what finished; put back the rest; deregister. */
+    stop_watchers(w);
+    pthread_mutex_lock(&w->mu);
+    {
+        struct task *done = w->done;
+        w->done = NULL;
+        while (done) {
+            struct task *t = done->next;
+            done->next = pending;
+            pending = done;
+            done = t;
+        }
+    }
+    pthread_mutex_unlock(&w->mu);
+    if (pending != NULL) {
+        if (w->ctl.ctx == NULL) rconn_connect(&w->ctl);
+        if (apply_done(w, &pending) < 0)
+            LOG(&w->lg, LOG_WARN, "could not record finished jobs (%s); they go back to "
+                "their queues", w->ctl.errstr);
+    }
+    {
+        long n;
+        int tries;
+        for (tries = 0; tries < 3; tries++) {
+            n = queue_recover(&w->ctl, &w->keys, w->wid, err, sizeof err);
+            if (n >= 0) {
+                if (n > 0)
+                    LOG(&w->lg, LOG_INFO, "put back %ld unfinished job%s", n, n == 1 ? "" : "s");
+                break;
+            }
+            sleep_ms(200);
+        }
+        if (tries == 3) {
+            LOG(&w->lg, LOG_ERROR, "could not deregister: %s; live workers will recover this "
+                "worker's jobs when its lease expires", err);
+            rc = 0;
+        }
+    }
+    LOG(&w->lg, LOG_INFO, "worker %s stopped", w->wid);
+
+    /* Executors still running a handler past the timeout are abandoned: their jobs are back
+     * in the queues and the process is about to exit. Idle ones are joined. */
+    if (w->outstanding == 0) {
+        for (i = 0; i < (size_t)executors_started; i++) pthread_join(w->executors[i], NULL);
+        while (pending) {
+            struct task *t = pending->next;
+            task_free(pending);
+            pending = t;
+        }
+        free(w->executors);
+        free(w->watchers);
+        rconn_close(&w->ctl);
+        pthread_mutex_destroy(&w->mu);
+        pthread_cond_destroy(&w->wake);
+        pthread_cond_destroy(&w->work);
+        pthread_cond_destroy(&w->watch);
+        free(w);
+    }
+    return rc;
+}

@@ -1,0 +1,33 @@
+/* worker.h - the cworker daemon: takes jobs from Redis and runs them on a pool of threads. */
+#ifndef CQ_WORKER_H
+#define CQ_WORKER_H
+
+#include <signal.h>
+#include <stddef.h>
+
+#include "http.h"
+#include "queue.h"
+
+struct worker_config {
+    const char *url;               /* redis:// URL */
+    const char *prefix;            /* key prefix */
+    const char *const *queues;     /* in priority order */
+    size_t nqueues;
+    int concurrency;               /* jobs run at once (-c) */
+    int burst;                     /* exit once the queues are empty and nothing runs */
+    long max_jobs;                 /* exit after this many jobs; 0 = no limit */
+    double shutdown_timeout;       /* seconds running jobs get to finish on SIGTERM */
+    double retry_base;             /* first retry delay in seconds; doubles per attempt */
+    const char *download_root;     /* absolute path of an existing directory */
+    struct http_limits limits;     /* per-download limits; timeout = default job timeout */
+    struct queue_ttls ttls;
+    int log_level;
+};
+
+/* Run until the queues are drained (burst), max_jobs are done, or *signals becomes non-zero
+ * (a drain: running jobs get shutdown_timeout to finish, the rest go back to their queues);
+ * a second signal (*signals >= 2) puts everything back at once. Returns the process exit
+ * code: 0 for a clean stop, 1 when it could not start. */
+int worker_run(const struct worker_config *cfg, volatile sig_atomic_t *signals);
+
+#endif

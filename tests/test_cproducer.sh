@@ -1,0 +1,276 @@
+#!/usr/bin/env bash
+# test_cproducer.sh BUILD_DIR - cproducer end to end: its own redis-server and a fake of the
+# Imgur API (tests/fixtures/fake_imgur.py, serving the recorded responses) on 127.0.0.1,
+# checked the way a user would: exit codes, stdout, the error line, the job records in Redis
+# and the number of API requests made. When cworker is built, the last part downloads the
+# images for real from tests/fixtures/httpd.py.
+. "$(dirname "$0")/lib.sh"
+
+CP=$BIN/cproducer
+[ -x "$CP" ] || { echo "FATAL: $CP not built"; exit 1; }
+
+start_redis
+start_httpd --generate
+
+FPF=$T/fake.port
+python3 "$SRC/tests/fixtures/fake_imgur.py" --port-file "$FPF" --image-base "$HBASE/" &
+PIDS+=("$!")
+wait_for 10 "test -s $FPF" || { echo "FATAL: fake_imgur.py did not start"; exit 1; }
+FPORT=$(cat "$FPF")
+API=http://127.0.0.1:$FPORT/3/gallery/
+
+# hits KIND: API requests (total, gallery or album) since the last reset_hits.
+hits() {
+    python3 -c 'import json, sys, urllib.request
+print(json.load(urllib.request.urlopen(sys.argv[1]))[sys.argv[2]])' \
+        "http://127.0.0.1:$FPORT/_/hits" "$1"
+}
+reset_hits() {
+    python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1]).read()' \
+        "http://127.0.0.1:$FPORT/_/reset"
+}
+
+# prod CLIENT_ID ARGS...: run cproducer against the fake; sets RC, OUT, ERR.
+prod() {
+    local id=$1
+    shift
+    reset_hits
+    IMGUR_CLIENT_ID=$id "$CP" --api-url "$API" "$@" >"$T/out" 2>"$T/err"
+    RC=$?
+    OUT=$(cat "$T/out")
+    ERR=$(cat "$T/err")
+}
+lines() { if [ -z "$1" ]; then echo 0; else printf '%s\n' "$1" | wc -l; fi; }
+
+# check_jobs NAME KEY COUNT DIR LINKFILE: the list KEY holds COUNT records, each a
+# download_link job with args [DIR, link], the links distinct and exactly those of LINKFILE,
+# each with status "queued" under the prefix $PFX.
+check_jobs() {
+    local name=$1
+    shift
+    rcli --raw LRANGE "$1" 0 -1 >"$T/records"
+    if python3 - "$T/records" "$2" "$3" "$4" "$PFX" "$RPORT" >"$T/cj.err" 2>&1 <<'EOF'
+import json, subprocess, sys
+records, count, d, linkfile, prefix, port = sys.argv[1:]
+recs = [json.loads(l) for l in open(records) if l.strip()]
+want = set(l.strip() for l in open(linkfile) if l.strip())
+assert len(recs) == int(count), "%d records, want %s" % (len(recs), count)
+links = [r["args"][1] for r in recs]
+assert len(set(links)) == len(links), "duplicate links"
+assert len(set(r["id"] for r in recs)) == len(recs), "duplicate ids"
+for r in recs:
+    assert r["func"] == "download_link", r
+    assert len(r["args"]) == 2 and r["args"][0] == d, r
+    assert r["args"][1] in want, r["args"][1]
+    st = subprocess.run(["redis-cli", "-p", port, "HGET", prefix + "job:" + r["id"], "status"],
+                        capture_output=True, text=True).stdout.strip()
+    assert st == "queued", (r["id"], st)
+assert set(links) == want, "links differ from the dry run"
+EOF
+    then
+        check_eq "$name" ok ok
+    else
+        check_eq "$name" ok "$(tail -1 "$T/cj.err")"
+    fi
+}
+PFX=cq:
+
+echo "# usage"
+IMGUR_CLIENT_ID= "$CP" --help >"$T/help" 2>&1
+check_eq "--help exits 0" 0 $?
+for o in --api-url --section --sort --window --page --pages --types --albums --max-wait \
+         --dir --queue --url --prefix --dry-run --wait --wait-timeout --verbose --help \
+         --version IMGUR_CLIENT_ID CQ_REDIS_URL CQ_PREFIX "Exit status"; do
+    check "--help mentions $o" "grep -q -- '$o' $T/help"
+done
+"$CP" --version >/dev/null
+check_eq "--version exits 0" 0 $?
+for bad in "--section cold" "--sort best" "--window hour" "--pages 0" "--page x" \
+           "--albums keep" "--types jpeg" "--max-wait forever" "extra" "--dry-run --wait" \
+           "-q bad/name" "--bogus"; do
+    prod test-client --dry-run $bad
+    check_eq "usage error exits 2: $bad" 2 "$RC"
+    check_eq "no API request on a usage error: $bad" 0 "$(hits total)"
+done
+
+echo "# client id"
+reset_hits
+env -u IMGUR_CLIENT_ID "$CP" --api-url "$API" --dry-run >"$T/out" 2>"$T/err"
+check_eq "missing IMGUR_CLIENT_ID exits 2" 2 $?
+check "the message names IMGUR_CLIENT_ID" "grep -q IMGUR_CLIENT_ID $T/err"
+check_eq "nothing asked of the API without a client id" 0 "$(hits total)"
+prod "" --dry-run
+check_eq "empty IMGUR_CLIENT_ID exits 2" 2 "$RC"
+prod wrong-id --dry-run
+check_eq "invalid client id exits 1" 1 "$RC"
+check_contains "Imgur's data.error is quoted" "Invalid client_id" "$ERR"
+check_eq "the error is one line" 1 "$(lines "$ERR")"
+check_eq "nothing on stdout on error" "" "$OUT"
+
+echo "# dry run"
+prod test-client --dry-run -u redis://127.0.0.1:1
+check_eq "dry run exits 0 (and needs no Redis)" 0 "$RC"
+check_eq "dry run prints the 16 .jpg links" 16 "$(lines "$OUT")"
+check_eq "every link ends in .jpg" 16 "$(printf '%s\n' "$OUT" | grep -c '\.jpg$')"
+check_eq "links point at the image server (--image-base)" 16 \
+    "$(printf '%s\n' "$OUT" | grep -c "^$HBASE/")"
+check_eq "the bare gallery URL is asked once" 1 "$(hits gallery)"
+check_eq "dry run is quiet on stderr" "" "$ERR"
+printf '%s\n' "$OUT" >"$T/links16"
+check_eq "dry run lists no link twice" 16 "$(sort -u "$T/links16" | wc -l)"
+prod test-client --dry-run --types image/jpeg,image/png
+check_eq "--types image/jpeg,image/png: 16 + 7 links" 23 "$(lines "$OUT")"
+prod test-client --dry-run --types image/gif
+check_eq "--types image/gif: 15 links" 15 "$(lines "$OUT")"
+
+echo "# enqueue"
+prod test-client
+check_eq "a run exits 0" 0 "$RC"
+check_eq "it says what it did" "enqueued 16 jobs to queue default" "$OUT"
+check_eq "the queue holds 16 records" 16 "$(rcli LLEN cq:queue:default)"
+check_jobs "records are download_link(images, link) of the dry-run links, once each" \
+    cq:queue:default 16 images "$T/links16"
+check "the queue is registered" "rcli SISMEMBER cq:queues default | grep -q 1"
+prod test-client -q pics --dir photos/2015 --prefix t1:
+check_eq "-q/--dir/--prefix run exits 0" 0 "$RC"
+PFX=t1:
+check_jobs "records use --dir and land in the prefixed queue" \
+    t1:queue:pics 16 photos/2015 "$T/links16"
+PFX=cq:
+check_eq "the default queue is untouched" 16 "$(rcli LLEN cq:queue:default)"
+
+echo "# pages and duplicates"
+prod test-client --dry-run --pages 2
+check_eq "--pages 2: the union of both pages (16 + 34)" 50 "$(lines "$OUT")"
+check_eq "--pages 2 asks two pages" 2 "$(hits gallery)"
+printf '%s\n' "$OUT" >"$T/links50"
+check "page 1 comes first" "head -16 $T/links50 | cmp -s - $T/links16"
+prod test-client --pages 5 -q paged
+check_eq "--pages 5 enqueues the union" "enqueued 50 jobs to queue paged" "$OUT"
+check_eq "--pages 5 stops at the first empty page" 3 "$(hits gallery)"
+check_jobs "paged records match the dry run" cq:queue:paged 50 images "$T/links50"
+prod duppages --pages 2 -q dup
+check_eq "a link listed on two pages is enqueued once" "enqueued 16 jobs to queue dup" "$OUT"
+check_eq "the dup queue holds 16" 16 "$(rcli LLEN cq:queue:dup)"
+prod test-client --dry-run --page 1 --section top --window week
+check_eq "--page 1 (top/week) is the second page" 34 "$(lines "$OUT")"
+
+echo "# albums"
+prod test-client --dry-run --albums expand
+check_eq "--albums expand adds the album images (16 + 46)" 62 "$(lines "$OUT")"
+check_eq "every one of the 22 albums is fetched" 22 "$(hits album)"
+prod inline-albums --dry-run --albums expand
+check_eq "albums with a full images[] are expanded from it" 62 "$(lines "$OUT")"
+check_eq "... without fetching them" 0 "$(hits album)"
+prod album404 --dry-run --albums expand
+check_eq "an album deleted meanwhile (404) is skipped, not fatal" 0 "$RC"
+check_eq "... the other albums still count" 62 "$(lines "$OUT")"
+check_contains "... with a warning naming it" "album tmg2y skipped" "$ERR"
+prod test-client --albums expand -q albums
+check_eq "expanded albums are enqueued, each link once" \
+    "enqueued 62 jobs to queue albums" "$OUT"
+prod test-client --dry-run --albums expand --api-url "http://127.0.0.1:$FPORT/3/"
+check_eq "--albums expand needs an --api-url ending in /gallery/" 2 "$RC"
+
+echo "# rate limits and bad responses"
+prod ratelimit-new --dry-run -v
+check_eq "429 (new style) is waited out" 0 "$RC"
+check_eq "... and the retry yields the 16 links" 16 "$(lines "$OUT")"
+check_eq "... after exactly one retry" 2 "$(hits total)"
+check_contains "the wait is logged" "HTTP 429: Too Many Requests" "$ERR"
+check_contains "-v logs the credits" "credits: client" "$ERR"
+prod ratelimit-old --dry-run
+check_eq "429 (envelope, X-RateLimit-UserReset) is waited out" 0 "$RC"
+check_eq "... yielding the 16 links" 16 "$(lines "$OUT")"
+check_eq "... after one retry" 2 "$(hits total)"
+start=$(date +%s)
+prod ratelimit-always --dry-run --max-wait 2
+check_eq "a 429 that never ends fails" 1 "$RC"
+check "... within --max-wait" "[ $(( $(date +%s) - start )) -le 6 ]"
+check_contains "... saying why" "HTTP 429: Too Many Requests" "$(tail -1 "$T/err")"
+prod ratelimit-always --dry-run --max-wait 0
+check_eq "--max-wait 0: no retry at all" 1 "$(hits total)"
+prod lowcredit --dry-run --pages 2 -v
+check_eq "used-up credits: the next request waits for the reset" 0 "$RC"
+check_eq "... and still gets both pages" 50 "$(lines "$OUT")"
+check_contains "... saying so" "used up" "$ERR"
+prod notjson --dry-run
+check_eq "a non-JSON body exits 1" 1 "$RC"
+check_eq "... with one line naming the status" "cproducer: imgur: HTTP 200: response is not JSON" "$ERR"
+prod badshape --dry-run
+check_eq "a body without data exits 1" 1 "$RC"
+check_eq "... with one line" "cproducer: imgur: HTTP 200: no data array" "$ERR"
+prod capacity --dry-run
+check_eq "over capacity exits 1" 1 "$RC"
+check_contains "... quoting Imgur" "HTTP 403: Imgur is temporarily over capacity" "$ERR"
+prod 500 --dry-run --max-wait 1
+check_eq "a 500 exits 1 once retries are spent" 1 "$RC"
+check_contains "... quoting Imgur" "HTTP 500: Could not complete request" "$(tail -1 "$T/err")"
+check_eq "... after one retry within --max-wait 1" 2 "$(hits total)"
+IMGUR_CLIENT_ID=test-client "$CP" --dry-run --max-wait 0 \
+    --api-url "http://127.0.0.1:$(free_port)/3/gallery/" >"$T/out" 2>"$T/err"
+check_eq "an unreachable API exits 1" 1 $?
+check_eq "... with one line" 1 "$(lines "$(cat "$T/err")")"
+check_contains "... naming imgur" "cproducer: imgur: " "$(cat "$T/err")"
+
+echo "# redis"
+prod test-client -u "redis://127.0.0.1:$(free_port)"
+check_eq "unreachable Redis exits 1" 1 "$RC"
+check_eq "... with one line" 1 "$(lines "$ERR")"
+check_contains "... starting cproducer:" "cproducer: " "$ERR"
+check_eq "... before spending API credits" 0 "$(hits total)"
+prod test-client -u "http://127.0.0.1:1"
+check_eq "a bad Redis URL is a usage error" 2 "$RC"
+
+echo "# --wait"
+# No worker here: the statuses are set by hand once the jobs are in the queue.
+set_statuses() {   # QUEUE FAILED_COUNT
+    wait_for 10 "[ \$(rcli LLEN cq:queue:$1) -eq 16 ]" || return 1
+    local i=0 id
+    for id in $(rcli --raw LRANGE "cq:queue:$1" 0 -1 |
+                python3 -c 'import json,sys; [print(json.loads(l)["id"]) for l in sys.stdin]'); do
+        if [ "$i" -lt "$2" ]; then
+            rcli HSET "cq:job:$id" status failed error "download_link: $id: HTTP 404" >/dev/null
+        else
+            rcli HSET "cq:job:$id" status finished >/dev/null
+        fi
+        i=$((i + 1))
+        sleep 0.01
+    done
+}
+set_statuses waitok 0 &
+prod test-client --wait -q waitok
+wait $!
+check_eq "--wait exits 0 when every job finished" 0 "$RC"
+check_contains "it prints Took" "Took " "$OUT"
+check "Took N.NNs" "printf '%s\n' \"\$OUT\" | grep -Eq '^Took [0-9]+\.[0-9]{2}s$'"
+check_contains "and a summary" "16 jobs: 16 finished, 0 failed" "$OUT"
+check_eq "no progress line when stderr is not a terminal" "" "$ERR"
+set_statuses waitfail 2 &
+prod test-client --wait -q waitfail
+wait $!
+check_eq "--wait exits 1 when a job failed" 1 "$RC"
+check_contains "the summary counts the failures" "16 jobs: 14 finished, 2 failed" "$OUT"
+check_contains "the failed jobs are named with their error" "HTTP 404" "$ERR"
+prod test-client --wait -q nobody --wait-timeout 1
+check_eq "--wait-timeout without a worker exits 1" 1 "$RC"
+check_contains "... counting the jobs that did not end" "16 not ended" "$OUT"
+
+echo "# with cworker: real downloads from the local image server"
+check "cworker is built" "[ -x $BIN/cworker ]"
+if [ -x "$BIN/cworker" ]; then
+    mkdir -p "$T/dl"
+    "$BIN/cworker" --download-root "$T/dl" --log-level error e2e >"$T/worker.log" 2>&1 &
+    WPID=$!
+    PIDS+=("$WPID")
+    prod test-client --wait -q e2e --dir images
+    check_eq "--wait with cworker exits 0" 0 "$RC"
+    check_contains "all 16 finished" "16 jobs: 16 finished, 0 failed" "$OUT"
+    check_eq "16 files downloaded" 16 "$(find "$T/dl/images" -type f -name '*.jpg' 2>/dev/null | wc -l)"
+    check "the names are those of the links" \
+        "[ \"\$(sed 's|.*/||' $T/links16 | sort)\" = \"\$(ls $T/dl/images | sort)\" ]"
+    kill "$WPID" 2>/dev/null
+    wait "$WPID" 2>/dev/null
+fi
+
+finish

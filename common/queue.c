@@ -284,16 +284,15 @@ static void taken_set(struct taken *t, const char *q, const char *rec, size_t le
     str_copy(t->queue, sizeof t->queue, q);
 }
 
-int queue_take(struct rconn *r, const struct keys *k, const char *wid,
-               const char *const *queues, size_t nq, size_t max, struct taken *out,
-               char *err, size_t errlen)
+int queue_take_append(struct rconn *r, const struct keys *k, const char *wid,
+                      const char *const *queues, size_t nq, size_t max,
+                      char *err, size_t errlen)
 {
     struct cmd c = {0};
     char tq[KEYS_KEY_MAX], ti[KEYS_KEY_MAX];
-    redisReply *rep;
-    size_t i, n = 0;
+    size_t i;
+    int rc;
 
-    if (max == 0 || nq == 0) return 0;
     cmd_str(&c, "EVAL");
     cmd_str(&c, take_lua);
     cmd_str(&c, "0");
@@ -302,8 +301,17 @@ int queue_take(struct rconn *r, const struct keys *k, const char *wid,
     cmd_str(&c, wid);
     cmd_fmt(&c, "%zu", max);
     for (i = 0; i < nq; i++) cmd_str(&c, queues[i]);
-    rep = rconn_command(r, c.argc, c.argv, c.lens);
+    rc = cmd_send(r, &c);
     cmd_free(&c);
+    if (rc != 0) err_set(err, errlen, "%s", r->errstr);
+    return rc;
+}
+
+int queue_take_read(struct rconn *r, size_t max, struct taken *out, char *err, size_t errlen)
+{
+    redisReply *rep = rconn_read(r);
+    size_t i, n = 0;
+
     if (reply_error(r, rep, "take", err, errlen) != 0) return -1;
     if (rep->type == REDIS_REPLY_ARRAY) {
         for (i = 0; i + 1 < rep->elements && n < max; i += 2) {
@@ -314,6 +322,15 @@ int queue_take(struct rconn *r, const struct keys *k, const char *wid,
     }
     freeReplyObject(rep);
     return (int)n;
+}
+
+int queue_take(struct rconn *r, const struct keys *k, const char *wid,
+               const char *const *queues, size_t nq, size_t max, struct taken *out,
+               char *err, size_t errlen)
+{
+    if (max == 0 || nq == 0) return 0;
+    if (queue_take_append(r, k, wid, queues, nq, max, err, errlen) != 0) return -1;
+    return queue_take_read(r, max, out, err, errlen);
 }
 
 int queue_take_blocking(struct rconn *r, const struct keys *k, const char *wid,
@@ -361,24 +378,26 @@ static void add_ttl(struct cmd *c, const char *key, long ttl)
     }
 }
 
-static void add_incr(struct cmd *c, const char *key, const char *field)
+static void add_incr(struct cmd *c, const char *key, const char *field, long by)
 {
     cmd_str(c, "HINCRBY");
     cmd_str(c, key);
     cmd_str(c, field);
-    cmd_str(c, "1");
+    cmd_fmt(c, "%ld", by);
 }
 
-int queue_apply(struct rconn *r, const struct keys *k, const char *wid,
-                const struct queue_outcome *o, size_t n, const struct queue_ttls *ttls,
-                char *err, size_t errlen)
+int queue_apply_append(struct rconn *r, const struct keys *k, const char *wid,
+                       const struct queue_outcome *o, size_t n,
+                       const struct queue_ttls *ttls, int *nreplies, char *err, size_t errlen)
 {
     struct cmd c = {0};
     char ki[KEYS_KEY_MAX], kj[KEYS_KEY_MAX], kw[KEYS_KEY_MAX], ks[KEYS_KEY_MAX];
     char kf[KEYS_KEY_MAX], ksch[KEYS_KEY_MAX], kd[KEYS_KEY_MAX];
     int sent = 0;
+    long nfinished = 0, nfailed = 0, nretried = 0, ndead = 0;
     size_t i;
 
+    *nreplies = 0;
     if (n == 0) return 0;
     keys_worker(k, wid, kw, sizeof kw);
     keys_stats(k, ks, sizeof ks);
@@ -400,9 +419,11 @@ int queue_apply(struct rconn *r, const struct keys *k, const char *wid,
 
         if (j != NULL) keys_job(k, j->id, kj, sizeof kj);
         if (x->kind != QUEUE_STARTED) {
+            /* Count -1 searches from the right, where the oldest records are: jobs end
+             * roughly in the order they were taken, so the match is near that end. */
             cmd_str(&c, "LREM");
             cmd_str(&c, keys_inflight(k, wid, x->taken->queue, ki, sizeof ki));
-            cmd_str(&c, "1");
+            cmd_str(&c, "-1");
             cmd_add(&c, x->taken->record, x->taken->len);
             SEND();
         }
@@ -441,16 +462,15 @@ int queue_apply(struct rconn *r, const struct keys *k, const char *wid,
             cmd_str(&c, "result");
             cmd_str(&c, x->text ? x->text : "");
             SEND();
-            cmd_str(&c, "HDEL");
-            cmd_str(&c, kj);
-            cmd_str(&c, "error");
-            SEND();
+            if (j->attempts > 1 || j->recovered > 0) {   /* an earlier attempt's error */
+                cmd_str(&c, "HDEL");
+                cmd_str(&c, kj);
+                cmd_str(&c, "error");
+                SEND();
+            }
             add_ttl(&c, kj, ttls->result_ttl);
             SEND();
-            add_incr(&c, ks, "processed");
-            SEND();
-            add_incr(&c, kw, "processed");
-            SEND();
+            nfinished++;
             break;
         case QUEUE_FAILED:
             cmd_str(&c, "HSET");
@@ -481,10 +501,7 @@ int queue_apply(struct rconn *r, const struct keys *k, const char *wid,
             cmd_fmt(&c, "%.6f", x->at);
             cmd_str(&c, j->id);
             SEND();
-            add_incr(&c, ks, "failed");
-            SEND();
-            add_incr(&c, kw, "failed");
-            SEND();
+            nfailed++;
             break;
         case QUEUE_RETRY:
             cmd_str(&c, "ZADD");
@@ -501,28 +518,64 @@ int queue_apply(struct rconn *r, const struct keys *k, const char *wid,
             cmd_str(&c, "retry_at");
             cmd_fmt(&c, "%.6f", x->retry_at);
             SEND();
-            add_incr(&c, ks, "retried");
-            SEND();
+            nretried++;
             break;
         case QUEUE_DEAD:
             cmd_str(&c, "LPUSH");
             cmd_str(&c, kd);
             cmd_add(&c, x->taken->record, x->taken->len);
             SEND();
-            add_incr(&c, ks, "dead");
-            SEND();
+            ndead++;
             break;
         }
+    }
+    /* Counters once per batch, not once per job. */
+    if (nfinished) {
+        add_incr(&c, ks, "processed", nfinished);
+        SEND();
+        add_incr(&c, kw, "processed", nfinished);
+        SEND();
+    }
+    if (nfailed) {
+        add_incr(&c, ks, "failed", nfailed);
+        SEND();
+        add_incr(&c, kw, "failed", nfailed);
+        SEND();
+    }
+    if (nretried) {
+        add_incr(&c, ks, "retried", nretried);
+        SEND();
+    }
+    if (ndead) {
+        add_incr(&c, ks, "dead", ndead);
+        SEND();
     }
     cmd_str(&c, "EXEC");
     SEND();
 #undef SEND
     cmd_free(&c);
-    return read_multi(r, sent, err, errlen);
+    *nreplies = sent;
+    return 0;
 io:
     cmd_free(&c);
     err_set(err, errlen, "%s", r->errstr);
     return -1;
+}
+
+int queue_apply_read(struct rconn *r, int nreplies, char *err, size_t errlen)
+{
+    if (nreplies == 0) return 0;
+    return read_multi(r, nreplies, err, errlen);
+}
+
+int queue_apply(struct rconn *r, const struct keys *k, const char *wid,
+                const struct queue_outcome *o, size_t n, const struct queue_ttls *ttls,
+                char *err, size_t errlen)
+{
+    int nrep;
+
+    if (queue_apply_append(r, k, wid, o, n, ttls, &nrep, err, errlen) != 0) return -1;
+    return queue_apply_read(r, nrep, err, errlen);
 }
 
 /* ---- scheduling --------------------------------------------------------------------- */

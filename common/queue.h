@@ -44,6 +44,13 @@ int queue_take(struct rconn *r, const struct keys *k, const char *wid,
                const char *const *queues, size_t nq, size_t max, struct taken *out,
                char *err, size_t errlen);
 
+/* The same in two halves, so that a worker can send it in one pipeline with queue_apply's
+ * commands: append (no I/O), then read its one reply. */
+int queue_take_append(struct rconn *r, const struct keys *k, const char *wid,
+                      const char *const *queues, size_t nq, size_t max,
+                      char *err, size_t errlen);
+int queue_take_read(struct rconn *r, size_t max, struct taken *out, char *err, size_t errlen);
+
 /* Block up to timeout seconds for one record of one queue (BLMOVE into the in-flight list).
  * Returns 1 with *out filled, 0 on timeout, -1 on error. */
 int queue_take_blocking(struct rconn *r, const struct keys *k, const char *wid,
@@ -74,6 +81,14 @@ struct queue_outcome {
 int queue_apply(struct rconn *r, const struct keys *k, const char *wid,
                 const struct queue_outcome *o, size_t n, const struct queue_ttls *ttls,
                 char *err, size_t errlen);
+
+/* queue_apply in two halves: append the transaction (no I/O; *nreplies receives how many
+ * replies it will produce, 0 when n is 0), then read them. Between the two, other commands
+ * may be appended; their replies come after these. */
+int queue_apply_append(struct rconn *r, const struct keys *k, const char *wid,
+                       const struct queue_outcome *o, size_t n,
+                       const struct queue_ttls *ttls, int *nreplies, char *err, size_t errlen);
+int queue_apply_read(struct rconn *r, int nreplies, char *err, size_t errlen);
 
 /* Move every scheduled record due at or before now to the tail of its queue (at most limit
  * per call). Returns how many moved, or -1. */

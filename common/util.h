@@ -25,6 +25,7 @@ void err_set(char *err, size_t errlen, const char *fmt, ...)
 /* Wall-clock time in seconds (with fractions) and a monotonic clock in milliseconds. */
 double time_now(void);
 long long time_mono_ms(void);
+long long time_mono_us(void);
 
 /* Parse a duration such as "30", "30s", "250ms", "5m", "2h" into seconds. Returns 0/-1. */
 int parse_duration(const char *s, double *out);

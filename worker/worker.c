@@ -55,7 +55,8 @@ struct task {
     int rc;
     int transient;
     int aborted;                /* gave up because of a hard stop: goes back, not failed */
-    enum queue_outcome_kind kind;   /* what apply_done made of it */
+    int refused;                /* never ran: kind was decided when it was taken */
+    enum queue_outcome_kind kind;   /* what it came to */
     double retry_after;
     double started, ended;      /* wall clock */
     char *text;                 /* result or error line */
@@ -85,6 +86,7 @@ struct worker {
     pthread_cond_t work;        /* executors: a task is waiting */
     pthread_cond_t watch;       /* watchers: start or stop watching */
     struct task *todo, *todo_tail;
+    long long todo_since;       /* when tasks last went to todo, or a wake-up last ran */
     struct task *done;
     int watching;               /* dispatcher idle with free slots: watchers may block */
     int ready;                  /* a watcher saw a record */
@@ -93,11 +95,31 @@ struct worker {
 
     pthread_t *executors;
     struct watcher *watchers;
+    int idle_executors;         /* executors waiting for a task (under mu) */
+    int dispatcher_waiting;     /* the dispatcher sleeps on wake (under mu) */
+    struct task **starts;       /* handed out, not yet marked started (dispatcher only) */
+    int nstarts, capstarts;
     int outstanding;            /* taken and not yet applied (dispatcher only) */
     long taken_total;
 };
 
 /* ---- executors ---------------------------------------------------------------------- */
+
+#define WAKE_AFTER_US 100   /* tasks waiting this long get another executor woken */
+
+/* Called with w->mu held: if tasks have waited WAKE_AFTER_US with executors idle, the
+ * awake ones are not keeping up - wake as many more as there are tasks. */
+static void wake_executors(struct worker *w)
+{
+    struct task *t;
+    int n = 0;
+
+    if (w->todo == NULL || w->idle_executors == 0) return;
+    if (time_mono_us() - w->todo_since < WAKE_AFTER_US) return;
+    for (t = w->todo; t && n < w->idle_executors; t = t->next) n++;
+    while (n-- > 0) pthread_cond_signal(&w->work);
+    w->todo_since = time_mono_us();
+}
 
 static void run_task(struct worker *w, struct http *http, struct task *t)
 {
@@ -130,11 +152,16 @@ static void *executor_main(void *arg)
     pthread_mutex_lock(&w->mu);
     for (;;) {
         struct task *t;
-        while (w->todo == NULL && !w->stopping) pthread_cond_wait(&w->work, &w->mu);
+        while (w->todo == NULL && !w->stopping) {
+            w->idle_executors++;
+            pthread_cond_wait(&w->work, &w->mu);
+            w->idle_executors--;
+        }
         if (w->todo == NULL) break;
         t = w->todo;
         w->todo = t->next;
         if (w->todo == NULL) w->todo_tail = NULL;
+        else wake_executors(w);
         pthread_mutex_unlock(&w->mu);
 
         if (http == NULL) {
@@ -148,7 +175,8 @@ static void *executor_main(void *arg)
         pthread_mutex_lock(&w->mu);
         t->next = w->done;
         w->done = t;
-        pthread_cond_signal(&w->wake);
+        /* One wake-up per batch of completions is enough: the dispatcher takes them all. */
+        if (w->dispatcher_waiting && t->next == NULL) pthread_cond_signal(&w->wake);
     }
     pthread_mutex_unlock(&w->mu);
     http_free(http);
@@ -229,153 +257,151 @@ static double retry_delay(const struct worker *w, int attempt, double retry_afte
     return d;
 }
 
-/* Turn finished tasks into outcomes and apply them. Tasks whose outcome could not be applied
- * (Redis down) stay on *pending for the next try. Returns the number applied, -1 on error. */
-static int apply_done(struct worker *w, struct task **pending)
+/* What a task that ran (or was refused) comes to. */
+static enum queue_outcome_kind decide(struct worker *w, struct task *t, double *retry_at)
 {
-    struct task *t, *list = *pending;
-    struct queue_outcome *o;
-    size_t n = 0, i;
-    char err[512];
+    int retries;
 
-    for (t = list; t; t = t->next) n++;
-    if (n == 0) return 0;
-    o = xcalloc(n, sizeof *o);
-    for (t = list, i = 0; t; t = t->next) {
-        struct queue_outcome *x = &o[i];
-        int retries;
-
-        if (t->aborted) continue;   /* left in flight: the drain puts it back */
-        x->taken = &t->taken;
-        x->job = t->job;
-        x->text = t->text;
-        x->at = t->ended;
-        retries = t->job->retries >= 0 ? t->job->retries : t->fn->default_retries;
-        if (t->rc == 0) {
-            x->kind = QUEUE_FINISHED;
-        } else if (t->transient && t->job->attempts <= retries) {
-            x->kind = QUEUE_RETRY;
-            x->retry_at = t->ended + retry_delay(w, t->job->attempts, t->retry_after);
-        } else {
-            x->kind = QUEUE_FAILED;
-        }
-        t->kind = x->kind;
-        i++;
+    if (t->refused) return t->kind;
+    if (t->rc == 0) return QUEUE_FINISHED;
+    retries = t->job->retries >= 0 ? t->job->retries : t->fn->default_retries;
+    if (t->transient && t->job->attempts <= retries) {
+        *retry_at = t->ended + retry_delay(w, t->job->attempts, t->retry_after);
+        return QUEUE_RETRY;
     }
-    if (queue_apply(&w->ctl, &w->keys, w->wid, o, i, &w->cfg->ttls, err, sizeof err) != 0) {
-        free(o);
-        return -1;
-    }
-    for (t = list; t; t = t->next) {
-        if (t->aborted) continue;
-        if (t->rc == 0)
-            LOG(&w->lg, LOG_INFO, "%s: %s %s finished in %.3fs%s%s", t->taken.queue,
-                t->job->func, t->job->id, t->ended - t->started, t->text[0] ? ": " : "",
-                t->text);
-        else
-            LOG(&w->lg, LOG_WARN, "%s: %s %s %s (attempt %d): %s", t->taken.queue,
-                t->job->func, t->job->id,
-                t->kind == QUEUE_RETRY ? "will retry" : "failed", t->job->attempts, t->text);
-    }
-    free(o);
-    while (list) {
-        t = list->next;
-        if (!list->aborted) w->outstanding--;
-        task_free(list);
-        list = t;
-    }
-    *pending = NULL;
-    return (int)n;
+    return QUEUE_FAILED;
 }
 
-/* Take up to max records, decide what each is, mark the runnable ones started and give them
- * to the executors. Records that cannot run (unreadable, unknown function, wrong arity)
- * fail at once here, in the same batch. Returns the number taken, or -1. */
-static int take_batch(struct worker *w, size_t max)
+static void log_outcome(struct worker *w, const struct task *t)
 {
-    struct taken *tk = xcalloc(max, sizeof *tk);
-    struct task **tasks;
-    struct queue_outcome *o;
-    char err[512], why[512];
-    size_t i, no = 0;
-    int n;
-
-    n = queue_take(&w->ctl, &w->keys, w->wid, w->cfg->queues, w->cfg->nqueues, max, tk, err,
-                   sizeof err);
-    if (n <= 0) {
-        free(tk);
-        if (n < 0) LOG(&w->lg, LOG_DEBUG, "take: %s", err);
-        return n;
+    if (t->refused) {
+        if (t->kind == QUEUE_DEAD)
+            LOG(&w->lg, LOG_WARN, "%s: record moved to the dead list: %s", t->taken.queue,
+                t->text);
+        else
+            LOG(&w->lg, LOG_WARN, "%s: job %s failed: %s", t->taken.queue, t->job->id, t->text);
+    } else if (t->rc == 0) {
+        LOG(&w->lg, LOG_INFO, "%s: %s %s finished in %.3fs%s%s", t->taken.queue, t->job->func,
+            t->job->id, t->ended - t->started, t->text[0] ? ": " : "", t->text);
+    } else {
+        LOG(&w->lg, LOG_WARN, "%s: %s %s %s (attempt %d): %s", t->taken.queue, t->job->func,
+            t->job->id, t->kind == QUEUE_RETRY ? "will retry" : "failed", t->job->attempts,
+            t->text);
     }
-    tasks = xcalloc((size_t)n, sizeof *tasks);
-    o = xcalloc((size_t)n, sizeof *o);
-    for (i = 0; i < (size_t)n; i++) {
+}
+
+/* Decode taken records into tasks. Runnable ones go to w->starts (to be marked started in the
+ * next transaction) and to the executors; ones that cannot run (unreadable, unknown
+ * function, wrong arity) go to *pending with their outcome already decided. */
+static void accept_taken(struct worker *w, struct taken *tk, int n, struct task **pending)
+{
+    char why[512];
+    int i;
+
+    pthread_mutex_lock(&w->mu);
+    for (i = 0; i < n; i++) {
         struct task *t = xcalloc(1, sizeof *t);
-        struct queue_outcome *x = &o[no++];
-        double now = time_now();
 
         t->taken = tk[i];
-        tasks[i] = t;
-        x->taken = &t->taken;
-        x->at = now;
+        t->ended = time_now();
         if (job_decode(t->taken.record, t->taken.len, &t->job, why, sizeof why) != 0) {
-            if (t->job == NULL) {
-                x->kind = QUEUE_DEAD;
-                x->text = "unreadable";
-                LOG(&w->lg, LOG_WARN, "%s: record moved to the dead list: %s", t->taken.queue,
-                    why);
-            } else {
-                x->kind = QUEUE_FAILED;
-                x->job = t->job;
+            t->refused = 1;
+            t->kind = t->job == NULL ? QUEUE_DEAD : QUEUE_FAILED;
+            t->text = xstrdup(why);
+        } else {
+            t->job->attempts++;
+            if (registry_check(t->job->func, job_nargs(t->job), why, sizeof why) != 0) {
+                t->refused = 1;
+                t->kind = QUEUE_FAILED;
                 t->text = xstrdup(why);
-                x->text = t->text;
-                LOG(&w->lg, LOG_WARN, "%s: job %s failed: %s", t->taken.queue, t->job->id, why);
             }
-            continue;
         }
-        t->job->attempts++;
-        x->job = t->job;
-        if (registry_check(t->job->func, job_nargs(t->job), why, sizeof why) != 0) {
-            char line[600];
-            snprintf(line, sizeof line, "%s", why);
-            t->text = xstrdup(line);
-            x->kind = QUEUE_FAILED;
-            x->text = t->text;
-            LOG(&w->lg, LOG_WARN, "%s: job %s failed: %s", t->taken.queue, t->job->id, why);
+        if (t->refused) {
+            t->next = *pending;
+            *pending = t;
             continue;
         }
         t->fn = registry_find(t->job->func);
-        x->kind = QUEUE_STARTED;
-    }
-    free(tk);
-
-    if (queue_apply(&w->ctl, &w->keys, w->wid, o, no, &w->cfg->ttls, err, sizeof err) != 0) {
-        /* The records are safe in our in-flight lists; if we cannot say they started we
-         * cannot run them either. They go back with the next drain or recovery. */
-        LOG(&w->lg, LOG_DEBUG, "start: %s", err);
-        for (i = 0; i < (size_t)n; i++) task_free(tasks[i]);
-        free(tasks);
-        free(o);
-        return -1;
-    }
-    pthread_mutex_lock(&w->mu);
-    for (i = 0; i < (size_t)n; i++) {
-        struct task *t = tasks[i];
-        if (o[i].kind != QUEUE_STARTED) {
-            task_free(t);
-            continue;
-        }
         w->outstanding++;
+        if (w->nstarts == w->capstarts) {
+            w->capstarts = w->capstarts ? w->capstarts * 2 : 64;
+            w->starts = xrealloc(w->starts, sizeof *w->starts * (size_t)w->capstarts);
+        }
+        w->starts[w->nstarts++] = t;
         if (w->todo_tail) w->todo_tail->next = t;
         else w->todo = t;
         w->todo_tail = t;
-        pthread_cond_signal(&w->work);
     }
+    w->todo_since = time_mono_us();
+    /* Wake one executor now; more only if tasks are still waiting a moment later (see
+     * wake_executors). Short jobs are then run by the few threads already awake instead of
+     * waking one thread per job, while long ones still fan out over every idle thread
+     * within a fraction of a millisecond. */
+    if (w->todo != NULL && w->idle_executors > 0) pthread_cond_signal(&w->work);
     pthread_mutex_unlock(&w->mu);
     w->taken_total += n;
-    free(tasks);
+}
+
+/* One round trip: mark taken jobs started, record ended ones (one MULTI/EXEC), and, when
+ * take_max > 0, take more in the same pipeline. Returns the number taken, or -1 when Redis
+ * failed (every outcome is kept for the next try: nothing is lost or applied twice, as the
+ * transaction either ran whole or not at all - see queue_apply). */
+static int cycle(struct worker *w, struct task **pending, size_t take_max)
+{
+    struct task *t;
+    struct queue_outcome *o;
+    struct taken *tk = NULL;
+    size_t n = (size_t)w->nstarts, i = 0;
+    char err[512];
+    int nrep = 0, ok, taken = 0;
+
+    for (t = *pending; t; t = t->next) n++;
+    o = xcalloc(n ? n : 1, sizeof *o);
+    for (i = 0; i < (size_t)w->nstarts; i++) {
+        o[i].kind = QUEUE_STARTED;
+        o[i].taken = &w->starts[i]->taken;
+        o[i].job = w->starts[i]->job;
+        o[i].at = w->starts[i]->ended;   /* when it was taken */
+    }
+    for (t = *pending; t; t = t->next) {
+        if (t->aborted) continue;   /* left in flight: the drain puts it back */
+        o[i].retry_at = 0;
+        t->kind = decide(w, t, &o[i].retry_at);
+        o[i].kind = t->kind;
+        o[i].taken = &t->taken;
+        o[i].job = t->job;
+        o[i].text = t->text;
+        o[i].at = t->ended;
+        i++;
+    }
+    ok = queue_apply_append(&w->ctl, &w->keys, w->wid, o, i, &w->cfg->ttls, &nrep, err,
+                            sizeof err) == 0;
+    if (ok && take_max > 0) {
+        if (queue_take_append(&w->ctl, &w->keys, w->wid, w->cfg->queues, w->cfg->nqueues,
+                              take_max, err, sizeof err) != 0)
+            take_max = 0, ok = 0;
+    }
+    if (ok && queue_apply_read(&w->ctl, nrep, err, sizeof err) != 0) ok = 0;
+    if (take_max > 0 && w->ctl.ctx != NULL) {
+        tk = xcalloc(take_max, sizeof *tk);
+        taken = queue_take_read(&w->ctl, take_max, tk, err, sizeof err);
+        if (taken < 0) ok = 0;
+    }
     free(o);
-    return n;
+    if (!ok) LOG(&w->lg, LOG_DEBUG, "cycle: %s", err);
+    if (ok) {
+        w->nstarts = 0;
+        while (*pending) {
+            t = *pending;
+            *pending = t->next;
+            if (!t->aborted) log_outcome(w, t);
+            if (!t->aborted && !t->refused) w->outstanding--;
+            task_free(t);
+        }
+    }
+    if (taken > 0) accept_taken(w, tk, taken, pending);
+    free(tk);
+    return ok ? taken : -1;
 }
 
 static void make_identity(struct worker *w)
@@ -607,12 +633,17 @@ int worker_run(const struct worker_config *cfg, volatile sig_atomic_t *signals)
             tail->next = pending;
             pending = done;
         }
-        if (pending != NULL && w->ctl.ctx != NULL) apply_done(w, &pending);
-
+        /* Jobs that ended free their slots in the same pipeline, ahead of the take. */
         free_slots = cfg->concurrency - w->outstanding;
+        {
+            struct task *t;
+            for (t = pending; t; t = t->next)
+                if (!t->refused && !t->aborted) free_slots++;
+        }
         if (cfg->max_jobs > 0 && cfg->max_jobs - w->taken_total < free_slots)
             free_slots = (int)(cfg->max_jobs - w->taken_total);
-        if (!draining && w->ctl.ctx != NULL && free_slots > 0) {
+        if (w->ctl.ctx != NULL) {
+            size_t want = 0;
             int ready;
             pthread_mutex_lock(&w->mu);
             ready = w->ready;
@@ -622,32 +653,41 @@ int worker_run(const struct worker_config *cfg, volatile sig_atomic_t *signals)
                 pthread_cond_broadcast(&w->watch);
             }
             pthread_mutex_unlock(&w->mu);
-            if (!idle || ready) {
-                size_t want = (size_t)free_slots < TAKE_BATCH ? (size_t)free_slots : TAKE_BATCH;
-                took = take_batch(w, want);
-                if (took >= 0) {
+            if (!draining && free_slots > 0 && (!idle || ready))
+                want = (size_t)free_slots < TAKE_BATCH ? (size_t)free_slots : TAKE_BATCH;
+            if (want > 0 || pending != NULL || w->nstarts > 0) {
+                took = cycle(w, &pending, want);
+                if (took >= 0 && want > 0) {
                     idle = (size_t)took < want;
                     more = !idle;
                 }
+                /* Just-taken jobs are marked started on the next turn, without waiting. */
+                if (w->nstarts > 0 || pending != NULL) more = more || took > 0;
             }
+            free_slots = cfg->concurrency - w->outstanding;
         }
         set_watching(w, idle && !draining && free_slots > 0 && w->ctl.ctx != NULL);
 
         if (cfg->max_jobs > 0 && w->taken_total >= cfg->max_jobs && w->outstanding == 0 &&
-            pending == NULL) {
+            pending == NULL && w->nstarts == 0) {
             LOG(&w->lg, LOG_INFO, "done %ld jobs (--max-jobs)", w->taken_total);
             break;
         }
-        if (cfg->burst && idle && w->outstanding == 0 && pending == NULL && !down) {
+        if (cfg->burst && idle && w->outstanding == 0 && pending == NULL && w->nstarts == 0 &&
+            !down) {
             LOG(&w->lg, LOG_INFO, "queues empty, nothing running: exiting (--burst)");
             break;
         }
-        if (draining && ((w->outstanding == 0 && pending == NULL) || now >= drain_deadline)) {
+        if (draining && ((w->outstanding == 0 && pending == NULL && w->nstarts == 0) ||
+                         now >= drain_deadline)) {
             if (w->outstanding > 0)
                 LOG(&w->lg, LOG_WARN, "shutdown timeout: %d job%s still running go back to "
                     "their queues", w->outstanding, w->outstanding == 1 ? "" : "s");
             break;
         }
+        pthread_mutex_lock(&w->mu);
+        wake_executors(w);
+        pthread_mutex_unlock(&w->mu);
         if (more) continue;
 
         /* Sleep until a completion, a watcher, a signal (EINTR wakes nothing here, so the
@@ -659,15 +699,23 @@ int worker_run(const struct worker_config *cfg, volatile sig_atomic_t *signals)
             if (down) wait_ms = next_connect - time_mono_ms();
             if (wait_ms > 100) wait_ms = 100;
             if (wait_ms < 1) wait_ms = 1;
+            pthread_mutex_lock(&w->mu);
+            wake_executors(w);
+            if (w->todo != NULL && w->idle_executors > 0) wait_ms = 0;
+            pthread_mutex_unlock(&w->mu);
             clock_gettime(CLOCK_REALTIME, &ts);
             ts.tv_sec += wait_ms / 1000;
-            ts.tv_nsec += (wait_ms % 1000) * 1000000L;
+            ts.tv_nsec += wait_ms > 0 ? (wait_ms % 1000) * 1000000L : WAKE_AFTER_US * 1000L;
             if (ts.tv_nsec >= 1000000000L) {
                 ts.tv_sec++;
                 ts.tv_nsec -= 1000000000L;
             }
             pthread_mutex_lock(&w->mu);
-            if (w->done == NULL && !w->ready) pthread_cond_timedwait(&w->wake, &w->mu, &ts);
+            if (w->done == NULL && !w->ready) {
+                w->dispatcher_waiting = 1;
+                pthread_cond_timedwait(&w->wake, &w->mu, &ts);
+                w->dispatcher_waiting = 0;
+            }
             pthread_mutex_unlock(&w->mu);
         }
     }
@@ -686,9 +734,9 @@ int worker_run(const struct worker_config *cfg, volatile sig_atomic_t *signals)
         }
     }
     pthread_mutex_unlock(&w->mu);
-    if (pending != NULL) {
+    if (pending != NULL || w->nstarts > 0) {
         if (w->ctl.ctx == NULL) rconn_connect(&w->ctl);
-        if (apply_done(w, &pending) < 0)
+        if (cycle(w, &pending, 0) < 0)
             LOG(&w->lg, LOG_WARN, "could not record finished jobs (%s); they go back to "
                 "their queues", w->ctl.errstr);
     }

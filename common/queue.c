@@ -29,10 +29,19 @@
 
 /* ---- a growable argv for pipelined commands ----------------------------------------- */
 
+/* Short strings a command formats (numbers, times) are carved from chunks of an arena that
+ * lives as long as the cmd, instead of one malloc each: a worker formats several per job. */
+struct arena_chunk {
+    struct arena_chunk *next;
+    size_t used, cap;
+    char data[];
+};
+
 struct cmd {
     const char **argv;
     size_t *lens;
-    char **owned;      /* strings this cmd allocated, freed by cmd_reset */
+    char **owned;      /* malloc'ed strings this cmd frees */
+    struct arena_chunk *arena;
     int argc, cap, nowned, capowned;
 };
 
@@ -64,22 +73,79 @@ static void cmd_own(struct cmd *c, char *s)
     cmd_str(c, s);
 }
 
-/* Add a formatted argument; the string is owned by the cmd. */
+/* Add a copy of s (n bytes) carved from the arena. */
+static void cmd_copy(struct cmd *c, const char *s, size_t n)
+{
+    struct arena_chunk *a = c->arena;
+    char *d;
+
+    if (a == NULL || a->cap - a->used < n + 1) {
+        size_t cap = n + 1 > 16384 ? n + 1 : 16384;
+        a = xmalloc(sizeof *a + cap);
+        a->next = c->arena;
+        a->used = 0;
+        a->cap = cap;
+        c->arena = a;
+    }
+    d = a->data + a->used;
+    memcpy(d, s, n);
+    d[n] = '\0';
+    a->used += n + 1;
+    cmd_add(c, d, n);
+}
+
+/* Add a formatted argument. */
 static void cmd_fmt(struct cmd *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void cmd_fmt(struct cmd *c, const char *fmt, ...)
 {
+    char buf[128];
     va_list ap;
-    char *s;
     int n;
 
     va_start(ap, fmt);
-    n = vasprintf(&s, fmt, ap);
+    n = vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
     if (n < 0) {
-        fprintf(stderr, "cq: out of memory formatting a command\n");
+        fprintf(stderr, "cq: cannot format a command argument\n");
         abort();
     }
-    cmd_own(c, s);
+    if ((size_t)n < sizeof buf) {
+        cmd_copy(c, buf, (size_t)n);
+        return;
+    }
+    {
+        char *s;
+        va_start(ap, fmt);
+        n = vasprintf(&s, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            fprintf(stderr, "cq: out of memory formatting a command\n");
+            abort();
+        }
+        cmd_own(c, s);
+    }
+}
+
+/* Add a Unix time as seconds with six decimals, without printf's floating-point path (a
+ * worker writes several per job). */
+static void cmd_time(struct cmd *c, double t)
+{
+    char buf[40], *p = buf + sizeof buf;
+    long long us = (long long)(t * 1e6 + (t >= 0 ? 0.5 : -0.5));
+    int neg = us < 0, i;
+
+    if (neg) us = -us;
+    for (i = 0; i < 6; i++) {
+        *--p = (char)('0' + us % 10);
+        us /= 10;
+    }
+    *--p = '.';
+    do {
+        *--p = (char)('0' + us % 10);
+        us /= 10;
+    } while (us > 0);
+    if (neg) *--p = '-';
+    cmd_copy(c, p, (size_t)(buf + sizeof buf - p));
 }
 
 /* Queue the command for sending and start a new one (owned strings live until cmd_free). */
@@ -96,6 +162,11 @@ static void cmd_free(struct cmd *c)
 
     for (i = 0; i < c->nowned; i++) free(c->owned[i]);
     free(c->owned);
+    while (c->arena != NULL) {
+        struct arena_chunk *next = c->arena->next;
+        free(c->arena);
+        c->arena = next;
+    }
     free(c->argv);
     free(c->lens);
     memset(c, 0, sizeof *c);
@@ -178,7 +249,7 @@ static int enqueue_chunk(struct rconn *r, const struct keys *k, struct job *cons
             cmd_str(&c, "ZADD");
             cmd_str(&c, ks);
             for (m = i; m < run; m++) {
-                cmd_fmt(&c, "%.6f", at);
+                cmd_time(&c, at);
                 cmd_str(&c, recs[m]);
             }
         } else {
@@ -201,10 +272,10 @@ static int enqueue_chunk(struct rconn *r, const struct keys *k, struct job *cons
         cmd_str(&c, "queue");
         cmd_str(&c, j->queue);
         cmd_str(&c, "enqueued_at");
-        cmd_fmt(&c, "%.6f", j->enqueued_at);
+        cmd_time(&c, j->enqueued_at);
         if (scheduled) {
             cmd_str(&c, "scheduled_for");
-            cmd_fmt(&c, "%.6f", at);
+            cmd_time(&c, at);
         }
         if (cmd_send(r, &c) != 0) goto io;
         /* A job id reused after an earlier run must not inherit that run's expiry. */
@@ -378,6 +449,28 @@ static void add_ttl(struct cmd *c, const char *key, long ttl)
     }
 }
 
+/* The fields a start writes: with_start outcomes write them in the same HSET as the end,
+ * which saves two commands per job for jobs that end before the next round trip. */
+static void add_start_fields(struct cmd *c, const struct queue_outcome *x, const char *wid)
+{
+    const struct job *j = x->job;
+
+    cmd_str(c, "func");
+    cmd_str(c, j->func);
+    cmd_str(c, "queue");
+    cmd_str(c, x->taken->queue);
+    cmd_str(c, "worker");
+    cmd_str(c, wid);
+    cmd_str(c, "started_at");
+    cmd_time(c, x->started_at);
+    cmd_str(c, "attempts");
+    cmd_fmt(c, "%d", j->attempts);
+    if (j->enqueued_at > 0) {
+        cmd_str(c, "enqueued_at");
+        cmd_time(c, j->enqueued_at);
+    }
+}
+
 static void add_incr(struct cmd *c, const char *key, const char *field, long by)
 {
     cmd_str(c, "HINCRBY");
@@ -433,20 +526,7 @@ int queue_apply_append(struct rconn *r, const struct keys *k, const char *wid,
             cmd_str(&c, kj);
             cmd_str(&c, "status");
             cmd_str(&c, "started");
-            cmd_str(&c, "func");
-            cmd_str(&c, j->func);
-            cmd_str(&c, "queue");
-            cmd_str(&c, x->taken->queue);
-            cmd_str(&c, "worker");
-            cmd_str(&c, wid);
-            cmd_str(&c, "started_at");
-            cmd_fmt(&c, "%.6f", x->at);
-            cmd_str(&c, "attempts");
-            cmd_fmt(&c, "%d", j->attempts);
-            if (j->enqueued_at > 0) {
-                cmd_str(&c, "enqueued_at");
-                cmd_fmt(&c, "%.6f", j->enqueued_at);
-            }
+            add_start_fields(&c, x, wid);
             SEND();
             cmd_str(&c, "PERSIST");
             cmd_str(&c, kj);
@@ -457,8 +537,9 @@ int queue_apply_append(struct rconn *r, const struct keys *k, const char *wid,
             cmd_str(&c, kj);
             cmd_str(&c, "status");
             cmd_str(&c, "finished");
+            if (x->with_start) add_start_fields(&c, x, wid);
             cmd_str(&c, "ended_at");
-            cmd_fmt(&c, "%.6f", x->at);
+            cmd_time(&c, x->at);
             cmd_str(&c, "result");
             cmd_str(&c, x->text ? x->text : "");
             SEND();
@@ -477,17 +558,21 @@ int queue_apply_append(struct rconn *r, const struct keys *k, const char *wid,
             cmd_str(&c, kj);
             cmd_str(&c, "status");
             cmd_str(&c, "failed");
-            /* A job refused before it started has no other fields yet. */
-            cmd_str(&c, "queue");
-            cmd_str(&c, x->taken->queue);
-            cmd_str(&c, "worker");
-            cmd_str(&c, wid);
-            if (j->func[0]) {
-                cmd_str(&c, "func");
-                cmd_str(&c, j->func);
+            if (x->with_start) {
+                add_start_fields(&c, x, wid);
+            } else {
+                /* A job refused before it started has no other fields yet. */
+                cmd_str(&c, "queue");
+                cmd_str(&c, x->taken->queue);
+                cmd_str(&c, "worker");
+                cmd_str(&c, wid);
+                if (j->func[0]) {
+                    cmd_str(&c, "func");
+                    cmd_str(&c, j->func);
+                }
             }
             cmd_str(&c, "ended_at");
-            cmd_fmt(&c, "%.6f", x->at);
+            cmd_time(&c, x->at);
             cmd_str(&c, "error");
             cmd_str(&c, x->text ? x->text : "");
             /* The record is kept so that a failed job can be requeued as it was. */
@@ -498,7 +583,7 @@ int queue_apply_append(struct rconn *r, const struct keys *k, const char *wid,
             SEND();
             cmd_str(&c, "ZADD");
             cmd_str(&c, kf);
-            cmd_fmt(&c, "%.6f", x->at);
+            cmd_time(&c, x->at);
             cmd_str(&c, j->id);
             SEND();
             nfailed++;
@@ -506,17 +591,18 @@ int queue_apply_append(struct rconn *r, const struct keys *k, const char *wid,
         case QUEUE_RETRY:
             cmd_str(&c, "ZADD");
             cmd_str(&c, ksch);
-            cmd_fmt(&c, "%.6f", x->retry_at);
+            cmd_time(&c, x->retry_at);
             cmd_own(&c, job_encode(j));   /* the new record carries the attempts so far */
             SEND();
             cmd_str(&c, "HSET");
             cmd_str(&c, kj);
             cmd_str(&c, "status");
             cmd_str(&c, "retrying");
+            if (x->with_start) add_start_fields(&c, x, wid);
             cmd_str(&c, "error");
             cmd_str(&c, x->text ? x->text : "");
             cmd_str(&c, "retry_at");
-            cmd_fmt(&c, "%.6f", x->retry_at);
+            cmd_time(&c, x->retry_at);
             SEND();
             nretried++;
             break;

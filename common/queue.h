@@ -72,7 +72,9 @@ struct queue_outcome {
     const struct taken *taken;     /* the in-flight record */
     const struct job *job;         /* decoded job (NULL for QUEUE_DEAD) */
     const char *text;              /* result (finished) or error (failed, retry, dead) */
-    double at;                     /* when it happened */
+    double at;                     /* when it ended */
+    double started_at;             /* QUEUE_STARTED, or with_start: when it started */
+    int with_start;                /* an end that also records the start (same batch) */
     double retry_at;               /* QUEUE_RETRY: when it is due again */
 };
 

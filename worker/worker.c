@@ -56,6 +56,9 @@ struct task {
     int transient;
     int aborted;                /* gave up because of a hard stop: goes back, not failed */
     int refused;                /* never ran: kind was decided when it was taken */
+    int start_pending;          /* its start is not recorded in Redis yet (dispatcher only) */
+    int ending;                 /* in the batch of ends being applied (dispatcher only) */
+    double taken_at;            /* wall clock, set once when taken */
     enum queue_outcome_kind kind;   /* what it came to */
     double retry_after;
     double started, ended;      /* wall clock */
@@ -105,7 +108,7 @@ struct worker {
 
 /* ---- executors ---------------------------------------------------------------------- */
 
-#define WAKE_AFTER_US 100   /* tasks waiting this long get another executor woken */
+#define WAKE_AFTER_US 500   /* tasks waiting this long get another executor woken */
 
 /* Called with w->mu held: if tasks have waited WAKE_AFTER_US with executors idle, the
  * awake ones are not keeping up - wake as many more as there are tasks. */
@@ -303,7 +306,7 @@ static void accept_taken(struct worker *w, struct taken *tk, int n, struct task 
         struct task *t = xcalloc(1, sizeof *t);
 
         t->taken = tk[i];
-        t->ended = time_now();
+        t->taken_at = t->ended = time_now();
         if (job_decode(t->taken.record, t->taken.len, &t->job, why, sizeof why) != 0) {
             t->refused = 1;
             t->kind = t->job == NULL ? QUEUE_DEAD : QUEUE_FAILED;
@@ -328,6 +331,7 @@ static void accept_taken(struct worker *w, struct taken *tk, int n, struct task 
             w->starts = xrealloc(w->starts, sizeof *w->starts * (size_t)w->capstarts);
         }
         w->starts[w->nstarts++] = t;
+        t->start_pending = 1;
         if (w->todo_tail) w->todo_tail->next = t;
         else w->todo = t;
         w->todo_tail = t;
@@ -353,15 +357,22 @@ static int cycle(struct worker *w, struct task **pending, size_t take_max)
     struct taken *tk = NULL;
     size_t n = (size_t)w->nstarts, i = 0;
     char err[512];
-    int nrep = 0, ok, taken = 0;
+    int nrep = 0, ok, taken = 0, s;
 
-    for (t = *pending; t; t = t->next) n++;
+    for (t = *pending; t; t = t->next) {
+        n++;
+        t->ending = !t->aborted;
+    }
     o = xcalloc(n ? n : 1, sizeof *o);
-    for (i = 0; i < (size_t)w->nstarts; i++) {
+    i = 0;
+    for (s = 0; s < w->nstarts; s++) {
+        t = w->starts[s];
+        if (t->ending) continue;   /* its end, below, records the start too */
         o[i].kind = QUEUE_STARTED;
-        o[i].taken = &w->starts[i]->taken;
-        o[i].job = w->starts[i]->job;
-        o[i].at = w->starts[i]->ended;   /* when it was taken */
+        o[i].taken = &t->taken;
+        o[i].job = t->job;
+        o[i].started_at = o[i].at = t->taken_at;
+        i++;
     }
     for (t = *pending; t; t = t->next) {
         if (t->aborted) continue;   /* left in flight: the drain puts it back */
@@ -372,6 +383,8 @@ static int cycle(struct worker *w, struct task **pending, size_t take_max)
         o[i].job = t->job;
         o[i].text = t->text;
         o[i].at = t->ended;
+        o[i].started_at = t->started;
+        o[i].with_start = !t->refused && t->start_pending;
         i++;
     }
     ok = queue_apply_append(&w->ctl, &w->keys, w->wid, o, i, &w->cfg->ttls, &nrep, err,
@@ -390,6 +403,7 @@ static int cycle(struct worker *w, struct task **pending, size_t take_max)
     free(o);
     if (!ok) LOG(&w->lg, LOG_DEBUG, "cycle: %s", err);
     if (ok) {
+        for (s = 0; s < w->nstarts; s++) w->starts[s]->start_pending = 0;
         w->nstarts = 0;
         while (*pending) {
             t = *pending;

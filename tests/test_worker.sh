@@ -120,6 +120,17 @@ ttl=$(rcli TTL cq:job:http-404)
 check "failed status is kept far longer than results" "[ $ttl -gt 100000 ]"
 check_contains "worker logs the failure with the job id" "http-404" "$(cat "$T/w2.log")"
 
+# ---- docs/PROTOCOL.md's redis-cli lines work as written ----
+sed -n '/^## By hand, with redis-cli/,/^## How workers move records/p' "$SRC/docs/PROTOCOL.md" |
+    grep '^redis-cli ' | sed "s|https://i.imgur.com/|$HBASE/|g; s|^redis-cli |rcli |" >"$T/protocol.sh"
+check "PROTOCOL.md shows redis-cli lines" "[ \$(wc -l <$T/protocol.sh) -ge 6 ]"
+(. "$T/protocol.sh") >"$T/protocol.out" 2>&1
+check_eq "the documented enqueue made a queued job" queued "$(jfield job-42)"
+"$BIN/cworker" --burst --download-root "$ROOT" >/dev/null 2>&1
+check_eq "the documented job ran" finished "$(jfield job-42)"
+check "its file landed" "cmp -s $ROOT/images/abc.jpg <(expect_bytes abc.jpg)"
+check_contains "cworker warns when redis has no AOF" "appendonly no" "$(cat "$T/w1.log")"
+
 # ---- another prefix is another namespace ----
 id=$("$BIN/cenqueue" --prefix other: noop x)
 check_eq "prefix: record in the other queue" 1 "$(rcli LLEN other:queue:default)"

@@ -41,6 +41,8 @@ static void usage(FILE *f)
 "      --prefix P           key prefix (default: $CQ_PREFIX, else \"cq:\")\n"
 "  -c, --concurrency N      jobs run at once, each on its own thread (default 16)\n"
 "  -b, --burst              exit 0 once the queues are empty and no job is running\n"
+"                           (jobs scheduled for later, retries included, stay for\n"
+"                           other workers, as with rq worker --burst)\n"
 "      --max-jobs N         exit 0 after taking N jobs and finishing them\n"
 "      --shutdown-timeout D on SIGTERM/SIGINT, time running jobs get to finish before they\n"
 "                           go back to their queues (default 25s); a second signal puts\n"

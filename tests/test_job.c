@@ -1,0 +1,131 @@
+/* test_job.c - job records and the key schema: what a producer in another language must be
+ * able to rely on (docs/PROTOCOL.md). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "job.h"
+#include "keys.h"
+#include "registry.h"
+
+static struct job *decode(const char *s, int *rc, char *err, size_t errlen)
+{
+    struct job *j = NULL;
+    *rc = job_decode(s, strlen(s), &j, err, errlen);
+    return j;
+}
+
+int main(void)
+{
+    char err[256], buf[KEYS_KEY_MAX], id[JOB_ID_MAX + 1];
+    struct keys k;
+    struct job *j;
+    char *enc;
+    int rc;
+
+    /* Keys: one schema, any prefix. */
+    CHECK(keys_init(&k, NULL, err, sizeof err) == 0);
+    CHECK_STR(keys_queue(&k, "default", buf, sizeof buf), "cq:queue:default");
+    CHECK_STR(keys_job(&k, "abc", buf, sizeof buf), "cq:job:abc");
+    CHECK_STR(keys_inflight(&k, "w1", "high", buf, sizeof buf), "cq:inflight:w1:high");
+    CHECK_STR(keys_worker_lease(&k, "w1", buf, sizeof buf), "cq:worker:w1:lease");
+    CHECK_STR(keys_queues(&k, buf, sizeof buf), "cq:queues");
+    CHECK_STR(keys_scheduled(&k, buf, sizeof buf), "cq:scheduled");
+    CHECK_STR(keys_template(&k, KEYS_INFLIGHT, buf, sizeof buf), "cq:inflight:%s:%s");
+    CHECK(keys_init(&k, "app%1:", err, sizeof err) == 0);
+    CHECK_STR(keys_template(&k, KEYS_QUEUE, buf, sizeof buf), "app%%1:queue:%s");
+    CHECK_STR(keys_queue(&k, "q", buf, sizeof buf), "app%1:queue:q");
+    CHECK(keys_init(&k, "has space", err, sizeof err) == -1);
+    CHECK_CONTAINS(err, "spaces");
+    CHECK(keys_queue(&k, "q", buf, 8) == NULL);   /* does not fit */
+    CHECK(keys_valid_name("default"));
+    CHECK(keys_valid_name("a.b-c_d@e"));
+    CHECK(!keys_valid_name(""));
+    CHECK(!keys_valid_name("a:b"));
+    CHECK(!keys_valid_name("a b"));
+    CHECK(!keys_valid_name("a/b"));
+    memset(buf, 'x', KEYS_NAME_MAX + 1);
+    buf[KEYS_NAME_MAX + 1] = '\0';
+    CHECK(!keys_valid_name(buf));
+    buf[KEYS_NAME_MAX] = '\0';
+    CHECK(keys_valid_name(buf));
+
+    /* A minimal record, as LPUSHed by hand. */
+    j = decode("{\"id\":\"job-1\",\"func\":\"noop\",\"args\":[]}", &rc, err, sizeof err);
+    CHECK(rc == 0 && j != NULL);
+    CHECK_STR(j->id, "job-1");
+    CHECK_STR(j->func, "noop");
+    CHECK(job_nargs(j) == 0 && j->retries == -1 && j->attempts == 0 && j->queue[0] == '\0');
+    job_free(j);
+
+    /* Every field, and unknown ones ignored. */
+    j = decode("{\"id\":\"x\",\"func\":\"download_link\",\"args\":[\"images\",\"http://h/a.jpg\"],"
+               "\"queue\":\"high\",\"enqueued_at\":1767225600.5,\"retries\":2,\"attempts\":1,"
+               "\"recovered\":3,\"timeout\":7.5,\"extra\":{\"a\":1}}", &rc, err, sizeof err);
+    CHECK(rc == 0);
+    CHECK_STR(j->queue, "high");
+    CHECK(j->enqueued_at == 1767225600.5 && j->retries == 2 && j->attempts == 1);
+    CHECK(j->recovered == 3 && j->timeout == 7.5);
+    CHECK_STR(job_arg_string(j, 1), "http://h/a.jpg");
+    CHECK(job_arg_string(j, 2) == NULL);
+
+    /* Encoding round-trips. */
+    enc = job_encode(j);
+    job_free(j);
+    j = decode(enc, &rc, err, sizeof err);
+    CHECK(rc == 0);
+    CHECK_STR(j->queue, "high");
+    CHECK(j->retries == 2 && j->attempts == 1 && j->timeout == 7.5);
+    CHECK_STR(job_arg_string(j, 0), "images");
+    free(enc);
+    job_free(j);
+
+    /* Broken records: no id at all gives no job; a bad field under a good id keeps the id. */
+    j = decode("not json", &rc, err, sizeof err);
+    CHECK(rc == -1 && j == NULL);
+    CHECK_CONTAINS(err, "not valid JSON");
+    j = decode("[1,2]", &rc, err, sizeof err);
+    CHECK(rc == -1 && j == NULL);
+    j = decode("{\"func\":\"noop\",\"args\":[]}", &rc, err, sizeof err);
+    CHECK(rc == -1 && j == NULL);
+    CHECK_CONTAINS(err, "no valid id");
+    j = decode("{\"id\":\"bad id\",\"func\":\"noop\",\"args\":[]}", &rc, err, sizeof err);
+    CHECK(rc == -1 && j == NULL);
+    j = decode("{\"id\":\"k\",\"func\":\"noop\",\"args\":\"x\"}", &rc, err, sizeof err);
+    CHECK(rc == -1 && j != NULL);
+    CHECK_STR(j ? j->id : NULL, "k");
+    CHECK_CONTAINS(err, "'args' must be a JSON array");
+    job_free(j);
+    j = decode("{\"id\":\"k\",\"func\":5,\"args\":[]}", &rc, err, sizeof err);
+    CHECK(rc == -1 && j != NULL);
+    job_free(j);
+    j = decode("{\"id\":\"k\",\"func\":\"noop\",\"args\":[],\"retries\":-5}", &rc, err, sizeof err);
+    CHECK(rc == -1);
+    job_free(j);
+    j = decode("{\"id\":\"k\",\"func\":\"noop\",\"args\":[],\"queue\":\"a:b\"}", &rc, err, sizeof err);
+    CHECK(rc == -1);
+    CHECK_CONTAINS(err, "queue");
+    job_free(j);
+    j = decode("{\"id\":\"k\",\"func\":\"noop\"}", &rc, err, sizeof err);
+    CHECK(rc == 0 && job_nargs(j) == 0);   /* args may be left out: none */
+    job_free(j);
+
+    /* New ids are UUIDs and differ. */
+    job_new_id(id);
+    CHECK(strlen(id) == 36 && id[8] == '-' && id[14] == '4');
+    j = job_new("noop", NULL);
+    CHECK(strcmp(j->id, id) != 0 && keys_valid_name(j->id));
+    job_free(j);
+    job_free(NULL);
+
+    /* The registry: what cenqueue refuses. */
+    CHECK(registry_check("download_link", 2, err, sizeof err) == 0);
+    CHECK(registry_check("download_link", 3, err, sizeof err) == -1);
+    CHECK_CONTAINS(err, "takes 2 arguments, got 3");
+    CHECK(registry_check("noop", 9, err, sizeof err) == 0);
+    CHECK(registry_check("sleep", 0, err, sizeof err) == -1);
+    CHECK(registry_check("rm", 0, err, sizeof err) == -1);
+    CHECK_CONTAINS(err, "known: download_link, noop, sleep");
+    CHECK(registry_find("sleep") != NULL && registry_find("nope") == NULL);
+    CHECK_DONE();
+}

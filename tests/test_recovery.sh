@@ -38,6 +38,35 @@ check_contains "the recovering worker logs it" "recovered 3 jobs from dead worke
 check_eq "recovered counter" 3 "$(rcli HGET cq:stats recovered)"
 kill -TERM "$B"; wait "$B"
 
+# ---- a frozen worker (SIGSTOP: as cut off from the network) loses its jobs to a live one;
+#      when it thaws, it finishes what it had (the job ran twice: at-least-once) and
+#      registers again ----
+"$BIN/cworker" -c 2 >"$T/e.log" 2>&1 &
+E=$!
+PIDS+=("$E")
+registered 1
+"$BIN/cenqueue" --id f-1 sleep 2 >/dev/null
+wait_for 5 "[ \"\$(jfield f-1)\" = started ]"
+ewid=$(jfield f-1 worker)
+"$BIN/cworker" -c 2 >"$T/f.log" 2>&1 &
+F=$!
+PIDS+=("$F")
+registered 2
+kill -STOP "$E"
+t0=$(date +%s%N)
+wait_for 20 "[ \"\$(jfield f-1 recovered)\" = 1 ]"
+rec_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+check "a frozen worker's job is recovered within 15 s (${rec_ms} ms)" "[ $rec_ms -lt 15000 ]"
+wait_for 10 "[ \"\$(jfield f-1)\" = finished ]"
+check "the live worker ran it" "[ \"$(jfield f-1 worker)\" != \"$ewid\" ]"
+kill -CONT "$E"
+wait_for 10 "rcli SISMEMBER cq:workers $ewid | grep -q 1"
+check "the thawed worker registers again" "rcli SISMEMBER cq:workers $ewid | grep -q 1"
+check_eq "the job stays finished" finished "$(jfield f-1)"
+kill -TERM "$E" "$F"; wait "$E"; wait "$F"
+check_eq "both deregistered" 0 "$(rcli SCARD cq:workers)"
+check_eq "nothing in flight" "" "$(rcli --scan --pattern 'cq:inflight:*')"
+
 # ---- Redis restarted (AOF) in the middle of a run: nothing lost ----
 N=150
 for i in $(seq 1 $N); do echo "download_link images $HBASE/r$i.jpg"; done | "$BIN/cenqueue" --stdin --quiet

@@ -785,6 +785,7 @@ int worker_run(const struct worker_config *cfg, volatile sig_atomic_t *signals)
         }
         free(w->executors);
         free(w->watchers);
+        free(w->starts);
         rconn_close(&w->ctl);
         pthread_mutex_destroy(&w->mu);
         pthread_cond_destroy(&w->wake);

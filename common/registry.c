@@ -70,7 +70,7 @@ static int fn_sleep(struct job_ctx *ctx, const cJSON *args)
             ctx->transient = 1;
             return -1;
         }
-        if (ctx->stop != NULL && *ctx->stop) {
+        if (ctx->stop != NULL && __atomic_load_n(ctx->stop, __ATOMIC_RELAXED)) {
             err_set(ctx->error, sizeof ctx->error, "sleep: interrupted by worker shutdown");
             ctx->transient = 1;
             return -1;

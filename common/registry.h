@@ -18,7 +18,8 @@ struct job_ctx {
     const char *download_root;     /* where download_link may write */
     struct http_limits limits;     /* HTTP limits; timeout already set from the job's */
     double timeout;                /* seconds this job may run (0 = no limit) */
-    const volatile int *stop;      /* non-zero when the worker wants handlers to give up */
+    const int *stop;               /* non-zero (read it with __atomic_load_n) when the worker
+                                      wants handlers to give up */
     /* out */
     char result[4352];             /* one line for the status key when it succeeds */
     char error[1024];              /* one line naming the thing and the cause when it fails */

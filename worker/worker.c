@@ -71,6 +71,7 @@ struct watcher {
     const char *queue;
     struct rconn rc;
     int blocking;               /* in BLMOVE now (under w->mu) */
+    int sock;                   /* dup of the blocked socket while blocking, else -1 */
     pthread_t thread;
 };
 
@@ -94,7 +95,7 @@ struct worker {
     int watching;               /* dispatcher idle with free slots: watchers may block */
     int ready;                  /* a watcher saw a record */
     int stopping;               /* threads exit */
-    volatile int hard_stop;     /* handlers give up now */
+    int hard_stop;              /* handlers give up now (atomic loads and stores) */
 
     pthread_t *executors;
     struct watcher *watchers;
@@ -140,7 +141,7 @@ static void run_task(struct worker *w, struct http *http, struct task *t)
     t->ended = time_now();
     t->transient = ctx->transient;
     t->retry_after = ctx->retry_after;
-    t->aborted = t->rc != 0 && w->hard_stop;
+    t->aborted = t->rc != 0 && __atomic_load_n(&w->hard_stop, __ATOMIC_RELAXED);
     t->text = xstrdup(t->rc == 0 ? ctx->result : ctx->error);
     free(ctx);
 }
@@ -213,6 +214,9 @@ static void *watcher_main(void *arg)
         backoff = 100;
         pthread_mutex_lock(&w->mu);
         if (w->stopping) break;
+        /* A duplicate of the socket lets stop_watchers shut the connection down while we
+         * block, without touching the context, which this thread may free on an error. */
+        wa->sock = dup(wa->rc.ctx->fd);
         wa->blocking = 1;
         pthread_mutex_unlock(&w->mu);
 
@@ -220,6 +224,8 @@ static void *watcher_main(void *arg)
 
         pthread_mutex_lock(&w->mu);
         wa->blocking = 0;
+        if (wa->sock >= 0) close(wa->sock);
+        wa->sock = -1;
         if (rep == NULL) {
             LOG(&w->lg, LOG_DEBUG, "watcher %s: %s", wa->queue, wa->rc.errstr);
         } else {
@@ -503,7 +509,7 @@ static void stop_watchers(struct worker *w)
     w->stopping = 1;
     for (i = 0; i < w->cfg->nqueues; i++) {
         struct watcher *wa = &w->watchers[i];
-        if (wa->blocking && wa->rc.ctx != NULL) shutdown(wa->rc.ctx->fd, SHUT_RDWR);
+        if (wa->blocking && wa->sock >= 0) shutdown(wa->sock, SHUT_RDWR);
     }
     pthread_cond_broadcast(&w->watch);
     pthread_cond_broadcast(&w->work);
@@ -570,6 +576,7 @@ int worker_run(const struct worker_config *cfg, volatile sig_atomic_t *signals)
     for (i = 0; i < cfg->nqueues; i++) {
         w->watchers[i].w = w;
         w->watchers[i].queue = cfg->queues[i];
+        w->watchers[i].sock = -1;
         rconn_init(&w->watchers[i].rc, &url, 0);
         pthread_create(&w->watchers[i].thread, NULL, watcher_main, &w->watchers[i]);
     }
@@ -582,7 +589,7 @@ int worker_run(const struct worker_config *cfg, volatile sig_atomic_t *signals)
         now = time_mono_ms();
         if (*signals >= 2) {
             LOG(&w->lg, LOG_INFO, "second signal: putting back running jobs now");
-            w->hard_stop = 1;
+            __atomic_store_n(&w->hard_stop, 1, __ATOMIC_RELAXED);
             break;
         }
         if (*signals >= 1 && !draining) {
@@ -792,6 +799,8 @@ int worker_run(const struct worker_config *cfg, volatile sig_atomic_t *signals)
         pthread_cond_destroy(&w->work);
         pthread_cond_destroy(&w->watch);
         free(w);
+    } else {
+        for (i = 0; i < (size_t)executors_started; i++) pthread_detach(w->executors[i]);
     }
     return rc;
 }

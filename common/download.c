@@ -18,6 +18,12 @@
  * never half of either; if the worker dies mid-transfer the unnamed file simply vanishes.
  * Where the filesystem has no O_TMPFILE the hidden name is created up front (O_EXCL) and
  * unlinked on every failure path instead.
+ *
+ * download_link is three steps with a transfer in the middle: prepare (name, directory,
+ * temporary file), the transfer (http.c), commit (fsync, link, rename) or release. The
+ * steps are exported as download_begin/download_end so that a driver of many concurrent
+ * transfers on one thread (a curl multi handle) runs exactly the same code as
+ * download_link, which is nothing but begin + http_perform + end.
  */
 #include "download.h"
 
@@ -334,101 +340,152 @@ static int link_tmpfile(int fd, int dirfd, const char *name, char *tmp, size_t t
     return -1;
 }
 
-int download_link(struct http *h, const char *root, const char *directory, const char *link,
-                  const struct http_limits *lim, struct download_result *res,
-                  char *err, size_t errlen)
+/* Close what a prepared download holds; a temporary file that has a name (the fallback, or
+ * a link made before a failed rename) is removed. Safe to call twice. */
+static void release(struct download *d)
 {
-    char name[NAME_MAX + 1];
-    char norm[sizeof(res->path)];
-    char tmp[NAME_MAX + 1];
-    char msg[1024];
-    struct http_result hres;
-    int dirfd, fd;
-    int named = 0;    /* 1: fd already has the name tmp (no O_TMPFILE here) */
+    if (d->fd >= 0)
+        close(d->fd);
+    if (d->dirfd >= 0 && d->named && d->tmp[0] != '\0')
+        unlinkat(d->dirfd, d->tmp, 0);
+    if (d->dirfd >= 0)
+        close(d->dirfd);
+    d->fd = -1;
+    d->dirfd = -1;
+}
 
-    memset(res, 0, sizeof(*res));
-    tmp[0] = '\0';
-    if (filename_of(link, name, sizeof(name), msg, sizeof(msg)) < 0) {
-        err_prefix(err, errlen, "download_link", msg);
+/* Everything before the first byte is fetched: the name, the directory, the temporary file.
+ * On failure returns -1 with a message (without prefix) in msg and nothing left open. */
+static int prepare(struct download *d, const char *root, const char *directory,
+                   const char *link, char *msg, size_t msglen)
+{
+    d->dirfd = -1;
+    d->fd = -1;
+    d->named = 0;
+    d->link = link;
+    d->tmp[0] = '\0';
+    if (filename_of(link, d->name, sizeof(d->name), msg, msglen) < 0)
         return -1;
-    }
-    dirfd = open_dir(root, directory, norm, sizeof(norm), msg, sizeof(msg));
-    if (dirfd < 0) {
-        err_prefix(err, errlen, "download_link", msg);
+    d->dirfd = open_dir(root, directory, d->norm, sizeof(d->norm), msg, msglen);
+    if (d->dirfd < 0)
         return -1;
-    }
-    if (strlen(norm) + 1 + strlen(name) + 1 > sizeof(res->path)) {
-        err_set(err, errlen, "download_link: directory '%s': path too long", directory);
-        close(dirfd);
+    if (strlen(d->norm) + 1 + strlen(d->name) + 1 > DOWNLOAD_PATH_MAX) {
+        err_set(msg, msglen, "directory '%s': path too long", directory);
+        release(d);
         return -1;
     }
 
-    fd = open_unnamed(dirfd);
-    if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
-        for (int tries = 0; tries < 5 && fd < 0; tries++) {
-            tmp_name(tmp, sizeof(tmp), name);
-            fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-            if (fd < 0 && errno != EEXIST)
+    d->fd = open_unnamed(d->dirfd);
+    if (d->fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
+        for (int tries = 0; tries < 5 && d->fd < 0; tries++) {
+            tmp_name(d->tmp, sizeof(d->tmp), d->name);
+            d->fd = openat(d->dirfd, d->tmp,
+                           O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+            if (d->fd < 0 && errno != EEXIST)
                 break;
         }
-        named = fd >= 0;
+        d->named = d->fd >= 0;
     }
-    if (fd < 0) {
-        err_set(err, errlen, "download_link: %s: temporary file in '%s': %s", link,
-                norm[0] ? norm : ".", strerror(errno));
-        close(dirfd);
+    if (d->fd < 0) {
+        err_set(msg, msglen, "%s: temporary file in '%s': %s", link,
+                d->norm[0] ? d->norm : ".", strerror(errno));
+        d->tmp[0] = '\0';   /* nothing was created, nothing to remove */
+        release(d);
         return -1;
     }
+    return 0;
+}
 
-    if (http_get_to_fd(h, link, fd, lim, &hres, msg, sizeof(msg)) < 0) {
-        res->status = hres.status;
-        res->bytes = hres.bytes;
-        res->transient = hres.transient;
-        res->retry_after = hres.retry_after;
-        err_prefix(err, errlen, "download_link", msg);
-        goto fail;
-    }
-    res->status = hres.status;
-    res->bytes = hres.bytes;
-
+/* The body is complete and 2xx: put the file in place under its final name and fill
+ * res->path. Releases d either way. Returns 0, or -1 with err set. */
+static int commit(struct download *d, struct download_result *res, char *err, size_t errlen)
+{
     /* fsync before the rename: without it a power loss shortly after could leave the final
      * name pointing at an empty or partly written file (delayed allocation), which is exactly
      * what the rename is meant to rule out. One flush per file is small next to a network
      * download. The directory itself is not fsynced: after a crash the file may be missing,
      * which a retry repairs, but it is never half there. */
-    if (fsync(fd) < 0) {
-        err_set(err, errlen, "download_link: %s: fsync: %s", link, strerror(errno));
+    if (fsync(d->fd) < 0) {
+        err_set(err, errlen, "download_link: %s: fsync: %s", d->link, strerror(errno));
         goto fail;
     }
-    if (!named && link_tmpfile(fd, dirfd, name, tmp, sizeof(tmp)) < 0) {
-        err_set(err, errlen, "download_link: %s: linkat: %s", link, strerror(errno));
-        tmp[0] = '\0';   /* nothing was linked, nothing to remove */
+    if (!d->named && link_tmpfile(d->fd, d->dirfd, d->name, d->tmp, sizeof(d->tmp)) < 0) {
+        err_set(err, errlen, "download_link: %s: linkat: %s", d->link, strerror(errno));
+        d->tmp[0] = '\0';   /* nothing was linked, nothing to remove */
         goto fail;
     }
-    named = 1;
-    if (renameat(dirfd, tmp, dirfd, name) < 0) {
-        err_set(err, errlen, "download_link: %s: rename to '%s': %s", link, name,
+    d->named = 1;
+    if (renameat(d->dirfd, d->tmp, d->dirfd, d->name) < 0) {
+        err_set(err, errlen, "download_link: %s: rename to '%s': %s", d->link, d->name,
                 strerror(errno));
         goto fail;
     }
-    close(fd);
-    close(dirfd);
+    d->named = 0;   /* the name is the final one now: keep it */
+    release(d);
     /* Fits: the length was checked before anything was fetched. */
-    if (norm[0] != '\0') {
-        size_t dl = strlen(norm);
+    if (d->norm[0] != '\0') {
+        size_t dl = strlen(d->norm);
 
-        memcpy(res->path, norm, dl);
+        memcpy(res->path, d->norm, dl);
         res->path[dl] = '/';
-        str_copy(res->path + dl + 1, sizeof(res->path) - dl - 1, name);
+        str_copy(res->path + dl + 1, sizeof(res->path) - dl - 1, d->name);
     } else {
-        str_copy(res->path, sizeof(res->path), name);
+        str_copy(res->path, sizeof(res->path), d->name);
     }
     return 0;
 
 fail:
-    close(fd);
-    if (named && tmp[0] != '\0')
-        unlinkat(dirfd, tmp, 0);
-    close(dirfd);
+    release(d);
     return -1;
+}
+
+int download_begin(struct download *d, struct http *h, const char *root,
+                   const char *directory, const char *link, const struct http_limits *lim,
+                   char *err, size_t errlen)
+{
+    char msg[1024];
+
+    if (prepare(d, root, directory, link, msg, sizeof(msg)) < 0) {
+        err_prefix(err, errlen, "download_link", msg);
+        return -1;
+    }
+    if (http_setup_fd_transfer(h, link, d->fd, lim, msg, sizeof(msg)) < 0) {
+        release(d);
+        err_prefix(err, errlen, "download_link", msg);
+        return -1;
+    }
+    return 0;
+}
+
+int download_end(struct download *d, struct http *h, CURLcode rc,
+                 struct download_result *res, char *err, size_t errlen)
+{
+    char msg[1024];
+    struct http_result hres;
+
+    memset(res, 0, sizeof(*res));
+    if (http_finish_fd_transfer(h, rc, &hres, msg, sizeof(msg)) < 0) {
+        res->status = hres.status;
+        res->bytes = hres.bytes;
+        res->transient = hres.transient;
+        res->retry_after = hres.retry_after;
+        err_prefix(err, errlen, "download_link", msg);
+        release(d);
+        return -1;
+    }
+    res->status = hres.status;
+    res->bytes = hres.bytes;
+    return commit(d, res, err, errlen);
+}
+
+int download_link(struct http *h, const char *root, const char *directory, const char *link,
+                  const struct http_limits *lim, struct download_result *res,
+                  char *err, size_t errlen)
+{
+    struct download d;
+
+    memset(res, 0, sizeof(*res));
+    if (download_begin(&d, h, root, directory, link, lim, err, errlen) < 0)
+        return -1;
+    return download_end(&d, h, http_perform(h), res, err, errlen);
 }

@@ -13,6 +13,12 @@
  * Size limits are enforced twice: CURLOPT_MAXFILESIZE_LARGE refuses a declared
  * Content-Length up front, and the write callback stops a body that never declared one
  * (chunked or close-delimited) as soon as it passes the cap.
+ *
+ * A request is two halves around the transfer: begin() sets the options, end() judges how
+ * libcurl ended it. perform() joins them with curl_easy_perform; http_setup_fd_transfer and
+ * http_finish_fd_transfer export them for GETs into a file, so that a curl multi handle can
+ * run many such transfers on one thread with the same callbacks, limits and verdict as
+ * http_get_to_fd (which is those two calls around http_perform).
  */
 #include "http.h"
 
@@ -43,11 +49,6 @@
  * park a job for weeks. */
 #define RETRY_AFTER_MAX 86400.0
 
-struct http {
-    CURL *curl;
-    char errbuf[CURL_ERROR_SIZE];
-};
-
 /* What the callbacks of one request share. */
 struct xfer {
     int to_fd;              /* 1: body goes to fd (2xx only); 0: body goes to buf */
@@ -63,6 +64,16 @@ struct xfer {
     int hdr_overflow;       /* stopped: header block passed HEADERS_MAX */
     int discarded;          /* stopped: dropped a non-2xx body past DISCARD_MAX */
     int write_errno;        /* stopped: write(2) to fd failed with this errno */
+};
+
+struct http {
+    CURL *curl;
+    char errbuf[CURL_ERROR_SIZE];
+    /* The transfer to a file descriptor between http_setup_fd_transfer and
+     * http_finish_fd_transfer. It lives here rather than on a stack because, driven by a
+     * multi handle, the transfer outlives the call that set it up. */
+    struct xfer x;
+    char *url;              /* the URL of that transfer, for its messages; NULL when idle */
 };
 
 void http_limits_default(struct http_limits *lim)
@@ -97,12 +108,32 @@ struct http *http_new(char *err, size_t errlen)
     return h;
 }
 
+/* Forget a transfer that was set up and never finished. */
+static void drop_fd_transfer(struct http *h)
+{
+    free(h->x.hdr);
+    free(h->url);
+    memset(&h->x, 0, sizeof(h->x));
+    h->url = NULL;
+}
+
 void http_free(struct http *h)
 {
     if (h == NULL)
         return;
     curl_easy_cleanup(h->curl);
+    drop_fd_transfer(h);
     free(h);
+}
+
+CURL *http_curl(struct http *h)
+{
+    return h->curl;
+}
+
+CURLcode http_perform(struct http *h)
+{
+    return curl_easy_perform(h->curl);
 }
 
 void http_result_free(struct http_result *res)
@@ -399,21 +430,25 @@ static void printable(char *dst, size_t len, const char *src)
     dst[i] = '\0';
 }
 
-/* Run one request and fill res; returns 0 when libcurl completed it (any status), -1 with
- * err set and res->transient decided otherwise. */
-static int perform(struct http *h, const char *url, const char *const *req_headers,
-                   const struct http_limits *lim, struct xfer *x, struct http_result *res,
-                   char *err, size_t errlen)
+static void result_clear(struct http_result *res)
 {
-    struct http_limits defaults;
-    struct curl_slist *hdrs = NULL;
-    CURLcode rc;
-
     res->status = 0;
     res->bytes = 0;
     res->transient = 0;
     res->retry_after = 0;
     res->headers = NULL;
+}
+
+/* The first half of a request: check the URL and set every option of h's handle, leaving
+ * the request headers (for the caller to pass to end()) in *hdrs. Returns 0, or -1 with err
+ * set and nothing to free. */
+static int begin(struct http *h, const char *url, const char *const *req_headers,
+                 const struct http_limits *lim, struct xfer *x, struct curl_slist **hdrs,
+                 char *err, size_t errlen)
+{
+    struct http_limits defaults;
+
+    *hdrs = NULL;
     if (has_ctl(url)) {
         char shown[512];
 
@@ -426,28 +461,39 @@ static int perform(struct http *h, const char *url, const char *const *req_heade
         lim = &defaults;
     }
     for (size_t i = 0; req_headers != NULL && req_headers[i] != NULL; i++) {
-        struct curl_slist *next = curl_slist_append(hdrs, req_headers[i]);
+        struct curl_slist *next = curl_slist_append(*hdrs, req_headers[i]);
 
         if (next == NULL) {
-            curl_slist_free_all(hdrs);
+            curl_slist_free_all(*hdrs);
+            *hdrs = NULL;
             err_set(err, errlen, "%s: out of memory for request headers", url);
             return -1;
         }
-        hdrs = next;
+        *hdrs = next;
     }
-    if (setup(h, url, lim, hdrs, x) < 0) {
-        curl_slist_free_all(hdrs);
+    if (setup(h, url, lim, *hdrs, x) < 0) {
+        curl_slist_free_all(*hdrs);
+        *hdrs = NULL;
         err_set(err, errlen, "%s: libcurl refused an option", url);
         return -1;
     }
     x->max_bytes = lim->max_bytes;
-    rc = curl_easy_perform(h->curl);
+    return 0;
+}
+
+/* The second half: libcurl ended the request with rc (curl_easy_perform's return, or the
+ * result a multi handle reported). Fills res; returns 0 when libcurl completed the request
+ * (any status), -1 with err set and res->transient decided otherwise. */
+static int end(struct http *h, const char *url, CURLcode rc, struct xfer *x,
+               struct curl_slist *hdrs, struct http_result *res, char *err, size_t errlen)
+{
     /* The handle outlives this call: leave it no pointer into what is freed here. */
     curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
     curl_easy_setopt(h->curl, CURLOPT_WRITEDATA, (void *)NULL);
     curl_easy_setopt(h->curl, CURLOPT_HEADERDATA, (void *)NULL);
     curl_slist_free_all(hdrs);
 
+    result_clear(res);
     res->status = x->status;
     res->bytes = x->bytes;
     res->headers = x->hdr;
@@ -458,7 +504,7 @@ static int perform(struct http *h, const char *url, const char *const *req_heade
         return 0;
 
     if (x->over_cap || rc == CURLE_FILESIZE_EXCEEDED) {
-        err_set(err, errlen, "%s: body larger than the %lld-byte limit", url, lim->max_bytes);
+        err_set(err, errlen, "%s: body larger than the %lld-byte limit", url, x->max_bytes);
     } else if (x->hdr_overflow) {
         err_set(err, errlen, "%s: response headers larger than %d bytes", url, HEADERS_MAX);
     } else if (x->write_errno != 0) {
@@ -473,6 +519,19 @@ static int perform(struct http *h, const char *url, const char *const *req_heade
         res->transient = curl_transient(rc);
     }
     return -1;
+}
+
+/* Run one request to its end and fill res (see end()). */
+static int perform(struct http *h, const char *url, const char *const *req_headers,
+                   const struct http_limits *lim, struct xfer *x, struct http_result *res,
+                   char *err, size_t errlen)
+{
+    struct curl_slist *hdrs;
+
+    result_clear(res);
+    if (begin(h, url, req_headers, lim, x, &hdrs, err, errlen) < 0)
+        return -1;
+    return end(h, url, curl_easy_perform(h->curl), x, hdrs, res, err, errlen);
 }
 
 int http_get(struct http *h, const char *url, const char *const *req_headers,
@@ -497,32 +556,63 @@ int http_get(struct http *h, const char *url, const char *const *req_headers,
     return 0;
 }
 
-int http_get_to_fd(struct http *h, const char *url, int fd, const struct http_limits *lim,
-                   struct http_result *res, char *err, size_t errlen)
+int http_setup_fd_transfer(struct http *h, const char *url, int fd,
+                           const struct http_limits *lim, char *err, size_t errlen)
 {
-    struct xfer x;
-    int rc;
+    struct curl_slist *hdrs;
 
-    memset(&x, 0, sizeof(x));
-    x.to_fd = 1;
-    x.fd = fd;
-    rc = perform(h, url, NULL, lim, &x, res, err, errlen);
-    free(x.hdr);
+    drop_fd_transfer(h);
+    h->x.to_fd = 1;
+    h->x.fd = fd;
+    if (begin(h, url, NULL, lim, &h->x, &hdrs, err, errlen) < 0)
+        return -1;
+    h->url = xstrdup(url);
+    return 0;
+}
+
+int http_finish_fd_transfer(struct http *h, CURLcode rc, struct http_result *res, char *err,
+                            size_t errlen)
+{
+    char *url = h->url;
+    int ret;
+
+    if (url == NULL) {
+        result_clear(res);
+        err_set(err, errlen, "http_finish_fd_transfer: no transfer was set up");
+        return -1;
+    }
+    h->url = NULL;
+    ret = end(h, url, rc, &h->x, NULL, res, err, errlen);
     /* The header block is only promised by http_get; the caller of this one has no reason to
      * free it. Retry-After was already read out of it. */
     http_result_free(res);
+    memset(&h->x, 0, sizeof(h->x));
     /* An error status is the fact worth reporting even when its body then broke off or ran
      * over the cap. 3xx is not: a redirect that could not be followed is explained better
      * by libcurl's own message. */
-    if (rc < 0 && res->status < 400)
+    if (ret < 0 && res->status < 400) {
+        free(url);
         return -1;
+    }
     if (!is_2xx(res->status)) {
         res->transient = status_transient(res->status);
         if (res->status == 0)
             err_set(err, errlen, "%s: no HTTP response", url);
         else
             err_set(err, errlen, "%s: HTTP %ld", url, res->status);
+        free(url);
         return -1;
     }
+    free(url);
     return 0;
+}
+
+int http_get_to_fd(struct http *h, const char *url, int fd, const struct http_limits *lim,
+                   struct http_result *res, char *err, size_t errlen)
+{
+    if (http_setup_fd_transfer(h, url, fd, lim, err, errlen) < 0) {
+        result_clear(res);
+        return -1;
+    }
+    return http_finish_fd_transfer(h, http_perform(h), res, err, errlen);
 }

@@ -13,6 +13,8 @@
 
 #include <stddef.h>
 
+#include <curl/curl.h>
+
 struct http;
 
 struct http_limits {
@@ -47,9 +49,33 @@ int http_get(struct http *h, const char *url, const char *const *req_headers,
              struct http_result *res, char *err, size_t errlen);
 
 /* GET url and write the body to fd. Returns 0 only when the whole body arrived with a 2xx
- * status; -1 otherwise, with err set ("https://x/y.jpg: HTTP 404") and res filled. */
+ * status; -1 otherwise, with err set ("https://x/y.jpg: HTTP 404") and res filled.
+ * It is http_setup_fd_transfer + http_perform + http_finish_fd_transfer. */
 int http_get_to_fd(struct http *h, const char *url, int fd, const struct http_limits *lim,
                    struct http_result *res, char *err, size_t errlen);
+
+/* http_get_to_fd in steps, so that one transfer can be driven by a blocking call or by a
+ * curl multi handle with the same limits, callbacks and verdict:
+ *
+ *   http_setup_fd_transfer(h, url, fd, lim, ...)   configure http_curl(h) for a GET of url
+ *                                                  into fd; 0, or -1 with err set
+ *   then either  rc = http_perform(h)              (blocking)
+ *   or           curl_multi_add_handle(m, http_curl(h)), ... until curl_multi_info_read
+ *                reports it done with rc = msg->data.result; curl_multi_remove_handle
+ *   http_finish_fd_transfer(h, rc, res, ...)       the verdict, exactly as http_get_to_fd
+ *
+ * One transfer per handle at a time: h keeps its state (and a copy of url) between the two
+ * calls. The handle must be out of any multi handle before the next setup. http_setup_fd_
+ * transfer resets the handle's options, so set CURLOPT_PRIVATE (or any other option of the
+ * driver's) after it. An unfinished transfer is forgotten by the next setup or http_free. */
+int http_setup_fd_transfer(struct http *h, const char *url, int fd,
+                           const struct http_limits *lim, char *err, size_t errlen);
+CURLcode http_perform(struct http *h);
+int http_finish_fd_transfer(struct http *h, CURLcode rc, struct http_result *res, char *err,
+                            size_t errlen);
+
+/* The libcurl easy handle h owns (h keeps ownership), for adding it to a multi handle. */
+CURL *http_curl(struct http *h);
 
 /* Look up a response header (case-insensitive) in res->headers, copying its value into buf.
  * Returns buf, or NULL when absent. */

@@ -25,16 +25,28 @@
  *   - --dry-run needs no Redis; --dry-run with --wait is a usage error.
  *   - SIGINT/SIGTERM: the current step stops at the next safe point (between requests,
  *     between batches, between polls) and the run exits 1; a second signal kills at once.
+ *   - --mode sequential|threads|processes|async (issue 5) downloads the links here instead
+ *     of enqueueing them, as the lesson does before it reaches for Redis; producer/local.c
+ *     runs them with the same download_link code as cworker. No Redis is touched, so the
+ *     options that only mean something for Redis (-u, -q, --prefix, --wait, --wait-timeout)
+ *     and --dry-run are refused with it rather than silently ignored, and -j/--download-root
+ *     are refused without it. The files go to ./DIR (or --download-root/DIR), as the
+ *     lesson's images/. stdout gets "Took N.NNs" and "downloaded D, failed F, B bytes";
+ *     each failed link is one line on stderr as it happens; stop on a signal works as for
+ *     --wait (the transfers running finish, the rest are counted "not started").
  *
- * Exit status: 0 success; 1 runtime error (API, Redis), interrupted, or with --wait a job
- * failed or did not end in time; 2 usage error or IMGUR_CLIENT_ID missing.
+ * Exit status: 0 success; 1 runtime error (API, Redis), interrupted, with --wait a job
+ * failed or did not end in time, or with --mode a link failed; 2 usage error or
+ * IMGUR_CLIENT_ID missing.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -44,6 +56,7 @@
 #include "http.h"
 #include "job.h"
 #include "keys.h"
+#include "local.h"
 #include "log.h"
 #include "queue.h"
 #include "rconn.h"
@@ -76,6 +89,11 @@ struct config {
     int wait;
     double wait_timeout;     /* seconds; 0 = no limit */
     int verbose;
+    int local;               /* --mode given: download here, no Redis */
+    enum local_mode mode;
+    int jobs;                /* -j; 0 = not given */
+    const char *download_root;   /* NULL = not given (the current directory) */
+    const char *redis_opt;   /* the first Redis-only option given, for the usage error */
 };
 
 static volatile sig_atomic_t stop_flag;
@@ -123,6 +141,20 @@ static void usage(FILE *f)
 "                        \"Took N.NNs\" and a summary\n"
 "      --wait-timeout D  stop waiting after D, e.g. 90s or 10m (default: no limit)\n"
 "\n"
+"Local modes (no Redis, no cworker: download the links here, as the lesson does):\n"
+"      --mode MODE       sequential  one link after another (the lesson's single.py)\n"
+"                        threads     N threads fed by a queue (DownloadWorker)\n"
+"                        processes   N forked processes sharing the links (Pool(N).map)\n"
+"                        async       one thread, N transfers in flight (curl multi)\n"
+"                        then print \"Took N.NNs\" and \"downloaded D, failed F, B bytes\";\n"
+"                        a failed link is reported on stderr and does not stop the run\n"
+"  -j, --jobs N          threads, processes or transfers in flight, 1..256 (default 8;\n"
+"                        sequential ignores it)\n"
+"      --download-root R write to R/DIR instead of ./DIR (created if missing), as\n"
+"                        cworker --download-root\n"
+"                        -u, -q, --prefix, --wait, --wait-timeout and --dry-run do not\n"
+"                        go with --mode\n"
+"\n"
 "Other:\n"
 "  -v, --verbose         log rate-limit credits and counts to stderr; twice: also every\n"
 "                        request and every job id\n"
@@ -141,8 +173,8 @@ static void usage(FILE *f)
 "\n"
 "Exit status:\n"
 "  0  success\n"
-"  1  runtime error (Imgur API, Redis), interrupted, or with --wait a job failed or\n"
-"     did not end before --wait-timeout\n"
+"  1  runtime error (Imgur API, Redis), interrupted, with --wait a job failed or\n"
+"     did not end before --wait-timeout, or with --mode a link failed\n"
 "  2  usage error, or IMGUR_CLIENT_ID not set\n");
 }
 
@@ -169,11 +201,18 @@ static int parse_seconds(const char *opt, const char *s, double max, double *out
     return 0;
 }
 
+/* Remember the first option that only makes sense with Redis: --mode refuses it. */
+static void note_redis_opt(struct config *c, const char *opt)
+{
+    if (c->redis_opt == NULL)
+        c->redis_opt = opt;
+}
+
 /* Returns -1 to go on, or the exit status (help, version, usage error). */
 static int parse_args(int argc, char **argv, struct config *c)
 {
     enum { O_API = 256, O_SECTION, O_SORT, O_WINDOW, O_PAGE, O_PAGES, O_TYPES, O_ALBUMS,
-           O_DIR, O_PREFIX, O_DRY, O_WAIT, O_WAIT_TIMEOUT, O_MAX_WAIT };
+           O_DIR, O_PREFIX, O_DRY, O_WAIT, O_WAIT_TIMEOUT, O_MAX_WAIT, O_MODE, O_ROOT };
     static const struct option opts[] = {
         {"api-url", required_argument, NULL, O_API},
         {"section", required_argument, NULL, O_SECTION},
@@ -191,6 +230,9 @@ static int parse_args(int argc, char **argv, struct config *c)
         {"dry-run", no_argument, NULL, O_DRY},
         {"wait", no_argument, NULL, O_WAIT},
         {"wait-timeout", required_argument, NULL, O_WAIT_TIMEOUT},
+        {"mode", required_argument, NULL, O_MODE},
+        {"jobs", required_argument, NULL, 'j'},
+        {"download-root", required_argument, NULL, O_ROOT},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
@@ -204,7 +246,7 @@ static int parse_args(int argc, char **argv, struct config *c)
     c->dir = "images";
     c->queue = "default";
     for (;;) {
-        opt = getopt_long(argc, argv, "q:u:vhV", opts, NULL);
+        opt = getopt_long(argc, argv, "q:u:j:vhV", opts, NULL);
         if (opt == -1)
             break;
         switch (opt) {
@@ -236,15 +278,29 @@ static int parse_args(int argc, char **argv, struct config *c)
                 return EXIT_USAGE;
             break;
         case O_DIR: c->dir = optarg; break;
-        case 'q': c->queue = optarg; break;
-        case 'u': c->url = optarg; break;
-        case O_PREFIX: c->prefix = optarg; break;
+        case 'q': c->queue = optarg; note_redis_opt(c, "-q"); break;
+        case 'u': c->url = optarg; note_redis_opt(c, "-u"); break;
+        case O_PREFIX: c->prefix = optarg; note_redis_opt(c, "--prefix"); break;
         case O_DRY: c->dry_run = 1; break;
-        case O_WAIT: c->wait = 1; break;
+        case O_WAIT: c->wait = 1; note_redis_opt(c, "--wait"); break;
         case O_WAIT_TIMEOUT:
             if (parse_seconds("--wait-timeout", optarg, 365.0 * 86400, &c->wait_timeout) != 0)
                 return EXIT_USAGE;
+            note_redis_opt(c, "--wait-timeout");
             break;
+        case O_MODE:
+            if (local_mode_parse(optarg, &c->mode) != 0)
+                return usage_error("--mode: \"%s\" is not sequential, threads, processes or "
+                                   "async", optarg);
+            c->local = 1;
+            break;
+        case 'j':
+            if (parse_long(optarg, 1, LOCAL_JOBS_MAX, &n) != 0)
+                return usage_error("-j: \"%s\" is not a number in 1..%d", optarg,
+                                   LOCAL_JOBS_MAX);
+            c->jobs = (int)n;
+            break;
+        case O_ROOT: c->download_root = optarg; break;
         case 'v': c->verbose++; break;
         case 'h': usage(stdout); return EXIT_OK;
         case 'V': printf(PROG " " CQ_VERSION "\n"); return EXIT_OK;
@@ -257,6 +313,17 @@ static int parse_args(int argc, char **argv, struct config *c)
         return usage_error("unexpected argument \"%s\"", argv[optind]);
     if (c->dry_run && c->wait)
         return usage_error("%s", "--dry-run and --wait exclude each other");
+    if (c->local && c->redis_opt)
+        return usage_error("%s does not go with --mode %s: local modes use no Redis",
+                           c->redis_opt, local_mode_name(c->mode));
+    if (c->local && c->dry_run)
+        return usage_error("--dry-run does not go with --mode %s", local_mode_name(c->mode));
+    if (!c->local && c->jobs)
+        return usage_error("%s", "-j only goes with --mode");
+    if (!c->local && c->download_root)
+        return usage_error("%s", "--download-root only goes with --mode");
+    if (c->download_root && c->download_root[0] == '\0')
+        return usage_error("%s", "--download-root: must not be empty");
     if (c->dir[0] == '\0' || strlen(c->dir) > 1024)
         return usage_error("%s", "--dir: must be 1..1024 characters");
     if (!keys_valid_name(c->queue))
@@ -527,6 +594,53 @@ out:
     return rc;
 }
 
+/* ---- --mode: download here ----------------------------------------------------------- */
+
+/* The root must exist before the API is asked, so that a typo fails before spending
+ * credits; like cworker, a missing last component is created. Returns 0 or an exit status. */
+static int open_root(const struct config *c)
+{
+    if (c->download_root == NULL)
+        return 0;
+    if (mkdir(c->download_root, 0755) != 0 && errno != EEXIST) {
+        fprintf(stderr, PROG ": --download-root '%s': %s\n", c->download_root, strerror(errno));
+        return EXIT_RUNTIME;
+    }
+    return 0;
+}
+
+/* Download the links here; prints the time and the summary. Returns the exit status. */
+static int run_local(const struct config *c, const struct logger *lg,
+                     const struct gallery_links *links, long long t_start)
+{
+    struct local_opts o;
+    struct local_summary sum;
+
+    memset(&o, 0, sizeof o);
+    o.mode = c->mode;
+    o.jobs = c->jobs ? c->jobs : LOCAL_JOBS_DEFAULT;
+    o.prog = PROG;
+    o.root = c->download_root ? c->download_root : ".";
+    o.dir = c->dir;
+    http_limits_default(&o.limits);
+    o.progress = isatty(STDERR_FILENO);
+    o.stop = &stop_flag;
+    o.lg = lg;
+    if (links->n == 0)
+        LOG(lg, LOG_WARN, "no links matched: nothing to download");
+    if (local_run(&o, (const char *const *)links->v, links->n, &sum) != 0)
+        return EXIT_RUNTIME;
+    printf("Took %.2fs\n", (double)(time_mono_ms() - t_start) / 1000.0);
+    printf("downloaded %zu, failed %zu, %lld bytes", sum.downloaded, sum.failed, sum.bytes);
+    if (sum.not_started)
+        printf(", %zu not started", sum.not_started);
+    printf("\n");
+    fflush(stdout);
+    if (sum.not_started)
+        fprintf(stderr, PROG ": interrupted with %zu links not started\n", sum.not_started);
+    return sum.failed || sum.not_started ? EXIT_RUNTIME : EXIT_OK;
+}
+
 /* ---- main ---------------------------------------------------------------------------- */
 
 static void setup_signals(void)
@@ -584,7 +698,11 @@ int main(int argc, char **argv)
     logger.level = c.verbose >= 2 ? LOG_DEBUG : c.verbose == 1 ? LOG_INFO : LOG_WARN;
     setup_signals();
     memset(&r, 0, sizeof r);
-    if (!c.dry_run) {
+    if (c.local) {
+        rc = open_root(&c);
+        if (rc != 0)
+            return rc;
+    } else if (!c.dry_run) {
         rc = open_redis(&c, &r, &k);
         if (rc != 0)
             return rc;
@@ -594,6 +712,10 @@ int main(int argc, char **argv)
     rc = EXIT_RUNTIME;
     if (get_links(&c, lg, &links) != 0)
         goto out;
+    if (c.local) {
+        rc = run_local(&c, lg, &links, t_start);
+        goto out;
+    }
     if (c.dry_run) {
         for (size_t i = 0; i < links.n; i++)
             printf("%s\n", links.v[i]);
@@ -611,7 +733,7 @@ int main(int argc, char **argv)
 out:
     free(ids);
     gallery_links_free(&links);
-    if (!c.dry_run)
+    if (!c.dry_run && !c.local)
         rconn_close(&r);
     return rc;
 }

@@ -1,6 +1,7 @@
 # lib.sh - shared helpers for cq's shell tests. Source it; it sets:
 #   BIN (the built binaries), SRC (the source tree), T (a private temp dir, removed on exit)
-# and gives: start_redis, start_httpd, rcli, check, check_eq, wait_for, finish.
+# and gives: start_redis, start_httpd, start_fake_imgur, rcli, check, check_eq, wait_for,
+# finish.
 # Every server a test needs is started here on 127.0.0.1 and a free port, and stopped by the
 # EXIT trap, whatever the outcome.
 
@@ -58,6 +59,28 @@ start_httpd() {
     wait_for 10 "test -s $pf" || { echo "FATAL: httpd.py did not start"; exit 1; }
     HPORT=$(cat "$pf")
     HBASE=http://127.0.0.1:$HPORT
+}
+
+# start_fake_imgur [fake_imgur.py args...]: the fake Imgur API; sets FPORT and API (the
+# gallery base URL to give cproducer --api-url).
+start_fake_imgur() {
+    local pf="$T/fake.port.$RANDOM"
+    python3 "$SRC/tests/fixtures/fake_imgur.py" --port-file "$pf" "$@" &
+    PIDS+=("$!")
+    wait_for 10 "test -s $pf" || { echo "FATAL: fake_imgur.py did not start"; exit 1; }
+    FPORT=$(cat "$pf")
+    API=http://127.0.0.1:$FPORT/3/gallery/
+}
+
+# hits KIND: fake Imgur API requests (total, gallery or album) since the last reset_hits.
+hits() {
+    python3 -c 'import json, sys, urllib.request
+print(json.load(urllib.request.urlopen(sys.argv[1]))[sys.argv[2]])' \
+        "http://127.0.0.1:$FPORT/_/hits" "$1"
+}
+reset_hits() {
+    python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1]).read()' \
+        "http://127.0.0.1:$FPORT/_/reset"
 }
 
 rcli() { redis-cli -p "$RPORT" "$@"; }

@@ -12,23 +12,7 @@ CP=$BIN/cproducer
 start_redis
 start_httpd --generate
 
-FPF=$T/fake.port
-python3 "$SRC/tests/fixtures/fake_imgur.py" --port-file "$FPF" --image-base "$HBASE/" &
-PIDS+=("$!")
-wait_for 10 "test -s $FPF" || { echo "FATAL: fake_imgur.py did not start"; exit 1; }
-FPORT=$(cat "$FPF")
-API=http://127.0.0.1:$FPORT/3/gallery/
-
-# hits KIND: API requests (total, gallery or album) since the last reset_hits.
-hits() {
-    python3 -c 'import json, sys, urllib.request
-print(json.load(urllib.request.urlopen(sys.argv[1]))[sys.argv[2]])' \
-        "http://127.0.0.1:$FPORT/_/hits" "$1"
-}
-reset_hits() {
-    python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1]).read()' \
-        "http://127.0.0.1:$FPORT/_/reset"
-}
+start_fake_imgur --image-base "$HBASE/"
 
 # prod CLIENT_ID ARGS...: run cproducer against the fake; sets RC, OUT, ERR.
 prod() {

@@ -32,38 +32,7 @@
 #define CQ_SOURCE_DIR "."
 #endif
 
-static int failures;
-static int checks;
-
-#define CHECK(cond)                                                                 \
-    do {                                                                            \
-        checks++;                                                                   \
-        if (!(cond)) {                                                              \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-            failures++;                                                             \
-        }                                                                           \
-    } while (0)
-
-/* CHECK that the string s contains needle, printing s when it does not. */
-#define CHECK_HAS(s, needle)                                                        \
-    do {                                                                            \
-        checks++;                                                                   \
-        if (strstr((s), (needle)) == NULL) {                                        \
-            fprintf(stderr, "%s:%d: CHECK failed: \"%s\" does not contain \"%s\"\n", \
-                    __FILE__, __LINE__, (s), (needle));                             \
-            failures++;                                                             \
-        }                                                                           \
-    } while (0)
-
-#define CHECK_STREQ(a, b)                                                           \
-    do {                                                                            \
-        checks++;                                                                   \
-        if (strcmp((a), (b)) != 0) {                                                \
-            fprintf(stderr, "%s:%d: CHECK failed: \"%s\" != \"%s\"\n", __FILE__,    \
-                    __LINE__, (a), (b));                                            \
-            failures++;                                                             \
-        }                                                                           \
-    } while (0)
+#include "check.h"
 
 static char fixture[PATH_MAX];
 static char tmpdir[] = "/tmp/cq-test-download-XXXXXX";
@@ -727,7 +696,6 @@ int main(int argc, char **argv)
 
     http_free(h);
     curl_global_cleanup();   /* so valgrind reports only what is ours */
-    fprintf(stderr, "test_download: %d checks, %d failed, %lld ms\n", checks, failures,
-            time_mono_ms() - t0);
-    return failures == 0 ? 0 : 1;
+    fprintf(stderr, "test_download: %lld ms\n", time_mono_ms() - t0);
+    return check_report();
 }

@@ -19,49 +19,7 @@
 #define CQ_SOURCE_DIR "."
 #endif
 
-static int failures;
-static int checks;
-
-#define CHECK(cond)                                                                 \
-    do {                                                                            \
-        checks++;                                                                   \
-        if (!(cond)) {                                                              \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-            failures++;                                                             \
-        }                                                                           \
-    } while (0)
-
-#define CHECK_EQ(a, b)                                                              \
-    do {                                                                            \
-        long long a_ = (long long)(a), b_ = (long long)(b);                         \
-        checks++;                                                                   \
-        if (a_ != b_) {                                                             \
-            fprintf(stderr, "%s:%d: CHECK failed: %s == %s (%lld != %lld)\n",       \
-                    __FILE__, __LINE__, #a, #b, a_, b_);                            \
-            failures++;                                                             \
-        }                                                                           \
-    } while (0)
-
-#define CHECK_STREQ(a, b)                                                           \
-    do {                                                                            \
-        const char *a_ = (a), *b_ = (b);                                            \
-        checks++;                                                                   \
-        if (!a_ || !b_ || strcmp(a_, b_) != 0) {                                    \
-            fprintf(stderr, "%s:%d: CHECK failed: \"%s\" != \"%s\"\n", __FILE__,    \
-                    __LINE__, a_ ? a_ : "(null)", b_ ? b_ : "(null)");              \
-            failures++;                                                             \
-        }                                                                           \
-    } while (0)
-
-#define CHECK_HAS(s, needle)                                                        \
-    do {                                                                            \
-        checks++;                                                                   \
-        if (strstr((s), (needle)) == NULL) {                                        \
-            fprintf(stderr, "%s:%d: CHECK failed: \"%s\" does not contain \"%s\"\n", \
-                    __FILE__, __LINE__, (s), (needle));                             \
-            failures++;                                                             \
-        }                                                                           \
-    } while (0)
+#include "check.h"
 
 static const char *srcdir = CQ_SOURCE_DIR;
 
@@ -620,6 +578,5 @@ int main(int argc, char **argv)
     test_links_set();
     test_urls();
     test_opts_check();
-    printf("test_gallery: %d checks, %d failed\n", checks, failures);
-    return failures ? 1 : 0;
+    return check_report();
 }

@@ -25,18 +25,18 @@ int main(void)
 
     /* Keys: one schema, any prefix. */
     CHECK(keys_init(&k, NULL, err, sizeof err) == 0);
-    CHECK_STR(keys_queue(&k, "default", buf, sizeof buf), "cq:queue:default");
-    CHECK_STR(keys_job(&k, "abc", buf, sizeof buf), "cq:job:abc");
-    CHECK_STR(keys_inflight(&k, "w1", "high", buf, sizeof buf), "cq:inflight:w1:high");
-    CHECK_STR(keys_worker_lease(&k, "w1", buf, sizeof buf), "cq:worker:w1:lease");
-    CHECK_STR(keys_queues(&k, buf, sizeof buf), "cq:queues");
-    CHECK_STR(keys_scheduled(&k, buf, sizeof buf), "cq:scheduled");
-    CHECK_STR(keys_template(&k, KEYS_INFLIGHT, buf, sizeof buf), "cq:inflight:%s:%s");
+    CHECK_STREQ(keys_queue(&k, "default", buf, sizeof buf), "cq:queue:default");
+    CHECK_STREQ(keys_job(&k, "abc", buf, sizeof buf), "cq:job:abc");
+    CHECK_STREQ(keys_inflight(&k, "w1", "high", buf, sizeof buf), "cq:inflight:w1:high");
+    CHECK_STREQ(keys_worker_lease(&k, "w1", buf, sizeof buf), "cq:worker:w1:lease");
+    CHECK_STREQ(keys_queues(&k, buf, sizeof buf), "cq:queues");
+    CHECK_STREQ(keys_scheduled(&k, buf, sizeof buf), "cq:scheduled");
+    CHECK_STREQ(keys_template(&k, KEYS_INFLIGHT, buf, sizeof buf), "cq:inflight:%s:%s");
     CHECK(keys_init(&k, "app%1:", err, sizeof err) == 0);
-    CHECK_STR(keys_template(&k, KEYS_QUEUE, buf, sizeof buf), "app%%1:queue:%s");
-    CHECK_STR(keys_queue(&k, "q", buf, sizeof buf), "app%1:queue:q");
+    CHECK_STREQ(keys_template(&k, KEYS_QUEUE, buf, sizeof buf), "app%%1:queue:%s");
+    CHECK_STREQ(keys_queue(&k, "q", buf, sizeof buf), "app%1:queue:q");
     CHECK(keys_init(&k, "has space", err, sizeof err) == -1);
-    CHECK_CONTAINS(err, "spaces");
+    CHECK_HAS(err, "spaces");
     CHECK(keys_queue(&k, "q", buf, 8) == NULL);   /* does not fit */
     CHECK(keys_valid_name("default"));
     CHECK(keys_valid_name("a.b-c_d@e"));
@@ -53,8 +53,8 @@ int main(void)
     /* A minimal record, as LPUSHed by hand. */
     j = decode("{\"id\":\"job-1\",\"func\":\"noop\",\"args\":[]}", &rc, err, sizeof err);
     CHECK(rc == 0 && j != NULL);
-    CHECK_STR(j->id, "job-1");
-    CHECK_STR(j->func, "noop");
+    CHECK_STREQ(j->id, "job-1");
+    CHECK_STREQ(j->func, "noop");
     CHECK(job_nargs(j) == 0 && j->retries == -1 && j->attempts == 0 && j->queue[0] == '\0');
     job_free(j);
 
@@ -63,10 +63,10 @@ int main(void)
                "\"queue\":\"high\",\"enqueued_at\":1767225600.5,\"retries\":2,\"attempts\":1,"
                "\"recovered\":3,\"timeout\":7.5,\"extra\":{\"a\":1}}", &rc, err, sizeof err);
     CHECK(rc == 0);
-    CHECK_STR(j->queue, "high");
+    CHECK_STREQ(j->queue, "high");
     CHECK(j->enqueued_at == 1767225600.5 && j->retries == 2 && j->attempts == 1);
     CHECK(j->recovered == 3 && j->timeout == 7.5);
-    CHECK_STR(job_arg_string(j, 1), "http://h/a.jpg");
+    CHECK_STREQ(job_arg_string(j, 1), "http://h/a.jpg");
     CHECK(job_arg_string(j, 2) == NULL);
 
     /* Encoding round-trips. */
@@ -74,27 +74,27 @@ int main(void)
     job_free(j);
     j = decode(enc, &rc, err, sizeof err);
     CHECK(rc == 0);
-    CHECK_STR(j->queue, "high");
+    CHECK_STREQ(j->queue, "high");
     CHECK(j->retries == 2 && j->attempts == 1 && j->timeout == 7.5);
-    CHECK_STR(job_arg_string(j, 0), "images");
+    CHECK_STREQ(job_arg_string(j, 0), "images");
     free(enc);
     job_free(j);
 
     /* Broken records: no id at all gives no job; a bad field under a good id keeps the id. */
     j = decode("not json", &rc, err, sizeof err);
     CHECK(rc == -1 && j == NULL);
-    CHECK_CONTAINS(err, "not valid JSON");
+    CHECK_HAS(err, "not valid JSON");
     j = decode("[1,2]", &rc, err, sizeof err);
     CHECK(rc == -1 && j == NULL);
     j = decode("{\"func\":\"noop\",\"args\":[]}", &rc, err, sizeof err);
     CHECK(rc == -1 && j == NULL);
-    CHECK_CONTAINS(err, "no valid id");
+    CHECK_HAS(err, "no valid id");
     j = decode("{\"id\":\"bad id\",\"func\":\"noop\",\"args\":[]}", &rc, err, sizeof err);
     CHECK(rc == -1 && j == NULL);
     j = decode("{\"id\":\"k\",\"func\":\"noop\",\"args\":\"x\"}", &rc, err, sizeof err);
     CHECK(rc == -1 && j != NULL);
-    CHECK_STR(j ? j->id : NULL, "k");
-    CHECK_CONTAINS(err, "'args' must be a JSON array");
+    CHECK_STREQ(j ? j->id : NULL, "k");
+    CHECK_HAS(err, "'args' must be a JSON array");
     job_free(j);
     j = decode("{\"id\":\"k\",\"func\":5,\"args\":[]}", &rc, err, sizeof err);
     CHECK(rc == -1 && j != NULL);
@@ -104,7 +104,7 @@ int main(void)
     job_free(j);
     j = decode("{\"id\":\"k\",\"func\":\"noop\",\"args\":[],\"queue\":\"a:b\"}", &rc, err, sizeof err);
     CHECK(rc == -1);
-    CHECK_CONTAINS(err, "queue");
+    CHECK_HAS(err, "queue");
     job_free(j);
     j = decode("{\"id\":\"k\",\"func\":\"noop\"}", &rc, err, sizeof err);
     CHECK(rc == 0 && job_nargs(j) == 0);   /* args may be left out: none */
@@ -121,11 +121,11 @@ int main(void)
     /* The registry: what cenqueue refuses. */
     CHECK(registry_check("download_link", 2, err, sizeof err) == 0);
     CHECK(registry_check("download_link", 3, err, sizeof err) == -1);
-    CHECK_CONTAINS(err, "takes 2 arguments, got 3");
+    CHECK_HAS(err, "takes 2 arguments, got 3");
     CHECK(registry_check("noop", 9, err, sizeof err) == 0);
     CHECK(registry_check("sleep", 0, err, sizeof err) == -1);
     CHECK(registry_check("rm", 0, err, sizeof err) == -1);
-    CHECK_CONTAINS(err, "known: download_link, noop, sleep");
+    CHECK_HAS(err, "known: download_link, noop, sleep");
     CHECK(registry_find("sleep") != NULL && registry_find("nope") == NULL);
-    CHECK_DONE();
+    return check_report();
 }

@@ -18,22 +18,7 @@ RUN_TIMEOUT=60
 export CQ_REDIS_URL=redis://127.0.0.1:$(free_port)
 
 start_httpd --generate --latency 0.05 --size "$SIZE"
-FPF=$T/fake.port
-python3 "$SRC/tests/fixtures/fake_imgur.py" --port-file "$FPF" --image-base "$HBASE/" &
-PIDS+=("$!")
-wait_for 10 "test -s $FPF" || { echo "FATAL: fake_imgur.py did not start"; exit 1; }
-FPORT=$(cat "$FPF")
-API=http://127.0.0.1:$FPORT/3/gallery/
-
-hits() {
-    python3 -c 'import json, sys, urllib.request
-print(json.load(urllib.request.urlopen(sys.argv[1]))[sys.argv[2]])' \
-        "http://127.0.0.1:$FPORT/_/hits" "$1"
-}
-reset_hits() {
-    python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1]).read()' \
-        "http://127.0.0.1:$FPORT/_/reset"
-}
+start_fake_imgur --image-base "$HBASE/"
 lines() { if [ -s "$1" ]; then wc -l <"$1"; else echo 0; fi; }
 
 # local_run DIR CLIENT_ID ARGS...: run cproducer in DIR (created) against the fake gallery

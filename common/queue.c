@@ -331,17 +331,21 @@ int queue_enqueue(struct rconn *r, const struct keys *k, struct job *const *jobs
 
 /* ARGV: queue template, inflight template, wid, max, queue names in priority order.
  * RPOP with a count takes the oldest records first; they are pushed to the in-flight list in
- * the same script, so they are never only in the reply. */
+ * the same script, so they are never only in the reply. A queue key that cannot be popped
+ * (another type of key under that name) is reported as the pair ("!" queue, error) and
+ * skipped, so that one bad key does not stop the other queues. */
 static const char take_lua[] =
-    "local out, max = {}, tonumber(ARGV[4])\n"
+    "local out, n, max = {}, 0, tonumber(ARGV[4])\n"
     "for i = 5, #ARGV do\n"
-    "  local want = max - #out / 2\n"
-    "  if want <= 0 then break end\n"
+    "  if n >= max then break end\n"
     "  local q = ARGV[i]\n"
-    "  local recs = redis.call('RPOP', string.format(ARGV[1], q), want)\n"
-    "  if recs then\n"
+    "  local recs = redis.pcall('RPOP', string.format(ARGV[1], q), max - n)\n"
+    "  if type(recs) == 'table' and recs.err then\n"
+    "    out[#out + 1] = '!' .. q; out[#out + 1] = recs.err\n"
+    "  elseif recs then\n"
     "    redis.call('LPUSH', string.format(ARGV[2], ARGV[3], q), unpack(recs))\n"
     "    for _, rec in ipairs(recs) do out[#out + 1] = q; out[#out + 1] = rec end\n"
+    "    n = n + #recs\n"
     "  end\n"
     "end\n"
     "return out\n";
@@ -383,11 +387,17 @@ int queue_take_read(struct rconn *r, size_t max, struct taken *out, char *err, s
     redisReply *rep = rconn_read(r);
     size_t i, n = 0;
 
+    if (err != NULL && errlen > 0) err[0] = '\0';
     if (reply_error(r, rep, "take", err, errlen) != 0) return -1;
     if (rep->type == REDIS_REPLY_ARRAY) {
         for (i = 0; i + 1 < rep->elements && n < max; i += 2) {
             redisReply *q = rep->element[i], *rec = rep->element[i + 1];
             if (q->type != REDIS_REPLY_STRING || rec->type != REDIS_REPLY_STRING) continue;
+            if (q->str[0] == '!') {
+                err_set(err, errlen, "queue '%s': cannot take from it: %s", q->str + 1,
+                        rec->str);
+                continue;
+            }
             taken_set(&out[n++], q->str, rec->str, rec->len);
         }
     }

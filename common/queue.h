@@ -39,7 +39,9 @@ struct taken {
 
 /* Take up to max records, in the strict order of queues[], moving each atomically into this
  * worker's in-flight list for that queue (one Lua script, one round trip). Returns how many
- * were taken (0..max) into out[], or -1 with err set. */
+ * were taken (0..max) into out[], or -1 with err set. A queue whose key cannot be popped
+ * (a key of another type under its name) is skipped and named in err, which is otherwise
+ * left empty. */
 int queue_take(struct rconn *r, const struct keys *k, const char *wid,
                const char *const *queues, size_t nq, size_t max, struct taken *out,
                char *err, size_t errlen);

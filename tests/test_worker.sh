@@ -120,6 +120,16 @@ ttl=$(rcli TTL cq:job:http-404)
 check "failed status is kept far longer than results" "[ $ttl -gt 100000 ]"
 check_contains "worker logs the failure with the job id" "http-404" "$(cat "$T/w2.log")"
 
+# ---- a queue key of the wrong type is named and skipped; the other queues are served ----
+rcli SET cq:queue:broken "not a list" >/dev/null
+id=$("$BIN/cenqueue" noop)
+"$BIN/cworker" --burst broken default >"$T/w3.log" 2>&1; rc=$?
+check_eq "worker with a wrong-type queue exits 0 in burst" 0 "$rc"
+check_eq "...and serves the other queue" finished "$(jfield "$id")"
+check_contains "...and names the bad queue and why" "queue 'broken': cannot take from it: WRONGTYPE" "$(cat "$T/w3.log")"
+check_eq "...once" 1 "$(grep -c "queue 'broken'" "$T/w3.log")"
+rcli DEL cq:queue:broken >/dev/null
+
 # ---- docs/PROTOCOL.md's redis-cli lines work as written ----
 sed -n '/^## By hand, with redis-cli/,/^## How workers move records/p' "$SRC/docs/PROTOCOL.md" |
     grep '^redis-cli ' | sed "s|https://i.imgur.com/|$HBASE/|g; s|^redis-cli |rcli |" >"$T/protocol.sh"

@@ -104,6 +104,8 @@ struct worker {
     struct task **starts;       /* handed out, not yet marked started (dispatcher only) */
     int nstarts, capstarts;
     int outstanding;            /* taken and not yet applied (dispatcher only) */
+    char last_error[512];       /* the last Redis error reported, and when */
+    long long last_error_at;
     long taken_total;
 };
 
@@ -266,6 +268,20 @@ static double retry_delay(const struct worker *w, int attempt, double retry_afte
     return d;
 }
 
+/* An error from Redis that is not a lost connection (which the main loop reports once per
+ * outage): say it at WARN, but the same text at most once a minute, since the loop retries
+ * it every turn. */
+static void report_error(struct worker *w, const char *err)
+{
+    long long now = time_mono_ms();
+
+    if (w->ctl.ctx == NULL) return;
+    if (strcmp(err, w->last_error) == 0 && now - w->last_error_at < 60000) return;
+    str_copy(w->last_error, sizeof w->last_error, err);
+    w->last_error_at = now;
+    LOG(&w->lg, LOG_WARN, "%s", err);
+}
+
 /* What a task that ran (or was refused) comes to. */
 static enum queue_outcome_kind decide(struct worker *w, struct task *t, double *retry_at)
 {
@@ -403,11 +419,17 @@ static int cycle(struct worker *w, struct task **pending, size_t take_max)
     if (ok && queue_apply_read(&w->ctl, nrep, err, sizeof err) != 0) ok = 0;
     if (take_max > 0 && w->ctl.ctx != NULL) {
         tk = xcalloc(take_max, sizeof *tk);
-        taken = queue_take_read(&w->ctl, take_max, tk, err, sizeof err);
-        if (taken < 0) ok = 0;
+        char terr[512];
+        taken = queue_take_read(&w->ctl, take_max, tk, terr, sizeof terr);
+        if (taken < 0) {
+            ok = 0;
+            str_copy(err, sizeof err, terr);
+        } else if (terr[0] != '\0') {
+            report_error(w, terr);
+        }
     }
     free(o);
-    if (!ok) LOG(&w->lg, LOG_DEBUG, "cycle: %s", err);
+    if (!ok) report_error(w, err);
     if (ok) {
         for (s = 0; s < w->nstarts; s++) w->starts[s]->start_pending = 0;
         w->nstarts = 0;
@@ -463,7 +485,7 @@ static int heartbeat(struct worker *w)
     info.busy = w->outstanding;
     info.started_at = w->started_at;
     if (queue_register(&w->ctl, &w->keys, &info, LEASE_SECONDS, err, sizeof err) != 0) {
-        LOG(&w->lg, LOG_DEBUG, "heartbeat: %s", err);
+        report_error(w, err);
         return -1;
     }
     return 0;
@@ -630,6 +652,7 @@ int worker_run(const struct worker_config *cfg, volatile sig_atomic_t *signals)
             }
             if (now >= next_recover && w->ctl.ctx) {
                 long n = queue_recover(&w->ctl, &w->keys, NULL, err, sizeof err);
+                if (n < 0) report_error(w, err);
                 if (n > 0)
                     LOG(&w->lg, LOG_WARN, "recovered %ld job%s from dead workers", n,
                         n == 1 ? "" : "s");
@@ -638,6 +661,7 @@ int worker_run(const struct worker_config *cfg, volatile sig_atomic_t *signals)
             if (now >= next_sched && w->ctl.ctx) {
                 long n = queue_schedule_due(&w->ctl, &w->keys, time_now(), 1000, err,
                                             sizeof err);
+                if (n < 0) report_error(w, err);
                 if (n > 0) idle = 0;
                 next_sched = now + (n >= 1000 ? 0 : SCHEDULE_MS);
             }

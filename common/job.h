@@ -30,12 +30,15 @@ struct job {
     double timeout;       /* seconds; 0 = the function's default */
 };
 
-/* A new job with a fresh UUID, the given function and args (ownership of args passes to the
- * job; NULL means an empty array). */
+/* A new job with the given function and args (ownership of args passes to the job; NULL
+ * means an empty array) and no id yet: queue_enqueue gives it a UUID, or set your own. */
 struct job *job_new(const char *func, cJSON *args);
 
 /* Fill id with a new random UUID (36 characters + NUL). */
 void job_new_id(char id[JOB_ID_MAX + 1]);
+
+/* Give every job of jobs[] whose id is empty a new random UUID, cheaply in bulk. */
+void job_fill_ids(struct job *const *jobs, size_t n);
 
 /* Decode a record. On success returns 0 and *out holds the job. On failure returns -1 with
  * err set; *out is NULL when not even a usable id could be read, otherwise *out holds the id

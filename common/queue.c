@@ -126,26 +126,13 @@ static void cmd_fmt(struct cmd *c, const char *fmt, ...)
     }
 }
 
-/* Add a Unix time as seconds with six decimals, without printf's floating-point path (a
- * worker writes several per job). */
+/* Add a Unix time as seconds with six decimals. */
 static void cmd_time(struct cmd *c, double t)
 {
-    char buf[40], *p = buf + sizeof buf;
-    long long us = (long long)(t * 1e6 + (t >= 0 ? 0.5 : -0.5));
-    int neg = us < 0, i;
+    char buf[32];
+    size_t n = time_format(buf, t);
 
-    if (neg) us = -us;
-    for (i = 0; i < 6; i++) {
-        *--p = (char)('0' + us % 10);
-        us /= 10;
-    }
-    *--p = '.';
-    do {
-        *--p = (char)('0' + us % 10);
-        us /= 10;
-    } while (us > 0);
-    if (neg) *--p = '-';
-    cmd_copy(c, p, (size_t)(buf + sizeof buf - p));
+    cmd_copy(c, buf, n);
 }
 
 /* Queue the command for sending and start a new one (owned strings live until cmd_free). */
@@ -217,49 +204,51 @@ static int reply_error(struct rconn *r, redisReply *rep, const char *what, char 
 
 #define ENQUEUE_CHUNK 1000
 
-static int enqueue_chunk(struct rconn *r, const struct keys *k, struct job *const *jobs,
-                         size_t n, double at, double now, char *err, size_t errlen)
+/* Append one chunk's transaction (no I/O); *sent receives how many replies it will produce.
+ * fresh[i] says jobs[i] got its id here, so it cannot have an old status hash to un-expire. */
+static int enqueue_chunk_append(struct rconn *r, const struct keys *k, struct job *const *jobs,
+                                const unsigned char *fresh, size_t n, double at, double now,
+                                int *sent, char *err, size_t errlen)
 {
     struct cmd c = {0};
-    char **recs = xcalloc(n, sizeof *recs);
     char kq[KEYS_KEY_MAX], kj[KEYS_KEY_MAX], ks[KEYS_KEY_MAX], kqs[KEYS_KEY_MAX];
-    int sent = 0, rc = -1;
     size_t i, run;
     int scheduled = at > now;
 
-    for (i = 0; i < n; i++) recs[i] = job_encode(jobs[i]);
+    *sent = 0;
     keys_queues(k, kqs, sizeof kqs);
     keys_scheduled(k, ks, sizeof ks);
 
+#define SEND()                                      \
+    do {                                            \
+        if (cmd_send(r, &c) != 0) goto io;          \
+        (*sent)++;                                  \
+    } while (0)
+
     cmd_str(&c, "MULTI");
-    if (cmd_send(r, &c) != 0) goto io;
-    sent++;
+    SEND();
     /* Records for the same queue go out in one variadic LPUSH (or ZADD). */
     for (i = 0; i < n; i = run) {
         const char *q = jobs[i]->queue;
+        size_t m;
         for (run = i; run < n && strcmp(jobs[run]->queue, q) == 0; run++) {
         }
         cmd_str(&c, "SADD");
         cmd_str(&c, kqs);
         cmd_str(&c, q);
-        if (cmd_send(r, &c) != 0) goto io;
-        sent++;
+        SEND();
         if (scheduled) {
-            size_t m;
             cmd_str(&c, "ZADD");
             cmd_str(&c, ks);
-            for (m = i; m < run; m++) {
-                cmd_time(&c, at);
-                cmd_str(&c, recs[m]);
-            }
         } else {
-            size_t m;
             cmd_str(&c, "LPUSH");
             cmd_str(&c, keys_queue(k, q, kq, sizeof kq));
-            for (m = i; m < run; m++) cmd_str(&c, recs[m]);
         }
-        if (cmd_send(r, &c) != 0) goto io;
-        sent++;
+        for (m = i; m < run; m++) {
+            if (scheduled) cmd_time(&c, at);
+            cmd_own(&c, job_encode(jobs[m]));
+        }
+        SEND();
     }
     for (i = 0; i < n; i++) {
         const struct job *j = jobs[i];
@@ -277,54 +266,75 @@ static int enqueue_chunk(struct rconn *r, const struct keys *k, struct job *cons
             cmd_str(&c, "scheduled_for");
             cmd_time(&c, at);
         }
-        if (cmd_send(r, &c) != 0) goto io;
-        /* A job id reused after an earlier run must not inherit that run's expiry. */
-        cmd_str(&c, "PERSIST");
-        cmd_str(&c, kj);
-        if (cmd_send(r, &c) != 0) goto io;
-        sent += 2;
+        SEND();
+        if (!fresh[i]) {
+            /* A job id reused after an earlier run must not inherit that run's expiry. */
+            cmd_str(&c, "PERSIST");
+            cmd_str(&c, kj);
+            SEND();
+        }
     }
     cmd_str(&c, "EXEC");
-    if (cmd_send(r, &c) != 0) goto io;
-    sent++;
-    rc = read_multi(r, sent, err, errlen);
-    goto done;
-io:
-    err_set(err, errlen, "%s", r->errstr);
-done:
-    for (i = 0; i < n; i++) free(recs[i]);
-    free(recs);
+    SEND();
+#undef SEND
     cmd_free(&c);
-    return rc;
+    return 0;
+io:
+    cmd_free(&c);
+    err_set(err, errlen, "%s", r->errstr);
+    return -1;
 }
 
+/* Chunks are pipelined one ahead: chunk i+1 is on its way while chunk i's replies are read,
+ * so that neither this process nor Redis waits for the other. Each chunk is its own
+ * MULTI/EXEC: a chunk is enqueued whole or not at all. */
 int queue_enqueue(struct rconn *r, const struct keys *k, struct job *const *jobs, size_t n,
                   double at, char *err, size_t errlen)
 {
     double now = time_now();
+    unsigned char *fresh;
     size_t i;
+    int prev = -1, rc = 0;
 
+    fresh = xmalloc(n ? n : 1);
+    for (i = 0; i < n; i++) fresh[i] = jobs[i]->id[0] == '\0';
+    job_fill_ids(jobs, n);
     for (i = 0; i < n; i++) {
         struct job *j = jobs[i];
-        if (j->id[0] == '\0') job_new_id(j->id);
         if (j->queue[0] == '\0') str_copy(j->queue, sizeof j->queue, "default");
         if (j->enqueued_at <= 0) j->enqueued_at = now;
         if (!keys_valid_name(j->id)) {
             err_set(err, errlen, "job id '%s': use 1-%d characters of A-Z a-z 0-9 _ . @ -",
                     j->id, KEYS_NAME_MAX);
+            free(fresh);
             return -1;
         }
         if (!keys_valid_name(j->queue)) {
             err_set(err, errlen, "queue '%s': use 1-%d characters of A-Z a-z 0-9 _ . @ -",
                     j->queue, KEYS_NAME_MAX);
+            free(fresh);
             return -1;
         }
     }
-    for (i = 0; i < n; i += ENQUEUE_CHUNK) {
+    for (i = 0; i < n && rc == 0; i += ENQUEUE_CHUNK) {
         size_t m = n - i < ENQUEUE_CHUNK ? n - i : ENQUEUE_CHUNK;
-        if (enqueue_chunk(r, k, jobs + i, m, at, now, err, errlen) != 0) return -1;
+        int sent;
+        if (enqueue_chunk_append(r, k, jobs + i, fresh + i, m, at, now, &sent, err,
+                                 errlen) != 0) {
+            rc = -1;
+            break;
+        }
+        if (prev >= 0 && read_multi(r, prev, err, errlen) != 0) rc = -1;
+        prev = sent;
     }
-    return 0;
+    /* The last chunk's replies, also after an error, to keep the connection in step. */
+    if (prev >= 0 && r->ctx != NULL) {
+        char err2[256];
+        if (read_multi(r, prev, rc == 0 ? err : err2, rc == 0 ? errlen : sizeof err2) != 0)
+            rc = -1;
+    }
+    free(fresh);
+    return rc;
 }
 
 /* ---- taking ------------------------------------------------------------------------- */

@@ -90,6 +90,30 @@ long long time_mono_us(void)
     return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+size_t time_format(char *buf, double t)
+{
+    char tmp[32], *p = tmp + sizeof tmp;
+    long long us = (long long)(t * 1e6 + (t >= 0 ? 0.5 : -0.5));
+    int neg = us < 0, i;
+    size_t n;
+
+    if (neg) us = -us;
+    for (i = 0; i < 6; i++) {
+        *--p = (char)('0' + us % 10);
+        us /= 10;
+    }
+    *--p = '.';
+    do {
+        *--p = (char)('0' + us % 10);
+        us /= 10;
+    } while (us > 0);
+    if (neg) *--p = '-';
+    n = (size_t)(tmp + sizeof tmp - p);
+    memcpy(buf, p, n);
+    buf[n] = '\0';
+    return n;
+}
+
 int parse_duration(const char *s, double *out)
 {
     char *end;

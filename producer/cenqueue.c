@@ -20,7 +20,7 @@
 #include "registry.h"
 #include "util.h"
 
-#define BATCH 1000
+#define BATCH 10000
 
 struct opts {
     const char *url, *prefix, *queue, *id;

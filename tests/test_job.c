@@ -7,6 +7,7 @@
 #include "job.h"
 #include "keys.h"
 #include "registry.h"
+#include "util.h"
 
 static struct job *decode(const char *s, int *rc, char *err, size_t errlen)
 {
@@ -114,7 +115,16 @@ int main(void)
     job_new_id(id);
     CHECK(strlen(id) == 36 && id[8] == '-' && id[14] == '4');
     j = job_new("noop", NULL);
-    CHECK(strcmp(j->id, id) != 0 && keys_valid_name(j->id));
+    CHECK(j->id[0] == '\0');   /* queue_enqueue gives it one */
+    {
+        struct job *two[2] = {j, job_new("noop", NULL)};
+        str_copy(two[1]->id, sizeof two[1]->id, "mine");
+        job_fill_ids(two, 2);
+        CHECK(strlen(j->id) == 36 && j->id[14] == '4' && strchr("89ab", j->id[19]) != NULL);
+        CHECK(strcmp(j->id, id) != 0 && keys_valid_name(j->id));
+        CHECK_STREQ(two[1]->id, "mine");
+        job_free(two[1]);
+    }
     job_free(j);
     job_free(NULL);
 

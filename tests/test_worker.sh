@@ -141,6 +141,17 @@ check_eq "the documented job ran" finished "$(jfield job-42)"
 check "its file landed" "cmp -s $ROOT/images/abc.jpg <(expect_bytes abc.jpg)"
 check_contains "cworker warns when redis has no AOF" "appendonly no" "$(cat "$T/w1.log")"
 
+# ---- ACL users: the URL's user and password; a wrong password is one clear line ----
+rcli ACL SETUSER cqapp on '>s3cret' '~cq:*' '&*' +@all -@dangerous >/dev/null
+id=$("$BIN/cenqueue" -u "redis://cqapp:s3cret@127.0.0.1:$RPORT" noop); rc=$?
+check_eq "cenqueue as an ACL user" 0 "$rc"
+"$BIN/cworker" -u "redis://cqapp:s3cret@127.0.0.1:$RPORT" --burst >"$T/acl.log" 2>&1; rc=$?
+check_eq "cworker as an ACL user (no CONFIG rights)" 0 "$rc"
+check_eq "...runs the job" finished "$(jfield "$id")"
+err=$("$BIN/cenqueue" -u "redis://cqapp:wrong@127.0.0.1:$RPORT" noop 2>&1); rc=$?
+check_eq "wrong password exits 1" 1 "$rc"
+check_contains "...naming the cause" "AUTH failed: WRONGPASS" "$err"
+
 # ---- another prefix is another namespace ----
 id=$("$BIN/cenqueue" --prefix other: noop x)
 check_eq "prefix: record in the other queue" 1 "$(rcli LLEN other:queue:default)"

@@ -109,12 +109,16 @@ static int get_int(const cJSON *o, const char *name, int min, int max, int *out)
     return 0;
 }
 
+/* Times and timeouts: finite, not negative, and below 1e11 s (year 5138), which keeps them
+ * printable as microseconds. */
 static int get_double(const cJSON *o, const char *name, double *out)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
 
     if (v == NULL || cJSON_IsNull(v)) return 0;
-    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble < 0) return -1;
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble < 0 ||
+        v->valuedouble >= 1e11)
+        return -1;
     *out = v->valuedouble;
     return 0;
 }
@@ -183,7 +187,7 @@ int job_decode(const char *buf, size_t len, struct job **out, char *err, size_t 
         get_double(o, "timeout", &j->timeout) != 0) {
         err_set(err, errlen,
                 "job %s: enqueued_at, retries, attempts, recovered and timeout must be "
-                "non-negative numbers", j->id);
+                "non-negative numbers (times below 1e11)", j->id);
         goto done;
     }
     rc = 0;

@@ -28,6 +28,7 @@ struct job {
     int attempts;         /* attempts started so far */
     int recovered;        /* times taken back from a dead worker */
     double timeout;       /* seconds; 0 = the function's default */
+    int enqueued;         /* set by queue_enqueue once the job is in Redis (not encoded) */
 };
 
 /* A new job with the given function and args (ownership of args passes to the job; NULL

@@ -7,12 +7,13 @@
  *                          |   +----recover------+        +--retry------> scheduled zset
  *                          +--------schedule_due-------------------------------+
  *
- * Each arrow is one atomic step: a single command (LMOVE/BLMOVE), a Lua script (take,
- * schedule_due, recover), or a MULTI/EXEC block (enqueue, apply). Redis runs a script or a
- * transaction without interleaving other clients' commands, so no observer ever sees a record
- * in two places or in none. Scripts are sent with EVAL every time rather than EVALSHA: the
- * body is a few hundred bytes per batch, and EVAL survives a Redis restart that empties the
- * script cache without a NOSCRIPT dance.
+ * Each arrow is one atomic step: a Lua script (take, schedule_due, recover, apply,
+ * reconcile) or a MULTI/EXEC block (enqueue). Redis runs a script or a transaction without
+ * interleaving other clients' commands, so no observer ever sees a record in two places or
+ * in none. Redis does not undo a script's writes when a later command in it fails, so each
+ * script checks its destinations before it moves anything (see docs/DESIGN.md). Scripts are
+ * sent with EVAL every time rather than EVALSHA: the body is a few KB per batch, and EVAL
+ * survives a Redis restart that empties the script cache without a NOSCRIPT dance.
  *
  * Scripts build key names from templates made by keys.c (keys_template), so the schema is
  * still spelled only there. cq targets a single Redis primary (not Redis Cluster): scripts
@@ -285,6 +286,13 @@ io:
     return -1;
 }
 
+static void mark_enqueued(struct job *const *jobs, size_t at, size_t n)
+{
+    size_t i;
+
+    for (i = at; i < at + n; i++) jobs[i]->enqueued = 1;
+}
+
 /* Chunks are pipelined one ahead: chunk i+1 is on its way while chunk i's replies are read,
  * so that neither this process nor Redis waits for the other. Each chunk is its own
  * MULTI/EXEC: a chunk is enqueued whole or not at all. */
@@ -293,7 +301,7 @@ int queue_enqueue(struct rconn *r, const struct keys *k, struct job *const *jobs
 {
     double now = time_now();
     unsigned char *fresh;
-    size_t i;
+    size_t i, prev_at = 0, prev_n = 0;
     int prev = -1, rc = 0;
 
     fresh = xmalloc(n ? n : 1);
@@ -316,6 +324,7 @@ int queue_enqueue(struct rconn *r, const struct keys *k, struct job *const *jobs
             return -1;
         }
     }
+    for (i = 0; i < n; i++) jobs[i]->enqueued = 0;
     for (i = 0; i < n && rc == 0; i += ENQUEUE_CHUNK) {
         size_t m = n - i < ENQUEUE_CHUNK ? n - i : ENQUEUE_CHUNK;
         int sent;
@@ -324,13 +333,21 @@ int queue_enqueue(struct rconn *r, const struct keys *k, struct job *const *jobs
             rc = -1;
             break;
         }
-        if (prev >= 0 && read_multi(r, prev, err, errlen) != 0) rc = -1;
+        if (prev >= 0) {
+            if (read_multi(r, prev, err, errlen) == 0) mark_enqueued(jobs, prev_at, prev_n);
+            else rc = -1;
+        }
         prev = sent;
+        prev_at = i;
+        prev_n = m;
     }
-    /* The last chunk's replies, also after an error, to keep the connection in step. */
+    /* The last chunk's replies, also after an error, to keep the connection in step: a
+     * chunk sent before an earlier one failed may still have been enqueued. */
     if (prev >= 0 && r->ctx != NULL) {
         char err2[256];
-        if (read_multi(r, prev, rc == 0 ? err : err2, rc == 0 ? errlen : sizeof err2) != 0)
+        if (read_multi(r, prev, rc == 0 ? err : err2, rc == 0 ? errlen : sizeof err2) == 0)
+            mark_enqueued(jobs, prev_at, prev_n);
+        else
             rc = -1;
     }
     free(fresh);
@@ -339,21 +356,38 @@ int queue_enqueue(struct rconn *r, const struct keys *k, struct job *const *jobs
 
 /* ---- taking ------------------------------------------------------------------------- */
 
+/* Redis does not undo a script's earlier writes when a later command fails, so every
+ * script here checks that a destination is a list before it moves a record there, and
+ * leaves the record where it is otherwise (naming the queue in its reply). */
+#define LUA_LISTABLE                                                                 \
+    "local function listable(key)\n"                                                 \
+    "  local t = redis.call('TYPE', key).ok\n"                                       \
+    "  return t == 'list' or t == 'none'\n"                                          \
+    "end\n"
+
+
 /* ARGV: queue template, inflight template, wid, max, queue names in priority order.
  * RPOP with a count takes the oldest records first; they are pushed to the in-flight list in
  * the same script, so they are never only in the reply. A queue key that cannot be popped
  * (another type of key under that name) is reported as the pair ("!" queue, error) and
  * skipped, so that one bad key does not stop the other queues. */
 static const char take_lua[] =
+    LUA_LISTABLE
     "local out, n, max = {}, 0, tonumber(ARGV[4])\n"
     "for i = 5, #ARGV do\n"
     "  if n >= max then break end\n"
     "  local q = ARGV[i]\n"
-    "  local recs = redis.pcall('RPOP', string.format(ARGV[1], q), max - n)\n"
+    "  local inf = string.format(ARGV[2], ARGV[3], q)\n"
+    "  local recs\n"
+    "  if listable(inf) then\n"
+    "    recs = redis.pcall('RPOP', string.format(ARGV[1], q), max - n)\n"
+    "  else\n"
+    "    recs = {err = 'in-flight list ' .. inf .. ' is not a list'}\n"
+    "  end\n"
     "  if type(recs) == 'table' and recs.err then\n"
     "    out[#out + 1] = '!' .. q; out[#out + 1] = recs.err\n"
     "  elseif recs then\n"
-    "    redis.call('LPUSH', string.format(ARGV[2], ARGV[3], q), unpack(recs))\n"
+    "    redis.call('LPUSH', inf, unpack(recs))\n"
     "    for _, rec in ipairs(recs) do out[#out + 1] = q; out[#out + 1] = rec end\n"
     "    n = n + #recs\n"
     "  end\n"
@@ -424,26 +458,6 @@ int queue_take(struct rconn *r, const struct keys *k, const char *wid,
     return queue_take_read(r, max, out, err, errlen);
 }
 
-int queue_take_blocking(struct rconn *r, const struct keys *k, const char *wid,
-                        const char *queue, double timeout, struct taken *out,
-                        char *err, size_t errlen)
-{
-    char kq[KEYS_KEY_MAX], ki[KEYS_KEY_MAX];
-    redisReply *rep;
-    int rc = 0;
-
-    keys_queue(k, queue, kq, sizeof kq);
-    keys_inflight(k, wid, queue, ki, sizeof ki);
-    rep = rconn_commandf(r, "BLMOVE %s %s RIGHT LEFT %.3f", kq, ki, timeout);
-    if (reply_error(r, rep, "BLMOVE", err, errlen) != 0) return -1;
-    if (rep->type == REDIS_REPLY_STRING) {
-        taken_set(out, queue, rep->str, rep->len);
-        rc = 1;
-    }
-    freeReplyObject(rep);
-    return rc;
-}
-
 void queue_taken_free(struct taken *t)
 {
     if (t == NULL) return;
@@ -454,270 +468,316 @@ void queue_taken_free(struct taken *t)
 
 /* ---- outcomes ----------------------------------------------------------------------- */
 
-static void add_ttl(struct cmd *c, const char *key, long ttl)
-{
-    if (ttl > 0) {
-        cmd_str(c, "EXPIRE");
-        cmd_str(c, key);
-        cmd_fmt(c, "%ld", ttl);
-    } else if (ttl == 0) {
-        cmd_str(c, "DEL");
-        cmd_str(c, key);
-    } else {
-        cmd_str(c, "PERSIST");
-        cmd_str(c, key);
-    }
-}
-
-/* The fields a start writes: with_start outcomes write them in the same HSET as the end,
- * which saves two commands per job for jobs that end before the next round trip. */
-static void add_start_fields(struct cmd *c, const struct queue_outcome *x, const char *wid)
-{
-    const struct job *j = x->job;
-
-    cmd_str(c, "func");
-    cmd_str(c, j->func);
-    cmd_str(c, "queue");
-    cmd_str(c, x->taken->queue);
-    cmd_str(c, "worker");
-    cmd_str(c, wid);
-    cmd_str(c, "started_at");
-    cmd_time(c, x->started_at);
-    cmd_str(c, "attempts");
-    cmd_fmt(c, "%d", j->attempts);
-    if (j->enqueued_at > 0) {
-        cmd_str(c, "enqueued_at");
-        cmd_time(c, j->enqueued_at);
-    }
-}
-
-static void add_incr(struct cmd *c, const char *key, const char *field, long by)
-{
-    cmd_str(c, "HINCRBY");
-    cmd_str(c, key);
-    cmd_str(c, field);
-    cmd_fmt(c, "%ld", by);
-}
+/* ARGV: wid, job template, inflight template, stats key, worker key, failed key, scheduled
+ * key, dead key, result ttl, failure ttl; then 13 per outcome: kind (S started, F finished,
+ * X failed, R retry, D dead), queue, record, id, func, text, at, started_at, with_start,
+ * attempts, enqueued_at ('' if unknown), retry_at, retry record.
+ *
+ * Every effect of an end is conditional on the LREM that takes the record out of this
+ * worker's in-flight list: if another worker recovered it meanwhile (this one was cut off
+ * longer than its lease), or this very batch already ran once and only its reply was lost,
+ * the LREM finds nothing and the outcome is dropped, so a job can never end up in two
+ * places or be counted twice. A start is marked only while the record is still in flight
+ * here (LPOS). Reply: the 0-based indexes of the dropped outcomes. */
+static const char apply_lua[] =
+    "local wid = ARGV[1]\n"
+    "local fin, fail, retr, dead, lost = 0, 0, 0, 0, {}\n"
+    "local function ttl(key, t)\n"
+    "  t = tonumber(t)\n"
+    "  if t > 0 then redis.call('EXPIRE', key, t)\n"
+    "  elseif t == 0 then redis.call('DEL', key)\n"
+    "  else redis.call('PERSIST', key) end\n"
+    "end\n"
+    "local function starts(h, b)\n"
+    "  h[#h + 1] = 'func'; h[#h + 1] = ARGV[b + 5]\n"
+    "  h[#h + 1] = 'queue'; h[#h + 1] = ARGV[b + 2]\n"
+    "  h[#h + 1] = 'worker'; h[#h + 1] = wid\n"
+    "  h[#h + 1] = 'started_at'; h[#h + 1] = ARGV[b + 8]\n"
+    "  h[#h + 1] = 'attempts'; h[#h + 1] = ARGV[b + 10]\n"
+    "  if ARGV[b + 11] ~= '' then h[#h + 1] = 'enqueued_at'; h[#h + 1] = ARGV[b + 11] end\n"
+    "end\n"
+    "for i = 0, (#ARGV - 10) / 13 - 1 do\n"
+    "  local b = 10 + i * 13\n"
+    "  local kind, rec = ARGV[b + 1], ARGV[b + 3]\n"
+    "  local inf = string.format(ARGV[3], wid, ARGV[b + 2])\n"
+    "  local jk = string.format(ARGV[2], ARGV[b + 4])\n"
+    "  if kind == 'S' then\n"
+    "    if redis.call('LPOS', inf, rec) then\n"
+    "      local h = {'status', 'started'}\n"
+    "      starts(h, b)\n"
+    "      redis.call('HSET', jk, unpack(h))\n"
+    "      redis.call('PERSIST', jk)\n"
+    "    end\n"
+    "  elseif redis.call('LREM', inf, -1, rec) == 0 then\n"
+    "    lost[#lost + 1] = i\n"
+    "  elseif kind == 'F' then\n"
+    "    local h = {'status', 'finished', 'ended_at', ARGV[b + 7], 'result', ARGV[b + 6]}\n"
+    "    if ARGV[b + 9] == '1' then starts(h, b) end\n"
+    "    redis.call('HSET', jk, unpack(h))\n"
+    "    if tonumber(ARGV[b + 10]) > 1 then redis.call('HDEL', jk, 'error') end\n"
+    "    ttl(jk, ARGV[9])\n"
+    "    fin = fin + 1\n"
+    "  elseif kind == 'X' then\n"
+    "    local h = {'status', 'failed', 'ended_at', ARGV[b + 7], 'error', ARGV[b + 6],\n"
+    "               'record', rec}\n"
+    "    if ARGV[b + 9] == '1' then\n"
+    "      starts(h, b)\n"
+    "    else\n"
+    "      h[#h + 1] = 'queue'; h[#h + 1] = ARGV[b + 2]\n"
+    "      h[#h + 1] = 'worker'; h[#h + 1] = wid\n"
+    "      if ARGV[b + 5] ~= '' then h[#h + 1] = 'func'; h[#h + 1] = ARGV[b + 5] end\n"
+    "    end\n"
+    "    redis.call('HSET', jk, unpack(h))\n"
+    "    ttl(jk, ARGV[10])\n"
+    "    redis.call('ZADD', ARGV[6], ARGV[b + 7], ARGV[b + 4])\n"
+    "    fail = fail + 1\n"
+    "  elseif kind == 'R' then\n"
+    "    redis.call('ZADD', ARGV[7], ARGV[b + 12], ARGV[b + 13])\n"
+    "    local h = {'status', 'retrying', 'error', ARGV[b + 6], 'retry_at', ARGV[b + 12]}\n"
+    "    if ARGV[b + 9] == '1' then starts(h, b) end\n"
+    "    redis.call('HSET', jk, unpack(h))\n"
+    "    retr = retr + 1\n"
+    "  else\n"
+    "    redis.call('LPUSH', ARGV[8], rec)\n"
+    "    dead = dead + 1\n"
+    "  end\n"
+    "end\n"
+    "if fin > 0 then\n"
+    "  redis.call('HINCRBY', ARGV[4], 'processed', fin)\n"
+    "  redis.call('HINCRBY', ARGV[5], 'processed', fin)\n"
+    "end\n"
+    "if fail > 0 then\n"
+    "  redis.call('HINCRBY', ARGV[4], 'failed', fail)\n"
+    "  redis.call('HINCRBY', ARGV[5], 'failed', fail)\n"
+    "end\n"
+    "if retr > 0 then redis.call('HINCRBY', ARGV[4], 'retried', retr) end\n"
+    "if dead > 0 then redis.call('HINCRBY', ARGV[4], 'dead', dead) end\n"
+    "return lost\n";
 
 int queue_apply_append(struct rconn *r, const struct keys *k, const char *wid,
                        const struct queue_outcome *o, size_t n,
                        const struct queue_ttls *ttls, int *nreplies, char *err, size_t errlen)
 {
+    static const char kinds[] = {
+        [QUEUE_STARTED] = 'S', [QUEUE_FINISHED] = 'F', [QUEUE_FAILED] = 'X',
+        [QUEUE_RETRY] = 'R', [QUEUE_DEAD] = 'D',
+    };
     struct cmd c = {0};
-    char ki[KEYS_KEY_MAX], kj[KEYS_KEY_MAX], kw[KEYS_KEY_MAX], ks[KEYS_KEY_MAX];
+    char tj[KEYS_KEY_MAX], ti[KEYS_KEY_MAX], ks[KEYS_KEY_MAX], kw[KEYS_KEY_MAX];
     char kf[KEYS_KEY_MAX], ksch[KEYS_KEY_MAX], kd[KEYS_KEY_MAX];
-    int sent = 0;
-    long nfinished = 0, nfailed = 0, nretried = 0, ndead = 0;
     size_t i;
+    int rc;
 
     *nreplies = 0;
     if (n == 0) return 0;
-    keys_worker(k, wid, kw, sizeof kw);
-    keys_stats(k, ks, sizeof ks);
-    keys_failed(k, kf, sizeof kf);
-    keys_scheduled(k, ksch, sizeof ksch);
-    keys_dead(k, kd, sizeof kd);
-
-#define SEND()                                      \
-    do {                                            \
-        if (cmd_send(r, &c) != 0) goto io;          \
-        sent++;                                     \
-    } while (0)
-
-    cmd_str(&c, "MULTI");
-    SEND();
+    cmd_str(&c, "EVAL");
+    cmd_str(&c, apply_lua);
+    cmd_str(&c, "0");
+    cmd_str(&c, wid);
+    cmd_str(&c, keys_template(k, KEYS_JOB, tj, sizeof tj));
+    cmd_str(&c, keys_template(k, KEYS_INFLIGHT, ti, sizeof ti));
+    cmd_str(&c, keys_stats(k, ks, sizeof ks));
+    cmd_str(&c, keys_worker(k, wid, kw, sizeof kw));
+    cmd_str(&c, keys_failed(k, kf, sizeof kf));
+    cmd_str(&c, keys_scheduled(k, ksch, sizeof ksch));
+    cmd_str(&c, keys_dead(k, kd, sizeof kd));
+    cmd_fmt(&c, "%ld", ttls->result_ttl);
+    cmd_fmt(&c, "%ld", ttls->failure_ttl);
     for (i = 0; i < n; i++) {
         const struct queue_outcome *x = &o[i];
         const struct job *j = x->job;
+        char kind[2] = {kinds[x->kind], '\0'};
 
-        if (j != NULL) keys_job(k, j->id, kj, sizeof kj);
-        if (x->kind != QUEUE_STARTED) {
-            /* Count -1 searches from the right, where the oldest records are: jobs end
-             * roughly in the order they were taken, so the match is near that end. */
-            cmd_str(&c, "LREM");
-            cmd_str(&c, keys_inflight(k, wid, x->taken->queue, ki, sizeof ki));
-            cmd_str(&c, "-1");
-            cmd_add(&c, x->taken->record, x->taken->len);
-            SEND();
-        }
-        switch (x->kind) {
-        case QUEUE_STARTED:
-            cmd_str(&c, "HSET");
-            cmd_str(&c, kj);
-            cmd_str(&c, "status");
-            cmd_str(&c, "started");
-            add_start_fields(&c, x, wid);
-            SEND();
-            cmd_str(&c, "PERSIST");
-            cmd_str(&c, kj);
-            SEND();
-            break;
-        case QUEUE_FINISHED:
-            cmd_str(&c, "HSET");
-            cmd_str(&c, kj);
-            cmd_str(&c, "status");
-            cmd_str(&c, "finished");
-            if (x->with_start) add_start_fields(&c, x, wid);
-            cmd_str(&c, "ended_at");
-            cmd_time(&c, x->at);
-            cmd_str(&c, "result");
-            cmd_str(&c, x->text ? x->text : "");
-            SEND();
-            if (j->attempts > 1 || j->recovered > 0) {   /* an earlier attempt's error */
-                cmd_str(&c, "HDEL");
-                cmd_str(&c, kj);
-                cmd_str(&c, "error");
-                SEND();
-            }
-            add_ttl(&c, kj, ttls->result_ttl);
-            SEND();
-            nfinished++;
-            break;
-        case QUEUE_FAILED:
-            cmd_str(&c, "HSET");
-            cmd_str(&c, kj);
-            cmd_str(&c, "status");
-            cmd_str(&c, "failed");
-            if (x->with_start) {
-                add_start_fields(&c, x, wid);
-            } else {
-                /* A job refused before it started has no other fields yet. */
-                cmd_str(&c, "queue");
-                cmd_str(&c, x->taken->queue);
-                cmd_str(&c, "worker");
-                cmd_str(&c, wid);
-                if (j->func[0]) {
-                    cmd_str(&c, "func");
-                    cmd_str(&c, j->func);
-                }
-            }
-            cmd_str(&c, "ended_at");
-            cmd_time(&c, x->at);
-            cmd_str(&c, "error");
-            cmd_str(&c, x->text ? x->text : "");
-            /* The record is kept so that a failed job can be requeued as it was. */
-            cmd_str(&c, "record");
-            cmd_add(&c, x->taken->record, x->taken->len);
-            SEND();
-            add_ttl(&c, kj, ttls->failure_ttl);
-            SEND();
-            cmd_str(&c, "ZADD");
-            cmd_str(&c, kf);
-            cmd_time(&c, x->at);
-            cmd_str(&c, j->id);
-            SEND();
-            nfailed++;
-            break;
-        case QUEUE_RETRY:
-            cmd_str(&c, "ZADD");
-            cmd_str(&c, ksch);
-            cmd_time(&c, x->retry_at);
-            cmd_own(&c, job_encode(j));   /* the new record carries the attempts so far */
-            SEND();
-            cmd_str(&c, "HSET");
-            cmd_str(&c, kj);
-            cmd_str(&c, "status");
-            cmd_str(&c, "retrying");
-            if (x->with_start) add_start_fields(&c, x, wid);
-            cmd_str(&c, "error");
-            cmd_str(&c, x->text ? x->text : "");
-            cmd_str(&c, "retry_at");
-            cmd_time(&c, x->retry_at);
-            SEND();
-            nretried++;
-            break;
-        case QUEUE_DEAD:
-            cmd_str(&c, "LPUSH");
-            cmd_str(&c, kd);
-            cmd_add(&c, x->taken->record, x->taken->len);
-            SEND();
-            ndead++;
-            break;
-        }
+        cmd_copy(&c, kind, 1);
+        cmd_str(&c, x->taken->queue);
+        cmd_add(&c, x->taken->record, x->taken->len);
+        cmd_str(&c, j ? j->id : "");
+        cmd_str(&c, j ? j->func : "");
+        cmd_str(&c, x->text ? x->text : "");
+        cmd_time(&c, x->at);
+        cmd_time(&c, x->started_at);
+        cmd_str(&c, x->with_start ? "1" : "0");
+        cmd_fmt(&c, "%d", j ? j->attempts : 0);
+        if (j != NULL && j->enqueued_at > 0) cmd_time(&c, j->enqueued_at);
+        else cmd_str(&c, "");
+        cmd_time(&c, x->retry_at);
+        if (x->kind == QUEUE_RETRY) cmd_own(&c, job_encode(j));   /* carries the attempts */
+        else cmd_str(&c, "");
     }
-    /* Counters once per batch, not once per job. */
-    if (nfinished) {
-        add_incr(&c, ks, "processed", nfinished);
-        SEND();
-        add_incr(&c, kw, "processed", nfinished);
-        SEND();
-    }
-    if (nfailed) {
-        add_incr(&c, ks, "failed", nfailed);
-        SEND();
-        add_incr(&c, kw, "failed", nfailed);
-        SEND();
-    }
-    if (nretried) {
-        add_incr(&c, ks, "retried", nretried);
-        SEND();
-    }
-    if (ndead) {
-        add_incr(&c, ks, "dead", ndead);
-        SEND();
-    }
-    cmd_str(&c, "EXEC");
-    SEND();
-#undef SEND
+    rc = cmd_send(r, &c);
     cmd_free(&c);
-    *nreplies = sent;
+    if (rc != 0) {
+        err_set(err, errlen, "%s", r->errstr);
+        return -1;
+    }
+    *nreplies = 1;
     return 0;
-io:
-    cmd_free(&c);
-    err_set(err, errlen, "%s", r->errstr);
-    return -1;
 }
 
-int queue_apply_read(struct rconn *r, int nreplies, char *err, size_t errlen)
+int queue_apply_read(struct rconn *r, int nreplies, unsigned char *lost, size_t n, char *err,
+                     size_t errlen)
 {
+    redisReply *rep;
+    size_t i;
+
     if (nreplies == 0) return 0;
-    return read_multi(r, nreplies, err, errlen);
+    rep = rconn_read(r);
+    if (reply_error(r, rep, "apply", err, errlen) != 0) return -1;
+    for (i = 0; rep->type == REDIS_REPLY_ARRAY && i < rep->elements; i++) {
+        redisReply *e = rep->element[i];
+        if (e->type == REDIS_REPLY_INTEGER && lost != NULL && e->integer >= 0 &&
+            (size_t)e->integer < n)
+            lost[e->integer] = 1;
+    }
+    freeReplyObject(rep);
+    return 0;
 }
 
 int queue_apply(struct rconn *r, const struct keys *k, const char *wid,
                 const struct queue_outcome *o, size_t n, const struct queue_ttls *ttls,
-                char *err, size_t errlen)
+                unsigned char *lost, char *err, size_t errlen)
 {
     int nrep;
 
     if (queue_apply_append(r, k, wid, o, n, ttls, &nrep, err, errlen) != 0) return -1;
-    return queue_apply_read(r, nrep, err, errlen);
+    return queue_apply_read(r, nrep, lost, n, err, errlen);
 }
 
 /* ---- scheduling --------------------------------------------------------------------- */
 
+
 /* ARGV: scheduled key, queue template, job template, queues key, now, limit. A record with
- * no usable queue goes to "default"; one with a usable id has its status set to queued. */
+ * no usable queue goes to "default"; one with a usable id has its status set to queued.
+ * Reply: {moved, queue names that could not be written to...}. Records for such a queue stay
+ * scheduled (and, were there over `limit` of them, would hold back the rest until the key is
+ * mended). */
 static const char due_lua[] =
+    LUA_LISTABLE
     "local due = redis.call('ZRANGEBYSCORE', ARGV[1], '-inf', ARGV[5], 'LIMIT', 0, "
     "tonumber(ARGV[6]))\n"
+    "local moved, bad, seen = 0, {}, {}\n"
     "for _, rec in ipairs(due) do\n"
-    "  redis.call('ZREM', ARGV[1], rec)\n"
     "  local ok, j = pcall(cjson.decode, rec)\n"
     "  if not ok or type(j) ~= 'table' then j = {} end\n"
     "  local q = j.queue\n"
     "  if type(q) ~= 'string' or not q:match('^[%w_.@-]+$') then q = 'default' end\n"
-    "  redis.call('LPUSH', string.format(ARGV[2], q), rec)\n"
-    "  redis.call('SADD', ARGV[4], q)\n"
-    "  if type(j.id) == 'string' and j.id:match('^[%w_.@-]+$') then\n"
-    "    redis.call('HSET', string.format(ARGV[3], j.id), 'status', 'queued')\n"
+    "  local dst = string.format(ARGV[2], q)\n"
+    "  if listable(dst) then\n"
+    "    redis.call('ZREM', ARGV[1], rec)\n"
+    "    redis.call('LPUSH', dst, rec)\n"
+    "    redis.call('SADD', ARGV[4], q)\n"
+    "    if type(j.id) == 'string' and j.id:match('^[%w_.@-]+$') then\n"
+    "      redis.call('HSET', string.format(ARGV[3], j.id), 'status', 'queued')\n"
+    "    end\n"
+    "    moved = moved + 1\n"
+    "  elseif not seen[q] then\n"
+    "    seen[q] = true\n"
+    "    bad[#bad + 1] = q\n"
     "  end\n"
     "end\n"
-    "return #due\n";
+    "return {moved, unpack(bad)}\n";
+
+/* Read a script's {count, bad queue...} reply; the bad queues go into err (else err is
+ * emptied). Returns the count, or -1. */
+static long script_result(struct rconn *r, redisReply *rep, const char *what, char *err,
+                          size_t errlen)
+{
+    long n = 0;
+    size_t i, o = 0;
+
+    if (err != NULL && errlen > 0) err[0] = '\0';
+    if (reply_error(r, rep, what, err, errlen) != 0) return -1;
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements > 0 &&
+        rep->element[0]->type == REDIS_REPLY_INTEGER)
+        n = (long)rep->element[0]->integer;
+    for (i = 1; rep->type == REDIS_REPLY_ARRAY && i < rep->elements; i++) {
+        int w;
+        if (rep->element[i]->type != REDIS_REPLY_STRING || err == NULL) continue;
+        w = snprintf(err + o, errlen - o, "%s'%s'", i == 1 ? "" : ", ", rep->element[i]->str);
+        if (w < 0 || (size_t)w >= errlen - o) break;
+        o += (size_t)w;
+    }
+    if (o > 0) {
+        char names[256];
+        str_copy(names, sizeof names, err);
+        err_set(err, errlen, "%s: queue %s is not a list: records for it stay where they are "
+                "until the key is removed", what, names);
+    }
+    freeReplyObject(rep);
+    return n;
+}
 
 long queue_schedule_due(struct rconn *r, const struct keys *k, double now, long limit,
                         char *err, size_t errlen)
 {
     char ks[KEYS_KEY_MAX], tq[KEYS_KEY_MAX], tj[KEYS_KEY_MAX], kqs[KEYS_KEY_MAX];
     redisReply *rep;
-    long n;
 
     rep = rconn_commandf(r, "EVAL %s 0 %s %s %s %s %.6f %ld", due_lua,
                          keys_scheduled(k, ks, sizeof ks),
                          keys_template(k, KEYS_QUEUE, tq, sizeof tq),
                          keys_template(k, KEYS_JOB, tj, sizeof tj),
                          keys_queues(k, kqs, sizeof kqs), now, limit);
-    if (reply_error(r, rep, "schedule", err, errlen) != 0) return -1;
+    return script_result(r, rep, "schedule", err, errlen);
+}
+
+/* ---- reconciling ------------------------------------------------------------------- */
+
+/* ARGV: queue template, inflight template, job template, wid, number of queues, the queue
+ * names, then the records the worker holds. Every other record in the worker's in-flight
+ * lists goes back to the head of its queue; multiset counting keeps one copy per held
+ * record when two records are byte for byte the same. */
+static const char reconcile_lua[] =
+    LUA_LISTABLE
+    "local nq = tonumber(ARGV[5])\n"
+    "local held, moved = {}, 0\n"
+    "for i = 6 + nq, #ARGV do held[ARGV[i]] = (held[ARGV[i]] or 0) + 1 end\n"
+    "for i = 6, 5 + nq do\n"
+    "  local q = ARGV[i]\n"
+    "  local inf = string.format(ARGV[2], ARGV[4], q)\n"
+    "  local dst = string.format(ARGV[1], q)\n"
+    "  if listable(dst) and listable(inf) then\n"
+    "    for _, rec in ipairs(redis.call('LRANGE', inf, 0, -1)) do\n"
+    "      if (held[rec] or 0) > 0 then\n"
+    "        held[rec] = held[rec] - 1\n"
+    "      else\n"
+    "        redis.call('LREM', inf, -1, rec)\n"
+    "        redis.call('RPUSH', dst, rec)\n"
+    "        moved = moved + 1\n"
+    "        local ok, j = pcall(cjson.decode, rec)\n"
+    "        if ok and type(j) == 'table' and type(j.id) == 'string' and "
+    "j.id:match('^[%w_.@-]+$') then\n"
+    "          redis.call('HSET', string.format(ARGV[3], j.id), 'status', 'queued')\n"
+    "        end\n"
+    "      end\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "return moved\n";
+
+long queue_reconcile(struct rconn *r, const struct keys *k, const char *wid,
+                     const char *const *queues, size_t nq, const struct taken *const *held,
+                     size_t nheld, char *err, size_t errlen)
+{
+    struct cmd c = {0};
+    char tq[KEYS_KEY_MAX], ti[KEYS_KEY_MAX], tj[KEYS_KEY_MAX];
+    redisReply *rep;
+    size_t i;
+    long n;
+
+    cmd_str(&c, "EVAL");
+    cmd_str(&c, reconcile_lua);
+    cmd_str(&c, "0");
+    cmd_str(&c, keys_template(k, KEYS_QUEUE, tq, sizeof tq));
+    cmd_str(&c, keys_template(k, KEYS_INFLIGHT, ti, sizeof ti));
+    cmd_str(&c, keys_template(k, KEYS_JOB, tj, sizeof tj));
+    cmd_str(&c, wid);
+    cmd_fmt(&c, "%zu", nq);
+    for (i = 0; i < nq; i++) cmd_str(&c, queues[i]);
+    for (i = 0; i < nheld; i++) cmd_add(&c, held[i]->record, held[i]->len);
+    rep = rconn_command(r, c.argc, c.argv, c.lens);
+    cmd_free(&c);
+    if (reply_error(r, rep, "reconcile", err, errlen) != 0) return -1;
     n = rep->type == REDIS_REPLY_INTEGER ? (long)rep->integer : 0;
     freeReplyObject(rep);
     return n;
@@ -760,14 +820,19 @@ io:
  * In-flight lists are LPUSHed, so their oldest record is at the right: moving from the left
  * of the in-flight list to the right of the queue puts the oldest back at the very head. */
 static const char recover_lua[] =
-    "local total = 0\n"
+    LUA_LISTABLE
+    "local total, bad = 0, {}\n"
     "local function recover(wid, count)\n"
     "  local wkey = string.format(ARGV[2], wid)\n"
     "  local qs = redis.call('HGET', wkey, 'queues') or ''\n"
+    "  local whole = true\n"
     "  for q in string.gmatch(qs, '[^,]+') do\n"
     "    local inf = string.format(ARGV[4], wid, q)\n"
     "    local dst = string.format(ARGV[5], q)\n"
-    "    while true do\n"
+    "    if redis.call('EXISTS', inf) == 1 and not listable(dst) then\n"
+    "      whole = false; bad[#bad + 1] = q; inf = nil\n"
+    "    end\n"
+    "    while inf do\n"
     "      local rec = redis.call('LMOVE', inf, dst, 'LEFT', 'RIGHT')\n"
     "      if not rec then break end\n"
     "      total = total + 1\n"
@@ -781,8 +846,10 @@ static const char recover_lua[] =
     "      if count then redis.call('HINCRBY', ARGV[7], 'recovered', 1) end\n"
     "    end\n"
     "  end\n"
-    "  redis.call('DEL', wkey, string.format(ARGV[3], wid))\n"
-    "  redis.call('SREM', ARGV[1], wid)\n"
+    "  if whole then\n"
+    "    redis.call('DEL', wkey, string.format(ARGV[3], wid))\n"
+    "    redis.call('SREM', ARGV[1], wid)\n"
+    "  end\n"
     "end\n"
     "if ARGV[8] ~= '' then\n"
     "  recover(ARGV[8], false)\n"
@@ -791,7 +858,7 @@ static const char recover_lua[] =
     "    if redis.call('EXISTS', string.format(ARGV[3], wid)) == 0 then recover(wid, true) end\n"
     "  end\n"
     "end\n"
-    "return total\n";
+    "return {total, unpack(bad)}\n";
 
 long queue_recover(struct rconn *r, const struct keys *k, const char *only_wid,
                    char *err, size_t errlen)
@@ -800,7 +867,6 @@ long queue_recover(struct rconn *r, const struct keys *k, const char *only_wid,
     char kws[KEYS_KEY_MAX], tw[KEYS_KEY_MAX], tl[KEYS_KEY_MAX], ti[KEYS_KEY_MAX];
     char tq[KEYS_KEY_MAX], tj[KEYS_KEY_MAX], ks[KEYS_KEY_MAX];
     redisReply *rep;
-    long n;
 
     cmd_str(&c, "EVAL");
     cmd_str(&c, recover_lua);
@@ -815,8 +881,5 @@ long queue_recover(struct rconn *r, const struct keys *k, const char *only_wid,
     cmd_str(&c, only_wid ? only_wid : "");
     rep = rconn_command(r, c.argc, c.argv, c.lens);
     cmd_free(&c);
-    if (reply_error(r, rep, "recover", err, errlen) != 0) return -1;
-    n = rep->type == REDIS_REPLY_INTEGER ? (long)rep->integer : 0;
-    freeReplyObject(rep);
-    return n;
+    return script_result(r, rep, "recover", err, errlen);
 }

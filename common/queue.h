@@ -15,10 +15,12 @@
 
 /* ---- producers ---------------------------------------------------------------------- */
 
-/* Enqueue n jobs in one pipelined MULTI/EXEC: each record is LPUSHed to its queue (or added
- * to the scheduled set when at > now), its status hash is set to queued (or scheduled), and
- * the queue is added to the known queues. A job with an empty id gets a new UUID, an empty
- * queue gets "default", a zero enqueued_at gets now. Returns 0 or -1 with err set. */
+/* Enqueue n jobs: each record is LPUSHed to its queue (or added to the scheduled set when
+ * at > now), its status hash is set to queued (or scheduled), and the queue is added to the
+ * known queues. A job with an empty id gets a new UUID, an empty queue gets "default", a zero
+ * enqueued_at gets now. The jobs go in chunks of 1,000, each its own MULTI/EXEC (enqueued
+ * whole or not at all), pipelined. Returns 0, or -1 with err set: then some chunks may have
+ * been enqueued all the same, and job->enqueued says which jobs were. */
 int queue_enqueue(struct rconn *r, const struct keys *k, struct job *const *jobs, size_t n,
                   double at, char *err, size_t errlen);
 
@@ -53,12 +55,6 @@ int queue_take_append(struct rconn *r, const struct keys *k, const char *wid,
                       char *err, size_t errlen);
 int queue_take_read(struct rconn *r, size_t max, struct taken *out, char *err, size_t errlen);
 
-/* Block up to timeout seconds for one record of one queue (BLMOVE into the in-flight list).
- * Returns 1 with *out filled, 0 on timeout, -1 on error. */
-int queue_take_blocking(struct rconn *r, const struct keys *k, const char *wid,
-                        const char *queue, double timeout, struct taken *out,
-                        char *err, size_t errlen);
-
 void queue_taken_free(struct taken *t);
 
 enum queue_outcome_kind {
@@ -80,24 +76,37 @@ struct queue_outcome {
     double retry_at;               /* QUEUE_RETRY: when it is due again */
 };
 
-/* Apply outcomes in one pipelined MULTI/EXEC (atomic as a batch). wid names the worker for
- * status and counters. Returns 0 or -1 with err set (nothing applied on -1). */
+/* Apply outcomes in one Lua script (atomic as a batch). wid names the worker for status and
+ * counters. An end takes effect only if its record is still in this worker's in-flight list
+ * (else another worker recovered it, or the batch already ran and only its reply was lost):
+ * such outcomes are dropped and, when lost is not NULL, flagged lost[i] = 1. Returns 0 or -1
+ * with err set (nothing applied, or the reply was lost: applying the batch again is safe). */
 int queue_apply(struct rconn *r, const struct keys *k, const char *wid,
                 const struct queue_outcome *o, size_t n, const struct queue_ttls *ttls,
-                char *err, size_t errlen);
+                unsigned char *lost, char *err, size_t errlen);
 
-/* queue_apply in two halves: append the transaction (no I/O; *nreplies receives how many
- * replies it will produce, 0 when n is 0), then read them. Between the two, other commands
- * may be appended; their replies come after these. */
+/* queue_apply in two halves: append the script call (no I/O; *nreplies receives how many
+ * replies it will produce: 1, or 0 when n is 0), then read them. Between the two, other
+ * commands may be appended; their replies come after these. */
 int queue_apply_append(struct rconn *r, const struct keys *k, const char *wid,
                        const struct queue_outcome *o, size_t n,
                        const struct queue_ttls *ttls, int *nreplies, char *err, size_t errlen);
-int queue_apply_read(struct rconn *r, int nreplies, char *err, size_t errlen);
+int queue_apply_read(struct rconn *r, int nreplies, unsigned char *lost, size_t n, char *err,
+                     size_t errlen);
 
 /* Move every scheduled record due at or before now to the tail of its queue (at most limit
- * per call). Returns how many moved, or -1. */
+ * per call). Returns how many moved, or -1. A record whose queue key is not a list stays
+ * scheduled; err then names the queue (and is empty otherwise). */
 long queue_schedule_due(struct rconn *r, const struct keys *k, double now, long limit,
                         char *err, size_t errlen);
+
+/* Put back at the head of their queues the records in this worker's in-flight lists that it
+ * does not hold (held[]: every record it has taken and not ended). A take whose reply was
+ * lost leaves such records: the worker, alive and renewing its lease, would otherwise keep
+ * them forever. Returns how many were put back, or -1. */
+long queue_reconcile(struct rconn *r, const struct keys *k, const char *wid,
+                     const char *const *queues, size_t nq, const struct taken *const *held,
+                     size_t nheld, char *err, size_t errlen);
 
 /* ---- worker registry and recovery --------------------------------------------------- */
 
@@ -120,7 +129,9 @@ int queue_register(struct rconn *r, const struct keys *k, const struct queue_wor
  * end) of its queue, bump each such job's `recovered` count, and remove those workers from
  * the registry. With only_wid, do the same for that one worker whatever its lease, without
  * counting a recovery: this is how a draining worker returns what it will not run and
- * deregisters. Returns the number of records put back, or -1. */
+ * deregisters. Returns the number of records put back, or -1. A worker with a queue whose
+ * key is not a list keeps that in-flight list and its registration; err then names the
+ * queue (and is empty otherwise). */
 long queue_recover(struct rconn *r, const struct keys *k, const char *only_wid,
                    char *err, size_t errlen);
 

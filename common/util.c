@@ -93,7 +93,11 @@ long long time_mono_us(void)
 size_t time_format(char *buf, double t)
 {
     char tmp[32], *p = tmp + sizeof tmp;
-    long long us = (long long)(t * 1e6 + (t >= 0 ? 0.5 : -0.5));
+    long long us;
+
+    /* Far outside any real time (and the range of a long long in microseconds). */
+    if (!(t > -1e12 && t < 1e12)) t = 0;
+    us = (long long)(t * 1e6 + (t >= 0 ? 0.5 : -0.5));
     int neg = us < 0, i;
     size_t n;
 

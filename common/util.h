@@ -29,7 +29,7 @@ long long time_mono_us(void);
 
 /* Format a Unix time as seconds with six decimals ("1767225600.250000") without printf's
  * floating-point path, which costs thousands of instructions a call; cq writes several per
- * job. buf must hold 32 bytes. Returns the length. */
+ * job. buf must hold 32 bytes. Returns the length. Times beyond +-1e12 s print as 0. */
 size_t time_format(char *buf, double t);
 
 /* Parse a duration such as "30", "30s", "250ms", "5m", "2h" into seconds. Returns 0/-1. */

@@ -63,8 +63,9 @@ static void usage(FILE *f)
     for (i = 0; i < n; i++) fprintf(f, "  %-28s %s\n", e[i].usage, e[i].summary);
     fprintf(f,
 "\n"
-"Exit status: 0 when every job was enqueued, 1 when Redis failed (nothing of the failing\n"
-"batch was enqueued), 2 for a usage error or a job the registry refuses.\n");
+"Exit status: 0 when every job was enqueued; 1 when Redis failed (the ids printed are those\n"
+"of the jobs that were enqueued; jobs go in transactions of 1,000); 2 for a usage error or\n"
+"a job the registry refuses (nothing from that line on is enqueued).\n");
 }
 
 /* Split line into fields in place (see usage for the rules). Returns the field count, or -1
@@ -115,12 +116,18 @@ static struct job *make_job(const struct opts *o, const char *func, char **args,
     return j;
 }
 
-static void print_ids(const struct opts *o, struct job **jobs, size_t n)
+/* Print the ids of the jobs that are in Redis; returns how many there are. */
+static long print_ids(const struct opts *o, struct job **jobs, size_t n)
 {
     size_t i;
+    long k = 0;
 
-    if (o->quiet) return;
-    for (i = 0; i < n; i++) printf("%s\n", jobs[i]->id);
+    for (i = 0; i < n; i++) {
+        if (!jobs[i]->enqueued) continue;
+        k++;
+        if (!o->quiet) printf("%s\n", jobs[i]->id);
+    }
+    return k;
 }
 
 static void free_jobs(struct job **jobs, size_t n)
@@ -177,7 +184,11 @@ static int run_stdin(const struct opts *o, struct rconn *r, const struct keys *k
             o->queue);
     return 0;
 fail1:
-    fprintf(stderr, "cenqueue: %s (%ld jobs were enqueued before this batch)\n", err, total);
+    /* Chunks of a batch are separate transactions: some may be in Redis. Their ids are
+     * printed, and counted, so that a rerun can skip them. */
+    total += print_ids(o, jobs, n);
+    fprintf(stderr, "cenqueue: %s (%ld jobs were enqueued in all, their ids printed; the "
+            "rest of the input was not)\n", err, total);
     free_jobs(jobs, n);
     free(line);
     return 1;

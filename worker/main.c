@@ -62,8 +62,10 @@ static void usage(FILE *f)
 "  -V, --version            print the version and exit\n"
 "\n"
 "Durations take a unit: 250ms, 30s, 5m, 2h (a bare number is seconds).\n"
-"Exit status: 0 after a clean stop (signal, --burst, --max-jobs), 1 when the worker could\n"
-"not start (Redis unreachable, bad download root), 2 for a usage error.\n");
+"Exit status: 0 after a clean stop (signal, --burst, --max-jobs); 1 when the worker could\n"
+"not start (Redis unreachable, bad download root, no threads), or could not deregister when\n"
+"it stopped (its unfinished jobs then return to their queues when its lease expires); 2 for\n"
+"a usage error.\n");
 }
 
 static int bad(const char *opt, const char *val)

@@ -56,6 +56,8 @@ struct task {
     int transient;
     int aborted;                /* gave up because of a hard stop: goes back, not failed */
     int refused;                /* never ran: kind was decided when it was taken */
+    int lost;                   /* its end was dropped: another worker had recovered it */
+    struct task *held_prev, *held_next;   /* every task this worker holds (dispatcher only) */
     int start_pending;          /* its start is not recorded in Redis yet (dispatcher only) */
     int ending;                 /* in the batch of ends being applied (dispatcher only) */
     double taken_at;            /* wall clock, set once when taken */
@@ -72,6 +74,7 @@ struct watcher {
     struct rconn rc;
     int blocking;               /* in BLMOVE now (under w->mu) */
     int sock;                   /* dup of the blocked socket while blocking, else -1 */
+    int started;                /* the thread runs (it is joined at the end) */
     pthread_t thread;
 };
 
@@ -104,6 +107,8 @@ struct worker {
     struct task **starts;       /* handed out, not yet marked started (dispatcher only) */
     int nstarts, capstarts;
     int outstanding;            /* taken and not yet applied (dispatcher only) */
+    struct task *held;          /* every task taken and not yet freed (dispatcher only) */
+    int need_reconcile;         /* a take's reply was lost: see reconcile() */
     char last_error[512];       /* the last Redis error reported, and when */
     long long last_error_at;
     long taken_total;
@@ -219,7 +224,6 @@ static void *watcher_main(void *arg)
             pthread_mutex_lock(&w->mu);
             continue;
         }
-        backoff = 100;
         pthread_mutex_lock(&w->mu);
         if (w->stopping) break;
         /* A duplicate of the socket lets stop_watchers shut the connection down while we
@@ -236,13 +240,21 @@ static void *watcher_main(void *arg)
         wa->sock = -1;
         if (rep == NULL) {
             LOG(&w->lg, LOG_DEBUG, "watcher %s: %s", wa->queue, wa->rc.errstr);
+        } else if (rep->type == REDIS_REPLY_ERROR) {
+            /* A key of another type under the queue's name fails at once, every time: wait
+             * as after a lost connection. The take names the queue (report_error). */
+            LOG(&w->lg, LOG_DEBUG, "watcher %s: redis: %s", wa->queue, rep->str);
+            freeReplyObject(rep);
+            pthread_mutex_unlock(&w->mu);
+            sleep_ms(backoff);
+            backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+            pthread_mutex_lock(&w->mu);
         } else {
             if (rep->type == REDIS_REPLY_STRING) {
                 w->ready = 1;
                 pthread_cond_signal(&w->wake);
-            } else if (rep->type == REDIS_REPLY_ERROR) {
-                LOG(&w->lg, LOG_WARN, "watcher %s: redis: %s", wa->queue, rep->str);
             }
+            backoff = 100;
             freeReplyObject(rep);
         }
     }
@@ -253,8 +265,11 @@ static void *watcher_main(void *arg)
 
 /* ---- dispatcher helpers ------------------------------------------------------------- */
 
-static void task_free(struct task *t)
+static void task_free(struct worker *w, struct task *t)
 {
+    if (t->held_prev) t->held_prev->held_next = t->held_next;
+    else if (w->held == t) w->held = t->held_next;
+    if (t->held_next) t->held_next->held_prev = t->held_prev;
     queue_taken_free(&t->taken);
     job_free(t->job);
     free(t->text);
@@ -335,12 +350,19 @@ static void accept_taken(struct worker *w, struct taken *tk, int n, struct task 
 
         t->taken = tk[i];
         t->taken_at = t->ended = time_now();
+        t->held_next = w->held;
+        if (w->held) w->held->held_prev = t;
+        w->held = t;
         if (job_decode(t->taken.record, t->taken.len, &t->job, why, sizeof why) != 0) {
             t->refused = 1;
             t->kind = t->job == NULL ? QUEUE_DEAD : QUEUE_FAILED;
             t->text = xstrdup(why);
         } else {
             t->job->attempts++;
+            /* A record without a queue belongs to the one it was taken from; its retry
+             * record must say so, or it would be scheduled back to "default". */
+            if (t->job->queue[0] == '\0') str_copy(t->job->queue, sizeof t->job->queue,
+                                                    t->taken.queue);
             if (registry_check(t->job->func, job_nargs(t->job), why, sizeof why) != 0) {
                 t->refused = 1;
                 t->kind = QUEUE_FAILED;
@@ -374,10 +396,38 @@ static void accept_taken(struct worker *w, struct taken *tk, int n, struct task 
     w->taken_total += n;
 }
 
-/* One round trip: mark taken jobs started, record ended ones (one MULTI/EXEC), and, when
+/* After a take whose reply was lost: put back what our in-flight lists hold that we do not.
+ * Returns 0 when done (or nothing to do), -1 to try again later. */
+static int reconcile(struct worker *w)
+{
+    const struct taken **held;
+    struct task *t;
+    size_t n = 0;
+    char err[512];
+    long moved;
+
+    for (t = w->held; t; t = t->held_next) n++;
+    held = xcalloc(n ? n : 1, sizeof *held);
+    n = 0;
+    for (t = w->held; t; t = t->held_next) held[n++] = &t->taken;
+    moved = queue_reconcile(&w->ctl, &w->keys, w->wid, w->cfg->queues, w->cfg->nqueues, held,
+                            n, err, sizeof err);
+    free(held);
+    if (moved < 0) {
+        report_error(w, err);
+        return -1;
+    }
+    if (moved > 0)
+        LOG(&w->lg, LOG_WARN, "put back %ld job%s taken when a reply from redis was lost",
+            moved, moved == 1 ? "" : "s");
+    w->need_reconcile = 0;
+    return 0;
+}
+
+/* One round trip: mark taken jobs started, record ended ones (one script call), and, when
  * take_max > 0, take more in the same pipeline. Returns the number taken, or -1 when Redis
- * failed (every outcome is kept for the next try: nothing is lost or applied twice, as the
- * transaction either ran whole or not at all - see queue_apply). */
+ * failed (every outcome is kept for the next try: nothing is lost, and an outcome applied
+ * once already is dropped the second time - see queue_apply). */
 static int cycle(struct worker *w, struct task **pending, size_t take_max)
 {
     struct task *t;
@@ -385,13 +435,17 @@ static int cycle(struct worker *w, struct task **pending, size_t take_max)
     struct taken *tk = NULL;
     size_t n = (size_t)w->nstarts, i = 0;
     char err[512];
-    int nrep = 0, ok, taken = 0, s;
+    int nrep = 0, ok, taken = 0, s, take_sent = 0;
+    unsigned char *lost;
+    struct task **ot;
 
     for (t = *pending; t; t = t->next) {
         n++;
         t->ending = !t->aborted;
     }
     o = xcalloc(n ? n : 1, sizeof *o);
+    ot = xcalloc(n ? n : 1, sizeof *ot);
+    lost = xcalloc(n ? n : 1, 1);
     i = 0;
     for (s = 0; s < w->nstarts; s++) {
         t = w->starts[s];
@@ -413,6 +467,7 @@ static int cycle(struct worker *w, struct task **pending, size_t take_max)
         o[i].at = t->ended;
         o[i].started_at = t->started;
         o[i].with_start = !t->refused && t->start_pending;
+        ot[i] = t;
         i++;
     }
     ok = queue_apply_append(&w->ctl, &w->keys, w->wid, o, i, &w->cfg->ttls, &nrep, err,
@@ -421,20 +476,43 @@ static int cycle(struct worker *w, struct task **pending, size_t take_max)
         if (queue_take_append(&w->ctl, &w->keys, w->wid, w->cfg->queues, w->cfg->nqueues,
                               take_max, err, sizeof err) != 0)
             take_max = 0, ok = 0;
+        else
+            take_sent = 1;
     }
-    if (ok && queue_apply_read(&w->ctl, nrep, err, sizeof err) != 0) ok = 0;
-    if (take_max > 0 && w->ctl.ctx != NULL) {
-        tk = xcalloc(take_max, sizeof *tk);
+    if (ok && queue_apply_read(&w->ctl, nrep, lost, i, err, sizeof err) != 0) ok = 0;
+    if (take_sent) {
         char terr[512];
-        taken = queue_take_read(&w->ctl, take_max, tk, terr, sizeof terr);
-        if (taken < 0) {
+        taken = -1;
+        if (w->ctl.ctx != NULL) {
+            tk = xcalloc(take_max, sizeof *tk);
+            taken = queue_take_read(&w->ctl, take_max, tk, terr, sizeof terr);
+        }
+        if (taken < 0 && w->ctl.ctx == NULL) {
+            /* The take may have run with its reply lost: records in our in-flight lists
+             * that we do not know of. Put them back before taking again (reconcile). */
+            w->need_reconcile = 1;
+        } else if (taken < 0) {
             ok = 0;
             str_copy(err, sizeof err, terr);
         } else if (terr[0] != '\0') {
             report_error(w, terr);
         }
+        if (taken < 0) ok = 0;
+    }
+    for (s = 0; ok && (size_t)s < i; s++) {
+        if (!lost[s] || ot[s] == NULL) continue;
+        /* Not in our in-flight list any more: either this very batch was applied once
+         * already and only its reply was lost, or another worker recovered the job while we
+         * were out of touch for longer than our lease. */
+        ot[s]->lost = 1;
+        if (ot[s]->job != NULL)
+            LOG(&w->lg, LOG_WARN, "%s: %s %s: outcome not recorded again: the job was no "
+                "longer in this worker's hands (recorded before a lost reply, or recovered "
+                "by another worker)", ot[s]->taken.queue, ot[s]->job->func, ot[s]->job->id);
     }
     free(o);
+    free(ot);
+    free(lost);
     if (!ok) report_error(w, err);
     if (ok) {
         for (s = 0; s < w->nstarts; s++) w->starts[s]->start_pending = 0;
@@ -442,9 +520,9 @@ static int cycle(struct worker *w, struct task **pending, size_t take_max)
         while (*pending) {
             t = *pending;
             *pending = t->next;
-            if (!t->aborted) log_outcome(w, t);
+            if (!t->aborted && !t->lost) log_outcome(w, t);
             if (!t->aborted && !t->refused) w->outstanding--;
-            task_free(t);
+            task_free(w, t);
         }
     }
     if (taken > 0) accept_taken(w, tk, taken, pending);
@@ -542,7 +620,8 @@ static void stop_watchers(struct worker *w)
     pthread_cond_broadcast(&w->watch);
     pthread_cond_broadcast(&w->work);
     pthread_mutex_unlock(&w->mu);
-    for (i = 0; i < w->cfg->nqueues; i++) pthread_join(w->watchers[i].thread, NULL);
+    for (i = 0; i < w->cfg->nqueues; i++)
+        if (w->watchers[i].started) pthread_join(w->watchers[i].thread, NULL);
 }
 
 /* ---- the loop ----------------------------------------------------------------------- */
@@ -592,7 +671,14 @@ int worker_run(const struct worker_config *cfg, volatile sig_atomic_t *signals)
         w->queues_csv, cfg->concurrency, cfg->burst ? ", burst" : "");
 
     pthread_mutex_init(&w->mu, NULL);
-    pthread_cond_init(&w->wake, NULL);
+    {
+        /* The dispatcher's timed wait must not stretch when the wall clock steps back. */
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&w->wake, &ca);
+        pthread_condattr_destroy(&ca);
+    }
     pthread_cond_init(&w->work, NULL);
     pthread_cond_init(&w->watch, NULL);
     w->executors = xcalloc((size_t)cfg->concurrency, sizeof *w->executors);
@@ -606,7 +692,19 @@ int worker_run(const struct worker_config *cfg, volatile sig_atomic_t *signals)
         w->watchers[i].queue = cfg->queues[i];
         w->watchers[i].sock = -1;
         rconn_init(&w->watchers[i].rc, &url, 0);
-        pthread_create(&w->watchers[i].thread, NULL, watcher_main, &w->watchers[i]);
+        if (pthread_create(&w->watchers[i].thread, NULL, watcher_main, &w->watchers[i]) != 0)
+            break;
+        w->watchers[i].started = 1;
+    }
+    if (executors_started < cfg->concurrency || i < cfg->nqueues) {
+        /* Nothing was taken yet: stop what did start, deregister, and fail. */
+        LOG(&w->lg, LOG_ERROR, "cannot start %d executor and %zu watcher threads (started %d "
+            "and %zu): lower -c", cfg->concurrency, cfg->nqueues, executors_started, i);
+        stop_watchers(w);
+        for (i = 0; i < (size_t)executors_started; i++) pthread_join(w->executors[i], NULL);
+        queue_recover(&w->ctl, &w->keys, w->wid, err, sizeof err);
+        rconn_close(&w->ctl);
+        return 1;
     }
 
     for (;;) {
@@ -658,7 +756,7 @@ int worker_run(const struct worker_config *cfg, volatile sig_atomic_t *signals)
             }
             if (now >= next_recover && w->ctl.ctx) {
                 long n = queue_recover(&w->ctl, &w->keys, NULL, err, sizeof err);
-                if (n < 0) report_error(w, err);
+                if (n < 0 || err[0] != '\0') report_error(w, err);
                 if (n > 0)
                     LOG(&w->lg, LOG_WARN, "recovered %ld job%s from dead workers", n,
                         n == 1 ? "" : "s");
@@ -667,7 +765,7 @@ int worker_run(const struct worker_config *cfg, volatile sig_atomic_t *signals)
             if (now >= next_sched && w->ctl.ctx) {
                 long n = queue_schedule_due(&w->ctl, &w->keys, time_now(), 1000, err,
                                             sizeof err);
-                if (n < 0) report_error(w, err);
+                if (n < 0 || err[0] != '\0') report_error(w, err);
                 if (n > 0) idle = 0;
                 next_sched = now + (n >= 1000 ? 0 : SCHEDULE_MS);
             }
@@ -693,7 +791,8 @@ int worker_run(const struct worker_config *cfg, volatile sig_atomic_t *signals)
         }
         if (cfg->max_jobs > 0 && cfg->max_jobs - w->taken_total < free_slots)
             free_slots = (int)(cfg->max_jobs - w->taken_total);
-        if (w->ctl.ctx != NULL) {
+        if (w->need_reconcile && w->ctl.ctx != NULL) reconcile(w);
+        if (w->ctl.ctx != NULL && !w->need_reconcile) {
             size_t want = 0;
             int ready;
             pthread_mutex_lock(&w->mu);
@@ -754,7 +853,7 @@ int worker_run(const struct worker_config *cfg, volatile sig_atomic_t *signals)
             wake_executors(w);
             if (w->todo != NULL && w->idle_executors > 0) wait_ms = 0;
             pthread_mutex_unlock(&w->mu);
-            clock_gettime(CLOCK_REALTIME, &ts);
+            clock_gettime(CLOCK_MONOTONIC, &ts);
             ts.tv_sec += wait_ms / 1000;
             ts.tv_nsec += wait_ms > 0 ? (wait_ms % 1000) * 1000000L : WAKE_AFTER_US * 1000L;
             if (ts.tv_nsec >= 1000000000L) {
@@ -799,6 +898,10 @@ int worker_run(const struct worker_config *cfg, volatile sig_atomic_t *signals)
             if (n >= 0) {
                 if (n > 0)
                     LOG(&w->lg, LOG_INFO, "put back %ld unfinished job%s", n, n == 1 ? "" : "s");
+                if (err[0] != '\0') {
+                    LOG(&w->lg, LOG_ERROR, "%s", err);
+                    rc = 1;
+                }
                 break;
             }
             sleep_ms(200);
@@ -806,7 +909,7 @@ int worker_run(const struct worker_config *cfg, volatile sig_atomic_t *signals)
         if (tries == 3) {
             LOG(&w->lg, LOG_ERROR, "could not deregister: %s; live workers will recover this "
                 "worker's jobs when its lease expires", err);
-            rc = 0;
+            rc = 1;
         }
     }
     LOG(&w->lg, LOG_INFO, "worker %s stopped", w->wid);
@@ -817,7 +920,7 @@ int worker_run(const struct worker_config *cfg, volatile sig_atomic_t *signals)
         for (i = 0; i < (size_t)executors_started; i++) pthread_join(w->executors[i], NULL);
         while (pending) {
             struct task *t = pending->next;
-            task_free(pending);
+            task_free(w, pending);
             pending = t;
         }
         free(w->executors);

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# test_lost_reply.sh - Redis runs a worker's command and the connection drops before the
+# reply arrives (tests/fixtures/cutproxy.py): a lost take is reconciled (the job runs, it is
+# not left in the live worker's in-flight list), and a re-sent outcome is not applied twice.
+# Also: a retried hand-made record keeps its queue; a scheduled record for a queue key of
+# another type stays scheduled instead of vanishing.
+. "$(dirname "$0")/lib.sh"
+
+start_redis
+start_proxy() {  # start_proxy MARKER: sets PURL (the worker's URL through the proxy)
+    local pf="$T/proxy.port.$RANDOM"
+    python3 "$SRC/tests/fixtures/cutproxy.py" --to "$RPORT" --port-file "$pf" \
+        --marker "$1" --arm "$T/arm" 2>>"$T/proxy.log" &
+    PIDS+=("$!")
+    wait_for 10 "test -s $pf" || { echo "FATAL: cutproxy.py did not start"; exit 1; }
+    PURL=redis://127.0.0.1:$(cat "$pf")
+}
+
+# ---- the take ran, its reply was lost ----
+start_proxy RPOP
+"$BIN/cworker" -u "$PURL" >"$T/w1.log" 2>&1 &
+W=$!
+PIDS+=("$W")
+wait_for 10 "[ \$(rcli SCARD cq:workers) = 1 ]"
+sleep 0.3
+touch "$T/arm"
+rcli LPUSH cq:queue:default '{"id":"lost-take","func":"noop","args":[]}' >/dev/null
+check "a job whose take reply was lost still runs" "wait_for 10 '[ \"\$(jfield lost-take)\" = finished ]'"
+check "the cut happened" "grep -q 'cut a connection' $T/proxy.log"
+check_contains "the worker says it put the job back" "put back 1 job taken when a reply from redis was lost" "$(cat "$T/w1.log")"
+check_eq "nothing left in flight" 0 "$(for k in $(rcli --scan --pattern 'cq:inflight:*'); do rcli LLEN "$k"; done | awk '{s+=$1} END {print s+0}')"
+kill -TERM "$W"; wait "$W"
+
+# ---- an outcome was recorded, its reply lost, and it is sent again ----
+start_proxy cq:dead
+"$BIN/cworker" -u "$PURL" >"$T/w2.log" 2>&1 &
+W=$!
+PIDS+=("$W")
+wait_for 10 "[ \$(rcli SCARD cq:workers) = 1 ]"
+sleep 0.3
+touch "$T/arm"
+rcli LPUSH cq:queue:default 'not json at all' >/dev/null
+wait_for 10 "grep -q 'redis is back' $T/w2.log"
+sleep 0.5
+check_eq "a re-sent outcome is recorded once (dead list)" 1 "$(rcli LLEN cq:dead)"
+check_eq "...and counted once" 1 "$(rcli HGET cq:stats dead)"
+kill -TERM "$W"; wait "$W"
+
+# ---- a retried record without a queue field keeps the queue it came from ----
+start_httpd
+rcli LPUSH cq:queue:high "{\"id\":\"keeps-queue\",\"func\":\"download_link\",\"args\":[\"images\",\"$HBASE/_/status/503/x.jpg\"]}" >/dev/null
+"$BIN/cworker" --burst --retry-base 60 --download-root "$T/root" high >/dev/null 2>&1
+check_contains "its retry is scheduled for queue high" '"queue":"high"' "$(rcli ZRANGE cq:scheduled 0 -1)"
+rcli DEL cq:scheduled >/dev/null
+
+# ---- a scheduled record whose queue key is of another type stays scheduled ----
+rcli SET cq:queue:odd "a string" >/dev/null
+rcli ZADD cq:scheduled 0 '{"id":"odd-1","func":"noop","args":[],"queue":"odd"}' >/dev/null
+"$BIN/cworker" default >"$T/w3.log" 2>&1 &
+W=$!
+PIDS+=("$W")
+wait_for 10 "grep -q 'is not a list' $T/w3.log"
+kill -TERM "$W"; wait "$W"
+check_eq "the record is still scheduled" 1 "$(rcli ZCARD cq:scheduled)"
+check_contains "the worker names the queue" "schedule: queue 'odd' is not a list" "$(cat "$T/w3.log")"
+finish

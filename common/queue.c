@@ -449,15 +449,6 @@ int queue_take_read(struct rconn *r, size_t max, struct taken *out, char *err, s
     return (int)n;
 }
 
-int queue_take(struct rconn *r, const struct keys *k, const char *wid,
-               const char *const *queues, size_t nq, size_t max, struct taken *out,
-               char *err, size_t errlen)
-{
-    if (max == 0 || nq == 0) return 0;
-    if (queue_take_append(r, k, wid, queues, nq, max, err, errlen) != 0) return -1;
-    return queue_take_read(r, max, out, err, errlen);
-}
-
 void queue_taken_free(struct taken *t)
 {
     if (t == NULL) return;
@@ -631,16 +622,6 @@ int queue_apply_read(struct rconn *r, int nreplies, unsigned char *lost, size_t 
     }
     freeReplyObject(rep);
     return 0;
-}
-
-int queue_apply(struct rconn *r, const struct keys *k, const char *wid,
-                const struct queue_outcome *o, size_t n, const struct queue_ttls *ttls,
-                unsigned char *lost, char *err, size_t errlen)
-{
-    int nrep;
-
-    if (queue_apply_append(r, k, wid, o, n, ttls, &nrep, err, errlen) != 0) return -1;
-    return queue_apply_read(r, nrep, lost, n, err, errlen);
 }
 
 /* ---- scheduling --------------------------------------------------------------------- */

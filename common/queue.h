@@ -40,16 +40,11 @@ struct taken {
 };
 
 /* Take up to max records, in the strict order of queues[], moving each atomically into this
- * worker's in-flight list for that queue (one Lua script, one round trip). Returns how many
- * were taken (0..max) into out[], or -1 with err set. A queue whose key cannot be popped
- * (a key of another type under its name) is skipped and named in err, which is otherwise
- * left empty. */
-int queue_take(struct rconn *r, const struct keys *k, const char *wid,
-               const char *const *queues, size_t nq, size_t max, struct taken *out,
-               char *err, size_t errlen);
-
-/* The same in two halves, so that a worker can send it in one pipeline with queue_apply's
- * commands: append (no I/O), then read its one reply. */
+ * worker's in-flight list for that queue (one Lua script). In two halves, so that a worker
+ * sends it in one pipeline with queue_apply_append: append (no I/O), then read its one
+ * reply. queue_take_read returns how many were taken (0..max) into out[], or -1 with err
+ * set. A queue whose key cannot be popped (a key of another type under its name) is
+ * skipped and named in err, which is otherwise left empty. */
 int queue_take_append(struct rconn *r, const struct keys *k, const char *wid,
                       const char *const *queues, size_t nq, size_t max,
                       char *err, size_t errlen);
@@ -79,15 +74,10 @@ struct queue_outcome {
 /* Apply outcomes in one Lua script (atomic as a batch). wid names the worker for status and
  * counters. An end takes effect only if its record is still in this worker's in-flight list
  * (else another worker recovered it, or the batch already ran and only its reply was lost):
- * such outcomes are dropped and, when lost is not NULL, flagged lost[i] = 1. Returns 0 or -1
- * with err set (nothing applied, or the reply was lost: applying the batch again is safe). */
-int queue_apply(struct rconn *r, const struct keys *k, const char *wid,
-                const struct queue_outcome *o, size_t n, const struct queue_ttls *ttls,
-                unsigned char *lost, char *err, size_t errlen);
-
-/* queue_apply in two halves: append the script call (no I/O; *nreplies receives how many
- * replies it will produce: 1, or 0 when n is 0), then read them. Between the two, other
- * commands may be appended; their replies come after these. */
+ * such outcomes are dropped and flagged lost[i] = 1 (lost may be NULL). In two halves:
+ * append the script call (no I/O; *nreplies receives 1, or 0 when n is 0), then read the
+ * reply; other commands may be appended between the two. The read returns 0, or -1 with err
+ * set (nothing applied, or the reply was lost: applying the batch again is safe). */
 int queue_apply_append(struct rconn *r, const struct keys *k, const char *wid,
                        const struct queue_outcome *o, size_t n,
                        const struct queue_ttls *ttls, int *nreplies, char *err, size_t errlen);

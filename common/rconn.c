@@ -309,12 +309,3 @@ redisReply *rconn_read(struct rconn *r)
     }
     return rep;
 }
-
-int rconn_set_timeout(struct rconn *r, double seconds)
-{
-    struct timeval tv = {0, 0};
-
-    if (r->ctx == NULL) return -1;
-    if (seconds > 0) tv = tv_of(seconds);
-    return redisSetTimeout(r->ctx, tv) == REDIS_OK ? 0 : -1;
-}

@@ -57,7 +57,4 @@ int rconn_append(struct rconn *r, int argc, const char **argv, const size_t *len
 int rconn_appendf(struct rconn *r, const char *fmt, ...);
 redisReply *rconn_read(struct rconn *r);
 
-/* Set the command timeout of the live connection (0 = block forever). */
-int rconn_set_timeout(struct rconn *r, double seconds);
-
 #endif

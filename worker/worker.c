@@ -3,10 +3,10 @@
  * DESIGN. One process, three kinds of threads:
  *
  *   dispatcher (the main thread) owns the control connection to Redis and is the only thread
- *     that changes job state there: it takes records (queue_take, in priority order, up to the
- *     number of free slots), marks them started, hands them to executors, and applies their
- *     outcomes in batches (queue_apply). It also heartbeats, moves due scheduled jobs, and
- *     recovers the jobs of dead workers.
+ *     that changes job state there: it takes records (queue_take_*, in priority order, up to
+ *     the number of free slots), marks them started, hands them to executors, and applies
+ *     their outcomes in batches (queue_apply_*). It also heartbeats, moves due scheduled jobs,
+ *     and recovers the jobs of dead workers.
  *   executors (-c N of them) each own a reusable HTTP handle and run one handler at a time.
  *     They never touch Redis, so a slow download never holds up bookkeeping.
  *   watchers (one per queue) each own a connection and, only while the dispatcher is idle,
@@ -427,7 +427,7 @@ static int reconcile(struct worker *w)
 /* One round trip: mark taken jobs started, record ended ones (one script call), and, when
  * take_max > 0, take more in the same pipeline. Returns the number taken, or -1 when Redis
  * failed (every outcome is kept for the next try: nothing is lost, and an outcome applied
- * once already is dropped the second time - see queue_apply). */
+ * once already is dropped the second time - see queue_apply_append). */
 static int cycle(struct worker *w, struct task **pending, size_t take_max)
 {
     struct task *t;

@@ -3,7 +3,7 @@
 # (issue 2): files on disk and their bytes, status hashes, exit codes, error texts.
 . "$(dirname "$0")/lib.sh"
 
-start_redis
+start_redis --unixsocket "$T/redis/redis.sock" --unixsocketperm 700
 start_httpd --generate --size 20000
 ROOT=$T/root
 mkdir -p "$ROOT"
@@ -151,6 +151,34 @@ check_eq "...runs the job" finished "$(jfield "$id")"
 err=$("$BIN/cenqueue" -u "redis://cqapp:wrong@127.0.0.1:$RPORT" noop 2>&1); rc=$?
 check_eq "wrong password exits 1" 1 "$rc"
 check_contains "...naming the cause" "AUTH failed: WRONGPASS" "$err"
+
+# ---- the options users set: TTLs, size cap, --at, a unix socket ----
+id=$("$BIN/cenqueue" noop)
+"$BIN/cworker" --burst --result-ttl 0 >/dev/null 2>&1
+check_eq "--result-ttl 0 drops a finished status at once" 0 "$(rcli EXISTS "cq:job:$id")"
+id=$("$BIN/cenqueue" download_link images "$HBASE/_/status/404/ttl.jpg")
+"$BIN/cworker" --burst --failure-ttl 100 --download-root "$ROOT" >/dev/null 2>&1
+ttl=$(rcli TTL "cq:job:$id")
+check "--failure-ttl 100 keeps a failed status 100 s ($ttl)" "[ $ttl -gt 0 ] && [ $ttl -le 100 ]"
+id=$("$BIN/cenqueue" download_link images "$HBASE/too-big.jpg")
+"$BIN/cworker" --burst --max-size 1K --download-root "$ROOT" >/dev/null 2>&1
+check_eq "--max-size 1K refuses a 20,000-byte image" failed "$(jfield "$id")"
+check "...and leaves no file" "[ ! -e $ROOT/images/too-big.jpg ]"
+at=$(( $(date +%s) + 3600 ))
+id=$("$BIN/cenqueue" --at "$at" noop)
+check_eq "--at in the future schedules the job" scheduled "$(jfield "$id")"
+check_eq "...for that time" "$at.000000" "$(jfield "$id" scheduled_for)"
+rcli DEL cq:scheduled >/dev/null
+id=$("$BIN/cenqueue" --at 1 noop)
+check_eq "--at in the past queues it at once" queued "$(jfield "$id")"
+rcli DEL cq:queue:default >/dev/null
+if [ -S "$T/redis/redis.sock" ]; then
+    id=$("$BIN/cenqueue" -u "unix://$T/redis/redis.sock" noop)
+    check_eq "a unix:// URL works" queued "$(jfield "$id")"
+else
+    check "redis listens on the test's unix socket" "false"
+fi
+rcli DEL cq:queue:default >/dev/null
 
 # ---- another prefix is another namespace ----
 id=$("$BIN/cenqueue" --prefix other: noop x)

@@ -16,14 +16,20 @@ start_proxy() {  # start_proxy MARKER: sets PURL (the worker's URL through the p
     PURL=redis://127.0.0.1:$(cat "$pf")
 }
 
+# armed_worker MARKER LOG: a cworker talking to Redis through the proxy, registered and idle,
+# and the proxy armed to cut the reply to the next command containing MARKER; sets W.
+armed_worker() {
+    start_proxy "$1"
+    "$BIN/cworker" -u "$PURL" >"$2" 2>&1 &
+    W=$!
+    PIDS+=("$W")
+    wait_for 10 "[ \$(rcli SCARD cq:workers) = 1 ]"
+    sleep 0.3
+    touch "$T/arm"
+}
+
 # ---- the take ran, its reply was lost ----
-start_proxy RPOP
-"$BIN/cworker" -u "$PURL" >"$T/w1.log" 2>&1 &
-W=$!
-PIDS+=("$W")
-wait_for 10 "[ \$(rcli SCARD cq:workers) = 1 ]"
-sleep 0.3
-touch "$T/arm"
+armed_worker RPOP "$T/w1.log"
 rcli LPUSH cq:queue:default '{"id":"lost-take","func":"noop","args":[]}' >/dev/null
 check "a job whose take reply was lost still runs" "wait_for 10 '[ \"\$(jfield lost-take)\" = finished ]'"
 check "the cut happened" "grep -q 'cut a connection' $T/proxy.log"
@@ -32,13 +38,7 @@ check_eq "nothing left in flight" 0 "$(for k in $(rcli --scan --pattern 'cq:infl
 kill -TERM "$W"; wait "$W"
 
 # ---- an outcome was recorded, its reply lost, and it is sent again ----
-start_proxy cq:dead
-"$BIN/cworker" -u "$PURL" >"$T/w2.log" 2>&1 &
-W=$!
-PIDS+=("$W")
-wait_for 10 "[ \$(rcli SCARD cq:workers) = 1 ]"
-sleep 0.3
-touch "$T/arm"
+armed_worker cq:dead "$T/w2.log"
 rcli LPUSH cq:queue:default 'not json at all' >/dev/null
 wait_for 10 "grep -q 'redis is back' $T/w2.log"
 sleep 0.5

@@ -184,6 +184,7 @@ int job_decode(const char *buf, size_t len, struct job **out, char *err, size_t 
         get_int(o, "retries", -1, 1000, &j->retries) != 0 ||
         get_int(o, "attempts", 0, 1000000, &j->attempts) != 0 ||
         get_int(o, "recovered", 0, 1000000, &j->recovered) != 0 ||
+        get_int(o, "handoffs", 0, 1000000, &j->handoffs) != 0 ||
         get_double(o, "timeout", &j->timeout) != 0) {
         err_set(err, errlen,
                 "job %s: enqueued_at, retries, attempts, recovered and timeout must be "
@@ -225,6 +226,7 @@ char *job_encode(const struct job *j)
     if (j->retries >= 0) cJSON_AddNumberToObject(o, "retries", j->retries);
     if (j->attempts > 0) cJSON_AddNumberToObject(o, "attempts", j->attempts);
     if (j->recovered > 0) cJSON_AddNumberToObject(o, "recovered", j->recovered);
+    if (j->handoffs > 0) cJSON_AddNumberToObject(o, "handoffs", j->handoffs);
     if (j->timeout > 0) cJSON_AddNumberToObject(o, "timeout", j->timeout);
     s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);

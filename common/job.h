@@ -27,6 +27,7 @@ struct job {
     int retries;          /* retries allowed; -1 = the function's default */
     int attempts;         /* attempts started so far */
     int recovered;        /* times taken back from a dead worker */
+    int handoffs;         /* times handed back by workers that lack its function */
     double timeout;       /* seconds; 0 = the function's default */
     int enqueued;         /* set by queue_enqueue once the job is in Redis (not encoded) */
 };

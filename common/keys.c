@@ -67,6 +67,8 @@ static const char *const kind_formats[] = {
     [KEYS_FAILED] = "failed",
     [KEYS_DEAD] = "dead",
     [KEYS_STATS] = "stats",
+    [KEYS_FUNCTIONS] = "functions",
+    [KEYS_FUNCTIONS_SEEN] = "functions:seen",
 };
 
 /* Fill the kind's format with up to two names. The format comes from the table above, never
@@ -155,4 +157,14 @@ const char *keys_dead(const struct keys *k, char *buf, size_t len)
 const char *keys_stats(const struct keys *k, char *buf, size_t len)
 {
     return build(k, KEYS_STATS, NULL, NULL, buf, len);
+}
+
+const char *keys_functions(const struct keys *k, char *buf, size_t len)
+{
+    return build(k, KEYS_FUNCTIONS, NULL, NULL, buf, len);
+}
+
+const char *keys_functions_seen(const struct keys *k, char *buf, size_t len)
+{
+    return build(k, KEYS_FUNCTIONS_SEEN, NULL, NULL, buf, len);
 }

@@ -16,6 +16,9 @@
  *   cq:failed                       zset   ids of jobs that failed for good, score = when
  *   cq:dead                         list   records too broken to carry a job id
  *   cq:stats                        hash   counters kept by workers (processed, failed, ...)
+ *   cq:functions                    hash   function name -> its declaration (JSON), as the
+ *                                          workers serving it published it (catalog.c)
+ *   cq:functions:seen               hash   function name -> when a live worker last served it
  *
  * Names (queues, job ids, worker ids) are restricted to [A-Za-z0-9_.@-] so that a key can
  * always be split back into its parts and never needs quoting in redis-cli.
@@ -57,11 +60,13 @@ const char *keys_scheduled(const struct keys *k, char *buf, size_t len);
 const char *keys_failed(const struct keys *k, char *buf, size_t len);
 const char *keys_dead(const struct keys *k, char *buf, size_t len);
 const char *keys_stats(const struct keys *k, char *buf, size_t len);
+const char *keys_functions(const struct keys *k, char *buf, size_t len);
+const char *keys_functions_seen(const struct keys *k, char *buf, size_t len);
 
 /* Key kinds, for keys_template. */
 enum keys_kind {
     KEYS_QUEUES, KEYS_QUEUE, KEYS_JOB, KEYS_WORKERS, KEYS_WORKER, KEYS_WORKER_LEASE,
-    KEYS_INFLIGHT, KEYS_SCHEDULED, KEYS_FAILED, KEYS_DEAD, KEYS_STATS
+    KEYS_INFLIGHT, KEYS_SCHEDULED, KEYS_FAILED, KEYS_DEAD, KEYS_STATS, KEYS_FUNCTIONS, KEYS_FUNCTIONS_SEEN
 };
 
 /* The key of a kind as a format with "%s" where names go (any '%' of the prefix doubled),

@@ -462,7 +462,8 @@ void queue_taken_free(struct taken *t)
 /* ARGV: wid, job template, inflight template, stats key, worker key, failed key, scheduled
  * key, dead key, result ttl, failure ttl; then 13 per outcome: kind (S started, F finished,
  * X failed, R retry, D dead), queue, record, id, func, text, at, started_at, with_start,
- * attempts, enqueued_at ('' if unknown), retry_at, retry record.
+ * attempts, enqueued_at ('' if unknown), retry_at, retry record (finished: the field the
+ * result goes to, '' for "result").
  *
  * Every effect of an end is conditional on the LREM that takes the record out of this
  * worker's in-flight list: if another worker recovered it meanwhile (this one was cut off
@@ -503,7 +504,9 @@ static const char apply_lua[] =
     "  elseif redis.call('LREM', inf, -1, rec) == 0 then\n"
     "    lost[#lost + 1] = i\n"
     "  elseif kind == 'F' then\n"
-    "    local h = {'status', 'finished', 'ended_at', ARGV[b + 7], 'result', ARGV[b + 6]}\n"
+    "    local rf = 'result'\n"
+    "    if ARGV[b + 13] ~= '' then rf = ARGV[b + 13] end\n"
+    "    local h = {'status', 'finished', 'ended_at', ARGV[b + 7], rf, ARGV[b + 6]}\n"
     "    if ARGV[b + 9] == '1' then starts(h, b) end\n"
     "    redis.call('HSET', jk, unpack(h))\n"
     "    if tonumber(ARGV[b + 10]) > 1 then redis.call('HDEL', jk, 'error') end\n"
@@ -594,6 +597,7 @@ int queue_apply_append(struct rconn *r, const struct keys *k, const char *wid,
         else cmd_str(&c, "");
         cmd_time(&c, x->retry_at);
         if (x->kind == QUEUE_RETRY) cmd_own(&c, job_encode(j));   /* carries the attempts */
+        else if (x->kind == QUEUE_FINISHED && x->json) cmd_str(&c, "result_json");
         else cmd_str(&c, "");
     }
     rc = cmd_send(r, &c);

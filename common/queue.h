@@ -65,6 +65,7 @@ struct queue_outcome {
     const struct taken *taken;     /* the in-flight record */
     const struct job *job;         /* decoded job (NULL for QUEUE_DEAD) */
     const char *text;              /* result (finished) or error (failed, retry, dead) */
+    int json;                      /* finished: text is a JSON result (field result_json) */
     double at;                     /* when it ended */
     double started_at;             /* QUEUE_STARTED, or with_start: when it started */
     int with_start;                /* an end that also records the start (same batch) */

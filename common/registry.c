@@ -1,145 +1,521 @@
-/* registry.c - the function table and the built-in functions. */
+/* registry.c - function sets, argument specs and the built-in functions.
+ *
+ * An argument spec is parsed once, when a function is added, into an array of declared
+ * arguments; checking a job is then a walk over its JSON args. The spec is kept as given
+ * (normalised) because it is also what the catalog publishes to producers.
+ */
 #include "registry.h"
 
+#include <errno.h>
 #include <math.h>
-#include <stdio.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "download.h"
 #include "util.h"
 
-static int fn_download_link(struct job_ctx *ctx, const cJSON *args)
-{
-    const cJSON *dir = cJSON_GetArrayItem(args, 0), *link = cJSON_GetArrayItem(args, 1);
-    struct download_result res;
-    char err[sizeof ctx->error];
+static const char *const type_names[] = {
+    [CQ_ARG_STRING] = "string", [CQ_ARG_INTEGER] = "integer", [CQ_ARG_NUMBER] = "number",
+    [CQ_ARG_DURATION] = "duration", [CQ_ARG_JSON] = "json", [CQ_ARG_ANY] = "any",
+};
 
-    if (!cJSON_IsString(dir) || !cJSON_IsString(link)) {
-        err_set(ctx->error, sizeof ctx->error,
-                "download_link: directory and link must be strings");
-        return -1;
+const char *registry_type_name(enum cq_arg_type t)
+{
+    return (unsigned)t < sizeof type_names / sizeof type_names[0] ? type_names[t] : "?";
+}
+
+int registry_type_parse(const char *s, size_t len)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof type_names / sizeof type_names[0]; i++)
+        if (strlen(type_names[i]) == len && strncmp(type_names[i], s, len) == 0) return (int)i;
+    return -1;
+}
+
+struct cq_registry *registry_new(void)
+{
+    struct cq_registry *r = xcalloc(1, sizeof *r);
+
+    r->source = "builtin";
+    return r;
+}
+
+static void function_free(struct cq_function *f)
+{
+    if (f == NULL) return;
+    if (f->udata_free != NULL) f->udata_free(f->udata);
+    free(f->spec);
+    free(f->usage);
+    free(f->summary);
+    free(f->source);
+    free(f);
+}
+
+void registry_free(struct cq_registry *r)
+{
+    int i;
+
+    if (r == NULL) return;
+    for (i = 0; i < r->n; i++) function_free(r->v[i]);
+    free(r->v);
+    free(r);
+}
+
+void registry_drop_last(struct cq_registry *r)
+{
+    if (r->n > 0) function_free(r->v[--r->n]);
+}
+
+void registry_set_source(struct cq_registry *r, const char *source)
+{
+    r->source = source;
+}
+
+const struct cq_function *registry_find(const struct cq_registry *r, const char *name)
+{
+    int i;
+
+    for (i = 0; i < r->n; i++)
+        if (strcmp(r->v[i]->name, name) == 0) return r->v[i];
+    return NULL;
+}
+
+static int valid_function_name(const char *s)
+{
+    size_t n = 0;
+
+    for (; *s; s++, n++) {
+        int ok = (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+                 (*s >= '0' && *s <= '9') || *s == '_' || *s == '.' || *s == '-';
+        if (!ok) return 0;
     }
-    memset(&res, 0, sizeof res);
-    if (download_link(ctx->http, ctx->download_root, dir->valuestring, link->valuestring,
-                      &ctx->limits, &res, err, sizeof err) != 0) {
-        str_copy(ctx->error, sizeof ctx->error, err);
-        ctx->transient = res.transient;
-        ctx->retry_after = res.retry_after;
-        return -1;
+    return n >= 1 && n <= REGISTRY_NAME_MAX;
+}
+
+/* Parse spec into f->args, f->min_args, f->max_args, f->spec and f->usage. */
+static int parse_spec(struct cq_function *f, const char *spec, char *err, size_t errlen)
+{
+    const char *p = spec ? spec : "";
+    char norm[2048] = "", usage[2048];
+    size_t no = 0, uo;
+    int seen_optional = 0;
+
+    f->nargs = 0;
+    f->min_args = 0;
+    f->max_args = 0;
+    uo = (size_t)snprintf(usage, sizeof usage, "%s", f->name);
+    for (;;) {
+        struct registry_arg *a;
+        const char *tok, *colon, *end;
+        size_t len, namelen;
+        int w;
+
+        while (*p == ' ' || *p == '\t') p++;
+        if (*p == '\0') break;
+        tok = p;
+        while (*p && *p != ' ' && *p != '\t') p++;
+        len = (size_t)(p - tok);
+        if (f->nargs == REGISTRY_ARGS_MAX) {
+            err_set(err, errlen, "more than %d arguments declared", REGISTRY_ARGS_MAX);
+            return -1;
+        }
+        if (f->max_args < 0) {
+            err_set(err, errlen, "'%.*s' follows a repeated argument (NAME... comes last)",
+                    (int)len, tok);
+            return -1;
+        }
+        a = &f->args[f->nargs];
+        memset(a, 0, sizeof *a);
+        end = tok + len;
+        if (*tok == '[') {
+            if (end[-1] != ']' || len < 3) {
+                err_set(err, errlen, "'%.*s': an optional argument is [NAME] or [NAME:TYPE]",
+                        (int)len, tok);
+                return -1;
+            }
+            a->optional = 1;
+            tok++;
+            end--;
+        } else if (seen_optional) {
+            err_set(err, errlen, "'%.*s': a required argument follows an optional one",
+                    (int)len, tok);
+            return -1;
+        }
+        if (end - tok > 3 && strncmp(end - 3, "...", 3) == 0) {
+            a->variadic = 1;
+            end -= 3;
+        }
+        colon = memchr(tok, ':', (size_t)(end - tok));
+        namelen = (size_t)((colon ? colon : end) - tok);
+        if (namelen == 0 || namelen > REGISTRY_NAME_MAX) {
+            err_set(err, errlen, "'%.*s': an argument needs a name of 1-%d characters",
+                    (int)len, tok - a->optional, REGISTRY_NAME_MAX);
+            return -1;
+        }
+        memcpy(a->name, tok, namelen);
+        a->name[namelen] = '\0';
+        if (strpbrk(a->name, "[]:.\"'") != NULL) {
+            err_set(err, errlen, "'%s': argument names use letters, digits, _ and -", a->name);
+            return -1;
+        }
+        a->type = CQ_ARG_STRING;
+        if (colon != NULL) {
+            int t = registry_type_parse(colon + 1, (size_t)(end - colon - 1));
+            if (t < 0) {
+                err_set(err, errlen, "argument %s: unknown type '%.*s' (string, integer, "
+                        "number, duration, json or any)", a->name, (int)(end - colon - 1),
+                        colon + 1);
+                return -1;
+            }
+            a->type = (enum cq_arg_type)t;
+        }
+        if (a->optional) seen_optional = 1;
+        else f->min_args++;
+        f->max_args = a->variadic ? -1 : f->max_args + 1;
+        f->nargs++;
+        w = snprintf(norm + no, sizeof norm - no, "%s%s%s%s%s%s%s", no ? " " : "",
+                     a->optional ? "[" : "", a->name, a->type == CQ_ARG_STRING ? "" : ":",
+                     a->type == CQ_ARG_STRING ? "" : registry_type_name(a->type),
+                     a->variadic ? "..." : "", a->optional ? "]" : "");
+        if (w < 0 || (size_t)w >= sizeof norm - no) {
+            err_set(err, errlen, "argument spec too long");
+            return -1;
+        }
+        no += (size_t)w;
+        w = snprintf(usage + uo, sizeof usage - uo, " %s%s%s%s", a->optional ? "[" : "",
+                     a->name, a->variadic ? "..." : "", a->optional ? "]" : "");
+        if (w < 0 || (size_t)w >= sizeof usage - uo) {
+            err_set(err, errlen, "argument spec too long");
+            return -1;
+        }
+        uo += (size_t)w;
     }
-    snprintf(ctx->result, sizeof ctx->result, "%s (%lld bytes)", res.path, res.bytes);
+    f->spec = xstrdup(norm);
+    f->usage = xstrdup(usage);
     return 0;
 }
 
-static int fn_noop(struct job_ctx *ctx, const cJSON *args)
+static struct cq_function *add(struct cq_registry *r, const char *name, const char *spec,
+                               char *err, size_t errlen)
 {
-    (void)args;
-    ctx->result[0] = '\0';
+    struct cq_function *f;
+    char why[400];
+
+    if (name == NULL || !valid_function_name(name)) {
+        err_set(err, errlen, "function name '%s': use 1-%d characters of A-Z a-z 0-9 _ . -",
+                name ? name : "(null)", REGISTRY_NAME_MAX);
+        return NULL;
+    }
+    f = (struct cq_function *)registry_find(r, name);
+    if (f != NULL) {
+        err_set(err, errlen, "function %s: already registered (by %s)", name, f->source);
+        return NULL;
+    }
+    f = xcalloc(1, sizeof *f);
+    str_copy(f->name, sizeof f->name, name);
+    if (parse_spec(f, spec, why, sizeof why) != 0) {
+        err_set(err, errlen, "function %s: arguments \"%s\": %s", name, spec, why);
+        function_free(f);
+        return NULL;
+    }
+    f->summary = xstrdup("");
+    f->source = xstrdup(r->source ? r->source : "builtin");
+    if (r->n == r->cap) {
+        r->cap = r->cap ? r->cap * 2 : 16;
+        r->v = xrealloc(r->v, sizeof *r->v * (size_t)r->cap);
+    }
+    f->index = r->n;
+    r->v[r->n++] = f;
+    return f;
+}
+
+struct cq_function *registry_describe(struct cq_registry *r, const char *name,
+                                      const char *spec, char *err, size_t errlen)
+{
+    return add(r, name, spec, err, errlen);
+}
+
+cq_function *cq_function_add(cq_registry *reg, const char *name, const char *args,
+                             cq_handler fn, void *udata)
+{
+    struct cq_function *f;
+
+    if (fn == NULL) {
+        err_set(reg->error, sizeof reg->error, "function %s: no handler", name ? name : "");
+        return NULL;
+    }
+    f = add(reg, name, args, reg->error, sizeof reg->error);
+    if (f == NULL) return NULL;
+    f->fn = fn;
+    f->udata = udata;
+    return f;
+}
+
+int cq_function_set_summary(cq_function *f, const char *summary)
+{
+    char *s;
+    size_t i;
+
+    if (f == NULL || summary == NULL) return -1;
+    s = xstrdup(summary);
+    for (i = 0; s[i]; i++)
+        if ((unsigned char)s[i] < 0x20) s[i] = ' ';   /* one line, whatever it was given */
+    free(f->summary);
+    f->summary = s;
+    return 0;
+}
+
+int cq_function_set_retries(cq_function *f, int retries)
+{
+    if (f == NULL || retries < 0 || retries > 1000) return -1;
+    f->retries = retries;
+    return 0;
+}
+
+int cq_function_set_timeout(cq_function *f, double seconds)
+{
+    if (f == NULL || !isfinite(seconds) || seconds < 0 || seconds > 1e9) return -1;
+    f->timeout = seconds;
+    return 0;
+}
+
+int cq_function_set_thread_hooks(cq_function *f, cq_thread_init init, cq_thread_free fini)
+{
+    if (f == NULL || init == NULL) return -1;
+    f->thread_init = init;
+    f->thread_free = fini;
+    return 0;
+}
+
+const char *cq_registry_error(const cq_registry *reg)
+{
+    return reg->error;
+}
+
+void cq_plugin_fail(cq_registry *reg, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(reg->error, sizeof reg->error, fmt, ap);
+    va_end(ap);
+}
+
+/* ---- checking a job's arguments --------------------------------------------------------- */
+
+static int is_integer_text(const char *s, double *out)
+{
+    char *end;
+    long long v;
+
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (end == s || *end != '\0' || errno != 0) return 0;
+    *out = (double)v;
+    return 1;
+}
+
+static int is_number_text(const char *s, double *out)
+{
+    char *end;
+    double v;
+
+    errno = 0;
+    v = strtod(s, &end);
+    if (end == s || *end != '\0' || errno != 0 || !isfinite(v)) return 0;
+    *out = v;
+    return 1;
+}
+
+/* 0 when v is of type t (a string that reads as one counts); with convert, *repl receives
+ * the value to put in its place (NULL: keep it). */
+static int check_one(enum cq_arg_type t, const cJSON *v, int convert, cJSON **repl)
+{
+    double d;
+
+    *repl = NULL;
+    switch (t) {
+    case CQ_ARG_ANY:
+        return 0;
+    case CQ_ARG_STRING:
+        return cJSON_IsString(v) ? 0 : -1;
+    case CQ_ARG_INTEGER:
+        if (cJSON_IsNumber(v))
+            return v->valuedouble == floor(v->valuedouble) && fabs(v->valuedouble) < 9e15
+                       ? 0 : -1;
+        if (!cJSON_IsString(v) || !is_integer_text(v->valuestring, &d) || fabs(d) >= 9e15)
+            return -1;
+        if (convert) *repl = cJSON_CreateNumber(d);
+        return 0;
+    case CQ_ARG_NUMBER:
+        if (cJSON_IsNumber(v)) return 0;
+        if (!cJSON_IsString(v) || !is_number_text(v->valuestring, &d)) return -1;
+        if (convert) *repl = cJSON_CreateNumber(d);
+        return 0;
+    case CQ_ARG_DURATION:
+        if (cJSON_IsNumber(v)) return isfinite(v->valuedouble) && v->valuedouble >= 0 ? 0 : -1;
+        return cJSON_IsString(v) && parse_duration(v->valuestring, &d) == 0 ? 0 : -1;
+    case CQ_ARG_JSON:
+        if (!cJSON_IsString(v)) return 0;
+        if (convert) {
+            *repl = cJSON_Parse(v->valuestring);
+            return *repl != NULL ? 0 : -1;
+        }
+        return 0;
+    }
+    return -1;
+}
+
+static const char *kind_of(const cJSON *v)
+{
+    if (cJSON_IsString(v)) return "a string";
+    if (cJSON_IsNumber(v)) return "a number";
+    if (cJSON_IsBool(v)) return "a boolean";
+    if (cJSON_IsNull(v)) return "null";
+    if (cJSON_IsArray(v)) return "an array";
+    return "an object";
+}
+
+int registry_check_args(const struct cq_function *f, cJSON *args, int convert, char *err,
+                        size_t errlen)
+{
+    int n = cJSON_IsArray(args) ? cJSON_GetArraySize(args) : -1, i;
+
+    if (n < 0) {
+        err_set(err, errlen, "%s: args must be a JSON array (usage: %s)", f->name, f->usage);
+        return -1;
+    }
+    if (n < f->min_args || (f->max_args >= 0 && n > f->max_args)) {
+        if (f->min_args == f->max_args)
+            err_set(err, errlen, "%s takes %d argument%s, got %d (usage: %s)", f->name,
+                    f->min_args, f->min_args == 1 ? "" : "s", n, f->usage);
+        else if (n < f->min_args)
+            err_set(err, errlen, "%s takes at least %d argument%s, got %d (usage: %s)",
+                    f->name, f->min_args, f->min_args == 1 ? "" : "s", n, f->usage);
+        else
+            err_set(err, errlen, "%s takes at most %d argument%s, got %d (usage: %s)",
+                    f->name, f->max_args, f->max_args == 1 ? "" : "s", n, f->usage);
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        const struct registry_arg *a = &f->args[i < f->nargs ? i : f->nargs - 1];
+        cJSON *v = cJSON_GetArrayItem(args, i), *repl;
+        if (check_one(a->type, v, convert, &repl) != 0) {
+            if (cJSON_IsString(v))
+                err_set(err, errlen, "%s: argument %d (%s): '%.80s' is not %s %s (usage: %s)",
+                        f->name, i + 1, a->name, v->valuestring,
+                        a->type == CQ_ARG_INTEGER ? "an" : "a", registry_type_name(a->type),
+                        f->usage);
+            else
+                err_set(err, errlen, "%s: argument %d (%s) must be %s %s, not %s (usage: %s)",
+                        f->name, i + 1, a->name, a->type == CQ_ARG_INTEGER ? "an" : "a",
+                        registry_type_name(a->type), kind_of(v), f->usage);
+            return -1;
+        }
+        if (repl != NULL) cJSON_ReplaceItemInArray(args, i, repl);
+    }
+    return 0;
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp((*(const struct cq_function *const *)a)->name,
+                  (*(const struct cq_function *const *)b)->name);
+}
+
+void registry_unknown(const struct cq_registry *r, const char *func, char *err, size_t errlen)
+{
+    const struct cq_function **v = xcalloc((size_t)(r->n ? r->n : 1), sizeof *v);
+    char names[1024] = "";
+    size_t o = 0;
+    int i;
+
+    for (i = 0; i < r->n; i++) v[i] = r->v[i];
+    qsort(v, (size_t)r->n, sizeof *v, by_name);
+    for (i = 0; i < r->n; i++) {
+        int w = snprintf(names + o, sizeof names - o, "%s%s", i ? ", " : "", v[i]->name);
+        if (w < 0 || (size_t)w >= sizeof names - o) break;
+        o += (size_t)w;
+    }
+    free(v);
+    err_set(err, errlen, "unknown function '%s' (known: %s)", func, r->n ? names : "none");
+}
+
+void registry_print(const struct cq_registry *r, FILE *f)
+{
+    int i;
+
+    for (i = 0; i < r->n; i++) {
+        const struct cq_function *e = r->v[i];
+        fprintf(f, "%-30s %s (retries %d", e->usage, e->summary, e->retries);
+        if (e->timeout > 0) fprintf(f, ", timeout %gs", e->timeout);
+        if (strcmp(e->source, "builtin") != 0) fprintf(f, "; %s", e->source);
+        fprintf(f, ")\n");
+    }
+}
+
+void cq_registry_print(const cq_registry *reg, FILE *f)
+{
+    registry_print(reg, f);
+}
+
+/* ---- built-in functions -------------------------------------------------------------- */
+
+static int fn_noop(cq_job *job, void *udata)
+{
+    (void)job;
+    (void)udata;
     return 0;
 }
 
 /* Sleeps in short slices so that a job timeout or a worker's hard stop ends it promptly. */
-static int fn_sleep(struct job_ctx *ctx, const cJSON *args)
+static int fn_sleep(cq_job *job, void *udata)
 {
-    const cJSON *a = cJSON_GetArrayItem(args, 0);
-    double secs;
-    long long start, end, limit = -1;
+    double secs, deadline = cq_job_deadline(job), start = time_now();
+    long long end;
 
-    if (cJSON_IsNumber(a)) {
-        secs = a->valuedouble;
-    } else if (!cJSON_IsString(a) || parse_duration(a->valuestring, &secs) != 0) {
-        err_set(ctx->error, sizeof ctx->error,
-                "sleep: seconds must be a number or a duration like 1.5s");
-        return -1;
-    }
-    if (!isfinite(secs) || secs < 0 || secs > 86400) {
-        err_set(ctx->error, sizeof ctx->error, "sleep: %g seconds is out of range (0-86400)",
-                secs);
-        return -1;
-    }
-    start = time_mono_ms();
-    end = start + (long long)(secs * 1000);
-    if (ctx->timeout > 0) limit = start + (long long)(ctx->timeout * 1000);
+    (void)udata;
+    if (cq_job_arg_duration(job, 0, &secs) != 0)
+        return cq_job_fail(job, CQ_PERMANENT, 0,
+                           "sleep: seconds must be a number or a duration like 1.5s");
+    if (!isfinite(secs) || secs < 0 || secs > 86400)
+        return cq_job_fail(job, CQ_PERMANENT, 0, "sleep: %g seconds is out of range (0-86400)",
+                           secs);
+    end = time_mono_ms() + (long long)(secs * 1000);
     for (;;) {
         long long now = time_mono_ms();
         if (now >= end) break;
-        if (limit >= 0 && now >= limit) {
-            err_set(ctx->error, sizeof ctx->error, "sleep: job timed out after %gs",
-                    ctx->timeout);
-            ctx->transient = 1;
-            return -1;
-        }
-        if (ctx->stop != NULL && __atomic_load_n(ctx->stop, __ATOMIC_RELAXED)) {
-            err_set(ctx->error, sizeof ctx->error, "sleep: interrupted by worker shutdown");
-            ctx->transient = 1;
-            return -1;
-        }
+        if (deadline > 0 && time_now() >= deadline)
+            return cq_job_fail(job, CQ_TRANSIENT, 0, "sleep: job timed out after %.3gs",
+                               deadline - start);
+        if (cq_job_stopping(job))
+            return cq_job_fail(job, CQ_TRANSIENT, 0, "sleep: interrupted by worker shutdown");
         sleep_ms(end - now < 20 ? (long)(end - now) : 20);
     }
-    snprintf(ctx->result, sizeof ctx->result, "slept %gs", secs);
-    return 0;
-}
-
-static const struct registry_entry table[] = {
-    {"download_link", 2, 2, fn_download_link, 3, 60.0, "download_link DIRECTORY LINK",
-     "save LINK (http/https) as DIRECTORY/<name from the URL> under the worker's "
-     "--download-root"},
-    {"noop", 0, -1, fn_noop, 0, 0.0, "noop [ARG...]", "do nothing (for tests and benchmarks)"},
-    {"sleep", 1, 1, fn_sleep, 0, 0.0, "sleep SECONDS", "sleep SECONDS (e.g. 2 or 250ms)"},
-};
-
-const struct registry_entry *registry_all(size_t *n)
-{
-    *n = sizeof table / sizeof table[0];
-    return table;
-}
-
-const struct registry_entry *registry_find(const char *name)
-{
-    size_t i;
-
-    for (i = 0; i < sizeof table / sizeof table[0]; i++)
-        if (strcmp(table[i].name, name) == 0) return &table[i];
-    return NULL;
-}
-
-int registry_check(const char *func, int nargs, char *err, size_t errlen)
-{
-    const struct registry_entry *e = registry_find(func);
-
-    if (e == NULL) {
-        char names[256] = "";
-        size_t i, o = 0;
-        for (i = 0; i < sizeof table / sizeof table[0]; i++) {
-            int w = snprintf(names + o, sizeof names - o, "%s%s", i ? ", " : "", table[i].name);
-            if (w < 0 || (size_t)w >= sizeof names - o) break;
-            o += (size_t)w;
-        }
-        err_set(err, errlen, "unknown function '%s' (known: %s)", func, names);
-        return -1;
-    }
-    if (nargs < e->min_args || (e->max_args >= 0 && nargs > e->max_args)) {
-        if (e->min_args == e->max_args)
-            err_set(err, errlen, "%s takes %d argument%s, got %d (usage: %s)", func,
-                    e->min_args, e->min_args == 1 ? "" : "s", nargs, e->usage);
-        else
-            err_set(err, errlen, "%s takes at least %d arguments, got %d (usage: %s)", func,
-                    e->min_args, nargs, e->usage);
-        return -1;
+    {
+        char buf[64];
+        snprintf(buf, sizeof buf, "slept %gs", secs);
+        cq_job_result(job, buf);
     }
     return 0;
 }
 
-void registry_print(void *stdio_file)
+int registry_add_builtins(struct cq_registry *r)
 {
-    FILE *f = stdio_file;
-    size_t i;
+    const char *saved = r->source;
+    cq_function *f;
 
-    for (i = 0; i < sizeof table / sizeof table[0]; i++) {
-        const struct registry_entry *e = &table[i];
-        fprintf(f, "%-30s %s (retries %d", e->usage, e->summary, e->default_retries);
-        if (e->default_timeout > 0) fprintf(f, ", timeout %gs", e->default_timeout);
-        fprintf(f, ")\n");
-    }
+    r->source = "builtin";
+    f = cq_function_add(r, "noop", "[ARG:any...]", fn_noop, NULL);
+    if (f == NULL) goto fail;
+    cq_function_set_summary(f, "do nothing (for tests and benchmarks)");
+    f = cq_function_add(r, "sleep", "SECONDS:duration", fn_sleep, NULL);
+    if (f == NULL) goto fail;
+    cq_function_set_summary(f, "sleep SECONDS (e.g. 2 or 250ms)");
+    r->source = saved;
+    return 0;
+fail:
+    r->source = saved;
+    return -1;
 }

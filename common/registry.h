@@ -1,57 +1,88 @@
-/* registry.h - the table of functions a job may name.
+/* registry.h - a set of functions a job may name (struct cq_registry of cq.h).
  *
- * One table (registry.c) is both what cworker dispatches through and what cenqueue and
- * cproducer check a job against before it is enqueued, so that a job naming an unknown
- * function or the wrong number of args is refused at the door.
+ * A worker's registry is what it dispatches through: the built-ins (noop, sleep), the
+ * application's (cworker's download_link), plugins' and commands', all added by
+ * cq_function_add. A client builds the same structures from the catalog in Redis
+ * (catalog.c) to check a job's arguments before it is enqueued, so one parser of argument
+ * specs and one checker serve both sides.
  */
 #ifndef CQ_REGISTRY_H
 #define CQ_REGISTRY_H
 
-#include <stddef.h>
+#include <stdio.h>
 #include <cjson/cJSON.h>
-#include "http.h"
 
-/* What a handler gets, and what it reports back. */
-struct job_ctx {
-    /* in */
-    struct http *http;             /* this thread's reusable HTTP handle */
-    const char *download_root;     /* where download_link may write */
-    struct http_limits limits;     /* HTTP limits; timeout already set from the job's */
-    double timeout;                /* seconds this job may run (0 = no limit) */
-    const int *stop;               /* non-zero (read it with __atomic_load_n) when the worker
-                                      wants handlers to give up */
-    /* out */
-    char result[4352];             /* one line for the status key when it succeeds */
-    char error[1024];              /* one line naming the thing and the cause when it fails */
-    int transient;                 /* failure may succeed on a retry */
-    double retry_after;            /* seconds the far side asked us to wait; 0 = backoff */
+#include "cq/cq.h"
+
+#define REGISTRY_NAME_MAX 64
+#define REGISTRY_ARGS_MAX 32      /* declared arguments of one function */
+
+struct registry_arg {
+    char name[REGISTRY_NAME_MAX + 1];
+    enum cq_arg_type type;
+    int optional;                 /* [NAME] */
+    int variadic;                 /* NAME... (last only) */
 };
 
-/* A handler returns 0 on success or -1 with ctx->error (and ctx->transient) set. args is a
- * JSON array whose length the registry has already checked. */
-typedef int (*registry_fn)(struct job_ctx *ctx, const cJSON *args);
-
-struct registry_entry {
-    const char *name;
-    int min_args, max_args;        /* max_args -1 = any number */
-    registry_fn fn;
-    int default_retries;
-    double default_timeout;        /* seconds */
-    const char *usage;             /* "download_link DIRECTORY LINK" */
-    const char *summary;           /* one line */
+struct cq_function {
+    char name[REGISTRY_NAME_MAX + 1];
+    char *spec;                   /* the argument spec as given, normalised */
+    struct registry_arg args[REGISTRY_ARGS_MAX];
+    int nargs;                    /* declared */
+    int min_args, max_args;       /* max_args -1 = any number */
+    char *usage;                  /* "download_link DIRECTORY LINK" */
+    char *summary;
+    int retries;
+    double timeout;               /* seconds; 0 = none */
+    cq_handler fn;
+    void *udata;
+    void (*udata_free)(void *);   /* set by internal users that own udata (commands) */
+    cq_thread_init thread_init;
+    cq_thread_free thread_free;
+    int index;                    /* position in the registry: per-thread state slot */
+    char *source;                 /* "builtin", "plugin PATH", "command PROGRAM", "catalog" */
 };
 
-/* The entry named name, or NULL. */
-const struct registry_entry *registry_find(const char *name);
+struct cq_registry {
+    struct cq_function **v;
+    int n, cap;
+    const char *source;           /* stamped on functions added from now on */
+    char error[512];
+};
 
-/* The whole table; *n receives its length. */
-const struct registry_entry *registry_all(size_t *n);
+struct cq_registry *registry_new(void);
+void registry_free(struct cq_registry *r);
 
-/* 0 when func exists and takes nargs args; otherwise -1 with err explaining, listing the
- * known functions when the name is unknown. */
-int registry_check(const char *func, int nargs, char *err, size_t errlen);
+/* Remove the function added last (a plugin that failed to load). */
+void registry_drop_last(struct cq_registry *r);
 
-/* Print the table, one function a line (cworker --list-functions). */
-void registry_print(void *stdio_file);
+/* The source stamped on functions added next ("builtin" until set); r keeps a copy. */
+void registry_set_source(struct cq_registry *r, const char *source);
+
+const struct cq_function *registry_find(const struct cq_registry *r, const char *name);
+
+/* Add a function that only describes (no handler): what a client knows from the catalog. */
+struct cq_function *registry_describe(struct cq_registry *r, const char *name,
+                                      const char *spec, char *err, size_t errlen);
+
+/* Check args (a JSON array) against f's declaration: count and types. With convert, string
+ * arguments of other declared types are replaced by the value they read as (integer and
+ * number: a JSON number; json: the parsed value), as a producer given strings on a command
+ * line wants. 0, or -1 with err naming the argument and the usage. */
+int registry_check_args(const struct cq_function *f, cJSON *args, int convert, char *err,
+                        size_t errlen);
+
+/* err receives "unknown function 'x' (known: a, b, c)". */
+void registry_unknown(const struct cq_registry *r, const char *func, char *err, size_t errlen);
+
+/* One function a line: usage, summary, retries, timeout (cworker --list-functions). */
+void registry_print(const struct cq_registry *r, FILE *f);
+
+/* The type's name in specs ("string"), and back (-1 when unknown). */
+const char *registry_type_name(enum cq_arg_type t);
+int registry_type_parse(const char *s, size_t len);
+
+/* noop and sleep, through cq_function_add like any plugin. */
+int registry_add_builtins(struct cq_registry *r);
 
 #endif

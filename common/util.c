@@ -44,6 +44,23 @@ char *xstrdup(const char *s)
     return d;
 }
 
+char *xstrdup_printf(const char *fmt, ...)
+{
+    va_list ap;
+    char *s;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0) n = 0;
+    s = xmalloc((size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(s, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
 int str_copy(char *dst, size_t dstlen, const char *src)
 {
     size_t n;

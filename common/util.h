@@ -13,6 +13,8 @@ void *xmalloc(size_t n);
 void *xcalloc(size_t count, size_t n);
 void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
+/* A new string formatted as printf would. */
+char *xstrdup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Copy src into dst (size dstlen), always NUL-terminating. Returns 0, or -1 when src was
  * truncated. */

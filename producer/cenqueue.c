@@ -1,10 +1,12 @@
-/* cenqueue.c - enqueue any registered function from a shell or a script.
+/* cenqueue.c - enqueue any function from a shell or a script, through libcq's client API.
  *
  *   cenqueue [options] FUNC [ARG...]    one job; prints its id
  *   cenqueue [options] --stdin          one job a line ("FUNC ARG..."), pipelined in batches
+ *   cenqueue --list-functions           what the workers serve (the catalog in Redis)
  *
- * Every job is checked against the function registry before anything is sent, so a typo in
- * a function name or a wrong number of args never reaches a queue.
+ * Every job is checked against the function catalog that workers publish, and the built-ins,
+ * before anything is sent, so a typo in a function name or a wrong number or type of args
+ * never reaches a queue.
  */
 #include <getopt.h>
 #include <limits.h>
@@ -13,11 +15,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "job.h"
-#include "keys.h"
-#include "queue.h"
-#include "rconn.h"
-#include "registry.h"
+#include <cq/cq.h>
+
+#include "functions.h"
+#include "http.h"
 #include "util.h"
 
 #define BATCH 10000
@@ -26,20 +27,22 @@ struct opts {
     const char *url, *prefix, *queue, *id;
     int retries;
     double timeout, at;
-    int use_stdin, quiet;
+    int use_stdin, quiet, no_check;
+    char warned[8][65];          /* functions warned about already (one warning each) */
 };
 
 static void usage(FILE *f)
 {
-    size_t n, i;
-    const struct registry_entry *e = registry_all(&n);
-
     fprintf(f,
 "Usage: cenqueue [OPTIONS] FUNC [ARG...]\n"
 "       cenqueue [OPTIONS] --stdin\n"
+"       cenqueue [OPTIONS] --list-functions\n"
 "\n"
-"Enqueue a job that calls the registered function FUNC with the string ARGs, and print its\n"
-"id. With --stdin, read one job a line (FUNC ARG..., separated by spaces or tabs; \"double\n"
+"Enqueue a job that calls the function FUNC with the ARGs, and print its id. The job is\n"
+"checked first against the functions workers have published in Redis (and the built-ins):\n"
+"an unknown function, or the wrong number or type of arguments, is refused; a function no\n"
+"live worker serves right now is accepted with a warning (the job waits for one).\n"
+"Arguments declared integer, number or json are sent as JSON values. With --stdin, read one job a line (FUNC ARG..., separated by spaces or tabs; \"double\n"
 "quotes\" keep spaces, with \\\" and \\\\ inside them; blank lines and lines starting with #\n"
 "are skipped) and enqueue them in pipelined batches of %d, printing one id a line.\n"
 "\n"
@@ -56,16 +59,15 @@ static void usage(FILE *f)
 "      --at T           run no sooner than Unix time T\n"
 "      --stdin          read jobs from standard input\n"
 "      --quiet          do not print job ids\n"
+"      --no-check       send jobs without checking them against the catalog\n"
+"      --list-functions print the functions workers serve, which live workers serve\n"
+"                       each, and when each was last served; then exit\n"
 "  -h, --help           print this help and exit\n"
 "  -V, --version        print the version and exit\n"
 "\n"
-"Functions:\n", BATCH);
-    for (i = 0; i < n; i++) fprintf(f, "  %-28s %s\n", e[i].usage, e[i].summary);
-    fprintf(f,
-"\n"
 "Exit status: 0 when every job was enqueued; 1 when Redis failed (the ids printed are those\n"
 "of the jobs that were enqueued; jobs go in transactions of 1,000); 2 for a usage error or\n"
-"a job the registry refuses (nothing from that line on is enqueued).\n");
+"a job the check refuses (nothing from that line on is enqueued).\n", BATCH);
 }
 
 /* Split line into fields in place (see usage for the rules). Returns the field count, or -1
@@ -98,49 +100,65 @@ static int split_fields(char *line, char **fields, int max)
     }
 }
 
-static struct job *make_job(const struct opts *o, const char *func, char **args, int nargs,
-                            char *err, size_t errlen)
+/* Warn once per function that no live worker serves it. */
+static void warn_once(struct opts *o, const char *func, const char *warning)
 {
-    cJSON *arr;
-    struct job *j;
-    int i;
+    size_t i;
 
-    if (registry_check(func, nargs, err, errlen) != 0) return NULL;
-    arr = cJSON_CreateArray();
-    for (i = 0; i < nargs; i++) cJSON_AddItemToArray(arr, cJSON_CreateString(args[i]));
-    j = job_new(func, arr);
-    if (o->id != NULL) str_copy(j->id, sizeof j->id, o->id);
-    str_copy(j->queue, sizeof j->queue, o->queue);
-    j->retries = o->retries;
-    j->timeout = o->timeout;
+    if (warning[0] == '\0') return;
+    for (i = 0; i < sizeof o->warned / sizeof o->warned[0] && o->warned[i][0]; i++)
+        if (strcmp(o->warned[i], func) == 0) return;
+    if (i < sizeof o->warned / sizeof o->warned[0])
+        str_copy(o->warned[i], sizeof o->warned[i], func);
+    fprintf(stderr, "cenqueue: warning: %s\n", warning);
+}
+
+static cq_jobspec *make_job(struct opts *o, cq_client *c, const char *func,
+                            const char *const *args, int nargs, char *err, size_t errlen)
+{
+    cq_jobspec *j = cq_jobspec_new_argv(func, args, nargs);
+    char warning[512];
+
+    if (o->id != NULL) cq_jobspec_set_id(j, o->id);
+    cq_jobspec_set_queue(j, o->queue);
+    if (o->retries >= 0) cq_jobspec_set_retries(j, o->retries);
+    if (o->timeout > 0) cq_jobspec_set_timeout(j, o->timeout);
+    if (o->at > 0) cq_jobspec_set_at(j, o->at);
+    if (!o->no_check) {
+        if (cq_client_check(c, j, warning, sizeof warning, err, errlen) != 0) {
+            cq_jobspec_free(j);
+            return NULL;
+        }
+        warn_once(o, func, warning);
+    }
     return j;
 }
 
 /* Print the ids of the jobs that are in Redis; returns how many there are. */
-static long print_ids(const struct opts *o, struct job **jobs, size_t n)
+static long print_ids(const struct opts *o, cq_jobspec **jobs, size_t n)
 {
     size_t i;
     long k = 0;
 
     for (i = 0; i < n; i++) {
-        if (!jobs[i]->enqueued) continue;
+        if (!cq_jobspec_enqueued(jobs[i])) continue;
         k++;
-        if (!o->quiet) printf("%s\n", jobs[i]->id);
+        if (!o->quiet) printf("%s\n", cq_jobspec_id(jobs[i]));
     }
     return k;
 }
 
-static void free_jobs(struct job **jobs, size_t n)
+static void free_jobs(cq_jobspec **jobs, size_t n)
 {
     size_t i;
 
-    for (i = 0; i < n; i++) job_free(jobs[i]);
+    for (i = 0; i < n; i++) cq_jobspec_free(jobs[i]);
 }
 
-static int run_stdin(const struct opts *o, struct rconn *r, const struct keys *k)
+static int run_stdin(struct opts *o, cq_client *c)
 {
-    struct job *jobs[BATCH];
-    char *line = NULL, *fields[256], err[512];
+    static cq_jobspec *jobs[BATCH];
+    char *line = NULL, *fields[256], err[1024];
     size_t cap = 0, n = 0;
     long lineno = 0, total = 0;
     long long last = time_mono_ms();
@@ -157,13 +175,14 @@ static int run_stdin(const struct opts *o, struct rconn *r, const struct keys *k
                     nf < 0 ? "unterminated quote" : "more than 255 args");
             goto fail2;
         }
-        jobs[n] = make_job(o, fields[0], fields + 1, nf - 1, err, sizeof err);
+        jobs[n] = make_job(o, c, fields[0], (const char *const *)fields + 1, nf - 1, err,
+                           sizeof err);
         if (jobs[n] == NULL) {
             fprintf(stderr, "cenqueue: stdin line %ld: %s\n", lineno, err);
             goto fail2;
         }
         if (++n == BATCH) {
-            if (queue_enqueue(r, k, jobs, n, o->at, err, sizeof err) != 0) goto fail1;
+            if (cq_enqueue(c, jobs, n, CQ_NO_CHECK, err, sizeof err) < 0) goto fail1;
             print_ids(o, jobs, n);
             free_jobs(jobs, n);
             total += (long)n;
@@ -174,7 +193,7 @@ static int run_stdin(const struct opts *o, struct rconn *r, const struct keys *k
             }
         }
     }
-    if (n > 0 && queue_enqueue(r, k, jobs, n, o->at, err, sizeof err) != 0) goto fail1;
+    if (n > 0 && cq_enqueue(c, jobs, n, CQ_NO_CHECK, err, sizeof err) < 0) goto fail1;
     print_ids(o, jobs, n);
     free_jobs(jobs, n);
     total += (long)n;
@@ -206,9 +225,34 @@ static int bad(const char *opt, const char *val)
     return 2;
 }
 
+/* A client that knows download_link as cworker declares it, even before any worker has
+ * published it. NULL (message printed) when it cannot connect. */
+static cq_client *connect_client(const struct opts *o, int *rc)
+{
+    struct http_limits lim;
+    char err[512];
+    cq_client *c = cq_client_new(o->url, o->prefix, err, sizeof err);
+
+    if (c == NULL) {
+        fprintf(stderr, "cenqueue: %s\n", err);
+        /* A URL or prefix that cannot be used is refused before connecting. */
+        *rc = strncmp(err, "redis URL", 9) == 0 || strncmp(err, "key prefix", 10) == 0 ? 2 : 1;
+        return NULL;
+    }
+    http_limits_default(&lim);
+    if (app_register(cq_client_registry(c), &lim) != 0) {
+        fprintf(stderr, "cenqueue: %s\n", cq_registry_error(cq_client_registry(c)));
+        cq_client_free(c);
+        *rc = 1;
+        return NULL;
+    }
+    return c;
+}
+
 int main(int argc, char **argv)
 {
-    enum { O_PREFIX = 256, O_ID, O_RETRIES, O_TIMEOUT, O_IN, O_AT, O_STDIN, O_QUIET };
+    enum { O_PREFIX = 256, O_ID, O_RETRIES, O_TIMEOUT, O_IN, O_AT, O_STDIN, O_QUIET,
+           O_NO_CHECK, O_LIST };
     static const struct option longopts[] = {
         {"url", required_argument, NULL, 'u'},
         {"queue", required_argument, NULL, 'q'},
@@ -220,18 +264,18 @@ int main(int argc, char **argv)
         {"at", required_argument, NULL, O_AT},
         {"stdin", no_argument, NULL, O_STDIN},
         {"quiet", no_argument, NULL, O_QUIET},
+        {"no-check", no_argument, NULL, O_NO_CHECK},
+        {"list-functions", no_argument, NULL, O_LIST},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     struct opts o;
-    struct rconn_url url;
-    struct rconn r;
-    struct keys k;
-    char err[512];
+    cq_client *cl;
+    char err[1024];
     double d;
     long v;
-    int c, rc;
+    int c, rc = 0, list = 0;
 
     memset(&o, 0, sizeof o);
     o.queue = "default";
@@ -261,17 +305,31 @@ int main(int argc, char **argv)
             break;
         case O_STDIN: o.use_stdin = 1; break;
         case O_QUIET: o.quiet = 1; break;
+        case O_NO_CHECK: o.no_check = 1; break;
+        case O_LIST: list = 1; break;
         case 'h': usage(stdout); return 0;
         case 'V': printf("cenqueue %s\n", CQ_VERSION); return 0;
         default: usage(stderr); return 2;
         }
     }
-    if (!keys_valid_name(o.queue)) {
-        fprintf(stderr, "cenqueue: queue '%s': use 1-%d characters of A-Z a-z 0-9 _ . @ -\n",
-                o.queue, KEYS_NAME_MAX);
+    if (list) {
+        if (optind < argc || o.use_stdin) {
+            fprintf(stderr, "cenqueue: --list-functions takes no job (see cenqueue --help)\n");
+            return 2;
+        }
+        cl = connect_client(&o, &rc);
+        if (cl == NULL) return rc;
+        rc = cq_client_print_functions(cl, stdout, err, sizeof err);
+        if (rc != 0) fprintf(stderr, "cenqueue: %s\n", err);
+        cq_client_free(cl);
+        return rc == 0 ? 0 : 1;
+    }
+    if (!cq_valid_name(o.queue)) {
+        fprintf(stderr, "cenqueue: queue '%s': use 1-128 characters of A-Z a-z 0-9 _ . @ -\n",
+                o.queue);
         return 2;
     }
-    if (o.id != NULL && (!keys_valid_name(o.id) || o.use_stdin)) {
+    if (o.id != NULL && (!cq_valid_name(o.id) || o.use_stdin)) {
         fprintf(stderr, "cenqueue: --id '%s': %s\n", o.id,
                 o.use_stdin ? "not with --stdin" : "use 1-128 characters of A-Z a-z 0-9 _ . @ -");
         return 2;
@@ -280,37 +338,27 @@ int main(int argc, char **argv)
         fprintf(stderr, "cenqueue: give either FUNC [ARG...] or --stdin (see cenqueue --help)\n");
         return 2;
     }
-    if (keys_init(&k, keys_default_prefix(o.prefix), err, sizeof err) != 0 ||
-        rconn_parse_url(rconn_default_url(o.url), &url, err, sizeof err) != 0) {
-        fprintf(stderr, "cenqueue: %s\n", err);
-        return 2;
-    }
+    cl = connect_client(&o, &rc);
+    if (cl == NULL) return rc;
     if (!o.use_stdin) {
-        struct job *j = make_job(&o, argv[optind], argv + optind + 1, argc - optind - 1, err,
-                                 sizeof err);
+        cq_jobspec *j = make_job(&o, cl, argv[optind], (const char *const *)argv + optind + 1,
+                                 argc - optind - 1, err, sizeof err);
         if (j == NULL) {
             fprintf(stderr, "cenqueue: %s\n", err);
+            cq_client_free(cl);
             return 2;
         }
-        rconn_init(&r, &url, 5.0);
-        if (rconn_connect(&r) != 0) {
-            fprintf(stderr, "cenqueue: %s\n", r.errstr);
-            job_free(j);
-            return 1;
+        if (cq_enqueue(cl, &j, 1, CQ_NO_CHECK, err, sizeof err) < 0) {
+            fprintf(stderr, "cenqueue: %s\n", err);
+            rc = 1;
+        } else {
+            print_ids(&o, &j, 1);
         }
-        rc = queue_enqueue(&r, &k, &j, 1, o.at, err, sizeof err);
-        if (rc != 0) fprintf(stderr, "cenqueue: %s\n", err);
-        else print_ids(&o, &j, 1);
-        job_free(j);
-        rconn_close(&r);
-        return rc == 0 ? 0 : 1;
+        cq_jobspec_free(j);
+        cq_client_free(cl);
+        return rc;
     }
-    rconn_init(&r, &url, 5.0);
-    if (rconn_connect(&r) != 0) {
-        fprintf(stderr, "cenqueue: %s\n", r.errstr);
-        return 1;
-    }
-    rc = run_stdin(&o, &r, &k);
-    rconn_close(&r);
+    rc = run_stdin(&o, cl);
+    cq_client_free(cl);
     return rc;
 }

@@ -52,15 +52,13 @@
 
 #include <cjson/cJSON.h>
 
+#include <cq/cq.h>
+
+#include "functions.h"
 #include "gallery.h"
 #include "http.h"
-#include "job.h"
-#include "keys.h"
 #include "local.h"
 #include "log.h"
-#include "queue.h"
-#include "rconn.h"
-#include "registry.h"
 #include "util.h"
 
 #ifndef CQ_VERSION
@@ -73,6 +71,7 @@
 #define POLL_BATCH 1000      /* HMGETs per pipelined round trip while waiting */
 #define POLL_MS 150
 #define SHOW_FAILED 10       /* failed jobs named in the summary */
+#define ID_MAX 128           /* longest job id */
 #define REDIS_RETRY_S 30     /* --wait keeps reconnecting this long before giving up */
 
 enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
@@ -326,7 +325,7 @@ static int parse_args(int argc, char **argv, struct config *c)
         return usage_error("%s", "--download-root: must not be empty");
     if (c->dir[0] == '\0' || strlen(c->dir) > 1024)
         return usage_error("%s", "--dir: must be 1..1024 characters");
-    if (!keys_valid_name(c->queue))
+    if (!cq_valid_name(c->queue))
         return usage_error("-q: \"%s\" is not a queue name ([A-Za-z0-9_.@-])", c->queue);
 
     char err[256];
@@ -388,29 +387,12 @@ static int get_links(struct config *c, const struct logger *lg, struct gallery_l
     return 0;
 }
 
-static struct job *make_job(const char *dir, const char *link, const char *queue)
-{
-    cJSON *args = cJSON_CreateArray();
-    cJSON *d = cJSON_CreateString(dir);
-    cJSON *l = cJSON_CreateString(link);
-    if (!args || !d || !l) {
-        fputs(PROG ": out of memory\n", stderr);
-        abort();
-    }
-    cJSON_AddItemToArray(args, d);
-    cJSON_AddItemToArray(args, l);
-    struct job *j = job_new(FUNC, args);
-    str_copy(j->queue, sizeof j->queue, queue);
-    return j;
-}
-
 /* Enqueue one job per link; ids[] receives the job ids. Returns 0 or -1 (message printed). */
-static int enqueue(const struct config *c, const struct logger *lg, struct rconn *r,
-                   const struct keys *k, const struct gallery_links *links,
-                   char (*ids)[JOB_ID_MAX + 1])
+static int enqueue(const struct config *c, const struct logger *lg, cq_client *cl,
+                   const struct gallery_links *links, char (*ids)[ID_MAX + 1])
 {
-    struct job *jobs[BATCH];
-    char err[512];
+    cq_jobspec *jobs[BATCH];
+    char err[1024], warn[512];
 
     for (size_t off = 0; off < links->n; off += BATCH) {
         size_t m = links->n - off < BATCH ? links->n - off : BATCH;
@@ -418,17 +400,26 @@ static int enqueue(const struct config *c, const struct logger *lg, struct rconn
             fprintf(stderr, PROG ": interrupted after %zu of %zu jobs\n", off, links->n);
             return -1;
         }
-        for (size_t i = 0; i < m; i++)
-            jobs[i] = make_job(c->dir, links->v[off + i], c->queue);
-        int rc = queue_enqueue(r, k, (struct job *const *)jobs, m, 0, err, sizeof err);
         for (size_t i = 0; i < m; i++) {
-            if (rc == 0) {
-                str_copy(ids[off + i], JOB_ID_MAX + 1, jobs[i]->id);
-                LOG(lg, LOG_DEBUG, "job %s %s", jobs[i]->id, links->v[off + i]);
-            }
-            job_free(jobs[i]);
+            const char *argv[2] = {c->dir, links->v[off + i]};
+            jobs[i] = cq_jobspec_new_argv(FUNC, argv, 2);
+            cq_jobspec_set_queue(jobs[i], c->queue);
         }
-        if (rc != 0) {
+        /* One check is enough: every job names the same function with the same shapes. */
+        long rc = 0;
+        if (off == 0 && cq_client_check(cl, jobs[0], warn, sizeof warn, err, sizeof err) != 0)
+            rc = -1;
+        else if (off == 0 && warn[0])
+            LOG(lg, LOG_WARN, "%s", warn);
+        if (rc == 0) rc = cq_enqueue(cl, jobs, m, CQ_NO_CHECK, err, sizeof err);
+        for (size_t i = 0; i < m; i++) {
+            if (cq_jobspec_enqueued(jobs[i])) {
+                str_copy(ids[off + i], ID_MAX + 1, cq_jobspec_id(jobs[i]));
+                LOG(lg, LOG_DEBUG, "job %s %s", ids[off + i], links->v[off + i]);
+            }
+            cq_jobspec_free(jobs[i]);
+        }
+        if (rc < 0) {
             fprintf(stderr, PROG ": %s (%zu of %zu jobs enqueued)\n", err, off, links->n);
             return -1;
         }
@@ -441,7 +432,7 @@ static int enqueue(const struct config *c, const struct logger *lg, struct rconn
 enum { ST_PENDING, ST_FINISHED, ST_FAILED, ST_GONE };
 
 struct watch {
-    char (*ids)[JOB_ID_MAX + 1];
+    char (*ids)[ID_MAX + 1];
     unsigned char *state;
     size_t n;
     size_t finished, failed, gone;
@@ -468,41 +459,30 @@ static void note_end(struct watch *w, size_t i, const char *status, const char *
 }
 
 /* One pass over the unfinished jobs. Returns 0, or -1 on a Redis I/O error. */
-static int poll_once(struct rconn *r, const struct keys *k, struct watch *w, char *err,
-                     size_t errlen)
+static int poll_once(cq_client *cl, struct watch *w, char *err, size_t errlen)
 {
+    const char *ids[POLL_BATCH];
     size_t batch[POLL_BATCH];
-    char key[KEYS_KEY_MAX];
+    cq_status *st[POLL_BATCH];
     size_t i = 0;
 
-    if (!r->ctx && rconn_connect(r) != 0) {
-        err_set(err, errlen, "%s", r->errstr);
-        return -1;
-    }
     while (i < w->n) {
         size_t m = 0;
         for (; i < w->n && m < POLL_BATCH; i++) {
             if (w->state[i] != ST_PENDING)
                 continue;
-            if (!keys_job(k, w->ids[i], key, sizeof key) ||
-                rconn_appendf(r, "HMGET %s status error", key) != 0) {
-                err_set(err, errlen, "cannot build the request for job %s", w->ids[i]);
-                return -1;
-            }
+            ids[m] = w->ids[i];
             batch[m++] = i;
         }
+        if (m == 0)
+            break;
+        if (cq_status_get_many(cl, ids, m, st, err, errlen) != 0)
+            return -1;
         for (size_t b = 0; b < m; b++) {
-            redisReply *rep = rconn_read(r);
-            if (!rep) {
-                err_set(err, errlen, "%s", r->errstr);
-                return -1;
-            }
-            if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2) {
-                const redisReply *s = rep->element[0], *e = rep->element[1];
-                note_end(w, batch[b], s->type == REDIS_REPLY_STRING ? s->str : NULL,
-                         e->type == REDIS_REPLY_STRING ? e->str : NULL);
-            }
-            freeReplyObject(rep);
+            enum cq_state s = cq_status_state(st[b]);
+            note_end(w, batch[b], s == CQ_UNKNOWN ? NULL : cq_status_state_name(s),
+                     cq_status_field(st[b], "error"));
+            cq_status_free(st[b]);
         }
     }
     return 0;
@@ -518,8 +498,8 @@ static void progress(const struct watch *w, long long since_ms)
 }
 
 /* Returns the exit status of the run. */
-static int wait_jobs(const struct config *c, const struct logger *lg, struct rconn *r,
-                     const struct keys *k, char (*ids)[JOB_ID_MAX + 1], size_t n,
+static int wait_jobs(const struct config *c, const struct logger *lg, cq_client *cl,
+                     char (*ids)[ID_MAX + 1], size_t n,
                      long long t_start)
 {
     struct watch w;
@@ -534,7 +514,7 @@ static int wait_jobs(const struct config *c, const struct logger *lg, struct rco
     w.n = n;
     w.state = xcalloc(n ? n : 1, 1);
     for (;;) {
-        if (poll_once(r, k, &w, err, sizeof err) != 0) {
+        if (poll_once(cl, &w, err, sizeof err) != 0) {
             /* A Redis restart should not lose a long wait: reconnect for a while. */
             if (!t_fail) {
                 LOG(lg, LOG_WARN, "lost Redis while waiting: %s; reconnecting", err);
@@ -546,7 +526,6 @@ static int wait_jobs(const struct config *c, const struct logger *lg, struct rco
                 rc = EXIT_RUNTIME;
                 goto out;
             }
-            rconn_close(r);
             sleep_ms(1000);
             continue;
         }
@@ -657,24 +636,23 @@ static void setup_signals(void)
     sigaction(SIGTERM, &sa, NULL);
 }
 
-/* Connect to Redis and check what enqueuing needs. Returns 0, or an exit status. */
-static int open_redis(const struct config *c, struct rconn *r, struct keys *k)
+/* Connect to Redis, knowing download_link as cworker declares it. Returns 0, or an exit
+ * status. */
+static int open_redis(const struct config *c, cq_client **cl)
 {
     char err[512];
-    struct rconn_url u;
-    const char *url = rconn_default_url(c->url);
+    struct http_limits lim;
 
-    if (keys_init(k, keys_default_prefix(c->prefix), err, sizeof err) != 0)
-        return usage_error("--prefix: %s", err);
-    if (rconn_parse_url(url, &u, err, sizeof err) != 0)
-        return usage_error("-u: %s", err);
-    if (registry_check(FUNC, 2, err, sizeof err) != 0) {
+    *cl = cq_client_new(c->url, c->prefix, err, sizeof err);
+    if (*cl == NULL) {
         fprintf(stderr, PROG ": %s\n", err);
-        return EXIT_RUNTIME;
+        /* A URL or prefix that cannot be used is refused before connecting. */
+        return strncmp(err, "redis URL", 9) == 0 || strncmp(err, "key prefix", 10) == 0
+                   ? EXIT_USAGE : EXIT_RUNTIME;
     }
-    rconn_init(r, &u, 5.0);
-    if (rconn_connect(r) != 0) {
-        fprintf(stderr, PROG ": %s\n", r->errstr);
+    http_limits_default(&lim);
+    if (app_register(cq_client_registry(*cl), &lim) != 0) {
+        fprintf(stderr, PROG ": %s\n", cq_registry_error(cq_client_registry(*cl)));
         return EXIT_RUNTIME;
     }
     return 0;
@@ -687,9 +665,8 @@ int main(int argc, char **argv)
     struct logger logger = {PROG, LOG_WARN};
     const struct logger *lg = &logger;
     struct gallery_links links;
-    struct rconn r;
-    struct keys k;
-    char (*ids)[JOB_ID_MAX + 1] = NULL;
+    cq_client *cl = NULL;
+    char (*ids)[ID_MAX + 1] = NULL;
     int rc;
 
     rc = parse_args(argc, argv, &c);
@@ -697,13 +674,12 @@ int main(int argc, char **argv)
         return rc;
     logger.level = c.verbose >= 2 ? LOG_DEBUG : c.verbose == 1 ? LOG_INFO : LOG_WARN;
     setup_signals();
-    memset(&r, 0, sizeof r);
     if (c.local) {
         rc = open_root(&c);
         if (rc != 0)
             return rc;
     } else if (!c.dry_run) {
-        rc = open_redis(&c, &r, &k);
+        rc = open_redis(&c, &cl);
         if (rc != 0)
             return rc;
     }
@@ -725,15 +701,14 @@ int main(int argc, char **argv)
     if (links.n == 0)
         LOG(lg, LOG_WARN, "no links matched: nothing to enqueue");
     ids = xcalloc(links.n ? links.n : 1, sizeof *ids);
-    if (enqueue(&c, lg, &r, &k, &links, ids) != 0)
+    if (enqueue(&c, lg, cl, &links, ids) != 0)
         goto out;
     printf("enqueued %zu jobs to queue %s\n", links.n, c.queue);
     fflush(stdout);
-    rc = c.wait ? wait_jobs(&c, lg, &r, &k, ids, links.n, t_start) : EXIT_OK;
+    rc = c.wait ? wait_jobs(&c, lg, cl, ids, links.n, t_start) : EXIT_OK;
 out:
     free(ids);
     gallery_links_free(&links);
-    if (!c.dry_run && !c.local)
-        rconn_close(&r);
+    cq_client_free(cl);
     return rc;
 }

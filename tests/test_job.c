@@ -6,7 +6,6 @@
 #include "check.h"
 #include "job.h"
 #include "keys.h"
-#include "registry.h"
 #include "util.h"
 
 static struct job *decode(const char *s, int *rc, char *err, size_t errlen)
@@ -128,14 +127,5 @@ int main(void)
     job_free(j);
     job_free(NULL);
 
-    /* The registry: what cenqueue refuses. */
-    CHECK(registry_check("download_link", 2, err, sizeof err) == 0);
-    CHECK(registry_check("download_link", 3, err, sizeof err) == -1);
-    CHECK_HAS(err, "takes 2 arguments, got 3");
-    CHECK(registry_check("noop", 9, err, sizeof err) == 0);
-    CHECK(registry_check("sleep", 0, err, sizeof err) == -1);
-    CHECK(registry_check("rm", 0, err, sizeof err) == -1);
-    CHECK_HAS(err, "known: download_link, noop, sleep");
-    CHECK(registry_find("sleep") != NULL && registry_find("nope") == NULL);
     return check_report();
 }

@@ -1,4 +1,5 @@
-/* main.c - cworker: parse options, set up signals, run the worker. */
+/* main.c - cworker: parse options, register the functions (built-ins, download_link,
+ * plugins, commands), set up signals, and run libcq's worker. */
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -9,20 +10,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "http.h"
-#include "keys.h"
-#include "log.h"
-#include "registry.h"
-#include "rconn.h"
-#include "util.h"
-#include "worker.h"
+#include <cq/cq.h>
 
-static volatile sig_atomic_t signals_seen;
+#include "functions.h"
+#include "http.h"
+#include "util.h"
+
+static cq_worker *the_worker;
 
 static void on_signal(int sig)
 {
     (void)sig;
-    if (signals_seen < 2) signals_seen++;
+    cq_worker_stop(the_worker);
 }
 
 static void usage(FILE *f)
@@ -57,13 +56,24 @@ static void usage(FILE *f)
 "                           at once; -1 = keep)\n"
 "      --failure-ttl SECS   keep a failed job's status this long (default 31536000, a year)\n"
 "      --log-level LEVEL    error, warn, info or debug (default info)\n"
-"      --list-functions     print the function registry and exit\n"
+"      --load PATH.so       load a plugin: a shared object whose cq_plugin_init registers\n"
+"                           functions (repeatable; also $CQ_PLUGINS, paths separated by\n"
+"                           ':'); see docs/EXTENDING.md\n"
+"      --command NAME=PROGRAM\n"
+"                           serve the function NAME by running PROGRAM with the job's args\n"
+"                           as its argv, never through a shell; NAME:ARGS=PROGRAM declares\n"
+"                           the arguments (e.g. 'resize:FILE WIDTH:integer=/usr/bin/x');\n"
+"                           exit 0 finishes the job, 75 fails it transiently (retried),\n"
+"                           any other status fails it (repeatable)\n"
+"      --command-file FILE  one NAME=PROGRAM or NAME:ARGS=PROGRAM a line (# comments)\n"
+"      --list-functions     print the functions this worker would serve and exit\n"
 "  -h, --help               print this help and exit\n"
 "  -V, --version            print the version and exit\n"
 "\n"
 "Durations take a unit: 250ms, 30s, 5m, 2h (a bare number is seconds).\n"
 "Exit status: 0 after a clean stop (signal, --burst, --max-jobs); 1 when the worker could\n"
-"not start (Redis unreachable, bad download root, no threads), or could not deregister when\n"
+"not start (Redis unreachable, bad download root, a plugin or command that cannot load, no\n"
+"threads), or could not deregister when\n"
 "it stopped (its unfinished jobs then return to their queues when its lease expires); 2 for\n"
 "a usage error.\n");
 }
@@ -74,10 +84,62 @@ static int bad(const char *opt, const char *val)
     return 2;
 }
 
+/* --command-file: one command spec a line. */
+static int add_command_file(cq_worker *w, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char *line = NULL, err[512];
+    size_t cap = 0;
+    ssize_t len;
+    long lineno = 0;
+    int rc = 0;
+
+    if (f == NULL) {
+        fprintf(stderr, "cworker: --command-file %s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    while (rc == 0 && (len = getline(&line, &cap, f)) != -1) {
+        char *p = line;
+        lineno++;
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = '\0';
+        while (*p == ' ' || *p == '\t') p++;
+        if (*p == '\0' || *p == '#') continue;
+        if (cq_worker_add_command(w, p, err, sizeof err) != 0) {
+            fprintf(stderr, "cworker: %s line %ld: %s\n", path, lineno, err);
+            rc = 1;
+        }
+    }
+    free(line);
+    fclose(f);
+    return rc;
+}
+
+/* $CQ_PLUGINS: paths separated by ':'. */
+static int load_env_plugins(cq_worker *w)
+{
+    const char *env = getenv("CQ_PLUGINS");
+    char *copy, *p, *next, err[1024];
+    int rc = 0;
+
+    if (env == NULL || env[0] == '\0') return 0;
+    copy = xstrdup(env);
+    for (p = copy; p != NULL && rc == 0; p = next) {
+        next = strchr(p, ':');
+        if (next != NULL) *next++ = '\0';
+        if (*p == '\0') continue;
+        if (cq_worker_load(w, p, err, sizeof err) != 0) {
+            fprintf(stderr, "cworker: $CQ_PLUGINS: %s\n", err);
+            rc = 1;
+        }
+    }
+    free(copy);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     enum { O_PREFIX = 256, O_MAX_JOBS, O_SHUTDOWN, O_ROOT, O_MAX_SIZE, O_CONNECT, O_RETRY_BASE,
-           O_RESULT_TTL, O_FAILURE_TTL, O_LOG_LEVEL, O_LIST };
+           O_RESULT_TTL, O_FAILURE_TTL, O_LOG_LEVEL, O_LIST, O_LOAD, O_COMMAND, O_COMMAND_FILE };
     static const struct option opts[] = {
         {"url", required_argument, NULL, 'u'},
         {"prefix", required_argument, NULL, O_PREFIX},
@@ -93,108 +155,125 @@ int main(int argc, char **argv)
         {"failure-ttl", required_argument, NULL, O_FAILURE_TTL},
         {"log-level", required_argument, NULL, O_LOG_LEVEL},
         {"list-functions", no_argument, NULL, O_LIST},
+        {"load", required_argument, NULL, O_LOAD},
+        {"command", required_argument, NULL, O_COMMAND},
+        {"command-file", required_argument, NULL, O_COMMAND_FILE},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
-    static const char *const default_queues[] = {"default"};
-    struct worker_config cfg;
+    /* Options that are the worker's own settings, by the names cq_worker_set takes. */
+    static const char *const setting[] = {
+        [O_PREFIX - 256] = "prefix", [O_MAX_JOBS - 256] = "max-jobs",
+        [O_SHUTDOWN - 256] = "shutdown-timeout", [O_RETRY_BASE - 256] = "retry-base",
+        [O_RESULT_TTL - 256] = "result-ttl", [O_FAILURE_TTL - 256] = "failure-ttl",
+        [O_LOG_LEVEL - 256] = "log-level",
+    };
+    struct http_limits limits;
     struct sigaction sa;
     const char *root = ".";
-    char rootbuf[PATH_MAX], err[256];
-    long v;
-    int c;
+    char rootbuf[PATH_MAX], err[1024];
+    const char *loads[64], *commands[64], *command_files[16];
+    int nloads = 0, ncommands = 0, nfiles = 0, list = 0, c, i, rc;
+    cq_worker *w = cq_worker_new();
 
-    memset(&cfg, 0, sizeof cfg);
-    cfg.concurrency = 16;
-    cfg.shutdown_timeout = 25.0;
-    cfg.retry_base = 1.0;
-    cfg.ttls.result_ttl = 500;
-    cfg.ttls.failure_ttl = 365L * 24 * 3600;
-    cfg.log_level = LOG_INFO;
-    http_limits_default(&cfg.limits);
-
+    http_limits_default(&limits);
     while ((c = getopt_long(argc, argv, "u:c:bhV", opts, NULL)) != -1) {
         switch (c) {
-        case 'u': cfg.url = optarg; break;
-        case O_PREFIX: cfg.prefix = optarg; break;
+        case 'u':
+            if (cq_worker_set(w, "url", optarg, err, sizeof err) != 0) {
+                fprintf(stderr, "cworker: %s\n", err);
+                return 2;
+            }
+            break;
         case 'c':
-            if (parse_long(optarg, 1, 4096, &v) != 0) return bad("--concurrency", optarg);
-            cfg.concurrency = (int)v;
+            if (cq_worker_set(w, "concurrency", optarg, err, sizeof err) != 0)
+                return bad("--concurrency", optarg);
             break;
-        case 'b': cfg.burst = 1; break;
-        case O_MAX_JOBS:
-            if (parse_long(optarg, 1, LONG_MAX, &cfg.max_jobs) != 0)
-                return bad("--max-jobs", optarg);
-            break;
-        case O_SHUTDOWN:
-            if (parse_duration(optarg, &cfg.shutdown_timeout) != 0)
-                return bad("--shutdown-timeout", optarg);
+        case 'b': cq_worker_set(w, "burst", "1", err, sizeof err); break;
+        case O_PREFIX: case O_MAX_JOBS: case O_SHUTDOWN: case O_RETRY_BASE: case O_RESULT_TTL:
+        case O_FAILURE_TTL: case O_LOG_LEVEL:
+            if (cq_worker_set(w, setting[c - 256], optarg, err, sizeof err) != 0) {
+                fprintf(stderr, "cworker: --%s: %s (see cworker --help)\n", setting[c - 256],
+                        err);
+                return 2;
+            }
             break;
         case O_ROOT: root = optarg; break;
         case O_MAX_SIZE:
-            if (parse_size(optarg, &cfg.limits.max_bytes) != 0) return bad("--max-size", optarg);
+            if (parse_size(optarg, &limits.max_bytes) != 0) return bad("--max-size", optarg);
             break;
         case O_CONNECT:
-            if (parse_duration(optarg, &cfg.limits.connect_timeout) != 0)
+            if (parse_duration(optarg, &limits.connect_timeout) != 0)
                 return bad("--connect-timeout", optarg);
             break;
-        case O_RETRY_BASE:
-            if (parse_duration(optarg, &cfg.retry_base) != 0) return bad("--retry-base", optarg);
+        case O_LIST: list = 1; break;
+        case O_LOAD:
+            if (nloads == 64) return bad("--load", "(more than 64)");
+            loads[nloads++] = optarg;
             break;
-        case O_RESULT_TTL:
-            if (parse_long(optarg, -1, LONG_MAX, &cfg.ttls.result_ttl) != 0)
-                return bad("--result-ttl", optarg);
+        case O_COMMAND:
+            if (ncommands == 64) return bad("--command", "(more than 64)");
+            commands[ncommands++] = optarg;
             break;
-        case O_FAILURE_TTL:
-            if (parse_long(optarg, -1, LONG_MAX, &cfg.ttls.failure_ttl) != 0)
-                return bad("--failure-ttl", optarg);
+        case O_COMMAND_FILE:
+            if (nfiles == 16) return bad("--command-file", "(more than 16)");
+            command_files[nfiles++] = optarg;
             break;
-        case O_LOG_LEVEL:
-            if (strcmp(optarg, "error") == 0) cfg.log_level = LOG_ERROR;
-            else if (strcmp(optarg, "warn") == 0) cfg.log_level = LOG_WARN;
-            else if (strcmp(optarg, "info") == 0) cfg.log_level = LOG_INFO;
-            else if (strcmp(optarg, "debug") == 0) cfg.log_level = LOG_DEBUG;
-            else return bad("--log-level", optarg);
-            break;
-        case O_LIST: registry_print(stdout); return 0;
         case 'h': usage(stdout); return 0;
         case 'V': printf("cworker %s\n", CQ_VERSION); return 0;
         default: usage(stderr); return 2;
         }
     }
-    if (optind < argc) {
-        int i;
-        for (i = optind; i < argc; i++) {
-            if (!keys_valid_name(argv[i])) {
-                fprintf(stderr, "cworker: queue '%s': use 1-%d characters of A-Z a-z 0-9 _ . @ -\n",
-                        argv[i], KEYS_NAME_MAX);
-                return 2;
-            }
+    for (i = optind; i < argc; i++) {
+        if (cq_worker_add_queue(w, argv[i], err, sizeof err) != 0) {
+            fprintf(stderr, "cworker: %s\n", err);
+            return 2;
         }
-        cfg.queues = (const char *const *)&argv[optind];
-        cfg.nqueues = (size_t)(argc - optind);
-    } else {
-        cfg.queues = default_queues;
-        cfg.nqueues = 1;
     }
-    cfg.url = rconn_default_url(cfg.url);
-    cfg.prefix = keys_default_prefix(cfg.prefix);
+
+    /* Every function is in place before anything else: one that cannot load stops the
+     * worker here, with one line, before it takes a job. */
+    if (http_global_init(err, sizeof err) != 0 ||
+        app_register(cq_worker_registry(w), &limits) != 0) {
+        fprintf(stderr, "cworker: %s\n", err[0] ? err : cq_registry_error(cq_worker_registry(w)));
+        return 1;
+    }
+    rc = load_env_plugins(w);
+    for (i = 0; rc == 0 && i < nloads; i++) {
+        if (cq_worker_load(w, loads[i], err, sizeof err) != 0) {
+            fprintf(stderr, "cworker: --load %s\n", err);
+            rc = 1;
+        }
+    }
+    for (i = 0; rc == 0 && i < ncommands; i++) {
+        if (cq_worker_add_command(w, commands[i], err, sizeof err) != 0) {
+            fprintf(stderr, "cworker: --command %s\n", err);
+            rc = 1;
+        }
+    }
+    for (i = 0; rc == 0 && i < nfiles; i++) rc = add_command_file(w, command_files[i]);
+    if (rc != 0) {
+        cq_worker_free(w);
+        return 1;
+    }
+    if (list) {
+        cq_registry_print(cq_worker_registry(w), stdout);
+        cq_worker_free(w);
+        return 0;
+    }
 
     if (mkdir(root, 0755) != 0 && errno != EEXIST) {
         fprintf(stderr, "cworker: --download-root '%s': %s\n", root, strerror(errno));
         return 1;
     }
-    if (realpath(root, rootbuf) == NULL) {
+    if (realpath(root, rootbuf) == NULL ||
+        cq_worker_set(w, "root", rootbuf, err, sizeof err) != 0) {
         fprintf(stderr, "cworker: --download-root '%s': %s\n", root, strerror(errno));
         return 1;
     }
-    cfg.download_root = rootbuf;
 
-    if (http_global_init(err, sizeof err) != 0) {
-        fprintf(stderr, "cworker: %s\n", err);
-        return 1;
-    }
+    the_worker = w;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
@@ -202,5 +281,8 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    return worker_run(&cfg, &signals_seen);
+    rc = cq_worker_run(w);
+    /* A worker that abandoned a handler still running (it ignored the stop) must not free
+     * what that handler uses: exit without tearing down. */
+    return rc;
 }

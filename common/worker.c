@@ -7,7 +7,8 @@
  *     the number of free slots), marks them started, hands them to executors, and applies
  *     their outcomes in batches (queue_apply_*). It also heartbeats, moves due scheduled jobs,
  *     and recovers the jobs of dead workers.
- *   executors (-c N of them) each own a reusable HTTP handle and run one handler at a time.
+ *   executors (-c N of them) each run one handler at a time, keeping per-thread state for
+ *     the functions that ask for it (download_link's curl handle: cq_function_set_thread_hooks).
  *     They never touch Redis, so a slow download never holds up bookkeeping.
  *   watchers (one per queue) each own a connection and, only while the dispatcher is idle,
  *     block on "BLMOVE q q RIGHT RIGHT" - a rotation that leaves the list as it was - purely to
@@ -31,6 +32,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "call.h"
+#include "catalog.h"
+#include "command.h"
+#include "plugin.h"
 #include "job.h"
 #include "keys.h"
 #include "log.h"
@@ -45,24 +50,29 @@
 #define SCHEDULE_MS 250
 #define WATCH_TIMEOUT 1.0       /* seconds a watcher blocks before it looks around */
 #define RETRY_CAP 3600.0        /* longest retry delay, seconds */
+#define HANDOFF_MAX 30          /* times a job for a function this worker lacks is handed back */
+#define HANDOFF_DELAY 1.0       /* seconds before a handed-back job is due again */
+#define STOP_GRACE_MS 6000      /* how long an exiting worker waits for handlers it stopped */
 
 /* A job in this process: taken from Redis, run by an executor, then applied. */
 struct task {
     struct taken taken;
     struct job *job;
-    const struct registry_entry *fn;
+    const struct cq_function *fn;
     /* filled by the executor */
     int rc;
     int transient;
     int aborted;                /* gave up because of a hard stop: goes back, not failed */
     int refused;                /* never ran: kind was decided when it was taken */
     int lost;                   /* its end was dropped: another worker had recovered it */
+    int json;                   /* text is a JSON result */
     struct task *held_prev, *held_next;   /* every task this worker holds (dispatcher only) */
     int start_pending;          /* its start is not recorded in Redis yet (dispatcher only) */
     int ending;                 /* in the batch of ends being applied (dispatcher only) */
     double taken_at;            /* wall clock, set once when taken */
     enum queue_outcome_kind kind;   /* what it came to */
     double retry_after;
+    double retry_at;            /* refused and handed back: when it is due again */
     double started, ended;      /* wall clock */
     char *text;                 /* result or error line */
     struct task *next;
@@ -99,6 +109,8 @@ struct worker {
     int ready;                  /* a watcher saw a record */
     int stopping;               /* threads exit */
     int hard_stop;              /* handlers give up now (atomic loads and stores) */
+    int running;                /* handlers running now (under mu) */
+    pthread_cond_t idle;        /* running dropped to 0 */
 
     pthread_t *executors;
     struct watcher *watchers;
@@ -132,39 +144,37 @@ static void wake_executors(struct worker *w)
     w->todo_since = time_mono_us();
 }
 
-/* ctx belongs to the executor and is reused: only what a handler reads or reports is reset
- * (zeroing its two 1-4 KB text buffers for every job cost 9% of a no-op job). */
-static void run_task(struct worker *w, struct http *http, struct job_ctx *ctx, struct task *t)
+/* c and ct belong to the executor and are reused from job to job. */
+static void run_task(struct worker *w, struct cq_job *c, struct call_thread *ct, struct task *t)
 {
-    double timeout = t->job->timeout > 0 ? t->job->timeout : t->fn->default_timeout;
+    double timeout = t->job->timeout > 0 ? t->job->timeout : t->fn->timeout;
 
-    ctx->result[0] = '\0';
-    ctx->error[0] = '\0';
-    ctx->transient = 0;
-    ctx->retry_after = 0;
-    ctx->http = http;
-    ctx->download_root = w->cfg->download_root;
-    ctx->limits = w->cfg->limits;
-    if (timeout > 0) ctx->limits.timeout = timeout;
-    ctx->timeout = timeout;
-    ctx->stop = &w->hard_stop;
+    if (__atomic_load_n(&w->hard_stop, __ATOMIC_RELAXED)) {
+        /* Taken but not started when the worker gave up: it goes back unrun. */
+        t->started = t->ended = time_now();
+        t->rc = -1;
+        t->aborted = 1;
+        t->text = xstrdup("not started: the worker is stopping");
+        return;
+    }
     t->started = time_now();
-    t->rc = t->fn->fn(ctx, t->job->args);
+    t->rc = call_run(c, ct, t->job, t->fn, w->cfg->root, &w->hard_stop, timeout, &w->lg);
     t->ended = time_now();
-    t->transient = ctx->transient;
-    t->retry_after = ctx->retry_after;
+    t->transient = c->transient;
+    t->retry_after = c->retry_after;
     t->aborted = t->rc != 0 && __atomic_load_n(&w->hard_stop, __ATOMIC_RELAXED);
-    t->text = xstrdup(t->rc == 0 ? ctx->result : ctx->error);
+    t->json = t->rc == 0 && c->result_json;
+    t->text = xstrdup(t->rc == 0 ? (c->result ? c->result : "") : c->error);
+    call_end(c);
 }
 
 static void *executor_main(void *arg)
 {
     struct worker *w = arg;
-    char err[256];
-    struct http *http = http_new(err, sizeof err);
-    struct job_ctx *ctx = xcalloc(1, sizeof *ctx);
+    struct cq_job *c = xcalloc(1, sizeof *c);
+    struct call_thread ct;
 
-    if (http == NULL) LOG(&w->lg, LOG_ERROR, "executor: %s", err);
+    call_thread_init(&ct, w->cfg->reg);
     pthread_mutex_lock(&w->mu);
     for (;;) {
         struct task *t;
@@ -178,25 +188,22 @@ static void *executor_main(void *arg)
         w->todo = t->next;
         if (w->todo == NULL) w->todo_tail = NULL;
         else wake_executors(w);
+        w->running++;
         pthread_mutex_unlock(&w->mu);
 
-        if (http == NULL) {
-            t->rc = -1;
-            t->transient = 1;
-            t->text = xstrdup("worker: no HTTP handle for this thread");
-        } else {
-            run_task(w, http, ctx, t);
-        }
+        run_task(w, c, &ct, t);
 
         pthread_mutex_lock(&w->mu);
+        if (--w->running == 0 && w->todo == NULL) pthread_cond_broadcast(&w->idle);
         t->next = w->done;
         w->done = t;
         /* One wake-up per batch of completions is enough: the dispatcher takes them all. */
         if (w->dispatcher_waiting && t->next == NULL) pthread_cond_signal(&w->wake);
     }
     pthread_mutex_unlock(&w->mu);
-    free(ctx);
-    http_free(http);
+    call_thread_free(&ct);
+    free(c->scratch);
+    free(c);
     return NULL;
 }
 
@@ -308,9 +315,12 @@ static enum queue_outcome_kind decide(struct worker *w, struct task *t, double *
 {
     int retries;
 
-    if (t->refused) return t->kind;
+    if (t->refused) {
+        *retry_at = t->retry_at;
+        return t->kind;
+    }
     if (t->rc == 0) return QUEUE_FINISHED;
-    retries = t->job->retries >= 0 ? t->job->retries : t->fn->default_retries;
+    retries = t->job->retries >= 0 ? t->job->retries : t->fn->retries;
     if (t->transient && t->job->attempts <= retries) {
         *retry_at = t->ended + retry_delay(w, t->job->attempts, t->retry_after);
         return QUEUE_RETRY;
@@ -325,7 +335,8 @@ static void log_outcome(struct worker *w, const struct task *t)
             LOG(&w->lg, LOG_WARN, "%s: record moved to the dead list: %s", t->taken.queue,
                 t->text);
         else
-            LOG(&w->lg, LOG_WARN, "%s: job %s failed: %s", t->taken.queue, t->job->id, t->text);
+            LOG(&w->lg, LOG_WARN, "%s: job %s %s: %s", t->taken.queue, t->job->id,
+                t->kind == QUEUE_RETRY ? "handed back" : "failed", t->text);
     } else if (t->rc == 0) {
         LOG(&w->lg, LOG_INFO, "%s: %s %s finished in %.3fs%s%s", t->taken.queue, t->job->func,
             t->job->id, t->ended - t->started, t->text[0] ? ": " : "", t->text);
@@ -333,6 +344,38 @@ static void log_outcome(struct worker *w, const struct task *t)
         LOG(&w->lg, LOG_WARN, "%s: %s %s %s (attempt %d): %s", t->taken.queue, t->job->func,
             t->job->id, t->kind == QUEUE_RETRY ? "will retry" : "failed", t->job->attempts,
             t->text);
+    }
+}
+
+/* A job names a function this worker does not serve. During a rolling deploy another live
+ * worker may serve it: then the job is handed back (due again in HANDOFF_DELAY, its attempt
+ * not counted) at most HANDOFF_MAX times, and fails for good only after that or when no live
+ * worker serves the function (the catalog's "seen" is older than a lease). */
+static void refuse_unknown(struct worker *w, struct task *t)
+{
+    char known[1024], err[512];
+    double seen = 0;
+    int live;
+
+    registry_unknown(w->cfg->reg, t->job->func, known, sizeof known);
+    live = catalog_seen(&w->ctl, &w->keys, t->job->func, &seen, err, sizeof err);
+    /* When Redis cannot say, hand it back: that is safe, and bounded. */
+    live = live < 0 || (seen > 0 && time_now() - seen < CATALOG_LIVE_SECONDS);
+    t->refused = 1;
+    if (live && t->job->handoffs < HANDOFF_MAX) {
+        t->kind = QUEUE_RETRY;
+        t->job->attempts--;
+        t->job->handoffs++;
+        t->retry_at = time_now() + HANDOFF_DELAY;
+        t->text = xstrdup_printf("%s: this worker does not serve %s; handed back for a live "
+                                 "worker that does (%d of %d)", w->wid, t->job->func,
+                                 t->job->handoffs, HANDOFF_MAX);
+    } else {
+        t->kind = QUEUE_FAILED;
+        t->text = xstrdup_printf("%s%s", known,
+                                 live ? ": handed back too often (the workers that serve it "
+                                        "do not take it)"
+                                      : ": no live worker serves it");
     }
 }
 
@@ -363,7 +406,12 @@ static void accept_taken(struct worker *w, struct taken *tk, int n, struct task 
              * record must say so, or it would be scheduled back to "default". */
             if (t->job->queue[0] == '\0') str_copy(t->job->queue, sizeof t->job->queue,
                                                     t->taken.queue);
-            if (registry_check(t->job->func, job_nargs(t->job), why, sizeof why) != 0) {
+            t->fn = registry_find(w->cfg->reg, t->job->func);
+            if (t->fn == NULL) {
+                pthread_mutex_unlock(&w->mu);
+                refuse_unknown(w, t);
+                pthread_mutex_lock(&w->mu);
+            } else if (registry_check_args(t->fn, t->job->args, 0, why, sizeof why) != 0) {
                 t->refused = 1;
                 t->kind = QUEUE_FAILED;
                 t->text = xstrdup(why);
@@ -374,7 +422,6 @@ static void accept_taken(struct worker *w, struct taken *tk, int n, struct task 
             *pending = t;
             continue;
         }
-        t->fn = registry_find(t->job->func);
         w->outstanding++;
         if (w->nstarts == w->capstarts) {
             w->capstarts = w->capstarts ? w->capstarts * 2 : 64;
@@ -556,7 +603,9 @@ static void make_identity(struct worker *w)
     err_set(w->wid, sizeof w->wid, "%.64s.%ld.%04x", host, (long)getpid(), rnd & 0xffff);
 }
 
-static int heartbeat(struct worker *w)
+/* Renew the lease and tell the catalog this worker's functions are served; with publish,
+ * (re)publish their declarations too (at start and after an outage). */
+static int heartbeat(struct worker *w, int publish)
 {
     struct queue_worker_info info;
     char err[512];
@@ -571,6 +620,19 @@ static int heartbeat(struct worker *w)
     if (queue_register(&w->ctl, &w->keys, &info, LEASE_SECONDS, err, sizeof err) != 0) {
         report_error(w, err);
         return -1;
+    }
+    if (publish) {
+        if (catalog_publish(&w->ctl, &w->keys, w->wid, w->cfg->reg, err, sizeof err) != 0) {
+            report_error(w, err);
+            return -1;
+        }
+    } else {
+        int appended = 0;
+        if (catalog_seen_append(&w->ctl, &w->keys, w->cfg->reg, &appended) == 0 && appended) {
+            redisReply *rep = rconn_read(&w->ctl);
+            if (rep == NULL) return -1;
+            freeReplyObject(rep);
+        }
     }
     return 0;
 }
@@ -635,7 +697,7 @@ int worker_run(const struct worker_config *cfg, volatile sig_atomic_t *signals)
     long long now, next_hb = 0, next_recover = 0, next_sched = 0, down_since = 0;
     long long drain_deadline = 0, next_connect = 0;
     long backoff = 100;
-    int draining = 0, idle = 0, down = 0, rc = 0, executors_started = 0;
+    int draining = 0, idle = 0, down = 0, rc = 0, executors_started = 0, stopped;
     size_t i, o;
 
     w->cfg = cfg;
@@ -660,7 +722,7 @@ int worker_run(const struct worker_config *cfg, volatile sig_atomic_t *signals)
     }
     make_identity(w);
     rconn_init(&w->ctl, &url, 5.0);
-    if (rconn_connect(&w->ctl) != 0 || heartbeat(w) != 0) {
+    if (rconn_connect(&w->ctl) != 0 || heartbeat(w, 1) != 0) {
         LOG(&w->lg, LOG_ERROR, "%s", w->ctl.errstr[0] ? w->ctl.errstr : "cannot register");
         rconn_close(&w->ctl);
         free(w);
@@ -677,6 +739,7 @@ int worker_run(const struct worker_config *cfg, volatile sig_atomic_t *signals)
         pthread_condattr_init(&ca);
         pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
         pthread_cond_init(&w->wake, &ca);
+        pthread_cond_init(&w->idle, &ca);
         pthread_condattr_destroy(&ca);
     }
     pthread_cond_init(&w->work, NULL);
@@ -735,7 +798,7 @@ int worker_run(const struct worker_config *cfg, volatile sig_atomic_t *signals)
                 LOG(&w->lg, LOG_WARN, "lost redis: %s; reconnecting", w->ctl.errstr);
             }
             if (now >= next_connect) {
-                if (rconn_connect(&w->ctl) == 0 && heartbeat(w) == 0) {
+                if (rconn_connect(&w->ctl) == 0 && heartbeat(w, 1) == 0) {
                     LOG(&w->lg, LOG_INFO, "redis is back after %.1fs",
                         (double)(now - down_since) / 1000.0);
                     down = 0;
@@ -751,7 +814,7 @@ int worker_run(const struct worker_config *cfg, volatile sig_atomic_t *signals)
 
         if (!down) {
             if (now >= next_hb) {
-                heartbeat(w);
+                heartbeat(w, 0);
                 next_hb = now + HEARTBEAT_MS;
             }
             if (now >= next_recover && w->ctl.ctx) {
@@ -870,7 +933,9 @@ int worker_run(const struct worker_config *cfg, volatile sig_atomic_t *signals)
         }
     }
 
-    /* Shut down: no more taking; record what finished; put back the rest; deregister. */
+    /* Shut down: no more taking; record what finished; put back the rest; deregister. Handlers
+     * still running are told to give up (a command's process group gets TERM, then KILL). */
+    __atomic_store_n(&w->hard_stop, 1, __ATOMIC_RELAXED);
     stop_watchers(w);
     pthread_mutex_lock(&w->mu);
     {
@@ -912,11 +977,31 @@ int worker_run(const struct worker_config *cfg, volatile sig_atomic_t *signals)
             rc = 1;
         }
     }
+    /* The jobs are back in their queues; give the handlers that were told to stop a moment
+     * to do so, so that no command outlives the worker. */
+    {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_sec += STOP_GRACE_MS / 1000;
+        pthread_mutex_lock(&w->mu);
+        while (w->running > 0 || w->todo != NULL)
+            if (pthread_cond_timedwait(&w->idle, &w->mu, &ts) != 0) break;
+        stopped = w->running == 0 && w->todo == NULL;
+        if (stopped) {
+            while (w->done) {
+                struct task *t = w->done->next;
+                w->done->next = pending;
+                pending = w->done;
+                w->done = t;
+            }
+        }
+        pthread_mutex_unlock(&w->mu);
+    }
     LOG(&w->lg, LOG_INFO, "worker %s stopped", w->wid);
 
-    /* Executors still running a handler past the timeout are abandoned: their jobs are back
-     * in the queues and the process is about to exit. Idle ones are joined. */
-    if (w->outstanding == 0) {
+    /* Executors still running a handler that ignores the stop flag are abandoned: their
+     * jobs are back in the queues and the process is about to exit. Idle ones are joined. */
+    if (stopped) {
         for (i = 0; i < (size_t)executors_started; i++) pthread_join(w->executors[i], NULL);
         while (pending) {
             struct task *t = pending->next;
@@ -931,9 +1016,193 @@ int worker_run(const struct worker_config *cfg, volatile sig_atomic_t *signals)
         pthread_cond_destroy(&w->wake);
         pthread_cond_destroy(&w->work);
         pthread_cond_destroy(&w->watch);
+        pthread_cond_destroy(&w->idle);
         free(w);
     } else {
         for (i = 0; i < (size_t)executors_started; i++) pthread_detach(w->executors[i]);
     }
     return rc;
+}
+
+/* ---- cq_worker: the embeddable face of the above (cq.h) ----------------------------- */
+
+#define WORKER_QUEUES_MAX 64
+
+struct cq_worker {
+    struct worker_config cfg;
+    struct cq_registry *reg;
+    char *url, *prefix, *root;
+    char *queues[WORKER_QUEUES_MAX];
+    size_t nqueues;
+    void **plugins;               /* dlopen handles, closed by cq_worker_free */
+    size_t nplugins;
+    volatile sig_atomic_t signals;
+};
+
+cq_worker *cq_worker_new(void)
+{
+    cq_worker *w = xcalloc(1, sizeof *w);
+
+    w->cfg.concurrency = 16;
+    w->cfg.shutdown_timeout = 25.0;
+    w->cfg.retry_base = 1.0;
+    w->cfg.ttls.result_ttl = 500;
+    w->cfg.ttls.failure_ttl = 365L * 24 * 3600;
+    w->cfg.log_level = LOG_INFO;
+    w->reg = registry_new();
+    if (registry_add_builtins(w->reg) != 0) abort();
+    return w;
+}
+
+void cq_worker_free(cq_worker *w)
+{
+    size_t i;
+
+    if (w == NULL) return;
+    registry_free(w->reg);
+    for (i = 0; i < w->nplugins; i++) plugin_close(w->plugins[i]);
+    free(w->plugins);
+    for (i = 0; i < w->nqueues; i++) free(w->queues[i]);
+    free(w->url);
+    free(w->prefix);
+    free(w->root);
+    free(w);
+}
+
+cq_registry *cq_worker_registry(cq_worker *w)
+{
+    return w->reg;
+}
+
+static int set_string(char **dst, const char *value)
+{
+    free(*dst);
+    *dst = xstrdup(value);
+    return 0;
+}
+
+int cq_worker_set(cq_worker *w, const char *name, const char *value, char *err, size_t errlen)
+{
+    struct worker_config *c = &w->cfg;
+    long v;
+    int ok;
+
+    if (name == NULL || value == NULL) {
+        err_set(err, errlen, "cq_worker_set: no name or value");
+        return -1;
+    }
+    if (strcmp(name, "url") == 0) {
+        struct rconn_url u;
+        if (rconn_parse_url(value, &u, err, errlen) != 0) return -1;
+        return set_string(&w->url, value);
+    }
+    if (strcmp(name, "prefix") == 0) {
+        struct keys k;
+        if (keys_init(&k, value, err, errlen) != 0) return -1;
+        return set_string(&w->prefix, value);
+    }
+    if (strcmp(name, "root") == 0) {
+        char path[PATH_MAX];
+        if (realpath(value, path) == NULL) {
+            err_set(err, errlen, "root '%s': %s", value, strerror(errno));
+            return -1;
+        }
+        return set_string(&w->root, path);
+    }
+    if (strcmp(name, "concurrency") == 0) {
+        ok = parse_long(value, 1, 4096, &v) == 0;
+        if (ok) c->concurrency = (int)v;
+    } else if (strcmp(name, "burst") == 0) {
+        ok = parse_long(value, 0, 1, &v) == 0;
+        if (ok) c->burst = (int)v;
+    } else if (strcmp(name, "max-jobs") == 0) {
+        ok = parse_long(value, 0, LONG_MAX, &c->max_jobs) == 0;
+    } else if (strcmp(name, "shutdown-timeout") == 0) {
+        ok = parse_duration(value, &c->shutdown_timeout) == 0;
+    } else if (strcmp(name, "retry-base") == 0) {
+        ok = parse_duration(value, &c->retry_base) == 0;
+    } else if (strcmp(name, "result-ttl") == 0) {
+        ok = parse_long(value, -1, LONG_MAX, &c->ttls.result_ttl) == 0;
+    } else if (strcmp(name, "failure-ttl") == 0) {
+        ok = parse_long(value, -1, LONG_MAX, &c->ttls.failure_ttl) == 0;
+    } else if (strcmp(name, "log-level") == 0) {
+        static const char *const levels[] = {"error", "warn", "info", "debug"};
+        size_t i;
+        for (i = 0; i < 4 && strcmp(value, levels[i]) != 0; i++) continue;
+        ok = i < 4;
+        if (ok) c->log_level = (int)i;
+        else {
+            err_set(err, errlen, "invalid value '%s' for log-level (error, warn, info or "
+                    "debug)", value);
+            return -1;
+        }
+    } else {
+        err_set(err, errlen, "unknown setting '%s'", name);
+        return -1;
+    }
+    if (!ok) {
+        err_set(err, errlen, "invalid value '%s' for %s", value, name);
+        return -1;
+    }
+    return 0;
+}
+
+int cq_worker_add_queue(cq_worker *w, const char *queue, char *err, size_t errlen)
+{
+    if (queue == NULL || !keys_valid_name(queue)) {
+        err_set(err, errlen, "queue '%s': use 1-%d characters of A-Z a-z 0-9 _ . @ -",
+                queue ? queue : "", KEYS_NAME_MAX);
+        return -1;
+    }
+    if (w->nqueues == WORKER_QUEUES_MAX) {
+        err_set(err, errlen, "queue '%s': at most %d queues", queue, WORKER_QUEUES_MAX);
+        return -1;
+    }
+    w->queues[w->nqueues++] = xstrdup(queue);
+    return 0;
+}
+
+int cq_worker_load(cq_worker *w, const char *path, char *err, size_t errlen)
+{
+    void *h = plugin_load(w->reg, path, err, errlen);
+
+    if (h == NULL) return -1;
+    w->plugins = xrealloc(w->plugins, sizeof *w->plugins * (w->nplugins + 1));
+    w->plugins[w->nplugins++] = h;
+    return 0;
+}
+
+int cq_worker_add_command(cq_worker *w, const char *spec, char *err, size_t errlen)
+{
+    return command_add(w->reg, spec, err, errlen);
+}
+
+int cq_worker_run(cq_worker *w)
+{
+    static const char *const default_queues[] = {"default"};
+    char cwd[PATH_MAX];
+
+    w->cfg.url = rconn_default_url(w->url);
+    w->cfg.prefix = keys_default_prefix(w->prefix);
+    if (w->nqueues > 0) {
+        w->cfg.queues = (const char *const *)w->queues;
+        w->cfg.nqueues = w->nqueues;
+    } else {
+        w->cfg.queues = default_queues;
+        w->cfg.nqueues = 1;
+    }
+    if (w->root == NULL && getcwd(cwd, sizeof cwd) != NULL) w->root = xstrdup(cwd);
+    w->cfg.root = w->root;
+    w->cfg.reg = w->reg;
+    return worker_run(&w->cfg, &w->signals);
+}
+
+void cq_worker_stop(cq_worker *w)
+{
+    if (w->signals < 2) w->signals = w->signals + 1;
+}
+
+const char *cq_version(void)
+{
+    return CQ_VERSION;
 }

@@ -1,12 +1,14 @@
-/* worker.h - the cworker daemon: takes jobs from Redis and runs them on a pool of threads. */
+/* worker.h - the worker daemon's run loop: takes jobs from Redis and runs them on a pool of
+ * threads. Its public face is cq_worker_* in cq.h (worker.c); cworker is a thin main()
+ * around it. */
 #ifndef CQ_WORKER_H
 #define CQ_WORKER_H
 
 #include <signal.h>
 #include <stddef.h>
 
-#include "http.h"
 #include "queue.h"
+#include "registry.h"
 
 struct worker_config {
     const char *url;               /* redis:// URL */
@@ -18,8 +20,8 @@ struct worker_config {
     long max_jobs;                 /* exit after this many jobs; 0 = no limit */
     double shutdown_timeout;       /* seconds running jobs get to finish on SIGTERM */
     double retry_base;             /* first retry delay in seconds; doubles per attempt */
-    const char *download_root;     /* absolute path of an existing directory */
-    struct http_limits limits;     /* per-download limits; timeout = default job timeout */
+    const char *root;              /* absolute path: cq_job_root */
+    const struct cq_registry *reg; /* the functions served */
     struct queue_ttls ttls;
     int log_level;
 };

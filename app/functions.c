@@ -1,0 +1,69 @@
+/* functions.c - download_link as a registered function (see functions.h).
+ *
+ * Each worker thread gets its own HTTP handle the first time it runs a download
+ * (thread hooks), so connections are reused across that thread's jobs and a worker that only
+ * runs other functions never makes one.
+ */
+#include "functions.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "download.h"
+#include "util.h"
+
+static struct http_limits limits;   /* set once by app_register, read-only afterwards */
+
+static void *thread_init(void *udata, char *err, size_t errlen)
+{
+    (void)udata;
+    return http_new(err, errlen);
+}
+
+static void thread_free(void *state, void *udata)
+{
+    (void)udata;
+    http_free(state);
+}
+
+static int fn_download_link(cq_job *job, void *udata)
+{
+    const char *dir = cq_job_arg_string(job, 0), *link = cq_job_arg_string(job, 1);
+    struct http_limits lim = limits;
+    struct download_result res;
+    double deadline = cq_job_deadline(job);
+    char err[1024], line[DOWNLOAD_PATH_MAX + 64];
+
+    (void)udata;
+    if (dir == NULL || link == NULL)
+        return cq_job_fail(job, CQ_PERMANENT, 0,
+                           "download_link: directory and link must be strings");
+    if (deadline > 0) {
+        lim.timeout = deadline - time_now();
+        if (lim.timeout < 0.001) lim.timeout = 0.001;
+    }
+    memset(&res, 0, sizeof res);
+    if (download_link(cq_job_thread_state(job), cq_job_root(job), dir, link, &lim, &res, err,
+                      sizeof err) != 0)
+        return cq_job_fail(job, res.transient ? CQ_TRANSIENT : CQ_PERMANENT, res.retry_after,
+                           "%s", err);
+    snprintf(line, sizeof line, "%s (%lld bytes)", res.path, res.bytes);
+    cq_job_result(job, line);
+    return 0;
+}
+
+int app_register(cq_registry *reg, const struct http_limits *lim)
+{
+    cq_function *f;
+
+    limits = *lim;
+    f = cq_function_add(reg, "download_link", "DIRECTORY LINK", fn_download_link, NULL);
+    if (f == NULL) return -1;
+    cq_function_set_summary(f, "save LINK (http/https) as DIRECTORY/<name from the URL> under "
+                               "the worker's --download-root");
+    cq_function_set_retries(f, 3);
+    cq_function_set_timeout(f, 60);
+    cq_function_set_thread_hooks(f, thread_init, thread_free);
+    return 0;
+}

@@ -1,0 +1,258 @@
+/* call.c - what a handler sees of a job, and how its outcome comes back (cq.h). */
+#include "call.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+void call_thread_init(struct call_thread *ct, const struct cq_registry *reg)
+{
+    memset(ct, 0, sizeof *ct);
+    ct->reg = reg;
+}
+
+void call_thread_free(struct call_thread *ct)
+{
+    int i;
+
+    for (i = 0; i < ct->n; i++) {
+        const struct cq_function *f = ct->reg->v[i];
+        if (ct->inited[i] && f->thread_free != NULL) f->thread_free(ct->state[i], f->udata);
+    }
+    free(ct->state);
+    free(ct->inited);
+    memset(ct, 0, sizeof *ct);
+}
+
+/* The calling thread's state for fn, made on first use. 0, or -1 with c->error set. */
+static int thread_state(struct cq_job *c, struct call_thread *ct, const struct cq_function *fn)
+{
+    char err[512] = "";
+
+    c->thread_state = NULL;
+    if (fn->thread_init == NULL) return 0;
+    if (fn->index >= ct->n) {
+        int n = ct->reg->n;
+        ct->state = xrealloc(ct->state, sizeof *ct->state * (size_t)n);
+        ct->inited = xrealloc(ct->inited, (size_t)n);
+        memset(ct->state + ct->n, 0, sizeof *ct->state * (size_t)(n - ct->n));
+        memset(ct->inited + ct->n, 0, (size_t)(n - ct->n));
+        ct->n = n;
+    }
+    if (!ct->inited[fn->index]) {
+        void *s = fn->thread_init(fn->udata, err, sizeof err);
+        if (s == NULL) {
+            err_set(c->error, sizeof c->error, "%s: cannot set up this worker thread: %s",
+                    fn->name, err[0] ? err : "its thread_init failed");
+            c->failed = 1;
+            c->transient = 1;
+            return -1;
+        }
+        ct->state[fn->index] = s;
+        ct->inited[fn->index] = 1;
+    }
+    c->thread_state = ct->state[fn->index];
+    return 0;
+}
+
+int call_run(struct cq_job *c, struct call_thread *ct, const struct job *job,
+             const struct cq_function *fn, const char *root, const int *stop, double timeout,
+             const struct logger *lg)
+{
+    int rc;
+
+    c->job = job;
+    c->fn = fn;
+    c->root = root;
+    c->stop = stop;
+    c->lg = lg;
+    c->deadline = timeout > 0 ? time_now() + timeout : 0;
+    c->result = NULL;
+    c->result_json = 0;
+    c->failed = 0;
+    c->transient = 0;
+    c->retry_after = 0;
+    c->error[0] = '\0';
+    if (thread_state(c, ct, fn) != 0) return -1;
+    rc = fn->fn(c, fn->udata);
+    if (rc != 0 && c->error[0] == '\0')
+        err_set(c->error, sizeof c->error, "%s failed (its handler gave no reason)", fn->name);
+    if (rc != 0 && !c->failed) c->transient = 0;
+    return rc == 0 ? 0 : -1;
+}
+
+void call_end(struct cq_job *c)
+{
+    int i;
+
+    free(c->result);
+    c->result = NULL;
+    for (i = 0; i < c->nscratch; i++) free(c->scratch[i]);
+    c->nscratch = 0;
+}
+
+/* ---- the accessors of cq.h ----------------------------------------------------------- */
+
+const char *cq_job_id(const cq_job *job) { return job->job->id; }
+const char *cq_job_func(const cq_job *job) { return job->job->func; }
+const char *cq_job_queue(const cq_job *job) { return job->job->queue; }
+int cq_job_attempt(const cq_job *job) { return job->job->attempts; }
+double cq_job_deadline(const cq_job *job) { return job->deadline; }
+void *cq_job_thread_state(const cq_job *job) { return job->thread_state; }
+const char *cq_job_root(const cq_job *job) { return job->root ? job->root : "."; }
+
+int cq_job_stopping(const cq_job *job)
+{
+    if (job->stop != NULL && __atomic_load_n(job->stop, __ATOMIC_RELAXED)) return 1;
+    return job->deadline > 0 && time_now() >= job->deadline;
+}
+
+int cq_job_nargs(const cq_job *job)
+{
+    return job_nargs(job->job);
+}
+
+const char *cq_job_arg_string(const cq_job *job, int i)
+{
+    return job_arg_string(job->job, i);
+}
+
+static const cJSON *arg(const cq_job *job, int i)
+{
+    return i < 0 ? NULL : cJSON_GetArrayItem(job->job->args, i);
+}
+
+int cq_job_arg_number(const cq_job *job, int i, double *out)
+{
+    const cJSON *a = arg(job, i);
+    char *end;
+    double v;
+
+    if (cJSON_IsNumber(a)) {
+        *out = a->valuedouble;
+        return 0;
+    }
+    if (!cJSON_IsString(a)) return -1;
+    v = strtod(a->valuestring, &end);
+    if (end == a->valuestring || *end != '\0' || !isfinite(v)) return -1;
+    *out = v;
+    return 0;
+}
+
+int cq_job_arg_integer(const cq_job *job, int i, long long *out)
+{
+    const cJSON *a = arg(job, i);
+    long v;
+
+    if (cJSON_IsNumber(a)) {
+        if (a->valuedouble != floor(a->valuedouble) || fabs(a->valuedouble) >= 9e15) return -1;
+        *out = (long long)a->valuedouble;
+        return 0;
+    }
+    if (!cJSON_IsString(a) || parse_long(a->valuestring, -LONG_MAX, LONG_MAX, &v) != 0)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int cq_job_arg_duration(const cq_job *job, int i, double *out)
+{
+    const cJSON *a = arg(job, i);
+
+    if (cJSON_IsNumber(a)) {
+        if (!isfinite(a->valuedouble) || a->valuedouble < 0) return -1;
+        *out = a->valuedouble;
+        return 0;
+    }
+    return cJSON_IsString(a) && parse_duration(a->valuestring, out) == 0 ? 0 : -1;
+}
+
+const char *cq_job_arg_json(cq_job *job, int i)
+{
+    const cJSON *a = arg(job, i);
+    char *s;
+
+    if (a == NULL) return NULL;
+    s = cJSON_PrintUnformatted(a);
+    if (s == NULL) return NULL;
+    if (job->nscratch == job->capscratch) {
+        job->capscratch = job->capscratch ? job->capscratch * 2 : 4;
+        job->scratch = xrealloc(job->scratch, sizeof *job->scratch * (size_t)job->capscratch);
+    }
+    job->scratch[job->nscratch++] = s;
+    return s;
+}
+
+void cq_job_log(const cq_job *job, int level, const char *fmt, ...)
+{
+    char line[2048];
+    va_list ap;
+
+    if (job->lg == NULL || level > job->lg->level) return;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    log_emit(job->lg, level, 0, "%s %s: %s", job->job->func, job->job->id, line);
+}
+
+/* One line: control characters become spaces, so a status field never spans lines. */
+static char *one_line(const char *s, size_t max)
+{
+    size_t n = strnlen(s, max), i;
+    char *o = xmalloc(n + 1);
+
+    for (i = 0; i < n; i++) o[i] = (unsigned char)s[i] < 0x20 ? ' ' : s[i];
+    o[n] = '\0';
+    return o;
+}
+
+int cq_job_result(cq_job *job, const char *text)
+{
+    free(job->result);
+    job->result = one_line(text ? text : "", CQ_RESULT_MAX);
+    job->result_json = 0;
+    return 0;
+}
+
+int cq_job_result_json(cq_job *job, const char *json)
+{
+    cJSON *v;
+    char *s;
+
+    if (json == NULL || strnlen(json, CQ_RESULT_MAX + 1) > CQ_RESULT_MAX) return -1;
+    v = cJSON_Parse(json);
+    if (v == NULL) return -1;
+    /* Re-printed compact: one line, and exactly what was validated. */
+    s = cJSON_PrintUnformatted(v);
+    cJSON_Delete(v);
+    if (s == NULL || strlen(s) > CQ_RESULT_MAX) {
+        free(s);
+        return -1;
+    }
+    free(job->result);
+    job->result = xstrdup(s);
+    cJSON_free(s);
+    job->result_json = 1;
+    return 0;
+}
+
+int cq_job_fail(cq_job *job, enum cq_failure kind, double retry_after, const char *fmt, ...)
+{
+    va_list ap;
+    size_t i;
+
+    va_start(ap, fmt);
+    vsnprintf(job->error, sizeof job->error, fmt, ap);
+    va_end(ap);
+    for (i = 0; job->error[i]; i++)
+        if ((unsigned char)job->error[i] < 0x20) job->error[i] = ' ';
+    job->failed = 1;
+    job->transient = kind == CQ_TRANSIENT;
+    job->retry_after = isfinite(retry_after) && retry_after > 0 ? retry_after : 0;
+    return -1;
+}

@@ -1,0 +1,60 @@
+/* call.h - one call of a function on a job: the struct behind cq.h's cq_job.
+ *
+ * An executor thread owns one struct cq_job and reuses it for every job it runs: call_begin
+ * resets what a handler reads and reports, the handler runs, and the outcome is read back
+ * from the fields below. Per-thread states of functions (thread hooks) live in a struct
+ * call_thread that the same executor owns.
+ */
+#ifndef CQ_CALL_H
+#define CQ_CALL_H
+
+#include "cq/cq.h"
+#include "job.h"
+#include "log.h"
+#include "registry.h"
+
+#define CALL_ERROR_MAX 1024
+
+/* The per-thread states of one executor, one slot per function of the registry. */
+struct call_thread {
+    void **state;
+    unsigned char *inited;
+    int n;
+    const struct cq_registry *reg;
+};
+
+struct cq_job {
+    /* in */
+    const struct job *job;
+    const struct cq_function *fn;
+    const char *root;
+    const int *stop;              /* atomic loads */
+    double deadline;              /* Unix seconds; 0 = none */
+    const struct logger *lg;
+    void *thread_state;
+    /* out */
+    char *result;                 /* malloc'ed, NULL for none */
+    int result_json;
+    int failed;                   /* cq_job_fail was called */
+    int transient;
+    double retry_after;
+    char error[CALL_ERROR_MAX];
+    /* scratch: strings handed out by cq_job_arg_json, freed by call_end */
+    char **scratch;
+    int nscratch, capscratch;
+};
+
+void call_thread_init(struct call_thread *ct, const struct cq_registry *reg);
+/* Runs each thread_free hook of the states made. */
+void call_thread_free(struct call_thread *ct);
+
+/* Run fn on job; returns the handler's 0/-1 and leaves the outcome in *c (result, error,
+ * transient, retry_after). */
+int call_run(struct cq_job *c, struct call_thread *ct, const struct job *job,
+             const struct cq_function *fn, const char *root, const int *stop, double timeout,
+             const struct logger *lg);
+
+/* Free what the last call left (result, scratch). */
+void call_end(struct cq_job *c);
+
+#endif

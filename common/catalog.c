@@ -1,0 +1,314 @@
+/* catalog.c - publish and read the function catalog (see catalog.h). */
+#include "catalog.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <cjson/cJSON.h>
+
+#include "util.h"
+
+/* The declaration of f as the JSON the catalog holds. Caller frees. */
+static char *declaration(const struct cq_function *f)
+{
+    cJSON *o = cJSON_CreateObject();
+    char *s;
+
+    cJSON_AddStringToObject(o, "args", f->spec);
+    cJSON_AddStringToObject(o, "usage", f->usage);
+    cJSON_AddStringToObject(o, "summary", f->summary);
+    cJSON_AddNumberToObject(o, "retries", f->retries);
+    cJSON_AddNumberToObject(o, "timeout", f->timeout);
+    cJSON_AddStringToObject(o, "source", f->source);
+    s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (s == NULL) abort();
+    return s;
+}
+
+/* Run one command built from argv; 0 or -1 with err naming what. */
+static int run(struct rconn *r, int argc, const char **argv, const char *what, char *err,
+               size_t errlen)
+{
+    redisReply *rep = rconn_command(r, argc, argv, NULL);
+
+    if (rep == NULL) {
+        err_set(err, errlen, "%s: %s", what, r->errstr);
+        return -1;
+    }
+    if (rep->type == REDIS_REPLY_ERROR) {
+        err_set(err, errlen, "%s: redis: %s", what, rep->str);
+        freeReplyObject(rep);
+        return -1;
+    }
+    freeReplyObject(rep);
+    return 0;
+}
+
+int catalog_publish(struct rconn *r, const struct keys *k, const char *wid,
+                    const struct cq_registry *reg, char *err, size_t errlen)
+{
+    char kf[KEYS_KEY_MAX], kw[KEYS_KEY_MAX], now[32], *names;
+    const char **argv;
+    char **decl;
+    size_t o = 0, cap = 1;
+    int i, rc = 0;
+
+    if (reg->n == 0) return 0;
+    argv = xcalloc((size_t)reg->n * 2 + 4, sizeof *argv);
+    decl = xcalloc((size_t)reg->n, sizeof *decl);
+    for (i = 0; i < reg->n; i++) cap += strlen(reg->v[i]->name) + 1;
+    names = xcalloc(cap, 1);
+    argv[0] = "HSET";
+    argv[1] = keys_functions(k, kf, sizeof kf);
+    for (i = 0; i < reg->n; i++) {
+        decl[i] = declaration(reg->v[i]);
+        argv[2 + 2 * i] = reg->v[i]->name;
+        argv[3 + 2 * i] = decl[i];
+        o += (size_t)snprintf(names + o, cap - o, "%s%s", i ? "," : "", reg->v[i]->name);
+    }
+    rc = run(r, 2 + 2 * reg->n, argv, "publishing functions", err, errlen);
+    if (rc == 0) {
+        argv[0] = "HSET";
+        argv[1] = keys_worker(k, wid, kw, sizeof kw);
+        argv[2] = "functions";
+        argv[3] = names;
+        rc = run(r, 4, argv, "publishing functions", err, errlen);
+    }
+    if (rc == 0) {
+        argv[0] = "HSET";
+        argv[1] = keys_functions_seen(k, kf, sizeof kf);
+        time_format(now, time_now());
+        for (i = 0; i < reg->n; i++) {
+            argv[2 + 2 * i] = reg->v[i]->name;
+            argv[3 + 2 * i] = now;
+        }
+        rc = run(r, 2 + 2 * reg->n, argv, "publishing functions", err, errlen);
+    }
+    for (i = 0; i < reg->n; i++) cJSON_free(decl[i]);
+    free(decl);
+    free(names);
+    free(argv);
+    return rc;
+}
+
+int catalog_seen_append(struct rconn *r, const struct keys *k, const struct cq_registry *reg,
+                        int *appended)
+{
+    char kf[KEYS_KEY_MAX], now[32];
+    const char **argv;
+    int i, rc;
+
+    *appended = 0;
+    if (reg->n == 0) return 0;
+    argv = xcalloc((size_t)reg->n * 2 + 2, sizeof *argv);
+    argv[0] = "HSET";
+    argv[1] = keys_functions_seen(k, kf, sizeof kf);
+    time_format(now, time_now());
+    for (i = 0; i < reg->n; i++) {
+        argv[2 + 2 * i] = reg->v[i]->name;
+        argv[3 + 2 * i] = now;
+    }
+    rc = rconn_append(r, 2 + 2 * reg->n, argv, NULL);
+    free(argv);
+    if (rc == 0) *appended = 1;
+    return rc;
+}
+
+static double reply_time(const redisReply *e)
+{
+    return e != NULL && e->type == REDIS_REPLY_STRING ? atof(e->str) : 0;
+}
+
+int catalog_seen(struct rconn *r, const struct keys *k, const char *func, double *seen,
+                 char *err, size_t errlen)
+{
+    char ks[KEYS_KEY_MAX];
+    redisReply *rep;
+
+    rep = rconn_commandf(r, "HGET %s %s", keys_functions_seen(k, ks, sizeof ks), func);
+    if (rep == NULL || rep->type == REDIS_REPLY_ERROR) {
+        err_set(err, errlen, "reading the function catalog: %s",
+                rep ? rep->str : r->errstr);
+        if (rep) freeReplyObject(rep);
+        return -1;
+    }
+    *seen = reply_time(rep);
+    freeReplyObject(rep);
+    return 0;
+}
+
+/* Add the declaration decl (catalog JSON) of name to into. */
+static int describe(struct cq_registry *into, const char *name, const char *decl, char *err,
+                    size_t errlen)
+{
+    cJSON *o = cJSON_Parse(decl), *v;
+    struct cq_function *f;
+    char why[512];
+
+    if (!cJSON_IsObject(o) || !cJSON_IsString(cJSON_GetObjectItem(o, "args"))) {
+        cJSON_Delete(o);
+        err_set(err, errlen, "function catalog: the entry of %s is not a declaration "
+                "(mend or delete it: HDEL <prefix>functions %s)", name, name);
+        return -1;
+    }
+    f = registry_describe(into, name, cJSON_GetObjectItem(o, "args")->valuestring, why,
+                          sizeof why);
+    if (f == NULL) {
+        cJSON_Delete(o);
+        err_set(err, errlen, "function catalog: %s", why);
+        return -1;
+    }
+    v = cJSON_GetObjectItem(o, "summary");
+    if (cJSON_IsString(v)) cq_function_set_summary(f, v->valuestring);
+    v = cJSON_GetObjectItem(o, "retries");
+    if (cJSON_IsNumber(v)) cq_function_set_retries(f, (int)v->valuedouble);
+    v = cJSON_GetObjectItem(o, "timeout");
+    if (cJSON_IsNumber(v)) cq_function_set_timeout(f, v->valuedouble);
+    v = cJSON_GetObjectItem(o, "source");
+    if (cJSON_IsString(v)) {
+        free(f->source);
+        f->source = xstrdup(v->valuestring);
+    }
+    cJSON_Delete(o);
+    return 0;
+}
+
+int catalog_get(struct rconn *r, const struct keys *k, const char *func,
+                struct cq_registry *into, double *seen, char *err, size_t errlen)
+{
+    char kf[KEYS_KEY_MAX], ks[KEYS_KEY_MAX];
+    redisReply *a, *b;
+    int rc = -1;
+
+    if (rconn_appendf(r, "HGET %s %s", keys_functions(k, kf, sizeof kf), func) != 0 ||
+        rconn_appendf(r, "HGET %s %s", keys_functions_seen(k, ks, sizeof ks), func) != 0) {
+        err_set(err, errlen, "reading the function catalog: %s", r->errstr);
+        return -1;
+    }
+    a = rconn_read(r);
+    b = a ? rconn_read(r) : NULL;
+    if (a == NULL || b == NULL) {
+        err_set(err, errlen, "reading the function catalog: %s", r->errstr);
+    } else if (a->type == REDIS_REPLY_ERROR || b->type == REDIS_REPLY_ERROR) {
+        err_set(err, errlen, "reading the function catalog: redis: %s",
+                a->type == REDIS_REPLY_ERROR ? a->str : b->str);
+    } else if (a->type != REDIS_REPLY_STRING) {
+        rc = 0;
+    } else {
+        *seen = reply_time(b);
+        rc = registry_find(into, func) != NULL ? 1
+             : describe(into, func, a->str, err, errlen) == 0 ? 1 : -1;
+    }
+    if (a) freeReplyObject(a);
+    if (b) freeReplyObject(b);
+    return rc;
+}
+
+static void print_age(FILE *f, double seen, double now)
+{
+    double age = now - seen;
+
+    if (seen <= 0) fprintf(f, "never served");
+    else if (age < CATALOG_LIVE_SECONDS) fprintf(f, "served now");
+    else if (age < 120) fprintf(f, "last served %.0fs ago", age);
+    else if (age < 7200) fprintf(f, "last served %.0fm ago", age / 60);
+    else if (age < 172800) fprintf(f, "last served %.0fh ago", age / 3600);
+    else fprintf(f, "last served %.0fd ago", age / 86400);
+}
+
+/* The live workers (lease present) that serve name, comma-separated, into buf. */
+static void live_workers(const redisReply *wids, const redisReply *const *funcs,
+                         const redisReply *const *leases, const char *name, char *buf,
+                         size_t len)
+{
+    size_t i, o = 0, nl = strlen(name);
+
+    buf[0] = '\0';
+    for (i = 0; i < wids->elements; i++) {
+        const char *p;
+        if (leases[i] == NULL || leases[i]->type != REDIS_REPLY_INTEGER ||
+            leases[i]->integer != 1 || funcs[i] == NULL || funcs[i]->type != REDIS_REPLY_STRING)
+            continue;
+        for (p = funcs[i]->str; (p = strstr(p, name)) != NULL; p += nl) {
+            if ((p == funcs[i]->str || p[-1] == ',') && (p[nl] == ',' || p[nl] == '\0')) {
+                int w = snprintf(buf + o, len - o, "%s%s", o ? ", " : "",
+                                 wids->element[i]->str);
+                if (w > 0 && (size_t)w < len - o) o += (size_t)w;
+                break;
+            }
+        }
+    }
+}
+
+int catalog_print(struct rconn *r, const struct keys *k, const struct cq_registry *builtins,
+                  FILE *f, char *err, size_t errlen)
+{
+    char kf[KEYS_KEY_MAX], ks[KEYS_KEY_MAX], kw[KEYS_KEY_MAX];
+    redisReply *all = NULL, *seen = NULL, *wids = NULL, **funcs = NULL, **leases = NULL;
+    struct cq_registry *reg = registry_new();
+    double now = time_now();
+    size_t i;
+    int rc = -1, j;
+
+    all = rconn_commandf(r, "HGETALL %s", keys_functions(k, kf, sizeof kf));
+    seen = all ? rconn_commandf(r, "HGETALL %s", keys_functions_seen(k, ks, sizeof ks)) : NULL;
+    wids = seen ? rconn_commandf(r, "SMEMBERS %s", keys_workers(k, kw, sizeof kw)) : NULL;
+    if (wids == NULL || all->type != REDIS_REPLY_ARRAY || seen->type != REDIS_REPLY_ARRAY ||
+        wids->type != REDIS_REPLY_ARRAY) {
+        err_set(err, errlen, "reading the function catalog: %s",
+                wids == NULL ? r->errstr : "redis: wrong type (see docs/PROTOCOL.md)");
+        goto out;
+    }
+    funcs = xcalloc(wids->elements + 1, sizeof *funcs);
+    leases = xcalloc(wids->elements + 1, sizeof *leases);
+    for (i = 0; i < wids->elements; i++) {
+        const char *wid = wids->element[i]->str;
+        char kl[KEYS_KEY_MAX];
+        funcs[i] = rconn_commandf(r, "HGET %s functions", keys_worker(k, wid, kw, sizeof kw));
+        leases[i] = rconn_commandf(r, "EXISTS %s", keys_worker_lease(k, wid, kl, sizeof kl));
+        if (funcs[i] == NULL || leases[i] == NULL) {
+            err_set(err, errlen, "reading the workers: %s", r->errstr);
+            goto out;
+        }
+    }
+    for (i = 0; i + 1 < all->elements; i += 2) {
+        char why[512];
+        if (describe(reg, all->element[i]->str, all->element[i + 1]->str, why,
+                     sizeof why) != 0)
+            fprintf(f, "%s: %s\n", all->element[i]->str, why);
+    }
+    for (j = 0; builtins != NULL && j < builtins->n; j++)
+        if (registry_find(reg, builtins->v[j]->name) == NULL) {
+            struct cq_function *d = registry_describe(reg, builtins->v[j]->name,
+                                                      builtins->v[j]->spec, NULL, 0);
+            if (d != NULL) cq_function_set_summary(d, builtins->v[j]->summary);
+        }
+    for (j = 0; j < reg->n; j++) {
+        const struct cq_function *fn = reg->v[j];
+        double t = 0;
+        char live[1024];
+        for (i = 0; i + 1 < seen->elements; i += 2)
+            if (strcmp(seen->element[i]->str, fn->name) == 0)
+                t = reply_time(seen->element[i + 1]);
+        live_workers(wids, (const redisReply *const *)funcs,
+                     (const redisReply *const *)leases, fn->name, live, sizeof live);
+        fprintf(f, "%-30s %s\n", fn->usage, fn->summary);
+        fprintf(f, "%-30s   %s; ", "", fn->source);
+        print_age(f, t, now);
+        if (live[0]) fprintf(f, " by %s", live);
+        fprintf(f, "\n");
+    }
+    rc = 0;
+out:
+    for (i = 0; wids != NULL && wids->type == REDIS_REPLY_ARRAY && i < wids->elements; i++) {
+        if (funcs && funcs[i]) freeReplyObject(funcs[i]);
+        if (leases && leases[i]) freeReplyObject(leases[i]);
+    }
+    free(funcs);
+    free(leases);
+    if (all) freeReplyObject(all);
+    if (seen) freeReplyObject(seen);
+    if (wids) freeReplyObject(wids);
+    registry_free(reg);
+    return rc;
+}

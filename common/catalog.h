@@ -1,0 +1,50 @@
+/* catalog.h - the functions workers serve, published in Redis for producers.
+ *
+ *   cq:functions        hash  name -> {"args":"DIRECTORY LINK","usage":"...","summary":"...",
+ *                                       "retries":3,"timeout":60,"source":"builtin"}
+ *   cq:functions:seen   hash  name -> Unix time a live worker last said it serves it
+ *   cq:worker:<wid>     hash  field "functions": the names this worker serves, comma-separated
+ *
+ * A worker publishes its declarations when it starts and renews "seen" with every heartbeat,
+ * so a function seen within the last lease (CATALOG_LIVE_SECONDS) has a live worker, and
+ * one published but not seen lately had one once: producers may still enqueue it (a deploy
+ * or a restart) with a warning. The catalog is never pruned by workers: an operator removes
+ * a function for good with HDEL on both hashes.
+ */
+#ifndef CQ_CATALOG_H
+#define CQ_CATALOG_H
+
+#include <stdio.h>
+
+#include "keys.h"
+#include "rconn.h"
+#include "registry.h"
+
+#define CATALOG_LIVE_SECONDS 10.0   /* the worker lease: seen this recently = served now */
+
+/* Publish reg's declarations and mark them seen now; record the names in the worker's hash.
+ * Returns 0, or -1 with err. */
+int catalog_publish(struct rconn *r, const struct keys *k, const char *wid,
+                    const struct cq_registry *reg, char *err, size_t errlen);
+
+/* Mark reg's functions seen now (one HSET). Append only (pipelined with a heartbeat): the
+ * caller reads one reply. Returns 0/-1 (nothing appended when reg is empty: *appended 0). */
+int catalog_seen_append(struct rconn *r, const struct keys *k, const struct cq_registry *reg,
+                        int *appended);
+
+/* Look func up: 1 with its declaration added to into (when into does not have it yet) and
+ * *seen set (0 = never), 0 when no worker ever published it, -1 with err (Redis failed or
+ * the entry is unreadable). */
+int catalog_get(struct rconn *r, const struct keys *k, const char *func,
+                struct cq_registry *into, double *seen, char *err, size_t errlen);
+
+/* When func was last seen served (0 = never), or -1 with err. */
+int catalog_seen(struct rconn *r, const struct keys *k, const char *func, double *seen,
+                 char *err, size_t errlen);
+
+/* Print every function of the catalog and of builtins (not published yet), with the live
+ * workers serving it and when it was last served (cenqueue --list-functions). */
+int catalog_print(struct rconn *r, const struct keys *k, const struct cq_registry *builtins,
+                  FILE *f, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,286 @@
+/* cq.h - the public API of libcq, cq's queue library. This is the only header cq installs.
+ *
+ * Three kinds of programs use it:
+ *
+ *   plugins   shared objects that cworker loads with --load: they export CQ_PLUGIN_INIT and
+ *             register functions through cq_function_add();
+ *   workers   C programs that embed a worker with their own functions (cq_worker_*), as
+ *             cworker itself does;
+ *   clients   C programs that enqueue jobs and read or wait for their outcome (cq_client_*),
+ *             as cenqueue and cproducer do.
+ *
+ * Every type is opaque and reached through functions, so a plugin built against API version N
+ * keeps loading into later workers that support N: no struct layout crosses this boundary.
+ * Functions return 0 or a pointer on success and -1 or NULL on failure; where they can fail
+ * for a reason worth telling, they take a caller's `char *err, size_t errlen` and write one
+ * line naming the thing and the cause. Nothing here prints to stdout or exits.
+ *
+ * Build: cc app.c $(pkg-config --cflags --libs cq). docs/EXTENDING.md has examples.
+ */
+#ifndef CQ_CQ_H
+#define CQ_CQ_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The API version this header describes. A plugin records the version it was built against
+ * (CQ_PLUGIN_DECLARE); a worker loads plugins built for any version from CQ_API_VERSION_MIN
+ * to its own CQ_API_VERSION. New calls may be added within a version; none are changed or
+ * removed. */
+#define CQ_API_VERSION 1
+#define CQ_API_VERSION_MIN 1
+
+#if defined(__GNUC__)
+#define CQ_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define CQ_PRINTF(a, b)
+#endif
+
+/* The version of the library this program runs with ("0.2.0"). */
+const char *cq_version(void);
+
+/* ---- functions: what a job may name ------------------------------------------------- */
+
+typedef struct cq_registry cq_registry;   /* a set of functions */
+typedef struct cq_function cq_function;   /* one function in it */
+typedef struct cq_job cq_job;             /* one run of a function, as its handler sees it */
+
+/* A handler runs one job on one of the worker's threads. It returns 0 when the job finished
+ * (its result is what it gave cq_job_result or cq_job_result_json, or none), or -1 when it
+ * failed (say why with cq_job_fail; a bare -1 is a permanent failure "FUNC failed").
+ * udata is what was given to cq_function_add. */
+typedef int (*cq_handler)(cq_job *job, void *udata);
+
+/* Per-thread state of a function: thread_init runs on a worker thread the first time that
+ * thread runs the function, and what it returns is cq_job_thread_state() for every later
+ * job of that function on that thread; thread_free runs when the thread ends. thread_init
+ * returns NULL (with err set) when it cannot: the job then fails transiently with err. */
+typedef void *(*cq_thread_init)(void *udata, char *err, size_t errlen);
+typedef void (*cq_thread_free)(void *state, void *udata);
+
+/* Add a function named name (1-64 of A-Z a-z 0-9 _ . -) to reg. args declares its
+ * arguments, space-separated, each NAME:TYPE (TYPE one of string, integer, number,
+ * duration, json, any; a bare NAME is a string):
+ *
+ *   "DIRECTORY LINK"            two strings
+ *   "SECONDS:duration"          one duration: a number of seconds, or "250ms", "5m", ...
+ *   "PATH [ALGO]"               one required and one optional
+ *   "FILE..."                   one or more; "[ARG:any...]" zero or more (last only)
+ *
+ * Producers check a job's arguments against this before it is enqueued, and the worker again
+ * before it runs it. Returns the function, or NULL with cq_registry_error(reg) saying why (a
+ * bad name or spec, or a name already taken: every name is served by one handler). */
+cq_function *cq_function_add(cq_registry *reg, const char *name, const char *args,
+                             cq_handler fn, void *udata);
+
+/* Optional settings; each returns 0, or -1 for a value out of range. */
+int cq_function_set_summary(cq_function *f, const char *summary);   /* one line */
+int cq_function_set_retries(cq_function *f, int retries);           /* default 0; 0-1000 */
+int cq_function_set_timeout(cq_function *f, double seconds);        /* default 0 = none */
+int cq_function_set_thread_hooks(cq_function *f, cq_thread_init init, cq_thread_free fini);
+
+/* Print reg's functions, one a line: usage, summary, retries, timeout, where it came from. */
+void cq_registry_print(const cq_registry *reg, FILE *f);
+
+/* The last error of a cq_function_add or cq_function_set_* on reg (a static string while
+ * none happened). */
+const char *cq_registry_error(const cq_registry *reg);
+
+/* ---- inside a handler --------------------------------------------------------------- */
+
+enum cq_arg_type {
+    CQ_ARG_STRING, CQ_ARG_INTEGER, CQ_ARG_NUMBER, CQ_ARG_DURATION, CQ_ARG_JSON, CQ_ARG_ANY
+};
+
+const char *cq_job_id(const cq_job *job);
+const char *cq_job_func(const cq_job *job);
+const char *cq_job_queue(const cq_job *job);
+int cq_job_attempt(const cq_job *job);        /* 1 on the first attempt */
+/* Unix time (seconds) by which this attempt must end, or 0 when it has no time limit. */
+double cq_job_deadline(const cq_job *job);
+/* Non-zero once the worker wants running jobs to give up (a second signal, or the job's
+ * deadline passed): return soon, with cq_job_fail(job, CQ_TRANSIENT, ...). */
+int cq_job_stopping(const cq_job *job);
+
+/* Arguments, by index from 0. Each returns 0 with *out set, or -1 when the argument is
+ * missing or not of that type (a string is converted where it reads as one: "42" is an
+ * integer, "1.5" a number, "250ms" a duration). */
+int cq_job_nargs(const cq_job *job);
+const char *cq_job_arg_string(const cq_job *job, int i);   /* NULL unless a JSON string */
+int cq_job_arg_integer(const cq_job *job, int i, long long *out);
+int cq_job_arg_number(const cq_job *job, int i, double *out);
+int cq_job_arg_duration(const cq_job *job, int i, double *out);   /* seconds */
+/* The argument as JSON text (any type), valid until the handler returns; NULL if missing. */
+const char *cq_job_arg_json(cq_job *job, int i);
+
+/* What thread_init returned for this function on this thread (NULL without hooks). */
+void *cq_job_thread_state(const cq_job *job);
+
+/* The directory under which the worker's functions may read and write files (cworker
+ * --download-root), as an absolute path. */
+const char *cq_job_root(const cq_job *job);
+
+enum cq_log_level { CQ_LOG_ERROR = 0, CQ_LOG_WARN = 1, CQ_LOG_INFO = 2, CQ_LOG_DEBUG = 3 };
+
+/* One line in the worker's log, prefixed with the function and job id. */
+void cq_job_log(const cq_job *job, int level, const char *fmt, ...) CQ_PRINTF(3, 4);
+
+/* The result of a job that finishes: one line of text (at most CQ_RESULT_MAX bytes; longer
+ * is cut), or a JSON value (at most CQ_RESULT_MAX bytes of JSON text; -1 when it is not
+ * valid JSON or too long). The last call wins. */
+#define CQ_RESULT_MAX 65536
+int cq_job_result(cq_job *job, const char *text);
+int cq_job_result_json(cq_job *job, const char *json);
+
+/* Say why the job failed and return -1, so that a handler can `return cq_job_fail(...)`.
+ * A transient failure is retried (while the job has retries left) after the backoff, or
+ * after retry_after seconds when that is > 0; a permanent one is not. */
+enum cq_failure { CQ_PERMANENT = 0, CQ_TRANSIENT = 1 };
+int cq_job_fail(cq_job *job, enum cq_failure kind, double retry_after, const char *fmt, ...)
+    CQ_PRINTF(4, 5);
+
+/* ---- plugins ------------------------------------------------------------------------ */
+
+/* A plugin is a shared object with these two symbols; CQ_PLUGIN_DECLARE defines the first.
+ *
+ *   #include <cq/cq.h>
+ *   CQ_PLUGIN_DECLARE;
+ *   int cq_plugin_init(cq_registry *reg) { ... cq_function_add(reg, ...) ...; return 0; }
+ *
+ * cq_plugin_init returns 0, or -1 to refuse to load (cq_registry_error(reg), or the
+ * plugin's own cq_plugin_fail text, says why). */
+#define CQ_PLUGIN_DECLARE const int cq_plugin_api_version = CQ_API_VERSION
+int cq_plugin_init(cq_registry *reg);
+void cq_plugin_fail(cq_registry *reg, const char *fmt, ...) CQ_PRINTF(2, 3);
+
+/* ---- an embedded worker ------------------------------------------------------------- */
+
+typedef struct cq_worker cq_worker;
+
+/* A worker with the built-in functions (noop, sleep) registered and every setting at its
+ * default. NULL only when memory runs out. */
+cq_worker *cq_worker_new(void);
+void cq_worker_free(cq_worker *w);
+
+/* Settings by name, with the values cworker's options take (cworker --help):
+ *   url, prefix, concurrency, burst (0/1), max-jobs, shutdown-timeout, retry-base,
+ *   result-ttl, failure-ttl, log-level, root (the directory cq_job_root names).
+ * Returns 0, or -1 with err naming the setting and what is wrong. */
+int cq_worker_set(cq_worker *w, const char *name, const char *value, char *err, size_t errlen);
+
+/* Serve queue (in priority order of the calls; "default" when none is added). */
+int cq_worker_add_queue(cq_worker *w, const char *queue, char *err, size_t errlen);
+
+/* The worker's functions, to add your own to. */
+cq_registry *cq_worker_registry(cq_worker *w);
+
+/* Load a plugin (see above). Returns 0, or -1 with err: a missing file or symbol, an API
+ * version this worker does not support, a duplicate name, or the plugin's own refusal. */
+int cq_worker_load(cq_worker *w, const char *path, char *err, size_t errlen);
+
+/* Serve the function name by running program (an absolute path, or found in $PATH now) with
+ * the job's arguments as its argv, never through a shell: see docs/EXTENDING.md. The spec
+ * "NAME=PROGRAM" or "NAME:ARGS=PROGRAM" (ARGS as for cq_function_add, quoted; default
+ * "[ARG...]"). Returns 0, or -1 with err. */
+int cq_worker_add_command(cq_worker *w, const char *spec, char *err, size_t errlen);
+
+/* Run until the queues are drained (burst), max-jobs are done, or cq_worker_stop. Returns
+ * 0 for a clean stop, 1 when the worker could not start or could not deregister. */
+int cq_worker_run(cq_worker *w);
+
+/* Ask a running worker to stop: the first call drains (running jobs get shutdown-timeout to
+ * finish), a second puts everything back at once. Safe to call from a signal handler. */
+void cq_worker_stop(cq_worker *w);
+
+/* ---- clients: enqueue, read, wait --------------------------------------------------- */
+
+typedef struct cq_client cq_client;
+
+/* Connect to url: redis://[[user]:pass@]host[:port][/db] or unix:///path.sock[?db=N]; NULL
+ * means $CQ_REDIS_URL, else redis://127.0.0.1:6379. prefix NULL means $CQ_PREFIX, else
+ * "cq:". Returns the client, or NULL with err. */
+cq_client *cq_client_new(const char *url, const char *prefix, char *err, size_t errlen);
+void cq_client_free(cq_client *c);
+
+/* A job to enqueue: a function, its arguments as JSON text of an array ("[\"images\",
+ * \"https://...\"]"; NULL for none), and options. */
+typedef struct cq_jobspec cq_jobspec;
+cq_jobspec *cq_jobspec_new(const char *func, const char *args_json, char *err, size_t errlen);
+/* The same with string arguments, as from a command line. */
+cq_jobspec *cq_jobspec_new_argv(const char *func, const char *const *argv, int argc);
+void cq_jobspec_free(cq_jobspec *s);
+int cq_jobspec_set_id(cq_jobspec *s, const char *id);          /* default: a new UUID */
+int cq_jobspec_set_queue(cq_jobspec *s, const char *queue);    /* default "default" */
+int cq_jobspec_set_retries(cq_jobspec *s, int retries);        /* default: the function's */
+int cq_jobspec_set_timeout(cq_jobspec *s, double seconds);     /* default: the function's */
+int cq_jobspec_set_at(cq_jobspec *s, double unix_time);        /* run no sooner than */
+/* The job's id (after cq_enqueue, the UUID it was given). */
+const char *cq_jobspec_id(const cq_jobspec *s);
+
+/* Print every function the catalog and the client know: usage, summary, where it came
+ * from, which live workers serve it and when it was last served. 0, or -1 with err. */
+int cq_client_print_functions(cq_client *c, FILE *f, char *err, size_t errlen);
+
+/* 1 when name is a valid queue name or job id (1-128 of A-Z a-z 0-9 _ . @ -), else 0. */
+int cq_valid_name(const char *name);
+
+/* How to check a job before it is enqueued. */
+enum cq_check {
+    CQ_CHECK = 0,        /* against the function catalog in Redis and the built-ins */
+    CQ_NO_CHECK = 1      /* send it as it is (--no-check) */
+};
+
+/* Check a job against the catalog (string arguments of other declared types are converted:
+ * "42" for an integer becomes 42): 0 when it may be enqueued (*warning, when not NULL,
+ * receives a line when no live worker serves the function right now, else ""), -1 with
+ * err when it may not (an unknown function, naming those that exist; a wrong number or type
+ * of arguments, with the usage line). */
+int cq_client_check(cq_client *c, cq_jobspec *s, char *warning, size_t warnlen,
+                    char *err, size_t errlen);
+
+/* Enqueue n jobs (checked as check says; in transactions of 1,000, pipelined). Returns the
+ * number enqueued (n on success), or -1 with err when a job was refused (nothing was sent)
+ * or Redis failed (then some transactions may have gone in: cq_jobspec_enqueued says which
+ * jobs did). */
+long cq_enqueue(cq_client *c, cq_jobspec *const *jobs, size_t n, enum cq_check check,
+                char *err, size_t errlen);
+/* 1 when the job is in Redis (after cq_enqueue). */
+int cq_jobspec_enqueued(const cq_jobspec *s);
+
+/* The functions this client knows without the catalog: the built-ins. A program that
+ * enqueues its own application's functions before any worker has published them adds
+ * their declarations here (cq_function_add). */
+cq_registry *cq_client_registry(cq_client *c);
+
+/* A job's status, as the status hash has it. */
+typedef struct cq_status cq_status;
+enum cq_state {
+    CQ_UNKNOWN = 0,      /* no such job (never enqueued, or its status expired) */
+    CQ_QUEUED, CQ_SCHEDULED, CQ_STARTED, CQ_RETRYING, CQ_FINISHED, CQ_FAILED
+};
+/* Read id's status: 0 with *out (free with cq_status_free), or -1 with err (Redis failed). */
+int cq_status_get(cq_client *c, const char *id, cq_status **out, char *err, size_t errlen);
+/* The same for n ids in one round trip: out[i] for ids[i]. */
+int cq_status_get_many(cq_client *c, const char *const *ids, size_t n, cq_status **out,
+                       char *err, size_t errlen);
+/* Wait until id has ended (finished or failed) or timeout seconds pass (0 = forever). Returns
+ * 0 with *out holding the last status read (its state tells which), or -1 with err. */
+int cq_wait(cq_client *c, const char *id, double timeout, cq_status **out, char *err,
+            size_t errlen);
+enum cq_state cq_status_state(const cq_status *st);
+const char *cq_status_state_name(enum cq_state state);   /* "finished", ... */
+/* A field of the status hash ("result", "error", "attempts", ...), or NULL. */
+const char *cq_status_field(const cq_status *st, const char *name);
+/* 1 when the result is JSON (cq_job_result_json), 0 when it is text. */
+int cq_status_result_is_json(const cq_status *st);
+void cq_status_free(cq_status *st);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

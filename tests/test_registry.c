@@ -1,0 +1,207 @@
+/* test_registry.c - function registries: argument specs, checks and conversions, the
+ * built-ins, and what a handler sees through the cq_job accessors (common/registry.c,
+ * common/call.c). No Redis. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "call.h"
+#include "check.h"
+#include "job.h"
+#include "registry.h"
+#include "util.h"
+
+static int fn_ok(cq_job *job, void *udata)
+{
+    (void)job;
+    (void)udata;
+    return 0;
+}
+
+/* Check args (JSON text) against f; returns the check's 0/-1 and leaves the error in err. */
+static int check(const struct cq_function *f, const char *json, int convert, char *err,
+                 size_t errlen, char **after)
+{
+    cJSON *a = cJSON_Parse(json);
+    int rc = registry_check_args(f, a, convert, err, errlen);
+
+    if (after != NULL) *after = cJSON_PrintUnformatted(a);
+    cJSON_Delete(a);
+    return rc;
+}
+
+static void test_specs(void)
+{
+    struct cq_registry *r = registry_new();
+    cq_function *f;
+    char err[512];
+
+    f = cq_function_add(r, "download_link", "DIRECTORY LINK", fn_ok, NULL);
+    CHECK(f != NULL);
+    if (f == NULL) return;
+    CHECK_STREQ(f->usage, "download_link DIRECTORY LINK");
+    CHECK_EQ(f->min_args, 2);
+    CHECK_EQ(f->max_args, 2);
+    f = cq_function_add(r, "resize", "FILE WIDTH:integer [SCALE:number] [TAGS:json...]", fn_ok,
+                        NULL);
+    CHECK(f != NULL);
+    if (f == NULL) return;
+    CHECK_STREQ(f->usage, "resize FILE WIDTH [SCALE] [TAGS...]");
+    CHECK_STREQ(f->spec, "FILE WIDTH:integer [SCALE:number] [TAGS:json...]");
+    CHECK_EQ(f->min_args, 2);
+    CHECK_EQ(f->max_args, -1);
+
+    /* Bad declarations are refused with the reason. */
+    CHECK(cq_function_add(r, "x", "A:float", fn_ok, NULL) == NULL);
+    CHECK_HAS(cq_registry_error(r), "unknown type 'float'");
+    CHECK(cq_function_add(r, "x", "[A] B", fn_ok, NULL) == NULL);
+    CHECK_HAS(cq_registry_error(r), "a required argument follows an optional one");
+    CHECK(cq_function_add(r, "x", "A... B", fn_ok, NULL) == NULL);
+    CHECK_HAS(cq_registry_error(r), "comes last");
+    CHECK(cq_function_add(r, "bad name", "", fn_ok, NULL) == NULL);
+    CHECK_HAS(cq_registry_error(r), "function name 'bad name'");
+    CHECK(cq_function_add(r, "resize", "", fn_ok, NULL) == NULL);
+    CHECK_HAS(cq_registry_error(r), "already registered");
+    CHECK(cq_function_add(r, "nohandler", "", NULL, NULL) == NULL);
+
+    /* Arity and types. */
+    CHECK_EQ(check(registry_find(r, "download_link"), "[\"a\",\"b\",\"c\"]", 0, err,
+                   sizeof err, NULL), -1);
+    CHECK_HAS(err, "download_link takes 2 arguments, got 3 (usage: download_link DIRECTORY LINK)");
+    f = (cq_function *)registry_find(r, "resize");
+    CHECK_EQ(check(f, "[\"a\"]", 0, err, sizeof err, NULL), -1);
+    CHECK_HAS(err, "takes at least 2 arguments, got 1");
+    CHECK_EQ(check(f, "[\"a\",\"wide\"]", 0, err, sizeof err, NULL), -1);
+    CHECK_HAS(err, "argument 2 (WIDTH): 'wide' is not an integer");
+    CHECK_EQ(check(f, "[\"a\",1.5]", 0, err, sizeof err, NULL), -1);
+    CHECK_HAS(err, "argument 2 (WIDTH) must be an integer");
+    CHECK_EQ(check(f, "[7,1]", 0, err, sizeof err, NULL), -1);
+    CHECK_HAS(err, "argument 1 (FILE) must be a string, not a number");
+    CHECK_EQ(check(f, "[\"a\",\"640\",\"x\"]", 0, err, sizeof err, NULL), -1);
+    CHECK_HAS(err, "'x' is not a number");
+    CHECK_EQ(check(f, "[\"a\",\"640\",\"0.5\",\"{nope\"]", 1, err, sizeof err, NULL), -1);
+    CHECK_HAS(err, "is not a json");
+
+    /* A producer's strings become the declared types. */
+    {
+        char *after = NULL;
+        CHECK_EQ(check(f, "[\"a\",\"640\",\"0.5\",\"{\\\"k\\\":[1]}\",\"true\"]", 1, err,
+                       sizeof err, &after), 0);
+        CHECK_STREQ(after, "[\"a\",640,0.5,{\"k\":[1]},true]");
+        free(after);
+    }
+    registry_free(r);
+}
+
+static void test_builtins(void)
+{
+    struct cq_registry *r = registry_new();
+    const struct cq_function *f;
+    char err[512];
+
+    CHECK_EQ(registry_add_builtins(r), 0);
+    f = registry_find(r, "sleep");
+    CHECK(f != NULL && registry_find(r, "nope") == NULL);
+    if (f == NULL) return;
+    CHECK_EQ(check(f, "[\"abc\"]", 0, err, sizeof err, NULL), -1);
+    CHECK_HAS(err, "sleep: argument 1 (SECONDS): 'abc' is not a duration");
+    CHECK_EQ(check(f, "[\"250ms\"]", 0, err, sizeof err, NULL), 0);
+    CHECK_EQ(check(f, "[2]", 0, err, sizeof err, NULL), 0);
+    CHECK_EQ(check(registry_find(r, "noop"), "[1,\"a\",{}]", 0, err, sizeof err, NULL), 0);
+    registry_unknown(r, "rm", err, sizeof err);
+    CHECK_STREQ(err, "unknown function 'rm' (known: noop, sleep)");
+    registry_free(r);
+}
+
+static const char *seen_id;
+static long long seen_int;
+static double seen_num, seen_dur;
+static const char *seen_json;
+
+static int fn_look(cq_job *job, void *udata)
+{
+    (void)udata;
+    seen_id = cq_job_id(job);
+    if (cq_job_arg_integer(job, 0, &seen_int) != 0) return cq_job_fail(job, CQ_PERMANENT, 0, "int");
+    if (cq_job_arg_number(job, 1, &seen_num) != 0) return cq_job_fail(job, CQ_PERMANENT, 0, "num");
+    if (cq_job_arg_duration(job, 2, &seen_dur) != 0) return cq_job_fail(job, CQ_PERMANENT, 0, "dur");
+    seen_json = cq_job_arg_json(job, 3);
+    if (cq_job_arg_string(job, 1) != NULL || cq_job_arg_string(job, 9) != NULL) return cq_job_fail(job, CQ_PERMANENT, 0, "str");
+    return cq_job_result_json(job, "{\"ok\": true,\n \"n\": 2}");
+}
+
+static int fn_fail(cq_job *job, void *udata)
+{
+    (void)udata;
+    return cq_job_fail(job, CQ_TRANSIENT, 7, "remote said no\nsecond line");
+}
+
+static int fn_bare(cq_job *job, void *udata)
+{
+    (void)job;
+    (void)udata;
+    return -1;
+}
+
+static void *thread_init_fails(void *udata, char *err, size_t errlen)
+{
+    (void)udata;
+    err_set(err, errlen, "no handle today");
+    return NULL;
+}
+
+static void test_calls(void)
+{
+    struct cq_registry *r = registry_new();
+    struct call_thread ct;
+    struct cq_job c;
+    struct job *j = job_new("look", cJSON_Parse("[\"42\", 1.5, \"250ms\", {\"a\": [1, 2]}]"));
+    cq_function *f;
+    int stop = 0;
+
+    memset(&c, 0, sizeof c);
+    str_copy(j->id, sizeof j->id, "job-1");
+    cq_function_add(r, "look", "[A:any...]", fn_look, NULL);
+    cq_function_add(r, "fail", "", fn_fail, NULL);
+    cq_function_add(r, "bare", "", fn_bare, NULL);
+    f = cq_function_add(r, "nothread", "", fn_ok, NULL);
+    cq_function_set_thread_hooks(f, thread_init_fails, NULL);
+    call_thread_init(&ct, r);
+
+    CHECK_EQ(call_run(&c, &ct, j, registry_find(r, "look"), "/tmp", &stop, 30, NULL), 0);
+    CHECK_STREQ(seen_id, "job-1");
+    CHECK_EQ(seen_int, 42);
+    CHECK(seen_num == 1.5 && seen_dur == 0.25);
+    CHECK_STREQ(seen_json, "{\"a\":[1,2]}");
+    CHECK_STREQ(c.result, "{\"ok\":true,\"n\":2}");
+    CHECK_EQ(c.result_json, 1);
+    CHECK(c.deadline > time_now() + 29);
+    call_end(&c);
+
+    CHECK_EQ(call_run(&c, &ct, j, registry_find(r, "fail"), "/tmp", &stop, 0, NULL), -1);
+    CHECK_STREQ(c.error, "remote said no second line");
+    CHECK(c.transient == 1 && c.retry_after == 7 && c.deadline == 0);
+    call_end(&c);
+
+    CHECK_EQ(call_run(&c, &ct, j, registry_find(r, "bare"), "/tmp", &stop, 0, NULL), -1);
+    CHECK_HAS(c.error, "bare failed");
+    CHECK_EQ(c.transient, 0);
+    call_end(&c);
+
+    CHECK_EQ(call_run(&c, &ct, j, registry_find(r, "nothread"), "/tmp", &stop, 0, NULL), -1);
+    CHECK_HAS(c.error, "nothread: cannot set up this worker thread: no handle today");
+    CHECK_EQ(c.transient, 1);
+    call_end(&c);
+
+    call_thread_free(&ct);
+    free(c.scratch);
+    job_free(j);
+    registry_free(r);
+}
+
+int main(void)
+{
+    test_specs();
+    test_builtins();
+    test_calls();
+    return check_report();
+}

@@ -204,12 +204,13 @@ int catalog_get(struct rconn *r, const struct keys *k, const char *func,
     return rc;
 }
 
-static void print_age(FILE *f, double seen, double now)
+/* "no live worker; last served 5m ago" */
+static void print_age(FILE *f, double seen)
 {
-    double age = now - seen;
+    double age = time_now() - seen;
 
+    fprintf(f, "no live worker; ");
     if (seen <= 0) fprintf(f, "never served");
-    else if (age < CATALOG_LIVE_SECONDS) fprintf(f, "served now");
     else if (age < 120) fprintf(f, "last served %.0fs ago", age);
     else if (age < 7200) fprintf(f, "last served %.0fm ago", age / 60);
     else if (age < 172800) fprintf(f, "last served %.0fh ago", age / 3600);
@@ -219,11 +220,12 @@ static void print_age(FILE *f, double seen, double now)
 /* The live workers (lease present) that serve name, comma-separated, into buf. */
 static void live_workers(const redisReply *wids, const redisReply *const *funcs,
                          const redisReply *const *leases, const char *name, char *buf,
-                         size_t len)
+                         size_t len, int *count)
 {
     size_t i, o = 0, nl = strlen(name);
 
     buf[0] = '\0';
+    *count = 0;
     for (i = 0; i < wids->elements; i++) {
         const char *p;
         if (leases[i] == NULL || leases[i]->type != REDIS_REPLY_INTEGER ||
@@ -231,7 +233,9 @@ static void live_workers(const redisReply *wids, const redisReply *const *funcs,
             continue;
         for (p = funcs[i]->str; (p = strstr(p, name)) != NULL; p += nl) {
             if ((p == funcs[i]->str || p[-1] == ',') && (p[nl] == ',' || p[nl] == '\0')) {
-                int w = snprintf(buf + o, len - o, "%s%s", o ? ", " : "",
+                int w;
+                (*count)++;
+                w = snprintf(buf + o, len - o, "%s%s", o ? ", " : "",
                                  wids->element[i]->str);
                 if (w > 0 && (size_t)w < len - o) o += (size_t)w;
                 break;
@@ -240,13 +244,64 @@ static void live_workers(const redisReply *wids, const redisReply *const *funcs,
     }
 }
 
+int catalog_live(struct rconn *r, const struct keys *k, const char *func, char *names,
+                 size_t len, char *err, size_t errlen)
+{
+    char kw[KEYS_KEY_MAX], kl[KEYS_KEY_MAX];
+    redisReply *wids, **funcs, **leases;
+    size_t i, got;
+    int n = 0, rc = 0;
+
+    if (names != NULL && len > 0) names[0] = '\0';
+    wids = rconn_commandf(r, "SMEMBERS %s", keys_workers(k, kw, sizeof kw));
+    if (wids == NULL || wids->type != REDIS_REPLY_ARRAY) {
+        err_set(err, errlen, "reading the workers: %s", wids ? "redis: wrong type" : r->errstr);
+        if (wids) freeReplyObject(wids);
+        return -1;
+    }
+    funcs = xcalloc(wids->elements + 1, sizeof *funcs);
+    leases = xcalloc(wids->elements + 1, sizeof *leases);
+    for (i = 0; i < wids->elements; i++) {
+        const char *wid = wids->element[i]->str;
+        if (rconn_appendf(r, "HGET %s functions", keys_worker(k, wid, kw, sizeof kw)) != 0 ||
+            rconn_appendf(r, "EXISTS %s", keys_worker_lease(k, wid, kl, sizeof kl)) != 0)
+            break;
+    }
+    for (got = 0; got < i; got++) {
+        funcs[got] = rconn_read(r);
+        leases[got] = funcs[got] ? rconn_read(r) : NULL;
+        if (leases[got] == NULL) {
+            err_set(err, errlen, "reading the workers: %s", r->errstr);
+            rc = -1;
+            break;
+        }
+    }
+    if (rc == 0 && got < wids->elements) {
+        err_set(err, errlen, "reading the workers: %s", r->errstr);
+        rc = -1;
+    }
+    if (rc == 0) {
+        char buf[1024];
+        live_workers(wids, (const redisReply *const *)funcs, (const redisReply *const *)leases,
+                     func, buf, sizeof buf, &n);
+        if (names != NULL) str_copy(names, len, buf);
+    }
+    for (i = 0; i < wids->elements; i++) {
+        if (funcs[i]) freeReplyObject(funcs[i]);
+        if (leases[i]) freeReplyObject(leases[i]);
+    }
+    free(funcs);
+    free(leases);
+    freeReplyObject(wids);
+    return rc == 0 ? n : -1;
+}
+
 int catalog_print(struct rconn *r, const struct keys *k, const struct cq_registry *builtins,
                   FILE *f, char *err, size_t errlen)
 {
     char kf[KEYS_KEY_MAX], ks[KEYS_KEY_MAX], kw[KEYS_KEY_MAX];
     redisReply *all = NULL, *seen = NULL, *wids = NULL, **funcs = NULL, **leases = NULL;
     struct cq_registry *reg = registry_new();
-    double now = time_now();
     size_t i;
     int rc = -1, j;
 
@@ -287,15 +342,16 @@ int catalog_print(struct rconn *r, const struct keys *k, const struct cq_registr
         const struct cq_function *fn = reg->v[j];
         double t = 0;
         char live[1024];
+        int nlive;
         for (i = 0; i + 1 < seen->elements; i += 2)
             if (strcmp(seen->element[i]->str, fn->name) == 0)
                 t = reply_time(seen->element[i + 1]);
         live_workers(wids, (const redisReply *const *)funcs,
-                     (const redisReply *const *)leases, fn->name, live, sizeof live);
+                     (const redisReply *const *)leases, fn->name, live, sizeof live, &nlive);
         fprintf(f, "%-30s %s\n", fn->usage, fn->summary);
         fprintf(f, "%-30s   %s; ", "", fn->source);
-        print_age(f, t, now);
-        if (live[0]) fprintf(f, " by %s", live);
+        if (nlive > 0) fprintf(f, "served now by %s", live);
+        else print_age(f, t);
         fprintf(f, "\n");
     }
     rc = 0;

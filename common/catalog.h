@@ -5,9 +5,10 @@
  *   cq:functions:seen   hash  name -> Unix time a live worker last said it serves it
  *   cq:worker:<wid>     hash  field "functions": the names this worker serves, comma-separated
  *
- * A worker publishes its declarations when it starts and renews "seen" with every heartbeat,
- * so a function seen within the last lease (CATALOG_LIVE_SECONDS) has a live worker, and
- * one published but not seen lately had one once: producers may still enqueue it (a deploy
+ * A worker publishes its declarations when it starts and renews "seen" with every heartbeat.
+ * Whether a live worker serves a function now is read from the workers themselves (their
+ * "functions" field and lease), so a worker that stopped cleanly counts at once; one
+ * published but not served now had a worker once: producers may still enqueue it (a deploy
  * or a restart) with a warning. The catalog is never pruned by workers: an operator removes
  * a function for good with HDEL on both hashes.
  */
@@ -19,8 +20,6 @@
 #include "keys.h"
 #include "rconn.h"
 #include "registry.h"
-
-#define CATALOG_LIVE_SECONDS 10.0   /* the worker lease: seen this recently = served now */
 
 /* Publish reg's declarations and mark them seen now; record the names in the worker's hash.
  * Returns 0, or -1 with err. */
@@ -41,6 +40,11 @@ int catalog_get(struct rconn *r, const struct keys *k, const char *func,
 /* When func was last seen served (0 = never), or -1 with err. */
 int catalog_seen(struct rconn *r, const struct keys *k, const char *func, double *seen,
                  char *err, size_t errlen);
+
+/* How many live workers (lease present) serve func now, their ids comma-separated into
+ * names (may be NULL); or -1 with err. */
+int catalog_live(struct rconn *r, const struct keys *k, const char *func, char *names,
+                 size_t len, char *err, size_t errlen);
 
 /* Print every function of the catalog and of builtins (not published yet), with the live
  * workers serving it and when it was last served (cenqueue --list-functions). */

@@ -24,6 +24,7 @@ struct cq_client {
     struct cq_registry *known;    /* built-ins and the program's own */
     struct cq_registry *cache;    /* declarations read from the catalog */
     double *seen;                 /* cache->v[i] was last served at seen[i] */
+    int *live;                    /* ... by live[i] live workers when first looked up */
 };
 
 struct cq_jobspec {
@@ -66,6 +67,7 @@ void cq_client_free(cq_client *c)
     registry_free(c->known);
     registry_free(c->cache);
     free(c->seen);
+    free(c->live);
     free(c);
 }
 
@@ -200,18 +202,26 @@ int cq_client_check(cq_client *c, cq_jobspec *s, char *warning, size_t warnlen, 
     const char *func = s->job->func;
     const struct cq_function *f = registry_find(c->cache, func);
     double seen = 0;
-    int builtin = 0;
+    int builtin = 0, live = 1;
 
     if (warning != NULL && warnlen > 0) warning[0] = '\0';
     if (f != NULL) {
         seen = c->seen[f->index];
+        live = c->live[f->index];
     } else {
         int got = catalog_get(&c->r, &c->k, func, c->cache, &seen, err, errlen);
         if (got < 0) return -1;
         if (got == 1) {
+            /* Who serves it is asked once per function and client: a producer feeding a
+             * million jobs pays for it once. */
+            live = registry_find(c->known, func) != NULL
+                       ? 1 : catalog_live(&c->r, &c->k, func, NULL, 0, err, errlen);
+            if (live < 0) return -1;
             f = registry_find(c->cache, func);
             c->seen = xrealloc(c->seen, sizeof *c->seen * (size_t)c->cache->n);
+            c->live = xrealloc(c->live, sizeof *c->live * (size_t)c->cache->n);
             c->seen[f->index] = seen;
+            c->live[f->index] = live;
         }
     }
     if (f == NULL) {
@@ -226,7 +236,7 @@ int cq_client_check(cq_client *c, cq_jobspec *s, char *warning, size_t warnlen, 
     }
     if (registry_check_args(f, s->job->args, 1, err, errlen) != 0) return -1;
     /* Built-ins are served by every cworker: no worker yet is a deploy still to come. */
-    if (!builtin && time_now() - seen >= CATALOG_LIVE_SECONDS && warning != NULL) {
+    if (!builtin && warning != NULL && warnlen > 0 && live == 0) {
         double age = time_now() - seen;
         err_set(warning, warnlen, "function %s: no live worker serves it now (last served "
                 "%.0f%s ago); the job waits until one does", func,

@@ -354,13 +354,12 @@ static void log_outcome(struct worker *w, const struct task *t)
 static void refuse_unknown(struct worker *w, struct task *t)
 {
     char known[1024], err[512];
-    double seen = 0;
     int live;
 
     registry_unknown(w->cfg->reg, t->job->func, known, sizeof known);
-    live = catalog_seen(&w->ctl, &w->keys, t->job->func, &seen, err, sizeof err);
+    live = catalog_live(&w->ctl, &w->keys, t->job->func, NULL, 0, err, sizeof err);
     /* When Redis cannot say, hand it back: that is safe, and bounded. */
-    live = live < 0 || (seen > 0 && time_now() - seen < CATALOG_LIVE_SECONDS);
+    live = live != 0;
     t->refused = 1;
     if (live && t->job->handoffs < HANDOFF_MAX) {
         t->kind = QUEUE_RETRY;
@@ -511,6 +510,7 @@ static int cycle(struct worker *w, struct task **pending, size_t take_max)
         o[i].taken = &t->taken;
         o[i].job = t->job;
         o[i].text = t->text;
+        o[i].json = t->json;
         o[i].at = t->ended;
         o[i].started_at = t->started;
         o[i].with_start = !t->refused && t->start_pending;

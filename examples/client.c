@@ -1,0 +1,66 @@
+/* client.c - an example libcq client: enqueue one job per argument, wait for each, print
+ * its outcome. A C web backend enqueues and reads results the same way.
+ *
+ *   cq-example-client FUNC ARG...      e.g.  cq-example-client sha256 images/a.jpg images/b.jpg
+ *
+ * Redis from $CQ_REDIS_URL (default redis://127.0.0.1:6379). Prints one line a job:
+ * "<id> <state> <result or error>". Exit 0 when every job finished, 1 otherwise.
+ * Build: cc client.c -o cq-example-client $(pkg-config --cflags --libs cq)
+ */
+#include <cq/cq.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+
+int main(int argc, char **argv)
+{
+    char err[1024], warning[512];
+    cq_jobspec **jobs;
+    cq_client *c;
+    int i, n = argc - 2, failed = 0;
+
+    if (argc < 3) {
+        fprintf(stderr, "usage: %s FUNC ARG...\n", argv[0]);
+        return 2;
+    }
+    c = cq_client_new(NULL, NULL, err, sizeof err);
+    if (c == NULL) {
+        fprintf(stderr, "%s: %s\n", argv[0], err);
+        return 1;
+    }
+    jobs = calloc((size_t)n, sizeof *jobs);
+    if (jobs == NULL) return 1;
+    for (i = 0; i < n; i++) {
+        const char *arg[1] = {argv[i + 2]};
+        jobs[i] = cq_jobspec_new_argv(argv[1], arg, 1);
+        /* Checked against the catalog the workers publish: an unknown function or a bad
+         * argument is refused here, before anything is sent. */
+        if (cq_client_check(c, jobs[i], warning, sizeof warning, err, sizeof err) != 0) {
+            fprintf(stderr, "%s: %s\n", argv[0], err);
+            return 2;
+        }
+        if (warning[0] && i == 0) fprintf(stderr, "%s: warning: %s\n", argv[0], warning);
+    }
+    if (cq_enqueue(c, jobs, (size_t)n, CQ_NO_CHECK, err, sizeof err) < 0) {
+        fprintf(stderr, "%s: %s\n", argv[0], err);
+        return 1;
+    }
+    for (i = 0; i < n; i++) {
+        cq_status *st;
+        const char *id = cq_jobspec_id(jobs[i]), *text;
+        if (cq_wait(c, id, 60, &st, err, sizeof err) != 0) {
+            fprintf(stderr, "%s: %s\n", argv[0], err);
+            return 1;
+        }
+        text = cq_status_state(st) == CQ_FINISHED
+                   ? cq_status_field(st, cq_status_result_is_json(st) ? "result_json" : "result")
+                   : cq_status_field(st, "error");
+        printf("%s %s %s\n", id, cq_status_state_name(cq_status_state(st)), text ? text : "");
+        failed += cq_status_state(st) != CQ_FINISHED;
+        cq_status_free(st);
+        cq_jobspec_free(jobs[i]);
+    }
+    free(jobs);
+    cq_client_free(c);
+    return failed ? 1 : 0;
+}

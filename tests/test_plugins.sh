@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# test_plugins.sh - plugins end to end (examples/sha256.c on a real worker), every load
+# error as one line and exit 1, the function catalog as producers see it (refused before any
+# worker published it, accepted while one serves it, accepted with a warning after it
+# stopped), and two workers of which only one has the plugin (every job finishes).
+. "$(dirname "$0")/lib.sh"
+
+PLUGIN=$BUILD/examples/libcq_sha256.so
+[ -f "$PLUGIN" ] || { echo "FATAL: $PLUGIN not built"; exit 1; }
+start_redis
+ROOT=$T/root
+mkdir -p "$ROOT/images"
+for i in $(seq 1 60); do head -c $((i * 100)) /dev/urandom >"$ROOT/images/f$i.bin"; done
+
+echo "# load errors: one line each, exit 1, before any job is taken"
+# Plugins that are wrong in each way, built here against the public header.
+mkplugin() {   # NAME SOURCE [cc args]
+    local name=$1 src=$2; shift 2
+    printf '%s\n' "$src" >"$T/$name.c"
+    cc -shared -fPIC -I"$SRC/include" "$T/$name.c" -o "$T/$name.so" "$@" ||
+        { echo "FATAL: cannot build $name"; exit 1; }
+}
+mkplugin nosym 'int unrelated(void) { return 1; }'
+mkplugin future '#include <cq/cq.h>
+const int cq_plugin_api_version = 99;
+int cq_plugin_init(cq_registry *r) { (void)r; return 0; }'
+mkplugin noinit '#include <cq/cq.h>
+CQ_PLUGIN_DECLARE;'
+mkplugin dup '#include <cq/cq.h>
+CQ_PLUGIN_DECLARE;
+static int h(cq_job *j, void *u) { (void)j; (void)u; return 0; }
+int cq_plugin_init(cq_registry *r) { return cq_function_add(r, "noop", "", h, 0) ? 0 : -1; }'
+mkplugin refuses '#include <cq/cq.h>
+CQ_PLUGIN_DECLARE;
+int cq_plugin_init(cq_registry *r) { cq_plugin_fail(r, "needs /etc/thing.conf"); return -1; }'
+mkplugin undefined '#include <cq/cq.h>
+CQ_PLUGIN_DECLARE;
+int cq_missing_call(void);
+static int h(cq_job *j, void *u) { (void)j; (void)u; return cq_missing_call(); }
+int cq_plugin_init(cq_registry *r) { return cq_function_add(r, "x", "", h, 0) ? 0 : -1; }'
+
+load_error() {   # NAME EXPECTED_TEXT cworker-args...
+    local name=$1 want=$2; shift 2
+    "$BIN/cworker" --burst --download-root "$ROOT" "$@" >"$T/out" 2>"$T/err"
+    local rc=$?
+    check_eq "$name: exit 1" 1 "$rc"
+    check_eq "$name: one line" 1 "$(wc -l <"$T/err")"
+    check_contains "$name: says why" "$want" "$(cat "$T/err")"
+}
+load_error "missing file" "plugin $T/none.so: No such file or directory" --load "$T/none.so"
+load_error "not a plugin" "not a cq plugin (no cq_plugin_api_version symbol" --load "$T/nosym.so"
+load_error "API version" "built for cq API version 99; this worker supports 1 to 1" --load "$T/future.so"
+load_error "no init" "no cq_plugin_init function" --load "$T/noinit.so"
+load_error "duplicate name" "function noop: already registered (by builtin)" --load "$T/dup.so"
+load_error "loaded twice" "function sha256: already registered (by plugin $PLUGIN)" --load "$PLUGIN" --load "$PLUGIN"
+load_error "plugin refuses" "plugin $T/refuses.so: needs /etc/thing.conf" --load "$T/refuses.so"
+load_error "undefined symbol" "undefined symbol: cq_missing_call" --load "$T/undefined.so"
+CQ_PLUGINS="$T/none.so" load_error "CQ_PLUGINS" "\$CQ_PLUGINS: plugin $T/none.so" 
+check_eq "no worker registered by any of them" 0 "$(rcli SCARD cq:workers)"
+
+echo "# --list-functions shows the plugin's function, with its source"
+"$BIN/cworker" --load "$PLUGIN" --list-functions >"$T/list"
+check_contains "listed" "sha256 PATH [EXPECTED]" "$(cat "$T/list")"
+check_contains "with its source" "plugin $PLUGIN" "$(cat "$T/list")"
+
+echo "# the catalog: refused before any worker published it"
+"$BIN/cenqueue" sha256 images/f1.bin >"$T/out" 2>"$T/err"
+check_eq "never published: exit 2" 2 "$?"
+check_contains "...naming what exists" "unknown function 'sha256' (known: download_link, noop, sleep)" "$(cat "$T/err")"
+check_eq "...and nothing was queued" 0 "$(rcli LLEN cq:queue:default)"
+
+echo "# end to end on a real worker"
+"$BIN/cworker" -c 4 --load "$PLUGIN" --download-root "$ROOT" >"$T/w1.log" 2>&1 &
+W1=$!
+PIDS+=("$W1")
+wait_for 10 "[ \$(rcli SCARD cq:workers) = 1 ]" || { echo "FATAL: worker did not register"; cat "$T/w1.log"; exit 1; }
+id=$("$BIN/cenqueue" sha256 images/f1.bin 2>"$T/err")
+check_eq "accepted while a worker serves it, without a warning" "" "$(cat "$T/err")"
+wait_for 10 "[ \"\$(jfield $id)\" = finished ]"
+want=$(sha256sum "$ROOT/images/f1.bin" | cut -d' ' -f1)
+check_eq "finished" finished "$(jfield "$id")"
+check_eq "its JSON result is in result_json" "{\"path\":\"images/f1.bin\",\"bytes\":100,\"sha256\":\"$want\"}" "$(jfield "$id" result_json)"
+check_eq "...and no text result" "" "$(jfield "$id" result)"
+bad=$("$BIN/cenqueue" sha256 images/f1.bin 0000)
+esc=$("$BIN/cenqueue" sha256 ../../etc/passwd)
+wait_for 10 "[ \"\$(jfield $bad)\" = failed ] && [ \"\$(jfield $esc)\" = failed ]"
+check_contains "a wrong digest fails for good" "expected 0000" "$(jfield "$bad" error)"
+check_contains "a path out of the root is refused" "not a plain path below the root" "$(jfield "$esc" error)"
+"$BIN/cenqueue" sha256 >"$T/out" 2>"$T/err"
+check_eq "wrong arity is refused by cenqueue: exit 2" 2 "$?"
+check_contains "...with the usage" "sha256 takes at least 1 argument, got 0 (usage: sha256 PATH [EXPECTED])" "$(cat "$T/err")"
+"$BIN/cenqueue" sleep abc >"$T/out" 2>"$T/err"
+check_contains "a built-in's argument type is checked at the door" "sleep: argument 1 (SECONDS): 'abc' is not a duration" "$(cat "$T/err")"
+"$BIN/cenqueue" --list-functions >"$T/list"
+check_contains "--list-functions names the live worker" "served now by $(rcli SMEMBERS cq:workers)" "$(grep -A1 '^sha256' "$T/list")"
+
+echo "# two workers, one without the plugin: every job finishes"
+"$BIN/cworker" -c 4 --download-root "$ROOT" >"$T/w2.log" 2>&1 &
+W2=$!
+PIDS+=("$W2")
+wait_for 10 "[ \$(rcli SCARD cq:workers) = 2 ]" || { echo "FATAL: second worker did not register"; exit 1; }
+for i in $(seq 1 60); do echo "sha256 images/f$i.bin"; done | "$BIN/cenqueue" --stdin >"$T/ids"
+check_eq "60 jobs enqueued" 60 "$(wc -l <"$T/ids")"
+wait_for 30 "[ \$(for i in \$(cat $T/ids); do jfield \$i; done | grep -c finished) = 60 ]"
+check_eq "all 60 finished" 60 "$(for i in $(cat "$T/ids"); do jfield "$i"; done | grep -c finished)"
+digests_ok() {
+    local i id sum
+    for i in $(seq 1 60); do
+        id=$(sed -n "${i}p" "$T/ids")
+        sum=$(sha256sum "$ROOT/images/f$i.bin" | cut -c1-64)
+        rcli HGET "cq:job:$id" result_json | grep -q "$sum" || return 1
+    done
+}
+check "each with the right digest" digests_ok
+handed=$(grep -c 'handed back' "$T/w2.log")
+echo "# the worker without the plugin handed back $handed jobs"
+check "the worker without the plugin handed jobs back rather than failing them" "[ $handed -gt 0 ]"
+check_eq "none of them failed (the failed set holds the two failed above)" 2 "$(rcli ZCARD cq:failed)"
+
+echo "# after the plugin's worker stopped"
+kill "$W1"
+wait "$W1"
+check_eq "it stopped cleanly" 0 "$?"
+wait_for 10 "[ \$(rcli SCARD cq:workers) = 1 ]"
+id=$("$BIN/cenqueue" sha256 images/f2.bin 2>"$T/err")
+check_eq "still accepted: exit 0" 0 "$?"
+check_contains "...with a warning" "warning: function sha256: no live worker serves it now (last served" "$(cat "$T/err")"
+# The remaining worker takes it, sees nobody serves it, and fails it for good.
+wait_for 10 "[ \"\$(jfield $id)\" = failed ]"
+check_contains "a job nobody serves fails with a clear error" "unknown function 'sha256'" "$(jfield "$id" error)"
+check_contains "...saying why" "no live worker serves it" "$(jfield "$id" error)"
+"$BIN/cenqueue" --list-functions >"$T/list"
+check_contains "--list-functions: no live worker, last served" "no live worker; last served" "$(grep -A1 '^sha256' "$T/list")"
+"$BIN/cenqueue" --no-check nosuch a b >/dev/null 2>"$T/err"
+check_eq "--no-check sends an unknown function" "" "$(cat "$T/err")"
+finish

@@ -375,7 +375,7 @@ class Bench:
 
     # -- measurements: cq --------------------------------------------------------------------
 
-    def cq_drain(self, nworkers, njobs, conc, wrap=None, before=None):
+    def cq_drain(self, nworkers, njobs, conc, wrap=None, before=None, cworker=None):
         """Pre-fill njobs noop jobs, start nworkers `cworker --burst -c conc`, and time from
         their start until `HGET cq:stats processed` reaches njobs; then check that the queue
         and every in-flight list are empty and nothing failed. Returns jobs/s."""
@@ -383,7 +383,8 @@ class Bench:
         self.cq_fill(njobs)
         if before:
             before()
-        argv = [os.path.join(BIN, "cworker"), "--burst", "-c", str(conc), "--log-level", "warn"]
+        argv = [cworker or os.path.join(BIN, "cworker"), "--burst", "-c", str(conc),
+                "--log-level", "warn"]
         t0 = time.monotonic()
         ws = [self.spawn((wrap or []) + argv, "cworker-drain.log") for _ in range(nworkers)]
         wait_until("%d noop jobs processed" % njobs,

@@ -688,7 +688,8 @@ static void stop_watchers(struct worker *w)
 
 /* ---- the loop ----------------------------------------------------------------------- */
 
-int worker_run(const struct worker_config *cfg, volatile sig_atomic_t *signals)
+int worker_run(const struct worker_config *cfg, volatile sig_atomic_t *signals,
+               int *abandoned)
 {
     struct worker *w = xcalloc(1, sizeof *w);
     struct rconn_url url;
@@ -933,22 +934,28 @@ int worker_run(const struct worker_config *cfg, volatile sig_atomic_t *signals)
         }
     }
 
-    /* Shut down: no more taking; record what finished; put back the rest; deregister. Handlers
-     * still running are told to give up (a command's process group gets TERM, then KILL). */
+    /* Shut down: no more taking. Handlers still running are told to give up (a command's
+     * process group gets TERM, then KILL) and given a moment to do so, so that no command
+     * outlives the worker nor runs on while another worker starts its job again. Then
+     * record what finished, put back the rest, deregister. */
     __atomic_store_n(&w->hard_stop, 1, __ATOMIC_RELAXED);
     stop_watchers(w);
-    pthread_mutex_lock(&w->mu);
     {
-        struct task *done = w->done;
-        w->done = NULL;
-        while (done) {
-            struct task *t = done->next;
-            done->next = pending;
-            pending = done;
-            done = t;
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_sec += STOP_GRACE_MS / 1000;
+        pthread_mutex_lock(&w->mu);
+        while (w->running > 0 || w->todo != NULL)
+            if (pthread_cond_timedwait(&w->idle, &w->mu, &ts) != 0) break;
+        stopped = w->running == 0 && w->todo == NULL;
+        while (w->done) {
+            struct task *t = w->done->next;
+            w->done->next = pending;
+            pending = w->done;
+            w->done = t;
         }
+        pthread_mutex_unlock(&w->mu);
     }
-    pthread_mutex_unlock(&w->mu);
     if (pending != NULL || w->nstarts > 0) {
         if (w->ctl.ctx == NULL) rconn_connect(&w->ctl);
         if (cycle(w, &pending, 0) < 0)
@@ -977,26 +984,6 @@ int worker_run(const struct worker_config *cfg, volatile sig_atomic_t *signals)
             rc = 1;
         }
     }
-    /* The jobs are back in their queues; give the handlers that were told to stop a moment
-     * to do so, so that no command outlives the worker. */
-    {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_sec += STOP_GRACE_MS / 1000;
-        pthread_mutex_lock(&w->mu);
-        while (w->running > 0 || w->todo != NULL)
-            if (pthread_cond_timedwait(&w->idle, &w->mu, &ts) != 0) break;
-        stopped = w->running == 0 && w->todo == NULL;
-        if (stopped) {
-            while (w->done) {
-                struct task *t = w->done->next;
-                w->done->next = pending;
-                pending = w->done;
-                w->done = t;
-            }
-        }
-        pthread_mutex_unlock(&w->mu);
-    }
     LOG(&w->lg, LOG_INFO, "worker %s stopped", w->wid);
 
     /* Executors still running a handler that ignores the stop flag are abandoned: their
@@ -1020,6 +1007,7 @@ int worker_run(const struct worker_config *cfg, volatile sig_atomic_t *signals)
         free(w);
     } else {
         for (i = 0; i < (size_t)executors_started; i++) pthread_detach(w->executors[i]);
+        *abandoned = 1;
     }
     return rc;
 }
@@ -1036,6 +1024,8 @@ struct cq_worker {
     size_t nqueues;
     void **plugins;               /* dlopen handles, closed by cq_worker_free */
     size_t nplugins;
+    int abandoned;                /* handlers that ignored the stop still run: keep what they
+                                     use (the registry, plugins) mapped until the exit */
     volatile sig_atomic_t signals;
 };
 
@@ -1059,6 +1049,7 @@ void cq_worker_free(cq_worker *w)
     size_t i;
 
     if (w == NULL) return;
+    if (w->abandoned) return;
     registry_free(w->reg);
     for (i = 0; i < w->nplugins; i++) plugin_close(w->plugins[i]);
     free(w->plugins);
@@ -1194,7 +1185,7 @@ int cq_worker_run(cq_worker *w)
     if (w->root == NULL && getcwd(cwd, sizeof cwd) != NULL) w->root = xstrdup(cwd);
     w->cfg.root = w->root;
     w->cfg.reg = w->reg;
-    return worker_run(&w->cfg, &w->signals);
+    return worker_run(&w->cfg, &w->signals, &w->abandoned);
 }
 
 void cq_worker_stop(cq_worker *w)

@@ -29,7 +29,9 @@ struct worker_config {
 /* Run until the queues are drained (burst), max_jobs are done, or *signals becomes non-zero
  * (a drain: running jobs get shutdown_timeout to finish, the rest go back to their queues);
  * a second signal (*signals >= 2) puts everything back at once. Returns the process exit
- * code: 0 for a clean stop, 1 when it could not start. */
-int worker_run(const struct worker_config *cfg, volatile sig_atomic_t *signals);
+ * code: 0 for a clean stop, 1 when it could not start. *abandoned is set when handlers that
+ * ignored the stop were left running: what they use must then stay until the process exits. */
+int worker_run(const struct worker_config *cfg, volatile sig_atomic_t *signals,
+               int *abandoned);
 
 #endif

@@ -17,7 +17,7 @@ int main(int argc, char **argv)
     char err[1024], warning[512];
     cq_jobspec **jobs;
     cq_client *c;
-    int i, n = argc - 2, failed = 0;
+    int i, n = argc - 2, failed = 0, rc = 0;
 
     if (argc < 3) {
         fprintf(stderr, "usage: %s FUNC ARG...\n", argv[0]);
@@ -37,20 +37,24 @@ int main(int argc, char **argv)
          * argument is refused here, before anything is sent. */
         if (cq_client_check(c, jobs[i], warning, sizeof warning, err, sizeof err) != 0) {
             fprintf(stderr, "%s: %s\n", argv[0], err);
-            return 2;
+            rc = 2;
+            n = i + 1;
+            goto out;
         }
         if (warning[0] && i == 0) fprintf(stderr, "%s: warning: %s\n", argv[0], warning);
     }
     if (cq_enqueue(c, jobs, (size_t)n, CQ_NO_CHECK, err, sizeof err) < 0) {
         fprintf(stderr, "%s: %s\n", argv[0], err);
-        return 1;
+        rc = 1;
+        goto out;
     }
     for (i = 0; i < n; i++) {
         cq_status *st;
         const char *id = cq_jobspec_id(jobs[i]), *text;
         if (cq_wait(c, id, 60, &st, err, sizeof err) != 0) {
             fprintf(stderr, "%s: %s\n", argv[0], err);
-            return 1;
+            rc = 1;
+            goto out;
         }
         text = cq_status_state(st) == CQ_FINISHED
                    ? cq_status_field(st, cq_status_result_is_json(st) ? "result_json" : "result")
@@ -58,9 +62,11 @@ int main(int argc, char **argv)
         printf("%s %s %s\n", id, cq_status_state_name(cq_status_state(st)), text ? text : "");
         failed += cq_status_state(st) != CQ_FINISHED;
         cq_status_free(st);
-        cq_jobspec_free(jobs[i]);
     }
+    rc = failed ? 1 : 0;
+out:
+    for (i = 0; i < n; i++) cq_jobspec_free(jobs[i]);
     free(jobs);
     cq_client_free(c);
-    return failed ? 1 : 0;
+    return rc;
 }

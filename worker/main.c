@@ -136,7 +136,8 @@ static int load_env_plugins(cq_worker *w)
     return rc;
 }
 
-int main(int argc, char **argv)
+/* Everything but the worker's lifetime, which main owns. */
+static int run(cq_worker *w, int argc, char **argv)
 {
     enum { O_PREFIX = 256, O_MAX_JOBS, O_SHUTDOWN, O_ROOT, O_MAX_SIZE, O_CONNECT, O_RETRY_BASE,
            O_RESULT_TTL, O_FAILURE_TTL, O_LOG_LEVEL, O_LIST, O_LOAD, O_COMMAND, O_COMMAND_FILE };
@@ -175,7 +176,6 @@ int main(int argc, char **argv)
     char rootbuf[PATH_MAX], err[1024];
     const char *loads[64], *commands[64], *command_files[16];
     int nloads = 0, ncommands = 0, nfiles = 0, list = 0, c, i, rc;
-    cq_worker *w = cq_worker_new();
 
     http_limits_default(&limits);
     while ((c = getopt_long(argc, argv, "u:c:bhV", opts, NULL)) != -1) {
@@ -253,13 +253,9 @@ int main(int argc, char **argv)
         }
     }
     for (i = 0; rc == 0 && i < nfiles; i++) rc = add_command_file(w, command_files[i]);
-    if (rc != 0) {
-        cq_worker_free(w);
-        return 1;
-    }
+    if (rc != 0) return 1;
     if (list) {
         cq_registry_print(cq_worker_registry(w), stdout);
-        cq_worker_free(w);
         return 0;
     }
 
@@ -281,8 +277,14 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    rc = cq_worker_run(w);
-    /* A worker that abandoned a handler still running (it ignored the stop) must not free
-     * what that handler uses: exit without tearing down. */
+    return cq_worker_run(w);
+}
+
+int main(int argc, char **argv)
+{
+    cq_worker *w = cq_worker_new();
+    int rc = run(w, argc, argv);
+
+    cq_worker_free(w);
     return rc;
 }

@@ -164,6 +164,8 @@ typedef struct cq_worker cq_worker;
 /* A worker with the built-in functions (noop, sleep) registered and every setting at its
  * default. NULL only when memory runs out. */
 cq_worker *cq_worker_new(void);
+/* After cq_worker_run, a worker whose handlers ignored the stop and still run is not freed
+ * (they may be using its functions); the process is expected to exit. */
 void cq_worker_free(cq_worker *w);
 
 /* Settings by name, with the values cworker's options take (cworker --help):

@@ -1,0 +1,224 @@
+#!/usr/bin/env bash
+# test_commands.sh - functions served by programs (cworker --command, --command-file): argv
+# passed verbatim and never through a shell, a clean environment, exit codes mapped to
+# finished / retried / failed, job timeouts and worker shutdown ending the command's whole
+# process group, start-up errors, and typed arguments checked by cenqueue.
+. "$(dirname "$0")/lib.sh"
+
+ROOT=$T/root
+exec 3>&2   # diagnostics that get past check's redirections
+mkdir -p "$T/bin" "$T/run"
+
+# ---- the programs the functions run (small scripts, written here) ----
+# ok.sh: its args, each in brackets, and what it sees of its world; its environment exactly as
+# the worker passed it to execve (/proc/$$/environ, not the shell's own additions).
+cat >"$T/bin/ok.sh" <<EOF
+#!/bin/bash
+printf '[%s]' "\$@"
+printf ' id=%s attempt=%s func=%s queue=%s\n' "\$CQ_JOB_ID" "\$CQ_JOB_ATTEMPT" "\$CQ_JOB_FUNC" "\$CQ_JOB_QUEUE"
+tr '\0' '\n' </proc/\$\$/environ | sort >"$T/run/env.\$CQ_JOB_ID"
+pwd -P >"$T/run/cwd.\$CQ_JOB_ID"
+EOF
+# flaky.sh: a transient failure (75) on the first attempt, then success.
+cat >"$T/bin/flaky.sh" <<'EOF'
+#!/bin/bash
+if [ "$CQ_JOB_ATTEMPT" = 1 ]; then echo "busy, try later" >&2; exit 75; fi
+echo "done on attempt $CQ_JOB_ATTEMPT"
+EOF
+# busy.sh: always transient.
+cat >"$T/bin/busy.sh" <<'EOF'
+#!/bin/bash
+echo "still busy" >&2
+exit 75
+EOF
+# bad.sh: a permanent failure; the error is the last line of stderr.
+cat >"$T/bin/bad.sh" <<'EOF'
+#!/bin/bash
+echo "partial output"
+echo "reading the input" >&2
+echo "bad input" >&2
+exit 3
+EOF
+# daemon.sh: leaves a background process (not holding the pipes) and exits 0 at once.
+cat >"$T/bin/daemon.sh" <<EOF
+#!/bin/bash
+sleep 300 </dev/null >/dev/null 2>&1 &
+echo \$! >"$T/run/daemon.\$CQ_JOB_ID"
+echo started
+EOF
+# hang.sh: a background and a foreground sleep 300; records "PGID LEADER BGCHILD" (written
+# whole, then renamed) so that the test can look for survivors. With "ignore" as its first
+# argument the background child ignores SIGTERM, so only the SIGKILL after the grace ends it.
+cat >"$T/bin/hang.sh" <<EOF
+#!/bin/bash
+if [ "\${1:-}" = ignore ]; then (trap '' TERM; sleep 300; :) & else sleep 300 & fi
+bg=\$!
+echo "\$(ps -o pgid= -p \$\$ | tr -d ' ') \$\$ \$bg" >"$T/run/hang.\$CQ_JOB_ID.tmp"
+mv "$T/run/hang.\$CQ_JOB_ID.tmp" "$T/run/hang.\$CQ_JOB_ID"
+sleep 300
+EOF
+cat >"$T/bin/add.sh" <<'EOF'
+#!/bin/bash
+echo $(( $1 + $2 ))
+EOF
+chmod +x "$T"/bin/*.sh
+
+# survivors PGID LEADER BGCHILD: the processes of a command's group still alive. Zombies do
+# not count: the group's orphans are reparented to PID 1, which may be slow to reap them
+# (here it is not a real init).
+survivors() {
+    ps -e -o pid=,pgid=,stat= | awk -v g="$1" -v a="$2" -v b="$3" \
+        '($2 == g || $1 == a || $1 == b) && $3 !~ /^Z/ { print $1 }'
+}
+# gone JOBID SECONDS: wait until nothing of the group hang.sh recorded for JOBID is left.
+gone() {
+    local f="$T/run/hang.$1"
+    [ -s "$f" ] || return 1
+    set -- $(cat "$f") "$2"
+    wait_for "$4" "[ -z \"\$(survivors $1 $2 $3)\" ]" && return 0
+    echo "     survivors of group $1 (leader $2, child $3):" >&3
+    ps -o pid,ppid,pgid,stat,etime,cmd -p "$(survivors $1 $2 $3 | paste -sd, -)" >&3
+    return 1
+}
+
+start_redis
+
+# ---- start-up errors: one line on stderr, exit 1, no job taken ----
+"$BIN/cenqueue" -q probe --id probe-1 noop >/dev/null 2>&1
+bad_start() {  # bad_start NAME NEEDLE CWORKER-ARGS...
+    local name=$1 needle=$2 rc
+    shift 2
+    timeout 10 "$BIN/cworker" --download-root "$ROOT" "$@" probe >"$T/bad.out" 2>"$T/bad.err"
+    rc=$?
+    check_eq "$name: exit 1" 1 "$rc"
+    check_eq "$name: one line on stderr" 1 "$(wc -l <"$T/bad.err")"
+    check_contains "$name: the message says why" "$needle" "$(cat "$T/bad.err")"
+}
+bad_start "missing program" "/nonexistent/prog: No such file or directory" --command x=/nonexistent/prog
+bad_start "no '='" "noequals': give NAME=PROGRAM" --command noequals
+bad_start "relative program path" "relative path" --command x=bin/true
+bad_start "bad argument type" "unknown type 'float'" --command 'x:A:float=/bin/true'
+bad_start "a built-in name" "noop: already registered" --command noop=/bin/true
+bad_start "the same name twice" "dup: already registered" --command dup=/bin/true --command dup=/bin/echo
+printf '# commands\nfine=/bin/true\n\nbroken=/nonexistent/prog\n' >"$T/bad.cmds"
+bad_start "--command-file with a bad line" "$T/bad.cmds line 4: broken: command /nonexistent/prog" \
+    --command-file "$T/bad.cmds"
+bad_start "missing --command-file" "$T/missing.cmds: No such file or directory" \
+    --command-file "$T/missing.cmds"
+check_eq "no failed start took the probe job" 1 "$(rcli LLEN cq:queue:probe)"
+check_eq "...which is still queued" queued "$(jfield probe-1)"
+check_eq "...and no worker stayed registered" 0 "$(rcli SCARD cq:workers)"
+
+# ---- --command-file: comments, blank lines, indentation; --list-functions needs no Redis ----
+printf '# the functions of this host\n\n  echo1=/bin/echo\n\t# indented comment\nsum:A:integer B:integer=%s\n' \
+    "$T/bin/add.sh" >"$T/good.cmds"
+list=$(CQ_REDIS_URL=redis://127.0.0.1:1 "$BIN/cworker" --command-file "$T/good.cmds" --list-functions)
+check_eq "--list-functions with a command file: exit 0" 0 "$?"
+check "...lists the first spec" "grep -q '^echo1 .*/bin/echo' <<<\"\$list\""
+check "...and the second, with its arguments" "grep -q '^sum A B .*add.sh' <<<\"\$list\""
+check "...and still the built-ins" "grep -q '^noop ' <<<\"\$list\""
+
+# ---- a worker serving commands ----
+export SECRET_TOKEN=hunter2
+"$BIN/cworker" -c 4 --retry-base 100ms --shutdown-timeout 1s --download-root "$ROOT" \
+    --command "ok=$T/bin/ok.sh" --command "flaky=$T/bin/flaky.sh" \
+    --command "busy=$T/bin/busy.sh" --command "bad=$T/bin/bad.sh" \
+    --command "daemon=$T/bin/daemon.sh" --command "hang=$T/bin/hang.sh" \
+    --command "add:A:integer B:integer=$T/bin/add.sh" >"$T/w.log" 2>&1 &
+WPID=$!
+PIDS+=("$WPID")
+wait_for 10 "[ \$(rcli SCARD cq:workers) = 1 ]" || { echo "FATAL: worker did not register"; cat "$T/w.log"; exit 1; }
+unset SECRET_TOKEN
+
+ok=$("$BIN/cenqueue" ok 'two words' "it's" 'say "hi"' '$(touch '"$T"'/pwned)' \
+    "\`touch $T/pwned\`" 'x; touch '"$T"'/pwned' '*' '')
+flaky=$("$BIN/cenqueue" flaky)
+busy=$("$BIN/cenqueue" --retries 1 busy)
+bad=$("$BIN/cenqueue" bad)
+daemon=$("$BIN/cenqueue" daemon)
+tmo=$("$BIN/cenqueue" --timeout 1s --retries 0 hang)
+tmo_ign=$("$BIN/cenqueue" --timeout 1s --retries 0 hang ignore)
+"$BIN/cenqueue" add 1 x >"$T/add.out" 2>"$T/add.err"
+add_rc=$?
+add=$("$BIN/cenqueue" add 2 3)
+
+final() { local s; s=$(jfield "$1"); [ "$s" = finished ] || [ "$s" = failed ]; }
+wait_for 20 "final $ok && final $flaky && final $busy && final $bad && final $daemon && final $add && final $tmo" \
+    || echo "     (some jobs did not end in time)"
+
+# 1. args verbatim, clean environment, cwd = the download root
+check_eq "ok: finished" finished "$(jfield "$ok")"
+check_eq "ok: args arrive verbatim, stdout is the result" \
+    "[two words][it's][say \"hi\"][\$(touch $T/pwned)][\`touch $T/pwned\`][x; touch $T/pwned][*][] id=$ok attempt=1 func=ok queue=default" \
+    "$(jfield "$ok" result)"
+check "ok: no shell ran the args" "[ ! -e $T/pwned ]"
+check_eq "ok: the environment is PATH and the CQ_JOB_ variables only" \
+    "CQ_JOB_ATTEMPT=1 CQ_JOB_FUNC=ok CQ_JOB_ID=$ok CQ_JOB_QUEUE=default PATH=/usr/local/bin:/usr/bin:/bin" \
+    "$(tr '\n' ' ' <"$T/run/env.$ok" | sed 's/ $//')"
+check "ok: the worker's own environment (SECRET_TOKEN) did not leak" "! grep -q SECRET_TOKEN $T/run/env.$ok"
+check_eq "ok: cwd is the download root" "$(cd "$ROOT" && pwd -P)" "$(cat "$T/run/cwd.$ok" 2>/dev/null)"
+
+# 2. permanent failure
+check_eq "bad: failed" failed "$(jfield "$bad")"
+check_contains "bad: the error is the last line of stderr" "bad input" "$(jfield "$bad" error)"
+check_contains "bad: ...and gives the exit status" "status 3" "$(jfield "$bad" error)"
+check_eq "bad: not retried (1 attempt)" 1 "$(jfield "$bad" attempts)"
+check "bad: in the failed set" "rcli ZSCORE cq:failed $bad | grep -q ."
+
+# 3. transient failures
+check_eq "flaky: 75 then 0 ends finished" finished "$(jfield "$flaky")"
+check_eq "flaky: ...on attempt 2" 2 "$(jfield "$flaky" attempts)"
+check_eq "flaky: ...with the second attempt's stdout" "done on attempt 2" "$(jfield "$flaky" result)"
+check "flaky: the worker logged the retry" "grep '$flaky' $T/w.log | grep -q 'will retry'"
+check_eq "busy: always 75 with --retries 1 ends failed" failed "$(jfield "$busy")"
+check_eq "busy: ...after 2 attempts" 2 "$(jfield "$busy" attempts)"
+check_contains "busy: ...with status 75 and stderr in the error" "status 75: still busy" "$(jfield "$busy" error)"
+
+# a command that exits 0 leaving a background process behind: that process is ended too
+check_eq "daemon: finished" finished "$(jfield "$daemon")"
+dpid=$(cat "$T/run/daemon.$daemon" 2>/dev/null)
+check "daemon: its background process did not outlive the job" "[ -n '$dpid' ] && wait_for 3 '! kill -0 $dpid'"
+
+# 8. typed arguments
+check_eq "add 1 x: refused by cenqueue (exit 2)" 2 "$add_rc"
+check_contains "add 1 x: the message names argument 2" "argument 2" "$(cat "$T/add.err")"
+check_contains "add 1 x: ...and its type" "integer" "$(cat "$T/add.err")"
+check_eq "add 1 x: no job id printed" "" "$(cat "$T/add.out")"
+check_eq "add 2 3: finished" finished "$(jfield "$add")"
+check_eq "add 2 3: result 5" 5 "$(jfield "$add" result)"
+
+# 4. timeouts: TERM to the whole group, KILL after the 5 s grace
+check_eq "timeout: failed" failed "$(jfield "$tmo")"
+check_contains "timeout: the error says it timed out" "timed out" "$(jfield "$tmo" error)"
+check "timeout: no process of its group survives" "gone $tmo 7"
+wait_for 10 "final $tmo_ign"
+check_eq "timeout, child ignoring TERM: failed" failed "$(jfield "$tmo_ign")"
+check_contains "timeout, child ignoring TERM: timed out" "timed out" "$(jfield "$tmo_ign" error)"
+check "timeout, child ignoring TERM: killed after the grace, nothing survives" "gone $tmo_ign 3"
+
+# 5. shutdown while commands run: their groups are ended, the jobs go back to their queue
+long=$("$BIN/cenqueue" hang)
+long_ign=$("$BIN/cenqueue" hang ignore)
+wait_for 10 "[ -s $T/run/hang.$long ] && [ -s $T/run/hang.$long_ign ]" || echo "     (the long commands did not start)"
+t0=$(date +%s%N)
+kill -TERM "$WPID"
+wait_for 12 "! kill -0 $WPID"
+took=$(( ($(date +%s%N) - t0) / 1000000 ))
+if kill -0 "$WPID" 2>/dev/null; then
+    check "shutdown: the worker exits within 12 s" false
+    kill -KILL "$WPID"
+fi
+wait "$WPID"; rc=$?
+echo "     shutdown took $took ms"
+check_eq "shutdown: worker exit status 0" 0 "$rc"
+check "shutdown: the worker exited within 10 s ($took ms)" "[ $took -lt 10000 ]"
+check_eq "shutdown: both jobs are back in the queue" 2 "$(rcli LLEN cq:queue:default)"
+check "shutdown: ...the plain one" "rcli LRANGE cq:queue:default 0 -1 | grep -q $long"
+check "shutdown: ...the one whose child ignores TERM" "rcli LRANGE cq:queue:default 0 -1 | grep -q $long_ign"
+check_eq "shutdown: status queued again" queued "$(jfield "$long")"
+check "shutdown: no process of the plain command survives" "gone $long 1"
+check "shutdown: no process of the TERM-ignoring command survives" "gone $long_ign 1"
+check_eq "shutdown: deregistered" 0 "$(rcli SCARD cq:workers)"
+
+[ "$FAILS" -eq 0 ] || { echo "---- worker log"; cat "$T/w.log"; }
+finish

@@ -17,12 +17,31 @@ def main():
     ap.add_argument("--runs", type=int, default=7, help="drains of each binary (default 7)")
     ap.add_argument("--jobs", type=int, default=200000, help="jobs a drain (default 200000)")
     ap.add_argument("--conc", type=int, default=64, help="cworker -c (default 64)")
+    ap.add_argument("--no-callgrind", action="store_true",
+                    help="skip the instruction counts (valgrind)")
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="cq-callpath.")
     b = bench.Bench(dict(bench.FULL), tmp)
     now, base = [], []
+    ir = {}
     try:
         b.start_servers()
+        if not args.no_callgrind:
+            # Instructions a job, deterministic where wall time is not: the marginal cost
+            # between a 20k and a 10k drain under callgrind, so start-up cancels out.
+            for name, binary in (("now", os.path.join(bench.BIN, "cworker")),
+                                 ("base", args.baseline)):
+                tot = {}
+                for n in (20000, 10000):
+                    b.flush()
+                    b.cq_fill(n)
+                    out = os.path.join(tmp, "cg.%s.%d" % (name, n))
+                    b.run(["valgrind", "--tool=callgrind", "--quiet",
+                           "--callgrind-out-file=" + out, binary, "-c", "16", "--burst",
+                           "--log-level", "warn"], 1800, "cworker under callgrind")
+                    tot[n] = b.callgrind_total(out)
+                ir[name] = (tot[20000] - tot[10000]) / 10000.0
+                bench.log("callgrind %s: %s instructions a job" % (name, bench.fmt_int(ir[name])))
         for i in range(args.runs):
             # Alternate which goes first, so that a drift in the machine hits both alike.
             order = [("now", None), ("base", args.baseline)]
@@ -45,6 +64,10 @@ def main():
                                 ", ".join(bench.fmt_int(x) for x in base)))
     print()
     print("ratio (this tree / %s): %.3f" % (args.rev, mn / mb))
+    if ir:
+        print("instructions a job in cworker (callgrind, marginal 10k jobs, -c 16): this tree "
+              "%s, %s %s, ratio %.3f" % (bench.fmt_int(ir["now"]), args.rev,
+                                         bench.fmt_int(ir["base"]), ir["now"] / ir["base"]))
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ static int run(struct rconn *r, int argc, const char **argv, const char *what, c
 int catalog_publish(struct rconn *r, const struct keys *k, const char *wid,
                     const struct cq_registry *reg, char *err, size_t errlen)
 {
-    char kf[KEYS_KEY_MAX], kw[KEYS_KEY_MAX], now[32], *names;
+    char kf[KEYS_KEY_MAX], kw[KEYS_KEY_MAX], *names;
     const char **argv;
     char **decl;
     size_t o = 0, cap = 1;
@@ -75,14 +75,16 @@ int catalog_publish(struct rconn *r, const struct keys *k, const char *wid,
         rc = run(r, 4, argv, "publishing functions", err, errlen);
     }
     if (rc == 0) {
-        argv[0] = "HSET";
-        argv[1] = keys_functions_seen(k, kf, sizeof kf);
-        time_format(now, time_now());
-        for (i = 0; i < reg->n; i++) {
-            argv[2 + 2 * i] = reg->v[i]->name;
-            argv[3 + 2 * i] = now;
+        int appended;
+        redisReply *rep = NULL;
+        if (catalog_seen_append(r, k, reg, &appended) != 0 || (rep = rconn_read(r)) == NULL) {
+            err_set(err, errlen, "publishing functions: %s", r->errstr);
+            rc = -1;
+        } else if (rep->type == REDIS_REPLY_ERROR) {
+            err_set(err, errlen, "publishing functions: redis: %s", rep->str);
+            rc = -1;
         }
-        rc = run(r, 2 + 2 * reg->n, argv, "publishing functions", err, errlen);
+        if (rep) freeReplyObject(rep);
     }
     for (i = 0; i < reg->n; i++) cJSON_free(decl[i]);
     free(decl);
@@ -117,24 +119,6 @@ int catalog_seen_append(struct rconn *r, const struct keys *k, const struct cq_r
 static double reply_time(const redisReply *e)
 {
     return e != NULL && e->type == REDIS_REPLY_STRING ? atof(e->str) : 0;
-}
-
-int catalog_seen(struct rconn *r, const struct keys *k, const char *func, double *seen,
-                 char *err, size_t errlen)
-{
-    char ks[KEYS_KEY_MAX];
-    redisReply *rep;
-
-    rep = rconn_commandf(r, "HGET %s %s", keys_functions_seen(k, ks, sizeof ks), func);
-    if (rep == NULL || rep->type == REDIS_REPLY_ERROR) {
-        err_set(err, errlen, "reading the function catalog: %s",
-                rep ? rep->str : r->errstr);
-        if (rep) freeReplyObject(rep);
-        return -1;
-    }
-    *seen = reply_time(rep);
-    freeReplyObject(rep);
-    return 0;
 }
 
 /* Add the declaration decl (catalog JSON) of name to into. */

@@ -37,10 +37,6 @@ int catalog_seen_append(struct rconn *r, const struct keys *k, const struct cq_r
 int catalog_get(struct rconn *r, const struct keys *k, const char *func,
                 struct cq_registry *into, double *seen, char *err, size_t errlen);
 
-/* When func was last seen served (0 = never), or -1 with err. */
-int catalog_seen(struct rconn *r, const struct keys *k, const char *func, double *seen,
-                 char *err, size_t errlen);
-
 /* How many live workers (lease present) serve func now, their ids comma-separated into
  * names (may be NULL); or -1 with err. */
 int catalog_live(struct rconn *r, const struct keys *k, const char *func, char *names,

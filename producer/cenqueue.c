@@ -100,6 +100,12 @@ static int split_fields(char *line, char **fields, int max)
     }
 }
 
+/* A refusal is the job's fault (exit 2); a failure to read the catalog is Redis's (exit 1). */
+static int refusal_status(const char *err)
+{
+    return strncmp(err, "reading the ", 12) == 0 ? 1 : 2;
+}
+
 /* Warn once per function that no live worker serves it. */
 static void warn_once(struct opts *o, const char *func, const char *warning)
 {
@@ -179,6 +185,7 @@ static int run_stdin(struct opts *o, cq_client *c)
                            sizeof err);
         if (jobs[n] == NULL) {
             fprintf(stderr, "cenqueue: stdin line %ld: %s\n", lineno, err);
+            if (refusal_status(err) == 1) goto fail1;
             goto fail2;
         }
         if (++n == BATCH) {
@@ -346,7 +353,7 @@ int main(int argc, char **argv)
         if (j == NULL) {
             fprintf(stderr, "cenqueue: %s\n", err);
             cq_client_free(cl);
-            return 2;
+            return refusal_status(err);
         }
         if (cq_enqueue(cl, &j, 1, CQ_NO_CHECK, err, sizeof err) < 0) {
             fprintf(stderr, "cenqueue: %s\n", err);

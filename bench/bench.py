@@ -1626,6 +1626,7 @@ def report(b, machine, command, elapsed, out_path, errors):
     w("```sh")
     w("bench/run            # everything, several minutes; rewrites docs/BENCHMARKS.md")
     w("bench/run --quick    # a smoke run, about two minutes; bench/out/BENCHMARKS-quick.md")
+    w("bench/callpath       # no-op throughput and instructions a job against a baseline revision")
     w("```")
     w("")
     w("Raw samples of this run: `bench/out/%s.json` (not committed). See bench/README.md."

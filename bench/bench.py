@@ -3,8 +3,9 @@
 
 Run it through bench/run (which installs what is missing and builds cq first):
 
-    bench/run            the full run, several minutes; writes docs/BENCHMARKS.md
-    bench/run --quick    a smoke run in about two minutes; writes bench/out/BENCHMARKS-quick.md
+    bench/run                the full run, several minutes; writes docs/BENCHMARKS.md
+    bench/run --quick        a smoke run in about two minutes; writes bench/out/BENCHMARKS-quick.md
+    bench/run --report-only  measures nothing: writes the report again from the saved results
 
 Everything runs on 127.0.0.1: one private redis-server, the image server of the tests
 (tests/fixtures/httpd.py, 0.2 s per image) and the fake Imgur API (tests/fixtures/fake_imgur.py)
@@ -12,23 +13,25 @@ serving a gallery generated here with 91 .jpg links, as the lesson's run had. Ev
 worker is started by this script and stopped by it, whatever happens (try/finally, SIGTERM,
 SIGINT). Every wait is bounded. Standard library only (the RQ side runs in its own scripts).
 
-Numbers are medians of several runs; each goal is judged against a baseline measured in the
-same run (RQ, the lesson's scripts), and the raw samples are kept in bench/out/*.json.
+This file measures: the raw samples of every run, the machine, the configuration and the
+errors go to bench/out/<mode>.json, and bench/report.py builds the Markdown report from that
+file alone (medians, ratios against the baselines measured in the same run, goals).
 """
 import argparse
 import json
-import math
 import os
 import random
 import re
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
+
+import report
+from report import fmt_int, median, pct
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.dirname(HERE)
@@ -36,6 +39,7 @@ BIN = os.path.join(SRC, "build", "bin")
 PY = "/usr/bin/python3"          # Debian's python: the one that imports python3-rq
 RQ = [PY, "-m", "rq.cli"]         # `rq` as Debian installs it (/usr/bin/rq is the same)
 CLIENT_ID = "bench-client"
+PERF_EVENTS = "task-clock,context-switches,raw_syscalls:sys_enter"   # what perf stat counts
 IMAGES = 91                       # the lesson's run downloaded 91 images
 LATENCY = 0.2                     # seconds the image server waits before each answer
 IMAGE_SIZE = 32768                # bytes of each generated image (httpd.py's default)
@@ -165,23 +169,13 @@ def took(text):
     return float(m.group(1))
 
 
-def median(xs):
-    return statistics.median(xs) if xs else None
-
-
-def pct(xs, p):
-    """Nearest-rank percentile."""
-    s = sorted(xs)
-    return s[max(0, math.ceil(p / 100.0 * len(s)) - 1)] if s else None
-
-
 class Bench:
     def __init__(self, cfg, tmp):
         self.cfg = cfg
         self.tmp = tmp
         self.procs = []
         self.res = {}          # key -> {"samples": [...], "unit": ..., ...}
-        self.notes = {}        # key -> text shown next to the measurement
+        self.notes = {}        # key -> text about the measurement, saved with the results
         self.env = dict(os.environ)
         for k in ("CQ_PREFIX", "IMGUR_CLIENT_ID", "IMGUR_API_URL", "REDIS_URL"):
             self.env.pop(k, None)
@@ -368,10 +362,6 @@ class Bench:
     def add(self, key, sample, unit):
         e = self.res.setdefault(key, {"samples": [], "unit": unit})
         e["samples"].append(sample)
-
-    def med(self, key):
-        e = self.res.get(key)
-        return median(e["samples"]) if e and e["samples"] else None
 
     # -- measurements: cq --------------------------------------------------------------------
 
@@ -816,84 +806,96 @@ class Bench:
         system-wide sampled profile (perf record -a -g) split by process and symbol."""
         c = self.cfg
         n = c["prof_jobs"]
-        conc = c["drain_conc"]
         if not have_perf():
             self.res["profile"] = {"error": "perf is not usable here"}
             log("perf is not usable here: no profile")
             return
         prof = {"jobs": n}
-        # 1. counters: perf stat on cworker (as a wrapper) and on redis-server (attached just
-        # before the worker starts, after the prefill), and Redis's INFO around the drain.
+        prof.update(self.profile_drain(n, c["drain_conc"]))
+        prof["enqueue"] = self.profile_enqueue(c["enq_cq"])
+        if shutil.which("strace"):
+            prof["enqueue"]["syscalls"] = self.enqueue_syscalls(min(c["enq_cq"], 20_000))
+        prof.update(self.profile_record(n, c["drain_conc"]))
+        self.res["profile"] = prof
+        log("profile: drain %s jobs/s; cworker %.1f us CPU/job, redis-server %.1f us CPU/job"
+            % (fmt_int(prof["rate"]), prof["worker"].get("task-clock", 0) * 1e3 / n,
+               prof["redis"].get("task-clock", 0) * 1e3 / n))
+
+    def perf_stat_redis(self, out):
+        """perf stat attached to redis-server, its counters written to `out` when stopped."""
+        p = self.spawn(["perf", "stat", "-x,", "-e", PERF_EVENTS, "-o", out, "-p",
+                        str(self.redis_proc.pid)], "perf-stat.log")
+        time.sleep(0.3)
+        return p
+
+    def profile_drain(self, n, conc):
+        """Counters of a drain: perf stat on cworker (as a wrapper) and on redis-server
+        (attached just before the worker starts, after the prefill), and Redis's INFO around
+        the drain."""
         st_w = os.path.join(self.tmp, "perfstat.worker")
         st_r = os.path.join(self.tmp, "perfstat.redis")
-        ev = "task-clock,context-switches,raw_syscalls:sys_enter"
         held = {}
 
         def before():
-            held["perf"] = self.spawn(["perf", "stat", "-x,", "-e", ev, "-o", st_r, "-p",
-                                       str(self.redis_proc.pid)], "perf-stat.log")
-            time.sleep(0.3)
+            held["perf"] = self.perf_stat_redis(st_r)
             held["info"] = self.r.info("all")
-        rate, dt = self.cq_drain(1, n, conc, wrap=["perf", "stat", "-x,", "-e", ev, "-o", st_w,
-                                                   "--"], before=before)
+        rate, dt = self.cq_drain(1, n, conc, wrap=["perf", "stat", "-x,", "-e", PERF_EVENTS,
+                                                   "-o", st_w, "--"], before=before)
         after = self.r.info("all")
         self.stop(held["perf"], signal.SIGINT)
-        prof["rate"] = rate
-        prof["seconds"] = dt
-        prof["worker"] = read_perf_stat(st_w)
-        prof["redis"] = read_perf_stat(st_r)
-        prof["redis_info"] = redis_deltas(held["info"], after, n)
-        # 2. the same counters for `cenqueue --stdin` (bulk enqueue) of the same number of jobs.
+        return {"rate": rate, "seconds": dt, "worker": read_perf_stat(st_w),
+                "redis": read_perf_stat(st_r), "redis_info": redis_deltas(held["info"], after, n)}
+
+    def profile_enqueue(self, n):
+        """The same counters for `cenqueue --stdin` (bulk enqueue) of n jobs."""
         self.flush()
-        ne = c["enq_cq"]
         st_e = os.path.join(self.tmp, "perfstat.enqueue")
-        st_r2 = os.path.join(self.tmp, "perfstat.redis2")
-        pr = self.spawn(["perf", "stat", "-x,", "-e", ev, "-o", st_r2, "-p",
-                         str(self.redis_proc.pid)], "perf-stat.log")
-        time.sleep(0.3)
+        st_r = os.path.join(self.tmp, "perfstat.redis2")
+        pr = self.perf_stat_redis(st_r)
         b = self.r.info("all")
-        with open(self.noop_file(ne), "rb") as f:
-            _, dte = self.run(["perf", "stat", "-x,", "-e", ev, "-o", st_e, "--",
-                               os.path.join(BIN, "cenqueue"), "--stdin", "--quiet"], 300,
-                              "cenqueue under perf stat", stdin=f)
+        with open(self.noop_file(n), "rb") as f:
+            _, dt = self.run(["perf", "stat", "-x,", "-e", PERF_EVENTS, "-o", st_e, "--",
+                              os.path.join(BIN, "cenqueue"), "--stdin", "--quiet"], 300,
+                             "cenqueue under perf stat", stdin=f)
         a = self.r.info("all")
         self.stop(pr, signal.SIGINT)
-        prof["enqueue"] = {"jobs": ne, "seconds": dte, "client": read_perf_stat(st_e),
-                           "redis": read_perf_stat(st_r2), "redis_info": redis_deltas(b, a, ne)}
-        # System calls of cenqueue by name (strace -c), per job: which ones, not just how many.
-        if shutil.which("strace"):
-            self.flush()
-            ns = min(ne, 20_000)
-            sc = os.path.join(self.tmp, "strace.enqueue")
-            with open(self.noop_file(ns), "rb") as f:
-                self.run(["strace", "-f", "-c", "-o", sc, os.path.join(BIN, "cenqueue"),
-                          "--stdin", "--quiet"], 300, "cenqueue under strace", stdin=f)
-            calls = []
-            with open(sc) as fh:
-                for line in fh:
-                    p_ = line.split()
-                    if len(p_) >= 5 and p_[3].isdigit() and p_[-1] != "total":
-                        calls.append((int(p_[3]) / ns, p_[-1]))
-            prof["enqueue"]["syscalls"] = sorted(calls, reverse=True)[:8]
-        # 3. sampled profile, system-wide.
+        return {"jobs": n, "seconds": dt, "client": read_perf_stat(st_e),
+                "redis": read_perf_stat(st_r), "redis_info": redis_deltas(b, a, n)}
+
+    def enqueue_syscalls(self, n):
+        """System calls of cenqueue by name (strace -c), per job: which ones, not just how
+        many. The 8 most frequent, as [(calls per job, name)]."""
+        self.flush()
+        sc = os.path.join(self.tmp, "strace.enqueue")
+        with open(self.noop_file(n), "rb") as f:
+            self.run(["strace", "-f", "-c", "-o", sc, os.path.join(BIN, "cenqueue"),
+                      "--stdin", "--quiet"], 300, "cenqueue under strace", stdin=f)
+        calls = []
+        with open(sc) as fh:
+            for line in fh:
+                p_ = line.split()
+                if len(p_) >= 5 and p_[3].isdigit() and p_[-1] != "total":
+                    calls.append((int(p_[3]) / n, p_[-1]))
+        return sorted(calls, reverse=True)[:8]
+
+    def profile_record(self, n, conc):
+        """A system-wide sampled profile of another drain, split by process and symbol."""
         data = os.path.join(self.tmp, "perf.data")
+        held = {}
 
         def record():
             held["rec"] = self.spawn(["perf", "record", "-a", "-g", "-e", "cpu-clock", "-F",
                                       "999", "-o", data], "perf-record.log")
             time.sleep(0.5)
-        rate3, dt3 = self.cq_drain(1, n, conc, before=record)
+        rate, dt = self.cq_drain(1, n, conc, before=record)
         self.stop(held["rec"], signal.SIGINT, 120)
-        prof["rate3"] = rate3
-        prof["record_seconds"] = dt3
-        prof["by_comm"] = perf_report(data, ["--sort", "comm"], 8)
-        prof["worker_dso"] = perf_report(data, ["--comm", "cworker", "--sort", "dso"], 10)
-        prof["worker_sym"] = perf_report(data, ["--comm", "cworker", "--sort", "dso,sym"], 25)
-        prof["redis_sym"] = perf_report(data, ["--comm", "redis-server", "--sort", "dso,sym"], 15)
-        self.res["profile"] = prof
-        log("profile: drain %s jobs/s; cworker %.1f us CPU/job, redis-server %.1f us CPU/job"
-            % (fmt_int(rate), prof["worker"].get("task-clock", 0) * 1e3 / n,
-               prof["redis"].get("task-clock", 0) * 1e3 / n))
+        return {
+            "rate3": rate, "record_seconds": dt,
+            "by_comm": perf_report(data, ["--sort", "comm"], 8),
+            "worker_dso": perf_report(data, ["--comm", "cworker", "--sort", "dso"], 10),
+            "worker_sym": perf_report(data, ["--comm", "cworker", "--sort", "dso,sym"], 25),
+            "redis_sym": perf_report(data, ["--comm", "redis-server", "--sort", "dso,sym"], 15),
+        }
 
 
 # Enqueue RQ download_link jobs for the first N .jpg links of the fake gallery (memory phase).
@@ -1107,56 +1109,6 @@ def redis_deltas(b, a, n):
     return out
 
 
-# ---- formatting and the report ------------------------------------------------------------
-
-def fmt_int(x):
-    return "{:,.0f}".format(x) if x is not None else "-"
-
-
-def fmt_s(x):
-    return "%.3f s" % x if x is not None else "-"
-
-
-def fmt_ms(x):
-    return "%.2f ms" % (x * 1e3) if x is not None else "-"
-
-
-def fmt_mb(x):
-    return "%.1f MB" % (x / 1e6) if x is not None else "-"
-
-
-def pss_text(r):
-    """The proportional set size (shared pages divided among the processes that map them)."""
-    if not r or "Pss" not in r:
-        return ""
-    return (" (its proportional set size then: %.1f MB, of which %.1f MB anonymous and %.1f MB "
-            "file-backed)" % (r["Pss"] * 1024 / 1e6, r.get("Pss_Anon", 0) * 1024 / 1e6,
-                              r.get("Pss_File", 0) * 1024 / 1e6))
-
-
-def fmt_ratio(x):
-    if x is None:
-        return "-"
-    return "%.0fx" % x if x >= 100 else ("%.1fx" % x if x >= 10 else "%.2fx" % x)
-
-
-def judge(value, goal, higher):
-    """(verdict, by how much) for a value against a goal."""
-    if value is None:
-        return "not measured", ""
-    if higher:
-        if value >= goal:
-            return "PASS", "+%.0f%% above the goal" % ((value / goal - 1) * 100)
-        return "MISS", "%.0f%% short: needs %.2fx more" % ((1 - value / goal) * 100, goal / value)
-    if value < goal:
-        return "PASS", "%.0f%% under the goal" % ((1 - value / goal) * 100)
-    return "MISS", "%.0f%% over: needs %.2fx less" % ((value / goal - 1) * 100, value / goal)
-
-
-def samples_text(e, f):
-    return ", ".join(f(x) for x in e["samples"]) if e else "-"
-
-
 def machine_info():
     def cmd(argv):
         try:
@@ -1198,466 +1150,43 @@ def machine_info():
     }
 
 
-ANALYSIS_BEGIN = "<!-- analysis:begin (kept by bench/run when it rewrites this file) -->"
-ANALYSIS_END = "<!-- analysis:end -->"
 
+# ---- the run ------------------------------------------------------------------------------
 
-def old_analysis(path):
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except OSError:
-        return None
-    i, j = text.find(ANALYSIS_BEGIN), text.find(ANALYSIS_END)
-    if i < 0 or j < i:
-        return None
-    return text[i + len(ANALYSIS_BEGIN):j].strip("\n")
-
-
-def report(b, machine, command, elapsed, out_path, errors):
-    c = b.cfg
-    res = b.res
-    m = b.med
-    L = []
-    w = L.append
-    w("# Benchmarks")
-    w("")
-    w("cq against RQ %s (Debian's python3-rq) and the lesson's scripts, measured in one run of"
-      % machine["rq"])
-    w("`bench/run` on one private Redis, everything on 127.0.0.1. Generated by the run: edit "
-      "`bench/bench.py`, not the tables; only the section *What limits it* is written by hand "
-      "(the driver keeps it when it rewrites this file).")
-    w("")
-    w("- **Command:** `%s` (%s mode, took %.0f s)" % (command, c["name"], elapsed))
-    w("- **Date:** %s; **tree:** `%s`" % (machine["date"], machine["commit"]))
-    w("- **Machine:** %s CPUs (%s), %s RAM, Linux %s, %s"
-      % (machine["nproc"], machine["cpu"], machine["memory"], machine["kernel"], machine["os"]))
-    w("- **Noise:** CPU used by processes outside this run while it ran: %.0f s of the %.0f s "
-      "the machine's %s CPUs had (%.0f%%); load average %s at the start, %s at the end%s"
-      % (machine["other_cpu"], elapsed * int(machine["nproc"]), machine["nproc"],
-         100.0 * machine["other_cpu"] / (elapsed * int(machine["nproc"])),
-         " ".join(machine["load_start"]), " ".join(machine["load_end"]),
-         "; busy at the start: " + ", ".join("%s %.0f%%" % (n, p_) for p_, n in
-                                           machine["busy_start"] if p_ >= 5)
-         if any(p_ >= 5 for p_, n in machine["busy_start"]) else ""))
-    w("- **Software:** Redis %s, RQ %s with redis-py %s on Python %s (/usr/bin/python3), %s, %s"
-      % (machine["redis"], machine["rq"], machine["redis_py"], machine["python"], machine["cc"],
-         machine["valgrind"]))
-    w("- **Rules:** each value is the median of the runs listed below it; each ratio is "
-      "against a baseline measured in the same run. Timings on a shared 2-core machine are "
-      "noisy: read the ratios, and the per-run samples in the detail tables.")
-    if errors:
-        w("")
-        w("**Some measurements failed in this run:**")
-        for e in errors:
-            w("- %s" % e)
-    w("")
-
-    # ---- goals
-    rows = []
-    noop1, rqs = m("cq_drain_1"), m("rq_simple")
-    enq, rqe = m("cq_enqueue"), m("rq_enqueue_many")
-    dist, pyth, rq8 = m("cq_dist"), m("py_threads"), m("rq8")
-    rss, rqrss = m("cq_rss"), m("rq_rss")
-    cseq, cthr, casy = m("cq_sequential"), m("cq_threads"), m("cq_async")
-
-    def ratio(a, bb):
-        return a / bb if a is not None and bb else None
-
-    def row(metric, value, base, rat, goal, verdict):
-        rows.append((metric, value, base, rat, goal) + verdict)
-
-    row("No-op throughput, 1 `cworker -c %d`, %s jobs, status written" % (c["drain_conc"],
-                                                                         fmt_int(c["drain_jobs"])),
-        fmt_int(noop1) + " jobs/s", "RQ SimpleWorker " + fmt_int(rqs) + " jobs/s",
-        fmt_ratio(ratio(noop1, rqs)), ">= 50,000 jobs/s", judge(noop1, 50000, True))
-    row("  same, against RQ", "", "", fmt_ratio(ratio(noop1, rqs)), ">= 100x RQ SimpleWorker",
-        judge(ratio(noop1, rqs), 100, True))
-    row("Bulk enqueue, `cenqueue --stdin`, %s jobs" % fmt_int(c["enq_cq"]),
-        fmt_int(enq) + " jobs/s", "RQ enqueue_many " + fmt_int(rqe) + " jobs/s",
-        fmt_ratio(ratio(enq, rqe)), ">= 100,000 jobs/s", judge(enq, 100000, True))
-    row("  same, against RQ", "", "", fmt_ratio(ratio(enq, rqe)), ">= 10x enqueue_many",
-        judge(ratio(enq, rqe), 10, True))
-    row("Lesson download, %d images at %.1f s: `cproducer` + 2 `cworker -c 64`" % (IMAGES, LATENCY),
-        fmt_s(dist), "lesson threads(8) " + fmt_s(pyth), fmt_ratio(ratio(pyth, dist)),
-        ">= 4x faster than the lesson's threads", judge(ratio(pyth, dist), 4, True))
-    row("  same, absolute (machine-dependent)", fmt_s(dist), "RQ, 8 workers " + fmt_s(rq8),
-        fmt_ratio(ratio(rq8, dist)), "< 0.6 s", judge(dist, 0.6, False))
-    row("Peak RSS of `cworker -c 64` during the downloads", fmt_mb(rss),
-        "one RQ worker " + fmt_mb(rqrss), fmt_ratio(ratio(rqrss, rss)) + (" less" if rss and rqrss else ""),
-        "< 10 MB", judge(rss, 10e6, False))
-    row("`cproducer --mode threads -j 8` vs `--mode sequential`", fmt_s(cthr),
-        "sequential " + fmt_s(cseq), fmt_ratio(ratio(cseq, cthr)), ">= 7x faster",
-        judge(ratio(cseq, cthr), 7, True))
-    row("`cproducer --mode async -j 64` vs `--mode sequential`", fmt_s(casy),
-        "sequential " + fmt_s(cseq), fmt_ratio(ratio(cseq, casy)), ">= 30x faster",
-        judge(ratio(cseq, casy), 30, True))
-    lat = res.get("cq_latency")
-    lat_med = median(lat["samples"]) if lat else None
-    lat_p99 = pct(lat["samples"], 99) if lat else None
-    rq_lat = res.get("rq_latency")
-    rec = m("cq_recovery")
-    row("Idle pickup, enqueue to start: median (p99 %s)" % fmt_ms(lat_p99), fmt_ms(lat_med),
-        "RQ SimpleWorker " + fmt_ms(median(rq_lat["samples"]) if rq_lat else None), "",
-        "< 50 ms", judge(lat_med, 0.05, False))
-    row("Recovery after a SIGKILL: jobs back in their queue (running again after %s)"
-        % fmt_s(m("cq_recovery_restart")), fmt_s(rec),
-        "RQ, Sidekiq OSS: never; asynq: about a minute", "", "< 15 s", judge(rec, 15, False))
-    w("## Goals")
-    w("")
-    w("| metric | cq (median) | baseline, same run (median) | ratio | goal | result | by how much |")
-    w("|---|---|---|---|---|---|---|")
-    for r in rows:
-        w("| %s |" % " | ".join(r))
-    w("")
-    w("Goals from issues 5 and 6. Absolute goals (jobs/s, seconds, MB) depend on the machine; "
-      "the ratios are the checks that travel. Peak RSS is in MB of 10^6 bytes.")
-    w("")
-
-    # ---- throughput and scaling
-    w("## No-op throughput and scaling")
-    w("")
-    w("A queue pre-filled with %s `noop` jobs (by `cenqueue --stdin`); N `cworker --burst -c %d "
-      "--log-level warn` processes started at once; timed from their start until `HGET cq:stats "
-      "processed` reaches the job count (polled every 5 ms), then checked: queue and in-flight "
-      "lists empty, nothing failed. Each job's status hash is written (`started`, then "
-      "`finished`)." % (fmt_int(c["drain_jobs"]), c["drain_conc"]))
-    w("")
-    w("| workers | jobs/s (median) | vs 1 worker | runs (jobs/s) |")
-    w("|---|---|---|---|")
-    for nw in c["workers"]:
-        e = res.get("cq_drain_%d" % nw)
-        w("| %d | %s | %s | %s |" % (nw, fmt_int(m("cq_drain_%d" % nw)),
-                                    fmt_ratio(ratio(m("cq_drain_%d" % nw), noop1)),
-                                    samples_text(e, fmt_int)))
-    w("")
-    w("RQ, one worker draining pre-filled `rq_jobs.noop` jobs (`rq worker --burst -q`), timed "
-      "from its first finished job to the last (start-up left out, in RQ's favour):")
-    w("")
-    w("| RQ worker | jobs | jobs/s (median) | runs (jobs/s) |")
-    w("|---|---|---|---|")
-    w("| SimpleWorker (`--worker-class rq.SimpleWorker`) | %s | %s | %s |"
-      % (fmt_int(c["rq_simple_jobs"]), fmt_int(m("rq_simple")),
-         samples_text(res.get("rq_simple"), fmt_int)))
-    w("| default Worker (forks a work horse per job) | %s | %s | %s |"
-      % (fmt_int(c["rq_fork_jobs"]), fmt_int(m("rq_fork")),
-         samples_text(res.get("rq_fork"), fmt_int)))
-    w("")
-
-    # ---- enqueue
-    w("## Bulk enqueue")
-    w("")
-    w("| producer | jobs | jobs/s (median) | runs (jobs/s) |")
-    w("|---|---|---|---|")
-    w("| `cenqueue --stdin --quiet < file` (one line `noop` per job; whole process timed) | %s "
-      "| %s | %s |" % (fmt_int(c["enq_cq"]), fmt_int(enq), samples_text(res.get("cq_enqueue"),
-                                                                        fmt_int)))
-    w("| RQ `Queue.prepare_data` + `Queue.enqueue_many` (in-process timing: interpreter start "
-      "left out) | %s | %s | %s |" % (fmt_int(c["enq_rq"]), fmt_int(rqe),
-                                      samples_text(res.get("rq_enqueue_many"), fmt_int)))
-    w("")
-
-    # ---- latency
-    w("## Latency: enqueue to start")
-    w("")
-    w("An idle worker; one job at a time, 10-30 ms apart; latency = the job's `started_at` - "
-      "`enqueued_at` as the queue records them (cq: `cq:job:<id>` fields written by `cenqueue` "
-      "and by the worker; RQ: `job.started_at - job.enqueued_at`).")
-    w("")
-    w("| worker | samples | median | p99 | max |")
-    w("|---|---|---|---|---|")
-    for key, name in (("cq_latency", "`cworker -c 16`, jobs from `cenqueue noop`"),
-                      ("rq_latency", "RQ SimpleWorker, jobs from `Queue.enqueue`")):
-        e = res.get(key)
-        xs = e["samples"] if e else []
-        w("| %s | %d | %s | %s | %s |" % (name, len(xs), fmt_ms(median(xs)), fmt_ms(pct(xs, 99)),
-                                         fmt_ms(max(xs) if xs else None)))
-    w("")
-
-    # ---- recovery
-    w("## Recovery after a SIGKILL")
-    w("")
-    w("Worker A (`cworker -c 4`) runs four `sleep 60` jobs; worker B is idle; A is SIGKILLed. "
-      "Timed from the kill until all four jobs are back at the head of their queue (each "
-      "job's `recovered` count is 1), and until B has started all four. A worker's lease "
-      "lasts 10 s after its last heartbeat and every live worker looks for expired leases "
-      "once a second, so about 10-12 s is expected.")
-    w("")
-    w("| | median | runs |")
-    w("|---|---|---|")
-    w("| back in the queue | %s | %s |" % (fmt_s(rec), samples_text(res.get("cq_recovery"),
-                                                                     fmt_s)))
-    w("| running on worker B | %s | %s |" % (fmt_s(m("cq_recovery_restart")),
-                                             samples_text(res.get("cq_recovery_restart"), fmt_s)))
-    w("")
-
-    # ---- lesson
-    w("## The lesson's download, side by side")
-    w("")
-    w("The lesson's run: sequential, 91 images in 19.4 s (about 0.2 s each); threads(8) 4.1 s "
-      "(4.7x). Here: %d .jpg links from the local fake Imgur API (a generated gallery: the two "
-      "recorded pages plus copies of their jpeg items, %d items in all, albums, gifs and pngs "
-      "filtered out by the lesson's `.jpg` rule), each image served after %.1f s by "
-      "tests/fixtures/httpd.py (%d bytes, TCP_NODELAY set). Every run downloads into a fresh "
-      "directory and is "
-      "checked: %d files of the right size." % (IMAGES, b.gallery_items, LATENCY, IMAGE_SIZE,
-                                                IMAGES))
-    w("")
-    w("Times are the program's own `Took` (as in the article, from the start of its main), "
-      "except the distributed cq row: from `cproducer`'s start until the workers' processed "
-      "counter has grown by %d (bench clock, 2 ms polls). Both distributed rows use workers "
-      "that were already running and idle." % IMAGES)
-    w("")
-    seq_py = m("py_single")
-    w("| version | runs | Took (median) | vs lesson sequential | vs lesson threads | runs (s) |")
-    w("|---|---|---|---|---|---|")
-    lesson_rows = [
-        ("py_single", "lesson `single.py` (sequential)"),
-        ("py_threads", "lesson threads, 8 `DownloadWorker`s"),
-        ("py_processes", "lesson processes, `Pool(8)`"),
-        ("rq8", "lesson RQ: `lesson_rq.py` + 8 `rq worker` (forking)"),
-        ("cq_sequential", "`cproducer --mode sequential`"),
-        ("cq_threads", "`cproducer --mode threads -j 8`"),
-        ("cq_processes", "`cproducer --mode processes -j 8`"),
-        ("cq_async", "`cproducer --mode async -j 64`"),
-        ("cq_dist", "`cproducer` + 2 `cworker -c 64` (distributed)"),
-    ]
-    for key, name in lesson_rows:
-        e = res.get(key)
-        v = m(key)
-        if e is None:
-            w("| %s | 0 | not measured%s | | | |" % (
-                name, " (`cproducer` has no `--mode` in this tree)"
-                if key.startswith("cq_") and key != "cq_dist" and not res.get("cproducer_modes")
-                else ""))
-            continue
-        w("| %s | %d | %s | %s | %s | %s |" % (name, len(e["samples"]), fmt_s(v),
-                                              fmt_ratio(ratio(seq_py, v)),
-                                              fmt_ratio(ratio(pyth, v)),
-                                              samples_text(e, lambda x: "%.3f" % x)))
-    w("")
-
-    # ---- memory
-    w("## Memory")
-    w("")
-    w("Peak RSS from `/usr/bin/time -f %%M` (the largest resident set of the process and of the "
-      "children it waited for). cq: `cworker -c 64 --burst` downloading the %d queued images "
-      "(64 downloads at once). RQ: one `rq worker --burst` (the default worker, whose forked "
-      "work horses count too) downloading %d of them." % (IMAGES, c["mem_rq_jobs"]))
-    w("")
-    w("| worker | peak RSS (median) | runs |")
-    w("|---|---|---|")
-    w("| `cworker -c 64` | %s | %s |" % (fmt_mb(rss), samples_text(res.get("cq_rss"), fmt_mb)))
-    w("| `rq worker` | %s | %s |" % (fmt_mb(rqrss), samples_text(res.get("rq_rss"), fmt_mb)))
-    w("")
-    parts = res.get("cq_rss_parts")
-    if parts:
-        pk = parts[-1]
-        idle, fl = res.get("cq_rss_idle"), res.get("rss_floor")
-        if idle or fl:
-            w("For reference, resident sets (VmRSS, of which anonymous / file-backed):")
-            w("")
-            w("| process | resident | anonymous | file-backed |")
-            w("|---|---|---|---|")
-            if fl:
-                for step, label in (("start", "bench/rss_floor.c, linked with libcurl, at the "
-                                     "start of `main`"),
-                                    ("global_init", "... after `curl_global_init`"),
-                                    ("easy_init", "... and one `curl_easy_init`")):
-                    if step in fl:
-                        r_, a_, f_ = fl[step]
-                        w("| %s | %.1f MB | %.1f MB | %.1f MB |" % (label, r_ * 1.024e-3,
-                                                                   a_ * 1.024e-3, f_ * 1.024e-3))
-            if idle:
-                w("| `cworker -c 64`, idle, 1 s after start | %.1f MB | %.1f MB | %.1f MB |"
-                  % (idle["VmRSS"] * 1.024e-3, idle["RssAnon"] * 1.024e-3,
-                     idle["RssFile"] * 1.024e-3))
-            w("| `cworker -c 64`, downloading (peak, median of the runs above) | %s | "
-              "%.1f MB | %.1f MB |" % (fmt_mb(rss), pk["anon"] * 1.024e-3, pk["file"] * 1.024e-3))
-            w("")
-        w("What the resident set of `cworker -c 64` is made of (its `/proc` status and smaps, "
-          "polled every 5 ms during the last run): at most %.1f MB anonymous (its own heap, "
-          "thread stacks and malloc arenas) and %.1f MB file-backed (pages of shared "
-          "libraries, which every process using them shares), %d threads. By mapping, when the "
-          "resident set was largest%s:" % (pk["anon"] * 1024 / 1e6, pk["file"] * 1024 / 1e6,
-                                           pk["threads"], pss_text(pk.get("rollup"))))
-        w("")
-        w("| resident | mapping |")
-        w("|---|---|")
-        for kib, name in pk["maps"][:14]:
-            w("| %.2f MB | `%s` |" % (kib * 1024 / 1e6, name))
-        w("")
-
-    # ---- callgrind
-    w("## Instructions per job (callgrind)")
-    w("")
-    w("Instruction counts do not depend on the machine's load, so a regression shows here "
-      "first. `valgrind --tool=callgrind`, all threads; *per job* = total / jobs (start-up "
-      "included); *marginal* = (Ir of the larger run - Ir of the smaller) / (difference in "
-      "jobs): start-up and shutdown cancel out. Redis's own instructions are not counted.")
-    w("")
-    w("| program | jobs | instructions (Ir) | per job | marginal per job |")
-    w("|---|---|---|---|---|")
-    for prog, key, cfgk in (("`cworker -c 16 --burst` (noop jobs)", "cg_worker", "cg_worker"),
-                            ("`cenqueue --stdin --quiet`", "cg_enqueue", "cg_enqueue")):
-        big, small = c[cfgk]
-        ib = res.get("%s_%d" % (key, big))
-        ism = res.get("%s_%d" % (key, small))
-        marg = ((ib["samples"][0] - ism["samples"][0]) / (big - small)) if ib and ism else None
-        for n, e in ((small, ism), (big, ib)):
-            ir = e["samples"][0] if e else None
-            w("| %s | %s | %s | %s | %s |" % (prog, fmt_int(n), fmt_int(ir),
-                                             fmt_int(ir / n if ir else None),
-                                             fmt_int(marg) if n == big else ""))
-    w("")
-
-    for key, prog in (("cg_worker_top", "`cworker`"), ("cg_enqueue_top", "`cenqueue --stdin`")):
-        top = res.get(key)
-        if not top:
-            continue
-        w("%s, where the instructions of the larger run go, per job (start-up included). cq's "
-          "own functions, inclusive (with what they call):" % prog)
-        w("")
-        w("```")
-        for per, pc, name in top.get("inclusive", []):
-            w("%9s Ir/job %6.2f%%  %s" % (fmt_int(per), pc, name))
-        w("```")
-        w("")
-        w("The functions with the most instructions of their own (exclusive):")
-        w("")
-        w("```")
-        for per, pc, name in top.get("exclusive", []):
-            w("%9s Ir/job %6.2f%%  %s" % (fmt_int(per), pc, name))
-        w("```")
-        w("")
-
-    # ---- profile
-    prof = res.get("profile")
-    w("## Profile: where a job's time goes")
-    w("")
-    if not prof or "error" in prof:
-        w("Not measured%s." % (": " + prof["error"] if prof else ""))
-    else:
-        n = prof["jobs"]
-        en = prof.get("enqueue")
-        cols = [("drain: `cworker`", prof["worker"], prof["seconds"], n, None),
-                ("drain: redis-server", prof["redis"], prof["seconds"], n, prof["redis_info"])]
-        if en:
-            cols += [("enqueue: `cenqueue`", en["client"], en["seconds"], en["jobs"], None),
-                     ("enqueue: redis-server", en["redis"], en["seconds"], en["jobs"],
-                      en["redis_info"])]
-        w("Counters over two runs: a 1-worker no-op drain of %s jobs (`cworker --burst -c %d` "
-          "wrapped in `perf stat`; it ran at %s jobs/s) and a bulk enqueue of %s jobs "
-          "(`cenqueue --stdin --quiet` in `perf stat`%s), with `perf stat -p` attached to "
-          "redis-server and Redis's `INFO` read before and after. Per job; CPU as a share of "
-          "one core over the wall time:"
-          % (fmt_int(n), c["drain_conc"], fmt_int(prof["rate"]),
-             fmt_int(en["jobs"]) if en else "-",
-             "; %s jobs/s" % fmt_int(en["jobs"] / en["seconds"]) if en else ""))
-        w("")
-        w("| per job | " + " | ".join(cc[0] for cc in cols) + " |")
-        w("|---|" + "---|" * len(cols))
-
-        def line(label, f):
-            w("| %s | %s |" % (label, " | ".join(f(*cc[1:]) for cc in cols)))
-        line("wall time", lambda st, sec, jobs, ri: "%.2f us" % (sec * 1e6 / jobs))
-        line("CPU time (task-clock)", lambda st, sec, jobs, ri: "%.2f us (%.0f%%)" % (
-            st.get("task-clock", 0) * 1e3 / jobs, st.get("task-clock", 0) / 10 / sec))
-        line("system calls", lambda st, sec, jobs, ri: "%.2f" % (
-            st.get("raw_syscalls:sys_enter", 0) / jobs))
-        line("context switches", lambda st, sec, jobs, ri: "%.3f" % (
-            st.get("context-switches", 0) / jobs))
-        line("Redis commands run (Lua's inner calls included)",
-             lambda st, sec, jobs, ri: "%.2f" % ri["commands_per_job"] if ri else "")
-        line("client reads by Redis (about one per round trip)",
-             lambda st, sec, jobs, ri: "%.3f" % ri["reads_per_job"] if ri else "")
-        line("bytes to / from Redis", lambda st, sec, jobs, ri: "%.0f / %.0f" % (
-            ri["net_in_per_job"], ri["net_out_per_job"]) if ri else "")
-        w("")
-        if en and en.get("syscalls"):
-            w("System calls of `cenqueue --stdin` per job, by name (`strace -f -c`): " + ", ".join(
-                "%s %.2f" % (name, per) for per, name in en["syscalls"]) + ".")
-            w("")
-        for label, ri in (("drain", prof["redis_info"]), ("enqueue", en and en["redis_info"])):
-            if ri:
-                w("Redis commands per job, %s: " % label + ", ".join(
-                    "%s %.3f" % (k, v) for k, v in list(ri["calls_per_job"].items())[:12]) + ".")
-                w("")
-        w("Sampled profile: `perf record -a -g -e cpu-clock -F 999` over another 1-worker drain (%s "
-          "jobs/s under the profiler), `perf report --no-children`. CPU by process (percent of all "
-          "samples on both CPUs; `swapper` is idle time):" % fmt_int(prof["rate3"]))
-        w("")
-        w("```")
-        for p_, s_, name in prof["by_comm"]:
-            w("%6.2f%%  %7d  %s" % (p_, s_, name))
-        w("```")
-        w("")
-        w("cworker by library (`--comm cworker --sort dso`), percent of all samples:")
-        w("")
-        w("```")
-        for p_, s_, name in prof["worker_dso"]:
-            w("%6.2f%%  %7d  %s" % (p_, s_, name))
-        w("```")
-        w("")
-        w("cworker's hottest functions (`--comm cworker --sort dso,sym`):")
-        w("")
-        w("```")
-        for p_, s_, name in prof["worker_sym"]:
-            w("%6.2f%%  %7d  %s" % (p_, s_, name))
-        w("```")
-        w("")
-        w("redis-server's hottest functions:")
-        w("")
-        w("```")
-        for p_, s_, name in prof["redis_sym"]:
-            w("%6.2f%%  %7d  %s" % (p_, s_, name))
-        w("```")
-    w("")
-
-    # ---- analysis (hand-written, kept)
-    w("## What limits it")
-    w("")
-    w(ANALYSIS_BEGIN)
-    w(old_analysis(out_path) or "(Not written yet: read the profile above.)")
-    w(ANALYSIS_END)
-    w("")
-    w("## Reproduce")
-    w("")
-    w("```sh")
-    w("bench/run            # everything, several minutes; rewrites docs/BENCHMARKS.md")
-    w("bench/run --quick    # a smoke run, about two minutes; bench/out/BENCHMARKS-quick.md")
-    w("bench/callpath       # no-op throughput and instructions a job against a baseline revision")
-    w("```")
-    w("")
-    w("Raw samples of this run: `bench/out/%s.json` (not committed). See bench/README.md."
-      % c["name"])
-    return "\n".join(L) + "\n"
-
-
-def main():
-    ap = argparse.ArgumentParser(description="cq against RQ and the lesson's scripts")
+def parse_args():
+    ap = argparse.ArgumentParser(
+        prog="bench/run", description="cq against RQ and the lesson's scripts: measure, save the raw results in "
+        "bench/out/<mode>.json, and write the Markdown report from them (bench/report.py)")
     ap.add_argument("--quick", action="store_true", help="fewer runs, smaller counts")
-    ap.add_argument("--only", help="comma-separated phases to run (%s)" % ",".join(PHASES))
-    ap.add_argument("--out", help="where to write the Markdown report (default: "
-                    "docs/BENCHMARKS.md for a full run of every phase, else bench/out/)")
+    ap.add_argument("--only", metavar="PHASES", help="comma-separated phases to run (%s)" % ",".join(PHASES))
+    ap.add_argument("--out", metavar="FILE", help="where to write the Markdown report (default: "
+                    "docs/BENCHMARKS.md for a full run of every phase, else "
+                    "bench/out/BENCHMARKS-quick.md or bench/out/BENCHMARKS-partial.md)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder (logs)")
+    ap.add_argument("--report-only", action="store_true",
+                    help="measure nothing and start no server: write the report again from "
+                    "the saved results of the mode --quick/--only select (bench/out/full.json, "
+                    "quick.json, full-partial.json or quick-partial.json); the default --out "
+                    "follows the mode of those results, and docs/BENCHMARKS.md is only "
+                    "rewritten from results that hold every phase")
+    ap.add_argument("--from", dest="from_json", metavar="JSON",
+                    help="with --report-only: the saved results to read instead")
     args = ap.parse_args()
-    cfg = dict(QUICK if args.quick else FULL)
-    phases = PHASES
+    args.phases = PHASES
     if args.only:
-        phases = tuple(p.strip() for p in args.only.split(",") if p.strip())
-        bad = [p for p in phases if p not in PHASES]
+        args.phases = tuple(p.strip() for p in args.only.split(",") if p.strip())
+        bad = [p for p in args.phases if p not in PHASES]
         if bad:
             ap.error("unknown phase %s (phases: %s)" % (",".join(bad), ",".join(PHASES)))
-    if args.out:
-        out_path = os.path.abspath(args.out)
-    elif not args.quick and phases == PHASES:
-        out_path = os.path.join(SRC, "docs", "BENCHMARKS.md")
-    else:
-        out_path = os.path.join(HERE, "out", "BENCHMARKS-%s.md" % ("quick" if args.quick
-                                                                   else "partial"))
-    if args.only:
-        cfg["name"] += "-partial"
+    if args.from_json and not args.report_only:
+        ap.error("--from needs --report-only")
+    args.name = ("quick" if args.quick else "full") + ("-partial" if args.only else "")
+    args.results = (os.path.abspath(args.from_json) if args.from_json
+                    else os.path.join(HERE, "out", "%s.json" % args.name))
+    return args
+
+
+def check_tools(phases):
     for tool in ("redis-server", "/usr/bin/time", PY):
         if not shutil.which(tool):
             sys.exit("bench: %s is missing (run bench/deps)" % tool)
@@ -1667,12 +1196,24 @@ def main():
     if "callgrind" in phases and not shutil.which("valgrind"):
         sys.exit("bench: valgrind is missing (run bench/deps)")
 
-    def on_term(sig, frame):
-        raise SystemExit(128 + sig)
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGHUP, on_term)
 
-    command = "bench/run" + "".join(" " + a for a in sys.argv[1:])
+def run_phases(b, phases, errors):
+    """Run each phase; a failed one is noted in `errors` and the next one still runs."""
+    for ph in phases:
+        log("== %s" % ph)
+        try:
+            getattr(b, "phase_" + ph)()
+        except BenchError as e:
+            errors.append("%s: %s" % (ph, e))
+            log("FAILED %s: %s" % (ph, e))
+            # Workers of a failed phase must not spill into the next one.
+            for p in list(b.procs):
+                if p is not b.redis_proc and p.log_name not in ("httpd.log", "fake_imgur.log"):
+                    b.stop(p, signal.SIGKILL)
+
+
+def start_machine(command, cfg, phases):
+    """The machine and how busy it is before the run (logged as well)."""
     machine = machine_info()
     machine["load_start"] = machine["load"]
     log("%s run (%s), phases: %s" % (cfg["name"], command, ", ".join(phases)))
@@ -1684,25 +1225,29 @@ def main():
     if others and others[0][0] > 20:
         log("WARNING: other processes are using the CPU: %s - numbers will be noisy"
             % ", ".join("%s %.0f%%" % (n, p_) for p_, n in others if p_ > 5))
+    return machine
+
+
+def measure(args):
+    """Run the phases on servers of their own and save, in args.results, everything the report
+    needs. Returns 0, or the exit status when interrupted (then nothing is saved)."""
+    cfg = dict(QUICK if args.quick else FULL, name=args.name)
+
+    def on_term(sig, frame):
+        raise SystemExit(128 + sig)
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGHUP, on_term)
+
+    command = "bench/run" + "".join(" " + a for a in sys.argv[1:])
+    machine = start_machine(command, cfg, args.phases)
     busy0, own0 = cpu_busy_seconds(), own_cpu_seconds()
     tmp = tempfile.mkdtemp(prefix="cq-bench.")
     b = Bench(cfg, tmp)
     errors = []
-    interrupted = False
+    interrupted = 0
     try:
         b.start_servers()
-        for ph in phases:
-            log("== %s" % ph)
-            try:
-                getattr(b, "phase_" + ph)()
-            except BenchError as e:
-                errors.append("%s: %s" % (ph, e))
-                log("FAILED %s: %s" % (ph, e))
-                # Workers of a failed phase must not spill into the next one.
-                for p in list(b.procs):
-                    if p is not b.redis_proc and p.log_name not in ("httpd.log",
-                                                                   "fake_imgur.log"):
-                        b.stop(p, signal.SIGKILL)
+        run_phases(b, args.phases, errors)
     except (KeyboardInterrupt, SystemExit) as e:
         interrupted = e.code if isinstance(e, SystemExit) else 130
     finally:
@@ -1712,32 +1257,65 @@ def main():
         else:
             shutil.rmtree(tmp, ignore_errors=True)
     if interrupted:
-        log("interrupted: every server and worker is stopped; no report written")
+        log("interrupted: every server and worker is stopped; no results saved, no report "
+            "written")
         return interrupted
-    elapsed = time.monotonic() - T0
     machine["other_cpu"] = max(0.0, (cpu_busy_seconds() - busy0) - (own_cpu_seconds() - own0))
     machine["load_end"] = open("/proc/loadavg").read().split()[:3]
-    os.makedirs(os.path.join(HERE, "out"), exist_ok=True)
-    raw = os.path.join(HERE, "out", "%s.json" % cfg["name"])
-    with open(raw, "w") as f:
-        json.dump({"command": command, "machine": machine, "config": cfg, "results": b.res,
-                   "errors": errors, "seconds": elapsed}, f, indent=1)
-    text = report(b, machine, command, elapsed, out_path, errors)
-    os.makedirs(os.path.dirname(out_path), exist_ok=True)
-    with open(out_path + ".tmp", "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(out_path + ".tmp", out_path)
-    log("wrote %s and %s" % (os.path.relpath(out_path, SRC), os.path.relpath(raw, SRC)))
-    # The goals table, on the terminal too.
-    for line in text.split("## Goals", 1)[1].split("##", 1)[0].strip().splitlines():
-        if line.startswith("|"):
-            print(line)
-    if errors:
-        print("bench: %d phase(s) failed:" % len(errors))
-        for e in errors:
-            print("  " + e)
-        return 1
+    saved = {"command": command, "machine": machine, "config": cfg, "phases": list(args.phases),
+             "setup": {"images": IMAGES, "latency": LATENCY, "image_size": IMAGE_SIZE,
+                       "gallery_items": b.gallery_items},
+             "results": b.res, "notes": b.notes, "errors": errors,
+             "seconds": time.monotonic() - T0}
+    report.write(json.dumps(saved, indent=1) + "\n", args.results)
     return 0
+
+
+def shown(path):
+    """A path as the log shows it: relative to the tree when inside it."""
+    rel = os.path.relpath(path, SRC)
+    return path if rel.startswith("..") else rel
+
+
+def write_report(args):
+    """Build the report from the saved results in args.results and write it. Returns the exit
+    status: 1 when a phase of a measuring run failed."""
+    try:
+        run = report.load(args.results)
+    except report.ReportError as e:
+        sys.exit("bench: %s" % e)
+    out_path = os.path.abspath(args.out) if args.out else report.default_out(run.cfg["name"])
+    missing = run.missing_phases()
+    if args.report_only:
+        if out_path == report.DOCS_REPORT and not args.out and missing:
+            sys.exit("bench: %s has no results of %s: not rewriting docs/BENCHMARKS.md from it "
+                     "(--out FILE writes the report elsewhere)"
+                     % (shown(args.results), ", ".join(missing)))
+        if run.phases is not None and args.only and set(run.phases) != set(args.phases):
+            log("note: %s holds the phases %s, not %s; reporting what it holds"
+                % (shown(args.results), ",".join(run.phases),
+                   ",".join(args.phases)))
+    text = report.build(run, out_path)
+    report.write(text, out_path)
+    log("wrote %s from %s" % (shown(out_path), shown(args.results)))
+    for line in report.goals_table(text):
+        print(line)
+    if run.errors:
+        print("bench: %d phase(s) failed%s:" % (len(run.errors), " in the saved run"
+                                                if args.report_only else ""))
+        for e in run.errors:
+            print("  " + e)
+    return 1 if run.errors and not args.report_only else 0
+
+
+def main():
+    args = parse_args()
+    if not args.report_only:
+        check_tools(args.phases)
+        status = measure(args)
+        if status:
+            return status
+    return write_report(args)
 
 
 if __name__ == "__main__":

@@ -610,7 +610,7 @@ static void say(struct run *r, int level, const char *fmt, ...)
 
 static int stopped(const struct run *r)
 {
-    return r->o->stop && *r->o->stop;
+    return stop_requested(r->o->stop);
 }
 
 /* Check that seconds more of waiting fit in the run's budget. why explains the failure the

@@ -31,6 +31,7 @@
 
 #include <stddef.h>
 #include "http.h"
+#include "util.h"
 
 #define GALLERY_DEFAULT_API_URL "https://api.imgur.com/3/gallery/"
 #define GALLERY_URL_MAX 2048        /* longer API URLs and links are refused / skipped */
@@ -130,7 +131,7 @@ struct gallery_opts {
                                 * retries; a wait that would exceed it fails the run at once */
     int max_attempts;          /* tries per request (429, 5xx, transient transfer errors) */
     struct http_limits limits;
-    const volatile int *stop;  /* when non-zero, waits end and the run fails "interrupted" */
+    const stop_flag *stop;     /* when set, waits end and the run fails "interrupted" */
     gallery_notify_fn notify;  /* may be NULL */
     void *notify_arg;
     void (*sleep_ms_fn)(long ms);   /* the clock seam for tests; NULL = util.h sleep_ms */

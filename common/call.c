@@ -61,8 +61,8 @@ static int thread_state(struct cq_job *c, struct call_thread *ct, const struct c
 }
 
 int call_run(struct cq_job *c, struct call_thread *ct, const struct job *job,
-             const struct cq_function *fn, const char *root, const int *stop, double timeout,
-             const struct logger *lg)
+             const struct cq_function *fn, const char *root, const stop_flag *stop,
+             double timeout, const struct logger *lg)
 {
     int rc;
 
@@ -108,7 +108,7 @@ const char *cq_job_root(const cq_job *job) { return job->root ? job->root : ".";
 
 int cq_job_stopping(const cq_job *job)
 {
-    if (job->stop != NULL && __atomic_load_n(job->stop, __ATOMIC_RELAXED)) return 1;
+    if (stop_requested(job->stop)) return 1;
     return job->deadline > 0 && time_now() >= job->deadline;
 }
 

@@ -21,8 +21,7 @@ static char *declaration(const struct cq_function *f)
     cJSON_AddStringToObject(o, "source", f->source);
     s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
-    if (s == NULL) abort();
-    return s;
+    return xcheck(s, "a function declaration");
 }
 
 /* Run one command built from argv; 0 or -1 with err naming what. */

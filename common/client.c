@@ -113,11 +113,10 @@ cq_jobspec *cq_jobspec_new(const char *func, const char *args_json, char *err, s
 
 cq_jobspec *cq_jobspec_new_argv(const char *func, const char *const *argv, int argc)
 {
-    cJSON *args = cJSON_CreateArray();
+    cJSON *args = xcheck(cJSON_CreateArray(), "job arguments");
     cq_jobspec *s;
     int i;
 
-    if (args == NULL) abort();
     for (i = 0; i < argc; i++) cJSON_AddItemToArray(args, cJSON_CreateString(argv[i]));
     s = xcalloc(1, sizeof *s);
     s->job = job_new(func, args);

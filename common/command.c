@@ -252,15 +252,11 @@ static int drain(int fd, struct capture *c, int is_err, int max_reads)
     return 0;
 }
 
-static int stop_set(const int *stop)
-{
-    return stop != NULL && __atomic_load_n(stop, __ATOMIC_RELAXED) != 0;
-}
 
 /* The loop of the DESIGN comment. fds[0] is stdout, fds[1] stderr; both are closed on
  * return. Returns 0 with res filled in, or -1 when the child was reaped by someone else. */
 static int supervise(pid_t pid, int fds[2], long long deadline, long long grace_ms,
-                     const int *stop, struct capture *c, struct command_result *res,
+                     const stop_flag *stop, struct capture *c, struct command_result *res,
                      const char *program, char *err, size_t errlen)
 {
     long long now, kill_at = -1, drain_until = 0;
@@ -311,7 +307,7 @@ static int supervise(pid_t pid, int fds[2], long long deadline, long long grace_
         if (exited && !killed && fds[0] < 0 && fds[1] < 0) break;
         /* The timeout and the stop apply to what lingers after the leader too, but only a
          * leader still running counts as timed out or stopped: its exit status is real. */
-        stopping = stop_set(stop);
+        stopping = stop_requested(stop);
         if (!termed && !killed && (stopping || (deadline > 0 && now >= deadline))) {
             if (!exited) {
                 if (stopping) res->stopped = 1;
@@ -373,9 +369,52 @@ static void describe_failure(const struct report *r, const char *program, const 
     }
 }
 
+/* The child's stdin (/dev/null), stdout and stderr pipes, and the pipe on which it reports
+ * a failed exec. 0, or -1 with err. */
+static int make_pipes(const char *program, int outp[2], int errp[2], int repp[2], int *nullfd,
+                      char *err, size_t errlen)
+{
+    if (pipe2(outp, O_CLOEXEC) != 0 || pipe2(errp, O_CLOEXEC) != 0 ||
+        pipe2(repp, O_CLOEXEC) != 0) {
+        sys_err(err, errlen, program, "pipe", errno);
+        return -1;
+    }
+    *nullfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (*nullfd < 0) {
+        sys_err(err, errlen, program, "/dev/null", errno);
+        return -1;
+    }
+    if (lift_fd(nullfd) != 0 || lift_fd(&outp[1]) != 0 || lift_fd(&errp[1]) != 0) {
+        sys_err(err, errlen, program, "fcntl", errno);
+        return -1;
+    }
+    /* Only the parent's read ends: the child's stdout must stay blocking. */
+    if (fcntl(outp[0], F_SETFL, O_NONBLOCK) != 0 || fcntl(errp[0], F_SETFL, O_NONBLOCK) != 0) {
+        sys_err(err, errlen, program, "fcntl", errno);
+        return -1;
+    }
+    return 0;
+}
+
+/* Read the child's exec report and close its pipe. 1 when the exec failed (*rep says how);
+ * 0 on EOF without a report: the exec succeeded. */
+static int read_report(int *fd, struct report *rep)
+{
+    size_t got = 0;
+
+    while (got < sizeof *rep) {
+        ssize_t n = read(*fd, (char *)rep + got, sizeof *rep - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        got += (size_t)n;
+    }
+    close_fd(fd);
+    return got == sizeof *rep;
+}
+
 int command_run(const char *program, const char *const *args, int nargs,
                 const char *const *env, const char *cwd, double timeout, double grace,
-                const int *stop, size_t out_cap, struct command_result *res,
+                const stop_flag *stop, size_t out_cap, struct command_result *res,
                 char *err, size_t errlen)
 {
     static const char *const no_env[] = { NULL };
@@ -385,7 +424,6 @@ int command_run(const char *program, const char *const *args, int nargs,
     struct spawn sp;
     struct report rep;
     sigset_t all, old;
-    size_t got = 0;
     char **argv;
     long long start = time_mono_ms(), tmo_ms = secs_to_ms(timeout);
     pid_t pid;
@@ -406,25 +444,7 @@ int command_run(const char *program, const char *const *args, int nargs,
     for (i = 0; i < nargs; i++) argv[i + 1] = (char *)args[i];
     argv[nargs + 1] = NULL;
 
-    if (pipe2(outp, O_CLOEXEC) != 0 || pipe2(errp, O_CLOEXEC) != 0 ||
-        pipe2(repp, O_CLOEXEC) != 0) {
-        sys_err(err, errlen, program, "pipe", errno);
-        goto out;
-    }
-    nullfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (nullfd < 0) {
-        sys_err(err, errlen, program, "/dev/null", errno);
-        goto out;
-    }
-    if (lift_fd(&nullfd) != 0 || lift_fd(&outp[1]) != 0 || lift_fd(&errp[1]) != 0) {
-        sys_err(err, errlen, program, "fcntl", errno);
-        goto out;
-    }
-    /* Only the parent's read ends: the child's stdout must stay blocking. */
-    if (fcntl(outp[0], F_SETFL, O_NONBLOCK) != 0 || fcntl(errp[0], F_SETFL, O_NONBLOCK) != 0) {
-        sys_err(err, errlen, program, "fcntl", errno);
-        goto out;
-    }
+    if (make_pipes(program, outp, errp, repp, &nullfd, err, errlen) != 0) goto out;
 
     memset(&sp, 0, sizeof sp);
     sp.program = program;
@@ -457,15 +477,7 @@ int command_run(const char *program, const char *const *args, int nargs,
     close_fd(&errp[1]);
     close_fd(&repp[1]);
 
-    /* EOF without a report: execve succeeded. */
-    while (got < sizeof rep) {
-        ssize_t n = read(repp[0], (char *)&rep + got, sizeof rep - got);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;
-        got += (size_t)n;
-    }
-    close_fd(&repp[0]);
-    if (got == sizeof rep) {
+    if (read_report(&repp[0], &rep)) {
         int st;
         while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
         }

@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "util.h"
+
 #define COMMAND_ERRLINE_MAX 1024
 
 struct command_result {
@@ -50,7 +52,7 @@ struct command_result {
  * started. res needs no setup; call command_result_free on it after either return. */
 int command_run(const char *program, const char *const *args, int nargs,
                 const char *const *env, const char *cwd, double timeout, double grace,
-                const int *stop, size_t out_cap, struct command_result *res,
+                const stop_flag *stop, size_t out_cap, struct command_result *res,
                 char *err, size_t errlen);
 
 /* Free what command_run allocated in res (not res itself). NULL is a no-op. */

@@ -69,11 +69,7 @@ struct job *job_new(const char *func, cJSON *args)
     struct job *j = xcalloc(1, sizeof *j);
 
     str_copy(j->func, sizeof j->func, func);
-    j->args = args ? args : cJSON_CreateArray();
-    if (j->args == NULL) {
-        fprintf(stderr, "cq: out of memory creating job args\n");
-        abort();
-    }
+    j->args = args ? args : xcheck(cJSON_CreateArray(), "job arguments");
     j->retries = -1;
     return j;
 }
@@ -199,11 +195,9 @@ done:
 
 char *job_encode(const struct job *j)
 {
-    cJSON *o = cJSON_CreateObject();
-    cJSON *args;
+    cJSON *o = xcheck(cJSON_CreateObject(), "a job record");
     char *s;
 
-    if (o == NULL) goto oom;
     cJSON_AddStringToObject(o, "id", j->id);
     cJSON_AddStringToObject(o, "func", j->func);
     /* A reference, not a copy: the object is printed and deleted here, the args stay the
@@ -211,9 +205,7 @@ char *job_encode(const struct job *j)
     if (j->args != NULL) {
         cJSON_AddItemReferenceToObject(o, "args", j->args);
     } else {
-        args = cJSON_CreateArray();
-        if (args == NULL) goto oom;
-        cJSON_AddItemToObject(o, "args", args);
+        cJSON_AddItemToObject(o, "args", xcheck(cJSON_CreateArray(), "a job record"));
     }
     if (j->queue[0]) cJSON_AddStringToObject(o, "queue", j->queue);
     if (j->enqueued_at > 0) {
@@ -230,9 +222,5 @@ char *job_encode(const struct job *j)
     if (j->timeout > 0) cJSON_AddNumberToObject(o, "timeout", j->timeout);
     s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
-    if (s == NULL) goto oom;
-    return s;
-oom:
-    fprintf(stderr, "cq: out of memory encoding job %s\n", j->id);
-    abort();
+    return xcheck(s, "a job record");
 }

@@ -106,10 +106,7 @@ static void cmd_fmt(struct cmd *c, const char *fmt, ...)
     va_start(ap, fmt);
     n = vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    if (n < 0) {
-        fprintf(stderr, "cq: cannot format a command argument\n");
-        abort();
-    }
+    if (n < 0) xcheck(NULL, "a command argument");
     if ((size_t)n < sizeof buf) {
         cmd_copy(c, buf, (size_t)n);
         return;
@@ -119,10 +116,7 @@ static void cmd_fmt(struct cmd *c, const char *fmt, ...)
         va_start(ap, fmt);
         n = vasprintf(&s, fmt, ap);
         va_end(ap);
-        if (n < 0) {
-            fprintf(stderr, "cq: out of memory formatting a command\n");
-            abort();
-        }
+        if (n < 0) xcheck(NULL, "a command argument");
         cmd_own(c, s);
     }
 }
@@ -161,8 +155,8 @@ static void cmd_free(struct cmd *c)
 }
 
 /* Read n pipelined replies. The reply of the EXEC (the last one) decides: 0 when it is an
- * array, else -1 with err. Replies are all read even after an error, to keep the connection
- * in step. */
+ * array none of whose elements is an error, else -1 with err. Replies are all read even after
+ * an error, to keep the connection in step. */
 static int read_multi(struct rconn *r, int n, char *err, size_t errlen)
 {
     int i, rc = 0;
@@ -180,6 +174,15 @@ static int read_multi(struct rconn *r, int n, char *err, size_t errlen)
         if (i == n - 1 && rep->type != REDIS_REPLY_ARRAY && rc == 0) {
             err_set(err, errlen, "redis: transaction aborted");
             rc = -1;
+        }
+        if (i == n - 1 && rep->type == REDIS_REPLY_ARRAY && rc == 0) {
+            /* Redis runs the rest of a transaction when one command fails: say so. */
+            size_t e;
+            for (e = 0; e < rep->elements && rc == 0; e++) {
+                if (rep->element[e]->type != REDIS_REPLY_ERROR) continue;
+                err_set(err, errlen, "redis: %s", rep->element[e]->str);
+                rc = -1;
+            }
         }
         freeReplyObject(rep);
     }
@@ -286,6 +289,64 @@ io:
     return -1;
 }
 
+/* The keys a call writes records to must be of their type: a queue key that is not a list
+ * (or a scheduled set that is not a sorted set) would make its LPUSH fail inside a
+ * transaction whose other writes, the status hashes, still happen. Checked once per call,
+ * before anything is sent: an operator's stray key is refused with its name, not half
+ * written. 0, or -1 with err. */
+static int check_destinations(struct rconn *r, const struct keys *k, struct job *const *jobs,
+                              size_t n, int scheduled, char *err, size_t errlen)
+{
+    const char **names = xcalloc(n ? n : 1, sizeof *names);
+    char key[KEYS_KEY_MAX];
+    size_t i, d, nd = 0;
+    int rc = 0;
+
+    if (scheduled) {
+        names[nd++] = NULL;
+    } else {
+        for (i = 0; i < n; i++) {
+            for (d = 0; d < nd && strcmp(names[d], jobs[i]->queue) != 0; d++) continue;
+            if (d == nd) names[nd++] = jobs[i]->queue;
+        }
+    }
+    for (d = 0; d < nd; d++) {
+        const char *kk = names[d] ? keys_queue(k, names[d], key, sizeof key)
+                                  : keys_scheduled(k, key, sizeof key);
+        if (rconn_appendf(r, "TYPE %s", kk) != 0) break;
+    }
+    if (d < nd) {
+        /* Nothing could be appended from here on: read what was, then fail. */
+        err_set(err, errlen, "%s", r->errstr[0] ? r->errstr : "cannot build a TYPE command");
+        rc = -1;
+    }
+    for (i = 0; i < d; i++) {
+        redisReply *t = rconn_read(r);
+        const char *want = names[i] ? "list" : "zset";
+        if (t == NULL) {
+            err_set(err, errlen, "%s", r->errstr);
+            free(names);
+            return -1;
+        }
+        if (rc == 0 && t->type == REDIS_REPLY_STATUS && strcmp(t->str, "none") != 0 &&
+            strcmp(t->str, want) != 0) {
+            if (names[i])
+                err_set(err, errlen, "queue '%s': its key %s is a %s, not a list (remove or "
+                        "rename it)", names[i], keys_queue(k, names[i], key, sizeof key), t->str);
+            else
+                err_set(err, errlen, "the scheduled set %s is a %s, not a sorted set (remove "
+                        "or rename it)", keys_scheduled(k, key, sizeof key), t->str);
+            rc = -1;
+        } else if (rc == 0 && t->type == REDIS_REPLY_ERROR) {
+            err_set(err, errlen, "redis: %s", t->str);
+            rc = -1;
+        }
+        freeReplyObject(t);
+    }
+    free(names);
+    return rc;
+}
+
 static void mark_enqueued(struct job *const *jobs, size_t at, size_t n)
 {
     size_t i;
@@ -325,6 +386,10 @@ int queue_enqueue(struct rconn *r, const struct keys *k, struct job *const *jobs
         }
     }
     for (i = 0; i < n; i++) jobs[i]->enqueued = 0;
+    if (check_destinations(r, k, jobs, n, at > now, err, errlen) != 0) {
+        free(fresh);
+        return -1;
+    }
     for (i = 0; i < n && rc == 0; i += ENQUEUE_CHUNK) {
         size_t m = n - i < ENQUEUE_CHUNK ? n - i : ENQUEUE_CHUNK;
         int sent;
@@ -368,7 +433,8 @@ int queue_enqueue(struct rconn *r, const struct keys *k, struct job *const *jobs
 
 /* ARGV: queue template, inflight template, wid, max, queue names in priority order.
  * RPOP with a count takes the oldest records first; they are pushed to the in-flight list in
- * the same script, so they are never only in the reply. A queue key that cannot be popped
+ * the same script, so they are never only in the reply; in slices, since Lua's unpack has a
+ * limit of about 8,000 values. A queue key that cannot be popped
  * (another type of key under that name) is reported as the pair ("!" queue, error) and
  * skipped, so that one bad key does not stop the other queues. */
 static const char take_lua[] =
@@ -387,7 +453,9 @@ static const char take_lua[] =
     "  if type(recs) == 'table' and recs.err then\n"
     "    out[#out + 1] = '!' .. q; out[#out + 1] = recs.err\n"
     "  elseif recs then\n"
-    "    redis.call('LPUSH', inf, unpack(recs))\n"
+    "    for s = 1, #recs, 1000 do\n"
+    "      redis.call('LPUSH', inf, unpack(recs, s, math.min(s + 999, #recs)))\n"
+    "    end\n"
     "    for _, rec in ipairs(recs) do out[#out + 1] = q; out[#out + 1] = rec end\n"
     "    n = n + #recs\n"
     "  end\n"
@@ -426,20 +494,25 @@ int queue_take_append(struct rconn *r, const struct keys *k, const char *wid,
     return rc;
 }
 
-int queue_take_read(struct rconn *r, size_t max, struct taken *out, char *err, size_t errlen)
+int queue_take_read(struct rconn *r, size_t max, struct taken *out, char *warn, size_t warnlen,
+                    char *err, size_t errlen)
 {
     redisReply *rep = rconn_read(r);
-    size_t i, n = 0;
+    size_t i, n = 0, o = 0;
 
-    if (err != NULL && errlen > 0) err[0] = '\0';
+    if (warn != NULL && warnlen > 0) warn[0] = '\0';
     if (reply_error(r, rep, "take", err, errlen) != 0) return -1;
     if (rep->type == REDIS_REPLY_ARRAY) {
         for (i = 0; i + 1 < rep->elements && n < max; i += 2) {
             redisReply *q = rep->element[i], *rec = rep->element[i + 1];
             if (q->type != REDIS_REPLY_STRING || rec->type != REDIS_REPLY_STRING) continue;
             if (q->str[0] == '!') {
-                err_set(err, errlen, "queue '%s': cannot take from it: %s", q->str + 1,
-                        rec->str);
+                /* Every queue skipped is named, one after the other. */
+                if (warn != NULL && o < warnlen) {
+                    int w = snprintf(warn + o, warnlen - o, "%squeue '%s': cannot take from "
+                                     "it: %s", o ? "; " : "", q->str + 1, rec->str);
+                    if (w > 0) o += (size_t)w;
+                }
                 continue;
             }
             taken_set(&out[n++], q->str, rec->str, rec->len);
@@ -470,10 +543,36 @@ void queue_taken_free(struct taken *t)
  * longer than its lease), or this very batch already ran once and only its reply was lost,
  * the LREM finds nothing and the outcome is dropped, so a job can never end up in two
  * places or be counted twice. A start is marked only while the record is still in flight
- * here (LPOS). Reply: the 0-based indexes of the dropped outcomes. */
+ * here (LPOS). The shared destinations are checked first (a key of another type there would
+ * make a write fail after its record left the in-flight list); a status hash of another type
+ * does not stop the batch (pcall). Reply: the 0-based indexes of the dropped outcomes, and a
+ * string for each status hash that could not be written. */
 static const char apply_lua[] =
     "local wid = ARGV[1]\n"
     "local fin, fail, retr, dead, lost, infs = 0, 0, 0, 0, {}, {}\n"
+    "local function kind_ok(key, want)\n"
+    "  local t = redis.call('TYPE', key).ok\n"
+    "  return t == 'none' or t == want\n"
+    "end\n"
+    "local need = {}\n"
+    "for i = 0, (#ARGV - 10) / 13 - 1 do need[ARGV[10 + i * 13 + 1]] = true end\n"
+    "local dests = {{'X', 6, 'zset', 'failed set'}, {'R', 7, 'zset', 'scheduled set'},\n"
+    "               {'D', 8, 'list', 'dead list'}, {'', 4, 'hash', 'stats hash'},\n"
+    "               {'', 5, 'hash', 'worker hash'}}\n"
+    "for _, d in ipairs(dests) do\n"
+    "  if (d[1] == '' or need[d[1]]) and not kind_ok(ARGV[d[2]], d[3]) then\n"
+    "    return redis.error_reply(d[4] .. ' ' .. ARGV[d[2]] .. ' has another type: remove '\n"
+    "      .. 'or rename it; no outcome applied')\n"
+    "  end\n"
+    "end\n"
+    "local function hset(jk, h)\n"
+    "  local r = redis.pcall('HSET', jk, unpack(h))\n"
+    "  if type(r) == 'table' and r.err then\n"
+    "    lost[#lost + 1] = 'status hash ' .. jk .. ': ' .. r.err\n"
+    "    return false\n"
+    "  end\n"
+    "  return true\n"
+    "end\n"
     "local rttl, fttl = tonumber(ARGV[9]), tonumber(ARGV[10])\n"
     "local function ttl(key, t)\n"
     "  if t > 0 then redis.call('EXPIRE', key, t)\n"
@@ -498,8 +597,7 @@ static const char apply_lua[] =
     "    if redis.call('LPOS', inf, rec) then\n"
     "      local h = {'status', 'started'}\n"
     "      starts(h, b)\n"
-    "      redis.call('HSET', jk, unpack(h))\n"
-    "      redis.call('PERSIST', jk)\n"
+    "      if hset(jk, h) then redis.call('PERSIST', jk) end\n"
     "    end\n"
     "  elseif redis.call('LREM', inf, -1, rec) == 0 then\n"
     "    lost[#lost + 1] = i\n"
@@ -508,9 +606,10 @@ static const char apply_lua[] =
     "    if ARGV[b + 13] ~= '' then rf = ARGV[b + 13] end\n"
     "    local h = {'status', 'finished', 'ended_at', ARGV[b + 7], rf, ARGV[b + 6]}\n"
     "    if ARGV[b + 9] == '1' then starts(h, b) end\n"
-    "    redis.call('HSET', jk, unpack(h))\n"
-    "    if tonumber(ARGV[b + 10]) > 1 then redis.call('HDEL', jk, 'error') end\n"
-    "    ttl(jk, rttl)\n"
+    "    if hset(jk, h) then\n"
+    "      if tonumber(ARGV[b + 10]) > 1 then redis.call('HDEL', jk, 'error') end\n"
+    "      ttl(jk, rttl)\n"
+    "    end\n"
     "    fin = fin + 1\n"
     "  elseif kind == 'X' then\n"
     "    local h = {'status', 'failed', 'ended_at', ARGV[b + 7], 'error', ARGV[b + 6],\n"
@@ -522,15 +621,14 @@ static const char apply_lua[] =
     "      h[#h + 1] = 'worker'; h[#h + 1] = wid\n"
     "      if ARGV[b + 5] ~= '' then h[#h + 1] = 'func'; h[#h + 1] = ARGV[b + 5] end\n"
     "    end\n"
-    "    redis.call('HSET', jk, unpack(h))\n"
-    "    ttl(jk, fttl)\n"
+    "    if hset(jk, h) then ttl(jk, fttl) end\n"
     "    redis.call('ZADD', ARGV[6], ARGV[b + 7], ARGV[b + 4])\n"
     "    fail = fail + 1\n"
     "  elseif kind == 'R' then\n"
     "    redis.call('ZADD', ARGV[7], ARGV[b + 12], ARGV[b + 13])\n"
     "    local h = {'status', 'retrying', 'error', ARGV[b + 6], 'retry_at', ARGV[b + 12]}\n"
     "    if ARGV[b + 9] == '1' then starts(h, b) end\n"
-    "    redis.call('HSET', jk, unpack(h))\n"
+    "    hset(jk, h)\n"
     "    retr = retr + 1\n"
     "  else\n"
     "    redis.call('LPUSH', ARGV[8], rec)\n"
@@ -610,12 +708,13 @@ int queue_apply_append(struct rconn *r, const struct keys *k, const char *wid,
     return 0;
 }
 
-int queue_apply_read(struct rconn *r, int nreplies, unsigned char *lost, size_t n, char *err,
-                     size_t errlen)
+int queue_apply_read(struct rconn *r, int nreplies, unsigned char *lost, size_t n,
+                     char *warn, size_t warnlen, char *err, size_t errlen)
 {
     redisReply *rep;
     size_t i;
 
+    if (warn != NULL && warnlen > 0) warn[0] = '\0';
     if (nreplies == 0) return 0;
     rep = rconn_read(r);
     if (reply_error(r, rep, "apply", err, errlen) != 0) return -1;
@@ -624,6 +723,8 @@ int queue_apply_read(struct rconn *r, int nreplies, unsigned char *lost, size_t 
         if (e->type == REDIS_REPLY_INTEGER && lost != NULL && e->integer >= 0 &&
             (size_t)e->integer < n)
             lost[e->integer] = 1;
+        else if (e->type == REDIS_REPLY_STRING && warn != NULL && warn[0] == '\0')
+            err_set(warn, warnlen, "apply: %s (its record moved all the same)", e->str);
     }
     freeReplyObject(rep);
     return 0;
@@ -665,28 +766,28 @@ static const char due_lua[] =
 
 /* Read a script's {count, bad queue...} reply; the bad queues go into err (else err is
  * emptied). Returns the count, or -1. */
-static long script_result(struct rconn *r, redisReply *rep, const char *what, char *err,
-                          size_t errlen)
+static long script_result(struct rconn *r, redisReply *rep, const char *what, char *warn,
+                          size_t warnlen, char *err, size_t errlen)
 {
     long n = 0;
     size_t i, o = 0;
 
-    if (err != NULL && errlen > 0) err[0] = '\0';
+    if (warn != NULL && warnlen > 0) warn[0] = '\0';
     if (reply_error(r, rep, what, err, errlen) != 0) return -1;
     if (rep->type == REDIS_REPLY_ARRAY && rep->elements > 0 &&
         rep->element[0]->type == REDIS_REPLY_INTEGER)
         n = (long)rep->element[0]->integer;
     for (i = 1; rep->type == REDIS_REPLY_ARRAY && i < rep->elements; i++) {
         int w;
-        if (rep->element[i]->type != REDIS_REPLY_STRING || err == NULL) continue;
-        w = snprintf(err + o, errlen - o, "%s'%s'", i == 1 ? "" : ", ", rep->element[i]->str);
-        if (w < 0 || (size_t)w >= errlen - o) break;
+        if (rep->element[i]->type != REDIS_REPLY_STRING || warn == NULL) continue;
+        w = snprintf(warn + o, warnlen - o, "%s'%s'", i == 1 ? "" : ", ", rep->element[i]->str);
+        if (w < 0 || (size_t)w >= warnlen - o) break;
         o += (size_t)w;
     }
     if (o > 0) {
         char names[256];
-        str_copy(names, sizeof names, err);
-        err_set(err, errlen, "%s: queue %s is not a list: records for it stay where they are "
+        str_copy(names, sizeof names, warn);
+        err_set(warn, warnlen, "%s: queue %s is not a list: records for it stay where they are "
                 "until the key is removed", what, names);
     }
     freeReplyObject(rep);
@@ -694,7 +795,7 @@ static long script_result(struct rconn *r, redisReply *rep, const char *what, ch
 }
 
 long queue_schedule_due(struct rconn *r, const struct keys *k, double now, long limit,
-                        char *err, size_t errlen)
+                        char *warn, size_t warnlen, char *err, size_t errlen)
 {
     char ks[KEYS_KEY_MAX], tq[KEYS_KEY_MAX], tj[KEYS_KEY_MAX], kqs[KEYS_KEY_MAX];
     redisReply *rep;
@@ -704,7 +805,7 @@ long queue_schedule_due(struct rconn *r, const struct keys *k, double now, long 
                          keys_template(k, KEYS_QUEUE, tq, sizeof tq),
                          keys_template(k, KEYS_JOB, tj, sizeof tj),
                          keys_queues(k, kqs, sizeof kqs), now, limit);
-    return script_result(r, rep, "schedule", err, errlen);
+    return script_result(r, rep, "schedule", warn, warnlen, err, errlen);
 }
 
 /* ---- reconciling ------------------------------------------------------------------- */
@@ -847,7 +948,7 @@ static const char recover_lua[] =
     "return {total, unpack(bad)}\n";
 
 long queue_recover(struct rconn *r, const struct keys *k, const char *only_wid,
-                   char *err, size_t errlen)
+                   char *warn, size_t warnlen, char *err, size_t errlen)
 {
     struct cmd c = {0};
     char kws[KEYS_KEY_MAX], tw[KEYS_KEY_MAX], tl[KEYS_KEY_MAX], ti[KEYS_KEY_MAX];
@@ -867,5 +968,5 @@ long queue_recover(struct rconn *r, const struct keys *k, const char *only_wid,
     cmd_str(&c, only_wid ? only_wid : "");
     rep = rconn_command(r, c.argc, c.argv, c.lens);
     cmd_free(&c);
-    return script_result(r, rep, "recover", err, errlen);
+    return script_result(r, rep, "recover", warn, warnlen, err, errlen);
 }

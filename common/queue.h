@@ -4,6 +4,10 @@
  * so that at every instant a record is in exactly one place: a queue, a worker's in-flight
  * list, the scheduled set, the failed set (as its job hash), the dead list, or done.
  * Key names come from keys.h; docs/PROTOCOL.md and docs/DESIGN.md describe the moves.
+ *
+ * Errors, one rule for every function here: it returns -1 and writes err when it failed, and
+ * 0 or a count otherwise. What went wrong without stopping it (a queue skipped because its
+ * key has another type) is written to warn, left empty when there was nothing to say.
  */
 #ifndef CQ_QUEUE_H
 #define CQ_QUEUE_H
@@ -43,12 +47,13 @@ struct taken {
  * worker's in-flight list for that queue (one Lua script). In two halves, so that a worker
  * sends it in one pipeline with queue_apply_append: append (no I/O), then read its one
  * reply. queue_take_read returns how many were taken (0..max) into out[], or -1 with err
- * set. A queue whose key cannot be popped (a key of another type under its name) is
- * skipped and named in err, which is otherwise left empty. */
+ * set. Each queue whose key cannot be popped (a key of another type under its name) is
+ * skipped and named in warn. */
 int queue_take_append(struct rconn *r, const struct keys *k, const char *wid,
                       const char *const *queues, size_t nq, size_t max,
                       char *err, size_t errlen);
-int queue_take_read(struct rconn *r, size_t max, struct taken *out, char *err, size_t errlen);
+int queue_take_read(struct rconn *r, size_t max, struct taken *out, char *warn, size_t warnlen,
+                    char *err, size_t errlen);
 
 void queue_taken_free(struct taken *t);
 
@@ -78,18 +83,22 @@ struct queue_outcome {
  * such outcomes are dropped and flagged lost[i] = 1 (lost may be NULL). In two halves:
  * append the script call (no I/O; *nreplies receives 1, or 0 when n is 0), then read the
  * reply; other commands may be appended between the two. The read returns 0, or -1 with err
- * set (nothing applied, or the reply was lost: applying the batch again is safe). */
+ * set (nothing applied, or the reply was lost: applying the batch again is safe). A status
+ * hash that could not be written (a key of another type under its name) is named in warn;
+ * its record still moved. Before anything moves, the destinations the batch uses (failed
+ * set, scheduled set, dead list) are checked: one of another type fails the whole batch
+ * (-1, nothing applied), so that no record leaves the in-flight list for nowhere. */
 int queue_apply_append(struct rconn *r, const struct keys *k, const char *wid,
                        const struct queue_outcome *o, size_t n,
                        const struct queue_ttls *ttls, int *nreplies, char *err, size_t errlen);
-int queue_apply_read(struct rconn *r, int nreplies, unsigned char *lost, size_t n, char *err,
-                     size_t errlen);
+int queue_apply_read(struct rconn *r, int nreplies, unsigned char *lost, size_t n,
+                     char *warn, size_t warnlen, char *err, size_t errlen);
 
 /* Move every scheduled record due at or before now to the tail of its queue (at most limit
  * per call). Returns how many moved, or -1. A record whose queue key is not a list stays
- * scheduled; err then names the queue (and is empty otherwise). */
+ * scheduled, and warn names the queue. */
 long queue_schedule_due(struct rconn *r, const struct keys *k, double now, long limit,
-                        char *err, size_t errlen);
+                        char *warn, size_t warnlen, char *err, size_t errlen);
 
 /* Put back at the head of their queues the records in this worker's in-flight lists that it
  * does not hold (held[]: every record it has taken and not ended). A take whose reply was
@@ -121,9 +130,9 @@ int queue_register(struct rconn *r, const struct keys *k, const struct queue_wor
  * the registry. With only_wid, do the same for that one worker whatever its lease, without
  * counting a recovery: this is how a draining worker returns what it will not run and
  * deregisters. Returns the number of records put back, or -1. A worker with a queue whose
- * key is not a list keeps that in-flight list and its registration; err then names the
- * queue (and is empty otherwise). */
+ * key is not a list keeps that in-flight list and its registration, and warn names the
+ * queue. */
 long queue_recover(struct rconn *r, const struct keys *k, const char *only_wid,
-                   char *err, size_t errlen);
+                   char *warn, size_t warnlen, char *err, size_t errlen);
 
 #endif

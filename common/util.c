@@ -15,6 +15,15 @@ static void oom(size_t n)
     abort();
 }
 
+void *xcheck(void *p, const char *what)
+{
+    if (p == NULL) {
+        fprintf(stderr, "cq: out of memory making %s\n", what);
+        abort();
+    }
+    return p;
+}
+
 void *xmalloc(size_t n)
 {
     void *p = malloc(n ? n : 1);

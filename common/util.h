@@ -6,6 +6,7 @@
 #ifndef CQ_UTIL_H
 #define CQ_UTIL_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdarg.h>
 
@@ -13,6 +14,9 @@ void *xmalloc(size_t n);
 void *xcalloc(size_t count, size_t n);
 void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
+/* p, or abort naming what could not be made when p is NULL: for the allocations other
+ * libraries make (cJSON_Create*, vasprintf). */
+void *xcheck(void *p, const char *what);
 /* A new string formatted as printf would. */
 char *xstrdup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -42,6 +46,15 @@ int parse_long(const char *s, long min, long max, long *out);
 
 /* Parse a byte size such as "50M", "512K", "1G" or a plain number of bytes. Returns 0/-1. */
 int parse_size(const char *s, long long *out);
+
+/* The one stop flag of cq: set by a signal handler or by another thread (with
+ * __atomic_store_n), read with stop_requested from any thread. A NULL flag is never set. */
+typedef volatile sig_atomic_t stop_flag;
+
+static inline int stop_requested(const stop_flag *f)
+{
+    return f != NULL && __atomic_load_n(f, __ATOMIC_RELAXED) != 0;
+}
 
 /* Sleep for the given number of milliseconds (restarting on EINTR is the caller's choice:
  * this returns early when a signal arrives so that a drain is noticed at once). */

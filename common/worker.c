@@ -108,9 +108,9 @@ struct worker {
     int watching;               /* dispatcher idle with free slots: watchers may block */
     int ready;                  /* a watcher saw a record */
     int stopping;               /* threads exit */
-    int hard_stop;              /* handlers give up now (atomic loads and stores) */
+    stop_flag hard_stop;        /* handlers give up now (atomic stores) */
     int running;                /* handlers running now (under mu) */
-    pthread_cond_t idle;        /* running dropped to 0 */
+    pthread_cond_t quiet;       /* running dropped to 0 with nothing to do */
 
     pthread_t *executors;
     struct watcher *watchers;
@@ -124,6 +124,18 @@ struct worker {
     char last_error[512];       /* the last Redis error reported, and when */
     long long last_error_at;
     long taken_total;
+
+    /* the dispatcher's loop (dispatcher only) */
+    volatile sig_atomic_t *signals;
+    struct task *pending;       /* ended or refused, outcome not yet applied */
+    long long next_hb, next_recover, next_sched, next_connect;
+    long long down_since, drain_deadline;
+    long backoff;               /* ms before the next reconnection attempt */
+    int draining;               /* a first signal: take nothing new */
+    int idle;                   /* the last take found the queues empty */
+    int down;                   /* the control connection is lost */
+    int executors_started;
+    int sync_inited;            /* mu and the condition variables exist */
 };
 
 /* ---- executors ---------------------------------------------------------------------- */
@@ -149,7 +161,7 @@ static void run_task(struct worker *w, struct cq_job *c, struct call_thread *ct,
 {
     double timeout = t->job->timeout > 0 ? t->job->timeout : t->fn->timeout;
 
-    if (__atomic_load_n(&w->hard_stop, __ATOMIC_RELAXED)) {
+    if (stop_requested(&w->hard_stop)) {
         /* Taken but not started when the worker gave up: it goes back unrun. */
         t->started = t->ended = time_now();
         t->rc = -1;
@@ -162,7 +174,7 @@ static void run_task(struct worker *w, struct cq_job *c, struct call_thread *ct,
     t->ended = time_now();
     t->transient = c->transient;
     t->retry_after = c->retry_after;
-    t->aborted = t->rc != 0 && __atomic_load_n(&w->hard_stop, __ATOMIC_RELAXED);
+    t->aborted = t->rc != 0 && stop_requested(&w->hard_stop);
     t->json = t->rc == 0 && c->result_json;
     t->text = xstrdup(t->rc == 0 ? (c->result ? c->result : "") : c->error);
     call_end(c);
@@ -194,7 +206,7 @@ static void *executor_main(void *arg)
         run_task(w, c, &ct, t);
 
         pthread_mutex_lock(&w->mu);
-        if (--w->running == 0 && w->todo == NULL) pthread_cond_broadcast(&w->idle);
+        if (--w->running == 0 && w->todo == NULL) pthread_cond_broadcast(&w->quiet);
         t->next = w->done;
         w->done = t;
         /* One wake-up per batch of completions is enough: the dispatcher takes them all. */
@@ -480,7 +492,7 @@ static int cycle(struct worker *w, struct task **pending, size_t take_max)
     struct queue_outcome *o;
     struct taken *tk = NULL;
     size_t n = (size_t)w->nstarts, i = 0;
-    char err[512];
+    char err[512], warn[512];
     int nrep = 0, ok, taken = 0, s, take_sent = 0;
     unsigned char *lost;
     struct task **ot;
@@ -526,13 +538,18 @@ static int cycle(struct worker *w, struct task **pending, size_t take_max)
         else
             take_sent = 1;
     }
-    if (ok && queue_apply_read(&w->ctl, nrep, lost, i, err, sizeof err) != 0) ok = 0;
+    if (ok && queue_apply_read(&w->ctl, nrep, lost, i, warn, sizeof warn, err,
+                               sizeof err) != 0)
+        ok = 0;
+    else if (ok && warn[0] != '\0')
+        report_error(w, warn);
     if (take_sent) {
         char terr[512];
         taken = -1;
         if (w->ctl.ctx != NULL) {
             tk = xcalloc(take_max, sizeof *tk);
-            taken = queue_take_read(&w->ctl, take_max, tk, terr, sizeof terr);
+            taken = queue_take_read(&w->ctl, take_max, tk, warn, sizeof warn, terr,
+                                    sizeof terr);
         }
         if (taken < 0 && w->ctl.ctx == NULL) {
             /* The take may have run with its reply lost: records in our in-flight lists
@@ -541,8 +558,8 @@ static int cycle(struct worker *w, struct task **pending, size_t take_max)
         } else if (taken < 0) {
             ok = 0;
             str_copy(err, sizeof err, terr);
-        } else if (terr[0] != '\0') {
-            report_error(w, terr);
+        } else if (warn[0] != '\0') {
+            report_error(w, warn);
         }
         if (taken < 0) ok = 0;
     }
@@ -688,36 +705,116 @@ static void stop_watchers(struct worker *w)
 
 /* ---- the loop ----------------------------------------------------------------------- */
 
-int worker_run(const struct worker_config *cfg, volatile sig_atomic_t *signals,
-               int *abandoned)
+/* A seam for tests: how threads are made (tests/test_worker_start.c makes it fail). */
+int (*worker_thread_create)(pthread_t *, const pthread_attr_t *, void *(*)(void *),
+                            void *) = pthread_create;
+
+/* Free what worker_start made. With stopped == 0 the executors still run a handler: they are
+ * detached and the worker itself is left for the exiting process. */
+static void worker_free(struct worker *w, int stopped)
+{
+    size_t i;
+
+    if (!stopped) {
+        for (i = 0; i < (size_t)w->executors_started; i++) pthread_detach(w->executors[i]);
+        return;
+    }
+    for (i = 0; i < (size_t)w->executors_started; i++) pthread_join(w->executors[i], NULL);
+    while (w->pending) {
+        struct task *t = w->pending->next;
+        task_free(w, w->pending);
+        w->pending = t;
+    }
+    for (i = 0; w->watchers != NULL && i < w->cfg->nqueues; i++) rconn_close(&w->watchers[i].rc);
+    free(w->executors);
+    free(w->watchers);
+    free(w->starts);
+    rconn_close(&w->ctl);
+    if (w->sync_inited) {
+        pthread_mutex_destroy(&w->mu);
+        pthread_cond_destroy(&w->wake);
+        pthread_cond_destroy(&w->work);
+        pthread_cond_destroy(&w->watch);
+        pthread_cond_destroy(&w->quiet);
+    }
+    free(w);
+}
+
+static void init_sync(struct worker *w)
+{
+    /* The timed waits must not stretch when the wall clock steps back. */
+    pthread_condattr_t ca;
+
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->wake, &ca);
+    pthread_cond_init(&w->quiet, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_cond_init(&w->work, NULL);
+    pthread_cond_init(&w->watch, NULL);
+    w->sync_inited = 1;
+}
+
+/* Start the executors and the watchers. 0, or -1 when a thread could not be made: then what
+ * did start is stopped again. */
+static int start_threads(struct worker *w, const struct rconn_url *url)
+{
+    const struct worker_config *cfg = w->cfg;
+    size_t i;
+
+    w->executors = xcalloc((size_t)cfg->concurrency, sizeof *w->executors);
+    for (i = 0; i < (size_t)cfg->concurrency; i++) {
+        if (worker_thread_create(&w->executors[i], NULL, executor_main, w) != 0) break;
+        w->executors_started++;
+    }
+    w->watchers = xcalloc(cfg->nqueues, sizeof *w->watchers);
+    for (i = 0; w->executors_started == cfg->concurrency && i < cfg->nqueues; i++) {
+        w->watchers[i].w = w;
+        w->watchers[i].queue = cfg->queues[i];
+        w->watchers[i].sock = -1;
+        rconn_init(&w->watchers[i].rc, url, 0);
+        if (worker_thread_create(&w->watchers[i].thread, NULL, watcher_main,
+                                 &w->watchers[i]) != 0)
+            break;
+        w->watchers[i].started = 1;
+    }
+    if (w->executors_started == cfg->concurrency && i == cfg->nqueues) return 0;
+    LOG(&w->lg, LOG_ERROR, "cannot start %d executor and %zu watcher threads (started %d "
+        "and %zu): lower -c", cfg->concurrency, cfg->nqueues, w->executors_started, i);
+    stop_watchers(w);
+    return -1;
+}
+
+/* Everything before the first turn: identity, registration, threads. Returns the worker, or
+ * NULL (logged, everything freed) when it cannot start. */
+static struct worker *worker_start(const struct worker_config *cfg,
+                                   volatile sig_atomic_t *signals)
 {
     struct worker *w = xcalloc(1, sizeof *w);
     struct rconn_url url;
-    struct task *pending = NULL;
     char err[512];
-    long long now, next_hb = 0, next_recover = 0, next_sched = 0, down_since = 0;
-    long long drain_deadline = 0, next_connect = 0;
-    long backoff = 100;
-    int draining = 0, idle = 0, down = 0, rc = 0, executors_started = 0, stopped;
     size_t i, o;
 
     w->cfg = cfg;
+    w->signals = signals;
     w->lg.prog = "cworker";
     w->lg.level = cfg->log_level;
     w->started_at = time_now();
+    w->backoff = 100;
     if (keys_init(&w->keys, cfg->prefix, err, sizeof err) != 0 ||
         rconn_parse_url(cfg->url, &url, err, sizeof err) != 0) {
         LOG(&w->lg, LOG_ERROR, "%s", err);
-        free(w);
-        return 1;
+        worker_free(w, 1);
+        return NULL;
     }
     for (i = 0, o = 0; i < cfg->nqueues; i++) {
         int n = snprintf(w->queues_csv + o, sizeof w->queues_csv - o, "%s%s", i ? "," : "",
                          cfg->queues[i]);
         if (n < 0 || (size_t)n >= sizeof w->queues_csv - o) {
             LOG(&w->lg, LOG_ERROR, "too many queues");
-            free(w);
-            return 1;
+            worker_free(w, 1);
+            return NULL;
         }
         o += (size_t)n;
     }
@@ -725,290 +822,290 @@ int worker_run(const struct worker_config *cfg, volatile sig_atomic_t *signals,
     rconn_init(&w->ctl, &url, 5.0);
     if (rconn_connect(&w->ctl) != 0 || heartbeat(w, 1) != 0) {
         LOG(&w->lg, LOG_ERROR, "%s", w->ctl.errstr[0] ? w->ctl.errstr : "cannot register");
-        rconn_close(&w->ctl);
-        free(w);
-        return 1;
+        worker_free(w, 1);
+        return NULL;
     }
     check_redis_config(w);
+    init_sync(w);
+    if (start_threads(w, &url) != 0) {
+        /* Nothing was taken yet: deregister, and free what started. */
+        queue_recover(&w->ctl, &w->keys, w->wid, NULL, 0, err, sizeof err);
+        worker_free(w, 1);
+        return NULL;
+    }
     LOG(&w->lg, LOG_INFO, "worker %s started: queues %s, concurrency %d%s", w->wid,
         w->queues_csv, cfg->concurrency, cfg->burst ? ", burst" : "");
+    return w;
+}
 
-    pthread_mutex_init(&w->mu, NULL);
-    {
-        /* The dispatcher's timed wait must not stretch when the wall clock steps back. */
-        pthread_condattr_t ca;
-        pthread_condattr_init(&ca);
-        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-        pthread_cond_init(&w->wake, &ca);
-        pthread_cond_init(&w->idle, &ca);
-        pthread_condattr_destroy(&ca);
-    }
-    pthread_cond_init(&w->work, NULL);
-    pthread_cond_init(&w->watch, NULL);
-    w->executors = xcalloc((size_t)cfg->concurrency, sizeof *w->executors);
-    for (i = 0; i < (size_t)cfg->concurrency; i++) {
-        if (pthread_create(&w->executors[i], NULL, executor_main, w) != 0) break;
-        executors_started++;
-    }
-    w->watchers = xcalloc(cfg->nqueues, sizeof *w->watchers);
-    for (i = 0; i < cfg->nqueues; i++) {
-        w->watchers[i].w = w;
-        w->watchers[i].queue = cfg->queues[i];
-        w->watchers[i].sock = -1;
-        rconn_init(&w->watchers[i].rc, &url, 0);
-        if (pthread_create(&w->watchers[i].thread, NULL, watcher_main, &w->watchers[i]) != 0)
-            break;
-        w->watchers[i].started = 1;
-    }
-    if (executors_started < cfg->concurrency || i < cfg->nqueues) {
-        /* Nothing was taken yet: stop what did start, deregister, and fail. */
-        LOG(&w->lg, LOG_ERROR, "cannot start %d executor and %zu watcher threads (started %d "
-            "and %zu): lower -c", cfg->concurrency, cfg->nqueues, executors_started, i);
-        stop_watchers(w);
-        for (i = 0; i < (size_t)executors_started; i++) pthread_join(w->executors[i], NULL);
-        queue_recover(&w->ctl, &w->keys, w->wid, err, sizeof err);
-        rconn_close(&w->ctl);
+/* Signals: the first starts a drain, a second stops at once (returns 1: leave the loop). */
+static int check_signals(struct worker *w, long long now)
+{
+    if (*w->signals >= 2) {
+        LOG(&w->lg, LOG_INFO, "second signal: putting back running jobs now");
+        __atomic_store_n(&w->hard_stop, 1, __ATOMIC_RELAXED);
         return 1;
     }
-
-    for (;;) {
-        struct task *done;
-        int took = 0, more = 0;
-        int free_slots;
-
-        now = time_mono_ms();
-        if (*signals >= 2) {
-            LOG(&w->lg, LOG_INFO, "second signal: putting back running jobs now");
-            __atomic_store_n(&w->hard_stop, 1, __ATOMIC_RELAXED);
-            break;
-        }
-        if (*signals >= 1 && !draining) {
-            draining = 1;
-            drain_deadline = now + (long long)(cfg->shutdown_timeout * 1000);
-            set_watching(w, 0);
-            LOG(&w->lg, LOG_INFO, "stopping: %d job%s running, waiting up to %.0fs",
-                w->outstanding, w->outstanding == 1 ? "" : "s", cfg->shutdown_timeout);
-        }
-
-        /* Reconnect with capped backoff; one line when the outage starts and one when it
-         * ends. */
-        if (w->ctl.ctx == NULL) {
-            if (!down) {
-                down = 1;
-                down_since = now;
-                LOG(&w->lg, LOG_WARN, "lost redis: %s; reconnecting", w->ctl.errstr);
-            }
-            if (now >= next_connect) {
-                if (rconn_connect(&w->ctl) == 0 && heartbeat(w, 1) == 0) {
-                    LOG(&w->lg, LOG_INFO, "redis is back after %.1fs",
-                        (double)(now - down_since) / 1000.0);
-                    down = 0;
-                    backoff = 100;
-                    idle = 0;
-                    next_hb = now + HEARTBEAT_MS;
-                } else {
-                    next_connect = now + backoff;
-                    backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
-                }
-            }
-        }
-
-        if (!down) {
-            if (now >= next_hb) {
-                heartbeat(w, 0);
-                next_hb = now + HEARTBEAT_MS;
-            }
-            if (now >= next_recover && w->ctl.ctx) {
-                long n = queue_recover(&w->ctl, &w->keys, NULL, err, sizeof err);
-                if (n < 0 || err[0] != '\0') report_error(w, err);
-                if (n > 0)
-                    LOG(&w->lg, LOG_WARN, "recovered %ld job%s from dead workers", n,
-                        n == 1 ? "" : "s");
-                next_recover = now + RECOVER_MS;
-            }
-            if (now >= next_sched && w->ctl.ctx) {
-                long n = queue_schedule_due(&w->ctl, &w->keys, time_now(), 1000, err,
-                                            sizeof err);
-                if (n < 0 || err[0] != '\0') report_error(w, err);
-                if (n > 0) idle = 0;
-                next_sched = now + (n >= 1000 ? 0 : SCHEDULE_MS);
-            }
-        }
-
-        /* Outcomes first: they free slots. */
-        pthread_mutex_lock(&w->mu);
-        done = w->done;
-        w->done = NULL;
-        pthread_mutex_unlock(&w->mu);
-        if (done != NULL) {
-            struct task *tail = done;
-            while (tail->next) tail = tail->next;
-            tail->next = pending;
-            pending = done;
-        }
-        /* Jobs that ended free their slots in the same pipeline, ahead of the take. */
-        free_slots = cfg->concurrency - w->outstanding;
-        {
-            struct task *t;
-            for (t = pending; t; t = t->next)
-                if (!t->refused && !t->aborted) free_slots++;
-        }
-        if (cfg->max_jobs > 0 && cfg->max_jobs - w->taken_total < free_slots)
-            free_slots = (int)(cfg->max_jobs - w->taken_total);
-        if (w->need_reconcile && w->ctl.ctx != NULL) reconcile(w);
-        if (w->ctl.ctx != NULL && !w->need_reconcile) {
-            size_t want = 0;
-            int ready;
-            pthread_mutex_lock(&w->mu);
-            ready = w->ready;
-            if (ready) {
-                /* The watcher that fired waits for this before it blocks again. */
-                w->ready = 0;
-                pthread_cond_broadcast(&w->watch);
-            }
-            pthread_mutex_unlock(&w->mu);
-            if (!draining && free_slots > 0 && (!idle || ready))
-                want = (size_t)free_slots < TAKE_BATCH ? (size_t)free_slots : TAKE_BATCH;
-            if (want > 0 || pending != NULL || w->nstarts > 0) {
-                took = cycle(w, &pending, want);
-                if (took >= 0 && want > 0) {
-                    idle = (size_t)took < want;
-                    more = !idle;
-                }
-                /* Just-taken jobs are marked started on the next turn, without waiting. */
-                if (w->nstarts > 0 || pending != NULL) more = more || took > 0;
-            }
-            free_slots = cfg->concurrency - w->outstanding;
-        }
-        set_watching(w, idle && !draining && free_slots > 0 && w->ctl.ctx != NULL);
-
-        if (cfg->max_jobs > 0 && w->taken_total >= cfg->max_jobs && w->outstanding == 0 &&
-            pending == NULL && w->nstarts == 0) {
-            LOG(&w->lg, LOG_INFO, "done %ld jobs (--max-jobs)", w->taken_total);
-            break;
-        }
-        if (cfg->burst && idle && w->outstanding == 0 && pending == NULL && w->nstarts == 0 &&
-            !down) {
-            LOG(&w->lg, LOG_INFO, "queues empty, nothing running: exiting (--burst)");
-            break;
-        }
-        if (draining && ((w->outstanding == 0 && pending == NULL && w->nstarts == 0) ||
-                         now >= drain_deadline)) {
-            if (w->outstanding > 0)
-                LOG(&w->lg, LOG_WARN, "shutdown timeout: %d job%s still running go back to "
-                    "their queues", w->outstanding, w->outstanding == 1 ? "" : "s");
-            break;
-        }
-        pthread_mutex_lock(&w->mu);
-        wake_executors(w);
-        pthread_mutex_unlock(&w->mu);
-        if (more) continue;
-
-        /* Sleep until a completion, a watcher, a signal (EINTR wakes nothing here, so the
-         * wait is short) or the next timer. */
-        {
-            struct timespec ts;
-            long long wait_ms = next_sched - time_mono_ms();
-            if (next_hb - time_mono_ms() < wait_ms) wait_ms = next_hb - time_mono_ms();
-            if (down) wait_ms = next_connect - time_mono_ms();
-            if (wait_ms > 100) wait_ms = 100;
-            if (wait_ms < 1) wait_ms = 1;
-            pthread_mutex_lock(&w->mu);
-            wake_executors(w);
-            if (w->todo != NULL && w->idle_executors > 0) wait_ms = 0;
-            pthread_mutex_unlock(&w->mu);
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            ts.tv_sec += wait_ms / 1000;
-            ts.tv_nsec += wait_ms > 0 ? (wait_ms % 1000) * 1000000L : WAKE_AFTER_US * 1000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
-            pthread_mutex_lock(&w->mu);
-            if (w->done == NULL && !w->ready) {
-                w->dispatcher_waiting = 1;
-                pthread_cond_timedwait(&w->wake, &w->mu, &ts);
-                w->dispatcher_waiting = 0;
-            }
-            pthread_mutex_unlock(&w->mu);
-        }
+    if (*w->signals >= 1 && !w->draining) {
+        w->draining = 1;
+        w->drain_deadline = now + (long long)(w->cfg->shutdown_timeout * 1000);
+        set_watching(w, 0);
+        LOG(&w->lg, LOG_INFO, "stopping: %d job%s running, waiting up to %.0fs",
+            w->outstanding, w->outstanding == 1 ? "" : "s", w->cfg->shutdown_timeout);
     }
+    return 0;
+}
 
-    /* Shut down: no more taking. Handlers still running are told to give up (a command's
-     * process group gets TERM, then KILL) and given a moment to do so, so that no command
-     * outlives the worker nor runs on while another worker starts its job again. Then
-     * record what finished, put back the rest, deregister. */
+/* Reconnect with capped backoff; one line when an outage starts and one when it ends. */
+static void keep_connected(struct worker *w, long long now)
+{
+    if (w->ctl.ctx != NULL) return;
+    if (!w->down) {
+        w->down = 1;
+        w->down_since = now;
+        LOG(&w->lg, LOG_WARN, "lost redis: %s; reconnecting", w->ctl.errstr);
+    }
+    if (now < w->next_connect) return;
+    if (rconn_connect(&w->ctl) == 0 && heartbeat(w, 1) == 0) {
+        LOG(&w->lg, LOG_INFO, "redis is back after %.1fs",
+            (double)(now - w->down_since) / 1000.0);
+        w->down = 0;
+        w->backoff = 100;
+        w->idle = 0;
+        w->next_hb = now + HEARTBEAT_MS;
+    } else {
+        w->next_connect = now + w->backoff;
+        w->backoff = w->backoff * 2 > 5000 ? 5000 : w->backoff * 2;
+    }
+}
+
+/* The timers: heartbeat, recovery of dead workers, due scheduled jobs. */
+static void housekeeping(struct worker *w, long long now)
+{
+    char err[512], warn[512];
+    long n;
+
+    if (w->down) return;
+    if (now >= w->next_hb) {
+        heartbeat(w, 0);
+        w->next_hb = now + HEARTBEAT_MS;
+    }
+    if (now >= w->next_recover && w->ctl.ctx) {
+        n = queue_recover(&w->ctl, &w->keys, NULL, warn, sizeof warn, err, sizeof err);
+        if (n < 0) report_error(w, err);
+        else if (warn[0] != '\0') report_error(w, warn);
+        if (n > 0)
+            LOG(&w->lg, LOG_WARN, "recovered %ld job%s from dead workers", n, n == 1 ? "" : "s");
+        w->next_recover = now + RECOVER_MS;
+    }
+    if (now >= w->next_sched && w->ctl.ctx) {
+        n = queue_schedule_due(&w->ctl, &w->keys, time_now(), 1000, warn, sizeof warn, err,
+                               sizeof err);
+        if (n < 0) report_error(w, err);
+        else if (warn[0] != '\0') report_error(w, warn);
+        if (n > 0) w->idle = 0;
+        w->next_sched = now + (n >= 1000 ? 0 : SCHEDULE_MS);
+    }
+}
+
+/* Move what the executors finished to the front of pending. */
+static void collect_done(struct worker *w)
+{
+    struct task *done, *tail;
+
+    pthread_mutex_lock(&w->mu);
+    done = w->done;
+    w->done = NULL;
+    pthread_mutex_unlock(&w->mu);
+    if (done == NULL) return;
+    for (tail = done; tail->next; tail = tail->next) continue;
+    tail->next = w->pending;
+    w->pending = done;
+}
+
+/* Slots free once pending outcomes are applied (they go in the same pipeline as the take). */
+static int free_slots(const struct worker *w)
+{
+    const struct task *t;
+    int n = w->cfg->concurrency - w->outstanding;
+
+    for (t = w->pending; t; t = t->next)
+        if (!t->refused && !t->aborted) n++;
+    if (w->cfg->max_jobs > 0 && w->cfg->max_jobs - w->taken_total < n)
+        n = (int)(w->cfg->max_jobs - w->taken_total);
+    return n;
+}
+
+/* Apply outcomes and take more in one round trip. Returns 1 when there is more to do at
+ * once (a full take, or starts to mark), else 0. */
+static int dispatch(struct worker *w)
+{
+    size_t want = 0;
+    int ready, took, more = 0, slots = free_slots(w);
+
+    if (w->need_reconcile && w->ctl.ctx != NULL) reconcile(w);
+    if (w->ctl.ctx == NULL || w->need_reconcile) return 0;
+    pthread_mutex_lock(&w->mu);
+    ready = w->ready;
+    if (ready) {
+        /* The watcher that fired waits for this before it blocks again. */
+        w->ready = 0;
+        pthread_cond_broadcast(&w->watch);
+    }
+    pthread_mutex_unlock(&w->mu);
+    if (!w->draining && slots > 0 && (!w->idle || ready))
+        want = (size_t)slots < TAKE_BATCH ? (size_t)slots : TAKE_BATCH;
+    if (want == 0 && w->pending == NULL && w->nstarts == 0) return 0;
+    took = cycle(w, &w->pending, want);
+    if (took >= 0 && want > 0) {
+        w->idle = (size_t)took < want;
+        more = !w->idle;
+    }
+    /* Just-taken jobs are marked started on the next turn, without waiting. */
+    if (w->nstarts > 0 || w->pending != NULL) more = more || took > 0;
+    return more;
+}
+
+/* Whether the loop ends now: max-jobs done, burst drained, or a drain finished or timed out. */
+static int should_stop(struct worker *w, long long now)
+{
+    int quiet = w->outstanding == 0 && w->pending == NULL && w->nstarts == 0;
+
+    if (w->cfg->max_jobs > 0 && w->taken_total >= w->cfg->max_jobs && quiet) {
+        LOG(&w->lg, LOG_INFO, "done %ld jobs (--max-jobs)", w->taken_total);
+        return 1;
+    }
+    if (w->cfg->burst && w->idle && quiet && !w->down) {
+        LOG(&w->lg, LOG_INFO, "queues empty, nothing running: exiting (--burst)");
+        return 1;
+    }
+    if (w->draining && (quiet || now >= w->drain_deadline)) {
+        if (w->outstanding > 0)
+            LOG(&w->lg, LOG_WARN, "shutdown timeout: %d job%s still running go back to "
+                "their queues", w->outstanding, w->outstanding == 1 ? "" : "s");
+        return 1;
+    }
+    return 0;
+}
+
+/* Sleep until a completion, a watcher, a signal (EINTR wakes nothing here, so the wait is
+ * short) or the next timer. */
+static void wait_for_work(struct worker *w)
+{
+    struct timespec ts;
+    long long now = time_mono_ms();
+    long long wait_ms = w->next_sched - now;
+
+    if (w->next_hb - now < wait_ms) wait_ms = w->next_hb - now;
+    if (w->down) wait_ms = w->next_connect - now;
+    if (wait_ms > 100) wait_ms = 100;
+    if (wait_ms < 1) wait_ms = 1;
+    pthread_mutex_lock(&w->mu);
+    wake_executors(w);
+    if (w->todo != NULL && w->idle_executors > 0) wait_ms = 0;
+    pthread_mutex_unlock(&w->mu);
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += wait_ms / 1000;
+    ts.tv_nsec += wait_ms > 0 ? (wait_ms % 1000) * 1000000L : WAKE_AFTER_US * 1000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&w->mu);
+    if (w->done == NULL && !w->ready) {
+        w->dispatcher_waiting = 1;
+        pthread_cond_timedwait(&w->wake, &w->mu, &ts);
+        w->dispatcher_waiting = 0;
+    }
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* One turn of the dispatcher. Returns 1 to leave the loop. */
+static int turn(struct worker *w)
+{
+    long long now = time_mono_ms();
+    int more;
+
+    if (check_signals(w, now)) return 1;
+    keep_connected(w, now);
+    housekeeping(w, now);
+    collect_done(w);
+    more = dispatch(w);
+    set_watching(w, w->idle && !w->draining && w->ctl.ctx != NULL &&
+                    w->cfg->concurrency - w->outstanding > 0);
+    if (should_stop(w, now)) return 1;
+    pthread_mutex_lock(&w->mu);
+    wake_executors(w);
+    pthread_mutex_unlock(&w->mu);
+    if (!more) wait_for_work(w);
+    return 0;
+}
+
+/* Tell running handlers to give up (a command's group gets TERM, then KILL) and give them
+ * STOP_GRACE_MS to do so, so that no command outlives the worker nor runs on while another
+ * worker starts its job again. Returns 1 when every executor is idle. */
+static int stop_handlers(struct worker *w)
+{
+    struct timespec ts;
+    int stopped;
+
     __atomic_store_n(&w->hard_stop, 1, __ATOMIC_RELAXED);
     stop_watchers(w);
-    {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_sec += STOP_GRACE_MS / 1000;
-        pthread_mutex_lock(&w->mu);
-        while (w->running > 0 || w->todo != NULL)
-            if (pthread_cond_timedwait(&w->idle, &w->mu, &ts) != 0) break;
-        stopped = w->running == 0 && w->todo == NULL;
-        while (w->done) {
-            struct task *t = w->done->next;
-            w->done->next = pending;
-            pending = w->done;
-            w->done = t;
-        }
-        pthread_mutex_unlock(&w->mu);
-    }
-    if (pending != NULL || w->nstarts > 0) {
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += STOP_GRACE_MS / 1000;
+    pthread_mutex_lock(&w->mu);
+    while (w->running > 0 || w->todo != NULL)
+        if (pthread_cond_timedwait(&w->quiet, &w->mu, &ts) != 0) break;
+    stopped = w->running == 0 && w->todo == NULL;
+    pthread_mutex_unlock(&w->mu);
+    collect_done(w);
+    return stopped;
+}
+
+/* Record what finished, put back the rest, deregister. Returns the exit code. */
+static int drain(struct worker *w)
+{
+    char err[512], warn[512];
+    int tries;
+    long n;
+
+    if (w->pending != NULL || w->nstarts > 0) {
         if (w->ctl.ctx == NULL) rconn_connect(&w->ctl);
-        if (cycle(w, &pending, 0) < 0)
+        if (cycle(w, &w->pending, 0) < 0)
             LOG(&w->lg, LOG_WARN, "could not record finished jobs (%s); they go back to "
                 "their queues", w->ctl.errstr);
     }
-    {
-        long n;
-        int tries;
-        for (tries = 0; tries < 3; tries++) {
-            n = queue_recover(&w->ctl, &w->keys, w->wid, err, sizeof err);
-            if (n >= 0) {
-                if (n > 0)
-                    LOG(&w->lg, LOG_INFO, "put back %ld unfinished job%s", n, n == 1 ? "" : "s");
-                if (err[0] != '\0') {
-                    LOG(&w->lg, LOG_ERROR, "%s", err);
-                    rc = 1;
-                }
-                break;
-            }
-            sleep_ms(200);
+    for (tries = 0; tries < 3; tries++) {
+        n = queue_recover(&w->ctl, &w->keys, w->wid, warn, sizeof warn, err, sizeof err);
+        if (n >= 0) {
+            if (n > 0)
+                LOG(&w->lg, LOG_INFO, "put back %ld unfinished job%s", n, n == 1 ? "" : "s");
+            if (warn[0] == '\0') return 0;
+            LOG(&w->lg, LOG_ERROR, "%s", warn);
+            return 1;
         }
-        if (tries == 3) {
-            LOG(&w->lg, LOG_ERROR, "could not deregister: %s; live workers will recover this "
-                "worker's jobs when its lease expires", err);
-            rc = 1;
-        }
+        sleep_ms(200);
     }
-    LOG(&w->lg, LOG_INFO, "worker %s stopped", w->wid);
+    LOG(&w->lg, LOG_ERROR, "could not deregister: %s; live workers will recover this "
+        "worker's jobs when its lease expires", err);
+    return 1;
+}
 
-    /* Executors still running a handler that ignores the stop flag are abandoned: their
-     * jobs are back in the queues and the process is about to exit. Idle ones are joined. */
-    if (stopped) {
-        for (i = 0; i < (size_t)executors_started; i++) pthread_join(w->executors[i], NULL);
-        while (pending) {
-            struct task *t = pending->next;
-            task_free(w, pending);
-            pending = t;
-        }
-        free(w->executors);
-        free(w->watchers);
-        free(w->starts);
-        rconn_close(&w->ctl);
-        pthread_mutex_destroy(&w->mu);
-        pthread_cond_destroy(&w->wake);
-        pthread_cond_destroy(&w->work);
-        pthread_cond_destroy(&w->watch);
-        pthread_cond_destroy(&w->idle);
-        free(w);
-    } else {
-        for (i = 0; i < (size_t)executors_started; i++) pthread_detach(w->executors[i]);
-        *abandoned = 1;
-    }
+int worker_run(const struct worker_config *cfg, volatile sig_atomic_t *signals,
+               int *abandoned)
+{
+    struct worker *w = worker_start(cfg, signals);
+    int rc, stopped;
+
+    if (w == NULL) return 1;
+    while (!turn(w)) continue;
+    stopped = stop_handlers(w);
+    rc = drain(w);
+    LOG(&w->lg, LOG_INFO, "worker %s stopped", w->wid);
+    /* Executors still running a handler that ignores the stop are abandoned: their jobs are
+     * back in the queues and the process is about to exit. */
+    *abandoned = !stopped;
+    worker_free(w, stopped);
     return rc;
 }
 
@@ -1040,7 +1137,8 @@ cq_worker *cq_worker_new(void)
     w->cfg.ttls.failure_ttl = 365L * 24 * 3600;
     w->cfg.log_level = LOG_INFO;
     w->reg = registry_new();
-    if (registry_add_builtins(w->reg) != 0) abort();
+    /* Adding two well-formed functions to an empty registry cannot fail. */
+    registry_add_builtins(w->reg);
     return w;
 }
 

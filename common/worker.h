@@ -31,6 +31,11 @@ struct worker_config {
  * a second signal (*signals >= 2) puts everything back at once. Returns the process exit
  * code: 0 for a clean stop, 1 when it could not start. *abandoned is set when handlers that
  * ignored the stop were left running: what they use must then stay until the process exits. */
+/* How the worker makes its threads: pthread_create, replaced by tests to inject failures. */
+#include <pthread.h>
+extern int (*worker_thread_create)(pthread_t *, const pthread_attr_t *, void *(*)(void *),
+                                   void *);
+
 int worker_run(const struct worker_config *cfg, volatile sig_atomic_t *signals,
                int *abandoned);
 

@@ -95,12 +95,12 @@ struct config {
     const char *redis_opt;   /* the first Redis-only option given, for the usage error */
 };
 
-static volatile sig_atomic_t stop_flag;
+static stop_flag stopping;
 
 static void on_signal(int sig)
 {
     (void)sig;
-    stop_flag = 1;
+    stopping = 1;
 }
 
 static void usage(FILE *f)
@@ -208,6 +208,8 @@ static void note_redis_opt(struct config *c, const char *opt)
 }
 
 /* Returns -1 to go on, or the exit status (help, version, usage error). */
+static int check_args(struct config *c);
+
 static int parse_args(int argc, char **argv, struct config *c)
 {
     enum { O_API = 256, O_SECTION, O_SORT, O_WINDOW, O_PAGE, O_PAGES, O_TYPES, O_ALBUMS,
@@ -310,6 +312,13 @@ static int parse_args(int argc, char **argv, struct config *c)
     }
     if (optind < argc)
         return usage_error("unexpected argument \"%s\"", argv[optind]);
+    return check_args(c);
+}
+
+/* The options that exclude each other, and the values checked only together. Returns -1
+ * when all is well, or an exit status. */
+static int check_args(struct config *c)
+{
     if (c->dry_run && c->wait)
         return usage_error("%s", "--dry-run and --wait exclude each other");
     if (c->local && c->redis_opt)
@@ -374,7 +383,7 @@ static int get_links(struct config *c, const struct logger *lg, struct gallery_l
         fprintf(stderr, PROG ": %s\n", err);
         return -1;
     }
-    c->g.stop = &stop_flag;
+    c->g.stop = &stopping;
     c->g.notify = notify;
     c->g.notify_arg = (void *)lg;
     int rc = gallery_get_links(h, &c->g, links, &cr, &st, err, sizeof err);
@@ -396,7 +405,7 @@ static int enqueue(const struct config *c, const struct logger *lg, cq_client *c
 
     for (size_t off = 0; off < links->n; off += BATCH) {
         size_t m = links->n - off < BATCH ? links->n - off : BATCH;
-        if (stop_flag) {
+        if (stopping) {
             fprintf(stderr, PROG ": interrupted after %zu of %zu jobs\n", off, links->n);
             return -1;
         }
@@ -536,7 +545,7 @@ static int wait_jobs(const struct config *c, const struct logger *lg, cq_client 
         }
         if (w.finished + w.failed + w.gone == n)
             break;
-        if (stop_flag || (c->wait_timeout > 0 &&
+        if (stopping || (c->wait_timeout > 0 &&
                           time_mono_ms() - t_wait > (long long)(c->wait_timeout * 1000))) {
             break;
         }
@@ -560,7 +569,7 @@ static int wait_jobs(const struct config *c, const struct logger *lg, cq_client 
         fprintf(stderr, PROG ": ... and %zu more failed jobs\n", w.failed - SHOW_FAILED);
     if (open) {
         fprintf(stderr, PROG ": %s with %zu jobs not ended\n",
-                stop_flag ? "interrupted" : "--wait-timeout reached", open);
+                stopping ? "interrupted" : "--wait-timeout reached", open);
     }
     if (w.failed || open)
         rc = EXIT_RUNTIME;
@@ -603,7 +612,7 @@ static int run_local(const struct config *c, const struct logger *lg,
     o.dir = c->dir;
     http_limits_default(&o.limits);
     o.progress = isatty(STDERR_FILENO);
-    o.stop = &stop_flag;
+    o.stop = &stopping;
     o.lg = lg;
     if (links->n == 0)
         LOG(lg, LOG_WARN, "no links matched: nothing to download");

@@ -70,7 +70,7 @@ struct run {
 
 static int stopped(const struct run *r)
 {
-    return r->o->stop != NULL && *r->o->stop;
+    return stop_requested(r->o->stop);
 }
 
 /* Called with mu held. */

@@ -20,6 +20,7 @@
 
 #include "http.h"
 #include "log.h"
+#include "util.h"
 
 #define LOCAL_JOBS_MAX 256   /* each job holds a socket and two fds: stay under 1024 */
 #define LOCAL_JOBS_DEFAULT 8 /* the lesson's 8 threads, 8 processes */
@@ -34,7 +35,7 @@ struct local_opts {
     const char *dir;                  /* directory argument of every download_link */
     struct http_limits limits;
     int progress;                     /* 1: a progress line on stderr */
-    const volatile sig_atomic_t *stop;  /* set by a signal: finish what runs, start nothing */
+    const stop_flag *stop;  /* set by a signal: finish what runs, start nothing */
     const struct logger *lg;          /* -v: the plan; -vv: every link downloaded */
 };
 

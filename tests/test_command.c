@@ -45,7 +45,7 @@ static int group_gone(pid_t pgid)
 
 /* A shell script with arguments: the way a test gets a process tree; command_run itself
  * never involves a shell. */
-static int run_sh(const char *script, double timeout, double grace, const int *stop,
+static int run_sh(const char *script, double timeout, double grace, const stop_flag *stop,
                   size_t cap, struct command_result *r, char *err, size_t errlen)
 {
     const char *const args[] = { "-c", script };
@@ -341,7 +341,7 @@ static void test_ignores_term(void)
 }
 
 struct stopper {
-    int *flag;
+    stop_flag *flag;
     long ms;
 };
 
@@ -355,7 +355,7 @@ static void *set_stop(void *arg)
 
 static void test_stop(void)
 {
-    int stop = 0;
+    stop_flag stop = 0;
     struct stopper s = { &stop, 200 };
     struct command_result r;
     long long t0 = time_mono_ms(), ms;

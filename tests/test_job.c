@@ -15,15 +15,12 @@ static struct job *decode(const char *s, int *rc, char *err, size_t errlen)
     return j;
 }
 
-int main(void)
+/* Keys: one schema, any prefix. */
+static void test_keys(void)
 {
-    char err[256], buf[KEYS_KEY_MAX], id[JOB_ID_MAX + 1];
+    char err[256], buf[KEYS_KEY_MAX];
     struct keys k;
-    struct job *j;
-    char *enc;
-    int rc;
 
-    /* Keys: one schema, any prefix. */
     CHECK(keys_init(&k, NULL, err, sizeof err) == 0);
     CHECK_STREQ(keys_queue(&k, "default", buf, sizeof buf), "cq:queue:default");
     CHECK_STREQ(keys_job(&k, "abc", buf, sizeof buf), "cq:job:abc");
@@ -38,6 +35,13 @@ int main(void)
     CHECK(keys_init(&k, "has space", err, sizeof err) == -1);
     CHECK_HAS(err, "spaces");
     CHECK(keys_queue(&k, "q", buf, 8) == NULL);   /* does not fit */
+}
+
+/* Queue, job and worker names. */
+static void test_valid_names(void)
+{
+    char buf[KEYS_KEY_MAX];
+
     CHECK(keys_valid_name("default"));
     CHECK(keys_valid_name("a.b-c_d@e"));
     CHECK(!keys_valid_name(""));
@@ -49,20 +53,37 @@ int main(void)
     CHECK(!keys_valid_name(buf));
     buf[KEYS_NAME_MAX] = '\0';
     CHECK(keys_valid_name(buf));
+}
 
-    /* A minimal record, as LPUSHed by hand. */
+/* A minimal record, as LPUSHed by hand. */
+static void test_decode_minimal(void)
+{
+    char err[256];
+    struct job *j;
+    int rc;
+
     j = decode("{\"id\":\"job-1\",\"func\":\"noop\",\"args\":[]}", &rc, err, sizeof err);
     CHECK(rc == 0 && j != NULL);
+    CHECK_NOTNULL(j);
     CHECK_STREQ(j->id, "job-1");
     CHECK_STREQ(j->func, "noop");
     CHECK(job_nargs(j) == 0 && j->retries == -1 && j->attempts == 0 && j->queue[0] == '\0');
     job_free(j);
+}
 
-    /* Every field, and unknown ones ignored. */
+/* Every field, and unknown ones ignored; encoding round-trips. */
+static void test_decode_every_field(void)
+{
+    char err[256];
+    struct job *j;
+    char *enc;
+    int rc;
+
     j = decode("{\"id\":\"x\",\"func\":\"download_link\",\"args\":[\"images\",\"http://h/a.jpg\"],"
                "\"queue\":\"high\",\"enqueued_at\":1767225600.5,\"retries\":2,\"attempts\":1,"
                "\"recovered\":3,\"timeout\":7.5,\"extra\":{\"a\":1}}", &rc, err, sizeof err);
     CHECK(rc == 0);
+    CHECK_NOTNULL(j);
     CHECK_STREQ(j->queue, "high");
     CHECK(j->enqueued_at == 1767225600.5 && j->retries == 2 && j->attempts == 1);
     CHECK(j->recovered == 3 && j->timeout == 7.5);
@@ -73,14 +94,22 @@ int main(void)
     enc = job_encode(j);
     job_free(j);
     j = decode(enc, &rc, err, sizeof err);
+    free(enc);
     CHECK(rc == 0);
+    CHECK_NOTNULL(j);
     CHECK_STREQ(j->queue, "high");
     CHECK(j->retries == 2 && j->attempts == 1 && j->timeout == 7.5);
     CHECK_STREQ(job_arg_string(j, 0), "images");
-    free(enc);
     job_free(j);
+}
 
-    /* Broken records: no id at all gives no job; a bad field under a good id keeps the id. */
+/* Broken records: no id at all gives no job; a bad field under a good id keeps the id. */
+static void test_decode_broken(void)
+{
+    char err[256];
+    struct job *j;
+    int rc;
+
     j = decode("not json", &rc, err, sizeof err);
     CHECK(rc == -1 && j == NULL);
     CHECK_HAS(err, "not valid JSON");
@@ -109,11 +138,18 @@ int main(void)
     j = decode("{\"id\":\"k\",\"func\":\"noop\"}", &rc, err, sizeof err);
     CHECK(rc == 0 && job_nargs(j) == 0);   /* args may be left out: none */
     job_free(j);
+}
 
-    /* New ids are UUIDs and differ. */
+/* New ids are UUIDs and differ. */
+static void test_new_ids(void)
+{
+    char id[JOB_ID_MAX + 1];
+    struct job *j;
+
     job_new_id(id);
     CHECK(strlen(id) == 36 && id[8] == '-' && id[14] == '4');
     j = job_new("noop", NULL);
+    CHECK_NOTNULL(j);
     CHECK(j->id[0] == '\0');   /* queue_enqueue gives it one */
     {
         struct job *two[2] = {j, job_new("noop", NULL)};
@@ -126,6 +162,15 @@ int main(void)
     }
     job_free(j);
     job_free(NULL);
+}
 
+int main(void)
+{
+    test_keys();
+    test_valid_names();
+    test_decode_minimal();
+    test_decode_every_field();
+    test_decode_broken();
+    test_new_ids();
     return check_report();
 }

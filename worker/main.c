@@ -136,12 +136,49 @@ static int load_env_plugins(cq_worker *w)
     return rc;
 }
 
-/* Everything but the worker's lifetime, which main owns. */
-static int run(cq_worker *w, int argc, char **argv)
+enum { O_PREFIX = 256, O_MAX_JOBS, O_SHUTDOWN, O_ROOT, O_MAX_SIZE, O_CONNECT, O_RETRY_BASE,
+       O_RESULT_TTL, O_FAILURE_TTL, O_LOG_LEVEL, O_LIST, O_LOAD, O_COMMAND, O_COMMAND_FILE };
+
+/* What the options ask for beyond the worker's own settings. */
+struct opts {
+    struct http_limits limits;
+    const char *root;
+    const char *loads[64], *commands[64], *command_files[16];
+    int nloads, ncommands, nfiles, list;
+};
+
+/* Append optarg to list (of cap) for option name. 0, or a usage error's exit status. */
+static int add_to(const char **list, int *n, int cap, const char *name)
 {
-    enum { O_PREFIX = 256, O_MAX_JOBS, O_SHUTDOWN, O_ROOT, O_MAX_SIZE, O_CONNECT, O_RETRY_BASE,
-           O_RESULT_TTL, O_FAILURE_TTL, O_LOG_LEVEL, O_LIST, O_LOAD, O_COMMAND, O_COMMAND_FILE };
-    static const struct option opts[] = {
+    if (*n == cap) {
+        fprintf(stderr, "cworker: --%s: at most %d (see cworker --help)\n", name, cap);
+        return 2;
+    }
+    list[(*n)++] = optarg;
+    return 0;
+}
+
+/* A setting of the worker itself, by the name cq_worker_set takes. 0 or 2. */
+static int set(cq_worker *w, const char *name, const char *value)
+{
+    char err[512];
+
+    if (cq_worker_set(w, name, value, err, sizeof err) == 0) return 0;
+    if (strncmp(err, "invalid value", 13) == 0) {
+        /* The library names the setting; the command line names the option. */
+        const char *rest = strstr(err, name);
+        fprintf(stderr, "cworker: invalid value '%s' for --%s%s (see cworker --help)\n", value,
+                name, rest ? rest + strlen(name) : "");
+        return 2;
+    }
+    fprintf(stderr, "cworker: --%s: %s (see cworker --help)\n", name, err);
+    return 2;
+}
+
+/* Parse the command line into w and o. Returns -1 to go on, or an exit status. */
+static int parse_options(cq_worker *w, struct opts *o, int argc, char **argv)
+{
+    static const struct option longopts[] = {
         {"url", required_argument, NULL, 'u'},
         {"prefix", required_argument, NULL, O_PREFIX},
         {"concurrency", required_argument, NULL, 'c'},
@@ -170,113 +207,122 @@ static int run(cq_worker *w, int argc, char **argv)
         [O_RESULT_TTL - 256] = "result-ttl", [O_FAILURE_TTL - 256] = "failure-ttl",
         [O_LOG_LEVEL - 256] = "log-level",
     };
-    struct http_limits limits;
-    struct sigaction sa;
-    const char *root = ".";
-    char rootbuf[PATH_MAX], err[1024];
-    const char *loads[64], *commands[64], *command_files[16];
-    int nloads = 0, ncommands = 0, nfiles = 0, list = 0, c, i, rc;
+    char err[512];
+    int c, rc = 0, i;
 
-    http_limits_default(&limits);
-    while ((c = getopt_long(argc, argv, "u:c:bhV", opts, NULL)) != -1) {
+    while (rc == 0 && (c = getopt_long(argc, argv, "u:c:bhV", longopts, NULL)) != -1) {
         switch (c) {
-        case 'u':
-            if (cq_worker_set(w, "url", optarg, err, sizeof err) != 0) {
-                fprintf(stderr, "cworker: %s\n", err);
-                return 2;
-            }
-            break;
-        case 'c':
-            if (cq_worker_set(w, "concurrency", optarg, err, sizeof err) != 0)
-                return bad("--concurrency", optarg);
-            break;
-        case 'b': cq_worker_set(w, "burst", "1", err, sizeof err); break;
+        case 'u': rc = set(w, "url", optarg); break;
+        case 'c': rc = set(w, "concurrency", optarg); break;
+        case 'b': rc = set(w, "burst", "1"); break;
         case O_PREFIX: case O_MAX_JOBS: case O_SHUTDOWN: case O_RETRY_BASE: case O_RESULT_TTL:
         case O_FAILURE_TTL: case O_LOG_LEVEL:
-            if (cq_worker_set(w, setting[c - 256], optarg, err, sizeof err) != 0) {
-                fprintf(stderr, "cworker: --%s: %s (see cworker --help)\n", setting[c - 256],
-                        err);
-                return 2;
-            }
+            rc = set(w, setting[c - 256], optarg);
             break;
-        case O_ROOT: root = optarg; break;
+        case O_ROOT: o->root = optarg; break;
         case O_MAX_SIZE:
-            if (parse_size(optarg, &limits.max_bytes) != 0) return bad("--max-size", optarg);
+            if (parse_size(optarg, &o->limits.max_bytes) != 0) rc = bad("--max-size", optarg);
             break;
         case O_CONNECT:
-            if (parse_duration(optarg, &limits.connect_timeout) != 0)
-                return bad("--connect-timeout", optarg);
+            if (parse_duration(optarg, &o->limits.connect_timeout) != 0)
+                rc = bad("--connect-timeout", optarg);
             break;
-        case O_LIST: list = 1; break;
-        case O_LOAD:
-            if (nloads == 64) return bad("--load", "(more than 64)");
-            loads[nloads++] = optarg;
-            break;
-        case O_COMMAND:
-            if (ncommands == 64) return bad("--command", "(more than 64)");
-            commands[ncommands++] = optarg;
-            break;
-        case O_COMMAND_FILE:
-            if (nfiles == 16) return bad("--command-file", "(more than 16)");
-            command_files[nfiles++] = optarg;
-            break;
+        case O_LIST: o->list = 1; break;
+        case O_LOAD: rc = add_to(o->loads, &o->nloads, 64, "load"); break;
+        case O_COMMAND: rc = add_to(o->commands, &o->ncommands, 64, "command"); break;
+        case O_COMMAND_FILE: rc = add_to(o->command_files, &o->nfiles, 16, "command-file"); break;
         case 'h': usage(stdout); return 0;
         case 'V': printf("cworker %s\n", CQ_VERSION); return 0;
         default: usage(stderr); return 2;
         }
     }
+    if (rc != 0) return rc;
     for (i = optind; i < argc; i++) {
         if (cq_worker_add_queue(w, argv[i], err, sizeof err) != 0) {
             fprintf(stderr, "cworker: %s\n", err);
             return 2;
         }
     }
+    return -1;
+}
 
-    /* Every function is in place before anything else: one that cannot load stops the
-     * worker here, with one line, before it takes a job. */
+/* Every function in place before anything else: one that cannot load stops the worker here,
+ * with one line, before it takes a job. 0 or 1. */
+static int add_functions(cq_worker *w, const struct opts *o)
+{
+    char err[1024] = "";
+    int i, rc;
+
     if (http_global_init(err, sizeof err) != 0 ||
-        app_register(cq_worker_registry(w), &limits) != 0) {
-        fprintf(stderr, "cworker: %s\n", err[0] ? err : cq_registry_error(cq_worker_registry(w)));
+        app_register(cq_worker_registry(w), &o->limits) != 0) {
+        fprintf(stderr, "cworker: %s\n",
+                err[0] ? err : cq_registry_error(cq_worker_registry(w)));
         return 1;
     }
     rc = load_env_plugins(w);
-    for (i = 0; rc == 0 && i < nloads; i++) {
-        if (cq_worker_load(w, loads[i], err, sizeof err) != 0) {
+    for (i = 0; rc == 0 && i < o->nloads; i++) {
+        if (cq_worker_load(w, o->loads[i], err, sizeof err) != 0) {
             fprintf(stderr, "cworker: --load %s\n", err);
             rc = 1;
         }
     }
-    for (i = 0; rc == 0 && i < ncommands; i++) {
-        if (cq_worker_add_command(w, commands[i], err, sizeof err) != 0) {
+    for (i = 0; rc == 0 && i < o->ncommands; i++) {
+        if (cq_worker_add_command(w, o->commands[i], err, sizeof err) != 0) {
             fprintf(stderr, "cworker: --command %s\n", err);
             rc = 1;
         }
     }
-    for (i = 0; rc == 0 && i < nfiles; i++) rc = add_command_file(w, command_files[i]);
-    if (rc != 0) return 1;
-    if (list) {
-        cq_registry_print(cq_worker_registry(w), stdout);
-        return 0;
-    }
+    for (i = 0; rc == 0 && i < o->nfiles; i++) rc = add_command_file(w, o->command_files[i]);
+    return rc;
+}
+
+/* --download-root: created if missing (its parent must exist). 0 or 1. */
+static int set_root(cq_worker *w, const char *root)
+{
+    char path[PATH_MAX], err[512];
 
     if (mkdir(root, 0755) != 0 && errno != EEXIST) {
         fprintf(stderr, "cworker: --download-root '%s': %s\n", root, strerror(errno));
         return 1;
     }
-    if (realpath(root, rootbuf) == NULL ||
-        cq_worker_set(w, "root", rootbuf, err, sizeof err) != 0) {
+    if (realpath(root, path) == NULL || cq_worker_set(w, "root", path, err, sizeof err) != 0) {
         fprintf(stderr, "cworker: --download-root '%s': %s\n", root, strerror(errno));
         return 1;
     }
+    return 0;
+}
 
-    the_worker = w;
+static void setup_signals(void)
+{
+    struct sigaction sa;
+
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+}
 
+/* Everything but the worker's lifetime, which main owns. */
+static int run(cq_worker *w, int argc, char **argv)
+{
+    struct opts o;
+    int rc;
+
+    memset(&o, 0, sizeof o);
+    o.root = ".";
+    http_limits_default(&o.limits);
+    rc = parse_options(w, &o, argc, argv);
+    if (rc >= 0) return rc;
+    if (add_functions(w, &o) != 0) return 1;
+    if (o.list) {
+        cq_registry_print(cq_worker_registry(w), stdout);
+        return 0;
+    }
+    if (set_root(w, o.root) != 0) return 1;
+    the_worker = w;
+    setup_signals();
     return cq_worker_run(w);
 }
 

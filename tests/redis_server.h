@@ -1,0 +1,151 @@
+/* redis_server.h - a private redis-server for a C test program, as hiredis's tests have:
+ * no TCP, a Unix socket in a mkdtemp directory, stopped on every way out (at exit; from
+ * SIGTERM/SIGINT/SIGHUP through an async-signal-safe handler; by the kernel with
+ * PR_SET_PDEATHSIG when the test dies without either). server_start() connects R to it and
+ * sets sock_path; the includer also declares nothing else of these names. Header-only: each
+ * test program is one translation unit. */
+#ifndef CQ_TEST_REDIS_SERVER_H
+#define CQ_TEST_REDIS_SERVER_H
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "rconn.h"
+#include "util.h"
+
+static char tmpdir[128], sock_path[192], log_path[192];
+static volatile pid_t server_pid = -1;   /* read by the signal handler */
+static struct rconn R;
+
+/* Async-signal-safe: kill, waitpid, unlink and rmdir only. */
+static void server_kill(int sig)
+{
+    if (server_pid > 0) {
+        kill(server_pid, sig);
+        waitpid(server_pid, NULL, 0);
+        server_pid = -1;
+    }
+    if (tmpdir[0] != '\0') {
+        unlink(sock_path);
+        unlink(log_path);
+        rmdir(tmpdir);
+    }
+}
+
+static void on_signal(int sig)
+{
+    server_kill(SIGKILL);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void cleanup(void)
+{
+    DIR *d;
+    struct dirent *e;
+
+    rconn_close(&R);
+    server_kill(SIGTERM);
+    if (tmpdir[0] == '\0') return;
+    /* Whatever else the server may have left (it is told to write nothing). */
+    d = opendir(tmpdir);
+    for (e = d != NULL ? readdir(d) : NULL; e != NULL; e = readdir(d)) {
+        char p[PATH_MAX];
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+        snprintf(p, sizeof p, "%s/%s", tmpdir, e->d_name);
+        unlink(p);
+    }
+    if (d != NULL) closedir(d);
+    rmdir(tmpdir);
+    tmpdir[0] = '\0';
+}
+
+static void fatal(const char *what)
+{
+    char line[256];
+    FILE *f;
+
+    fprintf(stderr, "%s: %s\n", program_invocation_short_name, what);
+    f = fopen(log_path, "r");
+    while (f != NULL && fgets(line, sizeof line, f) != NULL) fprintf(stderr, "  redis: %s", line);
+    if (f != NULL) fclose(f);
+    exit(1);
+}
+
+static void server_start(void)
+{
+    const char *base = getenv("TMPDIR");
+    struct rconn_url u;
+    char err[256], url[256];
+    pid_t parent = getpid();
+    struct sigaction sa;
+    int i;
+
+    /* A Unix socket path has room for about 100 bytes: a long $TMPDIR would not do. */
+    if (base == NULL || base[0] == '\0' || strlen(base) > 60) base = "/tmp";
+    snprintf(tmpdir, sizeof tmpdir, "%s/cq-test-redis.XXXXXX", base);
+    if (mkdtemp(tmpdir) == NULL) {
+        fprintf(stderr, "%s: mkdtemp %s: %s\n", program_invocation_short_name, tmpdir,
+                strerror(errno));
+        tmpdir[0] = '\0';
+        exit(1);
+    }
+    snprintf(sock_path, sizeof sock_path, "%s/redis.sock", tmpdir);
+    snprintf(log_path, sizeof log_path, "%s/redis.log", tmpdir);
+    atexit(cleanup);
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+
+    server_pid = fork();
+    if (server_pid < 0) fatal("fork failed");
+    if (server_pid == 0) {
+        char *argv[] = {"redis-server", "--port", "0", "--unixsocket", sock_path,
+                        "--save", "", "--appendonly", "no", "--dir", tmpdir, NULL};
+        int fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) _exit(127);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+            close(fd);
+        }
+        execvp(argv[0], argv);
+        fprintf(stderr, "exec redis-server: %s\n", strerror(errno));
+        _exit(127);
+    }
+
+    snprintf(url, sizeof url, "unix://%s", sock_path);
+    if (rconn_parse_url(url, &u, err, sizeof err) != 0) fatal(err);
+    rconn_init(&R, &u, 2.0);
+    for (i = 0; i < 500; i++) {   /* 5 s */
+        int st;
+        if (waitpid(server_pid, &st, WNOHANG) == server_pid) {
+            server_pid = -1;
+            fatal("redis-server exited at start");
+        }
+        if (access(sock_path, F_OK) == 0 && rconn_connect(&R) == 0) {
+            redisReply *rep = rconn_commandf(&R, "PING");
+            int up = rep != NULL && rep->type == REDIS_REPLY_STATUS && strcmp(rep->str, "PONG") == 0;
+            if (rep != NULL) freeReplyObject(rep);
+            if (up) return;
+        }
+        sleep_ms(10);
+    }
+    fatal("redis-server did not answer PING within 5 s");
+}
+
+#endif

@@ -1,0 +1,1274 @@
+/* test_queue.c - every move of common/queue.c against a real Redis: enqueue, take, apply,
+ * schedule_due, recover, reconcile and register, on the normal path and on the error
+ * branches (keys of the wrong type, outcomes for records no longer in flight).
+ *
+ * The program starts its own redis-server (no TCP: a Unix socket in a mkdtemp directory)
+ * and stops it on every way out: at exit, and from SIGTERM/SIGINT/SIGHUP through a handler
+ * that uses only async-signal-safe calls; the server also gets SIGKILL from the kernel if
+ * this process dies without either (PR_SET_PDEATHSIG, e.g. a sanitizer abort). Each case
+ * starts from FLUSHALL and checks what a user would: keys in Redis read back with
+ * redis commands (names as docs/PROTOCOL.md spells them), return values and error text. */
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "redis_server.h"
+
+static struct keys K;
+static char warn[1024];   /* what a call reports without failing */
+#include "job.h"
+#include "keys.h"
+#include "queue.h"
+#include "rconn.h"
+#include "util.h"
+
+/* ---- reading Redis back -------------------------------------------------------------- */
+
+#define NO_INT LLONG_MIN
+
+/* The integer of a reply (freed here), or NO_INT for a reply of another kind. */
+static long long integer(redisReply *rep)
+{
+    long long v = NO_INT;
+
+    if (rep != NULL && rep->type == REDIS_REPLY_INTEGER) v = rep->integer;
+    if (rep != NULL) freeReplyObject(rep);
+    return v;
+}
+
+/* The string of a reply (freed here) in one of a few rotating buffers, or NULL for nil or an
+ * error. Good for a few strings per check. */
+static const char *string(redisReply *rep)
+{
+    static char bufs[8][16384];
+    static int next;
+    char *b = NULL;
+
+    if (rep != NULL && (rep->type == REDIS_REPLY_STRING || rep->type == REDIS_REPLY_STATUS)) {
+        b = bufs[next++ % 8];
+        str_copy(b, sizeof bufs[0], rep->str);
+    }
+    if (rep != NULL) freeReplyObject(rep);
+    return b;
+}
+
+/* The first element of an array reply, as string() does it. */
+static const char *first(redisReply *rep)
+{
+    redisReply *e;
+    const char *s;
+
+    if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements == 0) {
+        if (rep != NULL) freeReplyObject(rep);
+        return NULL;
+    }
+    /* Detach the element so that string() frees it and the array separately. */
+    e = rep->element[0];
+    rep->element[0] = NULL;
+    s = string(e);
+    freeReplyObject(rep);
+    return s;
+}
+
+/* A number read back from Redis (a hash field or a score), NAN when missing. */
+static double number(redisReply *rep)
+{
+    const char *s = string(rep);
+    return s != NULL ? strtod(s, NULL) : NAN;
+}
+
+#define HGET(key, field) string(rconn_commandf(&R, "HGET %s %s", (key), (field)))
+#define LLEN(key) integer(rconn_commandf(&R, "LLEN %s", (key)))
+#define EXISTS(key) integer(rconn_commandf(&R, "EXISTS %s", (key)))
+#define TTL(key) integer(rconn_commandf(&R, "TTL %s", (key)))
+#define LINDEX(key, i) string(rconn_commandf(&R, "LINDEX %s %d", (key), (i)))
+
+static void flushall(void)
+{
+    redisReply *rep = rconn_commandf(&R, "FLUSHALL");
+    if (rep == NULL) fatal(R.errstr);
+    freeReplyObject(rep);
+}
+
+/* Run a redis command whose reply does not matter (setting up a case). */
+#define DO(...) discard(rconn_commandf(&R, __VA_ARGS__))
+static void discard(redisReply *rep)
+{
+    if (rep != NULL) freeReplyObject(rep);
+}
+
+/* ---- making jobs and moving them, as producers and workers do ------------------------ */
+
+/* A fixed time with an exact binary fraction, so that times written with six decimals read
+ * back equal to the double that was sent. */
+#define T0 1767225600.25
+
+/* Now, in whole seconds (so that now + 0.5 and the like are exact too). */
+static double whole_now(void)
+{
+    return (double)(long long)time_now();
+}
+
+static struct job *mkjob(const char *id, const char *queue)
+{
+    struct job *j = job_new("noop", cJSON_Parse("[\"a\",1]"));
+
+    str_copy(j->id, sizeof j->id, id);
+    if (queue != NULL) str_copy(j->queue, sizeof j->queue, queue);
+    j->enqueued_at = T0;
+    return j;
+}
+
+/* Enqueue one job now (at 0). Returns queue_enqueue's result. */
+static int put(const char *id, const char *queue)
+{
+    struct job *j = mkjob(id, queue);
+    char err[256];
+    int rc = queue_enqueue(&R, &K, &j, 1, 0, err, sizeof err);
+
+    if (rc != 0) fprintf(stderr, "put %s: %s\n", id, err);
+    job_free(j);
+    return rc;
+}
+
+/* queue_take_append then queue_take_read, as one worker cycle with nothing to apply. */
+static int take(const char *wid, const char *const *queues, size_t nq, size_t max,
+                struct taken *out, char *err, size_t errlen)
+{
+    if (queue_take_append(&R, &K, wid, queues, nq, max, err, errlen) != 0) return -1;
+    return queue_take_read(&R, max, out, warn, sizeof warn, err, errlen);
+}
+
+static int apply(const char *wid, const struct queue_outcome *o, size_t n,
+                 const struct queue_ttls *ttls, unsigned char *lost, char *err, size_t errlen)
+{
+    int nrep = 0;
+
+    if (queue_apply_append(&R, &K, wid, o, n, ttls, &nrep, err, errlen) != 0) return -1;
+    return queue_apply_read(&R, nrep, lost, n, warn, sizeof warn, err, errlen);
+}
+
+static struct job *decoded(const struct taken *t)
+{
+    struct job *j = NULL;
+    char err[256];
+
+    if (job_decode(t->record, t->len, &j, err, sizeof err) != 0) {
+        job_free(j);
+        return NULL;
+    }
+    return j;
+}
+
+static struct queue_outcome outcome(enum queue_outcome_kind kind, const struct taken *t,
+                                    const struct job *j, const char *text, double at)
+{
+    struct queue_outcome o;
+
+    memset(&o, 0, sizeof o);
+    o.kind = kind;
+    o.taken = t;
+    o.job = j;
+    o.text = text;
+    o.at = at;
+    o.started_at = kind == QUEUE_STARTED ? at : 0;
+    return o;
+}
+
+static void free_taken(struct taken *t, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) queue_taken_free(&t[i]);
+}
+
+static const struct queue_ttls default_ttls = {500, 365L * 24 * 3600};
+
+/* ---- enqueue ------------------------------------------------------------------------- */
+
+static void test_enqueue_one(void)
+{
+    struct job *j = mkjob("e1", NULL), *anon = mkjob("", "default");
+    struct job *both[2] = {j, anon};
+    char err[256] = "", *enc;
+
+    CHECK_EQ(queue_enqueue(&R, &K, both, 2, 0, err, sizeof err), 0);
+    CHECK_STREQ(err, "");
+    CHECK_EQ(j->enqueued, 1);
+    CHECK_EQ(anon->enqueued, 1);
+    CHECK_STREQ(j->queue, "default");   /* an empty queue is "default" */
+    CHECK_EQ(strlen(anon->id), 36);      /* an empty id gets a UUID */
+
+    /* The record is the job's encoding, the oldest at the right end. */
+    CHECK_EQ(LLEN("cq:queue:default"), 2);
+    enc = job_encode(j);
+    CHECK_STREQ(LINDEX("cq:queue:default", -1), enc);
+    free(enc);
+    CHECK_EQ(integer(rconn_commandf(&R, "SISMEMBER cq:queues default")), 1);
+
+    /* Status hash. */
+    CHECK_STREQ(HGET("cq:job:e1", "status"), "queued");
+    CHECK_STREQ(HGET("cq:job:e1", "func"), "noop");
+    CHECK_STREQ(HGET("cq:job:e1", "queue"), "default");
+    CHECK_STREQ(HGET("cq:job:e1", "enqueued_at"), "1767225600.250000");
+    CHECK_DBL_EQ(number(rconn_commandf(&R, "HGET cq:job:e1 enqueued_at")), T0);
+    CHECK(HGET("cq:job:e1", "scheduled_for") == NULL);
+    CHECK_EQ(TTL("cq:job:e1"), -1);
+    CHECK_STREQ(string(rconn_commandf(&R, "HGET cq:job:%s status", anon->id)), "queued");
+
+    /* An id used before: its old status hash, about to expire, is kept for good now. */
+    DO("EXPIRE cq:job:e1 100");
+    CHECK_EQ(queue_enqueue(&R, &K, &j, 1, 0, err, sizeof err), 0);
+    CHECK_EQ(TTL("cq:job:e1"), -1);
+    CHECK_EQ(LLEN("cq:queue:default"), 3);
+
+    /* Nothing to enqueue is no error. */
+    CHECK_EQ(queue_enqueue(&R, &K, both, 0, 0, err, sizeof err), 0);
+    job_free(j);
+    job_free(anon);
+}
+
+/* Names that cannot be keys are refused before anything is written. */
+static void test_enqueue_bad_names(void)
+{
+    struct job *j = mkjob("ok", "a:b");
+    char err[256] = "";
+
+    CHECK_EQ(queue_enqueue(&R, &K, &j, 1, 0, err, sizeof err), -1);
+    CHECK_HAS(err, "queue 'a:b'");
+    CHECK_EQ(j->enqueued, 0);
+    str_copy(j->queue, sizeof j->queue, "q");
+    str_copy(j->id, sizeof j->id, "bad id");
+    CHECK_EQ(queue_enqueue(&R, &K, &j, 1, 0, err, sizeof err), -1);
+    CHECK_HAS(err, "job id 'bad id'");
+    CHECK_EQ(integer(rconn_commandf(&R, "DBSIZE")), 0);
+    job_free(j);
+}
+
+/* 2,500 jobs go as three transactions of at most 1,000; runs of one queue straddle them. */
+static void test_enqueue_batch(void)
+{
+    enum { N = 2500, NA = 1200 };
+    struct job **jobs = xcalloc(N, sizeof *jobs);
+    char err[256] = "", id[32], *enc;
+    const char *info;
+    size_t i;
+    int all, bad;
+
+    for (i = 0; i < N; i++) {
+        snprintf(id, sizeof id, "b-%zu", i);
+        jobs[i] = mkjob(id, i < NA ? "qa" : "qb");
+    }
+    DO("CONFIG RESETSTAT");
+    CHECK_EQ(queue_enqueue(&R, &K, jobs, N, 0, err, sizeof err), 0);
+    CHECK_STREQ(err, "");
+    info = string(rconn_commandf(&R, "INFO commandstats"));
+    CHECK_HAS(info, "cmdstat_exec:calls=3,");
+    CHECK_HAS(info, "cmdstat_multi:calls=3,");
+
+    for (i = 0, all = 1; i < N; i++) all = all && jobs[i]->enqueued == 1;
+    CHECK(all);
+    CHECK_EQ(LLEN("cq:queue:qa"), NA);
+    CHECK_EQ(LLEN("cq:queue:qb"), N - NA);
+    CHECK_EQ(integer(rconn_commandf(&R, "SCARD cq:queues")), 2);
+    /* First in, first out: job 0 at the right end of qa, job NA - 1 at its left. */
+    enc = job_encode(jobs[0]);
+    CHECK_STREQ(LINDEX("cq:queue:qa", -1), enc);
+    free(enc);
+    enc = job_encode(jobs[NA - 1]);
+    CHECK_STREQ(LINDEX("cq:queue:qa", 0), enc);
+    free(enc);
+    enc = job_encode(jobs[N - 1]);
+    CHECK_STREQ(LINDEX("cq:queue:qb", 0), enc);
+    free(enc);
+
+    /* Every status hash, read back in one pipeline. */
+    for (i = 0; i < N; i++) {
+        snprintf(id, sizeof id, "cq:job:b-%zu", i);
+        rconn_appendf(&R, "HGET %s status", id);
+    }
+    for (i = 0, bad = 0; i < N; i++) {
+        const char *s = string(rconn_read(&R));
+        if (s == NULL || strcmp(s, "queued") != 0) bad++;
+    }
+    CHECK_EQ(bad, 0);
+    CHECK_STREQ(HGET("cq:job:b-1999", "queue"), "qb");
+
+    for (i = 0; i < N; i++) job_free(jobs[i]);
+    free(jobs);
+}
+
+/* A job due later waits in the scheduled set; one due already goes straight to its queue. */
+static void test_enqueue_scheduled(void)
+{
+    double at = whole_now() + 3600.5;
+    struct job *j = mkjob("s1", "q"), *past = mkjob("s2", "q");
+    char err[256] = "", *enc;
+
+    CHECK_EQ(queue_enqueue(&R, &K, &j, 1, at, err, sizeof err), 0);
+    CHECK_EQ(j->enqueued, 1);
+    CHECK_EQ(EXISTS("cq:queue:q"), 0);
+    CHECK_EQ(integer(rconn_commandf(&R, "ZCARD cq:scheduled")), 1);
+    enc = job_encode(j);
+    CHECK_DBL_EQ(number(rconn_commandf(&R, "ZSCORE cq:scheduled %s", enc)), at);
+    free(enc);
+    CHECK_STREQ(HGET("cq:job:s1", "status"), "scheduled");
+    CHECK_DBL_EQ(number(rconn_commandf(&R, "HGET cq:job:s1 scheduled_for")), at);
+    CHECK_STREQ(HGET("cq:job:s1", "queue"), "q");
+    CHECK_EQ(integer(rconn_commandf(&R, "SISMEMBER cq:queues q")), 1);
+
+    CHECK_EQ(queue_enqueue(&R, &K, &past, 1, time_now() - 10, err, sizeof err), 0);
+    CHECK_EQ(LLEN("cq:queue:q"), 1);
+    CHECK_STREQ(HGET("cq:job:s2", "status"), "queued");
+    CHECK_EQ(integer(rconn_commandf(&R, "ZCARD cq:scheduled")), 1);
+    job_free(j);
+    job_free(past);
+}
+
+/* A queue key of another type: nothing of the batch is written (the destinations are
+ * checked before the transaction is sent: Redis runs the rest of a transaction when one
+ * command fails), and the error names the key. */
+static void test_enqueue_wrong_type(void)
+{
+    struct job *j = mkjob("w1", "bad");
+    char err[256] = "";
+    int rc;
+
+    DO("SET cq:queue:bad not-a-list");
+    rc = queue_enqueue(&R, &K, &j, 1, 0, err, sizeof err);
+    CHECK_EQ(rc, -1);
+    CHECK(err[0] != '\0');
+    CHECK_EQ(j->enqueued, 0);
+    CHECK(HGET("cq:job:w1", "status") == NULL);
+    CHECK_STREQ(string(rconn_commandf(&R, "GET cq:queue:bad")), "not-a-list");
+    job_free(j);
+}
+
+/* ---- take ---------------------------------------------------------------------------- */
+
+static void test_take_priority(void)
+{
+    const char *queues[] = {"high", "low"};
+    struct taken t[4];
+    char err[256] = "x";
+    int n;
+
+    memset(t, 0, sizeof t);
+    REQUIRE(put("l1", "low") == 0 && put("h1", "high") == 0 && put("l2", "low") == 0 &&
+            put("h2", "high") == 0 && put("l3", "low") == 0);
+
+    n = take("w1", queues, 2, 4, t, err, sizeof err);
+    CHECK_EQ(n, 4);
+    CHECK_STREQ(warn, "");
+    REQUIRE(n == 4);
+    /* high first, each queue oldest first */
+    CHECK_HAS(t[0].record, "\"id\":\"h1\"");
+    CHECK_HAS(t[1].record, "\"id\":\"h2\"");
+    CHECK_HAS(t[2].record, "\"id\":\"l1\"");
+    CHECK_HAS(t[3].record, "\"id\":\"l2\"");
+    CHECK_STREQ(t[0].queue, "high");
+    CHECK_STREQ(t[2].queue, "low");
+    CHECK_EQ(t[0].len, strlen(t[0].record));
+
+    /* The records are in this worker's in-flight lists, byte for byte, oldest at the right. */
+    CHECK_EQ(LLEN("cq:queue:high"), 0);
+    CHECK_EQ(LLEN("cq:queue:low"), 1);
+    CHECK_EQ(LLEN("cq:inflight:w1:high"), 2);
+    CHECK_EQ(LLEN("cq:inflight:w1:low"), 2);
+    CHECK_STREQ(LINDEX("cq:inflight:w1:high", -1), t[0].record);
+    CHECK_STREQ(LINDEX("cq:inflight:w1:high", 0), t[1].record);
+    CHECK_STREQ(LINDEX("cq:inflight:w1:low", -1), t[2].record);
+    free_taken(t, 4);
+
+    CHECK_EQ(take("w1", queues, 2, 4, t, err, sizeof err), 1);
+    CHECK_HAS(t[0].record, "\"id\":\"l3\"");
+    free_taken(t, 1);
+    CHECK_EQ(take("w1", queues, 2, 4, t, err, sizeof err), 0);
+    CHECK_STREQ(warn, "");
+    CHECK_EQ(LLEN("cq:inflight:w1:low"), 3);
+}
+
+static void test_take_max(void)
+{
+    const char *queues[] = {"q"};
+    struct taken t[10];
+    char err[256], id[16];
+    int i;
+
+    memset(t, 0, sizeof t);
+    for (i = 0; i < 10; i++) {
+        snprintf(id, sizeof id, "m%d", i);
+        REQUIRE(put(id, "q") == 0);
+    }
+    CHECK_EQ(take("w1", queues, 1, 3, t, err, sizeof err), 3);
+    free_taken(t, 3);
+    CHECK_EQ(LLEN("cq:queue:q"), 7);
+    CHECK_EQ(LLEN("cq:inflight:w1:q"), 3);
+    CHECK_EQ(take("w1", queues, 1, 0, t, err, sizeof err), 0);
+    CHECK_EQ(LLEN("cq:queue:q"), 7);
+    CHECK_EQ(take("w2", queues, 1, 10, t, err, sizeof err), 7);
+    CHECK_HAS(t[0].record, "\"id\":\"m3\"");
+    free_taken(t, 7);
+    CHECK_EQ(LLEN("cq:inflight:w2:q"), 7);
+    CHECK_EQ(EXISTS("cq:queue:q"), 0);
+}
+
+/* A queue key of another type is skipped and named; the other queues are still taken. So is
+ * a queue whose in-flight list is of another type (nothing is popped from it). */
+static void test_take_wrong_type(void)
+{
+    const char *queues[] = {"bad", "good"}, *queues2[] = {"good2", "good"};
+    struct taken t[4];
+    char err[256] = "";
+    int n;
+
+    memset(t, 0, sizeof t);
+    DO("SET cq:queue:bad not-a-list");
+    REQUIRE(put("g1", "good") == 0 && put("g2", "good") == 0 && put("g3", "good2") == 0);
+    n = take("w1", queues, 2, 4, t, err, sizeof err);
+    CHECK_EQ(n, 2);
+    CHECK_HAS(warn, "queue 'bad'");
+    CHECK_HAS(warn, "WRONGTYPE");
+    free_taken(t, n > 0 ? (size_t)n : 0);
+    CHECK_EQ(LLEN("cq:inflight:w1:good"), 2);
+    CHECK_STREQ(string(rconn_commandf(&R, "GET cq:queue:bad")), "not-a-list");
+    CHECK_EQ(EXISTS("cq:inflight:w1:bad"), 0);
+
+    DO("SET cq:inflight:w1:good2 not-a-list");
+    REQUIRE(put("g4", "good") == 0);
+    n = take("w1", queues2, 2, 4, t, err, sizeof err);
+    CHECK_EQ(n, 1);
+    CHECK_HAS(warn, "queue 'good2'");
+    CHECK_HAS(warn, "cq:inflight:w1:good2 is not a list");
+    free_taken(t, n > 0 ? (size_t)n : 0);
+    CHECK_EQ(LLEN("cq:queue:good2"), 1);   /* g3 stays queued */
+}
+
+/* Two unusable queues: warn names each of them, and the good queue is still taken from. */
+static void test_take_two_wrong_types(void)
+{
+    const char *queues[] = {"bad1", "bad2", "good"};
+    struct taken t[2];
+    char err[512] = "";
+    int n;
+
+    memset(t, 0, sizeof t);
+    DO("SET cq:queue:bad1 x");
+    DO("SET cq:queue:bad2 x");
+    REQUIRE(put("g1", "good") == 0);
+    n = take("w1", queues, 3, 2, t, err, sizeof err);
+    CHECK_EQ(n, 1);
+    free_taken(t, n > 0 ? (size_t)n : 0);
+    CHECK_HAS(warn, "'bad2'");
+    CHECK_HAS(warn, "'bad1'");
+}
+
+/* A take of more than Lua's unpack limit (about 8,000 values) moves every record: the
+ * in-flight list is pushed in slices. */
+static void test_take_large_max(void)
+{
+    enum { N = 8500 };
+    const char *queues[] = {"big"};
+    struct job **jobs = xcalloc(N, sizeof *jobs);
+    struct taken *t = xcalloc(N, sizeof *t);
+    char err[256] = "", id[16];
+    size_t i;
+    int n;
+
+    for (i = 0; i < N; i++) {
+        snprintf(id, sizeof id, "x%zu", i);
+        jobs[i] = mkjob(id, "big");
+    }
+    CHECK_EQ(queue_enqueue(&R, &K, jobs, N, 0, err, sizeof err), 0);
+    for (i = 0; i < N; i++) job_free(jobs[i]);
+    free(jobs);
+    n = take("w1", queues, 1, N, t, err, sizeof err);
+    /* All of them, or as many as a documented cap allows - but each taken one in flight and
+     * the others still queued. */
+    CHECK(n > 0);
+    if (n < 0) fprintf(stderr, "   take: %s\n", err);
+    CHECK_EQ(LLEN("cq:inflight:w1:big"), n > 0 ? n : 0);
+    CHECK_EQ(LLEN("cq:queue:big") + LLEN("cq:inflight:w1:big"), N);
+    free_taken(t, n > 0 ? (size_t)n : 0);
+    free(t);
+}
+
+/* ---- apply --------------------------------------------------------------------------- */
+
+/* Take the one record put in queue q as wid, with its decoded job. */
+static int take_one(const char *wid, const char *q, struct taken *t, struct job **j)
+{
+    const char *queues[] = {q};
+    char err[256];
+
+    memset(t, 0, sizeof *t);
+    *j = NULL;
+    if (take(wid, queues, 1, 1, t, err, sizeof err) != 1) return -1;
+    *j = decoded(t);
+    return *j != NULL ? 0 : -1;
+}
+
+static void test_apply_started(void)
+{
+    struct taken t;
+    struct job *j;
+    struct queue_outcome o;
+    unsigned char lost[1] = {0};
+    char err[256] = "";
+
+    REQUIRE(put("st", "q") == 0);
+    REQUIRE(take_one("w1", "q", &t, &j) == 0);
+    j->attempts = 1;   /* as the worker counts the attempt it starts */
+    DO("EXPIRE cq:job:st 100");
+    o = outcome(QUEUE_STARTED, &t, j, NULL, T0 + 1);
+    CHECK_EQ(apply("w1", &o, 1, &default_ttls, lost, err, sizeof err), 0);
+    CHECK_EQ(lost[0], 0);
+    CHECK_STREQ(HGET("cq:job:st", "status"), "started");
+    CHECK_STREQ(HGET("cq:job:st", "worker"), "w1");
+    CHECK_STREQ(HGET("cq:job:st", "queue"), "q");
+    CHECK_STREQ(HGET("cq:job:st", "func"), "noop");
+    CHECK_STREQ(HGET("cq:job:st", "attempts"), "1");
+    CHECK_DBL_EQ(number(rconn_commandf(&R, "HGET cq:job:st started_at")), T0 + 1);
+    CHECK_DBL_EQ(number(rconn_commandf(&R, "HGET cq:job:st enqueued_at")), T0);
+    CHECK_EQ(TTL("cq:job:st"), -1);
+    CHECK_EQ(LLEN("cq:inflight:w1:q"), 1);   /* a start leaves the record in flight */
+
+    /* A start for a record no longer in flight writes nothing (and is not an end to flag). */
+    DO("DEL cq:inflight:w1:q");
+    DO("HSET cq:job:st status queued");
+    CHECK_EQ(apply("w1", &o, 1, &default_ttls, lost, err, sizeof err), 0);
+    CHECK_EQ(lost[0], 0);
+    CHECK_STREQ(HGET("cq:job:st", "status"), "queued");
+    queue_taken_free(&t);
+    job_free(j);
+}
+
+/* Finished: status, result, ended_at, and the status hash's lifetime from result_ttl. */
+static void test_apply_finished(void)
+{
+    struct taken t[3];
+    struct job *j[3];
+    struct queue_outcome o;
+    struct queue_ttls keep = {-1, 0}, drop = {0, 0};
+    unsigned char lost[1] = {0};
+    char err[256] = "";
+    long long ttl;
+
+    REQUIRE(put("f1", "q") == 0 && take_one("w1", "q", &t[0], &j[0]) == 0);
+    REQUIRE(put("f2", "q") == 0 && take_one("w1", "q", &t[1], &j[1]) == 0);
+    REQUIRE(put("f3", "q") == 0 && take_one("w1", "q", &t[2], &j[2]) == 0);
+
+    /* result_ttl 500: expires. */
+    o = outcome(QUEUE_FINISHED, &t[0], j[0], "done", T0 + 2.5);
+    CHECK_EQ(apply("w1", &o, 1, &default_ttls, lost, err, sizeof err), 0);
+    CHECK_EQ(lost[0], 0);
+    CHECK_STREQ(HGET("cq:job:f1", "status"), "finished");
+    CHECK_STREQ(HGET("cq:job:f1", "result"), "done");
+    CHECK(HGET("cq:job:f1", "result_json") == NULL);
+    CHECK_DBL_EQ(number(rconn_commandf(&R, "HGET cq:job:f1 ended_at")), T0 + 2.5);
+    ttl = TTL("cq:job:f1");
+    CHECK(ttl > 490 && ttl <= 500);
+    CHECK_EQ(LLEN("cq:inflight:w1:q"), 2);
+
+    /* result_ttl 0: the status hash goes at once. */
+    o = outcome(QUEUE_FINISHED, &t[1], j[1], "done", T0 + 3);
+    CHECK_EQ(apply("w1", &o, 1, &drop, lost, err, sizeof err), 0);
+    CHECK_EQ(EXISTS("cq:job:f2"), 0);
+
+    /* result_ttl -1: kept for good. A later attempt's success clears the earlier error; an
+     * end that also records its start (same batch) writes the start fields too. */
+    j[2]->attempts = 2;
+    DO("HSET cq:job:f3 error earlier-failure");
+    DO("EXPIRE cq:job:f3 100");
+    o = outcome(QUEUE_FINISHED, &t[2], j[2], "done", T0 + 4);
+    o.with_start = 1;
+    o.started_at = T0 + 3.5;
+    CHECK_EQ(apply("w1", &o, 1, &keep, lost, err, sizeof err), 0);
+    CHECK_EQ(TTL("cq:job:f3"), -1);
+    CHECK(HGET("cq:job:f3", "error") == NULL);
+    CHECK_STREQ(HGET("cq:job:f3", "worker"), "w1");
+    CHECK_STREQ(HGET("cq:job:f3", "attempts"), "2");
+    CHECK_DBL_EQ(number(rconn_commandf(&R, "HGET cq:job:f3 started_at")), T0 + 3.5);
+
+    CHECK_EQ(EXISTS("cq:inflight:w1:q"), 0);
+    CHECK_STREQ(HGET("cq:stats", "processed"), "3");
+    CHECK_STREQ(HGET("cq:worker:w1", "processed"), "3");
+    free_taken(t, 3);
+    job_free(j[0]);
+    job_free(j[1]);
+    job_free(j[2]);
+}
+
+/* A JSON result goes to the field result_json instead of result. */
+static void test_apply_json_result(void)
+{
+    struct taken t;
+    struct job *j;
+    struct queue_outcome o;
+    char err[256] = "";
+
+    REQUIRE(put("js", "q") == 0 && take_one("w1", "q", &t, &j) == 0);
+    o = outcome(QUEUE_FINISHED, &t, j, "{\"ok\":true,\"n\":2}", T0);
+    o.json = 1;
+    CHECK_EQ(apply("w1", &o, 1, &default_ttls, NULL, err, sizeof err), 0);
+    CHECK_STREQ(HGET("cq:job:js", "result_json"), "{\"ok\":true,\"n\":2}");
+    CHECK(HGET("cq:job:js", "result") == NULL);
+    CHECK_STREQ(HGET("cq:job:js", "status"), "finished");
+    queue_taken_free(&t);
+    job_free(j);
+}
+
+/* Failed for good: the id into the failed set, the record kept in the status hash. */
+static void test_apply_failed(void)
+{
+    struct taken t;
+    struct job *j;
+    struct queue_outcome o;
+    struct queue_ttls ttls = {500, 3600};
+    unsigned char lost[1] = {0};
+    char err[256] = "";
+    long long ttl;
+
+    REQUIRE(put("fx", "q") == 0 && take_one("w1", "q", &t, &j) == 0);
+    o = outcome(QUEUE_FAILED, &t, j, "noop: HTTP 404", T0 + 5);
+    CHECK_EQ(apply("w1", &o, 1, &ttls, lost, err, sizeof err), 0);
+    CHECK_EQ(lost[0], 0);
+    CHECK_STREQ(HGET("cq:job:fx", "status"), "failed");
+    CHECK_STREQ(HGET("cq:job:fx", "error"), "noop: HTTP 404");
+    CHECK_STREQ(HGET("cq:job:fx", "record"), t.record);
+    CHECK_STREQ(HGET("cq:job:fx", "queue"), "q");
+    CHECK_STREQ(HGET("cq:job:fx", "worker"), "w1");
+    CHECK_STREQ(HGET("cq:job:fx", "func"), "noop");
+    CHECK_DBL_EQ(number(rconn_commandf(&R, "HGET cq:job:fx ended_at")), T0 + 5);
+    CHECK_DBL_EQ(number(rconn_commandf(&R, "ZSCORE cq:failed fx")), T0 + 5);
+    ttl = TTL("cq:job:fx");
+    CHECK(ttl > 3590 && ttl <= 3600);
+    CHECK_EQ(EXISTS("cq:inflight:w1:q"), 0);
+    CHECK_STREQ(HGET("cq:stats", "failed"), "1");
+    CHECK_STREQ(HGET("cq:worker:w1", "failed"), "1");
+    queue_taken_free(&t);
+    job_free(j);
+}
+
+/* Retry: a new record carrying the attempts goes to the scheduled set at retry_at; when it
+ * is due, schedule_due puts it back in its queue. */
+static void test_apply_retry(void)
+{
+    struct taken t;
+    struct job *j, *back = NULL;
+    struct queue_outcome o;
+    unsigned char lost[1] = {0};
+    char err[256] = "", *enc;
+    const char *member;
+
+    REQUIRE(put("rt", "q") == 0 && take_one("w1", "q", &t, &j) == 0);
+    j->attempts = 1;
+    o = outcome(QUEUE_RETRY, &t, j, "noop: HTTP 503", T0 + 6);
+    o.retry_at = T0 + 36;
+    CHECK_EQ(apply("w1", &o, 1, &default_ttls, lost, err, sizeof err), 0);
+    CHECK_EQ(lost[0], 0);
+    CHECK_EQ(EXISTS("cq:inflight:w1:q"), 0);
+    CHECK_EQ(integer(rconn_commandf(&R, "ZCARD cq:scheduled")), 1);
+    member = first(rconn_commandf(&R, "ZRANGE cq:scheduled 0 0"));
+    CHECK_NOTNULL(member);
+    enc = job_encode(j);
+    CHECK_STREQ(member, enc);
+    free(enc);
+    CHECK(job_decode(member, strlen(member), &back, err, sizeof err) == 0);
+    CHECK_NOTNULL(back);
+    CHECK_EQ(back->attempts, 1);
+    CHECK_STREQ(back->id, "rt");
+    CHECK_DBL_EQ(number(rconn_commandf(&R, "ZSCORE cq:scheduled %s", member)), T0 + 36);
+    CHECK_STREQ(HGET("cq:job:rt", "status"), "retrying");
+    CHECK_STREQ(HGET("cq:job:rt", "error"), "noop: HTTP 503");
+    CHECK_DBL_EQ(number(rconn_commandf(&R, "HGET cq:job:rt retry_at")), T0 + 36);
+    CHECK_STREQ(HGET("cq:stats", "retried"), "1");
+    CHECK(HGET("cq:worker:w1", "retried") == NULL);
+
+    CHECK_EQ(queue_schedule_due(&R, &K, T0 + 35, 100, warn, sizeof warn, err, sizeof err), 0);
+    CHECK_EQ(queue_schedule_due(&R, &K, T0 + 36, 100, warn, sizeof warn, err, sizeof err), 1);
+    CHECK_HAS(LINDEX("cq:queue:q", 0), "\"attempts\":1");
+    CHECK_STREQ(HGET("cq:job:rt", "status"), "queued");
+    job_free(back);
+    queue_taken_free(&t);
+    job_free(j);
+}
+
+/* A record too broken to carry an id goes to the dead list as it was. */
+static void test_apply_dead(void)
+{
+    const char *queues[] = {"q"};
+    struct taken t;
+    struct queue_outcome o;
+    unsigned char lost[1] = {0};
+    char err[256] = "";
+
+    memset(&t, 0, sizeof t);
+    DO("LPUSH cq:queue:q %s", "not json {");
+    REQUIRE(take("w1", queues, 1, 1, &t, err, sizeof err) == 1);
+    o = outcome(QUEUE_DEAD, &t, NULL, "not valid JSON", T0);
+    CHECK_EQ(apply("w1", &o, 1, &default_ttls, lost, err, sizeof err), 0);
+    CHECK_EQ(lost[0], 0);
+    CHECK_EQ(LLEN("cq:dead"), 1);
+    CHECK_STREQ(LINDEX("cq:dead", 0), "not json {");
+    CHECK_EQ(EXISTS("cq:inflight:w1:q"), 0);
+    CHECK_EQ(EXISTS("cq:job:"), 0);
+    CHECK_STREQ(HGET("cq:stats", "dead"), "1");
+    queue_taken_free(&t);
+}
+
+/* One batch of every kind: the counters in cq:stats and in the worker's hash. */
+static void test_apply_counters(void)
+{
+    const char *queues[] = {"q"};
+    struct taken t[5];
+    struct job *j[5];
+    struct queue_outcome o[5];
+    unsigned char lost[5] = {0};
+    char err[256] = "";
+    int i;
+
+    memset(t, 0, sizeof t);
+    REQUIRE(put("c0", "q") == 0 && put("c1", "q") == 0 && put("c2", "q") == 0 &&
+            put("c3", "q") == 0);
+    DO("LPUSH cq:queue:q %s", "{broken");
+    REQUIRE(take("w1", queues, 1, 5, t, err, sizeof err) == 5);
+    for (i = 0; i < 5; i++) j[i] = decoded(&t[i]);
+    CHECK(j[4] == NULL);
+    o[0] = outcome(QUEUE_FINISHED, &t[0], j[0], "ok", T0);
+    o[1] = outcome(QUEUE_FINISHED, &t[1], j[1], "ok", T0);
+    o[2] = outcome(QUEUE_FAILED, &t[2], j[2], "no", T0);
+    o[3] = outcome(QUEUE_RETRY, &t[3], j[3], "later", T0);
+    o[3].retry_at = T0 + 60;
+    o[4] = outcome(QUEUE_DEAD, &t[4], NULL, "not valid JSON", T0);
+    CHECK_EQ(apply("w1", o, 5, &default_ttls, lost, err, sizeof err), 0);
+    CHECK_EQ(memchr(lost, 1, 5) == NULL, 1);
+    CHECK_STREQ(HGET("cq:stats", "processed"), "2");
+    CHECK_STREQ(HGET("cq:stats", "failed"), "1");
+    CHECK_STREQ(HGET("cq:stats", "retried"), "1");
+    CHECK_STREQ(HGET("cq:stats", "dead"), "1");
+    CHECK_STREQ(HGET("cq:worker:w1", "processed"), "2");
+    CHECK_STREQ(HGET("cq:worker:w1", "failed"), "1");
+    CHECK_EQ(EXISTS("cq:inflight:w1:q"), 0);
+    free_taken(t, 5);
+    for (i = 0; i < 5; i++) job_free(j[i]);
+}
+
+/* An end for a record no longer in flight here is dropped and flagged: the same batch applied
+ * twice (its first reply lost), a record another worker recovered, or one of a mixed batch. */
+static void test_apply_lost(void)
+{
+    const char *queues[] = {"q"};
+    struct queue_worker_info wi = {"w1", "host", 1, "q", 4, 0, T0};
+    struct taken t[3];
+    struct job *j[3];
+    struct queue_outcome o[3];
+    unsigned char lost[3];
+    char err[256] = "";
+    int i;
+
+    memset(t, 0, sizeof t);
+    memset(j, 0, sizeof j);
+    /* Applied twice. */
+    REQUIRE(put("a1", "q") == 0 && take_one("w1", "q", &t[0], &j[0]) == 0);
+    o[0] = outcome(QUEUE_STARTED, &t[0], j[0], NULL, T0);
+    o[1] = outcome(QUEUE_FINISHED, &t[0], j[0], "ok", T0 + 1);
+    memset(lost, 0, sizeof lost);
+    CHECK_EQ(apply("w1", o, 2, &default_ttls, lost, err, sizeof err), 0);
+    CHECK(lost[0] == 0 && lost[1] == 0);
+    CHECK_EQ(apply("w1", o, 2, &default_ttls, lost, err, sizeof err), 0);
+    CHECK_EQ(lost[0], 0);   /* a start is not an end */
+    CHECK_EQ(lost[1], 1);
+    CHECK_STREQ(HGET("cq:job:a1", "status"), "finished");
+    CHECK_STREQ(HGET("cq:stats", "processed"), "1");
+    queue_taken_free(&t[0]);
+    job_free(j[0]);
+    j[0] = NULL;
+
+    /* Recovered by another worker while w1 was out of touch: its ends change nothing. */
+    flushall();
+    REQUIRE(queue_register(&R, &K, &wi, 10, err, sizeof err) == 0);
+    REQUIRE(put("r1", "q") == 0 && put("r2", "q") == 0);
+    REQUIRE(take("w1", queues, 1, 2, t, err, sizeof err) == 2);
+    j[0] = decoded(&t[0]);
+    j[1] = decoded(&t[1]);
+    DO("DEL cq:worker:w1:lease");
+    CHECK_EQ(queue_recover(&R, &K, NULL, warn, sizeof warn, err, sizeof err), 2);
+    o[0] = outcome(QUEUE_FINISHED, &t[0], j[0], "ok", T0);
+    o[1] = outcome(QUEUE_FAILED, &t[1], j[1], "no", T0);
+    memset(lost, 0, sizeof lost);
+    CHECK_EQ(apply("w1", o, 2, &default_ttls, lost, err, sizeof err), 0);
+    CHECK(lost[0] == 1 && lost[1] == 1);
+    CHECK_STREQ(HGET("cq:job:r1", "status"), "queued");
+    CHECK_STREQ(HGET("cq:job:r2", "status"), "queued");
+    CHECK_EQ(LLEN("cq:queue:q"), 2);
+    CHECK_STREQ(HGET("cq:stats", "recovered"), "2");   /* the only counter that moved */
+    CHECK(HGET("cq:stats", "processed") == NULL && HGET("cq:stats", "failed") == NULL);
+    CHECK_EQ(EXISTS("cq:failed"), 0);
+    CHECK_EQ(EXISTS("cq:worker:w1"), 0);   /* not brought back by a counter */
+    free_taken(t, 2);
+    for (i = 0; i < 2; i++) {
+        job_free(j[i]);
+        j[i] = NULL;
+    }
+
+    /* A mixed batch: only the end whose record is gone is dropped. */
+    flushall();
+    REQUIRE(put("m1", "q") == 0 && put("m2", "q") == 0 && put("m3", "q") == 0);
+    REQUIRE(take("w1", queues, 1, 3, t, err, sizeof err) == 3);
+    for (i = 0; i < 3; i++) j[i] = decoded(&t[i]);
+    DO("LREM cq:inflight:w1:q 0 %s", t[1].record);
+    for (i = 0; i < 3; i++) o[i] = outcome(QUEUE_FINISHED, &t[i], j[i], "ok", T0);
+    memset(lost, 0, sizeof lost);
+    CHECK_EQ(apply("w1", o, 3, &default_ttls, lost, err, sizeof err), 0);
+    CHECK(lost[0] == 0 && lost[1] == 1 && lost[2] == 0);
+    CHECK_STREQ(HGET("cq:stats", "processed"), "2");
+    CHECK_STREQ(HGET("cq:job:m2", "status"), "queued");
+    free_taken(t, 3);
+    for (i = 0; i < 3; i++) job_free(j[i]);
+}
+
+/* As the worker does it: the outcomes and the next take in one pipeline, then both reads. */
+static void test_apply_then_take_pipelined(void)
+{
+    const char *queues[] = {"q"};
+    struct taken t, more[2];
+    struct job *j;
+    struct queue_outcome o;
+    unsigned char lost[1] = {0};
+    char err[256] = "", terr[256] = "x";
+    int nrep = 0;
+
+    memset(more, 0, sizeof more);
+    REQUIRE(put("p1", "q") == 0 && take_one("w1", "q", &t, &j) == 0);
+    REQUIRE(put("p2", "q") == 0 && put("p3", "q") == 0);
+    o = outcome(QUEUE_FINISHED, &t, j, "ok", T0);
+    CHECK_EQ(queue_apply_append(&R, &K, "w1", &o, 1, &default_ttls, &nrep, err, sizeof err), 0);
+    CHECK_EQ(nrep, 1);
+    CHECK_EQ(queue_take_append(&R, &K, "w1", queues, 1, 2, err, sizeof err), 0);
+    CHECK_EQ(queue_apply_read(&R, nrep, lost, 1, warn, sizeof warn, err, sizeof err), 0);
+    CHECK_EQ(queue_take_read(&R, 2, more, warn, sizeof warn, terr, sizeof terr), 2);
+    CHECK_STREQ(warn, "");
+    CHECK_EQ(lost[0], 0);
+    CHECK_STREQ(HGET("cq:job:p1", "status"), "finished");
+    CHECK_HAS(more[0].record, "\"id\":\"p2\"");
+    CHECK_EQ(LLEN("cq:inflight:w1:q"), 2);
+    /* Nothing to apply: no script call, no reply to read. */
+    CHECK_EQ(queue_apply_append(&R, &K, "w1", &o, 0, &default_ttls, &nrep, err, sizeof err), 0);
+    CHECK_EQ(nrep, 0);
+    CHECK_EQ(queue_apply_read(&R, nrep, lost, 0, warn, sizeof warn, err, sizeof err), 0);
+    free_taken(more, 2);
+    queue_taken_free(&t);
+    job_free(j);
+}
+
+/* A destination of another type (the scheduled set here) fails the whole batch before any
+ * record leaves the in-flight list; once the key is mended, the same batch applies. */
+static void test_apply_wrong_type_destination(void)
+{
+    struct taken t;
+    struct job *j;
+    struct queue_outcome o;
+    unsigned char lost[1] = {0};
+    char err[256] = "";
+
+    REQUIRE(put("wd", "q") == 0 && take_one("w1", "q", &t, &j) == 0);
+    DO("SET cq:scheduled not-a-zset");
+    o = outcome(QUEUE_RETRY, &t, j, "later", T0);
+    o.retry_at = T0 + 60;
+    CHECK_EQ(apply("w1", &o, 1, &default_ttls, lost, err, sizeof err), -1);
+    CHECK(err[0] != '\0');
+    /* The record must still be somewhere: in flight, where the outcome can be applied again
+     * once the key is mended. */
+    CHECK_EQ(LLEN("cq:inflight:w1:q"), 1);
+    DO("DEL cq:scheduled");
+    memset(lost, 0, sizeof lost);
+    CHECK_EQ(apply("w1", &o, 1, &default_ttls, lost, err, sizeof err), 0);
+    CHECK_EQ(lost[0], 0);
+    CHECK_EQ(integer(rconn_commandf(&R, "ZCARD cq:scheduled")), 1);
+    queue_taken_free(&t);
+    job_free(j);
+}
+
+/* ---- schedule_due -------------------------------------------------------------------- */
+
+static void test_schedule_due(void)
+{
+    struct job *a, *b, *c;
+    double now = whole_now();
+    char err[256] = "x", *enc;
+
+    REQUIRE(put("dx", "q") == 0);   /* already queued: stays at the head */
+    a = mkjob("da", "q");
+    b = mkjob("db", "q");
+    c = mkjob("dc", "q");
+    CHECK_EQ(queue_enqueue(&R, &K, &a, 1, now + 1000, err, sizeof err), 0);
+    CHECK_EQ(queue_enqueue(&R, &K, &b, 1, now + 1001, err, sizeof err), 0);
+    CHECK_EQ(queue_enqueue(&R, &K, &c, 1, now + 5000, err, sizeof err), 0);
+    /* A record that names no queue goes to "default". */
+    DO("ZADD cq:scheduled %.6f %s", now + 10, "{\"id\":\"dn\",\"func\":\"noop\"}");
+
+    CHECK_EQ(queue_schedule_due(&R, &K, now + 999, 100, warn, sizeof warn, err, sizeof err), 1);
+    CHECK_STREQ(warn, "");
+    CHECK_STREQ(LINDEX("cq:queue:default", 0), "{\"id\":\"dn\",\"func\":\"noop\"}");
+    CHECK_STREQ(HGET("cq:job:dn", "status"), "queued");
+    CHECK_EQ(integer(rconn_commandf(&R, "SISMEMBER cq:queues default")), 1);
+
+    CHECK_EQ(queue_schedule_due(&R, &K, now + 1001, 100, warn, sizeof warn, err, sizeof err), 2);
+    CHECK_EQ(LLEN("cq:queue:q"), 3);
+    /* To the tail, in due order: dx is still next, then da, then db. */
+    CHECK_HAS(LINDEX("cq:queue:q", -1), "\"id\":\"dx\"");
+    enc = job_encode(a);
+    CHECK_STREQ(LINDEX("cq:queue:q", 1), enc);
+    free(enc);
+    enc = job_encode(b);
+    CHECK_STREQ(LINDEX("cq:queue:q", 0), enc);
+    free(enc);
+    CHECK_STREQ(HGET("cq:job:da", "status"), "queued");
+    CHECK_STREQ(HGET("cq:job:db", "status"), "queued");
+    /* Not due yet: stays. */
+    CHECK_STREQ(HGET("cq:job:dc", "status"), "scheduled");
+    CHECK_EQ(integer(rconn_commandf(&R, "ZCARD cq:scheduled")), 1);
+    CHECK_EQ(queue_schedule_due(&R, &K, now + 4999.75, 100, warn, sizeof warn, err, sizeof err), 0);
+    CHECK_EQ(queue_schedule_due(&R, &K, now + 5000, 100, warn, sizeof warn, err, sizeof err), 1);
+    CHECK_EQ(EXISTS("cq:scheduled"), 0);
+    job_free(a);
+    job_free(b);
+    job_free(c);
+}
+
+static void test_schedule_due_limit(void)
+{
+    struct job *jobs[5];
+    char err[256] = "", id[16];
+    int i;
+
+    for (i = 0; i < 5; i++) {
+        snprintf(id, sizeof id, "l%d", i);
+        jobs[i] = mkjob(id, "q");
+    }
+    CHECK_EQ(queue_enqueue(&R, &K, jobs, 5, time_now() + 100, err, sizeof err), 0);
+    CHECK_EQ(queue_schedule_due(&R, &K, time_now() + 200, 2, warn, sizeof warn, err, sizeof err), 2);
+    CHECK_EQ(integer(rconn_commandf(&R, "ZCARD cq:scheduled")), 3);
+    CHECK_EQ(LLEN("cq:queue:q"), 2);
+    CHECK_EQ(queue_schedule_due(&R, &K, time_now() + 200, 2, warn, sizeof warn, err, sizeof err), 2);
+    CHECK_EQ(queue_schedule_due(&R, &K, time_now() + 200, 2, warn, sizeof warn, err, sizeof err), 1);
+    CHECK_EQ(queue_schedule_due(&R, &K, time_now() + 200, 2, warn, sizeof warn, err, sizeof err), 0);
+    CHECK_EQ(LLEN("cq:queue:q"), 5);
+    for (i = 0; i < 5; i++) job_free(jobs[i]);
+}
+
+/* A record whose queue key is of another type stays scheduled; the queue is named. */
+static void test_schedule_due_wrong_type(void)
+{
+    struct job *bad = mkjob("sb", "bad"), *good = mkjob("sg", "good");
+    double now = time_now();
+    char err[256] = "";
+
+    CHECK_EQ(queue_enqueue(&R, &K, &bad, 1, now + 100, err, sizeof err), 0);
+    CHECK_EQ(queue_enqueue(&R, &K, &good, 1, now + 100, err, sizeof err), 0);
+    DO("SET cq:queue:bad not-a-list");
+    CHECK_EQ(queue_schedule_due(&R, &K, now + 200, 100, warn, sizeof warn, err, sizeof err), 1);
+    CHECK_HAS(warn, "queue 'bad' is not a list");
+    CHECK_EQ(LLEN("cq:queue:good"), 1);
+    CHECK_STREQ(HGET("cq:job:sb", "status"), "scheduled");
+    CHECK_EQ(integer(rconn_commandf(&R, "ZCARD cq:scheduled")), 1);
+    CHECK_STREQ(string(rconn_commandf(&R, "GET cq:queue:bad")), "not-a-list");
+
+    /* Mended: it moves, and err is emptied. */
+    DO("DEL cq:queue:bad");
+    CHECK_EQ(queue_schedule_due(&R, &K, now + 200, 100, warn, sizeof warn, err, sizeof err), 1);
+    CHECK_STREQ(err, "");
+    CHECK_STREQ(HGET("cq:job:sb", "status"), "queued");
+    job_free(bad);
+    job_free(good);
+}
+
+/* ---- recover ------------------------------------------------------------------------- */
+
+static void test_recover_dead_worker(void)
+{
+    const char *queues[] = {"high", "low"}, *low[] = {"low"};
+    struct queue_worker_info w1 = {"w1", "host", 1, "high,low", 4, 0, T0};
+    struct queue_worker_info w2 = {"w2", "host", 2, "low", 4, 0, T0};
+    struct queue_worker_info w3 = {"w3", "host", 3, "high", 4, 0, T0};
+    struct taken t[4], again[4];
+    char err[256] = "x";
+    int n, i;
+
+    memset(t, 0, sizeof t);
+    memset(again, 0, sizeof again);
+    REQUIRE(queue_register(&R, &K, &w1, 10, err, sizeof err) == 0);
+    REQUIRE(queue_register(&R, &K, &w2, 10, err, sizeof err) == 0);
+    REQUIRE(queue_register(&R, &K, &w3, 10, err, sizeof err) == 0);
+    REQUIRE(put("h1", "high") == 0 && put("h2", "high") == 0 && put("l1", "low") == 0 &&
+            put("l2", "low") == 0 && put("l3", "low") == 0 && put("h3", "high") == 0);
+    REQUIRE(take("w1", queues, 2, 3, t, err, sizeof err) == 3);   /* h1 h2 h3 */
+    free_taken(t, 3);
+    REQUIRE(take("w2", low, 1, 1, t, err, sizeof err) == 1);      /* l1, w2 stays alive */
+    free_taken(t, 1);
+    REQUIRE(take("w1", low, 1, 1, t, err, sizeof err) == 1);      /* l2 */
+    free_taken(t, 1);
+    REQUIRE(take("w3", queues, 1, 0, t, err, sizeof err) == 0);
+
+    DO("HSET cq:job:h1 status started");
+    /* w1's lease is gone (DEL); w3's expires (a short one). */
+    DO("DEL cq:worker:w1:lease");
+    DO("PEXPIRE cq:worker:w3:lease 1");
+    sleep_ms(5);
+    n = (int)queue_recover(&R, &K, NULL, warn, sizeof warn, err, sizeof err);
+    CHECK_EQ(n, 4);
+    CHECK_STREQ(warn, "");
+    CHECK_EQ(EXISTS("cq:inflight:w1:high"), 0);
+    CHECK_EQ(EXISTS("cq:inflight:w1:low"), 0);
+    CHECK_EQ(integer(rconn_commandf(&R, "SISMEMBER cq:workers w1")), 0);
+    CHECK_EQ(integer(rconn_commandf(&R, "SISMEMBER cq:workers w3")), 0);
+    CHECK_EQ(EXISTS("cq:worker:w1"), 0);
+    CHECK_EQ(EXISTS("cq:worker:w3"), 0);
+    /* The live worker keeps its job and its registration. */
+    CHECK_EQ(LLEN("cq:inflight:w2:low"), 1);
+    CHECK_EQ(integer(rconn_commandf(&R, "SISMEMBER cq:workers w2")), 1);
+    /* Back at the head, in their old order, queued, counted. */
+    CHECK_STREQ(HGET("cq:job:h1", "status"), "queued");
+    CHECK_STREQ(HGET("cq:job:h1", "recovered"), "1");
+    CHECK_STREQ(HGET("cq:job:l2", "recovered"), "1");
+    CHECK(HGET("cq:job:l1", "recovered") == NULL);
+    CHECK_STREQ(HGET("cq:stats", "recovered"), "4");
+    n = take("w4", queues, 2, 4, again, err, sizeof err);
+    CHECK_EQ(n, 4);
+    REQUIRE(n == 4);
+    CHECK_HAS(again[0].record, "\"id\":\"h1\"");
+    CHECK_HAS(again[1].record, "\"id\":\"h2\"");
+    CHECK_HAS(again[2].record, "\"id\":\"h3\"");
+    CHECK_HAS(again[3].record, "\"id\":\"l2\"");   /* ahead of l3, which was never taken */
+    free_taken(again, 4);
+    for (i = 0; i < 2; i++) CHECK_EQ(queue_recover(&R, &K, NULL, warn, sizeof warn, err, sizeof err), 0);
+}
+
+/* With only_wid: one live worker hands back what it holds and deregisters; not a recovery. */
+static void test_recover_only_wid(void)
+{
+    const char *queues[] = {"q"};
+    struct queue_worker_info w1 = {"w1", "host", 1, "q", 4, 0, T0};
+    struct queue_worker_info w2 = {"w2", "host", 2, "q", 4, 0, T0};
+    struct taken t[2];
+    char err[256] = "x";
+
+    memset(t, 0, sizeof t);
+    REQUIRE(queue_register(&R, &K, &w1, 10, err, sizeof err) == 0);
+    REQUIRE(queue_register(&R, &K, &w2, 10, err, sizeof err) == 0);
+    REQUIRE(put("o1", "q") == 0 && put("o2", "q") == 0 && put("o3", "q") == 0);
+    REQUIRE(take("w1", queues, 1, 2, t, err, sizeof err) == 2);
+    free_taken(t, 2);
+    REQUIRE(take("w2", queues, 1, 1, t, err, sizeof err) == 1);
+    free_taken(t, 1);
+    DO("DEL cq:worker:w2:lease");   /* dead, but not the one asked for */
+    DO("HSET cq:job:o1 status started");
+
+    CHECK_EQ(queue_recover(&R, &K, "w1", warn, sizeof warn, err, sizeof err), 2);
+    CHECK_STREQ(warn, "");
+    CHECK_EQ(LLEN("cq:queue:q"), 2);
+    CHECK_HAS(LINDEX("cq:queue:q", -1), "\"id\":\"o1\"");
+    CHECK_EQ(EXISTS("cq:inflight:w1:q"), 0);
+    CHECK_STREQ(HGET("cq:job:o1", "status"), "queued");
+    CHECK(HGET("cq:job:o1", "recovered") == NULL);
+    CHECK(HGET("cq:stats", "recovered") == NULL);
+    CHECK_EQ(integer(rconn_commandf(&R, "SISMEMBER cq:workers w1")), 0);
+    CHECK_EQ(EXISTS("cq:worker:w1"), 0);
+    CHECK_EQ(EXISTS("cq:worker:w1:lease"), 0);
+    CHECK_EQ(LLEN("cq:inflight:w2:q"), 1);
+    CHECK_EQ(integer(rconn_commandf(&R, "SISMEMBER cq:workers w2")), 1);
+}
+
+/* A dead worker with a queue whose key is of another type keeps that in-flight list and its
+ * registration; its other queues are recovered, and err names the queue. */
+static void test_recover_wrong_type(void)
+{
+    const char *queues[] = {"good", "bad"};
+    struct queue_worker_info w1 = {"w1", "host", 1, "good,bad", 4, 0, T0};
+    struct taken t[2];
+    char err[256] = "";
+
+    memset(t, 0, sizeof t);
+    REQUIRE(queue_register(&R, &K, &w1, 10, err, sizeof err) == 0);
+    REQUIRE(put("rg", "good") == 0 && put("rb", "bad") == 0);
+    REQUIRE(take("w1", queues, 2, 2, t, err, sizeof err) == 2);
+    free_taken(t, 2);
+    DO("SET cq:queue:bad not-a-list");
+    DO("DEL cq:worker:w1:lease");
+    DO("HSET cq:job:rg status started");
+    DO("HSET cq:job:rb status started");
+
+    CHECK_EQ(queue_recover(&R, &K, NULL, warn, sizeof warn, err, sizeof err), 1);
+    CHECK_HAS(warn, "queue 'bad' is not a list");
+    CHECK_EQ(LLEN("cq:queue:good"), 1);
+    CHECK_EQ(EXISTS("cq:inflight:w1:good"), 0);
+    CHECK_EQ(LLEN("cq:inflight:w1:bad"), 1);
+    CHECK_STREQ(string(rconn_commandf(&R, "GET cq:queue:bad")), "not-a-list");
+    CHECK_EQ(integer(rconn_commandf(&R, "SISMEMBER cq:workers w1")), 1);
+    CHECK_STREQ(HGET("cq:job:rg", "status"), "queued");
+    CHECK_STREQ(HGET("cq:job:rb", "status"), "started");   /* still in flight */
+    CHECK(HGET("cq:job:rb", "recovered") == NULL);
+    CHECK_STREQ(HGET("cq:stats", "recovered"), "1");
+
+    /* Mended: the rest comes back and the worker goes. */
+    DO("DEL cq:queue:bad");
+    CHECK_EQ(queue_recover(&R, &K, NULL, warn, sizeof warn, err, sizeof err), 1);
+    CHECK_STREQ(err, "");
+    CHECK_EQ(LLEN("cq:queue:bad"), 1);
+    CHECK_STREQ(HGET("cq:job:rb", "status"), "queued");
+    CHECK_STREQ(HGET("cq:job:rb", "recovered"), "1");
+    CHECK_EQ(integer(rconn_commandf(&R, "SISMEMBER cq:workers w1")), 0);
+}
+
+/* ---- reconcile ----------------------------------------------------------------------- */
+
+static void test_reconcile(void)
+{
+    const char *queues[] = {"a", "b"}, *only_a[] = {"a"};
+    struct taken t[4], other;
+    const struct taken *held[2];
+    char err[256] = "";
+
+    memset(t, 0, sizeof t);
+    memset(&other, 0, sizeof other);
+    REQUIRE(put("a1", "a") == 0 && put("a2", "a") == 0 && put("b1", "b") == 0 &&
+            put("b2", "b") == 0 && put("c1", "c") == 0);
+    REQUIRE(take("w1", queues, 2, 4, t, err, sizeof err) == 4);   /* a1 a2 b1 b2 */
+    REQUIRE(take("w1", (const char *const[]){"c"}, 1, 1, &other, err, sizeof err) == 1);
+    /* The worker knows of a2 and b2 only (a take's reply was lost). */
+    held[0] = &t[1];
+    held[1] = &t[3];
+    DO("HSET cq:job:a1 status started");
+    CHECK_EQ(queue_reconcile(&R, &K, "w1", queues, 2, held, 2, err, sizeof err), 2);
+    CHECK_EQ(LLEN("cq:inflight:w1:a"), 1);
+    CHECK_STREQ(LINDEX("cq:inflight:w1:a", 0), t[1].record);
+    CHECK_EQ(LLEN("cq:inflight:w1:b"), 1);
+    CHECK_STREQ(LINDEX("cq:inflight:w1:b", 0), t[3].record);
+    /* Back at the head of their queues, queued. */
+    CHECK_STREQ(LINDEX("cq:queue:a", -1), t[0].record);
+    CHECK_STREQ(LINDEX("cq:queue:b", -1), t[2].record);
+    CHECK_STREQ(HGET("cq:job:a1", "status"), "queued");
+    /* Queues not named are left alone. */
+    CHECK_EQ(LLEN("cq:inflight:w1:c"), 1);
+    /* Everything held: nothing moves. */
+    CHECK_EQ(queue_reconcile(&R, &K, "w1", queues, 2, held, 2, err, sizeof err), 0);
+    /* Nothing held, queue a only: a2 goes back too. */
+    CHECK_EQ(queue_reconcile(&R, &K, "w1", only_a, 1, held, 0, err, sizeof err), 1);
+    CHECK_EQ(EXISTS("cq:inflight:w1:a"), 0);
+    CHECK_EQ(LLEN("cq:queue:a"), 2);
+    free_taken(t, 4);
+    queue_taken_free(&other);
+}
+
+/* ---- register ------------------------------------------------------------------------ */
+
+static void test_register(void)
+{
+    struct queue_worker_info w = {"w1", "box-1", 4242, "high,low", 8, 0, T0};
+    char err[256] = "";
+    long long ttl;
+    double before = time_now();
+
+    CHECK_EQ(queue_register(&R, &K, &w, 10, err, sizeof err), 0);
+    CHECK_EQ(integer(rconn_commandf(&R, "SISMEMBER cq:workers w1")), 1);
+    CHECK_STREQ(HGET("cq:worker:w1", "host"), "box-1");
+    CHECK_STREQ(HGET("cq:worker:w1", "pid"), "4242");
+    CHECK_STREQ(HGET("cq:worker:w1", "queues"), "high,low");
+    CHECK_STREQ(HGET("cq:worker:w1", "concurrency"), "8");
+    CHECK_STREQ(HGET("cq:worker:w1", "busy"), "0");
+    CHECK_DBL_EQ(number(rconn_commandf(&R, "HGET cq:worker:w1 started_at")), T0);
+    CHECK(number(rconn_commandf(&R, "HGET cq:worker:w1 heartbeat_at")) >= before - 1);
+    ttl = TTL("cq:worker:w1:lease");
+    CHECK(ttl > 8 && ttl <= 10);
+    CHECK_EQ(TTL("cq:worker:w1"), -1);
+
+    /* A heartbeat is the same call: fields refreshed, the lease renewed for its new length. */
+    w.busy = 3;
+    CHECK_EQ(queue_register(&R, &K, &w, 30, err, sizeof err), 0);
+    CHECK_STREQ(HGET("cq:worker:w1", "busy"), "3");
+    ttl = TTL("cq:worker:w1:lease");
+    CHECK(ttl > 28 && ttl <= 30);
+    CHECK_EQ(integer(rconn_commandf(&R, "SCARD cq:workers")), 1);
+}
+
+/* cq:workers of another type: queue_register fails with the error (a failed command inside
+ * EXEC is not taken for success). */
+static void test_register_wrong_type(void)
+{
+    struct queue_worker_info w = {"w1", "box-1", 4242, "q", 8, 0, T0};
+    char err[256] = "";
+
+    DO("SET cq:workers not-a-set");
+    CHECK_EQ(queue_register(&R, &K, &w, 10, err, sizeof err), -1);
+    CHECK_HAS(err, "WRONGTYPE");
+}
+
+/* ---- main ---------------------------------------------------------------------------- */
+
+/* Run one case on an empty Redis; name it in the log when it fails or is slow. */
+static void run(const char *name, void (*fn)(void))
+{
+    int before = failures;
+    double t = time_now();
+
+    flushall();
+    fn();
+    if (failures != before)
+        fprintf(stderr, "-- %s: %d failed\n", name, failures - before);
+    else if (time_now() - t > 1)
+        fprintf(stderr, "-- %s: %.1f s\n", name, time_now() - t);
+}
+
+#define RUN(fn) run(#fn, fn)
+
+int main(void)
+{
+    char err[256];
+
+    signal(SIGPIPE, SIG_IGN);
+    if (keys_init(&K, NULL, err, sizeof err) != 0) fatal(err);
+    server_start();
+
+    RUN(test_enqueue_one);
+    RUN(test_enqueue_bad_names);
+    RUN(test_enqueue_batch);
+    RUN(test_enqueue_scheduled);
+    RUN(test_enqueue_wrong_type);
+    RUN(test_take_priority);
+    RUN(test_take_max);
+    RUN(test_take_wrong_type);
+    RUN(test_take_two_wrong_types);
+    RUN(test_take_large_max);
+    RUN(test_apply_started);
+    RUN(test_apply_finished);
+    RUN(test_apply_json_result);
+    RUN(test_apply_failed);
+    RUN(test_apply_retry);
+    RUN(test_apply_dead);
+    RUN(test_apply_counters);
+    RUN(test_apply_lost);
+    RUN(test_apply_then_take_pipelined);
+    RUN(test_apply_wrong_type_destination);
+    RUN(test_schedule_due);
+    RUN(test_schedule_due_limit);
+    RUN(test_schedule_due_wrong_type);
+    RUN(test_recover_dead_worker);
+    RUN(test_recover_only_wid);
+    RUN(test_recover_wrong_type);
+    RUN(test_reconcile);
+    RUN(test_register);
+    RUN(test_register_wrong_type);
+    return check_report();
+}

@@ -710,7 +710,7 @@ static int fetch(struct run *r, const char *url, char **body, size_t *len, long 
             if (d > 0) {
                 if (afford(r, d, "imgur: rate-limit credits used up", err, errlen) != 0)
                     return -1;
-                say(r, LOG_WARN, "imgur: rate-limit credits used up; waiting %.0fs for "
+                say(r, CQ_LOG_WARN, "imgur: rate-limit credits used up; waiting %.0fs for "
                     "X-RateLimit-UserReset", ceil(d));
                 if (wait_for(r, d, "imgur: rate-limit credits used up", err, errlen) != 0)
                     return -1;
@@ -724,7 +724,7 @@ static int fetch(struct run *r, const char *url, char **body, size_t *len, long 
         char why[512], herr[400];
         double delay;
         r->st->requests++;
-        say(r, LOG_INFO, "GET %s", url);
+        say(r, CQ_LOG_INFO, "GET %s", url);
         herr[0] = '\0';
         if (http_get(r->h, url, r->headers, &o->limits, &b, &n, &res, herr,
                      sizeof herr) != 0) {
@@ -742,7 +742,7 @@ static int fetch(struct run *r, const char *url, char **body, size_t *len, long 
             }
         } else {
             update_credits(r, &res);
-            say(r, LOG_DEBUG, "HTTP %ld, %zu bytes; credits: client %ld/%ld, user %ld/%ld, "
+            say(r, CQ_LOG_DEBUG, "HTTP %ld, %zu bytes; credits: client %ld/%ld, user %ld/%ld, "
                 "user reset %lld", res.status, n, r->cr->client_remaining,
                 r->cr->client_limit, r->cr->user_remaining, r->cr->user_limit,
                 r->cr->user_reset);
@@ -771,7 +771,7 @@ static int fetch(struct run *r, const char *url, char **body, size_t *len, long 
         }
         if (afford(r, delay, why, err, errlen) != 0)
             return -1;
-        say(r, LOG_WARN, "%s; retrying in %.1fs (attempt %d of %d)", why, delay,
+        say(r, CQ_LOG_WARN, "%s; retrying in %.1fs (attempt %d of %d)", why, delay,
             attempt + 1, o->max_attempts);
         if (wait_for(r, delay, why, err, errlen) != 0)
             return -1;
@@ -817,7 +817,7 @@ static int fetch_albums(struct run *r, const struct gallery_links *albums,
         if (fetch_parse(r, url, out, NULL, &status, aerr, sizeof aerr) < 0) {
             /* An album deleted since the gallery was listed should not sink the run. */
             if (status == 404) {
-                say(r, LOG_WARN, "album %s skipped: %s", albums->v[i], aerr);
+                say(r, CQ_LOG_WARN, "album %s skipped: %s", albums->v[i], aerr);
                 continue;
             }
             err_set(err, errlen, "%s (album %s)", aerr, albums->v[i]);
@@ -870,7 +870,7 @@ int gallery_get_links(struct http *h, const struct gallery_opts *o, struct galle
             goto out;
         st->pages++;
         if (n == 0) {
-            say(&r, LOG_INFO, "page %ld is empty: no more pages", p);
+            say(&r, CQ_LOG_INFO, "page %ld is empty: no more pages", p);
             break;
         }
     }

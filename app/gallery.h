@@ -1,4 +1,4 @@
-/* gallery.h - the Imgur gallery client: which links a run should download (issue 4).
+/* gallery.h - the Imgur gallery client: which links a run should download.
  *
  * This is the lesson's get_links() made robust, shared by cproducer (which enqueues one
  * download_link job per link) and by its local modes (which download the links themselves).
@@ -112,8 +112,8 @@ struct gallery_credits {
     long long user_reset;     /* Unix time the user credits come back */
 };
 
-/* Called for things a user may want to hear about. level is a log.h level (LOG_WARN for
- * rate-limit waits and retries, LOG_INFO for each request and the credits, LOG_DEBUG for
+/* Called for things a user may want to hear about. level is a log.h level (CQ_LOG_WARN for
+ * rate-limit waits and retries, CQ_LOG_INFO for each request and the credits, CQ_LOG_DEBUG for
  * details); line is one line without a newline, valid only during the call. */
 typedef void (*gallery_notify_fn)(void *arg, int level, const char *line);
 

@@ -18,13 +18,18 @@
 #include "registry.h"
 #include "util.h"
 
+/* What the catalog said of a function when the client first looked it up. */
+struct served {
+    double last;                  /* when a worker last served it (0: never) */
+    int live;                     /* live workers serving it then */
+};
+
 struct cq_client {
     struct rconn r;
     struct keys k;
     struct cq_registry *known;    /* built-ins and the program's own */
     struct cq_registry *cache;    /* declarations read from the catalog */
-    double *seen;                 /* cache->v[i] was last served at seen[i] */
-    int *live;                    /* ... by live[i] live workers when first looked up */
+    struct served *served;        /* of cache->v[i], when first looked up */
 };
 
 struct cq_jobspec {
@@ -66,8 +71,7 @@ void cq_client_free(cq_client *c)
     rconn_close(&c->r);
     registry_free(c->known);
     registry_free(c->cache);
-    free(c->seen);
-    free(c->live);
+    free(c->served);
     free(c);
 }
 
@@ -205,8 +209,8 @@ int cq_client_check(cq_client *c, cq_jobspec *s, char *warning, size_t warnlen, 
 
     if (warning != NULL && warnlen > 0) warning[0] = '\0';
     if (f != NULL) {
-        seen = c->seen[f->index];
-        live = c->live[f->index];
+        seen = c->served[f->index].last;
+        live = c->served[f->index].live;
     } else {
         int got = catalog_get(&c->r, &c->k, func, c->cache, &seen, err, errlen);
         if (got < 0) return -1;
@@ -217,10 +221,9 @@ int cq_client_check(cq_client *c, cq_jobspec *s, char *warning, size_t warnlen, 
                        ? 1 : catalog_live(&c->r, &c->k, func, NULL, 0, err, errlen);
             if (live < 0) return -1;
             f = registry_find(c->cache, func);
-            c->seen = xrealloc(c->seen, sizeof *c->seen * (size_t)c->cache->n);
-            c->live = xrealloc(c->live, sizeof *c->live * (size_t)c->cache->n);
-            c->seen[f->index] = seen;
-            c->live[f->index] = live;
+            c->served = xrealloc(c->served, sizeof *c->served * (size_t)c->cache->n);
+            c->served[f->index].last = seen;
+            c->served[f->index].live = live;
         }
     }
     if (f == NULL) {

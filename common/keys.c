@@ -56,18 +56,15 @@ int keys_valid_name(const char *name)
 
 /* The schema: one format per kind, after the prefix. */
 static const char *const kind_formats[] = {
-    [KEYS_QUEUES] = "queues",
-    [KEYS_QUEUE] = "queue:%s",
-    [KEYS_JOB] = "job:%s",
-    [KEYS_WORKERS] = "workers",
-    [KEYS_WORKER] = "worker:%s",
-    [KEYS_WORKER_LEASE] = "worker:%s:lease",
-    [KEYS_INFLIGHT] = "inflight:%s:%s",
-    [KEYS_SCHEDULED] = "scheduled",
-    [KEYS_FAILED] = "failed",
-    [KEYS_DEAD] = "dead",
-    [KEYS_STATS] = "stats",
-    [KEYS_FUNCTIONS] = "functions",
+    /* queues and jobs */
+    [KEYS_QUEUES] = "queues", [KEYS_QUEUE] = "queue:%s", [KEYS_JOB] = "job:%s",
+    /* workers and what they hold */
+    [KEYS_WORKERS] = "workers", [KEYS_WORKER] = "worker:%s",
+    [KEYS_WORKER_LEASE] = "worker:%s:lease", [KEYS_INFLIGHT] = "inflight:%s:%s",
+    /* where records wait or end */
+    [KEYS_SCHEDULED] = "scheduled", [KEYS_FAILED] = "failed", [KEYS_DEAD] = "dead",
+    /* counters and the function catalog */
+    [KEYS_STATS] = "stats", [KEYS_FUNCTIONS] = "functions",
     [KEYS_FUNCTIONS_SEEN] = "functions:seen",
 };
 
@@ -103,68 +100,33 @@ const char *keys_template(const struct keys *k, enum keys_kind kind, char *buf, 
     return buf;
 }
 
-const char *keys_queues(const struct keys *k, char *buf, size_t len)
-{
-    return build(k, KEYS_QUEUES, NULL, NULL, buf, len);
-}
+/* The builders: one line each, since each only names its kind and how many names it takes. */
+#define KEY0(fn, kind)                                                                     \
+    const char *fn(const struct keys *k, char *buf, size_t len)                            \
+    {                                                                                      \
+        return build(k, kind, NULL, NULL, buf, len);                                       \
+    }
+#define KEY1(fn, kind)                                                                     \
+    const char *fn(const struct keys *k, const char *a, char *buf, size_t len)             \
+    {                                                                                      \
+        return build(k, kind, a, NULL, buf, len);                                          \
+    }
 
-const char *keys_queue(const struct keys *k, const char *queue, char *buf, size_t len)
-{
-    return build(k, KEYS_QUEUE, queue, NULL, buf, len);
-}
-
-const char *keys_job(const struct keys *k, const char *id, char *buf, size_t len)
-{
-    return build(k, KEYS_JOB, id, NULL, buf, len);
-}
-
-const char *keys_workers(const struct keys *k, char *buf, size_t len)
-{
-    return build(k, KEYS_WORKERS, NULL, NULL, buf, len);
-}
-
-const char *keys_worker(const struct keys *k, const char *wid, char *buf, size_t len)
-{
-    return build(k, KEYS_WORKER, wid, NULL, buf, len);
-}
-
-const char *keys_worker_lease(const struct keys *k, const char *wid, char *buf, size_t len)
-{
-    return build(k, KEYS_WORKER_LEASE, wid, NULL, buf, len);
-}
+KEY0(keys_queues, KEYS_QUEUES)
+KEY1(keys_queue, KEYS_QUEUE)
+KEY1(keys_job, KEYS_JOB)
+KEY0(keys_workers, KEYS_WORKERS)
+KEY1(keys_worker, KEYS_WORKER)
+KEY1(keys_worker_lease, KEYS_WORKER_LEASE)
+KEY0(keys_scheduled, KEYS_SCHEDULED)
+KEY0(keys_failed, KEYS_FAILED)
+KEY0(keys_dead, KEYS_DEAD)
+KEY0(keys_stats, KEYS_STATS)
+KEY0(keys_functions, KEYS_FUNCTIONS)
+KEY0(keys_functions_seen, KEYS_FUNCTIONS_SEEN)
 
 const char *keys_inflight(const struct keys *k, const char *wid, const char *queue, char *buf,
                           size_t len)
 {
     return build(k, KEYS_INFLIGHT, wid, queue, buf, len);
-}
-
-const char *keys_scheduled(const struct keys *k, char *buf, size_t len)
-{
-    return build(k, KEYS_SCHEDULED, NULL, NULL, buf, len);
-}
-
-const char *keys_failed(const struct keys *k, char *buf, size_t len)
-{
-    return build(k, KEYS_FAILED, NULL, NULL, buf, len);
-}
-
-const char *keys_dead(const struct keys *k, char *buf, size_t len)
-{
-    return build(k, KEYS_DEAD, NULL, NULL, buf, len);
-}
-
-const char *keys_stats(const struct keys *k, char *buf, size_t len)
-{
-    return build(k, KEYS_STATS, NULL, NULL, buf, len);
-}
-
-const char *keys_functions(const struct keys *k, char *buf, size_t len)
-{
-    return build(k, KEYS_FUNCTIONS, NULL, NULL, buf, len);
-}
-
-const char *keys_functions_seen(const struct keys *k, char *buf, size_t len)
-{
-    return build(k, KEYS_FUNCTIONS_SEEN, NULL, NULL, buf, len);
 }

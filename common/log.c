@@ -21,8 +21,8 @@ void log_emit(const struct logger *lg, int level, int errnum, const char *fmt, .
     int w;
     va_list ap;
 
-    if (level < LOG_ERROR) level = LOG_ERROR;
-    if (level > LOG_DEBUG) level = LOG_DEBUG;
+    if (level < CQ_LOG_ERROR) level = CQ_LOG_ERROR;
+    if (level > CQ_LOG_DEBUG) level = CQ_LOG_DEBUG;
     gettimeofday(&tv, NULL);
     gmtime_r(&tv.tv_sec, &tm);
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);

@@ -12,7 +12,9 @@
 #include <errno.h>
 #include <stddef.h>
 
-enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
+/* The levels are cq.h's enum cq_log_level (CQ_LOG_ERROR ... CQ_LOG_DEBUG), which plugins see
+ * too; the CQ_ prefix keeps them apart from <syslog.h>'s LOG_ERR, LOG_INFO and friends. */
+#include "cq/cq.h"
 
 struct logger {
     const char *prog;   /* program name shown on every line */

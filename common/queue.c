@@ -204,6 +204,18 @@ static int reply_error(struct rconn *r, redisReply *rep, const char *what, char 
     return 0;
 }
 
+/* The head of a script call on queues and in-flight lists: EVAL, the script, no KEYS (the
+ * scripts compute key names from templates, see keys_template), then the templates of a queue
+ * and of an in-flight list (tq and ti hold them, KEYS_KEY_MAX bytes each). */
+static void cmd_eval(struct cmd *c, const char *lua, const struct keys *k, char *tq, char *ti)
+{
+    cmd_str(c, "EVAL");
+    cmd_str(c, lua);
+    cmd_str(c, "0");
+    cmd_str(c, keys_template(k, KEYS_QUEUE, tq, KEYS_KEY_MAX));
+    cmd_str(c, keys_template(k, KEYS_INFLIGHT, ti, KEYS_KEY_MAX));
+}
+
 /* ---- producers ---------------------------------------------------------------------- */
 
 #define ENQUEUE_CHUNK 1000
@@ -480,11 +492,7 @@ int queue_take_append(struct rconn *r, const struct keys *k, const char *wid,
     size_t i;
     int rc;
 
-    cmd_str(&c, "EVAL");
-    cmd_str(&c, take_lua);
-    cmd_str(&c, "0");
-    cmd_str(&c, keys_template(k, KEYS_QUEUE, tq, sizeof tq));
-    cmd_str(&c, keys_template(k, KEYS_INFLIGHT, ti, sizeof ti));
+    cmd_eval(&c, take_lua, k, tq, ti);
     cmd_str(&c, wid);
     cmd_fmt(&c, "%zu", max);
     for (i = 0; i < nq; i++) cmd_str(&c, queues[i]);
@@ -852,11 +860,7 @@ long queue_reconcile(struct rconn *r, const struct keys *k, const char *wid,
     size_t i;
     long n;
 
-    cmd_str(&c, "EVAL");
-    cmd_str(&c, reconcile_lua);
-    cmd_str(&c, "0");
-    cmd_str(&c, keys_template(k, KEYS_QUEUE, tq, sizeof tq));
-    cmd_str(&c, keys_template(k, KEYS_INFLIGHT, ti, sizeof ti));
+    cmd_eval(&c, reconcile_lua, k, tq, ti);
     cmd_str(&c, keys_template(k, KEYS_JOB, tj, sizeof tj));
     cmd_str(&c, wid);
     cmd_fmt(&c, "%zu", nq);

@@ -176,6 +176,26 @@ static void fail(struct rconn *r, const char *what)
     rconn_close(r);
 }
 
+/* The reply to a command that sets up a new connection (AUTH, SELECT): 0, or -1 with the
+ * connection closed and errstr saying what failed. Frees rep. */
+static int setup_reply(struct rconn *r, redisReply *rep, const char *what)
+{
+    char msg[200];
+
+    if (rep == NULL) {
+        fail(r, NULL);
+        return -1;
+    }
+    if (rep->type != REDIS_REPLY_ERROR) {
+        freeReplyObject(rep);
+        return 0;
+    }
+    snprintf(msg, sizeof msg, "%s failed: %s", what, rep->str);
+    freeReplyObject(rep);
+    fail(r, msg);
+    return -1;
+}
+
 int rconn_connect(struct rconn *r)
 {
     double t = r->timeout > 0 ? r->timeout : 5.0;
@@ -201,33 +221,13 @@ int rconn_connect(struct rconn *r)
             rep = redisCommand(r->ctx, "AUTH %s %s", r->url.user, r->url.pass);
         else
             rep = redisCommand(r->ctx, "AUTH %s", r->url.pass);
-        if (rep == NULL) {
-            fail(r, NULL);
-            return -1;
-        }
-        if (rep->type == REDIS_REPLY_ERROR) {
-            char msg[200];
-            snprintf(msg, sizeof msg, "AUTH failed: %s", rep->str);
-            freeReplyObject(rep);
-            fail(r, msg);
-            return -1;
-        }
-        freeReplyObject(rep);
+        if (setup_reply(r, rep, "AUTH") != 0) return -1;
     }
     if (r->url.db != 0) {
+        char what[32];
+        snprintf(what, sizeof what, "SELECT %d", r->url.db);
         rep = redisCommand(r->ctx, "SELECT %d", r->url.db);
-        if (rep == NULL) {
-            fail(r, NULL);
-            return -1;
-        }
-        if (rep->type == REDIS_REPLY_ERROR) {
-            char msg[200];
-            snprintf(msg, sizeof msg, "SELECT %d failed: %s", r->url.db, rep->str);
-            freeReplyObject(rep);
-            fail(r, msg);
-            return -1;
-        }
-        freeReplyObject(rep);
+        if (setup_reply(r, rep, what) != 0) return -1;
     }
     return 0;
 }

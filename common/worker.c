@@ -237,7 +237,7 @@ static void *watcher_main(void *arg)
         pthread_mutex_unlock(&w->mu);
 
         if (wa->rc.ctx == NULL && rconn_connect(&wa->rc) != 0) {
-            LOG(&w->lg, LOG_DEBUG, "watcher %s: %s", wa->queue, wa->rc.errstr);
+            LOG(&w->lg, CQ_LOG_DEBUG, "watcher %s: %s", wa->queue, wa->rc.errstr);
             sleep_ms(backoff);
             backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
             pthread_mutex_lock(&w->mu);
@@ -258,11 +258,11 @@ static void *watcher_main(void *arg)
         if (wa->sock >= 0) close(wa->sock);
         wa->sock = -1;
         if (rep == NULL) {
-            LOG(&w->lg, LOG_DEBUG, "watcher %s: %s", wa->queue, wa->rc.errstr);
+            LOG(&w->lg, CQ_LOG_DEBUG, "watcher %s: %s", wa->queue, wa->rc.errstr);
         } else if (rep->type == REDIS_REPLY_ERROR) {
             /* A key of another type under the queue's name fails at once, every time: wait
              * as after a lost connection. The take names the queue (report_error). */
-            LOG(&w->lg, LOG_DEBUG, "watcher %s: redis: %s", wa->queue, rep->str);
+            LOG(&w->lg, CQ_LOG_DEBUG, "watcher %s: redis: %s", wa->queue, rep->str);
             freeReplyObject(rep);
             pthread_mutex_unlock(&w->mu);
             sleep_ms(backoff);
@@ -319,7 +319,7 @@ static void report_error(struct worker *w, const char *err)
     if (strcmp(err, w->last_error) == 0 && now - w->last_error_at < 60000) return;
     str_copy(w->last_error, sizeof w->last_error, err);
     w->last_error_at = now;
-    LOG(&w->lg, LOG_WARN, "%s", err);
+    LOG(&w->lg, CQ_LOG_WARN, "%s", err);
 }
 
 /* What a task that ran (or was refused) comes to. */
@@ -344,16 +344,16 @@ static void log_outcome(struct worker *w, const struct task *t)
 {
     if (t->refused) {
         if (t->kind == QUEUE_DEAD)
-            LOG(&w->lg, LOG_WARN, "%s: record moved to the dead list: %s", t->taken.queue,
+            LOG(&w->lg, CQ_LOG_WARN, "%s: record moved to the dead list: %s", t->taken.queue,
                 t->text);
         else
-            LOG(&w->lg, LOG_WARN, "%s: job %s %s: %s", t->taken.queue, t->job->id,
+            LOG(&w->lg, CQ_LOG_WARN, "%s: job %s %s: %s", t->taken.queue, t->job->id,
                 t->kind == QUEUE_RETRY ? "handed back" : "failed", t->text);
     } else if (t->rc == 0) {
-        LOG(&w->lg, LOG_INFO, "%s: %s %s finished in %.3fs%s%s", t->taken.queue, t->job->func,
+        LOG(&w->lg, CQ_LOG_INFO, "%s: %s %s finished in %.3fs%s%s", t->taken.queue, t->job->func,
             t->job->id, t->ended - t->started, t->text[0] ? ": " : "", t->text);
     } else {
-        LOG(&w->lg, LOG_WARN, "%s: %s %s %s (attempt %d): %s", t->taken.queue, t->job->func,
+        LOG(&w->lg, CQ_LOG_WARN, "%s: %s %s %s (attempt %d): %s", t->taken.queue, t->job->func,
             t->job->id, t->kind == QUEUE_RETRY ? "will retry" : "failed", t->job->attempts,
             t->text);
     }
@@ -476,7 +476,7 @@ static int reconcile(struct worker *w)
         return -1;
     }
     if (moved > 0)
-        LOG(&w->lg, LOG_WARN, "put back %ld job%s taken when a reply from redis was lost",
+        LOG(&w->lg, CQ_LOG_WARN, "put back %ld job%s taken when a reply from redis was lost",
             moved, moved == 1 ? "" : "s");
     w->need_reconcile = 0;
     return 0;
@@ -570,7 +570,7 @@ static int cycle(struct worker *w, struct task **pending, size_t take_max)
          * were out of touch for longer than our lease. */
         ot[s]->lost = 1;
         if (ot[s]->job != NULL)
-            LOG(&w->lg, LOG_WARN, "%s: %s %s: outcome not recorded again: the job was no "
+            LOG(&w->lg, CQ_LOG_WARN, "%s: %s %s: outcome not recorded again: the job was no "
                 "longer in this worker's hands (recorded before a lost reply, or recovered "
                 "by another worker)", ot[s]->taken.queue, ot[s]->job->func, ot[s]->job->id);
     }
@@ -661,7 +661,7 @@ static void check_redis_config(struct worker *w)
 
     if (rep != NULL && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
         rep->element[1]->type == REDIS_REPLY_STRING && strcmp(rep->element[1]->str, "yes") != 0)
-        LOG(&w->lg, LOG_WARN,
+        LOG(&w->lg, CQ_LOG_WARN,
             "redis has appendonly %s: jobs acknowledged since the last snapshot are lost if it "
             "restarts (production: appendonly yes)", rep->element[1]->str);
     if (rep != NULL) freeReplyObject(rep);
@@ -669,7 +669,7 @@ static void check_redis_config(struct worker *w)
     if (rep != NULL && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
         rep->element[1]->type == REDIS_REPLY_STRING &&
         strcmp(rep->element[1]->str, "noeviction") != 0)
-        LOG(&w->lg, LOG_WARN,
+        LOG(&w->lg, CQ_LOG_WARN,
             "redis has maxmemory-policy %s: it may evict queued jobs (production: noeviction)",
             rep->element[1]->str);
     if (rep != NULL) freeReplyObject(rep);
@@ -780,7 +780,7 @@ static int start_threads(struct worker *w, const struct rconn_url *url)
         w->watchers[i].started = 1;
     }
     if (w->executors_started == cfg->concurrency && i == cfg->nqueues) return 0;
-    LOG(&w->lg, LOG_ERROR, "cannot start %d executor and %zu watcher threads (started %d "
+    LOG(&w->lg, CQ_LOG_ERROR, "cannot start %d executor and %zu watcher threads (started %d "
         "and %zu): lower -c", cfg->concurrency, cfg->nqueues, w->executors_started, i);
     stop_watchers(w);
     return -1;
@@ -804,7 +804,7 @@ static struct worker *worker_start(const struct worker_config *cfg,
     w->backoff = 100;
     if (keys_init(&w->keys, cfg->prefix, err, sizeof err) != 0 ||
         rconn_parse_url(cfg->url, &url, err, sizeof err) != 0) {
-        LOG(&w->lg, LOG_ERROR, "%s", err);
+        LOG(&w->lg, CQ_LOG_ERROR, "%s", err);
         worker_free(w, 1);
         return NULL;
     }
@@ -812,7 +812,7 @@ static struct worker *worker_start(const struct worker_config *cfg,
         int n = snprintf(w->queues_csv + o, sizeof w->queues_csv - o, "%s%s", i ? "," : "",
                          cfg->queues[i]);
         if (n < 0 || (size_t)n >= sizeof w->queues_csv - o) {
-            LOG(&w->lg, LOG_ERROR, "too many queues");
+            LOG(&w->lg, CQ_LOG_ERROR, "too many queues");
             worker_free(w, 1);
             return NULL;
         }
@@ -821,7 +821,7 @@ static struct worker *worker_start(const struct worker_config *cfg,
     make_identity(w);
     rconn_init(&w->ctl, &url, 5.0);
     if (rconn_connect(&w->ctl) != 0 || heartbeat(w, 1) != 0) {
-        LOG(&w->lg, LOG_ERROR, "%s", w->ctl.errstr[0] ? w->ctl.errstr : "cannot register");
+        LOG(&w->lg, CQ_LOG_ERROR, "%s", w->ctl.errstr[0] ? w->ctl.errstr : "cannot register");
         worker_free(w, 1);
         return NULL;
     }
@@ -833,7 +833,7 @@ static struct worker *worker_start(const struct worker_config *cfg,
         worker_free(w, 1);
         return NULL;
     }
-    LOG(&w->lg, LOG_INFO, "worker %s started: queues %s, concurrency %d%s", w->wid,
+    LOG(&w->lg, CQ_LOG_INFO, "worker %s started: queues %s, concurrency %d%s", w->wid,
         w->queues_csv, cfg->concurrency, cfg->burst ? ", burst" : "");
     return w;
 }
@@ -842,7 +842,7 @@ static struct worker *worker_start(const struct worker_config *cfg,
 static int check_signals(struct worker *w, long long now)
 {
     if (*w->signals >= 2) {
-        LOG(&w->lg, LOG_INFO, "second signal: putting back running jobs now");
+        LOG(&w->lg, CQ_LOG_INFO, "second signal: putting back running jobs now");
         __atomic_store_n(&w->hard_stop, 1, __ATOMIC_RELAXED);
         return 1;
     }
@@ -850,7 +850,7 @@ static int check_signals(struct worker *w, long long now)
         w->draining = 1;
         w->drain_deadline = now + (long long)(w->cfg->shutdown_timeout * 1000);
         set_watching(w, 0);
-        LOG(&w->lg, LOG_INFO, "stopping: %d job%s running, waiting up to %.0fs",
+        LOG(&w->lg, CQ_LOG_INFO, "stopping: %d job%s running, waiting up to %.0fs",
             w->outstanding, w->outstanding == 1 ? "" : "s", w->cfg->shutdown_timeout);
     }
     return 0;
@@ -863,11 +863,11 @@ static void keep_connected(struct worker *w, long long now)
     if (!w->down) {
         w->down = 1;
         w->down_since = now;
-        LOG(&w->lg, LOG_WARN, "lost redis: %s; reconnecting", w->ctl.errstr);
+        LOG(&w->lg, CQ_LOG_WARN, "lost redis: %s; reconnecting", w->ctl.errstr);
     }
     if (now < w->next_connect) return;
     if (rconn_connect(&w->ctl) == 0 && heartbeat(w, 1) == 0) {
-        LOG(&w->lg, LOG_INFO, "redis is back after %.1fs",
+        LOG(&w->lg, CQ_LOG_INFO, "redis is back after %.1fs",
             (double)(now - w->down_since) / 1000.0);
         w->down = 0;
         w->backoff = 100;
@@ -895,7 +895,7 @@ static void housekeeping(struct worker *w, long long now)
         if (n < 0) report_error(w, err);
         else if (warn[0] != '\0') report_error(w, warn);
         if (n > 0)
-            LOG(&w->lg, LOG_WARN, "recovered %ld job%s from dead workers", n, n == 1 ? "" : "s");
+            LOG(&w->lg, CQ_LOG_WARN, "recovered %ld job%s from dead workers", n, n == 1 ? "" : "s");
         w->next_recover = now + RECOVER_MS;
     }
     if (now >= w->next_sched && w->ctl.ctx) {
@@ -972,16 +972,16 @@ static int should_stop(struct worker *w, long long now)
     int quiet = w->outstanding == 0 && w->pending == NULL && w->nstarts == 0;
 
     if (w->cfg->max_jobs > 0 && w->taken_total >= w->cfg->max_jobs && quiet) {
-        LOG(&w->lg, LOG_INFO, "done %ld jobs (--max-jobs)", w->taken_total);
+        LOG(&w->lg, CQ_LOG_INFO, "done %ld jobs (--max-jobs)", w->taken_total);
         return 1;
     }
     if (w->cfg->burst && w->idle && quiet && !w->down) {
-        LOG(&w->lg, LOG_INFO, "queues empty, nothing running: exiting (--burst)");
+        LOG(&w->lg, CQ_LOG_INFO, "queues empty, nothing running: exiting (--burst)");
         return 1;
     }
     if (w->draining && (quiet || now >= w->drain_deadline)) {
         if (w->outstanding > 0)
-            LOG(&w->lg, LOG_WARN, "shutdown timeout: %d job%s still running go back to "
+            LOG(&w->lg, CQ_LOG_WARN, "shutdown timeout: %d job%s still running go back to "
                 "their queues", w->outstanding, w->outstanding == 1 ? "" : "s");
         return 1;
     }
@@ -1072,21 +1072,21 @@ static int drain(struct worker *w)
     if (w->pending != NULL || w->nstarts > 0) {
         if (w->ctl.ctx == NULL) rconn_connect(&w->ctl);
         if (cycle(w, &w->pending, 0) < 0)
-            LOG(&w->lg, LOG_WARN, "could not record finished jobs (%s); they go back to "
+            LOG(&w->lg, CQ_LOG_WARN, "could not record finished jobs (%s); they go back to "
                 "their queues", w->ctl.errstr);
     }
     for (tries = 0; tries < 3; tries++) {
         n = queue_recover(&w->ctl, &w->keys, w->wid, warn, sizeof warn, err, sizeof err);
         if (n >= 0) {
             if (n > 0)
-                LOG(&w->lg, LOG_INFO, "put back %ld unfinished job%s", n, n == 1 ? "" : "s");
+                LOG(&w->lg, CQ_LOG_INFO, "put back %ld unfinished job%s", n, n == 1 ? "" : "s");
             if (warn[0] == '\0') return 0;
-            LOG(&w->lg, LOG_ERROR, "%s", warn);
+            LOG(&w->lg, CQ_LOG_ERROR, "%s", warn);
             return 1;
         }
         sleep_ms(200);
     }
-    LOG(&w->lg, LOG_ERROR, "could not deregister: %s; live workers will recover this "
+    LOG(&w->lg, CQ_LOG_ERROR, "could not deregister: %s; live workers will recover this "
         "worker's jobs when its lease expires", err);
     return 1;
 }
@@ -1101,7 +1101,7 @@ int worker_run(const struct worker_config *cfg, volatile sig_atomic_t *signals,
     while (!turn(w)) continue;
     stopped = stop_handlers(w);
     rc = drain(w);
-    LOG(&w->lg, LOG_INFO, "worker %s stopped", w->wid);
+    LOG(&w->lg, CQ_LOG_INFO, "worker %s stopped", w->wid);
     /* Executors still running a handler that ignores the stop are abandoned: their jobs are
      * back in the queues and the process is about to exit. */
     *abandoned = !stopped;
@@ -1135,19 +1135,23 @@ cq_worker *cq_worker_new(void)
     w->cfg.retry_base = 1.0;
     w->cfg.ttls.result_ttl = 500;
     w->cfg.ttls.failure_ttl = 365L * 24 * 3600;
-    w->cfg.log_level = LOG_INFO;
+    w->cfg.log_level = CQ_LOG_INFO;
     w->reg = registry_new();
     /* Adding two well-formed functions to an empty registry cannot fail. */
     registry_add_builtins(w->reg);
     return w;
 }
 
+cq_registry *cq_worker_registry(cq_worker *w)
+{
+    return w->reg;
+}
+
 void cq_worker_free(cq_worker *w)
 {
     size_t i;
 
-    if (w == NULL) return;
-    if (w->abandoned) return;
+    if (w == NULL || w->abandoned) return;
     registry_free(w->reg);
     for (i = 0; i < w->nplugins; i++) plugin_close(w->plugins[i]);
     free(w->plugins);
@@ -1156,11 +1160,6 @@ void cq_worker_free(cq_worker *w)
     free(w->prefix);
     free(w->root);
     free(w);
-}
-
-cq_registry *cq_worker_registry(cq_worker *w)
-{
-    return w->reg;
 }
 
 static int set_string(char **dst, const char *value)

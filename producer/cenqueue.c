@@ -17,6 +17,7 @@
 
 #include <cq/cq.h>
 
+#include "cli.h"
 #include "functions.h"
 #include "http.h"
 #include "util.h"
@@ -31,6 +32,28 @@ struct opts {
     char warned[8][65];          /* functions warned about already (one warning each) */
 };
 
+enum { O_PREFIX = 256, O_ID, O_RETRIES, O_TIMEOUT, O_IN, O_AT, O_STDIN, O_QUIET, O_NO_CHECK,
+       O_LIST };
+
+static const struct cli_option options[] = {
+    CLI_URL,
+    CLI_QUEUE,
+    CLI_PREFIX(O_PREFIX),
+    {"id", O_ID, "ID", "use this job id instead of a new UUID (not with --stdin)"},
+    {"retries", O_RETRIES, "N", "retries after a transient failure (default: the function's)"},
+    {"timeout", O_TIMEOUT, "D", "time limit of one attempt (default: the function's)"},
+    {"in", O_IN, "D", "run no sooner than D from now (e.g. 30s, 5m)"},
+    {"at", O_AT, "T", "run no sooner than Unix time T"},
+    {"stdin", O_STDIN, NULL, "read jobs from standard input"},
+    {"quiet", O_QUIET, NULL, "do not print job ids"},
+    {"no-check", O_NO_CHECK, NULL, "send jobs without checking them against the catalog"},
+    {"list-functions", O_LIST, NULL,
+     "print the functions workers serve, which live workers serve\n"
+     "each, and when each was last served; then exit"},
+    CLI_HELP,
+    CLI_VERSION,
+};
+
 static void usage(FILE *f)
 {
     fprintf(f,
@@ -42,32 +65,20 @@ static void usage(FILE *f)
 "checked first against the functions workers have published in Redis (and the built-ins):\n"
 "an unknown function, or the wrong number or type of arguments, is refused; a function no\n"
 "live worker serves right now is accepted with a warning (the job waits for one).\n"
-"Arguments declared integer, number or json are sent as JSON values. With --stdin, read one job a line (FUNC ARG..., separated by spaces or tabs; \"double\n"
+"Arguments declared integer, number or json are sent as JSON values.\n"
+"\n"
+"With --stdin, read one job a line (FUNC ARG..., separated by spaces or tabs; \"double\n"
 "quotes\" keep spaces, with \\\" and \\\\ inside them; blank lines and lines starting with #\n"
 "are skipped) and enqueue them in pipelined batches of %d, printing one id a line.\n"
 "\n"
-"Options:\n"
-"  -u, --url URL        Redis URL, redis://[[user]:pass@]host[:port][/db] or\n"
-"                       unix:///path.sock[?db=N] (default: $CQ_REDIS_URL, else\n"
-"                       redis://127.0.0.1:6379)\n"
-"  -q, --queue NAME     queue to add to (default: default)\n"
-"      --prefix P       key prefix (default: $CQ_PREFIX, else \"cq:\")\n"
-"      --id ID          use this job id instead of a new UUID (not with --stdin)\n"
-"      --retries N      retries after a transient failure (default: the function's)\n"
-"      --timeout D      time limit of one attempt (default: the function's)\n"
-"      --in D           run no sooner than D from now (e.g. 30s, 5m)\n"
-"      --at T           run no sooner than Unix time T\n"
-"      --stdin          read jobs from standard input\n"
-"      --quiet          do not print job ids\n"
-"      --no-check       send jobs without checking them against the catalog\n"
-"      --list-functions print the functions workers serve, which live workers serve\n"
-"                       each, and when each was last served; then exit\n"
-"  -h, --help           print this help and exit\n"
-"  -V, --version        print the version and exit\n"
+"Options:\n", BATCH);
+    cli_print(f, options, sizeof options / sizeof options[0]);
+    fprintf(f,
 "\n"
+"Durations take a unit: 250ms, 30s, 5m, 2h (a bare number is seconds).\n"
 "Exit status: 0 when every job was enqueued; 1 when Redis failed (the ids printed are those\n"
 "of the jobs that were enqueued; jobs go in transactions of 1,000); 2 for a usage error or\n"
-"a job the check refuses (nothing from that line on is enqueued).\n", BATCH);
+"a job the check refuses (nothing from that line on is enqueued).\n");
 }
 
 /* Split line into fields in place (see usage for the rules). Returns the field count, or -1
@@ -232,6 +243,50 @@ static int bad(const char *opt, const char *val)
     return 2;
 }
 
+/* Parse the options into o. Returns -1 to go on, or an exit status. */
+static int parse_options(struct opts *o, int *list, int argc, char **argv)
+{
+    struct option *longopts;
+    char *shortopts;
+    double d;
+    long v;
+    int c, rc = 0;
+
+    /* Parsing stops at the first non-option, so job args may start with '-'. */
+    cli_getopt(options, sizeof options / sizeof options[0], 1, &longopts, &shortopts);
+    while (rc == 0 && (c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+        switch (c) {
+        case 'u': o->url = optarg; break;
+        case 'q': o->queue = optarg; break;
+        case O_PREFIX: o->prefix = optarg; break;
+        case O_ID: o->id = optarg; break;
+        case O_RETRIES:
+            if (parse_long(optarg, 0, 1000, &v) != 0) rc = bad("--retries", optarg);
+            else o->retries = (int)v;
+            break;
+        case O_TIMEOUT:
+            if (parse_duration(optarg, &o->timeout) != 0 || o->timeout <= 0)
+                rc = bad("--timeout", optarg);
+            break;
+        case O_IN:
+            if (parse_duration(optarg, &d) != 0) rc = bad("--in", optarg);
+            else o->at = time_now() + d;
+            break;
+        case O_AT:
+            if (parse_duration(optarg, &d) != 0) rc = bad("--at", optarg);
+            else o->at = d;
+            break;
+        case O_STDIN: o->use_stdin = 1; break;
+        case O_QUIET: o->quiet = 1; break;
+        case O_NO_CHECK: o->no_check = 1; break;
+        case O_LIST: *list = 1; break;
+        default: rc = cli_standard(c, "cenqueue", CQ_VERSION, usage); break;
+        }
+    }
+    cli_free(longopts, shortopts);
+    return rc == CLI_DONE ? 0 : rc == 0 ? -1 : rc;
+}
+
 /* A client that knows download_link as cworker declares it, even before any worker has
  * published it. NULL (message printed) when it cannot connect. */
 static cq_client *connect_client(const struct opts *o, int *rc)
@@ -258,67 +313,17 @@ static cq_client *connect_client(const struct opts *o, int *rc)
 
 int main(int argc, char **argv)
 {
-    enum { O_PREFIX = 256, O_ID, O_RETRIES, O_TIMEOUT, O_IN, O_AT, O_STDIN, O_QUIET,
-           O_NO_CHECK, O_LIST };
-    static const struct option longopts[] = {
-        {"url", required_argument, NULL, 'u'},
-        {"queue", required_argument, NULL, 'q'},
-        {"prefix", required_argument, NULL, O_PREFIX},
-        {"id", required_argument, NULL, O_ID},
-        {"retries", required_argument, NULL, O_RETRIES},
-        {"timeout", required_argument, NULL, O_TIMEOUT},
-        {"in", required_argument, NULL, O_IN},
-        {"at", required_argument, NULL, O_AT},
-        {"stdin", no_argument, NULL, O_STDIN},
-        {"quiet", no_argument, NULL, O_QUIET},
-        {"no-check", no_argument, NULL, O_NO_CHECK},
-        {"list-functions", no_argument, NULL, O_LIST},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0},
-    };
     struct opts o;
     cq_client *cl;
     char err[1024];
-    double d;
-    long v;
-    int c, rc = 0, list = 0;
+    int rc = 0, list = 0;
 
     memset(&o, 0, sizeof o);
     o.queue = "default";
     o.retries = -1;
-    /* "+" stops at the first non-option, so job args may start with '-'. */
-    while ((c = getopt_long(argc, argv, "+u:q:hV", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'u': o.url = optarg; break;
-        case 'q': o.queue = optarg; break;
-        case O_PREFIX: o.prefix = optarg; break;
-        case O_ID: o.id = optarg; break;
-        case O_RETRIES:
-            if (parse_long(optarg, 0, 1000, &v) != 0) return bad("--retries", optarg);
-            o.retries = (int)v;
-            break;
-        case O_TIMEOUT:
-            if (parse_duration(optarg, &o.timeout) != 0 || o.timeout <= 0)
-                return bad("--timeout", optarg);
-            break;
-        case O_IN:
-            if (parse_duration(optarg, &d) != 0) return bad("--in", optarg);
-            o.at = time_now() + d;
-            break;
-        case O_AT:
-            if (parse_duration(optarg, &d) != 0) return bad("--at", optarg);
-            o.at = d;
-            break;
-        case O_STDIN: o.use_stdin = 1; break;
-        case O_QUIET: o.quiet = 1; break;
-        case O_NO_CHECK: o.no_check = 1; break;
-        case O_LIST: list = 1; break;
-        case 'h': usage(stdout); return 0;
-        case 'V': printf("cenqueue %s\n", CQ_VERSION); return 0;
-        default: usage(stderr); return 2;
-        }
-    }
+    rc = parse_options(&o, &list, argc, argv);
+    if (rc >= 0) return rc;
+    rc = 0;
     if (list) {
         if (optind < argc || o.use_stdin) {
             fprintf(stderr, "cenqueue: --list-functions takes no job (see cenqueue --help)\n");

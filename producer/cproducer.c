@@ -25,7 +25,7 @@
  *   - --dry-run needs no Redis; --dry-run with --wait is a usage error.
  *   - SIGINT/SIGTERM: the current step stops at the next safe point (between requests,
  *     between batches, between polls) and the run exits 1; a second signal kills at once.
- *   - --mode sequential|threads|processes|async (issue 5) downloads the links here instead
+ *   - --mode sequential|threads|processes|async downloads the links here instead
  *     of enqueueing them, as the lesson does before it reaches for Redis; producer/local.c
  *     runs them with the same download_link code as cworker. No Redis is touched, so the
  *     options that only mean something for Redis (-u, -q, --prefix, --wait, --wait-timeout)
@@ -54,6 +54,7 @@
 
 #include <cq/cq.h>
 
+#include "cli.h"
 #include "functions.h"
 #include "gallery.h"
 #include "http.h"
@@ -103,72 +104,85 @@ static void on_signal(int sig)
     stopping = 1;
 }
 
+enum { O_API = 256, O_SECTION, O_SORT, O_WINDOW, O_PAGE, O_PAGES, O_TYPES, O_ALBUMS, O_DIR,
+       O_PREFIX, O_DRY, O_WAIT, O_WAIT_TIMEOUT, O_MAX_WAIT, O_MODE, O_ROOT };
+
+static const struct cli_option options[] = {
+    {NULL, 0, NULL, "Gallery:"},
+    {"api-url", O_API, "URL",
+     "gallery base URL (default " GALLERY_DEFAULT_API_URL ");\n"
+     "album URLs are derived from it by removing \"gallery/\""},
+    {"section", O_SECTION, "S", "hot, top or user (default hot)"},
+    {"sort", O_SORT, "S", "viral, top, time or rising (default viral)"},
+    {"window", O_WINDOW, "W", "day, week, month, year or all (default day; only top uses it)"},
+    {"page", O_PAGE, "N", "first page, from 0 (default 0)"},
+    {"pages", O_PAGES, "K",
+     "pages to fetch, 1..1000 (default 1); stops at an empty page\n"
+     "(without --section/--sort/--window/--page/--pages the bare\n"
+     "gallery URL is asked, as in the lesson)"},
+    {"types", O_TYPES, "LIST",
+     "keep images of these MIME types instead, comma-separated,\n"
+     "e.g. image/jpeg,image/png (image/* for every image);\n"
+     "default: keep links ending in \".jpg\", the lesson's rule"},
+    {"albums", O_ALBUMS, "MODE",
+     "drop (default) or expand: fetch each album's images and filter\n"
+     "them like the others"},
+    {"max-wait", O_MAX_WAIT, "D",
+     "time the run may spend waiting on rate limits and retries, e.g.\n"
+     "60, 90s, 5m (default 60s); a longer wait fails the run at once"},
+    {NULL, 0, NULL, "Jobs:"},
+    {"dir", O_DIR, "DIR", "directory argument of every job (default images)"},
+    CLI_QUEUE,
+    CLI_URL,
+    CLI_PREFIX(O_PREFIX),
+    {"dry-run", O_DRY, NULL, "print the links, one a line, and enqueue nothing (no Redis)"},
+    {"wait", O_WAIT, NULL,
+     "wait until every job of this run has finished or failed,\n"
+     "with a progress line when stderr is a terminal; then print\n"
+     "\"Took N.NNs\" and a summary"},
+    {"wait-timeout", O_WAIT_TIMEOUT, "D", "stop waiting after D, e.g. 90s or 10m (default: no limit)"},
+    {NULL, 0, NULL, "Local modes (no Redis, no cworker: download the links here, as the lesson does):"},
+    {"mode", O_MODE, "MODE",
+     "sequential  one link after another (the lesson's single.py)\n"
+     "threads     N threads fed by a queue (DownloadWorker)\n"
+     "processes   N forked processes sharing the links (Pool(N).map)\n"
+     "async       one thread, N transfers in flight (curl multi)\n"
+     "then print \"Took N.NNs\" and \"downloaded D, failed F, B bytes\";\n"
+     "a failed link is reported on stderr and does not stop the run"},
+    {"jobs", 'j', "N",
+     "threads, processes or transfers in flight, 1..256 (default 8;\n"
+     "sequential ignores it)"},
+    {"download-root", O_ROOT, "R",
+     "write to R/DIR instead of ./DIR (created if missing), as\n"
+     "cworker --download-root\n"
+     "-u, -q, --prefix, --wait, --wait-timeout and --dry-run do not\n"
+     "go with --mode"},
+    {NULL, 0, NULL, "Other:"},
+    {"verbose", 'v', NULL,
+     "log rate-limit credits and counts to stderr; twice: also every\n"
+     "request and every job id"},
+    CLI_HELP,
+    CLI_VERSION,
+};
+
 static void usage(FILE *f)
 {
     fprintf(f,
 "Usage: " PROG " [OPTION]...\n"
 "Ask the Imgur API for a gallery and enqueue one job " FUNC "(DIR, LINK) per image link,\n"
-"for cworker to run.\n"
-"\n"
-"Gallery:\n"
-"      --api-url URL     gallery base URL (default " GALLERY_DEFAULT_API_URL ");\n"
-"                        album URLs are derived from it by removing \"gallery/\"\n"
-"      --section S       hot, top or user (default hot)\n"
-"      --sort S          viral, top, time or rising (default viral)\n"
-"      --window W        day, week, month, year or all (default day; only top uses it)\n"
-"      --page N          first page, from 0 (default 0)\n"
-"      --pages K         pages to fetch, 1..1000 (default 1); stops at an empty page\n"
-"                        (without --section/--sort/--window/--page/--pages the bare\n"
-"                        gallery URL is asked, as in the lesson)\n"
-"      --types LIST      keep images of these MIME types instead, comma-separated,\n"
-"                        e.g. image/jpeg,image/png (image/* for every image);\n"
-"                        default: keep links ending in \".jpg\", the lesson's rule\n"
-"      --albums MODE     drop (default) or expand: fetch each album's images and filter\n"
-"                        them like the others\n"
-"      --max-wait D      time the run may spend waiting on rate limits and retries, e.g.\n"
-"                        60, 90s, 5m (default 60s); a longer wait fails the run at once\n"
-"\n"
-"Jobs:\n"
-"      --dir DIR         directory argument of every job (default images)\n"
-"  -q, --queue QUEUE     queue to enqueue to (default \"default\")\n"
-"  -u, --url URL         Redis URL redis://[user:pass@]host[:port][/db]\n"
-"                        (default $CQ_REDIS_URL, then redis://127.0.0.1:6379)\n"
-"      --prefix P        Redis key prefix (default $CQ_PREFIX, then \"cq:\")\n"
-"      --dry-run         print the links, one a line, and enqueue nothing (no Redis)\n"
-"      --wait            wait until every job of this run has finished or failed,\n"
-"                        with a progress line when stderr is a terminal; then print\n"
-"                        \"Took N.NNs\" and a summary\n"
-"      --wait-timeout D  stop waiting after D, e.g. 90s or 10m (default: no limit)\n"
-"\n"
-"Local modes (no Redis, no cworker: download the links here, as the lesson does):\n"
-"      --mode MODE       sequential  one link after another (the lesson's single.py)\n"
-"                        threads     N threads fed by a queue (DownloadWorker)\n"
-"                        processes   N forked processes sharing the links (Pool(N).map)\n"
-"                        async       one thread, N transfers in flight (curl multi)\n"
-"                        then print \"Took N.NNs\" and \"downloaded D, failed F, B bytes\";\n"
-"                        a failed link is reported on stderr and does not stop the run\n"
-"  -j, --jobs N          threads, processes or transfers in flight, 1..256 (default 8;\n"
-"                        sequential ignores it)\n"
-"      --download-root R write to R/DIR instead of ./DIR (created if missing), as\n"
-"                        cworker --download-root\n"
-"                        -u, -q, --prefix, --wait, --wait-timeout and --dry-run do not\n"
-"                        go with --mode\n"
-"\n"
-"Other:\n"
-"  -v, --verbose         log rate-limit credits and counts to stderr; twice: also every\n"
-"                        request and every job id\n"
-"  -h, --help            show this help and exit\n"
-"  -V, --version         show the version and exit\n"
+"for cworker to run.\n");
+    cli_print(f, options, sizeof options / sizeof options[0]);
+    fprintf(f,
 "\n"
 "Links are enqueued once each, in the order the API listed them. stdout carries only the\n"
 "result: the links (--dry-run), \"enqueued N jobs to queue Q\", and with --wait the time\n"
 "and the summary; everything else goes to stderr.\n"
 "\n"
 "Environment:\n"
-"  IMGUR_CLIENT_ID       required: the client id of your Imgur application, sent as\n"
-"                        \"Authorization: Client-ID <id>\"\n"
-"  CQ_REDIS_URL          default for -u\n"
-"  CQ_PREFIX             default for --prefix\n"
+"  IMGUR_CLIENT_ID          required: the client id of your Imgur application, sent as\n"
+"                           \"Authorization: Client-ID <id>\"\n"
+"  CQ_REDIS_URL             default for -u\n"
+"  CQ_PREFIX                default for --prefix\n"
 "\n"
 "Exit status:\n"
 "  0  success\n"
@@ -209,45 +223,38 @@ static void note_redis_opt(struct config *c, const char *opt)
 
 /* Returns -1 to go on, or the exit status (help, version, usage error). */
 static int check_args(struct config *c);
+static int parse_loop(int argc, char **argv, struct config *c, const struct option *longopts,
+                      const char *shortopts);
 
 static int parse_args(int argc, char **argv, struct config *c)
 {
-    enum { O_API = 256, O_SECTION, O_SORT, O_WINDOW, O_PAGE, O_PAGES, O_TYPES, O_ALBUMS,
-           O_DIR, O_PREFIX, O_DRY, O_WAIT, O_WAIT_TIMEOUT, O_MAX_WAIT, O_MODE, O_ROOT };
-    static const struct option opts[] = {
-        {"api-url", required_argument, NULL, O_API},
-        {"section", required_argument, NULL, O_SECTION},
-        {"sort", required_argument, NULL, O_SORT},
-        {"window", required_argument, NULL, O_WINDOW},
-        {"page", required_argument, NULL, O_PAGE},
-        {"pages", required_argument, NULL, O_PAGES},
-        {"types", required_argument, NULL, O_TYPES},
-        {"albums", required_argument, NULL, O_ALBUMS},
-        {"max-wait", required_argument, NULL, O_MAX_WAIT},
-        {"dir", required_argument, NULL, O_DIR},
-        {"queue", required_argument, NULL, 'q'},
-        {"url", required_argument, NULL, 'u'},
-        {"prefix", required_argument, NULL, O_PREFIX},
-        {"dry-run", no_argument, NULL, O_DRY},
-        {"wait", no_argument, NULL, O_WAIT},
-        {"wait-timeout", required_argument, NULL, O_WAIT_TIMEOUT},
-        {"mode", required_argument, NULL, O_MODE},
-        {"jobs", required_argument, NULL, 'j'},
-        {"download-root", required_argument, NULL, O_ROOT},
-        {"verbose", no_argument, NULL, 'v'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0},
-    };
-    long n;
-    int opt;
+    struct option *longopts;
+    char *shortopts;
+    int rc;
 
     memset(c, 0, sizeof *c);
     gallery_opts_default(&c->g);
     c->dir = "images";
     c->queue = "default";
+    cli_getopt(options, sizeof options / sizeof options[0], 0, &longopts, &shortopts);
+    rc = parse_loop(argc, argv, c, longopts, shortopts);
+    cli_free(longopts, shortopts);
+    if (rc >= 0)
+        return rc;
+    if (optind < argc)
+        return usage_error("unexpected argument \"%s\"", argv[optind]);
+    return check_args(c);
+}
+
+/* The getopt loop of parse_args. Returns -1 when every option was taken, or an exit status. */
+static int parse_loop(int argc, char **argv, struct config *c, const struct option *longopts,
+                      const char *shortopts)
+{
+    long n;
+    int opt;
+
     for (;;) {
-        opt = getopt_long(argc, argv, "q:u:j:vhV", opts, NULL);
+        opt = getopt_long(argc, argv, shortopts, longopts, NULL);
         if (opt == -1)
             break;
         switch (opt) {
@@ -303,16 +310,12 @@ static int parse_args(int argc, char **argv, struct config *c)
             break;
         case O_ROOT: c->download_root = optarg; break;
         case 'v': c->verbose++; break;
-        case 'h': usage(stdout); return EXIT_OK;
-        case 'V': printf(PROG " " CQ_VERSION "\n"); return EXIT_OK;
         default:
-            fputs("Try '" PROG " --help' for more information.\n", stderr);
-            return EXIT_USAGE;
+            opt = cli_standard(opt, PROG, CQ_VERSION, usage);
+            return opt == CLI_DONE ? EXIT_OK : EXIT_USAGE;
         }
     }
-    if (optind < argc)
-        return usage_error("unexpected argument \"%s\"", argv[optind]);
-    return check_args(c);
+    return -1;
 }
 
 /* The options that exclude each other, and the values checked only together. Returns -1
@@ -354,16 +357,16 @@ static void notify(void *arg, int level, const char *line)
 static void log_credits(const struct logger *lg, const struct gallery_credits *cr,
                         const struct gallery_stats *st)
 {
-    LOG(lg, LOG_INFO, "imgur: %ld requests, %ld pages, %ld items (%ld albums, %ld fetched), "
+    LOG(lg, CQ_LOG_INFO, "imgur: %ld requests, %ld pages, %ld items (%ld albums, %ld fetched), "
         "%ld links kept, %ld duplicates, %ld filtered out, %ld malformed",
         st->requests, st->pages, st->items, st->albums, st->albums_fetched, st->kept,
         st->duplicates, st->filtered, st->skipped);
     if (cr->client_remaining < 0 && cr->user_remaining < 0) {
-        LOG(lg, LOG_INFO, "imgur: no rate-limit headers seen");
+        LOG(lg, CQ_LOG_INFO, "imgur: no rate-limit headers seen");
         return;
     }
     long long in = cr->user_reset > 0 ? cr->user_reset - (long long)time(NULL) : -1;
-    LOG(lg, LOG_INFO, "imgur credits: client %ld of %ld left, user %ld of %ld left, "
+    LOG(lg, CQ_LOG_INFO, "imgur credits: client %ld of %ld left, user %ld of %ld left, "
         "user credits reset in %llds", cr->client_remaining, cr->client_limit,
         cr->user_remaining, cr->user_limit, in > 0 ? in : 0);
 }
@@ -419,12 +422,12 @@ static int enqueue(const struct config *c, const struct logger *lg, cq_client *c
         if (off == 0 && cq_client_check(cl, jobs[0], warn, sizeof warn, err, sizeof err) != 0)
             rc = -1;
         else if (off == 0 && warn[0])
-            LOG(lg, LOG_WARN, "%s", warn);
+            LOG(lg, CQ_LOG_WARN, "%s", warn);
         if (rc == 0) rc = cq_enqueue(cl, jobs, m, CQ_NO_CHECK, err, sizeof err);
         for (size_t i = 0; i < m; i++) {
             if (cq_jobspec_enqueued(jobs[i])) {
                 str_copy(ids[off + i], ID_MAX + 1, cq_jobspec_id(jobs[i]));
-                LOG(lg, LOG_DEBUG, "job %s %s", ids[off + i], links->v[off + i]);
+                LOG(lg, CQ_LOG_DEBUG, "job %s %s", ids[off + i], links->v[off + i]);
             }
             cq_jobspec_free(jobs[i]);
         }
@@ -526,7 +529,7 @@ static int wait_jobs(const struct config *c, const struct logger *lg, cq_client 
         if (poll_once(cl, &w, err, sizeof err) != 0) {
             /* A Redis restart should not lose a long wait: reconnect for a while. */
             if (!t_fail) {
-                LOG(lg, LOG_WARN, "lost Redis while waiting: %s; reconnecting", err);
+                LOG(lg, CQ_LOG_WARN, "lost Redis while waiting: %s; reconnecting", err);
                 t_fail = time_mono_ms();
             } else if (time_mono_ms() - t_fail > REDIS_RETRY_S * 1000LL) {
                 if (shown)
@@ -573,7 +576,7 @@ static int wait_jobs(const struct config *c, const struct logger *lg, cq_client 
     }
     if (w.failed || open)
         rc = EXIT_RUNTIME;
-    LOG(lg, LOG_INFO, "waited %.2fs for %zu jobs", (double)(time_mono_ms() - t_wait) / 1000.0,
+    LOG(lg, CQ_LOG_INFO, "waited %.2fs for %zu jobs", (double)(time_mono_ms() - t_wait) / 1000.0,
         n);
 out:
     for (size_t i = 0; i < w.failed && i < SHOW_FAILED; i++)
@@ -615,7 +618,7 @@ static int run_local(const struct config *c, const struct logger *lg,
     o.stop = &stopping;
     o.lg = lg;
     if (links->n == 0)
-        LOG(lg, LOG_WARN, "no links matched: nothing to download");
+        LOG(lg, CQ_LOG_WARN, "no links matched: nothing to download");
     if (local_run(&o, (const char *const *)links->v, links->n, &sum) != 0)
         return EXIT_RUNTIME;
     printf("Took %.2fs\n", (double)(time_mono_ms() - t_start) / 1000.0);
@@ -671,7 +674,7 @@ int main(int argc, char **argv)
 {
     long long t_start = time_mono_ms();
     struct config c;
-    struct logger logger = {PROG, LOG_WARN};
+    struct logger logger = {PROG, CQ_LOG_WARN};
     const struct logger *lg = &logger;
     struct gallery_links links;
     cq_client *cl = NULL;
@@ -681,7 +684,7 @@ int main(int argc, char **argv)
     rc = parse_args(argc, argv, &c);
     if (rc >= 0)
         return rc;
-    logger.level = c.verbose >= 2 ? LOG_DEBUG : c.verbose == 1 ? LOG_INFO : LOG_WARN;
+    logger.level = c.verbose >= 2 ? CQ_LOG_DEBUG : c.verbose == 1 ? CQ_LOG_INFO : CQ_LOG_WARN;
     setup_signals();
     if (c.local) {
         rc = open_root(&c);
@@ -708,7 +711,7 @@ int main(int argc, char **argv)
         goto out;
     }
     if (links.n == 0)
-        LOG(lg, LOG_WARN, "no links matched: nothing to enqueue");
+        LOG(lg, CQ_LOG_WARN, "no links matched: nothing to enqueue");
     ids = xcalloc(links.n ? links.n : 1, sizeof *ids);
     if (enqueue(&c, lg, cl, &links, ids) != 0)
         goto out;

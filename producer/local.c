@@ -116,7 +116,7 @@ static void note(struct run *r, size_t i, int ok, long long bytes, const char *e
         if (ok) {
             r->sum->downloaded++;
             r->sum->bytes += bytes;
-            LOG(r->o->lg, LOG_DEBUG, "downloaded %s (%lld bytes)", r->links[i], bytes);
+            LOG(r->o->lg, CQ_LOG_DEBUG, "downloaded %s (%lld bytes)", r->links[i], bytes);
         } else {
             r->sum->failed++;
             undraw(r);
@@ -282,7 +282,7 @@ static int run_threads(struct run *r, int jobs)
         goto out;
     }
     if (started < jobs)
-        LOG(r->o->lg, LOG_WARN, "threads: going on with %d of %d workers", started, jobs);
+        LOG(r->o->lg, CQ_LOG_WARN, "threads: going on with %d of %d workers", started, jobs);
     for (size_t i = 0; i < r->n; i++)
         work_put(&q, i);
     work_close(&q);
@@ -444,7 +444,7 @@ static size_t take_messages(struct run *r, char *buf, size_t fill)
         memcpy(&m, buf + off, sizeof m);
         if (m.len > MSG_TEXT_MAX) {
             /* Cannot happen with our children; drop the stream rather than misread it. */
-            LOG(r->o->lg, LOG_ERROR, "processes: malformed result message");
+            LOG(r->o->lg, CQ_LOG_ERROR, "processes: malformed result message");
             return fill;
         }
         if (fill - off < sizeof m + m.len)
@@ -532,7 +532,7 @@ static int run_processes(struct run *r, int jobs)
         return -1;
     }
     if (nkids < jobs)
-        LOG(r->o->lg, LOG_WARN, "processes: going on with %d of %d children", nkids, jobs);
+        LOG(r->o->lg, CQ_LOG_WARN, "processes: going on with %d of %d children", nkids, jobs);
     fcntl(work[1], F_SETFL, fcntl(work[1], F_GETFL) | O_NONBLOCK);
     fcntl(results[0], F_SETFL, fcntl(results[0], F_GETFL) | O_NONBLOCK);
 
@@ -591,7 +591,7 @@ static int run_processes(struct run *r, int jobs)
             ;
         if (WIFSIGNALED(st) || (WIFEXITED(st) && WEXITSTATUS(st) != 0)) {
             dead++;
-            LOG(r->o->lg, LOG_WARN, "processes: child %ld ended with %s %d", (long)pids[c],
+            LOG(r->o->lg, CQ_LOG_WARN, "processes: child %ld ended with %s %d", (long)pids[c],
                 WIFSIGNALED(st) ? "signal" : "status",
                 WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
         }
@@ -788,7 +788,7 @@ int local_run(const struct local_opts *o, const char *const *links, size_t n,
         jobs = n ? (int)n : 1;
     if (o->mode == LOCAL_SEQUENTIAL)
         jobs = 1;
-    LOG(o->lg, LOG_INFO, "%s: %zu links, %d at a time, into %s/%s", local_mode_name(o->mode),
+    LOG(o->lg, CQ_LOG_INFO, "%s: %zu links, %d at a time, into %s/%s", local_mode_name(o->mode),
         n, jobs, o->root, o->dir);
     r.t0 = time_mono_ms();
     switch (o->mode) {

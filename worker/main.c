@@ -13,6 +13,7 @@
 #include <cq/cq.h>
 
 #include "functions.h"
+#include "cli.h"
 #include "http.h"
 #include "util.h"
 
@@ -24,6 +25,53 @@ static void on_signal(int sig)
     cq_worker_stop(the_worker);
 }
 
+enum { O_PREFIX = 256, O_MAX_JOBS, O_SHUTDOWN, O_ROOT, O_MAX_SIZE, O_CONNECT, O_RETRY_BASE,
+       O_RESULT_TTL, O_FAILURE_TTL, O_LOG_LEVEL, O_LIST, O_LOAD, O_COMMAND, O_COMMAND_FILE };
+
+static const struct cli_option options[] = {
+    CLI_URL,
+    CLI_PREFIX(O_PREFIX),
+    {"concurrency", 'c', "N", "jobs run at once, each on its own thread (default 16)"},
+    {"burst", 'b', NULL,
+     "exit 0 once the queues are empty and no job is running\n"
+     "(jobs scheduled for later, retries included, stay for\n"
+     "other workers, as with rq worker --burst)"},
+    {"max-jobs", O_MAX_JOBS, "N", "exit 0 after taking N jobs and finishing them"},
+    {"shutdown-timeout", O_SHUTDOWN, "D",
+     "on SIGTERM/SIGINT, time running jobs get to finish before they\n"
+     "go back to their queues (default 25s); a second signal puts\n"
+     "them back at once"},
+    {"download-root", O_ROOT, "DIR",
+     "download_link writes only below DIR (default: the working\n"
+     "directory); created if missing"},
+    {"max-size", O_MAX_SIZE, "SIZE", "largest download, e.g. 50M (default 50M)"},
+    {"connect-timeout", O_CONNECT, "D", "HTTP connect timeout (default 10s)"},
+    {"retry-base", O_RETRY_BASE, "D",
+     "delay before the first retry, doubled for each further one,\n"
+     "with jitter (default 1s; capped at 1h)"},
+    {"result-ttl", O_RESULT_TTL, "SECS",
+     "keep a finished job's status this long (default 500; 0 = drop\n"
+     "at once; -1 = keep)"},
+    {"failure-ttl", O_FAILURE_TTL, "SECS",
+     "keep a failed job's status this long (default 31536000, a year)"},
+    {"log-level", O_LOG_LEVEL, "LEVEL", "error, warn, info or debug (default info)"},
+    {"load", O_LOAD, "PATH.so",
+     "load a plugin: a shared object whose cq_plugin_init registers\n"
+     "functions (repeatable; also $CQ_PLUGINS, paths separated by\n"
+     "':'); see docs/EXTENDING.md"},
+    {"command", O_COMMAND, "NAME=PROGRAM",
+     "serve the function NAME by running PROGRAM with the job's args\n"
+     "as its argv, never through a shell; NAME:ARGS=PROGRAM declares\n"
+     "the arguments (e.g. 'resize:FILE WIDTH:integer=/usr/bin/x');\n"
+     "exit 0 finishes the job, 75 fails it transiently (retried),\n"
+     "any other status fails it (repeatable)"},
+    {"command-file", O_COMMAND_FILE, "FILE",
+     "one NAME=PROGRAM or NAME:ARGS=PROGRAM a line (# comments)"},
+    {"list-functions", O_LIST, NULL, "print the functions this worker would serve and exit"},
+    CLI_HELP,
+    CLI_VERSION,
+};
+
 static void usage(FILE *f)
 {
     fprintf(f,
@@ -33,49 +81,15 @@ static void usage(FILE *f)
 "the function registry. With several queues, a queue is served only while those before it\n"
 "are empty (strict priority: cworker high default low).\n"
 "\n"
-"Options:\n"
-"  -u, --url URL            Redis URL, redis://[[user]:pass@]host[:port][/db] or\n"
-"                           unix:///path.sock[?db=N] (default: $CQ_REDIS_URL, else\n"
-"                           redis://127.0.0.1:6379)\n"
-"      --prefix P           key prefix (default: $CQ_PREFIX, else \"cq:\")\n"
-"  -c, --concurrency N      jobs run at once, each on its own thread (default 16)\n"
-"  -b, --burst              exit 0 once the queues are empty and no job is running\n"
-"                           (jobs scheduled for later, retries included, stay for\n"
-"                           other workers, as with rq worker --burst)\n"
-"      --max-jobs N         exit 0 after taking N jobs and finishing them\n"
-"      --shutdown-timeout D on SIGTERM/SIGINT, time running jobs get to finish before they\n"
-"                           go back to their queues (default 25s); a second signal puts\n"
-"                           them back at once\n"
-"      --download-root DIR  download_link writes only below DIR (default: the working\n"
-"                           directory); created if missing\n"
-"      --max-size SIZE      largest download, e.g. 50M (default 50M)\n"
-"      --connect-timeout D  HTTP connect timeout (default 10s)\n"
-"      --retry-base D       delay before the first retry, doubled for each further one,\n"
-"                           with jitter (default 1s; capped at 1h)\n"
-"      --result-ttl SECS    keep a finished job's status this long (default 500; 0 = drop\n"
-"                           at once; -1 = keep)\n"
-"      --failure-ttl SECS   keep a failed job's status this long (default 31536000, a year)\n"
-"      --log-level LEVEL    error, warn, info or debug (default info)\n"
-"      --load PATH.so       load a plugin: a shared object whose cq_plugin_init registers\n"
-"                           functions (repeatable; also $CQ_PLUGINS, paths separated by\n"
-"                           ':'); see docs/EXTENDING.md\n"
-"      --command NAME=PROGRAM\n"
-"                           serve the function NAME by running PROGRAM with the job's args\n"
-"                           as its argv, never through a shell; NAME:ARGS=PROGRAM declares\n"
-"                           the arguments (e.g. 'resize:FILE WIDTH:integer=/usr/bin/x');\n"
-"                           exit 0 finishes the job, 75 fails it transiently (retried),\n"
-"                           any other status fails it (repeatable)\n"
-"      --command-file FILE  one NAME=PROGRAM or NAME:ARGS=PROGRAM a line (# comments)\n"
-"      --list-functions     print the functions this worker would serve and exit\n"
-"  -h, --help               print this help and exit\n"
-"  -V, --version            print the version and exit\n"
+"Options:\n");
+    cli_print(f, options, sizeof options / sizeof options[0]);
+    fprintf(f,
 "\n"
 "Durations take a unit: 250ms, 30s, 5m, 2h (a bare number is seconds).\n"
 "Exit status: 0 after a clean stop (signal, --burst, --max-jobs); 1 when the worker could\n"
 "not start (Redis unreachable, bad download root, a plugin or command that cannot load, no\n"
-"threads), or could not deregister when\n"
-"it stopped (its unfinished jobs then return to their queues when its lease expires); 2 for\n"
-"a usage error.\n");
+"threads), or could not deregister when it stopped (its unfinished jobs then return to\n"
+"their queues when its lease expires); 2 for a usage error.\n");
 }
 
 static int bad(const char *opt, const char *val)
@@ -136,9 +150,6 @@ static int load_env_plugins(cq_worker *w)
     return rc;
 }
 
-enum { O_PREFIX = 256, O_MAX_JOBS, O_SHUTDOWN, O_ROOT, O_MAX_SIZE, O_CONNECT, O_RETRY_BASE,
-       O_RESULT_TTL, O_FAILURE_TTL, O_LOG_LEVEL, O_LIST, O_LOAD, O_COMMAND, O_COMMAND_FILE };
-
 /* What the options ask for beyond the worker's own settings. */
 struct opts {
     struct http_limits limits;
@@ -178,28 +189,6 @@ static int set(cq_worker *w, const char *name, const char *value)
 /* Parse the command line into w and o. Returns -1 to go on, or an exit status. */
 static int parse_options(cq_worker *w, struct opts *o, int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"url", required_argument, NULL, 'u'},
-        {"prefix", required_argument, NULL, O_PREFIX},
-        {"concurrency", required_argument, NULL, 'c'},
-        {"burst", no_argument, NULL, 'b'},
-        {"max-jobs", required_argument, NULL, O_MAX_JOBS},
-        {"shutdown-timeout", required_argument, NULL, O_SHUTDOWN},
-        {"download-root", required_argument, NULL, O_ROOT},
-        {"max-size", required_argument, NULL, O_MAX_SIZE},
-        {"connect-timeout", required_argument, NULL, O_CONNECT},
-        {"retry-base", required_argument, NULL, O_RETRY_BASE},
-        {"result-ttl", required_argument, NULL, O_RESULT_TTL},
-        {"failure-ttl", required_argument, NULL, O_FAILURE_TTL},
-        {"log-level", required_argument, NULL, O_LOG_LEVEL},
-        {"list-functions", no_argument, NULL, O_LIST},
-        {"load", required_argument, NULL, O_LOAD},
-        {"command", required_argument, NULL, O_COMMAND},
-        {"command-file", required_argument, NULL, O_COMMAND_FILE},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0},
-    };
     /* Options that are the worker's own settings, by the names cq_worker_set takes. */
     static const char *const setting[] = {
         [O_PREFIX - 256] = "prefix", [O_MAX_JOBS - 256] = "max-jobs",
@@ -207,10 +196,12 @@ static int parse_options(cq_worker *w, struct opts *o, int argc, char **argv)
         [O_RESULT_TTL - 256] = "result-ttl", [O_FAILURE_TTL - 256] = "failure-ttl",
         [O_LOG_LEVEL - 256] = "log-level",
     };
-    char err[512];
+    struct option *longopts;
+    char err[512], *shortopts;
     int c, rc = 0, i;
 
-    while (rc == 0 && (c = getopt_long(argc, argv, "u:c:bhV", longopts, NULL)) != -1) {
+    cli_getopt(options, sizeof options / sizeof options[0], 0, &longopts, &shortopts);
+    while (rc == 0 && (c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
         switch (c) {
         case 'u': rc = set(w, "url", optarg); break;
         case 'c': rc = set(w, "concurrency", optarg); break;
@@ -231,12 +222,11 @@ static int parse_options(cq_worker *w, struct opts *o, int argc, char **argv)
         case O_LOAD: rc = add_to(o->loads, &o->nloads, 64, "load"); break;
         case O_COMMAND: rc = add_to(o->commands, &o->ncommands, 64, "command"); break;
         case O_COMMAND_FILE: rc = add_to(o->command_files, &o->nfiles, 16, "command-file"); break;
-        case 'h': usage(stdout); return 0;
-        case 'V': printf("cworker %s\n", CQ_VERSION); return 0;
-        default: usage(stderr); return 2;
+        default: rc = cli_standard(c, "cworker", CQ_VERSION, usage); break;
         }
     }
-    if (rc != 0) return rc;
+    cli_free(longopts, shortopts);
+    if (rc != 0) return rc == CLI_DONE ? 0 : rc;
     for (i = optind; i < argc; i++) {
         if (cq_worker_add_queue(w, argv[i], err, sizeof err) != 0) {
             fprintf(stderr, "cworker: %s\n", err);

@@ -60,8 +60,7 @@ static int is_ctl(unsigned char c)
 static int has_ctl(const char *s)
 {
     for (; *s != '\0'; s++) {
-        if (is_ctl((unsigned char)*s))
-            return 1;
+        if (is_ctl((unsigned char)*s)) return 1;
     }
     return 0;
 }
@@ -79,19 +78,16 @@ static void printable(char *dst, size_t len, const char *src)
 
 static int hexval(char c)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
     return -1;
 }
 
 /* Walk directory under rootfd. On success returns an O_DIRECTORY fd and writes the
  * normalised relative path ("a/b", or "" for the root itself) into norm. */
-static int open_dir(const char *root, const char *directory, char *norm, size_t normlen,
-                    char *err, size_t errlen)
+static int open_dir(const char *root, const char *directory, char *norm, size_t normlen, char *err,
+                    size_t errlen)
 {
     const char *p = directory;
     size_t nlen = 0;
@@ -109,8 +105,7 @@ static int open_dir(const char *root, const char *directory, char *norm, size_t 
         return -1;
     }
     if (directory[0] == '/') {
-        err_set(err, errlen, "directory '%s' escapes the download root (absolute path)",
-                directory);
+        err_set(err, errlen, "directory '%s' escapes the download root (absolute path)", directory);
         return -1;
     }
     norm[0] = '\0';
@@ -127,8 +122,7 @@ static int open_dir(const char *root, const char *directory, char *norm, size_t 
         if (clen == 0 || (clen == 1 && p[0] == '.')) {
             /* "a//b" and "a/./b" name the same directory as "a/b". */
             p += clen;
-            if (*p == '/')
-                p++;
+            if (*p == '/') p++;
             continue;
         }
         if (clen == 2 && p[0] == '.' && p[1] == '.') {
@@ -136,8 +130,8 @@ static int open_dir(const char *root, const char *directory, char *norm, size_t 
             goto fail;
         }
         if (clen > NAME_MAX) {
-            err_set(err, errlen, "directory '%s': a component is longer than %d bytes",
-                    directory, NAME_MAX);
+            err_set(err, errlen, "directory '%s': a component is longer than %d bytes", directory,
+                    NAME_MAX);
             goto fail;
         }
         memcpy(comp, p, clen);
@@ -146,8 +140,7 @@ static int open_dir(const char *root, const char *directory, char *norm, size_t 
             err_set(err, errlen, "directory '%s' is too long", directory);
             goto fail;
         }
-        if (nlen > 0)
-            norm[nlen++] = '/';
+        if (nlen > 0) norm[nlen++] = '/';
         memcpy(norm + nlen, comp, clen + 1);
         nlen += clen;
 
@@ -166,12 +159,10 @@ static int open_dir(const char *root, const char *directory, char *norm, size_t 
             struct stat st;
 
             if (fstatat(cur, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
-                err_set(err, errlen,
-                        "directory '%s' escapes the download root (symlink at '%s')",
+                err_set(err, errlen, "directory '%s' escapes the download root (symlink at '%s')",
                         directory, norm);
             else if (saved == ENOTDIR)
-                err_set(err, errlen, "directory '%s': '%s' is not a directory", directory,
-                        norm);
+                err_set(err, errlen, "directory '%s': '%s' is not a directory", directory, norm);
             else
                 err_set(err, errlen, "directory '%s': open '%s': %s", directory, norm,
                         strerror(saved));
@@ -180,8 +171,7 @@ static int open_dir(const char *root, const char *directory, char *norm, size_t 
         close(cur);
         cur = next;
         p += clen;
-        if (*p == '/')
-            p++;
+        if (*p == '/') p++;
     }
     return cur;
 
@@ -196,8 +186,7 @@ int download_open_dir(const char *root, const char *directory, char *err, size_t
     char msg[512];
     int fd = open_dir(root, directory, norm, sizeof(norm), msg, sizeof(msg));
 
-    if (fd < 0)
-        err_prefix(err, errlen, "download_open_dir", msg);
+    if (fd < 0) err_prefix(err, errlen, "download_open_dir", msg);
     return fd;
 }
 
@@ -228,12 +217,10 @@ static int filename_of(const char *url, char *name, size_t namelen, char *err, s
     auth = colon + 3;
     path = auth + strcspn(auth, "/?#");
     end = path;
-    if (*path == '/')
-        end = path + strcspn(path, "?#");
+    if (*path == '/') end = path + strcspn(path, "?#");
     /* The last segment of the path: the query and the fragment are not part of it. */
     seg = end;
-    while (seg > path && seg[-1] != '/')
-        seg--;
+    while (seg > path && seg[-1] != '/') seg--;
     slen = (size_t)(end - seg);
     if (slen == 0) {
         err_set(err, errlen, "%s: the link has no file name", url);
@@ -297,9 +284,9 @@ static void tmp_name(char *buf, size_t len, const char *name)
     uint64_t r;
 
     if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r)) {
-        static unsigned counter;   /* only when getrandom fails; uniqueness still comes from O_EXCL */
-        r = (uint64_t)time_mono_ms() ^ ((uint64_t)__atomic_add_fetch(&counter, 1,
-                                                                       __ATOMIC_RELAXED) << 40);
+        static unsigned counter; /* only when getrandom fails; uniqueness still comes from O_EXCL */
+        r = (uint64_t)time_mono_ms() ^
+            ((uint64_t)__atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED) << 40);
     }
     snprintf(buf, len, ".%.*s.cq-%ld-%016llx.tmp", TMP_NAME_KEEP, name, (long)getpid(),
              (unsigned long long)r);
@@ -326,16 +313,13 @@ static int link_tmpfile(int fd, int dirfd, const char *name, char *tmp, size_t t
     snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
     for (int tries = 0; tries < 5; tries++) {
         tmp_name(tmp, tmplen, name);
-        if (linkat(AT_FDCWD, proc, dirfd, tmp, AT_SYMLINK_FOLLOW) == 0)
-            return 0;
+        if (linkat(AT_FDCWD, proc, dirfd, tmp, AT_SYMLINK_FOLLOW) == 0) return 0;
         if (errno == ENOENT) {
             /* No /proc in this mount namespace: AT_EMPTY_PATH does the same but needs
              * CAP_DAC_READ_SEARCH, which is why it is only the second choice. */
-            if (linkat(fd, "", dirfd, tmp, AT_EMPTY_PATH) == 0)
-                return 0;
+            if (linkat(fd, "", dirfd, tmp, AT_EMPTY_PATH) == 0) return 0;
         }
-        if (errno != EEXIST)
-            return -1;
+        if (errno != EEXIST) return -1;
     }
     return -1;
 }
@@ -344,31 +328,26 @@ static int link_tmpfile(int fd, int dirfd, const char *name, char *tmp, size_t t
  * a link made before a failed rename) is removed. Safe to call twice. */
 static void release(struct download *d)
 {
-    if (d->fd >= 0)
-        close(d->fd);
-    if (d->dirfd >= 0 && d->named && d->tmp[0] != '\0')
-        unlinkat(d->dirfd, d->tmp, 0);
-    if (d->dirfd >= 0)
-        close(d->dirfd);
+    if (d->fd >= 0) close(d->fd);
+    if (d->dirfd >= 0 && d->named && d->tmp[0] != '\0') unlinkat(d->dirfd, d->tmp, 0);
+    if (d->dirfd >= 0) close(d->dirfd);
     d->fd = -1;
     d->dirfd = -1;
 }
 
 /* Everything before the first byte is fetched: the name, the directory, the temporary file.
  * On failure returns -1 with a message (without prefix) in msg and nothing left open. */
-static int prepare(struct download *d, const char *root, const char *directory,
-                   const char *link, char *msg, size_t msglen)
+static int prepare(struct download *d, const char *root, const char *directory, const char *link,
+                   char *msg, size_t msglen)
 {
     d->dirfd = -1;
     d->fd = -1;
     d->named = 0;
     d->link = link;
     d->tmp[0] = '\0';
-    if (filename_of(link, d->name, sizeof(d->name), msg, msglen) < 0)
-        return -1;
+    if (filename_of(link, d->name, sizeof(d->name), msg, msglen) < 0) return -1;
     d->dirfd = open_dir(root, directory, d->norm, sizeof(d->norm), msg, msglen);
-    if (d->dirfd < 0)
-        return -1;
+    if (d->dirfd < 0) return -1;
     if (strlen(d->norm) + 1 + strlen(d->name) + 1 > DOWNLOAD_PATH_MAX) {
         err_set(msg, msglen, "directory '%s': path too long", directory);
         release(d);
@@ -379,17 +358,16 @@ static int prepare(struct download *d, const char *root, const char *directory,
     if (d->fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
         for (int tries = 0; tries < 5 && d->fd < 0; tries++) {
             tmp_name(d->tmp, sizeof(d->tmp), d->name);
-            d->fd = openat(d->dirfd, d->tmp,
-                           O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-            if (d->fd < 0 && errno != EEXIST)
-                break;
+            d->fd = openat(d->dirfd, d->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                           0644);
+            if (d->fd < 0 && errno != EEXIST) break;
         }
         d->named = d->fd >= 0;
     }
     if (d->fd < 0) {
-        err_set(msg, msglen, "%s: temporary file in '%s': %s", link,
-                d->norm[0] ? d->norm : ".", strerror(errno));
-        d->tmp[0] = '\0';   /* nothing was created, nothing to remove */
+        err_set(msg, msglen, "%s: temporary file in '%s': %s", link, d->norm[0] ? d->norm : ".",
+                strerror(errno));
+        d->tmp[0] = '\0'; /* nothing was created, nothing to remove */
         release(d);
         return -1;
     }
@@ -411,7 +389,7 @@ static int commit(struct download *d, struct download_result *res, char *err, si
     }
     if (!d->named && link_tmpfile(d->fd, d->dirfd, d->name, d->tmp, sizeof(d->tmp)) < 0) {
         err_set(err, errlen, "download_link: %s: linkat: %s", d->link, strerror(errno));
-        d->tmp[0] = '\0';   /* nothing was linked, nothing to remove */
+        d->tmp[0] = '\0'; /* nothing was linked, nothing to remove */
         goto fail;
     }
     d->named = 1;
@@ -420,7 +398,7 @@ static int commit(struct download *d, struct download_result *res, char *err, si
                 strerror(errno));
         goto fail;
     }
-    d->named = 0;   /* the name is the final one now: keep it */
+    d->named = 0; /* the name is the final one now: keep it */
     release(d);
     /* Fits: the length was checked before anything was fetched. */
     if (d->norm[0] != '\0') {
@@ -439,9 +417,8 @@ fail:
     return -1;
 }
 
-int download_begin(struct download *d, struct http *h, const char *root,
-                   const char *directory, const char *link, const struct http_limits *lim,
-                   char *err, size_t errlen)
+int download_begin(struct download *d, struct http *h, const char *root, const char *directory,
+                   const char *link, const struct http_limits *lim, char *err, size_t errlen)
 {
     char msg[1024];
 
@@ -457,8 +434,8 @@ int download_begin(struct download *d, struct http *h, const char *root,
     return 0;
 }
 
-int download_end(struct download *d, struct http *h, CURLcode rc,
-                 struct download_result *res, char *err, size_t errlen)
+int download_end(struct download *d, struct http *h, CURLcode rc, struct download_result *res,
+                 char *err, size_t errlen)
 {
     char msg[1024];
     struct http_result hres;
@@ -479,13 +456,12 @@ int download_end(struct download *d, struct http *h, CURLcode rc,
 }
 
 int download_link(struct http *h, const char *root, const char *directory, const char *link,
-                  const struct http_limits *lim, struct download_result *res,
-                  char *err, size_t errlen)
+                  const struct http_limits *lim, struct download_result *res, char *err,
+                  size_t errlen)
 {
     struct download d;
 
     memset(res, 0, sizeof(*res));
-    if (download_begin(&d, h, root, directory, link, lim, err, errlen) < 0)
-        return -1;
+    if (download_begin(&d, h, root, directory, link, lim, err, errlen) < 0) return -1;
     return download_end(&d, h, http_perform(h), res, err, errlen);
 }

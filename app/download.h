@@ -25,29 +25,29 @@
 #define DOWNLOAD_PATH_MAX 4096
 
 struct download_result {
-    char path[DOWNLOAD_PATH_MAX];   /* the file written, relative to root */
+    char path[DOWNLOAD_PATH_MAX]; /* the file written, relative to root */
     long long bytes;
-    long status;          /* HTTP status, 0 when none */
-    int transient;        /* a retry may help */
-    double retry_after;   /* seconds the server asked to wait, 0 when it did not say */
+    long status;        /* HTTP status, 0 when none */
+    int transient;      /* a retry may help */
+    double retry_after; /* seconds the server asked to wait, 0 when it did not say */
 };
 
 /* root must be an existing directory (cworker --download-root). Returns 0 or -1 with err
  * set to a one-line message naming the link or directory and the cause. */
 int download_link(struct http *h, const char *root, const char *directory, const char *link,
-                  const struct http_limits *lim, struct download_result *res,
-                  char *err, size_t errlen);
+                  const struct http_limits *lim, struct download_result *res, char *err,
+                  size_t errlen);
 
 /* One download between download_begin and download_end. The caller provides the storage
  * (a struct per transfer in flight); the fields belong to download.c. */
 struct download {
-    int dirfd;                     /* the target directory */
-    int fd;                        /* the temporary file the body is written to */
-    int named;                     /* 1: the temporary file has the name tmp */
-    const char *link;              /* the caller's string, for messages */
-    char name[NAME_MAX + 1];       /* the final file name */
-    char norm[DOWNLOAD_PATH_MAX];  /* the directory, normalised, relative to root */
-    char tmp[NAME_MAX + 1];        /* the hidden temporary name, when it has one */
+    int dirfd;                    /* the target directory */
+    int fd;                       /* the temporary file the body is written to */
+    int named;                    /* 1: the temporary file has the name tmp */
+    const char *link;             /* the caller's string, for messages */
+    char name[NAME_MAX + 1];      /* the final file name */
+    char norm[DOWNLOAD_PATH_MAX]; /* the directory, normalised, relative to root */
+    char tmp[NAME_MAX + 1];       /* the hidden temporary name, when it has one */
 };
 
 /* The first half of download_link: check the link, open (creating) the directory, create
@@ -55,16 +55,15 @@ struct download {
  * run the transfer with http_perform(h), or through a multi handle with http_curl(h). On
  * -1 (err set as by download_link) nothing is left open and download_end must not be
  * called; on 0 it must, exactly once. link must stay valid until then. */
-int download_begin(struct download *d, struct http *h, const char *root,
-                   const char *directory, const char *link, const struct http_limits *lim,
-                   char *err, size_t errlen);
+int download_begin(struct download *d, struct http *h, const char *root, const char *directory,
+                   const char *link, const struct http_limits *lim, char *err, size_t errlen);
 
 /* The second half: rc is how libcurl ended the transfer (http_perform's return or the
  * multi handle's msg->data.result; the handle must be out of the multi handle). Judges it
  * like download_link, then moves the file into place or removes it; res and the return
  * value are download_link's. Always releases what download_begin opened. */
-int download_end(struct download *d, struct http *h, CURLcode rc,
-                 struct download_result *res, char *err, size_t errlen);
+int download_end(struct download *d, struct http *h, CURLcode rc, struct download_result *res,
+                 char *err, size_t errlen);
 
 /* Derive the file name from a URL (exposed for tests). Returns 0/-1. */
 int download_filename(const char *url, char *name, size_t namelen, char *err, size_t errlen);

@@ -13,7 +13,7 @@
 #include "download.h"
 #include "util.h"
 
-static struct http_limits limits;   /* set once by app_register, read-only afterwards */
+static struct http_limits limits; /* set once by app_register, read-only afterwards */
 
 static void *thread_init(void *udata, char *err, size_t errlen)
 {
@@ -46,8 +46,8 @@ static int fn_download_link(cq_job *job, void *udata)
     memset(&res, 0, sizeof res);
     if (download_link(cq_job_thread_state(job), cq_job_root(job), dir, link, &lim, &res, err,
                       sizeof err) != 0)
-        return cq_job_fail(job, res.transient ? CQ_TRANSIENT : CQ_PERMANENT, res.retry_after,
-                           "%s", err);
+        return cq_job_fail(job, res.transient ? CQ_TRANSIENT : CQ_PERMANENT, res.retry_after, "%s",
+                           err);
     snprintf(line, sizeof line, "%s (%lld bytes)", res.path, res.bytes);
     cq_job_result(job, line);
     return 0;
@@ -60,8 +60,9 @@ int app_register(cq_registry *reg, const struct http_limits *lim)
     limits = *lim;
     f = cq_function_add(reg, "download_link", "DIRECTORY LINK", fn_download_link, NULL);
     if (f == NULL) return -1;
-    cq_function_set_summary(f, "save LINK (http/https) as DIRECTORY/<name from the URL> under "
-                               "the worker's --download-root");
+    cq_function_set_summary(f,
+                            "save LINK (http/https) as DIRECTORY/<name from the URL> under "
+                            "the worker's --download-root");
     cq_function_set_retries(f, 3);
     cq_function_set_timeout(f, 60);
     cq_function_set_thread_hooks(f, thread_init, thread_free);

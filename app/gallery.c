@@ -31,8 +31,8 @@
 #include "util.h"
 
 #define BACKOFF_MAX_S 30.0
-#define TEXT_MAX 200           /* Imgur's error text is quoted up to this many bytes */
-#define ALBUM_ID_MAX 32
+#define TEXT_MAX      200 /* Imgur's error text is quoted up to this many bytes */
+#define ALBUM_ID_MAX  32
 
 static const char *const sections[] = {"hot", "top", "user", NULL};
 static const char *const sorts[] = {"viral", "top", "time", "rising", NULL};
@@ -41,8 +41,7 @@ static const char *const windows[] = {"day", "week", "month", "year", "all", NUL
 static int one_of(const char *s, const char *const *list)
 {
     for (size_t i = 0; list[i]; i++) {
-        if (strcmp(s, list[i]) == 0)
-            return 1;
+        if (strcmp(s, list[i]) == 0) return 1;
     }
     return 0;
 }
@@ -53,8 +52,7 @@ static void list_join(const char *const *list, char *buf, size_t len)
     buf[0] = '\0';
     for (size_t i = 0; list[i] && used < len; i++) {
         int n = snprintf(buf + used, len - used, "%s%s", i ? "|" : "", list[i]);
-        if (n < 0)
-            break;
+        if (n < 0) break;
         used += (size_t)n;
     }
 }
@@ -75,8 +73,7 @@ static int has_http_scheme(const char *s)
 static int is_clean(const char *s)
 {
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p <= 0x20 || *p == 0x7f)
-            return 0;
+        if (*p <= 0x20 || *p == 0x7f) return 0;
     }
     return 1;
 }
@@ -92,28 +89,23 @@ static int mime_char(int c)
 static int valid_mime(const char *t)
 {
     const char *slash = strchr(t, '/');
-    if (!slash || slash == t || slash[1] == '\0' || strchr(slash + 1, '/'))
-        return 0;
+    if (!slash || slash == t || slash[1] == '\0' || strchr(slash + 1, '/')) return 0;
     for (const char *p = t; p < slash; p++) {
-        if (!mime_char((unsigned char)*p))
-            return 0;
+        if (!mime_char((unsigned char)*p)) return 0;
     }
-    if (strcmp(slash + 1, "*") == 0)
-        return 1;
+    if (strcmp(slash + 1, "*") == 0) return 1;
     for (const char *p = slash + 1; *p; p++) {
-        if (!mime_char((unsigned char)*p))
-            return 0;
+        if (!mime_char((unsigned char)*p)) return 0;
     }
     return 1;
 }
 
-int gallery_filter_init(struct gallery_filter *f, const char *types, int expand_albums,
-                        char *err, size_t errlen)
+int gallery_filter_init(struct gallery_filter *f, const char *types, int expand_albums, char *err,
+                        size_t errlen)
 {
     memset(f, 0, sizeof *f);
     f->expand_albums = expand_albums ? 1 : 0;
-    if (!types)
-        return 0;
+    if (!types) return 0;
     const char *p = types;
     for (;;) {
         const char *comma = strchr(p, ',');
@@ -122,8 +114,7 @@ int gallery_filter_init(struct gallery_filter *f, const char *types, int expand_
             p++;
             n--;
         }
-        while (n > 0 && isspace((unsigned char)p[n - 1]))
-            n--;
+        while (n > 0 && isspace((unsigned char)p[n - 1])) n--;
         if (n == 0) {
             err_set(err, errlen, "--types: empty entry in \"%s\"", types);
             return -1;
@@ -137,16 +128,14 @@ int gallery_filter_init(struct gallery_filter *f, const char *types, int expand_
             return -1;
         }
         char *t = f->types[f->ntypes];
-        for (size_t i = 0; i < n; i++)
-            t[i] = (char)tolower((unsigned char)p[i]);
+        for (size_t i = 0; i < n; i++) t[i] = (char)tolower((unsigned char)p[i]);
         t[n] = '\0';
         if (!valid_mime(t)) {
             err_set(err, errlen, "--types: \"%s\" is not a MIME type such as image/jpeg", t);
             return -1;
         }
         f->ntypes++;
-        if (!comma)
-            break;
+        if (!comma) break;
         p = comma + 1;
     }
     return 0;
@@ -158,8 +147,7 @@ static int type_wanted(const struct gallery_filter *f, const char *type)
         const char *t = f->types[i];
         size_t n = strlen(t);
         if (n >= 2 && strcmp(t + n - 2, "/*") == 0) {
-            if (strncasecmp(type, t, n - 1) == 0)
-                return 1;
+            if (strncasecmp(type, t, n - 1) == 0) return 1;
         } else if (strcasecmp(type, t) == 0) {
             return 1;
         }
@@ -171,7 +159,7 @@ static int type_wanted(const struct gallery_filter *f, const char *type)
 
 static uint64_t hash_str(const char *s)
 {
-    uint64_t h = 1469598103934665603ULL;   /* FNV-1a */
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         h ^= *p;
         h *= 1099511628211ULL;
@@ -184,8 +172,7 @@ static size_t find_slot(const struct gallery_links *l, const char *s)
 {
     size_t mask = l->nslots - 1;
     size_t i = (size_t)hash_str(s) & mask;
-    while (l->slots[i] != 0 && strcmp(l->v[l->slots[i] - 1], s) != 0)
-        i = (i + 1) & mask;
+    while (l->slots[i] != 0 && strcmp(l->v[l->slots[i] - 1], s) != 0) i = (i + 1) & mask;
     return i;
 }
 
@@ -194,8 +181,7 @@ static void rehash(struct gallery_links *l, size_t nslots)
     free(l->slots);
     l->slots = xcalloc(nslots, sizeof *l->slots);
     l->nslots = nslots;
-    for (size_t k = 0; k < l->n; k++)
-        l->slots[find_slot(l, l->v[k])] = k + 1;
+    for (size_t k = 0; k < l->n; k++) l->slots[find_slot(l, l->v[k])] = k + 1;
 }
 
 void gallery_links_init(struct gallery_links *l)
@@ -205,18 +191,15 @@ void gallery_links_init(struct gallery_links *l)
 
 int gallery_links_has(const struct gallery_links *l, const char *s)
 {
-    if (l->nslots == 0)
-        return 0;
+    if (l->nslots == 0) return 0;
     return l->slots[find_slot(l, s)] != 0;
 }
 
 int gallery_links_add(struct gallery_links *l, const char *s)
 {
-    if (gallery_links_has(l, s))
-        return 0;
+    if (gallery_links_has(l, s)) return 0;
     /* Keep the table at most half full so that probes stay short. */
-    if ((l->n + 1) * 2 > l->nslots)
-        rehash(l, l->nslots ? l->nslots * 2 : 64);
+    if ((l->n + 1) * 2 > l->nslots) rehash(l, l->nslots ? l->nslots * 2 : 64);
     if (l->n == l->cap) {
         l->cap = l->cap ? l->cap * 2 : 64;
         l->v = xrealloc(l->v, l->cap * sizeof *l->v);
@@ -229,10 +212,8 @@ int gallery_links_add(struct gallery_links *l, const char *s)
 
 void gallery_links_free(struct gallery_links *l)
 {
-    if (!l)
-        return;
-    for (size_t i = 0; i < l->n; i++)
-        free(l->v[i]);
+    if (!l) return;
+    for (size_t i = 0; i < l->n; i++) free(l->v[i]);
     free(l->v);
     free(l->slots);
     gallery_links_init(l);
@@ -278,32 +259,26 @@ static const char *get_string(const cJSON *obj, const char *name)
  * classic envelope, errors[0].detail (or .status) in the newer 429 body. */
 static const char *error_text(const cJSON *root)
 {
-    if (!cJSON_IsObject(root))
-        return NULL;
+    if (!cJSON_IsObject(root)) return NULL;
     const cJSON *data = cJSON_GetObjectItemCaseSensitive(root, "data");
     if (cJSON_IsObject(data)) {
         const cJSON *e = cJSON_GetObjectItemCaseSensitive(data, "error");
-        if (cJSON_IsString(e) && e->valuestring[0])
-            return e->valuestring;
+        if (cJSON_IsString(e) && e->valuestring[0]) return e->valuestring;
         if (cJSON_IsObject(e)) {
             const char *m = get_string(e, "message");
-            if (m && m[0])
-                return m;
+            if (m && m[0]) return m;
         }
     }
     const cJSON *errors = cJSON_GetObjectItemCaseSensitive(root, "errors");
     const cJSON *first = cJSON_IsArray(errors) ? cJSON_GetArrayItem(errors, 0) : NULL;
     if (cJSON_IsObject(first)) {
         const char *d = get_string(first, "detail");
-        if (d && d[0])
-            return d;
+        if (d && d[0]) return d;
         d = get_string(first, "status");
-        if (d && d[0])
-            return d;
+        if (d && d[0]) return d;
     }
     const char *e = get_string(root, "error");
-    if (e && e[0])
-        return e;
+    if (e && e[0]) return e;
     return NULL;
 }
 
@@ -322,8 +297,7 @@ static void explain(const cJSON *root, long status, const char *what, char *err,
     } else if (what) {
         err_set(err, errlen, "imgur: HTTP %ld: %s", status, what);
     } else if (!root) {
-        err_set(err, errlen, "imgur: HTTP %ld: %s (response is not JSON)", status,
-                reason(status));
+        err_set(err, errlen, "imgur: HTTP %ld: %s (response is not JSON)", status, reason(status));
     } else {
         err_set(err, errlen, "imgur: HTTP %ld: %s", status, reason(status));
     }
@@ -369,18 +343,15 @@ static void add_image(const cJSON *item, const struct gallery_filter *f,
 static int valid_album_id(const char *id)
 {
     size_t n = strlen(id);
-    if (n == 0 || n > ALBUM_ID_MAX)
-        return 0;
+    if (n == 0 || n > ALBUM_ID_MAX) return 0;
     for (size_t i = 0; i < n; i++) {
-        if (!isalnum((unsigned char)id[i]))
-            return 0;
+        if (!isalnum((unsigned char)id[i])) return 0;
     }
     return 1;
 }
 
-static void add_item(const cJSON *item, const struct gallery_filter *f,
-                     struct gallery_links *links, struct gallery_links *albums,
-                     struct gallery_stats *st)
+static void add_item(const cJSON *item, const struct gallery_filter *f, struct gallery_links *links,
+                     struct gallery_links *albums, struct gallery_stats *st)
 {
     count(&st->items);
     if (!cJSON_IsObject(item)) {
@@ -403,7 +374,8 @@ static void add_item(const cJSON *item, const struct gallery_filter *f,
     if (cJSON_IsArray(images) &&
         (!cJSON_IsNumber(n) || n->valuedouble <= (double)cJSON_GetArraySize(images))) {
         const cJSON *im;
-        cJSON_ArrayForEach(im, images) {
+        cJSON_ArrayForEach(im, images)
+        {
             count(&st->items);
             if (cJSON_IsObject(im))
                 add_image(im, f, links, st);
@@ -454,7 +426,8 @@ long gallery_parse(const char *body, size_t len, long status, const struct galle
     }
     ret = 0;
     const cJSON *item;
-    cJSON_ArrayForEach(item, data) {
+    cJSON_ArrayForEach(item, data)
+    {
         add_item(item, f, links, albums, st);
         ret++;
     }
@@ -488,13 +461,16 @@ int gallery_opts_check(const struct gallery_opts *o, char *err, size_t errlen)
     const char *base = base_url(o);
 
     if (!o->client_id || !o->client_id[0]) {
-        err_set(err, errlen, "IMGUR_CLIENT_ID is not set: register an application at "
+        err_set(err, errlen,
+                "IMGUR_CLIENT_ID is not set: register an application at "
                 "https://api.imgur.com/oauth2/addclient and export its client id");
         return -1;
     }
     if (strlen(o->client_id) > GALLERY_CLIENT_ID_MAX || !is_clean(o->client_id)) {
-        err_set(err, errlen, "IMGUR_CLIENT_ID must be at most %d characters without spaces "
-                "or control characters", GALLERY_CLIENT_ID_MAX);
+        err_set(err, errlen,
+                "IMGUR_CLIENT_ID must be at most %d characters without spaces "
+                "or control characters",
+                GALLERY_CLIENT_ID_MAX);
         return -1;
     }
     if (!has_http_scheme(base) || !is_clean(base) || strlen(base) > GALLERY_URL_MAX / 2) {
@@ -504,8 +480,10 @@ int gallery_opts_check(const struct gallery_opts *o, char *err, size_t errlen)
     if (o->filter.expand_albums) {
         char root[GALLERY_URL_MAX];
         if (!gallery_api_root(base, root, sizeof root)) {
-            err_set(err, errlen, "--api-url: \"%.100s\" does not end in /gallery/, so the "
-                    "album URLs for --albums expand cannot be derived from it", base);
+            err_set(err, errlen,
+                    "--api-url: \"%.100s\" does not end in /gallery/, so the "
+                    "album URLs for --albums expand cannot be derived from it",
+                    base);
             return -1;
         }
     }
@@ -555,26 +533,21 @@ const char *gallery_page_url(const struct gallery_opts *o, long page, char *buf,
         const char *sort = o->sort ? o->sort : "viral";
         /* The API only reads a window for top; a given one is passed on all the same. */
         const char *window = o->window;
-        if (!window && strcmp(section, "top") == 0)
-            window = "day";
+        if (!window && strcmp(section, "top") == 0) window = "day";
         n = snprintf(buf, len, "%s%s%s/%s/%s%s%ld", base, slash, section, sort,
                      window ? window : "", window ? "/" : "", page);
     }
-    if (n < 0 || (size_t)n >= len)
-        return NULL;
+    if (n < 0 || (size_t)n >= len) return NULL;
     return buf;
 }
 
 const char *gallery_api_root(const char *base, char *buf, size_t len)
 {
     size_t n = strlen(base);
-    if (n > 0 && base[n - 1] == '/')
-        n--;
-    if (n < 8 || memcmp(base + n - 7, "gallery", 7) != 0 || base[n - 8] != '/')
-        return NULL;
+    if (n > 0 && base[n - 1] == '/') n--;
+    if (n < 8 || memcmp(base + n - 7, "gallery", 7) != 0 || base[n - 8] != '/') return NULL;
     n -= 7;
-    if (n >= len)
-        return NULL;
+    if (n >= len) return NULL;
     memcpy(buf, base, n);
     buf[n] = '\0';
     return buf;
@@ -589,8 +562,8 @@ struct run {
     struct gallery_stats *st;
     const char *headers[2];
     char auth[GALLERY_CLIENT_ID_MAX + 32];
-    double waited;        /* seconds of the max_wait budget used so far */
-    double pause_until;   /* Unix time before which the next request should not go; 0 = none */
+    double waited;      /* seconds of the max_wait budget used so far */
+    double pause_until; /* Unix time before which the next request should not go; 0 = none */
 };
 
 static void say(struct run *r, int level, const char *fmt, ...)
@@ -598,8 +571,7 @@ static void say(struct run *r, int level, const char *fmt, ...)
 
 static void say(struct run *r, int level, const char *fmt, ...)
 {
-    if (!r->o->notify)
-        return;
+    if (!r->o->notify) return;
     char line[1024];
     va_list ap;
     va_start(ap, fmt);
@@ -615,13 +587,12 @@ static int stopped(const struct run *r)
 
 /* Check that seconds more of waiting fit in the run's budget. why explains the failure the
  * wait is for; it becomes the error (with the numbers) when the wait cannot be afforded. */
-static int afford(const struct run *r, double seconds, const char *why, char *err,
-                  size_t errlen)
+static int afford(const struct run *r, double seconds, const char *why, char *err, size_t errlen)
 {
     double left = r->o->max_wait - r->waited;
     if (seconds > left + 1e-9) {
-        err_set(err, errlen, "%s (retrying needs a wait of %.0fs; --max-wait leaves %.0fs)",
-                why, ceil(seconds), left > 0 ? floor(left) : 0.0);
+        err_set(err, errlen, "%s (retrying needs a wait of %.0fs; --max-wait leaves %.0fs)", why,
+                ceil(seconds), left > 0 ? floor(left) : 0.0);
         return -1;
     }
     return 0;
@@ -630,10 +601,8 @@ static int afford(const struct run *r, double seconds, const char *why, char *er
 /* Wait out of the budget, in short naps so that a stop is noticed within 100 ms. */
 static int wait_for(struct run *r, double seconds, const char *why, char *err, size_t errlen)
 {
-    if (seconds <= 0)
-        return 0;
-    if (afford(r, seconds, why, err, errlen) != 0)
-        return -1;
+    if (seconds <= 0) return 0;
+    if (afford(r, seconds, why, err, errlen) != 0) return -1;
     void (*nap)(long) = r->o->sleep_ms_fn ? r->o->sleep_ms_fn : sleep_ms;
     long ms = (long)ceil(seconds * 1000.0);
     while (ms > 0) {
@@ -653,8 +622,7 @@ static void read_credit(const struct http_result *res, const char *name, long *o
 {
     char buf[64];
     long v;
-    if (http_header(res, name, buf, sizeof buf) && parse_long(buf, 0, LONG_MAX, &v) == 0)
-        *out = v;
+    if (http_header(res, name, buf, sizeof buf) && parse_long(buf, 0, LONG_MAX, &v) == 0) *out = v;
 }
 
 static void update_credits(struct run *r, const struct http_result *res)
@@ -665,23 +633,20 @@ static void update_credits(struct run *r, const struct http_result *res)
     read_credit(res, "X-RateLimit-UserLimit", &r->cr->user_limit);
     read_credit(res, "X-RateLimit-UserRemaining", &r->cr->user_remaining);
     read_credit(res, "X-RateLimit-UserReset", &reset);
-    if (reset >= 0)
-        r->cr->user_reset = reset;
+    if (reset >= 0) r->cr->user_reset = reset;
 }
 
 static double backoff(int attempt)
 {
     double s = 1.0;
-    for (int i = 1; i < attempt && s < BACKOFF_MAX_S; i++)
-        s *= 2;
+    for (int i = 1; i < attempt && s < BACKOFF_MAX_S; i++) s *= 2;
     return s < BACKOFF_MAX_S ? s : BACKOFF_MAX_S;
 }
 
 /* How long to wait before retrying a throttled or failed request. */
 static double retry_delay(const struct run *r, const struct http_result *res, int attempt)
 {
-    if (res && res->retry_after > 0)
-        return res->retry_after;
+    if (res && res->retry_after > 0) return res->retry_after;
     double now = time_now();
     if (r->cr->user_remaining == 0 && (double)r->cr->user_reset > now)
         return (double)r->cr->user_reset - now;
@@ -695,8 +660,8 @@ static int retryable(long status)
 
 /* GET url with the client id, retrying as the DESIGN comment says. On success *body (the
  * caller frees it), *len and *status describe a response that is neither a 429 nor a 5xx. */
-static int fetch(struct run *r, const char *url, char **body, size_t *len, long *status,
-                 char *err, size_t errlen)
+static int fetch(struct run *r, const char *url, char **body, size_t *len, long *status, char *err,
+                 size_t errlen)
 {
     const struct gallery_opts *o = r->o;
     for (int attempt = 1;; attempt++) {
@@ -708,10 +673,11 @@ static int fetch(struct run *r, const char *url, char **body, size_t *len, long 
             double d = r->pause_until - time_now();
             r->pause_until = 0;
             if (d > 0) {
-                if (afford(r, d, "imgur: rate-limit credits used up", err, errlen) != 0)
-                    return -1;
-                say(r, CQ_LOG_WARN, "imgur: rate-limit credits used up; waiting %.0fs for "
-                    "X-RateLimit-UserReset", ceil(d));
+                if (afford(r, d, "imgur: rate-limit credits used up", err, errlen) != 0) return -1;
+                say(r, CQ_LOG_WARN,
+                    "imgur: rate-limit credits used up; waiting %.0fs for "
+                    "X-RateLimit-UserReset",
+                    ceil(d));
                 if (wait_for(r, d, "imgur: rate-limit credits used up", err, errlen) != 0)
                     return -1;
             }
@@ -726,8 +692,7 @@ static int fetch(struct run *r, const char *url, char **body, size_t *len, long 
         r->st->requests++;
         say(r, CQ_LOG_INFO, "GET %s", url);
         herr[0] = '\0';
-        if (http_get(r->h, url, r->headers, &o->limits, &b, &n, &res, herr,
-                     sizeof herr) != 0) {
+        if (http_get(r->h, url, r->headers, &o->limits, &b, &n, &res, herr, sizeof herr) != 0) {
             snprintf(why, sizeof why, "imgur: %s", herr);
             int transient = res.transient;
             delay = retry_delay(r, &res, attempt);
@@ -742,10 +707,11 @@ static int fetch(struct run *r, const char *url, char **body, size_t *len, long 
             }
         } else {
             update_credits(r, &res);
-            say(r, CQ_LOG_DEBUG, "HTTP %ld, %zu bytes; credits: client %ld/%ld, user %ld/%ld, "
-                "user reset %lld", res.status, n, r->cr->client_remaining,
-                r->cr->client_limit, r->cr->user_remaining, r->cr->user_limit,
-                r->cr->user_reset);
+            say(r, CQ_LOG_DEBUG,
+                "HTTP %ld, %zu bytes; credits: client %ld/%ld, user %ld/%ld, "
+                "user reset %lld",
+                res.status, n, r->cr->client_remaining, r->cr->client_limit, r->cr->user_remaining,
+                r->cr->user_limit, r->cr->user_reset);
             if (!retryable(res.status)) {
                 /* Used-up credits will throttle the next request: wait for the reset
                  * before it rather than spend an attempt on a certain 429. */
@@ -769,12 +735,10 @@ static int fetch(struct run *r, const char *url, char **body, size_t *len, long 
                 return -1;
             }
         }
-        if (afford(r, delay, why, err, errlen) != 0)
-            return -1;
-        say(r, CQ_LOG_WARN, "%s; retrying in %.1fs (attempt %d of %d)", why, delay,
-            attempt + 1, o->max_attempts);
-        if (wait_for(r, delay, why, err, errlen) != 0)
-            return -1;
+        if (afford(r, delay, why, err, errlen) != 0) return -1;
+        say(r, CQ_LOG_WARN, "%s; retrying in %.1fs (attempt %d of %d)", why, delay, attempt + 1,
+            o->max_attempts);
+        if (wait_for(r, delay, why, err, errlen) != 0) return -1;
     }
 }
 
@@ -786,10 +750,8 @@ static long fetch_parse(struct run *r, const char *url, struct gallery_links *li
     char *body = NULL;
     size_t len = 0;
     *status = 0;
-    if (fetch(r, url, &body, &len, status, err, errlen) != 0)
-        return -1;
-    long n = gallery_parse(body, len, *status, &r->o->filter, links, albums, r->st, err,
-                           errlen);
+    if (fetch(r, url, &body, &len, status, err, errlen) != 0) return -1;
+    long n = gallery_parse(body, len, *status, &r->o->filter, links, albums, r->st, err, errlen);
     free(body);
     return n;
 }
@@ -798,8 +760,7 @@ static int fetch_albums(struct run *r, const struct gallery_links *albums,
                         struct gallery_links *out, char *err, size_t errlen)
 {
     char root[GALLERY_URL_MAX], url[GALLERY_URL_MAX];
-    if (albums->n == 0)
-        return 0;
+    if (albums->n == 0) return 0;
     if (!gallery_api_root(base_url(r->o), root, sizeof root)) {
         err_set(err, errlen, "--api-url: cannot derive the album URLs from \"%.100s\"",
                 base_url(r->o));
@@ -828,8 +789,8 @@ static int fetch_albums(struct run *r, const struct gallery_links *albums,
 }
 
 int gallery_get_links(struct http *h, const struct gallery_opts *o, struct gallery_links *out,
-                      struct gallery_credits *credits, struct gallery_stats *st,
-                      char *err, size_t errlen)
+                      struct gallery_credits *credits, struct gallery_stats *st, char *err,
+                      size_t errlen)
 {
     struct gallery_credits cr_local;
     struct gallery_stats st_local;
@@ -838,16 +799,13 @@ int gallery_get_links(struct http *h, const struct gallery_opts *o, struct galle
     struct gallery_links albums;
     int rc = -1;
 
-    if (!credits)
-        credits = &cr_local;
-    if (!st)
-        st = &st_local;
+    if (!credits) credits = &cr_local;
+    if (!st) st = &st_local;
     credits->client_limit = credits->client_remaining = -1;
     credits->user_limit = credits->user_remaining = -1;
     credits->user_reset = 0;
     memset(st, 0, sizeof *st);
-    if (gallery_opts_check(o, err, errlen) != 0)
-        return -1;
+    if (gallery_opts_check(o, err, errlen) != 0) return -1;
 
     memset(&r, 0, sizeof r);
     r.h = h;
@@ -866,16 +824,14 @@ int gallery_get_links(struct http *h, const struct gallery_opts *o, struct galle
         }
         long status;
         long n = fetch_parse(&r, url, out, &albums, &status, err, errlen);
-        if (n < 0)
-            goto out;
+        if (n < 0) goto out;
         st->pages++;
         if (n == 0) {
             say(&r, CQ_LOG_INFO, "page %ld is empty: no more pages", p);
             break;
         }
     }
-    if (fetch_albums(&r, &albums, out, err, errlen) != 0)
-        goto out;
+    if (fetch_albums(&r, &albums, out, err, errlen) != 0) goto out;
     rc = 0;
 out:
     gallery_links_free(&albums);

@@ -34,23 +34,23 @@
 #include "util.h"
 
 #define GALLERY_DEFAULT_API_URL "https://api.imgur.com/3/gallery/"
-#define GALLERY_URL_MAX 2048        /* longer API URLs and links are refused / skipped */
-#define GALLERY_TYPES_MAX 16
-#define GALLERY_TYPE_MAX 128
-#define GALLERY_CLIENT_ID_MAX 128
+#define GALLERY_URL_MAX         2048 /* longer API URLs and links are refused / skipped */
+#define GALLERY_TYPES_MAX       16
+#define GALLERY_TYPE_MAX        128
+#define GALLERY_CLIENT_ID_MAX   128
 
 /* ---- filter -------------------------------------------------------------------------- */
 
 struct gallery_filter {
-    int ntypes;                                       /* 0 = the lesson's ".jpg" rule */
-    char types[GALLERY_TYPES_MAX][GALLERY_TYPE_MAX];  /* lower-case MIME types */
-    int expand_albums;                                /* 0 = drop album items */
+    int ntypes;                                      /* 0 = the lesson's ".jpg" rule */
+    char types[GALLERY_TYPES_MAX][GALLERY_TYPE_MAX]; /* lower-case MIME types */
+    int expand_albums;                               /* 0 = drop album items */
 };
 
 /* types is a comma-separated list such as "image/jpeg,image/png" or NULL for the lesson's
  * rule. Returns 0, or -1 with err naming the bad entry. */
-int gallery_filter_init(struct gallery_filter *f, const char *types, int expand_albums,
-                        char *err, size_t errlen);
+int gallery_filter_init(struct gallery_filter *f, const char *types, int expand_albums, char *err,
+                        size_t errlen);
 
 /* ---- an ordered set of strings ------------------------------------------------------- */
 
@@ -59,8 +59,8 @@ int gallery_filter_init(struct gallery_filter *f, const char *types, int expand_
 struct gallery_links {
     char **v;
     size_t n, cap;
-    size_t *slots;       /* open-addressing index into v (index + 1; 0 = empty) */
-    size_t nslots;       /* a power of two, or 0 before the first add */
+    size_t *slots; /* open-addressing index into v (index + 1; 0 = empty) */
+    size_t nslots; /* a power of two, or 0 before the first add */
 };
 
 void gallery_links_init(struct gallery_links *l);
@@ -78,15 +78,15 @@ void gallery_links_free(struct gallery_links *l);
 
 /* Counters of one run, summed over every response parsed. */
 struct gallery_stats {
-    long requests;        /* API requests sent, retries included */
-    long pages;           /* gallery pages parsed */
-    long items;           /* data items seen (gallery items and album images) */
-    long albums;          /* album items seen */
-    long albums_fetched;  /* albums whose images were fetched with an extra request */
-    long kept;            /* links added */
-    long duplicates;      /* links that were already there */
-    long filtered;        /* images the filter did not want, albums dropped */
-    long skipped;         /* malformed items: no link, not http(s), too long, bad album id */
+    long requests;       /* API requests sent, retries included */
+    long pages;          /* gallery pages parsed */
+    long items;          /* data items seen (gallery items and album images) */
+    long albums;         /* album items seen */
+    long albums_fetched; /* albums whose images were fetched with an extra request */
+    long kept;           /* links added */
+    long duplicates;     /* links that were already there */
+    long filtered;       /* images the filter did not want, albums dropped */
+    long skipped;        /* malformed items: no link, not http(s), too long, bad album id */
 };
 
 /* Parse one API response whose data is an array of gallery items or of images (a gallery
@@ -109,7 +109,7 @@ long gallery_parse(const char *body, size_t len, long status, const struct galle
 struct gallery_credits {
     long client_limit, client_remaining;
     long user_limit, user_remaining;
-    long long user_reset;     /* Unix time the user credits come back */
+    long long user_reset; /* Unix time the user credits come back */
 };
 
 /* Called for things a user may want to hear about. level is a log.h level (CQ_LOG_WARN for
@@ -118,23 +118,23 @@ struct gallery_credits {
 typedef void (*gallery_notify_fn)(void *arg, int level, const char *line);
 
 struct gallery_opts {
-    const char *api_url;       /* gallery base URL; NULL = GALLERY_DEFAULT_API_URL. A
+    const char *api_url;   /* gallery base URL; NULL = GALLERY_DEFAULT_API_URL. A
                                 * missing trailing '/' is added. */
-    const char *client_id;     /* sent as "Authorization: Client-ID <id>"; required */
-    const char *section;       /* hot|top|user; NULL = hot */
-    const char *sort;          /* viral|top|time|rising; NULL = viral */
-    const char *window;        /* day|week|month|year|all; NULL = day for top, else omitted */
-    long page;                 /* first page, from 0 */
-    long pages;                /* pages to fetch, >= 1; fewer when a page comes back empty */
+    const char *client_id; /* sent as "Authorization: Client-ID <id>"; required */
+    const char *section;   /* hot|top|user; NULL = hot */
+    const char *sort;      /* viral|top|time|rising; NULL = viral */
+    const char *window;    /* day|week|month|year|all; NULL = day for top, else omitted */
+    long page;             /* first page, from 0 */
+    long pages;            /* pages to fetch, >= 1; fewer when a page comes back empty */
     struct gallery_filter filter;
-    double max_wait;           /* seconds the whole run may spend waiting on rate limits and
+    double max_wait;  /* seconds the whole run may spend waiting on rate limits and
                                 * retries; a wait that would exceed it fails the run at once */
-    int max_attempts;          /* tries per request (429, 5xx, transient transfer errors) */
+    int max_attempts; /* tries per request (429, 5xx, transient transfer errors) */
     struct http_limits limits;
-    const stop_flag *stop;     /* when set, waits end and the run fails "interrupted" */
-    gallery_notify_fn notify;  /* may be NULL */
+    const stop_flag *stop;    /* when set, waits end and the run fails "interrupted" */
+    gallery_notify_fn notify; /* may be NULL */
     void *notify_arg;
-    void (*sleep_ms_fn)(long ms);   /* the clock seam for tests; NULL = util.h sleep_ms */
+    void (*sleep_ms_fn)(long ms); /* the clock seam for tests; NULL = util.h sleep_ms */
 };
 
 /* Defaults: default API URL, section/sort/window NULL, page 0, pages 1, the lesson's filter,
@@ -161,7 +161,7 @@ const char *gallery_api_root(const char *base, char *buf, size_t len);
  * failure returns -1 with err set to one line; out then holds whatever was found before the
  * failure. credits and st may be NULL; when given they are filled even on failure. */
 int gallery_get_links(struct http *h, const struct gallery_opts *o, struct gallery_links *out,
-                      struct gallery_credits *credits, struct gallery_stats *st,
-                      char *err, size_t errlen);
+                      struct gallery_credits *credits, struct gallery_stats *st, char *err,
+                      size_t errlen);
 
 #endif

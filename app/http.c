@@ -51,19 +51,19 @@
 
 /* What the callbacks of one request share. */
 struct xfer {
-    int to_fd;              /* 1: body goes to fd (2xx only); 0: body goes to buf */
+    int to_fd; /* 1: body goes to fd (2xx only); 0: body goes to buf */
     int fd;
-    long long max_bytes;    /* 0 = no cap */
-    long status;            /* status of the response being received */
-    long long bytes;        /* body bytes of the current response */
-    char *buf;              /* memory mode: the body */
+    long long max_bytes; /* 0 = no cap */
+    long status;         /* status of the response being received */
+    long long bytes;     /* body bytes of the current response */
+    char *buf;           /* memory mode: the body */
     size_t len, cap;
-    char *hdr;              /* header block of the current response */
+    char *hdr; /* header block of the current response */
     size_t hlen, hcap;
-    int over_cap;           /* stopped: body passed max_bytes */
-    int hdr_overflow;       /* stopped: header block passed HEADERS_MAX */
-    int discarded;          /* stopped: dropped a non-2xx body past DISCARD_MAX */
-    int write_errno;        /* stopped: write(2) to fd failed with this errno */
+    int over_cap;     /* stopped: body passed max_bytes */
+    int hdr_overflow; /* stopped: header block passed HEADERS_MAX */
+    int discarded;    /* stopped: dropped a non-2xx body past DISCARD_MAX */
+    int write_errno;  /* stopped: write(2) to fd failed with this errno */
 };
 
 struct http {
@@ -73,7 +73,7 @@ struct http {
      * http_finish_fd_transfer. It lives here rather than on a stack because, driven by a
      * multi handle, the transfer outlives the call that set it up. */
     struct xfer x;
-    char *url;              /* the URL of that transfer, for its messages; NULL when idle */
+    char *url; /* the URL of that transfer, for its messages; NULL when idle */
 };
 
 void http_limits_default(struct http_limits *lim)
@@ -119,8 +119,7 @@ static void drop_fd_transfer(struct http *h)
 
 void http_free(struct http *h)
 {
-    if (h == NULL)
-        return;
+    if (h == NULL) return;
     curl_easy_cleanup(h->curl);
     drop_fd_transfer(h);
     free(h);
@@ -138,8 +137,7 @@ CURLcode http_perform(struct http *h)
 
 void http_result_free(struct http_result *res)
 {
-    if (res == NULL)
-        return;
+    if (res == NULL) return;
     free(res->headers);
     res->headers = NULL;
 }
@@ -149,8 +147,7 @@ static void buf_append(char **buf, size_t *len, size_t *cap, const char *data, s
     if (*len + n + 1 > *cap) {
         size_t ncap = *cap ? *cap : 1024;
 
-        while (ncap < *len + n + 1)
-            ncap *= 2;
+        while (ncap < *len + n + 1) ncap *= 2;
         *buf = xrealloc(*buf, ncap);
         *cap = ncap;
     }
@@ -166,12 +163,9 @@ static long parse_status_line(const char *line, size_t n)
     long code = 0;
     int digits = 0;
 
-    if (n < 5 || strncmp(line, "HTTP/", 5) != 0)
-        return 0;
-    while (i < n && line[i] != ' ')
-        i++;
-    while (i < n && line[i] == ' ')
-        i++;
+    if (n < 5 || strncmp(line, "HTTP/", 5) != 0) return 0;
+    while (i < n && line[i] != ' ') i++;
+    while (i < n && line[i] == ' ') i++;
     while (i < n && digits < 3 && isdigit((unsigned char)line[i])) {
         code = code * 10 + (line[i] - '0');
         digits++;
@@ -198,10 +192,8 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *userp)
         x->hlen = 0;
         x->bytes = 0;
         x->len = 0;
-        if (x->hdr != NULL)
-            x->hdr[0] = '\0';
-        if (x->buf != NULL)
-            x->buf[0] = '\0';
+        if (x->hdr != NULL) x->hdr[0] = '\0';
+        if (x->buf != NULL) x->buf[0] = '\0';
     }
     if (x->hlen + n > HEADERS_MAX) {
         x->hdr_overflow = 1;
@@ -217,8 +209,7 @@ static int write_all(int fd, const char *data, size_t n)
         ssize_t w = write(fd, data, n);
 
         if (w < 0) {
-            if (errno == EINTR)
-                continue;
+            if (errno == EINTR) continue;
             return -1;
         }
         data += w;
@@ -259,10 +250,8 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
 
 static long to_ms(double seconds)
 {
-    if (seconds <= 0)
-        return 0;
-    if (seconds > 86400.0 * 365)
-        seconds = 86400.0 * 365;
+    if (seconds <= 0) return 0;
+    if (seconds > 86400.0 * 365) seconds = 86400.0 * 365;
     return (long)(seconds * 1000.0 + 0.5);
 }
 
@@ -275,10 +264,9 @@ static int setup(struct http *h, const char *url, const struct http_limits *lim,
 
     curl_easy_reset(c);
     h->errbuf[0] = '\0';
-#define SET(opt, val)                                  \
-    do {                                               \
-        if (rc == CURLE_OK)                            \
-            rc = curl_easy_setopt(c, opt, val);        \
+#define SET(opt, val)                                           \
+    do {                                                        \
+        if (rc == CURLE_OK) rc = curl_easy_setopt(c, opt, val); \
     } while (0)
     SET(CURLOPT_ERRORBUFFER, h->errbuf);
     SET(CURLOPT_URL, url);
@@ -295,14 +283,12 @@ static int setup(struct http *h, const char *url, const struct http_limits *lim,
     }
     SET(CURLOPT_CONNECTTIMEOUT_MS, to_ms(lim->connect_timeout));
     SET(CURLOPT_TIMEOUT_MS, to_ms(lim->timeout));
-    if (lim->max_bytes > 0)
-        SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)lim->max_bytes);
+    if (lim->max_bytes > 0) SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)lim->max_bytes);
     SET(CURLOPT_HEADERFUNCTION, on_header);
     SET(CURLOPT_HEADERDATA, x);
     SET(CURLOPT_WRITEFUNCTION, on_body);
     SET(CURLOPT_WRITEDATA, x);
-    if (hdrs != NULL)
-        SET(CURLOPT_HTTPHEADER, hdrs);
+    if (hdrs != NULL) SET(CURLOPT_HTTPHEADER, hdrs);
 #undef SET
     return rc == CURLE_OK ? 0 : -1;
 }
@@ -324,10 +310,8 @@ static int curl_transient(CURLcode rc)
     case CURLE_GOT_NOTHING:
     case CURLE_HTTP2:
     case CURLE_HTTP2_STREAM:
-    case CURLE_SSL_CONNECT_ERROR:   /* mostly a connection reset during the handshake */
-        return 1;
-    default:
-        return 0;
+    case CURLE_SSL_CONNECT_ERROR: /* mostly a connection reset during the handshake */ return 1;
+    default: return 0;
     }
 }
 
@@ -342,8 +326,7 @@ static const char *header_find(const char *block, const char *name, char *buf, s
     size_t nlen = strlen(name);
     const char *line = block;
 
-    if (block == NULL || len == 0)
-        return NULL;
+    if (block == NULL || len == 0) return NULL;
     while (*line != '\0') {
         const char *eol = strchr(line, '\n');
         const char *end = eol != NULL ? eol : line + strlen(line);
@@ -353,19 +336,15 @@ static const char *header_find(const char *block, const char *name, char *buf, s
             const char *v = line + nlen + 1;
             size_t n;
 
-            while (v < end && (*v == ' ' || *v == '\t'))
-                v++;
-            while (end > v && (end[-1] == '\r' || end[-1] == ' ' || end[-1] == '\t'))
-                end--;
+            while (v < end && (*v == ' ' || *v == '\t')) v++;
+            while (end > v && (end[-1] == '\r' || end[-1] == ' ' || end[-1] == '\t')) end--;
             n = (size_t)(end - v);
-            if (n >= len)
-                n = len - 1;
+            if (n >= len) n = len - 1;
             memcpy(buf, v, n);
             buf[n] = '\0';
             return buf;
         }
-        if (eol == NULL)
-            break;
+        if (eol == NULL) break;
         line = eol + 1;
     }
     return NULL;
@@ -373,8 +352,7 @@ static const char *header_find(const char *block, const char *name, char *buf, s
 
 const char *http_header(const struct http_result *res, const char *name, char *buf, size_t len)
 {
-    if (res == NULL)
-        return NULL;
+    if (res == NULL) return NULL;
     return header_find(res->headers, name, buf, len);
 }
 
@@ -384,29 +362,24 @@ static double parse_retry_after(const char *block)
     char v[128];
     double secs;
 
-    if (header_find(block, "Retry-After", v, sizeof(v)) == NULL || v[0] == '\0')
-        return 0;
+    if (header_find(block, "Retry-After", v, sizeof(v)) == NULL || v[0] == '\0') return 0;
     if (isdigit((unsigned char)v[0])) {
         char *end;
         unsigned long long n;
 
         errno = 0;
         n = strtoull(v, &end, 10);
-        if (*end != '\0')
-            return 0;
-        secs = (errno == ERANGE || n > (unsigned long long)RETRY_AFTER_MAX)
-                   ? RETRY_AFTER_MAX : (double)n;
+        if (*end != '\0') return 0;
+        secs = (errno == ERANGE || n > (unsigned long long)RETRY_AFTER_MAX) ? RETRY_AFTER_MAX
+                                                                            : (double)n;
     } else {
         time_t when = curl_getdate(v, NULL);
 
-        if (when == (time_t)-1)
-            return 0;
+        if (when == (time_t)-1) return 0;
         secs = difftime(when, time(NULL));
     }
-    if (secs < 0)
-        secs = 0;
-    if (secs > RETRY_AFTER_MAX)
-        secs = RETRY_AFTER_MAX;
+    if (secs < 0) secs = 0;
+    if (secs > RETRY_AFTER_MAX) secs = RETRY_AFTER_MAX;
     return secs;
 }
 
@@ -415,8 +388,7 @@ static double parse_retry_after(const char *block)
 static int has_ctl(const char *s)
 {
     for (; *s != '\0'; s++) {
-        if ((unsigned char)*s < 0x20 || *s == 0x7f)
-            return 1;
+        if ((unsigned char)*s < 0x20 || *s == 0x7f) return 1;
     }
     return 0;
 }
@@ -443,8 +415,8 @@ static void result_clear(struct http_result *res)
  * the request headers (for the caller to pass to end()) in *hdrs. Returns 0, or -1 with err
  * set and nothing to free. */
 static int begin(struct http *h, const char *url, const char *const *req_headers,
-                 const struct http_limits *lim, struct xfer *x, struct curl_slist **hdrs,
-                 char *err, size_t errlen)
+                 const struct http_limits *lim, struct xfer *x, struct curl_slist **hdrs, char *err,
+                 size_t errlen)
 {
     struct http_limits defaults;
 
@@ -500,8 +472,7 @@ static int end(struct http *h, const char *url, CURLcode rc, struct xfer *x,
     x->hdr = NULL;
     res->retry_after = parse_retry_after(res->headers);
 
-    if (rc == CURLE_OK || (x->discarded && rc == CURLE_WRITE_ERROR))
-        return 0;
+    if (rc == CURLE_OK || (x->discarded && rc == CURLE_WRITE_ERROR)) return 0;
 
     if (x->over_cap || rc == CURLE_FILESIZE_EXCEEDED) {
         err_set(err, errlen, "%s: body larger than the %lld-byte limit", url, x->max_bytes);
@@ -529,14 +500,13 @@ static int perform(struct http *h, const char *url, const char *const *req_heade
     struct curl_slist *hdrs;
 
     result_clear(res);
-    if (begin(h, url, req_headers, lim, x, &hdrs, err, errlen) < 0)
-        return -1;
+    if (begin(h, url, req_headers, lim, x, &hdrs, err, errlen) < 0) return -1;
     return end(h, url, curl_easy_perform(h->curl), x, hdrs, res, err, errlen);
 }
 
 int http_get(struct http *h, const char *url, const char *const *req_headers,
-             const struct http_limits *lim, char **body, size_t *len,
-             struct http_result *res, char *err, size_t errlen)
+             const struct http_limits *lim, char **body, size_t *len, struct http_result *res,
+             char *err, size_t errlen)
 {
     struct xfer x;
 
@@ -549,23 +519,21 @@ int http_get(struct http *h, const char *url, const char *const *req_headers,
         http_result_free(res);
         return -1;
     }
-    if (x.buf == NULL)
-        x.buf = xstrdup("");
+    if (x.buf == NULL) x.buf = xstrdup("");
     *body = x.buf;
     *len = x.len;
     return 0;
 }
 
-int http_setup_fd_transfer(struct http *h, const char *url, int fd,
-                           const struct http_limits *lim, char *err, size_t errlen)
+int http_setup_fd_transfer(struct http *h, const char *url, int fd, const struct http_limits *lim,
+                           char *err, size_t errlen)
 {
     struct curl_slist *hdrs;
 
     drop_fd_transfer(h);
     h->x.to_fd = 1;
     h->x.fd = fd;
-    if (begin(h, url, NULL, lim, &h->x, &hdrs, err, errlen) < 0)
-        return -1;
+    if (begin(h, url, NULL, lim, &h->x, &hdrs, err, errlen) < 0) return -1;
     h->url = xstrdup(url);
     return 0;
 }

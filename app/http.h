@@ -18,21 +18,21 @@
 struct http;
 
 struct http_limits {
-    double connect_timeout;   /* seconds; 0 = libcurl's default */
-    double timeout;           /* whole transfer, seconds; 0 = none */
-    long long max_bytes;      /* body size cap; 0 = none */
-    int max_redirects;        /* hops allowed; 0 = do not follow */
+    double connect_timeout; /* seconds; 0 = libcurl's default */
+    double timeout;         /* whole transfer, seconds; 0 = none */
+    long long max_bytes;    /* body size cap; 0 = none */
+    int max_redirects;      /* hops allowed; 0 = do not follow */
 };
 
 /* Defaults: connect 10 s, total 60 s, 50 MiB, 5 redirects. */
 void http_limits_default(struct http_limits *lim);
 
 struct http_result {
-    long status;          /* final HTTP status; 0 when no response arrived */
-    long long bytes;      /* body bytes received */
-    int transient;        /* see above; meaningful when the call returned -1 */
-    double retry_after;   /* seconds from a Retry-After header (429/503); 0 when absent */
-    char *headers;        /* raw header block of the final response (http_get only), or NULL */
+    long status;        /* final HTTP status; 0 when no response arrived */
+    long long bytes;    /* body bytes received */
+    int transient;      /* see above; meaningful when the call returned -1 */
+    double retry_after; /* seconds from a Retry-After header (429/503); 0 when absent */
+    char *headers;      /* raw header block of the final response (http_get only), or NULL */
 };
 
 /* A new handle; NULL (with err) if libcurl could not make one. */
@@ -45,8 +45,8 @@ void http_free(struct http *h);
  * free both with http_result_free and free(). On a transfer failure returns -1 with err set
  * ("http://x/y: Connection refused"). */
 int http_get(struct http *h, const char *url, const char *const *req_headers,
-             const struct http_limits *lim, char **body, size_t *len,
-             struct http_result *res, char *err, size_t errlen);
+             const struct http_limits *lim, char **body, size_t *len, struct http_result *res,
+             char *err, size_t errlen);
 
 /* GET url and write the body to fd. Returns 0 only when the whole body arrived with a 2xx
  * status; -1 otherwise, with err set ("https://x/y.jpg: HTTP 404") and res filled.
@@ -68,8 +68,8 @@ int http_get_to_fd(struct http *h, const char *url, int fd, const struct http_li
  * calls. The handle must be out of any multi handle before the next setup. http_setup_fd_
  * transfer resets the handle's options, so set CURLOPT_PRIVATE (or any other option of the
  * driver's) after it. An unfinished transfer is forgotten by the next setup or http_free. */
-int http_setup_fd_transfer(struct http *h, const char *url, int fd,
-                           const struct http_limits *lim, char *err, size_t errlen);
+int http_setup_fd_transfer(struct http *h, const char *url, int fd, const struct http_limits *lim,
+                           char *err, size_t errlen);
 CURLcode http_perform(struct http *h);
 int http_finish_fd_transfer(struct http *h, CURLcode rc, struct http_result *res, char *err,
                             size_t errlen);

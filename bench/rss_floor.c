@@ -16,9 +16,12 @@ static void show(const char *what)
 
     if (f == NULL) return;
     while (fgets(line, sizeof line, f)) {
-        if (strncmp(line, "VmRSS:", 6) == 0) sscanf(line + 6, "%ld", &rss);
-        else if (strncmp(line, "RssAnon:", 8) == 0) sscanf(line + 8, "%ld", &anon);
-        else if (strncmp(line, "RssFile:", 8) == 0) sscanf(line + 8, "%ld", &file);
+        if (strncmp(line, "VmRSS:", 6) == 0)
+            sscanf(line + 6, "%ld", &rss);
+        else if (strncmp(line, "RssAnon:", 8) == 0)
+            sscanf(line + 8, "%ld", &anon);
+        else if (strncmp(line, "RssFile:", 8) == 0)
+            sscanf(line + 8, "%ld", &file);
     }
     fclose(f);
     printf("%s %ld %ld %ld\n", what, rss, anon, file);

@@ -47,8 +47,8 @@ static int thread_state(struct cq_job *c, struct call_thread *ct, const struct c
     if (!ct->inited[fn->index]) {
         void *s = fn->thread_init(fn->udata, err, sizeof err);
         if (s == NULL) {
-            err_set(c->error, sizeof c->error, "%s: cannot set up this worker thread: %s",
-                    fn->name, err[0] ? err : "its thread_init failed");
+            err_set(c->error, sizeof c->error, "%s: cannot set up this worker thread: %s", fn->name,
+                    err[0] ? err : "its thread_init failed");
             c->failed = 1;
             c->transient = 1;
             return -1;
@@ -61,8 +61,8 @@ static int thread_state(struct cq_job *c, struct call_thread *ct, const struct c
 }
 
 int call_run(struct cq_job *c, struct call_thread *ct, const struct job *job,
-             const struct cq_function *fn, const char *root, const stop_flag *stop,
-             double timeout, const struct logger *lg)
+             const struct cq_function *fn, const char *root, const stop_flag *stop, double timeout,
+             const struct logger *lg)
 {
     int rc;
 
@@ -98,13 +98,34 @@ void call_end(struct cq_job *c)
 
 /* ---- the accessors of cq.h ----------------------------------------------------------- */
 
-const char *cq_job_id(const cq_job *job) { return job->job->id; }
-const char *cq_job_func(const cq_job *job) { return job->job->func; }
-const char *cq_job_queue(const cq_job *job) { return job->job->queue; }
-int cq_job_attempt(const cq_job *job) { return job->job->attempts; }
-double cq_job_deadline(const cq_job *job) { return job->deadline; }
-void *cq_job_thread_state(const cq_job *job) { return job->thread_state; }
-const char *cq_job_root(const cq_job *job) { return job->root ? job->root : "."; }
+const char *cq_job_id(const cq_job *job)
+{
+    return job->job->id;
+}
+const char *cq_job_func(const cq_job *job)
+{
+    return job->job->func;
+}
+const char *cq_job_queue(const cq_job *job)
+{
+    return job->job->queue;
+}
+int cq_job_attempt(const cq_job *job)
+{
+    return job->job->attempts;
+}
+double cq_job_deadline(const cq_job *job)
+{
+    return job->deadline;
+}
+void *cq_job_thread_state(const cq_job *job)
+{
+    return job->thread_state;
+}
+const char *cq_job_root(const cq_job *job)
+{
+    return job->root ? job->root : ".";
+}
 
 int cq_job_stopping(const cq_job *job)
 {
@@ -154,8 +175,7 @@ int cq_job_arg_integer(const cq_job *job, int i, long long *out)
         *out = (long long)a->valuedouble;
         return 0;
     }
-    if (!cJSON_IsString(a) || parse_long(a->valuestring, -LONG_MAX, LONG_MAX, &v) != 0)
-        return -1;
+    if (!cJSON_IsString(a) || parse_long(a->valuestring, -LONG_MAX, LONG_MAX, &v) != 0) return -1;
     *out = v;
     return 0;
 }

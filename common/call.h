@@ -29,14 +29,14 @@ struct cq_job {
     const struct job *job;
     const struct cq_function *fn;
     const char *root;
-    const stop_flag *stop;        /* the worker's hard stop */
-    double deadline;              /* Unix seconds; 0 = none */
+    const stop_flag *stop; /* the worker's hard stop */
+    double deadline;       /* Unix seconds; 0 = none */
     const struct logger *lg;
     void *thread_state;
     /* out */
-    char *result;                 /* malloc'ed, NULL for none */
+    char *result; /* malloc'ed, NULL for none */
     int result_json;
-    int failed;                   /* cq_job_fail was called */
+    int failed; /* cq_job_fail was called */
     int transient;
     double retry_after;
     char error[CALL_ERROR_MAX];
@@ -52,8 +52,8 @@ void call_thread_free(struct call_thread *ct);
 /* Run fn on job; returns the handler's 0/-1 and leaves the outcome in *c (result, error,
  * transient, retry_after). */
 int call_run(struct cq_job *c, struct call_thread *ct, const struct job *job,
-             const struct cq_function *fn, const char *root, const stop_flag *stop,
-             double timeout, const struct logger *lg);
+             const struct cq_function *fn, const char *root, const stop_flag *stop, double timeout,
+             const struct logger *lg);
 
 /* Free what the last call left (result, scratch). */
 void call_end(struct cq_job *c);

@@ -130,12 +130,13 @@ static int describe(struct cq_registry *into, const char *name, const char *decl
 
     if (!cJSON_IsObject(o) || !cJSON_IsString(cJSON_GetObjectItem(o, "args"))) {
         cJSON_Delete(o);
-        err_set(err, errlen, "function catalog: the entry of %s is not a declaration "
-                "(mend or delete it: HDEL <prefix>functions %s)", name, name);
+        err_set(err, errlen,
+                "function catalog: the entry of %s is not a declaration "
+                "(mend or delete it: HDEL <prefix>functions %s)",
+                name, name);
         return -1;
     }
-    f = registry_describe(into, name, cJSON_GetObjectItem(o, "args")->valuestring, why,
-                          sizeof why);
+    f = registry_describe(into, name, cJSON_GetObjectItem(o, "args")->valuestring, why, sizeof why);
     if (f == NULL) {
         cJSON_Delete(o);
         err_set(err, errlen, "function catalog: %s", why);
@@ -156,8 +157,8 @@ static int describe(struct cq_registry *into, const char *name, const char *decl
     return 0;
 }
 
-int catalog_get(struct rconn *r, const struct keys *k, const char *func,
-                struct cq_registry *into, double *seen, char *err, size_t errlen)
+int catalog_get(struct rconn *r, const struct keys *k, const char *func, struct cq_registry *into,
+                double *seen, char *err, size_t errlen)
 {
     char kf[KEYS_KEY_MAX], ks[KEYS_KEY_MAX];
     redisReply *a, *b;
@@ -179,8 +180,9 @@ int catalog_get(struct rconn *r, const struct keys *k, const char *func,
         rc = 0;
     } else {
         *seen = reply_time(b);
-        rc = registry_find(into, func) != NULL ? 1
-             : describe(into, func, a->str, err, errlen) == 0 ? 1 : -1;
+        rc = registry_find(into, func) != NULL               ? 1
+            : describe(into, func, a->str, err, errlen) == 0 ? 1
+                                                             : -1;
     }
     if (a) freeReplyObject(a);
     if (b) freeReplyObject(b);
@@ -193,17 +195,22 @@ static void print_age(FILE *f, double seen)
     double age = time_now() - seen;
 
     fprintf(f, "no live worker; ");
-    if (seen <= 0) fprintf(f, "never served");
-    else if (age < 120) fprintf(f, "last served %.0fs ago", age);
-    else if (age < 7200) fprintf(f, "last served %.0fm ago", age / 60);
-    else if (age < 172800) fprintf(f, "last served %.0fh ago", age / 3600);
-    else fprintf(f, "last served %.0fd ago", age / 86400);
+    if (seen <= 0)
+        fprintf(f, "never served");
+    else if (age < 120)
+        fprintf(f, "last served %.0fs ago", age);
+    else if (age < 7200)
+        fprintf(f, "last served %.0fm ago", age / 60);
+    else if (age < 172800)
+        fprintf(f, "last served %.0fh ago", age / 3600);
+    else
+        fprintf(f, "last served %.0fd ago", age / 86400);
 }
 
 /* The live workers (lease present) that serve name, comma-separated, into buf. */
 static void live_workers(const redisReply *wids, const redisReply *const *funcs,
-                         const redisReply *const *leases, const char *name, char *buf,
-                         size_t len, int *count)
+                         const redisReply *const *leases, const char *name, char *buf, size_t len,
+                         int *count)
 {
     size_t i, o = 0, nl = strlen(name);
 
@@ -218,8 +225,7 @@ static void live_workers(const redisReply *wids, const redisReply *const *funcs,
             if ((p == funcs[i]->str || p[-1] == ',') && (p[nl] == ',' || p[nl] == '\0')) {
                 int w;
                 (*count)++;
-                w = snprintf(buf + o, len - o, "%s%s", o ? ", " : "",
-                                 wids->element[i]->str);
+                w = snprintf(buf + o, len - o, "%s%s", o ? ", " : "", wids->element[i]->str);
                 if (w > 0 && (size_t)w < len - o) o += (size_t)w;
                 break;
             }
@@ -227,8 +233,8 @@ static void live_workers(const redisReply *wids, const redisReply *const *funcs,
     }
 }
 
-int catalog_live(struct rconn *r, const struct keys *k, const char *func, char *names,
-                 size_t len, char *err, size_t errlen)
+int catalog_live(struct rconn *r, const struct keys *k, const char *func, char *names, size_t len,
+                 char *err, size_t errlen)
 {
     char kw[KEYS_KEY_MAX], kl[KEYS_KEY_MAX];
     redisReply *wids, **funcs, **leases;
@@ -311,14 +317,13 @@ int catalog_print(struct rconn *r, const struct keys *k, const struct cq_registr
     }
     for (i = 0; i + 1 < all->elements; i += 2) {
         char why[512];
-        if (describe(reg, all->element[i]->str, all->element[i + 1]->str, why,
-                     sizeof why) != 0)
+        if (describe(reg, all->element[i]->str, all->element[i + 1]->str, why, sizeof why) != 0)
             fprintf(f, "%s: %s\n", all->element[i]->str, why);
     }
     for (j = 0; builtins != NULL && j < builtins->n; j++)
         if (registry_find(reg, builtins->v[j]->name) == NULL) {
-            struct cq_function *d = registry_describe(reg, builtins->v[j]->name,
-                                                      builtins->v[j]->spec, NULL, 0);
+            struct cq_function *d =
+                registry_describe(reg, builtins->v[j]->name, builtins->v[j]->spec, NULL, 0);
             if (d != NULL) cq_function_set_summary(d, builtins->v[j]->summary);
         }
     for (j = 0; j < reg->n; j++) {
@@ -327,14 +332,15 @@ int catalog_print(struct rconn *r, const struct keys *k, const struct cq_registr
         char live[1024];
         int nlive;
         for (i = 0; i + 1 < seen->elements; i += 2)
-            if (strcmp(seen->element[i]->str, fn->name) == 0)
-                t = reply_time(seen->element[i + 1]);
-        live_workers(wids, (const redisReply *const *)funcs,
-                     (const redisReply *const *)leases, fn->name, live, sizeof live, &nlive);
+            if (strcmp(seen->element[i]->str, fn->name) == 0) t = reply_time(seen->element[i + 1]);
+        live_workers(wids, (const redisReply *const *)funcs, (const redisReply *const *)leases,
+                     fn->name, live, sizeof live, &nlive);
         fprintf(f, "%-30s %s\n", fn->usage, fn->summary);
         fprintf(f, "%-30s   %s; ", "", fn->source);
-        if (nlive > 0) fprintf(f, "served now by %s", live);
-        else print_age(f, t);
+        if (nlive > 0)
+            fprintf(f, "served now by %s", live);
+        else
+            print_age(f, t);
         fprintf(f, "\n");
     }
     rc = 0;

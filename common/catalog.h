@@ -34,13 +34,13 @@ int catalog_seen_append(struct rconn *r, const struct keys *k, const struct cq_r
 /* Look func up: 1 with its declaration added to into (when into does not have it yet) and
  * *seen set (0 = never), 0 when no worker ever published it, -1 with err (Redis failed or
  * the entry is unreadable). */
-int catalog_get(struct rconn *r, const struct keys *k, const char *func,
-                struct cq_registry *into, double *seen, char *err, size_t errlen);
+int catalog_get(struct rconn *r, const struct keys *k, const char *func, struct cq_registry *into,
+                double *seen, char *err, size_t errlen);
 
 /* How many live workers (lease present) serve func now, their ids comma-separated into
  * names (may be NULL); or -1 with err. */
-int catalog_live(struct rconn *r, const struct keys *k, const char *func, char *names,
-                 size_t len, char *err, size_t errlen);
+int catalog_live(struct rconn *r, const struct keys *k, const char *func, char *names, size_t len,
+                 char *err, size_t errlen);
 
 /* Print every function of the catalog and of builtins (not published yet), with the live
  * workers serving it and when it was last served (cenqueue --list-functions). */

@@ -8,8 +8,8 @@
 
 #define HELP_COLUMN 27 /* where the help text starts */
 
-void cli_getopt(const struct cli_option *opts, size_t n, int stop_at_arg,
-                struct option **longopts, char **shortopts)
+void cli_getopt(const struct cli_option *opts, size_t n, int stop_at_arg, struct option **longopts,
+                char **shortopts)
 {
     struct option *lo = xcalloc(n + 1, sizeof *lo);
     char *so = xcalloc(3 * n + 2, 1);

@@ -16,23 +16,35 @@ struct cli_option {
     const char *help; /* the help, lines separated by '\n' */
 };
 
-#define CLI_URL                                                                            \
-    { "url", 'u', "URL",                                                                   \
-      "Redis URL: redis://[[user]:pass@]host[:port][/db] or\n"                             \
-      "unix:///path.sock[?db=N] (default: $CQ_REDIS_URL, else\n"                           \
-      "redis://127.0.0.1:6379)" }
-#define CLI_PREFIX(key)                                                                    \
-    { "prefix", (key), "P", "Redis key prefix (default: $CQ_PREFIX, else \"cq:\")" }
-#define CLI_QUEUE                                                                          \
-    { "queue", 'q', "NAME", "queue to enqueue to (default: default)" }
-#define CLI_HELP { "help", 'h', NULL, "print this help and exit" }
-#define CLI_VERSION { "version", 'V', NULL, "print the version and exit" }
+#define CLI_URL                                                        \
+    {                                                                  \
+        "url", 'u', "URL",                                             \
+            "Redis URL: redis://[[user]:pass@]host[:port][/db] or\n"   \
+            "unix:///path.sock[?db=N] (default: $CQ_REDIS_URL, else\n" \
+            "redis://127.0.0.1:6379)"                                  \
+    }
+#define CLI_PREFIX(key)                                                              \
+    {                                                                                \
+        "prefix", (key), "P", "Redis key prefix (default: $CQ_PREFIX, else \"cq:\")" \
+    }
+#define CLI_QUEUE                                                      \
+    {                                                                  \
+        "queue", 'q', "NAME", "queue to enqueue to (default: default)" \
+    }
+#define CLI_HELP                                      \
+    {                                                 \
+        "help", 'h', NULL, "print this help and exit" \
+    }
+#define CLI_VERSION                                        \
+    {                                                      \
+        "version", 'V', NULL, "print the version and exit" \
+    }
 
 /* getopt_long's tables for opts[0..n-1]: *longopts (ending in a zero entry) and *shortopts
  * ("u:c:bhV"; with stop_at_arg, starting with '+' so that parsing stops at the first
  * non-option). Both are malloc'ed; free them with cli_free. */
-void cli_getopt(const struct cli_option *opts, size_t n, int stop_at_arg,
-                struct option **longopts, char **shortopts);
+void cli_getopt(const struct cli_option *opts, size_t n, int stop_at_arg, struct option **longopts,
+                char **shortopts);
 void cli_free(struct option *longopts, char *shortopts);
 
 /* The options every command handles alike, for the default case of its getopt switch: -h

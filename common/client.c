@@ -20,16 +20,16 @@
 
 /* What the catalog said of a function when the client first looked it up. */
 struct served {
-    double last;                  /* when a worker last served it (0: never) */
-    int live;                     /* live workers serving it then */
+    double last; /* when a worker last served it (0: never) */
+    int live;    /* live workers serving it then */
 };
 
 struct cq_client {
     struct rconn r;
     struct keys k;
-    struct cq_registry *known;    /* built-ins and the program's own */
-    struct cq_registry *cache;    /* declarations read from the catalog */
-    struct served *served;        /* of cache->v[i], when first looked up */
+    struct cq_registry *known; /* built-ins and the program's own */
+    struct cq_registry *cache; /* declarations read from the catalog */
+    struct served *served;     /* of cache->v[i], when first looked up */
 };
 
 struct cq_jobspec {
@@ -98,8 +98,7 @@ cq_jobspec *cq_jobspec_new(const char *func, const char *args_json, char *err, s
     cq_jobspec *s;
 
     if (func == NULL || func[0] == '\0' || strlen(func) > JOB_FUNC_MAX) {
-        err_set(err, errlen, "function name '%s': 1-%d characters", func ? func : "",
-                JOB_FUNC_MAX);
+        err_set(err, errlen, "function name '%s': 1-%d characters", func ? func : "", JOB_FUNC_MAX);
         return NULL;
     }
     if (args_json != NULL) {
@@ -218,7 +217,8 @@ int cq_client_check(cq_client *c, cq_jobspec *s, char *warning, size_t warnlen, 
             /* Who serves it is asked once per function and client: a producer feeding a
              * million jobs pays for it once. */
             live = registry_find(c->known, func) != NULL
-                       ? 1 : catalog_live(&c->r, &c->k, func, NULL, 0, err, errlen);
+                ? 1
+                : catalog_live(&c->r, &c->k, func, NULL, 0, err, errlen);
             if (live < 0) return -1;
             f = registry_find(c->cache, func);
             c->served = xrealloc(c->served, sizeof *c->served * (size_t)c->cache->n);
@@ -240,18 +240,24 @@ int cq_client_check(cq_client *c, cq_jobspec *s, char *warning, size_t warnlen, 
     /* Built-ins are served by every cworker: no worker yet is a deploy still to come. */
     if (!builtin && warning != NULL && warnlen > 0 && live == 0) {
         double age = time_now() - seen;
-        err_set(warning, warnlen, "function %s: no live worker serves it now (last served "
-                "%.0f%s ago); the job waits until one does", func,
-                age < 120 ? age : age < 7200 ? age / 60 : age / 3600,
-                age < 120 ? "s" : age < 7200 ? "m" : "h");
+        err_set(warning, warnlen,
+                "function %s: no live worker serves it now (last served "
+                "%.0f%s ago); the job waits until one does",
+                func,
+                age < 120        ? age
+                    : age < 7200 ? age / 60
+                                 : age / 3600,
+                age < 120        ? "s"
+                    : age < 7200 ? "m"
+                                 : "h");
     }
     return 0;
 }
 
 /* ---- enqueueing ----------------------------------------------------------------------- */
 
-long cq_enqueue(cq_client *c, cq_jobspec *const *jobs, size_t n, enum cq_check check,
-                char *err, size_t errlen)
+long cq_enqueue(cq_client *c, cq_jobspec *const *jobs, size_t n, enum cq_check check, char *err,
+                size_t errlen)
 {
     struct job **v;
     size_t i, start;
@@ -262,8 +268,7 @@ long cq_enqueue(cq_client *c, cq_jobspec *const *jobs, size_t n, enum cq_check c
         for (i = 0; i < n; i++) {
             char why[1024];
             if (cq_client_check(c, jobs[i], NULL, 0, why, sizeof why) != 0) {
-                err_set(err, errlen, "job %zu of %zu: %s (nothing was enqueued)", i + 1, n,
-                        why);
+                err_set(err, errlen, "job %zu of %zu: %s (nothing was enqueued)", i + 1, n, why);
                 return -1;
             }
         }
@@ -286,7 +291,7 @@ long cq_enqueue(cq_client *c, cq_jobspec *const *jobs, size_t n, enum cq_check c
 /* ---- status --------------------------------------------------------------------------- */
 
 static const char *const state_names[] = {
-    [CQ_UNKNOWN] = "unknown", [CQ_QUEUED] = "queued", [CQ_SCHEDULED] = "scheduled",
+    [CQ_UNKNOWN] = "unknown", [CQ_QUEUED] = "queued",     [CQ_SCHEDULED] = "scheduled",
     [CQ_STARTED] = "started", [CQ_RETRYING] = "retrying", [CQ_FINISHED] = "finished",
     [CQ_FAILED] = "failed",
 };
@@ -308,8 +313,7 @@ static cq_status *status_from(const redisReply *rep)
     st->values = xcalloc(st->n + 1, sizeof *st->values);
     for (i = 0; i < st->n; i++) {
         st->names[i] = xstrdup(rep->element[2 * i]->str ? rep->element[2 * i]->str : "");
-        st->values[i] = xstrdup(rep->element[2 * i + 1]->str ? rep->element[2 * i + 1]->str
-                                                              : "");
+        st->values[i] = xstrdup(rep->element[2 * i + 1]->str ? rep->element[2 * i + 1]->str : "");
         if (strcmp(st->names[i], "status") == 0)
             for (k = 1; k < sizeof state_names / sizeof state_names[0]; k++)
                 if (strcmp(st->values[i], state_names[k]) == 0) st->state = (enum cq_state)k;
@@ -317,8 +321,8 @@ static cq_status *status_from(const redisReply *rep)
     return st;
 }
 
-int cq_status_get_many(cq_client *c, const char *const *ids, size_t n, cq_status **out,
-                       char *err, size_t errlen)
+int cq_status_get_many(cq_client *c, const char *const *ids, size_t n, cq_status **out, char *err,
+                       size_t errlen)
 {
     char key[KEYS_KEY_MAX];
     size_t i, got = 0;
@@ -326,8 +330,8 @@ int cq_status_get_many(cq_client *c, const char *const *ids, size_t n, cq_status
     for (i = 0; i < n; i++) {
         out[i] = NULL;
         if (!keys_valid_name(ids[i])) {
-            err_set(err, errlen, "job id '%s': use 1-%d characters of A-Z a-z 0-9 _ . @ -",
-                    ids[i], KEYS_NAME_MAX);
+            err_set(err, errlen, "job id '%s': use 1-%d characters of A-Z a-z 0-9 _ . @ -", ids[i],
+                    KEYS_NAME_MAX);
             return -1;
         }
     }
@@ -366,8 +370,7 @@ int cq_status_get(cq_client *c, const char *id, cq_status **out, char *err, size
     return cq_status_get_many(c, &id, 1, out, err, errlen);
 }
 
-int cq_wait(cq_client *c, const char *id, double timeout, cq_status **out, char *err,
-            size_t errlen)
+int cq_wait(cq_client *c, const char *id, double timeout, cq_status **out, char *err, size_t errlen)
 {
     double until = timeout > 0 ? time_now() + timeout : 0;
     long pause = 5;

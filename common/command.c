@@ -54,9 +54,9 @@
 
 #include "util.h"
 
-#define TICK_MS 50       /* longest wait before the clocks and the stop flag are looked at */
-#define DRAIN_MS 250     /* after the SIGKILL, how long to wait for the pipes to close */
-#define READ_CHUNK 16384
+#define TICK_MS        50  /* longest wait before the clocks and the stop flag are looked at */
+#define DRAIN_MS       250 /* after the SIGKILL, how long to wait for the pipes to close */
+#define READ_CHUNK     16384
 #define READS_PER_WAKE 8 /* so that one chatty pipe cannot keep the loop from its clocks */
 
 /* What failed in the child before execve, reported through the CLOEXEC pipe. */
@@ -83,9 +83,9 @@ struct capture {
     char *out;
     size_t len, alloc, cap;
     int truncated;
-    char line[COMMAND_ERRLINE_MAX];   /* the stderr line being read */
+    char line[COMMAND_ERRLINE_MAX]; /* the stderr line being read */
     size_t linelen;
-    char *errline;                    /* where a finished non-blank line goes */
+    char *errline; /* where a finished non-blank line goes */
 };
 
 /* ---- the child (async-signal-safe calls only) ------------------------------------------- */
@@ -98,7 +98,7 @@ __attribute__((noreturn)) static void child_fail(int fd, int stage)
     r.stage = stage;
     r.err = errno;
     w = write(fd, &r, sizeof r);
-    (void)w;   /* nothing else can be done with a failure here */
+    (void)w; /* nothing else can be done with a failure here */
     _exit(127);
 }
 
@@ -156,14 +156,16 @@ static void sys_err(char *err, size_t errlen, const char *name, const char *what
     char buf[128];
     const char *msg = strerror_r(errnum, buf, sizeof buf);
 
-    if (what != NULL) err_set(err, errlen, "command %s: %s: %s", name, what, msg);
-    else err_set(err, errlen, "command %s: %s", name, msg);
+    if (what != NULL)
+        err_set(err, errlen, "command %s: %s: %s", name, what, msg);
+    else
+        err_set(err, errlen, "command %s: %s", name, msg);
 }
 
 static long long secs_to_ms(double s)
 {
-    if (!(s > 0)) return 0;       /* also NaN */
-    if (s > 1e9) s = 1e9;         /* "forever", without overflowing the clock arithmetic */
+    if (!(s > 0)) return 0; /* also NaN */
+    if (s > 1e9) s = 1e9;   /* "forever", without overflowing the clock arithmetic */
     if (s < 0.001) return 1;
     return (long long)(s * 1000.0 + 0.5);
 }
@@ -195,10 +197,14 @@ static size_t utf8_whole(const char *s, size_t n)
     while (i > 0 && n - i < 4 && ((unsigned char)s[i - 1] & 0xC0) == 0x80) i--;
     if (i == 0) return n;
     lead = (unsigned char)s[i - 1];
-    if ((lead & 0xE0) == 0xC0) want = 2;
-    else if ((lead & 0xF0) == 0xE0) want = 3;
-    else if ((lead & 0xF8) == 0xF0) want = 4;
-    else return n;                 /* ASCII or not UTF-8 at all: leave it */
+    if ((lead & 0xE0) == 0xC0)
+        want = 2;
+    else if ((lead & 0xF0) == 0xE0)
+        want = 3;
+    else if ((lead & 0xF8) == 0xF0)
+        want = 4;
+    else
+        return n; /* ASCII or not UTF-8 at all: leave it */
     return n - (i - 1) < want ? i - 1 : n;
 }
 
@@ -210,7 +216,7 @@ static void line_end(struct capture *c)
     n = utf8_whole(c->line, n);
     /* Control characters are spaces by now, so this trims a "\r" too. */
     while (n > 0 && c->line[n - 1] == ' ') n--;
-    if (n == 0) return;            /* a blank line does not hide the message before it */
+    if (n == 0) return; /* a blank line does not hide the message before it */
     memcpy(c->errline, c->line, n);
     c->errline[n] = '\0';
 }
@@ -241,8 +247,10 @@ static int drain(int fd, struct capture *c, int is_err, int max_reads)
     for (i = 0; i < max_reads; i++) {
         ssize_t n = read(fd, buf, sizeof buf);
         if (n > 0) {
-            if (is_err) err_feed(c, buf, (size_t)n);
-            else out_feed(c, buf, (size_t)n);
+            if (is_err)
+                err_feed(c, buf, (size_t)n);
+            else
+                out_feed(c, buf, (size_t)n);
             continue;
         }
         if (n < 0 && errno == EINTR) continue;
@@ -251,7 +259,6 @@ static int drain(int fd, struct capture *c, int is_err, int max_reads)
     }
     return 0;
 }
-
 
 /* The loop of the DESIGN comment. fds[0] is stdout, fds[1] stderr; both are closed on
  * return. Returns 0 with res filled in, or -1 when the child was reaped by someone else. */
@@ -295,13 +302,15 @@ static int supervise(pid_t pid, int fds[2], long long deadline, long long grace_
                 if (errno == ECHILD) {
                     close_fd(&fds[0]);
                     close_fd(&fds[1]);
-                    err_set(err, errlen, "command %s: the child was reaped elsewhere "
-                            "(SIGCHLD ignored, or a wait for any child?)", program);
+                    err_set(err, errlen,
+                            "command %s: the child was reaped elsewhere "
+                            "(SIGCHLD ignored, or a wait for any child?)",
+                            program);
                     return -1;
                 }
             } else if (si.si_pid == pid) {
                 exited = 1;
-                if (kill_at < 0) kill_at = now + grace_ms;   /* the lingering bound */
+                if (kill_at < 0) kill_at = now + grace_ms; /* the lingering bound */
             }
         }
         if (exited && !killed && fds[0] < 0 && fds[1] < 0) break;
@@ -310,8 +319,10 @@ static int supervise(pid_t pid, int fds[2], long long deadline, long long grace_
         stopping = stop_requested(stop);
         if (!termed && !killed && (stopping || (deadline > 0 && now >= deadline))) {
             if (!exited) {
-                if (stopping) res->stopped = 1;
-                else res->timed_out = 1;
+                if (stopping)
+                    res->stopped = 1;
+                else
+                    res->timed_out = 1;
             }
             kill(-pid, SIGTERM);
             termed = 1;
@@ -331,7 +342,7 @@ static int supervise(pid_t pid, int fds[2], long long deadline, long long grace_
         if (fds[i] >= 0) drain(fds[i], c, i == 1, 64);
         close_fd(&fds[i]);
     }
-    if (!killed) kill(-pid, SIGKILL);   /* the sweep: the leader is a zombie, the id still ours */
+    if (!killed) kill(-pid, SIGKILL); /* the sweep: the leader is a zombie, the id still ours */
     do {
         w = waitpid(pid, &st, 0);
     } while (w < 0 && errno == EINTR);
@@ -354,18 +365,12 @@ static void describe_failure(const struct report *r, const char *program, const 
     const char *msg = strerror_r(r->err, buf, sizeof buf);
 
     switch (r->stage) {
-    case STAGE_EXEC:
-        err_set(err, errlen, "command %s: %s", program, msg);
-        break;
+    case STAGE_EXEC: err_set(err, errlen, "command %s: %s", program, msg); break;
     case STAGE_CHDIR:
         err_set(err, errlen, "command %s: cannot enter %s: %s", program, cwd ? cwd : "", msg);
         break;
-    case STAGE_SETPGID:
-        err_set(err, errlen, "command %s: setpgid: %s", program, msg);
-        break;
-    default:
-        err_set(err, errlen, "command %s: dup2: %s", program, msg);
-        break;
+    case STAGE_SETPGID: err_set(err, errlen, "command %s: setpgid: %s", program, msg); break;
+    default: err_set(err, errlen, "command %s: dup2: %s", program, msg); break;
     }
 }
 
@@ -374,8 +379,7 @@ static void describe_failure(const struct report *r, const char *program, const 
 static int make_pipes(const char *program, int outp[2], int errp[2], int repp[2], int *nullfd,
                       char *err, size_t errlen)
 {
-    if (pipe2(outp, O_CLOEXEC) != 0 || pipe2(errp, O_CLOEXEC) != 0 ||
-        pipe2(repp, O_CLOEXEC) != 0) {
+    if (pipe2(outp, O_CLOEXEC) != 0 || pipe2(errp, O_CLOEXEC) != 0 || pipe2(repp, O_CLOEXEC) != 0) {
         sys_err(err, errlen, program, "pipe", errno);
         return -1;
     }
@@ -412,13 +416,12 @@ static int read_report(int *fd, struct report *rep)
     return got == sizeof *rep;
 }
 
-int command_run(const char *program, const char *const *args, int nargs,
-                const char *const *env, const char *cwd, double timeout, double grace,
-                const stop_flag *stop, size_t out_cap, struct command_result *res,
-                char *err, size_t errlen)
+int command_run(const char *program, const char *const *args, int nargs, const char *const *env,
+                const char *cwd, double timeout, double grace, const stop_flag *stop,
+                size_t out_cap, struct command_result *res, char *err, size_t errlen)
 {
-    static const char *const no_env[] = { NULL };
-    int outp[2] = { -1, -1 }, errp[2] = { -1, -1 }, repp[2] = { -1, -1 }, nullfd = -1;
+    static const char *const no_env[] = {NULL};
+    int outp[2] = {-1, -1}, errp[2] = {-1, -1}, repp[2] = {-1, -1}, nullfd = -1;
     int fds[2], i, saved, rc = -1;
     struct capture *c = NULL;
     struct spawn sp;
@@ -440,7 +443,7 @@ int command_run(const char *program, const char *const *args, int nargs,
     }
 
     argv = xmalloc(((size_t)nargs + 2) * sizeof *argv);
-    argv[0] = (char *)program;   /* execve's prototype predates const; it writes nothing */
+    argv[0] = (char *)program; /* execve's prototype predates const; it writes nothing */
     for (i = 0; i < nargs; i++) argv[i + 1] = (char *)args[i];
     argv[nargs + 1] = NULL;
 
@@ -494,7 +497,7 @@ int command_run(const char *program, const char *const *args, int nargs,
     outp[0] = errp[0] = -1;
     rc = supervise(pid, fds, tmo_ms > 0 ? start + tmo_ms : 0, secs_to_ms(grace), stop, c, res,
                    program, err, errlen);
-    if (c->linelen > 0) line_end(c);   /* a last line without its newline */
+    if (c->linelen > 0) line_end(c); /* a last line without its newline */
     if (rc == 0) {
         if (c->out == NULL) c->out = xmalloc(1);
         c->out[c->len] = '\0';
@@ -559,8 +562,10 @@ int command_resolve(const char *name, char *path, size_t pathlen, char *err, siz
     nl = strlen(name);
     if (strchr(name, '/') != NULL) {
         if (name[0] != '/') {
-            err_set(err, errlen, "command %s: a relative path; give an absolute path or a "
-                    "bare name to look up in PATH", name);
+            err_set(err, errlen,
+                    "command %s: a relative path; give an absolute path or a "
+                    "bare name to look up in PATH",
+                    name);
             return -1;
         }
         if (check_executable(name, name, err, errlen) != 0) return -1;
@@ -604,11 +609,9 @@ int command_resolve(const char *name, char *path, size_t pathlen, char *err, siz
 
 /* ---- functions served by commands ---------------------------------------------------- */
 
-
-
 #include "call.h"
 
-#define EX_TEMPFAIL_CODE 75   /* sysexits.h: "try again later" */
+#define EX_TEMPFAIL_CODE 75 /* sysexits.h: "try again later" */
 
 struct command_fn {
     char program[PATH_MAX];
@@ -621,8 +624,8 @@ static int fn_command(cq_job *job, void *udata)
     int n = cq_job_nargs(job), i, rc;
     const char **args = xcalloc((size_t)(n ? n : 1), sizeof *args);
     char env_id[200], env_attempt[64], env_func[128], env_queue[200], err[512];
-    const char *env[] = {"PATH=/usr/local/bin:/usr/bin:/bin", env_id, env_attempt, env_func,
-                         env_queue, NULL};
+    const char *env[] = {
+        "PATH=/usr/local/bin:/usr/bin:/bin", env_id, env_attempt, env_func, env_queue, NULL};
     double deadline = cq_job_deadline(job), timeout = 0;
 
     for (i = 0; i < n; i++) {
@@ -637,32 +640,33 @@ static int fn_command(cq_job *job, void *udata)
         timeout = deadline - time_now();
         if (timeout < 0.001) timeout = 0.001;
     }
-    rc = command_run(cf->program, args, n, env, cq_job_root(job), timeout, COMMAND_GRACE,
-                     job->stop, CQ_RESULT_MAX, &res, err, sizeof err);
+    rc = command_run(cf->program, args, n, env, cq_job_root(job), timeout, COMMAND_GRACE, job->stop,
+                     CQ_RESULT_MAX, &res, err, sizeof err);
     free(args);
     if (rc != 0) {
         command_result_free(&res);
         return cq_job_fail(job, CQ_TRANSIENT, 0, "%s: %s", cq_job_func(job), err);
     }
     if (res.timed_out)
-        rc = cq_job_fail(job, CQ_TRANSIENT, 0, "%s: %s timed out after %.3gs (its process "
-                         "group was terminated)%s%s", cq_job_func(job), cf->program, timeout,
-                         res.errline[0] ? ": " : "", res.errline);
+        rc = cq_job_fail(job, CQ_TRANSIENT, 0,
+                         "%s: %s timed out after %.3gs (its process "
+                         "group was terminated)%s%s",
+                         cq_job_func(job), cf->program, timeout, res.errline[0] ? ": " : "",
+                         res.errline);
     else if (res.stopped)
         rc = cq_job_fail(job, CQ_TRANSIENT, 0, "%s: %s interrupted by worker shutdown",
                          cq_job_func(job), cf->program);
     else if (res.signal != 0)
-        rc = cq_job_fail(job, CQ_TRANSIENT, 0, "%s: %s killed by signal %d%s%s",
-                         cq_job_func(job), cf->program, res.signal,
-                         res.errline[0] ? ": " : "", res.errline);
+        rc = cq_job_fail(job, CQ_TRANSIENT, 0, "%s: %s killed by signal %d%s%s", cq_job_func(job),
+                         cf->program, res.signal, res.errline[0] ? ": " : "", res.errline);
     else if (res.status == EX_TEMPFAIL_CODE || res.status != 0)
         rc = cq_job_fail(job, res.status == EX_TEMPFAIL_CODE ? CQ_TRANSIENT : CQ_PERMANENT, 0,
                          "%s: %s exited with status %d%s%s", cq_job_func(job), cf->program,
                          res.status, res.errline[0] ? ": " : "", res.errline);
     else {
         /* One line: trailing newlines go, inner ones become spaces (cq_job_result). */
-        while (res.outlen > 0 && (res.out[res.outlen - 1] == '\n' ||
-                                  res.out[res.outlen - 1] == '\r'))
+        while (res.outlen > 0 &&
+               (res.out[res.outlen - 1] == '\n' || res.out[res.outlen - 1] == '\r'))
             res.out[--res.outlen] = '\0';
         cq_job_result(job, res.out ? res.out : "");
         rc = 0;

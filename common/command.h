@@ -23,15 +23,15 @@
 #define COMMAND_ERRLINE_MAX 1024
 
 struct command_result {
-    int status;          /* exit code when it exited normally, else -1 */
-    int signal;          /* the signal that ended it, else 0 */
-    int timed_out;       /* it was still running at the timeout and was terminated */
-    int stopped;         /* it was still running when *stop became non-zero and was terminated */
-    pid_t pgid;          /* its process group (= its pid); gone by the time command_run returns */
-    char *out;           /* stdout, NUL-terminated (it may contain NULs too: use outlen); owned
+    int status;    /* exit code when it exited normally, else -1 */
+    int signal;    /* the signal that ended it, else 0 */
+    int timed_out; /* it was still running at the timeout and was terminated */
+    int stopped;   /* it was still running when *stop became non-zero and was terminated */
+    pid_t pgid;    /* its process group (= its pid); gone by the time command_run returns */
+    char *out;     /* stdout, NUL-terminated (it may contain NULs too: use outlen); owned
                           * by the result, freed by command_result_free */
     size_t outlen;
-    int out_truncated;   /* stdout was longer than out_cap; the rest was read and discarded */
+    int out_truncated; /* stdout was longer than out_cap; the rest was read and discarded */
     char errline[COMMAND_ERRLINE_MAX]; /* the last non-blank line of stderr, control characters
                           * turned into spaces, trailing white space trimmed; "" when none */
 };
@@ -50,10 +50,9 @@ struct command_result {
  * Returns 0 when the program was started and reaped, whatever its exit (res says how it
  * ended); -1 with err (e.g. "command /x/y: No such file or directory") when it could not be
  * started. res needs no setup; call command_result_free on it after either return. */
-int command_run(const char *program, const char *const *args, int nargs,
-                const char *const *env, const char *cwd, double timeout, double grace,
-                const stop_flag *stop, size_t out_cap, struct command_result *res,
-                char *err, size_t errlen);
+int command_run(const char *program, const char *const *args, int nargs, const char *const *env,
+                const char *cwd, double timeout, double grace, const stop_flag *stop,
+                size_t out_cap, struct command_result *res, char *err, size_t errlen);
 
 /* Free what command_run allocated in res (not res itself). NULL is a no-op. */
 void command_result_free(struct command_result *res);
@@ -69,8 +68,8 @@ int command_resolve(const char *name, char *path, size_t pathlen, char *err, siz
 
 #include "registry.h"
 
-#define COMMAND_GRACE 5.0            /* seconds between TERM and KILL */
-#define COMMAND_RETRIES 3            /* default retries of a command function */
+#define COMMAND_GRACE   5.0 /* seconds between TERM and KILL */
+#define COMMAND_RETRIES 3   /* default retries of a command function */
 
 /* Add to reg the function a spec names: "NAME=PROGRAM" or "NAME:ARGS=PROGRAM" (ARGS as for
  * cq_function_add; default "[ARG:any...]"). PROGRAM is resolved now (command_resolve). A job

@@ -57,8 +57,8 @@ void job_fill_ids(struct job *const *jobs, size_t n)
             unsigned char *u;
             if (jobs[i]->id[0] != '\0') continue;
             u = rnd + 16 * m++;
-            u[6] = (unsigned char)((u[6] & 0x0f) | 0x40);   /* version 4 */
-            u[8] = (unsigned char)((u[8] & 0x3f) | 0x80);   /* RFC 4122 variant */
+            u[6] = (unsigned char)((u[6] & 0x0f) | 0x40); /* version 4 */
+            u[8] = (unsigned char)((u[8] & 0x3f) | 0x80); /* RFC 4122 variant */
             uuid_unparse_lower(u, jobs[i]->id);
         }
     }
@@ -98,8 +98,8 @@ static int get_int(const cJSON *o, const char *name, int min, int max, int *out)
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
 
     if (v == NULL || cJSON_IsNull(v)) return 0;
-    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) ||
-        v->valuedouble < min || v->valuedouble > max)
+    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < min ||
+        v->valuedouble > max)
         return -1;
     *out = (int)v->valuedouble;
     return 0;
@@ -127,8 +127,7 @@ int job_decode(const char *buf, size_t len, struct job **out, char *err, size_t 
 
     *out = NULL;
     if (len > JOB_RECORD_MAX) {
-        err_set(err, errlen, "record of %zu bytes is over the %d byte limit", len,
-                JOB_RECORD_MAX);
+        err_set(err, errlen, "record of %zu bytes is over the %d byte limit", len, JOB_RECORD_MAX);
         return -1;
     }
     o = cJSON_ParseWithLength(buf, len);
@@ -184,7 +183,8 @@ int job_decode(const char *buf, size_t len, struct job **out, char *err, size_t 
         get_double(o, "timeout", &j->timeout) != 0) {
         err_set(err, errlen,
                 "job %s: enqueued_at, retries, attempts, recovered and timeout must be "
-                "non-negative numbers (times below 1e11)", j->id);
+                "non-negative numbers (times below 1e11)",
+                j->id);
         goto done;
     }
     rc = 0;

@@ -14,22 +14,22 @@
 #include <cjson/cJSON.h>
 #include "keys.h"
 
-#define JOB_ID_MAX KEYS_NAME_MAX
-#define JOB_FUNC_MAX 64
-#define JOB_RECORD_MAX (1024 * 1024)   /* larger records are refused by job_decode */
+#define JOB_ID_MAX     KEYS_NAME_MAX
+#define JOB_FUNC_MAX   64
+#define JOB_RECORD_MAX (1024 * 1024) /* larger records are refused by job_decode */
 
 struct job {
     char id[JOB_ID_MAX + 1];
     char func[JOB_FUNC_MAX + 1];
-    cJSON *args;          /* a JSON array, owned by the job */
-    char queue[KEYS_NAME_MAX + 1];   /* "" when the record did not say */
-    double enqueued_at;   /* Unix seconds; 0 when unknown */
-    int retries;          /* retries allowed; -1 = the function's default */
-    int attempts;         /* attempts started so far */
-    int recovered;        /* times taken back from a dead worker */
-    int handoffs;         /* times handed back by workers that lack its function */
-    double timeout;       /* seconds; 0 = the function's default */
-    int enqueued;         /* set by queue_enqueue once the job is in Redis (not encoded) */
+    cJSON *args;                   /* a JSON array, owned by the job */
+    char queue[KEYS_NAME_MAX + 1]; /* "" when the record did not say */
+    double enqueued_at;            /* Unix seconds; 0 when unknown */
+    int retries;                   /* retries allowed; -1 = the function's default */
+    int attempts;                  /* attempts started so far */
+    int recovered;                 /* times taken back from a dead worker */
+    int handoffs;                  /* times handed back by workers that lack its function */
+    double timeout;                /* seconds; 0 = the function's default */
+    int enqueued;                  /* set by queue_enqueue once the job is in Redis (not encoded) */
 };
 
 /* A new job with the given function and args (ownership of args passes to the job; NULL

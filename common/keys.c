@@ -32,8 +32,7 @@ int keys_init(struct keys *k, const char *prefix, char *err, size_t errlen)
         }
     }
     if (str_copy(k->prefix, sizeof k->prefix, prefix) != 0) {
-        err_set(err, errlen, "key prefix '%s': longer than %d bytes", prefix,
-                KEYS_PREFIX_MAX - 1);
+        err_set(err, errlen, "key prefix '%s': longer than %d bytes", prefix, KEYS_PREFIX_MAX - 1);
         return -1;
     }
     return 0;
@@ -48,7 +47,7 @@ int keys_valid_name(const char *name)
     for (p = name; *p; p++, n++) {
         char c = *p;
         int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                 c == '_' || c == '-' || c == '.' || c == '@';
+            c == '_' || c == '-' || c == '.' || c == '@';
         if (!ok || n >= KEYS_NAME_MAX) return 0;
     }
     return 1;
@@ -57,14 +56,21 @@ int keys_valid_name(const char *name)
 /* The schema: one format per kind, after the prefix. */
 static const char *const kind_formats[] = {
     /* queues and jobs */
-    [KEYS_QUEUES] = "queues", [KEYS_QUEUE] = "queue:%s", [KEYS_JOB] = "job:%s",
+    [KEYS_QUEUES] = "queues",
+    [KEYS_QUEUE] = "queue:%s",
+    [KEYS_JOB] = "job:%s",
     /* workers and what they hold */
-    [KEYS_WORKERS] = "workers", [KEYS_WORKER] = "worker:%s",
-    [KEYS_WORKER_LEASE] = "worker:%s:lease", [KEYS_INFLIGHT] = "inflight:%s:%s",
+    [KEYS_WORKERS] = "workers",
+    [KEYS_WORKER] = "worker:%s",
+    [KEYS_WORKER_LEASE] = "worker:%s:lease",
+    [KEYS_INFLIGHT] = "inflight:%s:%s",
     /* where records wait or end */
-    [KEYS_SCHEDULED] = "scheduled", [KEYS_FAILED] = "failed", [KEYS_DEAD] = "dead",
+    [KEYS_SCHEDULED] = "scheduled",
+    [KEYS_FAILED] = "failed",
+    [KEYS_DEAD] = "dead",
     /* counters and the function catalog */
-    [KEYS_STATS] = "stats", [KEYS_FUNCTIONS] = "functions",
+    [KEYS_STATS] = "stats",
+    [KEYS_FUNCTIONS] = "functions",
     [KEYS_FUNCTIONS_SEEN] = "functions:seen",
 };
 
@@ -72,8 +78,8 @@ static const char *const kind_formats[] = {
  * from a caller, which is why the non-literal format is safe here. */
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"
-static const char *build(const struct keys *k, enum keys_kind kind, const char *a,
-                         const char *b, char *buf, size_t len)
+static const char *build(const struct keys *k, enum keys_kind kind, const char *a, const char *b,
+                         char *buf, size_t len)
 {
     size_t plen = strlen(k->prefix);
     int n;
@@ -101,15 +107,15 @@ const char *keys_template(const struct keys *k, enum keys_kind kind, char *buf, 
 }
 
 /* The builders: one line each, since each only names its kind and how many names it takes. */
-#define KEY0(fn, kind)                                                                     \
-    const char *fn(const struct keys *k, char *buf, size_t len)                            \
-    {                                                                                      \
-        return build(k, kind, NULL, NULL, buf, len);                                       \
+#define KEY0(fn, kind)                                          \
+    const char *fn(const struct keys *k, char *buf, size_t len) \
+    {                                                           \
+        return build(k, kind, NULL, NULL, buf, len);            \
     }
-#define KEY1(fn, kind)                                                                     \
-    const char *fn(const struct keys *k, const char *a, char *buf, size_t len)             \
-    {                                                                                      \
-        return build(k, kind, a, NULL, buf, len);                                          \
+#define KEY1(fn, kind)                                                         \
+    const char *fn(const struct keys *k, const char *a, char *buf, size_t len) \
+    {                                                                          \
+        return build(k, kind, a, NULL, buf, len);                              \
     }
 
 KEY0(keys_queues, KEYS_QUEUES)

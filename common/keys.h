@@ -29,8 +29,8 @@
 #include <stddef.h>
 
 #define KEYS_PREFIX_MAX 64
-#define KEYS_NAME_MAX 128
-#define KEYS_KEY_MAX 384
+#define KEYS_NAME_MAX   128
+#define KEYS_KEY_MAX    384
 
 struct keys {
     char prefix[KEYS_PREFIX_MAX];
@@ -65,8 +65,19 @@ const char *keys_functions_seen(const struct keys *k, char *buf, size_t len);
 
 /* Key kinds, for keys_template. */
 enum keys_kind {
-    KEYS_QUEUES, KEYS_QUEUE, KEYS_JOB, KEYS_WORKERS, KEYS_WORKER, KEYS_WORKER_LEASE,
-    KEYS_INFLIGHT, KEYS_SCHEDULED, KEYS_FAILED, KEYS_DEAD, KEYS_STATS, KEYS_FUNCTIONS, KEYS_FUNCTIONS_SEEN
+    KEYS_QUEUES,
+    KEYS_QUEUE,
+    KEYS_JOB,
+    KEYS_WORKERS,
+    KEYS_WORKER,
+    KEYS_WORKER_LEASE,
+    KEYS_INFLIGHT,
+    KEYS_SCHEDULED,
+    KEYS_FAILED,
+    KEYS_DEAD,
+    KEYS_STATS,
+    KEYS_FUNCTIONS,
+    KEYS_FUNCTIONS_SEEN
 };
 
 /* The key of a kind as a format with "%s" where names go (any '%' of the prefix doubled),

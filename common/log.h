@@ -17,27 +17,26 @@
 #include "cq/cq.h"
 
 struct logger {
-    const char *prog;   /* program name shown on every line */
-    int level;          /* lines above this level are dropped */
+    const char *prog; /* program name shown on every line */
+    int level;        /* lines above this level are dropped */
 };
 
 /* Write one line; when errnum is not 0, ": strerror(errnum)" is appended. */
 void log_emit(const struct logger *lg, int level, int errnum, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-#define LOG(lg, lvl, ...)                                                    \
-    do {                                                                     \
-        const struct logger *log_lg_ = (lg);                                 \
-        if (log_lg_ != NULL && (lvl) <= log_lg_->level)                      \
-            log_emit(log_lg_, (lvl), 0, __VA_ARGS__);                        \
+#define LOG(lg, lvl, ...)                                                                         \
+    do {                                                                                          \
+        const struct logger *log_lg_ = (lg);                                                      \
+        if (log_lg_ != NULL && (lvl) <= log_lg_->level) log_emit(log_lg_, (lvl), 0, __VA_ARGS__); \
     } while (0)
 
-#define LOG_ERRNO(lg, lvl, ...)                                              \
-    do {                                                                     \
-        const struct logger *log_lg_ = (lg);                                 \
-        int log_saved_errno_ = errno;                                        \
-        if (log_lg_ != NULL && (lvl) <= log_lg_->level)                      \
-            log_emit(log_lg_, (lvl), log_saved_errno_, __VA_ARGS__);         \
+#define LOG_ERRNO(lg, lvl, ...)                                      \
+    do {                                                             \
+        const struct logger *log_lg_ = (lg);                         \
+        int log_saved_errno_ = errno;                                \
+        if (log_lg_ != NULL && (lvl) <= log_lg_->level)              \
+            log_emit(log_lg_, (lvl), log_saved_errno_, __VA_ARGS__); \
     } while (0)
 
 #endif

@@ -45,16 +45,19 @@ void *plugin_load(struct cq_registry *reg, const char *path, char *err, size_t e
     }
     sym = dlsym(h, "cq_plugin_api_version");
     if (sym == NULL) {
-        err_set(err, errlen, "plugin %s: not a cq plugin (no cq_plugin_api_version symbol: "
-                "build it with CQ_PLUGIN_DECLARE from <cq/cq.h>)", path);
+        err_set(err, errlen,
+                "plugin %s: not a cq plugin (no cq_plugin_api_version symbol: "
+                "build it with CQ_PLUGIN_DECLARE from <cq/cq.h>)",
+                path);
         dlclose(h);
         return NULL;
     }
     version = sym;
     if (*version < CQ_API_VERSION_MIN || *version > CQ_API_VERSION) {
-        err_set(err, errlen, "plugin %s: built for cq API version %d; this worker supports "
-                "%d to %d (rebuild it against this cq's <cq/cq.h>)", path, *version,
-                CQ_API_VERSION_MIN, CQ_API_VERSION);
+        err_set(err, errlen,
+                "plugin %s: built for cq API version %d; this worker supports "
+                "%d to %d (rebuild it against this cq's <cq/cq.h>)",
+                path, *version, CQ_API_VERSION_MIN, CQ_API_VERSION);
         dlclose(h);
         return NULL;
     }

@@ -41,7 +41,7 @@ struct arena_chunk {
 struct cmd {
     const char **argv;
     size_t *lens;
-    char **owned;      /* malloc'ed strings this cmd frees */
+    char **owned; /* malloc'ed strings this cmd frees */
     struct arena_chunk *arena;
     int argc, cap, nowned, capowned;
 };
@@ -189,8 +189,7 @@ static int read_multi(struct rconn *r, int n, char *err, size_t errlen)
     return rc;
 }
 
-static int reply_error(struct rconn *r, redisReply *rep, const char *what, char *err,
-                       size_t errlen)
+static int reply_error(struct rconn *r, redisReply *rep, const char *what, char *err, size_t errlen)
 {
     if (rep == NULL) {
         err_set(err, errlen, "%s", r->errstr);
@@ -235,10 +234,10 @@ static int enqueue_chunk_append(struct rconn *r, const struct keys *k, struct jo
     keys_queues(k, kqs, sizeof kqs);
     keys_scheduled(k, ks, sizeof ks);
 
-#define SEND()                                      \
-    do {                                            \
-        if (cmd_send(r, &c) != 0) goto io;          \
-        (*sent)++;                                  \
+#define SEND()                             \
+    do {                                   \
+        if (cmd_send(r, &c) != 0) goto io; \
+        (*sent)++;                         \
     } while (0)
 
     cmd_str(&c, "MULTI");
@@ -343,11 +342,15 @@ static int check_destinations(struct rconn *r, const struct keys *k, struct job 
         if (rc == 0 && t->type == REDIS_REPLY_STATUS && strcmp(t->str, "none") != 0 &&
             strcmp(t->str, want) != 0) {
             if (names[i])
-                err_set(err, errlen, "queue '%s': its key %s is a %s, not a list (remove or "
-                        "rename it)", names[i], keys_queue(k, names[i], key, sizeof key), t->str);
+                err_set(err, errlen,
+                        "queue '%s': its key %s is a %s, not a list (remove or "
+                        "rename it)",
+                        names[i], keys_queue(k, names[i], key, sizeof key), t->str);
             else
-                err_set(err, errlen, "the scheduled set %s is a %s, not a sorted set (remove "
-                        "or rename it)", keys_scheduled(k, key, sizeof key), t->str);
+                err_set(err, errlen,
+                        "the scheduled set %s is a %s, not a sorted set (remove "
+                        "or rename it)",
+                        keys_scheduled(k, key, sizeof key), t->str);
             rc = -1;
         } else if (rc == 0 && t->type == REDIS_REPLY_ERROR) {
             err_set(err, errlen, "redis: %s", t->str);
@@ -385,14 +388,14 @@ int queue_enqueue(struct rconn *r, const struct keys *k, struct job *const *jobs
         if (j->queue[0] == '\0') str_copy(j->queue, sizeof j->queue, "default");
         if (j->enqueued_at <= 0) j->enqueued_at = now;
         if (!keys_valid_name(j->id)) {
-            err_set(err, errlen, "job id '%s': use 1-%d characters of A-Z a-z 0-9 _ . @ -",
-                    j->id, KEYS_NAME_MAX);
+            err_set(err, errlen, "job id '%s': use 1-%d characters of A-Z a-z 0-9 _ . @ -", j->id,
+                    KEYS_NAME_MAX);
             free(fresh);
             return -1;
         }
         if (!keys_valid_name(j->queue)) {
-            err_set(err, errlen, "queue '%s': use 1-%d characters of A-Z a-z 0-9 _ . @ -",
-                    j->queue, KEYS_NAME_MAX);
+            err_set(err, errlen, "queue '%s': use 1-%d characters of A-Z a-z 0-9 _ . @ -", j->queue,
+                    KEYS_NAME_MAX);
             free(fresh);
             return -1;
         }
@@ -405,14 +408,15 @@ int queue_enqueue(struct rconn *r, const struct keys *k, struct job *const *jobs
     for (i = 0; i < n && rc == 0; i += ENQUEUE_CHUNK) {
         size_t m = n - i < ENQUEUE_CHUNK ? n - i : ENQUEUE_CHUNK;
         int sent;
-        if (enqueue_chunk_append(r, k, jobs + i, fresh + i, m, at, now, &sent, err,
-                                 errlen) != 0) {
+        if (enqueue_chunk_append(r, k, jobs + i, fresh + i, m, at, now, &sent, err, errlen) != 0) {
             rc = -1;
             break;
         }
         if (prev >= 0) {
-            if (read_multi(r, prev, err, errlen) == 0) mark_enqueued(jobs, prev_at, prev_n);
-            else rc = -1;
+            if (read_multi(r, prev, err, errlen) == 0)
+                mark_enqueued(jobs, prev_at, prev_n);
+            else
+                rc = -1;
         }
         prev = sent;
         prev_at = i;
@@ -436,12 +440,11 @@ int queue_enqueue(struct rconn *r, const struct keys *k, struct job *const *jobs
 /* Redis does not undo a script's earlier writes when a later command fails, so every
  * script here checks that a destination is a list before it moves a record there, and
  * leaves the record where it is otherwise (naming the queue in its reply). */
-#define LUA_LISTABLE                                                                 \
-    "local function listable(key)\n"                                                 \
-    "  local t = redis.call('TYPE', key).ok\n"                                       \
-    "  return t == 'list' or t == 'none'\n"                                          \
+#define LUA_LISTABLE                           \
+    "local function listable(key)\n"           \
+    "  local t = redis.call('TYPE', key).ok\n" \
+    "  return t == 'list' or t == 'none'\n"    \
     "end\n"
-
 
 /* ARGV: queue template, inflight template, wid, max, queue names in priority order.
  * RPOP with a count takes the oldest records first; they are pushed to the in-flight list in
@@ -450,29 +453,28 @@ int queue_enqueue(struct rconn *r, const struct keys *k, struct job *const *jobs
  * (another type of key under that name) is reported as the pair ("!" queue, error) and
  * skipped, so that one bad key does not stop the other queues. */
 static const char take_lua[] =
-    LUA_LISTABLE
-    "local out, n, max = {}, 0, tonumber(ARGV[4])\n"
-    "for i = 5, #ARGV do\n"
-    "  if n >= max then break end\n"
-    "  local q = ARGV[i]\n"
-    "  local inf = string.format(ARGV[2], ARGV[3], q)\n"
-    "  local recs\n"
-    "  if listable(inf) then\n"
-    "    recs = redis.pcall('RPOP', string.format(ARGV[1], q), max - n)\n"
-    "  else\n"
-    "    recs = {err = 'in-flight list ' .. inf .. ' is not a list'}\n"
-    "  end\n"
-    "  if type(recs) == 'table' and recs.err then\n"
-    "    out[#out + 1] = '!' .. q; out[#out + 1] = recs.err\n"
-    "  elseif recs then\n"
-    "    for s = 1, #recs, 1000 do\n"
-    "      redis.call('LPUSH', inf, unpack(recs, s, math.min(s + 999, #recs)))\n"
-    "    end\n"
-    "    for _, rec in ipairs(recs) do out[#out + 1] = q; out[#out + 1] = rec end\n"
-    "    n = n + #recs\n"
-    "  end\n"
-    "end\n"
-    "return out\n";
+    LUA_LISTABLE "local out, n, max = {}, 0, tonumber(ARGV[4])\n"
+                 "for i = 5, #ARGV do\n"
+                 "  if n >= max then break end\n"
+                 "  local q = ARGV[i]\n"
+                 "  local inf = string.format(ARGV[2], ARGV[3], q)\n"
+                 "  local recs\n"
+                 "  if listable(inf) then\n"
+                 "    recs = redis.pcall('RPOP', string.format(ARGV[1], q), max - n)\n"
+                 "  else\n"
+                 "    recs = {err = 'in-flight list ' .. inf .. ' is not a list'}\n"
+                 "  end\n"
+                 "  if type(recs) == 'table' and recs.err then\n"
+                 "    out[#out + 1] = '!' .. q; out[#out + 1] = recs.err\n"
+                 "  elseif recs then\n"
+                 "    for s = 1, #recs, 1000 do\n"
+                 "      redis.call('LPUSH', inf, unpack(recs, s, math.min(s + 999, #recs)))\n"
+                 "    end\n"
+                 "    for _, rec in ipairs(recs) do out[#out + 1] = q; out[#out + 1] = rec end\n"
+                 "    n = n + #recs\n"
+                 "  end\n"
+                 "end\n"
+                 "return out\n";
 
 static void taken_set(struct taken *t, const char *q, const char *rec, size_t len)
 {
@@ -484,8 +486,7 @@ static void taken_set(struct taken *t, const char *q, const char *rec, size_t le
 }
 
 int queue_take_append(struct rconn *r, const struct keys *k, const char *wid,
-                      const char *const *queues, size_t nq, size_t max,
-                      char *err, size_t errlen)
+                      const char *const *queues, size_t nq, size_t max, char *err, size_t errlen)
 {
     struct cmd c = {0};
     char tq[KEYS_KEY_MAX], ti[KEYS_KEY_MAX];
@@ -517,8 +518,10 @@ int queue_take_read(struct rconn *r, size_t max, struct taken *out, char *warn, 
             if (q->str[0] == '!') {
                 /* Every queue skipped is named, one after the other. */
                 if (warn != NULL && o < warnlen) {
-                    int w = snprintf(warn + o, warnlen - o, "%squeue '%s': cannot take from "
-                                     "it: %s", o ? "; " : "", q->str + 1, rec->str);
+                    int w = snprintf(warn + o, warnlen - o,
+                                     "%squeue '%s': cannot take from "
+                                     "it: %s",
+                                     o ? "; " : "", q->str + 1, rec->str);
                     if (w > 0) o += (size_t)w;
                 }
                 continue;
@@ -656,12 +659,12 @@ static const char apply_lua[] =
     "return lost\n";
 
 int queue_apply_append(struct rconn *r, const struct keys *k, const char *wid,
-                       const struct queue_outcome *o, size_t n,
-                       const struct queue_ttls *ttls, int *nreplies, char *err, size_t errlen)
+                       const struct queue_outcome *o, size_t n, const struct queue_ttls *ttls,
+                       int *nreplies, char *err, size_t errlen)
 {
     static const char kinds[] = {
         [QUEUE_STARTED] = 'S', [QUEUE_FINISHED] = 'F', [QUEUE_FAILED] = 'X',
-        [QUEUE_RETRY] = 'R', [QUEUE_DEAD] = 'D',
+        [QUEUE_RETRY] = 'R',   [QUEUE_DEAD] = 'D',
     };
     struct cmd c = {0};
     char tj[KEYS_KEY_MAX], ti[KEYS_KEY_MAX], ks[KEYS_KEY_MAX], kw[KEYS_KEY_MAX];
@@ -699,12 +702,17 @@ int queue_apply_append(struct rconn *r, const struct keys *k, const char *wid,
         cmd_time(&c, x->started_at);
         cmd_str(&c, x->with_start ? "1" : "0");
         cmd_fmt(&c, "%d", j ? j->attempts : 0);
-        if (j != NULL && j->enqueued_at > 0) cmd_time(&c, j->enqueued_at);
-        else cmd_str(&c, "");
+        if (j != NULL && j->enqueued_at > 0)
+            cmd_time(&c, j->enqueued_at);
+        else
+            cmd_str(&c, "");
         cmd_time(&c, x->retry_at);
-        if (x->kind == QUEUE_RETRY) cmd_own(&c, job_encode(j));   /* carries the attempts */
-        else if (x->kind == QUEUE_FINISHED && x->json) cmd_str(&c, "result_json");
-        else cmd_str(&c, "");
+        if (x->kind == QUEUE_RETRY)
+            cmd_own(&c, job_encode(j)); /* carries the attempts */
+        else if (x->kind == QUEUE_FINISHED && x->json)
+            cmd_str(&c, "result_json");
+        else
+            cmd_str(&c, "");
     }
     rc = cmd_send(r, &c);
     cmd_free(&c);
@@ -716,8 +724,8 @@ int queue_apply_append(struct rconn *r, const struct keys *k, const char *wid,
     return 0;
 }
 
-int queue_apply_read(struct rconn *r, int nreplies, unsigned char *lost, size_t n,
-                     char *warn, size_t warnlen, char *err, size_t errlen)
+int queue_apply_read(struct rconn *r, int nreplies, unsigned char *lost, size_t n, char *warn,
+                     size_t warnlen, char *err, size_t errlen)
 {
     redisReply *rep;
     size_t i;
@@ -740,37 +748,35 @@ int queue_apply_read(struct rconn *r, int nreplies, unsigned char *lost, size_t 
 
 /* ---- scheduling --------------------------------------------------------------------- */
 
-
 /* ARGV: scheduled key, queue template, job template, queues key, now, limit. A record with
  * no usable queue goes to "default"; one with a usable id has its status set to queued.
  * Reply: {moved, queue names that could not be written to...}. Records for such a queue stay
  * scheduled (and, were there over `limit` of them, would hold back the rest until the key is
  * mended). */
 static const char due_lua[] =
-    LUA_LISTABLE
-    "local due = redis.call('ZRANGEBYSCORE', ARGV[1], '-inf', ARGV[5], 'LIMIT', 0, "
-    "tonumber(ARGV[6]))\n"
-    "local moved, bad, seen = 0, {}, {}\n"
-    "for _, rec in ipairs(due) do\n"
-    "  local ok, j = pcall(cjson.decode, rec)\n"
-    "  if not ok or type(j) ~= 'table' then j = {} end\n"
-    "  local q = j.queue\n"
-    "  if type(q) ~= 'string' or not q:match('^[%w_.@-]+$') then q = 'default' end\n"
-    "  local dst = string.format(ARGV[2], q)\n"
-    "  if listable(dst) then\n"
-    "    redis.call('ZREM', ARGV[1], rec)\n"
-    "    redis.call('LPUSH', dst, rec)\n"
-    "    redis.call('SADD', ARGV[4], q)\n"
-    "    if type(j.id) == 'string' and j.id:match('^[%w_.@-]+$') then\n"
-    "      redis.call('HSET', string.format(ARGV[3], j.id), 'status', 'queued')\n"
-    "    end\n"
-    "    moved = moved + 1\n"
-    "  elseif not seen[q] then\n"
-    "    seen[q] = true\n"
-    "    bad[#bad + 1] = q\n"
-    "  end\n"
-    "end\n"
-    "return {moved, unpack(bad)}\n";
+    LUA_LISTABLE "local due = redis.call('ZRANGEBYSCORE', ARGV[1], '-inf', ARGV[5], 'LIMIT', 0, "
+                 "tonumber(ARGV[6]))\n"
+                 "local moved, bad, seen = 0, {}, {}\n"
+                 "for _, rec in ipairs(due) do\n"
+                 "  local ok, j = pcall(cjson.decode, rec)\n"
+                 "  if not ok or type(j) ~= 'table' then j = {} end\n"
+                 "  local q = j.queue\n"
+                 "  if type(q) ~= 'string' or not q:match('^[%w_.@-]+$') then q = 'default' end\n"
+                 "  local dst = string.format(ARGV[2], q)\n"
+                 "  if listable(dst) then\n"
+                 "    redis.call('ZREM', ARGV[1], rec)\n"
+                 "    redis.call('LPUSH', dst, rec)\n"
+                 "    redis.call('SADD', ARGV[4], q)\n"
+                 "    if type(j.id) == 'string' and j.id:match('^[%w_.@-]+$') then\n"
+                 "      redis.call('HSET', string.format(ARGV[3], j.id), 'status', 'queued')\n"
+                 "    end\n"
+                 "    moved = moved + 1\n"
+                 "  elseif not seen[q] then\n"
+                 "    seen[q] = true\n"
+                 "    bad[#bad + 1] = q\n"
+                 "  end\n"
+                 "end\n"
+                 "return {moved, unpack(bad)}\n";
 
 /* Read a script's {count, bad queue...} reply; the bad queues go into err (else err is
  * emptied). Returns the count, or -1. */
@@ -795,24 +801,25 @@ static long script_result(struct rconn *r, redisReply *rep, const char *what, ch
     if (o > 0) {
         char names[256];
         str_copy(names, sizeof names, warn);
-        err_set(warn, warnlen, "%s: queue %s is not a list: records for it stay where they are "
-                "until the key is removed", what, names);
+        err_set(warn, warnlen,
+                "%s: queue %s is not a list: records for it stay where they are "
+                "until the key is removed",
+                what, names);
     }
     freeReplyObject(rep);
     return n;
 }
 
-long queue_schedule_due(struct rconn *r, const struct keys *k, double now, long limit,
-                        char *warn, size_t warnlen, char *err, size_t errlen)
+long queue_schedule_due(struct rconn *r, const struct keys *k, double now, long limit, char *warn,
+                        size_t warnlen, char *err, size_t errlen)
 {
     char ks[KEYS_KEY_MAX], tq[KEYS_KEY_MAX], tj[KEYS_KEY_MAX], kqs[KEYS_KEY_MAX];
     redisReply *rep;
 
-    rep = rconn_commandf(r, "EVAL %s 0 %s %s %s %s %.6f %ld", due_lua,
-                         keys_scheduled(k, ks, sizeof ks),
-                         keys_template(k, KEYS_QUEUE, tq, sizeof tq),
-                         keys_template(k, KEYS_JOB, tj, sizeof tj),
-                         keys_queues(k, kqs, sizeof kqs), now, limit);
+    rep = rconn_commandf(
+        r, "EVAL %s 0 %s %s %s %s %.6f %ld", due_lua, keys_scheduled(k, ks, sizeof ks),
+        keys_template(k, KEYS_QUEUE, tq, sizeof tq), keys_template(k, KEYS_JOB, tj, sizeof tj),
+        keys_queues(k, kqs, sizeof kqs), now, limit);
     return script_result(r, rep, "schedule", warn, warnlen, err, errlen);
 }
 
@@ -823,32 +830,31 @@ long queue_schedule_due(struct rconn *r, const struct keys *k, double now, long 
  * lists goes back to the head of its queue; multiset counting keeps one copy per held
  * record when two records are byte for byte the same. */
 static const char reconcile_lua[] =
-    LUA_LISTABLE
-    "local nq = tonumber(ARGV[5])\n"
-    "local held, moved = {}, 0\n"
-    "for i = 6 + nq, #ARGV do held[ARGV[i]] = (held[ARGV[i]] or 0) + 1 end\n"
-    "for i = 6, 5 + nq do\n"
-    "  local q = ARGV[i]\n"
-    "  local inf = string.format(ARGV[2], ARGV[4], q)\n"
-    "  local dst = string.format(ARGV[1], q)\n"
-    "  if listable(dst) and listable(inf) then\n"
-    "    for _, rec in ipairs(redis.call('LRANGE', inf, 0, -1)) do\n"
-    "      if (held[rec] or 0) > 0 then\n"
-    "        held[rec] = held[rec] - 1\n"
-    "      else\n"
-    "        redis.call('LREM', inf, -1, rec)\n"
-    "        redis.call('RPUSH', dst, rec)\n"
-    "        moved = moved + 1\n"
-    "        local ok, j = pcall(cjson.decode, rec)\n"
-    "        if ok and type(j) == 'table' and type(j.id) == 'string' and "
-    "j.id:match('^[%w_.@-]+$') then\n"
-    "          redis.call('HSET', string.format(ARGV[3], j.id), 'status', 'queued')\n"
-    "        end\n"
-    "      end\n"
-    "    end\n"
-    "  end\n"
-    "end\n"
-    "return moved\n";
+    LUA_LISTABLE "local nq = tonumber(ARGV[5])\n"
+                 "local held, moved = {}, 0\n"
+                 "for i = 6 + nq, #ARGV do held[ARGV[i]] = (held[ARGV[i]] or 0) + 1 end\n"
+                 "for i = 6, 5 + nq do\n"
+                 "  local q = ARGV[i]\n"
+                 "  local inf = string.format(ARGV[2], ARGV[4], q)\n"
+                 "  local dst = string.format(ARGV[1], q)\n"
+                 "  if listable(dst) and listable(inf) then\n"
+                 "    for _, rec in ipairs(redis.call('LRANGE', inf, 0, -1)) do\n"
+                 "      if (held[rec] or 0) > 0 then\n"
+                 "        held[rec] = held[rec] - 1\n"
+                 "      else\n"
+                 "        redis.call('LREM', inf, -1, rec)\n"
+                 "        redis.call('RPUSH', dst, rec)\n"
+                 "        moved = moved + 1\n"
+                 "        local ok, j = pcall(cjson.decode, rec)\n"
+                 "        if ok and type(j) == 'table' and type(j.id) == 'string' and "
+                 "j.id:match('^[%w_.@-]+$') then\n"
+                 "          redis.call('HSET', string.format(ARGV[3], j.id), 'status', 'queued')\n"
+                 "        end\n"
+                 "      end\n"
+                 "    end\n"
+                 "  end\n"
+                 "end\n"
+                 "return moved\n";
 
 long queue_reconcile(struct rconn *r, const struct keys *k, const char *wid,
                      const char *const *queues, size_t nq, const struct taken *const *held,
@@ -910,8 +916,7 @@ io:
  * job template, stats key, only_wid ('' = every worker whose lease is gone).
  * In-flight lists are LPUSHed, so their oldest record is at the right: moving from the left
  * of the in-flight list to the right of the queue puts the oldest back at the very head. */
-static const char recover_lua[] =
-    LUA_LISTABLE
+static const char recover_lua[] = LUA_LISTABLE
     "local total, bad = 0, {}\n"
     "local function recover(wid, count)\n"
     "  local wkey = string.format(ARGV[2], wid)\n"
@@ -951,8 +956,8 @@ static const char recover_lua[] =
     "end\n"
     "return {total, unpack(bad)}\n";
 
-long queue_recover(struct rconn *r, const struct keys *k, const char *only_wid,
-                   char *warn, size_t warnlen, char *err, size_t errlen)
+long queue_recover(struct rconn *r, const struct keys *k, const char *only_wid, char *warn,
+                   size_t warnlen, char *err, size_t errlen)
 {
     struct cmd c = {0};
     char kws[KEYS_KEY_MAX], tw[KEYS_KEY_MAX], tl[KEYS_KEY_MAX], ti[KEYS_KEY_MAX];

@@ -31,8 +31,8 @@ int queue_enqueue(struct rconn *r, const struct keys *k, struct job *const *jobs
 /* ---- workers ------------------------------------------------------------------------ */
 
 struct queue_ttls {
-    long result_ttl;      /* seconds a finished job's status is kept (default 500) */
-    long failure_ttl;     /* seconds a failed job's status is kept (default 1 year) */
+    long result_ttl;  /* seconds a finished job's status is kept (default 500) */
+    long failure_ttl; /* seconds a failed job's status is kept (default 1 year) */
 };
 
 /* A record a worker has taken: the exact bytes (needed to remove it from the in-flight list)
@@ -50,31 +50,30 @@ struct taken {
  * set. Each queue whose key cannot be popped (a key of another type under its name) is
  * skipped and named in warn. */
 int queue_take_append(struct rconn *r, const struct keys *k, const char *wid,
-                      const char *const *queues, size_t nq, size_t max,
-                      char *err, size_t errlen);
+                      const char *const *queues, size_t nq, size_t max, char *err, size_t errlen);
 int queue_take_read(struct rconn *r, size_t max, struct taken *out, char *warn, size_t warnlen,
                     char *err, size_t errlen);
 
 void queue_taken_free(struct taken *t);
 
 enum queue_outcome_kind {
-    QUEUE_STARTED,    /* mark the job started (status hash only; the record stays in flight) */
-    QUEUE_FINISHED,   /* done: status finished, record leaves the in-flight list */
-    QUEUE_FAILED,     /* failed for good: status failed, id into the failed set */
-    QUEUE_RETRY,      /* failed, will retry: new record into the scheduled set */
-    QUEUE_DEAD        /* unreadable record without an id: into the dead list */
+    QUEUE_STARTED,  /* mark the job started (status hash only; the record stays in flight) */
+    QUEUE_FINISHED, /* done: status finished, record leaves the in-flight list */
+    QUEUE_FAILED,   /* failed for good: status failed, id into the failed set */
+    QUEUE_RETRY,    /* failed, will retry: new record into the scheduled set */
+    QUEUE_DEAD      /* unreadable record without an id: into the dead list */
 };
 
 struct queue_outcome {
     enum queue_outcome_kind kind;
-    const struct taken *taken;     /* the in-flight record */
-    const struct job *job;         /* decoded job (NULL for QUEUE_DEAD) */
-    const char *text;              /* result (finished) or error (failed, retry, dead) */
-    int json;                      /* finished: text is a JSON result (field result_json) */
-    double at;                     /* when it ended */
-    double started_at;             /* QUEUE_STARTED, or with_start: when it started */
-    int with_start;                /* an end that also records the start (same batch) */
-    double retry_at;               /* QUEUE_RETRY: when it is due again */
+    const struct taken *taken; /* the in-flight record */
+    const struct job *job;     /* decoded job (NULL for QUEUE_DEAD) */
+    const char *text;          /* result (finished) or error (failed, retry, dead) */
+    int json;                  /* finished: text is a JSON result (field result_json) */
+    double at;                 /* when it ended */
+    double started_at;         /* QUEUE_STARTED, or with_start: when it started */
+    int with_start;            /* an end that also records the start (same batch) */
+    double retry_at;           /* QUEUE_RETRY: when it is due again */
 };
 
 /* Apply outcomes in one Lua script (atomic as a batch). wid names the worker for status and
@@ -89,16 +88,16 @@ struct queue_outcome {
  * set, scheduled set, dead list) are checked: one of another type fails the whole batch
  * (-1, nothing applied), so that no record leaves the in-flight list for nowhere. */
 int queue_apply_append(struct rconn *r, const struct keys *k, const char *wid,
-                       const struct queue_outcome *o, size_t n,
-                       const struct queue_ttls *ttls, int *nreplies, char *err, size_t errlen);
-int queue_apply_read(struct rconn *r, int nreplies, unsigned char *lost, size_t n,
-                     char *warn, size_t warnlen, char *err, size_t errlen);
+                       const struct queue_outcome *o, size_t n, const struct queue_ttls *ttls,
+                       int *nreplies, char *err, size_t errlen);
+int queue_apply_read(struct rconn *r, int nreplies, unsigned char *lost, size_t n, char *warn,
+                     size_t warnlen, char *err, size_t errlen);
 
 /* Move every scheduled record due at or before now to the tail of its queue (at most limit
  * per call). Returns how many moved, or -1. A record whose queue key is not a list stays
  * scheduled, and warn names the queue. */
-long queue_schedule_due(struct rconn *r, const struct keys *k, double now, long limit,
-                        char *warn, size_t warnlen, char *err, size_t errlen);
+long queue_schedule_due(struct rconn *r, const struct keys *k, double now, long limit, char *warn,
+                        size_t warnlen, char *err, size_t errlen);
 
 /* Put back at the head of their queues the records in this worker's in-flight lists that it
  * does not hold (held[]: every record it has taken and not ended). A take whose reply was
@@ -114,9 +113,9 @@ struct queue_worker_info {
     const char *wid;
     const char *host;
     long pid;
-    const char *queues;      /* comma-separated */
+    const char *queues; /* comma-separated */
     int concurrency;
-    int busy;                /* jobs in hand now */
+    int busy; /* jobs in hand now */
     double started_at;
 };
 
@@ -132,7 +131,7 @@ int queue_register(struct rconn *r, const struct keys *k, const struct queue_wor
  * deregisters. Returns the number of records put back, or -1. A worker with a queue whose
  * key is not a list keeps that in-flight list and its registration, and warn names the
  * queue. */
-long queue_recover(struct rconn *r, const struct keys *k, const char *only_wid,
-                   char *warn, size_t warnlen, char *err, size_t errlen);
+long queue_recover(struct rconn *r, const struct keys *k, const char *only_wid, char *warn,
+                   size_t warnlen, char *err, size_t errlen);
 
 #endif

@@ -160,9 +160,12 @@ static struct timeval tv_of(double s)
 
 static const char *where(const struct rconn *r, char *buf, size_t len)
 {
-    if (r->url.unix_path[0]) snprintf(buf, len, "%s", r->url.unix_path);
-    else if (strchr(r->url.host, ':')) snprintf(buf, len, "[%s]:%d", r->url.host, r->url.port);
-    else snprintf(buf, len, "%s:%d", r->url.host, r->url.port);
+    if (r->url.unix_path[0])
+        snprintf(buf, len, "%s", r->url.unix_path);
+    else if (strchr(r->url.host, ':'))
+        snprintf(buf, len, "[%s]:%d", r->url.host, r->url.port);
+    else
+        snprintf(buf, len, "%s:%d", r->url.host, r->url.port);
     return buf;
 }
 

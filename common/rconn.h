@@ -14,17 +14,17 @@
 struct rconn_url {
     char host[256];
     int port;
-    char unix_path[256];   /* non-empty for unix:// URLs */
+    char unix_path[256]; /* non-empty for unix:// URLs */
     char user[128];
     char pass[256];
     int db;
 };
 
 struct rconn {
-    redisContext *ctx;      /* NULL while disconnected */
+    redisContext *ctx; /* NULL while disconnected */
     struct rconn_url url;
-    double timeout;         /* connect and command timeout in seconds; 0 = none for commands */
-    char errstr[256];       /* the last error, one line */
+    double timeout;   /* connect and command timeout in seconds; 0 = none for commands */
+    char errstr[256]; /* the last error, one line */
 };
 
 /* Parse url into out. Returns 0/-1 with err naming the URL and what is wrong with it. */

@@ -15,8 +15,8 @@
 #include "util.h"
 
 static const char *const type_names[] = {
-    [CQ_ARG_STRING] = "string", [CQ_ARG_INTEGER] = "integer", [CQ_ARG_NUMBER] = "number",
-    [CQ_ARG_DURATION] = "duration", [CQ_ARG_JSON] = "json", [CQ_ARG_ANY] = "any",
+    [CQ_ARG_STRING] = "string",     [CQ_ARG_INTEGER] = "integer", [CQ_ARG_NUMBER] = "number",
+    [CQ_ARG_DURATION] = "duration", [CQ_ARG_JSON] = "json",       [CQ_ARG_ANY] = "any",
 };
 
 const char *registry_type_name(enum cq_arg_type t)
@@ -86,8 +86,8 @@ static int valid_function_name(const char *s)
     size_t n = 0;
 
     for (; *s; s++, n++) {
-        int ok = (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-                 (*s >= '0' && *s <= '9') || *s == '_' || *s == '.' || *s == '-';
+        int ok = (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+            *s == '_' || *s == '.' || *s == '-';
         if (!ok) return 0;
     }
     return n >= 1 && n <= REGISTRY_NAME_MAX;
@@ -138,8 +138,8 @@ static int parse_spec(struct cq_function *f, const char *spec, char *err, size_t
             tok++;
             end--;
         } else if (seen_optional) {
-            err_set(err, errlen, "'%.*s': a required argument follows an optional one",
-                    (int)len, tok);
+            err_set(err, errlen, "'%.*s': a required argument follows an optional one", (int)len,
+                    tok);
             return -1;
         }
         if (end - tok > 3 && strncmp(end - 3, "...", 3) == 0) {
@@ -149,8 +149,8 @@ static int parse_spec(struct cq_function *f, const char *spec, char *err, size_t
         colon = memchr(tok, ':', (size_t)(end - tok));
         namelen = (size_t)((colon ? colon : end) - tok);
         if (namelen == 0 || namelen > REGISTRY_NAME_MAX) {
-            err_set(err, errlen, "'%.*s': an argument needs a name of 1-%d characters",
-                    (int)len, tok - a->optional, REGISTRY_NAME_MAX);
+            err_set(err, errlen, "'%.*s': an argument needs a name of 1-%d characters", (int)len,
+                    tok - a->optional, REGISTRY_NAME_MAX);
             return -1;
         }
         memcpy(a->name, tok, namelen);
@@ -163,15 +163,18 @@ static int parse_spec(struct cq_function *f, const char *spec, char *err, size_t
         if (colon != NULL) {
             int t = registry_type_parse(colon + 1, (size_t)(end - colon - 1));
             if (t < 0) {
-                err_set(err, errlen, "argument %s: unknown type '%.*s' (string, integer, "
-                        "number, duration, json or any)", a->name, (int)(end - colon - 1),
-                        colon + 1);
+                err_set(err, errlen,
+                        "argument %s: unknown type '%.*s' (string, integer, "
+                        "number, duration, json or any)",
+                        a->name, (int)(end - colon - 1), colon + 1);
                 return -1;
             }
             a->type = (enum cq_arg_type)t;
         }
-        if (a->optional) seen_optional = 1;
-        else f->min_args++;
+        if (a->optional)
+            seen_optional = 1;
+        else
+            f->min_args++;
         f->max_args = a->variadic ? -1 : f->max_args + 1;
         f->nargs++;
         w = snprintf(norm + no, sizeof norm - no, "%s%s%s%s%s%s%s", no ? " " : "",
@@ -183,8 +186,8 @@ static int parse_spec(struct cq_function *f, const char *spec, char *err, size_t
             return -1;
         }
         no += (size_t)w;
-        w = snprintf(usage + uo, sizeof usage - uo, " %s%s%s%s", a->optional ? "[" : "",
-                     a->name, a->variadic ? "..." : "", a->optional ? "]" : "");
+        w = snprintf(usage + uo, sizeof usage - uo, " %s%s%s%s", a->optional ? "[" : "", a->name,
+                     a->variadic ? "..." : "", a->optional ? "]" : "");
         if (w < 0 || (size_t)w >= sizeof usage - uo) {
             err_set(err, errlen, "argument spec too long");
             return -1;
@@ -196,8 +199,8 @@ static int parse_spec(struct cq_function *f, const char *spec, char *err, size_t
     return 0;
 }
 
-static struct cq_function *add(struct cq_registry *r, const char *name, const char *spec,
-                               char *err, size_t errlen)
+static struct cq_function *add(struct cq_registry *r, const char *name, const char *spec, char *err,
+                               size_t errlen)
 {
     struct cq_function *f;
     char why[400];
@@ -230,14 +233,14 @@ static struct cq_function *add(struct cq_registry *r, const char *name, const ch
     return f;
 }
 
-struct cq_function *registry_describe(struct cq_registry *r, const char *name,
-                                      const char *spec, char *err, size_t errlen)
+struct cq_function *registry_describe(struct cq_registry *r, const char *name, const char *spec,
+                                      char *err, size_t errlen)
 {
     return add(r, name, spec, err, errlen);
 }
 
-cq_function *cq_function_add(cq_registry *reg, const char *name, const char *args,
-                             cq_handler fn, void *udata)
+cq_function *cq_function_add(cq_registry *reg, const char *name, const char *args, cq_handler fn,
+                             void *udata)
 {
     struct cq_function *f;
 
@@ -260,7 +263,7 @@ int cq_function_set_summary(cq_function *f, const char *summary)
     if (f == NULL || summary == NULL) return -1;
     s = xstrdup(summary);
     for (i = 0; s[i]; i++)
-        if ((unsigned char)s[i] < 0x20) s[i] = ' ';   /* one line, whatever it was given */
+        if ((unsigned char)s[i] < 0x20) s[i] = ' '; /* one line, whatever it was given */
     free(f->summary);
     f->summary = s;
     return 0;
@@ -336,14 +339,11 @@ static int check_one(enum cq_arg_type t, const cJSON *v, int convert, cJSON **re
 
     *repl = NULL;
     switch (t) {
-    case CQ_ARG_ANY:
-        return 0;
-    case CQ_ARG_STRING:
-        return cJSON_IsString(v) ? 0 : -1;
+    case CQ_ARG_ANY: return 0;
+    case CQ_ARG_STRING: return cJSON_IsString(v) ? 0 : -1;
     case CQ_ARG_INTEGER:
         if (cJSON_IsNumber(v))
-            return v->valuedouble == floor(v->valuedouble) && fabs(v->valuedouble) < 9e15
-                       ? 0 : -1;
+            return v->valuedouble == floor(v->valuedouble) && fabs(v->valuedouble) < 9e15 ? 0 : -1;
         if (!cJSON_IsString(v) || !is_integer_text(v->valuestring, &d) || fabs(d) >= 9e15)
             return -1;
         if (convert) *repl = cJSON_CreateNumber(d);
@@ -388,14 +388,14 @@ int registry_check_args(const struct cq_function *f, cJSON *args, int convert, c
     }
     if (n < f->min_args || (f->max_args >= 0 && n > f->max_args)) {
         if (f->min_args == f->max_args)
-            err_set(err, errlen, "%s takes %d argument%s, got %d (usage: %s)", f->name,
-                    f->min_args, f->min_args == 1 ? "" : "s", n, f->usage);
+            err_set(err, errlen, "%s takes %d argument%s, got %d (usage: %s)", f->name, f->min_args,
+                    f->min_args == 1 ? "" : "s", n, f->usage);
         else if (n < f->min_args)
-            err_set(err, errlen, "%s takes at least %d argument%s, got %d (usage: %s)",
-                    f->name, f->min_args, f->min_args == 1 ? "" : "s", n, f->usage);
+            err_set(err, errlen, "%s takes at least %d argument%s, got %d (usage: %s)", f->name,
+                    f->min_args, f->min_args == 1 ? "" : "s", n, f->usage);
         else
-            err_set(err, errlen, "%s takes at most %d argument%s, got %d (usage: %s)",
-                    f->name, f->max_args, f->max_args == 1 ? "" : "s", n, f->usage);
+            err_set(err, errlen, "%s takes at most %d argument%s, got %d (usage: %s)", f->name,
+                    f->max_args, f->max_args == 1 ? "" : "s", n, f->usage);
         return -1;
     }
     for (i = 0; i < n; i++) {

@@ -15,38 +15,38 @@
 #include "cq/cq.h"
 
 #define REGISTRY_NAME_MAX 64
-#define REGISTRY_ARGS_MAX 32      /* declared arguments of one function */
+#define REGISTRY_ARGS_MAX 32 /* declared arguments of one function */
 
 struct registry_arg {
     char name[REGISTRY_NAME_MAX + 1];
     enum cq_arg_type type;
-    int optional;                 /* [NAME] */
-    int variadic;                 /* NAME... (last only) */
+    int optional; /* [NAME] */
+    int variadic; /* NAME... (last only) */
 };
 
 struct cq_function {
     char name[REGISTRY_NAME_MAX + 1];
-    char *spec;                   /* the argument spec as given, normalised */
+    char *spec; /* the argument spec as given, normalised */
     struct registry_arg args[REGISTRY_ARGS_MAX];
-    int nargs;                    /* declared */
-    int min_args, max_args;       /* max_args -1 = any number */
-    char *usage;                  /* "download_link DIRECTORY LINK" */
+    int nargs;              /* declared */
+    int min_args, max_args; /* max_args -1 = any number */
+    char *usage;            /* "download_link DIRECTORY LINK" */
     char *summary;
     int retries;
-    double timeout;               /* seconds; 0 = none */
+    double timeout; /* seconds; 0 = none */
     cq_handler fn;
     void *udata;
-    void (*udata_free)(void *);   /* set by internal users that own udata (commands) */
+    void (*udata_free)(void *); /* set by internal users that own udata (commands) */
     cq_thread_init thread_init;
     cq_thread_free thread_free;
-    int index;                    /* position in the registry: per-thread state slot */
-    char *source;                 /* "builtin", "plugin PATH", "command PROGRAM", "catalog" */
+    int index;    /* position in the registry: per-thread state slot */
+    char *source; /* "builtin", "plugin PATH", "command PROGRAM", "catalog" */
 };
 
 struct cq_registry {
     struct cq_function **v;
     int n, cap;
-    const char *source;           /* stamped on functions added from now on */
+    const char *source; /* stamped on functions added from now on */
     char error[512];
 };
 
@@ -62,8 +62,8 @@ void registry_set_source(struct cq_registry *r, const char *source);
 const struct cq_function *registry_find(const struct cq_registry *r, const char *name);
 
 /* Add a function that only describes (no handler): what a client knows from the catalog. */
-struct cq_function *registry_describe(struct cq_registry *r, const char *name,
-                                      const char *spec, char *err, size_t errlen);
+struct cq_function *registry_describe(struct cq_registry *r, const char *name, const char *spec,
+                                      char *err, size_t errlen);
 
 /* Check args (a JSON array) against f's declaration: count and types. With convert, string
  * arguments of other declared types are replaced by the value they read as (integer and

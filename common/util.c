@@ -153,12 +153,18 @@ int parse_duration(const char *s, double *out)
     errno = 0;
     v = strtod(s, &end);
     if (errno != 0 || end == s || v < 0 || v != v) return -1;
-    if (strcmp(end, "") == 0 || strcmp(end, "s") == 0) mult = 1.0;
-    else if (strcmp(end, "ms") == 0) mult = 0.001;
-    else if (strcmp(end, "m") == 0) mult = 60.0;
-    else if (strcmp(end, "h") == 0) mult = 3600.0;
-    else if (strcmp(end, "d") == 0) mult = 86400.0;
-    else return -1;
+    if (strcmp(end, "") == 0 || strcmp(end, "s") == 0)
+        mult = 1.0;
+    else if (strcmp(end, "ms") == 0)
+        mult = 0.001;
+    else if (strcmp(end, "m") == 0)
+        mult = 60.0;
+    else if (strcmp(end, "h") == 0)
+        mult = 3600.0;
+    else if (strcmp(end, "d") == 0)
+        mult = 86400.0;
+    else
+        return -1;
     *out = v * mult;
     return 0;
 }
@@ -185,9 +191,12 @@ int parse_size(const char *s, long long *out)
     errno = 0;
     v = strtoll(s, &end, 10);
     if (errno != 0 || end == s) return -1;
-    if (*end == 'K' || *end == 'k') mult = 1024LL, end++;
-    else if (*end == 'M' || *end == 'm') mult = 1024LL * 1024, end++;
-    else if (*end == 'G' || *end == 'g') mult = 1024LL * 1024 * 1024, end++;
+    if (*end == 'K' || *end == 'k')
+        mult = 1024LL, end++;
+    else if (*end == 'M' || *end == 'm')
+        mult = 1024LL * 1024, end++;
+    else if (*end == 'G' || *end == 'g')
+        mult = 1024LL * 1024 * 1024, end++;
     if (*end == 'B' || *end == 'b') end++;
     if (*end != '\0') return -1;
     if (v > LLONG_MAX / mult) return -1;

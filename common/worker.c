@@ -43,16 +43,16 @@
 #include "registry.h"
 #include "util.h"
 
-#define TAKE_BATCH 256          /* most records taken in one round trip */
-#define LEASE_SECONDS 10        /* a worker silent this long is dead */
-#define HEARTBEAT_MS 2000
-#define RECOVER_MS 1000
-#define SCHEDULE_MS 250
-#define WATCH_TIMEOUT 1.0       /* seconds a watcher blocks before it looks around */
-#define RETRY_CAP 3600.0        /* longest retry delay, seconds */
-#define HANDOFF_MAX 30          /* times a job for a function this worker lacks is handed back */
-#define HANDOFF_DELAY 1.0       /* seconds before a handed-back job is due again */
-#define STOP_GRACE_MS 6000      /* how long an exiting worker waits for handlers it stopped */
+#define TAKE_BATCH    256 /* most records taken in one round trip */
+#define LEASE_SECONDS 10  /* a worker silent this long is dead */
+#define HEARTBEAT_MS  2000
+#define RECOVER_MS    1000
+#define SCHEDULE_MS   250
+#define WATCH_TIMEOUT 1.0    /* seconds a watcher blocks before it looks around */
+#define RETRY_CAP     3600.0 /* longest retry delay, seconds */
+#define HANDOFF_MAX   30     /* times a job for a function this worker lacks is handed back */
+#define HANDOFF_DELAY 1.0    /* seconds before a handed-back job is due again */
+#define STOP_GRACE_MS 6000   /* how long an exiting worker waits for handlers it stopped */
 
 /* A job in this process: taken from Redis, run by an executor, then applied. */
 struct task {
@@ -62,19 +62,19 @@ struct task {
     /* filled by the executor */
     int rc;
     int transient;
-    int aborted;                /* gave up because of a hard stop: goes back, not failed */
-    int refused;                /* never ran: kind was decided when it was taken */
-    int lost;                   /* its end was dropped: another worker had recovered it */
-    int json;                   /* text is a JSON result */
-    struct task *held_prev, *held_next;   /* every task this worker holds (dispatcher only) */
-    int start_pending;          /* its start is not recorded in Redis yet (dispatcher only) */
-    int ending;                 /* in the batch of ends being applied (dispatcher only) */
-    double taken_at;            /* wall clock, set once when taken */
-    enum queue_outcome_kind kind;   /* what it came to */
+    int aborted;                        /* gave up because of a hard stop: goes back, not failed */
+    int refused;                        /* never ran: kind was decided when it was taken */
+    int lost;                           /* its end was dropped: another worker had recovered it */
+    int json;                           /* text is a JSON result */
+    struct task *held_prev, *held_next; /* every task this worker holds (dispatcher only) */
+    int start_pending;            /* its start is not recorded in Redis yet (dispatcher only) */
+    int ending;                   /* in the batch of ends being applied (dispatcher only) */
+    double taken_at;              /* wall clock, set once when taken */
+    enum queue_outcome_kind kind; /* what it came to */
     double retry_after;
-    double retry_at;            /* refused and handed back: when it is due again */
-    double started, ended;      /* wall clock */
-    char *text;                 /* result or error line */
+    double retry_at;       /* refused and handed back: when it is due again */
+    double started, ended; /* wall clock */
+    char *text;            /* result or error line */
     struct task *next;
 };
 
@@ -82,9 +82,9 @@ struct watcher {
     struct worker *w;
     const char *queue;
     struct rconn rc;
-    int blocking;               /* in BLMOVE now (under w->mu) */
-    int sock;                   /* dup of the blocked socket while blocking, else -1 */
-    int started;                /* the thread runs (it is joined at the end) */
+    int blocking; /* in BLMOVE now (under w->mu) */
+    int sock;     /* dup of the blocked socket while blocking, else -1 */
+    int started;  /* the thread runs (it is joined at the end) */
     pthread_t thread;
 };
 
@@ -99,48 +99,48 @@ struct worker {
     struct rconn ctl;
 
     pthread_mutex_t mu;
-    pthread_cond_t wake;        /* dispatcher: a completion or a watcher fired */
-    pthread_cond_t work;        /* executors: a task is waiting */
-    pthread_cond_t watch;       /* watchers: start or stop watching */
+    pthread_cond_t wake;  /* dispatcher: a completion or a watcher fired */
+    pthread_cond_t work;  /* executors: a task is waiting */
+    pthread_cond_t watch; /* watchers: start or stop watching */
     struct task *todo, *todo_tail;
-    long long todo_since;       /* when tasks last went to todo, or a wake-up last ran */
+    long long todo_since; /* when tasks last went to todo, or a wake-up last ran */
     struct task *done;
-    int watching;               /* dispatcher idle with free slots: watchers may block */
-    int ready;                  /* a watcher saw a record */
-    int stopping;               /* threads exit */
-    stop_flag hard_stop;        /* handlers give up now (atomic stores) */
-    int running;                /* handlers running now (under mu) */
-    pthread_cond_t quiet;       /* running dropped to 0 with nothing to do */
+    int watching;         /* dispatcher idle with free slots: watchers may block */
+    int ready;            /* a watcher saw a record */
+    int stopping;         /* threads exit */
+    stop_flag hard_stop;  /* handlers give up now (atomic stores) */
+    int running;          /* handlers running now (under mu) */
+    pthread_cond_t quiet; /* running dropped to 0 with nothing to do */
 
     pthread_t *executors;
     struct watcher *watchers;
-    int idle_executors;         /* executors waiting for a task (under mu) */
-    int dispatcher_waiting;     /* the dispatcher sleeps on wake (under mu) */
-    struct task **starts;       /* handed out, not yet marked started (dispatcher only) */
+    int idle_executors;     /* executors waiting for a task (under mu) */
+    int dispatcher_waiting; /* the dispatcher sleeps on wake (under mu) */
+    struct task **starts;   /* handed out, not yet marked started (dispatcher only) */
     int nstarts, capstarts;
-    int outstanding;            /* taken and not yet applied (dispatcher only) */
-    struct task *held;          /* every task taken and not yet freed (dispatcher only) */
-    int need_reconcile;         /* a take's reply was lost: see reconcile() */
-    char last_error[512];       /* the last Redis error reported, and when */
+    int outstanding;      /* taken and not yet applied (dispatcher only) */
+    struct task *held;    /* every task taken and not yet freed (dispatcher only) */
+    int need_reconcile;   /* a take's reply was lost: see reconcile() */
+    char last_error[512]; /* the last Redis error reported, and when */
     long long last_error_at;
     long taken_total;
 
     /* the dispatcher's loop (dispatcher only) */
     volatile sig_atomic_t *signals;
-    struct task *pending;       /* ended or refused, outcome not yet applied */
+    struct task *pending; /* ended or refused, outcome not yet applied */
     long long next_hb, next_recover, next_sched, next_connect;
     long long down_since, drain_deadline;
-    long backoff;               /* ms before the next reconnection attempt */
-    int draining;               /* a first signal: take nothing new */
-    int idle;                   /* the last take found the queues empty */
-    int down;                   /* the control connection is lost */
+    long backoff; /* ms before the next reconnection attempt */
+    int draining; /* a first signal: take nothing new */
+    int idle;     /* the last take found the queues empty */
+    int down;     /* the control connection is lost */
     int executors_started;
-    int sync_inited;            /* mu and the condition variables exist */
+    int sync_inited; /* mu and the condition variables exist */
 };
 
 /* ---- executors ---------------------------------------------------------------------- */
 
-#define WAKE_AFTER_US 500   /* tasks waiting this long get another executor woken */
+#define WAKE_AFTER_US 500 /* tasks waiting this long get another executor woken */
 
 /* Called with w->mu held: if tasks have waited WAKE_AFTER_US with executors idle, the
  * awake ones are not keeping up - wake as many more as there are tasks. */
@@ -198,8 +198,10 @@ static void *executor_main(void *arg)
         if (w->todo == NULL) break;
         t = w->todo;
         w->todo = t->next;
-        if (w->todo == NULL) w->todo_tail = NULL;
-        else wake_executors(w);
+        if (w->todo == NULL)
+            w->todo_tail = NULL;
+        else
+            wake_executors(w);
         w->running++;
         pthread_mutex_unlock(&w->mu);
 
@@ -286,8 +288,10 @@ static void *watcher_main(void *arg)
 
 static void task_free(struct worker *w, struct task *t)
 {
-    if (t->held_prev) t->held_prev->held_next = t->held_next;
-    else if (w->held == t) w->held = t->held_next;
+    if (t->held_prev)
+        t->held_prev->held_next = t->held_next;
+    else if (w->held == t)
+        w->held = t->held_next;
     if (t->held_next) t->held_next->held_prev = t->held_prev;
     queue_taken_free(&t->taken);
     job_free(t->job);
@@ -379,8 +383,8 @@ static void refuse_unknown(struct worker *w, struct task *t)
         t->job->handoffs++;
         t->retry_at = time_now() + HANDOFF_DELAY;
         t->text = xstrdup_printf("%s: this worker does not serve %s; handed back for a live "
-                                 "worker that does (%d of %d)", w->wid, t->job->func,
-                                 t->job->handoffs, HANDOFF_MAX);
+                                 "worker that does (%d of %d)",
+                                 w->wid, t->job->func, t->job->handoffs, HANDOFF_MAX);
     } else {
         t->kind = QUEUE_FAILED;
         t->text = xstrdup_printf("%s%s", known,
@@ -415,8 +419,8 @@ static void accept_taken(struct worker *w, struct taken *tk, int n, struct task 
             t->job->attempts++;
             /* A record without a queue belongs to the one it was taken from; its retry
              * record must say so, or it would be scheduled back to "default". */
-            if (t->job->queue[0] == '\0') str_copy(t->job->queue, sizeof t->job->queue,
-                                                    t->taken.queue);
+            if (t->job->queue[0] == '\0')
+                str_copy(t->job->queue, sizeof t->job->queue, t->taken.queue);
             t->fn = registry_find(w->cfg->reg, t->job->func);
             if (t->fn == NULL) {
                 pthread_mutex_unlock(&w->mu);
@@ -440,8 +444,10 @@ static void accept_taken(struct worker *w, struct taken *tk, int n, struct task 
         }
         w->starts[w->nstarts++] = t;
         t->start_pending = 1;
-        if (w->todo_tail) w->todo_tail->next = t;
-        else w->todo = t;
+        if (w->todo_tail)
+            w->todo_tail->next = t;
+        else
+            w->todo = t;
         w->todo_tail = t;
     }
     w->todo_since = time_mono_us();
@@ -468,16 +474,16 @@ static int reconcile(struct worker *w)
     held = xcalloc(n ? n : 1, sizeof *held);
     n = 0;
     for (t = w->held; t; t = t->held_next) held[n++] = &t->taken;
-    moved = queue_reconcile(&w->ctl, &w->keys, w->wid, w->cfg->queues, w->cfg->nqueues, held,
-                            n, err, sizeof err);
+    moved = queue_reconcile(&w->ctl, &w->keys, w->wid, w->cfg->queues, w->cfg->nqueues, held, n,
+                            err, sizeof err);
     free(held);
     if (moved < 0) {
         report_error(w, err);
         return -1;
     }
     if (moved > 0)
-        LOG(&w->lg, CQ_LOG_WARN, "put back %ld job%s taken when a reply from redis was lost",
-            moved, moved == 1 ? "" : "s");
+        LOG(&w->lg, CQ_LOG_WARN, "put back %ld job%s taken when a reply from redis was lost", moved,
+            moved == 1 ? "" : "s");
     w->need_reconcile = 0;
     return 0;
 }
@@ -507,7 +513,7 @@ static int cycle(struct worker *w, struct task **pending, size_t take_max)
     i = 0;
     for (s = 0; s < w->nstarts; s++) {
         t = w->starts[s];
-        if (t->ending) continue;   /* its end, below, records the start too */
+        if (t->ending) continue; /* its end, below, records the start too */
         o[i].kind = QUEUE_STARTED;
         o[i].taken = &t->taken;
         o[i].job = t->job;
@@ -515,7 +521,7 @@ static int cycle(struct worker *w, struct task **pending, size_t take_max)
         i++;
     }
     for (t = *pending; t; t = t->next) {
-        if (t->aborted) continue;   /* left in flight: the drain puts it back */
+        if (t->aborted) continue; /* left in flight: the drain puts it back */
         o[i].retry_at = 0;
         t->kind = decide(w, t, &o[i].retry_at);
         o[i].kind = t->kind;
@@ -532,14 +538,13 @@ static int cycle(struct worker *w, struct task **pending, size_t take_max)
     ok = queue_apply_append(&w->ctl, &w->keys, w->wid, o, i, &w->cfg->ttls, &nrep, err,
                             sizeof err) == 0;
     if (ok && take_max > 0) {
-        if (queue_take_append(&w->ctl, &w->keys, w->wid, w->cfg->queues, w->cfg->nqueues,
-                              take_max, err, sizeof err) != 0)
+        if (queue_take_append(&w->ctl, &w->keys, w->wid, w->cfg->queues, w->cfg->nqueues, take_max,
+                              err, sizeof err) != 0)
             take_max = 0, ok = 0;
         else
             take_sent = 1;
     }
-    if (ok && queue_apply_read(&w->ctl, nrep, lost, i, warn, sizeof warn, err,
-                               sizeof err) != 0)
+    if (ok && queue_apply_read(&w->ctl, nrep, lost, i, warn, sizeof warn, err, sizeof err) != 0)
         ok = 0;
     else if (ok && warn[0] != '\0')
         report_error(w, warn);
@@ -548,8 +553,7 @@ static int cycle(struct worker *w, struct task **pending, size_t take_max)
         taken = -1;
         if (w->ctl.ctx != NULL) {
             tk = xcalloc(take_max, sizeof *tk);
-            taken = queue_take_read(&w->ctl, take_max, tk, warn, sizeof warn, terr,
-                                    sizeof terr);
+            taken = queue_take_read(&w->ctl, take_max, tk, warn, sizeof warn, terr, sizeof terr);
         }
         if (taken < 0 && w->ctl.ctx == NULL) {
             /* The take may have run with its reply lost: records in our in-flight lists
@@ -570,9 +574,11 @@ static int cycle(struct worker *w, struct task **pending, size_t take_max)
          * were out of touch for longer than our lease. */
         ot[s]->lost = 1;
         if (ot[s]->job != NULL)
-            LOG(&w->lg, CQ_LOG_WARN, "%s: %s %s: outcome not recorded again: the job was no "
+            LOG(&w->lg, CQ_LOG_WARN,
+                "%s: %s %s: outcome not recorded again: the job was no "
                 "longer in this worker's hands (recorded before a lost reply, or recovered "
-                "by another worker)", ot[s]->taken.queue, ot[s]->job->func, ot[s]->job->id);
+                "by another worker)",
+                ot[s]->taken.queue, ot[s]->job->func, ot[s]->job->id);
     }
     free(o);
     free(ot);
@@ -605,8 +611,8 @@ static void make_identity(struct worker *w)
     host[sizeof host - 1] = '\0';
     str_copy(w->host, sizeof w->host, host);
     for (p = host; *p; p++) {
-        int ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-                 (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == '_';
+        int ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+            *p == '-' || *p == '.' || *p == '_';
         if (!ok) *p = '_';
     }
     host[64] = '\0';
@@ -663,7 +669,8 @@ static void check_redis_config(struct worker *w)
         rep->element[1]->type == REDIS_REPLY_STRING && strcmp(rep->element[1]->str, "yes") != 0)
         LOG(&w->lg, CQ_LOG_WARN,
             "redis has appendonly %s: jobs acknowledged since the last snapshot are lost if it "
-            "restarts (production: appendonly yes)", rep->element[1]->str);
+            "restarts (production: appendonly yes)",
+            rep->element[1]->str);
     if (rep != NULL) freeReplyObject(rep);
     rep = rconn_commandf(&w->ctl, "CONFIG GET maxmemory-policy");
     if (rep != NULL && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
@@ -774,22 +781,22 @@ static int start_threads(struct worker *w, const struct rconn_url *url)
         w->watchers[i].queue = cfg->queues[i];
         w->watchers[i].sock = -1;
         rconn_init(&w->watchers[i].rc, url, 0);
-        if (worker_thread_create(&w->watchers[i].thread, NULL, watcher_main,
-                                 &w->watchers[i]) != 0)
+        if (worker_thread_create(&w->watchers[i].thread, NULL, watcher_main, &w->watchers[i]) != 0)
             break;
         w->watchers[i].started = 1;
     }
     if (w->executors_started == cfg->concurrency && i == cfg->nqueues) return 0;
-    LOG(&w->lg, CQ_LOG_ERROR, "cannot start %d executor and %zu watcher threads (started %d "
-        "and %zu): lower -c", cfg->concurrency, cfg->nqueues, w->executors_started, i);
+    LOG(&w->lg, CQ_LOG_ERROR,
+        "cannot start %d executor and %zu watcher threads (started %d "
+        "and %zu): lower -c",
+        cfg->concurrency, cfg->nqueues, w->executors_started, i);
     stop_watchers(w);
     return -1;
 }
 
 /* Everything before the first turn: identity, registration, threads. Returns the worker, or
  * NULL (logged, everything freed) when it cannot start. */
-static struct worker *worker_start(const struct worker_config *cfg,
-                                   volatile sig_atomic_t *signals)
+static struct worker *worker_start(const struct worker_config *cfg, volatile sig_atomic_t *signals)
 {
     struct worker *w = xcalloc(1, sizeof *w);
     struct rconn_url url;
@@ -850,8 +857,8 @@ static int check_signals(struct worker *w, long long now)
         w->draining = 1;
         w->drain_deadline = now + (long long)(w->cfg->shutdown_timeout * 1000);
         set_watching(w, 0);
-        LOG(&w->lg, CQ_LOG_INFO, "stopping: %d job%s running, waiting up to %.0fs",
-            w->outstanding, w->outstanding == 1 ? "" : "s", w->cfg->shutdown_timeout);
+        LOG(&w->lg, CQ_LOG_INFO, "stopping: %d job%s running, waiting up to %.0fs", w->outstanding,
+            w->outstanding == 1 ? "" : "s", w->cfg->shutdown_timeout);
     }
     return 0;
 }
@@ -892,8 +899,10 @@ static void housekeeping(struct worker *w, long long now)
     }
     if (now >= w->next_recover && w->ctl.ctx) {
         n = queue_recover(&w->ctl, &w->keys, NULL, warn, sizeof warn, err, sizeof err);
-        if (n < 0) report_error(w, err);
-        else if (warn[0] != '\0') report_error(w, warn);
+        if (n < 0)
+            report_error(w, err);
+        else if (warn[0] != '\0')
+            report_error(w, warn);
         if (n > 0)
             LOG(&w->lg, CQ_LOG_WARN, "recovered %ld job%s from dead workers", n, n == 1 ? "" : "s");
         w->next_recover = now + RECOVER_MS;
@@ -901,8 +910,10 @@ static void housekeeping(struct worker *w, long long now)
     if (now >= w->next_sched && w->ctl.ctx) {
         n = queue_schedule_due(&w->ctl, &w->keys, time_now(), 1000, warn, sizeof warn, err,
                                sizeof err);
-        if (n < 0) report_error(w, err);
-        else if (warn[0] != '\0') report_error(w, warn);
+        if (n < 0)
+            report_error(w, err);
+        else if (warn[0] != '\0')
+            report_error(w, warn);
         if (n > 0) w->idle = 0;
         w->next_sched = now + (n >= 1000 ? 0 : SCHEDULE_MS);
     }
@@ -981,8 +992,10 @@ static int should_stop(struct worker *w, long long now)
     }
     if (w->draining && (quiet || now >= w->drain_deadline)) {
         if (w->outstanding > 0)
-            LOG(&w->lg, CQ_LOG_WARN, "shutdown timeout: %d job%s still running go back to "
-                "their queues", w->outstanding, w->outstanding == 1 ? "" : "s");
+            LOG(&w->lg, CQ_LOG_WARN,
+                "shutdown timeout: %d job%s still running go back to "
+                "their queues",
+                w->outstanding, w->outstanding == 1 ? "" : "s");
         return 1;
     }
     return 0;
@@ -1031,8 +1044,9 @@ static int turn(struct worker *w)
     housekeeping(w, now);
     collect_done(w);
     more = dispatch(w);
-    set_watching(w, w->idle && !w->draining && w->ctl.ctx != NULL &&
-                    w->cfg->concurrency - w->outstanding > 0);
+    set_watching(w,
+                 w->idle && !w->draining && w->ctl.ctx != NULL &&
+                     w->cfg->concurrency - w->outstanding > 0);
     if (should_stop(w, now)) return 1;
     pthread_mutex_lock(&w->mu);
     wake_executors(w);
@@ -1072,8 +1086,10 @@ static int drain(struct worker *w)
     if (w->pending != NULL || w->nstarts > 0) {
         if (w->ctl.ctx == NULL) rconn_connect(&w->ctl);
         if (cycle(w, &w->pending, 0) < 0)
-            LOG(&w->lg, CQ_LOG_WARN, "could not record finished jobs (%s); they go back to "
-                "their queues", w->ctl.errstr);
+            LOG(&w->lg, CQ_LOG_WARN,
+                "could not record finished jobs (%s); they go back to "
+                "their queues",
+                w->ctl.errstr);
     }
     for (tries = 0; tries < 3; tries++) {
         n = queue_recover(&w->ctl, &w->keys, w->wid, warn, sizeof warn, err, sizeof err);
@@ -1086,13 +1102,14 @@ static int drain(struct worker *w)
         }
         sleep_ms(200);
     }
-    LOG(&w->lg, CQ_LOG_ERROR, "could not deregister: %s; live workers will recover this "
-        "worker's jobs when its lease expires", err);
+    LOG(&w->lg, CQ_LOG_ERROR,
+        "could not deregister: %s; live workers will recover this "
+        "worker's jobs when its lease expires",
+        err);
     return 1;
 }
 
-int worker_run(const struct worker_config *cfg, volatile sig_atomic_t *signals,
-               int *abandoned)
+int worker_run(const struct worker_config *cfg, volatile sig_atomic_t *signals, int *abandoned)
 {
     struct worker *w = worker_start(cfg, signals);
     int rc, stopped;
@@ -1119,9 +1136,9 @@ struct cq_worker {
     char *url, *prefix, *root;
     char *queues[WORKER_QUEUES_MAX];
     size_t nqueues;
-    void **plugins;               /* dlopen handles, closed by cq_worker_free */
+    void **plugins; /* dlopen handles, closed by cq_worker_free */
     size_t nplugins;
-    int abandoned;                /* handlers that ignored the stop still run: keep what they
+    int abandoned; /* handlers that ignored the stop still run: keep what they
                                      use (the registry, plugins) mapped until the exit */
     volatile sig_atomic_t signals;
 };
@@ -1218,10 +1235,13 @@ int cq_worker_set(cq_worker *w, const char *name, const char *value, char *err, 
         size_t i;
         for (i = 0; i < 4 && strcmp(value, levels[i]) != 0; i++) continue;
         ok = i < 4;
-        if (ok) c->log_level = (int)i;
+        if (ok)
+            c->log_level = (int)i;
         else {
-            err_set(err, errlen, "invalid value '%s' for log-level (error, warn, info or "
-                    "debug)", value);
+            err_set(err, errlen,
+                    "invalid value '%s' for log-level (error, warn, info or "
+                    "debug)",
+                    value);
             return -1;
         }
     } else {

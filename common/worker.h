@@ -11,9 +11,9 @@
 #include "registry.h"
 
 struct worker_config {
-    const char *url;               /* redis:// URL */
-    const char *prefix;            /* key prefix */
-    const char *const *queues;     /* in priority order */
+    const char *url;           /* redis:// URL */
+    const char *prefix;        /* key prefix */
+    const char *const *queues; /* in priority order */
     size_t nqueues;
     int concurrency;               /* jobs run at once (-c) */
     int burst;                     /* exit once the queues are empty and nothing runs */
@@ -33,10 +33,8 @@ struct worker_config {
  * ignored the stop were left running: what they use must then stay until the process exits. */
 /* How the worker makes its threads: pthread_create, replaced by tests to inject failures. */
 #include <pthread.h>
-extern int (*worker_thread_create)(pthread_t *, const pthread_attr_t *, void *(*)(void *),
-                                   void *);
+extern int (*worker_thread_create)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
 
-int worker_run(const struct worker_config *cfg, volatile sig_atomic_t *signals,
-               int *abandoned);
+int worker_run(const struct worker_config *cfg, volatile sig_atomic_t *signals, int *abandoned);
 
 #endif

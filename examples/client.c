@@ -57,8 +57,8 @@ int main(int argc, char **argv)
             goto out;
         }
         text = cq_status_state(st) == CQ_FINISHED
-                   ? cq_status_field(st, cq_status_result_is_json(st) ? "result_json" : "result")
-                   : cq_status_field(st, "error");
+            ? cq_status_field(st, cq_status_result_is_json(st) ? "result_json" : "result")
+            : cq_status_field(st, "error");
         printf("%s %s %s\n", id, cq_status_state_name(cq_status_state(st)), text ? text : "");
         failed += cq_status_state(st) != CQ_FINISHED;
         cq_status_free(st);

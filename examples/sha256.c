@@ -85,8 +85,7 @@ static int fn_sha256(cq_job *job, void *udata)
             int e = errno;
             close(fd);
             EVP_MD_CTX_free(ctx);
-            if (n >= 0)
-                return cq_job_fail(job, CQ_TRANSIENT, 0, "sha256: %s: stopped", path);
+            if (n >= 0) return cq_job_fail(job, CQ_TRANSIENT, 0, "sha256: %s: stopped", path);
             return cq_job_fail(job, CQ_TRANSIENT, 0, "sha256: %s: %s", path, strerror(e));
         }
         EVP_DigestUpdate(ctx, buf, (size_t)n);
@@ -97,8 +96,8 @@ static int fn_sha256(cq_job *job, void *udata)
     EVP_MD_CTX_free(ctx);
     for (i = 0; i < mdlen; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
     if (expect != NULL && strcmp(expect, hex) != 0)
-        return cq_job_fail(job, CQ_PERMANENT, 0, "sha256: %s: digest %s, expected %s", path,
-                           hex, expect);
+        return cq_job_fail(job, CQ_PERMANENT, 0, "sha256: %s: digest %s, expected %s", path, hex,
+                           expect);
     cq_job_log(job, CQ_LOG_DEBUG, "%s: %lld bytes", path, bytes);
     /* The path was checked to be plain: no quote or backslash can reach the JSON unescaped
      * except through a file name, which is escaped here. */
@@ -128,8 +127,9 @@ int cq_plugin_init(cq_registry *reg)
     cq_function *f = cq_function_add(reg, "sha256", "PATH [EXPECTED]", fn_sha256, NULL);
 
     if (f == NULL) return -1;
-    cq_function_set_summary(f, "the SHA-256 of PATH under the worker's root (JSON result); "
-                               "fails when it is not EXPECTED");
+    cq_function_set_summary(f,
+                            "the SHA-256 of PATH under the worker's root (JSON result); "
+                            "fails when it is not EXPECTED");
     cq_function_set_timeout(f, 60);
     return 0;
 }

@@ -29,11 +29,21 @@ struct opts {
     int retries;
     double timeout, at;
     int use_stdin, quiet, no_check;
-    char warned[8][65];          /* functions warned about already (one warning each) */
+    char warned[8][65]; /* functions warned about already (one warning each) */
 };
 
-enum { O_PREFIX = 256, O_ID, O_RETRIES, O_TIMEOUT, O_IN, O_AT, O_STDIN, O_QUIET, O_NO_CHECK,
-       O_LIST };
+enum {
+    O_PREFIX = 256,
+    O_ID,
+    O_RETRIES,
+    O_TIMEOUT,
+    O_IN,
+    O_AT,
+    O_STDIN,
+    O_QUIET,
+    O_NO_CHECK,
+    O_LIST
+};
 
 static const struct cli_option options[] = {
     CLI_URL,
@@ -56,29 +66,32 @@ static const struct cli_option options[] = {
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-"Usage: cenqueue [OPTIONS] FUNC [ARG...]\n"
-"       cenqueue [OPTIONS] --stdin\n"
-"       cenqueue [OPTIONS] --list-functions\n"
-"\n"
-"Enqueue a job that calls the function FUNC with the ARGs, and print its id. The job is\n"
-"checked first against the functions workers have published in Redis (and the built-ins):\n"
-"an unknown function, or the wrong number or type of arguments, is refused; a function no\n"
-"live worker serves right now is accepted with a warning (the job waits for one).\n"
-"Arguments declared integer, number or json are sent as JSON values.\n"
-"\n"
-"With --stdin, read one job a line (FUNC ARG..., separated by spaces or tabs; \"double\n"
-"quotes\" keep spaces, with \\\" and \\\\ inside them; blank lines and lines starting with #\n"
-"are skipped) and enqueue them in pipelined batches of %d, printing one id a line.\n"
-"\n"
-"Options:\n", BATCH);
+    fprintf(
+        f,
+        "Usage: cenqueue [OPTIONS] FUNC [ARG...]\n"
+        "       cenqueue [OPTIONS] --stdin\n"
+        "       cenqueue [OPTIONS] --list-functions\n"
+        "\n"
+        "Enqueue a job that calls the function FUNC with the ARGs, and print its id. The job is\n"
+        "checked first against the functions workers have published in Redis (and the built-ins):\n"
+        "an unknown function, or the wrong number or type of arguments, is refused; a function no\n"
+        "live worker serves right now is accepted with a warning (the job waits for one).\n"
+        "Arguments declared integer, number or json are sent as JSON values.\n"
+        "\n"
+        "With --stdin, read one job a line (FUNC ARG..., separated by spaces or tabs; \"double\n"
+        "quotes\" keep spaces, with \\\" and \\\\ inside them; blank lines and lines starting with #\n"
+        "are skipped) and enqueue them in pipelined batches of %d, printing one id a line.\n"
+        "\n"
+        "Options:\n",
+        BATCH);
     cli_print(f, options, sizeof options / sizeof options[0]);
-    fprintf(f,
-"\n"
-"Durations take a unit: 250ms, 30s, 5m, 2h (a bare number is seconds).\n"
-"Exit status: 0 when every job was enqueued; 1 when Redis failed (the ids printed are those\n"
-"of the jobs that were enqueued; jobs go in transactions of 1,000); 2 for a usage error or\n"
-"a job the check refuses (nothing from that line on is enqueued).\n");
+    fprintf(
+        f,
+        "\n"
+        "Durations take a unit: 250ms, 30s, 5m, 2h (a bare number is seconds).\n"
+        "Exit status: 0 when every job was enqueued; 1 when Redis failed (the ids printed are those\n"
+        "of the jobs that were enqueued; jobs go in transactions of 1,000); 2 for a usage error or\n"
+        "a job the check refuses (nothing from that line on is enqueued).\n");
 }
 
 /* Split line into fields in place (see usage for the rules). Returns the field count, or -1
@@ -130,8 +143,8 @@ static void warn_once(struct opts *o, const char *func, const char *warning)
     fprintf(stderr, "cenqueue: warning: %s\n", warning);
 }
 
-static cq_jobspec *make_job(struct opts *o, cq_client *c, const char *func,
-                            const char *const *args, int nargs, char *err, size_t errlen)
+static cq_jobspec *make_job(struct opts *o, cq_client *c, const char *func, const char *const *args,
+                            int nargs, char *err, size_t errlen)
 {
     cq_jobspec *j = cq_jobspec_new_argv(func, args, nargs);
     char warning[512];
@@ -192,8 +205,8 @@ static int run_stdin(struct opts *o, cq_client *c)
                     nf < 0 ? "unterminated quote" : "more than 255 args");
             goto fail2;
         }
-        jobs[n] = make_job(o, c, fields[0], (const char *const *)fields + 1, nf - 1, err,
-                           sizeof err);
+        jobs[n] =
+            make_job(o, c, fields[0], (const char *const *)fields + 1, nf - 1, err, sizeof err);
         if (jobs[n] == NULL) {
             fprintf(stderr, "cenqueue: stdin line %ld: %s\n", lineno, err);
             if (refusal_status(err) == 1) goto fail1;
@@ -224,8 +237,10 @@ fail1:
     /* Chunks of a batch are separate transactions: some may be in Redis. Their ids are
      * printed, and counted, so that a rerun can skip them. */
     total += print_ids(o, jobs, n);
-    fprintf(stderr, "cenqueue: %s (%ld jobs were enqueued in all, their ids printed; the "
-            "rest of the input was not)\n", err, total);
+    fprintf(stderr,
+            "cenqueue: %s (%ld jobs were enqueued in all, their ids printed; the "
+            "rest of the input was not)\n",
+            err, total);
     free_jobs(jobs, n);
     free(line);
     return 1;
@@ -261,20 +276,26 @@ static int parse_options(struct opts *o, int *list, int argc, char **argv)
         case O_PREFIX: o->prefix = optarg; break;
         case O_ID: o->id = optarg; break;
         case O_RETRIES:
-            if (parse_long(optarg, 0, 1000, &v) != 0) rc = bad("--retries", optarg);
-            else o->retries = (int)v;
+            if (parse_long(optarg, 0, 1000, &v) != 0)
+                rc = bad("--retries", optarg);
+            else
+                o->retries = (int)v;
             break;
         case O_TIMEOUT:
             if (parse_duration(optarg, &o->timeout) != 0 || o->timeout <= 0)
                 rc = bad("--timeout", optarg);
             break;
         case O_IN:
-            if (parse_duration(optarg, &d) != 0) rc = bad("--in", optarg);
-            else o->at = time_now() + d;
+            if (parse_duration(optarg, &d) != 0)
+                rc = bad("--in", optarg);
+            else
+                o->at = time_now() + d;
             break;
         case O_AT:
-            if (parse_duration(optarg, &d) != 0) rc = bad("--at", optarg);
-            else o->at = d;
+            if (parse_duration(optarg, &d) != 0)
+                rc = bad("--at", optarg);
+            else
+                o->at = d;
             break;
         case O_STDIN: o->use_stdin = 1; break;
         case O_QUIET: o->quiet = 1; break;

@@ -66,14 +66,14 @@
 #define CQ_VERSION "dev"
 #endif
 
-#define PROG "cproducer"
-#define FUNC "download_link"
-#define BATCH 1000           /* jobs per MULTI/EXEC */
-#define POLL_BATCH 1000      /* HMGETs per pipelined round trip while waiting */
-#define POLL_MS 150
-#define SHOW_FAILED 10       /* failed jobs named in the summary */
-#define ID_MAX 128           /* longest job id */
-#define REDIS_RETRY_S 30     /* --wait keeps reconnecting this long before giving up */
+#define PROG          "cproducer"
+#define FUNC          "download_link"
+#define BATCH         1000 /* jobs per MULTI/EXEC */
+#define POLL_BATCH    1000 /* HMGETs per pipelined round trip while waiting */
+#define POLL_MS       150
+#define SHOW_FAILED   10  /* failed jobs named in the summary */
+#define ID_MAX        128 /* longest job id */
+#define REDIS_RETRY_S 30  /* --wait keeps reconnecting this long before giving up */
 
 enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 
@@ -87,13 +87,13 @@ struct config {
     const char *prefix;
     int dry_run;
     int wait;
-    double wait_timeout;     /* seconds; 0 = no limit */
+    double wait_timeout; /* seconds; 0 = no limit */
     int verbose;
-    int local;               /* --mode given: download here, no Redis */
+    int local; /* --mode given: download here, no Redis */
     enum local_mode mode;
-    int jobs;                /* -j; 0 = not given */
-    const char *download_root;   /* NULL = not given (the current directory) */
-    const char *redis_opt;   /* the first Redis-only option given, for the usage error */
+    int jobs;                  /* -j; 0 = not given */
+    const char *download_root; /* NULL = not given (the current directory) */
+    const char *redis_opt;     /* the first Redis-only option given, for the usage error */
 };
 
 static stop_flag stopping;
@@ -104,8 +104,24 @@ static void on_signal(int sig)
     stopping = 1;
 }
 
-enum { O_API = 256, O_SECTION, O_SORT, O_WINDOW, O_PAGE, O_PAGES, O_TYPES, O_ALBUMS, O_DIR,
-       O_PREFIX, O_DRY, O_WAIT, O_WAIT_TIMEOUT, O_MAX_WAIT, O_MODE, O_ROOT };
+enum {
+    O_API = 256,
+    O_SECTION,
+    O_SORT,
+    O_WINDOW,
+    O_PAGE,
+    O_PAGES,
+    O_TYPES,
+    O_ALBUMS,
+    O_DIR,
+    O_PREFIX,
+    O_DRY,
+    O_WAIT,
+    O_WAIT_TIMEOUT,
+    O_MAX_WAIT,
+    O_MODE,
+    O_ROOT
+};
 
 static const struct cli_option options[] = {
     {NULL, 0, NULL, "Gallery:"},
@@ -140,8 +156,10 @@ static const struct cli_option options[] = {
      "wait until every job of this run has finished or failed,\n"
      "with a progress line when stderr is a terminal; then print\n"
      "\"Took N.NNs\" and a summary"},
-    {"wait-timeout", O_WAIT_TIMEOUT, "D", "stop waiting after D, e.g. 90s or 10m (default: no limit)"},
-    {NULL, 0, NULL, "Local modes (no Redis, no cworker: download the links here, as the lesson does):"},
+    {"wait-timeout", O_WAIT_TIMEOUT, "D",
+     "stop waiting after D, e.g. 90s or 10m (default: no limit)"},
+    {NULL, 0, NULL,
+     "Local modes (no Redis, no cworker: download the links here, as the lesson does):"},
     {"mode", O_MODE, "MODE",
      "sequential  one link after another (the lesson's single.py)\n"
      "threads     N threads fed by a queue (DownloadWorker)\n"
@@ -168,27 +186,29 @@ static const struct cli_option options[] = {
 static void usage(FILE *f)
 {
     fprintf(f,
-"Usage: " PROG " [OPTION]...\n"
-"Ask the Imgur API for a gallery and enqueue one job " FUNC "(DIR, LINK) per image link,\n"
-"for cworker to run.\n");
+            "Usage: " PROG " [OPTION]...\n"
+            "Ask the Imgur API for a gallery and enqueue one job " FUNC
+            "(DIR, LINK) per image link,\n"
+            "for cworker to run.\n");
     cli_print(f, options, sizeof options / sizeof options[0]);
-    fprintf(f,
-"\n"
-"Links are enqueued once each, in the order the API listed them. stdout carries only the\n"
-"result: the links (--dry-run), \"enqueued N jobs to queue Q\", and with --wait the time\n"
-"and the summary; everything else goes to stderr.\n"
-"\n"
-"Environment:\n"
-"  IMGUR_CLIENT_ID          required: the client id of your Imgur application, sent as\n"
-"                           \"Authorization: Client-ID <id>\"\n"
-"  CQ_REDIS_URL             default for -u\n"
-"  CQ_PREFIX                default for --prefix\n"
-"\n"
-"Exit status:\n"
-"  0  success\n"
-"  1  runtime error (Imgur API, Redis), interrupted, with --wait a job failed or\n"
-"     did not end before --wait-timeout, or with --mode a link failed\n"
-"  2  usage error, or IMGUR_CLIENT_ID not set\n");
+    fprintf(
+        f,
+        "\n"
+        "Links are enqueued once each, in the order the API listed them. stdout carries only the\n"
+        "result: the links (--dry-run), \"enqueued N jobs to queue Q\", and with --wait the time\n"
+        "and the summary; everything else goes to stderr.\n"
+        "\n"
+        "Environment:\n"
+        "  IMGUR_CLIENT_ID          required: the client id of your Imgur application, sent as\n"
+        "                           \"Authorization: Client-ID <id>\"\n"
+        "  CQ_REDIS_URL             default for -u\n"
+        "  CQ_PREFIX                default for --prefix\n"
+        "\n"
+        "Exit status:\n"
+        "  0  success\n"
+        "  1  runtime error (Imgur API, Redis), interrupted, with --wait a job failed or\n"
+        "     did not end before --wait-timeout, or with --mode a link failed\n"
+        "  2  usage error, or IMGUR_CLIENT_ID not set\n");
 }
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -217,8 +237,7 @@ static int parse_seconds(const char *opt, const char *s, double max, double *out
 /* Remember the first option that only makes sense with Redis: --mode refuses it. */
 static void note_redis_opt(struct config *c, const char *opt)
 {
-    if (c->redis_opt == NULL)
-        c->redis_opt = opt;
+    if (c->redis_opt == NULL) c->redis_opt = opt;
 }
 
 /* Returns -1 to go on, or the exit status (help, version, usage error). */
@@ -239,10 +258,8 @@ static int parse_args(int argc, char **argv, struct config *c)
     cli_getopt(options, sizeof options / sizeof options[0], 0, &longopts, &shortopts);
     rc = parse_loop(argc, argv, c, longopts, shortopts);
     cli_free(longopts, shortopts);
-    if (rc >= 0)
-        return rc;
-    if (optind < argc)
-        return usage_error("unexpected argument \"%s\"", argv[optind]);
+    if (rc >= 0) return rc;
+    if (optind < argc) return usage_error("unexpected argument \"%s\"", argv[optind]);
     return check_args(c);
 }
 
@@ -255,8 +272,7 @@ static int parse_loop(int argc, char **argv, struct config *c, const struct opti
 
     for (;;) {
         opt = getopt_long(argc, argv, shortopts, longopts, NULL);
-        if (opt == -1)
-            break;
+        if (opt == -1) break;
         switch (opt) {
         case O_API: c->g.api_url = optarg; break;
         case O_SECTION: c->g.section = optarg; break;
@@ -282,15 +298,26 @@ static int parse_loop(int argc, char **argv, struct config *c, const struct opti
                 return usage_error("--albums: \"%s\" is not drop or expand", optarg);
             break;
         case O_MAX_WAIT:
-            if (parse_seconds("--max-wait", optarg, 86400, &c->g.max_wait) != 0)
-                return EXIT_USAGE;
+            if (parse_seconds("--max-wait", optarg, 86400, &c->g.max_wait) != 0) return EXIT_USAGE;
             break;
         case O_DIR: c->dir = optarg; break;
-        case 'q': c->queue = optarg; note_redis_opt(c, "-q"); break;
-        case 'u': c->url = optarg; note_redis_opt(c, "-u"); break;
-        case O_PREFIX: c->prefix = optarg; note_redis_opt(c, "--prefix"); break;
+        case 'q':
+            c->queue = optarg;
+            note_redis_opt(c, "-q");
+            break;
+        case 'u':
+            c->url = optarg;
+            note_redis_opt(c, "-u");
+            break;
+        case O_PREFIX:
+            c->prefix = optarg;
+            note_redis_opt(c, "--prefix");
+            break;
         case O_DRY: c->dry_run = 1; break;
-        case O_WAIT: c->wait = 1; note_redis_opt(c, "--wait"); break;
+        case O_WAIT:
+            c->wait = 1;
+            note_redis_opt(c, "--wait");
+            break;
         case O_WAIT_TIMEOUT:
             if (parse_seconds("--wait-timeout", optarg, 365.0 * 86400, &c->wait_timeout) != 0)
                 return EXIT_USAGE;
@@ -299,13 +326,13 @@ static int parse_loop(int argc, char **argv, struct config *c, const struct opti
         case O_MODE:
             if (local_mode_parse(optarg, &c->mode) != 0)
                 return usage_error("--mode: \"%s\" is not sequential, threads, processes or "
-                                   "async", optarg);
+                                   "async",
+                                   optarg);
             c->local = 1;
             break;
         case 'j':
             if (parse_long(optarg, 1, LOCAL_JOBS_MAX, &n) != 0)
-                return usage_error("-j: \"%s\" is not a number in 1..%d", optarg,
-                                   LOCAL_JOBS_MAX);
+                return usage_error("-j: \"%s\" is not a number in 1..%d", optarg, LOCAL_JOBS_MAX);
             c->jobs = (int)n;
             break;
         case O_ROOT: c->download_root = optarg; break;
@@ -322,15 +349,13 @@ static int parse_loop(int argc, char **argv, struct config *c, const struct opti
  * when all is well, or an exit status. */
 static int check_args(struct config *c)
 {
-    if (c->dry_run && c->wait)
-        return usage_error("%s", "--dry-run and --wait exclude each other");
+    if (c->dry_run && c->wait) return usage_error("%s", "--dry-run and --wait exclude each other");
     if (c->local && c->redis_opt)
-        return usage_error("%s does not go with --mode %s: local modes use no Redis",
-                           c->redis_opt, local_mode_name(c->mode));
+        return usage_error("%s does not go with --mode %s: local modes use no Redis", c->redis_opt,
+                           local_mode_name(c->mode));
     if (c->local && c->dry_run)
         return usage_error("--dry-run does not go with --mode %s", local_mode_name(c->mode));
-    if (!c->local && c->jobs)
-        return usage_error("%s", "-j only goes with --mode");
+    if (!c->local && c->jobs) return usage_error("%s", "-j only goes with --mode");
     if (!c->local && c->download_root)
         return usage_error("%s", "--download-root only goes with --mode");
     if (c->download_root && c->download_root[0] == '\0')
@@ -344,8 +369,7 @@ static int check_args(struct config *c)
     if (gallery_filter_init(&c->g.filter, c->types, c->expand, err, sizeof err) != 0)
         return usage_error("%s", err);
     c->g.client_id = getenv("IMGUR_CLIENT_ID");
-    if (gallery_opts_check(&c->g, err, sizeof err) != 0)
-        return usage_error("%s", err);
+    if (gallery_opts_check(&c->g, err, sizeof err) != 0) return usage_error("%s", err);
     return -1;
 }
 
@@ -357,7 +381,8 @@ static void notify(void *arg, int level, const char *line)
 static void log_credits(const struct logger *lg, const struct gallery_credits *cr,
                         const struct gallery_stats *st)
 {
-    LOG(lg, CQ_LOG_INFO, "imgur: %ld requests, %ld pages, %ld items (%ld albums, %ld fetched), "
+    LOG(lg, CQ_LOG_INFO,
+        "imgur: %ld requests, %ld pages, %ld items (%ld albums, %ld fetched), "
         "%ld links kept, %ld duplicates, %ld filtered out, %ld malformed",
         st->requests, st->pages, st->items, st->albums, st->albums_fetched, st->kept,
         st->duplicates, st->filtered, st->skipped);
@@ -366,9 +391,11 @@ static void log_credits(const struct logger *lg, const struct gallery_credits *c
         return;
     }
     long long in = cr->user_reset > 0 ? cr->user_reset - (long long)time(NULL) : -1;
-    LOG(lg, CQ_LOG_INFO, "imgur credits: client %ld of %ld left, user %ld of %ld left, "
-        "user credits reset in %llds", cr->client_remaining, cr->client_limit,
-        cr->user_remaining, cr->user_limit, in > 0 ? in : 0);
+    LOG(lg, CQ_LOG_INFO,
+        "imgur credits: client %ld of %ld left, user %ld of %ld left, "
+        "user credits reset in %llds",
+        cr->client_remaining, cr->client_limit, cr->user_remaining, cr->user_limit,
+        in > 0 ? in : 0);
 }
 
 static int get_links(struct config *c, const struct logger *lg, struct gallery_links *links)
@@ -448,7 +475,7 @@ struct watch {
     unsigned char *state;
     size_t n;
     size_t finished, failed, gone;
-    char *errors[SHOW_FAILED];   /* error text of the first failed jobs */
+    char *errors[SHOW_FAILED]; /* error text of the first failed jobs */
     size_t failed_idx[SHOW_FAILED];
 };
 
@@ -481,15 +508,12 @@ static int poll_once(cq_client *cl, struct watch *w, char *err, size_t errlen)
     while (i < w->n) {
         size_t m = 0;
         for (; i < w->n && m < POLL_BATCH; i++) {
-            if (w->state[i] != ST_PENDING)
-                continue;
+            if (w->state[i] != ST_PENDING) continue;
             ids[m] = w->ids[i];
             batch[m++] = i;
         }
-        if (m == 0)
-            break;
-        if (cq_status_get_many(cl, ids, m, st, err, errlen) != 0)
-            return -1;
+        if (m == 0) break;
+        if (cq_status_get_many(cl, ids, m, st, err, errlen) != 0) return -1;
         for (size_t b = 0; b < m; b++) {
             enum cq_state s = cq_status_state(st[b]);
             note_end(w, batch[b], s == CQ_UNKNOWN ? NULL : cq_status_state_name(s),
@@ -504,15 +528,14 @@ static void progress(const struct watch *w, long long since_ms)
 {
     double secs = (double)(time_mono_ms() - since_ms) / 1000.0;
     size_t ended = w->finished + w->failed + w->gone;
-    fprintf(stderr, "\r%zu done, %zu failed, %zu total, %.1f jobs/s   ",
-            w->finished + w->gone, w->failed, w->n, secs > 0 ? (double)ended / secs : 0.0);
+    fprintf(stderr, "\r%zu done, %zu failed, %zu total, %.1f jobs/s   ", w->finished + w->gone,
+            w->failed, w->n, secs > 0 ? (double)ended / secs : 0.0);
     fflush(stderr);
 }
 
 /* Returns the exit status of the run. */
 static int wait_jobs(const struct config *c, const struct logger *lg, cq_client *cl,
-                     char (*ids)[ID_MAX + 1], size_t n,
-                     long long t_start)
+                     char (*ids)[ID_MAX + 1], size_t n, long long t_start)
 {
     struct watch w;
     int tty = isatty(STDERR_FILENO);
@@ -532,8 +555,7 @@ static int wait_jobs(const struct config *c, const struct logger *lg, cq_client 
                 LOG(lg, CQ_LOG_WARN, "lost Redis while waiting: %s; reconnecting", err);
                 t_fail = time_mono_ms();
             } else if (time_mono_ms() - t_fail > REDIS_RETRY_S * 1000LL) {
-                if (shown)
-                    fputc('\n', stderr);
+                if (shown) fputc('\n', stderr);
                 fprintf(stderr, PROG ": %s\n", err);
                 rc = EXIT_RUNTIME;
                 goto out;
@@ -546,24 +568,21 @@ static int wait_jobs(const struct config *c, const struct logger *lg, cq_client 
             progress(&w, t_wait);
             shown = 1;
         }
-        if (w.finished + w.failed + w.gone == n)
-            break;
-        if (stopping || (c->wait_timeout > 0 &&
-                          time_mono_ms() - t_wait > (long long)(c->wait_timeout * 1000))) {
+        if (w.finished + w.failed + w.gone == n) break;
+        if (stopping ||
+            (c->wait_timeout > 0 &&
+             time_mono_ms() - t_wait > (long long)(c->wait_timeout * 1000))) {
             break;
         }
         sleep_ms(POLL_MS);
     }
-    if (shown)
-        fputc('\n', stderr);
+    if (shown) fputc('\n', stderr);
 
     size_t open = n - w.finished - w.failed - w.gone;
     printf("Took %.2fs\n", (double)(time_mono_ms() - t_start) / 1000.0);
     printf("%zu jobs: %zu finished, %zu failed", n, w.finished + w.gone, w.failed);
-    if (w.gone)
-        printf(" (%zu status records expired before they were seen)", w.gone);
-    if (open)
-        printf(", %zu not ended", open);
+    if (w.gone) printf(" (%zu status records expired before they were seen)", w.gone);
+    if (open) printf(", %zu not ended", open);
     printf("\n");
     fflush(stdout);
     for (size_t i = 0; i < w.failed && i < SHOW_FAILED; i++)
@@ -574,13 +593,11 @@ static int wait_jobs(const struct config *c, const struct logger *lg, cq_client 
         fprintf(stderr, PROG ": %s with %zu jobs not ended\n",
                 stopping ? "interrupted" : "--wait-timeout reached", open);
     }
-    if (w.failed || open)
-        rc = EXIT_RUNTIME;
+    if (w.failed || open) rc = EXIT_RUNTIME;
     LOG(lg, CQ_LOG_INFO, "waited %.2fs for %zu jobs", (double)(time_mono_ms() - t_wait) / 1000.0,
         n);
 out:
-    for (size_t i = 0; i < w.failed && i < SHOW_FAILED; i++)
-        free(w.errors[i]);
+    for (size_t i = 0; i < w.failed && i < SHOW_FAILED; i++) free(w.errors[i]);
     free(w.state);
     return rc;
 }
@@ -591,8 +608,7 @@ out:
  * credits; like cworker, a missing last component is created. Returns 0 or an exit status. */
 static int open_root(const struct config *c)
 {
-    if (c->download_root == NULL)
-        return 0;
+    if (c->download_root == NULL) return 0;
     if (mkdir(c->download_root, 0755) != 0 && errno != EEXIST) {
         fprintf(stderr, PROG ": --download-root '%s': %s\n", c->download_root, strerror(errno));
         return EXIT_RUNTIME;
@@ -617,14 +633,11 @@ static int run_local(const struct config *c, const struct logger *lg,
     o.progress = isatty(STDERR_FILENO);
     o.stop = &stopping;
     o.lg = lg;
-    if (links->n == 0)
-        LOG(lg, CQ_LOG_WARN, "no links matched: nothing to download");
-    if (local_run(&o, (const char *const *)links->v, links->n, &sum) != 0)
-        return EXIT_RUNTIME;
+    if (links->n == 0) LOG(lg, CQ_LOG_WARN, "no links matched: nothing to download");
+    if (local_run(&o, (const char *const *)links->v, links->n, &sum) != 0) return EXIT_RUNTIME;
     printf("Took %.2fs\n", (double)(time_mono_ms() - t_start) / 1000.0);
     printf("downloaded %zu, failed %zu, %lld bytes", sum.downloaded, sum.failed, sum.bytes);
-    if (sum.not_started)
-        printf(", %zu not started", sum.not_started);
+    if (sum.not_started) printf(", %zu not started", sum.not_started);
     printf("\n");
     fflush(stdout);
     if (sum.not_started)
@@ -660,7 +673,8 @@ static int open_redis(const struct config *c, cq_client **cl)
         fprintf(stderr, PROG ": %s\n", err);
         /* A URL or prefix that cannot be used is refused before connecting. */
         return strncmp(err, "redis URL", 9) == 0 || strncmp(err, "key prefix", 10) == 0
-                   ? EXIT_USAGE : EXIT_RUNTIME;
+            ? EXIT_USAGE
+            : EXIT_RUNTIME;
     }
     http_limits_default(&lim);
     if (app_register(cq_client_registry(*cl), &lim) != 0) {
@@ -678,43 +692,36 @@ int main(int argc, char **argv)
     const struct logger *lg = &logger;
     struct gallery_links links;
     cq_client *cl = NULL;
-    char (*ids)[ID_MAX + 1] = NULL;
+    char(*ids)[ID_MAX + 1] = NULL;
     int rc;
 
     rc = parse_args(argc, argv, &c);
-    if (rc >= 0)
-        return rc;
+    if (rc >= 0) return rc;
     logger.level = c.verbose >= 2 ? CQ_LOG_DEBUG : c.verbose == 1 ? CQ_LOG_INFO : CQ_LOG_WARN;
     setup_signals();
     if (c.local) {
         rc = open_root(&c);
-        if (rc != 0)
-            return rc;
+        if (rc != 0) return rc;
     } else if (!c.dry_run) {
         rc = open_redis(&c, &cl);
-        if (rc != 0)
-            return rc;
+        if (rc != 0) return rc;
     }
 
     gallery_links_init(&links);
     rc = EXIT_RUNTIME;
-    if (get_links(&c, lg, &links) != 0)
-        goto out;
+    if (get_links(&c, lg, &links) != 0) goto out;
     if (c.local) {
         rc = run_local(&c, lg, &links, t_start);
         goto out;
     }
     if (c.dry_run) {
-        for (size_t i = 0; i < links.n; i++)
-            printf("%s\n", links.v[i]);
+        for (size_t i = 0; i < links.n; i++) printf("%s\n", links.v[i]);
         rc = fflush(stdout) == 0 ? EXIT_OK : EXIT_RUNTIME;
         goto out;
     }
-    if (links.n == 0)
-        LOG(lg, CQ_LOG_WARN, "no links matched: nothing to enqueue");
+    if (links.n == 0) LOG(lg, CQ_LOG_WARN, "no links matched: nothing to enqueue");
     ids = xcalloc(links.n ? links.n : 1, sizeof *ids);
-    if (enqueue(&c, lg, cl, &links, ids) != 0)
-        goto out;
+    if (enqueue(&c, lg, cl, &links, ids) != 0) goto out;
     printf("enqueued %zu jobs to queue %s\n", links.n, c.queue);
     fflush(stdout);
     rc = c.wait ? wait_jobs(&c, lg, cl, ids, links.n, t_start) : EXIT_OK;

@@ -50,9 +50,9 @@
 #include "download.h"
 #include "util.h"
 
-#define DRAW_MS 100          /* progress redraws at most this often */
-#define POLL_MS 100          /* how soon a stop is noticed while waiting on transfers */
-#define INDEX_BATCH 256      /* indexes per write to the work pipe: 1 KiB, under PIPE_BUF */
+#define DRAW_MS     100 /* progress redraws at most this often */
+#define POLL_MS     100 /* how soon a stop is noticed while waiting on transfers */
+#define INDEX_BATCH 256 /* indexes per write to the work pipe: 1 KiB, under PIPE_BUF */
 
 /* ---- results ------------------------------------------------------------------------- */
 
@@ -61,11 +61,11 @@ struct run {
     const char *const *links;
     size_t n;
     struct local_summary *sum;
-    unsigned char *ended;    /* per link: 1 once its outcome was noted */
-    pthread_mutex_t mu;      /* guards sum, ended and the progress line */
-    long long t0;            /* when the downloads started, for the rate */
+    unsigned char *ended; /* per link: 1 once its outcome was noted */
+    pthread_mutex_t mu;   /* guards sum, ended and the progress line */
+    long long t0;         /* when the downloads started, for the rate */
     long long drawn_at;
-    size_t drawn_len;        /* length of the progress line on screen; 0 when none */
+    size_t drawn_len; /* length of the progress line on screen; 0 when none */
 };
 
 static int stopped(const struct run *r)
@@ -82,18 +82,14 @@ static void draw(struct run *r, int force)
     size_t ended = r->sum->downloaded + r->sum->failed;
     int w;
 
-    if (!r->o->progress || (!force && now - r->drawn_at < DRAW_MS))
-        return;
+    if (!r->o->progress || (!force && now - r->drawn_at < DRAW_MS)) return;
     w = snprintf(line, sizeof line, "%zu done, %zu failed, %zu total, %.1f links/s",
-                 r->sum->downloaded, r->sum->failed, r->n,
-                 secs > 0 ? (double)ended / secs : 0.0);
-    if (w < 0)
-        return;
+                 r->sum->downloaded, r->sum->failed, r->n, secs > 0 ? (double)ended / secs : 0.0);
+    if (w < 0) return;
     /* Pad over the end of a longer previous line. */
     fprintf(stderr, "\r%-*s", (int)r->drawn_len, line);
     fflush(stderr);
-    if ((size_t)w > r->drawn_len)
-        r->drawn_len = (size_t)w;
+    if ((size_t)w > r->drawn_len) r->drawn_len = (size_t)w;
     r->drawn_at = now;
 }
 
@@ -140,14 +136,12 @@ static void account_rest(struct run *r, const char *why)
     char err[1024];
 
     for (size_t i = 0; i < r->n; i++) {
-        if (r->ended[i])
-            continue;
+        if (r->ended[i]) continue;
         if (stopped(r)) {
             r->ended[i] = 1;
             r->sum->not_started++;
         } else {
-            err_set(err, sizeof err, "download_link: %s: not downloaded: %s", r->links[i],
-                    why);
+            err_set(err, sizeof err, "download_link: %s: not downloaded: %s", r->links[i], why);
             note(r, i, 0, 0, err);
         }
     }
@@ -167,8 +161,7 @@ static int run_sequential(struct run *r)
         return -1;
     }
     for (size_t i = 0; i < r->n && !stopped(r); i++) {
-        int rc = download_link(h, o->root, o->dir, r->links[i], &o->limits, &res, err,
-                               sizeof err);
+        int rc = download_link(h, o->root, o->dir, r->links[i], &o->limits, &res, err, sizeof err);
 
         note_download(r, i, rc, &res, err);
     }
@@ -214,8 +207,7 @@ static int work_get(struct work_queue *q, size_t *item)
     int rc = -1;
 
     pthread_mutex_lock(&q->mu);
-    while (q->head == q->tail && !q->closed)
-        pthread_cond_wait(&q->nonempty, &q->mu);
+    while (q->head == q->tail && !q->closed) pthread_cond_wait(&q->nonempty, &q->mu);
     if (q->head < q->tail) {
         *item = q->items[q->head++];
         rc = 0;
@@ -240,8 +232,8 @@ static void *worker_main(void *arg)
     size_t i;
 
     while (!stopped(w->r) && work_get(w->q, &i) == 0) {
-        int rc = download_link(w->h, o->root, o->dir, w->r->links[i], &o->limits, &res, err,
-                               sizeof err);
+        int rc =
+            download_link(w->h, o->root, o->dir, w->r->links[i], &o->limits, &res, err, sizeof err);
 
         note_download(w->r, i, rc, &res, err);
     }
@@ -283,15 +275,12 @@ static int run_threads(struct run *r, int jobs)
     }
     if (started < jobs)
         LOG(r->o->lg, CQ_LOG_WARN, "threads: going on with %d of %d workers", started, jobs);
-    for (size_t i = 0; i < r->n; i++)
-        work_put(&q, i);
+    for (size_t i = 0; i < r->n; i++) work_put(&q, i);
     work_close(&q);
-    for (int k = 0; k < started; k++)
-        pthread_join(w[k].tid, NULL);
+    for (int k = 0; k < started; k++) pthread_join(w[k].tid, NULL);
     account_rest(r, "interrupted");
 out:
-    for (int k = 0; k < jobs; k++)
-        http_free(w[k].h);
+    for (int k = 0; k < jobs; k++) http_free(w[k].h);
     free(w);
     free(q.items);
     pthread_cond_destroy(&q.nonempty);
@@ -330,7 +319,7 @@ static void child_signals(void)
     sa.sa_handler = on_child_signal;
     /* No SA_RESTART: a read() waiting for an index returns EINTR, so the stop is seen. */
     sigaction(SIGUSR1, &sa, NULL);
-    sa.sa_flags = SA_RESETHAND;   /* the second SIGINT/SIGTERM kills, as in the parent */
+    sa.sa_flags = SA_RESETHAND; /* the second SIGINT/SIGTERM kills, as in the parent */
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 }
@@ -344,15 +333,12 @@ static int read_index(int fd, uint32_t *index)
     while (got < sizeof buf) {
         ssize_t k = read(fd, buf + got, sizeof buf - got);
 
-        if (k == 0)
-            return 0;
+        if (k == 0) return 0;
         if (k < 0) {
             /* Only a signal before any byte came is a reason to look up; the writer never
              * leaves part of an index, so the rest is already there. */
-            if (errno == EINTR && got == 0)
-                return -1;
-            if (errno == EINTR)
-                continue;
+            if (errno == EINTR && got == 0) return -1;
+            if (errno == EINTR) continue;
             return -1;
         }
         got += (size_t)k;
@@ -367,9 +353,8 @@ static int send_result(int fd, uint32_t index, int ok, long long bytes, const ch
     struct msg_head m;
     size_t len = ok ? 0 : strlen(err);
 
-    if (len > MSG_TEXT_MAX)
-        len = MSG_TEXT_MAX;
-    memset(&m, 0, sizeof m);   /* the padding goes down the pipe too */
+    if (len > MSG_TEXT_MAX) len = MSG_TEXT_MAX;
+    memset(&m, 0, sizeof m); /* the padding goes down the pipe too */
     m.index = index;
     m.ok = ok != 0;
     m.bytes = bytes;
@@ -379,10 +364,8 @@ static int send_result(int fd, uint32_t index, int ok, long long bytes, const ch
     for (;;) {
         ssize_t w = write(fd, buf, sizeof m + len);
 
-        if (w >= 0)
-            return w == (ssize_t)(sizeof m + len) ? 0 : -1;
-        if (errno != EINTR)
-            return -1;
+        if (w >= 0) return w == (ssize_t)(sizeof m + len) ? 0 : -1;
+        if (errno != EINTR) return -1;
     }
 }
 
@@ -398,7 +381,7 @@ static int child_main(struct run *r, int workfd, int resfd, pid_t parent)
 
     child_signals();
     prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent)   /* the parent died before prctl took effect */
+    if (getppid() != parent) /* the parent died before prctl took effect */
         return 1;
     h = http_new(err, sizeof err);
     if (h == NULL) {
@@ -410,21 +393,17 @@ static int child_main(struct run *r, int workfd, int resfd, pid_t parent)
     while (!child_stop && !stopped(r)) {
         int got = read_index(workfd, &i);
 
-        if (got == 0)
-            break;
+        if (got == 0) break;
         if (got < 0) {
-            if (errno == EINTR)
-                continue;
+            if (errno == EINTR) continue;
             status = 1;
             break;
         }
         /* A stop that came while waiting: this index stays not started. */
-        if (child_stop || stopped(r) || i >= r->n)
-            break;
-        int rc = download_link(h, o->root, o->dir, r->links[i], &o->limits, &res, err,
-                               sizeof err);
+        if (child_stop || stopped(r) || i >= r->n) break;
+        int rc = download_link(h, o->root, o->dir, r->links[i], &o->limits, &res, err, sizeof err);
         if (send_result(resfd, i, rc == 0, res.bytes, err) < 0) {
-            status = 1;   /* the parent is gone: nobody to download for */
+            status = 1; /* the parent is gone: nobody to download for */
             break;
         }
     }
@@ -447,8 +426,7 @@ static size_t take_messages(struct run *r, char *buf, size_t fill)
             LOG(r->o->lg, CQ_LOG_ERROR, "processes: malformed result message");
             return fill;
         }
-        if (fill - off < sizeof m + m.len)
-            break;
+        if (fill - off < sizeof m + m.len) break;
         memcpy(text, buf + off + sizeof m, m.len);
         text[m.len] = '\0';
         note(r, m.index, m.ok != 0, m.bytes, text);
@@ -467,12 +445,10 @@ static int feed(int fd, size_t *next, size_t n)
         size_t k = n - *next < INDEX_BATCH ? n - *next : INDEX_BATCH;
         ssize_t w;
 
-        for (size_t j = 0; j < k; j++)
-            batch[j] = (uint32_t)(*next + j);
+        for (size_t j = 0; j < k; j++) batch[j] = (uint32_t)(*next + j);
         w = write(fd, batch, k * sizeof batch[0]);
         if (w < 0) {
-            if (errno == EINTR)
-                continue;
+            if (errno == EINTR) continue;
             return errno == EAGAIN ? 0 : -1;
         }
         /* At most PIPE_BUF bytes: all or nothing, so w is the whole batch. */
@@ -483,8 +459,7 @@ static int feed(int fd, size_t *next, size_t n)
 
 static void close_fd(int *fd)
 {
-    if (*fd >= 0)
-        close(*fd);
+    if (*fd >= 0) close(*fd);
     *fd = -1;
 }
 
@@ -545,13 +520,12 @@ static int run_processes(struct run *r, int jobs)
             /* Take nothing new: close the supply and tell the children to finish up. */
             drained = 1;
             close_fd(&work[1]);
-            for (int c = 0; c < nkids; c++)
-                kill(pids[c], SIGUSR1);
+            for (int c = 0; c < nkids; c++) kill(pids[c], SIGUSR1);
         }
         if (work[1] >= 0 && feed(work[1], &next, r->n) < 0)
-            close_fd(&work[1]);   /* EPIPE: every child is gone; results will say so */
+            close_fd(&work[1]); /* EPIPE: every child is gone; results will say so */
         if (work[1] >= 0 && next == r->n)
-            close_fd(&work[1]);   /* all handed out: EOF tells the children to end */
+            close_fd(&work[1]); /* all handed out: EOF tells the children to end */
         p[np].fd = results[0];
         p[np++].events = POLLIN;
         if (work[1] >= 0) {
@@ -566,11 +540,9 @@ static int run_processes(struct run *r, int jobs)
         draw(r, 0);
         pthread_mutex_unlock(&r->mu);
         k = read(results[0], buf + fill, sizeof buf - fill);
-        if (k == 0)
-            break;                /* every child has closed its end: all have exited */
+        if (k == 0) break; /* every child has closed its end: all have exited */
         if (k < 0) {
-            if (errno == EAGAIN || errno == EINTR)
-                continue;
+            if (errno == EAGAIN || errno == EINTR) continue;
             fprintf(stderr, "%s: read: %s\n", prog, strerror(errno));
             break;
         }
@@ -606,7 +578,7 @@ struct slot {
     struct http *h;
     struct download d;
     size_t index;
-    int busy;         /* its handle is in the multi handle */
+    int busy; /* its handle is in the multi handle */
 };
 
 /* Start link i in slot s. Returns 0 when it is in flight, -1 when it already failed (and
@@ -618,8 +590,8 @@ static int start_one(struct run *r, CURLM *m, struct slot *s, size_t i)
     char err[1024];
     CURLMcode mc;
 
-    if (download_begin(&s->d, s->h, o->root, o->dir, r->links[i], &o->limits, err,
-                       sizeof err) < 0) {
+    if (download_begin(&s->d, s->h, o->root, o->dir, r->links[i], &o->limits, err, sizeof err) <
+        0) {
         note(r, i, 0, 0, err);
         return -1;
     }
@@ -655,10 +627,8 @@ static void reap_done(struct run *r, CURLM *m, struct slot **free_slots, int *nf
         int ok;
 
         msg = curl_multi_info_read(m, &left);
-        if (msg == NULL)
-            break;
-        if (msg->msg != CURLMSG_DONE)
-            continue;
+        if (msg == NULL) break;
+        if (msg->msg != CURLMSG_DONE) continue;
         /* msg does not survive curl_multi_remove_handle: copy what is needed first. */
         e = msg->easy_handle;
         rc = msg->data.result;
@@ -702,24 +672,20 @@ static int run_async(struct run *r, int jobs)
         while (nfree > 0 && next < r->n && !stopped(r)) {
             struct slot *s = free_slots[--nfree];
 
-            if (start_one(r, m, s, next++) < 0)
-                free_slots[nfree++] = s;
+            if (start_one(r, m, s, next++) < 0) free_slots[nfree++] = s;
         }
-        if (nfree == jobs)
-            break;   /* nothing in flight and nothing more to start */
+        if (nfree == jobs) break; /* nothing in flight and nothing more to start */
         mc = curl_multi_perform(m, &running);
         if (mc != CURLM_OK) {
             /* Not a per-link failure: the multi handle itself is broken. End what is in
              * flight (each is reported) and leave the rest to account_rest. */
-            fprintf(stderr, "%s: curl_multi_perform: %s\n", r->o->prog,
-                    curl_multi_strerror(mc));
+            fprintf(stderr, "%s: curl_multi_perform: %s\n", r->o->prog, curl_multi_strerror(mc));
             for (int k = 0; k < jobs; k++) {
                 struct slot *s = &slots[k];
                 struct download_result res;
                 char msg[1024];
 
-                if (!s->busy)
-                    continue;
+                if (!s->busy) continue;
                 curl_multi_remove_handle(m, http_curl(s->h));
                 s->busy = 0;
                 download_end(&s->d, s->h, CURLE_ABORTED_BY_CALLBACK, &res, msg, sizeof msg);
@@ -732,15 +698,12 @@ static int run_async(struct run *r, int jobs)
         draw(r, 0);
         pthread_mutex_unlock(&r->mu);
         /* Freed slots and links waiting: start them before sleeping. */
-        if (nfree > 0 && next < r->n && !stopped(r))
-            continue;
-        if (nfree < jobs)
-            curl_multi_poll(m, NULL, 0, POLL_MS, NULL);
+        if (nfree > 0 && next < r->n && !stopped(r)) continue;
+        if (nfree < jobs) curl_multi_poll(m, NULL, 0, POLL_MS, NULL);
     }
     account_rest(r, "curl_multi_perform failed");
 out:
-    for (int k = 0; k < jobs; k++)
-        http_free(slots[k].h);
+    for (int k = 0; k < jobs; k++) http_free(slots[k].h);
     curl_multi_cleanup(m);
     free(free_slots);
     free(slots);
@@ -784,12 +747,10 @@ int local_run(const struct local_opts *o, const char *const *links, size_t n,
     r.ended = xcalloc(n ? n : 1, 1);
     pthread_mutex_init(&r.mu, NULL);
     /* More workers than links would only sit idle (and cost a fork each). */
-    if ((size_t)jobs > n)
-        jobs = n ? (int)n : 1;
-    if (o->mode == LOCAL_SEQUENTIAL)
-        jobs = 1;
-    LOG(o->lg, CQ_LOG_INFO, "%s: %zu links, %d at a time, into %s/%s", local_mode_name(o->mode),
-        n, jobs, o->root, o->dir);
+    if ((size_t)jobs > n) jobs = n ? (int)n : 1;
+    if (o->mode == LOCAL_SEQUENTIAL) jobs = 1;
+    LOG(o->lg, CQ_LOG_INFO, "%s: %zu links, %d at a time, into %s/%s", local_mode_name(o->mode), n,
+        jobs, o->root, o->dir);
     r.t0 = time_mono_ms();
     switch (o->mode) {
     case LOCAL_THREADS: rc = run_threads(&r, jobs); break;

@@ -22,29 +22,29 @@
 #include "log.h"
 #include "util.h"
 
-#define LOCAL_JOBS_MAX 256   /* each job holds a socket and two fds: stay under 1024 */
-#define LOCAL_JOBS_DEFAULT 8 /* the lesson's 8 threads, 8 processes */
+#define LOCAL_JOBS_MAX     256 /* each job holds a socket and two fds: stay under 1024 */
+#define LOCAL_JOBS_DEFAULT 8   /* the lesson's 8 threads, 8 processes */
 
 enum local_mode { LOCAL_SEQUENTIAL, LOCAL_THREADS, LOCAL_PROCESSES, LOCAL_ASYNC };
 
 struct local_opts {
     enum local_mode mode;
-    int jobs;                         /* 1..LOCAL_JOBS_MAX; sequential ignores it */
-    const char *prog;                 /* prefix of every line on stderr */
-    const char *root;                 /* download root: an existing directory */
-    const char *dir;                  /* directory argument of every download_link */
+    int jobs;         /* 1..LOCAL_JOBS_MAX; sequential ignores it */
+    const char *prog; /* prefix of every line on stderr */
+    const char *root; /* download root: an existing directory */
+    const char *dir;  /* directory argument of every download_link */
     struct http_limits limits;
-    int progress;                     /* 1: a progress line on stderr */
-    const stop_flag *stop;  /* set by a signal: finish what runs, start nothing */
-    const struct logger *lg;          /* -v: the plan; -vv: every link downloaded */
+    int progress;            /* 1: a progress line on stderr */
+    const stop_flag *stop;   /* set by a signal: finish what runs, start nothing */
+    const struct logger *lg; /* -v: the plan; -vv: every link downloaded */
 };
 
 struct local_summary {
-    size_t total;          /* links given */
-    size_t downloaded;     /* on disk under their final name */
-    size_t failed;         /* reported on stderr */
-    size_t not_started;    /* left alone because of a stop */
-    long long bytes;       /* body bytes of the downloaded files */
+    size_t total;       /* links given */
+    size_t downloaded;  /* on disk under their final name */
+    size_t failed;      /* reported on stderr */
+    size_t not_started; /* left alone because of a stop */
+    long long bytes;    /* body bytes of the downloaded files */
 };
 
 /* "sequential", "threads", "processes" or "async". Returns 0, or -1 for anything else. */

@@ -24,7 +24,7 @@
 #include "util.h"
 
 static char tmpdir[128], sock_path[192], log_path[192];
-static volatile pid_t server_pid = -1;   /* read by the signal handler */
+static volatile pid_t server_pid = -1; /* read by the signal handler */
 static struct rconn R;
 
 /* Async-signal-safe: kill, waitpid, unlink and rmdir only. */
@@ -113,8 +113,8 @@ static void server_start(void)
     server_pid = fork();
     if (server_pid < 0) fatal("fork failed");
     if (server_pid == 0) {
-        char *argv[] = {"redis-server", "--port", "0", "--unixsocket", sock_path,
-                        "--save", "", "--appendonly", "no", "--dir", tmpdir, NULL};
+        char *argv[] = {"redis-server", "--port", "0",     "--unixsocket", sock_path, "--save", "",
+                        "--appendonly", "no",     "--dir", tmpdir,         NULL};
         int fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != parent) _exit(127);
@@ -131,7 +131,7 @@ static void server_start(void)
     snprintf(url, sizeof url, "unix://%s", sock_path);
     if (rconn_parse_url(url, &u, err, sizeof err) != 0) fatal(err);
     rconn_init(&R, &u, 2.0);
-    for (i = 0; i < 500; i++) {   /* 5 s */
+    for (i = 0; i < 500; i++) { /* 5 s */
         int st;
         if (waitpid(server_pid, &st, WNOHANG) == server_pid) {
             server_pid = -1;
@@ -139,7 +139,8 @@ static void server_start(void)
         }
         if (access(sock_path, F_OK) == 0 && rconn_connect(&R) == 0) {
             redisReply *rep = rconn_commandf(&R, "PING");
-            int up = rep != NULL && rep->type == REDIS_REPLY_STATUS && strcmp(rep->str, "PONG") == 0;
+            int up =
+                rep != NULL && rep->type == REDIS_REPLY_STATUS && strcmp(rep->str, "PONG") == 0;
             if (rep != NULL) freeReplyObject(rep);
             if (up) return;
         }

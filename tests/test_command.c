@@ -25,7 +25,7 @@
 
 #define NARGS(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
-static const char *const base_env[] = { "PATH=/usr/bin:/bin", NULL };
+static const char *const base_env[] = {"PATH=/usr/bin:/bin", NULL};
 
 /* 1 when no process of group pgid is left (zombies of ours are reaped on the way), within
  * two seconds: a SIGKILLed process takes a moment to be gone. */
@@ -48,19 +48,20 @@ static int group_gone(pid_t pgid)
 static int run_sh(const char *script, double timeout, double grace, const stop_flag *stop,
                   size_t cap, struct command_result *r, char *err, size_t errlen)
 {
-    const char *const args[] = { "-c", script };
-    return command_run("/bin/sh", args, NARGS(args), base_env, NULL, timeout, grace, stop, cap,
-                       r, err, errlen);
+    const char *const args[] = {"-c", script};
+    return command_run("/bin/sh", args, NARGS(args), base_env, NULL, timeout, grace, stop, cap, r,
+                       err, errlen);
 }
 
 static void test_exit0_stdout(void)
 {
-    const char *const args[] = { "hello", "world" };
+    const char *const args[] = {"hello", "world"};
     struct command_result r;
     char err[256] = "";
 
-    CHECK_EQ(command_run("/bin/echo", args, NARGS(args), base_env, NULL, 5, 1, NULL, 1024,
-                         &r, err, sizeof err), 0);
+    CHECK_EQ(command_run("/bin/echo", args, NARGS(args), base_env, NULL, 5, 1, NULL, 1024, &r, err,
+                         sizeof err),
+             0);
     CHECK_STREQ(r.out, "hello world\n");
     CHECK_EQ(r.outlen, 12);
     CHECK_EQ(r.status, 0);
@@ -69,7 +70,7 @@ static void test_exit0_stdout(void)
     CHECK_STREQ(r.errline, "");
     CHECK(group_gone(r.pgid));
     command_result_free(&r);
-    command_result_free(&r);   /* twice is harmless */
+    command_result_free(&r); /* twice is harmless */
     command_result_free(NULL);
 }
 
@@ -98,29 +99,35 @@ static void test_exit3_stderr(void)
     char err[256];
 
     /* Blank lines and white space after the message do not hide it; \r is trimmed. */
-    CHECK_EQ(run_sh("echo out; echo first >&2; printf 'the\\tsecond\\033[0m one \\r\\n\\n  \\n' >&2;"
-                    " exit 3", 5, 1, NULL, 1024, &r, err, sizeof err), 0);
+    CHECK_EQ(
+        run_sh("echo out; echo first >&2; printf 'the\\tsecond\\033[0m one \\r\\n\\n  \\n' >&2;"
+               " exit 3",
+               5, 1, NULL, 1024, &r, err, sizeof err),
+        0);
     CHECK_EQ(r.status, 3);
     CHECK_STREQ(r.out, "out\n");
     CHECK_STREQ(r.errline, "the second [0m one");
     command_result_free(&r);
 
     /* A last line without its newline counts. */
-    CHECK_EQ(run_sh("echo one >&2; printf 'two' >&2; exit 1", 5, 1, NULL, 1024, &r, err,
-                    sizeof err), 0);
+    CHECK_EQ(
+        run_sh("echo one >&2; printf 'two' >&2; exit 1", 5, 1, NULL, 1024, &r, err, sizeof err), 0);
     CHECK_STREQ(r.errline, "two");
     command_result_free(&r);
 
     /* An over-long line keeps its head, within the buffer. */
-    CHECK_EQ(run_sh("head -c 5000 /dev/zero | tr '\\0' e >&2; echo >&2", 5, 1, NULL, 1024, &r,
-                    err, sizeof err), 0);
+    CHECK_EQ(run_sh("head -c 5000 /dev/zero | tr '\\0' e >&2; echo >&2", 5, 1, NULL, 1024, &r, err,
+                    sizeof err),
+             0);
     CHECK_EQ(strlen(r.errline), sizeof r.errline - 1);
     CHECK(r.errline[0] == 'e' && r.errline[sizeof r.errline - 2] == 'e');
     command_result_free(&r);
 
     /* Much more stderr than a pipe holds is read to the end, not left to block the child. */
     CHECK_EQ(run_sh("i=0; while [ $i -lt 20000 ]; do echo \"line $i\"; i=$((i+1)); done >&2;"
-                    " echo done", 10, 1, NULL, 1024, &r, err, sizeof err), 0);
+                    " echo done",
+                    10, 1, NULL, 1024, &r, err, sizeof err),
+             0);
     CHECK_STREQ(r.errline, "line 19999");
     CHECK_STREQ(r.out, "done\n");
     command_result_free(&r);
@@ -128,13 +135,14 @@ static void test_exit3_stderr(void)
 
 static void test_truncated(void)
 {
-    const char *const args[] = { "-c", "200000", "/dev/zero" };
+    const char *const args[] = {"-c", "200000", "/dev/zero"};
     struct command_result r;
     char err[256];
 
     /* The child writes far more than a pipe holds and still finishes normally. */
-    CHECK_EQ(command_run("/usr/bin/head", args, NARGS(args), base_env, NULL, 5, 1, NULL, 1000,
-                         &r, err, sizeof err), 0);
+    CHECK_EQ(command_run("/usr/bin/head", args, NARGS(args), base_env, NULL, 5, 1, NULL, 1000, &r,
+                         err, sizeof err),
+             0);
     CHECK_EQ(r.status, 0);
     CHECK_EQ(r.outlen, 1000);
     CHECK(r.out_truncated);
@@ -161,20 +169,23 @@ static void test_truncated(void)
 static void test_verbatim(void)
 {
     char dir[] = "/tmp/cq-test-command-XXXXXX", m[64];
-    const char *const args[] = { "[%s]\n", "a b", "'single'", "\"double\"", "$(touch M)",
-                                 "`touch M`", "x; touch M", "*", "", "\\n", "a\nb" };
+    const char *const args[] = {"[%s]\n",     "a b",       "'single'",   "\"double\"",
+                                "$(touch M)", "`touch M`", "x; touch M", "*",
+                                "",           "\\n",       "a\nb"};
     struct command_result r;
     struct stat st;
     char err[256];
 
     CHECK(mkdtemp(dir) != NULL);
     snprintf(m, sizeof m, "%s/M", dir);
-    CHECK_EQ(command_run("/usr/bin/printf", args, NARGS(args), base_env, dir, 5, 1, NULL, 4096,
-                         &r, err, sizeof err), 0);
-    CHECK_STREQ(r.out, "[a b]\n['single']\n[\"double\"]\n[$(touch M)]\n[`touch M`]\n"
-                       "[x; touch M]\n[*]\n[]\n[\\n]\n[a\nb]\n");
+    CHECK_EQ(command_run("/usr/bin/printf", args, NARGS(args), base_env, dir, 5, 1, NULL, 4096, &r,
+                         err, sizeof err),
+             0);
+    CHECK_STREQ(r.out,
+                "[a b]\n['single']\n[\"double\"]\n[$(touch M)]\n[`touch M`]\n"
+                "[x; touch M]\n[*]\n[]\n[\\n]\n[a\nb]\n");
     CHECK_EQ(r.status, 0);
-    CHECK(stat(m, &st) != 0);   /* nothing ran the substitutions */
+    CHECK(stat(m, &st) != 0); /* nothing ran the substitutions */
     command_result_free(&r);
     rmdir(dir);
 }
@@ -183,12 +194,13 @@ static void test_verbatim(void)
  * the command must start with neither, or a writer to a closed pipe would not die of it. */
 static void test_signals_reset(void)
 {
-    const char *const args[] = { "-E", "^(SigIgn|SigBlk)", "/proc/self/status" };
+    const char *const args[] = {"-E", "^(SigIgn|SigBlk)", "/proc/self/status"};
     struct command_result r;
     char err[256];
 
-    CHECK_EQ(command_run("/bin/grep", args, NARGS(args), base_env, NULL, 5, 1, NULL, 4096, &r,
-                         err, sizeof err), 0);
+    CHECK_EQ(command_run("/bin/grep", args, NARGS(args), base_env, NULL, 5, 1, NULL, 4096, &r, err,
+                         sizeof err),
+             0);
     CHECK_HAS(r.out, "SigIgn:\t0000000000000000\n");
     CHECK_HAS(r.out, "SigBlk:\t0000000000000000\n");
     command_result_free(&r);
@@ -196,18 +208,18 @@ static void test_signals_reset(void)
 
 static void test_env(void)
 {
-    const char *const env[] = { "A=1", "B=two words", "C=", NULL };
+    const char *const env[] = {"A=1", "B=two words", "C=", NULL};
     struct command_result r;
     char err[256];
 
-    CHECK_EQ(command_run("/usr/bin/env", NULL, 0, env, NULL, 5, 1, NULL, 4096, &r, err,
-                         sizeof err), 0);
+    CHECK_EQ(command_run("/usr/bin/env", NULL, 0, env, NULL, 5, 1, NULL, 4096, &r, err, sizeof err),
+             0);
     CHECK_STREQ(r.out, "A=1\nB=two words\nC=\n");
     command_result_free(&r);
 
     /* NULL is an empty environment, not this process's. */
-    CHECK_EQ(command_run("/usr/bin/env", NULL, 0, NULL, NULL, 5, 1, NULL, 4096, &r, err,
-                         sizeof err), 0);
+    CHECK_EQ(
+        command_run("/usr/bin/env", NULL, 0, NULL, NULL, 5, 1, NULL, 4096, &r, err, sizeof err), 0);
     CHECK_STREQ(r.out, "");
     CHECK_EQ(r.status, 0);
     command_result_free(&r);
@@ -222,15 +234,15 @@ static void test_cwd(void)
     CHECK(mkdtemp(dir) != NULL);
     CHECK(realpath(dir, real) != NULL);
     snprintf(want, sizeof want, "%s\n", real);
-    CHECK_EQ(command_run("/bin/pwd", NULL, 0, base_env, dir, 5, 1, NULL, 4096, &r, err,
-                         sizeof err), 0);
+    CHECK_EQ(command_run("/bin/pwd", NULL, 0, base_env, dir, 5, 1, NULL, 4096, &r, err, sizeof err),
+             0);
     CHECK_STREQ(r.out, want);
     command_result_free(&r);
     rmdir(dir);
 
     /* A directory that is not there is a start failure naming it. */
-    CHECK_EQ(command_run("/bin/pwd", NULL, 0, base_env, dir, 5, 1, NULL, 4096, &r, err,
-                         sizeof err), -1);
+    CHECK_EQ(command_run("/bin/pwd", NULL, 0, base_env, dir, 5, 1, NULL, 4096, &r, err, sizeof err),
+             -1);
     CHECK_HAS(err, "cannot enter");
     CHECK_HAS(err, dir);
     CHECK_HAS(err, "No such file or directory");
@@ -244,8 +256,9 @@ static void test_missing(void)
     char err[256] = "";
     int fd;
 
-    CHECK_EQ(command_run("/nonexistent/prog", NULL, 0, base_env, NULL, 5, 1, NULL, 4096, &r,
-                         err, sizeof err), -1);
+    CHECK_EQ(command_run("/nonexistent/prog", NULL, 0, base_env, NULL, 5, 1, NULL, 4096, &r, err,
+                         sizeof err),
+             -1);
     CHECK_STREQ(err, "command /nonexistent/prog: No such file or directory");
     CHECK(r.out == NULL);
     command_result_free(&r);
@@ -254,8 +267,7 @@ static void test_missing(void)
     fd = mkstemp(path);
     CHECK(fd >= 0);
     if (fd >= 0) close(fd);
-    CHECK_EQ(command_run(path, NULL, 0, base_env, NULL, 5, 1, NULL, 4096, &r, err, sizeof err),
-             -1);
+    CHECK_EQ(command_run(path, NULL, 0, base_env, NULL, 5, 1, NULL, 4096, &r, err, sizeof err), -1);
     CHECK_HAS(err, path);
     CHECK_HAS(err, "Permission denied");
     command_result_free(&r);
@@ -290,7 +302,7 @@ static void test_resolve(void)
     CHECK_EQ(command_resolve("./sh", path, sizeof path, err, sizeof err), -1);
     CHECK_HAS(err, "relative path");
     CHECK_EQ(command_resolve("", path, sizeof path, err, sizeof err), -1);
-    if (getuid() != 0) {   /* root may execute anything with an x bit, and read anything */
+    if (getuid() != 0) { /* root may execute anything with an x bit, and read anything */
         CHECK_EQ(command_resolve("/etc/passwd", path, sizeof path, err, sizeof err), -1);
         CHECK_HAS(err, "Permission denied");
     }
@@ -331,7 +343,8 @@ static void test_ignores_term(void)
      * killed after the grace. */
     t0 = time_mono_ms();
     CHECK_EQ(run_sh("(trap '' TERM; exec sleep 30) & sleep 30", 0.2, 0.5, NULL, 1024, &r, err,
-                    sizeof err), 0);
+                    sizeof err),
+             0);
     ms = time_mono_ms() - t0;
     CHECK(r.timed_out);
     CHECK_EQ(r.signal, SIGTERM);
@@ -356,7 +369,7 @@ static void *set_stop(void *arg)
 static void test_stop(void)
 {
     stop_flag stop = 0;
-    struct stopper s = { &stop, 200 };
+    struct stopper s = {&stop, 200};
     struct command_result r;
     long long t0 = time_mono_ms(), ms;
     pthread_t th;
@@ -393,8 +406,9 @@ static void test_background_holder(void)
 
     /* A background process that does not hold the pipes costs no wait, and is swept too. */
     t0 = time_mono_ms();
-    CHECK_EQ(run_sh("sleep 30 >/dev/null 2>&1 & echo started", 0, 3, NULL, 1024, &r, err,
-                    sizeof err), 0);
+    CHECK_EQ(
+        run_sh("sleep 30 >/dev/null 2>&1 & echo started", 0, 3, NULL, 1024, &r, err, sizeof err),
+        0);
     ms = time_mono_ms() - t0;
     CHECK_EQ(r.status, 0);
     CHECK_STREQ(r.out, "started\n");
@@ -404,21 +418,22 @@ static void test_background_holder(void)
 }
 
 #define NTHREADS 16
-#define ROUNDS 4
-#define LINES 2000
+#define ROUNDS   4
+#define LINES    2000
 
 struct worker {
     int id;
-    int bad;   /* failed checks, counted here: check.h's counters are not thread-safe */
+    int bad; /* failed checks, counted here: check.h's counters are not thread-safe */
 };
 
 static void *worker(void *arg)
 {
     struct worker *w = arg;
     char id[16], code[16], first[32], last[32], errl[32];
-    const char *const args[] = {
-        "-c", "i=0; while [ $i -lt 2000 ]; do echo \"$1-$i\"; i=$((i+1)); done;"
-              " echo \"err $1\" >&2; exit $2", "sh", id, code };
+    const char *const args[] = {"-c",
+                                "i=0; while [ $i -lt 2000 ]; do echo \"$1-$i\"; i=$((i+1)); done;"
+                                " echo \"err $1\" >&2; exit $2",
+                                "sh", id, code};
     int round;
 
     snprintf(id, sizeof id, "t%d", w->id);
@@ -431,15 +446,15 @@ static void *worker(void *arg)
         char err[256];
         size_t fl = strlen(first), ll = strlen(last);
 
-        if (command_run("/bin/sh", args, NARGS(args), base_env, NULL, 20, 1, NULL, 1 << 20, &r,
-                        err, sizeof err) != 0) {
+        if (command_run("/bin/sh", args, NARGS(args), base_env, NULL, 20, 1, NULL, 1 << 20, &r, err,
+                        sizeof err) != 0) {
             fprintf(stderr, "worker %d: %s\n", w->id, err);
             w->bad++;
             continue;
         }
-        if (r.status != w->id % 7 || strcmp(r.errline, errl) != 0 ||
-            r.outlen < fl + ll || memcmp(r.out, first, fl) != 0 ||
-            memcmp(r.out + r.outlen - ll, last, ll) != 0 || strlen(r.out) != r.outlen)
+        if (r.status != w->id % 7 || strcmp(r.errline, errl) != 0 || r.outlen < fl + ll ||
+            memcmp(r.out, first, fl) != 0 || memcmp(r.out + r.outlen - ll, last, ll) != 0 ||
+            strlen(r.out) != r.outlen)
             w->bad++;
         command_result_free(&r);
     }

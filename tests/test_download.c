@@ -36,7 +36,7 @@
 
 static char fixture[PATH_MAX];
 static char tmpdir[] = "/tmp/cq-test-download-XXXXXX";
-static char root[128];   /* small, so "<root>/<rel>" always fits a PATH_MAX buffer */
+static char root[128]; /* small, so "<root>/<rel>" always fits a PATH_MAX buffer */
 static pid_t server_pid = -1;
 static int port;
 static char base[64];
@@ -45,8 +45,7 @@ static char base[64];
 
 static void stop_server(void)
 {
-    if (server_pid <= 0)
-        return;
+    if (server_pid <= 0) return;
     kill(server_pid, SIGTERM);
     for (int i = 0; i < 300; i++) {
         if (waitpid(server_pid, NULL, WNOHANG) == server_pid) {
@@ -72,8 +71,7 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
 static void cleanup(void)
 {
     stop_server();
-    if (root[0] != '\0')
-        nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    if (root[0] != '\0') nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 static int start_server(void)
@@ -89,12 +87,11 @@ static int start_server(void)
     if (server_pid == 0) {
         /* Do not outlive a crashed test. */
         prctl(PR_SET_PDEATHSIG, SIGTERM);
-        execlp("python3", "python3", fixture, "--generate", "--port-file", portfile,
-               (char *)NULL);
+        execlp("python3", "python3", fixture, "--generate", "--port-file", portfile, (char *)NULL);
         perror("exec python3");
         _exit(127);
     }
-    for (int i = 0; i < 1000; i++) {   /* 10 s */
+    for (int i = 0; i < 1000; i++) { /* 10 s */
         FILE *f = fopen(portfile, "r");
 
         if (f != NULL) {
@@ -102,12 +99,10 @@ static int start_server(void)
             long v;
             char *nl;
 
-            if (fgets(line, sizeof(line), f) == NULL)
-                line[0] = '\0';
+            if (fgets(line, sizeof(line), f) == NULL) line[0] = '\0';
             fclose(f);
             nl = strchr(line, '\n');
-            if (nl != NULL)
-                *nl = '\0';
+            if (nl != NULL) *nl = '\0';
             if (parse_long(line, 1, 65535, &v) == 0) {
                 port = (int)v;
                 snprintf(base, sizeof(base), "http://127.0.0.1:%d", port);
@@ -134,8 +129,7 @@ static char *read_whole(const char *path, size_t *len)
     size_t n = 0, cap = 0;
 
     *len = 0;
-    if (fd < 0)
-        return NULL;
+    if (fd < 0) return NULL;
     for (;;) {
         ssize_t r;
 
@@ -144,10 +138,8 @@ static char *read_whole(const char *path, size_t *len)
             buf = xrealloc(buf, cap);
         }
         r = read(fd, buf + n, cap - n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
         n += (size_t)r;
     }
     close(fd);
@@ -166,15 +158,12 @@ static char *expected_bytes(const char *name, long size, size_t *len)
     snprintf(out, sizeof(out), "%s/expected.bin", tmpdir);
     snprintf(sz, sizeof(sz), "%ld", size);
     pid = fork();
-    if (pid < 0)
-        return NULL;
+    if (pid < 0) return NULL;
     if (pid == 0) {
         int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 
-        if (fd < 0 || dup2(fd, 1) < 0)
-            _exit(127);
-        execlp("python3", "python3", fixture, "--print-bytes", name, "--size", sz,
-               (char *)NULL);
+        if (fd < 0 || dup2(fd, 1) < 0) _exit(127);
+        execlp("python3", "python3", fixture, "--print-bytes", name, "--size", sz, (char *)NULL);
         _exit(127);
     }
     if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
@@ -193,8 +182,7 @@ static int file_matches(const char *rel, const char *name, long size)
     snprintf(path, sizeof(path), "%s/%s", root, rel);
     a = read_whole(path, &alen);
     e = expected_bytes(name, size, &elen);
-    ok = a != NULL && e != NULL && alen == elen && alen == (size_t)size &&
-         memcmp(a, e, alen) == 0;
+    ok = a != NULL && e != NULL && alen == elen && alen == (size_t)size && memcmp(a, e, alen) == 0;
     free(a);
     free(e);
     return ok;
@@ -232,8 +220,7 @@ static void listing(const char *rel, char *out, size_t outlen)
     for (int i = 0; i < n; i++) {
         int w = snprintf(out + used, outlen - used, "%s%s", i ? "," : "", ents[i]->d_name);
 
-        if (w > 0 && (size_t)w < outlen - used)
-            used += (size_t)w;
+        if (w > 0 && (size_t)w < outlen - used) used += (size_t)w;
         free(ents[i]);
     }
     free(ents);
@@ -278,8 +265,8 @@ static void test_filename(void)
     char name[NAME_MAX + 1], err[512], url[600];
     char longname[300];
 
-    CHECK(download_filename("https://h/a/b/c.jpg?x=1#frag", name, sizeof(name), err,
-                            sizeof(err)) == 0);
+    CHECK(download_filename("https://h/a/b/c.jpg?x=1#frag", name, sizeof(name), err, sizeof(err)) ==
+          0);
     CHECK_STREQ(name, "c.jpg");
     CHECK(download_filename("https://h/x.jpg?a/b.png#c/d.gif", name, sizeof(name), err,
                             sizeof(err)) == 0);
@@ -287,17 +274,33 @@ static void test_filename(void)
     CHECK(download_filename("HTTP://h:8080/dir/hello%20world%21.png", name, sizeof(name), err,
                             sizeof(err)) == 0);
     CHECK_STREQ(name, "hello world!.png");
-    CHECK(download_filename("https://h/%C3%A9t%C3%A9.jpg", name, sizeof(name), err,
-                            sizeof(err)) == 0);
+    CHECK(download_filename("https://h/%C3%A9t%C3%A9.jpg", name, sizeof(name), err, sizeof(err)) ==
+          0);
     CHECK_STREQ(name, "\xc3\xa9t\xc3\xa9.jpg");
 
     /* Refused: no name, dot names, separators, control bytes, bad escapes, schemes. */
     const char *bad[] = {
-        "https://h/", "https://h", "https://h?x=/y.jpg", "https://h/a/.", "https://h/a/..",
-        "https://h/%2e%2E", "https://h/a%2Fb.jpg", "https://h/a%2fb.jpg", "https://h/a%5Cb.jpg",
-        "https://h/a\\b.jpg", "https://h/a%00b.jpg", "https://h/a%0Ab.jpg", "https://h/a%7F.jpg",
-        "https://h/bad%zz.jpg", "https://h/x%4", "ftp://h/x.jpg", "httpx://h/x.jpg",
-        "//h/x.jpg", "x.jpg", "http:/h/x.jpg", "javascript:alert(1)//x.jpg",
+        "https://h/",
+        "https://h",
+        "https://h?x=/y.jpg",
+        "https://h/a/.",
+        "https://h/a/..",
+        "https://h/%2e%2E",
+        "https://h/a%2Fb.jpg",
+        "https://h/a%2fb.jpg",
+        "https://h/a%5Cb.jpg",
+        "https://h/a\\b.jpg",
+        "https://h/a%00b.jpg",
+        "https://h/a%0Ab.jpg",
+        "https://h/a%7F.jpg",
+        "https://h/bad%zz.jpg",
+        "https://h/x%4",
+        "ftp://h/x.jpg",
+        "httpx://h/x.jpg",
+        "//h/x.jpg",
+        "x.jpg",
+        "http:/h/x.jpg",
+        "javascript:alert(1)//x.jpg",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         err[0] = '\0';
@@ -308,8 +311,9 @@ static void test_filename(void)
         CHECK_HAS(err, bad[i]);
     }
     CHECK(download_filename("file:///etc/passwd", name, sizeof(name), err, sizeof(err)) < 0);
-    CHECK_STREQ(err, "download_filename: file:///etc/passwd: only http and https links are "
-                     "allowed");
+    CHECK_STREQ(err,
+                "download_filename: file:///etc/passwd: only http and https links are "
+                "allowed");
     CHECK(download_filename("https://h/a%2Fb.jpg", name, sizeof(name), err, sizeof(err)) < 0);
     CHECK_HAS(err, "'/'");
 
@@ -339,21 +343,18 @@ static void test_open_dir(void)
 
     fd = download_open_dir(root, "a/b/./c//d/", err, sizeof(err));
     CHECK(fd >= 0);
-    if (fd >= 0)
-        close(fd);
+    if (fd >= 0) close(fd);
     CHECK(exists("a/b/c/d"));
-    fd = download_open_dir(root, "a/b", err, sizeof(err));   /* existing: just opened */
+    fd = download_open_dir(root, "a/b", err, sizeof(err)); /* existing: just opened */
     CHECK(fd >= 0);
-    if (fd >= 0)
-        close(fd);
+    if (fd >= 0) close(fd);
 
-    const char *escapes[] = { "../x", "/abs", "a/../../b", "a/..", "..", "/" };
+    const char *escapes[] = {"../x", "/abs", "a/../../b", "a/..", "..", "/"};
     for (size_t i = 0; i < sizeof(escapes) / sizeof(escapes[0]); i++) {
         err[0] = '\0';
         fd = download_open_dir(root, escapes[i], err, sizeof(err));
         CHECK(fd < 0);
-        if (fd >= 0)
-            close(fd);
+        if (fd >= 0) close(fd);
         CHECK_HAS(err, "escapes");
         CHECK_HAS(err, escapes[i]);
     }
@@ -375,14 +376,13 @@ static void test_open_dir(void)
     CHECK(fd < 0);
     CHECK_HAS(err, "escapes");
     snprintf(path, sizeof(path), "%s/sub", tmpdir);
-    CHECK(access(path, F_OK) < 0);   /* nothing was created outside root */
+    CHECK(access(path, F_OK) < 0); /* nothing was created outside root */
 
     /* A regular file in the way is "not a directory", not an escape. */
     snprintf(path, sizeof(path), "%s/plain", root);
     fd = open(path, O_WRONLY | O_CREAT, 0644);
     CHECK(fd >= 0);
-    if (fd >= 0)
-        close(fd);
+    if (fd >= 0) close(fd);
     fd = download_open_dir(root, "plain/x", err, sizeof(err));
     CHECK(fd < 0);
     CHECK_HAS(err, "not a directory");
@@ -448,8 +448,8 @@ static void expect_failure(struct http *h, const struct http_limits *lim, const 
     CHECK_HAS(err, url);
     CHECK_HAS(err, needle);
     if (res.transient != transient)
-        fprintf(stderr, "  %s: transient=%d, expected %d (%s)\n", path, res.transient,
-                transient, err);
+        fprintf(stderr, "  %s: transient=%d, expected %d (%s)\n", path, res.transient, transient,
+                err);
     CHECK(res.transient == transient);
 }
 
@@ -501,7 +501,7 @@ static void test_failures(struct http *h)
     lim.max_bytes = 10000;
     expect_failure(h, &lim, "fail", "/_/big/20000/big.jpg", "limit", 0);
     expect_failure(h, &lim, "fail", "/_/big/20000/big.jpg?chunked=1", "limit", 0);
-    url_of(url, sizeof(url), "/_/big/10000/exact.jpg?chunked=1");   /* at the cap is fine */
+    url_of(url, sizeof(url), "/_/big/10000/exact.jpg?chunked=1"); /* at the cap is fine */
     CHECK(download_link(h, root, "fail", url, &lim, &res, err, sizeof(err)) == 0);
     CHECK(file_matches("fail/exact.jpg", "exact.jpg", 10000));
     http_limits_default(&lim);
@@ -511,8 +511,8 @@ static void test_failures(struct http *h)
     CHECK(download_link(h, root, "fail", url, &lim, &res, err, sizeof(err)) == 0);
     CHECK(file_matches("fail/hop5.jpg", "hop5.jpg", 32768));
     expect_failure(h, &lim, "fail", "/_/redirect/6/hop6.jpg", "redirect", 0);
-    expect_failure(h, &lim, "fail",
-                   "/_/redirect-to/passwd.jpg?url=file%3A%2F%2F%2Fetc%2Fpasswd", "file", 0);
+    expect_failure(h, &lim, "fail", "/_/redirect-to/passwd.jpg?url=file%3A%2F%2F%2Fetc%2Fpasswd",
+                   "file", 0);
     lim.max_redirects = 0;
     expect_failure(h, &lim, "fail", "/_/redirect/1/hop0.jpg", "HTTP 302", 0);
     http_limits_default(&lim);
@@ -561,10 +561,10 @@ static void test_refused_early(struct http *h)
 
     http_limits_default(&lim);
     before = fixture_number(h, "/_/hits", "/never.jpg");
-    CHECK(download_link(h, root, "never", "file:///etc/passwd", &lim, &res, err,
-                        sizeof(err)) < 0);
-    CHECK_STREQ(err, "download_link: file:///etc/passwd: only http and https links are "
-                     "allowed");
+    CHECK(download_link(h, root, "never", "file:///etc/passwd", &lim, &res, err, sizeof(err)) < 0);
+    CHECK_STREQ(err,
+                "download_link: file:///etc/passwd: only http and https links are "
+                "allowed");
     snprintf(url, sizeof(url), "ftp://127.0.0.1:%d/never.jpg", port);
     CHECK(download_link(h, root, "never", url, &lim, &res, err, sizeof(err)) < 0);
     CHECK_HAS(err, "only http and https");
@@ -572,7 +572,7 @@ static void test_refused_early(struct http *h)
     CHECK(!exists("never"));
 
     url_of(url, sizeof(url), "/never.jpg");
-    const char *dirs[] = { "../x", "/abs", "a/../../b", "out" };
+    const char *dirs[] = {"../x", "/abs", "a/../../b", "out"};
     for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
         err[0] = '\0';
         CHECK(download_link(h, root, dirs[i], url, &lim, &res, err, sizeof(err)) < 0);
@@ -645,8 +645,7 @@ static void test_reuse(struct http *h)
     CHECK(download_link(h, root, "reuse", url, &lim, &res, err, sizeof(err)) == 0);
     after = fixture_number(h, "/_/connections", "connections");
     CHECK(before > 0);
-    if (after != before)
-        fprintf(stderr, "  connections before %ld, after %ld\n", before, after);
+    if (after != before) fprintf(stderr, "  connections before %ld, after %ld\n", before, after);
     CHECK(after == before);
 }
 
@@ -677,8 +676,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", err);
         return 2;
     }
-    if (start_server() < 0)
-        return 2;
+    if (start_server() < 0) return 2;
     h = http_new(err, sizeof(err));
     if (h == NULL) {
         fprintf(stderr, "%s\n", err);
@@ -695,7 +693,7 @@ int main(int argc, char **argv)
     test_http_get(h);
 
     http_free(h);
-    curl_global_cleanup();   /* so valgrind reports only what is ours */
+    curl_global_cleanup(); /* so valgrind reports only what is ours */
     fprintf(stderr, "test_download: %lld ms\n", time_mono_ms() - t0);
     return check_report();
 }

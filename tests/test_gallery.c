@@ -38,8 +38,7 @@ static char *load(const char *name, size_t *len)
     char *buf = xmalloc(cap + 1);
     for (;;) {
         size_t got = fread(buf + n, 1, cap - n, f);
-        if (got == 0)
-            break;
+        if (got == 0) break;
         n += got;
         if (n == cap) {
             cap *= 2;
@@ -48,8 +47,7 @@ static char *load(const char *name, size_t *len)
     }
     fclose(f);
     buf[n] = '\0';
-    if (len)
-        *len = n;
+    if (len) *len = n;
     return buf;
 }
 
@@ -115,7 +113,7 @@ static void test_lesson_rule(void)
         CHECK(n > 4 && strcmp(l.v[i] + n - 4, ".jpg") == 0);
         CHECK(strncmp(l.v[i], "http://i.imgur.com/", 19) == 0);
     }
-    CHECK_STREQ(l.v[0], "http://i.imgur.com/GK8NXFa.jpg");   /* the first jpeg listed */
+    CHECK_STREQ(l.v[0], "http://i.imgur.com/GK8NXFa.jpg"); /* the first jpeg listed */
     CHECK_EQ(st.items, 60);
     CHECK_EQ(st.albums, 22);
     CHECK_EQ(st.kept, 16);
@@ -148,8 +146,8 @@ static void test_filter_errors(void)
 {
     struct gallery_filter f;
     char err[256];
-    const char *bad[] = {"", "image/jpeg,", ",image/png", "jpeg", "image/", "/png",
-                         "image/jp eg", "a/b/c", "image/*x", "*/*x"};
+    const char *bad[] = {"",     "image/jpeg,", ",image/png", "jpeg",     "image/",
+                         "/png", "image/jp eg", "a/b/c",      "image/*x", "*/*x"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         err[0] = '\0';
         CHECK_EQ(gallery_filter_init(&f, bad[i], 0, err, sizeof err), -1);
@@ -180,7 +178,7 @@ static void test_pages_union(void)
     CHECK_EQ(gallery_parse(rnd, l2, 200, &f, &l, NULL, NULL, err, sizeof err), 60);
     CHECK_EQ(l.n, 16 + 34);
     CHECK_STREQ(l.v[0], "http://i.imgur.com/GK8NXFa.jpg");
-    CHECK_STREQ(l.v[16], "http://i.imgur.com/6jPQg1l.jpg");   /* first of the second page */
+    CHECK_STREQ(l.v[16], "http://i.imgur.com/6jPQg1l.jpg"); /* first of the second page */
     CHECK_EQ(gallery_parse(hot, l1, 200, &f, &l, NULL, NULL, err, sizeof err), 60);
     CHECK_EQ(l.n, 16 + 34);
     gallery_links_free(&l);
@@ -228,12 +226,12 @@ static char *hot_with_inline_albums(int count)
     cJSON *page = cJSON_Parse(hot), *album = cJSON_Parse(alb);
     free(hot);
     free(alb);
-    const cJSON *images = cJSON_GetObjectItemCaseSensitive(
-        cJSON_GetObjectItemCaseSensitive(album, "data"), "images");
+    const cJSON *images =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(album, "data"), "images");
     cJSON *item;
-    cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(page, "data")) {
-        if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(item, "is_album")))
-            continue;
+    cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(page, "data"))
+    {
+        if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(item, "is_album"))) continue;
         cJSON_DeleteItemFromObjectCaseSensitive(item, "images_count");
         cJSON_AddNumberToObject(item, "images_count", count);
         cJSON_AddItemToObject(item, "images", cJSON_Duplicate(images, 1));
@@ -258,8 +256,8 @@ static void test_albums_inline(void)
     /* Complete images[]: expanded in place, nothing left to fetch; the 22 albums share the
      * same 50 images, so each link is kept once. */
     memset(&st, 0, sizeof st);
-    CHECK_EQ(gallery_parse(body, strlen(body), 200, &lesson, &l, &albums, &st, err,
-                           sizeof err), 60);
+    CHECK_EQ(gallery_parse(body, strlen(body), 200, &lesson, &l, &albums, &st, err, sizeof err),
+             60);
     CHECK_EQ(l.n, 16 + 46);
     CHECK_EQ(albums.n, 0);
     CHECK_EQ(st.duplicates, 21 * 46);
@@ -268,22 +266,20 @@ static void test_albums_inline(void)
     CHECK_STREQ(l.v[46], "http://i.imgur.com/GK8NXFa.jpg");
     gallery_links_free(&l);
 
-    CHECK_EQ(gallery_parse(body, strlen(body), 200, &jp, &l, &albums, NULL, err, sizeof err),
-             60);
+    CHECK_EQ(gallery_parse(body, strlen(body), 200, &jp, &l, &albums, NULL, err, sizeof err), 60);
     CHECK_EQ(l.n, 16 + 7 + 50);
     gallery_links_free(&l);
 
     /* Dropped albums stay dropped even with images[]. */
-    CHECK_EQ(gallery_parse(body, strlen(body), 200, &drop, &l, &albums, NULL, err,
-                           sizeof err), 60);
+    CHECK_EQ(gallery_parse(body, strlen(body), 200, &drop, &l, &albums, NULL, err, sizeof err), 60);
     CHECK_EQ(l.n, 16);
     gallery_links_free(&l);
     free(body);
 
     /* A preview (images_count larger than images[]) would lose images: fetch instead. */
     body = hot_with_inline_albums(51);
-    CHECK_EQ(gallery_parse(body, strlen(body), 200, &lesson, &l, &albums, NULL, err,
-                           sizeof err), 60);
+    CHECK_EQ(gallery_parse(body, strlen(body), 200, &lesson, &l, &albums, NULL, err, sizeof err),
+             60);
     CHECK_EQ(l.n, 16);
     CHECK_EQ(albums.n, 22);
     gallery_links_free(&l);
@@ -298,8 +294,11 @@ static void test_album_images_response(void)
     cJSON *album = cJSON_Parse(alb);
     free(alb);
     cJSON *resp = cJSON_CreateObject();
-    cJSON_AddItemToObject(resp, "data", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(
-        cJSON_GetObjectItemCaseSensitive(album, "data"), "images"), 1));
+    cJSON_AddItemToObject(
+        resp, "data",
+        cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(
+                            cJSON_GetObjectItemCaseSensitive(album, "data"), "images"),
+                        1));
     cJSON_AddTrueToObject(resp, "success");
     cJSON_AddNumberToObject(resp, "status", 200);
     char *body = cJSON_PrintUnformatted(resp);
@@ -310,8 +309,7 @@ static void test_album_images_response(void)
     struct gallery_links l;
     char err[256];
     gallery_links_init(&l);
-    CHECK_EQ(gallery_parse(body, strlen(body), 200, &lesson, &l, NULL, NULL, err, sizeof err),
-             50);
+    CHECK_EQ(gallery_parse(body, strlen(body), 200, &lesson, &l, NULL, NULL, err, sizeof err), 50);
     CHECK_EQ(l.n, 46);
     CHECK_STREQ(l.v[0], "https://i.imgur.com/1REuHNL.jpg");
     gallery_links_free(&l);
@@ -322,10 +320,10 @@ static void test_album_images_response(void)
 }
 
 struct err_case {
-    const char *body;      /* NULL: use entry of errors.json */
+    const char *body; /* NULL: use entry of errors.json */
     const char *entry;
     long status;
-    const char *want;      /* the whole error line */
+    const char *want; /* the whole error line */
 };
 
 static void test_errors(void)
@@ -340,8 +338,8 @@ static void test_errors(void)
         {NULL, "too_many_requests_429_new_style", 429, "imgur: HTTP 429: Too Many Requests"},
         {NULL, "too_many_requests_429_fixture", 429, "imgur: HTTP 429: Too Many Requests"},
         {"{\"data\":{\"error\":\"Too Many Requests\",\"request\":\"/3/gallery/\","
-         "\"method\":\"GET\"},\"success\":false,\"status\":429}", NULL, 429,
-         "imgur: HTTP 429: Too Many Requests"},
+         "\"method\":\"GET\"},\"success\":false,\"status\":429}",
+         NULL, 429, "imgur: HTTP 429: Too Many Requests"},
         {NULL, "internal_error_500_fixture", 500, "imgur: HTTP 500: Could not complete request"},
         {"<html><body>Bad gateway</body></html>", NULL, 502,
          "imgur: HTTP 502: Bad Gateway (response is not JSON)"},
@@ -356,10 +354,9 @@ static void test_errors(void)
         {"[]", NULL, 200, "imgur: HTTP 200: no data array"},
         {"{\"success\":true,\"status\":200,\"items\":[]}", NULL, 200,
          "imgur: HTTP 200: no data array"},
-        {"{\"data\":{\"id\":\"x\"},\"success\":true}", NULL, 200,
-         "imgur: HTTP 200: no data array"},
-        {"{\"data\":{\"error\":\"Invalid client_id\"},\"success\":false,\"status\":403}", NULL,
-         200, "imgur: HTTP 200: Invalid client_id"},
+        {"{\"data\":{\"id\":\"x\"},\"success\":true}", NULL, 200, "imgur: HTTP 200: no data array"},
+        {"{\"data\":{\"error\":\"Invalid client_id\"},\"success\":false,\"status\":403}", NULL, 200,
+         "imgur: HTTP 200: Invalid client_id"},
         {"{\"data\":[],\"success\":false}", NULL, 200,
          "imgur: HTTP 200: the API answered success: false"},
         /* Imgur's text is quoted on one line, whatever it holds. */
@@ -375,8 +372,9 @@ static void test_errors(void)
         char err[512] = "";
         gallery_links_init(&l);
         gallery_links_init(&albums);
-        CHECK_EQ(gallery_parse(body, strlen(body), c->status, &f, &l, &albums, NULL, err,
-                               sizeof err), -1);
+        CHECK_EQ(
+            gallery_parse(body, strlen(body), c->status, &f, &l, &albums, NULL, err, sizeof err),
+            -1);
         CHECK_STREQ(err, c->want);
         CHECK(strchr(err, '\n') == NULL);
         CHECK_EQ(l.n, 0);
@@ -431,7 +429,7 @@ static void test_malformed_items(void)
     CHECK_EQ(albums.n, 0);
     /* 1, "x", null, {}, link 5, ftp, javascript, space, control, ../../x, no id, 7 */
     CHECK_EQ(st.skipped, 12);
-    CHECK_EQ(st.filtered, 2);   /* .JPG and ?x=1: the lesson's rule is exact */
+    CHECK_EQ(st.filtered, 2); /* .JPG and ?x=1: the lesson's rule is exact */
     gallery_links_free(&l);
     gallery_links_free(&albums);
 
@@ -464,7 +462,7 @@ static void test_links_set(void)
     CHECK_STREQ(l.v[12345], "http://h/12345.jpg");
     gallery_links_free(&l);
     CHECK_EQ(l.n, 0);
-    CHECK_EQ(gallery_links_add(&l, "again"), 1);   /* reusable after free */
+    CHECK_EQ(gallery_links_add(&l, "again"), 1); /* reusable after free */
     gallery_links_free(&l);
     gallery_links_free(NULL);
 }
@@ -494,7 +492,7 @@ static void test_urls(void)
     o.section = "user";
     o.window = NULL;
     o.sort = NULL;
-    o.api_url = "http://127.0.0.1:8080/3/gallery";   /* no trailing slash */
+    o.api_url = "http://127.0.0.1:8080/3/gallery"; /* no trailing slash */
     CHECK_STREQ(gallery_page_url(&o, 2, buf, sizeof buf),
                 "http://127.0.0.1:8080/3/gallery/user/viral/2");
     o.section = NULL;
@@ -554,7 +552,7 @@ static void test_opts_check(void)
     CHECK_EQ(gallery_opts_check(&o, err, sizeof err), -1);
     CHECK_HAS(err, "--api-url");
     o.api_url = "http://127.0.0.1:1/mirror/";
-    CHECK_EQ(gallery_opts_check(&o, err, sizeof err), 0);   /* fine until albums are expanded */
+    CHECK_EQ(gallery_opts_check(&o, err, sizeof err), 0); /* fine until albums are expanded */
     o.filter.expand_albums = 1;
     CHECK_EQ(gallery_opts_check(&o, err, sizeof err), -1);
     CHECK_HAS(err, "/gallery/");
@@ -564,8 +562,7 @@ static void test_opts_check(void)
 
 int main(int argc, char **argv)
 {
-    if (argc > 1)
-        srcdir = argv[1];
+    if (argc > 1) srcdir = argv[1];
     test_lesson_rule();
     test_types();
     test_filter_errors();

@@ -34,7 +34,7 @@ static void test_keys(void)
     CHECK_STREQ(keys_queue(&k, "q", buf, sizeof buf), "app%1:queue:q");
     CHECK(keys_init(&k, "has space", err, sizeof err) == -1);
     CHECK_HAS(err, "spaces");
-    CHECK(keys_queue(&k, "q", buf, 8) == NULL);   /* does not fit */
+    CHECK(keys_queue(&k, "q", buf, 8) == NULL); /* does not fit */
 }
 
 /* Queue, job and worker names. */
@@ -81,7 +81,8 @@ static void test_decode_every_field(void)
 
     j = decode("{\"id\":\"x\",\"func\":\"download_link\",\"args\":[\"images\",\"http://h/a.jpg\"],"
                "\"queue\":\"high\",\"enqueued_at\":1767225600.5,\"retries\":2,\"attempts\":1,"
-               "\"recovered\":3,\"timeout\":7.5,\"extra\":{\"a\":1}}", &rc, err, sizeof err);
+               "\"recovered\":3,\"timeout\":7.5,\"extra\":{\"a\":1}}",
+               &rc, err, sizeof err);
     CHECK(rc == 0);
     CHECK_NOTNULL(j);
     CHECK_STREQ(j->queue, "high");
@@ -131,12 +132,13 @@ static void test_decode_broken(void)
     j = decode("{\"id\":\"k\",\"func\":\"noop\",\"args\":[],\"retries\":-5}", &rc, err, sizeof err);
     CHECK(rc == -1);
     job_free(j);
-    j = decode("{\"id\":\"k\",\"func\":\"noop\",\"args\":[],\"queue\":\"a:b\"}", &rc, err, sizeof err);
+    j = decode("{\"id\":\"k\",\"func\":\"noop\",\"args\":[],\"queue\":\"a:b\"}", &rc, err,
+               sizeof err);
     CHECK(rc == -1);
     CHECK_HAS(err, "queue");
     job_free(j);
     j = decode("{\"id\":\"k\",\"func\":\"noop\"}", &rc, err, sizeof err);
-    CHECK(rc == 0 && job_nargs(j) == 0);   /* args may be left out: none */
+    CHECK(rc == 0 && job_nargs(j) == 0); /* args may be left out: none */
     job_free(j);
 }
 
@@ -150,7 +152,7 @@ static void test_new_ids(void)
     CHECK(strlen(id) == 36 && id[8] == '-' && id[14] == '4');
     j = job_new("noop", NULL);
     CHECK_NOTNULL(j);
-    CHECK(j->id[0] == '\0');   /* queue_enqueue gives it one */
+    CHECK(j->id[0] == '\0'); /* queue_enqueue gives it one */
     {
         struct job *two[2] = {j, job_new("noop", NULL)};
         str_copy(two[1]->id, sizeof two[1]->id, "mine");

@@ -26,7 +26,7 @@
 #include "redis_server.h"
 
 static struct keys K;
-static char warn[1024];   /* what a call reports without failing */
+static char warn[1024]; /* what a call reports without failing */
 #include "job.h"
 #include "keys.h"
 #include "queue.h"
@@ -89,10 +89,10 @@ static double number(redisReply *rep)
 }
 
 #define HGET(key, field) string(rconn_commandf(&R, "HGET %s %s", (key), (field)))
-#define LLEN(key) integer(rconn_commandf(&R, "LLEN %s", (key)))
-#define EXISTS(key) integer(rconn_commandf(&R, "EXISTS %s", (key)))
-#define TTL(key) integer(rconn_commandf(&R, "TTL %s", (key)))
-#define LINDEX(key, i) string(rconn_commandf(&R, "LINDEX %s %d", (key), (i)))
+#define LLEN(key)        integer(rconn_commandf(&R, "LLEN %s", (key)))
+#define EXISTS(key)      integer(rconn_commandf(&R, "EXISTS %s", (key)))
+#define TTL(key)         integer(rconn_commandf(&R, "TTL %s", (key)))
+#define LINDEX(key, i)   string(rconn_commandf(&R, "LINDEX %s %d", (key), (i)))
 
 static void flushall(void)
 {
@@ -207,8 +207,8 @@ static void test_enqueue_one(void)
     CHECK_STREQ(err, "");
     CHECK_EQ(j->enqueued, 1);
     CHECK_EQ(anon->enqueued, 1);
-    CHECK_STREQ(j->queue, "default");   /* an empty queue is "default" */
-    CHECK_EQ(strlen(anon->id), 36);      /* an empty id gets a UUID */
+    CHECK_STREQ(j->queue, "default"); /* an empty queue is "default" */
+    CHECK_EQ(strlen(anon->id), 36);   /* an empty id gets a UUID */
 
     /* The record is the job's encoding, the oldest at the right end. */
     CHECK_EQ(LLEN("cq:queue:default"), 2);
@@ -452,7 +452,7 @@ static void test_take_wrong_type(void)
     CHECK_HAS(warn, "queue 'good2'");
     CHECK_HAS(warn, "cq:inflight:w1:good2 is not a list");
     free_taken(t, n > 0 ? (size_t)n : 0);
-    CHECK_EQ(LLEN("cq:queue:good2"), 1);   /* g3 stays queued */
+    CHECK_EQ(LLEN("cq:queue:good2"), 1); /* g3 stays queued */
 }
 
 /* Two unusable queues: warn names each of them, and the good queue is still taken from. */
@@ -529,7 +529,7 @@ static void test_apply_started(void)
 
     REQUIRE(put("st", "q") == 0);
     REQUIRE(take_one("w1", "q", &t, &j) == 0);
-    j->attempts = 1;   /* as the worker counts the attempt it starts */
+    j->attempts = 1; /* as the worker counts the attempt it starts */
     DO("EXPIRE cq:job:st 100");
     o = outcome(QUEUE_STARTED, &t, j, NULL, T0 + 1);
     CHECK_EQ(apply("w1", &o, 1, &default_ttls, lost, err, sizeof err), 0);
@@ -542,7 +542,7 @@ static void test_apply_started(void)
     CHECK_DBL_EQ(number(rconn_commandf(&R, "HGET cq:job:st started_at")), T0 + 1);
     CHECK_DBL_EQ(number(rconn_commandf(&R, "HGET cq:job:st enqueued_at")), T0);
     CHECK_EQ(TTL("cq:job:st"), -1);
-    CHECK_EQ(LLEN("cq:inflight:w1:q"), 1);   /* a start leaves the record in flight */
+    CHECK_EQ(LLEN("cq:inflight:w1:q"), 1); /* a start leaves the record in flight */
 
     /* A start for a record no longer in flight writes nothing (and is not an end to flag). */
     DO("DEL cq:inflight:w1:q");
@@ -788,7 +788,7 @@ static void test_apply_lost(void)
     CHECK_EQ(apply("w1", o, 2, &default_ttls, lost, err, sizeof err), 0);
     CHECK(lost[0] == 0 && lost[1] == 0);
     CHECK_EQ(apply("w1", o, 2, &default_ttls, lost, err, sizeof err), 0);
-    CHECK_EQ(lost[0], 0);   /* a start is not an end */
+    CHECK_EQ(lost[0], 0); /* a start is not an end */
     CHECK_EQ(lost[1], 1);
     CHECK_STREQ(HGET("cq:job:a1", "status"), "finished");
     CHECK_STREQ(HGET("cq:stats", "processed"), "1");
@@ -813,10 +813,10 @@ static void test_apply_lost(void)
     CHECK_STREQ(HGET("cq:job:r1", "status"), "queued");
     CHECK_STREQ(HGET("cq:job:r2", "status"), "queued");
     CHECK_EQ(LLEN("cq:queue:q"), 2);
-    CHECK_STREQ(HGET("cq:stats", "recovered"), "2");   /* the only counter that moved */
+    CHECK_STREQ(HGET("cq:stats", "recovered"), "2"); /* the only counter that moved */
     CHECK(HGET("cq:stats", "processed") == NULL && HGET("cq:stats", "failed") == NULL);
     CHECK_EQ(EXISTS("cq:failed"), 0);
-    CHECK_EQ(EXISTS("cq:worker:w1"), 0);   /* not brought back by a counter */
+    CHECK_EQ(EXISTS("cq:worker:w1"), 0); /* not brought back by a counter */
     free_taken(t, 2);
     for (i = 0; i < 2; i++) {
         job_free(j[i]);
@@ -909,7 +909,7 @@ static void test_schedule_due(void)
     double now = whole_now();
     char err[256] = "x", *enc;
 
-    REQUIRE(put("dx", "q") == 0);   /* already queued: stays at the head */
+    REQUIRE(put("dx", "q") == 0); /* already queued: stays at the head */
     a = mkjob("da", "q");
     b = mkjob("db", "q");
     c = mkjob("dc", "q");
@@ -959,12 +959,16 @@ static void test_schedule_due_limit(void)
         jobs[i] = mkjob(id, "q");
     }
     CHECK_EQ(queue_enqueue(&R, &K, jobs, 5, time_now() + 100, err, sizeof err), 0);
-    CHECK_EQ(queue_schedule_due(&R, &K, time_now() + 200, 2, warn, sizeof warn, err, sizeof err), 2);
+    CHECK_EQ(queue_schedule_due(&R, &K, time_now() + 200, 2, warn, sizeof warn, err, sizeof err),
+             2);
     CHECK_EQ(integer(rconn_commandf(&R, "ZCARD cq:scheduled")), 3);
     CHECK_EQ(LLEN("cq:queue:q"), 2);
-    CHECK_EQ(queue_schedule_due(&R, &K, time_now() + 200, 2, warn, sizeof warn, err, sizeof err), 2);
-    CHECK_EQ(queue_schedule_due(&R, &K, time_now() + 200, 2, warn, sizeof warn, err, sizeof err), 1);
-    CHECK_EQ(queue_schedule_due(&R, &K, time_now() + 200, 2, warn, sizeof warn, err, sizeof err), 0);
+    CHECK_EQ(queue_schedule_due(&R, &K, time_now() + 200, 2, warn, sizeof warn, err, sizeof err),
+             2);
+    CHECK_EQ(queue_schedule_due(&R, &K, time_now() + 200, 2, warn, sizeof warn, err, sizeof err),
+             1);
+    CHECK_EQ(queue_schedule_due(&R, &K, time_now() + 200, 2, warn, sizeof warn, err, sizeof err),
+             0);
     CHECK_EQ(LLEN("cq:queue:q"), 5);
     for (i = 0; i < 5; i++) job_free(jobs[i]);
 }
@@ -1014,11 +1018,11 @@ static void test_recover_dead_worker(void)
     REQUIRE(queue_register(&R, &K, &w3, 10, err, sizeof err) == 0);
     REQUIRE(put("h1", "high") == 0 && put("h2", "high") == 0 && put("l1", "low") == 0 &&
             put("l2", "low") == 0 && put("l3", "low") == 0 && put("h3", "high") == 0);
-    REQUIRE(take("w1", queues, 2, 3, t, err, sizeof err) == 3);   /* h1 h2 h3 */
+    REQUIRE(take("w1", queues, 2, 3, t, err, sizeof err) == 3); /* h1 h2 h3 */
     free_taken(t, 3);
-    REQUIRE(take("w2", low, 1, 1, t, err, sizeof err) == 1);      /* l1, w2 stays alive */
+    REQUIRE(take("w2", low, 1, 1, t, err, sizeof err) == 1); /* l1, w2 stays alive */
     free_taken(t, 1);
-    REQUIRE(take("w1", low, 1, 1, t, err, sizeof err) == 1);      /* l2 */
+    REQUIRE(take("w1", low, 1, 1, t, err, sizeof err) == 1); /* l2 */
     free_taken(t, 1);
     REQUIRE(take("w3", queues, 1, 0, t, err, sizeof err) == 0);
 
@@ -1051,9 +1055,10 @@ static void test_recover_dead_worker(void)
     CHECK_HAS(again[0].record, "\"id\":\"h1\"");
     CHECK_HAS(again[1].record, "\"id\":\"h2\"");
     CHECK_HAS(again[2].record, "\"id\":\"h3\"");
-    CHECK_HAS(again[3].record, "\"id\":\"l2\"");   /* ahead of l3, which was never taken */
+    CHECK_HAS(again[3].record, "\"id\":\"l2\""); /* ahead of l3, which was never taken */
     free_taken(again, 4);
-    for (i = 0; i < 2; i++) CHECK_EQ(queue_recover(&R, &K, NULL, warn, sizeof warn, err, sizeof err), 0);
+    for (i = 0; i < 2; i++)
+        CHECK_EQ(queue_recover(&R, &K, NULL, warn, sizeof warn, err, sizeof err), 0);
 }
 
 /* With only_wid: one live worker hands back what it holds and deregisters; not a recovery. */
@@ -1073,7 +1078,7 @@ static void test_recover_only_wid(void)
     free_taken(t, 2);
     REQUIRE(take("w2", queues, 1, 1, t, err, sizeof err) == 1);
     free_taken(t, 1);
-    DO("DEL cq:worker:w2:lease");   /* dead, but not the one asked for */
+    DO("DEL cq:worker:w2:lease"); /* dead, but not the one asked for */
     DO("HSET cq:job:o1 status started");
 
     CHECK_EQ(queue_recover(&R, &K, "w1", warn, sizeof warn, err, sizeof err), 2);
@@ -1118,7 +1123,7 @@ static void test_recover_wrong_type(void)
     CHECK_STREQ(string(rconn_commandf(&R, "GET cq:queue:bad")), "not-a-list");
     CHECK_EQ(integer(rconn_commandf(&R, "SISMEMBER cq:workers w1")), 1);
     CHECK_STREQ(HGET("cq:job:rg", "status"), "queued");
-    CHECK_STREQ(HGET("cq:job:rb", "status"), "started");   /* still in flight */
+    CHECK_STREQ(HGET("cq:job:rb", "status"), "started"); /* still in flight */
     CHECK(HGET("cq:job:rb", "recovered") == NULL);
     CHECK_STREQ(HGET("cq:stats", "recovered"), "1");
 
@@ -1145,7 +1150,7 @@ static void test_reconcile(void)
     memset(&other, 0, sizeof other);
     REQUIRE(put("a1", "a") == 0 && put("a2", "a") == 0 && put("b1", "b") == 0 &&
             put("b2", "b") == 0 && put("c1", "c") == 0);
-    REQUIRE(take("w1", queues, 2, 4, t, err, sizeof err) == 4);   /* a1 a2 b1 b2 */
+    REQUIRE(take("w1", queues, 2, 4, t, err, sizeof err) == 4); /* a1 a2 b1 b2 */
     REQUIRE(take("w1", (const char *const[]){"c"}, 1, 1, &other, err, sizeof err) == 1);
     /* The worker knows of a2 and b2 only (a take's reply was lost). */
     held[0] = &t[1];

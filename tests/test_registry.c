@@ -64,8 +64,9 @@ static void test_specs(void)
     CHECK(cq_function_add(r, "nohandler", "", NULL, NULL) == NULL);
 
     /* Arity and types. */
-    CHECK_EQ(check(registry_find(r, "download_link"), "[\"a\",\"b\",\"c\"]", 0, err,
-                   sizeof err, NULL), -1);
+    CHECK_EQ(
+        check(registry_find(r, "download_link"), "[\"a\",\"b\",\"c\"]", 0, err, sizeof err, NULL),
+        -1);
     CHECK_HAS(err, "download_link takes 2 arguments, got 3 (usage: download_link DIRECTORY LINK)");
     f = (cq_function *)registry_find(r, "resize");
     CHECK_EQ(check(f, "[\"a\"]", 0, err, sizeof err, NULL), -1);
@@ -85,7 +86,8 @@ static void test_specs(void)
     {
         char *after = NULL;
         CHECK_EQ(check(f, "[\"a\",\"640\",\"0.5\",\"{\\\"k\\\":[1]}\",\"true\"]", 1, err,
-                       sizeof err, &after), 0);
+                       sizeof err, &after),
+                 0);
         CHECK_STREQ(after, "[\"a\",640,0.5,{\"k\":[1]},true]");
         free(after);
     }
@@ -123,9 +125,11 @@ static int fn_look(cq_job *job, void *udata)
     seen_id = cq_job_id(job);
     if (cq_job_arg_integer(job, 0, &seen_int) != 0) return cq_job_fail(job, CQ_PERMANENT, 0, "int");
     if (cq_job_arg_number(job, 1, &seen_num) != 0) return cq_job_fail(job, CQ_PERMANENT, 0, "num");
-    if (cq_job_arg_duration(job, 2, &seen_dur) != 0) return cq_job_fail(job, CQ_PERMANENT, 0, "dur");
+    if (cq_job_arg_duration(job, 2, &seen_dur) != 0)
+        return cq_job_fail(job, CQ_PERMANENT, 0, "dur");
     seen_json = cq_job_arg_json(job, 3);
-    if (cq_job_arg_string(job, 1) != NULL || cq_job_arg_string(job, 9) != NULL) return cq_job_fail(job, CQ_PERMANENT, 0, "str");
+    if (cq_job_arg_string(job, 1) != NULL || cq_job_arg_string(job, 9) != NULL)
+        return cq_job_fail(job, CQ_PERMANENT, 0, "str");
     return cq_job_result_json(job, "{\"ok\": true,\n \"n\": 2}");
 }
 

@@ -10,7 +10,7 @@
 #include "registry.h"
 #include "worker.h"
 
-static int calls, fail_at;   /* the fail_at-th thread (from 1) cannot be made */
+static int calls, fail_at; /* the fail_at-th thread (from 1) cannot be made */
 
 static int failing_create(pthread_t *t, const pthread_attr_t *a, void *(*fn)(void *), void *arg)
 {
@@ -36,7 +36,7 @@ static void config(struct worker_config *c, struct cq_registry *reg)
     c->reg = reg;
     c->ttls.result_ttl = 500;
     c->ttls.failure_ttl = 500;
-    c->log_level = -1;   /* quiet: the failures are expected */
+    c->log_level = -1; /* quiet: the failures are expected */
 }
 
 static long long workers(void)

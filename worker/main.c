@@ -25,8 +25,22 @@ static void on_signal(int sig)
     cq_worker_stop(the_worker);
 }
 
-enum { O_PREFIX = 256, O_MAX_JOBS, O_SHUTDOWN, O_ROOT, O_MAX_SIZE, O_CONNECT, O_RETRY_BASE,
-       O_RESULT_TTL, O_FAILURE_TTL, O_LOG_LEVEL, O_LIST, O_LOAD, O_COMMAND, O_COMMAND_FILE };
+enum {
+    O_PREFIX = 256,
+    O_MAX_JOBS,
+    O_SHUTDOWN,
+    O_ROOT,
+    O_MAX_SIZE,
+    O_CONNECT,
+    O_RETRY_BASE,
+    O_RESULT_TTL,
+    O_FAILURE_TTL,
+    O_LOG_LEVEL,
+    O_LIST,
+    O_LOAD,
+    O_COMMAND,
+    O_COMMAND_FILE
+};
 
 static const struct cli_option options[] = {
     CLI_URL,
@@ -74,22 +88,24 @@ static const struct cli_option options[] = {
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-"Usage: cworker [OPTIONS] [QUEUE...]\n"
-"\n"
-"Take jobs from the Redis lists of the QUEUEs (default: \"default\") and run them through\n"
-"the function registry. With several queues, a queue is served only while those before it\n"
-"are empty (strict priority: cworker high default low).\n"
-"\n"
-"Options:\n");
+    fprintf(
+        f,
+        "Usage: cworker [OPTIONS] [QUEUE...]\n"
+        "\n"
+        "Take jobs from the Redis lists of the QUEUEs (default: \"default\") and run them through\n"
+        "the function registry. With several queues, a queue is served only while those before it\n"
+        "are empty (strict priority: cworker high default low).\n"
+        "\n"
+        "Options:\n");
     cli_print(f, options, sizeof options / sizeof options[0]);
-    fprintf(f,
-"\n"
-"Durations take a unit: 250ms, 30s, 5m, 2h (a bare number is seconds).\n"
-"Exit status: 0 after a clean stop (signal, --burst, --max-jobs); 1 when the worker could\n"
-"not start (Redis unreachable, bad download root, a plugin or command that cannot load, no\n"
-"threads), or could not deregister when it stopped (its unfinished jobs then return to\n"
-"their queues when its lease expires); 2 for a usage error.\n");
+    fprintf(
+        f,
+        "\n"
+        "Durations take a unit: 250ms, 30s, 5m, 2h (a bare number is seconds).\n"
+        "Exit status: 0 after a clean stop (signal, --burst, --max-jobs); 1 when the worker could\n"
+        "not start (Redis unreachable, bad download root, a plugin or command that cannot load, no\n"
+        "threads), or could not deregister when it stopped (its unfinished jobs then return to\n"
+        "their queues when its lease expires); 2 for a usage error.\n");
 }
 
 static int bad(const char *opt, const char *val)
@@ -191,9 +207,12 @@ static int parse_options(cq_worker *w, struct opts *o, int argc, char **argv)
 {
     /* Options that are the worker's own settings, by the names cq_worker_set takes. */
     static const char *const setting[] = {
-        [O_PREFIX - 256] = "prefix", [O_MAX_JOBS - 256] = "max-jobs",
-        [O_SHUTDOWN - 256] = "shutdown-timeout", [O_RETRY_BASE - 256] = "retry-base",
-        [O_RESULT_TTL - 256] = "result-ttl", [O_FAILURE_TTL - 256] = "failure-ttl",
+        [O_PREFIX - 256] = "prefix",
+        [O_MAX_JOBS - 256] = "max-jobs",
+        [O_SHUTDOWN - 256] = "shutdown-timeout",
+        [O_RETRY_BASE - 256] = "retry-base",
+        [O_RESULT_TTL - 256] = "result-ttl",
+        [O_FAILURE_TTL - 256] = "failure-ttl",
         [O_LOG_LEVEL - 256] = "log-level",
     };
     struct option *longopts;
@@ -206,10 +225,13 @@ static int parse_options(cq_worker *w, struct opts *o, int argc, char **argv)
         case 'u': rc = set(w, "url", optarg); break;
         case 'c': rc = set(w, "concurrency", optarg); break;
         case 'b': rc = set(w, "burst", "1"); break;
-        case O_PREFIX: case O_MAX_JOBS: case O_SHUTDOWN: case O_RETRY_BASE: case O_RESULT_TTL:
-        case O_FAILURE_TTL: case O_LOG_LEVEL:
-            rc = set(w, setting[c - 256], optarg);
-            break;
+        case O_PREFIX:
+        case O_MAX_JOBS:
+        case O_SHUTDOWN:
+        case O_RETRY_BASE:
+        case O_RESULT_TTL:
+        case O_FAILURE_TTL:
+        case O_LOG_LEVEL: rc = set(w, setting[c - 256], optarg); break;
         case O_ROOT: o->root = optarg; break;
         case O_MAX_SIZE:
             if (parse_size(optarg, &o->limits.max_bytes) != 0) rc = bad("--max-size", optarg);
@@ -245,8 +267,7 @@ static int add_functions(cq_worker *w, const struct opts *o)
 
     if (http_global_init(err, sizeof err) != 0 ||
         app_register(cq_worker_registry(w), &o->limits) != 0) {
-        fprintf(stderr, "cworker: %s\n",
-                err[0] ? err : cq_registry_error(cq_worker_registry(w)));
+        fprintf(stderr, "cworker: %s\n", err[0] ? err : cq_registry_error(cq_worker_registry(w)));
         return 1;
     }
     rc = load_env_plugins(w);

@@ -31,7 +31,7 @@ extern "C" {
  * (CQ_PLUGIN_DECLARE); a worker loads plugins built for any version from CQ_API_VERSION_MIN
  * to its own CQ_API_VERSION. New calls may be added within a version; none are changed or
  * removed. */
-#define CQ_API_VERSION 1
+#define CQ_API_VERSION     1
 #define CQ_API_VERSION_MIN 1
 
 #if defined(__GNUC__)
@@ -45,9 +45,9 @@ const char *cq_version(void);
 
 /* ---- functions: what a job may name ------------------------------------------------- */
 
-typedef struct cq_registry cq_registry;   /* a set of functions */
-typedef struct cq_function cq_function;   /* one function in it */
-typedef struct cq_job cq_job;             /* one run of a function, as its handler sees it */
+typedef struct cq_registry cq_registry; /* a set of functions */
+typedef struct cq_function cq_function; /* one function in it */
+typedef struct cq_job cq_job;           /* one run of a function, as its handler sees it */
 
 /* A handler runs one job on one of the worker's threads. It returns 0 when the job finished
  * (its result is what it gave cq_job_result or cq_job_result_json, or none), or -1 when it
@@ -74,13 +74,13 @@ typedef void (*cq_thread_free)(void *state, void *udata);
  * Producers check a job's arguments against this before it is enqueued, and the worker again
  * before it runs it. Returns the function, or NULL with cq_registry_error(reg) saying why (a
  * bad name or spec, or a name already taken: every name is served by one handler). */
-cq_function *cq_function_add(cq_registry *reg, const char *name, const char *args,
-                             cq_handler fn, void *udata);
+cq_function *cq_function_add(cq_registry *reg, const char *name, const char *args, cq_handler fn,
+                             void *udata);
 
 /* Optional settings; each returns 0, or -1 for a value out of range. */
-int cq_function_set_summary(cq_function *f, const char *summary);   /* one line */
-int cq_function_set_retries(cq_function *f, int retries);           /* default 0; 0-1000 */
-int cq_function_set_timeout(cq_function *f, double seconds);        /* default 0 = none */
+int cq_function_set_summary(cq_function *f, const char *summary); /* one line */
+int cq_function_set_retries(cq_function *f, int retries);         /* default 0; 0-1000 */
+int cq_function_set_timeout(cq_function *f, double seconds);      /* default 0 = none */
 int cq_function_set_thread_hooks(cq_function *f, cq_thread_init init, cq_thread_free fini);
 
 /* Print reg's functions, one a line: usage, summary, retries, timeout, where it came from. */
@@ -93,13 +93,18 @@ const char *cq_registry_error(const cq_registry *reg);
 /* ---- inside a handler --------------------------------------------------------------- */
 
 enum cq_arg_type {
-    CQ_ARG_STRING, CQ_ARG_INTEGER, CQ_ARG_NUMBER, CQ_ARG_DURATION, CQ_ARG_JSON, CQ_ARG_ANY
+    CQ_ARG_STRING,
+    CQ_ARG_INTEGER,
+    CQ_ARG_NUMBER,
+    CQ_ARG_DURATION,
+    CQ_ARG_JSON,
+    CQ_ARG_ANY
 };
 
 const char *cq_job_id(const cq_job *job);
 const char *cq_job_func(const cq_job *job);
 const char *cq_job_queue(const cq_job *job);
-int cq_job_attempt(const cq_job *job);        /* 1 on the first attempt */
+int cq_job_attempt(const cq_job *job); /* 1 on the first attempt */
 /* Unix time (seconds) by which this attempt must end, or 0 when it has no time limit. */
 double cq_job_deadline(const cq_job *job);
 /* Non-zero once the worker wants running jobs to give up (a second signal, or the job's
@@ -110,10 +115,10 @@ int cq_job_stopping(const cq_job *job);
  * missing or not of that type (a string is converted where it reads as one: "42" is an
  * integer, "1.5" a number, "250ms" a duration). */
 int cq_job_nargs(const cq_job *job);
-const char *cq_job_arg_string(const cq_job *job, int i);   /* NULL unless a JSON string */
+const char *cq_job_arg_string(const cq_job *job, int i); /* NULL unless a JSON string */
 int cq_job_arg_integer(const cq_job *job, int i, long long *out);
 int cq_job_arg_number(const cq_job *job, int i, double *out);
-int cq_job_arg_duration(const cq_job *job, int i, double *out);   /* seconds */
+int cq_job_arg_duration(const cq_job *job, int i, double *out); /* seconds */
 /* The argument as JSON text (any type), valid until the handler returns; NULL if missing. */
 const char *cq_job_arg_json(cq_job *job, int i);
 
@@ -215,11 +220,11 @@ cq_jobspec *cq_jobspec_new(const char *func, const char *args_json, char *err, s
 /* The same with string arguments, as from a command line. */
 cq_jobspec *cq_jobspec_new_argv(const char *func, const char *const *argv, int argc);
 void cq_jobspec_free(cq_jobspec *s);
-int cq_jobspec_set_id(cq_jobspec *s, const char *id);          /* default: a new UUID */
-int cq_jobspec_set_queue(cq_jobspec *s, const char *queue);    /* default "default" */
-int cq_jobspec_set_retries(cq_jobspec *s, int retries);        /* default: the function's */
-int cq_jobspec_set_timeout(cq_jobspec *s, double seconds);     /* default: the function's */
-int cq_jobspec_set_at(cq_jobspec *s, double unix_time);        /* run no sooner than */
+int cq_jobspec_set_id(cq_jobspec *s, const char *id);       /* default: a new UUID */
+int cq_jobspec_set_queue(cq_jobspec *s, const char *queue); /* default "default" */
+int cq_jobspec_set_retries(cq_jobspec *s, int retries);     /* default: the function's */
+int cq_jobspec_set_timeout(cq_jobspec *s, double seconds);  /* default: the function's */
+int cq_jobspec_set_at(cq_jobspec *s, double unix_time);     /* run no sooner than */
 /* The job's id (after cq_enqueue, the UUID it was given). */
 const char *cq_jobspec_id(const cq_jobspec *s);
 
@@ -232,8 +237,8 @@ int cq_valid_name(const char *name);
 
 /* How to check a job before it is enqueued. */
 enum cq_check {
-    CQ_CHECK = 0,        /* against the function catalog in Redis and the built-ins */
-    CQ_NO_CHECK = 1      /* send it as it is (--no-check) */
+    CQ_CHECK = 0,   /* against the function catalog in Redis and the built-ins */
+    CQ_NO_CHECK = 1 /* send it as it is (--no-check) */
 };
 
 /* Check a job against the catalog (string arguments of other declared types are converted:
@@ -241,15 +246,15 @@ enum cq_check {
  * receives a line when no live worker serves the function right now, else ""), -1 with
  * err when it may not (an unknown function, naming those that exist; a wrong number or type
  * of arguments, with the usage line). */
-int cq_client_check(cq_client *c, cq_jobspec *s, char *warning, size_t warnlen,
-                    char *err, size_t errlen);
+int cq_client_check(cq_client *c, cq_jobspec *s, char *warning, size_t warnlen, char *err,
+                    size_t errlen);
 
 /* Enqueue n jobs (checked as check says; in transactions of 1,000, pipelined). Returns the
  * number enqueued (n on success), or -1 with err when a job was refused (nothing was sent)
  * or Redis failed (then some transactions may have gone in: cq_jobspec_enqueued says which
  * jobs did). */
-long cq_enqueue(cq_client *c, cq_jobspec *const *jobs, size_t n, enum cq_check check,
-                char *err, size_t errlen);
+long cq_enqueue(cq_client *c, cq_jobspec *const *jobs, size_t n, enum cq_check check, char *err,
+                size_t errlen);
 /* 1 when the job is in Redis (after cq_enqueue). */
 int cq_jobspec_enqueued(const cq_jobspec *s);
 
@@ -261,20 +266,25 @@ cq_registry *cq_client_registry(cq_client *c);
 /* A job's status, as the status hash has it. */
 typedef struct cq_status cq_status;
 enum cq_state {
-    CQ_UNKNOWN = 0,      /* no such job (never enqueued, or its status expired) */
-    CQ_QUEUED, CQ_SCHEDULED, CQ_STARTED, CQ_RETRYING, CQ_FINISHED, CQ_FAILED
+    CQ_UNKNOWN = 0, /* no such job (never enqueued, or its status expired) */
+    CQ_QUEUED,
+    CQ_SCHEDULED,
+    CQ_STARTED,
+    CQ_RETRYING,
+    CQ_FINISHED,
+    CQ_FAILED
 };
 /* Read id's status: 0 with *out (free with cq_status_free), or -1 with err (Redis failed). */
 int cq_status_get(cq_client *c, const char *id, cq_status **out, char *err, size_t errlen);
 /* The same for n ids in one round trip: out[i] for ids[i]. */
-int cq_status_get_many(cq_client *c, const char *const *ids, size_t n, cq_status **out,
-                       char *err, size_t errlen);
+int cq_status_get_many(cq_client *c, const char *const *ids, size_t n, cq_status **out, char *err,
+                       size_t errlen);
 /* Wait until id has ended (finished or failed) or timeout seconds pass (0 = forever). Returns
  * 0 with *out holding the last status read (its state tells which), or -1 with err. */
 int cq_wait(cq_client *c, const char *id, double timeout, cq_status **out, char *err,
             size_t errlen);
 enum cq_state cq_status_state(const cq_status *st);
-const char *cq_status_state_name(enum cq_state state);   /* "finished", ... */
+const char *cq_status_state_name(enum cq_state state); /* "finished", ... */
 /* A field of the status hash ("result", "error", "attempts", ...), or NULL. */
 const char *cq_status_field(const cq_status *st, const char *name);
 /* 1 when the result is JSON (cq_job_result_json), 0 when it is text. */

@@ -126,7 +126,10 @@ int job_decode(const char *buf, size_t len, struct job **out, char *err, size_t 
     int rc = -1;
 
     *out = NULL;
-    if (len > JOB_RECORD_MAX) {
+    /* An oversize record is still read for its id (it is in memory already), so that it
+     * fails under that id, with a status a poller sees, rather than vanish into the dead
+     * list; only one past JOB_RECORD_READ_MAX is not parsed at all. */
+    if (len > JOB_RECORD_READ_MAX) {
         err_set(err, errlen, "record of %zu bytes is over the %d byte limit", len, JOB_RECORD_MAX);
         return -1;
     }
@@ -149,6 +152,11 @@ int job_decode(const char *buf, size_t len, struct job **out, char *err, size_t 
     str_copy(j->id, sizeof j->id, v->valuestring);
     j->retries = -1;
     *out = j;
+    if (len > JOB_RECORD_MAX) {
+        err_set(err, errlen, "job %s: record of %zu bytes is over the %d byte limit", j->id, len,
+                JOB_RECORD_MAX);
+        goto done;
+    }
 
     v = cJSON_GetObjectItemCaseSensitive(o, "func");
     if (!cJSON_IsString(v) || v->valuestring[0] == '\0' || strlen(v->valuestring) > JOB_FUNC_MAX) {
@@ -159,7 +167,8 @@ int job_decode(const char *buf, size_t len, struct job **out, char *err, size_t 
 
     v = cJSON_DetachItemFromObjectCaseSensitive(o, "args");
     if (v == NULL) {
-        v = cJSON_CreateArray();
+        err_set(err, errlen, "job %s: field 'args' is missing (give [] for none)", j->id);
+        goto done;
     } else if (!cJSON_IsArray(v)) {
         cJSON_Delete(v);
         err_set(err, errlen, "job %s: field 'args' must be a JSON array", j->id);

@@ -14,9 +14,10 @@
 #include <cjson/cJSON.h>
 #include "keys.h"
 
-#define JOB_ID_MAX     KEYS_NAME_MAX
-#define JOB_FUNC_MAX   64
-#define JOB_RECORD_MAX (1024 * 1024) /* larger records are refused by job_decode */
+#define JOB_ID_MAX          KEYS_NAME_MAX
+#define JOB_FUNC_MAX        64
+#define JOB_RECORD_MAX      (1024 * 1024)      /* larger records are refused by job_decode */
+#define JOB_RECORD_READ_MAX (64 * 1024 * 1024) /* ...still read for their id up to this */
 
 struct job {
     char id[JOB_ID_MAX + 1];

@@ -138,8 +138,34 @@ static void test_decode_broken(void)
     CHECK_HAS(err, "queue");
     job_free(j);
     j = decode("{\"id\":\"k\",\"func\":\"noop\"}", &rc, err, sizeof err);
-    CHECK(rc == 0 && job_nargs(j) == 0); /* args may be left out: none */
+    CHECK(rc == -1 && j != NULL); /* args are required; it fails under its id */
+    CHECK_HAS(err, "job k: field 'args' is missing (give [] for none)");
     job_free(j);
+}
+
+/* Over the size limit: refused, but under its id when one can be read, so that it fails with
+ * a status instead of going to the dead list. */
+static void test_decode_oversize(void)
+{
+    size_t n = JOB_RECORD_MAX + 100, o;
+    char *big = xmalloc(n + 64), err[256];
+    struct job *j = NULL;
+    int rc;
+
+    o = (size_t)snprintf(big, 64, "{\"id\":\"huge\",\"func\":\"noop\",\"args\":[\"");
+    memset(big + o, 'x', n - o - 3);
+    memcpy(big + n - 3, "\"]}", 3);
+    rc = job_decode(big, n, &j, err, sizeof err);
+    CHECK_EQ(rc, -1);
+    CHECK_NOTNULL(j);
+    CHECK_STREQ(j->id, "huge");
+    CHECK_HAS(err, "job huge: record of 1048676 bytes is over the 1048576 byte limit");
+    job_free(j);
+    j = NULL;
+    big[0] = '[';
+    CHECK_EQ(job_decode(big, n, &j, err, sizeof err), -1);
+    CHECK(j == NULL);
+    free(big);
 }
 
 /* New ids are UUIDs and differ. */
@@ -173,6 +199,7 @@ int main(void)
     test_decode_minimal();
     test_decode_every_field();
     test_decode_broken();
+    test_decode_oversize();
     test_new_ids();
     return check_report();
 }

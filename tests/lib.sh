@@ -1,12 +1,36 @@
-# lib.sh - shared helpers for cq's shell tests. Source it; it sets:
-#   BIN (the built binaries), SRC (the source tree), T (a private temp dir, removed on exit)
-# and gives: start_redis, start_httpd, start_fake_imgur, rcli, check, check_eq, wait_for,
-# finish.
-# Every server a test needs is started here on 127.0.0.1 and a free port, and stopped by the
-# EXIT trap, whatever the outcome.
+# lib.sh - shared helpers for cq's shell tests. Source it with the build directory as $1.
+#
+# It sets BUILD, BIN (the built binaries), SRC (the source tree) and T (a private temp dir,
+# removed on exit), turns on `set -u` and `set -o pipefail`, and gives:
+#   start_redis [ARGS...]       redis-server on the Unix socket $T/redis.sock only (no TCP)
+#   start_redis_tcp [ARGS...]   the same socket plus a TCP port on 127.0.0.1 (RPORT)
+#   stop_redis, start_redis_again [ARGS...]   SHUTDOWN (writes the AOF), then the same again
+#   start_httpd [ARGS...]       tests/fixtures/httpd.py; sets HPORT and HBASE
+#   start_fake_imgur [ARGS...]  tests/fixtures/fake_imgur.py; sets FPORT and API
+#   hits KIND, reset_hits       the fake Imgur's request counters
+#   count_generated SIZE FILE...    how many FILEs hold what httpd.py --generate serves
+#   rcli ARGS...                redis-cli on the test's Redis
+#   jfield ID [FIELD]           a field of a job's status hash (default: status)
+#   jobs_are STATUS ID...       every job ID has that status
+#   workers_are N               N workers are registered
+#   watching N                  N connections are blocked in Redis (idle workers' watchers)
+#   exited PID                  process PID is gone
+#   wait_for SECONDS CMD [ARG...]   poll CMD until it succeeds or the time is up
+#   check NAME CMD [ARG...]     a check that passes when CMD succeeds
+#   check_eq NAME EXPECTED ACTUAL, check_contains NAME NEEDLE HAYSTACK
+#   finish                      prints "N passed, N failed"; the test's exit status
+# CMD is run as "$@", never through eval: a compound condition is a shell function of the
+# test, passed by name with its arguments.
+#
+# Every server a test needs is started here and stopped by the EXIT trap, whatever the
+# outcome. None of them is handed a port chosen in advance when it can do without one: Redis
+# listens on a socket in $T, and the HTTP fixtures bind port 0 themselves and write the port
+# they got to a file. Only start_redis_tcp picks a port, and it tries another when it loses
+# that port to someone else, so that tests run in parallel (ctest -j) cannot fail each other.
 
 set -u
-BUILD=${1:?usage: $0 BUILD_DIR}
+set -o pipefail
+BUILD=$(cd "${1:?usage: $0 BUILD_DIR}" && pwd) || exit 1   # absolute: tests cd elsewhere
 BIN=$BUILD/bin
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 T=$(mktemp -d /tmp/cq-test.XXXXXX)
@@ -16,47 +40,122 @@ PASSES=0
 
 cleanup() {
     local p
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; kill -CONT "$p" 2>/dev/null; done
     for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
     rm -rf "$T"
 }
 trap cleanup EXIT
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
+# ---- Redis ----
 
-# start_redis [extra redis-server args...]: sets RPORT and CQ_REDIS_URL; fails loudly.
-start_redis() {
-    RPORT=$(free_port)
+RSOCK=$T/redis.sock
+RPORT=
+REDIS_ARGS=(--dir "$T/redis" --save "" --appendonly no --logfile "$T/redis/log"
+            --unixsocket "$RSOCK" --unixsocketperm 700)
+
+# launch_redis ARGS...: start redis-server with REDIS_ARGS and ARGS and wait until it answers
+# on its socket (sets RPID). Returns 1 when its TCP port was taken: it then exits before it
+# opens the socket, saying "Address already in use" in its log. Any other failure ends the
+# test.
+launch_redis() {
+    local seen
     mkdir -p "$T/redis"
-    redis-server --port "$RPORT" --bind 127.0.0.1 --dir "$T/redis" --save "" \
-        --appendonly no --logfile "$T/redis/log" "$@" &
+    seen=$(stat -c %s "$T/redis/log" 2>/dev/null || echo 0)   # the log of earlier tries
+    redis-server "${REDIS_ARGS[@]}" "$@" &
     RPID=$!
     PIDS+=("$RPID")
-    wait_for 10 "redis-cli -p $RPORT ping" || { echo "FATAL: redis-server did not start"; cat "$T/redis/log"; exit 1; }
-    export CQ_REDIS_URL=redis://127.0.0.1:$RPORT
+    wait_for 10 redis_answers_or_exited
+    redis_answers && return 0
+    if exited "$RPID"; then
+        wait "$RPID" 2>/dev/null
+        [[ $(tail -c +$((seen + 1)) "$T/redis/log") == *'Address already in use'* ]] && return 1
+    fi
+    echo "FATAL: redis-server did not start"
+    cat "$T/redis/log"
+    exit 1
+}
+redis_answers() { [ "$(redis-cli -s "$RSOCK" ping 2>/dev/null)" = PONG ]; }
+redis_answers_or_exited() { redis_answers || exited "$RPID"; }
+
+# start_redis [extra redis-server args...]: Redis on the Unix socket $T/redis.sock only;
+# exports CQ_REDIS_URL=unix://$T/redis.sock.
+start_redis() {
+    launch_redis --port 0 "$@"
+    export CQ_REDIS_URL=unix://$RSOCK
 }
 
-# restart_redis_same_port [extra args...]: stop (SHUTDOWN, which writes the AOF) and start again.
+# start_redis_tcp [extra redis-server args...]: for the tests that need TCP (redis:// URLs,
+# ACL users, a proxy in between, a restart at the same address): Redis on 127.0.0.1:RPORT as
+# well as on the socket; exports CQ_REDIS_URL=redis://127.0.0.1:$RPORT. The port is drawn at
+# random below Linux's ephemeral range (32768 and up, the local ports of outgoing
+# connections); when it is taken, another is tried.
+start_redis_tcp() {
+    local try
+    for try in $(seq 1 20); do
+        RPORT=$(( 20000 + RANDOM % 12000 ))
+        if launch_redis --port "$RPORT" --bind 127.0.0.1 "$@"; then
+            export CQ_REDIS_URL=redis://127.0.0.1:$RPORT
+            return 0
+        fi
+        echo "     (port $RPORT was taken; trying another)"
+    done
+    echo "FATAL: redis-server could not listen on any of 20 ports"
+    cat "$T/redis/log"
+    exit 1
+}
+
+# stop_redis: SHUTDOWN (which writes the AOF when it is on) and wait for the exit.
+# start_redis_again [extra args...]: start it again at the same address and with the same
+# data. The port cannot change under the workers' feet, so a port someone took meanwhile is
+# waited for (a few seconds), not replaced.
 stop_redis() {
-    redis-cli -p "$RPORT" shutdown >/dev/null 2>&1
+    rcli shutdown >/dev/null 2>&1
     wait "$RPID" 2>/dev/null
 }
 start_redis_again() {
-    redis-server --port "$RPORT" --bind 127.0.0.1 --dir "$T/redis" --save "" \
-        --logfile "$T/redis/log" "$@" &
-    RPID=$!
-    PIDS+=("$RPID")
-    wait_for 10 "redis-cli -p $RPORT ping" || { echo "FATAL: redis-server did not restart"; exit 1; }
+    local try tcp=(--port 0)
+    [ -n "$RPORT" ] && tcp=(--port "$RPORT" --bind 127.0.0.1)
+    for try in $(seq 1 10); do
+        launch_redis "${tcp[@]}" "$@" && return 0
+        sleep 0.5   # the port is someone else's for now: give it back a moment to be freed
+    done
+    echo "FATAL: redis-server did not restart"
+    cat "$T/redis/log"
+    exit 1
 }
+
+rcli() { redis-cli -s "$RSOCK" "$@"; }
+
+# jfield ID [FIELD]: a field of a job's status hash (default: status).
+jfield() { rcli HGET "cq:job:$1" "${2:-status}"; }
+
+# jobs_are STATUS ID...: every job ID has status STATUS.
+jobs_are() {
+    local want=$1 id
+    shift
+    for id in "$@"; do [ "$(jfield "$id")" = "$want" ] || return 1; done
+}
+
+workers_are() { [ "$(rcli SCARD cq:workers)" = "$1" ]; }
+
+# watching N: N clients are blocked in Redis. A worker's watchers block (BLMOVE, one per
+# queue) only while its dispatcher is idle, so this is how a test waits for idle workers.
+watching() {
+    local info
+    info=$(rcli INFO clients) || return 1
+    [[ $info =~ blocked_clients:([0-9]+) ]] && [ "${BASH_REMATCH[1]}" = "$1" ]
+}
+
+exited() { ! kill -0 "$1" 2>/dev/null; }
+
+# ---- HTTP fixtures ----
 
 # start_httpd [httpd.py args...]: sets HPORT and HBASE (http://127.0.0.1:PORT).
 start_httpd() {
     local pf="$T/httpd.port.$RANDOM"
     python3 "$SRC/tests/fixtures/httpd.py" --port-file "$pf" "$@" &
     PIDS+=("$!")
-    wait_for 10 "test -s $pf" || { echo "FATAL: httpd.py did not start"; exit 1; }
+    wait_for 10 test -s "$pf" || { echo "FATAL: httpd.py did not start"; exit 1; }
     HPORT=$(cat "$pf")
     HBASE=http://127.0.0.1:$HPORT
 }
@@ -67,39 +166,64 @@ start_fake_imgur() {
     local pf="$T/fake.port.$RANDOM"
     python3 "$SRC/tests/fixtures/fake_imgur.py" --port-file "$pf" "$@" &
     PIDS+=("$!")
-    wait_for 10 "test -s $pf" || { echo "FATAL: fake_imgur.py did not start"; exit 1; }
+    wait_for 10 test -s "$pf" || { echo "FATAL: fake_imgur.py did not start"; exit 1; }
     FPORT=$(cat "$pf")
     API=http://127.0.0.1:$FPORT/3/gallery/
 }
 
-# hits KIND: fake Imgur API requests (total, gallery or album) since the last reset_hits.
+# hits KIND: fake Imgur API requests (total, gallery or album) since the last reset_hits,
+# read from its /_/hits JSON ({"total": N, "gallery": G, "album": A, "paths": {...}}).
 hits() {
-    python3 -c 'import json, sys, urllib.request
-print(json.load(urllib.request.urlopen(sys.argv[1]))[sys.argv[2]])' \
-        "http://127.0.0.1:$FPORT/_/hits" "$1"
+    local json
+    json=$(curl -fsS "http://127.0.0.1:$FPORT/_/hits") || return 1
+    [[ $json =~ \"$1\":\ *([0-9]+) ]] && echo "${BASH_REMATCH[1]}"
 }
-reset_hits() {
-    python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1]).read()' \
-        "http://127.0.0.1:$FPORT/_/reset"
+reset_hits() { curl -fsS -o /dev/null "http://127.0.0.1:$FPORT/_/reset"; }
+
+# count_generated SIZE FILE...: how many of the FILEs hold exactly the bytes httpd.py
+# --generate --size SIZE serves for their name (a missing file does not count). One python3
+# for them all, where `cmp FILE <(httpd.py --print-bytes NAME)` would start one a file.
+count_generated() {
+    python3 - "$SRC/tests/fixtures" "$@" <<'PY'
+import os, sys
+sys.path.insert(0, sys.argv[1])
+from httpd import generate_bytes
+size, ok = int(sys.argv[2]), 0
+for path in sys.argv[3:]:
+    try:
+        with open(path, "rb") as f:
+            ok += f.read() == generate_bytes(os.path.basename(path), size)
+    except OSError:
+        pass
+print(ok)
+PY
 }
 
-rcli() { redis-cli -p "$RPORT" "$@"; }
+# ---- checks ----
 
-# wait_for SECONDS COMMAND: poll every 50 ms until COMMAND succeeds.
+# wait_for SECONDS CMD [ARG...]: run CMD every 50 ms until it succeeds (return 0) or
+# SECONDS have passed (return 1). Its output is discarded.
 wait_for() {
     local deadline=$(( $(date +%s%N) / 1000000 + $1 * 1000 ))
-    while ! eval "$2" >/dev/null 2>&1; do
+    shift
+    while ! "$@" >/dev/null 2>&1; do
         [ $(( $(date +%s%N) / 1000000 )) -ge $deadline ] && return 1
         sleep 0.05
     done
 }
 
-# check NAME COMMAND: passes when COMMAND succeeds.
+# The checks count and print their outcome, and return 1 when they fail (so that a test can
+# add `|| cat LOG`); a test does not stop at a failed check.
+
+# check NAME CMD [ARG...]: passes when CMD succeeds. Its output is discarded.
 check() {
-    if eval "$2" >/dev/null 2>&1; then
-        PASSES=$((PASSES + 1)); echo "ok   - $1"
+    local name=$1
+    shift
+    if "$@" >/dev/null 2>&1; then
+        PASSES=$((PASSES + 1)); echo "ok   - $name"
     else
-        FAILS=$((FAILS + 1)); echo "FAIL - $1   ($2)"
+        FAILS=$((FAILS + 1)); echo "FAIL - $name   ($*)"
+        return 1
     fi
 }
 
@@ -109,6 +233,7 @@ check_eq() {
         PASSES=$((PASSES + 1)); echo "ok   - $1"
     else
         FAILS=$((FAILS + 1)); echo "FAIL - $1: expected [$2], got [$3]"
+        return 1
     fi
 }
 
@@ -116,12 +241,9 @@ check_eq() {
 check_contains() {
     case "$3" in
         *"$2"*) PASSES=$((PASSES + 1)); echo "ok   - $1" ;;
-        *) FAILS=$((FAILS + 1)); echo "FAIL - $1: [$2] not in [$3]" ;;
+        *) FAILS=$((FAILS + 1)); echo "FAIL - $1: [$2] not in [$3]"; return 1 ;;
     esac
 }
-
-# jstatus ID [FIELD]: a field of a job's status hash (default: status).
-jfield() { rcli HGET "cq:job:$1" "${2:-status}"; }
 
 finish() {
     echo "$PASSES passed, $FAILS failed"

@@ -70,12 +70,13 @@ survivors() {
     ps -e -o pid=,pgid=,stat= | awk -v g="$1" -v a="$2" -v b="$3" \
         '($2 == g || $1 == a || $1 == b) && $3 !~ /^Z/ { print $1 }'
 }
+no_survivors() { [ -z "$(survivors "$@")" ]; }
 # gone JOBID SECONDS: wait until nothing of the group hang.sh recorded for JOBID is left.
 gone() {
     local f="$T/run/hang.$1"
     [ -s "$f" ] || return 1
     set -- $(cat "$f") "$2"
-    wait_for "$4" "[ -z \"\$(survivors $1 $2 $3)\" ]" && return 0
+    wait_for "$4" no_survivors "$1" "$2" "$3" && return 0
     echo "     survivors of group $1 (leader $2, child $3):" >&3
     ps -o pid,ppid,pgid,stat,etime,cmd -p "$(survivors $1 $2 $3 | paste -sd, -)" >&3
     return 1
@@ -114,9 +115,10 @@ printf '# the functions of this host\n\n  echo1=/bin/echo\n\t# indented comment\
     "$T/bin/add.sh" >"$T/good.cmds"
 list=$(CQ_REDIS_URL=redis://127.0.0.1:1 "$BIN/cworker" --command-file "$T/good.cmds" --list-functions)
 check_eq "--list-functions with a command file: exit 0" 0 "$?"
-check "...lists the first spec" "grep -q '^echo1 .*/bin/echo' <<<\"\$list\""
-check "...and the second, with its arguments" "grep -q '^sum A B .*add.sh' <<<\"\$list\""
-check "...and still the built-ins" "grep -q '^noop ' <<<\"\$list\""
+lists() { grep -q "$1" <<<"$list"; }
+check "...lists the first spec" lists '^echo1 .*/bin/echo'
+check "...and the second, with its arguments" lists '^sum A B .*add.sh'
+check "...and still the built-ins" lists '^noop '
 
 # ---- a worker serving commands ----
 export SECRET_TOKEN=hunter2
@@ -127,7 +129,7 @@ export SECRET_TOKEN=hunter2
     --command "add:A:integer B:integer=$T/bin/add.sh" >"$T/w.log" 2>&1 &
 WPID=$!
 PIDS+=("$WPID")
-wait_for 10 "[ \$(rcli SCARD cq:workers) = 1 ]" || { echo "FATAL: worker did not register"; cat "$T/w.log"; exit 1; }
+wait_for 10 workers_are 1 || { echo "FATAL: worker did not register"; cat "$T/w.log"; exit 1; }
 unset SECRET_TOKEN
 
 ok=$("$BIN/cenqueue" ok 'two words' "it's" 'say "hi"' '$(touch '"$T"'/pwned)' \
@@ -143,33 +145,36 @@ add_rc=$?
 add=$("$BIN/cenqueue" add 2 3)
 
 final() { local s; s=$(jfield "$1"); [ "$s" = finished ] || [ "$s" = failed ]; }
-wait_for 20 "final $ok && final $flaky && final $busy && final $bad && final $daemon && final $add && final $tmo" \
+all_final() { local id; for id in "$@"; do final "$id" || return 1; done; }
+wait_for 20 all_final "$ok" "$flaky" "$busy" "$bad" "$daemon" "$add" "$tmo" \
     || echo "     (some jobs did not end in time)"
 
-# 1. args verbatim, clean environment, cwd = the download root
+# args verbatim, clean environment, cwd = the download root
 check_eq "ok: finished" finished "$(jfield "$ok")"
 check_eq "ok: args arrive verbatim, stdout is the result" \
     "[two words][it's][say \"hi\"][\$(touch $T/pwned)][\`touch $T/pwned\`][x; touch $T/pwned][*][] id=$ok attempt=1 func=ok queue=default" \
     "$(jfield "$ok" result)"
-check "ok: no shell ran the args" "[ ! -e $T/pwned ]"
+check "ok: no shell ran the args" [ ! -e "$T/pwned" ]
 check_eq "ok: the environment is PATH and the CQ_JOB_ variables only" \
     "CQ_JOB_ATTEMPT=1 CQ_JOB_FUNC=ok CQ_JOB_ID=$ok CQ_JOB_QUEUE=default PATH=/usr/local/bin:/usr/bin:/bin" \
     "$(tr '\n' ' ' <"$T/run/env.$ok" | sed 's/ $//')"
-check "ok: the worker's own environment (SECRET_TOKEN) did not leak" "! grep -q SECRET_TOKEN $T/run/env.$ok"
+lacks() { ! grep -q "$2" "$1"; }   # lacks FILE PATTERN
+check "ok: the worker's own environment (SECRET_TOKEN) did not leak" lacks "$T/run/env.$ok" SECRET_TOKEN
 check_eq "ok: cwd is the download root" "$(cd "$ROOT" && pwd -P)" "$(cat "$T/run/cwd.$ok" 2>/dev/null)"
 
-# 2. permanent failure
+# permanent failure
 check_eq "bad: failed" failed "$(jfield "$bad")"
 check_contains "bad: the error is the last line of stderr" "bad input" "$(jfield "$bad" error)"
 check_contains "bad: ...and gives the exit status" "status 3" "$(jfield "$bad" error)"
 check_eq "bad: not retried (1 attempt)" 1 "$(jfield "$bad" attempts)"
-check "bad: in the failed set" "rcli ZSCORE cq:failed $bad | grep -q ."
+check "bad: in the failed set" [ -n "$(rcli ZSCORE cq:failed "$bad")" ]
 
-# 3. transient failures
+# transient failures
 check_eq "flaky: 75 then 0 ends finished" finished "$(jfield "$flaky")"
 check_eq "flaky: ...on attempt 2" 2 "$(jfield "$flaky" attempts)"
 check_eq "flaky: ...with the second attempt's stdout" "done on attempt 2" "$(jfield "$flaky" result)"
-check "flaky: the worker logged the retry" "grep '$flaky' $T/w.log | grep -q 'will retry'"
+logged_retry() { [[ $(grep -F "$1" "$T/w.log") == *'will retry'* ]]; }
+check "flaky: the worker logged the retry" logged_retry "$flaky"
 check_eq "busy: always 75 with --retries 1 ends failed" failed "$(jfield "$busy")"
 check_eq "busy: ...after 2 attempts" 2 "$(jfield "$busy" attempts)"
 check_contains "busy: ...with status 75 and stderr in the error" "status 75: still busy" "$(jfield "$busy" error)"
@@ -177,9 +182,10 @@ check_contains "busy: ...with status 75 and stderr in the error" "status 75: sti
 # a command that exits 0 leaving a background process behind: that process is ended too
 check_eq "daemon: finished" finished "$(jfield "$daemon")"
 dpid=$(cat "$T/run/daemon.$daemon" 2>/dev/null)
-check "daemon: its background process did not outlive the job" "[ -n '$dpid' ] && wait_for 3 '! kill -0 $dpid'"
+ended_soon() { [ -n "$1" ] && wait_for 3 exited "$1"; }
+check "daemon: its background process did not outlive the job" ended_soon "$dpid"
 
-# 8. typed arguments
+# typed arguments
 check_eq "add 1 x: refused by cenqueue (exit 2)" 2 "$add_rc"
 check_contains "add 1 x: the message names argument 2" "argument 2" "$(cat "$T/add.err")"
 check_contains "add 1 x: ...and its type" "integer" "$(cat "$T/add.err")"
@@ -187,22 +193,23 @@ check_eq "add 1 x: no job id printed" "" "$(cat "$T/add.out")"
 check_eq "add 2 3: finished" finished "$(jfield "$add")"
 check_eq "add 2 3: result 5" 5 "$(jfield "$add" result)"
 
-# 4. timeouts: TERM to the whole group, KILL after the 5 s grace
+# timeouts: TERM to the whole group, KILL after the 5 s grace
 check_eq "timeout: failed" failed "$(jfield "$tmo")"
 check_contains "timeout: the error says it timed out" "timed out" "$(jfield "$tmo" error)"
-check "timeout: no process of its group survives" "gone $tmo 7"
-wait_for 10 "final $tmo_ign"
+check "timeout: no process of its group survives" gone "$tmo" 7
+wait_for 10 final "$tmo_ign"
 check_eq "timeout, child ignoring TERM: failed" failed "$(jfield "$tmo_ign")"
 check_contains "timeout, child ignoring TERM: timed out" "timed out" "$(jfield "$tmo_ign" error)"
-check "timeout, child ignoring TERM: killed after the grace, nothing survives" "gone $tmo_ign 3"
+check "timeout, child ignoring TERM: killed after the grace, nothing survives" gone "$tmo_ign" 3
 
-# 5. shutdown while commands run: their groups are ended, the jobs go back to their queue
+# shutdown while commands run: their groups are ended, the jobs go back to their queue
 long=$("$BIN/cenqueue" hang)
 long_ign=$("$BIN/cenqueue" hang ignore)
-wait_for 10 "[ -s $T/run/hang.$long ] && [ -s $T/run/hang.$long_ign ]" || echo "     (the long commands did not start)"
+hangs_started() { local id; for id in "$@"; do [ -s "$T/run/hang.$id" ] || return 1; done; }
+wait_for 10 hangs_started "$long" "$long_ign" || echo "     (the long commands did not start)"
 t0=$(date +%s%N)
 kill -TERM "$WPID"
-wait_for 12 "! kill -0 $WPID"
+wait_for 12 exited "$WPID"
 took=$(( ($(date +%s%N) - t0) / 1000000 ))
 if kill -0 "$WPID" 2>/dev/null; then
     check "shutdown: the worker exits within 12 s" false
@@ -211,13 +218,14 @@ fi
 wait "$WPID"; rc=$?
 echo "     shutdown took $took ms"
 check_eq "shutdown: worker exit status 0" 0 "$rc"
-check "shutdown: the worker exited within 10 s ($took ms)" "[ $took -lt 10000 ]"
+check "shutdown: the worker exited within 10 s ($took ms)" [ "$took" -lt 10000 ]
 check_eq "shutdown: both jobs are back in the queue" 2 "$(rcli LLEN cq:queue:default)"
-check "shutdown: ...the plain one" "rcli LRANGE cq:queue:default 0 -1 | grep -q $long"
-check "shutdown: ...the one whose child ignores TERM" "rcli LRANGE cq:queue:default 0 -1 | grep -q $long_ign"
+queued_in_default() { [[ $(rcli LRANGE cq:queue:default 0 -1) == *"$1"* ]]; }
+check "shutdown: ...the plain one" queued_in_default "$long"
+check "shutdown: ...the one whose child ignores TERM" queued_in_default "$long_ign"
 check_eq "shutdown: status queued again" queued "$(jfield "$long")"
-check "shutdown: no process of the plain command survives" "gone $long 1"
-check "shutdown: no process of the TERM-ignoring command survives" "gone $long_ign 1"
+check "shutdown: no process of the plain command survives" gone "$long" 1
+check "shutdown: no process of the TERM-ignoring command survives" gone "$long_ign" 1
 check_eq "shutdown: deregistered" 0 "$(rcli SCARD cq:workers)"
 
 [ "$FAILS" -eq 0 ] || { echo "---- worker log"; cat "$T/w.log"; }

@@ -4,35 +4,38 @@
 # not left in the live worker's in-flight list), and a re-sent outcome is not applied twice.
 # Also: a retried hand-made record keeps its queue; a scheduled record for a queue key of
 # another type stays scheduled instead of vanishing.
+# Redis listens on its socket only; the proxy takes TCP connections on a port it binds itself
+# and passes them on to that socket.
 . "$(dirname "$0")/lib.sh"
 
 start_redis
 start_proxy() {  # start_proxy MARKER: sets PURL (the worker's URL through the proxy)
     local pf="$T/proxy.port.$RANDOM"
-    python3 "$SRC/tests/fixtures/cutproxy.py" --to "$RPORT" --port-file "$pf" \
+    python3 "$SRC/tests/fixtures/cutproxy.py" --to "$RSOCK" --port-file "$pf" \
         --marker "$1" --arm "$T/arm" 2>>"$T/proxy.log" &
     PIDS+=("$!")
-    wait_for 10 "test -s $pf" || { echo "FATAL: cutproxy.py did not start"; exit 1; }
+    wait_for 10 test -s "$pf" || { echo "FATAL: cutproxy.py did not start"; exit 1; }
     PURL=redis://127.0.0.1:$(cat "$pf")
 }
 
-# armed_worker MARKER LOG: a cworker talking to Redis through the proxy, registered and idle,
-# and the proxy armed to cut the reply to the next command containing MARKER; sets W.
+# armed_worker MARKER LOG: a cworker talking to Redis through the proxy, registered and idle
+# (its watcher blocked: the commands of its start are behind it), and the proxy armed to cut
+# the reply to the next command containing MARKER; sets W.
 armed_worker() {
     start_proxy "$1"
     "$BIN/cworker" -u "$PURL" >"$2" 2>&1 &
     W=$!
     PIDS+=("$W")
-    wait_for 10 "[ \$(rcli SCARD cq:workers) = 1 ]"
-    sleep 0.3
+    wait_for 10 workers_are 1
+    wait_for 10 watching 1
     touch "$T/arm"
 }
 
 # ---- the take ran, its reply was lost ----
 armed_worker RPOP "$T/w1.log"
 rcli LPUSH cq:queue:default '{"id":"lost-take","func":"noop","args":[]}' >/dev/null
-check "a job whose take reply was lost still runs" "wait_for 10 '[ \"\$(jfield lost-take)\" = finished ]'"
-check "the cut happened" "grep -q 'cut a connection' $T/proxy.log"
+check "a job whose take reply was lost still runs" wait_for 10 jobs_are finished lost-take
+check "the cut happened" grep -q 'cut a connection' "$T/proxy.log"
 check_contains "the worker says it put the job back" "put back 1 job taken when a reply from redis was lost" "$(cat "$T/w1.log")"
 check_eq "nothing left in flight" 0 "$(for k in $(rcli --scan --pattern 'cq:inflight:*'); do rcli LLEN "$k"; done | awk '{s+=$1} END {print s+0}')"
 kill -TERM "$W"; wait "$W"
@@ -40,7 +43,9 @@ kill -TERM "$W"; wait "$W"
 # ---- an outcome was recorded, its reply lost, and it is sent again ----
 armed_worker cq:dead "$T/w2.log"
 rcli LPUSH cq:queue:default 'not json at all' >/dev/null
-wait_for 10 "grep -q 'redis is back' $T/w2.log"
+wait_for 10 grep -q 'redis is back' "$T/w2.log"
+# The outcome is sent again right after the reconnect, and nothing in Redis or the log marks
+# that it was: give it half a second, so that a second dead record would be there to see.
 sleep 0.5
 check_eq "a re-sent outcome is recorded once (dead list)" 1 "$(rcli LLEN cq:dead)"
 check_eq "...and counted once" 1 "$(rcli HGET cq:stats dead)"
@@ -59,7 +64,7 @@ rcli ZADD cq:scheduled 0 '{"id":"odd-1","func":"noop","args":[],"queue":"odd"}' 
 "$BIN/cworker" default >"$T/w3.log" 2>&1 &
 W=$!
 PIDS+=("$W")
-wait_for 10 "grep -q 'is not a list' $T/w3.log"
+wait_for 10 grep -q 'is not a list' "$T/w3.log"
 kill -TERM "$W"; wait "$W"
 check_eq "the record is still scheduled" 1 "$(rcli ZCARD cq:scheduled)"
 check_contains "the worker names the queue" "schedule: queue 'odd' is not a list" "$(cat "$T/w3.log")"

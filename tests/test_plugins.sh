@@ -73,17 +73,17 @@ echo "# end to end on a real worker"
 "$BIN/cworker" -c 4 --load "$PLUGIN" --download-root "$ROOT" >"$T/w1.log" 2>&1 &
 W1=$!
 PIDS+=("$W1")
-wait_for 10 "[ \$(rcli SCARD cq:workers) = 1 ]" || { echo "FATAL: worker did not register"; cat "$T/w1.log"; exit 1; }
+wait_for 10 workers_are 1 || { echo "FATAL: worker did not register"; cat "$T/w1.log"; exit 1; }
 id=$("$BIN/cenqueue" sha256 images/f1.bin 2>"$T/err")
 check_eq "accepted while a worker serves it, without a warning" "" "$(cat "$T/err")"
-wait_for 10 "[ \"\$(jfield $id)\" = finished ]"
+wait_for 10 jobs_are finished "$id"
 want=$(sha256sum "$ROOT/images/f1.bin" | cut -d' ' -f1)
 check_eq "finished" finished "$(jfield "$id")"
 check_eq "its JSON result is in result_json" "{\"path\":\"images/f1.bin\",\"bytes\":100,\"sha256\":\"$want\"}" "$(jfield "$id" result_json)"
 check_eq "...and no text result" "" "$(jfield "$id" result)"
 bad=$("$BIN/cenqueue" sha256 images/f1.bin 0000)
 esc=$("$BIN/cenqueue" sha256 ../../etc/passwd)
-wait_for 10 "[ \"\$(jfield $bad)\" = failed ] && [ \"\$(jfield $esc)\" = failed ]"
+wait_for 10 jobs_are failed "$bad" "$esc"
 check_contains "a wrong digest fails for good" "expected 0000" "$(jfield "$bad" error)"
 check_contains "a path out of the root is refused" "not a plain path below the root" "$(jfield "$esc" error)"
 "$BIN/cenqueue" sha256 >"$T/out" 2>"$T/err"
@@ -98,35 +98,41 @@ echo "# two workers, one without the plugin: every job finishes"
 "$BIN/cworker" -c 4 --download-root "$ROOT" >"$T/w2.log" 2>&1 &
 W2=$!
 PIDS+=("$W2")
-wait_for 10 "[ \$(rcli SCARD cq:workers) = 2 ]" || { echo "FATAL: second worker did not register"; exit 1; }
+wait_for 10 workers_are 2 || { echo "FATAL: second worker did not register"; exit 1; }
 for i in $(seq 1 60); do echo "sha256 images/f$i.bin"; done | "$BIN/cenqueue" --stdin >"$T/ids"
 check_eq "60 jobs enqueued" 60 "$(wc -l <"$T/ids")"
-wait_for 30 "[ \$(for i in \$(cat $T/ids); do jfield \$i; done | grep -c finished) = 60 ]"
-check_eq "all 60 finished" 60 "$(for i in $(cat "$T/ids"); do jfield "$i"; done | grep -c finished)"
+count_finished() {   # of the jobs in $T/ids
+    local id n=0
+    for id in $(cat "$T/ids"); do [ "$(jfield "$id")" = finished ] && n=$((n + 1)); done
+    echo "$n"
+}
+all_60_finished() { [ "$(count_finished)" = 60 ]; }
+wait_for 30 all_60_finished
+check_eq "all 60 finished" 60 "$(count_finished)"
 digests_ok() {
     local i id sum
     for i in $(seq 1 60); do
         id=$(sed -n "${i}p" "$T/ids")
         sum=$(sha256sum "$ROOT/images/f$i.bin" | cut -c1-64)
-        rcli HGET "cq:job:$id" result_json | grep -q "$sum" || return 1
+        [[ $(rcli HGET "cq:job:$id" result_json) == *"$sum"* ]] || return 1
     done
 }
 check "each with the right digest" digests_ok
 handed=$(grep -c 'handed back' "$T/w2.log")
 echo "# the worker without the plugin handed back $handed jobs"
-check "the worker without the plugin handed jobs back rather than failing them" "[ $handed -gt 0 ]"
+check "the worker without the plugin handed jobs back rather than failing them" [ "$handed" -gt 0 ]
 check_eq "none of them failed (the failed set holds the two failed above)" 2 "$(rcli ZCARD cq:failed)"
 
 echo "# after the plugin's worker stopped"
 kill "$W1"
 wait "$W1"
 check_eq "it stopped cleanly" 0 "$?"
-wait_for 10 "[ \$(rcli SCARD cq:workers) = 1 ]"
+wait_for 10 workers_are 1
 id=$("$BIN/cenqueue" sha256 images/f2.bin 2>"$T/err")
 check_eq "still accepted: exit 0" 0 "$?"
 check_contains "...with a warning" "warning: function sha256: no live worker serves it now (last served" "$(cat "$T/err")"
 # The remaining worker takes it, sees nobody serves it, and fails it for good.
-wait_for 10 "[ \"\$(jfield $id)\" = failed ]"
+wait_for 10 jobs_are failed "$id"
 check_contains "a job nobody serves fails with a clear error" "unknown function 'sha256'" "$(jfield "$id" error)"
 check_contains "...saying why" "no live worker serves it" "$(jfield "$id" error)"
 "$BIN/cenqueue" --list-functions >"$T/list"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # test_shutdown.sh - strict queue priority, pickup latency of an idle worker, graceful and
-# hard shutdown, --max-jobs, --burst waiting for running jobs (issue 3).
+# hard shutdown, --max-jobs, --burst waiting for running jobs.
 . "$(dirname "$0")/lib.sh"
 
 start_redis
@@ -11,7 +11,7 @@ start_worker() {  # start_worker LOG ARGS... ; sets WPID
     WPID=$!
     PIDS+=("$WPID")
 }
-registered() { wait_for 10 "[ \$(rcli SCARD cq:workers) = $1 ]"; }
+registered() { wait_for 10 workers_are "$1"; }
 
 # ---- strict priority: high before default before low ----
 for i in 1 2 3; do
@@ -27,20 +27,22 @@ check_eq "strict priority, oldest first within a queue" "high-1 high-2 high-3 de
 # ---- an idle worker picks a job from any of its queues within 50 ms of the LPUSH ----
 start_worker "$T/idle.log" -c 4 high default low
 registered 1
-sleep 0.5
+wait_for 5 watching 3   # idle: a watcher blocked on each of the three queues
 lat=$(for i in $(seq 1 30); do
     q=$(echo "high default low" | cut -d' ' -f$(( i % 3 + 1 )))
     id=$("$BIN/cenqueue" -q "$q" noop)
-    wait_for 5 "[ \"\$(jfield $id)\" = finished ]"
+    wait_for 5 jobs_are finished "$id"
     s=$(jfield "$id" started_at); e=$(jfield "$id" enqueued_at)
-    if [ -n "$s" ] && [ -n "$e" ]; then python3 -c "print('%.1f' % (1000 * ($s - $e)))"; else echo 99999; fi
-    sleep 0.1   # let the worker go idle again
+    if [ -n "$s" ] && [ -n "$e" ]; then awk -v s="$s" -v e="$e" 'BEGIN { printf "%.1f\n", 1000 * (s - e) }'; else echo 99999; fi
+    wait_for 5 watching 3   # idle again before the next sample
 done | sort -n)
 median=$(echo "$lat" | sed -n 15p); worst=$(echo "$lat" | tail -1)
 slow=$(echo "$lat" | awk '$1 > 50' | wc -l)
 echo "     pickup latency ms: median $median, worst $worst (30 samples)"
-check "idle pickup within 50 ms (median $median ms)" "python3 -c 'import sys; sys.exit(not $median < 50)'"
-check "at most one of 30 pickups over 50 ms ($slow)" "[ $slow -le 1 ]"
+# below X LIMIT: X, a decimal number (anything else fails), is less than LIMIT.
+below() { [[ $1 =~ ^-?[0-9]+(\.[0-9]+)?$ ]] && awk -v x="$1" -v l="$2" 'BEGIN { exit !(x < l) }'; }
+check "idle pickup within 50 ms (median $median ms)" below "$median" 50
+check "at most one of 30 pickups over 50 ms ($slow)" [ "$slow" -le 1 ]
 kill -TERM "$WPID"; wait "$WPID"
 check_eq "idle worker stops with exit 0" 0 "$?"
 check_eq "...and deregisters" 0 "$(rcli SCARD cq:workers)"
@@ -49,44 +51,50 @@ check_eq "...and deregisters" 0 "$(rcli SCARD cq:workers)"
 start_worker "$T/grace.log" -c 2 --shutdown-timeout 10s
 registered 1
 for i in 1 2 3 4 5; do "$BIN/cenqueue" --id "g-$i" sleep 1 >/dev/null; done
-wait_for 5 "[ \"\$(jfield g-1)\" = started ] && [ \"\$(jfield g-2)\" = started ]"
+wait_for 5 jobs_are started g-1 g-2
 t0=$(date +%s%N)
 kill -TERM "$WPID"; wait "$WPID"; rc=$?
 took=$(( ($(date +%s%N) - t0) / 1000000 ))
 check_eq "SIGTERM: exit 0" 0 "$rc"
 check_eq "SIGTERM: running job 1 finished" finished "$(jfield g-1)"
 check_eq "SIGTERM: running job 2 finished" finished "$(jfield g-2)"
-check "SIGTERM: waited only for the running jobs (${took} ms)" "[ $took -lt 3000 ]"
+check "SIGTERM: waited only for the running jobs (${took} ms)" [ "$took" -lt 3000 ]
 check_eq "SIGTERM: the other 3 are still queued" 3 "$(rcli LLEN cq:queue:default)"
 check_eq "SIGTERM: nothing left in flight" "" "$(rcli --scan --pattern 'cq:inflight:*')"
 check_eq "SIGTERM: deregistered" 0 "$(rcli SCARD cq:workers)"
-check "SIGTERM: the oldest waiting job is next in line" "rcli LINDEX cq:queue:default -1 | grep -q g-3"
+# next_in_line ID: the record at the head of the default queue (its right end) is ID's.
+next_in_line() { [[ $(rcli LINDEX cq:queue:default -1) == *"$1"* ]]; }
+check "SIGTERM: the oldest waiting job is next in line" next_in_line g-3
 rcli DEL cq:queue:default >/dev/null
 
 # ---- shutdown timeout: jobs still running go back to the head of their queue ----
 for i in 1 2 3; do "$BIN/cenqueue" --id "t-$i" sleep 30 >/dev/null; done
 start_worker "$T/timeout.log" -c 2 --shutdown-timeout 1s
 registered 1
-wait_for 5 "[ \"\$(jfield t-1)\" = started ] && [ \"\$(jfield t-2)\" = started ]"
+wait_for 5 jobs_are started t-1 t-2
 t0=$(date +%s%N)
 kill -TERM "$WPID"; wait "$WPID"; rc=$?
 took=$(( ($(date +%s%N) - t0) / 1000000 ))
 check_eq "shutdown timeout: exit 0" 0 "$rc"
-check "shutdown timeout: stopped after about 1 s (${took} ms)" "[ $took -ge 900 ] && [ $took -lt 4000 ]"
+# about_1s MS: 900 <= MS < 4000.
+about_1s() { [ "$1" -ge 900 ] && [ "$1" -lt 4000 ]; }
+check "shutdown timeout: stopped after about 1 s (${took} ms)" about_1s "$took"
 check_eq "shutdown timeout: all 3 jobs are queued again" 3 "$(rcli LLEN cq:queue:default)"
-check "shutdown timeout: the oldest running job is at the head" "rcli LINDEX cq:queue:default -1 | grep -q t-1"
+check "shutdown timeout: the oldest running job is at the head" next_in_line t-1
 check_eq "shutdown timeout: status back to queued" queued "$(jfield t-1)"
 check_eq "shutdown timeout: nothing in flight" "" "$(rcli --scan --pattern 'cq:inflight:*')"
 
 # ---- a second signal puts back at once ----
 start_worker "$T/hard.log" -c 2 --shutdown-timeout 60s
 registered 1
-wait_for 5 "[ \"\$(jfield t-1)\" = started ] && [ \"\$(jfield t-2)\" = started ]"
+wait_for 5 jobs_are started t-1 t-2
 t0=$(date +%s%N)
-kill -TERM "$WPID"; sleep 0.3; kill -INT "$WPID"; wait "$WPID"; rc=$?
+kill -TERM "$WPID"
+wait_for 5 grep -q 'stopping:' "$T/hard.log"   # the first signal is taken: now the second
+kill -INT "$WPID"; wait "$WPID"; rc=$?
 took=$(( ($(date +%s%N) - t0) / 1000000 ))
 check_eq "second signal: exit 0" 0 "$rc"
-check "second signal: stopped at once (${took} ms)" "[ $took -lt 2000 ]"
+check "second signal: stopped at once (${took} ms)" [ "$took" -lt 2000 ]
 check_eq "second signal: all 3 jobs queued again" 3 "$(rcli LLEN cq:queue:default)"
 check_eq "second signal: the interrupted jobs did not fail" "" "$(rcli ZRANGE cq:failed 0 -1)"
 rcli DEL cq:queue:default >/dev/null

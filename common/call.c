@@ -251,7 +251,7 @@ int cq_job_result_json(cq_job *job, const char *json)
     s = cJSON_PrintUnformatted(v);
     cJSON_Delete(v);
     if (s == NULL || strlen(s) > CQ_RESULT_MAX) {
-        free(s);
+        cJSON_free(s);
         return -1;
     }
     free(job->result);

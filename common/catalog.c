@@ -43,36 +43,38 @@ static int run(struct rconn *r, int argc, const char **argv, const char *what, c
     return 0;
 }
 
-int catalog_publish(struct rconn *r, const struct keys *k, const char *wid,
-                    const struct cq_registry *reg, char *err, size_t errlen)
+char *catalog_names(const struct cq_registry *reg)
 {
-    char kf[KEYS_KEY_MAX], kw[KEYS_KEY_MAX], *names;
+    size_t o = 0, cap = 1;
+    char *names;
+    int i;
+
+    for (i = 0; i < reg->n; i++) cap += strlen(reg->v[i]->name) + 1;
+    names = xcalloc(cap, 1);
+    for (i = 0; i < reg->n; i++)
+        o += (size_t)snprintf(names + o, cap - o, "%s%s", i ? "," : "", reg->v[i]->name);
+    return names;
+}
+
+int catalog_publish(struct rconn *r, const struct keys *k, const struct cq_registry *reg, char *err,
+                    size_t errlen)
+{
+    char kf[KEYS_KEY_MAX];
     const char **argv;
     char **decl;
-    size_t o = 0, cap = 1;
     int i, rc = 0;
 
     if (reg->n == 0) return 0;
     argv = xcalloc((size_t)reg->n * 2 + 4, sizeof *argv);
     decl = xcalloc((size_t)reg->n, sizeof *decl);
-    for (i = 0; i < reg->n; i++) cap += strlen(reg->v[i]->name) + 1;
-    names = xcalloc(cap, 1);
     argv[0] = "HSET";
     argv[1] = keys_functions(k, kf, sizeof kf);
     for (i = 0; i < reg->n; i++) {
         decl[i] = declaration(reg->v[i]);
         argv[2 + 2 * i] = reg->v[i]->name;
         argv[3 + 2 * i] = decl[i];
-        o += (size_t)snprintf(names + o, cap - o, "%s%s", i ? "," : "", reg->v[i]->name);
     }
     rc = run(r, 2 + 2 * reg->n, argv, "publishing functions", err, errlen);
-    if (rc == 0) {
-        argv[0] = "HSET";
-        argv[1] = keys_worker(k, wid, kw, sizeof kw);
-        argv[2] = "functions";
-        argv[3] = names;
-        rc = run(r, 4, argv, "publishing functions", err, errlen);
-    }
     if (rc == 0) {
         int appended;
         redisReply *rep = NULL;
@@ -87,7 +89,6 @@ int catalog_publish(struct rconn *r, const struct keys *k, const char *wid,
     }
     for (i = 0; i < reg->n; i++) cJSON_free(decl[i]);
     free(decl);
-    free(names);
     free(argv);
     return rc;
 }
@@ -145,7 +146,9 @@ static int describe(struct cq_registry *into, const char *name, const char *decl
     v = cJSON_GetObjectItem(o, "summary");
     if (cJSON_IsString(v)) cq_function_set_summary(f, v->valuestring);
     v = cJSON_GetObjectItem(o, "retries");
-    if (cJSON_IsNumber(v)) cq_function_set_retries(f, (int)v->valuedouble);
+    /* set_retries and set_timeout check their ranges; the cast must not overflow first. */
+    if (cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble <= 1000)
+        cq_function_set_retries(f, (int)v->valuedouble);
     v = cJSON_GetObjectItem(o, "timeout");
     if (cJSON_IsNumber(v)) cq_function_set_timeout(f, v->valuedouble);
     v = cJSON_GetObjectItem(o, "source");
@@ -233,8 +236,9 @@ static void live_workers(const redisReply *wids, const redisReply *const *funcs,
     }
 }
 
-int catalog_live(struct rconn *r, const struct keys *k, const char *func, char *names, size_t len,
-                 char *err, size_t errlen)
+/* How many live workers list name in their hash's field (functions or queues). */
+static int live_count(struct rconn *r, const struct keys *k, const char *field, const char *name,
+                      char *names, size_t len, char *err, size_t errlen)
 {
     char kw[KEYS_KEY_MAX], kl[KEYS_KEY_MAX];
     redisReply *wids, **funcs, **leases;
@@ -252,7 +256,7 @@ int catalog_live(struct rconn *r, const struct keys *k, const char *func, char *
     leases = xcalloc(wids->elements + 1, sizeof *leases);
     for (i = 0; i < wids->elements; i++) {
         const char *wid = wids->element[i]->str;
-        if (rconn_appendf(r, "HGET %s functions", keys_worker(k, wid, kw, sizeof kw)) != 0 ||
+        if (rconn_appendf(r, "HGET %s %s", keys_worker(k, wid, kw, sizeof kw), field) != 0 ||
             rconn_appendf(r, "EXISTS %s", keys_worker_lease(k, wid, kl, sizeof kl)) != 0)
             break;
     }
@@ -272,7 +276,7 @@ int catalog_live(struct rconn *r, const struct keys *k, const char *func, char *
     if (rc == 0) {
         char buf[1024];
         live_workers(wids, (const redisReply *const *)funcs, (const redisReply *const *)leases,
-                     func, buf, sizeof buf, &n);
+                     name, buf, sizeof buf, &n);
         if (names != NULL) str_copy(names, len, buf);
     }
     for (i = 0; i < wids->elements; i++) {
@@ -283,6 +287,18 @@ int catalog_live(struct rconn *r, const struct keys *k, const char *func, char *
     free(leases);
     freeReplyObject(wids);
     return rc == 0 ? n : -1;
+}
+
+int catalog_live(struct rconn *r, const struct keys *k, const char *func, char *names, size_t len,
+                 char *err, size_t errlen)
+{
+    return live_count(r, k, "functions", func, names, len, err, errlen);
+}
+
+int catalog_queue_live(struct rconn *r, const struct keys *k, const char *queue, char *err,
+                       size_t errlen)
+{
+    return live_count(r, k, "queues", queue, NULL, 0, err, errlen);
 }
 
 int catalog_print(struct rconn *r, const struct keys *k, const struct cq_registry *builtins,

@@ -21,10 +21,13 @@
 #include "rconn.h"
 #include "registry.h"
 
-/* Publish reg's declarations and mark them seen now; record the names in the worker's hash.
- * Returns 0, or -1 with err. */
-int catalog_publish(struct rconn *r, const struct keys *k, const char *wid,
-                    const struct cq_registry *reg, char *err, size_t errlen);
+/* Publish reg's declarations and mark them seen now. Returns 0, or -1 with err. (The names a
+ * worker serves go into its hash with every heartbeat: queue_register, catalog_names.) */
+int catalog_publish(struct rconn *r, const struct keys *k, const struct cq_registry *reg, char *err,
+                    size_t errlen);
+
+/* reg's function names, comma-separated, malloc'ed. */
+char *catalog_names(const struct cq_registry *reg);
 
 /* Mark reg's functions seen now (one HSET). Append only (pipelined with a heartbeat): the
  * caller reads one reply. Returns 0/-1 (nothing appended when reg is empty: *appended 0). */
@@ -41,6 +44,10 @@ int catalog_get(struct rconn *r, const struct keys *k, const char *func, struct 
  * names (may be NULL); or -1 with err. */
 int catalog_live(struct rconn *r, const struct keys *k, const char *func, char *names, size_t len,
                  char *err, size_t errlen);
+
+/* How many live workers take from queue now, or -1 with err. */
+int catalog_queue_live(struct rconn *r, const struct keys *k, const char *queue, char *err,
+                       size_t errlen);
 
 /* Print every function of the catalog and of builtins (not published yet), with the live
  * workers serving it and when it was last served (cenqueue --list-functions). */

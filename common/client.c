@@ -4,6 +4,15 @@
  * falling back on the functions it knows itself (the built-ins, and what its program adds to
  * cq_client_registry). Declarations read from the catalog are cached for the client's life,
  * so checking a million jobs of one function costs one catalog read.
+ *
+ * Waiting (cq_wait_many) does not poll. A worker PUBLISHes a job's end on the job's channel
+ * (keys_ended) in the script that writes its final status; a waiter SUBSCRIBEs on a second
+ * connection of the client, opened the first time it waits, and only once Redis has
+ * confirmed the subscription reads the status hash on the first connection. A job that ended
+ * before that is seen in the hash, one that ends after it in a message: none falls between.
+ * Messages are lost while the connection is down, so after a reconnection the statuses are
+ * read again; they are also read every WAIT_RECHECK seconds of silence, which only matters
+ * for jobs ended by workers that predate the channel.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -26,6 +35,7 @@ struct served {
 
 struct cq_client {
     struct rconn r;
+    struct rconn sub; /* waiting: subscribe mode, connected by the first wait */
     struct keys k;
     struct cq_registry *known; /* built-ins and the program's own */
     struct cq_registry *cache; /* declarations read from the catalog */
@@ -35,6 +45,8 @@ struct cq_client {
 struct cq_jobspec {
     struct job *job;
     double at;
+    int convert; /* built from strings (argv): the check turns them into the declared types,
+                    once */
 };
 
 struct cq_status {
@@ -54,6 +66,7 @@ cq_client *cq_client_new(const char *url, const char *prefix, char *err, size_t 
         return NULL;
     }
     rconn_init(&c->r, &u, 5.0);
+    rconn_init(&c->sub, &u, 5.0);
     if (rconn_connect(&c->r) != 0) {
         err_set(err, errlen, "%s", c->r.errstr);
         free(c);
@@ -69,6 +82,7 @@ void cq_client_free(cq_client *c)
 {
     if (c == NULL) return;
     rconn_close(&c->r);
+    rconn_close(&c->sub);
     registry_free(c->known);
     registry_free(c->cache);
     free(c->served);
@@ -83,6 +97,11 @@ cq_registry *cq_client_registry(cq_client *c)
 int cq_client_print_functions(cq_client *c, FILE *f, char *err, size_t errlen)
 {
     return catalog_print(&c->r, &c->k, c->known, f, err, errlen);
+}
+
+int cq_client_queue_workers(cq_client *c, const char *queue, char *err, size_t errlen)
+{
+    return catalog_queue_live(&c->r, &c->k, queue, err, errlen);
 }
 
 int cq_valid_name(const char *name)
@@ -116,13 +135,18 @@ cq_jobspec *cq_jobspec_new(const char *func, const char *args_json, char *err, s
 
 cq_jobspec *cq_jobspec_new_argv(const char *func, const char *const *argv, int argc)
 {
-    cJSON *args = xcheck(cJSON_CreateArray(), "job arguments");
+    cJSON *args;
     cq_jobspec *s;
     int i;
 
-    for (i = 0; i < argc; i++) cJSON_AddItemToArray(args, cJSON_CreateString(argv[i]));
+    if (func == NULL || func[0] == '\0' || strlen(func) > JOB_FUNC_MAX) return NULL;
+    args = xcheck(cJSON_CreateArray(), "job arguments");
+    for (i = 0; i < argc; i++)
+        cJSON_AddItemToArray(args,
+                             xcheck(cJSON_CreateString(argv[i] ? argv[i] : ""), "a job argument"));
     s = xcalloc(1, sizeof *s);
     s->job = job_new(func, args);
+    s->convert = 1;
     return s;
 }
 
@@ -227,16 +251,26 @@ int cq_client_check(cq_client *c, cq_jobspec *s, char *warning, size_t warnlen, 
         }
     }
     if (f == NULL) {
+        struct cq_function *d;
         f = registry_find(c->known, func);
         if (f == NULL) {
             unknown(c, func, err, errlen);
             return -1;
         }
         builtin = 1;
+        /* Remember it as known, so that the next job of it asks Redis nothing. */
+        d = registry_describe(c->cache, func, f->spec, NULL, 0);
+        if (d != NULL) {
+            c->served = xrealloc(c->served, sizeof *c->served * (size_t)c->cache->n);
+            c->served[d->index].last = 0;
+            c->served[d->index].live = 1;
+            f = d;
+        }
     } else if (registry_find(c->known, func) != NULL) {
         builtin = 1;
     }
-    if (registry_check_args(f, s->job->args, 1, err, errlen) != 0) return -1;
+    if (registry_check_args(f, s->job->args, s->convert, err, errlen) != 0) return -1;
+    s->convert = 0;
     /* Built-ins are served by every cworker: no worker yet is a deploy still to come. */
     if (!builtin && warning != NULL && warnlen > 0 && live == 0) {
         double age = time_now() - seen;
@@ -293,7 +327,7 @@ long cq_enqueue(cq_client *c, cq_jobspec *const *jobs, size_t n, enum cq_check c
 static const char *const state_names[] = {
     [CQ_UNKNOWN] = "unknown", [CQ_QUEUED] = "queued",     [CQ_SCHEDULED] = "scheduled",
     [CQ_STARTED] = "started", [CQ_RETRYING] = "retrying", [CQ_FINISHED] = "finished",
-    [CQ_FAILED] = "failed",
+    [CQ_FAILED] = "failed",   [CQ_CANCELED] = "canceled",
 };
 
 const char *cq_status_state_name(enum cq_state state)
@@ -302,10 +336,24 @@ const char *cq_status_state_name(enum cq_state state)
                                                                         : "unknown";
 }
 
+int cq_state_ended(enum cq_state state)
+{
+    return state == CQ_FINISHED || state == CQ_FAILED || state == CQ_CANCELED;
+}
+
+static enum cq_state state_of(const char *name)
+{
+    size_t k;
+
+    for (k = 1; k < sizeof state_names / sizeof state_names[0]; k++)
+        if (strcmp(name, state_names[k]) == 0) return (enum cq_state)k;
+    return CQ_UNKNOWN;
+}
+
 static cq_status *status_from(const redisReply *rep)
 {
     cq_status *st = xcalloc(1, sizeof *st);
-    size_t i, k;
+    size_t i;
 
     if (rep->type != REDIS_REPLY_ARRAY) return st;
     st->n = rep->elements / 2;
@@ -314,29 +362,24 @@ static cq_status *status_from(const redisReply *rep)
     for (i = 0; i < st->n; i++) {
         st->names[i] = xstrdup(rep->element[2 * i]->str ? rep->element[2 * i]->str : "");
         st->values[i] = xstrdup(rep->element[2 * i + 1]->str ? rep->element[2 * i + 1]->str : "");
-        if (strcmp(st->names[i], "status") == 0)
-            for (k = 1; k < sizeof state_names / sizeof state_names[0]; k++)
-                if (strcmp(st->values[i], state_names[k]) == 0) st->state = (enum cq_state)k;
+        if (strcmp(st->names[i], "status") == 0) st->state = state_of(st->values[i]);
     }
     return st;
 }
 
-int cq_status_get_many(cq_client *c, const char *const *ids, size_t n, cq_status **out, char *err,
-                       size_t errlen)
+/* Read n statuses in one pipelined round trip (ids already checked). 0, or -1 with err and
+ * *io set when the connection failed (the next call reconnects) rather than Redis refused. */
+static int status_read(cq_client *c, const char *const *ids, size_t n, cq_status **out, int *io,
+                       char *err, size_t errlen)
 {
     char key[KEYS_KEY_MAX];
     size_t i, got = 0;
 
-    for (i = 0; i < n; i++) {
-        out[i] = NULL;
-        if (!keys_valid_name(ids[i])) {
-            err_set(err, errlen, "job id '%s': use 1-%d characters of A-Z a-z 0-9 _ . @ -", ids[i],
-                    KEYS_NAME_MAX);
-            return -1;
-        }
-    }
+    *io = 0;
+    for (i = 0; i < n; i++) out[i] = NULL;
     if (c->r.ctx == NULL && rconn_connect(&c->r) != 0) {
         err_set(err, errlen, "%s", c->r.errstr);
+        *io = 1;
         return -1;
     }
     for (i = 0; i < n; i++)
@@ -360,9 +403,35 @@ int cq_status_get_many(cq_client *c, const char *const *ids, size_t n, cq_status
     if (got < n) {
         err_set(err, errlen, "reading job status: %s", c->r.errstr);
         while (got > 0) cq_status_free(out[--got]);
+        *io = 1;
         return -1;
     }
     return 0;
+}
+
+/* 0 when every id is a valid name, else -1 with err naming the first that is not. */
+static int check_ids(const char *const *ids, size_t n, char *err, size_t errlen)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        if (ids[i] == NULL || !keys_valid_name(ids[i])) {
+            err_set(err, errlen, "job id '%s': use 1-%d characters of A-Z a-z 0-9 _ . @ -",
+                    ids[i] ? ids[i] : "", KEYS_NAME_MAX);
+            return -1;
+        }
+    return 0;
+}
+
+int cq_status_get_many(cq_client *c, const char *const *ids, size_t n, cq_status **out, char *err,
+                       size_t errlen)
+{
+    size_t i;
+    int io;
+
+    for (i = 0; i < n; i++) out[i] = NULL;
+    if (check_ids(ids, n, err, errlen) != 0) return -1;
+    return status_read(c, ids, n, out, &io, err, errlen);
 }
 
 int cq_status_get(cq_client *c, const char *id, cq_status **out, char *err, size_t errlen)
@@ -370,20 +439,366 @@ int cq_status_get(cq_client *c, const char *id, cq_status **out, char *err, size
     return cq_status_get_many(c, &id, 1, out, err, errlen);
 }
 
-int cq_wait(cq_client *c, const char *id, double timeout, cq_status **out, char *err, size_t errlen)
+/* ---- waiting -------------------------------------------------------------------------- */
+
+#define WAIT_BATCH   1000 /* channels a SUBSCRIBE, statuses a pipelined read */
+#define WAIT_RECHECK 30.0 /* seconds of silence after which the awaited statuses are read */
+#define WAIT_RETRY   30.0 /* seconds Redis may stay unreachable before a wait fails */
+
+enum { W_DONE = 1, W_NOTIFIED = 2 };
+
+/* A job's channel, to find the jobs a message is about (ids may repeat). */
+struct chan {
+    char *name;
+    size_t i;
+};
+
+struct wait {
+    cq_client *c;
+    const char *const *ids;
+    cq_status **out;
+    size_t n, left;              /* left: jobs not seen ended */
+    struct chan *chans;          /* sorted by name */
+    const char **chan_of;        /* chan_of[i]: the channel of ids[i] */
+    unsigned char *flags;        /* W_DONE, W_NOTIFIED */
+    unsigned char *said;         /* the state a message announced */
+    size_t *notified, nnotified; /* W_NOTIFIED jobs, to read */
+    size_t confirmed;            /* SUBSCRIBE confirmations read */
+    cq_ended_fn fn;
+    void *udata;
+    char *err;
+    size_t errlen;
+};
+
+static int chan_cmp(const void *a, const void *b)
 {
-    double until = timeout > 0 ? time_now() + timeout : 0;
-    long pause = 5;
+    const struct chan *x = a, *y = b;
+    int d = strcmp(x->name, y->name);
+
+    return d != 0 ? d : x->i < y->i ? -1 : x->i > y->i;
+}
+
+/* A status that says only what a message said: for a job whose hash is gone already. */
+static cq_status *status_said(enum cq_state state)
+{
+    cq_status *st = xcalloc(1, sizeof *st);
+
+    st->state = state;
+    st->n = 1;
+    st->names = xcalloc(2, sizeof *st->names);
+    st->values = xcalloc(2, sizeof *st->values);
+    st->names[0] = xstrdup("status");
+    st->values[0] = xstrdup(cq_status_state_name(state));
+    return st;
+}
+
+/* Note a message on channel name with payload said: its jobs are to be read. */
+static void on_message(struct wait *w, const char *name, const char *said)
+{
+    enum cq_state st = state_of(said);
+    size_t lo = 0, hi = w->n;
+
+    /* The first of the run of channels with this name (a job id may be given twice). */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(w->chans[mid].name, name) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (; lo < w->n && strcmp(w->chans[lo].name, name) == 0; lo++) {
+        size_t i = w->chans[lo].i;
+        if (w->flags[i] & (W_DONE | W_NOTIFIED)) continue;
+        w->flags[i] |= W_NOTIFIED;
+        w->said[i] = (unsigned char)st;
+        w->notified[w->nnotified++] = i;
+    }
+}
+
+/* One reply on the waiting connection: a message, a confirmation or a pong. 0, or -1 with
+ * err for an error reply (an ACL user without the channel, ...). */
+static int on_reply(struct wait *w, const redisReply *rep)
+{
+    const char *kind;
+
+    if (rep->type == REDIS_REPLY_ERROR) {
+        err_set(w->err, w->errlen, "waiting for jobs: redis: %s", rep->str);
+        return -1;
+    }
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 || rep->element[0]->str == NULL)
+        return 0;
+    kind = rep->element[0]->str;
+    if (strcmp(kind, "message") == 0 && rep->elements == 3 && rep->element[1]->str != NULL &&
+        rep->element[2]->str != NULL)
+        on_message(w, rep->element[1]->str, rep->element[2]->str);
+    else if (strcmp(kind, "subscribe") == 0)
+        w->confirmed++;
+    return 0;
+}
+
+/* Read the statuses of the jobs idx[0..k), WAIT_BATCH a round trip, and mark those ended.
+ * 0, or -1 with err (*io: the connection failed). */
+static int read_statuses(struct wait *w, const size_t *idx, size_t k, int *io)
+{
+    const char *ids[WAIT_BATCH];
+    cq_status *got[WAIT_BATCH];
+    size_t from, j;
+
+    for (from = 0; from < k; from += WAIT_BATCH) {
+        size_t m = k - from < WAIT_BATCH ? k - from : WAIT_BATCH;
+        for (j = 0; j < m; j++) ids[j] = w->ids[idx[from + j]];
+        if (status_read(w->c, ids, m, got, io, w->err, w->errlen) != 0) return -1;
+        for (j = 0; j < m; j++) {
+            size_t i = idx[from + j];
+            enum cq_state said = (enum cq_state)w->said[i];
+            if (got[j]->state == CQ_UNKNOWN && (w->flags[i] & W_NOTIFIED) && cq_state_ended(said)) {
+                cq_status_free(got[j]);
+                got[j] = status_said(said);
+            }
+            w->flags[i] &= (unsigned char)~W_NOTIFIED;
+            cq_status_free(w->out[i]);
+            w->out[i] = got[j];
+            if (!(w->flags[i] & W_DONE) && cq_state_ended(got[j]->state)) {
+                w->flags[i] |= W_DONE;
+                w->left--;
+                if (w->fn != NULL) w->fn(i, got[j], w->udata);
+            }
+        }
+    }
+    return 0;
+}
+
+/* Indexes of the jobs not seen ended, into idx (n entries); returns how many. */
+static size_t awaited(const struct wait *w, size_t *idx)
+{
+    size_t i, k = 0;
+
+    for (i = 0; i < w->n; i++)
+        if (!(w->flags[i] & W_DONE)) idx[k++] = i;
+    return k;
+}
+
+/* Subscribe to the channels of every job not seen ended, WAIT_BATCH a command, and read
+ * each batch's statuses once Redis has confirmed its subscriptions. 0, or -1 with err
+ * (*io: a connection failed). */
+static int subscribe_all(struct wait *w, int *io)
+{
+    cq_client *c = w->c;
+    const char *argv[WAIT_BATCH + 1];
+    size_t *idx = xcalloc(w->n, sizeof *idx), k = awaited(w, idx), from, j;
+    int rc = 0;
+
+    *io = 0;
+    argv[0] = "SUBSCRIBE";
+    for (from = 0; from < k && rc == 0; from += WAIT_BATCH) {
+        size_t m = k - from < WAIT_BATCH ? k - from : WAIT_BATCH;
+        for (j = 0; j < m; j++) argv[j + 1] = w->chan_of[idx[from + j]];
+        rc = rconn_append(&c->sub, (int)m + 1, argv, NULL);
+        w->confirmed = 0;
+        while (rc == 0 && w->confirmed < m) {
+            redisReply *rep;
+            int got = rconn_read_timed(&c->sub, c->sub.timeout, &rep);
+            if (got == 1) {
+                rc = on_reply(w, rep);
+                freeReplyObject(rep);
+                continue;
+            }
+            if (got == 0) {
+                rconn_close(&c->sub);
+                err_set(c->sub.errstr, sizeof c->sub.errstr,
+                        "redis: no reply to SUBSCRIBE within %.0f s", c->sub.timeout);
+            }
+            rc = -1;
+        }
+        if (rc != 0 && c->sub.ctx == NULL) {
+            err_set(w->err, w->errlen, "waiting for jobs: %s", c->sub.errstr);
+            *io = 1;
+        }
+        if (rc == 0) rc = read_statuses(w, idx + from, m, io);
+    }
+    free(idx);
+    return rc;
+}
+
+/* Read what has arrived (at most a batch's worth), waiting up to seconds for the first. 0,
+ * or -1 with err (*io: the connection failed). */
+static int read_messages(struct wait *w, double seconds, int *io)
+{
+    redisReply *rep;
+    int got, k;
+
+    *io = 0;
+    for (k = 0; k < WAIT_BATCH; k++) {
+        got = rconn_read_timed(&w->c->sub, k == 0 ? seconds : 0, &rep);
+        if (got == 0) return 0;
+        if (got < 0) {
+            err_set(w->err, w->errlen, "waiting for jobs: %s", w->c->sub.errstr);
+            *io = 1;
+            return -1;
+        }
+        got = on_reply(w, rep);
+        freeReplyObject(rep);
+        if (got != 0) return -1;
+    }
+    return 0;
+}
+
+/* Leave subscribe mode, so that the next wait starts on a clean connection; a connection
+ * holding many channels is closed instead (reconnecting costs less than reading a reply for
+ * each channel). */
+static void unsubscribe(cq_client *c, size_t channels)
+{
+    redisReply *rep;
+
+    if (c->sub.ctx == NULL) return;
+    if (channels <= WAIT_BATCH && rconn_appendf(&c->sub, "UNSUBSCRIBE") == 0) {
+        while (rconn_read_timed(&c->sub, c->sub.timeout, &rep) == 1) {
+            int last = rep->type == REDIS_REPLY_ARRAY && rep->elements == 3 &&
+                rep->element[0]->str != NULL && strcmp(rep->element[0]->str, "unsubscribe") == 0 &&
+                rep->element[2]->type == REDIS_REPLY_INTEGER && rep->element[2]->integer == 0;
+            freeReplyObject(rep);
+            if (last) return;
+        }
+    }
+    rconn_close(&c->sub);
+}
+
+static double mono_now(void)
+{
+    return (double)time_mono_ms() / 1000.0;
+}
+
+/* Subscribe, read, then wait for messages until every job has ended or the time is up;
+ * reconnect and start over when a connection fails. */
+static int wait_run(struct wait *w, double timeout)
+{
+    cq_client *c = w->c;
+    double until = timeout > 0 ? mono_now() + timeout : 0, down_since = 0, recheck = 0;
+    long pause = 50;
+    int subscribed = 0, io = 0;
+    size_t *idx = NULL, k;
 
     for (;;) {
-        if (cq_status_get(c, id, out, err, errlen) != 0) return -1;
-        if ((*out)->state == CQ_FINISHED || (*out)->state == CQ_FAILED) return 0;
-        if (until > 0 && time_now() >= until) return 0;
-        cq_status_free(*out);
-        *out = NULL;
-        sleep_ms(pause);
-        pause = pause * 2 > 200 ? 200 : pause * 2;
+        double now, left;
+
+        if (!subscribed) {
+            if (c->sub.ctx == NULL && rconn_connect(&c->sub) != 0) {
+                err_set(w->err, w->errlen, "waiting for jobs: %s", c->sub.errstr);
+                io = 1;
+            } else if (subscribe_all(w, &io) == 0) {
+                subscribed = 1;
+                down_since = 0;
+                pause = 50;
+                recheck = mono_now() + WAIT_RECHECK;
+            } else if (!io) {
+                break;
+            }
+        }
+        if (subscribed && w->nnotified > 0) {
+            k = w->nnotified;
+            w->nnotified = 0;
+            if (read_statuses(w, w->notified, k, &io) != 0) {
+                if (!io) break;
+                subscribed = 0; /* messages lost while it reconnects: read all again */
+            }
+        }
+        if (subscribed && w->left == 0) {
+            free(idx);
+            return 0;
+        }
+        now = mono_now();
+        if (subscribed && until > 0 && now >= until) {
+            free(idx);
+            return 0;
+        }
+        if (subscribed) {
+            left = recheck - now;
+            if (until > 0 && until - now < left) left = until - now;
+            if (read_messages(w, left > 0 ? left : 0, &io) != 0) {
+                if (!io) break;
+                subscribed = 0;
+            } else if (w->nnotified > 0) {
+                recheck = mono_now() + WAIT_RECHECK;
+            } else if (mono_now() >= recheck) {
+                if (idx == NULL) idx = xcalloc(w->n, sizeof *idx);
+                k = awaited(w, idx);
+                if (read_statuses(w, idx, k, &io) != 0) {
+                    if (!io) break;
+                    subscribed = 0;
+                }
+                recheck = mono_now() + WAIT_RECHECK;
+            }
+        }
+        if (!subscribed) {
+            /* Redis is unreachable or a connection failed: try again, for a while. */
+            rconn_close(&c->sub);
+            now = mono_now();
+            if (down_since == 0) down_since = now;
+            if (now - down_since >= WAIT_RETRY || (until > 0 && now >= until)) break;
+            sleep_ms(pause);
+            pause = pause * 2 > 2000 ? 2000 : pause * 2;
+        }
     }
+    free(idx);
+    return -1;
+}
+
+int cq_wait_each(cq_client *c, const char *const *ids, size_t n, double timeout, cq_status **out,
+                 cq_ended_fn fn, void *udata, char *err, size_t errlen)
+{
+    char name[KEYS_KEY_MAX];
+    struct wait w;
+    size_t i;
+    int rc;
+
+    for (i = 0; i < n; i++) out[i] = NULL;
+    if (check_ids(ids, n, err, errlen) != 0) return -1;
+    if (n == 0) return 0;
+    memset(&w, 0, sizeof w);
+    w.c = c;
+    w.ids = ids;
+    w.out = out;
+    w.n = w.left = n;
+    w.fn = fn;
+    w.udata = udata;
+    w.err = err;
+    w.errlen = errlen;
+    w.chans = xcalloc(n, sizeof *w.chans);
+    w.flags = xcalloc(n, 1);
+    w.said = xcalloc(n, 1);
+    w.notified = xcalloc(n, sizeof *w.notified);
+    for (i = 0; i < n; i++) {
+        w.chans[i].name = xstrdup(keys_ended(&c->k, ids[i], name, sizeof name));
+        w.chans[i].i = i;
+    }
+    qsort(w.chans, n, sizeof *w.chans, chan_cmp);
+    w.chan_of = xcalloc(n, sizeof *w.chan_of);
+    for (i = 0; i < n; i++) w.chan_of[w.chans[i].i] = w.chans[i].name;
+    rc = wait_run(&w, timeout);
+    unsubscribe(c, n);
+    if (rc != 0)
+        for (i = 0; i < n; i++) {
+            cq_status_free(out[i]);
+            out[i] = NULL;
+        }
+    for (i = 0; i < n; i++) free(w.chans[i].name);
+    free(w.chans);
+    free(w.chan_of);
+    free(w.flags);
+    free(w.said);
+    free(w.notified);
+    return rc;
+}
+
+int cq_wait_many(cq_client *c, const char *const *ids, size_t n, double timeout, cq_status **out,
+                 char *err, size_t errlen)
+{
+    return cq_wait_each(c, ids, n, timeout, out, NULL, NULL, err, errlen);
+}
+
+int cq_wait(cq_client *c, const char *id, double timeout, cq_status **out, char *err, size_t errlen)
+{
+    return cq_wait_many(c, &id, 1, timeout, out, err, errlen);
 }
 
 enum cq_state cq_status_state(const cq_status *st)

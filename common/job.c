@@ -152,11 +152,6 @@ int job_decode(const char *buf, size_t len, struct job **out, char *err, size_t 
     str_copy(j->id, sizeof j->id, v->valuestring);
     j->retries = -1;
     *out = j;
-    if (len > JOB_RECORD_MAX) {
-        err_set(err, errlen, "job %s: record of %zu bytes is over the %d byte limit", j->id, len,
-                JOB_RECORD_MAX);
-        goto done;
-    }
 
     v = cJSON_GetObjectItemCaseSensitive(o, "func");
     if (!cJSON_IsString(v) || v->valuestring[0] == '\0' || strlen(v->valuestring) > JOB_FUNC_MAX) {
@@ -164,6 +159,11 @@ int job_decode(const char *buf, size_t len, struct job **out, char *err, size_t 
         goto done;
     }
     str_copy(j->func, sizeof j->func, v->valuestring);
+    if (len > JOB_RECORD_MAX) {
+        err_set(err, errlen, "job %s: record of %zu bytes is over the %d byte limit", j->id, len,
+                JOB_RECORD_MAX);
+        goto done;
+    }
 
     v = cJSON_DetachItemFromObjectCaseSensitive(o, "args");
     if (v == NULL) {

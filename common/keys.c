@@ -72,6 +72,12 @@ static const char *const kind_formats[] = {
     [KEYS_STATS] = "stats",
     [KEYS_FUNCTIONS] = "functions",
     [KEYS_FUNCTIONS_SEEN] = "functions:seen",
+    /* operators: paused queues, jobs asked to stop; what workers count for them */
+    [KEYS_PAUSED] = "paused",
+    [KEYS_CANCEL] = "cancel",
+    [KEYS_COUNTS] = "counts:%s",
+    [KEYS_DURATIONS] = "durations:%s",
+    [KEYS_ENDED] = "ended:%s",
 };
 
 /* Fill the kind's format with up to two names. The format comes from the table above, never
@@ -130,6 +136,11 @@ KEY0(keys_dead, KEYS_DEAD)
 KEY0(keys_stats, KEYS_STATS)
 KEY0(keys_functions, KEYS_FUNCTIONS)
 KEY0(keys_functions_seen, KEYS_FUNCTIONS_SEEN)
+KEY0(keys_paused, KEYS_PAUSED)
+KEY0(keys_cancel, KEYS_CANCEL)
+KEY1(keys_counts, KEYS_COUNTS)
+KEY1(keys_durations, KEYS_DURATIONS)
+KEY1(keys_ended, KEYS_ENDED)
 
 const char *keys_inflight(const struct keys *k, const char *wid, const char *queue, char *buf,
                           size_t len)

@@ -19,6 +19,17 @@
  *   cq:functions                    hash   function name -> its declaration (JSON), as the
  *                                          workers serving it published it (catalog.c)
  *   cq:functions:seen               hash   function name -> when a live worker last served it
+ *   cq:paused                       set    queues no worker takes from (cqctl pause)
+ *   cq:cancel                       set    ids of jobs asked to stop (cqctl cancel): a worker
+ *                                          drops such a record when it takes it, and stops
+ *                                          its handler when it runs it; status canceled
+ *   cq:counts:<queue>               hash   minute (Unix seconds / 60) -> jobs ended then, kept
+ *                                          an hour (cqctl info's throughput)
+ *   cq:durations:<func>             hash   a histogram of run times, kept by workers:
+ *                                          le_<bound> -> count, sum, count (cqctl metrics)
+ *   cq:ended:<id>                   channel a job's end is PUBLISHed here ("finished",
+ *                                          "failed" or "canceled"): a waiter SUBSCRIBEs first,
+ *                                          then reads the status hash
  *
  * Names (queues, job ids, worker ids) are restricted to [A-Za-z0-9_.@-] so that a key can
  * always be split back into its parts and never needs quoting in redis-cli.
@@ -62,6 +73,11 @@ const char *keys_dead(const struct keys *k, char *buf, size_t len);
 const char *keys_stats(const struct keys *k, char *buf, size_t len);
 const char *keys_functions(const struct keys *k, char *buf, size_t len);
 const char *keys_functions_seen(const struct keys *k, char *buf, size_t len);
+const char *keys_paused(const struct keys *k, char *buf, size_t len);
+const char *keys_cancel(const struct keys *k, char *buf, size_t len);
+const char *keys_counts(const struct keys *k, const char *queue, char *buf, size_t len);
+const char *keys_durations(const struct keys *k, const char *func, char *buf, size_t len);
+const char *keys_ended(const struct keys *k, const char *id, char *buf, size_t len);
 
 /* Key kinds, for keys_template. */
 enum keys_kind {
@@ -77,7 +93,12 @@ enum keys_kind {
     KEYS_DEAD,
     KEYS_STATS,
     KEYS_FUNCTIONS,
-    KEYS_FUNCTIONS_SEEN
+    KEYS_FUNCTIONS_SEEN,
+    KEYS_PAUSED,
+    KEYS_CANCEL,
+    KEYS_COUNTS,
+    KEYS_DURATIONS,
+    KEYS_ENDED
 };
 
 /* The key of a kind as a format with "%s" where names go (any '%' of the prefix doubled),

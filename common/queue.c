@@ -283,9 +283,19 @@ static int enqueue_chunk_append(struct rconn *r, const struct keys *k, struct jo
         }
         SEND();
         if (!fresh[i]) {
-            /* A job id reused after an earlier run must not inherit that run's expiry. */
+            /* A job id reused after an earlier run must not inherit that run's expiry nor
+             * what it ended with. */
             cmd_str(&c, "PERSIST");
             cmd_str(&c, kj);
+            SEND();
+            cmd_str(&c, "HDEL");
+            cmd_str(&c, kj);
+            cmd_str(&c, "result");
+            cmd_str(&c, "result_json");
+            cmd_str(&c, "error");
+            cmd_str(&c, "ended_at");
+            cmd_str(&c, "started_at");
+            cmd_str(&c, "retry_at");
             SEND();
         }
     }
@@ -300,57 +310,63 @@ io:
     return -1;
 }
 
-/* The keys a call writes records to must be of their type: a queue key that is not a list
- * (or a scheduled set that is not a sorted set) would make its LPUSH fail inside a
- * transaction whose other writes, the status hashes, still happen. Checked once per call,
- * before anything is sent: an operator's stray key is refused with its name, not half
- * written. 0, or -1 with err. */
-static int check_destinations(struct rconn *r, const struct keys *k, struct job *const *jobs,
-                              size_t n, int scheduled, char *err, size_t errlen)
-{
-    const char **names = xcalloc(n ? n : 1, sizeof *names);
+/* The keys a call writes to must be of their type: a queue key that is not a list (or a
+ * scheduled set that is not a sorted set, a queues set that is not a set, the status hash of
+ * a reused id that is not a hash) would make one command fail inside a transaction whose
+ * other writes still happen. Checked once per call, before anything is sent: an operator's
+ * stray key is refused with its name, not half written. 0, or -1 with err. */
+struct dest {
     char key[KEYS_KEY_MAX];
-    size_t i, d, nd = 0;
+    const char *want; /* "list", "zset", "set", "hash" */
+};
+
+static int check_destinations(struct rconn *r, const struct keys *k, struct job *const *jobs,
+                              const unsigned char *fresh, size_t n, int scheduled, char *err,
+                              size_t errlen)
+{
+    struct dest *d = xcalloc(n + 2, sizeof *d);
+    size_t i, e, nd = 0, sent;
     int rc = 0;
 
+    keys_queues(k, d[nd].key, sizeof d[nd].key);
+    d[nd++].want = "set";
     if (scheduled) {
-        names[nd++] = NULL;
-    } else {
-        for (i = 0; i < n; i++) {
-            for (d = 0; d < nd && strcmp(names[d], jobs[i]->queue) != 0; d++) continue;
-            if (d == nd) names[nd++] = jobs[i]->queue;
+        keys_scheduled(k, d[nd].key, sizeof d[nd].key);
+        d[nd++].want = "zset";
+    }
+    for (i = 0; i < n; i++) {
+        char key[KEYS_KEY_MAX];
+        if (!scheduled) {
+            keys_queue(k, jobs[i]->queue, key, sizeof key);
+            for (e = 0; e < nd && strcmp(d[e].key, key) != 0; e++) continue;
+            if (e == nd) {
+                str_copy(d[nd].key, sizeof d[nd].key, key);
+                d[nd++].want = "list";
+            }
+        }
+        if (!fresh[i]) {
+            d = xrealloc(d, sizeof *d * (nd + 1 + (n - i)));
+            keys_job(k, jobs[i]->id, d[nd].key, sizeof d[nd].key);
+            d[nd++].want = "hash";
         }
     }
-    for (d = 0; d < nd; d++) {
-        const char *kk = names[d] ? keys_queue(k, names[d], key, sizeof key)
-                                  : keys_scheduled(k, key, sizeof key);
-        if (rconn_appendf(r, "TYPE %s", kk) != 0) break;
-    }
-    if (d < nd) {
-        /* Nothing could be appended from here on: read what was, then fail. */
+    for (sent = 0; sent < nd; sent++)
+        if (rconn_appendf(r, "TYPE %s", d[sent].key) != 0) break;
+    if (sent < nd) {
         err_set(err, errlen, "%s", r->errstr[0] ? r->errstr : "cannot build a TYPE command");
         rc = -1;
     }
-    for (i = 0; i < d; i++) {
+    for (i = 0; i < sent; i++) {
         redisReply *t = rconn_read(r);
-        const char *want = names[i] ? "list" : "zset";
         if (t == NULL) {
             err_set(err, errlen, "%s", r->errstr);
-            free(names);
+            free(d);
             return -1;
         }
         if (rc == 0 && t->type == REDIS_REPLY_STATUS && strcmp(t->str, "none") != 0 &&
-            strcmp(t->str, want) != 0) {
-            if (names[i])
-                err_set(err, errlen,
-                        "queue '%s': its key %s is a %s, not a list (remove or "
-                        "rename it)",
-                        names[i], keys_queue(k, names[i], key, sizeof key), t->str);
-            else
-                err_set(err, errlen,
-                        "the scheduled set %s is a %s, not a sorted set (remove "
-                        "or rename it)",
-                        keys_scheduled(k, key, sizeof key), t->str);
+            strcmp(t->str, d[i].want) != 0) {
+            err_set(err, errlen, "key %s is a %s, not a %s: remove or rename it", d[i].key, t->str,
+                    d[i].want);
             rc = -1;
         } else if (rc == 0 && t->type == REDIS_REPLY_ERROR) {
             err_set(err, errlen, "redis: %s", t->str);
@@ -358,7 +374,7 @@ static int check_destinations(struct rconn *r, const struct keys *k, struct job 
         }
         freeReplyObject(t);
     }
-    free(names);
+    free(d);
     return rc;
 }
 
@@ -401,7 +417,7 @@ int queue_enqueue(struct rconn *r, const struct keys *k, struct job *const *jobs
         }
     }
     for (i = 0; i < n; i++) jobs[i]->enqueued = 0;
-    if (check_destinations(r, k, jobs, n, at > now, err, errlen) != 0) {
+    if (check_destinations(r, k, jobs, fresh, n, at > now, err, errlen) != 0) {
         free(fresh);
         return -1;
     }
@@ -454,12 +470,17 @@ int queue_enqueue(struct rconn *r, const struct keys *k, struct job *const *jobs
  * skipped, so that one bad key does not stop the other queues. */
 static const char take_lua[] =
     LUA_LISTABLE "local out, n, max = {}, 0, tonumber(ARGV[4])\n"
-                 "for i = 5, #ARGV do\n"
-                 "  if n >= max then break end\n"
+                 "local nc = redis.call('SCARD', ARGV[6])\n"
+                 "if nc > 0 then out[1] = '#'; out[2] = tostring(nc) end\n"
+                 "for i = 7, #ARGV do\n"
                  "  local q = ARGV[i]\n"
                  "  local inf = string.format(ARGV[2], ARGV[3], q)\n"
                  "  local recs\n"
-                 "  if listable(inf) then\n"
+                 "  if redis.call('SISMEMBER', ARGV[5], q) == 1 then\n"
+                 "    out[#out + 1] = '~'; out[#out + 1] = tostring(i - 7)\n"
+                 "  elseif n >= max then\n"
+                 "    recs = nil\n"
+                 "  elseif listable(inf) then\n"
                  "    recs = redis.pcall('RPOP', string.format(ARGV[1], q), max - n)\n"
                  "  else\n"
                  "    recs = {err = 'in-flight list ' .. inf .. ' is not a list'}\n"
@@ -489,13 +510,15 @@ int queue_take_append(struct rconn *r, const struct keys *k, const char *wid,
                       const char *const *queues, size_t nq, size_t max, char *err, size_t errlen)
 {
     struct cmd c = {0};
-    char tq[KEYS_KEY_MAX], ti[KEYS_KEY_MAX];
+    char tq[KEYS_KEY_MAX], ti[KEYS_KEY_MAX], kp[KEYS_KEY_MAX], kc[KEYS_KEY_MAX];
     size_t i;
     int rc;
 
     cmd_eval(&c, take_lua, k, tq, ti);
     cmd_str(&c, wid);
     cmd_fmt(&c, "%zu", max);
+    cmd_str(&c, keys_paused(k, kp, sizeof kp));
+    cmd_str(&c, keys_cancel(k, kc, sizeof kc));
     for (i = 0; i < nq; i++) cmd_str(&c, queues[i]);
     rc = cmd_send(r, &c);
     cmd_free(&c);
@@ -503,18 +526,26 @@ int queue_take_append(struct rconn *r, const struct keys *k, const char *wid,
     return rc;
 }
 
-int queue_take_read(struct rconn *r, size_t max, struct taken *out, char *warn, size_t warnlen,
-                    char *err, size_t errlen)
+int queue_take_read(struct rconn *r, size_t max, struct taken *out, struct queue_take_notes *notes,
+                    char *warn, size_t warnlen, char *err, size_t errlen)
 {
     redisReply *rep = rconn_read(r);
     size_t i, n = 0, o = 0;
 
     if (warn != NULL && warnlen > 0) warn[0] = '\0';
+    if (notes != NULL) memset(notes, 0, sizeof *notes);
     if (reply_error(r, rep, "take", err, errlen) != 0) return -1;
     if (rep->type == REDIS_REPLY_ARRAY) {
-        for (i = 0; i + 1 < rep->elements && n < max; i += 2) {
+        for (i = 0; i + 1 < rep->elements; i += 2) {
             redisReply *q = rep->element[i], *rec = rep->element[i + 1];
             if (q->type != REDIS_REPLY_STRING || rec->type != REDIS_REPLY_STRING) continue;
+            if (q->str[0] == '#' || q->str[0] == '~') {
+                long v = strtol(rec->str, NULL, 10);
+                if (notes != NULL && q->str[0] == '#') notes->cancel = v;
+                if (notes != NULL && q->str[0] == '~' && v >= 0 && v < 64)
+                    notes->paused |= 1ULL << v;
+                continue;
+            }
             if (q->str[0] == '!') {
                 /* Every queue skipped is named, one after the other. */
                 if (warn != NULL && o < warnlen) {
@@ -526,7 +557,7 @@ int queue_take_read(struct rconn *r, size_t max, struct taken *out, char *warn, 
                 }
                 continue;
             }
-            taken_set(&out[n++], q->str, rec->str, rec->len);
+            if (n < max) taken_set(&out[n++], q->str, rec->str, rec->len);
         }
     }
     freeReplyObject(rep);
@@ -544,8 +575,9 @@ void queue_taken_free(struct taken *t)
 /* ---- outcomes ----------------------------------------------------------------------- */
 
 /* ARGV: wid, job template, inflight template, stats key, worker key, failed key, scheduled
- * key, dead key, result ttl, failure ttl; then 13 per outcome: kind (S started, F finished,
- * X failed, R retry, D dead), queue, record, id, func, text, at, started_at, with_start,
+ * key, dead key, result ttl, failure ttl, ended channel template, counts template, cancel
+ * key; then 13 per outcome: kind (S started, F finished, X failed, R retry, D dead,
+ * C canceled), queue, record, id, func, text, at, started_at, with_start,
  * attempts, enqueued_at ('' if unknown), retry_at, retry record (finished: the field the
  * result goes to, '' for "result").
  *
@@ -560,13 +592,13 @@ void queue_taken_free(struct taken *t)
  * string for each status hash that could not be written. */
 static const char apply_lua[] =
     "local wid = ARGV[1]\n"
-    "local fin, fail, retr, dead, lost, infs = 0, 0, 0, 0, {}, {}\n"
+    "local fin, fail, retr, dead, canc, lost, infs = 0, 0, 0, 0, 0, {}, {}\n"
     "local function kind_ok(key, want)\n"
     "  local t = redis.call('TYPE', key).ok\n"
     "  return t == 'none' or t == want\n"
     "end\n"
     "local need = {}\n"
-    "for i = 0, (#ARGV - 10) / 13 - 1 do need[ARGV[10 + i * 13 + 1]] = true end\n"
+    "for i = 0, (#ARGV - 13) / 13 - 1 do need[ARGV[13 + i * 13 + 1]] = true end\n"
     "local dests = {{'X', 6, 'zset', 'failed set'}, {'R', 7, 'zset', 'scheduled set'},\n"
     "               {'D', 8, 'list', 'dead list'}, {'', 4, 'hash', 'stats hash'},\n"
     "               {'', 5, 'hash', 'worker hash'}}\n"
@@ -598,8 +630,17 @@ static const char apply_lua[] =
     "  h[#h + 1] = 'attempts'; h[#h + 1] = ARGV[b + 10]\n"
     "  if ARGV[b + 11] ~= '' then h[#h + 1] = 'enqueued_at'; h[#h + 1] = ARGV[b + 11] end\n"
     "end\n"
-    "for i = 0, (#ARGV - 10) / 13 - 1 do\n"
-    "  local b = 10 + i * 13\n"
+    "local ended = {}\n"
+    "local asked = redis.call('SCARD', ARGV[13]) > 0\n"
+    "local function ends(b, status)\n"
+    "  redis.call('PUBLISH', string.format(ARGV[11], ARGV[b + 4]), status)\n"
+    "  if asked then redis.call('SREM', ARGV[13], ARGV[b + 4]) end\n"
+    "  local q, m = ARGV[b + 2], math.floor(tonumber(ARGV[b + 7]) / 60)\n"
+    "  ended[q] = ended[q] or {}\n"
+    "  ended[q][m] = (ended[q][m] or 0) + 1\n"
+    "end\n"
+    "for i = 0, (#ARGV - 13) / 13 - 1 do\n"
+    "  local b = 13 + i * 13\n"
     "  local kind, rec = ARGV[b + 1], ARGV[b + 3]\n"
     "  local inf = infs[ARGV[b + 2]]\n"
     "  if not inf then inf = string.format(ARGV[3], wid, ARGV[b + 2]); infs[ARGV[b + 2]] = inf end\n"
@@ -618,10 +659,13 @@ static const char apply_lua[] =
     "    local h = {'status', 'finished', 'ended_at', ARGV[b + 7], rf, ARGV[b + 6]}\n"
     "    if ARGV[b + 9] == '1' then starts(h, b) end\n"
     "    if hset(jk, h) then\n"
-    "      if tonumber(ARGV[b + 10]) > 1 then redis.call('HDEL', jk, 'error', 'retry_at') end\n"
+    "      if tonumber(ARGV[b + 10]) > 1 or string.find(rec, '\"handoffs\"', 1, true) then\n"
+    "        redis.call('HDEL', jk, 'error', 'retry_at')\n"
+    "      end\n"
     "      ttl(jk, rttl)\n"
     "    end\n"
     "    fin = fin + 1\n"
+    "    ends(b, 'finished')\n"
     "  elseif kind == 'X' then\n"
     "    local h = {'status', 'failed', 'ended_at', ARGV[b + 7], 'error', ARGV[b + 6],\n"
     "               'record', rec}\n"
@@ -640,6 +684,16 @@ static const char apply_lua[] =
     "    end\n"
     "    redis.call('ZADD', ARGV[6], ARGV[b + 7], ARGV[b + 4])\n"
     "    fail = fail + 1\n"
+    "    ends(b, 'failed')\n"
+    "  elseif kind == 'C' then\n"
+    "    local h = {'status', 'canceled', 'ended_at', ARGV[b + 7]}\n"
+    "    if ARGV[b + 9] == '1' then starts(h, b) end\n"
+    "    if hset(jk, h) then\n"
+    "      redis.call('HDEL', jk, 'retry_at', 'error', 'scheduled_for')\n"
+    "      ttl(jk, fttl)\n"
+    "    end\n"
+    "    canc = canc + 1\n"
+    "    ends(b, 'canceled')\n"
     "  elseif kind == 'R' then\n"
     "    redis.call('ZADD', ARGV[7], ARGV[b + 12], ARGV[b + 13])\n"
     "    local h = {'status', 'retrying', 'error', ARGV[b + 6], 'retry_at', ARGV[b + 12]}\n"
@@ -661,6 +715,12 @@ static const char apply_lua[] =
     "end\n"
     "if retr > 0 then redis.call('HINCRBY', ARGV[4], 'retried', retr) end\n"
     "if dead > 0 then redis.call('HINCRBY', ARGV[4], 'dead', dead) end\n"
+    "if canc > 0 then redis.call('HINCRBY', ARGV[4], 'canceled', canc) end\n"
+    "for q, ms in pairs(ended) do\n"
+    "  local ck = string.format(ARGV[12], q)\n"
+    "  for m, n in pairs(ms) do redis.call('HINCRBY', ck, m, n) end\n"
+    "  redis.call('EXPIRE', ck, 3660)\n"
+    "end\n"
     "return lost\n";
 
 int queue_apply_append(struct rconn *r, const struct keys *k, const char *wid,
@@ -669,11 +729,12 @@ int queue_apply_append(struct rconn *r, const struct keys *k, const char *wid,
 {
     static const char kinds[] = {
         [QUEUE_STARTED] = 'S', [QUEUE_FINISHED] = 'F', [QUEUE_FAILED] = 'X',
-        [QUEUE_RETRY] = 'R',   [QUEUE_DEAD] = 'D',
+        [QUEUE_RETRY] = 'R',   [QUEUE_DEAD] = 'D',     [QUEUE_CANCELED] = 'C',
     };
     struct cmd c = {0};
     char tj[KEYS_KEY_MAX], ti[KEYS_KEY_MAX], ks[KEYS_KEY_MAX], kw[KEYS_KEY_MAX];
     char kf[KEYS_KEY_MAX], ksch[KEYS_KEY_MAX], kd[KEYS_KEY_MAX];
+    char te[KEYS_KEY_MAX], tc[KEYS_KEY_MAX], kc[KEYS_KEY_MAX];
     size_t i;
     int rc;
 
@@ -692,6 +753,9 @@ int queue_apply_append(struct rconn *r, const struct keys *k, const char *wid,
     cmd_str(&c, keys_dead(k, kd, sizeof kd));
     cmd_fmt(&c, "%ld", ttls->result_ttl);
     cmd_fmt(&c, "%ld", ttls->failure_ttl);
+    cmd_str(&c, keys_template(k, KEYS_ENDED, te, sizeof te));
+    cmd_str(&c, keys_template(k, KEYS_COUNTS, tc, sizeof tc));
+    cmd_str(&c, keys_cancel(k, kc, sizeof kc));
     for (i = 0; i < n; i++) {
         const struct queue_outcome *x = &o[i];
         const struct job *j = x->job;
@@ -773,7 +837,7 @@ static const char due_lua[] =
                  "    redis.call('LPUSH', dst, rec)\n"
                  "    redis.call('SADD', ARGV[4], q)\n"
                  "    if type(j.id) == 'string' and j.id:match('^[%w_.@-]+$') then\n"
-                 "      redis.call('HSET', string.format(ARGV[3], j.id), 'status', 'queued')\n"
+                 "      redis.pcall('HSET', string.format(ARGV[3], j.id), 'status', 'queued')\n"
                  "    end\n"
                  "    moved = moved + 1\n"
                  "  elseif not seen[q] then\n"
@@ -853,7 +917,7 @@ static const char reconcile_lua[] =
                  "        local ok, j = pcall(cjson.decode, rec)\n"
                  "        if ok and type(j) == 'table' and type(j.id) == 'string' and "
                  "j.id:match('^[%w_.@-]+$') then\n"
-                 "          redis.call('HSET', string.format(ARGV[3], j.id), 'status', 'queued')\n"
+                 "          redis.pcall('HSET', string.format(ARGV[3], j.id), 'status', 'queued')\n"
                  "        end\n"
                  "      end\n"
                  "    end\n"
@@ -902,9 +966,9 @@ int queue_register(struct rconn *r, const struct keys *k, const struct queue_wor
     sent++;
     if (rconn_appendf(r,
                       "HSET %s host %s pid %ld queues %s concurrency %d busy %d "
-                      "started_at %.6f heartbeat_at %.6f",
+                      "started_at %.6f heartbeat_at %.6f functions %s",
                       kw, w->host, w->pid, w->queues, w->concurrency, w->busy, w->started_at,
-                      time_now()) != 0)
+                      time_now(), w->functions ? w->functions : "") != 0)
         goto io;
     sent++;
     if (rconn_appendf(r, "SET %s 1 EX %ld", kl, lease_s) != 0) goto io;
@@ -941,7 +1005,7 @@ static const char recover_lua[] = LUA_LISTABLE
     "      if ok and type(j) == 'table' and type(j.id) == 'string' and "
     "j.id:match('^[%w_.@-]+$') then\n"
     "        local jk = string.format(ARGV[6], j.id)\n"
-    "        redis.call('HSET', jk, 'status', 'queued')\n"
+    "        redis.pcall('HSET', jk, 'status', 'queued')\n"
     "        if count then redis.call('HINCRBY', jk, 'recovered', 1) end\n"
     "      end\n"
     "      if count then redis.call('HINCRBY', ARGV[7], 'recovered', 1) end\n"

@@ -46,13 +46,19 @@ struct taken {
 /* Take up to max records, in the strict order of queues[], moving each atomically into this
  * worker's in-flight list for that queue (one Lua script). In two halves, so that a worker
  * sends it in one pipeline with queue_apply_append: append (no I/O), then read its one
- * reply. queue_take_read returns how many were taken (0..max) into out[], or -1 with err
+ * reply. A paused queue (in the paused set) is not taken from, and is named in notes (may be
+ * NULL) with the number of jobs asked to stop. queue_take_read returns how many were taken
+ * (0..max) into out[], or -1 with err
  * set. Each queue whose key cannot be popped (a key of another type under its name) is
  * skipped and named in warn. */
 int queue_take_append(struct rconn *r, const struct keys *k, const char *wid,
                       const char *const *queues, size_t nq, size_t max, char *err, size_t errlen);
-int queue_take_read(struct rconn *r, size_t max, struct taken *out, char *warn, size_t warnlen,
-                    char *err, size_t errlen);
+struct queue_take_notes {
+    unsigned long long paused; /* bit i: queues[i] is paused (cqctl pause; first 64 queues) */
+    long cancel;               /* jobs asked to stop (the cancel set's size) */
+};
+int queue_take_read(struct rconn *r, size_t max, struct taken *out, struct queue_take_notes *notes,
+                    char *warn, size_t warnlen, char *err, size_t errlen);
 
 void queue_taken_free(struct taken *t);
 
@@ -61,7 +67,8 @@ enum queue_outcome_kind {
     QUEUE_FINISHED, /* done: status finished, record leaves the in-flight list */
     QUEUE_FAILED,   /* failed for good: status failed, id into the failed set */
     QUEUE_RETRY,    /* failed, will retry: new record into the scheduled set */
-    QUEUE_DEAD      /* unreadable record without an id: into the dead list */
+    QUEUE_DEAD,     /* unreadable record without an id: into the dead list */
+    QUEUE_CANCELED  /* an operator asked it to stop (cqctl cancel): status canceled */
 };
 
 struct queue_outcome {
@@ -117,6 +124,7 @@ struct queue_worker_info {
     int concurrency;
     int busy; /* jobs in hand now */
     double started_at;
+    const char *functions; /* comma-separated names it serves ("" for none) */
 };
 
 /* Register (or refresh) the worker and renew its lease for lease_s seconds. Idempotent, so a

@@ -2,6 +2,11 @@
  * reconnects (see rconn.h). */
 #include "rconn.h"
 
+#include <fcntl.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -219,6 +224,8 @@ int rconn_connect(struct rconn *r)
     }
     if (r->timeout > 0) redisSetTimeout(r->ctx, tv_of(r->timeout));
     if (!r->url.unix_path[0]) redisEnableKeepAlive(r->ctx);
+    /* Command functions fork: their programs must not inherit a connection to Redis. */
+    fcntl(r->ctx->fd, F_SETFD, FD_CLOEXEC);
     if (r->url.pass[0]) {
         if (r->url.user[0])
             rep = redisCommand(r->ctx, "AUTH %s %s", r->url.user, r->url.pass);
@@ -311,4 +318,54 @@ redisReply *rconn_read(struct rconn *r)
         return NULL;
     }
     return rep;
+}
+
+/* hiredis 0.14 marks a blocking context failed when a read times out (EAGAIN is an I/O
+ * error to it), so a wait longer than the socket's timeout cannot be a redisGetReply: poll()
+ * keeps the time, and the socket is read only once it has something. */
+int rconn_read_timed(struct rconn *r, double seconds, redisReply **out)
+{
+    long long until = time_mono_ms() + (long long)(seconds * 1000.0);
+    void *rep = NULL;
+    int done = 0;
+
+    *out = NULL;
+    if (r->ctx == NULL) {
+        if (r->errstr[0] == '\0') snprintf(r->errstr, sizeof r->errstr, "redis: not connected");
+        return -1;
+    }
+    while (!done)
+        if (redisBufferWrite(r->ctx, &done) != REDIS_OK) {
+            fail(r, NULL);
+            return -1;
+        }
+    for (;;) {
+        struct pollfd p;
+        long long left;
+        int n;
+
+        if (redisGetReplyFromReader(r->ctx, &rep) != REDIS_OK) {
+            fail(r, NULL);
+            return -1;
+        }
+        if (rep != NULL) {
+            *out = rep;
+            return 1;
+        }
+        left = until - time_mono_ms();
+        p.fd = r->ctx->fd;
+        p.events = POLLIN;
+        p.revents = 0;
+        n = poll(&p, 1, left <= 0 ? 0 : left > INT_MAX ? INT_MAX : (int)left);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            fail(r, strerror(errno));
+            return -1;
+        }
+        if (n == 0) return 0;
+        if (redisBufferRead(r->ctx) != REDIS_OK) {
+            fail(r, NULL);
+            return -1;
+        }
+    }
 }

@@ -57,4 +57,11 @@ int rconn_append(struct rconn *r, int argc, const char **argv, const size_t *len
 int rconn_appendf(struct rconn *r, const char *fmt, ...);
 redisReply *rconn_read(struct rconn *r);
 
+/* Wait up to seconds (0: only what has arrived) for one reply, after sending whatever was
+ * appended: for a connection that waits longer than its command timeout, as one in subscribe
+ * mode does. Returns 1 with *out (free it with freeReplyObject), 0 when none came in time
+ * (the connection stays usable: a reply read in part stays buffered), or -1 on an I/O error
+ * (connection closed, errstr set, as above). */
+int rconn_read_timed(struct rconn *r, double seconds, redisReply **out);
+
 #endif

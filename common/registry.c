@@ -155,9 +155,17 @@ static int parse_spec(struct cq_function *f, const char *spec, char *err, size_t
         }
         memcpy(a->name, tok, namelen);
         a->name[namelen] = '\0';
-        if (strpbrk(a->name, "[]:.\"'") != NULL) {
-            err_set(err, errlen, "'%s': argument names use letters, digits, _ and -", a->name);
+        if (strspn(a->name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") !=
+            namelen) {
+            err_set(err, errlen, "'%.*s': argument names use letters, digits, _ and -",
+                    (int)namelen, a->name);
             return -1;
+        }
+        for (int k = 0; k < f->nargs; k++) {
+            if (strcmp(f->args[k].name, a->name) == 0) {
+                err_set(err, errlen, "'%s': declared twice", a->name);
+                return -1;
+            }
         }
         a->type = CQ_ARG_STRING;
         if (colon != NULL) {

@@ -23,6 +23,7 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
@@ -50,7 +51,7 @@
 #define SCHEDULE_MS   250
 #define WATCH_TIMEOUT 1.0    /* seconds a watcher blocks before it looks around */
 #define RETRY_CAP     3600.0 /* longest retry delay, seconds */
-#define HANDOFF_MAX   30     /* times a job for a function this worker lacks is handed back */
+#define HANDOFF_MAX   600    /* hand-offs (HANDOFF_DELAY apart) before such a job fails */
 #define HANDOFF_DELAY 1.0    /* seconds before a handed-back job is due again */
 #define STOP_GRACE_MS 6000   /* how long an exiting worker waits for handlers it stopped */
 
@@ -66,6 +67,8 @@ struct task {
     int refused;                        /* never ran: kind was decided when it was taken */
     int lost;                           /* its end was dropped: another worker had recovered it */
     int json;                           /* text is a JSON result */
+    int cancel;                         /* an operator asked it to stop (cqctl cancel) */
+    stop_flag stop;                     /* its handler should give up: a hard stop or cancel */
     struct task *held_prev, *held_next; /* every task this worker holds (dispatcher only) */
     int start_pending;            /* its start is not recorded in Redis yet (dispatcher only) */
     int ending;                   /* in the batch of ends being applied (dispatcher only) */
@@ -95,6 +98,12 @@ struct worker {
     char wid[KEYS_NAME_MAX + 1];
     char host[256];
     char queues_csv[4096];
+    char *functions; /* the names it serves, comma-separated (its hash's functions field) */
+    struct {
+        char func[REGISTRY_NAME_MAX + 1];
+        int live;
+        long long at; /* time_mono_ms of the answer */
+    } live_cache[8];  /* catalog_live answers for functions it lacks, kept a second */
     double started_at;
     struct rconn ctl;
 
@@ -127,7 +136,10 @@ struct worker {
 
     /* the dispatcher's loop (dispatcher only) */
     volatile sig_atomic_t *signals;
-    struct task *pending; /* ended or refused, outcome not yet applied */
+    unsigned long long paused; /* bit i: queues[i] is paused (under mu: watchers read it) */
+    long cancel_waiting;       /* jobs asked to stop, as the last take saw (dispatcher) */
+    struct histogram *hist;    /* run times per function (reg->v[i]), to flush */
+    struct task *pending;      /* ended or refused, outcome not yet applied */
     long long next_hb, next_recover, next_sched, next_connect;
     long long down_since, drain_deadline;
     long backoff; /* ms before the next reconnection attempt */
@@ -170,11 +182,11 @@ static void run_task(struct worker *w, struct cq_job *c, struct call_thread *ct,
         return;
     }
     t->started = time_now();
-    t->rc = call_run(c, ct, t->job, t->fn, w->cfg->root, &w->hard_stop, timeout, &w->lg);
+    t->rc = call_run(c, ct, t->job, t->fn, w->cfg->root, &t->stop, timeout, &w->lg);
     t->ended = time_now();
     t->transient = c->transient;
     t->retry_after = c->retry_after;
-    t->aborted = t->rc != 0 && stop_requested(&w->hard_stop);
+    t->aborted = t->rc != 0 && stop_requested(&w->hard_stop) && !t->cancel;
     t->json = t->rc == 0 && c->result_json;
     t->text = xstrdup(t->rc == 0 ? (c->result ? c->result : "") : c->error);
     call_end(c);
@@ -234,7 +246,9 @@ static void *watcher_main(void *arg)
     pthread_mutex_lock(&w->mu);
     for (;;) {
         redisReply *rep;
-        while (!w->stopping && (!w->watching || w->ready)) pthread_cond_wait(&w->watch, &w->mu);
+        /* A paused queue is not watched: its records would wake the dispatcher for nothing. */
+        while (!w->stopping && (!w->watching || w->ready || (w->paused >> (wa - w->watchers) & 1)))
+            pthread_cond_wait(&w->watch, &w->mu);
         if (w->stopping) break;
         pthread_mutex_unlock(&w->mu);
 
@@ -249,7 +263,7 @@ static void *watcher_main(void *arg)
         if (w->stopping) break;
         /* A duplicate of the socket lets stop_watchers shut the connection down while we
          * block, without touching the context, which this thread may free on an error. */
-        wa->sock = dup(wa->rc.ctx->fd);
+        wa->sock = fcntl(wa->rc.ctx->fd, F_DUPFD_CLOEXEC, 0);
         wa->blocking = 1;
         pthread_mutex_unlock(&w->mu);
 
@@ -336,6 +350,7 @@ static enum queue_outcome_kind decide(struct worker *w, struct task *t, double *
         return t->kind;
     }
     if (t->rc == 0) return QUEUE_FINISHED;
+    if (t->cancel) return QUEUE_CANCELED;
     retries = t->job->retries >= 0 ? t->job->retries : t->fn->retries;
     if (t->transient && t->job->attempts <= retries) {
         *retry_at = t->ended + retry_delay(w, t->job->attempts, t->retry_after);
@@ -346,7 +361,10 @@ static enum queue_outcome_kind decide(struct worker *w, struct task *t, double *
 
 static void log_outcome(struct worker *w, const struct task *t)
 {
-    if (t->refused) {
+    if (t->kind == QUEUE_CANCELED) {
+        LOG(&w->lg, CQ_LOG_INFO, "%s: %s %s canceled%s", t->taken.queue, t->job->func, t->job->id,
+            t->refused ? " before it ran" : "");
+    } else if (t->refused) {
         if (t->kind == QUEUE_DEAD)
             LOG(&w->lg, CQ_LOG_WARN, "%s: record moved to the dead list: %s", t->taken.queue,
                 t->text);
@@ -363,6 +381,174 @@ static void log_outcome(struct worker *w, const struct task *t)
     }
 }
 
+/* ---- stops, cancels, pauses, run times ---------------------------------------------- */
+
+/* A hard stop: every handler running or about to run is told to give up. */
+static void stop_all(struct worker *w)
+{
+    struct task *t;
+
+    __atomic_store_n(&w->hard_stop, 1, __ATOMIC_RELAXED);
+    for (t = w->held; t; t = t->held_next) __atomic_store_n(&t->stop, 1, __ATOMIC_RELAXED);
+}
+
+/* Which of ids[0..n-1] an operator asked to stop (the cancel set): hit[i] = 1. 0, or -1 when
+ * Redis cannot say (then nothing is marked: asked again later). */
+static int canceled_among(struct worker *w, const char *const *ids, size_t n, unsigned char *hit)
+{
+    char key[KEYS_KEY_MAX];
+    const char **argv = xcalloc(n + 2, sizeof *argv);
+    redisReply *rep;
+    size_t i;
+    int rc = -1;
+
+    argv[0] = "SMISMEMBER";
+    argv[1] = keys_cancel(&w->keys, key, sizeof key);
+    for (i = 0; i < n; i++) argv[i + 2] = ids[i];
+    rep = rconn_command(&w->ctl, (int)n + 2, argv, NULL);
+    free(argv);
+    if (rep != NULL && rep->type == REDIS_REPLY_ARRAY && rep->elements == n) {
+        for (i = 0; i < n; i++)
+            hit[i] = rep->element[i]->type == REDIS_REPLY_INTEGER && rep->element[i]->integer;
+        rc = 0;
+    }
+    if (rep != NULL) freeReplyObject(rep);
+    return rc;
+}
+
+/* Every SCHEDULE_MS while jobs run: stop the handlers of those an operator canceled. The
+ * handler sees cq_job_stopping (a command's group gets TERM) and the job ends canceled. */
+static void check_cancels(struct worker *w)
+{
+    redisReply *rep;
+    const char **ids;
+    struct task *t, **ts;
+    unsigned char *hit;
+    char key[KEYS_KEY_MAX];
+    size_t n = 0, i;
+
+    if (w->outstanding == 0 || w->ctl.ctx == NULL) return;
+    rep = rconn_commandf(&w->ctl, "SCARD %s", keys_cancel(&w->keys, key, sizeof key));
+    w->cancel_waiting = rep != NULL && rep->type == REDIS_REPLY_INTEGER ? (long)rep->integer : 0;
+    if (rep != NULL) freeReplyObject(rep);
+    if (w->cancel_waiting == 0) return;
+    for (t = w->held; t; t = t->held_next) n++;
+    ids = xcalloc(n ? n : 1, sizeof *ids);
+    ts = xcalloc(n ? n : 1, sizeof *ts);
+    hit = xcalloc(n ? n : 1, 1);
+    n = 0;
+    for (t = w->held; t; t = t->held_next) {
+        if (t->refused || t->job == NULL || t->cancel) continue;
+        ts[n] = t;
+        ids[n++] = t->job->id;
+    }
+    if (n > 0 && canceled_among(w, ids, n, hit) == 0) {
+        for (i = 0; i < n; i++) {
+            if (!hit[i]) continue;
+            ts[i]->cancel = 1;
+            __atomic_store_n(&ts[i]->stop, 1, __ATOMIC_RELAXED);
+            LOG(&w->lg, CQ_LOG_INFO, "%s: %s %s: canceled by an operator, stopping it",
+                ts[i]->taken.queue, ts[i]->job->func, ts[i]->job->id);
+        }
+    }
+    free(ids);
+    free(ts);
+    free(hit);
+}
+
+/* What a take said: which queues are paused (watchers of those rest), whether jobs wait to
+ * be canceled. */
+static void note_take(struct worker *w, const struct queue_take_notes *notes)
+{
+    w->cancel_waiting = notes->cancel;
+    pthread_mutex_lock(&w->mu);
+    if (w->paused != notes->paused) {
+        w->paused = notes->paused;
+        pthread_cond_broadcast(&w->watch);
+    }
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* Run times per function, as a histogram that heartbeats add to <prefix>durations:<func>
+ * (cqctl metrics). Bounds in seconds; counts are cumulative, as Prometheus has them. */
+static const double hist_bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                                     1,     2.5,  5,     10,   30,  60,   300};
+#define HIST_N (sizeof hist_bounds / sizeof hist_bounds[0])
+
+struct histogram {
+    long long le[HIST_N + 1]; /* le[HIST_N]: +Inf */
+    double sum;
+    long long count;
+};
+
+static void hist_add(struct worker *w, const struct task *t)
+{
+    struct histogram *h;
+    double d = t->ended - t->started;
+    size_t i;
+
+    if (t->refused || t->aborted || t->fn == NULL) return;
+    if (w->hist == NULL) w->hist = xcalloc((size_t)w->cfg->reg->n, sizeof *w->hist);
+    h = &w->hist[t->fn->index];
+    for (i = 0; i < HIST_N; i++)
+        if (d <= hist_bounds[i]) h->le[i]++;
+    h->le[HIST_N]++;
+    h->sum += d > 0 ? d : 0;
+    h->count++;
+}
+
+/* Add what was counted since the last flush to Redis, one pipeline. */
+static void hist_flush(struct worker *w)
+{
+    int f, sent = 0, i;
+
+    for (f = 0; w->hist != NULL && f < w->cfg->reg->n; f++) {
+        struct histogram *h = &w->hist[f];
+        char key[KEYS_KEY_MAX];
+        if (h->count == 0) continue;
+        keys_durations(&w->keys, w->cfg->reg->v[f]->name, key, sizeof key);
+        for (i = 0; i <= (int)HIST_N; i++) {
+            char field[32];
+            if (h->le[i] == 0) continue;
+            if (i == (int)HIST_N)
+                snprintf(field, sizeof field, "le_+Inf");
+            else
+                snprintf(field, sizeof field, "le_%g", hist_bounds[i]);
+            if (rconn_appendf(&w->ctl, "HINCRBY %s %s %lld", key, field, h->le[i]) == 0) sent++;
+        }
+        if (rconn_appendf(&w->ctl, "HINCRBYFLOAT %s sum %.6f", key, h->sum) == 0) sent++;
+        if (rconn_appendf(&w->ctl, "HINCRBY %s count %lld", key, h->count) == 0) sent++;
+        memset(h, 0, sizeof *h);
+    }
+    while (sent-- > 0) {
+        redisReply *rep = rconn_read(&w->ctl);
+        if (rep == NULL) break;
+        freeReplyObject(rep);
+    }
+}
+
+/* How many live workers serve func: catalog_live, remembered for a second so that a take of
+ * 256 such records asks once. -1 when Redis cannot say. */
+static int live_servers(struct worker *w, const char *func, char *err, size_t errlen)
+{
+    size_t n = sizeof w->live_cache / sizeof w->live_cache[0], i, oldest = 0;
+    long long now = time_mono_ms();
+    int live;
+
+    for (i = 0; i < n; i++) {
+        if (strcmp(w->live_cache[i].func, func) == 0 && now - w->live_cache[i].at < 1000)
+            return w->live_cache[i].live;
+        if (w->live_cache[i].at < w->live_cache[oldest].at) oldest = i;
+    }
+    live = catalog_live(&w->ctl, &w->keys, func, NULL, 0, err, errlen);
+    if (live >= 0) {
+        str_copy(w->live_cache[oldest].func, sizeof w->live_cache[oldest].func, func);
+        w->live_cache[oldest].live = live;
+        w->live_cache[oldest].at = now;
+    }
+    return live;
+}
+
 /* A job names a function this worker does not serve. During a rolling deploy another live
  * worker may serve it: then the job is handed back (due again in HANDOFF_DELAY, its attempt
  * not counted) at most HANDOFF_MAX times, and fails for good only after that or when no live
@@ -373,7 +559,7 @@ static void refuse_unknown(struct worker *w, struct task *t)
     int live;
 
     registry_unknown(w->cfg->reg, t->job->func, known, sizeof known);
-    live = catalog_live(&w->ctl, &w->keys, t->job->func, NULL, 0, err, sizeof err);
+    live = live_servers(w, t->job->func, err, sizeof err);
     /* When Redis cannot say, hand it back: that is safe, and bounded. */
     live = live != 0;
     t->refused = 1;
@@ -397,41 +583,76 @@ static void refuse_unknown(struct worker *w, struct task *t)
 /* Decode taken records into tasks. Runnable ones go to w->starts (to be marked started in the
  * next transaction) and to the executors; ones that cannot run (unreadable, unknown
  * function, wrong arity) go to *pending with their outcome already decided. */
+/* A task for one taken record, decoded and checked; refused (kind decided) when it cannot
+ * run. Dispatcher only: no lock (refuse_unknown asks Redis). */
+static struct task *make_task(struct worker *w, const struct taken *tk)
+{
+    struct task *t = xcalloc(1, sizeof *t);
+    char why[512];
+
+    t->taken = *tk;
+    t->taken_at = t->ended = time_now();
+    t->held_next = w->held;
+    if (w->held) w->held->held_prev = t;
+    w->held = t;
+    if (job_decode(t->taken.record, t->taken.len, &t->job, why, sizeof why) != 0) {
+        t->refused = 1;
+        t->kind = t->job == NULL ? QUEUE_DEAD : QUEUE_FAILED;
+        t->text = xstrdup(why);
+        return t;
+    }
+    t->job->attempts++;
+    /* A record without a queue belongs to the one it was taken from; its retry record must
+     * say so, or it would be scheduled back to "default". */
+    if (t->job->queue[0] == '\0') str_copy(t->job->queue, sizeof t->job->queue, t->taken.queue);
+    t->fn = registry_find(w->cfg->reg, t->job->func);
+    if (t->fn == NULL) {
+        refuse_unknown(w, t);
+    } else if (registry_check_args(t->fn, t->job->args, 0, why, sizeof why) != 0) {
+        t->refused = 1;
+        t->kind = QUEUE_FAILED;
+        t->text = xstrdup(why);
+    }
+    return t;
+}
+
+/* Jobs an operator canceled before they ran end canceled here, unrun. */
+static void refuse_canceled(struct worker *w, struct task **ts, int n)
+{
+    const char **ids = xcalloc((size_t)n, sizeof *ids);
+    unsigned char *hit = xcalloc((size_t)n, 1);
+    int i, m = 0;
+
+    for (i = 0; i < n; i++)
+        if (ts[i]->job != NULL && (!ts[i]->refused || ts[i]->kind != QUEUE_DEAD))
+            ids[m++] = ts[i]->job->id;
+    if (m > 0 && canceled_among(w, ids, (size_t)m, hit) == 0) {
+        for (i = 0, m = 0; i < n; i++) {
+            if (ts[i]->job == NULL || (ts[i]->refused && ts[i]->kind == QUEUE_DEAD)) continue;
+            if (!hit[m++]) continue;
+            free(ts[i]->text);
+            ts[i]->refused = 1;
+            ts[i]->kind = QUEUE_CANCELED;
+            ts[i]->text = xstrdup("");
+        }
+    }
+    free(ids);
+    free(hit);
+}
+
+/* Decode taken records into tasks. Runnable ones go to w->starts (to be marked started in the
+ * next transaction) and to the executors; ones that cannot run (unreadable, unknown
+ * function, wrong arguments, canceled) go to *pending with their outcome already decided. */
 static void accept_taken(struct worker *w, struct taken *tk, int n, struct task **pending)
 {
-    char why[512];
+    struct task **ts = xcalloc((size_t)(n ? n : 1), sizeof *ts);
     int i;
 
+    for (i = 0; i < n; i++) ts[i] = make_task(w, &tk[i]);
+    if (w->cancel_waiting > 0) refuse_canceled(w, ts, n);
     pthread_mutex_lock(&w->mu);
     for (i = 0; i < n; i++) {
-        struct task *t = xcalloc(1, sizeof *t);
-
-        t->taken = tk[i];
-        t->taken_at = t->ended = time_now();
-        t->held_next = w->held;
-        if (w->held) w->held->held_prev = t;
-        w->held = t;
-        if (job_decode(t->taken.record, t->taken.len, &t->job, why, sizeof why) != 0) {
-            t->refused = 1;
-            t->kind = t->job == NULL ? QUEUE_DEAD : QUEUE_FAILED;
-            t->text = xstrdup(why);
-        } else {
-            t->job->attempts++;
-            /* A record without a queue belongs to the one it was taken from; its retry
-             * record must say so, or it would be scheduled back to "default". */
-            if (t->job->queue[0] == '\0')
-                str_copy(t->job->queue, sizeof t->job->queue, t->taken.queue);
-            t->fn = registry_find(w->cfg->reg, t->job->func);
-            if (t->fn == NULL) {
-                pthread_mutex_unlock(&w->mu);
-                refuse_unknown(w, t);
-                pthread_mutex_lock(&w->mu);
-            } else if (registry_check_args(t->fn, t->job->args, 0, why, sizeof why) != 0) {
-                t->refused = 1;
-                t->kind = QUEUE_FAILED;
-                t->text = xstrdup(why);
-            }
-        }
+        struct task *t = ts[i];
         if (t->refused) {
             t->next = *pending;
             *pending = t;
@@ -457,6 +678,7 @@ static void accept_taken(struct worker *w, struct taken *tk, int n, struct task 
      * within a fraction of a millisecond. */
     if (w->todo != NULL && w->idle_executors > 0) pthread_cond_signal(&w->work);
     pthread_mutex_unlock(&w->mu);
+    free(ts);
     w->taken_total += n;
 }
 
@@ -549,11 +771,14 @@ static int cycle(struct worker *w, struct task **pending, size_t take_max)
     else if (ok && warn[0] != '\0')
         report_error(w, warn);
     if (take_sent) {
+        struct queue_take_notes notes;
         char terr[512];
         taken = -1;
         if (w->ctl.ctx != NULL) {
             tk = xcalloc(take_max, sizeof *tk);
-            taken = queue_take_read(&w->ctl, take_max, tk, warn, sizeof warn, terr, sizeof terr);
+            taken = queue_take_read(&w->ctl, take_max, tk, &notes, warn, sizeof warn, terr,
+                                    sizeof terr);
+            if (taken >= 0) note_take(w, &notes);
         }
         if (taken < 0 && w->ctl.ctx == NULL) {
             /* The take may have run with its reply lost: records in our in-flight lists
@@ -590,7 +815,10 @@ static int cycle(struct worker *w, struct task **pending, size_t take_max)
         while (*pending) {
             t = *pending;
             *pending = t->next;
-            if (!t->aborted && !t->lost) log_outcome(w, t);
+            if (!t->aborted && !t->lost) {
+                log_outcome(w, t);
+                hist_add(w, t);
+            }
             if (!t->aborted && !t->refused) w->outstanding--;
             task_free(w, t);
         }
@@ -640,12 +868,13 @@ static int heartbeat(struct worker *w, int publish)
     info.concurrency = w->cfg->concurrency;
     info.busy = w->outstanding;
     info.started_at = w->started_at;
+    info.functions = w->functions;
     if (queue_register(&w->ctl, &w->keys, &info, LEASE_SECONDS, err, sizeof err) != 0) {
         report_error(w, err);
         return -1;
     }
     if (publish) {
-        if (catalog_publish(&w->ctl, &w->keys, w->wid, w->cfg->reg, err, sizeof err) != 0) {
+        if (catalog_publish(&w->ctl, &w->keys, w->cfg->reg, err, sizeof err) != 0) {
             report_error(w, err);
             return -1;
         }
@@ -656,6 +885,7 @@ static int heartbeat(struct worker *w, int publish)
             if (rep == NULL) return -1;
             freeReplyObject(rep);
         }
+        hist_flush(w);
     }
     return 0;
 }
@@ -736,6 +966,8 @@ static void worker_free(struct worker *w, int stopped)
     free(w->executors);
     free(w->watchers);
     free(w->starts);
+    free(w->functions);
+    free(w->hist);
     rconn_close(&w->ctl);
     if (w->sync_inited) {
         pthread_mutex_destroy(&w->mu);
@@ -826,6 +1058,7 @@ static struct worker *worker_start(const struct worker_config *cfg, volatile sig
         o += (size_t)n;
     }
     make_identity(w);
+    w->functions = catalog_names(cfg->reg);
     rconn_init(&w->ctl, &url, 5.0);
     if (rconn_connect(&w->ctl) != 0 || heartbeat(w, 1) != 0) {
         LOG(&w->lg, CQ_LOG_ERROR, "%s", w->ctl.errstr[0] ? w->ctl.errstr : "cannot register");
@@ -850,7 +1083,7 @@ static int check_signals(struct worker *w, long long now)
 {
     if (*w->signals >= 2) {
         LOG(&w->lg, CQ_LOG_INFO, "second signal: putting back running jobs now");
-        __atomic_store_n(&w->hard_stop, 1, __ATOMIC_RELAXED);
+        stop_all(w);
         return 1;
     }
     if (*w->signals >= 1 && !w->draining) {
@@ -908,6 +1141,9 @@ static void housekeeping(struct worker *w, long long now)
         w->next_recover = now + RECOVER_MS;
     }
     if (now >= w->next_sched && w->ctl.ctx) {
+        check_cancels(w);
+        /* With a queue paused, take every tick anyway: that is how a resume is seen. */
+        if (w->paused != 0) w->idle = 0;
         n = queue_schedule_due(&w->ctl, &w->keys, time_now(), 1000, warn, sizeof warn, err,
                                sizeof err);
         if (n < 0)
@@ -1063,7 +1299,7 @@ static int stop_handlers(struct worker *w)
     struct timespec ts;
     int stopped;
 
-    __atomic_store_n(&w->hard_stop, 1, __ATOMIC_RELAXED);
+    stop_all(w);
     stop_watchers(w);
     clock_gettime(CLOCK_MONOTONIC, &ts);
     ts.tv_sec += STOP_GRACE_MS / 1000;
@@ -1091,6 +1327,7 @@ static int drain(struct worker *w)
                 "their queues",
                 w->ctl.errstr);
     }
+    hist_flush(w);
     for (tries = 0; tries < 3; tries++) {
         n = queue_recover(&w->ctl, &w->keys, w->wid, warn, sizeof warn, err, sizeof err);
         if (n >= 0) {
@@ -1122,6 +1359,16 @@ int worker_run(const struct worker_config *cfg, volatile sig_atomic_t *signals, 
     /* Executors still running a handler that ignores the stop are abandoned: their jobs are
      * back in the queues and the process is about to exit. */
     *abandoned = !stopped;
+    if (!stopped) {
+        int running;
+        pthread_mutex_lock(&w->mu);
+        running = w->running;
+        pthread_mutex_unlock(&w->mu);
+        LOG(&w->lg, CQ_LOG_WARN,
+            "%d handler%s did not stop within %d s; left running as the "
+            "worker exits (their jobs are back in their queues)",
+            running, running == 1 ? "" : "s", STOP_GRACE_MS / 1000);
+    }
     worker_free(w, stopped);
     return rc;
 }
@@ -1302,12 +1549,18 @@ int cq_worker_run(cq_worker *w)
     if (w->root == NULL && getcwd(cwd, sizeof cwd) != NULL) w->root = xstrdup(cwd);
     w->cfg.root = w->root;
     w->cfg.reg = w->reg;
+    __atomic_store_n(&w->signals, 0, __ATOMIC_RELAXED);
     return worker_run(&w->cfg, &w->signals, &w->abandoned);
 }
 
 void cq_worker_stop(cq_worker *w)
 {
-    if (w->signals < 2) w->signals = w->signals + 1;
+    /* Atomic, so that another thread may call it too; a signal handler sees no lock. */
+    sig_atomic_t n = __atomic_load_n(&w->signals, __ATOMIC_RELAXED);
+    while (
+        n < 2 &&
+        !__atomic_compare_exchange_n(&w->signals, &n, n + 1, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+        continue;
 }
 
 const char *cq_version(void)

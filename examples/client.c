@@ -33,6 +33,12 @@ int main(int argc, char **argv)
     for (i = 0; i < n; i++) {
         const char *arg[1] = {argv[i + 2]};
         jobs[i] = cq_jobspec_new_argv(argv[1], arg, 1);
+        if (jobs[i] == NULL) {
+            fprintf(stderr, "%s: '%s' is not a function name\n", argv[0], argv[1]);
+            rc = 2;
+            n = i;
+            goto out;
+        }
         /* Checked against the catalog the workers publish: an unknown function or a bad
          * argument is refused here, before anything is sent. */
         if (cq_client_check(c, jobs[i], warning, sizeof warning, err, sizeof err) != 0) {

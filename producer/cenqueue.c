@@ -3,10 +3,12 @@
  *   cenqueue [options] FUNC [ARG...]    one job; prints its id
  *   cenqueue [options] --stdin          one job a line ("FUNC ARG..."), pipelined in batches
  *   cenqueue --list-functions           what the workers serve (the catalog in Redis)
+ *   cenqueue --wait [--wait-timeout D] ...   then wait for the jobs, one line as each ends
  *
  * Every job is checked against the function catalog that workers publish, and the built-ins,
  * before anything is sent, so a typo in a function name or a wrong number or type of args
- * never reaches a queue.
+ * never reaches a queue. --wait waits through libcq's cq_wait_each (pub/sub, no polling), so a
+ * shell script can run a job and act on its result.
  */
 #include <getopt.h>
 #include <limits.h>
@@ -28,8 +30,11 @@ struct opts {
     const char *url, *prefix, *queue, *id;
     int retries;
     double timeout, at;
-    int use_stdin, quiet, no_check;
-    char warned[8][65]; /* functions warned about already (one warning each) */
+    int use_stdin, quiet, no_check, wait;
+    double wait_timeout; /* 0 = no limit */
+    char warned[8][65];  /* functions warned about already (one warning each) */
+    char **ids;          /* with --wait: the ids enqueued, to wait for */
+    size_t nids, capids;
 };
 
 enum {
@@ -42,7 +47,9 @@ enum {
     O_STDIN,
     O_QUIET,
     O_NO_CHECK,
-    O_LIST
+    O_LIST,
+    O_WAIT,
+    O_WAIT_TIMEOUT
 };
 
 static const struct cli_option options[] = {
@@ -55,8 +62,12 @@ static const struct cli_option options[] = {
     {"in", O_IN, "D", "run no sooner than D from now (e.g. 30s, 5m)"},
     {"at", O_AT, "T", "run no sooner than Unix time T"},
     {"stdin", O_STDIN, NULL, "read jobs from standard input"},
-    {"quiet", O_QUIET, NULL, "do not print job ids"},
+    {"quiet", O_QUIET, NULL, "do not print job ids (with --wait: nothing on stdout)"},
     {"no-check", O_NO_CHECK, NULL, "send jobs without checking them against the catalog"},
+    {"wait", O_WAIT, NULL,
+     "then wait until every job enqueued has ended, printing\n"
+     "one line for each as it ends (see below)"},
+    {"wait-timeout", O_WAIT_TIMEOUT, "D", "with --wait: stop waiting after D (default: no limit)"},
     {"list-functions", O_LIST, NULL,
      "print the functions workers serve, which live workers serve\n"
      "each, and when each was last served; then exit"},
@@ -82,6 +93,15 @@ static void usage(FILE *f)
         "quotes\" keep spaces, with \\\" and \\\\ inside them; blank lines and lines starting with #\n"
         "are skipped) and enqueue them in pipelined batches of %d, printing one id a line.\n"
         "\n"
+        "With --wait, the ids are not printed when the jobs are enqueued; instead, once all are,\n"
+        "cenqueue waits for them and prints one line for each as it ends:\n"
+        "  ID finished RESULT      (the result text or JSON; nothing after \"finished\" if none)\n"
+        "  ID failed ERROR\n"
+        "  ID canceled [WHY]\n"
+        "and \"N/TOTAL jobs ended\" on stderr meanwhile when that is a terminal. Waiting does not\n"
+        "poll: it subscribes to each job's end (docs/PROTOCOL.md). When enqueueing fails, the ids\n"
+        "of the jobs that went in are printed as without --wait, and nothing is waited for.\n"
+        "\n"
         "Options:\n",
         BATCH);
     cli_print(f, options, sizeof options / sizeof options[0]);
@@ -89,9 +109,11 @@ static void usage(FILE *f)
         f,
         "\n"
         "Durations take a unit: 250ms, 30s, 5m, 2h (a bare number is seconds).\n"
-        "Exit status: 0 when every job was enqueued; 1 when Redis failed (the ids printed are those\n"
-        "of the jobs that were enqueued; jobs go in transactions of 1,000); 2 for a usage error or\n"
-        "a job the check refuses (nothing from that line on is enqueued).\n");
+        "Exit status: 0 when every job was enqueued (with --wait: and every one finished); 1 when\n"
+        "Redis failed (the ids printed are those of the jobs that were enqueued; jobs go in\n"
+        "transactions of 1,000), or with --wait when a job failed or was canceled or the timeout\n"
+        "passed first (stderr says how many did not end); 2 for a usage error or a job the check\n"
+        "refuses (nothing from that line on is enqueued).\n");
 }
 
 /* Split line into fields in place (see usage for the rules). Returns the field count, or -1
@@ -149,6 +171,10 @@ static cq_jobspec *make_job(struct opts *o, cq_client *c, const char *func, cons
     cq_jobspec *j = cq_jobspec_new_argv(func, args, nargs);
     char warning[512];
 
+    if (j == NULL) {
+        snprintf(err, errlen, "function name '%.80s': use 1-64 characters", func);
+        return NULL;
+    }
     if (o->id != NULL) cq_jobspec_set_id(j, o->id);
     cq_jobspec_set_queue(j, o->queue);
     if (o->retries >= 0) cq_jobspec_set_retries(j, o->retries);
@@ -164,8 +190,9 @@ static cq_jobspec *make_job(struct opts *o, cq_client *c, const char *func, cons
     return j;
 }
 
-/* Print the ids of the jobs that are in Redis; returns how many there are. */
-static long print_ids(const struct opts *o, cq_jobspec **jobs, size_t n)
+/* Print the ids of the jobs that are in Redis (with --wait, keep them to wait for); returns
+ * how many there are. */
+static long print_ids(struct opts *o, cq_jobspec **jobs, size_t n)
 {
     size_t i;
     long k = 0;
@@ -173,9 +200,36 @@ static long print_ids(const struct opts *o, cq_jobspec **jobs, size_t n)
     for (i = 0; i < n; i++) {
         if (!cq_jobspec_enqueued(jobs[i])) continue;
         k++;
-        if (!o->quiet) printf("%s\n", cq_jobspec_id(jobs[i]));
+        if (o->wait) {
+            if (o->nids == o->capids) {
+                o->capids = o->capids ? o->capids * 2 : 64;
+                o->ids = xrealloc(o->ids, o->capids * sizeof *o->ids);
+            }
+            o->ids[o->nids++] = xstrdup(cq_jobspec_id(jobs[i]));
+        } else if (!o->quiet) {
+            printf("%s\n", cq_jobspec_id(jobs[i]));
+        }
     }
     return k;
+}
+
+/* With --wait, when enqueueing failed: the ids kept so far, as they would have been printed
+ * without --wait, so that a rerun can skip those jobs. */
+static void print_kept(const struct opts *o)
+{
+    size_t i;
+
+    for (i = 0; i < o->nids && !o->quiet; i++) printf("%s\n", o->ids[i]);
+}
+
+static void free_kept(struct opts *o)
+{
+    size_t i;
+
+    for (i = 0; i < o->nids; i++) free(o->ids[i]);
+    free(o->ids);
+    o->ids = NULL;
+    o->nids = o->capids = 0;
 }
 
 static void free_jobs(cq_jobspec **jobs, size_t n)
@@ -237,6 +291,7 @@ fail1:
     /* Chunks of a batch are separate transactions: some may be in Redis. Their ids are
      * printed, and counted, so that a rerun can skip them. */
     total += print_ids(o, jobs, n);
+    print_kept(o);
     fprintf(stderr,
             "cenqueue: %s (%ld jobs were enqueued in all, their ids printed; the "
             "rest of the input was not)\n",
@@ -245,11 +300,118 @@ fail1:
     free(line);
     return 1;
 fail2:
+    print_kept(o);
     fprintf(stderr, "cenqueue: nothing from line %ld on was enqueued (%ld jobs were before)\n",
             lineno, total);
     free_jobs(jobs, n);
     free(line);
     return 2;
+}
+
+/* ---- --wait ------------------------------------------------------------------------------ */
+
+struct waiting {
+    const struct opts *o;
+    size_t ended;
+    int progress;          /* stderr is a terminal: keep a "N/TOTAL jobs ended" line there */
+    long long progress_at; /* when it was last drawn (ms), 0 = not on screen */
+};
+
+static void progress_erase(struct waiting *w)
+{
+    if (w->progress_at == 0) return;
+    fputs("\r\033[K", stderr);
+    w->progress_at = 0;
+}
+
+/* A field's text on one line: a hand-written hash may hold newlines, and the output is one
+ * line a job. */
+static void put_oneline(const char *s)
+{
+    for (; *s; s++) putchar(*s == '\n' || *s == '\r' ? ' ' : *s);
+}
+
+/* cq_wait_each's callback: the job's line as it ends, then the progress. */
+static void on_end(size_t i, const cq_status *st, void *udata)
+{
+    struct waiting *w = udata;
+    enum cq_state state = cq_status_state(st);
+    const char *text = NULL;
+    long long now;
+
+    w->ended++;
+    if (!w->o->quiet) {
+        if (w->progress && isatty(STDOUT_FILENO)) progress_erase(w);
+        if (state == CQ_FINISHED)
+            text = cq_status_field(st, cq_status_result_is_json(st) ? "result_json" : "result");
+        else
+            text = cq_status_field(st, "error"); /* why it failed, or was canceled */
+        printf("%s %s", w->o->ids[i], cq_status_state_name(state));
+        if (text != NULL && text[0] != '\0') {
+            putchar(' ');
+            put_oneline(text);
+        }
+        putchar('\n');
+        fflush(stdout); /* as it ends, also through a pipe */
+    }
+    now = time_mono_ms();
+    if (w->progress && (now - w->progress_at >= 100 || w->ended == w->o->nids)) {
+        fprintf(stderr, "\rcenqueue: %zu/%zu jobs ended", w->ended, w->o->nids);
+        fflush(stderr);
+        w->progress_at = now;
+    }
+}
+
+/* Wait for every job enqueued; returns the exit status. */
+static int wait_all(const struct opts *o, cq_client *c)
+{
+    struct waiting w;
+    cq_status **out = xcalloc(o->nids ? o->nids : 1, sizeof *out);
+    size_t i, n[CQ_CANCELED + 1], open = 0;
+    char err[1024];
+    int rc;
+
+    memset(&w, 0, sizeof w);
+    memset(n, 0, sizeof n);
+    w.o = o;
+    w.progress = isatty(STDERR_FILENO);
+    if (w.progress) {
+        fprintf(stderr, "cenqueue: 0/%zu jobs ended", o->nids);
+        w.progress_at = time_mono_ms();
+    }
+    rc = cq_wait_each(c, (const char *const *)o->ids, o->nids, o->wait_timeout, out, on_end, &w,
+                      err, sizeof err);
+    progress_erase(&w);
+    if (rc != 0) {
+        fprintf(stderr, "cenqueue: %s (%zu of %zu jobs had ended)\n", err, w.ended, o->nids);
+        free(out);
+        return 1;
+    }
+    for (i = 0; i < o->nids; i++) {
+        enum cq_state s = cq_status_state(out[i]);
+        n[(unsigned)s <= CQ_CANCELED ? s : CQ_UNKNOWN]++;
+        open += !cq_state_ended(s);
+        cq_status_free(out[i]);
+    }
+    free(out);
+    if (open > 0) {
+        /* Say where the others are, in the order a job goes. */
+        static const enum cq_state order[] = {CQ_UNKNOWN, CQ_SCHEDULED, CQ_QUEUED, CQ_STARTED,
+                                              CQ_RETRYING};
+        const char *sep = " (";
+        fprintf(stderr, "cenqueue: %zu of %zu job%s did not end within %gs", open, o->nids,
+                o->nids == 1 ? "" : "s", o->wait_timeout);
+        for (i = 0; i < sizeof order / sizeof order[0]; i++) {
+            if (n[order[i]] == 0) continue;
+            fprintf(stderr, "%s%zu %s", sep, n[order[i]], cq_status_state_name(order[i]));
+            sep = ", ";
+        }
+        fprintf(stderr, ")\n");
+    }
+    if (o->nids > 1)
+        fprintf(stderr, "cenqueue: %zu finished, %zu failed, %zu canceled\n", n[CQ_FINISHED],
+                n[CQ_FAILED], n[CQ_CANCELED]);
+    return n[CQ_FINISHED] == o->nids ? 0 : 1;
 }
 
 static int bad(const char *opt, const char *val)
@@ -265,7 +427,7 @@ static int parse_options(struct opts *o, int *list, int argc, char **argv)
     char *shortopts;
     double d;
     long v;
-    int c, rc = 0;
+    int c, rc = 0, wait_timeout = 0;
 
     /* Parsing stops at the first non-option, so job args may start with '-'. */
     cli_getopt(options, sizeof options / sizeof options[0], 1, &longopts, &shortopts);
@@ -301,11 +463,36 @@ static int parse_options(struct opts *o, int *list, int argc, char **argv)
         case O_QUIET: o->quiet = 1; break;
         case O_NO_CHECK: o->no_check = 1; break;
         case O_LIST: *list = 1; break;
+        case O_WAIT: o->wait = 1; break;
+        case O_WAIT_TIMEOUT:
+            if (parse_duration(optarg, &o->wait_timeout) != 0 || o->wait_timeout <= 0)
+                rc = bad("--wait-timeout", optarg);
+            else
+                wait_timeout = 1;
+            break;
         default: rc = cli_standard(c, "cenqueue", CQ_VERSION, usage); break;
         }
     }
     cli_free(longopts, shortopts);
+    if (rc == 0 && wait_timeout && !o->wait) {
+        fprintf(stderr, "cenqueue: --wait-timeout needs --wait (see cenqueue --help)\n");
+        rc = 2;
+    }
     return rc == CLI_DONE ? 0 : rc == 0 ? -1 : rc;
+}
+
+/* A queue no live worker takes from (a typo such as "defualt", or workers not started yet):
+ * the jobs would wait in silence, so say so. A job due later is not warned about. */
+static void warn_unserved_queue(cq_client *cl, const char *queue, double at)
+{
+    char err[256];
+
+    if (at > time_now() + 10) return;
+    if (cq_client_queue_workers(cl, queue, err, sizeof err) == 0)
+        fprintf(stderr,
+                "cenqueue: warning: no live worker takes from queue '%s': the jobs wait "
+                "there until one does (cqctl workers lists what each serves)\n",
+                queue);
 }
 
 /* A client that knows download_link as cworker declares it, even before any worker has
@@ -381,6 +568,7 @@ int main(int argc, char **argv)
             cq_client_free(cl);
             return refusal_status(err);
         }
+        warn_unserved_queue(cl, o.queue, o.at);
         if (cq_enqueue(cl, &j, 1, CQ_NO_CHECK, err, sizeof err) < 0) {
             fprintf(stderr, "cenqueue: %s\n", err);
             rc = 1;
@@ -388,10 +576,12 @@ int main(int argc, char **argv)
             print_ids(&o, &j, 1);
         }
         cq_jobspec_free(j);
-        cq_client_free(cl);
-        return rc;
+    } else {
+        warn_unserved_queue(cl, o.queue, o.at);
+        rc = run_stdin(&o, cl);
     }
-    rc = run_stdin(&o, cl);
+    if (rc == 0 && o.wait) rc = wait_all(&o, cl);
+    free_kept(&o);
     cq_client_free(cl);
     return rc;
 }

@@ -468,14 +468,15 @@ static int enqueue(const struct config *c, const struct logger *lg, cq_client *c
 
 /* ---- --wait -------------------------------------------------------------------------- */
 
-enum { ST_PENDING, ST_FINISHED, ST_FAILED, ST_GONE };
+enum { ST_PENDING, ST_FINISHED, ST_FAILED, ST_CANCELED, ST_GONE };
 
 struct watch {
     char (*ids)[ID_MAX + 1];
     unsigned char *state;
     size_t n;
-    size_t finished, failed, gone;
-    char *errors[SHOW_FAILED]; /* error text of the first failed jobs */
+    size_t finished, failed, canceled, gone;
+    size_t queued, running, retrying; /* of the jobs not ended, at the last poll */
+    char *errors[SHOW_FAILED];        /* error text of the first failed jobs */
     size_t failed_idx[SHOW_FAILED];
 };
 
@@ -484,6 +485,15 @@ static void note_end(struct watch *w, size_t i, const char *status, const char *
     if (!status) {
         w->state[i] = ST_GONE;
         w->gone++;
+    } else if (strcmp(status, "queued") == 0 || strcmp(status, "scheduled") == 0) {
+        w->queued++;
+    } else if (strcmp(status, "started") == 0) {
+        w->running++;
+    } else if (strcmp(status, "retrying") == 0) {
+        w->retrying++;
+    } else if (strcmp(status, "canceled") == 0) {
+        w->state[i] = ST_CANCELED;
+        w->canceled++;
     } else if (strcmp(status, "finished") == 0) {
         w->state[i] = ST_FINISHED;
         w->finished++;
@@ -505,6 +515,7 @@ static int poll_once(cq_client *cl, struct watch *w, char *err, size_t errlen)
     cq_status *st[POLL_BATCH];
     size_t i = 0;
 
+    w->queued = w->running = w->retrying = 0;
     while (i < w->n) {
         size_t m = 0;
         for (; i < w->n && m < POLL_BATCH; i++) {
@@ -515,8 +526,9 @@ static int poll_once(cq_client *cl, struct watch *w, char *err, size_t errlen)
         if (m == 0) break;
         if (cq_status_get_many(cl, ids, m, st, err, errlen) != 0) return -1;
         for (size_t b = 0; b < m; b++) {
-            enum cq_state s = cq_status_state(st[b]);
-            note_end(w, batch[b], s == CQ_UNKNOWN ? NULL : cq_status_state_name(s),
+            /* The status as Redis has it, so that a state this build does not name still
+             * counts as what it is. */
+            note_end(w, batch[b], cq_status_field(st[b], "status"),
                      cq_status_field(st[b], "error"));
             cq_status_free(st[b]);
         }
@@ -524,12 +536,22 @@ static int poll_once(cq_client *cl, struct watch *w, char *err, size_t errlen)
     return 0;
 }
 
+/* "\r 42% 420/1000: 300 queued, 64 running, 3 retrying, 410 finished, 10 failed; 35.2 jobs/s,
+ * ETA 16s" on one terminal line, redrawn in place. */
 static void progress(const struct watch *w, long long since_ms)
 {
     double secs = (double)(time_mono_ms() - since_ms) / 1000.0;
-    size_t ended = w->finished + w->failed + w->gone;
-    fprintf(stderr, "\r%zu done, %zu failed, %zu total, %.1f jobs/s   ", w->finished + w->gone,
-            w->failed, w->n, secs > 0 ? (double)ended / secs : 0.0);
+    size_t ended = w->finished + w->failed + w->canceled + w->gone;
+    double rate = secs > 0 ? (double)ended / secs : 0.0;
+    char eta[32] = "";
+
+    if (rate > 0 && ended < w->n) snprintf(eta, sizeof eta, ", ETA %.0fs", (w->n - ended) / rate);
+    fprintf(stderr,
+            "\r%3.0f%% %zu/%zu: %zu queued, %zu running, %zu retrying, %zu finished, %zu failed%s%s"
+            "; %.1f jobs/s%s   ",
+            w->n ? 100.0 * (double)ended / (double)w->n : 100.0, ended, w->n, w->queued, w->running,
+            w->retrying, w->finished + w->gone, w->failed, w->canceled ? ", canceled " : "",
+            w->canceled ? "some" : "", rate, eta);
     fflush(stderr);
 }
 
@@ -568,7 +590,7 @@ static int wait_jobs(const struct config *c, const struct logger *lg, cq_client 
             progress(&w, t_wait);
             shown = 1;
         }
-        if (w.finished + w.failed + w.gone == n) break;
+        if (w.finished + w.failed + w.canceled + w.gone == n) break;
         if (stopping ||
             (c->wait_timeout > 0 &&
              time_mono_ms() - t_wait > (long long)(c->wait_timeout * 1000))) {
@@ -578,9 +600,10 @@ static int wait_jobs(const struct config *c, const struct logger *lg, cq_client 
     }
     if (shown) fputc('\n', stderr);
 
-    size_t open = n - w.finished - w.failed - w.gone;
+    size_t open = n - w.finished - w.failed - w.canceled - w.gone;
     printf("Took %.2fs\n", (double)(time_mono_ms() - t_start) / 1000.0);
     printf("%zu jobs: %zu finished, %zu failed", n, w.finished + w.gone, w.failed);
+    if (w.canceled) printf(", %zu canceled", w.canceled);
     if (w.gone) printf(" (%zu status records expired before they were seen)", w.gone);
     if (open) printf(", %zu not ended", open);
     printf("\n");
@@ -589,11 +612,17 @@ static int wait_jobs(const struct config *c, const struct logger *lg, cq_client 
         fprintf(stderr, PROG ": job %s failed: %s\n", ids[w.failed_idx[i]], w.errors[i]);
     if (w.failed > SHOW_FAILED)
         fprintf(stderr, PROG ": ... and %zu more failed jobs\n", w.failed - SHOW_FAILED);
+    if (w.failed)
+        fprintf(stderr,
+                PROG ": to run the failed jobs again: cqctl requeue --all-failed --queue %s\n",
+                c->queue);
     if (open) {
-        fprintf(stderr, PROG ": %s with %zu jobs not ended\n",
+        fprintf(stderr,
+                PROG ": %s with %zu jobs not ended: they stay queued and run when a worker takes "
+                     "them (cqctl info shows them)\n",
                 stopping ? "interrupted" : "--wait-timeout reached", open);
     }
-    if (w.failed || open) rc = EXIT_RUNTIME;
+    if (w.failed || w.canceled || open) rc = EXIT_RUNTIME;
     LOG(lg, CQ_LOG_INFO, "waited %.2fs for %zu jobs", (double)(time_mono_ms() - t_wait) / 1000.0,
         n);
 out:
@@ -723,6 +752,15 @@ int main(int argc, char **argv)
     ids = xcalloc(links.n ? links.n : 1, sizeof *ids);
     if (enqueue(&c, lg, cl, &links, ids) != 0) goto out;
     printf("enqueued %zu jobs to queue %s\n", links.n, c.queue);
+    {
+        char err[256];
+        /* A typo such as -q defualt would otherwise wait forever in silence. */
+        if (links.n > 0 && cq_client_queue_workers(cl, c.queue, err, sizeof err) == 0)
+            fprintf(stderr,
+                    PROG ": warning: no live worker takes from queue '%s': the jobs wait there "
+                         "until one does (cqctl workers lists what each serves)\n",
+                    c.queue);
+    }
     fflush(stdout);
     rc = c.wait ? wait_jobs(&c, lg, cl, ids, links.n, t_start) : EXIT_OK;
 out:

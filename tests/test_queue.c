@@ -147,7 +147,7 @@ static int take(const char *wid, const char *const *queues, size_t nq, size_t ma
                 struct taken *out, char *err, size_t errlen)
 {
     if (queue_take_append(&R, &K, wid, queues, nq, max, err, errlen) != 0) return -1;
-    return queue_take_read(&R, max, out, warn, sizeof warn, err, errlen);
+    return queue_take_read(&R, max, out, NULL, warn, sizeof warn, err, errlen);
 }
 
 static int apply(const char *wid, const struct queue_outcome *o, size_t n,
@@ -770,7 +770,7 @@ static void test_apply_counters(void)
 static void test_apply_lost(void)
 {
     const char *queues[] = {"q"};
-    struct queue_worker_info wi = {"w1", "host", 1, "q", 4, 0, T0};
+    struct queue_worker_info wi = {"w1", "host", 1, "q", 4, 0, T0, "noop"};
     struct taken t[3];
     struct job *j[3];
     struct queue_outcome o[3];
@@ -858,7 +858,7 @@ static void test_apply_then_take_pipelined(void)
     CHECK_EQ(nrep, 1);
     CHECK_EQ(queue_take_append(&R, &K, "w1", queues, 1, 2, err, sizeof err), 0);
     CHECK_EQ(queue_apply_read(&R, nrep, lost, 1, warn, sizeof warn, err, sizeof err), 0);
-    CHECK_EQ(queue_take_read(&R, 2, more, warn, sizeof warn, terr, sizeof terr), 2);
+    CHECK_EQ(queue_take_read(&R, 2, more, NULL, warn, sizeof warn, terr, sizeof terr), 2);
     CHECK_STREQ(warn, "");
     CHECK_EQ(lost[0], 0);
     CHECK_STREQ(HGET("cq:job:p1", "status"), "finished");
@@ -1004,9 +1004,9 @@ static void test_schedule_due_wrong_type(void)
 static void test_recover_dead_worker(void)
 {
     const char *queues[] = {"high", "low"}, *low[] = {"low"};
-    struct queue_worker_info w1 = {"w1", "host", 1, "high,low", 4, 0, T0};
-    struct queue_worker_info w2 = {"w2", "host", 2, "low", 4, 0, T0};
-    struct queue_worker_info w3 = {"w3", "host", 3, "high", 4, 0, T0};
+    struct queue_worker_info w1 = {"w1", "host", 1, "high,low", 4, 0, T0, "noop"};
+    struct queue_worker_info w2 = {"w2", "host", 2, "low", 4, 0, T0, "noop"};
+    struct queue_worker_info w3 = {"w3", "host", 3, "high", 4, 0, T0, "noop"};
     struct taken t[4], again[4];
     char err[256] = "x";
     int n, i;
@@ -1065,8 +1065,8 @@ static void test_recover_dead_worker(void)
 static void test_recover_only_wid(void)
 {
     const char *queues[] = {"q"};
-    struct queue_worker_info w1 = {"w1", "host", 1, "q", 4, 0, T0};
-    struct queue_worker_info w2 = {"w2", "host", 2, "q", 4, 0, T0};
+    struct queue_worker_info w1 = {"w1", "host", 1, "q", 4, 0, T0, "noop"};
+    struct queue_worker_info w2 = {"w2", "host", 2, "q", 4, 0, T0, "noop"};
     struct taken t[2];
     char err[256] = "x";
 
@@ -1101,7 +1101,7 @@ static void test_recover_only_wid(void)
 static void test_recover_wrong_type(void)
 {
     const char *queues[] = {"good", "bad"};
-    struct queue_worker_info w1 = {"w1", "host", 1, "good,bad", 4, 0, T0};
+    struct queue_worker_info w1 = {"w1", "host", 1, "good,bad", 4, 0, T0, "noop"};
     struct taken t[2];
     char err[256] = "";
 
@@ -1181,7 +1181,7 @@ static void test_reconcile(void)
 
 static void test_register(void)
 {
-    struct queue_worker_info w = {"w1", "box-1", 4242, "high,low", 8, 0, T0};
+    struct queue_worker_info w = {"w1", "box-1", 4242, "high,low", 8, 0, T0, "noop"};
     char err[256] = "";
     long long ttl;
     double before = time_now();
@@ -1212,7 +1212,7 @@ static void test_register(void)
  * EXEC is not taken for success). */
 static void test_register_wrong_type(void)
 {
-    struct queue_worker_info w = {"w1", "box-1", 4242, "q", 8, 0, T0};
+    struct queue_worker_info w = {"w1", "box-1", 4242, "q", 8, 0, T0, "noop"};
     char err[256] = "";
 
     DO("SET cq:workers not-a-set");

@@ -158,8 +158,16 @@ int cq_job_fail(cq_job *job, enum cq_failure kind, double retry_after, const cha
  *
  * cq_plugin_init returns 0, or -1 to refuse to load (cq_registry_error(reg), or the
  * plugin's own cq_plugin_fail text, says why). */
-#define CQ_PLUGIN_DECLARE const int cq_plugin_api_version = CQ_API_VERSION
-int cq_plugin_init(cq_registry *reg);
+#if defined(__GNUC__)
+#define CQ_EXPORT __attribute__((visibility("default")))
+#else
+#define CQ_EXPORT
+#endif
+/* Both are exported with C linkage whatever the plugin's compiler, language (C++) or
+ * -fvisibility say. */
+CQ_EXPORT extern const int cq_plugin_api_version;
+CQ_EXPORT int cq_plugin_init(cq_registry *reg);
+#define CQ_PLUGIN_DECLARE CQ_EXPORT const int cq_plugin_api_version = CQ_API_VERSION
 void cq_plugin_fail(cq_registry *reg, const char *fmt, ...) CQ_PRINTF(2, 3);
 
 /* ---- an embedded worker ------------------------------------------------------------- */
@@ -200,7 +208,9 @@ int cq_worker_add_command(cq_worker *w, const char *spec, char *err, size_t errl
 int cq_worker_run(cq_worker *w);
 
 /* Ask a running worker to stop: the first call drains (running jobs get shutdown-timeout to
- * finish), a second puts everything back at once. Safe to call from a signal handler. */
+ * finish), a second puts everything back at once (handlers still running get the stop and
+ * up to 6 s to end first; see docs/DESIGN.md). Safe to call from a signal handler or from
+ * another thread. cq_worker_run may be called again on the same worker afterwards. */
 void cq_worker_stop(cq_worker *w);
 
 /* ---- clients: enqueue, read, wait --------------------------------------------------- */
@@ -211,13 +221,17 @@ typedef struct cq_client cq_client;
  * means $CQ_REDIS_URL, else redis://127.0.0.1:6379. prefix NULL means $CQ_PREFIX, else
  * "cq:". Returns the client, or NULL with err. */
 cq_client *cq_client_new(const char *url, const char *prefix, char *err, size_t errlen);
+/* A client holds its connections (one for commands, one more while it waits): use it from one
+ * thread at a time, one client per thread. */
 void cq_client_free(cq_client *c);
 
 /* A job to enqueue: a function, its arguments as JSON text of an array ("[\"images\",
  * \"https://...\"]"; NULL for none), and options. */
 typedef struct cq_jobspec cq_jobspec;
 cq_jobspec *cq_jobspec_new(const char *func, const char *args_json, char *err, size_t errlen);
-/* The same with string arguments, as from a command line. */
+/* The same with string arguments, as from a command line: the first check turns each into
+ * its declared type ("42" for an integer becomes 42; for json, the text is parsed). NULL when
+ * func is not a name of 1-64 characters. */
 cq_jobspec *cq_jobspec_new_argv(const char *func, const char *const *argv, int argc);
 void cq_jobspec_free(cq_jobspec *s);
 int cq_jobspec_set_id(cq_jobspec *s, const char *id);       /* default: a new UUID */
@@ -231,6 +245,10 @@ const char *cq_jobspec_id(const cq_jobspec *s);
 /* Print every function the catalog and the client know: usage, summary, where it came
  * from, which live workers serve it and when it was last served. 0, or -1 with err. */
 int cq_client_print_functions(cq_client *c, FILE *f, char *err, size_t errlen);
+
+/* How many live workers take jobs from queue now (0: jobs enqueued there wait until one
+ * does; a typo in a queue name shows here), or -1 with err. */
+int cq_client_queue_workers(cq_client *c, const char *queue, char *err, size_t errlen);
 
 /* 1 when name is a valid queue name or job id (1-128 of A-Z a-z 0-9 _ . @ -), else 0. */
 int cq_valid_name(const char *name);
@@ -272,19 +290,44 @@ enum cq_state {
     CQ_STARTED,
     CQ_RETRYING,
     CQ_FINISHED,
-    CQ_FAILED
+    CQ_FAILED,
+    CQ_CANCELED /* stopped by cqctl cancel */
 };
+/* A job has ended when it is finished, failed or canceled: its status changes no more
+ * (unless someone requeues it). */
 /* Read id's status: 0 with *out (free with cq_status_free), or -1 with err (Redis failed). */
 int cq_status_get(cq_client *c, const char *id, cq_status **out, char *err, size_t errlen);
 /* The same for n ids in one round trip: out[i] for ids[i]. */
 int cq_status_get_many(cq_client *c, const char *const *ids, size_t n, cq_status **out, char *err,
                        size_t errlen);
-/* Wait until id has ended (finished or failed) or timeout seconds pass (0 = forever). Returns
- * 0 with *out holding the last status read (its state tells which), or -1 with err. */
+/* Wait until every one of the n jobs ids has ended, or timeout seconds pass (0 = forever).
+ * Returns 0 with out[i] (free each with cq_status_free) the last status read of ids[i]: ended
+ * (see above) or, after a timeout, not yet; or -1 with err, and no status to free, for an
+ * invalid id, an error reply (e.g. an ACL user without the channels: NOPERM), or Redis
+ * unreachable for 30 s in a row or when the timeout passes.
+ *
+ * No polling: the client opens a second connection the first time it waits and SUBSCRIBEs
+ * there to each job's channel (docs/PROTOCOL.md, "Waiting for a job"), 1,000 channels a
+ * command, then reads the statuses of those jobs in one pipelined round trip: a job that
+ * ended before the call is seen at once, one that ends later as its worker publishes it.
+ * A lost connection is opened again, subscribed again and the statuses read again; the
+ * statuses still awaited are also read every 30 s, for jobs ended by workers older than the
+ * channel. The waiting connection leaves subscribe mode before this returns. */
+int cq_wait_many(cq_client *c, const char *const *ids, size_t n, double timeout, cq_status **out,
+                 char *err, size_t errlen);
+/* The same, calling fn(i, out[i], udata) once for each job as it is seen ended, in the order
+ * they end (first those that had ended already), so that a program can report progress. fn
+ * may not call the client; out[i] stays the caller's as above. */
+typedef void (*cq_ended_fn)(size_t i, const cq_status *st, void *udata);
+int cq_wait_each(cq_client *c, const char *const *ids, size_t n, double timeout, cq_status **out,
+                 cq_ended_fn fn, void *udata, char *err, size_t errlen);
+/* cq_wait_many for one job. */
 int cq_wait(cq_client *c, const char *id, double timeout, cq_status **out, char *err,
             size_t errlen);
 enum cq_state cq_status_state(const cq_status *st);
 const char *cq_status_state_name(enum cq_state state); /* "finished", ... */
+/* 1 when state is finished, failed or canceled, else 0. */
+int cq_state_ended(enum cq_state state);
 /* A field of the status hash ("result", "error", "attempts", ...), or NULL. */
 const char *cq_status_field(const cq_status *st, const char *name);
 /* 1 when the result is JSON (cq_job_result_json), 0 when it is text. */

@@ -1,0 +1,1252 @@
+/* admin.c - what an operator reads and changes in Redis (cqctl); see admin.h.
+ *
+ * DESIGN. Reads are pipelined rounds of plain commands (the sets, then one LLEN or HMGET per
+ * queue and worker, then the in-flight lists of live workers), so that a picture of a
+ * thousand queues costs three round trips; none reads a whole list, only counts and pages.
+ * Changes are Lua scripts, one per job or per batch of 1,000 records, so that a worker sees
+ * a job either before or after an operator's change, never half of it:
+ *
+ *   requeue   failed hash + failed set       -> record LPUSHed to its queue, status queued
+ *   cancel    queued/scheduled/retrying      -> status canceled, id in the cancel set (the
+ *                                               worker that takes the record drops it), or
+ *                                               the scheduled record removed outright
+ *             started                        -> id in the cancel set: its worker stops it
+ *   delete    any                            -> cancel if not ended, then the hash is gone
+ *   empty     queue                          -> records popped, their statuses canceled
+ *   pause     paused set                     -> workers skip the queue
+ *
+ * Why requeue encodes the new record here and not in Lua: Redis's cjson turns an empty
+ * array into {} and rounds numbers to 14 digits, so a record re-encoded there could come
+ * out as a job with "args":{}. The script instead gets the record it must find (a
+ * compare-and-set on the hash's record field) and the new one made with cJSON here.
+ */
+#include "admin.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "util.h"
+
+#define LIST_MAX       10000 /* entries one page may hold */
+#define FIND_PAGE      1000  /* records read at a time when looking for a job's record */
+#define FIND_END_PAGES 5     /* ...at most this many pages from each end of a queue */
+#define REQUEUE_PAGE   1000
+#define EMPTY_BATCH    1000
+/* How long the status of a job canceled before it ran is kept: a worker's default
+ * --failure-ttl (a year), which is what a worker sets when it drops such a record itself. */
+#define CANCELED_TTL "31536000"
+
+const char *const admin_bucket_bounds[ADMIN_BUCKETS] = {
+    "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5",  "1",
+    "2.5",   "5",    "10",    "30",   "60",  "300",  "+Inf",
+};
+
+static const char no_status_fmt[] =
+    "job %s: no status (never enqueued, or its status expired after the worker's --result-ttl)";
+
+/* ---- connection ------------------------------------------------------------------- */
+
+int admin_init(struct admin *a, const char *url, const char *prefix, char *err, size_t errlen)
+{
+    struct rconn_url u;
+    char db[32] = "";
+
+    memset(a, 0, sizeof *a);
+    if (rconn_parse_url(rconn_default_url(url), &u, err, errlen) != 0) return -1;
+    if (keys_init(&a->k, keys_default_prefix(prefix), err, errlen) != 0) return -1;
+    rconn_init(&a->r, &u, 10.0);
+    if (u.db != 0) snprintf(db, sizeof db, "/%d", u.db);
+    if (u.unix_path[0])
+        snprintf(a->where, sizeof a->where, "%s%s", u.unix_path, db);
+    else
+        snprintf(a->where, sizeof a->where, "%s:%d%s", u.host, u.port, db);
+    return 0;
+}
+
+int admin_connect(struct admin *a, char *err, size_t errlen)
+{
+    if (rconn_connect(&a->r) == 0) return 0;
+    err_set(err, errlen, "%s", a->r.errstr);
+    return -1;
+}
+
+void admin_close(struct admin *a)
+{
+    rconn_close(&a->r);
+}
+
+/* ---- replies ---------------------------------------------------------------------- */
+
+static int io_error(struct admin *a, char *err, size_t errlen)
+{
+    err_set(err, errlen, "%s", a->r.errstr[0] ? a->r.errstr : "redis: not connected");
+    return -1;
+}
+
+static void free_replies(redisReply **reps, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        if (reps[i] != NULL) freeReplyObject(reps[i]);
+        reps[i] = NULL;
+    }
+}
+
+/* Read n pipelined replies into reps. -1 (none kept) when the connection failed. */
+static int read_replies(struct admin *a, redisReply **reps, size_t n, char *err, size_t errlen)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        reps[i] = rconn_read(&a->r);
+        if (reps[i] == NULL) {
+            free_replies(reps, i);
+            return io_error(a, err, errlen);
+        }
+    }
+    return 0;
+}
+
+/* A single command's reply: NULL (err set) on an I/O error or an error reply, which names
+ * what. */
+static redisReply *checked(struct admin *a, redisReply *rep, const char *what, char *err,
+                           size_t errlen)
+{
+    if (rep == NULL) {
+        io_error(a, err, errlen);
+        return NULL;
+    }
+    if (rep->type == REDIS_REPLY_ERROR) {
+        err_set(err, errlen, "%s: %s", what, rep->str);
+        freeReplyObject(rep);
+        return NULL;
+    }
+    return rep;
+}
+
+static int is_error(const redisReply *rep)
+{
+    return rep == NULL || rep->type == REDIS_REPLY_ERROR;
+}
+
+/* An integer reply, or a number in a string reply (HMGET); dflt for nil or anything else. */
+static long long as_ll(const redisReply *rep, long long dflt)
+{
+    char *end;
+    long long v;
+
+    if (rep == NULL) return dflt;
+    if (rep->type == REDIS_REPLY_INTEGER) return rep->integer;
+    if (rep->type != REDIS_REPLY_STRING) return dflt;
+    v = strtoll(rep->str, &end, 10);
+    if (end == rep->str) return dflt;
+    return v;
+}
+
+static double as_double(const redisReply *rep)
+{
+    if (rep == NULL || rep->type != REDIS_REPLY_STRING) return 0;
+    return strtod(rep->str, NULL);
+}
+
+/* A copy of a string reply, or of "" when it is not one. */
+static char *as_str(const redisReply *rep)
+{
+    if (rep == NULL || rep->type != REDIS_REPLY_STRING) return xstrdup("");
+    return xstrdup(rep->str);
+}
+
+/* A copy of a string reply, or NULL when it is not one (nil). */
+static char *str_or_null(const redisReply *rep)
+{
+    return rep != NULL && rep->type == REDIS_REPLY_STRING ? xstrdup(rep->str) : NULL;
+}
+
+/* The i-th element of an array reply, or NULL. */
+static const redisReply *elem(const redisReply *rep, size_t i)
+{
+    if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || i >= rep->elements) return NULL;
+    return rep->element[i];
+}
+
+/* ---- queues and workers ----------------------------------------------------------- */
+
+static int by_queue(const void *x, const void *y)
+{
+    return strcmp(((const struct admin_queue *)x)->name, ((const struct admin_queue *)y)->name);
+}
+
+static int by_worker(const void *x, const void *y)
+{
+    return strcmp(((const struct admin_worker *)x)->id, ((const struct admin_worker *)y)->id);
+}
+
+/* Remember the first key of another type met; the read goes on without it. */
+static void note(struct admin_info *in, const redisReply *rep, const char *key)
+{
+    if (rep != NULL && rep->type == REDIS_REPLY_ERROR && in->warn[0] == '\0')
+        err_set(in->warn, sizeof in->warn, "key %s: %s", key, rep->str);
+}
+
+/* Add the valid names of a set's members to the queue list (duplicates are removed
+ * later). */
+static void add_queue_names(struct admin_info *in, const redisReply *set, size_t *cap)
+{
+    size_t i;
+
+    for (i = 0; set != NULL && set->type == REDIS_REPLY_ARRAY && i < set->elements; i++) {
+        const redisReply *e = set->element[i];
+        if (e->type != REDIS_REPLY_STRING || !keys_valid_name(e->str)) continue;
+        if (in->nqueues == *cap) {
+            *cap = *cap ? *cap * 2 : 16;
+            in->queues = xrealloc(in->queues, *cap * sizeof *in->queues);
+        }
+        memset(&in->queues[in->nqueues], 0, sizeof in->queues[0]);
+        str_copy(in->queues[in->nqueues].name, sizeof in->queues[0].name, e->str);
+        in->nqueues++;
+    }
+}
+
+static struct admin_queue *find_queue(struct admin_info *in, const char *name)
+{
+    struct admin_queue key;
+
+    if (str_copy(key.name, sizeof key.name, name) != 0) return NULL;
+    return bsearch(&key, in->queues, in->nqueues, sizeof key, by_queue);
+}
+
+/* The sets and counters. */
+static int read_heads(struct admin *a, struct admin_info *in, char *err, size_t errlen)
+{
+    char kq[KEYS_KEY_MAX], kw[KEYS_KEY_MAX], kp[KEYS_KEY_MAX], ks[KEYS_KEY_MAX];
+    char kf[KEYS_KEY_MAX], kd[KEYS_KEY_MAX];
+    redisReply *h[6];
+    size_t i, cap = 0, o;
+
+    keys_queues(&a->k, kq, sizeof kq);
+    keys_workers(&a->k, kw, sizeof kw);
+    keys_paused(&a->k, kp, sizeof kp);
+    keys_scheduled(&a->k, ks, sizeof ks);
+    keys_failed(&a->k, kf, sizeof kf);
+    keys_dead(&a->k, kd, sizeof kd);
+    if (rconn_appendf(&a->r, "SMEMBERS %s", kq) != 0 ||
+        rconn_appendf(&a->r, "SMEMBERS %s", kw) != 0 ||
+        rconn_appendf(&a->r, "SMEMBERS %s", kp) != 0 || rconn_appendf(&a->r, "ZCARD %s", ks) != 0 ||
+        rconn_appendf(&a->r, "ZCARD %s", kf) != 0 || rconn_appendf(&a->r, "LLEN %s", kd) != 0)
+        return io_error(a, err, errlen);
+    if (read_replies(a, h, 6, err, errlen) != 0) return -1;
+    for (i = 0; i < 3; i++) {
+        if (is_error(h[i])) {
+            err_set(err, errlen, "the set %s: %s", i == 0 ? kq : i == 1 ? kw : kp, h[i]->str);
+            free_replies(h, 6);
+            return -1;
+        }
+    }
+    add_queue_names(in, h[0], &cap);
+    add_queue_names(in, h[2], &cap);
+    if (in->nqueues > 0) qsort(in->queues, in->nqueues, sizeof *in->queues, by_queue);
+    for (i = 0, o = 0; i < in->nqueues; i++) /* unique names */
+        if (o == 0 || strcmp(in->queues[o - 1].name, in->queues[i].name) != 0)
+            in->queues[o++] = in->queues[i];
+    in->nqueues = o;
+    for (i = 0; i < h[2]->elements; i++) {
+        struct admin_queue *q = find_queue(in, h[2]->element[i]->str);
+        if (q != NULL) q->paused = 1;
+    }
+    in->workers = xcalloc(h[1]->elements ? h[1]->elements : 1, sizeof *in->workers);
+    for (i = 0; i < h[1]->elements; i++) {
+        const redisReply *e = h[1]->element[i];
+        if (e->type != REDIS_REPLY_STRING || !keys_valid_name(e->str)) continue;
+        str_copy(in->workers[in->nworkers].id, sizeof in->workers[0].id, e->str);
+        in->nworkers++;
+    }
+    if (in->nworkers > 0) qsort(in->workers, in->nworkers, sizeof *in->workers, by_worker);
+    in->scheduled = as_ll(h[3], -1);
+    in->failed = as_ll(h[4], -1);
+    in->dead = as_ll(h[5], -1);
+    note(in, h[3], ks);
+    note(in, h[4], kf);
+    note(in, h[5], kd);
+    free_replies(h, 6);
+    return 0;
+}
+
+static const char *const worker_fields[] = {"host",         "pid",       "queues", "concurrency",
+                                            "busy",         "processed", "failed", "started_at",
+                                            "heartbeat_at", "functions"};
+#define NWF (sizeof worker_fields / sizeof worker_fields[0])
+
+/* Each queue's depth and throughput, each worker's hash and lease. */
+static int read_details(struct admin *a, struct admin_info *in, char *err, size_t errlen)
+{
+    size_t nq = in->nqueues, nw = in->nworkers, n = 2 * nq + 2 * nw, i, f;
+    long minute = (long)(in->now / 60);
+    redisReply **reps;
+    char key[KEYS_KEY_MAX];
+
+    if (n == 0) return 0;
+    for (i = 0; i < nq; i++) {
+        const char *name = in->queues[i].name;
+        if (rconn_appendf(&a->r, "LLEN %s", keys_queue(&a->k, name, key, sizeof key)) != 0 ||
+            rconn_appendf(&a->r, "HMGET %s %ld %ld", keys_counts(&a->k, name, key, sizeof key),
+                          minute, minute - 1) != 0)
+            return io_error(a, err, errlen);
+    }
+    for (i = 0; i < nw; i++) {
+        const char *argv[2 + NWF];
+        argv[0] = "HMGET";
+        argv[1] = keys_worker(&a->k, in->workers[i].id, key, sizeof key);
+        for (f = 0; f < NWF; f++) argv[2 + f] = worker_fields[f];
+        if (rconn_append(&a->r, 2 + NWF, argv, NULL) != 0 ||
+            rconn_appendf(&a->r, "EXISTS %s",
+                          keys_worker_lease(&a->k, in->workers[i].id, key, sizeof key)) != 0)
+            return io_error(a, err, errlen);
+    }
+    reps = xcalloc(n, sizeof *reps);
+    if (read_replies(a, reps, n, err, errlen) != 0) {
+        free(reps);
+        return -1;
+    }
+    for (i = 0; i < nq; i++) {
+        struct admin_queue *q = &in->queues[i];
+        q->depth = as_ll(reps[2 * i], -1);
+        note(in, reps[2 * i], keys_queue(&a->k, q->name, key, sizeof key));
+        q->last_minute = as_ll(elem(reps[2 * i + 1], 0), 0) + as_ll(elem(reps[2 * i + 1], 1), 0);
+    }
+    for (i = 0; i < nw; i++) {
+        struct admin_worker *w = &in->workers[i];
+        const redisReply *h = reps[2 * nq + 2 * i];
+        w->host = as_str(elem(h, 0));
+        w->pid = (long)as_ll(elem(h, 1), 0);
+        w->queues = as_str(elem(h, 2));
+        w->concurrency = (long)as_ll(elem(h, 3), 0);
+        w->busy = (long)as_ll(elem(h, 4), 0);
+        w->processed = as_ll(elem(h, 5), 0);
+        w->failed = as_ll(elem(h, 6), 0);
+        w->started_at = as_double(elem(h, 7));
+        w->heartbeat_at = as_double(elem(h, 8));
+        w->functions = as_str(elem(h, 9));
+        w->live = as_ll(reps[2 * nq + 2 * i + 1], 0) == 1;
+        if (w->live) in->live++;
+    }
+    free_replies(reps, n);
+    free(reps);
+    return 0;
+}
+
+/* What live workers hold, per queue: one LLEN per (worker, queue it serves). */
+static int read_inflight(struct admin *a, struct admin_info *in, char *err, size_t errlen)
+{
+    struct admin_queue **of = NULL;
+    redisReply **reps;
+    size_t n = 0, cap = 0, i;
+    char key[KEYS_KEY_MAX];
+
+    for (i = 0; i < in->nworkers; i++) {
+        const struct admin_worker *w = &in->workers[i];
+        const char *p = w->queues;
+        if (!w->live) continue;
+        while (*p) {
+            size_t len = strcspn(p, ",");
+            char q[KEYS_NAME_MAX + 1];
+            struct admin_queue *aq = NULL;
+            if (len > 0 && len < sizeof q) {
+                memcpy(q, p, len);
+                q[len] = '\0';
+                aq = find_queue(in, q);
+            }
+            p += len + (p[len] == ',');
+            if (aq == NULL) continue;
+            if (rconn_appendf(&a->r, "LLEN %s",
+                              keys_inflight(&a->k, w->id, aq->name, key, sizeof key)) != 0) {
+                free(of);
+                return io_error(a, err, errlen);
+            }
+            if (n == cap) {
+                cap = cap ? cap * 2 : 16;
+                of = xrealloc(of, cap * sizeof *of);
+            }
+            of[n++] = aq;
+        }
+    }
+    if (n == 0) return 0;
+    reps = xcalloc(n, sizeof *reps);
+    if (read_replies(a, reps, n, err, errlen) != 0) {
+        free(reps);
+        free(of);
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        long long v = as_ll(reps[i], 0);
+        if (v > 0) of[i]->inflight += v;
+    }
+    free_replies(reps, n);
+    free(reps);
+    free(of);
+    return 0;
+}
+
+int admin_info_read(struct admin *a, struct admin_info *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    out->now = time_now();
+    if (read_heads(a, out, err, errlen) != 0 || read_details(a, out, err, errlen) != 0 ||
+        read_inflight(a, out, err, errlen) != 0) {
+        admin_info_free(out);
+        return -1;
+    }
+    return 0;
+}
+
+void admin_info_free(struct admin_info *in)
+{
+    size_t i;
+
+    for (i = 0; i < in->nworkers; i++) {
+        free(in->workers[i].host);
+        free(in->workers[i].queues);
+        free(in->workers[i].functions);
+    }
+    free(in->workers);
+    free(in->queues);
+    memset(in, 0, sizeof *in);
+}
+
+/* ---- lists of jobs ---------------------------------------------------------------- */
+
+static char *json_string(const cJSON *o, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+    return cJSON_IsString(v) ? xstrdup(v->valuestring) : NULL;
+}
+
+/* Fill e from a record: a copy of it, and what can be read from it. */
+static void entry_from_record(struct admin_entry *e, const char *rec, size_t len)
+{
+    cJSON *o, *v;
+
+    e->record = xmalloc(len + 1);
+    memcpy(e->record, rec, len);
+    e->record[len] = '\0';
+    e->len = len;
+    o = cJSON_ParseWithLength(rec, len);
+    if (cJSON_IsObject(o)) {
+        e->id = json_string(o, "id");
+        e->func = json_string(o, "func");
+        e->queue = json_string(o, "queue");
+        v = cJSON_GetObjectItemCaseSensitive(o, "args");
+        if (v != NULL) e->args = xcheck(cJSON_PrintUnformatted(v), "args as JSON");
+        v = cJSON_GetObjectItemCaseSensitive(o, "enqueued_at");
+        if (cJSON_IsNumber(v)) e->enqueued_at = v->valuedouble;
+    }
+    cJSON_Delete(o);
+}
+
+static int list_records(struct admin *a, const char *key, long long first, long long last,
+                        int reverse, struct admin_page *out, char *err, size_t errlen)
+{
+    redisReply *rep;
+    size_t i;
+
+    rep = checked(a, rconn_commandf(&a->r, "LRANGE %s %lld %lld", key, first, last), key, err,
+                  errlen);
+    if (rep == NULL) return -1;
+    out->items = xcalloc(rep->elements ? rep->elements : 1, sizeof *out->items);
+    for (i = 0; i < rep->elements; i++) {
+        const redisReply *e = rep->element[reverse ? rep->elements - 1 - i : i];
+        if (e->type == REDIS_REPLY_STRING)
+            entry_from_record(&out->items[out->n++], e->str, (size_t)e->len);
+    }
+    freeReplyObject(rep);
+    return 0;
+}
+
+static int list_scheduled(struct admin *a, const char *key, long offset, long limit,
+                          struct admin_page *out, char *err, size_t errlen)
+{
+    redisReply *rep;
+    size_t i;
+
+    rep = checked(
+        a, rconn_commandf(&a->r, "ZRANGE %s %ld %ld WITHSCORES", key, offset, offset + limit - 1),
+        key, err, errlen);
+    if (rep == NULL) return -1;
+    out->items = xcalloc(rep->elements / 2 + 1, sizeof *out->items);
+    for (i = 0; i + 1 < rep->elements; i += 2) {
+        struct admin_entry *e = &out->items[out->n];
+        if (rep->element[i]->type != REDIS_REPLY_STRING) continue;
+        entry_from_record(e, rep->element[i]->str, (size_t)rep->element[i]->len);
+        e->score = as_double(rep->element[i + 1]);
+        out->n++;
+    }
+    freeReplyObject(rep);
+    return 0;
+}
+
+/* The failed set holds ids: their function, queue and error come from the status hashes. */
+static int list_failed(struct admin *a, const char *key, long offset, long limit,
+                       struct admin_page *out, char *err, size_t errlen)
+{
+    char kj[KEYS_KEY_MAX];
+    redisReply *rep, **h;
+    size_t i;
+
+    rep = checked(
+        a,
+        rconn_commandf(&a->r, "ZREVRANGE %s %ld %ld WITHSCORES", key, offset, offset + limit - 1),
+        key, err, errlen);
+    if (rep == NULL) return -1;
+    out->items = xcalloc(rep->elements / 2 + 1, sizeof *out->items);
+    for (i = 0; i + 1 < rep->elements; i += 2) {
+        struct admin_entry *e = &out->items[out->n];
+        const char *id = rep->element[i]->str;
+        if (rep->element[i]->type != REDIS_REPLY_STRING || !keys_valid_name(id)) continue;
+        e->id = xstrdup(id);
+        e->score = as_double(rep->element[i + 1]);
+        out->n++;
+    }
+    freeReplyObject(rep);
+    for (i = 0; i < out->n; i++)
+        if (rconn_appendf(&a->r, "HMGET %s func queue error enqueued_at",
+                          keys_job(&a->k, out->items[i].id, kj, sizeof kj)) != 0)
+            return io_error(a, err, errlen);
+    if (out->n == 0) return 0;
+    h = xcalloc(out->n, sizeof *h);
+    if (read_replies(a, h, out->n, err, errlen) != 0) {
+        free(h);
+        return -1;
+    }
+    for (i = 0; i < out->n; i++) {
+        struct admin_entry *e = &out->items[i];
+        e->func = str_or_null(elem(h[i], 0));
+        e->queue = str_or_null(elem(h[i], 1));
+        e->error = str_or_null(elem(h[i], 2));
+        e->enqueued_at = as_double(elem(h[i], 3));
+    }
+    free_replies(h, out->n);
+    free(h);
+    return 0;
+}
+
+int admin_list(struct admin *a, enum admin_list which, const char *queue, long offset, long limit,
+               struct admin_page *out, char *err, size_t errlen)
+{
+    char key[KEYS_KEY_MAX];
+    redisReply *rep;
+    int rc;
+
+    memset(out, 0, sizeof *out);
+    out->offset = offset;
+    if (offset < 0 || limit < 1 || limit > LIST_MAX) {
+        err_set(err, errlen, "a page is 1 to %d entries from an offset of 0 or more", LIST_MAX);
+        return -1;
+    }
+    switch (which) {
+    case ADMIN_LIST_QUEUE:
+        if (!keys_valid_name(queue)) {
+            err_set(err, errlen, "queue '%s': use 1-%d characters of A-Z a-z 0-9 _ . @ -", queue,
+                    KEYS_NAME_MAX);
+            return -1;
+        }
+        keys_queue(&a->k, queue, key, sizeof key);
+        break;
+    case ADMIN_LIST_SCHEDULED: keys_scheduled(&a->k, key, sizeof key); break;
+    case ADMIN_LIST_FAILED: keys_failed(&a->k, key, sizeof key); break;
+    case ADMIN_LIST_DEAD: keys_dead(&a->k, key, sizeof key); break;
+    }
+    rep = rconn_commandf(&a->r, "%s %s",
+                         which == ADMIN_LIST_QUEUE || which == ADMIN_LIST_DEAD ? "LLEN" : "ZCARD",
+                         key);
+    rep = checked(a, rep, key, err, errlen);
+    if (rep == NULL) return -1;
+    out->total = rep->integer;
+    freeReplyObject(rep);
+    switch (which) {
+    case ADMIN_LIST_QUEUE:
+        /* Workers take from the right: the page counts from there, oldest first. */
+        rc = list_records(a, key, -(long long)offset - limit, -(long long)offset - 1, 1, out, err,
+                          errlen);
+        break;
+    case ADMIN_LIST_DEAD:
+        rc = list_records(a, key, offset, (long long)offset + limit - 1, 0, out, err, errlen);
+        break;
+    case ADMIN_LIST_SCHEDULED: rc = list_scheduled(a, key, offset, limit, out, err, errlen); break;
+    default: rc = list_failed(a, key, offset, limit, out, err, errlen); break;
+    }
+    if (rc != 0) admin_page_free(out);
+    return rc;
+}
+
+void admin_page_free(struct admin_page *p)
+{
+    size_t i;
+
+    for (i = 0; i < p->n; i++) {
+        struct admin_entry *e = &p->items[i];
+        free(e->record);
+        free(e->id);
+        free(e->func);
+        free(e->queue);
+        free(e->args);
+        free(e->error);
+    }
+    free(p->items);
+    memset(p, 0, sizeof *p);
+}
+
+/* ---- one job ---------------------------------------------------------------------- */
+
+const char *admin_job_field(const struct admin_job *j, const char *name)
+{
+    size_t i;
+
+    for (i = 0; i + 1 < j->nfields; i += 2)
+        if (strcmp(j->fields[i], name) == 0) return j->fields[i + 1];
+    return NULL;
+}
+
+/* 1 when rec is the record of job id. */
+static int record_of(const char *rec, size_t len, const char *id)
+{
+    cJSON *o, *v;
+    int yes;
+
+    if (memmem(rec, len, id, strlen(id)) == NULL) return 0;
+    o = cJSON_ParseWithLength(rec, len);
+    v = cJSON_GetObjectItemCaseSensitive(o, "id");
+    yes = cJSON_IsString(v) && strcmp(v->valuestring, id) == 0;
+    cJSON_Delete(o);
+    return yes;
+}
+
+/* Look for id's record among the elements of an array reply; keep a copy in j. */
+static int take_record(struct admin_job *j, const redisReply *rep, const char *id)
+{
+    size_t i;
+
+    for (i = 0; rep != NULL && rep->type == REDIS_REPLY_ARRAY && i < rep->elements; i++) {
+        const redisReply *e = rep->element[i];
+        if (e->type == REDIS_REPLY_STRING && record_of(e->str, (size_t)e->len, id)) {
+            j->record = xstrdup(e->str);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Search the first pages of a list from one end. Returns 1 when found, 2 when the whole list
+ * was read without finding it, 0 when not found in the pages read (or the key is not a
+ * list), -1 when Redis failed. */
+static int find_in_list(struct admin *a, struct admin_job *j, const char *key, const char *id,
+                        int pages, int from_right, char *err, size_t errlen)
+{
+    int p;
+
+    for (p = 0; p < pages; p++) {
+        long long s = (long long)p * FIND_PAGE, e = s + FIND_PAGE - 1;
+        redisReply *rep;
+        int found, end, list;
+        if (from_right)
+            rep = rconn_commandf(&a->r, "LRANGE %s %lld %lld", key, -e - 1, -s - 1);
+        else
+            rep = rconn_commandf(&a->r, "LRANGE %s %lld %lld", key, s, e);
+        if (rep == NULL) return io_error(a, err, errlen);
+        found = take_record(j, rep, id);
+        list = rep->type == REDIS_REPLY_ARRAY;
+        end = !list || rep->elements < FIND_PAGE;
+        freeReplyObject(rep);
+        if (found) return 1;
+        if (end) return list ? 2 : 0;
+    }
+    return 0;
+}
+
+/* Find the record of a job that is not failed, where its status says it is. Best effort:
+ * a key of another type just means no record. */
+static int find_record(struct admin *a, struct admin_job *j, const char *id, char *err,
+                       size_t errlen)
+{
+    const char *st = admin_job_field(j, "status"), *q = admin_job_field(j, "queue");
+    const char *wk = admin_job_field(j, "worker");
+    char key[KEYS_KEY_MAX];
+    redisReply *rep;
+    int rc = 0;
+
+    if (st == NULL) return 0;
+    if (strcmp(st, "scheduled") == 0 || strcmp(st, "retrying") == 0) {
+        const char *at = admin_job_field(j, st[0] == 's' ? "scheduled_for" : "retry_at");
+        if (at == NULL) return 0;
+        keys_scheduled(&a->k, key, sizeof key);
+        rep = rconn_commandf(&a->r, "ZRANGEBYSCORE %s %s %s", key, at, at);
+        if (rep == NULL) return io_error(a, err, errlen);
+        rc = take_record(j, rep, id);
+        freeReplyObject(rep);
+        if (rc) snprintf(j->record_from, sizeof j->record_from, "the scheduled set %s", key);
+        return 0;
+    }
+    if (q == NULL || !keys_valid_name(q)) return 0;
+    if (strcmp(st, "started") == 0 && wk != NULL && keys_valid_name(wk)) {
+        keys_inflight(&a->k, wk, q, key, sizeof key);
+        rep = rconn_commandf(&a->r, "LRANGE %s 0 %d", key, FIND_PAGE - 1);
+        if (rep == NULL) return io_error(a, err, errlen);
+        rc = take_record(j, rep, id);
+        freeReplyObject(rep);
+        if (rc) snprintf(j->record_from, sizeof j->record_from, "the in-flight list %s", key);
+        return 0;
+    }
+    if (strcmp(st, "queued") != 0 && strcmp(st, "canceled") != 0) return 0;
+    /* A queue may be long: its oldest and newest records are read, not all of it. */
+    keys_queue(&a->k, q, key, sizeof key);
+    rc = find_in_list(a, j, key, id, FIND_END_PAGES, 1, err, errlen);
+    if (rc == 0) rc = find_in_list(a, j, key, id, FIND_END_PAGES, 0, err, errlen);
+    if (rc < 0) return -1;
+    if (rc == 1) snprintf(j->record_from, sizeof j->record_from, "the queue %s", key);
+    return 0;
+}
+
+int admin_job_read(struct admin *a, const char *id, struct admin_job *out, char *err, size_t errlen)
+{
+    char kj[KEYS_KEY_MAX], kc[KEYS_KEY_MAX];
+    redisReply *r[3];
+    const char *rec;
+    size_t i;
+
+    memset(out, 0, sizeof *out);
+    if (!keys_valid_name(id)) {
+        err_set(err, errlen, "job id '%s': use 1-%d characters of A-Z a-z 0-9 _ . @ -", id,
+                KEYS_NAME_MAX);
+        return -1;
+    }
+    keys_job(&a->k, id, kj, sizeof kj);
+    keys_cancel(&a->k, kc, sizeof kc);
+    if (rconn_appendf(&a->r, "HGETALL %s", kj) != 0 || rconn_appendf(&a->r, "TTL %s", kj) != 0 ||
+        rconn_appendf(&a->r, "SISMEMBER %s %s", kc, id) != 0)
+        return io_error(a, err, errlen);
+    if (read_replies(a, r, 3, err, errlen) != 0) return -1;
+    if (is_error(r[0])) {
+        err_set(err, errlen, "job %s: its status key %s: %s", id, kj, r[0]->str);
+        free_replies(r, 3);
+        return -1;
+    }
+    if (r[0]->elements == 0) {
+        err_set(err, errlen, no_status_fmt, id);
+        free_replies(r, 3);
+        return -1;
+    }
+    out->fields = xcalloc(r[0]->elements, sizeof *out->fields);
+    for (i = 0; i < r[0]->elements; i++) out->fields[i] = as_str(r[0]->element[i]);
+    out->nfields = r[0]->elements;
+    out->ttl = as_ll(r[1], -1);
+    out->cancel_requested = as_ll(r[2], 0) == 1;
+    free_replies(r, 3);
+    rec = admin_job_field(out, "record");
+    if (rec != NULL) {
+        out->record = xstrdup(rec);
+        snprintf(out->record_from, sizeof out->record_from, "the status hash");
+    } else if (find_record(a, out, id, err, errlen) != 0) {
+        admin_job_free(out);
+        return -1;
+    }
+    return 0;
+}
+
+void admin_job_free(struct admin_job *j)
+{
+    size_t i;
+
+    for (i = 0; i < j->nfields; i++) free(j->fields[i]);
+    free(j->fields);
+    free(j->record);
+    memset(j, 0, sizeof *j);
+}
+
+/* ---- requeue ---------------------------------------------------------------------- */
+
+/* ARGV: job key, failed set, queue key, queues set, id, the record the hash must hold, the
+ * new record, the queue name. Reply {1} requeued; {0, status} the job is no longer the
+ * failed job that was read (it changed meanwhile); {-1, type} the queue key is not a list. */
+static const char requeue_lua[] =
+    "local h = redis.call('HMGET', ARGV[1], 'status', 'record')\n"
+    "if h[1] ~= 'failed' or h[2] ~= ARGV[6] then return {0, h[1] or ''} end\n"
+    "local t = redis.call('TYPE', ARGV[3]).ok\n"
+    "if t ~= 'list' and t ~= 'none' then return {-1, t} end\n"
+    "redis.call('LPUSH', ARGV[3], ARGV[7])\n"
+    "redis.call('SADD', ARGV[4], ARGV[8])\n"
+    "redis.call('ZREM', ARGV[2], ARGV[5])\n"
+    "redis.call('HSET', ARGV[1], 'status', 'queued', 'queue', ARGV[8], 'attempts', '0')\n"
+    "redis.call('HDEL', ARGV[1], 'error', 'ended_at', 'started_at', 'worker', 'retry_at',\n"
+    "           'record')\n"
+    "redis.call('PERSIST', ARGV[1])\n"
+    "return {1}\n";
+
+/* The record to requeue: the old one with attempts 0, no hand-offs, and its queue spelled
+ * out (the record's, else the hash's, else "default"), which goes into queue. NULL with err
+ * when the old one is not a JSON object. */
+static char *requeue_record(const char *id, const char *old, const char *hash_queue, char *queue,
+                            size_t qlen, char *err, size_t errlen)
+{
+    cJSON *o = cJSON_Parse(old), *q;
+    char *rec;
+
+    if (!cJSON_IsObject(o)) {
+        err_set(err, errlen, "job %s: its saved record is not a JSON object", id);
+        cJSON_Delete(o);
+        return NULL;
+    }
+    q = cJSON_GetObjectItemCaseSensitive(o, "queue");
+    if (cJSON_IsString(q) && keys_valid_name(q->valuestring))
+        str_copy(queue, qlen, q->valuestring);
+    else if (hash_queue != NULL && keys_valid_name(hash_queue))
+        str_copy(queue, qlen, hash_queue);
+    else
+        str_copy(queue, qlen, "default");
+    cJSON_DeleteItemFromObjectCaseSensitive(o, "queue");
+    cJSON_DeleteItemFromObjectCaseSensitive(o, "attempts");
+    cJSON_DeleteItemFromObjectCaseSensitive(o, "handoffs");
+    xcheck(cJSON_AddStringToObject(o, "queue", queue), "a record");
+    xcheck(cJSON_AddNumberToObject(o, "attempts", 0), "a record");
+    rec = xcheck(cJSON_PrintUnformatted(o), "a record");
+    cJSON_Delete(o);
+    return rec;
+}
+
+/* Requeue one job; with only_queue, a job of another queue is skipped (*skipped = 1). */
+static int requeue_one(struct admin *a, const char *id, const char *only_queue, char *queue,
+                       size_t qlen, int *skipped, char *err, size_t errlen)
+{
+    char kj[KEYS_KEY_MAX], kf[KEYS_KEY_MAX], kq[KEYS_KEY_MAX], kqs[KEYS_KEY_MAX];
+    char q[KEYS_NAME_MAX + 1];
+    const char *argv[11];
+    redisReply *h, *rep;
+    char *rec;
+    int rc = -1;
+
+    *skipped = 0;
+    if (!keys_valid_name(id)) {
+        err_set(err, errlen, "job id '%s': use 1-%d characters of A-Z a-z 0-9 _ . @ -", id,
+                KEYS_NAME_MAX);
+        return -1;
+    }
+    keys_job(&a->k, id, kj, sizeof kj);
+    h = checked(a, rconn_commandf(&a->r, "HMGET %s status record queue", kj), kj, err, errlen);
+    if (h == NULL) return -1;
+    if (h->type != REDIS_REPLY_ARRAY || h->elements != 3) {
+        err_set(err, errlen, "job %s: HMGET %s: an unexpected reply", id, kj);
+        goto out;
+    }
+    if (elem(h, 0)->type != REDIS_REPLY_STRING) {
+        err_set(err, errlen, no_status_fmt, id);
+        goto out;
+    }
+    if (strcmp(elem(h, 0)->str, "failed") != 0) {
+        err_set(err, errlen, "job %s: it is %s, not failed: only failed jobs are requeued", id,
+                elem(h, 0)->str);
+        goto out;
+    }
+    if (elem(h, 1)->type != REDIS_REPLY_STRING) {
+        err_set(err, errlen, "job %s: failed, but its status keeps no record to requeue", id);
+        goto out;
+    }
+    rec = requeue_record(id, elem(h, 1)->str,
+                         elem(h, 2)->type == REDIS_REPLY_STRING ? elem(h, 2)->str : NULL, q,
+                         sizeof q, err, errlen);
+    if (rec == NULL) goto out;
+    if (only_queue != NULL && strcmp(q, only_queue) != 0) {
+        *skipped = 1;
+        free(rec);
+        rc = 0;
+        goto out;
+    }
+    argv[0] = "EVAL";
+    argv[1] = requeue_lua;
+    argv[2] = "0";
+    argv[3] = kj;
+    argv[4] = keys_failed(&a->k, kf, sizeof kf);
+    argv[5] = keys_queue(&a->k, q, kq, sizeof kq);
+    argv[6] = keys_queues(&a->k, kqs, sizeof kqs);
+    argv[7] = id;
+    argv[8] = elem(h, 1)->str;
+    argv[9] = rec;
+    argv[10] = q;
+    rep = checked(a, rconn_command(&a->r, 11, argv, NULL), "requeue", err, errlen);
+    free(rec);
+    if (rep == NULL) goto out;
+    if (as_ll(elem(rep, 0), 0) == 1) {
+        str_copy(queue, qlen, q);
+        rc = 0;
+    } else if (as_ll(elem(rep, 0), 0) == -1) {
+        err_set(err, errlen, "job %s: queue '%s': its key %s is a %s, not a list", id, q, kq,
+                elem(rep, 1) ? elem(rep, 1)->str : "?");
+    } else {
+        err_set(err, errlen, "job %s: its status changed meanwhile (now %s); not requeued", id,
+                elem(rep, 1) && elem(rep, 1)->str[0] ? elem(rep, 1)->str : "gone");
+    }
+    freeReplyObject(rep);
+out:
+    freeReplyObject(h);
+    return rc;
+}
+
+int admin_requeue(struct admin *a, const char *id, char *queue, size_t qlen, char *err,
+                  size_t errlen)
+{
+    int skipped;
+
+    return requeue_one(a, id, NULL, queue, qlen, &skipped, err, errlen);
+}
+
+int admin_requeue_failed(struct admin *a, const char *only_queue,
+                         void (*each)(void *ctx, const char *id, const char *queue,
+                                      const char *err),
+                         void *ctx, long *requeued, long *refused, char *err, size_t errlen)
+{
+    char kf[KEYS_KEY_MAX], before[32];
+    long long kept = 0, seen = 0, total;
+    redisReply *rep;
+
+    *requeued = *refused = 0;
+    keys_failed(&a->k, kf, sizeof kf);
+    /* Only jobs that failed before now, and no more than were there: a requeued job that
+     * fails again during the walk is not requeued a second time. */
+    time_format(before, time_now());
+    rep = checked(a, rconn_commandf(&a->r, "ZCARD %s", kf), kf, err, errlen);
+    if (rep == NULL) return -1;
+    total = rep->integer;
+    freeReplyObject(rep);
+    while (seen < total) {
+        size_t i;
+        rep = checked(a,
+                      rconn_commandf(&a->r, "ZRANGEBYSCORE %s -inf %s LIMIT %lld %d", kf, before,
+                                     kept, REQUEUE_PAGE),
+                      kf, err, errlen);
+        if (rep == NULL) return -1;
+        if (rep->elements == 0) {
+            freeReplyObject(rep);
+            break;
+        }
+        for (i = 0; i < rep->elements && seen < total; i++, seen++) {
+            char q[KEYS_NAME_MAX + 1], e[512];
+            const char *id = rep->element[i]->str;
+            int skipped;
+            if (requeue_one(a, id, only_queue, q, sizeof q, &skipped, e, sizeof e) != 0) {
+                if (a->r.ctx == NULL) { /* Redis failed, not the job */
+                    err_set(err, errlen, "%s", e);
+                    freeReplyObject(rep);
+                    return -1;
+                }
+                kept++;
+                (*refused)++;
+                if (each) each(ctx, id, NULL, e);
+            } else if (skipped) {
+                kept++;
+            } else {
+                (*requeued)++;
+                if (each) each(ctx, id, q, NULL);
+            }
+        }
+        freeReplyObject(rep);
+    }
+    return 0;
+}
+
+/* ---- cancel and delete ------------------------------------------------------------ */
+
+/* ARGV of both scripts: job key, cancel set, scheduled set, ended channel, id, now, failed
+ * set, the TTL of a canceled status. stop(status) ends a job that has not: a started one is left to its worker (id in the
+ * cancel set, 2); a waiting one is canceled now (1): a scheduled record is removed (found at
+ * its due time), any other has its id put in the cancel set for the worker that takes it. */
+#define LUA_STOP                                                                     \
+    "local function stop(st)\n"                                                      \
+    "  if st == 'started' then redis.call('SADD', ARGV[2], ARGV[5]); return 2 end\n" \
+    "  local gone = false\n"                                                         \
+    "  local f = ({scheduled = 'scheduled_for', retrying = 'retry_at'})[st]\n"       \
+    "  local at = f and redis.call('HGET', ARGV[1], f)\n"                            \
+    "  if at then\n"                                                                 \
+    "    for _, rec in ipairs(redis.call('ZRANGEBYSCORE', ARGV[3], at, at)) do\n"    \
+    "      local ok, j = pcall(cjson.decode, rec)\n"                                 \
+    "      if ok and type(j) == 'table' and j.id == ARGV[5] then\n"                  \
+    "        redis.call('ZREM', ARGV[3], rec)\n"                                     \
+    "        gone = true\n"                                                          \
+    "        break\n"                                                                \
+    "      end\n"                                                                    \
+    "    end\n"                                                                      \
+    "  end\n"                                                                        \
+    "  if not gone then redis.call('SADD', ARGV[2], ARGV[5]) end\n"                  \
+    "  redis.call('HSET', ARGV[1], 'status', 'canceled', 'ended_at', ARGV[6])\n"     \
+    "  redis.call('HDEL', ARGV[1], 'retry_at', 'scheduled_for', 'error')\n"          \
+    "  redis.call('EXPIRE', ARGV[1], ARGV[8])\n"                                     \
+    "  redis.call('PUBLISH', ARGV[4], 'canceled')\n"                                 \
+    "  return 1\n"                                                                   \
+    "end\n"                                                                          \
+    "local ended = {finished = true, failed = true, canceled = true}\n"              \
+    "local st = redis.call('HGET', ARGV[1], 'status')\n"
+
+/* Reply {outcome, status}: 0 refused (status '' when unknown), else what stop returned. */
+static const char cancel_lua[] = LUA_STOP "if not st then return {0, ''} end\n"
+                                          "if ended[st] then return {0, st} end\n"
+                                          "return {stop(st), st}\n";
+
+/* Reply {1, status} deleted; {1, ''} only a failed-set entry was left; {0, ''} unknown. */
+static const char delete_lua[] = LUA_STOP "local z = redis.call('ZREM', ARGV[7], ARGV[5])\n"
+                                          "if not st then return {z, ''} end\n"
+                                          "if not ended[st] then stop(st) end\n"
+                                          "redis.call('DEL', ARGV[1])\n"
+                                          "return {1, st}\n";
+
+/* Run the cancel or the delete script for id; returns the reply or NULL (err set). */
+static redisReply *stop_script(struct admin *a, const char *lua, const char *id, char *err,
+                               size_t errlen)
+{
+    char kj[KEYS_KEY_MAX], kc[KEYS_KEY_MAX], ks[KEYS_KEY_MAX], ke[KEYS_KEY_MAX];
+    char kf[KEYS_KEY_MAX], now[32], what[KEYS_NAME_MAX + 16];
+    const char *argv[11];
+
+    if (!keys_valid_name(id)) {
+        err_set(err, errlen, "job id '%s': use 1-%d characters of A-Z a-z 0-9 _ . @ -", id,
+                KEYS_NAME_MAX);
+        return NULL;
+    }
+    time_format(now, time_now());
+    argv[0] = "EVAL";
+    argv[1] = lua;
+    argv[2] = "0";
+    argv[3] = keys_job(&a->k, id, kj, sizeof kj);
+    argv[4] = keys_cancel(&a->k, kc, sizeof kc);
+    argv[5] = keys_scheduled(&a->k, ks, sizeof ks);
+    argv[6] = keys_ended(&a->k, id, ke, sizeof ke);
+    argv[7] = id;
+    argv[8] = now;
+    argv[9] = keys_failed(&a->k, kf, sizeof kf);
+    argv[10] = CANCELED_TTL;
+    snprintf(what, sizeof what, "job %s", id);
+    return checked(a, rconn_command(&a->r, 11, argv, NULL), what, err, errlen);
+}
+
+int admin_cancel(struct admin *a, const char *id, char *was, size_t wlen, char *err, size_t errlen)
+{
+    redisReply *rep = stop_script(a, cancel_lua, id, err, errlen);
+    long long outcome;
+    const char *st;
+
+    if (rep == NULL) return -1;
+    outcome = as_ll(elem(rep, 0), 0);
+    st = elem(rep, 1) && elem(rep, 1)->type == REDIS_REPLY_STRING ? elem(rep, 1)->str : "";
+    str_copy(was, wlen, st);
+    if (outcome == 0 && st[0] == '\0')
+        err_set(err, errlen, no_status_fmt, id);
+    else if (outcome == 0)
+        err_set(err, errlen, "job %s: it is %s already: only a job that has not ended is canceled",
+                id, st);
+    freeReplyObject(rep);
+    if (outcome == 1) return ADMIN_CANCELED;
+    if (outcome == 2) return ADMIN_CANCEL_ASKED;
+    return -1;
+}
+
+int admin_delete(struct admin *a, const char *id, char *was, size_t wlen, char *err, size_t errlen)
+{
+    redisReply *rep = stop_script(a, delete_lua, id, err, errlen);
+    int rc = 0;
+
+    if (rep == NULL) return -1;
+    str_copy(was, wlen,
+             elem(rep, 1) && elem(rep, 1)->type == REDIS_REPLY_STRING ? elem(rep, 1)->str : "");
+    if (as_ll(elem(rep, 0), 0) != 1) {
+        err_set(err, errlen, no_status_fmt, id);
+        rc = -1;
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
+/* ---- empty, pause ------------------------------------------------------------------ */
+
+/* ARGV: queue key, job template, cancel set, ended template, now, batch size, the TTL of a
+ * canceled status. Pops up to a batch from the oldest end; each record with a usable id has
+ * its job marked canceled. Returns how many records it removed (0: the queue is empty). */
+static const char empty_lua[] =
+    "local t = redis.call('TYPE', ARGV[1]).ok\n"
+    "if t ~= 'list' and t ~= 'none' then\n"
+    "  return redis.error_reply('its key ' .. ARGV[1] .. ' is a ' .. t .. ', not a list')\n"
+    "end\n"
+    "local recs = redis.call('RPOP', ARGV[1], tonumber(ARGV[6]))\n"
+    "if not recs then return 0 end\n"
+    "for _, rec in ipairs(recs) do\n"
+    "  local ok, j = pcall(cjson.decode, rec)\n"
+    "  if ok and type(j) == 'table' and type(j.id) == 'string' and j.id:match('^[%w_.@-]+$') "
+    "then\n"
+    "    local jk = string.format(ARGV[2], j.id)\n"
+    "    redis.call('HSET', jk, 'status', 'canceled', 'ended_at', ARGV[5])\n"
+    "    redis.call('EXPIRE', jk, ARGV[7])\n"
+    "    redis.call('SREM', ARGV[3], j.id)\n"
+    "    redis.call('PUBLISH', string.format(ARGV[4], j.id), 'canceled')\n"
+    "  end\n"
+    "end\n"
+    "return #recs\n";
+
+static int check_queue_name(const char *queue, char *err, size_t errlen)
+{
+    if (keys_valid_name(queue)) return 0;
+    err_set(err, errlen, "queue '%s': use 1-%d characters of A-Z a-z 0-9 _ . @ -", queue,
+            KEYS_NAME_MAX);
+    return -1;
+}
+
+long admin_empty(struct admin *a, const char *queue, char *err, size_t errlen)
+{
+    char kq[KEYS_KEY_MAX], tj[KEYS_KEY_MAX], kc[KEYS_KEY_MAX], te[KEYS_KEY_MAX], now[32];
+    char batch[16], what[KEYS_NAME_MAX + 16];
+    const char *argv[10];
+    long total = 0;
+
+    if (check_queue_name(queue, err, errlen) != 0) return -1;
+    snprintf(batch, sizeof batch, "%d", EMPTY_BATCH);
+    snprintf(what, sizeof what, "queue '%s'", queue);
+    argv[0] = "EVAL";
+    argv[1] = empty_lua;
+    argv[2] = "0";
+    argv[3] = keys_queue(&a->k, queue, kq, sizeof kq);
+    argv[4] = keys_template(&a->k, KEYS_JOB, tj, sizeof tj);
+    argv[5] = keys_cancel(&a->k, kc, sizeof kc);
+    argv[6] = keys_template(&a->k, KEYS_ENDED, te, sizeof te);
+    argv[7] = now;
+    argv[8] = batch;
+    argv[9] = CANCELED_TTL;
+    for (;;) {
+        redisReply *rep;
+        long long n;
+        time_format(now, time_now());
+        rep = checked(a, rconn_command(&a->r, 10, argv, NULL), what, err, errlen);
+        if (rep == NULL) return -1;
+        n = as_ll(rep, 0);
+        freeReplyObject(rep);
+        if (n <= 0) return total;
+        total += (long)n;
+    }
+}
+
+int admin_pause(struct admin *a, const char *queue, int pause, char *err, size_t errlen)
+{
+    char kp[KEYS_KEY_MAX];
+    redisReply *rep;
+    int changed;
+
+    if (check_queue_name(queue, err, errlen) != 0) return -1;
+    keys_paused(&a->k, kp, sizeof kp);
+    rep = rconn_commandf(&a->r, "%s %s %s", pause ? "SADD" : "SREM", kp, queue);
+    rep = checked(a, rep, kp, err, errlen);
+    if (rep == NULL) return -1;
+    changed = rep->type == REDIS_REPLY_INTEGER && rep->integer == 1;
+    freeReplyObject(rep);
+    return changed;
+}
+
+/* ---- metrics ---------------------------------------------------------------------- */
+
+static int by_func(const void *x, const void *y)
+{
+    return strcmp(((const struct admin_histogram *)x)->func,
+                  ((const struct admin_histogram *)y)->func);
+}
+
+/* One HMGET per function of the catalog: its buckets, sum and count. */
+static int read_histograms(struct admin *a, struct admin_metrics *m, const redisReply *funcs,
+                           char *err, size_t errlen)
+{
+    const char *argv[2 + ADMIN_BUCKETS + 2];
+    char fields[ADMIN_BUCKETS][16], key[KEYS_KEY_MAX];
+    redisReply **reps;
+    size_t n = funcs->elements, i, b;
+
+    if (n == 0) return 0;
+    argv[0] = "HMGET";
+    for (b = 0; b < ADMIN_BUCKETS; b++) {
+        snprintf(fields[b], sizeof fields[b], "le_%s", admin_bucket_bounds[b]);
+        argv[2 + b] = fields[b];
+    }
+    argv[2 + ADMIN_BUCKETS] = "sum";
+    argv[3 + ADMIN_BUCKETS] = "count";
+    for (i = 0; i < n; i++) {
+        argv[1] = keys_durations(&a->k, funcs->element[i]->str, key, sizeof key);
+        if (argv[1] == NULL) argv[1] = "";
+        if (rconn_append(&a->r, 4 + ADMIN_BUCKETS, argv, NULL) != 0)
+            return io_error(a, err, errlen);
+    }
+    reps = xcalloc(n, sizeof *reps);
+    if (read_replies(a, reps, n, err, errlen) != 0) {
+        free(reps);
+        return -1;
+    }
+    m->hist = xcalloc(n, sizeof *m->hist);
+    for (i = 0; i < n; i++) {
+        struct admin_histogram *h = &m->hist[m->nhist];
+        const redisReply *r = reps[i];
+        long long prev = 0;
+        int any = 0;
+        for (b = 0; b < ADMIN_BUCKETS + 2; b++)
+            if (elem(r, b) != NULL && elem(r, b)->type == REDIS_REPLY_STRING) any = 1;
+        if (!any) continue; /* no durations hash: not run since workers kept them */
+        h->func = xstrdup(funcs->element[i]->str);
+        h->count = as_ll(elem(r, ADMIN_BUCKETS + 1), 0);
+        h->sum = as_double(elem(r, ADMIN_BUCKETS));
+        /* Cumulative: a bucket missing from the hash has what the one below it has. */
+        for (b = 0; b < ADMIN_BUCKETS; b++) {
+            h->buckets[b] = as_ll(elem(r, b), b == ADMIN_BUCKETS - 1 ? h->count : prev);
+            if (h->buckets[b] < prev) h->buckets[b] = prev;
+            prev = h->buckets[b];
+        }
+        if (h->count < prev) h->count = prev;
+        m->nhist++;
+    }
+    free_replies(reps, n);
+    free(reps);
+    if (m->nhist > 1) qsort(m->hist, m->nhist, sizeof *m->hist, by_func);
+    return 0;
+}
+
+int admin_metrics_read(struct admin *a, struct admin_metrics *out, char *err, size_t errlen)
+{
+    char ks[KEYS_KEY_MAX], kfn[KEYS_KEY_MAX];
+    redisReply *r[2];
+    int rc = -1;
+
+    memset(out, 0, sizeof *out);
+    if (admin_info_read(a, &out->info, err, errlen) != 0) return -1;
+    keys_stats(&a->k, ks, sizeof ks);
+    keys_functions(&a->k, kfn, sizeof kfn);
+    if (rconn_appendf(&a->r, "HMGET %s processed failed retried recovered", ks) != 0 ||
+        rconn_appendf(&a->r, "HKEYS %s", kfn) != 0) {
+        io_error(a, err, errlen);
+        goto out;
+    }
+    if (read_replies(a, r, 2, err, errlen) != 0) goto out;
+    if (is_error(r[0]) || is_error(r[1])) {
+        err_set(err, errlen, "%s: %s", is_error(r[0]) ? ks : kfn,
+                is_error(r[0]) ? r[0]->str : r[1]->str);
+        free_replies(r, 2);
+        goto out;
+    }
+    out->processed = as_ll(elem(r[0], 0), 0);
+    out->failed = as_ll(elem(r[0], 1), 0);
+    out->retried = as_ll(elem(r[0], 2), 0);
+    out->recovered = as_ll(elem(r[0], 3), 0);
+    rc = read_histograms(a, out, r[1], err, errlen);
+    free_replies(r, 2);
+out:
+    if (rc != 0) admin_metrics_free(out);
+    return rc;
+}
+
+void admin_metrics_free(struct admin_metrics *m)
+{
+    size_t i;
+
+    admin_info_free(&m->info);
+    for (i = 0; i < m->nhist; i++) free(m->hist[i].func);
+    free(m->hist);
+    memset(m, 0, sizeof *m);
+}

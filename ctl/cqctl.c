@@ -1,0 +1,1356 @@
+/* cqctl.c - cq for operators: what waits, runs and failed, and who runs it; requeue, cancel,
+ * delete; empty, pause and resume queues; Prometheus metrics.
+ *
+ *   cqctl [OPTIONS] COMMAND [ARG...]     (cqctl --help lists the commands)
+ *
+ * Options and output only: what each command reads or changes in Redis is common/admin.c.
+ * Every command prints text for people, or with --json one JSON document for programs.
+ * Exit status: 0 done, 1 Redis failed or a job was refused (one line on stderr each), 2 a
+ * usage error.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "admin.h"
+#include "cli.h"
+#include "util.h"
+
+enum { O_PREFIX = 256, O_JSON, O_INTERVAL, O_OFFSET, O_ALL_FAILED };
+
+static const struct cli_option options[] = {
+    CLI_URL,
+    CLI_PREFIX(O_PREFIX),
+    {"json", O_JSON, NULL,
+     "print JSON instead of text: one document (info --watch: one\n"
+     "per refresh, a line each)"},
+    CLI_HELP,
+    CLI_VERSION,
+    {NULL, 0, NULL, "info:"},
+    {"watch", 'w', NULL, "redraw every second (or --interval) until Ctrl-C"},
+    {"interval", O_INTERVAL, "D", "with --watch: the time between two redraws (default 1s)"},
+    {NULL, 0, NULL, "jobs:"},
+    {"limit", 'n', "N", "list at most N entries (default 20, at most 10000)"},
+    {"offset", O_OFFSET, "N", "skip the first N entries (default 0)"},
+    {NULL, 0, NULL, "requeue:"},
+    {"all-failed", O_ALL_FAILED, NULL, "requeue every job of the failed set"},
+    {"queue", 'q', "NAME", "with --all-failed: only the failed jobs of queue NAME"},
+};
+#define NOPTIONS (sizeof options / sizeof options[0])
+
+struct ctl {
+    struct admin a;
+    int json, watch, tty, cols, all_failed;
+    double interval;
+    long limit, offset;
+    const char *url, *prefix, *queue;
+};
+
+struct command {
+    const char *name, *args, *summary, *help;
+    int opts[3]; /* its own options (0: none), besides -u, --prefix, --json and --help */
+    int min, max;
+    int (*run)(struct ctl *c, char **args, int n);
+};
+
+static stop_flag stopping;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stopping = 1;
+}
+
+/* ---- formatting ------------------------------------------------------------------- */
+
+/* "2026-01-01T12:00:00.250Z", or "-" for an unknown time. */
+static const char *iso(char *buf, size_t len, double t)
+{
+    struct tm tm;
+    time_t s = (time_t)t;
+    char day[32];
+
+    if (t <= 0 || gmtime_r(&s, &tm) == NULL) return "-";
+    strftime(day, sizeof day, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf, len, "%s.%03dZ", day, (int)((t - (double)s) * 1000.0));
+    return buf;
+}
+
+/* A length of time: "250ms", "12.3s", "5m03s", "2h05m", "3d04h". */
+static const char *span(char *buf, size_t len, double s)
+{
+    long v;
+
+    if (s < 0) s = 0;
+    v = (long)s;
+    if (s < 1)
+        snprintf(buf, len, "%dms", (int)(s * 1000.0));
+    else if (s < 60)
+        snprintf(buf, len, "%.1fs", s);
+    else if (v < 3600)
+        snprintf(buf, len, "%ldm%02lds", v / 60, v % 60);
+    else if (v < 86400)
+        snprintf(buf, len, "%ldh%02ldm", v / 3600, v % 3600 / 60);
+    else
+        snprintf(buf, len, "%ldd%02ldh", v / 86400, v % 86400 / 3600);
+    return buf;
+}
+
+/* "5m03s ago" or "in 5.0s" from now; "-" for an unknown time. */
+static const char *ago(char *buf, size_t len, double t, double now)
+{
+    char s[32];
+
+    if (t <= 0) return "-";
+    if (t <= now)
+        snprintf(buf, len, "%s ago", span(s, sizeof s, now - t));
+    else
+        snprintf(buf, len, "in %s", span(s, sizeof s, t - now));
+    return buf;
+}
+
+/* Print s on one line: control bytes as '?', and on a terminal at most room columns (a cut
+ * ends in "..." and never splits a UTF-8 character). */
+static void put_cut(FILE *f, const struct ctl *c, const char *s, int room)
+{
+    size_t n = strlen(s), i, limit = n;
+
+    if (c->tty && room > 3 && n > (size_t)room) {
+        limit = (size_t)room - 3;
+        while (limit > 0 && ((unsigned char)s[limit] & 0xC0) == 0x80) limit--;
+    }
+    for (i = 0; i < limit; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        fputc(ch < ' ' || ch == 0x7f ? '?' : ch, f);
+    }
+    if (limit < n) fputs("...", f);
+}
+
+static int width_of(const char *s, int at_least)
+{
+    int n = (int)strlen(s);
+    return n > at_least ? n : at_least;
+}
+
+/* ---- JSON ------------------------------------------------------------------------- */
+
+static void json_print(cJSON *o)
+{
+    char *s = xcheck(cJSON_PrintUnformatted(o), "JSON output");
+
+    puts(s);
+    free(s);
+    cJSON_Delete(o);
+}
+
+static void json_str(cJSON *o, const char *name, const char *v)
+{
+    if (v == NULL)
+        xcheck(cJSON_AddNullToObject(o, name), "JSON output");
+    else
+        xcheck(cJSON_AddStringToObject(o, name, v), "JSON output");
+}
+
+static void json_num(cJSON *o, const char *name, double v)
+{
+    xcheck(cJSON_AddNumberToObject(o, name, v), "JSON output");
+}
+
+static void json_bool(cJSON *o, const char *name, int v)
+{
+    xcheck(cJSON_AddBoolToObject(o, name, v), "JSON output");
+}
+
+/* A time, or null when unknown. */
+static void json_time(cJSON *o, const char *name, double t)
+{
+    if (t > 0)
+        json_num(o, name, t);
+    else
+        json_str(o, name, NULL);
+}
+
+/* Text that holds JSON, as its value (a string when it does not parse). */
+static void json_raw(cJSON *o, const char *name, const char *text)
+{
+    cJSON *v = text ? cJSON_Parse(text) : NULL;
+
+    if (v != NULL)
+        cJSON_AddItemToObject(o, name, v);
+    else
+        json_str(o, name, text);
+}
+
+static cJSON *json_array(cJSON *o, const char *name)
+{
+    return xcheck(cJSON_AddArrayToObject(o, name), "JSON output");
+}
+
+static cJSON *json_object(void)
+{
+    return xcheck(cJSON_CreateObject(), "JSON output");
+}
+
+/* ---- info and workers --------------------------------------------------------------- */
+
+static cJSON *workers_json(const struct admin_info *in)
+{
+    cJSON *arr = xcheck(cJSON_CreateArray(), "JSON output");
+    size_t i;
+
+    for (i = 0; i < in->nworkers; i++) {
+        const struct admin_worker *w = &in->workers[i];
+        cJSON *o = json_object();
+        json_str(o, "id", w->id);
+        json_str(o, "host", w->host);
+        json_num(o, "pid", (double)w->pid);
+        json_str(o, "queues", w->queues);
+        json_num(o, "busy", (double)w->busy);
+        json_num(o, "concurrency", (double)w->concurrency);
+        json_num(o, "processed", (double)w->processed);
+        json_num(o, "failed", (double)w->failed);
+        json_time(o, "started_at", w->started_at);
+        json_time(o, "heartbeat_at", w->heartbeat_at);
+        if (w->heartbeat_at > 0)
+            json_num(o, "heartbeat_age", in->now - w->heartbeat_at);
+        else
+            json_str(o, "heartbeat_age", NULL);
+        json_bool(o, "lease", w->live);
+        json_str(o, "functions", w->functions);
+        cJSON_AddItemToArray(arr, o);
+    }
+    return arr;
+}
+
+static void print_workers(FILE *f, const struct admin_info *in)
+{
+    int wid = 6, wh = 4, wq = 6;
+    size_t i;
+
+    if (in->nworkers == 0) {
+        fputs("no workers registered\n", f);
+        return;
+    }
+    for (i = 0; i < in->nworkers; i++) {
+        wid = width_of(in->workers[i].id, wid);
+        wh = width_of(in->workers[i].host, wh);
+        wq = width_of(in->workers[i].queues, wq);
+    }
+    fprintf(f, "%-*s  %-*s  %7s  %-*s  %9s  %9s  %7s  %9s  %s\n", wid, "WORKER", wh, "HOST", "PID",
+            wq, "QUEUES", "BUSY", "PROCESSED", "FAILED", "HEARTBEAT", "LEASE");
+    for (i = 0; i < in->nworkers; i++) {
+        const struct admin_worker *w = &in->workers[i];
+        char busy[48], hb[32];
+        snprintf(busy, sizeof busy, "%ld/%ld", w->busy, w->concurrency);
+        if (w->heartbeat_at > 0)
+            span(hb, sizeof hb, in->now - w->heartbeat_at);
+        else
+            str_copy(hb, sizeof hb, "-");
+        fprintf(f, "%-*s  %-*s  %7ld  %-*s  %9s  %9lld  %7lld  %9s  %s\n", wid, w->id, wh, w->host,
+                w->pid, wq, w->queues, busy, w->processed, w->failed, hb,
+                w->live ? "live" : "gone (its jobs return to their queues)");
+    }
+}
+
+static void print_queues(FILE *f, const struct ctl *c, const struct admin_info *in)
+{
+    long long top = 0;
+    int wn = 5, bar = 0;
+    size_t i;
+
+    for (i = 0; i < in->nqueues; i++) {
+        wn = width_of(in->queues[i].name, wn);
+        if (in->queues[i].depth > top) top = in->queues[i].depth;
+    }
+    if (c->tty) {
+        bar = c->cols - (wn + 2 + 9 + 2 + 9 + 2 + 8 + 2 + 6 + 2) - 1;
+        if (bar > 40) bar = 40;
+    }
+    if (in->nqueues == 0) {
+        fputs("no queues yet\n", f);
+    } else {
+        fprintf(f, "%-*s  %9s  %9s  %8s  %s\n", wn, "QUEUE", "DEPTH", "IN FLIGHT", "PER MIN",
+                "STATE");
+        for (i = 0; i < in->nqueues; i++) {
+            const struct admin_queue *q = &in->queues[i];
+            char depth[32];
+            if (q->depth >= 0)
+                snprintf(depth, sizeof depth, "%lld", q->depth);
+            else
+                str_copy(depth, sizeof depth, "?");
+            fprintf(f, "%-*s  %9s  %9lld  %8lld  %-6s", wn, q->name, depth, q->inflight,
+                    q->last_minute, q->paused ? "paused" : "active");
+            if (bar >= 5 && top > 0 && q->depth > 0) {
+                long long len = q->depth * bar / top;
+                fputs("  ", f);
+                for (; len > 0; len--) fputc('#', f);
+                if (q->depth * bar / top == 0) fputc('#', f);
+            }
+            fputc('\n', f);
+        }
+    }
+    fprintf(f, "\nscheduled %lld   failed %lld   dead %lld\n", in->scheduled, in->failed, in->dead);
+}
+
+static void print_info(FILE *f, const struct ctl *c, const struct admin_info *in)
+{
+    char t[40];
+
+    fprintf(f, "cq at %s, prefix %s, %s\n\n", c->a.where, c->a.k.prefix, iso(t, sizeof t, in->now));
+    print_queues(f, c, in);
+    fputc('\n', f);
+    print_workers(f, in);
+    if (in->warn[0]) fprintf(f, "\nwarning: %s\n", in->warn);
+}
+
+static cJSON *info_json(const struct ctl *c, const struct admin_info *in)
+{
+    cJSON *o = json_object(), *qs;
+    size_t i;
+
+    json_str(o, "server", c->a.where);
+    json_str(o, "prefix", c->a.k.prefix);
+    json_num(o, "time", in->now);
+    qs = json_array(o, "queues");
+    for (i = 0; i < in->nqueues; i++) {
+        const struct admin_queue *q = &in->queues[i];
+        cJSON *e = json_object();
+        json_str(e, "name", q->name);
+        if (q->depth >= 0)
+            json_num(e, "depth", (double)q->depth);
+        else
+            json_str(e, "depth", NULL);
+        json_num(e, "inflight", (double)q->inflight);
+        json_num(e, "last_minute", (double)q->last_minute);
+        json_bool(e, "paused", q->paused);
+        cJSON_AddItemToArray(qs, e);
+    }
+    json_num(o, "scheduled", (double)in->scheduled);
+    json_num(o, "failed", (double)in->failed);
+    json_num(o, "dead", (double)in->dead);
+    cJSON_AddItemToObject(o, "workers", workers_json(in));
+    json_str(o, "warning", in->warn[0] ? in->warn : NULL);
+    return o;
+}
+
+/* One picture into a memory buffer, written at once so that a redraw does not flicker. */
+static int info_once(struct ctl *c, int workers_only, int clear)
+{
+    struct admin_info in;
+    char err[512], *buf = NULL;
+    size_t len = 0;
+    FILE *f;
+
+    if (admin_info_read(&c->a, &in, err, sizeof err) != 0) {
+        if (clear) fputs("\033[H\033[2J", stdout);
+        fflush(stdout);
+        fprintf(stderr, "cqctl: %s\n", err);
+        return 1;
+    }
+    if (c->json) {
+        if (workers_only) {
+            cJSON *o = json_object();
+            cJSON_AddItemToObject(o, "workers", workers_json(&in));
+            json_print(o);
+        } else {
+            json_print(info_json(c, &in));
+        }
+        admin_info_free(&in);
+        return 0;
+    }
+    f = xcheck(open_memstream(&buf, &len), "an output buffer");
+    if (clear) fputs("\033[H\033[2J", f);
+    if (workers_only)
+        print_workers(f, &in);
+    else
+        print_info(f, c, &in);
+    fclose(f);
+    fwrite(buf, 1, len, stdout);
+    free(buf);
+    admin_info_free(&in);
+    return 0;
+}
+
+static int run_info(struct ctl *c, char **args, int n)
+{
+    int first = 1;
+
+    (void)args;
+    (void)n;
+    if (!c->watch) return info_once(c, 0, 0);
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    while (!stop_requested(&stopping)) {
+        long long until = time_mono_ms() + (long long)(c->interval * 1000.0);
+        if (!first && !c->tty && !c->json) putchar('\n');
+        info_once(c, 0, c->tty && !c->json);
+        fflush(stdout);
+        first = 0;
+        while (!stop_requested(&stopping) && time_mono_ms() < until) sleep_ms(50);
+    }
+    return 0;
+}
+
+static int run_workers(struct ctl *c, char **args, int n)
+{
+    (void)args;
+    (void)n;
+    return info_once(c, 1, 0);
+}
+
+/* ---- jobs --------------------------------------------------------------------------- */
+
+static const char *const list_names[] = {"queue", "scheduled", "failed", "dead"};
+
+static cJSON *entry_json(enum admin_list which, const struct admin_entry *e)
+{
+    cJSON *o = json_object();
+
+    if (which == ADMIN_LIST_DEAD) {
+        json_str(o, "record", e->record);
+        return o;
+    }
+    json_str(o, "id", e->id);
+    json_str(o, "func", e->func);
+    json_str(o, "queue", e->queue);
+    json_time(o, "enqueued_at", e->enqueued_at);
+    if (which == ADMIN_LIST_FAILED) {
+        json_num(o, "failed_at", e->score);
+        json_str(o, "error", e->error);
+        return o;
+    }
+    if (which == ADMIN_LIST_SCHEDULED) json_num(o, "due", e->score);
+    json_raw(o, "args", e->args);
+    json_str(o, "record", e->record);
+    return o;
+}
+
+static void print_page(const struct ctl *c, enum admin_list which, const char *name,
+                       const struct admin_page *p)
+{
+    static const char *const order[] = {"oldest (next to run) first", "soonest first",
+                                        "newest first", "newest first"};
+    double now = time_now();
+    int wid = 2, wf = 4, wq = 5;
+    size_t i;
+
+    if (which == ADMIN_LIST_QUEUE)
+        printf("queue %s: %lld waiting", name, p->total);
+    else
+        printf("%s: %lld", name, p->total);
+    if (p->n > 0)
+        printf("; %ld-%ld, %s\n", p->offset + 1, p->offset + (long)p->n, order[which]);
+    else
+        printf("%s\n", p->total > 0 ? "; none from this offset" : "");
+    if (p->n == 0) return;
+    for (i = 0; i < p->n; i++) {
+        wid = width_of(p->items[i].id ? p->items[i].id : "?", wid);
+        wf = width_of(p->items[i].func ? p->items[i].func : "?", wf);
+        wq = width_of(p->items[i].queue ? p->items[i].queue : "-", wq);
+    }
+    switch (which) {
+    case ADMIN_LIST_QUEUE:
+        printf("%6s  %-*s  %-*s  %-14s  %s\n", "#", wid, "ID", wf, "FUNC", "ENQUEUED", "ARGS");
+        break;
+    case ADMIN_LIST_SCHEDULED:
+        printf("%-14s  %-*s  %-*s  %-*s  %s\n", "DUE", wid, "ID", wf, "FUNC", wq, "QUEUE", "ARGS");
+        break;
+    case ADMIN_LIST_FAILED:
+        printf("%-14s  %-*s  %-*s  %-*s  %s\n", "FAILED", wid, "ID", wf, "FUNC", wq, "QUEUE",
+               "ERROR");
+        break;
+    case ADMIN_LIST_DEAD: printf("%6s  %s\n", "#", "RECORD"); break;
+    }
+    for (i = 0; i < p->n; i++) {
+        const struct admin_entry *e = &p->items[i];
+        const char *id = e->id ? e->id : "?", *func = e->func ? e->func : "?";
+        const char *q = e->queue ? e->queue : "-";
+        char t[48];
+        int used = 0;
+        switch (which) {
+        case ADMIN_LIST_QUEUE:
+            used = printf("%6ld  %-*s  %-*s  %-14s  ", p->offset + (long)i + 1, wid, id, wf, func,
+                          ago(t, sizeof t, e->enqueued_at, now));
+            put_cut(stdout, c, e->args ? e->args : "(not a valid record)", c->cols - used);
+            break;
+        case ADMIN_LIST_SCHEDULED:
+            used = printf("%-14s  %-*s  %-*s  %-*s  ", ago(t, sizeof t, e->score, now), wid, id, wf,
+                          func, wq, q);
+            put_cut(stdout, c, e->args ? e->args : "(not a valid record)", c->cols - used);
+            break;
+        case ADMIN_LIST_FAILED:
+            used = printf("%-14s  %-*s  %-*s  %-*s  ", ago(t, sizeof t, e->score, now), wid, id, wf,
+                          func, wq, q);
+            put_cut(stdout, c, e->error ? e->error : "(no status left)", c->cols - used);
+            break;
+        case ADMIN_LIST_DEAD:
+            used = printf("%6ld  ", p->offset + (long)i + 1);
+            put_cut(stdout, c, e->record, c->cols - used);
+            break;
+        }
+        putchar('\n');
+    }
+    if (p->offset + (long long)p->n < p->total)
+        printf("(%lld more: --offset %ld)\n", p->total - p->offset - (long long)p->n,
+               p->offset + (long)p->n);
+}
+
+static int run_jobs(struct ctl *c, char **args, int n)
+{
+    enum admin_list which = ADMIN_LIST_QUEUE;
+    const char *name = args[0];
+    struct admin_page p;
+    char err[512];
+    size_t i;
+
+    (void)n;
+    if (strcmp(name, "scheduled") == 0)
+        which = ADMIN_LIST_SCHEDULED;
+    else if (strcmp(name, "failed") == 0)
+        which = ADMIN_LIST_FAILED;
+    else if (strcmp(name, "dead") == 0)
+        which = ADMIN_LIST_DEAD;
+    else if (strncmp(name, "queue:", 6) == 0) /* a queue named like one of the sets */
+        name += 6;
+    if (which == ADMIN_LIST_QUEUE && !keys_valid_name(name)) {
+        fprintf(stderr, "cqctl: queue '%s': use 1-128 characters of A-Z a-z 0-9 _ . @ -\n", name);
+        return 2;
+    }
+    if (admin_list(&c->a, which, name, c->offset, c->limit, &p, err, sizeof err) != 0) {
+        fprintf(stderr, "cqctl: %s\n", err);
+        return 1;
+    }
+    if (c->json) {
+        cJSON *o = json_object(), *items;
+        json_str(o, "list", list_names[which]);
+        if (which == ADMIN_LIST_QUEUE) json_str(o, "queue", name);
+        json_num(o, "total", (double)p.total);
+        json_num(o, "offset", (double)p.offset);
+        json_num(o, "limit", (double)c->limit);
+        items = json_array(o, "items");
+        for (i = 0; i < p.n; i++) cJSON_AddItemToArray(items, entry_json(which, &p.items[i]));
+        json_print(o);
+    } else {
+        print_page(c, which, name, &p);
+    }
+    admin_page_free(&p);
+    return 0;
+}
+
+/* ---- job ---------------------------------------------------------------------------- */
+
+static const char *const time_fields[] = {"enqueued_at", "started_at", "ended_at", "retry_at",
+                                          "scheduled_for"};
+static const char *const count_fields[] = {"attempts", "recovered"};
+
+static int in_list(const char *name, const char *const *list, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        if (strcmp(name, list[i]) == 0) return 1;
+    return 0;
+}
+
+/* The args of the record, as compact JSON (malloc'ed), or NULL. */
+static char *record_args(const char *record)
+{
+    cJSON *o = record ? cJSON_Parse(record) : NULL, *a;
+    char *s = NULL;
+
+    a = cJSON_GetObjectItemCaseSensitive(o, "args");
+    if (a != NULL) s = xcheck(cJSON_PrintUnformatted(a), "args");
+    cJSON_Delete(o);
+    return s;
+}
+
+static double field_time(const struct admin_job *j, const char *name)
+{
+    const char *v = admin_job_field(j, name);
+    return v ? strtod(v, NULL) : 0;
+}
+
+/* The run time: started -> ended, or so far for a running job; < 0 when unknown. */
+static double run_time(const struct admin_job *j, double now)
+{
+    double s = field_time(j, "started_at"), e = field_time(j, "ended_at");
+    const char *st = admin_job_field(j, "status");
+
+    if (s <= 0) return -1;
+    if (e >= s) return e - s;
+    if (st != NULL && strcmp(st, "started") == 0) return now - s;
+    return -1;
+}
+
+/* One "  label        value" line of print_job; a long value is cut on a terminal. */
+static void row(const struct ctl *c, const char *label, const char *value)
+{
+    printf("  %-13s ", label);
+    put_cut(stdout, c, value, c->cols - 16);
+    putchar('\n');
+}
+
+static void print_job(const struct ctl *c, const char *id, const struct admin_job *j,
+                      const char *args)
+{
+    static const char *const shown[] = {"status", "func",        "queue", "worker",
+                                        "result", "result_json", "error", "record"};
+    static const char *const time_labels[] = {"enqueued", "started", "ended", "retry at",
+                                              "scheduled for"};
+    double now = time_now(), rt = run_time(j, now);
+    const char *st = admin_job_field(j, "status");
+    const char *attempts = admin_job_field(j, "attempts");
+    const char *recovered = admin_job_field(j, "recovered");
+    int running = st != NULL && strcmp(st, "started") == 0;
+    char line[1024], t[48], a[48];
+    size_t i;
+
+    printf("job %s\n", id);
+    row(c, "status", st ? st : "-");
+    if (admin_job_field(j, "func")) row(c, "function", admin_job_field(j, "func"));
+    if (admin_job_field(j, "queue")) row(c, "queue", admin_job_field(j, "queue"));
+    if (args != NULL) {
+        printf("  %-13s ", "args");
+        put_cut(stdout, c, args, c->cols - 16 - 9 - (int)strlen(j->record_from));
+        printf("  (from %s)\n", j->record_from);
+    } else {
+        row(c, "args", "(no record found: it is kept while the job waits, runs or failed)");
+    }
+    for (i = 0; i < sizeof time_fields / sizeof time_fields[0]; i++) {
+        double tv = field_time(j, time_fields[i]);
+        if (tv <= 0) continue;
+        snprintf(line, sizeof line, "%s (%s)", iso(t, sizeof t, tv), ago(a, sizeof a, tv, now));
+        row(c, time_labels[i], line);
+    }
+    if (rt >= 0) row(c, running ? "running for" : "ran", span(t, sizeof t, rt));
+    if (admin_job_field(j, "worker")) row(c, "worker", admin_job_field(j, "worker"));
+    row(c, "attempts", attempts ? attempts : "0");
+    row(c, "recovered", recovered ? recovered : "0");
+    if (admin_job_field(j, "result")) row(c, "result", admin_job_field(j, "result"));
+    if (admin_job_field(j, "result_json")) row(c, "result_json", admin_job_field(j, "result_json"));
+    if (admin_job_field(j, "error")) row(c, "error", admin_job_field(j, "error"));
+    for (i = 0; i + 1 < j->nfields; i += 2) { /* fields this version does not know of */
+        const char *name = j->fields[i];
+        if (in_list(name, shown, sizeof shown / sizeof shown[0]) ||
+            in_list(name, time_fields, sizeof time_fields / sizeof time_fields[0]) ||
+            in_list(name, count_fields, sizeof count_fields / sizeof count_fields[0]))
+            continue;
+        row(c, name, j->fields[i + 1]);
+    }
+    if (j->ttl >= 0) {
+        snprintf(line, sizeof line, "in %s", span(t, sizeof t, (double)j->ttl));
+        row(c, "expires", line);
+    }
+    if (j->cancel_requested)
+        row(c, "cancel",
+            running ? "requested: its worker is stopping it"
+                    : "requested: a worker that takes it drops it");
+}
+
+static int run_job(struct ctl *c, char **args, int n)
+{
+    struct admin_job j;
+    char err[512], *jargs;
+    size_t i;
+
+    (void)n;
+    if (!keys_valid_name(args[0])) {
+        fprintf(stderr, "cqctl: job id '%s': use 1-128 characters of A-Z a-z 0-9 _ . @ -\n",
+                args[0]);
+        return 2;
+    }
+    if (admin_job_read(&c->a, args[0], &j, err, sizeof err) != 0) {
+        fprintf(stderr, "cqctl: %s\n", err);
+        return 1;
+    }
+    jargs = record_args(j.record);
+    if (c->json) {
+        cJSON *o = json_object();
+        double rt = run_time(&j, time_now());
+        json_str(o, "id", args[0]);
+        for (i = 0; i + 1 < j.nfields; i += 2) {
+            const char *name = j.fields[i], *v = j.fields[i + 1];
+            if (strcmp(name, "record") == 0) continue;
+            if (in_list(name, time_fields, sizeof time_fields / sizeof time_fields[0]) ||
+                in_list(name, count_fields, sizeof count_fields / sizeof count_fields[0]))
+                json_num(o, name, strtod(v, NULL));
+            else if (strcmp(name, "result_json") == 0)
+                json_raw(o, name, v);
+            else
+                json_str(o, name, v);
+        }
+        json_raw(o, "args", jargs);
+        json_str(o, "record", j.record);
+        json_str(o, "record_from", j.record ? j.record_from : NULL);
+        if (rt >= 0)
+            json_num(o, "duration", rt);
+        else
+            json_str(o, "duration", NULL);
+        json_num(o, "ttl", (double)j.ttl);
+        json_bool(o, "cancel_requested", j.cancel_requested);
+        json_print(o);
+    } else {
+        print_job(c, args[0], &j, jargs);
+    }
+    free(jargs);
+    admin_job_free(&j);
+    return 0;
+}
+
+/* ---- requeue, cancel, delete --------------------------------------------------------- */
+
+/* What the actions on jobs report: a line each (text), or {"jobs":[...]} (JSON). */
+struct report {
+    const struct ctl *c;
+    cJSON *doc, *jobs;
+    long refused;
+};
+
+static void report_init(struct report *r, const struct ctl *c)
+{
+    memset(r, 0, sizeof *r);
+    r->c = c;
+    if (c->json) {
+        r->doc = json_object();
+        r->jobs = json_array(r->doc, "jobs");
+    }
+}
+
+/* One job's outcome: err NULL when it went well (text: the line), else the refusal (on
+ * stderr as one line, whatever the format). */
+static void report_job(struct report *r, const char *id, const char *outcome, const char *key,
+                       const char *value, const char *line, const char *err)
+{
+    if (err != NULL) {
+        fprintf(stderr, "cqctl: %s\n", err);
+        r->refused++;
+    } else if (!r->c->json) {
+        printf("%s\n", line);
+    }
+    if (r->jobs != NULL) {
+        cJSON *o = json_object();
+        json_str(o, "id", id);
+        json_str(o, "outcome", err ? "refused" : outcome);
+        if (err != NULL)
+            json_str(o, "error", err);
+        else if (key != NULL)
+            json_str(o, key, value);
+        cJSON_AddItemToArray(r->jobs, o);
+    }
+}
+
+static int report_end(struct report *r)
+{
+    if (r->doc != NULL) {
+        json_num(r->doc, "refused", (double)r->refused);
+        json_print(r->doc);
+    }
+    return r->refused > 0 ? 1 : 0;
+}
+
+/* A job id given on the command line; 0 when it is usable. */
+static int check_ids(char **ids, int n)
+{
+    int i;
+
+    for (i = 0; i < n; i++) {
+        if (keys_valid_name(ids[i])) continue;
+        fprintf(stderr, "cqctl: job id '%s': use 1-128 characters of A-Z a-z 0-9 _ . @ -\n",
+                ids[i]);
+        return 2;
+    }
+    return 0;
+}
+
+static void requeued_one(void *ctx, const char *id, const char *queue, const char *err)
+{
+    char line[512];
+
+    snprintf(line, sizeof line, "requeued %s to queue %s", id, queue ? queue : "");
+    report_job(ctx, id, "requeued", "queue", queue, line, err);
+}
+
+static int run_requeue(struct ctl *c, char **args, int n)
+{
+    struct report r;
+    char err[512];
+    int i;
+
+    if (c->all_failed == (n > 0)) {
+        fprintf(stderr, "cqctl requeue: give job ids or --all-failed (see cqctl requeue --help)\n");
+        return 2;
+    }
+    if (c->queue != NULL && !c->all_failed) {
+        fprintf(stderr, "cqctl requeue: --queue goes with --all-failed\n");
+        return 2;
+    }
+    if (c->queue != NULL && !keys_valid_name(c->queue)) {
+        fprintf(stderr, "cqctl: queue '%s': use 1-128 characters of A-Z a-z 0-9 _ . @ -\n",
+                c->queue);
+        return 2;
+    }
+    if (check_ids(args, n) != 0) return 2;
+    report_init(&r, c);
+    if (c->all_failed) {
+        long done, refused;
+        if (admin_requeue_failed(&c->a, c->queue, requeued_one, &r, &done, &refused, err,
+                                 sizeof err) != 0) {
+            fprintf(stderr, "cqctl: %s\n", err);
+            report_end(&r);
+            return 1;
+        }
+        if (!c->json)
+            printf("requeued %ld failed job%s%s%s; %ld refused\n", done, done == 1 ? "" : "s",
+                   c->queue ? " of queue " : "", c->queue ? c->queue : "", refused);
+        return report_end(&r);
+    }
+    for (i = 0; i < n; i++) {
+        char q[KEYS_NAME_MAX + 1];
+        if (admin_requeue(&c->a, args[i], q, sizeof q, err, sizeof err) == 0)
+            requeued_one(&r, args[i], q, NULL);
+        else
+            requeued_one(&r, args[i], NULL, err);
+    }
+    return report_end(&r);
+}
+
+static int run_cancel(struct ctl *c, char **args, int n)
+{
+    struct report r;
+    int i;
+
+    if (check_ids(args, n) != 0) return 2;
+    report_init(&r, c);
+    for (i = 0; i < n; i++) {
+        char was[32], err[512], line[512];
+        int rc = admin_cancel(&c->a, args[i], was, sizeof was, err, sizeof err);
+        if (rc == ADMIN_CANCELED) {
+            snprintf(line, sizeof line, "canceled %s (it was %s)", args[i], was);
+            report_job(&r, args[i], "canceled", "was", was, line, NULL);
+        } else if (rc == ADMIN_CANCEL_ASKED) {
+            snprintf(line, sizeof line,
+                     "canceling %s: it is running; its worker stops it and records canceled",
+                     args[i]);
+            report_job(&r, args[i], "stopping", "was", was, line, NULL);
+        } else {
+            report_job(&r, args[i], NULL, NULL, NULL, NULL, err);
+        }
+    }
+    return report_end(&r);
+}
+
+static int run_delete(struct ctl *c, char **args, int n)
+{
+    struct report r;
+    int i;
+
+    if (check_ids(args, n) != 0) return 2;
+    report_init(&r, c);
+    for (i = 0; i < n; i++) {
+        char was[32], err[512], line[512];
+        if (admin_delete(&c->a, args[i], was, sizeof was, err, sizeof err) != 0) {
+            report_job(&r, args[i], NULL, NULL, NULL, NULL, err);
+            continue;
+        }
+        if (was[0] == '\0')
+            snprintf(line, sizeof line, "deleted %s (only its failed-set entry was left)", args[i]);
+        else if (strcmp(was, "finished") == 0 || strcmp(was, "failed") == 0 ||
+                 strcmp(was, "canceled") == 0)
+            snprintf(line, sizeof line, "deleted %s (it was %s)", args[i], was);
+        else
+            snprintf(line, sizeof line, "deleted %s (it was %s: canceled first)", args[i], was);
+        report_job(&r, args[i], "deleted", "was", was, line, NULL);
+    }
+    return report_end(&r);
+}
+
+/* ---- queues ------------------------------------------------------------------------- */
+
+static int check_queue(const char *q)
+{
+    if (keys_valid_name(q)) return 0;
+    fprintf(stderr, "cqctl: queue '%s': use 1-128 characters of A-Z a-z 0-9 _ . @ -\n", q);
+    return 2;
+}
+
+static int run_empty(struct ctl *c, char **args, int n)
+{
+    char err[512];
+    long removed;
+
+    (void)n;
+    if (check_queue(args[0]) != 0) return 2;
+    removed = admin_empty(&c->a, args[0], err, sizeof err);
+    if (removed < 0) {
+        fprintf(stderr, "cqctl: %s\n", err);
+        return 1;
+    }
+    if (c->json) {
+        cJSON *o = json_object();
+        json_str(o, "queue", args[0]);
+        json_num(o, "removed", (double)removed);
+        json_print(o);
+    } else {
+        printf("emptied queue %s: %ld job%s removed and canceled\n", args[0], removed,
+               removed == 1 ? "" : "s");
+    }
+    return 0;
+}
+
+static int pause_or_resume(struct ctl *c, const char *q, int pause)
+{
+    char err[512];
+    int changed;
+
+    if (check_queue(q) != 0) return 2;
+    changed = admin_pause(&c->a, q, pause, err, sizeof err);
+    if (changed < 0) {
+        fprintf(stderr, "cqctl: %s\n", err);
+        return 1;
+    }
+    if (c->json) {
+        cJSON *o = json_object();
+        json_str(o, "queue", q);
+        json_bool(o, "paused", pause);
+        json_bool(o, "changed", changed);
+        json_print(o);
+    } else if (pause) {
+        printf(changed ? "paused queue %s: workers take nothing more from it (running jobs "
+                         "finish)\n"
+                       : "queue %s was paused already\n",
+               q);
+    } else {
+        printf(changed ? "resumed queue %s\n" : "queue %s was not paused\n", q);
+    }
+    return 0;
+}
+
+static int run_pause(struct ctl *c, char **args, int n)
+{
+    (void)n;
+    return pause_or_resume(c, args[0], 1);
+}
+
+static int run_resume(struct ctl *c, char **args, int n)
+{
+    (void)n;
+    return pause_or_resume(c, args[0], 0);
+}
+
+/* ---- metrics ------------------------------------------------------------------------ */
+
+/* A label value in the text format: backslash, double quote and newline escaped. */
+static void label(const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '\\' || *s == '"')
+            printf("\\%c", *s);
+        else if (*s == '\n')
+            fputs("\\n", stdout);
+        else
+            putchar(*s);
+    }
+}
+
+static void family(const char *name, const char *type, const char *help)
+{
+    printf("# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void sample(const char *name, long long v)
+{
+    if (v >= 0) printf("%s %lld\n", name, v);
+}
+
+static void print_metrics(const struct admin_metrics *m)
+{
+    const struct admin_info *in = &m->info;
+    size_t i, b;
+
+    family("cq_queue_depth", "gauge", "Records waiting in the queue.");
+    for (i = 0; i < in->nqueues; i++)
+        if (in->queues[i].depth >= 0)
+            printf("cq_queue_depth{queue=\"%s\"} %lld\n", in->queues[i].name, in->queues[i].depth);
+    family("cq_queue_inflight", "gauge", "Records of the queue that live workers hold.");
+    for (i = 0; i < in->nqueues; i++)
+        printf("cq_queue_inflight{queue=\"%s\"} %lld\n", in->queues[i].name,
+               in->queues[i].inflight);
+    family("cq_queue_paused", "gauge", "1 when the queue is paused, else 0.");
+    for (i = 0; i < in->nqueues; i++)
+        printf("cq_queue_paused{queue=\"%s\"} %d\n", in->queues[i].name, in->queues[i].paused);
+    family("cq_scheduled_jobs", "gauge", "Records in the scheduled set (later runs and retries).");
+    sample("cq_scheduled_jobs", in->scheduled);
+    family("cq_failed_jobs", "gauge", "Jobs in the failed set.");
+    sample("cq_failed_jobs", in->failed);
+    family("cq_workers_live", "gauge", "Registered workers whose lease is current.");
+    sample("cq_workers_live", (long long)in->live);
+    family("cq_dead_records", "gauge", "Records in the dead list (unreadable, no job id).");
+    sample("cq_dead_records", in->dead);
+    family("cq_jobs_processed_total", "counter", "Jobs finished.");
+    sample("cq_jobs_processed_total", m->processed);
+    family("cq_jobs_failed_total", "counter", "Jobs failed for good.");
+    sample("cq_jobs_failed_total", m->failed);
+    family("cq_jobs_retried_total", "counter", "Failed attempts scheduled to run again.");
+    sample("cq_jobs_retried_total", m->retried);
+    family("cq_jobs_recovered_total", "counter",
+           "Records taken back from workers that died holding them.");
+    sample("cq_jobs_recovered_total", m->recovered);
+    family("cq_job_duration_seconds", "histogram", "Run time of jobs, by function.");
+    for (i = 0; i < m->nhist; i++) {
+        const struct admin_histogram *h = &m->hist[i];
+        for (b = 0; b < ADMIN_BUCKETS; b++) {
+            fputs("cq_job_duration_seconds_bucket{function=\"", stdout);
+            label(h->func);
+            printf("\",le=\"%s\"} %lld\n", admin_bucket_bounds[b], h->buckets[b]);
+        }
+        fputs("cq_job_duration_seconds_sum{function=\"", stdout);
+        label(h->func);
+        printf("\"} %.9g\n", h->sum);
+        fputs("cq_job_duration_seconds_count{function=\"", stdout);
+        label(h->func);
+        printf("\"} %lld\n", h->count);
+    }
+}
+
+static cJSON *metrics_json(const struct ctl *c, const struct admin_metrics *m)
+{
+    cJSON *o = info_json(c, &m->info), *hs;
+    size_t i, b;
+
+    json_num(o, "workers_live", (double)m->info.live);
+    json_num(o, "jobs_processed_total", (double)m->processed);
+    json_num(o, "jobs_failed_total", (double)m->failed);
+    json_num(o, "jobs_retried_total", (double)m->retried);
+    json_num(o, "jobs_recovered_total", (double)m->recovered);
+    hs = json_array(o, "job_duration_seconds");
+    for (i = 0; i < m->nhist; i++) {
+        cJSON *h = json_object(), *bk;
+        json_str(h, "function", m->hist[i].func);
+        bk = xcheck(cJSON_AddObjectToObject(h, "buckets"), "JSON output");
+        for (b = 0; b < ADMIN_BUCKETS; b++)
+            json_num(bk, admin_bucket_bounds[b], (double)m->hist[i].buckets[b]);
+        json_num(h, "sum", m->hist[i].sum);
+        json_num(h, "count", (double)m->hist[i].count);
+        cJSON_AddItemToArray(hs, h);
+    }
+    return o;
+}
+
+static int run_metrics(struct ctl *c, char **args, int n)
+{
+    struct admin_metrics m;
+    char err[512];
+
+    (void)args;
+    (void)n;
+    if (admin_metrics_read(&c->a, &m, err, sizeof err) != 0) {
+        fprintf(stderr, "cqctl: %s\n", err);
+        return 1;
+    }
+    if (c->json)
+        json_print(metrics_json(c, &m));
+    else
+        print_metrics(&m);
+    if (m.info.warn[0]) fprintf(stderr, "cqctl: warning: %s\n", m.info.warn);
+    admin_metrics_free(&m);
+    return 0;
+}
+
+/* ---- commands and options ----------------------------------------------------------- */
+
+static const struct command commands[] = {
+    {"info",
+     "[--watch [--interval D]]",
+     "queues, counters and workers at a glance",
+     "Each queue: its depth (records waiting), the records live workers hold from it, the jobs\n"
+     "of it that ended in this minute and the one before, and whether it is paused; the\n"
+     "scheduled, failed and dead counts; each worker: host, pid, queues, busy/concurrency,\n"
+     "jobs processed and failed, the age of its last heartbeat and whether its lease is\n"
+     "current. On a terminal each queue gets a bar, its depth against the deepest. --watch\n"
+     "redraws in place until Ctrl-C (on a non-terminal: one picture per interval).\n",
+     {'w', O_INTERVAL, 0},
+     0,
+     0,
+     run_info},
+    {"workers",
+     "",
+     "the workers alone",
+     "The worker table of info: every registered worker, with its lease (\"gone\": it stopped\n"
+     "heartbeating; the next recovery returns its jobs to their queues).\n",
+     {0},
+     0,
+     0,
+     run_workers},
+    {"jobs",
+     "QUEUE|scheduled|failed|dead [--limit N] [--offset N]",
+     "one page of a list",
+     "A queue oldest first (the next to run on top); the scheduled set soonest first, with its\n"
+     "due times; the failed set newest first, with each job's error; the dead list (records\n"
+     "without a usable id) newest first, raw. Only the page is read from Redis. A queue named\n"
+     "scheduled, failed or dead is written queue:NAME.\n",
+     {'n', O_OFFSET, 0},
+     1,
+     1,
+     run_jobs},
+    {"job",
+     "ID",
+     "one job's status, readable",
+     "The status hash of the job: times as UTC dates and ages, its run time, args (from its\n"
+     "record, when it is kept where the status says), result or error, attempts, recoveries,\n"
+     "worker, when the status expires.\n",
+     {0},
+     1,
+     1,
+     run_job},
+    {"requeue",
+     "ID... | --all-failed [--queue Q]",
+     "run failed jobs again",
+     "Put failed jobs back on their queues, attempts at 0: each in one script that moves the\n"
+     "record, takes the id out of the failed set and marks the job queued. A job that is not\n"
+     "failed is refused (exit 1). --all-failed walks the failed set page by page (with\n"
+     "--queue, only the jobs of that queue).\n",
+     {O_ALL_FAILED, 'q', 0},
+     0,
+     -1,
+     run_requeue},
+    {"cancel",
+     "ID...",
+     "cancel jobs that have not ended",
+     "A waiting job (queued, scheduled, retrying) is canceled at once: no worker runs it. A\n"
+     "running one is stopped by its worker within a second (a sleep returns, a command's\n"
+     "process group gets SIGTERM), which then records it canceled. Jobs that ended are\n"
+     "refused (exit 1).\n",
+     {0},
+     1,
+     -1,
+     run_cancel},
+    {"delete",
+     "ID...",
+     "forget jobs",
+     "Cancel the job when it has not ended, then delete its status and remove it from the\n"
+     "failed set.\n",
+     {0},
+     1,
+     -1,
+     run_delete},
+    {"empty",
+     "QUEUE",
+     "drop every job waiting in a queue",
+     "Remove the records of the queue, 1,000 at a time, and mark each job canceled. Jobs that\n"
+     "are running go on. Prints how many were removed.\n",
+     {0},
+     1,
+     1,
+     run_empty},
+    {"pause",
+     "QUEUE",
+     "stop workers taking from a queue",
+     "Workers take nothing more from the queue (within a second); jobs running finish;\n"
+     "producers can still enqueue.\n",
+     {0},
+     1,
+     1,
+     run_pause},
+    {"resume",
+     "QUEUE",
+     "let workers take from a paused queue again",
+     "Workers take from the queue again within a second.\n",
+     {0},
+     1,
+     1,
+     run_resume},
+    {"metrics",
+     "",
+     "Prometheus text format",
+     "Gauges, counters and the run-time histogram in the Prometheus text exposition format\n"
+     "0.0.4, for a textfile collector or a scrape wrapper (docs/OPERATIONS.md).\n",
+     {0},
+     0,
+     0,
+     run_metrics},
+};
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+static const struct command *find_command(const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < NCOMMANDS; i++)
+        if (strcmp(commands[i].name, name) == 0) return &commands[i];
+    return NULL;
+}
+
+/* The options every command takes. */
+static int common_option(int key)
+{
+    return key == 'u' || key == O_PREFIX || key == O_JSON || key == 'h' || key == 'V';
+}
+
+static int own_option(const struct command *cmd, int key)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof cmd->opts / sizeof cmd->opts[0] && cmd->opts[i]; i++)
+        if (cmd->opts[i] == key) return 1;
+    return 0;
+}
+
+static void usage(FILE *f)
+{
+    size_t i;
+
+    fprintf(f,
+            "Usage: cqctl [OPTIONS] COMMAND [ARG...]\n"
+            "\n"
+            "Look at and steer a cq deployment through its Redis: queues, jobs, workers.\n"
+            "\n"
+            "Commands:\n");
+    for (i = 0; i < NCOMMANDS; i++)
+        fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\n'cqctl COMMAND --help' tells more of each.\n\nOptions:\n");
+    cli_print(f, options, NOPTIONS);
+    fprintf(f,
+            "\n"
+            "Durations take a unit: 250ms, 30s, 5m (a bare number is seconds).\n"
+            "Exit status: 0 done; 1 Redis failed, or a job was refused (each named on stderr);\n"
+            "2 a usage error.\n");
+}
+
+static void command_usage(FILE *f, const struct command *cmd)
+{
+    struct cli_option mine[NOPTIONS];
+    size_t i, n = 0;
+
+    for (i = 0; i < NOPTIONS; i++)
+        if (options[i].name != NULL &&
+            (common_option(options[i].key) || own_option(cmd, options[i].key)))
+            mine[n++] = options[i];
+    fprintf(f, "Usage: cqctl %s%s%s [OPTIONS]\n\n%s\nOptions:\n", cmd->name,
+            cmd->args[0] ? " " : "", cmd->args, cmd->help);
+    cli_print(f, mine, n);
+}
+
+static const char *option_name(int key)
+{
+    size_t i;
+
+    for (i = 0; i < NOPTIONS; i++)
+        if (options[i].name != NULL && options[i].key == key) return options[i].name;
+    return "?";
+}
+
+static int bad(const char *opt, const char *val)
+{
+    fprintf(stderr, "cqctl: invalid value '%s' for --%s (see cqctl --help)\n", val, opt);
+    return 2;
+}
+
+/* Parse every option, before and after the command (getopt permutes). Returns -1 to go on,
+ * or an exit status; seen[] collects the options given, *help whether --help was. */
+static int parse_options(struct ctl *c, int argc, char **argv, int *seen, size_t *nseen, int *help)
+{
+    struct option *longopts;
+    char *shortopts;
+    int opt, rc = 0;
+
+    cli_getopt(options, NOPTIONS, 0, &longopts, &shortopts);
+    while (rc == 0 && (opt = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+        if (opt != '?' && *nseen < 32) seen[(*nseen)++] = opt;
+        switch (opt) {
+        case 'u': c->url = optarg; break;
+        case O_PREFIX: c->prefix = optarg; break;
+        case O_JSON: c->json = 1; break;
+        case 'w': c->watch = 1; break;
+        case O_INTERVAL:
+            if (parse_duration(optarg, &c->interval) != 0 || c->interval < 0.05 ||
+                c->interval > 86400)
+                rc = bad("interval", optarg);
+            break;
+        case 'n':
+            if (parse_long(optarg, 1, 10000, &c->limit) != 0) rc = bad("limit", optarg);
+            break;
+        case O_OFFSET:
+            if (parse_long(optarg, 0, 1000000000L, &c->offset) != 0) rc = bad("offset", optarg);
+            break;
+        case O_ALL_FAILED: c->all_failed = 1; break;
+        case 'q': c->queue = optarg; break;
+        case 'h': *help = 1; break;
+        default: rc = cli_standard(opt, "cqctl", CQ_VERSION, usage); break;
+        }
+    }
+    cli_free(longopts, shortopts);
+    return rc == CLI_DONE ? 0 : rc == 0 ? -1 : rc;
+}
+
+int main(int argc, char **argv)
+{
+    const struct command *cmd;
+    struct ctl c;
+    char err[512];
+    int seen[32], help = 0, rc, n;
+    size_t nseen = 0, i;
+
+    memset(&c, 0, sizeof c);
+    c.interval = 1.0;
+    c.limit = 20;
+    signal(SIGPIPE, SIG_IGN);
+    rc = parse_options(&c, argc, argv, seen, &nseen, &help);
+    if (rc >= 0) return rc;
+    if (optind >= argc && help) {
+        usage(stdout);
+        return 0;
+    }
+    if (optind >= argc) {
+        fprintf(stderr, "cqctl: give a command (see cqctl --help)\n");
+        return 2;
+    }
+    cmd = find_command(argv[optind]);
+    if (cmd == NULL) {
+        fprintf(stderr, "cqctl: unknown command '%s' (see cqctl --help)\n", argv[optind]);
+        return 2;
+    }
+    if (help) {
+        command_usage(stdout, cmd);
+        return 0;
+    }
+    for (i = 0; i < nseen; i++) {
+        if (common_option(seen[i]) || own_option(cmd, seen[i])) continue;
+        fprintf(stderr, "cqctl %s: --%s is not an option of %s (see cqctl %s --help)\n", cmd->name,
+                option_name(seen[i]), cmd->name, cmd->name);
+        return 2;
+    }
+    n = argc - optind - 1;
+    if (n < cmd->min || (cmd->max >= 0 && n > cmd->max)) {
+        fprintf(stderr, "cqctl %s: %s (usage: cqctl %s %s)\n", cmd->name,
+                n < cmd->min ? "missing argument" : "too many arguments", cmd->name, cmd->args);
+        return 2;
+    }
+    c.tty = isatty(STDOUT_FILENO);
+    c.cols = 80;
+    if (c.tty) {
+        struct winsize ws;
+        if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) c.cols = ws.ws_col;
+    }
+    if (admin_init(&c.a, c.url, c.prefix, err, sizeof err) != 0) {
+        fprintf(stderr, "cqctl: %s\n", err);
+        return 2;
+    }
+    if (admin_connect(&c.a, err, sizeof err) != 0 && !c.watch) {
+        fprintf(stderr, "cqctl: %s\n", err);
+        return 1;
+    }
+    rc = cmd->run(&c, argv + optind + 1, n);
+    admin_close(&c.a);
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        if (rc == 0) fprintf(stderr, "cqctl: writing the output failed\n");
+        return rc ? rc : 1;
+    }
+    return rc;
+}

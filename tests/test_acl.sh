@@ -1,0 +1,409 @@
+#!/usr/bin/env bash
+# test_acl.sh - every role as the Redis ACL user docs/PROTOCOL.md gives it. The users are made
+# from the "ACL SETUSER" lines of its "Redis users and permissions" section, read here, so that
+# the page and the test cannot drift: producers (cenqueue, cproducer), waiters (a libcq
+# program that only waits; cenqueue --wait and cproducer --wait with the producer's and the
+# waiter's rights), operators (every cqctl command) and workers (jobs that finish, fail, retry,
+# are scheduled, handed back, canceled queued and running, paused, put back on SIGTERM,
+# recovered after SIGKILL, reconciled after a lost reply; commands and a plugin). Each works,
+# Redis refused nothing but the workers' optional CONFIG GET (ACL LOG), and a line without one
+# of its commands makes its role fail, naming the command.
+. "$(dirname "$0")/lib.sh"
+
+start_redis_tcp
+unset CQ_REDIS_URL   # every program below is given its user's URL; none runs as "default"
+start_httpd --generate --size 2000
+start_fake_imgur --image-base "$HBASE/"
+PLUGIN=$BUILD/examples/libcq_sha256.so
+ROOT=$T/root
+mkdir -p "$ROOT/images" "$T/bin" "$T/run"
+for i in 1 2 3; do head -c $((i * 100)) /dev/urandom >"$ROOT/images/f$i.bin"; done
+
+# ---- the programs the workers run ----
+cat >"$T/bin/bad.sh" <<'EOF'
+#!/bin/bash
+echo "always bad" >&2
+exit 3
+EOF
+# flaky.sh: fails for good the first time it runs for a job, succeeds after that.
+cat >"$T/bin/flaky.sh" <<EOF
+#!/bin/bash
+m="$T/run/flaky.\$CQ_JOB_ID"
+if [ ! -e "\$m" ]; then touch "\$m"; echo "first run fails" >&2; exit 3; fi
+echo "second run ok"
+EOF
+# transient.sh: exit 75 (retry) the first time, then succeeds.
+cat >"$T/bin/transient.sh" <<EOF
+#!/bin/bash
+m="$T/run/transient.\$CQ_JOB_ID"
+if [ ! -e "\$m" ]; then touch "\$m"; echo "try again" >&2; exit 75; fi
+echo "retried ok"
+EOF
+cat >"$T/bin/mark.sh" <<EOF
+#!/bin/bash
+touch "$T/run/ran.\$CQ_JOB_ID"
+echo "ran \$*"
+EOF
+cat >"$T/bin/slow.sh" <<'EOF'
+#!/bin/bash
+sleep "$1"
+echo "slept $1"
+EOF
+chmod +x "$T"/bin/*.sh
+CMDS=(--command "bad=$T/bin/bad.sh" --command "flaky=$T/bin/flaky.sh"
+      --command "transient=$T/bin/transient.sh" --command "mark=$T/bin/mark.sh"
+      --command "slow:SECONDS:number=$T/bin/slow.sh")
+LOAD=()
+if [ -f "$PLUGIN" ]; then
+    LOAD=(--load "$PLUGIN")
+else
+    echo "     ($PLUGIN not built: the workers run without it; sha256 jobs are skipped)"
+fi
+
+# waitids.c: a waiter and nothing else (cq_wait_many on the ids it is given, as a web backend
+# that did not enqueue them would), built against the tree's header and libcq.
+cat >"$T/waitids.c" <<'EOF'
+#include <cq/cq.h>
+#include <stdio.h>
+#include <stdlib.h>
+int main(int argc, char **argv)
+{
+    char err[1024];
+    size_t i, n = (size_t)argc - 1;
+    cq_status **st = calloc(n, sizeof *st);
+    cq_client *c = cq_client_new(NULL, NULL, err, sizeof err);
+    if (c == NULL || st == NULL) { fprintf(stderr, "waitids: %s\n", c ? "no memory" : err); return 1; }
+    if (cq_wait_many(c, (const char *const *)argv + 1, n, 20, st, err, sizeof err) != 0) {
+        fprintf(stderr, "waitids: %s\n", err);
+        return 1;
+    }
+    for (i = 0; i < n; i++) {
+        printf("%s %s\n", argv[i + 1], cq_status_state_name(cq_status_state(st[i])));
+        cq_status_free(st[i]);
+    }
+    free(st);
+    cq_client_free(c);
+    return 0;
+}
+EOF
+LIBCQ=$(find "$BUILD" -name 'libcq.so' -print -quit)
+CFLAGS_EXTRA=
+grep -q '^ENABLE_SANITIZERS:BOOL=ON' "$BUILD/CMakeCache.txt" 2>/dev/null && CFLAGS_EXTRA="-fsanitize=address,undefined"
+cc $CFLAGS_EXTRA -I"$SRC/include" "$T/waitids.c" -o "$T/waitids" "$LIBCQ" \
+    -Wl,-rpath,"$(dirname "$LIBCQ")" 2>"$T/cc.log" ||
+    { echo "FATAL: cannot build the waiter against $LIBCQ"; cat "$T/cc.log"; exit 1; }
+
+# ---- the users, from docs/PROTOCOL.md ----
+doc_line() {   # doc_line ROLE: the page's "ACL SETUSER ROLE ..." line(s)
+    sed -n '/^## Redis users and permissions/,/^## How workers move records/p' "$SRC/docs/PROTOCOL.md" |
+        grep "^ACL SETUSER $1 "
+}
+declare -A LINE
+for role in producer waiter operator worker; do
+    LINE[$role]=$(doc_line "$role")
+    check_eq "PROTOCOL.md has one ACL SETUSER line for $role" 1 "$(grep -c . <<<"${LINE[$role]}")"
+done
+[[ ${LINE[producer]} =~ \>([^ ]+) ]] && PASS=${BASH_REMATCH[1]}
+check "the lines give a password" [ -n "${PASS:-}" ] || { finish; exit 1; }
+# rules ROLE [DROP]: the rules of ROLE's line (after "ACL SETUSER ROLE"), one a line, without
+# the rule DROP.
+rules() {
+    local w r
+    read -ra w <<<"${LINE[$1]}"
+    for r in "${w[@]:3}"; do [ "$r" = "${2:-}" ] || printf '%s\n' "$r"; done
+}
+# mkuser NAME RULE...: (re)create the user NAME with exactly these rules.
+mkuser() {
+    local name=$1 out
+    shift
+    rcli ACL DELUSER "$name" >/dev/null
+    out=$(rcli ACL SETUSER "$name" "$@" 2>&1)
+    [ "$out" = OK ] || { echo "FATAL: ACL SETUSER $name $*: $out"; exit 1; }
+}
+url() { echo "redis://$1:$PASS@127.0.0.1:$RPORT"; }
+for role in producer waiter operator worker; do
+    mapfile -t r < <(rules "$role")
+    mkuser "$role" "${r[@]}"
+done
+# A program that enqueues and then waits: the producer's line plus the waiter's channels and
+# commands (the page says so).
+mapfile -t r < <(rules producer; rules waiter | grep '^[&+]')
+mkuser app "${r[@]}"
+# The optional right: a worker with CONFIG GET.
+mapfile -t r < <(rules worker; echo '+config|get')
+mkuser workerconf "${r[@]}"
+PU=$(url producer) WU=$(url worker) OU=$(url operator) AU=$(url app)
+
+# The users are limited: a command of no line, a key out of cq:*, a channel out of cq:ended:*.
+refused() { local out; out=$(redis-cli -u "$1" "${@:2}" 2>&1); [[ $out == *NOPERM* ]]; }
+check "the producer cannot FLUSHALL" refused "$PU" FLUSHALL
+check "the producer cannot LPUSH out of cq:*" refused "$PU" LPUSH other:queue:x 1
+check "the operator cannot KEYS" refused "$OU" KEYS '*'
+check "the worker cannot PUBLISH out of cq:ended:*" refused "$WU" PUBLISH other 1
+check "the waiter cannot LPUSH" refused "$(url waiter)" LPUSH cq:queue:default 1
+rcli ACL LOG RESET >/dev/null   # from here on, Redis refuses nothing (checked at the end)
+
+P() { "$BIN/cenqueue" -u "$PU" "$@"; }
+Q() { "$BIN/cqctl" -u "$OU" "$@"; }
+# bad_json FILE...: the FILEs that do not hold one JSON document (one python3 for them all).
+bad_json() {
+    python3 -c 'import json, sys
+for f in sys.argv[1:]:
+    try:
+        json.load(open(f))
+    except ValueError:
+        print(f)' "$@"
+}
+final() { local s; s=$(jfield "$1"); [ "$s" = finished ] || [ "$s" = failed ] || [ "$s" = canceled ]; }
+all_final() { local id; for id in "$@"; do final "$id" || return 1; done; }
+start_worker() {   # start_worker LOG ARGS...: a cworker, registered; sets WPID
+    local log=$1 n
+    shift
+    n=$(rcli SCARD cq:workers)
+    "$BIN/cworker" --download-root "$ROOT" --shutdown-timeout 1s --retry-base 0.2s "$@" >"$log" 2>&1 &
+    WPID=$!
+    PIDS+=("$WPID")
+    wait_for 10 workers_are $((n + 1)) || { echo "FATAL: worker did not register"; cat "$log"; exit 1; }
+}
+stop_worker() { kill -TERM "$1"; wait "$1"; }
+
+echo "# a worker as 'worker' (without CONFIG GET)"
+start_worker "$T/w1.log" -u "$WU" -c 4 "${LOAD[@]}" "${CMDS[@]}" default low
+W1=$WPID
+rcli LPUSH cq:queue:default 'not json' >/dev/null
+
+echo "# producers as 'producer'"
+ids=()
+id=$(P noop 2>"$T/err"); check_eq "cenqueue: exit 0" 0 "$?"; ids+=("$id")
+check_eq "cenqueue: no warning (a live worker takes from default)" "" "$(cat "$T/err")"
+check_eq "cenqueue: the job is queued or taken" 1 "$(rcli EXISTS "cq:job:$id")"
+ids+=("$(P download_link images "$HBASE/a.jpg")")
+ids+=("$(P --retries 2 transient)")
+ids+=("$(P -q low mark low)")
+if [ ${#LOAD[@]} -gt 0 ]; then ids+=("$(P sha256 images/f1.bin)"); fi
+printf 'noop 1\nmark "a b"\n# a comment\nslow 0.1\n' | P --stdin >"$T/stdin.ids" 2>"$T/err"
+check_eq "cenqueue --stdin: 3 ids" 3 "$(wc -l <"$T/stdin.ids")"
+mapfile -t -O "${#ids[@]}" ids <"$T/stdin.ids"
+later=$(P --in 1s mark later)
+check_eq "cenqueue --in: scheduled" scheduled "$(jfield "$later")"
+ids+=("$later")
+ids+=("$(P --at 1 noop)")
+far=$(P --at $(( $(date +%s) + 3600 )) noop)
+check_eq "cenqueue --at: scheduled" scheduled "$(jfield "$far")"
+flaky=$(P --retries 0 flaky)
+unknown=$(P --no-check -q low nosuchfunc a)
+check_eq "cenqueue --no-check: exit 0" 0 "$?"
+P --id acl-reused mark first >/dev/null
+wait_for 10 jobs_are finished acl-reused
+P --id acl-reused mark again >/dev/null
+check_eq "cenqueue --id used before: exit 0" 0 "$?"
+check "...and it runs again" wait_for 10 jobs_are finished acl-reused
+check_eq "...with the new result" "ran again" "$(jfield acl-reused result)"
+P nosuch 2>"$T/err"
+check_contains "cenqueue refuses an unknown function, listing the known ones" \
+    "unknown function 'nosuch' (known: " "$(cat "$T/err")"
+P --list-functions >"$T/list"
+check_eq "cenqueue --list-functions: exit 0" 0 "$?"
+check_contains "...lists the command functions and who serves them" "served now by" "$(grep -A1 '^mark' "$T/list")"
+IMGUR_CLIENT_ID=test-client "$BIN/cproducer" -u "$PU" --api-url "$API" --dir images -q default \
+    >"$T/cp.out" 2>"$T/cp.err"
+check_eq "cproducer: exit 0" 0 "$?" || cat "$T/cp.err"
+check_eq "cproducer: 16 jobs" "enqueued 16 jobs to queue default" "$(cat "$T/cp.out")"
+check "all the producer's jobs finish" wait_for 20 all_final "${ids[@]}" acl-reused
+check "...every one of them finished" jobs_are finished "${ids[@]}"
+check_eq "the retried job ran twice" 2 "$(jfield "${ids[2]}" attempts)"
+check_eq "the flaky job failed" failed "$(jfield "$flaky")"
+check "the job of an unknown function failed" wait_for 5 jobs_are failed "$unknown"
+check_eq "the bad record went to the dead list" "not json" "$(rcli LRANGE cq:dead 0 -1)"
+
+echo "# waiters as 'waiter', and as 'app' (producer + waiter)"
+s=$(P slow 0.5)
+CQ_REDIS_URL=$(url waiter) "$T/waitids" "${ids[0]}" "$flaky" "$s" >"$T/wait.out" 2>"$T/wait.err"
+check_eq "a waiter alone (cq_wait_many): exit 0" 0 "$?" || cat "$T/wait.err"
+check_eq "...sees each end, the one that ended while it waited too" \
+    "${ids[0]} finished|$flaky failed|$s finished" "$(paste -sd'|' "$T/wait.out")"
+out=$("$BIN/cenqueue" -u "$AU" --wait slow 0.3 2>"$T/err"); rc=$?
+check_eq "cenqueue --wait: exit 0" 0 "$rc" || cat "$T/err"
+check_contains "...prints the end" "finished slept 0.3" "$out"
+out=$("$BIN/cenqueue" -u "$AU" --wait bad x 2>"$T/err"); rc=$?
+check_eq "cenqueue --wait on a failing job: exit 1" 1 "$rc"
+check_contains "...prints the failure" "failed" "$out"
+seq 1 20 | sed 's/^/slow 0.0/' | "$BIN/cenqueue" -u "$AU" --stdin --wait --quiet 2>"$T/err"
+check_eq "cenqueue --stdin --wait, 20 jobs: exit 0" 0 "$?" || cat "$T/err"
+IMGUR_CLIENT_ID=test-client "$BIN/cproducer" -u "$AU" --api-url "$API" --dir waited -q default \
+    --wait >"$T/cp.out" 2>"$T/cp.err"
+check_eq "cproducer --wait: exit 0" 0 "$?" || cat "$T/cp.err"
+check_contains "...all 16 finished" "16 jobs: 16 finished" "$(cat "$T/cp.out")"
+
+echo "# operators as 'operator': every cqctl command"
+rcli LPUSH cq:dead 'more junk' >/dev/null
+k=0
+for c in info workers "jobs default" "jobs failed" "jobs scheduled" "jobs dead" "job $flaky" metrics; do
+    read -ra a <<<"$c"
+    k=$((k + 1))
+    check "cqctl $c: exit 0" Q "${a[@]}"
+    Q "${a[@]}" --json >"$T/json.$k"
+    check_eq "cqctl $c --json: exit 0" 0 "$?"
+done
+check_eq "...every --json output parses" "" "$(bad_json "$T"/json.*)"
+check_contains "cqctl workers: the worker, live" " live" "$(Q workers)"
+check_contains "cqctl jobs failed: the flaky job" "$flaky" "$(Q jobs failed)"
+check_contains "cqctl jobs scheduled: the far one" "$far" "$(Q jobs scheduled)"
+check_contains "cqctl requeue" "requeued $flaky" "$(Q requeue "$flaky")"
+check "...the requeued job finishes" wait_for 10 jobs_are finished "$flaky"
+check_contains "cqctl requeue --all-failed" "requeued" "$(Q requeue --all-failed --json)"
+check_contains "cqctl cancel of a scheduled job" "canceled $far (it was scheduled)" "$(Q cancel "$far")"
+check_eq "...its record left the scheduled set" 0 "$(rcli ZCARD cq:scheduled)"
+long=$(P slow 30)
+wait_for 10 jobs_are started "$long"
+check_contains "cqctl cancel of a running job" "its worker stops it" "$(Q cancel "$long")"
+check "...the worker stops it" wait_for 5 jobs_are canceled "$long"
+check_contains "cqctl pause" "paused queue low" "$(Q pause low)"
+sleep 1.2   # workers see a pause within 1 s
+held=$(P -q low mark held)
+dropped=$(P -q low mark dropped)
+check_contains "cqctl cancel of a queued job" "canceled $dropped (it was queued)" "$(Q cancel "$dropped")"
+sleep 1
+check_eq "a paused queue's job stays queued" queued "$(jfield "$held")"
+check_contains "cqctl info shows the pause" paused "$(Q info | awk '$1 == "low"')"
+check_contains "cqctl resume" "resumed queue low" "$(Q resume low)"
+check "...its job runs" wait_for 5 jobs_are finished "$held"
+check "the canceled queued job never ran" [ ! -e "$T/run/ran.$dropped" ]
+check_eq "...and was dropped from its queue" 0 "$(rcli LLEN cq:queue:low)"
+check_contains "cqctl delete" "deleted ${ids[0]}" "$(Q delete "${ids[0]}")"
+check_eq "...its status is gone" 0 "$(rcli EXISTS "cq:job:${ids[0]}")"
+seq 1 50 | sed 's/^/noop /' | P -q bulk --stdin >/dev/null 2>&1
+check_contains "cqctl empty" "50 jobs removed" "$(Q empty bulk)"
+timeout 1 "$BIN/cqctl" -u "$OU" info --watch --interval 200ms >"$T/watch.out"
+check "cqctl info --watch: a picture per interval" [ "$(grep -c '^cq at' "$T/watch.out")" -ge 3 ]
+
+echo "# workers as 'worker': hand-offs, SIGTERM, SIGKILL, a lost reply, CONFIG GET"
+# A worker without the function hands its job back while one that has it is live.
+start_worker "$T/w2.log" -u "$WU" -c 2 ho
+W2=$WPID
+ho=$(P -q ho mark handed)
+check "a worker without the function hands the job back" wait_for 5 grep -q 'handed back' "$T/w2.log"
+start_worker "$T/w3.log" -u "$WU" -c 2 "${CMDS[@]}" ho
+W3=$WPID
+check "...and one with it runs it" wait_for 10 jobs_are finished "$ho"
+stop_worker "$W2"; check_eq "the worker stops cleanly on SIGTERM" 0 "$?"
+stop_worker "$W3"
+# A SIGTERM with a job running: it goes back to its queue.
+start_worker "$T/w4.log" -u "$WU" -c 2 "${CMDS[@]}" term
+W4=$WPID
+t=$(P -q term slow 30)
+wait_for 10 jobs_are started "$t"
+stop_worker "$W4"; check_eq "SIGTERM with a job running: exit 0" 0 "$?"
+check_eq "...the job is back in its queue" "queued 1" "$(jfield "$t") $(rcli LLEN cq:queue:term)"
+# A SIGKILL: the live worker recovers the job once the dead one's lease is gone (deleted
+# here rather than waited for).
+start_worker "$T/w5.log" -u "$WU" -c 2 "${CMDS[@]}" term
+W5=$WPID
+wait_for 10 jobs_are started "$t"
+dead=$(jfield "$t" worker)
+kill -KILL "$W5"; wait "$W5" 2>/dev/null
+rcli DEL "cq:worker:$dead:lease" >/dev/null
+check "a SIGKILLed worker's job is recovered" wait_for 5 jobs_are queued "$t"
+check_eq "...counted" 1 "$(jfield "$t" recovered)"
+check_eq "...and the dead worker deregistered" 0 "$(rcli SISMEMBER cq:workers "$dead")"
+Q cancel "$t" >/dev/null
+# A take whose reply is lost (tests/fixtures/cutproxy.py): the worker reconciles.
+pf=$T/proxy.port
+python3 "$SRC/tests/fixtures/cutproxy.py" --to "$RSOCK" --port-file "$pf" --marker RPOP \
+    --arm "$T/arm" 2>>"$T/proxy.log" &
+PIDS+=("$!")
+wait_for 10 test -s "$pf" || { echo "FATAL: cutproxy.py did not start"; exit 1; }
+blocked=$(rcli INFO clients | sed -n 's/^blocked_clients:\([0-9]*\).*/\1/p')
+start_worker "$T/w6.log" -u "redis://worker:$PASS@127.0.0.1:$(cat "$pf")" lost
+W6=$WPID
+wait_for 10 watching $((blocked + 1))
+touch "$T/arm"
+rcli LPUSH cq:queue:lost '{"id":"acl-lost","func":"noop","args":[]}' >/dev/null
+check "a job whose take reply was lost runs" wait_for 10 jobs_are finished acl-lost
+check_contains "...put back by the reconcile script" "put back 1 job taken when a reply from redis was lost" "$(cat "$T/w6.log")"
+stop_worker "$W6"
+# --burst, --result-ttl 0; and CONFIG GET, the optional right.
+b=$(P -q burst mark b 2>/dev/null)
+"$BIN/cworker" -u "$(url workerconf)" --burst --result-ttl 0 "${CMDS[@]}" burst >"$T/w7.log" 2>&1
+check_eq "cworker --burst as worker + CONFIG GET: exit 0" 0 "$?"
+check_eq "...--result-ttl 0 dropped the status" 0 "$(rcli EXISTS "cq:job:$b")"
+check_contains "...and with CONFIG GET it checks the Redis configuration" "redis has appendonly no" "$(cat "$T/w7.log")"
+check_eq "without CONFIG GET the check is skipped, silently" "" "$(grep -i 'appendonly\|maxmemory\|config' "$T/w1.log")"
+stop_worker "$W1"; check_eq "the first worker stops cleanly" 0 "$?"
+check_eq "no worker logged an error" "" "$(grep -h ' ERROR \|NOPERM' "$T"/w[1-7].log)"
+
+# ACL LOG: one line a refusal, "USER REASON OBJECT".
+refusals() {
+    rcli ACL LOG 1000 | awk 'p == "reason" { r = $0 } p == "object" { o = $0 }
+        p == "username" { u = $0 } p == "client-info" { print u, r, o } { p = $0 }' | sort -u
+}
+check_eq "Redis refused nothing but the worker's CONFIG GET" "worker command config|get" "$(refusals)"
+
+echo "# a line without one of its commands fails its role, naming it"
+rcli ACL LOG RESET >/dev/null
+# without ROLE RULE USER: the user USER made of ROLE's line without RULE.
+without() { local r; mapfile -t r < <(rules "$1" "$2"); mkuser "$3" "${r[@]}"; }
+# names_it OUT CMD: OUT is Redis's refusal of CMD. Inside a script Redis 7.0 does not name the
+# command ("The user executing the script can't run this command"): ACL LOG does, below.
+names_it() { [[ $1 == *"'$2' command"* || $1 == *"script can't run this command"* ]]; }
+logged() { refusals | grep -qx "$1 command $2"; }   # logged USER CMD: ACL LOG has it
+n=$(rcli LLEN cq:queue:default)
+without producer +lpush p1
+out=$("$BIN/cenqueue" -u "$(url p1)" noop 2>&1); rc=$?
+check_eq "producer without LPUSH: cenqueue exits 1" 1 "$rc"
+check_contains "...naming it" "NOPERM this user has no permissions to run the 'lpush' command" "$out"
+check_eq "...and nothing of the transaction is written" "$n" "$(rcli LLEN cq:queue:default)"
+without producer +type p2
+out=$(IMGUR_CLIENT_ID=test-client "$BIN/cproducer" -u "$(url p2)" --api-url "$API" -q none 2>&1); rc=$?
+check_eq "producer without TYPE: cproducer exits 1" 1 "$rc"
+check_contains "...naming it" "'type' command" "$out"
+without waiter +subscribe w1
+mapfile -t r < <(rules producer; rules waiter +subscribe | grep '^[&+]')
+mkuser a1 "${r[@]}"
+id=$(P noop 2>/dev/null)
+out=$(CQ_REDIS_URL=$(url w1) "$T/waitids" "$id" 2>&1); rc=$?
+check_eq "waiter without SUBSCRIBE: cq_wait_many fails" 1 "$rc"
+check_contains "...naming it" "'subscribe' command" "$out"
+out=$("$BIN/cenqueue" -u "$(url a1)" --wait noop 2>&1); rc=$?
+check_eq "producer + waiter without SUBSCRIBE: cenqueue --wait exits 1" 1 "$rc"
+check_contains "...naming it" "'subscribe' command" "$out"
+without waiter '&cq:ended:*' w2
+out=$(CQ_REDIS_URL=$(url w2) "$T/waitids" "$id" 2>&1); rc=$?
+check_eq "waiter without the channels: cq_wait_many fails" 1 "$rc"
+check_contains "...saying so" "no permissions to access one of the channels" "$out"
+without operator +eval o1
+id=$(P -q nobody noop 2>/dev/null)
+out=$("$BIN/cqctl" -u "$(url o1)" cancel "$id" 2>&1); rc=$?
+check_eq "operator without EVAL: cqctl cancel exits 1" 1 "$rc"
+check_contains "...naming it" "'eval' command" "$out"
+without operator +hget o2
+out=$("$BIN/cqctl" -u "$(url o2)" cancel "$id" 2>&1); rc=$?
+check_eq "operator without HGET (run by the cancel script): cqctl cancel exits 1" 1 "$rc"
+check "...saying Redis refused it" names_it "$out" hget || echo "     $out"
+check "...ACL LOG names HGET" logged o2 hget
+check_eq "...and the job is not canceled" queued "$(jfield "$id")"
+without operator +llen o3
+out=$("$BIN/cqctl" -u "$(url o3)" jobs nobody 2>&1); rc=$?
+check_eq "operator without LLEN: cqctl jobs exits 1" 1 "$rc"
+check_contains "...naming it" "'llen' command" "$out"
+without worker +multi k1
+out=$("$BIN/cworker" -u "$(url k1)" --burst 2>&1); rc=$?
+check_eq "worker without MULTI: cworker exits 1" 1 "$rc"
+check_contains "...naming it" "'multi' command" "$out"
+without worker +rpop k2
+id=$(P -q k2 noop 2>/dev/null)
+out=$("$BIN/cworker" -u "$(url k2)" --burst k2 2>&1)
+check "worker without RPOP (run by the take script): it says Redis refused it" names_it "$out" rpop || echo "     $out"
+check "...ACL LOG names RPOP" logged k2 rpop
+check_eq "...and the job is not taken" queued "$(jfield "$id")"
+# A database other than 0 in the URL: SELECT, which the page says to add.
+out=$("$BIN/cenqueue" -u "$PU/1" noop 2>&1); rc=$?
+check_eq "a URL with /1 as the producer: cenqueue exits 1" 1 "$rc"
+check_contains "...naming SELECT" "'select' command" "$out"
+mapfile -t r < <(rules producer; echo +select)
+mkuser p3 "${r[@]}"
+"$BIN/cenqueue" -u "$(url p3)/1" noop >/dev/null 2>&1
+check_eq "...with +select added it enqueues to database 1" 1 "$(rcli -n 1 LLEN cq:queue:default)"
+
+[ "$FAILS" -eq 0 ] || { for l in "$T"/w*.log "$T"/k*.log; do echo "---- $l"; tail -20 "$l"; done; }
+finish

@@ -1,0 +1,325 @@
+#!/usr/bin/env bash
+# test_cqctl.sh - cqctl against its own redis-server and real cworkers: every command's text
+# and --json output, its errors (one line, exit 1 or 2), requeue of a failed job that then
+# succeeds, cancel of a running and of a queued job, pause and resume, empty, delete,
+# metrics under promtool and against redis-cli, and info --watch on a terminal (tmux).
+. "$(dirname "$0")/lib.sh"
+
+mkdir -p "$T/bin" "$T/run" "$T/root"
+
+# ---- the programs the workers run ----
+# flaky.sh: fails for good (exit 3) the first time it runs for a job, succeeds after that.
+cat >"$T/bin/flaky.sh" <<EOF
+#!/bin/bash
+m="$T/run/flaky.\$CQ_JOB_ID"
+if [ ! -e "\$m" ]; then touch "\$m"; echo "first run fails" >&2; exit 3; fi
+echo "second run ok"
+EOF
+# bad.sh: always fails for good.
+cat >"$T/bin/bad.sh" <<'EOF'
+#!/bin/bash
+echo "always bad" >&2
+exit 3
+EOF
+# mark.sh: leaves a file named for the job, so that a test can tell whether it ran.
+cat >"$T/bin/mark.sh" <<EOF
+#!/bin/bash
+touch "$T/run/ran.\$CQ_JOB_ID"
+echo ran
+EOF
+chmod +x "$T"/bin/*.sh
+CMDS=(--command "flaky=$T/bin/flaky.sh" --command "bad=$T/bin/bad.sh"
+      --command "mark=$T/bin/mark.sh")
+
+ctl() { "$BIN/cqctl" "$@"; }
+enq() { "$BIN/cenqueue" --no-check "$@"; }
+# is_json CMD [ARG...]: CMD prints one JSON document.
+is_json() { "$@" | python3 -c 'import json, sys; json.load(sys.stdin)'; }
+# jget EXPR CMD [ARG...]: EXPR evaluated on the JSON document d that CMD prints.
+jget() {
+    local expr=$1
+    shift
+    "$@" | python3 -c 'import json, sys; d = json.load(sys.stdin); print(eval(sys.argv[1]))' "$expr"
+}
+# fails_with NAME CODE NEEDLE CMD [ARG...]: CMD exits CODE with one line on stderr holding
+# NEEDLE.
+fails_with() {
+    local name=$1 code=$2 needle=$3 rc
+    shift 3
+    "$@" >"$T/fail.out" 2>"$T/fail.err"
+    rc=$?
+    check_eq "$name: exit $code" "$code" "$rc"
+    check_eq "$name: one line on stderr" 1 "$(wc -l <"$T/fail.err")"
+    check_contains "$name: says why" "$needle" "$(cat "$T/fail.err")"
+}
+final() { local s; s=$(jfield "$1"); [ "$s" = finished ] || [ "$s" = failed ] || [ "$s" = canceled ]; }
+ms_since() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
+start_worker() {  # start_worker LOG ARGS...: a cworker; sets WPID
+    local log=$1 n
+    shift
+    n=$(rcli SCARD cq:workers)
+    "$BIN/cworker" --download-root "$T/root" --shutdown-timeout 1s "$@" >"$log" 2>&1 &
+    WPID=$!
+    PIDS+=("$WPID")
+    wait_for 10 workers_are $((n + 1)) || { echo "FATAL: worker did not register"; cat "$log"; exit 1; }
+}
+
+start_redis
+
+# ---- usage: --help everywhere, errors as one line with exit 2 ----
+check "--help: exit 0" ctl --help
+check_contains "--help lists the commands" "requeue" "$(ctl --help)"
+for c in info workers jobs job requeue cancel delete empty pause resume metrics; do
+    out=$(ctl "$c" --help)
+    check_eq "$c --help: exit 0" 0 "$?"
+    check_contains "$c --help: its usage and --json" "--json" "$out"
+done
+check_contains "info --help names --watch" "--watch" "$(ctl info --help)"
+check_contains "jobs --help names --limit" "--limit" "$(ctl jobs --help)"
+fails_with "no command" 2 "give a command" ctl -u "$CQ_REDIS_URL"
+fails_with "unknown command" 2 "unknown command 'frobnicate'" ctl frobnicate
+fails_with "an option of another command" 2 "--watch is not an option of jobs" ctl jobs default --watch
+fails_with "jobs without a list" 2 "missing argument" ctl jobs
+fails_with "bad --limit" 2 "invalid value '0' for --limit" ctl jobs default --limit 0
+fails_with "bad queue name (pause)" 2 "queue 'bad name!': use 1-128 characters" ctl pause 'bad name!'
+fails_with "bad queue name (jobs)" 2 "queue 'a/b'" ctl jobs a/b
+fails_with "bad URL" 2 "redis URL" ctl -u http://x info
+fails_with "Redis down" 1 "Connection refused" ctl -u redis://127.0.0.1:1 info
+fails_with "job: unknown id" 1 \
+    "job nosuch: no status (never enqueued, or its status expired after the worker's --result-ttl)" \
+    ctl job nosuch
+fails_with "requeue: unknown id" 1 "job nosuch: no status" ctl requeue nosuch
+fails_with "cancel: unknown id" 1 "job nosuch: no status" ctl cancel nosuch
+fails_with "delete: unknown id" 1 "job nosuch: no status" ctl delete nosuch
+fails_with "requeue: ids and --all-failed" 2 "give job ids or --all-failed" ctl requeue x --all-failed
+
+# ---- reading queues that no worker serves ----
+ids=()
+for i in 1 2 3; do ids+=("$(enq -q q1 noop "$i")"); done
+out=$(ctl info)
+check_eq "info: depth of q1" 3 "$(awk '$1 == "q1" { print $2 }' <<<"$out")"
+check "info --json parses" is_json ctl info --json
+check_eq "info --json: depth of q1" 3 \
+    "$(jget '[q["depth"] for q in d["queues"] if q["name"] == "q1"][0]' ctl info --json)"
+out=$(ctl jobs q1)
+check_eq "jobs q1: 3 rows, oldest first" "${ids[*]}" "$(awk 'NR > 2 { print $2 }' <<<"$out" | paste -sd' ')"
+check_contains "jobs q1: args shown" '["1"]' "$out"
+check_eq "jobs q1 --limit 2 --offset 1: the 2nd and 3rd" "${ids[1]} ${ids[2]}" \
+    "$(jget '" ".join(i["id"] for i in d["items"])' ctl jobs q1 --limit 2 --offset 1 --json)"
+check_eq "jobs --json: total" 3 "$(jget 'd["total"]' ctl jobs q1 --json --limit 1)"
+out=$(ctl job "${ids[0]}")
+check_contains "job: a queued job's status" "queued" "$out"
+check_contains "job: its args, from the queue" '["1"]' "$out"
+check "job --json parses" is_json ctl job "${ids[0]}" --json
+check_eq "job --json: args" "['1']" "$(jget 'd["args"]' ctl job "${ids[0]}" --json)"
+sched=$(enq --in 1h noop later)
+out=$(ctl jobs scheduled)
+check_contains "jobs scheduled: lists the job" "$sched" "$out"
+check_contains "jobs scheduled: due in about an hour" "in 59m" "$out"
+check "jobs scheduled --json parses" is_json ctl jobs scheduled --json
+check_contains "job: a scheduled job's args, from the scheduled set" "the scheduled set" "$(ctl job "$sched")"
+check_contains "cancel a scheduled job" "canceled $sched (it was scheduled)" "$(ctl cancel "$sched")"
+check_eq "cancel a scheduled job: its record left the scheduled set" 0 "$(rcli ZCARD cq:scheduled)"
+check "cancel a scheduled job: its status is kept for a while, not for ever" [ "$(rcli TTL "cq:job:$sched")" -gt 0 ]
+rcli LPUSH cq:dead 'not json at all' >/dev/null
+check_contains "jobs dead: the raw record" "not json at all" "$(ctl jobs dead)"
+check_eq "jobs dead --json: the raw record" "not json at all" "$(jget 'd["items"][0]["record"]' ctl jobs dead --json)"
+check_eq "--prefix: another prefix sees none of it" "[]" "$(jget 'd["queues"]' ctl --prefix other: info --json)"
+check_contains "jobs queue:NAME reaches a queue named like a set" "queue failed: 0" "$(ctl jobs queue:failed)"
+
+# ---- a worker: failures, requeue ----
+start_worker "$T/w1.log" -c 4 "${CMDS[@]}" default other
+W1=$WPID
+ok=$(enq noop fine)
+flaky=$(enq --retries 0 flaky)
+bad1=$(enq --retries 0 bad)
+bad2=$(enq --retries 0 bad)
+bad3=$(enq -q other --retries 0 bad)
+wait_for 10 final "$ok"; wait_for 10 final "$flaky"; wait_for 10 final "$bad3"
+check_eq "flaky failed on its first run" failed "$(jfield "$flaky")"
+out=$(ctl jobs failed)
+check_contains "jobs failed: lists the flaky job" "$flaky" "$out"
+check_contains "jobs failed: with its error" "first run fails" "$out"
+check "jobs failed --json parses" is_json ctl jobs failed --json
+out=$(ctl job "$flaky")
+check_contains "job: failed" "failed" "$out"
+check_contains "job: the error" "first run fails" "$out"
+check_contains "job: args from the status hash" "from the status hash" "$out"
+check_contains "job: the run time" "ran " "$out"
+check_eq "job --json: the status" failed "$(jget 'd["status"]' ctl job "$flaky" --json)"
+fails_with "requeue: a finished job is refused" 1 "job $ok: it is finished, not failed" ctl requeue "$ok"
+out=$(ctl requeue "$flaky")
+check_eq "requeue: exit 0" 0 "$?"
+check_contains "requeue: says where it went" "requeued $flaky to queue default" "$out"
+check "requeue: the job runs again and finishes" wait_for 10 jobs_are finished "$flaky"
+check_eq "requeue: ...with the second run's result" "second run ok" "$(jfield "$flaky" result)"
+check_eq "requeue: ...attempts counted from 0 again" 1 "$(jfield "$flaky" attempts)"
+check_eq "requeue: it left the failed set" "" "$(rcli ZSCORE cq:failed "$flaky")"
+check_eq "requeue --json: a refusal" refused "$(jget 'd["jobs"][0]["outcome"]' ctl requeue "$flaky" --json 2>/dev/null)"
+out=$(ctl requeue --all-failed --queue other)
+check_contains "requeue --all-failed --queue other: only that queue's job" "requeued 1 failed job of queue other" "$out"
+check "requeue --all-failed --queue: the other queues' jobs stay failed" [ -n "$(rcli ZSCORE cq:failed "$bad1")" ]
+wait_for 10 jobs_are failed "$bad3"
+out=$(ctl requeue --all-failed)
+check_contains "requeue --all-failed: all three" "requeued 3 failed jobs" "$out"
+wait_for 10 jobs_are failed "$bad1" "$bad2" "$bad3"
+check_eq "requeue --all-failed: they ran again (and failed again)" 3 "$(rcli ZCARD cq:failed)"
+check_eq "requeue --all-failed --json: nothing refused" 0 \
+    "$(jget 'd["refused"]' ctl requeue --all-failed --queue nosuch --json)"
+
+# ---- cancel: a running sleep 30 ends within 1 s; finished jobs are refused ----
+long=$(enq sleep 30)
+wait_for 10 jobs_are started "$long"
+out=$(ctl job "$long")
+check_contains "job: a running job's time so far" "running for" "$out"
+check_contains "job: a running job's args, from the worker's in-flight list" "the in-flight list cq:inflight:" "$out"
+t0=$(date +%s%N)
+out=$(ctl cancel "$long")
+check_eq "cancel a running job: exit 0" 0 "$?"
+check_contains "cancel a running job: its worker stops it" "its worker stops it" "$out"
+wait_for 5 jobs_are canceled "$long"
+took=$(ms_since "$t0")
+echo "     the running sleep 30 was canceled after $took ms"
+check_eq "cancel a running sleep 30: status canceled" canceled "$(jfield "$long")"
+check "cancel a running sleep 30: within 1 s ($took ms)" [ "$took" -le 1000 ]
+fails_with "cancel a finished job: refused" 1 "job $ok: it is finished already" ctl cancel "$ok"
+check_eq "cancel --json: the refusal" refused "$(jget 'd["jobs"][0]["outcome"]' ctl cancel "$ok" --json 2>/dev/null)"
+
+# ---- cancel of a queued job: it never runs ----
+held=$(enq -q held mark)
+control=$(enq -q held mark)
+out=$(ctl cancel "$held")
+check_contains "cancel a queued job: canceled at once" "canceled $held (it was queued)" "$out"
+check_eq "cancel a queued job: status canceled" canceled "$(jfield "$held")"
+check_contains "job: says the cancel is pending" "a worker that takes it drops it" "$(ctl job "$held")"
+start_worker "$T/w2.log" -c 2 "${CMDS[@]}" held
+W2=$WPID
+wait_for 10 jobs_are finished "$control"
+check "a canceled queued job never runs (the one after it did)" [ ! -e "$T/run/ran.$held" ]
+check_eq "...and stays canceled" canceled "$(jfield "$held")"
+check_eq "...and its record is gone from the queue" 0 "$(rcli LLEN cq:queue:held)"
+
+# ---- pause and resume ----
+wait_for 5 watching 3   # both workers idle (a watcher per queue)
+out=$(ctl pause held)
+check_contains "pause: says so" "paused queue held" "$out"
+check_eq "pause: in the paused set" 1 "$(rcli SISMEMBER cq:paused held)"
+check_contains "pause again: already" "was paused already" "$(ctl pause held)"
+check_eq "pause --json" True "$(jget 'd["paused"]' ctl pause held --json)"
+sleep 1
+p=$(enq -q held mark)
+sleep 2
+check_eq "paused: a job enqueued after the pause stays queued" queued "$(jfield "$p")"
+check_eq "paused: ...in the queue" 1 "$(rcli LLEN cq:queue:held)"
+check_contains "info: the queue shows paused" "paused" "$(ctl info | awk '$1 == "held"')"
+t0=$(date +%s%N)
+ctl resume held >"$T/resume.out"
+not_queued() { [ "$(jfield "$1")" != queued ]; }
+wait_for 5 not_queued "$p"
+took=$(ms_since "$t0")
+echo "     intake restarted $took ms after resume"
+check_contains "resume: says so" "resumed queue held" "$(cat "$T/resume.out")"
+check "resume: the job is taken within 1 s ($took ms)" [ "$took" -le 1000 ]
+check "resume: ...and runs" wait_for 5 jobs_are finished "$p"
+check_contains "resume again: not paused" "was not paused" "$(ctl resume held)"
+
+# ---- workers ----
+out=$(ctl workers)
+check_contains "workers: a row per worker, with its host" "$(uname -n)" "$out"
+check_eq "workers: both live" 2 "$(grep -c ' live$' <<<"$out")"
+check_eq "workers --json: both with a lease" "[True, True]" "$(jget '[w["lease"] for w in d["workers"]]' ctl workers --json)"
+check "info --json: jobs that ended count in the last minute" \
+    [ "$(jget '[q["last_minute"] for q in d["queues"] if q["name"] == "default"][0]' ctl info --json)" -gt 0 ]
+
+# ---- delete ----
+out=$(ctl delete "$bad1")
+check_contains "delete a failed job" "deleted $bad1 (it was failed)" "$out"
+check_eq "delete: its status is gone" 0 "$(rcli EXISTS "cq:job:$bad1")"
+check_eq "delete: it left the failed set" "" "$(rcli ZSCORE cq:failed "$bad1")"
+check_eq "delete --json" deleted "$(jget 'd["jobs"][0]["outcome"]' ctl delete "$bad2" --json)"
+fails_with "delete an unknown id" 1 "job $bad1: no status" ctl delete "$bad1"
+
+# ---- empty ----
+seq 1 2500 | sed 's/^/noop /' | "$BIN/cenqueue" --no-check -q bulk --stdin >"$T/bulk.ids" 2>/dev/null
+out=$(ctl empty bulk)
+check_contains "empty: how many" "2500 jobs removed" "$out"
+check_eq "empty: the queue is empty" 0 "$(rcli LLEN cq:queue:bulk)"
+check_eq "empty: the jobs are canceled" canceled "$(jfield "$(sed -n 1234p "$T/bulk.ids")")"
+check_eq "empty --json" 0 "$(jget 'd["removed"]' ctl empty bulk --json)"
+
+# ---- metrics: valid for promtool, equal to what Redis holds ----
+ctl metrics >"$T/metrics"
+check_eq "metrics: exit 0" 0 "$?"
+if command -v promtool >/dev/null; then
+    check "metrics: promtool check metrics passes" promtool check metrics <"$T/metrics" \
+        || promtool check metrics <"$T/metrics"
+else
+    check "promtool is installed (scripts/deps: prometheus)" false
+fi
+metric() { awk -v n="$1" '$1 == n { print $2 }' "$T/metrics"; }
+check_eq "metrics: depth of q1 = LLEN" "$(rcli LLEN cq:queue:q1)" "$(metric 'cq_queue_depth{queue="q1"}')"
+check_eq "metrics: failed jobs = ZCARD" "$(rcli ZCARD cq:failed)" "$(metric cq_failed_jobs)"
+check_eq "metrics: scheduled jobs = ZCARD" "$(rcli ZCARD cq:scheduled)" "$(metric cq_scheduled_jobs)"
+check_eq "metrics: dead records = LLEN" "$(rcli LLEN cq:dead)" "$(metric cq_dead_records)"
+check_eq "metrics: processed = the stats hash" "$(rcli HGET cq:stats processed)" "$(metric cq_jobs_processed_total)"
+check_eq "metrics: live workers" 2 "$(metric cq_workers_live)"
+check_eq "metrics: held is not paused" 0 "$(metric 'cq_queue_paused{queue="held"}')"
+# A histogram as workers keep it, written by hand so that its numbers are known.
+rcli DEL cq:durations:mark >/dev/null
+rcli HSET cq:durations:mark le_0.005 1 le_0.01 1 le_0.025 2 le_0.05 2 le_0.1 2 le_0.25 2 \
+    le_0.5 2 le_1 3 le_2.5 3 le_5 3 le_10 3 le_30 3 le_60 3 le_300 3 le_+Inf 3 sum 0.75 count 3 >/dev/null
+ctl metrics >"$T/metrics"
+check "metrics with a histogram: promtool check metrics passes" promtool check metrics <"$T/metrics"
+check_eq "metrics: a bucket" 2 "$(metric 'cq_job_duration_seconds_bucket{function="mark",le="0.025"}')"
+check_eq "metrics: +Inf" 3 "$(metric 'cq_job_duration_seconds_bucket{function="mark",le="+Inf"}')"
+check_eq "metrics: sum" 0.75 "$(metric 'cq_job_duration_seconds_sum{function="mark"}')"
+check_eq "metrics: count" 3 "$(metric 'cq_job_duration_seconds_count{function="mark"}')"
+check "metrics --json parses" is_json ctl metrics --json
+
+# ---- info --watch: on a terminal (tmux), redrawn in place; elsewhere a picture per interval ----
+TM=(tmux -S "$T/tmux.sock")
+if command -v tmux >/dev/null; then
+    for i in 1 2 3 4 5; do enq -q watched mark >/dev/null; done
+    # The shell in the pane outlives the Ctrl-C (its trap runs instead) to show cqctl's status.
+    cat >"$T/watch.sh" <<EOF
+#!/bin/bash
+trap : INT
+export CQ_REDIS_URL=$CQ_REDIS_URL
+"$BIN/cqctl" info --watch --interval 200ms
+echo "exit=\$?"
+sleep 30
+EOF
+    "${TM[@]}" new-session -d -s cqctl -x 150 -y 40 "bash $T/watch.sh"
+    PIDS+=("$("${TM[@]}" display-message -p '#{pid}')")
+    screen() { "${TM[@]}" capture-pane -p -t cqctl; }
+    depth_on_screen() { [ "$(screen | awk '$1 == "watched" { print $2 }')" = "$1" ]; }
+    check "info --watch: the screen shows depth 5" wait_for 5 depth_on_screen 5
+    first=$(screen)
+    check_eq "info --watch: one picture on the screen (redrawn in place)" 1 "$(grep -c '^cq at' <<<"$first")"
+    check_contains "info --watch: a bar on a terminal" "#####" "$(grep '^watched' <<<"$first")"
+    start_worker "$T/w3.log" -c 4 "${CMDS[@]}" watched
+    check "info --watch: the depth changes to 0 once a worker took them" wait_for 5 depth_on_screen 0
+    second=$(screen)
+    check "info --watch: two captures differ in depth" \
+        [ "$(awk '$1 == "watched" { print $2 }' <<<"$first")" != "$(awk '$1 == "watched" { print $2 }' <<<"$second")" ]
+    "${TM[@]}" send-keys -t cqctl C-c
+    stopped() { screen | grep -q 'exit=0$'; }   # after the terminal's ^C
+    check "info --watch: Ctrl-C ends it, exit 0" wait_for 3 stopped
+    "${TM[@]}" kill-server 2>/dev/null
+else
+    check "tmux is installed (scripts/deps)" false
+fi
+timeout 1.2 "$BIN/cqctl" info --watch --interval 300ms >"$T/watch.out"
+check "info --watch on a pipe: a picture per interval" [ "$(grep -c '^cq at' "$T/watch.out")" -ge 3 ]
+check "info --watch on a pipe: no ANSI codes" [ "$(grep -c $'\033' "$T/watch.out")" -eq 0 ]
+"$BIN/cqctl" info --watch --json --interval 200ms >"$T/watch.json" &
+wpid=$!
+sleep 0.7
+kill -INT "$wpid"
+wait "$wpid"
+check_eq "info --watch: SIGINT exits 0" 0 "$?"
+each_line_json() { python3 -c 'import json, sys; [json.loads(l) for l in sys.stdin]' <"$1"; }
+check "info --watch --json: one JSON document a line" each_line_json "$T/watch.json"
+
+[ "$FAILS" -eq 0 ] || { for l in "$T"/w*.log; do echo "---- $l"; tail -20 "$l"; done; }
+finish

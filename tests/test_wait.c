@@ -1,0 +1,443 @@
+/* test_wait.c - cq_wait, cq_wait_many and cq_wait_each (common/client.c) against a real
+ * Redis, with the worker's side played by hand: a job's end is an HSET of its status hash
+ * and a PUBLISH on cq:ended:<id>, as the worker's apply script does them.
+ *
+ * What a waiter must get right: a job that ended before the call is seen at once; one that
+ * ends after the subscription wakes the waiter within milliseconds (no polling); a timeout
+ * returns the last status read; a killed connection (CLIENT KILL TYPE pubsub) is opened
+ * again, and an end published while it was down is found by reading the status again; many
+ * jobs go in batches; the waiting connection leaves subscribe mode before the call returns.
+ * The "worker" is a thread with its own connection, which waits until the waiter has
+ * subscribed (PUBSUB NUMSUB) before it ends the job. Redis is private to this program
+ * (tests/redis_server.h). */
+#include <pthread.h>
+
+#include "check.h"
+#include "redis_server.h"
+
+#include "cq/cq.h"
+
+static char url[256];
+
+/* Run a command whose reply does not matter, on the test's own connection. */
+#define DO(...) discard(rconn_commandf(&R, __VA_ARGS__))
+static void discard(redisReply *rep)
+{
+    if (rep != NULL) freeReplyObject(rep);
+}
+
+static void flushall(void)
+{
+    redisReply *rep = rconn_commandf(&R, "FLUSHALL");
+    if (rep == NULL) fatal(R.errstr);
+    freeReplyObject(rep);
+}
+
+static cq_client *client(void)
+{
+    char err[256];
+    cq_client *c = cq_client_new(url, NULL, err, sizeof err);
+
+    if (c == NULL) fprintf(stderr, "cq_client_new: %s\n", err);
+    return c;
+}
+
+/* Subscribers of a channel right now (PUBSUB NUMSUB), on connection r. */
+static long long subscribers(struct rconn *r, const char *channel)
+{
+    redisReply *rep = rconn_commandf(r, "PUBSUB NUMSUB %s", channel);
+    long long v = -1;
+
+    if (rep != NULL && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+        rep->element[1]->type == REDIS_REPLY_INTEGER)
+        v = rep->element[1]->integer;
+    if (rep != NULL) freeReplyObject(rep);
+    return v;
+}
+
+/* Channels with a subscriber (PUBSUB CHANNELS): 0 once every wait has unsubscribed. */
+static long long channels(void)
+{
+    redisReply *rep = rconn_commandf(&R, "PUBSUB CHANNELS");
+    long long v = rep != NULL && rep->type == REDIS_REPLY_ARRAY ? (long long)rep->elements : -1;
+
+    if (rep != NULL) freeReplyObject(rep);
+    return v;
+}
+
+/* ---- the worker's side, on a thread ---------------------------------------------------- */
+
+struct ender {
+    pthread_t thread;
+    const char *id, *status, *field, *value;
+    int kill_first;         /* CLIENT KILL TYPE pubsub once the waiter has subscribed */
+    int end_while_down;     /* with kill_first: end the job before the waiter is back */
+    int no_hash;            /* only PUBLISH: the hash is gone (expired) */
+    long long published_us; /* time_mono_us() right after the PUBLISH */
+    int ok;
+};
+
+/* Wait (up to 5 s) until channel has a subscriber. */
+static int until_subscribed(struct rconn *r, const char *channel)
+{
+    int i;
+
+    for (i = 0; i < 5000; i++) {
+        if (subscribers(r, channel) >= 1) return 0;
+        sleep_ms(1);
+    }
+    return -1;
+}
+
+static void end_job(struct rconn *r, struct ender *e)
+{
+    if (!e->no_hash)
+        discard(rconn_commandf(r, "HSET cq:job:%s status %s %s %s", e->id, e->status, e->field,
+                               e->value));
+    discard(rconn_commandf(r, "PUBLISH cq:ended:%s %s", e->id, e->status));
+    e->published_us = time_mono_us();
+}
+
+static void *ender_main(void *arg)
+{
+    struct ender *e = arg;
+    struct rconn r;
+    char channel[256];
+
+    snprintf(channel, sizeof channel, "cq:ended:%s", e->id);
+    rconn_init(&r, &R.url, 2.0);
+    if (until_subscribed(&r, channel) != 0) goto out;
+    if (e->kill_first) {
+        discard(rconn_commandf(&r, "CLIENT KILL TYPE pubsub"));
+        if (e->end_while_down) {
+            /* Published with nobody listening: only reading the status again finds it. */
+            end_job(&r, e);
+            e->ok = 1;
+            goto out;
+        }
+        sleep_ms(20);
+        if (until_subscribed(&r, channel) != 0) goto out;
+    }
+    end_job(&r, e);
+    e->ok = 1;
+out:
+    rconn_close(&r);
+    return NULL;
+}
+
+static void ender_start(struct ender *e)
+{
+    e->field = e->field ? e->field : "result";
+    e->value = e->value ? e->value : "done";
+    if (pthread_create(&e->thread, NULL, ender_main, e) != 0) fatal("pthread_create");
+}
+
+/* ---- cases ------------------------------------------------------------------------------ */
+
+/* A job that had ended before the wait: seen at once, with its result. */
+static void test_ended_before(void)
+{
+    cq_client *c = client();
+    cq_status *st = NULL;
+    char err[256];
+    long long t0;
+
+    CHECK_NOTNULL(c);
+    DO("HSET cq:job:early status finished result 42");
+    t0 = time_mono_ms();
+    CHECK_EQ(cq_wait(c, "early", 10, &st, err, sizeof err), 0);
+    CHECK(time_mono_ms() - t0 < 500);
+    CHECK_NOTNULL(st);
+    CHECK_EQ(cq_status_state(st), CQ_FINISHED);
+    CHECK_STREQ(cq_status_field(st, "result"), "42");
+    CHECK_EQ(channels(), 0);
+    cq_status_free(st);
+    cq_client_free(c);
+}
+
+/* An end published after the subscription wakes the waiter within a few milliseconds. */
+static void test_published_after(void)
+{
+    struct ender e = {.id = "late", .status = "failed", .field = "error", .value = "boom"};
+    cq_client *c = client();
+    cq_status *st = NULL;
+    char err[256];
+    long long woke;
+
+    CHECK_NOTNULL(c);
+    DO("HSET cq:job:late status started");
+    ender_start(&e);
+    CHECK_EQ(cq_wait(c, "late", 10, &st, err, sizeof err), 0);
+    woke = time_mono_us();
+    pthread_join(e.thread, NULL);
+    CHECK(e.ok);
+    CHECK_NOTNULL(st);
+    CHECK_EQ(cq_status_state(st), CQ_FAILED);
+    CHECK_STREQ(cq_status_field(st, "error"), "boom");
+    fprintf(stderr, "  published -> cq_wait returned: %.2f ms\n",
+            (double)(woke - e.published_us) / 1000.0);
+    /* A few ms on an idle machine; a loaded one (ctest -j) gets room. */
+    CHECK(woke - e.published_us < 200 * 1000);
+    CHECK_EQ(channels(), 0);
+    cq_status_free(st);
+    cq_client_free(c);
+}
+
+/* A timeout returns 0 with the last status read, not ended; then the same client waits
+ * again on the same connection. */
+static void test_timeout(void)
+{
+    cq_client *c = client();
+    cq_status *st = NULL;
+    char err[256];
+    long long t0, dt;
+
+    CHECK_NOTNULL(c);
+    DO("HSET cq:job:slow status started");
+    t0 = time_mono_ms();
+    CHECK_EQ(cq_wait(c, "slow", 0.3, &st, err, sizeof err), 0);
+    dt = time_mono_ms() - t0;
+    CHECK(dt >= 290 && dt < 1500);
+    CHECK_NOTNULL(st);
+    CHECK_EQ(cq_status_state(st), CQ_STARTED);
+    CHECK_EQ(channels(), 0);
+    cq_status_free(st);
+    st = NULL;
+
+    DO("HSET cq:job:slow status canceled");
+    CHECK_EQ(cq_wait(c, "slow", 5, &st, err, sizeof err), 0);
+    CHECK_NOTNULL(st);
+    CHECK_EQ(cq_status_state(st), CQ_CANCELED);
+    CHECK_STREQ(cq_status_state_name(cq_status_state(st)), "canceled");
+    cq_status_free(st);
+    cq_client_free(c);
+}
+
+/* CLIENT KILL TYPE pubsub while waiting: the waiter subscribes again and gets the end. */
+static void test_connection_killed(void)
+{
+    struct ender e = {.id = "killed", .status = "finished", .kill_first = 1};
+    cq_client *c = client();
+    cq_status *st = NULL;
+    char err[256];
+
+    CHECK_NOTNULL(c);
+    DO("HSET cq:job:killed status started");
+    ender_start(&e);
+    CHECK_EQ(cq_wait(c, "killed", 10, &st, err, sizeof err), 0);
+    pthread_join(e.thread, NULL);
+    CHECK(e.ok);
+    CHECK_NOTNULL(st);
+    CHECK_EQ(cq_status_state(st), CQ_FINISHED);
+    CHECK_STREQ(cq_status_field(st, "result"), "done");
+    cq_status_free(st);
+    cq_client_free(c);
+}
+
+/* The end is published while the waiter is disconnected (the message is lost): reading the
+ * status again after the reconnection finds it, long before the 30 s recheck. */
+static void test_ended_while_down(void)
+{
+    struct ender e = {.id = "missed", .status = "finished", .kill_first = 1, .end_while_down = 1};
+    cq_client *c = client();
+    cq_status *st = NULL;
+    char err[256];
+    long long t0;
+
+    CHECK_NOTNULL(c);
+    DO("HSET cq:job:missed status started");
+    ender_start(&e);
+    t0 = time_mono_ms();
+    CHECK_EQ(cq_wait(c, "missed", 20, &st, err, sizeof err), 0);
+    CHECK(time_mono_ms() - t0 < 5000);
+    pthread_join(e.thread, NULL);
+    CHECK(e.ok);
+    CHECK_NOTNULL(st);
+    CHECK_EQ(cq_status_state(st), CQ_FINISHED);
+    cq_status_free(st);
+    cq_client_free(c);
+}
+
+/* A message for a job whose hash is gone already (expired, or a result TTL of 0): the state
+ * the message names. */
+static void test_message_without_hash(void)
+{
+    struct ender e = {.id = "gone", .status = "canceled", .no_hash = 1};
+    cq_client *c = client();
+    cq_status *st = NULL;
+    char err[256];
+
+    CHECK_NOTNULL(c);
+    ender_start(&e);
+    CHECK_EQ(cq_wait(c, "gone", 10, &st, err, sizeof err), 0);
+    pthread_join(e.thread, NULL);
+    CHECK(e.ok);
+    CHECK_NOTNULL(st);
+    CHECK_EQ(cq_status_state(st), CQ_CANCELED);
+    CHECK_STREQ(cq_status_field(st, "status"), "canceled");
+    cq_status_free(st);
+    cq_client_free(c);
+}
+
+struct seen {
+    size_t calls;
+    int twice;
+    unsigned char hit[2600];
+};
+
+static void on_end(size_t i, const cq_status *st, void *udata)
+{
+    struct seen *s = udata;
+
+    if (s->hit[i]) s->twice = 1;
+    s->hit[i] = 1;
+    s->calls++;
+    (void)st;
+}
+
+/* 2,500 jobs (three SUBSCRIBE batches): a third ended before (finished, failed or canceled),
+ * one ends during the wait, the rest never (the timeout); cq_wait_each calls fn once for each
+ * that ended. */
+static void test_many(void)
+{
+    enum { N = 2500 };
+    static char names[N][32];
+    static const char *ids[N];
+    static cq_status *out[N];
+    static struct seen seen;
+    struct ender e = {.id = "m2401", .status = "finished", .value = "last"};
+    cq_client *c = client();
+    char err[256];
+    size_t i, ended = 0, never = 0;
+
+    CHECK_NOTNULL(c);
+    memset(&seen, 0, sizeof seen);
+    for (i = 0; i < N; i++) {
+        snprintf(names[i], sizeof names[i], "m%zu", i);
+        ids[i] = names[i];
+        if (i % 3 == 0)
+            DO("HSET cq:job:%s status %s", ids[i],
+               i % 9 == 0       ? "finished"
+                   : i % 9 == 3 ? "failed"
+                                : "canceled");
+        else
+            DO("HSET cq:job:%s status started", ids[i]);
+    }
+    ender_start(&e);
+    CHECK_EQ(cq_wait_each(c, ids, N, 1.0, out, on_end, &seen, err, sizeof err), 0);
+    pthread_join(e.thread, NULL);
+    CHECK(e.ok);
+    for (i = 0; i < N; i++) {
+        CHECK_NOTNULL(out[i]);
+        if (cq_state_ended(cq_status_state(out[i])))
+            ended++;
+        else if (cq_status_state(out[i]) == CQ_STARTED)
+            never++;
+    }
+    CHECK_EQ(ended, (N + 2) / 3 + 1);
+    CHECK_EQ(never, N - ended);
+    CHECK_EQ(cq_status_state(out[0]), CQ_FINISHED);
+    CHECK_EQ(cq_status_state(out[3]), CQ_FAILED);
+    CHECK_EQ(cq_status_state(out[6]), CQ_CANCELED);
+    CHECK_EQ(cq_status_state(out[2401]), CQ_FINISHED);
+    CHECK_STREQ(cq_status_field(out[2401], "result"), "last");
+    CHECK_EQ(seen.calls, ended);
+    CHECK(!seen.twice);
+    CHECK(seen.hit[2401]);
+    CHECK_EQ(channels(), 0);
+    for (i = 0; i < N; i++) cq_status_free(out[i]);
+    cq_client_free(c);
+}
+
+/* The same id twice gets its status twice; an empty list returns at once. */
+static void test_duplicates_and_empty(void)
+{
+    const char *ids[] = {"dup", "dup", "other"};
+    cq_status *out[3];
+    struct ender e = {.id = "dup", .status = "finished"};
+    cq_client *c = client();
+    char err[256];
+
+    CHECK_NOTNULL(c);
+    DO("HSET cq:job:dup status started");
+    DO("HSET cq:job:other status failed error x");
+    ender_start(&e);
+    CHECK_EQ(cq_wait_many(c, ids, 3, 10, out, err, sizeof err), 0);
+    pthread_join(e.thread, NULL);
+    CHECK_NOTNULL(out[0]);
+    CHECK_NOTNULL(out[1]);
+    CHECK_NOTNULL(out[2]);
+    CHECK_EQ(cq_status_state(out[0]), CQ_FINISHED);
+    CHECK_EQ(cq_status_state(out[1]), CQ_FINISHED);
+    CHECK_EQ(cq_status_state(out[2]), CQ_FAILED);
+    cq_status_free(out[0]);
+    cq_status_free(out[1]);
+    cq_status_free(out[2]);
+    CHECK_EQ(cq_wait_many(c, ids, 0, 10, out, err, sizeof err), 0);
+    cq_client_free(c);
+}
+
+/* Refusals: an invalid id (nothing sent), and a user without channel permissions (Redis 7
+ * ACLs: resetchannels) gets NOPERM, not a hang. */
+static void test_errors(void)
+{
+    const char *ids[] = {"ok", "bad id"};
+    cq_status *out[2] = {NULL, NULL};
+    cq_client *c = client();
+    char err[256];
+
+    CHECK_NOTNULL(c);
+    err[0] = '\0';
+    CHECK_EQ(cq_wait_many(c, ids, 2, 1, out, err, sizeof err), -1);
+    CHECK_HAS(err, "job id 'bad id'");
+    CHECK(out[0] == NULL && out[1] == NULL);
+
+    DO("HSET cq:job:ok status started");
+    DO("ACL SETUSER default resetchannels");
+    CHECK_EQ(cq_wait_many(c, ids, 1, 5, out, err, sizeof err), -1);
+    CHECK_HAS(err, "NOPERM");
+    CHECK(out[0] == NULL);
+    DO("ACL SETUSER default allchannels");
+    /* The client is fine afterwards. */
+    DO("HSET cq:job:ok status finished");
+    CHECK_EQ(cq_wait_many(c, ids, 1, 5, out, err, sizeof err), 0);
+    CHECK_NOTNULL(out[0]);
+    CHECK_EQ(cq_status_state(out[0]), CQ_FINISHED);
+    cq_status_free(out[0]);
+    cq_client_free(c);
+}
+
+/* ---- main ---------------------------------------------------------------------------- */
+
+static void run(const char *name, void (*fn)(void))
+{
+    int before = failures;
+    double t = time_now();
+
+    flushall();
+    fn();
+    if (failures != before)
+        fprintf(stderr, "-- %s: %d failed\n", name, failures - before);
+    else if (time_now() - t > 1.5)
+        fprintf(stderr, "-- %s: %.1f s\n", name, time_now() - t);
+}
+
+#define RUN(fn) run(#fn, fn)
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    server_start();
+    snprintf(url, sizeof url, "unix://%s", sock_path);
+
+    RUN(test_ended_before);
+    RUN(test_published_after);
+    RUN(test_timeout);
+    RUN(test_connection_killed);
+    RUN(test_ended_while_down);
+    RUN(test_message_without_hash);
+    RUN(test_many);
+    RUN(test_duplicates_and_empty);
+    RUN(test_errors);
+    return check_report();
+}

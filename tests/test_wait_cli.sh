@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# test_wait_cli.sh - cenqueue --wait end to end: one line per job as it ends (finished with
+# its result, failed with its error, canceled), exit 0 only when all finished, --wait-timeout
+# and how many did not end, --quiet, --stdin batches, a waiter whose connection is killed,
+# and the worker's PUBLISH on cq:ended:<id> as a waiter needs it. The jobs of a queue no
+# worker serves are ended by hand (HSET + PUBLISH, as the worker's script does), so that the
+# mix of outcomes and their order are exact. "A job ended before the waiter subscribed" is
+# also in tests/test_wait.c, deterministically.
+. "$(dirname "$0")/lib.sh"
+
+exec 3>&2   # diagnostics that get past check's redirections
+mkdir -p "$T/bin"
+cat >"$T/bin/bad.sh" <<'EOF'
+#!/bin/bash
+echo "reading the input" >&2
+echo "bad input: $1" >&2
+exit 3
+EOF
+chmod +x "$T/bin/bad.sh"
+
+start_redis
+"$BIN/cworker" -c 4 --log-level warn --command "bad=$T/bin/bad.sh" >"$T/w.log" 2>&1 &
+WPID=$!
+PIDS+=("$WPID")
+wait_for 10 workers_are 1 || { echo "FATAL: worker did not register"; cat "$T/w.log"; exit 1; }
+wait_for 10 watching 1
+
+UUID='[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}'
+matches() { [[ $1 =~ $2 ]]; }
+lines() { local s=$1; [ -z "$s" ] && { echo 0; return; }; printf '%s\n' "$s" | wc -l; }
+now() { date +%s.%N; }
+ms_between() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%d", (b - a) * 1000 }'; }
+subscribed() { [ "$(rcli PUBSUB NUMSUB "cq:ended:$1" | tail -n 1)" -ge 1 ]; }
+all_subscribed() { local id; for id in "$@"; do subscribed "$id" || return 1; done; }
+
+# ---- the real worker ----
+
+# A no-op on an idle worker mostly ends before cenqueue has subscribed: read from the hash.
+out=$("$BIN/cenqueue" --wait noop 2>"$T/err"); rc=$?
+check_eq "noop: exit 0" 0 "$rc"
+check "noop: one line 'ID finished'" matches "$out" "^$UUID finished\$"
+check_eq "noop: nothing on stderr for one job" "" "$(cat "$T/err")"
+
+# A job that ends 0.5 s after the waiter subscribed: the message wakes it.
+out=$("$BIN/cenqueue" --wait sleep 0.5); rc=$?
+t_exit=$(now)
+check_eq "sleep: exit 0" 0 "$rc"
+check "sleep: 'ID finished' and its result" matches "$out" "^$UUID finished slept 0.5s\$"
+id=${out%% *}
+took=$(ms_between "$(jfield "$id" ended_at)" "$t_exit")
+echo "     job ended -> cenqueue --wait exited: $took ms"
+check "sleep: cenqueue exits within 500 ms of the job's end ($took ms)" [ "$took" -lt 500 ]
+
+out=$("$BIN/cenqueue" --wait bad x 2>"$T/err"); rc=$?
+check_eq "failed: exit 1" 1 "$rc"
+check "failed: 'ID failed' and the error" matches "$out" "^$UUID failed .*bad input: x\$"
+
+rcli SADD cq:cancel wc-1 >/dev/null
+out=$("$BIN/cenqueue" --wait --id wc-1 noop 2>"$T/err"); rc=$?
+check_eq "canceled (cq:cancel before it was taken): exit 1" 1 "$rc"
+check "canceled: 'ID canceled'" matches "$out" "^wc-1 canceled"
+
+# The waiting connection is killed while the job runs: cenqueue subscribes again.
+"$BIN/cenqueue" --wait --id wk-1 sleep 1 >"$T/out" 2>"$T/err" &
+cpid=$!
+wait_for 10 subscribed wk-1
+rcli CLIENT KILL TYPE pubsub >/dev/null
+wait_for 10 exited "$cpid"
+wait "$cpid"; rc=$?
+check_eq "connection killed: exit 0" 0 "$rc"
+check_eq "connection killed: the job's line all the same" "wk-1 finished slept 1s" "$(cat "$T/out")"
+
+out=$("$BIN/cenqueue" --wait --quiet sleep 0.1 2>"$T/err"); rc=$?
+check_eq "--quiet: exit 0" 0 "$rc"
+check_eq "--quiet: nothing on stdout" "" "$out"
+
+seq 300 | sed 's/^/noop /' | "$BIN/cenqueue" --wait --stdin >"$T/out" 2>"$T/err"; rc=$?
+check_eq "--stdin 300: exit 0" 0 "$rc"
+check_eq "--stdin 300: 300 lines" 300 "$(lines "$(cat "$T/out")")"
+check_eq "--stdin 300: all 'ID finished'" 300 "$(grep -cE "^$UUID finished\$" "$T/out")"
+check_eq "--stdin 300: 300 distinct ids" 300 "$(cut -d' ' -f1 "$T/out" | sort -u | wc -l)"
+check_contains "--stdin 300: the summary" "300 finished, 0 failed, 0 canceled" "$(cat "$T/err")"
+no_progress() { ! grep -q 'jobs ended' "$T/err"; }
+check "--stdin 300: no progress line (stderr is not a terminal)" no_progress
+
+# ---- ended by hand, on a queue no worker serves: a mix, in a known order ----
+
+printf 'noop a\nnoop b\nnoop c\nnoop d\n' |
+    "$BIN/cenqueue" --wait --wait-timeout 3s --stdin -q manual >"$T/out" 2>"$T/err" &
+cpid=$!
+queued() { [ "$(rcli LLEN "cq:queue:$1")" = "$2" ]; }
+wait_for 10 queued manual 4
+mapfile -t ids < <(rcli LRANGE cq:queue:manual 0 -1 | grep -oE "$UUID" | tac)
+check_eq "mix: 4 jobs queued" 4 "${#ids[@]}"
+wait_for 10 all_subscribed "${ids[@]}"
+t0=$(now)
+rcli HSET "cq:job:${ids[0]}" status finished result_json '{"n":1}' >/dev/null
+rcli PUBLISH "cq:ended:${ids[0]}" finished >/dev/null
+rcli HSET "cq:job:${ids[1]}" status failed error 'it broke' >/dev/null
+rcli PUBLISH "cq:ended:${ids[1]}" failed >/dev/null
+rcli HSET "cq:job:${ids[2]}" status canceled >/dev/null
+rcli PUBLISH "cq:ended:${ids[2]}" canceled >/dev/null
+wait_for 10 exited "$cpid"
+wait "$cpid"; rc=$?
+took=$(ms_between "$t0" "$(now)")
+check_eq "mix: exit 1" 1 "$rc"
+check_eq "mix: one line each as it ended, none for the one left" \
+    "$(printf '%s finished {"n":1}\n%s failed it broke\n%s canceled' "${ids[@]:0:3}")" \
+    "$(cat "$T/out")"
+check_contains "mix: how many did not end, and where they are" \
+    "1 of 4 jobs did not end within 3s (1 queued)" "$(cat "$T/err")"
+check_contains "mix: the summary" "1 finished, 1 failed, 1 canceled" "$(cat "$T/err")"
+check "mix: returns at the 3 s timeout ($took ms after the ends)" [ "$took" -lt 5000 ]
+
+t0=$(now)
+out=$("$BIN/cenqueue" --wait --wait-timeout 500ms -q manual noop 2>"$T/err"); rc=$?
+took=$(ms_between "$t0" "$(now)")
+check_eq "--wait-timeout, one job: exit 1" 1 "$rc"
+check_eq "--wait-timeout, one job: nothing on stdout" "" "$out"
+check_contains "--wait-timeout, one job: stderr says so" \
+    "1 of 1 job did not end within 0.5s (1 queued)" "$(cat "$T/err")"
+check "--wait-timeout, one job: about 0.5 s ($took ms)" [ "$took" -ge 450 -a "$took" -lt 3000 ]
+
+# ---- usage and enqueue failures ----
+
+"$BIN/cenqueue" --wait-timeout 1 noop >/dev/null 2>"$T/err"; rc=$?
+check_eq "--wait-timeout without --wait: exit 2" 2 "$rc"
+check_contains "...says why" "--wait-timeout needs --wait" "$(cat "$T/err")"
+"$BIN/cenqueue" --wait --wait-timeout 0 noop >/dev/null 2>&1; rc=$?
+check_eq "--wait-timeout 0: exit 2" 2 "$rc"
+out=$(printf 'noop a\nnosuchfunc\n' | "$BIN/cenqueue" --wait --stdin 2>"$T/err"); rc=$?
+check_eq "a refused line: exit 2, no waiting" 2 "$rc"
+check_eq "a refused line: nothing printed" "" "$out"
+check_contains "--help documents --wait's lines" "ID failed ERROR" "$("$BIN/cenqueue" --help)"
+
+check_eq "no waiter left subscribed" "" "$(rcli PUBSUB CHANNELS)"
+[ "$FAILS" -eq 0 ] || { echo "---- worker log"; cat "$T/w.log"; }
+finish

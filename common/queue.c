@@ -316,42 +316,57 @@ io:
  * other writes still happen. Checked once per call, before anything is sent: an operator's
  * stray key is refused with its name, not half written. 0, or -1 with err. */
 struct dest {
-    char key[KEYS_KEY_MAX];
-    const char *want; /* "list", "zset", "set", "hash" */
+    enum keys_kind kind; /* KEYS_QUEUES, KEYS_SCHEDULED, KEYS_QUEUE or KEYS_JOB */
+    const char *name;    /* the queue or the job id (NULL for the first two) */
 };
+
+static const char *dest_key(const struct keys *k, const struct dest *d, char *buf, size_t len)
+{
+    switch (d->kind) {
+    case KEYS_QUEUES: return keys_queues(k, buf, len);
+    case KEYS_SCHEDULED: return keys_scheduled(k, buf, len);
+    case KEYS_QUEUE: return keys_queue(k, d->name, buf, len);
+    default: return keys_job(k, d->name, buf, len);
+    }
+}
+
+static const char *dest_type(const struct dest *d)
+{
+    return d->kind == KEYS_QUEUES   ? "set"
+        : d->kind == KEYS_SCHEDULED ? "zset"
+        : d->kind == KEYS_QUEUE     ? "list"
+                                    : "hash";
+}
 
 static int check_destinations(struct rconn *r, const struct keys *k, struct job *const *jobs,
                               const unsigned char *fresh, size_t n, int scheduled, char *err,
                               size_t errlen)
 {
-    struct dest *d = xcalloc(n + 2, sizeof *d);
+    struct dest *d = xcalloc(2 * n + 2, sizeof *d);
+    char key[KEYS_KEY_MAX];
     size_t i, e, nd = 0, sent;
     int rc = 0;
 
-    keys_queues(k, d[nd].key, sizeof d[nd].key);
-    d[nd++].want = "set";
-    if (scheduled) {
-        keys_scheduled(k, d[nd].key, sizeof d[nd].key);
-        d[nd++].want = "zset";
-    }
+    d[nd++].kind = KEYS_QUEUES;
+    if (scheduled) d[nd++].kind = KEYS_SCHEDULED;
     for (i = 0; i < n; i++) {
-        char key[KEYS_KEY_MAX];
-        if (!scheduled) {
-            keys_queue(k, jobs[i]->queue, key, sizeof key);
-            for (e = 0; e < nd && strcmp(d[e].key, key) != 0; e++) continue;
+        /* Jobs of one call share a queue or a few: a queue is looked up only when it differs
+         * from the previous job's. */
+        if (!scheduled && (i == 0 || strcmp(jobs[i]->queue, jobs[i - 1]->queue) != 0)) {
+            for (e = 0; e < nd; e++)
+                if (d[e].kind == KEYS_QUEUE && strcmp(d[e].name, jobs[i]->queue) == 0) break;
             if (e == nd) {
-                str_copy(d[nd].key, sizeof d[nd].key, key);
-                d[nd++].want = "list";
+                d[nd].kind = KEYS_QUEUE;
+                d[nd++].name = jobs[i]->queue;
             }
         }
         if (!fresh[i]) {
-            d = xrealloc(d, sizeof *d * (nd + 1 + (n - i)));
-            keys_job(k, jobs[i]->id, d[nd].key, sizeof d[nd].key);
-            d[nd++].want = "hash";
+            d[nd].kind = KEYS_JOB;
+            d[nd++].name = jobs[i]->id;
         }
     }
     for (sent = 0; sent < nd; sent++)
-        if (rconn_appendf(r, "TYPE %s", d[sent].key) != 0) break;
+        if (rconn_appendf(r, "TYPE %s", dest_key(k, &d[sent], key, sizeof key)) != 0) break;
     if (sent < nd) {
         err_set(err, errlen, "%s", r->errstr[0] ? r->errstr : "cannot build a TYPE command");
         rc = -1;
@@ -364,9 +379,9 @@ static int check_destinations(struct rconn *r, const struct keys *k, struct job 
             return -1;
         }
         if (rc == 0 && t->type == REDIS_REPLY_STATUS && strcmp(t->str, "none") != 0 &&
-            strcmp(t->str, d[i].want) != 0) {
-            err_set(err, errlen, "key %s is a %s, not a %s: remove or rename it", d[i].key, t->str,
-                    d[i].want);
+            strcmp(t->str, dest_type(&d[i])) != 0) {
+            err_set(err, errlen, "key %s is a %s, not a %s: remove or rename it",
+                    dest_key(k, &d[i], key, sizeof key), t->str, dest_type(&d[i]));
             rc = -1;
         } else if (rc == 0 && t->type == REDIS_REPLY_ERROR) {
             err_set(err, errlen, "redis: %s", t->str);

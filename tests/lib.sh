@@ -18,6 +18,7 @@
 #   wait_for SECONDS CMD [ARG...]   poll CMD until it succeeds or the time is up
 #   check NAME CMD [ARG...]     a check that passes when CMD succeeds
 #   check_eq NAME EXPECTED ACTUAL, check_contains NAME NEEDLE HAYSTACK
+#   run_for SECONDS CMD [ARG...]    run CMD that long, then SIGTERM it alone and wait
 #   finish                      prints "N passed, N failed"; the test's exit status
 # CMD is run as "$@", never through eval: a compound condition is a shell function of the
 # test, passed by name with its arguments.
@@ -243,6 +244,19 @@ check_contains() {
         *"$2"*) PASSES=$((PASSES + 1)); echo "ok   - $1" ;;
         *) FAILS=$((FAILS + 1)); echo "FAIL - $1: [$2] not in [$3]"; return 1 ;;
     esac
+}
+
+# run_for SECONDS CMD [ARG...]: run CMD for that long, then SIGTERM it (and only it) and wait
+# for it. Not timeout(1): that signals its whole process group too, which under
+# LeakSanitizer kills the tracer LSan starts at exit and leaves the program spinning.
+run_for() {
+    local secs=$1 pid
+    shift
+    "$@" &
+    pid=$!
+    sleep "$secs"
+    kill -TERM "$pid" 2>/dev/null
+    wait "$pid"
 }
 
 finish() {

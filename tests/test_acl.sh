@@ -274,7 +274,7 @@ check_contains "cqctl delete" "deleted ${ids[0]}" "$(Q delete "${ids[0]}")"
 check_eq "...its status is gone" 0 "$(rcli EXISTS "cq:job:${ids[0]}")"
 seq 1 50 | sed 's/^/noop /' | P -q bulk --stdin >/dev/null 2>&1
 check_contains "cqctl empty" "50 jobs removed" "$(Q empty bulk)"
-timeout 1 "$BIN/cqctl" -u "$OU" info --watch --interval 200ms >"$T/watch.out"
+run_for 1 "$BIN/cqctl" -u "$OU" info --watch --interval 200ms >"$T/watch.out"
 check "cqctl info --watch: a picture per interval" [ "$(grep -c '^cq at' "$T/watch.out")" -ge 3 ]
 
 echo "# workers as 'worker': hand-offs, SIGTERM, SIGKILL, a lost reply, CONFIG GET"

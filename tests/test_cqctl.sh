@@ -309,7 +309,7 @@ EOF
 else
     check "tmux is installed (scripts/deps)" false
 fi
-timeout 1.2 "$BIN/cqctl" info --watch --interval 300ms >"$T/watch.out"
+run_for 1.2 "$BIN/cqctl" info --watch --interval 300ms >"$T/watch.out"
 check "info --watch on a pipe: a picture per interval" [ "$(grep -c '^cq at' "$T/watch.out")" -ge 3 ]
 check "info --watch on a pipe: no ANSI codes" [ "$(grep -c $'\033' "$T/watch.out")" -eq 0 ]
 "$BIN/cqctl" info --watch --json --interval 200ms >"$T/watch.json" &

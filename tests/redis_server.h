@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "rconn.h"
 #include "util.h"
 
@@ -148,5 +149,29 @@ static void server_start(void)
     }
     fatal("redis-server did not answer PING within 5 s");
 }
+
+/* Empty the server between cases. */
+static inline void flushall(void)
+{
+    redisReply *rep = rconn_commandf(&R, "FLUSHALL");
+    if (rep == NULL) fatal(R.errstr);
+    freeReplyObject(rep);
+}
+
+/* Run one case on an empty Redis; name it in the log when it fails or is slow. */
+static inline void run_case(const char *name, void (*fn)(void))
+{
+    int before = failures;
+    double t = time_now();
+
+    flushall();
+    fn();
+    if (failures != before)
+        fprintf(stderr, "-- %s: %d failed\n", name, failures - before);
+    else if (time_now() - t > 1.5)
+        fprintf(stderr, "-- %s: %.1f s\n", name, time_now() - t);
+}
+
+#define RUN(fn) run_case(#fn, fn)
 
 #endif

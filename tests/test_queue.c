@@ -94,13 +94,6 @@ static double number(redisReply *rep)
 #define TTL(key)         integer(rconn_commandf(&R, "TTL %s", (key)))
 #define LINDEX(key, i)   string(rconn_commandf(&R, "LINDEX %s %d", (key), (i)))
 
-static void flushall(void)
-{
-    redisReply *rep = rconn_commandf(&R, "FLUSHALL");
-    if (rep == NULL) fatal(R.errstr);
-    freeReplyObject(rep);
-}
-
 /* Run a redis command whose reply does not matter (setting up a case). */
 #define DO(...) discard(rconn_commandf(&R, __VA_ARGS__))
 static void discard(redisReply *rep)
@@ -1221,22 +1214,6 @@ static void test_register_wrong_type(void)
 }
 
 /* ---- main ---------------------------------------------------------------------------- */
-
-/* Run one case on an empty Redis; name it in the log when it fails or is slow. */
-static void run(const char *name, void (*fn)(void))
-{
-    int before = failures;
-    double t = time_now();
-
-    flushall();
-    fn();
-    if (failures != before)
-        fprintf(stderr, "-- %s: %d failed\n", name, failures - before);
-    else if (time_now() - t > 1)
-        fprintf(stderr, "-- %s: %.1f s\n", name, time_now() - t);
-}
-
-#define RUN(fn) run(#fn, fn)
 
 int main(void)
 {

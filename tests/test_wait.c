@@ -26,13 +26,6 @@ static void discard(redisReply *rep)
     if (rep != NULL) freeReplyObject(rep);
 }
 
-static void flushall(void)
-{
-    redisReply *rep = rconn_commandf(&R, "FLUSHALL");
-    if (rep == NULL) fatal(R.errstr);
-    freeReplyObject(rep);
-}
-
 static cq_client *client(void)
 {
     char err[256];
@@ -408,21 +401,6 @@ static void test_errors(void)
 }
 
 /* ---- main ---------------------------------------------------------------------------- */
-
-static void run(const char *name, void (*fn)(void))
-{
-    int before = failures;
-    double t = time_now();
-
-    flushall();
-    fn();
-    if (failures != before)
-        fprintf(stderr, "-- %s: %d failed\n", name, failures - before);
-    else if (time_now() - t > 1.5)
-        fprintf(stderr, "-- %s: %.1f s\n", name, time_now() - t);
-}
-
-#define RUN(fn) run(#fn, fn)
 
 int main(void)
 {

@@ -126,7 +126,7 @@ enum {
 static const struct cli_option options[] = {
     {NULL, 0, NULL, "Gallery:"},
     {"api-url", O_API, "URL",
-     "gallery base URL (default " GALLERY_DEFAULT_API_URL ");\n"
+     "gallery base URL (default: $IMGUR_API_URL, else\n" GALLERY_DEFAULT_API_URL ");\n"
      "album URLs are derived from it by removing \"gallery/\""},
     {"section", O_SECTION, "S", "hot, top or user (default hot)"},
     {"sort", O_SORT, "S", "viral, top, time or rising (default viral)"},
@@ -201,6 +201,7 @@ static void usage(FILE *f)
         "Environment:\n"
         "  IMGUR_CLIENT_ID          required: the client id of your Imgur application, sent as\n"
         "                           \"Authorization: Client-ID <id>\"\n"
+        "  IMGUR_API_URL            default for --api-url\n"
         "  CQ_REDIS_URL             default for -u\n"
         "  CQ_PREFIX                default for --prefix\n"
         "\n"
@@ -253,6 +254,8 @@ static int parse_args(int argc, char **argv, struct config *c)
 
     memset(c, 0, sizeof *c);
     gallery_opts_default(&c->g);
+    if (getenv("IMGUR_API_URL") != NULL && getenv("IMGUR_API_URL")[0] != '\0')
+        c->g.api_url = getenv("IMGUR_API_URL");
     c->dir = "images";
     c->queue = "default";
     cli_getopt(options, sizeof options / sizeof options[0], 0, &longopts, &shortopts);

@@ -121,7 +121,7 @@ static redisReply *checked(struct admin *a, redisReply *rep, const char *what, c
         return NULL;
     }
     if (rep->type == REDIS_REPLY_ERROR) {
-        err_set(err, errlen, "%s: %s", what, rep->str);
+        rconn_error(&a->r, what, rep->str, err, errlen);
         freeReplyObject(rep);
         return NULL;
     }

@@ -35,7 +35,7 @@ static int run(struct rconn *r, int argc, const char **argv, const char *what, c
         return -1;
     }
     if (rep->type == REDIS_REPLY_ERROR) {
-        err_set(err, errlen, "%s: redis: %s", what, rep->str);
+        rconn_error(r, what, rep->str, err, errlen);
         freeReplyObject(rep);
         return -1;
     }
@@ -82,7 +82,7 @@ int catalog_publish(struct rconn *r, const struct keys *k, const struct cq_regis
             err_set(err, errlen, "publishing functions: %s", r->errstr);
             rc = -1;
         } else if (rep->type == REDIS_REPLY_ERROR) {
-            err_set(err, errlen, "publishing functions: redis: %s", rep->str);
+            rconn_error(r, "publishing functions", rep->str, err, errlen);
             rc = -1;
         }
         if (rep) freeReplyObject(rep);
@@ -177,8 +177,8 @@ int catalog_get(struct rconn *r, const struct keys *k, const char *func, struct 
     if (a == NULL || b == NULL) {
         err_set(err, errlen, "reading the function catalog: %s", r->errstr);
     } else if (a->type == REDIS_REPLY_ERROR || b->type == REDIS_REPLY_ERROR) {
-        err_set(err, errlen, "reading the function catalog: redis: %s",
-                a->type == REDIS_REPLY_ERROR ? a->str : b->str);
+        rconn_error(r, "reading the function catalog",
+                    a->type == REDIS_REPLY_ERROR ? a->str : b->str, err, errlen);
     } else if (a->type != REDIS_REPLY_STRING) {
         rc = 0;
     } else {

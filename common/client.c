@@ -389,7 +389,9 @@ static int status_read(cq_client *c, const char *const *ids, size_t n, cq_status
         redisReply *rep = rconn_read(&c->r);
         if (rep == NULL) break;
         if (rep->type == REDIS_REPLY_ERROR) {
-            err_set(err, errlen, "job %s: redis: %s", ids[got], rep->str);
+            char what[200];
+            snprintf(what, sizeof what, "job %s", ids[got]);
+            rconn_error(&c->r, what, rep->str, err, errlen);
             freeReplyObject(rep);
             while (got > 0) cq_status_free(out[--got]);
             /* The other replies are still to come: drop the connection rather than read
@@ -522,7 +524,7 @@ static int on_reply(struct wait *w, const redisReply *rep)
     const char *kind;
 
     if (rep->type == REDIS_REPLY_ERROR) {
-        err_set(w->err, w->errlen, "waiting for jobs: redis: %s", rep->str);
+        rconn_error(&w->c->sub, "waiting for jobs", rep->str, w->err, w->errlen);
         return -1;
     }
     if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 || rep->element[0]->str == NULL)

@@ -174,13 +174,59 @@ static const char *where(const struct rconn *r, char *buf, size_t len)
     return buf;
 }
 
+/* What to do about a Redis error, by the start of its text; NULL when there is no advice. */
+static const char *fix_for(const char *msg)
+{
+    static const struct {
+        const char *has, *fix;
+    } fixes[] = {
+        {"Connection refused",
+         "is redis-server running there? Start it, or point --url (or $CQ_REDIS_URL) at yours"},
+        {"No such file or directory",
+         "is redis-server running there? Start it, or point --url (or $CQ_REDIS_URL) at yours"},
+        {"Name or service not known", "check the host name in the URL"},
+        {"Temporary failure in name resolution", "check the host name in the URL"},
+        {"timed out", "check the host, the port and any firewall between"},
+        {"Resource temporarily unavailable", "check the host, the port and any firewall between"},
+        {"NOAUTH",
+         "this Redis needs a password: put it in the URL, redis://:PASSWORD@host:port "
+         "(redis://USER:PASSWORD@host:port for an ACL user)"},
+        {"WRONGPASS", "check the user and the password in the URL"},
+        {"invalid password", "check the password in the URL"},
+        {"NOPERM",
+         "this ACL user may not do that: docs/PROTOCOL.md gives the ACL SETUSER line of each "
+         "role"},
+        {"OOM", "Redis reached its maxmemory: raise it, or free memory"},
+        {"READONLY", "this Redis is a replica: point the URL at the primary"},
+        {"MISCONF", "Redis cannot save its snapshot: see its log"},
+        {"LOADING", "Redis is loading its data set: try again in a moment"},
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof fixes / sizeof fixes[0]; i++)
+        if (strstr(msg, fixes[i].has) != NULL) return fixes[i].fix;
+    return NULL;
+}
+
+void rconn_error(const struct rconn *r, const char *context, const char *msg, char *err,
+                 size_t errlen)
+{
+    const char *fix = fix_for(msg);
+    size_t len = strlen(msg);
+    char w[300];
+
+    /* Redis ends some messages with a period ("NOAUTH Authentication required."). */
+    if (fix != NULL && len > 0 && msg[len - 1] == '.') len--;
+    err_set(err, errlen, "%s%sredis %s: %.*s%s%s", context ? context : "", context ? ": " : "",
+            where(r, w, sizeof w), (int)len, msg, fix ? "; " : "", fix ? fix : "");
+}
+
 /* Record the context's error and drop the context. */
 static void fail(struct rconn *r, const char *what)
 {
-    char w[300];
-
-    err_set(r->errstr, sizeof r->errstr, "redis %s: %s", where(r, w, sizeof w),
-            what ? what : (r->ctx && r->ctx->errstr[0] ? r->ctx->errstr : "connection lost"));
+    rconn_error(r, NULL,
+                what ? what : (r->ctx && r->ctx->errstr[0] ? r->ctx->errstr : "connection lost"),
+                r->errstr, sizeof r->errstr);
     rconn_close(r);
 }
 
@@ -198,7 +244,7 @@ static int setup_reply(struct rconn *r, redisReply *rep, const char *what)
         freeReplyObject(rep);
         return 0;
     }
-    snprintf(msg, sizeof msg, "%s failed: %s", what, rep->str);
+    snprintf(msg, sizeof msg, "%s%s%s", what ? what : "", what ? " failed: " : "", rep->str);
     freeReplyObject(rep);
     fail(r, msg);
     return -1;
@@ -232,6 +278,18 @@ int rconn_connect(struct rconn *r)
         else
             rep = redisCommand(r->ctx, "AUTH %s", r->url.pass);
         if (setup_reply(r, rep, "AUTH") != 0) return -1;
+    } else {
+        /* Without a password, find out now whether this Redis wants one: otherwise the first
+         * real command fails with NOAUTH, or Redis drops the connection at once when the
+         * command is large, which reads as a network error. Any other error (an ACL user
+         * without +ping) means we are in. */
+        rep = redisCommand(r->ctx, "PING");
+        if (rep != NULL &&
+            !(rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOAUTH", 6) == 0)) {
+            freeReplyObject(rep);
+        } else if (setup_reply(r, rep, NULL) != 0) {
+            return -1;
+        }
     }
     if (r->url.db != 0) {
         char what[32];

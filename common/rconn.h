@@ -24,8 +24,15 @@ struct rconn {
     redisContext *ctx; /* NULL while disconnected */
     struct rconn_url url;
     double timeout;   /* connect and command timeout in seconds; 0 = none for commands */
-    char errstr[256]; /* the last error, one line */
+    char errstr[512]; /* the last error, one line */
 };
+
+/* An error line about Redis: "[context: ]redis HOST:PORT: MSG; FIX", where FIX is what to
+ * do about the usual errors (a Redis that is not running, a missing or wrong password, an
+ * ACL refusal, maxmemory, a replica) and absent otherwise. msg is a reply's error text or a
+ * connection error; context may be NULL. */
+void rconn_error(const struct rconn *r, const char *context, const char *msg, char *err,
+                 size_t errlen);
 
 /* Parse url into out. Returns 0/-1 with err naming the URL and what is wrong with it. */
 int rconn_parse_url(const char *url, struct rconn_url *out, char *err, size_t errlen);

@@ -51,11 +51,13 @@ int main(void)
     CHECK(parse("redis://u:%zz@h", &u, err, sizeof err) == -1);
     CHECK(parse("unix://relative.sock", &u, err, sizeof err) == -1);
 
-    /* A closed port: one line naming the address and the cause. */
+    /* A closed port: one line naming the address, the cause and the fix. */
     CHECK(parse("redis://127.0.0.1:1", &u, err, sizeof err) == 0);
     rconn_init(&r, &u, 1.0);
     CHECK(rconn_connect(&r) == -1);
-    CHECK_STREQ(r.errstr, "redis 127.0.0.1:1: Connection refused");
+    CHECK_STREQ(r.errstr,
+                "redis 127.0.0.1:1: Connection refused; is redis-server running "
+                "there? Start it, or point --url (or $CQ_REDIS_URL) at yours");
     CHECK(r.ctx == NULL);
     CHECK(rconn_commandf(&r, "PING") == NULL);
     rconn_close(&r);

@@ -86,8 +86,8 @@ static int hexval(char c)
 
 /* Walk directory under rootfd. On success returns an O_DIRECTORY fd and writes the
  * normalised relative path ("a/b", or "" for the root itself) into norm. */
-static int open_dir(const char *root, const char *directory, char *norm, size_t normlen, char *err,
-                    size_t errlen)
+static int open_dir(const char *root, const char *directory, char *norm, size_t normlen, int *host,
+                    char *err, size_t errlen)
 {
     const char *p = directory;
     size_t nlen = 0;
@@ -109,8 +109,11 @@ static int open_dir(const char *root, const char *directory, char *norm, size_t 
         return -1;
     }
     norm[0] = '\0';
+    *host = 0;
     cur = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (cur < 0) {
+        /* The root is the host's: it was there when the worker started. */
+        *host = 1;
         err_set(err, errlen, "download root '%s': %s", root, strerror(errno));
         return -1;
     }
@@ -148,6 +151,7 @@ static int open_dir(const char *root, const char *directory, char *norm, size_t 
         if (next < 0 && errno == ENOENT) {
             /* EEXIST: another worker made it between our open and our mkdir; open it. */
             if (mkdirat(cur, comp, 0755) < 0 && errno != EEXIST) {
+                *host = download_host_errno(errno);
                 err_set(err, errlen, "directory '%s': mkdir '%s': %s", directory, norm,
                         strerror(errno));
                 goto fail;
@@ -163,9 +167,11 @@ static int open_dir(const char *root, const char *directory, char *norm, size_t 
                         directory, norm);
             else if (saved == ENOTDIR)
                 err_set(err, errlen, "directory '%s': '%s' is not a directory", directory, norm);
-            else
+            else {
+                *host = download_host_errno(saved);
                 err_set(err, errlen, "directory '%s': open '%s': %s", directory, norm,
                         strerror(saved));
+            }
             goto fail;
         }
         close(cur);
@@ -184,7 +190,8 @@ int download_open_dir(const char *root, const char *directory, char *err, size_t
 {
     char norm[PATH_MAX];
     char msg[512];
-    int fd = open_dir(root, directory, norm, sizeof(norm), msg, sizeof(msg));
+    int host;
+    int fd = open_dir(root, directory, norm, sizeof(norm), &host, msg, sizeof(msg));
 
     if (fd < 0) err_prefix(err, errlen, "download_open_dir", msg);
     return fd;
@@ -263,6 +270,71 @@ static int filename_of(const char *url, char *name, size_t namelen, char *err, s
         err_set(err, errlen, "%s: '%s' is not a file name", url, name);
         return -1;
     }
+    return 0;
+}
+
+int download_host_errno(int e)
+{
+    switch (e) {
+    case EROFS:
+    case ENOSPC:
+    case EDQUOT:
+    case EACCES:
+    case EPERM:
+    case EIO:
+    case EMFILE:
+    case ENFILE:
+    case ENOMEM: return 1;
+    default: return 0;
+    }
+}
+
+int download_check_root(const char *root, char *err, size_t errlen)
+{
+    char path[PATH_MAX], probe[PATH_MAX];
+    struct stat st;
+    size_t i, len = strlen(root);
+    int fd;
+
+    if (len == 0 || len >= sizeof(path) - 64) {
+        err_set(err, errlen, "'%s': %s", root, len ? "path too long" : "empty path");
+        return -1;
+    }
+    memcpy(path, root, len + 1);
+    /* mkdir -p: each missing component in turn, so that the error names the one that
+     * cannot be made. */
+    for (i = 1; i <= len; i++) {
+        if (path[i] != '/' && path[i] != '\0') continue;
+        path[i] = '\0';
+        if (stat(path, &st) != 0) {
+            if (errno != ENOENT || mkdir(path, 0755) != 0) {
+                if (errno == EEXIST) goto next; /* made by someone else meanwhile */
+                err_set(err, errlen, "cannot make '%s': %s", path, strerror(errno));
+                return -1;
+            }
+        } else if (!S_ISDIR(st.st_mode)) {
+            err_set(err, errlen, "'%s' is %s, not a directory", path,
+                    S_ISREG(st.st_mode) ? "a regular file" : "not a directory either");
+            return -1;
+        }
+    next:
+        if (i < len) path[i] = '/';
+    }
+    /* Writable: a file made, written and removed (access(W_OK) says yes to root on a
+     * read-only mount's files, and nothing about a full disk). */
+    snprintf(probe, sizeof(probe), "%s/.cq-probe-%ld.tmp", root, (long)getpid());
+    fd = open(probe, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0 || write(fd, "cq", 2) != 2 || fsync(fd) != 0) {
+        int saved = errno;
+        if (fd >= 0) {
+            close(fd);
+            unlink(probe);
+        }
+        err_set(err, errlen, "'%s' is not writable: %s", root, strerror(saved));
+        return -1;
+    }
+    close(fd);
+    unlink(probe);
     return 0;
 }
 
@@ -345,8 +417,9 @@ static int prepare(struct download *d, const char *root, const char *directory, 
     d->named = 0;
     d->link = link;
     d->tmp[0] = '\0';
+    d->host = 0;
     if (filename_of(link, d->name, sizeof(d->name), msg, msglen) < 0) return -1;
-    d->dirfd = open_dir(root, directory, d->norm, sizeof(d->norm), msg, msglen);
+    d->dirfd = open_dir(root, directory, d->norm, sizeof(d->norm), &d->host, msg, msglen);
     if (d->dirfd < 0) return -1;
     if (strlen(d->norm) + 1 + strlen(d->name) + 1 > DOWNLOAD_PATH_MAX) {
         err_set(msg, msglen, "directory '%s': path too long", directory);
@@ -365,6 +438,7 @@ static int prepare(struct download *d, const char *root, const char *directory, 
         d->named = d->fd >= 0;
     }
     if (d->fd < 0) {
+        d->host = download_host_errno(errno);
         err_set(msg, msglen, "%s: temporary file in '%s': %s", link, d->norm[0] ? d->norm : ".",
                 strerror(errno));
         d->tmp[0] = '\0'; /* nothing was created, nothing to remove */
@@ -384,16 +458,19 @@ static int commit(struct download *d, struct download_result *res, char *err, si
      * download. The directory itself is not fsynced: after a crash the file may be missing,
      * which a retry repairs, but it is never half there. */
     if (fsync(d->fd) < 0) {
+        res->host = download_host_errno(errno);
         err_set(err, errlen, "download_link: %s: fsync: %s", d->link, strerror(errno));
         goto fail;
     }
     if (!d->named && link_tmpfile(d->fd, d->dirfd, d->name, d->tmp, sizeof(d->tmp)) < 0) {
+        res->host = download_host_errno(errno);
         err_set(err, errlen, "download_link: %s: linkat: %s", d->link, strerror(errno));
         d->tmp[0] = '\0'; /* nothing was linked, nothing to remove */
         goto fail;
     }
     d->named = 1;
     if (renameat(d->dirfd, d->tmp, d->dirfd, d->name) < 0) {
+        res->host = download_host_errno(errno);
         err_set(err, errlen, "download_link: %s: rename to '%s': %s", d->link, d->name,
                 strerror(errno));
         goto fail;
@@ -446,6 +523,7 @@ int download_end(struct download *d, struct http *h, CURLcode rc, struct downloa
         res->bytes = hres.bytes;
         res->transient = hres.transient;
         res->retry_after = hres.retry_after;
+        res->host = hres.write_errno != 0 && download_host_errno(hres.write_errno);
         err_prefix(err, errlen, "download_link", msg);
         release(d);
         return -1;
@@ -462,6 +540,9 @@ int download_link(struct http *h, const char *root, const char *directory, const
     struct download d;
 
     memset(res, 0, sizeof(*res));
-    if (download_begin(&d, h, root, directory, link, lim, err, errlen) < 0) return -1;
+    if (download_begin(&d, h, root, directory, link, lim, err, errlen) < 0) {
+        res->host = d.host;
+        return -1;
+    }
     return download_end(&d, h, http_perform(h), res, err, errlen);
 }

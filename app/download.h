@@ -29,6 +29,8 @@ struct download_result {
     long long bytes;
     long status;        /* HTTP status, 0 when none */
     int transient;      /* a retry may help */
+    int host;           /* the host failed, not the job: the disk is full or read-only, a
+                         * permission is missing (download_host_errno); retry elsewhere */
     double retry_after; /* seconds the server asked to wait, 0 when it did not say */
 };
 
@@ -48,6 +50,7 @@ struct download {
     char name[NAME_MAX + 1];      /* the final file name */
     char norm[DOWNLOAD_PATH_MAX]; /* the directory, normalised, relative to root */
     char tmp[NAME_MAX + 1];       /* the hidden temporary name, when it has one */
+    int host;                     /* download_begin failed because of the host */
 };
 
 /* The first half of download_link: check the link, open (creating) the directory, create
@@ -64,6 +67,16 @@ int download_begin(struct download *d, struct http *h, const char *root, const c
  * value are download_link's. Always releases what download_begin opened. */
 int download_end(struct download *d, struct http *h, CURLcode rc, struct download_result *res,
                  char *err, size_t errlen);
+
+/* Make root (and its missing parents) and check that it is a directory this process can
+ * write a file in: cworker and cproducer --mode check it before the first job, so that a
+ * misconfigured host refuses to start rather than fail every job. 0, or -1 with err saying
+ * what is wrong with it ("'x' is a regular file, not a directory"). */
+int download_check_root(const char *root, char *err, size_t errlen);
+
+/* Whether a failed system call's errno is the host's fault rather than the job's: a full or
+ * read-only disk, a missing permission, an I/O error, no file descriptors left. */
+int download_host_errno(int e);
 
 /* Derive the file name from a URL (exposed for tests). Returns 0/-1. */
 int download_filename(const char *url, char *name, size_t namelen, char *err, size_t errlen);

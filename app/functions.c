@@ -46,8 +46,11 @@ static int fn_download_link(cq_job *job, void *udata)
     memset(&res, 0, sizeof res);
     if (download_link(cq_job_thread_state(job), cq_job_root(job), dir, link, &lim, &res, err,
                       sizeof err) != 0)
-        return cq_job_fail(job, res.transient ? CQ_TRANSIENT : CQ_PERMANENT, res.retry_after, "%s",
-                           err);
+        return cq_job_fail(job,
+                           res.host            ? CQ_HOST
+                               : res.transient ? CQ_TRANSIENT
+                                               : CQ_PERMANENT,
+                           res.retry_after, "%s", err);
     snprintf(line, sizeof line, "%s (%lld bytes)", res.path, res.bytes);
     cq_job_result(job, line);
     return 0;

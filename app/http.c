@@ -408,6 +408,7 @@ static void result_clear(struct http_result *res)
     res->bytes = 0;
     res->transient = 0;
     res->retry_after = 0;
+    res->write_errno = 0;
     res->headers = NULL;
 }
 
@@ -479,6 +480,7 @@ static int end(struct http *h, const char *url, CURLcode rc, struct xfer *x,
     } else if (x->hdr_overflow) {
         err_set(err, errlen, "%s: response headers larger than %d bytes", url, HEADERS_MAX);
     } else if (x->write_errno != 0) {
+        res->write_errno = x->write_errno;
         err_set(err, errlen, "%s: write: %s", url, strerror(x->write_errno));
     } else {
         size_t n = strlen(h->errbuf);

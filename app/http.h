@@ -32,6 +32,7 @@ struct http_result {
     long long bytes;    /* body bytes received */
     int transient;      /* see above; meaningful when the call returned -1 */
     double retry_after; /* seconds from a Retry-After header (429/503); 0 when absent */
+    int write_errno;    /* the body could not be written to the fd: write(2)'s errno; else 0 */
     char *headers;      /* raw header block of the final response (http_get only), or NULL */
 };
 

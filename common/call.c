@@ -76,13 +76,14 @@ int call_run(struct cq_job *c, struct call_thread *ct, const struct job *job,
     c->result_json = 0;
     c->failed = 0;
     c->transient = 0;
+    c->host = 0;
     c->retry_after = 0;
     c->error[0] = '\0';
     if (thread_state(c, ct, fn) != 0) return -1;
     rc = fn->fn(c, fn->udata);
     if (rc != 0 && c->error[0] == '\0')
         err_set(c->error, sizeof c->error, "%s failed (its handler gave no reason)", fn->name);
-    if (rc != 0 && !c->failed) c->transient = 0;
+    if (rc != 0 && !c->failed) c->transient = c->host = 0;
     return rc == 0 ? 0 : -1;
 }
 
@@ -273,6 +274,7 @@ int cq_job_fail(cq_job *job, enum cq_failure kind, double retry_after, const cha
         if ((unsigned char)job->error[i] < 0x20) job->error[i] = ' ';
     job->failed = 1;
     job->transient = kind == CQ_TRANSIENT;
+    job->host = kind == CQ_HOST;
     job->retry_after = isfinite(retry_after) && retry_after > 0 ? retry_after : 0;
     return -1;
 }

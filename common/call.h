@@ -38,6 +38,7 @@ struct cq_job {
     int result_json;
     int failed; /* cq_job_fail was called */
     int transient;
+    int host; /* cq_job_fail(CQ_HOST): this host, not the job, failed */
     double retry_after;
     char error[CALL_ERROR_MAX];
     /* scratch: strings handed out by cq_job_arg_json, freed by call_end */

@@ -31,6 +31,10 @@ struct cli_option {
     {                                                                  \
         "queue", 'q', "NAME", "queue to enqueue to (default: default)" \
     }
+#define CLI_LOG_LEVEL(key)                                                        \
+    {                                                                             \
+        "log-level", (key), "LEVEL", "error, warn, info or debug (default: info)" \
+    }
 #define CLI_HELP                                      \
     {                                                 \
         "help", 'h', NULL, "print this help and exit" \
@@ -40,18 +44,48 @@ struct cli_option {
         "version", 'V', NULL, "print the version and exit" \
     }
 
-/* getopt_long's tables for opts[0..n-1]: *longopts (ending in a zero entry) and *shortopts
- * ("u:c:bhV"; with stop_at_arg, starting with '+' so that parsing stops at the first
- * non-option). Both are malloc'ed; free them with cli_free. */
-void cli_getopt(const struct cli_option *opts, size_t n, int stop_at_arg, struct option **longopts,
-                char **shortopts);
-void cli_free(struct option *longopts, char *shortopts);
+/* One command line being parsed. The fields are cli.c's; set them with cli_begin. */
+struct cli {
+    const char *prog;      /* "cworker": every message starts with it */
+    const char *version;   /* printed by -V */
+    void (*usage)(FILE *); /* -h prints it and stops; NULL: -h is returned like any option */
+    const struct cli_option *opts;
+    size_t n;
+    const char *opt; /* the long name of the option cli_next returned last */
+    int status;      /* with CLI_STOP: the exit status (0 after -h/-V, 2 after an error) */
+    struct option *longopts;
+    char *shortopts;
+};
 
-/* The options every command handles alike, for the default case of its getopt switch: -h
- * prints usage to stdout, -V "prog version"; both return CLI_DONE (exit 0). Anything else is
- * an unknown option (getopt has named it): a pointer to --help on stderr, and 2. */
-#define CLI_DONE (-2)
-int cli_standard(int opt, const char *prog, const char *version, void (*usage)(FILE *));
+/* Prepare to parse with the table opts[0..n-1]. With stop_at_arg, parsing stops at the first
+ * argument that is not an option (cenqueue FUNC ARG...: the ARGs may start with '-'). */
+void cli_begin(struct cli *c, const char *prog, const char *version, void (*usage)(FILE *),
+               const struct cli_option *opts, size_t n, int stop_at_arg);
+void cli_end(struct cli *c);
+
+/* The next option's key (optarg as getopt sets it), or -1 after the last option (optind is
+ * then the first argument). -h (when usage is set) and -V are handled here; an unknown
+ * option or a missing argument is reported in one line plus the pointer to --help. Both
+ * return CLI_STOP with c->status the exit status. */
+#define CLI_STOP (-2)
+int cli_next(struct cli *c, int argc, char **argv);
+
+/* A usage error: "PROG: MESSAGE" and "Try 'PROG --help' for more information." on stderr.
+ * Returns 2, the exit status of a usage error. */
+int cli_error(const struct cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The current option's value, as each kind reads everywhere; 0, or cli_error's 2 with
+ * "PROG: --OPTION: 'VALUE' is not <what the kind takes>". */
+int cli_duration(const struct cli *c, const char *val, double *out);
+int cli_size(const struct cli *c, const char *val, long long *out);
+int cli_long(const struct cli *c, const char *val, long min, long max, long *out);
+/* One of choices[0..n-1] (e.g. the log levels): its index in *out. */
+int cli_choice(const struct cli *c, const char *val, const char *const *choices, size_t n,
+               int *out);
+
+/* The text each --help prints after its options, so that they say it alike. */
+#define CLI_NOTE_DURATIONS "Durations take a unit: 250ms, 30s, 5m, 2h (a bare number is seconds).\n"
+#define CLI_NOTE_SIZES     "Sizes take a unit: 512K, 50M, 1G (a bare number is bytes).\n"
 
 /* The options part of --help: "  -u, --url URL            help", the help in one column and
  * its lines below each other; a heading on a line of its own after a blank line. */

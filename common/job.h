@@ -28,9 +28,10 @@ struct job {
     int retries;                   /* retries allowed; -1 = the function's default */
     int attempts;                  /* attempts started so far */
     int recovered;                 /* times taken back from a dead worker */
-    int handoffs;                  /* times handed back by workers that lack its function */
-    double timeout;                /* seconds; 0 = the function's default */
-    int enqueued;                  /* set by queue_enqueue once the job is in Redis (not encoded) */
+    int handoffs;   /* times handed back unrun: by workers that lack its function, have it
+                   * benched, or failed it for a host reason (health.h) */
+    double timeout; /* seconds; 0 = the function's default */
+    int enqueued;   /* set by queue_enqueue once the job is in Redis (not encoded) */
 };
 
 /* A new job with the given function and args (ownership of args passes to the job; NULL

@@ -4,7 +4,10 @@
  * passes it down, so that library code in common/ stays free of global state and two
  * workers in one process (tests) could log differently.
  *
- * Line format: "2026-11-27T08:00:00.123Z cworker[1234] INFO message".
+ * Line format: "2026-11-27T08:00:00.123Z cworker[1234] INFO message"; with json set, one JSON
+ * object a line for log shippers:
+ *   {"time":"2026-11-27T08:00:00.123Z","level":"info","program":"cworker","pid":1234,
+ *    "msg":"message"}
  */
 #ifndef CQ_LOG_H
 #define CQ_LOG_H
@@ -19,6 +22,7 @@
 struct logger {
     const char *prog; /* program name shown on every line */
     int level;        /* lines above this level are dropped */
+    int json;         /* one JSON object a line instead of text */
 };
 
 /* Write one line; when errnum is not 0, ": strerror(errnum)" is appended. */

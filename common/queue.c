@@ -168,7 +168,7 @@ static int read_multi(struct rconn *r, int n, char *err, size_t errlen)
             return -1;
         }
         if (rep->type == REDIS_REPLY_ERROR && rc == 0) {
-            err_set(err, errlen, "redis: %s", rep->str);
+            rconn_error(r, NULL, rep->str, err, errlen);
             rc = -1;
         }
         if (i == n - 1 && rep->type != REDIS_REPLY_ARRAY && rc == 0) {
@@ -180,7 +180,7 @@ static int read_multi(struct rconn *r, int n, char *err, size_t errlen)
             size_t e;
             for (e = 0; e < rep->elements && rc == 0; e++) {
                 if (rep->element[e]->type != REDIS_REPLY_ERROR) continue;
-                err_set(err, errlen, "redis: %s", rep->element[e]->str);
+                rconn_error(r, NULL, rep->element[e]->str, err, errlen);
                 rc = -1;
             }
         }
@@ -196,7 +196,7 @@ static int reply_error(struct rconn *r, redisReply *rep, const char *what, char 
         return -1;
     }
     if (rep->type == REDIS_REPLY_ERROR) {
-        err_set(err, errlen, "redis %s: %s", what, rep->str);
+        rconn_error(r, what, rep->str, err, errlen);
         freeReplyObject(rep);
         return -1;
     }
@@ -384,7 +384,7 @@ static int check_destinations(struct rconn *r, const struct keys *k, struct job 
                     dest_key(k, &d[i], key, sizeof key), t->str, dest_type(&d[i]));
             rc = -1;
         } else if (rc == 0 && t->type == REDIS_REPLY_ERROR) {
-            err_set(err, errlen, "redis: %s", t->str);
+            rconn_error(r, NULL, t->str, err, errlen);
             rc = -1;
         }
         freeReplyObject(t);
@@ -607,7 +607,7 @@ void queue_taken_free(struct taken *t)
  * string for each status hash that could not be written. */
 static const char apply_lua[] =
     "local wid = ARGV[1]\n"
-    "local fin, fail, retr, dead, canc, lost, infs = 0, 0, 0, 0, 0, {}, {}\n"
+    "local fin, fail, retr, hand, dead, canc, lost, infs = 0, 0, 0, 0, 0, 0, {}, {}\n"
     "local function kind_ok(key, want)\n"
     "  local t = redis.call('TYPE', key).ok\n"
     "  return t == 'none' or t == want\n"
@@ -615,6 +615,7 @@ static const char apply_lua[] =
     "local need = {}\n"
     "for i = 0, (#ARGV - 13) / 13 - 1 do need[ARGV[13 + i * 13 + 1]] = true end\n"
     "local dests = {{'X', 6, 'zset', 'failed set'}, {'R', 7, 'zset', 'scheduled set'},\n"
+    "               {'H', 7, 'zset', 'scheduled set'},\n"
     "               {'D', 8, 'list', 'dead list'}, {'', 4, 'hash', 'stats hash'},\n"
     "               {'', 5, 'hash', 'worker hash'}}\n"
     "for _, d in ipairs(dests) do\n"
@@ -674,7 +675,7 @@ static const char apply_lua[] =
     "    local h = {'status', 'finished', 'ended_at', ARGV[b + 7], rf, ARGV[b + 6]}\n"
     "    if ARGV[b + 9] == '1' then starts(h, b) end\n"
     "    if hset(jk, h) then\n"
-    "      if tonumber(ARGV[b + 10]) > 1 or string.find(rec, '\"handoffs\"', 1, true) then\n"
+    "      if ARGV[b + 12] == '1' then\n"
     "        redis.call('HDEL', jk, 'error', 'retry_at')\n"
     "      end\n"
     "      ttl(jk, rttl)\n"
@@ -709,12 +710,12 @@ static const char apply_lua[] =
     "    end\n"
     "    canc = canc + 1\n"
     "    ends(b, 'canceled')\n"
-    "  elseif kind == 'R' then\n"
+    "  elseif kind == 'R' or kind == 'H' then\n"
     "    redis.call('ZADD', ARGV[7], ARGV[b + 12], ARGV[b + 13])\n"
     "    local h = {'status', 'retrying', 'error', ARGV[b + 6], 'retry_at', ARGV[b + 12]}\n"
     "    if ARGV[b + 9] == '1' then starts(h, b) end\n"
     "    hset(jk, h)\n"
-    "    retr = retr + 1\n"
+    "    if kind == 'R' then retr = retr + 1 else hand = hand + 1 end\n"
     "  else\n"
     "    redis.call('LPUSH', ARGV[8], rec)\n"
     "    dead = dead + 1\n"
@@ -729,6 +730,7 @@ static const char apply_lua[] =
     "  redis.call('HINCRBY', ARGV[5], 'failed', fail)\n"
     "end\n"
     "if retr > 0 then redis.call('HINCRBY', ARGV[4], 'retried', retr) end\n"
+    "if hand > 0 then redis.call('HINCRBY', ARGV[4], 'handed_back', hand) end\n"
     "if dead > 0 then redis.call('HINCRBY', ARGV[4], 'dead', dead) end\n"
     "if canc > 0 then redis.call('HINCRBY', ARGV[4], 'canceled', canc) end\n"
     "for q, ms in pairs(ended) do\n"
@@ -774,7 +776,7 @@ int queue_apply_append(struct rconn *r, const struct keys *k, const char *wid,
     for (i = 0; i < n; i++) {
         const struct queue_outcome *x = &o[i];
         const struct job *j = x->job;
-        char kind[2] = {kinds[x->kind], '\0'};
+        char kind[2] = {x->kind == QUEUE_RETRY && x->handback ? 'H' : kinds[x->kind], '\0'};
 
         cmd_copy(&c, kind, 1);
         cmd_str(&c, x->taken->queue);
@@ -790,7 +792,11 @@ int queue_apply_append(struct rconn *r, const struct keys *k, const char *wid,
             cmd_time(&c, j->enqueued_at);
         else
             cmd_str(&c, "");
-        cmd_time(&c, x->retry_at);
+        if (x->kind == QUEUE_FINISHED)
+            /* An earlier attempt or hand-back left error fields: the end clears them. */
+            cmd_str(&c, j != NULL && (j->attempts > 1 || j->handoffs > 0) ? "1" : "0");
+        else
+            cmd_time(&c, x->retry_at);
         if (x->kind == QUEUE_RETRY)
             cmd_own(&c, job_encode(j)); /* carries the attempts */
         else if (x->kind == QUEUE_FINISHED && x->json)

@@ -81,6 +81,8 @@ struct queue_outcome {
     double started_at;         /* QUEUE_STARTED, or with_start: when it started */
     int with_start;            /* an end that also records the start (same batch) */
     double retry_at;           /* QUEUE_RETRY: when it is due again */
+    int handback;              /* QUEUE_RETRY: handed back, not a failed attempt (counted
+                                * as handed_back, not retried) */
 };
 
 /* Apply outcomes in one Lua script (atomic as a batch). wid names the worker for status and

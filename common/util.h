@@ -37,6 +37,12 @@ long long time_mono_us(void);
  * job. buf must hold 32 bytes. Returns the length. Times beyond +-1e12 s print as 0. */
 size_t time_format(char *buf, double t);
 
+/* What each parser takes, for the error lines of every command and setting alike:
+ * "--timeout: 'x' is not " PARSE_DURATION_WHAT. */
+#define PARSE_DURATION_WHAT "a duration such as 250ms, 30s, 5m or 2h"
+#define PARSE_SIZE_WHAT     "a size such as 512K, 50M or 1G"
+#define PARSE_LONG_WHAT     "a whole number from %ld to %ld"
+
 /* Parse a duration such as "30", "30s", "250ms", "5m", "2h" into seconds. Returns 0/-1. */
 int parse_duration(const char *s, double *out);
 

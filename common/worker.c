@@ -36,6 +36,7 @@
 #include "call.h"
 #include "catalog.h"
 #include "command.h"
+#include "health.h"
 #include "plugin.h"
 #include "job.h"
 #include "keys.h"
@@ -54,6 +55,8 @@
 #define HANDOFF_MAX   600    /* hand-offs (HANDOFF_DELAY apart) before such a job fails */
 #define HANDOFF_DELAY 1.0    /* seconds before a handed-back job is due again */
 #define STOP_GRACE_MS 6000   /* how long an exiting worker waits for handlers it stopped */
+#define HOST_DELAY    1.0    /* seconds before a job the host failed is due again */
+#define BENCH_HOLD_MS 1000   /* no take this long after one that held only benched jobs */
 
 /* A job in this process: taken from Redis, run by an executor, then applied. */
 struct task {
@@ -63,6 +66,8 @@ struct task {
     /* filled by the executor */
     int rc;
     int transient;
+    int host;                           /* this host failed it, not the job (CQ_HOST) */
+    int quiet;                          /* refused for a benched function: log at debug */
     int aborted;                        /* gave up because of a hard stop: goes back, not failed */
     int refused;                        /* never ran: kind was decided when it was taken */
     int lost;                           /* its end was dropped: another worker had recovered it */
@@ -147,7 +152,13 @@ struct worker {
     int idle;     /* the last take found the queues empty */
     int down;     /* the control connection is lost */
     int executors_started;
-    int sync_inited; /* mu and the condition variables exist */
+    int sync_inited;       /* mu and the condition variables exist */
+    struct health *health; /* functions benched for host failures (dispatcher only) */
+    long long hold_until;  /* time_mono_ms before which nothing is taken (refuse_benched) */
+    struct {
+        long long since; /* time_mono_ms the period began */
+        long finished, failed, retried, canceled, host;
+    } period; /* outcomes since the last summary line (dispatcher only) */
 };
 
 /* ---- executors ---------------------------------------------------------------------- */
@@ -182,9 +193,12 @@ static void run_task(struct worker *w, struct cq_job *c, struct call_thread *ct,
         return;
     }
     t->started = time_now();
+    LOG(&w->lg, CQ_LOG_DEBUG, "%s: %s %s started (attempt %d)", t->taken.queue, t->job->func,
+        t->job->id, t->job->attempts);
     t->rc = call_run(c, ct, t->job, t->fn, w->cfg->root, &t->stop, timeout, &w->lg);
     t->ended = time_now();
     t->transient = c->transient;
+    t->host = c->host;
     t->retry_after = c->retry_after;
     t->aborted = t->rc != 0 && stop_requested(&w->hard_stop) && !t->cancel;
     t->json = t->rc == 0 && c->result_json;
@@ -274,7 +288,8 @@ static void *watcher_main(void *arg)
         if (wa->sock >= 0) close(wa->sock);
         wa->sock = -1;
         if (rep == NULL) {
-            LOG(&w->lg, CQ_LOG_DEBUG, "watcher %s: %s", wa->queue, wa->rc.errstr);
+            /* At a stop, stop_watchers shut the socket: that is no error to mention. */
+            if (!w->stopping) LOG(&w->lg, CQ_LOG_DEBUG, "watcher %s: %s", wa->queue, wa->rc.errstr);
         } else if (rep->type == REDIS_REPLY_ERROR) {
             /* A key of another type under the queue's name fails at once, every time: wait
              * as after a lost connection. The take names the queue (report_error). */
@@ -351,6 +366,14 @@ static enum queue_outcome_kind decide(struct worker *w, struct task *t, double *
     }
     if (t->rc == 0) return QUEUE_FINISHED;
     if (t->cancel) return QUEUE_CANCELED;
+    if (t->host) {
+        /* Not the job's fault: back to its queue for another worker, its attempt not
+         * counted (the bench in health.h keeps this worker from taking it again). */
+        t->job->attempts--;
+        t->job->handoffs++;
+        *retry_at = t->ended + HOST_DELAY;
+        return QUEUE_RETRY;
+    }
     retries = t->job->retries >= 0 ? t->job->retries : t->fn->retries;
     if (t->transient && t->job->attempts <= retries) {
         *retry_at = t->ended + retry_delay(w, t->job->attempts, t->retry_after);
@@ -364,6 +387,13 @@ static void log_outcome(struct worker *w, const struct task *t)
     if (t->kind == QUEUE_CANCELED) {
         LOG(&w->lg, CQ_LOG_INFO, "%s: %s %s canceled%s", t->taken.queue, t->job->func, t->job->id,
             t->refused ? " before it ran" : "");
+    } else if (t->refused && t->quiet) {
+        LOG(&w->lg, CQ_LOG_DEBUG, "%s: job %s handed back: %s", t->taken.queue, t->job->id,
+            t->text);
+    } else if (t->host && t->kind == QUEUE_RETRY) {
+        LOG(&w->lg, CQ_LOG_WARN,
+            "%s: %s %s went back to its queue (this host failed, not the job): %s", t->taken.queue,
+            t->job->func, t->job->id, t->text);
     } else if (t->refused) {
         if (t->kind == QUEUE_DEAD)
             LOG(&w->lg, CQ_LOG_WARN, "%s: record moved to the dead list: %s", t->taken.queue,
@@ -379,6 +409,53 @@ static void log_outcome(struct worker *w, const struct task *t)
             t->job->id, t->kind == QUEUE_RETRY ? "will retry" : "failed", t->job->attempts,
             t->text);
     }
+}
+
+/* After an outcome is recorded: the summary's counts, and the bench of a function that this
+ * host keeps failing (health.h). */
+static void note_outcome(struct worker *w, const struct task *t)
+{
+    long long cooldown;
+
+    switch (t->kind) {
+    case QUEUE_FINISHED: w->period.finished++; break;
+    case QUEUE_FAILED: w->period.failed++; break;
+    case QUEUE_CANCELED: w->period.canceled++; break;
+    case QUEUE_RETRY:
+        if (t->host)
+            w->period.host++;
+        else if (!t->refused)
+            w->period.retried++;
+        break;
+    default: break;
+    }
+    if (t->fn == NULL || t->refused || t->kind == QUEUE_CANCELED) return;
+    cooldown = health_note(w->health, t->fn->index, t->host, t->text, time_mono_ms());
+    if (cooldown > 0)
+        LOG(&w->lg, CQ_LOG_ERROR,
+            "%s: %d jobs in a row failed because of this host, not the jobs; this worker "
+            "takes no %s job for %llds (they go back to their queues for other workers); fix "
+            "the host: %s",
+            t->fn->name, HEALTH_STREAK, t->fn->name, cooldown / 1000, t->text);
+}
+
+/* Every summary-interval at info: what this worker did meanwhile, in one line. Nothing
+ * when it did nothing and holds nothing. */
+static void summary(struct worker *w, long long now)
+{
+    double secs = (double)(now - w->period.since) / 1000.0;
+    long ended = w->period.finished + w->period.failed + w->period.canceled;
+
+    if (w->cfg->summary_interval <= 0 || secs < w->cfg->summary_interval) return;
+    if (ended > 0 || w->period.retried > 0 || w->period.host > 0 || w->outstanding > 0)
+        LOG(&w->lg, CQ_LOG_INFO,
+            "summary: %ld jobs ended in %.0fs (%.1f/s): %ld finished, %ld failed, %ld "
+            "canceled; %ld retries, %ld back for a host failure; %d in flight of %d",
+            ended, secs, secs > 0 ? (double)ended / secs : 0.0, w->period.finished,
+            w->period.failed, w->period.canceled, w->period.retried, w->period.host, w->outstanding,
+            w->cfg->concurrency);
+    memset(&w->period, 0, sizeof w->period);
+    w->period.since = now;
 }
 
 /* ---- stops, cancels, pauses, run times ---------------------------------------------- */
@@ -580,9 +657,25 @@ static void refuse_unknown(struct worker *w, struct task *t)
     }
 }
 
-/* Decode taken records into tasks. Runnable ones go to w->starts (to be marked started in the
- * next transaction) and to the executors; ones that cannot run (unreadable, unknown
- * function, wrong arity) go to *pending with their outcome already decided. */
+/* A job of a function benched on this worker (health.h) goes back untouched, due again in
+ * HANDOFF_DELAY for any worker. A take that brought nothing else makes this worker hold off
+ * taking for BENCH_HOLD_MS (accept_taken), so that a healthy worker gets them first and a
+ * benched one alone does not spin on them. */
+static void refuse_benched(struct worker *w, struct task *t)
+{
+    long long left = health_benched(w->health, t->fn->index, time_mono_ms());
+
+    if (left <= 0) return;
+    t->refused = 1;
+    t->quiet = 1;
+    t->kind = QUEUE_RETRY;
+    t->job->attempts--;
+    t->job->handoffs++;
+    t->retry_at = time_now() + HANDOFF_DELAY;
+    t->text = xstrdup_printf("%s: this worker does not take %s for another %llds (%s)", w->wid,
+                             t->fn->name, (left + 999) / 1000, health_why(w->health, t->fn->index));
+}
+
 /* A task for one taken record, decoded and checked; refused (kind decided) when it cannot
  * run. Dispatcher only: no lock (refuse_unknown asks Redis). */
 static struct task *make_task(struct worker *w, const struct taken *tk)
@@ -612,6 +705,8 @@ static struct task *make_task(struct worker *w, const struct taken *tk)
         t->refused = 1;
         t->kind = QUEUE_FAILED;
         t->text = xstrdup(why);
+    } else {
+        refuse_benched(w, t);
     }
     return t;
 }
@@ -646,9 +741,13 @@ static void refuse_canceled(struct worker *w, struct task **ts, int n)
 static void accept_taken(struct worker *w, struct taken *tk, int n, struct task **pending)
 {
     struct task **ts = xcalloc((size_t)(n ? n : 1), sizeof *ts);
-    int i;
+    int i, benched = 0;
 
-    for (i = 0; i < n; i++) ts[i] = make_task(w, &tk[i]);
+    for (i = 0; i < n; i++) {
+        ts[i] = make_task(w, &tk[i]);
+        benched += ts[i]->quiet;
+    }
+    if (n > 0 && benched == n) w->hold_until = time_mono_ms() + BENCH_HOLD_MS;
     if (w->cancel_waiting > 0) refuse_canceled(w, ts, n);
     pthread_mutex_lock(&w->mu);
     for (i = 0; i < n; i++) {
@@ -754,6 +853,7 @@ static int cycle(struct worker *w, struct task **pending, size_t take_max)
         o[i].at = t->ended;
         o[i].started_at = t->started;
         o[i].with_start = !t->refused && t->start_pending;
+        o[i].handback = t->refused || t->host;
         ot[i] = t;
         i++;
     }
@@ -817,6 +917,7 @@ static int cycle(struct worker *w, struct task **pending, size_t take_max)
             *pending = t->next;
             if (!t->aborted && !t->lost) {
                 log_outcome(w, t);
+                note_outcome(w, t);
                 hist_add(w, t);
             }
             if (!t->aborted && !t->refused) w->outstanding--;
@@ -912,6 +1013,42 @@ static void check_redis_config(struct worker *w)
     if (rep != NULL) freeReplyObject(rep);
 }
 
+/* A queue no producer ever enqueued to may be a typo (cworker defualt), or one that is not
+ * used yet (cworker high default low): say so once, at info, naming the queues producers
+ * did use (cq:queues). */
+static void check_queues(struct worker *w)
+{
+    char kq[KEYS_KEY_MAX], known[1024] = "";
+    redisReply *rep = rconn_commandf(&w->ctl, "SMEMBERS %s", keys_queues(&w->keys, kq, sizeof kq));
+    size_t i, j, len = 0;
+
+    if (rep == NULL || rep->type != REDIS_REPLY_ARRAY) {
+        if (rep != NULL) freeReplyObject(rep);
+        return;
+    }
+    for (j = 0; j < rep->elements && len < sizeof known; j++)
+        if (rep->element[j]->type == REDIS_REPLY_STRING)
+            len += (size_t)snprintf(known + len, sizeof known - len, "%s%s", len ? ", " : "",
+                                    rep->element[j]->str);
+    for (i = 0; i < w->cfg->nqueues; i++) {
+        for (j = 0; j < rep->elements; j++)
+            if (rep->element[j]->type == REDIS_REPLY_STRING &&
+                strcmp(rep->element[j]->str, w->cfg->queues[i]) == 0)
+                break;
+        if (j < rep->elements) continue;
+        if (rep->elements == 0)
+            LOG(&w->lg, CQ_LOG_INFO,
+                "queue %s: no producer has enqueued to it yet (none has to any queue of this "
+                "redis); waiting for one",
+                w->cfg->queues[i]);
+        else
+            LOG(&w->lg, CQ_LOG_INFO,
+                "queue %s: no producer has ever enqueued to it; the queues in use are: %s",
+                w->cfg->queues[i], known);
+    }
+    freeReplyObject(rep);
+}
+
 static void set_watching(struct worker *w, int on)
 {
     pthread_mutex_lock(&w->mu);
@@ -968,6 +1105,7 @@ static void worker_free(struct worker *w, int stopped)
     free(w->starts);
     free(w->functions);
     free(w->hist);
+    health_free(w->health);
     rconn_close(&w->ctl);
     if (w->sync_inited) {
         pthread_mutex_destroy(&w->mu);
@@ -1039,8 +1177,11 @@ static struct worker *worker_start(const struct worker_config *cfg, volatile sig
     w->signals = signals;
     w->lg.prog = "cworker";
     w->lg.level = cfg->log_level;
+    w->lg.json = cfg->log_json;
     w->started_at = time_now();
     w->backoff = 100;
+    w->health = health_new();
+    w->period.since = time_mono_ms();
     if (keys_init(&w->keys, cfg->prefix, err, sizeof err) != 0 ||
         rconn_parse_url(cfg->url, &url, err, sizeof err) != 0) {
         LOG(&w->lg, CQ_LOG_ERROR, "%s", err);
@@ -1066,6 +1207,7 @@ static struct worker *worker_start(const struct worker_config *cfg, volatile sig
         return NULL;
     }
     check_redis_config(w);
+    check_queues(w);
     init_sync(w);
     if (start_threads(w, &url) != 0) {
         /* Nothing was taken yet: deregister, and free what started. */
@@ -1125,6 +1267,7 @@ static void housekeeping(struct worker *w, long long now)
     char err[512], warn[512];
     long n;
 
+    summary(w, now);
     if (w->down) return;
     if (now >= w->next_hb) {
         heartbeat(w, 0);
@@ -1200,7 +1343,7 @@ static int dispatch(struct worker *w)
         pthread_cond_broadcast(&w->watch);
     }
     pthread_mutex_unlock(&w->mu);
-    if (!w->draining && slots > 0 && (!w->idle || ready))
+    if (!w->draining && slots > 0 && (!w->idle || ready) && time_mono_ms() >= w->hold_until)
         want = (size_t)slots < TAKE_BATCH ? (size_t)slots : TAKE_BATCH;
     if (want == 0 && w->pending == NULL && w->nstarts == 0) return 0;
     took = cycle(w, &w->pending, want);
@@ -1282,7 +1425,7 @@ static int turn(struct worker *w)
     more = dispatch(w);
     set_watching(w,
                  w->idle && !w->draining && w->ctl.ctx != NULL &&
-                     w->cfg->concurrency - w->outstanding > 0);
+                     w->cfg->concurrency - w->outstanding > 0 && now >= w->hold_until);
     if (should_stop(w, now)) return 1;
     pthread_mutex_lock(&w->mu);
     wake_executors(w);
@@ -1400,6 +1543,7 @@ cq_worker *cq_worker_new(void)
     w->cfg.ttls.result_ttl = 500;
     w->cfg.ttls.failure_ttl = 365L * 24 * 3600;
     w->cfg.log_level = CQ_LOG_INFO;
+    w->cfg.summary_interval = 60.0;
     w->reg = registry_new();
     /* Adding two well-formed functions to an empty registry cannot fail. */
     registry_add_builtins(w->reg);
@@ -1433,11 +1577,53 @@ static int set_string(char **dst, const char *value)
     return 0;
 }
 
+/* A whole number setting in [min, max]: 0, or -1 with err as every setting says it. */
+static int set_long(const char *name, const char *value, long min, long max, long *out, char *err,
+                    size_t errlen)
+{
+    char what[128];
+
+    if (parse_long(value, min, max, out) == 0) return 0;
+    snprintf(what, sizeof what, PARSE_LONG_WHAT, min, max);
+    err_set(err, errlen, "%s: '%s' is not %s", name, value, what);
+    return -1;
+}
+
+static int set_duration(const char *name, const char *value, double *out, char *err, size_t errlen)
+{
+    if (parse_duration(value, out) == 0) return 0;
+    err_set(err, errlen, "%s: '%s' is not " PARSE_DURATION_WHAT, name, value);
+    return -1;
+}
+
+/* One of choices (NULL-terminated): its index, or -1 with err listing them. */
+static int set_choice(const char *name, const char *value, const char *const *choices, char *err,
+                      size_t errlen)
+{
+    int i;
+
+    for (i = 0; choices[i] != NULL; i++)
+        if (strcmp(value, choices[i]) == 0) return i;
+    err_set(err, errlen, "%s: '%s' is not one of ", name, value);
+    for (i = 0; choices[i] != NULL; i++) {
+        size_t len = strlen(err);
+        if (len >= errlen) break;
+        snprintf(err + len, errlen - len, "%s%s",
+                 i == 0               ? ""
+                     : choices[i + 1] ? ", "
+                                      : " or ",
+                 choices[i]);
+    }
+    return -1;
+}
+
 int cq_worker_set(cq_worker *w, const char *name, const char *value, char *err, size_t errlen)
 {
+    static const char *const levels[] = {"error", "warn", "info", "debug", NULL};
+    static const char *const formats[] = {"text", "json", NULL};
     struct worker_config *c = &w->cfg;
     long v;
-    int ok;
+    int i;
 
     if (name == NULL || value == NULL) {
         err_set(err, errlen, "cq_worker_set: no name or value");
@@ -1462,41 +1648,31 @@ int cq_worker_set(cq_worker *w, const char *name, const char *value, char *err, 
         return set_string(&w->root, path);
     }
     if (strcmp(name, "concurrency") == 0) {
-        ok = parse_long(value, 1, 4096, &v) == 0;
-        if (ok) c->concurrency = (int)v;
+        if (set_long(name, value, 1, 4096, &v, err, errlen) != 0) return -1;
+        c->concurrency = (int)v;
     } else if (strcmp(name, "burst") == 0) {
-        ok = parse_long(value, 0, 1, &v) == 0;
-        if (ok) c->burst = (int)v;
+        if (set_long(name, value, 0, 1, &v, err, errlen) != 0) return -1;
+        c->burst = (int)v;
     } else if (strcmp(name, "max-jobs") == 0) {
-        ok = parse_long(value, 0, LONG_MAX, &c->max_jobs) == 0;
+        return set_long(name, value, 0, LONG_MAX, &c->max_jobs, err, errlen);
     } else if (strcmp(name, "shutdown-timeout") == 0) {
-        ok = parse_duration(value, &c->shutdown_timeout) == 0;
+        return set_duration(name, value, &c->shutdown_timeout, err, errlen);
     } else if (strcmp(name, "retry-base") == 0) {
-        ok = parse_duration(value, &c->retry_base) == 0;
+        return set_duration(name, value, &c->retry_base, err, errlen);
+    } else if (strcmp(name, "summary-interval") == 0) {
+        return set_duration(name, value, &c->summary_interval, err, errlen);
     } else if (strcmp(name, "result-ttl") == 0) {
-        ok = parse_long(value, -1, LONG_MAX, &c->ttls.result_ttl) == 0;
+        return set_long(name, value, -1, LONG_MAX, &c->ttls.result_ttl, err, errlen);
     } else if (strcmp(name, "failure-ttl") == 0) {
-        ok = parse_long(value, -1, LONG_MAX, &c->ttls.failure_ttl) == 0;
+        return set_long(name, value, -1, LONG_MAX, &c->ttls.failure_ttl, err, errlen);
     } else if (strcmp(name, "log-level") == 0) {
-        static const char *const levels[] = {"error", "warn", "info", "debug"};
-        size_t i;
-        for (i = 0; i < 4 && strcmp(value, levels[i]) != 0; i++) continue;
-        ok = i < 4;
-        if (ok)
-            c->log_level = (int)i;
-        else {
-            err_set(err, errlen,
-                    "invalid value '%s' for log-level (error, warn, info or "
-                    "debug)",
-                    value);
-            return -1;
-        }
+        if ((i = set_choice(name, value, levels, err, errlen)) < 0) return -1;
+        c->log_level = i;
+    } else if (strcmp(name, "log-format") == 0) {
+        if ((i = set_choice(name, value, formats, err, errlen)) < 0) return -1;
+        c->log_json = i == 1;
     } else {
         err_set(err, errlen, "unknown setting '%s'", name);
-        return -1;
-    }
-    if (!ok) {
-        err_set(err, errlen, "invalid value '%s' for %s", value, name);
         return -1;
     }
     return 0;

@@ -24,6 +24,8 @@ struct worker_config {
     const struct cq_registry *reg; /* the functions served */
     struct queue_ttls ttls;
     int log_level;
+    int log_json;            /* log lines as JSON objects (--log-format json) */
+    double summary_interval; /* seconds between two summary lines at info; 0 = none */
 };
 
 /* Run until the queues are drained (burst), max_jobs are done, or *signals becomes non-zero

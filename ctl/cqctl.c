@@ -25,6 +25,8 @@
 
 enum { O_PREFIX = 256, O_JSON, O_INTERVAL, O_OFFSET, O_ALL_FAILED };
 
+static struct cli cli; /* the command line, for usage errors (cli_error) */
+
 static const struct cli_option options[] = {
     CLI_URL,
     CLI_PREFIX(O_PREFIX),
@@ -35,10 +37,10 @@ static const struct cli_option options[] = {
     CLI_VERSION,
     {NULL, 0, NULL, "info:"},
     {"watch", 'w', NULL, "redraw every second (or --interval) until Ctrl-C"},
-    {"interval", O_INTERVAL, "D", "with --watch: the time between two redraws (default 1s)"},
+    {"interval", O_INTERVAL, "D", "with --watch: the time between two redraws (default: 1s)"},
     {NULL, 0, NULL, "jobs:"},
-    {"limit", 'n', "N", "list at most N entries (default 20, at most 10000)"},
-    {"offset", O_OFFSET, "N", "skip the first N entries (default 0)"},
+    {"limit", 'n', "N", "list at most N entries (default: 20, at most 10000)"},
+    {"offset", O_OFFSET, "N", "skip the first N entries (default: 0)"},
     {NULL, 0, NULL, "requeue:"},
     {"all-failed", O_ALL_FAILED, NULL, "requeue every job of the failed set"},
     {"queue", 'q', "NAME", "with --all-failed: only the failed jobs of queue NAME"},
@@ -520,8 +522,7 @@ static int run_jobs(struct ctl *c, char **args, int n)
     else if (strncmp(name, "queue:", 6) == 0) /* a queue named like one of the sets */
         name += 6;
     if (which == ADMIN_LIST_QUEUE && !keys_valid_name(name)) {
-        fprintf(stderr, "cqctl: queue '%s': use 1-128 characters of A-Z a-z 0-9 _ . @ -\n", name);
-        return 2;
+        return cli_error(&cli, "queue '%s': use 1-128 characters of A-Z a-z 0-9 _ . @ -", name);
     }
     if (admin_list(&c->a, which, name, c->offset, c->limit, &p, err, sizeof err) != 0) {
         fprintf(stderr, "cqctl: %s\n", err);
@@ -662,9 +663,7 @@ static int run_job(struct ctl *c, char **args, int n)
 
     (void)n;
     if (!keys_valid_name(args[0])) {
-        fprintf(stderr, "cqctl: job id '%s': use 1-128 characters of A-Z a-z 0-9 _ . @ -\n",
-                args[0]);
-        return 2;
+        return cli_error(&cli, "job id '%s': use 1-128 characters of A-Z a-z 0-9 _ . @ -", args[0]);
     }
     if (admin_job_read(&c->a, args[0], &j, err, sizeof err) != 0) {
         fprintf(stderr, "cqctl: %s\n", err);
@@ -762,9 +761,7 @@ static int check_ids(char **ids, int n)
 
     for (i = 0; i < n; i++) {
         if (keys_valid_name(ids[i])) continue;
-        fprintf(stderr, "cqctl: job id '%s': use 1-128 characters of A-Z a-z 0-9 _ . @ -\n",
-                ids[i]);
-        return 2;
+        return cli_error(&cli, "job id '%s': use 1-128 characters of A-Z a-z 0-9 _ . @ -", ids[i]);
     }
     return 0;
 }
@@ -784,17 +781,13 @@ static int run_requeue(struct ctl *c, char **args, int n)
     int i;
 
     if (c->all_failed == (n > 0)) {
-        fprintf(stderr, "cqctl requeue: give job ids or --all-failed (see cqctl requeue --help)\n");
-        return 2;
+        return cli_error(&cli, "requeue: give job ids or --all-failed");
     }
     if (c->queue != NULL && !c->all_failed) {
-        fprintf(stderr, "cqctl requeue: --queue goes with --all-failed\n");
-        return 2;
+        return cli_error(&cli, "requeue: --queue goes with --all-failed");
     }
     if (c->queue != NULL && !keys_valid_name(c->queue)) {
-        fprintf(stderr, "cqctl: queue '%s': use 1-128 characters of A-Z a-z 0-9 _ . @ -\n",
-                c->queue);
-        return 2;
+        return cli_error(&cli, "queue '%s': use 1-128 characters of A-Z a-z 0-9 _ . @ -", c->queue);
     }
     if (check_ids(args, n) != 0) return 2;
     report_init(&r, c);
@@ -876,8 +869,7 @@ static int run_delete(struct ctl *c, char **args, int n)
 static int check_queue(const char *q)
 {
     if (keys_valid_name(q)) return 0;
-    fprintf(stderr, "cqctl: queue '%s': use 1-128 characters of A-Z a-z 0-9 _ . @ -\n", q);
-    return 2;
+    return cli_error(&cli, "queue '%s': use 1-128 characters of A-Z a-z 0-9 _ . @ -", q);
 }
 
 static int run_empty(struct ctl *c, char **args, int n)
@@ -1217,10 +1209,9 @@ static void usage(FILE *f)
     fprintf(f, "\n'cqctl COMMAND --help' tells more of each.\n\nOptions:\n");
     cli_print(f, options, NOPTIONS);
     fprintf(f,
-            "\n"
-            "Durations take a unit: 250ms, 30s, 5m (a bare number is seconds).\n"
-            "Exit status: 0 done; 1 Redis failed, or a job was refused (each named on stderr);\n"
-            "2 a usage error.\n");
+            "\n" CLI_NOTE_DURATIONS
+            "Exit status: 0 when done; 1 when Redis failed, or a job was refused (each named on\n"
+            "stderr); 2 for a usage error.\n");
 }
 
 static void command_usage(FILE *f, const struct command *cmd)
@@ -1246,47 +1237,37 @@ static const char *option_name(int key)
     return "?";
 }
 
-static int bad(const char *opt, const char *val)
-{
-    fprintf(stderr, "cqctl: invalid value '%s' for --%s (see cqctl --help)\n", val, opt);
-    return 2;
-}
-
 /* Parse every option, before and after the command (getopt permutes). Returns -1 to go on,
  * or an exit status; seen[] collects the options given, *help whether --help was. */
 static int parse_options(struct ctl *c, int argc, char **argv, int *seen, size_t *nseen, int *help)
 {
-    struct option *longopts;
-    char *shortopts;
     int opt, rc = 0;
 
-    cli_getopt(options, NOPTIONS, 0, &longopts, &shortopts);
-    while (rc == 0 && (opt = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
-        if (opt != '?' && *nseen < 32) seen[(*nseen)++] = opt;
+    /* -h is ours: after a command it prints that command's help. */
+    cli_begin(&cli, "cqctl", CQ_VERSION, NULL, options, NOPTIONS, 0);
+    while (rc == 0 && (opt = cli_next(&cli, argc, argv)) != -1) {
+        if (opt != CLI_STOP && *nseen < 32) seen[(*nseen)++] = opt;
         switch (opt) {
+        case CLI_STOP: rc = cli.status == 0 ? CLI_STOP : cli.status; break;
         case 'u': c->url = optarg; break;
         case O_PREFIX: c->prefix = optarg; break;
         case O_JSON: c->json = 1; break;
         case 'w': c->watch = 1; break;
         case O_INTERVAL:
-            if (parse_duration(optarg, &c->interval) != 0 || c->interval < 0.05 ||
-                c->interval > 86400)
-                rc = bad("interval", optarg);
+            rc = cli_duration(&cli, optarg, &c->interval);
+            if (rc == 0 && (c->interval < 0.05 || c->interval > 86400))
+                rc = cli_error(&cli, "--interval: from 50ms to 24h");
             break;
-        case 'n':
-            if (parse_long(optarg, 1, 10000, &c->limit) != 0) rc = bad("limit", optarg);
-            break;
-        case O_OFFSET:
-            if (parse_long(optarg, 0, 1000000000L, &c->offset) != 0) rc = bad("offset", optarg);
-            break;
+        case 'n': rc = cli_long(&cli, optarg, 1, 10000, &c->limit); break;
+        case O_OFFSET: rc = cli_long(&cli, optarg, 0, 1000000000L, &c->offset); break;
         case O_ALL_FAILED: c->all_failed = 1; break;
         case 'q': c->queue = optarg; break;
         case 'h': *help = 1; break;
-        default: rc = cli_standard(opt, "cqctl", CQ_VERSION, usage); break;
+        default: rc = cli_error(&cli, "option '%s' is not handled", cli.opt); break;
         }
     }
-    cli_free(longopts, shortopts);
-    return rc == CLI_DONE ? 0 : rc == 0 ? -1 : rc;
+    cli_end(&cli);
+    return rc == CLI_STOP ? 0 : rc == 0 ? -1 : rc;
 }
 
 int main(int argc, char **argv)
@@ -1307,29 +1288,28 @@ int main(int argc, char **argv)
         usage(stdout);
         return 0;
     }
-    if (optind >= argc) {
-        fprintf(stderr, "cqctl: give a command (see cqctl --help)\n");
-        return 2;
-    }
+    if (optind >= argc) return cli_error(&cli, "give a command");
     cmd = find_command(argv[optind]);
-    if (cmd == NULL) {
-        fprintf(stderr, "cqctl: unknown command '%s' (see cqctl --help)\n", argv[optind]);
-        return 2;
-    }
+    if (cmd == NULL) return cli_error(&cli, "unknown command '%s'", argv[optind]);
     if (help) {
         command_usage(stdout, cmd);
         return 0;
     }
     for (i = 0; i < nseen; i++) {
         if (common_option(seen[i]) || own_option(cmd, seen[i])) continue;
-        fprintf(stderr, "cqctl %s: --%s is not an option of %s (see cqctl %s --help)\n", cmd->name,
+        fprintf(stderr,
+                "cqctl: --%s is not an option of %s\nTry 'cqctl %s --help' for more "
+                "information.\n",
                 option_name(seen[i]), cmd->name, cmd->name);
         return 2;
     }
     n = argc - optind - 1;
     if (n < cmd->min || (cmd->max >= 0 && n > cmd->max)) {
-        fprintf(stderr, "cqctl %s: %s (usage: cqctl %s %s)\n", cmd->name,
-                n < cmd->min ? "missing argument" : "too many arguments", cmd->name, cmd->args);
+        fprintf(stderr,
+                "cqctl: %s: %s (usage: cqctl %s %s)\nTry 'cqctl %s --help' for more "
+                "information.\n",
+                cmd->name, n < cmd->min ? "missing argument" : "too many arguments", cmd->name,
+                cmd->args, cmd->name);
         return 2;
     }
     c.tty = isatty(STDOUT_FILENO);
@@ -1338,10 +1318,7 @@ int main(int argc, char **argv)
         struct winsize ws;
         if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) c.cols = ws.ws_col;
     }
-    if (admin_init(&c.a, c.url, c.prefix, err, sizeof err) != 0) {
-        fprintf(stderr, "cqctl: %s\n", err);
-        return 2;
-    }
+    if (admin_init(&c.a, c.url, c.prefix, err, sizeof err) != 0) return cli_error(&cli, "%s", err);
     if (admin_connect(&c.a, err, sizeof err) != 0 && !c.watch) {
         fprintf(stderr, "cqctl: %s\n", err);
         return 1;

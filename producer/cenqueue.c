@@ -107,13 +107,12 @@ static void usage(FILE *f)
     cli_print(f, options, sizeof options / sizeof options[0]);
     fprintf(
         f,
-        "\n"
-        "Durations take a unit: 250ms, 30s, 5m, 2h (a bare number is seconds).\n"
+        "\n" CLI_NOTE_DURATIONS
         "Exit status: 0 when every job was enqueued (with --wait: and every one finished); 1 when\n"
         "Redis failed (the ids printed are those of the jobs that were enqueued; jobs go in\n"
         "transactions of 1,000), or with --wait when a job failed or was canceled or the timeout\n"
-        "passed first (stderr says how many did not end); 2 for a usage error or a job the check\n"
-        "refuses (nothing from that line on is enqueued).\n");
+        "passed first (stderr says how many did not end); 2 for a usage error, or a job the check\n"
+        "refuses (with --stdin, the lines before it are enqueued, nothing from it on).\n");
 }
 
 /* Split line into fields in place (see usage for the rules). Returns the field count, or -1
@@ -300,10 +299,21 @@ fail1:
     free(line);
     return 1;
 fail2:
-    print_kept(o);
-    fprintf(stderr, "cenqueue: nothing from line %ld on was enqueued (%ld jobs were before)\n",
-            lineno, total);
+    /* Everything before the bad line goes in, so that the rule is simple: a rerun starts at
+     * that line. */
+    if (n > 0 && cq_enqueue(c, jobs, n, CQ_NO_CHECK, err, sizeof err) < 0) goto fail1;
+    print_ids(o, jobs, n);
     free_jobs(jobs, n);
+    total += (long)n;
+    print_kept(o);
+    if (progress) fprintf(stderr, "\r");
+    if (total == 0)
+        fprintf(stderr, "cenqueue: nothing was enqueued; fix line %ld and run again\n", lineno);
+    else
+        fprintf(stderr,
+                "cenqueue: the %ld job%s before line %ld went in (ids printed); line %ld and "
+                "the rest did not: fix it and enqueue from there (tail -n +%ld)\n",
+                total, total == 1 ? "" : "s", lineno, lineno, lineno);
     free(line);
     return 2;
 }
@@ -414,48 +424,53 @@ static int wait_all(const struct opts *o, cq_client *c)
     return n[CQ_FINISHED] == o->nids ? 0 : 1;
 }
 
-static int bad(const char *opt, const char *val)
+/* What the options and arguments must agree on. 0, or a usage error's status. */
+static int check_usage(const struct cli *cli, const struct opts *o, int list, int argc)
 {
-    fprintf(stderr, "cenqueue: invalid value '%s' for %s (see cenqueue --help)\n", val, opt);
-    return 2;
+    if (list && (optind < argc || o->use_stdin))
+        return cli_error(cli, "--list-functions takes no job");
+    if (list) return 0;
+    if (!cq_valid_name(o->queue))
+        return cli_error(cli, "--queue: '%s' is not a queue name (1-128 of A-Z a-z 0-9 _ . @ -)",
+                         o->queue);
+    if (o->id != NULL && o->use_stdin) return cli_error(cli, "--id does not go with --stdin");
+    if (o->id != NULL && !cq_valid_name(o->id))
+        return cli_error(cli, "--id: '%s' is not a job id (1-128 of A-Z a-z 0-9 _ . @ -)", o->id);
+    if (o->use_stdin == (optind < argc))
+        return cli_error(cli, "give either FUNC [ARG...] or --stdin");
+    return 0;
 }
 
 /* Parse the options into o. Returns -1 to go on, or an exit status. */
 static int parse_options(struct opts *o, int *list, int argc, char **argv)
 {
-    struct option *longopts;
-    char *shortopts;
+    struct cli cli;
     double d;
     long v;
     int c, rc = 0, wait_timeout = 0;
 
     /* Parsing stops at the first non-option, so job args may start with '-'. */
-    cli_getopt(options, sizeof options / sizeof options[0], 1, &longopts, &shortopts);
-    while (rc == 0 && (c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+    cli_begin(&cli, "cenqueue", CQ_VERSION, usage, options, sizeof options / sizeof options[0], 1);
+    while (rc == 0 && (c = cli_next(&cli, argc, argv)) != -1) {
         switch (c) {
+        case CLI_STOP: rc = cli.status == 0 ? CLI_STOP : cli.status; break;
         case 'u': o->url = optarg; break;
         case 'q': o->queue = optarg; break;
         case O_PREFIX: o->prefix = optarg; break;
         case O_ID: o->id = optarg; break;
         case O_RETRIES:
-            if (parse_long(optarg, 0, 1000, &v) != 0)
-                rc = bad("--retries", optarg);
-            else
-                o->retries = (int)v;
+            if ((rc = cli_long(&cli, optarg, 0, 1000, &v)) == 0) o->retries = (int)v;
             break;
         case O_TIMEOUT:
-            if (parse_duration(optarg, &o->timeout) != 0 || o->timeout <= 0)
-                rc = bad("--timeout", optarg);
+            rc = cli_duration(&cli, optarg, &o->timeout);
+            if (rc == 0 && o->timeout <= 0) rc = cli_error(&cli, "--timeout: must be over 0");
             break;
         case O_IN:
-            if (parse_duration(optarg, &d) != 0)
-                rc = bad("--in", optarg);
-            else
-                o->at = time_now() + d;
+            if ((rc = cli_duration(&cli, optarg, &d)) == 0) o->at = time_now() + d;
             break;
         case O_AT:
-            if (parse_duration(optarg, &d) != 0)
-                rc = bad("--at", optarg);
+            if (parse_duration(optarg, &d) != 0 || strpbrk(optarg, "smhd") != NULL)
+                rc = cli_error(&cli, "--at: '%s' is not a Unix time in seconds", optarg);
             else
                 o->at = d;
             break;
@@ -465,20 +480,18 @@ static int parse_options(struct opts *o, int *list, int argc, char **argv)
         case O_LIST: *list = 1; break;
         case O_WAIT: o->wait = 1; break;
         case O_WAIT_TIMEOUT:
-            if (parse_duration(optarg, &o->wait_timeout) != 0 || o->wait_timeout <= 0)
-                rc = bad("--wait-timeout", optarg);
-            else
-                wait_timeout = 1;
+            rc = cli_duration(&cli, optarg, &o->wait_timeout);
+            if (rc == 0 && o->wait_timeout <= 0)
+                rc = cli_error(&cli, "--wait-timeout: must be over 0");
+            wait_timeout = 1;
             break;
-        default: rc = cli_standard(c, "cenqueue", CQ_VERSION, usage); break;
+        default: rc = cli_error(&cli, "option '%s' is not handled", cli.opt); break;
         }
     }
-    cli_free(longopts, shortopts);
-    if (rc == 0 && wait_timeout && !o->wait) {
-        fprintf(stderr, "cenqueue: --wait-timeout needs --wait (see cenqueue --help)\n");
-        rc = 2;
-    }
-    return rc == CLI_DONE ? 0 : rc == 0 ? -1 : rc;
+    cli_end(&cli);
+    if (rc == 0 && wait_timeout && !o->wait) rc = cli_error(&cli, "--wait-timeout needs --wait");
+    if (rc == 0) rc = check_usage(&cli, o, *list, argc);
+    return rc == CLI_STOP ? 0 : rc == 0 ? -1 : rc;
 }
 
 /* A queue no live worker takes from (a typo such as "defualt", or workers not started yet):
@@ -504,9 +517,10 @@ static cq_client *connect_client(const struct opts *o, int *rc)
     cq_client *c = cq_client_new(o->url, o->prefix, err, sizeof err);
 
     if (c == NULL) {
-        fprintf(stderr, "cenqueue: %s\n", err);
-        /* A URL or prefix that cannot be used is refused before connecting. */
+        /* A URL or prefix that cannot be used is refused before connecting: a usage error. */
         *rc = strncmp(err, "redis URL", 9) == 0 || strncmp(err, "key prefix", 10) == 0 ? 2 : 1;
+        fprintf(stderr, "cenqueue: %s\n", err);
+        if (*rc == 2) fprintf(stderr, "Try 'cenqueue --help' for more information.\n");
         return NULL;
     }
     http_limits_default(&lim);
@@ -533,30 +547,12 @@ int main(int argc, char **argv)
     if (rc >= 0) return rc;
     rc = 0;
     if (list) {
-        if (optind < argc || o.use_stdin) {
-            fprintf(stderr, "cenqueue: --list-functions takes no job (see cenqueue --help)\n");
-            return 2;
-        }
         cl = connect_client(&o, &rc);
         if (cl == NULL) return rc;
         rc = cq_client_print_functions(cl, stdout, err, sizeof err);
         if (rc != 0) fprintf(stderr, "cenqueue: %s\n", err);
         cq_client_free(cl);
         return rc == 0 ? 0 : 1;
-    }
-    if (!cq_valid_name(o.queue)) {
-        fprintf(stderr, "cenqueue: queue '%s': use 1-128 characters of A-Z a-z 0-9 _ . @ -\n",
-                o.queue);
-        return 2;
-    }
-    if (o.id != NULL && (!cq_valid_name(o.id) || o.use_stdin)) {
-        fprintf(stderr, "cenqueue: --id '%s': %s\n", o.id,
-                o.use_stdin ? "not with --stdin" : "use 1-128 characters of A-Z a-z 0-9 _ . @ -");
-        return 2;
-    }
-    if (o.use_stdin == (optind < argc)) {
-        fprintf(stderr, "cenqueue: give either FUNC [ARG...] or --stdin (see cenqueue --help)\n");
-        return 2;
     }
     cl = connect_client(&o, &rc);
     if (cl == NULL) return rc;

@@ -56,6 +56,7 @@
 
 #include "cli.h"
 #include "functions.h"
+#include "download.h"
 #include "gallery.h"
 #include "http.h"
 #include "local.h"
@@ -128,12 +129,12 @@ static const struct cli_option options[] = {
     {"api-url", O_API, "URL",
      "gallery base URL (default: $IMGUR_API_URL, else\n" GALLERY_DEFAULT_API_URL ");\n"
      "album URLs are derived from it by removing \"gallery/\""},
-    {"section", O_SECTION, "S", "hot, top or user (default hot)"},
-    {"sort", O_SORT, "S", "viral, top, time or rising (default viral)"},
-    {"window", O_WINDOW, "W", "day, week, month, year or all (default day; only top uses it)"},
-    {"page", O_PAGE, "N", "first page, from 0 (default 0)"},
+    {"section", O_SECTION, "S", "hot, top or user (default: hot)"},
+    {"sort", O_SORT, "S", "viral, top, time or rising (default: viral)"},
+    {"window", O_WINDOW, "W", "day, week, month, year or all (default: day; only top uses it)"},
+    {"page", O_PAGE, "N", "first page, from 0 (default: 0)"},
     {"pages", O_PAGES, "K",
-     "pages to fetch, 1..1000 (default 1); stops at an empty page\n"
+     "pages to fetch, 1..1000 (default: 1); stops at an empty page\n"
      "(without --section/--sort/--window/--page/--pages the bare\n"
      "gallery URL is asked, as in the lesson)"},
     {"types", O_TYPES, "LIST",
@@ -141,13 +142,13 @@ static const struct cli_option options[] = {
      "e.g. image/jpeg,image/png (image/* for every image);\n"
      "default: keep links ending in \".jpg\", the lesson's rule"},
     {"albums", O_ALBUMS, "MODE",
-     "drop (default) or expand: fetch each album's images and filter\n"
-     "them like the others"},
+     "drop (the default) or expand: fetch each album's images\n"
+     "and filter them like the others"},
     {"max-wait", O_MAX_WAIT, "D",
      "time the run may spend waiting on rate limits and retries, e.g.\n"
-     "60, 90s, 5m (default 60s); a longer wait fails the run at once"},
+     "60, 90s, 5m (default: 60s); a longer wait fails the run at once"},
     {NULL, 0, NULL, "Jobs:"},
-    {"dir", O_DIR, "DIR", "directory argument of every job (default images)"},
+    {"dir", O_DIR, "DIR", "directory argument of every job (default: images)"},
     CLI_QUEUE,
     CLI_URL,
     CLI_PREFIX(O_PREFIX),
@@ -168,11 +169,11 @@ static const struct cli_option options[] = {
      "then print \"Took N.NNs\" and \"downloaded D, failed F, B bytes\";\n"
      "a failed link is reported on stderr and does not stop the run"},
     {"jobs", 'j', "N",
-     "threads, processes or transfers in flight, 1..256 (default 8;\n"
+     "threads, processes or transfers in flight, 1..256 (default: 8;\n"
      "sequential ignores it)"},
     {"download-root", O_ROOT, "R",
-     "write to R/DIR instead of ./DIR (created if missing), as\n"
-     "cworker --download-root\n"
+     "write to R/DIR instead of ./DIR (made with its parents if\n"
+     "missing), as cworker --download-root\n"
      "-u, -q, --prefix, --wait, --wait-timeout and --dry-run do not\n"
      "go with --mode"},
     {NULL, 0, NULL, "Other:"},
@@ -197,7 +198,7 @@ static void usage(FILE *f)
         "Links are enqueued once each, in the order the API listed them. stdout carries only the\n"
         "result: the links (--dry-run), \"enqueued N jobs to queue Q\", and with --wait the time\n"
         "and the summary; everything else goes to stderr.\n"
-        "\n"
+        "\n" CLI_NOTE_DURATIONS "\n"
         "Environment:\n"
         "  IMGUR_CLIENT_ID          required: the client id of your Imgur application, sent as\n"
         "                           \"Authorization: Client-ID <id>\"\n"
@@ -205,33 +206,20 @@ static void usage(FILE *f)
         "  CQ_REDIS_URL             default for -u\n"
         "  CQ_PREFIX                default for --prefix\n"
         "\n"
-        "Exit status:\n"
-        "  0  success\n"
-        "  1  runtime error (Imgur API, Redis), interrupted, with --wait a job failed or\n"
-        "     did not end before --wait-timeout, or with --mode a link failed\n"
-        "  2  usage error, or IMGUR_CLIENT_ID not set\n");
+        "Exit status: 0 when done; 1 for a runtime error (Imgur API, Redis), when interrupted,\n"
+        "with --wait when a job failed or did not end before --wait-timeout, or with --mode\n"
+        "when a link failed; 2 for a usage error, or when IMGUR_CLIENT_ID is not set.\n");
 }
 
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static struct cli cli; /* the command line, for usage errors (cli_error) */
 
-/* Print one line naming the problem and where to read more; returns EXIT_USAGE. */
-static int usage_error(const char *fmt, ...)
-{
-    va_list ap;
-    fputs(PROG ": ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputs("\nTry '" PROG " --help' for more information.\n", stderr);
-    return EXIT_USAGE;
-}
+#define usage_error(...) cli_error(&cli, __VA_ARGS__)
 
-static int parse_seconds(const char *opt, const char *s, double max, double *out)
+/* A duration option up to max seconds. 0, or EXIT_USAGE. */
+static int parse_seconds(const char *s, double max, double *out)
 {
-    if (parse_duration(s, out) != 0 || !(*out >= 0) || *out > max) {
-        fprintf(stderr, PROG ": %s: \"%s\" is not a duration such as 30, 90s, 5m\n", opt, s);
-        return -1;
-    }
+    if (cli_duration(&cli, s, out) != 0) return EXIT_USAGE;
+    if (*out > max) return usage_error("--%s: at most %.0f seconds", cli.opt, max);
     return 0;
 }
 
@@ -243,13 +231,10 @@ static void note_redis_opt(struct config *c, const char *opt)
 
 /* Returns -1 to go on, or the exit status (help, version, usage error). */
 static int check_args(struct config *c);
-static int parse_loop(int argc, char **argv, struct config *c, const struct option *longopts,
-                      const char *shortopts);
+static int parse_loop(int argc, char **argv, struct config *c);
 
 static int parse_args(int argc, char **argv, struct config *c)
 {
-    struct option *longopts;
-    char *shortopts;
     int rc;
 
     memset(c, 0, sizeof *c);
@@ -258,50 +243,45 @@ static int parse_args(int argc, char **argv, struct config *c)
         c->g.api_url = getenv("IMGUR_API_URL");
     c->dir = "images";
     c->queue = "default";
-    cli_getopt(options, sizeof options / sizeof options[0], 0, &longopts, &shortopts);
-    rc = parse_loop(argc, argv, c, longopts, shortopts);
-    cli_free(longopts, shortopts);
+    cli_begin(&cli, PROG, CQ_VERSION, usage, options, sizeof options / sizeof options[0], 0);
+    rc = parse_loop(argc, argv, c);
+    cli_end(&cli);
     if (rc >= 0) return rc;
     if (optind < argc) return usage_error("unexpected argument \"%s\"", argv[optind]);
     return check_args(c);
 }
 
 /* The getopt loop of parse_args. Returns -1 when every option was taken, or an exit status. */
-static int parse_loop(int argc, char **argv, struct config *c, const struct option *longopts,
-                      const char *shortopts)
+static int parse_loop(int argc, char **argv, struct config *c)
 {
     long n;
     int opt;
 
     for (;;) {
-        opt = getopt_long(argc, argv, shortopts, longopts, NULL);
+        opt = cli_next(&cli, argc, argv);
         if (opt == -1) break;
         switch (opt) {
+        case CLI_STOP: return cli.status;
         case O_API: c->g.api_url = optarg; break;
         case O_SECTION: c->g.section = optarg; break;
         case O_SORT: c->g.sort = optarg; break;
         case O_WINDOW: c->g.window = optarg; break;
         case O_PAGE:
-            if (parse_long(optarg, 0, 1000000, &n) != 0)
-                return usage_error("--page: \"%s\" is not a number in 0..1000000", optarg);
+            if (cli_long(&cli, optarg, 0, 1000000, &n) != 0) return EXIT_USAGE;
             c->g.page = n;
             break;
         case O_PAGES:
-            if (parse_long(optarg, 1, 1000, &n) != 0)
-                return usage_error("--pages: \"%s\" is not a number in 1..1000", optarg);
+            if (cli_long(&cli, optarg, 1, 1000, &n) != 0) return EXIT_USAGE;
             c->g.pages = n;
             break;
         case O_TYPES: c->types = optarg; break;
-        case O_ALBUMS:
-            if (strcmp(optarg, "drop") == 0)
-                c->expand = 0;
-            else if (strcmp(optarg, "expand") == 0)
-                c->expand = 1;
-            else
-                return usage_error("--albums: \"%s\" is not drop or expand", optarg);
+        case O_ALBUMS: {
+            static const char *const albums[] = {"drop", "expand"};
+            if (cli_choice(&cli, optarg, albums, 2, &c->expand) != 0) return EXIT_USAGE;
             break;
+        }
         case O_MAX_WAIT:
-            if (parse_seconds("--max-wait", optarg, 86400, &c->g.max_wait) != 0) return EXIT_USAGE;
+            if (parse_seconds(optarg, 86400, &c->g.max_wait) != 0) return EXIT_USAGE;
             break;
         case O_DIR: c->dir = optarg; break;
         case 'q':
@@ -322,27 +302,23 @@ static int parse_loop(int argc, char **argv, struct config *c, const struct opti
             note_redis_opt(c, "--wait");
             break;
         case O_WAIT_TIMEOUT:
-            if (parse_seconds("--wait-timeout", optarg, 365.0 * 86400, &c->wait_timeout) != 0)
-                return EXIT_USAGE;
+            if (parse_seconds(optarg, 365.0 * 86400, &c->wait_timeout) != 0) return EXIT_USAGE;
             note_redis_opt(c, "--wait-timeout");
             break;
         case O_MODE:
             if (local_mode_parse(optarg, &c->mode) != 0)
-                return usage_error("--mode: \"%s\" is not sequential, threads, processes or "
+                return usage_error("--mode: '%s' is not one of sequential, threads, processes or "
                                    "async",
                                    optarg);
             c->local = 1;
             break;
         case 'j':
-            if (parse_long(optarg, 1, LOCAL_JOBS_MAX, &n) != 0)
-                return usage_error("-j: \"%s\" is not a number in 1..%d", optarg, LOCAL_JOBS_MAX);
+            if (cli_long(&cli, optarg, 1, LOCAL_JOBS_MAX, &n) != 0) return EXIT_USAGE;
             c->jobs = (int)n;
             break;
         case O_ROOT: c->download_root = optarg; break;
         case 'v': c->verbose++; break;
-        default:
-            opt = cli_standard(opt, PROG, CQ_VERSION, usage);
-            return opt == CLI_DONE ? EXIT_OK : EXIT_USAGE;
+        default: return usage_error("option '%s' is not handled", cli.opt);
         }
     }
     return -1;
@@ -366,7 +342,8 @@ static int check_args(struct config *c)
     if (c->dir[0] == '\0' || strlen(c->dir) > 1024)
         return usage_error("%s", "--dir: must be 1..1024 characters");
     if (!cq_valid_name(c->queue))
-        return usage_error("-q: \"%s\" is not a queue name ([A-Za-z0-9_.@-])", c->queue);
+        return usage_error("--queue: '%s' is not a queue name (1-128 of A-Z a-z 0-9 _ . @ -)",
+                           c->queue);
 
     char err[256];
     if (gallery_filter_init(&c->g.filter, c->types, c->expand, err, sizeof err) != 0)
@@ -636,13 +613,15 @@ out:
 
 /* ---- --mode: download here ----------------------------------------------------------- */
 
-/* The root must exist before the API is asked, so that a typo fails before spending
- * credits; like cworker, a missing last component is created. Returns 0 or an exit status. */
+/* The root must be a directory we can write in before the API is asked, so that a typo
+ * fails before spending credits; as with cworker, it is made if missing. Returns 0 or an
+ * exit status. */
 static int open_root(const struct config *c)
 {
-    if (c->download_root == NULL) return 0;
-    if (mkdir(c->download_root, 0755) != 0 && errno != EEXIST) {
-        fprintf(stderr, PROG ": --download-root '%s': %s\n", c->download_root, strerror(errno));
+    char err[1024];
+
+    if (download_check_root(c->download_root ? c->download_root : ".", err, sizeof err) != 0) {
+        fprintf(stderr, PROG ": --download-root: %s\n", err);
         return EXIT_RUNTIME;
     }
     return 0;
@@ -720,7 +699,7 @@ int main(int argc, char **argv)
 {
     long long t_start = time_mono_ms();
     struct config c;
-    struct logger logger = {PROG, CQ_LOG_WARN};
+    struct logger logger = {PROG, CQ_LOG_WARN, 0};
     const struct logger *lg = &logger;
     struct gallery_links links;
     cq_client *cl = NULL;

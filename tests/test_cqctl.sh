@@ -42,14 +42,19 @@ jget() {
     "$@" | python3 -c 'import json, sys; d = json.load(sys.stdin); print(eval(sys.argv[1]))' "$expr"
 }
 # fails_with NAME CODE NEEDLE CMD [ARG...]: CMD exits CODE with one line on stderr holding
-# NEEDLE.
+# NEEDLE; a usage error (2) adds the pointer to --help as a second line.
 fails_with() {
     local name=$1 code=$2 needle=$3 rc
     shift 3
     "$@" >"$T/fail.out" 2>"$T/fail.err"
     rc=$?
     check_eq "$name: exit $code" "$code" "$rc"
-    check_eq "$name: one line on stderr" 1 "$(wc -l <"$T/fail.err")"
+    if [ "$code" = 2 ]; then
+        check_eq "$name: one line and the Try line" 2 "$(wc -l <"$T/fail.err")"
+        check_contains "$name: the Try line" "Try 'cqctl" "$(tail -1 "$T/fail.err")"
+    else
+        check_eq "$name: one line on stderr" 1 "$(wc -l <"$T/fail.err")"
+    fi
     check_contains "$name: says why" "$needle" "$(cat "$T/fail.err")"
 }
 final() { local s; s=$(jfield "$1"); [ "$s" = finished ] || [ "$s" = failed ] || [ "$s" = canceled ]; }
@@ -80,7 +85,7 @@ fails_with "no command" 2 "give a command" ctl -u "$CQ_REDIS_URL"
 fails_with "unknown command" 2 "unknown command 'frobnicate'" ctl frobnicate
 fails_with "an option of another command" 2 "--watch is not an option of jobs" ctl jobs default --watch
 fails_with "jobs without a list" 2 "missing argument" ctl jobs
-fails_with "bad --limit" 2 "invalid value '0' for --limit" ctl jobs default --limit 0
+fails_with "bad --limit" 2 "--limit: '0' is not a whole number from 1 to 10000" ctl jobs default --limit 0
 fails_with "bad queue name (pause)" 2 "queue 'bad name!': use 1-128 characters" ctl pause 'bad name!'
 fails_with "bad queue name (jobs)" 2 "queue 'a/b'" ctl jobs a/b
 fails_with "bad URL" 2 "redis URL" ctl -u http://x info

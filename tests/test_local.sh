@@ -91,9 +91,11 @@ W=$T/root
 local_run "$W" test-client --mode async -j 16 --download-root dl --dir photos/2015
 check_eq "--download-root: exits 0" 0 "$RC"
 check_good "--download-root" "$W/dl/photos/2015" "$T/expected"
-local_run "$T/root2" test-client --mode threads --download-root /nonexistent/x/y
+echo "a file" >"$T/afile"
+local_run "$T/root2" test-client --mode threads --download-root "$T/afile/x"
 check_eq "an impossible --download-root exits 1" 1 "$RC"
-check_contains "... naming it" "--download-root '/nonexistent/x/y'" "$(cat "$ERR")"
+check_contains "... naming it" "--download-root: '$T/afile' is a regular file, not a directory" \
+    "$(cat "$ERR")"
 
 echo "# failed links: reported one by one, the rest downloaded"
 IMGUR_CLIENT_ID=broken-links "$CP" --api-url "$API" --pages 2 --dry-run >"$T/blinks"

@@ -130,7 +130,7 @@ check_contains "...says why" "--wait-timeout needs --wait" "$(cat "$T/err")"
 check_eq "--wait-timeout 0: exit 2" 2 "$rc"
 out=$(printf 'noop a\nnosuchfunc\n' | "$BIN/cenqueue" --wait --stdin 2>"$T/err"); rc=$?
 check_eq "a refused line: exit 2, no waiting" 2 "$rc"
-check_eq "a refused line: nothing printed" "" "$out"
+check_eq "a refused line: the id of the job before it, which went in" 1 "$(grep -c . <<<"$out")"
 check_contains "--help documents --wait's lines" "ID failed ERROR" "$("$BIN/cenqueue" --help)"
 
 check_eq "no waiter left subscribed" "" "$(rcli PUBSUB CHANNELS)"

@@ -12,6 +12,7 @@
 
 #include <cq/cq.h>
 
+#include "download.h"
 #include "functions.h"
 #include "cli.h"
 #include "http.h"
@@ -36,6 +37,8 @@ enum {
     O_RESULT_TTL,
     O_FAILURE_TTL,
     O_LOG_LEVEL,
+    O_LOG_FORMAT,
+    O_SUMMARY,
     O_LIST,
     O_LOAD,
     O_COMMAND,
@@ -45,7 +48,7 @@ enum {
 static const struct cli_option options[] = {
     CLI_URL,
     CLI_PREFIX(O_PREFIX),
-    {"concurrency", 'c', "N", "jobs run at once, each on its own thread (default 16)"},
+    {"concurrency", 'c', "N", "jobs run at once, each on its own thread (default: 16)"},
     {"burst", 'b', NULL,
      "exit 0 once the queues are empty and no job is running\n"
      "(jobs scheduled for later, retries included, stay for\n"
@@ -53,22 +56,30 @@ static const struct cli_option options[] = {
     {"max-jobs", O_MAX_JOBS, "N", "exit 0 after taking N jobs and finishing them"},
     {"shutdown-timeout", O_SHUTDOWN, "D",
      "on SIGTERM/SIGINT, time running jobs get to finish before they\n"
-     "go back to their queues (default 25s); a second signal puts\n"
+     "go back to their queues (default: 25s); a second signal puts\n"
      "them back at once"},
     {"download-root", O_ROOT, "DIR",
      "download_link writes only below DIR (default: the working\n"
-     "directory); created if missing"},
-    {"max-size", O_MAX_SIZE, "SIZE", "largest download, e.g. 50M (default 50M)"},
-    {"connect-timeout", O_CONNECT, "D", "HTTP connect timeout (default 10s)"},
+     "directory); made with its parents if missing; cworker does\n"
+     "not start unless it is a directory it can write in"},
+    {"max-size", O_MAX_SIZE, "SIZE", "largest download (default: 50M)"},
+    {"connect-timeout", O_CONNECT, "D", "HTTP connect timeout (default: 10s)"},
     {"retry-base", O_RETRY_BASE, "D",
      "delay before the first retry, doubled for each further one,\n"
-     "with jitter (default 1s; capped at 1h)"},
+     "with jitter (default: 1s; capped at 1h)"},
     {"result-ttl", O_RESULT_TTL, "SECS",
-     "keep a finished job's status this long (default 500; 0 = drop\n"
+     "keep a finished job's status this long (default: 500; 0 = drop\n"
      "at once; -1 = keep)"},
     {"failure-ttl", O_FAILURE_TTL, "SECS",
-     "keep a failed job's status this long (default 31536000, a year)"},
-    {"log-level", O_LOG_LEVEL, "LEVEL", "error, warn, info or debug (default info)"},
+     "keep a failed job's status this long (default: 31536000, a year)"},
+    CLI_LOG_LEVEL(O_LOG_LEVEL),
+    {"log-format", O_LOG_FORMAT, "FORMAT",
+     "text, or json: one JSON object a line with the keys time,\n"
+     "level, program, pid and msg, for log shippers (default: text)"},
+    {"summary-interval", O_SUMMARY, "D",
+     "log a summary line at info this often when there was work:\n"
+     "jobs ended and per second, failures, retries, in flight\n"
+     "(default: 60s; 0 = never)"},
     {"load", O_LOAD, "PATH.so",
      "load a plugin: a shared object whose cq_plugin_init registers\n"
      "functions (repeatable; also $CQ_PLUGINS, paths separated by\n"
@@ -100,18 +111,11 @@ static void usage(FILE *f)
     cli_print(f, options, sizeof options / sizeof options[0]);
     fprintf(
         f,
-        "\n"
-        "Durations take a unit: 250ms, 30s, 5m, 2h (a bare number is seconds).\n"
+        "\n" CLI_NOTE_DURATIONS CLI_NOTE_SIZES
         "Exit status: 0 after a clean stop (signal, --burst, --max-jobs); 1 when the worker could\n"
         "not start (Redis unreachable, bad download root, a plugin or command that cannot load, no\n"
         "threads), or could not deregister when it stopped (its unfinished jobs then return to\n"
         "their queues when its lease expires); 2 for a usage error.\n");
-}
-
-static int bad(const char *opt, const char *val)
-{
-    fprintf(stderr, "cworker: invalid value '%s' for %s (see cworker --help)\n", val, opt);
-    return 2;
 }
 
 /* --command-file: one command spec a line. */
@@ -174,86 +178,53 @@ struct opts {
     int nloads, ncommands, nfiles, list;
 };
 
-/* Append optarg to list (of cap) for option name. 0, or a usage error's exit status. */
-static int add_to(const char **list, int *n, int cap, const char *name)
+/* Append optarg to list (of cap) for the current option. 0, or a usage error's status. */
+static int add_to(const struct cli *cli, const char **list, int *n, int cap)
 {
-    if (*n == cap) {
-        fprintf(stderr, "cworker: --%s: at most %d (see cworker --help)\n", name, cap);
-        return 2;
-    }
+    if (*n == cap) return cli_error(cli, "--%s: at most %d", cli->opt, cap);
     list[(*n)++] = optarg;
     return 0;
 }
 
-/* A setting of the worker itself, by the name cq_worker_set takes. 0 or 2. */
-static int set(cq_worker *w, const char *name, const char *value)
+/* A setting of the worker itself: the option's name is the name cq_worker_set takes, and
+ * its error starts with that name. 0 or 2. */
+static int set(const struct cli *cli, cq_worker *w, const char *value)
 {
     char err[512];
+    size_t len = strlen(cli->opt);
 
-    if (cq_worker_set(w, name, value, err, sizeof err) == 0) return 0;
-    if (strncmp(err, "invalid value", 13) == 0) {
-        /* The library names the setting; the command line names the option. */
-        const char *rest = strstr(err, name);
-        fprintf(stderr, "cworker: invalid value '%s' for --%s%s (see cworker --help)\n", value,
-                name, rest ? rest + strlen(name) : "");
-        return 2;
-    }
-    fprintf(stderr, "cworker: --%s: %s (see cworker --help)\n", name, err);
-    return 2;
+    if (cq_worker_set(w, cli->opt, value, err, sizeof err) == 0) return 0;
+    if (strncmp(err, cli->opt, len) == 0 && err[len] == ':') return cli_error(cli, "--%s", err);
+    return cli_error(cli, "--%s: %s", cli->opt, err);
 }
 
 /* Parse the command line into w and o. Returns -1 to go on, or an exit status. */
 static int parse_options(cq_worker *w, struct opts *o, int argc, char **argv)
 {
-    /* Options that are the worker's own settings, by the names cq_worker_set takes. */
-    static const char *const setting[] = {
-        [O_PREFIX - 256] = "prefix",
-        [O_MAX_JOBS - 256] = "max-jobs",
-        [O_SHUTDOWN - 256] = "shutdown-timeout",
-        [O_RETRY_BASE - 256] = "retry-base",
-        [O_RESULT_TTL - 256] = "result-ttl",
-        [O_FAILURE_TTL - 256] = "failure-ttl",
-        [O_LOG_LEVEL - 256] = "log-level",
-    };
-    struct option *longopts;
-    char err[512], *shortopts;
+    struct cli cli;
+    char err[512];
     int c, rc = 0, i;
 
-    cli_getopt(options, sizeof options / sizeof options[0], 0, &longopts, &shortopts);
-    while (rc == 0 && (c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+    cli_begin(&cli, "cworker", CQ_VERSION, usage, options, sizeof options / sizeof options[0], 0);
+    while (rc == 0 && (c = cli_next(&cli, argc, argv)) != -1) {
         switch (c) {
-        case 'u': rc = set(w, "url", optarg); break;
-        case 'c': rc = set(w, "concurrency", optarg); break;
-        case 'b': rc = set(w, "burst", "1"); break;
-        case O_PREFIX:
-        case O_MAX_JOBS:
-        case O_SHUTDOWN:
-        case O_RETRY_BASE:
-        case O_RESULT_TTL:
-        case O_FAILURE_TTL:
-        case O_LOG_LEVEL: rc = set(w, setting[c - 256], optarg); break;
+        case CLI_STOP: rc = cli.status == 0 ? CLI_STOP : cli.status; break;
+        case 'b': rc = set(&cli, w, "1"); break;
         case O_ROOT: o->root = optarg; break;
-        case O_MAX_SIZE:
-            if (parse_size(optarg, &o->limits.max_bytes) != 0) rc = bad("--max-size", optarg);
-            break;
-        case O_CONNECT:
-            if (parse_duration(optarg, &o->limits.connect_timeout) != 0)
-                rc = bad("--connect-timeout", optarg);
-            break;
+        case O_MAX_SIZE: rc = cli_size(&cli, optarg, &o->limits.max_bytes); break;
+        case O_CONNECT: rc = cli_duration(&cli, optarg, &o->limits.connect_timeout); break;
         case O_LIST: o->list = 1; break;
-        case O_LOAD: rc = add_to(o->loads, &o->nloads, 64, "load"); break;
-        case O_COMMAND: rc = add_to(o->commands, &o->ncommands, 64, "command"); break;
-        case O_COMMAND_FILE: rc = add_to(o->command_files, &o->nfiles, 16, "command-file"); break;
-        default: rc = cli_standard(c, "cworker", CQ_VERSION, usage); break;
+        case O_LOAD: rc = add_to(&cli, o->loads, &o->nloads, 64); break;
+        case O_COMMAND: rc = add_to(&cli, o->commands, &o->ncommands, 64); break;
+        case O_COMMAND_FILE: rc = add_to(&cli, o->command_files, &o->nfiles, 16); break;
+        default: rc = set(&cli, w, optarg); break; /* the worker's own settings */
         }
     }
-    cli_free(longopts, shortopts);
-    if (rc != 0) return rc == CLI_DONE ? 0 : rc;
+    cli_end(&cli);
+    if (rc != 0) return rc == CLI_STOP ? 0 : rc;
     for (i = optind; i < argc; i++) {
-        if (cq_worker_add_queue(w, argv[i], err, sizeof err) != 0) {
-            fprintf(stderr, "cworker: %s\n", err);
-            return 2;
-        }
+        if (cq_worker_add_queue(w, argv[i], err, sizeof err) != 0)
+            return cli_error(&cli, "%s", err);
     }
     return -1;
 }
@@ -287,17 +258,15 @@ static int add_functions(cq_worker *w, const struct opts *o)
     return rc;
 }
 
-/* --download-root: created if missing (its parent must exist). 0 or 1. */
+/* --download-root: made if missing, and a directory cworker can write in; otherwise it does
+ * not start (rather than fail every download_link job it takes). 0 or 1. */
 static int set_root(cq_worker *w, const char *root)
 {
-    char path[PATH_MAX], err[512];
+    char err[1024];
 
-    if (mkdir(root, 0755) != 0 && errno != EEXIST) {
-        fprintf(stderr, "cworker: --download-root '%s': %s\n", root, strerror(errno));
-        return 1;
-    }
-    if (realpath(root, path) == NULL || cq_worker_set(w, "root", path, err, sizeof err) != 0) {
-        fprintf(stderr, "cworker: --download-root '%s': %s\n", root, strerror(errno));
+    if (download_check_root(root, err, sizeof err) != 0 ||
+        cq_worker_set(w, "root", root, err, sizeof err) != 0) {
+        fprintf(stderr, "cworker: --download-root: %s\n", err);
         return 1;
     }
     return 0;

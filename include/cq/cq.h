@@ -143,8 +143,12 @@ int cq_job_result_json(cq_job *job, const char *json);
 
 /* Say why the job failed and return -1, so that a handler can `return cq_job_fail(...)`.
  * A transient failure is retried (while the job has retries left) after the backoff, or
- * after retry_after seconds when that is > 0; a permanent one is not. */
-enum cq_failure { CQ_PERMANENT = 0, CQ_TRANSIENT = 1 };
+ * after retry_after seconds when that is > 0; a permanent one is not. CQ_HOST says this
+ * host, not the job, is at fault (its disk is full or read-only, a permission is missing):
+ * the job goes back to its queue without using an attempt, and a worker on which a
+ * function fails so several times in a row stops taking that function's jobs for a while
+ * and says why (docs/OPERATIONS.md). */
+enum cq_failure { CQ_PERMANENT = 0, CQ_TRANSIENT = 1, CQ_HOST = 2 };
 int cq_job_fail(cq_job *job, enum cq_failure kind, double retry_after, const char *fmt, ...)
     CQ_PRINTF(4, 5);
 
@@ -183,7 +187,9 @@ void cq_worker_free(cq_worker *w);
 
 /* Settings by name, with the values cworker's options take (cworker --help):
  *   url, prefix, concurrency, burst (0/1), max-jobs, shutdown-timeout, retry-base,
- *   result-ttl, failure-ttl, log-level, root (the directory cq_job_root names).
+ *   result-ttl, failure-ttl, log-level (error, warn, info, debug), log-format (text, json),
+ *   summary-interval (a duration; 0 = no summary lines), root (the directory cq_job_root
+ *   names).
  * Returns 0, or -1 with err naming the setting and what is wrong. */
 int cq_worker_set(cq_worker *w, const char *name, const char *value, char *err, size_t errlen);
 

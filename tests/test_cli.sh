@@ -1,0 +1,203 @@
+#!/usr/bin/env bash
+# test_cli.sh - the commands speak alike: every one answers an unknown option, a missing
+# value and a bad value in one line plus "Try 'PROG --help' ...", exit 2; their --help texts
+# say the shared things word for word; Redis errors name the host and the fix (a Redis that
+# is not running, one that wants a password, a wrong password); cworker refuses a download
+# root that is not a directory it can write in; cenqueue --stdin says exactly which lines
+# went in when one is bad.
+. "$(dirname "$0")/lib.sh"
+
+PROGS=(cworker cenqueue cproducer cqctl)
+VERSION=$(sed -n 's/^project(cq VERSION \([0-9.]*\).*/\1/p' "$SRC/CMakeLists.txt")
+
+# run PROG ARGS...: sets OUT, ERR and RC.
+run() {
+    local p=$1
+    shift
+    "$BIN/$p" "$@" >"$T/out" 2>"$T/err"
+    RC=$?
+    OUT=$(cat "$T/out")
+    ERR=$(cat "$T/err")
+}
+
+# usage_error NAME EXPECTED_FIRST_LINE PROG ARGS...: exit 2, nothing on stdout, and exactly
+# the line and the pointer to --help on stderr.
+usage_error() {
+    local name=$1 line=$2 p=$3
+    shift 3
+    run "$p" "$@"
+    check_eq "$name: exit 2" 2 "$RC"
+    check_eq "$name: nothing on stdout" "" "$OUT"
+    check_eq "$name: one line and the Try line" \
+        "$line"$'\n'"Try '$p --help' for more information." "$ERR"
+}
+
+echo "# unknown options, missing values, --help and --version, every command"
+for p in "${PROGS[@]}"; do
+    usage_error "$p --bogus" "$p: unknown option '--bogus'" "$p" --bogus
+    usage_error "$p -Z" "$p: unknown option '-Z'" "$p" -Z
+    usage_error "$p --url (no value)" "$p: option '--url' needs a value" "$p" --url
+    usage_error "$p -u (no value)" "$p: option '-u' needs a value" "$p" -u
+    run "$p" --help
+    check_eq "$p --help: exit 0" 0 "$RC"
+    check_eq "$p --help: nothing on stderr" "" "$ERR"
+    check_eq "$p --help: starts with its usage" "Usage: $p" "$(head -1 <<<"$OUT" | cut -d' ' -f1-2)"
+    printf '%s\n' "$OUT" >"$T/help.$p"
+    run "$p" --version
+    check_eq "$p --version" "$p $VERSION" "$OUT"
+done
+usage_error "cqctl with no command" "cqctl: give a command" cqctl
+usage_error "cqctl with an unknown command" "cqctl: unknown command 'bogus'" cqctl bogus
+usage_error "cenqueue with neither a job nor --stdin" \
+    "cenqueue: give either FUNC [ARG...] or --stdin" cenqueue
+for c in info workers jobs job requeue cancel delete empty pause resume metrics; do
+    run cqctl "$c" --help
+    check_eq "cqctl $c --help: exit 0" 0 "$RC"
+    check_eq "cqctl $c --help: its usage" "Usage: cqctl $c" "$(head -1 <<<"$OUT" | cut -d' ' -f1-3)"
+done
+
+echo "# the shared parts of --help, word for word"
+# block PROG OPTION: the lines of OPTION's entry in PROG's help (up to the next option).
+block() {
+    awk -v opt="$2" '
+        index($0, opt) == 1 { on = 1; print; next }
+        on && /^  +[^ -]/ && !/^  -/ { print; next }
+        { on = 0 }' "$T/help.$1"
+}
+for p in cenqueue cproducer cqctl; do
+    check_eq "$p: the -u entry is cworker's" "$(block cworker '  -u, --url URL')" \
+        "$(block "$p" '  -u, --url URL')"
+    check_eq "$p: the --prefix entry is cworker's" "$(block cworker '      --prefix P')" \
+        "$(block "$p" '      --prefix P')"
+    check_eq "$p: the -h entry is cworker's" "$(block cworker '  -h, --help')" \
+        "$(block "$p" '  -h, --help')"
+    check_eq "$p: the -V entry is cworker's" "$(block cworker '  -V, --version')" \
+        "$(block "$p" '  -V, --version')"
+done
+check_eq "cproducer: the -q entry is cenqueue's" "$(block cenqueue '  -q, --queue NAME')" \
+    "$(block cproducer '  -q, --queue NAME')"
+check "cworker's -u entry names unix:// and both defaults" \
+    grep -q 'unix:///path.sock' "$T/help.cworker"
+for p in "${PROGS[@]}"; do
+    check "$p: the durations note" \
+        grep -qxF 'Durations take a unit: 250ms, 30s, 5m, 2h (a bare number is seconds).' \
+        "$T/help.$p"
+    check "$p: exit 2 is a usage error" grep -q '2 for a usage error' "$T/help.$p"
+    check "$p: every default reads '(default: X)'" bash -c \
+        "! grep -n '(default [^:]' '$T/help.$p'"
+    check "$p: no help line is wider than 92 columns" bash -c \
+        "! grep -n '.\{93\}' '$T/help.$p'"
+done
+check "cworker --log-level lists the levels" \
+    grep -q 'error, warn, info or debug (default: info)' "$T/help.cworker"
+
+echo "# bad values: the option, the value, and what it takes"
+D="is not a duration such as 250ms, 30s, 5m or 2h"
+usage_error "cworker --shutdown-timeout" "cworker: --shutdown-timeout: 'soon' $D" \
+    cworker --shutdown-timeout soon
+usage_error "cworker --connect-timeout" "cworker: --connect-timeout: '1y' $D" \
+    cworker --connect-timeout 1y
+usage_error "cenqueue --timeout" "cenqueue: --timeout: 'x' $D" cenqueue --timeout x noop
+usage_error "cproducer --max-wait" "cproducer: --max-wait: 'x' $D" cproducer --max-wait x
+usage_error "cqctl --interval" "cqctl: --interval: 'x' $D" cqctl info --interval x
+usage_error "cworker --max-size" "cworker: --max-size: '5Q' is not a size such as 512K, 50M or 1G" \
+    cworker --max-size 5Q
+usage_error "cworker -c 0" "cworker: --concurrency: '0' is not a whole number from 1 to 4096" \
+    cworker -c 0
+usage_error "cproducer -j 0" "cproducer: --jobs: '0' is not a whole number from 1 to 256" \
+    cproducer -j 0 --mode threads
+usage_error "cworker --log-level" \
+    "cworker: --log-level: 'verbose' is not one of error, warn, info or debug" \
+    cworker --log-level verbose
+usage_error "cworker --log-format" "cworker: --log-format: 'xml' is not one of text or json" \
+    cworker --log-format xml
+usage_error "cworker --url" \
+    "cworker: --url: redis URL 'localhost:6379': must start with redis:// or unix://" \
+    cworker --url localhost:6379
+usage_error "cenqueue --queue" \
+    "cenqueue: --queue: 'a b' is not a queue name (1-128 of A-Z a-z 0-9 _ . @ -)" \
+    cenqueue -q 'a b' noop
+usage_error "cworker, a bad queue name" \
+    "cworker: queue 'a b': use 1-128 characters of A-Z a-z 0-9 _ . @ -" cworker 'a b'
+
+echo "# Redis errors name the host and the fix"
+CLOSED=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+REFUSED="redis 127.0.0.1:$CLOSED: Connection refused; is redis-server running there? Start it, or point --url (or \$CQ_REDIS_URL) at yours"
+run cenqueue -u "redis://127.0.0.1:$CLOSED" noop
+check_eq "cenqueue, no Redis: exit 1" 1 "$RC"
+check_eq "cenqueue, no Redis: the line" "cenqueue: $REFUSED" "$ERR"
+run cqctl -u "redis://127.0.0.1:$CLOSED" info
+check_eq "cqctl, no Redis: exit 1" 1 "$RC"
+check_eq "cqctl, no Redis: the line" "cqctl: $REFUSED" "$ERR"
+CQ_REDIS_URL=redis://127.0.0.1:$CLOSED run cworker --burst
+check_eq "cworker, no Redis: exit 1" 1 "$RC"
+check_contains "cworker, no Redis: the line" "ERROR $REFUSED" "$ERR"
+IMGUR_CLIENT_ID=x run cproducer -u "redis://127.0.0.1:$CLOSED"
+check_eq "cproducer, no Redis: exit 1" 1 "$RC"
+check_contains "cproducer, no Redis: the line" "$REFUSED" "$ERR"
+
+# This Redis answers PING only after AUTH: lib.sh's readiness check must give the password.
+redis_answers() { [ "$(redis-cli -s "$RSOCK" -a sekrit --no-auth-warning ping 2>/dev/null)" = PONG ]; }
+start_redis_tcp --requirepass sekrit
+unset CQ_REDIS_URL
+NOAUTH="redis 127.0.0.1:$RPORT: NOAUTH Authentication required; this Redis needs a password: put it in the URL, redis://:PASSWORD@host:port (redis://USER:PASSWORD@host:port for an ACL user)"
+run cenqueue -u "redis://127.0.0.1:$RPORT" noop
+check_eq "cenqueue, no password: exit 1" 1 "$RC"
+check_eq "cenqueue, no password: the line" "cenqueue: $NOAUTH" "$ERR"
+run cqctl -u "redis://127.0.0.1:$RPORT" info
+check_eq "cqctl, no password: the line" "cqctl: $NOAUTH" "$ERR"
+run cworker -u "redis://127.0.0.1:$RPORT" --burst
+check_eq "cworker, no password: exit 1" 1 "$RC"
+check_contains "cworker, no password: the line" "ERROR $NOAUTH" "$ERR"
+run cenqueue -u "redis://:wrong@127.0.0.1:$RPORT" noop
+check_eq "cenqueue, wrong password: exit 1" 1 "$RC"
+check_contains "cenqueue, wrong password: names the host and the fix" \
+    "redis 127.0.0.1:$RPORT: AUTH failed: WRONGPASS" "$ERR"
+check_contains "... and says what to check" "; check the user and the password in the URL" "$ERR"
+run cenqueue -u "redis://:sekrit@127.0.0.1:$RPORT" --no-check noop
+check_eq "cenqueue, the password in the URL: exit 0" 0 "$RC"
+export CQ_REDIS_URL=redis://:sekrit@127.0.0.1:$RPORT
+rcli() { redis-cli -s "$RSOCK" -a sekrit --no-auth-warning "$@"; }
+rcli DEL cq:queue:default cq:queues >/dev/null
+
+echo "# cworker checks its download root before it starts"
+echo "a file" >"$T/afile"
+run cworker --burst --download-root "$T/afile"
+check_eq "a regular file: exit 1" 1 "$RC"
+check_eq "a regular file: the line" \
+    "cworker: --download-root: '$T/afile' is a regular file, not a directory" "$ERR"
+run cworker --burst --download-root "$T/afile/below"
+check_eq "below a regular file: names the file" \
+    "cworker: --download-root: '$T/afile' is a regular file, not a directory" "$ERR"
+run cworker --burst --download-root /proc/cq-test
+check_eq "cannot be made: exit 1" 1 "$RC"
+check_eq "cannot be made: the line" \
+    "cworker: --download-root: cannot make '/proc/cq-test': No such file or directory" "$ERR"
+run cworker --burst --download-root "$T/new/a/b"
+check_eq "missing, with missing parents: made, and the worker runs" 0 "$RC"
+check "... the directory is there" test -d "$T/new/a/b"
+mkdir -p "$T/ro"
+unshare -m bash -c 'mount -t tmpfs -o ro,size=1m tmpfs "$1" && exec "$2" --burst --download-root "$1"' \
+    _ "$T/ro" "$BIN/cworker" >"$T/out" 2>"$T/err"
+check_eq "a read-only root: exit 1" 1 "$?"
+check_eq "a read-only root: the line" \
+    "cworker: --download-root: '$T/ro' is not writable: Read-only file system" "$(cat "$T/err")"
+check_eq "no job was taken meanwhile" 0 "$(rcli LLEN cq:queue:default)"
+
+echo "# cenqueue --stdin: which lines went in when one is bad"
+printf 'noop\nsleep 0\n# a comment\nnoop\nsleep soon\nnoop\n' >"$T/jobs"
+"$BIN/cenqueue" --stdin <"$T/jobs" >"$T/out" 2>"$T/err"
+check_eq "a refused line: exit 2" 2 "$?"
+check_eq "the ids of the three jobs before it are printed" 3 "$(wc -l <"$T/out")"
+check_eq "... and those three are in the queue" 3 "$(rcli LLEN cq:queue:default)"
+check_contains "the refused line is named" "cenqueue: stdin line 5: " "$(cat "$T/err")"
+check_contains "what went in and where to go on" \
+    "cenqueue: the 3 jobs before line 5 went in (ids printed); line 5 and the rest did not: fix it and enqueue from there (tail -n +5)" \
+    "$(cat "$T/err")"
+printf 'sleep soon\nnoop\n' | "$BIN/cenqueue" --stdin >"$T/out" 2>"$T/err"
+check_eq "a bad first line: exit 2" 2 "$?"
+check_contains "... nothing went in, and it says so" \
+    "cenqueue: nothing was enqueued; fix line 1 and run again" "$(cat "$T/err")"
+check_eq "... and nothing is in the queue beyond the three" 3 "$(rcli LLEN cq:queue:default)"
+
+finish

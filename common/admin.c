@@ -1218,7 +1218,7 @@ int admin_metrics_read(struct admin *a, struct admin_metrics *out, char *err, si
     if (admin_info_read(a, &out->info, err, errlen) != 0) return -1;
     keys_stats(&a->k, ks, sizeof ks);
     keys_functions(&a->k, kfn, sizeof kfn);
-    if (rconn_appendf(&a->r, "HMGET %s processed failed retried recovered", ks) != 0 ||
+    if (rconn_appendf(&a->r, "HMGET %s processed failed retried recovered handed_back", ks) != 0 ||
         rconn_appendf(&a->r, "HKEYS %s", kfn) != 0) {
         io_error(a, err, errlen);
         goto out;
@@ -1234,6 +1234,7 @@ int admin_metrics_read(struct admin *a, struct admin_metrics *out, char *err, si
     out->failed = as_ll(elem(r[0], 1), 0);
     out->retried = as_ll(elem(r[0], 2), 0);
     out->recovered = as_ll(elem(r[0], 3), 0);
+    out->handed_back = as_ll(elem(r[0], 4), 0);
     rc = read_histograms(a, out, r[1], err, errlen);
     free_replies(r, 2);
 out:

@@ -171,7 +171,7 @@ struct admin_histogram {
 
 struct admin_metrics {
     struct admin_info info;
-    long long processed, failed, retried, recovered; /* the stats hash */
+    long long processed, failed, retried, recovered, handed_back; /* the stats hash */
     struct admin_histogram *hist;
     size_t nhist; /* the catalog's functions that have a durations hash, by name */
 };

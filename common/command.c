@@ -611,7 +611,9 @@ int command_resolve(const char *name, char *path, size_t pathlen, char *err, siz
 
 #include "call.h"
 
-#define EX_TEMPFAIL_CODE 75 /* sysexits.h: "try again later" */
+#define EX_TEMPFAIL_CODE  75 /* sysexits.h: "try again later" */
+#define EX_CANTCREAT_CODE 73 /* sysexits.h: "can't create (user) output file": the host's */
+#define EX_IOERR_CODE     74 /* sysexits.h: "input/output error": the host's */
 
 struct command_fn {
     char program[PATH_MAX];
@@ -659,9 +661,13 @@ static int fn_command(cq_job *job, void *udata)
     else if (res.signal != 0)
         rc = cq_job_fail(job, CQ_TRANSIENT, 0, "%s: %s killed by signal %d%s%s", cq_job_func(job),
                          cf->program, res.signal, res.errline[0] ? ": " : "", res.errline);
-    else if (res.status == EX_TEMPFAIL_CODE || res.status != 0)
-        rc = cq_job_fail(job, res.status == EX_TEMPFAIL_CODE ? CQ_TRANSIENT : CQ_PERMANENT, 0,
-                         "%s: %s exited with status %d%s%s", cq_job_func(job), cf->program,
+    else if (res.status != 0)
+        rc = cq_job_fail(job,
+                         res.status == EX_TEMPFAIL_CODE ? CQ_TRANSIENT
+                             : res.status == EX_CANTCREAT_CODE || res.status == EX_IOERR_CODE
+                             ? CQ_HOST
+                             : CQ_PERMANENT,
+                         0, "%s: %s exited with status %d%s%s", cq_job_func(job), cf->program,
                          res.status, res.errline[0] ? ": " : "", res.errline);
     else {
         /* One line: trailing newlines go, inner ones become spaces (cq_job_result). */

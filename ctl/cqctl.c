@@ -991,6 +991,9 @@ static void print_metrics(const struct admin_metrics *m)
     sample("cq_jobs_failed_total", m->failed);
     family("cq_jobs_retried_total", "counter", "Failed attempts scheduled to run again.");
     sample("cq_jobs_retried_total", m->retried);
+    family("cq_jobs_handed_back_total", "counter",
+           "Jobs a worker sent back unrun or for a host failure, for another worker.");
+    sample("cq_jobs_handed_back_total", m->handed_back);
     family("cq_jobs_recovered_total", "counter",
            "Records taken back from workers that died holding them.");
     sample("cq_jobs_recovered_total", m->recovered);
@@ -1020,6 +1023,7 @@ static cJSON *metrics_json(const struct ctl *c, const struct admin_metrics *m)
     json_num(o, "jobs_processed_total", (double)m->processed);
     json_num(o, "jobs_failed_total", (double)m->failed);
     json_num(o, "jobs_retried_total", (double)m->retried);
+    json_num(o, "jobs_handed_back_total", (double)m->handed_back);
     json_num(o, "jobs_recovered_total", (double)m->recovered);
     hs = json_array(o, "job_duration_seconds");
     for (i = 0; i < m->nhist; i++) {

@@ -79,6 +79,22 @@ check "no 'closed the connection' at the stop" bash -c '! grep -qi "closed the c
 kill -TERM "$W2"
 wait "$W2"
 
+echo "# a command that exits 74 (EX_IOERR) is a host failure too"
+printf '#!/bin/sh\necho "disk gone" >&2\nexit 74\n' >"$T/ioerr.sh"
+chmod +x "$T/ioerr.sh"
+id=$(enq -q cmds ioerr)
+"$BIN/cworker" --max-jobs 1 --command "ioerr=$T/ioerr.sh" cmds >/dev/null 2>"$T/w4.log"
+check_eq "the job is back for another try, not failed" retrying "$(jfield "$id")"
+check_contains "... saying why" "exited with status 74: disk gone" "$(jfield "$id" error)"
+check_eq "... its record back in line without an attempt used, one hand-off counted" "0 1" \
+    "$(rcli ZRANGE cq:scheduled 0 -1 | python3 -c 'import json, sys
+for line in sys.stdin:
+    r = json.loads(line)
+    if r["id"] == sys.argv[1]: print(r.get("attempts", 0), r.get("handoffs", 0))' "$id")"
+check "... and counted as handed back" grep -q "went back to its queue (this host failed" "$T/w4.log"
+check "cqctl metrics has the hand-backs" bash -c \
+    '"$1" metrics | grep -q "^cq_jobs_handed_back_total [1-9]"' _ "$BIN/cqctl"
+
 echo "# --log-format json, and a queue no producer ever used"
 enq -q images noop >/dev/null
 "$BIN/cworker" --burst --log-format json --log-level debug imgaes images >/dev/null 2>"$T/w3.log"

@@ -89,7 +89,9 @@ static const struct cli_option options[] = {
      "as its argv, never through a shell; NAME:ARGS=PROGRAM declares\n"
      "the arguments (e.g. 'resize:FILE WIDTH:integer=/usr/bin/x');\n"
      "exit 0 finishes the job, 75 fails it transiently (retried),\n"
-     "any other status fails it (repeatable)"},
+     "73 or 74 (EX_CANTCREAT, EX_IOERR) says this host failed (the\n"
+     "job goes back for another worker), any other status fails\n"
+     "it (repeatable)"},
     {"command-file", O_COMMAND_FILE, "FILE",
      "one NAME=PROGRAM or NAME:ARGS=PROGRAM a line (# comments)"},
     {"list-functions", O_LIST, NULL, "print the functions this worker would serve and exit"},

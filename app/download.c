@@ -279,8 +279,6 @@ int download_host_errno(int e)
     case EROFS:
     case ENOSPC:
     case EDQUOT:
-    case EACCES:
-    case EPERM:
     case EIO:
     case EMFILE:
     case ENFILE:
@@ -438,7 +436,10 @@ static int prepare(struct download *d, const char *root, const char *directory, 
         d->named = d->fd >= 0;
     }
     if (d->fd < 0) {
-        d->host = download_host_errno(errno);
+        /* No permission in the root itself is the host's doing; in a directory a job
+         * named, it may be that directory's (someone made it read-only), so not. */
+        d->host = download_host_errno(errno) ||
+            (d->norm[0] == '\0' && (errno == EACCES || errno == EPERM));
         err_set(msg, msglen, "%s: temporary file in '%s': %s", link, d->norm[0] ? d->norm : ".",
                 strerror(errno));
         d->tmp[0] = '\0'; /* nothing was created, nothing to remove */

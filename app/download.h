@@ -29,8 +29,8 @@ struct download_result {
     long long bytes;
     long status;        /* HTTP status, 0 when none */
     int transient;      /* a retry may help */
-    int host;           /* the host failed, not the job: the disk is full or read-only, a
-                         * permission is missing (download_host_errno); retry elsewhere */
+    int host;           /* the host failed, not the job: the disk is full or read-only, the
+                         * root is not writable (download_host_errno); retry elsewhere */
     double retry_after; /* seconds the server asked to wait, 0 when it did not say */
 };
 
@@ -75,7 +75,8 @@ int download_end(struct download *d, struct http *h, CURLcode rc, struct downloa
 int download_check_root(const char *root, char *err, size_t errlen);
 
 /* Whether a failed system call's errno is the host's fault rather than the job's: a full or
- * read-only disk, a missing permission, an I/O error, no file descriptors left. */
+ * read-only disk, an I/O error, no file descriptors or memory left. A missing permission is
+ * the host's only on the root itself (download_link decides that). */
 int download_host_errno(int e);
 
 /* Derive the file name from a URL (exposed for tests). Returns 0/-1. */

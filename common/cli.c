@@ -71,21 +71,51 @@ int cli_error(const struct cli *c, const char *fmt, ...)
     return 2;
 }
 
-/* The option as the user wrote it, for a message about it: "--bogus", "-x". */
-static void as_written(int argc, char **argv, char *buf, size_t len)
+/* The options whose long name is name (exactly: -1 when none is; or its first len bytes,
+ * an abbreviation): how many match, and in *key the key of the exact one or the last. */
+static int matches(const struct cli *c, const char *name, size_t len, int *key)
 {
-    const char *a = optind - 1 < argc && optind > 0 ? argv[optind - 1] : "";
+    size_t i;
+    int n = 0;
 
-    if (optopt > 0 && optopt < 256 && strncmp(a, "--", 2) != 0) {
-        snprintf(buf, len, "-%c", optopt);
-        return;
+    for (i = 0; i < c->n; i++) {
+        const char *o = c->opts[i].name;
+        if (o == NULL || strncmp(o, name, len) != 0) continue;
+        *key = c->opts[i].key;
+        if (o[len] == '\0') return 1;
+        n++;
     }
-    snprintf(buf, len, "%.*s", (int)strcspn(a, "="), a);
+    return n;
+}
+
+/* Why getopt refused an option (it returned '?' or ':'), said as the user wrote it: unknown,
+ * ambiguous, a value given to a flag, or a value missing. Returns 2. */
+static int bad_option(const struct cli *c, int key, int argc, char **argv)
+{
+    /* After a long option optind has moved past it; inside a cluster of short ones (-xb) it
+     * has not, and argv[optind - 1] is the argument before: the long form is only right
+     * when that argument is a long option getopt was looking at. */
+    const char *a = optind > 0 && optind - 1 < argc ? argv[optind - 1] : "";
+    size_t len = strcspn(a + (a[0] ? 2 : 0), "=");
+    int found = 0, n = strncmp(a, "--", 2) == 0 ? matches(c, a + 2, len, &found) : 0;
+    char all[512] = "";
+    size_t i, used = 0;
+
+    if (strncmp(a, "--", 2) != 0 || (optopt != 0 && (n != 1 || found != optopt)))
+        return key == ':' ? cli_error(c, "option '-%c' needs a value", optopt)
+                          : cli_error(c, "unknown option '-%c'", optopt);
+    if (key == ':') return cli_error(c, "option '%.*s' needs a value", (int)len + 2, a);
+    if (optopt != 0) return cli_error(c, "option '%.*s' takes no value", (int)len + 2, a);
+    if (n < 2) return cli_error(c, "unknown option '%.*s'", (int)len + 2, a);
+    for (i = 0; i < c->n && used < sizeof all; i++)
+        if (c->opts[i].name != NULL && strncmp(c->opts[i].name, a + 2, len) == 0)
+            used += (size_t)snprintf(all + used, sizeof all - used, "%s--%s", used ? ", " : "",
+                                     c->opts[i].name);
+    return cli_error(c, "option '%.*s' is ambiguous: %s", (int)len + 2, a, all);
 }
 
 int cli_next(struct cli *c, int argc, char **argv)
 {
-    char written[256];
     int key;
 
     optopt = 0;
@@ -93,11 +123,7 @@ int cli_next(struct cli *c, int argc, char **argv)
     if (key == -1) return -1;
     c->opt = long_name(c, key);
     if (key == '?' || key == ':') {
-        as_written(argc, argv, written, sizeof written);
-        if (key == '?')
-            c->status = cli_error(c, "unknown option '%s'", written);
-        else
-            c->status = cli_error(c, "option '%s' needs a value", written);
+        c->status = bad_option(c, key, argc, argv);
         return CLI_STOP;
     }
     if (key == 'h' && c->usage != NULL) {
@@ -115,43 +141,37 @@ int cli_next(struct cli *c, int argc, char **argv)
 
 int cli_duration(const struct cli *c, const char *val, double *out)
 {
-    if (parse_duration(val, out) == 0) return 0;
-    return cli_error(c, "--%s: '%s' is not " PARSE_DURATION_WHAT, c->opt, val);
+    char msg[256];
+
+    return parse_duration_msg(val, out, msg, sizeof msg) == 0
+        ? 0
+        : cli_error(c, "--%s: %s", c->opt, msg);
 }
 
 int cli_size(const struct cli *c, const char *val, long long *out)
 {
-    if (parse_size(val, out) == 0) return 0;
-    return cli_error(c, "--%s: '%s' is not " PARSE_SIZE_WHAT, c->opt, val);
+    char msg[256];
+
+    return parse_size_msg(val, out, msg, sizeof msg) == 0 ? 0
+                                                          : cli_error(c, "--%s: %s", c->opt, msg);
 }
 
 int cli_long(const struct cli *c, const char *val, long min, long max, long *out)
 {
-    char what[128];
+    char msg[256];
 
-    if (parse_long(val, min, max, out) == 0) return 0;
-    snprintf(what, sizeof what, PARSE_LONG_WHAT, min, max);
-    return cli_error(c, "--%s: '%s' is not %s", c->opt, val, what);
+    return parse_long_msg(val, min, max, out, msg, sizeof msg) == 0
+        ? 0
+        : cli_error(c, "--%s: %s", c->opt, msg);
 }
 
 int cli_choice(const struct cli *c, const char *val, const char *const *choices, size_t n, int *out)
 {
-    char list[512] = "";
-    size_t i, len = 0;
+    char msg[512];
 
-    for (i = 0; i < n; i++) {
-        if (strcmp(val, choices[i]) == 0) {
-            *out = (int)i;
-            return 0;
-        }
-    }
-    for (i = 0; i < n && len < sizeof list; i++)
-        len += (size_t)snprintf(list + len, sizeof list - len, "%s%s",
-                                i == 0           ? ""
-                                    : i + 1 == n ? " or "
-                                                 : ", ",
-                                choices[i]);
-    return cli_error(c, "--%s: '%s' is not one of %s", c->opt, val, list);
+    return parse_choice(val, choices, n, out, msg, sizeof msg) == 0
+        ? 0
+        : cli_error(c, "--%s: %s", c->opt, msg);
 }
 
 /* Print help's lines, the first from column col, the rest from HELP_COLUMN. */

@@ -12,25 +12,54 @@
 static const char *level_names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
 static const char *level_json[] = {"error", "warn", "info", "debug"};
 
-/* msg as a JSON string's contents into out (size len, always terminated). Control bytes
- * become \uXXXX; bytes >= 0x80 are copied (the lines are UTF-8 where the input was). */
-static size_t json_escape(char *out, size_t len, const char *msg)
+/* The length of the valid UTF-8 sequence at p (1-4), or 0 when the bytes there are not one
+ * (stray continuation bytes, overlong forms, surrogates, beyond U+10FFFF, cut short). */
+static size_t utf8_len(const unsigned char *p)
 {
-    size_t n = 0;
-    const unsigned char *p;
+    if (p[0] < 0x80) return 1;
+    if (p[0] >= 0xc2 && p[0] <= 0xdf) return (p[1] & 0xc0) == 0x80 ? 2 : 0;
+    if (p[0] >= 0xe0 && p[0] <= 0xef) {
+        if ((p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80) return 0;
+        if (p[0] == 0xe0 && p[1] < 0xa0) return 0;  /* overlong */
+        if (p[0] == 0xed && p[1] >= 0xa0) return 0; /* a surrogate */
+        return 3;
+    }
+    if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+        if ((p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80 || (p[3] & 0xc0) != 0x80) return 0;
+        if (p[0] == 0xf0 && p[1] < 0x90) return 0;  /* overlong */
+        if (p[0] == 0xf4 && p[1] >= 0x90) return 0; /* beyond U+10FFFF */
+        return 4;
+    }
+    return 0;
+}
 
-    for (p = (const unsigned char *)msg; *p && n + 7 < len; p++) {
-        if (*p == '"' || *p == '\\') {
+/* msg as a JSON string's contents into out (size len, always terminated), whole characters
+ * only: control bytes become \uXXXX, and bytes that are not UTF-8 (a server's Latin-1 error
+ * text, say) U+FFFD, so that every line parses. */
+static void json_escape(char *out, size_t len, const char *msg)
+{
+    const unsigned char *p = (const unsigned char *)msg;
+    size_t n = 0, k;
+
+    while (*p) {
+        k = utf8_len(p);
+        if (n + 7 >= len) break; /* room for the longest: "\u0001" or U+FFFD's 3 bytes */
+        if (k == 0) {
+            memcpy(out + n, "\xef\xbf\xbd", 3);
+            n += 3;
+            p++;
+        } else if (*p == '"' || *p == '\\') {
             out[n++] = '\\';
-            out[n++] = (char)*p;
-        } else if (*p < 0x20) {
-            n += (size_t)snprintf(out + n, len - n, "\\u%04x", *p);
+            out[n++] = (char)*p++;
+        } else if (*p < 0x20 || *p == 0x7f) {
+            n += (size_t)snprintf(out + n, len - n, "\\u%04x", *p++);
         } else {
-            out[n++] = (char)*p;
+            memcpy(out + n, p, k);
+            n += k;
+            p += k;
         }
     }
     out[n] = '\0';
-    return n;
 }
 
 void log_emit(const struct logger *lg, int level, int errnum, const char *fmt, ...)

@@ -797,12 +797,18 @@ int queue_apply_append(struct rconn *r, const struct keys *k, const char *wid,
             cmd_str(&c, j != NULL && (j->attempts > 1 || j->handoffs > 0) ? "1" : "0");
         else
             cmd_time(&c, x->retry_at);
-        if (x->kind == QUEUE_RETRY)
+        if (x->kind == QUEUE_RETRY && x->give_back) {
+            struct job back = *j; /* the record only: the status keeps the attempt made */
+            back.attempts--;
+            back.handoffs++;
+            cmd_own(&c, job_encode(&back));
+        } else if (x->kind == QUEUE_RETRY) {
             cmd_own(&c, job_encode(j)); /* carries the attempts */
-        else if (x->kind == QUEUE_FINISHED && x->json)
+        } else if (x->kind == QUEUE_FINISHED && x->json) {
             cmd_str(&c, "result_json");
-        else
+        } else {
             cmd_str(&c, "");
+        }
     }
     rc = cmd_send(r, &c);
     cmd_free(&c);

@@ -83,6 +83,8 @@ struct queue_outcome {
     double retry_at;           /* QUEUE_RETRY: when it is due again */
     int handback;              /* QUEUE_RETRY: handed back, not a failed attempt (counted
                                 * as handed_back, not retried) */
+    int give_back;             /* QUEUE_RETRY: the record goes back with this attempt not
+                                * counted and one more hand-off (a host failure) */
 };
 
 /* Apply outcomes in one Lua script (atomic as a batch). wid names the worker for status and

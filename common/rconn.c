@@ -174,60 +174,82 @@ static const char *where(const struct rconn *r, char *buf, size_t len)
     return buf;
 }
 
-/* What to do about a Redis error, by the start of its text; NULL when there is no advice. */
-static const char *fix_for(const char *msg)
+struct fix {
+    const char *has, *fix; /* a message holding has gets the advice fix */
+};
+
+/* What to do when a connection cannot be made, by what the system said. */
+static const struct fix connect_fixes[] = {
+    {"Connection refused",
+     "is redis-server running there? Start it, or point --url (or $CQ_REDIS_URL) at yours"},
+    {"No such file or directory",
+     "is redis-server running there? Start it, or point --url (or $CQ_REDIS_URL) at yours"},
+    {"Name or service not known", "check the host name in the URL"},
+    {"Temporary failure in name resolution", "check the host name in the URL"},
+    {"timed out", "check the host, the port and any firewall between"},
+    {"Resource temporarily unavailable", "check the host, the port and any firewall between"},
+};
+
+/* What to do about an error Redis replied. */
+static const struct fix reply_fixes[] = {
+    {"NOAUTH",
+     "this Redis needs a password: put it in the URL, redis://:PASSWORD@host:port "
+     "(redis://USER:PASSWORD@host:port for an ACL user)"},
+    {"WRONGPASS", "check the user and the password in the URL"},
+    {"invalid password", "check the password in the URL"},
+    {"NOPERM",
+     "this ACL user may not do that: docs/PROTOCOL.md gives the ACL SETUSER line of each "
+     "role"},
+    {"OOM", "Redis reached its maxmemory: raise it, or free memory"},
+    {"READONLY", "this Redis is a replica: point the URL at the primary"},
+    {"MISCONF", "Redis cannot save its snapshot: see its log"},
+    {"LOADING", "Redis is loading its data set: try again in a moment"},
+};
+
+static const char *fix_in(const struct fix *fixes, size_t n, const char *msg)
 {
-    static const struct {
-        const char *has, *fix;
-    } fixes[] = {
-        {"Connection refused",
-         "is redis-server running there? Start it, or point --url (or $CQ_REDIS_URL) at yours"},
-        {"No such file or directory",
-         "is redis-server running there? Start it, or point --url (or $CQ_REDIS_URL) at yours"},
-        {"Name or service not known", "check the host name in the URL"},
-        {"Temporary failure in name resolution", "check the host name in the URL"},
-        {"timed out", "check the host, the port and any firewall between"},
-        {"Resource temporarily unavailable", "check the host, the port and any firewall between"},
-        {"NOAUTH",
-         "this Redis needs a password: put it in the URL, redis://:PASSWORD@host:port "
-         "(redis://USER:PASSWORD@host:port for an ACL user)"},
-        {"WRONGPASS", "check the user and the password in the URL"},
-        {"invalid password", "check the password in the URL"},
-        {"NOPERM",
-         "this ACL user may not do that: docs/PROTOCOL.md gives the ACL SETUSER line of each "
-         "role"},
-        {"OOM", "Redis reached its maxmemory: raise it, or free memory"},
-        {"READONLY", "this Redis is a replica: point the URL at the primary"},
-        {"MISCONF", "Redis cannot save its snapshot: see its log"},
-        {"LOADING", "Redis is loading its data set: try again in a moment"},
-    };
     size_t i;
 
-    for (i = 0; i < sizeof fixes / sizeof fixes[0]; i++)
+    for (i = 0; i < n; i++)
         if (strstr(msg, fixes[i].has) != NULL) return fixes[i].fix;
     return NULL;
 }
 
-void rconn_error(const struct rconn *r, const char *context, const char *msg, char *err,
-                 size_t errlen)
+/* rconn_error; while connecting, the system's errors get advice too (later, a time-out is a
+ * slow command rather than a host that cannot be reached). */
+static void format_error(const struct rconn *r, const char *context, const char *msg,
+                         int connecting, char *err, size_t errlen)
 {
-    const char *fix = fix_for(msg);
+    const char *fix = fix_in(reply_fixes, sizeof reply_fixes / sizeof reply_fixes[0], msg);
     size_t len = strlen(msg);
     char w[300];
 
+    if (fix == NULL && connecting)
+        fix = fix_in(connect_fixes, sizeof connect_fixes / sizeof connect_fixes[0], msg);
     /* Redis ends some messages with a period ("NOAUTH Authentication required."). */
     if (fix != NULL && len > 0 && msg[len - 1] == '.') len--;
     err_set(err, errlen, "%s%sredis %s: %.*s%s%s", context ? context : "", context ? ": " : "",
             where(r, w, sizeof w), (int)len, msg, fix ? "; " : "", fix ? fix : "");
 }
 
-/* Record the context's error and drop the context. */
+void rconn_error(const struct rconn *r, const char *context, const char *msg, char *err,
+                 size_t errlen)
+{
+    format_error(r, context, msg, 0, err, errlen);
+}
+
+/* Record the context's error (what, or hiredis's) and drop the context. */
+static void fail_as(struct rconn *r, const char *what, int connecting)
+{
+    format_error(r, NULL,
+                 what ? what : (r->ctx && r->ctx->errstr[0] ? r->ctx->errstr : "connection lost"),
+                 connecting, r->errstr, sizeof r->errstr);
+    rconn_close(r);
+}
+
 static void fail(struct rconn *r, const char *what)
 {
-    rconn_error(r, NULL,
-                what ? what : (r->ctx && r->ctx->errstr[0] ? r->ctx->errstr : "connection lost"),
-                r->errstr, sizeof r->errstr);
-    rconn_close(r);
+    fail_as(r, what, 0);
 }
 
 /* The reply to a command that sets up a new connection (AUTH, SELECT): 0, or -1 with the
@@ -237,7 +259,7 @@ static int setup_reply(struct rconn *r, redisReply *rep, const char *what)
     char msg[200];
 
     if (rep == NULL) {
-        fail(r, NULL);
+        fail_as(r, NULL, 1);
         return -1;
     }
     if (rep->type != REDIS_REPLY_ERROR) {
@@ -246,7 +268,7 @@ static int setup_reply(struct rconn *r, redisReply *rep, const char *what)
     }
     snprintf(msg, sizeof msg, "%s%s%s", what ? what : "", what ? " failed: " : "", rep->str);
     freeReplyObject(rep);
-    fail(r, msg);
+    fail_as(r, msg, 1);
     return -1;
 }
 
@@ -265,10 +287,13 @@ int rconn_connect(struct rconn *r)
         return -1;
     }
     if (r->ctx->err) {
-        fail(r, NULL);
+        fail_as(r, NULL, 1);
         return -1;
     }
-    if (r->timeout > 0) redisSetTimeout(r->ctx, tv_of(r->timeout));
+    /* The setup commands below get the connect time-out even on a connection whose commands
+     * have none (a watcher's blocking one), so that a Redis that stopped answering cannot hang
+     * a reconnection. */
+    redisSetTimeout(r->ctx, tv_of(t));
     if (!r->url.unix_path[0]) redisEnableKeepAlive(r->ctx);
     /* Command functions fork: their programs must not inherit a connection to Redis. */
     fcntl(r->ctx->fd, F_SETFD, FD_CLOEXEC);
@@ -297,6 +322,7 @@ int rconn_connect(struct rconn *r)
         rep = redisCommand(r->ctx, "SELECT %d", r->url.db);
         if (setup_reply(r, rep, what) != 0) return -1;
     }
+    redisSetTimeout(r->ctx, tv_of(r->timeout > 0 ? r->timeout : 0));
     return 0;
 }
 

@@ -204,6 +204,48 @@ int parse_size(const char *s, long long *out)
     return 0;
 }
 
+int parse_duration_msg(const char *s, double *out, char *err, size_t errlen)
+{
+    if (parse_duration(s, out) == 0) return 0;
+    err_set(err, errlen, "'%s' is not a duration such as 250ms, 30s, 5m or 2h", s);
+    return -1;
+}
+
+int parse_size_msg(const char *s, long long *out, char *err, size_t errlen)
+{
+    if (parse_size(s, out) == 0) return 0;
+    err_set(err, errlen, "'%s' is not a size such as 512K, 50M or 1G", s);
+    return -1;
+}
+
+int parse_long_msg(const char *s, long min, long max, long *out, char *err, size_t errlen)
+{
+    if (parse_long(s, min, max, out) == 0) return 0;
+    err_set(err, errlen, "'%s' is not a whole number from %ld to %ld", s, min, max);
+    return -1;
+}
+
+int parse_choice(const char *s, const char *const *choices, size_t n, int *out, char *err,
+                 size_t errlen)
+{
+    size_t i, len;
+
+    for (i = 0; i < n; i++) {
+        if (strcmp(s, choices[i]) == 0) {
+            *out = (int)i;
+            return 0;
+        }
+    }
+    err_set(err, errlen, "'%s' is not one of ", s);
+    for (i = 0; i < n && (len = strlen(err)) + 1 < errlen; i++)
+        snprintf(err + len, errlen - len, "%s%s",
+                 i == 0           ? ""
+                     : i + 1 == n ? " or "
+                                  : ", ",
+                 choices[i]);
+    return -1;
+}
+
 void sleep_ms(long ms)
 {
     struct timespec ts;

@@ -37,11 +37,14 @@ long long time_mono_us(void);
  * job. buf must hold 32 bytes. Returns the length. Times beyond +-1e12 s print as 0. */
 size_t time_format(char *buf, double t);
 
-/* What each parser takes, for the error lines of every command and setting alike:
- * "--timeout: 'x' is not " PARSE_DURATION_WHAT. */
-#define PARSE_DURATION_WHAT "a duration such as 250ms, 30s, 5m or 2h"
-#define PARSE_SIZE_WHAT     "a size such as 512K, 50M or 1G"
-#define PARSE_LONG_WHAT     "a whole number from %ld to %ld"
+/* The parsers below, saying what is wrong in err ("'x' is not a duration such as 250ms, 30s,
+ * 5m or 2h"), so that every command's options and every worker setting say it alike. Each
+ * returns 0, or -1 with err set. parse_choice takes one of choices[0..n-1]: its index. */
+int parse_duration_msg(const char *s, double *out, char *err, size_t errlen);
+int parse_size_msg(const char *s, long long *out, char *err, size_t errlen);
+int parse_long_msg(const char *s, long min, long max, long *out, char *err, size_t errlen);
+int parse_choice(const char *s, const char *const *choices, size_t n, int *out, char *err,
+                 size_t errlen);
 
 /* Parse a duration such as "30", "30s", "250ms", "5m", "2h" into seconds. Returns 0/-1. */
 int parse_duration(const char *s, double *out);

@@ -67,6 +67,8 @@ struct task {
     int rc;
     int transient;
     int host;                           /* this host failed it, not the job (CQ_HOST) */
+    int give_back;                      /* a host failure that hands the job back, its
+                                         * attempt not counted (decide) */
     int quiet;                          /* refused for a benched function: log at debug */
     int aborted;                        /* gave up because of a hard stop: goes back, not failed */
     int refused;                        /* never ran: kind was decided when it was taken */
@@ -366,16 +368,18 @@ static enum queue_outcome_kind decide(struct worker *w, struct task *t, double *
     }
     if (t->rc == 0) return QUEUE_FINISHED;
     if (t->cancel) return QUEUE_CANCELED;
-    if (t->host) {
-        /* Not the job's fault: back to its queue for another worker, its attempt not
-         * counted (the bench in health.h keeps this worker from taking it again). */
-        t->job->attempts--;
-        t->job->handoffs++;
+    /* Not the job's fault: back to its queue for another worker, this attempt not counted
+     * in its record (queue_apply_append), while its hand-offs last (the bench in health.h
+     * keeps this worker from taking it again). Past HANDOFF_MAX hand-offs a host failure
+     * counts as a transient one, so that a job that always fails so still ends. Called
+     * again for the same task when an apply failed: no side effect but t->give_back. */
+    t->give_back = t->host && t->job->handoffs < HANDOFF_MAX;
+    if (t->give_back) {
         *retry_at = t->ended + HOST_DELAY;
         return QUEUE_RETRY;
     }
     retries = t->job->retries >= 0 ? t->job->retries : t->fn->retries;
-    if (t->transient && t->job->attempts <= retries) {
+    if ((t->transient || t->host) && t->job->attempts <= retries) {
         *retry_at = t->ended + retry_delay(w, t->job->attempts, t->retry_after);
         return QUEUE_RETRY;
     }
@@ -390,7 +394,7 @@ static void log_outcome(struct worker *w, const struct task *t)
     } else if (t->refused && t->quiet) {
         LOG(&w->lg, CQ_LOG_DEBUG, "%s: job %s handed back: %s", t->taken.queue, t->job->id,
             t->text);
-    } else if (t->host && t->kind == QUEUE_RETRY) {
+    } else if (t->give_back) {
         LOG(&w->lg, CQ_LOG_WARN,
             "%s: %s %s went back to its queue (this host failed, not the job): %s", t->taken.queue,
             t->job->func, t->job->id, t->text);
@@ -422,7 +426,7 @@ static void note_outcome(struct worker *w, const struct task *t)
     case QUEUE_FAILED: w->period.failed++; break;
     case QUEUE_CANCELED: w->period.canceled++; break;
     case QUEUE_RETRY:
-        if (t->host)
+        if (t->give_back)
             w->period.host++;
         else if (!t->refused)
             w->period.retried++;
@@ -665,7 +669,8 @@ static void refuse_benched(struct worker *w, struct task *t)
 {
     long long left = health_benched(w->health, t->fn->index, time_mono_ms());
 
-    if (left <= 0) return;
+    /* Handed back too often already: it runs here, and a host failure then counts. */
+    if (left <= 0 || t->job->handoffs >= HANDOFF_MAX) return;
     t->refused = 1;
     t->quiet = 1;
     t->kind = QUEUE_RETRY;
@@ -809,6 +814,45 @@ static int reconcile(struct worker *w)
     return 0;
 }
 
+/* The outcomes of one apply into o (room for every start and every pending task): the starts
+ * not ended in the same batch, then an end for each pending task that was not aborted, whose
+ * task goes to ot at the same index. Returns how many. */
+static size_t outcomes(struct worker *w, struct task *pending, struct queue_outcome *o,
+                       struct task **ot)
+{
+    struct task *t;
+    size_t i = 0;
+    int s;
+
+    for (s = 0; s < w->nstarts; s++) {
+        t = w->starts[s];
+        if (t->ending) continue; /* its end, below, records the start too */
+        o[i].kind = QUEUE_STARTED;
+        o[i].taken = &t->taken;
+        o[i].job = t->job;
+        o[i].started_at = o[i].at = t->taken_at;
+        i++;
+    }
+    for (t = pending; t; t = t->next) {
+        if (t->aborted) continue; /* left in flight: the drain puts it back */
+        o[i].retry_at = 0;
+        t->kind = decide(w, t, &o[i].retry_at);
+        o[i].kind = t->kind;
+        o[i].taken = &t->taken;
+        o[i].job = t->job;
+        o[i].text = t->text;
+        o[i].json = t->json;
+        o[i].at = t->ended;
+        o[i].started_at = t->started;
+        o[i].with_start = !t->refused && t->start_pending;
+        o[i].handback = t->refused || t->give_back;
+        o[i].give_back = t->give_back;
+        ot[i] = t;
+        i++;
+    }
+    return i;
+}
+
 /* One round trip: mark taken jobs started, record ended ones (one script call), and, when
  * take_max > 0, take more in the same pipeline. Returns the number taken, or -1 when Redis
  * failed (every outcome is kept for the next try: nothing is lost, and an outcome applied
@@ -831,32 +875,7 @@ static int cycle(struct worker *w, struct task **pending, size_t take_max)
     o = xcalloc(n ? n : 1, sizeof *o);
     ot = xcalloc(n ? n : 1, sizeof *ot);
     lost = xcalloc(n ? n : 1, 1);
-    i = 0;
-    for (s = 0; s < w->nstarts; s++) {
-        t = w->starts[s];
-        if (t->ending) continue; /* its end, below, records the start too */
-        o[i].kind = QUEUE_STARTED;
-        o[i].taken = &t->taken;
-        o[i].job = t->job;
-        o[i].started_at = o[i].at = t->taken_at;
-        i++;
-    }
-    for (t = *pending; t; t = t->next) {
-        if (t->aborted) continue; /* left in flight: the drain puts it back */
-        o[i].retry_at = 0;
-        t->kind = decide(w, t, &o[i].retry_at);
-        o[i].kind = t->kind;
-        o[i].taken = &t->taken;
-        o[i].job = t->job;
-        o[i].text = t->text;
-        o[i].json = t->json;
-        o[i].at = t->ended;
-        o[i].started_at = t->started;
-        o[i].with_start = !t->refused && t->start_pending;
-        o[i].handback = t->refused || t->host;
-        ot[i] = t;
-        i++;
-    }
+    i = outcomes(w, *pending, o, ot);
     ok = queue_apply_append(&w->ctl, &w->keys, w->wid, o, i, &w->cfg->ttls, &nrep, err,
                             sizeof err) == 0;
     if (ok && take_max > 0) {
@@ -1030,6 +1049,7 @@ static void check_queues(struct worker *w)
         if (rep->element[j]->type == REDIS_REPLY_STRING)
             len += (size_t)snprintf(known + len, sizeof known - len, "%s%s", len ? ", " : "",
                                     rep->element[j]->str);
+    if (len >= sizeof known) memcpy(known + sizeof known - 5, " ...", 5); /* too many to say */
     for (i = 0; i < w->cfg->nqueues; i++) {
         for (j = 0; j < rep->elements; j++)
             if (rep->element[j]->type == REDIS_REPLY_STRING &&
@@ -1577,53 +1597,42 @@ static int set_string(char **dst, const char *value)
     return 0;
 }
 
-/* A whole number setting in [min, max]: 0, or -1 with err as every setting says it. */
+/* A setting's value of each kind: 0, or -1 with err "NAME: 'VALUE' is not ...". */
 static int set_long(const char *name, const char *value, long min, long max, long *out, char *err,
                     size_t errlen)
 {
-    char what[128];
+    char msg[256];
 
-    if (parse_long(value, min, max, out) == 0) return 0;
-    snprintf(what, sizeof what, PARSE_LONG_WHAT, min, max);
-    err_set(err, errlen, "%s: '%s' is not %s", name, value, what);
+    if (parse_long_msg(value, min, max, out, msg, sizeof msg) == 0) return 0;
+    err_set(err, errlen, "%s: %s", name, msg);
     return -1;
 }
 
 static int set_duration(const char *name, const char *value, double *out, char *err, size_t errlen)
 {
-    if (parse_duration(value, out) == 0) return 0;
-    err_set(err, errlen, "%s: '%s' is not " PARSE_DURATION_WHAT, name, value);
+    char msg[256];
+
+    if (parse_duration_msg(value, out, msg, sizeof msg) == 0) return 0;
+    err_set(err, errlen, "%s: %s", name, msg);
     return -1;
 }
 
-/* One of choices (NULL-terminated): its index, or -1 with err listing them. */
-static int set_choice(const char *name, const char *value, const char *const *choices, char *err,
-                      size_t errlen)
+static int set_choice(const char *name, const char *value, const char *const *choices, size_t n,
+                      int *out, char *err, size_t errlen)
 {
-    int i;
+    char msg[256];
 
-    for (i = 0; choices[i] != NULL; i++)
-        if (strcmp(value, choices[i]) == 0) return i;
-    err_set(err, errlen, "%s: '%s' is not one of ", name, value);
-    for (i = 0; choices[i] != NULL; i++) {
-        size_t len = strlen(err);
-        if (len >= errlen) break;
-        snprintf(err + len, errlen - len, "%s%s",
-                 i == 0               ? ""
-                     : choices[i + 1] ? ", "
-                                      : " or ",
-                 choices[i]);
-    }
+    if (parse_choice(value, choices, n, out, msg, sizeof msg) == 0) return 0;
+    err_set(err, errlen, "%s: %s", name, msg);
     return -1;
 }
 
 int cq_worker_set(cq_worker *w, const char *name, const char *value, char *err, size_t errlen)
 {
-    static const char *const levels[] = {"error", "warn", "info", "debug", NULL};
-    static const char *const formats[] = {"text", "json", NULL};
+    static const char *const levels[] = {"error", "warn", "info", "debug"};
+    static const char *const formats[] = {"text", "json"};
     struct worker_config *c = &w->cfg;
     long v;
-    int i;
 
     if (name == NULL || value == NULL) {
         err_set(err, errlen, "cq_worker_set: no name or value");
@@ -1666,11 +1675,9 @@ int cq_worker_set(cq_worker *w, const char *name, const char *value, char *err, 
     } else if (strcmp(name, "failure-ttl") == 0) {
         return set_long(name, value, -1, LONG_MAX, &c->ttls.failure_ttl, err, errlen);
     } else if (strcmp(name, "log-level") == 0) {
-        if ((i = set_choice(name, value, levels, err, errlen)) < 0) return -1;
-        c->log_level = i;
+        return set_choice(name, value, levels, 4, &c->log_level, err, errlen);
     } else if (strcmp(name, "log-format") == 0) {
-        if ((i = set_choice(name, value, formats, err, errlen)) < 0) return -1;
-        c->log_json = i == 1;
+        return set_choice(name, value, formats, 2, &c->log_json, err, errlen);
     } else {
         err_set(err, errlen, "unknown setting '%s'", name);
         return -1;

@@ -46,6 +46,12 @@ for p in "${PROGS[@]}"; do
     run "$p" --version
     check_eq "$p --version" "$p $VERSION" "$OUT"
 done
+usage_error "an unknown letter in a cluster" "cworker: unknown option '-x'" cworker --burst -xb
+usage_error "an abbreviation of two options" \
+    "cworker: option '--log' is ambiguous: --log-level, --log-format" cworker --log warn
+usage_error "a value given to a flag" "cworker: option '--burst' takes no value" cworker --burst=1
+usage_error "a missing value, abbreviated" "cenqueue: option '--wait-t' needs a value" \
+    cenqueue --wait-t
 usage_error "cqctl with no command" "cqctl: give a command" cqctl
 usage_error "cqctl with an unknown command" "cqctl: unknown command 'bogus'" cqctl bogus
 usage_error "cenqueue with neither a job nor --stdin" \
@@ -173,6 +179,11 @@ run cworker --burst --download-root /proc/cq-test
 check_eq "cannot be made: exit 1" 1 "$RC"
 check_eq "cannot be made: the line" \
     "cworker: --download-root: cannot make '/proc/cq-test': No such file or directory" "$ERR"
+(cd /proc && "$BIN/cworker" --burst) >"$T/out" 2>"$T/err"
+check_eq "no --download-root, an unwritable working directory: the worker runs" 0 "$?"
+check_contains "... and warns that download_link cannot write there" \
+    "cworker: warning: download_link cannot write in the working directory: '.' is not writable" \
+    "$(cat "$T/err")"
 run cworker --burst --download-root "$T/new/a/b"
 check_eq "missing, with missing parents: made, and the worker runs" 0 "$RC"
 check "... the directory is there" test -d "$T/new/a/b"

@@ -97,7 +97,12 @@ check "cqctl metrics has the hand-backs" bash -c \
 
 echo "# --log-format json, and a queue no producer ever used"
 enq -q images noop >/dev/null
-"$BIN/cworker" --burst --log-format json --log-level debug imgaes images >/dev/null 2>"$T/w3.log"
+# A failure whose text is not UTF-8 (a Latin-1 stderr line) must still log valid JSON.
+printf '#!/bin/sh\nprintf "\\351chec \\"quoted\\" \\\\ back\\n" >&2\nexit 1\n' >"$T/latin.sh"
+chmod +x "$T/latin.sh"
+enq -q images latin >/dev/null
+"$BIN/cworker" --burst --log-format json --log-level debug --command "latin=$T/latin.sh" \
+    imgaes images >/dev/null 2>"$T/w3.log"
 check_eq "the JSON worker exits 0" 0 "$?"
 check "every line is a JSON object with time, level, program, pid and msg" python3 - "$T/w3.log" <<'PY'
 import json, sys
@@ -107,6 +112,7 @@ for line in lines:
     o = json.loads(line)
     assert set(o) == {"time", "level", "program", "pid", "msg"}, o
     assert o["level"] in ("error", "warn", "info", "debug") and o["program"] == "cworker", o
+assert any("\ufffdchec \"quoted\" \\ back" in json.loads(l)["msg"] for l in lines), lines
 PY
 check "the unknown queue is named once, with the queues in use" python3 - "$T/w3.log" <<'PY'
 import json, sys

@@ -261,13 +261,24 @@ static int add_functions(cq_worker *w, const struct opts *o)
 }
 
 /* --download-root: made if missing, and a directory cworker can write in; otherwise it does
- * not start (rather than fail every download_link job it takes). 0 or 1. */
+ * not start (rather than send back every download_link job it takes). Without the option
+ * the working directory is the root, and a worker that serves other functions may well run
+ * where it cannot write (systemd's /, a read-only container): it only says so. 0 or 1. */
 static int set_root(cq_worker *w, const char *root)
 {
     char err[1024];
 
-    if (download_check_root(root, err, sizeof err) != 0 ||
-        cq_worker_set(w, "root", root, err, sizeof err) != 0) {
+    if (download_check_root(root ? root : ".", err, sizeof err) != 0) {
+        if (root != NULL) {
+            fprintf(stderr, "cworker: --download-root: %s\n", err);
+            return 1;
+        }
+        fprintf(stderr,
+                "cworker: warning: download_link cannot write in the working directory: %s "
+                "(give --download-root)\n",
+                err);
+    }
+    if (cq_worker_set(w, "root", root ? root : ".", err, sizeof err) != 0) {
         fprintf(stderr, "cworker: --download-root: %s\n", err);
         return 1;
     }
@@ -293,7 +304,6 @@ static int run(cq_worker *w, int argc, char **argv)
     int rc;
 
     memset(&o, 0, sizeof o);
-    o.root = ".";
     http_limits_default(&o.limits);
     rc = parse_options(w, &o, argc, argv);
     if (rc >= 0) return rc;

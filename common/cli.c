@@ -174,6 +174,14 @@ int cli_choice(const struct cli *c, const char *val, const char *const *choices,
         : cli_error(c, "--%s: %s", c->opt, msg);
 }
 
+void cli_tls(int key, const char *file)
+{
+    setenv(key == CLI_O_TLS_CA         ? "CQ_TLS_CA"
+               : key == CLI_O_TLS_CERT ? "CQ_TLS_CERT"
+                                       : "CQ_TLS_KEY",
+           file, 1);
+}
+
 /* Print help's lines, the first from column col, the rest from HELP_COLUMN. */
 static void print_help(FILE *f, const char *help, int col)
 {

@@ -16,12 +16,31 @@ struct cli_option {
     const char *help; /* the help, lines separated by '\n' */
 };
 
-#define CLI_URL                                                        \
-    {                                                                  \
-        "url", 'u', "URL",                                             \
-            "Redis URL: redis://[[user]:pass@]host[:port][/db] or\n"   \
-            "unix:///path.sock[?db=N] (default: $CQ_REDIS_URL, else\n" \
-            "redis://127.0.0.1:6379)"                                  \
+#define CLI_URL                                                             \
+    {                                                                       \
+        "url", 'u', "URL",                                                  \
+            "Redis URL: redis://[[user]:pass@]host[:port][/db],\n"          \
+            "rediss://... (TLS), unix:///path.sock[?db=N], or\n"            \
+            "redis+sentinel://[[user]:pass@]host[:port][,host[:port]...]\n" \
+            "/MASTER[/db] (default: $CQ_REDIS_URL, else\n"                  \
+            "redis://127.0.0.1:6379)"                                       \
+    }
+/* rediss:// files: every command takes them, and hands them to libcq through the
+ * environment (cli_tls), where rconn reads them. */
+#define CLI_O_TLS_CA   1001
+#define CLI_O_TLS_CERT 1002
+#define CLI_O_TLS_KEY  1003
+#define CLI_TLS                                                         \
+    {"tls-ca", CLI_O_TLS_CA, "FILE",                                    \
+     "with rediss://: the CAs to trust, PEM (default: $CQ_TLS_CA,\n"    \
+     "else the system's)"},                                             \
+        {"tls-cert", CLI_O_TLS_CERT, "FILE",                            \
+         "with rediss://: a client certificate, PEM, for a server\n"    \
+         "that asks for one (default: $CQ_TLS_CERT)"},                  \
+    {                                                                   \
+        "tls-key", CLI_O_TLS_KEY, "FILE",                               \
+            "its private key, PEM (default: $CQ_TLS_KEY, else in the\n" \
+            "--tls-cert file)"                                          \
     }
 #define CLI_PREFIX(key)                                                              \
     {                                                                                \
@@ -82,6 +101,9 @@ int cli_long(const struct cli *c, const char *val, long min, long max, long *out
 /* One of choices[0..n-1] (e.g. the log levels): its index in *out. */
 int cli_choice(const struct cli *c, const char *val, const char *const *choices, size_t n,
                int *out);
+
+/* --tls-ca, --tls-cert, --tls-key (key): the file into the environment, $CQ_TLS_CA, ... */
+void cli_tls(int key, const char *file);
 
 /* The text each --help prints after its options, so that they say it alike. */
 #define CLI_NOTE_DURATIONS "Durations take a unit: 250ms, 30s, 5m, 2h (a bare number is seconds).\n"

@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "tls.h"
 #include "util.h"
 
 static int hexval(int c)
@@ -54,10 +56,126 @@ static int parse_db(const char *s, int *db)
     return 0;
 }
 
+/* host[:port] or [v6]:port, the n bytes at p, into host and *port (defport when none).
+ * 0, or -1 naming what is wrong in err. */
+static int parse_hostport(const char *url, const char *p, size_t n, char *host, size_t hostlen,
+                          int *port, int defport, char *err, size_t errlen)
+{
+    const char *end = p + n, *colon;
+    char num[16];
+    long v;
+
+    *port = defport;
+    if (*p == '[') {
+        const char *rb = memchr(p, ']', n);
+        if (rb == NULL || (size_t)(rb - p - 1) >= hostlen) goto bad_host;
+        memcpy(host, p + 1, (size_t)(rb - p - 1));
+        host[rb - p - 1] = '\0';
+        colon = rb + 1 < end && rb[1] == ':' ? rb + 1 : NULL;
+        if (rb + 1 < end && colon == NULL) goto bad_host;
+    } else {
+        size_t hn;
+        colon = memchr(p, ':', n);
+        hn = (size_t)((colon ? colon : end) - p);
+        if (hn >= hostlen) goto bad_host;
+        memcpy(host, p, hn);
+        host[hn] = '\0';
+    }
+    if (host[0] == '\0') str_copy(host, hostlen, "127.0.0.1");
+    if (colon != NULL) {
+        size_t pn = (size_t)(end - colon - 1);
+        if (pn == 0 || pn >= sizeof num) goto bad_port;
+        memcpy(num, colon + 1, pn);
+        num[pn] = '\0';
+        if (parse_long(num, 1, 65535, &v) != 0) goto bad_port;
+        *port = (int)v;
+    }
+    return 0;
+bad_host:
+    err_set(err, errlen, "redis URL '%s': malformed host", url);
+    return -1;
+bad_port:
+    err_set(err, errlen, "redis URL '%s': port must be a number from 1 to 65535", url);
+    return -1;
+}
+
+/* [user[:pass]@] at the start of the n bytes at p: copied into out; returns where the hosts
+ * begin, or NULL (err set) when malformed. */
+static const char *parse_auth(const char *url, const char *p, size_t n, struct rconn_url *out,
+                              char *err, size_t errlen)
+{
+    const char *at = memrchr(p, '@', n), *c;
+
+    if (at == NULL) return p;
+    c = memchr(p, ':', (size_t)(at - p));
+    if (c == NULL) {
+        /* redis://password@host, as redis-cli accepts. */
+        if (copy_decoded(out->pass, sizeof out->pass, p, (size_t)(at - p)) != 0) goto bad;
+    } else if (copy_decoded(out->user, sizeof out->user, p, (size_t)(c - p)) != 0 ||
+               copy_decoded(out->pass, sizeof out->pass, c + 1, (size_t)(at - c - 1)) != 0) {
+        goto bad;
+    }
+    return at + 1;
+bad:
+    err_set(err, errlen, "redis URL '%s': malformed user or password", url);
+    return NULL;
+}
+
+/* redis+sentinel://...: the sentinels, comma-separated, then /MASTER[/db]. */
+static int parse_sentinels(const char *url, const char *p, const char *end, const char *path,
+                           struct rconn_url *out, char *err, size_t errlen)
+{
+    const char *slash;
+
+    while (p < end) {
+        const char *comma = memchr(p, ',', (size_t)(end - p));
+        const char *stop = comma ? comma : end;
+        struct rconn_node *s = &out->sentinels[out->nsentinels];
+        if (out->nsentinels == RCONN_SENTINELS_MAX) {
+            err_set(err, errlen, "redis URL '%s': at most %d sentinels", url, RCONN_SENTINELS_MAX);
+            return -1;
+        }
+        if (parse_hostport(url, p, (size_t)(stop - p), s->host, sizeof s->host, &s->port, 26379,
+                           err, errlen) != 0)
+            return -1;
+        out->nsentinels++;
+        p = comma ? comma + 1 : end;
+    }
+    if (out->nsentinels == 0 || path == NULL || path[1] == '\0' || path[1] == '/') {
+        err_set(err, errlen,
+                "redis URL '%s': give the sentinels and the master's name: "
+                "redis+sentinel://host:port[,host:port...]/MASTER[/db]",
+                url);
+        return -1;
+    }
+    slash = strchr(path + 1, '/');
+    if ((size_t)((slash ? slash : path + strlen(path)) - path - 1) >= sizeof out->master) {
+        err_set(err, errlen, "redis URL '%s': the master's name is too long", url);
+        return -1;
+    }
+    memcpy(out->master, path + 1, (size_t)((slash ? slash : path + strlen(path)) - path - 1));
+    if (slash != NULL && slash[1] != '\0' && parse_db(slash + 1, &out->db) != 0) {
+        err_set(err, errlen, "redis URL '%s': database '%s' is not a number", url, slash + 1);
+        return -1;
+    }
+    return 0;
+}
+
+/* A rediss:// connection's files, from the environment (the commands' --tls-* options set
+ * it). */
+static void tls_from_env(struct rconn_url *out)
+{
+    const char *v;
+
+    if ((v = getenv("CQ_TLS_CA")) != NULL) str_copy(out->tls_ca, sizeof out->tls_ca, v);
+    if ((v = getenv("CQ_TLS_CERT")) != NULL) str_copy(out->tls_cert, sizeof out->tls_cert, v);
+    if ((v = getenv("CQ_TLS_KEY")) != NULL) str_copy(out->tls_key, sizeof out->tls_key, v);
+}
+
 int rconn_parse_url(const char *url, struct rconn_url *out, char *err, size_t errlen)
 {
-    const char *p, *at, *slash, *hostend, *colon;
-    char port[16];
+    const char *p, *slash, *hostend;
+    int sentinel = 0;
 
     memset(out, 0, sizeof *out);
     out->port = 6379;
@@ -78,64 +196,35 @@ int rconn_parse_url(const char *url, struct rconn_url *out, char *err, size_t er
         }
         return 0;
     }
-    if (strncmp(url, "redis://", 8) != 0) {
-        err_set(err, errlen, "redis URL '%s': must start with redis:// or unix://", url);
+    if (strncmp(url, "redis://", 8) == 0) {
+        p = url + 8;
+    } else if (strncmp(url, "rediss://", 9) == 0) {
+        p = url + 9;
+        out->tls = 1;
+        tls_from_env(out);
+    } else if (strncmp(url, "redis+sentinel://", 17) == 0) {
+        p = url + 17;
+        sentinel = 1;
+    } else {
+        err_set(err, errlen,
+                "redis URL '%s': must start with redis://, rediss:// (TLS), "
+                "redis+sentinel:// or unix://",
+                url);
         return -1;
     }
-    p = url + 8;
     slash = strchr(p, '/');
-    at = memrchr(p, '@', slash ? (size_t)(slash - p) : strlen(p));
-    if (at != NULL) {
-        const char *c = memchr(p, ':', (size_t)(at - p));
-        if (c == NULL) {
-            /* redis://password@host, as redis-cli accepts. */
-            if (copy_decoded(out->pass, sizeof out->pass, p, (size_t)(at - p)) != 0) goto bad_auth;
-        } else {
-            if (copy_decoded(out->user, sizeof out->user, p, (size_t)(c - p)) != 0 ||
-                copy_decoded(out->pass, sizeof out->pass, c + 1, (size_t)(at - c - 1)) != 0)
-                goto bad_auth;
-        }
-        p = at + 1;
-    }
     hostend = slash ? slash : p + strlen(p);
-    if (*p == '[') {
-        const char *rb = memchr(p, ']', (size_t)(hostend - p));
-        if (rb == NULL || (size_t)(rb - p - 1) >= sizeof out->host) goto bad_host;
-        memcpy(out->host, p + 1, (size_t)(rb - p - 1));
-        out->host[rb - p - 1] = '\0';
-        colon = rb + 1 < hostend && rb[1] == ':' ? rb + 1 : NULL;
-        if (rb + 1 < hostend && colon == NULL) goto bad_host;
-    } else {
-        colon = memchr(p, ':', (size_t)(hostend - p));
-        size_t n = (size_t)((colon ? colon : hostend) - p);
-        if (n >= sizeof out->host) goto bad_host;
-        memcpy(out->host, p, n);
-        out->host[n] = '\0';
-    }
-    if (out->host[0] == '\0') str_copy(out->host, sizeof out->host, "127.0.0.1");
-    if (colon != NULL) {
-        long v;
-        size_t n = (size_t)(hostend - colon - 1);
-        if (n == 0 || n >= sizeof port) goto bad_port;
-        memcpy(port, colon + 1, n);
-        port[n] = '\0';
-        if (parse_long(port, 1, 65535, &v) != 0) goto bad_port;
-        out->port = (int)v;
-    }
+    p = parse_auth(url, p, (size_t)(hostend - p), out, err, errlen);
+    if (p == NULL) return -1;
+    if (sentinel) return parse_sentinels(url, p, hostend, slash, out, err, errlen);
+    if (parse_hostport(url, p, (size_t)(hostend - p), out->host, sizeof out->host, &out->port, 6379,
+                       err, errlen) != 0)
+        return -1;
     if (slash != NULL && slash[1] != '\0' && parse_db(slash + 1, &out->db) != 0) {
         err_set(err, errlen, "redis URL '%s': database '%s' is not a number", url, slash + 1);
         return -1;
     }
     return 0;
-bad_auth:
-    err_set(err, errlen, "redis URL '%s': malformed user or password", url);
-    return -1;
-bad_host:
-    err_set(err, errlen, "redis URL '%s': malformed host", url);
-    return -1;
-bad_port:
-    err_set(err, errlen, "redis URL '%s': port must be a number from 1 to 65535", url);
-    return -1;
 }
 
 const char *rconn_default_url(const char *given)
@@ -163,14 +252,25 @@ static struct timeval tv_of(double s)
     return tv;
 }
 
+static void node_name(char *buf, size_t len, const char *host, int port)
+{
+    snprintf(buf, len, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
+}
+
 static const char *where(const struct rconn *r, char *buf, size_t len)
 {
-    if (r->url.unix_path[0])
+    char node[300];
+
+    if (r->url.unix_path[0]) {
         snprintf(buf, len, "%s", r->url.unix_path);
-    else if (strchr(r->url.host, ':'))
-        snprintf(buf, len, "[%s]:%d", r->url.host, r->url.port);
-    else
-        snprintf(buf, len, "%s:%d", r->url.host, r->url.port);
+    } else if (r->url.nsentinels > 0 && r->primary.port == 0) {
+        snprintf(buf, len, "primary of %s", r->url.master);
+    } else if (r->url.nsentinels > 0) {
+        node_name(node, sizeof node, r->primary.host, r->primary.port);
+        snprintf(buf, len, "%s (primary of %s)", node, r->url.master);
+    } else {
+        node_name(buf, len, r->url.host, r->url.port);
+    }
     return buf;
 }
 
@@ -188,6 +288,11 @@ static const struct fix connect_fixes[] = {
     {"Temporary failure in name resolution", "check the host name in the URL"},
     {"timed out", "check the host, the port and any firewall between"},
     {"Resource temporarily unavailable", "check the host, the port and any firewall between"},
+    {"certificate verify failed",
+     "give the CA that signed the server's certificate with --tls-ca (or $CQ_TLS_CA), and "
+     "connect by a name or address the certificate holds"},
+    {"is this a TLS port", "use redis:// for a port without TLS"},
+    {"wrong version number", "is this a TLS port? Use redis:// for a port without TLS"},
 };
 
 /* What to do about an error Redis replied. */
@@ -204,6 +309,9 @@ static const struct fix reply_fixes[] = {
     {"READONLY", "this Redis is a replica: point the URL at the primary"},
     {"MISCONF", "Redis cannot save its snapshot: see its log"},
     {"LOADING", "Redis is loading its data set: try again in a moment"},
+    {"alert certificate required",
+     "this server wants a client certificate: give --tls-cert and --tls-key"},
+    {"alert unknown ca", "the server does not trust the CA of the client certificate"},
 };
 
 static const char *fix_in(const struct fix *fixes, size_t n, const char *msg)
@@ -222,7 +330,7 @@ static void format_error(const struct rconn *r, const char *context, const char 
 {
     const char *fix = fix_in(reply_fixes, sizeof reply_fixes / sizeof reply_fixes[0], msg);
     size_t len = strlen(msg);
-    char w[300];
+    char w[600];
 
     if (fix == NULL && connecting)
         fix = fix_in(connect_fixes, sizeof connect_fixes / sizeof connect_fixes[0], msg);
@@ -241,6 +349,10 @@ void rconn_error(const struct rconn *r, const char *context, const char *msg, ch
 /* Record the context's error (what, or hiredis's) and drop the context. */
 static void fail_as(struct rconn *r, const char *what, int connecting)
 {
+    char tls[256];
+
+    /* Under TLS, hiredis sees only the socketpair close: the relay knows why. */
+    if (what == NULL && tls_session_error(r->tls, tls, sizeof tls) == 0) what = tls;
     format_error(r, NULL,
                  what ? what : (r->ctx && r->ctx->errstr[0] ? r->ctx->errstr : "connection lost"),
                  connecting, r->errstr, sizeof r->errstr);
@@ -272,16 +384,23 @@ static int setup_reply(struct rconn *r, redisReply *rep, const char *what)
     return -1;
 }
 
-int rconn_connect(struct rconn *r)
+/* A TCP (or TLS) connection to host:port in r->ctx. 0, or -1 with errstr set. */
+static int open_node(struct rconn *r, const char *host, int port, double t)
 {
-    double t = r->timeout > 0 ? r->timeout : 5.0;
-    redisReply *rep;
+    if (r->url.tls) {
+        struct tls_opts o = {r->url.tls_ca, r->url.tls_cert, r->url.tls_key};
+        char msg[512];
+        int fd = tls_connect(host, port, &o, t, &r->tls, msg, sizeof msg);
 
-    rconn_close(r);
-    if (r->url.unix_path[0])
-        r->ctx = redisConnectUnixWithTimeout(r->url.unix_path, tv_of(t));
-    else
-        r->ctx = redisConnectWithTimeout(r->url.host, r->url.port, tv_of(t));
+        if (fd < 0) {
+            fail_as(r, msg, 1);
+            return -1;
+        }
+        r->ctx = redisConnectFd(fd);
+        if (r->ctx == NULL) close(fd);
+    } else {
+        r->ctx = redisConnectWithTimeout(host, port, tv_of(t));
+    }
     if (r->ctx == NULL) {
         fail(r, "cannot allocate a connection");
         return -1;
@@ -290,11 +409,110 @@ int rconn_connect(struct rconn *r)
         fail_as(r, NULL, 1);
         return -1;
     }
+    if (!r->url.tls) redisEnableKeepAlive(r->ctx);
+    return 0;
+}
+
+/* Ask the sentinels, in turn, where MASTER's primary is: r->primary. 0, or -1 with errstr
+ * saying what each answered. */
+static int find_primary(struct rconn *r, double t)
+{
+    char said[400] = "", node[300];
+    size_t len = 0;
+    int i;
+
+    memset(&r->primary, 0, sizeof r->primary);
+    for (i = 0; i < r->url.nsentinels; i++) {
+        const struct rconn_node *s = &r->url.sentinels[i];
+        redisContext *c = redisConnectWithTimeout(s->host, s->port, tv_of(t));
+        redisReply *rep = NULL;
+        const char *why = "no answer";
+        long v;
+
+        if (c != NULL && !c->err) {
+            redisSetTimeout(c, tv_of(t));
+            rep = redisCommand(c, "SENTINEL get-master-addr-by-name %s", r->url.master);
+        }
+        if (rep != NULL && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+            rep->element[0]->type == REDIS_REPLY_STRING &&
+            rep->element[1]->type == REDIS_REPLY_STRING &&
+            parse_long(rep->element[1]->str, 1, 65535, &v) == 0 &&
+            str_copy(r->primary.host, sizeof r->primary.host, rep->element[0]->str) == 0) {
+            r->primary.port = (int)v;
+            freeReplyObject(rep);
+            redisFree(c);
+            return 0;
+        }
+        if (c == NULL || c->err)
+            why = c ? c->errstr : "cannot allocate a connection";
+        else if (rep != NULL && rep->type == REDIS_REPLY_ERROR)
+            why = rep->str;
+        else if (rep != NULL && rep->type == REDIS_REPLY_NIL)
+            why = "knows no master of that name";
+        node_name(node, sizeof node, s->host, s->port);
+        if (len < sizeof said)
+            len += (size_t)snprintf(said + len, sizeof said - len, "%s%s: %s", len ? "; " : "",
+                                    node, why);
+        if (rep != NULL) freeReplyObject(rep);
+        if (c != NULL) redisFree(c);
+    }
+    err_set(r->errstr, sizeof r->errstr,
+            "redis sentinels of %s: none gave its primary (%s); check that the sentinels run "
+            "and monitor %s",
+            r->url.master, said, r->url.master);
+    return -1;
+}
+
+/* After a failover the sentinels may still name the old primary for a moment: only a node
+ * whose ROLE is master will do. An ACL that forbids ROLE is taken as a yes. */
+static int check_role(struct rconn *r)
+{
+    redisReply *rep = redisCommand(r->ctx, "ROLE");
+    char msg[200];
+
+    if (rep == NULL) {
+        fail_as(r, NULL, 1);
+        return -1;
+    }
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements > 0 &&
+        rep->element[0]->type == REDIS_REPLY_STRING &&
+        strcmp(rep->element[0]->str, "master") != 0) {
+        snprintf(msg, sizeof msg, "ROLE says %s, not master: a failover is under way; retrying",
+                 rep->element[0]->str);
+        freeReplyObject(rep);
+        fail(r, msg);
+        return -1;
+    }
+    freeReplyObject(rep);
+    return 0;
+}
+
+int rconn_connect(struct rconn *r)
+{
+    double t = r->timeout > 0 ? r->timeout : 5.0;
+    redisReply *rep;
+
+    rconn_close(r);
+    if (r->url.unix_path[0]) {
+        r->ctx = redisConnectUnixWithTimeout(r->url.unix_path, tv_of(t));
+        if (r->ctx == NULL) {
+            fail(r, "cannot allocate a connection");
+            return -1;
+        }
+        if (r->ctx->err) {
+            fail_as(r, NULL, 1);
+            return -1;
+        }
+    } else if (r->url.nsentinels > 0) {
+        if (find_primary(r, t) != 0 || open_node(r, r->primary.host, r->primary.port, t) != 0)
+            return -1;
+    } else if (open_node(r, r->url.host, r->url.port, t) != 0) {
+        return -1;
+    }
     /* The setup commands below get the connect time-out even on a connection whose commands
      * have none (a watcher's blocking one), so that a Redis that stopped answering cannot hang
      * a reconnection. */
     redisSetTimeout(r->ctx, tv_of(t));
-    if (!r->url.unix_path[0]) redisEnableKeepAlive(r->ctx);
     /* Command functions fork: their programs must not inherit a connection to Redis. */
     fcntl(r->ctx->fd, F_SETFD, FD_CLOEXEC);
     if (r->url.pass[0]) {
@@ -316,6 +534,7 @@ int rconn_connect(struct rconn *r)
             return -1;
         }
     }
+    if (r->url.nsentinels > 0 && check_role(r) != 0) return -1;
     if (r->url.db != 0) {
         char what[32];
         snprintf(what, sizeof what, "SELECT %d", r->url.db);
@@ -332,6 +551,19 @@ void rconn_close(struct rconn *r)
         redisFree(r->ctx);
         r->ctx = NULL;
     }
+    tls_session_release(r->tls);
+    r->tls = NULL;
+}
+
+/* A reply seen: through sentinels, READONLY means the primary was demoted by a failover, so
+ * the connection is dropped (errstr says why) and the next use asks the sentinels again. The
+ * reply still goes to the caller. */
+static redisReply *seen(struct rconn *r, redisReply *rep)
+{
+    if (rep != NULL && r->url.nsentinels > 0 && rep->type == REDIS_REPLY_ERROR &&
+        strncmp(rep->str, "READONLY", 8) == 0)
+        fail(r, "READONLY: this node is a replica now (a failover); reconnecting to the primary");
+    return rep;
 }
 
 static int ensure(struct rconn *r)
@@ -347,7 +579,7 @@ redisReply *rconn_command(struct rconn *r, int argc, const char **argv, const si
     if (ensure(r) != 0) return NULL;
     rep = redisCommandArgv(r->ctx, argc, argv, lens);
     if (rep == NULL) fail(r, NULL);
-    return rep;
+    return seen(r, rep);
 }
 
 redisReply *rconn_commandf(struct rconn *r, const char *fmt, ...)
@@ -360,7 +592,7 @@ redisReply *rconn_commandf(struct rconn *r, const char *fmt, ...)
     rep = redisvCommand(r->ctx, fmt, ap);
     va_end(ap);
     if (rep == NULL) fail(r, NULL);
-    return rep;
+    return seen(r, rep);
 }
 
 int rconn_append(struct rconn *r, int argc, const char **argv, const size_t *lens)
@@ -401,7 +633,7 @@ redisReply *rconn_read(struct rconn *r)
         fail(r, NULL);
         return NULL;
     }
-    return rep;
+    return seen(r, rep);
 }
 
 /* hiredis 0.14 marks a blocking context failed when a read times out (EAGAIN is an I/O
@@ -433,7 +665,7 @@ int rconn_read_timed(struct rconn *r, double seconds, redisReply **out)
             return -1;
         }
         if (rep != NULL) {
-            *out = rep;
+            *out = seen(r, rep);
             return 1;
         }
         left = until - time_mono_ms();

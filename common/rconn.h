@@ -1,6 +1,13 @@
 /* rconn.h - one connection to Redis, from a redis:// URL, with reconnection.
  *
- * URL form: redis://[[user]:pass@]host[:port][/db]  (also unix:///path/to.sock[?db=N]).
+ * URL forms: redis://[[user]:pass@]host[:port][/db], unix:///path/to.sock[?db=N],
+ *   rediss://... as redis:// over TLS (tls.h: the CA, certificate and key files come from
+ *     $CQ_TLS_CA, $CQ_TLS_CERT, $CQ_TLS_KEY, which the commands' --tls-* options set), and
+ *   redis+sentinel://[[user]:pass@]host[:port][,host[:port]...]/MASTER[/db]: the sentinels
+ *     (port 26379 by default) are asked for MASTER's primary at each connection, and ROLE
+ *     must say "master"; a READONLY reply (a primary demoted by a failover) closes the
+ *     connection so that the next use asks again. The user and password are the data
+ *     nodes'; the sentinels are asked without.
  * Connecting runs AUTH (with a user name for ACL users) and SELECT as the URL asks.
  * hiredis 0.14 has no redisConnectWithOptions, so this uses redisConnectWithTimeout and sets
  * read/write timeouts and TCP keepalive on the result.
@@ -11,6 +18,13 @@
 #include <stddef.h>
 #include <hiredis/hiredis.h>
 
+#define RCONN_SENTINELS_MAX 8
+
+struct rconn_node {
+    char host[256];
+    int port;
+};
+
 struct rconn_url {
     char host[256];
     int port;
@@ -18,13 +32,22 @@ struct rconn_url {
     char user[128];
     char pass[256];
     int db;
+    int tls;                                          /* rediss:// */
+    char tls_ca[512], tls_cert[512], tls_key[512];    /* $CQ_TLS_CA, ... ("": none) */
+    struct rconn_node sentinels[RCONN_SENTINELS_MAX]; /* redis+sentinel:// */
+    int nsentinels;
+    char master[128]; /* the name the sentinels know the primary by */
 };
+
+struct tls_session;
 
 struct rconn {
     redisContext *ctx; /* NULL while disconnected */
     struct rconn_url url;
-    double timeout;   /* connect and command timeout in seconds; 0 = none for commands */
-    char errstr[512]; /* the last error, one line */
+    double timeout;            /* connect and command timeout in seconds; 0 = none for commands */
+    char errstr[512];          /* the last error, one line */
+    struct rconn_node primary; /* redis+sentinel://: the primary connected to, for messages */
+    struct tls_session *tls;   /* rediss://: the session under ctx (tls.h), or NULL */
 };
 
 /* An error line about Redis: "[context: ]redis HOST:PORT: MSG; FIX", where FIX is what to

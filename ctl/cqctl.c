@@ -29,6 +29,7 @@ static struct cli cli; /* the command line, for usage errors (cli_error) */
 
 static const struct cli_option options[] = {
     CLI_URL,
+    CLI_TLS,
     CLI_PREFIX(O_PREFIX),
     {"json", O_JSON, NULL,
      "print JSON instead of text: one document (info --watch: one\n"
@@ -1186,7 +1187,8 @@ static const struct command *find_command(const char *name)
 /* The options every command takes. */
 static int common_option(int key)
 {
-    return key == 'u' || key == O_PREFIX || key == O_JSON || key == 'h' || key == 'V';
+    return key == 'u' || key == O_PREFIX || key == O_JSON || key == 'h' || key == 'V' ||
+        key == CLI_O_TLS_CA || key == CLI_O_TLS_CERT || key == CLI_O_TLS_KEY;
 }
 
 static int own_option(const struct command *cmd, int key)
@@ -1254,6 +1256,9 @@ static int parse_options(struct ctl *c, int argc, char **argv, int *seen, size_t
         switch (opt) {
         case CLI_STOP: rc = cli.status == 0 ? CLI_STOP : cli.status; break;
         case 'u': c->url = optarg; break;
+        case CLI_O_TLS_CA:
+        case CLI_O_TLS_CERT:
+        case CLI_O_TLS_KEY: cli_tls(opt, optarg); break;
         case O_PREFIX: c->prefix = optarg; break;
         case O_JSON: c->json = 1; break;
         case 'w': c->watch = 1; break;

@@ -12,6 +12,7 @@
  */
 #include <getopt.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +55,7 @@ enum {
 
 static const struct cli_option options[] = {
     CLI_URL,
+    CLI_TLS,
     CLI_QUEUE,
     CLI_PREFIX(O_PREFIX),
     {"id", O_ID, "ID", "use this job id instead of a new UUID (not with --stdin)"},
@@ -455,6 +457,9 @@ static int parse_options(struct opts *o, int *list, int argc, char **argv)
         switch (c) {
         case CLI_STOP: rc = cli.status == 0 ? CLI_STOP : cli.status; break;
         case 'u': o->url = optarg; break;
+        case CLI_O_TLS_CA:
+        case CLI_O_TLS_CERT:
+        case CLI_O_TLS_KEY: cli_tls(c, optarg); break;
         case 'q': o->queue = optarg; break;
         case O_PREFIX: o->prefix = optarg; break;
         case O_ID: o->id = optarg; break;
@@ -540,6 +545,8 @@ int main(int argc, char **argv)
     char err[1024];
     int rc = 0, list = 0;
 
+    /* A connection reset must be an error to report, not a signal that ends the program. */
+    signal(SIGPIPE, SIG_IGN);
     memset(&o, 0, sizeof o);
     o.queue = "default";
     o.retries = -1;

@@ -151,6 +151,7 @@ static const struct cli_option options[] = {
     {"dir", O_DIR, "DIR", "directory argument of every job (default: images)"},
     CLI_QUEUE,
     CLI_URL,
+    CLI_TLS,
     CLI_PREFIX(O_PREFIX),
     {"dry-run", O_DRY, NULL, "print the links, one a line, and enqueue nothing (no Redis)"},
     {"wait", O_WAIT, NULL,
@@ -291,6 +292,12 @@ static int parse_loop(int argc, char **argv, struct config *c)
         case 'u':
             c->url = optarg;
             note_redis_opt(c, "-u");
+            break;
+        case CLI_O_TLS_CA:
+        case CLI_O_TLS_CERT:
+        case CLI_O_TLS_KEY:
+            cli_tls(opt, optarg);
+            note_redis_opt(c, "--tls-*");
             break;
         case O_PREFIX:
             c->prefix = optarg;

@@ -118,7 +118,7 @@ usage_error "cworker --log-level" \
 usage_error "cworker --log-format" "cworker: --log-format: 'xml' is not one of text or json" \
     cworker --log-format xml
 usage_error "cworker --url" \
-    "cworker: --url: redis URL 'localhost:6379': must start with redis:// or unix://" \
+    "cworker: --url: redis URL 'localhost:6379': must start with redis://, rediss:// (TLS), redis+sentinel:// or unix://" \
     cworker --url localhost:6379
 usage_error "cenqueue --queue" \
     "cenqueue: --queue: 'a b' is not a queue name (1-128 of A-Z a-z 0-9 _ . @ -)" \

@@ -51,6 +51,36 @@ int main(void)
     CHECK(parse("redis://u:%zz@h", &u, err, sizeof err) == -1);
     CHECK(parse("unix://relative.sock", &u, err, sizeof err) == -1);
 
+    /* rediss://: TLS, its files from the environment. */
+    setenv("CQ_TLS_CA", "/etc/cq/ca.pem", 1);
+    CHECK(parse("rediss://u:p@cache.example:6380/2", &u, err, sizeof err) == 0);
+    CHECK(u.tls == 1 && u.port == 6380 && u.db == 2);
+    CHECK_STREQ(u.host, "cache.example");
+    CHECK_STREQ(u.user, "u");
+    CHECK_STREQ(u.tls_ca, "/etc/cq/ca.pem");
+    CHECK(u.tls_cert[0] == '\0');
+    unsetenv("CQ_TLS_CA");
+    CHECK(parse("redis://h", &u, err, sizeof err) == 0);
+    CHECK(u.tls == 0);
+
+    /* redis+sentinel://: the sentinels (26379 by default), then the master's name and db. */
+    CHECK(parse("redis+sentinel://:pw@10.0.0.1,10.0.0.2:26380,[::1]:5/mymaster/4", &u, err,
+                sizeof err) == 0);
+    CHECK(u.nsentinels == 3);
+    CHECK_STREQ(u.sentinels[0].host, "10.0.0.1");
+    CHECK(u.sentinels[0].port == 26379 && u.sentinels[1].port == 26380);
+    CHECK_STREQ(u.sentinels[2].host, "::1");
+    CHECK(u.sentinels[2].port == 5);
+    CHECK_STREQ(u.master, "mymaster");
+    CHECK_STREQ(u.pass, "pw");
+    CHECK(u.db == 4);
+    CHECK(parse("redis+sentinel://h1,h2", &u, err, sizeof err) == -1);
+    CHECK_HAS(err, "the master's name");
+    CHECK(parse("redis+sentinel://h1:x/m", &u, err, sizeof err) == -1);
+    CHECK_HAS(err, "port");
+    CHECK(parse("redis+sentinel://a,b,c,d,e,f,g,h,i/m", &u, err, sizeof err) == -1);
+    CHECK_HAS(err, "at most 8 sentinels");
+
     /* A closed port: one line naming the address, the cause and the fix. */
     CHECK(parse("redis://127.0.0.1:1", &u, err, sizeof err) == 0);
     rconn_init(&r, &u, 1.0);

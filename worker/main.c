@@ -47,6 +47,7 @@ enum {
 
 static const struct cli_option options[] = {
     CLI_URL,
+    CLI_TLS,
     CLI_PREFIX(O_PREFIX),
     {"concurrency", 'c', "N", "jobs run at once, each on its own thread (default: 16)"},
     {"burst", 'b', NULL,
@@ -213,6 +214,9 @@ static int parse_options(cq_worker *w, struct opts *o, int argc, char **argv)
         case CLI_STOP: rc = cli.status == 0 ? CLI_STOP : cli.status; break;
         case 'b': rc = set(&cli, w, "1"); break;
         case O_ROOT: o->root = optarg; break;
+        case CLI_O_TLS_CA:
+        case CLI_O_TLS_CERT:
+        case CLI_O_TLS_KEY: cli_tls(c, optarg); break;
         case O_MAX_SIZE: rc = cli_size(&cli, optarg, &o->limits.max_bytes); break;
         case O_CONNECT: rc = cli_duration(&cli, optarg, &o->limits.connect_timeout); break;
         case O_LIST: o->list = 1; break;

@@ -1,0 +1,424 @@
+/* tls.c - a verified TLS session to Redis behind a socketpair (see tls.h). */
+#include "tls.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "util.h"
+
+#define RELAY_BUF 65536 /* bytes buffered in each direction */
+
+struct tls_session {
+    pthread_mutex_t mu;
+    int refs;
+    char error[256];
+};
+
+struct relay {
+    struct tls_session *session;
+    SSL *ssl;
+    SSL_CTX *ctx;
+    int net;   /* the TCP socket under the session (non-blocking) */
+    int plain; /* our end of the socketpair (non-blocking) */
+    /* up: from hiredis to the server; down: from the server to hiredis */
+    char up[RELAY_BUF], down[RELAY_BUF];
+    size_t up_len, down_len;
+};
+
+/* The OpenSSL error queue's first message, or what fallback says; the queue is emptied. */
+static const char *ssl_error(char *buf, size_t len, const char *fallback)
+{
+    unsigned long e = ERR_get_error();
+
+    if (e == 0) {
+        str_copy(buf, len, fallback);
+    } else {
+        const char *reason = ERR_reason_error_string(e);
+        str_copy(buf, len, reason ? reason : "unknown error");
+    }
+    ERR_clear_error();
+    return buf;
+}
+
+static int set_nonblocking(int fd, int on)
+{
+    int fl = fcntl(fd, F_GETFL);
+
+    if (fl < 0) return -1;
+    return fcntl(fd, F_SETFL, on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK);
+}
+
+/* poll one fd for events until the deadline (time_mono_ms); 1 ready, 0 timed out, -1 error. */
+static int wait_fd(int fd, short events, long long deadline)
+{
+    for (;;) {
+        struct pollfd p = {fd, events, 0};
+        long long left = deadline - time_mono_ms();
+        int n;
+
+        if (left <= 0) return 0;
+        n = poll(&p, 1, (int)left);
+        if (n < 0 && errno == EINTR) continue;
+        return n < 0 ? -1 : n > 0;
+    }
+}
+
+/* A TCP connection to host:port by the deadline, non-blocking. -1 with err. */
+static int tcp_connect(const char *host, int port, long long deadline, char *err, size_t errlen)
+{
+    struct addrinfo hints, *res = NULL, *ai;
+    char svc[16];
+    int fd = -1, rc, saved = ETIMEDOUT;
+
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    snprintf(svc, sizeof svc, "%d", port);
+    rc = getaddrinfo(host, svc, &hints, &res);
+    if (rc != 0) {
+        err_set(err, errlen, "%s", gai_strerror(rc));
+        return -1;
+    }
+    for (ai = res; ai != NULL; ai = ai->ai_next) {
+        socklen_t sl = sizeof saved;
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
+        if (fd < 0) {
+            saved = errno;
+            continue;
+        }
+        if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) break;
+        if (errno == EINPROGRESS && wait_fd(fd, POLLOUT, deadline) == 1 &&
+            getsockopt(fd, SOL_SOCKET, SO_ERROR, &saved, &sl) == 0 && saved == 0)
+            break;
+        if (errno != EINPROGRESS) saved = errno;
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    if (fd < 0) {
+        err_set(err, errlen, "%s", saved == ETIMEDOUT ? "Connection timed out" : strerror(saved));
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+    return fd;
+}
+
+static SSL_CTX *make_ctx(const struct tls_opts *o, char *err, size_t errlen)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    char msg[256];
+
+    if (ctx == NULL) {
+        err_set(err, errlen, "TLS: %s", ssl_error(msg, sizeof msg, "cannot make a context"));
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    if (o->ca != NULL && o->ca[0] != '\0') {
+        if (SSL_CTX_load_verify_locations(ctx, o->ca, NULL) != 1) {
+            err_set(err, errlen, "TLS: CA file '%s': %s", o->ca,
+                    ssl_error(msg, sizeof msg, "cannot be read"));
+            goto fail;
+        }
+    } else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+        err_set(err, errlen, "TLS: the system's CAs: %s", ssl_error(msg, sizeof msg, "missing"));
+        goto fail;
+    }
+    if (o->cert != NULL && o->cert[0] != '\0') {
+        const char *key = o->key != NULL && o->key[0] != '\0' ? o->key : o->cert;
+        if (SSL_CTX_use_certificate_chain_file(ctx, o->cert) != 1) {
+            err_set(err, errlen, "TLS: certificate file '%s': %s", o->cert,
+                    ssl_error(msg, sizeof msg, "cannot be read"));
+            goto fail;
+        }
+        if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
+            SSL_CTX_check_private_key(ctx) != 1) {
+            err_set(
+                err, errlen, "TLS: key file '%s': %s", key,
+                ssl_error(msg, sizeof msg, "cannot be read, or does not match the certificate"));
+            goto fail;
+        }
+    }
+    return ctx;
+fail:
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+/* The handshake on fd by the deadline, checking the certificate against host. */
+static SSL *handshake(SSL_CTX *ctx, int fd, const char *host, long long deadline, char *err,
+                      size_t errlen)
+{
+    SSL *ssl = SSL_new(ctx);
+    unsigned char addr[16];
+    char msg[256];
+    int rc;
+
+    if (ssl == NULL || SSL_set_fd(ssl, fd) != 1) {
+        err_set(err, errlen, "TLS: %s", ssl_error(msg, sizeof msg, "cannot make a session"));
+        SSL_free(ssl);
+        return NULL;
+    }
+    if (inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1) {
+        /* An address: the certificate must name it (IP SAN); no SNI for addresses. */
+        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host);
+    } else {
+        SSL_set_tlsext_host_name(ssl, host);
+        SSL_set1_host(ssl, host);
+    }
+    while ((rc = SSL_connect(ssl)) != 1) {
+        int e = SSL_get_error(ssl, rc), ready = 0;
+        if (e == SSL_ERROR_WANT_READ) ready = wait_fd(fd, POLLIN, deadline);
+        if (e == SSL_ERROR_WANT_WRITE) ready = wait_fd(fd, POLLOUT, deadline);
+        if (ready == 1) continue;
+        if (ready == 0 && (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)) {
+            err_set(err, errlen, "TLS: no handshake within the time-out (is this a TLS port?)");
+        } else if (SSL_get_verify_result(ssl) != X509_V_OK) {
+            err_set(err, errlen, "TLS: certificate verify failed: %s",
+                    X509_verify_cert_error_string(SSL_get_verify_result(ssl)));
+            ERR_clear_error();
+        } else {
+            err_set(err, errlen, "TLS: handshake failed: %s",
+                    ssl_error(msg, sizeof msg, "the server closed the connection"));
+        }
+        SSL_free(ssl);
+        return NULL;
+    }
+    return ssl;
+}
+
+/* The session ended with SSL_get_error's e: note why for the owner (a clean close_notify is
+ * no failure). Returns -1. */
+static int relay_failed(struct relay *r, int e)
+{
+    char msg[200];
+
+    if (e == SSL_ERROR_ZERO_RETURN) return -1;
+    if (ERR_peek_error() == 0) {
+        /* A write that failed on a reset connection: the server's alert saying why may be
+         * waiting to be read (a refused client certificate comes so). */
+        char scratch[512];
+        ERR_clear_error();
+        SSL_read(r->ssl, scratch, sizeof scratch);
+    }
+    ssl_error(msg, sizeof msg, "the connection was lost");
+    pthread_mutex_lock(&r->session->mu);
+    snprintf(r->session->error, sizeof r->session->error, "TLS: %s", msg);
+    pthread_mutex_unlock(&r->session->mu);
+    return -1;
+}
+
+int tls_session_error(struct tls_session *s, char *buf, size_t len)
+{
+    int rc;
+
+    if (s == NULL) return -1;
+    pthread_mutex_lock(&s->mu);
+    rc = s->error[0] ? 0 : -1;
+    if (rc == 0) str_copy(buf, len, s->error);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+void tls_session_release(struct tls_session *s)
+{
+    int left;
+
+    if (s == NULL) return;
+    pthread_mutex_lock(&s->mu);
+    left = --s->refs;
+    pthread_mutex_unlock(&s->mu);
+    if (left > 0) return;
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
+
+/* Move what can move now: plain -> up -> TLS, TLS -> down -> plain. Returns 0 to go on, or -1
+ * when a side closed or failed. *want_read / *want_write: TLS waits for the socket so. */
+static int relay_step(struct relay *r, int *want_read, int *want_write)
+{
+    ssize_t n;
+    int rc, e;
+
+    *want_read = *want_write = 0;
+    if (r->up_len < RELAY_BUF) {
+        n = read(r->plain, r->up + r->up_len, RELAY_BUF - r->up_len);
+        if (n == 0) return -1; /* hiredis closed its end */
+        if (n < 0 && errno != EAGAIN && errno != EINTR) return -1;
+        if (n > 0) r->up_len += (size_t)n;
+    }
+    while (r->up_len > 0) {
+        rc = SSL_write(r->ssl, r->up, (int)r->up_len);
+        if (rc > 0) {
+            memmove(r->up, r->up + rc, r->up_len - (size_t)rc);
+            r->up_len -= (size_t)rc;
+            continue;
+        }
+        e = SSL_get_error(r->ssl, rc);
+        if (e == SSL_ERROR_WANT_WRITE)
+            *want_write = 1;
+        else if (e == SSL_ERROR_WANT_READ)
+            *want_read = 1;
+        else
+            return relay_failed(r, e);
+        break;
+    }
+    while (r->down_len < RELAY_BUF) {
+        rc = SSL_read(r->ssl, r->down + r->down_len, (int)(RELAY_BUF - r->down_len));
+        if (rc > 0) {
+            r->down_len += (size_t)rc;
+            continue;
+        }
+        e = SSL_get_error(r->ssl, rc);
+        if (e == SSL_ERROR_WANT_READ)
+            *want_read = 1;
+        else if (e == SSL_ERROR_WANT_WRITE)
+            *want_write = 1;
+        else if (r->down_len == 0)
+            return relay_failed(r, e); /* nothing left to hand on */
+        break;
+    }
+    while (r->down_len > 0) {
+        n = write(r->plain, r->down, r->down_len);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) break;
+        if (n < 0) return -1;
+        memmove(r->down, r->down + n, r->down_len - (size_t)n);
+        r->down_len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* SIGPIPE held off on this thread while it writes to a socket the peer may have closed: the
+ * write fails with EPIPE instead of killing a program that did not ignore the signal. A
+ * SIGPIPE raised meanwhile is taken off before the old mask returns. */
+static void sigpipe_hold(sigset_t *old)
+{
+    sigset_t s;
+
+    sigemptyset(&s);
+    sigaddset(&s, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &s, old);
+}
+
+static void sigpipe_release(const sigset_t *old)
+{
+    const struct timespec none = {0, 0};
+    sigset_t s;
+
+    if (!sigismember(old, SIGPIPE)) {
+        sigemptyset(&s);
+        sigaddset(&s, SIGPIPE);
+        while (sigtimedwait(&s, NULL, &none) > 0) continue;
+    }
+    pthread_sigmask(SIG_SETMASK, old, NULL);
+}
+
+static void *relay_main(void *arg)
+{
+    struct relay *r = arg;
+    sigset_t old;
+
+    sigpipe_hold(&old); /* for the thread's life: it writes to both sockets */
+
+    for (;;) {
+        struct pollfd p[2];
+        int want_read, want_write;
+
+        if (relay_step(r, &want_read, &want_write) != 0) break;
+        p[0].fd = r->plain;
+        p[0].events = (short)((r->up_len < RELAY_BUF ? POLLIN : 0) | (r->down_len ? POLLOUT : 0));
+        p[1].fd = r->net;
+        p[1].events = (short)((want_read || (r->down_len < RELAY_BUF && !want_write) ? POLLIN : 0) |
+                              (want_write ? POLLOUT : 0));
+        p[0].revents = p[1].revents = 0;
+        if (SSL_pending(r->ssl) > 0 && r->down_len < RELAY_BUF) continue;
+        if (poll(p, 2, -1) < 0 && errno != EINTR) break;
+        if ((p[0].revents | p[1].revents) & POLLNVAL) break;
+    }
+    SSL_shutdown(r->ssl); /* a close_notify, best effort: the socket is non-blocking */
+    SSL_free(r->ssl);
+    SSL_CTX_free(r->ctx);
+    close(r->net);
+    close(r->plain);
+    tls_session_release(r->session);
+    free(r);
+    return NULL;
+}
+
+int tls_connect(const char *host, int port, const struct tls_opts *o, double timeout,
+                struct tls_session **session, char *err, size_t errlen)
+{
+    long long deadline = time_mono_ms() + (long long)(timeout * 1000.0);
+    struct relay *r;
+    pthread_attr_t attr;
+    pthread_t th;
+    SSL_CTX *ctx;
+    SSL *ssl;
+    int net, pair[2];
+
+    sigset_t old;
+
+    ctx = make_ctx(o, err, errlen);
+    if (ctx == NULL) return -1;
+    net = tcp_connect(host, port, deadline, err, errlen);
+    if (net < 0) {
+        SSL_CTX_free(ctx);
+        return -1;
+    }
+    sigpipe_hold(&old);
+    ssl = handshake(ctx, net, host, deadline, err, errlen);
+    sigpipe_release(&old);
+    if (ssl == NULL || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {
+        if (ssl != NULL) err_set(err, errlen, "TLS: socketpair: %s", strerror(errno));
+        SSL_free(ssl);
+        SSL_CTX_free(ctx);
+        close(net);
+        return -1;
+    }
+    r = xcalloc(1, sizeof *r);
+    r->session = xcalloc(1, sizeof *r->session);
+    pthread_mutex_init(&r->session->mu, NULL);
+    r->session->refs = 2; /* the relay's and the caller's */
+    r->ssl = ssl;
+    r->ctx = ctx;
+    r->net = net;
+    r->plain = pair[1];
+    set_nonblocking(r->plain, 1);
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&th, &attr, relay_main, r) != 0) {
+        err_set(err, errlen, "TLS: cannot start the relay thread");
+        pthread_attr_destroy(&attr);
+        SSL_free(ssl);
+        SSL_CTX_free(ctx);
+        close(net);
+        close(pair[0]);
+        close(pair[1]);
+        pthread_mutex_destroy(&r->session->mu);
+        free(r->session);
+        free(r);
+        return -1;
+    }
+    pthread_attr_destroy(&attr);
+    *session = r->session;
+    return pair[0];
+}

@@ -1,0 +1,44 @@
+/* tls.h - TLS to Redis, for rconn's rediss:// URLs.
+ *
+ * Debian 12's hiredis (0.14) speaks plain sockets only. A rediss:// connection is therefore
+ * a socketpair: hiredis gets one end (redisConnectFd) and speaks RESP on it as on any
+ * socket, while a relay thread joins the other end to a TLS session with the server
+ * (OpenSSL). The session is verified as a browser verifies one: the server's chain against
+ * the CA file given (else the system's CAs), and its certificate against the URL's host
+ * name or address. Nothing about RESP changes, so every hiredis call, pipeline and blocking
+ * command works unchanged; the cost is a thread and a copy per connection, small next to a
+ * network round trip.
+ *
+ * The relay moves bytes both ways with a buffer each, never blocking on one direction while
+ * the other waits, and ends when either side closes: closing (redisFree) the plain end ends
+ * the session.
+ */
+#ifndef CQ_TLS_H
+#define CQ_TLS_H
+
+#include <stddef.h>
+
+struct tls_opts {
+    const char *ca;   /* PEM file of the CAs to trust; NULL or "": the system's */
+    const char *cert; /* PEM client certificate (chain), for servers that ask; NULL: none */
+    const char *key;  /* its private key; NULL: in cert's file */
+};
+
+/* What the relay of one session saw go wrong, for the owner of the plain end to read after
+ * hiredis reports only "Server closed the connection" (a server that refuses the client's
+ * certificate says so after the handshake, in an alert). Shared by the relay and the owner,
+ * freed by the last to let go. */
+struct tls_session;
+
+/* Connect to host:port within timeout seconds and make a verified TLS session. Returns the
+ * plain end of a socketpair carrying it (close-on-exec) and *session, or -1 with err saying
+ * what failed: "TLS: certificate verify failed: unable to get local issuer certificate". */
+int tls_connect(const char *host, int port, const struct tls_opts *o, double timeout,
+                struct tls_session **session, char *err, size_t errlen);
+
+/* The session's failure ("TLS: tlsv13 alert certificate required"), copied into buf; 0 when
+ * there is one, -1 when the session saw nothing wrong. */
+int tls_session_error(struct tls_session *s, char *buf, size_t len);
+void tls_session_release(struct tls_session *s);
+
+#endif

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# test_tls.sh - rediss:// against Debian's redis-server with TLS on (--tls-port, no plain
+# port): jobs flow through cenqueue, cworker and cqctl with the CA given by --tls-ca or
+# $CQ_TLS_CA, and many of them at once through one worker (the relay under load); a wrong CA,
+# a certificate for another name, a plain client and a TLS client on a plain port are each
+# refused with one clear line; a server that asks for client certificates takes ours.
+# The certificates are made here with openssl.
+. "$(dirname "$0")/lib.sh"
+
+mkdir -p "$T/pki"
+cd "$T/pki"
+# ca NAME: a self-signed CA (NAME.pem, NAME.key).
+ca() {
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=cq test $1" \
+        -keyout "$1.key" -out "$1.pem" 2>/dev/null
+}
+# cert NAME CA SAN: a certificate signed by CA for the subjectAltName SAN.
+cert() {
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=$1" -keyout "$1.key" -out "$1.csr" 2>/dev/null
+    printf 'subjectAltName=%s\n' "$3" >"$1.ext"
+    openssl x509 -req -in "$1.csr" -CA "$2.pem" -CAkey "$2.key" -CAcreateserial -days 2 \
+        -extfile "$1.ext" -out "$1.pem" 2>/dev/null
+}
+ca ca
+ca other
+cert server ca "IP:127.0.0.1"
+cert client ca "DNS:cq-client"
+cd - >/dev/null
+[ -s "$T/pki/server.pem" ] || { echo "FATAL: openssl could not make the certificates"; exit 1; }
+
+# A TLS-only Redis: lib.sh's readiness check talks TLS to it.
+TLS_ARGS=(--tls-cert-file "$T/pki/server.pem" --tls-key-file "$T/pki/server.key"
+          --tls-ca-cert-file "$T/pki/ca.pem" --tls-auth-clients no)
+redis_answers() {
+    [ "$(redis-cli --tls --cacert "$T/pki/ca.pem" -h 127.0.0.1 -p "$RPORT" ping 2>/dev/null)" = PONG ]
+}
+rcli() { redis-cli --tls --cacert "$T/pki/ca.pem" -h 127.0.0.1 -p "$RPORT" "$@"; }
+for try in $(seq 1 20); do
+    RPORT=$(( 20000 + RANDOM % 12000 ))
+    launch_redis --port 0 --tls-port "$RPORT" --bind 127.0.0.1 "${TLS_ARGS[@]}" && break
+done
+URL=rediss://127.0.0.1:$RPORT
+
+echo "# jobs flow over TLS"
+id=$("$BIN/cenqueue" -u "$URL" --tls-ca "$T/pki/ca.pem" noop)
+check_eq "cenqueue --tls-ca: an id" 36 "${#id}"
+"$BIN/cworker" -u "$URL" --tls-ca "$T/pki/ca.pem" --burst 2>"$T/w.log"
+check_eq "cworker --tls-ca --burst: exit 0" 0 "$?"
+check_eq "the job finished" finished "$(jfield "$id")"
+export CQ_TLS_CA=$T/pki/ca.pem
+"$BIN/cworker" -u "$URL" 2>/dev/null &
+W=$!
+PIDS+=("$W")
+out=$("$BIN/cenqueue" -u "$URL" --wait --wait-timeout 30s sleep 0 2>&1)
+kill -TERM "$W"
+wait "$W"
+check_contains "\$CQ_TLS_CA, and --wait (pub/sub) over TLS" "finished" "$out"
+check_contains "cqctl info over TLS" "default" "$("$BIN/cqctl" -u "$URL" info 2>&1)"
+
+echo "# many jobs at once through one worker's connections"
+seq 1 3000 | sed 's/.*/noop/' | "$BIN/cenqueue" -u "$URL" --stdin --quiet
+before=$(rcli HGET cq:stats processed)
+"$BIN/cworker" -u "$URL" -c 32 --burst 2>"$T/w2.log"
+check_eq "3000 jobs: the worker exits 0" 0 "$?"
+check_eq "... and every one was processed" $((before + 3000)) "$(rcli HGET cq:stats processed)"
+
+echo "# refusals, each one line with its fix"
+unset CQ_TLS_CA
+"$BIN/cenqueue" -u "$URL" --tls-ca "$T/pki/other.pem" noop >/dev/null 2>"$T/err"
+check_eq "a CA that did not sign the server's certificate: exit 1" 1 "$?"
+check_eq "... one line" 1 "$(wc -l <"$T/err")"
+check_contains "... naming the cause" \
+    "cenqueue: redis 127.0.0.1:$RPORT: TLS: certificate verify failed: " "$(cat "$T/err")"
+check_contains "... and the fix" "give the CA that signed the server's certificate with --tls-ca" \
+    "$(cat "$T/err")"
+"$BIN/cenqueue" -u "rediss://localhost:$RPORT" --tls-ca "$T/pki/ca.pem" noop >/dev/null 2>"$T/err"
+check_eq "a name the certificate does not hold (localhost, not 127.0.0.1): exit 1" 1 "$?"
+check_contains "... certificate verify failed" "TLS: certificate verify failed: hostname mismatch" \
+    "$(cat "$T/err")"
+"$BIN/cenqueue" -u "$URL" --tls-ca /nonexistent/ca.pem noop >/dev/null 2>"$T/err"
+check_eq "a CA file that is not there: exit 1" 1 "$?"
+check_contains "... says which" "TLS: CA file '/nonexistent/ca.pem'" "$(cat "$T/err")"
+"$BIN/cenqueue" -u "redis://127.0.0.1:$RPORT" noop >/dev/null 2>"$T/err"
+check_eq "a plain client on the TLS port: refused, exit 1" 1 "$?"
+check_eq "... in one line" 1 "$(wc -l <"$T/err")"
+
+# A plain Redis beside it, for a TLS client on a plain port.
+redis-server --port "$((RPORT + 1))" --bind 127.0.0.1 --save "" --logfile "$T/plain.log" &
+PIDS+=("$!")
+wait_for 10 bash -c "redis-cli -p $((RPORT + 1)) ping | grep -q PONG" ||
+    { echo "FATAL: the plain redis-server did not start"; exit 1; }
+"$BIN/cenqueue" -u "rediss://127.0.0.1:$((RPORT + 1))" --tls-ca "$T/pki/ca.pem" noop \
+    >/dev/null 2>"$T/err"
+check_eq "a TLS client on a plain port: exit 1" 1 "$?"
+check_contains "... says to use redis://" "use redis:// for a port without TLS" "$(cat "$T/err")"
+
+echo "# a server that asks for client certificates"
+rcli CONFIG SET tls-auth-clients yes >/dev/null
+rcli() {
+    redis-cli --tls --cacert "$T/pki/ca.pem" --cert "$T/pki/client.pem" --key "$T/pki/client.key" \
+        -h 127.0.0.1 -p "$RPORT" "$@"
+}
+"$BIN/cenqueue" -u "$URL" --tls-ca "$T/pki/ca.pem" noop >/dev/null 2>"$T/err"
+check_eq "without a client certificate: refused" 1 "$?"
+check_eq "... in one line naming the server, the cause and the fix" \
+    "cenqueue: redis 127.0.0.1:$RPORT: TLS: tlsv13 alert certificate required; this server wants a client certificate: give --tls-cert and --tls-key" \
+    "$(cat "$T/err")"
+id=$("$BIN/cenqueue" -u "$URL" --tls-ca "$T/pki/ca.pem" --tls-cert "$T/pki/client.pem" \
+     --tls-key "$T/pki/client.key" noop)
+check_eq "with --tls-cert and --tls-key: enqueued" 36 "${#id}"
+CQ_TLS_CERT=$T/pki/client.pem CQ_TLS_KEY=$T/pki/client.key \
+    "$BIN/cworker" -u "$URL" --tls-ca "$T/pki/ca.pem" --burst 2>/dev/null
+check_eq "... and \$CQ_TLS_CERT, \$CQ_TLS_KEY run it" finished "$(jfield "$id")"
+
+finish

@@ -1,23 +1,122 @@
 #!/usr/bin/env bash
-# test_install.sh - `cmake --install` into a private prefix, then, as a user would: build the
-# example client against the installed libcq through pkg-config (shared, and static from
-# libcq.a), build the example plugin the same way, run the installed cworker with it, and
-# let the client enqueue jobs, wait for them and print their results.
+# test_install.sh - `cmake --install` into a private prefix: every file it should put there
+# and nothing else (the programs, libcq, the header, cq.pc, a man page for each program, the
+# systemd unit cworker@.service and its environment file); the man pages render without a
+# warning and name every option of their program's --help (so they cannot drift from it);
+# the unit and the environment file carry the prefix's paths and what running a worker under
+# systemd takes. Then, as a user would: build the example client against the installed libcq
+# through pkg-config (shared, and static from libcq.a), build the example plugin the same
+# way, run the installed cworker with it, and let the client enqueue jobs, wait for them and
+# print their results. Needs groff and man-db (man, lexgrog).
 . "$(dirname "$0")/lib.sh"
+
+for tool in groff man lexgrog; do
+    command -v "$tool" >/dev/null ||
+        { echo "FATAL: $tool is missing (Debian: groff-base, man-db)"; exit 1; }
+done
 
 P=$T/prefix
 cmake --install "$BUILD" --prefix "$P" >"$T/install.log" 2>&1 ||
     { echo "FATAL: cmake --install failed"; cat "$T/install.log"; exit 1; }
-LIBDIR=$(dirname "$(find "$P" -name cq.pc | head -1)")/..
+# The directories GNUInstallDirs gave this build, relative to the prefix.
+cached() { sed -n "s/^$1:[A-Z]*=//p" "$BUILD/CMakeCache.txt"; }
+LIB=$(cached CMAKE_INSTALL_LIBDIR)
+MAN=$(cached CMAKE_INSTALL_MANDIR)   # empty in the cache unless set: DATAROOTDIR/man
+if [ -z "$MAN" ]; then
+    MAN=$(cached CMAKE_INSTALL_DATAROOTDIR)
+    MAN=${MAN:-share}/man
+fi
+LIBDIR=$P/$LIB
+VERSION=$(sed -n 's/^project(cq VERSION \([0-9.]*\).*/\1/p' "$SRC/CMakeLists.txt")
+API=$(sed -n 's/^#define CQ_API_VERSION  *\([0-9]*\).*/\1/p' "$SRC/include/cq/cq.h")
+PROGRAMS=(cworker cenqueue cproducer cqctl)
 export PKG_CONFIG_PATH=$LIBDIR/pkgconfig
+
+# ---- what is installed: exactly these ----
+expected=(bin/cworker bin/cenqueue bin/cproducer bin/cqctl
+          "$LIB/libcq.so" "$LIB/libcq.so.$API" "$LIB/libcq.so.$VERSION" "$LIB/libcq.a"
+          include/cq/cq.h "$LIB/pkgconfig/cq.pc"
+          "$MAN/man1/cworker.1.gz" "$MAN/man1/cenqueue.1.gz" "$MAN/man1/cproducer.1.gz"
+          "$MAN/man1/cqctl.1.gz"
+          "lib/systemd/system/cworker@.service" etc/cq/cworker.env)
+installed=$(cd "$P" && find . -type f -o -type l | sed 's#^\./##' | sort)
+check_eq "cmake --install puts these files in place, and no other" \
+    "$(printf '%s\n' "${expected[@]}" | sort)" "$installed"
 executables() { local f; for f in "$@"; do [ -x "$f" ] || return 1; done; }
-one_header() { [ -f "$P/include/cq/cq.h" ] && [ "$(find "$P/include" -type f | wc -l)" = 1 ]; }
-both_libs() { [ -f "$LIBDIR/libcq.a" ] && ls "$LIBDIR"/libcq.so.* >/dev/null; }
-check "installs cworker, cenqueue, cproducer" executables "$P/bin/cworker" "$P/bin/cenqueue" "$P/bin/cproducer"
-check "installs the one public header" one_header
-check "installs libcq.so and libcq.a" both_libs
-check_eq "pkg-config knows cq" "$(sed -n 's/^project(cq VERSION \([0-9.]*\).*/\1/p' "$SRC/CMakeLists.txt")" "$(pkg-config --modversion cq)"
+check "the four programs are executable" executables "${PROGRAMS[@]/#/$P/bin/}"
+check_eq "libcq.so is the link for the linker, to the SONAME's" "libcq.so.$API" "$(readlink "$LIBDIR/libcq.so")"
+check_eq "pkg-config knows cq" "$VERSION" "$(pkg-config --modversion cq)"
 check "the installed cworker finds its library (RPATH)" env -u LD_LIBRARY_PATH "$P/bin/cworker" --version
+
+# ---- the man pages ----
+# the long options PROGRAM [COMMAND] --help names, one a line
+long_options() { "$@" --help | grep -o -- '--[a-z][a-z0-9-]*' | sort -u; }
+# missing_from TEXT_FILE WORD...: the WORDs not in the file, one a line
+missing_from() { local f=$1 w; shift; for w in "$@"; do grep -qF -- "$w" "$f" || echo "$w"; done; }
+for p in "${PROGRAMS[@]}"; do
+    page=$P/$MAN/man1/$p.1.gz
+    zcat "$page" >"$T/$p.1"
+    groff -ww -z -man "$T/$p.1" >"$T/$p.groff" 2>&1
+    check_eq "$p(1): groff -ww reads it without a warning" "" "$(cat "$T/$p.groff")"
+    LC_ALL=C MANWIDTH=80 man --warnings -l "$page" >"$T/$p.txt" 2>"$T/$p.warn"
+    check_eq "$p(1): man --warnings renders it, no warning" "0:" "$?:$(cat "$T/$p.warn")"
+    mapfile -t opts < <(long_options "$P/bin/$p")
+    if [ "$p" = cqctl ]; then
+        mapfile -t cmds < <("$P/bin/cqctl" --help | sed -n '/^Commands:$/,/^$/s/^  \([a-z][a-z]*\) .*/\1/p')
+        check "cqctl --help lists its commands" [ ${#cmds[@]} -ge 10 ]
+        for c in "${cmds[@]}"; do
+            mapfile -t -O ${#opts[@]} opts < <(long_options "$P/bin/cqctl" "$c")
+            grep -q "^       $c\b" "$T/$p.txt" || opts+=("(no entry for the command $c)")
+            grep -q "cqctl $c" "$T/$p.txt" || opts+=("(no usage of cqctl $c)")
+        done
+    fi
+    check "$p(1) names each of its ${#opts[@]} long options (from --help)" [ ${#opts[@]} -ge 3 ]
+    check_eq "...every one of them" "" "$(missing_from "$T/$p.txt" "${opts[@]}")"
+    check_contains "$p(1) is of this version" "cq $VERSION" "$(tail -1 "$T/$p.txt")"
+    check_contains "$p(1) has a NAME line whatis reads" "\"$p - " "$(lexgrog "$page")"
+    check_eq "man finds it under the prefix" "$page" "$(MANPATH=$P/$MAN man -w "$p")"
+done
+check_contains "cworker(1) has the exit status of cworker --help" "0 after a clean stop" "$(cat "$T/cworker.txt")"
+
+# ---- the systemd unit and its environment file ----
+UNIT=$P/lib/systemd/system/cworker@.service
+ENVF=$P/etc/cq/cworker.env
+key() { sed -n "s/^$1=//p" "$UNIT"; }   # a key of the unit ([Service] keys are unique in it)
+check_contains "the unit runs this prefix's cworker" "$P/bin/cworker " "$(key ExecStart)"
+check_eq "...with this prefix's environment file (optional: '-')" "-$ENVF" "$(key EnvironmentFile)"
+check_eq "...as the system user cq" "cq:cq" "$(key User):$(key Group)"
+check_eq "...with /var/lib/cq its writable state directory, and its download root" \
+    "cq /var/lib/cq 1" "$(key StateDirectory) $(key WorkingDirectory) $(key ExecStart | grep -c -- '--download-root=/var/lib/cq ')"
+check_eq "...read-only elsewhere, no privileges to gain, a private /tmp" "strict yes yes" \
+    "$(key ProtectSystem) $(key NoNewPrivileges) $(key PrivateTmp)"
+check_eq "...restarted when it fails; SIGTERM to cworker alone (it stops its commands)" \
+    "on-failure SIGTERM mixed" "$(key Restart) $(key KillSignal) $(key KillMode)"
+# cworker's drain: --shutdown-timeout, then up to 6 s for handlers (docs/DESIGN.md)
+drain=$("$P/bin/cworker" --help | sed -n 's/.*(default: \([0-9]*\)s); a second signal.*/\1/p')
+check "TimeoutStopSec ($(key TimeoutStopSec)) outlasts cworker's drain (${drain:-?}s + 6s)" \
+    [ "$(key TimeoutStopSec)" -gt "$(( ${drain:-1000} + 6 ))" ]
+check_eq "the environment file: root's alone (it may hold a password)" 600 "$(stat -c %a "$ENVF")"
+check_eq "...every setting in it commented out (the defaults)" "" "$(grep -v -e '^#' -e '^$' "$ENVF")"
+vars=$(sed -n 's/^#\([A-Z_]*\)=.*/\1/p' "$ENVF" | sort | tr '\n' ' ')
+check_eq "...the URL, the prefix, plugins and cworker's options" "CQ_PLUGINS CQ_PREFIX CQ_REDIS_URL CQ_WORKER_OPTS " "$vars"
+# each is one cworker reads (its --help names it) or the unit passes on
+# The prefix /usr (a package's, staged in DESTDIR): the configuration goes to /etc, as
+# GNUInstallDirs has it, and the unit says so.
+DESTDIR=$T/staged cmake --install "$BUILD" --prefix /usr >"$T/staged.log" 2>&1 ||
+    { cat "$T/staged.log"; echo "FATAL: cmake --install --prefix /usr with DESTDIR failed"; exit 1; }
+staged_unit=$T/staged/usr/lib/systemd/system/cworker@.service
+check "--prefix /usr: the environment file in /etc/cq (DESTDIR/etc/cq)" [ -f "$T/staged/etc/cq/cworker.env" ]
+check_eq "...and the unit names it, and /usr/bin/cworker" \
+    "EnvironmentFile=-/etc/cq/cworker.env 1" \
+    "$(grep '^EnvironmentFile=' "$staged_unit") $(grep -c '^ExecStart=.* /usr/bin/cworker ' "$staged_unit")"
+
+"$P/bin/cworker" --help >"$T/cworker.help"
+unread() { local v; for v in $vars; do grep -qF "\$$v" "$T/cworker.help" "$UNIT" || echo "$v"; done; }
+check_eq "...each read by cworker or by the unit" "" "$(unread)"
+example=$(sed -n 's/^#CQ_WORKER_OPTS=//p' "$ENVF")
+# shellcheck disable=SC2086  # split at spaces, as systemd splits $CQ_WORKER_OPTS
+check "...and its example CQ_WORKER_OPTS ($example) are options cworker takes" \
+    "$P/bin/cworker" $example --list-functions
 
 # A sanitized build's library needs its runtime in the programs that load it.
 CFLAGS_EXTRA=
@@ -26,11 +125,13 @@ grep -q '^ENABLE_SANITIZERS:BOOL=ON' "$BUILD/CMakeCache.txt" && CFLAGS_EXTRA="-f
 cc $CFLAGS_EXTRA "$SRC/examples/client.c" -o "$T/client" $(pkg-config --cflags --libs cq) \
     -Wl,-rpath,"$LIBDIR" 2>"$T/cc.log"
 check "the example client builds with pkg-config --cflags --libs cq" [ -x "$T/client" ] || cat "$T/cc.log"
+# What pkg-config --static says, with libcq.a for -lcq: cq.pc names every library libcq needs.
+read -r -a static_libs <<<"$(pkg-config --static --libs cq | sed "s#\(^\| \)-lcq\( \|$\)# $LIBDIR/libcq.a #")"
 cc $CFLAGS_EXTRA "$SRC/examples/client.c" -o "$T/client-static" $(pkg-config --cflags cq) \
-    "$LIBDIR/libcq.a" $(pkg-config --libs hiredis libcjson uuid) -lpthread -lm -ldl 2>"$T/cc2.log"
+    "${static_libs[@]}" 2>"$T/cc2.log"
 # static_client EXE: built, and not linked to libcq.so (ldd's report does not name it).
 static_client() { [ -x "$1" ] && [[ $(ldd "$1" 2>&1) != *libcq* ]]; }
-check "...and statically, from libcq.a" static_client "$T/client-static" || cat "$T/cc2.log"
+check "...and statically, from libcq.a, with pkg-config --static --libs cq" static_client "$T/client-static" || cat "$T/cc2.log"
 cc $CFLAGS_EXTRA -shared -fPIC "$SRC/examples/sha256.c" -o "$T/sha256.so" \
     $(pkg-config --cflags --libs cq libcrypto) 2>"$T/cc3.log"
 check "the example plugin builds the same way" [ -f "$T/sha256.so" ] || cat "$T/cc3.log"

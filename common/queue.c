@@ -189,6 +189,8 @@ static int read_multi(struct rconn *r, int n, char *err, size_t errlen)
     return rc;
 }
 
+#define QUEUE_WAIT_MS 1000 /* ?replicas=N: how long a write waits for the replicas */
+
 static int reply_error(struct rconn *r, redisReply *rep, const char *what, char *err, size_t errlen)
 {
     if (rep == NULL) {
@@ -201,6 +203,23 @@ static int reply_error(struct rconn *r, redisReply *rep, const char *what, char 
         return -1;
     }
     return 0;
+}
+
+/* The reply to a WAIT after writes: 0 when enough replicas have them, else -1 with err. */
+static int check_wait(struct rconn *r, redisReply *rep, const char *what, char *err, size_t errlen)
+{
+    if (reply_error(r, rep, what, err, errlen) != 0) return -1;
+    if (rep->type == REDIS_REPLY_INTEGER && rep->integer >= r->url.wait_replicas) {
+        freeReplyObject(rep);
+        return 0;
+    }
+    err_set(err, errlen,
+            "%s: %lld of %d replicas confirmed the write within %d ms: a failover now could "
+            "lose it",
+            what, rep->type == REDIS_REPLY_INTEGER ? rep->integer : 0LL, r->url.wait_replicas,
+            QUEUE_WAIT_MS);
+    freeReplyObject(rep);
+    return -1;
 }
 
 /* The head of a script call on queues and in-flight lists: EVAL, the script, no KEYS (the
@@ -462,6 +481,10 @@ int queue_enqueue(struct rconn *r, const struct keys *k, struct job *const *jobs
         else
             rc = -1;
     }
+    /* ?replicas=N: the jobs are in, but enqueueing succeeds only once N replicas have them. */
+    if (rc == 0 && r->url.wait_replicas > 0)
+        rc = check_wait(r, rconn_commandf(r, "WAIT %d %d", r->url.wait_replicas, QUEUE_WAIT_MS),
+                        "enqueue", err, errlen);
     free(fresh);
     return rc;
 }
@@ -812,11 +835,13 @@ int queue_apply_append(struct rconn *r, const struct keys *k, const char *wid,
     }
     rc = cmd_send(r, &c);
     cmd_free(&c);
+    if (rc == 0 && r->url.wait_replicas > 0)
+        rc = rconn_appendf(r, "WAIT %d %d", r->url.wait_replicas, QUEUE_WAIT_MS);
     if (rc != 0) {
         err_set(err, errlen, "%s", r->errstr);
         return -1;
     }
-    *nreplies = 1;
+    *nreplies = r->url.wait_replicas > 0 ? 2 : 1;
     return 0;
 }
 
@@ -829,7 +854,10 @@ int queue_apply_read(struct rconn *r, int nreplies, unsigned char *lost, size_t 
     if (warn != NULL && warnlen > 0) warn[0] = '\0';
     if (nreplies == 0) return 0;
     rep = rconn_read(r);
-    if (reply_error(r, rep, "apply", err, errlen) != 0) return -1;
+    if (reply_error(r, rep, "apply", err, errlen) != 0) {
+        if (nreplies == 2 && r->ctx != NULL) freeReplyObject(rconn_read(r));
+        return -1;
+    }
     for (i = 0; rep->type == REDIS_REPLY_ARRAY && i < rep->elements; i++) {
         redisReply *e = rep->element[i];
         if (e->type == REDIS_REPLY_INTEGER && lost != NULL && e->integer >= 0 &&
@@ -839,6 +867,18 @@ int queue_apply_read(struct rconn *r, int nreplies, unsigned char *lost, size_t 
             err_set(warn, warnlen, "apply: %s (its record moved all the same)", e->str);
     }
     freeReplyObject(rep);
+    /* With ?replicas=N, outcomes no replica confirmed in time are said in warn: applying them
+     * again would not make a replica have them sooner. */
+    if (nreplies == 2) {
+        char why[256];
+        rep = rconn_read(r);
+        if (rep == NULL) {
+            err_set(err, errlen, "%s", r->errstr);
+            return -1;
+        }
+        if (check_wait(r, rep, "apply", why, sizeof why) != 0 && warn != NULL && warn[0] == '\0')
+            str_copy(warn, warnlen, why);
+    }
     return 0;
 }
 

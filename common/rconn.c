@@ -172,7 +172,44 @@ static void tls_from_env(struct rconn_url *out)
     if ((v = getenv("CQ_TLS_KEY")) != NULL) str_copy(out->tls_key, sizeof out->tls_key, v);
 }
 
+static int parse_url(const char *url, struct rconn_url *out, char *err, size_t errlen);
+
+/* The query of a TCP URL: ?replicas=N is the only option. */
+static int parse_query(const char *url, const char *q, struct rconn_url *out, char *err,
+                       size_t errlen)
+{
+    long v;
+
+    if (strncmp(q, "?replicas=", 10) == 0 && parse_long(q + 10, 0, 100, &v) == 0) {
+        out->wait_replicas = (int)v;
+        return 0;
+    }
+    err_set(err, errlen, "redis URL '%s': the only option is ?replicas=N (0 to 100)", url);
+    return -1;
+}
+
 int rconn_parse_url(const char *url, struct rconn_url *out, char *err, size_t errlen)
+{
+    char copy[2048];
+    const char *q;
+
+    /* The query apart, then the rest as before. */
+    q = strncmp(url, "unix://", 7) == 0 ? NULL : strchr(url, '?');
+    if (q != NULL) {
+        if ((size_t)(q - url) >= sizeof copy) {
+            err_set(err, errlen, "redis URL '%.64s...': too long", url);
+            return -1;
+        }
+        memcpy(copy, url, (size_t)(q - url));
+        copy[q - url] = '\0';
+        if (parse_url(copy, out, err, errlen) != 0) return -1;
+        return parse_query(url, q, out, err, errlen);
+    }
+    return parse_url(url, out, err, errlen);
+}
+
+/* A URL without its query. */
+static int parse_url(const char *url, struct rconn_url *out, char *err, size_t errlen)
 {
     const char *p, *slash, *hostend;
     int sentinel = 0;

@@ -8,6 +8,8 @@
  *     must say "master"; a READONLY reply (a primary demoted by a failover) closes the
  *     connection so that the next use asks again. The user and password are the data
  *     nodes'; the sentinels are asked without.
+ * Every TCP form takes ?replicas=N: queue.c then follows its writes (enqueues, outcomes)
+ * with WAIT for N replicas, which bounds what a failover can lose (docs/OPERATIONS.md).
  * Connecting runs AUTH (with a user name for ACL users) and SELECT as the URL asks.
  * hiredis 0.14 has no redisConnectWithOptions, so this uses redisConnectWithTimeout and sets
  * read/write timeouts and TCP keepalive on the result.
@@ -36,7 +38,8 @@ struct rconn_url {
     char tls_ca[512], tls_cert[512], tls_key[512];    /* $CQ_TLS_CA, ... ("": none) */
     struct rconn_node sentinels[RCONN_SENTINELS_MAX]; /* redis+sentinel:// */
     int nsentinels;
-    char master[128]; /* the name the sentinels know the primary by */
+    char master[128];  /* the name the sentinels know the primary by */
+    int wait_replicas; /* ?replicas=N: enqueues and outcomes WAIT for N replicas */
 };
 
 struct tls_session;

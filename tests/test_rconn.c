@@ -74,6 +74,13 @@ int main(void)
     CHECK_STREQ(u.master, "mymaster");
     CHECK_STREQ(u.pass, "pw");
     CHECK(u.db == 4);
+    CHECK(parse("redis+sentinel://s1,s2/m?replicas=1", &u, err, sizeof err) == 0);
+    CHECK(u.wait_replicas == 1 && u.nsentinels == 2);
+    CHECK_STREQ(u.master, "m");
+    CHECK(parse("redis://h:7/2?replicas=2", &u, err, sizeof err) == 0);
+    CHECK(u.wait_replicas == 2 && u.db == 2 && u.port == 7);
+    CHECK(parse("redis://h?replicas=x", &u, err, sizeof err) == -1);
+    CHECK_HAS(err, "?replicas=N");
     CHECK(parse("redis+sentinel://h1,h2", &u, err, sizeof err) == -1);
     CHECK_HAS(err, "the master's name");
     CHECK(parse("redis+sentinel://h1:x/m", &u, err, sizeof err) == -1);

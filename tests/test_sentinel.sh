@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# test_sentinel.sh - redis+sentinel:// through a failover: a primary, one replica and three
+# redis-sentinel processes on 127.0.0.1; two workers and a producer run through the
+# sentinels; the primary is SIGKILLed mid-run. Workers and producer must go on against the
+# promoted replica, and every job the producer was told went in must end. What asynchronous
+# replication can lose (jobs acknowledged by the old primary, never replicated) is counted
+# and printed; with ?replicas=1 every acknowledged write waited for the replica, and none may
+# be lost.
+. "$(dirname "$0")/lib.sh"
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+answers() { [ "$(redis-cli -p "$1" ping 2>/dev/null)" = PONG ]; }
+
+mkdir -p "$T/p" "$T/r"
+P1=$(free_port)
+P2=$(free_port)
+declare -A PID_OF   # port -> pid of the redis-server there
+# node PORT DIR [ARGS...]: a redis-server on 127.0.0.1:PORT.
+node() {
+    local port=$1 dir=$2
+    shift 2
+    mkdir -p "$dir"
+    redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --save "" --appendonly yes \
+        --logfile "$dir/log" "$@" &
+    PIDS+=("$!")
+    PID_OF[$port]=$!
+}
+node "$P1" "$T/p"
+node "$P2" "$T/r" --replicaof 127.0.0.1 "$P1"
+wait_for 10 answers "$P1" && wait_for 10 answers "$P2" ||
+    { echo "FATAL: redis-server did not start"; exit 1; }
+synced() { redis-cli -p "$1" INFO replication | grep -q "master_link_status:up"; }
+wait_for 10 synced "$P2" || { echo "FATAL: the replica did not sync"; exit 1; }
+
+SENTINELS=()
+for i in 1 2 3; do
+    port=$(free_port)
+    cat >"$T/sentinel$i.conf" <<EOF
+port $port
+bind 127.0.0.1
+dir $T
+sentinel monitor cqtest 127.0.0.1 $P1 2
+sentinel down-after-milliseconds cqtest 1000
+sentinel failover-timeout cqtest 5000
+sentinel parallel-syncs cqtest 1
+EOF
+    redis-sentinel "$T/sentinel$i.conf" --logfile "$T/sentinel$i.log" &
+    PIDS+=("$!")
+    SENTINELS+=("127.0.0.1:$port")
+    wait_for 10 answers "$port" || { echo "FATAL: redis-sentinel did not start"; cat "$T/sentinel$i.log"; exit 1; }
+done
+S1=${SENTINELS[0]##*:}
+sees_replica() { redis-cli -p "$S1" SENTINEL replicas cqtest | grep -q "$P2"; }
+wait_for 15 sees_replica || { echo "FATAL: the sentinels do not see the replica"; exit 1; }
+BASE="redis+sentinel://$(IFS=,; echo "${SENTINELS[*]}")/cqtest"
+primary_port() { redis-cli -p "$S1" SENTINEL get-master-addr-by-name cqtest | tail -1; }
+pcli() { redis-cli -p "$(primary_port)" "$@"; }
+
+echo "# workers and a producer through the sentinels"
+"$BIN/cworker" -u "$BASE" -c 8 >"$T/w1.log" 2>&1 &
+W1=$!
+PIDS+=("$W1")
+"$BIN/cworker" -u "$BASE" -c 8 >"$T/w2.log" 2>&1 &
+W2=$!
+PIDS+=("$W2")
+wait_for 10 bash -c "[ \"\$(redis-cli -p $P1 SCARD cq:workers)\" = 2 ]" ||
+    { echo "FATAL: the workers did not register"; cat "$T/w1.log"; exit 1; }
+
+# produce URL BATCHES FILE: BATCHES batches of 100 short jobs, a batch every 0.1 s; the ids
+# cenqueue printed (those it was told went in) are appended to FILE. A batch that fails (the
+# primary is gone) is sent again until it goes in.
+produce() {
+    local url=$1 n=$2 out=$3 b
+    for b in $(seq 1 "$n"); do
+        until seq 1 100 | sed 's/.*/sleep 10ms/' | "$BIN/cenqueue" -u "$url" --stdin \
+                  >>"$out" 2>>"$T/producer.log"; do
+            sleep 0.2
+        done
+        sleep 0.1
+    done
+}
+# all_ended FILE: every id in FILE has ended (finished) on the current primary.
+all_ended() {
+    local port left
+    port=$(primary_port)
+    left=$(python3 - "$port" "$1" <<'PY'
+import subprocess, sys
+port, path = sys.argv[1], sys.argv[2]
+ids = [l.strip() for l in open(path) if l.strip()]
+out = subprocess.run(["redis-cli", "-p", port], input="".join(
+    f"HGET cq:job:{i} status\n" for i in ids), capture_output=True, text=True).stdout.split("\n")
+print(sum(1 for s in out[:len(ids)] if s != "finished"))
+PY
+)
+    [ "$left" = 0 ]
+}
+# lost FILE: ids in FILE that the current primary has no trace of (no status hash).
+lost() {
+    python3 - "$(primary_port)" "$1" <<'PY'
+import subprocess, sys
+port, path = sys.argv[1], sys.argv[2]
+ids = [l.strip() for l in open(path) if l.strip()]
+out = subprocess.run(["redis-cli", "-p", port], input="".join(
+    f"EXISTS cq:job:{i}\n" for i in ids), capture_output=True, text=True).stdout.split("\n")
+print(sum(1 for s in out[:len(ids)] if s.strip() == "0"))
+PY
+}
+
+# all_ended_known FILE: every id in FILE that the current primary knows of has finished.
+all_ended_known() {
+    python3 - "$(primary_port)" "$1" <<'PY'
+import subprocess, sys
+port, path = sys.argv[1], sys.argv[2]
+ids = [l.strip() for l in open(path) if l.strip()]
+out = subprocess.run(["redis-cli", "-p", port], input="".join(
+    f"HGET cq:job:{i} status\n" for i in ids), capture_output=True, text=True).stdout.split("\n")
+sys.exit(0 if all(s in ("", "finished") for s in out[:len(ids)]) else 1)
+PY
+}
+
+# run_failover URL IDS: produce through a SIGKILL of the current primary; the ids the
+# producer was told went in are in IDS.
+run_failover() {
+    local url=$1 ids=$2 t0 old prod at
+    : >"$ids"
+    produce "$url" 40 "$ids" &
+    prod=$!
+    sleep 1.5
+    old=$(primary_port)
+    t0=$(date +%s%N)
+    kill -9 "${PID_OF[$old]}"
+    check "the sentinels promote the replica" wait_for 30 bash -c \
+        "[ \"\$(redis-cli -p $S1 SENTINEL get-master-addr-by-name cqtest | tail -1)\" != $old ]"
+    echo "# measured: primary SIGKILLed -> sentinels name the new one: $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+    at=$(pcli HGET cq:stats processed)
+    check "jobs finish on the new primary" wait_for 30 bash -c \
+        "[ \"\$(redis-cli -p $(primary_port) HGET cq:stats processed)\" -gt ${at:-0} ]"
+    echo "# measured: primary SIGKILLed -> jobs finishing on the new primary: $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+    # The operator's part: the dead node comes back, as a replica of the new primary (with
+    # ?replicas=1 enqueues wait for one; the sentinels would also reconfigure it).
+    wait "${PID_OF[$old]}" 2>/dev/null
+    node "$old" "$T/n$old.$RANDOM" --replicaof 127.0.0.1 "$(primary_port)"
+    check "the old primary syncs as a replica" wait_for 20 synced "$old"
+    wait "$prod"
+    check_eq "the producer got through" 0 "$?"
+    check "every job the new primary knows of finishes" wait_for 60 all_ended_known "$ids"
+    LOST=$(lost "$ids")
+    echo "# measured: $LOST of $(wc -l <"$ids") jobs the producer was told went in are lost"
+}
+
+echo "# a failover without ?replicas"
+run_failover "$BASE" "$T/ids1"
+check "the workers say they lost the primary and found the new one" \
+    grep -q "redis is back" "$T/w1.log"
+
+echo "# a failover with ?replicas=1"
+kill -TERM "$W1" "$W2"
+wait "$W1" "$W2"
+"$BIN/cworker" -u "$BASE?replicas=1" -c 8 >"$T/w3.log" 2>&1 &
+PIDS+=("$!")
+"$BIN/cworker" -u "$BASE?replicas=1" -c 8 >"$T/w4.log" 2>&1 &
+PIDS+=("$!")
+run_failover "$BASE?replicas=1" "$T/ids2"
+check_eq "with ?replicas=1 no job the producer was told went in is lost" 0 "$LOST"
+
+finish

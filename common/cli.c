@@ -215,7 +215,7 @@ void cli_print(FILE *f, const struct cli_option *opts, size_t n)
             w = snprintf(flag, sizeof flag, "      --%s%s%s", o->name, o->arg ? " " : "",
                          o->arg ? o->arg : "");
         fputs(flag, f);
-        if (w + 1 > HELP_COLUMN) {
+        if (w + 2 > HELP_COLUMN) { /* at least two spaces between an option and its help */
             /* A long option name: its help starts on the next line. */
             fputc('\n', f);
             w = 0;

@@ -174,9 +174,9 @@ static const struct cli_option options[] = {
      "sequential ignores it)"},
     {"download-root", O_ROOT, "R",
      "write to R/DIR instead of ./DIR (made with its parents if\n"
-     "missing), as cworker --download-root\n"
-     "-u, -q, --prefix, --wait, --wait-timeout and --dry-run do not\n"
-     "go with --mode"},
+     "missing), as cworker --download-root.\n"
+     "(-u, -q, --prefix, --wait, --wait-timeout and --dry-run do\n"
+     "not go with --mode.)"},
     {NULL, 0, NULL, "Other:"},
     {"verbose", 'v', NULL,
      "log rate-limit credits and counts to stderr; twice: also every\n"

@@ -1033,9 +1033,10 @@ int queue_register(struct rconn *r, const struct keys *k, const struct queue_wor
     sent++;
     if (rconn_appendf(r,
                       "HSET %s host %s pid %ld queues %s concurrency %d busy %d "
-                      "started_at %.6f heartbeat_at %.6f functions %s",
+                      "started_at %.6f heartbeat_at %.6f functions %s clients %s",
                       kw, w->host, w->pid, w->queues, w->concurrency, w->busy, w->started_at,
-                      time_now(), w->functions ? w->functions : "") != 0)
+                      time_now(), w->functions ? w->functions : "",
+                      w->clients ? w->clients : "") != 0)
         goto io;
     sent++;
     if (rconn_appendf(r, "SET %s 1 EX %ld", kl, lease_s) != 0) goto io;

@@ -129,6 +129,7 @@ struct queue_worker_info {
     int busy; /* jobs in hand now */
     double started_at;
     const char *functions; /* comma-separated names it serves ("" for none) */
+    const char *clients;   /* comma-separated CLIENT IDs of its connections ("" unknown) */
 };
 
 /* Register (or refresh) the worker and renew its lease for lease_s seconds. Idempotent, so a

@@ -579,6 +579,7 @@ int rconn_connect(struct rconn *r)
         if (setup_reply(r, rep, what) != 0) return -1;
     }
     redisSetTimeout(r->ctx, tv_of(r->timeout > 0 ? r->timeout : 0));
+    r->connects++;
     return 0;
 }
 

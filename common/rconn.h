@@ -51,6 +51,7 @@ struct rconn {
     char errstr[512];          /* the last error, one line */
     struct rconn_node primary; /* redis+sentinel://: the primary connected to, for messages */
     struct tls_session *tls;   /* rediss://: the session under ctx (tls.h), or NULL */
+    unsigned long connects;    /* successful connections so far: a new one is a new client */
 };
 
 /* An error line about Redis: "[context: ]redis HOST:PORT: MSG; FIX", where FIX is what to

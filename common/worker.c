@@ -46,7 +46,6 @@
 #include "util.h"
 
 #define TAKE_BATCH    256 /* most records taken in one round trip */
-#define LEASE_SECONDS 10  /* a worker silent this long is dead */
 #define HEARTBEAT_MS  2000
 #define RECOVER_MS    1000
 #define SCHEDULE_MS   250
@@ -92,9 +91,11 @@ struct watcher {
     struct worker *w;
     const char *queue;
     struct rconn rc;
-    int blocking; /* in BLMOVE now (under w->mu) */
-    int sock;     /* dup of the blocked socket while blocking, else -1 */
-    int started;  /* the thread runs (it is joined at the end) */
+    int blocking;        /* in BLMOVE now (under w->mu) */
+    int sock;            /* dup of the blocked socket while blocking, else -1 */
+    int started;         /* the thread runs (it is joined at the end) */
+    long long client_id; /* Redis's CLIENT ID of rc, 0 unknown (under w->mu) */
+    unsigned long id_of; /* the rc.connects it was asked on */
     pthread_t thread;
 };
 
@@ -154,9 +155,17 @@ struct worker {
     int idle;     /* the last take found the queues empty */
     int down;     /* the control connection is lost */
     int executors_started;
-    int sync_inited;       /* mu and the condition variables exist */
-    struct health *health; /* functions benched for host failures (dispatcher only) */
-    long long hold_until;  /* time_mono_ms before which nothing is taken (refuse_benched) */
+    int sync_inited;         /* mu and the condition variables exist */
+    struct health *health;   /* functions benched for host failures (dispatcher only) */
+    long long ctl_id;        /* CLIENT ID of ctl */
+    unsigned long ctl_id_of; /* the ctl.connects it was asked on, and last registered */
+    int clients_refused;     /* Redis refuses CLIENT LIST: leases alone tell the dead */
+    struct {
+        char wid[KEYS_NAME_MAX + 1];
+        int passes; /* recovery passes in a row that found its connections gone */
+    } gone[32];
+    int ngone;
+    long long hold_until; /* time_mono_ms before which nothing is taken (refuse_benched) */
     struct {
         long long since; /* time_mono_ms the period began */
         long finished, failed, retried, canceled, host;
@@ -251,6 +260,17 @@ static void *executor_main(void *arg)
 
 /* ---- watchers ----------------------------------------------------------------------- */
 
+/* The CLIENT ID Redis gave connection r (0 when it cannot say): workers register theirs, so
+ * that others can tell a dead worker by its connections being gone (find_gone). */
+static long long client_id(struct rconn *r)
+{
+    redisReply *rep = rconn_commandf(r, "CLIENT ID");
+    long long id = rep != NULL && rep->type == REDIS_REPLY_INTEGER ? rep->integer : 0;
+
+    if (rep != NULL) freeReplyObject(rep);
+    return id;
+}
+
 static void *watcher_main(void *arg)
 {
     struct watcher *wa = arg;
@@ -274,6 +294,13 @@ static void *watcher_main(void *arg)
             backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
             pthread_mutex_lock(&w->mu);
             continue;
+        }
+        if (wa->id_of != wa->rc.connects) {
+            long long id = client_id(&wa->rc);
+            pthread_mutex_lock(&w->mu);
+            wa->client_id = id;
+            wa->id_of = wa->rc.connects;
+            pthread_mutex_unlock(&w->mu);
         }
         pthread_mutex_lock(&w->mu);
         if (w->stopping) break;
@@ -974,12 +1001,34 @@ static void make_identity(struct worker *w)
     err_set(w->wid, sizeof w->wid, "%.64s.%ld.%04x", host, (long)getpid(), rnd & 0xffff);
 }
 
+/* The CLIENT IDs of this worker's connections, comma-separated: its control connection's and
+ * its watchers'. */
+static const char *clients_csv(struct worker *w, char *buf, size_t len)
+{
+    size_t i, n = 0;
+
+    if (w->ctl_id_of != w->ctl.connects && w->ctl.ctx != NULL) {
+        w->ctl_id = client_id(&w->ctl);
+        w->ctl_id_of = w->ctl.connects;
+    }
+    buf[0] = '\0';
+    if (w->ctl_id > 0) n = (size_t)snprintf(buf, len, "%lld", w->ctl_id);
+    if (!w->sync_inited) return buf; /* at start: no watcher yet */
+    pthread_mutex_lock(&w->mu);
+    for (i = 0; w->watchers != NULL && i < w->cfg->nqueues && n < len; i++)
+        if (w->watchers[i].client_id > 0)
+            n += (size_t)snprintf(buf + n, len - n, "%s%lld", n ? "," : "",
+                                  w->watchers[i].client_id);
+    pthread_mutex_unlock(&w->mu);
+    return buf;
+}
+
 /* Renew the lease and tell the catalog this worker's functions are served; with publish,
  * (re)publish their declarations too (at start and after an outage). */
 static int heartbeat(struct worker *w, int publish)
 {
     struct queue_worker_info info;
-    char err[512];
+    char err[512], clients[512];
 
     info.wid = w->wid;
     info.host = w->host;
@@ -989,7 +1038,8 @@ static int heartbeat(struct worker *w, int publish)
     info.busy = w->outstanding;
     info.started_at = w->started_at;
     info.functions = w->functions;
-    if (queue_register(&w->ctl, &w->keys, &info, LEASE_SECONDS, err, sizeof err) != 0) {
+    info.clients = clients_csv(w, clients, sizeof clients);
+    if (queue_register(&w->ctl, &w->keys, &info, (long)ceil(w->cfg->lease), err, sizeof err) != 0) {
         report_error(w, err);
         return -1;
     }
@@ -1281,6 +1331,113 @@ static void keep_connected(struct worker *w, long long now)
     }
 }
 
+/* The registered client ids of the other workers, from pipelined HGETs: wids[i]'s in
+ * ids[i] (malloc'ed, NULL when it has none). Returns how many workers, or -1. */
+static int workers_clients(struct worker *w, char ***wids, char ***ids)
+{
+    char kws[KEYS_KEY_MAX], kw[KEYS_KEY_MAX];
+    redisReply *set =
+        rconn_commandf(&w->ctl, "SMEMBERS %s", keys_workers(&w->keys, kws, sizeof kws));
+    size_t i, n = 0;
+
+    if (set == NULL || set->type != REDIS_REPLY_ARRAY) {
+        if (set != NULL) freeReplyObject(set);
+        return -1;
+    }
+    *wids = xcalloc(set->elements + 1, sizeof **wids);
+    *ids = xcalloc(set->elements + 1, sizeof **ids);
+    for (i = 0; i < set->elements; i++) {
+        if (set->element[i]->type != REDIS_REPLY_STRING) continue;
+        if (rconn_appendf(&w->ctl, "HGET %s clients",
+                          keys_worker(&w->keys, set->element[i]->str, kw, sizeof kw)) != 0)
+            break;
+        (*wids)[n++] = xstrdup(set->element[i]->str);
+    }
+    freeReplyObject(set);
+    for (i = 0; i < n; i++) {
+        redisReply *rep = rconn_read(&w->ctl);
+        if (rep == NULL) break;
+        if (rep->type == REDIS_REPLY_STRING && rep->str[0] != '\0') (*ids)[i] = xstrdup(rep->str);
+        freeReplyObject(rep);
+    }
+    return (int)n;
+}
+
+/* Whether CLIENT LIST's text has a line for client id (as written: digits). */
+static int listed(const char *list, const char *id, int len)
+{
+    char pat[40];
+
+    snprintf(pat, sizeof pat, "\nid=%.*s ", len, id);
+    return strncmp(list, pat + 1, strlen(pat + 1)) == 0 || strstr(list, pat) != NULL;
+}
+
+/* A worker whose process died is known to Redis at once: its connections close. Every
+ * recovery pass (RECOVER_MS), the registered client ids of the other workers are looked up
+ * in CLIENT LIST; a worker with none of them connected in two passes in a row (so that one
+ * that is reconnecting, which registers its new id at once, is not taken for dead) gets its
+ * lease deleted, and the recovery that follows puts its jobs back: about a second after the
+ * death instead of the lease's 10. A host that vanishes without closing its connections is
+ * still found by its lease. An ACL that refuses CLIENT LIST leaves the leases alone, said
+ * once. */
+static void find_gone(struct worker *w)
+{
+    char **wids = NULL, **ids = NULL, kl[KEYS_KEY_MAX];
+    redisReply *list;
+    int n, i, j, ngone = 0;
+    struct {
+        char wid[KEYS_NAME_MAX + 1];
+        int passes;
+    } gone[32];
+
+    if (w->clients_refused) return;
+    list = rconn_commandf(&w->ctl, "CLIENT LIST TYPE normal");
+    if (list == NULL) return;
+    if (list->type != REDIS_REPLY_STRING) {
+        w->clients_refused = 1;
+        LOG(&w->lg, CQ_LOG_WARN,
+            "redis refuses CLIENT LIST (%s): a dead worker's jobs come back only when its "
+            "lease (--lease) expires",
+            list->type == REDIS_REPLY_ERROR ? list->str : "not a string");
+        freeReplyObject(list);
+        return;
+    }
+    n = workers_clients(w, &wids, &ids);
+    for (i = 0; i < n; i++) {
+        const char *p;
+        int alive = 0;
+        if (ids[i] == NULL || strcmp(wids[i], w->wid) == 0) continue;
+        /* Any one of its ids in the list ("id=N " starts each line) means it lives. */
+        for (p = ids[i]; *p && !alive; p += strcspn(p, ",") + (p[strcspn(p, ",")] == ','))
+            alive = listed(list->str, p, (int)strcspn(p, ","));
+        if (alive || ngone == 32) continue;
+        str_copy(gone[ngone].wid, sizeof gone[ngone].wid, wids[i]);
+        gone[ngone].passes = 1;
+        for (j = 0; j < w->ngone; j++)
+            if (strcmp(w->gone[j].wid, wids[i]) == 0) gone[ngone].passes = w->gone[j].passes + 1;
+        if (gone[ngone].passes >= 2) {
+            redisReply *del = rconn_commandf(&w->ctl, "DEL %s",
+                                             keys_worker_lease(&w->keys, wids[i], kl, sizeof kl));
+            if (del != NULL) freeReplyObject(del);
+            LOG(&w->lg, CQ_LOG_INFO,
+                "worker %s: its connections to redis are gone (seen twice, a second apart): "
+                "its process died; recovering its jobs now",
+                wids[i]);
+        } else {
+            ngone++;
+        }
+    }
+    memcpy(w->gone, gone, sizeof gone[0] * (size_t)ngone);
+    w->ngone = ngone;
+    for (i = 0; i < n; i++) {
+        free(wids[i]);
+        free(ids[i]);
+    }
+    free(wids);
+    free(ids);
+    freeReplyObject(list);
+}
+
 /* The timers: heartbeat, recovery of dead workers, due scheduled jobs. */
 static void housekeeping(struct worker *w, long long now)
 {
@@ -1289,11 +1446,15 @@ static void housekeeping(struct worker *w, long long now)
 
     summary(w, now);
     if (w->down) return;
+    /* A new control connection (rconn reconnects by itself) is a new client id: register it
+     * now, before another worker's find_gone sees the old one gone. */
+    if (w->ctl.ctx != NULL && w->ctl_id_of != w->ctl.connects) w->next_hb = now;
     if (now >= w->next_hb) {
         heartbeat(w, 0);
         w->next_hb = now + HEARTBEAT_MS;
     }
     if (now >= w->next_recover && w->ctl.ctx) {
+        find_gone(w);
         n = queue_recover(&w->ctl, &w->keys, NULL, warn, sizeof warn, err, sizeof err);
         if (n < 0)
             report_error(w, err);
@@ -1564,6 +1725,7 @@ cq_worker *cq_worker_new(void)
     w->cfg.ttls.failure_ttl = 365L * 24 * 3600;
     w->cfg.log_level = CQ_LOG_INFO;
     w->cfg.summary_interval = 60.0;
+    w->cfg.lease = 10.0;
     w->reg = registry_new();
     /* Adding two well-formed functions to an empty registry cannot fail. */
     registry_add_builtins(w->reg);
@@ -1668,6 +1830,15 @@ int cq_worker_set(cq_worker *w, const char *name, const char *value, char *err, 
         return set_duration(name, value, &c->shutdown_timeout, err, errlen);
     } else if (strcmp(name, "retry-base") == 0) {
         return set_duration(name, value, &c->retry_base, err, errlen);
+    } else if (strcmp(name, "lease") == 0) {
+        double d;
+        if (set_duration(name, value, &d, err, errlen) != 0) return -1;
+        if (d < 3 || d > 3600) {
+            err_set(err, errlen, "%s: '%s' is not from 3s (a heartbeat is every 2s) to 1h", name,
+                    value);
+            return -1;
+        }
+        c->lease = d;
     } else if (strcmp(name, "summary-interval") == 0) {
         return set_duration(name, value, &c->summary_interval, err, errlen);
     } else if (strcmp(name, "result-ttl") == 0) {

@@ -26,6 +26,7 @@ struct worker_config {
     int log_level;
     int log_json;            /* log lines as JSON objects (--log-format json) */
     double summary_interval; /* seconds between two summary lines at info; 0 = none */
+    double lease;            /* seconds a silent worker keeps its jobs (--lease) */
 };
 
 /* Run until the queues are drained (burst), max_jobs are done, or *signals becomes non-zero

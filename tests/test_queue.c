@@ -763,7 +763,7 @@ static void test_apply_counters(void)
 static void test_apply_lost(void)
 {
     const char *queues[] = {"q"};
-    struct queue_worker_info wi = {"w1", "host", 1, "q", 4, 0, T0, "noop"};
+    struct queue_worker_info wi = {"w1", "host", 1, "q", 4, 0, T0, "noop", ""};
     struct taken t[3];
     struct job *j[3];
     struct queue_outcome o[3];
@@ -997,9 +997,9 @@ static void test_schedule_due_wrong_type(void)
 static void test_recover_dead_worker(void)
 {
     const char *queues[] = {"high", "low"}, *low[] = {"low"};
-    struct queue_worker_info w1 = {"w1", "host", 1, "high,low", 4, 0, T0, "noop"};
-    struct queue_worker_info w2 = {"w2", "host", 2, "low", 4, 0, T0, "noop"};
-    struct queue_worker_info w3 = {"w3", "host", 3, "high", 4, 0, T0, "noop"};
+    struct queue_worker_info w1 = {"w1", "host", 1, "high,low", 4, 0, T0, "noop", ""};
+    struct queue_worker_info w2 = {"w2", "host", 2, "low", 4, 0, T0, "noop", ""};
+    struct queue_worker_info w3 = {"w3", "host", 3, "high", 4, 0, T0, "noop", ""};
     struct taken t[4], again[4];
     char err[256] = "x";
     int n, i;
@@ -1058,8 +1058,8 @@ static void test_recover_dead_worker(void)
 static void test_recover_only_wid(void)
 {
     const char *queues[] = {"q"};
-    struct queue_worker_info w1 = {"w1", "host", 1, "q", 4, 0, T0, "noop"};
-    struct queue_worker_info w2 = {"w2", "host", 2, "q", 4, 0, T0, "noop"};
+    struct queue_worker_info w1 = {"w1", "host", 1, "q", 4, 0, T0, "noop", ""};
+    struct queue_worker_info w2 = {"w2", "host", 2, "q", 4, 0, T0, "noop", ""};
     struct taken t[2];
     char err[256] = "x";
 
@@ -1094,7 +1094,7 @@ static void test_recover_only_wid(void)
 static void test_recover_wrong_type(void)
 {
     const char *queues[] = {"good", "bad"};
-    struct queue_worker_info w1 = {"w1", "host", 1, "good,bad", 4, 0, T0, "noop"};
+    struct queue_worker_info w1 = {"w1", "host", 1, "good,bad", 4, 0, T0, "noop", ""};
     struct taken t[2];
     char err[256] = "";
 
@@ -1174,7 +1174,7 @@ static void test_reconcile(void)
 
 static void test_register(void)
 {
-    struct queue_worker_info w = {"w1", "box-1", 4242, "high,low", 8, 0, T0, "noop"};
+    struct queue_worker_info w = {"w1", "box-1", 4242, "high,low", 8, 0, T0, "noop", ""};
     char err[256] = "";
     long long ttl;
     double before = time_now();
@@ -1205,7 +1205,7 @@ static void test_register(void)
  * EXEC is not taken for success). */
 static void test_register_wrong_type(void)
 {
-    struct queue_worker_info w = {"w1", "box-1", 4242, "q", 8, 0, T0, "noop"};
+    struct queue_worker_info w = {"w1", "box-1", 4242, "q", 8, 0, T0, "noop", ""};
     char err[256] = "";
 
     DO("SET cq:workers not-a-set");

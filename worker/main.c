@@ -39,6 +39,7 @@ enum {
     O_LOG_LEVEL,
     O_LOG_FORMAT,
     O_SUMMARY,
+    O_LEASE,
     O_LIST,
     O_LOAD,
     O_COMMAND,
@@ -68,6 +69,10 @@ static const struct cli_option options[] = {
     {"retry-base", O_RETRY_BASE, "D",
      "delay before the first retry, doubled for each further one,\n"
      "with jitter (default: 1s; capped at 1h)"},
+    {"lease", O_LEASE, "D",
+     "a worker silent this long is dead: others put its jobs back\n"
+     "(default: 10s); a worker whose process died is found sooner,\n"
+     "in about 2s, by its connections to Redis closing"},
     {"result-ttl", O_RESULT_TTL, "SECS",
      "keep a finished job's status this long (default: 500; 0 = drop\n"
      "at once; -1 = keep)"},

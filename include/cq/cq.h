@@ -188,8 +188,8 @@ void cq_worker_free(cq_worker *w);
 /* Settings by name, with the values cworker's options take (cworker --help):
  *   url, prefix, concurrency, burst (0/1), max-jobs, shutdown-timeout, retry-base,
  *   result-ttl, failure-ttl, log-level (error, warn, info, debug), log-format (text, json),
- *   summary-interval (a duration; 0 = no summary lines), root (the directory cq_job_root
- *   names).
+ *   summary-interval (a duration; 0 = no summary lines), lease (a duration, 3s to 1h),
+ *   root (the directory cq_job_root names).
  * Returns 0, or -1 with err naming the setting and what is wrong. */
 int cq_worker_set(cq_worker *w, const char *name, const char *value, char *err, size_t errlen);
 

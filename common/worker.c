@@ -1326,8 +1326,11 @@ static void keep_connected(struct worker *w, long long now)
         w->idle = 0;
         w->next_hb = now + HEARTBEAT_MS;
     } else {
+        /* Through sentinels, an outage is most often a failover that ends within seconds:
+         * ask again at least every second. */
+        long cap = w->ctl.url.nsentinels > 0 ? 1000 : 5000;
         w->next_connect = now + w->backoff;
-        w->backoff = w->backoff * 2 > 5000 ? 5000 : w->backoff * 2;
+        w->backoff = w->backoff * 2 > cap ? cap : w->backoff * 2;
     }
 }
 

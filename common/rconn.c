@@ -421,6 +421,20 @@ static int setup_reply(struct rconn *r, redisReply *rep, const char *what)
     return -1;
 }
 
+/* Whether the context just made is connected: 0, or -1 with errstr set. */
+static int connected(struct rconn *r)
+{
+    if (r->ctx == NULL) {
+        fail(r, "cannot allocate a connection");
+        return -1;
+    }
+    if (r->ctx->err) {
+        fail_as(r, NULL, 1);
+        return -1;
+    }
+    return 0;
+}
+
 /* A TCP (or TLS) connection to host:port in r->ctx. 0, or -1 with errstr set. */
 static int open_node(struct rconn *r, const char *host, int port, double t)
 {
@@ -438,14 +452,7 @@ static int open_node(struct rconn *r, const char *host, int port, double t)
     } else {
         r->ctx = redisConnectWithTimeout(host, port, tv_of(t));
     }
-    if (r->ctx == NULL) {
-        fail(r, "cannot allocate a connection");
-        return -1;
-    }
-    if (r->ctx->err) {
-        fail_as(r, NULL, 1);
-        return -1;
-    }
+    if (connected(r) != 0) return -1;
     if (!r->url.tls) redisEnableKeepAlive(r->ctx);
     return 0;
 }
@@ -532,14 +539,7 @@ int rconn_connect(struct rconn *r)
     rconn_close(r);
     if (r->url.unix_path[0]) {
         r->ctx = redisConnectUnixWithTimeout(r->url.unix_path, tv_of(t));
-        if (r->ctx == NULL) {
-            fail(r, "cannot allocate a connection");
-            return -1;
-        }
-        if (r->ctx->err) {
-            fail_as(r, NULL, 1);
-            return -1;
-        }
+        if (connected(r) != 0) return -1;
     } else if (r->url.nsentinels > 0) {
         if (find_primary(r, t) != 0 || open_node(r, r->primary.host, r->primary.port, t) != 0)
             return -1;

@@ -79,44 +79,21 @@ produce() {
         sleep 0.1
     done
 }
-# all_ended FILE: every id in FILE has ended (finished) on the current primary.
-all_ended() {
-    local port left
-    port=$(primary_port)
-    left=$(python3 - "$port" "$1" <<'PY'
+# ids_where FILE WHAT: how many ids in FILE the current primary has no status hash for
+# (WHAT = lost), or a status other than finished (WHAT = open).
+ids_where() {
+    python3 - "$(primary_port)" "$1" "$2" <<'PY'
 import subprocess, sys
-port, path = sys.argv[1], sys.argv[2]
+port, path, what = sys.argv[1], sys.argv[2], sys.argv[3]
 ids = [l.strip() for l in open(path) if l.strip()]
 out = subprocess.run(["redis-cli", "-p", port], input="".join(
     f"HGET cq:job:{i} status\n" for i in ids), capture_output=True, text=True).stdout.split("\n")
-print(sum(1 for s in out[:len(ids)] if s != "finished"))
-PY
-)
-    [ "$left" = 0 ]
-}
-# lost FILE: ids in FILE that the current primary has no trace of (no status hash).
-lost() {
-    python3 - "$(primary_port)" "$1" <<'PY'
-import subprocess, sys
-port, path = sys.argv[1], sys.argv[2]
-ids = [l.strip() for l in open(path) if l.strip()]
-out = subprocess.run(["redis-cli", "-p", port], input="".join(
-    f"EXISTS cq:job:{i}\n" for i in ids), capture_output=True, text=True).stdout.split("\n")
-print(sum(1 for s in out[:len(ids)] if s.strip() == "0"))
+out = out[:len(ids)]
+print(sum(1 for s in out if s == "") if what == "lost" else sum(1 for s in out if s not in ("", "finished")))
 PY
 }
-
-# all_ended_known FILE: every id in FILE that the current primary knows of has finished.
-all_ended_known() {
-    python3 - "$(primary_port)" "$1" <<'PY'
-import subprocess, sys
-port, path = sys.argv[1], sys.argv[2]
-ids = [l.strip() for l in open(path) if l.strip()]
-out = subprocess.run(["redis-cli", "-p", port], input="".join(
-    f"HGET cq:job:{i} status\n" for i in ids), capture_output=True, text=True).stdout.split("\n")
-sys.exit(0 if all(s in ("", "finished") for s in out[:len(ids)]) else 1)
-PY
-}
+lost() { ids_where "$1" lost; }
+all_ended_known() { [ "$(ids_where "$1" open)" = 0 ]; }
 
 # run_failover URL IDS: produce through a SIGKILL of the current primary; the ids the
 # producer was told went in are in IDS.

@@ -1029,6 +1029,7 @@ static int heartbeat(struct worker *w, int publish)
 {
     struct queue_worker_info info;
     char err[512], clients[512];
+    long lease;
 
     info.wid = w->wid;
     info.host = w->host;
@@ -1039,7 +1040,9 @@ static int heartbeat(struct worker *w, int publish)
     info.started_at = w->started_at;
     info.functions = w->functions;
     info.clients = clients_csv(w, clients, sizeof clients);
-    if (queue_register(&w->ctl, &w->keys, &info, (long)ceil(w->cfg->lease), err, sizeof err) != 0) {
+    /* A config made by hand (tests) may leave the lease 0: the default then. */
+    lease = w->cfg->lease > 0 ? (long)ceil(w->cfg->lease) : 10;
+    if (queue_register(&w->ctl, &w->keys, &info, lease, err, sizeof err) != 0) {
         report_error(w, err);
         return -1;
     }

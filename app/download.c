@@ -318,21 +318,24 @@ int download_check_root(const char *root, char *err, size_t errlen)
     next:
         if (i < len) path[i] = '/';
     }
-    /* Writable: a file made, written and removed (access(W_OK) says yes to root on a
-     * read-only mount's files, and nothing about a full disk). */
-    snprintf(probe, sizeof(probe), "%s/.cq-probe-%ld.tmp", root, (long)getpid());
-    fd = open(probe, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    /* Writable: a file made and written (access(W_OK) says yes to root on a read-only
+     * mount's files, and nothing about a full disk). Unnamed where the filesystem allows,
+     * so that a worker killed right now leaves nothing behind; else named, and removed. */
+    probe[0] = '\0';
+    fd = open(root, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+    if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
+        snprintf(probe, sizeof(probe), "%s/.cq-probe-%ld.tmp", root, (long)getpid());
+        fd = open(probe, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    }
     if (fd < 0 || write(fd, "cq", 2) != 2 || fsync(fd) != 0) {
         int saved = errno;
-        if (fd >= 0) {
-            close(fd);
-            unlink(probe);
-        }
+        if (fd >= 0) close(fd);
+        if (fd >= 0 && probe[0]) unlink(probe);
         err_set(err, errlen, "'%s' is not writable: %s", root, strerror(saved));
         return -1;
     }
     close(fd);
-    unlink(probe);
+    if (probe[0]) unlink(probe);
     return 0;
 }
 

@@ -26,7 +26,7 @@
 
 struct tls_session {
     pthread_mutex_t mu;
-    int refs;
+    pthread_t relay; /* joined by tls_session_release */
     char error[256];
 };
 
@@ -241,13 +241,10 @@ int tls_session_error(struct tls_session *s, char *buf, size_t len)
 
 void tls_session_release(struct tls_session *s)
 {
-    int left;
-
     if (s == NULL) return;
-    pthread_mutex_lock(&s->mu);
-    left = --s->refs;
-    pthread_mutex_unlock(&s->mu);
-    if (left > 0) return;
+    /* The owner has closed its end: the relay sees it and ends at once. Joining it means
+     * nothing of the session (OpenSSL's per-thread state included) outlives this call. */
+    pthread_join(s->relay, NULL);
     pthread_mutex_destroy(&s->mu);
     free(s);
 }
@@ -359,7 +356,6 @@ static void *relay_main(void *arg)
     SSL_CTX_free(r->ctx);
     close(r->net);
     close(r->plain);
-    tls_session_release(r->session);
     free(r);
     return NULL;
 }
@@ -369,12 +365,10 @@ int tls_connect(const char *host, int port, const struct tls_opts *o, double tim
 {
     long long deadline = time_mono_ms() + (long long)(timeout * 1000.0);
     struct relay *r;
-    pthread_attr_t attr;
-    pthread_t th;
+    struct tls_session *session_made;
     SSL_CTX *ctx;
     SSL *ssl;
     int net, pair[2];
-
     sigset_t old;
 
     ctx = make_ctx(o, err, errlen);
@@ -395,19 +389,15 @@ int tls_connect(const char *host, int port, const struct tls_opts *o, double tim
         return -1;
     }
     r = xcalloc(1, sizeof *r);
-    r->session = xcalloc(1, sizeof *r->session);
+    session_made = r->session = xcalloc(1, sizeof *r->session);
     pthread_mutex_init(&r->session->mu, NULL);
-    r->session->refs = 2; /* the relay's and the caller's */
     r->ssl = ssl;
     r->ctx = ctx;
     r->net = net;
     r->plain = pair[1];
     set_nonblocking(r->plain, 1);
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    if (pthread_create(&th, &attr, relay_main, r) != 0) {
+    if (pthread_create(&r->session->relay, NULL, relay_main, r) != 0) {
         err_set(err, errlen, "TLS: cannot start the relay thread");
-        pthread_attr_destroy(&attr);
         SSL_free(ssl);
         SSL_CTX_free(ctx);
         close(net);
@@ -418,7 +408,6 @@ int tls_connect(const char *host, int port, const struct tls_opts *o, double tim
         free(r);
         return -1;
     }
-    pthread_attr_destroy(&attr);
-    *session = r->session;
+    *session = session_made; /* not r->session: the relay may have freed r already */
     return pair[0];
 }

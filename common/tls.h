@@ -26,8 +26,8 @@ struct tls_opts {
 
 /* What the relay of one session saw go wrong, for the owner of the plain end to read after
  * hiredis reports only "Server closed the connection" (a server that refuses the client's
- * certificate says so after the handshake, in an alert). Shared by the relay and the owner,
- * freed by the last to let go. */
+ * certificate says so after the handshake, in an alert). The owner releases it after closing
+ * its end of the socketpair: that waits for the relay thread to end. */
 struct tls_session;
 
 /* Connect to host:port within timeout seconds and make a verified TLS session. Returns the
@@ -39,6 +39,6 @@ int tls_connect(const char *host, int port, const struct tls_opts *o, double tim
 /* The session's failure ("TLS: tlsv13 alert certificate required"), copied into buf; 0 when
  * there is one, -1 when the session saw nothing wrong. */
 int tls_session_error(struct tls_session *s, char *buf, size_t len);
-void tls_session_release(struct tls_session *s);
+void tls_session_release(struct tls_session *s); /* after closing the plain end */
 
 #endif

@@ -979,7 +979,7 @@ static void make_identity(struct worker *w)
 {
     char host[256] = "localhost";
     char *p;
-    unsigned rnd;
+    unsigned long long rnd;
     FILE *f;
 
     if (gethostname(host, sizeof host) != 0) str_copy(host, sizeof host, "localhost");
@@ -991,14 +991,17 @@ static void make_identity(struct worker *w)
         if (!ok) *p = '_';
     }
     host[64] = '\0';
-    rnd = (unsigned)getpid() ^ (unsigned)time_mono_ms();
+    /* 48 random bits: containers on one host network share the host name and often the pid
+     * (1), so the suffix alone must keep two workers' ids apart. */
+    rnd = ((unsigned long long)getpid() << 32) ^ (unsigned long long)time_mono_ms();
     f = fopen("/dev/urandom", "rb");
     if (f != NULL) {
-        if (fread(&rnd, sizeof rnd, 1, f) != 1) rnd ^= (unsigned)time_mono_ms();
+        if (fread(&rnd, sizeof rnd, 1, f) != 1) rnd ^= (unsigned long long)time_mono_ms();
         fclose(f);
     }
-    srand(rnd);
-    err_set(w->wid, sizeof w->wid, "%.64s.%ld.%04x", host, (long)getpid(), rnd & 0xffff);
+    srand((unsigned)rnd);
+    err_set(w->wid, sizeof w->wid, "%.64s.%ld.%012llx", host, (long)getpid(),
+            rnd & 0xffffffffffffULL);
 }
 
 /* The CLIENT IDs of this worker's connections, comma-separated: its control connection's and

@@ -84,14 +84,15 @@ static int hexval(char c)
     return -1;
 }
 
-/* Walk directory under rootfd. On success returns an O_DIRECTORY fd and writes the
- * normalised relative path ("a/b", or "" for the root itself) into norm. */
-static int open_dir(const char *root, const char *directory, char *norm, size_t normlen, int *host,
-                    char *err, size_t errlen)
+/* The directory a job names, checked and normalised before anything is made on disk: a
+ * refused job must leave no trace, so '..', an absolute path or an overlong component is
+ * found here, not halfway through making the path. Writes "a/b" (or "" for the root) into
+ * norm. */
+static int normalise_dir(const char *directory, char *norm, size_t normlen, char *err,
+                         size_t errlen)
 {
     const char *p = directory;
     size_t nlen = 0;
-    int cur;
 
     if (directory == NULL || directory[0] == '\0') {
         err_set(err, errlen, "empty directory");
@@ -109,6 +110,45 @@ static int open_dir(const char *root, const char *directory, char *norm, size_t 
         return -1;
     }
     norm[0] = '\0';
+    for (; *p != '\0'; p += *p == '/') {
+        size_t clen = strcspn(p, "/");
+
+        if (clen == 0 || (clen == 1 && p[0] == '.')) {
+            /* "a//b" and "a/./b" name the same directory as "a/b". */
+            p += clen;
+            continue;
+        }
+        if (clen == 2 && p[0] == '.' && p[1] == '.') {
+            err_set(err, errlen, "directory '%s' escapes the download root ('..')", directory);
+            return -1;
+        }
+        if (clen > NAME_MAX) {
+            err_set(err, errlen, "directory '%s': a component is longer than %d bytes", directory,
+                    NAME_MAX);
+            return -1;
+        }
+        if (nlen + (nlen > 0) + clen + 1 > normlen) {
+            err_set(err, errlen, "directory '%s' is too long", directory);
+            return -1;
+        }
+        if (nlen > 0) norm[nlen++] = '/';
+        memcpy(norm + nlen, p, clen);
+        nlen += clen;
+        norm[nlen] = '\0';
+        p += clen;
+    }
+    return 0;
+}
+
+/* Open the normalised directory norm under root, making what is missing, never following a
+ * symbolic link. Returns an O_DIRECTORY fd, or -1 with err set (and *host when the host's
+ * state is to blame). directory is the job's own spelling, for messages. */
+static int open_dir(const char *root, const char *directory, const char *norm, int *host, char *err,
+                    size_t errlen)
+{
+    const char *p = norm;
+    int cur;
+
     *host = 0;
     cur = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (cur < 0) {
@@ -122,38 +162,16 @@ static int open_dir(const char *root, const char *directory, char *norm, size_t 
         size_t clen = strcspn(p, "/");
         int next;
 
-        if (clen == 0 || (clen == 1 && p[0] == '.')) {
-            /* "a//b" and "a/./b" name the same directory as "a/b". */
-            p += clen;
-            if (*p == '/') p++;
-            continue;
-        }
-        if (clen == 2 && p[0] == '.' && p[1] == '.') {
-            err_set(err, errlen, "directory '%s' escapes the download root ('..')", directory);
-            goto fail;
-        }
-        if (clen > NAME_MAX) {
-            err_set(err, errlen, "directory '%s': a component is longer than %d bytes", directory,
-                    NAME_MAX);
-            goto fail;
-        }
         memcpy(comp, p, clen);
         comp[clen] = '\0';
-        if (nlen + (nlen > 0) + clen + 1 > normlen) {
-            err_set(err, errlen, "directory '%s' is too long", directory);
-            goto fail;
-        }
-        if (nlen > 0) norm[nlen++] = '/';
-        memcpy(norm + nlen, comp, clen + 1);
-        nlen += clen;
-
+        p += clen;
         next = openat(cur, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (next < 0 && errno == ENOENT) {
             /* EEXIST: another worker made it between our open and our mkdir; open it. */
             if (mkdirat(cur, comp, 0755) < 0 && errno != EEXIST) {
                 *host = download_host_errno(errno);
-                err_set(err, errlen, "directory '%s': mkdir '%s': %s", directory, norm,
-                        strerror(errno));
+                err_set(err, errlen, "directory '%s': mkdir '%.*s': %s", directory, (int)(p - norm),
+                        norm, strerror(errno));
                 goto fail;
             }
             next = openat(cur, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -163,20 +181,20 @@ static int open_dir(const char *root, const char *directory, char *norm, size_t 
             struct stat st;
 
             if (fstatat(cur, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
-                err_set(err, errlen, "directory '%s' escapes the download root (symlink at '%s')",
-                        directory, norm);
+                err_set(err, errlen, "directory '%s' escapes the download root (symlink at '%.*s')",
+                        directory, (int)(p - norm), norm);
             else if (saved == ENOTDIR)
-                err_set(err, errlen, "directory '%s': '%s' is not a directory", directory, norm);
+                err_set(err, errlen, "directory '%s': '%.*s' is not a directory", directory,
+                        (int)(p - norm), norm);
             else {
                 *host = download_host_errno(saved);
-                err_set(err, errlen, "directory '%s': open '%s': %s", directory, norm,
-                        strerror(saved));
+                err_set(err, errlen, "directory '%s': open '%.*s': %s", directory, (int)(p - norm),
+                        norm, strerror(saved));
             }
             goto fail;
         }
         close(cur);
         cur = next;
-        p += clen;
         if (*p == '/') p++;
     }
     return cur;
@@ -191,8 +209,10 @@ int download_open_dir(const char *root, const char *directory, char *err, size_t
     char norm[PATH_MAX];
     char msg[512];
     int host;
-    int fd = open_dir(root, directory, norm, sizeof(norm), &host, msg, sizeof(msg));
+    int fd = -1;
 
+    if (normalise_dir(directory, norm, sizeof(norm), msg, sizeof(msg)) == 0)
+        fd = open_dir(root, directory, norm, &host, msg, sizeof(msg));
     if (fd < 0) err_prefix(err, errlen, "download_open_dir", msg);
     return fd;
 }
@@ -419,14 +439,15 @@ static int prepare(struct download *d, const char *root, const char *directory, 
     d->link = link;
     d->tmp[0] = '\0';
     d->host = 0;
+    /* Every check that can refuse the job comes before anything is made on disk. */
     if (filename_of(link, d->name, sizeof(d->name), msg, msglen) < 0) return -1;
-    d->dirfd = open_dir(root, directory, d->norm, sizeof(d->norm), &d->host, msg, msglen);
-    if (d->dirfd < 0) return -1;
+    if (normalise_dir(directory, d->norm, sizeof(d->norm), msg, msglen) < 0) return -1;
     if (strlen(d->norm) + 1 + strlen(d->name) + 1 > DOWNLOAD_PATH_MAX) {
         err_set(msg, msglen, "directory '%s': path too long", directory);
-        release(d);
         return -1;
     }
+    d->dirfd = open_dir(root, directory, d->norm, &d->host, msg, msglen);
+    if (d->dirfd < 0) return -1;
 
     d->fd = open_unnamed(d->dirfd);
     if (d->fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {

@@ -579,6 +579,14 @@ static void test_refused_early(struct http *h)
         CHECK_HAS(err, "download_link: directory '");
         CHECK_HAS(err, "escapes the download root");
     }
+    /* A refused job leaves nothing behind: not even the directories before its '..'. */
+    const char *late[] = {"fresh/../../..", "fresh/deeper/../../../x"};
+    for (size_t i = 0; i < sizeof(late) / sizeof(late[0]); i++) {
+        CHECK(download_link(h, root, late[i], url, &lim, &res, err, sizeof(err)) < 0);
+        CHECK_HAS(err, "escapes the download root ('..')");
+        CHECK(res.transient == 0);
+        CHECK(!exists("fresh"));
+    }
     snprintf(path, sizeof(path), "%s/never.jpg", tmpdir);
     CHECK(access(path, F_OK) < 0);
     after = fixture_number(h, "/_/hits", "/never.jpg");

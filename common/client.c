@@ -121,6 +121,13 @@ cq_jobspec *cq_jobspec_new(const char *func, const char *args_json, char *err, s
         return NULL;
     }
     if (args_json != NULL) {
+        if (job_json_has_nul(args_json, strlen(args_json))) {
+            err_set(err, errlen,
+                    "%s: args hold a NUL character (\\u0000), which a C function cannot be "
+                    "passed; send the bytes another way (e.g. base64)",
+                    func);
+            return NULL;
+        }
         args = cJSON_Parse(args_json);
         if (!cJSON_IsArray(args)) {
             cJSON_Delete(args);

@@ -119,10 +119,54 @@ static int get_double(const cJSON *o, const char *name, double *out)
     return 0;
 }
 
+/* Where the next NUL that text would decode to is, at or after from: a raw NUL byte or a
+ * \u0000 escape (one not itself escaped, as in "\\u0000"). Returns its offset, or -1. */
+static long next_nul(const char *text, size_t len, size_t from)
+{
+    size_t i;
+
+    for (i = from; i < len; i++) {
+        size_t slashes = 0;
+
+        if (text[i] == '\0') return (long)i;
+        if (text[i] != '\\' || i + 6 > len || memcmp(text + i + 1, "u0000", 5) != 0) continue;
+        while (slashes < i && text[i - 1 - slashes] == '\\') slashes++;
+        if (slashes % 2 == 0) return (long)i;
+    }
+    return -1;
+}
+
+int job_json_has_nul(const char *text, size_t len)
+{
+    /* The common case, no escape at all, costs one memchr. */
+    if (memchr(text, '\\', len) == NULL && memchr(text, '\0', len) == NULL) return 0;
+    return next_nul(text, len, 0) >= 0;
+}
+
+/* text with each NUL it would decode to turned into \u001f (a raw 0x1f for a raw NUL): the
+ * same JSON but for characters that no id or name may hold, so that a record with a NUL still
+ * decodes far enough to fail under its own id. The caller frees it. */
+static char *mask_nul(const char *text, size_t len)
+{
+    char *m = xmalloc(len + 1);
+    long at;
+
+    memcpy(m, text, len);
+    m[len] = '\0';
+    for (at = next_nul(m, len, 0); at >= 0; at = next_nul(m, len, (size_t)at)) {
+        if (m[at] == '\0')
+            m[at] = 0x1f;
+        else
+            memcpy(m + at + 1, "u001f", 5);
+    }
+    return m;
+}
+
 int job_decode(const char *buf, size_t len, struct job **out, char *err, size_t errlen)
 {
     cJSON *o, *v;
     struct job *j;
+    char *masked = NULL;
     int rc = -1;
 
     *out = NULL;
@@ -133,8 +177,15 @@ int job_decode(const char *buf, size_t len, struct job **out, char *err, size_t 
         err_set(err, errlen, "record of %zu bytes is over the %d byte limit", len, JOB_RECORD_MAX);
         return -1;
     }
+    /* cJSON, like any C JSON library, would decode "h\u0000/../x" into a string that ends
+     * at "h": an argument cut short without a word. Such a record is refused. */
+    if (job_json_has_nul(buf, len)) {
+        masked = mask_nul(buf, len);
+        buf = masked;
+    }
     o = cJSON_ParseWithLength(buf, len);
     if (o == NULL) {
+        free(masked);
         err_set(err, errlen, "record is not valid JSON");
         return -1;
     }
@@ -152,6 +203,13 @@ int job_decode(const char *buf, size_t len, struct job **out, char *err, size_t 
     str_copy(j->id, sizeof j->id, v->valuestring);
     j->retries = -1;
     *out = j;
+    if (masked != NULL) {
+        err_set(err, errlen,
+                "job %s: a string in the record holds a NUL character (\\u0000), which a C "
+                "function cannot be passed; send the bytes another way (e.g. base64)",
+                j->id);
+        goto done;
+    }
 
     v = cJSON_GetObjectItemCaseSensitive(o, "func");
     if (!cJSON_IsString(v) || v->valuestring[0] == '\0' || strlen(v->valuestring) > JOB_FUNC_MAX) {
@@ -199,6 +257,7 @@ int job_decode(const char *buf, size_t len, struct job **out, char *err, size_t 
     rc = 0;
 done:
     cJSON_Delete(o);
+    free(masked);
     return rc;
 }
 

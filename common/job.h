@@ -49,6 +49,10 @@ void job_fill_ids(struct job *const *jobs, size_t n);
  * (and any fields that did decode) so that the caller can record the failure under it. */
 int job_decode(const char *buf, size_t len, struct job **out, char *err, size_t errlen);
 
+/* Whether JSON text of len bytes holds a NUL character once decoded (a \u0000 escape or a
+ * raw NUL byte): C strings cannot carry one, so job_decode and cq_jobspec_new refuse it. */
+int job_json_has_nul(const char *text, size_t len);
+
 /* Encode to a malloc'ed NUL-terminated JSON string; the caller frees it. */
 char *job_encode(const struct job *j);
 

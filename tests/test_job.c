@@ -168,6 +168,44 @@ static void test_decode_oversize(void)
     free(big);
 }
 
+/* A NUL inside a string (the \u0000 escape, or a raw byte) would cut a C string short
+ * without a word ("h\u0000/../../../x" read as "h"): refused, under the record's id. An
+ * escaped backslash before "u0000" is not a NUL. */
+static void test_decode_nul(void)
+{
+    static const char raw[] = "{\"id\":\"r\",\"func\":\"noop\",\"args\":[\"a\0b\"]}";
+    char err[256];
+    struct job *j;
+    int rc;
+
+    j = decode("{\"id\":\"n\",\"func\":\"download_link\",\"args\":[\"h\\u0000/../../../x\","
+               "\"http://h/x.jpg\"]}",
+               &rc, err, sizeof err);
+    CHECK(rc == -1 && j != NULL);
+    CHECK_STREQ(j ? j->id : NULL, "n");
+    CHECK_HAS(err, "job n: a string in the record holds a NUL character (\\u0000)");
+    job_free(j);
+    j = decode("{\"id\":\"n\\u0000x\",\"func\":\"noop\",\"args\":[]}", &rc, err, sizeof err);
+    CHECK(rc == -1 && j == NULL); /* in the id itself: no id to fail under */
+    CHECK_HAS(err, "no valid id");
+    j = NULL;
+    rc = job_decode(raw, sizeof raw - 1, &j, err, sizeof err);
+    CHECK(rc == -1);
+    job_free(j);
+    j = decode("{\"id\":\"e\",\"func\":\"noop\",\"args\":[\"a\\\\u0000\",\"\\\\\\u0000\"]}", &rc,
+               err, sizeof err);
+    CHECK(rc == -1); /* the second is \\ then \u0000 */
+    job_free(j);
+    j = decode("{\"id\":\"e\",\"func\":\"noop\",\"args\":[\"a\\\\u0000\",\"\\u0001\"]}", &rc, err,
+               sizeof err);
+    CHECK(rc == 0);
+    CHECK_STREQ(j ? job_arg_string(j, 0) : NULL, "a\\u0000");
+    job_free(j);
+    CHECK(job_json_has_nul("[\"x\\u0000\"]", 10));
+    CHECK(!job_json_has_nul("[\"x\\\\u0000\"]", 11));
+    CHECK(!job_json_has_nul("[\"x\\u00001\"]", 5)); /* the escape is past len */
+}
+
 /* New ids are UUIDs and differ. */
 static void test_new_ids(void)
 {
@@ -198,6 +236,7 @@ int main(void)
     test_valid_names();
     test_decode_minimal();
     test_decode_every_field();
+    test_decode_nul();
     test_decode_broken();
     test_decode_oversize();
     test_new_ids();

@@ -97,6 +97,10 @@ ln -s /tmp "$ROOT/sneaky"
 probe=cq-escape-probe-$$-$RANDOM.jpg
 push "{\"id\":\"escape-link\",\"func\":\"download_link\",\"args\":[\"sneaky\",\"$HBASE/$probe\"]}"
 push '{"id":"file-scheme","func":"download_link","args":["images","file:///etc/passwd"]}'
+# A NUL would cut the directory to "nul" and pass every later check; and a refused job must
+# leave no trace, not even the "fresh" made before its '..' was seen.
+push "{\"id\":\"nul-arg\",\"func\":\"download_link\",\"args\":[\"nul\\u0000/../../../x\",\"$HBASE/nul.jpg\"]}"
+push "{\"id\":\"late-dotdot\",\"func\":\"download_link\",\"args\":[\"fresh/../../..\",\"$HBASE/late.jpg\"]}"
 push "{\"id\":\"http-404\",\"func\":\"download_link\",\"args\":[\"images\",\"$HBASE/_/status/404/missing.jpg\"]}"
 push "{\"id\":\"redirect-file\",\"func\":\"download_link\",\"args\":[\"images\",\"$HBASE/_/redirect-to/x.jpg?url=file:///etc/passwd\"]}"
 push '{"func":"noop","args":[]}'
@@ -120,6 +124,11 @@ check_contains "absolute directory refused" "escapes the download root" "$(jfiel
 check_contains "symlink escape refused" "escapes the download root" "$(jfield escape-link error)"
 check "nothing was written through the symlink" [ ! -e "/tmp/$probe" ]
 check_contains "file:// refused" "only http and https" "$(jfield file-scheme error)"
+check_eq "a NUL inside an argument fails the job" failed "$(jfield nul-arg)"
+check_contains "... saying so" 'holds a NUL character (\u0000)' "$(jfield nul-arg error)"
+check_eq "... with nothing made on disk" "" "$(ls -d "$ROOT"/nul* "$ROOT"/x 2>/dev/null)"
+check_contains "'..' after a new directory refused" "escapes the download root ('..')" "$(jfield late-dotdot error)"
+check_eq "... with nothing made on disk" "" "$(ls -d "$ROOT"/fresh 2>/dev/null)"
 check_contains "404 fails with the status" "HTTP 404" "$(jfield http-404 error)"
 check_eq "404 is not retried" 1 "$(jfield http-404 attempts)"
 check_eq "redirect to file:// fails" failed "$(jfield redirect-file)"

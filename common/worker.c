@@ -150,10 +150,11 @@ struct worker {
     struct task *pending;      /* ended or refused, outcome not yet applied */
     long long next_hb, next_recover, next_sched, next_connect;
     long long down_since, drain_deadline;
-    long backoff; /* ms before the next reconnection attempt */
-    int draining; /* a first signal: take nothing new */
-    int idle;     /* the last take found the queues empty */
-    int down;     /* the control connection is lost */
+    long backoff;    /* ms before the next reconnection attempt */
+    int draining;    /* a first signal: take nothing new */
+    int drain_noted; /* said that the drain waits for Redis alone */
+    int idle;        /* the last take found the queues empty */
+    int down;        /* the control connection is lost */
     int executors_started;
     int sync_inited;         /* mu and the condition variables exist */
     struct health *health;   /* functions benched for host failures (dispatcher only) */
@@ -1546,10 +1547,44 @@ static int dispatch(struct worker *w)
     return more;
 }
 
-/* Whether the loop ends now: max-jobs done, burst drained, or a drain finished or timed out. */
+/* The tasks that ended (or were refused) and whose outcomes Redis has not recorded yet: how
+ * many, and in ids the first few job ids, for a message. */
+static int unrecorded(const struct worker *w, char *ids, size_t len)
+{
+    const struct task *t;
+    size_t used = 0;
+    int n = 0;
+
+    ids[0] = '\0';
+    for (t = w->pending; t != NULL; t = t->next) {
+        if (t->aborted) continue;
+        if (n < 5 && used < len)
+            used += (size_t)snprintf(ids + used, len - used, "%s%s", n ? ", " : "",
+                                     t->job != NULL ? t->job->id : "(a record without an id)");
+        n++;
+    }
+    if (n > 5 && used < len) snprintf(ids + used, len - used, ", ...");
+    return n;
+}
+
+/* Jobs whose handlers still run: taken, not yet ended. */
+static int still_running(const struct worker *w)
+{
+    const struct task *t;
+    int n = w->outstanding;
+
+    for (t = w->pending; t != NULL; t = t->next)
+        if (!t->aborted && !t->refused) n--;
+    return n;
+}
+
+/* Whether the loop ends now: max-jobs done, burst drained, or a drain finished or timed out.
+ * A drain whose jobs have all ended waits on, up to its deadline, only while Redis is down:
+ * to record their outcomes when it is back, so that they do not run again. */
 static int should_stop(struct worker *w, long long now)
 {
     int quiet = w->outstanding == 0 && w->pending == NULL && w->nstarts == 0;
+    char ids[256];
 
     if (w->cfg->max_jobs > 0 && w->taken_total >= w->cfg->max_jobs && quiet) {
         LOG(&w->lg, CQ_LOG_INFO, "done %ld jobs (--max-jobs)", w->taken_total);
@@ -1559,12 +1594,20 @@ static int should_stop(struct worker *w, long long now)
         LOG(&w->lg, CQ_LOG_INFO, "queues empty, nothing running: exiting (--burst)");
         return 1;
     }
+    if (w->draining && !quiet && w->down && !w->drain_noted && still_running(w) == 0 &&
+        now < w->drain_deadline) {
+        int n = unrecorded(w, ids, sizeof ids);
+        w->drain_noted = 1;
+        LOG(&w->lg, CQ_LOG_WARN,
+            "stopping: every job has ended; waiting up to %.0fs for redis to record %d "
+            "outcome%s (%s)",
+            (double)(w->drain_deadline - now) / 1000.0, n, n == 1 ? "" : "s", ids);
+    }
     if (w->draining && (quiet || now >= w->drain_deadline)) {
-        if (w->outstanding > 0)
-            LOG(&w->lg, CQ_LOG_WARN,
-                "shutdown timeout: %d job%s still running go back to "
-                "their queues",
-                w->outstanding, w->outstanding == 1 ? "" : "s");
+        int running = still_running(w);
+        if (running > 0)
+            LOG(&w->lg, CQ_LOG_WARN, "shutdown timeout: stopping %d job%s still running", running,
+                running == 1 ? "" : "s");
         return 1;
     }
     return 0;
@@ -1649,16 +1692,22 @@ static int stop_handlers(struct worker *w)
 static int drain(struct worker *w)
 {
     char err[512], warn[512];
-    int tries;
+    int tries, unclean = 0;
     long n;
 
     if (w->pending != NULL || w->nstarts > 0) {
+        char ids[256];
+        int ended = unrecorded(w, ids, sizeof ids);
+
         if (w->ctl.ctx == NULL) rconn_connect(&w->ctl);
-        if (cycle(w, &w->pending, 0) < 0)
-            LOG(&w->lg, CQ_LOG_WARN,
-                "could not record finished jobs (%s); they go back to "
-                "their queues",
-                w->ctl.errstr);
+        if (cycle(w, &w->pending, 0) < 0 && ended > 0) {
+            LOG(&w->lg, CQ_LOG_ERROR,
+                "could not record the outcome%s of %d ended job%s (%s): %s; %s run again once "
+                "redis is back and this worker's lease has expired",
+                ended == 1 ? "" : "s", ended, ended == 1 ? "" : "s", ids, w->ctl.errstr,
+                ended == 1 ? "it will" : "they will");
+            unclean = 1;
+        }
     }
     hist_flush(w);
     for (tries = 0; tries < 3; tries++) {
@@ -1666,7 +1715,7 @@ static int drain(struct worker *w)
         if (n >= 0) {
             if (n > 0)
                 LOG(&w->lg, CQ_LOG_INFO, "put back %ld unfinished job%s", n, n == 1 ? "" : "s");
-            if (warn[0] == '\0') return 0;
+            if (warn[0] == '\0') return unclean;
             LOG(&w->lg, CQ_LOG_ERROR, "%s", warn);
             return 1;
         }

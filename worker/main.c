@@ -57,9 +57,9 @@ static const struct cli_option options[] = {
      "other workers, as with rq worker --burst)"},
     {"max-jobs", O_MAX_JOBS, "N", "exit 0 after taking N jobs and finishing them"},
     {"shutdown-timeout", O_SHUTDOWN, "D",
-     "on SIGTERM/SIGINT, time running jobs get to finish before they\n"
-     "go back to their queues (default: 25s); a second signal puts\n"
-     "them back at once"},
+     "on SIGTERM, SIGINT or SIGHUP, time running jobs get to finish\n"
+     "before they go back to their queues (default: 25s); a second\n"
+     "signal puts them back at once"},
     {"download-root", O_ROOT, "DIR",
      "download_link writes only below DIR (default: the working\n"
      "directory); made with its parents if missing; cworker does\n"
@@ -303,6 +303,9 @@ static void setup_signals(void)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    /* A closing terminal (or a habit of "kill -HUP to reload"): a clean stop, not death
+     * without deregistering, which would leave the jobs held until the lease expires. */
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 }
 

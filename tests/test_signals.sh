@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# test_signals.sh - the worker's stops that used to be unclean: SIGHUP (a closing terminal)
+# is a clean stop like SIGTERM, and a stop while Redis is down records what ended once Redis
+# is back within the shutdown timeout, or says truthfully which outcomes it could not record.
+. "$(dirname "$0")/lib.sh"
+
+start_redis --appendonly yes
+start_worker() {  # start_worker LOG ARGS... ; sets WPID
+    local log=$1; shift
+    "$BIN/cworker" "$@" >"$log" 2>&1 &
+    WPID=$!
+    PIDS+=("$WPID")
+}
+# stopped_in PID SECONDS: wait for PID's exit; sets RC. Fails when it outlives SECONDS.
+stopped_in() {
+    wait_for "$2" exited "$1" || return 1
+    wait "$1"; RC=$?
+}
+processed() { rcli HGET cq:stats processed; }
+
+# ---- SIGHUP: a clean stop, deregistered, the running job allowed to finish ----
+"$BIN/cenqueue" --id hup-1 sleep 1 >/dev/null 2>&1
+start_worker "$T/hup.log" -c 2 --lease 3s
+wait_for 5 jobs_are started hup-1
+kill -HUP "$WPID"
+check "SIGHUP: the worker exits within 5 s" stopped_in "$WPID" 5
+check_eq "... with status 0 (not 129, killed by the signal)" 0 "$RC"
+check_eq "... having let its job finish" finished "$(jfield hup-1)"
+check_eq "... and deregistered at once (no lease left to expire)" 0 "$(rcli SCARD cq:workers)"
+check_eq "... holding nothing" "" "$(rcli --scan --pattern 'cq:inflight:*')"
+check_contains "... saying it stops" "stopping: 1 job running" "$(cat "$T/hup.log")"
+
+# A second SIGHUP (or any second signal) puts a long job back at once.
+"$BIN/cenqueue" --id hup-2 sleep 60 >/dev/null 2>&1
+start_worker "$T/hup2.log" -c 2
+wait_for 5 jobs_are started hup-2
+kill -HUP "$WPID"; sleep 0.3; kill -HUP "$WPID"
+check "two SIGHUPs: the worker exits within 8 s" stopped_in "$WPID" 8
+check_eq "... the long job is back in its queue" 1 "$(rcli LLEN cq:queue:default)"
+rcli DEL cq:queue:default >/dev/null
+
+# ---- SIGTERM while Redis is down, Redis back within the timeout: outcomes recorded ----
+before=$(processed)
+"$BIN/cenqueue" --id down-1 sleep 1 >/dev/null 2>&1
+"$BIN/cenqueue" --id down-2 sleep 1 >/dev/null 2>&1
+start_worker "$T/back.log" -c 2 --shutdown-timeout 15s --lease 3s
+wait_for 5 jobs_are started down-1 down-2
+stop_redis
+kill -TERM "$WPID"
+sleep 2.5                       # both jobs end meanwhile, with nowhere to record it
+start_redis_again --appendonly yes
+check "Redis back: the worker exits well before its 15 s timeout" stopped_in "$WPID" 8
+check_eq "... with status 0" 0 "$RC"
+check "... both jobs finished" jobs_are finished down-1 down-2
+check_eq "... each run once" "1 1" "$(jfield down-1 attempts) $(jfield down-2 attempts)"
+check_contains "... it said it waited for Redis alone" \
+    "stopping: every job has ended; waiting up to" "$(cat "$T/back.log")"
+check_eq "... and claimed nothing went back" "" "$(grep -E 'go back|put back' "$T/back.log")"
+# No job that finished runs again: a worker that outlives the old lease finds nothing to do.
+sleep 3.5
+"$BIN/cworker" --burst -c 2 >"$T/after.log" 2>&1
+check_eq "a later worker runs neither again" $((before + 2)) "$(processed)"
+
+# ---- SIGTERM while Redis stays down past the timeout: the truth, and nothing lost ----
+rec0=$(rcli HGET cq:stats recovered); rec0=${rec0:-0}
+"$BIN/cenqueue" --id gone-1 sleep 0.5 >/dev/null 2>&1
+start_worker "$T/gone.log" -c 2 --shutdown-timeout 3s --lease 3s
+wait_for 5 jobs_are started gone-1
+stop_redis
+kill -TERM "$WPID"
+check "Redis down: the worker exits at its 3 s timeout" stopped_in "$WPID" 8
+check_eq "... with status 1: an outcome is not recorded" 1 "$RC"
+log=$(cat "$T/gone.log")
+check_contains "... naming the job whose outcome it could not record" \
+    "could not record the outcome of 1 ended job (gone-1)" "$log"
+check_contains "... and what becomes of it" "it will run again once redis is back" "$log"
+check_eq "... and not claiming that a job still runs or went back" "" \
+    "$(grep -E 'still running|go back|put back' "$T/gone.log")"
+start_redis_again --appendonly yes
+sleep 3.5                       # the old lease expires
+"$BIN/cworker" --burst -c 2 >"$T/recover.log" 2>&1
+check_eq "once Redis is back, the job is recovered and finishes (at least once)" finished \
+    "$(jfield gone-1)"
+check_eq "... run a second time: recovered from the stopped worker" $((rec0 + 1)) \
+    "$(rcli HGET cq:stats recovered)"
+
+finish

@@ -1334,8 +1334,9 @@ static void keep_connected(struct worker *w, long long now)
         w->next_hb = now + HEARTBEAT_MS;
     } else {
         /* Through sentinels, an outage is most often a failover that ends within seconds:
-         * ask again at least every second. */
-        long cap = w->ctl.url.nsentinels > 0 ? 1000 : 5000;
+         * ask again at least every second. A drain has only its shutdown timeout left to
+         * record what ended: it asks every 250 ms. */
+        long cap = w->draining ? 250 : w->ctl.url.nsentinels > 0 ? 1000 : 5000;
         w->next_connect = now + w->backoff;
         w->backoff = w->backoff * 2 > cap ? cap : w->backoff * 2;
     }

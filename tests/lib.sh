@@ -13,6 +13,10 @@
 #   jfield ID [FIELD]           a field of a job's status hash (default: status)
 #   jobs_are STATUS ID...       every job ID has that status
 #   workers_are N               N workers are registered
+#   start_worker LOG [ARGS...]  cworker ${WORKER_OPTS[@]} ARGS in the background, output in
+#                               LOG; sets WPID (and adds it to PIDS)
+#   start_registered LOG [ARGS...]  start_worker, then wait until one more worker is
+#                               registered (FATAL, with its log, after 10 s)
 #   watching N                  N connections are blocked in Redis (idle workers' watchers)
 #   exited PID                  process PID is gone
 #   wait_for SECONDS CMD [ARG...]   poll CMD until it succeeds or the time is up
@@ -138,6 +142,20 @@ jobs_are() {
 }
 
 workers_are() { [ "$(rcli SCARD cq:workers)" = "$1" ]; }
+WORKER_OPTS=()
+start_worker() {
+    local log=$1
+    shift
+    "$BIN/cworker" "${WORKER_OPTS[@]}" "$@" >"$log" 2>&1 &
+    WPID=$!
+    PIDS+=("$WPID")
+}
+start_registered() {
+    local n
+    n=$(rcli SCARD cq:workers)
+    start_worker "$@"
+    wait_for 10 workers_are $((n + 1)) || { echo "FATAL: worker did not register"; cat "$1"; exit 1; }
+}
 
 # watching N: N clients are blocked in Redis. A worker's watchers block (BLMOVE, one per
 # queue) only while its dispatcher is idle, so this is how a test waits for idle workers.

@@ -156,19 +156,11 @@ for f in sys.argv[1:]:
 }
 final() { local s; s=$(jfield "$1"); [ "$s" = finished ] || [ "$s" = failed ] || [ "$s" = canceled ]; }
 all_final() { local id; for id in "$@"; do final "$id" || return 1; done; }
-start_worker() {   # start_worker LOG ARGS...: a cworker, registered; sets WPID
-    local log=$1 n
-    shift
-    n=$(rcli SCARD cq:workers)
-    "$BIN/cworker" --download-root "$ROOT" --shutdown-timeout 1s --retry-base 0.2s "$@" >"$log" 2>&1 &
-    WPID=$!
-    PIDS+=("$WPID")
-    wait_for 10 workers_are $((n + 1)) || { echo "FATAL: worker did not register"; cat "$log"; exit 1; }
-}
+WORKER_OPTS=(--download-root "$ROOT" --shutdown-timeout 1s --retry-base 0.2s)
 stop_worker() { kill -TERM "$1"; wait "$1"; }
 
 echo "# a worker as 'worker' (without CONFIG GET)"
-start_worker "$T/w1.log" -u "$WU" -c 4 "${LOAD[@]}" "${CMDS[@]}" default low
+start_registered "$T/w1.log" -u "$WU" -c 4 "${LOAD[@]}" "${CMDS[@]}" default low
 W1=$WPID
 rcli LPUSH cq:queue:default 'not json' >/dev/null
 
@@ -279,17 +271,17 @@ check "cqctl info --watch: a picture per interval" [ "$(grep -c '^cq at' "$T/wat
 
 echo "# workers as 'worker': hand-offs, SIGTERM, SIGKILL, a lost reply, CONFIG GET"
 # A worker without the function hands its job back while one that has it is live.
-start_worker "$T/w2.log" -u "$WU" -c 2 ho
+start_registered "$T/w2.log" -u "$WU" -c 2 ho
 W2=$WPID
 ho=$(P -q ho mark handed)
 check "a worker without the function hands the job back" wait_for 5 grep -q 'handed back' "$T/w2.log"
-start_worker "$T/w3.log" -u "$WU" -c 2 "${CMDS[@]}" ho
+start_registered "$T/w3.log" -u "$WU" -c 2 "${CMDS[@]}" ho
 W3=$WPID
 check "...and one with it runs it" wait_for 10 jobs_are finished "$ho"
 stop_worker "$W2"; check_eq "the worker stops cleanly on SIGTERM" 0 "$?"
 stop_worker "$W3"
 # A SIGTERM with a job running: it goes back to its queue.
-start_worker "$T/w4.log" -u "$WU" -c 2 "${CMDS[@]}" term
+start_registered "$T/w4.log" -u "$WU" -c 2 "${CMDS[@]}" term
 W4=$WPID
 t=$(P -q term slow 30)
 wait_for 10 jobs_are started "$t"
@@ -297,7 +289,7 @@ stop_worker "$W4"; check_eq "SIGTERM with a job running: exit 0" 0 "$?"
 check_eq "...the job is back in its queue" "queued 1" "$(jfield "$t") $(rcli LLEN cq:queue:term)"
 # A SIGKILL: the live worker recovers the job once the dead one's lease is gone (deleted
 # here rather than waited for).
-start_worker "$T/w5.log" -u "$WU" -c 2 "${CMDS[@]}" term
+start_registered "$T/w5.log" -u "$WU" -c 2 "${CMDS[@]}" term
 W5=$WPID
 wait_for 10 jobs_are started "$t"
 dead=$(jfield "$t" worker)
@@ -314,7 +306,7 @@ python3 "$SRC/tests/fixtures/cutproxy.py" --to "$RSOCK" --port-file "$pf" --mark
 PIDS+=("$!")
 wait_for 10 test -s "$pf" || { echo "FATAL: cutproxy.py did not start"; exit 1; }
 blocked=$(rcli INFO clients | sed -n 's/^blocked_clients:\([0-9]*\).*/\1/p')
-start_worker "$T/w6.log" -u "redis://worker:$PASS@127.0.0.1:$(cat "$pf")" lost
+start_registered "$T/w6.log" -u "redis://worker:$PASS@127.0.0.1:$(cat "$pf")" lost
 W6=$WPID
 wait_for 10 watching $((blocked + 1))
 touch "$T/arm"

@@ -59,15 +59,7 @@ fails_with() {
 }
 final() { local s; s=$(jfield "$1"); [ "$s" = finished ] || [ "$s" = failed ] || [ "$s" = canceled ]; }
 ms_since() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
-start_worker() {  # start_worker LOG ARGS...: a cworker; sets WPID
-    local log=$1 n
-    shift
-    n=$(rcli SCARD cq:workers)
-    "$BIN/cworker" --download-root "$T/root" --shutdown-timeout 1s "$@" >"$log" 2>&1 &
-    WPID=$!
-    PIDS+=("$WPID")
-    wait_for 10 workers_are $((n + 1)) || { echo "FATAL: worker did not register"; cat "$log"; exit 1; }
-}
+WORKER_OPTS=(--download-root "$T/root" --shutdown-timeout 1s)
 
 start_redis
 
@@ -133,7 +125,7 @@ check_eq "--prefix: another prefix sees none of it" "[]" "$(jget 'd["queues"]' c
 check_contains "jobs queue:NAME reaches a queue named like a set" "queue failed: 0" "$(ctl jobs queue:failed)"
 
 # ---- a worker: failures, requeue ----
-start_worker "$T/w1.log" -c 4 "${CMDS[@]}" default other
+start_registered "$T/w1.log" -c 4 "${CMDS[@]}" default other
 W1=$WPID
 ok=$(enq noop fine)
 flaky=$(enq --retries 0 flaky)
@@ -197,7 +189,7 @@ out=$(ctl cancel "$held")
 check_contains "cancel a queued job: canceled at once" "canceled $held (it was queued)" "$out"
 check_eq "cancel a queued job: status canceled" canceled "$(jfield "$held")"
 check_contains "job: says the cancel is pending" "a worker that takes it drops it" "$(ctl job "$held")"
-start_worker "$T/w2.log" -c 2 "${CMDS[@]}" held
+start_registered "$T/w2.log" -c 2 "${CMDS[@]}" held
 W2=$WPID
 wait_for 10 jobs_are finished "$control"
 check "a canceled queued job never runs (the one after it did)" [ ! -e "$T/run/ran.$held" ]
@@ -302,7 +294,7 @@ EOF
     first=$(screen)
     check_eq "info --watch: one picture on the screen (redrawn in place)" 1 "$(grep -c '^cq at' <<<"$first")"
     check_contains "info --watch: a bar on a terminal" "#####" "$(grep '^watched' <<<"$first")"
-    start_worker "$T/w3.log" -c 4 "${CMDS[@]}" watched
+    start_registered "$T/w3.log" -c 4 "${CMDS[@]}" watched
     check "info --watch: the depth changes to 0 once a worker took them" wait_for 5 depth_on_screen 0
     second=$(screen)
     check "info --watch: two captures differ in depth" \

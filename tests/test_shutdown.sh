@@ -5,12 +5,6 @@
 
 start_redis
 W=()
-start_worker() {  # start_worker LOG ARGS... ; sets WPID
-    local log=$1; shift
-    "$BIN/cworker" "$@" >"$log" 2>&1 &
-    WPID=$!
-    PIDS+=("$WPID")
-}
 registered() { wait_for 10 workers_are "$1"; }
 
 # ---- strict priority: high before default before low ----

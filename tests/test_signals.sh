@@ -5,12 +5,6 @@
 . "$(dirname "$0")/lib.sh"
 
 start_redis --appendonly yes
-start_worker() {  # start_worker LOG ARGS... ; sets WPID
-    local log=$1; shift
-    "$BIN/cworker" "$@" >"$log" 2>&1 &
-    WPID=$!
-    PIDS+=("$WPID")
-}
 # stopped_in PID SECONDS: wait for PID's exit; sets RC. Fails when it outlives SECONDS.
 stopped_in() {
     wait_for "$2" exited "$1" || return 1

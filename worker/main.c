@@ -122,8 +122,9 @@ static void usage(FILE *f)
         "\n" CLI_NOTE_DURATIONS CLI_NOTE_SIZES
         "Exit status: 0 after a clean stop (signal, --burst, --max-jobs); 1 when the worker could\n"
         "not start (Redis unreachable, bad download root, a plugin or command that cannot load, no\n"
-        "threads), or could not deregister when it stopped (its unfinished jobs then return to\n"
-        "their queues when its lease expires); 2 for a usage error.\n");
+        "threads), or when it stopped with Redis unreachable, so that it could not record the\n"
+        "outcome of an ended job or deregister (the jobs it held then return to their queues when\n"
+        "its lease expires, and run again); 2 for a usage error.\n");
 }
 
 /* --command-file: one command spec a line. */

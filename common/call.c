@@ -72,6 +72,7 @@ int call_run(struct cq_job *c, struct call_thread *ct, const struct job *job,
     c->stop = stop;
     c->lg = lg;
     c->deadline = timeout > 0 ? time_now() + timeout : 0;
+    c->timeout = timeout > 0 ? timeout : 0;
     c->result = NULL;
     c->result_json = 0;
     c->failed = 0;

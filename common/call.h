@@ -31,6 +31,7 @@ struct cq_job {
     const char *root;
     const stop_flag *stop; /* the worker's hard stop */
     double deadline;       /* Unix seconds; 0 = none */
+    double timeout;        /* seconds the deadline was set at; 0 = none */
     const struct logger *lg;
     void *thread_state;
     /* out */

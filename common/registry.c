@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "call.h"
 #include "util.h"
 
 static const char *const type_names[] = {
@@ -480,7 +481,7 @@ static int fn_noop(cq_job *job, void *udata)
 /* Sleeps in short slices so that a job timeout or a worker's hard stop ends it promptly. */
 static int fn_sleep(cq_job *job, void *udata)
 {
-    double secs, deadline = cq_job_deadline(job), start = time_now();
+    double secs, deadline = cq_job_deadline(job);
     long long end;
 
     (void)udata;
@@ -496,7 +497,7 @@ static int fn_sleep(cq_job *job, void *udata)
         if (now >= end) break;
         if (deadline > 0 && time_now() >= deadline)
             return cq_job_fail(job, CQ_TRANSIENT, 0, "sleep: job timed out after %.3gs",
-                               deadline - start);
+                               job->timeout);
         if (cq_job_stopping(job))
             return cq_job_fail(job, CQ_TRANSIENT, 0, "sleep: interrupted by worker shutdown");
         sleep_ms(end - now < 20 ? (long)(end - now) : 20);

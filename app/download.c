@@ -27,6 +27,7 @@
  */
 #include "download.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -74,14 +75,6 @@ static void printable(char *dst, size_t len, const char *src)
     for (; src[i] != '\0' && i + 1 < len; i++)
         dst[i] = is_ctl((unsigned char)src[i]) ? '?' : src[i];
     dst[i] = '\0';
-}
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
 }
 
 /* The directory a job names, checked and normalised before anything is made on disk: a
@@ -217,80 +210,62 @@ int download_open_dir(const char *root, const char *directory, char *err, size_t
     return fd;
 }
 
-/* The message of download_filename without a function prefix. */
+/* The message of download_filename without a function prefix. The link is parsed by
+ * libcurl (http_url_parse), so the name comes from the very path curl will request: dot
+ * segments resolved, without query or fragment, userinfo and IPv6 hosts understood as curl
+ * understands them. What libcurl does not check is cq's to check: that the last segment is
+ * a safe file name once decoded (no '/', '\\', control byte, "." or ".."; at most NAME_MAX
+ * bytes), and that its percent-encoding is well formed (curl decodes "%zz" as itself). */
 static int filename_of(const char *url, char *name, size_t namelen, char *err, size_t errlen)
 {
-    const char *colon = strchr(url, ':');
-    const char *auth, *path, *end, *seg;
-    size_t slen = 0, n = 0;
+    char *path, *dec = NULL;
+    const char *seg;
+    size_t slen, i;
+    int dlen = 0, rc = -1;
 
-    if (has_ctl(url)) {
-        char shown[512];
-
-        printable(shown, sizeof(shown), url);
-        err_set(err, errlen, "%s: the link contains a control character", shown);
-        return -1;
+    if (http_url_parse(url, &path, err, errlen) < 0) return -1;
+    seg = strrchr(path, '/');
+    seg = seg != NULL ? seg + 1 : path;
+    slen = strlen(seg);
+    for (i = 0; i < slen; i++) {
+        if (seg[i] != '%') continue;
+        if (i + 2 >= slen || !isxdigit((unsigned char)seg[i + 1]) ||
+            !isxdigit((unsigned char)seg[i + 2])) {
+            err_set(err, errlen, "%s: malformed percent-encoding in the file name", url);
+            goto done;
+        }
     }
-    if (colon == NULL ||
-        !(((colon - url) == 4 && strncasecmp(url, "http", 4) == 0) ||
-          ((colon - url) == 5 && strncasecmp(url, "https", 5) == 0))) {
-        err_set(err, errlen, "%s: only http and https links are allowed", url);
-        return -1;
-    }
-    if (strncmp(colon, "://", 3) != 0) {
-        err_set(err, errlen, "%s: not an absolute http(s) URL", url);
-        return -1;
-    }
-    auth = colon + 3;
-    path = auth + strcspn(auth, "/?#");
-    end = path;
-    if (*path == '/') end = path + strcspn(path, "?#");
-    /* The last segment of the path: the query and the fragment are not part of it. */
-    seg = end;
-    while (seg > path && seg[-1] != '/') seg--;
-    slen = (size_t)(end - seg);
     if (slen == 0) {
         err_set(err, errlen, "%s: the link has no file name", url);
-        return -1;
+        goto done;
     }
-    for (size_t i = 0; i < slen; i++) {
-        unsigned char c = (unsigned char)seg[i];
+    dec = xcheck(curl_easy_unescape(NULL, seg, (int)slen, &dlen), "a file name");
+    for (i = 0; i < (size_t)dlen; i++) {
+        unsigned char c = (unsigned char)dec[i];
 
-        if (c == '%') {
-            int hi = i + 2 < slen ? hexval(seg[i + 1]) : -1;
-            int lo = i + 2 < slen ? hexval(seg[i + 2]) : -1;
-
-            if (hi < 0 || lo < 0) {
-                err_set(err, errlen, "%s: malformed percent-encoding in the file name", url);
-                return -1;
-            }
-            c = (unsigned char)(hi * 16 + lo);
-            i += 2;
-        }
         if (c == '\0' || is_ctl(c)) {
             err_set(err, errlen, "%s: the file name contains a control character", url);
-            return -1;
+            goto done;
         }
         if (c == '/' || c == '\\') {
             err_set(err, errlen, "%s: the file name contains '%c'", url, c);
-            return -1;
+            goto done;
         }
-        if (n >= NAME_MAX) {
-            err_set(err, errlen, "%s: the file name is longer than %d bytes", url, NAME_MAX);
-            return -1;
-        }
-        if (n + 1 >= namelen) {
-            err_set(err, errlen, "%s: the file name does not fit in %zu bytes", url, namelen);
-            return -1;
-        }
-        name[n++] = (char)c;
     }
-    name[n] = '\0';
-    if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
-        err_set(err, errlen, "%s: '%s' is not a file name", url, name);
-        return -1;
+    if (dlen > NAME_MAX) {
+        err_set(err, errlen, "%s: the file name is longer than %d bytes", url, NAME_MAX);
+    } else if ((size_t)dlen + 1 > namelen) {
+        err_set(err, errlen, "%s: the file name does not fit in %zu bytes", url, namelen);
+    } else if (strcmp(dec, ".") == 0 || strcmp(dec, "..") == 0) {
+        err_set(err, errlen, "%s: '%s' is not a file name", url, dec);
+    } else {
+        memcpy(name, dec, (size_t)dlen + 1);
+        rc = 0;
     }
-    return 0;
+done:
+    curl_free(dec);
+    curl_free(path);
+    return rc;
 }
 
 int download_host_errno(int e)

@@ -63,13 +63,9 @@ static int ends_with(const char *s, const char *suffix)
     return n >= m && memcmp(s + n - m, suffix, m) == 0;
 }
 
-static int has_http_scheme(const char *s)
-{
-    return strncasecmp(s, "http://", 7) == 0 || strncasecmp(s, "https://", 8) == 0;
-}
-
-/* 1 when s has no spaces, control bytes or DEL: such a string could split a header or an
- * URL, and no real link or client id contains one. */
+/* 1 when s has no spaces, control bytes or DEL: a client id with one could split the
+ * Authorization header, and no real one contains one. (Links are checked by libcurl's URL
+ * parser: http_url_parse.) */
 static int is_clean(const char *s)
 {
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
@@ -329,7 +325,7 @@ static void add_image(const cJSON *item, const struct gallery_filter *f,
             return;
         }
     }
-    if (!has_http_scheme(link) || !is_clean(link) || strlen(link) >= GALLERY_URL_MAX) {
+    if (strlen(link) >= GALLERY_URL_MAX || http_url_parse(link, NULL, NULL, 0) != 0) {
         count(&st->skipped);
         return;
     }
@@ -473,7 +469,7 @@ int gallery_opts_check(const struct gallery_opts *o, char *err, size_t errlen)
                 GALLERY_CLIENT_ID_MAX);
         return -1;
     }
-    if (!has_http_scheme(base) || !is_clean(base) || strlen(base) > GALLERY_URL_MAX / 2) {
+    if (strlen(base) > GALLERY_URL_MAX / 2 || http_url_parse(base, NULL, NULL, 0) != 0) {
         err_set(err, errlen, "--api-url: \"%.100s\" is not an http(s) URL", base);
         return -1;
     }

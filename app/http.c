@@ -5,10 +5,15 @@
  * TLS session cache, so a worker thread that fetches many files from one host pays for one
  * TCP (and TLS) handshake, not one per job.
  *
- * libcurl hands us the headers of every response it sees, including 1xx and the 3xx hops it
- * follows. We watch for status lines in the header callback and start over at each one: the
- * header block, the status we judge the body by and the body count all belong to the
- * response that is current, so after redirects only the final response remains.
+ * What libcurl parses, cq takes from it rather than parsing again: links are checked with its
+ * URL API (curl_url, the parser the transfer itself uses, so that the resource fetched and
+ * the name a file gets cannot disagree); the status is CURLINFO_RESPONSE_CODE, the final
+ * response's headers come from curl_easy_nextheader (request -1: the last hop of a redirect
+ * chain) and Retry-After, in both its forms, from CURLINFO_RETRY_AFTER. libcurl follows
+ * redirects without handing their bodies to the write callback, so the body that arrives
+ * is the final response's. What cq still checks itself is what libcurl 7.88 does not: the
+ * total size of the header blocks (it caps one header line, not their sum), a body's size
+ * when no Content-Length declared it, and the form of links (absolute http(s) only).
  *
  * Size limits are enforced twice: CURLOPT_MAXFILESIZE_LARGE refuses a declared
  * Content-Length up front, and the write callback stops a body that never declared one
@@ -51,15 +56,15 @@
 
 /* What the callbacks of one request share. */
 struct xfer {
+    CURL *curl;
     int to_fd; /* 1: body goes to fd (2xx only); 0: body goes to buf */
     int fd;
     long long max_bytes; /* 0 = no cap */
-    long status;         /* status of the response being received */
-    long long bytes;     /* body bytes of the current response */
+    long status;         /* the final response's status, read at its first body byte */
+    long long bytes;     /* body bytes of the final response */
     char *buf;           /* memory mode: the body */
     size_t len, cap;
-    char *hdr; /* header block of the current response */
-    size_t hlen, hcap;
+    size_t hlen;      /* header bytes of every response so far */
     int over_cap;     /* stopped: body passed max_bytes */
     int hdr_overflow; /* stopped: header block passed HEADERS_MAX */
     int discarded;    /* stopped: dropped a non-2xx body past DISCARD_MAX */
@@ -111,7 +116,6 @@ struct http *http_new(char *err, size_t errlen)
 /* Forget a transfer that was set up and never finished. */
 static void drop_fd_transfer(struct http *h)
 {
-    free(h->x.hdr);
     free(h->url);
     memset(&h->x, 0, sizeof(h->x));
     h->url = NULL;
@@ -140,6 +144,13 @@ void http_result_free(struct http_result *res)
     if (res == NULL) return;
     free(res->headers);
     res->headers = NULL;
+    for (size_t i = 0; i < res->nhdrs; i++) {
+        free(res->hdrs[i].name);
+        free(res->hdrs[i].value);
+    }
+    free(res->hdrs);
+    res->hdrs = NULL;
+    res->nhdrs = 0;
 }
 
 static void buf_append(char **buf, size_t *len, size_t *cap, const char *data, size_t n)
@@ -156,50 +167,24 @@ static void buf_append(char **buf, size_t *len, size_t *cap, const char *data, s
     (*buf)[*len] = '\0';
 }
 
-/* "HTTP/1.1 404 Not Found" -> 404; 0 when the line is not a status line. */
-static long parse_status_line(const char *line, size_t n)
-{
-    size_t i = 5;
-    long code = 0;
-    int digits = 0;
-
-    if (n < 5 || strncmp(line, "HTTP/", 5) != 0) return 0;
-    while (i < n && line[i] != ' ') i++;
-    while (i < n && line[i] == ' ') i++;
-    while (i < n && digits < 3 && isdigit((unsigned char)line[i])) {
-        code = code * 10 + (line[i] - '0');
-        digits++;
-        i++;
-    }
-    return digits == 3 ? code : 0;
-}
-
 static int is_2xx(long status)
 {
     return status >= 200 && status < 300;
 }
 
+/* Headers are only counted here (libcurl parses them; end() reads the final response's):
+ * every hop's block counts toward HEADERS_MAX. */
 static size_t on_header(char *data, size_t size, size_t nmemb, void *userp)
 {
     struct xfer *x = userp;
     size_t n = size * nmemb;
-    long status = parse_status_line(data, n);
 
-    if (status != 0) {
-        /* A new response begins (a redirect hop, or a 1xx before the real answer): forget
-         * everything about the previous one. */
-        x->status = status;
-        x->hlen = 0;
-        x->bytes = 0;
-        x->len = 0;
-        if (x->hdr != NULL) x->hdr[0] = '\0';
-        if (x->buf != NULL) x->buf[0] = '\0';
-    }
+    (void)data;
     if (x->hlen + n > HEADERS_MAX) {
         x->hdr_overflow = 1;
         return 0;
     }
-    buf_append(&x->hdr, &x->hlen, &x->hcap, data, n);
+    x->hlen += n;
     return n;
 }
 
@@ -223,6 +208,7 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
     struct xfer *x = userp;
     size_t n = size * nmemb;
 
+    if (x->status == 0) curl_easy_getinfo(x->curl, CURLINFO_RESPONSE_CODE, &x->status);
     if (x->to_fd && !is_2xx(x->status)) {
         /* An error page: read it so the connection can be reused, but never keep it. */
         x->bytes += (long long)n;
@@ -320,67 +306,64 @@ static int status_transient(long status)
     return status == 408 || status == 429 || (status >= 500 && status <= 599);
 }
 
-/* The value of header `name` in a raw header block, trimmed, into buf. */
-static const char *header_find(const char *block, const char *name, char *buf, size_t len)
+const char *http_header(const struct http_result *res, const char *name, char *buf, size_t len)
 {
-    size_t nlen = strlen(name);
-    const char *line = block;
-
-    if (block == NULL || len == 0) return NULL;
-    while (*line != '\0') {
-        const char *eol = strchr(line, '\n');
-        const char *end = eol != NULL ? eol : line + strlen(line);
-
-        if ((size_t)(end - line) > nlen && strncasecmp(line, name, nlen) == 0 &&
-            line[nlen] == ':') {
-            const char *v = line + nlen + 1;
-            size_t n;
-
-            while (v < end && (*v == ' ' || *v == '\t')) v++;
-            while (end > v && (end[-1] == '\r' || end[-1] == ' ' || end[-1] == '\t')) end--;
-            n = (size_t)(end - v);
-            if (n >= len) n = len - 1;
-            memcpy(buf, v, n);
-            buf[n] = '\0';
+    if (res == NULL || len == 0) return NULL;
+    for (size_t i = 0; i < res->nhdrs; i++) {
+        if (strcasecmp(res->hdrs[i].name, name) == 0) {
+            str_copy(buf, len, res->hdrs[i].value);
             return buf;
         }
-        if (eol == NULL) break;
-        line = eol + 1;
     }
     return NULL;
 }
 
-const char *http_header(const struct http_result *res, const char *name, char *buf, size_t len)
+/* The final response's headers as libcurl parsed them, into res->hdrs, and res->headers: its
+ * status line and those headers, one "Name: value" line each. */
+static void collect_headers(CURL *c, struct http_result *res)
 {
-    if (res == NULL) return NULL;
-    return header_find(res->headers, name, buf, len);
+    struct curl_header *hd, *prev = NULL;
+    char *block = NULL;
+    size_t blen = 0, bcap = 0, cap = 0;
+    char line[64];
+    long version = 0;
+    int n;
+
+    if (res->status == 0) return;
+    curl_easy_getinfo(c, CURLINFO_HTTP_VERSION, &version);
+    n = snprintf(line, sizeof(line), "HTTP/%s %ld\r\n",
+                 version == CURL_HTTP_VERSION_1_0       ? "1.0"
+                     : version == CURL_HTTP_VERSION_2_0 ? "2"
+                     : version == CURL_HTTP_VERSION_3   ? "3"
+                                                        : "1.1",
+                 res->status);
+    buf_append(&block, &blen, &bcap, line, (size_t)n);
+    for (hd = curl_easy_nextheader(c, CURLH_HEADER, -1, NULL); hd != NULL;
+         hd = curl_easy_nextheader(c, CURLH_HEADER, -1, prev)) {
+        if (res->nhdrs == cap) {
+            cap = cap ? cap * 2 : 16;
+            res->hdrs = xrealloc(res->hdrs, cap * sizeof(*res->hdrs));
+        }
+        res->hdrs[res->nhdrs].name = xstrdup(hd->name);
+        res->hdrs[res->nhdrs].value = xstrdup(hd->value);
+        res->nhdrs++;
+        buf_append(&block, &blen, &bcap, hd->name, strlen(hd->name));
+        buf_append(&block, &blen, &bcap, ": ", 2);
+        buf_append(&block, &blen, &bcap, hd->value, strlen(hd->value));
+        buf_append(&block, &blen, &bcap, "\r\n", 2);
+        prev = hd;
+    }
+    res->headers = block;
 }
 
-/* Retry-After is either delta-seconds or an HTTP-date (RFC 9110 10.2.3). */
-static double parse_retry_after(const char *block)
+/* Retry-After of the final response, delta-seconds or an HTTP-date (RFC 9110 10.2.3), as
+ * libcurl read it; capped at RETRY_AFTER_MAX. */
+static double retry_after(CURL *c)
 {
-    char v[128];
-    double secs;
+    curl_off_t secs = 0;
 
-    if (header_find(block, "Retry-After", v, sizeof(v)) == NULL || v[0] == '\0') return 0;
-    if (isdigit((unsigned char)v[0])) {
-        char *end;
-        unsigned long long n;
-
-        errno = 0;
-        n = strtoull(v, &end, 10);
-        if (*end != '\0') return 0;
-        secs = (errno == ERANGE || n > (unsigned long long)RETRY_AFTER_MAX) ? RETRY_AFTER_MAX
-                                                                            : (double)n;
-    } else {
-        time_t when = curl_getdate(v, NULL);
-
-        if (when == (time_t)-1) return 0;
-        secs = difftime(when, time(NULL));
-    }
-    if (secs < 0) secs = 0;
-    if (secs > RETRY_AFTER_MAX) secs = RETRY_AFTER_MAX;
-    return secs;
+    if (curl_easy_getinfo(c, CURLINFO_RETRY_AFTER, &secs) != CURLE_OK || secs <= 0) return 0;
+    return secs > (curl_off_t)RETRY_AFTER_MAX ? RETRY_AFTER_MAX : (double)secs;
 }
 
 /* A URL is echoed in every error message; one with a newline in it could forge log lines,
@@ -402,6 +385,44 @@ static void printable(char *dst, size_t len, const char *src)
     dst[i] = '\0';
 }
 
+int http_url_parse(const char *url, char **path, char *err, size_t errlen)
+{
+    const char *colon = strchr(url, ':');
+    char *scheme = NULL;
+    CURLUcode uc;
+    CURLU *u;
+    int rc = -1;
+
+    if (path != NULL) *path = NULL;
+    if (has_ctl(url)) {
+        char shown[512];
+
+        printable(shown, sizeof(shown), url);
+        err_set(err, errlen, "%s: the link contains a control character", shown);
+        return -1;
+    }
+    u = xcheck(curl_url(), "a URL handle");
+    uc = curl_url_set(u, CURLUPART_URL, url, 0);
+    if (uc == CURLUE_OK) uc = curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
+    if (uc == CURLUE_UNSUPPORTED_SCHEME ||
+        (uc == CURLUE_OK && strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)) {
+        err_set(err, errlen, "%s: only http and https links are allowed", url);
+    } else if (uc != CURLUE_OK) {
+        err_set(err, errlen, "%s: not an absolute http(s) URL (%s)", url, curl_url_strerror(uc));
+    } else if (strncmp(colon, "://", 3) != 0) {
+        /* libcurl also reads "http:/h/x.jpg" as http://h/x.jpg; cq takes only the form that
+         * says what it is, so that a link reads the same to a person as to the worker. */
+        err_set(err, errlen, "%s: not an absolute http(s) URL (scheme://host/...)", url);
+    } else if (path != NULL && curl_url_get(u, CURLUPART_PATH, path, 0) != CURLUE_OK) {
+        err_set(err, errlen, "%s: no path", url);
+    } else {
+        rc = 0;
+    }
+    curl_free(scheme);
+    curl_url_cleanup(u);
+    return rc;
+}
+
 static void result_clear(struct http_result *res)
 {
     res->status = 0;
@@ -410,6 +431,8 @@ static void result_clear(struct http_result *res)
     res->retry_after = 0;
     res->write_errno = 0;
     res->headers = NULL;
+    res->hdrs = NULL;
+    res->nhdrs = 0;
 }
 
 /* The first half of a request: check the URL and set every option of h's handle, leaving
@@ -422,13 +445,7 @@ static int begin(struct http *h, const char *url, const char *const *req_headers
     struct http_limits defaults;
 
     *hdrs = NULL;
-    if (has_ctl(url)) {
-        char shown[512];
-
-        printable(shown, sizeof(shown), url);
-        err_set(err, errlen, "%s: the URL contains a control character", shown);
-        return -1;
-    }
+    if (http_url_parse(url, NULL, err, errlen) < 0) return -1;
     if (lim == NULL) {
         http_limits_default(&defaults);
         lim = &defaults;
@@ -451,6 +468,7 @@ static int begin(struct http *h, const char *url, const char *const *req_headers
         return -1;
     }
     x->max_bytes = lim->max_bytes;
+    x->curl = h->curl;
     return 0;
 }
 
@@ -467,11 +485,10 @@ static int end(struct http *h, const char *url, CURLcode rc, struct xfer *x,
     curl_slist_free_all(hdrs);
 
     result_clear(res);
-    res->status = x->status;
+    curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &res->status);
     res->bytes = x->bytes;
-    res->headers = x->hdr;
-    x->hdr = NULL;
-    res->retry_after = parse_retry_after(res->headers);
+    if (!x->to_fd) collect_headers(h->curl, res);
+    res->retry_after = retry_after(h->curl);
 
     if (rc == CURLE_OK || (x->discarded && rc == CURLE_WRITE_ERROR)) return 0;
 

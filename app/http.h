@@ -33,8 +33,20 @@ struct http_result {
     int transient;      /* see above; meaningful when the call returned -1 */
     double retry_after; /* seconds from a Retry-After header (429/503); 0 when absent */
     int write_errno;    /* the body could not be written to the fd: write(2)'s errno; else 0 */
-    char *headers;      /* raw header block of the final response (http_get only), or NULL */
+    char *headers;      /* the final response's status line and headers, one "Name: value"
+                           line each, as libcurl parsed them (http_get only), or NULL */
+    struct http_hdr {
+        char *name, *value;
+    } * hdrs; /* the same headers, for http_header */
+    size_t nhdrs;
 };
+
+/* Check that url is an absolute http:// or https:// link as libcurl's URL API parses it (the
+ * parser the transfer uses). Returns 0 and, when path is not NULL, sets *path to its path as
+ * curl will request it: still percent-encoded, dot segments resolved, without query or
+ * fragment (free it with curl_free). Returns -1 with err set otherwise ("URL: only http and
+ * https links are allowed", "... not an absolute http(s) URL (Bad hostname)"). */
+int http_url_parse(const char *url, char **path, char *err, size_t errlen);
 
 /* A new handle; NULL (with err) if libcurl could not make one. */
 struct http *http_new(char *err, size_t errlen);
@@ -78,8 +90,8 @@ int http_finish_fd_transfer(struct http *h, CURLcode rc, struct http_result *res
 /* The libcurl easy handle h owns (h keeps ownership), for adding it to a multi handle. */
 CURL *http_curl(struct http *h);
 
-/* Look up a response header (case-insensitive) in res->headers, copying its value into buf.
- * Returns buf, or NULL when absent. */
+/* Look up a header of http_get's final response (case-insensitive), copying its value into
+ * buf. Returns buf, or NULL when absent. */
 const char *http_header(const struct http_result *res, const char *name, char *buf, size_t len);
 
 void http_result_free(struct http_result *res);

@@ -278,6 +278,33 @@ static void test_filename(void)
           0);
     CHECK_STREQ(name, "\xc3\xa9t\xc3\xa9.jpg");
 
+    /* What hand parsing tends to get wrong; the name is the last segment of the path libcurl
+     * will request (its URL API parses both). */
+    static const char *const named[][2] = {
+        {"http://[::1]:8080/a/b.jpg", "b.jpg"},            /* IPv6 literal and a port */
+        {"http://[fe80::1%25eth0]/c.jpg", "c.jpg"},        /* and a zone id */
+        {"https://user:pa%40ss@h:443/d.jpg", "d.jpg"},     /* userinfo, '@' encoded */
+        {"https://user@h/x/e.jpg?u=@evil/f.jpg", "e.jpg"}, /* '@' and '/' in the query */
+        {"https://h/g.jpg#/../../etc/passwd", "g.jpg"},    /* a fragment is not sent */
+        {"https://h/a/b/../../h.jpg", "h.jpg"},            /* dot segments, as curl sends */
+        {"https://h/a/%2e%2e/i.jpg", "i.jpg"},             /* encoded dots stay a directory */
+        {"https://h:8443//j.jpg", "j.jpg"},                /* an empty segment */
+    };
+    for (size_t i = 0; i < sizeof(named) / sizeof(named[0]); i++) {
+        err[0] = '\0';
+        name[0] = '\0';
+        if (download_filename(named[i][0], name, sizeof(name), err, sizeof(err)) != 0)
+            fprintf(stderr, "download_filename refused %s: %s\n", named[i][0], err);
+        CHECK_STREQ(name, named[i][1]);
+    }
+    /* An unencoded '@' in the userinfo: libcurl takes the host after the first one, so the
+     * link is refused, not read as host "h" with a file from elsewhere. */
+    CHECK(download_filename("https://user:p@ss@h/x.jpg", name, sizeof(name), err, sizeof(err)) < 0);
+    CHECK_HAS(err, "not an absolute http(s) URL");
+    CHECK(download_filename("http://[::1/x.jpg", name, sizeof(name), err, sizeof(err)) < 0);
+    CHECK(download_filename("http://h:99999/x.jpg", name, sizeof(name), err, sizeof(err)) < 0);
+    CHECK_HAS(err, "Port number");
+
     /* Refused: no name, dot names, separators, control bytes, bad escapes, schemes. */
     const char *bad[] = {
         "https://h/",

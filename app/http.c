@@ -30,7 +30,8 @@
  *
  * Content (images_only). The first CONTENT_SNIFF_LEN bytes of a 2xx body are kept and
  * judged as soon as they are in (or at the end of a shorter body); a body that is no image
- * stops the transfer there, so an HTML page of 50 MB costs 32 bytes, not 50 MB.
+ * stops the transfer there, so an HTML page of 50 MB costs its first piece (libcurl hands a
+ * body over 16 KB at a time at most), not 50 MB.
  *
  * A request is two halves around the transfer: begin() sets the options, end() judges how
  * libcurl ended it. perform() joins them with curl_easy_perform; http_setup_fd_transfer and

@@ -19,6 +19,25 @@
  * Content-Length up front, and the write callback stops a body that never declared one
  * (chunked or close-delimited) as soon as it passes the cap.
  *
+ * Network policy (netpolicy.h). A job names the link, so the places a request may go are
+ * checked where libcurl decides them, not where the URL names them. The open-socket hook
+ * sees every address libcurl is about to connect to, after DNS, for every hop and for both
+ * families of happy eyeballs; a refused address gets no socket, so not a packet is sent to
+ * it, and libcurl goes on to the next address. The pre-request hook runs before each request
+ * is sent, on a new connection or one reused from the cache (made under another policy,
+ * perhaps, by the same handle), and checks the connected address and the hop's host name
+ * again; a refusal there aborts the transfer. The first URL's host is checked before
+ * anything, so a link to a host not allowed costs no DNS lookup. A request refused so fails
+ * permanently: the policy will refuse it the same way next time. When libcurl goes through a
+ * proxy (http_proxy and friends), the address connected to is the proxy's: the proxy is
+ * checked, and a host that is an IP address is checked before the proxy is asked, but what a
+ * host name resolves to is the proxy's business.
+ *
+ * Content (images_only). The first CONTENT_SNIFF_LEN bytes of a 2xx body are kept and
+ * judged as soon as they are in (or at the end of a shorter body); a body that is no image
+ * stops the transfer there, so an HTML page of 50 MB costs its first piece (libcurl hands a
+ * body over 16 KB at a time at most), not 50 MB.
+ *
  * A request is two halves around the transfer: begin() sets the options, end() judges how
  * libcurl ended it. perform() joins them with curl_easy_perform; http_setup_fd_transfer and
  * http_finish_fd_transfer export them for GETs into a file, so that a curl multi handle can
@@ -33,11 +52,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
 
+#include "content.h"
+#include "netpolicy.h"
 #include "util.h"
 
 #define USER_AGENT "cq/0.1"
@@ -56,7 +78,6 @@
 
 /* What the callbacks of one request share. */
 struct xfer {
-    CURL *curl;
     int to_fd; /* 1: body goes to fd (2xx only); 0: body goes to buf */
     int fd;
     long long max_bytes; /* 0 = no cap */
@@ -69,6 +90,21 @@ struct xfer {
     int hdr_overflow; /* stopped: header block passed HEADERS_MAX */
     int discarded;    /* stopped: dropped a non-2xx body past DISCARD_MAX */
     int write_errno;  /* stopped: write(2) to fd failed with this errno */
+    /* The network policy: what the hooks need, and what they saw since the last response
+     * began (so, after a redirect, only the connections of the hop that failed count). */
+    const struct netpolicy *policy;
+    CURL *curl;         /* for the hooks' curl_easy_getinfo */
+    long hop;           /* the redirect hop the counts below are of (CURLINFO_REDIRECT_COUNT) */
+    int conns_allowed;  /* addresses the open-socket hook let through */
+    int conns_refused;  /* and refused */
+    int policy_aborted; /* the pre-request hook stopped the transfer */
+    char refused[640];  /* the first refusal's reason, or "" */
+    /* images_only: the body's first bytes, and the verdict on them. */
+    int images_only;
+    unsigned char head[CONTENT_SNIFF_LEN];
+    size_t headlen;
+    int judged;    /* head was judged */
+    int not_image; /* stopped, or failed at the end: the body is no image */
 };
 
 struct http {
@@ -83,6 +119,7 @@ struct http {
 
 void http_limits_default(struct http_limits *lim)
 {
+    memset(lim, 0, sizeof *lim); /* no policy, any body, and whatever is added later */
     lim->connect_timeout = 10.0;
     lim->timeout = 60.0;
     lim->max_bytes = 50LL * 1024 * 1024;
@@ -203,6 +240,15 @@ static int write_all(int fd, const char *data, size_t n)
     return 0;
 }
 
+/* images_only: decide about the first bytes. 0, or -1 with x->not_image set. */
+static int judge_body(struct xfer *x)
+{
+    x->judged = 1;
+    if (content_image_type(x->head, x->headlen) != NULL) return 0;
+    x->not_image = 1;
+    return -1;
+}
+
 static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
 {
     struct xfer *x = userp;
@@ -223,6 +269,14 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
         return 0;
     }
     x->bytes += (long long)n;
+    if (x->images_only && !x->judged && is_2xx(x->status)) {
+        size_t take = CONTENT_SNIFF_LEN - x->headlen;
+
+        if (take > n) take = n;
+        memcpy(x->head + x->headlen, data, take);
+        x->headlen += take;
+        if (x->headlen == CONTENT_SNIFF_LEN && judge_body(x) < 0) return 0;
+    }
     if (x->to_fd) {
         if (write_all(x->fd, data, n) < 0) {
             x->write_errno = errno;
@@ -232,6 +286,116 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
         buf_append(&x->buf, &x->len, &x->cap, data, n);
     }
     return n;
+}
+
+/* A URL is echoed in every error message; one with a newline in it could forge log lines,
+ * so such URLs are refused and shown with '?' for each control byte. */
+static int has_ctl(const char *s)
+{
+    for (; *s != '\0'; s++) {
+        if ((unsigned char)*s < 0x20 || *s == 0x7f) return 1;
+    }
+    return 0;
+}
+
+static void printable(char *dst, size_t len, const char *src)
+{
+    size_t i = 0;
+
+    for (; src[i] != '\0' && i + 1 < len; i++)
+        dst[i] = ((unsigned char)src[i] < 0x20 || src[i] == 0x7f) ? '?' : src[i];
+    dst[i] = '\0';
+}
+
+/* A hook runs for the hop libcurl is on: when that is a new one (it followed a redirect),
+ * what was counted for the previous hop is forgotten, so that only the connections of the
+ * hop that failed count. */
+static void enter_hop(struct xfer *x)
+{
+    long hop = 0;
+
+    curl_easy_getinfo(x->curl, CURLINFO_REDIRECT_COUNT, &hop);
+    if (hop == x->hop) return;
+    x->hop = hop;
+    x->conns_allowed = 0;
+    x->conns_refused = 0;
+    x->refused[0] = '\0';
+}
+
+/* Keep the first refusal of the current hop, naming the hop when it is a redirect's. */
+static void note_refusal(struct xfer *x, const char *why)
+{
+    char *eff = NULL, shown[256];
+
+    if (x->refused[0] != '\0') return;
+    if (x->hop > 0 && curl_easy_getinfo(x->curl, CURLINFO_EFFECTIVE_URL, &eff) == CURLE_OK &&
+        eff != NULL) {
+        printable(shown, sizeof shown, eff);
+        err_set(x->refused, sizeof x->refused, "redirect to %s: %s", shown, why);
+    } else {
+        str_copy(x->refused, sizeof x->refused, why);
+    }
+}
+
+/* The current hop's host may be asked for: 0, or -1 with the refusal noted. */
+static int check_hop_host(struct xfer *x)
+{
+    char *eff = NULL, why[512];
+
+    if (curl_easy_getinfo(x->curl, CURLINFO_EFFECTIVE_URL, &eff) != CURLE_OK || eff == NULL) {
+        note_refusal(x, "refused by network policy: the URL being fetched is unknown");
+        return -1;
+    }
+    if (netpolicy_check_url(x->policy, eff, why, sizeof why) < 0) {
+        note_refusal(x, why);
+        return -1;
+    }
+    return 0;
+}
+
+/* libcurl is about to connect to a->addr: make the socket, or refuse (no socket, no packet). */
+static curl_socket_t on_open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    struct xfer *x = clientp;
+    char why[512];
+
+    (void)purpose;
+    enter_hop(x);
+    if (check_hop_host(x) < 0) {
+        x->conns_refused++;
+        return CURL_SOCKET_BAD;
+    }
+    if (netpolicy_check_addr(x->policy, &a->addr, a->addrlen, why, sizeof why) < 0) {
+        note_refusal(x, why);
+        x->conns_refused++;
+        return CURL_SOCKET_BAD;
+    }
+    x->conns_allowed++;
+    /* Close-on-exec: a worker also forks commands, which must not inherit connections. */
+    return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+}
+
+/* A request is about to be sent on a connection, new or reused: check both again. */
+static int on_prereq(void *clientp, char *conn_primary_ip, char *conn_local_ip,
+                     int conn_primary_port, int conn_local_port)
+{
+    struct xfer *x = clientp;
+    char why[512];
+
+    (void)conn_local_ip;
+    (void)conn_primary_port;
+    (void)conn_local_port;
+    enter_hop(x);
+    if (check_hop_host(x) < 0) {
+        x->policy_aborted = 1;
+        return CURL_PREREQFUNC_ABORT;
+    }
+    if (netpolicy_check_ip(x->policy, conn_primary_ip, why, sizeof why) < 0) {
+        note_refusal(x, why);
+        x->policy_aborted = 1;
+        return CURL_PREREQFUNC_ABORT;
+    }
+    return CURL_PREREQFUNC_OK;
 }
 
 static long to_ms(double seconds)
@@ -275,6 +439,12 @@ static int setup(struct http *h, const char *url, const struct http_limits *lim,
     SET(CURLOPT_WRITEFUNCTION, on_body);
     SET(CURLOPT_WRITEDATA, x);
     if (hdrs != NULL) SET(CURLOPT_HTTPHEADER, hdrs);
+    if (x->policy != NULL) {
+        SET(CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+        SET(CURLOPT_OPENSOCKETDATA, x);
+        SET(CURLOPT_PREREQFUNCTION, on_prereq);
+        SET(CURLOPT_PREREQDATA, x);
+    }
 #undef SET
     return rc == CURLE_OK ? 0 : -1;
 }
@@ -366,25 +536,6 @@ static double retry_after(CURL *c)
     return secs > (curl_off_t)RETRY_AFTER_MAX ? RETRY_AFTER_MAX : (double)secs;
 }
 
-/* A URL is echoed in every error message; one with a newline in it could forge log lines,
- * so such URLs are refused and shown with '?' for each control byte. */
-static int has_ctl(const char *s)
-{
-    for (; *s != '\0'; s++) {
-        if ((unsigned char)*s < 0x20 || *s == 0x7f) return 1;
-    }
-    return 0;
-}
-
-static void printable(char *dst, size_t len, const char *src)
-{
-    size_t i = 0;
-
-    for (; src[i] != '\0' && i + 1 < len; i++)
-        dst[i] = ((unsigned char)src[i] < 0x20 || src[i] == 0x7f) ? '?' : src[i];
-    dst[i] = '\0';
-}
-
 int http_url_parse(const char *url, char **path, char *err, size_t errlen)
 {
     const char *colon = strchr(url, ':');
@@ -450,6 +601,18 @@ static int begin(struct http *h, const char *url, const char *const *req_headers
         http_limits_default(&defaults);
         lim = &defaults;
     }
+    if (lim->policy != NULL) {
+        char why[512];
+
+        /* The first hop's host before any DNS; the hooks check the rest. */
+        if (netpolicy_check_url(lim->policy, url, why, sizeof why) < 0) {
+            err_set(err, errlen, "%s: %s", url, why);
+            return -1;
+        }
+    }
+    x->policy = lim->policy;
+    x->curl = h->curl;
+    x->images_only = lim->images_only;
     for (size_t i = 0; req_headers != NULL && req_headers[i] != NULL; i++) {
         struct curl_slist *next = curl_slist_append(*hdrs, req_headers[i]);
 
@@ -468,7 +631,6 @@ static int begin(struct http *h, const char *url, const char *const *req_headers
         return -1;
     }
     x->max_bytes = lim->max_bytes;
-    x->curl = h->curl;
     return 0;
 }
 
@@ -482,6 +644,10 @@ static int end(struct http *h, const char *url, CURLcode rc, struct xfer *x,
     curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
     curl_easy_setopt(h->curl, CURLOPT_WRITEDATA, (void *)NULL);
     curl_easy_setopt(h->curl, CURLOPT_HEADERDATA, (void *)NULL);
+    curl_easy_setopt(h->curl, CURLOPT_OPENSOCKETFUNCTION, (curl_opensocket_callback)NULL);
+    curl_easy_setopt(h->curl, CURLOPT_OPENSOCKETDATA, (void *)NULL);
+    curl_easy_setopt(h->curl, CURLOPT_PREREQFUNCTION, (curl_prereq_callback)NULL);
+    curl_easy_setopt(h->curl, CURLOPT_PREREQDATA, (void *)NULL);
     curl_slist_free_all(hdrs);
 
     result_clear(res);
@@ -490,6 +656,25 @@ static int end(struct http *h, const char *url, CURLcode rc, struct xfer *x,
     if (!x->to_fd) collect_headers(h->curl, res);
     res->retry_after = retry_after(h->curl);
 
+    if (rc == CURLE_OK && x->images_only && is_2xx(res->status) && !x->judged) judge_body(x);
+    if (x->not_image) {
+        char what[96], ctype[96];
+        struct curl_header *ct = NULL;
+
+        content_describe(x->head, x->headlen, what, sizeof what);
+        if (curl_easy_header(h->curl, "Content-Type", 0, CURLH_HEADER, -1, &ct) == CURLHE_OK)
+            str_copy(ctype, sizeof ctype, ct->value);
+        else
+            str_copy(ctype, sizeof ctype, "none");
+        printable(ctype, sizeof ctype, ctype);
+        err_set(err, errlen, "%s: not an image (%s; Content-Type %s)", url, what, ctype);
+        return -1;
+    }
+    if (rc != CURLE_OK && (x->policy_aborted || (x->conns_refused > 0 && x->conns_allowed == 0))) {
+        err_set(err, errlen, "%s: %s", url,
+                x->refused[0] ? x->refused : "refused by network policy");
+        return -1;
+    }
     if (rc == CURLE_OK || (x->discarded && rc == CURLE_WRITE_ERROR)) return 0;
 
     if (x->over_cap || rc == CURLE_FILESIZE_EXCEEDED) {

@@ -6,7 +6,8 @@
  *
  * Every failure is classified: `transient` is 1 when trying again later may succeed
  * (timeouts, refused or reset connections, DNS hiccups, HTTP 408, 429 and 5xx) and 0 when it
- * cannot (other 4xx, a disallowed scheme, a body over the size cap, a local write error).
+ * cannot (other 4xx, a disallowed scheme, a body over the size cap, a local write error, a
+ * connection the network policy refuses, a body that is not the image it must be).
  */
 #ifndef CQ_HTTP_H
 #define CQ_HTTP_H
@@ -16,15 +17,26 @@
 #include <curl/curl.h>
 
 struct http;
+struct netpolicy;
 
 struct http_limits {
     double connect_timeout; /* seconds; 0 = libcurl's default */
     double timeout;         /* whole transfer, seconds; 0 = none */
     long long max_bytes;    /* body size cap; 0 = none */
     int max_redirects;      /* hops allowed; 0 = do not follow */
+    /* Where connections may go (netpolicy.h), checked on every address libcurl connects to
+     * and on every hop's host; NULL: anywhere. The policy must outlive the request. A
+     * refusal fails the request permanently: "<url>: connection to 127.0.0.2 refused by
+     * network policy (--deny-networks 127.0.0.2/32)". */
+    const struct netpolicy *policy;
+    /* 1: a 2xx body must start with an image's signature (content.h), whatever its
+     * Content-Type; otherwise the request fails permanently, as soon as the first bytes
+     * show it: "<url>: not an image (starts with \"<!DOCTYPE html\"; Content-Type
+     * text/html)". */
+    int images_only;
 };
 
-/* Defaults: connect 10 s, total 60 s, 50 MiB, 5 redirects. */
+/* Defaults: connect 10 s, total 60 s, 50 MiB, 5 redirects, no network policy, any body. */
 void http_limits_default(struct http_limits *lim);
 
 struct http_result {

@@ -15,7 +15,8 @@
 #   CQ_SHUTDOWN_TIMEOUT=D      --shutdown-timeout D (keep it below docker's stop timeout)
 #   CQ_QUEUES="high default"   the queues, in priority order (spaces or commas between); only
 #                              when the command line names no queue
-# CQ_REDIS_URL, CQ_PREFIX, CQ_TLS_* and CQ_PLUGINS need nothing here: the programs read them.
+# CQ_REDIS_URL, CQ_PREFIX, CQ_TLS_*, CQ_PLUGINS, CQ_DENY_NETWORKS and CQ_ALLOW_HOSTS need
+# nothing here: the programs read them.
 # cworker ends up as this container's process (exec): docker's SIGTERM reaches it directly, or
 # through docker's init (compose: init: true).
 set -eu

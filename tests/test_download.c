@@ -26,6 +26,7 @@
 
 #include "download.h"
 #include "http.h"
+#include "netpolicy.h"
 #include "util.h"
 
 #ifndef CQ_SOURCE_DIR
@@ -684,6 +685,106 @@ static void test_reuse(struct http *h)
     CHECK(after == before);
 }
 
+/* A connection cached before a policy applied is checked again when a request under the
+ * policy would reuse it: libcurl's open-socket hook never sees a reused connection, so only
+ * the pre-request hook can refuse it. The host is a name (localhost), so nothing refuses the
+ * link before a connection is chosen. */
+static void test_policy_on_reused_connection(struct http *h)
+{
+    struct http_limits lim;
+    struct download_result res;
+    struct netpolicy *p = netpolicy_new();
+    char url[256], err[1024], names[256];
+    long before, after;
+
+    http_limits_default(&lim);
+    snprintf(url, sizeof(url), "http://localhost:%d/warm.jpg", port);
+    CHECK(download_link(h, root, "policy", url, &lim, &res, err, sizeof(err)) == 0);
+    before = fixture_number(h, "/_/connections", "connections");
+    if (netpolicy_deny(p, "127.0.0.1,::1", "--deny-networks", err, sizeof(err)) != 0) {
+        fprintf(stderr, "netpolicy_deny: %s\n", err);
+        CHECK(0);
+    }
+    lim.policy = p;
+    snprintf(url, sizeof(url), "http://localhost:%d/cold.jpg", port);
+    CHECK(download_link(h, root, "policy", url, &lim, &res, err, sizeof(err)) == -1);
+    CHECK_HAS(err, "download_link: http://localhost:");
+    CHECK_HAS(err,
+              "/cold.jpg: connection to 127.0.0.1 refused by network policy "
+              "(--deny-networks 127.0.0.1)");
+    CHECK(!res.transient && !res.host);
+    CHECK(!exists("policy/cold.jpg"));
+    listing("policy", names, sizeof(names));
+    CHECK_STREQ(names, "warm.jpg");
+    lim.policy = NULL;
+    after = fixture_number(h, "/_/connections", "connections");
+    /* Refused on the connection it would have reused: no new one was made for it. */
+    if (after != before) fprintf(stderr, "  connections before %ld, after %ld\n", before, after);
+    CHECK(after == before);
+    netpolicy_free(p);
+}
+
+/* images_only: a body is judged by its first bytes, whatever its Content-Type and name. */
+static void test_images_only(struct http *h)
+{
+    struct http_limits lim;
+    struct download_result res;
+    struct http_result hres;
+    char url[256], err[1024], want[512], names[256];
+    char *body;
+    size_t len;
+
+    http_limits_default(&lim);
+    lim.images_only = 1;
+    url_of(url, sizeof(url), "/_/html/page.jpg");
+    CHECK(download_link(h, root, "content", url, &lim, &res, err, sizeof(err)) == -1);
+    snprintf(want, sizeof(want),
+             "download_link: %s: not an image (starts with \"<!DOCTYPE html>\"; Content-Type "
+             "text/html; charset=utf-8)",
+             url);
+    CHECK_STREQ(err, want);
+    CHECK(!res.transient && !res.host);
+    CHECK(res.status == 200);
+    listing("content", names, sizeof(names));
+    CHECK_STREQ(names, ""); /* neither page.jpg nor a temporary file */
+
+    /* A body with no image's signature is dropped at its first bytes, not fetched whole. */
+    url_of(url, sizeof(url), "/_/big/5000000/big.bin?chunked=1");
+    CHECK(download_link(h, root, "content", url, &lim, &res, err, sizeof(err)) == -1);
+    CHECK_HAS(err, "big.bin?chunked=1: not an image (starts with bytes ");
+    CHECK_HAS(err, "; Content-Type application/octet-stream)");
+    if (res.bytes >= 1000000) fprintf(stderr, "  %lld bytes fetched\n", res.bytes);
+    CHECK(res.bytes > 0 && res.bytes < 1000000);
+    listing("content", names, sizeof(names));
+    CHECK_STREQ(names, "");
+
+    url_of(url, sizeof(url), "/_/jpeg/real.jpg");
+    CHECK(download_link(h, root, "content", url, &lim, &res, err, sizeof(err)) == 0);
+    CHECK(res.bytes == 159);
+    /* A whole body shorter than the bytes judged is judged at its end: 20 bytes of GIF. */
+    url_of(url, sizeof(url), "/_/big/20/short.gif");
+    CHECK(download_link(h, root, "content", url, &lim, &res, err, sizeof(err)) == 0);
+    CHECK(res.bytes == 20);
+    url_of(url, sizeof(url), "/_/big/20/short.bin");
+    CHECK(download_link(h, root, "content", url, &lim, &res, err, sizeof(err)) == -1);
+    CHECK_HAS(err, "short.bin: not an image (starts with bytes ");
+    url_of(url, sizeof(url), "/_/big/0/empty.jpg");
+    CHECK(download_link(h, root, "content", url, &lim, &res, err, sizeof(err)) == -1);
+    CHECK_HAS(err, "empty.jpg: not an image (an empty body; Content-Type image/jpeg)");
+    listing("content", names, sizeof(names));
+    CHECK_STREQ(names, "real.jpg,short.gif");
+
+    /* http_get judges its body the same way. */
+    url_of(url, sizeof(url), "/_/html/get.jpg");
+    CHECK(http_get(h, url, NULL, &lim, &body, &len, &hres, err, sizeof(err)) == -1);
+    CHECK_HAS(err, "/_/html/get.jpg: not an image (starts with \"<!DOCTYPE html>\"");
+    /* And without images_only, the page is a body like any other. */
+    lim.images_only = 0;
+    url_of(url, sizeof(url), "/_/html/page.jpg");
+    CHECK(download_link(h, root, "content", url, &lim, &res, err, sizeof(err)) == 0);
+    CHECK(exists("content/page.jpg"));
+}
+
 int main(int argc, char **argv)
 {
     const char *src = argc > 1 ? argv[1] : CQ_SOURCE_DIR;
@@ -726,6 +827,8 @@ int main(int argc, char **argv)
     test_flaky(h);
     test_refused_early(h);
     test_http_get(h);
+    test_policy_on_reused_connection(h);
+    test_images_only(h);
 
     http_free(h);
     curl_global_cleanup(); /* so valgrind reports only what is ours */

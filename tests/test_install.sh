@@ -92,13 +92,13 @@ check_eq "...read-only elsewhere, no privileges to gain, a private /tmp" "strict
 check_eq "...restarted when it fails; SIGTERM to cworker alone (it stops its commands)" \
     "on-failure SIGTERM mixed" "$(key Restart) $(key KillSignal) $(key KillMode)"
 # cworker's drain: --shutdown-timeout, then up to 6 s for handlers (docs/DESIGN.md)
-drain=$("$P/bin/cworker" --help | sed -n 's/.*(default: \([0-9]*\)s); a second signal.*/\1/p')
+drain=$("$P/bin/cworker" --help | sed -n 's/.*(default: \([0-9]*\)s); a second.*/\1/p')
 check "TimeoutStopSec ($(key TimeoutStopSec)) outlasts cworker's drain (${drain:-?}s + 6s)" \
     [ "$(key TimeoutStopSec)" -gt "$(( ${drain:-1000} + 6 ))" ]
 check_eq "the environment file: root's alone (it may hold a password)" 600 "$(stat -c %a "$ENVF")"
 check_eq "...every setting in it commented out (the defaults)" "" "$(grep -v -e '^#' -e '^$' "$ENVF")"
 vars=$(sed -n 's/^#\([A-Z_]*\)=.*/\1/p' "$ENVF" | sort | tr '\n' ' ')
-check_eq "...the URL, the prefix, plugins and cworker's options" "CQ_PLUGINS CQ_PREFIX CQ_REDIS_URL CQ_WORKER_OPTS " "$vars"
+check_eq "...the URL, the prefix, plugins, the network policy and cworker's options" "CQ_ALLOW_HOSTS CQ_DENY_NETWORKS CQ_PLUGINS CQ_PREFIX CQ_REDIS_URL CQ_WORKER_OPTS " "$vars"
 # each is one cworker reads (its --help names it) or the unit passes on
 # The prefix /usr (a package's, staged in DESTDIR): the configuration goes to /etc, as
 # GNUInstallDirs has it, and the unit says so.

@@ -16,6 +16,7 @@
 #include "functions.h"
 #include "cli.h"
 #include "http.h"
+#include "netpolicy.h"
 #include "util.h"
 
 static cq_worker *the_worker;
@@ -43,7 +44,10 @@ enum {
     O_LIST,
     O_LOAD,
     O_COMMAND,
-    O_COMMAND_FILE
+    O_COMMAND_FILE,
+    O_DENY_NETWORKS,
+    O_ALLOW_HOSTS,
+    O_CONTENT
 };
 
 static const struct cli_option options[] = {
@@ -66,6 +70,31 @@ static const struct cli_option options[] = {
      "not start unless it is a directory it can write in"},
     {"max-size", O_MAX_SIZE, "SIZE", "largest download (default: 50M)"},
     {"connect-timeout", O_CONNECT, "D", "HTTP connect timeout (default: 10s)"},
+    {"deny-networks", O_DENY_NETWORKS, "LIST",
+     "download_link connects to no address in these networks,\n"
+     "checked after DNS on every connection and every redirect;\n"
+     "a refused link fails the job for good. LIST: networks or\n"
+     "addresses, comma-separated (10.0.0.0/8,fd00::/8,127.0.0.2),\n"
+     "'private' (loopback, 10.0.0.0/8, 172.16.0.0/12,\n"
+     "192.168.0.0/16, 100.64.0.0/10, fc00::/7 and link-local),\n"
+     "'none' (drops what was listed before it, the defaults too)\n"
+     "or 'default'. Adds to $CQ_DENY_NETWORKS and to the default:\n"
+     "link-local and cloud metadata (169.254.0.0/16, fe80::/10,\n"
+     "fd00:ec2::254/128, 100.100.100.200/32), 0.0.0.0/8, ::/128,\n"
+     "multicast and reserved (224.0.0.0/4, 240.0.0.0/4,\n"
+     "ff00::/8). ::ffff:a.b.c.d counts as a.b.c.d (repeatable)"},
+    {"allow-hosts", O_ALLOW_HOSTS, "LIST",
+     "download_link fetches only from these hosts, the link's\n"
+     "and every redirect's: comma-separated names\n"
+     "(img.example.com), *.example.com for any name below\n"
+     "example.com, or addresses; case-insensitive (repeatable;\n"
+     "adds to $CQ_ALLOW_HOSTS; default: any host)"},
+    {"content", O_CONTENT, "KIND",
+     "image: download_link keeps a body only when its first bytes\n"
+     "are an image's (JPEG, PNG, GIF, WebP, BMP, TIFF, ICO,\n"
+     "AVIF/HEIF, JPEG XL), whatever its Content-Type; otherwise\n"
+     "the job fails for good and nothing is saved; any: keeps any\n"
+     "body (default: image)"},
     {"retry-base", O_RETRY_BASE, "D",
      "delay before the first retry, doubled for each further one,\n"
      "with jitter (default: 1s; capped at 1h)"},
@@ -184,7 +213,9 @@ struct opts {
     struct http_limits limits;
     const char *root;
     const char *loads[64], *commands[64], *command_files[16];
-    int nloads, ncommands, nfiles, list;
+    const char *denies[16], *allows[16]; /* --deny-networks, --allow-hosts, in order */
+    int nloads, ncommands, nfiles, ndenies, nallows, list;
+    struct netpolicy *policy; /* limits.policy, owned */
 };
 
 /* Append optarg to list (of cap) for the current option. 0, or a usage error's status. */
@@ -205,6 +236,46 @@ static int set(const struct cli *cli, cq_worker *w, const char *value)
     if (cq_worker_set(w, cli->opt, value, err, sizeof err) == 0) return 0;
     if (strncmp(err, cli->opt, len) == 0 && err[len] == ':') return cli_error(cli, "--%s", err);
     return cli_error(cli, "--%s: %s", cli->opt, err);
+}
+
+/* --content image|any. 0 or 2. */
+static int set_content(const struct cli *cli, struct opts *o, const char *value)
+{
+    static const char *const kinds[] = {"any", "image"};
+    int kind;
+
+    if (cli_choice(cli, value, kinds, 2, &kind) != 0) return 2;
+    o->limits.images_only = kind;
+    return 0;
+}
+
+/* The network policy: the defaults, then $CQ_DENY_NETWORKS and $CQ_ALLOW_HOSTS, then the
+ * options in the order given (so that 'none' on the command line forgets the environment's
+ * networks too). Read after the options, so that a bad variable does not stop --help. 0 or
+ * 2. */
+static int set_policy(const struct cli *cli, struct opts *o)
+{
+    const char *env_deny = getenv("CQ_DENY_NETWORKS"), *env_allow = getenv("CQ_ALLOW_HOSTS");
+    char err[512];
+    int i;
+
+    o->policy = netpolicy_new();
+    o->limits.policy = o->policy;
+    if (env_deny != NULL &&
+        netpolicy_deny(o->policy, env_deny, "$CQ_DENY_NETWORKS", err, sizeof err) != 0)
+        return cli_error(cli, "$CQ_DENY_NETWORKS: %s", err);
+    if (env_allow != NULL &&
+        netpolicy_allow_hosts(o->policy, env_allow, "$CQ_ALLOW_HOSTS", err, sizeof err) != 0)
+        return cli_error(cli, "$CQ_ALLOW_HOSTS: %s", err);
+    for (i = 0; i < o->ndenies; i++) {
+        if (netpolicy_deny(o->policy, o->denies[i], "--deny-networks", err, sizeof err) != 0)
+            return cli_error(cli, "--deny-networks: %s", err);
+    }
+    for (i = 0; i < o->nallows; i++) {
+        if (netpolicy_allow_hosts(o->policy, o->allows[i], "--allow-hosts", err, sizeof err) != 0)
+            return cli_error(cli, "--allow-hosts: %s", err);
+    }
+    return 0;
 }
 
 /* Parse the command line into w and o. Returns -1 to go on, or an exit status. */
@@ -229,11 +300,16 @@ static int parse_options(cq_worker *w, struct opts *o, int argc, char **argv)
         case O_LOAD: rc = add_to(&cli, o->loads, &o->nloads, 64); break;
         case O_COMMAND: rc = add_to(&cli, o->commands, &o->ncommands, 64); break;
         case O_COMMAND_FILE: rc = add_to(&cli, o->command_files, &o->nfiles, 16); break;
+        case O_DENY_NETWORKS: rc = add_to(&cli, o->denies, &o->ndenies, 16); break;
+        case O_ALLOW_HOSTS: rc = add_to(&cli, o->allows, &o->nallows, 16); break;
+        case O_CONTENT: rc = set_content(&cli, o, optarg); break;
         default: rc = set(&cli, w, optarg); break; /* the worker's own settings */
         }
     }
     cli_end(&cli);
     if (rc != 0) return rc == CLI_STOP ? 0 : rc;
+    rc = set_policy(&cli, o);
+    if (rc != 0) return rc;
     for (i = optind; i < argc; i++) {
         if (cq_worker_add_queue(w, argv[i], err, sizeof err) != 0)
             return cli_error(&cli, "%s", err);
@@ -318,17 +394,22 @@ static int run(cq_worker *w, int argc, char **argv)
 
     memset(&o, 0, sizeof o);
     http_limits_default(&o.limits);
+    o.limits.images_only = 1;
     rc = parse_options(w, &o, argc, argv);
-    if (rc >= 0) return rc;
-    if (add_functions(w, &o) != 0) return 1;
-    if (o.list) {
+    if (rc < 0) rc = add_functions(w, &o) != 0 ? 1 : -1;
+    if (rc < 0 && o.list) {
         cq_registry_print(cq_worker_registry(w), stdout);
-        return 0;
+        rc = 0;
     }
-    if (set_root(w, o.root) != 0) return 1;
-    the_worker = w;
-    setup_signals();
-    return cq_worker_run(w);
+    if (rc < 0 && set_root(w, o.root) != 0) rc = 1;
+    if (rc < 0) {
+        the_worker = w;
+        setup_signals();
+        rc = cq_worker_run(w);
+    }
+    /* After the run: its threads, the only readers of the policy, are gone. */
+    netpolicy_free(o.policy);
+    return rc;
 }
 
 int main(int argc, char **argv)

@@ -90,8 +90,8 @@ struct xfer {
     int hdr_overflow; /* stopped: header block passed HEADERS_MAX */
     int discarded;    /* stopped: dropped a non-2xx body past DISCARD_MAX */
     int write_errno;  /* stopped: write(2) to fd failed with this errno */
-    /* The network policy: what the hooks need, and what they saw since the last response
-     * began (so, after a redirect, only the connections of the hop that failed count). */
+    /* The network policy: what the hooks need, and what they saw on the current redirect
+     * hop (so, after a redirect, only the connections of the hop that failed count). */
     const struct netpolicy *policy;
     CURL *curl;         /* for the hooks' curl_easy_getinfo */
     long hop;           /* the redirect hop the counts below are of (CURLINFO_REDIRECT_COUNT) */

@@ -21,6 +21,7 @@
 
 #include "admin.h"
 #include "cli.h"
+#include "render.h"
 #include "util.h"
 
 enum { O_PREFIX = 256, O_JSON, O_INTERVAL, O_OFFSET, O_ALL_FAILED };
@@ -153,84 +154,7 @@ static void json_print(cJSON *o)
     cJSON_Delete(o);
 }
 
-static void json_str(cJSON *o, const char *name, const char *v)
-{
-    if (v == NULL)
-        xcheck(cJSON_AddNullToObject(o, name), "JSON output");
-    else
-        xcheck(cJSON_AddStringToObject(o, name, v), "JSON output");
-}
-
-static void json_num(cJSON *o, const char *name, double v)
-{
-    xcheck(cJSON_AddNumberToObject(o, name, v), "JSON output");
-}
-
-static void json_bool(cJSON *o, const char *name, int v)
-{
-    xcheck(cJSON_AddBoolToObject(o, name, v), "JSON output");
-}
-
-/* A time, or null when unknown. */
-static void json_time(cJSON *o, const char *name, double t)
-{
-    if (t > 0)
-        json_num(o, name, t);
-    else
-        json_str(o, name, NULL);
-}
-
-/* Text that holds JSON, as its value (a string when it does not parse). */
-static void json_raw(cJSON *o, const char *name, const char *text)
-{
-    cJSON *v = text ? cJSON_Parse(text) : NULL;
-
-    if (v != NULL)
-        cJSON_AddItemToObject(o, name, v);
-    else
-        json_str(o, name, text);
-}
-
-static cJSON *json_array(cJSON *o, const char *name)
-{
-    return xcheck(cJSON_AddArrayToObject(o, name), "JSON output");
-}
-
-static cJSON *json_object(void)
-{
-    return xcheck(cJSON_CreateObject(), "JSON output");
-}
-
 /* ---- info and workers --------------------------------------------------------------- */
-
-static cJSON *workers_json(const struct admin_info *in)
-{
-    cJSON *arr = xcheck(cJSON_CreateArray(), "JSON output");
-    size_t i;
-
-    for (i = 0; i < in->nworkers; i++) {
-        const struct admin_worker *w = &in->workers[i];
-        cJSON *o = json_object();
-        json_str(o, "id", w->id);
-        json_str(o, "host", w->host);
-        json_num(o, "pid", (double)w->pid);
-        json_str(o, "queues", w->queues);
-        json_num(o, "busy", (double)w->busy);
-        json_num(o, "concurrency", (double)w->concurrency);
-        json_num(o, "processed", (double)w->processed);
-        json_num(o, "failed", (double)w->failed);
-        json_time(o, "started_at", w->started_at);
-        json_time(o, "heartbeat_at", w->heartbeat_at);
-        if (w->heartbeat_at > 0)
-            json_num(o, "heartbeat_age", in->now - w->heartbeat_at);
-        else
-            json_str(o, "heartbeat_age", NULL);
-        json_bool(o, "lease", w->live);
-        json_str(o, "functions", w->functions);
-        cJSON_AddItemToArray(arr, o);
-    }
-    return arr;
-}
 
 static void print_workers(FILE *f, const struct admin_info *in)
 {
@@ -313,36 +237,6 @@ static void print_info(FILE *f, const struct ctl *c, const struct admin_info *in
     if (in->warn[0]) fprintf(f, "\nwarning: %s\n", in->warn);
 }
 
-static cJSON *info_json(const struct ctl *c, const struct admin_info *in)
-{
-    cJSON *o = json_object(), *qs;
-    size_t i;
-
-    json_str(o, "server", c->a.where);
-    json_str(o, "prefix", c->a.k.prefix);
-    json_num(o, "time", in->now);
-    qs = json_array(o, "queues");
-    for (i = 0; i < in->nqueues; i++) {
-        const struct admin_queue *q = &in->queues[i];
-        cJSON *e = json_object();
-        json_str(e, "name", q->name);
-        if (q->depth >= 0)
-            json_num(e, "depth", (double)q->depth);
-        else
-            json_str(e, "depth", NULL);
-        json_num(e, "inflight", (double)q->inflight);
-        json_num(e, "last_minute", (double)q->last_minute);
-        json_bool(e, "paused", q->paused);
-        cJSON_AddItemToArray(qs, e);
-    }
-    json_num(o, "scheduled", (double)in->scheduled);
-    json_num(o, "failed", (double)in->failed);
-    json_num(o, "dead", (double)in->dead);
-    cJSON_AddItemToObject(o, "workers", workers_json(in));
-    json_str(o, "warning", in->warn[0] ? in->warn : NULL);
-    return o;
-}
-
 /* One picture into a memory buffer, written at once so that a redraw does not flicker. */
 static int info_once(struct ctl *c, int workers_only, int clear)
 {
@@ -359,11 +253,11 @@ static int info_once(struct ctl *c, int workers_only, int clear)
     }
     if (c->json) {
         if (workers_only) {
-            cJSON *o = json_object();
-            cJSON_AddItemToObject(o, "workers", workers_json(&in));
+            cJSON *o = render_object();
+            cJSON_AddItemToObject(o, "workers", render_workers(&in));
             json_print(o);
         } else {
-            json_print(info_json(c, &in));
+            json_print(render_info(&c->a, &in));
         }
         admin_info_free(&in);
         return 0;
@@ -409,31 +303,6 @@ static int run_workers(struct ctl *c, char **args, int n)
 }
 
 /* ---- jobs --------------------------------------------------------------------------- */
-
-static const char *const list_names[] = {"queue", "scheduled", "failed", "dead"};
-
-static cJSON *entry_json(enum admin_list which, const struct admin_entry *e)
-{
-    cJSON *o = json_object();
-
-    if (which == ADMIN_LIST_DEAD) {
-        json_str(o, "record", e->record);
-        return o;
-    }
-    json_str(o, "id", e->id);
-    json_str(o, "func", e->func);
-    json_str(o, "queue", e->queue);
-    json_time(o, "enqueued_at", e->enqueued_at);
-    if (which == ADMIN_LIST_FAILED) {
-        json_num(o, "failed_at", e->score);
-        json_str(o, "error", e->error);
-        return o;
-    }
-    if (which == ADMIN_LIST_SCHEDULED) json_num(o, "due", e->score);
-    json_raw(o, "args", e->args);
-    json_str(o, "record", e->record);
-    return o;
-}
 
 static void print_page(const struct ctl *c, enum admin_list which, const char *name,
                        const struct admin_page *p)
@@ -511,7 +380,6 @@ static int run_jobs(struct ctl *c, char **args, int n)
     const char *name = args[0];
     struct admin_page p;
     char err[512];
-    size_t i;
 
     (void)n;
     if (strcmp(name, "scheduled") == 0)
@@ -530,15 +398,7 @@ static int run_jobs(struct ctl *c, char **args, int n)
         return 1;
     }
     if (c->json) {
-        cJSON *o = json_object(), *items;
-        json_str(o, "list", list_names[which]);
-        if (which == ADMIN_LIST_QUEUE) json_str(o, "queue", name);
-        json_num(o, "total", (double)p.total);
-        json_num(o, "offset", (double)p.offset);
-        json_num(o, "limit", (double)c->limit);
-        items = json_array(o, "items");
-        for (i = 0; i < p.n; i++) cJSON_AddItemToArray(items, entry_json(which, &p.items[i]));
-        json_print(o);
+        json_print(render_page(which, name, c->limit, &p));
     } else {
         print_page(c, which, name, &p);
     }
@@ -548,47 +408,13 @@ static int run_jobs(struct ctl *c, char **args, int n)
 
 /* ---- job ---------------------------------------------------------------------------- */
 
-static const char *const time_fields[] = {"enqueued_at", "started_at", "ended_at", "retry_at",
-                                          "scheduled_for"};
-static const char *const count_fields[] = {"attempts", "recovered"};
-
-static int in_list(const char *name, const char *const *list, size_t n)
+static int shown_field(const char *name, const char *const *list, size_t n)
 {
     size_t i;
 
     for (i = 0; i < n; i++)
         if (strcmp(name, list[i]) == 0) return 1;
     return 0;
-}
-
-/* The args of the record, as compact JSON (malloc'ed), or NULL. */
-static char *record_args(const char *record)
-{
-    cJSON *o = record ? cJSON_Parse(record) : NULL, *a;
-    char *s = NULL;
-
-    a = cJSON_GetObjectItemCaseSensitive(o, "args");
-    if (a != NULL) s = xcheck(cJSON_PrintUnformatted(a), "args");
-    cJSON_Delete(o);
-    return s;
-}
-
-static double field_time(const struct admin_job *j, const char *name)
-{
-    const char *v = admin_job_field(j, name);
-    return v ? strtod(v, NULL) : 0;
-}
-
-/* The run time: started -> ended, or so far for a running job; < 0 when unknown. */
-static double run_time(const struct admin_job *j, double now)
-{
-    double s = field_time(j, "started_at"), e = field_time(j, "ended_at");
-    const char *st = admin_job_field(j, "status");
-
-    if (s <= 0) return -1;
-    if (e >= s) return e - s;
-    if (st != NULL && strcmp(st, "started") == 0) return now - s;
-    return -1;
 }
 
 /* One "  label        value" line of print_job; a long value is cut on a terminal. */
@@ -604,9 +430,12 @@ static void print_job(const struct ctl *c, const char *id, const struct admin_jo
 {
     static const char *const shown[] = {"status", "func",        "queue", "worker",
                                         "result", "result_json", "error", "record"};
-    static const char *const time_labels[] = {"enqueued", "started", "ended", "retry at",
-                                              "scheduled for"};
-    double now = time_now(), rt = run_time(j, now);
+    static const char *const times[][2] = {{"enqueued_at", "enqueued"},
+                                           {"started_at", "started"},
+                                           {"ended_at", "ended"},
+                                           {"retry_at", "retry at"},
+                                           {"scheduled_for", "scheduled for"}};
+    double now = time_now(), rt = render_job_duration(j, now);
     const char *st = admin_job_field(j, "status");
     const char *attempts = admin_job_field(j, "attempts");
     const char *recovered = admin_job_field(j, "recovered");
@@ -625,11 +454,11 @@ static void print_job(const struct ctl *c, const char *id, const struct admin_jo
     } else {
         row(c, "args", "(no record found: it is kept while the job waits, runs or failed)");
     }
-    for (i = 0; i < sizeof time_fields / sizeof time_fields[0]; i++) {
-        double tv = field_time(j, time_fields[i]);
+    for (i = 0; i < sizeof times / sizeof times[0]; i++) {
+        double tv = render_job_time(j, times[i][0]);
         if (tv <= 0) continue;
         snprintf(line, sizeof line, "%s (%s)", iso(t, sizeof t, tv), ago(a, sizeof a, tv, now));
-        row(c, time_labels[i], line);
+        row(c, times[i][1], line);
     }
     if (rt >= 0) row(c, running ? "running for" : "ran", span(t, sizeof t, rt));
     if (admin_job_field(j, "worker")) row(c, "worker", admin_job_field(j, "worker"));
@@ -640,9 +469,8 @@ static void print_job(const struct ctl *c, const char *id, const struct admin_jo
     if (admin_job_field(j, "error")) row(c, "error", admin_job_field(j, "error"));
     for (i = 0; i + 1 < j->nfields; i += 2) { /* fields this version does not know of */
         const char *name = j->fields[i];
-        if (in_list(name, shown, sizeof shown / sizeof shown[0]) ||
-            in_list(name, time_fields, sizeof time_fields / sizeof time_fields[0]) ||
-            in_list(name, count_fields, sizeof count_fields / sizeof count_fields[0]))
+        if (shown_field(name, shown, sizeof shown / sizeof shown[0]) ||
+            render_is_time_field(name) || render_is_count_field(name))
             continue;
         row(c, name, j->fields[i + 1]);
     }
@@ -660,7 +488,6 @@ static int run_job(struct ctl *c, char **args, int n)
 {
     struct admin_job j;
     char err[512], *jargs;
-    size_t i;
 
     (void)n;
     if (!keys_valid_name(args[0])) {
@@ -670,36 +497,13 @@ static int run_job(struct ctl *c, char **args, int n)
         fprintf(stderr, "cqctl: %s\n", err);
         return 1;
     }
-    jargs = record_args(j.record);
     if (c->json) {
-        cJSON *o = json_object();
-        double rt = run_time(&j, time_now());
-        json_str(o, "id", args[0]);
-        for (i = 0; i + 1 < j.nfields; i += 2) {
-            const char *name = j.fields[i], *v = j.fields[i + 1];
-            if (strcmp(name, "record") == 0) continue;
-            if (in_list(name, time_fields, sizeof time_fields / sizeof time_fields[0]) ||
-                in_list(name, count_fields, sizeof count_fields / sizeof count_fields[0]))
-                json_num(o, name, strtod(v, NULL));
-            else if (strcmp(name, "result_json") == 0)
-                json_raw(o, name, v);
-            else
-                json_str(o, name, v);
-        }
-        json_raw(o, "args", jargs);
-        json_str(o, "record", j.record);
-        json_str(o, "record_from", j.record ? j.record_from : NULL);
-        if (rt >= 0)
-            json_num(o, "duration", rt);
-        else
-            json_str(o, "duration", NULL);
-        json_num(o, "ttl", (double)j.ttl);
-        json_bool(o, "cancel_requested", j.cancel_requested);
-        json_print(o);
+        json_print(render_job(args[0], &j));
     } else {
+        jargs = render_job_args(&j);
         print_job(c, args[0], &j, jargs);
+        free(jargs);
     }
-    free(jargs);
     admin_job_free(&j);
     return 0;
 }
@@ -718,8 +522,8 @@ static void report_init(struct report *r, const struct ctl *c)
     memset(r, 0, sizeof *r);
     r->c = c;
     if (c->json) {
-        r->doc = json_object();
-        r->jobs = json_array(r->doc, "jobs");
+        r->doc = render_object();
+        r->jobs = render_array(r->doc, "jobs");
     }
 }
 
@@ -735,13 +539,13 @@ static void report_job(struct report *r, const char *id, const char *outcome, co
         printf("%s\n", line);
     }
     if (r->jobs != NULL) {
-        cJSON *o = json_object();
-        json_str(o, "id", id);
-        json_str(o, "outcome", err ? "refused" : outcome);
+        cJSON *o = render_object();
+        render_str(o, "id", id);
+        render_str(o, "outcome", err ? "refused" : outcome);
         if (err != NULL)
-            json_str(o, "error", err);
+            render_str(o, "error", err);
         else if (key != NULL)
-            json_str(o, key, value);
+            render_str(o, key, value);
         cJSON_AddItemToArray(r->jobs, o);
     }
 }
@@ -749,7 +553,7 @@ static void report_job(struct report *r, const char *id, const char *outcome, co
 static int report_end(struct report *r)
 {
     if (r->doc != NULL) {
-        json_num(r->doc, "refused", (double)r->refused);
+        render_num(r->doc, "refused", (double)r->refused);
         json_print(r->doc);
     }
     return r->refused > 0 ? 1 : 0;
@@ -886,9 +690,9 @@ static int run_empty(struct ctl *c, char **args, int n)
         return 1;
     }
     if (c->json) {
-        cJSON *o = json_object();
-        json_str(o, "queue", args[0]);
-        json_num(o, "removed", (double)removed);
+        cJSON *o = render_object();
+        render_str(o, "queue", args[0]);
+        render_num(o, "removed", (double)removed);
         json_print(o);
     } else {
         printf("emptied queue %s: %ld job%s removed and canceled\n", args[0], removed,
@@ -909,10 +713,10 @@ static int pause_or_resume(struct ctl *c, const char *q, int pause)
         return 1;
     }
     if (c->json) {
-        cJSON *o = json_object();
-        json_str(o, "queue", q);
-        json_bool(o, "paused", pause);
-        json_bool(o, "changed", changed);
+        cJSON *o = render_object();
+        render_str(o, "queue", q);
+        render_bool(o, "paused", pause);
+        render_bool(o, "changed", changed);
         json_print(o);
     } else if (pause) {
         printf(changed ? "paused queue %s: workers take nothing more from it (running jobs "
@@ -939,107 +743,6 @@ static int run_resume(struct ctl *c, char **args, int n)
 
 /* ---- metrics ------------------------------------------------------------------------ */
 
-/* A label value in the text format: backslash, double quote and newline escaped. */
-static void label(const char *s)
-{
-    for (; *s; s++) {
-        if (*s == '\\' || *s == '"')
-            printf("\\%c", *s);
-        else if (*s == '\n')
-            fputs("\\n", stdout);
-        else
-            putchar(*s);
-    }
-}
-
-static void family(const char *name, const char *type, const char *help)
-{
-    printf("# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
-static void sample(const char *name, long long v)
-{
-    if (v >= 0) printf("%s %lld\n", name, v);
-}
-
-static void print_metrics(const struct admin_metrics *m)
-{
-    const struct admin_info *in = &m->info;
-    size_t i, b;
-
-    family("cq_queue_depth", "gauge", "Records waiting in the queue.");
-    for (i = 0; i < in->nqueues; i++)
-        if (in->queues[i].depth >= 0)
-            printf("cq_queue_depth{queue=\"%s\"} %lld\n", in->queues[i].name, in->queues[i].depth);
-    family("cq_queue_inflight", "gauge", "Records of the queue that live workers hold.");
-    for (i = 0; i < in->nqueues; i++)
-        printf("cq_queue_inflight{queue=\"%s\"} %lld\n", in->queues[i].name,
-               in->queues[i].inflight);
-    family("cq_queue_paused", "gauge", "1 when the queue is paused, else 0.");
-    for (i = 0; i < in->nqueues; i++)
-        printf("cq_queue_paused{queue=\"%s\"} %d\n", in->queues[i].name, in->queues[i].paused);
-    family("cq_scheduled_jobs", "gauge", "Records in the scheduled set (later runs and retries).");
-    sample("cq_scheduled_jobs", in->scheduled);
-    family("cq_failed_jobs", "gauge", "Jobs in the failed set.");
-    sample("cq_failed_jobs", in->failed);
-    family("cq_workers_live", "gauge", "Registered workers whose lease is current.");
-    sample("cq_workers_live", (long long)in->live);
-    family("cq_dead_records", "gauge", "Records in the dead list (unreadable, no job id).");
-    sample("cq_dead_records", in->dead);
-    family("cq_jobs_processed_total", "counter", "Jobs finished.");
-    sample("cq_jobs_processed_total", m->processed);
-    family("cq_jobs_failed_total", "counter", "Jobs failed for good.");
-    sample("cq_jobs_failed_total", m->failed);
-    family("cq_jobs_retried_total", "counter", "Failed attempts scheduled to run again.");
-    sample("cq_jobs_retried_total", m->retried);
-    family("cq_jobs_handed_back_total", "counter",
-           "Jobs a worker sent back unrun or for a host failure, for another worker.");
-    sample("cq_jobs_handed_back_total", m->handed_back);
-    family("cq_jobs_recovered_total", "counter",
-           "Records taken back from workers that died holding them.");
-    sample("cq_jobs_recovered_total", m->recovered);
-    family("cq_job_duration_seconds", "histogram", "Run time of jobs, by function.");
-    for (i = 0; i < m->nhist; i++) {
-        const struct admin_histogram *h = &m->hist[i];
-        for (b = 0; b < ADMIN_BUCKETS; b++) {
-            fputs("cq_job_duration_seconds_bucket{function=\"", stdout);
-            label(h->func);
-            printf("\",le=\"%s\"} %lld\n", admin_bucket_bounds[b], h->buckets[b]);
-        }
-        fputs("cq_job_duration_seconds_sum{function=\"", stdout);
-        label(h->func);
-        printf("\"} %.9g\n", h->sum);
-        fputs("cq_job_duration_seconds_count{function=\"", stdout);
-        label(h->func);
-        printf("\"} %lld\n", h->count);
-    }
-}
-
-static cJSON *metrics_json(const struct ctl *c, const struct admin_metrics *m)
-{
-    cJSON *o = info_json(c, &m->info), *hs;
-    size_t i, b;
-
-    json_num(o, "workers_live", (double)m->info.live);
-    json_num(o, "jobs_processed_total", (double)m->processed);
-    json_num(o, "jobs_failed_total", (double)m->failed);
-    json_num(o, "jobs_retried_total", (double)m->retried);
-    json_num(o, "jobs_handed_back_total", (double)m->handed_back);
-    json_num(o, "jobs_recovered_total", (double)m->recovered);
-    hs = json_array(o, "job_duration_seconds");
-    for (i = 0; i < m->nhist; i++) {
-        cJSON *h = json_object(), *bk;
-        json_str(h, "function", m->hist[i].func);
-        bk = xcheck(cJSON_AddObjectToObject(h, "buckets"), "JSON output");
-        for (b = 0; b < ADMIN_BUCKETS; b++)
-            json_num(bk, admin_bucket_bounds[b], (double)m->hist[i].buckets[b]);
-        json_num(h, "sum", m->hist[i].sum);
-        json_num(h, "count", (double)m->hist[i].count);
-        cJSON_AddItemToArray(hs, h);
-    }
-    return o;
-}
-
 static int run_metrics(struct ctl *c, char **args, int n)
 {
     struct admin_metrics m;
@@ -1052,9 +755,9 @@ static int run_metrics(struct ctl *c, char **args, int n)
         return 1;
     }
     if (c->json)
-        json_print(metrics_json(c, &m));
+        json_print(render_metrics(&c->a, &m));
     else
-        print_metrics(&m);
+        render_metrics_text(stdout, &m);
     if (m.info.warn[0]) fprintf(stderr, "cqctl: warning: %s\n", m.info.warn);
     admin_metrics_free(&m);
     return 0;

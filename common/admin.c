@@ -416,6 +416,69 @@ void admin_info_free(struct admin_info *in)
     memset(in, 0, sizeof *in);
 }
 
+int admin_minutes_read(struct admin *a, const struct admin_info *in, int minutes, long long *out,
+                       char *err, size_t errlen)
+{
+    const char *argv[2 + ADMIN_MINUTES_MAX];
+    char key[KEYS_KEY_MAX], fields[ADMIN_MINUTES_MAX][24];
+    long now = (long)(time_now() / 60);
+    redisReply **reps;
+    size_t i;
+    int m;
+
+    if (minutes < 1 || minutes > ADMIN_MINUTES_MAX) {
+        err_set(err, errlen, "minutes: 1 to %d", ADMIN_MINUTES_MAX);
+        return -1;
+    }
+    if (in->nqueues == 0) return 0;
+    argv[0] = "HMGET";
+    for (m = 0; m < minutes; m++) {
+        snprintf(fields[m], sizeof fields[m], "%ld", now - (minutes - 1 - m));
+        argv[2 + m] = fields[m];
+    }
+    for (i = 0; i < in->nqueues; i++) {
+        argv[1] = keys_counts(&a->k, in->queues[i].name, key, sizeof key);
+        if (rconn_append(&a->r, 2 + minutes, argv, NULL) != 0) return io_error(a, err, errlen);
+    }
+    reps = xcalloc(in->nqueues, sizeof *reps);
+    if (read_replies(a, reps, in->nqueues, err, errlen) != 0) {
+        free(reps);
+        return -1;
+    }
+    for (i = 0; i < in->nqueues; i++) /* a key of another type: zeros (info warns of it) */
+        for (m = 0; m < minutes; m++)
+            out[i * (size_t)minutes + (size_t)m] = as_ll(elem(reps[i], (size_t)m), 0);
+    free_replies(reps, in->nqueues);
+    free(reps);
+    return 0;
+}
+
+/* The counters of the stats hash, in the order of struct admin_counters. */
+#define STATS_FIELDS "processed failed retried recovered handed_back"
+
+static void counters_from(struct admin_counters *c, const redisReply *rep)
+{
+    c->processed = as_ll(elem(rep, 0), 0);
+    c->failed = as_ll(elem(rep, 1), 0);
+    c->retried = as_ll(elem(rep, 2), 0);
+    c->recovered = as_ll(elem(rep, 3), 0);
+    c->handed_back = as_ll(elem(rep, 4), 0);
+}
+
+int admin_counters_read(struct admin *a, struct admin_counters *out, char *err, size_t errlen)
+{
+    char ks[KEYS_KEY_MAX];
+    redisReply *rep;
+
+    memset(out, 0, sizeof *out);
+    keys_stats(&a->k, ks, sizeof ks);
+    rep = checked(a, rconn_commandf(&a->r, "HMGET %s " STATS_FIELDS, ks), ks, err, errlen);
+    if (rep == NULL) return -1;
+    counters_from(out, rep);
+    freeReplyObject(rep);
+    return 0;
+}
+
 /* ---- lists of jobs ---------------------------------------------------------------- */
 
 static char *json_string(const cJSON *o, const char *name)
@@ -1211,6 +1274,7 @@ static int read_histograms(struct admin *a, struct admin_metrics *m, const redis
 int admin_metrics_read(struct admin *a, struct admin_metrics *out, char *err, size_t errlen)
 {
     char ks[KEYS_KEY_MAX], kfn[KEYS_KEY_MAX];
+    struct admin_counters c;
     redisReply *r[2];
     int rc = -1;
 
@@ -1218,7 +1282,7 @@ int admin_metrics_read(struct admin *a, struct admin_metrics *out, char *err, si
     if (admin_info_read(a, &out->info, err, errlen) != 0) return -1;
     keys_stats(&a->k, ks, sizeof ks);
     keys_functions(&a->k, kfn, sizeof kfn);
-    if (rconn_appendf(&a->r, "HMGET %s processed failed retried recovered handed_back", ks) != 0 ||
+    if (rconn_appendf(&a->r, "HMGET %s " STATS_FIELDS, ks) != 0 ||
         rconn_appendf(&a->r, "HKEYS %s", kfn) != 0) {
         io_error(a, err, errlen);
         goto out;
@@ -1230,11 +1294,12 @@ int admin_metrics_read(struct admin *a, struct admin_metrics *out, char *err, si
         free_replies(r, 2);
         goto out;
     }
-    out->processed = as_ll(elem(r[0], 0), 0);
-    out->failed = as_ll(elem(r[0], 1), 0);
-    out->retried = as_ll(elem(r[0], 2), 0);
-    out->recovered = as_ll(elem(r[0], 3), 0);
-    out->handed_back = as_ll(elem(r[0], 4), 0);
+    counters_from(&c, r[0]);
+    out->processed = c.processed;
+    out->failed = c.failed;
+    out->retried = c.retried;
+    out->recovered = c.recovered;
+    out->handed_back = c.handed_back;
     rc = read_histograms(a, out, r[1], err, errlen);
     free_replies(r, 2);
 out:

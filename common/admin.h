@@ -61,6 +61,21 @@ struct admin_info {
 int admin_info_read(struct admin *a, struct admin_info *out, char *err, size_t errlen);
 void admin_info_free(struct admin_info *in);
 
+#define ADMIN_MINUTES_MAX 60 /* workers keep an hour of counts:<queue> */
+
+/* The jobs of each queue of in that ended in each of the last `minutes` minutes (1 to
+ * ADMIN_MINUTES_MAX), the current one last: out[q * minutes + m] for in->queues[q], 0 for a
+ * minute with none. One HMGET per queue, in one round trip. */
+int admin_minutes_read(struct admin *a, const struct admin_info *in, int minutes, long long *out,
+                       char *err, size_t errlen);
+
+/* The stats hash's counters alone (what admin_metrics_read reads with much else): one HMGET,
+ * cheap enough to sample every second. */
+struct admin_counters {
+    long long processed, failed, retried, recovered, handed_back;
+};
+int admin_counters_read(struct admin *a, struct admin_counters *out, char *err, size_t errlen);
+
 /* ---- lists of jobs ------------------------------------------------------------------ */
 
 enum admin_list { ADMIN_LIST_QUEUE, ADMIN_LIST_SCHEDULED, ADMIN_LIST_FAILED, ADMIN_LIST_DEAD };

@@ -21,10 +21,22 @@
 
 #include "admin.h"
 #include "cli.h"
+#include "log.h"
 #include "render.h"
+#include "serve.h"
 #include "util.h"
 
-enum { O_PREFIX = 256, O_JSON, O_INTERVAL, O_OFFSET, O_ALL_FAILED };
+enum {
+    O_PREFIX = 256,
+    O_JSON,
+    O_INTERVAL,
+    O_OFFSET,
+    O_ALL_FAILED,
+    O_LISTEN,
+    O_TOKEN,
+    O_INSECURE,
+    O_LOG_LEVEL
+};
 
 static struct cli cli; /* the command line, for usage errors (cli_error) */
 
@@ -34,7 +46,7 @@ static const struct cli_option options[] = {
     CLI_PREFIX(O_PREFIX),
     {"json", O_JSON, NULL,
      "print JSON instead of text: one document (info --watch: one\n"
-     "per refresh, a line each)"},
+     "per refresh, a line each; serve: its log lines)"},
     CLI_HELP,
     CLI_VERSION,
     {NULL, 0, NULL, "info:"},
@@ -46,6 +58,15 @@ static const struct cli_option options[] = {
     {NULL, 0, NULL, "requeue:"},
     {"all-failed", O_ALL_FAILED, NULL, "requeue every job of the failed set"},
     {"queue", 'q', "NAME", "with --all-failed: only the failed jobs of queue NAME"},
+    {NULL, 0, NULL, "serve:"},
+    {"listen", O_LISTEN, "HOST:PORT",
+     "the address to serve on (default: " SERVE_LISTEN_DEFAULT ");\n"
+     "[V6]:PORT for IPv6; port 0: any free port (logged)"},
+    {"token", O_TOKEN, "T",
+     "every request must carry T (default: $CQ_DASHBOARD_TOKEN):\n"
+     "16 or more of A-Z a-z 0-9 - _ . ~"},
+    {"insecure", O_INSECURE, NULL, "serve a non-loopback address without a token"},
+    CLI_LOG_LEVEL(O_LOG_LEVEL),
 };
 #define NOPTIONS (sizeof options / sizeof options[0])
 
@@ -55,16 +76,21 @@ struct ctl {
     double interval;
     long limit, offset;
     const char *url, *prefix, *queue;
+    struct serve_options serve;
 };
 
 struct command {
     const char *name, *args, *summary, *help;
-    int opts[3]; /* its own options (0: none), besides -u, --prefix, --json and --help */
+    int opts[4]; /* its own options (0: none), besides -u, --prefix, --json and --help */
     int min, max;
     int (*run)(struct ctl *c, char **args, int n);
+    int lazy; /* it connects to Redis by itself, and runs while Redis is down */
 };
 
 static stop_flag stopping;
+
+/* --log-level's words, in the order of enum cq_log_level. */
+static const char *const log_levels[] = {"error", "warn", "info", "debug"};
 
 static void on_signal(int sig)
 {
@@ -763,6 +789,18 @@ static int run_metrics(struct ctl *c, char **args, int n)
     return 0;
 }
 
+/* ---- serve -------------------------------------------------------------------------- */
+
+static int run_serve(struct ctl *c, char **args, int n)
+{
+    (void)args;
+    (void)n;
+    c->serve.log_json = c->json;
+    c->serve.url = c->url;
+    c->serve.prefix = c->prefix;
+    return serve_run(&c->serve);
+}
+
 /* ---- commands and options ----------------------------------------------------------- */
 
 static const struct command commands[] = {
@@ -778,7 +816,8 @@ static const struct command commands[] = {
      {'w', O_INTERVAL, 0},
      0,
      0,
-     run_info},
+     run_info,
+     0},
     {"workers",
      "",
      "the workers alone",
@@ -787,7 +826,8 @@ static const struct command commands[] = {
      {0},
      0,
      0,
-     run_workers},
+     run_workers,
+     0},
     {"jobs",
      "QUEUE|scheduled|failed|dead [--limit N] [--offset N]",
      "one page of a list",
@@ -798,7 +838,8 @@ static const struct command commands[] = {
      {'n', O_OFFSET, 0},
      1,
      1,
-     run_jobs},
+     run_jobs,
+     0},
     {"job",
      "ID",
      "one job's status, readable",
@@ -808,7 +849,8 @@ static const struct command commands[] = {
      {0},
      1,
      1,
-     run_job},
+     run_job,
+     0},
     {"requeue",
      "ID... | --all-failed [--queue Q]",
      "run failed jobs again",
@@ -819,7 +861,8 @@ static const struct command commands[] = {
      {O_ALL_FAILED, 'q', 0},
      0,
      -1,
-     run_requeue},
+     run_requeue,
+     0},
     {"cancel",
      "ID...",
      "cancel jobs that have not ended",
@@ -830,7 +873,8 @@ static const struct command commands[] = {
      {0},
      1,
      -1,
-     run_cancel},
+     run_cancel,
+     0},
     {"delete",
      "ID...",
      "forget jobs",
@@ -839,7 +883,8 @@ static const struct command commands[] = {
      {0},
      1,
      -1,
-     run_delete},
+     run_delete,
+     0},
     {"empty",
      "QUEUE",
      "drop every job waiting in a queue",
@@ -848,7 +893,8 @@ static const struct command commands[] = {
      {0},
      1,
      1,
-     run_empty},
+     run_empty,
+     0},
     {"pause",
      "QUEUE",
      "stop workers taking from a queue",
@@ -857,7 +903,8 @@ static const struct command commands[] = {
      {0},
      1,
      1,
-     run_pause},
+     run_pause,
+     0},
     {"resume",
      "QUEUE",
      "let workers take from a paused queue again",
@@ -865,7 +912,8 @@ static const struct command commands[] = {
      {0},
      1,
      1,
-     run_resume},
+     run_resume,
+     0},
     {"metrics",
      "",
      "Prometheus text format",
@@ -874,7 +922,34 @@ static const struct command commands[] = {
      {0},
      0,
      0,
-     run_metrics},
+     run_metrics,
+     0},
+    {"serve",
+     "[--listen HOST:PORT] [--token T | --insecure]",
+     "the dashboard: a web page and its JSON API",
+     "Serve a web page of the queues (depth, in flight, paused, jobs per minute), the\n"
+     "throughput of the last minutes, the workers, the jobs of each queue and of the scheduled,\n"
+     "failed and dead lists a page at a time, and each job; with buttons for requeue, requeue\n"
+     "all failed, cancel, delete, empty, pause and resume, each behind a confirmation. The page\n"
+     "redraws itself every second. The same data as JSON under /api/, the text of 'cqctl\n"
+     "metrics' at /metrics, and /healthz: 200 while Redis answers, else 503. Everything the\n"
+     "page needs is in this binary.\n"
+     "\n"
+     "Safety: the default address is loopback, where only requests naming 127.0.0.1, localhost\n"
+     "or [::1] with the port in their Host header are served. Any other address needs --token\n"
+     "(or --insecure). With a token, every request carries it: open /?token=T once in a\n"
+     "browser (it sets a cookie and redirects to the page), or send 'Authorization: Bearer T';\n"
+     "else 401. Actions are POST requests with the header 'X-CQ-Action: 1' (the page sends it),\n"
+     "from the page's own origin. Use a TLS proxy in front of a token that crosses a network.\n"
+     "\n"
+     "Logs go to stderr: the address served (port 0: the port chosen), each action, refusals.\n"
+     "SIGINT or SIGTERM stops it. Exit status: 0 after a signal, 1 when the address cannot be\n"
+     "listened on, 2 for a usage error (a non-loopback address without --token).\n",
+     {O_LISTEN, O_TOKEN, O_INSECURE, O_LOG_LEVEL},
+     0,
+     0,
+     run_serve,
+     1},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
@@ -974,6 +1049,10 @@ static int parse_options(struct ctl *c, int argc, char **argv, int *seen, size_t
         case O_OFFSET: rc = cli_long(&cli, optarg, 0, 1000000000L, &c->offset); break;
         case O_ALL_FAILED: c->all_failed = 1; break;
         case 'q': c->queue = optarg; break;
+        case O_LISTEN: c->serve.listen = optarg; break;
+        case O_TOKEN: c->serve.token = optarg; break;
+        case O_INSECURE: c->serve.insecure = 1; break;
+        case O_LOG_LEVEL: rc = cli_choice(&cli, optarg, log_levels, 4, &c->serve.log_level); break;
         case 'h': *help = 1; break;
         default: rc = cli_error(&cli, "option '%s' is not handled", cli.opt); break;
         }
@@ -993,6 +1072,10 @@ int main(int argc, char **argv)
     memset(&c, 0, sizeof c);
     c.interval = 1.0;
     c.limit = 20;
+    c.serve.listen = SERVE_LISTEN_DEFAULT;
+    c.serve.token = getenv("CQ_DASHBOARD_TOKEN");
+    if (c.serve.token != NULL && c.serve.token[0] == '\0') c.serve.token = NULL;
+    c.serve.log_level = CQ_LOG_INFO;
     signal(SIGPIPE, SIG_IGN);
     rc = parse_options(&c, argc, argv, seen, &nseen, &help);
     if (rc >= 0) return rc;
@@ -1031,7 +1114,7 @@ int main(int argc, char **argv)
         if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) c.cols = ws.ws_col;
     }
     if (admin_init(&c.a, c.url, c.prefix, err, sizeof err) != 0) return cli_error(&cli, "%s", err);
-    if (admin_connect(&c.a, err, sizeof err) != 0 && !c.watch) {
+    if (!cmd->lazy && admin_connect(&c.a, err, sizeof err) != 0 && !c.watch) {
         fprintf(stderr, "cqctl: %s\n", err);
         return 1;
     }

@@ -215,7 +215,8 @@ static struct admin_queue *find_queue(struct admin_info *in, const char *name)
 {
     struct admin_queue key;
 
-    if (str_copy(key.name, sizeof key.name, name) != 0) return NULL;
+    /* No queues: in->queues is NULL, which bsearch must not be given. */
+    if (in->nqueues == 0 || str_copy(key.name, sizeof key.name, name) != 0) return NULL;
     return bsearch(&key, in->queues, in->nqueues, sizeof key, by_queue);
 }
 

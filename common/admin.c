@@ -596,6 +596,150 @@ static int list_failed(struct admin *a, const char *key, long offset, long limit
     return 0;
 }
 
+/* Each running entry's started_at, from its status hash (one pipelined HGET each). */
+static int started_times(struct admin *a, struct admin_page *out, char *err, size_t errlen)
+{
+    char kj[KEYS_KEY_MAX];
+    redisReply **reps;
+    size_t i;
+
+    for (i = 0; i < out->n; i++) {
+        const char *id = out->items[i].id;
+        if (rconn_appendf(&a->r, "HGET %s started_at",
+                          id != NULL && keys_valid_name(id) ? keys_job(&a->k, id, kj, sizeof kj)
+                                                            : "") != 0)
+            return io_error(a, err, errlen);
+    }
+    reps = xcalloc(out->n ? out->n : 1, sizeof *reps);
+    if (read_replies(a, reps, out->n, err, errlen) != 0) {
+        free(reps);
+        return -1;
+    }
+    for (i = 0; i < out->n; i++) out->items[i].score = as_double(reps[i]);
+    free_replies(reps, out->n);
+    free(reps);
+    return 0;
+}
+
+/* One in-flight list of a live worker: its key, whose it is, its length. */
+struct inflight {
+    char key[KEYS_KEY_MAX];
+    const char *worker;
+    long long len;
+};
+
+/* The in-flight lists of the live workers of in, in order of worker and queue, with their
+ * lengths (one pipelined LLEN each). *n of them, malloc'ed; NULL with -1 when Redis failed. */
+static struct inflight *inflight_lists(struct admin *a, const struct admin_info *in, size_t *n,
+                                       char *err, size_t errlen)
+{
+    struct inflight *l = NULL;
+    redisReply **reps;
+    size_t cap = 0, i;
+
+    *n = 0;
+    for (i = 0; i < in->nworkers; i++) {
+        const struct admin_worker *w = &in->workers[i];
+        const char *p = w->queues;
+        while (w->live && *p) {
+            size_t len = strcspn(p, ",");
+            char q[KEYS_NAME_MAX + 1];
+            if (len > 0 && len < sizeof q) {
+                memcpy(q, p, len);
+                q[len] = '\0';
+                if (*n == cap) {
+                    cap = cap ? cap * 2 : 16;
+                    l = xrealloc(l, cap * sizeof *l);
+                }
+                if (keys_inflight(&a->k, w->id, q, l[*n].key, sizeof l[*n].key) != NULL) {
+                    l[*n].worker = w->id;
+                    (*n)++;
+                }
+            }
+            p += len + (p[len] == ',');
+        }
+    }
+    for (i = 0; i < *n; i++)
+        if (rconn_appendf(&a->r, "LLEN %s", l[i].key) != 0) {
+            free(l);
+            io_error(a, err, errlen);
+            return NULL;
+        }
+    reps = xcalloc(*n ? *n : 1, sizeof *reps);
+    if (read_replies(a, reps, *n, err, errlen) != 0) {
+        free(reps);
+        free(l);
+        return NULL;
+    }
+    for (i = 0; i < *n; i++) l[i].len = as_ll(reps[i], 0); /* not a list: none */
+    free_replies(reps, *n);
+    free(reps);
+    if (l == NULL) l = xmalloc(1);
+    return l;
+}
+
+/* The page's window of each list that has part of it: one pipelined LRANGE each (from the
+ * right end, oldest first), then each job's started_at. */
+static int running_page(struct admin *a, struct inflight *l, size_t n, long offset, long limit,
+                        struct admin_page *out, char *err, size_t errlen)
+{
+    long long skip = offset, want = limit;
+    size_t i, j, e, nreq = 0;
+    redisReply **reps;
+
+    for (i = 0; i < n; i++) out->total += l[i].len;
+    out->items = xcalloc((size_t)limit, sizeof *out->items);
+    for (i = 0; i < n && want > 0; i++) {
+        long long from = skip < l[i].len ? skip : l[i].len, take = l[i].len - from;
+        skip -= from;
+        if (take > want) take = want;
+        l[i].len = take; /* from here: what is read of it */
+        if (take <= 0) continue;
+        if (rconn_appendf(&a->r, "LRANGE %s %lld %lld", l[i].key, -from - take, -from - 1) != 0)
+            return io_error(a, err, errlen);
+        want -= take;
+        nreq = i + 1;
+    }
+    reps = xcalloc(nreq ? nreq : 1, sizeof *reps);
+    for (i = 0, j = 0; i < nreq; i++) {
+        if (l[i].len <= 0) continue;
+        reps[j] = rconn_read(&a->r);
+        if (reps[j] == NULL) {
+            free_replies(reps, j);
+            free(reps);
+            return io_error(a, err, errlen);
+        }
+        for (e = reps[j]->type == REDIS_REPLY_ARRAY ? reps[j]->elements : 0; e > 0; e--) {
+            const redisReply *r = reps[j]->element[e - 1];
+            struct admin_entry *en = &out->items[out->n];
+            if (r->type != REDIS_REPLY_STRING || out->n >= (size_t)limit) continue;
+            entry_from_record(en, r->str, (size_t)r->len);
+            en->worker = xstrdup(l[i].worker);
+            out->n++;
+        }
+        j++;
+    }
+    free_replies(reps, j);
+    free(reps);
+    return started_times(a, out, err, errlen);
+}
+
+static int list_running(struct admin *a, long offset, long limit, struct admin_page *out, char *err,
+                        size_t errlen)
+{
+    struct admin_info in;
+    struct inflight *l;
+    size_t n;
+    int rc;
+
+    if (admin_info_read(a, &in, err, errlen) != 0) return -1;
+    l = inflight_lists(a, &in, &n, err, errlen);
+    rc = l == NULL ? -1 : running_page(a, l, n, offset, limit, out, err, errlen);
+    free(l);
+    admin_info_free(&in);
+    return rc;
+}
+
 int admin_list(struct admin *a, enum admin_list which, const char *queue, long offset, long limit,
                struct admin_page *out, char *err, size_t errlen)
 {
@@ -621,6 +765,10 @@ int admin_list(struct admin *a, enum admin_list which, const char *queue, long o
     case ADMIN_LIST_SCHEDULED: keys_scheduled(&a->k, key, sizeof key); break;
     case ADMIN_LIST_FAILED: keys_failed(&a->k, key, sizeof key); break;
     case ADMIN_LIST_DEAD: keys_dead(&a->k, key, sizeof key); break;
+    case ADMIN_LIST_RUNNING:
+        rc = list_running(a, offset, limit, out, err, errlen);
+        if (rc != 0) admin_page_free(out);
+        return rc;
     }
     rep = rconn_commandf(&a->r, "%s %s",
                          which == ADMIN_LIST_QUEUE || which == ADMIN_LIST_DEAD ? "LLEN" : "ZCARD",
@@ -657,6 +805,7 @@ void admin_page_free(struct admin_page *p)
         free(e->queue);
         free(e->args);
         free(e->error);
+        free(e->worker);
     }
     free(p->items);
     memset(p, 0, sizeof *p);

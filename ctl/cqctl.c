@@ -334,9 +334,10 @@ static void print_page(const struct ctl *c, enum admin_list which, const char *n
                        const struct admin_page *p)
 {
     static const char *const order[] = {"oldest (next to run) first", "soonest first",
-                                        "newest first", "newest first"};
+                                        "newest first", "newest first",
+                                        "by worker, each one's oldest first"};
     double now = time_now();
-    int wid = 2, wf = 4, wq = 5;
+    int wid = 2, wf = 4, wq = 5, ww = 6;
     size_t i;
 
     if (which == ADMIN_LIST_QUEUE)
@@ -352,6 +353,7 @@ static void print_page(const struct ctl *c, enum admin_list which, const char *n
         wid = width_of(p->items[i].id ? p->items[i].id : "?", wid);
         wf = width_of(p->items[i].func ? p->items[i].func : "?", wf);
         wq = width_of(p->items[i].queue ? p->items[i].queue : "-", wq);
+        ww = width_of(p->items[i].worker ? p->items[i].worker : "?", ww);
     }
     switch (which) {
     case ADMIN_LIST_QUEUE:
@@ -365,6 +367,10 @@ static void print_page(const struct ctl *c, enum admin_list which, const char *n
                "ERROR");
         break;
     case ADMIN_LIST_DEAD: printf("%6s  %s\n", "#", "RECORD"); break;
+    case ADMIN_LIST_RUNNING:
+        printf("%-14s  %-*s  %-*s  %-*s  %-*s  %s\n", "STARTED", wid, "ID", wf, "FUNC", wq, "QUEUE",
+               ww, "WORKER", "ARGS");
+        break;
     }
     for (i = 0; i < p->n; i++) {
         const struct admin_entry *e = &p->items[i];
@@ -392,6 +398,11 @@ static void print_page(const struct ctl *c, enum admin_list which, const char *n
             used = printf("%6ld  ", p->offset + (long)i + 1);
             put_cut(stdout, c, e->record, c->cols - used);
             break;
+        case ADMIN_LIST_RUNNING:
+            used = printf("%-14s  %-*s  %-*s  %-*s  %-*s  ", ago(t, sizeof t, e->score, now), wid,
+                          id, wf, func, wq, q, ww, e->worker ? e->worker : "?");
+            put_cut(stdout, c, e->args ? e->args : "(not a valid record)", c->cols - used);
+            break;
         }
         putchar('\n');
     }
@@ -414,6 +425,8 @@ static int run_jobs(struct ctl *c, char **args, int n)
         which = ADMIN_LIST_FAILED;
     else if (strcmp(name, "dead") == 0)
         which = ADMIN_LIST_DEAD;
+    else if (strcmp(name, "running") == 0)
+        which = ADMIN_LIST_RUNNING;
     else if (strncmp(name, "queue:", 6) == 0) /* a queue named like one of the sets */
         name += 6;
     if (which == ADMIN_LIST_QUEUE && !keys_valid_name(name)) {
@@ -829,12 +842,13 @@ static const struct command commands[] = {
      run_workers,
      0},
     {"jobs",
-     "QUEUE|scheduled|failed|dead [--limit N] [--offset N]",
+     "QUEUE|running|scheduled|failed|dead [--limit N] [--offset N]",
      "one page of a list",
-     "A queue oldest first (the next to run on top); the scheduled set soonest first, with its\n"
-     "due times; the failed set newest first, with each job's error; the dead list (records\n"
+     "A queue oldest first (the next to run on top); the running jobs (in live workers'\n"
+     "hands) by worker, with when each started; the scheduled set soonest first, with its due\n"
+     "times; the failed set newest first, with each job's error; the dead list (records\n"
      "without a usable id) newest first, raw. Only the page is read from Redis. A queue named\n"
-     "scheduled, failed or dead is written queue:NAME.\n",
+     "running, scheduled, failed or dead is written queue:NAME.\n",
      {'n', O_OFFSET, 0},
      1,
      1,

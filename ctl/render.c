@@ -118,7 +118,8 @@ cJSON *render_info(const struct admin *a, const struct admin_info *in)
 
 /* ---- jobs --------------------------------------------------------------------------- */
 
-const char *const render_list_names[4] = {"queue", "scheduled", "failed", "dead"};
+const char *const render_list_names[ADMIN_LISTS] = {"queue", "scheduled", "failed", "dead",
+                                                    "running"};
 
 static cJSON *entry(enum admin_list which, const struct admin_entry *e)
 {
@@ -138,6 +139,10 @@ static cJSON *entry(enum admin_list which, const struct admin_entry *e)
         return o;
     }
     if (which == ADMIN_LIST_SCHEDULED) render_num(o, "due", e->score);
+    if (which == ADMIN_LIST_RUNNING) {
+        render_str(o, "worker", e->worker);
+        render_time(o, "started_at", e->score);
+    }
     render_raw(o, "args", e->args);
     render_str(o, "record", e->record);
     return o;

@@ -31,8 +31,9 @@ cJSON *render_info(const struct admin *a, const struct admin_info *in);
 /* The workers array of info. */
 cJSON *render_workers(const struct admin_info *in);
 
-/* The list names of jobs --json, by enum admin_list: queue, scheduled, failed, dead. */
-extern const char *const render_list_names[4];
+/* The list names of jobs --json, by enum admin_list: queue, scheduled, failed, dead,
+ * running. */
+extern const char *const render_list_names[ADMIN_LISTS];
 /* jobs --json: {list, queue (a queue only), total, offset, limit, items: [...]}. */
 cJSON *render_page(enum admin_list which, const char *queue, long limit,
                    const struct admin_page *p);

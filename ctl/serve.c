@@ -390,11 +390,11 @@ static enum MHD_Result get_jobs(struct MHD_Connection *c, struct admin *a)
     cJSON *o;
     size_t i;
 
-    for (i = 0; i < 4; i++)
+    for (i = 0; i < ADMIN_LISTS; i++)
         if (list != NULL && strcmp(list, render_list_names[i]) == 0) break;
-    if (i == 4)
+    if (i == ADMIN_LISTS)
         return json_error(c, MHD_HTTP_BAD_REQUEST,
-                          "list: one of queue (with queue=NAME), scheduled, failed, dead");
+                          "list: one of queue (with queue=NAME), running, scheduled, failed, dead");
     which = (enum admin_list)i;
     if (which == ADMIN_LIST_QUEUE && (queue == NULL || !keys_valid_name(queue)))
         return json_error(c, MHD_HTTP_BAD_REQUEST,

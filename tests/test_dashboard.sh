@@ -304,6 +304,10 @@ check_eq "/api/overview: 503 while Redis is down" 503 "$(code "$A/api/overview")
 start_redis_again --requirepass "$PW"
 healthy() { [ "$(curl -s "$A/healthz")" = ok ]; }
 check "/healthz: 200 again once Redis is back" wait_for 10 healthy
+# The new Redis is empty but for the workers registering again: no queue is known yet.
+check "the workers register again" wait_for 10 workers_are 2
+check_eq "/api/overview with workers and no queue yet" 200 "$(code "$A/api/overview")"
+check "cqctl info with workers and no queue yet" "$BIN/cqctl" info
 
 mark "Redis restarted"
 # ---- no secret anywhere, and a clean stop ----

@@ -67,6 +67,11 @@ function compact(v) {
   return typeof v === 'string' ? v : JSON.stringify(v);
 }
 
+// The server's clock, as its last overview said it: ages are told from Redis's times, which
+// the server's clock wrote, whatever this browser's clock says.
+let skew = 0;
+const serverNow = () => Date.now() / 1000 + skew;
+
 // ---- the API -------------------------------------------------------------------------
 
 class ApiError extends Error {
@@ -107,7 +112,7 @@ function readHash() {
   if (list.startsWith('queue:')) {
     state.list = 'queue';
     state.queue = list.slice(6);
-  } else if (['scheduled', 'failed', 'dead'].includes(list)) {
+  } else if (['running', 'scheduled', 'failed', 'dead'].includes(list)) {
     state.list = list;
   }
   const off = parseInt(h.get('offset') || '0', 10);
@@ -191,7 +196,7 @@ function renderChart(tp) {
   const W = 600, H = 140, pad = 4, span5 = 300;
   c.replaceChildren();
   const pts = (tp && tp.points) || [];
-  const now = pts.length ? pts[pts.length - 1][0] : Date.now() / 1000;
+  const now = pts.length ? pts[pts.length - 1][0] : serverNow();
   let peak = 0;
   for (const p of pts) if (now - p[0] <= span5) peak = Math.max(peak, p[1] + p[2]);
   const max = Math.max(1, peak);
@@ -287,12 +292,13 @@ function renderWorkers(o) {
 // The list selector: each queue, then the sets. Rebuilt only when the names change.
 function renderListChoice(o) {
   const sel = $('list');
-  const want = o.queues.map((q) => 'queue:' + q.name).concat(['scheduled', 'failed', 'dead']);
+  const want = o.queues.map((q) => 'queue:' + q.name).concat(['running', 'scheduled', 'failed', 'dead']);
   const have = Array.from(sel.options).map((op) => op.value);
   if (want.join('\n') !== have.join('\n')) {
     sel.replaceChildren(...want.map((v) => el('option', {value: v})));
   }
-  const counts = {scheduled: o.scheduled, failed: o.failed, dead: o.dead};
+  const counts = {running: o.queues.reduce((n, q) => n + (q.inflight || 0), 0),
+    scheduled: o.scheduled, failed: o.failed, dead: o.dead};
   for (const q of o.queues) counts['queue:' + q.name] = q.depth;
   for (const op of sel.options) {
     const label = (op.value.startsWith('queue:') ? 'queue ' + op.value.slice(6) : op.value) + ' (' + fmt(counts[op.value]) + ')';
@@ -307,6 +313,7 @@ function renderListChoice(o) {
 
 const COLUMNS = {
   queue: ['#', 'id', 'function', 'enqueued', 'args'],
+  running: ['started', 'id', 'function', 'queue', 'worker', 'args', ''],
   scheduled: ['due', 'id', 'function', 'queue', 'args'],
   failed: ['failed', 'id', 'function', 'queue', 'error', ''],
   dead: ['#', 'record'],
@@ -324,11 +331,34 @@ function requeueButton(id) {
   }, 'Requeue');
 }
 
+// A time shown as an age ("5.0s ago"), which the page keeps current (ageAll) without
+// redrawing its row.
+function when(t, now) {
+  return el('span', {dataset: {t: String(t || 0)}}, ago(t, now));
+}
+
+function ageAll() {
+  const now = serverNow();
+  for (const e of document.querySelectorAll('#jobs-table [data-t]')) {
+    const v = ago(Number(e.dataset.t), now);
+    if (e.textContent !== v) e.textContent = v;
+  }
+}
+
+function cancelButton(id) {
+  return el('button', {
+    type: 'button', className: 'danger', dataset: {action: 'cancel'},
+    onclick: () => confirmThen('Cancel job ' + id + '? Its worker stops it.', () =>
+      act('/api/job/' + encodeURIComponent(id) + '/cancel', (r) => (r.outcome === 'stopping' ? 'stopping ' : 'canceled ') + id)),
+  }, 'Cancel');
+}
+
 function jobRow(list, it, i, now, offset) {
   const cells = {
-    queue: () => [String(offset + i + 1), jobLink(it.id), it.func || '?', ago(it.enqueued_at, now), compact(it.args)],
-    scheduled: () => [ago(it.due, now), jobLink(it.id), it.func || '?', it.queue || '-', compact(it.args)],
-    failed: () => [ago(it.failed_at, now), jobLink(it.id), it.func || '?', it.queue || '-', it.error || '(no status left)', requeueButton(it.id)],
+    queue: () => [String(offset + i + 1), jobLink(it.id), it.func || '?', when(it.enqueued_at, now), compact(it.args)],
+    running: () => [when(it.started_at, now), jobLink(it.id), it.func || '?', it.queue || '-', it.worker || '?', compact(it.args), cancelButton(it.id)],
+    scheduled: () => [when(it.due, now), jobLink(it.id), it.func || '?', it.queue || '-', compact(it.args)],
+    failed: () => [when(it.failed_at, now), jobLink(it.id), it.func || '?', it.queue || '-', it.error || '(no status left)', requeueButton(it.id)],
     dead: () => [String(offset + i + 1), it.record],
   }[list]();
   const cls = COLUMNS[list];
@@ -362,9 +392,9 @@ async function loadJobs(fetched) {
   $('range').textContent = shown ? fmt(page.offset + 1) + '\u2013' + fmt(page.offset + shown) + ' of ' + fmt(page.total) : '0 of ' + fmt(page.total);
   $('first').disabled = $('prev').disabled = page.offset === 0;
   $('next').disabled = $('last').disabled = page.offset + shown >= page.total;
-  if (key === state.jobsKey) return; // unchanged: leave the rows (and a hover, a selection) be
+  if (key === state.jobsKey) return ageAll(); // unchanged: leave the rows (and a hover, a selection) be
   state.jobsKey = key;
-  const now = Date.now() / 1000;
+  const now = serverNow();
   $('jobs-head').replaceChildren(...COLUMNS[state.list].map((c) => el('th', null, c)));
   $('jobs-table').tBodies[0].replaceChildren(...page.items.map((it, i) => jobRow(state.list, it, i, now, page.offset)));
   $('jobs-empty').textContent = state.list === 'queue' ? 'Queue ' + state.queue + ' is empty.' : 'The ' + state.list + ' list is empty.';
@@ -406,7 +436,7 @@ async function showJob(id) {
     return;
   }
   state.job = id;
-  const now = Date.now() / 1000;
+  const now = serverNow();
   $('job-title').textContent = 'Job ' + id;
   const dl = $('job-fields');
   dl.replaceChildren();
@@ -465,6 +495,7 @@ async function refreshNow() {
     const jobs = known ? fetchJobs() : null;
     if (jobs) jobs.catch(() => {}); // reported below, once
     const o = await get('/api/overview');
+    skew = o.time - Date.now() / 1000;
     state.overview = o;
     connected(true);
     renderTotals(o);

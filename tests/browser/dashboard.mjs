@@ -198,6 +198,23 @@ async function requeueFailed(page) {
   await page.click('#job-close');
 }
 
+async function runningCancel(page) {
+  enqueue('work', 'long-1', 'sleep', '60');
+  await until('long-1 to start', () => status('long-1') === 'started', 10000);
+  await page.select('#list', 'running');
+  const row = '#jobs-table tr[data-id="long-1"]';
+  await page.waitForSelector(row, {timeout: 5000});
+  const worker = await text(page, row + ' td.c-worker');
+  ok('the running list shows the job and the worker running it', worker === rcli('HGET', 'cq:job:long-1', 'worker'),
+    worker);
+  ok('...and since when', /ago$/.test(await text(page, row + ' td.c-started')));
+  const q = await clickConfirmed(page, row + ' button[data-action="cancel"]');
+  ok('cancel asks first', q.includes('long-1'), q);
+  await until('long-1 to end canceled', () => status('long-1') === 'canceled', 10000);
+  ok('cancel from the page stops the running job', true);
+  await until('the page to drop it from the running list', async () => (await page.$(row)) === null, 5000);
+}
+
 async function xss(page, dialogs) {
   await page.select('#list', 'queue:xss');
   await page.waitForSelector('#jobs-table tr[data-id="xss-1"]');
@@ -373,6 +390,7 @@ try {
   await step('drain', () => drain(page));
   await step('pause', () => pauseStopsWorkers(page));
   await step('requeue', () => requeueFailed(page));
+  await step('running', () => runningCancel(page));
   await step('xss', () => xss(page, dialogs));
   await step('phone', () => phone(browser));
   await page.close(); // its polling would share the CPU with the timings below

@@ -108,7 +108,8 @@ struct server {
     struct sampler sampler;
 };
 
-/* One request, across libmicrohttpd's calls of the handler. */
+/* One request, across libmicrohttpd's calls of the handler: its being there tells the first
+ * call (headers only) from the later ones (the body, then the end). */
 struct request {
     int started;
 };

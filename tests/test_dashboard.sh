@@ -295,6 +295,17 @@ wait_for 10 watching 2
 check_eq "/metrics is the text of cqctl metrics" "$("$BIN/cqctl" metrics)" "$(curl -s "$A/metrics")"
 
 mark "metrics compared"
+
+# ---- the actions the browser did not click, by curl ----
+act() { curl -s -X POST -H 'X-CQ-Action: 1' "$A/api/$1"; }
+check_eq "requeue all failed of a queue: 1 requeued" "1 0" \
+    "$(act 'failed/requeue?queue=work' | jq_ 'str(d["requeued"]) + " " + str(d["refused"])')"
+check "...and it runs (and fails) again" wait_for 10 jobs_are failed bad-1
+check_eq "empty a queue: 1 removed" 1 "$(act queue/xss/empty | jq_ 'd["removed"]')"
+check "...and its job is canceled" jobs_are canceled xss-1
+check_eq "delete a job" deleted "$(act job/xss-1/delete | jq_ 'd["outcome"]')"
+check_eq "...and it is gone" 404 "$(code "$A/api/job/xss-1")"
+check_eq "cancel of a job that ended: 409" 409 "$(post "$A/api/job/bad-1/cancel" -H 'X-CQ-Action: 1')"
 # ---- Redis down, and back ----
 stop_redis
 check_eq "/healthz: 503 while Redis is down" 503 "$(code "$A/healthz")"

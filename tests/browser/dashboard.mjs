@@ -358,14 +358,17 @@ async function scale(browser) {
 
   const cmds = commandsRun();
   const scans = cmds.filter(([c]) => ['KEYS', 'SCAN', 'SSCAN', 'HSCAN', 'ZSCAN'].includes(c));
+  // A window is wide when it spans more than 1,000 or runs from one end to the other
+  // (0 -1: the whole list, whatever its length).
   const wide = cmds.filter(([c, a]) => ['LRANGE', 'ZRANGE', 'ZREVRANGE'].includes(c) &&
-    Math.abs(Number(a[2]) - Number(a[1])) + 1 > 1000);
+    (Math.abs(Number(a[2]) - Number(a[1])) + 1 > 1000 || (Number(a[1]) >= 0) !== (Number(a[2]) >= 0)));
   const slow = cmds.reduce((m, e) => (e[2] > m[2] ? e : m), ['', [], 0]);
-  note(`Redis ran ${cmds.length} commands for it; the longest took ${slow[2]} us (${slow[0]} ${slow[1].slice(0, 3).join(' ')})`);
-  ok('the server never scanned the keyspace (no KEYS/SCAN)', scans.length === 0, JSON.stringify(scans[0]));
-  ok('the server never read more than a page of a list (LRANGE/ZRANGE windows <= 1000)', wide.length === 0,
-    JSON.stringify(wide[0]));
-  ok('no command of the server took 100 ms', slow[2] < 100000, slow[2]);
+  note(`Redis ran ${cmds.length} commands meanwhile (the server's and the idle workers'); the longest ` +
+    `took ${slow[2]} us (${slow[0]} ${slow[1].slice(0, 3).join(' ').slice(0, 60)})`);
+  ok('nothing scanned the keyspace (no KEYS/SCAN)', scans.length === 0, JSON.stringify(scans[0]));
+  ok('nothing read more than a page of a list (LRANGE/ZRANGE windows of 1000 at most, never 0 -1)',
+    wide.length === 0, JSON.stringify(wide[0]));
+  ok('no command Redis ran meanwhile took 100 ms', slow[2] < 100000, slow[2]);
   rcli('CONFIG', 'SET', 'slowlog-log-slower-than', '10000');
 }
 

@@ -34,7 +34,7 @@
 # makes, those debootstrap wrote from this machine's apt configuration).
 
 # build: the compiler, CMake and the -dev packages of cq's libraries (libssl-dev: libcq's
-# rediss://; libcurl brings its own TLS)
+# rediss://; libcurl brings its own TLS; libmicrohttpd: cqctl serve)
 FROM debian:bookworm AS build
 # After a build, this stage's image is left untagged, yet it is the next build's cache: the
 # label lets one find it (docker images --filter label=cq.stage=build) and tag it before
@@ -44,7 +44,7 @@ ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
         build-essential cmake pkg-config \
-        libhiredis-dev libcurl4-openssl-dev libcjson-dev uuid-dev libssl-dev \
+        libhiredis-dev libcurl4-openssl-dev libcjson-dev uuid-dev libssl-dev libmicrohttpd-dev \
  && rm -rf /var/lib/apt/lists/*
 # .dockerignore keeps the context to what the build reads (no build trees, tests, docs).
 COPY . /src
@@ -64,7 +64,7 @@ FROM debian:bookworm
 ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-        libhiredis0.14 libcurl4 libcjson1 libuuid1 libssl3 ca-certificates \
+        libhiredis0.14 libcurl4 libcjson1 libuuid1 libssl3 libmicrohttpd12 ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --gid 10001 cq \
  && useradd --uid 10001 --gid cq --home-dir /var/lib/cq --no-create-home \

@@ -215,7 +215,8 @@ static struct admin_queue *find_queue(struct admin_info *in, const char *name)
 {
     struct admin_queue key;
 
-    if (str_copy(key.name, sizeof key.name, name) != 0) return NULL;
+    /* No queues: in->queues is NULL, which bsearch must not be given. */
+    if (in->nqueues == 0 || str_copy(key.name, sizeof key.name, name) != 0) return NULL;
     return bsearch(&key, in->queues, in->nqueues, sizeof key, by_queue);
 }
 
@@ -416,6 +417,69 @@ void admin_info_free(struct admin_info *in)
     memset(in, 0, sizeof *in);
 }
 
+int admin_minutes_read(struct admin *a, const struct admin_info *in, int minutes, long long *out,
+                       char *err, size_t errlen)
+{
+    const char *argv[2 + ADMIN_MINUTES_MAX];
+    char key[KEYS_KEY_MAX], fields[ADMIN_MINUTES_MAX][24];
+    long now = (long)(time_now() / 60);
+    redisReply **reps;
+    size_t i;
+    int m;
+
+    if (minutes < 1 || minutes > ADMIN_MINUTES_MAX) {
+        err_set(err, errlen, "minutes: 1 to %d", ADMIN_MINUTES_MAX);
+        return -1;
+    }
+    if (in->nqueues == 0) return 0;
+    argv[0] = "HMGET";
+    for (m = 0; m < minutes; m++) {
+        snprintf(fields[m], sizeof fields[m], "%ld", now - (minutes - 1 - m));
+        argv[2 + m] = fields[m];
+    }
+    for (i = 0; i < in->nqueues; i++) {
+        argv[1] = keys_counts(&a->k, in->queues[i].name, key, sizeof key);
+        if (rconn_append(&a->r, 2 + minutes, argv, NULL) != 0) return io_error(a, err, errlen);
+    }
+    reps = xcalloc(in->nqueues, sizeof *reps);
+    if (read_replies(a, reps, in->nqueues, err, errlen) != 0) {
+        free(reps);
+        return -1;
+    }
+    for (i = 0; i < in->nqueues; i++) /* a key of another type: zeros (info warns of it) */
+        for (m = 0; m < minutes; m++)
+            out[i * (size_t)minutes + (size_t)m] = as_ll(elem(reps[i], (size_t)m), 0);
+    free_replies(reps, in->nqueues);
+    free(reps);
+    return 0;
+}
+
+/* The counters of the stats hash, in the order of struct admin_counters. */
+#define STATS_FIELDS "processed failed retried recovered handed_back"
+
+static void counters_from(struct admin_counters *c, const redisReply *rep)
+{
+    c->processed = as_ll(elem(rep, 0), 0);
+    c->failed = as_ll(elem(rep, 1), 0);
+    c->retried = as_ll(elem(rep, 2), 0);
+    c->recovered = as_ll(elem(rep, 3), 0);
+    c->handed_back = as_ll(elem(rep, 4), 0);
+}
+
+int admin_counters_read(struct admin *a, struct admin_counters *out, char *err, size_t errlen)
+{
+    char ks[KEYS_KEY_MAX];
+    redisReply *rep;
+
+    memset(out, 0, sizeof *out);
+    keys_stats(&a->k, ks, sizeof ks);
+    rep = checked(a, rconn_commandf(&a->r, "HMGET %s " STATS_FIELDS, ks), ks, err, errlen);
+    if (rep == NULL) return -1;
+    counters_from(out, rep);
+    freeReplyObject(rep);
+    return 0;
+}
+
 /* ---- lists of jobs ---------------------------------------------------------------- */
 
 static char *json_string(const cJSON *o, const char *name)
@@ -532,6 +596,150 @@ static int list_failed(struct admin *a, const char *key, long offset, long limit
     return 0;
 }
 
+/* Each running entry's started_at, from its status hash (one pipelined HGET each). */
+static int started_times(struct admin *a, struct admin_page *out, char *err, size_t errlen)
+{
+    char kj[KEYS_KEY_MAX];
+    redisReply **reps;
+    size_t i;
+
+    for (i = 0; i < out->n; i++) {
+        const char *id = out->items[i].id;
+        if (rconn_appendf(&a->r, "HGET %s started_at",
+                          id != NULL && keys_valid_name(id) ? keys_job(&a->k, id, kj, sizeof kj)
+                                                            : "") != 0)
+            return io_error(a, err, errlen);
+    }
+    reps = xcalloc(out->n ? out->n : 1, sizeof *reps);
+    if (read_replies(a, reps, out->n, err, errlen) != 0) {
+        free(reps);
+        return -1;
+    }
+    for (i = 0; i < out->n; i++) out->items[i].score = as_double(reps[i]);
+    free_replies(reps, out->n);
+    free(reps);
+    return 0;
+}
+
+/* One in-flight list of a live worker: its key, whose it is, its length. */
+struct inflight {
+    char key[KEYS_KEY_MAX];
+    const char *worker;
+    long long len;
+};
+
+/* The in-flight lists of the live workers of in, in order of worker and queue, with their
+ * lengths (one pipelined LLEN each). *n of them, malloc'ed; NULL with -1 when Redis failed. */
+static struct inflight *inflight_lists(struct admin *a, const struct admin_info *in, size_t *n,
+                                       char *err, size_t errlen)
+{
+    struct inflight *l = NULL;
+    redisReply **reps;
+    size_t cap = 0, i;
+
+    *n = 0;
+    for (i = 0; i < in->nworkers; i++) {
+        const struct admin_worker *w = &in->workers[i];
+        const char *p = w->queues;
+        while (w->live && *p) {
+            size_t len = strcspn(p, ",");
+            char q[KEYS_NAME_MAX + 1];
+            if (len > 0 && len < sizeof q) {
+                memcpy(q, p, len);
+                q[len] = '\0';
+                if (*n == cap) {
+                    cap = cap ? cap * 2 : 16;
+                    l = xrealloc(l, cap * sizeof *l);
+                }
+                if (keys_inflight(&a->k, w->id, q, l[*n].key, sizeof l[*n].key) != NULL) {
+                    l[*n].worker = w->id;
+                    (*n)++;
+                }
+            }
+            p += len + (p[len] == ',');
+        }
+    }
+    for (i = 0; i < *n; i++)
+        if (rconn_appendf(&a->r, "LLEN %s", l[i].key) != 0) {
+            free(l);
+            io_error(a, err, errlen);
+            return NULL;
+        }
+    reps = xcalloc(*n ? *n : 1, sizeof *reps);
+    if (read_replies(a, reps, *n, err, errlen) != 0) {
+        free(reps);
+        free(l);
+        return NULL;
+    }
+    for (i = 0; i < *n; i++) l[i].len = as_ll(reps[i], 0); /* not a list: none */
+    free_replies(reps, *n);
+    free(reps);
+    if (l == NULL) l = xmalloc(1);
+    return l;
+}
+
+/* The page's window of each list that has part of it: one pipelined LRANGE each (from the
+ * right end, oldest first), then each job's started_at. */
+static int running_page(struct admin *a, struct inflight *l, size_t n, long offset, long limit,
+                        struct admin_page *out, char *err, size_t errlen)
+{
+    long long skip = offset, want = limit;
+    size_t i, j, e, nreq = 0;
+    redisReply **reps;
+
+    for (i = 0; i < n; i++) out->total += l[i].len;
+    out->items = xcalloc((size_t)limit, sizeof *out->items);
+    for (i = 0; i < n && want > 0; i++) {
+        long long from = skip < l[i].len ? skip : l[i].len, take = l[i].len - from;
+        skip -= from;
+        if (take > want) take = want;
+        l[i].len = take; /* from here: what is read of it */
+        if (take <= 0) continue;
+        if (rconn_appendf(&a->r, "LRANGE %s %lld %lld", l[i].key, -from - take, -from - 1) != 0)
+            return io_error(a, err, errlen);
+        want -= take;
+        nreq = i + 1;
+    }
+    reps = xcalloc(nreq ? nreq : 1, sizeof *reps);
+    for (i = 0, j = 0; i < nreq; i++) {
+        if (l[i].len <= 0) continue;
+        reps[j] = rconn_read(&a->r);
+        if (reps[j] == NULL) {
+            free_replies(reps, j);
+            free(reps);
+            return io_error(a, err, errlen);
+        }
+        for (e = reps[j]->type == REDIS_REPLY_ARRAY ? reps[j]->elements : 0; e > 0; e--) {
+            const redisReply *r = reps[j]->element[e - 1];
+            struct admin_entry *en = &out->items[out->n];
+            if (r->type != REDIS_REPLY_STRING || out->n >= (size_t)limit) continue;
+            entry_from_record(en, r->str, (size_t)r->len);
+            en->worker = xstrdup(l[i].worker);
+            out->n++;
+        }
+        j++;
+    }
+    free_replies(reps, j);
+    free(reps);
+    return started_times(a, out, err, errlen);
+}
+
+static int list_running(struct admin *a, long offset, long limit, struct admin_page *out, char *err,
+                        size_t errlen)
+{
+    struct admin_info in;
+    struct inflight *l;
+    size_t n;
+    int rc;
+
+    if (admin_info_read(a, &in, err, errlen) != 0) return -1;
+    l = inflight_lists(a, &in, &n, err, errlen);
+    rc = l == NULL ? -1 : running_page(a, l, n, offset, limit, out, err, errlen);
+    free(l);
+    admin_info_free(&in);
+    return rc;
+}
+
 int admin_list(struct admin *a, enum admin_list which, const char *queue, long offset, long limit,
                struct admin_page *out, char *err, size_t errlen)
 {
@@ -557,6 +765,10 @@ int admin_list(struct admin *a, enum admin_list which, const char *queue, long o
     case ADMIN_LIST_SCHEDULED: keys_scheduled(&a->k, key, sizeof key); break;
     case ADMIN_LIST_FAILED: keys_failed(&a->k, key, sizeof key); break;
     case ADMIN_LIST_DEAD: keys_dead(&a->k, key, sizeof key); break;
+    case ADMIN_LIST_RUNNING:
+        rc = list_running(a, offset, limit, out, err, errlen);
+        if (rc != 0) admin_page_free(out);
+        return rc;
     }
     rep = rconn_commandf(&a->r, "%s %s",
                          which == ADMIN_LIST_QUEUE || which == ADMIN_LIST_DEAD ? "LLEN" : "ZCARD",
@@ -593,6 +805,7 @@ void admin_page_free(struct admin_page *p)
         free(e->queue);
         free(e->args);
         free(e->error);
+        free(e->worker);
     }
     free(p->items);
     memset(p, 0, sizeof *p);
@@ -1211,6 +1424,7 @@ static int read_histograms(struct admin *a, struct admin_metrics *m, const redis
 int admin_metrics_read(struct admin *a, struct admin_metrics *out, char *err, size_t errlen)
 {
     char ks[KEYS_KEY_MAX], kfn[KEYS_KEY_MAX];
+    struct admin_counters c;
     redisReply *r[2];
     int rc = -1;
 
@@ -1218,7 +1432,7 @@ int admin_metrics_read(struct admin *a, struct admin_metrics *out, char *err, si
     if (admin_info_read(a, &out->info, err, errlen) != 0) return -1;
     keys_stats(&a->k, ks, sizeof ks);
     keys_functions(&a->k, kfn, sizeof kfn);
-    if (rconn_appendf(&a->r, "HMGET %s processed failed retried recovered handed_back", ks) != 0 ||
+    if (rconn_appendf(&a->r, "HMGET %s " STATS_FIELDS, ks) != 0 ||
         rconn_appendf(&a->r, "HKEYS %s", kfn) != 0) {
         io_error(a, err, errlen);
         goto out;
@@ -1230,11 +1444,12 @@ int admin_metrics_read(struct admin *a, struct admin_metrics *out, char *err, si
         free_replies(r, 2);
         goto out;
     }
-    out->processed = as_ll(elem(r[0], 0), 0);
-    out->failed = as_ll(elem(r[0], 1), 0);
-    out->retried = as_ll(elem(r[0], 2), 0);
-    out->recovered = as_ll(elem(r[0], 3), 0);
-    out->handed_back = as_ll(elem(r[0], 4), 0);
+    counters_from(&c, r[0]);
+    out->processed = c.processed;
+    out->failed = c.failed;
+    out->retried = c.retried;
+    out->recovered = c.recovered;
+    out->handed_back = c.handed_back;
     rc = read_histograms(a, out, r[1], err, errlen);
     free_replies(r, 2);
 out:

@@ -61,9 +61,31 @@ struct admin_info {
 int admin_info_read(struct admin *a, struct admin_info *out, char *err, size_t errlen);
 void admin_info_free(struct admin_info *in);
 
+#define ADMIN_MINUTES_MAX 60 /* workers keep an hour of counts:<queue> */
+
+/* The jobs of each queue of in that ended in each of the last `minutes` minutes (1 to
+ * ADMIN_MINUTES_MAX), the current one last: out[q * minutes + m] for in->queues[q], 0 for a
+ * minute with none. One HMGET per queue, in one round trip. */
+int admin_minutes_read(struct admin *a, const struct admin_info *in, int minutes, long long *out,
+                       char *err, size_t errlen);
+
+/* The stats hash's counters alone (what admin_metrics_read reads with much else): one HMGET,
+ * cheap enough to sample every second. */
+struct admin_counters {
+    long long processed, failed, retried, recovered, handed_back;
+};
+int admin_counters_read(struct admin *a, struct admin_counters *out, char *err, size_t errlen);
+
 /* ---- lists of jobs ------------------------------------------------------------------ */
 
-enum admin_list { ADMIN_LIST_QUEUE, ADMIN_LIST_SCHEDULED, ADMIN_LIST_FAILED, ADMIN_LIST_DEAD };
+enum admin_list {
+    ADMIN_LIST_QUEUE,
+    ADMIN_LIST_SCHEDULED,
+    ADMIN_LIST_FAILED,
+    ADMIN_LIST_DEAD,
+    ADMIN_LIST_RUNNING /* the in-flight lists of live workers */
+};
+#define ADMIN_LISTS 5
 
 struct admin_entry {
     char *record; /* the record as stored (NULL for the failed set, which holds ids) */
@@ -71,8 +93,10 @@ struct admin_entry {
     char *id, *func, *queue; /* from the record, or for failed from the status hash; or NULL */
     char *args;              /* the record's args as compact JSON, or NULL */
     char *error;             /* failed: the status hash's error, or NULL */
+    char *worker;            /* running: the worker that holds it */
     double enqueued_at;      /* 0 when unknown */
-    double score;            /* scheduled: when due; failed: when it failed */
+    double score;            /* scheduled: when due; failed: when it failed; running: when it
+                                started (0 when its status does not say) */
 };
 
 struct admin_page {
@@ -83,8 +107,10 @@ struct admin_page {
 };
 
 /* One page of a list: a queue from its oldest record (the right end, taken next); the
- * scheduled set soonest first; the failed set and the dead list newest first. Only the page
- * is read. queue is used for ADMIN_LIST_QUEUE only. */
+ * scheduled set soonest first; the failed set and the dead list newest first; the running
+ * jobs by worker id and queue, each worker's oldest first. Only the page is read (running:
+ * and the lengths of the in-flight lists, one per live worker and queue it serves, so as many
+ * as its jobs in hand at most). queue is used for ADMIN_LIST_QUEUE only. */
 int admin_list(struct admin *a, enum admin_list which, const char *queue, long offset, long limit,
                struct admin_page *out, char *err, size_t errlen);
 void admin_page_free(struct admin_page *p);

@@ -172,7 +172,8 @@ static void tls_from_env(struct rconn_url *out)
     if ((v = getenv("CQ_TLS_KEY")) != NULL) str_copy(out->tls_key, sizeof out->tls_key, v);
 }
 
-static int parse_url(const char *url, struct rconn_url *out, char *err, size_t errlen);
+static int parse_url(const char *url, const char *shown, struct rconn_url *out, char *err,
+                     size_t errlen);
 
 /* The query of a TCP URL: ?replicas=N is the only option. */
 static int parse_query(const char *url, const char *q, struct rconn_url *out, char *err,
@@ -188,28 +189,51 @@ static int parse_query(const char *url, const char *q, struct rconn_url *out, ch
     return -1;
 }
 
+/* The URL as error messages show it: its password, if any, as "***" (the line may go to a
+ * log or a web page). */
+static void redact(const char *url, char *out, size_t outlen)
+{
+    const char *p = strstr(url, "://"), *end, *at, *colon;
+
+    if (p == NULL || strncmp(url, "unix://", 7) == 0) {
+        str_copy(out, outlen, url);
+        return;
+    }
+    p += 3;
+    end = p + strcspn(p, "/?");
+    at = memrchr(p, '@', (size_t)(end - p));
+    if (at == NULL) {
+        str_copy(out, outlen, url);
+        return;
+    }
+    colon = memchr(p, ':', (size_t)(at - p));
+    snprintf(out, outlen, "%.*s***%s", (int)((colon ? colon + 1 : p) - url), url, at);
+}
+
 int rconn_parse_url(const char *url, struct rconn_url *out, char *err, size_t errlen)
 {
-    char copy[2048];
+    char copy[2048], shown[2048];
     const char *q;
 
+    redact(url, shown, sizeof shown);
     /* The query apart, then the rest as before. */
     q = strncmp(url, "unix://", 7) == 0 ? NULL : strchr(url, '?');
     if (q != NULL) {
         if ((size_t)(q - url) >= sizeof copy) {
-            err_set(err, errlen, "redis URL '%.64s...': too long", url);
+            err_set(err, errlen, "redis URL '%.64s...': too long", shown);
             return -1;
         }
         memcpy(copy, url, (size_t)(q - url));
         copy[q - url] = '\0';
-        if (parse_url(copy, out, err, errlen) != 0) return -1;
-        return parse_query(url, q, out, err, errlen);
+        if (parse_url(copy, shown, out, err, errlen) != 0) return -1;
+        return parse_query(shown, q, out, err, errlen);
     }
-    return parse_url(url, out, err, errlen);
+    return parse_url(url, shown, out, err, errlen);
 }
 
-/* A URL without its query. */
-static int parse_url(const char *url, struct rconn_url *out, char *err, size_t errlen)
+/* A URL without its query; shown is the whole URL as messages show it. */
+static int parse_url(const char *url, const char *shown, struct rconn_url *out, char *err,
+                     size_t errlen)
 {
     const char *p, *slash, *hostend;
     int sentinel = 0;
@@ -220,14 +244,14 @@ static int parse_url(const char *url, struct rconn_url *out, char *err, size_t e
         const char *q = strchr(url + 7, '?');
         size_t n = q ? (size_t)(q - (url + 7)) : strlen(url + 7);
         if (n == 0 || n >= sizeof out->unix_path || url[7] != '/') {
-            err_set(err, errlen, "redis URL '%s': unix:// needs an absolute socket path", url);
+            err_set(err, errlen, "redis URL '%s': unix:// needs an absolute socket path", shown);
             return -1;
         }
         memcpy(out->unix_path, url + 7, n);
         out->unix_path[n] = '\0';
         if (q != NULL) {
             if (strncmp(q, "?db=", 4) != 0 || parse_db(q + 4, &out->db) != 0) {
-                err_set(err, errlen, "redis URL '%s': the only option is ?db=N", url);
+                err_set(err, errlen, "redis URL '%s': the only option is ?db=N", shown);
                 return -1;
             }
         }
@@ -246,19 +270,19 @@ static int parse_url(const char *url, struct rconn_url *out, char *err, size_t e
         err_set(err, errlen,
                 "redis URL '%s': must start with redis://, rediss:// (TLS), "
                 "redis+sentinel:// or unix://",
-                url);
+                shown);
         return -1;
     }
     slash = strchr(p, '/');
     hostend = slash ? slash : p + strlen(p);
-    p = parse_auth(url, p, (size_t)(hostend - p), out, err, errlen);
+    p = parse_auth(shown, p, (size_t)(hostend - p), out, err, errlen);
     if (p == NULL) return -1;
-    if (sentinel) return parse_sentinels(url, p, hostend, slash, out, err, errlen);
-    if (parse_hostport(url, p, (size_t)(hostend - p), out->host, sizeof out->host, &out->port, 6379,
-                       err, errlen) != 0)
+    if (sentinel) return parse_sentinels(shown, p, hostend, slash, out, err, errlen);
+    if (parse_hostport(shown, p, (size_t)(hostend - p), out->host, sizeof out->host, &out->port,
+                       6379, err, errlen) != 0)
         return -1;
     if (slash != NULL && slash[1] != '\0' && parse_db(slash + 1, &out->db) != 0) {
-        err_set(err, errlen, "redis URL '%s': database '%s' is not a number", url, slash + 1);
+        err_set(err, errlen, "redis URL '%s': database '%s' is not a number", shown, slash + 1);
         return -1;
     }
     return 0;

@@ -21,9 +21,22 @@
 
 #include "admin.h"
 #include "cli.h"
+#include "log.h"
+#include "render.h"
+#include "serve.h"
 #include "util.h"
 
-enum { O_PREFIX = 256, O_JSON, O_INTERVAL, O_OFFSET, O_ALL_FAILED };
+enum {
+    O_PREFIX = 256,
+    O_JSON,
+    O_INTERVAL,
+    O_OFFSET,
+    O_ALL_FAILED,
+    O_LISTEN,
+    O_TOKEN,
+    O_INSECURE,
+    O_LOG_LEVEL
+};
 
 static struct cli cli; /* the command line, for usage errors (cli_error) */
 
@@ -33,7 +46,7 @@ static const struct cli_option options[] = {
     CLI_PREFIX(O_PREFIX),
     {"json", O_JSON, NULL,
      "print JSON instead of text: one document (info --watch: one\n"
-     "per refresh, a line each)"},
+     "per refresh, a line each; serve: its log lines)"},
     CLI_HELP,
     CLI_VERSION,
     {NULL, 0, NULL, "info:"},
@@ -45,6 +58,15 @@ static const struct cli_option options[] = {
     {NULL, 0, NULL, "requeue:"},
     {"all-failed", O_ALL_FAILED, NULL, "requeue every job of the failed set"},
     {"queue", 'q', "NAME", "with --all-failed: only the failed jobs of queue NAME"},
+    {NULL, 0, NULL, "serve:"},
+    {"listen", O_LISTEN, "HOST:PORT",
+     "the address to serve on (default: " SERVE_LISTEN_DEFAULT ");\n"
+     "[V6]:PORT for IPv6; port 0: any free port (logged)"},
+    {"token", O_TOKEN, "T",
+     "every request must carry T (default: $CQ_DASHBOARD_TOKEN):\n"
+     "16 or more of A-Z a-z 0-9 - _ . ~"},
+    {"insecure", O_INSECURE, NULL, "serve a non-loopback address without a token"},
+    CLI_LOG_LEVEL(O_LOG_LEVEL),
 };
 #define NOPTIONS (sizeof options / sizeof options[0])
 
@@ -54,16 +76,21 @@ struct ctl {
     double interval;
     long limit, offset;
     const char *url, *prefix, *queue;
+    struct serve_options serve;
 };
 
 struct command {
     const char *name, *args, *summary, *help;
-    int opts[3]; /* its own options (0: none), besides -u, --prefix, --json and --help */
+    int opts[4]; /* its own options (0: none), besides -u, --prefix, --json and --help */
     int min, max;
     int (*run)(struct ctl *c, char **args, int n);
+    int lazy; /* it connects to Redis by itself, and runs while Redis is down */
 };
 
 static stop_flag stopping;
+
+/* --log-level's words, in the order of enum cq_log_level. */
+static const char *const log_levels[] = {"error", "warn", "info", "debug"};
 
 static void on_signal(int sig)
 {
@@ -153,84 +180,7 @@ static void json_print(cJSON *o)
     cJSON_Delete(o);
 }
 
-static void json_str(cJSON *o, const char *name, const char *v)
-{
-    if (v == NULL)
-        xcheck(cJSON_AddNullToObject(o, name), "JSON output");
-    else
-        xcheck(cJSON_AddStringToObject(o, name, v), "JSON output");
-}
-
-static void json_num(cJSON *o, const char *name, double v)
-{
-    xcheck(cJSON_AddNumberToObject(o, name, v), "JSON output");
-}
-
-static void json_bool(cJSON *o, const char *name, int v)
-{
-    xcheck(cJSON_AddBoolToObject(o, name, v), "JSON output");
-}
-
-/* A time, or null when unknown. */
-static void json_time(cJSON *o, const char *name, double t)
-{
-    if (t > 0)
-        json_num(o, name, t);
-    else
-        json_str(o, name, NULL);
-}
-
-/* Text that holds JSON, as its value (a string when it does not parse). */
-static void json_raw(cJSON *o, const char *name, const char *text)
-{
-    cJSON *v = text ? cJSON_Parse(text) : NULL;
-
-    if (v != NULL)
-        cJSON_AddItemToObject(o, name, v);
-    else
-        json_str(o, name, text);
-}
-
-static cJSON *json_array(cJSON *o, const char *name)
-{
-    return xcheck(cJSON_AddArrayToObject(o, name), "JSON output");
-}
-
-static cJSON *json_object(void)
-{
-    return xcheck(cJSON_CreateObject(), "JSON output");
-}
-
 /* ---- info and workers --------------------------------------------------------------- */
-
-static cJSON *workers_json(const struct admin_info *in)
-{
-    cJSON *arr = xcheck(cJSON_CreateArray(), "JSON output");
-    size_t i;
-
-    for (i = 0; i < in->nworkers; i++) {
-        const struct admin_worker *w = &in->workers[i];
-        cJSON *o = json_object();
-        json_str(o, "id", w->id);
-        json_str(o, "host", w->host);
-        json_num(o, "pid", (double)w->pid);
-        json_str(o, "queues", w->queues);
-        json_num(o, "busy", (double)w->busy);
-        json_num(o, "concurrency", (double)w->concurrency);
-        json_num(o, "processed", (double)w->processed);
-        json_num(o, "failed", (double)w->failed);
-        json_time(o, "started_at", w->started_at);
-        json_time(o, "heartbeat_at", w->heartbeat_at);
-        if (w->heartbeat_at > 0)
-            json_num(o, "heartbeat_age", in->now - w->heartbeat_at);
-        else
-            json_str(o, "heartbeat_age", NULL);
-        json_bool(o, "lease", w->live);
-        json_str(o, "functions", w->functions);
-        cJSON_AddItemToArray(arr, o);
-    }
-    return arr;
-}
 
 static void print_workers(FILE *f, const struct admin_info *in)
 {
@@ -313,36 +263,6 @@ static void print_info(FILE *f, const struct ctl *c, const struct admin_info *in
     if (in->warn[0]) fprintf(f, "\nwarning: %s\n", in->warn);
 }
 
-static cJSON *info_json(const struct ctl *c, const struct admin_info *in)
-{
-    cJSON *o = json_object(), *qs;
-    size_t i;
-
-    json_str(o, "server", c->a.where);
-    json_str(o, "prefix", c->a.k.prefix);
-    json_num(o, "time", in->now);
-    qs = json_array(o, "queues");
-    for (i = 0; i < in->nqueues; i++) {
-        const struct admin_queue *q = &in->queues[i];
-        cJSON *e = json_object();
-        json_str(e, "name", q->name);
-        if (q->depth >= 0)
-            json_num(e, "depth", (double)q->depth);
-        else
-            json_str(e, "depth", NULL);
-        json_num(e, "inflight", (double)q->inflight);
-        json_num(e, "last_minute", (double)q->last_minute);
-        json_bool(e, "paused", q->paused);
-        cJSON_AddItemToArray(qs, e);
-    }
-    json_num(o, "scheduled", (double)in->scheduled);
-    json_num(o, "failed", (double)in->failed);
-    json_num(o, "dead", (double)in->dead);
-    cJSON_AddItemToObject(o, "workers", workers_json(in));
-    json_str(o, "warning", in->warn[0] ? in->warn : NULL);
-    return o;
-}
-
 /* One picture into a memory buffer, written at once so that a redraw does not flicker. */
 static int info_once(struct ctl *c, int workers_only, int clear)
 {
@@ -359,11 +279,11 @@ static int info_once(struct ctl *c, int workers_only, int clear)
     }
     if (c->json) {
         if (workers_only) {
-            cJSON *o = json_object();
-            cJSON_AddItemToObject(o, "workers", workers_json(&in));
+            cJSON *o = render_object();
+            cJSON_AddItemToObject(o, "workers", render_workers(&in));
             json_print(o);
         } else {
-            json_print(info_json(c, &in));
+            json_print(render_info(&c->a, &in));
         }
         admin_info_free(&in);
         return 0;
@@ -410,38 +330,14 @@ static int run_workers(struct ctl *c, char **args, int n)
 
 /* ---- jobs --------------------------------------------------------------------------- */
 
-static const char *const list_names[] = {"queue", "scheduled", "failed", "dead"};
-
-static cJSON *entry_json(enum admin_list which, const struct admin_entry *e)
-{
-    cJSON *o = json_object();
-
-    if (which == ADMIN_LIST_DEAD) {
-        json_str(o, "record", e->record);
-        return o;
-    }
-    json_str(o, "id", e->id);
-    json_str(o, "func", e->func);
-    json_str(o, "queue", e->queue);
-    json_time(o, "enqueued_at", e->enqueued_at);
-    if (which == ADMIN_LIST_FAILED) {
-        json_num(o, "failed_at", e->score);
-        json_str(o, "error", e->error);
-        return o;
-    }
-    if (which == ADMIN_LIST_SCHEDULED) json_num(o, "due", e->score);
-    json_raw(o, "args", e->args);
-    json_str(o, "record", e->record);
-    return o;
-}
-
 static void print_page(const struct ctl *c, enum admin_list which, const char *name,
                        const struct admin_page *p)
 {
     static const char *const order[] = {"oldest (next to run) first", "soonest first",
-                                        "newest first", "newest first"};
+                                        "newest first", "newest first",
+                                        "by worker, each one's oldest first"};
     double now = time_now();
-    int wid = 2, wf = 4, wq = 5;
+    int wid = 2, wf = 4, wq = 5, ww = 6;
     size_t i;
 
     if (which == ADMIN_LIST_QUEUE)
@@ -457,6 +353,7 @@ static void print_page(const struct ctl *c, enum admin_list which, const char *n
         wid = width_of(p->items[i].id ? p->items[i].id : "?", wid);
         wf = width_of(p->items[i].func ? p->items[i].func : "?", wf);
         wq = width_of(p->items[i].queue ? p->items[i].queue : "-", wq);
+        ww = width_of(p->items[i].worker ? p->items[i].worker : "?", ww);
     }
     switch (which) {
     case ADMIN_LIST_QUEUE:
@@ -470,6 +367,10 @@ static void print_page(const struct ctl *c, enum admin_list which, const char *n
                "ERROR");
         break;
     case ADMIN_LIST_DEAD: printf("%6s  %s\n", "#", "RECORD"); break;
+    case ADMIN_LIST_RUNNING:
+        printf("%-14s  %-*s  %-*s  %-*s  %-*s  %s\n", "STARTED", wid, "ID", wf, "FUNC", wq, "QUEUE",
+               ww, "WORKER", "ARGS");
+        break;
     }
     for (i = 0; i < p->n; i++) {
         const struct admin_entry *e = &p->items[i];
@@ -497,6 +398,11 @@ static void print_page(const struct ctl *c, enum admin_list which, const char *n
             used = printf("%6ld  ", p->offset + (long)i + 1);
             put_cut(stdout, c, e->record, c->cols - used);
             break;
+        case ADMIN_LIST_RUNNING:
+            used = printf("%-14s  %-*s  %-*s  %-*s  %-*s  ", ago(t, sizeof t, e->score, now), wid,
+                          id, wf, func, wq, q, ww, e->worker ? e->worker : "?");
+            put_cut(stdout, c, e->args ? e->args : "(not a valid record)", c->cols - used);
+            break;
         }
         putchar('\n');
     }
@@ -511,7 +417,6 @@ static int run_jobs(struct ctl *c, char **args, int n)
     const char *name = args[0];
     struct admin_page p;
     char err[512];
-    size_t i;
 
     (void)n;
     if (strcmp(name, "scheduled") == 0)
@@ -520,6 +425,8 @@ static int run_jobs(struct ctl *c, char **args, int n)
         which = ADMIN_LIST_FAILED;
     else if (strcmp(name, "dead") == 0)
         which = ADMIN_LIST_DEAD;
+    else if (strcmp(name, "running") == 0)
+        which = ADMIN_LIST_RUNNING;
     else if (strncmp(name, "queue:", 6) == 0) /* a queue named like one of the sets */
         name += 6;
     if (which == ADMIN_LIST_QUEUE && !keys_valid_name(name)) {
@@ -530,15 +437,7 @@ static int run_jobs(struct ctl *c, char **args, int n)
         return 1;
     }
     if (c->json) {
-        cJSON *o = json_object(), *items;
-        json_str(o, "list", list_names[which]);
-        if (which == ADMIN_LIST_QUEUE) json_str(o, "queue", name);
-        json_num(o, "total", (double)p.total);
-        json_num(o, "offset", (double)p.offset);
-        json_num(o, "limit", (double)c->limit);
-        items = json_array(o, "items");
-        for (i = 0; i < p.n; i++) cJSON_AddItemToArray(items, entry_json(which, &p.items[i]));
-        json_print(o);
+        json_print(render_page(which, name, c->limit, &p));
     } else {
         print_page(c, which, name, &p);
     }
@@ -548,47 +447,13 @@ static int run_jobs(struct ctl *c, char **args, int n)
 
 /* ---- job ---------------------------------------------------------------------------- */
 
-static const char *const time_fields[] = {"enqueued_at", "started_at", "ended_at", "retry_at",
-                                          "scheduled_for"};
-static const char *const count_fields[] = {"attempts", "recovered"};
-
-static int in_list(const char *name, const char *const *list, size_t n)
+static int shown_field(const char *name, const char *const *list, size_t n)
 {
     size_t i;
 
     for (i = 0; i < n; i++)
         if (strcmp(name, list[i]) == 0) return 1;
     return 0;
-}
-
-/* The args of the record, as compact JSON (malloc'ed), or NULL. */
-static char *record_args(const char *record)
-{
-    cJSON *o = record ? cJSON_Parse(record) : NULL, *a;
-    char *s = NULL;
-
-    a = cJSON_GetObjectItemCaseSensitive(o, "args");
-    if (a != NULL) s = xcheck(cJSON_PrintUnformatted(a), "args");
-    cJSON_Delete(o);
-    return s;
-}
-
-static double field_time(const struct admin_job *j, const char *name)
-{
-    const char *v = admin_job_field(j, name);
-    return v ? strtod(v, NULL) : 0;
-}
-
-/* The run time: started -> ended, or so far for a running job; < 0 when unknown. */
-static double run_time(const struct admin_job *j, double now)
-{
-    double s = field_time(j, "started_at"), e = field_time(j, "ended_at");
-    const char *st = admin_job_field(j, "status");
-
-    if (s <= 0) return -1;
-    if (e >= s) return e - s;
-    if (st != NULL && strcmp(st, "started") == 0) return now - s;
-    return -1;
 }
 
 /* One "  label        value" line of print_job; a long value is cut on a terminal. */
@@ -604,9 +469,12 @@ static void print_job(const struct ctl *c, const char *id, const struct admin_jo
 {
     static const char *const shown[] = {"status", "func",        "queue", "worker",
                                         "result", "result_json", "error", "record"};
-    static const char *const time_labels[] = {"enqueued", "started", "ended", "retry at",
-                                              "scheduled for"};
-    double now = time_now(), rt = run_time(j, now);
+    static const char *const times[][2] = {{"enqueued_at", "enqueued"},
+                                           {"started_at", "started"},
+                                           {"ended_at", "ended"},
+                                           {"retry_at", "retry at"},
+                                           {"scheduled_for", "scheduled for"}};
+    double now = time_now(), rt = render_job_duration(j, now);
     const char *st = admin_job_field(j, "status");
     const char *attempts = admin_job_field(j, "attempts");
     const char *recovered = admin_job_field(j, "recovered");
@@ -625,11 +493,11 @@ static void print_job(const struct ctl *c, const char *id, const struct admin_jo
     } else {
         row(c, "args", "(no record found: it is kept while the job waits, runs or failed)");
     }
-    for (i = 0; i < sizeof time_fields / sizeof time_fields[0]; i++) {
-        double tv = field_time(j, time_fields[i]);
+    for (i = 0; i < sizeof times / sizeof times[0]; i++) {
+        double tv = render_job_time(j, times[i][0]);
         if (tv <= 0) continue;
         snprintf(line, sizeof line, "%s (%s)", iso(t, sizeof t, tv), ago(a, sizeof a, tv, now));
-        row(c, time_labels[i], line);
+        row(c, times[i][1], line);
     }
     if (rt >= 0) row(c, running ? "running for" : "ran", span(t, sizeof t, rt));
     if (admin_job_field(j, "worker")) row(c, "worker", admin_job_field(j, "worker"));
@@ -640,9 +508,8 @@ static void print_job(const struct ctl *c, const char *id, const struct admin_jo
     if (admin_job_field(j, "error")) row(c, "error", admin_job_field(j, "error"));
     for (i = 0; i + 1 < j->nfields; i += 2) { /* fields this version does not know of */
         const char *name = j->fields[i];
-        if (in_list(name, shown, sizeof shown / sizeof shown[0]) ||
-            in_list(name, time_fields, sizeof time_fields / sizeof time_fields[0]) ||
-            in_list(name, count_fields, sizeof count_fields / sizeof count_fields[0]))
+        if (shown_field(name, shown, sizeof shown / sizeof shown[0]) ||
+            render_is_time_field(name) || render_is_count_field(name))
             continue;
         row(c, name, j->fields[i + 1]);
     }
@@ -660,7 +527,6 @@ static int run_job(struct ctl *c, char **args, int n)
 {
     struct admin_job j;
     char err[512], *jargs;
-    size_t i;
 
     (void)n;
     if (!keys_valid_name(args[0])) {
@@ -670,36 +536,13 @@ static int run_job(struct ctl *c, char **args, int n)
         fprintf(stderr, "cqctl: %s\n", err);
         return 1;
     }
-    jargs = record_args(j.record);
     if (c->json) {
-        cJSON *o = json_object();
-        double rt = run_time(&j, time_now());
-        json_str(o, "id", args[0]);
-        for (i = 0; i + 1 < j.nfields; i += 2) {
-            const char *name = j.fields[i], *v = j.fields[i + 1];
-            if (strcmp(name, "record") == 0) continue;
-            if (in_list(name, time_fields, sizeof time_fields / sizeof time_fields[0]) ||
-                in_list(name, count_fields, sizeof count_fields / sizeof count_fields[0]))
-                json_num(o, name, strtod(v, NULL));
-            else if (strcmp(name, "result_json") == 0)
-                json_raw(o, name, v);
-            else
-                json_str(o, name, v);
-        }
-        json_raw(o, "args", jargs);
-        json_str(o, "record", j.record);
-        json_str(o, "record_from", j.record ? j.record_from : NULL);
-        if (rt >= 0)
-            json_num(o, "duration", rt);
-        else
-            json_str(o, "duration", NULL);
-        json_num(o, "ttl", (double)j.ttl);
-        json_bool(o, "cancel_requested", j.cancel_requested);
-        json_print(o);
+        json_print(render_job(args[0], &j));
     } else {
+        jargs = render_job_args(&j);
         print_job(c, args[0], &j, jargs);
+        free(jargs);
     }
-    free(jargs);
     admin_job_free(&j);
     return 0;
 }
@@ -718,8 +561,8 @@ static void report_init(struct report *r, const struct ctl *c)
     memset(r, 0, sizeof *r);
     r->c = c;
     if (c->json) {
-        r->doc = json_object();
-        r->jobs = json_array(r->doc, "jobs");
+        r->doc = render_object();
+        r->jobs = render_array(r->doc, "jobs");
     }
 }
 
@@ -735,13 +578,13 @@ static void report_job(struct report *r, const char *id, const char *outcome, co
         printf("%s\n", line);
     }
     if (r->jobs != NULL) {
-        cJSON *o = json_object();
-        json_str(o, "id", id);
-        json_str(o, "outcome", err ? "refused" : outcome);
+        cJSON *o = render_object();
+        render_str(o, "id", id);
+        render_str(o, "outcome", err ? "refused" : outcome);
         if (err != NULL)
-            json_str(o, "error", err);
+            render_str(o, "error", err);
         else if (key != NULL)
-            json_str(o, key, value);
+            render_str(o, key, value);
         cJSON_AddItemToArray(r->jobs, o);
     }
 }
@@ -749,7 +592,7 @@ static void report_job(struct report *r, const char *id, const char *outcome, co
 static int report_end(struct report *r)
 {
     if (r->doc != NULL) {
-        json_num(r->doc, "refused", (double)r->refused);
+        render_num(r->doc, "refused", (double)r->refused);
         json_print(r->doc);
     }
     return r->refused > 0 ? 1 : 0;
@@ -886,9 +729,9 @@ static int run_empty(struct ctl *c, char **args, int n)
         return 1;
     }
     if (c->json) {
-        cJSON *o = json_object();
-        json_str(o, "queue", args[0]);
-        json_num(o, "removed", (double)removed);
+        cJSON *o = render_object();
+        render_str(o, "queue", args[0]);
+        render_num(o, "removed", (double)removed);
         json_print(o);
     } else {
         printf("emptied queue %s: %ld job%s removed and canceled\n", args[0], removed,
@@ -909,10 +752,10 @@ static int pause_or_resume(struct ctl *c, const char *q, int pause)
         return 1;
     }
     if (c->json) {
-        cJSON *o = json_object();
-        json_str(o, "queue", q);
-        json_bool(o, "paused", pause);
-        json_bool(o, "changed", changed);
+        cJSON *o = render_object();
+        render_str(o, "queue", q);
+        render_bool(o, "paused", pause);
+        render_bool(o, "changed", changed);
         json_print(o);
     } else if (pause) {
         printf(changed ? "paused queue %s: workers take nothing more from it (running jobs "
@@ -939,107 +782,6 @@ static int run_resume(struct ctl *c, char **args, int n)
 
 /* ---- metrics ------------------------------------------------------------------------ */
 
-/* A label value in the text format: backslash, double quote and newline escaped. */
-static void label(const char *s)
-{
-    for (; *s; s++) {
-        if (*s == '\\' || *s == '"')
-            printf("\\%c", *s);
-        else if (*s == '\n')
-            fputs("\\n", stdout);
-        else
-            putchar(*s);
-    }
-}
-
-static void family(const char *name, const char *type, const char *help)
-{
-    printf("# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
-static void sample(const char *name, long long v)
-{
-    if (v >= 0) printf("%s %lld\n", name, v);
-}
-
-static void print_metrics(const struct admin_metrics *m)
-{
-    const struct admin_info *in = &m->info;
-    size_t i, b;
-
-    family("cq_queue_depth", "gauge", "Records waiting in the queue.");
-    for (i = 0; i < in->nqueues; i++)
-        if (in->queues[i].depth >= 0)
-            printf("cq_queue_depth{queue=\"%s\"} %lld\n", in->queues[i].name, in->queues[i].depth);
-    family("cq_queue_inflight", "gauge", "Records of the queue that live workers hold.");
-    for (i = 0; i < in->nqueues; i++)
-        printf("cq_queue_inflight{queue=\"%s\"} %lld\n", in->queues[i].name,
-               in->queues[i].inflight);
-    family("cq_queue_paused", "gauge", "1 when the queue is paused, else 0.");
-    for (i = 0; i < in->nqueues; i++)
-        printf("cq_queue_paused{queue=\"%s\"} %d\n", in->queues[i].name, in->queues[i].paused);
-    family("cq_scheduled_jobs", "gauge", "Records in the scheduled set (later runs and retries).");
-    sample("cq_scheduled_jobs", in->scheduled);
-    family("cq_failed_jobs", "gauge", "Jobs in the failed set.");
-    sample("cq_failed_jobs", in->failed);
-    family("cq_workers_live", "gauge", "Registered workers whose lease is current.");
-    sample("cq_workers_live", (long long)in->live);
-    family("cq_dead_records", "gauge", "Records in the dead list (unreadable, no job id).");
-    sample("cq_dead_records", in->dead);
-    family("cq_jobs_processed_total", "counter", "Jobs finished.");
-    sample("cq_jobs_processed_total", m->processed);
-    family("cq_jobs_failed_total", "counter", "Jobs failed for good.");
-    sample("cq_jobs_failed_total", m->failed);
-    family("cq_jobs_retried_total", "counter", "Failed attempts scheduled to run again.");
-    sample("cq_jobs_retried_total", m->retried);
-    family("cq_jobs_handed_back_total", "counter",
-           "Jobs a worker sent back unrun or for a host failure, for another worker.");
-    sample("cq_jobs_handed_back_total", m->handed_back);
-    family("cq_jobs_recovered_total", "counter",
-           "Records taken back from workers that died holding them.");
-    sample("cq_jobs_recovered_total", m->recovered);
-    family("cq_job_duration_seconds", "histogram", "Run time of jobs, by function.");
-    for (i = 0; i < m->nhist; i++) {
-        const struct admin_histogram *h = &m->hist[i];
-        for (b = 0; b < ADMIN_BUCKETS; b++) {
-            fputs("cq_job_duration_seconds_bucket{function=\"", stdout);
-            label(h->func);
-            printf("\",le=\"%s\"} %lld\n", admin_bucket_bounds[b], h->buckets[b]);
-        }
-        fputs("cq_job_duration_seconds_sum{function=\"", stdout);
-        label(h->func);
-        printf("\"} %.9g\n", h->sum);
-        fputs("cq_job_duration_seconds_count{function=\"", stdout);
-        label(h->func);
-        printf("\"} %lld\n", h->count);
-    }
-}
-
-static cJSON *metrics_json(const struct ctl *c, const struct admin_metrics *m)
-{
-    cJSON *o = info_json(c, &m->info), *hs;
-    size_t i, b;
-
-    json_num(o, "workers_live", (double)m->info.live);
-    json_num(o, "jobs_processed_total", (double)m->processed);
-    json_num(o, "jobs_failed_total", (double)m->failed);
-    json_num(o, "jobs_retried_total", (double)m->retried);
-    json_num(o, "jobs_handed_back_total", (double)m->handed_back);
-    json_num(o, "jobs_recovered_total", (double)m->recovered);
-    hs = json_array(o, "job_duration_seconds");
-    for (i = 0; i < m->nhist; i++) {
-        cJSON *h = json_object(), *bk;
-        json_str(h, "function", m->hist[i].func);
-        bk = xcheck(cJSON_AddObjectToObject(h, "buckets"), "JSON output");
-        for (b = 0; b < ADMIN_BUCKETS; b++)
-            json_num(bk, admin_bucket_bounds[b], (double)m->hist[i].buckets[b]);
-        json_num(h, "sum", m->hist[i].sum);
-        json_num(h, "count", (double)m->hist[i].count);
-        cJSON_AddItemToArray(hs, h);
-    }
-    return o;
-}
-
 static int run_metrics(struct ctl *c, char **args, int n)
 {
     struct admin_metrics m;
@@ -1052,12 +794,24 @@ static int run_metrics(struct ctl *c, char **args, int n)
         return 1;
     }
     if (c->json)
-        json_print(metrics_json(c, &m));
+        json_print(render_metrics(&c->a, &m));
     else
-        print_metrics(&m);
+        render_metrics_text(stdout, &m);
     if (m.info.warn[0]) fprintf(stderr, "cqctl: warning: %s\n", m.info.warn);
     admin_metrics_free(&m);
     return 0;
+}
+
+/* ---- serve -------------------------------------------------------------------------- */
+
+static int run_serve(struct ctl *c, char **args, int n)
+{
+    (void)args;
+    (void)n;
+    c->serve.log_json = c->json;
+    c->serve.url = c->url;
+    c->serve.prefix = c->prefix;
+    return serve_run(&c->serve);
 }
 
 /* ---- commands and options ----------------------------------------------------------- */
@@ -1075,7 +829,8 @@ static const struct command commands[] = {
      {'w', O_INTERVAL, 0},
      0,
      0,
-     run_info},
+     run_info,
+     0},
     {"workers",
      "",
      "the workers alone",
@@ -1084,18 +839,21 @@ static const struct command commands[] = {
      {0},
      0,
      0,
-     run_workers},
+     run_workers,
+     0},
     {"jobs",
-     "QUEUE|scheduled|failed|dead [--limit N] [--offset N]",
+     "QUEUE|running|scheduled|failed|dead [--limit N] [--offset N]",
      "one page of a list",
-     "A queue oldest first (the next to run on top); the scheduled set soonest first, with its\n"
-     "due times; the failed set newest first, with each job's error; the dead list (records\n"
+     "A queue oldest first (the next to run on top); the running jobs (in live workers'\n"
+     "hands) by worker, with when each started; the scheduled set soonest first, with its due\n"
+     "times; the failed set newest first, with each job's error; the dead list (records\n"
      "without a usable id) newest first, raw. Only the page is read from Redis. A queue named\n"
-     "scheduled, failed or dead is written queue:NAME.\n",
+     "running, scheduled, failed or dead is written queue:NAME.\n",
      {'n', O_OFFSET, 0},
      1,
      1,
-     run_jobs},
+     run_jobs,
+     0},
     {"job",
      "ID",
      "one job's status, readable",
@@ -1105,7 +863,8 @@ static const struct command commands[] = {
      {0},
      1,
      1,
-     run_job},
+     run_job,
+     0},
     {"requeue",
      "ID... | --all-failed [--queue Q]",
      "run failed jobs again",
@@ -1116,7 +875,8 @@ static const struct command commands[] = {
      {O_ALL_FAILED, 'q', 0},
      0,
      -1,
-     run_requeue},
+     run_requeue,
+     0},
     {"cancel",
      "ID...",
      "cancel jobs that have not ended",
@@ -1127,7 +887,8 @@ static const struct command commands[] = {
      {0},
      1,
      -1,
-     run_cancel},
+     run_cancel,
+     0},
     {"delete",
      "ID...",
      "forget jobs",
@@ -1136,7 +897,8 @@ static const struct command commands[] = {
      {0},
      1,
      -1,
-     run_delete},
+     run_delete,
+     0},
     {"empty",
      "QUEUE",
      "drop every job waiting in a queue",
@@ -1145,7 +907,8 @@ static const struct command commands[] = {
      {0},
      1,
      1,
-     run_empty},
+     run_empty,
+     0},
     {"pause",
      "QUEUE",
      "stop workers taking from a queue",
@@ -1154,7 +917,8 @@ static const struct command commands[] = {
      {0},
      1,
      1,
-     run_pause},
+     run_pause,
+     0},
     {"resume",
      "QUEUE",
      "let workers take from a paused queue again",
@@ -1162,7 +926,8 @@ static const struct command commands[] = {
      {0},
      1,
      1,
-     run_resume},
+     run_resume,
+     0},
     {"metrics",
      "",
      "Prometheus text format",
@@ -1171,7 +936,34 @@ static const struct command commands[] = {
      {0},
      0,
      0,
-     run_metrics},
+     run_metrics,
+     0},
+    {"serve",
+     "[--listen HOST:PORT] [--token T | --insecure]",
+     "the dashboard: a web page and its JSON API",
+     "Serve a web page of the queues (depth, in flight, paused, jobs per minute), the\n"
+     "throughput of the last minutes, the workers, the jobs of each queue and of the scheduled,\n"
+     "failed and dead lists a page at a time, and each job; with buttons for requeue, requeue\n"
+     "all failed, cancel, delete, empty, pause and resume, each behind a confirmation. The page\n"
+     "redraws itself every second. The same data as JSON under /api/, the text of 'cqctl\n"
+     "metrics' at /metrics, and /healthz: 200 while Redis answers, else 503. Everything the\n"
+     "page needs is in this binary.\n"
+     "\n"
+     "Safety: the default address is loopback, where only requests naming 127.0.0.1, localhost\n"
+     "or [::1] with the port in their Host header are served. Any other address needs --token\n"
+     "(or --insecure). With a token, every request carries it: open /?token=T once in a\n"
+     "browser (it sets a cookie and redirects to the page), or send 'Authorization: Bearer T';\n"
+     "else 401. Actions are POST requests with the header 'X-CQ-Action: 1' (the page sends it),\n"
+     "from the page's own origin. Use a TLS proxy in front of a token that crosses a network.\n"
+     "\n"
+     "Logs go to stderr: the address served (port 0: the port chosen), each action, refusals.\n"
+     "SIGINT or SIGTERM stops it. Exit status: 0 after a signal, 1 when the address cannot be\n"
+     "listened on, 2 for a usage error (a non-loopback address without --token).\n",
+     {O_LISTEN, O_TOKEN, O_INSECURE, O_LOG_LEVEL},
+     0,
+     0,
+     run_serve,
+     1},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
@@ -1271,6 +1063,10 @@ static int parse_options(struct ctl *c, int argc, char **argv, int *seen, size_t
         case O_OFFSET: rc = cli_long(&cli, optarg, 0, 1000000000L, &c->offset); break;
         case O_ALL_FAILED: c->all_failed = 1; break;
         case 'q': c->queue = optarg; break;
+        case O_LISTEN: c->serve.listen = optarg; break;
+        case O_TOKEN: c->serve.token = optarg; break;
+        case O_INSECURE: c->serve.insecure = 1; break;
+        case O_LOG_LEVEL: rc = cli_choice(&cli, optarg, log_levels, 4, &c->serve.log_level); break;
         case 'h': *help = 1; break;
         default: rc = cli_error(&cli, "option '%s' is not handled", cli.opt); break;
         }
@@ -1290,6 +1086,10 @@ int main(int argc, char **argv)
     memset(&c, 0, sizeof c);
     c.interval = 1.0;
     c.limit = 20;
+    c.serve.listen = SERVE_LISTEN_DEFAULT;
+    c.serve.token = getenv("CQ_DASHBOARD_TOKEN");
+    if (c.serve.token != NULL && c.serve.token[0] == '\0') c.serve.token = NULL;
+    c.serve.log_level = CQ_LOG_INFO;
     signal(SIGPIPE, SIG_IGN);
     rc = parse_options(&c, argc, argv, seen, &nseen, &help);
     if (rc >= 0) return rc;
@@ -1328,7 +1128,7 @@ int main(int argc, char **argv)
         if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) c.cols = ws.ws_col;
     }
     if (admin_init(&c.a, c.url, c.prefix, err, sizeof err) != 0) return cli_error(&cli, "%s", err);
-    if (admin_connect(&c.a, err, sizeof err) != 0 && !c.watch) {
+    if (!cmd->lazy && admin_connect(&c.a, err, sizeof err) != 0 && !c.watch) {
         fprintf(stderr, "cqctl: %s\n", err);
         return 1;
     }

@@ -56,7 +56,7 @@ usage_error "cqctl with no command" "cqctl: give a command" cqctl
 usage_error "cqctl with an unknown command" "cqctl: unknown command 'bogus'" cqctl bogus
 usage_error "cenqueue with neither a job nor --stdin" \
     "cenqueue: give either FUNC [ARG...] or --stdin" cenqueue
-for c in info workers jobs job requeue cancel delete empty pause resume metrics; do
+for c in info workers jobs job requeue cancel delete empty pause resume metrics serve; do
     run cqctl "$c" --help
     check_eq "cqctl $c --help: exit 0" 0 "$RC"
     check_eq "cqctl $c --help: its usage" "Usage: cqctl $c" "$(head -1 <<<"$OUT" | cut -d' ' -f1-3)"
@@ -82,6 +82,8 @@ for p in cenqueue cproducer cqctl; do
 done
 check_eq "cproducer: the -q entry is cenqueue's" "$(block cenqueue '  -q, --queue NAME')" \
     "$(block cproducer '  -q, --queue NAME')"
+check_eq "cqctl: the --log-level entry (serve) is cworker's" \
+    "$(block cworker '      --log-level LEVEL')" "$(block cqctl '      --log-level LEVEL')"
 check "cworker's -u entry names unix:// and both defaults" \
     grep -q 'unix:///path.sock' "$T/help.cworker"
 for p in "${PROGS[@]}"; do
@@ -115,6 +117,9 @@ usage_error "cproducer -j 0" "cproducer: --jobs: '0' is not a whole number from 
 usage_error "cworker --log-level" \
     "cworker: --log-level: 'verbose' is not one of error, warn, info or debug" \
     cworker --log-level verbose
+usage_error "cqctl serve --log-level" \
+    "cqctl: --log-level: 'verbose' is not one of error, warn, info or debug" \
+    cqctl serve --log-level verbose
 usage_error "cworker --log-format" "cworker: --log-format: 'xml' is not one of text or json" \
     cworker --log-format xml
 usage_error "cworker --url" \

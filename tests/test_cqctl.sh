@@ -170,6 +170,11 @@ wait_for 10 jobs_are started "$long"
 out=$(ctl job "$long")
 check_contains "job: a running job's time so far" "running for" "$out"
 check_contains "job: a running job's args, from the worker's in-flight list" "the in-flight list cq:inflight:" "$out"
+out=$(ctl jobs running)
+check_contains "jobs running: the running job" "$long  sleep" "$out"
+check_eq "jobs running --json: its worker" "$(jfield "$long" worker)" \
+    "$(LONG=$long jget '[e["worker"] for e in d["items"] if e["id"] == __import__("os").environ["LONG"]][0]' \
+        ctl jobs running --json)"
 t0=$(date +%s%N)
 out=$(ctl cancel "$long")
 check_eq "cancel a running job: exit 0" 0 "$?"

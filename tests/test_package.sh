@@ -71,7 +71,7 @@ DEPENDS=$(field Depends)
 # depends_on PACKAGE...: each is in Depends (with or without a version)
 depends_on() { local p; for p in "$@"; do [[ ", $DEPENDS," == *", $p"[\ ,]* ]] || return 1; done; }
 check "Depends (dpkg-shlibdeps): the libraries the programs link ($DEPENDS)" \
-    depends_on libc6 libhiredis0.14 libcurl4 libcjson1 libuuid1
+    depends_on libc6 libhiredis0.14 libcurl4 libcjson1 libuuid1 libmicrohttpd12
 check "...and passwd, for postinst's useradd" depends_on passwd
 check_eq "conffiles: the environment file" "/etc/cq/cworker.env" "$(dpkg-deb -I "$DEB" conffiles)"
 check_eq "triggers: ldconfig, for libcq" "activate-noawait ldconfig" "$(dpkg-deb -I "$DEB" triggers | grep -v '^#')"

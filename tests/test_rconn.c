@@ -50,6 +50,16 @@ int main(void)
     CHECK_HAS(err, "database 'abc'");
     CHECK(parse("redis://u:%zz@h", &u, err, sizeof err) == -1);
     CHECK(parse("unix://relative.sock", &u, err, sizeof err) == -1);
+    /* A message may go to a log or a web page: a password in the URL shows as ***. */
+    CHECK(parse("redis://u:s3cr3t@h:99999/0", &u, err, sizeof err) == -1);
+    CHECK_HAS(err, "'redis://u:***@h:99999/0'");
+    CHECK(strstr(err, "s3cr3t") == NULL);
+    CHECK(parse("redis://s3cr3t@h/x", &u, err, sizeof err) == -1);
+    CHECK_HAS(err, "'redis://***@h/x'");
+    CHECK(parse("redis+sentinel://:s3cr3t@s1/m/x?replicas=1", &u, err, sizeof err) == -1);
+    CHECK_HAS(err, "'redis+sentinel://:***@s1/m/x?replicas=1'");
+    CHECK(parse("redis://:s3cr3t@h/1?replicas=x", &u, err, sizeof err) == -1);
+    CHECK_HAS(err, "'redis://:***@h/1?replicas=x'");
 
     /* rediss://: TLS, its files from the environment. */
     setenv("CQ_TLS_CA", "/etc/cq/ca.pem", 1);

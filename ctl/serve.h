@@ -1,0 +1,32 @@
+/* serve.h - cqctl serve: the dashboard, a web page and its JSON API over HTTP (libmicrohttpd),
+ * on the same admin.c functions and the same documents (render.c) as cqctl's commands. */
+#ifndef CQ_SERVE_H
+#define CQ_SERVE_H
+
+#include <stddef.h>
+
+struct serve_options {
+    const char *url, *prefix; /* Redis, as every cqctl command takes them (NULL: defaults) */
+    const char *listen;       /* HOST:PORT, [V6]:PORT; port 0: any free port */
+    const char *token;        /* NULL: no token */
+    int insecure;             /* serve a non-loopback address without a token */
+    int log_level;            /* CQ_LOG_ERROR ... CQ_LOG_DEBUG */
+    int log_json;             /* log lines as JSON objects (log.h) */
+};
+
+#define SERVE_LISTEN_DEFAULT "127.0.0.1:9181"
+#define SERVE_TOKEN_MIN      16 /* characters */
+
+/* The token's rule (SERVE_TOKEN_MIN or more characters of A-Z a-z 0-9 - _ . ~):
+ * 0, or -1 with err saying what is wrong. */
+int serve_check_token(const char *token, char *err, size_t errlen);
+
+/* Serve until SIGINT or SIGTERM, then stop: every connection closed, every thread joined,
+ * everything freed. Returns the exit status: 0 after a signal; 1 when the address cannot
+ * be listened on; 2 when the options cannot be used (a malformed --listen, a non-loopback
+ * address without --token or --insecure, a bad URL or prefix). Each failure is one line on
+ * stderr, "cqctl: serve: ...". Redis need not answer at start: /healthz says whether it
+ * does. */
+int serve_run(const struct serve_options *o);
+
+#endif

@@ -1,0 +1,330 @@
+#!/usr/bin/env bash
+# test_dashboard.sh - cqctl serve, the dashboard, against its own redis-server (with a
+# password) and real cworkers:
+#   - over HTTP with curl: the page and its headers (CSP, framing), /healthz (503 while
+#     Redis is down), /metrics (promtool, and the very text of cqctl metrics), /api/ as
+#     cqctl --json says it, bad arguments; the Host check on loopback (DNS rebinding); POST
+#     only, and refused cross-site (no X-CQ-Action, a foreign Origin, Sec-Fetch-Site); the
+#     token (401, Bearer, the ?token= login and its cookie); a non-loopback --listen refused
+#     without --token (exit 2, one line) and served with it (in a network namespace of its
+#     own, so nothing listens on a real interface); no password or token in any page or log;
+#     SIGTERM ends it with status 0 (under ASan: nothing leaked);
+#   - in headless Chromium (tests/browser/dashboard.mjs, puppeteer-core from the committed
+#     package-lock.json): depth falling as workers drain, requeue of a failed job that then
+#     finishes, pause stopping the workers, XSS args and errors shown as text, the token,
+#     a phone's width, and 1,000,000 queued + 10,000 failed jobs paged in under 1 s without
+#     a scan or a whole-list read. Screenshots go to BUILD/artifacts/dashboard-*.png.
+. "$(dirname "$0")/lib.sh"
+
+START=$(date +%s%N)
+mark() { echo "#    $(( ($(date +%s%N) - START) / 1000000 )) ms: $*"; }
+ART=$BUILD/artifacts
+mkdir -p "$ART" "$T/bin" "$T/run" "$T/root" "$T/browser"
+rm -f "$ART"/dashboard-*.png
+
+for tool in chromium node npm promtool curl unshare ip flock; do
+    command -v "$tool" >/dev/null || { echo "FATAL: no '$tool' here: run scripts/deps --test"; exit 1; }
+done
+
+# ---- puppeteer-core, as tests/browser/package-lock.json pins it ----
+# Installed with `npm ci` (the registry npm is configured with) into a cache directory named
+# by the lock's hash, once per lock: under flock, so that two runs do not install at once.
+npm_modules() {
+    local h dir
+    h=$(cat "$SRC/tests/browser/package.json" "$SRC/tests/browser/package-lock.json" |
+        sha256sum | cut -c1-16)
+    dir=${CQ_NPM_CACHE:-/var/cache/cq-tests/npm}/$h
+    mkdir -p "$dir" || return 1
+    (
+        flock 9
+        [ -e "$dir/node_modules/.complete" ] && exit 0
+        rm -rf "$dir/node_modules"
+        cp "$SRC/tests/browser/package.json" "$SRC/tests/browser/package-lock.json" "$dir/"
+        (cd "$dir" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error) &&
+            touch "$dir/node_modules/.complete"
+    ) 9>"$dir.lock" || return 1
+    # The driver runs from $T/browser, where node finds the modules through this link.
+    cp "$SRC/tests/browser/dashboard.mjs" "$T/browser/"
+    ln -s "$dir/node_modules" "$T/browser/node_modules"
+}
+npm_modules || { echo "FATAL: npm ci of tests/browser failed"; exit 1; }
+mark "puppeteer-core ready"
+
+# ---- Redis with a password: it must never reach a page or a log ----
+PW=dash-Secret-Pw-9c41e
+export REDISCLI_AUTH=$PW
+start_redis_tcp --requirepass "$PW"
+export CQ_REDIS_URL=redis://:$PW@127.0.0.1:$RPORT
+
+# flaky.sh fails for good the first time it runs a job, then succeeds; bad.sh always fails,
+# with its argument as the error.
+cat >"$T/bin/flaky.sh" <<EOF
+#!/bin/bash
+m="$T/run/flaky.\$CQ_JOB_ID"
+if [ ! -e "\$m" ]; then touch "\$m"; echo "first run fails" >&2; exit 3; fi
+echo "second run ok"
+EOF
+printf '#!/bin/bash\necho "$1" >&2\nexit 3\n' >"$T/bin/bad.sh"
+chmod +x "$T"/bin/*.sh
+
+WORKER_OPTS=(--download-root "$T/root" --shutdown-timeout 1s)
+enq() { "$BIN/cenqueue" --no-check --quiet "$@"; }
+
+# serve LOG ARGS...: cqctl serve on 127.0.0.1 and a free port; sets SPID and SURL.
+serve() {
+    local log=$1
+    shift
+    "$BIN/cqctl" serve --listen 127.0.0.1:0 "$@" 2>"$log" &
+    SPID=$!
+    PIDS+=("$SPID")
+    wait_for 10 grep -q ' is at http' "$log" || { echo "FATAL: cqctl serve did not start"; cat "$log"; exit 1; }
+    SURL=$(grep -o 'is at http://[^ ]*/' "$log" | head -1 | sed 's/^is at //; s|/$||')
+    SPORT=${SURL##*:}
+}
+
+# stops PID: SIGTERM, and its exit status is 0 within 10 s (a watchdog kills it after).
+stops() {
+    local pid=$1 wd rc
+    kill -TERM "$pid" || return 1
+    (sleep 10; kill -KILL "$pid" 2>/dev/null) &
+    wd=$!
+    wait "$pid"
+    rc=$?
+    kill "$wd" 2>/dev/null
+    wait "$wd" 2>/dev/null
+    return $rc
+}
+
+# code URL [CURL ARGS...]: the HTTP status curl got.
+code() {
+    local url=$1
+    shift
+    curl -s -o /dev/null -w '%{http_code}' "$@" "$url"
+}
+post() { code "$1" -X POST "${@:2}"; }
+# jq_ EXPR: EXPR evaluated on the JSON document d on stdin (Debian's python3 when there is
+# one: a version manager's shim on PATH can cost a second or two a call here).
+PY=python3
+[ -x /usr/bin/python3 ] && PY=/usr/bin/python3
+jq_() { "$PY" -c 'import json, sys; d = json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"; }
+
+mark "Redis up"
+start_registered "$T/w1.log" -c 4 drain
+start_registered "$T/w2.log" -c 2 --command "flaky=$T/bin/flaky.sh" --command "bad=$T/bin/bad.sh" work
+
+mark "workers up"
+# What the page will show: a paused queue of 120 short jobs, two failed jobs, and XSS.
+"$BIN/cqctl" pause drain >/dev/null
+for i in $(seq 1 120); do echo "sleep 0.1"; done | enq -q drain --stdin
+enq -q work --id flaky-1 flaky
+enq -q work --id bad-1 bad '<img src=x onerror=alert(3)>'
+enq -q xss --id xss-1 noop '<script>alert(1)</script>' '<img src=x onerror=alert(2)>'
+wait_for 20 jobs_are failed flaky-1 bad-1 || { echo "FATAL: the jobs did not fail"; cat "$T/w2.log"; exit 1; }
+
+mark "jobs in place"
+# ---- over HTTP: no token, loopback ----
+serve "$T/a.log"
+A=$SURL
+APID=$SPID
+echo "     (cqctl serve at $A)"
+
+hdrs=$(curl -s -D - -o "$T/index.html" "$A/")
+check_contains "GET / is the page" '<script src="/app.js"' "$(cat "$T/index.html")"
+check_contains "CSP: this origin only" "Content-Security-Policy: default-src 'self'" "$hdrs"
+check_contains "CSP: never framed" "frame-ancestors 'none'" "$hdrs"
+check_contains "X-Frame-Options: DENY" "X-Frame-Options: DENY" "$hdrs"
+check_contains "nosniff" "X-Content-Type-Options: nosniff" "$hdrs"
+check_contains "the script is served as JavaScript" "Content-Type: text/javascript" \
+    "$(curl -s -D - -o /dev/null "$A/app.js")"
+check_eq "an unknown path: 404" 404 "$(code "$A/nope")"
+check_eq "/healthz: 200 while Redis answers" "ok" "$(curl -s "$A/healthz")"
+
+curl -s "$A/metrics" >"$T/metrics.txt"
+check "/metrics passes promtool check metrics" promtool check metrics <"$T/metrics.txt"
+check_contains "/metrics counts the failed jobs" "cq_failed_jobs 2" "$(cat "$T/metrics.txt")"
+
+curl -s "$A/api/overview" >"$T/overview.json"
+check_eq "/api/overview names the server, without its password" "127.0.0.1:$RPORT" \
+    "$(jq_ 'd["server"]' <"$T/overview.json")"
+check_eq "/api/overview: queues, as cqctl info --json" \
+    "$("$BIN/cqctl" info --json | jq_ '[q["name"] for q in d["queues"]]')" \
+    "$(jq_ '[q["name"] for q in d["queues"]]' <"$T/overview.json")"
+check_eq "/api/overview: 30 minutes of throughput a queue" 30 \
+    "$(jq_ 'len(d["queues"][0]["per_minute"])' <"$T/overview.json")"
+check_eq "/api/jobs is cqctl jobs --json" \
+    "$("$BIN/cqctl" jobs failed --json --limit 50 | jq_ 'json.dumps(d, sort_keys=True)')" \
+    "$(curl -s "$A/api/jobs?list=failed&limit=50" | jq_ 'json.dumps(d, sort_keys=True)')"
+nottl='json.dumps({k: v for k, v in d.items() if k not in ("ttl", "duration")}, sort_keys=True)'
+check_eq "/api/job/ID is cqctl job ID --json" \
+    "$("$BIN/cqctl" job bad-1 --json | jq_ "$nottl")" \
+    "$(curl -s "$A/api/job/bad-1" | jq_ "$nottl")"
+check_eq "/api/job of an unknown id: 404" 404 "$(code "$A/api/job/no-such-job")"
+check_contains "...saying why" "no status" "$(curl -s "$A/api/job/no-such-job")"
+check_eq "/api/jobs: an unknown list is 400" 400 "$(code "$A/api/jobs?list=nope")"
+check_eq "/api/jobs: a bad queue name is 400" 400 "$(code "$A/api/jobs?list=queue&queue=a/b")"
+check_eq "/api/jobs: a negative offset is 400" 400 "$(code "$A/api/jobs?list=dead&offset=-1")"
+check_eq "/api/jobs: a page over 1000 is 400" 400 "$(code "$A/api/jobs?list=dead&limit=5000")"
+
+# Host: on loopback only this server's own names (DNS rebinding).
+check_eq "Host: evil.example -> 403" 403 "$(code "$A/api/overview" -H "Host: evil.example:$SPORT")"
+check_eq "Host: 127.0.0.1 on another port -> 403" 403 "$(code "$A/" -H "Host: 127.0.0.1:1")"
+check_eq "no Host (HTTP/1.0) -> 403" 403 "$(code "$A/" -0 -H 'Host:')"
+check_eq "Host: localhost:PORT -> 200" 200 "$(code "$A/" -H "Host: localhost:$SPORT")"
+check_eq "Host: [::1]:PORT -> 200" 200 "$(code "$A/" -H "Host: [::1]:$SPORT")"
+
+# Actions: POST only, with X-CQ-Action, and not from another site.
+paused() { [ "$(rcli SISMEMBER cq:paused csrf)" = "$1" ]; }
+check_eq "an action by GET: 405" 405 "$(code "$A/api/queue/csrf/pause")"
+check_eq "a read by POST: 405" 405 "$(post "$A/api/overview" -H 'X-CQ-Action: 1')"
+check_eq "PUT: 405" 405 "$(code "$A/" -X PUT)"
+check_eq "POST without X-CQ-Action: 403" 403 "$(post "$A/api/queue/csrf/pause")"
+check_eq "POST from another Origin: 403" 403 \
+    "$(post "$A/api/queue/csrf/pause" -H 'X-CQ-Action: 1' -H 'Origin: http://evil.example')"
+check_eq "POST with Sec-Fetch-Site: cross-site: 403" 403 \
+    "$(post "$A/api/queue/csrf/pause" -H 'X-CQ-Action: 1' -H 'Sec-Fetch-Site: cross-site')"
+check "...and none of them paused anything" paused 0
+check_eq "POST from the page's origin: 200" 200 \
+    "$(post "$A/api/queue/csrf/pause" -H 'X-CQ-Action: 1' -H "Origin: http://127.0.0.1:$SPORT" \
+        -H 'Sec-Fetch-Site: same-origin')"
+check "...and it paused the queue" paused 1
+check_eq "resume by POST: 200" 200 "$(post "$A/api/queue/csrf/resume" -H 'X-CQ-Action: 1')"
+check "...and it resumed" paused 0
+check_eq "requeue of a job that is not failed: 409" 409 \
+    "$(post "$A/api/job/xss-1/requeue" -H 'X-CQ-Action: 1')"
+check_contains "...saying why" "not failed" \
+    "$(curl -s -X POST -H 'X-CQ-Action: 1' "$A/api/job/xss-1/requeue")"
+check_eq "an unknown action: 404" 404 "$(post "$A/api/job/xss-1/frob" -H 'X-CQ-Action: 1')"
+
+mark "HTTP checks done"
+# ---- the token ----
+TOKEN=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+serve "$T/b.log" --token "$TOKEN"
+B=$SURL
+BPID=$SPID
+check_eq "token: no token -> 401" 401 "$(code "$B/")"
+check_eq "token: /healthz needs it too" 401 "$(code "$B/healthz")"
+check_eq "token: a wrong one -> 401" 401 "$(code "$B/api/overview" -H "Authorization: Bearer x$TOKEN")"
+check_eq "token: Authorization: Bearer -> 200" 200 "$(code "$B/api/overview" -H "Authorization: Bearer $TOKEN")"
+check_eq "token: /metrics with it -> 200" 200 "$(code "$B/metrics" -H "Authorization: Bearer $TOKEN")"
+login=$(curl -s -D - -o /dev/null "$B/?token=$TOKEN")
+check_contains "token: ?token= redirects" "303 See Other" "$login"
+check_contains "...to the page" "Location: /" "$login"
+check_contains "...with an HttpOnly SameSite=Strict cookie" \
+    "Set-Cookie: cq_token_${SPORT}=$TOKEN; Path=/; HttpOnly; SameSite=Strict" "$login"
+check_eq "token: the cookie -> 200" 200 "$(code "$B/api/overview" -b "cq_token_${SPORT}=$TOKEN")"
+check_eq "token: ?token= wrong -> 401" 401 "$(code "$B/?token=${TOKEN}x")"
+check_eq "token: an action needs X-CQ-Action too" 403 \
+    "$(post "$B/api/queue/csrf/pause" -H "Authorization: Bearer $TOKEN")"
+
+# ---- as the operator's Redis user of docs/PROTOCOL.md ----
+# The dashboard reads and acts as cqctl does: the ACL line for operators is all it needs.
+op_line=$(sed -n '/^## Redis users and permissions/,/^## How workers move records/p' \
+    "$SRC/docs/PROTOCOL.md" | grep '^ACL SETUSER operator ')
+read -ra op_rules <<<"$op_line"
+[[ $op_line =~ \>([^ ]+) ]] && op_pass=${BASH_REMATCH[1]}
+check_eq "PROTOCOL.md's operator line makes a user" OK "$(rcli ACL SETUSER dashop "${op_rules[@]:3}")"
+CQ_REDIS_URL=redis://dashop:${op_pass:-}@127.0.0.1:$RPORT serve "$T/op.log"
+check_eq "as the operator user: /healthz" ok "$(curl -s "$SURL/healthz")"
+check_eq "as the operator user: /api/overview" 200 "$(code "$SURL/api/overview")"
+check_eq "as the operator user: /metrics" 200 "$(code "$SURL/metrics")"
+check_eq "as the operator user: pause" 200 "$(post "$SURL/api/queue/csrf/pause" -H 'X-CQ-Action: 1')"
+check_eq "as the operator user: resume" 200 "$(post "$SURL/api/queue/csrf/resume" -H 'X-CQ-Action: 1')"
+check "as the operator user: the server stops cleanly" stops "$SPID"
+
+mark "token and operator user done"
+# ---- a non-loopback address ----
+"$BIN/cqctl" serve --listen 0.0.0.0:0 >"$T/nl.out" 2>"$T/nl.err"
+check_eq "0.0.0.0 without --token: exit 2" 2 "$?"
+check_eq "...one line" 1 "$(wc -l <"$T/nl.err")"
+check_contains "...naming the address and the fix" \
+    "cqctl: serve: --listen 0.0.0.0:0 is not a loopback address: give --token T" "$(cat "$T/nl.err")"
+"$BIN/cqctl" serve --listen '[::]:0' 2>"$T/nl6.err"
+check_eq "[::] without --token: exit 2" 2 "$?"
+"$BIN/cqctl" serve --listen 0.0.0.0:0 --token short 2>"$T/nl7.err"
+check_eq "a short token: exit 2" 2 "$?"
+check_contains "...saying what a token is" "16 or more characters" "$(cat "$T/nl7.err")"
+"$BIN/cqctl" serve --listen 127.0.0.1:nope 2>"$T/nl8.err"
+check_eq "a malformed --listen: exit 2" 2 "$?"
+# Served with a token (or --insecure): in a network namespace of its own, whose only
+# interface is its loopback, so that 0.0.0.0 reaches no network. Redis is not reachable from
+# there: /healthz answers 503, which is past the token. Prints "TOKEN-LESS WITH INSECURE".
+nonloop() {
+    ip link set lo up
+    "$BIN/cqctl" serve --listen 0.0.0.0:0 "$@" 2>"$T/nl.log" &
+    local pid=$! url
+    wait_for 10 grep -q ' is at http' "$T/nl.log" || { cat "$T/nl.log"; kill $pid; return 1; }
+    url=$(grep -o 'is at http://[^ ]*/' "$T/nl.log" | sed 's/^is at //; s|/$||')
+    printf '%s %s %s\n' "$(code "$url/healthz" -H 'Host: dash.example.org')" \
+        "$(code "$url/healthz" -H 'Host: dash.example.org' -H "Authorization: Bearer $TOKEN")" \
+        "$(grep -o 'is at http://0.0.0.0' "$T/nl.log")"
+    kill -TERM $pid
+    wait $pid
+}
+export -f nonloop code wait_for
+export BIN T TOKEN
+check_eq "0.0.0.0 with --token: serves, any Host, the token needed" \
+    "401 503 is at http://0.0.0.0" "$(unshare -n bash -c 'nonloop --token "$TOKEN"')"
+check_eq "0.0.0.0 with --insecure: serves without a token" \
+    "503 503 is at http://0.0.0.0" "$(unshare -n bash -c 'nonloop --insecure')"
+
+mark "non-loopback done"
+# ---- in the browser ----
+echo "     (the browser: tests/browser/dashboard.mjs against $B)"
+B0=$(date +%s%N)
+DASH_URL=$B DASH_TOKEN=$TOKEN ART=$ART CQ_BIN=$BIN RSOCK=$RSOCK SRC=$SRC FLAKY=flaky-1 BAD=bad-1 \
+    node "$T/browser/dashboard.mjs" 2>&1 | tee "$T/browser.out"
+rc=${PIPESTATUS[0]}
+PASSES=$((PASSES + $(grep -c '^ok ' "$T/browser.out")))
+FAILS=$((FAILS + $(grep -c '^FAIL ' "$T/browser.out")))
+check_eq "the browser's driver ran to its end" "0 1" "$rc $(grep -c '^browser: done' "$T/browser.out")"
+echo "#    browser: $(( ($(date +%s%N) - B0) / 1000000 )) ms, chromium and node included"
+for f in overview paused failed job xss phone scale; do
+    check "screenshot dashboard-$f.png kept" test -s "$ART/dashboard-$f.png"
+done
+
+mark "browser done"
+# ---- what the server says agrees with cqctl, once nothing moves ----
+wait_for 10 watching 2
+check_eq "/metrics is the text of cqctl metrics" "$("$BIN/cqctl" metrics)" "$(curl -s "$A/metrics")"
+
+mark "metrics compared"
+
+# ---- the actions the browser did not click, by curl ----
+act() { curl -s -X POST -H 'X-CQ-Action: 1' "$A/api/$1"; }
+check_eq "requeue all failed of a queue: 1 requeued" "1 0" \
+    "$(act 'failed/requeue?queue=work' | jq_ 'str(d["requeued"]) + " " + str(d["refused"])')"
+check "...and it runs (and fails) again" wait_for 10 jobs_are failed bad-1
+check_eq "empty a queue: 1 removed" 1 "$(act queue/xss/empty | jq_ 'd["removed"]')"
+check "...and its job is canceled" jobs_are canceled xss-1
+check_eq "delete a job" deleted "$(act job/xss-1/delete | jq_ 'd["outcome"]')"
+check_eq "...and it is gone" 404 "$(code "$A/api/job/xss-1")"
+check_eq "cancel of a job that ended: 409" 409 "$(post "$A/api/job/bad-1/cancel" -H 'X-CQ-Action: 1')"
+# ---- Redis down, and back ----
+stop_redis
+check_eq "/healthz: 503 while Redis is down" 503 "$(code "$A/healthz")"
+down=$(curl -s "$A/healthz")
+check_contains "...naming the server" "redis 127.0.0.1:$RPORT" "$down"
+check_eq "/api/overview: 503 while Redis is down" 503 "$(code "$A/api/overview")"
+start_redis_again --requirepass "$PW"
+healthy() { [ "$(curl -s "$A/healthz")" = ok ]; }
+check "/healthz: 200 again once Redis is back" wait_for 10 healthy
+# The new Redis is empty but for the workers registering again: no queue is known yet.
+check "the workers register again" wait_for 10 workers_are 2
+check_eq "/api/overview with workers and no queue yet" 200 "$(code "$A/api/overview")"
+check "cqctl info with workers and no queue yet" "$BIN/cqctl" info
+
+mark "Redis restarted"
+# ---- no secret anywhere, and a clean stop ----
+never() { ! grep -rqF -- "$1" "${@:2}"; }
+curl -s "$A/" "$A/app.js" "$A/api/overview" "$A/api/jobs?list=failed" "$A/api/job/bad-1" \
+    "$A/metrics" >"$T/pages.txt"
+check "the Redis password is in no page" never "$PW" "$T/pages.txt" "$T/overview.json"
+check "...and in no log of the server" never "$PW" "$T/a.log" "$T/b.log" "$T/nl.log"
+check "...nor is the token" never "$TOKEN" "$T/a.log" "$T/b.log"
+check_contains "503's text has no password either" "redis 127.0.0.1" "$down"
+check "SIGTERM: the server with a token exits 0 (nothing leaked under ASan)" stops "$BPID"
+check "SIGTERM: the server without one exits 0" stops "$APID"
+check_contains "...saying it stops" "stopping" "$(cat "$T/a.log")"
+
+echo "#    wall time: $(( ($(date +%s%N) - START) / 1000000 )) ms"
+finish

@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -165,6 +166,9 @@ int parse_duration(const char *s, double *out)
         mult = 86400.0;
     else
         return -1;
+    /* strtod takes "inf" and "infinity", and 1e308h overflows: a duration is finite, as a
+     * number given for one must be (registry.c), since callers make milliseconds of it. */
+    if (!isfinite(v * mult)) return -1;
     *out = v * mult;
     return 0;
 }

@@ -99,10 +99,12 @@ struct config {
 
 static stop_flag stopping;
 
+/* Atomic, as stop_requested reads it: the local modes' threads read it while the handler
+ * runs on the main thread (ThreadSanitizer saw the plain store race with them). */
 static void on_signal(int sig)
 {
     (void)sig;
-    stopping = 1;
+    __atomic_store_n(&stopping, 1, __ATOMIC_RELAXED);
 }
 
 enum {

@@ -24,6 +24,7 @@
 #   check_eq NAME EXPECTED ACTUAL, check_contains NAME NEEDLE HAYSTACK
 #   run_for SECONDS CMD [ARG...]    run CMD that long, then SIGTERM it alone and wait
 #   finish                      prints "N passed, N failed"; the test's exit status
+#   wrapped                     0 when CQ_TEST_WRAP runs the programs (slower: see below)
 # CMD is run as "$@", never through eval: a compound condition is a shell function of the
 # test, passed by name with its arguments.
 #
@@ -32,6 +33,16 @@
 # listens on a socket in $T, and the HTTP fixtures bind port 0 themselves and write the port
 # they got to a file. Only start_redis_tcp picks a port, and it tries another when it loses
 # that port to someone else, so that tests run in parallel (ctest -j) cannot fail each other.
+#
+# Checking the programs (scripts/test's TSan and valgrind passes). A program a test starts in
+# the background, or stops with a signal, has no exit status anyone checks; so what a checker
+# finds goes to a file $T/report.<pid>, and the EXIT trap prints every such file and fails
+# the test, whatever the checks said:
+#   - TSAN_OPTIONS set (a ThreadSanitizer build): its reports go there (log_path);
+#   - CQ_TEST_WRAP=COMMAND: every program of $BIN runs as `COMMAND PROGRAM ARGS...` (BIN is
+#     then a directory of wrappers in $T); when COMMAND is valgrind, its log goes there, and
+#     `valgrind -q` writes nothing for a clean run. A test whose timing the wrapper's
+#     slowness breaks asks `wrapped` and allows more time.
 
 set -u
 set -o pipefail
@@ -44,12 +55,38 @@ FAILS=0
 PASSES=0
 
 cleanup() {
-    local p
+    local p reports=() who=ThreadSanitizer
+    [ -n "${CQ_TEST_WRAP:-}" ] && who=${CQ_TEST_WRAP%% *}
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; kill -CONT "$p" 2>/dev/null; done
     for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
+    for p in "$T"/report.*; do [ -s "$p" ] && reports+=("$p"); done
+    for p in "${reports[@]}"; do
+        echo "FAIL - $who reported ($(basename "$p")):"
+        sed 's/^/     /' "$p"
+    done
     rm -rf "$T"
+    # Only a report changes the test's exit status (a test's own EXIT trap may go on after
+    # this, as test_hosts.sh's does).
+    [ ${#reports[@]} -eq 0 ] || exit 1
 }
 trap cleanup EXIT
+
+if [ -n "${TSAN_OPTIONS:-}" ]; then
+    export TSAN_OPTIONS="$TSAN_OPTIONS log_path=$T/report"
+fi
+if [ -n "${CQ_TEST_WRAP:-}" ]; then
+    mkdir "$T/wrapped"
+    read -r -a WRAP <<<"$CQ_TEST_WRAP"
+    [ "$(basename "${WRAP[0]}")" = valgrind ] && WRAP+=("--log-file=$T/report.%p")
+    for p in "$BIN"/*; do
+        [ -f "$p" ] && [ -x "$p" ] || continue
+        printf '#!/bin/bash\nexec %s %q "$@"\n' "$(printf '%q ' "${WRAP[@]}")" "$p" \
+            >"$T/wrapped/${p##*/}"
+        chmod +x "$T/wrapped/${p##*/}"
+    done
+    BIN=$T/wrapped
+fi
+wrapped() { [ -n "${CQ_TEST_WRAP:-}" ]; }
 
 # ---- Redis ----
 

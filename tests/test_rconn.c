@@ -124,6 +124,9 @@ int main(void)
     CHECK(parse_duration("-1", &d) == -1);
     CHECK(parse_duration("5x", &d) == -1);
     CHECK(parse_duration("", &d) == -1);
+    CHECK(parse_duration("inf", &d) == -1); /* fuzz/regress/parse */
+    CHECK(parse_duration("Infinity", &d) == -1);
+    CHECK(parse_duration("1e308h", &d) == -1);
     CHECK(parse_long("42", 0, 100, &v) == 0 && v == 42);
     CHECK(parse_long("101", 0, 100, &v) == -1);
     CHECK(parse_long("4x", 0, 100, &v) == -1);

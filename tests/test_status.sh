@@ -295,7 +295,10 @@ check_eq "cancel running: exit 0" 0 "$rc"
 wait_for 3 jobs_are canceled cancel-run
 took=$(ms_since "$t0")
 check_eq "cancel running: ends canceled" canceled "$(jfield cancel-run)"
-check "cancel running: within 1 s ($took ms)" [ "$took" -le 1000 ]
+# The time includes cqctl's own start, which takes 1-3 s under valgrind (lib.sh: wrapped).
+limit=1000
+wrapped && limit=5000
+check "cancel running: within $((limit / 1000)) s ($took ms)" [ "$took" -le "$limit" ]
 check "cancel running: has worker, started_at, ended_at" has_all cancel-run worker started_at ended_at
 check "cancel running: not in the failed set" [ -z "$(rcli ZSCORE cq:failed cancel-run)" ]
 no_shutdown_claim() { [[ $(jfield cancel-run error) != *shutdown* ]]; }

@@ -1308,6 +1308,9 @@ static int check_signals(struct worker *w, long long now)
     if (*w->signals >= 1 && !w->draining) {
         w->draining = 1;
         w->drain_deadline = now + (long long)(w->cfg->shutdown_timeout * 1000);
+        /* Redis already lost: ask for it again within 250 ms, not after a long backoff. */
+        if (w->backoff > 250) w->backoff = 250;
+        if (w->down && w->next_connect > now + 250) w->next_connect = now + 250;
         set_watching(w, 0);
         LOG(&w->lg, CQ_LOG_INFO, "stopping: %d job%s running, waiting up to %.0fs", w->outstanding,
             w->outstanding == 1 ? "" : "s", w->cfg->shutdown_timeout);
@@ -1712,6 +1715,11 @@ static int drain(struct worker *w)
     }
     hist_flush(w);
     for (tries = 0; tries < 3; tries++) {
+        /* Redis back meanwhile: record what ended before recovery puts it back to run. */
+        if (tries > 0 && w->pending != NULL && cycle(w, &w->pending, 0) == 0) {
+            LOG(&w->lg, CQ_LOG_INFO, "redis is back: the ended jobs' outcomes are recorded");
+            unclean = 0;
+        }
         n = queue_recover(&w->ctl, &w->keys, w->wid, warn, sizeof warn, err, sizeof err);
         if (n >= 0) {
             if (n > 0)

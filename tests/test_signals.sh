@@ -24,6 +24,15 @@ check_eq "... and deregistered at once (no lease left to expire)" 0 "$(rcli SCAR
 check_eq "... holding nothing" "" "$(rcli --scan --pattern 'cq:inflight:*')"
 check_contains "... saying it stops" "stopping: 1 job running" "$(cat "$T/hup.log")"
 
+# Started to ignore hangups (nohup): it still does.
+(trap '' HUP; exec "$BIN/cworker" -c 1) >"$T/nohup.log" 2>&1 &
+NPID=$!; PIDS+=("$NPID")
+wait_for 10 workers_are 1
+kill -HUP "$NPID"; sleep 0.5
+check "under nohup, SIGHUP leaves the worker running" kill -0 "$NPID"
+kill -TERM "$NPID"
+check "...and SIGTERM still stops it" stopped_in "$NPID" 5
+
 # A second SIGHUP (or any second signal) puts a long job back at once.
 "$BIN/cenqueue" --id hup-2 sleep 60 >/dev/null 2>&1
 start_worker "$T/hup2.log" -c 2

@@ -20,6 +20,7 @@
 #include "util.h"
 
 static cq_worker *the_worker;
+static struct netpolicy *running_policy; /* the policy of the run, kept until exit */
 
 static void on_signal(int sig)
 {
@@ -381,8 +382,13 @@ static void setup_signals(void)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     /* A closing terminal (or a habit of "kill -HUP to reload"): a clean stop, not death
-     * without deregistering, which would leave the jobs held until the lease expires. */
-    sigaction(SIGHUP, &sa, NULL);
+     * without deregistering, which would leave the jobs held until the lease expires. Unless
+     * it was started to ignore hangups (nohup): then it still does. */
+    {
+        struct sigaction old;
+        if (sigaction(SIGHUP, NULL, &old) == 0 && old.sa_handler != SIG_IGN)
+            sigaction(SIGHUP, &sa, NULL);
+    }
     signal(SIGPIPE, SIG_IGN);
 }
 
@@ -403,11 +409,14 @@ static int run(cq_worker *w, int argc, char **argv)
     }
     if (rc < 0 && set_root(w, o.root) != 0) rc = 1;
     if (rc < 0) {
+        /* A handler that ignored the stop may still run after cq_worker_run returns (the
+         * worker then leaves it behind as the process exits), and a download reads the
+         * policy: it stays until exit, reachable from here. */
+        running_policy = o.policy;
         the_worker = w;
         setup_signals();
-        rc = cq_worker_run(w);
+        return cq_worker_run(w);
     }
-    /* After the run: its threads, the only readers of the policy, are gone. */
     netpolicy_free(o.policy);
     return rc;
 }

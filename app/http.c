@@ -530,8 +530,11 @@ static void collect_headers(CURL *c, struct http_result *res)
  * libcurl read it; capped at RETRY_AFTER_MAX. */
 static double retry_after(CURL *c)
 {
+    struct curl_header *hd;
     curl_off_t secs = 0;
 
+    /* libcurl keeps the value of any hop that sent one; only the final response's counts. */
+    if (curl_easy_header(c, "Retry-After", 0, CURLH_HEADER, -1, &hd) != CURLHE_OK) return 0;
     if (curl_easy_getinfo(c, CURLINFO_RETRY_AFTER, &secs) != CURLE_OK || secs <= 0) return 0;
     return secs > (curl_off_t)RETRY_AFTER_MAX ? RETRY_AFTER_MAX : (double)secs;
 }

@@ -35,6 +35,7 @@ enum {
     O_LISTEN,
     O_TOKEN,
     O_INSECURE,
+    O_ORIGIN,
     O_LOG_LEVEL
 };
 
@@ -66,6 +67,10 @@ static const struct cli_option options[] = {
      "every request must carry T (default: $CQ_DASHBOARD_TOKEN):\n"
      "16 or more of A-Z a-z 0-9 - _ . ~"},
     {"insecure", O_INSECURE, NULL, "serve a non-loopback address without a token"},
+    {"origin", O_ORIGIN, "URL",
+     "behind a proxy: the origin the page is reached at (e.g.\n"
+     "https://dash.example.com), whose Host and Origin are then\n"
+     "accepted too"},
     CLI_LOG_LEVEL(O_LOG_LEVEL),
 };
 #define NOPTIONS (sizeof options / sizeof options[0])
@@ -81,7 +86,7 @@ struct ctl {
 
 struct command {
     const char *name, *args, *summary, *help;
-    int opts[4]; /* its own options (0: none), besides -u, --prefix, --json and --help */
+    int opts[6]; /* its own options (0: none), besides -u, --prefix, --json and --help */
     int min, max;
     int (*run)(struct ctl *c, char **args, int n);
     int lazy; /* it connects to Redis by itself, and runs while Redis is down */
@@ -95,7 +100,7 @@ static const char *const log_levels[] = {"error", "warn", "info", "debug"};
 static void on_signal(int sig)
 {
     (void)sig;
-    stopping = 1;
+    __atomic_store_n(&stopping, 1, __ATOMIC_RELAXED); /* as stop_requested loads it */
 }
 
 /* ---- formatting ------------------------------------------------------------------- */
@@ -939,7 +944,7 @@ static const struct command commands[] = {
      run_metrics,
      0},
     {"serve",
-     "[--listen HOST:PORT] [--token T | --insecure]",
+     "[--listen HOST:PORT] [--token T | --insecure] [--origin URL]",
      "the dashboard: a web page and its JSON API",
      "Serve a web page of the queues (depth, in flight, paused, jobs per minute), the\n"
      "throughput of the last minutes, the workers, the jobs of each queue and of the scheduled,\n"
@@ -954,12 +959,13 @@ static const struct command commands[] = {
      "(or --insecure). With a token, every request carries it: open /?token=T once in a\n"
      "browser (it sets a cookie and redirects to the page), or send 'Authorization: Bearer T';\n"
      "else 401. Actions are POST requests with the header 'X-CQ-Action: 1' (the page sends it),\n"
-     "from the page's own origin. Use a TLS proxy in front of a token that crosses a network.\n"
+     "from the page's own origin (http or https, or the one --origin names). Use a TLS proxy\n"
+     "in front of a token that crosses a network, with --origin set to the URL it serves.\n"
      "\n"
      "Logs go to stderr: the address served (port 0: the port chosen), each action, refusals.\n"
      "SIGINT or SIGTERM stops it. Exit status: 0 after a signal, 1 when the address cannot be\n"
      "listened on, 2 for a usage error (a non-loopback address without --token).\n",
-     {O_LISTEN, O_TOKEN, O_INSECURE, O_LOG_LEVEL},
+     {O_LISTEN, O_TOKEN, O_INSECURE, O_ORIGIN, O_LOG_LEVEL},
      0,
      0,
      run_serve,
@@ -1066,6 +1072,7 @@ static int parse_options(struct ctl *c, int argc, char **argv, int *seen, size_t
         case O_LISTEN: c->serve.listen = optarg; break;
         case O_TOKEN: c->serve.token = optarg; break;
         case O_INSECURE: c->serve.insecure = 1; break;
+        case O_ORIGIN: c->serve.origin = optarg; break;
         case O_LOG_LEVEL: rc = cli_choice(&cli, optarg, log_levels, 4, &c->serve.log_level); break;
         case 'h': *help = 1; break;
         default: rc = cli_error(&cli, "option '%s' is not handled", cli.opt); break;

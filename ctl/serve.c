@@ -96,14 +96,17 @@ struct sampler {
     struct admin a;
 };
 
+#define SERVE_HOSTS_MAX 8
+
 struct server {
     const struct serve_options *o;
     struct logger log;
     int loopback, port;
-    char hosts[3][64]; /* the Host values served on loopback */
-    char cookie[32];   /* the token cookie's name: one per port, so dashboards on one host
+    char hosts[SERVE_HOSTS_MAX][320]; /* the Host values served on loopback */
+    int nhosts;
+    char cookie[32]; /* the token cookie's name: one per port, so dashboards on one host
                            do not overwrite each other's */
-    char where[300];   /* the Redis server, as admin shows it */
+    char where[300]; /* the Redis server, as admin shows it */
     struct pool pool;
     struct sampler sampler;
 };
@@ -119,7 +122,7 @@ static stop_flag stopping;
 static void on_signal(int sig)
 {
     (void)sig;
-    stopping = 1;
+    __atomic_store_n(&stopping, 1, __ATOMIC_RELAXED); /* any thread may take the signal */
 }
 
 /* ---- the Redis pool --------------------------------------------------------------- */
@@ -588,9 +591,21 @@ static int host_ok(const struct server *s, struct MHD_Connection *c)
 
     if (!s->loopback) return 1;
     if (h == NULL) return 0;
-    for (i = 0; i < 3; i++)
+    for (i = 0; i < (size_t)s->nhosts; i++)
         if (strcasecmp(h, s->hosts[i]) == 0) return 1;
     return 0;
+}
+
+/* Whether origin is http:// or https:// and then host: the page's own origin, also when a
+ * TLS proxy serves it. */
+static int origin_is(const char *origin, const char *host)
+{
+    const char *rest = NULL;
+
+    if (host == NULL) return 0;
+    if (strncmp(origin, "http://", 7) == 0) rest = origin + 7;
+    if (strncmp(origin, "https://", 8) == 0) rest = origin + 8;
+    return rest != NULL && strcasecmp(rest, host) == 0;
 }
 
 /* Equal strings, in a time that does not depend on where they first differ. */
@@ -637,8 +652,10 @@ static enum MHD_Result login(struct server *s, struct MHD_Connection *c)
     return rc;
 }
 
-/* Why a POST is refused as cross-site, or NULL when it is this server's page's own. */
-static const char *cross_site(struct MHD_Connection *c, char *why, size_t len)
+/* Why a POST is refused as cross-site, or NULL when it is this server's page's own: from
+ * the origin its Host names, or the one --origin gives (a proxy's). */
+static const char *cross_site(const struct server *s, struct MHD_Connection *c, char *why,
+                              size_t len)
 {
     const char *action = header(c, ACTION_HDR), *site = header(c, "Sec-Fetch-Site");
     const char *origin = header(c, "Origin"), *host = header(c, "Host");
@@ -649,8 +666,8 @@ static const char *cross_site(struct MHD_Connection *c, char *why, size_t len)
         snprintf(why, len, "403 Forbidden: a cross-site request (Sec-Fetch-Site: %.64s)", site);
         return why;
     }
-    if (origin != NULL &&
-        (host == NULL || strncmp(origin, "http://", 7) != 0 || strcasecmp(origin + 7, host) != 0)) {
+    if (origin != NULL && !origin_is(origin, host) &&
+        !(s->o->origin != NULL && strcasecmp(origin, s->o->origin) == 0)) {
         snprintf(why, len, "403 Forbidden: Origin '%.100s' is not this server's", origin);
         return why;
     }
@@ -736,7 +753,7 @@ static enum MHD_Result route(struct server *s, struct MHD_Connection *c, const c
         return text(c, MHD_HTTP_METHOD_NOT_ALLOWED,
                     is_action(url) ? "405 Method Not Allowed: actions are POST\n"
                                    : "405 Method Not Allowed: use GET\n");
-    refusal = post ? cross_site(c, why, sizeof why) : NULL;
+    refusal = post ? cross_site(s, c, why, sizeof why) : NULL;
     if (refusal != NULL) {
         LOG(&s->log, CQ_LOG_WARN, "POST %s from %s refused: %s", url, peer(c, from, sizeof from),
             refusal);
@@ -917,6 +934,52 @@ static void page_url(const struct sockaddr_storage *addr, int port, char *out, s
     }
 }
 
+/* The Host values a loopback server answers: its names with the port (and without it on port
+ * 80, as browsers send them), the address it listens on, and --origin's host. */
+static void set_hosts(struct server *s, const struct sockaddr_storage *addr)
+{
+    char url[128];
+    size_t n;
+
+    s->nhosts = 0;
+#define HOST(...) snprintf(s->hosts[s->nhosts++], sizeof s->hosts[0], __VA_ARGS__)
+    HOST("127.0.0.1:%d", s->port);
+    HOST("localhost:%d", s->port);
+    HOST("[::1]:%d", s->port);
+    page_url(addr, s->port, url, sizeof url); /* "http://IP:PORT/" */
+    n = strlen(url);
+    if (n > 8) HOST("%.*s", (int)(n - 8), url + 7);
+    if (s->port == 80) {
+        HOST("127.0.0.1");
+        HOST("localhost");
+        HOST("[::1]");
+    }
+    if (s->o->origin != NULL) HOST("%s", strstr(s->o->origin, "://") + 3);
+#undef HOST
+}
+
+/* --origin: "http(s)://HOST[:PORT]" and nothing more, as a browser sends Origin. */
+static int check_origin(const char *o, char *err, size_t errlen)
+{
+    const char *rest = strncmp(o, "https://", 8) == 0 ? o + 8
+        : strncmp(o, "http://", 7) == 0               ? o + 7
+                                                      : NULL;
+
+    if (rest == NULL || rest[0] == '\0' || strlen(o) > 256 || strpbrk(rest, "/?#@ ") != NULL) {
+        err_set(err, errlen,
+                "--origin '%.100s' is not an origin such as https://dash.example.com (a scheme and "
+                "a host, no path)",
+                o);
+        return -1;
+    }
+    for (; *rest != '\0'; rest++)
+        if ((unsigned char)*rest < 0x21 || *rest == 0x7f) {
+            err_set(err, errlen, "--origin holds a control character");
+            return -1;
+        }
+    return 0;
+}
+
 static void wait_for_signal(void)
 {
     struct sigaction sa;
@@ -944,6 +1007,7 @@ int serve_run(const struct serve_options *o)
     s.log = (struct logger){"cqctl serve", o->log_level, o->log_json};
     if (o->token != NULL && serve_check_token(o->token, err, sizeof err) != 0) goto usage;
     if (parse_listen(o->listen, &addr, &alen, err, sizeof err) != 0) goto usage;
+    if (o->origin != NULL && check_origin(o->origin, err, sizeof err) != 0) goto usage;
     s.loopback = is_loopback((struct sockaddr *)&addr);
     if (!s.loopback && o->token == NULL && !o->insecure) {
         err_set(err, sizeof err,
@@ -957,9 +1021,7 @@ int serve_run(const struct serve_options *o)
     rc = 1;
     fd = listen_on(o->listen, &addr, alen, &s.port, err, sizeof err);
     if (fd < 0) goto out;
-    snprintf(s.hosts[0], sizeof s.hosts[0], "127.0.0.1:%d", s.port);
-    snprintf(s.hosts[1], sizeof s.hosts[1], "localhost:%d", s.port);
-    snprintf(s.hosts[2], sizeof s.hosts[2], "[::1]:%d", s.port);
+    set_hosts(&s, &addr);
     snprintf(s.cookie, sizeof s.cookie, COOKIE_BASE "%d", s.port);
     if (sampler_start(&s, err, sizeof err) != 0) goto out;
     d = start_daemon(&s, fd);

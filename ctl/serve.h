@@ -10,6 +10,8 @@ struct serve_options {
     const char *listen;       /* HOST:PORT, [V6]:PORT; port 0: any free port */
     const char *token;        /* NULL: no token */
     int insecure;             /* serve a non-loopback address without a token */
+    const char *origin;       /* a proxy's origin, "https://HOST[:PORT]", accepted besides the
+                                 server's own; NULL: none */
     int log_level;            /* CQ_LOG_ERROR ... CQ_LOG_DEBUG */
     int log_json;             /* log lines as JSON objects (log.h) */
 };

@@ -189,11 +189,37 @@ check_eq "POST from the page's origin: 200" 200 \
 check "...and it paused the queue" paused 1
 check_eq "resume by POST: 200" 200 "$(post "$A/api/queue/csrf/resume" -H 'X-CQ-Action: 1')"
 check "...and it resumed" paused 0
+check_eq "POST from the page's origin over https (a TLS proxy that keeps the Host): 200" 200 \
+    "$(post "$A/api/queue/csrf/pause" -H 'X-CQ-Action: 1' -H "Origin: https://127.0.0.1:$SPORT")"
+check_eq "...and resumed" 200 "$(post "$A/api/queue/csrf/resume" -H 'X-CQ-Action: 1')"
+check_eq "POST from another origin over https: 403" 403 \
+    "$(post "$A/api/queue/csrf/pause" -H 'X-CQ-Action: 1' -H "Origin: https://evil.example")"
 check_eq "requeue of a job that is not failed: 409" 409 \
     "$(post "$A/api/job/xss-1/requeue" -H 'X-CQ-Action: 1')"
 check_contains "...saying why" "not failed" \
     "$(curl -s -X POST -H 'X-CQ-Action: 1' "$A/api/job/xss-1/requeue")"
 check_eq "an unknown action: 404" 404 "$(post "$A/api/job/xss-1/frob" -H 'X-CQ-Action: 1')"
+
+# Behind a proxy that serves the page at its own origin (--origin): that Host and Origin too.
+keep=("$SURL" "$SPORT" "$SPID")
+serve "$T/proxied.log" --origin https://dash.example.com
+P=$SURL; PPID_=$SPID
+SURL=${keep[0]} SPORT=${keep[1]} SPID=${keep[2]}
+check_eq "--origin: the proxy's Host is served" 200 "$(code "$P/" -H 'Host: dash.example.com')"
+check_eq "...and an action from its origin" 200 \
+    "$(post "$P/api/queue/csrf/pause" -H 'Host: dash.example.com' -H 'X-CQ-Action: 1' \
+        -H 'Origin: https://dash.example.com')"
+check_eq "...but not from another" 403 \
+    "$(post "$P/api/queue/csrf/resume" -H 'Host: dash.example.com' -H 'X-CQ-Action: 1' \
+        -H 'Origin: https://dash.example.org')"
+check_eq "...nor another Host" 403 "$(code "$P/" -H 'Host: dash.example.org')"
+check_eq "without --origin the proxy's Host is refused" 403 "$(code "$A/" -H 'Host: dash.example.com')"
+post "$P/api/queue/csrf/resume" -H 'X-CQ-Action: 1' >/dev/null
+check "cqctl serve stops on SIGTERM (--origin)" stops "$PPID_"
+"$BIN/cqctl" serve --origin https://dash.example.com/page >"$T/o.out" 2>&1; rc=$?
+check_eq "--origin with a path: usage error, exit 2" 2 "$rc"
+check_contains "...saying what an origin is" "is not an origin such as https://dash.example.com" \
+    "$(cat "$T/o.out")"
 
 mark "HTTP checks done"
 # ---- the token ----

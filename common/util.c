@@ -169,6 +169,9 @@ int parse_duration(const char *s, double *out)
     /* strtod takes "inf" and "infinity", and 1e308h overflows: a duration is finite, as a
      * number given for one must be (registry.c), since callers make milliseconds of it. */
     if (!isfinite(v * mult)) return -1;
+    /* strtod refuses a result too small for a normal double (ERANGE), so a product that lands
+     * there ("192233720368547e-320ms") is refused too: it could not be read back. */
+    if (fpclassify(v * mult) == FP_SUBNORMAL) return -1;
     *out = v * mult;
     return 0;
 }

@@ -76,7 +76,7 @@ int rconn_connect(struct rconn *r);
 
 void rconn_close(struct rconn *r);
 
-/* Run one command (argv form). Returns the reply, which the caller frees with
+/* Run one command (argv form; lens NULL: each argv[i] is a C string). Returns the reply, which the caller frees with
  * freeReplyObject, or NULL on an I/O error: then r->errstr is set and the connection is
  * closed (r->ctx == NULL), so that the next call reconnects first. An error *reply* from
  * Redis is returned as a reply of type REDIS_REPLY_ERROR. */
@@ -86,7 +86,8 @@ redisReply *rconn_command(struct rconn *r, int argc, const char **argv, const si
 redisReply *rconn_commandf(struct rconn *r, const char *fmt, ...);
 
 /* Pipelining: append commands, then read exactly as many replies. Append never does I/O.
- * rconn_read returns NULL on an I/O error (connection closed as above). */
+ * rconn_read returns NULL on an I/O error (connection closed as above). rconn_append takes
+ * lens as rconn_command does. */
 int rconn_append(struct rconn *r, int argc, const char **argv, const size_t *lens);
 int rconn_appendf(struct rconn *r, const char *fmt, ...);
 redisReply *rconn_read(struct rconn *r);

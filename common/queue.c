@@ -11,9 +11,11 @@
  * reconcile) or a MULTI/EXEC block (enqueue). Redis runs a script or a transaction without
  * interleaving other clients' commands, so no observer ever sees a record in two places or
  * in none. Redis does not undo a script's writes when a later command in it fails, so each
- * script checks its destinations before it moves anything (see docs/DESIGN.md). Scripts are
- * sent with EVAL every time rather than EVALSHA: the body is a few KB per batch, and EVAL
- * survives a Redis restart that empties the script cache without a NOSCRIPT dance.
+ * script checks its destinations before it moves anything (see docs/DESIGN.md). A script
+ * goes as EVAL with its body the first time on a connection and as EVALSHA after that (the
+ * apply script is 6 KB, which Redis would hash with SHA-1 at every call): a new connection
+ * (a restart, a failover) starts with EVAL again, and a NOSCRIPT reply (SCRIPT FLUSH) fails
+ * that one call, whose caller's retry then sends the body (rconn's scripts bits).
  *
  * Scripts build key names from templates made by keys.c (keys_template), so the schema is
  * still spelled only there. cq targets a single Redis primary (not Redis Cluster): scripts
@@ -21,10 +23,13 @@
  */
 #include "queue.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <openssl/evp.h>
 
 #include "util.h"
 
@@ -222,14 +227,55 @@ static int check_wait(struct rconn *r, redisReply *rep, const char *what, char *
     return -1;
 }
 
-/* The head of a script call on queues and in-flight lists: EVAL, the script, no KEYS (the
- * scripts compute key names from templates, see keys_template), then the templates of a queue
- * and of an in-flight list (tq and ti hold them, KEYS_KEY_MAX bytes each). */
-static void cmd_eval(struct cmd *c, const char *lua, const struct keys *k, char *tq, char *ti)
+/* The scripts sent with EVALSHA once a connection has sent their bodies (the DESIGN note). */
+enum script_id { SCRIPT_TAKE, SCRIPT_APPLY, SCRIPT_RECONCILE, SCRIPT_RECOVER, SCRIPT_N };
+static const char *const script_body[SCRIPT_N]; /* defined below, after the scripts */
+static char script_sha[SCRIPT_N][41];
+static pthread_once_t script_once = PTHREAD_ONCE_INIT;
+
+static void script_hash(void)
 {
-    cmd_str(c, "EVAL");
-    cmd_str(c, lua);
+    static const char hex[] = "0123456789abcdef";
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n, i, s;
+
+    for (s = 0; s < SCRIPT_N; s++) {
+        if (EVP_Digest(script_body[s], strlen(script_body[s]), md, &n, EVP_sha1(), NULL) != 1 ||
+            n != 20)
+            xcheck(NULL, "a script's SHA-1");
+        for (i = 0; i < n; i++) {
+            script_sha[s][2 * i] = hex[md[i] >> 4];
+            script_sha[s][2 * i + 1] = hex[md[i] & 15];
+        }
+        script_sha[s][40] = '\0';
+    }
+}
+
+/* The head of a script call: EVALSHA and the script's SHA-1 when this connection has sent the
+ * body already, else EVAL and the body (which caches it in Redis); then no KEYS (the scripts
+ * compute key names from templates, see keys_template). */
+static void cmd_script(struct cmd *c, struct rconn *r, enum script_id id)
+{
+    unsigned bit = 1u << id;
+
+    pthread_once(&script_once, script_hash);
+    if (r->scripts & bit) {
+        cmd_str(c, "EVALSHA");
+        cmd_str(c, script_sha[id]);
+    } else {
+        cmd_str(c, "EVAL");
+        cmd_str(c, script_body[id]);
+        r->scripts |= bit;
+    }
     cmd_str(c, "0");
+}
+
+/* The head of a script call on queues and in-flight lists (cmd_script), then the templates of
+ * a queue and of an in-flight list (tq and ti hold them, KEYS_KEY_MAX bytes each). */
+static void cmd_eval(struct cmd *c, struct rconn *r, enum script_id id, const struct keys *k,
+                     char *tq, char *ti)
+{
+    cmd_script(c, r, id);
     cmd_str(c, keys_template(k, KEYS_QUEUE, tq, KEYS_KEY_MAX));
     cmd_str(c, keys_template(k, KEYS_INFLIGHT, ti, KEYS_KEY_MAX));
 }
@@ -552,7 +598,7 @@ int queue_take_append(struct rconn *r, const struct keys *k, const char *wid,
     size_t i;
     int rc;
 
-    cmd_eval(&c, take_lua, k, tq, ti);
+    cmd_eval(&c, r, SCRIPT_TAKE, k, tq, ti);
     cmd_str(&c, wid);
     cmd_fmt(&c, "%zu", max);
     cmd_str(&c, keys_paused(k, kp, sizeof kp));
@@ -614,10 +660,17 @@ void queue_taken_free(struct taken *t)
 
 /* ARGV: wid, job template, inflight template, stats key, worker key, failed key, scheduled
  * key, dead key, result ttl, failure ttl, ended channel template, counts template, cancel
- * key; then 13 per outcome: kind (S started, F finished, X failed, R retry, D dead,
- * C canceled), queue, record, id, func, text, at, started_at, with_start,
- * attempts, enqueued_at ('' if unknown), retry_at, retry record (finished: the field the
- * result goes to, '' for "result").
+ * key, the minute the batch is counted in (ends per queue and minute); then per outcome its kind and as many arguments as the kind needs (APPLY_ARITY):
+ *   S (started)            queue, record, id, started_at, attempts
+ *   F (finished)           queue, record, id, result, at, started_at, attempts, clear, field
+ *   X (failed), C (canceled)
+ *                          queue, record, id, error, at, started_at, attempts
+ *   R (retry), H (handed back)
+ *                          queue, record, id, error, at, started_at, attempts, retry_at,
+ *                          the record to schedule
+ *   D (dead)               queue, record
+ * started_at is '' when the start was recorded already; clear is '1' when an earlier attempt
+ * may have left error fields; field is where a result goes ('' for "result").
  *
  * Every effect of an end is conditional on the LREM that takes the record out of this
  * worker's in-flight list: if another worker recovered it meanwhile (this one was cut off
@@ -626,17 +679,31 @@ void queue_taken_free(struct taken *t)
  * places or be counted twice. A start is marked only while the record is still in flight
  * here (LPOS). The shared destinations are checked first (a key of another type there would
  * make a write fail after its record left the in-flight list); a status hash of another type
- * does not stop the batch (pcall). Reply: the 0-based indexes of the dropped outcomes, and a
+ * does not stop the batch (pcall).
+ *
+ * What it costs Redis is what limits a worker (docs/BENCHMARKS.md), so a job's end is one
+ * LREM, one HSET and one EXPIRE: the hash's func, queue and enqueued_at, which the producer
+ * wrote, are written (from the record) only when the hash had no status yet (a record pushed
+ * by hand); counters go once a batch, ends counted in the minute the batch is sent. Measured
+ * with Redis under callgrind (64 ends a call), an end costs Redis about 12k instructions
+ * each for the LREM, the HSET and the EXPIRE, 4k for the PUBLISH, and per Lua statement a
+ * few hundred (a tonumber() and math.floor() a job were 8k). Reply: the 0-based indexes of the dropped outcomes, and a
  * string for each status hash that could not be written. */
 static const char apply_lua[] =
     "local wid = ARGV[1]\n"
+    "local arity = {S = 5, F = 9, X = 7, C = 7, R = 9, H = 9, D = 2}\n"
     "local fin, fail, retr, hand, dead, canc, lost, infs = 0, 0, 0, 0, 0, 0, {}, {}\n"
     "local function kind_ok(key, want)\n"
     "  local t = redis.call('TYPE', key).ok\n"
     "  return t == 'none' or t == want\n"
     "end\n"
-    "local need = {}\n"
-    "for i = 0, (#ARGV - 13) / 13 - 1 do need[ARGV[13 + i * 13 + 1]] = true end\n"
+    "local need, b = {}, 15\n"
+    "while b <= #ARGV do\n"
+    "  local a = arity[ARGV[b]]\n"
+    "  if not a then return redis.error_reply('apply: unknown outcome kind ' .. ARGV[b]) end\n"
+    "  need[ARGV[b]] = true\n"
+    "  b = b + a + 1\n"
+    "end\n"
     "local dests = {{'X', 6, 'zset', 'failed set'}, {'R', 7, 'zset', 'scheduled set'},\n"
     "               {'H', 7, 'zset', 'scheduled set'},\n"
     "               {'D', 8, 'list', 'dead list'}, {'', 4, 'hash', 'stats hash'},\n"
@@ -647,102 +714,122 @@ static const char apply_lua[] =
     "      .. 'or rename it; no outcome applied')\n"
     "  end\n"
     "end\n"
-    "local function hset(jk, h)\n"
-    "  local r = redis.pcall('HSET', jk, unpack(h))\n"
-    "  if type(r) == 'table' and r.err then\n"
+    "local jpre, jpost = string.match(ARGV[2], '^(.*)%%s(.*)$')\n"
+    "local cpre, cpost = string.match(ARGV[11], '^(.*)%%s(.*)$')\n"
+    "local rttl, fttl = tonumber(ARGV[9]), tonumber(ARGV[10])\n"
+    /* After an HSET of h (field-value pairs, status first) that replied r: false when the
+     * hash could not be written; a hash that had no status gets the record's func, queue and
+     * enqueued_at too. */
+    "local function hset_done(jk, h, r, q, rec)\n"
+    "  if type(r) ~= 'number' then\n"
     "    lost[#lost + 1] = 'status hash ' .. jk .. ': ' .. r.err\n"
     "    return false\n"
     "  end\n"
+    "  if r * 2 == #h then\n"
+    "    local ok, j = pcall(cjson.decode, rec)\n"
+    "    local f = {'queue', q}\n"
+    "    if ok and type(j) == 'table' then\n"
+    "      if type(j.func) == 'string' then f[#f + 1] = 'func'; f[#f + 1] = j.func end\n"
+    "      if type(j.enqueued_at) == 'number' then\n"
+    "        f[#f + 1] = 'enqueued_at'; f[#f + 1] = string.format('%.6f', j.enqueued_at)\n"
+    "      end\n"
+    "    end\n"
+    "    redis.call('HSET', jk, unpack(f))\n"
+    "  end\n"
     "  return true\n"
     "end\n"
-    "local rttl, fttl = tonumber(ARGV[9]), tonumber(ARGV[10])\n"
+    "local function hset(jk, h, q, rec)\n"
+    "  return hset_done(jk, h, redis.pcall('HSET', jk, unpack(h)), q, rec)\n"
+    "end\n"
     "local function ttl(key, t)\n"
     "  if t > 0 then redis.call('EXPIRE', key, t)\n"
     "  elseif t == 0 then redis.call('DEL', key)\n"
     "  else redis.call('PERSIST', key) end\n"
     "end\n"
-    "local function starts(h, b)\n"
-    "  h[#h + 1] = 'func'; h[#h + 1] = ARGV[b + 5]\n"
-    "  h[#h + 1] = 'queue'; h[#h + 1] = ARGV[b + 2]\n"
+    /* The start's fields: worker, started_at, attempts (b: the outcome's kind argument). */
+    "local function starts(h, b, st)\n"
     "  h[#h + 1] = 'worker'; h[#h + 1] = wid\n"
-    "  h[#h + 1] = 'started_at'; h[#h + 1] = ARGV[b + 8]\n"
-    "  h[#h + 1] = 'attempts'; h[#h + 1] = ARGV[b + 10]\n"
-    "  if ARGV[b + 11] ~= '' then h[#h + 1] = 'enqueued_at'; h[#h + 1] = ARGV[b + 11] end\n"
+    "  h[#h + 1] = 'started_at'; h[#h + 1] = st\n"
+    "  h[#h + 1] = 'attempts'; h[#h + 1] = ARGV[b + 7]\n"
     "end\n"
     "local ended = {}\n"
     "local asked = redis.call('SCARD', ARGV[13]) > 0\n"
-    "local function ends(b, status)\n"
-    "  redis.call('PUBLISH', string.format(ARGV[11], ARGV[b + 4]), status)\n"
-    "  if asked then redis.call('SREM', ARGV[13], ARGV[b + 4]) end\n"
-    "  local q, m = ARGV[b + 2], math.floor(tonumber(ARGV[b + 7]) / 60)\n"
-    "  ended[q] = ended[q] or {}\n"
-    "  ended[q][m] = (ended[q][m] or 0) + 1\n"
+    "local function ends(q, id, status)\n"
+    "  redis.call('PUBLISH', cpre .. id .. cpost, status)\n"
+    "  if asked then redis.call('SREM', ARGV[13], id) end\n"
+    "  ended[q] = (ended[q] or 0) + 1\n"
     "end\n"
-    "for i = 0, (#ARGV - 13) / 13 - 1 do\n"
-    "  local b = 13 + i * 13\n"
-    "  local kind, rec = ARGV[b + 1], ARGV[b + 3]\n"
-    "  local inf = infs[ARGV[b + 2]]\n"
-    "  if not inf then inf = string.format(ARGV[3], wid, ARGV[b + 2]); infs[ARGV[b + 2]] = inf end\n"
-    "  local jk = string.format(ARGV[2], ARGV[b + 4])\n"
+    "local i, b = 0, 15\n"
+    "while b <= #ARGV do\n"
+    "  local kind, q, rec = ARGV[b], ARGV[b + 1], ARGV[b + 2]\n"
+    "  local inf = infs[q]\n"
+    "  if not inf then inf = string.format(ARGV[3], wid, q); infs[q] = inf end\n"
     "  if kind == 'S' then\n"
     "    if redis.call('LPOS', inf, rec) then\n"
-    "      local h = {'status', 'started'}\n"
-    "      starts(h, b)\n"
-    "      if hset(jk, h) then redis.call('PERSIST', jk) end\n"
+    "      local jk = jpre .. ARGV[b + 3] .. jpost\n"
+    "      local h = {'status', 'started', 'worker', wid, 'started_at', ARGV[b + 4],\n"
+    "                 'attempts', ARGV[b + 5]}\n"
+    "      if hset(jk, h, q, rec) then redis.call('PERSIST', jk) end\n"
     "    end\n"
     "  elseif redis.call('LREM', inf, -1, rec) == 0 then\n"
     "    lost[#lost + 1] = i\n"
-    "  elseif kind == 'F' then\n"
-    "    local rf = 'result'\n"
-    "    if ARGV[b + 13] ~= '' then rf = ARGV[b + 13] end\n"
-    "    local h = {'status', 'finished', 'ended_at', ARGV[b + 7], rf, ARGV[b + 6]}\n"
-    "    if ARGV[b + 9] == '1' then starts(h, b) end\n"
-    "    if hset(jk, h) then\n"
-    "      if ARGV[b + 12] == '1' then\n"
-    "        redis.call('HDEL', jk, 'error', 'retry_at')\n"
-    "      end\n"
-    "      ttl(jk, rttl)\n"
-    "    end\n"
-    "    fin = fin + 1\n"
-    "    ends(b, 'finished')\n"
-    "  elseif kind == 'X' then\n"
-    "    local h = {'status', 'failed', 'ended_at', ARGV[b + 7], 'error', ARGV[b + 6],\n"
-    "               'record', rec}\n"
-    "    if ARGV[b + 9] == '1' then\n"
-    "      starts(h, b)\n"
-    "    else\n"
-    "      h[#h + 1] = 'queue'; h[#h + 1] = ARGV[b + 2]\n"
-    "      h[#h + 1] = 'worker'; h[#h + 1] = wid\n"
-    "      h[#h + 1] = 'attempts'; h[#h + 1] = ARGV[b + 10]\n"
-    "      if ARGV[b + 5] ~= '' then h[#h + 1] = 'func'; h[#h + 1] = ARGV[b + 5] end\n"
-    "      if ARGV[b + 11] ~= '' then h[#h + 1] = 'enqueued_at'; h[#h + 1] = ARGV[b + 11] end\n"
-    "    end\n"
-    "    if hset(jk, h) then\n"
-    "      redis.call('HDEL', jk, 'retry_at')\n"
-    "      ttl(jk, fttl)\n"
-    "    end\n"
-    "    redis.call('ZADD', ARGV[6], ARGV[b + 7], ARGV[b + 4])\n"
-    "    fail = fail + 1\n"
-    "    ends(b, 'failed')\n"
-    "  elseif kind == 'C' then\n"
-    "    local h = {'status', 'canceled', 'ended_at', ARGV[b + 7]}\n"
-    "    if ARGV[b + 9] == '1' then starts(h, b) end\n"
-    "    if hset(jk, h) then\n"
-    "      redis.call('HDEL', jk, 'retry_at', 'error', 'scheduled_for')\n"
-    "      ttl(jk, fttl)\n"
-    "    end\n"
-    "    canc = canc + 1\n"
-    "    ends(b, 'canceled')\n"
-    "  elseif kind == 'R' or kind == 'H' then\n"
-    "    redis.call('ZADD', ARGV[7], ARGV[b + 12], ARGV[b + 13])\n"
-    "    local h = {'status', 'retrying', 'error', ARGV[b + 6], 'retry_at', ARGV[b + 12]}\n"
-    "    if ARGV[b + 9] == '1' then starts(h, b) end\n"
-    "    hset(jk, h)\n"
-    "    if kind == 'R' then retr = retr + 1 else hand = hand + 1 end\n"
-    "  else\n"
+    "  elseif kind == 'D' then\n"
     "    redis.call('LPUSH', ARGV[8], rec)\n"
     "    dead = dead + 1\n"
+    "  else\n"
+    "    local id, text, at, st = ARGV[b + 3], ARGV[b + 4], ARGV[b + 5], ARGV[b + 6]\n"
+    "    local jk = jpre .. id .. jpost\n"
+    "    if kind == 'F' then\n"
+    "      local rf = 'result'\n"
+    "      if ARGV[b + 9] ~= '' then rf = ARGV[b + 9] end\n"
+    "      local h\n"
+    "      if st ~= '' then\n"
+    "        h = {'status', 'finished', 'ended_at', at, rf, text, 'worker', wid, 'started_at', st,\n"
+    "             'attempts', ARGV[b + 7]}\n"
+    "      else\n"
+    "        h = {'status', 'finished', 'ended_at', at, rf, text}\n"
+    "      end\n"
+    "      local r = redis.pcall('HSET', jk, unpack(h))\n"
+    "      if (type(r) == 'number' and r * 2 < #h) or hset_done(jk, h, r, q, rec) then\n"
+    "        if ARGV[b + 8] == '1' then redis.call('HDEL', jk, 'error', 'retry_at') end\n"
+    "        if rttl > 0 then redis.call('EXPIRE', jk, rttl) else ttl(jk, rttl) end\n"
+    "      end\n"
+    "      fin = fin + 1\n"
+    "      ends(q, id, 'finished')\n"
+    "    elseif kind == 'X' then\n"
+    "      local h = {'status', 'failed', 'ended_at', at, 'error', text, 'record', rec}\n"
+    "      if st ~= '' then\n"
+    "        starts(h, b, st)\n"
+    "      else\n"
+    "        h[#h + 1] = 'worker'; h[#h + 1] = wid\n"
+    "        h[#h + 1] = 'attempts'; h[#h + 1] = ARGV[b + 7]\n"
+    "      end\n"
+    "      if hset(jk, h, q, rec) then\n"
+    "        redis.call('HDEL', jk, 'retry_at')\n"
+    "        ttl(jk, fttl)\n"
+    "      end\n"
+    "      redis.call('ZADD', ARGV[6], at, id)\n"
+    "      fail = fail + 1\n"
+    "      ends(q, id, 'failed')\n"
+    "    elseif kind == 'C' then\n"
+    "      local h = {'status', 'canceled', 'ended_at', at}\n"
+    "      if st ~= '' then starts(h, b, st) end\n"
+    "      if hset(jk, h, q, rec) then\n"
+    "        redis.call('HDEL', jk, 'retry_at', 'error', 'scheduled_for')\n"
+    "        ttl(jk, fttl)\n"
+    "      end\n"
+    "      canc = canc + 1\n"
+    "      ends(q, id, 'canceled')\n"
+    "    else\n"
+    "      redis.call('ZADD', ARGV[7], ARGV[b + 8], ARGV[b + 9])\n"
+    "      local h = {'status', 'retrying', 'error', text, 'retry_at', ARGV[b + 8]}\n"
+    "      if st ~= '' then starts(h, b, st) end\n"
+    "      hset(jk, h, q, rec)\n"
+    "      if kind == 'R' then retr = retr + 1 else hand = hand + 1 end\n"
+    "    end\n"
     "  end\n"
+    "  i = i + 1\n"
+    "  b = b + arity[kind] + 1\n"
     "end\n"
     "if fin > 0 then\n"
     "  redis.call('HINCRBY', ARGV[4], 'processed', fin)\n"
@@ -756,21 +843,61 @@ static const char apply_lua[] =
     "if hand > 0 then redis.call('HINCRBY', ARGV[4], 'handed_back', hand) end\n"
     "if dead > 0 then redis.call('HINCRBY', ARGV[4], 'dead', dead) end\n"
     "if canc > 0 then redis.call('HINCRBY', ARGV[4], 'canceled', canc) end\n"
-    "for q, ms in pairs(ended) do\n"
+    "for q, n in pairs(ended) do\n"
     "  local ck = string.format(ARGV[12], q)\n"
-    "  for m, n in pairs(ms) do redis.call('HINCRBY', ck, m, n) end\n"
+    "  redis.call('HINCRBY', ck, ARGV[14], n)\n"
     "  redis.call('EXPIRE', ck, 3660)\n"
     "end\n"
     "return lost\n";
 
-int queue_apply_append(struct rconn *r, const struct keys *k, const char *wid,
-                       const struct queue_outcome *o, size_t n, const struct queue_ttls *ttls,
-                       int *nreplies, char *err, size_t errlen)
+/* One outcome's arguments (as apply_lua's comment lists them). */
+static void apply_args(struct cmd *c, const struct queue_outcome *x)
 {
     static const char kinds[] = {
         [QUEUE_STARTED] = 'S', [QUEUE_FINISHED] = 'F', [QUEUE_FAILED] = 'X',
         [QUEUE_RETRY] = 'R',   [QUEUE_DEAD] = 'D',     [QUEUE_CANCELED] = 'C',
     };
+    const struct job *j = x->job;
+    char kind[2] = {x->kind == QUEUE_RETRY && x->handback ? 'H' : kinds[x->kind], '\0'};
+
+    cmd_copy(c, kind, 1);
+    cmd_str(c, x->taken->queue);
+    cmd_add(c, x->taken->record, x->taken->len);
+    if (x->kind == QUEUE_DEAD) return;
+    cmd_str(c, j ? j->id : "");
+    if (x->kind == QUEUE_STARTED) {
+        cmd_time(c, x->started_at);
+        cmd_fmt(c, "%d", j ? j->attempts : 0);
+        return;
+    }
+    cmd_str(c, x->text ? x->text : "");
+    cmd_time(c, x->at);
+    if (x->with_start)
+        cmd_time(c, x->started_at);
+    else
+        cmd_str(c, "");
+    cmd_fmt(c, "%d", j ? j->attempts : 0);
+    if (x->kind == QUEUE_FINISHED) {
+        /* An earlier attempt or hand-back left error fields: the end clears them. */
+        cmd_str(c, j != NULL && (j->attempts > 1 || j->handoffs > 0) ? "1" : "0");
+        cmd_str(c, x->json ? "result_json" : "");
+    } else if (x->kind == QUEUE_RETRY) {
+        cmd_time(c, x->retry_at);
+        if (x->give_back) {
+            struct job back = *j; /* the record only: the status keeps the attempt made */
+            back.attempts--;
+            back.handoffs++;
+            cmd_own(c, job_encode(&back));
+        } else {
+            cmd_own(c, job_encode(j)); /* carries the attempts */
+        }
+    }
+}
+
+int queue_apply_append(struct rconn *r, const struct keys *k, const char *wid,
+                       const struct queue_outcome *o, size_t n, const struct queue_ttls *ttls,
+                       int *nreplies, char *err, size_t errlen)
+{
     struct cmd c = {0};
     char tj[KEYS_KEY_MAX], ti[KEYS_KEY_MAX], ks[KEYS_KEY_MAX], kw[KEYS_KEY_MAX];
     char kf[KEYS_KEY_MAX], ksch[KEYS_KEY_MAX], kd[KEYS_KEY_MAX];
@@ -780,9 +907,7 @@ int queue_apply_append(struct rconn *r, const struct keys *k, const char *wid,
 
     *nreplies = 0;
     if (n == 0) return 0;
-    cmd_str(&c, "EVAL");
-    cmd_str(&c, apply_lua);
-    cmd_str(&c, "0");
+    cmd_script(&c, r, SCRIPT_APPLY);
     cmd_str(&c, wid);
     cmd_str(&c, keys_template(k, KEYS_JOB, tj, sizeof tj));
     cmd_str(&c, keys_template(k, KEYS_INFLIGHT, ti, sizeof ti));
@@ -796,43 +921,8 @@ int queue_apply_append(struct rconn *r, const struct keys *k, const char *wid,
     cmd_str(&c, keys_template(k, KEYS_ENDED, te, sizeof te));
     cmd_str(&c, keys_template(k, KEYS_COUNTS, tc, sizeof tc));
     cmd_str(&c, keys_cancel(k, kc, sizeof kc));
-    for (i = 0; i < n; i++) {
-        const struct queue_outcome *x = &o[i];
-        const struct job *j = x->job;
-        char kind[2] = {x->kind == QUEUE_RETRY && x->handback ? 'H' : kinds[x->kind], '\0'};
-
-        cmd_copy(&c, kind, 1);
-        cmd_str(&c, x->taken->queue);
-        cmd_add(&c, x->taken->record, x->taken->len);
-        cmd_str(&c, j ? j->id : "");
-        cmd_str(&c, j ? j->func : "");
-        cmd_str(&c, x->text ? x->text : "");
-        cmd_time(&c, x->at);
-        cmd_time(&c, x->started_at);
-        cmd_str(&c, x->with_start ? "1" : "0");
-        cmd_fmt(&c, "%d", j ? j->attempts : 0);
-        if (j != NULL && j->enqueued_at > 0)
-            cmd_time(&c, j->enqueued_at);
-        else
-            cmd_str(&c, "");
-        if (x->kind == QUEUE_FINISHED)
-            /* An earlier attempt or hand-back left error fields: the end clears them. */
-            cmd_str(&c, j != NULL && (j->attempts > 1 || j->handoffs > 0) ? "1" : "0");
-        else
-            cmd_time(&c, x->retry_at);
-        if (x->kind == QUEUE_RETRY && x->give_back) {
-            struct job back = *j; /* the record only: the status keeps the attempt made */
-            back.attempts--;
-            back.handoffs++;
-            cmd_own(&c, job_encode(&back));
-        } else if (x->kind == QUEUE_RETRY) {
-            cmd_own(&c, job_encode(j)); /* carries the attempts */
-        } else if (x->kind == QUEUE_FINISHED && x->json) {
-            cmd_str(&c, "result_json");
-        } else {
-            cmd_str(&c, "");
-        }
-    }
+    cmd_fmt(&c, "%lld", (long long)(time_now() / 60));
+    for (i = 0; i < n; i++) apply_args(&c, &o[i]);
     rc = cmd_send(r, &c);
     cmd_free(&c);
     if (rc == 0 && r->url.wait_replicas > 0)
@@ -1002,7 +1092,7 @@ long queue_reconcile(struct rconn *r, const struct keys *k, const char *wid,
     size_t i;
     long n;
 
-    cmd_eval(&c, reconcile_lua, k, tq, ti);
+    cmd_eval(&c, r, SCRIPT_RECONCILE, k, tq, ti);
     cmd_str(&c, keys_template(k, KEYS_JOB, tj, sizeof tj));
     cmd_str(&c, wid);
     cmd_fmt(&c, "%zu", nq);
@@ -1101,9 +1191,7 @@ long queue_recover(struct rconn *r, const struct keys *k, const char *only_wid, 
     char tq[KEYS_KEY_MAX], tj[KEYS_KEY_MAX], ks[KEYS_KEY_MAX];
     redisReply *rep;
 
-    cmd_str(&c, "EVAL");
-    cmd_str(&c, recover_lua);
-    cmd_str(&c, "0");
+    cmd_script(&c, r, SCRIPT_RECOVER);
     cmd_str(&c, keys_workers(k, kws, sizeof kws));
     cmd_str(&c, keys_template(k, KEYS_WORKER, tw, sizeof tw));
     cmd_str(&c, keys_template(k, KEYS_WORKER_LEASE, tl, sizeof tl));
@@ -1116,3 +1204,10 @@ long queue_recover(struct rconn *r, const struct keys *k, const char *only_wid, 
     cmd_free(&c);
     return script_result(r, rep, "recover", warn, warnlen, err, errlen);
 }
+
+static const char *const script_body[SCRIPT_N] = {
+    [SCRIPT_TAKE] = take_lua,
+    [SCRIPT_APPLY] = apply_lua,
+    [SCRIPT_RECONCILE] = reconcile_lua,
+    [SCRIPT_RECOVER] = recover_lua,
+};

@@ -604,6 +604,7 @@ int rconn_connect(struct rconn *r)
     }
     redisSetTimeout(r->ctx, tv_of(r->timeout > 0 ? r->timeout : 0));
     r->connects++;
+    r->scripts = 0;
     return 0;
 }
 
@@ -617,11 +618,14 @@ void rconn_close(struct rconn *r)
     r->tls = NULL;
 }
 
-/* A reply seen: through sentinels, READONLY means the primary was demoted by a failover, so
+/* A reply seen: NOSCRIPT means Redis's script cache was emptied under this connection.
+ * Through sentinels, READONLY means the primary was demoted by a failover, so
  * the connection is dropped (errstr says why) and the next use asks the sentinels again. The
  * reply still goes to the caller. */
 static redisReply *seen(struct rconn *r, redisReply *rep)
 {
+    if (rep != NULL && rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOSCRIPT", 8) == 0)
+        r->scripts = 0; /* SCRIPT FLUSH: the next calls send their bodies again */
     if (rep != NULL && r->url.nsentinels > 0 && rep->type == REDIS_REPLY_ERROR &&
         strncmp(rep->str, "READONLY", 8) == 0)
         fail(r, "READONLY: this node is a replica now (a failover); reconnecting to the primary");

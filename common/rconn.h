@@ -52,6 +52,9 @@ struct rconn {
     struct rconn_node primary; /* redis+sentinel://: the primary connected to, for messages */
     struct tls_session *tls;   /* rediss://: the session under ctx (tls.h), or NULL */
     unsigned long connects;    /* successful connections so far: a new one is a new client */
+    unsigned scripts;          /* bits: scripts Redis has cached, as far as this connection
+                                * knows (queue.c sends those with EVALSHA); 0 on each connect
+                                * and after a NOSCRIPT reply */
 };
 
 /* An error line about Redis: "[context: ]redis HOST:PORT: MSG; FIX", where FIX is what to

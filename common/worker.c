@@ -56,6 +56,10 @@
 #define STOP_GRACE_MS 6000   /* how long an exiting worker waits for handlers it stopped */
 #define HOST_DELAY    1.0    /* seconds before a job the host failed is due again */
 #define BENCH_HOLD_MS 1000   /* no take this long after one that held only benched jobs */
+/* A job's start is recorded once it has run this long, or with its end if that comes first:
+ * most jobs of a busy queue are short, and a start mark costs Redis a script's LPOS, HSET and
+ * PERSIST. started_at is the real start either way. */
+#define START_MARK_S 0.020
 
 /* A job in this process: taken from Redis, run by an executor, then applied. */
 struct task {
@@ -77,6 +81,7 @@ struct task {
     stop_flag stop;                     /* its handler should give up: a hard stop or cancel */
     struct task *held_prev, *held_next; /* every task this worker holds (dispatcher only) */
     int start_pending;            /* its start is not recorded in Redis yet (dispatcher only) */
+    int start_sent;               /* its start mark is in the batch being applied */
     int ending;                   /* in the batch of ends being applied (dispatcher only) */
     double taken_at;              /* wall clock, set once when taken */
     enum queue_outcome_kind kind; /* what it came to */
@@ -842,19 +847,47 @@ static int reconcile(struct worker *w)
     return 0;
 }
 
-/* The outcomes of one apply into o (room for every start and every pending task): the starts
- * not ended in the same batch, then an end for each pending task that was not aborted, whose
- * task goes to ot at the same index. Returns how many. */
+/* Whether a task's start mark is due: it has run START_MARK_S (taken_at is when it was
+ * handed to the executors). */
+static int start_due(const struct task *t, double now)
+{
+    return now - t->taken_at >= START_MARK_S;
+}
+
+/* How many start marks are due now (starts are kept oldest first). */
+static int starts_due(const struct worker *w, double now)
+{
+    int s = 0;
+
+    while (s < w->nstarts && start_due(w->starts[s], now)) s++;
+    return s;
+}
+
+/* After an apply: the start marks still to send, oldest first (those sent, and those of tasks
+ * whose end was in the batch, are dropped). */
+static void starts_compact(struct worker *w)
+{
+    int s, k = 0;
+
+    for (s = 0; s < w->nstarts; s++)
+        if (w->starts[s]->start_pending) w->starts[k++] = w->starts[s];
+    w->nstarts = k;
+}
+
+/* The outcomes of one apply into o (room for every start and every pending task): the due
+ * starts not ended in the same batch, then an end for each pending task that was not aborted,
+ * whose task goes to ot at the same index. Returns how many. */
 static size_t outcomes(struct worker *w, struct task *pending, struct queue_outcome *o,
                        struct task **ot)
 {
     struct task *t;
     size_t i = 0;
-    int s;
+    int s, due = starts_due(w, time_now());
 
-    for (s = 0; s < w->nstarts; s++) {
+    for (s = 0; s < due; s++) {
         t = w->starts[s];
         if (t->ending) continue; /* its end, below, records the start too */
+        t->start_sent = 1;
         o[i].kind = QUEUE_STARTED;
         o[i].taken = &t->taken;
         o[i].job = t->job;
@@ -956,9 +989,13 @@ static int cycle(struct worker *w, struct task **pending, size_t take_max)
     free(ot);
     free(lost);
     if (!ok) report_error(w, err);
+    for (s = 0; s < w->nstarts; s++) {
+        if (ok && w->starts[s]->start_sent) w->starts[s]->start_pending = 0;
+        w->starts[s]->start_sent = 0;
+    }
     if (ok) {
-        for (s = 0; s < w->nstarts; s++) w->starts[s]->start_pending = 0;
-        w->nstarts = 0;
+        for (t = *pending; t; t = t->next) t->start_pending = 0; /* ended, or going back */
+        starts_compact(w);
         while (*pending) {
             t = *pending;
             *pending = t->next;
@@ -1540,14 +1577,15 @@ static int dispatch(struct worker *w)
     pthread_mutex_unlock(&w->mu);
     if (!w->draining && slots > 0 && (!w->idle || ready) && time_mono_ms() >= w->hold_until)
         want = (size_t)slots < TAKE_BATCH ? (size_t)slots : TAKE_BATCH;
-    if (want == 0 && w->pending == NULL && w->nstarts == 0) return 0;
+    if (want == 0 && w->pending == NULL && starts_due(w, time_now()) == 0) return 0;
     took = cycle(w, &w->pending, want);
     if (took >= 0 && want > 0) {
         w->idle = (size_t)took < want;
         more = !w->idle;
     }
-    /* Just-taken jobs are marked started on the next turn, without waiting. */
-    if (w->nstarts > 0 || w->pending != NULL) more = more || took > 0;
+    /* Jobs refused when taken have their outcomes recorded on the next turn, without waiting;
+     * start marks wait for their time (wait_for_work). */
+    if (w->pending != NULL) more = more || took > 0;
     return more;
 }
 
@@ -1626,6 +1664,12 @@ static void wait_for_work(struct worker *w)
     long long wait_ms = w->next_sched - now;
 
     if (w->next_hb - now < wait_ms) wait_ms = w->next_hb - now;
+    if (w->nstarts > 0) {
+        /* the oldest start mark's time, rounded up */
+        long long due =
+            (long long)((w->starts[0]->taken_at + START_MARK_S - time_now()) * 1000) + 1;
+        if (due < wait_ms) wait_ms = due;
+    }
     if (w->down) wait_ms = w->next_connect - now;
     if (wait_ms > 100) wait_ms = 100;
     if (wait_ms < 1) wait_ms = 1;

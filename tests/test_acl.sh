@@ -299,9 +299,10 @@ check "a SIGKILLed worker's job is recovered" wait_for 5 jobs_are queued "$t"
 check_eq "...counted" 1 "$(jfield "$t" recovered)"
 check_eq "...and the dead worker deregistered" 0 "$(rcli SISMEMBER cq:workers "$dead")"
 Q cancel "$t" >/dev/null
-# A take whose reply is lost (tests/fixtures/cutproxy.py): the worker reconciles.
+# A take whose reply is lost (tests/fixtures/cutproxy.py): the worker reconciles. The take is
+# the worker's only command that names cq:paused.
 pf=$T/proxy.port
-python3 "$SRC/tests/fixtures/cutproxy.py" --to "$RSOCK" --port-file "$pf" --marker RPOP \
+python3 "$SRC/tests/fixtures/cutproxy.py" --to "$RSOCK" --port-file "$pf" --marker cq:paused \
     --arm "$T/arm" 2>>"$T/proxy.log" &
 PIDS+=("$!")
 wait_for 10 test -s "$pf" || { echo "FATAL: cutproxy.py did not start"; exit 1; }

@@ -32,7 +32,9 @@ armed_worker() {
 }
 
 # ---- the take ran, its reply was lost ----
-armed_worker RPOP "$T/w1.log"
+# The take is the worker's only command that names cq:paused (its script's body, where RPOP
+# is, goes once a connection: later calls are EVALSHA).
+armed_worker cq:paused "$T/w1.log"
 rcli LPUSH cq:queue:default '{"id":"lost-take","func":"noop","args":[]}' >/dev/null
 check "a job whose take reply was lost still runs" wait_for 10 jobs_are finished lost-take
 check "the cut happened" grep -q 'cut a connection' "$T/proxy.log"

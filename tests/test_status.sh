@@ -325,8 +325,31 @@ check_eq "expired and unknown: HGETALL is empty for both" "" \
 check_contains "doc: PROTOCOL.md says what a reader sees for an expired or unknown id" \
     "\"$msg\"" "$(tr '\n' ' ' <"$DOC" | sed 's/  */ /g')"
 
+# ==== 10: start marks: a job's start is recorded once it has run 20 ms, or with its end ====
+# Records LPUSHed by hand, without a status hash: the worker writes func, queue and
+# enqueued_at from the record, whether the start goes alone or with the end.
+rcli LPUSH cq:queue:default '{"id":"mark-slow","func":"sleep","args":["0.6"],"enqueued_at":1764650000.25}' >/dev/null
+check "start mark: a 0.6 s job reads started while it runs" wait_for 3 started_by mark-slow "$WID"
+check "start mark: ...with the record's func, queue and enqueued_at" has_all mark-slow func queue enqueued_at started_at attempts
+check_eq "start mark: ...enqueued_at as the record says" 1764650000.250000 "$(jfield mark-slow enqueued_at)"
+wait_for 5 all_ended mark-slow
+rcli CONFIG RESETSTAT >/dev/null
+quick=()
+for i in $(seq 1 40); do
+    quick+=("mark-quick-$i")
+    rcli LPUSH cq:queue:default "{\"id\":\"mark-quick-$i\",\"func\":\"noop\",\"args\":[],\"enqueued_at\":1764650000.5}" >/dev/null
+done
+wait_for 10 all_ended "${quick[@]}"
+# A start mark is the apply script's LPOS; a job of a few microseconds never needs one
+# (under valgrind a no-op job can take longer than 20 ms: not checked there).
+wrapped || check_eq "start mark: none for 40 jobs that end at once" "" "$(rcli INFO commandstats | grep '^cmdstat_lpos:')"
+n=0
+for id in "${quick[@]}"; do has_all "$id" func queue enqueued_at worker started_at ended_at attempts 2>/dev/null && n=$((n + 1)); done
+check_eq "start mark: their finished hashes have every field all the same" 40 "$n"
+check_eq "start mark: ...func from the record" noop "$(jfield mark-quick-7 func)"
+
 # ==== every job of this test ended, and nothing is left anywhere ====
-all=("${doc_ids[@]}" sched-1 big-1 noargs-1 hyg-retry refused-1 refused-2 hand-1 cancel-retry
+all=("${doc_ids[@]}" "${quick[@]}" mark-slow sched-1 big-1 noargs-1 hyg-retry refused-1 refused-2 hand-1 cancel-retry
      "$rq" rec-1 cancel-q cancel-run)
 check "every job ended (finished, failed or canceled)" all_ended "${all[@]}"
 check_eq "queue empty" 0 "$(rcli LLEN cq:queue:default)"

@@ -1,5 +1,5 @@
 /* log.c - one levelled line to stderr, written with a single write so that lines from
- * several threads never interleave. */
+ * several threads never interleave; a logger with a buffer gathers its lines into one write. */
 #include "log.h"
 
 #include <stdarg.h>
@@ -62,11 +62,59 @@ static void json_escape(char *out, size_t len, const char *msg)
     out[n] = '\0';
 }
 
+static void write_all(const char *p, size_t n)
+{
+    if (write(STDERR_FILENO, p, n) < 0) {
+        /* Nowhere left to report a failure to log. */
+    }
+}
+
+void log_flush(const struct logger *lg)
+{
+    if (lg->buf == NULL || lg->buf->len == 0) return;
+    write_all(lg->buf->data, lg->buf->len);
+    lg->buf->len = 0;
+}
+
+/* The line into lg's buffer, or out at once. */
+static void put_line(const struct logger *lg, const char *line, size_t n)
+{
+    struct log_buf *b = lg->buf;
+
+    if (b == NULL) {
+        write_all(line, n);
+        return;
+    }
+    if (b->len + n > sizeof b->data) log_flush(lg);
+    if (n > sizeof b->data) {
+        write_all(line, n);
+        return;
+    }
+    memcpy(b->data + b->len, line, n);
+    b->len += n;
+}
+
+/* "YYYY-MM-DDTHH:MM:SS" of sec into when (32 bytes); with a buffer, made once a second. */
+static const char *format_when(const struct logger *lg, time_t sec, char *when)
+{
+    struct tm tm;
+
+    if (lg->buf != NULL && lg->buf->sec == (long long)sec && lg->buf->when[0] != '\0')
+        return lg->buf->when;
+    gmtime_r(&sec, &tm);
+    strftime(when, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (lg->buf != NULL) {
+        memcpy(lg->buf->when, when, 32);
+        lg->buf->sec = (long long)sec;
+    }
+    return when;
+}
+
 void log_emit(const struct logger *lg, int level, int errnum, const char *fmt, ...)
 {
-    char msg[1536], line[4096], when[32];
+    char msg[1536], line[4096], whenbuf[32];
+    const char *when;
     struct timeval tv;
-    struct tm tm;
     size_t n;
     int w;
     va_list ap;
@@ -74,8 +122,7 @@ void log_emit(const struct logger *lg, int level, int errnum, const char *fmt, .
     if (level < CQ_LOG_ERROR) level = CQ_LOG_ERROR;
     if (level > CQ_LOG_DEBUG) level = CQ_LOG_DEBUG;
     gettimeofday(&tv, NULL);
-    gmtime_r(&tv.tv_sec, &tm);
-    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+    when = format_when(lg, tv.tv_sec, whenbuf);
     va_start(ap, fmt);
     w = vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
@@ -99,7 +146,5 @@ void log_emit(const struct logger *lg, int level, int errnum, const char *fmt, .
     n = w < 0 ? 0 : (size_t)w;
     if (n > sizeof line - 2) n = sizeof line - 2;
     line[n++] = '\n';
-    if (write(STDERR_FILENO, line, n) < 0) {
-        /* Nowhere left to report a failure to log. */
-    }
+    put_line(lg, line, n);
 }

@@ -19,15 +19,31 @@
  * too; the CQ_ prefix keeps them apart from <syslog.h>'s LOG_ERR, LOG_INFO and friends. */
 #include "cq/cq.h"
 
+/* Lines gathered for one write (a logger used by one thread only): a worker logs a line a job,
+ * and a write a line was most of what info logging cost it. At most LOG_BUF_MAX bytes go in
+ * one write, so that on a pipe (where writes up to PIPE_BUF are atomic) no other thread's line
+ * lands inside one of these. */
+#define LOG_BUF_MAX 4096
+struct log_buf {
+    char data[LOG_BUF_MAX];
+    size_t len;
+    long long sec; /* the second when[] shows */
+    char when[32]; /* its "YYYY-MM-DDTHH:MM:SS" */
+};
+
 struct logger {
-    const char *prog; /* program name shown on every line */
-    int level;        /* lines above this level are dropped */
-    int json;         /* one JSON object a line instead of text */
+    const char *prog;    /* program name shown on every line */
+    int level;           /* lines above this level are dropped */
+    int json;            /* one JSON object a line instead of text */
+    struct log_buf *buf; /* NULL: each line written at once; else gathered until log_flush */
 };
 
 /* Write one line; when errnum is not 0, ": strerror(errnum)" is appended. */
 void log_emit(const struct logger *lg, int level, int errnum, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* Write the lines gathered in lg->buf (nothing without one). */
+void log_flush(const struct logger *lg);
 
 #define LOG(lg, lvl, ...)                                                                         \
     do {                                                                                          \

@@ -107,6 +107,8 @@ struct watcher {
 struct worker {
     const struct worker_config *cfg;
     struct logger lg;
+    struct logger jlg; /* lg with a buffer: the dispatcher's line a job, one write a cycle */
+    struct log_buf jbuf;
     struct keys keys;
     char wid[KEYS_NAME_MAX + 1];
     char host[256];
@@ -422,27 +424,27 @@ static enum queue_outcome_kind decide(struct worker *w, struct task *t, double *
 static void log_outcome(struct worker *w, const struct task *t)
 {
     if (t->kind == QUEUE_CANCELED) {
-        LOG(&w->lg, CQ_LOG_INFO, "%s: %s %s canceled%s", t->taken.queue, t->job->func, t->job->id,
+        LOG(&w->jlg, CQ_LOG_INFO, "%s: %s %s canceled%s", t->taken.queue, t->job->func, t->job->id,
             t->refused ? " before it ran" : "");
     } else if (t->refused && t->quiet) {
-        LOG(&w->lg, CQ_LOG_DEBUG, "%s: job %s handed back: %s", t->taken.queue, t->job->id,
+        LOG(&w->jlg, CQ_LOG_DEBUG, "%s: job %s handed back: %s", t->taken.queue, t->job->id,
             t->text);
     } else if (t->give_back) {
-        LOG(&w->lg, CQ_LOG_WARN,
+        LOG(&w->jlg, CQ_LOG_WARN,
             "%s: %s %s went back to its queue (this host failed, not the job): %s", t->taken.queue,
             t->job->func, t->job->id, t->text);
     } else if (t->refused) {
         if (t->kind == QUEUE_DEAD)
-            LOG(&w->lg, CQ_LOG_WARN, "%s: record moved to the dead list: %s", t->taken.queue,
+            LOG(&w->jlg, CQ_LOG_WARN, "%s: record moved to the dead list: %s", t->taken.queue,
                 t->text);
         else
-            LOG(&w->lg, CQ_LOG_WARN, "%s: job %s %s: %s", t->taken.queue, t->job->id,
+            LOG(&w->jlg, CQ_LOG_WARN, "%s: job %s %s: %s", t->taken.queue, t->job->id,
                 t->kind == QUEUE_RETRY ? "handed back" : "failed", t->text);
     } else if (t->rc == 0) {
-        LOG(&w->lg, CQ_LOG_INFO, "%s: %s %s finished in %.3fs%s%s", t->taken.queue, t->job->func,
+        LOG(&w->jlg, CQ_LOG_INFO, "%s: %s %s finished in %.3fs%s%s", t->taken.queue, t->job->func,
             t->job->id, t->ended - t->started, t->text[0] ? ": " : "", t->text);
     } else {
-        LOG(&w->lg, CQ_LOG_WARN, "%s: %s %s %s (attempt %d): %s", t->taken.queue, t->job->func,
+        LOG(&w->jlg, CQ_LOG_WARN, "%s: %s %s %s (attempt %d): %s", t->taken.queue, t->job->func,
             t->job->id, t->kind == QUEUE_RETRY ? "will retry" : "failed", t->job->attempts,
             t->text);
     }
@@ -1007,6 +1009,7 @@ static int cycle(struct worker *w, struct task **pending, size_t take_max)
             if (!t->aborted && !t->refused) w->outstanding--;
             task_free(w, t);
         }
+        log_flush(&w->jlg);
     }
     if (taken > 0) accept_taken(w, tk, taken, pending);
     free(tk);
@@ -1292,6 +1295,8 @@ static struct worker *worker_start(const struct worker_config *cfg, volatile sig
     w->lg.prog = "cworker";
     w->lg.level = cfg->log_level;
     w->lg.json = cfg->log_json;
+    w->jlg = w->lg;
+    w->jlg.buf = &w->jbuf;
     w->started_at = time_now();
     w->backoff = 100;
     w->health = health_new();

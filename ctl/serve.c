@@ -1004,7 +1004,7 @@ int serve_run(const struct serve_options *o)
     memset(&s, 0, sizeof s);
     pthread_mutex_init(&s.sampler.mu, NULL);
     s.o = o;
-    s.log = (struct logger){"cqctl serve", o->log_level, o->log_json};
+    s.log = (struct logger){"cqctl serve", o->log_level, o->log_json, NULL};
     if (o->token != NULL && serve_check_token(o->token, err, sizeof err) != 0) goto usage;
     if (parse_listen(o->listen, &addr, &alen, err, sizeof err) != 0) goto usage;
     if (o->origin != NULL && check_origin(o->origin, err, sizeof err) != 0) goto usage;

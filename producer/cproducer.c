@@ -708,7 +708,7 @@ int main(int argc, char **argv)
 {
     long long t_start = time_mono_ms();
     struct config c;
-    struct logger logger = {PROG, CQ_LOG_WARN, 0};
+    struct logger logger = {PROG, CQ_LOG_WARN, 0, NULL};
     const struct logger *lg = &logger;
     struct gallery_links links;
     cq_client *cl = NULL;

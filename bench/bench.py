@@ -43,6 +43,7 @@ PERF_EVENTS = "task-clock,context-switches,raw_syscalls:sys_enter"   # what perf
 IMAGES = 91                       # the lesson's run downloaded 91 images
 LATENCY = 0.2                     # seconds the image server waits before each answer
 IMAGE_SIZE = 32768                # bytes of each generated image (httpd.py's default)
+CG_BASELINE = os.path.join(SRC, "tests", "perf", "callgrind-baseline")
 
 FULL = dict(
     name="full", reps=5, mid_reps=5, slow_reps=3,
@@ -138,6 +139,21 @@ class Redis:
                 out[k] = v
         return out
 
+    def cpu(self):
+        """CPU seconds redis-server has used so far, from `INFO cpu` (getrusage in Redis):
+        {"all": every thread of it, "main": its main thread, the one that runs commands}.
+        Differences of these around a phase are Redis's own CPU, whatever the machine's load
+        (as bench/redis_cpu measures it)."""
+        i = self.info("cpu")
+
+        def f(k):
+            try:
+                return float(i.get(k, 0))
+            except ValueError:
+                return 0.0
+        return {"all": f("used_cpu_sys") + f("used_cpu_user"),
+                "main": f("used_cpu_sys_main_thread") + f("used_cpu_user_main_thread")}
+
 
 # ---- processes ----------------------------------------------------------------------------
 
@@ -187,9 +203,11 @@ class Bench:
     # -- process bookkeeping ---------------------------------------------------------------
 
     def spawn(self, argv, log_name, cwd=None, env=None, **kw):
+        """Start argv with its output appended to log/<log_name> (stdout= and stderr= send
+        either elsewhere)."""
         logf = open(os.path.join(self.tmp, "log", log_name), "ab")
         p = subprocess.Popen(argv, cwd=cwd or self.tmp, env=env or self.env,
-                             stdout=kw.pop("stdout", logf), stderr=logf,
+                             stdout=kw.pop("stdout", logf), stderr=kw.pop("stderr", logf),
                              stdin=kw.pop("stdin", subprocess.DEVNULL), **kw)
         p.log_name = log_name
         logf.close()
@@ -219,6 +237,26 @@ class Bench:
         if rc != 0:
             raise BenchError("%s exited %d; see %s" % (what, rc, self.logtail(p.log_name)))
         return rc
+
+    def wait_cpu(self, p, limit, what):
+        """wait_exit for a process of ours, which also returns the CPU seconds (user + system,
+        every thread, and its own children) it used, from wait4's rusage."""
+        deadline = time.monotonic() + limit
+        while True:
+            pid, status, ru = os.wait4(p.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() > deadline:
+                self.stop(p, signal.SIGKILL)
+                raise BenchError("%s did not exit within %.0fs" % (what, limit))
+            time.sleep(0.002)
+        p.returncode = os.waitstatus_to_exitcode(status)   # reaped here: Popen must not wait
+        if p in self.procs:
+            self.procs.remove(p)
+        if p.returncode != 0:
+            raise BenchError("%s exited %d; see %s" % (what, p.returncode,
+                                                      self.logtail(p.log_name)))
+        return ru.ru_utime + ru.ru_stime
 
     def logtail(self, name, n=800):
         try:
@@ -365,40 +403,115 @@ class Bench:
 
     # -- measurements: cq --------------------------------------------------------------------
 
-    def cq_drain(self, nworkers, njobs, conc, wrap=None, before=None, cworker=None):
-        """Pre-fill njobs noop jobs, start nworkers `cworker --burst -c conc`, and time from
-        their start until `HGET cq:stats processed` reaches njobs; then check that the queue
-        and every in-flight list are empty and nothing failed. Returns jobs/s."""
+    def drain(self, nworkers, njobs, flags, wrap=None, before=None, cworker=None,
+              stderr=None):
+        """Pre-fill njobs noop jobs, start nworkers `cworker --burst FLAGS...` (output to
+        log/cworker-drain.log, or stderr to `stderr`), and time from their start until `HGET
+        cq:stats processed` reaches njobs; then check that the queue and every in-flight list
+        are empty and nothing failed. Returns {"rate": jobs/s, "seconds", and CPU a job in
+        microseconds: "redis_us" (all of redis-server's threads) and "redis_main_us" (its
+        main thread), from INFO cpu just before the workers start and after they exit, and
+        "worker_us", the workers' own (user + system, their wait4 rusage, summed), and
+        "others_cores", the CPUs that other processes of the machine kept busy meanwhile
+        (/proc/stat)}. The CPU figures include the workers' start-up and exit, and Redis's
+        the driver's HGET polls (every 5 ms: about 1 ms of Redis CPU a second)."""
         self.flush()
         self.cq_fill(njobs)
         if before:
             before()
-        argv = [cworker or os.path.join(BIN, "cworker"), "--burst", "-c", str(conc),
-                "--log-level", "warn"]
+        argv = (wrap or []) + [cworker or os.path.join(BIN, "cworker"), "--burst"] + flags
+        kw = {"stderr": stderr} if stderr is not None else {}
+        cpu0, busy0, own0 = self.r.cpu(), cpu_busy_seconds(), own_cpu_seconds()
         t0 = time.monotonic()
-        ws = [self.spawn((wrap or []) + argv, "cworker-drain.log") for _ in range(nworkers)]
+        ws = [self.spawn(argv, "cworker-drain.log", **kw) for _ in range(nworkers)]
         wait_until("%d noop jobs processed" % njobs,
                    lambda: self.r.int("HGET", "cq:stats", "processed") >= njobs, 600)
         dt = time.monotonic() - t0
-        for w in ws:
-            self.wait_exit(w, 60, "cworker --burst")
+        worker_cpu = sum(self.wait_cpu(w, 60, "cworker --burst") for w in ws)
+        cpu1, busy1, own1 = self.r.cpu(), cpu_busy_seconds(), own_cpu_seconds()
+        # What the rest of the machine used meanwhile: all of it, less this process and the
+        # workers it reaped (own), less Redis (a child not reaped yet).
+        others = (busy1 - busy0) - (own1 - own0) - (cpu1["all"] - cpu0["all"])
+        wall = time.monotonic() - t0
         left = self.r.int("LLEN", "cq:queue:default")
         inflight = self.r.cmd("KEYS", "cq:inflight:*")
         failed = self.r.int("HGET", "cq:stats", "failed")
         if left or inflight or failed:
             raise BenchError("drain: %d left in the queue, in-flight lists %r, %d failed"
                              % (left, inflight, failed))
-        return njobs / dt, dt
+        return {"rate": njobs / dt, "seconds": dt,
+                "redis_us": (cpu1["all"] - cpu0["all"]) * 1e6 / njobs,
+                "redis_main_us": (cpu1["main"] - cpu0["main"]) * 1e6 / njobs,
+                "worker_us": worker_cpu * 1e6 / njobs,
+                "others_cores": max(0.0, others) / wall}
+
+    def cq_drain(self, nworkers, njobs, conc, wrap=None, before=None, cworker=None):
+        """drain() of nworkers `cworker --burst -c conc --log-level warn`: (jobs/s, seconds)."""
+        d = self.drain(nworkers, njobs, ["-c", str(conc), "--log-level", "warn"], wrap, before,
+                       cworker)
+        return d["rate"], d["seconds"]
+
+    def cworker_defaults(self):
+        """cworker's default concurrency and log level, as its --help states them."""
+        out, _ = self.run([os.path.join(BIN, "cworker"), "--help"], 30, "cworker --help")
+        conc = re.search(r"--concurrency N\b[^\n]*\(default: (\d+)\)", out)
+        level = re.search(r"--log-level LEVEL\b[^\n]*\(default: (\w+)\)", out)
+        if not conc or not level:
+            raise BenchError("cworker --help does not say the default of --concurrency and of "
+                             "--log-level as '(default: X)' on their lines")
+        return {"concurrency": int(conc.group(1)), "log_level": level.group(1)}
+
+    def noop_configs(self):
+        """The no-op drains: (result key, workers, flags, where stderr goes). Tuned: 1, 2 and
+        4 `cworker -c 64 --log-level warn`. Defaults: one cworker given only the Redis URL and
+        the queue, as a user starts it, its stderr (a line a job at info) to a file, as a
+        user redirects it, and to /dev/null; and the same with only --log-level warn, which
+        tells what the logging costs."""
+        c = self.cfg
+        tuned = ["-c", str(c["drain_conc"]), "--log-level", "warn"]
+        plain = ["-u", self.url, "default"]
+        return ([("cq_drain_%d" % nw, nw, tuned, "log") for nw in c["workers"]] +
+                [("cq_defaults", 1, plain, "file"),
+                 ("cq_defaults_null", 1, plain, "null"),
+                 ("cq_defaults_warn", 1, ["--log-level", "warn"] + plain, "file")])
 
     def phase_noop(self):
+        """Every configuration of noop_configs once a round, in the opposite order every other
+        round, so that a drift in the machine's load hits them alike."""
         c = self.cfg
-        for nw in c["workers"]:
-            reps = c["reps"]
-            for i in range(reps):
-                rate, dt = self.cq_drain(nw, c["drain_jobs"], c["drain_conc"])
-                self.add("cq_drain_%d" % nw, rate, "jobs/s")
-                log("no-op drain, %d cworker -c %d, %d jobs, run %d/%d: %.2fs, %s jobs/s"
-                    % (nw, c["drain_conc"], c["drain_jobs"], i + 1, reps, dt, fmt_int(rate)))
+        self.res["cworker_defaults"] = self.cworker_defaults()
+        configs = self.noop_configs()
+        for i in range(c["reps"]):
+            for key, nw, flags, err in (configs if i % 2 == 0 else configs[::-1]):
+                d = self.noop_drain(key, nw, flags, err)
+                log("no-op drain, %d x cworker %s (stderr: %s), %d jobs, run %d/%d: %.2fs, %s "
+                    "jobs/s; CPU a job: Redis %.2f us (main thread %.2f), cworker %.2f us%s"
+                    % (nw, " ".join(flags).replace("-u " + self.url, "-u URL"), err,
+                       c["drain_jobs"], i + 1, c["reps"], d["seconds"], fmt_int(d["rate"]),
+                       d["redis_us"], d["redis_main_us"], d["worker_us"],
+                       ", %.0f bytes of log a job" % d["log_bytes"] if "log_bytes" in d
+                       else ""))
+
+    def noop_drain(self, key, nw, flags, err):
+        """One drain of noop_configs, its samples saved under key: stderr to the drain log
+        ("log"), to a file of its own that is measured and removed ("file") or to /dev/null."""
+        n = self.cfg["drain_jobs"]
+        path = os.path.join(self.tmp, "log", "%s.stderr" % key)
+        f = None if err == "log" else open(path if err == "file" else os.devnull, "wb")
+        try:
+            d = self.drain(nw, n, flags, stderr=f)
+        finally:
+            if f is not None:
+                f.close()
+        if err == "file":
+            d["log_bytes"] = os.path.getsize(path) / n
+            os.unlink(path)
+            self.add(key + "_log_bytes", d["log_bytes"], "bytes/job")
+        self.add(key, d["rate"], "jobs/s")
+        for k in ("redis_us", "redis_main_us", "worker_us"):
+            self.add("%s_%s" % (key, k), d[k], "us/job")
+        self.add(key + "_others_cores", d["others_cores"], "CPUs")
+        return d
 
     def phase_enqueue(self):
         c = self.cfg
@@ -662,9 +775,10 @@ class Bench:
 
     def watch_rss(self, argv, what, cwd=None, limit=600):
         """Like timed_rss, and while it runs, poll the process's /proc status every 5 ms:
-        returns (peak KiB from time, {"anon": KiB, "file": KiB, "threads": n,
-        "maps": [(KiB, mapping)]}) with the largest anonymous and file-backed resident sizes
-        seen, and a breakdown by mapping taken when the resident size was largest."""
+        returns (peak KiB from time, {"anon": KiB, "file": KiB, "pss": KiB, "pss_anon": KiB,
+        "threads": n, "maps": [(KiB, mapping)], "rollup": smaps_rollup}) with the largest
+        anonymous and file-backed resident sizes and proportional set size seen, and a
+        breakdown by mapping taken when the resident size was largest."""
         f = os.path.join(self.tmp, "time.out")
         if os.path.exists(f):
             os.unlink(f)
@@ -678,7 +792,7 @@ class Bench:
             except (OSError, IndexError):
                 return tp.poll() is not None and "gone"
         pid = wait_until(what + " to start", child, 10, 0.001)
-        peak = {"anon": 0, "file": 0, "threads": 0, "maps": []}
+        peak = {"anon": 0, "file": 0, "pss": 0, "pss_anon": 0, "threads": 0, "maps": []}
         best = 0
         deadline = time.monotonic() + limit
         while tp.poll() is None and time.monotonic() < deadline and pid != "gone":
@@ -690,8 +804,11 @@ class Bench:
                 peak["anon"] = max(peak["anon"], anon)
                 peak["file"] = max(peak["file"], filek)
                 peak["threads"] = max(peak["threads"], int(st.get("Threads", "0")))
+                roll = smaps_rollup(pid)
+                peak["pss"] = max(peak["pss"], roll.get("Pss", 0))
+                peak["pss_anon"] = max(peak["pss_anon"], roll.get("Pss_Anon", 0))
                 if anon + filek > best:
-                    maps, roll = smaps_by_mapping(pid), smaps_rollup(pid)
+                    maps = smaps_by_mapping(pid)
                     if maps and roll:      # empty when the process has just exited
                         best = anon + filek
                         peak["maps"], peak["rollup"] = maps, roll
@@ -714,11 +831,14 @@ class Bench:
                                        "cworker -c 64 --burst")
             self.count_images(os.path.join(root, "images"), IMAGES)
             self.add("cq_rss", kib * 1024, "bytes")
+            self.add("cq_rss_anon", peak["anon"] * 1024, "bytes")
+            self.add("cq_rss_pss", peak["pss"] * 1024, "bytes")
             self.res.setdefault("cq_rss_parts", []).append(peak)
             log("peak RSS of cworker -c 64 downloading %d images, run %d/%d: %.1f MB "
-                "(largest seen: %.1f MB anonymous, %.1f MB file-backed; %d threads)"
-                % (IMAGES, i + 1, c["mem_reps"], kib * 1024 / 1e6, peak["anon"] * 1024 / 1e6,
-                   peak["file"] * 1024 / 1e6, peak["threads"]))
+                "(largest seen: %.1f MB anonymous, %.1f MB file-backed, PSS %.1f MB; %d "
+                "threads)" % (IMAGES, i + 1, c["mem_reps"], kib * 1024 / 1e6,
+                              peak["anon"] * 1024 / 1e6, peak["file"] * 1024 / 1e6,
+                              peak["pss"] * 1024 / 1e6, peak["threads"]))
         # References: the same worker idle, and the floor of any program using libcurl.
         self.flush()
         w = self.spawn([os.path.join(BIN, "cworker"), "-c", "64", "--log-level", "warn"],
@@ -797,6 +917,28 @@ class Bench:
                 self.res["cg_enqueue_top"] = callgrind_top(out, n)
             log("callgrind: cenqueue --stdin, %d jobs: %s instructions, %s per job"
                 % (n, fmt_int(ir), fmt_int(ir / n)))
+        self.callgrind_check()
+
+    def callgrind_check(self):
+        """The numbers of the regression check (tests/test_perf_callgrind.sh, CTest's
+        perf_callgrind): the same script measures them, on a Redis of its own, and they are
+        shown against its committed baseline."""
+        out, dt = self.run(["bash", os.path.join(SRC, "tests", "test_perf_callgrind.sh"),
+                            os.path.dirname(BIN), "--measure"], 600,
+                           "tests/test_perf_callgrind.sh --measure")
+        chk = {"baseline": read_baseline(CG_BASELINE), "seconds": dt}
+        for line in out.splitlines():
+            p_ = line.split()
+            if len(p_) == 3 and p_[0] == "per-job":
+                chk[p_[1]] = int(p_[2])
+        if "cworker" not in chk or "cenqueue" not in chk:
+            raise BenchError("tests/test_perf_callgrind.sh --measure printed no per-job lines: "
+                             "%r" % out[-300:])
+        self.res["cg_check"] = chk
+        log("regression check's measure (%.0f s): cworker %s, cenqueue %s instructions a job; "
+            "baseline %s, %s" % (dt, fmt_int(chk["cworker"]), fmt_int(chk["cenqueue"]),
+                                 chk["baseline"].get("cworker", "-"),
+                                 chk["baseline"].get("cenqueue", "-")))
 
     # -- profile -----------------------------------------------------------------------------
 
@@ -912,6 +1054,20 @@ q = Queue(connection=Redis.from_url(url))
 for link in links:
     q.enqueue(download_link, directory, link)
 """
+
+
+def read_baseline(path):
+    """The key=value lines of tests/perf/callgrind-baseline (numbers as int), {} if none."""
+    out = {}
+    try:
+        with open(path) as f:
+            for line in f:
+                k, sep, v = line.rstrip("\n").partition("=")
+                if sep and re.match(r"^[a-z]+$", k):
+                    out[k] = int(v) if v.isdigit() else v
+    except OSError:
+        pass
+    return out
 
 
 def callgrind_fn(text):

@@ -22,7 +22,7 @@ DOCS_REPORT = os.path.join(SRC, "docs", "BENCHMARKS.md")
 # The result keys (or key prefixes) each phase of bench.py saves, in the order the phases run.
 PHASE_KEYS = {
     "enqueue": ("cq_enqueue", "rq_enqueue_many"),
-    "noop": ("cq_drain_",),
+    "noop": ("cq_drain_", "cq_defaults"),
     "rq": ("rq_simple", "rq_fork"),
     "latency": ("cq_latency", "rq_latency"),
     "recovery": ("cq_recovery",),
@@ -95,14 +95,15 @@ def pss_text(r):
 
 
 def judge(value, goal, higher):
-    """(verdict, by how much) for a value against a goal."""
+    """(verdict, by how much) for a value against a goal: at least `goal` when `higher`, else
+    at most."""
     if value is None:
         return "not measured", ""
     if higher:
         if value >= goal:
             return "PASS", "+%.0f%% above the goal" % ((value / goal - 1) * 100)
         return "MISS", "%.0f%% short: needs %.2fx more" % ((1 - value / goal) * 100, goal / value)
-    if value < goal:
+    if value <= goal:
         return "PASS", "%.0f%% under the goal" % ((1 - value / goal) * 100)
     return "MISS", "%.0f%% over: needs %.2fx less" % ((value / goal - 1) * 100, value / goal)
 
@@ -153,6 +154,13 @@ class Run:
 
     def samples(self, key, f):
         return samples_text(self.res.get(key), f)
+
+    def ratios(self, a, b):
+        """a / b run by run, for two keys measured in the same rounds (the runs alternate)."""
+        ea, eb = self.res.get(a), self.res.get(b)
+        if not ea or not eb:
+            return []
+        return [x / y for x, y in zip(ea["samples"], eb["samples"]) if y]
 
     def measured(self, phase):
         return any(k.startswith(PHASE_KEYS[phase]) for k in self.res)
@@ -234,7 +242,80 @@ def header(run):
     return L + [""]
 
 
-def goal_rows(run):
+def memory_floor(run):
+    """The resident set that the libraries alone set (bench/rss_floor.c after
+    curl_easy_init): (VmRSS KiB, RssAnon KiB), or None."""
+    fl = run.res.get("rss_floor")
+    return (fl["easy_init"][0], fl["easy_init"][1]) if fl and "easy_init" in fl else None
+
+
+def goal_rows_17(run):
+    """Issue 17's goals (performance round two)."""
+    c, m = run.cfg, run.med
+    noop1, rqs = m("cq_drain_1"), m("rq_simple")
+    r1, r1main = m("cq_drain_1_redis_us"), m("cq_drain_1_redis_main_us")
+    dflt, dnull, dwarn = m("cq_defaults"), m("cq_defaults_null"), m("cq_defaults_warn")
+    info_cost = median(run.ratios("cq_defaults", "cq_defaults_warn"))
+    d = run.res.get("cworker_defaults") or {}
+    enq, rqe = m("cq_enqueue"), m("rq_enqueue_many")
+    anon, rss, pss = m("cq_rss_anon"), m("cq_rss"), m("cq_rss_pss")
+    parts = run.res.get("cq_rss_parts") or []
+    if anon is None and parts:   # saved by an older bench.py: its largest seen, and its PSS
+        anon = median([pk["anon"] * 1024 for pk in parts])   # when the RSS was largest
+        pss = median([pk["rollup"]["Pss"] * 1024 for pk in parts if "Pss" in pk.get("rollup", {})])
+    floor = memory_floor(run)
+    rows = [
+        ("Redis CPU a job, no-op drain by 1 `cworker -c %d --log-level warn` (take + start + "
+         "finish; `INFO cpu`)" % c["drain_conc"],
+         "%.2f us (main thread %.2f us)" % (r1, r1main) if r1 is not None else "-",
+         "12.3 us when issue 17 was filed", "", "<= 5 us", judge(r1, 5, False)),
+        ("No-op throughput, 1 `cworker -c %d --log-level warn`, %s jobs, status written"
+         % (c["drain_conc"], fmt_int(c["drain_jobs"])),
+         fmt_int(noop1) + " jobs/s", "RQ SimpleWorker " + fmt_int(rqs) + " jobs/s",
+         fmt_ratio(ratio(noop1, rqs)), ">= 120,000 jobs/s", judge(noop1, 120000, True)),
+        ("  same, against RQ", "", "", fmt_ratio(ratio(noop1, rqs)), ">= 250x RQ SimpleWorker",
+         judge(ratio(noop1, rqs), 250, True)),
+        ("No-op throughput, 1 `cworker` with the default flags (-c %s, log level %s: a line a "
+         "job; stderr to a file)" % (d.get("concurrency", "?"), d.get("log_level", "?")),
+         fmt_int(dflt) + " jobs/s", "stderr to /dev/null " + fmt_int(dnull) + " jobs/s",
+         fmt_ratio(ratio(dflt, dnull)), ">= 80,000 jobs/s", judge(dflt, 80000, True)),
+        ("  what logging at %s costs: defaults / the same with `--log-level warn`, median of "
+         "the rounds" % d.get("log_level", "?"), "%.3f" % info_cost if info_cost else "-",
+         "`--log-level warn` " + fmt_int(dwarn) + " jobs/s", "",
+         ">= 0.90 (costs at most 10%)", judge(info_cost, 0.90, True)),
+        ("Bulk enqueue, `cenqueue --stdin`, %s jobs" % fmt_int(c["enq_cq"]),
+         fmt_int(enq) + " jobs/s", "RQ enqueue_many " + fmt_int(rqe) + " jobs/s",
+         fmt_ratio(ratio(enq, rqe)), ">= 500,000 jobs/s", judge(enq, 500000, True)),
+        ("Private (anonymous) memory of `cworker -c 64`, 64 downloads in flight (peak)",
+         fmt_mb(anon), "RSS %s, PSS %s; the libraries' floor (libcurl alone): %s anonymous, "
+         "%s RSS" % (fmt_mb(rss), fmt_mb(pss), fmt_kib(floor[1]) if floor else "-",
+                     fmt_kib(floor[0]) if floor else "-"), "", "<= 4 MB",
+         judge(anon, 4e6, False)),
+    ]
+    rows += callgrind_goal_rows(run)
+    return [("17",) + r[:5] + r[5] for r in rows]
+
+
+def callgrind_goal_rows(run):
+    """The regression check's numbers (tests/test_perf_callgrind.sh) against its baseline."""
+    chk = run.res.get("cg_check")
+    if not chk or not chk.get("baseline"):
+        return [("Instructions a job, `cworker` and `cenqueue` (callgrind; "
+                 "`tests/test_perf_callgrind.sh`)", "-", "-", "", "<= 1.10x the baseline",
+                 judge(None, 1.10, False))]
+    rows = []
+    for prog in ("cworker", "cenqueue"):
+        now, base = chk.get(prog), chk["baseline"].get(prog)
+        rows.append(("Instructions a job, `%s` (callgrind; `tests/test_perf_callgrind.sh`)"
+                     % prog, fmt_int(now), "baseline %s (%s)" % (fmt_int(base),
+                                                                  chk["baseline"].get("date", "?")),
+                     "%.3f" % (now / base) if now and base else "-",
+                     "<= 1.10x the baseline", judge(ratio(now, base), 1.10, False)))
+    return rows
+
+
+def goal_rows_5_6(run):
+    """The earlier round's goals (issues 5 and 6), kept to show that nothing went back."""
     c, m = run.cfg, run.med
     images, latency = run.setup["images"], run.setup["latency"]
     noop1, rqs = m("cq_drain_1"), m("rq_simple")
@@ -282,19 +363,30 @@ def goal_rows(run):
          % fmt_s(m("cq_recovery_restart")), fmt_s(rec),
          "RQ, Sidekiq OSS: never; asynq: about a minute", "", "< 15 s", judge(rec, 15, False)),
     ]
-    return [r[:5] + r[5] for r in rows]
+    return [("5, 6",) + r[:5] + r[5] for r in rows]
+
+
+def goal_rows(run):
+    return goal_rows_17(run) + goal_rows_5_6(run)
 
 
 def goals(run):
     L = ["## Goals", "",
-         "| metric | cq (median) | baseline, same run (median) | ratio | goal | result | by how "
-         "much |",
-         "|---|---|---|---|---|---|---|"]
+         "| issue | metric | cq (median) | baseline, same run (median) | ratio | goal | result "
+         "| by how much |",
+         "|---|---|---|---|---|---|---|---|"]
     L += ["| %s |" % " | ".join(r) for r in goal_rows(run)]
     return L + ["",
-                "Absolute goals (jobs/s, seconds, MB) depend on the "
-                "machine; the ratios are the checks that travel. Peak RSS is in MB of 10^6 "
-                "bytes.", ""]
+                "Issue 17 is this round's (performance round two); the rows of issues 5 and 6 "
+                "are the earlier round's goals, kept to show that nothing went back. Absolute "
+                "goals (jobs/s, seconds, MB, us) depend on the machine; the ratios are the "
+                "checks that travel. CPU a job is measured by the kernel (Redis's `INFO cpu`, "
+                "the workers' rusage), so it moves less with the machine's load than jobs/s. "
+                "MB are 10^6 bytes.", ""]
+
+
+def fmt_us(x):
+    return "%.2f" % x if x is not None else "-"
 
 
 def throughput(run):
@@ -306,16 +398,24 @@ def throughput(run):
               "--burst -c %d --log-level warn` processes started at once; timed from their "
               "start until `HGET cq:stats processed` reaches the job count (polled every 5 ms), "
               "then checked: queue and in-flight lists empty, nothing failed. Each job's status "
-              "hash is written (`started`, then `finished`)."
+              "hash is written (`started`, then `finished`). CPU a job: Redis's from `INFO cpu` "
+              "(used_cpu_sys + used_cpu_user, all its threads; *main*: its main thread, which "
+              "runs the commands) read before the workers start and after they exit, and the "
+              "workers' own, summed (user + system, from their rusage at exit); both include "
+              "the workers' start-up and exit. The drains of this section and the next "
+              "alternate, round by round."
               % (fmt_int(c["drain_jobs"]), c["drain_conc"]), "",
-              "| workers | jobs/s (median) | vs 1 worker | runs (jobs/s) |",
-              "|---|---|---|---|"]
+              "| workers | jobs/s (median) | vs 1 worker | Redis CPU a job, us (main thread) | "
+              "cworker CPU a job, us (all workers) | runs (jobs/s) |",
+              "|---|---|---|---|---|---|"]
         for nw in c["workers"]:
             key = "cq_drain_%d" % nw
-            L.append("| %d | %s | %s | %s |" % (nw, fmt_int(run.med(key)),
-                                                fmt_ratio(ratio(run.med(key), noop1)),
-                                                run.samples(key, fmt_int)))
+            L.append("| %d | %s | %s | %s (%s) | %s | %s |" % (
+                nw, fmt_int(run.med(key)), fmt_ratio(ratio(run.med(key), noop1)),
+                fmt_us(run.med(key + "_redis_us")), fmt_us(run.med(key + "_redis_main_us")),
+                fmt_us(run.med(key + "_worker_us")), run.samples(key, fmt_int)))
         L.append("")
+        L += defaults_drains(run)
     else:
         L += run.not_measured("noop")
     if not run.measured("rq"):
@@ -332,6 +432,116 @@ def throughput(run):
         % (fmt_int(c["rq_fork_jobs"]), fmt_int(run.med("rq_fork")),
            run.samples("rq_fork", fmt_int)),
         ""]
+
+
+def defaults_drains(run):
+    """One worker with the default flags, logging a line a job, against --log-level warn."""
+    c, d = run.cfg, run.res.get("cworker_defaults")
+    if not d or "cq_defaults" not in run.res:
+        return []
+    L = ["With the default flags: `cworker --burst -u URL default`, nothing else: -c %d and "
+         "log level %s (read from `cworker --help` at run time), so a line a job on stderr. "
+         "Its stderr goes to a file, as a user would redirect it (what the goal counts), or "
+         "to /dev/null; and the same worker with only `--log-level warn` added, which logs "
+         "nothing a job. %s jobs each."
+         % (d["concurrency"], d["log_level"], fmt_int(c["drain_jobs"])), "",
+         "| `cworker` | stderr | jobs/s (median) | Redis CPU a job, us | cworker CPU a job, us "
+         "| log a job | runs (jobs/s) |",
+         "|---|---|---|---|---|---|---|"]
+    for key, flags, where in (("cq_defaults", "defaults", "a file"),
+                              ("cq_defaults_null", "defaults", "/dev/null"),
+                              ("cq_defaults_warn", "`--log-level warn`", "a file")):
+        lb = run.med(key + "_log_bytes")
+        L.append("| %s | %s | %s | %s | %s | %s | %s |" % (
+            flags, where, fmt_int(run.med(key)), fmt_us(run.med(key + "_redis_us")),
+            fmt_us(run.med(key + "_worker_us")), "%.0f bytes" % lb if lb is not None else "-",
+            run.samples(key, fmt_int)))
+    rs = run.ratios("cq_defaults", "cq_defaults_warn")
+    L += ["", "Defaults / `--log-level warn`, round by round (each pair ran back to back): %s; "
+          "median %s." % (", ".join("%.3f" % x for x in rs), "%.3f" % median(rs) if rs else "-"),
+          ""]
+    return L
+
+
+def sizing(run):
+    """The model of jobs/s against workers, Redis CPU and worker CPU, checked against the
+    drains."""
+    L = ["## Sizing: a model", ""]
+    if not run.measured("noop"):
+        return L + run.not_measured("noop")
+    c, m = run.cfg, run.med
+    x1, r, w = m("cq_drain_1"), m("cq_drain_1_redis_us"), m("cq_drain_1_worker_us")
+    if not x1 or not r or not w:
+        return L + ["Not measured: this run's no-op drains have no CPU figures (an older "
+                    "bench.py).", ""]
+    ncpu = int(run.machine["nproc"])
+    busy = [x for nw in c["workers"]
+            for x in (run.res.get("cq_drain_%d_others_cores" % nw) or {"samples": []})["samples"]]
+    others = median(busy) or 0.0
+    cores = ncpu - others
+    L += ["Jobs a second of W workers = min(W x X1, 1e6 / r, cores x 1e6 / (r + w)), where "
+          "X1 = one worker's jobs/s (%s), r = Redis CPU a job (%.2f us) and w = one cworker's "
+          "CPU a job (%.2f us), all three from the 1-worker drain above, and cores = the CPUs "
+          "this machine had for Redis and the workers: its %d, less the %.2f that other "
+          "processes kept busy during these drains (median; from /proc/stat), so %.2f. The "
+          "three limits: the workers themselves; Redis, which runs every command on one "
+          "thread, so one core's worth of CPU at most; and the CPUs that Redis and the workers "
+          "share here (on separate hosts this one is per host: Redis's host and the workers' "
+          "hosts each have their own)." % (fmt_int(x1), r, w, ncpu, others, cores), "",
+          "| workers | predicted jobs/s | measured jobs/s (median) | error | limit that binds | "
+          "measured r, us (Redis) | measured w, us (all workers) |",
+          "|---|---|---|---|---|---|---|"]
+    for nw in c["workers"]:
+        key = "cq_drain_%d" % nw
+        limits = [(nw * x1, "workers (W x X1)"), (1e6 / r, "Redis's one core (1e6 / r)"),
+                  (cores * 1e6 / (r + w), "the %.2f shared CPUs (cores x 1e6 / (r + w))" % cores)]
+        pred, which = min(limits)
+        meas = m(key)
+        L.append("| %d | %s | %s | %s | %s | %s | %s |" % (
+            nw, fmt_int(pred), fmt_int(meas),
+            "%+.0f%%" % ((pred / meas - 1) * 100) if meas else "-", which,
+            fmt_us(m(key + "_redis_us")), fmt_us(m(key + "_worker_us"))))
+    L += ["", "Error = predicted / measured - 1. The measured r and w columns (w: the CPU of "
+          "all the workers together, a job) show how far the CPU a job moves with the number "
+          "of workers, which the model takes as fixed.", ""] + sizing_example(x1, r, w, ncpu)
+    return L
+
+
+def nice(x):
+    """x rounded down to two significant digits (for a round target in the example)."""
+    if x <= 0:
+        return 0
+    p = 10 ** max(0, int(math.floor(math.log10(x))) - 1)
+    return int(x // p * p)
+
+
+def sizing_example(x1, r, w, per_host):
+    """A worked example from the measured X1, r and w, with worker hosts of per_host cores."""
+    ceiling = 1e6 / r
+    target = nice(0.7 * ceiling)
+    redis_cores = target * r / 1e6
+    workers = int(math.ceil(target / x1))
+    worker_cores = target * w / 1e6
+    hosts = int(math.ceil(worker_cores / per_host))
+    return [
+        "Worked example, from these numbers. One Redis can carry at most 1e6 / %.2f = %s "
+        "no-op jobs a second, whatever the workers (its command thread is then always busy). "
+        "For a target of %s jobs/s (70%% of that, leaving Redis room for bursts, "
+        "persistence and clients): Redis needs %s x %.2f us = %.2f of its one core; the "
+        "workers need %s / %s = %d cworker processes at the rate one reached here, using %s x "
+        "%.2f us = %.1f cores in all: with %d-core worker hosts, %d of them (Redis on a host "
+        "of its own). A higher target needs cheaper jobs for Redis (a smaller r) or more than "
+        "one Redis (queues spread over them)."
+        % (r, fmt_int(ceiling), fmt_int(target), fmt_int(target), r, redis_cores,
+           fmt_int(target), fmt_int(x1), workers, fmt_int(target), w, worker_cores,
+           per_host, hosts), "",
+        "What the model assumes: the CPU a job costs Redis and a worker is the same at every "
+        "number of workers and every rate (the table above shows how far it moves); a "
+        "worker's rate does not grow past X1, measured here with Redis on the same machine "
+        "and one round trip to it taking microseconds (on a network, a longer round trip "
+        "lowers X1 unless -c is raised); nothing else runs on Redis's core; the jobs are "
+        "no-ops, so a job's own work adds to w and not to r; and the numbers come from this "
+        "machine (cores of another speed scale r and w).", ""]
 
 
 def enqueue(run):
@@ -449,13 +659,19 @@ def memory(run):
           "images (64 downloads at once). RQ: one `rq worker --burst` (the default worker, whose "
           "forked work horses count too) downloading %d of them."
           % (run.setup["images"], c["mem_rq_jobs"]), "",
-          "| worker | peak RSS (median) | runs |",
-          "|---|---|---|",
-          "| `cworker -c 64` | %s | %s |" % (fmt_mb(run.med("cq_rss")),
-                                            run.samples("cq_rss", fmt_mb)),
-          "| `rq worker` | %s | %s |" % (fmt_mb(run.med("rq_rss")),
-                                         run.samples("rq_rss", fmt_mb)),
-          ""]
+          "| worker | peak RSS (median) | runs | peak anonymous (private) | peak PSS |",
+          "|---|---|---|---|---|",
+          "| `cworker -c 64` | %s | %s | %s | %s |" % (
+              fmt_mb(run.med("cq_rss")), run.samples("cq_rss", fmt_mb),
+              fmt_mb(run.med("cq_rss_anon")), fmt_mb(run.med("cq_rss_pss"))),
+          "| `rq worker` | %s | %s | | |" % (fmt_mb(run.med("rq_rss")),
+                                             run.samples("rq_rss", fmt_mb)),
+          "",
+          "Anonymous and PSS: the largest `RssAnon` (`/proc/PID/status`) and `Pss` "
+          "(`/proc/PID/smaps_rollup`) seen while polling every 5 ms, medians of the runs. The "
+          "anonymous pages are the worker's own (heap, thread stacks, malloc arenas, the "
+          "libraries' writable data); PSS counts each shared library page divided among the "
+          "processes that map it.", ""]
     parts = run.res.get("cq_rss_parts")
     if parts:
         L += memory_references(run, parts[-1]) + memory_mappings(parts[-1])
@@ -521,7 +737,29 @@ def callgrind(run):
             L.append("| %s | %s | %s | %s | %s |" % (prog, fmt_int(n), fmt_int(ir),
                                                     fmt_int(ir / n if ir else None),
                                                     fmt_int(marg) if n == big else ""))
-    return L + [""] + callgrind_tops(run)
+    L.append("")
+    chk = res.get("cg_check")
+    if chk:
+        base = chk.get("baseline") or {}
+        L += ["cworker's count here moves from run to run by a fifth and more (19-68%% "
+              "between five runs, docs/TESTING.md): under valgrind its threads run one at a "
+              "time, and the order they run in decides how many jobs each round trip to Redis "
+              "carries. The regression check "
+              "(`tests/test_perf_callgrind.sh`, CTest's `perf_callgrind`) measures in a way "
+              "that repeats (docs/TESTING.md); its numbers in this run (%.0f s):" % chk["seconds"],
+              "",
+              "| program | instructions a job | baseline (%s, tree %s) | ratio | check |"
+              % (base.get("date", "none"), base.get("tree", "-")),
+              "|---|---|---|---|---|"]
+        for prog in ("cworker", "cenqueue"):
+            now, was = chk.get(prog), base.get(prog)
+            q = ratio(now, was)
+            L.append("| `%s` | %s | %s | %s | %s |" % (
+                prog, fmt_int(now), fmt_int(was), "%.3f" % q if q else "-",
+                "-" if q is None else "fails (over 1.10)" if q > 1.10 else
+                "passes; the baseline should be lowered (under 0.90)" if q < 0.90 else "passes"))
+        L.append("")
+    return L + callgrind_tops(run)
 
 
 def callgrind_tops(run):
@@ -650,13 +888,15 @@ def reproduce(run):
             "nothing",
             "bench/callpath           # no-op throughput and instructions a job against a "
             "baseline revision",
+            "tests/test_perf_callgrind.sh build   # instructions a job against "
+            "tests/perf/callgrind-baseline (CI)",
             "```", "",
             "Raw samples of this run: `bench/out/%s.json` (not committed). See bench/README.md."
             % run.cfg["name"]]
 
 
-SECTIONS = (header, goals, throughput, enqueue, latency, recovery, lesson, memory, callgrind,
-            profile)
+SECTIONS = (header, goals, throughput, sizing, enqueue, latency, recovery, lesson, memory,
+            callgrind, profile)
 
 
 def build(run, out_path):

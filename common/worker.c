@@ -1834,7 +1834,7 @@ cq_worker *cq_worker_new(void)
 {
     cq_worker *w = xcalloc(1, sizeof *w);
 
-    w->cfg.concurrency = 16;
+    w->cfg.concurrency = 64;
     w->cfg.shutdown_timeout = 25.0;
     w->cfg.retry_base = 1.0;
     w->cfg.ttls.result_ttl = 500;

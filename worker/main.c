@@ -55,7 +55,7 @@ static const struct cli_option options[] = {
     CLI_URL,
     CLI_TLS,
     CLI_PREFIX(O_PREFIX),
-    {"concurrency", 'c', "N", "jobs run at once, each on its own thread (default: 16)"},
+    {"concurrency", 'c', "N", "jobs run at once, each on its own thread (default: 64)"},
     {"burst", 'b', NULL,
      "exit 0 once the queues are empty and no job is running\n"
      "(jobs scheduled for later, retries included, stay for\n"

@@ -33,7 +33,7 @@ static int fn_download_link(cq_job *job, void *udata)
     struct http_limits lim = limits;
     struct download_result res;
     double deadline = cq_job_deadline(job);
-    char err[1024], line[DOWNLOAD_PATH_MAX + 64];
+    char err[1024], *line;
 
     (void)udata;
     if (dir == NULL || link == NULL)
@@ -51,8 +51,10 @@ static int fn_download_link(cq_job *job, void *udata)
                                : res.transient ? CQ_TRANSIENT
                                                : CQ_PERMANENT,
                            res.retry_after, "%s", err);
-    snprintf(line, sizeof line, "%s (%lld bytes)", res.path, res.bytes);
+    line = xstrdup_printf("%s (%lld bytes)", res.path, res.bytes);
     cq_job_result(job, line);
+    free(line);
+    download_result_free(&res);
     return 0;
 }
 

@@ -514,17 +514,20 @@ void download_result_free(struct download_result *res)
 int download_begin(struct download *d, struct http *h, const char *root, const char *directory,
                    const char *link, const struct http_limits *lim, char *err, size_t errlen)
 {
-    char msg[1024];
+    /* The helpers write their message right after the prefix in err. A message buffer in
+     * this frame would sit above the deepest call of an executor's job (prepare's URL parse,
+     * 6.5 KB of libcurl's stack) and take most of the page left to spare on each thread. */
+    static const char prefix[] = "download_link: ";
+    size_t n = errlen > sizeof prefix ? sizeof prefix - 1 : 0;
+    char *msg = err + n;
 
-    if (prepare(d, root, directory, link, msg, sizeof(msg)) < 0) {
-        err_prefix(err, errlen, "download_link", msg);
-        return -1;
-    }
-    if (http_setup_fd_transfer(h, link, d->fd, lim, msg, sizeof(msg)) < 0) {
+    memcpy(err, prefix, n);
+    if (prepare(d, root, directory, link, msg, errlen - n) < 0) return -1;
+    if (http_setup_fd_transfer(h, link, d->fd, lim, msg, errlen - n) < 0) {
         release(d);
-        err_prefix(err, errlen, "download_link", msg);
         return -1;
     }
+    err[0] = '\0';
     return 0;
 }
 

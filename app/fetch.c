@@ -2,11 +2,12 @@
  *
  * DESIGN. curl_easy_perform drives each easy handle through a multi handle of its own, and
  * libcurl keeps its caches per multi handle: connections, DNS answers, and (7.87 and later)
- * the X509 store of the CA bundle. With one curl_easy_perform per executor, `cworker -c 64`
- * kept 64 of each: over https, 64 copies of the system's CA bundle parsed (about 0.9 MB and
- * 40 ms of CPU each), and over plain http an internal easy handle and the hash tables of
- * each multi (about 7 KB a thread). One multi handle keeps one of each, and connections are
- * reused across executors, not only within one.
+ * the parsed CA bundle of https (when no CA directory is set: http.c). With one
+ * curl_easy_perform per executor, `cworker -c 64` kept 64 of each: over https 64 copies of
+ * the system's CA bundle (about 0.9 MB and 40 ms of CPU each), and over plain http an
+ * internal easy handle and the hash tables of each multi (about 7 KB a thread). One multi
+ * handle keeps one of each, and connections are reused across executors, not only within
+ * one.
  *
  * The multi handle belongs to the transfer thread alone; executors never call into it. An
  * executor puts a request (its easy handle, set up by http.c, and a condition variable, on its

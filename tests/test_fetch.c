@@ -279,27 +279,34 @@ static void *one_download(void *arg)
     return NULL;
 }
 
-/* Two threads, one after the other, each with its own handle: the second reuses the
- * connection the first left, since the cache is the transfer thread's, not the handle's. */
+/* 2N threads (N transfer threads), one after the other, each with its own handle: the first
+ * N open a connection on each transfer thread (they take turns), the next N reuse them, since
+ * the cache is the transfer thread's, not the handle's. */
 static void test_shared_connection(void)
 {
-    struct worker w[2];
+    int n = fetch_threads();
+    struct worker *w = xcalloc((size_t)(2 * n), sizeof *w);
     long before = connections(), after;
 
-    memset(w, 0, sizeof w);
-    for (int i = 0; i < 2; i++) {
+    REQUIRE(n > 0 && n <= 64);
+    for (int i = 0; i < 2 * n; i++) {
         pthread_t t;
+        char rel[64];
 
         w[i].index = i;
         REQUIRE(pthread_create(&t, NULL, one_download, &w[i]) == 0);
         pthread_join(t, NULL);
         if (w[i].err[0] != '\0') fprintf(stderr, "  thread %d: %s\n", i, w[i].err);
         CHECK_EQ(w[i].ok, 1);
+        snprintf(rel, sizeof rel, "shared/shared%d.jpg", i);
+        CHECK(looks_right(rel));
     }
     after = connections();
-    CHECK(looks_right("shared/shared0.jpg") && looks_right("shared/shared1.jpg"));
-    /* One for the two downloads, one for connections() itself. */
-    CHECK_EQ(after - before, 2);
+    /* N for the 2N downloads, one for connections() itself. */
+    fprintf(stderr, "  %d downloads one after another, %d transfer threads: %ld connections\n",
+            2 * n, n, after - before - 1);
+    CHECK_EQ(after - before, n + 1);
+    free(w);
 }
 
 /* THREADS threads each download PER images at once: every file arrives whole, the transfers
@@ -427,17 +434,20 @@ static void *tls_download(void *arg)
 }
 
 /* THREADS https connections at once, verified against the whole system bundle (and our CA):
- * the bundle is parsed once for all of them. Parsed for each connection, as libcurl does
- * when a CA directory is set too (Debian's default), Debian's 144 certificates took about
- * 0.9 MB a connection, 14 MB here; shared, the growth is one bundle and the connections'
- * own TLS state (about 3 MB). Not under the sanitizers, whose allocators count otherwise. */
+ * the bundle is parsed once on each transfer thread, not for each connection. Parsed for
+ * each connection, as libcurl does when a CA directory is set too (Debian's default),
+ * Debian's 144 certificates took about 0.9 MB a connection, 13 MB here; shared, the growth is
+ * a bundle a transfer thread and the connections' own TLS state (1.2 MB with one thread,
+ * 2.4 MB with two). Checked where there are at most 4 transfer threads (more would parse as
+ * many bundles as connections), and not under the sanitizers, whose allocators count
+ * otherwise. */
 static void test_https_bundle_shared(void)
 {
     struct tls_worker w[THREADS];
     pthread_t t[THREADS];
     char bundle[PATH_MAX];
     long before, after;
-    int ok = 0;
+    int ok = 0, n = fetch_threads();
 
     if (bundle_with_ours(bundle, sizeof bundle) != 0) {
         fprintf(stderr, "  no system CA bundle: the shared-bundle check is skipped\n");
@@ -460,8 +470,9 @@ static void test_https_bundle_shared(void)
     fprintf(stderr, "  %d https downloads at once: RssAnon grew by %ld KiB\n", THREADS,
             after - before);
 #if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
-    CHECK(before > 0 && after - before < 8 * 1024);
+    if (n <= 4) CHECK(before > 0 && after - before < 8 * 1024);
 #endif
+    (void)n;
 }
 
 /* After fetch_stop a transfer runs on its caller's thread, the same way. */

@@ -2,8 +2,10 @@
  *
  * DESIGN. Each `struct http` owns one easy handle for its whole life. curl_easy_reset()
  * clears the options between requests but keeps the connection cache, the DNS cache and the
- * TLS session cache, so a worker thread that fetches many files from one host pays for one
- * TCP (and TLS) handshake, not one per job.
+ * TLS session cache, so a thread that fetches many files from one host pays for one TCP
+ * (and TLS) handshake, not one per job. A transfer driven by a multi handle (cproducer's
+ * async mode, cworker's transfer threads: fetch.h) uses the multi handle's caches instead,
+ * shared by every transfer on it.
  *
  * What libcurl parses, cq takes from it rather than parsing again: links are checked with its
  * URL API (curl_url, the parser the transfer itself uses, so that the resource fetched and

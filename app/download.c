@@ -401,28 +401,42 @@ static void release(struct download *d)
     if (d->dirfd >= 0) close(d->dirfd);
     d->fd = -1;
     d->dirfd = -1;
+    free(d->path);
+    d->path = NULL;
 }
 
 /* Everything before the first byte is fetched: the name, the directory, the temporary file.
- * On failure returns -1 with a message (without prefix) in msg and nothing left open. */
+ * On failure returns -1 with a message (without prefix) in msg and nothing left open.
+ *
+ * The normalised directory is built in d->path (never longer than the job's spelling of it),
+ * which then becomes "<directory>/<name>": no path-sized array in a frame, since this runs
+ * on every executor thread of cworker, where such a frame pushes what runs below it (all of
+ * libcurl's transfer) a page deeper on each thread. */
 static int prepare(struct download *d, const char *root, const char *directory, const char *link,
                    char *msg, size_t msglen)
 {
+    size_t cap, len;
+
     d->dirfd = -1;
     d->fd = -1;
     d->named = 0;
     d->link = link;
+    d->path = NULL;
     d->tmp[0] = '\0';
     d->host = 0;
     /* Every check that can refuse the job comes before anything is made on disk. */
     if (filename_of(link, d->name, sizeof(d->name), msg, msglen) < 0) return -1;
-    if (normalise_dir(directory, d->norm, sizeof(d->norm), msg, msglen) < 0) return -1;
-    if (strlen(d->norm) + 1 + strlen(d->name) + 1 > DOWNLOAD_PATH_MAX) {
+    cap = directory != NULL ? strlen(directory) + 1 : 1;
+    if (cap > DOWNLOAD_PATH_MAX) cap = DOWNLOAD_PATH_MAX;
+    d->path = xmalloc(cap + 1 + strlen(d->name));
+    if (normalise_dir(directory, d->path, cap, msg, msglen) < 0) goto fail;
+    len = strlen(d->path);
+    if (len + 1 + strlen(d->name) + 1 > DOWNLOAD_PATH_MAX) {
         err_set(msg, msglen, "directory '%s': path too long", directory);
-        return -1;
+        goto fail;
     }
-    d->dirfd = open_dir(root, directory, d->norm, &d->host, msg, msglen);
-    if (d->dirfd < 0) return -1;
+    d->dirfd = open_dir(root, directory, d->path, &d->host, msg, msglen);
+    if (d->dirfd < 0) goto fail;
 
     d->fd = open_unnamed(d->dirfd);
     if (d->fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
@@ -437,15 +451,19 @@ static int prepare(struct download *d, const char *root, const char *directory, 
     if (d->fd < 0) {
         /* No permission in the root itself is the host's doing; in a directory a job
          * named, it may be that directory's (someone made it read-only), so not. */
-        d->host = download_host_errno(errno) ||
-            (d->norm[0] == '\0' && (errno == EACCES || errno == EPERM));
-        err_set(msg, msglen, "%s: temporary file in '%s': %s", link, d->norm[0] ? d->norm : ".",
+        d->host = download_host_errno(errno) || (len == 0 && (errno == EACCES || errno == EPERM));
+        err_set(msg, msglen, "%s: temporary file in '%s': %s", link, len > 0 ? d->path : ".",
                 strerror(errno));
         d->tmp[0] = '\0'; /* nothing was created, nothing to remove */
-        release(d);
-        return -1;
+        goto fail;
     }
+    if (len > 0) d->path[len++] = '/';
+    memcpy(d->path + len, d->name, strlen(d->name) + 1);
     return 0;
+
+fail:
+    release(d);
+    return -1;
 }
 
 /* The body is complete and 2xx: put the file in place under its final name and fill
@@ -475,18 +493,10 @@ static int commit(struct download *d, struct download_result *res, char *err, si
                 strerror(errno));
         goto fail;
     }
-    d->named = 0; /* the name is the final one now: keep it */
+    d->named = 0;        /* the name is the final one now: keep it */
+    res->path = d->path; /* handed over: release() must not free it */
+    d->path = NULL;
     release(d);
-    /* Fits: the length was checked before anything was fetched. */
-    if (d->norm[0] != '\0') {
-        size_t dl = strlen(d->norm);
-
-        memcpy(res->path, d->norm, dl);
-        res->path[dl] = '/';
-        str_copy(res->path + dl + 1, sizeof(res->path) - dl - 1, d->name);
-    } else {
-        str_copy(res->path, sizeof(res->path), d->name);
-    }
     return 0;
 
 fail:
@@ -494,20 +504,30 @@ fail:
     return -1;
 }
 
+void download_result_free(struct download_result *res)
+{
+    if (res == NULL) return;
+    free(res->path);
+    res->path = NULL;
+}
+
 int download_begin(struct download *d, struct http *h, const char *root, const char *directory,
                    const char *link, const struct http_limits *lim, char *err, size_t errlen)
 {
-    char msg[1024];
+    /* The helpers write their message right after the prefix in err. A message buffer in
+     * this frame would sit above the deepest call of an executor's job (prepare's URL parse,
+     * 6.5 KB of libcurl's stack) and take most of the page left to spare on each thread. */
+    static const char prefix[] = "download_link: ";
+    size_t n = errlen > sizeof prefix ? sizeof prefix - 1 : 0;
+    char *msg = err + n;
 
-    if (prepare(d, root, directory, link, msg, sizeof(msg)) < 0) {
-        err_prefix(err, errlen, "download_link", msg);
-        return -1;
-    }
-    if (http_setup_fd_transfer(h, link, d->fd, lim, msg, sizeof(msg)) < 0) {
+    memcpy(err, prefix, n);
+    if (prepare(d, root, directory, link, msg, errlen - n) < 0) return -1;
+    if (http_setup_fd_transfer(h, link, d->fd, lim, msg, errlen - n) < 0) {
         release(d);
-        err_prefix(err, errlen, "download_link", msg);
         return -1;
     }
+    err[0] = '\0';
     return 0;
 }
 

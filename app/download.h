@@ -24,8 +24,11 @@
 
 #define DOWNLOAD_PATH_MAX 4096
 
+/* What a download came to. path is allocated (download_result_free): the result is filled
+ * on 64 threads at once in cworker, where a path-sized array in every caller's frame pushes
+ * the transfer's own stack a page deeper on each thread. */
 struct download_result {
-    char path[DOWNLOAD_PATH_MAX]; /* the file written, relative to root */
+    char *path; /* the file written, relative to root; NULL unless it succeeded */
     long long bytes;
     long status;        /* HTTP status, 0 when none */
     int transient;      /* a retry may help */
@@ -35,22 +38,26 @@ struct download_result {
 };
 
 /* root must be an existing directory (cworker --download-root). Returns 0 or -1 with err
- * set to a one-line message naming the link or directory and the cause. */
+ * set to a one-line message naming the link or directory and the cause. res is overwritten:
+ * a path it held from an earlier call must be freed first. */
 int download_link(struct http *h, const char *root, const char *directory, const char *link,
                   const struct http_limits *lim, struct download_result *res, char *err,
                   size_t errlen);
 
+/* Free res->path (and set it to NULL); res itself is the caller's. */
+void download_result_free(struct download_result *res);
+
 /* One download between download_begin and download_end. The caller provides the storage
  * (a struct per transfer in flight); the fields belong to download.c. */
 struct download {
-    int dirfd;                    /* the target directory */
-    int fd;                       /* the temporary file the body is written to */
-    int named;                    /* 1: the temporary file has the name tmp */
-    const char *link;             /* the caller's string, for messages */
-    char name[NAME_MAX + 1];      /* the final file name */
-    char norm[DOWNLOAD_PATH_MAX]; /* the directory, normalised, relative to root */
-    char tmp[NAME_MAX + 1];       /* the hidden temporary name, when it has one */
-    int host;                     /* download_begin failed because of the host */
+    int dirfd;               /* the target directory */
+    int fd;                  /* the temporary file the body is written to */
+    int named;               /* 1: the temporary file has the name tmp */
+    const char *link;        /* the caller's string, for messages */
+    char *path;              /* the normalised directory and name, relative to root (owned) */
+    char name[NAME_MAX + 1]; /* the final file name */
+    char tmp[NAME_MAX + 1];  /* the hidden temporary name, when it has one */
+    int host;                /* download_begin failed because of the host */
 };
 
 /* The first half of download_link: check the link, open (creating) the directory, create

@@ -1,8 +1,10 @@
 /* functions.c - download_link as a registered function (see functions.h).
  *
- * Each worker thread gets its own HTTP handle the first time it runs a download
- * (thread hooks), so connections are reused across that thread's jobs and a worker that only
- * runs other functions never makes one.
+ * Each worker thread gets its own HTTP handle the first time it runs a download (thread
+ * hooks), so a worker that only runs other functions never makes one. The handler prepares
+ * the file and the request on its own thread, but the transfer runs on cworker's one
+ * transfer thread (fetch.h), whose multi handle holds the connections, DNS answers and CA
+ * store that every thread's transfers share.
  */
 #include "functions.h"
 
@@ -11,6 +13,7 @@
 #include <string.h>
 
 #include "download.h"
+#include "fetch.h"
 #include "util.h"
 
 static struct http_limits limits; /* set once by app_register, read-only afterwards */
@@ -31,9 +34,12 @@ static int fn_download_link(cq_job *job, void *udata)
 {
     const char *dir = cq_job_arg_string(job, 0), *link = cq_job_arg_string(job, 1);
     struct http_limits lim = limits;
+    struct http *h = cq_job_thread_state(job);
+    struct download d;
     struct download_result res;
+    int rc;
     double deadline = cq_job_deadline(job);
-    char err[1024], line[DOWNLOAD_PATH_MAX + 64];
+    char err[1024], *line;
 
     (void)udata;
     if (dir == NULL || link == NULL)
@@ -44,15 +50,22 @@ static int fn_download_link(cq_job *job, void *udata)
         if (lim.timeout < 0.001) lim.timeout = 0.001;
     }
     memset(&res, 0, sizeof res);
-    if (download_link(cq_job_thread_state(job), cq_job_root(job), dir, link, &lim, &res, err,
-                      sizeof err) != 0)
+    if (download_begin(&d, h, cq_job_root(job), dir, link, &lim, err, sizeof err) != 0) {
+        res.host = d.host;
+        rc = -1;
+    } else {
+        rc = download_end(&d, h, fetch_perform(h), &res, err, sizeof err);
+    }
+    if (rc != 0)
         return cq_job_fail(job,
                            res.host            ? CQ_HOST
                                : res.transient ? CQ_TRANSIENT
                                                : CQ_PERMANENT,
                            res.retry_after, "%s", err);
-    snprintf(line, sizeof line, "%s (%lld bytes)", res.path, res.bytes);
+    line = xstrdup_printf("%s (%lld bytes)", res.path, res.bytes);
     cq_job_result(job, line);
+    free(line);
+    download_result_free(&res);
     return 0;
 }
 

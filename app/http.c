@@ -2,8 +2,10 @@
  *
  * DESIGN. Each `struct http` owns one easy handle for its whole life. curl_easy_reset()
  * clears the options between requests but keeps the connection cache, the DNS cache and the
- * TLS session cache, so a worker thread that fetches many files from one host pays for one
- * TCP (and TLS) handshake, not one per job.
+ * TLS session cache, so a thread that fetches many files from one host pays for one TCP
+ * (and TLS) handshake, not one per job. A transfer driven by a multi handle (cproducer's
+ * async mode, cworker's transfer threads: fetch.h) uses the multi handle's caches instead,
+ * shared by every transfer on it.
  *
  * What libcurl parses, cq takes from it rather than parsing again: links are checked with its
  * URL API (curl_url, the parser the transfer itself uses, so that the resource fetched and
@@ -71,6 +73,9 @@
 /* The body of a non-2xx response in http_get_to_fd is read and dropped so the connection
  * stays reusable, but only up to this much: past it, closing the connection is cheaper. */
 #define DISCARD_MAX (64 * 1024)
+
+/* How long a parsed CA bundle is kept for new https connections (see setup()). */
+#define CA_CACHE_SECONDS 300
 
 /* A Retry-After further away than this is treated as this: a server must not be able to
  * park a job for weeks. */
@@ -411,6 +416,7 @@ static int setup(struct http *h, const char *url, const struct http_limits *lim,
 {
     CURL *c = h->curl;
     CURLcode rc = CURLE_OK;
+    char *cainfo = NULL;
 
     curl_easy_reset(c);
     h->errbuf[0] = '\0';
@@ -425,6 +431,18 @@ static int setup(struct http *h, const char *url, const struct http_limits *lim,
     SET(CURLOPT_PROTOCOLS_STR, "http,https");
     SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     SET(CURLOPT_USERAGENT, USER_AGENT);
+    /* https: trust the CA bundle libcurl was built with, without the hashed directory it may
+     * name too (Debian's names /etc/ssl/certs, which update-ca-certificates fills with the
+     * bundle's certificates). With a directory set, libcurl parses the whole bundle again for
+     * every connection (Debian's 144 certificates: 0.9 MB and 40 ms each); without one it
+     * keeps the parsed bundle in its multi handle's cache, which cworker's transfers share
+     * (fetch.h), for CA_CACHE_SECONDS rather than libcurl's day, so that a bundle updated on
+     * disk (a CA withdrawn) counts as soon as it did when each connection read it, near
+     * enough. Only when a bundle is built in: never to leave no CA at all. */
+    if (curl_easy_getinfo(c, CURLINFO_CAINFO, &cainfo) == CURLE_OK && cainfo != NULL) {
+        SET(CURLOPT_CAPATH, (char *)NULL);
+        SET(CURLOPT_CA_CACHE_TIMEOUT, (long)CA_CACHE_SECONDS);
+    }
     if (lim->max_redirects > 0) {
         SET(CURLOPT_FOLLOWLOCATION, 1L);
         SET(CURLOPT_MAXREDIRS, (long)lim->max_redirects);

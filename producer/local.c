@@ -123,10 +123,11 @@ static void note(struct run *r, size_t i, int ok, long long bytes, const char *e
     pthread_mutex_unlock(&r->mu);
 }
 
-static void note_download(struct run *r, size_t i, int rc, const struct download_result *res,
+static void note_download(struct run *r, size_t i, int rc, struct download_result *res,
                           const char *err)
 {
     note(r, i, rc == 0, res->bytes, err);
+    download_result_free(res);
 }
 
 /* Links that never got an outcome: not started after a stop, failed otherwise (a child
@@ -402,6 +403,7 @@ static int child_main(struct run *r, int workfd, int resfd, pid_t parent)
         /* A stop that came while waiting: this index stays not started. */
         if (child_stop || stopped(r) || i >= r->n) break;
         int rc = download_link(h, o->root, o->dir, r->links[i], &o->limits, &res, err, sizeof err);
+        download_result_free(&res);
         if (send_result(resfd, i, rc == 0, res.bytes, err) < 0) {
             status = 1; /* the parent is gone: nobody to download for */
             break;
@@ -637,6 +639,7 @@ static void reap_done(struct run *r, CURLM *m, struct slot **free_slots, int *nf
         curl_multi_remove_handle(m, e);
         s->busy = 0;
         ok = download_end(&s->d, s->h, rc, &res, err, sizeof err) == 0;
+        download_result_free(&res);
         note(r, s->index, ok, res.bytes, err);
         free_slots[(*nfree)++] = s;
     }

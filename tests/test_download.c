@@ -432,6 +432,7 @@ static void test_success_and_replace(struct http *h)
     url_of(url, sizeof(url), "/x.jpg");
     CHECK(download_link(h, root, "imgs", url, &lim, &res, err, sizeof(err)) == 0);
     CHECK_STREQ(res.path, "imgs/x.jpg");
+    download_result_free(&res);
     CHECK(res.status == 200);
     CHECK(res.bytes == 32768);
     CHECK(file_matches("imgs/x.jpg", "x.jpg", 32768));
@@ -440,6 +441,7 @@ static void test_success_and_replace(struct http *h)
     url_of(url, sizeof(url), "/deep/er/y.png?size=large#top");
     CHECK(download_link(h, root, "./imgs//", url, &lim, &res, err, sizeof(err)) == 0);
     CHECK_STREQ(res.path, "imgs/y.png");
+    download_result_free(&res);
     CHECK(file_matches("imgs/y.png", "y.png", 32768));
 
     /* Replace an existing file: a reader holding the old one keeps the old bytes (a new
@@ -451,6 +453,7 @@ static void test_success_and_replace(struct http *h)
     CHECK(fstat(oldfd, &before) == 0);
     url_of(url, sizeof(url), "/r.jpg");
     CHECK(download_link(h, root, "imgs", url, &lim, &res, err, sizeof(err)) == 0);
+    download_result_free(&res);
     CHECK(file_matches("imgs/r.jpg", "r.jpg", 32768));
     CHECK(stat(path, &after) == 0);
     CHECK(after.st_ino != before.st_ino);
@@ -514,6 +517,7 @@ static void test_failures(struct http *h)
     CHECK(res.transient == 1);
     CHECK(res.retry_after == 1.0);
     CHECK(download_link(h, root, "fail", url, &lim, &res, err, sizeof(err)) == 0);
+    download_result_free(&res);
     CHECK(res.retry_after == 0);
     CHECK(file_matches("fail/rl.jpg", "rl.jpg", 32768));
 
@@ -531,12 +535,14 @@ static void test_failures(struct http *h)
     expect_failure(h, &lim, "fail", "/_/big/20000/big.jpg?chunked=1", "limit", 0);
     url_of(url, sizeof(url), "/_/big/10000/exact.jpg?chunked=1"); /* at the cap is fine */
     CHECK(download_link(h, root, "fail", url, &lim, &res, err, sizeof(err)) == 0);
+    download_result_free(&res);
     CHECK(file_matches("fail/exact.jpg", "exact.jpg", 10000));
     http_limits_default(&lim);
 
     /* Redirects: within the limit they are followed, beyond it or to file:// they fail. */
     url_of(url, sizeof(url), "/_/redirect/5/hop5.jpg");
     CHECK(download_link(h, root, "fail", url, &lim, &res, err, sizeof(err)) == 0);
+    download_result_free(&res);
     CHECK(file_matches("fail/hop5.jpg", "hop5.jpg", 32768));
     expect_failure(h, &lim, "fail", "/_/redirect/6/hop6.jpg", "redirect", 0);
     expect_failure(h, &lim, "fail", "/_/redirect-to/passwd.jpg?url=file%3A%2F%2F%2Fetc%2Fpasswd",
@@ -574,6 +580,7 @@ static void test_flaky(struct http *h)
     CHECK(download_link(h, root, "flaky", url, &lim, &res, err, sizeof(err)) < 0);
     CHECK(!exists("flaky/flaky.jpg"));
     CHECK(download_link(h, root, "flaky", url, &lim, &res, err, sizeof(err)) == 0);
+    download_result_free(&res);
     CHECK(file_matches("flaky/flaky.jpg", "flaky.jpg", 32768));
     hits = fixture_number(h, "/_/hits", "/_/flaky/k2/2/flaky.jpg");
     CHECK(hits == 3);
@@ -677,8 +684,10 @@ static void test_reuse(struct http *h)
     before = fixture_number(h, "/_/connections", "connections");
     url_of(url, sizeof(url), "/reuse1.jpg");
     CHECK(download_link(h, root, "reuse", url, &lim, &res, err, sizeof(err)) == 0);
+    download_result_free(&res);
     url_of(url, sizeof(url), "/reuse2.jpg");
     CHECK(download_link(h, root, "reuse", url, &lim, &res, err, sizeof(err)) == 0);
+    download_result_free(&res);
     after = fixture_number(h, "/_/connections", "connections");
     CHECK(before > 0);
     if (after != before) fprintf(stderr, "  connections before %ld, after %ld\n", before, after);
@@ -700,6 +709,7 @@ static void test_policy_on_reused_connection(struct http *h)
     http_limits_default(&lim);
     snprintf(url, sizeof(url), "http://localhost:%d/warm.jpg", port);
     CHECK(download_link(h, root, "policy", url, &lim, &res, err, sizeof(err)) == 0);
+    download_result_free(&res);
     before = fixture_number(h, "/_/connections", "connections");
     if (netpolicy_deny(p, "127.0.0.1,::1", "--deny-networks", err, sizeof(err)) != 0) {
         fprintf(stderr, "netpolicy_deny: %s\n", err);
@@ -760,10 +770,12 @@ static void test_images_only(struct http *h)
 
     url_of(url, sizeof(url), "/_/jpeg/real.jpg");
     CHECK(download_link(h, root, "content", url, &lim, &res, err, sizeof(err)) == 0);
+    download_result_free(&res);
     CHECK(res.bytes == 159);
     /* A whole body shorter than the bytes judged is judged at its end: 20 bytes of GIF. */
     url_of(url, sizeof(url), "/_/big/20/short.gif");
     CHECK(download_link(h, root, "content", url, &lim, &res, err, sizeof(err)) == 0);
+    download_result_free(&res);
     CHECK(res.bytes == 20);
     url_of(url, sizeof(url), "/_/big/20/short.bin");
     CHECK(download_link(h, root, "content", url, &lim, &res, err, sizeof(err)) == -1);
@@ -782,6 +794,7 @@ static void test_images_only(struct http *h)
     lim.images_only = 0;
     url_of(url, sizeof(url), "/_/html/page.jpg");
     CHECK(download_link(h, root, "content", url, &lim, &res, err, sizeof(err)) == 0);
+    download_result_free(&res);
     CHECK(exists("content/page.jpg"));
 }
 

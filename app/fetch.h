@@ -1,0 +1,32 @@
+/* fetch.h - cworker's transfers, on one curl multi handle per CPU, each on its own thread.
+ *
+ * An executor sets a transfer up on its own struct http (http_setup_fd_transfer, through
+ * download_begin), hands it here and blocks until it ends; download_end then judges it on the
+ * executor again. Handlers stay ordinary blocking functions, but the state libcurl keeps per
+ * multi handle is kept once per transfer thread, not once per executor: the connection
+ * cache, the DNS cache and the parsed CA bundle of https.
+ */
+#ifndef CQ_FETCH_H
+#define CQ_FETCH_H
+
+#include <curl/curl.h>
+
+#include "http.h"
+
+/* Run the transfer set up on h to its end on a transfer thread (the threads start with the
+ * first call; each call takes the next in turn) and return how libcurl ended it, as
+ * http_perform would. Where no transfer thread could start (no thread, no multi handle) it
+ * is http_perform on the caller's thread. Safe to call from many threads at once, each with
+ * its own h. */
+CURLcode fetch_perform(struct http *h);
+
+/* How many transfer threads run (starting them if that has not been done): one per online
+ * CPU, at most 64; 0 when none could start. */
+int fetch_threads(void);
+
+/* End the transfer thread (after the transfers in flight) and free its multi handle; later
+ * calls of fetch_perform run on their caller's thread. For a program that calls
+ * curl_global_cleanup (tests): no fetch_perform may run while it does. */
+void fetch_stop(void);
+
+#endif

@@ -220,11 +220,18 @@ static void test_enqueue_one(void)
     CHECK_EQ(TTL("cq:job:e1"), -1);
     CHECK_STREQ(string(rconn_commandf(&R, "HGET cq:job:%s status", anon->id)), "queued");
 
-    /* An id used before: its old status hash, about to expire, is kept for good now. */
+    /* An id used before: its old status hash, about to expire, is kept for good now, and
+     * what its last run ended with goes. */
     DO("EXPIRE cq:job:e1 100");
+    DO("HSET cq:job:e1 status finished result r result_json 1 error e started_at 1 ended_at 2 "
+       "retry_at 3 worker w");
     CHECK_EQ(queue_enqueue(&R, &K, &j, 1, 0, err, sizeof err), 0);
     CHECK_EQ(TTL("cq:job:e1"), -1);
     CHECK_EQ(LLEN("cq:queue:default"), 3);
+    CHECK_STREQ(HGET("cq:job:e1", "status"), "queued");
+    CHECK(HGET("cq:job:e1", "result") == NULL && HGET("cq:job:e1", "result_json") == NULL);
+    CHECK(HGET("cq:job:e1", "error") == NULL && HGET("cq:job:e1", "started_at") == NULL);
+    CHECK(HGET("cq:job:e1", "ended_at") == NULL && HGET("cq:job:e1", "retry_at") == NULL);
 
     /* Nothing to enqueue is no error. */
     CHECK_EQ(queue_enqueue(&R, &K, both, 0, 0, err, sizeof err), 0);
@@ -245,6 +252,20 @@ static void test_enqueue_bad_names(void)
     str_copy(j->id, sizeof j->id, "bad id");
     CHECK_EQ(queue_enqueue(&R, &K, &j, 1, 0, err, sizeof err), -1);
     CHECK_HAS(err, "job id 'bad id'");
+    /* A bad queue or id after good ones is found as well. */
+    {
+        struct job *ok = mkjob("ok1", "q"), *bad = mkjob("ok2", "q/x");
+        struct job *two[2] = {ok, bad};
+        CHECK_EQ(queue_enqueue(&R, &K, two, 2, 0, err, sizeof err), -1);
+        CHECK_HAS(err, "queue 'q/x'");
+        str_copy(bad->queue, sizeof bad->queue, "q");
+        str_copy(bad->id, sizeof bad->id, "a b");
+        CHECK_EQ(queue_enqueue(&R, &K, two, 2, 0, err, sizeof err), -1);
+        CHECK_HAS(err, "job id 'a b'");
+        CHECK_EQ(ok->enqueued, 0);
+        job_free(ok);
+        job_free(bad);
+    }
     CHECK_EQ(integer(rconn_commandf(&R, "DBSIZE")), 0);
     job_free(j);
 }

@@ -240,21 +240,23 @@ static void cmd_eval(struct cmd *c, const char *lua, const struct keys *k, char 
 
 /* What the chunks of one call share, kept across them so that formatting a chunk allocates
  * nothing: the request buffer (a chunk's commands, handed to the connection at once), the
- * record encoder, key names and times formatted once. */
+ * record encoder, key names and the due time formatted once. */
 struct enqueue_fmt {
     struct rconn_buf b;
     struct job_encoder enc;
     char kqs[KEYS_KEY_MAX], ks[KEYS_KEY_MAX];
-    char at[32], t[32]; /* the due time; the last enqueued_at formatted (tv) */
-    size_t atlen, tlen;
-    double tv;
+    char at[32]; /* the due time */
+    size_t atlen;
 };
 
 #define BUF_LIT(b, s) rconn_buf_arg(b, s, sizeof s - 1)
 
-/* The status hash of a job: HSET, then for an id used before PERSIST and HDEL, which a
- * reused id needs so as not to inherit that run's expiry nor what it ended with. Returns the
- * number of commands. */
+/* The status hash of a job: status and queue, which are what a reader needs before the job
+ * starts (and what cqctl finds its record by). Its function and enqueue time are in the
+ * record, and the worker that starts it writes them into the hash: here they would be a
+ * third of Redis's work for an enqueue (two more fields to parse, store and free; see
+ * docs/BENCHMARKS.md). An id used before also gets PERSIST and HDEL, so as not to inherit
+ * that run's expiry nor what it ended with. Returns the number of commands. */
 static int enqueue_status(struct enqueue_fmt *f, const struct keys *k, const struct job *j,
                           int fresh, int scheduled)
 {
@@ -262,11 +264,7 @@ static int enqueue_status(struct enqueue_fmt *f, const struct keys *k, const str
     char kj[KEYS_KEY_MAX];
     size_t kjlen = strlen(keys_job(k, j->id, kj, sizeof kj));
 
-    if (f->tlen == 0 || f->tv != j->enqueued_at) {
-        f->tv = j->enqueued_at;
-        f->tlen = time_format(f->t, f->tv);
-    }
-    rconn_buf_array(b, scheduled ? 12 : 10);
+    rconn_buf_array(b, scheduled ? 8 : 6);
     BUF_LIT(b, "HSET");
     rconn_buf_arg(b, kj, kjlen);
     BUF_LIT(b, "status");
@@ -274,12 +272,8 @@ static int enqueue_status(struct enqueue_fmt *f, const struct keys *k, const str
         BUF_LIT(b, "scheduled");
     else
         BUF_LIT(b, "queued");
-    BUF_LIT(b, "func");
-    rconn_buf_str(b, j->func);
     BUF_LIT(b, "queue");
     rconn_buf_str(b, j->queue);
-    BUF_LIT(b, "enqueued_at");
-    rconn_buf_arg(b, f->t, f->tlen);
     if (scheduled) {
         BUF_LIT(b, "scheduled_for");
         rconn_buf_arg(b, f->at, f->atlen);
@@ -288,7 +282,7 @@ static int enqueue_status(struct enqueue_fmt *f, const struct keys *k, const str
     rconn_buf_array(b, 2);
     BUF_LIT(b, "PERSIST");
     rconn_buf_arg(b, kj, kjlen);
-    rconn_buf_array(b, 8);
+    rconn_buf_array(b, 10);
     BUF_LIT(b, "HDEL");
     rconn_buf_arg(b, kj, kjlen);
     BUF_LIT(b, "result");
@@ -297,6 +291,8 @@ static int enqueue_status(struct enqueue_fmt *f, const struct keys *k, const str
     BUF_LIT(b, "ended_at");
     BUF_LIT(b, "started_at");
     BUF_LIT(b, "retry_at");
+    BUF_LIT(b, "func");
+    BUF_LIT(b, "enqueued_at");
     return 3;
 }
 

@@ -432,22 +432,12 @@ static void mark_enqueued(struct job *const *jobs, size_t at, size_t n)
     for (i = at; i < at + n; i++) jobs[i]->enqueued = 1;
 }
 
-/* Chunks are pipelined one ahead: chunk i is sent as soon as it is formatted, and Redis
- * runs it while chunk i+1 is formatted and chunk i-1's replies are read, so that neither this
- * process nor Redis waits for the other. Each chunk is its own MULTI/EXEC: a chunk is
- * enqueued whole or not at all. */
-int queue_enqueue(struct rconn *r, const struct keys *k, struct job *const *jobs, size_t n,
-                  double at, char *err, size_t errlen)
+/* Check what jobs will be enqueued as: ids (those not made here), queues, times. */
+static int enqueue_prepare(struct job *const *jobs, const unsigned char *fresh, size_t n,
+                           double now, char *err, size_t errlen)
 {
-    double now = time_now();
-    struct enqueue_fmt f;
-    unsigned char *fresh;
-    size_t i, prev_at = 0, prev_n = 0;
-    int prev = -1, rc = 0;
+    size_t i;
 
-    fresh = xmalloc(n ? n : 1);
-    for (i = 0; i < n; i++) fresh[i] = jobs[i]->id[0] == '\0';
-    job_fill_ids(jobs, n);
     for (i = 0; i < n; i++) {
         struct job *j = jobs[i];
         if (j->queue[0] == '\0') str_copy(j->queue, sizeof j->queue, "default");
@@ -456,28 +446,39 @@ int queue_enqueue(struct rconn *r, const struct keys *k, struct job *const *jobs
         if (!fresh[i] && !keys_valid_name(j->id)) {
             err_set(err, errlen, "job id '%s': use 1-%d characters of A-Z a-z 0-9 _ . @ -", j->id,
                     KEYS_NAME_MAX);
-            free(fresh);
             return -1;
         }
         if ((i == 0 || strcmp(j->queue, jobs[i - 1]->queue) != 0) && !keys_valid_name(j->queue)) {
             err_set(err, errlen, "queue '%s': use 1-%d characters of A-Z a-z 0-9 _ . @ -", j->queue,
                     KEYS_NAME_MAX);
-            free(fresh);
             return -1;
         }
     }
-    for (i = 0; i < n; i++) jobs[i]->enqueued = 0;
-    if (check_destinations(r, k, jobs, fresh, n, at > now, err, errlen) != 0) {
-        free(fresh);
-        return -1;
-    }
+    return 0;
+}
+
+/* Chunks are pipelined one ahead: chunk i is sent as soon as it is formatted, and Redis
+ * runs it while chunk i+1 is formatted and chunk i-1's replies are read, so that neither this
+ * process nor Redis waits for the other. Each chunk is its own MULTI/EXEC: a chunk is
+ * enqueued whole or not at all. Ids are made chunk by chunk, so that Redis has the first
+ * chunk sooner. */
+static int enqueue_chunks(struct rconn *r, const struct keys *k, struct job *const *jobs,
+                          const unsigned char *fresh, size_t n, double at, int scheduled, char *err,
+                          size_t errlen)
+{
+    struct enqueue_fmt f;
+    size_t i, prev_at = 0, prev_n = 0;
+    int prev = -1, rc = 0;
+
     memset(&f, 0, sizeof f);
     keys_queues(k, f.kqs, sizeof f.kqs);
     keys_scheduled(k, f.ks, sizeof f.ks);
     f.atlen = time_format(f.at, at);
     for (i = 0; i < n && rc == 0; i += ENQUEUE_CHUNK) {
         size_t m = n - i < ENQUEUE_CHUNK ? n - i : ENQUEUE_CHUNK;
-        int sent = enqueue_chunk_format(&f, k, jobs + i, fresh + i, m, at > now);
+        int sent;
+        job_fill_ids(jobs + i, m);
+        sent = enqueue_chunk_format(&f, k, jobs + i, fresh + i, m, scheduled);
         if (rconn_append_buf(r, &f.b) != 0 || rconn_flush(r) != 0) {
             err_set(err, errlen, "%s", r->errstr);
             rc = -1;
@@ -504,10 +505,29 @@ int queue_enqueue(struct rconn *r, const struct keys *k, struct job *const *jobs
         else
             rc = -1;
     }
+    return rc;
+}
+
+int queue_enqueue(struct rconn *r, const struct keys *k, struct job *const *jobs, size_t n,
+                  double at, char *err, size_t errlen)
+{
+    double now = time_now();
+    unsigned char *fresh = xmalloc(n ? n : 1);
+    size_t i;
+    int rc;
+
+    for (i = 0; i < n; i++) {
+        fresh[i] = jobs[i]->id[0] == '\0';
+        jobs[i]->enqueued = 0;
+    }
+    rc = enqueue_prepare(jobs, fresh, n, now, err, errlen);
+    if (rc == 0) rc = check_destinations(r, k, jobs, fresh, n, at > now, err, errlen);
+    if (rc == 0) rc = enqueue_chunks(r, k, jobs, fresh, n, at, at > now, err, errlen);
     /* ?replicas=N: the jobs are in, but enqueueing succeeds only once N replicas have them. */
     if (rc == 0 && r->url.wait_replicas > 0)
         rc = check_wait(r, rconn_commandf(r, "WAIT %d %d", r->url.wait_replicas, QUEUE_WAIT_MS),
                         "enqueue", err, errlen);
+    job_fill_ids(jobs, n); /* every job has its id, also those a failure kept out */
     free(fresh);
     return rc;
 }

@@ -254,7 +254,7 @@ struct feeder {
     pthread_cond_t cv;
     cq_jobspec **jobs[2];
     size_t n[2];
-    int full[2]; /* jobs[i] is handed over, not enqueued yet */
+    int full[2]; /* jobs[i] is handed over, not enqueued yet (else the reader frees them) */
     int last;    /* nothing is handed over after what is */
     int failed;  /* enqueueing failed (err says why), and its thread has ended */
     long total;  /* jobs enqueued */
@@ -283,11 +283,9 @@ static void *enqueuer_main(void *arg)
         /* Chunks of a batch are separate transactions: when one failed, others may be in
          * Redis. Their ids are printed, and counted, so that a rerun can skip them. */
         k = print_ids(f->o, f->jobs[i], f->n[i]);
-        free_jobs(f->jobs[i], f->n[i]);
         pthread_mutex_lock(&f->mu);
         f->total += k;
-        f->full[i] = 0;
-        f->n[i] = 0;
+        f->full[i] = 0; /* the reading thread frees the jobs, while this one goes on */
         if (rc < 0) {
             f->failed = 1;
             str_copy(f->err, sizeof f->err, err);
@@ -302,7 +300,7 @@ static void *enqueuer_main(void *arg)
     }
 }
 
-/* Wait until batch slot i may be filled. 0, or -1 when enqueueing has failed. */
+/* Wait until batch slot i may be filled, and empty it. 0, or -1 when enqueueing has failed. */
 static int feeder_slot(struct feeder *f, int i)
 {
     int failed;
@@ -311,7 +309,10 @@ static int feeder_slot(struct feeder *f, int i)
     while (f->full[i] && !f->failed) pthread_cond_wait(&f->cv, &f->mu);
     failed = f->failed;
     pthread_mutex_unlock(&f->mu);
-    return failed ? -1 : 0;
+    if (failed) return -1;
+    free_jobs(f->jobs[i], f->n[i]);
+    f->n[i] = 0;
+    return 0;
 }
 
 /* Hand slot i over to be enqueued (when it holds jobs); last: it is the final one. */
@@ -385,7 +386,7 @@ static int run_stdin(struct opts *o, cq_client *c, cq_client *ce)
         if (r != 0) break;
     }
     pthread_join(t, NULL);
-    /* Batches handed over but not enqueued (after a failure): their jobs did not go in. */
+    /* The last batches, and any handed over but not enqueued after a failure. */
     free_jobs(f.jobs[0], f.n[0]);
     free_jobs(f.jobs[1], f.n[1]);
     free(line);

@@ -370,6 +370,12 @@ static void test_enqueue_wrong_type(void)
     CHECK(HGET("cq:job:w1", "status") == NULL);
     CHECK_STREQ(string(rconn_commandf(&R, "GET cq:queue:bad")), "not-a-list");
     job_free(j);
+    /* A job kept out by the failure still gets its id, as one that went in does. */
+    j = mkjob("", "bad");
+    CHECK_EQ(queue_enqueue(&R, &K, &j, 1, 0, err, sizeof err), -1);
+    CHECK_EQ(j->enqueued, 0);
+    CHECK_EQ(strlen(j->id), 36);
+    job_free(j);
 }
 
 /* ---- take ---------------------------------------------------------------------------- */

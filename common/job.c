@@ -282,34 +282,39 @@ done:
  * was most of a producer's instructions a job. The bytes are those cJSON printed (the same
  * escapes, the same numbers), which tests/test_job.c checks against cJSON itself. */
 
-static void put(struct job_encoder *e, const char *s, size_t n)
+static void grow(struct job_encoder *e, size_t n)
 {
-    if (e->cap - e->len < n + 1) {
-        size_t cap = e->cap ? e->cap * 2 : 256;
-        while (cap - e->len < n + 1) cap *= 2;
-        e->buf = xrealloc(e->buf, cap);
-        e->cap = cap;
-    }
-    memcpy(e->buf + e->len, s, n);
-    e->len += n;
-    e->buf[e->len] = '\0';
+    size_t cap = e->cap ? e->cap * 2 : 256;
+
+    while (cap - e->len < n + 1) cap *= 2;
+    e->buf = xrealloc(e->buf, cap);
+    e->cap = cap;
 }
 
-/* A JSON string, escaped as cJSON escapes it: \" \\ \b \f \n \r \t, other bytes below 0x20
- * as \u00XX; everything else (UTF-8 included) as it is. */
-static void put_string(struct job_encoder *e, const char *s)
+/* n bytes; room is kept for the NUL that job_encoder_put ends with. */
+static inline void put(struct job_encoder *e, const char *s, size_t n)
+{
+    if (e->cap - e->len < n + 1) grow(e, n);
+    memcpy(e->buf + e->len, s, n);
+    e->len += n;
+}
+
+#define PUT_LIT(e, s) put(e, s, sizeof s - 1)
+
+/* The inside of a JSON string, escaped as cJSON escapes it: \" \\ \b \f \n \r \t, other
+ * bytes below 0x20 as \u00XX; everything else (UTF-8 included) as it is. */
+static void put_escaped(struct job_encoder *e, const char *s)
 {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *p = (const unsigned char *)s, *run = p;
 
-    put(e, "\"", 1);
     for (;; p++) {
         char esc[6] = {'\\', 'u', '0', '0', 0, 0};
         size_t n = 2;
 
         while (*p >= 0x20 && *p != '"' && *p != '\\') p++;
         put(e, (const char *)run, (size_t)(p - run));
-        if (*p == '\0') break;
+        if (*p == '\0') return;
         switch (*p) {
         case '"': esc[1] = '"'; break;
         case '\\': esc[1] = '\\'; break;
@@ -326,7 +331,14 @@ static void put_string(struct job_encoder *e, const char *s)
         put(e, esc, n);
         run = p + 1;
     }
-    put(e, "\"", 1);
+}
+
+/* A JSON string. */
+static void put_string(struct job_encoder *e, const char *s)
+{
+    PUT_LIT(e, "\"");
+    put_escaped(e, s);
+    PUT_LIT(e, "\"");
 }
 
 static void put_int(struct job_encoder *e, long long v)
@@ -391,27 +403,28 @@ static void put_field_int(struct job_encoder *e, const char *name, long long v)
 const char *job_encoder_put(struct job_encoder *e, const struct job *j)
 {
     e->len = 0;
-    put(e, "{\"id\":", 6);
-    put_string(e, j->id);
-    put(e, ",\"func\":", 8);
-    put_string(e, j->func);
-    put(e, ",\"args\":", 8);
+    PUT_LIT(e, "{\"id\":\"");
+    put_escaped(e, j->id);
+    PUT_LIT(e, "\",\"func\":\"");
+    put_escaped(e, j->func);
+    PUT_LIT(e, "\",\"args\":");
     if (j->args == NULL) {
-        put(e, "[]", 2);
+        PUT_LIT(e, "[]");
     } else if (cJSON_IsArray(j->args)) {
         const cJSON *a;
-        put(e, "[", 1);
+        PUT_LIT(e, "[");
         for (a = j->args->child; a != NULL; a = a->next) {
-            if (a != j->args->child) put(e, ",", 1);
+            if (a != j->args->child) PUT_LIT(e, ",");
             put_value(e, a);
         }
-        put(e, "]", 1);
+        PUT_LIT(e, "]");
     } else {
         put_value(e, j->args);
     }
     if (j->queue[0]) {
-        put(e, ",\"queue\":", 9);
-        put_string(e, j->queue);
+        PUT_LIT(e, ",\"queue\":\"");
+        put_escaped(e, j->queue);
+        PUT_LIT(e, "\"");
     }
     if (j->enqueued_at > 0) {
         /* Microseconds, as time_format prints them: cJSON's %1.17g and round-trip check cost
@@ -420,7 +433,7 @@ const char *job_encoder_put(struct job_encoder *e, const struct job *j)
             e->t = j->enqueued_at;
             e->tlen = time_format(e->tbuf, e->t);
         }
-        put(e, ",\"enqueued_at\":", 15);
+        PUT_LIT(e, ",\"enqueued_at\":");
         put(e, e->tbuf, e->tlen);
     }
     if (j->retries >= 0) put_field_int(e, "retries", j->retries);
@@ -428,10 +441,11 @@ const char *job_encoder_put(struct job_encoder *e, const struct job *j)
     if (j->recovered > 0) put_field_int(e, "recovered", j->recovered);
     if (j->handoffs > 0) put_field_int(e, "handoffs", j->handoffs);
     if (j->timeout > 0) {
-        put(e, ",\"timeout\":", 11);
+        PUT_LIT(e, ",\"timeout\":");
         put_number(e, j->timeout);
     }
-    put(e, "}", 1);
+    PUT_LIT(e, "}");
+    e->buf[e->len] = '\0';
     return e->buf;
 }
 

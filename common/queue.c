@@ -240,16 +240,39 @@ static void cmd_eval(struct cmd *c, const char *lua, const struct keys *k, char 
 
 /* What the chunks of one call share, kept across them so that formatting a chunk allocates
  * nothing: the request buffer (a chunk's commands, handed to the connection at once), the
- * record encoder, key names and the due time formatted once. */
+ * record encoder, key names and the due time formatted once, and the part of a status HSET
+ * after the key, formatted once per queue. */
 struct enqueue_fmt {
     struct rconn_buf b;
     struct job_encoder enc;
     char kqs[KEYS_KEY_MAX], ks[KEYS_KEY_MAX];
     char at[32]; /* the due time */
     size_t atlen;
+    int scheduled;
+    struct rconn_buf head, tail; /* "HSET", then status, queue (and due time) */
+    char tail_queue[KEYS_NAME_MAX + 1];
 };
 
 #define BUF_LIT(b, s) rconn_buf_arg(b, s, sizeof s - 1)
+
+static void enqueue_fmt_init(struct enqueue_fmt *f, const struct keys *k, double at, int scheduled)
+{
+    memset(f, 0, sizeof *f);
+    keys_queues(k, f->kqs, sizeof f->kqs);
+    keys_scheduled(k, f->ks, sizeof f->ks);
+    f->atlen = time_format(f->at, at);
+    f->scheduled = scheduled;
+    rconn_buf_array(&f->head, scheduled ? 8 : 6);
+    BUF_LIT(&f->head, "HSET");
+}
+
+static void enqueue_fmt_free(struct enqueue_fmt *f)
+{
+    rconn_buf_free(&f->b);
+    rconn_buf_free(&f->head);
+    rconn_buf_free(&f->tail);
+    job_encoder_free(&f->enc);
+}
 
 /* The status hash of a job: status and queue, which are what a reader needs before the job
  * starts (and what cqctl finds its record by). Its function and enqueue time are in the
@@ -258,26 +281,30 @@ struct enqueue_fmt {
  * docs/BENCHMARKS.md). An id used before also gets PERSIST and HDEL, so as not to inherit
  * that run's expiry nor what it ended with. Returns the number of commands. */
 static int enqueue_status(struct enqueue_fmt *f, const struct keys *k, const struct job *j,
-                          int fresh, int scheduled)
+                          int fresh)
 {
     struct rconn_buf *b = &f->b;
     char kj[KEYS_KEY_MAX];
     size_t kjlen = strlen(keys_job(k, j->id, kj, sizeof kj));
 
-    rconn_buf_array(b, scheduled ? 8 : 6);
-    BUF_LIT(b, "HSET");
-    rconn_buf_arg(b, kj, kjlen);
-    BUF_LIT(b, "status");
-    if (scheduled)
-        BUF_LIT(b, "scheduled");
-    else
-        BUF_LIT(b, "queued");
-    BUF_LIT(b, "queue");
-    rconn_buf_str(b, j->queue);
-    if (scheduled) {
-        BUF_LIT(b, "scheduled_for");
-        rconn_buf_arg(b, f->at, f->atlen);
+    if (f->tail.len == 0 || strcmp(f->tail_queue, j->queue) != 0) {
+        f->tail.len = 0;
+        BUF_LIT(&f->tail, "status");
+        if (f->scheduled)
+            BUF_LIT(&f->tail, "scheduled");
+        else
+            BUF_LIT(&f->tail, "queued");
+        BUF_LIT(&f->tail, "queue");
+        rconn_buf_str(&f->tail, j->queue);
+        if (f->scheduled) {
+            BUF_LIT(&f->tail, "scheduled_for");
+            rconn_buf_arg(&f->tail, f->at, f->atlen);
+        }
+        str_copy(f->tail_queue, sizeof f->tail_queue, j->queue);
     }
+    rconn_buf_raw(b, f->head.data, f->head.len);
+    rconn_buf_arg(b, kj, kjlen);
+    rconn_buf_raw(b, f->tail.data, f->tail.len);
     if (fresh) return 1;
     rconn_buf_array(b, 2);
     BUF_LIT(b, "PERSIST");
@@ -300,8 +327,7 @@ static int enqueue_status(struct enqueue_fmt *f, const struct keys *k, const str
  * produce. fresh[i] says jobs[i] got its id here, so it cannot have an old status hash to
  * un-expire. */
 static int enqueue_chunk_format(struct enqueue_fmt *f, const struct keys *k,
-                                struct job *const *jobs, const unsigned char *fresh, size_t n,
-                                int scheduled)
+                                struct job *const *jobs, const unsigned char *fresh, size_t n)
 {
     struct rconn_buf *b = &f->b;
     char kq[KEYS_KEY_MAX];
@@ -320,7 +346,7 @@ static int enqueue_chunk_format(struct enqueue_fmt *f, const struct keys *k,
         BUF_LIT(b, "SADD");
         rconn_buf_str(b, f->kqs);
         rconn_buf_str(b, q);
-        if (scheduled) {
+        if (f->scheduled) {
             rconn_buf_array(b, 2 + 2 * (run - i));
             BUF_LIT(b, "ZADD");
             rconn_buf_str(b, f->ks);
@@ -330,13 +356,13 @@ static int enqueue_chunk_format(struct enqueue_fmt *f, const struct keys *k,
             rconn_buf_str(b, keys_queue(k, q, kq, sizeof kq));
         }
         for (m = i; m < run; m++) {
-            if (scheduled) rconn_buf_arg(b, f->at, f->atlen);
+            if (f->scheduled) rconn_buf_arg(b, f->at, f->atlen);
             job_encoder_put(&f->enc, jobs[m]);
             rconn_buf_arg(b, f->enc.buf, f->enc.len);
         }
         sent += 2;
     }
-    for (i = 0; i < n; i++) sent += enqueue_status(f, k, jobs[i], fresh[i], scheduled);
+    for (i = 0; i < n; i++) sent += enqueue_status(f, k, jobs[i], fresh[i]);
     rconn_buf_array(b, 1);
     BUF_LIT(b, "EXEC");
     return sent + 1;
@@ -470,15 +496,12 @@ static int enqueue_chunks(struct rconn *r, const struct keys *k, struct job *con
     size_t i, prev_at = 0, prev_n = 0;
     int prev = -1, rc = 0;
 
-    memset(&f, 0, sizeof f);
-    keys_queues(k, f.kqs, sizeof f.kqs);
-    keys_scheduled(k, f.ks, sizeof f.ks);
-    f.atlen = time_format(f.at, at);
+    enqueue_fmt_init(&f, k, at, scheduled);
     for (i = 0; i < n && rc == 0; i += ENQUEUE_CHUNK) {
         size_t m = n - i < ENQUEUE_CHUNK ? n - i : ENQUEUE_CHUNK;
         int sent;
         job_fill_ids(jobs + i, m);
-        sent = enqueue_chunk_format(&f, k, jobs + i, fresh + i, m, scheduled);
+        sent = enqueue_chunk_format(&f, k, jobs + i, fresh + i, m);
         if (rconn_append_buf(r, &f.b) != 0 || rconn_flush(r) != 0) {
             err_set(err, errlen, "%s", r->errstr);
             rc = -1;
@@ -494,8 +517,7 @@ static int enqueue_chunks(struct rconn *r, const struct keys *k, struct job *con
         prev_at = i;
         prev_n = m;
     }
-    rconn_buf_free(&f.b);
-    job_encoder_free(&f.enc);
+    enqueue_fmt_free(&f);
     /* The last chunk's replies, also after an error, to keep the connection in step: a
      * chunk sent before an earlier one failed may still have been enqueued. */
     if (prev >= 0 && r->ctx != NULL) {

@@ -717,6 +717,13 @@ void rconn_buf_str(struct rconn_buf *b, const char *s)
     rconn_buf_arg(b, s, strlen(s));
 }
 
+void rconn_buf_raw(struct rconn_buf *b, const char *s, size_t n)
+{
+    buf_reserve(b, n);
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+}
+
 void rconn_buf_free(struct rconn_buf *b)
 {
     free(b->data);

@@ -102,6 +102,8 @@ struct rconn_buf {
 void rconn_buf_array(struct rconn_buf *b, size_t argc);
 void rconn_buf_arg(struct rconn_buf *b, const char *s, size_t len);
 void rconn_buf_str(struct rconn_buf *b, const char *s);
+/* n bytes already in RESP (say, arguments formatted once into another rconn_buf). */
+void rconn_buf_raw(struct rconn_buf *b, const char *s, size_t n);
 /* Append b's commands (no I/O, as rconn_append) and empty b. 0, or -1 as rconn_append. */
 int rconn_append_buf(struct rconn *r, struct rconn_buf *b);
 void rconn_buf_free(struct rconn_buf *b);

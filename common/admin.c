@@ -921,6 +921,36 @@ static int find_record(struct admin *a, struct admin_job *j, const char *id, cha
     return 0;
 }
 
+/* The function and the enqueue time of a job whose hash lacks them (a record pushed by hand,
+ * before a worker takes it: docs/PROTOCOL.md), from its record when it was found. */
+static void fields_from_record(struct admin_job *j)
+{
+    static const char *const names[] = {"func", "enqueued_at"};
+    cJSON *o;
+    size_t i;
+
+    if (j->record == NULL) return;
+    o = cJSON_Parse(j->record);
+    for (i = 0; i < sizeof names / sizeof names[0]; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, names[i]);
+        char t[32], *val;
+
+        if (admin_job_field(j, names[i]) != NULL) continue;
+        if (cJSON_IsString(v)) {
+            val = xstrdup(v->valuestring);
+        } else if (cJSON_IsNumber(v) && v->valuedouble > 0) {
+            time_format(t, v->valuedouble);
+            val = xstrdup(t);
+        } else {
+            continue;
+        }
+        j->fields = xrealloc(j->fields, (j->nfields + 2) * sizeof *j->fields);
+        j->fields[j->nfields++] = xstrdup(names[i]);
+        j->fields[j->nfields++] = val;
+    }
+    cJSON_Delete(o);
+}
+
 int admin_job_read(struct admin *a, const char *id, struct admin_job *out, char *err, size_t errlen)
 {
     char kj[KEYS_KEY_MAX], kc[KEYS_KEY_MAX];
@@ -964,6 +994,7 @@ int admin_job_read(struct admin *a, const char *id, struct admin_job *out, char 
         admin_job_free(out);
         return -1;
     }
+    fields_from_record(out);
     return 0;
 }
 

@@ -129,7 +129,8 @@ struct admin_job {
 /* The status hash of job id and, where it can be found cheaply, its record: the hash's
  * record field (failed jobs); the scheduled set at the due time (scheduled, retrying); the
  * running worker's in-flight list (started); its queue (queued, canceled), of which only
- * the 5,000 records at each end are read. An unknown id is an error. */
+ * the 5,000 records at each end are read. A function or enqueue time the hash lacks (a record
+ * pushed by hand) is taken from the record found. An unknown id is an error. */
 int admin_job_read(struct admin *a, const char *id, struct admin_job *out, char *err,
                    size_t errlen);
 /* The value of a field of the hash, or NULL. */

@@ -2,6 +2,8 @@
 #include "job.h"
 
 #include <errno.h>
+#include <float.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,9 +37,22 @@ void job_new_id(char id[JOB_ID_MAX + 1])
     uuid_unparse_lower(u, id);
 }
 
+/* 16 bytes as a UUID: 8-4-4-4-12 lowercase hex digits, as uuid_unparse_lower writes them. */
+static void uuid_format(const unsigned char *u, char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    int i;
+
+    for (i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) *out++ = '-';
+        *out++ = hex[u[i] >> 4];
+        *out++ = hex[u[i] & 15];
+    }
+    *out = '\0';
+}
+
 /* Random (version 4) UUIDs from one getrandom() per 64 ids: uuid_generate_random costs
- * several system calls per id (it re-seeds itself each time), which bulk enqueueing feels.
- * libuuid still formats them. */
+ * several system calls per id (it re-seeds itself each time), which bulk enqueueing feels. */
 void job_fill_ids(struct job *const *jobs, size_t n)
 {
     unsigned char rnd[64 * 16];
@@ -59,7 +74,7 @@ void job_fill_ids(struct job *const *jobs, size_t n)
             u = rnd + 16 * m++;
             u[6] = (unsigned char)((u[6] & 0x0f) | 0x40); /* version 4 */
             u[8] = (unsigned char)((u[8] & 0x3f) | 0x80); /* RFC 4122 variant */
-            uuid_unparse_lower(u, jobs[i]->id);
+            uuid_format(u, jobs[i]->id);
         }
     }
 }
@@ -261,34 +276,189 @@ done:
     return rc;
 }
 
-char *job_encode(const struct job *j)
+/* ---- encoding ------------------------------------------------------------------------ */
+
+/* Records are written here directly, not through a cJSON object: building and printing one
+ * was most of a producer's instructions a job. The bytes are those cJSON printed (the same
+ * escapes, the same numbers), which tests/test_job.c checks against cJSON itself. */
+
+static void grow(struct job_encoder *e, size_t n)
 {
-    cJSON *o = xcheck(cJSON_CreateObject(), "a job record");
+    size_t cap = e->cap ? e->cap * 2 : 256;
+
+    while (cap - e->len < n + 1) cap *= 2;
+    e->buf = xrealloc(e->buf, cap);
+    e->cap = cap;
+}
+
+/* n bytes; room is kept for the NUL that job_encoder_put ends with. */
+static inline void put(struct job_encoder *e, const char *s, size_t n)
+{
+    if (e->cap - e->len < n + 1) grow(e, n);
+    memcpy(e->buf + e->len, s, n);
+    e->len += n;
+}
+
+#define PUT_LIT(e, s) put(e, s, sizeof s - 1)
+
+/* The inside of a JSON string, escaped as cJSON escapes it: \" \\ \b \f \n \r \t, other
+ * bytes below 0x20 as \u00XX; everything else (UTF-8 included) as it is. */
+static void put_escaped(struct job_encoder *e, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *p = (const unsigned char *)s, *run = p;
+
+    for (;; p++) {
+        char esc[6] = {'\\', 'u', '0', '0', 0, 0};
+        size_t n = 2;
+
+        while (*p >= 0x20 && *p != '"' && *p != '\\') p++;
+        put(e, (const char *)run, (size_t)(p - run));
+        if (*p == '\0') return;
+        switch (*p) {
+        case '"': esc[1] = '"'; break;
+        case '\\': esc[1] = '\\'; break;
+        case '\b': esc[1] = 'b'; break;
+        case '\f': esc[1] = 'f'; break;
+        case '\n': esc[1] = 'n'; break;
+        case '\r': esc[1] = 'r'; break;
+        case '\t': esc[1] = 't'; break;
+        default:
+            esc[4] = hex[*p >> 4];
+            esc[5] = hex[*p & 15];
+            n = 6;
+        }
+        put(e, esc, n);
+        run = p + 1;
+    }
+}
+
+/* A JSON string. */
+static void put_string(struct job_encoder *e, const char *s)
+{
+    PUT_LIT(e, "\"");
+    put_escaped(e, s);
+    PUT_LIT(e, "\"");
+}
+
+static void put_int(struct job_encoder *e, long long v)
+{
+    char digits[24], *p = digits + sizeof digits;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0) *--p = '-';
+    put(e, p, (size_t)(digits + sizeof digits - p));
+}
+
+/* A number as cJSON prints one: a whole number that fits an int as one, otherwise the
+ * shortest of %1.15g and %1.17g that reads back as the same double (within cJSON's
+ * tolerance). */
+static void put_number(struct job_encoder *e, double d)
+{
+    char buf[32];
+    int vi = d >= INT_MAX ? INT_MAX : d <= (double)INT_MIN ? INT_MIN : (int)d, n;
+    double back, big;
+
+    if (isnan(d) || isinf(d)) {
+        put(e, "null", 4);
+        return;
+    }
+    if (d == (double)vi) {
+        put_int(e, vi);
+        return;
+    }
+    n = snprintf(buf, sizeof buf, "%1.15g", d);
+    back = strtod(buf, NULL);
+    big = fabs(back) > fabs(d) ? fabs(back) : fabs(d);
+    if (!(fabs(back - d) <= big * DBL_EPSILON)) n = snprintf(buf, sizeof buf, "%1.17g", d);
+    put(e, buf, (size_t)n);
+}
+
+/* One argument: strings here, any other value (a number, a JSON value) printed by cJSON. */
+static void put_value(struct job_encoder *e, const cJSON *v)
+{
     char *s;
 
-    cJSON_AddStringToObject(o, "id", j->id);
-    cJSON_AddStringToObject(o, "func", j->func);
-    /* A reference, not a copy: the object is printed and deleted here, the args stay the
-     * job's. */
-    if (j->args != NULL) {
-        cJSON_AddItemReferenceToObject(o, "args", j->args);
+    if (cJSON_IsString(v)) {
+        put_string(e, v->valuestring ? v->valuestring : "");
+        return;
+    }
+    s = xcheck(cJSON_PrintUnformatted(v), "a job record");
+    put(e, s, strlen(s));
+    free(s);
+}
+
+static void put_field_int(struct job_encoder *e, const char *name, long long v)
+{
+    put(e, ",\"", 2);
+    put(e, name, strlen(name));
+    put(e, "\":", 2);
+    put_int(e, v);
+}
+
+const char *job_encoder_put(struct job_encoder *e, const struct job *j)
+{
+    e->len = 0;
+    PUT_LIT(e, "{\"id\":\"");
+    put_escaped(e, j->id);
+    PUT_LIT(e, "\",\"func\":\"");
+    put_escaped(e, j->func);
+    PUT_LIT(e, "\",\"args\":");
+    if (j->args == NULL) {
+        PUT_LIT(e, "[]");
+    } else if (cJSON_IsArray(j->args)) {
+        const cJSON *a;
+        PUT_LIT(e, "[");
+        for (a = j->args->child; a != NULL; a = a->next) {
+            if (a != j->args->child) PUT_LIT(e, ",");
+            put_value(e, a);
+        }
+        PUT_LIT(e, "]");
     } else {
-        cJSON_AddItemToObject(o, "args", xcheck(cJSON_CreateArray(), "a job record"));
+        put_value(e, j->args);
     }
-    if (j->queue[0]) cJSON_AddStringToObject(o, "queue", j->queue);
+    if (j->queue[0]) {
+        PUT_LIT(e, ",\"queue\":\"");
+        put_escaped(e, j->queue);
+        PUT_LIT(e, "\"");
+    }
     if (j->enqueued_at > 0) {
-        /* cJSON prints doubles with %1.17g and a round-trip check; this is exact enough
-         * (microseconds) and far cheaper. */
-        char t[32];
-        time_format(t, j->enqueued_at);
-        cJSON_AddRawToObject(o, "enqueued_at", t);
+        /* Microseconds, as time_format prints them: cJSON's %1.17g and round-trip check cost
+         * far more. A chunk's jobs share one time, formatted once. */
+        if (e->tlen == 0 || e->t != j->enqueued_at) {
+            e->t = j->enqueued_at;
+            e->tlen = time_format(e->tbuf, e->t);
+        }
+        PUT_LIT(e, ",\"enqueued_at\":");
+        put(e, e->tbuf, e->tlen);
     }
-    if (j->retries >= 0) cJSON_AddNumberToObject(o, "retries", j->retries);
-    if (j->attempts > 0) cJSON_AddNumberToObject(o, "attempts", j->attempts);
-    if (j->recovered > 0) cJSON_AddNumberToObject(o, "recovered", j->recovered);
-    if (j->handoffs > 0) cJSON_AddNumberToObject(o, "handoffs", j->handoffs);
-    if (j->timeout > 0) cJSON_AddNumberToObject(o, "timeout", j->timeout);
-    s = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    return xcheck(s, "a job record");
+    if (j->retries >= 0) put_field_int(e, "retries", j->retries);
+    if (j->attempts > 0) put_field_int(e, "attempts", j->attempts);
+    if (j->recovered > 0) put_field_int(e, "recovered", j->recovered);
+    if (j->handoffs > 0) put_field_int(e, "handoffs", j->handoffs);
+    if (j->timeout > 0) {
+        PUT_LIT(e, ",\"timeout\":");
+        put_number(e, j->timeout);
+    }
+    PUT_LIT(e, "}");
+    e->buf[e->len] = '\0';
+    return e->buf;
+}
+
+void job_encoder_free(struct job_encoder *e)
+{
+    free(e->buf);
+    memset(e, 0, sizeof *e);
+}
+
+char *job_encode(const struct job *j)
+{
+    struct job_encoder e = {0};
+
+    job_encoder_put(&e, j);
+    return e.buf;
 }

@@ -56,6 +56,22 @@ int job_json_has_nul(const char *text, size_t len);
 /* Encode to a malloc'ed NUL-terminated JSON string; the caller frees it. */
 char *job_encode(const struct job *j);
 
+/* An encoder kept across records: its buffer, and the last enqueued_at it formatted, are
+ * reused, so that encoding a chunk of jobs enqueued at one moment allocates nothing. A
+ * zeroed struct is ready; job_encoder_free releases it. */
+struct job_encoder {
+    char *buf;
+    size_t len, cap;
+    double t;
+    char tbuf[32];
+    size_t tlen;
+};
+
+/* Encode j into e: returns e->buf, the record (e->len bytes, NUL-terminated), valid until
+ * the next call. */
+const char *job_encoder_put(struct job_encoder *e, const struct job *j);
+void job_encoder_free(struct job_encoder *e);
+
 /* Number of args (0 when args is not an array). */
 int job_nargs(const struct job *j);
 

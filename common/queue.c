@@ -284,95 +284,139 @@ static void cmd_eval(struct cmd *c, struct rconn *r, enum script_id id, const st
 
 #define ENQUEUE_CHUNK 1000
 
-/* Append one chunk's transaction (no I/O); *sent receives how many replies it will produce.
- * fresh[i] says jobs[i] got its id here, so it cannot have an old status hash to un-expire. */
-static int enqueue_chunk_append(struct rconn *r, const struct keys *k, struct job *const *jobs,
-                                const unsigned char *fresh, size_t n, double at, double now,
-                                int *sent, char *err, size_t errlen)
+/* What the chunks of one call share, kept across them so that formatting a chunk allocates
+ * nothing: the request buffer (a chunk's commands, handed to the connection at once), the
+ * record encoder, key names and the due time formatted once, and the part of a status HSET
+ * after the key, formatted once per queue. */
+struct enqueue_fmt {
+    struct rconn_buf b;
+    struct job_encoder enc;
+    char kqs[KEYS_KEY_MAX], ks[KEYS_KEY_MAX];
+    char at[32]; /* the due time */
+    size_t atlen;
+    int scheduled;
+    struct rconn_buf head, tail; /* "HSET", then status, queue (and due time) */
+    char tail_queue[KEYS_NAME_MAX + 1];
+};
+
+#define BUF_LIT(b, s) rconn_buf_arg(b, s, sizeof s - 1)
+
+static void enqueue_fmt_init(struct enqueue_fmt *f, const struct keys *k, double at, int scheduled)
 {
-    struct cmd c = {0};
-    char kq[KEYS_KEY_MAX], kj[KEYS_KEY_MAX], ks[KEYS_KEY_MAX], kqs[KEYS_KEY_MAX];
-    size_t i, run;
-    int scheduled = at > now;
+    memset(f, 0, sizeof *f);
+    keys_queues(k, f->kqs, sizeof f->kqs);
+    keys_scheduled(k, f->ks, sizeof f->ks);
+    f->atlen = time_format(f->at, at);
+    f->scheduled = scheduled;
+    rconn_buf_array(&f->head, scheduled ? 12 : 10);
+    BUF_LIT(&f->head, "HSET");
+}
 
-    *sent = 0;
-    keys_queues(k, kqs, sizeof kqs);
-    keys_scheduled(k, ks, sizeof ks);
+static void enqueue_fmt_free(struct enqueue_fmt *f)
+{
+    rconn_buf_free(&f->b);
+    rconn_buf_free(&f->head);
+    rconn_buf_free(&f->tail);
+    job_encoder_free(&f->enc);
+}
 
-#define SEND()                             \
-    do {                                   \
-        if (cmd_send(r, &c) != 0) goto io; \
-        (*sent)++;                         \
-    } while (0)
+/* The status hash of a job: status, queue, func and enqueued_at (docs/PROTOCOL.md). They
+ * cost Redis here once, where a worker would have to add them to the hash when the job
+ * starts or ends, the part of a job's life that limits a worker (its apply script writes
+ * them only into a hash without a status: a record pushed by hand). An id used before also
+ * gets PERSIST and HDEL, so as not to inherit that run's expiry nor what it ended with.
+ * Returns the number of commands. */
+static int enqueue_status(struct enqueue_fmt *f, const struct keys *k, const struct job *j,
+                          int fresh)
+{
+    struct rconn_buf *b = &f->b;
+    char kj[KEYS_KEY_MAX];
+    size_t kjlen = strlen(keys_job(k, j->id, kj, sizeof kj));
 
-    cmd_str(&c, "MULTI");
-    SEND();
+    if (f->tail.len == 0 || strcmp(f->tail_queue, j->queue) != 0) {
+        f->tail.len = 0;
+        BUF_LIT(&f->tail, "status");
+        if (f->scheduled)
+            BUF_LIT(&f->tail, "scheduled");
+        else
+            BUF_LIT(&f->tail, "queued");
+        BUF_LIT(&f->tail, "queue");
+        rconn_buf_str(&f->tail, j->queue);
+        if (f->scheduled) {
+            BUF_LIT(&f->tail, "scheduled_for");
+            rconn_buf_arg(&f->tail, f->at, f->atlen);
+        }
+        str_copy(f->tail_queue, sizeof f->tail_queue, j->queue);
+    }
+    rconn_buf_raw(b, f->head.data, f->head.len);
+    rconn_buf_arg(b, kj, kjlen);
+    rconn_buf_raw(b, f->tail.data, f->tail.len);
+    BUF_LIT(b, "func");
+    rconn_buf_str(b, j->func);
+    BUF_LIT(b, "enqueued_at");
+    {
+        char t[32];
+        rconn_buf_arg(b, t, time_format(t, j->enqueued_at));
+    }
+    if (fresh) return 1;
+    rconn_buf_array(b, 2);
+    BUF_LIT(b, "PERSIST");
+    rconn_buf_arg(b, kj, kjlen);
+    rconn_buf_array(b, 8);
+    BUF_LIT(b, "HDEL");
+    rconn_buf_arg(b, kj, kjlen);
+    BUF_LIT(b, "result");
+    BUF_LIT(b, "result_json");
+    BUF_LIT(b, "error");
+    BUF_LIT(b, "ended_at");
+    BUF_LIT(b, "started_at");
+    BUF_LIT(b, "retry_at");
+    return 3;
+}
+
+/* Format one chunk's transaction into f->b (no I/O); returns how many replies it will
+ * produce. fresh[i] says jobs[i] got its id here, so it cannot have an old status hash to
+ * un-expire. */
+static int enqueue_chunk_format(struct enqueue_fmt *f, const struct keys *k,
+                                struct job *const *jobs, const unsigned char *fresh, size_t n)
+{
+    struct rconn_buf *b = &f->b;
+    char kq[KEYS_KEY_MAX];
+    size_t i, m, run;
+    int sent = 0;
+
+    rconn_buf_array(b, 1);
+    BUF_LIT(b, "MULTI");
+    sent++;
     /* Records for the same queue go out in one variadic LPUSH (or ZADD). */
     for (i = 0; i < n; i = run) {
         const char *q = jobs[i]->queue;
-        size_t m;
-        for (run = i; run < n && strcmp(jobs[run]->queue, q) == 0; run++) {
+        for (run = i + 1; run < n && strcmp(jobs[run]->queue, q) == 0; run++) {
         }
-        cmd_str(&c, "SADD");
-        cmd_str(&c, kqs);
-        cmd_str(&c, q);
-        SEND();
-        if (scheduled) {
-            cmd_str(&c, "ZADD");
-            cmd_str(&c, ks);
+        rconn_buf_array(b, 3);
+        BUF_LIT(b, "SADD");
+        rconn_buf_str(b, f->kqs);
+        rconn_buf_str(b, q);
+        if (f->scheduled) {
+            rconn_buf_array(b, 2 + 2 * (run - i));
+            BUF_LIT(b, "ZADD");
+            rconn_buf_str(b, f->ks);
         } else {
-            cmd_str(&c, "LPUSH");
-            cmd_str(&c, keys_queue(k, q, kq, sizeof kq));
+            rconn_buf_array(b, 2 + (run - i));
+            BUF_LIT(b, "LPUSH");
+            rconn_buf_str(b, keys_queue(k, q, kq, sizeof kq));
         }
         for (m = i; m < run; m++) {
-            if (scheduled) cmd_time(&c, at);
-            cmd_own(&c, job_encode(jobs[m]));
+            if (f->scheduled) rconn_buf_arg(b, f->at, f->atlen);
+            job_encoder_put(&f->enc, jobs[m]);
+            rconn_buf_arg(b, f->enc.buf, f->enc.len);
         }
-        SEND();
+        sent += 2;
     }
-    for (i = 0; i < n; i++) {
-        const struct job *j = jobs[i];
-        cmd_str(&c, "HSET");
-        cmd_str(&c, keys_job(k, j->id, kj, sizeof kj));
-        cmd_str(&c, "status");
-        cmd_str(&c, scheduled ? "scheduled" : "queued");
-        cmd_str(&c, "func");
-        cmd_str(&c, j->func);
-        cmd_str(&c, "queue");
-        cmd_str(&c, j->queue);
-        cmd_str(&c, "enqueued_at");
-        cmd_time(&c, j->enqueued_at);
-        if (scheduled) {
-            cmd_str(&c, "scheduled_for");
-            cmd_time(&c, at);
-        }
-        SEND();
-        if (!fresh[i]) {
-            /* A job id reused after an earlier run must not inherit that run's expiry nor
-             * what it ended with. */
-            cmd_str(&c, "PERSIST");
-            cmd_str(&c, kj);
-            SEND();
-            cmd_str(&c, "HDEL");
-            cmd_str(&c, kj);
-            cmd_str(&c, "result");
-            cmd_str(&c, "result_json");
-            cmd_str(&c, "error");
-            cmd_str(&c, "ended_at");
-            cmd_str(&c, "started_at");
-            cmd_str(&c, "retry_at");
-            SEND();
-        }
-    }
-    cmd_str(&c, "EXEC");
-    SEND();
-#undef SEND
-    cmd_free(&c);
-    return 0;
-io:
-    cmd_free(&c);
-    err_set(err, errlen, "%s", r->errstr);
-    return -1;
+    for (i = 0; i < n; i++) sent += enqueue_status(f, k, jobs[i], fresh[i]);
+    rconn_buf_array(b, 1);
+    BUF_LIT(b, "EXEC");
+    return sent + 1;
 }
 
 /* The keys a call writes to must be of their type: a queue key that is not a list (or a
@@ -465,46 +509,52 @@ static void mark_enqueued(struct job *const *jobs, size_t at, size_t n)
     for (i = at; i < at + n; i++) jobs[i]->enqueued = 1;
 }
 
-/* Chunks are pipelined one ahead: chunk i+1 is on its way while chunk i's replies are read,
- * so that neither this process nor Redis waits for the other. Each chunk is its own
- * MULTI/EXEC: a chunk is enqueued whole or not at all. */
-int queue_enqueue(struct rconn *r, const struct keys *k, struct job *const *jobs, size_t n,
-                  double at, char *err, size_t errlen)
+/* Check what jobs will be enqueued as: ids (those not made here), queues, times. */
+static int enqueue_prepare(struct job *const *jobs, const unsigned char *fresh, size_t n,
+                           double now, char *err, size_t errlen)
 {
-    double now = time_now();
-    unsigned char *fresh;
-    size_t i, prev_at = 0, prev_n = 0;
-    int prev = -1, rc = 0;
+    size_t i;
 
-    fresh = xmalloc(n ? n : 1);
-    for (i = 0; i < n; i++) fresh[i] = jobs[i]->id[0] == '\0';
-    job_fill_ids(jobs, n);
     for (i = 0; i < n; i++) {
         struct job *j = jobs[i];
         if (j->queue[0] == '\0') str_copy(j->queue, sizeof j->queue, "default");
         if (j->enqueued_at <= 0) j->enqueued_at = now;
-        if (!keys_valid_name(j->id)) {
+        /* Ids made here are UUIDs; a queue is checked when it differs from the last one. */
+        if (!fresh[i] && !keys_valid_name(j->id)) {
             err_set(err, errlen, "job id '%s': use 1-%d characters of A-Z a-z 0-9 _ . @ -", j->id,
                     KEYS_NAME_MAX);
-            free(fresh);
             return -1;
         }
-        if (!keys_valid_name(j->queue)) {
+        if ((i == 0 || strcmp(j->queue, jobs[i - 1]->queue) != 0) && !keys_valid_name(j->queue)) {
             err_set(err, errlen, "queue '%s': use 1-%d characters of A-Z a-z 0-9 _ . @ -", j->queue,
                     KEYS_NAME_MAX);
-            free(fresh);
             return -1;
         }
     }
-    for (i = 0; i < n; i++) jobs[i]->enqueued = 0;
-    if (check_destinations(r, k, jobs, fresh, n, at > now, err, errlen) != 0) {
-        free(fresh);
-        return -1;
-    }
+    return 0;
+}
+
+/* Chunks are pipelined one ahead: chunk i is sent as soon as it is formatted, and Redis
+ * runs it while chunk i+1 is formatted and chunk i-1's replies are read, so that neither this
+ * process nor Redis waits for the other. Each chunk is its own MULTI/EXEC: a chunk is
+ * enqueued whole or not at all. Ids are made chunk by chunk, so that Redis has the first
+ * chunk sooner. */
+static int enqueue_chunks(struct rconn *r, const struct keys *k, struct job *const *jobs,
+                          const unsigned char *fresh, size_t n, double at, int scheduled, char *err,
+                          size_t errlen)
+{
+    struct enqueue_fmt f;
+    size_t i, prev_at = 0, prev_n = 0;
+    int prev = -1, rc = 0;
+
+    enqueue_fmt_init(&f, k, at, scheduled);
     for (i = 0; i < n && rc == 0; i += ENQUEUE_CHUNK) {
         size_t m = n - i < ENQUEUE_CHUNK ? n - i : ENQUEUE_CHUNK;
         int sent;
-        if (enqueue_chunk_append(r, k, jobs + i, fresh + i, m, at, now, &sent, err, errlen) != 0) {
+        job_fill_ids(jobs + i, m);
+        sent = enqueue_chunk_format(&f, k, jobs + i, fresh + i, m);
+        if (rconn_append_buf(r, &f.b) != 0 || rconn_flush(r) != 0) {
+            err_set(err, errlen, "%s", r->errstr);
             rc = -1;
             break;
         }
@@ -518,6 +568,7 @@ int queue_enqueue(struct rconn *r, const struct keys *k, struct job *const *jobs
         prev_at = i;
         prev_n = m;
     }
+    enqueue_fmt_free(&f);
     /* The last chunk's replies, also after an error, to keep the connection in step: a
      * chunk sent before an earlier one failed may still have been enqueued. */
     if (prev >= 0 && r->ctx != NULL) {
@@ -527,10 +578,29 @@ int queue_enqueue(struct rconn *r, const struct keys *k, struct job *const *jobs
         else
             rc = -1;
     }
+    return rc;
+}
+
+int queue_enqueue(struct rconn *r, const struct keys *k, struct job *const *jobs, size_t n,
+                  double at, char *err, size_t errlen)
+{
+    double now = time_now();
+    unsigned char *fresh = xmalloc(n ? n : 1);
+    size_t i;
+    int rc;
+
+    for (i = 0; i < n; i++) {
+        fresh[i] = jobs[i]->id[0] == '\0';
+        jobs[i]->enqueued = 0;
+    }
+    rc = enqueue_prepare(jobs, fresh, n, now, err, errlen);
+    if (rc == 0) rc = check_destinations(r, k, jobs, fresh, n, at > now, err, errlen);
+    if (rc == 0) rc = enqueue_chunks(r, k, jobs, fresh, n, at, at > now, err, errlen);
     /* ?replicas=N: the jobs are in, but enqueueing succeeds only once N replicas have them. */
     if (rc == 0 && r->url.wait_replicas > 0)
         rc = check_wait(r, rconn_commandf(r, "WAIT %d %d", r->url.wait_replicas, QUEUE_WAIT_MS),
                         "enqueue", err, errlen);
+    job_fill_ids(jobs, n); /* every job has its id, also those a failure kept out */
     free(fresh);
     return rc;
 }

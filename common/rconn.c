@@ -685,35 +685,103 @@ static size_t count_len(size_t v)
     return n;
 }
 
-int rconn_append(struct rconn *r, int argc, const char **argv, const size_t *lens)
+/* Room for n more bytes. */
+static void buf_reserve(struct rconn_buf *b, size_t n)
 {
-    size_t total = count_len((size_t)argc), i;
-    char *buf, *p;
+    size_t cap;
+
+    if (b->cap - b->len >= n) return;
+    cap = b->cap ? b->cap * 2 : 4096;
+    if (cap - b->len < n) cap = b->len + n;
+    b->data = xrealloc(b->data, cap);
+    b->cap = cap;
+}
+
+void rconn_buf_array(struct rconn_buf *b, size_t argc)
+{
+    buf_reserve(b, count_len(argc));
+    b->len = (size_t)(put_count(b->data + b->len, '*', argc) - b->data);
+}
+
+void rconn_buf_arg(struct rconn_buf *b, const char *s, size_t len)
+{
+    char *p;
+
+    buf_reserve(b, count_len(len) + len + 2);
+    p = put_count(b->data + b->len, '$', len);
+    memcpy(p, s, len);
+    p += len;
+    *p++ = '\r';
+    *p++ = '\n';
+    b->len = (size_t)(p - b->data);
+}
+
+void rconn_buf_str(struct rconn_buf *b, const char *s)
+{
+    rconn_buf_arg(b, s, strlen(s));
+}
+
+void rconn_buf_raw(struct rconn_buf *b, const char *s, size_t n)
+{
+    buf_reserve(b, n);
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+}
+
+void rconn_buf_free(struct rconn_buf *b)
+{
+    free(b->data);
+    memset(b, 0, sizeof *b);
+}
+
+int rconn_append_buf(struct rconn *r, struct rconn_buf *b)
+{
     int rc;
 
-    /* The request in RESP, formatted here in one buffer: hiredis 0.14's argv formatting
-     * (sdscatfmt per argument) was half of a worker's instructions a job. */
     if (ensure(r) != 0) return -1;
-    for (i = 0; i < (size_t)argc; i++) {
-        size_t n = lens != NULL ? lens[i] : strlen(argv[i]);
-        total += count_len(n) + n + 2;
-    }
-    buf = xmalloc(total);
-    p = put_count(buf, '*', (size_t)argc);
-    for (i = 0; i < (size_t)argc; i++) {
-        size_t n = lens != NULL ? lens[i] : strlen(argv[i]);
-        p = put_count(p, '$', n);
-        memcpy(p, argv[i], n);
-        p += n;
-        *p++ = '\r';
-        *p++ = '\n';
-    }
-    rc = redisAppendFormattedCommand(r->ctx, buf, (size_t)(p - buf));
-    free(buf);
+    rc = redisAppendFormattedCommand(r->ctx, b->data, b->len);
+    b->len = 0;
     if (rc != REDIS_OK) {
         fail(r, NULL);
         return -1;
     }
+    return 0;
+}
+
+int rconn_append(struct rconn *r, int argc, const char **argv, const size_t *lens)
+{
+    struct rconn_buf b = {0};
+    size_t total = count_len((size_t)argc), i;
+    int rc;
+
+    /* The request in RESP, formatted here in one buffer: hiredis 0.14's argv formatting
+     * (sdscatfmt per argument) was half of a worker's instructions a job. */
+    for (i = 0; i < (size_t)argc; i++) {
+        size_t n = lens != NULL ? lens[i] : strlen(argv[i]);
+        total += count_len(n) + n + 2;
+    }
+    buf_reserve(&b, total);
+    rconn_buf_array(&b, (size_t)argc);
+    for (i = 0; i < (size_t)argc; i++)
+        rconn_buf_arg(&b, argv[i], lens != NULL ? lens[i] : strlen(argv[i]));
+    rc = rconn_append_buf(r, &b);
+    rconn_buf_free(&b);
+    return rc;
+}
+
+int rconn_flush(struct rconn *r)
+{
+    int done = 0;
+
+    if (r->ctx == NULL) {
+        if (r->errstr[0] == '\0') snprintf(r->errstr, sizeof r->errstr, "redis: not connected");
+        return -1;
+    }
+    while (!done)
+        if (redisBufferWrite(r->ctx, &done) != REDIS_OK) {
+            fail(r, NULL);
+            return -1;
+        }
     return 0;
 }
 

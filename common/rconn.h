@@ -95,6 +95,27 @@ int rconn_append(struct rconn *r, int argc, const char **argv, const size_t *len
 int rconn_appendf(struct rconn *r, const char *fmt, ...);
 redisReply *rconn_read(struct rconn *r);
 
+/* Many commands formatted in RESP into one buffer, handed to the connection at once: a
+ * producer's chunk of a thousand commands costs one append, not one per command. A command
+ * is rconn_buf_array(b, argc) followed by argc rconn_buf_arg. A zeroed struct is empty. */
+struct rconn_buf {
+    char *data;
+    size_t len, cap;
+};
+void rconn_buf_array(struct rconn_buf *b, size_t argc);
+void rconn_buf_arg(struct rconn_buf *b, const char *s, size_t len);
+void rconn_buf_str(struct rconn_buf *b, const char *s);
+/* n bytes already in RESP (say, arguments formatted once into another rconn_buf). */
+void rconn_buf_raw(struct rconn_buf *b, const char *s, size_t n);
+/* Append b's commands (no I/O, as rconn_append) and empty b. 0, or -1 as rconn_append. */
+int rconn_append_buf(struct rconn *r, struct rconn_buf *b);
+void rconn_buf_free(struct rconn_buf *b);
+
+/* Send what has been appended now, without reading: the server starts on it while the
+ * caller prepares more. Blocks while the socket's buffers are full. 0, or -1 on an I/O error
+ * (connection closed, errstr set, as above). */
+int rconn_flush(struct rconn *r);
+
 /* Wait up to seconds (0: only what has arrived) for one reply, after sending whatever was
  * appended: for a connection that waits longer than its command timeout, as one in subscribe
  * mode does. Returns 1 with *out (free it with freeReplyObject), 0 when none came in time

@@ -8,11 +8,14 @@
  *     job_arg_string gives each string argument and NULL for anything else or out of range;
  *   - job_encode's record decodes again to the same job (enqueued_at to the microsecond the
  *     encoder writes), and a second round trip changes nothing: a record a worker hands on
- *     (to the scheduled set, the dead list, another queue) means what it meant. */
+ *     (to the scheduled set, the dead list, another queue) means what it meant;
+ *   - job_encode writes the bytes cJSON printed before records were written by hand
+ *     (tests/job_cjson.h). */
 #include <math.h>
 
 #include <cjson/cJSON.h>
 
+#include "../tests/job_cjson.h"
 #include "fuzz.h"
 #include "job.h"
 #include "keys.h"
@@ -99,6 +102,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check_args(j);
 
     s1 = job_encode(j);
+    {
+        char *ref = job_encode_cjson(j);
+        FUZZ_CHECK(strcmp(s1, ref) == 0, "encoded as %s, cJSON prints %s", s1, ref);
+        free(ref);
+    }
     j2 = decode_encoded(s1);
     check_same(j, j2, s1);
     check_args(j2);

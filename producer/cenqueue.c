@@ -12,6 +12,7 @@
  */
 #include <getopt.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -240,83 +241,184 @@ static void free_jobs(cq_jobspec **jobs, size_t n)
     for (i = 0; i < n; i++) cq_jobspec_free(jobs[i]);
 }
 
-static int run_stdin(struct opts *o, cq_client *c)
-{
-    static cq_jobspec *jobs[BATCH];
-    char *line = NULL, *fields[256], err[1024];
-    size_t cap = 0, n = 0;
-    long lineno = 0, total = 0;
-    long long last = time_mono_ms();
-    int progress = isatty(STDERR_FILENO);
-    ssize_t len;
+/* ---- --stdin ----------------------------------------------------------------------------- */
 
-    while ((len = getline(&line, &cap, stdin)) != -1) {
-        int nf;
-        lineno++;
-        nf = split_fields(line, fields, 256);
-        if (nf == 0 || fields[0][0] == '#') continue;
-        if (nf < 0 || nf > 256) {
-            fprintf(stderr, "cenqueue: stdin line %ld: %s\n", lineno,
-                    nf < 0 ? "unterminated quote" : "more than 255 args");
-            goto fail2;
+/* Reading and enqueueing overlap: the main thread reads, parses and checks the lines of one
+ * batch while a second thread enqueues the one before, on a connection of its own (a check
+ * may read the catalog meanwhile), so that Redis is not idle while lines are parsed. Batches
+ * go in the order read; ids are printed by the enqueuing thread as each batch goes in. */
+struct feeder {
+    struct opts *o;
+    cq_client *c; /* the enqueuing thread's */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    cq_jobspec **jobs[2];
+    size_t n[2];
+    int full[2]; /* jobs[i] is handed over, not enqueued yet (else the reader frees them) */
+    int last;    /* nothing is handed over after what is */
+    int failed;  /* enqueueing failed (err says why), and its thread has ended */
+    long total;  /* jobs enqueued */
+    int progress;
+    char err[1024];
+};
+
+static void *enqueuer_main(void *arg)
+{
+    struct feeder *f = arg;
+    long long last = time_mono_ms();
+    int i = 0;
+
+    for (;; i ^= 1) {
+        char err[1024];
+        long k, rc;
+
+        pthread_mutex_lock(&f->mu);
+        while (!f->full[i] && !f->last) pthread_cond_wait(&f->cv, &f->mu);
+        if (!f->full[i]) {
+            pthread_mutex_unlock(&f->mu);
+            return NULL;
         }
-        jobs[n] =
-            make_job(o, c, fields[0], (const char *const *)fields + 1, nf - 1, err, sizeof err);
-        if (jobs[n] == NULL) {
-            fprintf(stderr, "cenqueue: stdin line %ld: %s\n", lineno, err);
-            if (refusal_status(err) == 1) goto fail1;
-            goto fail2;
+        pthread_mutex_unlock(&f->mu);
+        rc = cq_enqueue(f->c, f->jobs[i], f->n[i], CQ_NO_CHECK, err, sizeof err);
+        /* Chunks of a batch are separate transactions: when one failed, others may be in
+         * Redis. Their ids are printed, and counted, so that a rerun can skip them. */
+        k = print_ids(f->o, f->jobs[i], f->n[i]);
+        pthread_mutex_lock(&f->mu);
+        f->total += k;
+        f->full[i] = 0; /* the reading thread frees the jobs, while this one goes on */
+        if (rc < 0) {
+            f->failed = 1;
+            str_copy(f->err, sizeof f->err, err);
         }
-        if (++n == BATCH) {
-            if (cq_enqueue(c, jobs, n, CQ_NO_CHECK, err, sizeof err) < 0) goto fail1;
-            print_ids(o, jobs, n);
-            free_jobs(jobs, n);
-            total += (long)n;
-            n = 0;
-            if (progress && time_mono_ms() - last > 200) {
-                fprintf(stderr, "\rcenqueue: %ld jobs enqueued", total);
-                last = time_mono_ms();
-            }
+        pthread_cond_broadcast(&f->cv);
+        pthread_mutex_unlock(&f->mu);
+        if (rc < 0) return NULL;
+        if (f->progress && time_mono_ms() - last > 200) {
+            fprintf(stderr, "\rcenqueue: %ld jobs enqueued", f->total);
+            last = time_mono_ms();
         }
     }
-    if (n > 0 && cq_enqueue(c, jobs, n, CQ_NO_CHECK, err, sizeof err) < 0) goto fail1;
-    print_ids(o, jobs, n);
-    free_jobs(jobs, n);
-    total += (long)n;
-    free(line);
-    if (progress) fprintf(stderr, "\r");
-    fprintf(stderr, "cenqueue: %ld job%s enqueued to queue %s\n", total, total == 1 ? "" : "s",
-            o->queue);
+}
+
+/* Wait until batch slot i may be filled, and empty it. 0, or -1 when enqueueing has failed. */
+static int feeder_slot(struct feeder *f, int i)
+{
+    int failed;
+
+    pthread_mutex_lock(&f->mu);
+    while (f->full[i] && !f->failed) pthread_cond_wait(&f->cv, &f->mu);
+    failed = f->failed;
+    pthread_mutex_unlock(&f->mu);
+    if (failed) return -1;
+    free_jobs(f->jobs[i], f->n[i]);
+    f->n[i] = 0;
     return 0;
-fail1:
-    /* Chunks of a batch are separate transactions: some may be in Redis. Their ids are
-     * printed, and counted, so that a rerun can skip them. */
-    total += print_ids(o, jobs, n);
-    print_kept(o);
-    fprintf(stderr,
-            "cenqueue: %s (%ld jobs were enqueued in all, their ids printed; the "
-            "rest of the input was not)\n",
-            err, total);
-    free_jobs(jobs, n);
+}
+
+/* Hand slot i over to be enqueued (when it holds jobs); last: it is the final one. */
+static void feeder_hand(struct feeder *f, int i, int last)
+{
+    pthread_mutex_lock(&f->mu);
+    if (f->n[i] > 0) f->full[i] = 1;
+    if (last) f->last = 1;
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+}
+
+/* Read jobs into slot i until it is full, the input ends (1), or a line is refused: -2 for
+ * the line's fault, -1 for Redis's (err says why, *lineno is the line). 0 when full. */
+static int read_batch(struct opts *o, cq_client *c, struct feeder *f, int i, char **line,
+                      size_t *cap, long *lineno, char *err, size_t errlen)
+{
+    char *fields[256];
+    cq_jobspec *j;
+
+    while (f->n[i] < BATCH) {
+        ssize_t len = getline(line, cap, stdin);
+        int nf;
+        if (len == -1) return 1;
+        (*lineno)++;
+        nf = split_fields(*line, fields, 256);
+        if (nf == 0 || fields[0][0] == '#') continue;
+        if (nf < 0 || nf > 256) {
+            str_copy(err, errlen, nf < 0 ? "unterminated quote" : "more than 255 args");
+            return -2;
+        }
+        j = make_job(o, c, fields[0], (const char *const *)fields + 1, nf - 1, err, errlen);
+        if (j == NULL) return refusal_status(err) == 1 ? -1 : -2;
+        f->jobs[i][f->n[i]++] = j;
+    }
+    return 0;
+}
+
+static int run_stdin(struct opts *o, cq_client *c, cq_client *ce)
+{
+    struct feeder f;
+    pthread_t t;
+    char *line = NULL, err[1024];
+    size_t cap = 0;
+    long lineno = 0;
+    int i = 0, r = 0;
+
+    memset(&f, 0, sizeof f);
+    f.o = o;
+    f.c = ce;
+    f.progress = isatty(STDERR_FILENO);
+    f.jobs[0] = xcalloc(BATCH, sizeof *f.jobs[0]);
+    f.jobs[1] = xcalloc(BATCH, sizeof *f.jobs[1]);
+    pthread_mutex_init(&f.mu, NULL);
+    pthread_cond_init(&f.cv, NULL);
+    if (pthread_create(&t, NULL, enqueuer_main, &f) != 0) {
+        fprintf(stderr, "cenqueue: cannot start a thread\n");
+        free(f.jobs[0]);
+        free(f.jobs[1]);
+        return 1;
+    }
+    for (;; i ^= 1) {
+        if (feeder_slot(&f, i) != 0) break; /* enqueueing failed: stop reading */
+        r = read_batch(o, c, &f, i, &line, &cap, &lineno, err, sizeof err);
+        if (r == -1) {
+            /* Reading the catalog failed: nothing more goes in. */
+            free_jobs(f.jobs[i], f.n[i]);
+            f.n[i] = 0;
+        }
+        feeder_hand(&f, i, r != 0);
+        if (r != 0) break;
+    }
+    pthread_join(t, NULL);
+    /* The last batches, and any handed over but not enqueued after a failure. */
+    free_jobs(f.jobs[0], f.n[0]);
+    free_jobs(f.jobs[1], f.n[1]);
     free(line);
-    return 1;
-fail2:
-    /* Everything before the bad line goes in, so that the rule is simple: a rerun starts at
+    free(f.jobs[0]);
+    free(f.jobs[1]);
+    pthread_mutex_destroy(&f.mu);
+    pthread_cond_destroy(&f.cv);
+    if (r < 0) fprintf(stderr, "cenqueue: stdin line %ld: %s\n", lineno, err);
+    if (f.failed || r == -1) {
+        print_kept(o);
+        fprintf(stderr,
+                "cenqueue: %s (%ld jobs were enqueued in all, their ids printed; the "
+                "rest of the input was not)\n",
+                r == -1 ? err : f.err, f.total);
+        return 1;
+    }
+    if (f.progress) fprintf(stderr, "\r");
+    if (r == 1) {
+        fprintf(stderr, "cenqueue: %ld job%s enqueued to queue %s\n", f.total,
+                f.total == 1 ? "" : "s", o->queue);
+        return 0;
+    }
+    /* Everything before the bad line went in, so that the rule is simple: a rerun starts at
      * that line. */
-    if (n > 0 && cq_enqueue(c, jobs, n, CQ_NO_CHECK, err, sizeof err) < 0) goto fail1;
-    print_ids(o, jobs, n);
-    free_jobs(jobs, n);
-    total += (long)n;
     print_kept(o);
-    if (progress) fprintf(stderr, "\r");
-    if (total == 0)
+    if (f.total == 0)
         fprintf(stderr, "cenqueue: nothing was enqueued; fix line %ld and run again\n", lineno);
     else
         fprintf(stderr,
                 "cenqueue: the %ld job%s before line %ld went in (ids printed); line %ld and "
                 "the rest did not: fix it and enqueue from there (tail -n +%ld)\n",
-                total, total == 1 ? "" : "s", lineno, lineno, lineno);
-    free(line);
+                f.total, f.total == 1 ? "" : "s", lineno, lineno, lineno);
     return 2;
 }
 
@@ -580,8 +682,15 @@ int main(int argc, char **argv)
         }
         cq_jobspec_free(j);
     } else {
+        /* The enqueuing thread's own connection (see run_stdin). */
+        cq_client *ce = connect_client(&o, &rc);
+        if (ce == NULL) {
+            cq_client_free(cl);
+            return rc;
+        }
         warn_unserved_queue(cl, o.queue, o.at);
-        rc = run_stdin(&o, cl);
+        rc = run_stdin(&o, cl, ce);
+        cq_client_free(ce);
     }
     if (rc == 0 && o.wait) rc = wait_all(&o, cl);
     free_kept(&o);

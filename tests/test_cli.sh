@@ -216,4 +216,29 @@ check_contains "... nothing went in, and it says so" \
     "cenqueue: nothing was enqueued; fix line 1 and run again" "$(cat "$T/err")"
 check_eq "... and nothing is in the queue beyond the three" 3 "$(rcli LLEN cq:queue:default)"
 
+# Batches are read while the one before is enqueued (a second thread): a bad line three
+# batches in still lets exactly the lines before it in.
+rcli DEL cq:queue:many >/dev/null
+{ yes noop | head -n 25000; echo 'sleep soon'; echo noop; } >"$T/jobs"
+"$BIN/cenqueue" -q many --stdin <"$T/jobs" >"$T/out" 2>"$T/err"
+check_eq "a bad line after 25,000: exit 2" 2 "$?"
+check_eq "... the 25,000 ids printed" 25000 "$(wc -l <"$T/out")"
+check_eq "... the 25,000 in the queue" 25000 "$(rcli LLEN cq:queue:many)"
+check_contains "... and said so" "cenqueue: the 25000 jobs before line 25001 went in" "$(cat "$T/err")"
+
+echo "# cenqueue --stdin: Redis refusing a batch half way (maxmemory)"
+rcli DEL cq:queue:many >/dev/null
+rcli CONFIG SET maxmemory "$(($(rcli INFO memory | sed -n 's/^used_memory:\([0-9]*\).*/\1/p') + 4000000))" >/dev/null
+yes noop | head -n 60000 | "$BIN/cenqueue" -q many --stdin >"$T/out" 2>"$T/err"
+rc=$?
+rcli CONFIG SET maxmemory 0 >/dev/null
+in=$(rcli LLEN cq:queue:many)
+check_eq "refused half way: exit 1" 1 "$rc"
+check "... some went in, not all ($in)" test "$in" -gt 0 -a "$in" -lt 60000
+check_eq "... exactly those ids printed" "$in" "$(wc -l <"$T/out")"
+check_eq "... whose status hashes exist" "$in" "$(rcli EVAL "local n = 0 for _, r in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do if redis.call('EXISTS', 'cq:job:' .. cjson.decode(r).id) == 1 then n = n + 1 end end return n" 1 cq:queue:many)"
+check_contains "... and the count is said" "($in jobs were enqueued in all, their ids printed; the rest of the input was not)" "$(cat "$T/err")"
+check_contains "... with Redis's reason" "OOM" "$(cat "$T/err")"
+rcli DEL cq:queue:many >/dev/null
+
 finish

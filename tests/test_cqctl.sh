@@ -107,6 +107,14 @@ check_eq "jobs --json: total" 3 "$(jget 'd["total"]' ctl jobs q1 --json --limit 
 out=$(ctl job "${ids[0]}")
 check_contains "job: a queued job's status" "queued" "$out"
 check_contains "job: its args, from the queue" '["1"]' "$out"
+# Shown from the hash, or from the record when the hash lacks them (a record pushed by hand).
+check_eq "job: the hash has status, queue, func and enqueued_at" 4 "$(rcli HLEN "cq:job:${ids[0]}")"
+check "job: its function, from the record" grep -Eq '^  function +noop$' <<<"$out"
+check "job: when it was enqueued, from the record" grep -Eq '^  enqueued +20[0-9-]+T' <<<"$out"
+check_eq "job --json: func" noop "$(jget 'd["func"]' ctl job "${ids[0]}" --json)"
+check_eq "job --json: enqueued_at, as the record has it" \
+    "$(rcli LINDEX cq:queue:q1 -1 | sed 's/.*"enqueued_at":\([0-9.]*\).*/\1/')" \
+    "$(jget '"%.6f" % d["enqueued_at"]' ctl job "${ids[0]}" --json)"
 check "job --json parses" is_json ctl job "${ids[0]}" --json
 check_eq "job --json: args" "['1']" "$(jget 'd["args"]' ctl job "${ids[0]}" --json)"
 sched=$(enq --in 1h noop later)

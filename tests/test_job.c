@@ -5,6 +5,7 @@
 
 #include "check.h"
 #include "job.h"
+#include "job_cjson.h"
 #include "keys.h"
 #include "util.h"
 
@@ -35,6 +36,12 @@ static void test_keys(void)
     CHECK(keys_init(&k, "has space", err, sizeof err) == -1);
     CHECK_HAS(err, "spaces");
     CHECK(keys_queue(&k, "q", buf, 8) == NULL); /* does not fit */
+    CHECK(keys_init(&k, NULL, err, sizeof err) == 0);
+    CHECK_STREQ(keys_queue(&k, "q", buf, 11), "cq:queue:q"); /* exactly fits */
+    CHECK(keys_queue(&k, "q", buf, 10) == NULL);
+    CHECK(keys_queue(&k, "q", buf, 3) == NULL);
+    CHECK_STREQ(keys_inflight(&k, "w", "q", buf, 16), "cq:inflight:w:q");
+    CHECK(keys_inflight(&k, "w", "q", buf, 15) == NULL);
 }
 
 /* Queue, job and worker names. */
@@ -53,6 +60,17 @@ static void test_valid_names(void)
     CHECK(!keys_valid_name(buf));
     buf[KEYS_NAME_MAX] = '\0';
     CHECK(keys_valid_name(buf));
+    /* Every byte value: exactly A-Z a-z 0-9 _ . @ - are allowed. */
+    {
+        int c, wrong = 0;
+        for (c = 1; c < 256; c++) {
+            char one[3] = {'a', (char)c, '\0'};
+            int want = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                c == '_' || c == '.' || c == '@' || c == '-';
+            if (keys_valid_name(one) != want) wrong++;
+        }
+        CHECK_EQ(wrong, 0);
+    }
 }
 
 /* A minimal record, as LPUSHed by hand. */
@@ -102,6 +120,74 @@ static void test_decode_every_field(void)
     CHECK(j->retries == 2 && j->attempts == 1 && j->timeout == 7.5);
     CHECK_STREQ(job_arg_string(j, 0), "images");
     job_free(j);
+}
+
+/* job_encode writes the bytes cJSON printed before it wrote records by hand: every escape
+ * (each byte value in a string), numbers of every kind in args and in timeout, every field
+ * present or not; an encoder reused across records (its buffer and its cached time) writes
+ * each as a fresh one would. */
+static void test_encode_as_cjson(void)
+{
+    static const double timeouts[] = {0,
+                                      0.5,
+                                      7.5,
+                                      60,
+                                      1.0 / 3,
+                                      0.1,
+                                      3e9,
+                                      2147483647.0,
+                                      2147483648.0,
+                                      99999999999.5,
+                                      1e-7,
+                                      123456.789012345678};
+    static const char *const args[] = {
+        "[]",
+        "[\"images\",\"https://i.imgur.com/abc.jpg\"]",
+        "[1,-2,0.5,1e300,-0.0,3.14159265358979,123456789012,true,false,null]",
+        "[{\"a\":[1,{\"b\":\"c\\\"d\"}]},[],{},\"\\u00e9\\ud83d\\ude00\",\"\\u007f\\/\"]",
+    };
+    struct job_encoder e = {0};
+    char all[256];
+    size_t i, a, t;
+
+    for (i = 1; i < 256; i++) all[i - 1] = (char)i;
+    all[255] = '\0';
+    for (a = 0; a < sizeof args / sizeof args[0]; a++) {
+        for (t = 0; t < sizeof timeouts / sizeof timeouts[0]; t++) {
+            struct job *j = job_new("noop", cJSON_Parse(args[a]));
+            char *want, *got;
+
+            REQUIRE(j != NULL && j->args != NULL);
+            str_copy(j->id, sizeof j->id, t % 2 ? "5b1f0c1e-8f0e-4a57-9a55-2b1e3f0c9d11" : "id");
+            if (t % 3) str_copy(j->queue, sizeof j->queue, "high");
+            j->enqueued_at = t % 4 ? 1767225600.25 + (double)t : 0;
+            j->retries = (int)t - 1;
+            j->attempts = (int)(t % 3);
+            j->recovered = (int)(t % 2) * 7;
+            j->handoffs = (int)(t % 5) * 100;
+            j->timeout = timeouts[t];
+            if (a == 3 && t == 0) cJSON_AddItemToArray(j->args, cJSON_CreateString(all));
+            want = job_encode_cjson(j);
+            got = job_encode(j);
+            CHECK_STREQ(got, want);
+            CHECK_STREQ(job_encoder_put(&e, j), want);
+            CHECK_EQ(e.len, strlen(want));
+            free(got);
+            free(want);
+            job_free(j);
+        }
+    }
+    /* An args value that is not an array (no decoded record has one) prints as it is. */
+    {
+        struct job *j = job_new("noop", cJSON_CreateString("x\ny"));
+        char *want = job_encode_cjson(j), *got = job_encode(j);
+        CHECK_STREQ(got, want);
+        free(want);
+        free(got);
+        job_free(j);
+    }
+    job_encoder_free(&e);
+    CHECK(e.buf == NULL && e.cap == 0);
 }
 
 /* Broken records: no id at all gives no job; a bad field under a good id keeps the id. */
@@ -236,6 +322,7 @@ int main(void)
     test_valid_names();
     test_decode_minimal();
     test_decode_every_field();
+    test_encode_as_cjson();
     test_decode_nul();
     test_decode_broken();
     test_decode_oversize();

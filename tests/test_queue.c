@@ -210,21 +210,31 @@ static void test_enqueue_one(void)
     free(enc);
     CHECK_EQ(integer(rconn_commandf(&R, "SISMEMBER cq:queues default")), 1);
 
-    /* Status hash. */
+    /* Status hash: status, queue, func and enqueued_at (the record holds the last two too). */
     CHECK_STREQ(HGET("cq:job:e1", "status"), "queued");
-    CHECK_STREQ(HGET("cq:job:e1", "func"), "noop");
     CHECK_STREQ(HGET("cq:job:e1", "queue"), "default");
+    CHECK_STREQ(HGET("cq:job:e1", "func"), "noop");
     CHECK_STREQ(HGET("cq:job:e1", "enqueued_at"), "1767225600.250000");
-    CHECK_DBL_EQ(number(rconn_commandf(&R, "HGET cq:job:e1 enqueued_at")), T0);
+    CHECK_EQ(integer(rconn_commandf(&R, "HLEN cq:job:e1")), 4);
+    CHECK_HAS(LINDEX("cq:queue:default", -1), "\"func\":\"noop\"");
+    CHECK_HAS(LINDEX("cq:queue:default", -1), "\"enqueued_at\":1767225600.250000");
     CHECK(HGET("cq:job:e1", "scheduled_for") == NULL);
     CHECK_EQ(TTL("cq:job:e1"), -1);
     CHECK_STREQ(string(rconn_commandf(&R, "HGET cq:job:%s status", anon->id)), "queued");
 
-    /* An id used before: its old status hash, about to expire, is kept for good now. */
+    /* An id used before: its old status hash, about to expire, is kept for good now, and
+     * what its last run ended with goes. */
     DO("EXPIRE cq:job:e1 100");
+    DO("HSET cq:job:e1 status finished result r result_json 1 error e started_at 1 ended_at 2 "
+       "retry_at 3 worker w func sleep enqueued_at 4");
     CHECK_EQ(queue_enqueue(&R, &K, &j, 1, 0, err, sizeof err), 0);
     CHECK_EQ(TTL("cq:job:e1"), -1);
     CHECK_EQ(LLEN("cq:queue:default"), 3);
+    CHECK_STREQ(HGET("cq:job:e1", "status"), "queued");
+    CHECK(HGET("cq:job:e1", "result") == NULL && HGET("cq:job:e1", "result_json") == NULL);
+    CHECK(HGET("cq:job:e1", "error") == NULL && HGET("cq:job:e1", "started_at") == NULL);
+    CHECK(HGET("cq:job:e1", "ended_at") == NULL && HGET("cq:job:e1", "retry_at") == NULL);
+    CHECK_STREQ(HGET("cq:job:e1", "func"), "noop"); /* this run's, not the last one's */
 
     /* Nothing to enqueue is no error. */
     CHECK_EQ(queue_enqueue(&R, &K, both, 0, 0, err, sizeof err), 0);
@@ -245,6 +255,20 @@ static void test_enqueue_bad_names(void)
     str_copy(j->id, sizeof j->id, "bad id");
     CHECK_EQ(queue_enqueue(&R, &K, &j, 1, 0, err, sizeof err), -1);
     CHECK_HAS(err, "job id 'bad id'");
+    /* A bad queue or id after good ones is found as well. */
+    {
+        struct job *ok = mkjob("ok1", "q"), *bad = mkjob("ok2", "q/x");
+        struct job *two[2] = {ok, bad};
+        CHECK_EQ(queue_enqueue(&R, &K, two, 2, 0, err, sizeof err), -1);
+        CHECK_HAS(err, "queue 'q/x'");
+        str_copy(bad->queue, sizeof bad->queue, "q");
+        str_copy(bad->id, sizeof bad->id, "a b");
+        CHECK_EQ(queue_enqueue(&R, &K, two, 2, 0, err, sizeof err), -1);
+        CHECK_HAS(err, "job id 'a b'");
+        CHECK_EQ(ok->enqueued, 0);
+        job_free(ok);
+        job_free(bad);
+    }
     CHECK_EQ(integer(rconn_commandf(&R, "DBSIZE")), 0);
     job_free(j);
 }
@@ -345,6 +369,12 @@ static void test_enqueue_wrong_type(void)
     CHECK_EQ(j->enqueued, 0);
     CHECK(HGET("cq:job:w1", "status") == NULL);
     CHECK_STREQ(string(rconn_commandf(&R, "GET cq:queue:bad")), "not-a-list");
+    job_free(j);
+    /* A job kept out by the failure still gets its id, as one that went in does. */
+    j = mkjob("", "bad");
+    CHECK_EQ(queue_enqueue(&R, &K, &j, 1, 0, err, sizeof err), -1);
+    CHECK_EQ(j->enqueued, 0);
+    CHECK_EQ(strlen(j->id), 36);
     job_free(j);
 }
 

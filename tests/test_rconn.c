@@ -115,6 +115,32 @@ int main(void)
     unsetenv("CQ_REDIS_URL");
     CHECK_STREQ(rconn_default_url(NULL), "redis://127.0.0.1:6379");
 
+    /* Requests formatted in RESP into one buffer: as many commands as were put, each an
+     * array of bulk strings (binary-safe, lengths of any number of digits, empty ones). */
+    {
+        struct rconn_buf b = {0};
+        char big[1000];
+        const char *want = "*2\r\n$4\r\nLLEN\r\n$1\r\nq\r\n"
+                           "*3\r\n$4\r\nECHO\r\n$0\r\n\r\n$4\r\na\r\nb\r\n";
+        memset(big, 'x', sizeof big);
+        rconn_buf_array(&b, 2);
+        rconn_buf_str(&b, "LLEN");
+        rconn_buf_str(&b, "q");
+        rconn_buf_array(&b, 3);
+        rconn_buf_str(&b, "ECHO");
+        rconn_buf_arg(&b, "", 0);
+        rconn_buf_arg(&b, "a\r\nb", 4);
+        CHECK_EQ(b.len, strlen(want));
+        CHECK(b.len == strlen(want) && memcmp(b.data, want, b.len) == 0);
+        b.len = 0;
+        rconn_buf_array(&b, 12);
+        rconn_buf_arg(&b, big, sizeof big);
+        CHECK(b.len == 5 + 7 + 1000 + 2 && memcmp(b.data, "*12\r\n$1000\r\nxx", 14) == 0);
+        CHECK(memcmp(b.data + b.len - 3, "x\r\n", 3) == 0);
+        rconn_buf_free(&b);
+        CHECK(b.data == NULL && b.len == 0 && b.cap == 0);
+    }
+
     /* The parsers behind every command's options. */
     CHECK(parse_duration("30", &d) == 0 && d == 30);
     CHECK(parse_duration("250ms", &d) == 0 && d == 0.25);

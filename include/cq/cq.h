@@ -334,7 +334,8 @@ enum cq_state cq_status_state(const cq_status *st);
 const char *cq_status_state_name(enum cq_state state); /* "finished", ... */
 /* 1 when state is finished, failed or canceled, else 0. */
 int cq_state_ended(enum cq_state state);
-/* A field of the status hash ("result", "error", "attempts", ...), or NULL. */
+/* A field of the status hash ("result", "error", "attempts", ...), or NULL (docs/PROTOCOL.md
+ * lists them and when each is written). */
 const char *cq_status_field(const cq_status *st, const char *name);
 /* 1 when the result is JSON (cq_job_result_json), 0 when it is text. */
 int cq_status_result_is_json(const cq_status *st);

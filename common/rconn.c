@@ -703,17 +703,21 @@ void rconn_buf_array(struct rconn_buf *b, size_t argc)
     b->len = (size_t)(put_count(b->data + b->len, '*', argc) - b->data);
 }
 
-void rconn_buf_arg(struct rconn_buf *b, const char *s, size_t len)
+/* "$<n>\r\n<s>\r\n" at p; returns the end. */
+static char *put_arg(char *p, const char *s, size_t n)
 {
-    char *p;
-
-    buf_reserve(b, count_len(len) + len + 2);
-    p = put_count(b->data + b->len, '$', len);
-    memcpy(p, s, len);
-    p += len;
+    p = put_count(p, '$', n);
+    memcpy(p, s, n);
+    p += n;
     *p++ = '\r';
     *p++ = '\n';
-    b->len = (size_t)(p - b->data);
+    return p;
+}
+
+void rconn_buf_arg(struct rconn_buf *b, const char *s, size_t len)
+{
+    buf_reserve(b, count_len(len) + len + 2);
+    b->len = (size_t)(put_arg(b->data + b->len, s, len) - b->data);
 }
 
 void rconn_buf_str(struct rconn_buf *b, const char *s)
@@ -750,8 +754,9 @@ int rconn_append_buf(struct rconn *r, struct rconn_buf *b)
 
 int rconn_append(struct rconn *r, int argc, const char **argv, const size_t *lens)
 {
-    struct rconn_buf b = {0};
+    struct rconn_buf b;
     size_t total = count_len((size_t)argc), i;
+    char *p;
     int rc;
 
     /* The request in RESP, formatted here in one buffer: hiredis 0.14's argv formatting
@@ -760,12 +765,14 @@ int rconn_append(struct rconn *r, int argc, const char **argv, const size_t *len
         size_t n = lens != NULL ? lens[i] : strlen(argv[i]);
         total += count_len(n) + n + 2;
     }
-    buf_reserve(&b, total);
-    rconn_buf_array(&b, (size_t)argc);
+    b.data = xmalloc(total);
+    b.cap = total;
+    p = put_count(b.data, '*', (size_t)argc);
     for (i = 0; i < (size_t)argc; i++)
-        rconn_buf_arg(&b, argv[i], lens != NULL ? lens[i] : strlen(argv[i]));
+        p = put_arg(p, argv[i], lens != NULL ? lens[i] : strlen(argv[i]));
+    b.len = (size_t)(p - b.data);
     rc = rconn_append_buf(r, &b);
-    rconn_buf_free(&b);
+    free(b.data);
     return rc;
 }
 

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "declare.h"
 #include "download.h"
 #include "fetch.h"
 #include "util.h"
@@ -74,13 +75,8 @@ int app_register(cq_registry *reg, const struct http_limits *lim)
     cq_function *f;
 
     limits = *lim;
-    f = cq_function_add(reg, "download_link", "DIRECTORY LINK", fn_download_link, NULL);
+    f = app_declare_download_link(reg, fn_download_link, NULL);
     if (f == NULL) return -1;
-    cq_function_set_summary(f,
-                            "save LINK (http/https) as DIRECTORY/<name from the URL> under "
-                            "the worker's --download-root");
-    cq_function_set_retries(f, 3);
-    cq_function_set_timeout(f, 60);
     cq_function_set_thread_hooks(f, thread_init, thread_free);
     return 0;
 }

@@ -22,8 +22,7 @@
 #include <cq/cq.h>
 
 #include "cli.h"
-#include "functions.h"
-#include "http.h"
+#include "declare.h"
 #include "util.h"
 
 #define BATCH 10000
@@ -619,7 +618,6 @@ static void warn_unserved_queue(cq_client *cl, const char *queue, double at)
  * published it. NULL (message printed) when it cannot connect. */
 static cq_client *connect_client(const struct opts *o, int *rc)
 {
-    struct http_limits lim;
     char err[512];
     cq_client *c = cq_client_new(o->url, o->prefix, err, sizeof err);
 
@@ -630,8 +628,7 @@ static cq_client *connect_client(const struct opts *o, int *rc)
         if (*rc == 2) fprintf(stderr, "Try 'cenqueue --help' for more information.\n");
         return NULL;
     }
-    http_limits_default(&lim);
-    if (app_register(cq_client_registry(c), &lim) != 0) {
+    if (app_declare(cq_client_registry(c)) != 0) {
         fprintf(stderr, "cenqueue: %s\n", cq_registry_error(cq_client_registry(c)));
         cq_client_free(c);
         *rc = 1;

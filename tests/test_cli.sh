@@ -200,6 +200,16 @@ check_eq "a read-only root: the line" \
     "cworker: --download-root: '$T/ro' is not writable: Read-only file system" "$(cat "$T/err")"
 check_eq "no job was taken meanwhile" 0 "$(rcli LLEN cq:queue:default)"
 
+echo "# cenqueue knows download_link without libcurl (it only checks jobs against it)"
+check "cenqueue loads no libcurl (two thirds of its start-up)" \
+    bash -c "! ldd '$BIN/cenqueue' | grep -q libcurl"
+out=$("$BIN/cenqueue" --list-functions 2>&1)
+check_contains "... and lists download_link with its summary" \
+    "save LINK (http/https) as DIRECTORY/<name from the URL>" "$out"
+"$BIN/cenqueue" download_link onlyone >"$T/out" 2>"$T/err"
+check_eq "... and refuses it with the wrong arguments: exit 2" 2 "$?"
+check_contains "... saying why" "download_link takes 2 arguments, got 1" "$(cat "$T/err")"
+
 echo "# cenqueue --stdin: which lines went in when one is bad"
 printf 'noop\nsleep 0\n# a comment\nnoop\nsleep soon\nnoop\n' >"$T/jobs"
 "$BIN/cenqueue" --stdin <"$T/jobs" >"$T/out" 2>"$T/err"

@@ -830,18 +830,9 @@ int rconn_read_timed(struct rconn *r, double seconds, redisReply **out)
 {
     long long until = time_mono_ms() + (long long)(seconds * 1000.0);
     void *rep = NULL;
-    int done = 0;
 
     *out = NULL;
-    if (r->ctx == NULL) {
-        if (r->errstr[0] == '\0') snprintf(r->errstr, sizeof r->errstr, "redis: not connected");
-        return -1;
-    }
-    while (!done)
-        if (redisBufferWrite(r->ctx, &done) != REDIS_OK) {
-            fail(r, NULL);
-            return -1;
-        }
+    if (rconn_flush(r) != 0) return -1;
     for (;;) {
         struct pollfd p;
         long long left;

@@ -108,12 +108,16 @@ static int reap(struct loop *l, int in_flight)
     CURLMsg *msg;
     int left;
 
-    while ((msg = curl_multi_info_read(l->multi, &left)) != NULL) {
+    for (;;) {
         struct request *r = NULL;
-        CURL *e = msg->easy_handle;
-        CURLcode rc = msg->data.result;
+        CURL *e;
+        CURLcode rc;
 
+        msg = curl_multi_info_read(l->multi, &left);
+        if (msg == NULL) break;
         if (msg->msg != CURLMSG_DONE) continue;
+        e = msg->easy_handle;
+        rc = msg->data.result;
         curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&r);
         curl_multi_remove_handle(l->multi, e); /* msg is gone from here on */
         in_flight--;

@@ -362,13 +362,19 @@ async function scale(browser) {
   // (0 -1: the whole list, whatever its length).
   const wide = cmds.filter(([c, a]) => ['LRANGE', 'ZRANGE', 'ZREVRANGE'].includes(c) &&
     (Math.abs(Number(a[2]) - Number(a[1])) + 1 > 1000 || (Number(a[1]) >= 0) !== (Number(a[2]) >= 0)));
-  const slow = cmds.reduce((m, e) => (e[2] > m[2] ? e : m), ['', [], 0]);
+  // What the page makes Redis do: the idle workers' own scripts (EVALSHA; the dashboard's
+  // go as EVAL) are not the page's, and their time is wall time a busy machine stretches.
+  const slow = cmds.filter(([c]) => c !== 'EVALSHA')
+    .reduce((m, e) => (e[2] > m[2] ? e : m), ['', [], 0]);
+  const slowWorker = cmds.filter(([c]) => c === 'EVALSHA')
+    .reduce((m, e) => (e[2] > m[2] ? e : m), ['', [], 0]);
+  note(`the workers' scripts meanwhile: the longest took ${slowWorker[2]} us`);
   note(`Redis ran ${cmds.length} commands meanwhile (the server's and the idle workers'); the longest ` +
     `took ${slow[2]} us (${slow[0]} ${slow[1].slice(0, 3).join(' ').slice(0, 60)})`);
   ok('nothing scanned the keyspace (no KEYS/SCAN)', scans.length === 0, JSON.stringify(scans[0]));
   ok('nothing read more than a page of a list (LRANGE/ZRANGE windows of 1000 at most, never 0 -1)',
     wide.length === 0, JSON.stringify(wide[0]));
-  ok('no command Redis ran meanwhile took 100 ms', slow[2] < 100000, slow[2]);
+  ok('no command the dashboard made Redis run meanwhile took 100 ms', slow[2] < 100000, slow[2]);
   rcli('CONFIG', 'SET', 'slowlog-log-slower-than', '10000');
 }
 

@@ -9,7 +9,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -34,6 +33,7 @@
 #endif
 
 #include "check.h"
+#include "rmtree.h"
 
 static char fixture[PATH_MAX];
 static char tmpdir[] = "/tmp/cq-test-download-XXXXXX";
@@ -60,19 +60,10 @@ static void stop_server(void)
     server_pid = -1;
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
 static void cleanup(void)
 {
     stop_server();
-    if (root[0] != '\0') nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    if (root[0] != '\0') rmtree(tmpdir);
 }
 
 static int start_server(void)

@@ -6,7 +6,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -30,6 +29,7 @@
 #endif
 
 #include "check.h"
+#include "rmtree.h"
 
 #define THREADS  16
 #define PER      4    /* downloads a thread */
@@ -57,20 +57,11 @@ static void stop_server(struct server *s)
     s->pid = -1;
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
 static void cleanup(void)
 {
     stop_server(&plain);
     stop_server(&tls);
-    if (root[0] != '\0') nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    if (root[0] != '\0') rmtree(tmpdir);
 }
 
 /* Run argv to its end, its output dropped. 0 when it exited 0. */

@@ -447,6 +447,35 @@ static void test_take_max(void)
     CHECK_EQ(EXISTS("cq:queue:q"), 0);
 }
 
+/* A script goes as EVAL on a connection's first call, then as EVALSHA; after SCRIPT FLUSH
+ * the next call fails with NOSCRIPT (nothing taken), and the one after sends the body again. */
+static void test_script_flushed(void)
+{
+    const char *queues[] = {"sf"};
+    struct taken t[2];
+    char err[256];
+
+    memset(t, 0, sizeof t);
+    REQUIRE(put("sf1", "sf") == 0);
+    REQUIRE(put("sf2", "sf") == 0);
+    DO("CONFIG RESETSTAT");
+    R.scripts = 0; /* as on a new connection */
+    CHECK_EQ(take("w1", queues, 1, 1, t, err, sizeof err), 1);
+    free_taken(t, 1);
+    CHECK(R.scripts != 0);
+    CHECK_EQ(take("w1", queues, 1, 0, t, err, sizeof err), 0);
+    CHECK_HAS(string(rconn_commandf(&R, "INFO commandstats")), "cmdstat_evalsha:calls=1,");
+    DO("SCRIPT FLUSH");
+    CHECK_EQ(take("w1", queues, 1, 1, t, err, sizeof err), -1);
+    CHECK_HAS(err, "NOSCRIPT");
+    CHECK_EQ(R.scripts, 0);
+    CHECK_EQ(LLEN("cq:queue:sf"), 1);
+    CHECK_EQ(take("w1", queues, 1, 1, t, err, sizeof err), 1);
+    free_taken(t, 1);
+    CHECK_EQ(LLEN("cq:queue:sf"), 0);
+    CHECK_EQ(LLEN("cq:inflight:w1:sf"), 2);
+}
+
 /* A queue key of another type is skipped and named; the other queues are still taken. So is
  * a queue whose in-flight list is of another type (nothing is popped from it). */
 static void test_take_wrong_type(void)
@@ -1260,6 +1289,7 @@ int main(void)
     RUN(test_enqueue_wrong_type);
     RUN(test_take_priority);
     RUN(test_take_max);
+    RUN(test_script_flushed);
     RUN(test_take_wrong_type);
     RUN(test_take_two_wrong_types);
     RUN(test_take_large_max);

@@ -1,0 +1,96 @@
+/* test_log.c - log.c: a line's format, and a logger with a buffer, whose lines go out in one
+ * write at log_flush, or earlier when the next line would not fit in LOG_BUF_MAX. stderr is
+ * a non-blocking pipe here, so that what was written can be read back write by write. */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "log.h"
+
+static int out = -1; /* the read end of the pipe that stderr writes to */
+
+/* What has been written since the last call (at most len - 1 bytes), or "" when nothing. */
+static const char *written(char *buf, size_t len)
+{
+    size_t n = 0;
+
+    for (;;) {
+        ssize_t r = read(out, buf + n, len - 1 - n);
+        if (r <= 0) break;
+        n += (size_t)r;
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+static size_t count_lines(const char *s)
+{
+    size_t n = 0;
+
+    for (; *s; s++) n += *s == '\n';
+    return n;
+}
+
+static void test_unbuffered(void)
+{
+    struct logger lg = {"test", CQ_LOG_INFO, 0, NULL};
+    char buf[8192];
+
+    LOG(&lg, CQ_LOG_INFO, "hello %d", 42);
+    written(buf, sizeof buf);
+    CHECK_HAS(buf, " test[");
+    CHECK_HAS(buf, "] INFO hello 42\n");
+    CHECK_EQ(count_lines(buf), 1);
+    LOG(&lg, CQ_LOG_DEBUG, "dropped");
+    CHECK_STREQ(written(buf, sizeof buf), "");
+}
+
+static void test_buffered(void)
+{
+    static struct log_buf b;
+    struct logger lg = {"test", CQ_LOG_INFO, 0, &b};
+    char buf[16384], line[200];
+    int i;
+
+    LOG(&lg, CQ_LOG_INFO, "first");
+    LOG(&lg, CQ_LOG_INFO, "second");
+    CHECK_STREQ(written(buf, sizeof buf), ""); /* gathered, not written */
+    log_flush(&lg);
+    written(buf, sizeof buf);
+    CHECK_EQ(count_lines(buf), 2);
+    CHECK_HAS(buf, "] INFO first\n");
+    CHECK_HAS(buf, "] INFO second\n");
+    log_flush(&lg);
+    CHECK_STREQ(written(buf, sizeof buf), ""); /* nothing left */
+
+    /* 100 lines of about 150 bytes: whole writes of at most LOG_BUF_MAX bytes, lines intact. */
+    memset(line, 'x', 120);
+    line[120] = '\0';
+    for (i = 0; i < 100; i++) {
+        LOG(&lg, CQ_LOG_INFO, "%03d %s", i, line);
+        written(buf, sizeof buf);
+        if (buf[0] == '\0') continue;
+        CHECK(strlen(buf) <= LOG_BUF_MAX);
+        CHECK(buf[strlen(buf) - 1] == '\n');
+        CHECK(strlen(buf) > LOG_BUF_MAX - 200); /* written only once nearly full */
+    }
+    log_flush(&lg);
+    written(buf, sizeof buf);
+    CHECK_HAS(buf, "] INFO 099 ");
+}
+
+int main(void)
+{
+    int p[2];
+
+    if (pipe(p) != 0 || dup2(p[1], STDERR_FILENO) < 0) return 99;
+    out = p[0];
+    fcntl(out, F_SETFL, fcntl(out, F_GETFL) | O_NONBLOCK);
+    test_unbuffered();
+    test_buffered();
+    /* The report goes to stdout's terminal: stderr is the pipe. */
+    dup2(STDOUT_FILENO, STDERR_FILENO);
+    return check_report();
+}

@@ -662,6 +662,97 @@ static void test_apply_finished(void)
     job_free(j[2]);
 }
 
+/* Apply n finishes (one call), of the jobs t[0..n-1] decoded in j. */
+static int finish_all(struct taken *t, struct job **j, size_t n)
+{
+    struct queue_outcome o[4];
+    unsigned char lost[4] = {0};
+    char err[256] = "";
+    size_t i;
+
+    for (i = 0; i < n; i++) o[i] = outcome(QUEUE_FINISHED, &t[i], j[i], "done", T0 + 1);
+    return apply("w1", o, n, &default_ttls, lost, err, sizeof err);
+}
+
+/* Redis's count of a command's calls since the last CONFIG RESETSTAT. */
+static long long calls(const char *cmd)
+{
+    const char *info = string(rconn_commandf(&R, "INFO commandstats"));
+    char pat[64];
+    const char *at;
+
+    snprintf(pat, sizeof pat, "cmdstat_%s:calls=", cmd);
+    at = info != NULL ? strstr(info, pat) : NULL;
+    return at != NULL ? strtoll(at + strlen(pat), NULL, 10) : 0;
+}
+
+/* An end is PUBLISHed only on a channel with a subscriber; every end while a pattern
+ * subscription exists, or when the ACL refuses PUBSUB. TTLs are PEXPIREAT from Redis's TIME,
+ * or EXPIRE when the ACL refuses TIME. */
+static void test_apply_publish(void)
+{
+    struct taken t[6];
+    struct job *j[6];
+    struct rconn sub, psub;
+    redisReply *rep;
+    long long ttl;
+    int i;
+
+    for (i = 0; i < 6; i++) {
+        char id[8];
+        snprintf(id, sizeof id, "p%d", i);
+        REQUIRE(put(id, "q") == 0 && take_one("w1", "q", &t[i], &j[i]) == 0);
+    }
+    DO("CONFIG RESETSTAT");
+    CHECK_EQ(finish_all(&t[0], &j[0], 1), 0);
+    CHECK_EQ(calls("publish"), 0); /* nobody listens */
+    CHECK_EQ(calls("pexpireat"), 1);
+    ttl = TTL("cq:job:p0");
+    CHECK(ttl > 490 && ttl <= 500);
+
+    rconn_init(&sub, &R.url, 5.0);
+    REQUIRE(rconn_connect(&sub) == 0);
+    REQUIRE(rconn_appendf(&sub, "SUBSCRIBE cq:ended:p2") == 0);
+    rep = rconn_read(&sub); /* the confirmation: Redis has the subscription */
+    REQUIRE(rep != NULL);
+    freeReplyObject(rep);
+    CHECK_EQ(finish_all(&t[1], &j[1], 2), 0);
+    CHECK_EQ(calls("publish"), 1); /* p2's, not p1's */
+    rep = rconn_read(&sub);
+    CHECK(rep != NULL && rep->type == REDIS_REPLY_ARRAY && rep->elements == 3);
+    if (rep != NULL && rep->elements == 3) {
+        CHECK_STREQ(rep->element[1]->str, "cq:ended:p2");
+        CHECK_STREQ(rep->element[2]->str, "finished");
+    }
+    if (rep != NULL) freeReplyObject(rep);
+    rconn_close(&sub);
+
+    rconn_init(&psub, &R.url, 5.0);
+    REQUIRE(rconn_connect(&psub) == 0);
+    REQUIRE(rconn_appendf(&psub, "PSUBSCRIBE elsewhere:*") == 0);
+    rep = rconn_read(&psub);
+    REQUIRE(rep != NULL);
+    freeReplyObject(rep);
+    CHECK_EQ(finish_all(&t[3], &j[3], 1), 0);
+    CHECK_EQ(calls("publish"), 2); /* a pattern subscriber: p3's too */
+    rconn_close(&psub);
+
+    /* A user whose ACL lacks TIME and PUBSUB: EXPIRE, and every end published. */
+    DO("ACL SETUSER lim on nopass ~* &* +@all -time -pubsub");
+    DO("AUTH lim x");
+    CHECK_EQ(finish_all(&t[4], &j[4], 2), 0);
+    DO("AUTH default x");
+    DO("ACL DELUSER lim");
+    CHECK_EQ(calls("publish"), 4);
+    CHECK_EQ(calls("pexpireat"), 4);
+    ttl = TTL("cq:job:p5");
+    CHECK(ttl > 490 && ttl <= 500);
+    CHECK_STREQ(HGET("cq:job:p5", "status"), "finished");
+    CHECK_EQ(EXISTS("cq:inflight:w1:q"), 0);
+    free_taken(t, 6);
+    for (i = 0; i < 6; i++) job_free(j[i]);
+}
+
 /* A JSON result goes to the field result_json instead of result. */
 static void test_apply_json_result(void)
 {
@@ -1295,6 +1386,7 @@ int main(void)
     RUN(test_take_large_max);
     RUN(test_apply_started);
     RUN(test_apply_finished);
+    RUN(test_apply_publish);
     RUN(test_apply_json_result);
     RUN(test_apply_failed);
     RUN(test_apply_retry);

@@ -747,7 +747,7 @@ void queue_taken_free(struct taken *t)
  * longer than its lease), or this very batch already ran once and only its reply was lost,
  * the LREM finds nothing and the outcome is dropped, so a job can never end up in two
  * places or be counted twice. A start is marked only while the record is still in flight
- * here (LPOS). The shared destinations are checked first (a key of another type there would
+ * here (LPOS from the tail, where the oldest records are). The shared destinations are checked first (a key of another type there would
  * make a write fail after its record left the in-flight list); a status hash of another type
  * does not stop the batch (pcall).
  *
@@ -867,7 +867,7 @@ static const char apply_lua[] =
     "  local inf = infs[q]\n"
     "  if not inf then inf = string.format(ARGV[3], wid, q); infs[q] = inf end\n"
     "  if kind == 'S' then\n"
-    "    if redis.call('LPOS', inf, rec) then\n"
+    "    if redis.call('LPOS', inf, rec, 'RANK', -1) then\n"
     "      local jk = jpre .. ARGV[b + 3] .. jpost\n"
     "      local h = {'status', 'started', 'worker', wid, 'started_at', ARGV[b + 4],\n"
     "                 'attempts', ARGV[b + 5]}\n"

@@ -84,6 +84,7 @@ struct task {
     int start_sent;               /* its start mark is in the batch being applied */
     int ending;                   /* in the batch of ends being applied (dispatcher only) */
     double taken_at;              /* wall clock, set once when taken */
+    unsigned long long seq;       /* take order, which is the in-flight list's (end_order) */
     enum queue_outcome_kind kind; /* what it came to */
     double retry_after;
     double retry_at;       /* refused and handed back: when it is due again */
@@ -148,6 +149,7 @@ struct worker {
     char last_error[512]; /* the last Redis error reported, and when */
     long long last_error_at;
     long taken_total;
+    unsigned long long next_seq; /* the next task's seq (dispatcher only) */
 
     /* the dispatcher's loop (dispatcher only) */
     volatile sig_atomic_t *signals;
@@ -725,6 +727,7 @@ static struct task *make_task(struct worker *w, const struct taken *tk)
 
     t->taken = *tk;
     t->taken_at = t->ended = time_now();
+    t->seq = w->next_seq++;
     t->held_next = w->held;
     if (w->held) w->held->held_prev = t;
     w->held = t;
@@ -876,14 +879,51 @@ static void starts_compact(struct worker *w)
     w->nstarts = k;
 }
 
+/* An end and its task, to sort a batch's ends by. */
+struct end_ref {
+    struct queue_outcome o;
+    struct task *t;
+};
+
+static int by_seq(const void *a, const void *b)
+{
+    unsigned long long x = ((const struct end_ref *)a)->t->seq,
+                       y = ((const struct end_ref *)b)->t->seq;
+    return x < y ? -1 : x > y;
+}
+
+/* The ends o[0..n-1] (tasks ot) in the order their jobs were taken. The in-flight list holds
+ * records in that order, the oldest at its tail, and the apply script removes each with an
+ * LREM from the tail: in take order each LREM finds its record at once, while in the order
+ * the jobs ended (newest first, as they come from the executors) a batch of 64 made each LREM
+ * step over 32 records on average, 14,600 of Redis's 84,000 instructions a job. */
+static void end_order(struct queue_outcome *o, struct task **ot, size_t n)
+{
+    struct end_ref *r;
+    size_t k;
+
+    if (n < 2) return;
+    r = xcalloc(n, sizeof *r);
+    for (k = 0; k < n; k++) {
+        r[k].o = o[k];
+        r[k].t = ot[k];
+    }
+    qsort(r, n, sizeof *r, by_seq);
+    for (k = 0; k < n; k++) {
+        o[k] = r[k].o;
+        ot[k] = r[k].t;
+    }
+    free(r);
+}
+
 /* The outcomes of one apply into o (room for every start and every pending task): the due
  * starts not ended in the same batch, then an end for each pending task that was not aborted,
- * whose task goes to ot at the same index. Returns how many. */
+ * in take order (end_order), whose task goes to ot at the same index. Returns how many. */
 static size_t outcomes(struct worker *w, struct task *pending, struct queue_outcome *o,
                        struct task **ot)
 {
     struct task *t;
-    size_t i = 0;
+    size_t i = 0, first_end;
     int s, due = starts_due(w, time_now());
 
     for (s = 0; s < due; s++) {
@@ -896,6 +936,7 @@ static size_t outcomes(struct worker *w, struct task *pending, struct queue_outc
         o[i].started_at = o[i].at = t->taken_at;
         i++;
     }
+    first_end = i;
     for (t = pending; t; t = t->next) {
         if (t->aborted) continue; /* left in flight: the drain puts it back */
         o[i].retry_at = 0;
@@ -913,6 +954,7 @@ static size_t outcomes(struct worker *w, struct task *pending, struct queue_outc
         ot[i] = t;
         i++;
     }
+    end_order(o + first_end, ot + first_end, i - first_end);
     return i;
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# test_perf_callgrind.sh - the instructions one job costs cworker and cenqueue, counted by
-# callgrind, against the committed baseline tests/perf/callgrind-baseline: fails when either
-# program's cost a job is more than 10% above it, notes when it is more than 10% below.
+# test_perf_callgrind.sh - the instructions one job costs cworker, cenqueue and Redis (for a
+# worker's drain), counted by callgrind, against the committed baseline
+# tests/perf/callgrind-baseline: fails when any of them is more than 10% above it, notes when
+# it is more than 10% below.
 #
 #   tests/test_perf_callgrind.sh BUILD               the check (CTest's perf_callgrind)
 #   tests/test_perf_callgrind.sh BUILD --update      measure, then rewrite the baseline
@@ -15,11 +16,15 @@
 # N2 = 4,000 jobs, under `valgrind --tool=callgrind` (all threads counted), and the cost of a
 # job is the marginal one, (Ir(N2) - Ir(N1)) / (N2 - N1): start-up, connecting and shutdown
 # cancel out (bench/run's callgrind phase uses the same method on bigger no-op drains, and runs
-# this script too). Redis's own instructions are not counted.
+# this script too).
 #
 #   cenqueue --stdin --quiet < N lines "noop"
 #   cworker --burst -c 16 --log-level warn, draining N pre-filled "sleep 5ms" jobs through
 #     tests/fixtures/slowproxy.py, which holds every reply of Redis back for 20 ms
+#   redis: redis-server itself under callgrind, its counters zeroed once N "noop" jobs are
+#     queued, while `cworker --burst -c 64 --log-level warn` drains them (the take and the
+#     apply scripts: what limits a worker, docs/BENCHMARKS.md). Redis under callgrind is slow
+#     enough that every batch is full, the same way every run.
 #
 # Why not no-op jobs straight to Redis, for cworker: its dispatcher records starts and ends and
 # takes more in batches, one round trip each, and each round trip costs as much as several
@@ -73,7 +78,9 @@ command -v valgrind >/dev/null || { echo "FATAL: valgrind is missing (scripts/de
 VG=(valgrind --tool=callgrind --quiet --fair-sched=yes)
 WORKER=(cworker --burst -c 16 --log-level warn)
 ENQUEUE=(cenqueue --stdin --quiet)
-COMMAND="${VG[*]}: ${ENQUEUE[*]} < N lines noop; ${WORKER[*]} over N '$JOB' jobs, Redis's replies held ${DELAY_MS} ms (slowproxy.py); N = ${JOBS[0]}, ${JOBS[1]}"
+DRAIN=(cworker --burst -c 64 --log-level warn)
+PROGS=(cworker cenqueue redis)
+COMMAND="${VG[*]}: ${ENQUEUE[*]} < N lines noop; ${WORKER[*]} over N '$JOB' jobs, Redis's replies held ${DELAY_MS} ms (slowproxy.py); redis-server while ${DRAIN[*]} drains N noop jobs; N = ${JOBS[0]}, ${JOBS[1]}"
 
 # ---- the build ----
 
@@ -89,7 +96,7 @@ if { [ -n "$SANITIZERS" ] && [ "$SANITIZERS" != OFF ]; } || [ "$(cache CQ_FUZZ)"
 fi
 COMPILER=$("$(cache CMAKE_C_COMPILER)" --version 2>/dev/null | head -n 1)
 LIBS="$(ldd --version 2>/dev/null | head -n 1 | sed 's/^ldd //'); $(ldd "$BIN/cworker" |
-    grep -o 'lib\(hiredis\|cjson\)\.so[.0-9]*' | sort -u | tr '\n' ' ' | sed 's/ $//')"
+    grep -o 'lib\(hiredis\|cjson\)\.so[.0-9]*' | sort -u | tr '\n' ' ' | sed 's/ $//'); $(redis-server --version | sed 's/ sha=.*//')"
 
 # ---- the baseline ----
 
@@ -101,7 +108,7 @@ read_baseline() {
     while IFS='=' read -r k v; do
         [[ $k =~ ^[a-z]+$ ]] && base[$k]=$v
     done <"$BASELINE"
-    for k in build command cworker cenqueue; do
+    for k in build command "${PROGS[@]}"; do
         [ -n "${base[$k]:-}" ] || { echo "FATAL: $BASELINE_SHOWN has no $k= line: write it again with tests/test_perf_callgrind.sh build --update"; exit 1; }
     done
     if [ "${base[build]}" != "$BUILD_TYPE" ]; then
@@ -137,13 +144,40 @@ lines() { awk -v t="$1" -v n="$2" 'BEGIN { for (i = 0; i < n; i++) print t }'; }
 # total FILE: the instruction count of a callgrind output file (its "totals:" line).
 total() { awk '/^(totals|summary):/ { print $2; exit }' "$1"; }
 
-# run_once PROGRAM N: one callgrind run of PROGRAM (cworker or cenqueue) over N jobs; prints
-# its instruction count, or says on stderr what went wrong and returns 1.
+# redis_once N OUT: Redis's instructions for a drain of N noop jobs, counted by callgrind
+# into OUT (a redis-server of its own: the other runs' Redis is not slowed down).
+redis_once() {
+    local n=$1 out=$2 sock=$T/cg.sock pid got
+    mkdir -p "$T/cgredis"
+    "${VG[@]}" --callgrind-out-file="$out" redis-server --dir "$T/cgredis" --save "" \
+        --appendonly no --port 0 --unixsocket "$sock" --unixsocketperm 700 \
+        --logfile "$T/cgredis/log" >"$T/cgredis/vg.log" 2>&1 &
+    pid=$!
+    PIDS+=("$pid")
+    wait_for 60 eval '[ "$(redis-cli -s "$sock" ping 2>/dev/null)" = PONG ]' ||
+        { echo "redis-server under callgrind did not start:" >&2; cat "$T/cgredis/vg.log" >&2; return 1; }
+    lines noop "$n" | "$BIN/cenqueue" -u "unix://$sock" --stdin --quiet 2>"$T/fill.log" >/dev/null ||
+        { cat "$T/fill.log" >&2; return 1; }
+    callgrind_control -z "$pid" >/dev/null 2>&1
+    "$BIN/cworker" -u "unix://$sock" "${DRAIN[@]:1}" >"$T/run.log" 2>&1 ||
+        { echo "cworker failed:" >&2; cat "$T/run.log" >&2; return 1; }
+    callgrind_control -d "$pid" >/dev/null 2>&1
+    got=$(redis-cli -s "$sock" HGET cq:stats processed)
+    redis-cli -s "$sock" SHUTDOWN NOSAVE >/dev/null 2>&1
+    wait "$pid" 2>/dev/null
+    [ "$got" = "$n" ] || { echo "cworker ran ${got:-0} of $n jobs" >&2; return 1; }
+    mv "$out.1" "$out" 2>/dev/null || { echo "callgrind_control -d wrote no $out.1" >&2; return 1; }
+}
+
+# run_once PROGRAM N: one callgrind run of PROGRAM (cworker, cenqueue or redis) over N jobs;
+# prints its instruction count, or says on stderr what went wrong and returns 1.
 run_once() {
     local prog=$1 n=$2 out=$T/callgrind.$1.$2 got failed
     rcli FLUSHALL >/dev/null
-    rm -f "$out"
-    if [ "$prog" = cworker ]; then
+    rm -f "$out" "$out".*
+    if [ "$prog" = redis ]; then
+        redis_once "$n" "$out" || return 1
+    elif [ "$prog" = cworker ]; then
         lines "$JOB" "$n" | "$BIN/cenqueue" --stdin --quiet 2>"$T/fill.log" >/dev/null ||
             { cat "$T/fill.log" >&2; return 1; }
         "${VG[@]}" --callgrind-out-file="$out" "$BIN/cworker" -u "$SLOW_URL" "${WORKER[@]:1}" \
@@ -185,35 +219,38 @@ spread() {
 
 case $MODE in
     measure)
-        for prog in cworker cenqueue; do
+        for prog in "${PROGS[@]}"; do
             measure "$prog"
             echo "$RAW"
             echo "per-job $prog $IR"
         done
         exit 0 ;;
     runs)
-        declare -a ws=() es=()
+        declare -a ws=() es=() rs=()
         for i in $(seq 1 "$RUNS"); do
             measure cworker; ws+=("$IR")
             measure cenqueue; es+=("$IR")
-            echo "run $i/$RUNS: cworker $(commas "${ws[-1]}"), cenqueue $(commas "${es[-1]}") instructions a job"
+            measure redis; rs+=("$IR")
+            echo "run $i/$RUNS: cworker $(commas "${ws[-1]}"), cenqueue $(commas "${es[-1]}"), redis $(commas "${rs[-1]}") instructions a job"
         done
         spread cworker "${ws[@]}"
         spread cenqueue "${es[@]}"
+        spread redis "${rs[@]}"
         exit 0 ;;
 esac
 
 measure cworker; IR_cworker=$IR
 measure cenqueue; IR_cenqueue=$IR
+measure redis; IR_redis=$IR
 if [ "$MODE" = update ]; then
     tree=$(git -C "$SRC" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
     [ -z "$(git -C "$SRC" status --porcelain --untracked-files=no -- common app worker producer ctl include CMakeLists.txt 2>/dev/null)" ] ||
         tree="$tree (with uncommitted changes to the C)"
     mkdir -p "$(dirname "$BASELINE")"
     cat >"$BASELINE.tmp" <<EOF
-# The instructions one job costs cworker and cenqueue (callgrind, marginal between ${JOBS[0]}
-# and ${JOBS[1]} jobs), checked by tests/test_perf_callgrind.sh (CTest: perf_callgrind), which
-# fails when either is more than $TOLERANCE% above. Written by
+# The instructions one job costs cworker, cenqueue and Redis (callgrind, marginal between
+# ${JOBS[0]} and ${JOBS[1]} jobs), checked by tests/test_perf_callgrind.sh (CTest: perf_callgrind),
+# which fails when any is more than $TOLERANCE% above. Written by
 # \`tests/test_perf_callgrind.sh build --update\`; not edited by hand.
 date=$(date -u '+%Y-%m-%d %H:%M UTC')
 tree=$tree
@@ -223,9 +260,10 @@ libraries=$LIBS
 command=$COMMAND
 cworker=$IR_cworker
 cenqueue=$IR_cenqueue
+redis=$IR_redis
 EOF
     mv "$BASELINE.tmp" "$BASELINE"
-    echo "wrote $BASELINE_SHOWN: cworker $(commas "$IR_cworker"), cenqueue $(commas "$IR_cenqueue") instructions a job ($BUILD_TYPE build, tree $tree)"
+    echo "wrote $BASELINE_SHOWN: cworker $(commas "$IR_cworker"), cenqueue $(commas "$IR_cenqueue"), redis $(commas "$IR_redis") instructions a job ($BUILD_TYPE build, tree $tree)"
     exit 0
 fi
 
@@ -261,4 +299,5 @@ judge() {
 }
 judge cworker "$IR_cworker" "${base[cworker]}"
 judge cenqueue "$IR_cenqueue" "${base[cenqueue]}"
+judge redis "$IR_redis" "${base[redis]}"
 finish

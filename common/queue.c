@@ -753,13 +753,16 @@ void queue_taken_free(struct taken *t)
  *
  * What it costs Redis is what limits a worker (docs/BENCHMARKS.md), so a job's end is one
  * LREM, one HSET and one PEXPIREAT (the batch's expiry times computed once, from TIME), and a
- * PUBLISH only when its channel has a subscriber: the hash's func, queue and enqueued_at, which the producer
- * wrote, are written (from the record) only when the hash had no status yet (a record pushed
- * by hand); counters go once a batch, ends counted in the minute the batch is sent. Measured
- * with Redis under callgrind (64 ends a call), an end costs Redis about 12k instructions
- * each for the LREM, the HSET and the EXPIRE, 4k for the PUBLISH, and per Lua statement a
- * few hundred (a tonumber() and math.floor() a job were 8k). Reply: the 0-based indexes of the dropped outcomes, and a
- * string for each status hash that could not be written. */
+ * PUBLISH only when someone may listen (below): the hash's func, queue and enqueued_at, which
+ * the producer wrote, are written (from the record) only when the hash had no status yet (a
+ * record pushed by hand); counters go once a batch, ends counted in the minute the batch is
+ * sent. Measured with Redis under callgrind (tests/test_perf_callgrind.sh counts the whole:
+ * about 62k instructions a no-op job, take included), the HSET of an end costs 11.6k, its
+ * LREM 3k (the worker sends ends in the order it took them, so each record is at the list's
+ * tail; in the order they ended, 14.6k), the PEXPIREAT 2.2k, and the Lua interpreter around
+ * them most of the rest: a few hundred a statement (a tonumber() and math.floor() a job were
+ * 8k). Reply: the 0-based indexes of the dropped outcomes, and a string for each status hash
+ * that could not be written. */
 static const char apply_lua[] =
     "local wid = ARGV[1]\n"
     "local arity = {S = 5, F = 9, X = 7, C = 7, R = 9, H = 9, D = 2}\n"
@@ -768,11 +771,13 @@ static const char apply_lua[] =
     "  local t = redis.call('TYPE', key).ok\n"
     "  return t == 'none' or t == want\n"
     "end\n"
-    "local need, b = {}, 15\n"
+    "local need, b, nend = {}, 15, 0\n"
+    "local ending = {F = 1, X = 1, C = 1}\n"
     "while b <= #ARGV do\n"
     "  local a = arity[ARGV[b]]\n"
     "  if not a then return redis.error_reply('apply: unknown outcome kind ' .. ARGV[b]) end\n"
     "  need[ARGV[b]] = true\n"
+    "  nend = nend + (ending[ARGV[b]] or 0)\n"
     "  b = b + a + 1\n"
     "end\n"
     "local dests = {{'X', 6, 'zset', 'failed set'}, {'R', 7, 'zset', 'scheduled set'},\n"
@@ -840,17 +845,28 @@ static const char apply_lua[] =
     "local asked = redis.call('SCARD', ARGV[13]) > 0\n"
     /* An end is published only on a channel someone listens on (a waiter subscribes before
      * it reads the status, so one that subscribes after this script sees the status
-     * instead): one PUBSUB CHANNELS a batch, nothing when nobody waits, against a PUBLISH a
-     * job (8,600 instructions). A pattern subscription anywhere (PUBSUB NUMPAT), or an ACL
-     * without PUBSUB, publishes every end as before. */
-    "local glob = function(s) return (string.gsub(s, '[%*%?%[%]\\\\]', '\\\\%0')) end\n"
+     * instead), against a PUBLISH a job (8,600 instructions). Asking costs one INFO stats
+     * (about 170,000 instructions, whatever the load), so only a batch of 32 ends or more
+     * asks: no channel at all, nothing is published; up to 64 channels, their names (PUBSUB
+     * CHANNELS) say which ends to publish. More channels (a waiter of 100,000 jobs subscribes
+     * to each), a pattern subscription, or an ACL without INFO or PUBSUB, and every end is
+     * published as before. */
     "local listening\n"
-    "if redis.pcall('PUBSUB', 'NUMPAT') == 0 then\n"
-    "  local heard = redis.pcall('PUBSUB', 'CHANNELS', glob(cpre) .. '*' .. glob(cpost))\n"
-    "  if type(heard) == 'table' and not heard.err then\n"
-    "    listening = {}\n"
-    "    for _, ch in ipairs(heard) do listening[ch] = true end\n"
-    "    if #heard == 0 then listening = false end\n"
+    "if nend >= 32 then\n"
+    "  local info = redis.pcall('INFO', 'stats')\n"
+    "  if type(info) == 'string' then\n"
+    "    local nch = tonumber(string.match(info, 'pubsub_channels:(%d+)'))\n"
+    "    local npat = tonumber(string.match(info, 'pubsub_patterns:(%d+)'))\n"
+    "    if nch == 0 and npat == 0 then\n"
+    "      listening = false\n"
+    "    elseif nch and nch <= 64 and npat == 0 then\n"
+    "      local glob = function(s) return (string.gsub(s, '[%*%?%[%]\\\\]', '\\\\%0')) end\n"
+    "      local heard = redis.pcall('PUBSUB', 'CHANNELS', glob(cpre) .. '*' .. glob(cpost))\n"
+    "      if type(heard) == 'table' and not heard.err then\n"
+    "        listening = {}\n"
+    "        for _, ch in ipairs(heard) do listening[ch] = true end\n"
+    "      end\n"
+    "    end\n"
     "  end\n"
     "end\n"
     "local function ends(q, id, status)\n"

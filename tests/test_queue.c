@@ -662,16 +662,33 @@ static void test_apply_finished(void)
     job_free(j[2]);
 }
 
-/* Apply n finishes (one call), of the jobs t[0..n-1] decoded in j. */
-static int finish_all(struct taken *t, struct job **j, size_t n)
-{
-    struct queue_outcome o[4];
-    unsigned char lost[4] = {0};
-    char err[256] = "";
-    size_t i;
+#define PUB_BATCH 40 /* ends in one apply: enough for the script to ask who listens */
 
-    for (i = 0; i < n; i++) o[i] = outcome(QUEUE_FINISHED, &t[i], j[i], "done", T0 + 1);
-    return apply("w1", o, n, &default_ttls, lost, err, sizeof err);
+/* Put n jobs "<prefix><i>" in queue q, take them as w1 and finish them in one apply. */
+static int finish_batch(const char *prefix, int n)
+{
+    const char *queues[] = {"q"};
+    struct taken t[PUB_BATCH];
+    struct job *j[PUB_BATCH];
+    struct queue_outcome o[PUB_BATCH];
+    unsigned char lost[PUB_BATCH] = {0};
+    char err[256] = "", id[32];
+    int i, got, rc = -1;
+
+    memset(t, 0, sizeof t);
+    for (i = 0; i < n; i++) {
+        snprintf(id, sizeof id, "%s%d", prefix, i);
+        if (put(id, "q") != 0) return -1;
+    }
+    got = take("w1", queues, 1, (size_t)n, t, err, sizeof err);
+    for (i = 0; i < got; i++) {
+        j[i] = decoded(&t[i]);
+        o[i] = outcome(QUEUE_FINISHED, &t[i], j[i], "done", T0 + 1);
+    }
+    if (got == n) rc = apply("w1", o, (size_t)n, &default_ttls, lost, err, sizeof err);
+    for (i = 0; i < got; i++) job_free(j[i]);
+    free_taken(t, got > 0 ? (size_t)got : 0);
+    return rc;
 }
 
 /* Redis's count of a command's calls since the last CONFIG RESETSTAT. */
@@ -686,71 +703,86 @@ static long long calls(const char *cmd)
     return at != NULL ? strtoll(at + strlen(pat), NULL, 10) : 0;
 }
 
-/* An end is PUBLISHed only on a channel with a subscriber; every end while a pattern
- * subscription exists, or when the ACL refuses PUBSUB. TTLs are PEXPIREAT from Redis's TIME,
- * or EXPIRE when the ACL refuses TIME. */
+/* A second connection in subscribe mode (how: SUBSCRIBE or PSUBSCRIBE), with Redis's
+ * confirmation read. */
+static void subscribed(struct rconn *c, const char *how, const char *channel)
+{
+    redisReply *rep;
+
+    rconn_init(c, &R.url, 5.0);
+    REQUIRE(rconn_connect(c) == 0);
+    REQUIRE(rconn_appendf(c, "%s %s", how, channel) == 0);
+    rep = rconn_read(c);
+    REQUIRE(rep != NULL && rep->type == REDIS_REPLY_ARRAY);
+    freeReplyObject(rep);
+}
+
+/* A batch of 32 ends or more asks Redis who listens (INFO stats): with no channel nothing is
+ * published, with up to 64 only the ends whose channel has a subscriber; a smaller batch, more
+ * channels, a pattern subscription, or an ACL without INFO publish every end. TTLs are
+ * PEXPIREAT from Redis's TIME, or EXPIRE when the ACL refuses TIME. */
 static void test_apply_publish(void)
 {
-    struct taken t[6];
-    struct job *j[6];
     struct rconn sub, psub;
     redisReply *rep;
+    char names[70][16];
+    const char *argv[71] = {"SUBSCRIBE"};
     long long ttl;
     int i;
 
-    for (i = 0; i < 6; i++) {
-        char id[8];
-        snprintf(id, sizeof id, "p%d", i);
-        REQUIRE(put(id, "q") == 0 && take_one("w1", "q", &t[i], &j[i]) == 0);
-    }
     DO("CONFIG RESETSTAT");
-    CHECK_EQ(finish_all(&t[0], &j[0], 1), 0);
+    CHECK_EQ(finish_batch("a", PUB_BATCH), 0);
     CHECK_EQ(calls("publish"), 0); /* nobody listens */
-    CHECK_EQ(calls("pexpireat"), 1);
-    ttl = TTL("cq:job:p0");
+    CHECK_EQ(calls("pexpireat"), PUB_BATCH);
+    ttl = TTL("cq:job:a0");
     CHECK(ttl > 490 && ttl <= 500);
+    CHECK_STREQ(HGET("cq:job:a39", "status"), "finished");
 
-    rconn_init(&sub, &R.url, 5.0);
-    REQUIRE(rconn_connect(&sub) == 0);
-    REQUIRE(rconn_appendf(&sub, "SUBSCRIBE cq:ended:p2") == 0);
-    rep = rconn_read(&sub); /* the confirmation: Redis has the subscription */
-    REQUIRE(rep != NULL);
-    freeReplyObject(rep);
-    CHECK_EQ(finish_all(&t[1], &j[1], 2), 0);
-    CHECK_EQ(calls("publish"), 1); /* p2's, not p1's */
+    CHECK_EQ(finish_batch("b", 8), 0);
+    CHECK_EQ(calls("publish"), 8); /* too few ends to ask */
+
+    subscribed(&sub, "SUBSCRIBE", "cq:ended:c3");
+    CHECK_EQ(finish_batch("c", PUB_BATCH), 0);
+    CHECK_EQ(calls("publish"), 9); /* c3's alone */
     rep = rconn_read(&sub);
     CHECK(rep != NULL && rep->type == REDIS_REPLY_ARRAY && rep->elements == 3);
-    if (rep != NULL && rep->elements == 3) {
-        CHECK_STREQ(rep->element[1]->str, "cq:ended:p2");
+    if (rep != NULL && rep->type == REDIS_REPLY_ARRAY && rep->elements == 3) {
+        CHECK_STREQ(rep->element[1]->str, "cq:ended:c3");
         CHECK_STREQ(rep->element[2]->str, "finished");
     }
     if (rep != NULL) freeReplyObject(rep);
+
+    for (i = 0; i < 70; i++) {
+        snprintf(names[i], sizeof names[i], "other:%d", i);
+        argv[i + 1] = names[i];
+    }
+    REQUIRE(rconn_append(&sub, 71, argv, NULL) == 0);
+    for (i = 0; i < 70; i++) {
+        rep = rconn_read(&sub);
+        REQUIRE(rep != NULL);
+        freeReplyObject(rep);
+    }
+    CHECK_EQ(finish_batch("d", PUB_BATCH), 0);
+    CHECK_EQ(calls("publish"), 9 + PUB_BATCH); /* 71 channels: every end */
     rconn_close(&sub);
 
-    rconn_init(&psub, &R.url, 5.0);
-    REQUIRE(rconn_connect(&psub) == 0);
-    REQUIRE(rconn_appendf(&psub, "PSUBSCRIBE elsewhere:*") == 0);
-    rep = rconn_read(&psub);
-    REQUIRE(rep != NULL);
-    freeReplyObject(rep);
-    CHECK_EQ(finish_all(&t[3], &j[3], 1), 0);
-    CHECK_EQ(calls("publish"), 2); /* a pattern subscriber: p3's too */
+    subscribed(&psub, "PSUBSCRIBE", "elsewhere:*");
+    CHECK_EQ(finish_batch("e", PUB_BATCH), 0);
+    CHECK_EQ(calls("publish"), 9 + 2 * PUB_BATCH); /* a pattern: every end */
     rconn_close(&psub);
 
-    /* A user whose ACL lacks TIME and PUBSUB: EXPIRE, and every end published. */
-    DO("ACL SETUSER lim on nopass ~* &* +@all -time -pubsub");
+    /* A user whose ACL lacks INFO and TIME: EXPIRE, and every end published. */
+    DO("ACL SETUSER lim on nopass ~* &* +@all -info -time");
     DO("AUTH lim x");
-    CHECK_EQ(finish_all(&t[4], &j[4], 2), 0);
+    CHECK_EQ(finish_batch("f", PUB_BATCH), 0);
     DO("AUTH default x");
     DO("ACL DELUSER lim");
-    CHECK_EQ(calls("publish"), 4);
-    CHECK_EQ(calls("pexpireat"), 4);
-    ttl = TTL("cq:job:p5");
+    CHECK_EQ(calls("publish"), 9 + 3 * PUB_BATCH);
+    CHECK_EQ(calls("pexpireat"), 4 * PUB_BATCH + 8);
+    ttl = TTL("cq:job:f7");
     CHECK(ttl > 490 && ttl <= 500);
-    CHECK_STREQ(HGET("cq:job:p5", "status"), "finished");
+    CHECK_STREQ(HGET("cq:job:f7", "status"), "finished");
     CHECK_EQ(EXISTS("cq:inflight:w1:q"), 0);
-    free_taken(t, 6);
-    for (i = 0; i < 6; i++) job_free(j[i]);
 }
 
 /* A JSON result goes to the field result_json instead of result. */

@@ -790,12 +790,18 @@ static const char apply_lua[] =
     "      .. 'or rename it; no outcome applied')\n"
     "  end\n"
     "end\n"
-    "local jpre, jpost = string.match(ARGV[2], '^(.*)%%s(.*)$')\n"
-    "local cpre, cpost = string.match(ARGV[11], '^(.*)%%s(.*)$')\n"
+    /* A job's key and channel by concatenation, around the templates' "%s" (a '%' of the
+     * prefix is doubled in a template: undone here). */
+    "local function around(t)\n"
+    "  local pre, post = string.match(t, '^(.*)%%s(.*)$')\n"
+    "  return (string.gsub(pre, '%%%%', '%%')), (string.gsub(post, '%%%%', '%%'))\n"
+    "end\n"
+    "local jpre, jpost = around(ARGV[2])\n"
+    "local cpre, cpost = around(ARGV[11])\n"
     "local rttl, fttl = tonumber(ARGV[9]), tonumber(ARGV[10])\n"
     /* A TTL as an absolute time from Redis's clock, once a batch: PEXPIREAT is what Redis
      * turns an EXPIRE into before it runs it (3,000 instructions a job). An ACL without TIME
-     * leaves the relative EXPIRE. */
+     * (or PEXPIREAT) leaves the relative EXPIRE. */
     "local now = redis.pcall('TIME')\n"
     "local rexp, fexp\n"
     "if type(now) == 'table' and not now.err then\n"
@@ -804,7 +810,11 @@ static const char apply_lua[] =
     "  fexp = string.format('%.0f', ms + fttl * 1000)\n"
     "end\n"
     "local function expire(key, t, at)\n"
-    "  if at then redis.call('PEXPIREAT', key, at) else redis.call('EXPIRE', key, t) end\n"
+    "  if at then\n"
+    "    local r = redis.pcall('PEXPIREAT', key, at)\n"
+    "    if type(r) ~= 'table' or not r.err then return end\n"
+    "  end\n"
+    "  redis.call('EXPIRE', key, t)\n"
     "end\n"
     /* After an HSET of nh values (field-value pairs, status first) that replied r: false when the
      * hash could not be written; a hash that had no status gets the record's func, queue and

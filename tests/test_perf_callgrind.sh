@@ -145,28 +145,43 @@ lines() { awk -v t="$1" -v n="$2" 'BEGIN { for (i = 0; i < n; i++) print t }'; }
 total() { awk '/^(totals|summary):/ { print $2; exit }' "$1"; }
 
 # redis_once N OUT: Redis's instructions for a drain of N noop jobs, counted by callgrind
-# into OUT (a redis-server of its own: the other runs' Redis is not slowed down).
+# into OUT (a redis-server of its own: the other runs' Redis is not slowed down). It runs in
+# the subshell of $(run_once ...), whose PIDS the test's cleanup never sees, so it stops its
+# server itself on every way out.
 redis_once() {
-    local n=$1 out=$2 sock=$T/cg.sock pid got
+    local n=$1 out=$2 sock=$T/cg.sock got rc=1
     mkdir -p "$T/cgredis"
     "${VG[@]}" --callgrind-out-file="$out" redis-server --dir "$T/cgredis" --save "" \
         --appendonly no --port 0 --unixsocket "$sock" --unixsocketperm 700 \
         --logfile "$T/cgredis/log" >"$T/cgredis/vg.log" 2>&1 &
-    pid=$!
-    PIDS+=("$pid")
-    wait_for 60 eval '[ "$(redis-cli -s "$sock" ping 2>/dev/null)" = PONG ]' ||
-        { echo "redis-server under callgrind did not start:" >&2; cat "$T/cgredis/vg.log" >&2; return 1; }
-    lines noop "$n" | "$BIN/cenqueue" -u "unix://$sock" --stdin --quiet 2>"$T/fill.log" >/dev/null ||
-        { cat "$T/fill.log" >&2; return 1; }
-    callgrind_control -z "$pid" >/dev/null 2>&1
-    "$BIN/cworker" -u "unix://$sock" "${DRAIN[@]:1}" >"$T/run.log" 2>&1 ||
-        { echo "cworker failed:" >&2; cat "$T/run.log" >&2; return 1; }
-    callgrind_control -d "$pid" >/dev/null 2>&1
-    got=$(redis-cli -s "$sock" HGET cq:stats processed)
-    redis-cli -s "$sock" SHUTDOWN NOSAVE >/dev/null 2>&1
-    wait "$pid" 2>/dev/null
-    [ "$got" = "$n" ] || { echo "cworker ran ${got:-0} of $n jobs" >&2; return 1; }
-    mv "$out.1" "$out" 2>/dev/null || { echo "callgrind_control -d wrote no $out.1" >&2; return 1; }
+    CGPID=$!
+    if ! wait_for 60 eval '[ "$(redis-cli -s "$sock" ping 2>/dev/null)" = PONG ]'; then
+        echo "redis-server under callgrind did not start:" >&2
+        cat "$T/cgredis/vg.log" >&2
+    elif ! lines noop "$n" | "$BIN/cenqueue" -u "unix://$sock" --stdin --quiet 2>"$T/fill.log" >/dev/null; then
+        cat "$T/fill.log" >&2
+    elif ! callgrind_control -z "$CGPID" >"$T/cgctl.log" 2>&1; then
+        echo "callgrind_control -z $CGPID failed:" >&2
+        cat "$T/cgctl.log" >&2
+    elif ! "$BIN/cworker" -u "unix://$sock" "${DRAIN[@]:1}" >"$T/run.log" 2>&1; then
+        echo "cworker failed:" >&2
+        cat "$T/run.log" >&2
+    elif ! callgrind_control -d "$CGPID" >"$T/cgctl.log" 2>&1; then
+        echo "callgrind_control -d $CGPID failed:" >&2
+        cat "$T/cgctl.log" >&2
+    else
+        got=$(redis-cli -s "$sock" HGET cq:stats processed)
+        if [ "$got" != "$n" ]; then
+            echo "cworker ran ${got:-0} of $n jobs" >&2
+        elif ! mv "$out.1" "$out" 2>/dev/null; then
+            echo "callgrind_control -d wrote no $out.1" >&2
+        else
+            rc=0
+        fi
+    fi
+    redis-cli -s "$sock" SHUTDOWN NOSAVE >/dev/null 2>&1 || kill "$CGPID" 2>/dev/null
+    wait "$CGPID" 2>/dev/null
+    return $rc
 }
 
 # run_once PROGRAM N: one callgrind run of PROGRAM (cworker, cenqueue or redis) over N jobs;

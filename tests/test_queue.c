@@ -785,6 +785,35 @@ static void test_apply_publish(void)
     CHECK_EQ(EXISTS("cq:inflight:w1:q"), 0);
 }
 
+/* A key prefix with '%' in it (doubled in the templates the scripts get): the finish writes
+ * the status hash under the prefix as given. */
+static void test_apply_prefix_percent(void)
+{
+    struct keys saved = K;
+    struct taken t;
+    struct job *j;
+    struct queue_outcome o;
+    unsigned char lost[1] = {0};
+    char err[256] = "";
+    long long ttl;
+
+    REQUIRE(keys_init(&K, "p%s%%:", err, sizeof err) == 0);
+    REQUIRE(put("pc", "q") == 0 && take_one("w1", "q", &t, &j) == 0);
+    o = outcome(QUEUE_FINISHED, &t, j, "done", T0 + 1);
+    CHECK_EQ(apply("w1", &o, 1, &default_ttls, lost, err, sizeof err), 0);
+    CHECK_EQ(lost[0], 0);
+    CHECK_STREQ(HGET("p%s%%:job:pc", "status"), "finished");
+    ttl = TTL("p%s%%:job:pc");
+    CHECK(ttl > 490 && ttl <= 500);
+    CHECK_EQ(EXISTS("p%s%%:inflight:w1:q"), 0);
+    /* Nothing under the prefix as the template spells it (each '%' doubled). */
+    CHECK(first(rconn_commandf(&R, "KEYS %s", "p%%s%%%%*")) == NULL);
+    CHECK(first(rconn_commandf(&R, "KEYS %s", "p%s%%:*")) != NULL);
+    queue_taken_free(&t);
+    job_free(j);
+    K = saved;
+}
+
 /* A JSON result goes to the field result_json instead of result. */
 static void test_apply_json_result(void)
 {
@@ -1419,6 +1448,7 @@ int main(void)
     RUN(test_apply_started);
     RUN(test_apply_finished);
     RUN(test_apply_publish);
+    RUN(test_apply_prefix_percent);
     RUN(test_apply_json_result);
     RUN(test_apply_failed);
     RUN(test_apply_retry);

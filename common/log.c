@@ -2,6 +2,8 @@
  * several threads never interleave; a logger with a buffer gathers its lines into one write. */
 #include "log.h"
 
+#include <pthread.h>
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -9,7 +11,37 @@
 #include <time.h>
 #include <unistd.h>
 
+#define MSG_MAX 1536 /* a line's message, with its ": strerror" */
+
 static const char *level_names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
+
+/* getpid() is a system call every time (glibc 2.36), and a worker logs a line a job: the pid
+ * is kept, and forgotten in a forked child. */
+static long log_pid;
+static pthread_once_t pid_once = PTHREAD_ONCE_INIT;
+
+static void pid_forget(void)
+{
+    __atomic_store_n(&log_pid, 0, __ATOMIC_RELAXED);
+}
+
+static void pid_hook(void)
+{
+    pthread_atfork(NULL, NULL, pid_forget);
+}
+
+static long my_pid(void)
+{
+    long pid;
+
+    pthread_once(&pid_once, pid_hook);
+    pid = __atomic_load_n(&log_pid, __ATOMIC_RELAXED);
+    if (pid == 0) {
+        pid = (long)getpid();
+        __atomic_store_n(&log_pid, pid, __ATOMIC_RELAXED);
+    }
+    return pid;
+}
 static const char *level_json[] = {"error", "warn", "info", "debug"};
 
 /* The length of the valid UTF-8 sequence at p (1-4), or 0 when the bytes there are not one
@@ -110,9 +142,24 @@ static const char *format_when(const struct logger *lg, time_t sec, char *when)
     return when;
 }
 
+/* The message (fmt, ap and, when errnum is not 0, ": strerror(errnum)") into dst, at most
+ * cap bytes with its terminator. Returns its length. */
+static size_t format_msg(char *dst, size_t cap, int errnum, const char *fmt, va_list ap)
+{
+    int w = vsnprintf(dst, cap, fmt, ap);
+    size_t n = w < 0 ? 0 : (size_t)w < cap ? (size_t)w : cap - 1;
+
+    if (errnum != 0 && n + 1 < cap) {
+        char buf[128];
+        w = snprintf(dst + n, cap - n, ": %s", strerror_r(errnum, buf, sizeof buf));
+        n += w < 0 ? 0 : (size_t)w < cap - n ? (size_t)w : cap - n - 1;
+    }
+    return n;
+}
+
 void log_emit(const struct logger *lg, int level, int errnum, const char *fmt, ...)
 {
-    char msg[1536], line[4096], whenbuf[32];
+    char line[4096], whenbuf[32];
     const char *when;
     struct timeval tv;
     size_t n;
@@ -123,27 +170,26 @@ void log_emit(const struct logger *lg, int level, int errnum, const char *fmt, .
     if (level > CQ_LOG_DEBUG) level = CQ_LOG_DEBUG;
     gettimeofday(&tv, NULL);
     when = format_when(lg, tv.tv_sec, whenbuf);
-    va_start(ap, fmt);
-    w = vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    n = w < 0 ? 0 : (size_t)w < sizeof msg ? (size_t)w : sizeof msg - 1;
-    if (errnum != 0 && n < sizeof msg) {
-        char buf[128];
-        snprintf(msg + n, sizeof msg - n, ": %s", strerror_r(errnum, buf, sizeof buf));
-    }
     if (lg->json) {
-        char esc[sizeof line];
+        char msg[MSG_MAX], esc[sizeof line];
+        va_start(ap, fmt);
+        format_msg(msg, sizeof msg, errnum, fmt, ap);
+        va_end(ap);
         json_escape(esc, sizeof esc - 128, msg);
         w = snprintf(line, sizeof line,
                      "{\"time\":\"%s.%03ldZ\",\"level\":\"%s\",\"program\":\"%s\",\"pid\":%ld,"
                      "\"msg\":\"%s\"}",
-                     when, (long)(tv.tv_usec / 1000), level_json[level], lg->prog, (long)getpid(),
-                     esc);
+                     when, (long)(tv.tv_usec / 1000), level_json[level], lg->prog, my_pid(), esc);
+        n = w < 0 ? 0 : (size_t)w;
     } else {
-        w = snprintf(line, sizeof line, "%s.%03ldZ %s[%ld] %s %s", when, (long)(tv.tv_usec / 1000),
-                     lg->prog, (long)getpid(), level_names[level], msg);
+        /* The prefix, then the message formatted in place after it. */
+        w = snprintf(line, sizeof line, "%s.%03ldZ %s[%ld] %s ", when, (long)(tv.tv_usec / 1000),
+                     lg->prog, my_pid(), level_names[level]);
+        n = w < 0 ? 0 : (size_t)w < sizeof line - MSG_MAX ? (size_t)w : sizeof line - MSG_MAX;
+        va_start(ap, fmt);
+        n += format_msg(line + n, MSG_MAX, errnum, fmt, ap);
+        va_end(ap);
     }
-    n = w < 0 ? 0 : (size_t)w;
     if (n > sizeof line - 2) n = sizeof line - 2;
     line[n++] = '\n';
     put_line(lg, line, n);

@@ -145,6 +145,9 @@ static const char *format_when(const struct logger *lg, time_t sec, char *when)
 /* The message (fmt, ap and, when errnum is not 0, ": strerror(errnum)") into dst, at most
  * cap bytes with its terminator. Returns its length. */
 static size_t format_msg(char *dst, size_t cap, int errnum, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
+
+static size_t format_msg(char *dst, size_t cap, int errnum, const char *fmt, va_list ap)
 {
     int w = vsnprintf(dst, cap, fmt, ap);
     size_t n = w < 0 ? 0 : (size_t)w < cap ? (size_t)w : cap - 1;

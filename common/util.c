@@ -117,32 +117,48 @@ long long time_mono_us(void)
     return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-size_t time_format(char *buf, double t)
+size_t fixed_format(char *buf, double v, int decimals)
 {
+    static const double scale[] = {1, 10, 100, 1000, 10000, 100000, 1000000};
     char tmp[32], *p = tmp + sizeof tmp;
-    long long us;
-
-    /* Far outside any real time (and the range of a long long in microseconds). */
-    if (!(t > -1e12 && t < 1e12)) t = 0;
-    us = (long long)(t * 1e6 + (t >= 0 ? 0.5 : -0.5));
-    int neg = us < 0, i;
+    double a, x, e, f;
+    long long u;
+    int neg, i;
     size_t n;
 
-    if (neg) us = -us;
-    for (i = 0; i < 6; i++) {
-        *--p = (char)('0' + us % 10);
-        us /= 10;
+    if (decimals < 0) decimals = 0;
+    if (decimals > 6) decimals = 6;
+    /* Far outside any real time (and the range of a long long in millionths). */
+    if (!(v > -1e12 && v < 1e12)) v = 0;
+    neg = signbit(v) != 0;
+    a = fabs(v);
+    /* a * scale is x + e exactly (fma), x's fraction f is exact below 2^52, and f, 0.5 and x
+     * are multiples of x's last place there: only where f is 0.5 does e decide, and an exact
+     * tie goes to the even digit, as printf rounds it. */
+    x = a * scale[decimals];
+    e = fma(a, scale[decimals], -x);
+    u = (long long)x;
+    f = x - (double)u;
+    if (f > 0.5 || (f == 0.5 && (e > 0 || (e == 0 && (u & 1))))) u++;
+    for (i = 0; i < decimals; i++) {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
     }
-    *--p = '.';
+    if (decimals > 0) *--p = '.';
     do {
-        *--p = (char)('0' + us % 10);
-        us /= 10;
-    } while (us > 0);
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u > 0);
     if (neg) *--p = '-';
     n = (size_t)(tmp + sizeof tmp - p);
     memcpy(buf, p, n);
     buf[n] = '\0';
     return n;
+}
+
+size_t time_format(char *buf, double t)
+{
+    return fixed_format(buf, t, 6);
 }
 
 int parse_duration(const char *s, double *out)

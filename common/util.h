@@ -32,9 +32,14 @@ double time_now(void);
 long long time_mono_ms(void);
 long long time_mono_us(void);
 
-/* Format a Unix time as seconds with six decimals ("1767225600.250000") without printf's
- * floating-point path, which costs thousands of instructions a call; cq writes several per
- * job. buf must hold 32 bytes. Returns the length. Times beyond +-1e12 s print as 0. */
+/* v with `decimals` (0 to 6) decimals, the text printf's "%.*f" writes (ties to even, "-0.000"
+ * for a small negative), without printf's floating-point path, which costs thousands of
+ * instructions a call; cq writes several per job. Exact while |v| * 10^decimals < 2^52 (a Unix
+ * time in microseconds is); beyond, within a double's precision. buf must hold 32 bytes.
+ * Returns the length. Values beyond +-1e12 print as 0. */
+size_t fixed_format(char *buf, double v, int decimals);
+
+/* A Unix time as seconds with six decimals ("1767225600.250000"): fixed_format(buf, t, 6). */
 size_t time_format(char *buf, double t);
 
 /* The parsers below, saying what is wrong in err ("'x' is not a duration such as 250ms, 30s,

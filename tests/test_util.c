@@ -1,0 +1,86 @@
+/* test_util.c - util.c's fixed_format (a job's times in its status hash, a finished job's
+ * duration in the worker's line), against what printf's "%.*f" writes. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "util.h"
+
+static const char *fixed(double v, int decimals)
+{
+    static char buf[32];
+
+    CHECK_EQ(fixed_format(buf, v, decimals), strlen(buf));
+    return buf;
+}
+
+static void test_values(void)
+{
+    char buf[32];
+
+    CHECK_STREQ(fixed(0, 3), "0.000");
+    CHECK_STREQ(fixed(1.2345, 3), "1.234"); /* 1.23449999... in binary, 1234.5 times 1000 */
+    CHECK_STREQ(fixed(0.0005, 3), "0.001"); /* 0.000500000000000000010... */
+    CHECK_STREQ(fixed(59.9996, 3), "60.000");
+    CHECK_STREQ(fixed(-0.25, 3), "-0.250");
+    CHECK_STREQ(fixed(-0.0001, 3), "-0.000");
+    CHECK_STREQ(fixed(0.0625, 3), "0.062"); /* exact ties go to the even digit */
+    CHECK_STREQ(fixed(0.1875, 3), "0.188");
+    CHECK_STREQ(fixed(2.5, 0), "2");
+    CHECK_STREQ(fixed(7, 0), "7");
+    CHECK_STREQ(fixed(1767225600.25, 6), "1767225600.250000");
+    CHECK_STREQ(fixed(-1.5e-6, 6), "-0.000002");  /* -1.50000000000000003e-06 */
+    CHECK_STREQ(fixed(123.456, 9), "123.456000"); /* at most 6 decimals */
+    CHECK_STREQ(fixed(1, -1), "1");
+    CHECK_STREQ(fixed(1e12, 3), "0.000"); /* out of range */
+    CHECK_STREQ(fixed(-1e13, 6), "0.000000");
+    CHECK_STREQ(fixed(0.0 / 0.0, 3), "0.000");
+    CHECK_EQ(time_format(buf, 1767225600.0000017), 17);
+    CHECK_STREQ(buf, "1767225600.000002");
+}
+
+/* 10^-7 to 10^9, one after the other. */
+static double magnitude(int i)
+{
+    static const double p[] = {1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1,  1e1,
+                               1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9};
+    return p[(size_t)i % (sizeof p / sizeof p[0])];
+}
+
+/* 600,000 values from 1e-7 to 1e9 of either sign, with 0 to 6 decimals, while the value in
+ * units of its last decimal stays below 2^52: the same text as printf's, every one. */
+static void test_against_printf(void)
+{
+    static const double scale[] = {1, 10, 100, 1000, 10000, 100000, 1000000};
+    unsigned long long x = 0x9e3779b97f4a7c15ULL;
+    int i, tried = 0, bad = 0;
+
+    for (i = 0; i < 600000; i++) {
+        char ours[32], theirs[64];
+        int d = i % 7;
+        double v;
+
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        v = (double)(x >> 11) / 9007199254740992.0 * magnitude(i / 7); /* [0, 1) times 10^k */
+        if (x & 1) v = -v;
+        if (!(fabs(v) * scale[d] < 4503599627370496.0)) continue;
+        /* a tie now and then: a value with exactly one more binary digit than the decimals */
+        if (i % 5 == 0) v = (double)(long long)(v * scale[d]) / scale[d] + 0.5 / scale[d];
+        tried++;
+        fixed_format(ours, v, d);
+        snprintf(theirs, sizeof theirs, "%.*f", d, v);
+        if (strcmp(ours, theirs) != 0 && bad++ < 5)
+            fprintf(stderr, "  %.17g with %d decimals: %s, printf %s\n", v, d, ours, theirs);
+    }
+    CHECK_EQ(bad, 0);
+    CHECK(tried > 500000);
+}
+
+int main(void)
+{
+    test_values();
+    test_against_printf();
+    return check_report();
+}

@@ -84,7 +84,7 @@ struct task {
     int start_sent;               /* its start mark is in the batch being applied */
     int ending;                   /* in the batch of ends being applied (dispatcher only) */
     double taken_at;              /* wall clock, set once when taken */
-    unsigned long long seq;       /* take order, which is the in-flight list's (end_order) */
+    unsigned long long seq;       /* take order, which is the in-flight list's (outcomes) */
     enum queue_outcome_kind kind; /* what it came to */
     double retry_after;
     double retry_at;       /* refused and handed back: when it is due again */
@@ -423,36 +423,16 @@ static enum queue_outcome_kind decide(struct worker *w, struct task *t, double *
     return QUEUE_FAILED;
 }
 
-/* Seconds with three decimals, as "%.3f" writes them, without printf's floating point (a
- * line a job at info: it was a fifth of the line's cost). */
-static const char *secs3(char *buf, size_t len, double s)
+/* Seconds with three decimals (fixed_format: no printf floating point in a line a job). */
+static const char *secs3(char *buf, double s)
 {
-    char digits[24];
-    long long ms, whole;
-    size_t n = 0, k = 0;
-
-    if (!(s >= 0 && s < 1e12) || len < sizeof digits + 5) {
-        snprintf(buf, len, "%.3f", s);
-        return buf;
-    }
-    ms = (long long)(s * 1000.0 + 0.5);
-    whole = ms / 1000;
-    do {
-        digits[k++] = (char)('0' + whole % 10);
-        whole /= 10;
-    } while (whole > 0);
-    while (k > 0) buf[n++] = digits[--k];
-    buf[n++] = '.';
-    buf[n++] = (char)('0' + ms % 1000 / 100);
-    buf[n++] = (char)('0' + ms % 100 / 10);
-    buf[n++] = (char)('0' + ms % 10);
-    buf[n] = '\0';
+    fixed_format(buf, s, 3);
     return buf;
 }
 
 static void log_outcome(struct worker *w, const struct task *t)
 {
-    char took[40];
+    char took[32];
 
     if (t->kind == QUEUE_CANCELED) {
         LOG(&w->jlg, CQ_LOG_INFO, "%s: %s %s canceled%s", t->taken.queue, t->job->func, t->job->id,
@@ -473,8 +453,7 @@ static void log_outcome(struct worker *w, const struct task *t)
                 t->kind == QUEUE_RETRY ? "handed back" : "failed", t->text);
     } else if (t->rc == 0) {
         LOG(&w->jlg, CQ_LOG_INFO, "%s: %s %s finished in %ss%s%s", t->taken.queue, t->job->func,
-            t->job->id, secs3(took, sizeof took, t->ended - t->started), t->text[0] ? ": " : "",
-            t->text);
+            t->job->id, secs3(took, t->ended - t->started), t->text[0] ? ": " : "", t->text);
     } else {
         LOG(&w->jlg, CQ_LOG_WARN, "%s: %s %s %s (attempt %d): %s", t->taken.queue, t->job->func,
             t->job->id, t->kind == QUEUE_RETRY ? "will retry" : "failed", t->job->attempts,
@@ -909,51 +888,26 @@ static void starts_compact(struct worker *w)
     w->nstarts = k;
 }
 
-/* An end and its task, to sort a batch's ends by. */
-struct end_ref {
-    struct queue_outcome o;
-    struct task *t;
-};
-
 static int by_seq(const void *a, const void *b)
 {
-    unsigned long long x = ((const struct end_ref *)a)->t->seq,
-                       y = ((const struct end_ref *)b)->t->seq;
+    unsigned long long x = (*(struct task *const *)a)->seq, y = (*(struct task *const *)b)->seq;
     return x < y ? -1 : x > y;
-}
-
-/* The ends o[0..n-1] (tasks ot) in the order their jobs were taken. The in-flight list holds
- * records in that order, the oldest at its tail, and the apply script removes each with an
- * LREM from the tail: in take order each LREM finds its record at once, while in the order
- * the jobs ended (newest first, as they come from the executors) a batch of 64 made each LREM
- * step over 32 records on average, 14,600 of Redis's 84,000 instructions a job. */
-static void end_order(struct queue_outcome *o, struct task **ot, size_t n)
-{
-    struct end_ref *r;
-    size_t k;
-
-    if (n < 2) return;
-    r = xcalloc(n, sizeof *r);
-    for (k = 0; k < n; k++) {
-        r[k].o = o[k];
-        r[k].t = ot[k];
-    }
-    qsort(r, n, sizeof *r, by_seq);
-    for (k = 0; k < n; k++) {
-        o[k] = r[k].o;
-        ot[k] = r[k].t;
-    }
-    free(r);
 }
 
 /* The outcomes of one apply into o (room for every start and every pending task): the due
  * starts not ended in the same batch, then an end for each pending task that was not aborted,
- * in take order (end_order), whose task goes to ot at the same index. Returns how many. */
+ * whose task goes to ot at the same index. Returns how many.
+ *
+ * The ends go in the order their jobs were taken. The in-flight list holds records in that
+ * order, the oldest at its tail, and the apply script removes each with an LREM from the tail:
+ * in take order each LREM finds its record at once, while in the order the jobs ended (newest
+ * first, as they come from the executors) a batch of 64 made each LREM step over 32 records
+ * on average, 14,600 of Redis's 84,000 instructions a job. */
 static size_t outcomes(struct worker *w, struct task *pending, struct queue_outcome *o,
                        struct task **ot)
 {
     struct task *t;
-    size_t i = 0, first_end;
+    size_t i = 0, first_end, n;
     int s, due = starts_due(w, time_now());
 
     for (s = 0; s < due; s++) {
@@ -966,9 +920,12 @@ static size_t outcomes(struct worker *w, struct task *pending, struct queue_outc
         o[i].started_at = o[i].at = t->taken_at;
         i++;
     }
-    first_end = i;
-    for (t = pending; t; t = t->next) {
-        if (t->aborted) continue; /* left in flight: the drain puts it back */
+    first_end = n = i;
+    for (t = pending; t; t = t->next)
+        if (!t->aborted) ot[n++] = t; /* an aborted one is left in flight: the drain puts it back */
+    qsort(ot + first_end, n - first_end, sizeof *ot, by_seq);
+    for (; i < n; i++) {
+        t = ot[i];
         o[i].retry_at = 0;
         t->kind = decide(w, t, &o[i].retry_at);
         o[i].kind = t->kind;
@@ -981,11 +938,8 @@ static size_t outcomes(struct worker *w, struct task *pending, struct queue_outc
         o[i].with_start = !t->refused && t->start_pending;
         o[i].handback = t->refused || t->give_back;
         o[i].give_back = t->give_back;
-        ot[i] = t;
-        i++;
     }
-    end_order(o + first_end, ot + first_end, i - first_end);
-    return i;
+    return n;
 }
 
 /* One round trip: mark taken jobs started, record ended ones (one script call), and, when

@@ -202,6 +202,44 @@ else
 fi
 rcli DEL cq:queue:default >/dev/null
 
+# ---- a batch's ends go to Redis in the order their jobs were taken ----
+# The in-flight list holds records in take order, the oldest at its tail; the apply script's
+# LREM from the tail finds each record at once only in that order (docs/BENCHMARKS.md, round
+# two). 200 records LPUSHed in one command are taken ord-001 first; MONITOR shows the LREMs
+# each apply script makes, and within one script their numbers must rise.
+recs=()
+for i in $(seq -w 1 200); do recs+=("{\"id\":\"ord-$i\",\"func\":\"noop\",\"args\":[]}"); done
+rcli LPUSH cq:queue:default "${recs[@]}" >/dev/null
+rcli MONITOR >"$T/monitor.log" 2>&1 &
+mon=$!
+wait_for 5 grep -q OK "$T/monitor.log"
+"$BIN/cworker" --burst -c 16 --log-level warn >"$T/order.log" 2>&1; rc=$?
+check_eq "take order: cworker --burst exits 0" 0 "$rc"
+wait_for 5 jobs_are finished ord-001 ord-200
+kill "$mon" 2>/dev/null; wait "$mon" 2>/dev/null
+# take_order LOG: every script's LREMs in rising order, all 200 seen, some script with several.
+take_order() {
+    python3 - "$1" <<'PY'
+import re, sys
+groups, cur = [], None
+for line in open(sys.argv[1], errors="replace"):
+    if '"EVALSHA"' in line or '"EVAL"' in line:
+        cur = []
+        groups.append(cur)
+    elif '[0 lua] "LREM"' in line and cur is not None:
+        m = re.search(r'ord-(\d+)', line)
+        if m:
+            cur.append(int(m.group(1)))
+seen = [n for g in groups for n in g]
+several = max((len(g) for g in groups), default=0)
+bad = [g for g in groups if g != sorted(g)]
+print(f"{len(seen)} LREMs, at most {several} in one script, {len(bad)} scripts out of order")
+sys.exit(0 if len(seen) == 200 and several >= 2 and not bad else 1)
+PY
+}
+check "take order: each apply script removes its records in take order" take_order "$T/monitor.log" ||
+    take_order "$T/monitor.log"
+
 # ---- another prefix is another namespace ----
 id=$("$BIN/cenqueue" --prefix other: noop x)
 check_eq "prefix: record in the other queue" 1 "$(rcli LLEN other:queue:default)"

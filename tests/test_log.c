@@ -3,7 +3,9 @@
  * a non-blocking pipe here, so that what was written can be read back write by write. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -81,6 +83,32 @@ static void test_buffered(void)
     CHECK_HAS(buf, "] INFO 099 ");
 }
 
+/* The pid in a line is the writer's: a forked child's lines carry the child's, though the
+ * parent's was kept before the fork. */
+static void test_pid_after_fork(void)
+{
+    struct logger lg = {"test", CQ_LOG_INFO, 0, NULL};
+    char buf[8192], want[64];
+    pid_t child;
+    int status = -1;
+
+    LOG(&lg, CQ_LOG_INFO, "parent");
+    snprintf(want, sizeof want, " test[%ld] INFO parent\n", (long)getpid());
+    CHECK_HAS(written(buf, sizeof buf), want);
+    child = fork();
+    if (child == 0) {
+        LOG(&lg, CQ_LOG_INFO, "child");
+        _exit(0);
+    }
+    CHECK(child > 0);
+    CHECK(waitpid(child, &status, 0) == child && WIFEXITED(status));
+    snprintf(want, sizeof want, " test[%ld] INFO child\n", (long)child);
+    CHECK_HAS(written(buf, sizeof buf), want);
+    LOG(&lg, CQ_LOG_INFO, "parent again");
+    snprintf(want, sizeof want, " test[%ld] INFO parent again\n", (long)getpid());
+    CHECK_HAS(written(buf, sizeof buf), want);
+}
+
 int main(void)
 {
     int p[2];
@@ -90,6 +118,7 @@ int main(void)
     fcntl(out, F_SETFL, fcntl(out, F_GETFL) | O_NONBLOCK);
     test_unbuffered();
     test_buffered();
+    test_pid_after_fork();
     /* The report goes to stdout's terminal: stderr is the pipe. */
     dup2(STDOUT_FILENO, STDERR_FILENO);
     return check_report();

@@ -44,13 +44,15 @@ rcli DEL cq:queue:default >/dev/null
 
 # ---- SIGTERM while Redis is down, Redis back within the timeout: outcomes recorded ----
 before=$(processed)
-"$BIN/cenqueue" --id down-1 sleep 1 >/dev/null 2>&1
-"$BIN/cenqueue" --id down-2 sleep 1 >/dev/null 2>&1
-start_worker "$T/back.log" -c 2 --shutdown-timeout 15s --lease 3s
-wait_for 5 jobs_are started down-1 down-2
+# The jobs run 2 s, a window wide enough to see them started on a loaded machine; the lease
+# (6 s) outlasts Redis's absence (3.5 s and its restart), so the jobs stay this worker's.
+"$BIN/cenqueue" --id down-1 sleep 2 >/dev/null 2>&1
+"$BIN/cenqueue" --id down-2 sleep 2 >/dev/null 2>&1
+start_worker "$T/back.log" -c 2 --shutdown-timeout 15s --lease 6s
+check "... both jobs seen started while Redis was up" wait_for 5 jobs_are started down-1 down-2
 stop_redis
 kill -TERM "$WPID"
-sleep 2.5                       # both jobs end meanwhile, with nowhere to record it
+sleep 3.5                       # both jobs end meanwhile, with nowhere to record it
 start_redis_again --appendonly yes
 check "Redis back: the worker exits well before its 15 s timeout" stopped_in "$WPID" 8
 check_eq "... with status 0" 0 "$RC"
@@ -60,7 +62,7 @@ check_contains "... it said it waited for Redis alone" \
     "stopping: every job has ended; waiting up to" "$(cat "$T/back.log")"
 check_eq "... and claimed nothing went back" "" "$(grep -E 'go back|put back' "$T/back.log")"
 # No job that finished runs again: a worker that outlives the old lease finds nothing to do.
-sleep 3.5
+sleep 6.5
 "$BIN/cworker" --burst -c 2 >"$T/after.log" 2>&1
 check_eq "a later worker runs neither again" $((before + 2)) "$(processed)"
 

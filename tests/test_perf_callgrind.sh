@@ -10,6 +10,8 @@
 #   tests/test_perf_callgrind.sh BUILD --measure     measure once, print "cg PROGRAM JOBS IR"
 #                                                    and "per-job PROGRAM IR" (bench/run)
 #   --keep DIR keeps the callgrind output files (callgrind_annotate them to see where it went)
+#   --drain-c C (with --measure or --runs) Redis's count for a drain by `cworker -c C` instead
+#                of 64: the cost of smaller batches (the baseline is for 64)
 #
 # Why instructions: they do not depend on how busy the machine is, where jobs/s on a shared
 # machine move by 10% from one run to the next. Each program runs twice, over N1 = 500 and
@@ -60,7 +62,8 @@ MODE=check
 RUNS=1
 KEEP=
 usage() {
-    echo "usage: tests/test_perf_callgrind.sh BUILD [--update | --runs R | --measure] [--keep DIR]" >&2
+    echo "usage: tests/test_perf_callgrind.sh BUILD [--update | --runs R | --measure] [--keep DIR]" \
+         "[--drain-c C]" >&2
     exit 2
 }
 while [ $# -gt 0 ]; do
@@ -69,16 +72,21 @@ while [ $# -gt 0 ]; do
         --measure) MODE=measure ;;
         --runs) [ $# -ge 2 ] && [[ $2 =~ ^[1-9][0-9]*$ ]] || usage; RUNS=$2; MODE=runs; shift ;;
         --keep) [ $# -ge 2 ] || usage; KEEP=$2; shift ;;
+        --drain-c) [ $# -ge 2 ] && [[ $2 =~ ^[1-9][0-9]*$ ]] || usage; DRAIN_C=$2; shift ;;
         *) usage ;;
     esac
     shift
 done
+if [ "${DRAIN_C:-64}" != 64 ] && [ "$MODE" != measure ] && [ "$MODE" != runs ]; then
+    echo "FATAL: --drain-c goes with --measure or --runs: the baseline is for cworker -c 64" >&2
+    exit 2
+fi
 command -v valgrind >/dev/null || { echo "FATAL: valgrind is missing (scripts/deps --test)"; exit 1; }
 
 VG=(valgrind --tool=callgrind --quiet --fair-sched=yes)
 WORKER=(cworker --burst -c 16 --log-level warn)
 ENQUEUE=(cenqueue --stdin --quiet)
-DRAIN=(cworker --burst -c 64 --log-level warn)
+DRAIN=(cworker --burst -c "${DRAIN_C:-64}" --log-level warn)
 PROGS=(cworker cenqueue redis)
 COMMAND="${VG[*]}: ${ENQUEUE[*]} < N lines noop; ${WORKER[*]} over N '$JOB' jobs, Redis's replies held ${DELAY_MS} ms (slowproxy.py); redis-server while ${DRAIN[*]} drains N noop jobs; N = ${JOBS[0]}, ${JOBS[1]}"
 
@@ -147,11 +155,13 @@ total() { awk '/^(totals|summary):/ { print $2; exit }' "$1"; }
 # redis_once N OUT: Redis's instructions for a drain of N noop jobs, counted by callgrind
 # into OUT (a redis-server of its own: the other runs' Redis is not slowed down). It runs in
 # the subshell of $(run_once ...), whose PIDS the test's cleanup never sees, so it stops its
-# server itself on every way out.
+# server itself on every way out. The drain's counts are the dump that `callgrind_control -d`
+# asks for (cg.1); the one valgrind writes as the server exits (cg) holds the shutdown alone.
 redis_once() {
     local n=$1 out=$2 sock=$T/cg.sock got rc=1
+    rm -rf "$T/cgredis"
     mkdir -p "$T/cgredis"
-    "${VG[@]}" --callgrind-out-file="$out" redis-server --dir "$T/cgredis" --save "" \
+    "${VG[@]}" --callgrind-out-file="$T/cgredis/cg" redis-server --dir "$T/cgredis" --save "" \
         --appendonly no --port 0 --unixsocket "$sock" --unixsocketperm 700 \
         --logfile "$T/cgredis/log" >"$T/cgredis/vg.log" 2>&1 &
     CGPID=$!
@@ -173,14 +183,16 @@ redis_once() {
         got=$(redis-cli -s "$sock" HGET cq:stats processed)
         if [ "$got" != "$n" ]; then
             echo "cworker ran ${got:-0} of $n jobs" >&2
-        elif ! mv "$out.1" "$out" 2>/dev/null; then
-            echo "callgrind_control -d wrote no $out.1" >&2
         else
             rc=0
         fi
     fi
     redis-cli -s "$sock" SHUTDOWN NOSAVE >/dev/null 2>&1 || kill "$CGPID" 2>/dev/null
     wait "$CGPID" 2>/dev/null
+    if [ $rc = 0 ] && ! mv "$T/cgredis/cg.1" "$out" 2>/dev/null; then
+        echo "callgrind_control -d wrote no $T/cgredis/cg.1" >&2
+        rc=1
+    fi
     return $rc
 }
 
@@ -299,6 +311,14 @@ judge() {
         echo "FAIL - $who: $(commas "$now") instructions a job, $pct% over the baseline" \
              "$(commas "$was") ($BASELINE_SHOWN): a change made each job more expensive$differs;" \
              "if that is intended, update the baseline with tests/test_perf_callgrind.sh build --update"
+        return 1
+    fi
+    if [ $(( now * 2 )) -lt "$was" ]; then
+        FAILS=$((FAILS + 1))
+        echo "FAIL - $who: $(commas "$now") instructions a job, less than half the baseline" \
+             "$(commas "$was") ($BASELINE_SHOWN): the measurement counted the wrong thing" \
+             "(--keep DIR keeps its callgrind files), or a change halved the cost: then update" \
+             "the baseline with tests/test_perf_callgrind.sh build --update"
         return 1
     fi
     PASSES=$((PASSES + 1))

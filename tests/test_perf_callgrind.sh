@@ -61,6 +61,7 @@ JOB="sleep 5ms"       # what cworker runs (cenqueue enqueues "noop")
 MODE=check
 RUNS=1
 KEEP=
+DRAIN_C=64
 usage() {
     echo "usage: tests/test_perf_callgrind.sh BUILD [--update | --runs R | --measure] [--keep DIR]" \
          "[--drain-c C]" >&2
@@ -77,7 +78,7 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-if [ "${DRAIN_C:-64}" != 64 ] && [ "$MODE" != measure ] && [ "$MODE" != runs ]; then
+if [ "$DRAIN_C" != 64 ] && [ "$MODE" != measure ] && [ "$MODE" != runs ]; then
     echo "FATAL: --drain-c goes with --measure or --runs: the baseline is for cworker -c 64" >&2
     exit 2
 fi
@@ -86,7 +87,7 @@ command -v valgrind >/dev/null || { echo "FATAL: valgrind is missing (scripts/de
 VG=(valgrind --tool=callgrind --quiet --fair-sched=yes)
 WORKER=(cworker --burst -c 16 --log-level warn)
 ENQUEUE=(cenqueue --stdin --quiet)
-DRAIN=(cworker --burst -c "${DRAIN_C:-64}" --log-level warn)
+DRAIN=(cworker --burst -c "$DRAIN_C" --log-level warn)
 PROGS=(cworker cenqueue redis)
 COMMAND="${VG[*]}: ${ENQUEUE[*]} < N lines noop; ${WORKER[*]} over N '$JOB' jobs, Redis's replies held ${DELAY_MS} ms (slowproxy.py); redis-server while ${DRAIN[*]} drains N noop jobs; N = ${JOBS[0]}, ${JOBS[1]}"
 

@@ -44,11 +44,12 @@ rcli DEL cq:queue:default >/dev/null
 
 # ---- SIGTERM while Redis is down, Redis back within the timeout: outcomes recorded ----
 before=$(processed)
-# The jobs run 2 s, a window wide enough to see them started on a loaded machine; the lease
-# (6 s) outlasts Redis's absence (3.5 s and its restart), so the jobs stay this worker's.
+# The jobs run 2 s, a window wide enough to see them started on a loaded machine. The lease
+# (8 s, renewed every 2 s, so up to 2 s old when Redis stops) outlasts Redis's absence (3.5 s,
+# its restart and the worker's reconnection), so the jobs stay this worker's.
 "$BIN/cenqueue" --id down-1 sleep 2 >/dev/null 2>&1
 "$BIN/cenqueue" --id down-2 sleep 2 >/dev/null 2>&1
-start_worker "$T/back.log" -c 2 --shutdown-timeout 15s --lease 6s
+start_worker "$T/back.log" -c 2 --shutdown-timeout 15s --lease 8s
 check "... both jobs seen started while Redis was up" wait_for 5 jobs_are started down-1 down-2
 stop_redis
 kill -TERM "$WPID"
@@ -62,7 +63,7 @@ check_contains "... it said it waited for Redis alone" \
     "stopping: every job has ended; waiting up to" "$(cat "$T/back.log")"
 check_eq "... and claimed nothing went back" "" "$(grep -E 'go back|put back' "$T/back.log")"
 # No job that finished runs again: a worker that outlives the old lease finds nothing to do.
-sleep 6.5
+sleep 8.5
 "$BIN/cworker" --burst -c 2 >"$T/after.log" 2>&1
 check_eq "a later worker runs neither again" $((before + 2)) "$(processed)"
 

@@ -41,32 +41,37 @@ static void test_values(void)
     CHECK_STREQ(buf, "1767225600.000002");
 }
 
-/* 10^-7 to 10^9, one after the other. */
+/* 10^-7 to 10^11, one after the other. */
 static double magnitude(int i)
 {
-    static const double p[] = {1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1,  1e1,
-                               1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9};
+    static const double p[] = {1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1,    1e1, 1e2,
+                               1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11};
     return p[(size_t)i % (sizeof p / sizeof p[0])];
 }
 
-/* 600,000 values from 1e-7 to 1e9 of either sign, with 0 to 6 decimals, while the value in
- * units of its last decimal stays below 2^52: the same text as printf's, every one. */
+/* 700,000 values: from 1e-7 to 1e11 of either sign, and Unix times of this century, with 0
+ * to 6 decimals, while the value in units of its last decimal stays below 2^52 (beyond, the
+ * function promises only a double's precision): the same text as printf's, every one. */
 static void test_against_printf(void)
 {
     static const double scale[] = {1, 10, 100, 1000, 10000, 100000, 1000000};
     unsigned long long x = 0x9e3779b97f4a7c15ULL;
     int i, tried = 0, bad = 0;
 
-    for (i = 0; i < 600000; i++) {
+    for (i = 0; i < 700000; i++) {
         char ours[32], theirs[64];
         int d = i % 7;
-        double v;
+        double v, m;
 
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-        v = (double)(x >> 11) / 9007199254740992.0 * magnitude(i / 7); /* [0, 1) times 10^k */
-        if (x & 1) v = -v;
+        m = (double)(x >> 11) / 9007199254740992.0; /* [0, 1) */
+        if (i % 11 == 3)
+            v = 946684800.0 + m * 3155760000.0; /* 2000-01-01 to 2100 */
+        else
+            v = (x & 1 ? -m : m) * magnitude(i / 7);
         if (!(fabs(v) * scale[d] < 4503599627370496.0)) continue;
-        /* a tie now and then: a value with exactly one more binary digit than the decimals */
+        /* Now and then a value next to a tie: an exact one with no decimals (k + 0.5), the
+         * double nearest to one with decimals, whose remainder (fma's) decides. */
         if (i % 5 == 0) v = (double)(long long)(v * scale[d]) / scale[d] + 0.5 / scale[d];
         tried++;
         fixed_format(ours, v, d);
@@ -75,7 +80,7 @@ static void test_against_printf(void)
             fprintf(stderr, "  %.17g with %d decimals: %s, printf %s\n", v, d, ours, theirs);
     }
     CHECK_EQ(bad, 0);
-    CHECK(tried > 500000);
+    CHECK(tried > 550000);
 }
 
 int main(void)

@@ -216,6 +216,9 @@ wait_for 5 grep -q OK "$T/monitor.log"
 "$BIN/cworker" --burst -c 16 --log-level warn >"$T/order.log" 2>&1; rc=$?
 check_eq "take order: cworker --burst exits 0" 0 "$rc"
 wait_for 5 jobs_are finished ord-001 ord-200
+# MONITOR has written everything before this ECHO once the ECHO is in the file.
+rcli ECHO take-order-done >/dev/null
+wait_for 10 grep -q take-order-done "$T/monitor.log"
 kill "$mon" 2>/dev/null; wait "$mon" 2>/dev/null
 # take_order LOG: every script's LREMs in rising order, all 200 seen, some script with several.
 take_order() {

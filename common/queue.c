@@ -730,17 +730,23 @@ void queue_taken_free(struct taken *t)
 
 /* ARGV: wid, job template, inflight template, stats key, worker key, failed key, scheduled
  * key, dead key, result ttl, failure ttl, ended channel template, counts template, cancel
- * key, the minute the batch is counted in (ends per queue and minute); then per outcome its kind and as many arguments as the kind needs (APPLY_ARITY):
- *   S (started)            queue, record, id, started_at, attempts
- *   F (finished)           queue, record, id, result, at, started_at, attempts, clear, field
+ * key, the minute the batch is counted in (ends per queue and minute); then per outcome its
+ * kind and as many arguments as the kind needs (the script's arity table):
+ *   Q (the queue of the outcomes that follow, until the next Q)
+ *                          queue
+ *   S (started)            record, id, started_at, attempts
+ *   F (finished)           record, id, result, at, started_at, attempts
  *   X (failed), C (canceled)
- *                          queue, record, id, error, at, started_at, attempts
+ *                          record, id, error, at, started_at, attempts
  *   R (retry), H (handed back)
- *                          queue, record, id, error, at, started_at, attempts, retry_at,
- *                          the record to schedule
- *   D (dead)               queue, record
- * started_at is '' when the start was recorded already; clear is '1' when an earlier attempt
- * may have left error fields; field is where a result goes ('' for "result").
+ *                          record, id, error, at, started_at, attempts, retry_at, the record
+ *                          to schedule
+ *   D (dead)               record
+ * started_at is '' when the start was recorded already. A finish is F, or f when an earlier
+ * attempt may have left error fields to clear; J and j the same for a result that goes to
+ * result_json. Every argument costs Redis about 1,000 instructions (parsed, made an object,
+ * then a Lua string), hence the queue once a run of outcomes and the finish's flags in its
+ * kind.
  *
  * Every effect of an end is conditional on the LREM that takes the record out of this
  * worker's in-flight list: if another worker recovered it meanwhile (this one was cut off
@@ -765,17 +771,22 @@ void queue_taken_free(struct taken *t)
  * that could not be written. */
 static const char apply_lua[] =
     "local wid = ARGV[1]\n"
-    "local arity = {S = 5, F = 9, X = 7, C = 7, R = 9, H = 9, D = 2}\n"
+    "local arity = {Q = 1, S = 4, F = 6, f = 6, J = 6, j = 6, X = 6, C = 6, R = 8, H = 8, D = 1}\n"
+    "local finish = {F = {'result', false}, f = {'result', true}, J = {'result_json', false},\n"
+    "                j = {'result_json', true}}\n"
     "local fin, fail, retr, hand, dead, canc, lost, infs = 0, 0, 0, 0, 0, 0, {}, {}\n"
     "local function kind_ok(key, want)\n"
     "  local t = redis.call('TYPE', key).ok\n"
     "  return t == 'none' or t == want\n"
     "end\n"
     "local need, b, nend = {}, 15, 0\n"
-    "local ending = {F = 1, X = 1, C = 1}\n"
+    "local ending = {F = 1, f = 1, J = 1, j = 1, X = 1, C = 1}\n"
     "while b <= #ARGV do\n"
     "  local a = arity[ARGV[b]]\n"
     "  if not a then return redis.error_reply('apply: unknown outcome kind ' .. ARGV[b]) end\n"
+    "  if b == 15 and ARGV[b] ~= 'Q' then\n"
+    "    return redis.error_reply('apply: the first outcome names no queue')\n"
+    "  end\n"
     "  need[ARGV[b]] = true\n"
     "  nend = nend + (ending[ARGV[b]] or 0)\n"
     "  b = b + a + 1\n"
@@ -849,7 +860,7 @@ static const char apply_lua[] =
     "local function starts(h, b, st)\n"
     "  h[#h + 1] = 'worker'; h[#h + 1] = wid\n"
     "  h[#h + 1] = 'started_at'; h[#h + 1] = st\n"
-    "  h[#h + 1] = 'attempts'; h[#h + 1] = ARGV[b + 7]\n"
+    "  h[#h + 1] = 'attempts'; h[#h + 1] = ARGV[b + 6]\n"
     "end\n"
     "local ended = {}\n"
     "local asked = redis.call('SCARD', ARGV[13]) > 0\n"
@@ -888,16 +899,20 @@ static const char apply_lua[] =
     "  if asked then redis.call('SREM', ARGV[13], id) end\n"
     "  ended[q] = (ended[q] or 0) + 1\n"
     "end\n"
-    "local i, b, nargv = 0, 15, #ARGV\n"
+    "local i, b, nargv, q, inf = 0, 15, #ARGV\n"
     "while b <= nargv do\n"
-    "  local kind, q, rec = ARGV[b], ARGV[b + 1], ARGV[b + 2]\n"
-    "  local inf = infs[q]\n"
-    "  if not inf then inf = string.format(ARGV[3], wid, q); infs[q] = inf end\n"
-    "  if kind == 'S' then\n"
+    "  local kind, rec = ARGV[b], ARGV[b + 1]\n"
+    "  local fx = finish[kind]\n"
+    "  if kind == 'Q' then\n"
+    "    q = rec\n"
+    "    inf = infs[q]\n"
+    "    if not inf then inf = string.format(ARGV[3], wid, q); infs[q] = inf end\n"
+    "    i = i - 1\n"
+    "  elseif kind == 'S' then\n"
     "    if redis.call('LPOS', inf, rec, 'RANK', -1) then\n"
-    "      local jk = jpre .. ARGV[b + 3] .. jpost\n"
-    "      local h = {'status', 'started', 'worker', wid, 'started_at', ARGV[b + 4],\n"
-    "                 'attempts', ARGV[b + 5]}\n"
+    "      local jk = jpre .. ARGV[b + 2] .. jpost\n"
+    "      local h = {'status', 'started', 'worker', wid, 'started_at', ARGV[b + 3],\n"
+    "                 'attempts', ARGV[b + 4]}\n"
     "      if hset(jk, h, q, rec) then redis.call('PERSIST', jk) end\n"
     "    end\n"
     "  elseif redis.call('LREM', inf, -1, rec) == 0 then\n"
@@ -906,22 +921,20 @@ static const char apply_lua[] =
     "    redis.call('LPUSH', ARGV[8], rec)\n"
     "    dead = dead + 1\n"
     "  else\n"
-    "    local id, text, at, st = ARGV[b + 3], ARGV[b + 4], ARGV[b + 5], ARGV[b + 6]\n"
+    "    local id, text, at, st = ARGV[b + 2], ARGV[b + 3], ARGV[b + 4], ARGV[b + 5]\n"
     "    local jk = jpre .. id .. jpost\n"
-    "    if kind == 'F' then\n"
-    "      local rf = 'result'\n"
-    "      if ARGV[b + 9] ~= '' then rf = ARGV[b + 9] end\n"
-    "      local r, n\n"
+    "    if fx then\n"
+    "      local rf, r, n = fx[1]\n"
     "      if st ~= '' then\n"
     "        r = redis.pcall('HSET', jk, 'status', 'finished', 'ended_at', at, rf, text, 'worker',\n"
-    "                        wid, 'started_at', st, 'attempts', ARGV[b + 7])\n"
+    "                        wid, 'started_at', st, 'attempts', ARGV[b + 6])\n"
     "        n = 6\n"
     "      else\n"
     "        r = redis.pcall('HSET', jk, 'status', 'finished', 'ended_at', at, rf, text)\n"
     "        n = 3\n"
     "      end\n"
     "      if (type(r) == 'number' and r < n) or hset_done(jk, n * 2, r, q, rec) then\n"
-    "        if ARGV[b + 8] == '1' then redis.call('HDEL', jk, 'error', 'retry_at') end\n"
+    "        if fx[2] then redis.call('HDEL', jk, 'error', 'retry_at') end\n"
     "        if rttl > 0 then expire(jk, rttl, rexp) else ttl(jk, rttl) end\n"
     "      end\n"
     "      fin = fin + 1\n"
@@ -932,7 +945,7 @@ static const char apply_lua[] =
     "        starts(h, b, st)\n"
     "      else\n"
     "        h[#h + 1] = 'worker'; h[#h + 1] = wid\n"
-    "        h[#h + 1] = 'attempts'; h[#h + 1] = ARGV[b + 7]\n"
+    "        h[#h + 1] = 'attempts'; h[#h + 1] = ARGV[b + 6]\n"
     "      end\n"
     "      if hset(jk, h, q, rec) then\n"
     "        redis.call('HDEL', jk, 'retry_at')\n"
@@ -951,8 +964,8 @@ static const char apply_lua[] =
     "      canc = canc + 1\n"
     "      ends(q, id, 'canceled')\n"
     "    else\n"
-    "      redis.call('ZADD', ARGV[7], ARGV[b + 8], ARGV[b + 9])\n"
-    "      local h = {'status', 'retrying', 'error', text, 'retry_at', ARGV[b + 8]}\n"
+    "      redis.call('ZADD', ARGV[7], ARGV[b + 7], ARGV[b + 8])\n"
+    "      local h = {'status', 'retrying', 'error', text, 'retry_at', ARGV[b + 7]}\n"
     "      if st ~= '' then starts(h, b, st) end\n"
     "      hset(jk, h, q, rec)\n"
     "      if kind == 'R' then retr = retr + 1 else hand = hand + 1 end\n"
@@ -988,10 +1001,14 @@ static void apply_args(struct cmd *c, const struct queue_outcome *x)
         [QUEUE_RETRY] = 'R',   [QUEUE_DEAD] = 'D',     [QUEUE_CANCELED] = 'C',
     };
     const struct job *j = x->job;
-    char kind[2] = {x->kind == QUEUE_RETRY && x->handback ? 'H' : kinds[x->kind], '\0'};
+    char kind = x->kind == QUEUE_RETRY && x->handback ? 'H' : kinds[x->kind];
 
-    cmd_copy(c, kind, 1);
-    cmd_str(c, x->taken->queue);
+    if (x->kind == QUEUE_FINISHED) {
+        /* An earlier attempt or hand-back left error fields: the end clears them (f, j). */
+        int clear = j != NULL && (j->attempts > 1 || j->handoffs > 0);
+        kind = x->json ? (clear ? 'j' : 'J') : (clear ? 'f' : 'F');
+    }
+    cmd_copy(c, &kind, 1);
     cmd_add(c, x->taken->record, x->taken->len);
     if (x->kind == QUEUE_DEAD) return;
     cmd_str(c, j ? j->id : "");
@@ -1007,11 +1024,7 @@ static void apply_args(struct cmd *c, const struct queue_outcome *x)
     else
         cmd_str(c, "");
     cmd_fmt(c, "%d", j ? j->attempts : 0);
-    if (x->kind == QUEUE_FINISHED) {
-        /* An earlier attempt or hand-back left error fields: the end clears them. */
-        cmd_str(c, j != NULL && (j->attempts > 1 || j->handoffs > 0) ? "1" : "0");
-        cmd_str(c, x->json ? "result_json" : "");
-    } else if (x->kind == QUEUE_RETRY) {
+    if (x->kind == QUEUE_RETRY) {
         cmd_time(c, x->retry_at);
         if (x->give_back) {
             struct job back = *j; /* the record only: the status keeps the attempt made */
@@ -1052,7 +1065,13 @@ int queue_apply_append(struct rconn *r, const struct keys *k, const char *wid,
     cmd_str(&c, keys_template(k, KEYS_COUNTS, tc, sizeof tc));
     cmd_str(&c, keys_cancel(k, kc, sizeof kc));
     cmd_fmt(&c, "%lld", (long long)(time_now() / 60));
-    for (i = 0; i < n; i++) apply_args(&c, &o[i]);
+    for (i = 0; i < n; i++) {
+        if (i == 0 || strcmp(o[i].taken->queue, o[i - 1].taken->queue) != 0) {
+            cmd_str(&c, "Q");
+            cmd_str(&c, o[i].taken->queue);
+        }
+        apply_args(&c, &o[i]);
+    }
     rc = cmd_send(r, &c);
     cmd_free(&c);
     if (rc == 0 && r->url.wait_replicas > 0)

@@ -814,6 +814,46 @@ static void test_apply_prefix_percent(void)
     K = saved;
 }
 
+/* One apply with the outcomes of two queues interleaved (qa, qb, qa, and a retry and a
+ * failure among them): each outcome is applied to its own queue's in-flight list and counts,
+ * the queue named again wherever it changes, and a lost one is reported at its own index. */
+static void test_apply_queues(void)
+{
+    const char *queues[] = {"qa", "qb"};
+    struct taken t[4];
+    struct job *j[4];
+    struct queue_outcome o[4];
+    unsigned char lost[4] = {0};
+    char err[256] = "";
+    int i, got;
+
+    memset(t, 0, sizeof t);
+    REQUIRE(put("qa1", "qa") == 0 && put("qa2", "qa") == 0 && put("qb1", "qb") == 0 &&
+            put("qb2", "qb") == 0);
+    got = take("w1", queues, 2, 4, t, err, sizeof err);
+    REQUIRE(got == 4);
+    for (i = 0; i < 4; i++) REQUIRE((j[i] = decoded(&t[i])) != NULL);
+    /* t: qa1, qa2, qb1, qb2 (the take goes queue by queue) */
+    o[0] = outcome(QUEUE_FINISHED, &t[0], j[0], "a", T0 + 1);
+    o[1] = outcome(QUEUE_RETRY, &t[2], j[2], "again", T0 + 1);
+    o[1].retry_at = T0 + 60;
+    o[2] = outcome(QUEUE_FAILED, &t[1], j[1], "broke", T0 + 1);
+    o[3] = outcome(QUEUE_FINISHED, &t[3], j[3], "b", T0 + 1);
+    DO("LREM cq:inflight:w1:qb 0 %s", t[3].record); /* recovered elsewhere meanwhile */
+    CHECK_EQ(apply("w1", o, 4, &default_ttls, lost, err, sizeof err), 0);
+    CHECK_EQ(lost[0] + lost[1] + lost[2], 0);
+    CHECK_EQ(lost[3], 1);
+    CHECK_STREQ(HGET("cq:job:qa1", "status"), "finished");
+    CHECK_STREQ(HGET("cq:job:qa1", "result"), "a");
+    CHECK_STREQ(HGET("cq:job:qa2", "status"), "failed");
+    CHECK_STREQ(HGET("cq:job:qb1", "status"), "retrying");
+    CHECK_STREQ(HGET("cq:job:qb2", "status"), "queued");
+    CHECK_EQ(EXISTS("cq:inflight:w1:qa"), 0);
+    CHECK_EQ(EXISTS("cq:inflight:w1:qb"), 0);
+    for (i = 0; i < 4; i++) job_free(j[i]);
+    free_taken(t, 4);
+}
+
 /* A JSON result goes to the field result_json instead of result. */
 static void test_apply_json_result(void)
 {
@@ -1449,6 +1489,7 @@ int main(void)
     RUN(test_apply_finished);
     RUN(test_apply_publish);
     RUN(test_apply_prefix_percent);
+    RUN(test_apply_queues);
     RUN(test_apply_json_result);
     RUN(test_apply_failed);
     RUN(test_apply_retry);

@@ -122,6 +122,36 @@ static void test_decode_every_field(void)
     job_free(j);
 }
 
+/* A name given twice: the first member counts (as cJSON's lookup by name has it), for the
+ * strings, the numbers and the args alike; members in any order; "a"-names that are not
+ * "args" or "attempts" ignored. */
+static void test_decode_duplicates(void)
+{
+    char err[256];
+    struct job *j;
+    int rc;
+
+    j = decode("{\"attempts\":4,\"args\":[\"first\"],\"aaa\":1,\"queue\":\"q1\",\"id\":\"a\","
+               "\"func\":\"noop\",\"id\":\"b\",\"queue\":\"q2\",\"args\":[\"second\",2],"
+               "\"attempts\":5,\"handoffs\":2,\"timeout\":1,\"timeout\":2}",
+               &rc, err, sizeof err);
+    CHECK(rc == 0);
+    CHECK_NOTNULL(j);
+    if (j == NULL) return;
+    CHECK_STREQ(j->id, "a");
+    CHECK_STREQ(j->queue, "q1");
+    CHECK(job_nargs(j) == 1);
+    CHECK_STREQ(job_arg_string(j, 0), "first");
+    CHECK(j->attempts == 4 && j->handoffs == 2 && j->timeout == 1);
+    job_free(j);
+    /* The first "timeout" is wrong: refused, though a later one is right. */
+    j = decode("{\"id\":\"c\",\"func\":\"noop\",\"args\":[],\"timeout\":-1,\"timeout\":1}", &rc,
+               err, sizeof err);
+    CHECK(rc == -1);
+    CHECK_HAS(err, "job c: enqueued_at, retries");
+    job_free(j);
+}
+
 /* job_encode writes the bytes cJSON printed before it wrote records by hand: every escape
  * (each byte value in a string), numbers of every kind in args and in timeout, every field
  * present or not; an encoder reused across records (its buffer and its cached time) writes
@@ -322,6 +352,7 @@ int main(void)
     test_valid_names();
     test_decode_minimal();
     test_decode_every_field();
+    test_decode_duplicates();
     test_encode_as_cjson();
     test_decode_nul();
     test_decode_broken();

@@ -735,18 +735,20 @@ void queue_taken_free(struct taken *t)
  *   Q (the queue of the outcomes that follow, until the next Q)
  *                          queue
  *   S (started)            record, id, started_at, attempts
- *   F (finished)           record, id, result, at, started_at, attempts
+ *   F (finished)           record, id, result, at, started_at
+ *   f (finished)           record, id, result, at, started_at, attempts
  *   X (failed), C (canceled)
  *                          record, id, error, at, started_at, attempts
  *   R (retry), H (handed back)
  *                          record, id, error, at, started_at, attempts, retry_at, the record
  *                          to schedule
  *   D (dead)               record
- * started_at is '' when the start was recorded already. A finish is F, or f when an earlier
- * attempt may have left error fields to clear; J and j the same for a result that goes to
- * result_json. Every argument costs Redis about 1,000 instructions (parsed, made an object,
- * then a Lua string), hence the queue once a run of outcomes and the finish's flags in its
- * kind.
+ * started_at is '' when the start was recorded already. A finish is F for a job's first
+ * attempt, never handed back (attempts 1, nothing to clear), f for any other, whose error
+ * fields from an earlier attempt or hand-back are cleared; J and j the same for a result that
+ * goes to result_json. Every argument costs Redis about 1,000 instructions (parsed, made an
+ * object, then a Lua string), hence the queue once a run of outcomes and the common finish's
+ * facts in its kind.
  *
  * Every effect of an end is conditional on the LREM that takes the record out of this
  * worker's in-flight list: if another worker recovered it meanwhile (this one was cut off
@@ -771,9 +773,11 @@ void queue_taken_free(struct taken *t)
  * that could not be written. */
 static const char apply_lua[] =
     "local wid = ARGV[1]\n"
-    "local arity = {Q = 1, S = 4, F = 6, f = 6, J = 6, j = 6, X = 6, C = 6, R = 8, H = 8, D = 1}\n"
-    "local finish = {F = {'result', false}, f = {'result', true}, J = {'result_json', false},\n"
-    "                j = {'result_json', true}}\n"
+    "local arity = {Q = 1, S = 4, F = 5, f = 6, J = 5, j = 6, X = 6, C = 6, R = 8, H = 8, D = 1}\n"
+    /* a finish's kind: its result's field, and whether it is a first attempt (attempts 1,
+     * nothing to clear) */
+    "local finish = {F = {'result', true}, f = {'result', false}, J = {'result_json', true},\n"
+    "                j = {'result_json', false}}\n"
     "local fin, fail, retr, hand, dead, canc, lost, infs = 0, 0, 0, 0, 0, 0, {}, {}\n"
     "local function kind_ok(key, want)\n"
     "  local t = redis.call('TYPE', key).ok\n"
@@ -924,17 +928,17 @@ static const char apply_lua[] =
     "    local id, text, at, st = ARGV[b + 2], ARGV[b + 3], ARGV[b + 4], ARGV[b + 5]\n"
     "    local jk = jpre .. id .. jpost\n"
     "    if fx then\n"
-    "      local rf, r, n = fx[1]\n"
+    "      local rf, first, r, n = fx[1], fx[2]\n"
     "      if st ~= '' then\n"
     "        r = redis.pcall('HSET', jk, 'status', 'finished', 'ended_at', at, rf, text, 'worker',\n"
-    "                        wid, 'started_at', st, 'attempts', ARGV[b + 6])\n"
+    "                        wid, 'started_at', st, 'attempts', first and '1' or ARGV[b + 6])\n"
     "        n = 6\n"
     "      else\n"
     "        r = redis.pcall('HSET', jk, 'status', 'finished', 'ended_at', at, rf, text)\n"
     "        n = 3\n"
     "      end\n"
     "      if (type(r) == 'number' and r < n) or hset_done(jk, n * 2, r, q, rec) then\n"
-    "        if fx[2] then redis.call('HDEL', jk, 'error', 'retry_at') end\n"
+    "        if not first then redis.call('HDEL', jk, 'error', 'retry_at') end\n"
     "        if rttl > 0 then expire(jk, rttl, rexp) else ttl(jk, rttl) end\n"
     "      end\n"
     "      fin = fin + 1\n"
@@ -1004,9 +1008,10 @@ static void apply_args(struct cmd *c, const struct queue_outcome *x)
     char kind = x->kind == QUEUE_RETRY && x->handback ? 'H' : kinds[x->kind];
 
     if (x->kind == QUEUE_FINISHED) {
-        /* An earlier attempt or hand-back left error fields: the end clears them (f, j). */
-        int clear = j != NULL && (j->attempts > 1 || j->handoffs > 0);
-        kind = x->json ? (clear ? 'j' : 'J') : (clear ? 'f' : 'F');
+        /* A first attempt never handed back (F, J) has nothing to clear and its attempts go
+         * without saying; any other (f, j) may have error fields from before to clear. */
+        int first = j != NULL && j->attempts == 1 && j->handoffs == 0;
+        kind = x->json ? (first ? 'J' : 'j') : (first ? 'F' : 'f');
     }
     cmd_copy(c, &kind, 1);
     cmd_add(c, x->taken->record, x->taken->len);
@@ -1023,6 +1028,7 @@ static void apply_args(struct cmd *c, const struct queue_outcome *x)
         cmd_time(c, x->started_at);
     else
         cmd_str(c, "");
+    if (kind == 'F' || kind == 'J') return;
     cmd_fmt(c, "%d", j ? j->attempts : 0);
     if (x->kind == QUEUE_RETRY) {
         cmd_time(c, x->retry_at);

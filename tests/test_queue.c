@@ -621,11 +621,18 @@ static void test_apply_finished(void)
     REQUIRE(put("f2", "q") == 0 && take_one("w1", "q", &t[1], &j[1]) == 0);
     REQUIRE(put("f3", "q") == 0 && take_one("w1", "q", &t[2], &j[2]) == 0);
 
-    /* result_ttl 500: expires. */
+    /* result_ttl 500: expires. A first attempt (as the worker counts it) with its start: the
+     * attempts go without saying (kind F) and are written all the same. */
+    j[0]->attempts = 1;
     o = outcome(QUEUE_FINISHED, &t[0], j[0], "done", T0 + 2.5);
+    o.with_start = 1;
+    o.started_at = T0 + 2;
     CHECK_EQ(apply("w1", &o, 1, &default_ttls, lost, err, sizeof err), 0);
     CHECK_EQ(lost[0], 0);
     CHECK_STREQ(HGET("cq:job:f1", "status"), "finished");
+    CHECK_STREQ(HGET("cq:job:f1", "attempts"), "1");
+    CHECK_STREQ(HGET("cq:job:f1", "worker"), "w1");
+    CHECK_DBL_EQ(number(rconn_commandf(&R, "HGET cq:job:f1 started_at")), T0 + 2);
     CHECK_STREQ(HGET("cq:job:f1", "result"), "done");
     CHECK(HGET("cq:job:f1", "result_json") == NULL);
     CHECK_DBL_EQ(number(rconn_commandf(&R, "HGET cq:job:f1 ended_at")), T0 + 2.5);
@@ -863,6 +870,7 @@ static void test_apply_json_result(void)
     char err[256] = "";
 
     REQUIRE(put("js", "q") == 0 && take_one("w1", "q", &t, &j) == 0);
+    j->attempts = 1; /* a first attempt: kind J */
     o = outcome(QUEUE_FINISHED, &t, j, "{\"ok\":true,\"n\":2}", T0);
     o.json = 1;
     CHECK_EQ(apply("w1", &o, 1, &default_ttls, NULL, err, sizeof err), 0);

@@ -308,7 +308,7 @@ int job_decode(const char *buf, size_t len, struct job **out, char *err, size_t 
         get_int(m[M_HANDOFFS], 0, 1000000, &j->handoffs) != 0 ||
         get_double(m[M_TIMEOUT], &j->timeout) != 0) {
         err_set(err, errlen,
-                "job %s: enqueued_at, retries, attempts, recovered and timeout must be "
+                "job %s: enqueued_at, retries, attempts, recovered, handoffs and timeout must be "
                 "non-negative numbers (times below 1e11)",
                 j->id);
         goto done;

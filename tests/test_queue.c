@@ -665,6 +665,19 @@ static void test_apply_finished(void)
     CHECK_STREQ(HGET("cq:worker:w1", "processed"), "3");
     free_taken(t, 3);
     job_free(j[0]);
+    j[0] = NULL;
+
+    /* A first attempt that was handed back once (kind f): its error fields are cleared too. */
+    REQUIRE(put("f4", "q") == 0 && take_one("w1", "q", &t[0], &j[0]) == 0);
+    j[0]->attempts = 1;
+    j[0]->handoffs = 1;
+    DO("HSET cq:job:f4 error host-failure retry_at 1");
+    o = outcome(QUEUE_FINISHED, &t[0], j[0], "done", T0 + 5);
+    CHECK_EQ(apply("w1", &o, 1, &default_ttls, lost, err, sizeof err), 0);
+    CHECK_STREQ(HGET("cq:job:f4", "status"), "finished");
+    CHECK(HGET("cq:job:f4", "error") == NULL && HGET("cq:job:f4", "retry_at") == NULL);
+    free_taken(t, 1);
+    job_free(j[0]);
     job_free(j[1]);
     job_free(j[2]);
 }
@@ -690,6 +703,7 @@ static int finish_batch(const char *prefix, int n)
     got = take("w1", queues, 1, (size_t)n, t, err, sizeof err);
     for (i = 0; i < got; i++) {
         j[i] = decoded(&t[i]);
+        if (j[i] != NULL) j[i]->attempts = 1; /* as the worker counts it: a finish of kind F */
         o[i] = outcome(QUEUE_FINISHED, &t[i], j[i], "done", T0 + 1);
     }
     if (got == n) rc = apply("w1", o, (size_t)n, &default_ttls, lost, err, sizeof err);

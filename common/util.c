@@ -132,14 +132,23 @@ size_t fixed_format(char *buf, double v, int decimals)
     if (!(v > -1e12 && v < 1e12)) v = 0;
     neg = signbit(v) != 0;
     a = fabs(v);
-    /* a * scale is x + e exactly (fma), x's fraction f is exact below 2^52, and f, 0.5 and x
-     * are multiples of x's last place there: only where f is 0.5 does e decide, and an exact
-     * tie goes to the even digit, as printf rounds it. */
+    /* a * scale is x + e exactly (fma), and an exact tie goes to the even digit, as printf
+     * rounds it. Below 2^52, x's fraction f is exact, and f, 0.5 and x are multiples of x's
+     * last place: only where f is 0.5 does e decide. Where x is a whole number (always from
+     * 2^52 on, where its last place is 1 to 128), the rounding of e alone decides; e is a
+     * multiple of a's last place, so e + 0.5 is exact. */
     x = a * scale[decimals];
     e = fma(a, scale[decimals], -x);
     u = (long long)x;
     f = x - (double)u;
-    if (f > 0.5 || (f == 0.5 && (e > 0 || (e == 0 && (u & 1))))) u++;
+    if (f == 0) {
+        double k = floor(e + 0.5);
+
+        if (k == e + 0.5 && ((u + (long long)k) & 1)) k -= 1;
+        u += (long long)k;
+    } else if (f > 0.5 || (f == 0.5 && (e > 0 || (e == 0 && (u & 1))))) {
+        u++;
+    }
     for (i = 0; i < decimals; i++) {
         *--p = (char)('0' + u % 10);
         u /= 10;

@@ -34,9 +34,9 @@ long long time_mono_us(void);
 
 /* v with `decimals` (0 to 6) decimals, the text printf's "%.*f" writes (ties to even, "-0.000"
  * for a small negative), without printf's floating-point path, which costs thousands of
- * instructions a call; cq writes several per job. Exact while |v| * 10^decimals < 2^52 (a Unix
- * time in microseconds is); beyond, within a double's precision. buf must hold 32 bytes.
- * Returns the length. Values beyond +-1e12 print as 0. */
+ * instructions a call; cq writes several per job. Exact for every |v| < 1e12, so a time
+ * written with six decimals reads back as the same double. buf must hold 32 bytes. Returns
+ * the length. Values beyond +-1e12 print as 0. */
 size_t fixed_format(char *buf, double v, int decimals);
 
 /* A Unix time as seconds with six decimals ("1767225600.250000"): fixed_format(buf, t, 6). */

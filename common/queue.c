@@ -616,12 +616,15 @@ int queue_enqueue(struct rconn *r, const struct keys *k, struct job *const *jobs
     "  return t == 'list' or t == 'none'\n"    \
     "end\n"
 
-/* ARGV: queue template, inflight template, wid, max, queue names in priority order.
- * RPOP with a count takes the oldest records first; they are pushed to the in-flight list in
- * the same script, so they are never only in the reply; in slices, since Lua's unpack has a
- * limit of about 8,000 values. A queue key that cannot be popped
- * (another type of key under that name) is reported as the pair ("!" queue, error) and
- * skipped, so that one bad key does not stop the other queues. */
+/* ARGV: queue template, inflight template, wid, max, paused key, cancel key, queue names in
+ * priority order. RPOP with a count takes the oldest records first; they are pushed to the
+ * in-flight list in the same script, so they are never only in the reply; in slices, since
+ * Lua's unpack has a limit of about 8,000 values. Reply, in pairs but for the records:
+ * ("#", count of cancel requests) when there are any; ("~", index) for each paused queue;
+ * ("=" queue, n) and then that queue's n records (the name once a queue, not once a record:
+ * every element of the reply costs Redis and the worker); ("!" queue, error) for a queue key
+ * that cannot be popped (another type of key under that name), which is skipped so that one
+ * bad key does not stop the other queues. */
 static const char take_lua[] =
     LUA_LISTABLE "local out, n, max = {}, 0, tonumber(ARGV[4])\n"
                  "local nc = redis.call('SCARD', ARGV[6])\n"
@@ -645,7 +648,9 @@ static const char take_lua[] =
                  "    for s = 1, #recs, 1000 do\n"
                  "      redis.call('LPUSH', inf, unpack(recs, s, math.min(s + 999, #recs)))\n"
                  "    end\n"
-                 "    for _, rec in ipairs(recs) do out[#out + 1] = q; out[#out + 1] = rec end\n"
+                 "    local m = #out + 2\n"
+                 "    out[m - 1] = '=' .. q; out[m] = #recs\n"
+                 "    for k = 1, #recs do out[m + k] = recs[k] end\n"
                  "    n = n + #recs\n"
                  "  end\n"
                  "end\n"
@@ -692,6 +697,19 @@ int queue_take_read(struct rconn *r, size_t max, struct taken *out, struct queue
     if (rep->type == REDIS_REPLY_ARRAY) {
         for (i = 0; i + 1 < rep->elements; i += 2) {
             redisReply *q = rep->element[i], *rec = rep->element[i + 1];
+            if (q->type == REDIS_REPLY_STRING && q->str[0] == '=' &&
+                rec->type == REDIS_REPLY_INTEGER && rec->integer >= 0) {
+                /* a queue's records follow it */
+                size_t k, m = (size_t)rec->integer;
+                if (m > rep->elements - i - 2) m = rep->elements - i - 2;
+                for (k = 0; k < m; k++) {
+                    redisReply *e = rep->element[i + 2 + k];
+                    if (n < max && e->type == REDIS_REPLY_STRING)
+                        taken_set(&out[n++], q->str + 1, e->str, e->len);
+                }
+                i += m;
+                continue;
+            }
             if (q->type != REDIS_REPLY_STRING || rec->type != REDIS_REPLY_STRING) continue;
             if (q->str[0] == '#' || q->str[0] == '~') {
                 long v = strtol(rec->str, NULL, 10);
@@ -709,9 +727,7 @@ int queue_take_read(struct rconn *r, size_t max, struct taken *out, struct queue
                                      o ? "; " : "", q->str + 1, rec->str);
                     if (w > 0) o += (size_t)w;
                 }
-                continue;
             }
-            if (n < max) taken_set(&out[n++], q->str, rec->str, rec->len);
         }
     }
     freeReplyObject(rep);
@@ -913,13 +929,13 @@ static const char apply_lua[] =
     "    if not inf then inf = string.format(ARGV[3], wid, q); infs[q] = inf end\n"
     "    i = i - 1\n"
     "  elseif kind == 'S' then\n"
-    "    if redis.call('LPOS', inf, rec, 'RANK', -1) then\n"
+    "    if redis.call('LPOS', inf, rec, 'RANK', '-1') then\n"
     "      local jk = jpre .. ARGV[b + 2] .. jpost\n"
     "      local h = {'status', 'started', 'worker', wid, 'started_at', ARGV[b + 3],\n"
     "                 'attempts', ARGV[b + 4]}\n"
     "      if hset(jk, h, q, rec) then redis.call('PERSIST', jk) end\n"
     "    end\n"
-    "  elseif redis.call('LREM', inf, -1, rec) == 0 then\n"
+    "  elseif redis.call('LREM', inf, '-1', rec) == 0 then\n"
     "    lost[#lost + 1] = i\n"
     "  elseif kind == 'D' then\n"
     "    redis.call('LPUSH', ARGV[8], rec)\n"
@@ -993,7 +1009,7 @@ static const char apply_lua[] =
     "for q, n in pairs(ended) do\n"
     "  local ck = string.format(ARGV[12], q)\n"
     "  redis.call('HINCRBY', ck, ARGV[14], n)\n"
-    "  redis.call('EXPIRE', ck, 3660)\n"
+    "  redis.call('EXPIRE', ck, '3660')\n"
     "end\n"
     "return lost\n";
 
@@ -1223,7 +1239,7 @@ static const char reconcile_lua[] =
                  "      if (held[rec] or 0) > 0 then\n"
                  "        held[rec] = held[rec] - 1\n"
                  "      else\n"
-                 "        redis.call('LREM', inf, -1, rec)\n"
+                 "        redis.call('LREM', inf, '-1', rec)\n"
                  "        redis.call('RPUSH', dst, rec)\n"
                  "        moved = moved + 1\n"
                  "        local ok, j = pcall(cjson.decode, rec)\n"

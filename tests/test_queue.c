@@ -401,7 +401,9 @@ static void test_take_priority(void)
     CHECK_HAS(t[2].record, "\"id\":\"l1\"");
     CHECK_HAS(t[3].record, "\"id\":\"l2\"");
     CHECK_STREQ(t[0].queue, "high");
+    CHECK_STREQ(t[1].queue, "high");
     CHECK_STREQ(t[2].queue, "low");
+    CHECK_STREQ(t[3].queue, "low");
     CHECK_EQ(t[0].len, strlen(t[0].record));
 
     /* The records are in this worker's in-flight lists, byte for byte, oldest at the right. */
@@ -505,6 +507,33 @@ static void test_take_wrong_type(void)
     CHECK_HAS(warn, "cq:inflight:w1:good2 is not a list");
     free_taken(t, n > 0 ? (size_t)n : 0);
     CHECK_EQ(LLEN("cq:queue:good2"), 1); /* g3 stays queued */
+}
+
+/* Records pushed by hand that look like the take reply's markers ("=", "#", "!", "~" and a
+ * number) are taken as records, each with its queue, around a queue that cannot be popped. */
+static void test_take_marker_like_records(void)
+{
+    const char *queues[] = {"m1", "bad", "m2"};
+    const char *want[][2] = {{"m1", "=m2"}, {"m1", "3"},  {"m2", "=m1"},
+                             {"m2", "#2"},  {"m2", "~0"}, {"m2", "!x"}};
+    struct taken t[6];
+    char err[256] = "";
+    int n, i;
+
+    memset(t, 0, sizeof t);
+    DO("RPUSH cq:queue:m1 3 =m2");
+    DO("SET cq:queue:bad x");
+    DO("RPUSH cq:queue:m2 !x ~0 #2 =m1");
+    n = take("w1", queues, 3, 6, t, err, sizeof err);
+    CHECK_EQ(n, 6);
+    CHECK_HAS(warn, "queue 'bad'");
+    REQUIRE(n == 6);
+    for (i = 0; i < 6; i++) {
+        CHECK_STREQ(t[i].queue, want[i][0]);
+        CHECK_STREQ(t[i].record, want[i][1]);
+    }
+    free_taken(t, 6);
+    CHECK_EQ(LLEN("cq:inflight:w1:m2"), 4);
 }
 
 /* Two unusable queues: warn names each of them, and the good queue is still taken from. */
@@ -1505,6 +1534,7 @@ int main(void)
     RUN(test_take_max);
     RUN(test_script_flushed);
     RUN(test_take_wrong_type);
+    RUN(test_take_marker_like_records);
     RUN(test_take_two_wrong_types);
     RUN(test_take_large_max);
     RUN(test_apply_started);

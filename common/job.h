@@ -49,6 +49,13 @@ void job_fill_ids(struct job *const *jobs, size_t n);
  * (and any fields that did decode) so that the caller can record the failure under it. */
 int job_decode(const char *buf, size_t len, struct job **out, char *err, size_t errlen);
 
+/* job_decode's two ways, for tests: the fast path for the plain records cq writes, which
+ * returns -1 without a word (and *out NULL) on anything else, and the full path through a
+ * cJSON object of the record. A record the fast path decodes, the full path decodes to the
+ * same job. */
+int job_decode_fast(const char *buf, size_t len, struct job **out);
+int job_decode_cjson(const char *buf, size_t len, struct job **out, char *err, size_t errlen);
+
 /* Whether JSON text of len bytes holds a NUL character once decoded (a \u0000 escape or a
  * raw NUL byte): C strings cannot carry one, so job_decode and cq_jobspec_new refuse it. */
 int job_json_has_nul(const char *text, size_t len);

@@ -10,7 +10,10 @@
  *     encoder writes), and a second round trip changes nothing: a record a worker hands on
  *     (to the scheduled set, the dead list, another queue) means what it meant;
  *   - job_encode writes the bytes cJSON printed before records were written by hand
- *     (tests/job_cjson.h). */
+ *     (tests/job_cjson.h);
+ *   - job_decode answers as its full path through cJSON (job_decode_cjson) does, the same
+ *     error or the same job to the bit, and its fast path (job_decode_fast) decodes nothing
+ *     that path would refuse or decode otherwise. */
 #include <math.h>
 
 #include <cjson/cJSON.h>
@@ -78,12 +81,39 @@ static struct job *decode_encoded(const char *record)
     return j;
 }
 
+/* job_decode against its two paths (tests/test_job.c's both_paths, for any bytes). */
+static void check_paths(const char *rec, size_t len)
+{
+    struct job *jc = NULL, *jf = NULL, *jd = NULL;
+    char errc[256] = "", errd[256] = "";
+    int rc = job_decode_cjson(rec, len, &jc, errc, sizeof errc);
+    int rf = job_decode_fast(rec, len, &jf);
+    int rd = job_decode(rec, len, &jd, errd, sizeof errd);
+
+    FUZZ_CHECK(rd == rc, "job_decode %d, its cJSON path %d (%s)", rd, rc, errc);
+    if (rc != 0) {
+        FUZZ_CHECK(strcmp(errd, errc) == 0, "error [%s], its cJSON path [%s]", errd, errc);
+        FUZZ_CHECK(rf != 0 && jf == NULL, "the fast path decoded what cJSON's refuses: %s", errc);
+        FUZZ_CHECK((jd == NULL) == (jc == NULL) && (jd == NULL || strcmp(jd->id, jc->id) == 0),
+                   "the failed record's id");
+    } else {
+        FUZZ_CHECK(*job_differ(jd, jc) == '\0', "%s differs from the cJSON path's",
+                   job_differ(jd, jc));
+        FUZZ_CHECK(rf != 0 || *job_differ(jf, jc) == '\0', "the fast path's %s differs",
+                   job_differ(jf, jc));
+    }
+    job_free(jc);
+    job_free(jf);
+    job_free(jd);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct job *j, *j2, *j3;
     char err[256] = "";
     char *s1, *s2, *s3;
 
+    check_paths((const char *)data, size);
     if (job_decode((const char *)data, size, &j, err, sizeof err) != 0) {
         FUZZ_CHECK(err[0] != '\0' && !fuzz_has_ctl(err), "error line [%s]", err);
         if (j != NULL) FUZZ_CHECK(keys_valid_name(j->id), "id of a failed record");

@@ -1,5 +1,6 @@
 /* test_job.c - job records and the key schema: what a producer in another language must be
  * able to rely on (docs/PROTOCOL.md). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -149,6 +150,123 @@ static void test_decode_duplicates(void)
                err, sizeof err);
     CHECK(rc == -1);
     CHECK_HAS(err, "job c: enqueued_at, retries");
+    job_free(j);
+}
+
+/* One record through job_decode's two paths and job_decode itself: job_decode answers as the
+ * full path (cJSON) does, the same error or the same job, and a record the fast path takes is
+ * one the full path decodes to the same job. Returns whether the fast path took it. */
+static int both_paths(const char *rec)
+{
+    struct job *jc = NULL, *jf = NULL, *jd = NULL;
+    char errc[256] = "", errd[256] = "";
+    size_t len = strlen(rec);
+    int rc = job_decode_cjson(rec, len, &jc, errc, sizeof errc);
+    int rf = job_decode_fast(rec, len, &jf);
+    int rd = job_decode(rec, len, &jd, errd, sizeof errd);
+
+    CHECK_EQ(rd, rc);
+    if (rd != rc) fprintf(stderr, "  record %s\n", rec);
+    if (rc != 0) {
+        CHECK_STREQ(errd, errc);
+        CHECK(rf != 0 && jf == NULL);
+        CHECK((jd == NULL) == (jc == NULL));
+        if (jd != NULL && jc != NULL) CHECK_STREQ(jd->id, jc->id);
+    } else {
+        CHECK_STREQ(job_differ(jd, jc), "");
+        if (rf == 0) CHECK_STREQ(job_differ(jf, jc), "");
+    }
+    job_free(jc);
+    job_free(jf);
+    job_free(jd);
+    return rf == 0;
+}
+
+/* The fast path takes what cq's encoder writes, every field present or not; anything else
+ * (escapes, unknown or repeated members, null, signs, exponents, leading zeros, long numbers,
+ * other whitespace, NULs) is left to cJSON, and job_decode answers as cJSON's path does
+ * either way. */
+static void test_decode_fast_path(void)
+{
+    static const char *const taken[] = {
+        "{\"id\":\"a\",\"func\":\"noop\",\"args\":[]}",
+        " { \"args\" :\t[ \"x\\\"y\", {\"k\":[1,2.5e3,null,true]} ] ,\r\n\"func\":\"f\",\"id\":\"b\"}",
+        "{\"id\":\"c\",\"func\":\"noop\",\"args\":[],\"enqueued_at\":1767225600.123456,"
+        "\"retries\":0,\"attempts\":2,\"recovered\":1,\"handoffs\":3,\"timeout\":0.1}",
+        "{\"id\":\"d\",\"func\":\"noop\",\"args\":[],\"enqueued_at\":0.1,\"retries\":1000}",
+        "{\"id\":\"e\",\"func\":\"noop\",\"args\":[],\"timeout\":9007199254.740992}",
+        "{\"id\":\"f\",\"func\":\"noop\",\"args\":[]}trailing bytes, as cJSON ignores them",
+        "{\"id\":\"g\",\"func\":\"\x01\xff\",\"args\":[],\"queue\":\"q\"}",
+    };
+    static const char *const left[] = {
+        "{\"id\":\"a\\u0041\",\"func\":\"noop\",\"args\":[]}",
+        "{\"id\":\"a\",\"func\":\"noop\",\"args\":[],\"extra\":1}",
+        "{\"id\":\"a\",\"id\":\"b\",\"func\":\"noop\",\"args\":[]}",
+        "{\"id\":\"a\",\"func\":\"noop\",\"args\":[],\"queue\":null}",
+        "{\"id\":\"a\",\"func\":\"noop\",\"args\":[],\"timeout\":1e2}",
+        "{\"id\":\"a\",\"func\":\"noop\",\"args\":[],\"timeout\":-1}",
+        "{\"id\":\"a\",\"func\":\"noop\",\"args\":[],\"attempts\":007}",
+        "{\"id\":\"a\",\"func\":\"noop\",\"args\":[],\"enqueued_at\":1767225600.1234567}",
+        "{\"id\":\"a\",\"func\":\"noop\",\"args\":[],\"timeout\":9007199254.740993}",
+        "{\"id\":\"a\",\"func\":\"noop\",\"args\":[],\"timeout\":1.}",
+        "{\"id\":\"a\",\"func\":\"noop\",\"args\":[],\"timeout\":.5}",
+        "{\"id\":\"a\",\"func\":\"noop\",\"args\":[],\"attempts\":1.5}",
+        "{\"id\":\"a\",\"func\":\"noop\",\"args\":[],\"enqueued_at\":100000000000}",
+        "{\"id\":\"a\",\"func\":\"noop\",\"args\":[],\"retries\":1001}",
+        "{\"id\":\"a\",\"func\":\"noop\",\"args\":[],\"attempts\":1x}",
+        "{\"id\":\"a\",\"func\":\"noop\",\"args\":[\"\\u0000\"]}",
+        "{\"id\":\"a\",\"func\":\"noop\",\"args\":[1,]}",
+        "{\"id\":\"a\",\"func\":\"noop\",\"args\":[\"]\"}",
+        "{\"id\":\"a\",\"func\":\"noop\",\"args\":{}}",
+        "{\"id\":\"a\",\"func\":\"noop\",\"args\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}",
+        "{\"id\":\"a\",\"func\":\"noop\"}",
+        "{\"id\":\"a b\",\"func\":\"noop\",\"args\":[]}",
+        "{\"id\":\"a\",\"func\":\"\",\"args\":[]}",
+        "{\"id\":\"a\",\"func\":\"noop\",\"args\":[],\"queue\":\"no space\"}",
+        "{\"id\":\"a\",\"func\":\"noop\",\"args\":[]\f}",
+        "{\"id\":\"a\",\"func\":\"noop\",\"args\":[],}",
+        "{\"id\":\"a\",\"func\":\"noop\",\"args\":[]",
+        "\xef\xbb\xbf{\"id\":\"a\",\"func\":\"noop\",\"args\":[]}",
+        "{}",
+        "[]",
+        "",
+    };
+    struct job *j;
+    char *rec;
+    size_t i;
+
+    for (i = 0; i < sizeof taken / sizeof *taken; i++) {
+        int fast = both_paths(taken[i]);
+        CHECK(fast);
+        if (!fast) fprintf(stderr, "  the fast path left %s\n", taken[i]);
+    }
+    for (i = 0; i < sizeof left / sizeof *left; i++) {
+        int fast = both_paths(left[i]);
+        CHECK(!fast);
+        if (fast) fprintf(stderr, "  the fast path took %s\n", left[i]);
+    }
+
+    /* What cq's encoder writes, with and without each field. */
+    j = job_new("download_link", NULL);
+    str_copy(j->id, sizeof j->id, "00000000-0000-4000-8000-000000000000");
+    CHECK(both_paths(rec = job_encode(j)));
+    free(rec);
+    str_copy(j->queue, sizeof j->queue, "high");
+    j->enqueued_at = 1767225600.000001;
+    j->retries = 3;
+    j->attempts = 1;
+    j->recovered = 2;
+    j->handoffs = 1;
+    j->timeout = 30;
+    cJSON_AddItemToArray(j->args, cJSON_CreateString("images"));
+    cJSON_AddItemToArray(j->args, cJSON_CreateString("https://i.example/a \"b\".jpg"));
+    CHECK(both_paths(rec = job_encode(j)));
+    free(rec);
+    /* a second past 2^53 microseconds: the fast path leaves it (more than 2^53) */
+    j->enqueued_at = 9007199255.0;
+    rec = job_encode(j);
+    CHECK(!both_paths(rec));
+    free(rec);
     job_free(j);
 }
 
@@ -353,6 +471,7 @@ int main(void)
     test_decode_minimal();
     test_decode_every_field();
     test_decode_duplicates();
+    test_decode_fast_path();
     test_encode_as_cjson();
     test_decode_nul();
     test_decode_broken();

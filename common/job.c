@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <float.h>
 #include <limits.h>
+#include <langinfo.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -201,17 +202,19 @@ int job_json_has_nul(const char *text, size_t len)
     return next_nul(text, len, 0) >= 0;
 }
 
-/* text with each NUL it would decode to turned into \u001f (a raw 0x1f for a raw NUL): the
- * same JSON but for characters that no id or name may hold, so that a record with a NUL still
- * decodes far enough to fail under its own id. The caller frees it. */
-static char *mask_nul(const char *text, size_t len)
+/* A NUL-terminated copy of text for cJSON, which the caller frees: cJSON 1.7.15 without
+ * Debian's fix for CVE-2023-53154 reads a byte past a text that ends right after a comma.
+ * With mask, each NUL the text would decode to is turned into \u001f (a raw 0x1f for a raw
+ * NUL): the same JSON but for characters that no id or name may hold, so that a record with
+ * a NUL still decodes far enough to fail under its own id. */
+static char *cjson_copy(const char *text, size_t len, int mask)
 {
     char *m = xmalloc(len + 1);
     long at;
 
     memcpy(m, text, len);
     m[len] = '\0';
-    for (at = next_nul(m, len, 0); at >= 0; at = next_nul(m, len, (size_t)at)) {
+    for (at = mask ? next_nul(m, len, 0) : -1; at >= 0; at = next_nul(m, len, (size_t)at)) {
         if (m[at] == '\0')
             m[at] = 0x1f;
         else
@@ -276,6 +279,13 @@ static const char *plain_number(const char *p, const char *end, double *out)
         }
     }
     if (digits == 0 || frac == 0 || m > (1ULL << 53)) return NULL;
+    /* cJSON reads the fraction with strtod after putting the first byte of the locale's
+     * decimal point for the '.': in a locale whose point is longer (ps_AF's U+066B), no
+     * fraction reads. */
+    if (frac > 0) {
+        const char *point = nl_langinfo(RADIXCHAR); /* localeconv's, without its copying */
+        if (point[0] == '\0' || point[1] != '\0') return NULL;
+    }
     if (p < end && (*p == 'e' || *p == 'E' || *p == '.' || *p == '+' || *p == '-')) return NULL;
     *out = frac > 0 ? (double)m / pow10[frac] : (double)m;
     return p;
@@ -436,8 +446,8 @@ int job_decode_cjson(const char *buf, size_t len, struct job **out, char *err, s
 {
     cJSON *o, *v, *m[M_N];
     struct job *j;
-    char *masked = NULL;
-    int rc = -1;
+    char *text;
+    int rc = -1, has_nul;
 
     *out = NULL;
     /* An oversize record is still read for its id (it is in memory already), so that it
@@ -449,13 +459,11 @@ int job_decode_cjson(const char *buf, size_t len, struct job **out, char *err, s
     }
     /* cJSON, like any C JSON library, would decode "h\u0000/../x" into a string that ends
      * at "h": an argument cut short without a word. Such a record is refused. */
-    if (job_json_has_nul(buf, len)) {
-        masked = mask_nul(buf, len);
-        buf = masked;
-    }
-    o = cJSON_ParseWithLength(buf, len);
+    has_nul = job_json_has_nul(buf, len);
+    text = cjson_copy(buf, len, has_nul);
+    o = cJSON_ParseWithLength(text, len);
     if (o == NULL) {
-        free(masked);
+        free(text);
         err_set(err, errlen, "record is not valid JSON");
         return -1;
     }
@@ -474,7 +482,7 @@ int job_decode_cjson(const char *buf, size_t len, struct job **out, char *err, s
     str_copy(j->id, sizeof j->id, v->valuestring);
     j->retries = -1;
     *out = j;
-    if (masked != NULL) {
+    if (has_nul) {
         err_set(err, errlen,
                 "job %s: a string in the record holds a NUL character (\\u0000), which a C "
                 "function cannot be passed; send the bytes another way (e.g. base64)",
@@ -528,7 +536,7 @@ int job_decode_cjson(const char *buf, size_t len, struct job **out, char *err, s
     rc = 0;
 done:
     cJSON_Delete(o);
-    free(masked);
+    free(text);
     return rc;
 }
 

@@ -149,20 +149,21 @@ enum {
     M_N
 };
 
+static const char *const member_names[M_N] = {
+    [M_ID] = "id",
+    [M_FUNC] = "func",
+    [M_ARGS] = "args",
+    [M_QUEUE] = "queue",
+    [M_ENQUEUED_AT] = "enqueued_at",
+    [M_RETRIES] = "retries",
+    [M_ATTEMPTS] = "attempts",
+    [M_RECOVERED] = "recovered",
+    [M_HANDOFFS] = "handoffs",
+    [M_TIMEOUT] = "timeout",
+};
+
 static void find_members(const cJSON *o, cJSON *m[M_N])
 {
-    static const char *const names[M_N] = {
-        [M_ID] = "id",
-        [M_FUNC] = "func",
-        [M_ARGS] = "args",
-        [M_QUEUE] = "queue",
-        [M_ENQUEUED_AT] = "enqueued_at",
-        [M_RETRIES] = "retries",
-        [M_ATTEMPTS] = "attempts",
-        [M_RECOVERED] = "recovered",
-        [M_HANDOFFS] = "handoffs",
-        [M_TIMEOUT] = "timeout",
-    };
     cJSON *c;
     int i;
 
@@ -170,7 +171,7 @@ static void find_members(const cJSON *o, cJSON *m[M_N])
     for (c = o->child; c != NULL; c = c->next) {
         if (c->string == NULL) continue;
         for (i = 0; i < M_N; i++) {
-            if (c->string[0] == names[i][0] && strcmp(c->string, names[i]) == 0) {
+            if (c->string[0] == member_names[i][0] && strcmp(c->string, member_names[i]) == 0) {
                 if (m[i] == NULL) m[i] = c;
                 break;
             }
@@ -323,22 +324,10 @@ static const char *array_end(const char *p, const char *end)
 /* Which member a name is, or -1. */
 static int member_of(const char *s, size_t n)
 {
-    static const char *const names[M_N] = {
-        [M_ID] = "id",
-        [M_FUNC] = "func",
-        [M_ARGS] = "args",
-        [M_QUEUE] = "queue",
-        [M_ENQUEUED_AT] = "enqueued_at",
-        [M_RETRIES] = "retries",
-        [M_ATTEMPTS] = "attempts",
-        [M_RECOVERED] = "recovered",
-        [M_HANDOFFS] = "handoffs",
-        [M_TIMEOUT] = "timeout",
-    };
     int i;
 
     for (i = 0; i < M_N; i++)
-        if (n == strlen(names[i]) && memcmp(s, names[i], n) == 0) return i;
+        if (n == strlen(member_names[i]) && memcmp(s, member_names[i], n) == 0) return i;
     return -1;
 }
 

@@ -108,25 +108,39 @@ const char *job_arg_string(const struct job *j, int i)
     return cJSON_IsString(a) ? a->valuestring : NULL;
 }
 
-/* Read an optional whole number field. Returns 0 when absent or valid, -1 when wrong. */
-static int get_int(const cJSON *v, int min, int max, int *out)
+/* A whole number in [min, max] into *out. Returns 0, or -1 when d is not one. */
+static int whole_in(double d, int min, int max, int *out)
 {
-    if (v == NULL || cJSON_IsNull(v)) return 0;
-    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < min ||
-        v->valuedouble > max)
-        return -1;
-    *out = (int)v->valuedouble;
+    if (d != floor(d) || d < min || d > max) return -1;
+    *out = (int)d;
     return 0;
 }
 
 /* Times and timeouts: finite, not negative, and below 1e11 s (year 5138), which keeps them
  * printable as microseconds. */
+static int time_ok(double d)
+{
+    return isfinite(d) && d >= 0 && d < 1e11;
+}
+
+/* The limits of the counters (job_decode and its fast path check the same). */
+#define RETRIES_MIN  (-1)
+#define RETRIES_MAX  1000
+#define COUNTERS_MAX 1000000
+
+/* Read an optional whole number field. Returns 0 when absent or valid, -1 when wrong. */
+static int get_int(const cJSON *v, int min, int max, int *out)
+{
+    if (v == NULL || cJSON_IsNull(v)) return 0;
+    if (!cJSON_IsNumber(v)) return -1;
+    return whole_in(v->valuedouble, min, max, out);
+}
+
+/* Read an optional time field (time_ok). Returns 0 when absent or valid, -1 when wrong. */
 static int get_double(const cJSON *v, double *out)
 {
     if (v == NULL || cJSON_IsNull(v)) return 0;
-    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble < 0 ||
-        v->valuedouble >= 1e11)
-        return -1;
+    if (!cJSON_IsNumber(v) || !time_ok(v->valuedouble)) return -1;
     *out = v->valuedouble;
     return 0;
 }
@@ -231,8 +245,8 @@ static char *cjson_copy(const char *text, size_t len, int mask)
  * a worker's 24,500 instructions a job. The fast path reads only the plainest JSON: the
  * known members, each once, strings without escapes, numbers of at most 17 digits without a
  * sign or an exponent, the standard whitespace, and args parsed by cJSON on its own. On
- * anything else (and on anything job_decode would refuse) it gives up, having allocated
- * nothing, and the record goes through cJSON as before, so it can only ever decode a record
+ * anything else (and on anything job_decode would refuse) it gives up, leaving nothing
+ * allocated, and the record goes through cJSON as before, so it can only ever decode a record
  * to what cJSON's path decodes it to (fuzz_job and test_job check this against
  * job_decode_cjson). */
 
@@ -256,7 +270,7 @@ static const char *plain_string(const char *p, const char *end, const char **s, 
     return q + 1;
 }
 
-/* A number of digits, with or without a fraction, whose digits as a whole number are below
+/* A number of digits, with or without a fraction, whose digits as a whole number are at most
  * 2^53: the quotient of two doubles that are exact, rounded once, which is what strtod
  * (cJSON's reader) rounds the decimal to (Clinger's fast path). Returns the position after
  * it, or NULL. */
@@ -287,15 +301,15 @@ static const char *plain_number(const char *p, const char *end, double *out)
         const char *point = nl_langinfo(RADIXCHAR); /* localeconv's, without its copying */
         if (point[0] == '\0' || point[1] != '\0') return NULL;
     }
-    if (p < end && (*p == 'e' || *p == 'E' || *p == '.' || *p == '+' || *p == '-')) return NULL;
     *out = frac > 0 ? (double)m / pow10[frac] : (double)m;
     return p;
 }
 
 /* The end of the array that opens at p (just after its closing bracket), found by counting
- * brackets and braces outside strings; NULL when it does not close, or nests deeper than 32
- * (cJSON's own limit counts from the record, this from args). Whether what lies between is
- * JSON is cJSON's to say. */
+ * brackets and braces outside strings; NULL when it does not close, or nests deeper than 32.
+ * Any depth well below cJSON's limit of 1,000 would do: that limit counts from the record
+ * and parsing args alone counts from args, so near it the two could differ. Whether what
+ * lies between is JSON is cJSON's to say. */
 static const char *array_end(const char *p, const char *end)
 {
     int depth = 0;
@@ -331,14 +345,6 @@ static int member_of(const char *s, size_t n)
     return -1;
 }
 
-/* A whole number in [min, max], as get_int checks it. */
-static int fast_int(double v, int min, int max, int *out)
-{
-    if (v != floor(v) || v < min || v > max) return -1;
-    *out = (int)v;
-    return 0;
-}
-
 int job_decode_fast(const char *buf, size_t len, struct job **out)
 {
     const char *p = buf, *end = buf + len, *str[M_N] = {0};
@@ -356,7 +362,7 @@ int job_decode_fast(const char *buf, size_t len, struct job **out)
     if (p >= end || *p != '{') return -1;
     p = skip_space(p + 1, end);
     for (;;) {
-        const char *k, *q;
+        const char *k, *q, *parsed = NULL;
         size_t kn;
 
         p = plain_string(p, end, &k, &kn);
@@ -372,11 +378,8 @@ int job_decode_fast(const char *buf, size_t len, struct job **out)
         case M_ARGS:
             q = p < end && *p == '[' ? array_end(p, end) : NULL;
             if (q == NULL) goto fail;
-            {
-                const char *parsed = NULL;
-                args = cJSON_ParseWithLengthOpts(p, (size_t)(q - p), &parsed, 0);
-                if (args == NULL || parsed != q || !cJSON_IsArray(args)) goto fail;
-            }
+            args = cJSON_ParseWithLengthOpts(p, (size_t)(q - p), &parsed, 0);
+            if (args == NULL || parsed != q || !cJSON_IsArray(args)) goto fail;
             p = q;
             break;
         default: p = p < end ? plain_number(p, end, &num[i]) : NULL; break;
@@ -407,11 +410,12 @@ int job_decode_fast(const char *buf, size_t len, struct job **out)
         memcpy(j->queue, str[M_QUEUE], slen[M_QUEUE]);
         if (!keys_valid_name(j->queue)) goto fail_job;
     }
-    if (num[M_ENQUEUED_AT] >= 1e11 || num[M_TIMEOUT] >= 1e11 ||
-        ((seen & (1u << M_RETRIES)) && fast_int(num[M_RETRIES], -1, 1000, &j->retries) != 0) ||
-        fast_int(num[M_ATTEMPTS], 0, 1000000, &j->attempts) != 0 ||
-        fast_int(num[M_RECOVERED], 0, 1000000, &j->recovered) != 0 ||
-        fast_int(num[M_HANDOFFS], 0, 1000000, &j->handoffs) != 0)
+    if (!time_ok(num[M_ENQUEUED_AT]) || !time_ok(num[M_TIMEOUT]) ||
+        ((seen & (1u << M_RETRIES)) &&
+         whole_in(num[M_RETRIES], RETRIES_MIN, RETRIES_MAX, &j->retries) != 0) ||
+        whole_in(num[M_ATTEMPTS], 0, COUNTERS_MAX, &j->attempts) != 0 ||
+        whole_in(num[M_RECOVERED], 0, COUNTERS_MAX, &j->recovered) != 0 ||
+        whole_in(num[M_HANDOFFS], 0, COUNTERS_MAX, &j->handoffs) != 0)
         goto fail_job;
     j->enqueued_at = num[M_ENQUEUED_AT];
     j->timeout = num[M_TIMEOUT];
@@ -511,10 +515,10 @@ int job_decode_cjson(const char *buf, size_t len, struct job **out, char *err, s
         str_copy(j->queue, sizeof j->queue, v->valuestring);
     }
     if (get_double(m[M_ENQUEUED_AT], &j->enqueued_at) != 0 ||
-        get_int(m[M_RETRIES], -1, 1000, &j->retries) != 0 ||
-        get_int(m[M_ATTEMPTS], 0, 1000000, &j->attempts) != 0 ||
-        get_int(m[M_RECOVERED], 0, 1000000, &j->recovered) != 0 ||
-        get_int(m[M_HANDOFFS], 0, 1000000, &j->handoffs) != 0 ||
+        get_int(m[M_RETRIES], RETRIES_MIN, RETRIES_MAX, &j->retries) != 0 ||
+        get_int(m[M_ATTEMPTS], 0, COUNTERS_MAX, &j->attempts) != 0 ||
+        get_int(m[M_RECOVERED], 0, COUNTERS_MAX, &j->recovered) != 0 ||
+        get_int(m[M_HANDOFFS], 0, COUNTERS_MAX, &j->handoffs) != 0 ||
         get_double(m[M_TIMEOUT], &j->timeout) != 0) {
         err_set(err, errlen,
                 "job %s: enqueued_at, retries, attempts, recovered, handoffs and timeout must be "

@@ -697,10 +697,12 @@ int queue_take_read(struct rconn *r, size_t max, struct taken *out, struct queue
     if (rep->type == REDIS_REPLY_ARRAY) {
         for (i = 0; i + 1 < rep->elements; i += 2) {
             redisReply *q = rep->element[i], *rec = rep->element[i + 1];
-            if (q->type == REDIS_REPLY_STRING && q->str[0] == '=' &&
-                rec->type == REDIS_REPLY_INTEGER && rec->integer >= 0) {
-                /* a queue's records follow it */
-                size_t k, m = (size_t)rec->integer;
+            if (q->type == REDIS_REPLY_STRING && q->str[0] == '=') {
+                /* a queue's records follow it ("=" names no queue: queue names are
+                 * checked); without a count, what follows cannot be read */
+                size_t k, m;
+                if (rec->type != REDIS_REPLY_INTEGER || rec->integer < 0) break;
+                m = (size_t)rec->integer;
                 if (m > rep->elements - i - 2) m = rep->elements - i - 2;
                 for (k = 0; k < m; k++) {
                     redisReply *e = rep->element[i + 2 + k];

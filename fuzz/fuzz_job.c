@@ -7,13 +7,15 @@
  *   - a decoded job has a valid id, a function name of 1-64 bytes and an args array, and
  *     job_arg_string gives each string argument and NULL for anything else or out of range;
  *   - job_encode's record decodes again to the same job (enqueued_at to the microsecond the
- *     encoder writes), and a second round trip changes nothing: a record a worker hands on
+ *     encoder writes, timeout within cJSON's DBL_EPSILON), and a second round trip changes
+ *     nothing: a record a worker hands on
  *     (to the scheduled set, the dead list, another queue) means what it meant;
  *   - job_encode writes the bytes cJSON printed before records were written by hand
  *     (tests/job_cjson.h);
  *   - job_decode answers as its full path through cJSON (job_decode_cjson) does, the same
  *     error or the same job to the bit, and its fast path (job_decode_fast) decodes nothing
  *     that path would refuse or decode otherwise. */
+#include <float.h>
 #include <math.h>
 
 #include <cjson/cJSON.h>
@@ -64,7 +66,12 @@ static void check_same(const struct job *a, const struct job *b, const char *rec
     FUZZ_CHECK(a->retries == b->retries && a->attempts == b->attempts &&
                    a->recovered == b->recovered && a->handoffs == b->handoffs,
                "counters in %s", record);
-    FUZZ_CHECK(a->timeout == b->timeout, "timeout %.17g became %.17g", a->timeout, b->timeout);
+    /* A number is written as cJSON prints it: with 15 digits when they read back within
+     * DBL_EPSILON of it (relative), so a timeout may come back one or two units in the last
+     * place off, as 9.4467440737095512 -> "9.44674407370955" -> 9.4467440737095494. */
+    FUZZ_CHECK(fabs(a->timeout - b->timeout) <=
+                   fmax(fabs(a->timeout), fabs(b->timeout)) * DBL_EPSILON,
+               "timeout %.17g became %.17g", a->timeout, b->timeout);
     FUZZ_CHECK(fabs(a->enqueued_at - b->enqueued_at) <= 1e-6, "enqueued_at %.17g became %.17g",
                a->enqueued_at, b->enqueued_at);
     free(ta);

@@ -160,6 +160,44 @@ static size_t format_msg(char *dst, size_t cap, int errnum, const char *fmt, va_
     return n;
 }
 
+/* s (at most max bytes of it) at p; returns the end. */
+static char *put_str(char *p, const char *s, size_t max)
+{
+    size_t n = strnlen(s, max);
+
+    memcpy(p, s, n);
+    return p + n;
+}
+
+/* A text line's prefix, "<when>.<ms>Z <prog>[<pid>] <LEVEL> ", at line (which has room for
+ * at least 128 bytes); returns its length. Written without printf: every job's line at info
+ * begins with it, and snprintf made it a fifth of the line's cost. */
+static size_t put_prefix(char *line, const char *when, long ms, const char *prog, long pid,
+                         const char *level)
+{
+    char digits[24], *p = put_str(line, when, 31);
+    int k = 0;
+
+    *p++ = '.';
+    *p++ = (char)('0' + ms / 100 % 10);
+    *p++ = (char)('0' + ms / 10 % 10);
+    *p++ = (char)('0' + ms % 10);
+    *p++ = 'Z';
+    *p++ = ' ';
+    p = put_str(p, prog, 48);
+    *p++ = '[';
+    do {
+        digits[k++] = (char)('0' + pid % 10);
+        pid /= 10;
+    } while (pid > 0 && k < (int)sizeof digits);
+    while (k > 0) *p++ = digits[--k];
+    *p++ = ']';
+    *p++ = ' ';
+    p = put_str(p, level, 8);
+    *p++ = ' ';
+    return (size_t)(p - line);
+}
+
 void log_emit(const struct logger *lg, int level, int errnum, const char *fmt, ...)
 {
     char line[4096], whenbuf[32];
@@ -186,9 +224,8 @@ void log_emit(const struct logger *lg, int level, int errnum, const char *fmt, .
         n = w < 0 ? 0 : (size_t)w;
     } else {
         /* The prefix, then the message formatted in place after it. */
-        w = snprintf(line, sizeof line, "%s.%03ldZ %s[%ld] %s ", when, (long)(tv.tv_usec / 1000),
-                     lg->prog, my_pid(), level_names[level]);
-        n = w < 0 ? 0 : (size_t)w < sizeof line - MSG_MAX ? (size_t)w : sizeof line - MSG_MAX;
+        n = put_prefix(line, when, (long)(tv.tv_usec / 1000), lg->prog, my_pid(),
+                       level_names[level]);
         va_start(ap, fmt);
         n += format_msg(line + n, MSG_MAX, errnum, fmt, ap);
         va_end(ap);

@@ -45,6 +45,18 @@ static void test_unbuffered(void)
     CHECK_HAS(buf, " test[");
     CHECK_HAS(buf, "] INFO hello 42\n");
     CHECK_EQ(count_lines(buf), 1);
+    {
+        /* the whole prefix: "YYYY-MM-DDTHH:MM:SS.mmmZ test[PID] INFO " */
+        const char *shape = "dddd-dd-ddTdd:dd:dd.dddZ";
+        char rest[64];
+        size_t i;
+        int ok = strlen(buf) > strlen(shape);
+        for (i = 0; ok && shape[i]; i++)
+            ok = shape[i] == 'd' ? buf[i] >= '0' && buf[i] <= '9' : buf[i] == shape[i];
+        CHECK(ok);
+        snprintf(rest, sizeof rest, " test[%ld] INFO hello 42\n", (long)getpid());
+        CHECK_STREQ(buf + strlen(shape), rest);
+    }
     LOG(&lg, CQ_LOG_DEBUG, "dropped");
     CHECK_STREQ(written(buf, sizeof buf), "");
 }

@@ -2,6 +2,7 @@
  * several threads never interleave; a logger with a buffer gathers its lines into one write. */
 #include "log.h"
 
+#include <limits.h>
 #include <pthread.h>
 
 #include <stdarg.h>
@@ -147,9 +148,47 @@ static const char *format_when(const struct logger *lg, time_t sec, char *when)
 static size_t format_msg(char *dst, size_t cap, int errnum, const char *fmt, va_list ap)
     __attribute__((format(printf, 4, 0)));
 
+/* fmt into dst (cap bytes with its terminator) when its only conversions are %s and %%: what
+ * vsnprintf writes, with its length, without printf's machinery (most lines are made of
+ * strings: a job's line at info is six). Returns -1, having read nothing of ap, for a format
+ * with any other conversion. */
+static int format_strings(char *dst, size_t cap, const char *fmt, va_list ap)
+{
+    const char *f;
+    size_t n = 0;
+
+    for (f = fmt; *f; f++)
+        if (*f == '%' && *++f != 's' && *f != '%') return -1;
+    for (f = fmt; *f;) {
+        const char *s;
+        size_t k;
+        if (f[0] == '%' && f[1] == 's') {
+            s = va_arg(ap, const char *);
+            if (s == NULL) s = "(null)";
+            k = strlen(s);
+            f += 2;
+        } else if (f[0] == '%') { /* %% */
+            s = f + 1;
+            k = 1;
+            f += 2;
+        } else {
+            const char *pct = strchr(f, '%');
+            s = f;
+            k = pct != NULL ? (size_t)(pct - f) : strlen(f);
+            f += k;
+        }
+        if (n + 1 < cap) memcpy(dst + n, s, k < cap - 1 - n ? k : cap - 1 - n);
+        n += k;
+    }
+    dst[n < cap - 1 ? n : cap - 1] = '\0';
+    return n > INT_MAX ? INT_MAX : (int)n;
+}
+
 static size_t format_msg(char *dst, size_t cap, int errnum, const char *fmt, va_list ap)
 {
-    int w = vsnprintf(dst, cap, fmt, ap);
+    int w = format_strings(dst, cap, fmt, ap);
+
+    if (w < 0) w = vsnprintf(dst, cap, fmt, ap);
     size_t n = w < 0 ? 0 : (size_t)w < cap ? (size_t)w : cap - 1;
 
     if (errnum != 0 && n + 1 < cap) {

@@ -121,6 +121,32 @@ static void test_pid_after_fork(void)
     CHECK_HAS(written(buf, sizeof buf), want);
 }
 
+/* A message of %s and %% conversions only is written without printf: the same bytes as
+ * printf writes, a NULL string as "(null)", and a message over the limit cut where printf's
+ * would be; any other conversion still goes through printf. */
+static void test_strings_only(void)
+{
+    struct logger lg = {"test", CQ_LOG_INFO, 0, NULL};
+    static char buf[8192], big[3000], want[3000];
+    const char *volatile none = NULL;
+    const char *msg;
+
+    LOG(&lg, CQ_LOG_INFO, "%s: %s %% %s%%s end%%", "q", none, "b");
+    CHECK_HAS(written(buf, sizeof buf), "] INFO q: (null) % b%s end%\n");
+    LOG(&lg, CQ_LOG_INFO, "%s%s", "", "");
+    CHECK_HAS(written(buf, sizeof buf), "] INFO \n");
+    LOG(&lg, CQ_LOG_INFO, "%s and %5s", "padded", "x");
+    CHECK_HAS(written(buf, sizeof buf), "] INFO padded and     x\n");
+    memset(big, 'x', sizeof big - 1);
+    LOG(&lg, CQ_LOG_INFO, "%s|%s", big, "tail");
+    msg = strstr(written(buf, sizeof buf), "] INFO ");
+    REQUIRE(msg != NULL);
+    /* cut to log.c's MSG_MAX less the terminator, as vsnprintf cuts it: 1,535 x's */
+    memset(want, 'x', 1535);
+    want[1535] = '\n';
+    CHECK_STREQ(msg + 7, want);
+}
+
 int main(void)
 {
     int p[2];
@@ -130,6 +156,7 @@ int main(void)
     fcntl(out, F_SETFL, fcntl(out, F_GETFL) | O_NONBLOCK);
     test_unbuffered();
     test_buffered();
+    test_strings_only();
     test_pid_after_fork();
     /* The report goes to stdout's terminal: stderr is the pipe. */
     dup2(STDOUT_FILENO, STDERR_FILENO);

@@ -1074,7 +1074,12 @@ int queue_apply_append(struct rconn *r, const struct keys *k, const char *wid,
 
     *nreplies = 0;
     if (n == 0) return 0;
-    cmd_script(&c, r, SCRIPT_APPLY);
+    /* CQ.APPLY1 (module/cqmodule.c) is this script in C, with the same arguments and reply,
+     * where Redis has cq's module: half the Redis CPU a job (docs/BENCHMARKS.md). */
+    if (r->module)
+        cmd_str(&c, "CQ.APPLY1");
+    else
+        cmd_script(&c, r, SCRIPT_APPLY);
     cmd_str(&c, wid);
     cmd_str(&c, keys_template(k, KEYS_JOB, tj, sizeof tj));
     cmd_str(&c, keys_template(k, KEYS_INFLIGHT, ti, sizeof ti));

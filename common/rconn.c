@@ -602,6 +602,19 @@ int rconn_connect(struct rconn *r)
         rep = redisCommand(r->ctx, "SELECT %d", r->url.db);
         if (setup_reply(r, rep, what) != 0) return -1;
     }
+    r->module = 0;
+    if (r->want_module) {
+        /* COMMAND INFO names the command when it exists, else replies a nil in its place;
+         * an error (an ACL without +command) reads as no module: the script still works. */
+        rep = redisCommand(r->ctx, "COMMAND INFO cq.apply1");
+        if (rep == NULL) {
+            fail_as(r, NULL, 1);
+            return -1;
+        }
+        r->module = rep->type == REDIS_REPLY_ARRAY && rep->elements == 1 &&
+            rep->element[0]->type == REDIS_REPLY_ARRAY;
+        freeReplyObject(rep);
+    }
     redisSetTimeout(r->ctx, tv_of(r->timeout > 0 ? r->timeout : 0));
     r->connects++;
     r->scripts = 0;
@@ -618,7 +631,8 @@ void rconn_close(struct rconn *r)
     r->tls = NULL;
 }
 
-/* A reply seen: NOSCRIPT means Redis's script cache was emptied under this connection.
+/* A reply seen: NOSCRIPT means Redis's script cache was emptied under this connection, an
+ * unknown command that cq's module was unloaded.
  * Through sentinels, READONLY means the primary was demoted by a failover, so
  * the connection is dropped (errstr says why) and the next use asks the sentinels again. The
  * reply still goes to the caller. */
@@ -626,6 +640,9 @@ static redisReply *seen(struct rconn *r, redisReply *rep)
 {
     if (rep != NULL && rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOSCRIPT", 8) == 0)
         r->scripts = 0; /* SCRIPT FLUSH: the next calls send their bodies again */
+    if (rep != NULL && rep->type == REDIS_REPLY_ERROR && r->module &&
+        strncmp(rep->str, "ERR unknown command", 19) == 0)
+        r->module = 0; /* MODULE UNLOAD: the next applies send the script */
     if (rep != NULL && r->url.nsentinels > 0 && rep->type == REDIS_REPLY_ERROR &&
         strncmp(rep->str, "READONLY", 8) == 0)
         fail(r, "READONLY: this node is a replica now (a failover); reconnecting to the primary");

@@ -55,6 +55,9 @@ struct rconn {
     unsigned scripts;          /* bits: scripts Redis has cached, as far as this connection
                                 * knows (queue.c sends those with EVALSHA); 0 on each connect
                                 * and after a NOSCRIPT reply */
+    int want_module;           /* set by the caller: ask at each connect whether Redis has
+                                * cq's module (module/cqmodule.c) */
+    int module;                /* it has: queue.c sends CQ.APPLY1, not the apply script */
 };
 
 /* An error line about Redis: "[context: ]redis HOST:PORT: MSG; FIX", where FIX is what to

@@ -3,7 +3,9 @@
  * SIGTERM/SIGINT/SIGHUP through an async-signal-safe handler; by the kernel with
  * PR_SET_PDEATHSIG when the test dies without either). server_start() connects R to it and
  * sets sock_path; the includer also declares nothing else of these names. Header-only: each
- * test program is one translation unit. */
+ * test program is one translation unit. With $CQ_TEST_REDIS_MODULE the path of cq's Redis
+ * module, the server loads it and R must find it (so the outcomes go through CQ.APPLY1);
+ * without, R asks and must not. */
 #ifndef CQ_TEST_REDIS_SERVER_H
 #define CQ_TEST_REDIS_SERVER_H
 
@@ -86,6 +88,7 @@ static void fatal(const char *what)
 static void server_start(void)
 {
     const char *base = getenv("TMPDIR");
+    const char *module = getenv("CQ_TEST_REDIS_MODULE");
     struct rconn_url u;
     char err[256], url[256];
     pid_t parent = getpid();
@@ -114,9 +117,14 @@ static void server_start(void)
     server_pid = fork();
     if (server_pid < 0) fatal("fork failed");
     if (server_pid == 0) {
-        char *argv[] = {"redis-server", "--port", "0",     "--unixsocket", sock_path, "--save", "",
-                        "--appendonly", "no",     "--dir", tmpdir,         NULL};
+        char *argv[] = {
+            "redis-server", "--port", "0",     "--unixsocket", sock_path, "--save", "",
+            "--appendonly", "no",     "--dir", tmpdir,         NULL,      NULL,     NULL};
         int fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (module != NULL && module[0] != '\0') {
+            argv[11] = "--loadmodule";
+            argv[12] = (char *)module;
+        }
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != parent) _exit(127);
         if (fd >= 0) {
@@ -132,6 +140,7 @@ static void server_start(void)
     snprintf(url, sizeof url, "unix://%s", sock_path);
     if (rconn_parse_url(url, &u, err, sizeof err) != 0) fatal(err);
     rconn_init(&R, &u, 2.0);
+    R.want_module = 1;
     for (i = 0; i < 500; i++) { /* 5 s */
         int st;
         if (waitpid(server_pid, &st, WNOHANG) == server_pid) {
@@ -143,6 +152,9 @@ static void server_start(void)
             int up =
                 rep != NULL && rep->type == REDIS_REPLY_STATUS && strcmp(rep->str, "PONG") == 0;
             if (rep != NULL) freeReplyObject(rep);
+            if (up && R.module != (module != NULL && module[0] != '\0'))
+                fatal(R.module ? "Redis has cq's module, which it was not given"
+                               : "Redis did not load cq's module ($CQ_TEST_REDIS_MODULE)");
             if (up) return;
         }
         sleep_ms(10);

@@ -27,6 +27,8 @@
 #     queued, while `cworker --burst -c 64 --log-level warn` drains them (the take and the
 #     apply scripts: what limits a worker, docs/BENCHMARKS.md). Redis under callgrind is slow
 #     enough that every batch is full, the same way every run.
+#   redismodule: the same with cq's Redis module loaded (BUILD/lib/cq-redis.so), so that the
+#     outcomes go through CQ.APPLY1 instead of the apply script
 #
 # Why not no-op jobs straight to Redis, for cworker: its dispatcher records starts and ends and
 # takes more in batches, one round trip each, and each round trip costs as much as several
@@ -88,8 +90,9 @@ VG=(valgrind --tool=callgrind --quiet --fair-sched=yes)
 WORKER=(cworker --burst -c 16 --log-level warn)
 ENQUEUE=(cenqueue --stdin --quiet)
 DRAIN=(cworker --burst -c "$DRAIN_C" --log-level warn)
-PROGS=(cworker cenqueue redis)
-COMMAND="${VG[*]}: ${ENQUEUE[*]} < N lines noop; ${WORKER[*]} over N '$JOB' jobs, Redis's replies held ${DELAY_MS} ms (slowproxy.py); redis-server while ${DRAIN[*]} drains N noop jobs; N = ${JOBS[0]}, ${JOBS[1]}"
+PROGS=(cworker cenqueue redis redismodule)
+COMMAND="${VG[*]}: ${ENQUEUE[*]} < N lines noop; ${WORKER[*]} over N '$JOB' jobs, Redis's replies held ${DELAY_MS} ms (slowproxy.py); redis-server while ${DRAIN[*]} drains N noop jobs, without and with --loadmodule cq-redis.so; N = ${JOBS[0]}, ${JOBS[1]}"
+MODULE=$BUILD/lib/cq-redis.so
 
 # ---- the build ----
 
@@ -103,6 +106,7 @@ if { [ -n "$SANITIZERS" ] && [ "$SANITIZERS" != OFF ]; } || [ "$(cache CQ_FUZZ)"
          "test runs on the plain build (scripts/build, build/)"
     exit 1
 fi
+[ -f "$MODULE" ] || { echo "FATAL: $MODULE is missing: build it (cmake --build $BUILD --target cq_redis)"; exit 1; }
 COMPILER=$("$(cache CMAKE_C_COMPILER)" --version 2>/dev/null | head -n 1)
 LIBS="$(ldd --version 2>/dev/null | head -n 1 | sed 's/^ldd //'); $(ldd "$BIN/cworker" |
     grep -o 'lib\(hiredis\|cjson\)\.so[.0-9]*' | sort -u | tr '\n' ' ' | sed 's/ $//'); $(redis-server --version | sed 's/ sha=.*//')"
@@ -153,17 +157,19 @@ lines() { awk -v t="$1" -v n="$2" 'BEGIN { for (i = 0; i < n; i++) print t }'; }
 # total FILE: the instruction count of a callgrind output file (its "totals:" line).
 total() { awk '/^(totals|summary):/ { print $2; exit }' "$1"; }
 
-# redis_once N OUT: Redis's instructions for a drain of N noop jobs, counted by callgrind
-# into OUT (a redis-server of its own: the other runs' Redis is not slowed down). It runs in
+# redis_once N OUT [MODULE]: Redis's instructions for a drain of N noop jobs, counted by
+# callgrind into OUT (a redis-server of its own: the other runs' Redis is not slowed down),
+# with MODULE loaded when given (then the worker must have used it). It runs in
 # the subshell of $(run_once ...), whose PIDS the test's cleanup never sees, so it stops its
 # server itself on every way out. The drain's counts are the dump that `callgrind_control -d`
 # asks for (cg.1); the one valgrind writes as the server exits (cg) holds the shutdown alone.
 redis_once() {
-    local n=$1 out=$2 sock=$T/cg.sock got rc=1
+    local n=$1 out=$2 sock=$T/cg.sock got rc=1 load=() applies
+    [ -z "${3:-}" ] || load=(--loadmodule "$3")
     rm -rf "$T/cgredis"
     mkdir -p "$T/cgredis"
     "${VG[@]}" --callgrind-out-file="$T/cgredis/cg" redis-server --dir "$T/cgredis" --save "" \
-        --appendonly no --port 0 --unixsocket "$sock" --unixsocketperm 700 \
+        --appendonly no --port 0 --unixsocket "$sock" --unixsocketperm 700 "${load[@]}" \
         --logfile "$T/cgredis/log" >"$T/cgredis/vg.log" 2>&1 &
     CGPID=$!
     if ! wait_for 60 eval '[ "$(redis-cli -s "$sock" ping 2>/dev/null)" = PONG ]'; then
@@ -182,8 +188,11 @@ redis_once() {
         cat "$T/cgctl.log" >&2
     else
         got=$(redis-cli -s "$sock" HGET cq:stats processed)
+        applies=$(redis-cli -s "$sock" INFO commandstats | grep -c '^cmdstat_cq.apply1:')
         if [ "$got" != "$n" ]; then
             echo "cworker ran ${got:-0} of $n jobs" >&2
+        elif [ "$applies" != "$(( ${#load[@]} / 2 ))" ]; then
+            echo "the outcomes went through CQ.APPLY1 $applies times, with ${load[*]:-no module}" >&2
         else
             rc=0
         fi
@@ -205,6 +214,8 @@ run_once() {
     rm -f "$out" "$out".*
     if [ "$prog" = redis ]; then
         redis_once "$n" "$out" || return 1
+    elif [ "$prog" = redismodule ]; then
+        redis_once "$n" "$out" "$MODULE" || return 1
     elif [ "$prog" = cworker ]; then
         lines "$JOB" "$n" | "$BIN/cenqueue" --stdin --quiet 2>"$T/fill.log" >/dev/null ||
             { cat "$T/fill.log" >&2; return 1; }
@@ -254,25 +265,28 @@ case $MODE in
         done
         exit 0 ;;
     runs)
-        declare -a ws=() es=() rs=()
+        declare -a ws=() es=() rs=() ms=()
         for i in $(seq 1 "$RUNS"); do
             measure cworker; ws+=("$IR")
             measure cenqueue; es+=("$IR")
             measure redis; rs+=("$IR")
-            echo "run $i/$RUNS: cworker $(commas "${ws[-1]}"), cenqueue $(commas "${es[-1]}"), redis $(commas "${rs[-1]}") instructions a job"
+            measure redismodule; ms+=("$IR")
+            echo "run $i/$RUNS: cworker $(commas "${ws[-1]}"), cenqueue $(commas "${es[-1]}"), redis $(commas "${rs[-1]}"), redis with the module $(commas "${ms[-1]}") instructions a job"
         done
         spread cworker "${ws[@]}"
         spread cenqueue "${es[@]}"
         spread redis "${rs[@]}"
+        spread redismodule "${ms[@]}"
         exit 0 ;;
 esac
 
 measure cworker; IR_cworker=$IR
 measure cenqueue; IR_cenqueue=$IR
 measure redis; IR_redis=$IR
+measure redismodule; IR_redismodule=$IR
 if [ "$MODE" = update ]; then
     tree=$(git -C "$SRC" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
-    [ -z "$(git -C "$SRC" status --porcelain --untracked-files=no -- common app worker producer ctl include CMakeLists.txt 2>/dev/null)" ] ||
+    [ -z "$(git -C "$SRC" status --porcelain --untracked-files=no -- common app worker producer ctl module include CMakeLists.txt 2>/dev/null)" ] ||
         tree="$tree (with uncommitted changes to the C)"
     mkdir -p "$(dirname "$BASELINE")"
     cat >"$BASELINE.tmp" <<EOF
@@ -289,9 +303,10 @@ command=$COMMAND
 cworker=$IR_cworker
 cenqueue=$IR_cenqueue
 redis=$IR_redis
+redismodule=$IR_redismodule
 EOF
     mv "$BASELINE.tmp" "$BASELINE"
-    echo "wrote $BASELINE_SHOWN: cworker $(commas "$IR_cworker"), cenqueue $(commas "$IR_cenqueue"), redis $(commas "$IR_redis") instructions a job ($BUILD_TYPE build, tree $tree)"
+    echo "wrote $BASELINE_SHOWN: cworker $(commas "$IR_cworker"), cenqueue $(commas "$IR_cenqueue"), redis $(commas "$IR_redis"), redis with the module $(commas "$IR_redismodule") instructions a job ($BUILD_TYPE build, tree $tree)"
     exit 0
 fi
 
@@ -336,4 +351,5 @@ judge() {
 judge cworker "$IR_cworker" "${base[cworker]}"
 judge cenqueue "$IR_cenqueue" "${base[cenqueue]}"
 judge redis "$IR_redis" "${base[redis]}"
+judge "redis with cq's module" "$IR_redismodule" "${base[redismodule]}"
 finish

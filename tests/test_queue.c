@@ -828,7 +828,8 @@ static void test_apply_publish(void)
     DO("AUTH default x");
     DO("ACL DELUSER lim");
     CHECK_EQ(calls("publish"), 9 + 3 * PUB_BATCH);
-    CHECK_EQ(calls("pexpireat"), 4 * PUB_BATCH + 8);
+    /* cq's module reads the server's clock itself, without TIME: PEXPIREAT still */
+    CHECK_EQ(calls("pexpireat"), (R.module ? 5 : 4) * PUB_BATCH + 8);
     ttl = TTL("cq:job:f7");
     CHECK(ttl > 490 && ttl <= 500);
     CHECK_STREQ(HGET("cq:job:f7", "status"), "finished");

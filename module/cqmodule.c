@@ -1,0 +1,836 @@
+/* cqmodule.c - cq's Redis module: CQ.APPLY1, the worker's apply script in C.
+ *
+ * DESIGN. What limits a worker is what a job's outcome costs Redis (docs/BENCHMARKS.md), and
+ * most of that was the Lua interpreter around the commands of the apply script (common/
+ * queue.c): its tables and strings, and each argument turned into a Lua string and back. This
+ * command does what that script does, with the same arguments and the same reply, and the
+ * same commands in the same order through RedisModule_Call: each as the calling user (ACLs
+ * hold as they do for a script), errors returned as replies (the script's pcall), writes
+ * propagated to replicas and the AOF (Redis wraps them in one MULTI/EXEC, as it does a
+ * script's effects). The arguments Redis parsed are handed on as they are, without a copy.
+ *
+ * A worker uses it when its Redis has it (COMMAND INFO at connect, rconn.h) and the script
+ * otherwise, so loading the module changes the cost of a job and nothing else; test_queue
+ * runs its cases against both. The "1" is the argument format: a change of queue.c's apply
+ * arguments makes a new command, CQ.APPLY2, so that a worker never talks to a module of
+ * another format.
+ *
+ * Load: redis-server --loadmodule /usr/lib/cq/cq-redis.so (or a loadmodule line in
+ * redis.conf). It needs Redis 7.0 or later, and refuses to load on an older one.
+ */
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rmapi.h"
+
+#define CQ_MODULE_NAME    "cq"
+#define CQ_MODULE_VERSION 1
+
+/* Strings every outcome uses, made once at load: handed to RedisModule_Call as they are. */
+enum word {
+    W_STATUS,
+    W_STARTED,
+    W_FINISHED,
+    W_FAILED,
+    W_CANCELED,
+    W_RETRYING,
+    W_WORKER,
+    W_STARTED_AT,
+    W_ATTEMPTS,
+    W_ENDED_AT,
+    W_RESULT,
+    W_RESULT_JSON,
+    W_ERROR,
+    W_RECORD,
+    W_RETRY_AT,
+    W_SCHEDULED_FOR,
+    W_QUEUE,
+    W_FUNC,
+    W_ENQUEUED_AT,
+    W_ONE,
+    W_N
+};
+static const char *const word_text[W_N] = {
+    [W_STATUS] = "status",
+    [W_STARTED] = "started",
+    [W_FINISHED] = "finished",
+    [W_FAILED] = "failed",
+    [W_CANCELED] = "canceled",
+    [W_RETRYING] = "retrying",
+    [W_WORKER] = "worker",
+    [W_STARTED_AT] = "started_at",
+    [W_ATTEMPTS] = "attempts",
+    [W_ENDED_AT] = "ended_at",
+    [W_RESULT] = "result",
+    [W_RESULT_JSON] = "result_json",
+    [W_ERROR] = "error",
+    [W_RECORD] = "record",
+    [W_RETRY_AT] = "retry_at",
+    [W_SCHEDULED_FOR] = "scheduled_for",
+    [W_QUEUE] = "queue",
+    [W_FUNC] = "func",
+    [W_ENQUEUED_AT] = "enqueued_at",
+    [W_ONE] = "1",
+};
+static RedisModuleString *word[W_N];
+
+/* The fixed arguments (argv[0] is the command's name): as the apply script's ARGV. */
+enum arg {
+    A_WID = 1,
+    A_JOB_T,    /* a job's key, around "%s" */
+    A_INF_T,    /* an in-flight list: worker, queue */
+    A_STATS,    /* the stats hash */
+    A_WORKER,   /* this worker's hash */
+    A_FAILED,   /* the failed set */
+    A_SCHED,    /* the scheduled set */
+    A_DEAD,     /* the dead list */
+    A_RTTL,     /* result ttl, seconds */
+    A_FTTL,     /* failure ttl, seconds */
+    A_ENDED_T,  /* a job's channel, around "%s" */
+    A_COUNTS_T, /* a queue's counts hash */
+    A_CANCEL,   /* the cancel requests set */
+    A_MINUTE,   /* the minute the batch is counted in */
+    A_FIRST     /* the first outcome */
+};
+
+/* Arguments an outcome kind takes after its letter (queue.c's apply_args). */
+static int arity(char kind)
+{
+    switch (kind) {
+    case 'Q': return 1;
+    case 'D': return 1;
+    case 'S': return 4;
+    case 'F':
+    case 'J': return 5;
+    case 'f':
+    case 'j':
+    case 'X':
+    case 'C': return 6;
+    case 'R':
+    case 'H': return 8;
+    default: return -1;
+    }
+}
+
+/* A growable byte buffer from the module allocator. */
+struct buf {
+    char *p;
+    size_t len, cap;
+};
+
+static void buf_put(struct buf *b, const char *s, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 128;
+        while (cap < b->len + n + 1) cap *= 2;
+        b->p = RedisModule_Realloc(b->p, cap);
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+/* A queue's ends in this batch, for its counts hash. */
+struct ended {
+    RedisModuleString *queue;
+    long long n;
+};
+
+/* One CQ.APPLY1 call. */
+struct apply {
+    RedisModuleCtx *ctx;
+    RedisModuleString **argv;
+    int argc;
+    struct buf jpre, jpost, cpre, cpost; /* the job key's and channel's text around the id */
+    struct buf tmp;
+    long long rttl, fttl;
+    char rexp[32], fexp[32]; /* PEXPIREAT times, from the server's clock */
+    int asked;               /* cancel requests exist: an end removes its own */
+    int listening;           /* -1: publish every end; 0: nobody listens; 1: those heard */
+    RedisModuleCallReply *heard;
+    /* the reply: the 0-based index of an outcome dropped, or a status hash not written */
+    struct lost {
+        long long index;
+        char *text; /* NULL for an index */
+    } * lost;
+    size_t nlost, caplost;
+    struct ended *ended;
+    size_t nended, capended;
+    long long fin, fail, retr, hand, dead, canc;
+};
+
+static const char *arg(const struct apply *a, int i, size_t *len)
+{
+    return RedisModule_StringPtrLen(a->argv[i], len);
+}
+
+static void lost_add(struct apply *a, long long index, const char *text)
+{
+    if (a->nlost == a->caplost) {
+        a->caplost = a->caplost ? a->caplost * 2 : 8;
+        a->lost = RedisModule_Realloc(a->lost, a->caplost * sizeof *a->lost);
+    }
+    a->lost[a->nlost].index = index;
+    a->lost[a->nlost].text = NULL;
+    if (text != NULL) {
+        size_t n = strlen(text);
+        a->lost[a->nlost].text = RedisModule_Alloc(n + 1);
+        memcpy(a->lost[a->nlost].text, text, n + 1);
+    }
+    a->nlost++;
+}
+
+/* Undo a template's doubled '%' into b. */
+static void unescape(struct buf *b, const char *s, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        buf_put(b, s + i, 1);
+        if (s[i] == '%' && i + 1 < n && s[i + 1] == '%') i++;
+    }
+}
+
+/* A template's text before and after its last "%s" (keys_template's form). -1 without one. */
+static int around(const char *t, size_t n, struct buf *pre, struct buf *post)
+{
+    size_t i, at = n;
+
+    for (i = 0; i + 1 < n; i++)
+        if (t[i] == '%' && t[i + 1] == 's') at = i;
+    if (at == n) return -1;
+    unescape(pre, t, at);
+    unescape(post, t + at + 2, n - at - 2);
+    return 0;
+}
+
+/* A template filled with args in order for its "%s", "%%" made '%'; -1 if it has any other
+ * conversion or more "%s" than args. */
+static int fill(struct buf *b, const char *t, size_t n, const RedisModuleString *const *args,
+                int nargs)
+{
+    size_t i, len;
+    int used = 0;
+
+    b->len = 0;
+    buf_put(b, "", 0);
+    for (i = 0; i < n; i++) {
+        if (t[i] != '%') {
+            buf_put(b, t + i, 1);
+        } else if (i + 1 < n && t[i + 1] == '%') {
+            buf_put(b, "%", 1);
+            i++;
+        } else if (i + 1 < n && t[i + 1] == 's' && used < nargs) {
+            const char *s = RedisModule_StringPtrLen(args[used++], &len);
+            buf_put(b, s, len);
+            i++;
+        } else {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* A key named pre + id + post, which the caller frees. */
+static RedisModuleString *key_of(struct apply *a, const struct buf *pre, RedisModuleString *id,
+                                 const struct buf *post)
+{
+    size_t len;
+    const char *s = RedisModule_StringPtrLen(id, &len);
+
+    a->tmp.len = 0;
+    buf_put(&a->tmp, pre->p, pre->len);
+    buf_put(&a->tmp, s, len);
+    buf_put(&a->tmp, post->p, post->len);
+    return RedisModule_CreateString(a->ctx, a->tmp.p, a->tmp.len);
+}
+
+static int is_error(RedisModuleCallReply *r)
+{
+    return r == NULL || RedisModule_CallReplyType(r) == REDISMODULE_REPLY_ERROR;
+}
+
+/* An error reply's text ("" for none). */
+static const char *error_text(RedisModuleCallReply *r, char *buf, size_t size)
+{
+    size_t len = 0;
+    const char *s = r != NULL ? RedisModule_CallReplyStringPtr(r, &len) : NULL;
+
+    if (s == NULL) s = "the call was refused", len = strlen(s);
+    if (len >= size) len = size - 1;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    return buf;
+}
+
+/* Run a command whose reply does not matter. */
+static void run(RedisModuleCallReply *r)
+{
+    if (r != NULL) RedisModule_FreeCallReply(r);
+}
+
+/* Whether key is of type want or does not exist. */
+static int kind_ok(RedisModuleCtx *ctx, RedisModuleString *key, int want)
+{
+    RedisModuleKey *k = RedisModule_OpenKey(ctx, key, REDISMODULE_READ);
+    int t = RedisModule_KeyType(k);
+
+    RedisModule_CloseKey(k);
+    return t == REDISMODULE_KEYTYPE_EMPTY || t == want;
+}
+
+/* Expire key at its PEXPIREAT time, or after t seconds where that is refused (an ACL). */
+static void expire(struct apply *a, RedisModuleString *key, long long t, const char *at)
+{
+    RedisModuleCallReply *r = RedisModule_Call(a->ctx, "PEXPIREAT", "!CEsc", key, at);
+
+    if (!is_error(r)) {
+        run(r);
+        return;
+    }
+    run(r);
+    run(RedisModule_Call(a->ctx, "EXPIRE", "!CEsl", key, t));
+}
+
+static void ttl(struct apply *a, RedisModuleString *key, long long t, const char *at)
+{
+    if (t > 0)
+        expire(a, key, t, at);
+    else if (t == 0)
+        run(RedisModule_Call(a->ctx, "DEL", "!CEs", key));
+    else
+        run(RedisModule_Call(a->ctx, "PERSIST", "!CEs", key));
+}
+
+/* After an HSET of nfields fields that replied r (freed here): 0 when the hash could not be
+ * written; a hash that had no status gets the record's func, queue and enqueued_at too (a
+ * record pushed by hand). */
+static int hset_done(struct apply *a, RedisModuleString *jk, int nfields, RedisModuleCallReply *r,
+                     RedisModuleString *q, RedisModuleString *rec)
+{
+    char err[256], text[512];
+    size_t klen, len;
+    const char *k = RedisModule_StringPtrLen(jk, &klen);
+
+    if (is_error(r) || RedisModule_CallReplyType(r) != REDISMODULE_REPLY_INTEGER) {
+        snprintf(text, sizeof text, "status hash %.*s: %s", (int)klen, k,
+                 error_text(r, err, sizeof err));
+        run(r);
+        lost_add(a, 0, text);
+        return 0;
+    }
+    if (RedisModule_CallReplyInteger(r) == nfields) {
+        RedisModuleString *f[6];
+        char at[64];
+        int n = 0;
+        const char *s = RedisModule_StringPtrLen(rec, &len);
+        char *copy = RedisModule_Alloc(len + 1); /* cJSON reads up to a NUL */
+        cJSON *j;
+
+        memcpy(copy, s, len);
+        copy[len] = '\0';
+        j = cJSON_Parse(copy);
+        RedisModule_Free(copy);
+        f[n++] = word[W_QUEUE];
+        f[n++] = q;
+        if (cJSON_IsObject(j)) {
+            cJSON *fn = cJSON_GetObjectItemCaseSensitive(j, "func");
+            cJSON *eq = cJSON_GetObjectItemCaseSensitive(j, "enqueued_at");
+            if (cJSON_IsString(fn)) {
+                f[n++] = word[W_FUNC];
+                f[n++] = RedisModule_CreateString(a->ctx, fn->valuestring, strlen(fn->valuestring));
+            }
+            if (cJSON_IsNumber(eq)) {
+                int m = snprintf(at, sizeof at, "%.6f", eq->valuedouble);
+                f[n++] = word[W_ENQUEUED_AT];
+                f[n++] = RedisModule_CreateString(a->ctx, at, m > 0 ? (size_t)m : 0);
+            }
+        }
+        cJSON_Delete(j);
+        run(RedisModule_Call(a->ctx, "HSET", "!CEsv", jk, f, (size_t)n));
+        for (; n > 2; n -= 2) RedisModule_FreeString(a->ctx, f[n - 1]);
+    }
+    run(r);
+    return 1;
+}
+
+static int hset(struct apply *a, RedisModuleString *jk, RedisModuleString **h, int n,
+                RedisModuleString *q, RedisModuleString *rec)
+{
+    RedisModuleCallReply *r = RedisModule_Call(a->ctx, "HSET", "!CEsv", jk, h, (size_t)n);
+    return hset_done(a, jk, n / 2, r, q, rec);
+}
+
+/* The fields of a start: worker, started_at, attempts (b: the outcome's kind). */
+static int starts(struct apply *a, RedisModuleString **h, int n, int b, RedisModuleString *st)
+{
+    h[n++] = word[W_WORKER];
+    h[n++] = a->argv[A_WID];
+    h[n++] = word[W_STARTED_AT];
+    h[n++] = st;
+    h[n++] = word[W_ATTEMPTS];
+    h[n++] = a->argv[b + 6];
+    return n;
+}
+
+/* Who listens for ends (the script's comment in queue.c says why it asks): from INFO stats a
+ * batch of 32 ends or more; none, or up to 64 channels named by PUBSUB CHANNELS. */
+static long long info_count(const char *info, size_t len, const char *name)
+{
+    size_t n = strlen(name);
+    const char *p = info, *end = info + len;
+
+    while (p != NULL && p < end) {
+        if ((p == info || p[-1] == '\n') && (size_t)(end - p) > n && memcmp(p, name, n) == 0 &&
+            p[n] >= '0' && p[n] <= '9')
+            return strtoll(p + n, NULL, 10);
+        p = memchr(p, '\n', (size_t)(end - p));
+        if (p != NULL) p++;
+    }
+    return -1;
+}
+
+static void glob_escape(struct buf *b, const struct buf *s)
+{
+    size_t i;
+
+    for (i = 0; i < s->len; i++) {
+        if (strchr("*?[]\\", s->p[i]) != NULL) buf_put(b, "\\", 1);
+        buf_put(b, s->p + i, 1);
+    }
+}
+
+static void find_listeners(struct apply *a)
+{
+    RedisModuleCallReply *r = RedisModule_Call(a->ctx, "INFO", "CEc", "stats");
+    long long nch, npat;
+    size_t len;
+    const char *s;
+
+    a->listening = -1;
+    if (is_error(r) || RedisModule_CallReplyType(r) != REDISMODULE_REPLY_STRING) {
+        run(r);
+        return;
+    }
+    s = RedisModule_CallReplyStringPtr(r, &len);
+    nch = info_count(s, len, "pubsub_channels:");
+    npat = info_count(s, len, "pubsub_patterns:");
+    run(r);
+    if (nch == 0 && npat == 0) {
+        a->listening = 0;
+    } else if (nch >= 0 && nch <= 64 && npat == 0) {
+        RedisModuleCallReply *ch;
+        a->tmp.len = 0;
+        glob_escape(&a->tmp, &a->cpre);
+        buf_put(&a->tmp, "*", 1);
+        glob_escape(&a->tmp, &a->cpost);
+        ch = RedisModule_Call(a->ctx, "PUBSUB", "CEcb", "CHANNELS", a->tmp.p, a->tmp.len);
+        if (!is_error(ch) && RedisModule_CallReplyType(ch) == REDISMODULE_REPLY_ARRAY) {
+            a->listening = 1;
+            a->heard = ch;
+        } else {
+            run(ch);
+        }
+    }
+}
+
+static int heard(const struct apply *a, const char *ch, size_t n)
+{
+    size_t i, m = RedisModule_CallReplyLength(a->heard), len;
+
+    for (i = 0; i < m; i++) {
+        const char *s =
+            RedisModule_CallReplyStringPtr(RedisModule_CallReplyArrayElement(a->heard, i), &len);
+        if (s != NULL && len == n && memcmp(s, ch, n) == 0) return 1;
+    }
+    return 0;
+}
+
+/* A job ended: its channel told where someone may listen, its cancel request dropped, its
+ * queue's count of ends raised. */
+static void ends(struct apply *a, RedisModuleString *q, RedisModuleString *id, int status)
+{
+    size_t i, len, qlen;
+    const char *qs;
+
+    if (a->listening != 0) {
+        RedisModuleString *ch = key_of(a, &a->cpre, id, &a->cpost);
+        const char *c = RedisModule_StringPtrLen(ch, &len);
+        if (a->listening < 0 || heard(a, c, len))
+            run(RedisModule_Call(a->ctx, "PUBLISH", "!CEss", ch, word[status]));
+        RedisModule_FreeString(a->ctx, ch);
+    }
+    if (a->asked) run(RedisModule_Call(a->ctx, "SREM", "!CEss", a->argv[A_CANCEL], id));
+    qs = RedisModule_StringPtrLen(q, &qlen);
+    for (i = 0; i < a->nended; i++) {
+        const char *s = RedisModule_StringPtrLen(a->ended[i].queue, &len);
+        if (len == qlen && memcmp(s, qs, len) == 0) break;
+    }
+    if (i == a->nended) {
+        if (a->nended == a->capended) {
+            a->capended = a->capended ? a->capended * 2 : 4;
+            a->ended = RedisModule_Realloc(a->ended, a->capended * sizeof *a->ended);
+        }
+        a->ended[i].queue = q;
+        a->ended[i].n = 0;
+        a->nended++;
+    }
+    a->ended[i].n++;
+}
+
+/* One outcome other than Q, S and D, whose record has left the in-flight list: its status
+ * hash, its sets, its counters. */
+static void ended_one(struct apply *a, int b, RedisModuleString *q)
+{
+    char kind = RedisModule_StringPtrLen(a->argv[b], NULL)[0];
+    RedisModuleString *rec = a->argv[b + 1], *id = a->argv[b + 2], *text = a->argv[b + 3];
+    RedisModuleString *at = a->argv[b + 4], *st = a->argv[b + 5], *h[16];
+    RedisModuleString *jk = key_of(a, &a->jpre, id, &a->jpost);
+    size_t stlen;
+    int n = 0;
+
+    RedisModule_StringPtrLen(st, &stlen);
+    if (kind == 'F' || kind == 'f' || kind == 'J' || kind == 'j') {
+        int first = kind == 'F' || kind == 'J';
+        RedisModuleCallReply *r;
+        int nf;
+        h[n++] = word[W_STATUS];
+        h[n++] = word[W_FINISHED];
+        h[n++] = word[W_ENDED_AT];
+        h[n++] = at;
+        h[n++] = word[kind == 'F' || kind == 'f' ? W_RESULT : W_RESULT_JSON];
+        h[n++] = text;
+        if (stlen > 0) {
+            h[n++] = word[W_WORKER];
+            h[n++] = a->argv[A_WID];
+            h[n++] = word[W_STARTED_AT];
+            h[n++] = st;
+            h[n++] = word[W_ATTEMPTS];
+            h[n++] = first ? word[W_ONE] : a->argv[b + 6];
+        }
+        nf = n / 2;
+        r = RedisModule_Call(a->ctx, "HSET", "!CEsv", jk, h, (size_t)n);
+        if ((!is_error(r) && RedisModule_CallReplyType(r) == REDISMODULE_REPLY_INTEGER &&
+             RedisModule_CallReplyInteger(r) < nf)
+                ? (run(r), 1)
+                : hset_done(a, jk, nf, r, q, rec)) {
+            if (!first)
+                run(RedisModule_Call(a->ctx, "HDEL", "!CEsss", jk, word[W_ERROR],
+                                     word[W_RETRY_AT]));
+            if (a->rttl > 0)
+                expire(a, jk, a->rttl, a->rexp);
+            else
+                ttl(a, jk, a->rttl, NULL);
+        }
+        a->fin++;
+        ends(a, q, id, W_FINISHED);
+    } else if (kind == 'X') {
+        h[n++] = word[W_STATUS];
+        h[n++] = word[W_FAILED];
+        h[n++] = word[W_ENDED_AT];
+        h[n++] = at;
+        h[n++] = word[W_ERROR];
+        h[n++] = text;
+        h[n++] = word[W_RECORD];
+        h[n++] = rec;
+        if (stlen > 0) {
+            n = starts(a, h, n, b, st);
+        } else {
+            h[n++] = word[W_WORKER];
+            h[n++] = a->argv[A_WID];
+            h[n++] = word[W_ATTEMPTS];
+            h[n++] = a->argv[b + 6];
+        }
+        if (hset(a, jk, h, n, q, rec)) {
+            run(RedisModule_Call(a->ctx, "HDEL", "!CEss", jk, word[W_RETRY_AT]));
+            ttl(a, jk, a->fttl, a->fexp);
+        }
+        run(RedisModule_Call(a->ctx, "ZADD", "!CEsss", a->argv[A_FAILED], at, id));
+        a->fail++;
+        ends(a, q, id, W_FAILED);
+    } else if (kind == 'C') {
+        h[n++] = word[W_STATUS];
+        h[n++] = word[W_CANCELED];
+        h[n++] = word[W_ENDED_AT];
+        h[n++] = at;
+        if (stlen > 0) n = starts(a, h, n, b, st);
+        if (hset(a, jk, h, n, q, rec)) {
+            run(RedisModule_Call(a->ctx, "HDEL", "!CEssss", jk, word[W_RETRY_AT], word[W_ERROR],
+                                 word[W_SCHEDULED_FOR]));
+            ttl(a, jk, a->fttl, a->fexp);
+        }
+        a->canc++;
+        ends(a, q, id, W_CANCELED);
+    } else { /* R, H */
+        run(RedisModule_Call(a->ctx, "ZADD", "!CEsss", a->argv[A_SCHED], a->argv[b + 7],
+                             a->argv[b + 8]));
+        h[n++] = word[W_STATUS];
+        h[n++] = word[W_RETRYING];
+        h[n++] = word[W_ERROR];
+        h[n++] = text;
+        h[n++] = word[W_RETRY_AT];
+        h[n++] = a->argv[b + 7];
+        if (stlen > 0) n = starts(a, h, n, b, st);
+        hset(a, jk, h, n, q, rec);
+        if (kind == 'R')
+            a->retr++;
+        else
+            a->hand++;
+    }
+    RedisModule_FreeString(a->ctx, jk);
+}
+
+/* The outcomes' kinds and arities, and the keys they write: -1 with the error replied. */
+static int check(struct apply *a)
+{
+    static const struct {
+        char kind; /* 0: always */
+        int arg, type;
+        const char *what;
+    } dests[] = {
+        {'X', A_FAILED, REDISMODULE_KEYTYPE_ZSET, "failed set"},
+        {'R', A_SCHED, REDISMODULE_KEYTYPE_ZSET, "scheduled set"},
+        {'H', A_SCHED, REDISMODULE_KEYTYPE_ZSET, "scheduled set"},
+        {'D', A_DEAD, REDISMODULE_KEYTYPE_LIST, "dead list"},
+        {0, A_STATS, REDISMODULE_KEYTYPE_HASH, "stats hash"},
+        {0, A_WORKER, REDISMODULE_KEYTYPE_HASH, "worker hash"},
+    };
+    char need[256] = {0}, msg[512];
+    int b, nend = 0;
+    size_t i, len;
+
+    for (b = A_FIRST; b < a->argc;) {
+        const char *k = arg(a, b, &len);
+        int n = len == 1 ? arity(k[0]) : -1;
+        if (n < 0) {
+            snprintf(msg, sizeof msg, "ERR apply: unknown outcome kind %.*s",
+                     (int)(len > 64 ? 64 : len), k);
+            RedisModule_ReplyWithError(a->ctx, msg);
+            return -1;
+        }
+        if (b == A_FIRST && k[0] != 'Q') {
+            RedisModule_ReplyWithError(a->ctx, "ERR apply: the first outcome names no queue");
+            return -1;
+        }
+        if (b + n >= a->argc) {
+            snprintf(msg, sizeof msg, "ERR apply: outcome %c at argument %d lacks arguments", k[0],
+                     b);
+            RedisModule_ReplyWithError(a->ctx, msg);
+            return -1;
+        }
+        need[(unsigned char)k[0]] = 1;
+        nend += strchr("FfJjXC", k[0]) != NULL;
+        b += n + 1;
+    }
+    for (i = 0; i < sizeof dests / sizeof dests[0]; i++) {
+        if (dests[i].kind != 0 && !need[(unsigned char)dests[i].kind]) continue;
+        if (kind_ok(a->ctx, a->argv[dests[i].arg], dests[i].type)) continue;
+        {
+            const char *key = arg(a, dests[i].arg, &len);
+            snprintf(msg, sizeof msg,
+                     "ERR %s %.*s has another type: remove or rename it; no outcome applied",
+                     dests[i].what, (int)(len > 300 ? 300 : len), key);
+        }
+        RedisModule_ReplyWithError(a->ctx, msg);
+        return -1;
+    }
+    return nend;
+}
+
+static long long arg_ll(struct apply *a, int i)
+{
+    return strtoll(RedisModule_StringPtrLen(a->argv[i], NULL), NULL, 10);
+}
+
+static void counter(struct apply *a, int key, const char *field, long long n)
+{
+    if (n > 0) run(RedisModule_Call(a->ctx, "HINCRBY", "!CEscl", a->argv[key], field, n));
+}
+
+/* Every outcome in order. 0, or -1 with the error replied (a command that must not fail did:
+ * the script's redis.call). */
+static int apply_all(struct apply *a)
+{
+    RedisModuleString *q = NULL, *inf = NULL;
+    long long i = 0;
+    int b;
+
+    for (b = A_FIRST; b < a->argc; b += arity(RedisModule_StringPtrLen(a->argv[b], NULL)[0]) + 1) {
+        char kind = RedisModule_StringPtrLen(a->argv[b], NULL)[0];
+        RedisModuleString *rec = a->argv[b + 1];
+        RedisModuleCallReply *r;
+        char err[256], msg[512];
+
+        if (kind == 'Q') {
+            const RedisModuleString *fa[2] = {a->argv[A_WID], rec};
+            size_t tlen;
+            const char *t = arg(a, A_INF_T, &tlen);
+            if (inf != NULL) RedisModule_FreeString(a->ctx, inf);
+            inf = NULL;
+            if (fill(&a->tmp, t, tlen, fa, 2) != 0) {
+                RedisModule_ReplyWithError(a->ctx, "ERR apply: bad in-flight list template");
+                return -1;
+            }
+            inf = RedisModule_CreateString(a->ctx, a->tmp.p, a->tmp.len);
+            q = rec;
+            continue; /* names no outcome: i stays */
+        }
+        if (kind == 'S') {
+            r = RedisModule_Call(a->ctx, "LPOS", "CEsscc", inf, rec, "RANK", "-1");
+            if (!is_error(r) && RedisModule_CallReplyType(r) == REDISMODULE_REPLY_INTEGER) {
+                RedisModuleString *h[8] = {word[W_STATUS],   word[W_STARTED],    word[W_WORKER],
+                                           a->argv[A_WID],   word[W_STARTED_AT], a->argv[b + 3],
+                                           word[W_ATTEMPTS], a->argv[b + 4]};
+                RedisModuleString *jk = key_of(a, &a->jpre, a->argv[b + 2], &a->jpost);
+                if (hset(a, jk, h, 8, q, rec)) run(RedisModule_Call(a->ctx, "PERSIST", "!CEs", jk));
+                RedisModule_FreeString(a->ctx, jk);
+            }
+            run(r);
+            i++;
+            continue;
+        }
+        r = RedisModule_Call(a->ctx, "LREM", "!CEscs", inf, "-1", rec);
+        if (is_error(r)) {
+            snprintf(msg, sizeof msg, "ERR apply: LREM: %s", error_text(r, err, sizeof err));
+            run(r);
+            if (inf != NULL) RedisModule_FreeString(a->ctx, inf);
+            RedisModule_ReplyWithError(a->ctx, msg);
+            return -1;
+        }
+        if (RedisModule_CallReplyInteger(r) == 0) {
+            lost_add(a, i, NULL);
+        } else if (kind == 'D') {
+            run(RedisModule_Call(a->ctx, "LPUSH", "!CEss", a->argv[A_DEAD], rec));
+            a->dead++;
+        } else {
+            ended_one(a, b, q);
+        }
+        run(r);
+        i++;
+    }
+    if (inf != NULL) RedisModule_FreeString(a->ctx, inf);
+    return 0;
+}
+
+static void apply_free(struct apply *a)
+{
+    size_t i;
+
+    for (i = 0; i < a->nlost; i++) RedisModule_Free(a->lost[i].text);
+    RedisModule_Free(a->lost);
+    RedisModule_Free(a->ended);
+    RedisModule_Free(a->jpre.p);
+    RedisModule_Free(a->jpost.p);
+    RedisModule_Free(a->cpre.p);
+    RedisModule_Free(a->cpost.p);
+    RedisModule_Free(a->tmp.p);
+    if (a->heard != NULL) RedisModule_FreeCallReply(a->heard);
+}
+
+/* CQ.APPLY1 wid job-template inflight-template stats worker failed scheduled dead result-ttl
+ * failure-ttl ended-template counts-template cancel minute outcome... (queue.c's apply). */
+static int apply_command(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
+{
+    struct apply a;
+    size_t len, i;
+    const char *t;
+    long long ms;
+    int nend, rc;
+
+    if (argc < A_FIRST) return RedisModule_WrongArity(ctx);
+    memset(&a, 0, sizeof a);
+    a.ctx = ctx;
+    a.argv = argv;
+    a.argc = argc;
+    nend = check(&a);
+    if (nend < 0) return REDISMODULE_OK;
+    t = arg(&a, A_JOB_T, &len);
+    rc = around(t, len, &a.jpre, &a.jpost);
+    t = arg(&a, A_ENDED_T, &len);
+    if (rc == 0) rc = around(t, len, &a.cpre, &a.cpost);
+    if (rc != 0) {
+        apply_free(&a);
+        return RedisModule_ReplyWithError(ctx, "ERR apply: a key template has no %s");
+    }
+    a.rttl = arg_ll(&a, A_RTTL);
+    a.fttl = arg_ll(&a, A_FTTL);
+    ms = RedisModule_Milliseconds();
+    snprintf(a.rexp, sizeof a.rexp, "%lld", ms + a.rttl * 1000);
+    snprintf(a.fexp, sizeof a.fexp, "%lld", ms + a.fttl * 1000);
+    {
+        RedisModuleCallReply *r = RedisModule_Call(ctx, "SCARD", "CEs", argv[A_CANCEL]);
+        a.asked = !is_error(r) && RedisModule_CallReplyType(r) == REDISMODULE_REPLY_INTEGER &&
+            RedisModule_CallReplyInteger(r) > 0;
+        run(r);
+    }
+    a.listening = -1;
+    if (nend >= 32) find_listeners(&a);
+    if (apply_all(&a) != 0) {
+        apply_free(&a);
+        return REDISMODULE_OK;
+    }
+    counter(&a, A_STATS, "processed", a.fin);
+    counter(&a, A_WORKER, "processed", a.fin);
+    counter(&a, A_STATS, "failed", a.fail);
+    counter(&a, A_WORKER, "failed", a.fail);
+    counter(&a, A_STATS, "retried", a.retr);
+    counter(&a, A_STATS, "handed_back", a.hand);
+    counter(&a, A_STATS, "dead", a.dead);
+    counter(&a, A_STATS, "canceled", a.canc);
+    for (i = 0; i < a.nended; i++) {
+        const RedisModuleString *fa[1] = {a.ended[i].queue};
+        RedisModuleString *ck;
+        t = arg(&a, A_COUNTS_T, &len);
+        if (fill(&a.tmp, t, len, fa, 1) != 0) continue;
+        ck = RedisModule_CreateString(ctx, a.tmp.p, a.tmp.len);
+        run(RedisModule_Call(ctx, "HINCRBY", "!CEssl", ck, argv[A_MINUTE], a.ended[i].n));
+        run(RedisModule_Call(ctx, "EXPIRE", "!CEsc", ck, "3660"));
+        RedisModule_FreeString(ctx, ck);
+    }
+    RedisModule_ReplyWithArray(ctx, (long)a.nlost);
+    for (i = 0; i < a.nlost; i++) {
+        if (a.lost[i].text != NULL)
+            RedisModule_ReplyWithStringBuffer(ctx, a.lost[i].text, strlen(a.lost[i].text));
+        else
+            RedisModule_ReplyWithLongLong(ctx, a.lost[i].index);
+    }
+    apply_free(&a);
+    return REDISMODULE_OK;
+}
+
+static void *json_alloc(size_t n)
+{
+    return RedisModule_Alloc(n);
+}
+
+/* The one symbol the module exports: the server calls it when it loads the module. */
+__attribute__((visibility("default"))) int RedisModule_OnLoad(RedisModuleCtx *ctx,
+                                                              RedisModuleString **argv, int argc);
+int RedisModule_OnLoad(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
+{
+    cJSON_Hooks hooks = {json_alloc, RedisModule_Free};
+    const char *missing;
+    int i;
+
+    (void)argv;
+    (void)argc;
+    if (rmapi_init(ctx, CQ_MODULE_NAME, CQ_MODULE_VERSION, &missing) != REDISMODULE_OK) {
+        if (missing != NULL && RedisModule_Log != NULL)
+            RedisModule_Log(ctx, "warning",
+                            "cq: this Redis has no %s: cq's module needs Redis 7.0 or later",
+                            missing);
+        return REDISMODULE_ERR;
+    }
+    cJSON_InitHooks(&hooks);
+    for (i = 0; i < W_N; i++)
+        word[i] = RedisModule_CreateString(NULL, word_text[i], strlen(word_text[i]));
+    /* No keys declared: like the script, it computes the keys it touches (cq runs on one
+     * primary, not Redis Cluster). */
+    if (RedisModule_CreateCommand(ctx, "cq.apply1", apply_command, "write deny-oom", 0, 0, 0) !=
+        REDISMODULE_OK)
+        return REDISMODULE_ERR;
+    return REDISMODULE_OK;
+}

@@ -1,0 +1,75 @@
+/* rmapi.h - the part of the Redis module API (Redis 7.0) that cq's module uses.
+ *
+ * Debian ships no redismodule.h, so the module declares what it calls itself. A module gets
+ * each API function by name from the server when it loads (rmapi_init), so these are function
+ * pointers; their types and the constants below are those of the Redis 7.0 module ABI
+ * (src/redismodule.h of Redis, REDISMODULE_APIVER_1).
+ */
+#ifndef CQ_RMAPI_H
+#define CQ_RMAPI_H
+
+#include <stddef.h>
+
+#define REDISMODULE_OK     0
+#define REDISMODULE_ERR    1
+#define REDISMODULE_APIVER 1
+
+#define REDISMODULE_READ 1
+
+#define REDISMODULE_KEYTYPE_EMPTY 0
+#define REDISMODULE_KEYTYPE_LIST  2
+#define REDISMODULE_KEYTYPE_HASH  3
+#define REDISMODULE_KEYTYPE_ZSET  5
+
+#define REDISMODULE_REPLY_STRING  0
+#define REDISMODULE_REPLY_ERROR   1
+#define REDISMODULE_REPLY_INTEGER 2
+#define REDISMODULE_REPLY_ARRAY   3
+
+typedef struct RedisModuleCtx RedisModuleCtx;
+typedef struct RedisModuleString RedisModuleString;
+typedef struct RedisModuleKey RedisModuleKey;
+typedef struct RedisModuleCallReply RedisModuleCallReply;
+typedef int (*RedisModuleCmdFunc)(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
+
+/* Each is NULL until rmapi_init has asked the server for it. */
+#define RMAPI_FUNCTIONS(X)                                                                         \
+    X(void *, Alloc, (size_t bytes))                                                               \
+    X(void *, Realloc, (void *ptr, size_t bytes))                                                  \
+    X(void, Free, (void *ptr))                                                                     \
+    X(int, CreateCommand,                                                                          \
+      (RedisModuleCtx * ctx, const char *name, RedisModuleCmdFunc f, const char *flags,            \
+       int firstkey, int lastkey, int keystep))                                                    \
+    X(void, SetModuleAttribs, (RedisModuleCtx * ctx, const char *name, int ver, int apiver))       \
+    X(int, IsModuleNameBusy, (const char *name))                                                   \
+    X(int, WrongArity, (RedisModuleCtx * ctx))                                                     \
+    X(int, ReplyWithError, (RedisModuleCtx * ctx, const char *err))                                \
+    X(int, ReplyWithArray, (RedisModuleCtx * ctx, long len))                                       \
+    X(int, ReplyWithLongLong, (RedisModuleCtx * ctx, long long ll))                                \
+    X(int, ReplyWithStringBuffer, (RedisModuleCtx * ctx, const char *buf, size_t len))             \
+    X(RedisModuleString *, CreateString, (RedisModuleCtx * ctx, const char *ptr, size_t len))      \
+    X(void, FreeString, (RedisModuleCtx * ctx, RedisModuleString * str))                           \
+    X(const char *, StringPtrLen, (const RedisModuleString *str, size_t *len))                     \
+    X(RedisModuleKey *, OpenKey, (RedisModuleCtx * ctx, RedisModuleString * name, int mode))       \
+    X(int, KeyType, (RedisModuleKey * key))                                                        \
+    X(void, CloseKey, (RedisModuleKey * key))                                                      \
+    X(RedisModuleCallReply *, Call, (RedisModuleCtx * ctx, const char *cmd, const char *fmt, ...)) \
+    X(int, CallReplyType, (RedisModuleCallReply * reply))                                          \
+    X(long long, CallReplyInteger, (RedisModuleCallReply * reply))                                 \
+    X(size_t, CallReplyLength, (RedisModuleCallReply * reply))                                     \
+    X(RedisModuleCallReply *, CallReplyArrayElement, (RedisModuleCallReply * reply, size_t i))     \
+    X(const char *, CallReplyStringPtr, (RedisModuleCallReply * reply, size_t * len))              \
+    X(void, FreeCallReply, (RedisModuleCallReply * reply))                                         \
+    X(long long, Milliseconds, (void))                                                             \
+    X(void, Log, (RedisModuleCtx * ctx, const char *level, const char *fmt, ...))
+
+#define RMAPI_DECLARE(ret, name, args) extern ret(*RedisModule_##name) args;
+RMAPI_FUNCTIONS(RMAPI_DECLARE)
+#undef RMAPI_DECLARE
+
+/* Ask the server for every function above and register the module as name. REDISMODULE_OK,
+ * or REDISMODULE_ERR with *missing naming the first function this server lacks (NULL when
+ * the name is taken). */
+int rmapi_init(RedisModuleCtx *ctx, const char *name, int ver, const char **missing);
+
+#endif

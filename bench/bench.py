@@ -36,6 +36,7 @@ from report import fmt_int, median, pct
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.dirname(HERE)
 BIN = os.path.join(SRC, "build", "bin")
+MODULE = os.path.join(SRC, "build", "lib", "cq-redis.so")  # cq's Redis module (module/)
 PY = "/usr/bin/python3"          # Debian's python: the one that imports python3-rq
 RQ = [PY, "-m", "rq.cli"]         # `rq` as Debian installs it (/usr/bin/rq is the same)
 CLIENT_ID = "bench-client"
@@ -309,10 +310,16 @@ class Bench:
         os.makedirs(os.path.join(self.tmp, "log"))
         os.makedirs(os.path.join(self.tmp, "redis"))
         self.rport = free_port()
+        module = []
+        if self.cfg.get("redis_module"):
+            if not os.path.exists(MODULE):
+                raise BenchError("%s is missing: run scripts/build (or bench/run "
+                                 "--no-redis-module)" % MODULE)
+            module = ["--loadmodule", MODULE]
         self.redis_proc = self.spawn(
             ["redis-server", "--port", str(self.rport), "--bind", "127.0.0.1",
              "--dir", os.path.join(self.tmp, "redis"), "--save", "", "--appendonly", "no",
-             "--logfile", os.path.join(self.tmp, "log", "redis.log")], "redis.out")
+             "--logfile", os.path.join(self.tmp, "log", "redis.log")] + module, "redis.out")
 
         def ping():
             try:
@@ -1319,6 +1326,10 @@ def parse_args():
                     "docs/BENCHMARKS.md for a full run of every phase, else "
                     "bench/out/BENCHMARKS-quick.md or bench/out/BENCHMARKS-partial.md)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder (logs)")
+    ap.add_argument("--no-redis-module", dest="redis_module", action="store_false",
+                    help="run Redis without cq's module (build/lib/cq-redis.so, loaded by "
+                    "default as docker-compose.yml loads it): the workers' outcomes then go "
+                    "through the apply script")
     ap.add_argument("--report-only", action="store_true",
                     help="measure nothing and start no server: write the report again from "
                     "the saved results of the mode --quick/--only select (bench/out/full.json, "
@@ -1387,7 +1398,7 @@ def start_machine(command, cfg, phases):
 def measure(args):
     """Run the phases on servers of their own and save, in args.results, everything the report
     needs. Returns 0, or the exit status when interrupted (then nothing is saved)."""
-    cfg = dict(QUICK if args.quick else FULL, name=args.name)
+    cfg = dict(QUICK if args.quick else FULL, name=args.name, redis_module=args.redis_module)
 
     def on_term(sig, frame):
         raise SystemExit(128 + sig)
@@ -1396,6 +1407,7 @@ def measure(args):
 
     command = "bench/run" + "".join(" " + a for a in sys.argv[1:])
     machine = start_machine(command, cfg, args.phases)
+    machine["redis_module"] = "cq-redis.so" if args.redis_module else ""
     busy0, own0 = cpu_busy_seconds(), own_cpu_seconds()
     tmp = tempfile.mkdtemp(prefix="cq-bench.")
     b = Bench(cfg, tmp)

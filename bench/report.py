@@ -226,8 +226,10 @@ def header(run):
          % (m["other_cpu"], cpus, m["nproc"], 100.0 * m["other_cpu"] / cpus,
             " ".join(m["load_start"]), " ".join(m["load_end"]),
             "; busy at the start: " + ", ".join(busy) if busy else ""),
-         "- **Software:** Redis %s, RQ %s with redis-py %s on Python %s (/usr/bin/python3), %s, "
-         "%s" % (m["redis"], m["rq"], m["redis_py"], m["python"], m["cc"], m["valgrind"]),
+         "- **Software:** Redis %s (%s), RQ %s with redis-py %s on Python %s (/usr/bin/python3), "
+         "%s, %s" % (m["redis"], "with cq's module: outcomes through CQ.APPLY1"
+                     if m.get("redis_module") else "without cq's module: outcomes through the "
+                     "apply script", m["rq"], m["redis_py"], m["python"], m["cc"], m["valgrind"]),
          "- **Rules:** each value is the median of the runs listed below it; each ratio is "
          "against a baseline measured in the same run. Timings on a shared 2-core machine are "
          "noisy: read the ratios, and the per-run samples in the detail tables."]

@@ -8,7 +8,9 @@
  *                          +--------schedule_due-------------------------------+
  *
  * Each arrow is one atomic step: a Lua script (take, schedule_due, recover, apply,
- * reconcile) or a MULTI/EXEC block (enqueue). Redis runs a script or a transaction without
+ * reconcile) or a MULTI/EXEC block (enqueue); where Redis loaded cq's module (module/), the
+ * take and the apply are its commands CQ.TAKE1 and CQ.APPLY1 instead, with the same
+ * arguments, effects and replies (rconn's module flag says which). Redis runs a script or a transaction without
  * interleaving other clients' commands, so no observer ever sees a record in two places or
  * in none. Redis does not undo a script's writes when a later command in it fails, so each
  * script checks its destinations before it moves anything (see docs/DESIGN.md). A script
@@ -673,7 +675,13 @@ int queue_take_append(struct rconn *r, const struct keys *k, const char *wid,
     size_t i;
     int rc;
 
-    cmd_eval(&c, r, SCRIPT_TAKE, k, tq, ti);
+    if (r->module) { /* CQ.TAKE1: this script in C, as CQ.APPLY1 is the apply script */
+        cmd_str(&c, "CQ.TAKE1");
+        cmd_str(&c, keys_template(k, KEYS_QUEUE, tq, sizeof tq));
+        cmd_str(&c, keys_template(k, KEYS_INFLIGHT, ti, sizeof ti));
+    } else {
+        cmd_eval(&c, r, SCRIPT_TAKE, k, tq, ti);
+    }
     cmd_str(&c, wid);
     cmd_fmt(&c, "%zu", max);
     cmd_str(&c, keys_paused(k, kp, sizeof kp));
@@ -1075,7 +1083,7 @@ int queue_apply_append(struct rconn *r, const struct keys *k, const char *wid,
     *nreplies = 0;
     if (n == 0) return 0;
     /* CQ.APPLY1 (module/cqmodule.c) is this script in C, with the same arguments and reply,
-     * where Redis has cq's module: half the Redis CPU a job (docs/BENCHMARKS.md). */
+     * where Redis has cq's module: fewer instructions a job in Redis (docs/BENCHMARKS.md). */
     if (r->module)
         cmd_str(&c, "CQ.APPLY1");
     else

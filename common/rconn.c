@@ -604,16 +604,23 @@ int rconn_connect(struct rconn *r)
     }
     r->module = 0;
     if (r->want_module) {
-        /* COMMAND INFO names the command when it exists, else replies a nil in its place;
-         * an error (an ACL without +command) reads as no module: the script still works. */
-        rep = redisCommand(r->ctx, "COMMAND INFO cq.apply1");
-        if (rep == NULL) {
-            fail_as(r, NULL, 1);
-            return -1;
+        /* Each command without its arguments: "wrong number of arguments" from the module
+         * itself means it is there and this user may run it; without the module Redis says
+         * "unknown command", and NOPERM where the user's ACL leaves it out (the user's
+         * takes and applies then go as the scripts, which its ACL allows). */
+        static const char *const probe[] = {"CQ.APPLY1", "CQ.TAKE1"};
+        size_t i;
+        r->module = 1;
+        for (i = 0; i < sizeof probe / sizeof probe[0] && r->module; i++) {
+            rep = redisCommand(r->ctx, "%s", probe[i]);
+            if (rep == NULL) {
+                fail_as(r, NULL, 1);
+                return -1;
+            }
+            r->module = rep->type == REDIS_REPLY_ERROR &&
+                strncmp(rep->str, "ERR wrong number of arguments", 29) == 0;
+            freeReplyObject(rep);
         }
-        r->module = rep->type == REDIS_REPLY_ARRAY && rep->elements == 1 &&
-            rep->element[0]->type == REDIS_REPLY_ARRAY;
-        freeReplyObject(rep);
     }
     redisSetTimeout(r->ctx, tv_of(r->timeout > 0 ? r->timeout : 0));
     r->connects++;
@@ -632,7 +639,8 @@ void rconn_close(struct rconn *r)
 }
 
 /* A reply seen: NOSCRIPT means Redis's script cache was emptied under this connection, an
- * unknown command that cq's module was unloaded.
+ * unknown command or a NOPERM for one of cq's module's commands that the module is no longer
+ * to be used.
  * Through sentinels, READONLY means the primary was demoted by a failover, so
  * the connection is dropped (errstr says why) and the next use asks the sentinels again. The
  * reply still goes to the caller. */
@@ -641,8 +649,9 @@ static redisReply *seen(struct rconn *r, redisReply *rep)
     if (rep != NULL && rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOSCRIPT", 8) == 0)
         r->scripts = 0; /* SCRIPT FLUSH: the next calls send their bodies again */
     if (rep != NULL && rep->type == REDIS_REPLY_ERROR && r->module &&
-        strncmp(rep->str, "ERR unknown command", 19) == 0)
-        r->module = 0; /* MODULE UNLOAD: the next applies send the script */
+        (strncmp(rep->str, "ERR unknown command", 19) == 0 ||
+         (strncmp(rep->str, "NOPERM", 6) == 0 && strcasestr(rep->str, "'cq.") != NULL)))
+        r->module = 0; /* MODULE UNLOAD, or an ACL changed: the next calls send the scripts */
     if (rep != NULL && r->url.nsentinels > 0 && rep->type == REDIS_REPLY_ERROR &&
         strncmp(rep->str, "READONLY", 8) == 0)
         fail(r, "READONLY: this node is a replica now (a failover); reconnecting to the primary");

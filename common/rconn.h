@@ -57,7 +57,8 @@ struct rconn {
                                 * and after a NOSCRIPT reply */
     int want_module;           /* set by the caller: ask at each connect whether Redis has
                                 * cq's module (module/cqmodule.c) */
-    int module;                /* it has: queue.c sends CQ.APPLY1, not the apply script */
+    int module;                /* it has: queue.c sends CQ.TAKE1 and CQ.APPLY1,
+                                * not the take and apply scripts */
 };
 
 /* An error line about Redis: "[context: ]redis HOST:PORT: MSG; FIX", where FIX is what to

@@ -1363,7 +1363,7 @@ static struct worker *worker_start(const struct worker_config *cfg, volatile sig
     }
     LOG(&w->lg, CQ_LOG_INFO, "worker %s started: queues %s, concurrency %d%s%s", w->wid,
         w->queues_csv, cfg->concurrency, cfg->burst ? ", burst" : "",
-        w->ctl.module ? "; outcomes through cq's Redis module (CQ.APPLY1)" : "");
+        w->ctl.module ? "; takes and outcomes through cq's Redis module" : "");
     return w;
 }
 

@@ -1,21 +1,22 @@
-/* cqmodule.c - cq's Redis module: CQ.APPLY1, the worker's apply script in C.
+/* cqmodule.c - cq's Redis module: CQ.APPLY1 and CQ.TAKE1, the worker's apply and take
+ * scripts in C.
  *
- * DESIGN. What limits a worker is what a job's outcome costs Redis (docs/BENCHMARKS.md), and
- * most of that was the Lua interpreter around the commands of the apply script (common/
- * queue.c): its tables and strings, and each argument turned into a Lua string and back. This
- * command does what that script does, with the same arguments and the same reply, and the
+ * DESIGN. What limits a worker is what a job costs Redis (docs/BENCHMARKS.md), and most of
+ * that was the Lua interpreter around the commands of the apply and take scripts (common/
+ * queue.c): its tables and strings, and each argument turned into a Lua string and back. Each
+ * command here does what its script does, with the same arguments and the same reply, and the
  * same commands in the same order through RedisModule_Call: each as the calling user (ACLs
  * hold as they do for a script), errors returned as replies (the script's pcall), writes
  * propagated to replicas and the AOF (Redis wraps them in one MULTI/EXEC, as it does a
  * script's effects). The arguments Redis parsed are handed on as they are, without a copy.
  *
- * A worker uses it when its Redis has it (COMMAND INFO at connect, rconn.h) and the script
- * otherwise, so loading the module changes the cost of a job and nothing else; test_queue
- * runs its cases against both. The "1" is the argument format: a change of queue.c's apply
- * arguments makes a new command, CQ.APPLY2, so that a worker never talks to a module of
- * another format.
+ * A worker uses them when its Redis has them and its user may run both (it asks at connect,
+ * rconn.h) and the scripts otherwise, so loading the module changes the cost of a job and
+ * nothing else; test_queue runs its cases against both. The "1" is the argument format: a
+ * change of queue.c's arguments makes a new command (CQ.APPLY2), so that a worker never talks
+ * to a module of another format.
  *
- * Load: redis-server --loadmodule /usr/lib/cq/cq-redis.so (or a loadmodule line in
+ * Load: redis-server --loadmodule /usr/lib/<arch>/cq/cq-redis.so (or a loadmodule line in
  * redis.conf). It needs Redis 7.0 or later, and refuses to load on an older one.
  */
 #include <cjson/cJSON.h>
@@ -801,6 +802,136 @@ static int apply_command(RedisModuleCtx *ctx, RedisModuleString **argv, int argc
     return REDISMODULE_OK;
 }
 
+/* ---- CQ.TAKE1 ---------------------------------------------------------------------------- */
+
+/* Reply with a marker and its text: prefix + s (n bytes). */
+static void reply_marker(RedisModuleCtx *ctx, struct buf *b, const char *prefix, const char *s,
+                         size_t n)
+{
+    b->len = 0;
+    buf_put(b, prefix, strlen(prefix));
+    buf_put(b, s, n);
+    RedisModule_ReplyWithStringBuffer(ctx, b->p, b->len);
+}
+
+static void reply_number(RedisModuleCtx *ctx, long long v)
+{
+    char num[32];
+    int n = snprintf(num, sizeof num, "%lld", v);
+
+    RedisModule_ReplyWithStringBuffer(ctx, num, n > 0 ? (size_t)n : 0);
+}
+
+/* One queue's records, popped (RPOP with a count: the oldest first) and pushed to the
+ * in-flight list in the same command, so that they are never only in the reply. Replies
+ * "=" queue and the count, then the records; or "!" queue and why it was skipped. Returns how
+ * many records it took; *len counts the reply's elements. */
+static long long take_queue(RedisModuleCtx *ctx, RedisModuleString *q, RedisModuleString *inf,
+                            RedisModuleString *qkey, long long want, struct buf *b, long *len)
+{
+    RedisModuleCallReply *r = RedisModule_Call(ctx, "RPOP", "!CEsl", qkey, want);
+    RedisModuleString **recs;
+    size_t qlen, m, k;
+    const char *qs = RedisModule_StringPtrLen(q, &qlen);
+    char err[256];
+
+    if (is_error(r)) {
+        error_text(r, err, sizeof err);
+        run(r);
+        reply_marker(ctx, b, "!", qs, qlen);
+        RedisModule_ReplyWithStringBuffer(ctx, err, strlen(err));
+        *len += 2;
+        return 0;
+    }
+    if (RedisModule_CallReplyType(r) != REDISMODULE_REPLY_ARRAY) { /* nil: an empty queue */
+        run(r);
+        return 0;
+    }
+    m = RedisModule_CallReplyLength(r);
+    recs = RedisModule_Alloc(sizeof *recs * (m ? m : 1));
+    for (k = 0; k < m; k++)
+        recs[k] = RedisModule_CreateStringFromCallReply(RedisModule_CallReplyArrayElement(r, k));
+    if (m > 0) run(RedisModule_Call(ctx, "LPUSH", "!CEsv", inf, recs, m));
+    reply_marker(ctx, b, "=", qs, qlen);
+    RedisModule_ReplyWithLongLong(ctx, (long long)m);
+    for (k = 0; k < m; k++) {
+        RedisModule_ReplyWithCallReply(ctx, RedisModule_CallReplyArrayElement(r, k));
+        RedisModule_FreeString(ctx, recs[k]);
+    }
+    RedisModule_Free(recs);
+    run(r);
+    *len += 2 + (long)m;
+    return (long long)m;
+}
+
+/* CQ.TAKE1 queue-template inflight-template wid max paused cancel queue... (queue.c's take
+ * script, with the same arguments and reply): up to max records from the queues in priority
+ * order; ("#", count) when cancels are asked for, ("~", index) for each paused queue. */
+static int take_command(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
+{
+    struct buf b = {0}, t = {0};
+    RedisModuleCallReply *r;
+    long long max, n = 0;
+    long len = 0;
+    size_t tlen;
+    int i;
+
+    if (argc < 8) return RedisModule_WrongArity(ctx);
+    max = strtoll(RedisModule_StringPtrLen(argv[4], NULL), NULL, 10);
+    RedisModule_ReplyWithArray(ctx, REDISMODULE_POSTPONED_LEN);
+    r = RedisModule_Call(ctx, "SCARD", "CEs", argv[6]);
+    if (!is_error(r) && RedisModule_CallReplyType(r) == REDISMODULE_REPLY_INTEGER &&
+        RedisModule_CallReplyInteger(r) > 0) {
+        RedisModule_ReplyWithStringBuffer(ctx, "#", 1);
+        reply_number(ctx, RedisModule_CallReplyInteger(r));
+        len += 2;
+    }
+    run(r);
+    for (i = 7; i < argc; i++) {
+        const RedisModuleString *fa[2] = {argv[3], argv[i]};
+        RedisModuleString *inf, *qkey;
+        const char *tp = RedisModule_StringPtrLen(argv[2], &tlen);
+        int paused;
+        if (fill(&t, tp, tlen, fa, 2) != 0) continue;
+        r = RedisModule_Call(ctx, "SISMEMBER", "CEss", argv[5], argv[i]);
+        paused = !is_error(r) && RedisModule_CallReplyType(r) == REDISMODULE_REPLY_INTEGER &&
+            RedisModule_CallReplyInteger(r) == 1;
+        run(r);
+        if (paused) {
+            RedisModule_ReplyWithStringBuffer(ctx, "~", 1);
+            reply_number(ctx, i - 7);
+            len += 2;
+            continue;
+        }
+        if (n >= max) continue;
+        inf = RedisModule_CreateString(ctx, t.p, t.len);
+        if (!kind_ok(ctx, inf, REDISMODULE_KEYTYPE_LIST)) {
+            size_t qlen;
+            const char *qs = RedisModule_StringPtrLen(argv[i], &qlen);
+            reply_marker(ctx, &b, "!", qs, qlen);
+            b.len = 0;
+            buf_put(&b, "in-flight list ", 15);
+            buf_put(&b, t.p, t.len);
+            buf_put(&b, " is not a list", 14);
+            RedisModule_ReplyWithStringBuffer(ctx, b.p, b.len);
+            RedisModule_FreeString(ctx, inf);
+            len += 2;
+            continue;
+        }
+        tp = RedisModule_StringPtrLen(argv[1], &tlen);
+        if (fill(&t, tp, tlen, fa + 1, 1) == 0) {
+            qkey = RedisModule_CreateString(ctx, t.p, t.len);
+            n += take_queue(ctx, argv[i], inf, qkey, max - n, &b, &len);
+            RedisModule_FreeString(ctx, qkey);
+        }
+        RedisModule_FreeString(ctx, inf);
+    }
+    RedisModule_ReplySetArrayLength(ctx, len);
+    RedisModule_Free(b.p);
+    RedisModule_Free(t.p);
+    return REDISMODULE_OK;
+}
+
 static void *json_alloc(size_t n)
 {
     return RedisModule_Alloc(n);
@@ -830,7 +961,9 @@ int RedisModule_OnLoad(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
     /* No keys declared: like the script, it computes the keys it touches (cq runs on one
      * primary, not Redis Cluster). */
     if (RedisModule_CreateCommand(ctx, "cq.apply1", apply_command, "write deny-oom", 0, 0, 0) !=
-        REDISMODULE_OK)
+            REDISMODULE_OK ||
+        RedisModule_CreateCommand(ctx, "cq.take1", take_command, "write deny-oom", 0, 0, 0) !=
+            REDISMODULE_OK)
         return REDISMODULE_ERR;
     return REDISMODULE_OK;
 }

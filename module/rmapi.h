@@ -16,6 +16,8 @@
 
 #define REDISMODULE_READ 1
 
+#define REDISMODULE_POSTPONED_LEN -1
+
 #define REDISMODULE_KEYTYPE_EMPTY 0
 #define REDISMODULE_KEYTYPE_LIST  2
 #define REDISMODULE_KEYTYPE_HASH  3
@@ -47,6 +49,9 @@ typedef int (*RedisModuleCmdFunc)(RedisModuleCtx *ctx, RedisModuleString **argv,
     X(int, ReplyWithArray, (RedisModuleCtx * ctx, long len))                                       \
     X(int, ReplyWithLongLong, (RedisModuleCtx * ctx, long long ll))                                \
     X(int, ReplyWithStringBuffer, (RedisModuleCtx * ctx, const char *buf, size_t len))             \
+    X(int, ReplyWithCallReply, (RedisModuleCtx * ctx, RedisModuleCallReply * reply))               \
+    X(void, ReplySetArrayLength, (RedisModuleCtx * ctx, long len))                                 \
+    X(RedisModuleString *, CreateStringFromCallReply, (RedisModuleCallReply * reply))              \
     X(RedisModuleString *, CreateString, (RedisModuleCtx * ctx, const char *ptr, size_t len))      \
     X(void, FreeString, (RedisModuleCtx * ctx, RedisModuleString * str))                           \
     X(const char *, StringPtrLen, (const RedisModuleString *str, size_t *len))                     \

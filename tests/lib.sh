@@ -98,12 +98,14 @@ REDIS_ARGS=(--dir "$T/redis" --save "" --appendonly no --logfile "$T/redis/log"
 # launch_redis ARGS...: start redis-server with REDIS_ARGS and ARGS and wait until it answers
 # on its socket (sets RPID). Returns 1 when its TCP port was taken: it then exits before it
 # opens the socket, saying "Address already in use" in its log. Any other failure ends the
-# test.
+# test. With $CQ_TEST_REDIS_MODULE (the path of cq's Redis module: CTest's *_module tests),
+# the server loads it.
 launch_redis() {
-    local seen
+    local seen module=()
+    [ -z "${CQ_TEST_REDIS_MODULE:-}" ] || module=(--loadmodule "$CQ_TEST_REDIS_MODULE")
     mkdir -p "$T/redis"
     seen=$(stat -c %s "$T/redis/log" 2>/dev/null || echo 0)   # the log of earlier tries
-    redis-server "${REDIS_ARGS[@]}" "$@" &
+    redis-server "${REDIS_ARGS[@]}" "${module[@]}" "$@" &
     RPID=$!
     PIDS+=("$RPID")
     wait_for 10 redis_answers_or_exited

@@ -330,7 +330,26 @@ refusals() {
     rcli ACL LOG 1000 | awk 'p == "reason" { r = $0 } p == "object" { o = $0 }
         p == "username" { u = $0 } p == "client-info" { print u, r, o } { p = $0 }' | sort -u
 }
-check_eq "Redis refused nothing but the worker's CONFIG GET" "worker command config|get" "$(refusals)"
+if [ -n "${CQ_TEST_REDIS_MODULE:-}" ]; then
+    # cq's module: the worker's line leaves CQ.APPLY1 out, so its applies went as the script
+    # (the worker asks at each connect, which the ACL LOG shows); with +cq.apply1 +cq.take1, as the
+    # page says, through the module, the ACL checking each command it runs.
+    check_eq "Redis refused nothing but the workers' CONFIG GET and their CQ.APPLY1 probe" \
+        "$(printf 'worker command config|get\nworker command cq.apply1\nworkerconf command cq.apply1')" \
+        "$(refusals | grep -v '^workermod ')"
+    check_eq "...and the worker's applies went as the script" "" "$(grep -h 'cq.apply1' "$T"/w[1-7].log)"
+    mapfile -t r < <(rules worker)
+    mkuser workermod "${r[@]}" +cq.apply1 +cq.take1
+    m1=$(P -q modq noop 2>/dev/null) m2=$(P -q modq bad x 2>/dev/null)
+    "$BIN/cworker" -u "$(url workermod)" --burst "${CMDS[@]}" modq >"$T/w8.log" 2>&1
+    check_eq "a worker with +cq.apply1 +cq.take1: --burst, exit 0" 0 "$?"
+    check_contains "...its outcomes through the module" "outcomes through cq's Redis module" "$(cat "$T/w8.log")"
+    check_eq "...a job finished and one failed" "finished failed" "$(jfield "$m1") $(jfield "$m2")"
+    check_eq "...and Redis refused it nothing but CONFIG GET" "workermod command config|get" \
+        "$(refusals | grep '^workermod ')"
+else
+    check_eq "Redis refused nothing but the worker's CONFIG GET" "worker command config|get" "$(refusals)"
+fi
 
 echo "# a line without one of its commands fails its role, naming it"
 rcli ACL LOG RESET >/dev/null

@@ -229,6 +229,7 @@ check_eq "redis: appendonly yes" "appendonly yes" "$(rp CONFIG GET appendonly | 
 check_eq "redis: maxmemory-policy noeviction" "maxmemory-policy noeviction" \
     "$(rp CONFIG GET maxmemory-policy | paste -sd' ')" || true
 check_eq "redis: runs as the user redis" redis "$(dk exec "$r" id -un)" || true
+check_contains "redis: loaded cq's module (MODULE LIST)" "cq" "$(rp MODULE LIST | paste -sd' ')" || true
 
 # ---- 3 workers ----
 step "docker-compose up -d --scale worker=3"
@@ -274,6 +275,8 @@ c1=$(workers | sed -n 1p)
 check_eq "workers run as cq (uid 10001)" 10001 "$(dk exec "$c1" id -u)" || true
 check_contains "worker: the environment's queue and concurrency (CQ_QUEUES, CQ_CONCURRENCY)" \
     "queues default, concurrency 2" "$(dk logs "$c1" 2>&1)" || true
+check_contains "worker: its outcomes through the Redis image's module" \
+    "takes and outcomes through cq's Redis module" "$(dk logs "$c1" 2>&1)" || true
 
 # ---- the producer, against a local gallery ----
 step "starting the fixtures: image server, fake Imgur API"

@@ -35,7 +35,7 @@ export PKG_CONFIG_PATH=$LIBDIR/pkgconfig
 # ---- what is installed: exactly these ----
 expected=(bin/cworker bin/cenqueue bin/cproducer bin/cqctl
           "$LIB/libcq.so" "$LIB/libcq.so.$API" "$LIB/libcq.so.$VERSION" "$LIB/libcq.a"
-          include/cq/cq.h "$LIB/pkgconfig/cq.pc"
+          include/cq/cq.h "$LIB/pkgconfig/cq.pc" "$LIB/cq/cq-redis.so"
           "$MAN/man1/cworker.1.gz" "$MAN/man1/cenqueue.1.gz" "$MAN/man1/cproducer.1.gz"
           "$MAN/man1/cqctl.1.gz"
           "lib/systemd/system/cworker@.service" etc/cq/cworker.env)
@@ -136,7 +136,10 @@ cc $CFLAGS_EXTRA -shared -fPIC "$SRC/examples/sha256.c" -o "$T/sha256.so" \
     $(pkg-config --cflags --libs cq libcrypto) 2>"$T/cc3.log"
 check "the example plugin builds the same way" [ -f "$T/sha256.so" ] || cat "$T/cc3.log"
 
-start_redis
+# The installed Redis module loads, and the installed worker's outcomes go through it.
+start_redis --loadmodule "$P/$LIB/cq/cq-redis.so"
+check_contains "redis-server --loadmodule PREFIX/$LIB/cq/cq-redis.so: MODULE LIST names cq" "cq" \
+    "$(rcli MODULE LIST | paste -sd' ')"
 mkdir -p "$T/root/images"
 printf 'one' >"$T/root/images/a.txt"
 printf 'two' >"$T/root/images/b.txt"
@@ -149,6 +152,7 @@ check_eq "the client's jobs all finished: exit 0" 0 "$?"
 check_eq "it prints one line a job" 2 "$(wc -l <"$T/out")"
 check_contains "with the JSON result of the first" "finished {\"path\":\"images/a.txt\",\"bytes\":3,\"sha256\":\"$(printf one | sha256sum | cut -c1-64)\"}" "$(cat "$T/out")"
 check_contains "and of the second" "\"sha256\":\"$(printf two | sha256sum | cut -c1-64)\"" "$(cat "$T/out")"
+check_contains "...ended through the module" "outcomes through cq's Redis module" "$(cat "$T/w.log")"
 "$T/client-static" sha256 images/missing.txt >"$T/out" 2>"$T/err"
 check_eq "the static client reports a failed job: exit 1" 1 "$?"
 check_contains "...with its error" "failed sha256: 'images/missing.txt': No such file or directory" "$(cat "$T/out")"

@@ -84,6 +84,7 @@ expected=(./usr/bin/cworker ./usr/bin/cenqueue ./usr/bin/cproducer ./usr/bin/cqc
           "./usr/lib/$MULTIARCH/libcq.so" "./usr/lib/$MULTIARCH/libcq.so.$API"
           "./usr/lib/$MULTIARCH/libcq.so.$VERSION" "./usr/lib/$MULTIARCH/libcq.a"
           "./usr/lib/$MULTIARCH/pkgconfig/cq.pc" ./usr/include/cq/cq.h
+          "./usr/lib/$MULTIARCH/cq/cq-redis.so"
           ./usr/share/man/man1/cworker.1.gz ./usr/share/man/man1/cenqueue.1.gz
           ./usr/share/man/man1/cproducer.1.gz ./usr/share/man/man1/cqctl.1.gz
           "./usr/lib/systemd/system/cworker@.service" ./etc/cq/cworker.env)
@@ -94,8 +95,8 @@ check_contains "...the environment file root's alone" "-rw------- root/root" \
     "$(dpkg-deb -c "$DEB" | grep ' ./etc/cq/cworker.env$')"
 stripped() { file -L "$@" | grep -v ', stripped' | grep -q . && return 1 || return 0; }
 dpkg-deb -x "$DEB" "$T/contents"
-check "...its programs and libcq.so stripped" stripped "$T"/contents/usr/bin/* \
-    "$T/contents/usr/lib/$MULTIARCH/libcq.so.$VERSION"
+check "...its programs, libcq.so and the Redis module stripped" stripped "$T"/contents/usr/bin/* \
+    "$T/contents/usr/lib/$MULTIARCH/libcq.so.$VERSION" "$T/contents/usr/lib/$MULTIARCH/cq/cq-redis.so"
 check_contains "...its unit runs /usr/bin/cworker" "/usr/bin/cworker " \
     "$(grep '^ExecStart=' "$T/contents/usr/lib/systemd/system/cworker@.service")"
 check_eq "...with /etc/cq/cworker.env" "EnvironmentFile=-/etc/cq/cworker.env" \
@@ -183,7 +184,8 @@ check_eq "the man pages are there for man" "$R/usr/share/man/man1/cworker.1.gz" 
     "$(MANPATH=$R/usr/share/man man -w cworker)"
 
 # ---- a worker as systemd starts cworker@high:default ----
-start_redis_tcp                       # the root shares this host's network: 127.0.0.1 is here
+# The root shares this host's network: 127.0.0.1 is here. Redis loads the package's module.
+start_redis_tcp --loadmodule "$R/usr/lib/$MULTIARCH/cq/cq-redis.so"
 start_httpd --generate
 # The admin's settings (this also makes it an edited conffile, for the reinstall below).
 ENVF=$R/etc/cq/cworker.env
@@ -231,6 +233,8 @@ check_eq "...the download in /var/lib/cq/images, the worker's (cq's)" "cq" \
 check_eq "...with the server's bytes" 1 "$(count_generated 32768 "$R/var/lib/cq/images/pic.jpg")"
 check_contains "...its log names them, in the instance's order" "started: queues high,default, " \
     "$(cat "$T/worker.log")"
+check_contains "...and the package's Redis module, which Redis loaded" \
+    "; takes and outcomes through cq's Redis module" "$(cat "$T/worker.log")"
 phase "ran the worker"
 
 # ---- systemd's view of the unit ----

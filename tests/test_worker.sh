@@ -220,19 +220,28 @@ wait_for 5 jobs_are finished ord-001 ord-200
 rcli ECHO take-order-done >/dev/null
 wait_for 10 grep -q take-order-done "$T/monitor.log"
 kill "$mon" 2>/dev/null; wait "$mon" 2>/dev/null
-# take_order LOG: every script's LREMs in rising order, all 200 seen, some script with several.
+# take_order LOG: every apply's LREMs in rising order, all 200 seen, some apply with several.
+# MONITOR shows a script's commands after the script ("[0 lua]"), and those of cq's module
+# before its CQ.APPLY1 ("[0 ?:0]").
 take_order() {
     python3 - "$1" <<'PY'
 import re, sys
-groups, cur = [], None
+groups, cur, mod = [], None, []
 for line in open(sys.argv[1], errors="replace"):
     if '"EVALSHA"' in line or '"EVAL"' in line:
         cur = []
         groups.append(cur)
+    elif '"cq.apply1"' in line.lower():
+        groups.append(mod)
+        mod = []
     elif '[0 lua] "LREM"' in line and cur is not None:
         m = re.search(r'ord-(\d+)', line)
         if m:
             cur.append(int(m.group(1)))
+    elif '[0 ?:0] "LREM"' in line:
+        m = re.search(r'ord-(\d+)', line)
+        if m:
+            mod.append(int(m.group(1)))
 seen = [n for g in groups for n in g]
 several = max((len(g) for g in groups), default=0)
 bad = [g for g in groups if g != sorted(g)]
@@ -240,7 +249,7 @@ print(f"{len(seen)} LREMs, at most {several} in one script, {len(bad)} scripts o
 sys.exit(0 if len(seen) == 200 and several >= 2 and not bad else 1)
 PY
 }
-check "take order: each apply script removes its records in take order" take_order "$T/monitor.log" ||
+check "take order: each apply removes its records in take order" take_order "$T/monitor.log" ||
     take_order "$T/monitor.log"
 
 # ---- another prefix is another namespace ----

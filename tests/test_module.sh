@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# test_module.sh - cq's Redis module (module/cqmodule.c) in a deployment. What CQ.APPLY1 does
+# reaches a replica that has no module and the AOF as ordinary commands, so that neither a
+# replica nor a restart needs the module: the replica ends up with the primary's statuses,
+# counters and expiries, and a primary restarted without the module from its AOF has them
+# too. A module unloaded under a running worker (MODULE UNLOAD): its next outcomes go as the
+# script, and no job is lost or counted twice.
+. "$(dirname "$0")/lib.sh"
+
+MODULE=$BUILD/lib/cq-redis.so
+[ -f "$MODULE" ] || { echo "FATAL: $MODULE is missing: cmake --build $BUILD --target cq_redis"; exit 1; }
+start_redis_tcp --appendonly yes --enable-module-command local --loadmodule "$MODULE"
+check_contains "the primary loaded cq's module" "cq" "$(rcli MODULE LIST | paste -sd' ')"
+
+# A replica without the module, on its own socket.
+RS=$T/replica/redis.sock
+mkdir -p "$T/replica"
+redis-server --dir "$T/replica" --save "" --appendonly no --port 0 --unixsocket "$RS" \
+    --unixsocketperm 700 --logfile "$T/replica/log" --replicaof 127.0.0.1 "$RPORT" &
+PIDS+=("$!")
+replica() { redis-cli -s "$RS" "$@"; }
+in_sync() { [ "$(replica INFO replication | tr -d '\r' | sed -n 's/^master_link_status://p')" = up ]; }
+wait_for 10 in_sync || { echo "FATAL: the replica did not sync"; cat "$T/replica/log"; exit 1; }
+
+cat >"$T/bad.sh" <<'EOF'
+#!/bin/sh
+echo "always bad" >&2
+exit 3
+EOF
+chmod +x "$T/bad.sh"
+
+# ---- a drain through the module, seen by the replica ----
+ok=() bad=()
+for i in $(seq 1 40); do ok+=("$("$BIN/cenqueue" noop "$i" 2>/dev/null)"); done
+for i in $(seq 1 5); do bad+=("$("$BIN/cenqueue" --no-check bad "$i" 2>/dev/null)"); done
+"$BIN/cworker" --burst --command "bad=$T/bad.sh" >"$T/w1.log" 2>&1
+check_eq "cworker --burst: exit 0" 0 "$?"
+check_contains "...its outcomes through the module" "outcomes through cq's Redis module" "$(cat "$T/w1.log")"
+check "40 jobs finished, 5 failed" jobs_are finished "${ok[@]}"
+check "...the 5" jobs_are failed "${bad[@]}"
+check_eq "the replica confirms the writes (WAIT)" 1 "$(rcli WAIT 1 5000)"
+# status NODE ID: a status hash, its fields sorted, and whether it expires
+status() { "$1" HGETALL "cq:job:$2" | paste - - | sort | tr '\n' ' '; [ "$("$1" TTL "cq:job:$2")" -gt 0 ] && echo expires; }
+same_statuses() {
+    local id
+    for id in "${ok[@]}" "${bad[@]}"; do
+        [ "$(status rcli "$id")" = "$(status replica "$id")" ] || { echo "cq:job:$id differs" >&2; return 1; }
+    done
+}
+check "the replica has every status hash as the primary, with its expiry" same_statuses
+check_eq "...the same counters" "$(rcli HGETALL cq:stats | paste -sd' ')" "$(replica HGETALL cq:stats | paste -sd' ')"
+check_eq "...the same failed set" "$(rcli ZRANGE cq:failed 0 -1 | sort | paste -sd' ')" \
+    "$(replica ZRANGE cq:failed 0 -1 | sort | paste -sd' ')"
+check_eq "...as many keys" "$(rcli DBSIZE)" "$(replica DBSIZE)"
+check_eq "the replica's log has no error" "" "$(grep -i 'error\|unknown command' "$T/replica/log")"
+
+# ---- MODULE UNLOAD under a running worker ----
+start_registered "$T/w2.log" unl
+a=$("$BIN/cenqueue" -q unl noop a)
+check "a job ends through the module" wait_for 10 jobs_are finished "$a"
+check_eq "MODULE UNLOAD cq" OK "$(rcli MODULE UNLOAD cq)"
+b=()
+for i in $(seq 1 20); do b+=("$("$BIN/cenqueue" -q unl noop "b$i")"); done
+check "the next 20 end all the same (as the script)" wait_for 15 jobs_are finished "${b[@]}"
+check_eq "...each counted once" 61 "$(rcli HGET cq:stats processed)"
+check_eq "...nothing left in flight" "" "$(rcli KEYS 'cq:inflight:*' | while read -r k; do rcli LLEN "$k"; done | grep -v '^0$')"
+stop_worker() { kill -TERM "$1"; wait "$1"; }
+stop_worker "$WPID"
+check_eq "the worker stops cleanly" 0 "$?"
+
+# ---- a restart from the AOF, without the module ----
+stop_redis
+start_redis_again --appendonly yes
+check_eq "Redis restarted without the module" "" "$(rcli MODULE LIST)"
+check_eq "...its AOF gave back the counters" "61 5" "$(rcli HGET cq:stats processed) $(rcli HGET cq:stats failed)"
+check "...and the statuses" jobs_are finished "${ok[@]}" "${b[@]}"
+check_eq "...and the failed set" 5 "$(rcli ZCARD cq:failed)"
+
+finish

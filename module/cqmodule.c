@@ -20,6 +20,7 @@
  * redis.conf). It needs Redis 7.0 or later, and refuses to load on an older one.
  */
 #include <cjson/cJSON.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,13 +124,14 @@ struct buf {
 
 static void buf_put(struct buf *b, const char *s, size_t n)
 {
+    if (b->p != NULL && n == 0) return;
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 128;
         while (cap < b->len + n + 1) cap *= 2;
         b->p = RedisModule_Realloc(b->p, cap);
         b->cap = cap;
     }
-    memcpy(b->p + b->len, s, n);
+    if (n > 0) memcpy(b->p + b->len, s, n);
     b->len += n;
     b->p[b->len] = '\0';
 }
@@ -161,6 +163,7 @@ struct apply {
     struct ended *ended;
     size_t nended, capended;
     long long fin, fail, retr, hand, dead, canc;
+    char failed[512]; /* a command the script runs with redis.call failed: the reply */
 };
 
 static const char *arg(const struct apply *a, int i, size_t *len)
@@ -273,6 +276,17 @@ static void run(RedisModuleCallReply *r)
     if (r != NULL) RedisModule_FreeCallReply(r);
 }
 
+/* A command the script runs with redis.call, whose failure ends the script with an error: the
+ * first one is kept for the reply, and no further outcome is applied. */
+static void must(struct apply *a, RedisModuleCallReply *r, const char *cmd)
+{
+    char err[256];
+
+    if (is_error(r) && a->failed[0] == '\0')
+        snprintf(a->failed, sizeof a->failed, "apply: %s: %s", cmd, error_text(r, err, sizeof err));
+    run(r);
+}
+
 /* Whether key is of type want or does not exist. */
 static int kind_ok(RedisModuleCtx *ctx, RedisModuleString *key, int want)
 {
@@ -293,7 +307,7 @@ static void expire(struct apply *a, RedisModuleString *key, long long t, const c
         return;
     }
     run(r);
-    run(RedisModule_Call(a->ctx, "EXPIRE", "!CEsl", key, t));
+    must(a, RedisModule_Call(a->ctx, "EXPIRE", "!CEsl", key, t), "EXPIRE");
 }
 
 static void ttl(struct apply *a, RedisModuleString *key, long long t, const char *at)
@@ -301,9 +315,9 @@ static void ttl(struct apply *a, RedisModuleString *key, long long t, const char
     if (t > 0)
         expire(a, key, t, at);
     else if (t == 0)
-        run(RedisModule_Call(a->ctx, "DEL", "!CEs", key));
+        must(a, RedisModule_Call(a->ctx, "DEL", "!CEs", key), "DEL");
     else
-        run(RedisModule_Call(a->ctx, "PERSIST", "!CEs", key));
+        must(a, RedisModule_Call(a->ctx, "PERSIST", "!CEs", key), "PERSIST");
 }
 
 /* After an HSET of nfields fields that replied r (freed here): 0 when the hash could not be
@@ -351,7 +365,7 @@ static int hset_done(struct apply *a, RedisModuleString *jk, int nfields, RedisM
             }
         }
         cJSON_Delete(j);
-        run(RedisModule_Call(a->ctx, "HSET", "!CEsv", jk, f, (size_t)n));
+        must(a, RedisModule_Call(a->ctx, "HSET", "!CEsv", jk, f, (size_t)n), "HSET");
         for (; n > 2; n -= 2) RedisModule_FreeString(a->ctx, f[n - 1]);
     }
     run(r);
@@ -461,10 +475,10 @@ static void ends(struct apply *a, RedisModuleString *q, RedisModuleString *id, i
         RedisModuleString *ch = key_of(a, &a->cpre, id, &a->cpost);
         const char *c = RedisModule_StringPtrLen(ch, &len);
         if (a->listening < 0 || heard(a, c, len))
-            run(RedisModule_Call(a->ctx, "PUBLISH", "!CEss", ch, word[status]));
+            must(a, RedisModule_Call(a->ctx, "PUBLISH", "!CEss", ch, word[status]), "PUBLISH");
         RedisModule_FreeString(a->ctx, ch);
     }
-    if (a->asked) run(RedisModule_Call(a->ctx, "SREM", "!CEss", a->argv[A_CANCEL], id));
+    if (a->asked) must(a, RedisModule_Call(a->ctx, "SREM", "!CEss", a->argv[A_CANCEL], id), "SREM");
     qs = RedisModule_StringPtrLen(q, &qlen);
     for (i = 0; i < a->nended; i++) {
         const char *s = RedisModule_StringPtrLen(a->ended[i].queue, &len);
@@ -519,8 +533,10 @@ static void ended_one(struct apply *a, int b, RedisModuleString *q)
                 ? (run(r), 1)
                 : hset_done(a, jk, nf, r, q, rec)) {
             if (!first)
-                run(RedisModule_Call(a->ctx, "HDEL", "!CEsss", jk, word[W_ERROR],
-                                     word[W_RETRY_AT]));
+                must(
+                    a,
+                    RedisModule_Call(a->ctx, "HDEL", "!CEsss", jk, word[W_ERROR], word[W_RETRY_AT]),
+                    "HDEL");
             if (a->rttl > 0)
                 expire(a, jk, a->rttl, a->rexp);
             else
@@ -546,10 +562,10 @@ static void ended_one(struct apply *a, int b, RedisModuleString *q)
             h[n++] = a->argv[b + 6];
         }
         if (hset(a, jk, h, n, q, rec)) {
-            run(RedisModule_Call(a->ctx, "HDEL", "!CEss", jk, word[W_RETRY_AT]));
+            must(a, RedisModule_Call(a->ctx, "HDEL", "!CEss", jk, word[W_RETRY_AT]), "HDEL");
             ttl(a, jk, a->fttl, a->fexp);
         }
-        run(RedisModule_Call(a->ctx, "ZADD", "!CEsss", a->argv[A_FAILED], at, id));
+        must(a, RedisModule_Call(a->ctx, "ZADD", "!CEsss", a->argv[A_FAILED], at, id), "ZADD");
         a->fail++;
         ends(a, q, id, W_FAILED);
     } else if (kind == 'C') {
@@ -559,15 +575,19 @@ static void ended_one(struct apply *a, int b, RedisModuleString *q)
         h[n++] = at;
         if (stlen > 0) n = starts(a, h, n, b, st);
         if (hset(a, jk, h, n, q, rec)) {
-            run(RedisModule_Call(a->ctx, "HDEL", "!CEssss", jk, word[W_RETRY_AT], word[W_ERROR],
-                                 word[W_SCHEDULED_FOR]));
+            must(a,
+                 RedisModule_Call(a->ctx, "HDEL", "!CEssss", jk, word[W_RETRY_AT], word[W_ERROR],
+                                  word[W_SCHEDULED_FOR]),
+                 "HDEL");
             ttl(a, jk, a->fttl, a->fexp);
         }
         a->canc++;
         ends(a, q, id, W_CANCELED);
     } else { /* R, H */
-        run(RedisModule_Call(a->ctx, "ZADD", "!CEsss", a->argv[A_SCHED], a->argv[b + 7],
-                             a->argv[b + 8]));
+        must(a,
+             RedisModule_Call(a->ctx, "ZADD", "!CEsss", a->argv[A_SCHED], a->argv[b + 7],
+                              a->argv[b + 8]),
+             "ZADD");
         h[n++] = word[W_STATUS];
         h[n++] = word[W_RETRYING];
         h[n++] = word[W_ERROR];
@@ -607,18 +627,17 @@ static int check(struct apply *a)
         const char *k = arg(a, b, &len);
         int n = len == 1 ? arity(k[0]) : -1;
         if (n < 0) {
-            snprintf(msg, sizeof msg, "ERR apply: unknown outcome kind %.*s",
+            snprintf(msg, sizeof msg, "apply: unknown outcome kind %.*s",
                      (int)(len > 64 ? 64 : len), k);
             RedisModule_ReplyWithError(a->ctx, msg);
             return -1;
         }
         if (b == A_FIRST && k[0] != 'Q') {
-            RedisModule_ReplyWithError(a->ctx, "ERR apply: the first outcome names no queue");
+            RedisModule_ReplyWithError(a->ctx, "apply: the first outcome names no queue");
             return -1;
         }
         if (b + n >= a->argc) {
-            snprintf(msg, sizeof msg, "ERR apply: outcome %c at argument %d lacks arguments", k[0],
-                     b);
+            snprintf(msg, sizeof msg, "apply: outcome %c at argument %d lacks arguments", k[0], b);
             RedisModule_ReplyWithError(a->ctx, msg);
             return -1;
         }
@@ -632,7 +651,7 @@ static int check(struct apply *a)
         {
             const char *key = arg(a, dests[i].arg, &len);
             snprintf(msg, sizeof msg,
-                     "ERR %s %.*s has another type: remove or rename it; no outcome applied",
+                     "%s %.*s has another type: remove or rename it; no outcome applied",
                      dests[i].what, (int)(len > 300 ? 300 : len), key);
         }
         RedisModule_ReplyWithError(a->ctx, msg);
@@ -648,7 +667,8 @@ static long long arg_ll(struct apply *a, int i)
 
 static void counter(struct apply *a, int key, const char *field, long long n)
 {
-    if (n > 0) run(RedisModule_Call(a->ctx, "HINCRBY", "!CEscl", a->argv[key], field, n));
+    if (n > 0)
+        must(a, RedisModule_Call(a->ctx, "HINCRBY", "!CEscl", a->argv[key], field, n), "HINCRBY");
 }
 
 /* Every outcome in order. 0, or -1 with the error replied (a command that must not fail did:
@@ -672,7 +692,7 @@ static int apply_all(struct apply *a)
             if (inf != NULL) RedisModule_FreeString(a->ctx, inf);
             inf = NULL;
             if (fill(&a->tmp, t, tlen, fa, 2) != 0) {
-                RedisModule_ReplyWithError(a->ctx, "ERR apply: bad in-flight list template");
+                RedisModule_ReplyWithError(a->ctx, "apply: bad in-flight list template");
                 return -1;
             }
             inf = RedisModule_CreateString(a->ctx, a->tmp.p, a->tmp.len);
@@ -681,12 +701,17 @@ static int apply_all(struct apply *a)
         }
         if (kind == 'S') {
             r = RedisModule_Call(a->ctx, "LPOS", "CEsscc", inf, rec, "RANK", "-1");
-            if (!is_error(r) && RedisModule_CallReplyType(r) == REDISMODULE_REPLY_INTEGER) {
+            if (is_error(r)) {
+                must(a, r, "LPOS");
+                break;
+            }
+            if (RedisModule_CallReplyType(r) == REDISMODULE_REPLY_INTEGER) {
                 RedisModuleString *h[8] = {word[W_STATUS],   word[W_STARTED],    word[W_WORKER],
                                            a->argv[A_WID],   word[W_STARTED_AT], a->argv[b + 3],
                                            word[W_ATTEMPTS], a->argv[b + 4]};
                 RedisModuleString *jk = key_of(a, &a->jpre, a->argv[b + 2], &a->jpost);
-                if (hset(a, jk, h, 8, q, rec)) run(RedisModule_Call(a->ctx, "PERSIST", "!CEs", jk));
+                if (hset(a, jk, h, 8, q, rec))
+                    must(a, RedisModule_Call(a->ctx, "PERSIST", "!CEs", jk), "PERSIST");
                 RedisModule_FreeString(a->ctx, jk);
             }
             run(r);
@@ -695,7 +720,7 @@ static int apply_all(struct apply *a)
         }
         r = RedisModule_Call(a->ctx, "LREM", "!CEscs", inf, "-1", rec);
         if (is_error(r)) {
-            snprintf(msg, sizeof msg, "ERR apply: LREM: %s", error_text(r, err, sizeof err));
+            snprintf(msg, sizeof msg, "apply: LREM: %s", error_text(r, err, sizeof err));
             run(r);
             if (inf != NULL) RedisModule_FreeString(a->ctx, inf);
             RedisModule_ReplyWithError(a->ctx, msg);
@@ -704,13 +729,14 @@ static int apply_all(struct apply *a)
         if (RedisModule_CallReplyInteger(r) == 0) {
             lost_add(a, i, NULL);
         } else if (kind == 'D') {
-            run(RedisModule_Call(a->ctx, "LPUSH", "!CEss", a->argv[A_DEAD], rec));
+            must(a, RedisModule_Call(a->ctx, "LPUSH", "!CEss", a->argv[A_DEAD], rec), "LPUSH");
             a->dead++;
         } else {
             ended_one(a, b, q);
         }
         run(r);
         i++;
+        if (a->failed[0] != '\0') break;
     }
     if (inf != NULL) RedisModule_FreeString(a->ctx, inf);
     return 0;
@@ -754,25 +780,29 @@ static int apply_command(RedisModuleCtx *ctx, RedisModuleString **argv, int argc
     if (rc == 0) rc = around(t, len, &a.cpre, &a.cpost);
     if (rc != 0) {
         apply_free(&a);
-        return RedisModule_ReplyWithError(ctx, "ERR apply: a key template has no %s");
+        return RedisModule_ReplyWithError(ctx, "apply: a key template has no %s");
     }
     a.rttl = arg_ll(&a, A_RTTL);
     a.fttl = arg_ll(&a, A_FTTL);
     ms = RedisModule_Milliseconds();
-    snprintf(a.rexp, sizeof a.rexp, "%lld", ms + a.rttl * 1000);
-    snprintf(a.fexp, sizeof a.fexp, "%lld", ms + a.fttl * 1000);
+    /* A TTL too long for a time in milliseconds makes PEXPIREAT fail, as in the script. */
+    snprintf(a.rexp, sizeof a.rexp, "%lld",
+             a.rttl < (LLONG_MAX - ms) / 1000 ? ms + a.rttl * 1000 : LLONG_MAX);
+    snprintf(a.fexp, sizeof a.fexp, "%lld",
+             a.fttl < (LLONG_MAX - ms) / 1000 ? ms + a.fttl * 1000 : LLONG_MAX);
     {
         RedisModuleCallReply *r = RedisModule_Call(ctx, "SCARD", "CEs", argv[A_CANCEL]);
         a.asked = !is_error(r) && RedisModule_CallReplyType(r) == REDISMODULE_REPLY_INTEGER &&
             RedisModule_CallReplyInteger(r) > 0;
-        run(r);
+        must(&a, r, "SCARD");
     }
     a.listening = -1;
     if (nend >= 32) find_listeners(&a);
-    if (apply_all(&a) != 0) {
+    if (a.failed[0] == '\0' && apply_all(&a) != 0) {
         apply_free(&a);
         return REDISMODULE_OK;
     }
+    /* What was applied is counted, as far as the script would have got. */
     counter(&a, A_STATS, "processed", a.fin);
     counter(&a, A_WORKER, "processed", a.fin);
     counter(&a, A_STATS, "failed", a.fail);
@@ -787,9 +817,15 @@ static int apply_command(RedisModuleCtx *ctx, RedisModuleString **argv, int argc
         t = arg(&a, A_COUNTS_T, &len);
         if (fill(&a.tmp, t, len, fa, 1) != 0) continue;
         ck = RedisModule_CreateString(ctx, a.tmp.p, a.tmp.len);
-        run(RedisModule_Call(ctx, "HINCRBY", "!CEssl", ck, argv[A_MINUTE], a.ended[i].n));
-        run(RedisModule_Call(ctx, "EXPIRE", "!CEsc", ck, "3660"));
+        must(&a, RedisModule_Call(ctx, "HINCRBY", "!CEssl", ck, argv[A_MINUTE], a.ended[i].n),
+             "HINCRBY");
+        must(&a, RedisModule_Call(ctx, "EXPIRE", "!CEsc", ck, "3660"), "EXPIRE");
         RedisModule_FreeString(ctx, ck);
+    }
+    if (a.failed[0] != '\0') {
+        RedisModule_ReplyWithError(ctx, a.failed);
+        apply_free(&a);
+        return REDISMODULE_OK;
     }
     RedisModule_ReplyWithArray(ctx, (long)a.nlost);
     for (i = 0; i < a.nlost; i++) {
@@ -878,9 +914,15 @@ static int take_command(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 
     if (argc < 8) return RedisModule_WrongArity(ctx);
     max = strtoll(RedisModule_StringPtrLen(argv[4], NULL), NULL, 10);
-    RedisModule_ReplyWithArray(ctx, REDISMODULE_POSTPONED_LEN);
     r = RedisModule_Call(ctx, "SCARD", "CEs", argv[6]);
-    if (!is_error(r) && RedisModule_CallReplyType(r) == REDISMODULE_REPLY_INTEGER &&
+    if (is_error(r)) { /* before anything moved, as the script fails */
+        char err[256], msg[300];
+        snprintf(msg, sizeof msg, "take: SCARD: %s", error_text(r, err, sizeof err));
+        run(r);
+        return RedisModule_ReplyWithError(ctx, msg);
+    }
+    RedisModule_ReplyWithArray(ctx, REDISMODULE_POSTPONED_LEN);
+    if (RedisModule_CallReplyType(r) == REDISMODULE_REPLY_INTEGER &&
         RedisModule_CallReplyInteger(r) > 0) {
         RedisModule_ReplyWithStringBuffer(ctx, "#", 1);
         reply_number(ctx, RedisModule_CallReplyInteger(r));
@@ -932,19 +974,13 @@ static int take_command(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
     return REDISMODULE_OK;
 }
 
-static void *json_alloc(size_t n)
-{
-    return RedisModule_Alloc(n);
-}
-
 /* The one symbol the module exports: the server calls it when it loads the module. */
 __attribute__((visibility("default"))) int RedisModule_OnLoad(RedisModuleCtx *ctx,
                                                               RedisModuleString **argv, int argc);
 int RedisModule_OnLoad(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 {
-    cJSON_Hooks hooks = {json_alloc, RedisModule_Free};
     const char *missing;
-    int i;
+    int i, version;
 
     (void)argv;
     (void)argc;
@@ -955,14 +991,22 @@ int RedisModule_OnLoad(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
                             missing);
         return REDISMODULE_ERR;
     }
-    cJSON_InitHooks(&hooks);
+    /* RedisModule_Call's E flag (errors as replies) is 7.0's: without it every call fails. */
+    version = RedisModule_GetServerVersion();
+    if (version < 0x070000) {
+        RedisModule_Log(ctx, "warning",
+                        "cq: this is Redis %d.%d.%d: cq's module needs Redis 7.0 or later",
+                        version >> 16, (version >> 8) & 255, version & 255);
+        return REDISMODULE_ERR;
+    }
     for (i = 0; i < W_N; i++)
         word[i] = RedisModule_CreateString(NULL, word_text[i], strlen(word_text[i]));
-    /* No keys declared: like the script, it computes the keys it touches (cq runs on one
-     * primary, not Redis Cluster). */
-    if (RedisModule_CreateCommand(ctx, "cq.apply1", apply_command, "write deny-oom", 0, 0, 0) !=
+    /* No keys declared: like the scripts, they compute the keys they touch (cq runs on one
+     * primary, not Redis Cluster). Not deny-oom: at maxmemory a script still takes and ends
+     * jobs (RPOP and LREM are allowed there), and so must these. */
+    if (RedisModule_CreateCommand(ctx, "cq.apply1", apply_command, "write", 0, 0, 0) !=
             REDISMODULE_OK ||
-        RedisModule_CreateCommand(ctx, "cq.take1", take_command, "write deny-oom", 0, 0, 0) !=
+        RedisModule_CreateCommand(ctx, "cq.take1", take_command, "write", 0, 0, 0) !=
             REDISMODULE_OK)
         return REDISMODULE_ERR;
     return REDISMODULE_OK;

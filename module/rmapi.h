@@ -34,8 +34,11 @@ typedef struct RedisModuleKey RedisModuleKey;
 typedef struct RedisModuleCallReply RedisModuleCallReply;
 typedef int (*RedisModuleCmdFunc)(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
 
-/* Each is NULL until rmapi_init has asked the server for it. */
+/* Each is NULL until rmapi_init has asked the server for it, in this order (Log first, so
+ * that a failure can be logged). */
 #define RMAPI_FUNCTIONS(X)                                                                         \
+    X(void, Log, (RedisModuleCtx * ctx, const char *level, const char *fmt, ...))                  \
+    X(int, GetServerVersion, (void))                                                               \
     X(void *, Alloc, (size_t bytes))                                                               \
     X(void *, Realloc, (void *ptr, size_t bytes))                                                  \
     X(void, Free, (void *ptr))                                                                     \
@@ -65,8 +68,7 @@ typedef int (*RedisModuleCmdFunc)(RedisModuleCtx *ctx, RedisModuleString **argv,
     X(RedisModuleCallReply *, CallReplyArrayElement, (RedisModuleCallReply * reply, size_t i))     \
     X(const char *, CallReplyStringPtr, (RedisModuleCallReply * reply, size_t * len))              \
     X(void, FreeCallReply, (RedisModuleCallReply * reply))                                         \
-    X(long long, Milliseconds, (void))                                                             \
-    X(void, Log, (RedisModuleCtx * ctx, const char *level, const char *fmt, ...))
+    X(long long, Milliseconds, (void))
 
 #define RMAPI_DECLARE(ret, name, args) extern ret(*RedisModule_##name) args;
 RMAPI_FUNCTIONS(RMAPI_DECLARE)

@@ -1201,6 +1201,59 @@ static void test_apply_wrong_type_destination(void)
     job_free(j);
 }
 
+/* A command the apply runs unconditionally fails (the cancel set is of another type): the
+ * apply fails with Redis's error and the record stays in flight, as the script, which stops
+ * there, leaves it; so does the take, before it moves anything. The same with cq's module. */
+static void test_apply_cancel_wrong_type(void)
+{
+    const char *queues[] = {"q"};
+    struct taken t, t2;
+    struct job *j;
+    struct queue_outcome o;
+    unsigned char lost[1] = {0};
+    char err[256] = "";
+
+    REQUIRE(put("cw", "q") == 0 && take_one("w1", "q", &t, &j) == 0);
+    REQUIRE(put("cw2", "q") == 0);
+    DO("SET cq:cancel not-a-set");
+    o = outcome(QUEUE_FINISHED, &t, j, "r", T0);
+    CHECK_EQ(apply("w1", &o, 1, &default_ttls, lost, err, sizeof err), -1);
+    CHECK_HAS(err, "WRONGTYPE");
+    CHECK_EQ(LLEN("cq:inflight:w1:q"), 1);
+    CHECK_STREQ(HGET("cq:job:cw", "status"), "queued");
+    memset(&t2, 0, sizeof t2);
+    CHECK_EQ(take("w1", queues, 1, 1, &t2, err, sizeof err), -1);
+    CHECK_HAS(err, "WRONGTYPE");
+    CHECK_EQ(LLEN("cq:queue:q"), 1);
+    DO("DEL cq:cancel");
+    CHECK_EQ(apply("w1", &o, 1, &default_ttls, lost, err, sizeof err), 0);
+    CHECK_STREQ(HGET("cq:job:cw", "status"), "finished");
+    queue_taken_free(&t);
+    job_free(j);
+}
+
+/* At maxmemory (noeviction) jobs are still taken and ended: what ends them is what frees
+ * memory. The same with cq's module, whose commands are not refused there either. */
+static void test_maxmemory(void)
+{
+    struct taken t;
+    struct job *j;
+    struct queue_outcome o;
+    unsigned char lost[1] = {0};
+    char err[256] = "";
+
+    REQUIRE(put("mm", "q") == 0);
+    DO("CONFIG SET maxmemory 1");
+    CHECK_EQ(take_one("w1", "q", &t, &j), 0);
+    o = outcome(QUEUE_FINISHED, &t, j, "r", T0);
+    CHECK_EQ(apply("w1", &o, 1, &default_ttls, lost, err, sizeof err), 0);
+    CHECK_EQ(lost[0], 0);
+    CHECK_EQ(LLEN("cq:inflight:w1:q"), 0);
+    DO("CONFIG SET maxmemory 0");
+    queue_taken_free(&t);
+    job_free(j);
+}
+
 /* ---- schedule_due -------------------------------------------------------------------- */
 
 static void test_schedule_due(void)
@@ -1555,6 +1608,8 @@ int main(void)
     RUN(test_apply_lost);
     RUN(test_apply_then_take_pipelined);
     RUN(test_apply_wrong_type_destination);
+    RUN(test_apply_cancel_wrong_type);
+    RUN(test_maxmemory);
     RUN(test_schedule_due);
     RUN(test_schedule_due_limit);
     RUN(test_schedule_due_wrong_type);

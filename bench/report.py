@@ -227,9 +227,9 @@ def header(run):
             " ".join(m["load_start"]), " ".join(m["load_end"]),
             "; busy at the start: " + ", ".join(busy) if busy else ""),
          "- **Software:** Redis %s (%s), RQ %s with redis-py %s on Python %s (/usr/bin/python3), "
-         "%s, %s" % (m["redis"], "with cq's module: outcomes through CQ.APPLY1"
-                     if m.get("redis_module") else "without cq's module: outcomes through the "
-                     "apply script", m["rq"], m["redis_py"], m["python"], m["cc"], m["valgrind"]),
+         "%s, %s" % (m["redis"], "with cq's module: takes and outcomes through CQ.TAKE1 and CQ.APPLY1"
+                     if m.get("redis_module") else "without cq's module: takes and outcomes "
+                     "through the Lua scripts", m["rq"], m["redis_py"], m["python"], m["cc"], m["valgrind"]),
          "- **Rules:** each value is the median of the runs listed below it; each ratio is "
          "against a baseline measured in the same run. Timings on a shared 2-core machine are "
          "noisy: read the ratios, and the per-run samples in the detail tables."]
@@ -307,12 +307,14 @@ def callgrind_goal_rows(run):
                  "`tests/test_perf_callgrind.sh`)", "-", "-", "", "<= 1.10x the baseline",
                  judge(None, 1.10, False))]
     rows = []
-    for prog in ("cworker", "cenqueue", "redis"):
+    names = {"redis": "redis-server` draining for `cworker -c 64",
+             "redismodule": "redis-server` with cq's module, draining for `cworker -c 64"}
+    for prog in ("cworker", "cenqueue", "redis", "redismodule"):
         now, base = chk.get(prog), chk["baseline"].get(prog)
-        if prog == "redis" and now is None and base is None:
-            continue  # a run from before Redis was counted
+        if prog in names and now is None and base is None:
+            continue  # a run from before Redis (or the module) was counted
         rows.append(("Instructions a job, `%s` (callgrind; `tests/test_perf_callgrind.sh`)"
-                     % ("redis-server` draining for `cworker -c 64" if prog == "redis" else prog),
+                     % names.get(prog, prog),
                      fmt_int(now), "baseline %s (%s)" % (fmt_int(base),
                                                                   chk["baseline"].get("date", "?")),
                      "%.3f" % (now / base) if now and base else "-",

@@ -358,6 +358,13 @@ static const struct fix connect_fixes[] = {
 
 /* What to do about an error Redis replied. */
 static const struct fix reply_fixes[] = {
+    /* cq's module's commands refused (seen() goes back to the scripts): said once */
+    {"unknown command 'CQ.",
+     "cq's Redis module is gone from this Redis (MODULE UNLOAD?): back to the Lua scripts, "
+     "which do the same, slower"},
+    {"permissions to run the 'cq.",
+     "this ACL user may no longer run cq's Redis module (+cq.apply1 +cq.take1): back to the "
+     "Lua scripts, which do the same, slower"},
     {"NOAUTH",
      "this Redis needs a password: put it in the URL, redis://:PASSWORD@host:port "
      "(redis://USER:PASSWORD@host:port for an ACL user)"},

@@ -3,8 +3,9 @@
 # reaches a replica that has no module and the AOF as ordinary commands, so that neither a
 # replica nor a restart needs the module: the replica ends up with the primary's statuses,
 # counters and expiries, and a primary restarted without the module from its AOF has them
-# too. A module unloaded under a running worker (MODULE UNLOAD): its next outcomes go as the
-# script, and no job is lost or counted twice.
+# too. An ACL that takes the module's commands away, or a module unloaded (MODULE UNLOAD),
+# under a running worker: its next takes and outcomes go as the scripts, the worker says why
+# once, and no job is lost or counted twice.
 . "$(dirname "$0")/lib.sh"
 
 MODULE=$BUILD/lib/cq-redis.so
@@ -54,6 +55,25 @@ check_eq "...the same failed set" "$(rcli ZRANGE cq:failed 0 -1 | sort | paste -
 check_eq "...as many keys" "$(rcli DBSIZE)" "$(replica DBSIZE)"
 check_eq "the replica's log has no error" "" "$(grep -i 'error\|unknown command' "$T/replica/log")"
 
+stop_worker() { kill -TERM "$1"; wait "$1"; }
+
+# ---- an ACL that stops allowing the module under a running worker ----
+rcli ACL SETUSER wm on '>pw' '~*' '&*' +@all >/dev/null
+start_registered "$T/w3.log" -u "redis://wm:pw@127.0.0.1:$RPORT" acl
+W3=$WPID
+c=$("$BIN/cenqueue" -q acl noop c 2>/dev/null)
+check "a worker as an ACL user with every right ends a job" wait_for 10 jobs_are finished "$c"
+check_contains "...through the module" "takes and outcomes through cq's Redis module" "$(cat "$T/w3.log")"
+rcli ACL SETUSER wm -cq.apply1 -cq.take1 >/dev/null
+d=()
+for i in $(seq 1 10); do d+=("$("$BIN/cenqueue" -q acl noop "d$i" 2>/dev/null)"); done
+check "once the ACL takes the module's commands away, the next 10 end (as the scripts)" \
+    wait_for 15 jobs_are finished "${d[@]}"
+check_contains "...and the worker said why" "this ACL user may no longer run cq's Redis module" \
+    "$(cat "$T/w3.log")"
+stop_worker "$W3"
+check_eq "the worker stops cleanly" 0 "$?"
+
 # ---- MODULE UNLOAD under a running worker ----
 start_registered "$T/w2.log" unl
 a=$("$BIN/cenqueue" -q unl noop a)
@@ -62,9 +82,11 @@ check_eq "MODULE UNLOAD cq" OK "$(rcli MODULE UNLOAD cq)"
 b=()
 for i in $(seq 1 20); do b+=("$("$BIN/cenqueue" -q unl noop "b$i")"); done
 check "the next 20 end all the same (as the script)" wait_for 15 jobs_are finished "${b[@]}"
-check_eq "...each counted once" 61 "$(rcli HGET cq:stats processed)"
+check_eq "...each counted once" 72 "$(rcli HGET cq:stats processed)"
+check_contains "...and the worker said why, once" "cq's Redis module is gone from this Redis" \
+    "$(cat "$T/w2.log")"
+check_eq "...once" 1 "$(grep -c "cq's Redis module is gone" "$T/w2.log")"
 check_eq "...nothing left in flight" "" "$(rcli KEYS 'cq:inflight:*' | while read -r k; do rcli LLEN "$k"; done | grep -v '^0$')"
-stop_worker() { kill -TERM "$1"; wait "$1"; }
 stop_worker "$WPID"
 check_eq "the worker stops cleanly" 0 "$?"
 
@@ -72,8 +94,8 @@ check_eq "the worker stops cleanly" 0 "$?"
 stop_redis
 start_redis_again --appendonly yes
 check_eq "Redis restarted without the module" "" "$(rcli MODULE LIST)"
-check_eq "...its AOF gave back the counters" "61 5" "$(rcli HGET cq:stats processed) $(rcli HGET cq:stats failed)"
-check "...and the statuses" jobs_are finished "${ok[@]}" "${b[@]}"
+check_eq "...its AOF gave back the counters" "72 5" "$(rcli HGET cq:stats processed) $(rcli HGET cq:stats failed)"
+check "...and the statuses" jobs_are finished "${ok[@]}" "${b[@]}" "${d[@]}"
 check_eq "...and the failed set" 5 "$(rcli ZCARD cq:failed)"
 
 finish

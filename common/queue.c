@@ -253,13 +253,25 @@ static void script_hash(void)
     }
 }
 
-/* The head of a script call: EVALSHA and the script's SHA-1 when this connection has sent the
- * body already, else EVAL and the body (which caches it in Redis); then no KEYS (the scripts
- * compute key names from templates, see keys_template). */
+/* The scripts cq's Redis module runs as commands (module/cqmodule.c): the same arguments,
+ * effects and reply, without Lua. */
+static const char *const script_command[SCRIPT_N] = {
+    [SCRIPT_TAKE] = "CQ.TAKE1",
+    [SCRIPT_APPLY] = "CQ.APPLY1",
+};
+
+/* The head of a script call: where the connection found cq's module, the script's command;
+ * else EVALSHA and the script's SHA-1 when this connection has sent the body already, else
+ * EVAL and the body (which caches it in Redis); then no KEYS (the scripts compute key names
+ * from templates, see keys_template). */
 static void cmd_script(struct cmd *c, struct rconn *r, enum script_id id)
 {
     unsigned bit = 1u << id;
 
+    if (r->module && script_command[id] != NULL) {
+        cmd_str(c, script_command[id]);
+        return;
+    }
     pthread_once(&script_once, script_hash);
     if (r->scripts & bit) {
         cmd_str(c, "EVALSHA");
@@ -675,13 +687,7 @@ int queue_take_append(struct rconn *r, const struct keys *k, const char *wid,
     size_t i;
     int rc;
 
-    if (r->module) { /* CQ.TAKE1: this script in C, as CQ.APPLY1 is the apply script */
-        cmd_str(&c, "CQ.TAKE1");
-        cmd_str(&c, keys_template(k, KEYS_QUEUE, tq, sizeof tq));
-        cmd_str(&c, keys_template(k, KEYS_INFLIGHT, ti, sizeof ti));
-    } else {
-        cmd_eval(&c, r, SCRIPT_TAKE, k, tq, ti);
-    }
+    cmd_eval(&c, r, SCRIPT_TAKE, k, tq, ti);
     cmd_str(&c, wid);
     cmd_fmt(&c, "%zu", max);
     cmd_str(&c, keys_paused(k, kp, sizeof kp));
@@ -1082,12 +1088,7 @@ int queue_apply_append(struct rconn *r, const struct keys *k, const char *wid,
 
     *nreplies = 0;
     if (n == 0) return 0;
-    /* CQ.APPLY1 (module/cqmodule.c) is this script in C, with the same arguments and reply,
-     * where Redis has cq's module: fewer instructions a job in Redis (docs/BENCHMARKS.md). */
-    if (r->module)
-        cmd_str(&c, "CQ.APPLY1");
-    else
-        cmd_script(&c, r, SCRIPT_APPLY);
+    cmd_script(&c, r, SCRIPT_APPLY);
     cmd_str(&c, wid);
     cmd_str(&c, keys_template(k, KEYS_JOB, tj, sizeof tj));
     cmd_str(&c, keys_template(k, KEYS_INFLIGHT, ti, sizeof ti));

@@ -301,13 +301,10 @@ static int kind_ok(RedisModuleCtx *ctx, RedisModuleString *key, int want)
 static void expire(struct apply *a, RedisModuleString *key, long long t, const char *at)
 {
     RedisModuleCallReply *r = RedisModule_Call(a->ctx, "PEXPIREAT", "!CEsc", key, at);
+    int refused = is_error(r);
 
-    if (!is_error(r)) {
-        run(r);
-        return;
-    }
     run(r);
-    must(a, RedisModule_Call(a->ctx, "EXPIRE", "!CEsl", key, t), "EXPIRE");
+    if (refused) must(a, RedisModule_Call(a->ctx, "EXPIRE", "!CEsl", key, t), "EXPIRE");
 }
 
 static void ttl(struct apply *a, RedisModuleString *key, long long t, const char *at)

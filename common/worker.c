@@ -157,6 +157,7 @@ struct worker {
     long cancel_waiting;       /* jobs asked to stop, as the last take saw (dispatcher) */
     struct histogram *hist;    /* run times per function (reg->v[i]), to flush */
     struct task *pending;      /* ended or refused, outcome not yet applied */
+    struct task *recorded, **recorded_tail; /* outcome applied, line not yet logged */
     long long next_hb, next_recover, next_sched, next_connect;
     long long down_since, drain_deadline;
     long backoff;    /* ms before the next reconnection attempt */
@@ -354,13 +355,20 @@ static void *watcher_main(void *arg)
 
 /* ---- dispatcher helpers ------------------------------------------------------------- */
 
-static void task_free(struct worker *w, struct task *t)
+/* t is no longer this worker's: out of the held list. */
+static void task_release(struct worker *w, struct task *t)
 {
     if (t->held_prev)
         t->held_prev->held_next = t->held_next;
     else if (w->held == t)
         w->held = t->held_next;
     if (t->held_next) t->held_next->held_prev = t->held_prev;
+    t->held_prev = t->held_next = NULL;
+}
+
+static void task_free(struct worker *w, struct task *t)
+{
+    task_release(w, t);
     queue_taken_free(&t->taken);
     job_free(t->job);
     free(t->text);
@@ -459,6 +467,24 @@ static void log_outcome(struct worker *w, const struct task *t)
             t->job->id, t->kind == QUEUE_RETRY ? "will retry" : "failed", t->job->attempts,
             t->text);
     }
+}
+
+/* The lines of the jobs whose outcomes Redis recorded, written and their tasks freed. The
+ * dispatcher writes them once the next round trip's commands are sent, while Redis runs
+ * them, instead of between a reply and the next round trip, where a line a job made the
+ * whole drain wait; and before it sleeps, stops or leaves a cycle with nothing sent. */
+static void log_recorded(struct worker *w)
+{
+    struct task *t;
+
+    if (w->recorded == NULL) return;
+    while ((t = w->recorded) != NULL) {
+        w->recorded = t->next;
+        log_outcome(w, t);
+        task_free(w, t);
+    }
+    w->recorded_tail = &w->recorded;
+    log_flush(&w->jlg);
 }
 
 /* After an outcome is recorded: the summary's counts, and the bench of a function that this
@@ -974,6 +1000,7 @@ static int cycle(struct worker *w, struct task **pending, size_t take_max)
         else
             take_sent = 1;
     }
+    if (ok && rconn_flush(&w->ctl) == 0) log_recorded(w); /* while Redis runs them */
     if (ok && queue_apply_read(&w->ctl, nrep, lost, i, warn, sizeof warn, err, sizeof err) != 0)
         ok = 0;
     else if (ok && warn[0] != '\0')
@@ -1027,15 +1054,18 @@ static int cycle(struct worker *w, struct task **pending, size_t take_max)
         while (*pending) {
             t = *pending;
             *pending = t->next;
-            if (!t->aborted && !t->lost) {
-                log_outcome(w, t);
-                note_outcome(w, t);
-                hist_add(w, t);
-            }
             if (!t->aborted && !t->refused) w->outstanding--;
-            task_free(w, t);
+            if (t->aborted || t->lost) {
+                task_free(w, t);
+                continue;
+            }
+            note_outcome(w, t);
+            hist_add(w, t);
+            task_release(w, t);
+            t->next = NULL;
+            *w->recorded_tail = t;
+            w->recorded_tail = &t->next;
         }
-        log_flush(&w->jlg);
     }
     if (taken > 0) accept_taken(w, tk, taken, pending);
     free(tk);
@@ -1237,6 +1267,7 @@ static void worker_free(struct worker *w, int stopped)
         return;
     }
     for (i = 0; i < (size_t)w->executors_started; i++) pthread_join(w->executors[i], NULL);
+    log_recorded(w);
     while (w->pending) {
         struct task *t = w->pending->next;
         task_free(w, w->pending);
@@ -1322,6 +1353,7 @@ static struct worker *worker_start(const struct worker_config *cfg, volatile sig
     w->lg.level = cfg->log_level;
     w->lg.json = cfg->log_json;
     w->jlg = w->lg;
+    w->recorded_tail = &w->recorded;
     w->jlg.buf = &w->jbuf;
     w->started_at = time_now();
     w->backoff = 100;
@@ -1740,6 +1772,7 @@ static int turn(struct worker *w)
     set_watching(w,
                  w->idle && !w->draining && w->ctl.ctx != NULL &&
                      w->cfg->concurrency - w->outstanding > 0 && now >= w->hold_until);
+    if (!more) log_recorded(w);
     if (should_stop(w, now)) return 1;
     pthread_mutex_lock(&w->mu);
     wake_executors(w);
@@ -1790,10 +1823,12 @@ static int drain(struct worker *w)
             unclean = 1;
         }
     }
+    log_recorded(w);
     hist_flush(w);
     for (tries = 0; tries < 3; tries++) {
         /* Redis back meanwhile: record what ended before recovery puts it back to run. */
         if (tries > 0 && w->pending != NULL && cycle(w, &w->pending, 0) == 0) {
+            log_recorded(w);
             LOG(&w->lg, CQ_LOG_INFO, "redis is back: the ended jobs' outcomes are recorded");
             unclean = 0;
         }

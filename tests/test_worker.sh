@@ -252,6 +252,38 @@ PY
 check "take order: each apply removes its records in take order" take_order "$T/monitor.log" ||
     take_order "$T/monitor.log"
 
+
+# ---- a line a job at info: each job's once, all before the exit, and at once when idle ----
+# The dispatcher writes a batch's lines once the next round trip is sent (while Redis runs
+# it), or before it sleeps or stops: none may be lost, doubled, or left for a next job.
+recs=()
+for i in $(seq -w 1 300); do recs+=("{\"id\":\"line-$i\",\"func\":\"noop\",\"args\":[]}"); done
+rcli LPUSH cq:queue:default "${recs[@]}" >/dev/null
+"$BIN/cworker" --burst -c 16 >"$T/lines.log" 2>&1; rc=$?
+check_eq "job lines: cworker --burst exits 0" 0 "$rc"
+# job_lines LOG N: N "finished in" lines, one per job, every one before the burst's exit line
+# and the stop line.
+job_lines() {
+    python3 - "$1" "$2" <<'PY'
+import re, sys
+lines = open(sys.argv[1], errors="replace").read().splitlines()
+ids = [m.group(1) for l in lines for m in [re.search(r" noop (line-\d+) finished in ", l)] if m]
+last = max(i for i, l in enumerate(lines) if " noop line-" in l)
+exit_at = next(i for i, l in enumerate(lines) if "exiting (--burst)" in l)
+stop_at = next(i for i, l in enumerate(lines) if " stopped" in l)
+print(f"{len(ids)} lines, {len(set(ids))} jobs, last at {last}, exit at {exit_at}, stop at {stop_at}")
+sys.exit(0 if len(ids) == len(set(ids)) == int(sys.argv[2]) and last < exit_at < stop_at else 1)
+PY
+}
+check "job lines: one a job, all before the worker exits" job_lines "$T/lines.log" 300 ||
+    job_lines "$T/lines.log" 300
+start_registered "$T/idle.log" -c 4
+wait_for 10 watching 1
+id=$("$BIN/cenqueue" noop lone)
+wait_for 10 jobs_are finished "$id"
+check "job lines: an idle worker writes its one job's line without waiting for another" \
+    wait_for 5 grep -q "noop $id finished in" "$T/idle.log" || cat "$T/idle.log"
+kill -TERM "$WPID"; wait "$WPID" 2>/dev/null
 # ---- another prefix is another namespace ----
 id=$("$BIN/cenqueue" --prefix other: noop x)
 check_eq "prefix: record in the other queue" 1 "$(rcli LLEN other:queue:default)"

@@ -614,7 +614,9 @@ int rconn_connect(struct rconn *r)
         /* Each command without its arguments: "wrong number of arguments" from the module
          * itself means it is there and this user may run it; without the module Redis says
          * "unknown command", and NOPERM where the user's ACL leaves it out (the user's
-         * takes and applies then go as the scripts, which its ACL allows). */
+         * takes and applies then go as the scripts, which its ACL allows). One after the
+         * other, not pipelined: the first refusal ends the probe, so that a user without the
+         * rights leaves one entry in ACL LOG a connect, not two. */
         static const char *const probe[] = {"CQ.APPLY1", "CQ.TAKE1"};
         size_t i;
         r->module = 1;

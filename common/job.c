@@ -600,15 +600,11 @@ static void put_string(struct job_encoder *e, const char *s)
 
 static void put_int(struct job_encoder *e, long long v)
 {
-    char digits[24], *p = digits + sizeof digits;
-    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    char digits[24], *p = digits;
 
-    do {
-        *--p = (char)('0' + u % 10);
-        u /= 10;
-    } while (u != 0);
-    if (v < 0) *--p = '-';
-    put(e, p, (size_t)(digits + sizeof digits - p));
+    if (v < 0) *p++ = '-';
+    p = uint_format(p, v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v);
+    put(e, digits, (size_t)(p - digits));
 }
 
 /* A number as cJSON prints one: a whole number that fits an int as one, otherwise the

@@ -1,6 +1,7 @@
 /* log.c - one levelled line to stderr, written with a single write so that lines from
  * several threads never interleave; a logger with a buffer gathers its lines into one write. */
 #include "log.h"
+#include "util.h"
 
 #include <limits.h>
 #include <pthread.h>
@@ -214,8 +215,7 @@ static char *put_str(char *p, const char *s, size_t max)
 static size_t put_prefix(char *line, const char *when, long ms, const char *prog, long pid,
                          const char *level)
 {
-    char digits[24], *p = put_str(line, when, 31);
-    int k = 0;
+    char *p = put_str(line, when, 31);
 
     *p++ = '.';
     *p++ = (char)('0' + ms / 100 % 10);
@@ -225,11 +225,7 @@ static size_t put_prefix(char *line, const char *when, long ms, const char *prog
     *p++ = ' ';
     p = put_str(p, prog, 48);
     *p++ = '[';
-    do {
-        digits[k++] = (char)('0' + pid % 10);
-        pid /= 10;
-    } while (pid > 0 && k < (int)sizeof digits);
-    while (k > 0) *p++ = digits[--k];
+    p = uint_format(p, pid > 0 ? (unsigned long long)pid : 0);
     *p++ = ']';
     *p++ = ' ';
     p = put_str(p, level, 8);

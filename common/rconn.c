@@ -695,15 +695,8 @@ redisReply *rconn_commandf(struct rconn *r, const char *fmt, ...)
 /* "<c><v>\r\n" at p; returns the end. */
 static char *put_count(char *p, char c, size_t v)
 {
-    char digits[24];
-    size_t n = 0;
-
     *p++ = c;
-    do {
-        digits[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    while (n > 0) *p++ = digits[--n];
+    p = uint_format(p, v);
     *p++ = '\r';
     *p++ = '\n';
     return p;

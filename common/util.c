@@ -117,6 +117,19 @@ long long time_mono_us(void)
     return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+char *uint_format(char *p, unsigned long long v)
+{
+    char digits[20];
+    size_t n = 0;
+
+    do {
+        digits[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    while (n > 0) *p++ = digits[--n];
+    return p;
+}
+
 size_t fixed_format(char *buf, double v, int decimals)
 {
     static const double scale[] = {1, 10, 100, 1000, 10000, 100000, 1000000};

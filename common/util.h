@@ -39,6 +39,10 @@ long long time_mono_us(void);
  * the length. Values beyond +-1e12 print as 0. */
 size_t fixed_format(char *buf, double v, int decimals);
 
+/* v's decimal digits at p (at most 20 bytes, no terminator), without printf: for the counts
+ * and numbers written once a command, a job or a line. Returns the end. */
+char *uint_format(char *p, unsigned long long v);
+
 /* A Unix time as seconds with six decimals ("1767225600.250000"): fixed_format(buf, t, 6). */
 size_t time_format(char *buf, double t);
 

@@ -1,5 +1,6 @@
 /* test_util.c - util.c's fixed_format (a job's times in its status hash, a finished job's
- * duration in the worker's line), against what printf's "%.*f" writes. */
+ * duration in the worker's line) and uint_format (RESP counts, a record's numbers, a log
+ * line's pid), against what printf writes. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,8 +89,38 @@ static void test_against_printf(void)
     CHECK_EQ(moved, 0);
 }
 
+/* uint_format: the digits printf's %llu writes, for the edges and powers of ten either side,
+ * and not a byte past them. */
+static void test_uint_format(void)
+{
+    unsigned long long v[64], p10 = 1;
+    size_t n = 0, i;
+    int bad = 0;
+
+    v[n++] = 0;
+    v[n++] = ~0ULL;
+    for (i = 0; i < 20; i++) {
+        v[n++] = p10 - 1;
+        v[n++] = p10;
+        if (i < 19) p10 *= 10;
+    }
+    for (i = 0; i < n; i++) {
+        char ours[32], want[32], *end;
+        memset(ours, 'x', sizeof ours);
+        end = uint_format(ours, v[i]);
+        snprintf(want, sizeof want, "%llu", v[i]);
+        if ((size_t)(end - ours) != strlen(want) || memcmp(ours, want, strlen(want)) != 0 ||
+            *end != 'x') {
+            bad++;
+            fprintf(stderr, "  uint_format(%s) wrote %.*s\n", want, (int)(end - ours), ours);
+        }
+    }
+    CHECK_EQ(bad, 0);
+}
+
 int main(void)
 {
+    test_uint_format();
     test_values();
     test_against_printf();
     return check_report();

@@ -851,17 +851,25 @@ static const char apply_lua[] =
      * (or PEXPIREAT) leaves the relative EXPIRE. */
     "local now = redis.pcall('TIME')\n"
     "local rexp, fexp\n"
+    /* A TTL too long for a time in milliseconds (cworker takes up to LONG_MAX seconds)
+     * expires at the latest time Redis can hold, as the module does, not an error. */
+    "local function at(ms, t)\n"
+    "  local v = ms + t * 1000\n"
+    "  if v >= 9.2e18 then return '9223372036854775807' end\n"
+    "  return string.format('%.0f', v)\n"
+    "end\n"
     "if type(now) == 'table' and not now.err then\n"
     "  local ms = now[1] * 1000 + math.floor(now[2] / 1000)\n"
-    "  rexp = string.format('%.0f', ms + rttl * 1000)\n"
-    "  fexp = string.format('%.0f', ms + fttl * 1000)\n"
+    "  rexp, fexp = at(ms, rttl), at(ms, fttl)\n"
     "end\n"
     "local function expire(key, t, at)\n"
     "  if at then\n"
     "    local r = redis.pcall('PEXPIREAT', key, at)\n"
     "    if type(r) ~= 'table' or not r.err then return end\n"
     "  end\n"
-    "  redis.call('EXPIRE', key, t)\n"
+    /* In whole digits (Redis writes a Lua number such as 1e17 as "1e+17"), at most what
+     * EXPIRE takes: 9e15 seconds, beyond any real time. */
+    "  redis.call('EXPIRE', key, string.format('%.0f', math.min(t, 9e15)))\n"
     "end\n"
     /* After an HSET of nh values (field-value pairs, status first) that replied r: false when the
      * hash could not be written; a hash that had no status gets the record's func, queue and

@@ -29,6 +29,7 @@
 
 #define CQ_MODULE_NAME    "cq"
 #define CQ_MODULE_VERSION 1
+#define EXPIRE_MAX_S      9000000000000000LL /* the most seconds an EXPIRE is given */
 
 /* Strings every outcome uses, made once at load: handed to RedisModule_Call as they are. */
 enum word {
@@ -297,13 +298,15 @@ static int kind_ok(RedisModuleCtx *ctx, RedisModuleString *key, int want)
     return t == REDISMODULE_KEYTYPE_EMPTY || t == want;
 }
 
-/* Expire key at its PEXPIREAT time, or after t seconds where that is refused (an ACL). */
+/* Expire key at its PEXPIREAT time, or after t seconds where that is refused (an ACL): at
+ * most 9e15 seconds, beyond any real time, where EXPIRE would refuse more, as the script. */
 static void expire(struct apply *a, RedisModuleString *key, long long t, const char *at)
 {
     RedisModuleCallReply *r = RedisModule_Call(a->ctx, "PEXPIREAT", "!CEsc", key, at);
     int refused = is_error(r);
 
     run(r);
+    if (t > EXPIRE_MAX_S) t = EXPIRE_MAX_S;
     if (refused) must(a, RedisModule_Call(a->ctx, "EXPIRE", "!CEsl", key, t), "EXPIRE");
 }
 

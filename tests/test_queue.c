@@ -639,6 +639,44 @@ static void test_apply_started(void)
     job_free(j);
 }
 
+/* A TTL too long for a time in milliseconds (cworker takes any up to LONG_MAX seconds) ends
+ * the job all the same, its status hash kept as good as for ever: the expiry is the latest
+ * Redis can hold, not an error that would fail the whole batch. The same through the
+ * relative EXPIRE, for a user whose ACL refuses TIME and PEXPIREAT. */
+static void test_apply_huge_ttl(void)
+{
+    static const long ttls[] = {100000000000000000L, LONG_MAX};
+    struct taken t;
+    struct job *j;
+    struct queue_outcome o;
+    unsigned char lost[1] = {0};
+    char err[256] = "", id[16], key[32];
+    size_t i;
+
+    for (i = 0; i < 4; i++) {
+        struct queue_ttls huge = {ttls[i % 2], ttls[i % 2]};
+        snprintf(id, sizeof id, "huge%zu", i);
+        snprintf(key, sizeof key, "cq:job:%s", id);
+        REQUIRE(put(id, "q") == 0 && take_one("w1", "q", &t, &j) == 0);
+        if (i >= 2) {
+            DO("ACL SETUSER lim on nopass ~* &* +@all -time -pexpireat");
+            DO("AUTH lim x");
+        }
+        o = outcome(QUEUE_FINISHED, &t, j, "done", T0 + 1);
+        CHECK_EQ(apply("w1", &o, 1, &huge, lost, err, sizeof err), 0);
+        if (err[0]) fprintf(stderr, "  %s, result_ttl %ld: %s\n", id, ttls[i % 2], err);
+        if (i >= 2) {
+            DO("AUTH default x");
+            DO("ACL DELUSER lim");
+        }
+        CHECK_STREQ(HGET(key, "status"), "finished");
+        CHECK(TTL(key) > 100000000000L);
+        free_taken(&t, 1);
+        job_free(j);
+    }
+    CHECK_EQ(EXISTS("cq:inflight:w1:q"), 0);
+}
+
 /* Finished: status, result, ended_at, and the status hash's lifetime from result_ttl. */
 static void test_apply_finished(void)
 {
@@ -1597,6 +1635,7 @@ int main(void)
     RUN(test_take_large_max);
     RUN(test_apply_started);
     RUN(test_apply_finished);
+    RUN(test_apply_huge_ttl);
     RUN(test_apply_publish);
     RUN(test_apply_prefix_percent);
     RUN(test_apply_queues);

@@ -274,7 +274,11 @@ check_eq "metrics: dead records = LLEN" "$(rcli LLEN cq:dead)" "$(metric cq_dead
 check_eq "metrics: processed = the stats hash" "$(rcli HGET cq:stats processed)" "$(metric cq_jobs_processed_total)"
 check_eq "metrics: live workers" 2 "$(metric cq_workers_live)"
 check_eq "metrics: held is not paused" 0 "$(metric 'cq_queue_paused{queue="held"}')"
-# A histogram as workers keep it, written by hand so that its numbers are known.
+# A histogram as workers keep it, written by hand so that its numbers are known. The workers
+# add their run times at each heartbeat: first wait for those of the two mark jobs that ran
+# (control's and p's), so that no flush of theirs lands in the hash after it is written.
+mark_flushed() { [ "$(rcli HGET cq:durations:mark count)" = 2 ]; }
+check "metrics: the workers' run times of mark are in Redis" wait_for 10 mark_flushed
 rcli DEL cq:durations:mark >/dev/null
 rcli HSET cq:durations:mark le_0.005 1 le_0.01 1 le_0.025 2 le_0.05 2 le_0.1 2 le_0.25 2 \
     le_0.5 2 le_1 3 le_2.5 3 le_5 3 le_10 3 le_30 3 le_60 3 le_300 3 le_+Inf 3 sum 0.75 count 3 >/dev/null

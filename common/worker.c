@@ -523,6 +523,7 @@ static void summary(struct worker *w, long long now)
     long ended = w->period.finished + w->period.failed + w->period.canceled;
 
     if (w->cfg->summary_interval <= 0 || secs < w->cfg->summary_interval) return;
+    log_recorded(w); /* the lines of the jobs it counts come first */
     if (ended > 0 || w->period.retried > 0 || w->period.host > 0 || w->outstanding > 0)
         LOG(&w->lg, CQ_LOG_INFO,
             "summary: %ld jobs ended in %.0fs (%.1f/s): %ld finished, %ld failed, %ld "
@@ -1579,6 +1580,9 @@ static void housekeeping(struct worker *w, long long now)
 
     summary(w, now);
     if (w->down) return;
+    /* Each timer below is a round trip of its own, on a Redis that may be slow: the lines of
+     * the jobs Redis recorded go out first, not after them. */
+    if (now >= w->next_hb || now >= w->next_recover || now >= w->next_sched) log_recorded(w);
     /* A new control connection (rconn reconnects by itself) is a new client id: register it
      * now, before another worker's find_gone sees the old one gone. */
     if (w->ctl.ctx != NULL && w->ctl_id_of != w->ctl.connects) w->next_hb = now;

@@ -785,7 +785,8 @@ static int apply_command(RedisModuleCtx *ctx, RedisModuleString **argv, int argc
     a.rttl = arg_ll(&a, A_RTTL);
     a.fttl = arg_ll(&a, A_FTTL);
     ms = RedisModule_Milliseconds();
-    /* A TTL too long for a time in milliseconds makes PEXPIREAT fail, as in the script. */
+    /* A TTL too long for a time in milliseconds expires at the latest time Redis holds, as
+     * in the script (the EXPIRE fallback is capped in expire()). */
     snprintf(a.rexp, sizeof a.rexp, "%lld",
              a.rttl < (LLONG_MAX - ms) / 1000 ? ms + a.rttl * 1000 : LLONG_MAX);
     snprintf(a.fexp, sizeof a.fexp, "%lld",

@@ -277,6 +277,28 @@ PY
 }
 check "job lines: one a job, all before the worker exits" job_lines "$T/lines.log" 300 ||
     job_lines "$T/lines.log" 300
+# A summary line counts only jobs whose lines came before it.
+seq 1 20000 | sed 's/^/noop /' | "$BIN/cenqueue" --stdin --quiet >/dev/null
+"$BIN/cworker" --burst -c 16 --summary-interval 50ms >"$T/summary.log" 2>&1
+# summaries_after_lines LOG: every summary's count, added up, is at most the lines before it.
+summaries_after_lines() {
+    python3 - "$1" <<'PY'
+import re, sys
+lines, counted, summaries, bad = 0, 0, 0, 0
+for l in open(sys.argv[1], errors="replace"):
+    if " finished in " in l:
+        lines += 1
+    m = re.search(r"summary: (\d+) jobs ended", l)
+    if m:
+        summaries += 1
+        counted += int(m.group(1))
+        bad += counted > lines
+print(f"{lines} lines, {summaries} summaries counting {counted} jobs, {bad} ahead of their lines")
+sys.exit(0 if lines == 20000 and summaries >= 2 and bad == 0 else 1)
+PY
+}
+check "job lines: a summary comes after the lines of the jobs it counts" \
+    summaries_after_lines "$T/summary.log" || summaries_after_lines "$T/summary.log"
 start_registered "$T/idle.log" -c 4
 wait_for 10 watching 1
 id=$("$BIN/cenqueue" noop lone)

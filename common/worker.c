@@ -969,15 +969,13 @@ static size_t outcomes(struct worker *w, struct task *pending, struct queue_outc
     return n;
 }
 
-/* One round trip: when take_max > 0, take more; mark taken jobs started and record ended
- * ones (one script call), in the same pipeline. The take goes first: its jobs are handed to
- * the executors while Redis still runs the outcomes, instead of after. Returns the number
- * taken, or -1 when Redis failed (every outcome is kept for the next try: nothing is lost,
- * and an outcome applied once already is dropped the second time - see
- * queue_apply_append). */
+/* One round trip: mark taken jobs started, record ended ones (one script call), and, when
+ * take_max > 0, take more in the same pipeline. Returns the number taken, or -1 when Redis
+ * failed (every outcome is kept for the next try: nothing is lost, and an outcome applied
+ * once already is dropped the second time - see queue_apply_append). */
 static int cycle(struct worker *w, struct task **pending, size_t take_max)
 {
-    struct task *t, *refused = NULL;
+    struct task *t;
     struct queue_outcome *o;
     struct taken *tk = NULL;
     size_t n = (size_t)w->nstarts, i = 0;
@@ -994,19 +992,20 @@ static int cycle(struct worker *w, struct task **pending, size_t take_max)
     ot = xcalloc(n ? n : 1, sizeof *ot);
     lost = xcalloc(n ? n : 1, 1);
     i = outcomes(w, *pending, o, ot);
-    ok = 1;
-    if (take_max > 0) {
+    ok = queue_apply_append(&w->ctl, &w->keys, w->wid, o, i, &w->cfg->ttls, &nrep, err,
+                            sizeof err) == 0;
+    if (ok && take_max > 0) {
         if (queue_take_append(&w->ctl, &w->keys, w->wid, w->cfg->queues, w->cfg->nqueues, take_max,
                               err, sizeof err) != 0)
             take_max = 0, ok = 0;
         else
             take_sent = 1;
     }
-    if (ok &&
-        queue_apply_append(&w->ctl, &w->keys, w->wid, o, i, &w->cfg->ttls, &nrep, err,
-                           sizeof err) != 0)
-        ok = 0;
     if (ok && rconn_flush(&w->ctl) == 0) log_recorded(w); /* while Redis runs them */
+    if (ok && queue_apply_read(&w->ctl, nrep, lost, i, warn, sizeof warn, err, sizeof err) != 0)
+        ok = 0;
+    else if (ok && warn[0] != '\0')
+        report_error(w, warn);
     if (take_sent) {
         struct queue_take_notes notes;
         char terr[512];
@@ -1016,29 +1015,18 @@ static int cycle(struct worker *w, struct task **pending, size_t take_max)
             taken = queue_take_read(&w->ctl, take_max, tk, &notes, warn, sizeof warn, terr,
                                     sizeof terr);
             if (taken >= 0) note_take(w, &notes);
-            /* To the executors now; the refused wait for the outcomes below to be read. */
-            if (taken > 0) accept_taken(w, tk, taken, &refused);
         }
-        if (taken < 0) {
-            /* Without a connection, the take may have run with its reply lost: records in
-             * our in-flight lists that we do not know of. Put them back before taking again
-             * (reconcile). */
-            if (w->ctl.ctx == NULL) w->need_reconcile = 1;
-            str_copy(err, sizeof err, w->ctl.ctx == NULL && tk == NULL ? w->ctl.errstr : terr);
+        if (taken < 0 && w->ctl.ctx == NULL) {
+            /* The take may have run with its reply lost: records in our in-flight lists
+             * that we do not know of. Put them back before taking again (reconcile). */
+            w->need_reconcile = 1;
+        } else if (taken < 0) {
             ok = 0;
+            str_copy(err, sizeof err, terr);
         } else if (warn[0] != '\0') {
             report_error(w, warn);
         }
-    }
-    /* The outcomes' reply, read even when the take failed: it is in the connection. */
-    if (nrep > 0) {
-        char aerr[512];
-        if (queue_apply_read(&w->ctl, nrep, lost, i, warn, sizeof warn, aerr, sizeof aerr) != 0) {
-            if (ok) str_copy(err, sizeof err, aerr); /* else the take's error says it first */
-            ok = 0;
-        } else if (warn[0] != '\0') {
-            report_error(w, warn);
-        }
+        if (taken < 0) ok = 0;
     }
     for (s = 0; ok && (size_t)s < i; s++) {
         if (!lost[s] || ot[s] == NULL) continue;
@@ -1080,12 +1068,7 @@ static int cycle(struct worker *w, struct task **pending, size_t take_max)
             w->recorded_tail = &t->next;
         }
     }
-    while (refused != NULL) {
-        t = refused;
-        refused = t->next;
-        t->next = *pending;
-        *pending = t;
-    }
+    if (taken > 0) accept_taken(w, tk, taken, pending);
     free(tk);
     return ok ? taken : -1;
 }
@@ -1631,8 +1614,7 @@ static void collect_done(struct worker *w)
     w->pending = done;
 }
 
-/* Free slots: the ended jobs' count too, as they no longer run (their outcomes go in the
- * same pipeline as the take, after it). */
+/* Slots free once pending outcomes are applied (they go in the same pipeline as the take). */
 static int free_slots(const struct worker *w)
 {
     const struct task *t;

@@ -477,7 +477,6 @@ static void log_recorded(struct worker *w)
 {
     struct task *t;
 
-    if (w->recorded == NULL) return;
     while ((t = w->recorded) != NULL) {
         w->recorded = t->next;
         log_outcome(w, t);
@@ -1563,12 +1562,12 @@ static void housekeeping(struct worker *w, long long now)
 
     summary(w, now);
     if (w->down) return;
-    /* Each timer below is a round trip of its own, on a Redis that may be slow: the lines of
-     * the jobs Redis recorded go out first, not after them. */
-    if (now >= w->next_hb || now >= w->next_recover || now >= w->next_sched) log_recorded(w);
     /* A new control connection (rconn reconnects by itself) is a new client id: register it
      * now, before another worker's find_gone sees the old one gone. */
     if (w->ctl.ctx != NULL && w->ctl_id_of != w->ctl.connects) w->next_hb = now;
+    /* Each timer below is a round trip of its own, on a Redis that may be slow: the lines of
+     * the jobs Redis recorded go out first, not after them. */
+    if (now >= w->next_hb || now >= w->next_recover || now >= w->next_sched) log_recorded(w);
     if (now >= w->next_hb) {
         heartbeat(w, 0);
         w->next_hb = now + HEARTBEAT_MS;

@@ -81,7 +81,7 @@ struct task {
     stop_flag stop;                     /* its handler should give up: a hard stop or cancel */
     struct task *held_prev, *held_next; /* every task this worker holds (dispatcher only) */
     int start_pending;            /* its start is not recorded in Redis yet (dispatcher only) */
-    int start_sent;               /* its start mark is in the batch being applied */
+    unsigned start_sent;          /* the round trip its start mark is in, 0: none */
     int ending;                   /* in the batch of ends being applied (dispatcher only) */
     double taken_at;              /* wall clock, set once when taken */
     unsigned long long seq;       /* take order, which is the in-flight list's (outcomes) */
@@ -91,6 +91,21 @@ struct task {
     double started, ended; /* wall clock */
     char *text;            /* result or error line */
     struct task *next;
+};
+
+/* One round trip of the dispatcher, from trip_send to trip_read. */
+struct trip {
+    unsigned id;       /* its start marks carry it in start_sent */
+    struct task *ends; /* the tasks whose outcomes it carries (no longer pending) */
+    int frees;         /* how many of them free a slot once applied */
+    size_t take_max;   /* the take it asked for, 0 for none */
+    struct queue_outcome *o;
+    struct task **ot; /* o[i]'s task, where o[i] is an end */
+    unsigned char *lost;
+    size_t n;
+    int nrep;
+    int ok; /* sent without an error */
+    char err[512];
 };
 
 struct watcher {
@@ -143,10 +158,12 @@ struct worker {
     int dispatcher_waiting; /* the dispatcher sleeps on wake (under mu) */
     struct task **starts;   /* handed out, not yet marked started (dispatcher only) */
     int nstarts, capstarts;
-    int outstanding;      /* taken and not yet applied (dispatcher only) */
-    struct task *held;    /* every task taken and not yet freed (dispatcher only) */
-    int need_reconcile;   /* a take's reply was lost: see reconcile() */
-    char last_error[512]; /* the last Redis error reported, and when */
+    int outstanding;             /* taken and not yet applied (dispatcher only) */
+    struct task *held;           /* every task taken and not yet freed (dispatcher only) */
+    int need_reconcile;          /* a take's reply was lost: see reconcile() */
+    unsigned trips;              /* round trips sent (dispatcher only) */
+    const struct trip *inflight; /* sent and not read yet, while dispatch sends another */
+    char last_error[512];        /* the last Redis error reported, and when */
     long long last_error_at;
     long taken_total;
     unsigned long long next_seq; /* the next task's seq (dispatcher only) */
@@ -920,16 +937,17 @@ static int by_seq(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* The outcomes of one apply into o (room for every start and every pending task): the due
- * starts not ended in the same batch, then an end for each pending task that was not aborted,
- * whose task goes to ot at the same index. Returns how many.
+/* The outcomes of one apply into o (room for every start and every end): the due starts not
+ * ended in the same batch nor sent in a round trip still unread, each marked with trip, then
+ * an end for each task of ends that was not aborted, whose task goes to ot at the same index.
+ * Returns how many.
  *
  * The ends go in the order their jobs were taken. The in-flight list holds records in that
  * order, the oldest at its tail, and the apply script removes each with an LREM from the tail:
  * in take order each LREM finds its record at once, while in the order the jobs ended (newest
  * first, as they come from the executors) a batch of 64 made each LREM step over 32 records
  * on average, 14,600 of Redis's 84,000 instructions a job. */
-static size_t outcomes(struct worker *w, struct task *pending, struct queue_outcome *o,
+static size_t outcomes(struct worker *w, struct task *ends, unsigned trip, struct queue_outcome *o,
                        struct task **ot)
 {
     struct task *t;
@@ -938,8 +956,8 @@ static size_t outcomes(struct worker *w, struct task *pending, struct queue_outc
 
     for (s = 0; s < due; s++) {
         t = w->starts[s];
-        if (t->ending) continue; /* its end, below, records the start too */
-        t->start_sent = 1;
+        if (t->ending || t->start_sent) continue; /* its end records the start too */
+        t->start_sent = trip;
         o[i].kind = QUEUE_STARTED;
         o[i].taken = &t->taken;
         o[i].job = t->job;
@@ -947,7 +965,7 @@ static size_t outcomes(struct worker *w, struct task *pending, struct queue_outc
         i++;
     }
     first_end = n = i;
-    for (t = pending; t; t = t->next)
+    for (t = ends; t; t = t->next)
         if (!t->aborted) ot[n++] = t; /* an aborted one is left in flight: the drain puts it back */
     qsort(ot + first_end, n - first_end, sizeof *ot, by_seq);
     for (; i < n; i++) {
@@ -968,50 +986,63 @@ static size_t outcomes(struct worker *w, struct task *pending, struct queue_outc
     return n;
 }
 
-/* One round trip: mark taken jobs started, record ended ones (one script call), and, when
- * take_max > 0, take more in the same pipeline. Returns the number taken, or -1 when Redis
- * failed (every outcome is kept for the next try: nothing is lost, and an outcome applied
- * once already is dropped the second time - see queue_apply_append). */
-static int cycle(struct worker *w, struct task **pending, size_t take_max)
+/* Send one round trip: mark taken jobs started and record the pending outcomes (one script
+ * call), and, when take_max > 0, take more in the same pipeline. The pending tasks move to
+ * tr->ends; trip_read reads the replies. Nothing is read here, so a second trip may be sent
+ * before the first is read (dispatch). */
+static void trip_send(struct worker *w, struct trip *tr, size_t take_max)
 {
     struct task *t;
-    struct queue_outcome *o;
-    struct taken *tk = NULL;
-    size_t n = (size_t)w->nstarts, i = 0;
-    char err[512], warn[512];
-    int nrep = 0, ok, taken = 0, s, take_sent = 0;
-    unsigned char *lost;
-    struct task **ot;
+    size_t n = (size_t)w->nstarts;
 
-    for (t = *pending; t; t = t->next) {
+    memset(tr, 0, sizeof *tr);
+    tr->id = ++w->trips ? w->trips : ++w->trips; /* never 0, which is "not sent" */
+    tr->ends = w->pending;
+    w->pending = NULL;
+    for (t = tr->ends; t; t = t->next) {
         n++;
         t->ending = !t->aborted;
+        if (!t->refused && !t->aborted) tr->frees++;
     }
-    o = xcalloc(n ? n : 1, sizeof *o);
-    ot = xcalloc(n ? n : 1, sizeof *ot);
-    lost = xcalloc(n ? n : 1, 1);
-    i = outcomes(w, *pending, o, ot);
-    ok = queue_apply_append(&w->ctl, &w->keys, w->wid, o, i, &w->cfg->ttls, &nrep, err,
-                            sizeof err) == 0;
-    if (ok && take_max > 0) {
+    tr->o = xcalloc(n ? n : 1, sizeof *tr->o);
+    tr->ot = xcalloc(n ? n : 1, sizeof *tr->ot);
+    tr->lost = xcalloc(n ? n : 1, 1);
+    tr->n = outcomes(w, tr->ends, tr->id, tr->o, tr->ot);
+    tr->ok = queue_apply_append(&w->ctl, &w->keys, w->wid, tr->o, tr->n, &w->cfg->ttls, &tr->nrep,
+                                tr->err, sizeof tr->err) == 0;
+    if (tr->ok && take_max > 0) {
         if (queue_take_append(&w->ctl, &w->keys, w->wid, w->cfg->queues, w->cfg->nqueues, take_max,
-                              err, sizeof err) != 0)
-            take_max = 0, ok = 0;
+                              tr->err, sizeof tr->err) != 0)
+            tr->ok = 0;
         else
-            take_sent = 1;
+            tr->take_max = take_max;
     }
-    if (ok && rconn_flush(&w->ctl) == 0) log_recorded(w); /* while Redis runs them */
-    if (ok && queue_apply_read(&w->ctl, nrep, lost, i, warn, sizeof warn, err, sizeof err) != 0)
+    if (tr->ok && rconn_flush(&w->ctl) == 0) log_recorded(w); /* while Redis runs them */
+}
+
+/* Read a round trip's replies. Returns the number taken, or -1 when Redis failed: its
+ * outcomes go back to the pending ones for the next try (nothing is lost, and an outcome
+ * applied once already is dropped the second time - see queue_apply_append). */
+static int trip_read(struct worker *w, struct trip *tr)
+{
+    struct task *t;
+    struct taken *tk = NULL;
+    char warn[512];
+    int ok = tr->ok, taken = 0, s;
+
+    if (ok &&
+        queue_apply_read(&w->ctl, tr->nrep, tr->lost, tr->n, warn, sizeof warn, tr->err,
+                         sizeof tr->err) != 0)
         ok = 0;
     else if (ok && warn[0] != '\0')
         report_error(w, warn);
-    if (take_sent) {
+    if (tr->take_max > 0) {
         struct queue_take_notes notes;
         char terr[512];
         taken = -1;
         if (w->ctl.ctx != NULL) {
-            tk = xcalloc(take_max, sizeof *tk);
-            taken = queue_take_read(&w->ctl, take_max, tk, &notes, warn, sizeof warn, terr,
+            tk = xcalloc(tr->take_max, sizeof *tk);
+            taken = queue_take_read(&w->ctl, tr->take_max, tk, &notes, warn, sizeof warn, terr,
                                     sizeof terr);
             if (taken >= 0) note_take(w, &notes);
         }
@@ -1021,39 +1052,40 @@ static int cycle(struct worker *w, struct task **pending, size_t take_max)
             w->need_reconcile = 1;
         } else if (taken < 0) {
             ok = 0;
-            str_copy(err, sizeof err, terr);
+            str_copy(tr->err, sizeof tr->err, terr);
         } else if (warn[0] != '\0') {
             report_error(w, warn);
         }
         if (taken < 0) ok = 0;
     }
-    for (s = 0; ok && (size_t)s < i; s++) {
-        if (!lost[s] || ot[s] == NULL) continue;
+    for (s = 0; ok && (size_t)s < tr->n; s++) {
+        if (!tr->lost[s] || tr->ot[s] == NULL) continue;
         /* Not in our in-flight list any more: either this very batch was applied once
          * already and only its reply was lost, or another worker recovered the job while we
          * were out of touch for longer than our lease. */
-        ot[s]->lost = 1;
-        if (ot[s]->job != NULL)
+        tr->ot[s]->lost = 1;
+        if (tr->ot[s]->job != NULL)
             LOG(&w->lg, CQ_LOG_WARN,
                 "%s: %s %s: outcome not recorded again: the job was no "
                 "longer in this worker's hands (recorded before a lost reply, or recovered "
                 "by another worker)",
-                ot[s]->taken.queue, ot[s]->job->func, ot[s]->job->id);
+                tr->ot[s]->taken.queue, tr->ot[s]->job->func, tr->ot[s]->job->id);
     }
-    free(o);
-    free(ot);
-    free(lost);
-    if (!ok) report_error(w, err);
+    free(tr->o);
+    free(tr->ot);
+    free(tr->lost);
+    if (!ok) report_error(w, tr->err);
     for (s = 0; s < w->nstarts; s++) {
-        if (ok && w->starts[s]->start_sent) w->starts[s]->start_pending = 0;
+        if (w->starts[s]->start_sent != tr->id) continue;
+        if (ok) w->starts[s]->start_pending = 0;
         w->starts[s]->start_sent = 0;
     }
     if (ok) {
-        for (t = *pending; t; t = t->next) t->start_pending = 0; /* ended, or going back */
+        for (t = tr->ends; t; t = t->next) t->start_pending = 0; /* ended, or going back */
         starts_compact(w);
-        while (*pending) {
-            t = *pending;
-            *pending = t->next;
+        while (tr->ends) {
+            t = tr->ends;
+            tr->ends = t->next;
             if (!t->aborted && !t->refused) w->outstanding--;
             if (t->aborted || t->lost) {
                 task_free(w, t);
@@ -1066,10 +1098,24 @@ static int cycle(struct worker *w, struct task **pending, size_t take_max)
             *w->recorded_tail = t;
             w->recorded_tail = &t->next;
         }
+    } else if (tr->ends != NULL) { /* kept, ahead of what ended since */
+        for (t = tr->ends; t->next; t = t->next) continue;
+        t->next = w->pending;
+        w->pending = tr->ends;
+        tr->ends = NULL;
     }
-    if (taken > 0) accept_taken(w, tk, taken, pending);
+    if (taken > 0) accept_taken(w, tk, taken, &w->pending);
     free(tk);
     return ok ? taken : -1;
+}
+
+/* One round trip, sent and read. */
+static int cycle(struct worker *w, size_t take_max)
+{
+    struct trip tr;
+
+    trip_send(w, &tr, take_max);
+    return trip_read(w, &tr);
 }
 
 static void make_identity(struct worker *w)
@@ -1646,7 +1692,7 @@ static int dispatch(struct worker *w)
     if (!w->draining && slots > 0 && (!w->idle || ready) && time_mono_ms() >= w->hold_until)
         want = (size_t)slots < TAKE_BATCH ? (size_t)slots : TAKE_BATCH;
     if (want == 0 && w->pending == NULL && starts_due(w, time_now()) == 0) return 0;
-    took = cycle(w, &w->pending, want);
+    took = cycle(w, want);
     if (took >= 0 && want > 0) {
         w->idle = (size_t)took < want;
         more = !w->idle;
@@ -1817,7 +1863,7 @@ static int drain(struct worker *w)
         int ended = unrecorded(w, ids, sizeof ids);
 
         if (w->ctl.ctx == NULL) rconn_connect(&w->ctl);
-        if (cycle(w, &w->pending, 0) < 0 && ended > 0) {
+        if (cycle(w, 0) < 0 && ended > 0) {
             LOG(&w->lg, CQ_LOG_ERROR,
                 "could not record the outcome%s of %d ended job%s (%s): %s; %s run again once "
                 "redis is back and this worker's lease has expired",
@@ -1830,7 +1876,7 @@ static int drain(struct worker *w)
     hist_flush(w);
     for (tries = 0; tries < 3; tries++) {
         /* Redis back meanwhile: record what ended before recovery puts it back to run. */
-        if (tries > 0 && w->pending != NULL && cycle(w, &w->pending, 0) == 0) {
+        if (tries > 0 && w->pending != NULL && cycle(w, 0) == 0) {
             log_recorded(w);
             LOG(&w->lg, CQ_LOG_INFO, "redis is back: the ended jobs' outcomes are recorded");
             unclean = 0;

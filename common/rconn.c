@@ -891,3 +891,19 @@ int rconn_read_timed(struct rconn *r, double seconds, redisReply **out)
         }
     }
 }
+
+int rconn_poll(struct rconn *r, int other, int timeout_ms)
+{
+    struct pollfd p[2];
+    int n;
+
+    if (r->ctx == NULL || r->ctx->reader->pos < r->ctx->reader->len) return 1;
+    p[0].fd = r->ctx->fd;
+    p[0].events = POLLIN;
+    p[1].fd = other;
+    p[1].events = POLLIN;
+    p[0].revents = p[1].revents = 0;
+    n = poll(p, other >= 0 ? 2 : 1, timeout_ms);
+    if (n < 0) return errno == EINTR ? 0 : 1; /* a read then says what is wrong */
+    return p[0].revents != 0;
+}

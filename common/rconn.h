@@ -126,5 +126,10 @@ int rconn_flush(struct rconn *r);
  * (the connection stays usable: a reply read in part stays buffered), or -1 on an I/O error
  * (connection closed, errstr set, as above). */
 int rconn_read_timed(struct rconn *r, double seconds, redisReply **out);
+/* Wait up to timeout_ms for the next reply of a pipeline sent (rconn_flush) and not read yet,
+ * or for other (a file descriptor, -1 for none) to become readable, whichever comes first;
+ * nothing is read. 1 when a read would not wait for the server (the reply's bytes arrived,
+ * or the connection is closed or failed: the read says so), else 0. */
+int rconn_poll(struct rconn *r, int other, int timeout_ms);
 
 #endif

@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -106,6 +107,12 @@ struct trip {
     int nrep;
     int ok; /* sent without an error */
     char err[512];
+    /* its replies (trip_recv) */
+    int received;
+    int rok; /* applied and taken without an error */
+    struct taken *tk;
+    int taken;
+    struct queue_take_notes notes;
 };
 
 struct watcher {
@@ -156,13 +163,17 @@ struct worker {
     struct watcher *watchers;
     int idle_executors;     /* executors waiting for a task (under mu) */
     int dispatcher_waiting; /* the dispatcher sleeps on wake (under mu) */
+    int ndone;              /* tasks in done (under mu) */
+    int wake_done;          /* > 0: write efd once ndone reaches it (under mu; send_next) */
+    int efd;                /* an eventfd the dispatcher polls with Redis's socket, or -1 */
     struct task **starts;   /* handed out, not yet marked started (dispatcher only) */
     int nstarts, capstarts;
-    int outstanding;             /* taken and not yet applied (dispatcher only) */
-    struct task *held;           /* every task taken and not yet freed (dispatcher only) */
-    int need_reconcile;          /* a take's reply was lost: see reconcile() */
-    unsigned trips;              /* round trips sent (dispatcher only) */
+    int outstanding;    /* taken and not yet applied (dispatcher only) */
+    struct task *held;  /* every task taken and not yet freed (dispatcher only) */
+    int need_reconcile; /* a take's reply was lost: see reconcile() */
+    unsigned long trips_total, trips_second; /* sent, and sent while another was unread */
     const struct trip *inflight; /* sent and not read yet, while dispatch sends another */
+    struct trip *unread;         /* sent behind the one being read (ctl_quiet) */
     char last_error[512];        /* the last Redis error reported, and when */
     long long last_error_at;
     long taken_total;
@@ -276,6 +287,10 @@ static void *executor_main(void *arg)
         if (--w->running == 0 && w->todo == NULL) pthread_cond_broadcast(&w->quiet);
         t->next = w->done;
         w->done = t;
+        if (++w->ndone == w->wake_done && w->efd >= 0) {
+            w->wake_done = 0;
+            (void)eventfd_write(w->efd, 1);
+        }
         /* One wake-up per batch of completions is enough: the dispatcher takes them all. */
         if (w->dispatcher_waiting && t->next == NULL) pthread_cond_signal(&w->wake);
     }
@@ -562,6 +577,8 @@ static void stop_all(struct worker *w)
     for (t = w->held; t; t = t->held_next) __atomic_store_n(&t->stop, 1, __ATOMIC_RELAXED);
 }
 
+static void ctl_quiet(struct worker *w);
+
 /* Which of ids[0..n-1] an operator asked to stop (the cancel set): hit[i] = 1. 0, or -1 when
  * Redis cannot say (then nothing is marked: asked again later). */
 static int canceled_among(struct worker *w, const char *const *ids, size_t n, unsigned char *hit)
@@ -575,6 +592,7 @@ static int canceled_among(struct worker *w, const char *const *ids, size_t n, un
     argv[0] = "SMISMEMBER";
     argv[1] = keys_cancel(&w->keys, key, sizeof key);
     for (i = 0; i < n; i++) argv[i + 2] = ids[i];
+    ctl_quiet(w);
     rep = rconn_command(&w->ctl, (int)n + 2, argv, NULL);
     free(argv);
     if (rep != NULL && rep->type == REDIS_REPLY_ARRAY && rep->elements == n) {
@@ -710,6 +728,7 @@ static int live_servers(struct worker *w, const char *func, char *err, size_t er
             return w->live_cache[i].live;
         if (w->live_cache[i].at < w->live_cache[oldest].at) oldest = i;
     }
+    ctl_quiet(w);
     live = catalog_live(&w->ctl, &w->keys, func, NULL, 0, err, errlen);
     if (live >= 0) {
         str_copy(w->live_cache[oldest].func, sizeof w->live_cache[oldest].func, func);
@@ -996,7 +1015,8 @@ static void trip_send(struct worker *w, struct trip *tr, size_t take_max)
     size_t n = (size_t)w->nstarts;
 
     memset(tr, 0, sizeof *tr);
-    tr->id = ++w->trips ? w->trips : ++w->trips; /* never 0, which is "not sent" */
+    tr->id = (unsigned)++w->trips_total;
+    if (tr->id == 0) tr->id = (unsigned)++w->trips_total; /* 0 is "in no trip" */
     tr->ends = w->pending;
     w->pending = NULL;
     for (t = tr->ends; t; t = t->next) {
@@ -1020,44 +1040,63 @@ static void trip_send(struct worker *w, struct trip *tr, size_t take_max)
     if (tr->ok && rconn_flush(&w->ctl) == 0) log_recorded(w); /* while Redis runs them */
 }
 
-/* Read a round trip's replies. Returns the number taken, or -1 when Redis failed: its
- * outcomes go back to the pending ones for the next try (nothing is lost, and an outcome
- * applied once already is dropped the second time - see queue_apply_append). */
-static int trip_read(struct worker *w, struct trip *tr)
+/* Read a round trip's replies into tr, for trip_done. */
+static void trip_recv(struct worker *w, struct trip *tr)
 {
-    struct task *t;
-    struct taken *tk = NULL;
     char warn[512];
-    int ok = tr->ok, taken = 0, s;
 
-    if (ok &&
+    tr->received = 1;
+    tr->rok = tr->ok;
+    if (tr->rok &&
         queue_apply_read(&w->ctl, tr->nrep, tr->lost, tr->n, warn, sizeof warn, tr->err,
                          sizeof tr->err) != 0)
-        ok = 0;
-    else if (ok && warn[0] != '\0')
+        tr->rok = 0;
+    else if (tr->rok && warn[0] != '\0')
         report_error(w, warn);
     if (tr->take_max > 0) {
-        struct queue_take_notes notes;
         char terr[512];
-        taken = -1;
+        tr->taken = -1;
         if (w->ctl.ctx != NULL) {
-            tk = xcalloc(tr->take_max, sizeof *tk);
-            taken = queue_take_read(&w->ctl, tr->take_max, tk, &notes, warn, sizeof warn, terr,
-                                    sizeof terr);
-            if (taken >= 0) note_take(w, &notes);
+            tr->tk = xcalloc(tr->take_max, sizeof *tr->tk);
+            tr->taken = queue_take_read(&w->ctl, tr->take_max, tr->tk, &tr->notes, warn,
+                                        sizeof warn, terr, sizeof terr);
         }
-        if (taken < 0 && w->ctl.ctx == NULL) {
+        if (tr->taken < 0 && w->ctl.ctx == NULL) {
             /* The take may have run with its reply lost: records in our in-flight lists
              * that we do not know of. Put them back before taking again (reconcile). */
             w->need_reconcile = 1;
-        } else if (taken < 0) {
-            ok = 0;
+        } else if (tr->taken < 0) {
             str_copy(tr->err, sizeof tr->err, terr);
         } else if (warn[0] != '\0') {
             report_error(w, warn);
         }
-        if (taken < 0) ok = 0;
+        if (tr->taken < 0) tr->rok = 0;
     }
+}
+
+/* Before a command of the dispatcher's own on the control connection (accept_taken asks
+ * Redis about some jobs): the round trip sent behind the one being handled is read first,
+ * as its replies come before this command's, and handled in its turn. */
+static void ctl_quiet(struct worker *w)
+{
+    if (w->unread == NULL) return;
+    trip_recv(w, w->unread);
+    w->unread = NULL;
+}
+
+/* Handle a round trip's replies (read by trip_recv first, unless they are already). Returns
+ * the number taken, or -1 when Redis failed: its outcomes go back to the pending ones for the
+ * next try (nothing is lost, and an outcome applied once already is dropped the second time -
+ * see queue_apply_append). */
+static int trip_read(struct worker *w, struct trip *tr)
+{
+    struct task *t;
+    int ok, taken, s;
+
+    if (!tr->received) trip_recv(w, tr);
+    ok = tr->rok;
+    taken = tr->taken;
+    if (taken >= 0 && tr->take_max > 0) note_take(w, &tr->notes);
     for (s = 0; ok && (size_t)s < tr->n; s++) {
         if (!tr->lost[s] || tr->ot[s] == NULL) continue;
         /* Not in our in-flight list any more: either this very batch was applied once
@@ -1104,8 +1143,8 @@ static int trip_read(struct worker *w, struct trip *tr)
         w->pending = tr->ends;
         tr->ends = NULL;
     }
-    if (taken > 0) accept_taken(w, tk, taken, &w->pending);
-    free(tk);
+    if (taken > 0) accept_taken(w, tr->tk, taken, &w->pending);
+    free(tr->tk);
     return ok ? taken : -1;
 }
 
@@ -1327,6 +1366,7 @@ static void worker_free(struct worker *w, int stopped)
     free(w->hist);
     health_free(w->health);
     rconn_close(&w->ctl);
+    if (w->efd >= 0) close(w->efd);
     if (w->sync_inited) {
         pthread_mutex_destroy(&w->mu);
         pthread_cond_destroy(&w->wake);
@@ -1350,6 +1390,7 @@ static void init_sync(struct worker *w)
     pthread_condattr_destroy(&ca);
     pthread_cond_init(&w->work, NULL);
     pthread_cond_init(&w->watch, NULL);
+    w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     w->sync_inited = 1;
 }
 
@@ -1395,6 +1436,7 @@ static struct worker *worker_start(const struct worker_config *cfg, volatile sig
 
     w->cfg = cfg;
     w->signals = signals;
+    w->efd = -1;
     w->lg.prog = "cworker";
     w->lg.level = cfg->log_level;
     w->lg.json = cfg->log_json;
@@ -1652,6 +1694,7 @@ static void collect_done(struct worker *w)
     pthread_mutex_lock(&w->mu);
     done = w->done;
     w->done = NULL;
+    w->ndone = 0;
     pthread_mutex_unlock(&w->mu);
     if (done == NULL) return;
     for (tail = done; tail->next; tail = tail->next) continue;
@@ -1659,23 +1702,100 @@ static void collect_done(struct worker *w)
     w->pending = done;
 }
 
-/* Slots free once pending outcomes are applied (they go in the same pipeline as the take). */
+/* Slots free once pending outcomes are applied (they go in the same pipeline as the take),
+ * and those of a round trip in flight. */
 static int free_slots(const struct worker *w)
 {
     const struct task *t;
     int n = w->cfg->concurrency - w->outstanding;
+    long taken = w->taken_total;
 
     for (t = w->pending; t; t = t->next)
         if (!t->refused && !t->aborted) n++;
-    if (w->cfg->max_jobs > 0 && w->cfg->max_jobs - w->taken_total < n)
-        n = (int)(w->cfg->max_jobs - w->taken_total);
+    if (w->inflight != NULL) { /* as if its outcomes applied and its take were full */
+        n += w->inflight->frees - (int)w->inflight->take_max;
+        taken += (long)w->inflight->take_max;
+    }
+    if (w->cfg->max_jobs > 0 && w->cfg->max_jobs - taken < n) n = (int)(w->cfg->max_jobs - taken);
     return n;
 }
 
-/* Apply outcomes and take more in one round trip. Returns 1 when there is more to do at
- * once (a full take, or starts to mark), else 0. */
+/* Whether the dispatcher's turn is wanted for something other than jobs: a timer, a summary
+ * line, a signal (turn). */
+static int turn_due(const struct worker *w, long long now)
+{
+    return *w->signals != 0 || now >= w->next_hb || now >= w->next_recover ||
+        now >= w->next_sched ||
+        (w->cfg->summary_interval > 0 &&
+         (double)(now - w->period.since) / 1000.0 >= w->cfg->summary_interval);
+}
+
+/* What the next round trip would carry now, with cur in flight: *want jobs to take and the
+ * outcomes pending (returned). */
+static size_t next_size(struct worker *w, const struct trip *cur, long long now, size_t *want)
+{
+    const struct task *t;
+    size_t n = 0;
+    int slots;
+
+    w->inflight = cur;
+    slots = free_slots(w);
+    w->inflight = NULL;
+    *want = 0;
+    if (!w->idle && slots > 0 && now >= w->hold_until)
+        *want = (size_t)slots < TAKE_BATCH ? (size_t)slots : TAKE_BATCH;
+    for (t = w->pending; t; t = t->next) n++;
+    return n;
+}
+
+/* Before cur's replies are read: wait for them, or for enough jobs to end that the next round
+ * trip (their outcomes, and a take for the slots they free) is worth sending first. Redis
+ * then runs it while the dispatcher reads and hands out cur's jobs: with one round trip at a
+ * time the two take turns, each idle while the other works (docs/BENCHMARKS.md). Worth it
+ * means at least half the slots' worth (a smaller batch costs Redis more a job). Not while
+ * housekeeping is due, whose commands need a connection with no reply unread. Returns 1 when
+ * next was sent. */
+static int send_next(struct worker *w, const struct trip *cur, struct trip *next)
+{
+    size_t want, n, min = (size_t)w->cfg->concurrency / 2;
+    long long now;
+
+    if (min < 1) min = 1;
+    for (;;) {
+        int need, enough, replied;
+        now = time_mono_ms();
+        if (!cur->ok || w->ctl.ctx == NULL || w->need_reconcile || w->draining || turn_due(w, now))
+            return 0;
+        collect_done(w);
+        n = next_size(w, cur, now, &want);
+        if (want + n >= min) break;
+        need = (int)(min - want - n); /* each job that ends adds one at least */
+        pthread_mutex_lock(&w->mu);
+        enough = w->ndone >= need;
+        if (!enough) w->wake_done = need; /* the executor that ends the need-th writes efd */
+        pthread_mutex_unlock(&w->mu);
+        if (enough) continue;
+        replied = rconn_poll(&w->ctl, w->efd, 20);
+        pthread_mutex_lock(&w->mu);
+        w->wake_done = 0;
+        pthread_mutex_unlock(&w->mu);
+        if (w->efd >= 0) {
+            eventfd_t v;
+            (void)eventfd_read(w->efd, &v);
+        }
+        if (replied) return 0;
+    }
+    trip_send(w, next, want);
+    w->trips_second++;
+    return 1;
+}
+
+/* Apply outcomes and take more in one round trip, and go on with a second one in flight
+ * while there is enough to send (send_next). Returns 1 when there is more to do at once (a
+ * full take, or starts to mark), else 0. Nothing is left unread on return. */
 static int dispatch(struct worker *w)
 {
+    struct trip trips[2], *cur = &trips[0], *next = &trips[1], *sent;
     size_t want = 0;
     int ready, took, more = 0, slots = free_slots(w);
 
@@ -1692,10 +1812,22 @@ static int dispatch(struct worker *w)
     if (!w->draining && slots > 0 && (!w->idle || ready) && time_mono_ms() >= w->hold_until)
         want = (size_t)slots < TAKE_BATCH ? (size_t)slots : TAKE_BATCH;
     if (want == 0 && w->pending == NULL && starts_due(w, time_now()) == 0) return 0;
-    took = cycle(w, want);
-    if (took >= 0 && want > 0) {
-        w->idle = (size_t)took < want;
-        more = !w->idle;
+    trip_send(w, cur, want);
+    for (;;) {
+        sent = send_next(w, cur, next) ? next : NULL;
+        w->unread = sent;
+        took = trip_read(w, cur);
+        w->unread = NULL;
+        if (took >= 0 && cur->take_max > 0) {
+            w->idle = (size_t)took < cur->take_max;
+            more = !w->idle;
+        }
+        if (sent == NULL) break;
+        pthread_mutex_lock(&w->mu);
+        wake_executors(w);
+        pthread_mutex_unlock(&w->mu);
+        next = cur;
+        cur = sent;
     }
     /* Jobs refused when taken have their outcomes recorded on the next turn, without waiting;
      * start marks wait for their time (wait_for_work). */
@@ -1907,6 +2039,9 @@ int worker_run(const struct worker_config *cfg, volatile sig_atomic_t *signals, 
     while (!turn(w)) continue;
     stopped = stop_handlers(w);
     rc = drain(w);
+    LOG(&w->lg, CQ_LOG_DEBUG,
+        "%lu round trips to redis for jobs, %lu of them sent before the one ahead was read",
+        w->trips_total, w->trips_second);
     LOG(&w->lg, CQ_LOG_INFO, "worker %s stopped", w->wid);
     /* Executors still running a handler that ignores the stop are abandoned: their jobs are
      * back in the queues and the process is about to exit. */

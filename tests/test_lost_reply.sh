@@ -9,10 +9,11 @@
 . "$(dirname "$0")/lib.sh"
 
 start_redis
-start_proxy() {  # start_proxy MARKER: sets PURL (the worker's URL through the proxy)
-    local pf="$T/proxy.port.$RANDOM"
+start_proxy() {  # start_proxy MARKER [ARG...]: sets PURL (the worker's URL through the proxy)
+    local pf="$T/proxy.port.$RANDOM" marker=$1
+    shift
     python3 "$SRC/tests/fixtures/cutproxy.py" --to "$RSOCK" --port-file "$pf" \
-        --marker "$1" --arm "$T/arm" 2>>"$T/proxy.log" &
+        --marker "$marker" --arm "$T/arm" "$@" 2>>"$T/proxy.log" &
     PIDS+=("$!")
     wait_for 10 test -s "$pf" || { echo "FATAL: cutproxy.py did not start"; exit 1; }
     PURL=redis://127.0.0.1:$(cat "$pf")
@@ -52,6 +53,30 @@ sleep 0.5
 check_eq "a re-sent outcome is recorded once (dead list)" 1 "$(rcli LLEN cq:dead)"
 check_eq "...and counted once" 1 "$(rcli HGET cq:stats dead)"
 kill -TERM "$W"; wait "$W"
+
+# ---- two round trips in flight, both replies lost ----
+# A busy worker sends its next round trip before it reads the one ahead (worker.c, send_next).
+# The proxy holds back the replies to a take; while they are held the worker's jobs end and it
+# sends its next round trip, with another take; both reach Redis, and the connection is cut
+# with every reply lost (cutproxy.py --second). Every job still ends, and once.
+N=20000
+before=$(rcli HGET cq:stats processed) failed=$(rcli HGET cq:stats failed)
+seq "$N" | sed 's/.*/noop/' | "$BIN/cenqueue" --stdin --quiet
+start_proxy cq:paused --second
+"$BIN/cworker" -u "$PURL" --burst -c 64 --log-level debug >"$T/w4.log" 2>&1 &
+W=$!
+PIDS+=("$W")
+processed_over() { [ "$(rcli HGET cq:stats processed)" -ge "$1" ]; }
+wait_for 30 processed_over $((before + 2000))
+touch "$T/arm"
+check "the connection was cut with two takes in flight" wait_for 10 grep -q 'and a second one' "$T/proxy.log"
+wait "$W"
+check_eq "every job was recorded once" $((before + N)) "$(rcli HGET cq:stats processed)"
+check_eq "...none failed" "$failed" "$(rcli HGET cq:stats failed)"
+check_eq "...the queue is empty" 0 "$(rcli LLEN cq:queue:default)"
+check_eq "...nothing left in flight" 0 "$(for k in $(rcli --scan --pattern 'cq:inflight:*'); do rcli LLEN "$k"; done | awk '{s+=$1} END {print s+0}')"
+check_contains "the worker put back what the lost takes took" "taken when a reply from redis was lost" "$(cat "$T/w4.log")"
+check "...and sent round trips before reading the one ahead" grep -q 'round trips to redis for jobs, [1-9][0-9]* of them sent before' "$T/w4.log"
 
 # ---- a retried record without a queue field keeps the queue it came from ----
 start_httpd

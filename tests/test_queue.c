@@ -449,6 +449,56 @@ static void test_take_max(void)
     CHECK_EQ(EXISTS("cq:queue:q"), 0);
 }
 
+/* The worker's dispatcher sends a second round trip before it reads the one ahead, and waits
+ * for either a reply or its executors with rconn_poll (worker.c, send_next). Two takes in
+ * flight come back in order, each with its own records. rconn_poll says a reply is there
+ * without reading it, also when its bytes came in with the reply before it (then they wait
+ * in hiredis's buffer, not on the socket); it returns 0 at once when the other descriptor is
+ * readable first, and 1 for a closed connection (the read then says so). */
+static void test_pipelined_takes(void)
+{
+    const char *queues[] = {"pt"};
+    struct taken a[2], b[2];
+    struct queue_take_notes notes;
+    char err[256];
+    long long t0;
+    int p[2];
+
+    memset(a, 0, sizeof a);
+    memset(b, 0, sizeof b);
+    REQUIRE(put("pt1", "pt") == 0);
+    REQUIRE(put("pt2", "pt") == 0);
+    REQUIRE(put("pt3", "pt") == 0);
+    REQUIRE(pipe(p) == 0);
+    CHECK_EQ(rconn_poll(&R, p[0], 0), 0); /* nothing sent, nothing to read */
+    CHECK_EQ(queue_take_append(&R, &K, "w1", queues, 1, 2, err, sizeof err), 0);
+    CHECK_EQ(queue_take_append(&R, &K, "w1", queues, 1, 2, err, sizeof err), 0);
+    CHECK_EQ(rconn_flush(&R), 0);
+    CHECK_EQ(rconn_poll(&R, p[0], 5000), 1);
+    sleep_ms(100); /* both replies arrive: the first read takes in the second's bytes too */
+    CHECK_EQ(queue_take_read(&R, 2, a, &notes, warn, sizeof warn, err, sizeof err), 2);
+    t0 = time_mono_ms();
+    CHECK_EQ(rconn_poll(&R, p[0], 5000), 1);
+    CHECK(time_mono_ms() - t0 < 2500);
+    CHECK_EQ(queue_take_read(&R, 2, b, &notes, warn, sizeof warn, err, sizeof err), 1);
+    CHECK_HAS(a[0].record, "\"id\":\"pt1\"");
+    CHECK_HAS(a[1].record, "\"id\":\"pt2\"");
+    CHECK_HAS(b[0].record, "\"id\":\"pt3\"");
+    free_taken(a, 2);
+    free_taken(b, 1);
+    CHECK_EQ(LLEN("cq:inflight:w1:pt"), 3);
+    /* Nothing in flight and the other descriptor readable: 0, without waiting. */
+    CHECK_EQ(write(p[1], "x", 1), 1);
+    t0 = time_mono_ms();
+    CHECK_EQ(rconn_poll(&R, p[0], 5000), 0);
+    CHECK(time_mono_ms() - t0 < 2500);
+    close(p[0]);
+    close(p[1]);
+    rconn_close(&R);
+    CHECK_EQ(rconn_poll(&R, -1, 5000), 1);
+    REQUIRE(rconn_connect(&R) == 0);
+}
+
 /* A script goes as EVAL on a connection's first call, then as EVALSHA; after SCRIPT FLUSH
  * the next call fails with NOSCRIPT (nothing taken), and the one after sends the body again.
  * The scripts' path, also where Redis has cq's module (which has no script to flush). */
@@ -1628,6 +1678,7 @@ int main(void)
     RUN(test_enqueue_wrong_type);
     RUN(test_take_priority);
     RUN(test_take_max);
+    RUN(test_pipelined_takes);
     RUN(test_script_flushed);
     RUN(test_take_wrong_type);
     RUN(test_take_marker_like_records);

@@ -128,8 +128,9 @@ int rconn_flush(struct rconn *r);
 int rconn_read_timed(struct rconn *r, double seconds, redisReply **out);
 /* Wait up to timeout_ms for the next reply of a pipeline sent (rconn_flush) and not read yet,
  * or for other (a file descriptor, -1 for none) to become readable, whichever comes first;
- * nothing is read. 1 when a read would not wait for the server (the reply's bytes arrived,
- * or the connection is closed or failed: the read says so), else 0. */
+ * nothing is read. 1 when bytes of the reply are there (in hiredis's buffer or on the
+ * socket: the rest of a reply read in part may still be on its way), or the connection is
+ * closed or failed (the read says so); else 0. */
 int rconn_poll(struct rconn *r, int other, int timeout_ms);
 
 #endif

@@ -168,13 +168,13 @@ struct worker {
     int efd;                /* an eventfd the dispatcher polls with Redis's socket, or -1 */
     struct task **starts;   /* handed out, not yet marked started (dispatcher only) */
     int nstarts, capstarts;
-    int outstanding;    /* taken and not yet applied (dispatcher only) */
-    struct task *held;  /* every task taken and not yet freed (dispatcher only) */
-    int need_reconcile; /* a take's reply was lost: see reconcile() */
-    unsigned long trips_total, trips_second; /* sent, and sent while another was unread */
-    const struct trip *inflight; /* sent and not read yet, while dispatch sends another */
-    struct trip *unread;         /* sent behind the one being read (ctl_quiet) */
-    char last_error[512];        /* the last Redis error reported, and when */
+    int outstanding;            /* taken and not yet applied (dispatcher only) */
+    struct task *held;          /* every task taken and not yet freed (dispatcher only) */
+    int need_reconcile;         /* a take's reply was lost: see reconcile() */
+    unsigned long trips_total;  /* round trips sent */
+    unsigned long trips_second; /* of them, sent while the one ahead was unread */
+    struct trip *unread;        /* sent behind the one being read (ctl_quiet) */
+    char last_error[512];       /* the last Redis error reported, and when */
     long long last_error_at;
     long taken_total;
     unsigned long long next_seq; /* the next task's seq (dispatcher only) */
@@ -1007,7 +1007,7 @@ static size_t outcomes(struct worker *w, struct task *ends, unsigned trip, struc
 
 /* Send one round trip: mark taken jobs started and record the pending outcomes (one script
  * call), and, when take_max > 0, take more in the same pipeline. The pending tasks move to
- * tr->ends; trip_read reads the replies. Nothing is read here, so a second trip may be sent
+ * tr->ends; trip_recv reads the replies, trip_handle handles them. Nothing is read here, so a second trip may be sent
  * before the first is read (dispatch). */
 static void trip_send(struct worker *w, struct trip *tr, size_t take_max)
 {
@@ -1040,7 +1040,7 @@ static void trip_send(struct worker *w, struct trip *tr, size_t take_max)
     if (tr->ok && rconn_flush(&w->ctl) == 0) log_recorded(w); /* while Redis runs them */
 }
 
-/* Read a round trip's replies into tr, for trip_done. */
+/* Read a round trip's replies into tr, for trip_handle. */
 static void trip_recv(struct worker *w, struct trip *tr)
 {
     char warn[512];
@@ -1088,7 +1088,7 @@ static void ctl_quiet(struct worker *w)
  * the number taken, or -1 when Redis failed: its outcomes go back to the pending ones for the
  * next try (nothing is lost, and an outcome applied once already is dropped the second time -
  * see queue_apply_append). */
-static int trip_read(struct worker *w, struct trip *tr)
+static int trip_handle(struct worker *w, struct trip *tr)
 {
     struct task *t;
     int ok, taken, s;
@@ -1154,7 +1154,7 @@ static int cycle(struct worker *w, size_t take_max)
     struct trip tr;
 
     trip_send(w, &tr, take_max);
-    return trip_read(w, &tr);
+    return trip_handle(w, &tr);
 }
 
 static void make_identity(struct worker *w)
@@ -1703,8 +1703,8 @@ static void collect_done(struct worker *w)
 }
 
 /* Slots free once pending outcomes are applied (they go in the same pipeline as the take),
- * and those of a round trip in flight. */
-static int free_slots(const struct worker *w)
+ * with inflight (NULL: none) a round trip sent and not read yet. */
+static int free_slots(const struct worker *w, const struct trip *inflight)
 {
     const struct task *t;
     int n = w->cfg->concurrency - w->outstanding;
@@ -1712,9 +1712,9 @@ static int free_slots(const struct worker *w)
 
     for (t = w->pending; t; t = t->next)
         if (!t->refused && !t->aborted) n++;
-    if (w->inflight != NULL) { /* as if its outcomes applied and its take were full */
-        n += w->inflight->frees - (int)w->inflight->take_max;
-        taken += (long)w->inflight->take_max;
+    if (inflight != NULL) { /* as if its outcomes applied and its take were full */
+        n += inflight->frees - (int)inflight->take_max;
+        taken += (long)inflight->take_max;
     }
     if (w->cfg->max_jobs > 0 && w->cfg->max_jobs - taken < n) n = (int)(w->cfg->max_jobs - taken);
     return n;
@@ -1731,20 +1731,23 @@ static int turn_due(const struct worker *w, long long now)
 }
 
 /* What the next round trip would carry now, with cur in flight: *want jobs to take and the
- * outcomes pending (returned). */
-static size_t next_size(struct worker *w, const struct trip *cur, long long now, size_t *want)
+ * outcomes pending, with those of the *done jobs that ended and are not collected yet
+ * (returned). */
+static size_t next_size(struct worker *w, const struct trip *cur, long long now, size_t *want,
+                        int *done)
 {
     const struct task *t;
-    size_t n = 0;
+    size_t n;
     int slots;
 
-    w->inflight = cur;
-    slots = free_slots(w);
-    w->inflight = NULL;
+    pthread_mutex_lock(&w->mu);
+    *done = w->ndone;
+    pthread_mutex_unlock(&w->mu);
+    slots = free_slots(w, cur) + *done;
     *want = 0;
     if (!w->idle && slots > 0 && now >= w->hold_until)
         *want = (size_t)slots < TAKE_BATCH ? (size_t)slots : TAKE_BATCH;
-    for (t = w->pending; t; t = t->next) n++;
+    for (n = (size_t)*done, t = w->pending; t; t = t->next) n++;
     return n;
 }
 
@@ -1753,26 +1756,29 @@ static size_t next_size(struct worker *w, const struct trip *cur, long long now,
  * then runs it while the dispatcher reads and hands out cur's jobs: with one round trip at a
  * time the two take turns, each idle while the other works (docs/BENCHMARKS.md). Worth it
  * means at least half the slots' worth (a smaller batch costs Redis more a job). Not while
- * housekeeping is due, whose commands need a connection with no reply unread. Returns 1 when
- * next was sent. */
+ * housekeeping is due, whose commands need a connection with no reply unread, nor when cur's
+ * replies were read already (ctl_quiet): its jobs are handed out at once. The jobs that end
+ * meanwhile are counted where they are (done) and collected only for a trip that goes. Returns
+ * 1 when next was sent. */
 static int send_next(struct worker *w, const struct trip *cur, struct trip *next)
 {
     size_t want, n, min = (size_t)w->cfg->concurrency / 2;
     long long now;
+    int done;
 
     if (min < 1) min = 1;
     for (;;) {
         int need, enough, replied;
         now = time_mono_ms();
-        if (!cur->ok || w->ctl.ctx == NULL || w->need_reconcile || w->draining || turn_due(w, now))
+        if (cur->received || !cur->ok || w->ctl.ctx == NULL || w->need_reconcile || w->draining ||
+            turn_due(w, now))
             return 0;
-        collect_done(w);
-        n = next_size(w, cur, now, &want);
+        n = next_size(w, cur, now, &want, &done);
         if (want + n >= min) break;
         need = (int)(min - want - n); /* each job that ends adds one at least */
         pthread_mutex_lock(&w->mu);
-        enough = w->ndone >= need;
-        if (!enough) w->wake_done = need; /* the executor that ends the need-th writes efd */
+        enough = w->ndone - done >= need;
+        if (!enough) w->wake_done = done + need; /* the executor that ends that one writes efd */
         pthread_mutex_unlock(&w->mu);
         if (enough) continue;
         replied = rconn_poll(&w->ctl, w->efd, 20);
@@ -1783,8 +1789,10 @@ static int send_next(struct worker *w, const struct trip *cur, struct trip *next
             eventfd_t v;
             (void)eventfd_read(w->efd, &v);
         }
-        if (replied) return 0;
+        if (replied) return 0; /* the jobs that ended stay in done: the next turn takes them */
     }
+    collect_done(w);
+    n = next_size(w, cur, now, &want, &done);
     trip_send(w, next, want);
     w->trips_second++;
     return 1;
@@ -1797,7 +1805,7 @@ static int dispatch(struct worker *w)
 {
     struct trip trips[2], *cur = &trips[0], *next = &trips[1], *sent;
     size_t want = 0;
-    int ready, took, more = 0, slots = free_slots(w);
+    int ready, took, more = 0, slots = free_slots(w, NULL);
 
     if (w->need_reconcile && w->ctl.ctx != NULL) reconcile(w);
     if (w->ctl.ctx == NULL || w->need_reconcile) return 0;
@@ -1816,7 +1824,7 @@ static int dispatch(struct worker *w)
     for (;;) {
         sent = send_next(w, cur, next) ? next : NULL;
         w->unread = sent;
-        took = trip_read(w, cur);
+        took = trip_handle(w, cur);
         w->unread = NULL;
         if (took >= 0 && cur->take_max > 0) {
             w->idle = (size_t)took < cur->take_max;

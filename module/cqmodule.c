@@ -53,6 +53,7 @@ enum word {
     W_FUNC,
     W_ENQUEUED_AT,
     W_ONE,
+    W_LAST, /* "-1": LREM's count, from the tail */
     W_N
 };
 static const char *const word_text[W_N] = {
@@ -76,6 +77,7 @@ static const char *const word_text[W_N] = {
     [W_FUNC] = "func",
     [W_ENQUEUED_AT] = "enqueued_at",
     [W_ONE] = "1",
+    [W_LAST] = "-1",
 };
 static RedisModuleString *word[W_N];
 
@@ -151,9 +153,9 @@ struct apply {
     struct buf jpre, jpost, cpre, cpost; /* the job key's and channel's text around the id */
     struct buf tmp;
     long long rttl, fttl;
-    char rexp[32], fexp[32]; /* PEXPIREAT times, from the server's clock */
-    int asked;               /* cancel requests exist: an end removes its own */
-    int listening;           /* -1: publish every end; 0: nobody listens; 1: those heard */
+    RedisModuleString *rexp, *fexp; /* PEXPIREAT times, from the server's clock */
+    int asked;                      /* cancel requests exist: an end removes its own */
+    int listening;                  /* -1: publish every end; 0: nobody listens; 1: those heard */
     RedisModuleCallReply *heard;
     /* the reply: the 0-based index of an outcome dropped, or a status hash not written */
     struct lost {
@@ -300,9 +302,9 @@ static int kind_ok(RedisModuleCtx *ctx, RedisModuleString *key, int want)
 
 /* Expire key at its PEXPIREAT time, or after t seconds where that is refused (an ACL): at
  * most 9e15 seconds, beyond any real time, where EXPIRE would refuse more, as the script. */
-static void expire(struct apply *a, RedisModuleString *key, long long t, const char *at)
+static void expire(struct apply *a, RedisModuleString *key, long long t, RedisModuleString *at)
 {
-    RedisModuleCallReply *r = RedisModule_Call(a->ctx, "PEXPIREAT", "!CEsc", key, at);
+    RedisModuleCallReply *r = RedisModule_Call(a->ctx, "PEXPIREAT", "!CEss", key, at);
     int refused = is_error(r);
 
     run(r);
@@ -310,7 +312,7 @@ static void expire(struct apply *a, RedisModuleString *key, long long t, const c
     if (refused) must(a, RedisModule_Call(a->ctx, "EXPIRE", "!CEsl", key, t), "EXPIRE");
 }
 
-static void ttl(struct apply *a, RedisModuleString *key, long long t, const char *at)
+static void ttl(struct apply *a, RedisModuleString *key, long long t, RedisModuleString *at)
 {
     if (t > 0)
         expire(a, key, t, at);
@@ -718,7 +720,7 @@ static int apply_all(struct apply *a)
             i++;
             continue;
         }
-        r = RedisModule_Call(a->ctx, "LREM", "!CEscs", inf, "-1", rec);
+        r = RedisModule_Call(a->ctx, "LREM", "!CEsss", inf, word[W_LAST], rec);
         if (is_error(r)) {
             snprintf(msg, sizeof msg, "apply: LREM: %s", error_text(r, err, sizeof err));
             run(r);
@@ -745,6 +747,9 @@ static int apply_all(struct apply *a)
 static void apply_free(struct apply *a)
 {
     size_t i;
+
+    if (a->rexp != NULL) RedisModule_FreeString(a->ctx, a->rexp);
+    if (a->fexp != NULL) RedisModule_FreeString(a->ctx, a->fexp);
 
     for (i = 0; i < a->nlost; i++) RedisModule_Free(a->lost[i].text);
     RedisModule_Free(a->lost);
@@ -787,10 +792,10 @@ static int apply_command(RedisModuleCtx *ctx, RedisModuleString **argv, int argc
     ms = RedisModule_Milliseconds();
     /* A TTL too long for a time in milliseconds expires at the latest time Redis holds, as
      * in the script (the EXPIRE fallback is capped in expire()). */
-    snprintf(a.rexp, sizeof a.rexp, "%lld",
-             a.rttl < (LLONG_MAX - ms) / 1000 ? ms + a.rttl * 1000 : LLONG_MAX);
-    snprintf(a.fexp, sizeof a.fexp, "%lld",
-             a.fttl < (LLONG_MAX - ms) / 1000 ? ms + a.fttl * 1000 : LLONG_MAX);
+    a.rexp = RedisModule_CreateStringFromLongLong(
+        ctx, a.rttl < (LLONG_MAX - ms) / 1000 ? ms + a.rttl * 1000 : LLONG_MAX);
+    a.fexp = RedisModule_CreateStringFromLongLong(
+        ctx, a.fttl < (LLONG_MAX - ms) / 1000 ? ms + a.fttl * 1000 : LLONG_MAX);
     {
         RedisModuleCallReply *r = RedisModule_Call(ctx, "SCARD", "CEs", argv[A_CANCEL]);
         a.asked = !is_error(r) && RedisModule_CallReplyType(r) == REDISMODULE_REPLY_INTEGER &&

@@ -56,6 +56,7 @@ typedef int (*RedisModuleCmdFunc)(RedisModuleCtx *ctx, RedisModuleString **argv,
     X(void, ReplySetArrayLength, (RedisModuleCtx * ctx, long len))                                 \
     X(RedisModuleString *, CreateStringFromCallReply, (RedisModuleCallReply * reply))              \
     X(RedisModuleString *, CreateString, (RedisModuleCtx * ctx, const char *ptr, size_t len))      \
+    X(RedisModuleString *, CreateStringFromLongLong, (RedisModuleCtx * ctx, long long ll))         \
     X(void, FreeString, (RedisModuleCtx * ctx, RedisModuleString * str))                           \
     X(const char *, StringPtrLen, (const RedisModuleString *str, size_t *len))                     \
     X(RedisModuleKey *, OpenKey, (RedisModuleCtx * ctx, RedisModuleString * name, int mode))       \

@@ -1487,15 +1487,22 @@ static struct worker *worker_start(const struct worker_config *cfg, volatile sig
     return w;
 }
 
+/* The stop requests so far (cq_worker_stop: a signal handler, on any thread, or another
+ * thread): read atomically, as they are written. */
+static int stops_asked(const struct worker *w)
+{
+    return __atomic_load_n(w->signals, __ATOMIC_RELAXED);
+}
+
 /* Signals: the first starts a drain, a second stops at once (returns 1: leave the loop). */
 static int check_signals(struct worker *w, long long now)
 {
-    if (*w->signals >= 2) {
+    if (stops_asked(w) >= 2) {
         LOG(&w->lg, CQ_LOG_INFO, "second signal: putting back running jobs now");
         stop_all(w);
         return 1;
     }
-    if (*w->signals >= 1 && !w->draining) {
+    if (stops_asked(w) >= 1 && !w->draining) {
         w->draining = 1;
         w->drain_deadline = now + (long long)(w->cfg->shutdown_timeout * 1000);
         /* Redis already lost: ask for it again within 250 ms, not after a long backoff. */
@@ -1724,7 +1731,7 @@ static int free_slots(const struct worker *w, const struct trip *inflight)
  * line, a signal (turn). */
 static int turn_due(const struct worker *w, long long now)
 {
-    return *w->signals != 0 || now >= w->next_hb || now >= w->next_recover ||
+    return stops_asked(w) != 0 || now >= w->next_hb || now >= w->next_recover ||
         now >= w->next_sched ||
         (w->cfg->summary_interval > 0 &&
          (double)(now - w->period.since) / 1000.0 >= w->cfg->summary_interval);

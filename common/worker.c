@@ -1812,7 +1812,7 @@ static int dispatch(struct worker *w)
 {
     struct trip trips[2], *cur = &trips[0], *next = &trips[1], *sent;
     size_t want = 0;
-    int ready, took, more = 0, slots = free_slots(w, NULL);
+    int ready, took, took_any = 0, more = 0, slots = free_slots(w, NULL);
 
     if (w->need_reconcile && w->ctl.ctx != NULL) reconcile(w);
     if (w->ctl.ctx == NULL || w->need_reconcile) return 0;
@@ -1833,6 +1833,7 @@ static int dispatch(struct worker *w)
         w->unread = sent;
         took = trip_handle(w, cur);
         w->unread = NULL;
+        if (took > 0) took_any = 1;
         if (took >= 0 && cur->take_max > 0) {
             w->idle = (size_t)took < cur->take_max;
             more = !w->idle;
@@ -1844,9 +1845,9 @@ static int dispatch(struct worker *w)
         next = cur;
         cur = sent;
     }
-    /* Jobs refused when taken have their outcomes recorded on the next turn, without waiting;
-     * start marks wait for their time (wait_for_work). */
-    if (w->pending != NULL) more = more || took > 0;
+    /* Jobs refused when taken (by any of the round trips) have their outcomes recorded on the
+     * next turn, without waiting; start marks wait for their time (wait_for_work). */
+    if (w->pending != NULL) more = more || took_any;
     return more;
 }
 

@@ -347,6 +347,20 @@ if [ -n "${CQ_TEST_REDIS_MODULE:-}" ]; then
     check_eq "...a job finished and one failed" "finished failed" "$(jfield "$m1") $(jfield "$m2")"
     check_eq "...and Redis refused it nothing but CONFIG GET" "workermod command config|get" \
         "$(refusals | grep '^workermod ')"
+    # A line without LRANGE: the module's apply cannot match a batch's ends at the in-flight
+    # list's tail, and takes each out with an LREM instead, as the script does.
+    mapfile -t r < <(rules worker +lrange)
+    mkuser workernolr "${r[@]}" +cq.apply1 +cq.take1
+    ids=()
+    for i in $(seq 20); do ids+=("$(P -q modq noop 2>/dev/null)"); done
+    "$BIN/cworker" -u "$(url workernolr)" --burst -c 8 "${CMDS[@]}" modq >"$T/w9.log" 2>&1
+    check_eq "a worker with the module but without LRANGE: --burst, exit 0" 0 "$?"
+    check "...its 20 jobs finished" all_final "${ids[@]}"
+    check_eq "...each once" 20 "$(for id in "${ids[@]}"; do jfield "$id"; done | grep -c '^finished$')"
+    check_eq "...nothing left in flight" "" "$(rcli --scan --pattern 'cq:inflight:*:modq')"
+    check_eq "...Redis refused it LRANGE (and CONFIG GET), nothing else" \
+        "$(printf 'workernolr command config|get\nworkernolr command lrange')" \
+        "$(refusals | grep '^workernolr ')"
 else
     check_eq "Redis refused nothing but the worker's CONFIG GET" "worker command config|get" "$(refusals)"
 fi

@@ -1227,6 +1227,171 @@ static void test_apply_lost(void)
     for (i = 0; i < 3; i++) job_free(j[i]);
 }
 
+/* take_n: put and take n jobs (ids PREFIX1..n) by w1 from q, the first taken at the in-flight
+ * list's tail; their records decoded into j. */
+static int take_n(const char *prefix, int n, struct taken *t, struct job **j)
+{
+    const char *queues[] = {"q"};
+    char id[32], err[256];
+    int i;
+
+    for (i = 0; i < n; i++) {
+        snprintf(id, sizeof id, "%s%d", prefix, i + 1);
+        if (put(id, "q") != 0) return -1;
+    }
+    memset(t, 0, sizeof *t * (size_t)n);
+    if (take("w1", queues, 1, (size_t)n, t, err, sizeof err) != n) return -1;
+    for (i = 0; i < n; i++)
+        if ((j[i] = decoded(&t[i])) == NULL) return -1;
+    DO("CONFIG RESETSTAT");
+    return 0;
+}
+
+static void drop_taken(struct taken *t, struct job **j, int n)
+{
+    int i;
+
+    for (i = 0; i < n; i++) {
+        queue_taken_free(&t[i]);
+        job_free(j[i]);
+        j[i] = NULL;
+    }
+}
+
+/* With cq's module, the ends of a run of outcomes leave the in-flight list from its tail in
+ * one RPOP where their records are there, and by an LREM each where they are not (module/
+ * cqmodule.c's pop_tail): either way what the apply script's LREM each, in order, leaves,
+ * and the same outcomes found or dropped. The scripts' path runs the same cases, LREMs
+ * only. */
+static void test_apply_tail(void)
+{
+    struct taken t[3];
+    struct job *j[3] = {NULL, NULL, NULL};
+    struct queue_outcome o[3];
+    unsigned char lost[3];
+    char err[256] = "";
+
+    /* All at the tail, sent out of take order: one RPOP, no LREM. */
+    REQUIRE(take_n("a", 3, t, j) == 0);
+    o[0] = outcome(QUEUE_FINISHED, &t[1], j[1], "ok", T0);
+    o[1] = outcome(QUEUE_FINISHED, &t[0], j[0], "ok", T0);
+    o[2] = outcome(QUEUE_FINISHED, &t[2], j[2], "ok", T0);
+    memset(lost, 0, sizeof lost);
+    CHECK_EQ(apply("w1", o, 3, &default_ttls, lost, err, sizeof err), 0);
+    CHECK(lost[0] == 0 && lost[1] == 0 && lost[2] == 0);
+    CHECK_EQ(calls("lrem"), R.module ? 0 : 3);
+    CHECK_EQ(calls("rpop"), R.module ? 1 : 0);
+    CHECK_EQ(EXISTS("cq:inflight:w1:q"), 0);
+    CHECK_STREQ(HGET("cq:job:a1", "status"), "finished");
+    CHECK_STREQ(HGET("cq:job:a2", "status"), "finished");
+    CHECK_STREQ(HGET("cq:job:a3", "status"), "finished");
+    CHECK_STREQ(HGET("cq:stats", "processed"), "3");
+    drop_taken(t, j, 3);
+
+    /* The oldest still running, at the tail: the ends behind it go by LREM, it stays. */
+    flushall();
+    REQUIRE(take_n("b", 3, t, j) == 0);
+    o[0] = outcome(QUEUE_FINISHED, &t[1], j[1], "ok", T0);
+    o[1] = outcome(QUEUE_FINISHED, &t[2], j[2], "ok", T0);
+    memset(lost, 0, sizeof lost);
+    CHECK_EQ(apply("w1", o, 2, &default_ttls, lost, err, sizeof err), 0);
+    CHECK(lost[0] == 0 && lost[1] == 0);
+    CHECK_EQ(calls("lrem"), 2);
+    CHECK_EQ(calls("rpop"), 0);
+    CHECK_EQ(LLEN("cq:inflight:w1:q"), 1);
+    CHECK_STREQ(LINDEX("cq:inflight:w1:q", 0), t[0].record);
+    CHECK_STREQ(HGET("cq:job:b1", "status"), "queued");
+    CHECK_STREQ(HGET("cq:job:b3", "status"), "finished");
+    drop_taken(t, j, 3);
+
+    /* The oldest ended, the next running, the third ended: the first by the RPOP, the third
+     * by an LREM. */
+    flushall();
+    REQUIRE(take_n("c", 3, t, j) == 0);
+    o[0] = outcome(QUEUE_FINISHED, &t[0], j[0], "ok", T0);
+    o[1] = outcome(QUEUE_FAILED, &t[2], j[2], "no", T0);
+    memset(lost, 0, sizeof lost);
+    CHECK_EQ(apply("w1", o, 2, &default_ttls, lost, err, sizeof err), 0);
+    CHECK(lost[0] == 0 && lost[1] == 0);
+    CHECK_EQ(calls("lrem"), R.module ? 1 : 2);
+    CHECK_EQ(calls("rpop"), R.module ? 1 : 0);
+    CHECK_EQ(LLEN("cq:inflight:w1:q"), 1);
+    CHECK_STREQ(LINDEX("cq:inflight:w1:q", 0), t[1].record);
+    CHECK_STREQ(HGET("cq:job:c1", "status"), "finished");
+    CHECK_STREQ(HGET("cq:job:c3", "status"), "failed");
+    drop_taken(t, j, 3);
+
+    /* A start mark between two ends of the run, for the second of them: its record left with
+     * the RPOP before the mark was read, but the LREMs in order would have left it there for
+     * the mark, so the mark is written. */
+    flushall();
+    REQUIRE(take_n("d", 2, t, j) == 0);
+    j[1]->attempts = 1;
+    o[0] = outcome(QUEUE_FINISHED, &t[0], j[0], "ok", T0);
+    o[1] = outcome(QUEUE_STARTED, &t[1], j[1], NULL, T0 + 1);
+    o[2] = outcome(QUEUE_FINISHED, &t[1], j[1], "ok", T0 + 2);
+    memset(lost, 0, sizeof lost);
+    CHECK_EQ(apply("w1", o, 3, &default_ttls, lost, err, sizeof err), 0);
+    CHECK(lost[0] == 0 && lost[1] == 0 && lost[2] == 0);
+    CHECK_EQ(calls("lrem"), R.module ? 0 : 2);
+    CHECK_EQ(EXISTS("cq:inflight:w1:q"), 0);
+    CHECK_STREQ(HGET("cq:job:d2", "status"), "finished");
+    CHECK_STREQ(HGET("cq:job:d2", "worker"), "w1");
+    CHECK_DBL_EQ(number(rconn_commandf(&R, "HGET cq:job:d2 started_at")), T0 + 1);
+    drop_taken(t, j, 2);
+
+    /* A record twice in the list (pushed again by hand) and three ends for it: two find a
+     * copy, the third is dropped, as with three LREMs. */
+    flushall();
+    REQUIRE(take_n("e", 1, t, j) == 0);
+    DO("LPUSH cq:inflight:w1:q %s", t[0].record);
+    o[0] = o[1] = o[2] = outcome(QUEUE_FINISHED, &t[0], j[0], "ok", T0);
+    memset(lost, 0, sizeof lost);
+    CHECK_EQ(apply("w1", o, 3, &default_ttls, lost, err, sizeof err), 0);
+    CHECK(lost[0] == 0 && lost[1] == 0 && lost[2] == 1);
+    CHECK_EQ(EXISTS("cq:inflight:w1:q"), 0);
+    CHECK_STREQ(HGET("cq:stats", "processed"), "2");
+    drop_taken(t, j, 1);
+}
+
+/* An apply that stops half-way (here a user whose ACL refuses PUBLISH: the first end's
+ * PUBLISH fails) leaves the records of the ends it did not reach in flight, in their order,
+ * also where cq's module took them off the tail at once: the worker's next try, by a user
+ * that may publish, ends them and drops the one already ended. */
+static void test_apply_tail_failure(void)
+{
+    struct taken t[3];
+    struct job *j[3] = {NULL, NULL, NULL};
+    struct queue_outcome o[3];
+    unsigned char lost[3];
+    char err[256] = "";
+    const char *ok;
+    int i;
+
+    REQUIRE(take_n("f", 3, t, j) == 0);
+    for (i = 0; i < 3; i++) o[i] = outcome(QUEUE_FINISHED, &t[i], j[i], "ok", T0);
+    DO("ACL SETUSER nopub on nopass ~* &* +@all -publish");
+    ok = string(rconn_commandf(&R, "AUTH nopub x"));
+    REQUIRE(ok != NULL && strcmp(ok, "OK") == 0);
+    memset(lost, 0, sizeof lost);
+    CHECK_EQ(apply("w1", o, 3, &default_ttls, lost, err, sizeof err), -1);
+    CHECK(err[0] != '\0'); /* Redis 7.0 names the command only to the module */
+    CHECK_STREQ(string(rconn_commandf(&R, "AUTH default x")), "OK");
+    CHECK_EQ(LLEN("cq:inflight:w1:q"), 2);
+    CHECK_STREQ(LINDEX("cq:inflight:w1:q", -1), t[1].record);
+    CHECK_STREQ(LINDEX("cq:inflight:w1:q", 0), t[2].record);
+    CHECK_STREQ(HGET("cq:job:f1", "status"), "finished");
+    CHECK_STREQ(HGET("cq:job:f2", "status"), "queued");
+    memset(lost, 0, sizeof lost);
+    CHECK_EQ(apply("w1", o, 3, &default_ttls, lost, err, sizeof err), 0);
+    CHECK(lost[0] == 1 && lost[1] == 0 && lost[2] == 0);
+    CHECK_EQ(EXISTS("cq:inflight:w1:q"), 0);
+    CHECK_STREQ(HGET("cq:job:f2", "status"), "finished");
+    CHECK_STREQ(HGET("cq:job:f3", "status"), "finished");
+    DO("ACL DELUSER nopub");
+    drop_taken(t, j, 3);
+}
+
 /* As the worker does it: the outcomes and the next take in one pipeline, then both reads. */
 static void test_apply_then_take_pipelined(void)
 {
@@ -1696,6 +1861,8 @@ int main(void)
     RUN(test_apply_dead);
     RUN(test_apply_counters);
     RUN(test_apply_lost);
+    RUN(test_apply_tail);
+    RUN(test_apply_tail_failure);
     RUN(test_apply_then_take_pipelined);
     RUN(test_apply_wrong_type_destination);
     RUN(test_apply_cancel_wrong_type);

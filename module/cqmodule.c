@@ -9,10 +9,12 @@
  * hold as they do for a script), errors returned as replies (the script's pcall), writes
  * propagated to replicas and the AOF (Redis wraps them in one MULTI/EXEC, as it does a
  * script's effects). The arguments Redis parsed are handed on as they are, without a copy.
- * One difference, in effect none: where the script takes each ended record out of the
- * in-flight list with an LREM, the apply takes those of a run that sit at the list's tail in
- * one LRANGE and one RPOP (pop_tail), which leaves the list, and the outcomes found or
- * dropped, as the LREMs would; in Lua the two replies cost more than the LREMs save.
+ * One difference: where the script takes each ended record out of the in-flight list with an
+ * LREM, the apply takes those of a run that sit at the list's tail in one LRANGE and one RPOP
+ * (pop_tail, which says why that leaves the list, and the outcomes found or dropped, as the
+ * LREMs would; in Lua the two replies cost more than the LREMs save). Only the commands seen
+ * by replicas, the AOF and keyspace notifications differ, and an apply stopped half-way
+ * (unpop) deletes and makes again an in-flight list it had emptied.
  *
  * A worker uses them when its Redis has them and its user may run both (it asks at connect,
  * rconn.h) and the scripts otherwise, so loading the module changes the cost of a job and
@@ -749,7 +751,11 @@ static void pop_tail(struct apply *a, RedisModuleString *inf, int from)
 
 /* The apply stops at argument b (a command that must not fail did): the records pop_tail took
  * out for outcomes after b go back to the in-flight list's tail, in their order, where the
- * LREMs not run would have left them, so that the worker's next try finds them. */
+ * LREMs not run would have left them, so that the worker's next try finds them. The RPUSH
+ * goes without the user's ACL ("C"): it only undoes this command's own RPOP of the same key,
+ * and a user whose ACL lacked RPUSH must not lose those records. Nor can it fail otherwise:
+ * the key is the list they came from, or gone with them, and a module's call is not refused
+ * for memory. */
 static void unpop(struct apply *a, RedisModuleString *inf, int b)
 {
     RedisModuleString **v;
@@ -759,7 +765,7 @@ static void unpop(struct apply *a, RedisModuleString *inf, int b)
     v = RedisModule_Alloc(sizeof *v * (size_t)a->npopped);
     for (j = a->npopped - 1; j >= 0; j--)
         if (a->popped[j] > b) v[n++] = a->argv[a->popped[j] + 1];
-    if (n > 0) must(a, RedisModule_Call(a->ctx, "RPUSH", "!CEsv", inf, v, (size_t)n), "RPUSH");
+    if (n > 0) must(a, RedisModule_Call(a->ctx, "RPUSH", "!Esv", inf, v, (size_t)n), "RPUSH");
     RedisModule_Free(v);
     a->npopped = 0;
 }

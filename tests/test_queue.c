@@ -1352,11 +1352,74 @@ static void test_apply_tail(void)
     CHECK_EQ(EXISTS("cq:inflight:w1:q"), 0);
     CHECK_STREQ(HGET("cq:stats", "processed"), "2");
     drop_taken(t, j, 1);
+
+    /* A record twice with another between them, and two ends for it: the tail's copy by the
+     * RPOP, the other by an LREM; the record between stays. */
+    flushall();
+    REQUIRE(take_n("g", 2, t, j) == 0);
+    DO("LPUSH cq:inflight:w1:q %s", t[0].record);
+    o[0] = o[1] = outcome(QUEUE_FINISHED, &t[0], j[0], "ok", T0);
+    memset(lost, 0, sizeof lost);
+    CHECK_EQ(apply("w1", o, 2, &default_ttls, lost, err, sizeof err), 0);
+    CHECK(lost[0] == 0 && lost[1] == 0);
+    CHECK_EQ(calls("lrem"), R.module ? 1 : 2);
+    CHECK_EQ(LLEN("cq:inflight:w1:q"), 1);
+    CHECK_STREQ(LINDEX("cq:inflight:w1:q", 0), t[1].record);
+    drop_taken(t, j, 2);
+
+    /* A start mark after the end of its own job, the record gone with the RPOP: not written
+     * (the status stays finished); and a dead record taken off by the same RPOP. */
+    flushall();
+    REQUIRE(take_n("h", 2, t, j) == 0);
+    o[0] = outcome(QUEUE_FINISHED, &t[0], j[0], "ok", T0);
+    o[1] = outcome(QUEUE_STARTED, &t[0], j[0], NULL, T0 + 1);
+    o[2] = outcome(QUEUE_DEAD, &t[1], NULL, "not valid JSON", T0);
+    memset(lost, 0, sizeof lost);
+    CHECK_EQ(apply("w1", o, 3, &default_ttls, lost, err, sizeof err), 0);
+    CHECK(lost[0] == 0 && lost[1] == 0 && lost[2] == 0);
+    CHECK_EQ(calls("lrem"), R.module ? 0 : 2);
+    CHECK_EQ(EXISTS("cq:inflight:w1:q"), 0);
+    CHECK_STREQ(HGET("cq:job:h1", "status"), "finished");
+    CHECK_STREQ(LINDEX("cq:dead", 0), t[1].record);
+    drop_taken(t, j, 2);
+}
+
+/* Runs of ends for two queues, one of them twice in the batch (q, then p, then q again): each
+ * run's records off its own list's tail. */
+static void test_apply_tail_runs(void)
+{
+    const char *queues[] = {"q", "p"};
+    const char *ids[] = {"q1", "q2", "q3", "q4", "p1", "p2"};
+    const int order[] = {0, 1, 4, 5, 2, 3}; /* into t: q's two oldest, p's two, q's others */
+    struct taken t[6];
+    struct job *j[6] = {NULL};
+    struct queue_outcome o[6];
+    unsigned char lost[6];
+    char err[256] = "";
+    int i;
+
+    for (i = 0; i < 6; i++) REQUIRE(put(ids[i], i < 4 ? "q" : "p") == 0);
+    memset(t, 0, sizeof t);
+    REQUIRE(take("w1", queues, 2, 6, t, err, sizeof err) == 6);
+    for (i = 0; i < 6; i++) REQUIRE((j[i] = decoded(&t[i])) != NULL);
+    REQUIRE(strcmp(j[4]->id, "p1") == 0); /* q's four first, then p's two */
+    DO("CONFIG RESETSTAT");
+    for (i = 0; i < 6; i++) o[i] = outcome(QUEUE_FINISHED, &t[order[i]], j[order[i]], "ok", T0);
+    memset(lost, 0, sizeof lost);
+    CHECK_EQ(apply("w1", o, 6, &default_ttls, lost, err, sizeof err), 0);
+    for (i = 0; i < 6; i++) CHECK_EQ(lost[i], 0);
+    CHECK_EQ(calls("lrem"), R.module ? 0 : 6);
+    CHECK_EQ(calls("rpop"), R.module ? 3 : 0);
+    CHECK_EQ(EXISTS("cq:inflight:w1:q"), 0);
+    CHECK_EQ(EXISTS("cq:inflight:w1:p"), 0);
+    CHECK_STREQ(HGET("cq:stats", "processed"), "6");
+    drop_taken(t, j, 6);
 }
 
 /* An apply that stops half-way (here a user whose ACL refuses PUBLISH: the first end's
  * PUBLISH fails) leaves the records of the ends it did not reach in flight, in their order,
- * also where cq's module took them off the tail at once: the worker's next try, by a user
+ * also where cq's module took them off the tail at once, and also when the user may not
+ * RPUSH (the module's put-back only undoes its own RPOP): the worker's next try, by a user
  * that may publish, ends them and drops the one already ended. */
 static void test_apply_tail_failure(void)
 {
@@ -1370,12 +1433,14 @@ static void test_apply_tail_failure(void)
 
     REQUIRE(take_n("f", 3, t, j) == 0);
     for (i = 0; i < 3; i++) o[i] = outcome(QUEUE_FINISHED, &t[i], j[i], "ok", T0);
-    DO("ACL SETUSER nopub on nopass ~* &* +@all -publish");
+    DO("ACL SETUSER nopub on nopass ~* &* +@all -publish -rpush");
     ok = string(rconn_commandf(&R, "AUTH nopub x"));
     REQUIRE(ok != NULL && strcmp(ok, "OK") == 0);
     memset(lost, 0, sizeof lost);
     CHECK_EQ(apply("w1", o, 3, &default_ttls, lost, err, sizeof err), -1);
-    CHECK(err[0] != '\0'); /* Redis 7.0 names the command only to the module */
+    CHECK(err[0] != '\0');                      /* Redis 7.0 names the command only to the module */
+    CHECK_EQ(calls("rpop"), R.module ? 1 : 0);  /* the module took all three off at once */
+    CHECK_EQ(calls("rpush"), R.module ? 1 : 0); /* and put two back */
     CHECK_STREQ(string(rconn_commandf(&R, "AUTH default x")), "OK");
     CHECK_EQ(LLEN("cq:inflight:w1:q"), 2);
     CHECK_STREQ(LINDEX("cq:inflight:w1:q", -1), t[1].record);
@@ -1862,6 +1927,7 @@ int main(void)
     RUN(test_apply_counters);
     RUN(test_apply_lost);
     RUN(test_apply_tail);
+    RUN(test_apply_tail_runs);
     RUN(test_apply_tail_failure);
     RUN(test_apply_then_take_pipelined);
     RUN(test_apply_wrong_type_destination);

@@ -221,29 +221,33 @@ wait_for 5 jobs_are finished ord-001 ord-200
 rcli ECHO take-order-done >/dev/null
 wait_for 10 grep -q take-order-done "$T/monitor.log"
 kill "$mon" 2>/dev/null; wait "$mon" 2>/dev/null
-# take_order LOG: in every apply the ends' records in rising order, all 200 seen, some apply
-# with several; and how many left the in-flight list by LREM (MONITOR shows a script's
-# commands after it, "[0 lua]", and those of cq's module before its CQ.APPLY1, "[0 ?:0]").
+# take_order LOG: in every apply the ends' records in rising order, each of the 200 jobs ended
+# once, some apply with several; and how many records left the in-flight list by LREM (the
+# scripts: all; cq's module: those its RPOP of a batch's tail could not take).
 take_order() {
     python3 - "$1" <<'PY'
 import re, sys
+ENDS = set("FfJjXCDRH")  # outcome kinds that end a job's turn here (S, a start mark, does not)
 groups, lrems = [], 0
 for line in open(sys.argv[1], errors="replace"):
-    if line.count('"') < 2:
+    args = re.findall(r'"((?:[^"\\]|\\.)*)"', line)
+    if not args:
         continue
-    cmd = line.split('"')[1].lower()
-    if cmd in ("evalsha", "eval", "cq.apply1") and "] " in line and "ord-" in line:
-        nums = [int(n) for n in re.findall(r'ord-(\d+)', line)]
-        # each outcome names its job twice (the record, then the id): keep one of each
-        groups.append([n for k, n in enumerate(nums) if k == 0 or nums[k - 1] != n])
-    elif '"LREM"' in line and "ord-" in line:
+    cmd = args[0].lower()
+    if cmd in ("evalsha", "eval", "cq.apply1") and "] " in line:
+        # an outcome is its kind, then its record: the ends' jobs, in the order sent
+        g = [int(m.group(1)) for k, a in enumerate(args[:-1]) if a in ENDS
+             for m in [re.search(r'ord-(\d+)', args[k + 1])] if m]
+        if g:
+            groups.append(g)
+    elif cmd == "lrem" and "ord-" in line:
         lrems += 1
-seen = {n for g in groups for n in g}
+seen = [n for g in groups for n in g]
 several = max((len(g) for g in groups), default=0)
 bad = [g for g in groups if g != sorted(g)]
-print(f"{len(seen)} jobs ended, at most {several} in one apply, {len(bad)} applies out of "
-      f"order; {lrems} records left by LREM, the others with their run's RPOP")
-sys.exit(0 if len(seen) == 200 and several >= 2 and not bad else 1)
+print(f"{len(seen)} ends of {len(set(seen))} jobs, at most {several} in one apply, {len(bad)} "
+      f"applies out of order; {lrems} records left by LREM, the others with their batch's RPOP")
+sys.exit(0 if len(seen) == 200 and len(set(seen)) == 200 and several >= 2 and not bad else 1)
 PY
 }
 check "take order: each apply sends its ends in take order" take_order "$T/monitor.log" ||

@@ -170,7 +170,7 @@ struct worker {
     int nstarts, capstarts;
     int outstanding;            /* taken and not yet applied (dispatcher only) */
     struct task *held;          /* every task taken and not yet freed (dispatcher only) */
-    int need_reconcile;         /* a take's reply was lost: see reconcile() */
+    int need_reconcile;         /* RECONCILE_*: see reconcile() */
     unsigned long trips_total;  /* round trips sent */
     unsigned long trips_second; /* of them, sent while the one ahead was unread */
     struct trip *unread;        /* sent behind the one being read (ctl_quiet) */
@@ -895,8 +895,19 @@ static void accept_taken(struct worker *w, struct taken *tk, int n, struct task 
     w->taken_total += n;
 }
 
-/* After a take whose reply was lost: put back what our in-flight lists hold that we do not.
- * Returns 0 when done (or nothing to do), -1 to try again later. */
+/* Why the in-flight lists may hold records this worker does not (need_reconcile). */
+enum {
+    RECONCILE_NONE,
+    RECONCILE_LOST_TAKE, /* a take ran and its reply was lost */
+    RECONCILE_OUTAGE,    /* back after an outage: the Redis now answering may be behind the
+                          * one before (a failover's new primary, which never got the apply
+                          * of a job this worker has ended, still has its record in flight
+                          * here, where no one would ever recover it from a live worker) */
+};
+
+/* Put back what our in-flight lists hold that we do not (the records of the tasks held,
+ * ended ones whose outcomes are not recorded yet among them, stay). Returns 0 when done (or
+ * nothing to do), -1 to try again later. */
 static int reconcile(struct worker *w)
 {
     const struct taken **held;
@@ -916,10 +927,16 @@ static int reconcile(struct worker *w)
         report_error(w, err);
         return -1;
     }
-    if (moved > 0)
+    if (moved > 0 && w->need_reconcile == RECONCILE_LOST_TAKE)
         LOG(&w->lg, CQ_LOG_WARN, "put back %ld job%s taken when a reply from redis was lost", moved,
             moved == 1 ? "" : "s");
-    w->need_reconcile = 0;
+    else if (moved > 0)
+        LOG(&w->lg, CQ_LOG_WARN,
+            "put back %ld job%s that redis, back after the outage, still had in this worker's "
+            "in-flight list though they were ended or never handed to it (a primary behind the "
+            "one before, after a failover): %s run again",
+            moved, moved == 1 ? "" : "s", moved == 1 ? "it will" : "they will");
+    w->need_reconcile = RECONCILE_NONE;
     return 0;
 }
 
@@ -1064,7 +1081,7 @@ static void trip_recv(struct worker *w, struct trip *tr)
         if (tr->taken < 0 && w->ctl.ctx == NULL) {
             /* The take may have run with its reply lost: records in our in-flight lists
              * that we do not know of. Put them back before taking again (reconcile). */
-            w->need_reconcile = 1;
+            w->need_reconcile = RECONCILE_LOST_TAKE;
         } else if (tr->taken < 0) {
             str_copy(tr->err, sizeof tr->err, terr);
         } else if (warn[0] != '\0') {
@@ -1528,6 +1545,7 @@ static void keep_connected(struct worker *w, long long now)
     if (rconn_connect(&w->ctl) == 0 && heartbeat(w, 1) == 0) {
         LOG(&w->lg, CQ_LOG_INFO, "redis is back after %.1fs",
             (double)(now - w->down_since) / 1000.0);
+        if (w->need_reconcile == RECONCILE_NONE) w->need_reconcile = RECONCILE_OUTAGE;
         w->down = 0;
         w->backoff = 100;
         w->idle = 0;

@@ -2,8 +2,9 @@
 # test_lost_reply.sh - Redis runs a worker's command and the connection drops before the
 # reply arrives (tests/fixtures/cutproxy.py): a lost take is reconciled (the job runs, it is
 # not left in the live worker's in-flight list), and a re-sent outcome is not applied twice.
-# Also: a retried hand-made record keeps its queue; a scheduled record for a queue key of
-# another type stays scheduled instead of vanishing.
+# Also: after an outage the worker puts back records of its in-flight lists it does not hold
+# (a failover's new primary behind the old one); a retried hand-made record keeps its queue;
+# a scheduled record for a queue key of another type stays scheduled instead of vanishing.
 # Redis listens on its socket only; the proxy takes TCP connections on a port it binds itself
 # and passes them on to that socket.
 . "$(dirname "$0")/lib.sh"
@@ -77,6 +78,28 @@ check_eq "...the queue is empty" 0 "$(rcli LLEN cq:queue:default)"
 check_eq "...nothing left in flight" 0 "$(for k in $(rcli --scan --pattern 'cq:inflight:*'); do rcli LLEN "$k"; done | awk '{s+=$1} END {print s+0}')"
 check_contains "the worker put back what the lost takes took" "taken when a reply from redis was lost" "$(cat "$T/w4.log")"
 check "...and sent round trips before reading the one ahead" grep -q 'round trips to redis for jobs, [1-9][0-9]* of them sent before' "$T/w4.log"
+
+# ---- back after an outage, Redis may be behind the one before ----
+# A failover's new primary may lack the last writes of the old one: the apply that ended a
+# job, while it has the take that put the job's record in this worker's in-flight list. The
+# worker has nothing of that job any more, and its lease is alive, so no recovery would ever
+# move the record: the worker itself puts back what its in-flight lists hold and it does not,
+# whenever it is back after an outage. Here the record is put there by hand, and the outage
+# is a CLIENT KILL of the worker's connections.
+"$BIN/cworker" >"$T/w5.log" 2>&1 &
+W=$!
+PIDS+=("$W")
+wait_for 10 workers_are 1
+wait_for 10 watching 1
+wid=$(rcli SMEMBERS cq:workers)
+rcli HSET cq:job:behind status queued func noop queue default >/dev/null
+rcli LPUSH "cq:inflight:$wid:default" '{"id":"behind","func":"noop","args":[]}' >/dev/null
+rcli CLIENT KILL TYPE normal SKIPME yes >/dev/null
+check "the worker is back after the outage" wait_for 10 grep -q 'redis is back' "$T/w5.log"
+check "the record it did not hold runs again" wait_for 10 jobs_are finished behind
+check_contains "...and the worker says why" "still had in this worker's in-flight list" "$(cat "$T/w5.log")"
+check_eq "...nothing left in flight" 0 "$(rcli LLEN "cq:inflight:$wid:default")"
+kill -TERM "$W"; wait "$W"
 
 # ---- a retried record without a queue field keeps the queue it came from ----
 start_httpd

@@ -111,9 +111,11 @@ long queue_schedule_due(struct rconn *r, const struct keys *k, double now, long 
                         size_t warnlen, char *err, size_t errlen);
 
 /* Put back at the head of their queues the records in this worker's in-flight lists that it
- * does not hold (held[]: every record it has taken and not ended). A take whose reply was
- * lost leaves such records: the worker, alive and renewing its lease, would otherwise keep
- * them forever. Returns how many were put back, or -1. */
+ * does not hold (held[]: every record it has taken and whose end is not recorded). A take
+ * whose reply was lost leaves such records, and so does a Redis behind the one before (a
+ * failover, a restart that lost its last writes) for jobs whose ends it lacks: the worker,
+ * alive and renewing its lease, would otherwise keep them forever. Returns how many were put
+ * back, or -1. */
 long queue_reconcile(struct rconn *r, const struct keys *k, const char *wid,
                      const char *const *queues, size_t nq, const struct taken *const *held,
                      size_t nheld, char *err, size_t errlen);

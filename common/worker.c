@@ -170,7 +170,8 @@ struct worker {
     int nstarts, capstarts;
     int outstanding;            /* taken and not yet applied (dispatcher only) */
     struct task *held;          /* every task taken and not yet freed (dispatcher only) */
-    int need_reconcile;         /* RECONCILE_*: see reconcile() */
+    int need_reconcile;         /* see reconcile() */
+    unsigned long reconciled;   /* the ctl.connects the in-flight lists were last checked on */
     unsigned long trips_total;  /* round trips sent */
     unsigned long trips_second; /* of them, sent while the one ahead was unread */
     struct trip *unread;        /* sent behind the one being read (ctl_quiet) */
@@ -895,19 +896,13 @@ static void accept_taken(struct worker *w, struct taken *tk, int n, struct task 
     w->taken_total += n;
 }
 
-/* Why the in-flight lists may hold records this worker does not (need_reconcile). */
-enum {
-    RECONCILE_NONE,
-    RECONCILE_LOST_TAKE, /* a take ran and its reply was lost */
-    RECONCILE_OUTAGE,    /* back after an outage: the Redis now answering may be behind the
-                          * one before (a failover's new primary, which never got the apply
-                          * of a job this worker has ended, still has its record in flight
-                          * here, where no one would ever recover it from a live worker) */
-};
-
 /* Put back what our in-flight lists hold that we do not (the records of the tasks held,
- * ended ones whose outcomes are not recorded yet among them, stay). Returns 0 when done (or
- * nothing to do), -1 to try again later. */
+ * ended ones whose outcomes are not recorded yet among them, stay). Needed after a take
+ * whose reply was lost, and on every new connection of a worker that has taken jobs: the
+ * Redis answering then may be behind the one before (a failover's new primary, a restart
+ * that lost the AOF's last writes), and still have in flight here the record of a job this
+ * worker has ended, where nobody would ever recover it from a live worker. Returns 0 when
+ * done (or nothing to do), -1 to try again later. */
 static int reconcile(struct worker *w)
 {
     const struct taken **held;
@@ -927,16 +922,14 @@ static int reconcile(struct worker *w)
         report_error(w, err);
         return -1;
     }
-    if (moved > 0 && w->need_reconcile == RECONCILE_LOST_TAKE)
-        LOG(&w->lg, CQ_LOG_WARN, "put back %ld job%s taken when a reply from redis was lost", moved,
-            moved == 1 ? "" : "s");
-    else if (moved > 0)
+    if (moved > 0)
         LOG(&w->lg, CQ_LOG_WARN,
-            "put back %ld job%s that redis, back after the outage, still had in this worker's "
-            "in-flight list though they were ended or never handed to it (a primary behind the "
-            "one before, after a failover): %s run again",
+            "put back %ld job%s that this worker's in-flight lists held and it did not (taken "
+            "when a reply from redis was lost, or ended where redis, after a failover or a "
+            "restart, lacks the record of it): %s run again",
             moved, moved == 1 ? "" : "s", moved == 1 ? "it will" : "they will");
-    w->need_reconcile = RECONCILE_NONE;
+    w->need_reconcile = 0;
+    w->reconciled = w->ctl.connects;
     return 0;
 }
 
@@ -1081,7 +1074,7 @@ static void trip_recv(struct worker *w, struct trip *tr)
         if (tr->taken < 0 && w->ctl.ctx == NULL) {
             /* The take may have run with its reply lost: records in our in-flight lists
              * that we do not know of. Put them back before taking again (reconcile). */
-            w->need_reconcile = RECONCILE_LOST_TAKE;
+            w->need_reconcile = 1;
         } else if (tr->taken < 0) {
             str_copy(tr->err, sizeof tr->err, terr);
         } else if (warn[0] != '\0') {
@@ -1545,12 +1538,16 @@ static void keep_connected(struct worker *w, long long now)
     if (rconn_connect(&w->ctl) == 0 && heartbeat(w, 1) == 0) {
         LOG(&w->lg, CQ_LOG_INFO, "redis is back after %.1fs",
             (double)(now - w->down_since) / 1000.0);
-        if (w->need_reconcile == RECONCILE_NONE) w->need_reconcile = RECONCILE_OUTAGE;
         w->down = 0;
         w->backoff = 100;
         w->idle = 0;
         w->next_hb = now + HEARTBEAT_MS;
     } else {
+        /* Connected but not registered (Redis still loading its data, out of memory: the
+         * heartbeat says why): not back yet. Closed, so that a later turn connects and
+         * registers again; left open, the worker stayed down for good, its housekeeping
+         * (heartbeat, recovery, scheduled jobs) stopped and its lease let lapse. */
+        if (w->ctl.ctx != NULL) rconn_close(&w->ctl);
         /* Through sentinels, an outage is most often a failover that ends within seconds:
          * ask again at least every second. A drain has only its shutdown timeout left to
          * record what ended: it asks every 250 ms. */
@@ -1832,6 +1829,14 @@ static int dispatch(struct worker *w)
     size_t want = 0;
     int ready, took, took_any = 0, more = 0, slots = free_slots(w, NULL);
 
+    /* A new connection (however it was made: rconn reconnects by itself too) of a worker
+     * that has taken jobs: the in-flight lists are checked again before it takes more. */
+    if (w->ctl.ctx != NULL && w->reconciled != w->ctl.connects) {
+        if (w->taken_total > 0)
+            w->need_reconcile = 1;
+        else
+            w->reconciled = w->ctl.connects;
+    }
     if (w->need_reconcile && w->ctl.ctx != NULL) reconcile(w);
     if (w->ctl.ctx == NULL || w->need_reconcile) return 0;
     pthread_mutex_lock(&w->mu);

@@ -313,7 +313,7 @@ wait_for 10 watching $((blocked + 1))
 touch "$T/arm"
 rcli LPUSH cq:queue:lost '{"id":"acl-lost","func":"noop","args":[]}' >/dev/null
 check "a job whose take reply was lost runs" wait_for 10 jobs_are finished acl-lost
-check_contains "...put back by the reconcile script" "put back 1 job taken when a reply from redis was lost" "$(cat "$T/w6.log")"
+check_contains "...put back by the reconcile script" "put back 1 job that this worker's in-flight lists held and it did not (taken when a reply from redis was lost" "$(cat "$T/w6.log")"
 stop_worker "$W6"
 # --burst, --result-ttl 0; and CONFIG GET, the optional right.
 b=$(P -q burst mark b 2>/dev/null)

@@ -1247,6 +1247,22 @@ static int take_n(const char *prefix, int n, struct taken *t, struct job **j)
     return 0;
 }
 
+/* After an apply of test_apply_tail: the LREMs Redis ran (with cq's module, and with the
+ * script), the RPOPs (the module's; the script runs none), and what is left in w1's in-flight
+ * list: the one record kept, or nothing. */
+static void check_tail(long lrem_module, long lrem_script, long rpop_module,
+                       const struct taken *kept)
+{
+    CHECK_EQ(calls("lrem"), R.module ? lrem_module : lrem_script);
+    CHECK_EQ(calls("rpop"), R.module ? rpop_module : 0);
+    if (kept == NULL) {
+        CHECK_EQ(EXISTS("cq:inflight:w1:q"), 0);
+    } else {
+        CHECK_EQ(LLEN("cq:inflight:w1:q"), 1);
+        CHECK_STREQ(LINDEX("cq:inflight:w1:q", 0), kept->record);
+    }
+}
+
 static void drop_taken(struct taken *t, struct job **j, int n)
 {
     int i;
@@ -1279,9 +1295,7 @@ static void test_apply_tail(void)
     memset(lost, 0, sizeof lost);
     CHECK_EQ(apply("w1", o, 3, &default_ttls, lost, err, sizeof err), 0);
     CHECK(lost[0] == 0 && lost[1] == 0 && lost[2] == 0);
-    CHECK_EQ(calls("lrem"), R.module ? 0 : 3);
-    CHECK_EQ(calls("rpop"), R.module ? 1 : 0);
-    CHECK_EQ(EXISTS("cq:inflight:w1:q"), 0);
+    check_tail(0, 3, 1, NULL);
     CHECK_STREQ(HGET("cq:job:a1", "status"), "finished");
     CHECK_STREQ(HGET("cq:job:a2", "status"), "finished");
     CHECK_STREQ(HGET("cq:job:a3", "status"), "finished");
@@ -1296,10 +1310,7 @@ static void test_apply_tail(void)
     memset(lost, 0, sizeof lost);
     CHECK_EQ(apply("w1", o, 2, &default_ttls, lost, err, sizeof err), 0);
     CHECK(lost[0] == 0 && lost[1] == 0);
-    CHECK_EQ(calls("lrem"), 2);
-    CHECK_EQ(calls("rpop"), 0);
-    CHECK_EQ(LLEN("cq:inflight:w1:q"), 1);
-    CHECK_STREQ(LINDEX("cq:inflight:w1:q", 0), t[0].record);
+    check_tail(2, 2, 0, &t[0]);
     CHECK_STREQ(HGET("cq:job:b1", "status"), "queued");
     CHECK_STREQ(HGET("cq:job:b3", "status"), "finished");
     drop_taken(t, j, 3);
@@ -1313,10 +1324,7 @@ static void test_apply_tail(void)
     memset(lost, 0, sizeof lost);
     CHECK_EQ(apply("w1", o, 2, &default_ttls, lost, err, sizeof err), 0);
     CHECK(lost[0] == 0 && lost[1] == 0);
-    CHECK_EQ(calls("lrem"), R.module ? 1 : 2);
-    CHECK_EQ(calls("rpop"), R.module ? 1 : 0);
-    CHECK_EQ(LLEN("cq:inflight:w1:q"), 1);
-    CHECK_STREQ(LINDEX("cq:inflight:w1:q", 0), t[1].record);
+    check_tail(1, 2, 1, &t[1]);
     CHECK_STREQ(HGET("cq:job:c1", "status"), "finished");
     CHECK_STREQ(HGET("cq:job:c3", "status"), "failed");
     drop_taken(t, j, 3);
@@ -1333,8 +1341,7 @@ static void test_apply_tail(void)
     memset(lost, 0, sizeof lost);
     CHECK_EQ(apply("w1", o, 3, &default_ttls, lost, err, sizeof err), 0);
     CHECK(lost[0] == 0 && lost[1] == 0 && lost[2] == 0);
-    CHECK_EQ(calls("lrem"), R.module ? 0 : 2);
-    CHECK_EQ(EXISTS("cq:inflight:w1:q"), 0);
+    check_tail(0, 2, 1, NULL);
     CHECK_STREQ(HGET("cq:job:d2", "status"), "finished");
     CHECK_STREQ(HGET("cq:job:d2", "worker"), "w1");
     CHECK_DBL_EQ(number(rconn_commandf(&R, "HGET cq:job:d2 started_at")), T0 + 1);
@@ -1362,9 +1369,7 @@ static void test_apply_tail(void)
     memset(lost, 0, sizeof lost);
     CHECK_EQ(apply("w1", o, 2, &default_ttls, lost, err, sizeof err), 0);
     CHECK(lost[0] == 0 && lost[1] == 0);
-    CHECK_EQ(calls("lrem"), R.module ? 1 : 2);
-    CHECK_EQ(LLEN("cq:inflight:w1:q"), 1);
-    CHECK_STREQ(LINDEX("cq:inflight:w1:q", 0), t[1].record);
+    check_tail(1, 2, 1, &t[1]);
     drop_taken(t, j, 2);
 
     /* A start mark after the end of its own job, the record gone with the RPOP: not written
@@ -1377,8 +1382,7 @@ static void test_apply_tail(void)
     memset(lost, 0, sizeof lost);
     CHECK_EQ(apply("w1", o, 3, &default_ttls, lost, err, sizeof err), 0);
     CHECK(lost[0] == 0 && lost[1] == 0 && lost[2] == 0);
-    CHECK_EQ(calls("lrem"), R.module ? 0 : 2);
-    CHECK_EQ(EXISTS("cq:inflight:w1:q"), 0);
+    check_tail(0, 2, 1, NULL);
     CHECK_STREQ(HGET("cq:job:h1", "status"), "finished");
     CHECK_STREQ(LINDEX("cq:dead", 0), t[1].record);
     drop_taken(t, j, 2);

@@ -170,7 +170,6 @@ struct worker {
     int nstarts, capstarts;
     int outstanding;            /* taken and not yet applied (dispatcher only) */
     struct task *held;          /* every task taken and not yet freed (dispatcher only) */
-    int need_reconcile;         /* see reconcile() */
     unsigned long reconciled;   /* the ctl.connects the in-flight lists were last checked on */
     unsigned long trips_total;  /* round trips sent */
     unsigned long trips_second; /* of them, sent while the one ahead was unread */
@@ -897,12 +896,18 @@ static void accept_taken(struct worker *w, struct taken *tk, int n, struct task 
 }
 
 /* Put back what our in-flight lists hold that we do not (the records of the tasks held,
- * ended ones whose outcomes are not recorded yet among them, stay). Needed after a take
- * whose reply was lost, and on every new connection of a worker that has taken jobs: the
- * Redis answering then may be behind the one before (a failover's new primary, a restart
- * that lost the AOF's last writes), and still have in flight here the record of a job this
- * worker has ended, where nobody would ever recover it from a live worker. Returns 0 when
- * done (or nothing to do), -1 to try again later. */
+ * ended ones whose outcomes are not recorded yet among them, stay). Due on every new
+ * connection after the first (reconcile_due), before anything is taken on it: a take whose
+ * reply was lost (its connection with it) leaves records we do not know of, and the Redis
+ * answering may be behind the one before (a failover's new primary, a restart that lost the
+ * AOF's last writes), with the record of a job this worker has ended still in flight here,
+ * where nobody would ever recover it from a live worker. Returns 0 when done (or nothing to
+ * do), -1 to try again later. */
+static int reconcile_due(const struct worker *w)
+{
+    return w->reconciled != w->ctl.connects;
+}
+
 static int reconcile(struct worker *w)
 {
     const struct taken **held;
@@ -928,7 +933,6 @@ static int reconcile(struct worker *w)
             "when a reply from redis was lost, or ended where redis, after a failover or a "
             "restart, lacks the record of it): %s run again",
             moved, moved == 1 ? "" : "s", moved == 1 ? "it will" : "they will");
-    w->need_reconcile = 0;
     w->reconciled = w->ctl.connects;
     return 0;
 }
@@ -1071,13 +1075,11 @@ static void trip_recv(struct worker *w, struct trip *tr)
             tr->taken = queue_take_read(&w->ctl, tr->take_max, tr->tk, &tr->notes, warn,
                                         sizeof warn, terr, sizeof terr);
         }
-        if (tr->taken < 0 && w->ctl.ctx == NULL) {
-            /* The take may have run with its reply lost: records in our in-flight lists
-             * that we do not know of. Put them back before taking again (reconcile). */
-            w->need_reconcile = 1;
-        } else if (tr->taken < 0) {
+        /* With the connection lost, the take may have run with its reply lost: the next
+         * connection reconciles before taking again. */
+        if (tr->taken < 0 && w->ctl.ctx != NULL) {
             str_copy(tr->err, sizeof tr->err, terr);
-        } else if (warn[0] != '\0') {
+        } else if (tr->taken >= 0 && warn[0] != '\0') {
             report_error(w, warn);
         }
         if (tr->taken < 0) tr->rok = 0;
@@ -1482,6 +1484,7 @@ static struct worker *worker_start(const struct worker_config *cfg, volatile sig
         worker_free(w, 1);
         return NULL;
     }
+    w->reconciled = w->ctl.connects; /* nothing taken yet on the first connection */
     check_redis_config(w);
     check_queues(w);
     init_sync(w);
@@ -1792,7 +1795,7 @@ static int send_next(struct worker *w, const struct trip *cur, struct trip *next
     for (;;) {
         int need, enough, replied;
         now = time_mono_ms();
-        if (cur->received || !cur->ok || w->ctl.ctx == NULL || w->need_reconcile || w->draining ||
+        if (cur->received || !cur->ok || w->ctl.ctx == NULL || reconcile_due(w) || w->draining ||
             turn_due(w, now))
             return 0;
         n = next_size(w, cur, now, &want, &done);
@@ -1829,16 +1832,8 @@ static int dispatch(struct worker *w)
     size_t want = 0;
     int ready, took, took_any = 0, more = 0, slots = free_slots(w, NULL);
 
-    /* A new connection (however it was made: rconn reconnects by itself too) of a worker
-     * that has taken jobs: the in-flight lists are checked again before it takes more. */
-    if (w->ctl.ctx != NULL && w->reconciled != w->ctl.connects) {
-        if (w->taken_total > 0)
-            w->need_reconcile = 1;
-        else
-            w->reconciled = w->ctl.connects;
-    }
-    if (w->need_reconcile && w->ctl.ctx != NULL) reconcile(w);
-    if (w->ctl.ctx == NULL || w->need_reconcile) return 0;
+    if (w->ctl.ctx != NULL && reconcile_due(w)) reconcile(w);
+    if (w->ctl.ctx == NULL || reconcile_due(w)) return 0;
     pthread_mutex_lock(&w->mu);
     ready = w->ready;
     if (ready) {

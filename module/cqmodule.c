@@ -14,7 +14,10 @@
  * (pop_tail, which says why that leaves the list, and the outcomes found or dropped, as the
  * LREMs would; in Lua the two replies cost more than the LREMs save). Only the commands seen
  * by replicas, the AOF and keyspace notifications differ, and an apply stopped half-way
- * (unpop) deletes and makes again an in-flight list it had emptied.
+ * (unpop) deletes and makes again an in-flight list it had emptied. Another: a finished job's
+ * status hash and expiry, most of what an apply writes, go through the key API, not as
+ * commands (finish_direct, which says what it keeps of the commands: the ACL, replication,
+ * keyspace events).
  *
  * A worker uses them when its Redis has them and its user may run both (it asks at connect,
  * rconn.h) and the scripts otherwise, so loading the module changes the cost of a job and
@@ -60,6 +63,8 @@ enum word {
     W_ENQUEUED_AT,
     W_ONE,
     W_LAST, /* "-1": LREM's count, from the tail */
+    W_HSET,
+    W_PEXPIREAT,
     W_N
 };
 static const char *const word_text[W_N] = {
@@ -84,6 +89,8 @@ static const char *const word_text[W_N] = {
     [W_ENQUEUED_AT] = "enqueued_at",
     [W_ONE] = "1",
     [W_LAST] = "-1",
+    [W_HSET] = "HSET",
+    [W_PEXPIREAT] = "PEXPIREAT",
 };
 static RedisModuleString *word[W_N];
 
@@ -160,6 +167,10 @@ struct apply {
     struct buf tmp;
     long long rttl, fttl;
     RedisModuleString *rexp, *fexp; /* PEXPIREAT times, from the server's clock */
+    long long rexp_ms;              /* rexp's value */
+    int direct;                     /* direct_allowed: 0 not asked yet, 1 allowed, -1 not */
+    int propagating;                /* propagating(): 0 not asked yet, 1 yes, -1 no */
+    RedisModuleUser *user;          /* the calling user, once direct is asked */
     int asked;                      /* cancel requests exist: an end removes its own */
     int listening;                  /* -1: publish every end; 0: nobody listens; 1: those heard */
     RedisModuleCallReply *heard;
@@ -332,14 +343,50 @@ static void ttl(struct apply *a, RedisModuleString *key, long long t, RedisModul
         must(a, RedisModule_Call(a->ctx, "PERSIST", "!CEs", key), "PERSIST");
 }
 
+/* A status hash that had none of the fields just written (a record pushed by hand) gets the
+ * record's func, queue and enqueued_at too. */
+static void record_fields(struct apply *a, RedisModuleString *jk, RedisModuleString *q,
+                          RedisModuleString *rec)
+{
+    size_t len;
+    RedisModuleString *f[6];
+    char at[64];
+    int n = 0;
+    const char *s = RedisModule_StringPtrLen(rec, &len);
+    char *copy = RedisModule_Alloc(len + 1); /* cJSON reads up to a NUL */
+    cJSON *j;
+
+    memcpy(copy, s, len);
+    copy[len] = '\0';
+    j = cJSON_Parse(copy);
+    RedisModule_Free(copy);
+    f[n++] = word[W_QUEUE];
+    f[n++] = q;
+    if (cJSON_IsObject(j)) {
+        cJSON *fn = cJSON_GetObjectItemCaseSensitive(j, "func");
+        cJSON *eq = cJSON_GetObjectItemCaseSensitive(j, "enqueued_at");
+        if (cJSON_IsString(fn)) {
+            f[n++] = word[W_FUNC];
+            f[n++] = RedisModule_CreateString(a->ctx, fn->valuestring, strlen(fn->valuestring));
+        }
+        if (cJSON_IsNumber(eq)) {
+            int m = snprintf(at, sizeof at, "%.6f", eq->valuedouble);
+            f[n++] = word[W_ENQUEUED_AT];
+            f[n++] = RedisModule_CreateString(a->ctx, at, m > 0 ? (size_t)m : 0);
+        }
+    }
+    cJSON_Delete(j);
+    must(a, RedisModule_Call(a->ctx, "HSET", "!CEsv", jk, f, (size_t)n), "HSET");
+    for (; n > 2; n -= 2) RedisModule_FreeString(a->ctx, f[n - 1]);
+}
+
 /* After an HSET of nfields fields that replied r (freed here): 0 when the hash could not be
- * written; a hash that had no status gets the record's func, queue and enqueued_at too (a
- * record pushed by hand). */
+ * written. */
 static int hset_done(struct apply *a, RedisModuleString *jk, int nfields, RedisModuleCallReply *r,
                      RedisModuleString *q, RedisModuleString *rec)
 {
     char err[256], text[512];
-    size_t klen, len;
+    size_t klen;
     const char *k = RedisModule_StringPtrLen(jk, &klen);
 
     if (is_error(r) || RedisModule_CallReplyType(r) != REDISMODULE_REPLY_INTEGER) {
@@ -349,37 +396,7 @@ static int hset_done(struct apply *a, RedisModuleString *jk, int nfields, RedisM
         lost_add(a, 0, text);
         return 0;
     }
-    if (RedisModule_CallReplyInteger(r) == nfields) {
-        RedisModuleString *f[6];
-        char at[64];
-        int n = 0;
-        const char *s = RedisModule_StringPtrLen(rec, &len);
-        char *copy = RedisModule_Alloc(len + 1); /* cJSON reads up to a NUL */
-        cJSON *j;
-
-        memcpy(copy, s, len);
-        copy[len] = '\0';
-        j = cJSON_Parse(copy);
-        RedisModule_Free(copy);
-        f[n++] = word[W_QUEUE];
-        f[n++] = q;
-        if (cJSON_IsObject(j)) {
-            cJSON *fn = cJSON_GetObjectItemCaseSensitive(j, "func");
-            cJSON *eq = cJSON_GetObjectItemCaseSensitive(j, "enqueued_at");
-            if (cJSON_IsString(fn)) {
-                f[n++] = word[W_FUNC];
-                f[n++] = RedisModule_CreateString(a->ctx, fn->valuestring, strlen(fn->valuestring));
-            }
-            if (cJSON_IsNumber(eq)) {
-                int m = snprintf(at, sizeof at, "%.6f", eq->valuedouble);
-                f[n++] = word[W_ENQUEUED_AT];
-                f[n++] = RedisModule_CreateString(a->ctx, at, m > 0 ? (size_t)m : 0);
-            }
-        }
-        cJSON_Delete(j);
-        must(a, RedisModule_Call(a->ctx, "HSET", "!CEsv", jk, f, (size_t)n), "HSET");
-        for (; n > 2; n -= 2) RedisModule_FreeString(a->ctx, f[n - 1]);
-    }
+    if (RedisModule_CallReplyInteger(r) == nfields) record_fields(a, jk, q, rec);
     run(r);
     return 1;
 }
@@ -508,6 +525,104 @@ static void ends(struct apply *a, RedisModuleString *q, RedisModuleString *id, i
     a->ended[i].n++;
 }
 
+/* A finished job's status hash and its TTL, the writes of nearly every outcome, through the
+ * key API instead of RedisModule_Call: a call's own cost (a client set up and reset, the
+ * arguments copied, the command looked up, the reply made and read) was about 2,400
+ * instructions of Redis, and PEXPIREAT's parsing and rewriting of its time 1,300 more
+ * (docs/BENCHMARKS.md). What the calls did, this does too:
+ * - the ACL: HSET and PEXPIREAT are checked once an apply with the calling user, and each
+ *   job's key with it; where either is refused, the caller takes the RedisModule_Call path,
+ *   whose error reply (and ACL log entry) are the ones to give;
+ * - propagation: HSET and PEXPIREAT with the same arguments go to replicas and the AOF, in
+ *   order with the called commands (both go to the same list, wrapped in one MULTI/EXEC);
+ * - keyspace events ("hset", "expire") and WATCH (the key is signalled when it is closed).
+ * What differs: INFO commandstats counts no HSET or PEXPIREAT for these, and a write counts
+ * as one change for `save` points instead of one a field. The expiry is set from the server's
+ * clock read again here, so it can be a millisecond later than the PEXPIREAT time propagated.
+ */
+static int direct_allowed(struct apply *a, RedisModuleString *jk)
+{
+    if (a->direct == 0) {
+        RedisModuleString *name = RedisModule_GetCurrentUserName(a->ctx);
+        a->user = RedisModule_GetModuleUserFromUserName(name);
+        RedisModule_FreeString(a->ctx, name);
+        a->direct = -1;
+        if (a->user != NULL) {
+            RedisModuleString *h[4] = {word[W_HSET], jk, word[W_STATUS], word[W_FINISHED]};
+            RedisModuleString *e[3] = {word[W_PEXPIREAT], jk, a->rexp};
+            if (RedisModule_ACLCheckCommandPermissions(a->user, h, 4) == REDISMODULE_OK &&
+                RedisModule_ACLCheckCommandPermissions(a->user, e, 3) == REDISMODULE_OK)
+                a->direct = 1;
+        }
+    }
+    return a->direct > 0 &&
+        RedisModule_ACLCheckKeyPermissions(a->user, jk, REDISMODULE_CMD_KEY_UPDATE) ==
+        REDISMODULE_OK;
+}
+
+/* Whether writes go anywhere beyond this server: the AOF, or replicas (Redis's own test
+ * before it propagates, in shouldPropagate: a replication backlog, kept for replicas that
+ * reconnect, counts as replicas). Asked once an apply: nothing else runs while it does. Where
+ * nothing would receive them, the writes are not handed to RedisModule_Replicate, whose
+ * command lookup and argument copies cost 2,900 instructions each and would be thrown away. */
+static int propagating(struct apply *a)
+{
+    if (a->propagating == 0) {
+        RedisModuleCallReply *r;
+        a->propagating = 1;
+        if (RedisModule_GetContextFlags(a->ctx) & REDISMODULE_CTX_FLAGS_AOF) return 1;
+        /* Not as the calling user: what is asked is the server's business, not the user's. */
+        r = RedisModule_Call(a->ctx, "INFO", "Ec", "replication");
+        if (!is_error(r) && RedisModule_CallReplyType(r) == REDISMODULE_REPLY_STRING) {
+            size_t len;
+            const char *s = RedisModule_CallReplyStringPtr(r, &len);
+            if (info_count(s, len, "connected_slaves:") == 0 &&
+                info_count(s, len, "repl_backlog_active:") == 0)
+                a->propagating = -1;
+        }
+        run(r);
+    }
+    return a->propagating > 0;
+}
+
+/* HSET jk h (n strings) then PEXPIREAT jk at the result TTL, for a job finished on its first
+ * run: 1 when done, 0 when nothing was written and the caller must call the commands. */
+static int finish_direct(struct apply *a, RedisModuleString *jk, RedisModuleString **h, int n,
+                         RedisModuleString *q, RedisModuleString *rec)
+{
+    RedisModuleKey *k;
+    long long left;
+    int i, t, updated = 0;
+
+    if (a->rttl <= 0 || !direct_allowed(a, jk)) return 0;
+    k = RedisModule_OpenKey(a->ctx, jk, REDISMODULE_WRITE);
+    t = RedisModule_KeyType(k);
+    if (t != REDISMODULE_KEYTYPE_EMPTY && t != REDISMODULE_KEYTYPE_HASH) {
+        RedisModule_CloseKey(k); /* HSET's WRONGTYPE is the error to report */
+        return 0;
+    }
+    for (i = 0; i + 1 < n; i += 2)
+        updated += RedisModule_HashSet(k, REDISMODULE_HASH_NONE, h[i], h[i + 1], NULL);
+    if (propagating(a)) RedisModule_Replicate(a->ctx, "HSET", "sv", jk, h, (size_t)n);
+    RedisModule_NotifyKeyspaceEvent(a->ctx, REDISMODULE_NOTIFY_HASH, "hset", jk);
+    if (updated == 0) { /* every field new: HSET's reply would have been n / 2 */
+        RedisModule_CloseKey(k);
+        record_fields(a, jk, q, rec);
+        k = RedisModule_OpenKey(a->ctx, jk, REDISMODULE_WRITE);
+    }
+    left = a->rexp_ms - RedisModule_Milliseconds();
+    if (left <= 0 || RedisModule_KeyType(k) != REDISMODULE_KEYTYPE_HASH) {
+        RedisModule_CloseKey(k); /* a PEXPIREAT in the past deletes: the command does that */
+        expire(a, jk, a->rttl, a->rexp);
+        return 1;
+    }
+    RedisModule_SetExpire(k, left);
+    if (propagating(a)) RedisModule_Replicate(a->ctx, "PEXPIREAT", "ss", jk, a->rexp);
+    RedisModule_NotifyKeyspaceEvent(a->ctx, REDISMODULE_NOTIFY_GENERIC, "expire", jk);
+    RedisModule_CloseKey(k);
+    return 1;
+}
+
 /* One outcome other than Q, S and D, whose record has left the in-flight list: its status
  * hash, its sets, its counters. */
 static void ended_one(struct apply *a, int b, RedisModuleString *q)
@@ -539,6 +654,12 @@ static void ended_one(struct apply *a, int b, RedisModuleString *q)
             h[n++] = first ? word[W_ONE] : a->argv[b + 6];
         }
         nf = n / 2;
+        if (first && finish_direct(a, jk, h, n, q, rec)) {
+            a->fin++;
+            ends(a, q, id, W_FINISHED);
+            RedisModule_FreeString(a->ctx, jk);
+            return;
+        }
         r = RedisModule_Call(a->ctx, "HSET", "!CEsv", jk, h, (size_t)n);
         if ((!is_error(r) && RedisModule_CallReplyType(r) == REDISMODULE_REPLY_INTEGER &&
              RedisModule_CallReplyInteger(r) < nf)
@@ -879,6 +1000,7 @@ static void apply_free(struct apply *a)
     size_t i;
 
     if (a->rexp != NULL) RedisModule_FreeString(a->ctx, a->rexp);
+    if (a->user != NULL) RedisModule_FreeModuleUser(a->user);
     if (a->fexp != NULL) RedisModule_FreeString(a->ctx, a->fexp);
     if (a->gone != NULL) RedisModule_Free(a->gone);
     if (a->popped != NULL) RedisModule_Free(a->popped);
@@ -925,8 +1047,8 @@ static int apply_command(RedisModuleCtx *ctx, RedisModuleString **argv, int argc
     ms = RedisModule_Milliseconds();
     /* A TTL too long for a time in milliseconds expires at the latest time Redis holds, as
      * in the script (the EXPIRE fallback is capped in expire()). */
-    a.rexp = RedisModule_CreateStringFromLongLong(
-        ctx, a.rttl < (LLONG_MAX - ms) / 1000 ? ms + a.rttl * 1000 : LLONG_MAX);
+    a.rexp_ms = a.rttl < (LLONG_MAX - ms) / 1000 ? ms + a.rttl * 1000 : LLONG_MAX;
+    a.rexp = RedisModule_CreateStringFromLongLong(ctx, a.rexp_ms);
     a.fexp = RedisModule_CreateStringFromLongLong(
         ctx, a.fttl < (LLONG_MAX - ms) / 1000 ? ms + a.fttl * 1000 : LLONG_MAX);
     {

@@ -14,7 +14,17 @@
 #define REDISMODULE_ERR    1
 #define REDISMODULE_APIVER 1
 
-#define REDISMODULE_READ 1
+#define REDISMODULE_READ  1
+#define REDISMODULE_WRITE 2
+
+#define REDISMODULE_HASH_NONE 0
+
+#define REDISMODULE_NOTIFY_GENERIC 4
+#define REDISMODULE_NOTIFY_HASH    64
+
+#define REDISMODULE_CTX_FLAGS_AOF 64
+
+#define REDISMODULE_CMD_KEY_UPDATE 32 /* the key flag of HSET's and PEXPIREAT's key */
 
 #define REDISMODULE_POSTPONED_LEN -1
 
@@ -32,6 +42,7 @@ typedef struct RedisModuleCtx RedisModuleCtx;
 typedef struct RedisModuleString RedisModuleString;
 typedef struct RedisModuleKey RedisModuleKey;
 typedef struct RedisModuleCallReply RedisModuleCallReply;
+typedef struct RedisModuleUser RedisModuleUser;
 typedef int (*RedisModuleCmdFunc)(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
 
 /* Each is NULL until rmapi_init has asked the server for it, in this order (Log first, so
@@ -69,7 +80,19 @@ typedef int (*RedisModuleCmdFunc)(RedisModuleCtx *ctx, RedisModuleString **argv,
     X(RedisModuleCallReply *, CallReplyArrayElement, (RedisModuleCallReply * reply, size_t i))     \
     X(const char *, CallReplyStringPtr, (RedisModuleCallReply * reply, size_t * len))              \
     X(void, FreeCallReply, (RedisModuleCallReply * reply))                                         \
-    X(long long, Milliseconds, (void))
+    X(long long, Milliseconds, (void))                                                             \
+    X(int, GetContextFlags, (RedisModuleCtx * ctx))                                                \
+    X(int, HashSet, (RedisModuleKey * key, int flags, ...))                                        \
+    X(int, SetExpire, (RedisModuleKey * key, long long expire))                                    \
+    X(int, Replicate, (RedisModuleCtx * ctx, const char *cmd, const char *fmt, ...))               \
+    X(int, NotifyKeyspaceEvent,                                                                    \
+      (RedisModuleCtx * ctx, int type, const char *event, RedisModuleString *key))                 \
+    X(RedisModuleString *, GetCurrentUserName, (RedisModuleCtx * ctx))                             \
+    X(RedisModuleUser *, GetModuleUserFromUserName, (RedisModuleString * name))                    \
+    X(int, FreeModuleUser, (RedisModuleUser * user))                                               \
+    X(int, ACLCheckCommandPermissions,                                                             \
+      (RedisModuleUser * user, RedisModuleString * *argv, int argc))                               \
+    X(int, ACLCheckKeyPermissions, (RedisModuleUser * user, RedisModuleString * key, int flags))
 
 #define RMAPI_DECLARE(ret, name, args) extern ret(*RedisModule_##name) args;
 RMAPI_FUNCTIONS(RMAPI_DECLARE)

@@ -18,7 +18,8 @@ RS=$T/replica/redis.sock
 mkdir -p "$T/replica"
 redis-server --dir "$T/replica" --save "" --appendonly no --port 0 --unixsocket "$RS" \
     --unixsocketperm 700 --logfile "$T/replica/log" --replicaof 127.0.0.1 "$RPORT" &
-PIDS+=("$!")
+REPLICA_PID=$!
+PIDS+=("$REPLICA_PID")
 replica() { redis-cli -s "$RS" "$@"; }
 in_sync() { [ "$(replica INFO replication | tr -d '\r' | sed -n 's/^master_link_status://p')" = up ]; }
 wait_for 10 in_sync || { echo "FATAL: the replica did not sync"; cat "$T/replica/log"; exit 1; }
@@ -42,18 +43,68 @@ check "...the 5" jobs_are failed "${bad[@]}"
 check_eq "the replica confirms the writes (WAIT)" 1 "$(rcli WAIT 1 5000)"
 # status NODE ID: a status hash, its fields sorted, and whether it expires
 status() { "$1" HGETALL "cq:job:$2" | paste - - | sort | tr '\n' ' '; [ "$("$1" TTL "cq:job:$2")" -gt 0 ] && echo expires; }
+# same_statuses ID...: each status hash the same on the replica, its expiry time too (the
+# module sets the primary's from the server's clock, within a millisecond of the one sent)
 same_statuses() {
-    local id
-    for id in "${ok[@]}" "${bad[@]}"; do
+    local id p r
+    for id in "$@"; do
         [ "$(status rcli "$id")" = "$(status replica "$id")" ] || { echo "cq:job:$id differs" >&2; return 1; }
+        p=$(rcli PEXPIRETIME "cq:job:$id") r=$(replica PEXPIRETIME "cq:job:$id")
+        [ $((p - r)) -le 2 ] && [ $((r - p)) -le 2 ] || { echo "cq:job:$id expires at $p, on the replica $r" >&2; return 1; }
     done
 }
-check "the replica has every status hash as the primary, with its expiry" same_statuses
+check "the replica has every status hash as the primary, with its expiry" same_statuses "${ok[@]}" "${bad[@]}"
 check_eq "...the same counters" "$(rcli HGETALL cq:stats | paste -sd' ')" "$(replica HGETALL cq:stats | paste -sd' ')"
 check_eq "...the same failed set" "$(rcli ZRANGE cq:failed 0 -1 | sort | paste -sd' ')" \
     "$(replica ZRANGE cq:failed 0 -1 | sort | paste -sd' ')"
 check_eq "...as many keys" "$(rcli DBSIZE)" "$(replica DBSIZE)"
 check_eq "the replica's log has no error" "" "$(grep -i 'error\|unknown command' "$T/replica/log")"
+
+# ---- the AOF off: a replica, and one away, still get every write ----
+# The module writes a finished job's status hash and expiry without commands, and hands them
+# to replication only when something would receive them (module/cqmodule.c, propagating):
+# the AOF, a replica, or the backlog kept for a replica that comes back.
+rcli CONFIG SET appendonly no >/dev/null
+rcli CONFIG SET notify-keyspace-events Khg >/dev/null
+n=()
+for i in $(seq 1 30); do n+=("$("$BIN/cenqueue" noop "n$i" 2>/dev/null)"); done
+redis-cli -s "$RSOCK" --csv SUBSCRIBE "__keyspace@0__:cq:job:${n[29]}" >"$T/events" 2>&1 &
+SUBPID=$!
+sleep 0.3
+"$BIN/cworker" --burst >"$T/w4.log" 2>&1
+check "with the AOF off, 30 more jobs finished" jobs_are finished "${n[@]}"
+sleep 0.3
+kill "$SUBPID"; wait "$SUBPID" 2>/dev/null
+check_eq "...a job's keyspace events: its hset, then its expire" \
+    '"message","__keyspace@0__:cq:job:'"${n[29]}"'","hset" "message","__keyspace@0__:cq:job:'"${n[29]}"'","expire"' \
+    "$(grep '^"message' "$T/events" | paste -sd' ')"
+rcli CONFIG SET notify-keyspace-events "" >/dev/null
+check_eq "...the replica confirms the writes" 1 "$(rcli WAIT 1 5000)"
+check "...and has their status hashes and expiries" same_statuses "${n[@]}"
+repl() { rcli INFO replication | tr -d '\r' | sed -n "s/^$1://p"; }
+kill -STOP "$REPLICA_PID"
+rcli CLIENT KILL TYPE replica >/dev/null
+away() { [ "$(repl connected_slaves)" = 0 ]; }
+wait_for 10 away || echo "the replica is still connected"
+check_eq "a replica gone: none connected, the backlog kept" "0 1" \
+    "$(repl connected_slaves) $(repl repl_backlog_active)"
+m=()
+for i in $(seq 1 30); do m+=("$("$BIN/cenqueue" noop "m$i" 2>/dev/null)"); done
+"$BIN/cworker" --burst >"$T/w5.log" 2>&1
+check "...30 jobs finished meanwhile" jobs_are finished "${m[@]}"
+kill -CONT "$REPLICA_PID"
+check "...the replica is back" wait_for 15 in_sync
+check_contains "...by a partial resync, from the backlog" "Partial resynchronization request" \
+    "$(grep -h 'Partial resynchronization request.*accepted' "$T/redis/log")"
+check_eq "...it confirms the writes" 1 "$(rcli WAIT 1 5000)"
+check "...and has their status hashes and expiries" same_statuses "${m[@]}"
+rcli CONFIG SET appendonly yes >/dev/null
+aof_on() {
+    rcli INFO persistence | tr -d '\r' | grep -q '^aof_rewrite_in_progress:0' &&
+        rcli INFO persistence | tr -d '\r' | grep -q '^aof_rewrite_scheduled:0' &&
+        rcli INFO persistence | tr -d '\r' | grep -q '^aof_enabled:1'
+}
+check "the AOF on again" wait_for 15 aof_on
 
 stop_worker() { kill -TERM "$1"; wait "$1"; }
 
@@ -82,7 +133,7 @@ check_eq "MODULE UNLOAD cq" OK "$(rcli MODULE UNLOAD cq)"
 b=()
 for i in $(seq 1 20); do b+=("$("$BIN/cenqueue" -q unl noop "b$i")"); done
 check "the next 20 end all the same (as the script)" wait_for 15 jobs_are finished "${b[@]}"
-check_eq "...each counted once" 72 "$(rcli HGET cq:stats processed)"
+check_eq "...each counted once" 132 "$(rcli HGET cq:stats processed)"
 check_contains "...and the worker said why, once" "cq's Redis module is gone from this Redis" \
     "$(cat "$T/w2.log")"
 check_eq "...once" 1 "$(grep -c "cq's Redis module is gone" "$T/w2.log")"
@@ -94,8 +145,8 @@ check_eq "the worker stops cleanly" 0 "$?"
 stop_redis
 start_redis_again --appendonly yes
 check_eq "Redis restarted without the module" "" "$(rcli MODULE LIST)"
-check_eq "...its AOF gave back the counters" "72 5" "$(rcli HGET cq:stats processed) $(rcli HGET cq:stats failed)"
-check "...and the statuses" jobs_are finished "${ok[@]}" "${b[@]}" "${d[@]}"
+check_eq "...its AOF gave back the counters" "132 5" "$(rcli HGET cq:stats processed) $(rcli HGET cq:stats failed)"
+check "...and the statuses" jobs_are finished "${ok[@]}" "${n[@]}" "${m[@]}" "$c" "$a" "${b[@]}" "${d[@]}"
 check_eq "...and the failed set" 5 "$(rcli ZCARD cq:failed)"
 
 finish

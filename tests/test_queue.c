@@ -875,7 +875,8 @@ static void test_apply_publish(void)
     DO("CONFIG RESETSTAT");
     CHECK_EQ(finish_batch("a", PUB_BATCH), 0);
     CHECK_EQ(calls("publish"), 0); /* nobody listens */
-    CHECK_EQ(calls("pexpireat"), PUB_BATCH);
+    /* cq's module sets a finished job's expiry without the command (finish_direct) */
+    CHECK_EQ(calls("pexpireat"), R.module ? 0 : PUB_BATCH);
     ttl = TTL("cq:job:a0");
     CHECK(ttl > 490 && ttl <= 500);
     CHECK_STREQ(HGET("cq:job:a39", "status"), "finished");
@@ -920,11 +921,102 @@ static void test_apply_publish(void)
     DO("AUTH default x");
     DO("ACL DELUSER lim");
     CHECK_EQ(calls("publish"), 9 + 3 * PUB_BATCH);
-    /* cq's module reads the server's clock itself, without TIME: PEXPIREAT still */
-    CHECK_EQ(calls("pexpireat"), (R.module ? 5 : 4) * PUB_BATCH + 8);
+    /* The script: PEXPIREAT from TIME where it may, EXPIRE for f. cq's module reads the
+     * server's clock itself, without TIME, and sets every expiry without the command. Each
+     * of the 6 applies EXPIREs its counts hash. */
+    CHECK_EQ(calls("pexpireat"), R.module ? 0 : 4 * PUB_BATCH + 8);
+    CHECK_EQ(calls("expire"), (R.module ? 0 : PUB_BATCH) + 6);
     ttl = TTL("cq:job:f7");
     CHECK(ttl > 490 && ttl <= 500);
     CHECK_STREQ(HGET("cq:job:f7", "status"), "finished");
+    CHECK_EQ(EXISTS("cq:inflight:w1:q"), 0);
+}
+
+/* Finish n jobs "<prefix><i>" (taken in one batch) as the user named (NULL: default), with
+ * default_ttls. After the take, the key bad (when not NULL) is made a string, and gone is
+ * deleted. The apply's result; warn has what it reported. */
+static int finish_as(const char *prefix, int n, const char *user, const char *bad, const char *gone)
+{
+    const char *queues[] = {"q"};
+    struct taken t[4];
+    struct job *j[4];
+    struct queue_outcome o[4];
+    unsigned char lost[4] = {0};
+    char err[256] = "", id[32];
+    int i, got, rc = -1;
+
+    memset(t, 0, sizeof t);
+    for (i = 0; i < n; i++) {
+        snprintf(id, sizeof id, "%s%d", prefix, i);
+        if (put(id, "q") != 0) return -1;
+    }
+    got = take("w1", queues, 1, (size_t)n, t, err, sizeof err);
+    if (bad != NULL) DO("SET %s not-a-hash", bad);
+    if (gone != NULL) DO("DEL %s", gone);
+    for (i = 0; i < got; i++) {
+        j[i] = decoded(&t[i]);
+        if (j[i] != NULL) j[i]->attempts = 1;
+        o[i] = outcome(QUEUE_FINISHED, &t[i], j[i], "done", T0 + 1);
+    }
+    if (user != NULL) DO("AUTH %s x", user);
+    if (got == n) rc = apply("w1", o, (size_t)n, &default_ttls, lost, err, sizeof err);
+    if (user != NULL) DO("AUTH default x");
+    if (err[0]) fprintf(stderr, "  finish_as %s: %s\n", prefix, err);
+    for (i = 0; i < got; i++) job_free(j[i]);
+    free_taken(t, got > 0 ? (size_t)got : 0);
+    return rc;
+}
+
+/* Whether key is a finished status hash that expires after the result TTL (500 s). */
+static int finished_500(const char *key)
+{
+    const char *s = HGET(key, "status");
+    long long ttl = TTL(key);
+
+    return s != NULL && strcmp(s, "finished") == 0 && ttl > 490 && ttl <= 500;
+}
+
+/* cq's module writes a finished job's status hash and its expiry through Redis's key API
+ * (finish_direct) where the calling user may run HSET and PEXPIREAT on the key, and calls
+ * the commands otherwise; either way the outcome is the script's. Here the cases where it must
+ * take the command's path, in a batch with others that do not: a status key of another type,
+ * a key the user may not write (first in the batch, and later), no status hash at all. */
+static void test_apply_direct(void)
+{
+    /* A status key of another type: that hash is named, the others are written. */
+    warn[0] = '\0';
+    CHECK_EQ(finish_as("dw", 3, NULL, "cq:job:dw1", NULL), 0);
+    CHECK_HAS(warn, "cq:job:dw1");
+    CHECK_HAS(warn, "WRONGTYPE");
+    CHECK(finished_500("cq:job:dw0"));
+    CHECK(finished_500("cq:job:dw2"));
+    CHECK_STREQ(string(rconn_commandf(&R, "GET cq:job:dw1")), "not-a-hash");
+
+    /* A user who may write every key but one status hash: the same, wherever it is. */
+    DO("ACL SETUSER part on nopass ~cq:[^j]* ~cq:job:da0 ~cq:job:da2 ~cq:job:db1 ~cq:job:db2 "
+       "&* +@all");
+    warn[0] = '\0';
+    CHECK_EQ(finish_as("da", 3, "part", NULL, NULL), 0);
+    CHECK_HAS(warn, "cq:job:da1");
+    CHECK(finished_500("cq:job:da0"));
+    CHECK(finished_500("cq:job:da2"));
+    CHECK_STREQ(HGET("cq:job:da1", "status"), "queued");
+    warn[0] = '\0';
+    CHECK_EQ(finish_as("db", 3, "part", NULL, NULL), 0); /* the refused one first */
+    CHECK_HAS(warn, "cq:job:db0");
+    CHECK(finished_500("cq:job:db1"));
+    CHECK(finished_500("cq:job:db2"));
+    CHECK_STREQ(HGET("cq:job:db0", "status"), "queued");
+    DO("ACL DELUSER part");
+
+    /* No status hash (a record pushed by hand, or its hash deleted): made whole, as a start
+     * makes it, with the record's func, queue and enqueued_at. */
+    CHECK_EQ(finish_as("dn", 2, NULL, NULL, "cq:job:dn1"), 0);
+    CHECK(finished_500("cq:job:dn1"));
+    CHECK_STREQ(HGET("cq:job:dn1", "func"), "noop");
+    CHECK_STREQ(HGET("cq:job:dn1", "queue"), "q");
+    CHECK_DBL_EQ(number(rconn_commandf(&R, "HGET cq:job:dn1 enqueued_at")), T0);
+    CHECK(finished_500("cq:job:dn0"));
     CHECK_EQ(EXISTS("cq:inflight:w1:q"), 0);
 }
 
@@ -1922,6 +2014,7 @@ int main(void)
     RUN(test_apply_finished);
     RUN(test_apply_huge_ttl);
     RUN(test_apply_publish);
+    RUN(test_apply_direct);
     RUN(test_apply_prefix_percent);
     RUN(test_apply_queues);
     RUN(test_apply_json_result);

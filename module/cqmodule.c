@@ -168,11 +168,11 @@ struct apply {
     long long rttl, fttl;
     RedisModuleString *rexp, *fexp; /* PEXPIREAT times, from the server's clock */
     long long rexp_ms;              /* rexp's value */
-    int direct;                     /* direct_allowed: 0 not asked yet, 1 allowed, -1 not */
     int propagating;                /* propagating(): 0 not asked yet, 1 yes, -1 no */
-    RedisModuleUser *user;          /* the calling user, once direct is asked */
-    int asked;                      /* cancel requests exist: an end removes its own */
-    int listening;                  /* -1: publish every end; 0: nobody listens; 1: those heard */
+    RedisModuleUser *user;          /* the calling user, once asked (direct_allowed) */
+    int user_asked;
+    int asked;     /* cancel requests exist: an end removes its own */
+    int listening; /* -1: publish every end; 0: nobody listens; 1: those heard */
     RedisModuleCallReply *heard;
     /* the reply: the 0-based index of an outcome dropped, or a status hash not written */
     struct lost {
@@ -530,34 +530,32 @@ static void ends(struct apply *a, RedisModuleString *q, RedisModuleString *id, i
  * arguments copied, the command looked up, the reply made and read) was about 2,400
  * instructions of Redis, and PEXPIREAT's parsing and rewriting of its time 1,300 more
  * (docs/BENCHMARKS.md). What the calls did, this does too:
- * - the ACL: HSET and PEXPIREAT are checked once an apply with the calling user, and each
- *   job's key with it; where either is refused, the caller takes the RedisModule_Call path,
- *   whose error reply (and ACL log entry) are the ones to give;
+ * - the ACL: each job's HSET and PEXPIREAT, with its key, are checked as the commands would
+ *   be, for the calling user; where either is refused, the caller takes the RedisModule_Call
+ *   path, whose error reply (and ACL log entry) are the ones to give;
  * - propagation: HSET and PEXPIREAT with the same arguments go to replicas and the AOF, in
  *   order with the called commands (both go to the same list, wrapped in one MULTI/EXEC);
+ * - the expiry: the PEXPIREAT time itself, set as is;
  * - keyspace events ("hset", "expire") and WATCH (the key is signalled when it is closed).
- * What differs: INFO commandstats counts no HSET or PEXPIREAT for these, and a write counts
- * as one change for `save` points instead of one a field. The expiry is set from the server's
- * clock read again here, so it can be a millisecond later than the PEXPIREAT time propagated.
- */
+ * What differs: INFO commandstats counts no HSET or PEXPIREAT for these; the writes count as
+ * changes for `save` points only where they are propagated (the apply's commands count, a few
+ * a batch); a status key of another type, left to HSET's WRONGTYPE, is signalled to WATCH. */
 static int direct_allowed(struct apply *a, RedisModuleString *jk)
 {
-    if (a->direct == 0) {
+    RedisModuleString *h[4] = {word[W_HSET], jk, word[W_STATUS], word[W_FINISHED]};
+    RedisModuleString *e[3] = {word[W_PEXPIREAT], jk, a->rexp};
+
+    if (!a->user_asked) {
+        /* The client's user: never none here (another module's call without one fails at
+         * the apply's first command, SCARD, before any outcome). */
         RedisModuleString *name = RedisModule_GetCurrentUserName(a->ctx);
         a->user = RedisModule_GetModuleUserFromUserName(name);
         RedisModule_FreeString(a->ctx, name);
-        a->direct = -1;
-        if (a->user != NULL) {
-            RedisModuleString *h[4] = {word[W_HSET], jk, word[W_STATUS], word[W_FINISHED]};
-            RedisModuleString *e[3] = {word[W_PEXPIREAT], jk, a->rexp};
-            if (RedisModule_ACLCheckCommandPermissions(a->user, h, 4) == REDISMODULE_OK &&
-                RedisModule_ACLCheckCommandPermissions(a->user, e, 3) == REDISMODULE_OK)
-                a->direct = 1;
-        }
+        a->user_asked = 1;
     }
-    return a->direct > 0 &&
-        RedisModule_ACLCheckKeyPermissions(a->user, jk, REDISMODULE_CMD_KEY_UPDATE) ==
-        REDISMODULE_OK;
+    return a->user != NULL &&
+        RedisModule_ACLCheckCommandPermissions(a->user, h, 4) == REDISMODULE_OK &&
+        RedisModule_ACLCheckCommandPermissions(a->user, e, 3) == REDISMODULE_OK;
 }
 
 /* Whether writes go anywhere beyond this server: the AOF, or replicas (Redis's own test
@@ -591,7 +589,6 @@ static int finish_direct(struct apply *a, RedisModuleString *jk, RedisModuleStri
                          RedisModuleString *q, RedisModuleString *rec)
 {
     RedisModuleKey *k;
-    long long left;
     int i, t, updated = 0;
 
     if (a->rttl <= 0 || !direct_allowed(a, jk)) return 0;
@@ -610,13 +607,13 @@ static int finish_direct(struct apply *a, RedisModuleString *jk, RedisModuleStri
         record_fields(a, jk, q, rec);
         k = RedisModule_OpenKey(a->ctx, jk, REDISMODULE_WRITE);
     }
-    left = a->rexp_ms - RedisModule_Milliseconds();
-    if (left <= 0 || RedisModule_KeyType(k) != REDISMODULE_KEYTYPE_HASH) {
+    if (a->rexp_ms <= RedisModule_Milliseconds() ||
+        RedisModule_KeyType(k) != REDISMODULE_KEYTYPE_HASH) {
         RedisModule_CloseKey(k); /* a PEXPIREAT in the past deletes: the command does that */
         expire(a, jk, a->rttl, a->rexp);
         return 1;
     }
-    RedisModule_SetExpire(k, left);
+    RedisModule_SetAbsExpire(k, a->rexp_ms);
     if (propagating(a)) RedisModule_Replicate(a->ctx, "PEXPIREAT", "ss", jk, a->rexp);
     RedisModule_NotifyKeyspaceEvent(a->ctx, REDISMODULE_NOTIFY_GENERIC, "expire", jk);
     RedisModule_CloseKey(k);

@@ -83,7 +83,7 @@ typedef int (*RedisModuleCmdFunc)(RedisModuleCtx *ctx, RedisModuleString **argv,
     X(long long, Milliseconds, (void))                                                             \
     X(int, GetContextFlags, (RedisModuleCtx * ctx))                                                \
     X(int, HashSet, (RedisModuleKey * key, int flags, ...))                                        \
-    X(int, SetExpire, (RedisModuleKey * key, long long expire))                                    \
+    X(int, SetAbsExpire, (RedisModuleKey * key, long long expire))                                 \
     X(int, Replicate, (RedisModuleCtx * ctx, const char *cmd, const char *fmt, ...))               \
     X(int, NotifyKeyspaceEvent,                                                                    \
       (RedisModuleCtx * ctx, int type, const char *event, RedisModuleString *key))                 \

@@ -980,7 +980,8 @@ static int finished_500(const char *key)
  * (finish_direct) where the calling user may run HSET and PEXPIREAT on the key, and calls
  * the commands otherwise; either way the outcome is the script's. Here the cases where it must
  * take the command's path, in a batch with others that do not: a status key of another type,
- * a key the user may not write (first in the batch, and later), no status hash at all. */
+ * a key the user may not write (first in the batch, and later), a key an ACL selector allows
+ * only for another command, no status hash at all. */
 static void test_apply_direct(void)
 {
     /* A status key of another type: that hash is named, the others are written. */
@@ -1008,6 +1009,16 @@ static void test_apply_direct(void)
     CHECK(finished_500("cq:job:db2"));
     CHECK_STREQ(HGET("cq:job:db0", "status"), "queued");
     DO("ACL DELUSER part");
+
+    /* A selector that allows the key, but for another command: refused as HSET refuses it. */
+    DO("ACL SETUSER sel on nopass ~cq:[^j]* ~cq:job:ds0 ~cq:job:ds2 &* +@all (+get ~cq:job:ds1)");
+    warn[0] = '\0';
+    CHECK_EQ(finish_as("ds", 3, "sel", NULL, NULL), 0);
+    CHECK_HAS(warn, "cq:job:ds1");
+    CHECK(finished_500("cq:job:ds0"));
+    CHECK(finished_500("cq:job:ds2"));
+    CHECK_STREQ(HGET("cq:job:ds1", "status"), "queued");
+    DO("ACL DELUSER sel");
 
     /* No status hash (a record pushed by hand, or its hash deleted): made whole, as a start
      * makes it, with the record's func, queue and enqueued_at. */

@@ -537,9 +537,10 @@ static void ends(struct apply *a, RedisModuleString *q, RedisModuleString *id, i
  *   order with the called commands (both go to the same list, wrapped in one MULTI/EXEC);
  * - the expiry: the PEXPIREAT time itself, set as is;
  * - keyspace events ("hset", "expire") and WATCH (the key is signalled when it is closed).
- * What differs: INFO commandstats counts no HSET or PEXPIREAT for these; the writes count as
- * changes for `save` points only where they are propagated (the apply's commands count, a few
- * a batch); a status key of another type, left to HSET's WRONGTYPE, is signalled to WATCH. */
+ * What differs: INFO commandstats counts no HSET or PEXPIREAT for these, MONITOR does not
+ * show them, and other modules' command filters do not see them; the writes count as changes
+ * for `save` points only where they are propagated (the apply's commands count, a few a
+ * batch); a status key of another type, left to HSET's WRONGTYPE, is signalled to WATCH. */
 static int direct_allowed(struct apply *a, RedisModuleString *jk)
 {
     RedisModuleString *h[4] = {word[W_HSET], jk, word[W_STATUS], word[W_FINISHED]};

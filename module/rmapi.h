@@ -24,8 +24,6 @@
 
 #define REDISMODULE_CTX_FLAGS_AOF 64
 
-#define REDISMODULE_CMD_KEY_UPDATE 32 /* the key flag of HSET's and PEXPIREAT's key */
-
 #define REDISMODULE_POSTPONED_LEN -1
 
 #define REDISMODULE_KEYTYPE_EMPTY 0
@@ -91,8 +89,7 @@ typedef int (*RedisModuleCmdFunc)(RedisModuleCtx *ctx, RedisModuleString **argv,
     X(RedisModuleUser *, GetModuleUserFromUserName, (RedisModuleString * name))                    \
     X(int, FreeModuleUser, (RedisModuleUser * user))                                               \
     X(int, ACLCheckCommandPermissions,                                                             \
-      (RedisModuleUser * user, RedisModuleString * *argv, int argc))                               \
-    X(int, ACLCheckKeyPermissions, (RedisModuleUser * user, RedisModuleString * key, int flags))
+      (RedisModuleUser * user, RedisModuleString * *argv, int argc))
 
 #define RMAPI_DECLARE(ret, name, args) extern ret(*RedisModule_##name) args;
 RMAPI_FUNCTIONS(RMAPI_DECLARE)

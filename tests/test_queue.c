@@ -1003,7 +1003,9 @@ static void test_apply_direct(void)
     CHECK(finished_500("cq:job:da2"));
     CHECK_STREQ(HGET("cq:job:da1", "status"), "queued");
     warn[0] = '\0';
+    DO("CONFIG RESETSTAT");
     CHECK_EQ(finish_as("db", 3, "part", NULL, NULL), 0); /* the refused one first */
+    CHECK_EQ(calls("pexpireat"), R.module ? 0 : 2);      /* the module: the others direct */
     CHECK_HAS(warn, "cq:job:db0");
     CHECK(finished_500("cq:job:db1"));
     CHECK(finished_500("cq:job:db2"));

@@ -1247,21 +1247,27 @@ long queue_schedule_due(struct rconn *r, const struct keys *k, double now, long 
 /* ---- reconciling ------------------------------------------------------------------- */
 
 /* ARGV: queue template, inflight template, job template, wid, number of queues, the queue
- * names, then the records the worker holds. Every other record in the worker's in-flight
- * lists goes back to the head of its queue; multiset counting keeps one copy per held
- * record when two records are byte for byte the same. */
+ * names, then each record the worker holds after its queue's name. Every other record in the
+ * worker's in-flight lists goes back to the head of its queue; counting the held records of
+ * each queue as a multiset keeps one copy per held record when two records are byte for byte
+ * the same, in that queue's list and not another's. */
 static const char reconcile_lua[] =
     LUA_LISTABLE "local nq = tonumber(ARGV[5])\n"
                  "local held, moved = {}, 0\n"
-                 "for i = 6 + nq, #ARGV do held[ARGV[i]] = (held[ARGV[i]] or 0) + 1 end\n"
+                 "for i = 6 + nq, #ARGV - 1, 2 do\n"
+                 "  local h = held[ARGV[i]] or {}\n"
+                 "  held[ARGV[i]] = h\n"
+                 "  h[ARGV[i + 1]] = (h[ARGV[i + 1]] or 0) + 1\n"
+                 "end\n"
                  "for i = 6, 5 + nq do\n"
                  "  local q = ARGV[i]\n"
                  "  local inf = string.format(ARGV[2], ARGV[4], q)\n"
                  "  local dst = string.format(ARGV[1], q)\n"
+                 "  local h = held[q] or {}\n"
                  "  if listable(dst) and listable(inf) then\n"
                  "    for _, rec in ipairs(redis.call('LRANGE', inf, 0, -1)) do\n"
-                 "      if (held[rec] or 0) > 0 then\n"
-                 "        held[rec] = held[rec] - 1\n"
+                 "      if (h[rec] or 0) > 0 then\n"
+                 "        h[rec] = h[rec] - 1\n"
                  "      else\n"
                  "        redis.call('LREM', inf, '-1', rec)\n"
                  "        redis.call('RPUSH', dst, rec)\n"
@@ -1292,7 +1298,10 @@ long queue_reconcile(struct rconn *r, const struct keys *k, const char *wid,
     cmd_str(&c, wid);
     cmd_fmt(&c, "%zu", nq);
     for (i = 0; i < nq; i++) cmd_str(&c, queues[i]);
-    for (i = 0; i < nheld; i++) cmd_add(&c, held[i]->record, held[i]->len);
+    for (i = 0; i < nheld; i++) {
+        cmd_str(&c, held[i]->queue);
+        cmd_add(&c, held[i]->record, held[i]->len);
+    }
     rep = rconn_command(r, c.argc, c.argv, c.lens);
     cmd_free(&c);
     if (reply_error(r, rep, "reconcile", err, errlen) != 0) return -1;

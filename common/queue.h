@@ -111,7 +111,8 @@ long queue_schedule_due(struct rconn *r, const struct keys *k, double now, long 
                         size_t warnlen, char *err, size_t errlen);
 
 /* Put back at the head of their queues the records in this worker's in-flight lists that it
- * does not hold (held[]: every record it has taken and whose end is not recorded). A take
+ * does not hold (held[]: every record it has taken and whose end is not recorded, each
+ * counted in its own queue's list only, by its queue field). A take
  * whose reply was lost leaves such records, and so does a Redis behind the one before (a
  * failover, a restart that lost its last writes) for jobs whose ends it lacks: the worker,
  * alive and renewing its lease, would otherwise keep them forever. Returns how many were put

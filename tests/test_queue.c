@@ -1953,6 +1953,17 @@ static void test_reconcile(void)
     CHECK_EQ(queue_reconcile(&R, &K, "w1", only_a, 1, held, 0, err, sizeof err), 1);
     CHECK_EQ(EXISTS("cq:inflight:w1:a"), 0);
     CHECK_EQ(LLEN("cq:queue:a"), 2);
+    /* One record byte for byte in two queues' in-flight lists (pushed by hand), held in b's
+     * only: a's copy goes back to a, b's stays, whichever queue is looked at first. */
+    DO("DEL cq:queue:a cq:queue:b cq:inflight:w1:b");
+    DO("LPUSH cq:inflight:w1:a %s", t[3].record);
+    DO("LPUSH cq:inflight:w1:b %s", t[3].record);
+    held[0] = &t[3]; /* its queue: b */
+    CHECK_EQ(queue_reconcile(&R, &K, "w1", queues, 2, held, 1, err, sizeof err), 1);
+    CHECK_EQ(EXISTS("cq:inflight:w1:a"), 0);
+    CHECK_STREQ(LINDEX("cq:queue:a", 0), t[3].record);
+    CHECK_EQ(LLEN("cq:inflight:w1:b"), 1);
+    CHECK_EQ(EXISTS("cq:queue:b"), 0);
     free_taken(t, 4);
     queue_taken_free(&other);
 }

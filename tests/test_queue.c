@@ -805,8 +805,10 @@ static void test_apply_finished(void)
 
 #define PUB_BATCH 40 /* ends in one apply: enough for the script to ask who listens */
 
-/* Put n jobs "<prefix><i>" in queue q, take them as w1 and finish them in one apply. */
-static int finish_batch(const char *prefix, int n)
+/* Finish n jobs "<prefix><i>" (taken in one batch) as the user named (NULL: default), with
+ * default_ttls. After the take, the key bad (when not NULL) is made a string, and gone is
+ * deleted. The apply's result; warn has what it reported. */
+static int finish_as(const char *prefix, int n, const char *user, const char *bad, const char *gone)
 {
     const char *queues[] = {"q"};
     struct taken t[PUB_BATCH];
@@ -816,21 +818,33 @@ static int finish_batch(const char *prefix, int n)
     char err[256] = "", id[32];
     int i, got, rc = -1;
 
+    if (n > PUB_BATCH) return -1;
     memset(t, 0, sizeof t);
     for (i = 0; i < n; i++) {
         snprintf(id, sizeof id, "%s%d", prefix, i);
         if (put(id, "q") != 0) return -1;
     }
     got = take("w1", queues, 1, (size_t)n, t, err, sizeof err);
+    if (bad != NULL) DO("SET %s not-a-hash", bad);
+    if (gone != NULL) DO("DEL %s", gone);
     for (i = 0; i < got; i++) {
         j[i] = decoded(&t[i]);
         if (j[i] != NULL) j[i]->attempts = 1; /* as the worker counts it: a finish of kind F */
         o[i] = outcome(QUEUE_FINISHED, &t[i], j[i], "done", T0 + 1);
     }
+    if (user != NULL) DO("AUTH %s x", user);
     if (got == n) rc = apply("w1", o, (size_t)n, &default_ttls, lost, err, sizeof err);
+    if (user != NULL) DO("AUTH default x");
+    if (err[0]) fprintf(stderr, "  finish_as %s: %s\n", prefix, err);
     for (i = 0; i < got; i++) job_free(j[i]);
     free_taken(t, got > 0 ? (size_t)got : 0);
     return rc;
+}
+
+/* Put n jobs "<prefix><i>" in queue q, take them as w1 and finish them in one apply. */
+static int finish_batch(const char *prefix, int n)
+{
+    return finish_as(prefix, n, NULL, NULL, NULL);
 }
 
 /* Redis's count of a command's calls since the last CONFIG RESETSTAT. */
@@ -930,41 +944,6 @@ static void test_apply_publish(void)
     CHECK(ttl > 490 && ttl <= 500);
     CHECK_STREQ(HGET("cq:job:f7", "status"), "finished");
     CHECK_EQ(EXISTS("cq:inflight:w1:q"), 0);
-}
-
-/* Finish n jobs "<prefix><i>" (taken in one batch) as the user named (NULL: default), with
- * default_ttls. After the take, the key bad (when not NULL) is made a string, and gone is
- * deleted. The apply's result; warn has what it reported. */
-static int finish_as(const char *prefix, int n, const char *user, const char *bad, const char *gone)
-{
-    const char *queues[] = {"q"};
-    struct taken t[4];
-    struct job *j[4];
-    struct queue_outcome o[4];
-    unsigned char lost[4] = {0};
-    char err[256] = "", id[32];
-    int i, got, rc = -1;
-
-    memset(t, 0, sizeof t);
-    for (i = 0; i < n; i++) {
-        snprintf(id, sizeof id, "%s%d", prefix, i);
-        if (put(id, "q") != 0) return -1;
-    }
-    got = take("w1", queues, 1, (size_t)n, t, err, sizeof err);
-    if (bad != NULL) DO("SET %s not-a-hash", bad);
-    if (gone != NULL) DO("DEL %s", gone);
-    for (i = 0; i < got; i++) {
-        j[i] = decoded(&t[i]);
-        if (j[i] != NULL) j[i]->attempts = 1;
-        o[i] = outcome(QUEUE_FINISHED, &t[i], j[i], "done", T0 + 1);
-    }
-    if (user != NULL) DO("AUTH %s x", user);
-    if (got == n) rc = apply("w1", o, (size_t)n, &default_ttls, lost, err, sizeof err);
-    if (user != NULL) DO("AUTH default x");
-    if (err[0]) fprintf(stderr, "  finish_as %s: %s\n", prefix, err);
-    for (i = 0; i < got; i++) job_free(j[i]);
-    free_taken(t, got > 0 ? (size_t)got : 0);
-    return rc;
 }
 
 /* Whether key is a finished status hash that expires after the result TTL (500 s). */

@@ -621,6 +621,28 @@ static int finish_direct(struct apply *a, RedisModuleString *jk, RedisModuleStri
     return 1;
 }
 
+/* The same through the commands, for any finish (first: its first run, whose result fields
+ * replace no error of an earlier one). */
+static void finish_called(struct apply *a, RedisModuleString *jk, RedisModuleString **h, int n,
+                          int first, RedisModuleString *q, RedisModuleString *rec)
+{
+    RedisModuleCallReply *r = RedisModule_Call(a->ctx, "HSET", "!CEsv", jk, h, (size_t)n);
+    int nf = n / 2;
+
+    if ((!is_error(r) && RedisModule_CallReplyType(r) == REDISMODULE_REPLY_INTEGER &&
+         RedisModule_CallReplyInteger(r) < nf)
+            ? (run(r), 1)
+            : hset_done(a, jk, nf, r, q, rec)) {
+        if (!first)
+            must(a, RedisModule_Call(a->ctx, "HDEL", "!CEsss", jk, word[W_ERROR], word[W_RETRY_AT]),
+                 "HDEL");
+        if (a->rttl > 0)
+            expire(a, jk, a->rttl, a->rexp);
+        else
+            ttl(a, jk, a->rttl, NULL);
+    }
+}
+
 /* One outcome other than Q, S and D, whose record has left the in-flight list: its status
  * hash, its sets, its counters. */
 static void ended_one(struct apply *a, int b, RedisModuleString *q)
@@ -635,8 +657,6 @@ static void ended_one(struct apply *a, int b, RedisModuleString *q)
     RedisModule_StringPtrLen(st, &stlen);
     if (kind == 'F' || kind == 'f' || kind == 'J' || kind == 'j') {
         int first = kind == 'F' || kind == 'J';
-        RedisModuleCallReply *r;
-        int nf;
         h[n++] = word[W_STATUS];
         h[n++] = word[W_FINISHED];
         h[n++] = word[W_ENDED_AT];
@@ -651,28 +671,8 @@ static void ended_one(struct apply *a, int b, RedisModuleString *q)
             h[n++] = word[W_ATTEMPTS];
             h[n++] = first ? word[W_ONE] : a->argv[b + 6];
         }
-        nf = n / 2;
-        if (first && finish_direct(a, jk, h, n, q, rec)) {
-            a->fin++;
-            ends(a, q, id, W_FINISHED);
-            RedisModule_FreeString(a->ctx, jk);
-            return;
-        }
-        r = RedisModule_Call(a->ctx, "HSET", "!CEsv", jk, h, (size_t)n);
-        if ((!is_error(r) && RedisModule_CallReplyType(r) == REDISMODULE_REPLY_INTEGER &&
-             RedisModule_CallReplyInteger(r) < nf)
-                ? (run(r), 1)
-                : hset_done(a, jk, nf, r, q, rec)) {
-            if (!first)
-                must(
-                    a,
-                    RedisModule_Call(a->ctx, "HDEL", "!CEsss", jk, word[W_ERROR], word[W_RETRY_AT]),
-                    "HDEL");
-            if (a->rttl > 0)
-                expire(a, jk, a->rttl, a->rexp);
-            else
-                ttl(a, jk, a->rttl, NULL);
-        }
+        if (!first || !finish_direct(a, jk, h, n, q, rec))
+            finish_called(a, jk, h, n, first, q, rec);
         a->fin++;
         ends(a, q, id, W_FINISHED);
     } else if (kind == 'X') {

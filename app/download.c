@@ -13,9 +13,10 @@
  * directory is made or any byte is fetched.
  *
  * The body is written to an unnamed O_TMPFILE in the target directory. Only after a complete
- * 2xx transfer is it given a hidden temporary name (linkat) and renamed over the final name,
- * so an existing file is replaced atomically and a reader sees the old file or the new one,
- * never half of either; if the worker dies mid-transfer the unnamed file simply vanishes.
+ * 2xx transfer is it given a name: the final one at once (linkat) where no file has it, or
+ * else a hidden temporary name renamed over the final name, so an existing file is replaced
+ * atomically and a reader sees the old file or the new one, never half of either; if the
+ * worker dies mid-transfer the unnamed file simply vanishes.
  * Where the filesystem has no O_TMPFILE the hidden name is created up front (O_EXCL) and
  * unlinked on every failure path instead.
  *
@@ -373,20 +374,26 @@ static int open_unnamed(int dirfd)
 #endif
 }
 
-/* Give the O_TMPFILE fd a hidden name in dirfd. Returns 0 or -1 with errno set. */
-static int link_tmpfile(int fd, int dirfd, const char *name, char *tmp, size_t tmplen)
+/* Give the O_TMPFILE fd the name `as` in dirfd, which must not exist. Returns 0 or -1 with
+ * errno set (EEXIST: the name is taken). */
+static int link_fd(int fd, int dirfd, const char *as)
 {
     char proc[64];
 
     snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+    if (linkat(AT_FDCWD, proc, dirfd, as, AT_SYMLINK_FOLLOW) == 0) return 0;
+    /* No /proc in this mount namespace: AT_EMPTY_PATH does the same but needs
+     * CAP_DAC_READ_SEARCH, which is why it is only the second choice. */
+    if (errno == ENOENT && linkat(fd, "", dirfd, as, AT_EMPTY_PATH) == 0) return 0;
+    return -1;
+}
+
+/* Give the O_TMPFILE fd a hidden name in dirfd. Returns 0 or -1 with errno set. */
+static int link_tmpfile(int fd, int dirfd, const char *name, char *tmp, size_t tmplen)
+{
     for (int tries = 0; tries < 5; tries++) {
         tmp_name(tmp, tmplen, name);
-        if (linkat(AT_FDCWD, proc, dirfd, tmp, AT_SYMLINK_FOLLOW) == 0) return 0;
-        if (errno == ENOENT) {
-            /* No /proc in this mount namespace: AT_EMPTY_PATH does the same but needs
-             * CAP_DAC_READ_SEARCH, which is why it is only the second choice. */
-            if (linkat(fd, "", dirfd, tmp, AT_EMPTY_PATH) == 0) return 0;
-        }
+        if (link_fd(fd, dirfd, tmp) == 0) return 0;
         if (errno != EEXIST) return -1;
     }
     return -1;
@@ -480,7 +487,12 @@ static int commit(struct download *d, struct download_result *res, char *err, si
         err_set(err, errlen, "download_link: %s: fsync: %s", d->link, strerror(errno));
         goto fail;
     }
-    if (!d->named && link_tmpfile(d->fd, d->dirfd, d->name, d->tmp, sizeof(d->tmp)) < 0) {
+    /* Where the final name is free, the file is linked there at once: no temporary name ever
+     * exists, so a worker killed at any point leaves the whole file or none. Only a file
+     * replaced goes through a hidden name and a rename. */
+    if (!d->named && link_fd(d->fd, d->dirfd, d->name) == 0) goto placed;
+    if (!d->named &&
+        (errno != EEXIST || link_tmpfile(d->fd, d->dirfd, d->name, d->tmp, sizeof(d->tmp)) < 0)) {
         res->host = download_host_errno(errno);
         err_set(err, errlen, "download_link: %s: linkat: %s", d->link, strerror(errno));
         d->tmp[0] = '\0'; /* nothing was linked, nothing to remove */
@@ -493,6 +505,7 @@ static int commit(struct download *d, struct download_result *res, char *err, si
                 strerror(errno));
         goto fail;
     }
+placed:
     d->named = 0;        /* the name is the final one now: keep it */
     res->path = d->path; /* handed over: release() must not free it */
     d->path = NULL;

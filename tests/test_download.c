@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -410,6 +411,25 @@ static void test_open_dir(void)
     CHECK_STREQ(list, "a,out,plain");
 }
 
+/* The names that appeared in the directory inotify fd in watches (created, or renamed
+ * into it), comma-separated, in order. */
+static void appeared(int in, char *out, size_t len)
+{
+    char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    ssize_t n;
+
+    out[0] = '\0';
+    while ((n = read(in, buf, sizeof buf)) > 0) {
+        for (char *p = buf; p < buf + n;) {
+            const struct inotify_event *ev = (const struct inotify_event *)p;
+            size_t used = strlen(out);
+            if (ev->len > 0)
+                snprintf(out + used, len - used, "%s%s", used > 0 ? "," : "", ev->name);
+            p += sizeof *ev + ev->len;
+        }
+    }
+}
+
 static void test_success_and_replace(struct http *h)
 {
     struct http_limits lim;
@@ -417,7 +437,7 @@ static void test_success_and_replace(struct http *h)
     char url[256], err[512], list[512], path[PATH_MAX];
     struct stat before, after;
     char old[16];
-    int oldfd;
+    int oldfd, inw;
 
     http_limits_default(&lim);
     url_of(url, sizeof(url), "/x.jpg");
@@ -428,12 +448,24 @@ static void test_success_and_replace(struct http *h)
     CHECK(res.bytes == 32768);
     CHECK(file_matches("imgs/x.jpg", "x.jpg", 32768));
 
-    /* The name comes from the link, not from where redirects or the query lead. */
+    /* The name comes from the link, not from where redirects or the query lead. A new file
+     * is linked at its name at once: no hidden temporary name ever appears in the directory
+     * (a worker killed between a link and a rename would leave one). */
+    snprintf(path, sizeof(path), "%s/imgs", root);
+    inw = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    CHECK(inw >= 0 && inotify_add_watch(inw, path, IN_CREATE | IN_MOVED_TO) >= 0);
     url_of(url, sizeof(url), "/deep/er/y.png?size=large#top");
     CHECK(download_link(h, root, "./imgs//", url, &lim, &res, err, sizeof(err)) == 0);
     CHECK_STREQ(res.path, "imgs/y.png");
     download_result_free(&res);
     CHECK(file_matches("imgs/y.png", "y.png", 32768));
+    appeared(inw, list, sizeof(list));
+#ifndef CQ_DOWNLOAD_NO_TMPFILE
+    CHECK_STREQ(list, "y.png");
+#else /* without O_TMPFILE the hidden name is made first, and renamed */
+    CHECK(strncmp(list, ".y.png.cq-", 10) == 0 && strstr(list, ".tmp,y.png") != NULL);
+#endif
+    close(inw);
 
     /* Replace an existing file: a reader holding the old one keeps the old bytes (a new
      * inode was renamed over the name), a new reader sees the whole new file. */

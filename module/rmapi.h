@@ -9,6 +9,7 @@
 #define CQ_RMAPI_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define REDISMODULE_OK     0
 #define REDISMODULE_ERR    1
@@ -23,6 +24,10 @@
 #define REDISMODULE_NOTIFY_HASH    64
 
 #define REDISMODULE_CTX_FLAGS_AOF 64
+
+#define REDISMODULE_CMDFILTER_NOSELF 1
+
+#define REDISMODULE_EVENT_REPLICATION_ROLE_CHANGED 0
 
 #define REDISMODULE_POSTPONED_LEN -1
 
@@ -42,6 +47,15 @@ typedef struct RedisModuleKey RedisModuleKey;
 typedef struct RedisModuleCallReply RedisModuleCallReply;
 typedef struct RedisModuleUser RedisModuleUser;
 typedef int (*RedisModuleCmdFunc)(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
+typedef struct RedisModuleCommandFilterCtx RedisModuleCommandFilterCtx;
+typedef struct RedisModuleCommandFilter RedisModuleCommandFilter;
+typedef void (*RedisModuleCommandFilterFunc)(RedisModuleCommandFilterCtx *filter);
+typedef struct RedisModuleEvent {
+    uint64_t id;
+    uint64_t dataver;
+} RedisModuleEvent;
+typedef void (*RedisModuleEventCallback)(RedisModuleCtx *ctx, RedisModuleEvent eid,
+                                         uint64_t subevent, void *data);
 
 /* Each is NULL until rmapi_init has asked the server for it, in this order (Log first, so
  * that a failure can be logged). */
@@ -89,7 +103,13 @@ typedef int (*RedisModuleCmdFunc)(RedisModuleCtx *ctx, RedisModuleString **argv,
     X(RedisModuleUser *, GetModuleUserFromUserName, (RedisModuleString * name))                    \
     X(int, FreeModuleUser, (RedisModuleUser * user))                                               \
     X(int, ACLCheckCommandPermissions,                                                             \
-      (RedisModuleUser * user, RedisModuleString * *argv, int argc))
+      (RedisModuleUser * user, RedisModuleString * *argv, int argc))                               \
+    X(RedisModuleCommandFilter *, RegisterCommandFilter,                                           \
+      (RedisModuleCtx * ctx, RedisModuleCommandFilterFunc cb, int flags))                          \
+    X(int, CommandFilterArgsCount, (RedisModuleCommandFilterCtx * fctx))                           \
+    X(RedisModuleString *, CommandFilterArgGet, (RedisModuleCommandFilterCtx * fctx, int pos))     \
+    X(int, SubscribeToServerEvent,                                                                 \
+      (RedisModuleCtx * ctx, RedisModuleEvent event, RedisModuleEventCallback callback))
 
 #define RMAPI_DECLARE(ret, name, args) extern ret(*RedisModule_##name) args;
 RMAPI_FUNCTIONS(RMAPI_DECLARE)

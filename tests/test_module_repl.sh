@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# test_module_repl.sh - when cq's Redis module hands its writes to replication. It writes a
+# finished job's status hash without commands, and passes those writes on only while
+# something would receive them: the AOF, a replica, or a replication backlog. What it found
+# (INFO replication) is kept between its calls, and forgotten when a replica attaches (its
+# SYNC or PSYNC, seen by the module's command filter) and when the server's role changes
+# (REPLICAOF, FAILOVER). Both after calls that found nothing:
+#   - a replica that attaches to a primary that had none gets the jobs finished after it;
+#   - a replica promoted to primary feeds its backlog at once, so that another replica of the
+#     old primary that moves to it (a partial resync, from that backlog) gets them too.
+. "$(dirname "$0")/lib.sh"
+
+MODULE=$BUILD/lib/cq-redis.so
+[ -f "$MODULE" ] || { echo "FATAL: $MODULE is missing: cmake --build $BUILD --target cq_redis"; exit 1; }
+start_redis_tcp --appendonly no --loadmodule "$MODULE"
+P=$RPORT
+
+# info CLI FIELD: a field of CLI's INFO replication
+info() { "$1" INFO replication | tr -d '\r' | sed -n "s/^$2://p"; }
+# status CLI ID: a status hash, its fields sorted, and its expiry in milliseconds
+status() { "$1" HGETALL "cq:job:$2" | paste - - | sort | tr '\n' ' '; "$1" PEXPIRETIME "cq:job:$2"; }
+# same_statuses CLI ID...: each status hash on CLI the same as on the primary rcli
+same_statuses() {
+    local cli=$1 id
+    shift
+    for id in "$@"; do
+        [ "$(status rcli "$id")" = "$(status "$cli" "$id")" ] || { echo "cq:job:$id differs" >&2; return 1; }
+    done
+}
+# jobs_are_on CLI STATUS ID...: every job ID has that status there
+jobs_are_on() {
+    local cli=$1 want=$2 id
+    shift 2
+    for id in "$@"; do [ "$("$cli" HGET "cq:job:$id" status)" = "$want" ] || return 1; done
+}
+# drain URL N PREFIX: N noop jobs enqueued and drained there; their ids in IDS
+drain() {
+    local i
+    IDS=()
+    for i in $(seq 1 "$2"); do IDS+=("$("$BIN/cenqueue" -u "$1" noop "$3$i" 2>/dev/null)"); done
+    "$BIN/cworker" -u "$1" --burst >>"$T/worker.log" 2>&1
+}
+
+# A Redis on its own port and directory: NAME PORT [ARGS...]; NAME becomes a redis-cli.
+start_other() {
+    local name=$1 port=$2
+    shift 2
+    mkdir -p "$T/$name"
+    redis-server --dir "$T/$name" --save "" --appendonly no --port "$port" --bind 127.0.0.1 \
+        --logfile "$T/$name/log" "$@" &
+    PIDS+=($!)
+    eval "$name() { redis-cli -p $port \"\$@\"; }"
+    wait_for 10 "$name" ping || { echo "FATAL: the Redis $name did not start"; cat "$T/$name/log"; exit 1; }
+}
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# ---- a replica that attaches after the module found none ----
+check_eq "the primary: no replica, no backlog" "0 0" "$(info rcli connected_slaves) $(info rcli repl_backlog_active)"
+drain "$CQ_REDIS_URL" 20 a
+check "20 jobs finished with nothing to replicate to" jobs_are finished "${IDS[@]}"
+R1=$(free_port)
+start_other r1 "$R1" --replicaof 127.0.0.1 "$P"
+r1_synced() { [ "$(info r1 master_link_status)" = up ]; }
+check "a replica attached, and synced" wait_for 15 r1_synced
+drain "$CQ_REDIS_URL" 20 b
+check "20 more jobs finished" jobs_are finished "${IDS[@]}"
+check_eq "...the replica confirms the writes (WAIT)" 1 "$(rcli WAIT 1 5000)"
+check "...and has their status hashes, to their expiry's millisecond" same_statuses r1 "${IDS[@]}"
+b=("${IDS[@]}")
+
+# ---- a replica promoted to primary, after the module found nothing there as a primary ----
+P2=$(free_port)
+start_other p2 "$P2" --loadmodule "$MODULE"
+drain "redis://127.0.0.1:$P2" 5 c
+check "a second primary: 5 jobs finished there, with nothing to replicate to" \
+    jobs_are_on p2 finished "${IDS[@]}"
+p2 REPLICAOF 127.0.0.1 "$P" >/dev/null
+p2_synced() { [ "$(info p2 master_link_status)" = up ]; }
+check "...it became a replica of the first, and synced" wait_for 15 p2_synced
+check_eq "...both replicas confirm (WAIT)" 2 "$(rcli WAIT 2 5000)"
+p2 REPLICAOF NO ONE >/dev/null
+check_eq "...promoted: a primary again, its backlog kept" "master 1" "$(info p2 role) $(info p2 repl_backlog_active)"
+drain "redis://127.0.0.1:$P2" 20 d
+d=("${IDS[@]}")
+r1 REPLICAOF 127.0.0.1 "$P2" >/dev/null
+check "the first replica moved to the promoted one" wait_for 15 r1_synced
+check_contains "...by a partial resync, from its backlog" "accepted" \
+    "$(grep -h 'Partial resynchronization request' "$T/p2/log")"
+check_eq "...it confirms the writes" 1 "$(redis-cli -p "$P2" WAIT 1 5000)"
+rcli() { redis-cli -p "$P2" "$@"; }
+check "...and has the status hashes of the jobs finished after the promotion" same_statuses r1 "${d[@]}"
+check "...and those finished before it" same_statuses r1 "${b[@]}"
+finish

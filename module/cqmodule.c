@@ -447,6 +447,26 @@ static void glob_escape(struct buf *b, const struct buf *s)
     }
 }
 
+/* Answers the module keeps between calls, and what makes it forget them (command_seen,
+ * role_changed, below).
+ *
+ * nobody_listens: INFO stats found no channel and no pattern subscribed on the server. Kept
+ * until a SUBSCRIBE, a PSUBSCRIBE or an EXEC. Only "nobody" is kept: which channels are
+ * heard, where some are, changes with every waiter.
+ *
+ * repl_known: what INFO replication said last. 0 nothing known; 1 a replica or a replication
+ * backlog (kept until repl_asked_ms + 1 s: a backlog outlives its replicas by
+ * repl-backlog-ttl, and a stale yes only costs the writes' copies); -1 neither, kept until
+ * one may come. Only two things make one: a SYNC or PSYNC (a replica attaching: the backlog
+ * is made and the replica listed as the command runs) and a change of this server's role
+ * (REPLICAOF, FAILOVER: a replica keeps a backlog).
+ *
+ * The command filter and the event see each of those before it takes effect, so a kept
+ * answer is never used past one. */
+static int nobody_listens;
+static int repl_known;
+static long long repl_asked_ms;
+
 /* Who listens for ends (the script's comment in queue.c says why it asks), for a batch of
  * LISTENERS_FROM ends or more: from INFO stats, none, or up to 64 channels named by PUBSUB
  * CHANNELS. The script asks from 32 ends; here the question costs Redis less (INFO stats
@@ -456,11 +476,16 @@ static void glob_escape(struct buf *b, const struct buf *s)
 
 static void find_listeners(struct apply *a)
 {
-    RedisModuleCallReply *r = RedisModule_Call(a->ctx, "INFO", "CEc", "stats");
+    RedisModuleCallReply *r;
     long long nch, npat;
     size_t len;
     const char *s;
 
+    if (nobody_listens) {
+        a->listening = 0;
+        return;
+    }
+    r = RedisModule_Call(a->ctx, "INFO", "CEc", "stats");
     a->listening = -1;
     if (is_error(r) || RedisModule_CallReplyType(r) != REDISMODULE_REPLY_STRING) {
         run(r);
@@ -472,6 +497,7 @@ static void find_listeners(struct apply *a)
     run(r);
     if (nch == 0 && npat == 0) {
         a->listening = 0;
+        nobody_listens = 1;
     } else if (nch >= 0 && nch <= 64 && npat == 0) {
         RedisModuleCallReply *ch;
         a->tmp.len = 0;
@@ -566,26 +592,26 @@ static int direct_allowed(struct apply *a, RedisModuleString *jk)
         RedisModule_ACLCheckCommandPermissions(a->user, e, 3) == REDISMODULE_OK;
 }
 
-/* What INFO replication said last, kept between applies: 0 nothing known, 1 a replica or a
- * replication backlog (kept until repl_asked_ms + 1 s: a backlog outlives its replicas by
- * repl-backlog-ttl, and a stale yes only costs the writes' copies), -1 neither (kept until
- * one may come). Only two things make one: a SYNC or PSYNC (a replica attaching: the backlog
- * is made and the replica listed as the command runs) and a change of this server's role
- * (REPLICAOF, FAILOVER: a replica keeps a backlog). The command filter and the event below
- * see each before it takes effect and forget the answer, so a no is never used past them. */
-static int repl_known;
-static long long repl_asked_ms;
-
-static void sync_seen(RedisModuleCommandFilterCtx *f)
+/* The command filter: every client command, before it runs (not the module's own calls). It
+ * forgets what the module keeps between calls where a command could make it untrue: a SYNC
+ * or PSYNC (a replica attaching) forgets repl_known's "no"; a SUBSCRIBE or PSUBSCRIBE, and
+ * an EXEC (a SUBSCRIBE queued in a MULTI runs there), forget nobody_listens. Where nothing
+ * is kept, it returns at once; else it compares the command's name. */
+static void command_seen(RedisModuleCommandFilterCtx *f)
 {
     size_t len;
     const char *s;
 
-    if (repl_known >= 0 || RedisModule_CommandFilterArgsCount(f) < 1) return;
+    if ((repl_known >= 0 && !nobody_listens) || RedisModule_CommandFilterArgsCount(f) < 1) return;
     s = RedisModule_StringPtrLen(RedisModule_CommandFilterArgGet(f, 0), &len);
     if ((len == 4 && strncasecmp(s, "sync", 4) == 0) ||
-        (len == 5 && strncasecmp(s, "psync", 5) == 0))
-        repl_known = 0;
+        (len == 5 && strncasecmp(s, "psync", 5) == 0)) {
+        if (repl_known < 0) repl_known = 0;
+    } else if ((len == 4 && strncasecmp(s, "exec", 4) == 0) ||
+               (len == 9 && strncasecmp(s, "subscribe", 9) == 0) ||
+               (len == 10 && strncasecmp(s, "psubscribe", 10) == 0)) {
+        nobody_listens = 0;
+    }
 }
 
 static void role_changed(RedisModuleCtx *ctx, RedisModuleEvent e, uint64_t sub, void *data)
@@ -1332,10 +1358,10 @@ int RedisModule_OnLoad(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
         RedisModule_CreateCommand(ctx, "cq.take1", take_command, "write", 0, 0, 0) !=
             REDISMODULE_OK)
         return REDISMODULE_ERR;
-    /* What keeps propagating()'s answer true (repl_known). */
+    /* What keeps the answers kept between calls true (repl_known, nobody_listens). */
     {
         RedisModuleEvent role = {REDISMODULE_EVENT_REPLICATION_ROLE_CHANGED, 1};
-        if (RedisModule_RegisterCommandFilter(ctx, sync_seen, REDISMODULE_CMDFILTER_NOSELF) ==
+        if (RedisModule_RegisterCommandFilter(ctx, command_seen, REDISMODULE_CMDFILTER_NOSELF) ==
                 NULL ||
             RedisModule_SubscribeToServerEvent(ctx, role, role_changed) != REDISMODULE_OK)
             return REDISMODULE_ERR;

@@ -944,6 +944,31 @@ static void test_apply_publish(void)
     CHECK(ttl > 490 && ttl <= 500);
     CHECK_STREQ(HGET("cq:job:f7", "status"), "finished");
     CHECK_EQ(EXISTS("cq:inflight:w1:q"), 0);
+
+    /* A SUBSCRIBE queued in a MULTI listens from its EXEC on, after an apply that found
+     * nobody listening in between (cq's module keeps that answer until a SUBSCRIBE, a
+     * PSUBSCRIBE or an EXEC). */
+    rconn_init(&sub, &R.url, 5.0);
+    REQUIRE(rconn_connect(&sub) == 0);
+    rep = rconn_commandf(&sub, "MULTI");
+    CHECK(rep != NULL && rep->type == REDIS_REPLY_STATUS);
+    if (rep != NULL) freeReplyObject(rep);
+    rep = rconn_commandf(&sub, "SUBSCRIBE cq:ended:h5");
+    CHECK(rep != NULL && rep->type == REDIS_REPLY_STATUS && strcmp(rep->str, "QUEUED") == 0);
+    if (rep != NULL) freeReplyObject(rep);
+    CHECK_EQ(finish_batch("g", PUB_BATCH), 0);
+    CHECK_EQ(calls("publish"), 9 + 3 * PUB_BATCH); /* queued only: nobody listens yet */
+    rep = rconn_commandf(&sub, "EXEC");
+    CHECK(rep != NULL && rep->type == REDIS_REPLY_ARRAY);
+    if (rep != NULL) freeReplyObject(rep);
+    CHECK_EQ(finish_batch("h", PUB_BATCH), 0);
+    CHECK_EQ(calls("publish"), 10 + 3 * PUB_BATCH); /* h5's */
+    rep = rconn_read(&sub);
+    CHECK(rep != NULL && rep->type == REDIS_REPLY_ARRAY && rep->elements == 3);
+    if (rep != NULL && rep->type == REDIS_REPLY_ARRAY && rep->elements == 3)
+        CHECK_STREQ(rep->element[1]->str, "cq:ended:h5");
+    if (rep != NULL) freeReplyObject(rep);
+    rconn_close(&sub);
 }
 
 /* Whether key is a finished status hash that expires after the result TTL (500 s). */

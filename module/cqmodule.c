@@ -466,6 +466,7 @@ static void glob_escape(struct buf *b, const struct buf *s)
 static int nobody_listens;
 static int repl_known;
 static long long repl_asked_ms;
+static int keeping; /* 0 where a command the filter looks for is renamed: nothing is kept */
 
 /* Who listens for ends (the script's comment in queue.c says why it asks), for a batch of
  * LISTENERS_FROM ends or more: from INFO stats, none, or up to 64 channels named by PUBSUB
@@ -497,7 +498,12 @@ static void find_listeners(struct apply *a)
     run(r);
     if (nch == 0 && npat == 0) {
         a->listening = 0;
-        nobody_listens = 1;
+        /* Not kept from inside a MULTI or a script: a SUBSCRIBE queued after this apply in
+         * the same EXEC runs there, past the filter. */
+        if (keeping &&
+            !(RedisModule_GetContextFlags(a->ctx) &
+              (REDISMODULE_CTX_FLAGS_MULTI | REDISMODULE_CTX_FLAGS_LUA)))
+            nobody_listens = 1;
     } else if (nch >= 0 && nch <= 64 && npat == 0) {
         RedisModuleCallReply *ch;
         a->tmp.len = 0;
@@ -643,11 +649,13 @@ static int propagating(struct apply *a)
             if (!is_error(r) && RedisModule_CallReplyType(r) == REDISMODULE_REPLY_STRING) {
                 size_t len;
                 const char *s = RedisModule_CallReplyStringPtr(r, &len);
-                repl_known = info_count(s, len, "connected_slaves:") == 0 &&
-                        info_count(s, len, "repl_backlog_active:") == 0
-                    ? -1
-                    : 1;
-                repl_asked_ms = RedisModule_Milliseconds();
+                int none = info_count(s, len, "connected_slaves:") == 0 &&
+                    info_count(s, len, "repl_backlog_active:") == 0;
+                if (none) a->propagating = -1;
+                if (keeping) {
+                    repl_known = none ? -1 : 1;
+                    repl_asked_ms = RedisModule_Milliseconds();
+                }
             }
             run(r);
         }
@@ -1358,7 +1366,29 @@ int RedisModule_OnLoad(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
         RedisModule_CreateCommand(ctx, "cq.take1", take_command, "write", 0, 0, 0) !=
             REDISMODULE_OK)
         return REDISMODULE_ERR;
-    /* What keeps the answers kept between calls true (repl_known, nobody_listens). */
+    /* What keeps the answers kept between calls true (repl_known, nobody_listens): the
+     * filter knows the commands by name, so where one is renamed (rename-command) nothing is
+     * kept, and every apply asks. */
+    nobody_listens = 0;
+    repl_known = 0;
+    keeping = 0;
+    {
+        RedisModuleCallReply *r = RedisModule_Call(ctx, "COMMAND", "cccccc", "INFO", "sync",
+                                                   "psync", "subscribe", "psubscribe", "exec");
+        if (!is_error(r) && RedisModule_CallReplyType(r) == REDISMODULE_REPLY_ARRAY &&
+            RedisModule_CallReplyLength(r) == 5) {
+            keeping = 1;
+            for (i = 0; i < 5; i++)
+                if (RedisModule_CallReplyType(RedisModule_CallReplyArrayElement(r, (size_t)i)) !=
+                    REDISMODULE_REPLY_ARRAY)
+                    keeping = 0;
+        }
+        run(r);
+        if (!keeping)
+            RedisModule_Log(ctx, "notice",
+                            "cq: SYNC, PSYNC, SUBSCRIBE, PSUBSCRIBE or EXEC is renamed: each "
+                            "apply asks INFO who listens and whether a replica does");
+    }
     {
         RedisModuleEvent role = {REDISMODULE_EVENT_REPLICATION_ROLE_CHANGED, 1};
         if (RedisModule_RegisterCommandFilter(ctx, command_seen, REDISMODULE_CMDFILTER_NOSELF) ==

@@ -7,13 +7,17 @@
 # (REPLICAOF, FAILOVER). Both after calls that found nothing:
 #   - a replica that attaches to a primary that had none gets the jobs finished after it;
 #   - a replica promoted to primary feeds its backlog at once, so that another replica of the
-#     old primary that moves to it (a partial resync, from that backlog) gets them too.
+#     old primary that moves to it (a partial resync, from that backlog) gets them too;
+#   - where SUBSCRIBE is renamed, the module keeps nothing, and says so.
 . "$(dirname "$0")/lib.sh"
 
 MODULE=$BUILD/lib/cq-redis.so
 [ -f "$MODULE" ] || { echo "FATAL: $MODULE is missing: cmake --build $BUILD --target cq_redis"; exit 1; }
 start_redis_tcp --appendonly no --loadmodule "$MODULE"
 P=$RPORT
+# No PING to the replicas between a promotion and a move below: it would put the moving
+# replica past the promoted one's history, and its partial resync would be refused.
+rcli CONFIG SET repl-ping-replica-period 3600 >/dev/null || echo "CONFIG SET failed"
 
 # info CLI FIELD: a field of CLI's INFO replication
 info() { "$1" INFO replication | tr -d '\r' | sed -n "s/^$2://p"; }
@@ -58,6 +62,8 @@ free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1
 check_eq "the primary: no replica, no backlog" "0 0" "$(info rcli connected_slaves) $(info rcli repl_backlog_active)"
 drain "$CQ_REDIS_URL" 20 a
 check "20 jobs finished with nothing to replicate to" jobs_are finished "${IDS[@]}"
+check_contains "...their outcomes through the module" "outcomes through cq's Redis module" \
+    "$(cat "$T/worker.log")"
 R1=$(free_port)
 start_other r1 "$R1" --replicaof 127.0.0.1 "$P"
 r1_synced() { [ "$(info r1 master_link_status)" = up ]; }
@@ -77,7 +83,14 @@ check "a second primary: 5 jobs finished there, with nothing to replicate to" \
 p2 REPLICAOF 127.0.0.1 "$P" >/dev/null
 p2_synced() { [ "$(info p2 master_link_status)" = up ]; }
 check "...it became a replica of the first, and synced" wait_for 15 p2_synced
-check_eq "...both replicas confirm (WAIT)" 2 "$(rcli WAIT 2 5000)"
+# Both replicas at the primary's offset (not WAIT: its REPLCONF GETACK is itself in the
+# stream, and the promotion could come before one replica has read it).
+level() {
+    local o
+    o=$(info rcli master_repl_offset)
+    [ "$(info r1 slave_repl_offset)" = "$o" ] && [ "$(info p2 slave_repl_offset)" = "$o" ]
+}
+check "...both replicas where the first primary is" wait_for 10 level
 p2 REPLICAOF NO ONE >/dev/null
 check_eq "...promoted: a primary again, its backlog kept" "master 1" "$(info p2 role) $(info p2 repl_backlog_active)"
 drain "redis://127.0.0.1:$P2" 20 d
@@ -85,9 +98,19 @@ d=("${IDS[@]}")
 r1 REPLICAOF 127.0.0.1 "$P2" >/dev/null
 check "the first replica moved to the promoted one" wait_for 15 r1_synced
 check_contains "...by a partial resync, from its backlog" "accepted" \
-    "$(grep -h 'Partial resynchronization request' "$T/p2/log")"
+    "$(grep -h 'Partial resynchronization request' "$T/p2/log")" || grep -h 'Partial' "$T/p2/log"
 check_eq "...it confirms the writes" 1 "$(redis-cli -p "$P2" WAIT 1 5000)"
 rcli() { redis-cli -p "$P2" "$@"; }
 check "...and has the status hashes of the jobs finished after the promotion" same_statuses r1 "${d[@]}"
 check "...and those finished before it" same_statuses r1 "${b[@]}"
+
+# ---- SUBSCRIBE renamed: the filter would not know it, so nothing is kept ----
+# (What that prevents, a subscriber through the new name missed, needs an apply of 9 ends or
+# more between its SUBSCRIBE and the job's end with no EXEC anywhere, which a drain by a
+# worker does not produce on demand: its first applies after a lull carry an end or two.)
+P3=$(free_port)
+start_other p3 "$P3" --rename-command SUBSCRIBE listen --loadmodule "$MODULE"
+check_contains "a Redis whose SUBSCRIBE is renamed: the module says it keeps nothing" \
+    "SUBSCRIBE, PSUBSCRIBE or EXEC is renamed" "$(cat "$T/p3/log")"
+check_eq "...where nothing is renamed, it says nothing" "" "$(grep -h 'is renamed' "$T/redis/log" "$T/p2/log")"
 finish

@@ -948,6 +948,10 @@ static void test_apply_publish(void)
     /* A SUBSCRIBE queued in a MULTI listens from its EXEC on, after an apply that found
      * nobody listening in between (cq's module keeps that answer until a SUBSCRIBE, a
      * PSUBSCRIBE or an EXEC). */
+    CHECK_EQ(integer(rconn_commandf(&R, "PUBSUB NUMPAT")), 0); /* the others' gone */
+    rep = rconn_commandf(&R, "PUBSUB CHANNELS");
+    CHECK(rep != NULL && rep->type == REDIS_REPLY_ARRAY && rep->elements == 0);
+    if (rep != NULL) freeReplyObject(rep);
     rconn_init(&sub, &R.url, 5.0);
     REQUIRE(rconn_connect(&sub) == 0);
     rep = rconn_commandf(&sub, "MULTI");

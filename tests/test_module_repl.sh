@@ -7,8 +7,9 @@
 # (REPLICAOF, FAILOVER). Both after calls that found nothing:
 #   - a replica that attaches to a primary that had none gets the jobs finished after it;
 #   - a replica promoted to primary feeds its backlog at once, so that another replica of the
-#     old primary that moves to it (a partial resync, from that backlog) gets them too;
-#   - where SUBSCRIBE is renamed, the module keeps nothing, and says so.
+#     old primary that moves to it (a partial resync, from that backlog) gets them too.
+# Also: where SUBSCRIBE is renamed, the module logs that it keeps nothing (the line is
+# checked, not what it keeps).
 . "$(dirname "$0")/lib.sh"
 
 MODULE=$BUILD/lib/cq-redis.so

@@ -873,7 +873,7 @@ static void subscribed(struct rconn *c, const char *how, const char *channel)
     freeReplyObject(rep);
 }
 
-/* A batch of 32 ends or more asks Redis who listens (INFO stats): with no channel nothing is
+/* A batch of 32 ends or more (9 with cq's module) asks Redis who listens (INFO stats): with no channel nothing is
  * published, with up to 64 only the ends whose channel has a subscriber; a smaller batch, more
  * channels, a pattern subscription, or an ACL without INFO publish every end. TTLs are
  * PEXPIREAT from Redis's TIME, or EXPIRE when the ACL refuses TIME. */

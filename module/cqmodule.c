@@ -659,8 +659,9 @@ static int propagating(struct apply *a)
                 }
             }
             run(r);
+        } else if (repl_known < 0) {
+            a->propagating = -1;
         }
-        if (repl_known < 0) a->propagating = -1;
     }
     return a->propagating > 0;
 }

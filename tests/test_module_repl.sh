@@ -46,18 +46,37 @@ drain() {
     "$BIN/cworker" -u "$1" --burst >>"$T/worker.log" 2>&1
 }
 
-# A Redis on its own port and directory: NAME PORT [ARGS...]; NAME becomes a redis-cli.
+# That Redis answers, and is the one started (not another test's on the same port).
+other_up() { [ "$("$OTHER" INFO server 2>/dev/null | tr -d '\r' | sed -n 's/^process_id://p')" = "$OTHER_PID" ]; }
+other_up_or_exited() { other_up || exited "$OTHER_PID"; }
+# start_other NAME [ARGS...]: a Redis of its own, in $T/NAME, on a port drawn as
+# start_redis_tcp draws its own (another is tried when the port is taken); NAME becomes a
+# redis-cli of it, and ${NAME}_PORT its port.
 start_other() {
-    local name=$1 port=$2
-    shift 2
+    local name=$1 port try pid
+    shift
     mkdir -p "$T/$name"
-    redis-server --dir "$T/$name" --save "" --appendonly no --port "$port" --bind 127.0.0.1 \
-        --logfile "$T/$name/log" "$@" &
-    PIDS+=($!)
-    eval "$name() { redis-cli -p $port \"\$@\"; }"
-    wait_for 10 "$name" ping || { echo "FATAL: the Redis $name did not start"; cat "$T/$name/log"; exit 1; }
+    for try in $(seq 1 20); do
+        port=$(( 20000 + RANDOM % 12000 ))
+        redis-server --dir "$T/$name" --save "" --appendonly no --port "$port" --bind 127.0.0.1 \
+            --logfile "$T/$name/log" "$@" &
+        pid=$!
+        eval "$name() { redis-cli -p $port \"\$@\"; }"
+        OTHER=$name OTHER_PID=$pid
+        wait_for 10 other_up_or_exited
+        if other_up; then
+            PIDS+=("$pid")
+            printf -v "${name}_PORT" %s "$port"
+            return 0
+        fi
+        kill "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+        grep -q 'Address already in use' "$T/$name/log" || break
+    done
+    echo "FATAL: the Redis $name did not start"
+    cat "$T/$name/log"
+    exit 1
 }
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 # ---- a replica that attaches after the module found none ----
 check_eq "the primary: no replica, no backlog" "0 0" "$(info rcli connected_slaves) $(info rcli repl_backlog_active)"
@@ -65,8 +84,7 @@ drain "$CQ_REDIS_URL" 20 a
 check "20 jobs finished with nothing to replicate to" jobs_are finished "${IDS[@]}"
 check_contains "...their outcomes through the module" "outcomes through cq's Redis module" \
     "$(cat "$T/worker.log")"
-R1=$(free_port)
-start_other r1 "$R1" --replicaof 127.0.0.1 "$P"
+start_other r1 --replicaof 127.0.0.1 "$P"
 r1_synced() { [ "$(info r1 master_link_status)" = up ]; }
 check "a replica attached, and synced" wait_for 15 r1_synced
 drain "$CQ_REDIS_URL" 20 b
@@ -76,8 +94,8 @@ check "...and has their status hashes, to their expiry's millisecond" same_statu
 b=("${IDS[@]}")
 
 # ---- a replica promoted to primary, after the module found nothing there as a primary ----
-P2=$(free_port)
-start_other p2 "$P2" --loadmodule "$MODULE"
+start_other p2 --loadmodule "$MODULE"
+P2=$p2_PORT
 drain "redis://127.0.0.1:$P2" 5 c
 check "a second primary: 5 jobs finished there, with nothing to replicate to" \
     jobs_are_on p2 finished "${IDS[@]}"
@@ -109,8 +127,7 @@ check "...and those finished before it" same_statuses r1 "${b[@]}"
 # (What that prevents, a subscriber through the new name missed, needs an apply of 9 ends or
 # more between its SUBSCRIBE and the job's end with no EXEC anywhere, which a drain by a
 # worker does not produce on demand: its first applies after a lull carry an end or two.)
-P3=$(free_port)
-start_other p3 "$P3" --rename-command SUBSCRIBE listen --loadmodule "$MODULE"
+start_other p3 --rename-command SUBSCRIBE listen --loadmodule "$MODULE"
 check_contains "a Redis whose SUBSCRIBE is renamed: the module says it keeps nothing" \
     "SUBSCRIBE, PSUBSCRIBE or EXEC is renamed" "$(cat "$T/p3/log")"
 check_eq "...where nothing is renamed, it says nothing" "" "$(grep -h 'is renamed' "$T/redis/log" "$T/p2/log")"

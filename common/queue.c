@@ -10,7 +10,8 @@
  * Each arrow is one atomic step: a Lua script (take, schedule_due, recover, apply,
  * reconcile) or a MULTI/EXEC block (enqueue); where Redis loaded cq's module (module/), the
  * take and the apply are its commands CQ.TAKE1 and CQ.APPLY1 instead, with the same
- * arguments, effects and replies (rconn's module flag says which). Redis runs a script or a transaction without
+ * arguments, effects and replies, and a bulk enqueue's transactions are CQ.ENQUEUE1 calls
+ * with the same effects (rconn's module bits say which). Redis runs a script or a transaction without
  * interleaving other clients' commands, so no observer ever sees a record in two places or
  * in none. Redis does not undo a script's writes when a later command in it fails, so each
  * script checks its destinations before it moves anything (see docs/DESIGN.md). A script
@@ -268,7 +269,7 @@ static void cmd_script(struct cmd *c, struct rconn *r, enum script_id id)
 {
     unsigned bit = 1u << id;
 
-    if (r->module && script_command[id] != NULL) {
+    if ((r->module & RCONN_MODULE_WORKER) && script_command[id] != NULL) {
         cmd_str(c, script_command[id]);
         return;
     }
@@ -296,7 +297,8 @@ static void cmd_eval(struct cmd *c, struct rconn *r, enum script_id id, const st
 
 /* ---- producers ---------------------------------------------------------------------- */
 
-#define ENQUEUE_CHUNK 1000
+#define ENQUEUE_CHUNK      1000
+#define ENQUEUE_MODULE_MIN 100 /* jobs in a call from which CQ.ENQUEUE1 is used */
 
 /* What the chunks of one call share, kept across them so that formatting a chunk allocates
  * nothing: the request buffer (a chunk's commands, handed to the connection at once), the
@@ -433,6 +435,50 @@ static int enqueue_chunk_format(struct enqueue_fmt *f, const struct keys *k,
     return sent + 1;
 }
 
+/* The same chunk as one CQ.ENQUEUE1 of cq's Redis module (module/cqmodule.c), for jobs whose
+ * ids were made here and that are due now: the same writes, in one command instead of a
+ * transaction of a command a job. Its arguments: the queues set, then for each run of jobs
+ * that share a queue, a func and an enqueued_at (a bulk enqueue is one run a queue) the
+ * queue's name, its key, the func, the time and the count, and for each job its key and
+ * record. One reply. */
+static int same_run(const struct job *a, const struct job *b)
+{
+    return strcmp(a->queue, b->queue) == 0 && strcmp(a->func, b->func) == 0 &&
+        a->enqueued_at == b->enqueued_at;
+}
+
+static int enqueue_chunk_module(struct enqueue_fmt *f, const struct keys *k,
+                                struct job *const *jobs, size_t n)
+{
+    struct rconn_buf *b = &f->b;
+    char kq[KEYS_KEY_MAX], kj[KEYS_KEY_MAX], t[32];
+    size_t i, m, run, runs = 0;
+
+    for (i = 0; i < n; i = run) {
+        for (run = i + 1; run < n && same_run(jobs[run], jobs[i]); run++) {
+        }
+        runs++;
+    }
+    rconn_buf_array(b, 2 + 5 * runs + 2 * n);
+    BUF_LIT(b, "CQ.ENQUEUE1");
+    rconn_buf_str(b, f->kqs);
+    for (i = 0; i < n; i = run) {
+        for (run = i + 1; run < n && same_run(jobs[run], jobs[i]); run++) {
+        }
+        rconn_buf_str(b, jobs[i]->queue);
+        rconn_buf_str(b, keys_queue(k, jobs[i]->queue, kq, sizeof kq));
+        rconn_buf_str(b, jobs[i]->func);
+        rconn_buf_arg(b, t, time_format(t, jobs[i]->enqueued_at));
+        rconn_buf_arg(b, t, (size_t)snprintf(t, sizeof t, "%zu", run - i));
+        for (m = i; m < run; m++) {
+            rconn_buf_str(b, keys_job(k, jobs[m]->id, kj, sizeof kj));
+            job_encoder_put(&f->enc, jobs[m]);
+            rconn_buf_arg(b, f->enc.buf, f->enc.len);
+        }
+    }
+    return 1;
+}
+
 /* The keys a call writes to must be of their type: a queue key that is not a list (or a
  * scheduled set that is not a sorted set, a queues set that is not a set, the status hash of
  * a reused id that is not a hash) would make one command fail inside a transaction whose
@@ -548,37 +594,83 @@ static int enqueue_prepare(struct job *const *jobs, const unsigned char *fresh, 
     return 0;
 }
 
+/* A chunk's replies: n of a transaction, or the one of a CQ.ENQUEUE1 (module). 0 when it was
+ * enqueued; 1 when Redis refused CQ.ENQUEUE1 itself (the module unloaded, or the user's ACL
+ * changed: rconn then forgets the module), so that nothing of it was written and it can go
+ * again as a transaction; else -1 with err (the module's own errors: nothing was written
+ * either, but for a job key of another type, as in the transaction). */
+static int read_chunk(struct rconn *r, int module, int n, char *err, size_t errlen)
+{
+    redisReply *rep;
+    int rc = 0;
+
+    if (!module) return read_multi(r, n, err, errlen);
+    rep = rconn_read(r);
+    if (rep == NULL) {
+        err_set(err, errlen, "%s", r->errstr);
+        return -1;
+    }
+    if (rep->type == REDIS_REPLY_ERROR) {
+        /* the command itself refused, as rconn's seen() tells them apart */
+        int refused = (strncmp(rep->str, "ERR unknown command", 19) == 0 ||
+                       strncmp(rep->str, "NOPERM", 6) == 0) &&
+            strcasestr(rep->str, "'cq.enqueue") != NULL;
+        rc = refused ? 1 : -1;
+        if (rc < 0) rconn_error(r, NULL, rep->str, err, errlen);
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
+static int all_fresh(const unsigned char *fresh, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        if (!fresh[i]) return 0;
+    return 1;
+}
+
 /* Chunks are pipelined one ahead: chunk i is sent as soon as it is formatted, and Redis
  * runs it while chunk i+1 is formatted and chunk i-1's replies are read, so that neither this
- * process nor Redis waits for the other. Each chunk is its own MULTI/EXEC: a chunk is
+ * process nor Redis waits for the other. Each chunk is its own MULTI/EXEC, or CQ.ENQUEUE1
+ * where module says Redis has it and the chunk's ids were all made here: a chunk is
  * enqueued whole or not at all. Ids are made chunk by chunk, so that Redis has the first
- * chunk sooner. */
+ * chunk sooner. Where Redis refuses CQ.ENQUEUE1 itself (read_chunk), no further chunk is
+ * sent; once the one in flight is read, the jobs from the chunk refused on that are not in
+ * go again as transactions, so that they keep their order. */
 static int enqueue_chunks(struct rconn *r, const struct keys *k, struct job *const *jobs,
-                          const unsigned char *fresh, size_t n, double at, int scheduled, char *err,
-                          size_t errlen)
+                          const unsigned char *fresh, size_t n, double at, int scheduled,
+                          int module, char *err, size_t errlen)
 {
     struct enqueue_fmt f;
-    size_t i, prev_at = 0, prev_n = 0;
-    int prev = -1, rc = 0;
+    size_t i, prev_at = 0, prev_n = 0, redo = n;
+    int prev = -1, prev_mod = 0, rc = 0, x;
 
     enqueue_fmt_init(&f, k, at, scheduled);
-    for (i = 0; i < n && rc == 0; i += ENQUEUE_CHUNK) {
+    for (i = 0; i < n && rc == 0 && redo == n; i += ENQUEUE_CHUNK) {
         size_t m = n - i < ENQUEUE_CHUNK ? n - i : ENQUEUE_CHUNK;
-        int sent;
+        int sent, mod;
         job_fill_ids(jobs + i, m);
-        sent = enqueue_chunk_format(&f, k, jobs + i, fresh + i, m);
+        mod = module && (r->module & RCONN_MODULE_ENQUEUE) && all_fresh(fresh + i, m);
+        sent = mod ? enqueue_chunk_module(&f, k, jobs + i, m)
+                   : enqueue_chunk_format(&f, k, jobs + i, fresh + i, m);
         if (rconn_append_buf(r, &f.b) != 0 || rconn_flush(r) != 0) {
             err_set(err, errlen, "%s", r->errstr);
             rc = -1;
             break;
         }
         if (prev >= 0) {
-            if (read_multi(r, prev, err, errlen) == 0)
+            x = read_chunk(r, prev_mod, prev, err, errlen);
+            if (x == 0)
                 mark_enqueued(jobs, prev_at, prev_n);
+            else if (x > 0)
+                redo = prev_at;
             else
                 rc = -1;
         }
         prev = sent;
+        prev_mod = mod;
         prev_at = i;
         prev_n = m;
     }
@@ -587,10 +679,26 @@ static int enqueue_chunks(struct rconn *r, const struct keys *k, struct job *con
      * chunk sent before an earlier one failed may still have been enqueued. */
     if (prev >= 0 && r->ctx != NULL) {
         char err2[256];
-        if (read_multi(r, prev, rc == 0 ? err : err2, rc == 0 ? errlen : sizeof err2) == 0)
+        x = read_chunk(r, prev_mod, prev, rc == 0 ? err : err2, rc == 0 ? errlen : sizeof err2);
+        if (x == 0)
             mark_enqueued(jobs, prev_at, prev_n);
-        else
+        else if (x > 0 && redo == n)
+            redo = prev_at;
+        else if (x < 0)
             rc = -1;
+    }
+    if (rc == 0 && redo < n) {
+        struct job **left = xcalloc(n - redo, sizeof *left);
+        unsigned char *lf = xmalloc(n - redo);
+        size_t nl = 0;
+        for (i = redo; i < n; i++) {
+            if (jobs[i]->enqueued) continue;
+            left[nl] = jobs[i];
+            lf[nl++] = fresh[i];
+        }
+        rc = enqueue_chunks(r, k, left, lf, nl, at, scheduled, 0, err, errlen);
+        free(left);
+        free(lf);
     }
     return rc;
 }
@@ -601,7 +709,7 @@ int queue_enqueue(struct rconn *r, const struct keys *k, struct job *const *jobs
     double now = time_now();
     unsigned char *fresh = xmalloc(n ? n : 1);
     size_t i;
-    int rc;
+    int rc, module;
 
     for (i = 0; i < n; i++) {
         fresh[i] = jobs[i]->id[0] == '\0';
@@ -609,7 +717,11 @@ int queue_enqueue(struct rconn *r, const struct keys *k, struct job *const *jobs
     }
     rc = enqueue_prepare(jobs, fresh, n, now, err, errlen);
     if (rc == 0) rc = check_destinations(r, k, jobs, fresh, n, at > now, err, errlen);
-    if (rc == 0) rc = enqueue_chunks(r, k, jobs, fresh, n, at, at > now, err, errlen);
+    /* Through cq's module where a call is large enough for the saving to outweigh asking
+     * whether Redis has it (a round trip, once a connection). */
+    module =
+        rc == 0 && at <= now && n >= ENQUEUE_MODULE_MIN && rconn_module(r, RCONN_MODULE_ENQUEUE);
+    if (rc == 0) rc = enqueue_chunks(r, k, jobs, fresh, n, at, at > now, module, err, errlen);
     /* ?replicas=N: the jobs are in, but enqueueing succeeds only once N replicas have them. */
     if (rc == 0 && r->url.wait_replicas > 0)
         rc = check_wait(r, rconn_commandf(r, "WAIT %d %d", r->url.wait_replicas, QUEUE_WAIT_MS),

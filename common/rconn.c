@@ -562,6 +562,43 @@ static int check_role(struct rconn *r)
     return 0;
 }
 
+/* Ask whether Redis has the module commands of the groups bits (RCONN_MODULE_*): each
+ * command without its arguments, where "wrong number of arguments" from the module itself
+ * means it is there and this user may run it; without the module Redis says "unknown
+ * command", and NOPERM where the user's ACL leaves it out (its calls then go as the scripts,
+ * which its ACL allows). One after the other, not pipelined: the first refusal of a group
+ * ends its probe, so that a user without the rights leaves one entry in ACL LOG a connect,
+ * not two. 0, or -1 where the connection failed. */
+static int ask_module(struct rconn *r, unsigned bits)
+{
+    static const struct {
+        unsigned bit;
+        const char *cmd[2];
+    } groups[] = {
+        {RCONN_MODULE_WORKER, {"CQ.APPLY1", "CQ.TAKE1"}},
+        {RCONN_MODULE_ENQUEUE, {"CQ.ENQUEUE1", NULL}},
+    };
+    size_t g, i;
+
+    for (g = 0; g < sizeof groups / sizeof groups[0]; g++) {
+        int has = 1;
+        if (!(bits & groups[g].bit)) continue;
+        for (i = 0; i < 2 && groups[g].cmd[i] != NULL && has; i++) {
+            redisReply *rep = redisCommand(r->ctx, "%s", groups[g].cmd[i]);
+            if (rep == NULL) {
+                fail_as(r, NULL, 1);
+                return -1;
+            }
+            has = rep->type == REDIS_REPLY_ERROR &&
+                strncmp(rep->str, "ERR wrong number of arguments", 29) == 0;
+            freeReplyObject(rep);
+        }
+        r->module_asked |= groups[g].bit;
+        if (has) r->module |= groups[g].bit;
+    }
+    return 0;
+}
+
 int rconn_connect(struct rconn *r)
 {
     double t = r->timeout > 0 ? r->timeout : 5.0;
@@ -610,27 +647,8 @@ int rconn_connect(struct rconn *r)
         if (setup_reply(r, rep, what) != 0) return -1;
     }
     r->module = 0;
-    if (r->want_module) {
-        /* Each command without its arguments: "wrong number of arguments" from the module
-         * itself means it is there and this user may run it; without the module Redis says
-         * "unknown command", and NOPERM where the user's ACL leaves it out (the user's
-         * takes and applies then go as the scripts, which its ACL allows). One after the
-         * other, not pipelined: the first refusal ends the probe, so that a user without the
-         * rights leaves one entry in ACL LOG a connect, not two. */
-        static const char *const probe[] = {"CQ.APPLY1", "CQ.TAKE1"};
-        size_t i;
-        r->module = 1;
-        for (i = 0; i < sizeof probe / sizeof probe[0] && r->module; i++) {
-            rep = redisCommand(r->ctx, "%s", probe[i]);
-            if (rep == NULL) {
-                fail_as(r, NULL, 1);
-                return -1;
-            }
-            r->module = rep->type == REDIS_REPLY_ERROR &&
-                strncmp(rep->str, "ERR wrong number of arguments", 29) == 0;
-            freeReplyObject(rep);
-        }
-    }
+    r->module_asked = 0;
+    if (r->want_module != 0 && ask_module(r, r->want_module) != 0) return -1;
     redisSetTimeout(r->ctx, tv_of(r->timeout > 0 ? r->timeout : 0));
     r->connects++;
     r->scripts = 0;
@@ -648,8 +666,8 @@ void rconn_close(struct rconn *r)
 }
 
 /* A reply seen: NOSCRIPT means Redis's script cache was emptied under this connection, an
- * unknown command or a NOPERM for one of cq's module's commands that the module is no longer
- * to be used.
+ * unknown command or a NOPERM for one of cq's module's commands that the module (or that
+ * group of its commands) is no longer to be used.
  * Through sentinels, READONLY means the primary was demoted by a failover, so
  * the connection is dropped (errstr says why) and the next use asks the sentinels again. The
  * reply still goes to the caller. */
@@ -657,10 +675,16 @@ static redisReply *seen(struct rconn *r, redisReply *rep)
 {
     if (rep != NULL && rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOSCRIPT", 8) == 0)
         r->scripts = 0; /* SCRIPT FLUSH: the next calls send their bodies again */
-    if (rep != NULL && rep->type == REDIS_REPLY_ERROR && r->module &&
-        (strncmp(rep->str, "ERR unknown command", 19) == 0 ||
-         (strncmp(rep->str, "NOPERM", 6) == 0 && strcasestr(rep->str, "'cq.") != NULL)))
-        r->module = 0; /* MODULE UNLOAD, or an ACL changed: the next calls send the scripts */
+    if (rep != NULL && rep->type == REDIS_REPLY_ERROR && r->module) {
+        /* MODULE UNLOAD: none of them; an ACL changed: that group. The next calls send the
+         * scripts (or the transaction) instead. */
+        if (strncmp(rep->str, "ERR unknown command", 19) == 0)
+            r->module = 0;
+        else if (strncmp(rep->str, "NOPERM", 6) == 0 && strcasestr(rep->str, "'cq.enqueue") != NULL)
+            r->module &= ~RCONN_MODULE_ENQUEUE;
+        else if (strncmp(rep->str, "NOPERM", 6) == 0 && strcasestr(rep->str, "'cq.") != NULL)
+            r->module &= ~RCONN_MODULE_WORKER;
+    }
     if (rep != NULL && r->url.nsentinels > 0 && rep->type == REDIS_REPLY_ERROR &&
         strncmp(rep->str, "READONLY", 8) == 0)
         fail(r, "READONLY: this node is a replica now (a failover); reconnecting to the primary");
@@ -671,6 +695,13 @@ static int ensure(struct rconn *r)
 {
     if (r->ctx != NULL) return 0;
     return rconn_connect(r);
+}
+
+int rconn_module(struct rconn *r, unsigned bit)
+{
+    if (ensure(r) != 0) return 0;
+    if (!(r->module_asked & bit) && ask_module(r, bit) != 0) return 0;
+    return (r->module & bit) != 0;
 }
 
 redisReply *rconn_command(struct rconn *r, int argc, const char **argv, const size_t *lens)

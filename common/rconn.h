@@ -55,11 +55,22 @@ struct rconn {
     unsigned scripts;          /* bits: scripts Redis has cached, as far as this connection
                                 * knows (queue.c sends those with EVALSHA); 0 on each connect
                                 * and after a NOSCRIPT reply */
-    int want_module;           /* set by the caller: ask at each connect whether Redis has
-                                * cq's module (module/cqmodule.c) */
-    int module;                /* it has: queue.c sends CQ.TAKE1 and CQ.APPLY1,
-                                * not the take and apply scripts */
+    unsigned want_module;      /* set by the caller: RCONN_MODULE_* bits, asked at each
+                                * connect (rconn_module asks for others when first needed) */
+    unsigned module;           /* the bits of cq's module (module/cqmodule.c) this Redis has
+                                * and this user may run: queue.c sends those commands instead
+                                * of the scripts (or the enqueue transaction) */
+    unsigned module_asked;     /* the bits asked on this connection */
 };
+
+/* The commands of cq's Redis module, in groups asked for together. */
+#define RCONN_MODULE_WORKER  1u /* CQ.APPLY1 and CQ.TAKE1 */
+#define RCONN_MODULE_ENQUEUE 2u /* CQ.ENQUEUE1 */
+
+/* Whether this Redis has the module commands of group bit and this user may run them: asked
+ * once a connection, when first needed (a round trip), unless want_module asked at connect.
+ * 0 also where the connection fails (errstr says why; the next command fails too). */
+int rconn_module(struct rconn *r, unsigned bit);
 
 /* An error line about Redis: "[context: ]redis HOST:PORT: MSG; FIX", where FIX is what to
  * do about the usual errors (a Redis that is not running, a missing or wrong password, an

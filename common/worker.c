@@ -1478,7 +1478,7 @@ static struct worker *worker_start(const struct worker_config *cfg, volatile sig
     make_identity(w);
     w->functions = catalog_names(cfg->reg);
     rconn_init(&w->ctl, &url, 5.0);
-    w->ctl.want_module = 1; /* outcomes through CQ.APPLY1 where Redis has it */
+    w->ctl.want_module = RCONN_MODULE_WORKER; /* outcomes through CQ.APPLY1 where Redis has it */
     if (rconn_connect(&w->ctl) != 0 || heartbeat(w, 1) != 0) {
         LOG(&w->lg, CQ_LOG_ERROR, "%s", w->ctl.errstr[0] ? w->ctl.errstr : "cannot register");
         worker_free(w, 1);

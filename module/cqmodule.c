@@ -1,5 +1,5 @@
 /* cqmodule.c - cq's Redis module: CQ.APPLY1 and CQ.TAKE1, the worker's apply and take
- * scripts in C.
+ * scripts in C; CQ.ENQUEUE1, a producer's enqueue transaction as one command.
  *
  * DESIGN. What limits a worker is what a job costs Redis (docs/BENCHMARKS.md), and most of
  * that was the Lua interpreter around the commands of the apply and take scripts (common/
@@ -25,6 +25,10 @@
  * nothing else; test_queue runs its cases against both. The "1" is the argument format: a
  * change of queue.c's arguments makes a new command (CQ.APPLY2), so that a worker never talks
  * to a module of another format.
+ *
+ * CQ.ENQUEUE1 (enqueue_command) is the producers' side, used by a call of 100 jobs or more
+ * whose ids the producer made (queue.c's enqueue_chunk_module), in place of a transaction of
+ * an HSET a job: the status hashes through the key API, as finish_direct writes them.
  *
  * Load: redis-server --loadmodule /usr/lib/<arch>/cq/cq-redis.so (or a loadmodule line in
  * redis.conf). It needs Redis 7.0 or later, and refuses to load on an older one.
@@ -67,6 +71,9 @@ enum word {
     W_LAST, /* "-1": LREM's count, from the tail */
     W_HSET,
     W_PEXPIREAT,
+    W_QUEUED,
+    W_SADD,
+    W_LPUSH,
     W_N
 };
 static const char *const word_text[W_N] = {
@@ -93,6 +100,9 @@ static const char *const word_text[W_N] = {
     [W_LAST] = "-1",
     [W_HSET] = "HSET",
     [W_PEXPIREAT] = "PEXPIREAT",
+    [W_QUEUED] = "queued",
+    [W_SADD] = "SADD",
+    [W_LPUSH] = "LPUSH",
 };
 static RedisModuleString *word[W_N];
 
@@ -632,27 +642,28 @@ static void role_changed(RedisModuleCtx *ctx, RedisModuleEvent e, uint64_t sub, 
 
 /* Whether writes go anywhere beyond this server: the AOF, or replicas (Redis's own test
  * before it propagates, in shouldPropagate: a replication backlog, kept for replicas that
- * reconnect, counts as replicas). Decided once an apply, from INFO replication where
- * repl_known has no answer: nothing else runs while an apply does. Where nothing would
- * receive them, the writes are not handed to RedisModule_Replicate, whose command lookup and
- * argument copies cost 2,900 instructions each and would be thrown away; INFO replication
- * costs 13,000, so it is not asked every apply. */
-static int propagating(struct apply *a)
+ * reconnect, counts as replicas). Decided once a command (*known: its answer, 0 until asked),
+ * from INFO replication where repl_known has no answer: nothing else runs while a command
+ * does. Where nothing would receive them, the writes are not handed to
+ * RedisModule_Replicate, whose command lookup and argument copies cost 2,900 instructions
+ * each and would be thrown away; INFO replication costs 13,000, so it is not asked every
+ * command. */
+static int propagating(RedisModuleCtx *ctx, int *known)
 {
-    if (a->propagating == 0) {
-        a->propagating = 1;
-        if (RedisModule_GetContextFlags(a->ctx) & REDISMODULE_CTX_FLAGS_AOF) return 1;
+    if (*known == 0) {
+        *known = 1;
+        if (RedisModule_GetContextFlags(ctx) & REDISMODULE_CTX_FLAGS_AOF) return 1;
         if (repl_known > 0 && RedisModule_Milliseconds() - repl_asked_ms >= 1000) repl_known = 0;
         if (repl_known == 0) {
             /* Not as the calling user: what is asked is the server's business, not the
              * user's. An error leaves it a yes, asked again next time. */
-            RedisModuleCallReply *r = RedisModule_Call(a->ctx, "INFO", "Ec", "replication");
+            RedisModuleCallReply *r = RedisModule_Call(ctx, "INFO", "Ec", "replication");
             if (!is_error(r) && RedisModule_CallReplyType(r) == REDISMODULE_REPLY_STRING) {
                 size_t len;
                 const char *s = RedisModule_CallReplyStringPtr(r, &len);
                 int none = info_count(s, len, "connected_slaves:") == 0 &&
                     info_count(s, len, "repl_backlog_active:") == 0;
-                if (none) a->propagating = -1;
+                if (none) *known = -1;
                 if (keeping) {
                     repl_known = none ? -1 : 1;
                     repl_asked_ms = RedisModule_Milliseconds();
@@ -660,10 +671,10 @@ static int propagating(struct apply *a)
             }
             run(r);
         } else if (repl_known < 0) {
-            a->propagating = -1;
+            *known = -1;
         }
     }
-    return a->propagating > 0;
+    return *known > 0;
 }
 
 /* The fields h (n strings) set in the open hash k: how many of them it had already. A finish
@@ -699,7 +710,8 @@ static int finish_direct(struct apply *a, RedisModuleString *jk, RedisModuleStri
         return 0;
     }
     updated = hash_set(k, h, n);
-    if (propagating(a)) RedisModule_Replicate(a->ctx, "HSET", "sv", jk, h, (size_t)n);
+    if (propagating(a->ctx, &a->propagating))
+        RedisModule_Replicate(a->ctx, "HSET", "sv", jk, h, (size_t)n);
     RedisModule_NotifyKeyspaceEvent(a->ctx, REDISMODULE_NOTIFY_HASH, "hset", jk);
     if (updated == 0) { /* every field new: HSET's reply would have been n / 2 */
         RedisModule_CloseKey(k);
@@ -713,7 +725,8 @@ static int finish_direct(struct apply *a, RedisModuleString *jk, RedisModuleStri
         return 1;
     }
     RedisModule_SetAbsExpire(k, a->rexp_ms);
-    if (propagating(a)) RedisModule_Replicate(a->ctx, "PEXPIREAT", "ss", jk, a->rexp);
+    if (propagating(a->ctx, &a->propagating))
+        RedisModule_Replicate(a->ctx, "PEXPIREAT", "ss", jk, a->rexp);
     RedisModule_NotifyKeyspaceEvent(a->ctx, REDISMODULE_NOTIFY_GENERIC, "expire", jk);
     RedisModule_CloseKey(k);
     return 1;
@@ -1333,6 +1346,164 @@ static int take_command(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
     return REDISMODULE_OK;
 }
 
+/* ---- CQ.ENQUEUE1 ------------------------------------------------------------------------- */
+
+/* One run of jobs in a CQ.ENQUEUE1 call, of one queue, func and enqueued_at. */
+struct run {
+    int at;      /* argument index of its head: queue, queue key, func, enqueued_at, count */
+    long long n; /* jobs: 2 arguments each (key, record) from at + RUN_HEAD */
+};
+#define RUN_HEAD 5
+
+/* The runs of a CQ.ENQUEUE1 call (argv from 2): how many, or -1 where the counts do not
+ * match the arguments. */
+static int enqueue_runs(RedisModuleString **argv, int argc, struct run **out)
+{
+    struct run *runs = NULL;
+    int i = 2, nruns = 0, cap = 0;
+
+    while (i < argc) {
+        long long n;
+        char *end;
+        const char *s;
+        if (argc - i < RUN_HEAD) break;
+        s = RedisModule_StringPtrLen(argv[i + RUN_HEAD - 1], NULL);
+        n = strtoll(s, &end, 10);
+        if (*end != '\0' || n < 1 || n > (argc - i - RUN_HEAD) / 2) break;
+        if (nruns == cap) {
+            cap = cap ? 2 * cap : 4;
+            runs = RedisModule_Realloc(runs, (size_t)cap * sizeof *runs);
+        }
+        runs[nruns].at = i;
+        runs[nruns++].n = n;
+        i += RUN_HEAD + 2 * (int)n;
+    }
+    if (i != argc || nruns == 0) {
+        RedisModule_Free(runs);
+        return -1;
+    }
+    *out = runs;
+    return nruns;
+}
+
+/* Whether the calling user may run the command argv (argc strings, keys included). A call
+ * without a user (another module's) may. */
+static int user_may(RedisModuleUser *u, RedisModuleString **argv, int argc)
+{
+    return u == NULL || RedisModule_ACLCheckCommandPermissions(u, argv, argc) == REDISMODULE_OK;
+}
+
+/* Before anything is written: the queues set and each queue key of their type, and the user
+ * allowed each write. NULL, or the error to reply with. */
+static const char *enqueue_check(RedisModuleCtx *ctx, RedisModuleString **argv,
+                                 const struct run *runs, int nruns, char *err, size_t errlen)
+{
+    RedisModuleString *name = RedisModule_GetCurrentUserName(ctx);
+    RedisModuleUser *u = name != NULL ? RedisModule_GetModuleUserFromUserName(name) : NULL;
+    const char *bad = NULL;
+    int r, j;
+
+    if (name != NULL) RedisModule_FreeString(ctx, name);
+    if (!kind_ok(ctx, argv[1], REDISMODULE_KEYTYPE_SET))
+        bad = "WRONGTYPE the queues set is not a set: nothing was enqueued";
+    for (r = 0; r < nruns && bad == NULL; r++) {
+        RedisModuleString **q = argv + runs[r].at; /* queue, queue key, ..., the jobs */
+        RedisModuleString *sadd[3] = {word[W_SADD], argv[1], q[0]};
+        RedisModuleString *lpush[3] = {word[W_LPUSH], q[1], q[RUN_HEAD + 1]};
+        if (!kind_ok(ctx, q[1], REDISMODULE_KEYTYPE_LIST)) {
+            snprintf(err, errlen, "WRONGTYPE key %s is not a list: nothing was enqueued",
+                     RedisModule_StringPtrLen(q[1], NULL));
+            bad = err;
+        } else if (!user_may(u, sadd, 3) || !user_may(u, lpush, 3)) {
+            snprintf(err, errlen,
+                     "NOPERM this user may not SADD to %s or LPUSH to %s: nothing was enqueued",
+                     RedisModule_StringPtrLen(argv[1], NULL), RedisModule_StringPtrLen(q[1], NULL));
+            bad = err;
+        }
+        for (j = 0; j < runs[r].n && bad == NULL; j++) {
+            RedisModuleString *hset[4] = {word[W_HSET], q[RUN_HEAD + 2 * j], word[W_STATUS],
+                                          word[W_QUEUED]};
+            if (!user_may(u, hset, 4)) {
+                snprintf(err, errlen, "NOPERM this user may not HSET %s: nothing was enqueued",
+                         RedisModule_StringPtrLen(hset[1], NULL));
+                bad = err;
+            }
+        }
+    }
+    if (u != NULL) RedisModule_FreeModuleUser(u);
+    return bad;
+}
+
+/* CQ.ENQUEUE1 queues (queue queue-key func enqueued-at n (job-key record)*n)...: queue.c's
+ * enqueue transaction, for jobs whose ids the client made (no status hash of an earlier run
+ * to clear) and that are due now, in runs of jobs that share a queue, a func and an
+ * enqueued_at. For each job, its status hash: status queued, queue, func, enqueued_at; for
+ * each run, SADD of its queue's name to the queues set and one LPUSH of its records, in
+ * order. The keys' types and the user's ACL are checked first, so that a call
+ * enqueues all its jobs or none, as the transaction does; a job key of another type (a
+ * made id cannot be one) fails its HSET and the rest is written, as in the transaction. The
+ * status hashes go through the key API, not as HSET commands: most of what a job cost Redis
+ * in the transaction was each HSET's parsing, queueing and reply, twice (QUEUED, then EXEC's
+ * element). What is kept of the commands is finish_direct's: replication (the same HSETs),
+ * the "hset" event, WATCH. Reply: the number of jobs. */
+static int enqueue_command(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
+{
+    struct run *runs;
+    RedisModuleString **recs = NULL;
+    char err[512], failed[512] = "";
+    const char *bad;
+    long long total = 0, maxn = 0;
+    int nruns, r, j, known = 0;
+
+    if (argc < 2 + RUN_HEAD + 2 || (nruns = enqueue_runs(argv, argc, &runs)) < 0)
+        return RedisModule_WrongArity(ctx);
+    bad = enqueue_check(ctx, argv, runs, nruns, err, sizeof err);
+    if (bad != NULL) {
+        RedisModule_Free(runs);
+        return RedisModule_ReplyWithError(ctx, bad);
+    }
+    for (r = 0; r < nruns; r++)
+        if (runs[r].n > maxn) maxn = runs[r].n;
+    recs = RedisModule_Alloc((size_t)maxn * sizeof *recs);
+    for (r = 0; r < nruns; r++) {
+        RedisModuleString **q = argv + runs[r].at;
+        RedisModuleCallReply *rep;
+        for (j = 0; j < runs[r].n; j++) {
+            RedisModuleString **job = q + RUN_HEAD + 2 * j; /* key, record */
+            RedisModuleKey *k = RedisModule_OpenKey(ctx, job[0], REDISMODULE_WRITE);
+            int t = RedisModule_KeyType(k);
+            recs[j] = job[1];
+            if (t != REDISMODULE_KEYTYPE_EMPTY && t != REDISMODULE_KEYTYPE_HASH) {
+                RedisModule_CloseKey(k);
+                if (failed[0] == '\0')
+                    snprintf(failed, sizeof failed, "WRONGTYPE key %s is not a hash",
+                             RedisModule_StringPtrLen(job[0], NULL));
+                continue;
+            }
+            RedisModule_HashSet(k, REDISMODULE_HASH_NONE, word[W_STATUS], word[W_QUEUED],
+                                word[W_QUEUE], q[0], word[W_FUNC], q[2], word[W_ENQUEUED_AT], q[3],
+                                NULL);
+            if (propagating(ctx, &known))
+                RedisModule_Replicate(ctx, "HSET", "sssssssss", job[0], word[W_STATUS],
+                                      word[W_QUEUED], word[W_QUEUE], q[0], word[W_FUNC], q[2],
+                                      word[W_ENQUEUED_AT], q[3]);
+            RedisModule_NotifyKeyspaceEvent(ctx, REDISMODULE_NOTIFY_HASH, "hset", job[0]);
+            RedisModule_CloseKey(k);
+        }
+        rep = RedisModule_Call(ctx, "SADD", "!CEss", argv[1], q[0]);
+        if (is_error(rep) && failed[0] == '\0') error_text(rep, failed, sizeof failed);
+        run(rep);
+        rep = RedisModule_Call(ctx, "LPUSH", "!CEsv", q[1], recs, (size_t)runs[r].n);
+        if (is_error(rep) && failed[0] == '\0') error_text(rep, failed, sizeof failed);
+        run(rep);
+        total += runs[r].n;
+    }
+    RedisModule_Free(recs);
+    RedisModule_Free(runs);
+    if (failed[0] != '\0') return RedisModule_ReplyWithError(ctx, failed);
+    return RedisModule_ReplyWithLongLong(ctx, total);
+}
+
 /* The one symbol the module exports: the server calls it when it loads the module. */
 __attribute__((visibility("default"))) int RedisModule_OnLoad(RedisModuleCtx *ctx,
                                                               RedisModuleString **argv, int argc);
@@ -1361,11 +1532,14 @@ int RedisModule_OnLoad(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
     for (i = 0; i < W_N; i++)
         word[i] = RedisModule_CreateString(NULL, word_text[i], strlen(word_text[i]));
     /* No keys declared: like the scripts, they compute the keys they touch (cq runs on one
-     * primary, not Redis Cluster). Not deny-oom: at maxmemory a script still takes and ends
-     * jobs (RPOP and LREM are allowed there), and so must these. */
+     * primary, not Redis Cluster). The apply and the take are not deny-oom: at maxmemory a
+     * script still takes and ends jobs (RPOP and LREM are allowed there), and so must these.
+     * The enqueue is, as the transaction's HSET and LPUSH are: refused whole at maxmemory. */
     if (RedisModule_CreateCommand(ctx, "cq.apply1", apply_command, "write", 0, 0, 0) !=
             REDISMODULE_OK ||
         RedisModule_CreateCommand(ctx, "cq.take1", take_command, "write", 0, 0, 0) !=
+            REDISMODULE_OK ||
+        RedisModule_CreateCommand(ctx, "cq.enqueue1", enqueue_command, "write deny-oom", 0, 0, 0) !=
             REDISMODULE_OK)
         return REDISMODULE_ERR;
     /* What keeps the answers kept between calls true (repl_known, nobody_listens): the

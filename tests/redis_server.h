@@ -140,7 +140,7 @@ static void server_start(void)
     snprintf(url, sizeof url, "unix://%s", sock_path);
     if (rconn_parse_url(url, &u, err, sizeof err) != 0) fatal(err);
     rconn_init(&R, &u, 2.0);
-    R.want_module = 1;
+    R.want_module = RCONN_MODULE_WORKER;
     for (i = 0; i < 500; i++) { /* 5 s */
         int st;
         if (waitpid(server_pid, &st, WNOHANG) == server_pid) {
@@ -152,7 +152,7 @@ static void server_start(void)
             int up =
                 rep != NULL && rep->type == REDIS_REPLY_STATUS && strcmp(rep->str, "PONG") == 0;
             if (rep != NULL) freeReplyObject(rep);
-            if (up && R.module != (module != NULL && module[0] != '\0'))
+            if (up && (R.module != 0) != (module != NULL && module[0] != '\0'))
                 fatal(R.module ? "Redis has cq's module, which it was not given"
                                : "Redis did not load cq's module ($CQ_TEST_REDIS_MODULE)");
             if (up) return;

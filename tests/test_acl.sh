@@ -361,6 +361,30 @@ if [ -n "${CQ_TEST_REDIS_MODULE:-}" ]; then
     check_eq "...Redis refused it LRANGE (and CONFIG GET), nothing else" \
         "$(printf 'workernolr command config|get\nworkernolr command lrange')" \
         "$(refusals | grep '^workernolr ')"
+    # A producer's bulk enqueue (100 jobs or more in a call): with +cq.enqueue1, as the page
+    # says, through the module, the ACL checking each key it writes; without, the
+    # transactions, after the question refused once.
+    mapfile -t r < <(rules producer)
+    mkuser producermod "${r[@]}" +cq.enqueue1
+    rcli CONFIG RESETSTAT >/dev/null
+    seq 1 300 | sed 's/^/noop /' | "$BIN/cenqueue" -u "$(url producermod)" -q bulkmod --stdin \
+        >"$T/bulkmod.ids" 2>"$T/err"
+    check_eq "a producer with +cq.enqueue1: 300 jobs at once, exit 0" 0 "$?" || cat "$T/err"
+    check_eq "...300 in the queue" 300 "$(rcli LLEN cq:queue:bulkmod)"
+    check_eq "...through CQ.ENQUEUE1: the question (a failed call), then one call" \
+        "cmdstat_cq.enqueue1:calls=2,rejected_calls=0,failed_calls=1" \
+        "$(rcli INFO commandstats | tr -d '\r' | sed -n 's/usec=[^,]*,usec_per_call=[^,]*,//; /^cmdstat_cq.enqueue1:/p')"
+    check_eq "...each with its status hash" "queued bulkmod noop" \
+        "$(rcli HMGET "cq:job:$(tail -1 "$T/bulkmod.ids")" status queue func | tr '\n' ' ' | sed 's/ $//')"
+    check_eq "...and Redis refused it nothing" "" "$(refusals | grep '^producermod ')"
+    seq 1 300 | sed 's/^/noop /' | P -q bulknomod --stdin >/dev/null 2>"$T/err"
+    check_eq "the producer's line (no +cq.enqueue1): 300 jobs at once, exit 0" 0 "$?" || cat "$T/err"
+    check_eq "...300 in the queue" 300 "$(rcli LLEN cq:queue:bulknomod)"
+    check_eq "...Redis refused it the question, once" "producer command cq.enqueue1" \
+        "$(refusals | grep '^producer ')"
+    check_eq "...once: one question for a connection's 300 jobs" 1 \
+        "$(rcli ACL LOG 1000 | awk 'p == "count" { c = $0 } p == "object" { o = $0 }
+            p == "username" && $0 == "producer" && o == "cq.enqueue1" { print c } { p = $0 }')"
 else
     check_eq "Redis refused nothing but the worker's CONFIG GET" "worker command config|get" "$(refusals)"
 fi

@@ -8,8 +8,9 @@
 #   - a replica that attaches to a primary that had none gets the jobs finished after it;
 #   - a replica promoted to primary feeds its backlog at once, so that another replica of the
 #     old primary that moves to it (a partial resync, from that backlog) gets them too.
-# Also: where SUBSCRIBE is renamed, the module logs that it keeps nothing (the line is
-# checked, not what it keeps).
+# Also: a bulk enqueue through the module (CQ.ENQUEUE1, status hashes without commands too)
+# reaches a replica; where SUBSCRIBE is renamed, the module logs that it keeps nothing (the
+# line is checked, not what it keeps).
 . "$(dirname "$0")/lib.sh"
 
 MODULE=$BUILD/lib/cq-redis.so
@@ -92,6 +93,17 @@ check "20 more jobs finished" jobs_are finished "${IDS[@]}"
 check_eq "...the replica confirms the writes (WAIT)" 1 "$(rcli WAIT 1 5000)"
 check "...and has their status hashes, to their expiry's millisecond" same_statuses r1 "${IDS[@]}"
 b=("${IDS[@]}")
+# A bulk enqueue (100 jobs or more in a call) goes through CQ.ENQUEUE1, which writes the
+# status hashes without HSET commands: the replica gets them too.
+seq 1 300 | sed 's/^/noop /' | "$BIN/cenqueue" -u "$CQ_REDIS_URL" -q bulk --stdin >"$T/bulk.ids" 2>/dev/null
+mapfile -t e <"$T/bulk.ids"
+check_eq "300 jobs enqueued at once" 300 "${#e[@]}"
+check_eq "...through CQ.ENQUEUE1 (the question, then one call)" 2 \
+    "$(rcli INFO commandstats | tr -d '\r' | sed -n 's/^cmdstat_cq.enqueue1:calls=\([0-9]*\),.*/\1/p')"
+check_eq "...the replica confirms the writes (WAIT)" 1 "$(rcli WAIT 1 5000)"
+check "...and has their status hashes" same_statuses r1 "${e[@]}"
+check_eq "...and the queue, in order" "$(rcli LRANGE cq:queue:bulk 0 -1 | md5sum)" \
+    "$(r1 LRANGE cq:queue:bulk 0 -1 | md5sum)"
 
 # ---- a replica promoted to primary, after the module found nothing there as a primary ----
 start_other p2 --loadmodule "$MODULE"

@@ -859,6 +859,156 @@ static long long calls(const char *cmd)
     return at != NULL ? strtoll(at + strlen(pat), NULL, 10) : 0;
 }
 
+/* n jobs with no id (queue_enqueue makes them): the first na to qa, the rest to qb; in qa,
+ * the jobs from na / 2 call "sleep", not "noop", and those from na / 2 + 10 have another
+ * enqueued_at (runs of one queue, func and time, as CQ.ENQUEUE1 takes them). */
+static struct job **fresh_jobs(size_t n, size_t na)
+{
+    struct job **jobs = xcalloc(n, sizeof *jobs);
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        jobs[i] = mkjob("", i < na ? "qa" : "qb");
+        if (i >= na / 2 && i < na) str_copy(jobs[i]->func, sizeof jobs[i]->func, "sleep");
+        if (i >= na / 2 + 10 && i < na) jobs[i]->enqueued_at = T0 + 1;
+    }
+    return jobs;
+}
+
+/* What fresh_jobs made is in Redis, each once, in order: the queues' records, every status
+ * hash (read in one pipeline), the queues set. */
+static void check_fresh_jobs(struct job **jobs, size_t n, size_t na)
+{
+    char key[KEYS_KEY_MAX], *enc;
+    size_t i;
+    int all, bad;
+
+    for (i = 0, all = 1; i < n; i++) all = all && jobs[i]->enqueued == 1 && jobs[i]->id[0];
+    CHECK(all);
+    CHECK_EQ(LLEN("cq:queue:qa"), (long long)na);
+    CHECK_EQ(LLEN("cq:queue:qb"), (long long)(n - na));
+    CHECK_EQ(integer(rconn_commandf(&R, "SCARD cq:queues")), 2);
+    enc = job_encode(jobs[0]);
+    CHECK_STREQ(LINDEX("cq:queue:qa", -1), enc);
+    free(enc);
+    enc = job_encode(jobs[na / 2]);
+    CHECK_STREQ(LINDEX("cq:queue:qa", (int)(na - na / 2 - 1)), enc);
+    free(enc);
+    enc = job_encode(jobs[n - 1]);
+    CHECK_STREQ(LINDEX("cq:queue:qb", 0), enc);
+    free(enc);
+    for (i = 0; i < n; i++) {
+        snprintf(key, sizeof key, "cq:job:%s", jobs[i]->id);
+        rconn_appendf(&R, "HGETALL %s", key);
+    }
+    for (i = 0, bad = 0; i < n; i++) {
+        redisReply *rep = rconn_read(&R);
+        char want[256];
+        size_t e, len = 0;
+        snprintf(want, sizeof want, "status=queued queue=%s func=%s enqueued_at=%s ",
+                 jobs[i]->queue, jobs[i]->func,
+                 jobs[i]->enqueued_at == T0 ? "1767225600.250000" : "1767225601.250000");
+        if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements != 8) {
+            bad++;
+        } else {
+            char got[256] = "";
+            for (e = 0; e + 1 < rep->elements && len < sizeof got; e += 2)
+                len += (size_t)snprintf(got + len, sizeof got - len, "%s=%s ", rep->element[e]->str,
+                                        rep->element[e + 1]->str);
+            if (strcmp(got, want) != 0) {
+                if (bad == 0) fprintf(stderr, "    %s: %s, not %s\n", jobs[i]->id, got, want);
+                bad++;
+            }
+        }
+        discard(rep);
+    }
+    CHECK_EQ(bad, 0);
+}
+
+/* A call of 100 jobs or more whose ids are made here goes through cq's module where Redis
+ * has it: one CQ.ENQUEUE1 a chunk of 1,000 instead of a transaction; without the module, the
+ * transactions. Either way the same keys, fields and order. */
+static void test_enqueue_fresh_batch(void)
+{
+    enum { N = 2500, NA = 1200 };
+    struct job **jobs = fresh_jobs(N, NA);
+    char err[256] = "";
+    size_t i;
+
+    DO("CONFIG RESETSTAT");
+    CHECK_EQ(queue_enqueue(&R, &K, jobs, N, 0, err, sizeof err), 0);
+    CHECK_STREQ(err, "");
+    CHECK_EQ(calls("cq.enqueue1"), R.module ? 3 : 0); /* the probe is refused: not a call */
+    CHECK_EQ(calls("exec"), R.module ? 0 : 3);
+    CHECK_EQ(calls("hset"), R.module ? 0 : N);
+    check_fresh_jobs(jobs, N, NA);
+    for (i = 0; i < N; i++) job_free(jobs[i]);
+    free(jobs);
+
+    /* Fewer than 100: a transaction, also with the module (no probe for a small call). */
+    DO("FLUSHALL");
+    DO("CONFIG RESETSTAT");
+    jobs = fresh_jobs(99, 60);
+    CHECK_EQ(queue_enqueue(&R, &K, jobs, 99, 0, err, sizeof err), 0);
+    CHECK_EQ(calls("exec"), 1);
+    CHECK_EQ(calls("cq.enqueue1"), 0);
+    check_fresh_jobs(jobs, 99, 60);
+    for (i = 0; i < 99; i++) job_free(jobs[i]);
+    free(jobs);
+}
+
+/* A user whose ACL refuses CQ.ENQUEUE1 enqueues through the transactions; and where the
+ * refusal comes after the connection found the module (an ACL changed under it), the chunks
+ * refused go again as transactions: every job in once. */
+static void test_enqueue_module_refused(void)
+{
+    enum { N = 2500, NA = 1200 };
+    struct job **jobs;
+    char err[256] = "";
+    size_t i;
+
+    if (R.module)
+        DO("ACL SETUSER enq on nopass ~* &* +@all -cq.enqueue1");
+    else
+        DO("ACL SETUSER enq on nopass ~* &* +@all");
+    CHECK_STREQ(string(rconn_commandf(&R, "AUTH enq x")), "OK");
+    R.module_asked &= ~RCONN_MODULE_ENQUEUE; /* as a new connection of this user */
+    R.module &= ~RCONN_MODULE_ENQUEUE;
+    jobs = fresh_jobs(N, NA);
+    DO("CONFIG RESETSTAT");
+    CHECK_EQ(queue_enqueue(&R, &K, jobs, N, 0, err, sizeof err), 0);
+    CHECK_STREQ(err, "");
+    CHECK_EQ(calls("exec"), 3);
+    CHECK_EQ(R.module & RCONN_MODULE_ENQUEUE, 0u);
+    check_fresh_jobs(jobs, N, NA);
+    for (i = 0; i < N; i++) job_free(jobs[i]);
+    free(jobs);
+
+    if (R.module) {
+        DO("FLUSHALL");
+        DO("ACL SETUSER enq +cq.enqueue1");
+        R.module_asked &= ~RCONN_MODULE_ENQUEUE;
+        CHECK_EQ(rconn_module(&R, RCONN_MODULE_ENQUEUE), 1);
+        DO("ACL SETUSER enq -cq.enqueue1");
+        jobs = fresh_jobs(N, NA);
+        DO("CONFIG RESETSTAT");
+        CHECK_EQ(queue_enqueue(&R, &K, jobs, N, 0, err, sizeof err), 0);
+        CHECK_STREQ(err, "");
+        CHECK_EQ(R.module & RCONN_MODULE_ENQUEUE, 0u);
+        CHECK_EQ(R.module & RCONN_MODULE_WORKER, RCONN_MODULE_WORKER); /* the rest kept */
+        /* the first chunk refused, and the one sent behind it; then all three as
+         * transactions, in order */
+        CHECK_EQ(calls("exec"), 3);
+        CHECK_HAS(string(rconn_commandf(&R, "INFO commandstats")),
+                  "cmdstat_cq.enqueue1:calls=0,usec=0,usec_per_call=0.00,rejected_calls=2,");
+        check_fresh_jobs(jobs, N, NA);
+        for (i = 0; i < N; i++) job_free(jobs[i]);
+        free(jobs);
+    }
+    CHECK_STREQ(string(rconn_commandf(&R, "AUTH default x")), "OK");
+    DO("ACL DELUSER enq");
+}
+
 /* A second connection in subscribe mode (how: SUBSCRIBE or PSUBSCRIBE), with Redis's
  * confirmation read. */
 static void subscribed(struct rconn *c, const char *how, const char *channel)
@@ -2043,6 +2193,8 @@ int main(void)
     RUN(test_enqueue_batch);
     RUN(test_enqueue_scheduled);
     RUN(test_enqueue_wrong_type);
+    RUN(test_enqueue_fresh_batch);
+    RUN(test_enqueue_module_refused);
     RUN(test_take_priority);
     RUN(test_take_max);
     RUN(test_pipelined_takes);

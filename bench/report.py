@@ -308,8 +308,9 @@ def callgrind_goal_rows(run):
                  judge(None, 1.10, False))]
     rows = []
     names = {"redis": "redis-server` draining for `cworker -c 64",
-             "redismodule": "redis-server` with cq's module, draining for `cworker -c 64"}
-    for prog in ("cworker", "cenqueue", "redis", "redismodule"):
+             "redismodule": "redis-server` with cq's module, draining for `cworker -c 64",
+             "redisenqueue": "redis-server` with cq's module, for `cenqueue --stdin`"}
+    for prog in ("cworker", "cenqueue", "redis", "redismodule", "redisenqueue"):
         now, base = chk.get(prog), chk["baseline"].get(prog)
         if prog in names and now is None and base is None:
             continue  # a run from before Redis (or the module) was counted

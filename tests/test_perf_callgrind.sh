@@ -29,6 +29,8 @@
 #     enough that every batch is full, the same way every run.
 #   redismodule: the same with cq's Redis module loaded (BUILD/lib/cq-redis.so), so that the
 #     outcomes go through CQ.APPLY1 instead of the apply script
+#   redisenqueue: redis-server with the module under callgrind while `cenqueue --stdin
+#     --quiet` enqueues N "noop" jobs (through CQ.ENQUEUE1): what limits a bulk enqueue
 #
 # Why not no-op jobs straight to Redis, for cworker: its dispatcher records starts and ends and
 # takes more in batches, one round trip each, and each round trip costs as much as several
@@ -90,8 +92,8 @@ VG=(valgrind --tool=callgrind --quiet --fair-sched=yes)
 WORKER=(cworker --burst -c 16 --log-level warn)
 ENQUEUE=(cenqueue --stdin --quiet)
 DRAIN=(cworker --burst -c "$DRAIN_C" --log-level warn)
-PROGS=(cworker cenqueue redis redismodule)
-COMMAND="${VG[*]}: ${ENQUEUE[*]} < N lines noop; ${WORKER[*]} over N '$JOB' jobs, Redis's replies held ${DELAY_MS} ms (slowproxy.py); redis-server while ${DRAIN[*]} drains N noop jobs, without and with --loadmodule cq-redis.so; N = ${JOBS[0]}, ${JOBS[1]}"
+PROGS=(cworker cenqueue redis redismodule redisenqueue)
+COMMAND="${VG[*]}: ${ENQUEUE[*]} < N lines noop; ${WORKER[*]} over N '$JOB' jobs, Redis's replies held ${DELAY_MS} ms (slowproxy.py); redis-server while ${DRAIN[*]} drains N noop jobs, without and with --loadmodule cq-redis.so; redis-server with it while ${ENQUEUE[*]} enqueues N noop jobs; N = ${JOBS[0]}, ${JOBS[1]}"
 MODULE=$BUILD/lib/cq-redis.so
 
 # ---- the build ----
@@ -157,14 +159,15 @@ lines() { awk -v t="$1" -v n="$2" 'BEGIN { for (i = 0; i < n; i++) print t }'; }
 # total FILE: the instruction count of a callgrind output file (its "totals:" line).
 total() { awk '/^(totals|summary):/ { print $2; exit }' "$1"; }
 
-# redis_once N OUT [MODULE]: Redis's instructions for a drain of N noop jobs, counted by
-# callgrind into OUT (a redis-server of its own: the other runs' Redis is not slowed down),
-# with MODULE loaded when given (then the worker must have used it). It runs in
+# redis_once N OUT [MODULE [enqueue]]: Redis's instructions for a drain of N noop jobs, counted
+# by callgrind into OUT (a redis-server of its own: the other runs' Redis is not slowed down),
+# with MODULE loaded when given (then the worker must have used it); with "enqueue", for the
+# enqueue of the N jobs instead (then cenqueue must have used CQ.ENQUEUE1). It runs in
 # the subshell of $(run_once ...), whose PIDS the test's cleanup never sees, so it stops its
 # server itself on every way out. The drain's counts are the dump that `callgrind_control -d`
 # asks for (cg.1); the one valgrind writes as the server exits (cg) holds the shutdown alone.
 redis_once() {
-    local n=$1 out=$2 sock=$T/cg.sock got rc=1 load=() applies
+    local n=$1 out=$2 sock=$T/cg.sock got rc=1 load=() applies enq=${4:-}
     [ -z "${3:-}" ] || load=(--loadmodule "$3")
     rm -rf "$T/cgredis"
     mkdir -p "$T/cgredis"
@@ -175,6 +178,28 @@ redis_once() {
     if ! wait_for 60 eval '[ "$(redis-cli -s "$sock" ping 2>/dev/null)" = PONG ]'; then
         echo "redis-server under callgrind did not start:" >&2
         cat "$T/cgredis/vg.log" >&2
+    elif [ -n "$enq" ]; then
+        if ! callgrind_control -z "$CGPID" >"$T/cgctl.log" 2>&1; then
+            echo "callgrind_control -z $CGPID failed:" >&2
+            cat "$T/cgctl.log" >&2
+        elif ! lines noop "$n" | "$BIN/cenqueue" -u "unix://$sock" --stdin --quiet 2>"$T/fill.log" >/dev/null; then
+            cat "$T/fill.log" >&2
+        elif ! callgrind_control -d "$CGPID" >"$T/cgctl.log" 2>&1; then
+            echo "callgrind_control -d $CGPID failed:" >&2
+            cat "$T/cgctl.log" >&2
+        else
+            got=$(redis-cli -s "$sock" LLEN cq:queue:default)
+            applies=$(redis-cli -s "$sock" INFO commandstats | tr -d '\r' |
+                sed -n 's/^cmdstat_cq.enqueue1:calls=\([0-9]*\),.*/\1/p')
+            # the question, then a call a chunk of 1,000
+            if [ "$got" != "$n" ]; then
+                echo "cenqueue enqueued ${got:-0} of $n jobs" >&2
+            elif [ "${applies:-0}" != $(( 1 + (n + 999) / 1000 )) ]; then
+                echo "cenqueue called CQ.ENQUEUE1 ${applies:-0} times, not 1 + one a chunk" >&2
+            else
+                rc=0
+            fi
+        fi
     elif ! lines noop "$n" | "$BIN/cenqueue" -u "unix://$sock" --stdin --quiet 2>"$T/fill.log" >/dev/null; then
         cat "$T/fill.log" >&2
     elif ! callgrind_control -z "$CGPID" >"$T/cgctl.log" 2>&1; then
@@ -216,6 +241,8 @@ run_once() {
         redis_once "$n" "$out" || return 1
     elif [ "$prog" = redismodule ]; then
         redis_once "$n" "$out" "$MODULE" || return 1
+    elif [ "$prog" = redisenqueue ]; then
+        redis_once "$n" "$out" "$MODULE" enqueue || return 1
     elif [ "$prog" = cworker ]; then
         lines "$JOB" "$n" | "$BIN/cenqueue" --stdin --quiet 2>"$T/fill.log" >/dev/null ||
             { cat "$T/fill.log" >&2; return 1; }
@@ -265,18 +292,20 @@ case $MODE in
         done
         exit 0 ;;
     runs)
-        declare -a ws=() es=() rs=() ms=()
+        declare -a ws=() es=() rs=() ms=() qs=()
         for i in $(seq 1 "$RUNS"); do
             measure cworker; ws+=("$IR")
             measure cenqueue; es+=("$IR")
             measure redis; rs+=("$IR")
             measure redismodule; ms+=("$IR")
-            echo "run $i/$RUNS: cworker $(commas "${ws[-1]}"), cenqueue $(commas "${es[-1]}"), redis $(commas "${rs[-1]}"), redis with the module $(commas "${ms[-1]}") instructions a job"
+            measure redisenqueue; qs+=("$IR")
+            echo "run $i/$RUNS: cworker $(commas "${ws[-1]}"), cenqueue $(commas "${es[-1]}"), redis $(commas "${rs[-1]}"), redis with the module $(commas "${ms[-1]}"), redis for an enqueue $(commas "${qs[-1]}") instructions a job"
         done
         spread cworker "${ws[@]}"
         spread cenqueue "${es[@]}"
         spread redis "${rs[@]}"
         spread redismodule "${ms[@]}"
+        spread redisenqueue "${qs[@]}"
         exit 0 ;;
 esac
 
@@ -284,6 +313,7 @@ measure cworker; IR_cworker=$IR
 measure cenqueue; IR_cenqueue=$IR
 measure redis; IR_redis=$IR
 measure redismodule; IR_redismodule=$IR
+measure redisenqueue; IR_redisenqueue=$IR
 if [ "$MODE" = update ]; then
     tree=$(git -C "$SRC" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
     [ -z "$(git -C "$SRC" status --porcelain --untracked-files=no -- common app worker producer ctl module include CMakeLists.txt 2>/dev/null)" ] ||
@@ -304,9 +334,10 @@ cworker=$IR_cworker
 cenqueue=$IR_cenqueue
 redis=$IR_redis
 redismodule=$IR_redismodule
+redisenqueue=$IR_redisenqueue
 EOF
     mv "$BASELINE.tmp" "$BASELINE"
-    echo "wrote $BASELINE_SHOWN: cworker $(commas "$IR_cworker"), cenqueue $(commas "$IR_cenqueue"), redis $(commas "$IR_redis"), redis with the module $(commas "$IR_redismodule") instructions a job ($BUILD_TYPE build, tree $tree)"
+    echo "wrote $BASELINE_SHOWN: cworker $(commas "$IR_cworker"), cenqueue $(commas "$IR_cenqueue"), redis $(commas "$IR_redis"), redis with the module $(commas "$IR_redismodule"), redis for an enqueue $(commas "$IR_redisenqueue") instructions a job ($BUILD_TYPE build, tree $tree)"
     exit 0
 fi
 
@@ -352,4 +383,5 @@ judge cworker "$IR_cworker" "${base[cworker]}"
 judge cenqueue "$IR_cenqueue" "${base[cenqueue]}"
 judge redis "$IR_redis" "${base[redis]}"
 judge "redis with cq's module" "$IR_redismodule" "${base[redismodule]}"
+judge "redis for an enqueue (cq's module)" "$IR_redisenqueue" "${base[redisenqueue]}"
 finish

@@ -634,8 +634,8 @@ static int all_fresh(const unsigned char *fresh, size_t n)
 /* Chunks are pipelined one ahead: chunk i is sent as soon as it is formatted, and Redis
  * runs it while chunk i+1 is formatted and chunk i-1's replies are read, so that neither this
  * process nor Redis waits for the other. Each chunk is its own MULTI/EXEC, or CQ.ENQUEUE1
- * where module says Redis has it and the chunk's ids were all made here: a chunk is
- * enqueued whole or not at all. Ids are made chunk by chunk, so that Redis has the first
+ * where module says to and the connection still has it: a chunk is enqueued whole or not at
+ * all. Ids are made chunk by chunk, so that Redis has the first
  * chunk sooner. Where Redis refuses CQ.ENQUEUE1 itself (read_chunk), no further chunk is
  * sent; once the one in flight is read, the jobs from the chunk refused on that are not in
  * go again as transactions, so that they keep their order. */
@@ -652,7 +652,7 @@ static int enqueue_chunks(struct rconn *r, const struct keys *k, struct job *con
         size_t m = n - i < ENQUEUE_CHUNK ? n - i : ENQUEUE_CHUNK;
         int sent, mod;
         job_fill_ids(jobs + i, m);
-        mod = module && (r->module & RCONN_MODULE_ENQUEUE) && all_fresh(fresh + i, m);
+        mod = module && (r->module & RCONN_MODULE_ENQUEUE);
         sent = mod ? enqueue_chunk_module(&f, k, jobs + i, m)
                    : enqueue_chunk_format(&f, k, jobs + i, fresh + i, m);
         if (rconn_append_buf(r, &f.b) != 0 || rconn_flush(r) != 0) {
@@ -718,9 +718,10 @@ int queue_enqueue(struct rconn *r, const struct keys *k, struct job *const *jobs
     rc = enqueue_prepare(jobs, fresh, n, now, err, errlen);
     if (rc == 0) rc = check_destinations(r, k, jobs, fresh, n, at > now, err, errlen);
     /* Through cq's module where a call is large enough for the saving to outweigh asking
-     * whether Redis has it (a round trip, once a connection). */
-    module =
-        rc == 0 && at <= now && n >= ENQUEUE_MODULE_MIN && rconn_module(r, RCONN_MODULE_ENQUEUE);
+     * whether Redis has it (a round trip, once a connection), and all its ids are made here
+     * (a call is all transactions or all CQ.ENQUEUE1, so that a fallback keeps the order). */
+    module = rc == 0 && at <= now && n >= ENQUEUE_MODULE_MIN && all_fresh(fresh, n) &&
+        rconn_module(r, RCONN_MODULE_ENQUEUE);
     if (rc == 0) rc = enqueue_chunks(r, k, jobs, fresh, n, at, at > now, module, err, errlen);
     /* ?replicas=N: the jobs are in, but enqueueing succeeds only once N replicas have them. */
     if (rc == 0 && r->url.wait_replicas > 0)

@@ -568,8 +568,8 @@ static int check_role(struct rconn *r)
  * command", and NOPERM where the user's ACL leaves it out (its calls then go as the scripts,
  * which its ACL allows). One after the other, not pipelined: the first refusal of a group
  * ends its probe, so that a user without the rights leaves one entry in ACL LOG a connect,
- * not two. 0, or -1 where the connection failed. */
-static int ask_module(struct rconn *r, unsigned bits)
+ * not two. 0, or -1 where the connection failed (connecting: in rconn_connect). */
+static int ask_module(struct rconn *r, unsigned bits, int connecting)
 {
     static const struct {
         unsigned bit;
@@ -581,19 +581,25 @@ static int ask_module(struct rconn *r, unsigned bits)
     size_t g, i;
 
     for (g = 0; g < sizeof groups / sizeof groups[0]; g++) {
-        int has = 1;
+        int has = 1, known = 1;
         if (!(bits & groups[g].bit)) continue;
         for (i = 0; i < 2 && groups[g].cmd[i] != NULL && has; i++) {
             redisReply *rep = redisCommand(r->ctx, "%s", groups[g].cmd[i]);
             if (rep == NULL) {
-                fail_as(r, NULL, 1);
+                fail_as(r, NULL, connecting);
                 return -1;
             }
             has = rep->type == REDIS_REPLY_ERROR &&
                 strncmp(rep->str, "ERR wrong number of arguments", 29) == 0;
+            /* Only a yes or a no is kept: another error (LOADING, BUSY, a maxmemory refusal
+             * of a deny-oom command) leaves it to be asked again. */
+            known = has ||
+                (rep->type == REDIS_REPLY_ERROR &&
+                 (strncmp(rep->str, "ERR unknown command", 19) == 0 ||
+                  strncmp(rep->str, "NOPERM", 6) == 0));
             freeReplyObject(rep);
         }
-        r->module_asked |= groups[g].bit;
+        if (known) r->module_asked |= groups[g].bit;
         if (has) r->module |= groups[g].bit;
     }
     return 0;
@@ -648,7 +654,7 @@ int rconn_connect(struct rconn *r)
     }
     r->module = 0;
     r->module_asked = 0;
-    if (r->want_module != 0 && ask_module(r, r->want_module) != 0) return -1;
+    if (r->want_module != 0 && ask_module(r, r->want_module, 1) != 0) return -1;
     redisSetTimeout(r->ctx, tv_of(r->timeout > 0 ? r->timeout : 0));
     r->connects++;
     r->scripts = 0;
@@ -678,7 +684,8 @@ static redisReply *seen(struct rconn *r, redisReply *rep)
     if (rep != NULL && rep->type == REDIS_REPLY_ERROR && r->module) {
         /* MODULE UNLOAD: none of them; an ACL changed: that group. The next calls send the
          * scripts (or the transaction) instead. */
-        if (strncmp(rep->str, "ERR unknown command", 19) == 0)
+        if (strncmp(rep->str, "ERR unknown command", 19) == 0 &&
+            strcasestr(rep->str, "'cq.") != NULL)
             r->module = 0;
         else if (strncmp(rep->str, "NOPERM", 6) == 0 && strcasestr(rep->str, "'cq.enqueue") != NULL)
             r->module &= ~RCONN_MODULE_ENQUEUE;
@@ -700,7 +707,7 @@ static int ensure(struct rconn *r)
 int rconn_module(struct rconn *r, unsigned bit)
 {
     if (ensure(r) != 0) return 0;
-    if (!(r->module_asked & bit) && ask_module(r, bit) != 0) return 0;
+    if (!(r->module_asked & bit) && ask_module(r, bit, 0) != 0) return 0;
     return (r->module & bit) != 0;
 }
 

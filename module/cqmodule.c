@@ -1386,11 +1386,18 @@ static int enqueue_runs(RedisModuleString **argv, int argc, struct run **out)
     return nruns;
 }
 
-/* Whether the calling user may run the command argv (argc strings, keys included). A call
- * without a user (another module's) may. */
+static int same_string(RedisModuleString *a, RedisModuleString *b)
+{
+    size_t la, lb;
+    const char *pa = RedisModule_StringPtrLen(a, &la), *pb = RedisModule_StringPtrLen(b, &lb);
+
+    return la == lb && memcmp(pa, pb, la) == 0;
+}
+
+/* Whether the user u may run the command argv (argc strings, keys included). */
 static int user_may(RedisModuleUser *u, RedisModuleString **argv, int argc)
 {
-    return u == NULL || RedisModule_ACLCheckCommandPermissions(u, argv, argc) == REDISMODULE_OK;
+    return RedisModule_ACLCheckCommandPermissions(u, argv, argc) == REDISMODULE_OK;
 }
 
 /* Before anything is written: the queues set and each queue key of their type, and the user
@@ -1398,12 +1405,19 @@ static int user_may(RedisModuleUser *u, RedisModuleString **argv, int argc)
 static const char *enqueue_check(RedisModuleCtx *ctx, RedisModuleString **argv,
                                  const struct run *runs, int nruns, char *err, size_t errlen)
 {
-    RedisModuleString *name = RedisModule_GetCurrentUserName(ctx);
+    /* The calling client's user, by its id: a call from a script or another module has no
+     * client of its own (RedisModule_GetCurrentUserName would read a user that is not
+     * there), and is refused. */
+    unsigned long long id = RedisModule_GetClientId(ctx);
+    RedisModuleString *name = id != 0 ? RedisModule_GetClientUserNameById(ctx, id) : NULL;
     RedisModuleUser *u = name != NULL ? RedisModule_GetModuleUserFromUserName(name) : NULL;
     const char *bad = NULL;
     int r, j;
 
     if (name != NULL) RedisModule_FreeString(ctx, name);
+    if (u == NULL)
+        return "ERR cq.enqueue1 is for a client, not a script or another module: nothing was "
+               "enqueued";
     if (!kind_ok(ctx, argv[1], REDISMODULE_KEYTYPE_SET))
         bad = "WRONGTYPE the queues set is not a set: nothing was enqueued";
     for (r = 0; r < nruns && bad == NULL; r++) {
@@ -1430,7 +1444,7 @@ static const char *enqueue_check(RedisModuleCtx *ctx, RedisModuleString **argv,
             }
         }
     }
-    if (u != NULL) RedisModule_FreeModuleUser(u);
+    RedisModule_FreeModuleUser(u);
     return bad;
 }
 
@@ -1438,9 +1452,10 @@ static const char *enqueue_check(RedisModuleCtx *ctx, RedisModuleString **argv,
  * enqueue transaction, for jobs whose ids the client made (no status hash of an earlier run
  * to clear) and that are due now, in runs of jobs that share a queue, a func and an
  * enqueued_at. For each job, its status hash: status queued, queue, func, enqueued_at; for
- * each run, SADD of its queue's name to the queues set and one LPUSH of its records, in
- * order. The keys' types and the user's ACL are checked first, so that a call
- * enqueues all its jobs or none, as the transaction does; a job key of another type (a
+ * each stretch of runs of one queue, SADD of its name to the queues set and one LPUSH of
+ * their records, in order. The keys' types and the user's ACL are checked first, so that a
+ * call enqueues all its jobs or none, as the transaction does (a call without a client's
+ * user, from a script or another module, is refused); a job key of another type (a
  * made id cannot be one) fails its HSET and the rest is written, as in the transaction. The
  * status hashes go through the key API, not as HSET commands: most of what a job cost Redis
  * in the transaction was each HSET's parsing, queueing and reply, twice (QUEUED, then EXEC's
@@ -1452,7 +1467,8 @@ static int enqueue_command(RedisModuleCtx *ctx, RedisModuleString **argv, int ar
     RedisModuleString **recs = NULL;
     char err[512], failed[512] = "";
     const char *bad;
-    long long total = 0, maxn = 0;
+    long long total = 0;
+    size_t nrecs = 0;
     int nruns, r, j, known = 0;
 
     if (argc < 2 + RUN_HEAD + 2 || (nruns = enqueue_runs(argv, argc, &runs)) < 0)
@@ -1462,9 +1478,8 @@ static int enqueue_command(RedisModuleCtx *ctx, RedisModuleString **argv, int ar
         RedisModule_Free(runs);
         return RedisModule_ReplyWithError(ctx, bad);
     }
-    for (r = 0; r < nruns; r++)
-        if (runs[r].n > maxn) maxn = runs[r].n;
-    recs = RedisModule_Alloc((size_t)maxn * sizeof *recs);
+    for (r = 0; r < nruns; r++) total += runs[r].n;
+    recs = RedisModule_Alloc((size_t)total * sizeof *recs);
     for (r = 0; r < nruns; r++) {
         RedisModuleString **q = argv + runs[r].at;
         RedisModuleCallReply *rep;
@@ -1472,7 +1487,7 @@ static int enqueue_command(RedisModuleCtx *ctx, RedisModuleString **argv, int ar
             RedisModuleString **job = q + RUN_HEAD + 2 * j; /* key, record */
             RedisModuleKey *k = RedisModule_OpenKey(ctx, job[0], REDISMODULE_WRITE);
             int t = RedisModule_KeyType(k);
-            recs[j] = job[1];
+            recs[nrecs++] = job[1];
             if (t != REDISMODULE_KEYTYPE_EMPTY && t != REDISMODULE_KEYTYPE_HASH) {
                 RedisModule_CloseKey(k);
                 if (failed[0] == '\0')
@@ -1490,13 +1505,17 @@ static int enqueue_command(RedisModuleCtx *ctx, RedisModuleString **argv, int ar
             RedisModule_NotifyKeyspaceEvent(ctx, REDISMODULE_NOTIFY_HASH, "hset", job[0]);
             RedisModule_CloseKey(k);
         }
+        /* The records of consecutive runs of one queue go in one LPUSH. */
+        if (r + 1 < nruns && same_string(q[0], argv[runs[r + 1].at]) &&
+            same_string(q[1], argv[runs[r + 1].at + 1]))
+            continue;
         rep = RedisModule_Call(ctx, "SADD", "!CEss", argv[1], q[0]);
         if (is_error(rep) && failed[0] == '\0') error_text(rep, failed, sizeof failed);
         run(rep);
-        rep = RedisModule_Call(ctx, "LPUSH", "!CEsv", q[1], recs, (size_t)runs[r].n);
+        rep = RedisModule_Call(ctx, "LPUSH", "!CEsv", q[1], recs, nrecs);
         if (is_error(rep) && failed[0] == '\0') error_text(rep, failed, sizeof failed);
         run(rep);
-        total += runs[r].n;
+        nrecs = 0;
     }
     RedisModule_Free(recs);
     RedisModule_Free(runs);

@@ -103,6 +103,8 @@ typedef void (*RedisModuleEventCallback)(RedisModuleCtx *ctx, RedisModuleEvent e
     X(int, NotifyKeyspaceEvent,                                                                    \
       (RedisModuleCtx * ctx, int type, const char *event, RedisModuleString *key))                 \
     X(RedisModuleString *, GetCurrentUserName, (RedisModuleCtx * ctx))                             \
+    X(unsigned long long, GetClientId, (RedisModuleCtx * ctx))                                     \
+    X(RedisModuleString *, GetClientUserNameById, (RedisModuleCtx * ctx, uint64_t id))             \
     X(RedisModuleUser *, GetModuleUserFromUserName, (RedisModuleString * name))                    \
     X(int, FreeModuleUser, (RedisModuleUser * user))                                               \
     X(int, ACLCheckCommandPermissions,                                                             \

@@ -936,24 +936,40 @@ static void test_enqueue_fresh_batch(void)
     size_t i;
 
     DO("CONFIG RESETSTAT");
+    R.module_asked &= ~RCONN_MODULE_ENQUEUE; /* as on a new connection */
     CHECK_EQ(queue_enqueue(&R, &K, jobs, N, 0, err, sizeof err), 0);
     CHECK_STREQ(err, "");
-    CHECK_EQ(calls("cq.enqueue1"), R.module ? 3 : 0); /* the probe is refused: not a call */
+    /* the question (the module's own "wrong number of arguments": a failed call), then one
+     * call a chunk */
+    CHECK_EQ(calls("cq.enqueue1"), R.module ? 1 + 3 : 0);
     CHECK_EQ(calls("exec"), R.module ? 0 : 3);
     CHECK_EQ(calls("hset"), R.module ? 0 : N);
     check_fresh_jobs(jobs, N, NA);
     for (i = 0; i < N; i++) job_free(jobs[i]);
     free(jobs);
 
-    /* Fewer than 100: a transaction, also with the module (no probe for a small call). */
+    /* Fewer than 100: a transaction, also with the module (no question for a small call). */
     DO("FLUSHALL");
     DO("CONFIG RESETSTAT");
+    R.module_asked &= ~RCONN_MODULE_ENQUEUE;
     jobs = fresh_jobs(99, 60);
     CHECK_EQ(queue_enqueue(&R, &K, jobs, 99, 0, err, sizeof err), 0);
     CHECK_EQ(calls("exec"), 1);
     CHECK_EQ(calls("cq.enqueue1"), 0);
     check_fresh_jobs(jobs, 99, 60);
     for (i = 0; i < 99; i++) job_free(jobs[i]);
+    free(jobs);
+
+    /* One job with an id of its own: the whole call as transactions, in order. */
+    DO("FLUSHALL");
+    DO("CONFIG RESETSTAT");
+    jobs = fresh_jobs(N, NA);
+    str_copy(jobs[N - 1]->id, sizeof jobs[N - 1]->id, "given-id");
+    CHECK_EQ(queue_enqueue(&R, &K, jobs, N, 0, err, sizeof err), 0);
+    CHECK_EQ(calls("exec"), 3);
+    CHECK_EQ(calls("cq.enqueue1"), 0);
+    check_fresh_jobs(jobs, N, NA);
+    for (i = 0; i < N; i++) job_free(jobs[i]);
     free(jobs);
 }
 
@@ -1007,6 +1023,42 @@ static void test_enqueue_module_refused(void)
     }
     CHECK_STREQ(string(rconn_commandf(&R, "AUTH default x")), "OK");
     DO("ACL DELUSER enq");
+
+    /* From a script, CQ.ENQUEUE1 has no client's user to check: refused, nothing written. */
+    if (R.module) {
+        redisReply *rep;
+        DO("FLUSHALL");
+        rep = rconn_commandf(&R, "EVAL %s 0",
+                             "return redis.call('cq.enqueue1', 'cq:queues', 'q', 'cq:queue:q', "
+                             "'noop', '1', '1', 'cq:job:x', 'r')");
+        CHECK(rep != NULL && rep->type == REDIS_REPLY_ERROR &&
+              strstr(rep->str, "is for a client") != NULL);
+        discard(rep);
+        CHECK_EQ(integer(rconn_commandf(&R, "DBSIZE")), 0);
+    }
+
+    /* The module unloaded under a connection that found it (MODULE UNLOAD): the same. */
+    if (R.module) {
+        const char *path = getenv("CQ_TEST_REDIS_MODULE");
+        DO("FLUSHALL");
+        R.module_asked &= ~RCONN_MODULE_ENQUEUE;
+        CHECK_EQ(rconn_module(&R, RCONN_MODULE_ENQUEUE), 1);
+        CHECK_STREQ(string(rconn_commandf(&R, "MODULE UNLOAD cq")), "OK");
+        jobs = fresh_jobs(N, NA);
+        DO("CONFIG RESETSTAT");
+        CHECK_EQ(queue_enqueue(&R, &K, jobs, N, 0, err, sizeof err), 0);
+        CHECK_STREQ(err, "");
+        CHECK_EQ(R.module, 0u); /* none of its commands */
+        CHECK_EQ(calls("exec"), 3);
+        check_fresh_jobs(jobs, N, NA);
+        for (i = 0; i < N; i++) job_free(jobs[i]);
+        free(jobs);
+        CHECK_STREQ(string(rconn_commandf(&R, "MODULE LOAD %s", path)), "OK");
+        rconn_close(&R); /* the next command connects, and finds the module again */
+        CHECK_STREQ(string(rconn_commandf(&R, "PING")), "PONG");
+        CHECK_EQ(R.module, RCONN_MODULE_WORKER);
+    }
+    R.module_asked &= ~RCONN_MODULE_ENQUEUE;
 }
 
 /* A second connection in subscribe mode (how: SUBSCRIBE or PSUBSCRIBE), with Redis's

@@ -309,7 +309,7 @@ def callgrind_goal_rows(run):
     rows = []
     names = {"redis": "redis-server` draining for `cworker -c 64",
              "redismodule": "redis-server` with cq's module, draining for `cworker -c 64",
-             "redisenqueue": "redis-server` with cq's module, for `cenqueue --stdin`"}
+             "redisenqueue": "redis-server` with cq's module, for `cenqueue --stdin"}
     for prog in ("cworker", "cenqueue", "redis", "redismodule", "redisenqueue"):
         now, base = chk.get(prog), chk["baseline"].get(prog)
         if prog in names and now is None and base is None:

@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/evp.h>
 
@@ -612,9 +613,8 @@ static int read_chunk(struct rconn *r, int module, int n, char *err, size_t errl
     }
     if (rep->type == REDIS_REPLY_ERROR) {
         /* the command itself refused, as rconn's seen() tells them apart */
-        int refused = (strncmp(rep->str, "ERR unknown command", 19) == 0 ||
-                       strncmp(rep->str, "NOPERM", 6) == 0) &&
-            strcasestr(rep->str, "'cq.enqueue") != NULL;
+        int refused = strncasecmp(rep->str, "ERR unknown command 'cq.enqueue", 31) == 0 ||
+            (strncmp(rep->str, "NOPERM", 6) == 0 && strcasestr(rep->str, "'cq.enqueue") != NULL);
         rc = refused ? 1 : -1;
         if (rc < 0) rconn_error(r, NULL, rep->str, err, errlen);
     }

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "tls.h"
@@ -684,8 +685,7 @@ static redisReply *seen(struct rconn *r, redisReply *rep)
     if (rep != NULL && rep->type == REDIS_REPLY_ERROR && r->module) {
         /* MODULE UNLOAD: none of them; an ACL changed: that group. The next calls send the
          * scripts (or the transaction) instead. */
-        if (strncmp(rep->str, "ERR unknown command", 19) == 0 &&
-            strcasestr(rep->str, "'cq.") != NULL)
+        if (strncasecmp(rep->str, "ERR unknown command 'cq.", 24) == 0)
             r->module = 0;
         else if (strncmp(rep->str, "NOPERM", 6) == 0 && strcasestr(rep->str, "'cq.enqueue") != NULL)
             r->module &= ~RCONN_MODULE_ENQUEUE;

@@ -1405,9 +1405,10 @@ static int user_may(RedisModuleUser *u, RedisModuleString **argv, int argc)
 static const char *enqueue_check(RedisModuleCtx *ctx, RedisModuleString **argv,
                                  const struct run *runs, int nruns, char *err, size_t errlen)
 {
-    /* The calling client's user, by its id: a call from a script or another module has no
-     * client of its own (RedisModule_GetCurrentUserName would read a user that is not
-     * there), and is refused. */
+    /* The calling client's user, found by its id. A call from another module (or a script
+     * it started) runs on a client without a user, where RedisModule_GetCurrentUserName
+     * would read one that is not there; no call from a script or another module has a
+     * client of its own to be found, so all of them are refused. */
     unsigned long long id = RedisModule_GetClientId(ctx);
     RedisModuleString *name = id != 0 ? RedisModule_GetClientUserNameById(ctx, id) : NULL;
     RedisModuleUser *u = name != NULL ? RedisModule_GetModuleUserFromUserName(name) : NULL;

@@ -117,16 +117,18 @@ static void server_start(void)
     server_pid = fork();
     if (server_pid < 0) fatal("fork failed");
     if (server_pid == 0) {
-        /* MODULE LOAD and UNLOAD from the socket: test_queue unloads cq's module under a
-         * connection that uses it. */
         char *argv[] = {"redis-server", "--port", "0",    "--unixsocket",
                         sock_path,      "--save", "",     "--appendonly",
-                        "no",           "--dir",  tmpdir, "--enable-module-command",
-                        "local",        NULL,     NULL,   NULL};
+                        "no",           "--dir",  tmpdir, NULL,
+                        NULL,           NULL,     NULL,   NULL};
         int fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
         if (module != NULL && module[0] != '\0') {
-            argv[13] = "--loadmodule";
-            argv[14] = (char *)module;
+            /* MODULE LOAD and UNLOAD from the socket too: test_queue unloads cq's module
+             * under a connection that uses it (the option is Redis 7.0's, as the module) */
+            argv[11] = "--loadmodule";
+            argv[12] = (char *)module;
+            argv[13] = "--enable-module-command";
+            argv[14] = "local";
         }
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != parent) _exit(127);

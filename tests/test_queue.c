@@ -943,6 +943,9 @@ static void test_enqueue_fresh_batch(void)
      * call a chunk */
     CHECK_EQ(calls("cq.enqueue1"), R.module ? 1 + 3 : 0);
     CHECK_EQ(calls("exec"), R.module ? 0 : 3);
+    /* a chunk's consecutive runs of one queue in one LPUSH: qa; qa and qb; qb */
+    CHECK_EQ(calls("lpush"), 4);
+    CHECK_EQ(calls("sadd"), 4);
     CHECK_EQ(calls("hset"), R.module ? 0 : N);
     check_fresh_jobs(jobs, N, NA);
     for (i = 0; i < N; i++) job_free(jobs[i]);

@@ -1180,6 +1180,102 @@ static void test_apply_publish(void)
     rconn_close(&sub);
 }
 
+/* Whether rep is a pub/sub message on channel with that text. */
+static int is_message(const redisReply *rep, const char *channel, const char *text)
+{
+    return rep != NULL && rep->type == REDIS_REPLY_ARRAY && rep->elements == 3 &&
+        rep->element[0]->type == REDIS_REPLY_STRING &&
+        strcmp(rep->element[0]->str, "message") == 0 &&
+        strcmp(rep->element[1]->str, channel) == 0 && strcmp(rep->element[2]->str, text) == 0;
+}
+
+/* Take n jobs "<prefix><i>" as w1 and make their finish outcomes (t, j, o of n). 0, or -1. */
+static int taken_for_finish(const char *prefix, int n, struct taken *t, struct job **j,
+                            struct queue_outcome *o)
+{
+    const char *queues[] = {"q"};
+    char err[256] = "", id[32];
+    int i, got;
+
+    memset(t, 0, (size_t)n * sizeof *t);
+    for (i = 0; i < n; i++) {
+        snprintf(id, sizeof id, "%s%d", prefix, i);
+        if (put(id, "q") != 0) return -1;
+    }
+    got = take("w1", queues, 1, (size_t)n, t, err, sizeof err);
+    for (i = 0; i < got; i++) {
+        j[i] = decoded(&t[i]);
+        if (j[i] != NULL) j[i]->attempts = 1;
+        o[i] = outcome(QUEUE_FINISHED, &t[i], j[i], "done", T0 + 1);
+    }
+    return got == n ? 0 : -1;
+}
+
+/* Two applies and a SUBSCRIBE between them, in one MULTI on another connection, after an
+ * apply that found nobody listening: the SUBSCRIBE runs inside the EXEC, past cq's module's
+ * command filter, so what the first apply finds (nobody, again) must not be kept for the
+ * second, whose end of mb5 is heard. The scripts keep nothing and publish it as well. */
+static void test_apply_publish_in_multi(void)
+{
+    struct taken ta[PUB_BATCH], tb[PUB_BATCH];
+    struct job *ja[PUB_BATCH], *jb[PUB_BATCH];
+    struct queue_outcome oa[PUB_BATCH], ob[PUB_BATCH];
+    struct rconn sub;
+    redisReply *rep;
+    char err[256] = "";
+    int na = 0, nb = 0, i;
+
+    CHECK_EQ(integer(rconn_commandf(&R, "PUBSUB NUMPAT")), 0);
+    rep = rconn_commandf(&R, "PUBSUB CHANNELS");
+    CHECK(rep != NULL && rep->type == REDIS_REPLY_ARRAY && rep->elements == 0);
+    discard(rep);
+    DO("CONFIG RESETSTAT");
+    CHECK_EQ(finish_batch("m", PUB_BATCH), 0); /* nobody listens: kept by the module */
+    REQUIRE(taken_for_finish("ma", PUB_BATCH, ta, ja, oa) == 0);
+    REQUIRE(taken_for_finish("mb", PUB_BATCH, tb, jb, ob) == 0);
+    rconn_init(&sub, &R.url, 5.0);
+    sub.want_module = R.want_module; /* the applies as the worker sends them */
+    REQUIRE(rconn_connect(&sub) == 0);
+    CHECK_EQ(sub.module, R.module);
+    REQUIRE(rconn_appendf(&sub, "MULTI") == 0);
+    REQUIRE(queue_apply_append(&sub, &K, "w1", oa, PUB_BATCH, &default_ttls, &na, err,
+                               sizeof err) == 0);
+    REQUIRE(rconn_appendf(&sub, "SUBSCRIBE cq:ended:mb5") == 0);
+    REQUIRE(queue_apply_append(&sub, &K, "w1", ob, PUB_BATCH, &default_ttls, &nb, err,
+                               sizeof err) == 0);
+    REQUIRE(rconn_appendf(&sub, "EXEC") == 0);
+    CHECK_EQ(na + nb, 2);
+    for (i = 0; i < 4; i++) { /* MULTI's OK, three QUEUED */
+        rep = rconn_read(&sub);
+        CHECK(rep != NULL && rep->type == REDIS_REPLY_STATUS);
+        discard(rep);
+    }
+    /* EXEC's reply: the first apply's (nothing lost) and the SUBSCRIBE's; then mb5's end,
+     * which Redis writes to this subscribed client as the second apply publishes it, so
+     * that it comes inside EXEC's array, and the second apply's reply after it. */
+    rep = rconn_read(&sub);
+    CHECK(rep != NULL && rep->type == REDIS_REPLY_ARRAY && rep->elements == 3);
+    if (rep != NULL && rep->type == REDIS_REPLY_ARRAY && rep->elements == 3) {
+        CHECK(rep->element[0]->type == REDIS_REPLY_ARRAY && rep->element[0]->elements == 0);
+        CHECK(is_message(rep->element[2], "cq:ended:mb5", "finished"));
+    }
+    discard(rep);
+    rep = rconn_read(&sub);
+    CHECK(rep != NULL && rep->type == REDIS_REPLY_ARRAY && rep->elements == 0);
+    discard(rep);
+    rconn_close(&sub);
+    CHECK_EQ(calls("publish"), 1);
+    CHECK_STREQ(HGET("cq:job:ma0", "status"), "finished");
+    CHECK_STREQ(HGET("cq:job:mb39", "status"), "finished");
+    CHECK_EQ(EXISTS("cq:inflight:w1:q"), 0);
+    for (i = 0; i < PUB_BATCH; i++) {
+        job_free(ja[i]);
+        job_free(jb[i]);
+    }
+    free_taken(ta, PUB_BATCH);
+    free_taken(tb, PUB_BATCH);
+}
+
 /* Whether key is a finished status hash that expires after the result TTL (500 s). */
 static int finished_500(const char *key)
 {
@@ -2262,6 +2358,7 @@ int main(void)
     RUN(test_apply_finished);
     RUN(test_apply_huge_ttl);
     RUN(test_apply_publish);
+    RUN(test_apply_publish_in_multi);
     RUN(test_apply_direct);
     RUN(test_apply_prefix_percent);
     RUN(test_apply_queues);

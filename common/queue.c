@@ -31,7 +31,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include <openssl/evp.h>
 
@@ -436,18 +435,25 @@ static int enqueue_chunk_format(struct enqueue_fmt *f, const struct keys *k,
     return sent + 1;
 }
 
+/* Where the run of jobs from i ends: those after it that share its queue, func and
+ * enqueued_at (a bulk enqueue is one run a queue). */
+static size_t run_end(struct job *const *jobs, size_t i, size_t n)
+{
+    size_t e;
+
+    for (e = i + 1; e < n; e++)
+        if (strcmp(jobs[e]->queue, jobs[i]->queue) != 0 ||
+            strcmp(jobs[e]->func, jobs[i]->func) != 0 ||
+            jobs[e]->enqueued_at != jobs[i]->enqueued_at)
+            break;
+    return e;
+}
+
 /* The same chunk as one CQ.ENQUEUE1 of cq's Redis module (module/cqmodule.c), for jobs whose
  * ids were made here and that are due now: the same writes, in one command instead of a
  * transaction of a command a job. Its arguments: the queues set, then for each run of jobs
- * that share a queue, a func and an enqueued_at (a bulk enqueue is one run a queue) the
- * queue's name, its key, the func, the time and the count, and for each job its key and
- * record. One reply. */
-static int same_run(const struct job *a, const struct job *b)
-{
-    return strcmp(a->queue, b->queue) == 0 && strcmp(a->func, b->func) == 0 &&
-        a->enqueued_at == b->enqueued_at;
-}
-
+ * (run_end) the queue's name, its key, the func, the time and the count, and for each job
+ * its key and record. One reply. */
 static int enqueue_chunk_module(struct enqueue_fmt *f, const struct keys *k,
                                 struct job *const *jobs, size_t n)
 {
@@ -455,17 +461,12 @@ static int enqueue_chunk_module(struct enqueue_fmt *f, const struct keys *k,
     char kq[KEYS_KEY_MAX], kj[KEYS_KEY_MAX], t[32];
     size_t i, m, run, runs = 0;
 
-    for (i = 0; i < n; i = run) {
-        for (run = i + 1; run < n && same_run(jobs[run], jobs[i]); run++) {
-        }
-        runs++;
-    }
+    for (i = 0; i < n; i = run_end(jobs, i, n)) runs++;
     rconn_buf_array(b, 2 + 5 * runs + 2 * n);
     BUF_LIT(b, "CQ.ENQUEUE1");
     rconn_buf_str(b, f->kqs);
     for (i = 0; i < n; i = run) {
-        for (run = i + 1; run < n && same_run(jobs[run], jobs[i]); run++) {
-        }
+        run = run_end(jobs, i, n);
         rconn_buf_str(b, jobs[i]->queue);
         rconn_buf_str(b, keys_queue(k, jobs[i]->queue, kq, sizeof kq));
         rconn_buf_str(b, jobs[i]->func);
@@ -612,10 +613,7 @@ static int read_chunk(struct rconn *r, int module, int n, char *err, size_t errl
         return -1;
     }
     if (rep->type == REDIS_REPLY_ERROR) {
-        /* the command itself refused, as rconn's seen() tells them apart */
-        int refused = strncasecmp(rep->str, "ERR unknown command 'cq.enqueue", 31) == 0 ||
-            (strncmp(rep->str, "NOPERM", 6) == 0 && strcasestr(rep->str, "'cq.enqueue") != NULL);
-        rc = refused ? 1 : -1;
+        rc = (rconn_module_refused(rep->str) & RCONN_MODULE_ENQUEUE) ? 1 : -1;
         if (rc < 0) rconn_error(r, NULL, rep->str, err, errlen);
     }
     freeReplyObject(rep);

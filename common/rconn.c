@@ -682,16 +682,8 @@ static redisReply *seen(struct rconn *r, redisReply *rep)
 {
     if (rep != NULL && rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOSCRIPT", 8) == 0)
         r->scripts = 0; /* SCRIPT FLUSH: the next calls send their bodies again */
-    if (rep != NULL && rep->type == REDIS_REPLY_ERROR && r->module) {
-        /* MODULE UNLOAD: none of them; an ACL changed: that group. The next calls send the
-         * scripts (or the transaction) instead. */
-        if (strncasecmp(rep->str, "ERR unknown command 'cq.", 24) == 0)
-            r->module = 0;
-        else if (strncmp(rep->str, "NOPERM", 6) == 0 && strcasestr(rep->str, "'cq.enqueue") != NULL)
-            r->module &= ~RCONN_MODULE_ENQUEUE;
-        else if (strncmp(rep->str, "NOPERM", 6) == 0 && strcasestr(rep->str, "'cq.") != NULL)
-            r->module &= ~RCONN_MODULE_WORKER;
-    }
+    if (rep != NULL && rep->type == REDIS_REPLY_ERROR && r->module)
+        r->module &= ~rconn_module_refused(rep->str); /* the next calls send the scripts */
     if (rep != NULL && r->url.nsentinels > 0 && rep->type == REDIS_REPLY_ERROR &&
         strncmp(rep->str, "READONLY", 8) == 0)
         fail(r, "READONLY: this node is a replica now (a failover); reconnecting to the primary");
@@ -702,6 +694,15 @@ static int ensure(struct rconn *r)
 {
     if (r->ctx != NULL) return 0;
     return rconn_connect(r);
+}
+
+unsigned rconn_module_refused(const char *err)
+{
+    if (strncasecmp(err, "ERR unknown command 'cq.", 24) == 0)
+        return RCONN_MODULE_WORKER | RCONN_MODULE_ENQUEUE; /* MODULE UNLOAD: all of them */
+    if (strncmp(err, "NOPERM", 6) != 0) return 0;
+    if (strcasestr(err, "'cq.enqueue") != NULL) return RCONN_MODULE_ENQUEUE;
+    return strcasestr(err, "'cq.") != NULL ? RCONN_MODULE_WORKER : 0;
 }
 
 int rconn_module(struct rconn *r, unsigned bit)

@@ -72,6 +72,11 @@ struct rconn {
  * 0 also where the connection fails (errstr says why; the next command fails too). */
 int rconn_module(struct rconn *r, unsigned bit);
 
+/* The RCONN_MODULE_* groups an error reply says this connection may no longer use: an
+ * unknown command of cq's module (MODULE UNLOAD), all of them; a NOPERM for one of its
+ * commands (an ACL changed), that one's group; 0 for any other error. */
+unsigned rconn_module_refused(const char *err);
+
 /* An error line about Redis: "[context: ]redis HOST:PORT: MSG; FIX", where FIX is what to
  * do about the usual errors (a Redis that is not running, a missing or wrong password, an
  * ACL refusal, maxmemory, a replica) and absent otherwise. msg is a reply's error text or a

@@ -575,6 +575,27 @@ static void ends(struct apply *a, RedisModuleString *q, RedisModuleString *id, i
     a->ended[i].n++;
 }
 
+/* The calling client's user, found by its id, or NULL. A call from another module (or a
+ * script it started) runs on a client without a user, where RedisModule_GetCurrentUserName
+ * would read one that is not there; no call from a script or another module has a client of
+ * its own to be found, so none of them gets a user here. Freed with
+ * RedisModule_FreeModuleUser. */
+static RedisModuleUser *calling_user(RedisModuleCtx *ctx)
+{
+    unsigned long long id = RedisModule_GetClientId(ctx);
+    RedisModuleString *name = id != 0 ? RedisModule_GetClientUserNameById(ctx, id) : NULL;
+    RedisModuleUser *u = name != NULL ? RedisModule_GetModuleUserFromUserName(name) : NULL;
+
+    if (name != NULL) RedisModule_FreeString(ctx, name);
+    return u;
+}
+
+/* Whether the user u may run the command argv (argc strings, keys included). */
+static int user_may(RedisModuleUser *u, RedisModuleString **argv, int argc)
+{
+    return RedisModule_ACLCheckCommandPermissions(u, argv, argc) == REDISMODULE_OK;
+}
+
 /* A finished job's status hash and its TTL, the writes of nearly every outcome, through the
  * key API instead of RedisModule_Call: a call's own cost (a client set up and reset, the
  * arguments copied, the command looked up, the reply made and read) was about 2,400
@@ -597,16 +618,10 @@ static int direct_allowed(struct apply *a, RedisModuleString *jk)
     RedisModuleString *e[3] = {word[W_PEXPIREAT], jk, a->rexp};
 
     if (!a->user_asked) {
-        /* The client's user: never none here (another module's call without one fails at
-         * the apply's first command, SCARD, before any outcome). */
-        RedisModuleString *name = RedisModule_GetCurrentUserName(a->ctx);
-        a->user = RedisModule_GetModuleUserFromUserName(name);
-        RedisModule_FreeString(a->ctx, name);
+        a->user = calling_user(a->ctx); /* none: the commands, checked as the caller */
         a->user_asked = 1;
     }
-    return a->user != NULL &&
-        RedisModule_ACLCheckCommandPermissions(a->user, h, 4) == REDISMODULE_OK &&
-        RedisModule_ACLCheckCommandPermissions(a->user, e, 3) == REDISMODULE_OK;
+    return a->user != NULL && user_may(a->user, h, 4) && user_may(a->user, e, 3);
 }
 
 /* The command filter: every client command, before it runs (not the module's own calls). It
@@ -1394,28 +1409,15 @@ static int same_string(RedisModuleString *a, RedisModuleString *b)
     return la == lb && memcmp(pa, pb, la) == 0;
 }
 
-/* Whether the user u may run the command argv (argc strings, keys included). */
-static int user_may(RedisModuleUser *u, RedisModuleString **argv, int argc)
-{
-    return RedisModule_ACLCheckCommandPermissions(u, argv, argc) == REDISMODULE_OK;
-}
-
 /* Before anything is written: the queues set and each queue key of their type, and the user
  * allowed each write. NULL, or the error to reply with. */
 static const char *enqueue_check(RedisModuleCtx *ctx, RedisModuleString **argv,
                                  const struct run *runs, int nruns, char *err, size_t errlen)
 {
-    /* The calling client's user, found by its id. A call from another module (or a script
-     * it started) runs on a client without a user, where RedisModule_GetCurrentUserName
-     * would read one that is not there; no call from a script or another module has a
-     * client of its own to be found, so all of them are refused. */
-    unsigned long long id = RedisModule_GetClientId(ctx);
-    RedisModuleString *name = id != 0 ? RedisModule_GetClientUserNameById(ctx, id) : NULL;
-    RedisModuleUser *u = name != NULL ? RedisModule_GetModuleUserFromUserName(name) : NULL;
+    RedisModuleUser *u = calling_user(ctx);
     const char *bad = NULL;
     int r, j;
 
-    if (name != NULL) RedisModule_FreeString(ctx, name);
     if (u == NULL)
         return "ERR cq.enqueue1 is for a client, not a script or another module: nothing was "
                "enqueued";

@@ -102,7 +102,6 @@ typedef void (*RedisModuleEventCallback)(RedisModuleCtx *ctx, RedisModuleEvent e
     X(int, Replicate, (RedisModuleCtx * ctx, const char *cmd, const char *fmt, ...))               \
     X(int, NotifyKeyspaceEvent,                                                                    \
       (RedisModuleCtx * ctx, int type, const char *event, RedisModuleString *key))                 \
-    X(RedisModuleString *, GetCurrentUserName, (RedisModuleCtx * ctx))                             \
     X(unsigned long long, GetClientId, (RedisModuleCtx * ctx))                                     \
     X(RedisModuleString *, GetClientUserNameById, (RedisModuleCtx * ctx, uint64_t id))             \
     X(RedisModuleUser *, GetModuleUserFromUserName, (RedisModuleString * name))                    \

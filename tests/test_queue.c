@@ -1027,6 +1027,18 @@ static void test_enqueue_module_refused(void)
     CHECK_STREQ(string(rconn_commandf(&R, "AUTH default x")), "OK");
     DO("ACL DELUSER enq");
 
+    /* A question Redis cannot answer yet (here maxmemory refusing the deny-oom command before
+     * the module sees it) is not kept: the next call asks again. */
+    if (R.module) {
+        R.module_asked &= ~RCONN_MODULE_ENQUEUE;
+        R.module &= ~RCONN_MODULE_ENQUEUE;
+        DO("CONFIG SET maxmemory 1");
+        CHECK_EQ(rconn_module(&R, RCONN_MODULE_ENQUEUE), 0);
+        CHECK_EQ(R.module_asked & RCONN_MODULE_ENQUEUE, 0u);
+        DO("CONFIG SET maxmemory 0");
+        CHECK_EQ(rconn_module(&R, RCONN_MODULE_ENQUEUE), 1);
+    }
+
     /* From a script, CQ.ENQUEUE1 has no client's user to check: refused, nothing written. */
     if (R.module) {
         redisReply *rep;

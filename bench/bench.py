@@ -526,15 +526,19 @@ class Bench:
         path = self.noop_file(n)
         for i in range(c["reps"]):
             self.flush()
+            cpu0 = self.r.cpu()["main"]
             with open(path, "rb") as f:
                 _, dt = self.run([os.path.join(BIN, "cenqueue"), "--stdin", "--quiet"], 120,
                                  "cenqueue --stdin", stdin=f)
+            cpu = self.r.cpu()["main"] - cpu0
             got = self.r.int("LLEN", "cq:queue:default")
             if got != n:
                 raise BenchError("cenqueue: %d jobs queued, expected %d" % (got, n))
             self.add("cq_enqueue", n / dt, "jobs/s")
-            log("cenqueue --stdin, %d jobs, run %d/%d: %.3fs, %s jobs/s"
-                % (n, i + 1, c["reps"], dt, fmt_int(n / dt)))
+            self.add("cq_enqueue_redis_us", cpu / n * 1e6, "us")
+            log("cenqueue --stdin, %d jobs, run %d/%d: %.3fs, %s jobs/s, Redis %.2f us a job"
+                % (n, i + 1, c["reps"], dt, fmt_int(n / dt), cpu / n * 1e6))
+        self.redis_floor_enqueue(n, c["reps"])
         n = c["enq_rq"]
         for i in range(c["reps"]):
             self.flush()
@@ -547,6 +551,51 @@ class Bench:
             self.add("rq_enqueue_many", n / dt, "jobs/s")
             log("RQ enqueue_many, %d jobs, run %d/%d: %.3fs, %s jobs/s"
                 % (n, i + 1, c["reps"], dt, fmt_int(n / dt)))
+
+    def redis_floor_enqueue(self, n, reps):
+        """What Redis itself does of the writes a bulk enqueue makes, sent as plain commands:
+        for each of n jobs a new status hash with the fields cenqueue wrote (HSET, a key as
+        long as cenqueue's) and a record as long as cenqueue's pushed onto a queue (LPUSH).
+        redis-benchmark sends them, 4 connections pipelining 500 commands each, so that Redis
+        is never idle: first the n HSETs, then the n LPUSHes. jobs/s = n / (the HSETs' time +
+        the LPUSHes' time), each from redis-benchmark's own rate; Redis's main-thread CPU a
+        job around both. The keys differ in a random 12-digit tail (-r), so a few of n may
+        repeat (about n^2 / 2e9). The writes of the last cenqueue run are the model."""
+        rec = self.r.cmd("LINDEX", "cq:queue:default", 0)
+        job = json.loads(rec)
+        jid = job["id"]
+        key = "cq:job:" + jid
+        fields = self.r.cmd("HGETALL", key)
+        if not fields or len(jid) < 12:
+            raise BenchError("no status hash at %s to model the floor on" % key)
+        tail = "__rand_int__"
+        key_pat = key[:-12] + tail
+        rec_pat = rec.decode().replace(jid, jid[:-12] + tail)
+        hset = ["hset", key_pat] + [f.decode() for f in fields]
+        lpush = ["lpush", "cq:queue:default", rec_pat]
+        bench = ["redis-benchmark", "-h", "127.0.0.1", "-p", str(self.rport), "-n", str(n),
+                 "-c", "4", "-P", "500", "-r", "1000000000", "-q"]
+
+        def rate(cmd):
+            out, _ = self.run(bench + cmd, 120, "redis-benchmark " + cmd[0])
+            m = re.findall(r"([0-9.]+) requests per second", out)
+            if not m:
+                raise BenchError("redis-benchmark %s: no rate in %r" % (cmd[0], out[-300:]))
+            return float(m[-1])
+
+        for i in range(reps):
+            self.flush()
+            cpu0 = self.r.cpu()["main"]
+            t = n / rate(hset) + n / rate(lpush)
+            cpu = self.r.cpu()["main"] - cpu0
+            keys, qlen = self.r.int("DBSIZE"), self.r.int("LLEN", "cq:queue:default")
+            if qlen != n or keys < n * 0.99:
+                raise BenchError("redis-benchmark: %d keys and %d records, expected %d"
+                                 % (keys, qlen, n))
+            self.add("redis_floor_enqueue", n / t, "jobs/s")
+            self.add("redis_floor_enqueue_redis_us", cpu / n * 1e6, "us")
+            log("Redis alone, HSET + LPUSH of %d jobs by redis-benchmark, run %d/%d: %s jobs/s,"
+                " Redis %.2f us a job" % (n, i + 1, reps, fmt_int(n / t), cpu / n * 1e6))
 
     # -- measurements: RQ workers ------------------------------------------------------------
 
@@ -861,16 +910,19 @@ class Bench:
         try:
             self.run(["cc", "-O2", "-o", floor, os.path.join(HERE, "rss_floor.c"), "-lcurl"], 120,
                      "cc rss_floor.c")
-            out, _ = self.run([floor], 30, "rss_floor")
+            out, _ = self.run([floor, self.img + "floor.jpg", "64"], 30, "rss_floor")
             self.res["rss_floor"] = {l.split()[0]: [int(x) for x in l.split()[1:]]
                                      for l in out.splitlines() if len(l.split()) == 4}
         except BenchError as e:
             log("rss_floor: %s" % e)
+        fl = self.res.get("rss_floor", {})
         log("references: cworker -c 64 idle %.1f MB; a program that only loads libcurl and "
-            "calls curl_global_init + curl_easy_init: %s" % (
+            "calls curl_global_init + curl_easy_init: %s; the same with 64 downloads in flight "
+            "on one multi handle: %s anonymous" % (
                 self.res["cq_rss_idle"]["VmRSS"] * 1024 / 1e6,
-                "%.1f MB" % (self.res["rss_floor"]["easy_init"][0] * 1024 / 1e6)
-                if "rss_floor" in self.res else "-"))
+                "%.1f MB" % (fl["easy_init"][0] * 1024 / 1e6) if "easy_init" in fl else "-",
+                "%.1f MB" % (fl["downloads_64"][1] * 1024 / 1e6) if "downloads_64" in fl
+                else "-"))
         # One RQ worker (the default, forking one) on the same downloads.
         self.flush()
         n = c["mem_rq_jobs"]

@@ -21,7 +21,7 @@ DOCS_REPORT = os.path.join(SRC, "docs", "BENCHMARKS.md")
 
 # The result keys (or key prefixes) each phase of bench.py saves, in the order the phases run.
 PHASE_KEYS = {
-    "enqueue": ("cq_enqueue", "rq_enqueue_many"),
+    "enqueue": ("cq_enqueue", "rq_enqueue_many", "redis_floor_enqueue"),
     "noop": ("cq_drain_", "cq_defaults"),
     "rq": ("rq_simple", "rq_fork"),
     "latency": ("cq_latency", "rq_latency"),
@@ -251,6 +251,13 @@ def memory_floor(run):
     return (fl["easy_init"][0], fl["easy_init"][1]) if fl and "easy_init" in fl else None
 
 
+def memory_floor_downloads(run):
+    """The private memory of libcurl alone with 64 downloads in flight (bench/rss_floor.c
+    URL 64: one thread and multi handle, libcurl's defaults): RssAnon KiB, or None."""
+    fl = run.res.get("rss_floor")
+    return fl["downloads_64"][1] if fl and "downloads_64" in fl else None
+
+
 def goal_rows_round2(run):
     """The goals of the second performance round: Redis CPU a job, one worker tuned and with
     its defaults, bulk enqueue, private memory, instructions a job."""
@@ -260,13 +267,13 @@ def goal_rows_round2(run):
     dflt, dnull, dwarn = m("cq_defaults"), m("cq_defaults_null"), m("cq_defaults_warn")
     info_cost = median(run.ratios("cq_defaults", "cq_defaults_warn"))
     d = run.res.get("cworker_defaults") or {}
-    enq, rqe = m("cq_enqueue"), m("rq_enqueue_many")
+    enq, rqe, efloor = m("cq_enqueue"), m("rq_enqueue_many"), m("redis_floor_enqueue")
     anon, rss, pss = m("cq_rss_anon"), m("cq_rss"), m("cq_rss_pss")
     parts = run.res.get("cq_rss_parts") or []
     if anon is None and parts:   # saved by an older bench.py: its largest seen, and its PSS
         anon = median([pk["anon"] * 1024 for pk in parts])   # when the RSS was largest
         pss = median([pk["rollup"]["Pss"] * 1024 for pk in parts if "Pss" in pk.get("rollup", {})])
-    floor = memory_floor(run)
+    floor, floor64 = memory_floor(run), memory_floor_downloads(run)
     rows = [
         ("Redis CPU a job, no-op drain by 1 `cworker -c %d --log-level warn` (take + start + "
          "finish; `INFO cpu`)" % c["drain_conc"],
@@ -287,12 +294,16 @@ def goal_rows_round2(run):
          "`--log-level warn` " + fmt_int(dwarn) + " jobs/s", "",
          ">= 0.90 (costs at most 10%)", judge(info_cost, 0.90, True)),
         ("Bulk enqueue, `cenqueue --stdin`, %s jobs" % fmt_int(c["enq_cq"]),
-         fmt_int(enq) + " jobs/s", "RQ enqueue_many " + fmt_int(rqe) + " jobs/s",
+         fmt_int(enq) + " jobs/s", "RQ enqueue_many " + fmt_int(rqe) + " jobs/s"
+         + ("; Redis alone, the same writes as plain commands (redis-benchmark): %s jobs/s, "
+            "%.2fx of it" % (fmt_int(efloor), ratio(enq, efloor)) if efloor else ""),
          fmt_ratio(ratio(enq, rqe)), ">= 500,000 jobs/s", judge(enq, 500000, True)),
         ("Private (anonymous) memory of `cworker -c 64`, 64 downloads in flight (peak)",
          fmt_mb(anon), "RSS %s, PSS %s; the libraries' floor (libcurl alone): %s anonymous, "
-         "%s RSS" % (fmt_mb(rss), fmt_mb(pss), fmt_kib(floor[1]) if floor else "-",
-                     fmt_kib(floor[0]) if floor else "-"), "", "<= 4 MB",
+         "%s RSS%s" % (fmt_mb(rss), fmt_mb(pss), fmt_kib(floor[1]) if floor else "-",
+                       fmt_kib(floor[0]) if floor else "-",
+                       "; with 64 downloads in flight (libcurl alone, one multi handle): %s "
+                       "anonymous" % fmt_kib(floor64) if floor64 else ""), "", "<= 4 MB",
          judge(anon, 4e6, False)),
     ]
     rows += callgrind_goal_rows(run)
@@ -568,6 +579,31 @@ def enqueue(run):
         "start left out) | %s | %s | %s |" % (fmt_int(c["enq_rq"]),
                                               fmt_int(run.med("rq_enqueue_many")),
                                               run.samples("rq_enqueue_many", fmt_int)),
+        ""] + enqueue_floor(run)
+
+
+def enqueue_floor(run):
+    """Redis alone doing the writes of a bulk enqueue, beside cq's Redis CPU a job."""
+    c, m = run.cfg, run.med
+    if m("redis_floor_enqueue") is None:
+        return []
+    cq_us, fl_us = m("cq_enqueue_redis_us"), m("redis_floor_enqueue_redis_us")
+    return [
+        "What Redis itself does of the same writes, in the same run: for each job a new status "
+        "hash with the fields `cenqueue` wrote (`HSET`, a key as long as cenqueue's) and a "
+        "record as long as cenqueue's pushed onto the queue (`LPUSH`), sent as plain commands "
+        "by `redis-benchmark -c 4 -P 500 -r 1000000000` (the HSETs, then the LPUSHes; Redis "
+        "busy throughout); jobs/s = jobs / (the HSETs' time + the LPUSHes' time). This is what "
+        "any producer that writes those commands gets from this Redis on this machine:", "",
+        "| writes | jobs | jobs/s (median) | runs (jobs/s) | Redis main thread CPU a job |",
+        "|---|---|---|---|---|",
+        "| `cenqueue --stdin` (as above) | %s | %s | %s | %s |"
+        % (fmt_int(c["enq_cq"]), fmt_int(m("cq_enqueue")), run.samples("cq_enqueue", fmt_int),
+           "%.2f us" % cq_us if cq_us is not None else "-"),
+        "| Redis alone: `HSET` + `LPUSH` a job, redis-benchmark | %s | %s | %s | %s |"
+        % (fmt_int(c["enq_cq"]), fmt_int(m("redis_floor_enqueue")),
+           run.samples("redis_floor_enqueue", fmt_int),
+           "%.2f us" % fl_us if fl_us is not None else "-"),
         ""]
 
 
@@ -698,7 +734,9 @@ def memory_references(run, pk):
     for step, label in (("start", "bench/rss_floor.c, linked with libcurl, at the start of "
                          "`main`"),
                         ("global_init", "... after `curl_global_init`"),
-                        ("easy_init", "... and one `curl_easy_init`")):
+                        ("easy_init", "... and one `curl_easy_init`"),
+                        ("downloads_64", "... and 64 downloads of the images in flight at once "
+                         "(one thread, one multi handle, libcurl's defaults; the largest seen)")):
         if fl and step in fl:
             L.append("| %s | %s | %s | %s |" % ((label,) + tuple(fmt_kib(x) for x in fl[step])))
     if idle:

@@ -5,7 +5,8 @@
 # counters and expiries, and a primary restarted without the module from its AOF has them
 # too. An ACL that takes the module's commands away, or a module unloaded (MODULE UNLOAD),
 # under a running worker: its next takes and outcomes go as the scripts, the worker says why
-# once, and no job is lost or counted twice.
+# once, and no job is lost or counted twice. A worker that reconnects while Redis loads its
+# data (its question answered LOADING) is back on the module once Redis has loaded.
 . "$(dirname "$0")/lib.sh"
 
 MODULE=$BUILD/lib/cq-redis.so
@@ -140,11 +141,36 @@ check_eq "...nothing left in flight" "" "$(rcli KEYS 'cq:inflight:*' | while rea
 stop_worker "$WPID"
 check_eq "the worker stops cleanly" 0 "$?"
 
+# ---- a worker that reconnects while Redis loads its data ----
+# Its module question gets LOADING, which is neither a yes nor a no, and so does its
+# registration: it closes that connection, connects again later and asks again, so that once
+# Redis has loaded, its takes and outcomes go through the module again, not the scripts.
+start_registered "$T/w4.log" load
+x=$("$BIN/cenqueue" -q load noop x)
+check "a job ends through the module" wait_for 10 jobs_are finished "$x"
+# 30,000 keys more, each loaded 100 us late (key-load-delay): Redis loads for 3 s or more.
+rcli EVAL "for i = 1, 30000 do redis.call('SET', 'pad:' .. i, i) end" 0 >/dev/null
+stop_redis
+start_redis_again --appendonly yes --enable-module-command local --loadmodule "$MODULE" \
+    --key-load-delay 100
+rcli CONFIG SET key-load-delay 0 >/dev/null
+check_contains "the worker connected while Redis was loading" "LOADING" "$(cat "$T/w4.log")"
+check "...and is back once it has loaded" wait_for 15 grep -q 'redis is back' "$T/w4.log"
+y=()
+for i in $(seq 1 20); do y+=("$("$BIN/cenqueue" -q load noop "y$i")"); done
+check "20 jobs end" wait_for 10 jobs_are finished "${y[@]}"
+calls() { rcli INFO commandstats | tr -d '\r' | sed -n "s/^cmdstat_$1:calls=\([0-9]*\).*/\1/p"; }
+check "...through the module (CQ.APPLY1 called since the restart)" test "$(calls cq.apply1)" -gt 0
+check_eq "...not the scripts (no EVALSHA)" "" "$(calls evalsha)"
+rcli EVAL "for i = 1, 30000 do redis.call('DEL', 'pad:' .. i) end" 0 >/dev/null
+stop_worker "$WPID"
+check_eq "the worker stops cleanly" 0 "$?"
+
 # ---- a restart from the AOF, without the module ----
 stop_redis
 start_redis_again --appendonly yes
 check_eq "Redis restarted without the module" "" "$(rcli MODULE LIST)"
-check_eq "...its AOF gave back the counters" "132 5" "$(rcli HGET cq:stats processed) $(rcli HGET cq:stats failed)"
+check_eq "...its AOF gave back the counters" "153 5" "$(rcli HGET cq:stats processed) $(rcli HGET cq:stats failed)"
 check "...and the statuses" jobs_are finished "${ok[@]}" "${n[@]}" "${m[@]}" "$c" "$a" "${b[@]}" "${d[@]}"
 check_eq "...and the failed set" 5 "$(rcli ZCARD cq:failed)"
 

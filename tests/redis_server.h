@@ -85,51 +85,36 @@ static void fatal(const char *what)
     exit(1);
 }
 
-static void server_start(void)
+/* More redis-server arguments, NULL-terminated (server_restart). */
+#define SERVER_EXTRA_MAX 8
+static const char *server_extra[SERVER_EXTRA_MAX + 1];
+
+/* Start redis-server with the arguments of server_start and server_extra, and connect R. */
+static void server_launch(void)
 {
-    const char *base = getenv("TMPDIR");
     const char *module = getenv("CQ_TEST_REDIS_MODULE");
     struct rconn_url u;
     char err[256], url[256];
     pid_t parent = getpid();
-    struct sigaction sa;
     int i;
-
-    /* A Unix socket path has room for about 100 bytes: a long $TMPDIR would not do. */
-    if (base == NULL || base[0] == '\0' || strlen(base) > 60) base = "/tmp";
-    snprintf(tmpdir, sizeof tmpdir, "%s/cq-test-redis.XXXXXX", base);
-    if (mkdtemp(tmpdir) == NULL) {
-        fprintf(stderr, "%s: mkdtemp %s: %s\n", program_invocation_short_name, tmpdir,
-                strerror(errno));
-        tmpdir[0] = '\0';
-        exit(1);
-    }
-    snprintf(sock_path, sizeof sock_path, "%s/redis.sock", tmpdir);
-    snprintf(log_path, sizeof log_path, "%s/redis.log", tmpdir);
-    atexit(cleanup);
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
 
     server_pid = fork();
     if (server_pid < 0) fatal("fork failed");
     if (server_pid == 0) {
-        char *argv[] = {"redis-server", "--port", "0",    "--unixsocket",
-                        sock_path,      "--save", "",     "--appendonly",
-                        "no",           "--dir",  tmpdir, NULL,
-                        NULL,           NULL,     NULL,   NULL};
-        int fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        const char *argv[16 + SERVER_EXTRA_MAX] = {"redis-server", "--port", "0",   "--unixsocket",
+                                                   sock_path,      "--save", "",    "--appendonly",
+                                                   "no",           "--dir",  tmpdir};
+        int n = 11, fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
         if (module != NULL && module[0] != '\0') {
             /* MODULE LOAD and UNLOAD from the socket too: test_queue unloads cq's module
              * under a connection that uses it (the option is Redis 7.0's, as the module) */
-            argv[11] = "--loadmodule";
-            argv[12] = (char *)module;
-            argv[13] = "--enable-module-command";
-            argv[14] = "local";
+            argv[n++] = "--loadmodule";
+            argv[n++] = module;
+            argv[n++] = "--enable-module-command";
+            argv[n++] = "local";
         }
+        for (i = 0; server_extra[i] != NULL; i++) argv[n++] = server_extra[i];
+        argv[n] = NULL;
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != parent) _exit(127);
         if (fd >= 0) {
@@ -137,7 +122,7 @@ static void server_start(void)
             dup2(fd, 2);
             close(fd);
         }
-        execvp(argv[0], argv);
+        execvp(argv[0], (char *const *)argv);
         fprintf(stderr, "exec redis-server: %s\n", strerror(errno));
         _exit(127);
     }
@@ -165,6 +150,64 @@ static void server_start(void)
         sleep_ms(10);
     }
     fatal("redis-server did not answer PING within 5 s");
+}
+
+static void server_start(void)
+{
+    const char *base = getenv("TMPDIR");
+    struct sigaction sa;
+
+    /* A Unix socket path has room for about 100 bytes: a long $TMPDIR would not do. */
+    if (base == NULL || base[0] == '\0' || strlen(base) > 60) base = "/tmp";
+    snprintf(tmpdir, sizeof tmpdir, "%s/cq-test-redis.XXXXXX", base);
+    if (mkdtemp(tmpdir) == NULL) {
+        fprintf(stderr, "%s: mkdtemp %s: %s\n", program_invocation_short_name, tmpdir,
+                strerror(errno));
+        tmpdir[0] = '\0';
+        exit(1);
+    }
+    snprintf(sock_path, sizeof sock_path, "%s/redis.sock", tmpdir);
+    snprintf(log_path, sizeof log_path, "%s/redis.log", tmpdir);
+    atexit(cleanup);
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    server_launch();
+}
+
+/* Stop the server and start another, empty, in its place with the redis-server arguments
+ * extra (NULL-terminated, at most SERVER_EXTRA_MAX) added; R is connected to it. Its log
+ * follows the first one's in log_path. */
+static inline void server_restart(const char *const *extra)
+{
+    int i;
+
+    rconn_close(&R);
+    if (server_pid > 0) {
+        kill(server_pid, SIGTERM);
+        waitpid(server_pid, NULL, 0);
+        server_pid = -1;
+    }
+    unlink(sock_path);
+    for (i = 0; extra[i] != NULL && i < SERVER_EXTRA_MAX; i++) server_extra[i] = extra[i];
+    server_extra[i] = NULL;
+    server_launch();
+}
+
+/* Whether the server's log (both servers', after a restart) has text. */
+static inline int server_log_has(const char *text)
+{
+    char line[512];
+    int found = 0;
+    FILE *f = fopen(log_path, "r");
+
+    while (f != NULL && !found && fgets(line, sizeof line, f) != NULL)
+        found = strstr(line, text) != NULL;
+    if (f != NULL) fclose(f);
+    return found;
 }
 
 /* Empty the server between cases. */

@@ -1288,6 +1288,43 @@ static void test_apply_publish_in_multi(void)
     free_taken(tb, PUB_BATCH);
 }
 
+/* SUBSCRIBE under another name (rename-command): cq's module's command filter knows the
+ * commands that make it forget "nobody listens" by name and would not see this one, so on
+ * such a server the module keeps nothing (and says so in the log), and an end a client
+ * waits for through the renamed command after an apply that found nobody is published all
+ * the same. The scripts keep nothing anyway. It restarts the server: the last case. */
+static void test_apply_publish_renamed(void)
+{
+    static const char *const renamed[] = {"--rename-command", "SUBSCRIBE", "cqsub", NULL};
+    struct taken t[PUB_BATCH];
+    struct job *j[PUB_BATCH];
+    struct queue_outcome o[PUB_BATCH];
+    unsigned char lost[PUB_BATCH] = {0};
+    struct rconn sub;
+    redisReply *rep;
+    char err[256] = "";
+    int i;
+
+    server_restart(renamed);
+    if (R.module) CHECK(server_log_has("is renamed: each apply asks INFO who listens"));
+    /* Taken first: enqueueing is a MULTI/EXEC, which makes the module forget, too. */
+    REQUIRE(taken_for_finish("s", PUB_BATCH, t, j, o) == 0);
+    CHECK_EQ(finish_batch("r", PUB_BATCH), 0); /* nobody listens */
+    rconn_init(&sub, &R.url, 5.0);
+    REQUIRE(rconn_connect(&sub) == 0);
+    rep = rconn_commandf(&sub, "cqsub cq:ended:s5");
+    CHECK(rep != NULL && rep->type == REDIS_REPLY_ARRAY && rep->elements == 3);
+    discard(rep);
+    CHECK_EQ(apply("w1", o, PUB_BATCH, &default_ttls, lost, err, sizeof err), 0);
+    rep = rconn_read(&sub); /* within 5 s */
+    CHECK(is_message(rep, "cq:ended:s5", "finished"));
+    discard(rep);
+    rconn_close(&sub);
+    CHECK_STREQ(HGET("cq:job:s39", "status"), "finished");
+    for (i = 0; i < PUB_BATCH; i++) job_free(j[i]);
+    free_taken(t, PUB_BATCH);
+}
+
 /* Whether key is a finished status hash that expires after the result TTL (500 s). */
 static int finished_500(const char *key)
 {
@@ -2396,5 +2433,6 @@ int main(void)
     RUN(test_reconcile);
     RUN(test_register);
     RUN(test_register_wrong_type);
+    RUN(test_apply_publish_renamed); /* restarts the server */
     return check_report();
 }

@@ -489,6 +489,7 @@ class Bench:
         self.res["cworker_defaults"] = self.cworker_defaults()
         configs = self.noop_configs()
         for i in range(c["reps"]):
+            probe(self, "noop round %d" % (i + 1))
             for key, nw, flags, err in (configs if i % 2 == 0 else configs[::-1]):
                 d = self.noop_drain(key, nw, flags, err)
                 log("no-op drain, %d x cworker %s (stderr: %s), %d jobs, run %d/%d: %.2fs, %s "
@@ -1416,10 +1417,29 @@ def check_tools(phases):
         sys.exit("bench: valgrind is missing (run bench/deps)")
 
 
+def cpu_probe(n=300_000):
+    """The CPU time, in ms, of a fixed piece of work in this process. On an undisturbed
+    machine it takes the same each time; it takes longer when the host runs this machine's
+    CPUs slower (another guest on the same cores, a lower clock), which neither the load nor
+    the other processes' CPU time shows, and which slows Redis and the workers alike."""
+    t0 = time.process_time()
+    x = 0
+    for i in range(n):
+        x = (x * 31 + i) & 0xFFFFFFFF
+    return (time.process_time() - t0) * 1000.0
+
+
+def probe(b, where):
+    """A cpu_probe sample, saved with where it was taken."""
+    ms = cpu_probe()
+    b.res.setdefault("cpu_probe", []).append({"where": where, "ms": ms})
+    return ms
+
+
 def run_phases(b, phases, errors):
     """Run each phase; a failed one is noted in `errors` and the next one still runs."""
     for ph in phases:
-        log("== %s" % ph)
+        log("== %s (cpu probe %.1f ms)" % (ph, probe(b, ph)))
         try:
             getattr(b, "phase_" + ph)()
         except BenchError as e:
@@ -1429,6 +1449,7 @@ def run_phases(b, phases, errors):
             for p in list(b.procs):
                 if p is not b.redis_proc and p.log_name not in ("httpd.log", "fake_imgur.log"):
                     b.stop(p, signal.SIGKILL)
+    log("cpu probe at the end %.1f ms" % probe(b, "end"))
 
 
 def start_machine(command, cfg, phases):

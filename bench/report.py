@@ -225,7 +225,7 @@ def header(run):
          "the machine's %s CPUs had (%.0f%%); load average %s at the start, %s at the end%s"
          % (m["other_cpu"], cpus, m["nproc"], 100.0 * m["other_cpu"] / cpus,
             " ".join(m["load_start"]), " ".join(m["load_end"]),
-            "; busy at the start: " + ", ".join(busy) if busy else ""),
+            "; busy at the start: " + ", ".join(busy) if busy else "") + cpu_probe_text(run),
          "- **Software:** Redis %s (%s), RQ %s with redis-py %s on Python %s (/usr/bin/python3), "
          "%s, %s" % (m["redis"], "with cq's module: takes and outcomes through CQ.TAKE1 and CQ.APPLY1"
                      if m.get("redis_module") else "without cq's module: takes and outcomes "
@@ -256,6 +256,20 @@ def memory_floor_downloads(run):
     URL 64: one thread and multi handle, libcurl's defaults): RssAnon KiB, or None."""
     fl = run.res.get("rss_floor")
     return fl["downloads_64"][1] if fl and "downloads_64" in fl else None
+
+
+def cpu_probe_text(run):
+    """How steady the machine's speed was: bench.py's cpu_probe (a fixed piece of work, timed
+    in CPU time) before each phase and each round of no-op drains."""
+    ps = [p["ms"] for p in run.res.get("cpu_probe") or []]
+    if len(ps) < 2:
+        return ""
+    lo, hi = min(ps), max(ps)
+    return ("; speed: a fixed piece of work (bench.py's `cpu_probe`, %d times) took %.1f-%.1f "
+            "ms of CPU, median %.1f: the slowest %.0f%% slower than the fastest%s"
+            % (len(ps), lo, hi, median(ps), 100.0 * (hi / lo - 1),
+               " (the host ran this machine's CPUs slower at times: read the ratios, not the "
+               "absolute rates)" if hi > 1.2 * lo else ""))
 
 
 def goal_rows_round2(run):

@@ -87,6 +87,7 @@ static void fatal(const char *what)
 
 /* More redis-server arguments, NULL-terminated (server_restart). */
 #define SERVER_EXTRA_MAX 8
+#define SERVER_BASE_ARGS 11 /* the fixed ones of server_launch's argv */
 static const char *server_extra[SERVER_EXTRA_MAX + 1];
 
 /* Start redis-server with the arguments of server_start and server_extra, and connect R. */
@@ -101,10 +102,11 @@ static void server_launch(void)
     server_pid = fork();
     if (server_pid < 0) fatal("fork failed");
     if (server_pid == 0) {
-        const char *argv[16 + SERVER_EXTRA_MAX] = {"redis-server", "--port", "0",   "--unixsocket",
-                                                   sock_path,      "--save", "",    "--appendonly",
-                                                   "no",           "--dir",  tmpdir};
-        int n = 11, fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        /* SERVER_BASE_ARGS below, 4 for the module, the extra ones, the NULL */
+        const char *argv[SERVER_BASE_ARGS + 4 + SERVER_EXTRA_MAX + 1] = {
+            "redis-server", "--port", "0",     "--unixsocket", sock_path, "--save", "",
+            "--appendonly", "no",     "--dir", tmpdir};
+        int n = SERVER_BASE_ARGS, fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
         if (module != NULL && module[0] != '\0') {
             /* MODULE LOAD and UNLOAD from the socket too: test_queue unloads cq's module
              * under a connection that uses it (the option is Redis 7.0's, as the module) */
@@ -183,16 +185,26 @@ static void server_start(void)
  * follows the first one's in log_path. */
 static inline void server_restart(const char *const *extra)
 {
+    sigset_t stop, old;
     int i;
 
+    for (i = 0; extra[i] != NULL; i++)
+        if (i == SERVER_EXTRA_MAX) fatal("server_restart: more arguments than SERVER_EXTRA_MAX");
     rconn_close(&R);
+    /* The signal handlers kill server_pid: not while it is being waited for. */
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGHUP);
+    sigprocmask(SIG_BLOCK, &stop, &old);
     if (server_pid > 0) {
         kill(server_pid, SIGTERM);
         waitpid(server_pid, NULL, 0);
         server_pid = -1;
     }
+    sigprocmask(SIG_SETMASK, &old, NULL);
     unlink(sock_path);
-    for (i = 0; extra[i] != NULL && i < SERVER_EXTRA_MAX; i++) server_extra[i] = extra[i];
+    for (i = 0; extra[i] != NULL; i++) server_extra[i] = extra[i];
     server_extra[i] = NULL;
     server_launch();
 }

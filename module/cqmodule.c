@@ -28,7 +28,8 @@
  *
  * CQ.ENQUEUE1 (enqueue_command) is the producers' side, used by a call of 100 jobs or more
  * whose ids the producer made (queue.c's enqueue_chunk_module), in place of a transaction of
- * an HSET a job: the status hashes through the key API, as finish_direct writes them.
+ * an HSET a job: a run's first status hash through the key API, as finish_direct writes
+ * them, and the others, the same four fields, as COPYs of it (copy_status).
  *
  * Load: redis-server --loadmodule /usr/lib/<arch>/cq/cq-redis.so (or a loadmodule line in
  * redis.conf). It needs Redis 7.0 or later, and refuses to load on an older one.
@@ -1451,6 +1452,32 @@ static const char *enqueue_check(RedisModuleCtx *ctx, RedisModuleString **argv,
     return bad;
 }
 
+/* The status hash of a job in a run (to), as a copy of the run's first one made in this call
+ * (from): their four fields are the same, so a COPY duplicates the first one's encoded
+ * value in one allocation, where making it field by field reallocated it at each of its
+ * eight elements (RedisModule_HashSet: 8,500 of the 12,700 instructions a job cost Redis;
+ * with COPY, 8,700 in all: docs/BENCHMARKS.md). 1 when done. 0 where the key exists (COPY
+ * does not replace it: the caller's HashSet updates it, as HSET would) or COPY failed (a
+ * renamed or disabled command: *copying is cleared, and the rest of the call goes field by
+ * field). It runs without the user's ACL: enqueue_check let the user HSET every job key of
+ * the call, and what it reads is what this call wrote. Replicas and the AOF get the COPY
+ * (where anything receives them), after the first one's HSET; keyspace events: COPY's
+ * "copy_to", then "hset", as the HashSet path gives. What differs: INFO commandstats counts
+ * a COPY a job (and keyspace_hits one), where the HashSet path counts nothing. */
+static int copy_status(RedisModuleCtx *ctx, RedisModuleString *from, RedisModuleString *to,
+                       int *known, int *copying)
+{
+    RedisModuleCallReply *r =
+        RedisModule_Call(ctx, "COPY", propagating(ctx, known) ? "!Ess" : "Ess", from, to);
+    int done = !is_error(r) && RedisModule_CallReplyType(r) == REDISMODULE_REPLY_INTEGER &&
+        RedisModule_CallReplyInteger(r) == 1;
+
+    if (is_error(r)) *copying = 0;
+    run(r);
+    if (done) RedisModule_NotifyKeyspaceEvent(ctx, REDISMODULE_NOTIFY_HASH, "hset", to);
+    return done;
+}
+
 /* CQ.ENQUEUE1 queues (queue queue-key func enqueued-at n (job-key record)*n)...: queue.c's
  * enqueue transaction, for jobs whose ids the client made (no status hash of an earlier run
  * to clear) and that are due now, in runs of jobs that share a queue, a func and an
@@ -1463,7 +1490,8 @@ static const char *enqueue_check(RedisModuleCtx *ctx, RedisModuleString **argv,
  * status hashes go through the key API, not as HSET commands: most of what a job cost Redis
  * in the transaction was each HSET's parsing, queueing and reply, twice (QUEUED, then EXEC's
  * element). What is kept of the commands is finish_direct's: replication (the same HSETs),
- * the "hset" event, WATCH. Reply: the number of jobs. */
+ * the "hset" event, WATCH. A run's status hashes after its first one made here are copies of
+ * it (copy_status). Reply: the number of jobs. */
 static int enqueue_command(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 {
     struct run *runs;
@@ -1472,7 +1500,7 @@ static int enqueue_command(RedisModuleCtx *ctx, RedisModuleString **argv, int ar
     const char *bad;
     long long total = 0;
     size_t nrecs = 0;
-    int nruns, r, j, known = 0;
+    int nruns, r, j, known = 0, copying = 1;
 
     if (argc < 2 + RUN_HEAD + 2 || (nruns = enqueue_runs(argv, argc, &runs)) < 0)
         return RedisModule_WrongArity(ctx);
@@ -1486,11 +1514,16 @@ static int enqueue_command(RedisModuleCtx *ctx, RedisModuleString **argv, int ar
     for (r = 0; r < nruns; r++) {
         RedisModuleString **q = argv + runs[r].at;
         RedisModuleCallReply *rep;
+        RedisModuleString *first = NULL; /* the run's first status hash made in this call */
         for (j = 0; j < runs[r].n; j++) {
             RedisModuleString **job = q + RUN_HEAD + 2 * j; /* key, record */
-            RedisModuleKey *k = RedisModule_OpenKey(ctx, job[0], REDISMODULE_WRITE);
-            int t = RedisModule_KeyType(k);
+            RedisModuleKey *k;
+            int t;
             recs[nrecs++] = job[1];
+            if (first != NULL && copying && copy_status(ctx, first, job[0], &known, &copying))
+                continue;
+            k = RedisModule_OpenKey(ctx, job[0], REDISMODULE_WRITE);
+            t = RedisModule_KeyType(k);
             if (t != REDISMODULE_KEYTYPE_EMPTY && t != REDISMODULE_KEYTYPE_HASH) {
                 RedisModule_CloseKey(k);
                 if (failed[0] == '\0')
@@ -1507,6 +1540,7 @@ static int enqueue_command(RedisModuleCtx *ctx, RedisModuleString **argv, int ar
                                       word[W_ENQUEUED_AT], q[3]);
             RedisModule_NotifyKeyspaceEvent(ctx, REDISMODULE_NOTIFY_HASH, "hset", job[0]);
             RedisModule_CloseKey(k);
+            if (t == REDISMODULE_KEYTYPE_EMPTY && first == NULL) first = job[0];
         }
         /* The records of consecutive runs of one queue go in one LPUSH. */
         if (r + 1 < nruns && same_string(q[0], argv[runs[r + 1].at]) &&

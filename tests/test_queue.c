@@ -947,6 +947,9 @@ static void test_enqueue_fresh_batch(void)
     CHECK_EQ(calls("lpush"), 4);
     CHECK_EQ(calls("sadd"), 4);
     CHECK_EQ(calls("hset"), R.module ? 0 : N);
+    /* the module makes each run's first status hash and copies it for the rest of the run:
+     * six runs in the three chunks (qa noop, sleep, sleep later; qa sleep later, qb; qb) */
+    CHECK_EQ(calls("copy"), R.module ? N - 6 : 0);
     check_fresh_jobs(jobs, N, NA);
     for (i = 0; i < N; i++) job_free(jobs[i]);
     free(jobs);
@@ -971,6 +974,72 @@ static void test_enqueue_fresh_batch(void)
     CHECK_EQ(queue_enqueue(&R, &K, jobs, N, 0, err, sizeof err), 0);
     CHECK_EQ(calls("exec"), 3);
     CHECK_EQ(calls("cq.enqueue1"), 0);
+    check_fresh_jobs(jobs, N, NA);
+    for (i = 0; i < N; i++) job_free(jobs[i]);
+    free(jobs);
+}
+
+/* HGETALL key as "field=value " pairs, or "" (freed by the next call). */
+static const char *fields(const char *key)
+{
+    static char out[512];
+    redisReply *rep = rconn_commandf(&R, "HGETALL %s", key);
+    size_t e, len = 0;
+
+    out[0] = '\0';
+    if (rep != NULL && rep->type == REDIS_REPLY_ARRAY)
+        for (e = 0; e + 1 < rep->elements && len < sizeof out; e += 2)
+            len += (size_t)snprintf(out + len, sizeof out - len, "%s=%s ", rep->element[e]->str,
+                                    rep->element[e + 1]->str);
+    discard(rep);
+    return out;
+}
+
+/* CQ.ENQUEUE1 copies a run's first status hash it made for the others. A job key that exists
+ * is updated, as HSET would (COPY does not replace it), and is not what the others copy. */
+static void test_enqueue_module_copy(void)
+{
+    static const char want[] = "status=queued queue=q func=noop enqueued_at=1767225600.25 ";
+
+    if (!R.module) return;
+    DO("FLUSHALL");
+    DO("HSET cq:job:e1 x 1");
+    DO("HSET cq:job:e3 y 2");
+    DO("CONFIG RESETSTAT");
+    CHECK_EQ(integer(rconn_commandf(&R,
+                                    "CQ.ENQUEUE1 cq:queues q cq:queue:q noop 1767225600.25 "
+                                    "4 cq:job:e1 r1 cq:job:e2 r2 cq:job:e3 r3 cq:job:e4 r4")),
+             4);
+    CHECK_STREQ(fields("cq:job:e1"),
+                "x=1 status=queued queue=q func=noop "
+                "enqueued_at=1767225600.25 ");
+    CHECK_STREQ(fields("cq:job:e2"), want);
+    CHECK_STREQ(fields("cq:job:e3"),
+                "y=2 status=queued queue=q func=noop "
+                "enqueued_at=1767225600.25 ");
+    CHECK_STREQ(fields("cq:job:e4"), want);
+    CHECK_EQ(calls("copy"), 2); /* e3's found the key there */
+    CHECK_EQ(TTL("cq:job:e4"), -1);
+    CHECK_STREQ(LINDEX("cq:queue:q", 0), "r4");
+    CHECK_EQ(LLEN("cq:queue:q"), 4);
+}
+
+/* On the server test_apply_publish_renamed restarted, with COPY renamed: CQ.ENQUEUE1's copies
+ * fail, and it makes every status hash field by field, as before. */
+static void test_enqueue_copy_renamed(void)
+{
+    enum { N = 2500, NA = 1200 };
+    struct job **jobs = fresh_jobs(N, NA);
+    char err[256] = "";
+    size_t i;
+
+    DO("FLUSHALL");
+    DO("CONFIG RESETSTAT");
+    R.module_asked &= ~RCONN_MODULE_ENQUEUE;
+    CHECK_EQ(queue_enqueue(&R, &K, jobs, N, 0, err, sizeof err), 0);
+    CHECK_STREQ(err, "");
+    CHECK_EQ(calls("cq.enqueue1"), R.module ? 1 + 3 : 0);
+    CHECK_EQ(calls("copy"), 0);
     check_fresh_jobs(jobs, N, NA);
     for (i = 0; i < N; i++) job_free(jobs[i]);
     free(jobs);
@@ -1295,7 +1364,8 @@ static void test_apply_publish_in_multi(void)
  * the same. The scripts keep nothing anyway. It restarts the server: the last case. */
 static void test_apply_publish_renamed(void)
 {
-    static const char *const renamed[] = {"--rename-command", "SUBSCRIBE", "cqsub", NULL};
+    static const char *const renamed[] = {
+        "--rename-command", "SUBSCRIBE", "cqsub", "--rename-command", "COPY", "cqcopy", NULL};
     struct taken t[PUB_BATCH];
     struct job *j[PUB_BATCH];
     struct queue_outcome o[PUB_BATCH];
@@ -2394,6 +2464,7 @@ int main(void)
     RUN(test_enqueue_scheduled);
     RUN(test_enqueue_wrong_type);
     RUN(test_enqueue_fresh_batch);
+    RUN(test_enqueue_module_copy);
     RUN(test_enqueue_module_refused);
     RUN(test_take_priority);
     RUN(test_take_max);
@@ -2434,5 +2505,6 @@ int main(void)
     RUN(test_register);
     RUN(test_register_wrong_type);
     RUN(test_apply_publish_renamed); /* restarts the server */
+    RUN(test_enqueue_copy_renamed);
     return check_report();
 }

@@ -6,7 +6,9 @@
 # too. An ACL that takes the module's commands away, or a module unloaded (MODULE UNLOAD),
 # under a running worker: its next takes and outcomes go as the scripts, the worker says why
 # once, and no job is lost or counted twice. A worker that reconnects while Redis loads its
-# data (its question answered LOADING) is back on the module once Redis has loaded.
+# data (its question answered LOADING) is back on the module once Redis has loaded. A bulk
+# enqueue's status hashes (CQ.ENQUEUE1: a run's first, then COPYs of it) come back from the
+# AOF without the module.
 . "$(dirname "$0")/lib.sh"
 
 MODULE=$BUILD/lib/cq-redis.so
@@ -175,12 +177,26 @@ rcli EVAL "for i = 1, 30000 do redis.call('DEL', 'pad:' .. i) end" 0 >/dev/null
 stop_worker "$WPID"
 check_eq "the worker stops cleanly" 0 "$?"
 
-# ---- a restart from the AOF, without the module ----
+# ---- a bulk enqueue, then a restart from the AOF, without the module ----
+# CQ.ENQUEUE1 makes a run's first status hash and copies it for the others (COPY): the AOF
+# has the first one's HSET and the COPYs, which a Redis without the module replays.
+seq 1 300 | sed 's/^/noop /' | "$BIN/cenqueue" -q bulkaof --stdin >"$T/bulkaof.ids" 2>/dev/null
+mapfile -t e <"$T/bulkaof.ids"
+check_eq "300 jobs enqueued at once, no worker running" 300 "${#e[@]}"
+check_eq "...through CQ.ENQUEUE1, their status hashes all but the first copied" 299 "$(calls copy)"
+first=$(status rcli "${e[0]}")
+check_contains "...queued" "$(printf 'status\tqueued')" "$first"
 stop_redis
 start_redis_again --appendonly yes
 check_eq "Redis restarted without the module" "" "$(rcli MODULE LIST)"
 check_eq "...its AOF gave back the counters" "153 5" "$(rcli HGET cq:stats processed) $(rcli HGET cq:stats failed)"
 check "...and the statuses" jobs_are finished "${ok[@]}" "${n[@]}" "${m[@]}" "$c" "$a" "${b[@]}" "${d[@]}"
 check_eq "...and the failed set" 5 "$(rcli ZCARD cq:failed)"
+same_as_first() {
+    local id
+    for id in "$@"; do [ "$(status rcli "$id")" = "$first" ] || { echo "cq:job:$id differs" >&2; return 1; }; done
+}
+check "...and the bulk enqueue's 300 status hashes, the same as before" same_as_first "${e[@]}"
+check_eq "...and its queue" 300 "$(rcli LLEN cq:queue:bulkaof)"
 
 finish

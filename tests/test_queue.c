@@ -925,10 +925,10 @@ static void check_fresh_jobs(struct job **jobs, size_t n, size_t na)
     CHECK_EQ(bad, 0);
 }
 
-/* A call of 100 jobs or more whose ids are made here goes through cq's module where Redis
- * has it: one CQ.ENQUEUE1 a chunk of 1,000 instead of a transaction; without the module, the
- * transactions. Either way the same keys, fields and order. */
-static void test_enqueue_fresh_batch(void)
+/* 2,500 fresh jobs (fresh_jobs) in one call, then the checks of how they went: through cq's
+ * module where Redis has it, one CQ.ENQUEUE1 a chunk, with `copies` COPYs of status hashes;
+ * without it, the transactions. */
+static void enqueue_fresh_batch(long long copies)
 {
     enum { N = 2500, NA = 1200 };
     struct job **jobs = fresh_jobs(N, NA);
@@ -947,12 +947,25 @@ static void test_enqueue_fresh_batch(void)
     CHECK_EQ(calls("lpush"), 4);
     CHECK_EQ(calls("sadd"), 4);
     CHECK_EQ(calls("hset"), R.module ? 0 : N);
-    /* the module makes each run's first status hash and copies it for the rest of the run:
-     * six runs in the three chunks (qa noop, sleep, sleep later; qa sleep later, qb; qb) */
-    CHECK_EQ(calls("copy"), R.module ? N - 6 : 0);
+    CHECK_EQ(calls("copy"), copies);
     check_fresh_jobs(jobs, N, NA);
     for (i = 0; i < N; i++) job_free(jobs[i]);
     free(jobs);
+}
+
+/* A call of 100 jobs or more whose ids are made here goes through cq's module where Redis
+ * has it: one CQ.ENQUEUE1 a chunk of 1,000 instead of a transaction; without the module, the
+ * transactions. Either way the same keys, fields and order. */
+static void test_enqueue_fresh_batch(void)
+{
+    enum { N = 2500, NA = 1200 };
+    struct job **jobs;
+    char err[256] = "";
+    size_t i;
+
+    /* the module makes each run's first status hash and copies it for the rest of the run:
+     * six runs in the three chunks (qa noop, sleep, sleep later; qa sleep later, qb; qb) */
+    enqueue_fresh_batch(R.module ? N - 6 : 0);
 
     /* Fewer than 100: a transaction, also with the module (no question for a small call). */
     DO("FLUSHALL");
@@ -1028,21 +1041,8 @@ static void test_enqueue_module_copy(void)
  * fail, and it makes every status hash field by field, as before. */
 static void test_enqueue_copy_renamed(void)
 {
-    enum { N = 2500, NA = 1200 };
-    struct job **jobs = fresh_jobs(N, NA);
-    char err[256] = "";
-    size_t i;
-
     DO("FLUSHALL");
-    DO("CONFIG RESETSTAT");
-    R.module_asked &= ~RCONN_MODULE_ENQUEUE;
-    CHECK_EQ(queue_enqueue(&R, &K, jobs, N, 0, err, sizeof err), 0);
-    CHECK_STREQ(err, "");
-    CHECK_EQ(calls("cq.enqueue1"), R.module ? 1 + 3 : 0);
-    CHECK_EQ(calls("copy"), 0);
-    check_fresh_jobs(jobs, N, NA);
-    for (i = 0; i < N; i++) job_free(jobs[i]);
-    free(jobs);
+    enqueue_fresh_batch(0);
 }
 
 /* A user whose ACL refuses CQ.ENQUEUE1 enqueues through the transactions; and where the

@@ -1453,17 +1453,24 @@ static const char *enqueue_check(RedisModuleCtx *ctx, RedisModuleString **argv,
 }
 
 /* The status hash of a job in a run (to), as a copy of the run's first one made in this call
- * (from): their four fields are the same, so a COPY duplicates the first one's encoded
- * value in one allocation, where making it field by field reallocated it at each of its
- * eight elements (RedisModule_HashSet: 8,500 of the 12,700 instructions a job cost Redis;
- * with COPY, 8,700 in all: docs/BENCHMARKS.md). 1 when done. 0 where the key exists (COPY
- * does not replace it: the caller's HashSet updates it, as HSET would) or COPY failed (a
- * renamed or disabled command: *copying is cleared, and the rest of the call goes field by
- * field). It runs without the user's ACL: enqueue_check let the user HSET every job key of
- * the call, and what it reads is what this call wrote. Replicas and the AOF get the COPY
- * (where anything receives them), after the first one's HSET; keyspace events: COPY's
- * "copy_to", then "hset", as the HashSet path gives. What differs: INFO commandstats counts
- * a COPY a job (and keyspace_hits one), where the HashSet path counts nothing. */
+ * (from). Their four fields are the same, so a COPY duplicates the first one's encoded
+ * value at once, where making it field by field grows it element by element, a realloc
+ * each (docs/BENCHMARKS.md, "a bulk enqueue's status hashes as copies"). 1 when done. 0
+ * where the key exists (COPY does not replace it: the caller's HashSet updates it, as HSET
+ * would), or where COPY failed (renamed or disabled: *copying is cleared, and the rest of
+ * the call goes field by field). The caller never passes from as to.
+ *
+ * It runs without the user's ACL: enqueue_check let the user HSET every job key of the
+ * call, and what COPY reads is the hash this call made (unless another module's keyspace
+ * callback changed it on its "hset" event). Where anything receives writes, the COPY goes
+ * to replicas and the AOF after the first one's HSET: RedisModule_Replicate and a call with
+ * "!" add to the same list, in the order they run (Redis 7.0's alsoPropagate; a nested
+ * call does not flush it), which test_module's AOF restart checks. Keyspace events: COPY's
+ * "copy_to", then "hset" as the HashSet path gives (a replica, replaying the COPY, fires
+ * only "copy_to"). What
+ * else differs from the HashSet path: the COPY is a command, so INFO commandstats counts
+ * it, MONITOR and the slowlog can show it, it counts as a change for save points, and a
+ * keyspace hit; and a replica, or a server loading the AOF, needs COPY under its name. */
 static int copy_status(RedisModuleCtx *ctx, RedisModuleString *from, RedisModuleString *to,
                        int *known, int *copying)
 {
@@ -1490,8 +1497,8 @@ static int copy_status(RedisModuleCtx *ctx, RedisModuleString *from, RedisModule
  * status hashes go through the key API, not as HSET commands: most of what a job cost Redis
  * in the transaction was each HSET's parsing, queueing and reply, twice (QUEUED, then EXEC's
  * element). What is kept of the commands is finish_direct's: replication (the same HSETs),
- * the "hset" event, WATCH. A run's status hashes after its first one made here are copies of
- * it (copy_status). Reply: the number of jobs. */
+ * the "hset" event, WATCH. A run's status hashes after its first one made here are COPYs of
+ * it (copy_status), replicated as those COPYs. Reply: the number of jobs. */
 static int enqueue_command(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 {
     struct run *runs;
@@ -1520,7 +1527,8 @@ static int enqueue_command(RedisModuleCtx *ctx, RedisModuleString **argv, int ar
             RedisModuleKey *k;
             int t;
             recs[nrecs++] = job[1];
-            if (first != NULL && copying && copy_status(ctx, first, job[0], &known, &copying))
+            if (first != NULL && copying && !same_string(first, job[0]) &&
+                copy_status(ctx, first, job[0], &known, &copying))
                 continue;
             k = RedisModule_OpenKey(ctx, job[0], REDISMODULE_WRITE);
             t = RedisModule_KeyType(k);

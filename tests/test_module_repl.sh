@@ -8,8 +8,8 @@
 #   - a replica that attaches to a primary that had none gets the jobs finished after it;
 #   - a replica promoted to primary feeds its backlog at once, so that another replica of the
 #     old primary that moves to it (a partial resync, from that backlog) gets them too.
-# Also: a bulk enqueue through the module (CQ.ENQUEUE1, status hashes without commands too)
-# reaches a replica; where SUBSCRIBE is renamed, the module logs that it keeps nothing (the
+# Also: a bulk enqueue through the module (CQ.ENQUEUE1: a run's first status hash without a
+# command, the others as COPYs of it) reaches a replica; where SUBSCRIBE is renamed, the module logs that it keeps nothing (the
 # line is checked, not what it keeps).
 . "$(dirname "$0")/lib.sh"
 
@@ -93,8 +93,9 @@ check "20 more jobs finished" jobs_are finished "${IDS[@]}"
 check_eq "...the replica confirms the writes (WAIT)" 1 "$(rcli WAIT 1 5000)"
 check "...and has their status hashes, to their expiry's millisecond" same_statuses r1 "${IDS[@]}"
 b=("${IDS[@]}")
-# A bulk enqueue (100 jobs or more in a call) goes through CQ.ENQUEUE1, which writes the
-# status hashes without HSET commands: the replica gets them too.
+# A bulk enqueue (100 jobs or more in a call) goes through CQ.ENQUEUE1, which writes a run's
+# first status hash without an HSET command and copies it for the others (COPY): the replica
+# gets them too.
 seq 1 300 | sed 's/^/noop /' | "$BIN/cenqueue" -u "$CQ_REDIS_URL" -q bulk --stdin >"$T/bulk.ids" 2>/dev/null
 mapfile -t e <"$T/bulk.ids"
 check_eq "300 jobs enqueued at once" 300 "${#e[@]}"

@@ -186,6 +186,8 @@ check_eq "300 jobs enqueued at once, no worker running" 300 "${#e[@]}"
 check_eq "...through CQ.ENQUEUE1, their status hashes all but the first copied" 299 "$(calls copy)"
 first=$(status rcli "${e[0]}")
 check_contains "...queued" "$(printf 'status\tqueued')" "$first"
+# in the AOF as commands (not only as data, after a rewrite): a line COPY each
+check_eq "...written to the AOF as COPYs" 299 "$(cat "$T"/redis/appendonlydir/*.incr.aof | tr -d '\r' | grep -c -x COPY)"
 stop_redis
 start_redis_again --appendonly yes
 check_eq "Redis restarted without the module" "" "$(rcli MODULE LIST)"

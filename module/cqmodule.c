@@ -1467,10 +1467,10 @@ static const char *enqueue_check(RedisModuleCtx *ctx, RedisModuleString **argv,
  * "!" add to the same list, in the order they run (Redis 7.0's alsoPropagate; a nested
  * call does not flush it), which test_module's AOF restart checks. Keyspace events: COPY's
  * "copy_to", then "hset" as the HashSet path gives (a replica, replaying the COPY, fires
- * only "copy_to"). What
- * else differs from the HashSet path: the COPY is a command, so INFO commandstats counts
- * it, MONITOR and the slowlog can show it, it counts as a change for save points, and a
- * keyspace hit; and a replica, or a server loading the AOF, needs COPY under its name. */
+ * only "copy_to"). What else differs from the HashSet path: the COPY is a command, so INFO
+ * commandstats counts it, MONITOR and the slowlog can show it, it counts as a change for
+ * save points, and a keyspace hit; and a replica, or a server loading the AOF, needs COPY
+ * under its name. */
 static int copy_status(RedisModuleCtx *ctx, RedisModuleString *from, RedisModuleString *to,
                        int *known, int *copying)
 {

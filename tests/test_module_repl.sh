@@ -9,8 +9,8 @@
 #   - a replica promoted to primary feeds its backlog at once, so that another replica of the
 #     old primary that moves to it (a partial resync, from that backlog) gets them too.
 # Also: a bulk enqueue through the module (CQ.ENQUEUE1: a run's first status hash without a
-# command, the others as COPYs of it) reaches a replica; where SUBSCRIBE is renamed, the module logs that it keeps nothing (the
-# line is checked, not what it keeps).
+# command, the others as COPYs of it) reaches a replica; where SUBSCRIBE is renamed, the
+# module logs that it keeps nothing (the line is checked, not what it keeps).
 . "$(dirname "$0")/lib.sh"
 
 MODULE=$BUILD/lib/cq-redis.so

@@ -11,7 +11,7 @@
 # promote (replica-priority 0) until it is in sync. They would promote an empty replica that
 # has never synced as readily as any other, should they take the primary for down meanwhile
 # (a loaded machine is enough), and every job would be lost; so the second run stalls the
-# new primary (SIGSTOP) until the sentinels try another failover.
+# new primary (SIGSTOP) until the sentinels have twice tried another failover.
 . "$(dirname "$0")/lib.sh"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -111,14 +111,19 @@ all_ended_known() { [ "$(ids_where "$1" open)" = 0 ]; }
 in_sync() { pcli INFO replication | grep -q "^slave0:.*state=online"; }
 # switches: how many times the first sentinel switched primaries.
 switches() { grep -c "+switch-master" "$T/sentinel1.log"; }
-# selections: how many times the sentinels came to choose a replica to promote.
-selections() { cat "$T"/sentinel?.log | grep -c "+failover-state-select-slave"; }
+# selections PORT: how many times the sentinels came to choose a replica to promote in place
+# of the primary on PORT.
+selections() { cat "$T"/sentinel?.log | grep -c "+failover-state-select-slave master cqtest 127.0.0.1 $1\$"; }
+more_selections_than() { [ "$(selections "$1")" -gt "$2" ]; }
 
-# run_failover URL IDS [STALL]: produce through a SIGKILL of the current primary; the ids of
+# run_failover URL IDS [stall]: produce through a SIGKILL of the current primary; the ids of
 # the jobs the producer put in are in IDS, those of the enqueues that succeeded in IDS.ok.
 # Sets LOST and LOST_OK, how many of each the primary does not know of at the end. With
-# STALL, the new primary stops (SIGSTOP) for that many seconds as soon as the old one is
-# back, before it can sync: long enough for the sentinels to try another failover.
+# stall, the new primary stops (SIGSTOP) as soon as the old one is back, before it can
+# sync, until the sentinels have come twice to choose a replica for another failover: the
+# first time comes within a second or two, before they have been in touch with the old one
+# again, so that they find no replica whatever its priority; the second, 10 s later
+# (failover-timeout twice), would choose it but for its priority.
 run_failover() {
     local url=$1 ids=$2 stall=${3:-} t0 old new prod at sw sel
     : >"$ids"
@@ -145,12 +150,14 @@ run_failover() {
         --replica-priority 0
     if [ -n "$stall" ]; then
         new=$(primary_port)
-        sel=$(selections)
+        sel=$(selections "$new")
+        t0=$(date +%s%N)
         kill -STOP "${PID_OF[$new]}"
-        sleep "$stall"
+        check "the sentinels, the new primary stalled, come twice to choose a replica" \
+            wait_for 40 more_selections_than "$new" $((sel + 1))
+        sleep 1
         kill -CONT "${PID_OF[$new]}"
-        check "the sentinels, the new primary stalled, come to choose a replica again" \
-            [ "$(selections)" -gt "$sel" ]
+        echo "# measured: the new primary stalled for $(( ($(date +%s%N) - t0) / 1000000 )) ms"
     fi
     check "the old primary comes back as a replica in sync with the new one" \
         wait_for 30 in_sync
@@ -180,7 +187,7 @@ wait "$W1" "$W2"
 PIDS+=("$!")
 "$BIN/cworker" -u "$BASE?replicas=1" -c 8 >"$T/w4.log" 2>&1 &
 PIDS+=("$!")
-run_failover "$BASE?replicas=1" "$T/ids2" 14
+run_failover "$BASE?replicas=1" "$T/ids2" stall
 check_eq "with ?replicas=1 no job of an enqueue that succeeded is lost" 0 "$LOST_OK"
 
 finish

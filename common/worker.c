@@ -194,11 +194,12 @@ struct worker {
     int idle;        /* the last take found the queues empty */
     int down;        /* the control connection is lost */
     int executors_started;
-    int sync_inited;         /* mu and the condition variables exist */
-    struct health *health;   /* functions benched for host failures (dispatcher only) */
-    long long ctl_id;        /* CLIENT ID of ctl */
-    unsigned long ctl_id_of; /* the ctl.connects it was asked on, and last registered */
-    int clients_refused;     /* Redis refuses CLIENT LIST: leases alone tell the dead */
+    int sync_inited;             /* mu and the condition variables exist */
+    struct health *health;       /* functions benched for host failures (dispatcher only) */
+    long long ctl_id;            /* CLIENT ID of ctl */
+    unsigned long ctl_id_of;     /* the ctl.connects it was asked on, and last registered */
+    unsigned long registered_on; /* the ctl.connects of the last registration that went in */
+    int clients_refused;         /* Redis refuses CLIENT LIST: leases alone tell the dead */
     struct {
         char wid[KEYS_NAME_MAX + 1];
         int passes; /* recovery passes in a row that found its connections gone */
@@ -1257,6 +1258,7 @@ static int heartbeat(struct worker *w, int publish)
         }
         hist_flush(w);
     }
+    w->registered_on = w->ctl.connects;
     return 0;
 }
 
@@ -1682,7 +1684,14 @@ static void housekeeping(struct worker *w, long long now)
      * the jobs Redis recorded go out first, not after them. */
     if (now >= w->next_hb || now >= w->next_recover || now >= w->next_sched) log_recorded(w);
     if (now >= w->next_hb) {
-        heartbeat(w, 0);
+        if (heartbeat(w, 0) != 0 && w->ctl.ctx != NULL && w->registered_on != w->ctl.connects) {
+            /* A connection that rconn made again by itself (a command of the turn found the
+             * old one dead), on which Redis refuses the registration (out of memory,
+             * loading): the worker is not back, as keep_connected has it. Closed, so that
+             * the outage is said, and the registration asked again until it goes in. */
+            rconn_close(&w->ctl);
+            str_copy(w->ctl.errstr, sizeof w->ctl.errstr, w->last_error);
+        }
         w->next_hb = now + HEARTBEAT_MS;
     }
     if (now >= w->next_recover && w->ctl.ctx) {

@@ -60,12 +60,21 @@ static int thread_state(struct cq_job *c, struct call_thread *ct, const struct c
     return 0;
 }
 
+/* What a handler's (or a continuation's) rc comes to: deferred (whatever it returned: the
+ * job's cq_job_resume will come), 0, or -1 with a reason. */
+static int ended(struct cq_job *c, int rc)
+{
+    if (c->deferred) return CALL_DEFERRED;
+    if (rc != 0 && c->error[0] == '\0')
+        err_set(c->error, sizeof c->error, "%s failed (its handler gave no reason)", c->fn->name);
+    if (rc != 0 && !c->failed) c->transient = c->host = 0;
+    return rc == 0 ? 0 : -1;
+}
+
 int call_run(struct cq_job *c, struct call_thread *ct, const struct job *job,
              const struct cq_function *fn, const char *root, const stop_flag *stop, double timeout,
              const struct logger *lg)
 {
-    int rc;
-
     c->job = job;
     c->fn = fn;
     c->root = root;
@@ -80,12 +89,38 @@ int call_run(struct cq_job *c, struct call_thread *ct, const struct job *job,
     c->host = 0;
     c->retry_after = 0;
     c->error[0] = '\0';
+    c->deferred = 0;
+    c->resume = NULL;
+    c->resume_arg = NULL;
     if (thread_state(c, ct, fn) != 0) return -1;
-    rc = fn->fn(c, fn->udata);
-    if (rc != 0 && c->error[0] == '\0')
-        err_set(c->error, sizeof c->error, "%s failed (its handler gave no reason)", fn->name);
-    if (rc != 0 && !c->failed) c->transient = c->host = 0;
-    return rc == 0 ? 0 : -1;
+    return ended(c, fn->fn(c, fn->udata));
+}
+
+int call_continue(struct cq_job *c, struct call_thread *ct)
+{
+    cq_resume_fn fn = c->resume;
+    void *arg = c->resume_arg;
+
+    c->deferred = 0;
+    c->resume = NULL;
+    c->resume_arg = NULL;
+    if (thread_state(c, ct, c->fn) != 0) return -1;
+    return ended(c, fn(c, arg));
+}
+
+int cq_job_defer(cq_job *job)
+{
+    job->deferred = 1;
+    return CQ_DEFERRED;
+}
+
+void cq_job_resume(cq_job *job, cq_resume_fn fn, void *arg)
+{
+    /* Nothing here is read before the owner's requeue has ordered it with the executor that
+     * saw the handler return (and that may still be returning). */
+    job->resume = fn;
+    job->resume_arg = arg;
+    job->requeue(job->owner);
 }
 
 void call_end(struct cq_job *c)

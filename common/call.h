@@ -4,6 +4,10 @@
  * resets what a handler reads and reports, the handler runs, and the outcome is read back
  * from the fields below. Per-thread states of functions (thread hooks) live in a struct
  * call_thread that the same executor owns.
+ *
+ * A handler that defers its job (cq_job_defer) hands its struct cq_job over: the job's
+ * owner keeps it, the executor takes a new one, and cq_job_resume (any thread) calls the
+ * owner's requeue, which has an executor run call_continue on it later.
  */
 #ifndef CQ_CALL_H
 #define CQ_CALL_H
@@ -45,17 +49,31 @@ struct cq_job {
     /* scratch: strings handed out by cq_job_arg_json, freed by call_end */
     char **scratch;
     int nscratch, capscratch;
+    /* deferral: set by the handler (cq_job_defer) and by cq_job_resume */
+    int deferred;        /* cq_job_defer was called (by the handler's thread) */
+    cq_resume_fn resume; /* what call_continue runs */
+    void *resume_arg;
+    void (*requeue)(void *owner); /* the owner's: run call_continue on an executor */
+    void *owner;
 };
+
+/* call_run's and call_continue's third outcome: the job was deferred (the handler called
+ * cq_job_defer). c now belongs with the job until cq_job_resume has it continued. */
+#define CALL_DEFERRED 1
 
 void call_thread_init(struct call_thread *ct, const struct cq_registry *reg);
 /* Runs each thread_free hook of the states made. */
 void call_thread_free(struct call_thread *ct);
 
 /* Run fn on job; returns the handler's 0/-1 and leaves the outcome in *c (result, error,
- * transient, retry_after). */
+ * transient, retry_after), or CALL_DEFERRED. */
 int call_run(struct cq_job *c, struct call_thread *ct, const struct job *job,
              const struct cq_function *fn, const char *root, const stop_flag *stop, double timeout,
              const struct logger *lg);
+
+/* Run what cq_job_resume named on the deferred job c, on this executor (ct: its thread
+ * states): 0, -1 or CALL_DEFERRED, as call_run. */
+int call_continue(struct cq_job *c, struct call_thread *ct);
 
 /* Free what the last call left (result, scratch). */
 void call_end(struct cq_job *c);

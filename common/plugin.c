@@ -4,7 +4,9 @@
  * built for a later API) is an error at start, not a crash at its first job, and with
  * RTLD_LOCAL, so that two plugins' own symbols never clash. Its cq_ calls resolve against
  * libcq, which cworker links as a shared library. The version check reads a data symbol
- * before any of the plugin's code runs.
+ * before any of the plugin's code runs. And with RTLD_NODELETE: a plugin may start threads of
+ * its own (a timer, a connection pool, an event loop for deferred jobs), which nothing stops
+ * when the worker ends, so its code stays mapped until the process exits.
  */
 #include "plugin.h"
 
@@ -37,7 +39,7 @@ void *plugin_load(struct cq_registry *reg, const char *path, char *err, size_t e
         err_set(err, errlen, "plugin %s: give a path (./%s)", path, path);
         return NULL;
     }
-    h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    h = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
     if (h == NULL) {
         const char *why = dlerror();
         err_set(err, errlen, "plugin %s: cannot load: %s", path, why ? why : "unknown error");

@@ -92,6 +92,11 @@ struct task {
     double started, ended; /* wall clock */
     char *text;            /* result or error line */
     struct task *next;
+    /* deferred (cq_job_defer): the call it keeps between its handler and its continuation */
+    struct worker *w;
+    struct cq_job *call; /* non-NULL from the first deferral until the job ends */
+    int parked;          /* deferred, its handler has returned: cq_job_resume queues it */
+    int resume_early;    /* cq_job_resume came before its handler returned (under mu) */
 };
 
 /* One round trip of the dispatcher, from trip_send to trip_read. */
@@ -156,7 +161,7 @@ struct worker {
     int ready;            /* a watcher saw a record */
     int stopping;         /* threads exit */
     stop_flag hard_stop;  /* handlers give up now (atomic stores) */
-    int running;          /* handlers running now (under mu) */
+    int running;          /* jobs begun and not ended, deferred ones too (under mu) */
     pthread_cond_t quiet; /* running dropped to 0 with nothing to do */
 
     pthread_t *executors;
@@ -188,12 +193,14 @@ struct worker {
     struct task *recorded, **recorded_tail; /* outcome applied, line not yet logged */
     long long next_hb, next_recover, next_sched, next_connect;
     long long down_since, drain_deadline;
-    long backoff;    /* ms before the next reconnection attempt */
-    int draining;    /* a first signal: take nothing new */
-    int drain_noted; /* said that the drain waits for Redis alone */
-    int idle;        /* the last take found the queues empty */
-    int down;        /* the control connection is lost */
-    int executors_started;
+    long backoff;                /* ms before the next reconnection attempt */
+    int draining;                /* a first signal: take nothing new */
+    int drain_noted;             /* said that the drain waits for Redis alone */
+    int idle;                    /* the last take found the queues empty */
+    int down;                    /* the control connection is lost */
+    int executors_started;       /* made so far, up to -c, as jobs wait for one (under mu) */
+    int spawn_failed;            /* a thread could not be made: make no more (under mu) */
+    long long executor_back;     /* time_mono_us an executor last ended a call (under mu) */
     int sync_inited;             /* mu and the condition variables exist */
     struct health *health;       /* functions benched for host failures (dispatcher only) */
     long long ctl_id;            /* CLIENT ID of ctl */
@@ -216,37 +223,116 @@ struct worker {
 
 #define WAKE_AFTER_US 500 /* tasks waiting this long get another executor woken */
 
-/* Called with w->mu held: if tasks have waited WAKE_AFTER_US with executors idle, the
- * awake ones are not keeping up - wake as many more as there are tasks. */
+static void *executor_main(void *arg);
+
+/* A seam for tests: how threads are made (tests/test_worker_start.c makes it fail). */
+int (*worker_thread_create)(pthread_t *, const pthread_attr_t *, void *(*)(void *),
+                            void *) = pthread_create;
+
+/* Called with w->mu held: one more executor, unless -c are running or one could not be made
+ * (then the worker goes on with those it has, and says so once). */
+static void spawn_executor(struct worker *w)
+{
+    int n = w->executors_started;
+
+    if (n >= w->cfg->concurrency || w->spawn_failed || w->stopping) return;
+    if (worker_thread_create(&w->executors[n], NULL, executor_main, w) != 0) {
+        w->spawn_failed = 1;
+        LOG(&w->lg, CQ_LOG_WARN,
+            "cannot start executor thread %d of %d (-c): running jobs on the %d there are; "
+            "lower -c or raise the limits on threads (ulimit -u)",
+            n + 1, w->cfg->concurrency, n);
+        return;
+    }
+    w->executors_started++;
+}
+
+/* Called with w->mu held: if tasks have waited WAKE_AFTER_US, the executors awake are not
+ * keeping up - wake as many more as there are tasks. Where none is idle and none has come
+ * back for a task in that time either (each is held by a long or blocking handler), make
+ * one more: jobs that block their threads get up to -c threads within milliseconds, one each
+ * WAKE_AFTER_US, while short jobs and deferred ones (which give their thread back at once)
+ * keep to the threads there are, one per CPU at the start. */
 static void wake_executors(struct worker *w)
 {
     struct task *t;
+    long long now;
     int n = 0;
 
-    if (w->todo == NULL || w->idle_executors == 0) return;
-    if (time_mono_us() - w->todo_since < WAKE_AFTER_US) return;
+    if (w->todo == NULL) return;
+    now = time_mono_us();
+    if (now - w->todo_since < WAKE_AFTER_US) return;
+    if (w->idle_executors == 0 && now - w->executor_back >= WAKE_AFTER_US) spawn_executor(w);
     for (t = w->todo; t && n < w->idle_executors; t = t->next) n++;
     while (n-- > 0) pthread_cond_signal(&w->work);
     w->todo_since = time_mono_us();
 }
 
-/* c and ct belong to the executor and are reused from job to job. */
-static void run_task(struct worker *w, struct cq_job *c, struct call_thread *ct, struct task *t)
+/* Called with w->mu held: t goes (back) to the executors, which are told. */
+static void todo_push(struct worker *w, struct task *t)
+{
+    t->next = NULL;
+    if (w->todo_tail)
+        w->todo_tail->next = t;
+    else
+        w->todo = t;
+    w->todo_tail = t;
+    if (w->idle_executors > 0)
+        pthread_cond_signal(&w->work);
+    else if (w->dispatcher_waiting)
+        pthread_cond_signal(&w->wake); /* to make an executor if none frees up */
+}
+
+/* cq_job_resume's end (any thread): the deferred task goes back to the executors, or, when
+ * its handler has not returned yet, to the executor that runs it as soon as it has. */
+static void task_resumed(void *owner)
+{
+    struct task *t = owner;
+    struct worker *w = t->w;
+
+    pthread_mutex_lock(&w->mu);
+    if (t->parked) {
+        t->parked = 0;
+        todo_push(w, t);
+    } else {
+        t->resume_early = 1;
+    }
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* Run t's handler, or the continuation its cq_job_resume named, on this executor. *cp is the
+ * executor's own call (NULL when it gave its last one to a deferred job) and ct its thread
+ * states, both reused from job to job; a deferred job keeps the call it ran in. Returns 1
+ * when the job ended (its outcome in t), 0 when it was deferred. */
+static int run_task(struct worker *w, struct cq_job **cp, struct call_thread *ct, struct task *t)
 {
     double timeout = t->job->timeout > 0 ? t->job->timeout : t->fn->timeout;
+    struct cq_job *c = t->call;
 
-    if (stop_requested(&w->hard_stop)) {
+    if (c != NULL) {
+        t->rc = call_continue(c, ct);
+    } else if (stop_requested(&w->hard_stop)) {
         /* Taken but not started when the worker gave up: it goes back unrun. */
         t->started = t->ended = time_now();
         t->rc = -1;
         t->aborted = 1;
         t->text = xstrdup("not started: the worker is stopping");
-        return;
+        return 1;
+    } else {
+        if (*cp == NULL) *cp = xcalloc(1, sizeof **cp);
+        c = *cp;
+        c->requeue = task_resumed;
+        c->owner = t;
+        t->started = time_now();
+        LOG(&w->lg, CQ_LOG_DEBUG, "%s: %s %s started (attempt %d)", t->taken.queue, t->job->func,
+            t->job->id, t->job->attempts);
+        t->rc = call_run(c, ct, t->job, t->fn, w->cfg->root, &t->stop, timeout, &w->lg);
     }
-    t->started = time_now();
-    LOG(&w->lg, CQ_LOG_DEBUG, "%s: %s %s started (attempt %d)", t->taken.queue, t->job->func,
-        t->job->id, t->job->attempts);
-    t->rc = call_run(c, ct, t->job, t->fn, w->cfg->root, &t->stop, timeout, &w->lg);
+    if (t->rc == CALL_DEFERRED) {
+        if (c == *cp) *cp = NULL;
+        t->call = c;
+        return 0;
+    }
     t->ended = time_now();
     t->transient = c->transient;
     t->host = c->host;
@@ -255,13 +341,24 @@ static void run_task(struct worker *w, struct cq_job *c, struct call_thread *ct,
     t->json = t->rc == 0 && c->result_json;
     t->text = xstrdup(t->rc == 0 ? (c->result ? c->result : "") : c->error);
     call_end(c);
+    if (c != *cp) { /* the job's own, from its deferral: the executor keeps it, or it goes */
+        t->call = NULL;
+        if (*cp == NULL) {
+            *cp = c;
+        } else {
+            free(c->scratch);
+            free(c);
+        }
+    }
+    return 1;
 }
 
 static void *executor_main(void *arg)
 {
     struct worker *w = arg;
-    struct cq_job *c = xcalloc(1, sizeof *c);
+    struct cq_job *c = NULL;
     struct call_thread ct;
+    int ended;
 
     call_thread_init(&ct, w->cfg->reg);
     pthread_mutex_lock(&w->mu);
@@ -279,12 +376,22 @@ static void *executor_main(void *arg)
             w->todo_tail = NULL;
         else
             wake_executors(w);
-        w->running++;
+        if (t->call == NULL) w->running++; /* not for a deferred job's continuation */
         pthread_mutex_unlock(&w->mu);
 
-        run_task(w, c, &ct, t);
+        ended = run_task(w, &c, &ct, t);
 
         pthread_mutex_lock(&w->mu);
+        w->executor_back = time_mono_us();
+        if (!ended) {
+            if (t->resume_early) {
+                t->resume_early = 0;
+                todo_push(w, t);
+            } else {
+                t->parked = 1;
+            }
+            continue;
+        }
         if (--w->running == 0 && w->todo == NULL) pthread_cond_broadcast(&w->quiet);
         t->next = w->done;
         w->done = t;
@@ -297,7 +404,7 @@ static void *executor_main(void *arg)
     }
     pthread_mutex_unlock(&w->mu);
     call_thread_free(&ct);
-    free(c->scratch);
+    if (c != NULL) free(c->scratch);
     free(c);
     return NULL;
 }
@@ -798,6 +905,7 @@ static struct task *make_task(struct worker *w, const struct taken *tk)
     char why[512];
 
     t->taken = *tk;
+    t->w = w;
     t->taken_at = t->ended = time_now();
     t->seq = w->next_seq++;
     t->held_next = w->held;
@@ -1351,21 +1459,20 @@ static void stop_watchers(struct worker *w)
 
 /* ---- the loop ----------------------------------------------------------------------- */
 
-/* A seam for tests: how threads are made (tests/test_worker_start.c makes it fail). */
-int (*worker_thread_create)(pthread_t *, const pthread_attr_t *, void *(*)(void *),
-                            void *) = pthread_create;
-
 /* Free what worker_start made. With stopped == 0 the executors still run a handler: they are
  * detached and the worker itself is left for the exiting process. */
 static void worker_free(struct worker *w, int stopped)
 {
-    size_t i;
+    size_t i, n;
 
+    if (w->sync_inited) pthread_mutex_lock(&w->mu); /* all made by now: none after the stop */
+    n = (size_t)w->executors_started;
+    if (w->sync_inited) pthread_mutex_unlock(&w->mu);
     if (!stopped) {
-        for (i = 0; i < (size_t)w->executors_started; i++) pthread_detach(w->executors[i]);
+        for (i = 0; i < n; i++) pthread_detach(w->executors[i]);
         return;
     }
-    for (i = 0; i < (size_t)w->executors_started; i++) pthread_join(w->executors[i], NULL);
+    for (i = 0; i < n; i++) pthread_join(w->executors[i], NULL);
     log_recorded(w);
     while (w->pending) {
         struct task *t = w->pending->next;
@@ -1408,20 +1515,22 @@ static void init_sync(struct worker *w)
     w->sync_inited = 1;
 }
 
-/* Start the executors and the watchers. 0, or -1 when a thread could not be made: then what
- * did start is stopped again. */
+/* Start an executor per CPU, -c at most (the others come as jobs wait: wake_executors), and
+ * the watchers. 0, or -1 when a thread could not be made: then what did start is stopped
+ * again. */
 static int start_threads(struct worker *w, const struct rconn_url *url)
 {
     const struct worker_config *cfg = w->cfg;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    int first = cpus < 1 ? 1 : cpus < cfg->concurrency ? (int)cpus : cfg->concurrency;
     size_t i;
 
     w->executors = xcalloc((size_t)cfg->concurrency, sizeof *w->executors);
-    for (i = 0; i < (size_t)cfg->concurrency; i++) {
-        if (worker_thread_create(&w->executors[i], NULL, executor_main, w) != 0) break;
+    while (w->executors_started < first &&
+           worker_thread_create(&w->executors[w->executors_started], NULL, executor_main, w) == 0)
         w->executors_started++;
-    }
     w->watchers = xcalloc(cfg->nqueues, sizeof *w->watchers);
-    for (i = 0; w->executors_started == cfg->concurrency && i < cfg->nqueues; i++) {
+    for (i = 0; w->executors_started == first && i < cfg->nqueues; i++) {
         w->watchers[i].w = w;
         w->watchers[i].queue = cfg->queues[i];
         w->watchers[i].sock = -1;
@@ -1430,11 +1539,11 @@ static int start_threads(struct worker *w, const struct rconn_url *url)
             break;
         w->watchers[i].started = 1;
     }
-    if (w->executors_started == cfg->concurrency && i == cfg->nqueues) return 0;
+    if (w->executors_started == first && i == cfg->nqueues) return 0;
     LOG(&w->lg, CQ_LOG_ERROR,
-        "cannot start %d executor and %zu watcher threads (started %d "
-        "and %zu): lower -c",
-        cfg->concurrency, cfg->nqueues, w->executors_started, i);
+        "cannot start %d executor and %zu watcher threads (started %d and %zu): raise the "
+        "limits on threads (ulimit -u)",
+        first, cfg->nqueues, w->executors_started, i);
     stop_watchers(w);
     return -1;
 }
@@ -1964,7 +2073,9 @@ static void wait_for_work(struct worker *w)
     if (wait_ms < 1) wait_ms = 1;
     pthread_mutex_lock(&w->mu);
     wake_executors(w);
-    if (w->todo != NULL && w->idle_executors > 0) wait_ms = 0;
+    if (w->todo != NULL &&
+        (w->idle_executors > 0 || (w->executors_started < w->cfg->concurrency && !w->spawn_failed)))
+        wait_ms = 0; /* back within WAKE_AFTER_US, to wake or make an executor */
     pthread_mutex_unlock(&w->mu);
     clock_gettime(CLOCK_MONOTONIC, &ts);
     ts.tv_sec += wait_ms / 1000;

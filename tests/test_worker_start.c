@@ -1,9 +1,13 @@
 /* test_worker_start.c - a worker that cannot start frees everything it made and leaves no
  * registration behind, whichever step failed: a bad URL or prefix, no Redis, or a thread that
  * cannot be made (each executor and watcher in turn, through the worker_thread_create seam).
- * The ASan pass of scripts/test turns any leak into a failed run; Redis is read back for the
- * registration. */
+ * An executor that cannot be made later, as jobs wait, leaves the worker running its jobs on
+ * the threads it has. The ASan pass of scripts/test turns any leak into a failed run; Redis
+ * is read back for the registration and the jobs' statuses. */
 #include <pthread.h>
+#include <unistd.h>
+
+#include "cq/cq.h"
 
 #include "check.h"
 #include "redis_server.h"
@@ -69,17 +73,24 @@ static void test_bad_settings(void)
     registry_free(reg);
 }
 
-/* 3 executors and 2 watchers: failing the 1st to the 5th thread covers every spot. */
+/* The executors a worker of -c 3 starts with: one per CPU. */
+static int first_executors(void)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    return cpus < 1 ? 1 : cpus < 3 ? (int)cpus : 3;
+}
+
+/* The first executors and 2 watchers: failing each thread in turn covers every spot. */
 static void test_thread_failures(void)
 {
     struct cq_registry *reg = registry_new();
     struct worker_config c;
     volatile sig_atomic_t sig = 0;
-    int abandoned = 0;
+    int abandoned = 0, threads = first_executors() + 2;
 
     registry_add_builtins(reg);
     worker_thread_create = failing_create;
-    for (fail_at = 1; fail_at <= 5; fail_at++) {
+    for (fail_at = 1; fail_at <= threads; fail_at++) {
         calls = 0;
         config(&c, reg);
         CHECK_EQ(worker_run(&c, &sig, &abandoned), 1);
@@ -91,10 +102,63 @@ static void test_thread_failures(void)
     calls = 0;
     config(&c, reg);
     CHECK_EQ(worker_run(&c, &sig, &abandoned), 0);
-    CHECK_EQ(calls, 5);
+    CHECK_EQ(calls, threads);
     CHECK_EQ(abandoned, 0);
     CHECK_EQ(workers(), 0);
     worker_thread_create = pthread_create;
+    registry_free(reg);
+}
+
+static long long finished(const char *id)
+{
+    redisReply *rep = rconn_commandf(&R, "HGET cq:job:%s status", id);
+    long long ok =
+        rep != NULL && rep->type == REDIS_REPLY_STRING && strcmp(rep->str, "finished") == 0;
+
+    if (rep != NULL) freeReplyObject(rep);
+    return ok;
+}
+
+/* Six jobs that hold their threads (sleep 0.3) on a worker of -c 3 whose third executor
+ * cannot be made: each is run, on the executors there are. */
+static void test_later_thread_failure(void)
+{
+    struct cq_registry *reg = registry_new();
+    struct worker_config c;
+    volatile sig_atomic_t sig = 0;
+    int abandoned = 0, i, n = 6;
+    cq_jobspec *jobs[6];
+    cq_client *cl;
+    char err[512];
+    const char *args[] = {"0.3"};
+    double t0;
+
+    registry_add_builtins(reg);
+    cl = cq_client_new(url, "cq:", err, sizeof err);
+    CHECK(cl != NULL);
+    for (i = 0; i < n; i++) {
+        jobs[i] = cq_jobspec_new_argv("sleep", args, 1);
+        cq_jobspec_set_queue(jobs[i], "q1");
+    }
+    CHECK_EQ(cq_enqueue(cl, jobs, (size_t)n, CQ_CHECK, err, sizeof err), n);
+    worker_thread_create = failing_create;
+    calls = 0;
+    fail_at = first_executors() + 2 + 1; /* the first executor made later */
+    config(&c, reg);
+    t0 = time_now();
+    CHECK_EQ(worker_run(&c, &sig, &abandoned), 0);
+    /* the executors made later, had they all been: 3 at once; without: 2 (or 1) at once */
+    if (first_executors() < 3) {
+        CHECK_EQ(calls, fail_at);
+        CHECK(time_now() - t0 >= 0.3 * n / first_executors() - 0.05);
+    }
+    for (i = 0; i < n; i++) {
+        CHECK(finished(cq_jobspec_id(jobs[i])));
+        cq_jobspec_free(jobs[i]);
+    }
+    CHECK_EQ(workers(), 0);
+    worker_thread_create = pthread_create;
+    cq_client_free(cl);
     registry_free(reg);
 }
 
@@ -105,5 +169,6 @@ int main(void)
     snprintf(url, sizeof url, "unix://%s", sock_path);
     test_bad_settings();
     test_thread_failures();
+    test_later_thread_failure();
     return check_report();
 }

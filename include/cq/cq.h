@@ -152,6 +152,23 @@ enum cq_failure { CQ_PERMANENT = 0, CQ_TRANSIENT = 1, CQ_HOST = 2 };
 int cq_job_fail(cq_job *job, enum cq_failure kind, double retry_after, const char *fmt, ...)
     CQ_PRINTF(4, 5);
 
+/* ---- deferred jobs ------------------------------------------------------------------ */
+
+/* A handler whose work goes on elsewhere (an event loop or a thread of its own) need not hold
+ * a worker thread meanwhile. It starts the work, then returns cq_job_defer(job): the thread
+ * goes on to other jobs, while the job keeps its place among those the worker runs at once
+ * (cworker -c), its deadline and cq_job_stopping. When the work is over, any thread calls
+ * cq_job_resume(job, fn, arg), once: fn(job, arg) then runs on a worker thread as a handler
+ * does (cq_job_thread_state is that thread's), and returns 0, -1 or cq_job_defer(job) again.
+ * The work may start before the handler has returned, and cq_job_resume may come before it
+ * has. In between, the work may read the job (its id, arguments, root, deadline,
+ * cq_job_stopping, cq_job_log) but report nothing: the outcome is what fn reports. A job
+ * deferred and never resumed stays running until its worker stops. */
+#define CQ_DEFERRED 1
+typedef int (*cq_resume_fn)(cq_job *job, void *arg);
+int cq_job_defer(cq_job *job); /* returns CQ_DEFERRED */
+void cq_job_resume(cq_job *job, cq_resume_fn fn, void *arg);
+
 /* ---- plugins ------------------------------------------------------------------------ */
 
 /* A plugin is a shared object with these two symbols; CQ_PLUGIN_DECLARE defines the first.
@@ -161,7 +178,8 @@ int cq_job_fail(cq_job *job, enum cq_failure kind, double retry_after, const cha
  *   int cq_plugin_init(cq_registry *reg) { ... cq_function_add(reg, ...) ...; return 0; }
  *
  * cq_plugin_init returns 0, or -1 to refuse to load (cq_registry_error(reg), or the
- * plugin's own cq_plugin_fail text, says why). */
+ * plugin's own cq_plugin_fail text, says why). A plugin is never unloaded: threads it starts
+ * (examples/later.c's timer) may run until the process exits. */
 #if defined(__GNUC__)
 #define CQ_EXPORT __attribute__((visibility("default")))
 #else

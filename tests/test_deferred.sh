@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# test_deferred.sh - jobs deferred by their handlers (cq_job_defer, cq_job_resume), on a real
+# worker, through examples/later.c (a job that ends SECONDS later, holding no thread):
+#   - 64 of them at once on `-c 64` run on a few threads, not 64, and all finish together;
+#   - a resume before the handler has returned (a wait of 0), and a job deferred again from
+#     its continuation (STEPS), end with the right result;
+#   - -c counts deferred jobs: never more than 4 at once on `-c 4`;
+#   - a deadline, cqctl cancel and a hard stop reach a deferred job (cq_job_stopping read on
+#     the plugin's own thread): failed, canceled, back in its queue; a drain waits for them.
+# download_link defers the same way (app/functions.c): every download test runs that path.
+. "$(dirname "$0")/lib.sh"
+
+PLUGIN=$BUILD/examples/libcq_later.so
+[ -f "$PLUGIN" ] || { echo "FATAL: $PLUGIN not built"; exit 1; }
+start_redis
+export CQ_REDIS_URL="unix://$RSOCK"
+CPUS=$(nproc)
+SLOW=1
+wrapped && SLOW=4   # valgrind: a job's own work is tens of times slower
+
+# threads_of PID: its thread count now.
+threads_of() { awk '/^Threads:/ { print $2 }' "/proc/$1/status" 2>/dev/null; }
+# all_are STATUS FILE: every id in FILE has that status.
+all_are() { jobs_are "$1" $(cat "$2"); }
+
+echo "# 64 deferred jobs on -c 64: together, on a few threads"
+start_registered "$T/w1.log" --load "$PLUGIN" -c 64 later
+W1=$WPID
+t0=$(date +%s.%N)
+for i in $(seq 1 64); do echo "later 1"; done | "$BIN/cenqueue" -q later --stdin >"$T/ids64"
+check_eq "64 enqueued" 64 "$(wc -l <"$T/ids64")"
+most=0
+while ! all_are finished "$T/ids64"; do
+    n=$(threads_of "$W1")
+    [ -n "$n" ] && [ "$n" -gt "$most" ] && most=$n
+    [ "$(echo "$(date +%s.%N) - $t0 > 30" | bc)" = 1 ] && break
+    sleep 0.05
+done
+took=$(echo "$(date +%s.%N) - $t0" | bc)
+echo "# all 64 ended in ${took}s; the worker had at most $most threads ($CPUS CPUs)"
+check "all 64 finished" all_are finished "$T/ids64"
+check "together: within $((3 * SLOW))s (on $CPUS threads, one at a time, 64/$CPUS s)" \
+    [ "$(echo "$took < 3 * $SLOW" | bc)" = 1 ]
+# main, the executors (one per CPU, and more only for jobs that hold theirs), the queue's
+# watcher, the plugin's timer
+check "on a few threads: at most $((CPUS + 6)), not 64" [ "$most" -le $((CPUS + 6)) ]
+check_eq "each with its result" "waited 1 s in 1 step" "$(jfield "$(head -1 "$T/ids64")" result)"
+
+echo "# resumed before the handler returned, and deferred again from the continuation"
+id0=$("$BIN/cenqueue" -q later later 0)
+id3=$("$BIN/cenqueue" -q later later 0 3)
+idm=$("$BIN/cenqueue" -q later later 0.2 4)
+wait_for $((10 * SLOW)) jobs_are finished "$id0" "$id3" "$idm"
+check_eq "later 0: finished" "finished waited 0 s in 1 step" "$(jfield "$id0") $(jfield "$id0" result)"
+check_eq "later 0 3: three deferrals, each resumed at once" "finished waited 0 s in 3 steps" \
+    "$(jfield "$id3") $(jfield "$id3" result)"
+check_eq "later 0.2 4: four waits" "finished waited 0.8 s in 4 steps" \
+    "$(jfield "$idm") $(jfield "$idm" result)"
+ran=$(echo "$(jfield "$idm" ended_at) - $(jfield "$idm" started_at)" | bc)
+check "...which took 0.8 s or more (${ran}s)" [ "$(echo "$ran >= 0.79" | bc)" = 1 ]
+
+echo "# a deadline and a cancel reach a deferred job"
+idt=$("$BIN/cenqueue" -q later --timeout 0.5 later 60)
+idc=$("$BIN/cenqueue" -q later later 60)
+wait_for 10 jobs_are started "$idc"
+"$BIN/cqctl" cancel "$idc" >"$T/out" 2>&1
+check_eq "cqctl cancel: exit 0" 0 "$?"
+wait_for $((10 * SLOW)) jobs_are failed "$idt"
+check_eq "the deadline: failed" failed "$(jfield "$idt")"
+check_contains "...saying so" "later: asked to stop after 0 of 1 waits" "$(jfield "$idt" error)"
+wait_for $((10 * SLOW)) jobs_are canceled "$idc"
+check_eq "the cancel: canceled" canceled "$(jfield "$idc")"
+
+echo "# a drain waits for deferred jobs"
+for i in 1 2 3; do echo "later 1.5"; done | "$BIN/cenqueue" -q later --stdin >"$T/ids3"
+wait_for 10 all_are started "$T/ids3"
+kill -TERM "$W1"
+wait "$W1"
+check_eq "the worker drained: exit 0" 0 "$?"
+check "its deferred jobs finished first" all_are finished "$T/ids3"
+
+echo "# -c counts deferred jobs"
+start_registered "$T/w2.log" --load "$PLUGIN" -c 4 later
+W2=$WPID
+for i in $(seq 1 8); do echo "later 0.5"; done | "$BIN/cenqueue" -q later --stdin >"$T/ids8"
+wait_for $((20 * SLOW)) all_are finished "$T/ids8"
+check "all 8 finished" all_are finished "$T/ids8"
+# the most that ran at once: over the jobs' start and end times
+most_at_once() {
+    local id
+    for id in $(cat "$T/ids8"); do
+        echo "$(jfield "$id" started_at) 1"
+        echo "$(jfield "$id" ended_at) -1"
+    done | sort -k1,1n -k2,2n | awk '{ n += $2; if (n > m) m = n } END { print m }'
+}
+check_eq "at most 4 at once on -c 4" 4 "$(most_at_once)"
+
+echo "# a hard stop: deferred jobs go back to their queue"
+for i in 1 2; do echo "later 60"; done | "$BIN/cenqueue" -q later --stdin >"$T/ids2"
+wait_for 10 all_are started "$T/ids2"
+kill -TERM "$W2"
+sleep 0.3
+kill -TERM "$W2"
+wait "$W2"
+rc=$?
+check "the worker stopped within the grace (exit $rc)" exited "$W2"
+check "both jobs are queued again, not failed" all_are queued "$T/ids2"
+check_eq "...in their queue" 2 "$(rcli LLEN cq:queue:later)"
+finish

@@ -12,13 +12,16 @@
  * 200 MB downloads over loopback took 18% longer so than on three executors.
  *
  * A multi handle belongs to its transfer thread alone; executors never call into it. An
- * executor picks a thread in turn, puts a request (its easy handle, set up by http.c, and a
- * condition variable, on its own stack) on that thread's pending list, wakes it with
- * curl_multi_wakeup (which any thread may call) and waits. The thread adds pending handles,
- * runs curl_multi_perform, and for each transfer that ended removes the handle, stores the
- * result and signals its executor. The callbacks of http.c (body, headers, network policy)
- * run on the transfer thread, between the executor's handing over and its wake-up, so the
- * thread's mutex orders them with both.
+ * executor picks a thread in turn, puts a request (the easy handle, set up by http.c, and
+ * how to tell its end) on that thread's pending list and wakes it with curl_multi_wakeup
+ * (which any thread may call). The thread adds pending handles, runs curl_multi_perform, and
+ * for each transfer that ended removes the handle and tells its end: it calls the request's
+ * done (fetch_start: download_link's job is deferred meanwhile, and the executors run other
+ * jobs), or stores the result and signals the executor that waits (fetch_perform: the
+ * request and its condition variable are on that executor's stack). The callbacks of http.c
+ * (body, headers, network policy) run on the transfer thread, between the handing over and
+ * the end, so the thread's mutex (and, for a deferred job, the worker's) orders them with
+ * both.
  *
  * The threads start with the first transfer and run until the process exits, like the
  * executors that might still wait on them (cworker never joins them; tests end them with
@@ -36,9 +39,12 @@
 
 #define LOOPS_MAX 64 /* transfer threads at most, whatever the CPUs */
 
-/* One transfer handed to a thread; it lives in the waiting executor's frame. */
+/* One transfer handed to a thread: in the waiting executor's frame (fetch_perform), or
+ * allocated until its done has run (fetch_start). */
 struct request {
     CURL *easy;
+    void (*done_fn)(CURLcode rc, void *arg); /* fetch_start's, or NULL */
+    void *arg;
     CURLcode rc;
     int done;            /* the thread has ended it (under its loop's mu) */
     pthread_cond_t cond; /* signalled when done */
@@ -59,9 +65,14 @@ static int nloops; /* threads running: set by start(), cleared by fetch_stop() *
 static unsigned next_loop;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
-/* Tell the executor of r that it is over. */
+/* Tell r's owner that it is over. */
 static void finish(struct loop *l, struct request *r, CURLcode rc)
 {
+    if (r->done_fn != NULL) {
+        r->done_fn(rc, r->arg);
+        free(r);
+        return;
+    }
     pthread_mutex_lock(&l->mu);
     r->rc = rc;
     r->done = 1;
@@ -166,6 +177,36 @@ static void start(void)
     }
 }
 
+/* Put r on the next thread's pending list and wake it; returns the thread. */
+static struct loop *hand_over(struct request *r)
+{
+    struct loop *l = &loops[__atomic_fetch_add(&next_loop, 1, __ATOMIC_RELAXED) % (unsigned)nloops];
+
+    r->rc = CURLE_OK;
+    r->done = 0;
+    r->next = NULL;
+    pthread_mutex_lock(&l->mu);
+    *l->pending_tail = r;
+    l->pending_tail = &r->next;
+    pthread_mutex_unlock(&l->mu);
+    curl_multi_wakeup(l->multi);
+    return l;
+}
+
+int fetch_start(struct http *h, void (*done)(CURLcode rc, void *arg), void *arg)
+{
+    struct request *r;
+
+    pthread_once(&once, start);
+    if (nloops == 0) return -1;
+    r = xcalloc(1, sizeof *r);
+    r->easy = http_curl(h);
+    r->done_fn = done;
+    r->arg = arg;
+    hand_over(r);
+    return 0;
+}
+
 CURLcode fetch_perform(struct http *h)
 {
     struct request r;
@@ -173,17 +214,10 @@ CURLcode fetch_perform(struct http *h)
 
     pthread_once(&once, start);
     if (nloops == 0) return http_perform(h);
-    l = &loops[__atomic_fetch_add(&next_loop, 1, __ATOMIC_RELAXED) % (unsigned)nloops];
     r.easy = http_curl(h);
-    r.rc = CURLE_OK;
-    r.done = 0;
-    r.next = NULL;
+    r.done_fn = NULL;
     pthread_cond_init(&r.cond, NULL);
-    pthread_mutex_lock(&l->mu);
-    *l->pending_tail = &r;
-    l->pending_tail = &r.next;
-    pthread_mutex_unlock(&l->mu);
-    curl_multi_wakeup(l->multi);
+    l = hand_over(&r);
     pthread_mutex_lock(&l->mu);
     while (!r.done) pthread_cond_wait(&r.cond, &l->mu);
     pthread_mutex_unlock(&l->mu);

@@ -1,10 +1,11 @@
 /* fetch.h - cworker's transfers, on one curl multi handle per CPU, each on its own thread.
  *
- * An executor sets a transfer up on its own struct http (http_setup_fd_transfer, through
- * download_begin), hands it here and blocks until it ends; download_end then judges it on the
- * executor again. Handlers stay ordinary blocking functions, but the state libcurl keeps per
- * multi handle is kept once per transfer thread, not once per executor: the connection
- * cache, the DNS cache and the parsed CA bundle of https.
+ * An executor sets a transfer up on a struct http (http_setup_fd_transfer, through
+ * download_begin) and hands it here: download_link defers its job (fetch_start), and the
+ * transfer's end has an executor run download_end on it; a caller may also block until it
+ * ends (fetch_perform). The state libcurl keeps per multi handle is kept once per transfer
+ * thread, not once per executor: the connection cache, the DNS cache and the parsed CA
+ * bundle of https.
  */
 #ifndef CQ_FETCH_H
 #define CQ_FETCH_H
@@ -19,6 +20,12 @@
  * is http_perform on the caller's thread. Safe to call from many threads at once, each with
  * its own h. */
 CURLcode fetch_perform(struct http *h);
+
+/* Start the transfer set up on h on a transfer thread, as fetch_perform does, and return 0 at
+ * once: when it ends, done(rc, arg) runs on that thread (it must not block: it hands the end
+ * on). -1 where no transfer thread could start: nothing was started, and the caller runs the
+ * transfer itself. h is the transfer's until done runs. */
+int fetch_start(struct http *h, void (*done)(CURLcode rc, void *arg), void *arg);
 
 /* How many transfer threads run (starting them if that has not been done): one per online
  * CPU, at most 64; 0 when none could start. */

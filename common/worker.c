@@ -7,9 +7,13 @@
  *     the number of free slots), marks them started, hands them to executors, and applies
  *     their outcomes in batches (queue_apply_*). It also heartbeats, moves due scheduled jobs,
  *     and recovers the jobs of dead workers.
- *   executors (-c N of them) each run one handler at a time, keeping per-thread state for
- *     the functions that ask for it (download_link's curl handle: cq_function_set_thread_hooks).
- *     They never touch Redis, so a slow download never holds up bookkeeping.
+ *   executors each run one handler at a time, keeping per-thread state for the functions
+ *     that ask for it (cq_function_set_thread_hooks). Up to -c N jobs run at once; the
+ *     executors are one per CPU at the start and more, up to N, as jobs wait while every one
+ *     is held by a call (wake_executors). A job its handler defers (cq_job_defer) holds no
+ *     executor until cq_job_resume queues it again (task_resumed); download_link's do so
+ *     while their transfers run. Executors never touch Redis, so a slow job never holds up
+ *     bookkeeping.
  *   watchers (one per queue) each own a connection and, only while the dispatcher is idle,
  *     block on "BLMOVE q q RIGHT RIGHT" - a rotation that leaves the list as it was - purely to
  *     learn that the queue is no longer empty. The dispatcher then takes in priority order.

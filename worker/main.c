@@ -55,7 +55,10 @@ static const struct cli_option options[] = {
     CLI_URL,
     CLI_TLS,
     CLI_PREFIX(O_PREFIX),
-    {"concurrency", 'c', "N", "jobs run at once, each on its own thread (default: 64)"},
+    {"concurrency", 'c', "N",
+     "jobs run at once (default: 64): a thread each for jobs that\n"
+     "hold one; download_link's (deferred while their bytes come)\n"
+     "share a few"},
     {"burst", 'b', NULL,
      "exit 0 once the queues are empty and no job is running\n"
      "(jobs scheduled for later, retries included, stay for\n"

@@ -29,6 +29,18 @@ void call_thread_free(struct call_thread *ct)
     memset(ct, 0, sizeof *ct);
 }
 
+/* Say why the call failed, in c->error (made on first use). */
+static void call_error(struct cq_job *c, const char *fmt, ...) CQ_PRINTF(2, 3);
+static void call_error(struct cq_job *c, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (c->error == NULL) c->error = xmalloc(CALL_ERROR_MAX);
+    va_start(ap, fmt);
+    vsnprintf(c->error, CALL_ERROR_MAX, fmt, ap);
+    va_end(ap);
+}
+
 /* The calling thread's state for fn, made on first use. 0, or -1 with c->error set. */
 static int thread_state(struct cq_job *c, struct call_thread *ct, const struct cq_function *fn)
 {
@@ -47,8 +59,8 @@ static int thread_state(struct cq_job *c, struct call_thread *ct, const struct c
     if (!ct->inited[fn->index]) {
         void *s = fn->thread_init(fn->udata, err, sizeof err);
         if (s == NULL) {
-            err_set(c->error, sizeof c->error, "%s: cannot set up this worker thread: %s", fn->name,
-                    err[0] ? err : "its thread_init failed");
+            call_error(c, "%s: cannot set up this worker thread: %s", fn->name,
+                       err[0] ? err : "its thread_init failed");
             c->failed = 1;
             c->transient = 1;
             return -1;
@@ -65,8 +77,8 @@ static int thread_state(struct cq_job *c, struct call_thread *ct, const struct c
 static int ended(struct cq_job *c, int rc)
 {
     if (c->deferred) return CALL_DEFERRED;
-    if (rc != 0 && c->error[0] == '\0')
-        err_set(c->error, sizeof c->error, "%s failed (its handler gave no reason)", c->fn->name);
+    if (rc != 0 && (c->error == NULL || c->error[0] == '\0'))
+        call_error(c, "%s failed (its handler gave no reason)", c->fn->name);
     if (rc != 0 && !c->failed) c->transient = c->host = 0;
     return rc == 0 ? 0 : -1;
 }
@@ -88,7 +100,7 @@ int call_run(struct cq_job *c, struct call_thread *ct, const struct job *job,
     c->transient = 0;
     c->host = 0;
     c->retry_after = 0;
-    c->error[0] = '\0';
+    if (c->error != NULL) c->error[0] = '\0';
     c->deferred = 0;
     c->resume = NULL;
     c->resume_arg = NULL;
@@ -121,6 +133,15 @@ void cq_job_resume(cq_job *job, cq_resume_fn fn, void *arg)
     job->resume = fn;
     job->resume_arg = arg;
     job->requeue(job->owner);
+}
+
+void call_free(struct cq_job *c)
+{
+    if (c == NULL) return;
+    call_end(c);
+    free(c->scratch);
+    free(c->error);
+    free(c);
 }
 
 void call_end(struct cq_job *c)
@@ -303,8 +324,9 @@ int cq_job_fail(cq_job *job, enum cq_failure kind, double retry_after, const cha
     va_list ap;
     size_t i;
 
+    if (job->error == NULL) job->error = xmalloc(CALL_ERROR_MAX);
     va_start(ap, fmt);
-    vsnprintf(job->error, sizeof job->error, fmt, ap);
+    vsnprintf(job->error, CALL_ERROR_MAX, fmt, ap);
     va_end(ap);
     for (i = 0; job->error[i]; i++)
         if ((unsigned char)job->error[i] < 0x20) job->error[i] = ' ';

@@ -45,7 +45,7 @@ struct cq_job {
     int transient;
     int host; /* cq_job_fail(CQ_HOST): this host, not the job, failed */
     double retry_after;
-    char error[CALL_ERROR_MAX];
+    char *error; /* CALL_ERROR_MAX bytes, made at the call's first failure; NULL: none */
     /* scratch: strings handed out by cq_job_arg_json, freed by call_end */
     char **scratch;
     int nscratch, capscratch;
@@ -74,6 +74,9 @@ int call_run(struct cq_job *c, struct call_thread *ct, const struct job *job,
 /* Run what cq_job_resume named on the deferred job c, on this executor (ct: its thread
  * states): 0, -1 or CALL_DEFERRED, as call_run. */
 int call_continue(struct cq_job *c, struct call_thread *ct);
+
+/* Free c and all it holds (a call no executor or job keeps any more). */
+void call_free(struct cq_job *c);
 
 /* Free what the last call left (result, scratch). */
 void call_end(struct cq_job *c);

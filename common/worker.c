@@ -350,8 +350,7 @@ static int run_task(struct worker *w, struct cq_job **cp, struct call_thread *ct
         if (*cp == NULL) {
             *cp = c;
         } else {
-            free(c->scratch);
-            free(c);
+            call_free(c);
         }
     }
     return 1;
@@ -408,8 +407,7 @@ static void *executor_main(void *arg)
     }
     pthread_mutex_unlock(&w->mu);
     call_thread_free(&ct);
-    if (c != NULL) free(c->scratch);
-    free(c);
+    call_free(c);
     return NULL;
 }
 

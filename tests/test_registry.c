@@ -198,6 +198,97 @@ static void test_calls(void)
 
     call_thread_free(&ct);
     free(c.scratch);
+    free(c.error);
+    job_free(j);
+    registry_free(r);
+}
+
+/* Deferral, as call.c sees it: a handler that calls cq_job_defer leaves its call deferred
+ * whatever it returns; cq_job_resume goes to the owner's requeue, and call_continue runs the
+ * continuation it named, which ends the call, fails it, or defers it again. */
+static int requeued, continued;
+static void *requeued_owner;
+
+static void requeue(void *owner)
+{
+    requeued++;
+    requeued_owner = owner;
+}
+
+static int fn_defer(cq_job *job, void *udata)
+{
+    (void)udata;
+    cq_job_defer(job);
+    return -1; /* a deferred call is deferred, whatever the handler returns */
+}
+
+static int cont_again(cq_job *job, void *arg)
+{
+    (void)arg;
+    continued++;
+    return cq_job_defer(job);
+}
+
+static int cont_fail(cq_job *job, void *arg)
+{
+    continued++;
+    return cq_job_fail(job, CQ_TRANSIENT, 0, "ended after %s", (const char *)arg);
+}
+
+static int cont_bare(cq_job *job, void *arg)
+{
+    (void)job;
+    (void)arg;
+    continued++;
+    return -1;
+}
+
+static int cont_ok(cq_job *job, void *arg)
+{
+    continued++;
+    return cq_job_result(job, arg);
+}
+
+static void test_deferral(void)
+{
+    struct cq_registry *r = registry_new();
+    struct call_thread ct;
+    struct cq_job *c = xcalloc(1, sizeof *c);
+    struct job *j = job_new("later", cJSON_Parse("[]"));
+    int stop = 0, owner;
+
+    cq_function_add(r, "later", "", fn_defer, NULL);
+    call_thread_init(&ct, r);
+    c->requeue = requeue;
+    c->owner = &owner;
+    CHECK_EQ(call_run(c, &ct, j, registry_find(r, "later"), "/tmp", &stop, 0, NULL), CALL_DEFERRED);
+    CHECK_EQ(requeued, 0);
+    cq_job_resume(c, cont_again, NULL);
+    CHECK(requeued == 1 && requeued_owner == &owner);
+    CHECK_EQ(call_continue(c, &ct), CALL_DEFERRED);
+    CHECK_EQ(continued, 1);
+    cq_job_resume(c, cont_fail, "two waits");
+    CHECK_EQ(call_continue(c, &ct), -1);
+    CHECK_STREQ(c->error, "ended after two waits");
+    CHECK_EQ(c->transient, 1);
+    call_end(c);
+
+    CHECK_EQ(call_run(c, &ct, j, registry_find(r, "later"), "/tmp", &stop, 0, NULL), CALL_DEFERRED);
+    cq_job_resume(c, cont_bare, NULL);
+    CHECK_EQ(call_continue(c, &ct), -1);
+    CHECK_STREQ(c->error, "later failed (its handler gave no reason)");
+    CHECK_EQ(c->transient, 0);
+    call_end(c);
+
+    CHECK_EQ(call_run(c, &ct, j, registry_find(r, "later"), "/tmp", &stop, 0, NULL), CALL_DEFERRED);
+    cq_job_resume(c, cont_ok, "done");
+    CHECK_EQ(call_continue(c, &ct), 0);
+    CHECK_STREQ(c->result, "done");
+    CHECK_EQ(continued, 4);
+    CHECK_EQ(requeued, 4);
+
+    call_free(c);
+    call_thread_free(&ct);
     job_free(j);
     registry_free(r);
 }
@@ -207,5 +298,6 @@ int main(void)
     test_specs();
     test_builtins();
     test_calls();
+    test_deferral();
     return check_report();
 }

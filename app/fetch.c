@@ -23,10 +23,10 @@
  * the end, so the thread's mutex (and, for a deferred job, the worker's) orders them with
  * both.
  *
- * The threads start with the first transfer and run until the process exits, like the
- * executors that might still wait on them (cworker never joins them; tests end them with
- * fetch_stop before curl_global_cleanup). While no transfer runs a thread sleeps in
- * curl_multi_poll, woken by curl_multi_wakeup.
+ * The threads start with the first transfer and run until the process exits: a transfer
+ * may still run for a job that a stopping worker left behind (cworker never joins them;
+ * tests end them with fetch_stop before curl_global_cleanup). While no transfer runs a thread
+ * sleeps in curl_multi_poll, woken by curl_multi_wakeup.
  */
 #include "fetch.h"
 
@@ -150,16 +150,26 @@ static void *loop_main(void *arg)
          * reaped) on their own, so there is nothing to do but go on. */
         curl_multi_perform(l->multi, &still);
         in_flight = reap(l, in_flight);
+        if (in_flight == 0) {
+            int stopping;
+
+            /* fetch_stop's wake-up may have ended an earlier poll, while transfers ran: the
+             * last one's end must not be followed by a poll of a minute. */
+            pthread_mutex_lock(&l->mu);
+            stopping = l->stopping;
+            pthread_mutex_unlock(&l->mu);
+            if (stopping) continue;
+        }
         curl_multi_poll(l->multi, NULL, 0, in_flight > 0 ? 1000 : 60000, NULL);
     }
     return NULL;
 }
 
-/* One transfer thread per online CPU; as many as start (none: fetch_perform falls back). */
+/* One transfer thread per CPU this process may use; as many as start (none: fetch_perform falls back). */
 static void start(void)
 {
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    int want = cpus < 1 ? 1 : cpus > LOOPS_MAX ? LOOPS_MAX : (int)cpus;
+    int cpus = cpus_usable();
+    int want = cpus > LOOPS_MAX ? LOOPS_MAX : cpus;
 
     loops = xcalloc((size_t)want, sizeof *loops);
     while (nloops < want) {

@@ -27,13 +27,14 @@ CURLcode fetch_perform(struct http *h);
  * transfer itself. h is the transfer's until done runs. */
 int fetch_start(struct http *h, void (*done)(CURLcode rc, void *arg), void *arg);
 
-/* How many transfer threads run (starting them if that has not been done): one per online
- * CPU, at most 64; 0 when none could start. */
+/* How many transfer threads run (starting them if that has not been done): one per CPU this
+ * process may use, at most 64; 0 when none could start. */
 int fetch_threads(void);
 
-/* End the transfer thread (after the transfers in flight) and free its multi handle; later
- * calls of fetch_perform run on their caller's thread. For a program that calls
- * curl_global_cleanup (tests): no fetch_perform may run while it does. */
+/* End the transfer threads (after the transfers in flight, whose ends are told as usual) and
+ * free their multi handles; later calls of fetch_perform run on their caller's thread, and
+ * of fetch_start return -1. For a program that calls curl_global_cleanup (tests): no
+ * fetch_perform or fetch_start may run while it does. */
 void fetch_stop(void);
 
 #endif

@@ -32,6 +32,10 @@ double time_now(void);
 long long time_mono_ms(void);
 long long time_mono_us(void);
 
+/* The CPUs this process may run on (its affinity: taskset, a container's cpuset), at least 1:
+ * what one-per-CPU thread pools are sized by. */
+int cpus_usable(void);
+
 /* v with `decimals` (0 to 6) decimals, the text printf's "%.*f" writes (ties to even, "-0.000"
  * for a small negative), without printf's floating-point path, which costs thousands of
  * instructions a call; cq writes several per job. Exact for every |v| < 1e12, so a time

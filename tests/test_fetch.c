@@ -470,6 +470,108 @@ static void test_https_bundle_shared(void)
     (void)n;
 }
 
+/* fetch_start from one thread: ASYNC transfers in flight at once, each end told once (on a
+ * transfer thread) with its result, every file whole; then ASYNC more, and fetch_stop while
+ * they are in flight: it waits for them, and each end is still told. */
+#define ASYNC 32
+
+struct async_end {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    int told[ASYNC];
+    CURLcode rc[ASYNC];
+    int ended;
+};
+
+struct async_one {
+    struct async_end *e;
+    int i;
+};
+
+static void async_done(CURLcode rc, void *arg)
+{
+    struct async_one *o = arg;
+    struct async_end *e = o->e;
+
+    pthread_mutex_lock(&e->mu);
+    e->told[o->i]++;
+    e->rc[o->i] = rc;
+    e->ended++;
+    pthread_cond_signal(&e->cond);
+    pthread_mutex_unlock(&e->mu);
+}
+
+static void async_round(const char *dir, int stop_meanwhile)
+{
+    struct async_end e;
+    struct async_one o[ASYNC];
+    struct http *h[ASYNC];
+    struct download d[ASYNC];
+    struct http_limits lim;
+    char err[1024], link[256], rel[64];
+    double t0 = time_now();
+    int i, whole = 0, once = 0, started = 0;
+
+    memset(&e, 0, sizeof e);
+    pthread_mutex_init(&e.mu, NULL);
+    pthread_cond_init(&e.cond, NULL);
+    http_limits_default(&lim);
+    for (i = 0; i < ASYNC; i++) {
+        h[i] = http_new(err, sizeof err);
+        REQUIRE(h[i] != NULL);
+        snprintf(link, sizeof link, "%s/a%d.jpg", plain.base, i);
+        REQUIRE(download_begin(&d[i], h[i], root, dir, link, &lim, err, sizeof err) == 0);
+        o[i].e = &e;
+        o[i].i = i;
+        started += fetch_start(h[i], async_done, &o[i]) == 0;
+    }
+    CHECK_EQ(started, ASYNC);
+    if (stop_meanwhile) {
+        fetch_stop(); /* returns once every transfer in flight has ended and been told */
+        CHECK_EQ(e.ended, ASYNC);
+    }
+    pthread_mutex_lock(&e.mu);
+    while (e.ended < ASYNC) pthread_cond_wait(&e.cond, &e.mu);
+    pthread_mutex_unlock(&e.mu);
+    /* all at once: about one LATENCY, not ASYNC of them */
+    fprintf(stderr, "  %d transfers started from one thread%s: %.3f s\n", ASYNC,
+            stop_meanwhile ? ", fetch_stop meanwhile" : "", time_now() - t0);
+    CHECK(time_now() - t0 < LATENCY * ASYNC / 4);
+    for (i = 0; i < ASYNC; i++) {
+        struct download_result res;
+
+        memset(&res, 0, sizeof res);
+        once += e.told[i] == 1;
+        if (download_end(&d[i], h[i], e.rc[i], &res, err, sizeof err) == 0) {
+            snprintf(rel, sizeof rel, "%s/a%d.jpg", dir, i);
+            whole += looks_right(rel);
+        } else {
+            fprintf(stderr, "  transfer %d: %s\n", i, err);
+        }
+        download_result_free(&res);
+        http_free(h[i]);
+    }
+    CHECK_EQ(once, ASYNC);
+    CHECK_EQ(whole, ASYNC);
+    pthread_cond_destroy(&e.cond);
+    pthread_mutex_destroy(&e.mu);
+}
+
+static void test_start(void)
+{
+    async_round("async", 0);
+    async_round("async-stop", 1);
+    /* stopped: fetch_start starts nothing, and says so */
+    {
+        char err[1024];
+        struct http *h = http_new(err, sizeof err);
+
+        REQUIRE(h != NULL);
+        CHECK_EQ(fetch_start(h, async_done, NULL), -1);
+        http_free(h);
+    }
+}
+
 /* After fetch_stop a transfer runs on its caller's thread, the same way. */
 static void test_after_stop(void)
 {
@@ -478,7 +580,7 @@ static void test_after_stop(void)
     struct http *h = http_new(err, sizeof err);
 
     REQUIRE(h != NULL);
-    fetch_stop();
+    fetch_stop(); /* again: nothing to do */
     snprintf(link, sizeof link, "%s/after.jpg", plain.base);
     CHECK(download(h, "after", link, NULL, &res, err, sizeof err) == 0);
     CHECK(looks_right("after/after.jpg"));
@@ -521,6 +623,7 @@ int main(int argc, char **argv)
     test_many_threads();
     test_https();
     test_https_bundle_shared();
+    test_start(); /* ends with fetch_stop */
     test_after_stop();
 
     curl_global_cleanup(); /* after fetch_stop: so valgrind reports only what is ours */

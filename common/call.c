@@ -116,7 +116,21 @@ int call_continue(struct cq_job *c, struct call_thread *ct)
     c->deferred = 0;
     c->resume = NULL;
     c->resume_arg = NULL;
-    if (thread_state(c, ct, c->fn) != 0) return -1;
+    /* Where this thread's state cannot be made, fn runs without it (its arg is its own to
+     * free); the job then fails with that reason, whatever fn says. */
+    if (thread_state(c, ct, c->fn) != 0) {
+        char why[CALL_ERROR_MAX];
+
+        str_copy(why, sizeof why, c->error);
+        c->thread_state = NULL;
+        if (ended(c, fn(c, arg)) == CALL_DEFERRED) return CALL_DEFERRED;
+        free(c->result);
+        c->result = NULL;
+        c->failed = c->transient = 1;
+        c->host = 0;
+        str_copy(c->error, CALL_ERROR_MAX, why);
+        return -1;
+    }
     return ended(c, fn(c, arg));
 }
 

@@ -203,7 +203,8 @@ struct worker {
     int idle;                    /* the last take found the queues empty */
     int down;                    /* the control connection is lost */
     int executors_started;       /* made so far, up to -c, as jobs wait for one (under mu) */
-    int spawn_failed;            /* a thread could not be made: make no more (under mu) */
+    long long spawn_after;       /* time_mono_us before which no executor is made (under mu) */
+    int spawn_warned;            /* one could not be made, and that was said (under mu) */
     long long executor_back;     /* time_mono_us an executor last ended a call (under mu) */
     int sync_inited;             /* mu and the condition variables exist */
     struct health *health;       /* functions benched for host failures (dispatcher only) */
@@ -233,19 +234,23 @@ static void *executor_main(void *arg);
 int (*worker_thread_create)(pthread_t *, const pthread_attr_t *, void *(*)(void *),
                             void *) = pthread_create;
 
-/* Called with w->mu held: one more executor, unless -c are running or one could not be made
- * (then the worker goes on with those it has, and says so once). */
-static void spawn_executor(struct worker *w)
+/* Called with w->mu held: one more executor, unless -c are made or the worker stops. Where
+ * one cannot be made, the worker goes on with those it has, says so once, and tries again a
+ * second later. */
+static void spawn_executor(struct worker *w, long long now)
 {
     int n = w->executors_started;
 
-    if (n >= w->cfg->concurrency || w->spawn_failed || w->stopping) return;
+    if (n >= w->cfg->concurrency || w->stopping || now < w->spawn_after) return;
     if (worker_thread_create(&w->executors[n], NULL, executor_main, w) != 0) {
-        w->spawn_failed = 1;
-        LOG(&w->lg, CQ_LOG_WARN,
-            "cannot start executor thread %d of %d (-c): running jobs on the %d there are; "
-            "lower -c or raise the limits on threads (ulimit -u)",
-            n + 1, w->cfg->concurrency, n);
+        w->spawn_after = now + 1000000;
+        if (!w->spawn_warned)
+            LOG(&w->lg, CQ_LOG_WARN,
+                "cannot start executor thread %d of %d (-c): running jobs on the %d there are "
+                "(trying again each second); lower -c or raise the limits on threads "
+                "(ulimit -u)",
+                n + 1, w->cfg->concurrency, n);
+        w->spawn_warned = 1;
         return;
     }
     w->executors_started++;
@@ -266,7 +271,7 @@ static void wake_executors(struct worker *w)
     if (w->todo == NULL) return;
     now = time_mono_us();
     if (now - w->todo_since < WAKE_AFTER_US) return;
-    if (w->idle_executors == 0 && now - w->executor_back >= WAKE_AFTER_US) spawn_executor(w);
+    if (w->idle_executors == 0 && now - w->executor_back >= WAKE_AFTER_US) spawn_executor(w, now);
     for (t = w->todo; t && n < w->idle_executors; t = t->next) n++;
     while (n-- > 0) pthread_cond_signal(&w->work);
     w->todo_since = time_mono_us();
@@ -276,10 +281,12 @@ static void wake_executors(struct worker *w)
 static void todo_push(struct worker *w, struct task *t)
 {
     t->next = NULL;
-    if (w->todo_tail)
+    if (w->todo_tail) {
         w->todo_tail->next = t;
-    else
+    } else {
         w->todo = t;
+        w->todo_since = time_mono_us();
+    }
     w->todo_tail = t;
     if (w->idle_executors > 0)
         pthread_cond_signal(&w->work);
@@ -367,7 +374,9 @@ static void *executor_main(void *arg)
     pthread_mutex_lock(&w->mu);
     for (;;) {
         struct task *t;
-        while (w->todo == NULL && !w->stopping) {
+        /* At a stop, an executor stays while deferred jobs run: their continuations still
+         * come, and each must run (a job's resources, its outcome). */
+        while (w->todo == NULL && (!w->stopping || w->running > 0)) {
             w->idle_executors++;
             pthread_cond_wait(&w->work, &w->mu);
             w->idle_executors--;
@@ -395,7 +404,10 @@ static void *executor_main(void *arg)
             }
             continue;
         }
-        if (--w->running == 0 && w->todo == NULL) pthread_cond_broadcast(&w->quiet);
+        if (--w->running == 0 && w->todo == NULL) {
+            pthread_cond_broadcast(&w->quiet);
+            if (w->stopping) pthread_cond_broadcast(&w->work); /* the last one: all may go */
+        }
         t->next = w->done;
         w->done = t;
         if (++w->ndone == w->wake_done && w->efd >= 0) {
@@ -1523,8 +1535,8 @@ static void init_sync(struct worker *w)
 static int start_threads(struct worker *w, const struct rconn_url *url)
 {
     const struct worker_config *cfg = w->cfg;
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    int first = cpus < 1 ? 1 : cpus < cfg->concurrency ? (int)cpus : cfg->concurrency;
+    int cpus = cpus_usable();
+    int first = cpus < cfg->concurrency ? cpus : cfg->concurrency;
     size_t i;
 
     w->executors = xcalloc((size_t)cfg->concurrency, sizeof *w->executors);
@@ -2075,8 +2087,7 @@ static void wait_for_work(struct worker *w)
     if (wait_ms < 1) wait_ms = 1;
     pthread_mutex_lock(&w->mu);
     wake_executors(w);
-    if (w->todo != NULL &&
-        (w->idle_executors > 0 || (w->executors_started < w->cfg->concurrency && !w->spawn_failed)))
+    if (w->todo != NULL && (w->idle_executors > 0 || w->executors_started < w->cfg->concurrency))
         wait_ms = 0; /* back within WAKE_AFTER_US, to wake or make an executor */
     pthread_mutex_unlock(&w->mu);
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -2208,8 +2219,8 @@ int worker_run(const struct worker_config *cfg, volatile sig_atomic_t *signals, 
         running = w->running;
         pthread_mutex_unlock(&w->mu);
         LOG(&w->lg, CQ_LOG_WARN,
-            "%d handler%s did not stop within %d s; left running as the "
-            "worker exits (their jobs are back in their queues)",
+            "%d job%s did not stop within %d s; left running as the "
+            "worker exits (they are back in their queues)",
             running, running == 1 ? "" : "s", STOP_GRACE_MS / 1000);
     }
     worker_free(w, stopped);

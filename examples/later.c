@@ -18,7 +18,6 @@
  */
 #include <cq/cq.h>
 
-#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,7 +39,7 @@ struct wait {
 
 static struct {
     pthread_mutex_t mu;
-    pthread_cond_t cond; /* a wait was added */
+    pthread_cond_t cond; /* a wait was added; on CLOCK_MONOTONIC, as the waits are */
     struct wait *list;
     pthread_t thread;
     int started;
@@ -174,6 +173,14 @@ int cq_plugin_init(cq_registry *reg)
     if (f == NULL) return -1;
     cq_function_set_summary(f, "end SECONDS later (STEPS times), holding no worker thread");
     if (!timer.started) {
+        /* The timed waits count on CLOCK_MONOTONIC: a condition variable's default clock is
+         * the wall clock, against which every deadline here would have passed. */
+        pthread_condattr_t ca;
+
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&timer.cond, &ca);
+        pthread_condattr_destroy(&ca);
         /* The thread stays for the process's life, as the plugin does. */
         err = pthread_create(&timer.thread, NULL, timer_main, NULL);
         if (err != 0) {

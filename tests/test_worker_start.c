@@ -15,10 +15,12 @@
 #include "worker.h"
 
 static int calls, fail_at; /* the fail_at-th thread (from 1) cannot be made */
+static int fail_from;      /* nor, when not 0, any from the fail_from-th on */
 
 static int failing_create(pthread_t *t, const pthread_attr_t *a, void *(*fn)(void *), void *arg)
 {
-    if (++calls == fail_at) return EAGAIN;
+    ++calls;
+    if (calls == fail_at || (fail_from > 0 && calls >= fail_from)) return EAGAIN;
     return pthread_create(t, a, fn, arg);
 }
 
@@ -76,8 +78,8 @@ static void test_bad_settings(void)
 /* The executors a worker of -c 3 starts with: one per CPU. */
 static int first_executors(void)
 {
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    return cpus < 1 ? 1 : cpus < 3 ? (int)cpus : 3;
+    int cpus = cpus_usable();
+    return cpus < 3 ? cpus : 3;
 }
 
 /* The first executors and 2 watchers: failing each thread in turn covers every spot. */
@@ -119,8 +121,8 @@ static long long finished(const char *id)
     return ok;
 }
 
-/* Six jobs that hold their threads (sleep 0.3) on a worker of -c 3 whose third executor
- * cannot be made: each is run, on the executors there are. */
+/* Six jobs that hold their threads (sleep 0.3) on a worker of -c 3 whose later executors
+ * cannot be made: each is run, on the executors there are (which try again each second). */
 static void test_later_thread_failure(void)
 {
     struct cq_registry *reg = registry_new();
@@ -143,13 +145,15 @@ static void test_later_thread_failure(void)
     CHECK_EQ(cq_enqueue(cl, jobs, (size_t)n, CQ_CHECK, err, sizeof err), n);
     worker_thread_create = failing_create;
     calls = 0;
-    fail_at = first_executors() + 2 + 1; /* the first executor made later */
+    fail_at = 0;
+    fail_from = first_executors() + 2 + 1; /* every executor made later */
     config(&c, reg);
     t0 = time_now();
     CHECK_EQ(worker_run(&c, &sig, &abandoned), 0);
-    /* the executors made later, had they all been: 3 at once; without: 2 (or 1) at once */
+    fail_from = 0;
+    /* the executors made later, had they been: 3 at once; without: 2 (or 1) at once */
     if (first_executors() < 3) {
-        CHECK_EQ(calls, fail_at);
+        CHECK(calls >= first_executors() + 2 + 1);
         CHECK(time_now() - t0 >= 0.3 * n / first_executors() - 0.05);
     }
     for (i = 0; i < n; i++) {

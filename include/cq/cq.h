@@ -159,11 +159,15 @@ int cq_job_fail(cq_job *job, enum cq_failure kind, double retry_after, const cha
  * goes on to other jobs, while the job keeps its place among those the worker runs at once
  * (cworker -c), its deadline and cq_job_stopping. When the work is over, any thread calls
  * cq_job_resume(job, fn, arg), once: fn(job, arg) then runs on a worker thread as a handler
- * does (cq_job_thread_state is that thread's), and returns 0, -1 or cq_job_defer(job) again.
- * The work may start before the handler has returned, and cq_job_resume may come before it
- * has. In between, the work may read the job (its id, arguments, root, deadline,
- * cq_job_stopping, cq_job_log) but report nothing: the outcome is what fn reports. A job
- * deferred and never resumed stays running until its worker stops. */
+ * does, and returns 0, -1 or cq_job_defer(job) again (cq_job_thread_state is that thread's,
+ * or NULL where its thread_init failed: fn runs all the same, so that it may free arg).
+ * A deferral cannot be taken back: call cq_job_defer once the work has started, and where
+ * it cannot start, return cq_job_fail instead. The work may start before the handler has
+ * returned, and cq_job_resume may come before it has. In between, the work may read the job
+ * (cq_job_id, cq_job_arg_string and the other cq_job_arg_ readers but cq_job_arg_json,
+ * cq_job_root, cq_job_deadline, cq_job_stopping, cq_job_log) but report nothing; after
+ * cq_job_resume, only fn touches the job. A job deferred and never resumed holds up its
+ * worker's stop, which leaves it behind after a grace of seconds (back in its queue). */
 #define CQ_DEFERRED 1
 typedef int (*cq_resume_fn)(cq_job *job, void *arg);
 int cq_job_defer(cq_job *job); /* returns CQ_DEFERRED */

@@ -9,7 +9,7 @@
  *     and recovers the jobs of dead workers.
  *   executors each run one handler at a time, keeping per-thread state for the functions
  *     that ask for it (cq_function_set_thread_hooks). Up to -c N jobs run at once; the
- *     executors are one per CPU at the start and more, up to N, as jobs wait while every one
+ *     executors are two a CPU at the start and more, up to N, as jobs wait while every one
  *     is held by a call (wake_executors). A job its handler defers (cq_job_defer) holds no
  *     executor until cq_job_resume queues it again (task_resumed); download_link's do so
  *     while their transfers run. Executors never touch Redis, so a slow job never holds up
@@ -261,7 +261,7 @@ static void spawn_executor(struct worker *w, long long now)
  * back for a task in that time either (each is held by a long or blocking handler), make
  * one more: jobs that block their threads get up to -c threads within milliseconds, one each
  * WAKE_AFTER_US, while short jobs and deferred ones (which give their thread back at once)
- * keep to the threads there are, one per CPU at the start. */
+ * keep to the threads there are, two a CPU at the start. */
 static void wake_executors(struct worker *w)
 {
     struct task *t;
@@ -1529,14 +1529,15 @@ static void init_sync(struct worker *w)
     w->sync_inited = 1;
 }
 
-/* Start an executor per CPU, -c at most (the others come as jobs wait: wake_executors), and
- * the watchers. 0, or -1 when a thread could not be made: then what did start is stopped
- * again. */
+/* Start two executors a CPU, -c at most (the others come as jobs wait: wake_executors), and
+ * the watchers: with short jobs, one executor hands its ends over while another runs (no-op
+ * drains ran 2-10% faster on 4 executors than on 2, on 2 CPUs). 0, or -1 when a thread could
+ * not be made: then what did start is stopped again. */
 static int start_threads(struct worker *w, const struct rconn_url *url)
 {
     const struct worker_config *cfg = w->cfg;
     int cpus = cpus_usable();
-    int first = cpus < cfg->concurrency ? cpus : cfg->concurrency;
+    int first = 2 * cpus < cfg->concurrency ? 2 * cpus : cfg->concurrency;
     size_t i;
 
     w->executors = xcalloc((size_t)cfg->concurrency, sizeof *w->executors);

@@ -167,6 +167,23 @@ static void test_later_thread_failure(void)
         CHECK(finished(cq_jobspec_id(jobs[i])));
         cq_jobspec_free(jobs[i]);
     }
+    /* The control: the same jobs where every executor can be made run in one wave (the
+     * executors grow to -c as they wait on held ones). */
+    for (i = 0; i < n; i++) {
+        jobs[i] = cq_jobspec_new_argv("sleep", args, 1);
+        cq_jobspec_set_queue(jobs[i], "q1");
+    }
+    CHECK_EQ(cq_enqueue(cl, jobs, (size_t)n, CQ_CHECK, err, sizeof err), n);
+    calls = 0;
+    t0 = time_now();
+    CHECK_EQ(worker_run(&c, &sig, &abandoned), 0);
+    took = time_now() - t0;
+    CHECK_EQ(calls, n + 2);   /* every executor, and the two watchers */
+    CHECK(took < 0.6 - 0.05); /* one wave */
+    for (i = 0; i < n; i++) {
+        CHECK(finished(cq_jobspec_id(jobs[i])));
+        cq_jobspec_free(jobs[i]);
+    }
     CHECK_EQ(workers(), 0);
     worker_thread_create = pthread_create;
     cq_client_free(cl);

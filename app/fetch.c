@@ -26,7 +26,9 @@
  * The threads start with the first transfer and run until the process exits: a transfer
  * may still run for a job that a stopping worker left behind (cworker never joins them;
  * tests end them with fetch_stop before curl_global_cleanup). While no transfer runs a thread
- * sleeps in curl_multi_poll, woken by curl_multi_wakeup.
+ * sleeps in curl_multi_poll, woken by curl_multi_wakeup; while transfers run it wakes at
+ * least every FETCH_STOP_CHECK_MS, so that libcurl asks each transfer's stop check (a
+ * canceled job's download ends within that, though its server sends nothing).
  */
 #include "fetch.h"
 
@@ -160,7 +162,7 @@ static void *loop_main(void *arg)
             pthread_mutex_unlock(&l->mu);
             if (stopping) continue;
         }
-        curl_multi_poll(l->multi, NULL, 0, in_flight > 0 ? 1000 : 60000, NULL);
+        curl_multi_poll(l->multi, NULL, 0, in_flight > 0 ? FETCH_STOP_CHECK_MS : 60000, NULL);
     }
     return NULL;
 }

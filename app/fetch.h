@@ -14,6 +14,11 @@
 
 #include "http.h"
 
+/* While transfers run, a transfer thread runs them at least this often, so that a transfer
+ * given a stop check (http_set_stop) ends within about this long of its job's cancel or
+ * stop, though no byte comes. */
+#define FETCH_STOP_CHECK_MS 100
+
 /* Run the transfer set up on h to its end on a transfer thread (the threads start with the
  * first call; each call takes the next in turn) and return how libcurl ended it, as
  * http_perform would. Where no transfer thread could start (no thread, no multi handle) it

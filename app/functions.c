@@ -88,6 +88,18 @@ static int end_download(cq_job *job, void *arg)
     return 0;
 }
 
+/* On the transfer thread, as the transfer goes: whether its job was canceled or its worker
+ * is stopping (cq_job_stopping may be read from any thread). Past the job's deadline it is
+ * libcurl's own timeout, set to that deadline, that ends the transfer and names the cause. */
+static int transfer_stopping(void *arg)
+{
+    const cq_job *job = arg;
+    double deadline = cq_job_deadline(job);
+
+    if (deadline > 0 && time_now() >= deadline) return 0;
+    return cq_job_stopping(job);
+}
+
 /* On the transfer thread: the job goes back to an executor for its end. */
 static void transfer_done(CURLcode rc, void *arg)
 {
@@ -128,6 +140,7 @@ static int fn_download_link(cq_job *job, void *udata)
         free(x);
         return cq_job_fail(job, host ? CQ_HOST : CQ_PERMANENT, 0, "%s", err);
     }
+    http_set_stop(x->h, transfer_stopping, job);
     if (fetch_start(x->h, transfer_done, x) == 0) return cq_job_defer(job);
     x->rc = http_perform(x->h); /* no transfer thread: on this one */
     return end_download(job, x);

@@ -110,6 +110,10 @@ struct xfer {
     size_t headlen;
     int judged;    /* head was judged */
     int not_image; /* stopped, or failed at the end: the body is no image */
+    /* http_set_stop's check, and whether it ended the transfer. */
+    int (*stop_fn)(void *arg);
+    void *stop_arg;
+    int stopped;
 };
 
 struct http {
@@ -401,6 +405,18 @@ static int on_prereq(void *clientp, char *conn_primary_ip, char *conn_local_ip,
         return CURL_PREREQFUNC_ABORT;
     }
     return CURL_PREREQFUNC_OK;
+}
+
+/* libcurl's progress callback: where a transfer can be told to stop. */
+static int on_progress(void *clientp, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    struct xfer *x = clientp;
+
+    (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+    if (x->stop_fn == NULL || !x->stop_fn(x->stop_arg)) return 0;
+    x->stopped = 1;
+    return 1;
 }
 
 static long to_ms(double seconds)
@@ -698,6 +714,13 @@ static int end(struct http *h, const char *url, CURLcode rc, struct xfer *x,
     }
     if (rc == CURLE_OK || (x->discarded && rc == CURLE_WRITE_ERROR)) return 0;
 
+    if (x->stopped && rc == CURLE_ABORTED_BY_CALLBACK) {
+        err_set(err, errlen,
+                "%s: stopped by the worker (the job was canceled, or the worker is stopping)", url);
+        res->transient = 1;
+        return -1;
+    }
+
     if (x->over_cap || rc == CURLE_FILESIZE_EXCEEDED) {
         err_set(err, errlen, "%s: body larger than the %lld-byte limit", url, x->max_bytes);
     } else if (x->hdr_overflow) {
@@ -761,6 +784,16 @@ int http_setup_fd_transfer(struct http *h, const char *url, int fd, const struct
     if (begin(h, url, NULL, lim, &h->x, &hdrs, err, errlen) < 0) return -1;
     h->url = xstrdup(url);
     return 0;
+}
+
+void http_set_stop(struct http *h, int (*stop)(void *arg), void *arg)
+{
+    h->x.stop_fn = stop;
+    h->x.stop_arg = arg;
+    curl_easy_setopt(h->curl, CURLOPT_XFERINFOFUNCTION,
+                     stop != NULL ? on_progress : (curl_xferinfo_callback)NULL);
+    curl_easy_setopt(h->curl, CURLOPT_XFERINFODATA, (void *)&h->x);
+    curl_easy_setopt(h->curl, CURLOPT_NOPROGRESS, stop != NULL ? 0L : 1L);
 }
 
 int http_finish_fd_transfer(struct http *h, CURLcode rc, struct http_result *res, char *err,

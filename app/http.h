@@ -99,6 +99,14 @@ CURLcode http_perform(struct http *h);
 int http_finish_fd_transfer(struct http *h, CURLcode rc, struct http_result *res, char *err,
                             size_t errlen);
 
+/* Give the transfer set up on h (http_setup_fd_transfer; the next setup forgets it) a way
+ * to be stopped: libcurl calls stop(arg) as the transfer goes (while it waits too, as often
+ * as its driver runs it: fetch.h's threads at least every FETCH_STOP_CHECK_MS), on the thread
+ * that drives it, and non-zero ends the transfer there. The verdict is then a transient
+ * failure: "<url>: stopped by the worker (the job was canceled, or the worker is stopping)".
+ * A NULL stop takes the check away. */
+void http_set_stop(struct http *h, int (*stop)(void *arg), void *arg);
+
 /* The libcurl easy handle h owns (h keeps ownership), for adding it to a multi handle. */
 CURL *http_curl(struct http *h);
 

@@ -7,7 +7,8 @@
 #   - -c counts deferred jobs: never more than 4 at once on `-c 4`;
 #   - a deadline, cqctl cancel and a hard stop reach a deferred job (cq_job_stopping read on
 #     the plugin's own thread): failed, canceled, back in its queue; a drain waits for them.
-# download_link defers the same way (app/functions.c): every download test runs that path.
+# download_link defers the same way (app/functions.c): every download test runs that path;
+# here, a cancel and a hard stop reach its downloads while their server sends nothing.
 . "$(dirname "$0")/lib.sh"
 
 PLUGIN=$BUILD/examples/libcq_later.so
@@ -112,4 +113,38 @@ check "at once: within $((2 * SLOW))s of the second signal" [ "$(echo "$took < 0
 check "...its jobs ended, none left behind" bash -c "! grep -q 'did not stop' '$T/w2.log'"
 check "both jobs are queued again, not failed" all_are queued "$T/ids2"
 check_eq "...in their queue" 2 "$(rcli LLEN cq:queue:later)"
+echo "# a cancel and a hard stop reach downloads in flight, whose server sends nothing"
+start_httpd
+start_registered "$T/w3.log" -c 4 --download-root "$T/root" dl
+W3=$WPID
+idd=$("$BIN/cenqueue" -q dl download_link images "$HBASE/_/slow/60/canceled.jpg")
+wait_for 10 jobs_are started "$idd"
+t0=$(date +%s.%N)
+"$BIN/cqctl" cancel "$idd" >"$T/out" 2>&1
+check_eq "cqctl cancel of a download: exit 0" 0 "$?"
+wait_for $((10 * SLOW)) jobs_are canceled "$idd"
+took=$(echo "$(date +%s.%N) - $t0" | bc)
+echo "# the download was canceled after ${took}s"
+# the worker looks for cancels every 250 ms; the transfer thread asks libcurl's progress check
+# at least every 100 ms
+check "the download: canceled within $SLOW s (${took}s), not after its server's 60 s" \
+    [ "$(echo "$took < $SLOW" | bc)" = 1 ]
+check_eq "...leaving no file" "" "$(ls -A "$T/root/images" 2>/dev/null)"
+for i in 1 2; do echo "download_link images $HBASE/_/slow/60/stopped$i.jpg"; done |
+    "$BIN/cenqueue" -q dl --stdin >"$T/idsdl"
+wait_for 10 all_are started "$T/idsdl"
+t0=$(date +%s.%N)
+kill -TERM "$W3"
+sleep 0.3
+kill -TERM "$W3"
+wait "$W3"
+rc=$?
+took=$(echo "$(date +%s.%N) - $t0" | bc)
+echo "# the worker stopped in ${took}s (exit $rc)"
+check "a hard stop ends the downloads: within $((2 * SLOW))s of the second signal" \
+    [ "$(echo "$took < 0.3 + 2 * $SLOW" | bc)" = 1 ]
+check "...none left behind" bash -c "! grep -q 'did not stop' '$T/w3.log'"
+check "both downloads are queued again, not failed" all_are queued "$T/idsdl"
+check_eq "...in their queue" 2 "$(rcli LLEN cq:queue:dl)"
+check_eq "...and no file is left" "" "$(ls -A "$T/root/images" 2>/dev/null)"
 finish

@@ -4,6 +4,7 @@
  * with openssl). Checked as a user would: the files on disk, the connections the server
  * accepted, the time taken, the error of a certificate nobody trusts.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -572,6 +573,73 @@ static void test_start(void)
     }
 }
 
+/* Whether root/rel holds no file. */
+static int dir_empty(const char *rel)
+{
+    char path[PATH_MAX];
+    struct dirent *de;
+    DIR *dir;
+    int n = 0;
+
+    snprintf(path, sizeof path, "%s/%s", root, rel);
+    dir = opendir(path);
+    if (dir == NULL) return 0;
+    while ((de = readdir(dir)) != NULL)
+        n += strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0;
+    closedir(dir);
+    return n == 0;
+}
+
+static int flag_set(void *arg)
+{
+    return __atomic_load_n((int *)arg, __ATOMIC_RELAXED);
+}
+
+/* A transfer given a stop check (http_set_stop) ends soon after the check says so, though its
+ * server sends nothing for 30 s: the transfer thread runs it every FETCH_STOP_CHECK_MS. */
+static void test_stop(void)
+{
+    struct async_end e;
+    struct async_one o = {&e, 0};
+    struct download d;
+    struct download_result res;
+    struct http_limits lim;
+    char err[1024], link[256];
+    struct http *h = http_new(err, sizeof err);
+    int stop = 0;
+    double t0, took;
+
+    REQUIRE(h != NULL);
+    memset(&e, 0, sizeof e);
+    pthread_mutex_init(&e.mu, NULL);
+    pthread_cond_init(&e.cond, NULL);
+    http_limits_default(&lim);
+    snprintf(link, sizeof link, "%s/_/slow/30/stopped.jpg", plain.base);
+    REQUIRE(download_begin(&d, h, root, "stop", link, &lim, err, sizeof err) == 0);
+    http_set_stop(h, flag_set, &stop);
+    REQUIRE(fetch_start(h, async_done, &o) == 0);
+    usleep(350 * 1000);
+    CHECK_EQ(e.ended, 0); /* still waiting for its server */
+    t0 = time_now();
+    __atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
+    pthread_mutex_lock(&e.mu);
+    while (e.ended < 1) pthread_cond_wait(&e.cond, &e.mu);
+    pthread_mutex_unlock(&e.mu);
+    took = time_now() - t0;
+    fprintf(stderr, "  a stopped transfer ended %.3f s after its check said so\n", took);
+    CHECK(took < 1.0);
+    CHECK_EQ(e.rc[0], CURLE_ABORTED_BY_CALLBACK);
+    memset(&res, 0, sizeof res);
+    CHECK_EQ(download_end(&d, h, e.rc[0], &res, err, sizeof err), -1);
+    CHECK(strstr(err, "stopped.jpg: stopped by the worker") != NULL);
+    CHECK_EQ(res.transient, 1);
+    CHECK(dir_empty("stop")); /* the body's temporary file is gone */
+    download_result_free(&res);
+    http_free(h);
+    pthread_cond_destroy(&e.cond);
+    pthread_mutex_destroy(&e.mu);
+}
+
 /* After fetch_stop a transfer runs on its caller's thread, the same way. */
 static void test_after_stop(void)
 {
@@ -623,6 +691,7 @@ int main(int argc, char **argv)
     test_many_threads();
     test_https();
     test_https_bundle_shared();
+    test_stop();
     test_start(); /* ends with fetch_stop */
     test_after_stop();
 

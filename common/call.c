@@ -30,14 +30,20 @@ void call_thread_free(struct call_thread *ct)
 }
 
 /* Say why the call failed, in c->error (made on first use). */
+static void call_verror(struct cq_job *c, const char *fmt, va_list ap) CQ_PRINTF(2, 0);
+static void call_verror(struct cq_job *c, const char *fmt, va_list ap)
+{
+    if (c->error == NULL) c->error = xmalloc(CALL_ERROR_MAX);
+    vsnprintf(c->error, CALL_ERROR_MAX, fmt, ap);
+}
+
 static void call_error(struct cq_job *c, const char *fmt, ...) CQ_PRINTF(2, 3);
 static void call_error(struct cq_job *c, const char *fmt, ...)
 {
     va_list ap;
 
-    if (c->error == NULL) c->error = xmalloc(CALL_ERROR_MAX);
     va_start(ap, fmt);
-    vsnprintf(c->error, CALL_ERROR_MAX, fmt, ap);
+    call_verror(c, fmt, ap);
     va_end(ap);
 }
 
@@ -338,9 +344,8 @@ int cq_job_fail(cq_job *job, enum cq_failure kind, double retry_after, const cha
     va_list ap;
     size_t i;
 
-    if (job->error == NULL) job->error = xmalloc(CALL_ERROR_MAX);
     va_start(ap, fmt);
-    vsnprintf(job->error, CALL_ERROR_MAX, fmt, ap);
+    call_verror(job, fmt, ap);
     va_end(ap);
     for (i = 0; job->error[i]; i++)
         if ((unsigned char)job->error[i] < 0x20) job->error[i] = ' ';

@@ -277,17 +277,22 @@ static void wake_executors(struct worker *w)
     w->todo_since = time_mono_us();
 }
 
+/* Called with w->mu held: t joins the end of the executors' queue. */
+static void todo_append(struct worker *w, struct task *t)
+{
+    t->next = NULL;
+    if (w->todo_tail)
+        w->todo_tail->next = t;
+    else
+        w->todo = t;
+    w->todo_tail = t;
+}
+
 /* Called with w->mu held: t goes (back) to the executors, which are told. */
 static void todo_push(struct worker *w, struct task *t)
 {
-    t->next = NULL;
-    if (w->todo_tail) {
-        w->todo_tail->next = t;
-    } else {
-        w->todo = t;
-        w->todo_since = time_mono_us();
-    }
-    w->todo_tail = t;
+    if (w->todo == NULL) w->todo_since = time_mono_us();
+    todo_append(w, t);
     if (w->idle_executors > 0)
         pthread_cond_signal(&w->work);
     else if (w->dispatcher_waiting)
@@ -1001,11 +1006,7 @@ static void accept_taken(struct worker *w, struct taken *tk, int n, struct task 
         }
         w->starts[w->nstarts++] = t;
         t->start_pending = 1;
-        if (w->todo_tail)
-            w->todo_tail->next = t;
-        else
-            w->todo = t;
-        w->todo_tail = t;
+        todo_append(w, t);
     }
     w->todo_since = time_mono_us();
     /* Wake one executor now; more only if tasks are still waiting a moment later (see

@@ -94,10 +94,11 @@ static int end_download(cq_job *job, void *arg)
 static int transfer_stopping(void *arg)
 {
     const cq_job *job = arg;
-    double deadline = cq_job_deadline(job);
+    double deadline;
 
-    if (deadline > 0 && time_now() >= deadline) return 0;
-    return cq_job_stopping(job);
+    if (!cq_job_stopping(job)) return 0;
+    deadline = cq_job_deadline(job);
+    return !(deadline > 0 && time_now() >= deadline);
 }
 
 /* On the transfer thread: the job goes back to an executor for its end. */

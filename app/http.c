@@ -707,19 +707,19 @@ static int end(struct http *h, const char *url, CURLcode rc, struct xfer *x,
         err_set(err, errlen, "%s: not an image (%s; Content-Type %s)", url, what, ctype);
         return -1;
     }
-    if (rc != CURLE_OK && (x->policy_aborted || (x->conns_refused > 0 && x->conns_allowed == 0))) {
-        err_set(err, errlen, "%s: %s", url,
-                x->refused[0] ? x->refused : "refused by network policy");
-        return -1;
-    }
-    if (rc == CURLE_OK || (x->discarded && rc == CURLE_WRITE_ERROR)) return 0;
-
+    /* Our progress callback's abort, before the policy's verdict on the addresses tried. */
     if (x->stopped && rc == CURLE_ABORTED_BY_CALLBACK) {
         err_set(err, errlen,
                 "%s: stopped by the worker (the job was canceled, or the worker is stopping)", url);
         res->transient = 1;
         return -1;
     }
+    if (rc != CURLE_OK && (x->policy_aborted || (x->conns_refused > 0 && x->conns_allowed == 0))) {
+        err_set(err, errlen, "%s: %s", url,
+                x->refused[0] ? x->refused : "refused by network policy");
+        return -1;
+    }
+    if (rc == CURLE_OK || (x->discarded && rc == CURLE_WRITE_ERROR)) return 0;
 
     if (x->over_cap || rc == CURLE_FILESIZE_EXCEEDED) {
         err_set(err, errlen, "%s: body larger than the %lld-byte limit", url, x->max_bytes);

@@ -23,6 +23,18 @@ wrapped && SLOW=4   # valgrind: a job's own work is tens of times slower
 threads_of() { awk '/^Threads:/ { print $2 }' "/proc/$1/status" 2>/dev/null; }
 # all_are STATUS FILE: every id in FILE has that status.
 all_are() { jobs_are "$1" $(cat "$2"); }
+# hard_stop PID: two signals 0.3 s apart; sets took (seconds from the first to its exit).
+hard_stop() {
+    local t0 rc
+    t0=$(date +%s.%N)
+    kill -TERM "$1"
+    sleep 0.3
+    kill -TERM "$1"
+    wait "$1"
+    rc=$?
+    took=$(echo "$(date +%s.%N) - $t0" | bc)
+    echo "# the worker stopped in ${took}s (exit $rc)"
+}
 
 echo "# 64 deferred jobs on -c 64: together, on a few threads"
 start_registered "$T/w1.log" --load "$PLUGIN" -c 64 later
@@ -99,14 +111,7 @@ check_eq "at most 4 at once on -c 4" 4 "$(most_at_once)"
 echo "# a hard stop: deferred jobs go back to their queue"
 for i in 1 2; do echo "later 60"; done | "$BIN/cenqueue" -q later --stdin >"$T/ids2"
 wait_for 10 all_are started "$T/ids2"
-t0=$(date +%s.%N)
-kill -TERM "$W2"
-sleep 0.3
-kill -TERM "$W2"
-wait "$W2"
-rc=$?
-took=$(echo "$(date +%s.%N) - $t0" | bc)
-echo "# the worker stopped in ${took}s (exit $rc)"
+hard_stop "$W2"
 # The plugin's timer resumes them at once (cq_job_stopping), and the executors wait for that:
 # not the grace of 6 s after which a worker leaves its jobs behind.
 check "at once: within $((2 * SLOW))s of the second signal" [ "$(echo "$took < 0.3 + 2 * $SLOW" | bc)" = 1 ]
@@ -133,14 +138,7 @@ check_eq "...putting no file in place" "" "$(ls -A "$T/root/images" 2>/dev/null)
 for i in 1 2; do echo "download_link images $HBASE/_/slow/60/stopped$i.jpg"; done |
     "$BIN/cenqueue" -q dl --stdin >"$T/idsdl"
 wait_for 10 all_are started "$T/idsdl"
-t0=$(date +%s.%N)
-kill -TERM "$W3"
-sleep 0.3
-kill -TERM "$W3"
-wait "$W3"
-rc=$?
-took=$(echo "$(date +%s.%N) - $t0" | bc)
-echo "# the worker stopped in ${took}s (exit $rc)"
+hard_stop "$W3"
 check "a hard stop ends the downloads: within $((2 * SLOW))s of the second signal" \
     [ "$(echo "$took < 0.3 + 2 * $SLOW" | bc)" = 1 ]
 check "...none left behind" bash -c "! grep -q 'did not stop' '$T/w3.log'"

@@ -15,10 +15,9 @@
  * executor picks a thread in turn, puts a request (the easy handle, set up by http.c, and
  * how to tell its end) on that thread's pending list and wakes it with curl_multi_wakeup
  * (which any thread may call). The thread adds pending handles, runs curl_multi_perform, and
- * for each transfer that ended removes the handle and tells its end: it calls the request's
- * done (fetch_start: download_link's job is deferred meanwhile, and the executors run other
- * jobs), or stores the result and signals the executor that waits (fetch_perform: the
- * request and its condition variable are on that executor's stack). The callbacks of http.c
+ * for each transfer that ended removes the handle and calls the request's done
+ * (download_link's job is deferred meanwhile, and the executors run other jobs). The
+ * callbacks of http.c
  * (body, headers, network policy) run on the transfer thread, between the handing over and
  * the end, so the thread's mutex (and, for a deferred job, the worker's) orders them with
  * both.
@@ -41,15 +40,11 @@
 
 #define LOOPS_MAX 64 /* transfer threads at most, whatever the CPUs */
 
-/* One transfer handed to a thread: in the waiting executor's frame (fetch_perform), or
- * allocated until its done has run (fetch_start). */
+/* One transfer handed to a thread, allocated until its done has run. */
 struct request {
     CURL *easy;
-    void (*done_fn)(CURLcode rc, void *arg); /* fetch_start's, or NULL */
+    void (*done_fn)(CURLcode rc, void *arg);
     void *arg;
-    CURLcode rc;
-    int done;            /* the thread has ended it (under its loop's mu) */
-    pthread_cond_t cond; /* signalled when done */
     struct request *next;
 };
 
@@ -68,18 +63,10 @@ static unsigned next_loop;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 /* Tell r's owner that it is over. */
-static void finish(struct loop *l, struct request *r, CURLcode rc)
+static void finish(struct request *r, CURLcode rc)
 {
-    if (r->done_fn != NULL) {
-        r->done_fn(rc, r->arg);
-        free(r);
-        return;
-    }
-    pthread_mutex_lock(&l->mu);
-    r->rc = rc;
-    r->done = 1;
-    pthread_cond_signal(&r->cond);
-    pthread_mutex_unlock(&l->mu);
+    r->done_fn(rc, r->arg);
+    free(r);
 }
 
 /* Add what executors handed over since the last turn. Returns how many are in flight now,
@@ -102,7 +89,7 @@ static int add_pending(struct loop *l, int in_flight, long *most)
 
         curl_easy_setopt(r->easy, CURLOPT_PRIVATE, (void *)r);
         if (curl_multi_add_handle(l->multi, r->easy) != CURLM_OK) {
-            finish(l, r, CURLE_OUT_OF_MEMORY);
+            finish(r, CURLE_OUT_OF_MEMORY);
         } else if (++in_flight > *most) {
             /* Keep as many idle connections as transfers ever ran at once, as the executors
              * each kept theirs; libcurl's default follows the handles added right now, which
@@ -134,7 +121,7 @@ static int reap(struct loop *l, int in_flight)
         curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&r);
         curl_multi_remove_handle(l->multi, e); /* msg is gone from here on */
         in_flight--;
-        finish(l, r, rc);
+        finish(r, rc);
     }
     return in_flight;
 }
@@ -167,7 +154,8 @@ static void *loop_main(void *arg)
     return NULL;
 }
 
-/* One transfer thread per CPU this process may use; as many as start (none: fetch_perform falls back). */
+/* One transfer thread per CPU this process may use; as many as start (none: fetch_start
+ * returns -1). */
 static void start(void)
 {
     int cpus = cpus_usable();
@@ -189,25 +177,10 @@ static void start(void)
     }
 }
 
-/* Put r on the next thread's pending list and wake it; returns the thread. */
-static struct loop *hand_over(struct request *r)
-{
-    struct loop *l = &loops[__atomic_fetch_add(&next_loop, 1, __ATOMIC_RELAXED) % (unsigned)nloops];
-
-    r->rc = CURLE_OK;
-    r->done = 0;
-    r->next = NULL;
-    pthread_mutex_lock(&l->mu);
-    *l->pending_tail = r;
-    l->pending_tail = &r->next;
-    pthread_mutex_unlock(&l->mu);
-    curl_multi_wakeup(l->multi);
-    return l;
-}
-
 int fetch_start(struct http *h, void (*done)(CURLcode rc, void *arg), void *arg)
 {
     struct request *r;
+    struct loop *l;
 
     pthread_once(&once, start);
     if (nloops == 0) return -1;
@@ -215,26 +188,13 @@ int fetch_start(struct http *h, void (*done)(CURLcode rc, void *arg), void *arg)
     r->easy = http_curl(h);
     r->done_fn = done;
     r->arg = arg;
-    hand_over(r);
-    return 0;
-}
-
-CURLcode fetch_perform(struct http *h)
-{
-    struct request r;
-    struct loop *l;
-
-    pthread_once(&once, start);
-    if (nloops == 0) return http_perform(h);
-    r.easy = http_curl(h);
-    r.done_fn = NULL;
-    pthread_cond_init(&r.cond, NULL);
-    l = hand_over(&r);
+    l = &loops[__atomic_fetch_add(&next_loop, 1, __ATOMIC_RELAXED) % (unsigned)nloops];
     pthread_mutex_lock(&l->mu);
-    while (!r.done) pthread_cond_wait(&r.cond, &l->mu);
+    *l->pending_tail = r;
+    l->pending_tail = &r->next;
     pthread_mutex_unlock(&l->mu);
-    pthread_cond_destroy(&r.cond);
-    return r.rc;
+    curl_multi_wakeup(l->multi);
+    return 0;
 }
 
 int fetch_threads(void)

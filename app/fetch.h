@@ -2,8 +2,7 @@
  *
  * An executor sets a transfer up on a struct http (http_setup_fd_transfer, through
  * download_begin) and hands it here: download_link defers its job (fetch_start), and the
- * transfer's end has an executor run download_end on it; a caller may also block until it
- * ends (fetch_perform). The state libcurl keeps per multi handle is kept once per transfer
+ * transfer's end has an executor run download_end on it. The state libcurl keeps per multi handle is kept once per transfer
  * thread, not once per executor: the connection cache, the DNS cache and the parsed CA
  * bundle of https.
  */
@@ -19,17 +18,13 @@
  * stop, though no byte comes. */
 #define FETCH_STOP_CHECK_MS 100
 
-/* Run the transfer set up on h to its end on a transfer thread (the threads start with the
- * first call; each call takes the next in turn) and return how libcurl ended it, as
- * http_perform would. Where no transfer thread could start (no thread, no multi handle) it
- * is http_perform on the caller's thread. Safe to call from many threads at once, each with
- * its own h. */
-CURLcode fetch_perform(struct http *h);
-
-/* Start the transfer set up on h on a transfer thread, as fetch_perform does, and return 0 at
- * once: when it ends, done(rc, arg) runs on that thread (it must not block: it hands the end
- * on). -1 where no transfer thread could start: nothing was started, and the caller runs the
- * transfer itself. h is the transfer's until done runs. */
+/* Start the transfer set up on h on a transfer thread (the threads start with the first
+ * call; each call takes the next in turn) and return 0 at once: when it ends, done(rc, arg)
+ * runs on that thread with how libcurl ended it, as http_perform would return (done must not
+ * block: it hands the end on). -1 where no transfer thread could start (no thread, no multi
+ * handle): nothing was started, and the caller runs the transfer itself (http_perform). h is
+ * the transfer's until done runs. Safe to call from many threads at once, each with its own
+ * h. */
 int fetch_start(struct http *h, void (*done)(CURLcode rc, void *arg), void *arg);
 
 /* How many transfer threads run (starting them if that has not been done): one per CPU this
@@ -37,9 +32,8 @@ int fetch_start(struct http *h, void (*done)(CURLcode rc, void *arg), void *arg)
 int fetch_threads(void);
 
 /* End the transfer threads (after the transfers in flight, whose ends are told as usual) and
- * free their multi handles; later calls of fetch_perform run on their caller's thread, and
- * of fetch_start return -1. For a program that calls curl_global_cleanup (tests): no
- * fetch_perform or fetch_start may run while it does. */
+ * free their multi handles; later calls of fetch_start return -1. For a program that calls
+ * curl_global_cleanup (tests): no fetch_start may run while it does. */
 void fetch_stop(void);
 
 #endif

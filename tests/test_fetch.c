@@ -1,5 +1,6 @@
-/* test_fetch.c - app/fetch.c: the transfers of many threads on the one transfer thread, as
- * cworker's executors run download_link (download_begin, fetch_perform, download_end),
+/* test_fetch.c - app/fetch.c: the transfers of many threads on the transfer threads, as
+ * cworker runs download_link (download_begin, fetch_start, download_end; the threads here
+ * wait for each end, where cworker's executors defer the job),
  * against tests/fixtures/httpd.py over HTTP and over HTTPS (a CA and a certificate made here
  * with openssl). Checked as a user would: the files on disk, the connections the server
  * accepted, the time taken, the error of a certificate nobody trusts.
@@ -186,6 +187,40 @@ static int looks_right(const char *rel)
 
 /* ---- downloads as cworker runs them ----------------------------------------------------- */
 
+/* One transfer's end, waited for on the thread that started it. */
+struct waited {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    int done;
+    CURLcode rc;
+};
+
+static void waited_done(CURLcode rc, void *arg)
+{
+    struct waited *wt = arg;
+
+    pthread_mutex_lock(&wt->mu);
+    wt->rc = rc;
+    wt->done = 1;
+    pthread_cond_signal(&wt->cond);
+    pthread_mutex_unlock(&wt->mu);
+}
+
+/* The transfer set up on h, run to its end on a transfer thread (on this one once
+ * fetch_stop has ended them, as download_link does). */
+static CURLcode fetch_wait(struct http *h)
+{
+    struct waited wt = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, CURLE_OK};
+
+    if (fetch_start(h, waited_done, &wt) != 0) return http_perform(h);
+    pthread_mutex_lock(&wt.mu);
+    while (!wt.done) pthread_cond_wait(&wt.cond, &wt.mu);
+    pthread_mutex_unlock(&wt.mu);
+    pthread_cond_destroy(&wt.cond);
+    pthread_mutex_destroy(&wt.mu);
+    return wt.rc;
+}
+
 /* download_link with the transfer on the transfer thread; cafile, when given, is the CA
  * bundle trusted instead of the system's. */
 static int download(struct http *h, const char *dir, const char *link, const char *cafile,
@@ -198,7 +233,7 @@ static int download(struct http *h, const char *dir, const char *link, const cha
     memset(res, 0, sizeof *res);
     if (download_begin(&d, h, root, dir, link, &lim, err, errlen) != 0) return -1;
     if (cafile != NULL) curl_easy_setopt(http_curl(h), CURLOPT_CAINFO, cafile);
-    return download_end(&d, h, fetch_perform(h), res, err, errlen);
+    return download_end(&d, h, fetch_wait(h), res, err, errlen);
 }
 
 struct worker {

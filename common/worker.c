@@ -274,7 +274,7 @@ static void wake_executors(struct worker *w)
     if (w->idle_executors == 0 && now - w->executor_back >= WAKE_AFTER_US) spawn_executor(w, now);
     for (t = w->todo; t && n < w->idle_executors; t = t->next) n++;
     while (n-- > 0) pthread_cond_signal(&w->work);
-    w->todo_since = time_mono_us();
+    w->todo_since = now;
 }
 
 /* Called with w->mu held: t joins the end of the executors' queue. */

@@ -308,6 +308,51 @@ wait_for 10 jobs_are finished "$id"
 check "job lines: an idle worker writes its one job's line without waiting for another" \
     wait_for 5 grep -q "noop $id finished in" "$T/idle.log" || cat "$T/idle.log"
 kill -TERM "$WPID"; wait "$WPID" 2>/dev/null
+# ---- malloc arenas: one a usable CPU, unless the environment chose ----
+# glibc makes each arena after the main one as a heap of its own: a 64 MiB reservation at a
+# 64 MiB-aligned address, its used part read-write and the rest without access.
+# arenas PID: how many such heaps PID has.
+arenas() {
+    local range perms rest a b b_prev=0 heap=-1 n=0 size=$((64 << 20))
+    while read -r range perms _ _ _ rest; do
+        a=$((16#${range%-*})) b=$((16#${range#*-}))
+        if [ -z "$rest" ] && [ "$heap" -ge 0 ] && [ "$a" = "$b_prev" ] && [ "$perms" = ---p ]; then
+            [ $((b - heap)) = "$size" ] && n=$((n + 1))
+            heap=-1
+        elif [ -z "$rest" ] && [ "$perms" = rw-p ] && [ $((a % size)) = 0 ]; then
+            heap=$a
+            [ $((b - a)) = "$size" ] && { n=$((n + 1)); heap=-1; }
+        else
+            heap=-1
+        fi
+        b_prev=$b
+    done <"/proc/$1/maps"
+    echo "$n"
+}
+# arenas_of ENV...: the heaps of an idle `cworker` on one CPU (taskset) with three queues, so
+# several threads allocate (the dispatcher, the executors, three watchers), run with ENV.
+arenas_of() {
+    local pid n
+    env "$@" taskset -c 0 "$BIN/cworker" "${WORKER_OPTS[@]}" q1 q2 q3 >"$T/arenas.log" 2>&1 &
+    pid=$!
+    PIDS+=("$pid")
+    wait_for 10 watching 3 || { echo "FATAL: the worker did not go idle"; cat "$T/arenas.log"; exit 1; }
+    n=$(arenas "$pid")
+    kill -TERM "$pid"
+    wait "$pid" 2>/dev/null
+    echo "$n"
+}
+sanitized=$(sed -n 's/^ENABLE_SANITIZERS:[A-Z]*=//p' "$BUILD/CMakeCache.txt" 2>/dev/null)
+if wrapped || { [ -n "$sanitized" ] && [ "$sanitized" != OFF ]; }; then
+    echo "note - malloc arenas: not checked here (the allocator is the checker's, not glibc's)"
+else
+    check_eq "arenas: one CPU, one arena (cworker sets M_ARENA_MAX)" 0 "$(arenas_of)"
+    n=$(arenas_of MALLOC_ARENA_MAX=4)
+    check "arenas: MALLOC_ARENA_MAX=4 stands (heaps beyond the main arena: $n)" test "$n" -gt 0
+    n=$(arenas_of GLIBC_TUNABLES=glibc.malloc.arena_max=4)
+    check "arenas: glibc.malloc.arena_max=4 in GLIBC_TUNABLES stands (heaps: $n)" test "$n" -gt 0
+fi
+
 # ---- another prefix is another namespace ----
 id=$("$BIN/cenqueue" --prefix other: noop x)
 check_eq "prefix: record in the other queue" 1 "$(rcli LLEN other:queue:default)"

@@ -17,10 +17,9 @@
  * (which any thread may call). The thread adds pending handles, runs curl_multi_perform, and
  * for each transfer that ended removes the handle and calls the request's done
  * (download_link's job is deferred meanwhile, and the executors run other jobs). The
- * callbacks of http.c
- * (body, headers, network policy) run on the transfer thread, between the handing over and
- * the end, so the thread's mutex (and, for a deferred job, the worker's) orders them with
- * both.
+ * callbacks of http.c (body, headers, network policy, the stop check, which reads the job)
+ * run on the transfer thread, between the handing over and the end, so the thread's mutex
+ * (and, for a deferred job, the worker's) orders them with both.
  *
  * The threads start with the first transfer and run until the process exits: a transfer
  * may still run for a job that a stopping worker left behind (cworker never joins them;

@@ -2,9 +2,9 @@
  *
  * An executor sets a transfer up on a struct http (http_setup_fd_transfer, through
  * download_begin) and hands it here: download_link defers its job (fetch_start), and the
- * transfer's end has an executor run download_end on it. The state libcurl keeps per multi handle is kept once per transfer
- * thread, not once per executor: the connection cache, the DNS cache and the parsed CA
- * bundle of https.
+ * transfer's end has an executor run download_end on it. The state libcurl keeps per multi
+ * handle is kept once per transfer thread, not once per executor: the connection cache, the
+ * DNS cache and the parsed CA bundle of https.
  */
 #ifndef CQ_FETCH_H
 #define CQ_FETCH_H

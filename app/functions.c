@@ -89,16 +89,17 @@ static int end_download(cq_job *job, void *arg)
 }
 
 /* On the transfer thread, as the transfer goes: whether its job was canceled or its worker
- * is stopping (cq_job_stopping may be read from any thread). Past the job's deadline it is
- * libcurl's own timeout, set to that deadline, that ends the transfer and names the cause. */
-static int transfer_stopping(void *arg)
+ * is stopping, or its deadline passed (cq_job_stopping may be read from any thread). A
+ * deadline's stop is named a timeout; libcurl's own timeout, set at the start to the time
+ * left, usually ends the transfer first. */
+static enum http_stop transfer_stopping(void *arg)
 {
     const cq_job *job = arg;
     double deadline;
 
-    if (!cq_job_stopping(job)) return 0;
+    if (!cq_job_stopping(job)) return HTTP_GO_ON;
     deadline = cq_job_deadline(job);
-    return !(deadline > 0 && time_now() >= deadline);
+    return deadline > 0 && time_now() >= deadline ? HTTP_TIMED_OUT : HTTP_STOP;
 }
 
 /* On the transfer thread: the job goes back to an executor for its end. */

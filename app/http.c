@@ -111,9 +111,9 @@ struct xfer {
     int judged;    /* head was judged */
     int not_image; /* stopped, or failed at the end: the body is no image */
     /* http_set_stop's check, and whether it ended the transfer. */
-    int (*stop_fn)(void *arg);
+    enum http_stop (*stop_fn)(void *arg);
     void *stop_arg;
-    int stopped;
+    int stopped; /* the stop check's answer that ended the transfer (enum http_stop) */
 };
 
 struct http {
@@ -412,10 +412,11 @@ static int on_progress(void *clientp, curl_off_t dltotal, curl_off_t dlnow, curl
                        curl_off_t ulnow)
 {
     struct xfer *x = clientp;
+    enum http_stop why;
 
     (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
-    if (x->stop_fn == NULL || !x->stop_fn(x->stop_arg)) return 0;
-    x->stopped = 1;
+    if (x->stop_fn == NULL || (why = x->stop_fn(x->stop_arg)) == HTTP_GO_ON) return 0;
+    x->stopped = (int)why;
     return 1;
 }
 
@@ -685,6 +686,8 @@ static int end(struct http *h, const char *url, CURLcode rc, struct xfer *x,
     curl_easy_setopt(h->curl, CURLOPT_OPENSOCKETDATA, (void *)NULL);
     curl_easy_setopt(h->curl, CURLOPT_PREREQFUNCTION, (curl_prereq_callback)NULL);
     curl_easy_setopt(h->curl, CURLOPT_PREREQDATA, (void *)NULL);
+    curl_easy_setopt(h->curl, CURLOPT_XFERINFOFUNCTION, (curl_xferinfo_callback)NULL);
+    curl_easy_setopt(h->curl, CURLOPT_NOPROGRESS, 1L);
     curl_slist_free_all(hdrs);
 
     result_clear(res);
@@ -709,8 +712,12 @@ static int end(struct http *h, const char *url, CURLcode rc, struct xfer *x,
     }
     /* Our progress callback's abort, before the policy's verdict on the addresses tried. */
     if (x->stopped && rc == CURLE_ABORTED_BY_CALLBACK) {
-        err_set(err, errlen,
-                "%s: stopped by the worker (the job was canceled, or the worker is stopping)", url);
+        if (x->stopped == HTTP_TIMED_OUT)
+            err_set(err, errlen, "%s: timed out (the job's time limit passed)", url);
+        else
+            err_set(err, errlen,
+                    "%s: stopped by the worker (the job was canceled, or the worker is stopping)",
+                    url);
         res->transient = 1;
         return -1;
     }
@@ -786,7 +793,7 @@ int http_setup_fd_transfer(struct http *h, const char *url, int fd, const struct
     return 0;
 }
 
-void http_set_stop(struct http *h, int (*stop)(void *arg), void *arg)
+void http_set_stop(struct http *h, enum http_stop (*stop)(void *arg), void *arg)
 {
     h->x.stop_fn = stop;
     h->x.stop_arg = arg;
@@ -800,7 +807,7 @@ int http_finish_fd_transfer(struct http *h, CURLcode rc, struct http_result *res
                             size_t errlen)
 {
     char *url = h->url;
-    int ret;
+    int ret, stopped;
 
     if (url == NULL) {
         result_clear(res);
@@ -808,15 +815,16 @@ int http_finish_fd_transfer(struct http *h, CURLcode rc, struct http_result *res
         return -1;
     }
     h->url = NULL;
+    stopped = h->x.stopped && rc == CURLE_ABORTED_BY_CALLBACK;
     ret = end(h, url, rc, &h->x, NULL, res, err, errlen);
     /* The header block is only promised by http_get; the caller of this one has no reason to
      * free it. Retry-After was already read out of it. */
     http_result_free(res);
     memset(&h->x, 0, sizeof(h->x));
     /* An error status is the fact worth reporting even when its body then broke off or ran
-     * over the cap. 3xx is not: a redirect that could not be followed is explained better
-     * by libcurl's own message. */
-    if (ret < 0 && res->status < 400) {
+     * over the cap, unless the transfer was stopped: the stop is why it ended. 3xx is not: a
+     * redirect that could not be followed is explained better by libcurl's own message. */
+    if (ret < 0 && (res->status < 400 || stopped)) {
         free(url);
         return -1;
     }

@@ -99,13 +99,21 @@ CURLcode http_perform(struct http *h);
 int http_finish_fd_transfer(struct http *h, CURLcode rc, struct http_result *res, char *err,
                             size_t errlen);
 
+/* What a stop check (http_set_stop) answers. */
+enum http_stop {
+    HTTP_GO_ON = 0,
+    HTTP_STOP,     /* the job was canceled, or the worker is stopping */
+    HTTP_TIMED_OUT /* the job's time limit passed */
+};
+
 /* Give the transfer set up on h (http_setup_fd_transfer; the next setup forgets it) a way
  * to be stopped: libcurl calls stop(arg) as the transfer goes (while it waits too, as often
  * as its driver runs it: fetch.h's threads at least every FETCH_STOP_CHECK_MS), on the thread
- * that drives it, and non-zero ends the transfer there. The verdict is then a transient
- * failure: "<url>: stopped by the worker (the job was canceled, or the worker is stopping)".
- * A NULL stop takes the check away. */
-void http_set_stop(struct http *h, int (*stop)(void *arg), void *arg);
+ * that drives it, and an answer other than HTTP_GO_ON ends the transfer there. The verdict is
+ * then a transient failure, whatever status the server had sent: "<url>: stopped by the
+ * worker (the job was canceled, or the worker is stopping)" for HTTP_STOP, "<url>: timed out
+ * (the job's time limit passed)" for HTTP_TIMED_OUT. A NULL stop takes the check away. */
+void http_set_stop(struct http *h, enum http_stop (*stop)(void *arg), void *arg);
 
 /* The libcurl easy handle h owns (h keeps ownership), for adding it to a multi handle. */
 CURL *http_curl(struct http *h);

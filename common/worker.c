@@ -82,7 +82,7 @@ struct task {
     int refused;                        /* never ran: kind was decided when it was taken */
     int lost;                           /* its end was dropped: another worker had recovered it */
     int json;                           /* text is a JSON result */
-    int cancel;                         /* an operator asked it to stop (cqctl cancel) */
+    int cancel;                         /* cqctl cancel asked it to stop (atomic off dispatcher) */
     stop_flag stop;                     /* its handler should give up: a hard stop or cancel */
     struct task *held_prev, *held_next; /* every task this worker holds (dispatcher only) */
     int start_pending;            /* its start is not recorded in Redis yet (dispatcher only) */
@@ -353,7 +353,8 @@ static int run_task(struct worker *w, struct cq_job **cp, struct call_thread *ct
     t->transient = c->transient;
     t->host = c->host;
     t->retry_after = c->retry_after;
-    t->aborted = t->rc != 0 && stop_requested(&w->hard_stop) && !t->cancel;
+    t->aborted = t->rc != 0 && stop_requested(&w->hard_stop) &&
+        !__atomic_load_n(&t->cancel, __ATOMIC_RELAXED);
     t->json = t->rc == 0 && c->result_json;
     t->text = xstrdup(t->rc == 0 ? (c->result ? c->result : "") : c->error);
     call_end(c);
@@ -760,7 +761,7 @@ static void check_cancels(struct worker *w)
     if (n > 0 && canceled_among(w, ids, n, hit) == 0) {
         for (i = 0; i < n; i++) {
             if (!hit[i]) continue;
-            ts[i]->cancel = 1;
+            __atomic_store_n(&ts[i]->cancel, 1, __ATOMIC_RELAXED);
             __atomic_store_n(&ts[i]->stop, 1, __ATOMIC_RELAXED);
             LOG(&w->lg, CQ_LOG_INFO, "%s: %s %s: canceled by an operator, stopping it",
                 ts[i]->taken.queue, ts[i]->job->func, ts[i]->job->id);

@@ -625,14 +625,17 @@ static int dir_empty(const char *rel)
     return n == 0;
 }
 
-static int flag_set(void *arg)
+/* A stop check that answers what *arg holds (enum http_stop), set by the test's thread. */
+static enum http_stop flag_set(void *arg)
 {
-    return __atomic_load_n((int *)arg, __ATOMIC_RELAXED);
+    return (enum http_stop)__atomic_load_n((int *)arg, __ATOMIC_RELAXED);
 }
 
-/* A transfer given a stop check (http_set_stop) ends soon after the check says so, though its
- * server sends nothing for 30 s: the transfer thread runs it every FETCH_STOP_CHECK_MS. */
-static void test_stop(void)
+/* A download of path (on the plain server) into root/rel, given a stop check that answers
+ * `answer` once the transfer has waited 350 ms: it ends soon after (the transfer thread runs
+ * the check every FETCH_STOP_CHECK_MS though the server sends nothing for 30 s), aborted by
+ * the check, with an error that holds want, transient, and no file put in place. */
+static void stop_one(const char *rel, const char *path, enum http_stop answer, const char *want)
 {
     struct async_end e;
     struct async_one o = {&e, 0};
@@ -641,7 +644,7 @@ static void test_stop(void)
     struct http_limits lim;
     char err[1024], link[256];
     struct http *h = http_new(err, sizeof err);
-    int stop = 0;
+    int stop = HTTP_GO_ON;
     double t0, took;
 
     REQUIRE(h != NULL);
@@ -649,8 +652,8 @@ static void test_stop(void)
     pthread_mutex_init(&e.mu, NULL);
     pthread_cond_init(&e.cond, NULL);
     http_limits_default(&lim);
-    snprintf(link, sizeof link, "%s/_/slow/30/stopped.jpg", plain.base);
-    REQUIRE(download_begin(&d, h, root, "stop", link, &lim, err, sizeof err) == 0);
+    snprintf(link, sizeof link, "%s/%s", plain.base, path);
+    REQUIRE(download_begin(&d, h, root, rel, link, &lim, err, sizeof err) == 0);
     http_set_stop(h, flag_set, &stop);
     REQUIRE(fetch_start(h, async_done, &o) == 0);
     usleep(350 * 1000);
@@ -658,23 +661,35 @@ static void test_stop(void)
     CHECK_EQ(e.ended, 0); /* still waiting for its server */
     pthread_mutex_unlock(&e.mu);
     t0 = time_now();
-    __atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&stop, (int)answer, __ATOMIC_RELAXED);
     pthread_mutex_lock(&e.mu);
     while (e.ended < 1) pthread_cond_wait(&e.cond, &e.mu);
     pthread_mutex_unlock(&e.mu);
     took = time_now() - t0;
-    fprintf(stderr, "  a stopped transfer ended %.3f s after its check said so\n", took);
+    fprintf(stderr, "  %s: a stopped transfer ended %.3f s after its check said so\n", path, took);
     CHECK(took < 5 * FETCH_STOP_CHECK_MS / 1000.0);
     CHECK_EQ(e.rc[0], CURLE_ABORTED_BY_CALLBACK);
     memset(&res, 0, sizeof res);
     CHECK_EQ(download_end(&d, h, e.rc[0], &res, err, sizeof err), -1);
-    CHECK(strstr(err, "stopped.jpg: stopped by the worker") != NULL);
+    if (strstr(err, want) == NULL) fprintf(stderr, "  error: %s\n  wanted: %s\n", err, want);
+    CHECK(strstr(err, want) != NULL);
     CHECK_EQ(res.transient, 1);
-    CHECK(dir_empty("stop")); /* nothing was put in place */
+    CHECK(dir_empty(rel)); /* nothing was put in place */
     download_result_free(&res);
     http_free(h);
     pthread_cond_destroy(&e.cond);
     pthread_mutex_destroy(&e.mu);
+}
+
+/* The stop check's answers, and a stop that comes after an error status: the stop is why the
+ * transfer ended, not the status. */
+static void test_stop(void)
+{
+    stop_one("stop", "_/slow/30/stopped.jpg", HTTP_STOP, "stopped.jpg: stopped by the worker");
+    stop_one("late", "_/slow/30/late.jpg", HTTP_TIMED_OUT,
+             "late.jpg: timed out (the job's time limit passed)");
+    stop_one("gone", "_/status/404/gone.jpg?stall=30", HTTP_STOP,
+             "gone.jpg?stall=30: stopped by the worker");
 }
 
 /* After fetch_stop a transfer runs on its caller's thread, the same way. */

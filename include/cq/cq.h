@@ -107,8 +107,8 @@ const char *cq_job_queue(const cq_job *job);
 int cq_job_attempt(const cq_job *job); /* 1 on the first attempt */
 /* Unix time (seconds) by which this attempt must end, or 0 when it has no time limit. */
 double cq_job_deadline(const cq_job *job);
-/* Non-zero once the worker wants the job to give up (a second signal, cqctl cancel, or the
- * job's deadline passed): return soon, with cq_job_fail(job, CQ_TRANSIENT, ...). Any thread
+/* Non-zero once the worker wants the job to give up (cqctl cancel, a second signal, a drain
+ * that reached --shutdown-timeout, or the job's deadline passed): return soon, with cq_job_fail(job, CQ_TRANSIENT, ...). Any thread
  * may call it while the job runs or is deferred. */
 int cq_job_stopping(const cq_job *job);
 

@@ -335,5 +335,13 @@ check_eq "info --watch: SIGINT exits 0" 0 "$?"
 each_line_json() { python3 -c 'import json, sys; [json.loads(l) for l in sys.stdin]' <"$1"; }
 check "info --watch --json: one JSON document a line" each_line_json "$T/watch.json"
 
+# Run as cqctl_module (CQ_TEST_REDIS_MODULE): the workers above took through CQ.TAKE1, which
+# left the paused queue alone, and recorded through CQ.APPLY1, the cancel among them.
+if [ -n "${CQ_TEST_REDIS_MODULE:-}" ]; then
+    calls() { rcli INFO commandstats | sed -n "s/^cmdstat_$1:calls=\([0-9]*\),.*/\1/p"; }
+    check "module: the workers took through CQ.TAKE1" [ "$(calls cq.take1)" -gt 0 ]
+    check "module: ...and recorded through CQ.APPLY1" [ "$(calls cq.apply1)" -gt 0 ]
+fi
+
 [ "$FAILS" -eq 0 ] || { for l in "$T"/w*.log; do echo "---- $l"; tail -20 "$l"; done; }
 finish

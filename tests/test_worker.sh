@@ -308,6 +308,27 @@ wait_for 10 jobs_are finished "$id"
 check "job lines: an idle worker writes its one job's line without waiting for another" \
     wait_for 5 grep -q "noop $id finished in" "$T/idle.log" || cat "$T/idle.log"
 kill -TERM "$WPID"; wait "$WPID" 2>/dev/null
+# ---- ?replicas=N that no replica confirms (this Redis has none): the jobs are in, and the
+# user is told so, with their ids; a worker's outcomes are recorded, with a warning ----
+R1="redis://127.0.0.1:$RPORT?replicas=1"
+lone=$("$BIN/cenqueue" -u "$R1" -q unconfirmed noop 2>"$T/rep.err"); rc=$?
+check_eq "replicas=1, none confirms: cenqueue exits 1" 1 "$rc"
+check_contains "...and says why, and that the job went in" \
+    "cenqueue: enqueue: 0 of 1 replicas confirmed the write within 1000 ms: a failover now could lose it (the job was enqueued, its id printed)" \
+    "$(cat "$T/rep.err")"
+check "...printing its id" is_uuid "$lone"
+check_eq "...which is queued" queued "$(jfield "$lone")"
+ids=$(printf 'noop\nnoop\n' | "$BIN/cenqueue" -u "$R1" -q unconfirmed --stdin 2>"$T/rep.err"); rc=$?
+check_eq "replicas=1 --stdin: exit 1" 1 "$rc"
+check_eq "...both ids printed" 2 "$(grep -c . <<<"$ids")"
+check_contains "...and counted" "(2 jobs were enqueued in all, their ids printed" "$(cat "$T/rep.err")"
+check_eq "...all three in the queue" 3 "$(rcli LLEN cq:queue:unconfirmed)"
+"$BIN/cworker" -u "$R1" --burst unconfirmed >"$T/rep.log" 2>&1; rc=$?
+check_eq "replicas=1: a worker whose outcomes no replica confirms ends its jobs, exit 0" 0 "$rc"
+check "...warning that a failover could lose them" \
+    grep -q "WARN apply: 0 of 1 replicas confirmed the write within 1000 ms" "$T/rep.log"
+check_eq "...and the jobs are finished" finished "$(jfield "$lone")"
+
 # ---- malloc arenas: one a usable CPU, unless the environment chose ----
 # glibc makes each arena after the main one as a heap of its own: a 64 MiB reservation at a
 # 64 MiB-aligned address, its used part read-write and the rest without access.

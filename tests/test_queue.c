@@ -1153,26 +1153,35 @@ static void test_enqueue_module_refused(void)
         CHECK_EQ(integer(rconn_commandf(&R, "DBSIZE")), 0);
     }
 
-    /* The module unloaded under a connection that found it (MODULE UNLOAD): the same. */
+    /* The module unloaded under a connection that found it (MODULE UNLOAD): the same, for a
+     * call of several chunks (refused in the loop) and for one of a single chunk (refused
+     * when its replies are read after the loop). */
     if (R.module) {
+        static const struct {
+            size_t n, na;
+            long long execs;
+        } size[] = {{N, NA, 3}, {150, 100, 1}};
         const char *path = getenv("CQ_TEST_REDIS_MODULE");
-        DO("FLUSHALL");
-        R.module_asked &= ~RCONN_MODULE_ENQUEUE;
-        CHECK_EQ(rconn_module(&R, RCONN_MODULE_ENQUEUE), 1);
-        CHECK_STREQ(string(rconn_commandf(&R, "MODULE UNLOAD cq")), "OK");
-        jobs = fresh_jobs(N, NA);
-        DO("CONFIG RESETSTAT");
-        CHECK_EQ(queue_enqueue(&R, &K, jobs, N, 0, err, sizeof err), 0);
-        CHECK_STREQ(err, "");
-        CHECK_EQ(R.module, 0u); /* none of its commands */
-        CHECK_EQ(calls("exec"), 3);
-        check_fresh_jobs(jobs, N, NA);
-        for (i = 0; i < N; i++) job_free(jobs[i]);
-        free(jobs);
-        CHECK_STREQ(string(rconn_commandf(&R, "MODULE LOAD %s", path)), "OK");
-        rconn_close(&R); /* the next command connects, and finds the module again */
-        CHECK_STREQ(string(rconn_commandf(&R, "PING")), "PONG");
-        CHECK_EQ(R.module, RCONN_MODULE_WORKER);
+        size_t s;
+        for (s = 0; s < sizeof size / sizeof size[0]; s++) {
+            DO("FLUSHALL");
+            R.module_asked &= ~RCONN_MODULE_ENQUEUE;
+            CHECK_EQ(rconn_module(&R, RCONN_MODULE_ENQUEUE), 1);
+            CHECK_STREQ(string(rconn_commandf(&R, "MODULE UNLOAD cq")), "OK");
+            jobs = fresh_jobs(size[s].n, size[s].na);
+            DO("CONFIG RESETSTAT");
+            CHECK_EQ(queue_enqueue(&R, &K, jobs, size[s].n, 0, err, sizeof err), 0);
+            CHECK_STREQ(err, "");
+            CHECK_EQ(R.module, 0u); /* none of its commands */
+            CHECK_EQ(calls("exec"), size[s].execs);
+            check_fresh_jobs(jobs, size[s].n, size[s].na);
+            for (i = 0; i < size[s].n; i++) job_free(jobs[i]);
+            free(jobs);
+            CHECK_STREQ(string(rconn_commandf(&R, "MODULE LOAD %s", path)), "OK");
+            rconn_close(&R); /* the next command connects, and finds the module again */
+            CHECK_STREQ(string(rconn_commandf(&R, "PING")), "PONG");
+            CHECK_EQ(R.module, RCONN_MODULE_WORKER);
+        }
     }
     R.module_asked &= ~RCONN_MODULE_ENQUEUE;
 }

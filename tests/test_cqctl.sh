@@ -171,6 +171,29 @@ wait_for 10 jobs_are failed "$bad1" "$bad2" "$bad3"
 check_eq "requeue --all-failed: they ran again (and failed again)" 3 "$(rcli ZCARD cq:failed)"
 check_eq "requeue --all-failed --json: nothing refused" 0 \
     "$(jget 'd["refused"]' ctl requeue --all-failed --queue nosuch --json)"
+# Failed jobs written by hand that cannot go back: one whose status keeps no record, one
+# whose queue's key is no list; --all-failed refuses them and goes on with the others.
+failed_by_hand() { # ID QUEUE [RECORD]
+    rcli HSET "cq:job:$1" status failed func noop queue "$2" ${3:+record "$3"} >/dev/null
+    rcli ZADD cq:failed 1 "$1" >/dev/null
+}
+failed_by_hand norec rq
+failed_by_hand rqok rq '{"id":"rqok","func":"noop","args":[]}'
+failed_by_hand wrongq wq '{"id":"wrongq","func":"noop","args":[]}'
+rcli SET cq:queue:wq not-a-list >/dev/null
+fails_with "requeue: a failed job without its record" 1 \
+    "job norec: failed, but its status keeps no record to requeue" ctl requeue norec
+fails_with "requeue: a queue whose key is no list" 1 \
+    "job wrongq: queue 'wq': its key cq:queue:wq is a string, not a list" ctl requeue wrongq
+check_eq "...nothing was written to that key" not-a-list "$(rcli GET cq:queue:wq)"
+ctl requeue --all-failed --queue rq >"$T/rq.out" 2>"$T/rq.err"
+check_eq "requeue --all-failed with a refusal: exit 1" 1 "$?"
+check_contains "...names the job refused and why" "norec: failed, but its status keeps no record" "$(cat "$T/rq.out" "$T/rq.err")"
+check_contains "...and requeues the others" "requeued 1 failed job of queue rq" "$(cat "$T/rq.out" "$T/rq.err")"
+check_eq "...which is queued again" queued "$(jfield rqok)"
+check_eq "...the refused one stays failed" 1 "$(rcli ZSCORE cq:failed norec)"
+rcli DEL cq:job:norec cq:job:rqok cq:job:wrongq cq:queue:wq cq:queue:rq >/dev/null
+rcli ZREM cq:failed norec wrongq >/dev/null
 
 # ---- cancel: a running sleep 30 ends within 1 s; finished jobs are refused ----
 long=$(enq sleep 30)

@@ -63,6 +63,14 @@ BASE="redis+sentinel://$(IFS=,; echo "${SENTINELS[*]}")/cqtest"
 primary_port() { redis-cli -p "$S1" SENTINEL get-master-addr-by-name cqtest | tail -1; }
 pcli() { redis-cli -p "$(primary_port)" "$@"; }
 
+echo "# a master name the sentinels do not monitor: each one's answer, and the fix"
+err=$("$BIN/cenqueue" -u "redis+sentinel://$(IFS=,; echo "${SENTINELS[*]}")/nosuch" noop 2>&1); rc=$?
+check_eq "unknown master name: cenqueue exits 1" 1 "$rc"
+check_eq "...with one line" 1 "$(printf '%s\n' "$err" | wc -l)"
+check_contains "...naming each sentinel's answer" \
+    "redis sentinels of nosuch: none gave its primary (127.0.0.1:$S1: knows no master of that name; " "$err"
+check_contains "...and the fix" "check that the sentinels run and monitor nosuch" "$err"
+
 echo "# workers and a producer through the sentinels"
 "$BIN/cworker" -u "$BASE" -c 8 >"$T/w1.log" 2>&1 &
 W1=$!

@@ -2,7 +2,8 @@
 # test_plugins.sh - plugins end to end (examples/sha256.c on a real worker), every load
 # error as one line and exit 1, the function catalog as producers see it (refused before any
 # worker published it, accepted while one serves it, accepted with a warning after it
-# stopped), and two workers of which only one has the plugin (every job finishes).
+# stopped), two workers of which only one has the plugin (every job finishes), and a handler
+# that ignores the stop (left running as its worker exits, its job back in its queue).
 . "$(dirname "$0")/lib.sh"
 
 PLUGIN=$BUILD/examples/libcq_sha256.so
@@ -139,4 +140,27 @@ check_contains "...saying why" "no live worker serves it" "$(jfield "$id" error)
 check_contains "--list-functions: no live worker, last served" "no live worker; last served" "$(grep -A1 '^sha256' "$T/list")"
 "$BIN/cenqueue" --no-check nosuch a b >/dev/null 2>"$T/err"
 check_eq "--no-check sends an unknown function" "" "$(cat "$T/err")"
+
+echo "# a handler that ignores the stop: left running as the worker exits, its job back in its queue"
+mkplugin stubborn '#include <cq/cq.h>
+#include <unistd.h>
+CQ_PLUGIN_DECLARE;
+static int h(cq_job *j, void *u) { (void)j; (void)u; sleep(60); return 0; }
+int cq_plugin_init(cq_registry *r) { return cq_function_add(r, "stubborn", "", h, 0) ? 0 : -1; }'
+start_registered "$T/stub.log" --load "$T/stubborn.so" --shutdown-timeout 1s stub
+id=$("$BIN/cenqueue" -q stub stubborn)
+wait_for 10 jobs_are started "$id"
+t0=$(date +%s%N)
+kill -TERM "$WPID"
+wait "$WPID"
+check_eq "the worker exits 0" 0 "$?"
+took=$(( ($(date +%s%N) - t0) / 1000000 ))
+# --shutdown-timeout 1 s, then 6 s for the handler to stop, then the exit: not the 60 s sleep.
+check "...after its shutdown timeout and 6 s of grace (${took} ms)" test "$took" -ge 6500 -a "$took" -lt 15000
+check_contains "...saying the job did not stop" \
+    "WARN 1 job did not stop within 6 s; left running as the worker exits (they are back in their queues)" \
+    "$(cat "$T/stub.log")"
+check_eq "...the job is back in its queue" 1 "$(rcli LLEN cq:queue:stub)"
+check_eq "...queued, to run again" queued "$(jfield "$id")"
+check_eq "...and no in-flight list holds it" "" "$(rcli --scan --pattern 'cq:inflight:*:stub')"
 finish

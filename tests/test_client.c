@@ -1,0 +1,140 @@
+/* test_client.c - the client API of cq.h that a program enqueueing from C calls (common/
+ * client.c), against a real Redis: a job made from JSON arguments (cq_jobspec_new) and its
+ * refusals, checked against the built-ins and enqueued; then its status read back
+ * (cq_status_get, cq_status_get_many), with an id never enqueued and an invalid one. What
+ * Redis holds is read back by hand, as a producer in another language would read it
+ * (docs/PROTOCOL.md). Redis is private to this program (tests/redis_server.h). */
+#include "check.h"
+#include "redis_server.h"
+
+#include "cq/cq.h"
+
+static char url[256];
+
+/* Run a command whose reply does not matter, on the test's own connection. */
+#define DO(...) discard(rconn_commandf(&R, __VA_ARGS__))
+static void discard(redisReply *rep)
+{
+    if (rep != NULL) freeReplyObject(rep);
+}
+
+static cq_client *client(void)
+{
+    char err[256];
+    cq_client *c = cq_client_new(url, NULL, err, sizeof err);
+
+    if (c == NULL) fprintf(stderr, "cq_client_new: %s\n", err);
+    return c;
+}
+
+/* The string reply rep ("" for another reply), copied into out; rep is freed. */
+static const char *reply_string(char *out, size_t len, redisReply *rep)
+{
+    str_copy(out, len, rep != NULL && rep->type == REDIS_REPLY_STRING ? rep->str : "");
+    if (rep != NULL) freeReplyObject(rep);
+    return out;
+}
+
+/* cq_jobspec_new refuses, with a line that names the function and the fix, what no worker
+ * could run: a bad function name, args that are no JSON array, a NUL inside them. */
+static void test_jobspec_refusals(void)
+{
+    char err[256], longname[80];
+
+    err[0] = '\0';
+    CHECK(cq_jobspec_new("", "[]", err, sizeof err) == NULL);
+    CHECK_HAS(err, "function name '': 1-64 characters");
+    memset(longname, 'f', 65);
+    longname[65] = '\0';
+    CHECK(cq_jobspec_new(longname, "[]", err, sizeof err) == NULL);
+    CHECK_HAS(err, "1-64 characters");
+    CHECK(cq_jobspec_new("noop", "{\"a\": 1}", err, sizeof err) == NULL);
+    CHECK_HAS(err, "noop: args must be a JSON array, e.g. [\"a\", 1]");
+    CHECK(cq_jobspec_new("noop", "[1, 2", err, sizeof err) == NULL);
+    CHECK_HAS(err, "noop: args must be a JSON array");
+    CHECK(cq_jobspec_new("noop", "[\"a\\u0000b\"]", err, sizeof err) == NULL);
+    CHECK_HAS(err, "noop: args hold a NUL character (\\u0000)");
+    CHECK_HAS(err, "send the bytes another way (e.g. base64)");
+}
+
+/* A job from JSON arguments: checked against the built-ins (sleep takes one duration),
+ * enqueued with its JSON values as they were, and its status read back; the same function
+ * with arguments of the wrong number is refused by the check, naming the usage. */
+static void test_jobspec_json(void)
+{
+    cq_client *c = client();
+    cq_jobspec *s, *bad;
+    cq_status *st = NULL, *many[3] = {NULL, NULL, NULL};
+    const char *ids[3];
+    char err[256], warn[256], rec[1024];
+
+    CHECK_NOTNULL(c);
+    DO("FLUSHALL");
+    s = cq_jobspec_new("sleep", "[0.25]", err, sizeof err);
+    CHECK_NOTNULL(s);
+    CHECK_EQ(cq_jobspec_set_id(s, "json-1"), 0);
+    CHECK_EQ(cq_jobspec_set_queue(s, "jq"), 0);
+    warn[0] = '\0';
+    CHECK_EQ(cq_client_check(c, s, warn, sizeof warn, err, sizeof err), 0);
+    CHECK_STREQ(warn, ""); /* a built-in: every worker serves it */
+    CHECK_EQ(cq_enqueue(c, &s, 1, CQ_NO_CHECK, err, sizeof err), 1);
+    CHECK_EQ(cq_jobspec_enqueued(s), 1);
+    CHECK_STREQ(cq_jobspec_id(s), "json-1");
+    reply_string(rec, sizeof rec, rconn_commandf(&R, "LINDEX cq:queue:jq 0"));
+    CHECK_HAS(rec, "\"id\":\"json-1\"");
+    CHECK_HAS(rec, "\"func\":\"sleep\"");
+    CHECK_HAS(rec, "\"args\":[0.25]");
+
+    bad = cq_jobspec_new("sleep", "[1, 2]", err, sizeof err);
+    CHECK_NOTNULL(bad);
+    err[0] = '\0';
+    CHECK_EQ(cq_enqueue(c, &bad, 1, CQ_CHECK, err, sizeof err), -1);
+    CHECK_HAS(err, "sleep takes 1 argument, got 2");
+    CHECK_EQ(cq_jobspec_enqueued(bad), 0);
+    cq_jobspec_free(bad);
+
+    /* Its status, alone and among others: one never enqueued is CQ_UNKNOWN, not an error. */
+    CHECK_EQ(cq_status_get(c, "json-1", &st, err, sizeof err), 0);
+    CHECK_NOTNULL(st);
+    CHECK_EQ(cq_status_state(st), CQ_QUEUED);
+    CHECK_STREQ(cq_status_state_name(cq_status_state(st)), "queued");
+    CHECK_STREQ(cq_status_field(st, "func"), "sleep");
+    CHECK_STREQ(cq_status_field(st, "queue"), "jq");
+    CHECK(cq_status_field(st, "result") == NULL);
+    CHECK_EQ(cq_state_ended(cq_status_state(st)), 0);
+    cq_status_free(st);
+    DO("HSET cq:job:json-2 status finished result done");
+    ids[0] = "json-1";
+    ids[1] = "never-enqueued";
+    ids[2] = "json-2";
+    CHECK_EQ(cq_status_get_many(c, ids, 3, many, err, sizeof err), 0);
+    CHECK(many[0] != NULL && cq_status_state(many[0]) == CQ_QUEUED);
+    CHECK(many[1] != NULL && cq_status_state(many[1]) == CQ_UNKNOWN);
+    CHECK(many[2] != NULL && cq_status_state(many[2]) == CQ_FINISHED);
+    CHECK(many[2] != NULL && cq_state_ended(cq_status_state(many[2])) == 1);
+    CHECK_STREQ(many[2] ? cq_status_field(many[2], "result") : "", "done");
+    cq_status_free(many[0]);
+    cq_status_free(many[1]);
+    cq_status_free(many[2]);
+
+    /* An invalid id is refused before Redis is asked. */
+    st = NULL;
+    err[0] = '\0';
+    CHECK_EQ(cq_status_get(c, "bad id", &st, err, sizeof err), -1);
+    CHECK_HAS(err, "job id 'bad id'");
+    CHECK(st == NULL);
+
+    cq_jobspec_free(s);
+    cq_client_free(c);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    server_start();
+    snprintf(url, sizeof url, "unix://%s", sock_path);
+
+    RUN(test_jobspec_refusals);
+    RUN(test_jobspec_json);
+    return check_report();
+}

@@ -130,6 +130,18 @@ usage_error "cenqueue --queue" \
     cenqueue -q 'a b' noop
 usage_error "cworker, a bad queue name" \
     "cworker: queue 'a b': use 1-128 characters of A-Z a-z 0-9 _ . @ -" cworker 'a b'
+usage_error "cworker, 65 queues" "cworker: queue 'q65': at most 64 queues" \
+    cworker $(seq -f 'q%g' 1 65)
+usage_error "cworker --lease under a heartbeat's reach" \
+    "cworker: --lease: '1s' is not from 3s (a heartbeat is every 2s) to 1h" cworker --lease 1s
+usage_error "cworker --lease over an hour" \
+    "cworker: --lease: '2h' is not from 3s (a heartbeat is every 2s) to 1h" cworker --lease 2h
+usage_error "cworker --prefix" \
+    "cworker: --prefix: key prefix 'a b': spaces and control bytes are not allowed" \
+    cworker --prefix 'a b'
+usage_error "cworker --result-ttl" \
+    "cworker: --result-ttl: '-2' is not a whole number from -1 to 9223372036854775807" \
+    cworker --result-ttl -2
 
 echo "# Redis errors name the host and the fix"
 CLOSED=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -225,6 +237,13 @@ check_eq "a bad first line: exit 2" 2 "$?"
 check_contains "... nothing went in, and it says so" \
     "cenqueue: nothing was enqueued; fix line 1 and run again" "$(cat "$T/err")"
 check_eq "... and nothing is in the queue beyond the three" 3 "$(rcli LLEN cq:queue:default)"
+printf 'noop "a b"\nnoop "unclosed\nnoop\n' | "$BIN/cenqueue" --no-check --stdin >"$T/out" 2>"$T/err"
+check_eq "an unterminated quote: exit 2" 2 "$?"
+check_contains "... names its line" "cenqueue: stdin line 2: unterminated quote" "$(cat "$T/err")"
+check_contains "... and where to go on" "the 1 job before line 2 went in (ids printed)" "$(cat "$T/err")"
+check_eq "... the quoted argument of line 1 is one argument" '["a b"]' \
+    "$(rcli LINDEX cq:queue:default 0 | python3 -c 'import json, sys; print(json.dumps(json.load(sys.stdin)["args"]))')"
+rcli LPOP cq:queue:default >/dev/null
 
 # Batches are read while the one before is enqueued (a second thread): a bad line three
 # batches in still lets exactly the lines before it in.

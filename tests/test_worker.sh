@@ -329,6 +329,16 @@ check "...warning that a failover could lose them" \
     grep -q "WARN apply: 0 of 1 replicas confirmed the write within 1000 ms" "$T/rep.log"
 check_eq "...and the jobs are finished" finished "$(jfield "$lone")"
 
+# ---- a Redis that may evict: said at the start, with the setting to use ----
+rcli CONFIG SET maxmemory-policy allkeys-lru >/dev/null
+"$BIN/cworker" --burst nothing-here >"$T/evict.log" 2>&1
+check_contains "maxmemory-policy allkeys-lru: the worker warns" \
+    "WARN redis has maxmemory-policy allkeys-lru: it may evict queued jobs (production: noeviction)" \
+    "$(cat "$T/evict.log")"
+rcli CONFIG SET maxmemory-policy noeviction >/dev/null
+"$BIN/cworker" --burst nothing-here >"$T/evict.log" 2>&1
+check_eq "...and with noeviction it does not" "" "$(grep maxmemory "$T/evict.log")"
+
 # ---- malloc arenas: one a usable CPU, unless the environment chose ----
 # glibc makes each arena after the main one as a heap of its own: a 64 MiB reservation at a
 # 64 MiB-aligned address, its used part read-write and the rest without access.

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/inotify.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -585,8 +586,52 @@ static void test_failures(struct http *h)
     CHECK(res.transient == 1);
     CHECK(res.status == 0);
 
+    /* An error page past 64 KiB is not read to its end: still its status, and transient. */
+    expect_failure(h, &lim, "fail", "/_/status/500/huge.jpg?size=200000", "HTTP 500", 1);
+    expect_failure(h, &lim, "fail", "/_/status/404/huge.jpg?size=200000", "HTTP 404", 0);
+    /* Response headers past 256 KiB: refused before any body. */
+    expect_failure(h, &lim, "fail", "/_/headers/300000/padded.jpg",
+                   "response headers larger than 262144 bytes", 0);
+    url_of(url, sizeof(url), "/_/headers/100000/padded.jpg"); /* under the cap is fine */
+    CHECK(download_link(h, root, "fail", url, &lim, &res, err, sizeof(err)) == 0);
+    download_result_free(&res);
+    CHECK(file_matches("fail/padded.jpg", "padded.jpg", 32768));
+
+    /* A write the file system refuses (here the process's file size limit: EFBIG): the
+     * error names the write; not the host's fault, and nothing is left behind. */
+    {
+        struct rlimit was, small = {10000, 0};
+        void (*old)(int) = signal(SIGXFSZ, SIG_IGN);
+
+        REQUIRE(getrlimit(RLIMIT_FSIZE, &was) == 0);
+        small.rlim_max = was.rlim_max;
+        REQUIRE(setrlimit(RLIMIT_FSIZE, &small) == 0);
+        url_of(url, sizeof(url), "/toolarge.jpg");
+        err[0] = '\0';
+        CHECK(download_link(h, root, "fail", url, &lim, &res, err, sizeof(err)) < 0);
+        REQUIRE(setrlimit(RLIMIT_FSIZE, &was) == 0);
+        signal(SIGXFSZ, old);
+        CHECK_HAS(err, "toolarge.jpg: write: File too large");
+        CHECK(res.host == 0);
+    }
+
     listing("fail", list, sizeof(list));
-    CHECK_STREQ(list, "exact.jpg,hop5.jpg,rl.jpg");
+    CHECK_STREQ(list, "exact.jpg,hop5.jpg,padded.jpg,rl.jpg");
+
+    /* The download root gone since the worker started: the host's fault, said as such. */
+    {
+        char gone[PATH_MAX];
+
+        snprintf(gone, sizeof gone, "%s/gone-root", root);
+        REQUIRE(mkdir(gone, 0755) == 0);
+        REQUIRE(rmdir(gone) == 0);
+        url_of(url, sizeof(url), "/x.jpg");
+        err[0] = '\0';
+        CHECK(download_link(h, gone, "d", url, &lim, &res, err, sizeof(err)) < 0);
+        CHECK_HAS(err, "download root '");
+        CHECK_HAS(err, "gone-root': No such file or directory");
+        CHECK(res.host == 1);
+    }
 }
 
 static void test_flaky(struct http *h)

@@ -593,7 +593,8 @@ static int wait_jobs(const struct config *c, const struct logger *lg, cq_client 
     printf("Took %.2fs\n", (double)(time_mono_ms() - t_start) / 1000.0);
     printf("%zu jobs: %zu finished, %zu failed", n, w.finished + w.gone, w.failed);
     if (w.canceled) printf(", %zu canceled", w.canceled);
-    if (w.gone) printf(" (%zu status records expired before they were seen)", w.gone);
+    if (w.gone == 1) printf(" (1 status record expired before it was seen)");
+    if (w.gone > 1) printf(" (%zu status records expired before they were seen)", w.gone);
     if (open) printf(", %zu not ended", open);
     printf("\n");
     fflush(stdout);

@@ -246,6 +246,48 @@ check_contains "the failed jobs are named with their error" "HTTP 404" "$ERR"
 prod test-client --wait -q nobody --wait-timeout 1
 check_eq "--wait-timeout without a worker exits 1" 1 "$RC"
 check_contains "... counting the jobs that did not end" "16 not ended" "$OUT"
+# Every kind of end: 12 failed (10 named, the rest counted), one canceled, one whose status
+# is gone (expired), two finished.
+queue_ids() { rcli --raw LRANGE "cq:queue:$1" 0 -1 | python3 -c 'import json,sys; [print(json.loads(l)["id"]) for l in sys.stdin]'; }
+set_mixed() {
+    wait_for 10 queue_holds "$1" 16 || return 1
+    local i=0 id
+    for id in $(queue_ids "$1"); do
+        if [ "$i" -lt 12 ]; then
+            rcli HSET "cq:job:$id" status failed error "download_link: $id: HTTP 404" >/dev/null
+        elif [ "$i" = 12 ]; then
+            rcli HSET "cq:job:$id" status canceled >/dev/null
+        elif [ "$i" = 13 ]; then
+            rcli DEL "cq:job:$id" >/dev/null
+        else
+            rcli HSET "cq:job:$id" status finished >/dev/null
+        fi
+        i=$((i + 1))
+    done
+}
+set_mixed waitmixed &
+prod test-client --wait -q waitmixed
+wait $!
+check_eq "--wait, failed and canceled jobs: exit 1" 1 "$RC"
+check_contains "... the summary counts each kind" \
+    "16 jobs: 3 finished, 12 failed, 1 canceled (1 status record expired before it was seen)" "$OUT"
+check_eq "... ten failed jobs named" 10 "$(grep -c '^cproducer: job .* failed: ' <<<"$ERR")"
+check_contains "... the rest counted" "cproducer: ... and 2 more failed jobs" "$ERR"
+check_contains "... and how to run them again" \
+    "cproducer: to run the failed jobs again: cqctl requeue --all-failed --queue waitmixed" "$ERR"
+# Redis restarting while cproducer waits: it says so, reconnects, and sees the jobs end.
+IMGUR_CLIENT_ID=test-client "$CP" --api-url "$API" --wait -q waitrestart >"$T/out" 2>"$T/err" &
+cp=$!
+wait_for 10 queue_holds waitrestart 16
+rcli SAVE >/dev/null
+stop_redis
+sleep 1.5
+start_redis_again
+set_statuses waitrestart 0
+wait "$cp"
+check_eq "--wait through a Redis restart: exit 0" 0 "$?"
+check_contains "... saying it lost Redis" "WARN lost Redis while waiting: " "$(cat "$T/err")"
+check_contains "... and it saw every job end" "16 jobs: 16 finished, 0 failed" "$(cat "$T/out")"
 
 echo "# with cworker: real downloads from the local image server"
 check "cworker is built" [ -x "$BIN/cworker" ]

@@ -1140,6 +1140,49 @@ static void test_enqueue_module_refused(void)
         CHECK_EQ(rconn_module(&R, RCONN_MODULE_ENQUEUE), 1);
     }
 
+    /* CQ.ENQUEUE1 itself checks before it writes (a producer checks the types first, but
+     * another client may change a key in between, or call the command directly): a queue key
+     * or queues set of another type, or a user whose key patterns leave out a key it would
+     * write, gets one error naming it, and nothing is written. */
+    if (R.module) {
+        static const struct {
+            /* string_key: SET to a string first; keys: a user's one key pattern besides
+             * ~cq:queues */
+            const char *string_key, *keys, *want;
+        } refusal[] = {
+            {"cq:queue:q", NULL, "WRONGTYPE key cq:queue:q is not a list: nothing was enqueued"},
+            {"cq:queues", NULL, "WRONGTYPE the queues set is not a set: nothing was enqueued"},
+            {NULL, "~cq:queue:*", "NOPERM this user may not HSET cq:job:x: nothing was enqueued"},
+            {NULL, "~cq:job:*",
+             "NOPERM this user may not SADD to cq:queues or LPUSH to cq:queue:q: nothing was "
+             "enqueued"},
+        };
+        size_t k;
+        for (k = 0; k < sizeof refusal / sizeof refusal[0]; k++) {
+            redisReply *rep;
+            DO("FLUSHALL");
+            if (refusal[k].string_key != NULL)
+                DO("SET %s not-a-list-or-set", refusal[k].string_key);
+            if (refusal[k].keys != NULL) {
+                const char *ok;
+                DO("ACL SETUSER keys reset on nopass &* +@all ~cq:queues %s", refusal[k].keys);
+                ok = string(rconn_commandf(&R, "AUTH keys x"));
+                REQUIRE(ok != NULL && strcmp(ok, "OK") == 0);
+            }
+            rep = rconn_commandf(&R, "CQ.ENQUEUE1 cq:queues q cq:queue:q noop 1 1 cq:job:x r");
+            CHECK(rep != NULL && rep->type == REDIS_REPLY_ERROR);
+            CHECK_STREQ(rep != NULL && rep->type == REDIS_REPLY_ERROR ? rep->str : "",
+                        refusal[k].want);
+            discard(rep);
+            if (refusal[k].keys != NULL) {
+                CHECK_STREQ(string(rconn_commandf(&R, "AUTH default x")), "OK");
+                DO("ACL DELUSER keys");
+            }
+            CHECK_EQ(integer(rconn_commandf(&R, "EXISTS cq:job:x")), 0);
+            CHECK_EQ(integer(rconn_commandf(&R, "DBSIZE")), refusal[k].string_key != NULL ? 1 : 0);
+        }
+    }
+
     /* From a script, CQ.ENQUEUE1 has no client's user to check: refused, nothing written. */
     if (R.module) {
         redisReply *rep;

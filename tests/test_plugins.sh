@@ -2,7 +2,8 @@
 # test_plugins.sh - plugins end to end (examples/sha256.c on a real worker), every load
 # error as one line and exit 1, the function catalog as producers see it (refused before any
 # worker published it, accepted while one serves it, accepted with a warning after it
-# stopped), two workers of which only one has the plugin (every job finishes), and a handler
+# stopped), two workers of which only one has the plugin (every job finishes), a function
+# whose per-thread state cannot be made (its jobs fail transiently, saying why), and a handler
 # that ignores the stop (left running as its worker exits, its job back in its queue).
 . "$(dirname "$0")/lib.sh"
 
@@ -140,6 +141,27 @@ check_contains "...saying why" "no live worker serves it" "$(jfield "$id" error)
 check_contains "--list-functions: no live worker, last served" "no live worker; last served" "$(grep -A1 '^sha256' "$T/list")"
 "$BIN/cenqueue" --no-check nosuch a b >/dev/null 2>"$T/err"
 check_eq "--no-check sends an unknown function" "" "$(cat "$T/err")"
+
+echo "# a function whose per-thread state cannot be made: its jobs fail, transiently, saying why"
+mkplugin nothread '#include <cq/cq.h>
+#include <stdio.h>
+CQ_PLUGIN_DECLARE;
+static void *init(void *u, char *err, size_t len) { (void)u; snprintf(err, len, "no GPU here"); return NULL; }
+static void fini(void *s, void *u) { (void)s; (void)u; }
+static int h(cq_job *j, void *u) { (void)j; (void)u; return 0; }
+int cq_plugin_init(cq_registry *r) {
+    cq_function *f = cq_function_add(r, "needsgpu", "", h, 0);
+    return f != NULL && cq_function_set_thread_hooks(f, init, fini) == 0 ? 0 : -1;
+}'
+start_registered "$T/gpu.log" --load "$T/nothread.so" gpu
+id=$("$BIN/cenqueue" -q gpu --retries 1 --no-check needsgpu)
+wait_for 15 jobs_are failed "$id"
+check_eq "thread_init failing: the job fails" failed "$(jfield "$id")"
+check_eq "...after its retry (a transient failure)" 2 "$(jfield "$id" attempts)"
+check_eq "...saying why" "needsgpu: cannot set up this worker thread: no GPU here" "$(jfield "$id" error)"
+kill -TERM "$WPID"
+wait "$WPID"
+check_eq "...and the worker goes on, then stops cleanly" 0 "$?"
 
 echo "# a handler that ignores the stop: left running as the worker exits, its job back in its queue"
 mkplugin stubborn '#include <cq/cq.h>

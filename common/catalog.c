@@ -121,9 +121,9 @@ static double reply_time(const redisReply *e)
     return e != NULL && e->type == REDIS_REPLY_STRING ? atof(e->str) : 0;
 }
 
-/* Add the declaration decl (catalog JSON) of name to into. */
-static int describe(struct cq_registry *into, const char *name, const char *decl, char *err,
-                    size_t errlen)
+/* Add the declaration decl (catalog JSON, from the hash key) of name to into. */
+static int describe(struct cq_registry *into, const char *key, const char *name, const char *decl,
+                    char *err, size_t errlen)
 {
     cJSON *o = cJSON_Parse(decl), *v;
     struct cq_function *f;
@@ -133,8 +133,8 @@ static int describe(struct cq_registry *into, const char *name, const char *decl
         cJSON_Delete(o);
         err_set(err, errlen,
                 "function catalog: the entry of %s is not a declaration "
-                "(mend or delete it: HDEL <prefix>functions %s)",
-                name, name);
+                "(mend or delete it: HDEL %s %s)",
+                name, key, name);
         return -1;
     }
     f = registry_describe(into, name, cJSON_GetObjectItem(o, "args")->valuestring, why, sizeof why);
@@ -183,9 +183,9 @@ int catalog_get(struct rconn *r, const struct keys *k, const char *func, struct 
         rc = 0;
     } else {
         *seen = reply_time(b);
-        rc = registry_find(into, func) != NULL               ? 1
-            : describe(into, func, a->str, err, errlen) == 0 ? 1
-                                                             : -1;
+        rc = registry_find(into, func) != NULL                   ? 1
+            : describe(into, kf, func, a->str, err, errlen) == 0 ? 1
+                                                                 : -1;
     }
     if (a) freeReplyObject(a);
     if (b) freeReplyObject(b);
@@ -333,7 +333,7 @@ int catalog_print(struct rconn *r, const struct keys *k, const struct cq_registr
     }
     for (i = 0; i + 1 < all->elements; i += 2) {
         char why[512];
-        if (describe(reg, all->element[i]->str, all->element[i + 1]->str, why, sizeof why) != 0)
+        if (describe(reg, kf, all->element[i]->str, all->element[i + 1]->str, why, sizeof why) != 0)
             fprintf(f, "%s: %s\n", all->element[i]->str, why);
     }
     for (j = 0; builtins != NULL && j < builtins->n; j++)

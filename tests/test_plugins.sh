@@ -141,6 +141,23 @@ check_contains "...saying why" "no live worker serves it" "$(jfield "$id" error)
 check_contains "--list-functions: no live worker, last served" "no live worker; last served" "$(grep -A1 '^sha256' "$T/list")"
 "$BIN/cenqueue" --no-check nosuch a b >/dev/null 2>"$T/err"
 check_eq "--no-check sends an unknown function" "" "$(cat "$T/err")"
+# Catalog entries that are no declaration (written by hand, or by something else): a job of
+# theirs is refused with the fix; the other functions are listed, these with what is wrong.
+rcli HSET cq:functions broken 'not json' badtype '{"args":"X:nosuchtype"}' >/dev/null
+"$BIN/cenqueue" broken >/dev/null 2>"$T/err"
+check_eq "a catalog entry that is not JSON: its job refused (exit 2)" 2 "$?"
+check_eq "...saying so, with the fix" \
+    "cenqueue: function catalog: the entry of broken is not a declaration (mend or delete it: HDEL cq:functions broken)" \
+    "$(cat "$T/err")"
+"$BIN/cenqueue" badtype x >/dev/null 2>"$T/err"
+check_eq "a declaration with an unknown type: refused (exit 2)" 2 "$?"
+check_contains "...naming the type and those there are" \
+    "argument X: unknown type 'nosuchtype' (string, integer, number, duration, json or any)" "$(cat "$T/err")"
+"$BIN/cenqueue" --list-functions >"$T/list" 2>&1
+check_eq "--list-functions still lists (exit 0)" 0 "$?"
+check_contains "...the broken entry with what is wrong" "broken: function catalog: the entry of broken is not a declaration" "$(cat "$T/list")"
+check_contains "...and the good ones" "sha256" "$(cat "$T/list")"
+rcli HDEL cq:functions broken badtype >/dev/null
 
 echo "# a function whose per-thread state cannot be made: its jobs fail, transiently, saying why"
 mkplugin nothread '#include <cq/cq.h>

@@ -61,6 +61,7 @@ cat >"$T/bin/add.sh" <<'EOF'
 #!/bin/bash
 echo $(( $1 + $2 ))
 EOF
+printf '#!/bin/sh\necho ran\n' >"$T/bin/noexec.sh"
 chmod +x "$T"/bin/*.sh
 
 # survivors PGID LEADER BGCHILD: the processes of a command's group still alive. Zombies do
@@ -126,11 +127,15 @@ export SECRET_TOKEN=hunter2
     --command "ok=$T/bin/ok.sh" --command "flaky=$T/bin/flaky.sh" \
     --command "busy=$T/bin/busy.sh" --command "bad=$T/bin/bad.sh" \
     --command "daemon=$T/bin/daemon.sh" --command "hang=$T/bin/hang.sh" \
-    --command "add:A:integer B:integer=$T/bin/add.sh" >"$T/w.log" 2>&1 &
+    --command "add:A:integer B:integer=$T/bin/add.sh" --command "noexec=$T/bin/noexec.sh" \
+    >"$T/w.log" 2>&1 &
 WPID=$!
 PIDS+=("$WPID")
 wait_for 10 workers_are 1 || { echo "FATAL: worker did not register"; cat "$T/w.log"; exit 1; }
 unset SECRET_TOKEN
+# noexec.sh could run when the worker started, and no more: exec fails for its jobs.
+chmod -x "$T/bin/noexec.sh"
+noexec=$("$BIN/cenqueue" --retries 1 noexec)
 
 ok=$("$BIN/cenqueue" ok 'two words' "it's" 'say "hi"' '$(touch '"$T"'/pwned)' \
     "\`touch $T/pwned\`" 'x; touch '"$T"'/pwned' '*' '')
@@ -146,7 +151,7 @@ add=$("$BIN/cenqueue" add 2 3)
 
 final() { local s; s=$(jfield "$1"); [ "$s" = finished ] || [ "$s" = failed ]; }
 all_final() { local id; for id in "$@"; do final "$id" || return 1; done; }
-wait_for 20 all_final "$ok" "$flaky" "$busy" "$bad" "$daemon" "$add" "$tmo" \
+wait_for 20 all_final "$ok" "$flaky" "$busy" "$bad" "$daemon" "$add" "$tmo" "$noexec" \
     || echo "     (some jobs did not end in time)"
 
 # args verbatim, clean environment, cwd = the download root
@@ -184,6 +189,12 @@ check_eq "daemon: finished" finished "$(jfield "$daemon")"
 dpid=$(cat "$T/run/daemon.$daemon" 2>/dev/null)
 ended_soon() { [ -n "$1" ] && wait_for 3 exited "$1"; }
 check "daemon: its background process did not outlive the job" ended_soon "$dpid"
+
+# a program that can no longer be run: transient (another host may run it), then failed
+check_eq "noexec: failed" failed "$(jfield "$noexec")"
+check_eq "noexec: ...after its retry" 2 "$(jfield "$noexec" attempts)"
+check_eq "noexec: ...saying why" "noexec: command $T/bin/noexec.sh: Permission denied" \
+    "$(jfield "$noexec" error)"
 
 # typed arguments
 check_eq "add 1 x: refused by cenqueue (exit 2)" 2 "$add_rc"

@@ -815,15 +815,16 @@ int http_finish_fd_transfer(struct http *h, CURLcode rc, struct http_result *res
         return -1;
     }
     h->url = NULL;
-    stopped = h->x.stopped && rc == CURLE_ABORTED_BY_CALLBACK;
+    stopped = h->x.stopped == HTTP_STOP && rc == CURLE_ABORTED_BY_CALLBACK;
     ret = end(h, url, rc, &h->x, NULL, res, err, errlen);
     /* The header block is only promised by http_get; the caller of this one has no reason to
      * free it. Retry-After was already read out of it. */
     http_result_free(res);
     memset(&h->x, 0, sizeof(h->x));
-    /* An error status is the fact worth reporting even when its body then broke off or ran
-     * over the cap, unless the transfer was stopped: the stop is why it ended. 3xx is not: a
-     * redirect that could not be followed is explained better by libcurl's own message. */
+    /* An error status is the fact worth reporting even when its body then broke off, ran
+     * over the cap or timed out (by libcurl's clock or the stop check's), unless the worker
+     * stopped the transfer: that is why it ended. 3xx is not: a redirect that could not be
+     * followed is explained better by libcurl's own message. */
     if (ret < 0 && (res->status < 400 || stopped)) {
         free(url);
         return -1;

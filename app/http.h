@@ -110,9 +110,10 @@ enum http_stop {
  * to be stopped: libcurl calls stop(arg) as the transfer goes (while it waits too, as often
  * as its driver runs it: fetch.h's threads at least every FETCH_STOP_CHECK_MS), on the thread
  * that drives it, and an answer other than HTTP_GO_ON ends the transfer there. The verdict is
- * then a transient failure, whatever status the server had sent: "<url>: stopped by the
- * worker (the job was canceled, or the worker is stopping)" for HTTP_STOP, "<url>: timed out
- * (the job's time limit passed)" for HTTP_TIMED_OUT. A NULL stop takes the check away. */
+ * then a transient failure: "<url>: stopped by the worker (the job was canceled, or the
+ * worker is stopping)" for HTTP_STOP, whatever status the server had sent; for
+ * HTTP_TIMED_OUT "<url>: timed out (the job's time limit passed)", or, as for libcurl's own
+ * timeout, the error status the server had sent. A NULL stop takes the check away. */
 void http_set_stop(struct http *h, enum http_stop (*stop)(void *arg), void *arg);
 
 /* The libcurl easy handle h owns (h keeps ownership), for adding it to a multi handle. */

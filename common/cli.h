@@ -24,7 +24,8 @@ struct cli_option {
             "redis+sentinel://[[user]:pass@]host[:port][,host[:port]...]\n" \
             "/MASTER[/db] (default: $CQ_REDIS_URL, else\n"                  \
             "redis://127.0.0.1:6379); ?replicas=N after a TCP one:\n"       \
-            "enqueues and outcomes wait up to 1 s for N replicas"           \
+            "cenqueue's and cproducer's enqueues and cworker's outcomes\n"  \
+            "wait up to 1 s for N replicas (cqctl's writes do not)"         \
     }
 /* rediss:// files: every command takes them, and hands them to libcq through the
  * environment (cli_tls), where rconn reads them. */

@@ -440,15 +440,17 @@ static int enqueue(const struct config *c, const struct logger *lg, cq_client *c
         else if (off == 0 && warn[0])
             LOG(lg, CQ_LOG_WARN, "%s", warn);
         if (rc == 0) rc = cq_enqueue(cl, jobs, m, CQ_NO_CHECK, err, sizeof err);
+        size_t in = 0; /* of this batch: all, none, or (Redis failed after) some */
         for (size_t i = 0; i < m; i++) {
             if (cq_jobspec_enqueued(jobs[i])) {
                 str_copy(ids[off + i], ID_MAX + 1, cq_jobspec_id(jobs[i]));
                 LOG(lg, CQ_LOG_DEBUG, "job %s %s", ids[off + i], links->v[off + i]);
+                in++;
             }
             cq_jobspec_free(jobs[i]);
         }
         if (rc < 0) {
-            fprintf(stderr, PROG ": %s (%zu of %zu jobs enqueued)\n", err, off, links->n);
+            fprintf(stderr, PROG ": %s (%zu of %zu jobs enqueued)\n", err, off + in, links->n);
             return -1;
         }
     }

@@ -46,12 +46,16 @@ static void test_jobspec_refusals(void)
     CHECK_HAS(err, "function name '': 1-64 characters");
     memset(longname, 'f', 65);
     longname[65] = '\0';
+    err[0] = '\0';
     CHECK(cq_jobspec_new(longname, "[]", err, sizeof err) == NULL);
     CHECK_HAS(err, "1-64 characters");
+    err[0] = '\0';
     CHECK(cq_jobspec_new("noop", "{\"a\": 1}", err, sizeof err) == NULL);
     CHECK_HAS(err, "noop: args must be a JSON array, e.g. [\"a\", 1]");
+    err[0] = '\0';
     CHECK(cq_jobspec_new("noop", "[1, 2", err, sizeof err) == NULL);
     CHECK_HAS(err, "noop: args must be a JSON array");
+    err[0] = '\0';
     CHECK(cq_jobspec_new("noop", "[\"a\\u0000b\"]", err, sizeof err) == NULL);
     CHECK_HAS(err, "noop: args hold a NUL character (\\u0000)");
     CHECK_HAS(err, "send the bytes another way (e.g. base64)");

@@ -278,7 +278,8 @@ check_contains "... and how to run them again" \
 # Redis restarting while cproducer waits: it says so, reconnects, and sees the jobs end.
 IMGUR_CLIENT_ID=test-client "$CP" --api-url "$API" --wait -q waitrestart >"$T/out" 2>"$T/err" &
 cp=$!
-wait_for 10 queue_holds waitrestart 16
+PIDS+=("$cp")
+wait_for 10 queue_holds waitrestart 16 || { echo "FATAL: cproducer did not enqueue"; cat "$T/err"; exit 1; }
 rcli SAVE >/dev/null
 stop_redis
 sleep 1.5

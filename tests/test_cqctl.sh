@@ -185,7 +185,8 @@ fails_with "requeue: a failed job without its record" 1 \
     "job norec: failed, but its status keeps no record to requeue" ctl requeue norec
 fails_with "requeue: a queue whose key is no list" 1 \
     "job wrongq: queue 'wq': its key cq:queue:wq is a string, not a list" ctl requeue wrongq
-check_eq "...nothing was written to that key" not-a-list "$(rcli GET cq:queue:wq)"
+check_eq "...it stays failed" failed "$(jfield wrongq)"
+check "...in the failed set" [ -n "$(rcli ZSCORE cq:failed wrongq)" ]
 ctl requeue --all-failed --queue rq >"$T/rq.out" 2>"$T/rq.err"
 check_eq "requeue --all-failed with a refusal: exit 1" 1 "$?"
 check_contains "...names the job refused and why" "norec: failed, but its status keeps no record" "$(cat "$T/rq.out" "$T/rq.err")"
@@ -194,6 +195,7 @@ check_eq "...which is queued again" queued "$(jfield rqok)"
 check_eq "...the refused one stays failed" 1 "$(rcli ZSCORE cq:failed norec)"
 rcli DEL cq:job:norec cq:job:rqok cq:job:wrongq cq:queue:wq cq:queue:rq >/dev/null
 rcli ZREM cq:failed norec wrongq >/dev/null
+rcli SREM cq:queues rq >/dev/null
 
 # ---- cancel: a running sleep 30 ends within 1 s; finished jobs are refused ----
 long=$(enq sleep 30)
@@ -358,8 +360,9 @@ check_eq "info --watch: SIGINT exits 0" 0 "$?"
 each_line_json() { python3 -c 'import json, sys; [json.loads(l) for l in sys.stdin]' <"$1"; }
 check "info --watch --json: one JSON document a line" each_line_json "$T/watch.json"
 
-# Run as cqctl_module (CQ_TEST_REDIS_MODULE): the workers above took through CQ.TAKE1, which
-# left the paused queue alone, and recorded through CQ.APPLY1, the cancel among them.
+# Run as cqctl_module (CQ_TEST_REDIS_MODULE): the workers above, whose pause and cancel
+# checks passed, took through CQ.TAKE1 and recorded through CQ.APPLY1 (recovery passes
+# still run their script).
 if [ -n "${CQ_TEST_REDIS_MODULE:-}" ]; then
     calls() { rcli INFO commandstats | sed -n "s/^cmdstat_$1:calls=\([0-9]*\),.*/\1/p"; }
     check "module: the workers took through CQ.TAKE1" [ "$(calls cq.take1)" -gt 0 ]

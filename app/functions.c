@@ -91,7 +91,7 @@ static int end_download(cq_job *job, void *arg)
 /* On the transfer thread, as the transfer goes: whether its job was canceled or its worker
  * is stopping, or its deadline passed (cq_job_stopping may be read from any thread). A
  * deadline's stop is named a timeout; libcurl's own timeout, set at the start to the time
- * left, usually ends the transfer first. */
+ * left, may end the transfer first. */
 static enum http_stop transfer_stopping(void *arg)
 {
     const cq_job *job = arg;

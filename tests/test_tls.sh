@@ -3,7 +3,9 @@
 # port): jobs flow through cenqueue, cworker and cqctl with the CA given by --tls-ca or
 # $CQ_TLS_CA, and many of them at once through one worker (the relay under load); a wrong CA,
 # a certificate for another name, a plain client and a TLS client on a plain port are each
-# refused with one clear line; a server that asks for client certificates takes ours.
+# refused with one clear line; a server that asks for client certificates takes ours; a
+# client certificate or key that is wrong, no server, and a name that does not resolve are
+# each one line.
 # The certificates are made here with openssl.
 . "$(dirname "$0")/lib.sh"
 
@@ -111,5 +113,26 @@ check_eq "with --tls-cert and --tls-key: enqueued" 36 "${#id}"
 CQ_TLS_CERT=$T/pki/client.pem CQ_TLS_KEY=$T/pki/client.key \
     "$BIN/cworker" -u "$URL" --tls-ca "$T/pki/ca.pem" --burst 2>/dev/null
 check_eq "... and \$CQ_TLS_CERT, \$CQ_TLS_KEY run it" finished "$(jfield "$id")"
+"$BIN/cenqueue" -u "$URL" --tls-ca "$T/pki/ca.pem" --tls-cert /nonexistent/client.pem noop \
+    >/dev/null 2>"$T/err"
+check_eq "a client certificate file that is not there: exit 1" 1 "$?"
+check_contains "... says which" "TLS: certificate file '/nonexistent/client.pem': " "$(cat "$T/err")"
+"$BIN/cenqueue" -u "$URL" --tls-ca "$T/pki/ca.pem" --tls-cert "$T/pki/client.pem" \
+    --tls-key "$T/pki/server.key" noop >/dev/null 2>"$T/err"
+check_eq "a key that is not the certificate's: exit 1" 1 "$?"
+check_contains "... says which" "TLS: key file '$T/pki/server.key': " "$(cat "$T/err")"
+check_contains "... and why (OpenSSL's words)" "key values mismatch" "$(cat "$T/err")"
+
+echo "# no server at all"
+closed=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$BIN/cenqueue" -u "rediss://127.0.0.1:$closed" --tls-ca "$T/pki/ca.pem" noop >/dev/null 2>"$T/err"
+check_eq "nothing listening: exit 1" 1 "$?"
+check_eq "... one line" 1 "$(wc -l <"$T/err")"
+check_contains "... naming the address and the cause" "redis 127.0.0.1:$closed: Connection refused" \
+    "$(cat "$T/err")"
+"$BIN/cenqueue" -u "rediss://no-such-host.invalid:6379" --tls-ca "$T/pki/ca.pem" noop \
+    >/dev/null 2>"$T/err"
+check_eq "a host name that does not resolve: exit 1" 1 "$?"
+check_contains "... naming it" "redis no-such-host.invalid:6379: " "$(cat "$T/err")"
 
 finish

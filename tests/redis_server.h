@@ -222,6 +222,15 @@ static inline int server_log_has(const char *text)
     return found;
 }
 
+/* Free a reply that does not matter. */
+static inline void discard(redisReply *rep)
+{
+    if (rep != NULL) freeReplyObject(rep);
+}
+
+/* Run a command whose reply does not matter (setting up a case), on the test's connection. */
+#define DO(...) discard(rconn_commandf(&R, __VA_ARGS__))
+
 /* Empty the server between cases. */
 static inline void flushall(void)
 {

@@ -11,22 +11,6 @@
 
 static char url[256];
 
-/* Run a command whose reply does not matter, on the test's own connection. */
-#define DO(...) discard(rconn_commandf(&R, __VA_ARGS__))
-static void discard(redisReply *rep)
-{
-    if (rep != NULL) freeReplyObject(rep);
-}
-
-static cq_client *client(void)
-{
-    char err[256];
-    cq_client *c = cq_client_new(url, NULL, err, sizeof err);
-
-    if (c == NULL) fprintf(stderr, "cq_client_new: %s\n", err);
-    return c;
-}
-
 /* The string reply rep ("" for another reply), copied into out; rep is freed. */
 static const char *reply_string(char *out, size_t len, redisReply *rep)
 {
@@ -66,13 +50,13 @@ static void test_jobspec_refusals(void)
  * with arguments of the wrong number is refused by the check, naming the usage. */
 static void test_jobspec_json(void)
 {
-    cq_client *c = client();
     cq_jobspec *s, *bad;
     cq_status *st = NULL, *many[3] = {NULL, NULL, NULL};
     const char *ids[3];
     char err[256], warn[256], rec[1024];
+    cq_client *c = cq_client_new(url, NULL, err, sizeof err);
 
-    CHECK_NOTNULL(c);
+    REQUIRE(c != NULL);
     DO("FLUSHALL");
     s = cq_jobspec_new("sleep", "[0.25]", err, sizeof err);
     CHECK_NOTNULL(s);

@@ -94,13 +94,6 @@ static double number(redisReply *rep)
 #define TTL(key)         integer(rconn_commandf(&R, "TTL %s", (key)))
 #define LINDEX(key, i)   string(rconn_commandf(&R, "LINDEX %s %d", (key), (i)))
 
-/* Run a redis command whose reply does not matter (setting up a case). */
-#define DO(...) discard(rconn_commandf(&R, __VA_ARGS__))
-static void discard(redisReply *rep)
-{
-    if (rep != NULL) freeReplyObject(rep);
-}
-
 /* ---- making jobs and moving them, as producers and workers do ------------------------ */
 
 /* A fixed time with an exact binary fraction, so that times written with six decimals read

@@ -19,13 +19,6 @@
 
 static char url[256];
 
-/* Run a command whose reply does not matter, on the test's own connection. */
-#define DO(...) discard(rconn_commandf(&R, __VA_ARGS__))
-static void discard(redisReply *rep)
-{
-    if (rep != NULL) freeReplyObject(rep);
-}
-
 static cq_client *client(void)
 {
     char err[256];

@@ -2,10 +2,11 @@
  * no TCP, a Unix socket in a mkdtemp directory, stopped on every way out (at exit; from
  * SIGTERM/SIGINT/SIGHUP through an async-signal-safe handler; by the kernel with
  * PR_SET_PDEATHSIG when the test dies without either). server_start() connects R to it and
- * sets sock_path; the includer also declares nothing else of these names. Header-only: each
- * test program is one translation unit. With $CQ_TEST_REDIS_MODULE the path of cq's Redis
- * module, the server loads it and R must find it (so the outcomes go through CQ.APPLY1);
- * without, R asks and must not. */
+ * sets sock_path; DO(fmt, ...) runs a command on R whose reply does not matter, and
+ * RUN(fn) a case on an empty server. The includer declares nothing else of these names.
+ * Header-only: each test program is one translation unit. With $CQ_TEST_REDIS_MODULE the
+ * path of cq's Redis module, the server loads it and R must find it (so the outcomes go
+ * through CQ.APPLY1); without, R asks and must not. */
 #ifndef CQ_TEST_REDIS_SERVER_H
 #define CQ_TEST_REDIS_SERVER_H
 

@@ -207,6 +207,19 @@ check_contains "... starting cproducer:" "cproducer: " "$ERR"
 check_eq "... before spending API credits" 0 "$(hits total)"
 prod test-client -u "http://127.0.0.1:1"
 check_eq "a bad Redis URL is a usage error" 2 "$RC"
+# ?replicas=1 against a Redis with no replica (a plain one on TCP, beside the test's): the
+# jobs go in, WAIT says none confirmed them, and cproducer says how many went in.
+PPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+redis-server --port "$PPORT" --bind 127.0.0.1 --save "" --appendonly no --logfile "$T/plain.log" &
+PIDS+=("$!")
+wait_for 10 bash -c "redis-cli -p $PPORT ping | grep -q PONG" ||
+    { echo "FATAL: the plain redis-server did not start"; cat "$T/plain.log"; exit 1; }
+prod test-client -u "redis://127.0.0.1:$PPORT?replicas=1" -q unconfirmed
+check_eq "?replicas=1 that no replica confirms: exit 1" 1 "$RC"
+check_contains "... saying so, and that the 16 jobs went in" \
+    "cproducer: enqueue: 0 of 1 replicas confirmed the write within 1000 ms: a failover now could lose it (16 of 16 jobs enqueued)" \
+    "$ERR"
+check_eq "... which they did" 16 "$(redis-cli -p "$PPORT" LLEN cq:queue:unconfirmed)"
 
 echo "# --wait"
 # No worker here: the statuses are set by hand once the jobs are in the queue, a little apart

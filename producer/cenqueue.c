@@ -672,16 +672,14 @@ int main(int argc, char **argv)
         }
         warn_unserved_queue(cl, o.queue, o.at);
         if (cq_enqueue(cl, &j, 1, CQ_NO_CHECK, err, sizeof err) < 0) {
-            /* It may be in nonetheless (?replicas=N not confirmed): say so, with its id, as
-             * --stdin does, so that nobody enqueues it twice. */
-            const char *note = "";
-            if (cq_jobspec_enqueued(j) && o.quiet) {
-                note = " (the job was enqueued)";
-            } else if (cq_jobspec_enqueued(j)) {
-                printf("%s\n", cq_jobspec_id(j));
-                note = " (the job was enqueued, its id printed)";
-            }
-            fprintf(stderr, "cenqueue: %s%s\n", err, note);
+            /* It may be in nonetheless (?replicas=N not confirmed): its id printed, as
+             * --stdin prints those that went in, so that nobody enqueues it twice. */
+            long in = print_ids(&o, &j, 1);
+            print_kept(&o);
+            fprintf(stderr, "cenqueue: %s%s\n", err,
+                    in == 0       ? ""
+                        : o.quiet ? " (the job was enqueued)"
+                                  : " (the job was enqueued, its id printed)");
             rc = 1;
         } else {
             print_ids(&o, &j, 1);

@@ -375,12 +375,22 @@ static const struct fix reply_fixes[] = {
      "this ACL user may not do that: docs/PROTOCOL.md gives the ACL SETUSER line of each "
      "role"},
     {"OOM", "Redis reached its maxmemory: raise it, or free memory"},
-    {"READONLY", "this Redis is a replica: point the URL at the primary"},
+    {"READONLY",
+     "this Redis is a replica: point the URL at the primary, or at its sentinels "
+     "(redis+sentinel://)"},
     {"MISCONF", "Redis cannot save its snapshot: see its log"},
     {"LOADING", "Redis is loading its data set: try again in a moment"},
     {"alert certificate required",
      "this server wants a client certificate: give --tls-cert and --tls-key"},
     {"alert unknown ca", "the server does not trust the CA of the client certificate"},
+};
+
+/* Through sentinels, a replica where the primary was is a failover under way, which the
+ * sentinels resolve: the URL is right. Looked at before reply_fixes. */
+#define FAILOVER_FIX "a failover is under way: the sentinels name the new primary when it ends"
+static const struct fix sentinel_fixes[] = {
+    {"READONLY", FAILOVER_FIX},
+    {"ROLE says", FAILOVER_FIX},
 };
 
 static const char *fix_in(const struct fix *fixes, size_t n, const char *msg)
@@ -397,10 +407,13 @@ static const char *fix_in(const struct fix *fixes, size_t n, const char *msg)
 static void format_error(const struct rconn *r, const char *context, const char *msg,
                          int connecting, char *err, size_t errlen)
 {
-    const char *fix = fix_in(reply_fixes, sizeof reply_fixes / sizeof reply_fixes[0], msg);
+    const char *fix = NULL;
     size_t len = strlen(msg);
     char w[600];
 
+    if (r->url.nsentinels > 0)
+        fix = fix_in(sentinel_fixes, sizeof sentinel_fixes / sizeof sentinel_fixes[0], msg);
+    if (fix == NULL) fix = fix_in(reply_fixes, sizeof reply_fixes / sizeof reply_fixes[0], msg);
     if (fix == NULL && connecting)
         fix = fix_in(connect_fixes, sizeof connect_fixes / sizeof connect_fixes[0], msg);
     /* Redis ends some messages with a period ("NOAUTH Authentication required."). */
@@ -553,8 +566,7 @@ static int check_role(struct rconn *r)
     if (rep->type == REDIS_REPLY_ARRAY && rep->elements > 0 &&
         rep->element[0]->type == REDIS_REPLY_STRING &&
         strcmp(rep->element[0]->str, "master") != 0) {
-        snprintf(msg, sizeof msg, "ROLE says %s, not master: a failover is under way; retrying",
-                 rep->element[0]->str);
+        snprintf(msg, sizeof msg, "ROLE says %s, not master", rep->element[0]->str);
         freeReplyObject(rep);
         fail(r, msg);
         return -1;
@@ -686,7 +698,7 @@ static redisReply *seen(struct rconn *r, redisReply *rep)
         r->module &= ~rconn_module_refused(rep->str); /* the next calls send the scripts */
     if (rep != NULL && r->url.nsentinels > 0 && rep->type == REDIS_REPLY_ERROR &&
         strncmp(rep->str, "READONLY", 8) == 0)
-        fail(r, "READONLY: this node is a replica now (a failover); reconnecting to the primary");
+        fail(r, "READONLY: this node was the primary and is a replica now");
     return rep;
 }
 

@@ -493,7 +493,9 @@ static void *watcher_main(void *arg)
         } else if (rep->type == REDIS_REPLY_ERROR) {
             /* A key of another type under the queue's name fails at once, every time: wait
              * as after a lost connection. The take names the queue (report_error). */
-            LOG(&w->lg, CQ_LOG_DEBUG, "watcher %s: redis: %s", wa->queue, rep->str);
+            char why[600];
+            rconn_error(&wa->rc, NULL, rep->str, why, sizeof why);
+            LOG(&w->lg, CQ_LOG_DEBUG, "watcher %s: %s", wa->queue, why);
             freeReplyObject(rep);
             pthread_mutex_unlock(&w->mu);
             sleep_ms(backoff);

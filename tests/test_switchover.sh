@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# test_switchover.sh - redis+sentinel:// while the primary is demoted by hand (a switchover:
+# the replica promoted with REPLICAOF NO ONE, the old primary made its replica) and the
+# sentinel still names the old one, as it does for a moment in any failover. A worker's
+# blocked take is cut (UNBLOCKED), its writes get READONLY, and its reconnections find a node
+# whose ROLE is slave: it says so once, keeps the outcomes of the jobs it was running, and
+# goes on against the new primary once the sentinel names it. A producer run in the window
+# fails with the same words; one pointed at the demoted node itself is told to point at the
+# primary or at its sentinels. One sentinel, whose down-after-milliseconds is long enough
+# that it takes no part: the test decides when it names the new primary (SENTINEL REMOVE and
+# MONITOR), so that the window is as long as the test needs, not as long as a failover is.
+. "$(dirname "$0")/lib.sh"
+
+synced() { redis-cli -p "$1" INFO replication | grep -q "master_link_status:up"; }
+# in_step PRIMARY REPLICA: the replica has everything the primary wrote.
+offset() { redis-cli -p "$1" INFO replication | sed -n "s/^$2:\([0-9]*\).*/\1/p"; }
+in_step() { [ "$(offset "$1" master_repl_offset)" = "$(offset "$2" slave_repl_offset)" ]; }
+ours() { redis-cli -p "$1" INFO server 2>/dev/null | tr -d '\r' | grep -qx "process_id:$2"; }
+
+# serve VAR PROGRAM ARGS...: PROGRAM (redis-server or redis-sentinel) with ARGS on a port
+# below Linux's ephemeral range, whose number goes to VAR; where that port is taken (the
+# server exits, or another answers there), another is tried. "@PORT" in ARGS is the port.
+serve() {
+    local var=$1 port pid
+    shift
+    for _ in $(seq 1 20); do
+        port=$(( 20000 + RANDOM % 12000 ))
+        "${@//@PORT/$port}" &
+        pid=$!
+        if wait_for 10 ours "$port" "$pid"; then
+            PIDS+=("$pid")
+            printf -v "$var" %s "$port"
+            return 0
+        fi
+        kill "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+    done
+    echo "FATAL: $1 did not start on any of 20 ports"
+    exit 1
+}
+node() { mkdir -p "$T/$1"; echo "--dir $T/$1 --logfile $T/$1/log"; }
+
+# shellcheck disable=SC2046 # node's words
+serve PA redis-server --port @PORT --bind 127.0.0.1 --save "" --appendonly no $(node a)
+# shellcheck disable=SC2046
+serve PB redis-server --port @PORT --bind 127.0.0.1 --save "" --appendonly no $(node b) \
+    --replicaof 127.0.0.1 "$PA"
+wait_for 10 synced "$PB" || { echo "FATAL: the replica did not sync"; exit 1; }
+printf 'sentinel monitor cqtest 127.0.0.1 %s 1\n' "$PA" >"$T/sentinel.conf"
+printf 'sentinel %s cqtest 600000\n' down-after-milliseconds failover-timeout >>"$T/sentinel.conf"
+serve PS redis-sentinel "$T/sentinel.conf" --port @PORT --bind 127.0.0.1 --dir "$T" \
+    --logfile "$T/sentinel.log"
+URL="redis+sentinel://127.0.0.1:$PS/cqtest"
+named() { [ "$(redis-cli -p "$PS" SENTINEL get-master-addr-by-name cqtest | tail -1)" = "$1" ]; }
+# status PORT ID: a job's status on the node on PORT.
+status() { redis-cli -p "$1" HGET "cq:job:$2" status; }
+all_are() {
+    local port=$1 want=$2 id
+    shift 2
+    for id in "$@"; do [ "$(status "$port" "$id")" = "$want" ] || return 1; done
+}
+
+echo "# a worker through the sentinel, two jobs running"
+"$BIN/cworker" -u "$URL" -c 4 --log-level debug >"$T/w.log" 2>&1 &
+W=$!
+PIDS+=("$W")
+wait_for 10 bash -c "[ \"\$(redis-cli -p $PA SCARD cq:workers)\" = 1 ]" ||
+    { echo "FATAL: the worker did not register"; cat "$T/w.log"; exit 1; }
+before=$("$BIN/cenqueue" -u "$URL" noop)
+check "a job enqueued through the sentinel finishes" wait_for 10 all_are "$PA" finished "$before"
+running=$(for _ in 1 2; do "$BIN/cenqueue" -u "$URL" sleep 3s; done)
+t_run=$SECONDS
+# shellcheck disable=SC2086 # the ids, one a word
+check "both are started" wait_for 10 all_are "$PA" started $running
+wait_for 10 in_step "$PA" "$PB" || { echo "FATAL: the replica is behind the primary"; exit 1; }
+
+echo "# the switchover: the replica promoted, the primary its replica; the sentinel still names the old one"
+redis-cli -p "$PB" REPLICAOF NO ONE >/dev/null
+redis-cli -p "$PA" REPLICAOF 127.0.0.1 "$PB" >/dev/null
+check "the demoted node syncs from the new primary" wait_for 10 synced "$PA"
+check "the sentinel names the demoted node" named "$PA"
+
+err=$("$BIN/cenqueue" -u "$URL" noop 2>&1); rc=$?
+check_eq "cenqueue through the sentinel meanwhile: exit 1" 1 "$rc"
+check_eq "...one line, ROLE's answer and the failover under way" \
+    "cenqueue: redis 127.0.0.1:$PA (primary of cqtest): ROLE says slave, not master; a failover is under way: the sentinels name the new primary when it ends" \
+    "$err"
+err=$("$BIN/cqctl" -u "$URL" info 2>&1); rc=$?
+check_eq "cqctl info through the sentinel: exit 1" 1 "$rc"
+check_eq "...with the same words" \
+    "cqctl: redis 127.0.0.1:$PA (primary of cqtest): ROLE says slave, not master; a failover is under way: the sentinels name the new primary when it ends" \
+    "$err"
+err=$("$BIN/cenqueue" -u "redis://127.0.0.1:$PA" noop 2>&1); rc=$?
+check_eq "cenqueue pointed at the demoted node itself: exit 1" 1 "$rc"
+check_contains "...READONLY, and where to point instead" \
+    "this Redis is a replica: point the URL at the primary, or at its sentinels (redis+sentinel://)" \
+    "$err"
+
+lost_line() { grep "WARN lost redis" "$T/w.log"; }
+check "the worker says it lost the primary" wait_for 10 lost_line
+line=$(lost_line | head -1)
+check_contains "...as a failover under way, that it rides" \
+    "(primary of cqtest): READONLY: this node was the primary and is a replica now; a failover is under way: the sentinels name the new primary when it ends; reconnecting" \
+    "$line"
+check_eq "...once" 1 "$(lost_line | wc -l)"
+check "its watcher's blocked take was cut or refused, the node named (debug)" grep -Eq \
+    "watcher default: redis 127.0.0.1:$PA \(primary of cqtest\): (UNBLOCKED|READONLY)" "$T/w.log"
+# The running jobs end (3 s) while the sentinel still names the demoted node: their outcomes
+# wait in the worker.
+sleep $(( t_run + 5 - SECONDS ))
+# shellcheck disable=SC2086
+check "their ends are not written while no primary is known" all_are "$PB" started $running
+check "the worker did not exit" kill -0 "$W"
+
+echo "# the sentinel names the new primary"
+redis-cli -p "$PS" SENTINEL REMOVE cqtest >/dev/null
+redis-cli -p "$PS" SENTINEL MONITOR cqtest 127.0.0.1 "$PB" 1 >/dev/null
+redis-cli -p "$PS" SENTINEL SET cqtest down-after-milliseconds 600000 >/dev/null
+check "the sentinel names it" named "$PB"
+# shellcheck disable=SC2086
+check "the jobs that ran across the switchover finish on the new primary" \
+    wait_for 20 all_are "$PB" finished $running
+check "...each once" [ "$(grep -c "sleep .* finished" "$T/w.log")" = 2 ]
+check "the worker says the primary is back" grep -q "redis is back after" "$T/w.log"
+after=$("$BIN/cenqueue" -u "$URL" noop)
+check "a job enqueued through the sentinel afterwards finishes" wait_for 10 all_are "$PB" finished "$after"
+check "nothing is left in flight or queued" \
+    [ "$(redis-cli -p "$PB" EVAL "local n = 0 for _, k in ipairs(redis.call('KEYS', 'cq:inflight:*')) do n = n + redis.call('LLEN', k) end return n + redis.call('LLEN', 'cq:queue:default')" 0)" = 0 ]
+check "the demoted node has the same (replication)" wait_for 10 all_are "$PA" finished "$after"
+
+kill -TERM "$W"
+wait "$W"
+check_eq "the worker exits 0 on SIGTERM" 0 "$?"
+finish

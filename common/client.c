@@ -717,6 +717,11 @@ static int wait_run(struct wait *w, double timeout)
         }
         now = mono_now();
         if (subscribed && until > 0 && now >= until) {
+            /* Time is up: the jobs still open are said as they are now, not as they were
+             * when last read (a job queued then may have started since). */
+            if (idx == NULL) idx = xcalloc(w->n, sizeof *idx);
+            k = awaited(w, idx);
+            if (k > 0 && read_statuses(w, idx, k, &io) != 0) break;
             free(idx);
             return 0;
         }

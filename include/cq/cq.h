@@ -332,7 +332,8 @@ int cq_status_get_many(cq_client *c, const char *const *ids, size_t n, cq_status
                        size_t errlen);
 /* Wait until every one of the n jobs ids has ended, or timeout seconds pass (0 = forever).
  * Returns 0 with out[i] (free each with cq_status_free) the last status read of ids[i]: ended
- * (see above) or, after a timeout, not yet; or -1 with err, and no status to free, for an
+ * (see above) or, after a timeout, not yet (read again when the time is up, so that it says
+ * where the job is then); or -1 with err, and no status to free, for an
  * invalid id, an error reply (e.g. an ACL user without the channels: NOPERM), or Redis
  * unreachable for 30 s in a row or when the timeout passes.
  *

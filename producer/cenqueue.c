@@ -62,7 +62,7 @@ static const struct cli_option options[] = {
     {"retries", O_RETRIES, "N", "retries after a transient failure (default: the function's)"},
     {"timeout", O_TIMEOUT, "D", "time limit of one attempt (default: the function's)"},
     {"in", O_IN, "D", "run no sooner than D from now (e.g. 30s, 5m)"},
-    {"at", O_AT, "T", "run no sooner than Unix time T"},
+    {"at", O_AT, "T", "run no sooner than Unix time T (not with --in)"},
     {"stdin", O_STDIN, NULL, "read jobs from standard input"},
     {"quiet", O_QUIET, NULL, "do not print job ids (with --wait: nothing on stdout)"},
     {"no-check", O_NO_CHECK, NULL, "send jobs without checking them against the catalog"},
@@ -550,7 +550,7 @@ static int parse_options(struct opts *o, int *list, int argc, char **argv)
     struct cli cli;
     double d;
     long v;
-    int c, rc = 0, wait_timeout = 0;
+    int c, rc = 0, wait_timeout = 0, in = 0, at = 0;
 
     /* Parsing stops at the first non-option, so job args may start with '-'. */
     cli_begin(&cli, "cenqueue", CQ_VERSION, usage, options, sizeof options / sizeof options[0], 1);
@@ -573,12 +573,14 @@ static int parse_options(struct opts *o, int *list, int argc, char **argv)
             break;
         case O_IN:
             if ((rc = cli_duration(&cli, optarg, &d)) == 0) o->at = time_now() + d;
+            in = 1;
             break;
         case O_AT:
             if (parse_duration(optarg, &d) != 0 || strpbrk(optarg, "smhd") != NULL)
                 rc = cli_error(&cli, "--at: '%s' is not a Unix time in seconds", optarg);
             else
                 o->at = d;
+            at = 1;
             break;
         case O_STDIN: o->use_stdin = 1; break;
         case O_QUIET: o->quiet = 1; break;
@@ -596,6 +598,7 @@ static int parse_options(struct opts *o, int *list, int argc, char **argv)
     }
     cli_end(&cli);
     if (rc == 0 && wait_timeout && !o->wait) rc = cli_error(&cli, "--wait-timeout needs --wait");
+    if (rc == 0 && in && at) rc = cli_error(&cli, "--in and --at do not go together: give one");
     if (rc == 0) rc = check_usage(&cli, o, *list, argc);
     return rc == CLI_STOP ? 0 : rc == 0 ? -1 : rc;
 }

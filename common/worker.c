@@ -2314,6 +2314,30 @@ static int set_duration(const char *name, const char *value, double *out, char *
     return -1;
 }
 
+/* A status TTL: -1 (keep), or a duration of whole seconds up to 100 years (500, 5m, 30d;
+ * 0 = drop at once), as the other time settings take. */
+static int set_ttl(const char *name, const char *value, long *out, char *err, size_t errlen)
+{
+    double d;
+
+    if (strcmp(value, "-1") == 0) {
+        *out = -1;
+        return 0;
+    }
+    if (parse_duration(value, &d) != 0) {
+        err_set(err, errlen,
+                "%s: '%s' is not a duration such as 500s, 5m or 30d (0 = drop at once, -1 = keep)",
+                name, value);
+        return -1;
+    }
+    if (d != floor(d) || d > 100.0 * 365 * 86400) {
+        err_set(err, errlen, "%s: '%s' is not whole seconds up to 100 years", name, value);
+        return -1;
+    }
+    *out = (long)d;
+    return 0;
+}
+
 static int set_choice(const char *name, const char *value, const char *const *choices, size_t n,
                       int *out, char *err, size_t errlen)
 {
@@ -2377,9 +2401,9 @@ int cq_worker_set(cq_worker *w, const char *name, const char *value, char *err, 
     } else if (strcmp(name, "summary-interval") == 0) {
         return set_duration(name, value, &c->summary_interval, err, errlen);
     } else if (strcmp(name, "result-ttl") == 0) {
-        return set_long(name, value, -1, LONG_MAX, &c->ttls.result_ttl, err, errlen);
+        return set_ttl(name, value, &c->ttls.result_ttl, err, errlen);
     } else if (strcmp(name, "failure-ttl") == 0) {
-        return set_long(name, value, -1, LONG_MAX, &c->ttls.failure_ttl, err, errlen);
+        return set_ttl(name, value, &c->ttls.failure_ttl, err, errlen);
     } else if (strcmp(name, "log-level") == 0) {
         return set_choice(name, value, levels, 4, &c->log_level, err, errlen);
     } else if (strcmp(name, "log-format") == 0) {

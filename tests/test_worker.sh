@@ -182,6 +182,14 @@ id=$("$BIN/cenqueue" download_link images "$HBASE/_/status/404/ttl.jpg")
 "$BIN/cworker" --burst --failure-ttl 100 --download-root "$ROOT" >/dev/null 2>&1
 ttl=$(rcli TTL "cq:job:$id")
 check "--failure-ttl 100 keeps a failed status 100 s ($ttl)" ttl_within 0 100 "$ttl"
+id=$("$BIN/cenqueue" noop)
+"$BIN/cworker" --burst --result-ttl 2m >/dev/null 2>&1
+ttl=$(rcli TTL "cq:job:$id")
+check "--result-ttl 2m, a duration as the other time options take: 120 s ($ttl)" \
+    ttl_within 100 120 "$ttl"
+id=$("$BIN/cenqueue" noop)
+"$BIN/cworker" --burst --result-ttl -1 >/dev/null 2>&1
+check_eq "--result-ttl -1 keeps a finished status" -1 "$(rcli TTL "cq:job:$id")"
 id=$("$BIN/cenqueue" download_link images "$HBASE/too-big.jpg")
 "$BIN/cworker" --burst --max-size 1K --download-root "$ROOT" >/dev/null 2>&1
 check_eq "--max-size 1K refuses a 20,000-byte image" failed "$(jfield "$id")"

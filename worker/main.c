@@ -107,11 +107,10 @@ static const struct cli_option options[] = {
      "a worker silent this long is dead: others put its jobs back\n"
      "(default: 10s); a worker whose process died is found sooner,\n"
      "in about 2s, by its connections to Redis closing"},
-    {"result-ttl", O_RESULT_TTL, "SECS",
-     "keep a finished job's status this long (default: 500; 0 = drop\n"
-     "at once; -1 = keep)"},
-    {"failure-ttl", O_FAILURE_TTL, "SECS",
-     "keep a failed job's status this long (default: 31536000, a year)"},
+    {"result-ttl", O_RESULT_TTL, "D",
+     "keep a finished job's status this long, in whole seconds\n"
+     "(default: 500s; 0 = drop at once; -1 = keep)"},
+    {"failure-ttl", O_FAILURE_TTL, "D", "keep a failed job's status this long (default: 365d)"},
     CLI_LOG_LEVEL(O_LOG_LEVEL),
     {"log-format", O_LOG_FORMAT, "FORMAT",
      "text, or json: one JSON object a line with the keys time,\n"

@@ -67,8 +67,24 @@ int cli_error(const struct cli *c, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "%s: %s\nTry '%s --help' for more information.\n", c->prog, msg, c->prog);
+    fprintf(stderr, "%s: %s\nTry '%s%s%s --help' for more information.\n", c->prog, msg, c->prog,
+            c->command ? " " : "", c->command ? c->command : "");
     return 2;
+}
+
+const char *cli_first_operand(struct cli *c, int argc, char **argv)
+{
+    char **copy = xcalloc((size_t)argc + 1, sizeof *copy);
+    const char *first = NULL;
+    int i;
+
+    for (i = 0; i < argc; i++) copy[i] = argv[i];
+    optind = 0; /* glibc: start over, its permutation state too */
+    while (getopt_long(argc, copy, c->shortopts, c->longopts, NULL) != -1) continue;
+    if (optind < argc) first = copy[optind];
+    free(copy);
+    optind = 0;
+    return first;
 }
 
 /* The options whose long name is name (exactly: -1 when none is; or its first len bytes,

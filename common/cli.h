@@ -72,8 +72,9 @@ struct cli {
     void (*usage)(FILE *); /* -h prints it and stops; NULL: -h is returned like any option */
     const struct cli_option *opts;
     size_t n;
-    const char *opt; /* the long name of the option cli_next returned last */
-    int status;      /* with CLI_STOP: the exit status (0 after -h/-V, 2 after an error) */
+    const char *command; /* a command of the program's (cqctl's): errors point to its --help */
+    const char *opt;     /* the long name of the option cli_next returned last */
+    int status;          /* with CLI_STOP: the exit status (0 after -h/-V, 2 after an error) */
     struct option *longopts;
     char *shortopts;
 };
@@ -83,6 +84,10 @@ struct cli {
 void cli_begin(struct cli *c, const char *prog, const char *version, void (*usage)(FILE *),
                const struct cli_option *opts, size_t n, int stop_at_arg);
 void cli_end(struct cli *c);
+/* The first argument that is not an option or an option's value (a program's command), found
+ * by a pass over a copy of argv with the same options that prints nothing; NULL when there is
+ * none. The next cli_next starts from the beginning. */
+const char *cli_first_operand(struct cli *c, int argc, char **argv);
 
 /* The next option's key (optarg as getopt sets it), or -1 after the last option (optind is
  * then the first argument). -h (when usage is set) and -V are handled here; an unknown

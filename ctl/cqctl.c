@@ -623,21 +623,23 @@ static void requeued_one(void *ctx, const char *id, const char *queue, const cha
     report_job(ctx, id, "requeued", "queue", queue, line, err);
 }
 
+/* requeue's arguments, checked before Redis is: 0, or a usage error's status. */
+static int requeue_usage(const struct ctl *c, int n)
+{
+    if (c->all_failed == (n > 0)) return cli_error(&cli, "requeue: give job ids or --all-failed");
+    if (c->queue != NULL && !c->all_failed)
+        return cli_error(&cli, "requeue: --queue goes with --all-failed");
+    if (c->queue != NULL && !keys_valid_name(c->queue))
+        return cli_error(&cli, "queue '%s': use 1-128 characters of A-Z a-z 0-9 _ . @ -", c->queue);
+    return 0;
+}
+
 static int run_requeue(struct ctl *c, char **args, int n)
 {
     struct report r;
     char err[512];
     int i;
 
-    if (c->all_failed == (n > 0)) {
-        return cli_error(&cli, "requeue: give job ids or --all-failed");
-    }
-    if (c->queue != NULL && !c->all_failed) {
-        return cli_error(&cli, "requeue: --queue goes with --all-failed");
-    }
-    if (c->queue != NULL && !keys_valid_name(c->queue)) {
-        return cli_error(&cli, "queue '%s': use 1-128 characters of A-Z a-z 0-9 _ . @ -", c->queue);
-    }
     if (check_ids(args, n) != 0) return 2;
     report_init(&r, c);
     if (c->all_failed) {
@@ -871,7 +873,7 @@ static const struct command commands[] = {
      run_job,
      0},
     {"requeue",
-     "ID... | --all-failed [--queue Q]",
+     "ID... | --all-failed [--queue NAME]",
      "run failed jobs again",
      "Put failed jobs back on their queues, attempts at 0: each in one script that moves the\n"
      "record, takes the id out of the failed set and marks the job queued. A job that is not\n"
@@ -1049,6 +1051,11 @@ static int parse_options(struct ctl *c, int argc, char **argv, int *seen, size_t
 
     /* -h is ours: after a command it prints that command's help. */
     cli_begin(&cli, "cqctl", CQ_VERSION, NULL, options, NOPTIONS, 0);
+    {
+        /* A usage error after the command points to that command's --help. */
+        const char *first = cli_first_operand(&cli, argc, argv);
+        if (first != NULL && find_command(first) != NULL) cli.command = find_command(first)->name;
+    }
     while (rc == 0 && (opt = cli_next(&cli, argc, argv)) != -1) {
         if (opt != CLI_STOP && *nseen < 32) seen[(*nseen)++] = opt;
         switch (opt) {
@@ -1128,6 +1135,7 @@ int main(int argc, char **argv)
                 cmd->args, cmd->name);
         return 2;
     }
+    if (cmd->run == run_requeue && (rc = requeue_usage(&c, n)) != 0) return rc;
     c.tty = isatty(STDOUT_FILENO);
     c.cols = 80;
     if (c.tty) {

@@ -21,7 +21,8 @@ run() {
 }
 
 # usage_error NAME EXPECTED_FIRST_LINE PROG ARGS...: exit 2, nothing on stdout, and exactly
-# the line and the pointer to --help on stderr.
+# the line and the pointer to --help on stderr: PROG's, or for cqctl with a command, that
+# command's (cqctl_usage_error NAME LINE COMMAND ARGS..., ARGS all of cqctl's).
 usage_error() {
     local name=$1 line=$2 p=$3
     shift 3
@@ -29,8 +30,9 @@ usage_error() {
     check_eq "$name: exit 2" 2 "$RC"
     check_eq "$name: nothing on stdout" "" "$OUT"
     check_eq "$name: one line and the Try line" \
-        "$line"$'\n'"Try '$p --help' for more information." "$ERR"
+        "$line"$'\n'"Try '${TRY:-$p} --help' for more information." "$ERR"
 }
+cqctl_usage_error() { TRY="cqctl $3" usage_error "$1" "$2" cqctl "${@:4}"; }
 
 echo "# unknown options, missing values, --help and --version, every command"
 for p in "${PROGS[@]}"; do
@@ -54,6 +56,16 @@ usage_error "a missing value, abbreviated" "cenqueue: option '--wait-t' needs a 
     cenqueue --wait-t
 usage_error "cqctl with no command" "cqctl: give a command" cqctl
 usage_error "cqctl with an unknown command" "cqctl: unknown command 'bogus'" cqctl bogus
+echo "# cqctl: a usage error after a command points to that command's --help, Redis or not"
+cqctl_usage_error "cqctl info, a mistyped option" "cqctl: unknown option '--wath'" info info --wath
+cqctl_usage_error "cqctl, an option's bad value before the command" \
+    "cqctl: --limit: '0' is not a whole number from 1 to 10000" jobs --limit 0 jobs default
+cqctl_usage_error "cqctl cancel, no id" \
+    "cqctl: cancel: missing argument (usage: cqctl cancel ID...)" cancel cancel
+cqctl_usage_error "cqctl requeue, neither ids nor --all-failed (checked before Redis)" \
+    "cqctl: requeue: give job ids or --all-failed" requeue -u redis://127.0.0.1:1 requeue
+cqctl_usage_error "cqctl requeue --queue without --all-failed" \
+    "cqctl: requeue: --queue goes with --all-failed" requeue requeue -q x some-id
 usage_error "cenqueue with neither a job nor --stdin" \
     "cenqueue: give either FUNC [ARG...] or --stdin" cenqueue
 usage_error "cenqueue --in with --at (the last one used to win)" \
@@ -109,7 +121,7 @@ usage_error "cworker --connect-timeout" "cworker: --connect-timeout: '1y' $D" \
     cworker --connect-timeout 1y
 usage_error "cenqueue --timeout" "cenqueue: --timeout: 'x' $D" cenqueue --timeout x noop
 usage_error "cproducer --max-wait" "cproducer: --max-wait: 'x' $D" cproducer --max-wait x
-usage_error "cqctl --interval" "cqctl: --interval: 'x' $D" cqctl info --interval x
+cqctl_usage_error "cqctl --interval" "cqctl: --interval: 'x' $D" info info --interval x
 usage_error "cworker --max-size" "cworker: --max-size: '5Q' is not a size such as 512K, 50M or 1G" \
     cworker --max-size 5Q
 usage_error "cworker -c 0" "cworker: --concurrency: '0' is not a whole number from 1 to 4096" \
@@ -119,9 +131,9 @@ usage_error "cproducer -j 0" "cproducer: --jobs: '0' is not a whole number from 
 usage_error "cworker --log-level" \
     "cworker: --log-level: 'verbose' is not one of error, warn, info or debug" \
     cworker --log-level verbose
-usage_error "cqctl serve --log-level" \
+cqctl_usage_error "cqctl serve --log-level" \
     "cqctl: --log-level: 'verbose' is not one of error, warn, info or debug" \
-    cqctl serve --log-level verbose
+    serve serve --log-level verbose
 usage_error "cworker --log-format" "cworker: --log-format: 'xml' is not one of text or json" \
     cworker --log-format xml
 usage_error "cworker --url" \
@@ -142,8 +154,11 @@ usage_error "cworker --prefix" \
     "cworker: --prefix: key prefix 'a b': spaces and control bytes are not allowed" \
     cworker --prefix 'a b'
 usage_error "cworker --result-ttl" \
-    "cworker: --result-ttl: '-2' is not a whole number from -1 to 9223372036854775807" \
+    "cworker: --result-ttl: '-2' is not a duration such as 500s, 5m or 30d (0 = drop at once, -1 = keep)" \
     cworker --result-ttl -2
+usage_error "cworker --failure-ttl, not whole seconds" \
+    "cworker: --failure-ttl: '1.5s' is not whole seconds up to 100 years" \
+    cworker --failure-ttl 1.5s
 
 echo "# Redis errors name the host and the fix"
 CLOSED=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

@@ -8,6 +8,7 @@
  * Exit status: 0 done, 1 Redis failed or a job was refused (one line on stderr each), 2 a
  * usage error.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -306,6 +307,17 @@ static int info_once(struct ctl *c, int workers_only, int clear)
     return 0;
 }
 
+/* A reader that left (| head): no error to report at the exit. */
+static int reader_gone;
+
+/* Flush stdout: 0, or -1 when it cannot be written. */
+static int flush_out(void)
+{
+    if (fflush(stdout) == 0 && !ferror(stdout)) return 0;
+    if (errno == EPIPE) reader_gone = 1;
+    return -1;
+}
+
 static int run_info(struct ctl *c, char **args, int n)
 {
     int first = 1;
@@ -319,7 +331,7 @@ static int run_info(struct ctl *c, char **args, int n)
         long long until = time_mono_ms() + (long long)(c->interval * 1000.0);
         if (!first && !c->tty && !c->json) putchar('\n');
         info_once(c, 0, c->tty && !c->json);
-        fflush(stdout);
+        if (flush_out() != 0) break; /* nobody reads it any more */
         first = 0;
         while (!stop_requested(&stopping) && time_mono_ms() < until) sleep_ms(50);
     }
@@ -1149,8 +1161,8 @@ int main(int argc, char **argv)
     }
     rc = cmd->run(&c, argv + optind + 1, n);
     admin_close(&c.a);
-    if (fflush(stdout) != 0 || ferror(stdout)) {
-        if (rc == 0) fprintf(stderr, "cqctl: writing the output failed\n");
+    if (flush_out() != 0) {
+        if (rc == 0 && !reader_gone) fprintf(stderr, "cqctl: writing the output failed\n");
         return rc ? rc : 1;
     }
     return rc;

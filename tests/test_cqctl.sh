@@ -359,6 +359,17 @@ wait "$wpid"
 check_eq "info --watch: SIGINT exits 0" 0 "$?"
 each_line_json() { python3 -c 'import json, sys; [json.loads(l) for l in sys.stdin]' <"$1"; }
 check "info --watch --json: one JSON document a line" each_line_json "$T/watch.json"
+# Its reader gone (| head): it used to redraw for nobody until killed.
+t0=$SECONDS
+first=$(timeout 20 "$BIN/cqctl" info --watch --interval 100ms 2>"$T/gone.err" | head -1)
+rcs=("${PIPESTATUS[@]}")
+check_contains "info --watch | head -1: the first line" "cq at " "$first"
+check_eq "info --watch | head -1: it ends once the reader is gone, exit 1" 1 "${rcs[0]}"
+check "...within a few intervals ($((SECONDS - t0)) s)" [ $((SECONDS - t0)) -lt 10 ]
+check_eq "...saying nothing of it" "" "$(cat "$T/gone.err")"
+ctl info >/dev/full 2>"$T/full.err"
+check_eq "info to a full disk: exit 1" 1 "$?"
+check_eq "...saying so" "cqctl: writing the output failed" "$(cat "$T/full.err")"
 
 # Run as cqctl_module (CQ_TEST_REDIS_MODULE): the workers above, whose pause and cancel
 # checks passed, took through CQ.TAKE1 and recorded through CQ.APPLY1 (recovery passes

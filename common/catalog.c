@@ -301,12 +301,19 @@ int catalog_queue_live(struct rconn *r, const struct keys *k, const char *queue,
     return live_count(r, k, "queues", queue, NULL, 0, err, errlen);
 }
 
+static int by_name(const void *a, const void *b)
+{
+    return strcmp((*(const struct cq_function *const *)a)->name,
+                  (*(const struct cq_function *const *)b)->name);
+}
+
 int catalog_print(struct rconn *r, const struct keys *k, const struct cq_registry *builtins,
                   FILE *f, char *err, size_t errlen)
 {
     char kf[KEYS_KEY_MAX], ks[KEYS_KEY_MAX], kw[KEYS_KEY_MAX];
     redisReply *all = NULL, *seen = NULL, *wids = NULL, **funcs = NULL, **leases = NULL;
     struct cq_registry *reg = registry_new();
+    const struct cq_function **order = NULL;
     size_t i;
     int rc = -1, j;
 
@@ -342,8 +349,11 @@ int catalog_print(struct rconn *r, const struct keys *k, const struct cq_registr
                 registry_describe(reg, builtins->v[j]->name, builtins->v[j]->spec, NULL, 0);
             if (d != NULL) cq_function_set_summary(d, builtins->v[j]->summary);
         }
+    order = xcalloc((size_t)reg->n + 1, sizeof *order);
+    for (j = 0; j < reg->n; j++) order[j] = reg->v[j];
+    qsort(order, (size_t)reg->n, sizeof *order, by_name); /* as the errors' "known:" lists */
     for (j = 0; j < reg->n; j++) {
-        const struct cq_function *fn = reg->v[j];
+        const struct cq_function *fn = order[j];
         double t = 0;
         char live[1024];
         int nlive;
@@ -367,6 +377,7 @@ out:
     }
     free(funcs);
     free(leases);
+    free(order);
     if (all) freeReplyObject(all);
     if (seen) freeReplyObject(seen);
     if (wids) freeReplyObject(wids);

@@ -68,7 +68,7 @@ static const struct cli_option options[] = {
     {"no-check", O_NO_CHECK, NULL, "send jobs without checking them against the catalog"},
     {"wait", O_WAIT, NULL,
      "then wait until every job enqueued has ended, printing\n"
-     "one line for each as it ends (see below)"},
+     "one line for each as it ends (see above)"},
     {"wait-timeout", O_WAIT_TIMEOUT, "D", "with --wait: stop waiting after D (default: no limit)"},
     {"list-functions", O_LIST, NULL,
      "print the functions workers serve, which live workers serve\n"

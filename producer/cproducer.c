@@ -172,10 +172,11 @@ static const struct cli_option options[] = {
      "then print \"Took N.NNs\" and \"downloaded D, failed F, B bytes\";\n"
      "a failed link is reported on stderr and does not stop the run"},
     {"jobs", 'j', "N",
-     "threads, processes or transfers in flight, 1..256 (default: 8;\n"
-     "sequential ignores it)"},
-    {"download-root", O_ROOT, "R",
-     "write to R/DIR instead of ./DIR (made with its parents if\n"
+     "downloads at once: threads, processes or transfers in flight,\n"
+     "1..256 (default: 8; sequential ignores it), as make -j; not\n"
+     "queue jobs (cworker calls its own -c, --concurrency)"},
+    {"download-root", O_ROOT, "ROOT",
+     "write to ROOT/DIR instead of ./DIR (made with its parents if\n"
      "missing), as cworker --download-root.\n"
      "(-u, -q, --prefix, --wait, --wait-timeout and --dry-run do\n"
      "not go with --mode.)"},
@@ -190,7 +191,7 @@ static const struct cli_option options[] = {
 static void usage(FILE *f)
 {
     fprintf(f,
-            "Usage: " PROG " [OPTION]...\n"
+            "Usage: " PROG " [OPTIONS]\n"
             "Ask the Imgur API for a gallery and enqueue one job " FUNC
             "(DIR, LINK) per image link,\n"
             "for cworker to run.\n");

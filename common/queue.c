@@ -485,7 +485,11 @@ static int enqueue_chunk_module(struct enqueue_fmt *f, const struct keys *k,
  * scheduled set that is not a sorted set, a queues set that is not a set, the status hash of
  * a reused id that is not a hash) would make one command fail inside a transaction whose
  * other writes still happen. Checked once per call, before anything is sent: an operator's
- * stray key is refused with its name, not half written. 0, or -1 with err. */
+ * stray key is refused with its name, not half written. A reused id whose job has not ended
+ * is refused too: two runs would share one status hash (and a producer that sends an
+ * enqueue again after a lost reply learns that it went in). The read and the transaction are
+ * two round trips: two producers enqueueing one id at the same moment can both pass. 0, or
+ * -1 with err. */
 struct dest {
     enum keys_kind kind; /* KEYS_QUEUES, KEYS_SCHEDULED, KEYS_QUEUE or KEYS_JOB */
     const char *name;    /* the queue or the job id (NULL for the first two) */
@@ -507,6 +511,17 @@ static const char *dest_type(const struct dest *d)
         : d->kind == KEYS_SCHEDULED ? "zset"
         : d->kind == KEYS_QUEUE     ? "list"
                                     : "hash";
+}
+
+/* A status a job has before it ends (docs/PROTOCOL.md). */
+static int status_open(const char *status)
+{
+    static const char *const open[] = {"queued", "scheduled", "started", "retrying"};
+    size_t i;
+
+    for (i = 0; i < sizeof open / sizeof open[0]; i++)
+        if (strcmp(status, open[i]) == 0) return 1;
+    return 0;
 }
 
 static int check_destinations(struct rconn *r, const struct keys *k, struct job *const *jobs,
@@ -536,14 +551,23 @@ static int check_destinations(struct rconn *r, const struct keys *k, struct job 
             d[nd++].name = jobs[i]->id;
         }
     }
-    for (sent = 0; sent < nd; sent++)
-        if (rconn_appendf(r, "TYPE %s", dest_key(k, &d[sent], key, sizeof key)) != 0) break;
+    /* A job's own id also has its status read: one that has not ended is refused. */
+    for (sent = 0; sent < nd; sent++) {
+        const char *kd = dest_key(k, &d[sent], key, sizeof key);
+        if (rconn_appendf(r, "TYPE %s", kd) != 0 ||
+            (d[sent].kind == KEYS_JOB && rconn_appendf(r, "HGET %s status", kd) != 0))
+            break;
+    }
     if (sent < nd) {
         err_set(err, errlen, "%s", r->errstr[0] ? r->errstr : "cannot build a TYPE command");
         rc = -1;
     }
     for (i = 0; i < sent; i++) {
-        redisReply *t = rconn_read(r);
+        redisReply *t = rconn_read(r), *st = NULL;
+        if (t != NULL && d[i].kind == KEYS_JOB && (st = rconn_read(r)) == NULL) {
+            freeReplyObject(t);
+            t = NULL;
+        }
         if (t == NULL) {
             err_set(err, errlen, "%s", r->errstr);
             free(d);
@@ -557,7 +581,15 @@ static int check_destinations(struct rconn *r, const struct keys *k, struct job 
         } else if (rc == 0 && t->type == REDIS_REPLY_ERROR) {
             rconn_error(r, NULL, t->str, err, errlen);
             rc = -1;
+        } else if (rc == 0 && st != NULL && st->type == REDIS_REPLY_STRING &&
+                   status_open(st->str)) {
+            err_set(err, errlen,
+                    "job %s is %s, not ended: an id names one job at a time; wait for it to "
+                    "end, cancel it (cqctl cancel %s), or give another id",
+                    d[i].name, st->str, d[i].name);
+            rc = -1;
         }
+        if (st != NULL) freeReplyObject(st);
         freeReplyObject(t);
     }
     free(d);

@@ -58,7 +58,9 @@ static const struct cli_option options[] = {
     CLI_TLS,
     CLI_QUEUE,
     CLI_PREFIX(O_PREFIX),
-    {"id", O_ID, "ID", "use this job id instead of a new UUID (not with --stdin)"},
+    {"id", O_ID, "ID",
+     "use this job id instead of a new UUID (not with --stdin);\n"
+     "refused while a job of that id has not ended"},
     {"retries", O_RETRIES, "N", "retries after a transient failure (default: the function's)"},
     {"timeout", O_TIMEOUT, "D", "time limit of one attempt (default: the function's)"},
     {"in", O_IN, "D", "run no sooner than D from now (e.g. 30s, 5m)"},

@@ -229,6 +229,17 @@ static void test_enqueue_one(void)
     CHECK(HGET("cq:job:e1", "ended_at") == NULL && HGET("cq:job:e1", "retry_at") == NULL);
     CHECK_STREQ(HGET("cq:job:e1", "func"), "noop"); /* this run's, not the last one's */
 
+    /* ... but not while it has not ended: refused, nothing of the call written. */
+    CHECK_EQ(queue_enqueue(&R, &K, both, 2, 0, err, sizeof err), -1);
+    CHECK_HAS(err, "job e1 is queued, not ended");
+    CHECK_EQ(LLEN("cq:queue:default"), 3);
+    DO("HSET cq:job:e1 status started");
+    CHECK_EQ(queue_enqueue(&R, &K, &j, 1, 0, err, sizeof err), -1);
+    CHECK_HAS(err, "job e1 is started, not ended");
+    DO("HSET cq:job:e1 status canceled");
+    CHECK_EQ(queue_enqueue(&R, &K, &j, 1, 0, err, sizeof err), 0);
+    CHECK_EQ(LLEN("cq:queue:default"), 4);
+
     /* Nothing to enqueue is no error. */
     CHECK_EQ(queue_enqueue(&R, &K, both, 0, 0, err, sizeof err), 0);
     job_free(j);

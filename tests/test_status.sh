@@ -276,6 +276,14 @@ ctl pause default >/dev/null
 sleep 1.1   # workers see a pause within a second
 "$BIN/cenqueue" --id cancel-q mark >/dev/null
 check_eq "cancel queued: queued on the paused queue" queued "$(jfield cancel-q)"
+# An id whose job has not ended: refused, nothing enqueued (two runs would share one hash).
+out=$("$BIN/cenqueue" --id cancel-q mark 2>"$T/dup.err"); rc=$?
+check_eq "an id that is queued, again: exit 1" 1 "$rc"
+check_eq "...nothing on stdout" "" "$out"
+check_eq "...one line: why, and what to do" \
+    "cenqueue: job cancel-q is queued, not ended: an id names one job at a time; wait for it to end, cancel it (cqctl cancel cancel-q), or give another id" \
+    "$(cat "$T/dup.err")"
+check_eq "...its record is in the queue once" 1 "$(rcli LRANGE cq:queue:default 0 -1 | grep -c '"cancel-q"')"
 out=$(ctl cancel cancel-q); rc=$?
 check_eq "cancel queued: exit 0" 0 "$rc"
 check_eq "cancel queued: canceled at once" canceled "$(jfield cancel-q)"

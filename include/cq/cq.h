@@ -264,7 +264,10 @@ cq_jobspec *cq_jobspec_new(const char *func, const char *args_json, char *err, s
  * func is not a name of 1-64 characters. */
 cq_jobspec *cq_jobspec_new_argv(const char *func, const char *const *argv, int argc);
 void cq_jobspec_free(cq_jobspec *s);
-int cq_jobspec_set_id(cq_jobspec *s, const char *id);       /* default: a new UUID */
+/* Default: a new UUID. An id whose job has not ended (queued, scheduled, started,
+ * retrying) fails cq_enqueue, and nothing of that call is enqueued; one that ended runs
+ * again. */
+int cq_jobspec_set_id(cq_jobspec *s, const char *id);
 int cq_jobspec_set_queue(cq_jobspec *s, const char *queue); /* default "default" */
 int cq_jobspec_set_retries(cq_jobspec *s, int retries);     /* default: the function's */
 int cq_jobspec_set_timeout(cq_jobspec *s, double seconds);  /* default: the function's */

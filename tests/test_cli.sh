@@ -4,7 +4,8 @@
 # say the shared things word for word; Redis errors name the host and the fix (a Redis that
 # is not running, one that wants a password, a wrong password); cworker refuses a download
 # root that is not a directory it can write in; cenqueue --stdin says exactly which lines
-# went in when one is bad.
+# went in when one is bad. scripts/format, scripts/build and scripts/test answer --help and
+# refuse an unknown option the same way, without running anything.
 . "$(dirname "$0")/lib.sh"
 
 PROGS=(cworker cenqueue cproducer cqctl)
@@ -112,6 +113,85 @@ for p in "${PROGS[@]}"; do
 done
 check "cworker --log-level lists the levels" \
     grep -q 'error, warn, info or debug (default: info)' "$T/help.cworker"
+
+echo "# scripts/format, scripts/build, scripts/test: --help, and usage errors, that run nothing"
+# Every tool the three scripts run to change something is a stub in front of PATH that
+# records its call in $T/ran and fails: a --help or a refused option that went on anyway
+# could neither format a file, configure, build, install a package nor start the suite
+# (scripts/test would run ctest, this test among its tests), and $T/ran says it did.
+mkdir -p "$T/stubs"
+for tool in clang-format cmake ctest dpkg-query apt-get sudo; do
+    printf '#!/bin/sh\necho "%s $*" >>"%s/ran"\nexit 97\n' "$tool" "$T" >"$T/stubs/$tool"
+    chmod +x "$T/stubs/$tool"
+done
+# script NAME ARGS...: scripts/NAME ARGS with the stubs, from $T; sets OUT, ERR, RC and RAN
+# (the stubs' calls, then forgotten).
+script() {
+    local s=$1
+    shift
+    rm -f "$T/ran"
+    (cd "$T" && PATH=$T/stubs:$PATH CQ_BUILD_DIR=$T/b CMAKE_BUILD_TYPE=Debug \
+        timeout 60 "$SRC/scripts/$s" "$@" >"$T/out" 2>"$T/err")
+    RC=$?
+    OUT=$(cat "$T/out")
+    ERR=$(cat "$T/err")
+    RAN=$(cat "$T/ran" 2>/dev/null)
+}
+# script_error NAME EXPECTED_FIRST_LINE SCRIPT ARGS...: as usage_error, and nothing ran.
+script_error() {
+    local name=$1 line=$2 s=$3
+    shift 3
+    script "$s" "$@"
+    check_eq "$name: exit 2" 2 "$RC"
+    check_eq "$name: nothing on stdout" "" "$OUT"
+    check_eq "$name: one line and the Try line" \
+        "$line"$'\n'"Try 'scripts/$s --help' for more information." "$ERR"
+    check_eq "$name: runs nothing" "" "$RAN"
+}
+for s in format build test; do
+    script "$s" --help
+    check_eq "scripts/$s --help: exit 0" 0 "$RC"
+    check_eq "scripts/$s --help: nothing on stderr" "" "$ERR"
+    check_eq "scripts/$s --help: starts with its usage" "Usage: scripts/$s" \
+        "$(head -1 <<<"$OUT" | cut -d' ' -f1-2)"
+    check_eq "scripts/$s --help: runs nothing" "" "$RAN"
+    printf '%s\n' "$OUT" >"$T/help.$s"
+    check "scripts/$s --help: no line is wider than 92 columns" bash -c \
+        "! grep -n '.\{93\}' '$T/help.$s'"
+    script "$s" -h
+    check_eq "scripts/$s -h: the same" "0 $(cat "$T/help.$s")" "$RC $OUT"
+    script_error "scripts/$s --chek" "scripts/$s: unknown option '--chek'" "$s" --chek
+    script_error "scripts/$s -x" "scripts/$s: unknown option '-x'" "$s" -x
+    script_error "scripts/$s extra" "scripts/$s: unexpected argument 'extra'" "$s" extra
+done
+for w in "-h, --help" "--check" "Exit status"; do
+    check "scripts/format --help mentions $w" grep -qF -- "$w" "$T/help.format"
+done
+for s in build test; do
+    for w in "-h, --help" "-DVAR=VALUE" "-D VAR=VALUE" "-UVAR" "-G GENERATOR" "-C FILE" \
+        "-W..." "--fresh" CQ_BUILD_DIR "Exit status"; do
+        check "scripts/$s --help mentions $w" grep -qF -- "$w" "$T/help.$s"
+    done
+    script_error "scripts/$s -D (no value)" "scripts/$s: option '-D' needs a value" "$s" -D
+    script_error "scripts/$s, a bad option after good ones" \
+        "scripts/$s: unknown option '--bogus'" "$s" -DCQ_WERROR=ON --bogus
+done
+for w in CMAKE_BUILD_TYPE CQ_WERROR ENABLE_SANITIZERS CQ_BUILD_TESTS CQ_BUILD_EXAMPLES \
+    CQ_BUILD_MAN CQ_FUZZ; do
+    check "scripts/build --help mentions $w" grep -qF -- "$w" "$T/help.build"
+done
+for w in CQ_TEST_SANITIZERS CQ_TEST_FUZZ CQ_TEST_TSAN CQ_TEST_VALGRIND CQ_FUZZ_SECONDS \
+    "scripts/build --help" .ci/run; do
+    check "scripts/test --help mentions $w" grep -qF -- "$w" "$T/help.test"
+done
+for o in $(sed -n 's/^option(\([A-Z_]*\) .*/\1/p' "$SRC/CMakeLists.txt"); do
+    check "scripts/build --help names CMakeLists.txt's option $o" grep -qF -- "$o=" "$T/help.build"
+done
+script build -DCQ_WERROR=ON -D X=1 -UY -G Ninja -C c.cmake -Wno-dev --fresh
+check_eq "scripts/build: the CMake options go to cmake as they are" \
+    "cmake -S . -B $T/b -DCMAKE_BUILD_TYPE=Debug -DCQ_WERROR=ON -D X=1 -UY -G Ninja -C c.cmake -Wno-dev --fresh" \
+    "$RAN"
+check_eq "... and cmake's status is scripts/build's" 97 "$RC"
 
 echo "# bad values: the option, the value, and what it takes"
 D="is not a duration such as 250ms, 30s, 5m or 2h"

@@ -126,7 +126,9 @@ cc $CFLAGS_EXTRA "$SRC/examples/client.c" -o "$T/client" $(pkg-config --cflags -
     -Wl,-rpath,"$LIBDIR" 2>"$T/cc.log"
 check "the example client builds with pkg-config --cflags --libs cq" [ -x "$T/client" ] || cat "$T/cc.log"
 # What pkg-config --static says, with libcq.a for -lcq: cq.pc names every library libcq needs.
-read -r -a static_libs <<<"$(pkg-config --static --libs cq | sed "s#\(^\| \)-lcq\( \|$\)# $LIBDIR/libcq.a #")"
+# The static command of docs/EXTENDING.md ("libcq").
+read -r -a static_libs <<<"$(pkg-config --static --libs cq |
+   sed "s#\(^\| \)-lcq\( \|$\)# $(pkg-config --variable=libdir cq)/libcq.a #")"
 cc $CFLAGS_EXTRA "$SRC/examples/client.c" -o "$T/client-static" $(pkg-config --cflags cq) \
     "${static_libs[@]}" 2>"$T/cc2.log"
 # static_client EXE: built, and not linked to libcq.so (ldd's report does not name it).

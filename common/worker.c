@@ -1735,10 +1735,11 @@ static int listed(const char *list, const char *id, int len)
  * recovery pass (RECOVER_MS), the registered client ids of the other workers are looked up
  * in CLIENT LIST; a worker with none of them connected in two passes in a row (so that one
  * that is reconnecting, which registers its new id at once, is not taken for dead) gets its
- * lease deleted, and the recovery that follows puts its jobs back: about a second after the
- * death instead of the lease's 10. A host that vanishes without closing its connections is
- * still found by its lease. An ACL that refuses CLIENT LIST leaves the leases alone, said
- * once. */
+ * lease deleted, and the recovery that follows puts its jobs back: 1 to 2 s after the death
+ * (the first pass that misses it comes within RECOVER_MS), where its lease would take 8 to
+ * 11 (--lease, 10 s, from a heartbeat up to HEARTBEAT_MS before the death, then a pass). A
+ * host that vanishes without closing its connections is still found by its lease. An ACL
+ * that refuses CLIENT LIST leaves the leases alone, said once. */
 static void find_gone(struct worker *w)
 {
     char **wids = NULL, **ids = NULL, kl[KEYS_KEY_MAX];

@@ -104,9 +104,10 @@ static const struct cli_option options[] = {
      "delay before the first retry, doubled for each further one,\n"
      "with jitter (default: 1s; capped at 1h)"},
     {"lease", O_LEASE, "D",
-     "a worker silent this long is dead: others put its jobs back\n"
-     "(default: 10s); a worker whose process died is found sooner,\n"
-     "in about 2s, by its connections to Redis closing"},
+     "how long a worker may go without a heartbeat (one every 2s)\n"
+     "before it is dead and others put its jobs back, a second\n"
+     "later at most (default: 10s); a worker whose process died is\n"
+     "found sooner, 1-2s after, by its connections to Redis closing"},
     {"result-ttl", O_RESULT_TTL, "D",
      "keep a finished job's status this long, in whole seconds\n"
      "(default: 500s; 0 = drop at once; -1 = keep)"},

@@ -647,9 +647,10 @@ def recovery(run):
     return L + [
         "Worker A (`cworker -c 4`) runs four `sleep 60` jobs; worker B is idle; A is "
         "SIGKILLed. Timed from the kill until all four jobs are back at the head of their queue "
-        "(each job's `recovered` count is 1), and until B has started all four. A worker's "
-        "lease lasts 10 s after its last heartbeat and every live worker looks for expired "
-        "leases once a second, so about 10-12 s is expected.", "",
+        "(each job's `recovered` count is 1), and until B has started all four. B looks A's "
+        "connections up in `CLIENT LIST` once a second and takes A's jobs back when two "
+        "passes in a row find none, so 1-2 s is expected (A's lease, 10 s, would take 8-11 s: "
+        "docs/OPERATIONS.md, \"Leases\").", "",
         "| | median | runs |",
         "|---|---|---|",
         "| back in the queue | %s | %s |" % (fmt_s(run.med("cq_recovery")),

@@ -4,7 +4,7 @@
 # say the shared things word for word; Redis errors name the host and the fix (a Redis that
 # is not running, one that wants a password, a wrong password); cworker refuses a download
 # root that is not a directory it can write in; cenqueue --stdin says exactly which lines
-# went in when one is bad. scripts/format, scripts/build and scripts/test answer --help and
+# went in when one is bad. scripts/format, build, test and deps answer --help and
 # refuse an unknown option the same way, without running anything.
 . "$(dirname "$0")/lib.sh"
 
@@ -114,7 +114,7 @@ done
 check "cworker --log-level lists the levels" \
     grep -q 'error, warn, info or debug (default: info)' "$T/help.cworker"
 
-echo "# scripts/format, scripts/build, scripts/test: --help, and usage errors, that run nothing"
+echo "# scripts/format, build, test and deps: --help, and usage errors, that run nothing"
 # Every tool the three scripts run to change something is a stub in front of PATH that
 # records its call in $T/ran and fails: a --help or a refused option that went on anyway
 # could neither format a file, configure, build, install a package nor start the suite
@@ -148,7 +148,7 @@ script_error() {
         "$line"$'\n'"Try 'scripts/$s --help' for more information." "$ERR"
     check_eq "$name: runs nothing" "" "$RAN"
 }
-for s in format build test; do
+for s in format build test deps; do
     script "$s" --help
     check_eq "scripts/$s --help: exit 0" 0 "$RC"
     check_eq "scripts/$s --help: nothing on stderr" "" "$ERR"
@@ -166,6 +166,9 @@ for s in format build test; do
 done
 for w in "-h, --help" "--check" "Exit status"; do
     check "scripts/format --help mentions $w" grep -qF -- "$w" "$T/help.format"
+done
+for w in "-h, --help" "--test" "Exit status"; do
+    check "scripts/deps --help mentions $w" grep -qF -- "$w" "$T/help.deps"
 done
 for s in build test; do
     for w in "-h, --help" "-DVAR=VALUE" "-D VAR=VALUE" "-UVAR" "-G GENERATOR" "-C FILE" \

@@ -319,7 +319,11 @@ long cq_enqueue(cq_client *c, cq_jobspec *const *jobs, size_t n, enum cq_check c
         v[i] = jobs[i]->job;
         if (v[i]->queue[0] == '\0') str_copy(v[i]->queue, sizeof v[i]->queue, "default");
     }
-    /* queue_enqueue takes one due time per call: one call per run of equal times. */
+    /* queue_enqueue takes one due time per call: one call per run of equal times. Where
+     * there are several, the ids are checked for the whole first, so that a refused one
+     * keeps out every job, as in one call. */
+    for (i = 1; i < n && jobs[i]->at == jobs[0]->at; i++) continue;
+    if (i < n) rc = queue_check_ids(&c->r, &c->k, v, n, err, errlen);
     for (start = 0; start < n && rc == 0; start = i) {
         for (i = start + 1; i < n && jobs[i]->at == jobs[start]->at; i++) continue;
         rc = queue_enqueue(&c->r, &c->k, v + start, i - start, jobs[start]->at, err, errlen);
@@ -718,10 +722,11 @@ static int wait_run(struct wait *w, double timeout)
         now = mono_now();
         if (subscribed && until > 0 && now >= until) {
             /* Time is up: the jobs still open are said as they are now, not as they were
-             * when last read (a job queued then may have started since). */
+             * when last read (a job queued then may have started since). Where that read
+             * fails, they are said as last read, as before it. */
             if (idx == NULL) idx = xcalloc(w->n, sizeof *idx);
             k = awaited(w, idx);
-            if (k > 0 && read_statuses(w, idx, k, &io) != 0) break;
+            if (k > 0 && read_statuses(w, idx, k, &io) != 0 && w->errlen > 0) w->err[0] = '\0';
             free(idx);
             return 0;
         }

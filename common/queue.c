@@ -481,15 +481,109 @@ static int enqueue_chunk_module(struct enqueue_fmt *f, const struct keys *k,
     return 1;
 }
 
+/* A status a job has before it ends (docs/PROTOCOL.md). */
+static int status_open(const char *status)
+{
+    static const char *const open[] = {"queued", "scheduled", "started", "retrying"};
+    size_t i;
+
+    for (i = 0; i < sizeof open / sizeof open[0]; i++)
+        if (strcmp(status, open[i]) == 0) return 1;
+    return 0;
+}
+
+static int by_id(const void *a, const void *b)
+{
+    return strcmp((*(struct job *const *)a)->id, (*(struct job *const *)b)->id);
+}
+
+/* An id names one job at a time: of the jobs whose ids the caller gave (fresh[i] == 0), one
+ * is refused, and nothing of the call is enqueued, where two runs would share one status
+ * hash: its job has not ended; or it was canceled while queued and its record still waits in
+ * a queue, where a worker would take the new run for the canceled one (status canceled and
+ * the id in the cancel set; the set alone is a cancel asked before the job was enqueued,
+ * which stands); or it comes twice in the call. (A producer that sends an enqueue again
+ * after a lost reply learns so that it went in.) An ACL that forbids SISMEMBER (a
+ * producer's from before it was needed) leaves the cancel unchecked. The reads and the
+ * transaction are two round trips: two producers that enqueue one id at the same moment can
+ * both pass. 0, or -1 with err. */
+static int check_ids(struct rconn *r, const struct keys *k, struct job *const *jobs,
+                     const unsigned char *fresh, size_t n, char *err, size_t errlen)
+{
+    struct job **own = xcalloc(n ? n : 1, sizeof *own);
+    char key[KEYS_KEY_MAX], kc[KEYS_KEY_MAX];
+    size_t i, m = 0, sent;
+    int rc = 0;
+
+    for (i = 0; i < n; i++)
+        if (!fresh[i]) own[m++] = jobs[i];
+    qsort(own, m, sizeof *own, by_id);
+    for (i = 1; i < m && rc == 0; i++)
+        if (strcmp(own[i]->id, own[i - 1]->id) == 0) {
+            err_set(err, errlen, "job id %s comes twice: an id names one job at a time",
+                    own[i]->id);
+            rc = -1;
+        }
+    keys_cancel(k, kc, sizeof kc);
+    for (sent = 0; sent < m && rc == 0; sent++)
+        if (rconn_appendf(r, "HGET %s status", keys_job(k, own[sent]->id, key, sizeof key)) != 0 ||
+            rconn_appendf(r, "SISMEMBER %s %s", kc, own[sent]->id) != 0) {
+            err_set(err, errlen, "%s", r->errstr);
+            free(own);
+            return -1; /* the connection was dropped: no reply to read */
+        }
+    for (i = 0; i < sent; i++) {
+        redisReply *st = rconn_read(r), *cancel = st ? rconn_read(r) : NULL;
+        if (cancel == NULL) {
+            err_set(err, errlen, "%s", r->errstr);
+            if (st != NULL) freeReplyObject(st);
+            free(own);
+            return -1;
+        }
+        if (rc == 0 && st->type == REDIS_REPLY_STRING && status_open(st->str)) {
+            err_set(err, errlen,
+                    "job %s is %s, not ended: an id names one job at a time; wait for it to "
+                    "end, or give another id",
+                    own[i]->id, st->str);
+            rc = -1;
+        } else if (rc == 0 && cancel->type == REDIS_REPLY_INTEGER && cancel->integer == 1 &&
+                   st->type == REDIS_REPLY_STRING && strcmp(st->str, "canceled") == 0) {
+            err_set(err, errlen,
+                    "job %s was canceled and its record still waits in its queue: an id "
+                    "names one job at a time; give another id, or wait until a worker has "
+                    "dropped it",
+                    own[i]->id);
+            rc = -1;
+        } else if (rc == 0 && st->type == REDIS_REPLY_ERROR &&
+                   strncmp(st->str, "WRONGTYPE", 9) != 0) {
+            rconn_error(r, NULL, st->str, err, errlen); /* WRONGTYPE: check_destinations */
+            rc = -1;
+        }
+        freeReplyObject(st);
+        freeReplyObject(cancel);
+    }
+    free(own);
+    return rc;
+}
+
+int queue_check_ids(struct rconn *r, const struct keys *k, struct job *const *jobs, size_t n,
+                    char *err, size_t errlen)
+{
+    unsigned char *fresh = xmalloc(n ? n : 1);
+    size_t i;
+    int rc;
+
+    for (i = 0; i < n; i++) fresh[i] = jobs[i]->id[0] == '\0';
+    rc = check_ids(r, k, jobs, fresh, n, err, errlen);
+    free(fresh);
+    return rc;
+}
+
 /* The keys a call writes to must be of their type: a queue key that is not a list (or a
  * scheduled set that is not a sorted set, a queues set that is not a set, the status hash of
  * a reused id that is not a hash) would make one command fail inside a transaction whose
  * other writes still happen. Checked once per call, before anything is sent: an operator's
- * stray key is refused with its name, not half written. A reused id whose job has not ended
- * is refused too: two runs would share one status hash (and a producer that sends an
- * enqueue again after a lost reply learns that it went in). The read and the transaction are
- * two round trips: two producers enqueueing one id at the same moment can both pass. 0, or
- * -1 with err. */
+ * stray key is refused with its name, not half written. 0, or -1 with err. */
 struct dest {
     enum keys_kind kind; /* KEYS_QUEUES, KEYS_SCHEDULED, KEYS_QUEUE or KEYS_JOB */
     const char *name;    /* the queue or the job id (NULL for the first two) */
@@ -511,17 +605,6 @@ static const char *dest_type(const struct dest *d)
         : d->kind == KEYS_SCHEDULED ? "zset"
         : d->kind == KEYS_QUEUE     ? "list"
                                     : "hash";
-}
-
-/* A status a job has before it ends (docs/PROTOCOL.md). */
-static int status_open(const char *status)
-{
-    static const char *const open[] = {"queued", "scheduled", "started", "retrying"};
-    size_t i;
-
-    for (i = 0; i < sizeof open / sizeof open[0]; i++)
-        if (strcmp(status, open[i]) == 0) return 1;
-    return 0;
 }
 
 static int check_destinations(struct rconn *r, const struct keys *k, struct job *const *jobs,
@@ -551,23 +634,14 @@ static int check_destinations(struct rconn *r, const struct keys *k, struct job 
             d[nd++].name = jobs[i]->id;
         }
     }
-    /* A job's own id also has its status read: one that has not ended is refused. */
-    for (sent = 0; sent < nd; sent++) {
-        const char *kd = dest_key(k, &d[sent], key, sizeof key);
-        if (rconn_appendf(r, "TYPE %s", kd) != 0 ||
-            (d[sent].kind == KEYS_JOB && rconn_appendf(r, "HGET %s status", kd) != 0))
-            break;
-    }
+    for (sent = 0; sent < nd; sent++)
+        if (rconn_appendf(r, "TYPE %s", dest_key(k, &d[sent], key, sizeof key)) != 0) break;
     if (sent < nd) {
         err_set(err, errlen, "%s", r->errstr[0] ? r->errstr : "cannot build a TYPE command");
         rc = -1;
     }
     for (i = 0; i < sent; i++) {
-        redisReply *t = rconn_read(r), *st = NULL;
-        if (t != NULL && d[i].kind == KEYS_JOB && (st = rconn_read(r)) == NULL) {
-            freeReplyObject(t);
-            t = NULL;
-        }
+        redisReply *t = rconn_read(r);
         if (t == NULL) {
             err_set(err, errlen, "%s", r->errstr);
             free(d);
@@ -581,15 +655,7 @@ static int check_destinations(struct rconn *r, const struct keys *k, struct job 
         } else if (rc == 0 && t->type == REDIS_REPLY_ERROR) {
             rconn_error(r, NULL, t->str, err, errlen);
             rc = -1;
-        } else if (rc == 0 && st != NULL && st->type == REDIS_REPLY_STRING &&
-                   status_open(st->str)) {
-            err_set(err, errlen,
-                    "job %s is %s, not ended: an id names one job at a time; wait for it to "
-                    "end, cancel it (cqctl cancel %s), or give another id",
-                    d[i].name, st->str, d[i].name);
-            rc = -1;
         }
-        if (st != NULL) freeReplyObject(st);
         freeReplyObject(t);
     }
     free(d);
@@ -747,6 +813,7 @@ int queue_enqueue(struct rconn *r, const struct keys *k, struct job *const *jobs
     }
     rc = enqueue_prepare(jobs, fresh, n, now, err, errlen);
     if (rc == 0) rc = check_destinations(r, k, jobs, fresh, n, at > now, err, errlen);
+    if (rc == 0 && !all_fresh(fresh, n)) rc = check_ids(r, k, jobs, fresh, n, err, errlen);
     /* Through cq's module where a call is large enough for the saving to outweigh asking
      * whether Redis has it (a round trip, once a connection), and all its ids are made here
      * (a call is all transactions or all CQ.ENQUEUE1, so that a fallback keeps the order). */

@@ -23,10 +23,16 @@
  * at > now), its status hash is set to queued (or scheduled), and the queue is added to the
  * known queues. A job with an empty id gets a new UUID, an empty queue gets "default", a zero
  * enqueued_at gets now. The jobs go in chunks of 1,000, each its own MULTI/EXEC (enqueued
- * whole or not at all), pipelined. Returns 0, or -1 with err set: then some chunks may have
- * been enqueued all the same, and job->enqueued says which jobs were. */
+ * whole or not at all), pipelined. An id given that names a job not ended (queue_check_ids)
+ * is refused before anything is sent. Returns 0, or -1 with err set: then some chunks may
+ * have been enqueued all the same, and job->enqueued says which jobs were. */
 int queue_enqueue(struct rconn *r, const struct keys *k, struct job *const *jobs, size_t n,
                   double at, char *err, size_t errlen);
+/* What queue_enqueue checks of the ids callers gave (the others are empty), for a caller
+ * that enqueues one set of jobs in several calls (one a due time): an id whose job has not
+ * ended or whose cancel is pending, or that comes twice, is refused. 0, or -1 with err. */
+int queue_check_ids(struct rconn *r, const struct keys *k, struct job *const *jobs, size_t n,
+                    char *err, size_t errlen);
 
 /* ---- workers ------------------------------------------------------------------------ */
 

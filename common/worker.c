@@ -2331,11 +2331,12 @@ static int set_ttl(const char *name, const char *value, long *out, char *err, si
                 name, value);
         return -1;
     }
-    if (d != floor(d) || d > 100.0 * 365 * 86400) {
+    /* In milliseconds first: 4.1m is 246 s, though 4.1 * 60 is not exactly 246. */
+    if (d > 100.0 * 365 * 86400 || d > (double)LONG_MAX || llround(d * 1000) % 1000 != 0) {
         err_set(err, errlen, "%s: '%s' is not whole seconds up to 100 years", name, value);
         return -1;
     }
-    *out = (long)d;
+    *out = (long)llround(d);
     return 0;
 }
 

@@ -407,6 +407,10 @@ without producer +type p2
 out=$(IMGUR_CLIENT_ID=test-client "$BIN/cproducer" -u "$(url p2)" --api-url "$API" -q none 2>&1); rc=$?
 check_eq "producer without TYPE: cproducer exits 1" 1 "$rc"
 check_contains "...naming it" "'type' command" "$out"
+without producer +sismember p3
+"$BIN/cenqueue" -u "$(url p3)" -q nobody --id acl-nosism noop >/dev/null 2>&1; rc=$?
+check_eq "producer without SISMEMBER (a line from before cq used it): cenqueue --id exits 0" 0 "$rc"
+check_eq "...the job queued, its cancel unchecked" queued "$(jfield acl-nosism)"
 without waiter +subscribe w1
 mapfile -t r < <(rules producer; rules waiter +subscribe | grep '^[&+]')
 mkuser a1 "${r[@]}"

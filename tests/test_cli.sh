@@ -242,6 +242,8 @@ usage_error "cworker --result-ttl" \
 usage_error "cworker --failure-ttl, not whole seconds" \
     "cworker: --failure-ttl: '1.5s' is not whole seconds up to 100 years" \
     cworker --failure-ttl 1.5s
+run cworker --result-ttl 4.1m --failure-ttl 2.05m --list-functions
+check_eq "cworker --result-ttl 4.1m (246 s; 4.1 * 60 is not exactly 246 in floating point)" 0 "$RC"
 
 echo "# Redis errors name the host and the fix"
 CLOSED=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

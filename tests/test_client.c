@@ -81,6 +81,28 @@ static void test_jobspec_json(void)
     CHECK_EQ(cq_jobspec_enqueued(bad), 0);
     cq_jobspec_free(bad);
 
+    /* json-1 not ended, due later than a job made here: cq_enqueue makes one call a due
+     * time, and the refusal keeps out the jobs of every call, not only its own. */
+    {
+        cq_jobspec *now = cq_jobspec_new("noop", NULL, err, sizeof err), *again;
+        cq_jobspec *both[2];
+        again = cq_jobspec_new("noop", NULL, err, sizeof err);
+        REQUIRE(now != NULL && again != NULL);
+        CHECK_EQ(cq_jobspec_set_id(again, "json-1"), 0);
+        CHECK_EQ(cq_jobspec_set_at(again, 4102444800.0), 0); /* 2100 */
+        both[0] = now;
+        both[1] = again;
+        err[0] = '\0';
+        CHECK_EQ(cq_enqueue(c, both, 2, CQ_NO_CHECK, err, sizeof err), -1);
+        CHECK_HAS(err, "job json-1 is queued, not ended");
+        CHECK_EQ(cq_jobspec_enqueued(now), 0);
+        CHECK_EQ(cq_jobspec_enqueued(again), 0);
+        reply_string(rec, sizeof rec, rconn_commandf(&R, "LINDEX cq:queue:default 0"));
+        CHECK_STREQ(rec, ""); /* nothing in the queue of the job due now */
+        cq_jobspec_free(now);
+        cq_jobspec_free(again);
+    }
+
     /* Its status, alone and among others: one never enqueued is CQ_UNKNOWN, not an error. */
     CHECK_EQ(cq_status_get(c, "json-1", &st, err, sizeof err), 0);
     CHECK_NOTNULL(st);

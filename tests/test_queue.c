@@ -231,14 +231,29 @@ static void test_enqueue_one(void)
 
     /* ... but not while it has not ended: refused, nothing of the call written. */
     CHECK_EQ(queue_enqueue(&R, &K, both, 2, 0, err, sizeof err), -1);
-    CHECK_HAS(err, "job e1 is queued, not ended");
+    CHECK_HAS(err, "is queued, not ended"); /* both are: the first by id is named */
     CHECK_EQ(LLEN("cq:queue:default"), 3);
     DO("HSET cq:job:e1 status started");
     CHECK_EQ(queue_enqueue(&R, &K, &j, 1, 0, err, sizeof err), -1);
     CHECK_HAS(err, "job e1 is started, not ended");
     DO("HSET cq:job:e1 status canceled");
+    DO("SADD cq:cancel e1"); /* canceled while queued: its record still waits */
+    CHECK_EQ(queue_enqueue(&R, &K, &j, 1, 0, err, sizeof err), -1);
+    CHECK_HAS(err, "job e1 was canceled and its record still waits in its queue");
+    DO("SREM cq:cancel e1");
     CHECK_EQ(queue_enqueue(&R, &K, &j, 1, 0, err, sizeof err), 0);
     CHECK_EQ(LLEN("cq:queue:default"), 4);
+    {
+        /* One id twice in a call: neither has a status yet, and both would run. */
+        struct job *a = mkjob("twice", NULL), *b = mkjob("twice", NULL);
+        struct job *pair[2] = {a, b};
+        CHECK_EQ(queue_enqueue(&R, &K, pair, 2, 0, err, sizeof err), -1);
+        CHECK_HAS(err, "job id twice comes twice");
+        CHECK_EQ(LLEN("cq:queue:default"), 4);
+        CHECK(HGET("cq:job:twice", "status") == NULL);
+        job_free(a);
+        job_free(b);
+    }
 
     /* Nothing to enqueue is no error. */
     CHECK_EQ(queue_enqueue(&R, &K, both, 0, 0, err, sizeof err), 0);

@@ -281,12 +281,17 @@ out=$("$BIN/cenqueue" --id cancel-q mark 2>"$T/dup.err"); rc=$?
 check_eq "an id that is queued, again: exit 1" 1 "$rc"
 check_eq "...nothing on stdout" "" "$out"
 check_eq "...one line: why, and what to do" \
-    "cenqueue: job cancel-q is queued, not ended: an id names one job at a time; wait for it to end, cancel it (cqctl cancel cancel-q), or give another id" \
+    "cenqueue: job cancel-q is queued, not ended: an id names one job at a time; wait for it to end, or give another id" \
     "$(cat "$T/dup.err")"
 check_eq "...its record is in the queue once" 1 "$(rcli LRANGE cq:queue:default 0 -1 | grep -c '"cancel-q"')"
 out=$(ctl cancel cancel-q); rc=$?
 check_eq "cancel queued: exit 0" 0 "$rc"
 check_eq "cancel queued: canceled at once" canceled "$(jfield cancel-q)"
+out=$("$BIN/cenqueue" --id cancel-q mark 2>"$T/dup.err"); rc=$?
+check_eq "its id again while its record waits (the worker would drop the new run): exit 1" 1 "$rc"
+check_contains "...says why" \
+    "job cancel-q was canceled and its record still waits in its queue: an id names one job at a time" \
+    "$(cat "$T/dup.err")"
 ctl resume default >/dev/null
 queue_drained() { [ "$(rcli LLEN cq:queue:default)" = 0 ] && [ "$(rcli SCARD cq:cancel)" = 0 ]; }
 check "cancel queued: after resume the worker drops the record" wait_for 5 queue_drained

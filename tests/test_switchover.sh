@@ -16,6 +16,16 @@ synced() { redis-cli -p "$1" INFO replication | grep -q "master_link_status:up";
 offset() { redis-cli -p "$1" INFO replication | sed -n "s/^$2:\([0-9]*\).*/\1/p"; }
 in_step() { [ "$(offset "$1" master_repl_offset)" = "$(offset "$2" slave_repl_offset)" ]; }
 ours() { redis-cli -p "$1" INFO server 2>/dev/null | tr -d '\r' | grep -qx "process_id:$2"; }
+# up PORT PID: the server PID answers on PORT (0), or it exited or 10 s passed (1).
+up() {
+    local i
+    for i in $(seq 1 200); do
+        ours "$1" "$2" && return 0
+        kill -0 "$2" 2>/dev/null || return 1
+        sleep 0.05
+    done
+    return 1
+}
 
 # serve VAR PROGRAM ARGS...: PROGRAM (redis-server or redis-sentinel) with ARGS on a port
 # below Linux's ephemeral range, whose number goes to VAR; where that port is taken (the
@@ -27,7 +37,7 @@ serve() {
         port=$(( 20000 + RANDOM % 12000 ))
         "${@//@PORT/$port}" &
         pid=$!
-        if wait_for 10 ours "$port" "$pid"; then
+        if up "$port" "$pid"; then
             PIDS+=("$pid")
             printf -v "$var" %s "$port"
             return 0
@@ -105,9 +115,10 @@ check_contains "...as a failover under way, that it rides" \
 check_eq "...once" 1 "$(lost_line | wc -l)"
 check "its watcher's blocked take was cut or refused, the node named (debug)" grep -Eq \
     "watcher default: redis 127.0.0.1:$PA \(primary of cqtest\): (UNBLOCKED|READONLY)" "$T/w.log"
-# The running jobs end (3 s) while the sentinel still names the demoted node: their outcomes
-# wait in the worker.
-sleep $(( t_run + 5 - SECONDS ))
+# The running jobs end (3 s after they started) while the sentinel still names the demoted
+# node: their outcomes wait in the worker.
+left=$(( t_run + 7 - SECONDS ))
+[ "$left" -gt 0 ] && sleep "$left"
 # shellcheck disable=SC2086
 check "their ends are not written while no primary is known" all_are "$PB" started $running
 check "the worker did not exit" kill -0 "$W"

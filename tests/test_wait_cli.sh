@@ -73,7 +73,7 @@ check_eq "connection killed: the job's line all the same" "wk-1 finished slept 1
 # The job starts after the waiter read its status (queued): at the timeout, what is said of
 # it is read again (before, "(1 queued)" of a job that had run for a second).
 rcli SADD cq:paused default >/dev/null
-"$BIN/cenqueue" --wait --wait-timeout 2s --id wt-1 sleep 3 >"$T/out" 2>"$T/err" &
+"$BIN/cenqueue" --wait --wait-timeout 3s --id wt-1 sleep 5 >"$T/out" 2>"$T/err" &
 cpid=$!
 wait_for 10 subscribed wt-1
 rcli SREM cq:paused default >/dev/null
@@ -81,7 +81,7 @@ wait_for 10 exited "$cpid"
 wait "$cpid"; rc=$?
 check_eq "--wait-timeout, started after the waiter read it: exit 1" 1 "$rc"
 check_contains "...said as it is when the time is up" \
-    "1 of 1 job did not end within 2s (1 started)" "$(cat "$T/err")"
+    "1 of 1 job did not end within 3s (1 started)" "$(cat "$T/err")"
 wait_for 10 jobs_are finished wt-1
 
 out=$("$BIN/cenqueue" --wait --quiet sleep 0.1 2>"$T/err"); rc=$?

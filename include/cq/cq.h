@@ -265,8 +265,9 @@ cq_jobspec *cq_jobspec_new(const char *func, const char *args_json, char *err, s
 cq_jobspec *cq_jobspec_new_argv(const char *func, const char *const *argv, int argc);
 void cq_jobspec_free(cq_jobspec *s);
 /* Default: a new UUID. An id whose job has not ended (queued, scheduled, started,
- * retrying) fails cq_enqueue, and nothing of that call is enqueued; one that ended runs
- * again. */
+ * retrying), or was canceled while its record still waits in a queue, or that two jobs of
+ * one call share, fails cq_enqueue, and nothing of that call is enqueued; one that ended
+ * runs again. */
 int cq_jobspec_set_id(cq_jobspec *s, const char *id);
 int cq_jobspec_set_queue(cq_jobspec *s, const char *queue); /* default "default" */
 int cq_jobspec_set_retries(cq_jobspec *s, int retries);     /* default: the function's */
@@ -336,7 +337,7 @@ int cq_status_get_many(cq_client *c, const char *const *ids, size_t n, cq_status
 /* Wait until every one of the n jobs ids has ended, or timeout seconds pass (0 = forever).
  * Returns 0 with out[i] (free each with cq_status_free) the last status read of ids[i]: ended
  * (see above) or, after a timeout, not yet (read again when the time is up, so that it says
- * where the job is then); or -1 with err, and no status to free, for an
+ * where the job is then, unless that read fails); or -1 with err, and no status to free, for an
  * invalid id, an error reply (e.g. an ACL user without the channels: NOPERM), or Redis
  * unreachable for 30 s in a row or when the timeout passes.
  *

@@ -60,7 +60,7 @@
 #define HANDOFF_DELAY 1.0    /* seconds before a handed-back job is due again */
 #define STOP_GRACE_MS 6000   /* how long an exiting worker waits for handlers it stopped */
 #define HOST_DELAY    1.0    /* seconds before a job the host failed is due again */
-#define BENCH_HOLD_MS 1000   /* no take this long after one that held only benched jobs */
+#define BENCH_HOLD_MS 1000   /* no take this long after one that held only jobs it gives back */
 /* A job's start is recorded once it has run this long, or with its end if that comes first:
  * most jobs of a busy queue are short, and a start mark costs Redis a script's LPOS, HSET and
  * PERSIST. started_at is the real start either way. */
@@ -988,9 +988,13 @@ static void accept_taken(struct worker *w, struct taken *tk, int n, struct task 
     struct task **ts = xcalloc((size_t)(n ? n : 1), sizeof *ts);
     int i, benched = 0;
 
+    /* A take that brought only jobs this worker gives back, of benched functions or handed
+     * back for a live worker that serves theirs (refuse_unknown), holds its takes off, so
+     * that when they are due again another worker gets them rather than this one again. */
     for (i = 0; i < n; i++) {
         ts[i] = make_task(w, &tk[i]);
-        benched += ts[i]->quiet;
+        benched +=
+            ts[i]->quiet || (ts[i]->refused && ts[i]->fn == NULL && ts[i]->kind == QUEUE_RETRY);
     }
     if (n > 0 && benched == n) w->hold_until = time_mono_ms() + BENCH_HOLD_MS;
     if (w->cancel_waiting > 0) refuse_canceled(w, ts, n);

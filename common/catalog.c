@@ -301,12 +301,6 @@ int catalog_queue_live(struct rconn *r, const struct keys *k, const char *queue,
     return live_count(r, k, "queues", queue, NULL, 0, err, errlen);
 }
 
-static int by_name(const void *a, const void *b)
-{
-    return strcmp((*(const struct cq_function *const *)a)->name,
-                  (*(const struct cq_function *const *)b)->name);
-}
-
 int catalog_print(struct rconn *r, const struct keys *k, const struct cq_registry *builtins,
                   FILE *f, char *err, size_t errlen)
 {
@@ -349,9 +343,7 @@ int catalog_print(struct rconn *r, const struct keys *k, const struct cq_registr
                 registry_describe(reg, builtins->v[j]->name, builtins->v[j]->spec, NULL, 0);
             if (d != NULL) cq_function_set_summary(d, builtins->v[j]->summary);
         }
-    order = xcalloc((size_t)reg->n + 1, sizeof *order);
-    for (j = 0; j < reg->n; j++) order[j] = reg->v[j];
-    qsort(order, (size_t)reg->n, sizeof *order, by_name); /* as the errors' "known:" lists */
+    order = registry_sorted(reg); /* as the errors' "known:" lists */
     for (j = 0; j < reg->n; j++) {
         const struct cq_function *fn = order[j];
         double t = 0;

@@ -591,6 +591,17 @@ static size_t awaited(const struct wait *w, size_t *idx)
     return k;
 }
 
+/* Read the statuses of the jobs not seen ended (*idx: room for their indexes, made on the
+ * first call). 0, or -1 as read_statuses. */
+static int read_awaited(struct wait *w, size_t **idx, int *io)
+{
+    size_t k;
+
+    if (*idx == NULL) *idx = xcalloc(w->n, sizeof **idx);
+    k = awaited(w, *idx);
+    return k > 0 ? read_statuses(w, *idx, k, io) : 0;
+}
+
 /* Subscribe to the channels of every job not seen ended, WAIT_BATCH a command, and read
  * each batch's statuses once Redis has confirmed its subscriptions. 0, or -1 with err
  * (*io: a connection failed). */
@@ -724,9 +735,7 @@ static int wait_run(struct wait *w, double timeout)
             /* Time is up: the jobs still open are said as they are now, not as they were
              * when last read (a job queued then may have started since). Where that read
              * fails, they are said as last read, as before it. */
-            if (idx == NULL) idx = xcalloc(w->n, sizeof *idx);
-            k = awaited(w, idx);
-            if (k > 0 && read_statuses(w, idx, k, &io) != 0 && w->errlen > 0) w->err[0] = '\0';
+            if (read_awaited(w, &idx, &io) != 0 && w->errlen > 0) w->err[0] = '\0';
             free(idx);
             return 0;
         }
@@ -739,9 +748,7 @@ static int wait_run(struct wait *w, double timeout)
             } else if (w->nnotified > 0) {
                 recheck = mono_now() + WAIT_RECHECK;
             } else if (mono_now() >= recheck) {
-                if (idx == NULL) idx = xcalloc(w->n, sizeof *idx);
-                k = awaited(w, idx);
-                if (read_statuses(w, idx, k, &io) != 0) {
+                if (read_awaited(w, &idx, &io) != 0) {
                     if (!io) break;
                     subscribed = 0;
                 }

@@ -433,15 +433,23 @@ static int by_name(const void *a, const void *b)
                   (*(const struct cq_function *const *)b)->name);
 }
 
-void registry_unknown(const struct cq_registry *r, const char *func, char *err, size_t errlen)
+const struct cq_function **registry_sorted(const struct cq_registry *r)
 {
-    const struct cq_function **v = xcalloc((size_t)(r->n ? r->n : 1), sizeof *v);
-    char names[1024] = "";
-    size_t o = 0;
+    const struct cq_function **v = xcalloc((size_t)r->n + 1, sizeof *v);
     int i;
 
     for (i = 0; i < r->n; i++) v[i] = r->v[i];
     qsort(v, (size_t)r->n, sizeof *v, by_name);
+    return v;
+}
+
+void registry_unknown(const struct cq_registry *r, const char *func, char *err, size_t errlen)
+{
+    const struct cq_function **v = registry_sorted(r);
+    char names[1024] = "";
+    size_t o = 0;
+    int i;
+
     for (i = 0; i < r->n; i++) {
         int w = snprintf(names + o, sizeof names - o, "%s%s", i ? ", " : "", v[i]->name);
         if (w < 0 || (size_t)w >= sizeof names - o) break;

@@ -74,6 +74,8 @@ int registry_check_args(const struct cq_function *f, cJSON *args, int convert, c
 
 /* err receives "unknown function 'x' (known: a, b, c)". */
 void registry_unknown(const struct cq_registry *r, const char *func, char *err, size_t errlen);
+/* The functions of r by name (free the array, not its functions), as the lists say them. */
+const struct cq_function **registry_sorted(const struct cq_registry *r);
 
 /* One function a line: usage, summary, retries, timeout (cworker --list-functions). */
 void registry_print(const struct cq_registry *r, FILE *f);

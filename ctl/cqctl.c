@@ -1066,7 +1066,8 @@ static int parse_options(struct ctl *c, int argc, char **argv, int *seen, size_t
     {
         /* A usage error after the command points to that command's --help. */
         const char *first = cli_first_operand(&cli, argc, argv);
-        if (first != NULL && find_command(first) != NULL) cli.command = find_command(first)->name;
+        const struct command *cmd = first != NULL ? find_command(first) : NULL;
+        if (cmd != NULL) cli.command = cmd->name;
     }
     while (rc == 0 && (opt = cli_next(&cli, argc, argv)) != -1) {
         if (opt != CLI_STOP && *nseen < 32) seen[(*nseen)++] = opt;
@@ -1130,23 +1131,15 @@ int main(int argc, char **argv)
         command_usage(stdout, cmd);
         return 0;
     }
-    for (i = 0; i < nseen; i++) {
-        if (common_option(seen[i]) || own_option(cmd, seen[i])) continue;
-        fprintf(stderr,
-                "cqctl: --%s is not an option of %s\nTry 'cqctl %s --help' for more "
-                "information.\n",
-                option_name(seen[i]), cmd->name, cmd->name);
-        return 2;
-    }
+    /* cli.command is cmd's name (parse_options): these point to its --help. */
+    for (i = 0; i < nseen; i++)
+        if (!common_option(seen[i]) && !own_option(cmd, seen[i]))
+            return cli_error(&cli, "--%s is not an option of %s", option_name(seen[i]), cmd->name);
     n = argc - optind - 1;
-    if (n < cmd->min || (cmd->max >= 0 && n > cmd->max)) {
-        fprintf(stderr,
-                "cqctl: %s: %s (usage: cqctl %s %s)\nTry 'cqctl %s --help' for more "
-                "information.\n",
-                cmd->name, n < cmd->min ? "missing argument" : "too many arguments", cmd->name,
-                cmd->args, cmd->name);
-        return 2;
-    }
+    if (n < cmd->min || (cmd->max >= 0 && n > cmd->max))
+        return cli_error(&cli, "%s: %s (usage: cqctl %s %s)", cmd->name,
+                         n < cmd->min ? "missing argument" : "too many arguments", cmd->name,
+                         cmd->args);
     if (cmd->run == run_requeue && (rc = requeue_usage(&c, n)) != 0) return rc;
     c.tty = isatty(STDOUT_FILENO);
     c.cols = 80;

@@ -707,9 +707,14 @@ int command_add(struct cq_registry *reg, const char *spec, char *err, size_t err
         memcpy(args, colon + 1, (size_t)(eq - colon - 1));
         args[eq - colon - 1] = '\0';
     }
+    if (eq[1] == '\0') {
+        err_set(err, errlen, "'%s': no program after '='", spec);
+        free(args);
+        return -1;
+    }
     cf = xcalloc(1, sizeof *cf);
     if (command_resolve(eq + 1, cf->program, sizeof cf->program, why, sizeof why) != 0) {
-        err_set(err, errlen, "%s: %s", name, why);
+        err_set(err, errlen, "'%s': %s", spec, why);
         free(args);
         free(cf);
         return -1;
@@ -721,7 +726,7 @@ int command_add(struct cq_registry *reg, const char *spec, char *err, size_t err
     free(source);
     free(args);
     if (f == NULL) {
-        err_set(err, errlen, "%s", cq_registry_error(reg));
+        err_set(err, errlen, "'%s': %s", spec, cq_registry_error(reg));
         free(cf);
         return -1;
     }

@@ -78,7 +78,8 @@ int command_resolve(const char *name, char *path, size_t pathlen, char *err, siz
  * CQ_JOB_ATTEMPT, CQ_JOB_FUNC, CQ_JOB_QUEUE in its environment. Exit 0: finished, stdout
  * (up to CQ_RESULT_MAX bytes, as one line) is the result; 75 (EX_TEMPFAIL), a timeout, a
  * stop or a death by signal: a transient failure; any other status: a permanent one; the
- * error is the last line of stderr. Returns 0, or -1 with err. */
+ * error is the last line of stderr. Returns 0, or -1 with err, which starts with the spec in
+ * quotes. */
 int command_add(struct cq_registry *reg, const char *spec, char *err, size_t errlen);
 
 #endif

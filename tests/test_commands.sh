@@ -97,13 +97,14 @@ bad_start() {  # bad_start NAME NEEDLE CWORKER-ARGS...
     check_contains "$name: the message says why" "$needle" "$(cat "$T/bad.err")"
 }
 bad_start "missing program" "/nonexistent/prog: No such file or directory" --command x=/nonexistent/prog
-bad_start "no '='" "noequals': give NAME=PROGRAM" --command noequals
+bad_start "no '='" "cworker: --command 'noequals': give NAME=PROGRAM" --command noequals
+bad_start "no program" "cworker: --command 'x=': no program after '='" --command x=
 bad_start "relative program path" "relative path" --command x=bin/true
 bad_start "bad argument type" "unknown type 'float'" --command 'x:A:float=/bin/true'
 bad_start "a built-in name" "noop: already registered" --command noop=/bin/true
 bad_start "the same name twice" "dup: already registered" --command dup=/bin/true --command dup=/bin/echo
 printf '# commands\nfine=/bin/true\n\nbroken=/nonexistent/prog\n' >"$T/bad.cmds"
-bad_start "--command-file with a bad line" "$T/bad.cmds line 4: broken: command /nonexistent/prog" \
+bad_start "--command-file with a bad line" "$T/bad.cmds line 4: 'broken=/nonexistent/prog': command /nonexistent/prog" \
     --command-file "$T/bad.cmds"
 bad_start "missing --command-file" "$T/missing.cmds: No such file or directory" \
     --command-file "$T/missing.cmds"

@@ -55,8 +55,8 @@ int admin_init(struct admin *a, const char *url, const char *prefix, char *err, 
     char db[32] = "";
 
     memset(a, 0, sizeof *a);
-    if (rconn_parse_url(rconn_default_url(url), &u, err, errlen) != 0) return -1;
-    if (keys_init(&a->k, keys_default_prefix(prefix), err, errlen) != 0) return -1;
+    if (rconn_parse_default_url(url, &u, err, errlen) != 0) return -1;
+    if (keys_init_default(&a->k, prefix, err, errlen) != 0) return -1;
     rconn_init(&a->r, &u, 10.0);
     if (u.db != 0) snprintf(db, sizeof db, "/%d", u.db);
     if (u.unix_path[0])

@@ -72,6 +72,17 @@ int cli_error(const struct cli *c, const char *fmt, ...)
     return 2;
 }
 
+int cli_setting_error(const char *err)
+{
+    static const char *const starts[] = {"redis URL", "key prefix",
+                                         "$CQ_REDIS_URL:", "$CQ_PREFIX:"};
+    size_t i;
+
+    for (i = 0; i < sizeof starts / sizeof starts[0]; i++)
+        if (strncmp(err, starts[i], strlen(starts[i])) == 0) return 1;
+    return 0;
+}
+
 const char *cli_first_operand(struct cli *c, int argc, char **argv)
 {
     char **copy = xcalloc((size_t)argc + 1, sizeof *copy);

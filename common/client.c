@@ -60,8 +60,8 @@ cq_client *cq_client_new(const char *url, const char *prefix, char *err, size_t 
     cq_client *c = xcalloc(1, sizeof *c);
     struct rconn_url u;
 
-    if (keys_init(&c->k, keys_default_prefix(prefix), err, errlen) != 0 ||
-        rconn_parse_url(rconn_default_url(url), &u, err, errlen) != 0) {
+    if (keys_init_default(&c->k, prefix, err, errlen) != 0 ||
+        rconn_parse_default_url(url, &u, err, errlen) != 0) {
         free(c);
         return NULL;
     }

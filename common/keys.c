@@ -36,6 +36,13 @@ int keys_init(struct keys *k, const char *prefix, char *err, size_t errlen)
     return 0;
 }
 
+int keys_init_default(struct keys *k, const char *given, char *err, size_t errlen)
+{
+    if (keys_init(k, keys_default_prefix(given), err, errlen) == 0) return 0;
+    if (given == NULL) err_prepend(err, errlen, "$CQ_PREFIX: ");
+    return -1;
+}
+
 int keys_valid_name(const char *name)
 {
     /* A bit per byte value: A-Z a-z 0-9 _ . @ - (bits 45, 46, 48-57; 64-90, 95, 97-122). One

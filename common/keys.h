@@ -54,6 +54,9 @@ int keys_init(struct keys *k, const char *prefix, char *err, size_t errlen);
 /* The prefix to use: given when not NULL, else $CQ_PREFIX when set, else "cq:". */
 const char *keys_default_prefix(const char *given);
 
+/* keys_init with keys_default_prefix(given); an error from $CQ_PREFIX names the variable. */
+int keys_init_default(struct keys *k, const char *given, char *err, size_t errlen);
+
 /* 1 when name is a valid queue, job or worker name, else 0. */
 int keys_valid_name(const char *name);
 

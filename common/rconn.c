@@ -299,6 +299,13 @@ const char *rconn_default_url(const char *given)
     return "redis://127.0.0.1:6379";
 }
 
+int rconn_parse_default_url(const char *given, struct rconn_url *out, char *err, size_t errlen)
+{
+    if (rconn_parse_url(rconn_default_url(given), out, err, errlen) == 0) return 0;
+    if (given == NULL || *given == '\0') err_prepend(err, errlen, "$CQ_REDIS_URL: ");
+    return -1;
+}
+
 void rconn_init(struct rconn *r, const struct rconn_url *url, double timeout)
 {
     memset(r, 0, sizeof *r);

@@ -90,6 +90,10 @@ int rconn_parse_url(const char *url, struct rconn_url *out, char *err, size_t er
 /* Where to connect: the URL given, else $CQ_REDIS_URL, else redis://127.0.0.1:6379. */
 const char *rconn_default_url(const char *given);
 
+/* rconn_parse_url of rconn_default_url(given); an error from $CQ_REDIS_URL names the
+ * variable, since the user gave no URL. */
+int rconn_parse_default_url(const char *given, struct rconn_url *out, char *err, size_t errlen);
+
 /* Prepare r (not connected yet). */
 void rconn_init(struct rconn *r, const struct rconn_url *url, double timeout);
 

@@ -98,6 +98,18 @@ void err_set(char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
+void err_prepend(char *err, size_t errlen, const char *prefix)
+{
+    size_t pl = strlen(prefix), el;
+
+    if (err == NULL || errlen <= pl) return;
+    el = strnlen(err, errlen - 1);
+    if (el > errlen - 1 - pl) el = errlen - 1 - pl; /* the end of the message gives way */
+    memmove(err + pl, err, el);
+    memcpy(err, prefix, pl);
+    err[pl + el] = '\0';
+}
+
 double time_now(void)
 {
     struct timespec ts;

@@ -26,6 +26,8 @@ int str_copy(char *dst, size_t dstlen, const char *src);
 
 /* snprintf into an error buffer; a no-op when err is NULL or errlen is 0. */
 void err_set(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Put prefix before the message in err, cutting the message's end if it no longer fits. */
+void err_prepend(char *err, size_t errlen, const char *prefix);
 
 /* Wall-clock time in seconds (with fractions) and a monotonic clock in milliseconds. */
 double time_now(void);

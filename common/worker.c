@@ -1593,8 +1593,8 @@ static struct worker *worker_start(const struct worker_config *cfg, volatile sig
     w->backoff = 100;
     w->health = health_new();
     w->period.since = time_mono_ms();
-    if (keys_init(&w->keys, cfg->prefix, err, sizeof err) != 0 ||
-        rconn_parse_url(cfg->url, &url, err, sizeof err) != 0) {
+    if (keys_init_default(&w->keys, cfg->prefix, err, sizeof err) != 0 ||
+        rconn_parse_default_url(cfg->url, &url, err, sizeof err) != 0) {
         LOG(&w->lg, CQ_LOG_ERROR, "%s", err);
         worker_free(w, 1);
         return NULL;
@@ -2456,8 +2456,8 @@ int cq_worker_run(cq_worker *w)
     static const char *const default_queues[] = {"default"};
     char cwd[PATH_MAX];
 
-    w->cfg.url = rconn_default_url(w->url);
-    w->cfg.prefix = keys_default_prefix(w->prefix);
+    w->cfg.url = w->url; /* NULL: $CQ_REDIS_URL, else the local default (worker_new) */
+    w->cfg.prefix = w->prefix;
     if (w->nqueues > 0) {
         w->cfg.queues = (const char *const *)w->queues;
         w->cfg.nqueues = w->nqueues;

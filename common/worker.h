@@ -11,8 +11,8 @@
 #include "registry.h"
 
 struct worker_config {
-    const char *url;           /* redis:// URL */
-    const char *prefix;        /* key prefix */
+    const char *url;           /* redis:// URL; NULL: $CQ_REDIS_URL, else the local one */
+    const char *prefix;        /* key prefix; NULL: $CQ_PREFIX, else "cq:" */
     const char *const *queues; /* in priority order */
     size_t nqueues;
     int concurrency;               /* jobs run at once (-c) */

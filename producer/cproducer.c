@@ -694,11 +694,10 @@ static int open_redis(const struct config *c, cq_client **cl)
 
     *cl = cq_client_new(c->url, c->prefix, err, sizeof err);
     if (*cl == NULL) {
-        fprintf(stderr, PROG ": %s\n", err);
         /* A URL or prefix that cannot be used is refused before connecting. */
-        return strncmp(err, "redis URL", 9) == 0 || strncmp(err, "key prefix", 10) == 0
-            ? EXIT_USAGE
-            : EXIT_RUNTIME;
+        if (cli_setting_error(err)) return usage_error("%s", err);
+        fprintf(stderr, PROG ": %s\n", err);
+        return EXIT_RUNTIME;
     }
     http_limits_default(&lim);
     if (app_register(cq_client_registry(*cl), &lim) != 0) {

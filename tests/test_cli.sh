@@ -222,6 +222,29 @@ usage_error "cworker --log-format" "cworker: --log-format: 'xml' is not one of t
 usage_error "cworker --url" \
     "cworker: --url: redis URL 'localhost:6379': must start with redis://, rediss:// (TLS), redis+sentinel:// or unix://" \
     cworker --url localhost:6379
+# The same mistake in the environment: the variable is named, on every command, as a usage
+# error before anything connects; and --url / --prefix override a bad variable.
+U="redis URL 'localhost:6379': must start with redis://, rediss:// (TLS), redis+sentinel:// or unix://"
+export IMGUR_CLIENT_ID=test-client
+for p in cworker cenqueue cproducer; do
+    args=(); [ "$p" = cenqueue ] && args=(noop)
+    CQ_REDIS_URL=localhost:6379 usage_error "$p, a bad \$CQ_REDIS_URL" "$p: \$CQ_REDIS_URL: $U" \
+        "$p" "${args[@]}"
+    CQ_PREFIX='a b' usage_error "$p, a bad \$CQ_PREFIX" \
+        "$p: \$CQ_PREFIX: key prefix 'a b': spaces and control bytes are not allowed" "$p" \
+        "${args[@]}"
+done
+CQ_REDIS_URL=localhost:6379 cqctl_usage_error "cqctl, a bad \$CQ_REDIS_URL" \
+    "cqctl: \$CQ_REDIS_URL: $U" info info
+CQ_PREFIX='a b' cqctl_usage_error "cqctl, a bad \$CQ_PREFIX" \
+    "cqctl: \$CQ_PREFIX: key prefix 'a b': spaces and control bytes are not allowed" info info
+unset IMGUR_CLIENT_ID
+run cworker --list-functions
+out_ok=$OUT
+CQ_REDIS_URL=localhost:6379 CQ_PREFIX='a b' run cworker --url redis://127.0.0.1:1 --prefix x: \
+    --list-functions
+check_eq "--url and --prefix override a bad \$CQ_REDIS_URL and \$CQ_PREFIX: exit 0" 0 "$RC"
+check_eq "...and the worker lists its functions" "$out_ok" "$OUT"
 usage_error "cenqueue --queue" \
     "cenqueue: --queue: 'a b' is not a queue name (1-128 of A-Z a-z 0-9 _ . @ -)" \
     cenqueue -q 'a b' noop

@@ -115,6 +115,27 @@ int main(void)
     unsetenv("CQ_REDIS_URL");
     CHECK_STREQ(rconn_default_url(NULL), "redis://127.0.0.1:6379");
 
+    /* A bad URL from the environment names the variable (the user gave none); a given one
+     * does not; a message too long for err keeps the name and loses its end. */
+    setenv("CQ_REDIS_URL", "localhost:6379", 1);
+    CHECK(rconn_parse_default_url(NULL, &u, err, sizeof err) == -1);
+    CHECK_STREQ(err,
+                "$CQ_REDIS_URL: redis URL 'localhost:6379': must start with redis://, "
+                "rediss:// (TLS), redis+sentinel:// or unix://");
+    CHECK(rconn_parse_default_url("", &u, err, sizeof err) == -1);
+    CHECK(strncmp(err, "$CQ_REDIS_URL: ", 15) == 0);
+    CHECK(rconn_parse_default_url("localhost:1", &u, err, sizeof err) == -1);
+    CHECK(strncmp(err, "redis URL 'localhost:1'", 23) == 0);
+    {
+        char small[24];
+        CHECK(rconn_parse_default_url(NULL, &u, small, sizeof small) == -1);
+        CHECK_STREQ(small, "$CQ_REDIS_URL: redis UR");
+    }
+    setenv("CQ_REDIS_URL", "redis://127.0.0.1:7000/2", 1);
+    CHECK(rconn_parse_default_url(NULL, &u, err, sizeof err) == 0);
+    CHECK(u.port == 7000 && u.db == 2);
+    unsetenv("CQ_REDIS_URL");
+
     /* Requests formatted in RESP into one buffer: as many commands as were put, each an
      * array of bulk strings (binary-safe, lengths of any number of digits, empty ones). */
     {

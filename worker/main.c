@@ -220,7 +220,8 @@ struct opts {
     const char *loads[64], *commands[64], *command_files[16];
     const char *denies[16], *allows[16]; /* --deny-networks, --allow-hosts, in order */
     int nloads, ncommands, nfiles, ndenies, nallows, list;
-    struct netpolicy *policy; /* limits.policy, owned */
+    int url_given, prefix_given; /* --url, --prefix: else the environment's, if set */
+    struct netpolicy *policy;    /* limits.policy, owned */
 };
 
 /* Append optarg to list (of cap) for the current option. 0, or a usage error's status. */
@@ -283,6 +284,27 @@ static int set_policy(const struct cli *cli, struct opts *o)
     return 0;
 }
 
+/* $CQ_REDIS_URL and $CQ_PREFIX, where --url and --prefix were not given: checked with the
+ * options, so that a bad one is a usage error that names the variable, as in cenqueue and
+ * cqctl. 0 or 2. */
+static int set_from_env(const struct cli *cli, cq_worker *w, const struct opts *o)
+{
+    static const struct {
+        const char *setting, *var;
+    } vars[] = {{"url", "CQ_REDIS_URL"}, {"prefix", "CQ_PREFIX"}};
+    const int given[] = {o->url_given, o->prefix_given};
+    char err[512];
+    size_t i;
+
+    for (i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+        const char *value = getenv(vars[i].var);
+        if (given[i] || value == NULL || *value == '\0') continue;
+        if (cq_worker_set(w, vars[i].setting, value, err, sizeof err) != 0)
+            return cli_error(cli, "$%s: %s", vars[i].var, err);
+    }
+    return 0;
+}
+
 /* Parse the command line into w and o. Returns -1 to go on, or an exit status. */
 static int parse_options(cq_worker *w, struct opts *o, int argc, char **argv)
 {
@@ -308,12 +330,17 @@ static int parse_options(cq_worker *w, struct opts *o, int argc, char **argv)
         case O_DENY_NETWORKS: rc = add_to(&cli, o->denies, &o->ndenies, 16); break;
         case O_ALLOW_HOSTS: rc = add_to(&cli, o->allows, &o->nallows, 16); break;
         case O_CONTENT: rc = set_content(&cli, o, optarg); break;
-        default: rc = set(&cli, w, optarg); break; /* the worker's own settings */
+        default: /* the worker's own settings */
+            rc = set(&cli, w, optarg);
+            o->url_given |= strcmp(cli.opt, "url") == 0;
+            o->prefix_given |= strcmp(cli.opt, "prefix") == 0;
+            break;
         }
     }
     cli_end(&cli);
     if (rc != 0) return rc == CLI_STOP ? 0 : rc;
-    rc = set_policy(&cli, o);
+    rc = set_from_env(&cli, w, o);
+    if (rc == 0) rc = set_policy(&cli, o);
     if (rc != 0) return rc;
     for (i = optind; i < argc; i++) {
         if (cq_worker_add_queue(w, argv[i], err, sizeof err) != 0)

@@ -506,45 +506,65 @@ static int by_id(const void *a, const void *b)
  * after a lost reply learns so that it went in.) An ACL that forbids SISMEMBER (a
  * producer's from before it was needed) leaves the cancel unchecked. The reads and the
  * transaction are two round trips: two producers that enqueue one id at the same moment can
- * both pass. 0, or -1 with err. */
-static int check_ids(struct rconn *r, const struct keys *k, struct job *const *jobs,
-                     const unsigned char *fresh, size_t n, char *err, size_t errlen)
-{
-    struct job **own = xcalloc(n ? n : 1, sizeof *own);
-    char key[KEYS_KEY_MAX], kc[KEYS_KEY_MAX];
-    size_t i, m = 0, sent;
-    int rc = 0;
+ * both pass.
+ *
+ * In two halves, so that queue_enqueue sends these reads in the round trip of its TYPEs:
+ * ids_send appends a HGET and a SISMEMBER an id (none when one comes twice: then it returns
+ * -1 with err); ids_read reads what was sent. */
+struct id_check {
+    struct job **own; /* the jobs whose ids the caller gave, by id */
+    size_t m, sent;   /* how many; how many have their reads sent */
+};
 
+static int ids_send(struct rconn *r, const struct keys *k, struct job *const *jobs,
+                    const unsigned char *fresh, size_t n, struct id_check *ic, char *err,
+                    size_t errlen)
+{
+    char key[KEYS_KEY_MAX], kc[KEYS_KEY_MAX];
+    size_t i;
+
+    memset(ic, 0, sizeof *ic);
+    ic->own = xcalloc(n ? n : 1, sizeof *ic->own);
     for (i = 0; i < n; i++)
-        if (!fresh[i]) own[m++] = jobs[i];
-    qsort(own, m, sizeof *own, by_id);
-    for (i = 1; i < m && rc == 0; i++)
-        if (strcmp(own[i]->id, own[i - 1]->id) == 0) {
+        if (!fresh[i]) ic->own[ic->m++] = jobs[i];
+    qsort(ic->own, ic->m, sizeof *ic->own, by_id);
+    for (i = 1; i < ic->m; i++)
+        if (strcmp(ic->own[i]->id, ic->own[i - 1]->id) == 0) {
             err_set(err, errlen, "job id %s comes twice: an id names one job at a time",
-                    own[i]->id);
-            rc = -1;
+                    ic->own[i]->id);
+            return -1;
         }
     keys_cancel(k, kc, sizeof kc);
-    for (sent = 0; sent < m && rc == 0; sent++)
-        if (rconn_appendf(r, "HGET %s status", keys_job(k, own[sent]->id, key, sizeof key)) != 0 ||
-            rconn_appendf(r, "SISMEMBER %s %s", kc, own[sent]->id) != 0) {
+    for (; ic->sent < ic->m; ic->sent++)
+        if (rconn_appendf(r, "HGET %s status",
+                          keys_job(k, ic->own[ic->sent]->id, key, sizeof key)) != 0 ||
+            rconn_appendf(r, "SISMEMBER %s %s", kc, ic->own[ic->sent]->id) != 0) {
             err_set(err, errlen, "%s", r->errstr);
-            free(own);
-            return -1; /* the connection was dropped: no reply to read */
+            return -1; /* the connection was dropped: nothing more will be read */
         }
-    for (i = 0; i < sent; i++) {
+    return 0;
+}
+
+/* Read the replies ids_send sent and free ic. rc: 0, or -1 when err already says why the
+ * call fails (the replies are read all the same). 0, or -1 with err. */
+static int ids_read(struct rconn *r, struct id_check *ic, int rc, char *err, size_t errlen)
+{
+    size_t i;
+
+    for (i = 0; i < ic->sent; i++) {
         redisReply *st = rconn_read(r), *cancel = st ? rconn_read(r) : NULL;
+        const char *id = ic->own[i]->id;
         if (cancel == NULL) {
-            err_set(err, errlen, "%s", r->errstr);
+            if (rc == 0) err_set(err, errlen, "%s", r->errstr);
             if (st != NULL) freeReplyObject(st);
-            free(own);
-            return -1;
+            rc = -1;
+            break;
         }
         if (rc == 0 && st->type == REDIS_REPLY_STRING && status_open(st->str)) {
             err_set(err, errlen,
                     "job %s is %s, not ended: an id names one job at a time; wait for it to "
                     "end, or give another id",
-                    own[i]->id, st->str);
+                    id, st->str);
             rc = -1;
         } else if (rc == 0 && cancel->type == REDIS_REPLY_INTEGER && cancel->integer == 1 &&
                    st->type == REDIS_REPLY_STRING && strcmp(st->str, "canceled") == 0) {
@@ -552,17 +572,18 @@ static int check_ids(struct rconn *r, const struct keys *k, struct job *const *j
                     "job %s was canceled and its record still waits in its queue: an id "
                     "names one job at a time; give another id, or wait until a worker has "
                     "dropped it",
-                    own[i]->id);
+                    id);
             rc = -1;
         } else if (rc == 0 && st->type == REDIS_REPLY_ERROR &&
                    strncmp(st->str, "WRONGTYPE", 9) != 0) {
-            rconn_error(r, NULL, st->str, err, errlen); /* WRONGTYPE: check_destinations */
+            rconn_error(r, NULL, st->str, err, errlen); /* WRONGTYPE: the TYPE check's */
             rc = -1;
         }
         freeReplyObject(st);
         freeReplyObject(cancel);
     }
-    free(own);
+    free(ic->own);
+    ic->own = NULL;
     return rc;
 }
 
@@ -570,11 +591,13 @@ int queue_check_ids(struct rconn *r, const struct keys *k, struct job *const *jo
                     char *err, size_t errlen)
 {
     unsigned char *fresh = xmalloc(n ? n : 1);
+    struct id_check ic;
     size_t i;
     int rc;
 
     for (i = 0; i < n; i++) fresh[i] = jobs[i]->id[0] == '\0';
-    rc = check_ids(r, k, jobs, fresh, n, err, errlen);
+    rc = ids_send(r, k, jobs, fresh, n, &ic, err, errlen);
+    rc = ids_read(r, &ic, rc, err, errlen);
     free(fresh);
     return rc;
 }
@@ -583,7 +606,8 @@ int queue_check_ids(struct rconn *r, const struct keys *k, struct job *const *jo
  * scheduled set that is not a sorted set, a queues set that is not a set, the status hash of
  * a reused id that is not a hash) would make one command fail inside a transaction whose
  * other writes still happen. Checked once per call, before anything is sent: an operator's
- * stray key is refused with its name, not half written. 0, or -1 with err. */
+ * stray key is refused with its name, not half written. The reads of check_ids go in the
+ * same round trip, after the TYPEs. 0, or -1 with err. */
 struct dest {
     enum keys_kind kind; /* KEYS_QUEUES, KEYS_SCHEDULED, KEYS_QUEUE or KEYS_JOB */
     const char *name;    /* the queue or the job id (NULL for the first two) */
@@ -612,9 +636,10 @@ static int check_destinations(struct rconn *r, const struct keys *k, struct job 
                               size_t errlen)
 {
     struct dest *d = xcalloc(2 * n + 2, sizeof *d);
+    struct id_check ic = {0};
     char key[KEYS_KEY_MAX];
     size_t i, e, nd = 0, sent;
-    int rc = 0;
+    int rc = 0, own = 0;
 
     d[nd++].kind = KEYS_QUEUES;
     if (scheduled) d[nd++].kind = KEYS_SCHEDULED;
@@ -632,6 +657,7 @@ static int check_destinations(struct rconn *r, const struct keys *k, struct job 
         if (!fresh[i]) {
             d[nd].kind = KEYS_JOB;
             d[nd++].name = jobs[i]->id;
+            own = 1;
         }
     }
     for (sent = 0; sent < nd; sent++)
@@ -640,10 +666,12 @@ static int check_destinations(struct rconn *r, const struct keys *k, struct job 
         err_set(err, errlen, "%s", r->errstr[0] ? r->errstr : "cannot build a TYPE command");
         rc = -1;
     }
+    if (rc == 0 && own) rc = ids_send(r, k, jobs, fresh, n, &ic, err, errlen);
     for (i = 0; i < sent; i++) {
         redisReply *t = rconn_read(r);
         if (t == NULL) {
-            err_set(err, errlen, "%s", r->errstr);
+            if (rc == 0) err_set(err, errlen, "%s", r->errstr);
+            free(ic.own);
             free(d);
             return -1;
         }
@@ -658,6 +686,7 @@ static int check_destinations(struct rconn *r, const struct keys *k, struct job 
         }
         freeReplyObject(t);
     }
+    rc = ids_read(r, &ic, rc, err, errlen);
     free(d);
     return rc;
 }
@@ -813,7 +842,6 @@ int queue_enqueue(struct rconn *r, const struct keys *k, struct job *const *jobs
     }
     rc = enqueue_prepare(jobs, fresh, n, now, err, errlen);
     if (rc == 0) rc = check_destinations(r, k, jobs, fresh, n, at > now, err, errlen);
-    if (rc == 0 && !all_fresh(fresh, n)) rc = check_ids(r, k, jobs, fresh, n, err, errlen);
     /* Through cq's module where a call is large enough for the saving to outweigh asking
      * whether Redis has it (a round trip, once a connection), and all its ids are made here
      * (a call is all transactions or all CQ.ENQUEUE1, so that a fallback keeps the order). */

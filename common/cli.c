@@ -72,14 +72,21 @@ int cli_error(const struct cli *c, const char *fmt, ...)
     return 2;
 }
 
-int cli_setting_error(const char *err)
+int cli_setting_error(char *err, size_t errlen)
 {
-    static const char *const starts[] = {"redis URL", "key prefix",
-                                         "$CQ_REDIS_URL:", "$CQ_PREFIX:"};
+    static const struct {
+        const char *start, *option;
+    } kinds[] = {{"redis URL", "--url: "},
+                 {"key prefix", "--prefix: "},
+                 {"$CQ_REDIS_URL:", ""},
+                 {"$CQ_PREFIX:", ""}};
     size_t i;
 
-    for (i = 0; i < sizeof starts / sizeof starts[0]; i++)
-        if (strncmp(err, starts[i], strlen(starts[i])) == 0) return 1;
+    for (i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+        if (strncmp(err, kinds[i].start, strlen(kinds[i].start)) == 0) {
+            err_prepend(err, errlen, kinds[i].option);
+            return 1;
+        }
     return 0;
 }
 

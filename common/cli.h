@@ -100,10 +100,11 @@ int cli_next(struct cli *c, int argc, char **argv);
  * Returns 2, the exit status of a usage error. */
 int cli_error(const struct cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* 1 when err (from cq_client_new) is a Redis URL or key prefix that cannot be used, from
- * the options or from $CQ_REDIS_URL or $CQ_PREFIX: found before connecting, so a usage
- * error; else 0. */
-int cli_setting_error(const char *err);
+/* 1 when err (from cq_client_new or admin_init) is a Redis URL or key prefix that cannot be
+ * used, from the options or from $CQ_REDIS_URL or $CQ_PREFIX: found before connecting, so a
+ * usage error; then the option is named first, as for any other option ("--url: redis URL
+ * '...': ..."). Else 0. */
+int cli_setting_error(char *err, size_t errlen);
 
 /* The current option's value, as each kind reads everywhere; 0, or cli_error's 2 with
  * "PROG: --OPTION: 'VALUE' is not <what the kind takes>". */

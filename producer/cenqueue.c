@@ -628,7 +628,7 @@ static cq_client *connect_client(const struct opts *o, int *rc)
 
     if (c == NULL) {
         /* A URL or prefix that cannot be used is refused before connecting: a usage error. */
-        *rc = cli_setting_error(err) ? 2 : 1;
+        *rc = cli_setting_error(err, sizeof err) ? 2 : 1;
         fprintf(stderr, "cenqueue: %s\n", err);
         if (*rc == 2) fprintf(stderr, "Try 'cenqueue --help' for more information.\n");
         return NULL;

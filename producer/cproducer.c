@@ -695,7 +695,7 @@ static int open_redis(const struct config *c, cq_client **cl)
     *cl = cq_client_new(c->url, c->prefix, err, sizeof err);
     if (*cl == NULL) {
         /* A URL or prefix that cannot be used is refused before connecting. */
-        if (cli_setting_error(err)) return usage_error("%s", err);
+        if (cli_setting_error(err, sizeof err)) return usage_error("%s", err);
         fprintf(stderr, PROG ": %s\n", err);
         return EXIT_RUNTIME;
     }

@@ -222,10 +222,18 @@ usage_error "cworker --log-format" "cworker: --log-format: 'xml' is not one of t
 usage_error "cworker --url" \
     "cworker: --url: redis URL 'localhost:6379': must start with redis://, rediss:// (TLS), redis+sentinel:// or unix://" \
     cworker --url localhost:6379
-# The same mistake in the environment: the variable is named, on every command, as a usage
-# error before anything connects; and --url / --prefix override a bad variable.
+# Every command names the option, and the same mistake in the environment names the
+# variable: a usage error before anything connects; --url / --prefix override a bad variable.
 U="redis URL 'localhost:6379': must start with redis://, rediss:// (TLS), redis+sentinel:// or unix://"
+P="key prefix 'a b': spaces and control bytes are not allowed"
 export IMGUR_CLIENT_ID=test-client
+for p in cenqueue cproducer; do
+    args=(); [ "$p" = cenqueue ] && args=(noop)
+    usage_error "$p --url" "$p: --url: $U" "$p" --url localhost:6379 "${args[@]}"
+    usage_error "$p --prefix" "$p: --prefix: $P" "$p" --prefix 'a b' "${args[@]}"
+done
+cqctl_usage_error "cqctl --url" "cqctl: --url: $U" info info --url localhost:6379
+cqctl_usage_error "cqctl --prefix" "cqctl: --prefix: $P" info info --prefix 'a b'
 for p in cworker cenqueue cproducer; do
     args=(); [ "$p" = cenqueue ] && args=(noop)
     CQ_REDIS_URL=localhost:6379 usage_error "$p, a bad \$CQ_REDIS_URL" "$p: \$CQ_REDIS_URL: $U" \

@@ -119,8 +119,9 @@ int cli_choice(const struct cli *c, const char *val, const char *const *choices,
 void cli_tls(int key, const char *file);
 
 /* The text each --help prints after its options, so that they say it alike. */
-#define CLI_NOTE_DURATIONS "Durations take a unit: 250ms, 30s, 5m, 2h (a bare number is seconds).\n"
-#define CLI_NOTE_SIZES     "Sizes take a unit: 512K, 50M, 1G (a bare number is bytes).\n"
+#define CLI_NOTE_DURATIONS \
+    "Durations take a unit: 250ms, 30s, 5m, 2h, 30d (a bare number is seconds), up to 100 years.\n"
+#define CLI_NOTE_SIZES "Sizes take a unit: 512K, 50M, 1G (a bare number is bytes).\n"
 
 /* The options part of --help: "  -u, --url URL            help", the help in one column and
  * its lines below each other; a heading on a line of its own after a blank line. */

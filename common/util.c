@@ -207,7 +207,8 @@ size_t time_format(char *buf, double t)
     return fixed_format(buf, t, 6);
 }
 
-int parse_duration(const char *s, double *out)
+/* parse_duration without its upper bound. */
+static int parse_duration_any(const char *s, double *out)
 {
     char *end;
     double v, mult = 1.0;
@@ -235,6 +236,15 @@ int parse_duration(const char *s, double *out)
      * there ("192233720368547e-320ms") is refused too: it could not be read back. */
     if (fpclassify(v * mult) == FP_SUBNORMAL) return -1;
     *out = v * mult;
+    return 0;
+}
+
+int parse_duration(const char *s, double *out)
+{
+    double d;
+
+    if (parse_duration_any(s, &d) != 0 || d > DURATION_MAX) return -1;
+    *out = d;
     return 0;
 }
 
@@ -275,8 +285,13 @@ int parse_size(const char *s, long long *out)
 
 int parse_duration_msg(const char *s, double *out, char *err, size_t errlen)
 {
+    double d;
+
     if (parse_duration(s, out) == 0) return 0;
-    err_set(err, errlen, "'%s' is not a duration such as 250ms, 30s, 5m or 2h", s);
+    if (parse_duration_any(s, &d) == 0)
+        err_set(err, errlen, "'%s' is longer than 100 years", s);
+    else
+        err_set(err, errlen, "'%s' is not a duration such as 250ms, 30s, 5m or 2h", s);
     return -1;
 }
 

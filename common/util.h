@@ -61,7 +61,9 @@ int parse_long_msg(const char *s, long min, long max, long *out, char *err, size
 int parse_choice(const char *s, const char *const *choices, size_t n, int *out, char *err,
                  size_t errlen);
 
-/* Parse a duration such as "30", "30s", "250ms", "5m", "2h" into seconds. Returns 0/-1. */
+/* Parse a duration such as "30", "30s", "250ms", "5m", "2h", "30d" into seconds, at most
+ * DURATION_MAX. Returns 0/-1. */
+#define DURATION_MAX (100.0 * 365 * 86400) /* 100 years */
 int parse_duration(const char *s, double *out);
 
 /* Parse a whole decimal number in [min, max]. Returns 0/-1. */

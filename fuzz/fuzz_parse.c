@@ -3,8 +3,9 @@
  * settings and job arguments of type duration reach them.
  *
  * What must hold:
- *   - a duration is a finite number of seconds, not negative: callers turn it into
- *     milliseconds and timeouts, where an infinity or a NaN is undefined behaviour;
+ *   - a duration is a finite number of seconds, not negative and at most 100 years:
+ *     callers turn it into milliseconds and timeouts, where an infinity, a NaN or a value
+ *     past a long's range is undefined behaviour;
  *   - a size is not negative, and a number is inside the range asked for;
  *   - what parses prints back to the same value (sizes and numbers in decimal, durations
  *     with 17 digits);
@@ -26,10 +27,12 @@ static void check_duration(const char *s)
     double d, d2;
 
     if (parse_duration_msg(s, &d, err, sizeof err) != 0) {
-        check_error(err, "is not a duration");
+        /* either not a duration at all, or one over DURATION_MAX */
+        check_error(
+            err, strstr(err, "' is longer") ? "' is longer than 100 years" : "is not a duration");
         return;
     }
-    FUZZ_CHECK(isfinite(d) && d >= 0, "'%s' is %g seconds", s, d);
+    FUZZ_CHECK(isfinite(d) && d >= 0 && d <= DURATION_MAX, "'%s' is %g seconds", s, d);
     snprintf(back, sizeof back, "%.17g", d);
     FUZZ_CHECK(parse_duration_msg(back, &d2, err, sizeof err) == 0 && d2 == d,
                "'%s' (%s) parsed back as %.17g", s, back, d2);

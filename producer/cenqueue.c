@@ -10,8 +10,11 @@
  * never reaches a queue. --wait waits through libcq's cq_wait_each (pub/sub, no polling), so a
  * shell script can run a job and act on its result.
  */
+#include <ctype.h>
+#include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -168,6 +171,20 @@ static void warn_once(struct opts *o, const char *func, const char *warning)
     fprintf(stderr, "cenqueue: warning: %s\n", warning);
 }
 
+/* --at: seconds since the epoch, as cq_jobspec_set_at takes them. 0/-1. */
+static int parse_unix_time(const char *s, double *out)
+{
+    char *end;
+    double v;
+
+    if (*s == '\0' || isspace((unsigned char)*s)) return -1;
+    errno = 0;
+    v = strtod(s, &end);
+    if (errno != 0 || *end != '\0' || !isfinite(v) || v < 0 || v >= 1e11) return -1;
+    *out = v;
+    return 0;
+}
+
 static cq_jobspec *make_job(struct opts *o, cq_client *c, const char *func, const char *const *args,
                             int nargs, char *err, size_t errlen)
 {
@@ -181,8 +198,14 @@ static cq_jobspec *make_job(struct opts *o, cq_client *c, const char *func, cons
     if (o->id != NULL) cq_jobspec_set_id(j, o->id);
     cq_jobspec_set_queue(j, o->queue);
     if (o->retries >= 0) cq_jobspec_set_retries(j, o->retries);
-    if (o->timeout > 0) cq_jobspec_set_timeout(j, o->timeout);
-    if (o->at > 0) cq_jobspec_set_at(j, o->at);
+    /* The options' checks keep both in range; a refusal here is still not run as a job
+     * without its timeout, or now rather than later. */
+    if ((o->timeout > 0 && cq_jobspec_set_timeout(j, o->timeout) != 0) ||
+        (o->at > 0 && cq_jobspec_set_at(j, o->at) != 0)) {
+        snprintf(err, errlen, "the job's timeout or due time is out of range");
+        cq_jobspec_free(j);
+        return NULL;
+    }
     if (!o->no_check) {
         if (cq_client_check(c, j, warning, sizeof warning, err, errlen) != 0) {
             cq_jobspec_free(j);
@@ -578,10 +601,9 @@ static int parse_options(struct opts *o, int *list, int argc, char **argv)
             in = 1;
             break;
         case O_AT:
-            if (parse_duration(optarg, &d) != 0 || strpbrk(optarg, "smhd") != NULL)
-                rc = cli_error(&cli, "--at: '%s' is not a Unix time in seconds", optarg);
-            else
-                o->at = d;
+            if (parse_unix_time(optarg, &o->at) != 0)
+                rc = cli_error(&cli, "--at: '%s' is not a Unix time in seconds (0 to 99999999999)",
+                               optarg);
             at = 1;
             break;
         case O_STDIN: o->use_stdin = 1; break;

@@ -103,7 +103,7 @@ check "cworker's -u entry names unix:// and both defaults" \
     grep -q 'unix:///path.sock' "$T/help.cworker"
 for p in "${PROGS[@]}"; do
     check "$p: the durations note" \
-        grep -qxF 'Durations take a unit: 250ms, 30s, 5m, 2h (a bare number is seconds).' \
+        grep -qxF 'Durations take a unit: 250ms, 30s, 5m, 2h, 30d (a bare number is seconds), up to 100 years.' \
         "$T/help.$p"
     check "$p: exit 2 is a usage error" grep -q '2 for a usage error' "$T/help.$p"
     check "$p: every default reads '(default: X)'" bash -c \
@@ -217,6 +217,12 @@ usage_error "cworker --log-level" \
 cqctl_usage_error "cqctl serve --log-level" \
     "cqctl: --log-level: 'verbose' is not one of error, warn, info or debug" \
     serve serve --log-level verbose
+usage_error "cenqueue --in, over 100 years" "cenqueue: --in: '99999999999h' is longer than 100 years" \
+    cenqueue --in 99999999999h noop
+usage_error "cenqueue --timeout, over 100 years" "cenqueue: --timeout: '1e300' is longer than 100 years" \
+    cenqueue --timeout 1e300 noop
+usage_error "cenqueue --at past the range" \
+    "cenqueue: --at: '1e11' is not a Unix time in seconds (0 to 99999999999)" cenqueue --at 1e11 noop
 usage_error "cworker --log-format" "cworker: --log-format: 'xml' is not one of text or json" \
     cworker --log-format xml
 usage_error "cworker --url" \

@@ -174,6 +174,15 @@ int main(void)
     CHECK(parse_duration("inf", &d) == -1); /* fuzz/regress/parse */
     CHECK(parse_duration("Infinity", &d) == -1);
     CHECK(parse_duration("1e308h", &d) == -1);
+    CHECK(parse_duration("36500d", &d) == 0 && d == DURATION_MAX); /* 100 years */
+    CHECK(parse_duration("36501d", &d) == -1);
+    {
+        char msg[128];
+        CHECK(parse_duration_msg("36501d", &d, msg, sizeof msg) == -1);
+        CHECK_STREQ(msg, "'36501d' is longer than 100 years");
+        CHECK(parse_duration_msg("5x", &d, msg, sizeof msg) == -1);
+        CHECK_STREQ(msg, "'5x' is not a duration such as 250ms, 30s, 5m or 2h");
+    }
     CHECK(parse_long("42", 0, 100, &v) == 0 && v == 42);
     CHECK(parse_long("101", 0, 100, &v) == -1);
     CHECK(parse_long("4x", 0, 100, &v) == -1);

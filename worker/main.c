@@ -64,7 +64,9 @@ static const struct cli_option options[] = {
      "exit 0 once the queues are empty and no job is running\n"
      "(jobs scheduled for later, retries included, stay for\n"
      "other workers, as with rq worker --burst)"},
-    {"max-jobs", O_MAX_JOBS, "N", "exit 0 after taking N jobs and finishing them"},
+    {"max-jobs", O_MAX_JOBS, "N",
+     "exit 0 after taking N jobs and finishing them (default: 0, no\n"
+     "limit)"},
     {"shutdown-timeout", O_SHUTDOWN, "D",
      "on SIGTERM, SIGINT or SIGHUP, time running jobs get to finish\n"
      "before they go back to their queues (default: 25s); a second\n"
@@ -111,7 +113,9 @@ static const struct cli_option options[] = {
     {"result-ttl", O_RESULT_TTL, "D",
      "keep a finished job's status this long, in whole seconds\n"
      "(default: 500s; 0 = drop at once; -1 = keep)"},
-    {"failure-ttl", O_FAILURE_TTL, "D", "keep a failed job's status this long (default: 365d)"},
+    {"failure-ttl", O_FAILURE_TTL, "D",
+     "keep a failed job's status this long, in whole seconds\n"
+     "(default: 365d; 0 = drop at once; -1 = keep)"},
     CLI_LOG_LEVEL(O_LOG_LEVEL),
     {"log-format", O_LOG_FORMAT, "FORMAT",
      "text, or json: one JSON object a line with the keys time,\n"

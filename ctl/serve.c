@@ -847,9 +847,10 @@ static int parse_listen(const char *spec, struct sockaddr_storage *out, socklen_
                         char *err, size_t errlen)
 {
     char host[256], port[16];
-    const char *colon = strrchr(spec, ':');
+    const char *colon = strrchr(spec, ':'), *given = spec;
     struct addrinfo hints, *res = NULL;
     size_t hn;
+    long pn;
     int rc;
 
     if (colon == NULL || colon[1] == '\0' || strlen(colon + 1) >= sizeof port) goto malformed;
@@ -863,6 +864,11 @@ static int parse_listen(const char *spec, struct sockaddr_storage *out, socklen_
     host[hn] = '\0';
     str_copy(port, sizeof port, colon + 1);
     if (port[strspn(port, "0123456789")] != '\0') goto malformed;
+    /* getaddrinfo would take 99999 as 99999 % 65536. */
+    if (parse_long(port, 0, 65535, &pn) != 0) {
+        err_set(err, errlen, "--listen '%s': the port must be a number from 0 to 65535", given);
+        return -1;
+    }
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;

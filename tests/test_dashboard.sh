@@ -271,6 +271,11 @@ check_eq "a short token: exit 2" 2 "$?"
 check_contains "...saying what a token is" "16 or more characters" "$(cat "$T/nl7.err")"
 "$BIN/cqctl" serve --listen 127.0.0.1:nope 2>"$T/nl8.err"
 check_eq "a malformed --listen: exit 2" 2 "$?"
+"$BIN/cqctl" serve --listen 127.0.0.1:99999 2>"$T/nl9.err"
+check_eq "a --listen port past 65535: exit 2 (getaddrinfo would wrap it)" 2 "$?"
+check_eq "...saying the range" \
+    "cqctl: serve: --listen '127.0.0.1:99999': the port must be a number from 0 to 65535" \
+    "$(cat "$T/nl9.err")"
 # Served with a token (or --insecure): in a network namespace of its own, whose only
 # interface is its loopback, so that 0.0.0.0 reaches no network. Redis is not reachable from
 # there: /healthz answers 503, which is past the token. Prints "TOKEN-LESS WITH INSECURE".

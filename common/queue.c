@@ -340,8 +340,9 @@ static void enqueue_fmt_free(struct enqueue_fmt *f)
  * cost Redis here once, where a worker would have to add them to the hash when the job
  * starts or ends, the part of a job's life that limits a worker (its apply script writes
  * them only into a hash without a status: a record pushed by hand). An id used before also
- * gets PERSIST and HDEL, so as not to inherit that run's expiry nor what it ended with.
- * Returns the number of commands. */
+ * gets HDEL (before the HSET) and PERSIST, so as not to inherit that run's expiry, what it
+ * ended with, nor its attempts, worker, recoveries, due time or failed record. Returns the
+ * number of commands. */
 static int enqueue_status(struct enqueue_fmt *f, const struct keys *k, const struct job *j,
                           int fresh)
 {
@@ -364,6 +365,16 @@ static int enqueue_status(struct enqueue_fmt *f, const struct keys *k, const str
         }
         str_copy(f->tail_queue, sizeof f->tail_queue, j->queue);
     }
+    if (!fresh) {
+        static const char *const old[] = {"result",     "result_json", "error",        "ended_at",
+                                          "started_at", "retry_at",    "worker",       "attempts",
+                                          "recovered",  "record",      "scheduled_for"};
+        size_t i;
+        rconn_buf_array(b, 2 + sizeof old / sizeof old[0]);
+        BUF_LIT(b, "HDEL");
+        rconn_buf_arg(b, kj, kjlen);
+        for (i = 0; i < sizeof old / sizeof old[0]; i++) rconn_buf_str(b, old[i]);
+    }
     rconn_buf_raw(b, f->head.data, f->head.len);
     rconn_buf_arg(b, kj, kjlen);
     rconn_buf_raw(b, f->tail.data, f->tail.len);
@@ -378,15 +389,6 @@ static int enqueue_status(struct enqueue_fmt *f, const struct keys *k, const str
     rconn_buf_array(b, 2);
     BUF_LIT(b, "PERSIST");
     rconn_buf_arg(b, kj, kjlen);
-    rconn_buf_array(b, 8);
-    BUF_LIT(b, "HDEL");
-    rconn_buf_arg(b, kj, kjlen);
-    BUF_LIT(b, "result");
-    BUF_LIT(b, "result_json");
-    BUF_LIT(b, "error");
-    BUF_LIT(b, "ended_at");
-    BUF_LIT(b, "started_at");
-    BUF_LIT(b, "retry_at");
     return 3;
 }
 
@@ -510,10 +512,13 @@ static int by_id(const void *a, const void *b)
  *
  * In two halves, so that queue_enqueue sends these reads in the round trip of its TYPEs:
  * ids_send appends a HGET and a SISMEMBER an id (none when one comes twice: then it returns
- * -1 with err); ids_read reads what was sent. */
+ * -1 with err); ids_read reads what was sent, and keeps the jobs whose id last failed, to
+ * leave the failed set once they are in (forget_failed). */
 struct id_check {
-    struct job **own; /* the jobs whose ids the caller gave, by id */
-    size_t m, sent;   /* how many; how many have their reads sent */
+    struct job **own;    /* the jobs whose ids the caller gave, by id */
+    size_t m, sent;      /* how many; how many have their reads sent */
+    struct job **failed; /* of those, the ones whose status is failed (n of own's room) */
+    size_t nfailed;
 };
 
 static int ids_send(struct rconn *r, const struct keys *k, struct job *const *jobs,
@@ -525,6 +530,7 @@ static int ids_send(struct rconn *r, const struct keys *k, struct job *const *jo
 
     memset(ic, 0, sizeof *ic);
     ic->own = xcalloc(n ? n : 1, sizeof *ic->own);
+    ic->failed = xcalloc(n ? n : 1, sizeof *ic->failed);
     for (i = 0; i < n; i++)
         if (!fresh[i]) ic->own[ic->m++] = jobs[i];
     qsort(ic->own, ic->m, sizeof *ic->own, by_id);
@@ -545,8 +551,8 @@ static int ids_send(struct rconn *r, const struct keys *k, struct job *const *jo
     return 0;
 }
 
-/* Read the replies ids_send sent and free ic. rc: 0, or -1 when err already says why the
- * call fails (the replies are read all the same). 0, or -1 with err. */
+/* Read the replies ids_send sent; free ic's own, not its failed. rc: 0, or -1 when err
+ * already says why the call fails (the replies are read all the same). 0, or -1 with err. */
 static int ids_read(struct rconn *r, struct id_check *ic, int rc, char *err, size_t errlen)
 {
     size_t i;
@@ -578,6 +584,8 @@ static int ids_read(struct rconn *r, struct id_check *ic, int rc, char *err, siz
                    strncmp(st->str, "WRONGTYPE", 9) != 0) {
             rconn_error(r, NULL, st->str, err, errlen); /* WRONGTYPE: the TYPE check's */
             rc = -1;
+        } else if (st->type == REDIS_REPLY_STRING && strcmp(st->str, "failed") == 0) {
+            ic->failed[ic->nfailed++] = ic->own[i];
         }
         freeReplyObject(st);
         freeReplyObject(cancel);
@@ -598,6 +606,7 @@ int queue_check_ids(struct rconn *r, const struct keys *k, struct job *const *jo
     for (i = 0; i < n; i++) fresh[i] = jobs[i]->id[0] == '\0';
     rc = ids_send(r, k, jobs, fresh, n, &ic, err, errlen);
     rc = ids_read(r, &ic, rc, err, errlen);
+    free(ic.failed);
     free(fresh);
     return rc;
 }
@@ -632,11 +641,10 @@ static const char *dest_type(const struct dest *d)
 }
 
 static int check_destinations(struct rconn *r, const struct keys *k, struct job *const *jobs,
-                              const unsigned char *fresh, size_t n, int scheduled, char *err,
-                              size_t errlen)
+                              const unsigned char *fresh, size_t n, int scheduled,
+                              struct id_check *ic, char *err, size_t errlen)
 {
     struct dest *d = xcalloc(2 * n + 2, sizeof *d);
-    struct id_check ic = {0};
     char key[KEYS_KEY_MAX];
     size_t i, e, nd = 0, sent;
     int rc = 0, own = 0;
@@ -666,12 +674,13 @@ static int check_destinations(struct rconn *r, const struct keys *k, struct job 
         err_set(err, errlen, "%s", r->errstr[0] ? r->errstr : "cannot build a TYPE command");
         rc = -1;
     }
-    if (rc == 0 && own) rc = ids_send(r, k, jobs, fresh, n, &ic, err, errlen);
+    if (rc == 0 && own) rc = ids_send(r, k, jobs, fresh, n, ic, err, errlen);
     for (i = 0; i < sent; i++) {
         redisReply *t = rconn_read(r);
         if (t == NULL) {
             if (rc == 0) err_set(err, errlen, "%s", r->errstr);
-            free(ic.own);
+            free(ic->own);
+            ic->own = NULL;
             free(d);
             return -1;
         }
@@ -686,9 +695,32 @@ static int check_destinations(struct rconn *r, const struct keys *k, struct job 
         }
         freeReplyObject(t);
     }
-    rc = ids_read(r, &ic, rc, err, errlen);
+    rc = ids_read(r, ic, rc, err, errlen);
     free(d);
     return rc;
+}
+
+/* An id whose last run failed and that is enqueued again leaves the failed set, as a requeue
+ * takes it out: its job is queued now, and `cqctl requeue --all-failed` would refuse it. After
+ * the jobs are in, a ZREM each (pipelined); a producer whose ACL has no ZREM (from before it
+ * was needed) leaves the entry, as before, and so does a connection lost here: the jobs are
+ * in either way, so nothing is said. */
+static void forget_failed(struct rconn *r, const struct keys *k, const struct id_check *ic)
+{
+    char kf[KEYS_KEY_MAX];
+    size_t i, sent = 0;
+
+    keys_failed(k, kf, sizeof kf);
+    for (i = 0; i < ic->nfailed; i++) {
+        if (!ic->failed[i]->enqueued) continue;
+        if (rconn_appendf(r, "ZREM %s %s", kf, ic->failed[i]->id) != 0) break;
+        sent++;
+    }
+    for (i = 0; i < sent; i++) {
+        redisReply *rep = rconn_read(r);
+        if (rep == NULL) break;
+        freeReplyObject(rep);
+    }
 }
 
 static void mark_enqueued(struct job *const *jobs, size_t at, size_t n)
@@ -833,6 +865,7 @@ int queue_enqueue(struct rconn *r, const struct keys *k, struct job *const *jobs
 {
     double now = time_now();
     unsigned char *fresh = xmalloc(n ? n : 1);
+    struct id_check ic = {0};
     size_t i;
     int rc, module;
 
@@ -841,13 +874,15 @@ int queue_enqueue(struct rconn *r, const struct keys *k, struct job *const *jobs
         jobs[i]->enqueued = 0;
     }
     rc = enqueue_prepare(jobs, fresh, n, now, err, errlen);
-    if (rc == 0) rc = check_destinations(r, k, jobs, fresh, n, at > now, err, errlen);
+    if (rc == 0) rc = check_destinations(r, k, jobs, fresh, n, at > now, &ic, err, errlen);
     /* Through cq's module where a call is large enough for the saving to outweigh asking
      * whether Redis has it (a round trip, once a connection), and all its ids are made here
      * (a call is all transactions or all CQ.ENQUEUE1, so that a fallback keeps the order). */
     module = rc == 0 && at <= now && n >= ENQUEUE_MODULE_MIN && all_fresh(fresh, n) &&
         rconn_module(r, RCONN_MODULE_ENQUEUE);
     if (rc == 0) rc = enqueue_chunks(r, k, jobs, fresh, n, at, at > now, module, err, errlen);
+    forget_failed(r, k, &ic);
+    free(ic.failed);
     /* ?replicas=N: the jobs are in, but enqueueing succeeds only once N replicas have them. */
     if (rc == 0 && r->url.wait_replicas > 0)
         rc = check_wait(r, rconn_commandf(r, "WAIT %d %d", r->url.wait_replicas, QUEUE_WAIT_MS),

@@ -414,6 +414,21 @@ without producer +sismember p3
 "$BIN/cenqueue" -u "$(url p3)" -q nobody --id acl-nosism noop >/dev/null 2>&1; rc=$?
 check_eq "producer without SISMEMBER (a line from before cq used it): cenqueue --id exits 0" 0 "$rc"
 check_eq "...the job queued, its cancel unchecked" queued "$(jfield acl-nosism)"
+# An id whose job failed, enqueued again, leaves the failed set (ZREM); a line without
+# +zrem still enqueues it, and the entry stays.
+rcli HSET cq:job:acl-refail status failed >/dev/null
+rcli ZADD cq:failed 1 acl-refail >/dev/null
+P -q nobody --id acl-refail noop >/dev/null 2>&1
+check_eq "producer: an id that failed, enqueued again: out of the failed set" "" \
+    "$(rcli ZSCORE cq:failed acl-refail)"
+rcli HSET cq:job:acl-refail status failed >/dev/null
+rcli ZADD cq:failed 1 acl-refail >/dev/null
+without producer +zrem p4
+"$BIN/cenqueue" -u "$(url p4)" -q nobody --id acl-refail noop >/dev/null 2>&1; rc=$?
+check_eq "producer without ZREM (a line from before cq used it): cenqueue --id exits 0" 0 "$rc"
+check_eq "...the job queued, its failed-set entry left" "queued 1" \
+    "$(jfield acl-refail) $(rcli ZSCORE cq:failed acl-refail)"
+rcli ZREM cq:failed acl-refail >/dev/null
 without waiter +subscribe w1
 mapfile -t r < <(rules producer; rules waiter +subscribe | grep '^[&+]')
 mkuser a1 "${r[@]}"

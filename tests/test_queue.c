@@ -260,13 +260,26 @@ static void test_enqueue_one(void)
         CHECK_EQ(after - before, 3);
     }
     CHECK_EQ(LLEN("cq:queue:default"), 4);
+    /* An id whose last run failed: queued again, it leaves the failed set (as a requeue
+     * does), and its hash keeps nothing of that run: attempts, worker, record, recoveries. */
+    DO("HSET cq:job:e1 status failed worker w attempts 3 recovered 1 record r error boom "
+       "scheduled_for 5");
+    DO("ZADD cq:failed 1 e1");
+    DO("ZADD cq:failed 2 other");
+    CHECK_EQ(queue_enqueue(&R, &K, &j, 1, 0, err, sizeof err), 0);
+    CHECK_EQ(LLEN("cq:queue:default"), 5);
+    CHECK_STREQ(HGET("cq:job:e1", "status"), "queued");
+    CHECK(string(rconn_commandf(&R, "ZSCORE cq:failed e1")) == NULL);
+    CHECK_EQ(integer(rconn_commandf(&R, "ZCARD cq:failed")), 1); /* "other" stays */
+    CHECK_EQ(integer(rconn_commandf(&R, "HLEN cq:job:e1")), 4);
+    DO("DEL cq:failed");
     {
         /* One id twice in a call: neither has a status yet, and both would run. */
         struct job *a = mkjob("twice", NULL), *b = mkjob("twice", NULL);
         struct job *pair[2] = {a, b};
         CHECK_EQ(queue_enqueue(&R, &K, pair, 2, 0, err, sizeof err), -1);
         CHECK_HAS(err, "job id twice comes twice");
-        CHECK_EQ(LLEN("cq:queue:default"), 4);
+        CHECK_EQ(LLEN("cq:queue:default"), 5);
         CHECK(HGET("cq:job:twice", "status") == NULL);
         job_free(a);
         job_free(b);

@@ -267,7 +267,7 @@ void cq_jobspec_free(cq_jobspec *s);
 /* Default: a new UUID. An id whose job has not ended (queued, scheduled, started,
  * retrying), or was canceled while its record still waits in a queue, or that two jobs of
  * one call share, fails cq_enqueue, and nothing of that call is enqueued; one that ended
- * runs again. */
+ * runs again (a failed one leaves the failed set, as a requeue takes it out). */
 int cq_jobspec_set_id(cq_jobspec *s, const char *id);
 int cq_jobspec_set_queue(cq_jobspec *s, const char *queue); /* default "default" */
 int cq_jobspec_set_retries(cq_jobspec *s, int retries);     /* default: the function's */

@@ -1311,7 +1311,8 @@ int admin_delete(struct admin *a, const char *id, char *was, size_t wlen, char *
 
 /* ARGV: queue key, job template, cancel set, ended template, now, batch size, the TTL of a
  * canceled status. Pops up to a batch from the oldest end; each record with a usable id has
- * its job marked canceled. Returns how many records it removed (0: the queue is empty). */
+ * its job marked canceled, unless it was already (canceled while queued: its end time and
+ * its waiters' message stand). Returns how many records it removed (0: the queue is empty). */
 static const char empty_lua[] =
     "local t = redis.call('TYPE', ARGV[1]).ok\n"
     "if t ~= 'list' and t ~= 'none' then\n"
@@ -1324,10 +1325,12 @@ static const char empty_lua[] =
     "  if ok and type(j) == 'table' and type(j.id) == 'string' and j.id:match('^[%w_.@-]+$') "
     "then\n"
     "    local jk = string.format(ARGV[2], j.id)\n"
-    "    redis.call('HSET', jk, 'status', 'canceled', 'ended_at', ARGV[5])\n"
-    "    redis.call('EXPIRE', jk, ARGV[7])\n"
+    "    if redis.call('HGET', jk, 'status') ~= 'canceled' then\n"
+    "      redis.call('HSET', jk, 'status', 'canceled', 'ended_at', ARGV[5])\n"
+    "      redis.call('EXPIRE', jk, ARGV[7])\n"
+    "      redis.call('PUBLISH', string.format(ARGV[4], j.id), 'canceled')\n"
+    "    end\n"
     "    redis.call('SREM', ARGV[3], j.id)\n"
-    "    redis.call('PUBLISH', string.format(ARGV[4], j.id), 'canceled')\n"
     "  end\n"
     "end\n"
     "return #recs\n";

@@ -281,6 +281,19 @@ check_contains "empty: how many" "2500 jobs removed" "$out"
 check_eq "empty: the queue is empty" 0 "$(rcli LLEN cq:queue:bulk)"
 check_eq "empty: the jobs are canceled" canceled "$(jfield "$(sed -n 1234p "$T/bulk.ids")")"
 check_eq "empty --json" 0 "$(jget 'd["removed"]' ctl empty bulk --json)"
+# A job canceled while queued (its record waits for a worker to drop it): emptying removes
+# the record and leaves its cancel as it was, its end time kept. (Paused: no worker drops it.)
+ctl pause held >/dev/null
+held=$("$BIN/cenqueue" --no-check -q held noop 2>/dev/null)
+ctl cancel "$held" >/dev/null
+ended=$(jfield "$held" ended_at)
+sleep 0.05
+out=$(ctl empty held)
+check_contains "empty: a job canceled while queued is removed" "1 job removed" "$out"
+check_eq "...its end time kept (not canceled twice)" "canceled $ended" \
+    "$(jfield "$held") $(jfield "$held" ended_at)"
+check_eq "...and out of the cancel set" 0 "$(rcli SISMEMBER cq:cancel "$held")"
+ctl resume held >/dev/null
 
 # ---- metrics: valid for promtool, equal to what Redis holds ----
 ctl metrics >"$T/metrics"

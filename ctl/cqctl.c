@@ -80,6 +80,7 @@ struct ctl {
     struct admin a;
     int json, watch, tty, cols, all_failed;
     double interval;
+    int interval_given;
     long limit, offset;
     const char *url, *prefix, *queue;
     struct serve_options serve;
@@ -638,7 +639,9 @@ static void requeued_one(void *ctx, const char *id, const char *queue, const cha
 /* requeue's arguments, checked before Redis is: 0, or a usage error's status. */
 static int requeue_usage(const struct ctl *c, int n)
 {
-    if (c->all_failed == (n > 0)) return cli_error(&cli, "requeue: give job ids or --all-failed");
+    if (c->all_failed && n > 0)
+        return cli_error(&cli, "requeue: job ids and --all-failed do not go together: give one");
+    if (!c->all_failed && n == 0) return cli_error(&cli, "requeue: give job ids or --all-failed");
     if (c->queue != NULL && !c->all_failed)
         return cli_error(&cli, "requeue: --queue goes with --all-failed");
     if (c->queue != NULL && !keys_valid_name(c->queue))
@@ -1084,6 +1087,7 @@ static int parse_options(struct ctl *c, int argc, char **argv, int *seen, size_t
             rc = cli_duration(&cli, optarg, &c->interval);
             if (rc == 0 && (c->interval < 0.05 || c->interval > 86400))
                 rc = cli_error(&cli, "--interval: from 50ms to 24h");
+            c->interval_given = 1;
             break;
         case 'n': rc = cli_long(&cli, optarg, 1, 10000, &c->limit); break;
         case O_OFFSET: rc = cli_long(&cli, optarg, 0, 1000000000L, &c->offset); break;
@@ -1137,10 +1141,12 @@ int main(int argc, char **argv)
             return cli_error(&cli, "--%s is not an option of %s", option_name(seen[i]), cmd->name);
     n = argc - optind - 1;
     if (n < cmd->min || (cmd->max >= 0 && n > cmd->max))
-        return cli_error(&cli, "%s: %s (usage: cqctl %s %s)", cmd->name,
+        return cli_error(&cli, "%s: %s (usage: cqctl %s%s%s)", cmd->name,
                          n < cmd->min ? "missing argument" : "too many arguments", cmd->name,
-                         cmd->args);
+                         cmd->args[0] ? " " : "", cmd->args);
     if (cmd->run == run_requeue && (rc = requeue_usage(&c, n)) != 0) return rc;
+    if (c.interval_given && !c.watch)
+        return cli_error(&cli, "%s: --interval goes with --watch", cmd->name);
     c.tty = isatty(STDOUT_FILENO);
     c.cols = 80;
     if (c.tty) {

@@ -88,7 +88,7 @@ fails_with "job: unknown id" 1 \
 fails_with "requeue: unknown id" 1 "job nosuch: no status" ctl requeue nosuch
 fails_with "cancel: unknown id" 1 "job nosuch: no status" ctl cancel nosuch
 fails_with "delete: unknown id" 1 "job nosuch: no status" ctl delete nosuch
-fails_with "requeue: ids and --all-failed" 2 "give job ids or --all-failed" ctl requeue x --all-failed
+fails_with "requeue: ids and --all-failed" 2 "job ids and --all-failed do not go together" ctl requeue x --all-failed
 
 # ---- reading queues that no worker serves ----
 ids=()

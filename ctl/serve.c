@@ -315,6 +315,21 @@ static enum MHD_Result json_error(struct MHD_Connection *c, unsigned status, con
     return json(c, status, o);
 }
 
+/* A refusal before any route: for /api/ as {"error": msg} (the API's errors, OPERATIONS.md),
+ * elsewhere as the text msg is (one line ending in a newline). */
+static enum MHD_Result refuse(struct MHD_Connection *c, const char *url, unsigned status,
+                              const char *msg)
+{
+    char line[512];
+    size_t n;
+
+    if (strncmp(url, "/api/", 5) != 0) return text(c, status, msg);
+    str_copy(line, sizeof line, msg);
+    n = strlen(line);
+    if (n > 0 && line[n - 1] == '\n') line[n - 1] = '\0';
+    return json_error(c, status, line);
+}
+
 /* The status for a failed admin call: 503 when the connection is gone (Redis down or
  * unreachable), else what the caller says the refusal is. */
 static unsigned failed_status(const struct admin *a, unsigned refused)
@@ -737,9 +752,9 @@ static enum MHD_Result route(struct server *s, struct MHD_Connection *c, const c
     if (!host_ok(s, c)) {
         LOG(&s->log, CQ_LOG_WARN, "%s %s from %s refused: Host '%.100s' is not this server's",
             method, url, peer(c, from, sizeof from), header(c, "Host") ? header(c, "Host") : "");
-        return text(c, MHD_HTTP_FORBIDDEN,
-                    "403 Forbidden: the Host header is not this server's address (a loopback "
-                    "dashboard answers to 127.0.0.1, localhost and [::1] with its port)\n");
+        return refuse(c, url, MHD_HTTP_FORBIDDEN,
+                      "403 Forbidden: the Host header is not this server's address (a loopback "
+                      "dashboard answers to 127.0.0.1, localhost and [::1] with its port)\n");
     }
     if (s->o->token != NULL) {
         const char *given = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "token");
@@ -747,17 +762,17 @@ static enum MHD_Result route(struct server *s, struct MHD_Connection *c, const c
         if (given != NULL)
             LOG(&s->log, CQ_LOG_WARN, "a login from %s with a wrong token",
                 peer(c, from, sizeof from));
-        if (!token_ok(s, c)) return text(c, MHD_HTTP_UNAUTHORIZED, unauthorized);
+        if (!token_ok(s, c)) return refuse(c, url, MHD_HTTP_UNAUTHORIZED, unauthorized);
     }
     if ((post && !is_action(url)) || (get && is_action(url)) || (!post && !get))
-        return text(c, MHD_HTTP_METHOD_NOT_ALLOWED,
-                    is_action(url) ? "405 Method Not Allowed: actions are POST\n"
-                                   : "405 Method Not Allowed: use GET\n");
+        return refuse(c, url, MHD_HTTP_METHOD_NOT_ALLOWED,
+                      is_action(url) ? "405 Method Not Allowed: actions are POST\n"
+                                     : "405 Method Not Allowed: use GET\n");
     refusal = post ? cross_site(s, c, why, sizeof why) : NULL;
     if (refusal != NULL) {
         LOG(&s->log, CQ_LOG_WARN, "POST %s from %s refused: %s", url, peer(c, from, sizeof from),
             refusal);
-        return text(c, MHD_HTTP_FORBIDDEN, refusal);
+        return refuse(c, url, MHD_HTTP_FORBIDDEN, refusal);
     }
     for (i = 0; get && i < web_nassets; i++)
         if (strcmp(url, web_assets[i].path) == 0)

@@ -1392,6 +1392,20 @@ int admin_pause(struct admin *a, const char *queue, int pause, char *err, size_t
     return changed;
 }
 
+int admin_queue_known(struct admin *a, const char *queue, char *err, size_t errlen)
+{
+    char kq[KEYS_KEY_MAX];
+    redisReply *rep;
+    int known;
+
+    keys_queues(&a->k, kq, sizeof kq);
+    rep = checked(a, rconn_commandf(&a->r, "SISMEMBER %s %s", kq, queue), kq, err, errlen);
+    if (rep == NULL) return -1;
+    known = rep->type == REDIS_REPLY_INTEGER && rep->integer == 1;
+    freeReplyObject(rep);
+    return known;
+}
+
 /* ---- metrics ---------------------------------------------------------------------- */
 
 static int by_func(const void *x, const void *y)

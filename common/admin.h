@@ -181,6 +181,10 @@ long admin_empty(struct admin *a, const char *queue, char *err, size_t errlen);
  * when that changed something, 0 when the queue was already so, -1 on failure. */
 int admin_pause(struct admin *a, const char *queue, int pause, char *err, size_t errlen);
 
+/* 1 when queue is among the known queues (a job was enqueued to it: cq:queues), 0 when not
+ * (a typo, or none yet), -1 on failure. */
+int admin_queue_known(struct admin *a, const char *queue, char *err, size_t errlen);
+
 /* ---- metrics ------------------------------------------------------------------------ */
 
 #define ADMIN_BUCKETS 15

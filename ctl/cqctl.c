@@ -429,6 +429,25 @@ static void print_page(const struct ctl *c, enum admin_list which, const char *n
                p->offset + (long)p->n);
 }
 
+/* A queue operand: NAME, or queue:NAME (as jobs takes it, for a queue named like a list). */
+static const char *queue_operand(const char *arg)
+{
+    return strncmp(arg, "queue:", 6) == 0 ? arg + 6 : arg;
+}
+
+/* A queue no job was ever enqueued to is most likely a typo: said on stderr, and the command
+ * goes on (pausing a queue before its first job is fine). */
+static void warn_unknown_queue(struct ctl *c, const char *queue)
+{
+    char err[512];
+
+    if (admin_queue_known(&c->a, queue, err, sizeof err) == 0)
+        fprintf(stderr,
+                "cqctl: warning: no job was ever enqueued to queue '%s': a typo? (cqctl info "
+                "lists the queues)\n",
+                queue);
+}
+
 static int run_jobs(struct ctl *c, char **args, int n)
 {
     enum admin_list which = ADMIN_LIST_QUEUE;
@@ -445,11 +464,12 @@ static int run_jobs(struct ctl *c, char **args, int n)
         which = ADMIN_LIST_DEAD;
     else if (strcmp(name, "running") == 0)
         which = ADMIN_LIST_RUNNING;
-    else if (strncmp(name, "queue:", 6) == 0) /* a queue named like one of the sets */
-        name += 6;
+    else
+        name = queue_operand(name); /* queue:NAME, for a queue named like one of the lists */
     if (which == ADMIN_LIST_QUEUE && !keys_valid_name(name)) {
         return cli_error(&cli, "queue '%s': use 1-128 characters of A-Z a-z 0-9 _ . @ -", name);
     }
+    if (which == ADMIN_LIST_QUEUE) warn_unknown_queue(c, name);
     if (admin_list(&c->a, which, name, c->offset, c->limit, &p, err, sizeof err) != 0) {
         fprintf(stderr, "cqctl: %s\n", err);
         return 1;
@@ -659,6 +679,7 @@ static int run_requeue(struct ctl *c, char **args, int n)
     report_init(&r, c);
     if (c->all_failed) {
         long done, refused;
+        if (c->queue != NULL) warn_unknown_queue(c, c->queue);
         if (admin_requeue_failed(&c->a, c->queue, requeued_one, &r, &done, &refused, err,
                                  sizeof err) != 0) {
             fprintf(stderr, "cqctl: %s\n", err);
@@ -740,23 +761,25 @@ static int check_queue(const char *q)
 
 static int run_empty(struct ctl *c, char **args, int n)
 {
+    const char *q = queue_operand(args[0]);
     char err[512];
     long removed;
 
     (void)n;
-    if (check_queue(args[0]) != 0) return 2;
-    removed = admin_empty(&c->a, args[0], err, sizeof err);
+    if (check_queue(q) != 0) return 2;
+    warn_unknown_queue(c, q);
+    removed = admin_empty(&c->a, q, err, sizeof err);
     if (removed < 0) {
         fprintf(stderr, "cqctl: %s\n", err);
         return 1;
     }
     if (c->json) {
         cJSON *o = render_object();
-        render_str(o, "queue", args[0]);
+        render_str(o, "queue", q);
         render_num(o, "removed", (double)removed);
         json_print(o);
     } else {
-        printf("emptied queue %s: %ld job%s removed and canceled\n", args[0], removed,
+        printf("emptied queue %s: %ld job%s removed and canceled\n", q, removed,
                removed == 1 ? "" : "s");
     }
     return 0;
@@ -767,7 +790,9 @@ static int pause_or_resume(struct ctl *c, const char *q, int pause)
     char err[512];
     int changed;
 
+    q = queue_operand(q);
     if (check_queue(q) != 0) return 2;
+    warn_unknown_queue(c, q);
     changed = admin_pause(&c->a, q, pause, err, sizeof err);
     if (changed < 0) {
         fprintf(stderr, "cqctl: %s\n", err);

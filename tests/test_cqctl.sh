@@ -257,6 +257,19 @@ check_contains "resume: says so" "resumed queue held" "$(cat "$T/resume.out")"
 check "resume: the job is taken within 1 s ($took ms)" [ "$took" -le 1000 ]
 check "resume: ...and runs" wait_for 5 jobs_are finished "$p"
 check_contains "resume again: not paused" "was not paused" "$(ctl resume held)"
+# queue:NAME names a queue wherever one is taken (jobs lists take it for a queue named like a
+# list); a queue no job was ever enqueued to is paused, with a warning that it may be a typo.
+out=$(ctl pause queue:held 2>"$T/pq.err")
+check_eq "pause queue:held pauses held, no warning" "paused queue held: workers take nothing more from it (running jobs finish)|" \
+    "$out|$(cat "$T/pq.err")"
+ctl resume queue:held >/dev/null
+out=$(ctl pause helld 2>"$T/pq.err"); rc=$?
+check_eq "pause of a queue never enqueued to: exit 0" 0 "$rc"
+check_eq "...with a warning" \
+    "cqctl: warning: no job was ever enqueued to queue 'helld': a typo? (cqctl info lists the queues)" \
+    "$(cat "$T/pq.err")"
+ctl resume helld >/dev/null 2>&1
+check_eq "...which jobs QUEUE gives too" 1 "$(ctl jobs helld 2>&1 >/dev/null | grep -c 'a typo?')"
 
 # ---- workers ----
 out=$(ctl workers)

@@ -164,11 +164,13 @@ static void cmd_free(struct cmd *c)
 
 /* Read n pipelined replies. The reply of the EXEC (the last one) decides: 0 when it is an
  * array none of whose elements is an error, else -1 with err. Replies are all read even after
- * an error, to keep the connection in step. */
-static int read_multi(struct rconn *r, int n, char *err, size_t errlen)
+ * an error, to keep the connection in step. With exec, EXEC's reply is handed back there (NULL
+ * when the call failed), for the caller to read and free. */
+static int read_multi_exec(struct rconn *r, int n, redisReply **exec, char *err, size_t errlen)
 {
     int i, rc = 0;
 
+    if (exec != NULL) *exec = NULL;
     for (i = 0; i < n; i++) {
         redisReply *rep = rconn_read(r);
         if (rep == NULL) {
@@ -192,9 +194,17 @@ static int read_multi(struct rconn *r, int n, char *err, size_t errlen)
                 rc = -1;
             }
         }
-        freeReplyObject(rep);
+        if (i == n - 1 && rc == 0 && exec != NULL)
+            *exec = rep;
+        else
+            freeReplyObject(rep);
     }
     return rc;
+}
+
+static int read_multi(struct rconn *r, int n, char *err, size_t errlen)
+{
+    return read_multi_exec(r, n, NULL, err, errlen);
 }
 
 #define QUEUE_WAIT_MS 1000 /* ?replicas=N: how long a write waits for the replicas */
@@ -1586,10 +1596,11 @@ long queue_reconcile(struct rconn *r, const struct keys *k, const char *wid,
 /* ---- worker registry and recovery --------------------------------------------------- */
 
 int queue_register(struct rconn *r, const struct keys *k, const struct queue_worker_info *w,
-                   long lease_s, char *err, size_t errlen)
+                   long lease_s, int *added, char *err, size_t errlen)
 {
     char kws[KEYS_KEY_MAX], kw[KEYS_KEY_MAX], kl[KEYS_KEY_MAX];
-    int sent = 0;
+    redisReply *exec;
+    int sent = 0, rc;
 
     keys_workers(k, kws, sizeof kws);
     keys_worker(k, w->wid, kw, sizeof kw);
@@ -1610,7 +1621,12 @@ int queue_register(struct rconn *r, const struct keys *k, const struct queue_wor
     sent++;
     if (rconn_appendf(r, "EXEC") != 0) goto io;
     sent++;
-    return read_multi(r, sent, err, errlen);
+    rc = read_multi_exec(r, sent, &exec, err, errlen);
+    if (rc == 0 && added != NULL)
+        *added = exec->elements > 0 && exec->element[0]->type == REDIS_REPLY_INTEGER &&
+            exec->element[0]->integer == 1;
+    if (exec != NULL) freeReplyObject(exec);
+    return rc;
 io:
     err_set(err, errlen, "%s", r->errstr);
     return -1;

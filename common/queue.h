@@ -142,9 +142,10 @@ struct queue_worker_info {
 };
 
 /* Register (or refresh) the worker and renew its lease for lease_s seconds. Idempotent, so a
- * heartbeat is a call to this too. */
+ * heartbeat is a call to this too. *added (when not NULL): 1 when the worker was not in the
+ * registry before (its first call, or its lease lapsed and it was recovered as dead). */
 int queue_register(struct rconn *r, const struct keys *k, const struct queue_worker_info *w,
-                   long lease_s, char *err, size_t errlen);
+                   long lease_s, int *added, char *err, size_t errlen);
 
 /* Put back every in-flight record of every worker whose lease has expired at the head (right
  * end) of its queue, bump each such job's `recovered` count, and remove those workers from

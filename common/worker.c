@@ -1358,6 +1358,7 @@ static int heartbeat(struct worker *w, int publish)
     struct queue_worker_info info;
     char err[512], clients[512];
     long lease;
+    int added = 0;
 
     info.wid = w->wid;
     info.host = w->host;
@@ -1370,10 +1371,19 @@ static int heartbeat(struct worker *w, int publish)
     info.clients = clients_csv(w, clients, sizeof clients);
     /* A config made by hand (tests) may leave the lease 0: the default then. */
     lease = w->cfg->lease > 0 ? (long)ceil(w->cfg->lease) : 10;
-    if (queue_register(&w->ctl, &w->keys, &info, lease, err, sizeof err) != 0) {
+    if (queue_register(&w->ctl, &w->keys, &info, lease, &added, err, sizeof err) != 0) {
         report_error(w, err);
         return -1;
     }
+    /* Out of the registry, though registered on this very connection: the lease lapsed while
+     * the connection stayed open (the process frozen, or starved of CPU, past --lease), and
+     * another worker took this one for dead and sent its jobs back to their queues. */
+    if (added && w->registered_on == w->ctl.connects)
+        LOG(&w->lg, CQ_LOG_WARN,
+            "this worker was taken for dead: no heartbeat reached redis within its lease (%lds: "
+            "the process was frozen or starved of CPU), so the jobs it held went back to their "
+            "queues, and those still running here may run twice; registered again",
+            lease);
     if (publish) {
         if (catalog_publish(&w->ctl, &w->keys, w->cfg->reg, err, sizeof err) != 0) {
             report_error(w, err);

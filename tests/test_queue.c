@@ -1862,7 +1862,7 @@ static void test_apply_lost(void)
 
     /* Recovered by another worker while w1 was out of touch: its ends change nothing. */
     flushall();
-    REQUIRE(queue_register(&R, &K, &wi, 10, err, sizeof err) == 0);
+    REQUIRE(queue_register(&R, &K, &wi, 10, NULL, err, sizeof err) == 0);
     REQUIRE(put("r1", "q") == 0 && put("r2", "q") == 0);
     REQUIRE(take("w1", queues, 1, 2, t, err, sizeof err) == 2);
     j[0] = decoded(&t[0]);
@@ -2364,9 +2364,9 @@ static void test_recover_dead_worker(void)
 
     memset(t, 0, sizeof t);
     memset(again, 0, sizeof again);
-    REQUIRE(queue_register(&R, &K, &w1, 10, err, sizeof err) == 0);
-    REQUIRE(queue_register(&R, &K, &w2, 10, err, sizeof err) == 0);
-    REQUIRE(queue_register(&R, &K, &w3, 10, err, sizeof err) == 0);
+    REQUIRE(queue_register(&R, &K, &w1, 10, NULL, err, sizeof err) == 0);
+    REQUIRE(queue_register(&R, &K, &w2, 10, NULL, err, sizeof err) == 0);
+    REQUIRE(queue_register(&R, &K, &w3, 10, NULL, err, sizeof err) == 0);
     REQUIRE(put("h1", "high") == 0 && put("h2", "high") == 0 && put("l1", "low") == 0 &&
             put("l2", "low") == 0 && put("l3", "low") == 0 && put("h3", "high") == 0);
     REQUIRE(take("w1", queues, 2, 3, t, err, sizeof err) == 3); /* h1 h2 h3 */
@@ -2422,8 +2422,8 @@ static void test_recover_only_wid(void)
     char err[256] = "x";
 
     memset(t, 0, sizeof t);
-    REQUIRE(queue_register(&R, &K, &w1, 10, err, sizeof err) == 0);
-    REQUIRE(queue_register(&R, &K, &w2, 10, err, sizeof err) == 0);
+    REQUIRE(queue_register(&R, &K, &w1, 10, NULL, err, sizeof err) == 0);
+    REQUIRE(queue_register(&R, &K, &w2, 10, NULL, err, sizeof err) == 0);
     REQUIRE(put("o1", "q") == 0 && put("o2", "q") == 0 && put("o3", "q") == 0);
     REQUIRE(take("w1", queues, 1, 2, t, err, sizeof err) == 2);
     free_taken(t, 2);
@@ -2457,7 +2457,7 @@ static void test_recover_wrong_type(void)
     char err[256] = "";
 
     memset(t, 0, sizeof t);
-    REQUIRE(queue_register(&R, &K, &w1, 10, err, sizeof err) == 0);
+    REQUIRE(queue_register(&R, &K, &w1, 10, NULL, err, sizeof err) == 0);
     REQUIRE(put("rg", "good") == 0 && put("rb", "bad") == 0);
     REQUIRE(take("w1", queues, 2, 2, t, err, sizeof err) == 2);
     free_taken(t, 2);
@@ -2547,8 +2547,10 @@ static void test_register(void)
     char err[256] = "";
     long long ttl;
     double before = time_now();
+    int added = -1;
 
-    CHECK_EQ(queue_register(&R, &K, &w, 10, err, sizeof err), 0);
+    CHECK_EQ(queue_register(&R, &K, &w, 10, &added, err, sizeof err), 0);
+    CHECK_EQ(added, 1); /* its first call */
     CHECK_EQ(integer(rconn_commandf(&R, "SISMEMBER cq:workers w1")), 1);
     CHECK_STREQ(HGET("cq:worker:w1", "host"), "box-1");
     CHECK_STREQ(HGET("cq:worker:w1", "pid"), "4242");
@@ -2563,11 +2565,17 @@ static void test_register(void)
 
     /* A heartbeat is the same call: fields refreshed, the lease renewed for its new length. */
     w.busy = 3;
-    CHECK_EQ(queue_register(&R, &K, &w, 30, err, sizeof err), 0);
+    added = -1;
+    CHECK_EQ(queue_register(&R, &K, &w, 30, &added, err, sizeof err), 0);
+    CHECK_EQ(added, 0); /* it was registered */
     CHECK_STREQ(HGET("cq:worker:w1", "busy"), "3");
     ttl = TTL("cq:worker:w1:lease");
     CHECK(ttl > 28 && ttl <= 30);
     CHECK_EQ(integer(rconn_commandf(&R, "SCARD cq:workers")), 1);
+    /* Taken out of the registry (as the recovery of a dead worker does): added again. */
+    DO("SREM cq:workers w1");
+    CHECK_EQ(queue_register(&R, &K, &w, 30, &added, err, sizeof err), 0);
+    CHECK_EQ(added, 1);
 }
 
 /* cq:workers of another type: queue_register fails with the error (a failed command inside
@@ -2578,7 +2586,7 @@ static void test_register_wrong_type(void)
     char err[256] = "";
 
     DO("SET cq:workers not-a-set");
-    CHECK_EQ(queue_register(&R, &K, &w, 10, err, sizeof err), -1);
+    CHECK_EQ(queue_register(&R, &K, &w, 10, NULL, err, sizeof err), -1);
     CHECK_HAS(err, "WRONGTYPE");
 }
 

@@ -69,6 +69,9 @@ check "the live worker ran it" [ "$(jfield f-1 worker)" != "$ewid" ]
 kill -CONT "$E"
 wait_for 10 registered_as "$ewid"
 check "the thawed worker registers again" registered_as "$ewid"
+check_contains "...and says it was taken for dead, and why" \
+    "this worker was taken for dead: no heartbeat reached redis within its lease (10s" \
+    "$(cat "$T/e.log")"
 check_eq "the job stays finished" finished "$(jfield f-1)"
 kill -TERM "$E" "$F"; wait "$E"; wait "$F"
 check_eq "both deregistered" 0 "$(rcli SCARD cq:workers)"

@@ -2377,7 +2377,7 @@ static void test_recover_dead_worker(void)
     free_taken(t, 1);
     REQUIRE(take("w3", queues, 1, 0, t, err, sizeof err) == 0);
 
-    DO("HSET cq:job:h1 status started");
+    DO("HSET cq:job:h1 status started started_at 5 worker w1");
     /* w1's lease is gone (DEL); w3's expires (a short one). */
     DO("DEL cq:worker:w1:lease");
     DO("PEXPIRE cq:worker:w3:lease 1");
@@ -2396,6 +2396,8 @@ static void test_recover_dead_worker(void)
     CHECK_EQ(integer(rconn_commandf(&R, "SISMEMBER cq:workers w2")), 1);
     /* Back at the head, in their old order, queued, counted. */
     CHECK_STREQ(HGET("cq:job:h1", "status"), "queued");
+    CHECK(HGET("cq:job:h1", "started_at") == NULL); /* no run of it now: none shown */
+    CHECK(HGET("cq:job:h1", "worker") == NULL);
     CHECK_STREQ(HGET("cq:job:h1", "recovered"), "1");
     CHECK_STREQ(HGET("cq:job:l2", "recovered"), "1");
     CHECK(HGET("cq:job:l1", "recovered") == NULL);

@@ -535,7 +535,8 @@ static enum MHD_Result queue_action(struct server *s, struct MHD_Connection *c, 
         if (changed < 0) goto failed;
         render_bool(o, "paused", action[0] == 'p');
         render_bool(o, "changed", changed);
-        LOG(&s->log, CQ_LOG_INFO, "%s queue %s%s", action, q, changed ? "" : ": it was so already");
+        LOG(&s->log, CQ_LOG_INFO, "%s queue %s%s", action[0] == 'p' ? "paused" : "resumed", q,
+            changed ? "" : ": it was so already");
     } else if (strcmp(action, "empty") == 0) {
         removed = admin_empty(a, q, err, sizeof err);
         if (removed < 0) goto failed;

@@ -1392,6 +1392,74 @@ int admin_pause(struct admin *a, const char *queue, int pause, char *err, size_t
     return changed;
 }
 
+/* ARGV: queues set, queue key, paused set, workers set, worker template, counts key, the
+ * queue. Reply {0, paused} forgotten; {1, type} its key is not a list; {2, n} it holds n jobs;
+ * {3, wid} a registered worker serves it. */
+static const char forget_lua[] =
+    "local t = redis.call('TYPE', ARGV[2]).ok\n"
+    "if t ~= 'none' and t ~= 'list' then return {1, t} end\n"
+    "local n = redis.call('LLEN', ARGV[2])\n"
+    "if n > 0 then return {2, n} end\n"
+    "for _, wid in ipairs(redis.call('SMEMBERS', ARGV[4])) do\n"
+    "  local qs = redis.call('HGET', string.format(ARGV[5], wid), 'queues') or ''\n"
+    "  for q in string.gmatch(qs, '[^,]+') do\n"
+    "    if q == ARGV[7] then return {3, wid} end\n"
+    "  end\n"
+    "end\n"
+    "redis.call('SREM', ARGV[1], ARGV[7])\n"
+    "redis.call('DEL', ARGV[6])\n"
+    "return {0, redis.call('SREM', ARGV[3], ARGV[7])}\n";
+
+int admin_forget(struct admin *a, const char *queue, int *was_paused, char *err, size_t errlen)
+{
+    char kqs[KEYS_KEY_MAX], kq[KEYS_KEY_MAX], kp[KEYS_KEY_MAX], kws[KEYS_KEY_MAX];
+    char tw[KEYS_KEY_MAX], kc[KEYS_KEY_MAX], what[KEYS_NAME_MAX + 16];
+    const char *argv[10];
+    const redisReply *why;
+    const char *name;
+    redisReply *rep;
+    long long code;
+    int rc = 0;
+
+    if (check_queue_name(queue, err, errlen) != 0) return -1;
+    snprintf(what, sizeof what, "queue '%s'", queue);
+    argv[0] = "EVAL";
+    argv[1] = forget_lua;
+    argv[2] = "0";
+    argv[3] = keys_queues(&a->k, kqs, sizeof kqs);
+    argv[4] = keys_queue(&a->k, queue, kq, sizeof kq);
+    argv[5] = keys_paused(&a->k, kp, sizeof kp);
+    argv[6] = keys_workers(&a->k, kws, sizeof kws);
+    argv[7] = keys_template(&a->k, KEYS_WORKER, tw, sizeof tw);
+    argv[8] = keys_counts(&a->k, queue, kc, sizeof kc);
+    argv[9] = queue;
+    rep = checked(a, rconn_command(&a->r, 10, argv, NULL), what, err, errlen);
+    if (rep == NULL) return -1;
+    code = as_ll(elem(rep, 0), -1);
+    why = elem(rep, 1);
+    name = why != NULL && why->type == REDIS_REPLY_STRING ? why->str : "?";
+    if (code == 0) {
+        *was_paused = as_ll(why, 0) == 1;
+    } else if (code == 1) {
+        err_set(err, errlen, "queue %s: its key %s is a %s, not a list", queue, kq, name);
+        rc = -1;
+    } else if (code == 2) {
+        err_set(err, errlen,
+                "queue %s holds %lld job%s: only an empty queue is forgotten (cqctl empty %s "
+                "first, to drop them)",
+                queue, as_ll(why, 0), as_ll(why, 0) == 1 ? "" : "s", queue);
+        rc = -1;
+    } else {
+        err_set(err, errlen,
+                "queue %s: worker %s serves it: stop that worker, or start it without the "
+                "queue, first",
+                queue, name);
+        rc = -1;
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
 int admin_queue_known(struct admin *a, const char *queue, char *err, size_t errlen)
 {
     char kq[KEYS_KEY_MAX];

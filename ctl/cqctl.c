@@ -827,6 +827,31 @@ static int run_resume(struct ctl *c, char **args, int n)
     return pause_or_resume(c, args[0], 0);
 }
 
+static int run_forget(struct ctl *c, char **args, int n)
+{
+    const char *q = queue_operand(args[0]);
+    char err[512];
+    int was_paused = 0;
+
+    (void)n;
+    if (check_queue(q) != 0) return 2;
+    if (admin_forget(&c->a, q, &was_paused, err, sizeof err) != 0) {
+        fprintf(stderr, "cqctl: %s\n", err);
+        return 1;
+    }
+    if (c->json) {
+        cJSON *o = render_object();
+        render_str(o, "queue", q);
+        render_bool(o, "forgotten", 1);
+        render_bool(o, "was_paused", was_paused);
+        json_print(o);
+    } else {
+        printf("forgot queue %s%s: info, metrics and the dashboard no longer show it\n", q,
+               was_paused ? " (and its pause)" : "");
+    }
+    return 0;
+}
+
 /* ---- metrics ------------------------------------------------------------------------ */
 
 static int run_metrics(struct ctl *c, char **args, int n)
@@ -974,6 +999,18 @@ static const struct command commands[] = {
      1,
      1,
      run_resume,
+     0},
+    {"forget",
+     "QUEUE",
+     "remove an empty queue from the known queues",
+     "Remove the queue from the known queues (cq:queues) and the paused set, and its\n"
+     "throughput counts, so that info, metrics and the dashboard stop showing it: a mistyped\n"
+     "name, or a queue no longer used. Only a queue that is empty and that no registered\n"
+     "worker serves; a producer that enqueues to it later makes it known again.\n",
+     {0},
+     1,
+     1,
+     run_forget,
      0},
     {"metrics",
      "",

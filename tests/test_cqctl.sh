@@ -66,7 +66,7 @@ start_redis
 # ---- usage: --help everywhere, errors as one line with exit 2 ----
 check "--help: exit 0" ctl --help
 check_contains "--help lists the commands" "requeue" "$(ctl --help)"
-for c in info workers jobs job requeue cancel delete empty pause resume metrics; do
+for c in info workers jobs job requeue cancel delete empty pause resume forget metrics; do
     out=$(ctl "$c" --help)
     check_eq "$c --help: exit 0" 0 "$?"
     check_contains "$c --help: its usage and --json" "--json" "$out"
@@ -269,6 +269,25 @@ check_eq "...with a warning" \
     "cqctl: warning: no job was ever enqueued to queue 'helld': a typo? (cqctl info lists the queues)" \
     "$(cat "$T/pq.err")"
 ctl resume helld >/dev/null 2>&1
+# forget: a mistyped queue, once empty and served by no worker, leaves the known queues.
+"$BIN/cenqueue" --no-check -q helld noop >/dev/null 2>&1
+ctl pause helld >/dev/null
+out=$(ctl forget helld 2>&1); rc=$?
+check_eq "forget a queue that holds a job: exit 1" 1 "$rc"
+check_eq "...saying how to empty it" \
+    "cqctl: queue helld holds 1 job: only an empty queue is forgotten (cqctl empty helld first, to drop them)" \
+    "$out"
+ctl empty helld >/dev/null
+check_eq "forget it once empty: it was paused too" \
+    "forgot queue helld (and its pause): info, metrics and the dashboard no longer show it" \
+    "$(ctl forget helld)"
+check_eq "...out of cq:queues and cq:paused" "0 0" \
+    "$(rcli SISMEMBER cq:queues helld) $(rcli SISMEMBER cq:paused helld)"
+check_eq "...and of info" 0 "$(ctl info | awk '$1 == "helld"' | wc -l)"
+out=$(ctl forget held 2>&1); rc=$?
+check_eq "forget a queue a worker serves: exit 1" 1 "$rc"
+check_contains "...naming the worker" "queue held: worker " "$out"
+check_eq "...and it stays known" 1 "$(rcli SISMEMBER cq:queues held)"
 check_eq "...which jobs QUEUE gives too" 1 "$(ctl jobs helld 2>&1 >/dev/null | grep -c 'a typo?')"
 
 # ---- workers ----

@@ -515,19 +515,20 @@ static int by_id(const void *a, const void *b)
  * a queue, where a worker would take the new run for the canceled one (status canceled and
  * the id in the cancel set; the set alone is a cancel asked before the job was enqueued,
  * which stands); or it comes twice in the call. (A producer that sends an enqueue again
- * after a lost reply learns so that it went in.) An ACL that forbids SISMEMBER (a
- * producer's from before it was needed) leaves the cancel unchecked. The reads and the
- * transaction are two round trips: two producers that enqueue one id at the same moment can
- * both pass.
+ * after a lost reply learns so that it went in.) An ACL that forbids SISMEMBER or ZSCORE (a
+ * producer's from before they were needed) leaves the cancel unchecked, or the failed set as
+ * it is. The reads and the transaction are two round trips: two producers that enqueue one
+ * id at the same moment can both pass.
  *
  * In two halves, so that queue_enqueue sends these reads in the round trip of its TYPEs:
- * ids_send appends a HGET and a SISMEMBER an id (none when one comes twice: then it returns
- * -1 with err); ids_read reads what was sent, and keeps the jobs whose id last failed, to
- * leave the failed set once they are in (forget_failed). */
+ * ids_send appends a HGET, a SISMEMBER and a ZSCORE an id (none when one comes twice: then
+ * it returns -1 with err); ids_read reads what was sent, and keeps the jobs whose id is in
+ * the failed set (its last run failed; or its status is gone, as --failure-ttl 0 leaves it),
+ * for forget_failed. */
 struct id_check {
     struct job **own;    /* the jobs whose ids the caller gave, by id */
     size_t m, sent;      /* how many; how many have their reads sent */
-    struct job **failed; /* of those, the ones whose status is failed (n of own's room) */
+    struct job **failed; /* of those, the ones in the failed set (n of own's room) */
     size_t nfailed;
 };
 
@@ -535,7 +536,7 @@ static int ids_send(struct rconn *r, const struct keys *k, struct job *const *jo
                     const unsigned char *fresh, size_t n, struct id_check *ic, char *err,
                     size_t errlen)
 {
-    char key[KEYS_KEY_MAX], kc[KEYS_KEY_MAX];
+    char key[KEYS_KEY_MAX], kc[KEYS_KEY_MAX], kf[KEYS_KEY_MAX];
     size_t i;
 
     memset(ic, 0, sizeof *ic);
@@ -551,10 +552,12 @@ static int ids_send(struct rconn *r, const struct keys *k, struct job *const *jo
             return -1;
         }
     keys_cancel(k, kc, sizeof kc);
+    keys_failed(k, kf, sizeof kf);
     for (; ic->sent < ic->m; ic->sent++)
         if (rconn_appendf(r, "HGET %s status",
                           keys_job(k, ic->own[ic->sent]->id, key, sizeof key)) != 0 ||
-            rconn_appendf(r, "SISMEMBER %s %s", kc, ic->own[ic->sent]->id) != 0) {
+            rconn_appendf(r, "SISMEMBER %s %s", kc, ic->own[ic->sent]->id) != 0 ||
+            rconn_appendf(r, "ZSCORE %s %s", kf, ic->own[ic->sent]->id) != 0) {
             err_set(err, errlen, "%s", r->errstr);
             return -1; /* the connection was dropped: nothing more will be read */
         }
@@ -569,10 +572,12 @@ static int ids_read(struct rconn *r, struct id_check *ic, int rc, char *err, siz
 
     for (i = 0; i < ic->sent; i++) {
         redisReply *st = rconn_read(r), *cancel = st ? rconn_read(r) : NULL;
+        redisReply *failed = cancel ? rconn_read(r) : NULL;
         const char *id = ic->own[i]->id;
-        if (cancel == NULL) {
+        if (failed == NULL) {
             if (rc == 0) err_set(err, errlen, "%s", r->errstr);
             if (st != NULL) freeReplyObject(st);
+            if (cancel != NULL) freeReplyObject(cancel);
             rc = -1;
             break;
         }
@@ -594,11 +599,11 @@ static int ids_read(struct rconn *r, struct id_check *ic, int rc, char *err, siz
                    strncmp(st->str, "WRONGTYPE", 9) != 0) {
             rconn_error(r, NULL, st->str, err, errlen); /* WRONGTYPE: the TYPE check's */
             rc = -1;
-        } else if (st->type == REDIS_REPLY_STRING && strcmp(st->str, "failed") == 0) {
-            ic->failed[ic->nfailed++] = ic->own[i];
         }
+        if (failed->type == REDIS_REPLY_STRING) ic->failed[ic->nfailed++] = ic->own[i];
         freeReplyObject(st);
         freeReplyObject(cancel);
+        freeReplyObject(failed);
     }
     free(ic->own);
     ic->own = NULL;
@@ -625,7 +630,7 @@ int queue_check_ids(struct rconn *r, const struct keys *k, struct job *const *jo
  * scheduled set that is not a sorted set, a queues set that is not a set, the status hash of
  * a reused id that is not a hash) would make one command fail inside a transaction whose
  * other writes still happen. Checked once per call, before anything is sent: an operator's
- * stray key is refused with its name, not half written. The reads of check_ids go in the
+ * stray key is refused with its name, not half written. The reads of ids_send go in the
  * same round trip, after the TYPEs. 0, or -1 with err. */
 struct dest {
     enum keys_kind kind; /* KEYS_QUEUES, KEYS_SCHEDULED, KEYS_QUEUE or KEYS_JOB */
@@ -710,27 +715,28 @@ static int check_destinations(struct rconn *r, const struct keys *k, struct job 
     return rc;
 }
 
-/* An id whose last run failed and that is enqueued again leaves the failed set, as a requeue
- * takes it out: its job is queued now, and `cqctl requeue --all-failed` would refuse it. After
- * the jobs are in, a ZREM each (pipelined); a producer whose ACL has no ZREM (from before it
- * was needed) leaves the entry, as before, and so does a connection lost here: the jobs are
- * in either way, so nothing is said. */
+/* An id in the failed set that is enqueued again leaves it, as a requeue takes it out: its job
+ * is queued now, and `cqctl requeue --all-failed` would refuse it. One ZREM, its own round
+ * trip (rare: only such ids), before the transaction rather than after it, where a worker
+ * could already have failed the new run and ZADDed it again. A producer whose ACL has no
+ * ZREM (from before it was needed) leaves the entry, as before, and so does a connection
+ * lost here (the transaction then fails too); a transaction that fails after it leaves the
+ * job failed and out of the set, and the caller is told the enqueue failed. */
 static void forget_failed(struct rconn *r, const struct keys *k, const struct id_check *ic)
 {
+    const char **argv;
     char kf[KEYS_KEY_MAX];
-    size_t i, sent = 0;
+    redisReply *rep;
+    size_t i;
 
-    keys_failed(k, kf, sizeof kf);
-    for (i = 0; i < ic->nfailed; i++) {
-        if (!ic->failed[i]->enqueued) continue;
-        if (rconn_appendf(r, "ZREM %s %s", kf, ic->failed[i]->id) != 0) break;
-        sent++;
-    }
-    for (i = 0; i < sent; i++) {
-        redisReply *rep = rconn_read(r);
-        if (rep == NULL) break;
-        freeReplyObject(rep);
-    }
+    if (ic->nfailed == 0) return;
+    argv = xcalloc(ic->nfailed + 2, sizeof *argv);
+    argv[0] = "ZREM";
+    argv[1] = keys_failed(k, kf, sizeof kf);
+    for (i = 0; i < ic->nfailed; i++) argv[i + 2] = ic->failed[i]->id;
+    rep = rconn_command(r, (int)ic->nfailed + 2, argv, NULL);
+    if (rep != NULL) freeReplyObject(rep);
+    free(argv);
 }
 
 static void mark_enqueued(struct job *const *jobs, size_t at, size_t n)
@@ -885,13 +891,13 @@ int queue_enqueue(struct rconn *r, const struct keys *k, struct job *const *jobs
     }
     rc = enqueue_prepare(jobs, fresh, n, now, err, errlen);
     if (rc == 0) rc = check_destinations(r, k, jobs, fresh, n, at > now, &ic, err, errlen);
+    if (rc == 0) forget_failed(r, k, &ic);
     /* Through cq's module where a call is large enough for the saving to outweigh asking
      * whether Redis has it (a round trip, once a connection), and all its ids are made here
      * (a call is all transactions or all CQ.ENQUEUE1, so that a fallback keeps the order). */
     module = rc == 0 && at <= now && n >= ENQUEUE_MODULE_MIN && all_fresh(fresh, n) &&
         rconn_module(r, RCONN_MODULE_ENQUEUE);
     if (rc == 0) rc = enqueue_chunks(r, k, jobs, fresh, n, at, at > now, module, err, errlen);
-    forget_failed(r, k, &ic);
     free(ic.failed);
     /* ?replicas=N: the jobs are in, but enqueueing succeeds only once N replicas have them. */
     if (rc == 0 && r->url.wait_replicas > 0)

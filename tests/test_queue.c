@@ -274,6 +274,18 @@ static void test_enqueue_one(void)
     CHECK_EQ(integer(rconn_commandf(&R, "HLEN cq:job:e1")), 4);
     DO("DEL cq:failed");
     {
+        /* ... also when its failed status is gone (--failure-ttl 0, or expired): the id is
+         * still in the failed set, which nothing else trims. */
+        struct job *g = mkjob("gone", NULL);
+        DO("ZADD cq:failed 1 gone");
+        CHECK_EQ(queue_enqueue(&R, &K, &g, 1, 0, err, sizeof err), 0);
+        CHECK(string(rconn_commandf(&R, "ZSCORE cq:failed gone")) == NULL);
+        CHECK_STREQ(HGET("cq:job:gone", "status"), "queued");
+        DO("DEL cq:job:gone");
+        DO("LREM cq:queue:default 1 %s", LINDEX("cq:queue:default", 0));
+        job_free(g);
+    }
+    {
         /* One id twice in a call: neither has a status yet, and both would run. */
         struct job *a = mkjob("twice", NULL), *b = mkjob("twice", NULL);
         struct job *pair[2] = {a, b};

@@ -1393,8 +1393,8 @@ int admin_pause(struct admin *a, const char *queue, int pause, char *err, size_t
 }
 
 /* ARGV: queues set, queue key, paused set, workers set, worker template, counts key, the
- * queue. Reply {0, paused} forgotten; {1, type} its key is not a list; {2, n} it holds n jobs;
- * {3, wid} a registered worker serves it. */
+ * queue. Reply {0, known, paused} forgotten; {1, type} its key is not a list; {2, n} it holds
+ * n jobs; {3, wid} a registered worker serves it. */
 static const char forget_lua[] =
     "local t = redis.call('TYPE', ARGV[2]).ok\n"
     "if t ~= 'none' and t ~= 'list' then return {1, t} end\n"
@@ -1406,11 +1406,12 @@ static const char forget_lua[] =
     "    if q == ARGV[7] then return {3, wid} end\n"
     "  end\n"
     "end\n"
-    "redis.call('SREM', ARGV[1], ARGV[7])\n"
+    "local known = redis.call('SREM', ARGV[1], ARGV[7])\n"
     "redis.call('DEL', ARGV[6])\n"
-    "return {0, redis.call('SREM', ARGV[3], ARGV[7])}\n";
+    "return {0, known, redis.call('SREM', ARGV[3], ARGV[7])}\n";
 
-int admin_forget(struct admin *a, const char *queue, int *was_paused, char *err, size_t errlen)
+int admin_forget(struct admin *a, const char *queue, int *was_known, int *was_paused, char *err,
+                 size_t errlen)
 {
     char kqs[KEYS_KEY_MAX], kq[KEYS_KEY_MAX], kp[KEYS_KEY_MAX], kws[KEYS_KEY_MAX];
     char tw[KEYS_KEY_MAX], kc[KEYS_KEY_MAX], what[KEYS_NAME_MAX + 16];
@@ -1439,7 +1440,8 @@ int admin_forget(struct admin *a, const char *queue, int *was_paused, char *err,
     why = elem(rep, 1);
     name = why != NULL && why->type == REDIS_REPLY_STRING ? why->str : "?";
     if (code == 0) {
-        *was_paused = as_ll(why, 0) == 1;
+        *was_known = as_ll(why, 0) == 1;
+        *was_paused = as_ll(elem(rep, 2), 0) == 1;
     } else if (code == 1) {
         err_set(err, errlen, "queue %s: its key %s is a %s, not a list", queue, kq, name);
         rc = -1;
@@ -1449,11 +1451,14 @@ int admin_forget(struct admin *a, const char *queue, int *was_paused, char *err,
                 "first, to drop them)",
                 queue, as_ll(why, 0), as_ll(why, 0) == 1 ? "" : "s", queue);
         rc = -1;
-    } else {
+    } else if (code == 3) {
         err_set(err, errlen,
                 "queue %s: worker %s serves it: stop that worker, or start it without the "
                 "queue, first",
                 queue, name);
+        rc = -1;
+    } else {
+        err_set(err, errlen, "queue %s: unexpected reply from the forget script", queue);
         rc = -1;
     }
     freeReplyObject(rep);

@@ -184,9 +184,10 @@ int admin_pause(struct admin *a, const char *queue, int pause, char *err, size_t
 /* Forget an empty queue that no worker serves: out of the known queues (cq:queues) and the
  * paused set, its throughput counts deleted, so that info, metrics and the dashboard stop
  * showing it (a typo'd name, a queue retired). A producer that enqueues to it makes it known
- * again. Returns 0 (*was_paused set), or -1: it holds jobs, a worker serves it, its key is
- * not a list, or Redis failed. */
-int admin_forget(struct admin *a, const char *queue, int *was_paused, char *err, size_t errlen);
+ * again. Returns 0 (*was_known, *was_paused set), or -1: it holds jobs, a worker serves it,
+ * its key is not a list, or Redis failed. */
+int admin_forget(struct admin *a, const char *queue, int *was_known, int *was_paused, char *err,
+                 size_t errlen);
 
 /* 1 when queue is among the known queues (a job was enqueued to it: cq:queues), 0 when not
  * (a typo, or none yet), -1 on failure. */

@@ -263,7 +263,8 @@ int cq_job_arg_duration(const cq_job *job, int i, double *out)
     const cJSON *a = arg(job, i);
 
     if (cJSON_IsNumber(a)) {
-        if (!isfinite(a->valuedouble) || a->valuedouble < 0) return -1;
+        if (!isfinite(a->valuedouble) || a->valuedouble < 0 || a->valuedouble > DURATION_MAX)
+            return -1;
         *out = a->valuedouble;
         return 0;
     }

@@ -363,7 +363,10 @@ static int check_one(enum cq_arg_type t, const cJSON *v, int convert, cJSON **re
         if (convert) *repl = cJSON_CreateNumber(d);
         return 0;
     case CQ_ARG_DURATION:
-        if (cJSON_IsNumber(v)) return isfinite(v->valuedouble) && v->valuedouble >= 0 ? 0 : -1;
+        if (cJSON_IsNumber(v))
+            return isfinite(v->valuedouble) && v->valuedouble >= 0 && v->valuedouble <= DURATION_MAX
+                ? 0
+                : -1;
         return cJSON_IsString(v) && parse_duration(v->valuestring, &d) == 0 ? 0 : -1;
     case CQ_ARG_JSON:
         if (!cJSON_IsString(v)) return 0;

@@ -1381,7 +1381,7 @@ static int heartbeat(struct worker *w, int publish)
     if (added && w->registered_on == w->ctl.connects)
         LOG(&w->lg, CQ_LOG_WARN,
             "this worker was taken for dead: no heartbeat reached redis within its lease (%lds: "
-            "the process was frozen or starved of CPU), so the jobs it held went back to their "
+            "the process was likely frozen or starved of CPU), so the jobs it held went back to their "
             "queues, and those still running here may run twice; registered again",
             lease);
     if (publish) {
@@ -2333,20 +2333,24 @@ static int set_duration(const char *name, const char *value, double *out, char *
  * 0 = drop at once), as the other time settings take. */
 static int set_ttl(const char *name, const char *value, long *out, char *err, size_t errlen)
 {
+    char msg[256];
     double d;
+    int ok;
 
     if (strcmp(value, "-1") == 0) {
         *out = -1;
         return 0;
     }
-    if (parse_duration(value, &d) != 0) {
+    ok = parse_duration_msg(value, &d, msg, sizeof msg) == 0;
+    if (!ok && strstr(msg, "' is longer than") == NULL) {
         err_set(err, errlen,
                 "%s: '%s' is not a duration such as 500s, 5m or 30d (0 = drop at once, -1 = keep)",
                 name, value);
         return -1;
     }
-    /* In milliseconds first: 4.1m is 246 s, though 4.1 * 60 is not exactly 246. */
-    if (d > 100.0 * 365 * 86400 || d > (double)LONG_MAX || llround(d * 1000) % 1000 != 0) {
+    /* Over 100 years (parse_duration's bound), or not whole seconds: in milliseconds first,
+     * since 4.1m is 246 s, though 4.1 * 60 is not exactly 246. */
+    if (!ok || llround(d * 1000) % 1000 != 0) {
         err_set(err, errlen, "%s: '%s' is not whole seconds up to 100 years", name, value);
         return -1;
     }
@@ -2466,7 +2470,7 @@ int cq_worker_run(cq_worker *w)
     static const char *const default_queues[] = {"default"};
     char cwd[PATH_MAX];
 
-    w->cfg.url = w->url; /* NULL: $CQ_REDIS_URL, else the local default (worker_new) */
+    w->cfg.url = w->url; /* NULL: $CQ_REDIS_URL, else the local default (worker_start) */
     w->cfg.prefix = w->prefix;
     if (w->nqueues > 0) {
         w->cfg.queues = (const char *const *)w->queues;

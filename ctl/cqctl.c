@@ -435,16 +435,17 @@ static const char *queue_operand(const char *arg)
     return strncmp(arg, "queue:", 6) == 0 ? arg + 6 : arg;
 }
 
-/* A queue no job was ever enqueued to is most likely a typo: said on stderr, and the command
- * goes on (pausing a queue before its first job is fine). */
+/* A queue not among the known queues (no job enqueued to it, or forgotten) is most likely a
+ * typo: said on stderr, and the command goes on (pausing a queue before its first job is
+ * fine). */
 static void warn_unknown_queue(struct ctl *c, const char *queue)
 {
     char err[512];
 
     if (admin_queue_known(&c->a, queue, err, sizeof err) == 0)
         fprintf(stderr,
-                "cqctl: warning: no job was ever enqueued to queue '%s': a typo? (cqctl info "
-                "lists the queues)\n",
+                "cqctl: warning: queue '%s' is not among the known queues (cq:queues): a typo? "
+                "(cqctl info lists them)\n",
                 queue);
 }
 
@@ -831,23 +832,25 @@ static int run_forget(struct ctl *c, char **args, int n)
 {
     const char *q = queue_operand(args[0]);
     char err[512];
-    int was_paused = 0;
+    int was_known = 0, was_paused = 0;
 
     (void)n;
     if (check_queue(q) != 0) return 2;
-    if (admin_forget(&c->a, q, &was_paused, err, sizeof err) != 0) {
+    if (admin_forget(&c->a, q, &was_known, &was_paused, err, sizeof err) != 0) {
         fprintf(stderr, "cqctl: %s\n", err);
         return 1;
     }
     if (c->json) {
         cJSON *o = render_object();
         render_str(o, "queue", q);
-        render_bool(o, "forgotten", 1);
+        render_bool(o, "was_known", was_known);
         render_bool(o, "was_paused", was_paused);
         json_print(o);
-    } else {
+    } else if (was_known) {
         printf("forgot queue %s%s: info, metrics and the dashboard no longer show it\n", q,
                was_paused ? " (and its pause)" : "");
+    } else {
+        printf("queue %s was not known%s\n", q, was_paused ? "; its pause was dropped" : "");
     }
     return 0;
 }

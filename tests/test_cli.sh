@@ -283,6 +283,9 @@ usage_error "cworker --prefix" \
 usage_error "cworker --result-ttl" \
     "cworker: --result-ttl: '-2' is not a duration such as 500s, 5m or 30d (0 = drop at once, -1 = keep)" \
     cworker --result-ttl -2
+usage_error "cworker --failure-ttl, over 100 years" \
+    "cworker: --failure-ttl: '36501d' is not whole seconds up to 100 years" \
+    cworker --failure-ttl 36501d
 usage_error "cworker --failure-ttl, not whole seconds" \
     "cworker: --failure-ttl: '1.5s' is not whole seconds up to 100 years" \
     cworker --failure-ttl 1.5s

@@ -266,7 +266,7 @@ ctl resume queue:held >/dev/null
 out=$(ctl pause helld 2>"$T/pq.err"); rc=$?
 check_eq "pause of a queue never enqueued to: exit 0" 0 "$rc"
 check_eq "...with a warning" \
-    "cqctl: warning: no job was ever enqueued to queue 'helld': a typo? (cqctl info lists the queues)" \
+    "cqctl: warning: queue 'helld' is not among the known queues (cq:queues): a typo? (cqctl info lists them)" \
     "$(cat "$T/pq.err")"
 ctl resume helld >/dev/null 2>&1
 # forget: a mistyped queue, once empty and served by no worker, leaves the known queues.
@@ -284,6 +284,7 @@ check_eq "forget it once empty: it was paused too" \
 check_eq "...out of cq:queues and cq:paused" "0 0" \
     "$(rcli SISMEMBER cq:queues helld) $(rcli SISMEMBER cq:paused helld)"
 check_eq "...and of info" 0 "$(ctl info | awk '$1 == "helld"' | wc -l)"
+check_eq "forget it again: not known" "queue helld was not known" "$(ctl forget helld)"
 out=$(ctl forget held 2>&1); rc=$?
 check_eq "forget a queue a worker serves: exit 1" 1 "$rc"
 check_contains "...naming the worker" "queue held: worker " "$out"

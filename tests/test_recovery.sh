@@ -70,7 +70,7 @@ kill -CONT "$E"
 wait_for 10 registered_as "$ewid"
 check "the thawed worker registers again" registered_as "$ewid"
 check_contains "...and says it was taken for dead, and why" \
-    "this worker was taken for dead: no heartbeat reached redis within its lease (10s" \
+    "this worker was taken for dead: no heartbeat reached redis within its lease (10s: the process was likely frozen" \
     "$(cat "$T/e.log")"
 check_eq "the job stays finished" finished "$(jfield f-1)"
 kill -TERM "$E" "$F"; wait "$E"; wait "$F"

@@ -108,6 +108,11 @@ static void test_builtins(void)
     CHECK_HAS(err, "sleep: argument 1 (SECONDS): 'abc' is not a duration");
     CHECK_EQ(check(f, "[\"250ms\"]", 0, err, sizeof err, NULL), 0);
     CHECK_EQ(check(f, "[2]", 0, err, sizeof err, NULL), 0);
+    /* Durations are at most 100 years, as a number too. */
+    CHECK_EQ(check(f, "[3153600000]", 0, err, sizeof err, NULL), 0);
+    CHECK_EQ(check(f, "[3153600001]", 0, err, sizeof err, NULL), -1);
+    CHECK_EQ(check(f, "[1e300]", 0, err, sizeof err, NULL), -1);
+    CHECK_EQ(check(f, "[\"36501d\"]", 0, err, sizeof err, NULL), -1);
     CHECK_EQ(check(registry_find(r, "noop"), "[1,\"a\",{}]", 0, err, sizeof err, NULL), 0);
     registry_unknown(r, "rm", err, sizeof err);
     CHECK_STREQ(err, "unknown function 'rm' (known: noop, sleep)");

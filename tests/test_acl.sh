@@ -266,6 +266,7 @@ check_contains "cqctl delete" "deleted ${ids[0]}" "$(Q delete "${ids[0]}")"
 check_eq "...its status is gone" 0 "$(rcli EXISTS "cq:job:${ids[0]}")"
 seq 1 50 | sed 's/^/noop /' | P -q bulk --stdin >/dev/null 2>&1
 check_contains "cqctl empty" "50 jobs removed" "$(Q empty bulk)"
+check_contains "cqctl forget" "forgot queue bulk" "$(Q forget bulk)"
 run_for 1 "$BIN/cqctl" -u "$OU" info --watch --interval 200ms >"$T/watch.out"
 check "cqctl info --watch: a picture per interval" [ "$(grep -c '^cq at' "$T/watch.out")" -ge 3 ]
 

@@ -773,6 +773,18 @@ int admin_list(struct admin *a, enum admin_list which, const char *queue, long o
     rep = rconn_commandf(&a->r, "%s %s",
                          which == ADMIN_LIST_QUEUE || which == ADMIN_LIST_DEAD ? "LLEN" : "ZCARD",
                          key);
+    if (rep != NULL && rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "WRONGTYPE", 9) == 0) {
+        /* An operator's stray key, named as requeue and empty name it. */
+        redisReply *t = rconn_commandf(&a->r, "TYPE %s", key);
+        err_set(err, errlen, "%s%s%sits key %s is a %s, not a %s",
+                which == ADMIN_LIST_QUEUE ? "queue '" : "", which == ADMIN_LIST_QUEUE ? queue : "",
+                which == ADMIN_LIST_QUEUE ? "': " : "", key,
+                t != NULL && t->type == REDIS_REPLY_STATUS ? t->str : "key of another type",
+                which == ADMIN_LIST_QUEUE || which == ADMIN_LIST_DEAD ? "list" : "zset");
+        if (t != NULL) freeReplyObject(t);
+        freeReplyObject(rep);
+        return -1;
+    }
     rep = checked(a, rep, key, err, errlen);
     if (rep == NULL) return -1;
     out->total = rep->integer;

@@ -186,6 +186,10 @@ fails_with "requeue: a failed job without its record" 1 \
 fails_with "requeue: a queue whose key is no list" 1 \
     "job wrongq: queue 'wq': its key cq:queue:wq is a string, not a list" ctl requeue wrongq
 check_eq "...it stays failed" failed "$(jfield wrongq)"
+rcli SADD cq:queues wq >/dev/null
+fails_with "jobs of a queue whose key is no list" 1 \
+    "cqctl: queue 'wq': its key cq:queue:wq is a string, not a list" ctl jobs wq
+rcli SREM cq:queues wq >/dev/null
 check "...in the failed set" [ -n "$(rcli ZSCORE cq:failed wrongq)" ]
 ctl requeue --all-failed --queue rq >"$T/rq.out" 2>"$T/rq.err"
 check_eq "requeue --all-failed with a refusal: exit 1" 1 "$?"

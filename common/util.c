@@ -207,8 +207,7 @@ size_t time_format(char *buf, double t)
     return fixed_format(buf, t, 6);
 }
 
-/* parse_duration without its upper bound. */
-static int parse_duration_any(const char *s, double *out)
+int parse_duration_unbounded(const char *s, double *out)
 {
     char *end;
     double v, mult = 1.0;
@@ -243,7 +242,7 @@ int parse_duration(const char *s, double *out)
 {
     double d;
 
-    if (parse_duration_any(s, &d) != 0 || d > DURATION_MAX) return -1;
+    if (parse_duration_unbounded(s, &d) != 0 || d > DURATION_MAX) return -1;
     *out = d;
     return 0;
 }
@@ -288,7 +287,7 @@ int parse_duration_msg(const char *s, double *out, char *err, size_t errlen)
     double d;
 
     if (parse_duration(s, out) == 0) return 0;
-    if (parse_duration_any(s, &d) == 0)
+    if (parse_duration_unbounded(s, &d) == 0)
         err_set(err, errlen, "'%s' is longer than 100 years", s);
     else
         err_set(err, errlen, "'%s' is not a duration such as 250ms, 30s, 5m or 2h", s);

@@ -65,6 +65,8 @@ int parse_choice(const char *s, const char *const *choices, size_t n, int *out, 
  * DURATION_MAX. Returns 0/-1. */
 #define DURATION_MAX (100.0 * 365 * 86400) /* 100 years */
 int parse_duration(const char *s, double *out);
+/* parse_duration without its upper bound: for a caller that words "too long" itself. */
+int parse_duration_unbounded(const char *s, double *out);
 
 /* Parse a whole decimal number in [min, max]. Returns 0/-1. */
 int parse_long(const char *s, long min, long max, long *out);

@@ -2333,16 +2333,13 @@ static int set_duration(const char *name, const char *value, double *out, char *
  * 0 = drop at once), as the other time settings take. */
 static int set_ttl(const char *name, const char *value, long *out, char *err, size_t errlen)
 {
-    char msg[256];
     double d;
-    int ok;
 
     if (strcmp(value, "-1") == 0) {
         *out = -1;
         return 0;
     }
-    ok = parse_duration_msg(value, &d, msg, sizeof msg) == 0;
-    if (!ok && strstr(msg, "' is longer than") == NULL) {
+    if (parse_duration_unbounded(value, &d) != 0) {
         err_set(err, errlen,
                 "%s: '%s' is not a duration such as 500s, 5m or 30d (0 = drop at once, -1 = keep)",
                 name, value);
@@ -2350,7 +2347,7 @@ static int set_ttl(const char *name, const char *value, long *out, char *err, si
     }
     /* Over 100 years (parse_duration's bound), or not whole seconds: in milliseconds first,
      * since 4.1m is 246 s, though 4.1 * 60 is not exactly 246. */
-    if (!ok || llround(d * 1000) % 1000 != 0) {
+    if (d > DURATION_MAX || llround(d * 1000) % 1000 != 0) {
         err_set(err, errlen, "%s: '%s' is not whole seconds up to 100 years", name, value);
         return -1;
     }

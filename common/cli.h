@@ -56,6 +56,12 @@ struct cli_option {
     {                                                                             \
         "log-level", (key), "LEVEL", "error, warn, info or debug (default: info)" \
     }
+#define CLI_LOG_FORMAT(key)                                                 \
+    {                                                                       \
+        "log-format", (key), "FORMAT",                                      \
+            "text, or json: one JSON object a line with the keys time,\n"   \
+            "level, program, pid and msg, for log shippers (default: text)" \
+    }
 #define CLI_HELP                                      \
     {                                                 \
         "help", 'h', NULL, "print this help and exit" \

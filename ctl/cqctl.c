@@ -37,7 +37,8 @@ enum {
     O_TOKEN,
     O_INSECURE,
     O_ORIGIN,
-    O_LOG_LEVEL
+    O_LOG_LEVEL,
+    O_LOG_FORMAT
 };
 
 static struct cli cli; /* the command line, for usage errors (cli_error) */
@@ -48,7 +49,8 @@ static const struct cli_option options[] = {
     CLI_PREFIX(O_PREFIX),
     {"json", O_JSON, NULL,
      "print JSON instead of text: one document (info --watch: one\n"
-     "per refresh, a line each; serve: its log lines)"},
+     "per refresh, a line each; serve: its log lines, as\n"
+     "--log-format json)"},
     CLI_HELP,
     CLI_VERSION,
     {NULL, 0, NULL, "info:"},
@@ -73,12 +75,14 @@ static const struct cli_option options[] = {
      "https://dash.example.com), whose Host and Origin are then\n"
      "accepted too"},
     CLI_LOG_LEVEL(O_LOG_LEVEL),
+    CLI_LOG_FORMAT(O_LOG_FORMAT),
 };
 #define NOPTIONS (sizeof options / sizeof options[0])
 
 struct ctl {
     struct admin a;
     int json, watch, tty, cols, all_failed;
+    int log_format; /* --log-format: 0 text, 1 json, -1 not given (then --json decides) */
     double interval;
     int interval_given;
     long limit, offset;
@@ -96,8 +100,9 @@ struct command {
 
 static stop_flag stopping;
 
-/* --log-level's words, in the order of enum cq_log_level. */
+/* --log-level's words, in the order of enum cq_log_level; --log-format's, as cworker's. */
 static const char *const log_levels[] = {"error", "warn", "info", "debug"};
+static const char *const log_formats[] = {"text", "json"};
 
 static void on_signal(int sig)
 {
@@ -883,7 +888,7 @@ static int run_serve(struct ctl *c, char **args, int n)
 {
     (void)args;
     (void)n;
-    c->serve.log_json = c->json;
+    c->serve.log_json = c->log_format >= 0 ? c->log_format : c->json;
     c->serve.url = c->url;
     c->serve.prefix = c->prefix;
     return serve_run(&c->serve);
@@ -1047,7 +1052,7 @@ static const struct command commands[] = {
      "Logs go to stderr: the address served (port 0: the port chosen), each action, refusals.\n"
      "SIGINT or SIGTERM stops it. Exit status: 0 after a signal, 1 when the address cannot be\n"
      "listened on, 2 for a usage error (a non-loopback address without --token).\n",
-     {O_LISTEN, O_TOKEN, O_INSECURE, O_ORIGIN, O_LOG_LEVEL},
+     {O_LISTEN, O_TOKEN, O_INSECURE, O_ORIGIN, O_LOG_LEVEL, O_LOG_FORMAT},
      0,
      0,
      run_serve,
@@ -1163,6 +1168,7 @@ static int parse_options(struct ctl *c, int argc, char **argv, int *seen, size_t
         case O_INSECURE: c->serve.insecure = 1; break;
         case O_ORIGIN: c->serve.origin = optarg; break;
         case O_LOG_LEVEL: rc = cli_choice(&cli, optarg, log_levels, 4, &c->serve.log_level); break;
+        case O_LOG_FORMAT: rc = cli_choice(&cli, optarg, log_formats, 2, &c->log_format); break;
         case 'h': *help = 1; break;
         default: rc = cli_error(&cli, "option '%s' is not handled", cli.opt); break;
         }
@@ -1186,6 +1192,7 @@ int main(int argc, char **argv)
     c.serve.token = getenv("CQ_DASHBOARD_TOKEN");
     if (c.serve.token != NULL && c.serve.token[0] == '\0') c.serve.token = NULL;
     c.serve.log_level = CQ_LOG_INFO;
+    c.log_format = -1;
     signal(SIGPIPE, SIG_IGN);
     rc = parse_options(&c, argc, argv, seen, &nseen, &help);
     if (rc >= 0) return rc;

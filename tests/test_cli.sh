@@ -106,6 +106,8 @@ check_eq "cproducer: the -q entry is cenqueue's" "$(block cenqueue '  -q, --queu
     "$(block cproducer '  -q, --queue NAME')"
 check_eq "cqctl: the --log-level entry (serve) is cworker's" \
     "$(block cworker '      --log-level LEVEL')" "$(block cqctl '      --log-level LEVEL')"
+check_eq "cqctl: the --log-format entry (serve) is cworker's" \
+    "$(block cworker '      --log-format FORMAT')" "$(block cqctl '      --log-format FORMAT')"
 check "cworker's -u entry names unix:// and both defaults" \
     grep -q 'unix:///path.sock' "$T/help.cworker"
 for p in "${PROGS[@]}"; do
@@ -232,6 +234,9 @@ usage_error "cenqueue --at past the range" \
     "cenqueue: --at: '1e11' is not a Unix time in seconds (0 to 99999999999)" cenqueue --at 1e11 noop
 usage_error "cworker --log-format" "cworker: --log-format: 'xml' is not one of text or json" \
     cworker --log-format xml
+cqctl_usage_error "cqctl serve --log-format" \
+    "cqctl: --log-format: 'xml' is not one of text or json" \
+    serve serve --log-format xml
 usage_error "cworker --url" \
     "cworker: --url: redis URL 'localhost:6379': must start with redis://, rediss:// (TLS), redis+sentinel:// or unix://" \
     cworker --url localhost:6379

@@ -266,6 +266,33 @@ check_eq "as the operator user: pause" 200 "$(post "$SURL/api/queue/csrf/pause" 
 check_eq "as the operator user: resume" 200 "$(post "$SURL/api/queue/csrf/resume" -H 'X-CQ-Action: 1')"
 check "as the operator user: the server stops cleanly" stops "$SPID"
 
+# ---- its log as JSON: --log-format json, as cworker's (and --json, its older spelling) ----
+# json_log FILE: every line one JSON object of cworker's keys, from "cqctl serve", with the
+# address line and the action done.
+json_log() {
+    "$PY" - "$1" <<'PYEOF'
+import json, sys
+lines = open(sys.argv[1]).read().splitlines()
+docs = [json.loads(l) for l in lines]
+assert docs and all(sorted(d) == ["level", "msg", "pid", "program", "time"] for d in docs), lines
+assert all(d["program"] == "cqctl serve" for d in docs), lines
+assert any(" is at http://127.0.0.1:" in d["msg"] for d in docs), lines
+assert any(d["msg"].startswith("paused queue csrf") for d in docs), lines
+PYEOF
+}
+for opt in "--log-format json" "--json"; do
+    # shellcheck disable=SC2086 # the option and its value, two words
+    serve "$T/json.log" $opt
+    post "$SURL/api/queue/csrf/pause" -H 'X-CQ-Action: 1' >/dev/null
+    post "$SURL/api/queue/csrf/resume" -H 'X-CQ-Action: 1' >/dev/null
+    check "$opt: the log's lines are JSON objects, as cworker --log-format json writes" \
+        json_log "$T/json.log"
+    check "...and it stops cleanly" stops "$SPID"
+done
+serve "$T/text.log" --json --log-format text
+check_eq "--log-format text over --json: the log is text" "" "$(grep '^{' "$T/text.log")"
+check "...and it stops cleanly" stops "$SPID"
+
 mark "token and operator user done"
 # ---- a non-loopback address ----
 "$BIN/cqctl" serve --listen 0.0.0.0:0 >"$T/nl.out" 2>"$T/nl.err"

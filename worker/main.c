@@ -117,9 +117,7 @@ static const struct cli_option options[] = {
      "keep a failed job's status this long, in whole seconds\n"
      "(default: 365d; 0 = drop at once; -1 = keep)"},
     CLI_LOG_LEVEL(O_LOG_LEVEL),
-    {"log-format", O_LOG_FORMAT, "FORMAT",
-     "text, or json: one JSON object a line with the keys time,\n"
-     "level, program, pid and msg, for log shippers (default: text)"},
+    CLI_LOG_FORMAT(O_LOG_FORMAT),
     {"summary-interval", O_SUMMARY, "D",
      "log a summary line at info this often when there was work:\n"
      "jobs ended and per second, failures, retries, in flight\n"

@@ -2444,7 +2444,7 @@ static void test_recover_only_wid(void)
     REQUIRE(take("w2", queues, 1, 1, t, err, sizeof err) == 1);
     free_taken(t, 1);
     DO("DEL cq:worker:w2:lease"); /* dead, but not the one asked for */
-    DO("HSET cq:job:o1 status started");
+    DO("HSET cq:job:o1 status started started_at 5 worker w1");
 
     CHECK_EQ(queue_recover(&R, &K, "w1", warn, sizeof warn, err, sizeof err), 2);
     CHECK_STREQ(warn, "");
@@ -2452,6 +2452,8 @@ static void test_recover_only_wid(void)
     CHECK_HAS(LINDEX("cq:queue:q", -1), "\"id\":\"o1\"");
     CHECK_EQ(EXISTS("cq:inflight:w1:q"), 0);
     CHECK_STREQ(HGET("cq:job:o1", "status"), "queued");
+    CHECK(HGET("cq:job:o1", "started_at") == NULL); /* handed back: no run of it shown */
+    CHECK(HGET("cq:job:o1", "worker") == NULL);
     CHECK(HGET("cq:job:o1", "recovered") == NULL);
     CHECK(HGET("cq:stats", "recovered") == NULL);
     CHECK_EQ(integer(rconn_commandf(&R, "SISMEMBER cq:workers w1")), 0);
@@ -2520,7 +2522,7 @@ static void test_reconcile(void)
     /* The worker knows of a2 and b2 only (a take's reply was lost). */
     held[0] = &t[1];
     held[1] = &t[3];
-    DO("HSET cq:job:a1 status started");
+    DO("HSET cq:job:a1 status started started_at 5 worker w1");
     CHECK_EQ(queue_reconcile(&R, &K, "w1", queues, 2, held, 2, err, sizeof err), 2);
     CHECK_EQ(LLEN("cq:inflight:w1:a"), 1);
     CHECK_STREQ(LINDEX("cq:inflight:w1:a", 0), t[1].record);
@@ -2530,6 +2532,8 @@ static void test_reconcile(void)
     CHECK_STREQ(LINDEX("cq:queue:a", -1), t[0].record);
     CHECK_STREQ(LINDEX("cq:queue:b", -1), t[2].record);
     CHECK_STREQ(HGET("cq:job:a1", "status"), "queued");
+    CHECK(HGET("cq:job:a1", "started_at") == NULL);
+    CHECK(HGET("cq:job:a1", "worker") == NULL);
     /* Queues not named are left alone. */
     CHECK_EQ(LLEN("cq:inflight:w1:c"), 1);
     /* Everything held: nothing moves. */

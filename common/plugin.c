@@ -27,7 +27,7 @@ void *plugin_load(struct cq_registry *reg, const char *path, char *err, size_t e
     plugin_init_fn init;
     void *h, *sym;
     struct stat st;
-    char *source;
+    char *source, *full;
     int before = reg->n, rc;
 
     if (stat(path, &st) != 0) {
@@ -71,7 +71,10 @@ void *plugin_load(struct cq_registry *reg, const char *path, char *err, size_t e
     }
     /* POSIX's way to turn a data pointer from dlsym into a function pointer. */
     memcpy(&init, &sym, sizeof init);
-    source = xstrdup_printf("plugin %s", path);
+    /* The catalog names the file loaded, whatever directory the worker was started in. */
+    full = realpath(path, NULL);
+    source = xstrdup_printf("plugin %s", full != NULL ? full : path);
+    free(full);
     registry_set_source(reg, source);
     reg->error[0] = '\0';
     rc = init(reg);

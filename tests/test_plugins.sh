@@ -64,6 +64,26 @@ echo "# --list-functions shows the plugin's function, with its source"
 "$BIN/cworker" --load "$PLUGIN" --list-functions >"$T/list"
 check_contains "listed" "sha256 PATH [EXPECTED]" "$(cat "$T/list")"
 check_contains "with its source" "plugin $PLUGIN" "$(cat "$T/list")"
+cp "$PLUGIN" "$T/rel.so"
+(cd "$T" && "$BIN/cworker" --load ./rel.so --list-functions) >"$T/list.rel"
+check_contains "a relative --load: the source is the file's full path" \
+    "plugin $(realpath "$T")/rel.so" "$(cat "$T/list.rel")"
+
+echo "# a plugin in C++, hidden visibility and warnings as errors: builds, exports both, loads"
+cat >"$T/cxx.cpp" <<'EOF'
+#include <cq/cq.h>
+#include <string>
+CQ_PLUGIN_DECLARE;
+static int h(cq_job *j, void *u) { (void)u; return cq_job_result(j, std::string("ok").c_str()); }
+int cq_plugin_init(cq_registry *r) { return cq_function_add(r, "cxx_ok", "", h, 0) ? 0 : -1; }
+EOF
+g++ -Wall -Wextra -Werror -fvisibility=hidden -shared -fPIC -I"$SRC/include" "$T/cxx.cpp" \
+    -o "$T/cxx.so" >"$T/cxx.err" 2>&1
+check_eq "g++ -Wall -Wextra -Werror -fvisibility=hidden: no warning" "" "$(cat "$T/cxx.err")"
+check_eq "...both symbols exported" "cq_plugin_api_version cq_plugin_init" \
+    "$(nm -D --defined-only "$T/cxx.so" | awk '$3 ~ /^cq_plugin/ {print $3}' | sort | paste -sd' ')"
+"$BIN/cworker" --load "$T/cxx.so" --list-functions >"$T/list.cxx" 2>&1
+check_contains "...and cworker loads it" "cxx_ok" "$(cat "$T/list.cxx")"
 
 echo "# the catalog: refused before any worker published it"
 "$BIN/cenqueue" sha256 images/f1.bin >"$T/out" 2>"$T/err"

@@ -51,7 +51,8 @@ typedef struct cq_job cq_job;           /* one run of a function, as its handler
 
 /* A handler runs one job on one of the worker's threads. It returns 0 when the job finished
  * (its result is what it gave cq_job_result or cq_job_result_json, or none), or -1 when it
- * failed (say why with cq_job_fail; a bare -1 is a permanent failure "FUNC failed").
+ * failed (say why with cq_job_fail; a bare -1 is a permanent failure whose error reads
+ * "FUNC failed (its handler gave no reason)").
  * udata is what was given to cq_function_add. */
 typedef int (*cq_handler)(cq_job *job, void *udata);
 
@@ -195,7 +196,11 @@ void cq_job_resume(cq_job *job, cq_resume_fn fn, void *arg);
  * -fvisibility say. */
 CQ_EXPORT extern const int cq_plugin_api_version;
 CQ_EXPORT int cq_plugin_init(cq_registry *reg);
+#ifdef __cplusplus /* with the declaration's C linkage, which keeps the attribute */
+#define CQ_PLUGIN_DECLARE extern "C" CQ_EXPORT const int cq_plugin_api_version = CQ_API_VERSION
+#else
 #define CQ_PLUGIN_DECLARE CQ_EXPORT const int cq_plugin_api_version = CQ_API_VERSION
+#endif
 void cq_plugin_fail(cq_registry *reg, const char *fmt, ...) CQ_PRINTF(2, 3);
 
 /* ---- an embedded worker ------------------------------------------------------------- */
@@ -234,7 +239,8 @@ int cq_worker_load(cq_worker *w, const char *path, char *err, size_t errlen);
 int cq_worker_add_command(cq_worker *w, const char *spec, char *err, size_t errlen);
 
 /* Run until the queues are drained (burst), max-jobs are done, or cq_worker_stop. Returns
- * 0 for a clean stop, 1 when the worker could not start or could not deregister. */
+ * 0 for a clean stop, 1 when the worker could not start or could not deregister. It logs to
+ * stderr, each line named after the program (its argv[0]'s last part), as cworker's are. */
 int cq_worker_run(cq_worker *w);
 
 /* Ask a running worker to stop: the first call drains (running jobs get shutdown-timeout to

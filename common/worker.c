@@ -1593,7 +1593,9 @@ static struct worker *worker_start(const struct worker_config *cfg, volatile sig
     w->cfg = cfg;
     w->signals = signals;
     w->efd = -1;
-    w->lg.prog = "cworker";
+    /* Lines are named after the program: cworker, or one that embeds a worker. */
+    w->lg.prog =
+        program_invocation_short_name[0] != '\0' ? program_invocation_short_name : "cworker";
     w->lg.level = cfg->log_level;
     w->lg.json = cfg->log_json;
     w->jlg = w->lg;

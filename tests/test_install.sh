@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # test_install.sh - `cmake --install` into a private prefix: every file it should put there
-# and nothing else (the programs, libcq, the header, cq.pc, a man page for each program, the
-# systemd unit cworker@.service and its environment file); the man pages render without a
-# warning and name every option of their program's --help (so they cannot drift from it);
-# the unit and the environment file carry the prefix's paths and what running a worker under
-# systemd takes. Then, as a user would: build the example client against the installed libcq
-# through pkg-config (shared, and static from libcq.a), build the example plugin the same
-# way, run the installed cworker with it, and let the client enqueue jobs, wait for them and
-# print their results. Needs groff and man-db (man, lexgrog).
+# and nothing else (the programs, libcq, the header, cq.pc, the CMake package, a man page for
+# each program, the systemd unit cworker@.service and its environment file); the man pages
+# render without a warning and name every option of their program's --help (so they cannot
+# drift from it); the unit and the environment file carry the prefix's paths and what running
+# a worker under systemd takes. Then, as a user would: build the example client against the
+# installed libcq through pkg-config (shared, and static from libcq.a) and through CMake's
+# find_package(cq), and against the build tree (cq-uninstalled.pc), build the example plugin
+# with pkg-config and CMake, run the installed cworker with it, and let the clients enqueue
+# jobs, wait for them and print their results; and a worker embedded in a program of its own,
+# whose log lines carry that program's name. Needs groff and man-db (man, lexgrog).
 . "$(dirname "$0")/lib.sh"
 
 for tool in groff man lexgrog; do
@@ -36,10 +38,14 @@ export PKG_CONFIG_PATH=$LIBDIR/pkgconfig
 expected=(bin/cworker bin/cenqueue bin/cproducer bin/cqctl
           "$LIB/libcq.so" "$LIB/libcq.so.$API" "$LIB/libcq.so.$VERSION" "$LIB/libcq.a"
           include/cq/cq.h "$LIB/pkgconfig/cq.pc" "$LIB/cq/cq-redis.so"
+          "$LIB/cmake/cq/cqConfig.cmake" "$LIB/cmake/cq/cqConfigVersion.cmake"
+          "$LIB/cmake/cq/cqTargets.cmake" "$LIB/cmake/cq/cqTargets-BUILDTYPE.cmake"
           "$MAN/man1/cworker.1.gz" "$MAN/man1/cenqueue.1.gz" "$MAN/man1/cproducer.1.gz"
           "$MAN/man1/cqctl.1.gz"
           "lib/systemd/system/cworker@.service" etc/cq/cworker.env)
-installed=$(cd "$P" && find . -type f -o -type l | sed 's#^\./##' | sort)
+# (cqTargets-BUILDTYPE.cmake: the build type's file of the CMake package, e.g. -relwithdebinfo)
+installed=$(cd "$P" && find . -type f -o -type l | sed 's#^\./##' |
+    sed 's/cqTargets-[a-z]*\.cmake$/cqTargets-BUILDTYPE.cmake/' | sort)
 check_eq "cmake --install puts these files in place, and no other" \
     "$(printf '%s\n' "${expected[@]}" | sort)" "$installed"
 executables() { local f; for f in "$@"; do [ -x "$f" ] || return 1; done; }
@@ -137,6 +143,36 @@ check "...and statically, from libcq.a, with pkg-config --static --libs cq" stat
 cc $CFLAGS_EXTRA -shared -fPIC "$SRC/examples/sha256.c" -o "$T/sha256.so" \
     $(pkg-config --cflags --libs cq libcrypto) 2>"$T/cc3.log"
 check "the example plugin builds the same way" [ -f "$T/sha256.so" ] || cat "$T/cc3.log"
+# CMake's way: find_package(cq) in a project of the user's, the prefix on CMAKE_PREFIX_PATH.
+mkdir -p "$T/cmakeuser"
+cat >"$T/cmakeuser/CMakeLists.txt" <<EOF
+cmake_minimum_required(VERSION 3.16)
+project(cquser C)
+find_package(cq $VERSION REQUIRED)
+find_package(OpenSSL REQUIRED)
+add_executable(client "$SRC/examples/client.c")
+target_link_libraries(client PRIVATE cq::cq)
+add_library(sha256 MODULE "$SRC/examples/sha256.c")
+target_link_libraries(sha256 PRIVATE cq::cq OpenSSL::Crypto)
+EOF
+cmake -S "$T/cmakeuser" -B "$T/cmakeuser/build" -DCMAKE_PREFIX_PATH="$P" \
+    -DCMAKE_C_FLAGS="$CFLAGS_EXTRA" >"$T/cmake.log" 2>&1 &&
+    cmake --build "$T/cmakeuser/build" >>"$T/cmake.log" 2>&1
+check "a CMake project builds the client and the plugin with find_package(cq) and cq::cq" \
+    [ -x "$T/cmakeuser/build/client" ] || cat "$T/cmake.log"
+# runpath_to EXE DIR: EXE's libcq is DIR's, found without LD_LIBRARY_PATH
+runpath_to() { env -u LD_LIBRARY_PATH ldd "$1" | grep -q "libcq.so.$API => $2/"; }
+check "...which finds libcq by RUNPATH" runpath_to "$T/cmakeuser/build/client" "$LIBDIR"
+sed -i "s/find_package(cq $VERSION REQUIRED)/find_package(cq 99 REQUIRED)/" "$T/cmakeuser/CMakeLists.txt"
+cmake -S "$T/cmakeuser" -B "$T/cmakeuser/build3" -DCMAKE_PREFIX_PATH="$P" >"$T/cmake3.log" 2>&1
+check_eq "...and find_package(cq 99) is refused (another major version)" 1 "$?"
+# The build tree without installing: PKG_CONFIG_PATH=BUILD finds cq-uninstalled.pc, which
+# names this tree's header and libcq.so.
+cc $CFLAGS_EXTRA "$SRC/examples/client.c" -o "$T/client-tree" \
+    $(PKG_CONFIG_PATH=$BUILD pkg-config --cflags --libs cq) 2>"$T/cc4.log"
+check "PKG_CONFIG_PATH=BUILD: the client builds against the build tree" [ -x "$T/client-tree" ] ||
+    cat "$T/cc4.log"
+check "...and finds the tree's libcq (RUNPATH)" runpath_to "$T/client-tree" "$BUILD/common"
 
 # The installed Redis module loads, and the installed worker's outcomes go through it.
 start_redis --loadmodule "$P/$LIB/cq/cq-redis.so"
@@ -158,7 +194,47 @@ check_contains "...ended through the module" "outcomes through cq's Redis module
 "$T/client-static" sha256 images/missing.txt >"$T/out" 2>"$T/err"
 check_eq "the static client reports a failed job: exit 1" 1 "$?"
 check_contains "...with its error" "failed sha256: 'images/missing.txt': No such file or directory" "$(cat "$T/out")"
+"$T/cmakeuser/build/client" sha256 images/b.txt >"$T/out" 2>"$T/err"
+check_eq "the client CMake built: its job finished, exit 0" 0 "$?"
+check_contains "...with its result" "\"sha256\":\"$(printf two | sha256sum | cut -c1-64)\"" "$(cat "$T/out")"
+"$T/client-tree" sha256 images/a.txt >"$T/out" 2>"$T/err"
+check_eq "the client built against the build tree: its job finished, exit 0" 0 "$?"
 "$T/client" nosuch x >"$T/out" 2>"$T/err"
 check_eq "an unknown function is refused before it is sent: exit 2" 2 "$?"
 check_contains "...naming what exists" "unknown function 'nosuch' (known: download_link, noop, sha256, sleep)" "$(cat "$T/err")"
+
+# An embedded worker (docs/EXTENDING.md): a program of the user's with a function of its own,
+# built against the installed libcq, serving one queue in burst mode; its log lines carry
+# its own name.
+cat >"$T/embed.c" <<'EOF'
+#include <stdio.h>
+#include <cq/cq.h>
+static int shout(cq_job *job, void *udata)
+{
+    (void)udata;
+    return cq_job_result(job, "HEY");
+}
+int main(void)
+{
+    char err[512];
+    cq_worker *w = cq_worker_new();
+    if (w == NULL || cq_function_add(cq_worker_registry(w), "shout", "", shout, 0) == NULL ||
+        cq_worker_set(w, "burst", "1", err, sizeof err) != 0 ||
+        cq_worker_add_queue(w, "embedded", err, sizeof err) != 0) {
+        fprintf(stderr, "embed: %s\n", err);
+        return 1;
+    }
+    return cq_worker_run(w);
+}
+EOF
+cc $CFLAGS_EXTRA "$T/embed.c" -o "$T/embed" $(pkg-config --cflags --libs cq) -Wl,-rpath,"$LIBDIR" \
+    2>"$T/cc5.log"
+check "an embedded worker builds with pkg-config" [ -x "$T/embed" ] || cat "$T/cc5.log"
+id=$("$P/bin/cenqueue" --no-check -q embedded shout 2>/dev/null)
+"$T/embed" 2>"$T/embed.log"
+check_eq "...serves its queue and exits (burst): exit 0" 0 "$?"
+check_eq "...its job finished with the function's result" "finished HEY" \
+    "$(rcli HGET "cq:job:$id" status) $(rcli HGET "cq:job:$id" result)"
+check_eq "...every log line named after the program" "" "$(grep -v ' embed\[[0-9]*\] ' "$T/embed.log")"
+check_contains "...which logged its start" " embed[" "$(head -1 "$T/embed.log")"
 finish

@@ -84,12 +84,17 @@ expected=(./usr/bin/cworker ./usr/bin/cenqueue ./usr/bin/cproducer ./usr/bin/cqc
           "./usr/lib/$MULTIARCH/libcq.so" "./usr/lib/$MULTIARCH/libcq.so.$API"
           "./usr/lib/$MULTIARCH/libcq.so.$VERSION" "./usr/lib/$MULTIARCH/libcq.a"
           "./usr/lib/$MULTIARCH/pkgconfig/cq.pc" ./usr/include/cq/cq.h
+          "./usr/lib/$MULTIARCH/cmake/cq/cqConfig.cmake"
+          "./usr/lib/$MULTIARCH/cmake/cq/cqConfigVersion.cmake"
+          "./usr/lib/$MULTIARCH/cmake/cq/cqTargets.cmake"
+          "./usr/lib/$MULTIARCH/cmake/cq/cqTargets-BUILDTYPE.cmake"
           "./usr/lib/$MULTIARCH/cq/cq-redis.so"
           ./usr/share/man/man1/cworker.1.gz ./usr/share/man/man1/cenqueue.1.gz
           ./usr/share/man/man1/cproducer.1.gz ./usr/share/man/man1/cqctl.1.gz
           "./usr/lib/systemd/system/cworker@.service" ./etc/cq/cworker.env)
 check_eq "it holds these files, and no other" "$(printf '%s\n' "${expected[@]}" | sort)" \
-    "$(dpkg-deb -c "$DEB" | awk '$1 !~ /^d/ { print $6 }' | sort)"
+    "$(dpkg-deb -c "$DEB" | awk '$1 !~ /^d/ { print $6 }' |
+       sed 's/cqTargets-[a-z]*\.cmake$/cqTargets-BUILDTYPE.cmake/' | sort)"
 check_eq "...all root's" "" "$(dpkg-deb -c "$DEB" | awk '$2 != "root/root"')"
 check_contains "...the environment file root's alone" "-rw------- root/root" \
     "$(dpkg-deb -c "$DEB" | grep ' ./etc/cq/cworker.env$')"

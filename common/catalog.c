@@ -347,13 +347,13 @@ int catalog_print(struct rconn *r, const struct keys *k, const struct cq_registr
     for (j = 0; j < reg->n; j++) {
         const struct cq_function *fn = order[j];
         double t = 0;
-        char live[1024];
+        char live[1024], sig[2200];
         int nlive;
         for (i = 0; i + 1 < seen->elements; i += 2)
             if (strcmp(seen->element[i]->str, fn->name) == 0) t = reply_time(seen->element[i + 1]);
         live_workers(wids, (const redisReply *const *)funcs, (const redisReply *const *)leases,
                      fn->name, live, sizeof live, &nlive);
-        fprintf(f, "%-30s %s\n", fn->usage, fn->summary);
+        fprintf(f, "%-30s %s\n", registry_signature(fn, sig, sizeof sig), fn->summary);
         fprintf(f, "%-30s   %s; ", "", fn->source);
         if (nlive > 0)
             fprintf(f, "served now by %s", live);

@@ -462,13 +462,21 @@ void registry_unknown(const struct cq_registry *r, const char *func, char *err, 
     err_set(err, errlen, "unknown function '%s' (known: %s)", func, r->n ? names : "none");
 }
 
+const char *registry_signature(const struct cq_function *f, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s%s%s", f->name, f->spec[0] ? " " : "", f->spec);
+    return buf;
+}
+
 void registry_print(const struct cq_registry *r, FILE *f)
 {
     int i;
 
     for (i = 0; i < r->n; i++) {
         const struct cq_function *e = r->v[i];
-        fprintf(f, "%-30s %s (retries %d", e->usage, e->summary, e->retries);
+        char sig[2200];
+        fprintf(f, "%-30s %s (retries %d", registry_signature(e, sig, sizeof sig), e->summary,
+                e->retries);
         if (e->timeout > 0) fprintf(f, ", timeout %gs", e->timeout);
         if (strcmp(e->source, "builtin") != 0) fprintf(f, "; %s", e->source);
         fprintf(f, ")\n");

@@ -77,7 +77,11 @@ void registry_unknown(const struct cq_registry *r, const char *func, char *err, 
 /* The functions of r by name (free the array, not its functions), as the lists say them. */
 const struct cq_function **registry_sorted(const struct cq_registry *r);
 
-/* One function a line: usage, summary, retries, timeout (cworker --list-functions). */
+/* "NAME SPEC": its arguments as declared, with their types ("resize PATH WIDTH:integer"), in
+ * buf; for the lists of functions, where errors show the shorter usage. */
+const char *registry_signature(const struct cq_function *f, char *buf, size_t len);
+
+/* One function a line: signature, summary, retries, timeout (cworker --list-functions). */
 void registry_print(const struct cq_registry *r, FILE *f);
 
 /* The type's name in specs ("string"), and back (-1 when unknown). */

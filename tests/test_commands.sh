@@ -119,7 +119,7 @@ list=$(CQ_REDIS_URL=redis://127.0.0.1:1 "$BIN/cworker" --command-file "$T/good.c
 check_eq "--list-functions with a command file: exit 0" 0 "$?"
 lists() { grep -q "$1" <<<"$list"; }
 check "...lists the first spec" lists '^echo1 .*/bin/echo'
-check "...and the second, with its arguments" lists '^sum A B .*add.sh'
+check "...and the second, with its arguments and their types" lists '^sum A:integer B:integer .*add.sh'
 check "...and still the built-ins" lists '^noop '
 
 # ---- a worker serving commands ----

@@ -115,6 +115,8 @@ check_contains "...with the usage" "sha256 takes at least 1 argument, got 0 (usa
 check_contains "a built-in's argument type is checked at the door" "sleep: argument 1 (SECONDS): 'abc' is not a duration" "$(cat "$T/err")"
 "$BIN/cenqueue" --list-functions >"$T/list"
 check_contains "--list-functions names the live worker" "served now by $(rcli SMEMBERS cq:workers)" "$(grep -A1 '^sha256' "$T/list")"
+check_contains "--list-functions: the arguments as declared, with their types" \
+    "sleep SECONDS:duration " "$(cat "$T/list")"
 names=$(grep -o '^[a-z_0-9]*' "$T/list")
 check_eq "--list-functions: by name, as the errors' 'known:' lists" "$(LC_ALL=C sort <<<"$names")" "$names"
 

@@ -13,7 +13,7 @@ mkdir -p "$ROOT"
 out=$("$BIN/cworker" --list-functions)
 check_contains "list-functions shows download_link" "download_link DIRECTORY LINK" "$out"
 check_contains "list-functions shows noop" "noop" "$out"
-check_contains "list-functions shows sleep" "sleep SECONDS" "$out"
+check_contains "list-functions shows sleep, with its argument's type" "sleep SECONDS:duration " "$out"
 # help_mentions NEEDLE PROGRAM ARGS...: PROGRAM exits 0 and its output mentions NEEDLE.
 help_mentions() {
     local needle=$1 out

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cq/cq.h"
 #include "util.h"
 
 #define HELP_COLUMN 27 /* where the help text starts */
@@ -72,21 +73,16 @@ int cli_error(const struct cli *c, const char *fmt, ...)
     return 2;
 }
 
-int cli_setting_error(char *err, size_t errlen)
+int cli_check_settings(const char *url, const char *prefix, char *err, size_t errlen)
 {
-    static const struct {
-        const char *start, *option;
-    } kinds[] = {{"redis URL", "--url: "},
-                 {"key prefix", "--prefix: "},
-                 {"$CQ_REDIS_URL:", ""},
-                 {"$CQ_PREFIX:", ""}};
-    size_t i;
-
-    for (i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
-        if (strncmp(err, kinds[i].start, strlen(kinds[i].start)) == 0) {
-            err_prepend(err, errlen, kinds[i].option);
-            return 1;
-        }
+    if (cq_prefix_check(prefix, err, errlen) != 0) { /* in cq_client_new's order */
+        if (prefix != NULL) err_prepend(err, errlen, "--prefix: ");
+        return -1;
+    }
+    if (cq_url_check(url, err, errlen) != 0) {
+        if (url != NULL && *url != '\0') err_prepend(err, errlen, "--url: ");
+        return -1;
+    }
     return 0;
 }
 

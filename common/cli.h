@@ -106,11 +106,10 @@ int cli_next(struct cli *c, int argc, char **argv);
  * Returns 2, the exit status of a usage error. */
 int cli_error(const struct cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* 1 when err (from cq_client_new or admin_init) is a Redis URL or key prefix that cannot be
- * used, from the options or from $CQ_REDIS_URL or $CQ_PREFIX: found before connecting, so a
- * usage error; then the option is named first, as for any other option ("--url: redis URL
- * '...': ..."). Else 0. */
-int cli_setting_error(char *err, size_t errlen);
+/* Check the -u and --prefix values (NULL: not given, so $CQ_REDIS_URL or $CQ_PREFIX, else
+ * the defaults) before anything connects: 0, or -1 with err naming the option, as for any
+ * other ("--url: redis URL '...': ..."), or the variable ("$CQ_PREFIX: ..."): a usage error. */
+int cli_check_settings(const char *url, const char *prefix, char *err, size_t errlen);
 
 /* The current option's value, as each kind reads everywhere; 0, or cli_error's 2 with
  * "PROG: --OPTION: 'VALUE' is not <what the kind takes>". */

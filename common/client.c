@@ -55,6 +55,20 @@ struct cq_status {
     char **names, **values;
 };
 
+int cq_url_check(const char *url, char *err, size_t errlen)
+{
+    struct rconn_url u;
+
+    return rconn_parse_default_url(url, &u, err, errlen);
+}
+
+int cq_prefix_check(const char *prefix, char *err, size_t errlen)
+{
+    struct keys k;
+
+    return keys_init_default(&k, prefix, err, errlen);
+}
+
 cq_client *cq_client_new(const char *url, const char *prefix, char *err, size_t errlen)
 {
     cq_client *c = xcalloc(1, sizeof *c);

@@ -1225,10 +1225,9 @@ int main(int argc, char **argv)
         struct winsize ws;
         if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) c.cols = ws.ws_col;
     }
-    if (admin_init(&c.a, c.url, c.prefix, err, sizeof err) != 0) {
-        cli_setting_error(err, sizeof err);
+    if (cli_check_settings(c.url, c.prefix, err, sizeof err) != 0 ||
+        admin_init(&c.a, c.url, c.prefix, err, sizeof err) != 0)
         return cli_error(&cli, "%s", err);
-    }
     if (!cmd->lazy && admin_connect(&c.a, err, sizeof err) != 0 && !c.watch) {
         fprintf(stderr, "cqctl: %s\n", err);
         return 1;

@@ -646,13 +646,18 @@ static void warn_unserved_queue(cq_client *cl, const char *queue, double at)
 static cq_client *connect_client(const struct opts *o, int *rc)
 {
     char err[512];
-    cq_client *c = cq_client_new(o->url, o->prefix, err, sizeof err);
+    cq_client *c;
 
+    /* A URL or prefix that cannot be used is refused before connecting: a usage error. */
+    if (cli_check_settings(o->url, o->prefix, err, sizeof err) != 0) {
+        fprintf(stderr, "cenqueue: %s\nTry 'cenqueue --help' for more information.\n", err);
+        *rc = 2;
+        return NULL;
+    }
+    c = cq_client_new(o->url, o->prefix, err, sizeof err);
     if (c == NULL) {
-        /* A URL or prefix that cannot be used is refused before connecting: a usage error. */
-        *rc = cli_setting_error(err, sizeof err) ? 2 : 1;
         fprintf(stderr, "cenqueue: %s\n", err);
-        if (*rc == 2) fprintf(stderr, "Try 'cenqueue --help' for more information.\n");
+        *rc = 1;
         return NULL;
     }
     if (app_declare(cq_client_registry(c)) != 0) {

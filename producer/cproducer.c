@@ -692,10 +692,10 @@ static int open_redis(const struct config *c, cq_client **cl)
     char err[512];
     struct http_limits lim;
 
+    /* A URL or prefix that cannot be used is refused before connecting. */
+    if (cli_check_settings(c->url, c->prefix, err, sizeof err) != 0) return usage_error("%s", err);
     *cl = cq_client_new(c->url, c->prefix, err, sizeof err);
     if (*cl == NULL) {
-        /* A URL or prefix that cannot be used is refused before connecting. */
-        if (cli_setting_error(err, sizeof err)) return usage_error("%s", err);
         fprintf(stderr, PROG ": %s\n", err);
         return EXIT_RUNTIME;
     }

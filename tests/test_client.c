@@ -45,6 +45,35 @@ static void test_jobspec_refusals(void)
     CHECK_HAS(err, "send the bytes another way (e.g. base64)");
 }
 
+/* cq_url_check and cq_prefix_check take what cq_client_new takes, without connecting: NULL is
+ * the default, from $CQ_REDIS_URL or $CQ_PREFIX when set, whose errors name the variable. */
+static void test_settings_check(void)
+{
+    char err[256];
+
+    err[0] = 'x';
+    CHECK_EQ(cq_url_check("redis://127.0.0.1:1", err, sizeof err), 0); /* nothing listens */
+    CHECK_EQ(cq_url_check(url, err, sizeof err), 0);
+    CHECK_EQ(cq_prefix_check("app:", err, sizeof err), 0);
+    CHECK_EQ(cq_url_check("localhost:6379", err, sizeof err), -1);
+    CHECK_HAS(err, "redis URL 'localhost:6379': must start with redis://");
+    CHECK_EQ(cq_prefix_check("a b", err, sizeof err), -1);
+    CHECK_HAS(err, "key prefix 'a b'");
+    setenv("CQ_REDIS_URL", "http://x", 1);
+    setenv("CQ_PREFIX", "a\tb", 1);
+    CHECK_EQ(cq_url_check(NULL, err, sizeof err), -1);
+    CHECK_HAS(err, "$CQ_REDIS_URL: redis URL 'http://x'");
+    CHECK_EQ(cq_prefix_check(NULL, err, sizeof err), -1);
+    CHECK_HAS(err, "$CQ_PREFIX: key prefix");
+    CHECK(cq_client_new(NULL, NULL, err, sizeof err) == NULL); /* refused the same way */
+    CHECK_HAS(err, "$CQ_PREFIX: key prefix");
+    CHECK_EQ(cq_url_check("redis://127.0.0.1:1", err, sizeof err), 0); /* given: no variable */
+    unsetenv("CQ_REDIS_URL");
+    unsetenv("CQ_PREFIX");
+    CHECK_EQ(cq_url_check(NULL, err, sizeof err), 0);
+    CHECK_EQ(cq_prefix_check(NULL, err, sizeof err), 0);
+}
+
 /* A job from JSON arguments: checked against the built-ins (sleep takes one duration),
  * enqueued with its JSON values as they were, and its status read back; the same function
  * with arguments of the wrong number is refused by the check, naming the usage. */
@@ -145,6 +174,7 @@ int main(void)
     snprintf(url, sizeof url, "unix://%s", sock_path);
 
     RUN(test_jobspec_refusals);
+    RUN(test_settings_check);
     RUN(test_jobspec_json);
     return check_report();
 }

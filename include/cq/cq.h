@@ -257,6 +257,12 @@ typedef struct cq_client cq_client;
  * means $CQ_REDIS_URL, else redis://127.0.0.1:6379. prefix NULL means $CQ_PREFIX, else
  * "cq:". Returns the client, or NULL with err. */
 cq_client *cq_client_new(const char *url, const char *prefix, char *err, size_t errlen);
+/* Check a URL or a prefix as cq_client_new and cq_worker_set take them (NULL: the default,
+ * as above), without connecting: for a program's settings, before it starts work. Returns
+ * 0, or -1 with err saying what is wrong, naming $CQ_REDIS_URL or $CQ_PREFIX when the
+ * value came from there. */
+int cq_url_check(const char *url, char *err, size_t errlen);
+int cq_prefix_check(const char *prefix, char *err, size_t errlen);
 /* A client holds its connections (one for commands, one more while it waits): use it from one
  * thread at a time, one client per thread. */
 void cq_client_free(cq_client *c);

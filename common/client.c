@@ -199,14 +199,14 @@ int cq_jobspec_set_retries(cq_jobspec *s, int retries)
 
 int cq_jobspec_set_timeout(cq_jobspec *s, double seconds)
 {
-    if (!isfinite(seconds) || seconds <= 0 || seconds >= 1e11) return -1;
+    if (!isfinite(seconds) || seconds <= 0 || seconds >= CQ_TIME_MAX) return -1;
     s->job->timeout = seconds;
     return 0;
 }
 
 int cq_jobspec_set_at(cq_jobspec *s, double unix_time)
 {
-    if (!isfinite(unix_time) || unix_time < 0 || unix_time >= 1e11) return -1;
+    if (!isfinite(unix_time) || unix_time < 0 || unix_time >= CQ_TIME_MAX) return -1;
     s->at = unix_time;
     return 0;
 }

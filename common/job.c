@@ -12,6 +12,7 @@
 #include <sys/random.h>
 #include <uuid/uuid.h>
 
+#include "cq/cq.h"
 #include "util.h"
 
 /* Fill buf with n random bytes from the kernel. Returns 0/-1. */
@@ -116,11 +117,11 @@ static int whole_in(double d, int min, int max, int *out)
     return 0;
 }
 
-/* Times and timeouts: finite, not negative, and below 1e11 s (year 5138), which keeps them
- * printable as microseconds. */
+/* Times and timeouts: finite, not negative, and below CQ_TIME_MAX (1e11 s, the year 5138),
+ * which keeps them printable as microseconds. */
 static int time_ok(double d)
 {
-    return isfinite(d) && d >= 0 && d < 1e11;
+    return isfinite(d) && d >= 0 && d < CQ_TIME_MAX;
 }
 
 /* The limits of the counters (job_decode and its fast path check the same). */

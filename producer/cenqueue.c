@@ -180,7 +180,7 @@ static int parse_unix_time(const char *s, double *out)
     if (*s == '\0' || isspace((unsigned char)*s)) return -1;
     errno = 0;
     v = strtod(s, &end);
-    if (errno != 0 || *end != '\0' || !isfinite(v) || v < 0 || v >= 1e11) return -1;
+    if (errno != 0 || *end != '\0' || !isfinite(v) || v < 0 || v >= CQ_TIME_MAX) return -1;
     *out = v;
     return 0;
 }
@@ -602,8 +602,8 @@ static int parse_options(struct opts *o, int *list, int argc, char **argv)
             break;
         case O_AT:
             if (parse_unix_time(optarg, &o->at) != 0)
-                rc = cli_error(&cli, "--at: '%s' is not a Unix time in seconds (0 to 99999999999)",
-                               optarg);
+                rc = cli_error(&cli, "--at: '%s' is not a Unix time in seconds (0 to %.0f)", optarg,
+                               CQ_TIME_MAX - 1);
             at = 1;
             break;
         case O_STDIN: o->use_stdin = 1; break;

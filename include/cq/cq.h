@@ -285,6 +285,9 @@ int cq_jobspec_set_queue(cq_jobspec *s, const char *queue); /* default "default"
 int cq_jobspec_set_retries(cq_jobspec *s, int retries);     /* default: the function's */
 int cq_jobspec_set_timeout(cq_jobspec *s, double seconds);  /* default: the function's */
 int cq_jobspec_set_at(cq_jobspec *s, double unix_time);     /* run no sooner than */
+/* Times (Unix, in seconds) and timeouts in a job record are below this (the year 5138), so
+ * that they print as whole microseconds; the setters above refuse more (-1). */
+#define CQ_TIME_MAX 1e11
 /* The job's id (after cq_enqueue, the UUID it was given). */
 const char *cq_jobspec_id(const cq_jobspec *s);
 

@@ -286,24 +286,16 @@ static int set_policy(const struct cli *cli, struct opts *o)
     return 0;
 }
 
-/* $CQ_REDIS_URL and $CQ_PREFIX, where --url and --prefix were not given: checked with the
- * options, so that a bad one is a usage error that names the variable, as in cenqueue and
- * cqctl. 0 or 2. */
-static int set_from_env(const struct cli *cli, cq_worker *w, const struct opts *o)
+/* $CQ_REDIS_URL and $CQ_PREFIX, which the worker reads where --url and --prefix were not
+ * given: checked with the options, so that a bad one is a usage error that names the
+ * variable, as in cenqueue and cqctl. 0 or 2. */
+static int check_env(const struct cli *cli, const struct opts *o)
 {
-    static const struct {
-        const char *setting, *var;
-    } vars[] = {{"url", "CQ_REDIS_URL"}, {"prefix", "CQ_PREFIX"}};
-    const int given[] = {o->url_given, o->prefix_given};
     char err[512];
-    size_t i;
 
-    for (i = 0; i < sizeof vars / sizeof vars[0]; i++) {
-        const char *value = getenv(vars[i].var);
-        if (given[i] || value == NULL || *value == '\0') continue;
-        if (cq_worker_set(w, vars[i].setting, value, err, sizeof err) != 0)
-            return cli_error(cli, "$%s: %s", vars[i].var, err);
-    }
+    if ((!o->url_given && cq_url_check(NULL, err, sizeof err) != 0) ||
+        (!o->prefix_given && cq_prefix_check(NULL, err, sizeof err) != 0))
+        return cli_error(cli, "%s", err);
     return 0;
 }
 
@@ -341,7 +333,7 @@ static int parse_options(cq_worker *w, struct opts *o, int argc, char **argv)
     }
     cli_end(&cli);
     if (rc != 0) return rc == CLI_STOP ? 0 : rc;
-    rc = set_from_env(&cli, w, o);
+    rc = check_env(&cli, o);
     if (rc == 0) rc = set_policy(&cli, o);
     if (rc != 0) return rc;
     for (i = optind; i < argc; i++) {

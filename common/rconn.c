@@ -625,7 +625,38 @@ static int ask_module(struct rconn *r, unsigned bits, int connecting)
     return 0;
 }
 
+/* hiredis 0.14 writes with write(2), which raises SIGPIPE on a socket Redis has closed, and
+ * the signal's default kills the process. cq's programs ignore it; another program that
+ * links libcq may not, so each call that may write holds the signal off on its thread
+ * (the write then fails with EPIPE, a lost connection), unless the process ignored it when
+ * this connection was made. */
+static int pipe_hold(const struct rconn *r, sigset_t *old)
+{
+    if (r->pipe_ignored) return 0;
+    sigpipe_hold(old);
+    return 1;
+}
+
+static void pipe_release(int held, const sigset_t *old)
+{
+    if (held) sigpipe_release(old);
+}
+
+static int connect_held(struct rconn *r);
+
 int rconn_connect(struct rconn *r)
+{
+    sigset_t old;
+    int held, rc;
+
+    r->pipe_ignored = sigpipe_ignored();
+    held = pipe_hold(r, &old);
+    rc = connect_held(r);
+    pipe_release(held, &old);
+    return rc;
+}
+
+static int connect_held(struct rconn *r)
 {
     double t = r->timeout > 0 ? r->timeout : 5.0;
     redisReply *rep;
@@ -726,9 +757,16 @@ unsigned rconn_module_refused(const char *err)
 
 int rconn_module(struct rconn *r, unsigned bit)
 {
+    sigset_t old;
+    int held, rc = 0;
+
     if (ensure(r) != 0) return 0;
-    if (!(r->module_asked & bit) && ask_module(r, bit, 0) != 0) return 0;
-    return (r->module & bit) != 0;
+    if (!(r->module_asked & bit)) {
+        held = pipe_hold(r, &old);
+        rc = ask_module(r, bit, 0);
+        pipe_release(held, &old);
+    }
+    return rc == 0 && (r->module & bit) != 0;
 }
 
 redisReply *rconn_command(struct rconn *r, int argc, const char **argv, const size_t *lens)
@@ -740,12 +778,16 @@ redisReply *rconn_command(struct rconn *r, int argc, const char **argv, const si
 redisReply *rconn_commandf(struct rconn *r, const char *fmt, ...)
 {
     redisReply *rep;
+    sigset_t old;
     va_list ap;
+    int held;
 
     if (ensure(r) != 0) return NULL;
+    held = pipe_hold(r, &old);
     va_start(ap, fmt);
     rep = redisvCommand(r->ctx, fmt, ap);
     va_end(ap);
+    pipe_release(held, &old);
     if (rep == NULL) fail(r, NULL);
     return seen(r, rep);
 }
@@ -864,18 +906,19 @@ int rconn_append(struct rconn *r, int argc, const char **argv, const size_t *len
 
 int rconn_flush(struct rconn *r)
 {
-    int done = 0;
+    sigset_t old;
+    int done = 0, held, rc = 0;
 
     if (r->ctx == NULL) {
         if (r->errstr[0] == '\0') snprintf(r->errstr, sizeof r->errstr, "redis: not connected");
         return -1;
     }
-    while (!done)
-        if (redisBufferWrite(r->ctx, &done) != REDIS_OK) {
-            fail(r, NULL);
-            return -1;
-        }
-    return 0;
+    held = pipe_hold(r, &old);
+    while (!done && rc == 0)
+        if (redisBufferWrite(r->ctx, &done) != REDIS_OK) rc = -1;
+    pipe_release(held, &old);
+    if (rc != 0) fail(r, NULL);
+    return rc;
 }
 
 int rconn_appendf(struct rconn *r, const char *fmt, ...)
@@ -897,12 +940,17 @@ int rconn_appendf(struct rconn *r, const char *fmt, ...)
 redisReply *rconn_read(struct rconn *r)
 {
     void *rep = NULL;
+    sigset_t old;
+    int held, rc;
 
     if (r->ctx == NULL) {
         if (r->errstr[0] == '\0') snprintf(r->errstr, sizeof r->errstr, "redis: not connected");
         return NULL;
     }
-    if (redisGetReply(r->ctx, &rep) != REDIS_OK || rep == NULL) {
+    held = pipe_hold(r, &old); /* what was appended goes out first */
+    rc = redisGetReply(r->ctx, &rep);
+    pipe_release(held, &old);
+    if (rc != REDIS_OK || rep == NULL) {
         fail(r, NULL);
         return NULL;
     }

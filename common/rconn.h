@@ -61,6 +61,8 @@ struct rconn {
                                 * and this user may run: queue.c sends those commands instead
                                 * of the scripts (or the enqueue transaction) */
     unsigned module_asked;     /* the bits asked on this connection */
+    int pipe_ignored;          /* SIGPIPE ignored by the process when it connected: writes
+                                * need no hold (util.h, sigpipe_hold) */
 };
 
 /* The commands of cq's Redis module, in groups asked for together. */

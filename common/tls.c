@@ -304,31 +304,6 @@ static int relay_step(struct relay *r, int *want_read, int *want_write)
     return 0;
 }
 
-/* SIGPIPE held off on this thread while it writes to a socket the peer may have closed: the
- * write fails with EPIPE instead of killing a program that did not ignore the signal. A
- * SIGPIPE raised meanwhile is taken off before the old mask returns. */
-static void sigpipe_hold(sigset_t *old)
-{
-    sigset_t s;
-
-    sigemptyset(&s);
-    sigaddset(&s, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &s, old);
-}
-
-static void sigpipe_release(const sigset_t *old)
-{
-    const struct timespec none = {0, 0};
-    sigset_t s;
-
-    if (!sigismember(old, SIGPIPE)) {
-        sigemptyset(&s);
-        sigaddset(&s, SIGPIPE);
-        while (sigtimedwait(&s, NULL, &none) > 0) continue;
-    }
-    pthread_sigmask(SIG_SETMASK, old, NULL);
-}
-
 static void *relay_main(void *arg)
 {
     struct relay *r = arg;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sched.h>
 #include <time.h>
 #include <unistd.h>
@@ -337,4 +338,33 @@ void sleep_ms(long ms)
     ts.tv_sec = ms / 1000;
     ts.tv_nsec = (ms % 1000) * 1000000L;
     nanosleep(&ts, NULL);
+}
+
+void sigpipe_hold(sigset_t *old)
+{
+    sigset_t s;
+
+    sigemptyset(&s);
+    sigaddset(&s, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &s, old);
+}
+
+void sigpipe_release(const sigset_t *old)
+{
+    const struct timespec none = {0, 0};
+    sigset_t s;
+
+    if (!sigismember(old, SIGPIPE)) {
+        sigemptyset(&s);
+        sigaddset(&s, SIGPIPE);
+        while (sigtimedwait(&s, NULL, &none) > 0) continue;
+    }
+    pthread_sigmask(SIG_SETMASK, old, NULL);
+}
+
+int sigpipe_ignored(void)
+{
+    struct sigaction sa;
+
+    return sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_IGN;
 }

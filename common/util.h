@@ -74,6 +74,14 @@ int parse_long(const char *s, long min, long max, long *out);
 /* Parse a byte size such as "50M", "512K", "1G" or a plain number of bytes. Returns 0/-1. */
 int parse_size(const char *s, long long *out);
 
+/* SIGPIPE held off on this thread while it writes to a socket the peer may have closed: the
+ * write fails with EPIPE instead of killing a program that did not ignore the signal. A
+ * SIGPIPE raised meanwhile is taken off before the old mask returns (sigpipe_release). */
+void sigpipe_hold(sigset_t *old);
+void sigpipe_release(const sigset_t *old);
+/* 1 when the process ignores SIGPIPE (cq's programs do), so that a write needs no hold. */
+int sigpipe_ignored(void);
+
 /* The one stop flag of cq: set by a signal handler or by another thread (with
  * __atomic_store_n), read with stop_requested from any thread. A NULL flag is never set. */
 typedef volatile sig_atomic_t stop_flag;

@@ -74,6 +74,40 @@ static void test_settings_check(void)
     CHECK_EQ(cq_prefix_check(NULL, err, sizeof err), 0);
 }
 
+/* A program that links libcq need not ignore SIGPIPE: with the signal's default action, a
+ * client whose connection Redis closed reads statuses again (20,000 ids: writes that meet
+ * the closed socket) and lives, the lost connection an error or a new connection. */
+static void test_no_sigpipe(void)
+{
+    enum { N = 20000 };
+    struct sigaction dfl, old;
+    static char names[N][16];
+    static const char *ids[N];
+    static cq_status *out[N];
+    cq_status *st = NULL;
+    char err[256];
+    cq_client *c;
+    int i, rc;
+
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigaction(SIGPIPE, &dfl, &old);
+    c = cq_client_new(url, NULL, err, sizeof err);
+    REQUIRE(c != NULL);
+    for (i = 0; i < N; i++) {
+        snprintf(names[i], sizeof names[i], "gone-%d", i);
+        ids[i] = names[i];
+    }
+    DO("CLIENT KILL TYPE normal SKIPME yes"); /* every connection but this test's own */
+    rc = cq_status_get_many(c, ids, N, out, err, sizeof err);
+    CHECK(rc == 0 || rc == -1); /* and still here */
+    for (i = 0; rc == 0 && i < N; i++) cq_status_free(out[i]);
+    CHECK_EQ(cq_status_get(c, "gone-1", &st, err, sizeof err), 0); /* connected again */
+    cq_status_free(st);
+    cq_client_free(c);
+    sigaction(SIGPIPE, &old, NULL);
+}
+
 /* A job from JSON arguments: checked against the built-ins (sleep takes one duration),
  * enqueued with its JSON values as they were, and its status read back; the same function
  * with arguments of the wrong number is refused by the check, naming the usage. */
@@ -175,6 +209,7 @@ int main(void)
 
     RUN(test_jobspec_refusals);
     RUN(test_settings_check);
+    RUN(test_no_sigpipe);
     RUN(test_jobspec_json);
     return check_report();
 }

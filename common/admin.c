@@ -755,11 +755,7 @@ int admin_list(struct admin *a, enum admin_list which, const char *queue, long o
     }
     switch (which) {
     case ADMIN_LIST_QUEUE:
-        if (!keys_valid_name(queue)) {
-            err_set(err, errlen, "queue '%s': use 1-%d characters of A-Z a-z 0-9 _ . @ -", queue,
-                    KEYS_NAME_MAX);
-            return -1;
-        }
+        if (keys_check_name("queue", queue, err, errlen) != 0) return -1;
         keys_queue(&a->k, queue, key, sizeof key);
         break;
     case ADMIN_LIST_SCHEDULED: keys_scheduled(&a->k, key, sizeof key); break;
@@ -971,11 +967,7 @@ int admin_job_read(struct admin *a, const char *id, struct admin_job *out, char 
     size_t i;
 
     memset(out, 0, sizeof *out);
-    if (!keys_valid_name(id)) {
-        err_set(err, errlen, "job id '%s': use 1-%d characters of A-Z a-z 0-9 _ . @ -", id,
-                KEYS_NAME_MAX);
-        return -1;
-    }
+    if (keys_check_name("job id", id, err, errlen) != 0) return -1;
     keys_job(&a->k, id, kj, sizeof kj);
     keys_cancel(&a->k, kc, sizeof kc);
     if (rconn_appendf(&a->r, "HGETALL %s", kj) != 0 || rconn_appendf(&a->r, "TTL %s", kj) != 0 ||
@@ -1082,11 +1074,7 @@ static int requeue_one(struct admin *a, const char *id, const char *only_queue, 
     int rc = -1;
 
     *skipped = 0;
-    if (!keys_valid_name(id)) {
-        err_set(err, errlen, "job id '%s': use 1-%d characters of A-Z a-z 0-9 _ . @ -", id,
-                KEYS_NAME_MAX);
-        return -1;
-    }
+    if (keys_check_name("job id", id, err, errlen) != 0) return -1;
     keys_job(&a->k, id, kj, sizeof kj);
     h = checked(a, rconn_commandf(&a->r, "HMGET %s status record queue", kj), kj, err, errlen);
     if (h == NULL) return -1;
@@ -1261,11 +1249,7 @@ static redisReply *stop_script(struct admin *a, const char *lua, const char *id,
     char kf[KEYS_KEY_MAX], now[32], what[KEYS_NAME_MAX + 16];
     const char *argv[11];
 
-    if (!keys_valid_name(id)) {
-        err_set(err, errlen, "job id '%s': use 1-%d characters of A-Z a-z 0-9 _ . @ -", id,
-                KEYS_NAME_MAX);
-        return NULL;
-    }
+    if (keys_check_name("job id", id, err, errlen) != 0) return NULL;
     time_format(now, time_now());
     argv[0] = "EVAL";
     argv[1] = lua;
@@ -1349,10 +1333,7 @@ static const char empty_lua[] =
 
 static int check_queue_name(const char *queue, char *err, size_t errlen)
 {
-    if (keys_valid_name(queue)) return 0;
-    err_set(err, errlen, "queue '%s': use 1-%d characters of A-Z a-z 0-9 _ . @ -", queue,
-            KEYS_NAME_MAX);
-    return -1;
+    return keys_check_name("queue", queue, err, errlen);
 }
 
 long admin_empty(struct admin *a, const char *queue, char *err, size_t errlen)

@@ -219,7 +219,7 @@ static void live_workers(const redisReply *wids, const redisReply *const *funcs,
 
     buf[0] = '\0';
     *count = 0;
-    for (i = 0; i < wids->elements; i++) {
+    for (i = 0; nl > 0 && i < wids->elements; i++) { /* "" is in every string: no name */
         const char *p;
         if (leases[i] == NULL || leases[i]->type != REDIS_REPLY_INTEGER ||
             leases[i]->integer != 1 || funcs[i] == NULL || funcs[i]->type != REDIS_REPLY_STRING)

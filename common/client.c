@@ -115,6 +115,7 @@ int cq_client_print_functions(cq_client *c, FILE *f, char *err, size_t errlen)
 
 int cq_client_queue_workers(cq_client *c, const char *queue, char *err, size_t errlen)
 {
+    if (keys_check_name("queue", queue, err, errlen) != 0) return -1;
     return catalog_queue_live(&c->r, &c->k, queue, err, errlen);
 }
 
@@ -442,11 +443,7 @@ static int check_ids(const char *const *ids, size_t n, char *err, size_t errlen)
     size_t i;
 
     for (i = 0; i < n; i++)
-        if (ids[i] == NULL || !keys_valid_name(ids[i])) {
-            err_set(err, errlen, "job id '%s': use 1-%d characters of A-Z a-z 0-9 _ . @ -",
-                    ids[i] ? ids[i] : "", KEYS_NAME_MAX);
-            return -1;
-        }
+        if (keys_check_name("job id", ids[i], err, errlen) != 0) return -1;
     return 0;
 }
 

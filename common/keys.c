@@ -43,6 +43,14 @@ int keys_init_default(struct keys *k, const char *given, char *err, size_t errle
     return -1;
 }
 
+int keys_check_name(const char *what, const char *name, char *err, size_t errlen)
+{
+    if (keys_valid_name(name)) return 0;
+    err_set(err, errlen, "%s '%s': use 1-%d characters of A-Z a-z 0-9 _ . @ -", what,
+            name != NULL ? name : "", KEYS_NAME_MAX);
+    return -1;
+}
+
 int keys_valid_name(const char *name)
 {
     /* A bit per byte value: A-Z a-z 0-9 _ . @ - (bits 45, 46, 48-57; 64-90, 95, 97-122). One

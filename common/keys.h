@@ -57,6 +57,10 @@ const char *keys_default_prefix(const char *given);
 /* keys_init with keys_default_prefix(given); an error from $CQ_PREFIX names the variable. */
 int keys_init_default(struct keys *k, const char *given, char *err, size_t errlen);
 
+/* 0 when name is a valid queue name or job id (keys_valid_name), else -1 with err:
+ * "WHAT 'NAME': use 1-128 characters of A-Z a-z 0-9 _ . @ -" (what: "queue", "job id"). */
+int keys_check_name(const char *what, const char *name, char *err, size_t errlen);
+
 /* 1 when name is a valid queue, job or worker name, else 0. */
 int keys_valid_name(const char *name);
 

@@ -757,16 +757,10 @@ static int enqueue_prepare(struct job *const *jobs, const unsigned char *fresh, 
         if (j->queue[0] == '\0') str_copy(j->queue, sizeof j->queue, "default");
         if (j->enqueued_at <= 0) j->enqueued_at = now;
         /* Ids made here are UUIDs; a queue is checked when it differs from the last one. */
-        if (!fresh[i] && !keys_valid_name(j->id)) {
-            err_set(err, errlen, "job id '%s': use 1-%d characters of A-Z a-z 0-9 _ . @ -", j->id,
-                    KEYS_NAME_MAX);
+        if (!fresh[i] && keys_check_name("job id", j->id, err, errlen) != 0) return -1;
+        if ((i == 0 || strcmp(j->queue, jobs[i - 1]->queue) != 0) &&
+            keys_check_name("queue", j->queue, err, errlen) != 0)
             return -1;
-        }
-        if ((i == 0 || strcmp(j->queue, jobs[i - 1]->queue) != 0) && !keys_valid_name(j->queue)) {
-            err_set(err, errlen, "queue '%s': use 1-%d characters of A-Z a-z 0-9 _ . @ -", j->queue,
-                    KEYS_NAME_MAX);
-            return -1;
-        }
     }
     return 0;
 }

@@ -2436,11 +2436,7 @@ int cq_worker_set(cq_worker *w, const char *name, const char *value, char *err, 
 
 int cq_worker_add_queue(cq_worker *w, const char *queue, char *err, size_t errlen)
 {
-    if (queue == NULL || !keys_valid_name(queue)) {
-        err_set(err, errlen, "queue '%s': use 1-%d characters of A-Z a-z 0-9 _ . @ -",
-                queue ? queue : "", KEYS_NAME_MAX);
-        return -1;
-    }
+    if (keys_check_name("queue", queue, err, errlen) != 0) return -1;
     if (w->nqueues == WORKER_QUEUES_MAX) {
         err_set(err, errlen, "queue '%s': at most %d queues", queue, WORKER_QUEUES_MAX);
         return -1;

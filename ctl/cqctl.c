@@ -110,6 +110,15 @@ static void on_signal(int sig)
     __atomic_store_n(&stopping, 1, __ATOMIC_RELAXED); /* as stop_requested loads it */
 }
 
+/* 0 when name is a valid WHAT ("queue", "job id"), else the usage error's 2, said. */
+static int check_name(const char *what, const char *name)
+{
+    char err[512];
+
+    if (keys_check_name(what, name, err, sizeof err) == 0) return 0;
+    return cli_error(&cli, "%s", err);
+}
+
 /* ---- formatting ------------------------------------------------------------------- */
 
 /* "2026-01-01T12:00:00.250Z", or "-" for an unknown time. */
@@ -472,9 +481,7 @@ static int run_jobs(struct ctl *c, char **args, int n)
         which = ADMIN_LIST_RUNNING;
     else
         name = queue_operand(name); /* queue:NAME, for a queue named like one of the lists */
-    if (which == ADMIN_LIST_QUEUE && !keys_valid_name(name)) {
-        return cli_error(&cli, "queue '%s': use 1-128 characters of A-Z a-z 0-9 _ . @ -", name);
-    }
+    if (which == ADMIN_LIST_QUEUE && check_name("queue", name) != 0) return 2;
     if (which == ADMIN_LIST_QUEUE) warn_unknown_queue(c, name);
     if (admin_list(&c->a, which, name, c->offset, c->limit, &p, err, sizeof err) != 0) {
         fprintf(stderr, "cqctl: %s\n", err);
@@ -573,9 +580,7 @@ static int run_job(struct ctl *c, char **args, int n)
     char err[512], *jargs;
 
     (void)n;
-    if (!keys_valid_name(args[0])) {
-        return cli_error(&cli, "job id '%s': use 1-128 characters of A-Z a-z 0-9 _ . @ -", args[0]);
-    }
+    if (check_name("job id", args[0]) != 0) return 2;
     if (admin_job_read(&c->a, args[0], &j, err, sizeof err) != 0) {
         fprintf(stderr, "cqctl: %s\n", err);
         return 1;
@@ -647,10 +652,8 @@ static int check_ids(char **ids, int n)
 {
     int i;
 
-    for (i = 0; i < n; i++) {
-        if (keys_valid_name(ids[i])) continue;
-        return cli_error(&cli, "job id '%s': use 1-128 characters of A-Z a-z 0-9 _ . @ -", ids[i]);
-    }
+    for (i = 0; i < n; i++)
+        if (check_name("job id", ids[i]) != 0) return 2;
     return 0;
 }
 
@@ -670,8 +673,7 @@ static int requeue_usage(const struct ctl *c, int n)
     if (!c->all_failed && n == 0) return cli_error(&cli, "requeue: give job ids or --all-failed");
     if (c->queue != NULL && !c->all_failed)
         return cli_error(&cli, "requeue: --queue goes with --all-failed");
-    if (c->queue != NULL && !keys_valid_name(c->queue))
-        return cli_error(&cli, "queue '%s': use 1-128 characters of A-Z a-z 0-9 _ . @ -", c->queue);
+    if (c->queue != NULL && check_name("queue", c->queue) != 0) return 2;
     return 0;
 }
 
@@ -761,8 +763,7 @@ static int run_delete(struct ctl *c, char **args, int n)
 
 static int check_queue(const char *q)
 {
-    if (keys_valid_name(q)) return 0;
-    return cli_error(&cli, "queue '%s': use 1-128 characters of A-Z a-z 0-9 _ . @ -", q);
+    return check_name("queue", q);
 }
 
 static int run_empty(struct ctl *c, char **args, int n)

@@ -74,6 +74,28 @@ static void test_settings_check(void)
     CHECK_EQ(cq_prefix_check(NULL, err, sizeof err), 0);
 }
 
+/* cq_client_queue_workers counts the live workers that serve a queue, and refuses what is no
+ * queue name ("" is in every list of queues: it once looped there for ever), NULL too. */
+static void test_queue_workers(void)
+{
+    char err[256];
+    cq_client *c = cq_client_new(url, NULL, err, sizeof err);
+
+    REQUIRE(c != NULL);
+    DO("FLUSHALL");
+    DO("SADD cq:workers w1");
+    DO("HSET cq:worker:w1 queues a,default,b");
+    DO("SET cq:worker:w1:lease 1");
+    CHECK_EQ(cq_client_queue_workers(c, "default", err, sizeof err), 1);
+    CHECK_EQ(cq_client_queue_workers(c, "defaul", err, sizeof err), 0);
+    CHECK_EQ(cq_client_queue_workers(c, "", err, sizeof err), -1);
+    CHECK_HAS(err, "queue '': use 1-128 characters");
+    CHECK_EQ(cq_client_queue_workers(c, "a,default", err, sizeof err), -1);
+    CHECK_EQ(cq_client_queue_workers(c, NULL, err, sizeof err), -1);
+    DO("FLUSHALL");
+    cq_client_free(c);
+}
+
 /* A program that links libcq need not ignore SIGPIPE: with the signal's default action, a
  * client whose connection Redis closed reads statuses again (20,000 ids: writes that meet
  * the closed socket) and lives, the lost connection an error or a new connection. */
@@ -210,6 +232,7 @@ int main(void)
     RUN(test_jobspec_refusals);
     RUN(test_settings_check);
     RUN(test_no_sigpipe);
+    RUN(test_queue_workers);
     RUN(test_jobspec_json);
     return check_report();
 }

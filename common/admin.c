@@ -28,6 +28,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "job.h"
 #include "util.h"
 
 #define LIST_MAX       10000 /* entries one page may hold */
@@ -503,7 +504,7 @@ static void entry_from_record(struct admin_entry *e, const char *rec, size_t len
         e->func = json_string(o, "func");
         e->queue = json_string(o, "queue");
         v = cJSON_GetObjectItemCaseSensitive(o, "args");
-        if (v != NULL) e->args = xcheck(cJSON_PrintUnformatted(v), "args as JSON");
+        if (v != NULL) e->args = job_json_print(v);
         v = cJSON_GetObjectItemCaseSensitive(o, "enqueued_at");
         if (cJSON_IsNumber(v)) e->enqueued_at = v->valuedouble;
     }
@@ -1057,7 +1058,7 @@ static char *requeue_record(const char *id, const char *old, const char *hash_qu
     cJSON_DeleteItemFromObjectCaseSensitive(o, "handoffs");
     xcheck(cJSON_AddStringToObject(o, "queue", queue), "a record");
     xcheck(cJSON_AddNumberToObject(o, "attempts", 0), "a record");
-    rec = xcheck(cJSON_PrintUnformatted(o), "a record");
+    rec = job_json_print(o);
     cJSON_Delete(o);
     return rec;
 }

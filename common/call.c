@@ -277,8 +277,7 @@ const char *cq_job_arg_json(cq_job *job, int i)
     char *s;
 
     if (a == NULL) return NULL;
-    s = cJSON_PrintUnformatted(a);
-    if (s == NULL) return NULL;
+    s = job_json_print(a);
     if (job->nscratch == job->capscratch) {
         job->capscratch = job->capscratch ? job->capscratch * 2 : 4;
         job->scratch = xrealloc(job->scratch, sizeof *job->scratch * (size_t)job->capscratch);
@@ -324,18 +323,17 @@ int cq_job_result_json(cq_job *job, const char *json)
     char *s;
 
     if (json == NULL || strnlen(json, CQ_RESULT_MAX + 1) > CQ_RESULT_MAX) return -1;
-    v = cJSON_Parse(json);
+    v = cJSON_ParseWithOpts(json, NULL, 1); /* one value, nothing after it */
     if (v == NULL) return -1;
     /* Re-printed compact: one line, and exactly what was validated. */
-    s = cJSON_PrintUnformatted(v);
+    s = job_json_print(v);
     cJSON_Delete(v);
-    if (s == NULL || strlen(s) > CQ_RESULT_MAX) {
-        cJSON_free(s);
+    if (strlen(s) > CQ_RESULT_MAX) {
+        free(s);
         return -1;
     }
     free(job->result);
-    job->result = xstrdup(s);
-    cJSON_free(s);
+    job->result = s;
     job->result_json = 1;
     return 0;
 }

@@ -143,7 +143,7 @@ cq_jobspec *cq_jobspec_new(const char *func, const char *args_json, char *err, s
                     func);
             return NULL;
         }
-        args = cJSON_Parse(args_json);
+        args = cJSON_ParseWithOpts(args_json, NULL, 1); /* nothing after the array */
         if (!cJSON_IsArray(args)) {
             cJSON_Delete(args);
             err_set(err, errlen, "%s: args must be a JSON array, e.g. [\"a\", 1]", func);

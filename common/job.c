@@ -608,42 +608,74 @@ static void put_int(struct job_encoder *e, long long v)
     put(e, digits, (size_t)(p - digits));
 }
 
-/* A number as cJSON prints one: a whole number that fits an int as one, otherwise the
- * shortest of %1.15g and %1.17g that reads back as the same double (within cJSON's
- * tolerance). */
+/* A number as cJSON prints one, a whole number that fits an int as one, otherwise %1.15g,
+ * but only where that reads back as the very same double: else %1.17g, which always does.
+ * (cJSON keeps %1.15g where it reads back within DBL_EPSILON, so that 6000000000000001, a
+ * double, came back as 6e+15: a job's integer argument changed on its way to the worker.) */
 static void put_number(struct job_encoder *e, double d)
 {
     char buf[32];
     int vi = d >= INT_MAX ? INT_MAX : d <= (double)INT_MIN ? INT_MIN : (int)d, n;
-    double back, big;
 
     if (isnan(d) || isinf(d)) {
         put(e, "null", 4);
         return;
     }
-    if (d == (double)vi) {
+    if (d == (double)vi && !(d == 0 && signbit(d))) { /* -0.0 prints as "-0", as cJSON's */
         put_int(e, vi);
         return;
     }
     n = snprintf(buf, sizeof buf, "%1.15g", d);
-    back = strtod(buf, NULL);
-    big = fabs(back) > fabs(d) ? fabs(back) : fabs(d);
-    if (!(fabs(back - d) <= big * DBL_EPSILON)) n = snprintf(buf, sizeof buf, "%1.17g", d);
+    if (strtod(buf, NULL) != d) n = snprintf(buf, sizeof buf, "%1.17g", d);
     put(e, buf, (size_t)n);
 }
 
-/* One argument: strings here, any other value (a number, a JSON value) printed by cJSON. */
-static void put_value(struct job_encoder *e, const cJSON *v)
+/* Any JSON value, compact, as cJSON prints it but for the numbers (put_number). cJSON's
+ * parser nests at most 1,000 deep, and so does this. */
+static void put_json(struct job_encoder *e, const cJSON *v)
 {
-    char *s;
+    const cJSON *c;
 
     if (cJSON_IsString(v)) {
         put_string(e, v->valuestring ? v->valuestring : "");
-        return;
+    } else if (cJSON_IsNumber(v)) {
+        put_number(e, v->valuedouble);
+    } else if (cJSON_IsTrue(v)) {
+        PUT_LIT(e, "true");
+    } else if (cJSON_IsFalse(v)) {
+        PUT_LIT(e, "false");
+    } else if (cJSON_IsRaw(v) && v->valuestring != NULL) {
+        put(e, v->valuestring, strlen(v->valuestring));
+    } else if (cJSON_IsArray(v) || cJSON_IsObject(v)) {
+        int obj = cJSON_IsObject(v);
+        put(e, obj ? "{" : "[", 1);
+        for (c = v->child; c != NULL; c = c->next) {
+            if (c != v->child) PUT_LIT(e, ",");
+            if (obj) {
+                put_string(e, c->string ? c->string : "");
+                PUT_LIT(e, ":");
+            }
+            put_json(e, c);
+        }
+        put(e, obj ? "}" : "]", 1);
+    } else {
+        PUT_LIT(e, "null");
     }
-    s = xcheck(cJSON_PrintUnformatted(v), "a job record");
-    put(e, s, strlen(s));
-    free(s);
+}
+
+char *job_json_print(const cJSON *v)
+{
+    struct job_encoder e = {0};
+
+    put_json(&e, v);
+    e.buf[e.len] = '\0';
+    return e.buf;
+}
+
+/* One argument. */
+static void put_value(struct job_encoder *e, const cJSON *v)
+{
+    put_json(e, v);
 }
 
 static void put_field_int(struct job_encoder *e, const char *name, long long v)

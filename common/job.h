@@ -63,6 +63,10 @@ int job_json_has_nul(const char *text, size_t len);
 /* Encode to a malloc'ed NUL-terminated JSON string; the caller frees it. */
 char *job_encode(const struct job *j);
 
+/* v as compact JSON text (free it): cJSON's text, but every number exactly the double it
+ * holds (cJSON's own printer may round one: 6000000000000001 as 6e+15). */
+char *job_json_print(const cJSON *v);
+
 /* An encoder kept across records: its buffer, and the last enqueued_at it formatted, are
  * reused, so that encoding a chunk of jobs enqueued at one moment allocates nothing. A
  * zeroed struct is ready; job_encoder_free releases it. */

@@ -371,7 +371,7 @@ static int check_one(enum cq_arg_type t, const cJSON *v, int convert, cJSON **re
     case CQ_ARG_JSON:
         if (!cJSON_IsString(v)) return 0;
         if (convert) {
-            *repl = cJSON_Parse(v->valuestring);
+            *repl = cJSON_ParseWithOpts(v->valuestring, NULL, 1);
             return *repl != NULL ? 0 : -1;
         }
         return 0;

@@ -22,6 +22,7 @@
 
 #include "admin.h"
 #include "cli.h"
+#include "job.h"
 #include "log.h"
 #include "render.h"
 #include "serve.h"
@@ -194,7 +195,7 @@ static int width_of(const char *s, int at_least)
 
 static void json_print(cJSON *o)
 {
-    char *s = xcheck(cJSON_PrintUnformatted(o), "JSON output");
+    char *s = job_json_print(o);
 
     puts(s);
     free(s);

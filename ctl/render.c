@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "job.h"
 #include "util.h"
 
 /* ---- members ---------------------------------------------------------------------- */
@@ -194,7 +195,7 @@ char *render_job_args(const struct admin_job *j)
     char *s = NULL;
 
     a = cJSON_GetObjectItemCaseSensitive(o, "args");
-    if (a != NULL) s = xcheck(cJSON_PrintUnformatted(a), "args");
+    if (a != NULL) s = job_json_print(a);
     cJSON_Delete(o);
     return s;
 }

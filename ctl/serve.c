@@ -58,6 +58,7 @@
 #include <microhttpd.h>
 
 #include "admin.h"
+#include "job.h"
 #include "log.h"
 #include "render.h"
 #include "util.h"
@@ -300,7 +301,7 @@ static enum MHD_Result text(struct MHD_Connection *c, unsigned status, const cha
 /* A JSON document (deleted here). */
 static enum MHD_Result json(struct MHD_Connection *c, unsigned status, cJSON *o)
 {
-    char *s = xcheck(cJSON_PrintUnformatted(o), "JSON output");
+    char *s = job_json_print(o);
 
     cJSON_Delete(o);
     return respond(c, status, "application/json", s, strlen(s), 1, NULL);

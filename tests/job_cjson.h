@@ -43,7 +43,7 @@ static char *job_encode_cjson(const struct job *j)
 }
 
 /* Where two decoded jobs differ ("" when in nothing): every field, the times to the bit and
- * the args as cJSON prints them. */
+ * the args as job_json_print prints them (each number to the bit). */
 static const char *job_differ(const struct job *a, const struct job *b)
 {
     char *ta, *tb;
@@ -59,9 +59,8 @@ static const char *job_differ(const struct job *a, const struct job *b)
     if (memcmp(&a->timeout, &b->timeout, sizeof a->timeout) != 0) return "timeout";
     if ((a->args == NULL) != (b->args == NULL)) return "args";
     if (a->args == NULL) return "";
-    ta = cJSON_PrintUnformatted(a->args);
-    tb = cJSON_PrintUnformatted(b->args);
-    if (ta == NULL || tb == NULL) abort();
+    ta = job_json_print(a->args);
+    tb = job_json_print(b->args);
     same = strcmp(ta, tb) == 0;
     free(ta);
     free(tb);

@@ -40,6 +40,9 @@ static void test_jobspec_refusals(void)
     CHECK(cq_jobspec_new("noop", "[1, 2", err, sizeof err) == NULL);
     CHECK_HAS(err, "noop: args must be a JSON array");
     err[0] = '\0';
+    CHECK(cq_jobspec_new("noop", "[1, 2] [3]", err, sizeof err) == NULL); /* one array only */
+    CHECK_HAS(err, "noop: args must be a JSON array");
+    err[0] = '\0';
     CHECK(cq_jobspec_new("noop", "[\"a\\u0000b\"]", err, sizeof err) == NULL);
     CHECK_HAS(err, "noop: args hold a NUL character (\\u0000)");
     CHECK_HAS(err, "send the bytes another way (e.g. base64)");

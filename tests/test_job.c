@@ -484,6 +484,47 @@ static void test_new_ids(void)
     job_free(NULL);
 }
 
+/* Every number a record carries reaches the worker as the very double it was: where cJSON
+ * prints 15 digits that read back within DBL_EPSILON (6000000000000001 as 6e+15, a job's
+ * integer changed), the encoder writes 17; job_json_print (cq_job_arg_json, results,
+ * cqctl's JSON) the same; and a nested value's numbers too. */
+static void test_encode_exact_numbers(void)
+{
+    static const char *const args =
+        "[6000000000000001,9007199254740991,-9007199254740991,0.30000000000000004,"
+        "9.4467440737095512,1e-300,123456.789012345678,-0.0,{\"n\":[6000000000000003]}]";
+    cJSON *want = cJSON_Parse(args);
+    struct job *j = job_new("noop", cJSON_Parse(args)), *back = NULL;
+    char err[256], *rec, *text;
+    int i, n;
+
+    REQUIRE(want != NULL && j != NULL);
+    str_copy(j->id, sizeof j->id, "exact");
+    j->timeout = 9.4467440737095512;
+    rec = job_encode(j);
+    CHECK_HAS(rec, "[6000000000000001,9007199254740991,-9007199254740991,");
+    CHECK_HAS(rec, "{\"n\":[6000000000000003]}");
+    REQUIRE(job_decode(rec, strlen(rec), &back, err, sizeof err) == 0);
+    CHECK(back->timeout == j->timeout);
+    n = cJSON_GetArraySize(want);
+    CHECK_EQ(cJSON_GetArraySize(back->args), n);
+    for (i = 0; i < n - 1; i++) {
+        double a = cJSON_GetArrayItem(want, i)->valuedouble;
+        double b = cJSON_GetArrayItem(back->args, i)->valuedouble;
+        CHECK(memcmp(&a, &b, sizeof a) == 0);
+    }
+    text = job_json_print(want);
+    CHECK_STREQ(text,
+                "[6000000000000001,9007199254740991,-9007199254740991,"
+                "0.30000000000000004,9.4467440737095512,1e-300,"
+                "123456.78901234567,-0,{\"n\":[6000000000000003]}]");
+    free(text);
+    free(rec);
+    job_free(j);
+    job_free(back);
+    cJSON_Delete(want);
+}
+
 int main(void)
 {
     test_keys();
@@ -493,6 +534,7 @@ int main(void)
     test_decode_duplicates();
     test_decode_fast_path();
     test_encode_as_cjson();
+    test_encode_exact_numbers();
     test_decode_nul();
     test_decode_broken();
     test_decode_oversize();

@@ -135,6 +135,10 @@ static int fn_look(cq_job *job, void *udata)
     seen_json = cq_job_arg_json(job, 3);
     if (cq_job_arg_string(job, 1) != NULL || cq_job_arg_string(job, 9) != NULL)
         return cq_job_fail(job, CQ_PERMANENT, 0, "str");
+    /* One JSON value and nothing after it but white space. */
+    if (cq_job_result_json(job, "{\"a\": 1} and more") != -1 ||
+        cq_job_result_json(job, "[6000000000000001] \n") != 0)
+        return cq_job_fail(job, CQ_PERMANENT, 0, "result_json");
     return cq_job_result_json(job, "{\"ok\": true,\n \"n\": 2}");
 }
 

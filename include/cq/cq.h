@@ -116,7 +116,8 @@ int cq_job_stopping(const cq_job *job);
 
 /* Arguments, by index from 0. Each returns 0 with *out set, or -1 when the argument is
  * missing or not of that type (a string is converted where it reads as one: "42" is an
- * integer, "1.5" a number, "250ms" a duration). */
+ * integer, "1.5" a number, "250ms" a duration). JSON numbers are doubles: an integer is one
+ * below 9e15 in magnitude, where every whole number is exact; pass larger ones as strings. */
 int cq_job_nargs(const cq_job *job);
 const char *cq_job_arg_string(const cq_job *job, int i); /* NULL unless a JSON string */
 int cq_job_arg_integer(const cq_job *job, int i, long long *out);
@@ -138,8 +139,9 @@ enum cq_log_level { CQ_LOG_ERROR = 0, CQ_LOG_WARN = 1, CQ_LOG_INFO = 2, CQ_LOG_D
 void cq_job_log(const cq_job *job, int level, const char *fmt, ...) CQ_PRINTF(3, 4);
 
 /* The result of a job that finishes: one line of text (at most CQ_RESULT_MAX bytes; longer
- * is cut), or a JSON value (at most CQ_RESULT_MAX bytes of JSON text; -1 when it is not
- * valid JSON or too long). The last call wins. */
+ * is cut), or a JSON value, stored compact with its numbers exact (at most CQ_RESULT_MAX
+ * bytes of JSON text; -1 when it is not one valid JSON value, with nothing after it but
+ * white space, or too long). The last call wins. */
 #define CQ_RESULT_MAX 65536
 int cq_job_result(cq_job *job, const char *text);
 int cq_job_result_json(cq_job *job, const char *json);
@@ -269,7 +271,8 @@ int cq_prefix_check(const char *prefix, char *err, size_t errlen);
 void cq_client_free(cq_client *c);
 
 /* A job to enqueue: a function, its arguments as JSON text of an array ("[\"images\",
- * \"https://...\"]"; NULL for none), and options. */
+ * \"https://...\"]"; NULL for none; nothing but white space after it), and options. Its
+ * numbers reach the worker as the doubles they parse to, to the bit. */
 typedef struct cq_jobspec cq_jobspec;
 cq_jobspec *cq_jobspec_new(const char *func, const char *args_json, char *err, size_t errlen);
 /* The same with string arguments, as from a command line: the first check turns each into

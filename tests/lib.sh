@@ -55,6 +55,9 @@ FAILS=0
 PASSES=0
 
 cleanup() {
+    # Only the test's own shell: a subshell (a watchdog `( sleep; kill ) &` killed at once)
+    # can run the EXIT trap it inherited before it resets it, and must not remove $T.
+    [ "$BASHPID" = "$$" ] || return 0
     local p reports=() who=ThreadSanitizer
     [ -n "${CQ_TEST_WRAP:-}" ] && who=${CQ_TEST_WRAP%% *}
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; kill -CONT "$p" 2>/dev/null; done

@@ -160,8 +160,9 @@ cmake -S "$T/cmakeuser" -B "$T/cmakeuser/build" -DCMAKE_PREFIX_PATH="$P" \
     cmake --build "$T/cmakeuser/build" >>"$T/cmake.log" 2>&1
 check "a CMake project builds the client and the plugin with find_package(cq) and cq::cq" \
     [ -x "$T/cmakeuser/build/client" ] || cat "$T/cmake.log"
-# runpath_to EXE DIR: EXE's libcq is DIR's, found without LD_LIBRARY_PATH
-runpath_to() { env -u LD_LIBRARY_PATH ldd "$1" | grep -q "libcq.so.$API => $2/"; }
+# runpath_to EXE DIR: EXE's libcq is DIR's, found without LD_LIBRARY_PATH (no grep -q: with
+# pipefail, ldd cut off by SIGPIPE would fail the check)
+runpath_to() { [[ $(env -u LD_LIBRARY_PATH ldd "$1") == *"libcq.so.$API => $2/"* ]]; }
 check "...which finds libcq by RUNPATH" runpath_to "$T/cmakeuser/build/client" "$LIBDIR"
 sed -i "s/find_package(cq $VERSION REQUIRED)/find_package(cq 99 REQUIRED)/" "$T/cmakeuser/CMakeLists.txt"
 cmake -S "$T/cmakeuser" -B "$T/cmakeuser/build3" -DCMAKE_PREFIX_PATH="$P" >"$T/cmake3.log" 2>&1

@@ -54,7 +54,9 @@ load_error "not a plugin" "not a cq plugin (no cq_plugin_api_version symbol" --l
 load_error "API version" "built for cq API version 99; this worker supports 1 to 1" --load "$T/future.so"
 load_error "no init" "no cq_plugin_init function" --load "$T/noinit.so"
 load_error "duplicate name" "function noop: already registered (by builtin)" --load "$T/dup.so"
-load_error "loaded twice" "function sha256: already registered (by plugin $PLUGIN)" --load "$PLUGIN" --load "$PLUGIN"
+# A plugin's source is the file loaded, its path with symbolic links resolved.
+PLUGIN_REAL=$(realpath "$PLUGIN")
+load_error "loaded twice" "function sha256: already registered (by plugin $PLUGIN_REAL)" --load "$PLUGIN" --load "$PLUGIN"
 load_error "plugin refuses" "plugin $T/refuses.so: needs /etc/thing.conf" --load "$T/refuses.so"
 load_error "undefined symbol" "undefined symbol: cq_missing_call" --load "$T/undefined.so"
 CQ_PLUGINS="$T/none.so" load_error "CQ_PLUGINS" "\$CQ_PLUGINS: plugin $T/none.so" 
@@ -63,7 +65,7 @@ check_eq "no worker registered by any of them" 0 "$(rcli SCARD cq:workers)"
 echo "# --list-functions shows the plugin's function, with its source"
 "$BIN/cworker" --load "$PLUGIN" --list-functions >"$T/list"
 check_contains "listed" "sha256 PATH [EXPECTED]" "$(cat "$T/list")"
-check_contains "with its source" "plugin $PLUGIN" "$(cat "$T/list")"
+check_contains "with its source" "plugin $PLUGIN_REAL" "$(cat "$T/list")"
 cp "$PLUGIN" "$T/rel.so"
 (cd "$T" && "$BIN/cworker" --load ./rel.so --list-functions) >"$T/list.rel"
 check_contains "a relative --load: the source is the file's full path" \

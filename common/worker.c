@@ -2457,6 +2457,10 @@ int cq_worker_load(cq_worker *w, const char *path, char *err, size_t errlen)
 
 int cq_worker_add_command(cq_worker *w, const char *spec, char *err, size_t errlen)
 {
+    if (spec == NULL) {
+        err_set(err, errlen, "cq_worker_add_command: no spec (NAME=PROGRAM)");
+        return -1;
+    }
     return command_add(w->reg, spec, err, errlen);
 }
 
@@ -2464,6 +2468,7 @@ int cq_worker_run(cq_worker *w)
 {
     static const char *const default_queues[] = {"default"};
     char cwd[PATH_MAX];
+    int rc;
 
     w->cfg.url = w->url; /* NULL: $CQ_REDIS_URL, else the local default (worker_start) */
     w->cfg.prefix = w->prefix;
@@ -2477,8 +2482,11 @@ int cq_worker_run(cq_worker *w)
     if (w->root == NULL && getcwd(cwd, sizeof cwd) != NULL) w->root = xstrdup(cwd);
     w->cfg.root = w->root;
     w->cfg.reg = w->reg;
+    /* A stop asked before the run (a SIGTERM while plugins load) stops this run; the next
+     * run starts afresh. */
+    rc = worker_run(&w->cfg, &w->signals, &w->abandoned);
     __atomic_store_n(&w->signals, 0, __ATOMIC_RELAXED);
-    return worker_run(&w->cfg, &w->signals, &w->abandoned);
+    return rc;
 }
 
 void cq_worker_stop(cq_worker *w)

@@ -190,6 +190,49 @@ static void test_later_thread_failure(void)
     registry_free(reg);
 }
 
+/* A stop asked before cq_worker_run (a signal while the program sets up) is not lost: the
+ * run starts, sees it, and returns 0 at once, though it was not in burst mode; the next run
+ * is a fresh one, which another stop ends. */
+static int stop_after_ms;
+
+static void *stop_later(void *w)
+{
+    usleep((useconds_t)stop_after_ms * 1000); /* a cancellation point */
+    cq_worker_stop(w);
+    return NULL;
+}
+
+static void test_stop_before_run(void)
+{
+    cq_worker *w = cq_worker_new();
+    char err[256];
+    double t0;
+    pthread_t t;
+
+    REQUIRE(w != NULL);
+    REQUIRE(cq_worker_set(w, "url", url, err, sizeof err) == 0);
+    REQUIRE(cq_worker_set(w, "log-level", "error", err, sizeof err) == 0);
+    REQUIRE(cq_worker_add_queue(w, "stopq", err, sizeof err) == 0);
+    CHECK_EQ(cq_worker_add_command(w, NULL, err, sizeof err), -1); /* not a crash */
+    CHECK_HAS(err, "no spec");
+    cq_worker_stop(w);
+    stop_after_ms = 5000; /* lost, the run would last until this one */
+    REQUIRE(pthread_create(&t, NULL, stop_later, w) == 0);
+    t0 = time_now();
+    CHECK_EQ(cq_worker_run(w), 0);
+    CHECK(time_now() - t0 < 3.0);
+    pthread_cancel(t);
+    pthread_join(t, NULL);
+    CHECK_EQ(workers(), 0);
+    stop_after_ms = 300;
+    REQUIRE(pthread_create(&t, NULL, stop_later, w) == 0);
+    t0 = time_now();
+    CHECK_EQ(cq_worker_run(w), 0); /* not stopped by the first run's stop */
+    CHECK(time_now() - t0 >= 0.25);
+    pthread_join(t, NULL);
+    cq_worker_free(w);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -198,5 +241,6 @@ int main(void)
     test_bad_settings();
     test_thread_failures();
     test_later_thread_failure();
+    test_stop_before_run();
     return check_report();
 }

@@ -2,8 +2,8 @@
  *
  * Three kinds of programs use it:
  *
- *   plugins   shared objects that cworker loads with --load: they export CQ_PLUGIN_INIT and
- *             register functions through cq_function_add();
+ *   plugins   shared objects that cworker loads with --load: they define cq_plugin_init
+ *             (with CQ_PLUGIN_DECLARE) and register functions through cq_function_add();
  *   workers   C programs that embed a worker with their own functions (cq_worker_*), as
  *             cworker itself does;
  *   clients   C programs that enqueue jobs and read or wait for their outcome (cq_client_*),
@@ -13,7 +13,9 @@
  * keeps loading into later workers that support N: no struct layout crosses this boundary.
  * Functions return 0 or a pointer on success and -1 or NULL on failure; where they can fail
  * for a reason worth telling, they take a caller's `char *err, size_t errlen` and write one
- * line naming the thing and the cause. Nothing here prints to stdout or exits.
+ * line naming the thing and the cause. Nothing here prints to stdout or exits, but when
+ * memory runs out: then libcq writes one line to stderr and aborts, as Redis does, so that
+ * no call fails for want of memory.
  *
  * Build: cc app.c $(pkg-config --cflags --libs cq). docs/EXTENDING.md has examples.
  */
@@ -87,8 +89,8 @@ int cq_function_set_thread_hooks(cq_function *f, cq_thread_init init, cq_thread_
 /* Print reg's functions, one a line: usage, summary, retries, timeout, where it came from. */
 void cq_registry_print(const cq_registry *reg, FILE *f);
 
-/* The last error of a cq_function_add or cq_function_set_* on reg (a static string while
- * none happened). */
+/* The last error of a cq_function_add on reg (a static string while none happened); the
+ * cq_function_set_* calls say theirs by their -1 alone. */
 const char *cq_registry_error(const cq_registry *reg);
 
 /* ---- inside a handler --------------------------------------------------------------- */
@@ -210,7 +212,7 @@ void cq_plugin_fail(cq_registry *reg, const char *fmt, ...) CQ_PRINTF(2, 3);
 typedef struct cq_worker cq_worker;
 
 /* A worker with the built-in functions (noop, sleep) registered and every setting at its
- * default. NULL only when memory runs out. */
+ * default. */
 cq_worker *cq_worker_new(void);
 /* After cq_worker_run, a worker whose handlers ignored the stop and still run is not freed
  * (they may be using its functions); the process is expected to exit. */
@@ -248,7 +250,8 @@ int cq_worker_run(cq_worker *w);
 /* Ask a running worker to stop: the first call drains (running jobs get shutdown-timeout to
  * finish), a second puts everything back at once (handlers still running get the stop and
  * up to 6 s to end first; see docs/DESIGN.md). Safe to call from a signal handler or from
- * another thread. cq_worker_run may be called again on the same worker afterwards. */
+ * another thread; a stop asked before cq_worker_run stops that run as soon as it has
+ * started. cq_worker_run may be called again on the same worker afterwards. */
 void cq_worker_stop(cq_worker *w);
 
 /* ---- clients: enqueue, read, wait --------------------------------------------------- */

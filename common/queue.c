@@ -746,7 +746,44 @@ static void mark_enqueued(struct job *const *jobs, size_t at, size_t n)
     for (i = at; i < at + n; i++) jobs[i]->enqueued = 1;
 }
 
-/* Check what jobs will be enqueued as: ids (those not made here), queues, times. */
+/* At most how long j's record can be, without writing it: a string argument escapes to six
+ * bytes a byte at most. SIZE_MAX where an argument is an array or an object. */
+static size_t record_bound(const struct job *j)
+{
+    const cJSON *a;
+    size_t n = 512 + strlen(j->func) + strlen(j->id) + strlen(j->queue);
+
+    for (a = j->args != NULL ? j->args->child : NULL; a != NULL; a = a->next) {
+        if (cJSON_IsString(a))
+            n += 6 * strlen(a->valuestring) + 3;
+        else if (cJSON_IsArray(a) || cJSON_IsObject(a) || cJSON_IsRaw(a))
+            return SIZE_MAX;
+        else
+            n += 32;
+    }
+    return n;
+}
+
+/* A record no worker would read (job_decode refuses one over JOB_RECORD_MAX) is refused here,
+ * before anything is sent: it is written out only where it could be that long. */
+static int record_fits(const struct job *j, char *err, size_t errlen)
+{
+    char *rec;
+    size_t len;
+
+    if (record_bound(j) <= JOB_RECORD_MAX) return 0;
+    rec = job_encode(j);
+    len = strlen(rec) + (j->id[0] == '\0' ? 36 : 0); /* the UUID it is yet to get */
+    free(rec);
+    if (len <= JOB_RECORD_MAX) return 0;
+    err_set(err, errlen,
+            "%s: a job record of %zu bytes is over the %d byte limit workers read: pass large "
+            "data by reference (a path or a URL)",
+            j->func, len, JOB_RECORD_MAX);
+    return -1;
+}
+
+/* Check what jobs will be enqueued as: ids (those not made here), queues, times, sizes. */
 static int enqueue_prepare(struct job *const *jobs, const unsigned char *fresh, size_t n,
                            double now, char *err, size_t errlen)
 {
@@ -761,6 +798,7 @@ static int enqueue_prepare(struct job *const *jobs, const unsigned char *fresh, 
         if ((i == 0 || strcmp(j->queue, jobs[i - 1]->queue) != 0) &&
             keys_check_name("queue", j->queue, err, errlen) != 0)
             return -1;
+        if (record_fits(j, err, errlen) != 0) return -1;
     }
     return 0;
 }

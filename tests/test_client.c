@@ -77,6 +77,52 @@ static void test_settings_check(void)
     CHECK_EQ(cq_prefix_check(NULL, err, sizeof err), 0);
 }
 
+/* The integer reply rep (-1 for another reply); rep is freed. */
+static long long integer(redisReply *rep)
+{
+    long long v = rep != NULL && rep->type == REDIS_REPLY_INTEGER ? rep->integer : -1;
+    if (rep != NULL) freeReplyObject(rep);
+    return v;
+}
+
+/* A job whose record would be over the 1 MiB a worker reads is refused before anything is
+ * sent, with or without the check; one just under goes in. */
+static void test_enqueue_oversize(void)
+{
+    enum { BIG = 1024 * 1024 };
+    char err[256], *arg = malloc(BIG + 1);
+    const char *argv[1];
+    cq_client *c = cq_client_new(url, NULL, err, sizeof err);
+    cq_jobspec *s;
+    int check;
+
+    REQUIRE(c != NULL && arg != NULL);
+    DO("FLUSHALL");
+    memset(arg, 'a', BIG);
+    arg[BIG] = '\0';
+    argv[0] = arg;
+    for (check = 0; check < 2; check++) {
+        s = cq_jobspec_new_argv("noop", argv, 1);
+        REQUIRE(s != NULL);
+        err[0] = '\0';
+        CHECK_EQ(cq_enqueue(c, &s, 1, check ? CQ_CHECK : CQ_NO_CHECK, err, sizeof err), -1);
+        CHECK_HAS(err, "noop: a job record of 1048");
+        CHECK_HAS(err, "bytes is over the 1048576 byte limit workers read");
+        CHECK_EQ(cq_jobspec_enqueued(s), 0);
+        cq_jobspec_free(s);
+    }
+    CHECK_EQ(integer(rconn_commandf(&R, "LLEN cq:queue:default")), 0);
+    arg[BIG - 200] = '\0'; /* with its id and fields, just under */
+    s = cq_jobspec_new_argv("noop", argv, 1);
+    REQUIRE(s != NULL);
+    CHECK_EQ(cq_enqueue(c, &s, 1, CQ_NO_CHECK, err, sizeof err), 1);
+    CHECK_EQ(integer(rconn_commandf(&R, "LLEN cq:queue:default")), 1);
+    cq_jobspec_free(s);
+    DO("FLUSHALL");
+    free(arg);
+    cq_client_free(c);
+}
+
 /* cq_client_queue_workers counts the live workers that serve a queue, and refuses what is no
  * queue name ("" is in every list of queues: it once looped there for ever), NULL too. */
 static void test_queue_workers(void)
@@ -236,6 +282,7 @@ int main(void)
     RUN(test_settings_check);
     RUN(test_no_sigpipe);
     RUN(test_queue_workers);
+    RUN(test_enqueue_oversize);
     RUN(test_jobspec_json);
     return check_report();
 }

@@ -323,8 +323,9 @@ enum cq_check {
 int cq_client_check(cq_client *c, cq_jobspec *s, char *warning, size_t warnlen, char *err,
                     size_t errlen);
 
-/* Enqueue n jobs (checked as check says; in transactions of 1,000, pipelined). Returns the
- * number enqueued (n on success), or -1 with err when a job was refused (nothing was sent)
+/* Enqueue n jobs (checked as check says; in transactions of 1,000, pipelined). A job whose
+ * record would be over 1 MiB, which no worker reads, is refused whatever check says. Returns
+ * the number enqueued (n on success), or -1 with err when a job was refused (nothing was sent)
  * or Redis failed (then some transactions may have gone in: cq_jobspec_enqueued says which
  * jobs did). */
 long cq_enqueue(cq_client *c, cq_jobspec *const *jobs, size_t n, enum cq_check check, char *err,

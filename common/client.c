@@ -465,9 +465,10 @@ int cq_status_get(cq_client *c, const char *id, cq_status **out, char *err, size
 
 /* ---- waiting -------------------------------------------------------------------------- */
 
-#define WAIT_BATCH   1000 /* channels a SUBSCRIBE, statuses a pipelined read */
-#define WAIT_RECHECK 30.0 /* seconds of silence after which the awaited statuses are read */
-#define WAIT_RETRY   30.0 /* seconds Redis may stay unreachable before a wait fails */
+#define WAIT_BATCH      1000 /* channels a SUBSCRIBE, statuses a pipelined read */
+#define WAIT_RECHECK    30.0 /* seconds of silence after which the awaited statuses are read */
+#define WAIT_RETRY      30.0 /* seconds Redis may stay unreachable before a wait fails */
+#define WAIT_IO_TIMEOUT 5.0  /* seconds a connect or a SUBSCRIBE's replies may take, at most */
 
 enum { W_DONE = 1, W_NOTIFIED = 2 };
 
@@ -641,7 +642,7 @@ static int subscribe_all(struct wait *w, int *io)
             if (got == 0) {
                 rconn_close(&c->sub);
                 err_set(c->sub.errstr, sizeof c->sub.errstr,
-                        "redis: no reply to SUBSCRIBE within %.0f s", c->sub.timeout);
+                        "redis: no reply to SUBSCRIBE within %g s", c->sub.timeout);
             }
             rc = -1;
         }
@@ -717,6 +718,9 @@ static int wait_run(struct wait *w, double timeout)
         double now, left;
 
         if (!subscribed) {
+            /* Connecting and subscribing wait for Redis no longer than the time left. */
+            left = until > 0 ? until - mono_now() : WAIT_IO_TIMEOUT;
+            c->sub.timeout = left < 0.05 ? 0.05 : left > WAIT_IO_TIMEOUT ? WAIT_IO_TIMEOUT : left;
             if (c->sub.ctx == NULL && rconn_connect(&c->sub) != 0) {
                 err_set(w->err, w->errlen, "waiting for jobs: %s", c->sub.errstr);
                 io = 1;
@@ -772,6 +776,7 @@ static int wait_run(struct wait *w, double timeout)
             now = mono_now();
             if (down_since == 0) down_since = now;
             if (now - down_since >= WAIT_RETRY || (until > 0 && now >= until)) break;
+            if (until > 0 && (until - now) * 1000 < pause) pause = (long)((until - now) * 1000) + 1;
             sleep_ms(pause);
             pause = pause * 2 > 2000 ? 2000 : pause * 2;
         }
@@ -789,6 +794,10 @@ int cq_wait_each(cq_client *c, const char *const *ids, size_t n, double timeout,
     int rc;
 
     for (i = 0; i < n; i++) out[i] = NULL;
+    if (!(timeout >= 0)) { /* NaN too */
+        err_set(err, errlen, "waiting for jobs: a timeout of %g s: give 0 (none) or more", timeout);
+        return -1;
+    }
     if (check_ids(ids, n, err, errlen) != 0) return -1;
     if (n == 0) return 0;
     memset(&w, 0, sizeof w);

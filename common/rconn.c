@@ -357,6 +357,7 @@ static const struct fix connect_fixes[] = {
     {"Temporary failure in name resolution", "check the host name in the URL"},
     {"timed out", "check the host, the port and any firewall between"},
     {"Resource temporarily unavailable", "check the host, the port and any firewall between"},
+    {"no reply within", "is it stopped, or busy with a long command (SLOWLOG GET)?"},
     {"certificate verify failed",
      "give the CA that signed the server's certificate with --tls-ca (or $CQ_TLS_CA), and "
      "connect by a name or address the certificate holds"},
@@ -438,10 +439,16 @@ void rconn_error(const struct rconn *r, const char *context, const char *msg, ch
 /* Record the context's error (what, or hiredis's) and drop the context. */
 static void fail_as(struct rconn *r, const char *what, int connecting)
 {
-    char tls[256];
+    char tls[256], late[64];
 
     /* Under TLS, hiredis sees only the socketpair close: the relay knows why. */
     if (what == NULL && tls_session_error(r->tls, tls, sizeof tls) == 0) what = tls;
+    /* A read past the socket's time-out is EAGAIN to hiredis: say what it means. */
+    if (what == NULL && r->ctx != NULL &&
+        strcmp(r->ctx->errstr, "Resource temporarily unavailable") == 0) {
+        snprintf(late, sizeof late, "no reply within %g s", r->timeout > 0 ? r->timeout : 5.0);
+        what = late;
+    }
     format_error(r, NULL,
                  what ? what : (r->ctx && r->ctx->errstr[0] ? r->ctx->errstr : "connection lost"),
                  connecting, r->errstr, sizeof r->errstr);

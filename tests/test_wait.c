@@ -10,6 +10,7 @@
  * The "worker" is a thread with its own connection, which waits until the waiter has
  * subscribed (PUBSUB NUMSUB) before it ends the job. Redis is private to this program
  * (tests/redis_server.h). */
+#include <math.h>
 #include <pthread.h>
 
 #include "check.h"
@@ -393,6 +394,35 @@ static void test_errors(void)
     cq_client_free(c);
 }
 
+/* The timeout holds when Redis stops answering (SIGSTOP: it accepts connections and replies
+ * to nothing): a wait of 0.4 s returns -1 in about that time, where the connect and the
+ * SUBSCRIBE used to wait their own 5 s; the error says no reply came. A negative or NaN
+ * timeout is refused at once (it waited for ever). */
+static void test_timeout_kept(void)
+{
+    cq_status *st = NULL;
+    cq_client *c = client();
+    char err[256];
+    long long t0, dt;
+
+    CHECK_NOTNULL(c);
+    CHECK_EQ(cq_wait(c, "x", -1, &st, err, sizeof err), -1);
+    CHECK_HAS(err, "a timeout of -1 s: give 0 (none) or more");
+    CHECK(cq_wait(c, "x", (double)NAN, &st, err, sizeof err) == -1);
+    CHECK(st == NULL);
+    DO("HSET cq:job:frozen status started");
+    DO("CLIENT KILL TYPE pubsub"); /* the next wait connects afresh */
+    kill(server_pid, SIGSTOP);
+    t0 = time_mono_ms();
+    CHECK_EQ(cq_wait(c, "frozen", 0.4, &st, err, sizeof err), -1);
+    dt = time_mono_ms() - t0;
+    kill(server_pid, SIGCONT);
+    CHECK(dt >= 350 && dt < 2000);
+    CHECK_HAS(err, "no reply");
+    CHECK(st == NULL);
+    cq_client_free(c);
+}
+
 /* ---- main ---------------------------------------------------------------------------- */
 
 int main(void)
@@ -410,5 +440,6 @@ int main(void)
     RUN(test_many);
     RUN(test_duplicates_and_empty);
     RUN(test_errors);
+    RUN(test_timeout_kept);
     return check_report();
 }

@@ -338,7 +338,8 @@ long cq_enqueue(cq_client *c, cq_jobspec *const *jobs, size_t n, enum cq_check c
      * there are several, the ids are checked for the whole first, so that a refused one
      * keeps out every job, as in one call. */
     for (i = 1; i < n && jobs[i]->at == jobs[0]->at; i++) continue;
-    if (i < n) rc = queue_check_ids(&c->r, &c->k, v, n, err, errlen);
+    if (i < n) rc = queue_check_sizes(v, n, err, errlen);
+    if (i < n && rc == 0) rc = queue_check_ids(&c->r, &c->k, v, n, err, errlen);
     for (start = 0; start < n && rc == 0; start = i) {
         for (i = start + 1; i < n && jobs[i]->at == jobs[start]->at; i++) continue;
         rc = queue_enqueue(&c->r, &c->k, v + start, i - start, jobs[start]->at, err, errlen);
@@ -718,9 +719,11 @@ static int wait_run(struct wait *w, double timeout)
         double now, left;
 
         if (!subscribed) {
-            /* Connecting and subscribing wait for Redis no longer than the time left. */
+            /* Connecting and subscribing wait for Redis no longer than the time left, but 1 s
+             * at least, so that a short wait on a Redis that is only slow to answer a new
+             * connection still reads the statuses. */
             left = until > 0 ? until - mono_now() : WAIT_IO_TIMEOUT;
-            c->sub.timeout = left < 0.05 ? 0.05 : left > WAIT_IO_TIMEOUT ? WAIT_IO_TIMEOUT : left;
+            c->sub.timeout = left < 1.0 ? 1.0 : left > WAIT_IO_TIMEOUT ? WAIT_IO_TIMEOUT : left;
             if (c->sub.ctx == NULL && rconn_connect(&c->sub) != 0) {
                 err_set(w->err, w->errlen, "waiting for jobs: %s", c->sub.errstr);
                 io = 1;

@@ -5,6 +5,7 @@
 #include <float.h>
 #include <limits.h>
 #include <langinfo.h>
+#include <locale.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -608,6 +609,20 @@ static void put_int(struct job_encoder *e, long long v)
     put(e, digits, (size_t)(p - digits));
 }
 
+/* JSON's decimal point where the program's locale (LC_NUMERIC) printed its own, as cJSON
+ * does: "1,5" would be two numbers. Returns the new length of buf. */
+static int c_decimal_point(char *buf, int n)
+{
+    const char *dp = localeconv()->decimal_point;
+    size_t dl = strlen(dp);
+    char *p;
+
+    if ((dl == 1 && dp[0] == '.') || dl == 0 || (p = strstr(buf, dp)) == NULL) return n;
+    *p = '.';
+    memmove(p + 1, p + dl, strlen(p + dl) + 1);
+    return n - (int)(dl - 1);
+}
+
 /* A number as cJSON prints one, a whole number that fits an int as one, otherwise %1.15g,
  * but only where that reads back as the very same double: else %1.17g, which always does.
  * (cJSON keeps %1.15g where it reads back within DBL_EPSILON, so that 6000000000000001, a
@@ -627,6 +642,7 @@ static void put_number(struct job_encoder *e, double d)
     }
     n = snprintf(buf, sizeof buf, "%1.15g", d);
     if (strtod(buf, NULL) != d) n = snprintf(buf, sizeof buf, "%1.17g", d);
+    n = c_decimal_point(buf, n);
     put(e, buf, (size_t)n);
 }
 

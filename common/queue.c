@@ -765,22 +765,34 @@ static size_t record_bound(const struct job *j)
 }
 
 /* A record no worker would read (job_decode refuses one over JOB_RECORD_MAX) is refused here,
- * before anything is sent: it is written out only where it could be that long. */
+ * before anything is sent, with room kept for what a retry or a hand-back adds to it (its
+ * attempts, handoffs, recovered: QUEUE_RECORD_ROOM): it is written out only where it could
+ * be that long. */
+#define QUEUE_RECORD_ROOM 64
 static int record_fits(const struct job *j, char *err, size_t errlen)
 {
     char *rec;
     size_t len;
 
-    if (record_bound(j) <= JOB_RECORD_MAX) return 0;
+    if (record_bound(j) <= JOB_RECORD_MAX - QUEUE_RECORD_ROOM) return 0;
     rec = job_encode(j);
     len = strlen(rec) + (j->id[0] == '\0' ? 36 : 0); /* the UUID it is yet to get */
     free(rec);
-    if (len <= JOB_RECORD_MAX) return 0;
+    if (len <= JOB_RECORD_MAX - QUEUE_RECORD_ROOM) return 0;
     err_set(err, errlen,
-            "%s: a job record of %zu bytes is over the %d byte limit workers read: pass large "
-            "data by reference (a path or a URL)",
-            j->func, len, JOB_RECORD_MAX);
+            "%s: a job record of %zu bytes is over the %d bytes a worker reads (less %d for "
+            "the counters a retry adds): pass large data by reference (a path or a URL)",
+            j->func, len, JOB_RECORD_MAX, QUEUE_RECORD_ROOM);
     return -1;
+}
+
+int queue_check_sizes(struct job *const *jobs, size_t n, char *err, size_t errlen)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        if (record_fits(jobs[i], err, errlen) != 0) return -1;
+    return 0;
 }
 
 /* Check what jobs will be enqueued as: ids (those not made here), queues, times, sizes. */

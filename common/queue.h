@@ -33,6 +33,8 @@ int queue_enqueue(struct rconn *r, const struct keys *k, struct job *const *jobs
  * ended or whose cancel is pending, or that comes twice, is refused. 0, or -1 with err. */
 int queue_check_ids(struct rconn *r, const struct keys *k, struct job *const *jobs, size_t n,
                     char *err, size_t errlen);
+/* The same for the records' sizes (one a worker would not read is refused). 0, or -1. */
+int queue_check_sizes(struct job *const *jobs, size_t n, char *err, size_t errlen);
 
 /* ---- workers ------------------------------------------------------------------------ */
 

@@ -637,23 +637,23 @@ static int ask_module(struct rconn *r, unsigned bits, int connecting)
  * links libcq may not, so each call that may write holds the signal off on its thread
  * (the write then fails with EPIPE, a lost connection), unless the process ignored it when
  * this connection was made. */
-static int pipe_hold(const struct rconn *r, sigset_t *old)
+static int pipe_hold(const struct rconn *r, struct sigpipe_hold *h)
 {
     if (r->pipe_ignored) return 0;
-    sigpipe_hold(old);
+    sigpipe_hold(h);
     return 1;
 }
 
-static void pipe_release(int held, const sigset_t *old)
+static void pipe_release(int held, const struct sigpipe_hold *h)
 {
-    if (held) sigpipe_release(old);
+    if (held) sigpipe_release(h);
 }
 
 static int connect_held(struct rconn *r);
 
 int rconn_connect(struct rconn *r)
 {
-    sigset_t old;
+    struct sigpipe_hold old;
     int held, rc;
 
     r->pipe_ignored = sigpipe_ignored();
@@ -764,7 +764,7 @@ unsigned rconn_module_refused(const char *err)
 
 int rconn_module(struct rconn *r, unsigned bit)
 {
-    sigset_t old;
+    struct sigpipe_hold old;
     int held, rc = 0;
 
     if (ensure(r) != 0) return 0;
@@ -785,7 +785,7 @@ redisReply *rconn_command(struct rconn *r, int argc, const char **argv, const si
 redisReply *rconn_commandf(struct rconn *r, const char *fmt, ...)
 {
     redisReply *rep;
-    sigset_t old;
+    struct sigpipe_hold old;
     va_list ap;
     int held;
 
@@ -913,7 +913,7 @@ int rconn_append(struct rconn *r, int argc, const char **argv, const size_t *len
 
 int rconn_flush(struct rconn *r)
 {
-    sigset_t old;
+    struct sigpipe_hold old;
     int done = 0, held, rc = 0;
 
     if (r->ctx == NULL) {
@@ -947,7 +947,7 @@ int rconn_appendf(struct rconn *r, const char *fmt, ...)
 redisReply *rconn_read(struct rconn *r)
 {
     void *rep = NULL;
-    sigset_t old;
+    struct sigpipe_hold old;
     int held, rc;
 
     if (r->ctx == NULL) {

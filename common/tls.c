@@ -307,9 +307,9 @@ static int relay_step(struct relay *r, int *want_read, int *want_write)
 static void *relay_main(void *arg)
 {
     struct relay *r = arg;
-    sigset_t old;
+    struct sigpipe_hold held;
 
-    sigpipe_hold(&old); /* for the thread's life: it writes to both sockets */
+    sigpipe_hold(&held); /* for the thread's life: it writes to both sockets */
 
     for (;;) {
         struct pollfd p[2];
@@ -344,7 +344,7 @@ int tls_connect(const char *host, int port, const struct tls_opts *o, double tim
     SSL_CTX *ctx;
     SSL *ssl;
     int net, pair[2];
-    sigset_t old;
+    struct sigpipe_hold held;
 
     ctx = make_ctx(o, err, errlen);
     if (ctx == NULL) return -1;
@@ -353,9 +353,9 @@ int tls_connect(const char *host, int port, const struct tls_opts *o, double tim
         SSL_CTX_free(ctx);
         return -1;
     }
-    sigpipe_hold(&old);
+    sigpipe_hold(&held);
     ssl = handshake(ctx, net, host, deadline, err, errlen);
-    sigpipe_release(&old);
+    sigpipe_release(&held);
     if (ssl == NULL || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {
         if (ssl != NULL) err_set(err, errlen, "TLS: socketpair: %s", strerror(errno));
         SSL_free(ssl);

@@ -340,26 +340,29 @@ void sleep_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
-void sigpipe_hold(sigset_t *old)
+void sigpipe_hold(struct sigpipe_hold *h)
 {
     sigset_t s;
 
     sigemptyset(&s);
     sigaddset(&s, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &s, old);
+    pthread_sigmask(SIG_BLOCK, &s, &h->old);
+    h->was_pending = 0;
+    if (sigismember(&h->old, SIGPIPE) && sigpending(&s) == 0)
+        h->was_pending = sigismember(&s, SIGPIPE);
 }
 
-void sigpipe_release(const sigset_t *old)
+void sigpipe_release(const struct sigpipe_hold *h)
 {
     const struct timespec none = {0, 0};
     sigset_t s;
 
-    if (!sigismember(old, SIGPIPE)) {
+    if (!h->was_pending) {
         sigemptyset(&s);
         sigaddset(&s, SIGPIPE);
         while (sigtimedwait(&s, NULL, &none) > 0) continue;
     }
-    pthread_sigmask(SIG_SETMASK, old, NULL);
+    pthread_sigmask(SIG_SETMASK, &h->old, NULL);
 }
 
 int sigpipe_ignored(void)

@@ -76,9 +76,14 @@ int parse_size(const char *s, long long *out);
 
 /* SIGPIPE held off on this thread while it writes to a socket the peer may have closed: the
  * write fails with EPIPE instead of killing a program that did not ignore the signal. A
- * SIGPIPE raised meanwhile is taken off before the old mask returns (sigpipe_release). */
-void sigpipe_hold(sigset_t *old);
-void sigpipe_release(const sigset_t *old);
+ * SIGPIPE raised meanwhile is taken off before the old mask returns (sigpipe_release), also
+ * where the caller blocked the signal itself, unless one was pending already then. */
+struct sigpipe_hold {
+    sigset_t old;
+    int was_pending; /* a SIGPIPE pending (and blocked) before the hold: not ours */
+};
+void sigpipe_hold(struct sigpipe_hold *h);
+void sigpipe_release(const struct sigpipe_hold *h);
 /* 1 when the process ignores SIGPIPE (cq's programs do), so that a write needs no hold. */
 int sigpipe_ignored(void);
 

@@ -4,6 +4,9 @@
  * (cq_status_get, cq_status_get_many), with an id never enqueued and an invalid one. What
  * Redis holds is read back by hand, as a producer in another language would read it
  * (docs/PROTOCOL.md). Redis is private to this program (tests/redis_server.h). */
+#include <pthread.h>
+#include <signal.h>
+
 #include "check.h"
 #include "redis_server.h"
 
@@ -107,9 +110,23 @@ static void test_enqueue_oversize(void)
         err[0] = '\0';
         CHECK_EQ(cq_enqueue(c, &s, 1, check ? CQ_CHECK : CQ_NO_CHECK, err, sizeof err), -1);
         CHECK_HAS(err, "noop: a job record of 1048");
-        CHECK_HAS(err, "bytes is over the 1048576 byte limit workers read");
+        CHECK_HAS(err, "bytes is over the 1048576 bytes a worker reads (less 64 for");
         CHECK_EQ(cq_jobspec_enqueued(s), 0);
         cq_jobspec_free(s);
+    }
+    CHECK_EQ(integer(rconn_commandf(&R, "LLEN cq:queue:default")), 0);
+    /* In one call with a small job due now, the large one due later: neither goes in. */
+    {
+        const char *small[1] = {"x"};
+        cq_jobspec *two[2] = {cq_jobspec_new_argv("noop", small, 1),
+                              cq_jobspec_new_argv("noop", argv, 1)};
+        REQUIRE(two[0] != NULL && two[1] != NULL);
+        CHECK_EQ(cq_jobspec_set_at(two[1], 4000000000.0), 0);
+        CHECK_EQ(cq_enqueue(c, two, 2, CQ_NO_CHECK, err, sizeof err), -1);
+        CHECK_HAS(err, "bytes is over the 1048576 bytes a worker reads");
+        CHECK_EQ(cq_jobspec_enqueued(two[0]), 0);
+        cq_jobspec_free(two[0]);
+        cq_jobspec_free(two[1]);
     }
     CHECK_EQ(integer(rconn_commandf(&R, "LLEN cq:queue:default")), 0);
     arg[BIG - 200] = '\0'; /* with its id and fields, just under */
@@ -145,6 +162,15 @@ static void test_queue_workers(void)
     cq_client_free(c);
 }
 
+/* Whether this thread blocks SIGPIPE. */
+static int sigpipe_blocked(void)
+{
+    sigset_t m;
+
+    pthread_sigmask(SIG_BLOCK, NULL, &m);
+    return sigismember(&m, SIGPIPE);
+}
+
 /* A program that links libcq need not ignore SIGPIPE: with the signal's default action, a
  * client whose connection Redis closed reads statuses again (20,000 ids: writes that meet
  * the closed socket) and lives, the lost connection an error or a new connection. */
@@ -173,8 +199,23 @@ static void test_no_sigpipe(void)
     rc = cq_status_get_many(c, ids, N, out, err, sizeof err);
     CHECK(rc == 0 || rc == -1); /* and still here */
     for (i = 0; rc == 0 && i < N; i++) cq_status_free(out[i]);
+    CHECK(!sigpipe_blocked());                                     /* the thread's mask as it was */
     CHECK_EQ(cq_status_get(c, "gone-1", &st, err, sizeof err), 0); /* connected again */
     cq_status_free(st);
+    /* A program that blocks SIGPIPE itself: the signal libcq's write raised is not left
+     * pending for it to receive when it unblocks the signal. */
+    {
+        sigset_t s, pending;
+        sigemptyset(&s);
+        sigaddset(&s, SIGPIPE);
+        pthread_sigmask(SIG_BLOCK, &s, NULL);
+        DO("CLIENT KILL TYPE normal SKIPME yes");
+        rc = cq_status_get_many(c, ids, N, out, err, sizeof err);
+        for (i = 0; rc == 0 && i < N; i++) cq_status_free(out[i]);
+        CHECK(sigpipe_blocked());
+        CHECK(sigpending(&pending) == 0 && !sigismember(&pending, SIGPIPE));
+        pthread_sigmask(SIG_UNBLOCK, &s, NULL);
+    }
     cq_client_free(c);
     sigaction(SIGPIPE, &old, NULL);
 }

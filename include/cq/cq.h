@@ -358,7 +358,8 @@ int cq_status_get(cq_client *c, const char *id, cq_status **out, char *err, size
 int cq_status_get_many(cq_client *c, const char *const *ids, size_t n, cq_status **out, char *err,
                        size_t errlen);
 /* Wait until every one of the n jobs ids has ended, or timeout seconds pass (0 = forever;
- * below 0 or NaN is refused), which holds when Redis is slow or stopped too.
+ * below 0 or NaN is refused). Where Redis stops answering, connecting and subscribing give
+ * up when the time is up (1 s at least); a read of statuses may take its 5 s.
  * Returns 0 with out[i] (free each with cq_status_free) the last status read of ids[i]: ended
  * (see above) or, after a timeout, not yet (read again when the time is up, so that it says
  * where the job is then, unless that read fails); or -1 with err, and no status to free, for an

@@ -219,13 +219,16 @@ int main(void)
 {
     char err[512];
     cq_worker *w = cq_worker_new();
+    int rc;
     if (w == NULL || cq_function_add(cq_worker_registry(w), "shout", "", shout, 0) == NULL ||
         cq_worker_set(w, "burst", "1", err, sizeof err) != 0 ||
         cq_worker_add_queue(w, "embedded", err, sizeof err) != 0) {
         fprintf(stderr, "embed: %s\n", err);
         return 1;
     }
-    return cq_worker_run(w);
+    rc = cq_worker_run(w);
+    cq_worker_free(w);
+    return rc;
 }
 EOF
 cc $CFLAGS_EXTRA "$T/embed.c" -o "$T/embed" $(pkg-config --cflags --libs cq) -Wl,-rpath,"$LIBDIR" \

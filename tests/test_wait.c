@@ -6,7 +6,8 @@
  * ends after the subscription wakes the waiter within milliseconds (no polling); a timeout
  * returns the last status read; a killed connection (CLIENT KILL TYPE pubsub) is opened
  * again, and an end published while it was down is found by reading the status again; many
- * jobs go in batches; the waiting connection leaves subscribe mode before the call returns.
+ * jobs go in batches; the waiting connection leaves subscribe mode before the call returns;
+ * an end written without a message is found by the read every 30 s of silence.
  * The "worker" is a thread with its own connection, which waits until the waiter has
  * subscribed (PUBSUB NUMSUB) before it ends the job. Redis is private to this program
  * (tests/redis_server.h). */
@@ -60,6 +61,7 @@ struct ender {
     int kill_first;         /* CLIENT KILL TYPE pubsub once the waiter has subscribed */
     int end_while_down;     /* with kill_first: end the job before the waiter is back */
     int no_hash;            /* only PUBLISH: the hash is gone (expired) */
+    int no_publish;         /* only HSET: a worker from before the channel */
     long long published_us; /* time_mono_us() right after the PUBLISH */
     int ok;
 };
@@ -81,7 +83,7 @@ static void end_job(struct rconn *r, struct ender *e)
     if (!e->no_hash)
         discard(rconn_commandf(r, "HSET cq:job:%s status %s %s %s", e->id, e->status, e->field,
                                e->value));
-    discard(rconn_commandf(r, "PUBLISH cq:ended:%s %s", e->id, e->status));
+    if (!e->no_publish) discard(rconn_commandf(r, "PUBLISH cq:ended:%s %s", e->id, e->status));
     e->published_us = time_mono_us();
 }
 
@@ -266,6 +268,34 @@ static void test_message_without_hash(void)
     cq_client_free(c);
 }
 
+/* An end that is never published (a worker from before the channel wrote the status alone)
+ * is found when the statuses are read again after WAIT_RECHECK (30 s) of silence, within
+ * the wait's timeout, not at its end. */
+static void test_silent_end(void)
+{
+    struct ender e = {.id = "silent", .status = "finished", .no_publish = 1};
+    cq_client *c = client();
+    cq_status *st = NULL;
+    char err[256];
+    long long t0, dt;
+
+    CHECK_NOTNULL(c);
+    DO("HSET cq:job:silent status started");
+    ender_start(&e);
+    t0 = time_mono_ms();
+    CHECK_EQ(cq_wait(c, "silent", 60, &st, err, sizeof err), 0);
+    dt = time_mono_ms() - t0;
+    pthread_join(e.thread, NULL);
+    CHECK(e.ok);
+    fprintf(stderr, "  status written without a message -> cq_wait returned: %lld ms\n", dt);
+    CHECK(dt >= 29000 && dt < 45000);
+    CHECK_NOTNULL(st);
+    CHECK_EQ(cq_status_state(st), CQ_FINISHED);
+    CHECK_EQ(channels(), 0);
+    cq_status_free(st);
+    cq_client_free(c);
+}
+
 struct seen {
     size_t calls;
     int twice;
@@ -441,5 +471,6 @@ int main(void)
     RUN(test_duplicates_and_empty);
     RUN(test_errors);
     RUN(test_timeout_kept);
+    RUN(test_silent_end);
     return check_report();
 }

@@ -241,7 +241,14 @@ static int check_wait(struct rconn *r, redisReply *rep, const char *what, char *
 }
 
 /* The scripts sent with EVALSHA once a connection has sent their bodies (the DESIGN note). */
-enum script_id { SCRIPT_TAKE, SCRIPT_APPLY, SCRIPT_RECONCILE, SCRIPT_RECOVER, SCRIPT_N };
+enum script_id {
+    SCRIPT_TAKE,
+    SCRIPT_APPLY,
+    SCRIPT_DUE,
+    SCRIPT_RECONCILE,
+    SCRIPT_RECOVER,
+    SCRIPT_N
+};
 static const char *const script_body[SCRIPT_N]; /* defined below, after the scripts */
 static char script_sha[SCRIPT_N][41];
 static pthread_once_t script_once = PTHREAD_ONCE_INIT;
@@ -1568,12 +1575,18 @@ long queue_schedule_due(struct rconn *r, const struct keys *k, double now, long 
                         size_t warnlen, char *err, size_t errlen)
 {
     char ks[KEYS_KEY_MAX], tq[KEYS_KEY_MAX], tj[KEYS_KEY_MAX], kqs[KEYS_KEY_MAX];
+    struct cmd c = {0};
     redisReply *rep;
 
-    rep = rconn_commandf(
-        r, "EVAL %s 0 %s %s %s %s %.6f %ld", due_lua, keys_scheduled(k, ks, sizeof ks),
-        keys_template(k, KEYS_QUEUE, tq, sizeof tq), keys_template(k, KEYS_JOB, tj, sizeof tj),
-        keys_queues(k, kqs, sizeof kqs), now, limit);
+    cmd_script(&c, r, SCRIPT_DUE);
+    cmd_str(&c, keys_scheduled(k, ks, sizeof ks));
+    cmd_str(&c, keys_template(k, KEYS_QUEUE, tq, sizeof tq));
+    cmd_str(&c, keys_template(k, KEYS_JOB, tj, sizeof tj));
+    cmd_str(&c, keys_queues(k, kqs, sizeof kqs));
+    cmd_fmt(&c, "%.6f", now);
+    cmd_fmt(&c, "%ld", limit);
+    rep = rconn_command(r, c.argc, c.argv, c.lens);
+    cmd_free(&c);
     return script_result(r, rep, "schedule", warn, warnlen, err, errlen);
 }
 
@@ -1752,8 +1765,6 @@ long queue_recover(struct rconn *r, const struct keys *k, const char *only_wid, 
 }
 
 static const char *const script_body[SCRIPT_N] = {
-    [SCRIPT_TAKE] = take_lua,
-    [SCRIPT_APPLY] = apply_lua,
-    [SCRIPT_RECONCILE] = reconcile_lua,
-    [SCRIPT_RECOVER] = recover_lua,
+    [SCRIPT_TAKE] = take_lua,           [SCRIPT_APPLY] = apply_lua,     [SCRIPT_DUE] = due_lua,
+    [SCRIPT_RECONCILE] = reconcile_lua, [SCRIPT_RECOVER] = recover_lua,
 };

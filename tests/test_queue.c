@@ -567,7 +567,7 @@ static void test_script_flushed(void)
 {
     const char *queues[] = {"sf"};
     struct taken t[2];
-    char err[256];
+    char err[256], wrn[256];
     int module = R.module;
 
     R.module = 0;
@@ -590,6 +590,13 @@ static void test_script_flushed(void)
     free_taken(t, 1);
     CHECK_EQ(LLEN("cq:queue:sf"), 0);
     CHECK_EQ(LLEN("cq:inflight:w1:sf"), 2);
+    /* The scheduled-jobs script too, which a worker runs every 250 ms: its body once. */
+    DO("CONFIG RESETSTAT");
+    R.scripts = 0;
+    CHECK_EQ(queue_schedule_due(&R, &K, time_now(), 100, wrn, sizeof wrn, err, sizeof err), 0);
+    CHECK_EQ(queue_schedule_due(&R, &K, time_now(), 100, wrn, sizeof wrn, err, sizeof err), 0);
+    CHECK_HAS(string(rconn_commandf(&R, "INFO commandstats")), "cmdstat_eval:calls=1,");
+    CHECK_HAS(string(rconn_commandf(&R, "INFO commandstats")), "cmdstat_evalsha:calls=1,");
     R.module = module;
 }
 

@@ -56,7 +56,9 @@ static const struct cli_option options[] = {
     CLI_VERSION,
     {NULL, 0, NULL, "info:"},
     {"watch", 'w', NULL, "redraw every second (or --interval) until Ctrl-C"},
-    {"interval", O_INTERVAL, "D", "with --watch: the time between two redraws (default: 1s)"},
+    {"interval", O_INTERVAL, "D",
+     "with --watch: the time between two redraws, 50ms to 24h\n"
+     "(default: 1s)"},
     {NULL, 0, NULL, "jobs:"},
     {"limit", 'n', "N", "list at most N entries (default: 20, at most 10000)"},
     {"offset", O_OFFSET, "N", "skip the first N entries (default: 0)"},

@@ -89,6 +89,7 @@ struct config {
     int dry_run;
     int wait;
     double wait_timeout; /* seconds; 0 = no limit */
+    int wait_timeout_given;
     int verbose;
     int local; /* --mode given: download here, no Redis */
     enum local_mode mode;
@@ -148,7 +149,8 @@ static const struct cli_option options[] = {
      "and filter them like the others"},
     {"max-wait", O_MAX_WAIT, "D",
      "time the run may spend waiting on rate limits and retries, e.g.\n"
-     "60, 90s, 5m (default: 60s); a longer wait fails the run at once"},
+     "60, 90s, 5m, at most 1d (default: 60s); a longer wait fails the\n"
+     "run at once"},
     {NULL, 0, NULL, "Jobs:"},
     {"dir", O_DIR, "DIR", "directory argument of every job (default: images)"},
     CLI_QUEUE,
@@ -161,7 +163,8 @@ static const struct cli_option options[] = {
      "with a progress line when stderr is a terminal; then print\n"
      "\"Took N.NNs\" and a summary"},
     {"wait-timeout", O_WAIT_TIMEOUT, "D",
-     "stop waiting after D, e.g. 90s or 10m (default: no limit)"},
+     "with --wait: stop waiting after D, e.g. 90s or 10m (default: no\n"
+     "limit)"},
     {NULL, 0, NULL,
      "Local modes (no Redis, no cworker: download the links here, as the lesson does):"},
     {"mode", O_MODE, "MODE",
@@ -312,7 +315,8 @@ static int parse_loop(int argc, char **argv, struct config *c)
             note_redis_opt(c, "--wait");
             break;
         case O_WAIT_TIMEOUT:
-            if (parse_seconds(optarg, 365.0 * 86400, &c->wait_timeout) != 0) return EXIT_USAGE;
+            if (cli_duration(&cli, optarg, &c->wait_timeout) != 0) return EXIT_USAGE;
+            c->wait_timeout_given = 1;
             note_redis_opt(c, "--wait-timeout");
             break;
         case O_MODE:
@@ -339,6 +343,8 @@ static int parse_loop(int argc, char **argv, struct config *c)
 static int check_args(struct config *c)
 {
     if (c->dry_run && c->wait) return usage_error("%s", "--dry-run and --wait exclude each other");
+    if (c->wait_timeout_given && !c->wait && !c->local)
+        return usage_error("%s", "--wait-timeout needs --wait");
     if (c->local && c->redis_opt)
         return usage_error("%s does not go with --mode %s: local modes use no Redis", c->redis_opt,
                            local_mode_name(c->mode));

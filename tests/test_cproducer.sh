@@ -71,6 +71,7 @@ done
 check_eq "--version exits 0" 0 $?
 for bad in "--section cold" "--sort best" "--window hour" "--pages 0" "--page x" \
            "--albums keep" "--types jpeg" "--max-wait forever" "extra" "--dry-run --wait" \
+           "--wait-timeout 5s" "--max-wait 2d" \
            "-q bad/name" "--bogus"; do
     prod test-client --dry-run $bad
     check_eq "usage error exits 2: $bad" 2 "$RC"

@@ -104,12 +104,13 @@ static const struct cli_option options[] = {
      "body (default: image)"},
     {"retry-base", O_RETRY_BASE, "D",
      "delay before the first retry, doubled for each further one,\n"
-     "with jitter (default: 1s; capped at 1h)"},
+     "capped at 1h, then a jitter of +-25% (default: 1s)"},
     {"lease", O_LEASE, "D",
      "how long a worker may go without a heartbeat (one every 2s)\n"
      "before it is dead and others put its jobs back, a second\n"
-     "later at most (default: 10s); a worker whose process died is\n"
-     "found sooner, 1-2s after, by its connections to Redis closing"},
+     "later at most (3s to 1h; default: 10s); a worker whose\n"
+     "process died is found sooner, 1-2s after, by its connections\n"
+     "to Redis closing"},
     {"result-ttl", O_RESULT_TTL, "D",
      "keep a finished job's status this long, in whole seconds\n"
      "(default: 500s; 0 = drop at once; -1 = keep)"},

@@ -107,6 +107,9 @@ static void *ender_main(void *arg)
         sleep_ms(20);
         if (until_subscribed(&r, channel) != 0) goto out;
     }
+    /* Without a message, the end must come after the waiter's first read of the status,
+     * which follows the subscription at once: a second is ample. */
+    if (e->no_publish) sleep_ms(1000);
     end_job(&r, e);
     e->ok = 1;
 out:

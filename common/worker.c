@@ -81,6 +81,9 @@ struct task {
     int aborted;                        /* gave up because of a hard stop: goes back, not failed */
     int refused;                        /* never ran: kind was decided when it was taken */
     int lost;                           /* its end was dropped: another worker had recovered it */
+    int superseded;                     /* taken again here (held_supersede): no start, no end */
+    int counted;                        /* in w->held_ids (held_id_add) */
+    unsigned held_hash;                 /* its job id's, for w->held_ids */
     int json;                           /* text is a JSON result */
     int cancel;                         /* cqctl cancel asked it to stop (atomic off dispatcher) */
     stop_flag stop;                     /* its handler should give up: a hard stop or cancel */
@@ -179,6 +182,8 @@ struct worker {
     int nstarts, capstarts;
     int outstanding;            /* taken and not yet applied (dispatcher only) */
     struct task *held;          /* every task taken and not yet freed (dispatcher only) */
+    unsigned short *held_ids;   /* counts of the held tasks' job ids by hash (held_id_add) */
+    unsigned held_mask;         /* held_ids has held_mask + 1 entries */
     unsigned long reconciled;   /* the ctl.connects the in-flight lists were last checked on */
     unsigned long trips_total;  /* round trips sent */
     unsigned long trips_second; /* of them, sent while the one ahead was unread */
@@ -517,9 +522,43 @@ static void *watcher_main(void *arg)
 
 /* ---- dispatcher helpers ------------------------------------------------------------- */
 
+/* Held job ids, counted by hash (a counting filter, no keys): held_supersede walks the held
+ * list only for a taken job whose id's count was not 0, so that a take costs O(1) a job at
+ * any -c rather than a walk of every task held. Returns the count before t. */
+static unsigned short held_id_add(struct worker *w, struct task *t)
+{
+    unsigned short was;
+    const unsigned char *p;
+    unsigned h = 2166136261u; /* FNV-1a */
+
+    if (w->held_ids == NULL) {
+        unsigned n = 1024;
+        while (n < 4u * (unsigned)w->cfg->concurrency) n *= 2;
+        w->held_ids = xcalloc(n, sizeof *w->held_ids);
+        w->held_mask = n - 1;
+    }
+    for (p = (const unsigned char *)t->job->id; *p; p++) h = (h ^ *p) * 16777619u;
+    t->held_hash = h;
+    was = w->held_ids[h & w->held_mask];
+    if (was < USHRT_MAX) w->held_ids[h & w->held_mask]++;
+    t->counted = 1;
+    return was;
+}
+
+static void held_id_remove(struct worker *w, struct task *t)
+{
+    unsigned short *c;
+
+    if (!t->counted) return;
+    t->counted = 0;
+    c = &w->held_ids[t->held_hash & w->held_mask];
+    if (*c > 0 && *c < USHRT_MAX) (*c)--; /* a saturated count stays: only more walks */
+}
+
 /* t is no longer this worker's: out of the held list. */
 static void task_release(struct worker *w, struct task *t)
 {
+    held_id_remove(w, t);
     if (t->held_prev)
         t->held_prev->held_next = t->held_next;
     else if (w->held == t)
@@ -956,6 +995,49 @@ static struct task *make_task(struct worker *w, const struct taken *tk)
     return t;
 }
 
+/* A job this worker holds came again in a take: another worker recovered it while this one
+ * was out of touch past its lease (frozen, starved, cut off), and this one took back the
+ * record that went to its queue. That record, byte for byte the old one, is now the new
+ * take's in the in-flight list, so the old run's outcome would be applied to it: a run that
+ * began before the recovery would be recorded as the job's end while a later run goes on,
+ * whose own outcome would then find no record. So the old task is superseded: its start and
+ * end are never sent (its run goes on, as on any worker whose job was recovered), and the job's
+ * end is the new run's. Where the old task's end is on its way already, in a round trip sent
+ * after this take (earlier ones were read before it), that end will take the record: the
+ * new task is not run (returns 1), and the job's end is the old run's. Only tasks of earlier
+ * takes (seq before first) count: a take that brought one record twice (a queue holding a
+ * duplicate) runs both, as before. */
+static int held_supersede(struct worker *w, struct task *n, unsigned long long first)
+{
+    struct task *t;
+    int ending = 0, superseded = 0;
+
+    if (n->job == NULL || held_id_add(w, n) == 0) return 0;
+    for (t = w->held; t; t = t->held_next) {
+        if (t == n || t->seq >= first || t->job == NULL || t->superseded || t->aborted ||
+            strcmp(t->job->id, n->job->id) != 0)
+            continue;
+        if (t->ending) {
+            ending = 1;
+        } else {
+            t->superseded = 1;
+            superseded = 1;
+        }
+    }
+    if (ending)
+        LOG(&w->lg, CQ_LOG_WARN,
+            "%s: %s %s: taken again while the outcome of its earlier run here is being "
+            "recorded, which ends the job: not run again",
+            n->taken.queue, n->job->func, n->job->id);
+    else if (superseded)
+        LOG(&w->lg, CQ_LOG_WARN,
+            "%s: %s %s: taken again after another worker recovered it from this one (out of "
+            "touch past its lease): the run under way here goes on, but only the new run's "
+            "outcome will be recorded",
+            n->taken.queue, n->job->func, n->job->id);
+    return ending;
+}
+
 /* Jobs an operator canceled before they ran end canceled here, unrun. */
 static void refuse_canceled(struct worker *w, struct task **ts, int n)
 {
@@ -986,20 +1068,25 @@ static void refuse_canceled(struct worker *w, struct task **ts, int n)
 static void accept_taken(struct worker *w, struct taken *tk, int n, struct task **pending)
 {
     struct task **ts = xcalloc((size_t)(n ? n : 1), sizeof *ts);
-    int i, benched = 0;
+    unsigned long long first = w->next_seq;
+    int i, m = 0, benched = 0;
 
     /* A take that brought only jobs this worker gives back, of benched functions or handed
      * back for a live worker that serves theirs (refuse_unknown), holds its takes off, so
      * that when they are due again another worker gets them rather than this one again. */
     for (i = 0; i < n; i++) {
-        ts[i] = make_task(w, &tk[i]);
-        benched +=
-            ts[i]->quiet || (ts[i]->refused && ts[i]->fn == NULL && ts[i]->kind == QUEUE_RETRY);
+        struct task *t = make_task(w, &tk[i]);
+        if (held_supersede(w, t, first)) {
+            task_free(w, t);
+            continue;
+        }
+        ts[m++] = t;
+        benched += t->quiet || (t->refused && t->fn == NULL && t->kind == QUEUE_RETRY);
     }
-    if (n > 0 && benched == n) w->hold_until = time_mono_ms() + BENCH_HOLD_MS;
-    if (w->cancel_waiting > 0) refuse_canceled(w, ts, n);
+    if (m > 0 && benched == m) w->hold_until = time_mono_ms() + BENCH_HOLD_MS;
+    if (w->cancel_waiting > 0) refuse_canceled(w, ts, m);
     pthread_mutex_lock(&w->mu);
-    for (i = 0; i < n; i++) {
+    for (i = 0; i < m; i++) {
         struct task *t = ts[i];
         if (t->refused) {
             t->next = *pending;
@@ -1120,7 +1207,7 @@ static size_t outcomes(struct worker *w, struct task *ends, unsigned trip, struc
 
     for (s = 0; s < due; s++) {
         t = w->starts[s];
-        if (t->ending || t->start_sent) continue; /* its end records the start too */
+        if (t->ending || t->start_sent || t->superseded) continue; /* its end records it */
         t->start_sent = trip;
         o[i].kind = QUEUE_STARTED;
         o[i].taken = &t->taken;
@@ -1130,7 +1217,9 @@ static size_t outcomes(struct worker *w, struct task *ends, unsigned trip, struc
     }
     first_end = n = i;
     for (t = ends; t; t = t->next)
-        if (!t->aborted) ot[n++] = t; /* an aborted one is left in flight: the drain puts it back */
+        /* an aborted one is left in flight (the drain puts it back); a superseded one's
+         * record is another task's (held_supersede) */
+        if (!t->aborted && !t->superseded) ot[n++] = t;
     qsort(ot + first_end, n - first_end, sizeof *ot, by_seq);
     for (; i < n; i++) {
         t = ot[i];
@@ -1166,7 +1255,7 @@ static void trip_send(struct worker *w, struct trip *tr, size_t take_max)
     w->pending = NULL;
     for (t = tr->ends; t; t = t->next) {
         n++;
-        t->ending = !t->aborted;
+        t->ending = !t->aborted && !t->superseded;
         if (!t->refused && !t->aborted) tr->frees++;
     }
     tr->o = xcalloc(n ? n : 1, sizeof *tr->o);
@@ -1269,7 +1358,7 @@ static int trip_handle(struct worker *w, struct trip *tr)
             t = tr->ends;
             tr->ends = t->next;
             if (!t->aborted && !t->refused) w->outstanding--;
-            if (t->aborted || t->lost) {
+            if (t->aborted || t->lost || t->superseded) {
                 task_free(w, t);
                 continue;
             }
@@ -1515,6 +1604,7 @@ static void worker_free(struct worker *w, int stopped)
     free(w->executors);
     free(w->watchers);
     free(w->starts);
+    free(w->held_ids);
     free(w->functions);
     free(w->hist);
     health_free(w->health);
@@ -2033,7 +2123,7 @@ static int unrecorded(const struct worker *w, char *ids, size_t len)
 
     ids[0] = '\0';
     for (t = w->pending; t != NULL; t = t->next) {
-        if (t->aborted) continue;
+        if (t->aborted || t->superseded) continue;
         if (n < 5 && used < len)
             used += (size_t)snprintf(ids + used, len - used, "%s%s", n ? ", " : "",
                                      t->job != NULL ? t->job->id : "(a record without an id)");

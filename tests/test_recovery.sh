@@ -77,6 +77,44 @@ kill -TERM "$E" "$F"; wait "$E"; wait "$F"
 check_eq "both deregistered" 0 "$(rcli SCARD cq:workers)"
 check_eq "nothing in flight" "" "$(rcli --scan --pattern 'cq:inflight:*')"
 
+# ---- a frozen worker takes its own job back after another worker recovered it: the run
+#      that began before the recovery goes on, and its late outcome is not recorded (it would
+#      take the record of the new run, whose own outcome then found none): the job's end is
+#      the new run's. Run 1 (8 s, fails) ends while run 2 (6 s, succeeds) still runs ----
+cat >"$T/once.sh" <<EOF
+#!/bin/sh
+if [ ! -e "$T/ran-\$CQ_JOB_ID" ]; then
+    touch "$T/ran-\$CQ_JOB_ID"; sleep 8; echo "run 1 failed" >&2; exit 1
+fi
+sleep 6; echo "run 2 ok"
+EOF
+chmod +x "$T/once.sh"
+"$BIN/cworker" -c 2 elsewhere >"$T/h.log" 2>&1 &   # recovers, takes nothing of default
+H=$!
+PIDS+=("$H")
+"$BIN/cworker" -c 2 --lease 3s --command once="$T/once.sh" >"$T/g.log" 2>&1 &
+G=$!
+PIDS+=("$G")
+registered 2
+"$BIN/cenqueue" --id s-1 once >/dev/null
+wait_for 5 jobs_are started s-1
+gwid=$(jfield s-1 worker)
+kill -STOP "$G"
+wait_for 15 recovered_once s-1
+kill -CONT "$G"
+s1_ended() { case "$(jfield s-1)" in finished | failed) return 0 ;; esac; return 1; }
+wait_for 30 s1_ended
+check_eq "the job's end is the new run's" "finished run 2 ok" "$(jfield s-1) $(jfield s-1 result)"
+check_eq "...by the same worker" "$gwid" "$(jfield s-1 worker)"
+check_contains "the worker says the old run's outcome will not be recorded" \
+    "default: once s-1: taken again after another worker recovered it from this one" \
+    "$(cat "$T/g.log")"
+sleep 3 # run 1 has ended (8 s): its outcome was dropped, not applied
+check_eq "the job stays finished" finished "$(jfield s-1)"
+check_eq "not in the failed set" "" "$(rcli ZSCORE cq:failed s-1)"
+check_eq "nothing in flight" "" "$(rcli --scan --pattern 'cq:inflight:*')"
+kill -TERM "$G" "$H"; wait "$G"; wait "$H"
+
 # ---- Redis restarted (AOF) in the middle of a run: nothing lost ----
 N=150
 for i in $(seq 1 $N); do echo "download_link images $HBASE/r$i.jpg"; done | "$BIN/cenqueue" --stdin --quiet

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
+#include <sys/socket.h>
 
 #include "tls.h"
 #include "util.h"
@@ -727,6 +728,17 @@ void rconn_close(struct rconn *r)
     }
     tls_session_release(r->tls);
     r->tls = NULL;
+}
+
+void rconn_drop_if_closed(struct rconn *r)
+{
+    char c;
+    ssize_t n;
+
+    if (r->ctx == NULL) return;
+    n = recv(r->ctx->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+        rconn_close(r);
 }
 
 /* A reply seen: NOSCRIPT means Redis's script cache was emptied under this connection, an

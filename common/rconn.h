@@ -105,6 +105,12 @@ int rconn_connect(struct rconn *r);
 
 void rconn_close(struct rconn *r);
 
+/* Close the connection when Redis has closed it already (an end of file or a reset waits
+ * on the socket: Redis restarted, CLIENT KILL, its timeout), so that the next command
+ * connects afresh instead of failing once. For a connection that sat idle, in a pool; a
+ * reply waiting unread is left alone. One non-blocking peek, no round trip. */
+void rconn_drop_if_closed(struct rconn *r);
+
 /* Run one command (argv form; lens NULL: each argv[i] is a C string). Returns the reply, which the caller frees with
  * freeReplyObject, or NULL on an I/O error: then r->errstr is set and the connection is
  * closed (r->ctx == NULL), so that the next call reconnects first. An error *reply* from

@@ -141,7 +141,9 @@ static int pool_init(struct pool *p, const struct serve_options *o, char *err, s
 }
 
 /* A connection for this request alone, waiting for one to be given back when all are
- * lent. It is connected on first use (rconn reconnects after any I/O error). */
+ * lent. It is connected on first use (rconn reconnects after any I/O error), and dropped
+ * here when Redis has closed it while it was idle (a restart), so that the request connects
+ * afresh instead of failing with a 503 once. */
 static struct admin *pool_take(struct pool *p)
 {
     struct admin *a = NULL;
@@ -157,6 +159,7 @@ static struct admin *pool_take(struct pool *p)
         if (a == NULL) pthread_cond_wait(&p->free, &p->mu);
     }
     pthread_mutex_unlock(&p->mu);
+    rconn_drop_if_closed(&a->r);
     return a;
 }
 

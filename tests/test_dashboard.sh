@@ -379,6 +379,13 @@ check "/healthz: 200 again once Redis is back" wait_for 10 healthy
 check "the workers register again" wait_for 10 workers_are 2
 check_eq "/api/overview with workers and no queue yet" 200 "$(code "$A/api/overview")"
 check "cqctl info with workers and no queue yet" "$BIN/cqctl" info
+# Restarted between two requests, nothing asked while it was down: the pooled connection
+# Redis closed is dropped before use, not failed on once (it answered 503 "Broken pipe").
+check_eq "/api/overview before a quick restart" 200 "$(code "$A/api/overview")"
+stop_redis
+start_redis_again --requirepass "$PW"
+check_eq "/api/overview at once after it: 200, not a 503 on the closed connection" 200 \
+    "$(code "$A/api/overview")"
 
 mark "Redis restarted"
 # ---- no secret anywhere, and a clean stop ----

@@ -927,6 +927,16 @@ static int find_record(struct admin *a, struct admin_job *j, const char *id, cha
     if (rc == 0) rc = find_in_list(a, j, key, id, FIND_END_PAGES, 0, err, errlen);
     if (rc < 0) return -1;
     if (rc == 1) snprintf(j->record_from, sizeof j->record_from, "the queue %s", key);
+    if (rc == 0) {
+        rep = rconn_commandf(&a->r, "LLEN %s", key);
+        if (rep == NULL) return io_error(a, err, errlen);
+        if (rep->type == REDIS_REPLY_INTEGER && rep->integer > 2LL * FIND_END_PAGES * FIND_PAGE)
+            snprintf(j->record_note, sizeof j->record_note,
+                     "not among the %d oldest and %d newest of the %lld records of %s: a long "
+                     "queue is not read whole",
+                     FIND_END_PAGES * FIND_PAGE, FIND_END_PAGES * FIND_PAGE, rep->integer, key);
+        freeReplyObject(rep);
+    }
     return 0;
 }
 

@@ -120,16 +120,18 @@ void admin_page_free(struct admin_page *p);
 struct admin_job {
     char **fields; /* the status hash: name, value, name, value, ... */
     size_t nfields;
-    long long ttl;                       /* seconds until the hash expires; -1 none */
-    int cancel_requested;                /* its id is in the cancel set */
-    char *record;                        /* the record, when found (see admin_job_read), or NULL */
-    char record_from[KEYS_KEY_MAX + 32]; /* where it was found */
+    long long ttl;                        /* seconds until the hash expires; -1 none */
+    int cancel_requested;                 /* its id is in the cancel set */
+    char *record;                         /* the record, when found (see admin_job_read), or NULL */
+    char record_from[KEYS_KEY_MAX + 32];  /* where it was found */
+    char record_note[KEYS_KEY_MAX + 128]; /* why none was found, where that is not plain */
 };
 
 /* The status hash of job id and, where it can be found cheaply, its record: the hash's
  * record field (failed jobs); the scheduled set at the due time (scheduled, retrying); the
  * running worker's in-flight list (started); its queue (queued, canceled), of which only
- * the 5,000 records at each end are read. A function or enqueue time the hash lacks (a record
+ * the 5,000 records at each end are read (record_note says so when it was not among them). A
+ * function or enqueue time the hash lacks (a record
  * pushed by hand) is taken from the record found. An unknown id is an error. */
 int admin_job_read(struct admin *a, const char *id, struct admin_job *out, char *err,
                    size_t errlen);

@@ -544,6 +544,9 @@ static void print_job(const struct ctl *c, const char *id, const struct admin_jo
         printf("  %-13s ", "args");
         put_cut(stdout, c, args, c->cols - 16 - 9 - (int)strlen(j->record_from));
         printf("  (from %s)\n", j->record_from);
+    } else if (j->record_note[0] != '\0') {
+        snprintf(line, sizeof line, "(its record is %s)", j->record_note);
+        row(c, "args", line);
     } else {
         row(c, "args", "(no record found: it is kept while the job waits, runs or failed)");
     }

@@ -238,6 +238,7 @@ cJSON *render_job(const char *id, const struct admin_job *j)
     render_raw(o, "args", args);
     render_str(o, "record", j->record);
     render_str(o, "record_from", j->record ? j->record_from : NULL);
+    render_str(o, "record_note", j->record_note[0] ? j->record_note : NULL);
     if (rt >= 0)
         render_num(o, "duration", rt);
     else

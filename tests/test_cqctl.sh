@@ -117,6 +117,17 @@ check_eq "job --json: enqueued_at, as the record has it" \
     "$(jget '"%.6f" % d["enqueued_at"]' ctl job "${ids[0]}" --json)"
 check "job --json parses" is_json ctl job "${ids[0]}" --json
 check_eq "job --json: args" "['1']" "$(jget 'd["args"]' ctl job "${ids[0]}" --json)"
+# A record deep in a long queue is not looked for: the job says where it was not read.
+yes noop | head -n 5100 | "$BIN/cenqueue" -q deep --stdin --quiet --no-check
+"$BIN/cenqueue" -q deep --id deep-mid --no-check noop >/dev/null
+yes noop | head -n 5100 | "$BIN/cenqueue" -q deep --stdin --quiet --no-check
+check_contains "job deep in a long queue: why its args are not shown" \
+    "(its record is not among the 5000 oldest and 5000 newest of the 10201 records of cq:queue:deep: a long queue is not read whole)" \
+    "$(ctl job deep-mid)"
+check_eq "job --json: record_note" "not among the 5000" \
+    "$(jget 'd["record_note"][:18]' ctl job deep-mid --json)"
+check_eq "empty the long queue: 10201 removed" 10201 "$(jget 'd["removed"]' ctl empty deep --json)"
+ctl forget deep >/dev/null
 sched=$(enq --in 1h noop later)
 out=$(ctl jobs scheduled)
 check_contains "jobs scheduled: lists the job" "$sched" "$out"

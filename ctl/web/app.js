@@ -441,7 +441,7 @@ async function showJob(id) {
   const dl = $('job-fields');
   dl.replaceChildren();
   const add = (k, v) => dl.append(el('dt', null, k), el('dd', {dataset: {field: k}}, v));
-  const keys = FIRST.filter((k) => k in j).concat(Object.keys(j).filter((k) => !FIRST.includes(k) && !['id', 'record', 'record_from', 'ttl', 'cancel_requested'].includes(k)));
+  const keys = FIRST.filter((k) => k in j).concat(Object.keys(j).filter((k) => !FIRST.includes(k) && !['id', 'record', 'record_from', 'record_note', 'ttl', 'cancel_requested'].includes(k)));
   for (const k of keys) {
     let v = j[k];
     if (v === null || v === undefined) continue;
@@ -451,6 +451,7 @@ async function showJob(id) {
     add(k, v);
   }
   if (j.record) add('record', j.record + (j.record_from ? '   (from ' + j.record_from + ')' : ''));
+  else if (j.record_note) add('record', '(' + j.record_note + ')');
   if (j.ttl >= 0) add('expires', 'in ' + span(j.ttl));
   if (j.cancel_requested) add('cancel', 'requested');
   $('job-requeue').hidden = j.status !== 'failed';

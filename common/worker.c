@@ -226,7 +226,8 @@ struct worker {
     struct {
         long long since; /* time_mono_ms the period began */
         long finished, failed, retried, canceled, host;
-    } period; /* outcomes since the last summary line (dispatcher only) */
+    } period;                          /* outcomes since the last summary line (dispatcher only) */
+    long total_finished, total_failed; /* since the start: its hash's processed and failed */
 };
 
 /* ---- executors ---------------------------------------------------------------------- */
@@ -694,8 +695,14 @@ static void note_outcome(struct worker *w, const struct task *t)
     long long cooldown;
 
     switch (t->kind) {
-    case QUEUE_FINISHED: w->period.finished++; break;
-    case QUEUE_FAILED: w->period.failed++; break;
+    case QUEUE_FINISHED:
+        w->period.finished++;
+        w->total_finished++;
+        break;
+    case QUEUE_FAILED:
+        w->period.failed++;
+        w->total_failed++;
+        break;
     case QUEUE_CANCELED: w->period.canceled++; break;
     case QUEUE_RETRY:
         if (t->give_back)
@@ -1473,6 +1480,16 @@ static int heartbeat(struct worker *w, int publish)
             "the process was likely frozen or starved of CPU), so the jobs it held went back to their "
             "queues, and those still running here may run twice; registered again",
             lease);
+    /* Registered again after a recovery deleted its hash: its counts since the start come
+     * back (the applies add to them from there), rather than starting over at 0. */
+    if (added && w->registered_on != 0) {
+        char kw[KEYS_KEY_MAX];
+        redisReply *rep = rconn_commandf(&w->ctl, "HSET %s processed %ld failed %ld",
+                                         keys_worker(&w->keys, w->wid, kw, sizeof kw),
+                                         w->total_finished, w->total_failed);
+        if (rep == NULL) return -1;
+        freeReplyObject(rep);
+    }
     if (publish) {
         if (catalog_publish(&w->ctl, &w->keys, w->cfg->reg, err, sizeof err) != 0) {
             report_error(w, err);

@@ -96,6 +96,8 @@ PIDS+=("$H")
 G=$!
 PIDS+=("$G")
 registered 2
+"$BIN/cenqueue" --id s-0 noop >/dev/null
+wait_for 5 jobs_are finished s-0
 "$BIN/cenqueue" --id s-1 once >/dev/null
 wait_for 5 jobs_are started s-1
 gwid=$(jfield s-1 worker)
@@ -113,6 +115,8 @@ sleep 3 # run 1 has ended (8 s): its outcome was dropped, not applied
 check_eq "the job stays finished" finished "$(jfield s-1)"
 check_eq "not in the failed set" "" "$(rcli ZSCORE cq:failed s-1)"
 check_eq "nothing in flight" "" "$(rcli --scan --pattern 'cq:inflight:*')"
+check_eq "its hash counts what it did since it started (s-0 and s-1), not since the recovery" \
+    2 "$(rcli HGET "cq:worker:$gwid" processed)"
 kill -TERM "$G" "$H"; wait "$G"; wait "$H"
 
 # ---- Redis restarted (AOF) in the middle of a run: nothing lost ----

@@ -1073,85 +1073,187 @@ static char *requeue_record(const char *id, const char *old, const char *hash_qu
     return rec;
 }
 
-/* Requeue one job; with only_queue, a job of another queue is skipped (*skipped = 1). */
-static int requeue_one(struct admin *a, const char *id, const char *only_queue, char *queue,
-                       size_t qlen, int *skipped, char *err, size_t errlen)
-{
-    char kj[KEYS_KEY_MAX], kf[KEYS_KEY_MAX], kq[KEYS_KEY_MAX], kqs[KEYS_KEY_MAX];
+/* One job of a requeue, between its HMGET and its script. */
+struct requeue {
+    const char *id;
+    char kj[KEYS_KEY_MAX], kq[KEYS_KEY_MAX];
     char q[KEYS_NAME_MAX + 1];
-    const char *argv[11];
-    redisReply *h, *rep;
-    char *rec;
-    int rc = -1;
+    const char *old; /* the record the hash holds (in the HMGET reply) */
+    char *rec;       /* the record to push, NULL when the job is not requeued */
+    int skipped;     /* of another queue than only_queue */
+    char err[512];   /* why not, when rec is NULL and it is not skipped */
+};
 
-    *skipped = 0;
-    if (keys_check_name("job id", id, err, errlen) != 0) return -1;
-    keys_job(&a->k, id, kj, sizeof kj);
-    h = checked(a, rconn_commandf(&a->r, "HMGET %s status record queue", kj), kj, err, errlen);
-    if (h == NULL) return -1;
+/* What the hash read by HMGET status record queue (h) makes of the job: rq->rec set (to be
+ * sent), rq->skipped, or rq->err. */
+static void requeue_prepare(struct requeue *rq, const redisReply *h, const char *only_queue)
+{
+    const char *id = rq->id;
+
     if (h->type != REDIS_REPLY_ARRAY || h->elements != 3) {
-        err_set(err, errlen, "job %s: HMGET %s: an unexpected reply", id, kj);
-        goto out;
+        err_set(rq->err, sizeof rq->err, "job %s: HMGET %s: an unexpected reply", id, rq->kj);
+    } else if (elem(h, 0)->type != REDIS_REPLY_STRING) {
+        err_set(rq->err, sizeof rq->err, no_status_fmt, id);
+    } else if (strcmp(elem(h, 0)->str, "failed") != 0) {
+        err_set(rq->err, sizeof rq->err,
+                "job %s: it is %s, not failed: only failed jobs are requeued", id, elem(h, 0)->str);
+    } else if (elem(h, 1)->type != REDIS_REPLY_STRING) {
+        err_set(rq->err, sizeof rq->err,
+                "job %s: failed, but its status keeps no record to requeue", id);
+    } else {
+        rq->old = elem(h, 1)->str;
+        rq->rec = requeue_record(id, rq->old,
+                                 elem(h, 2)->type == REDIS_REPLY_STRING ? elem(h, 2)->str : NULL,
+                                 rq->q, sizeof rq->q, rq->err, sizeof rq->err);
+        if (rq->rec != NULL && only_queue != NULL && strcmp(rq->q, only_queue) != 0) {
+            rq->skipped = 1;
+            free(rq->rec);
+            rq->rec = NULL;
+        }
     }
-    if (elem(h, 0)->type != REDIS_REPLY_STRING) {
-        err_set(err, errlen, no_status_fmt, id);
-        goto out;
-    }
-    if (strcmp(elem(h, 0)->str, "failed") != 0) {
-        err_set(err, errlen, "job %s: it is %s, not failed: only failed jobs are requeued", id,
-                elem(h, 0)->str);
-        goto out;
-    }
-    if (elem(h, 1)->type != REDIS_REPLY_STRING) {
-        err_set(err, errlen, "job %s: failed, but its status keeps no record to requeue", id);
-        goto out;
-    }
-    rec = requeue_record(id, elem(h, 1)->str,
-                         elem(h, 2)->type == REDIS_REPLY_STRING ? elem(h, 2)->str : NULL, q,
-                         sizeof q, err, errlen);
-    if (rec == NULL) goto out;
-    if (only_queue != NULL && strcmp(q, only_queue) != 0) {
-        *skipped = 1;
-        free(rec);
-        rc = 0;
-        goto out;
-    }
+}
+
+/* Append the requeue script for a prepared job. 0, or -1 on an I/O error. */
+static int requeue_append(struct admin *a, struct requeue *rq)
+{
+    char kf[KEYS_KEY_MAX], kqs[KEYS_KEY_MAX];
+    const char *argv[11];
+
     argv[0] = "EVAL";
     argv[1] = requeue_lua;
     argv[2] = "0";
-    argv[3] = kj;
+    argv[3] = rq->kj;
     argv[4] = keys_failed(&a->k, kf, sizeof kf);
-    argv[5] = keys_queue(&a->k, q, kq, sizeof kq);
+    argv[5] = keys_queue(&a->k, rq->q, rq->kq, sizeof rq->kq);
     argv[6] = keys_queues(&a->k, kqs, sizeof kqs);
-    argv[7] = id;
-    argv[8] = elem(h, 1)->str;
-    argv[9] = rec;
-    argv[10] = q;
-    rep = checked(a, rconn_command(&a->r, 11, argv, NULL), "requeue", err, errlen);
-    free(rec);
-    if (rep == NULL) goto out;
+    argv[7] = rq->id;
+    argv[8] = rq->old;
+    argv[9] = rq->rec;
+    argv[10] = rq->q;
+    return rconn_append(&a->r, 11, argv, NULL);
+}
+
+/* The script's reply: 0 when requeued, else -1 with rq->err (a reply of NULL: Redis failed,
+ * with the error in rq->err and the connection closed). */
+static int requeue_result(struct admin *a, struct requeue *rq, redisReply *rep)
+{
+    int rc = -1;
+
+    free(rq->rec);
+    rq->rec = NULL;
+    rep = checked(a, rep, "requeue", rq->err, sizeof rq->err);
+    if (rep == NULL) return -1;
     if (as_ll(elem(rep, 0), 0) == 1) {
-        str_copy(queue, qlen, q);
         rc = 0;
     } else if (as_ll(elem(rep, 0), 0) == -1) {
-        err_set(err, errlen, "job %s: queue '%s': its key %s is a %s, not a list", id, q, kq,
-                elem(rep, 1) ? elem(rep, 1)->str : "?");
+        err_set(rq->err, sizeof rq->err, "job %s: queue '%s': its key %s is a %s, not a list",
+                rq->id, rq->q, rq->kq, elem(rep, 1) ? elem(rep, 1)->str : "?");
     } else {
-        err_set(err, errlen, "job %s: its status changed meanwhile (now %s); not requeued", id,
+        err_set(rq->err, sizeof rq->err,
+                "job %s: its status changed meanwhile (now %s); not requeued", rq->id,
                 elem(rep, 1) && elem(rep, 1)->str[0] ? elem(rep, 1)->str : "gone");
     }
     freeReplyObject(rep);
-out:
-    freeReplyObject(h);
     return rc;
 }
 
 int admin_requeue(struct admin *a, const char *id, char *queue, size_t qlen, char *err,
                   size_t errlen)
 {
-    int skipped;
+    struct requeue rq = {.id = id};
+    redisReply *h;
+    int rc = -1;
 
-    return requeue_one(a, id, NULL, queue, qlen, &skipped, err, errlen);
+    if (keys_check_name("job id", id, err, errlen) != 0) return -1;
+    keys_job(&a->k, id, rq.kj, sizeof rq.kj);
+    h = checked(a, rconn_commandf(&a->r, "HMGET %s status record queue", rq.kj), rq.kj, err,
+                errlen);
+    if (h == NULL) return -1;
+    requeue_prepare(&rq, h, NULL);
+    if (rq.rec == NULL) {
+        err_set(err, errlen, "%s", rq.err);
+    } else if (requeue_append(a, &rq) != 0) {
+        free(rq.rec);
+        io_error(a, err, errlen);
+    } else if (requeue_result(a, &rq, rconn_read(&a->r)) == 0) {
+        str_copy(queue, qlen, rq.q);
+        rc = 0;
+    } else {
+        err_set(err, errlen, "%s", rq.err);
+    }
+    freeReplyObject(h);
+    return rc;
+}
+
+/* One page of ids from the failed set, requeued in two pipelines (their HMGETs, then their
+ * scripts): two round trips a page, not two a job. Each job is told to each in order; kept
+ * counts those that stay in the set (refused or skipped). 0, or -1 when Redis failed. */
+static int requeue_page(struct admin *a, const redisReply *ids, size_t n, const char *only_queue,
+                        void (*each)(void *, const char *, const char *, const char *), void *ctx,
+                        long *requeued, long *refused, long long *kept, char *err, size_t errlen)
+{
+    struct requeue *rq = xcalloc(n ? n : 1, sizeof *rq);
+    redisReply **h = xcalloc(n ? n : 1, sizeof *h);
+    size_t i, got = 0;
+    int rc = -1, sent = 1;
+
+    for (i = 0; i < n; i++) {
+        rq[i].id = ids->element[i]->str;
+        keys_job(&a->k, rq[i].id, rq[i].kj, sizeof rq[i].kj);
+        if (rconn_appendf(&a->r, "HMGET %s status record queue", rq[i].kj) != 0) sent = 0;
+    }
+    for (got = 0; sent && got < n; got++) {
+        h[got] = rconn_read(&a->r);
+        if (h[got] == NULL) break;
+    }
+    if (!sent || got < n) {
+        io_error(a, err, errlen);
+        goto out;
+    }
+    for (i = 0; i < n; i++) {
+        if (h[i]->type == REDIS_REPLY_ERROR) /* this job's key, not Redis (WRONGTYPE) */
+            rconn_error(&a->r, rq[i].kj, h[i]->str, rq[i].err, sizeof rq[i].err);
+        else
+            requeue_prepare(&rq[i], h[i], only_queue);
+        if (rq[i].rec != NULL && requeue_append(a, &rq[i]) != 0) sent = 0;
+    }
+    for (i = 0; i < n; i++) {
+        if (rq[i].rec == NULL) continue;
+        if (!sent) {
+            free(rq[i].rec);
+            rq[i].rec = NULL;
+            continue;
+        }
+        if (requeue_result(a, &rq[i], rconn_read(&a->r)) == 0) {
+            rq[i].skipped = -1;        /* requeued */
+        } else if (a->r.ctx == NULL) { /* Redis failed, not the job */
+            err_set(err, errlen, "%s", rq[i].err);
+            sent = 0;
+        }
+    }
+    if (!sent) {
+        if (err[0] == '\0') io_error(a, err, errlen);
+        goto out;
+    }
+    for (i = 0; i < n; i++) {
+        if (rq[i].skipped == -1) {
+            (*requeued)++;
+            if (each) each(ctx, rq[i].id, rq[i].q, NULL);
+        } else if (rq[i].skipped) {
+            (*kept)++;
+        } else {
+            (*kept)++;
+            (*refused)++;
+            if (each) each(ctx, rq[i].id, NULL, rq[i].err);
+        }
+    }
+    rc = 0;
+out:
+    for (i = 0; i < got; i++)
+        if (h[i] != NULL) freeReplyObject(h[i]);
+    free(h);
+    free(rq);
+    return rc;
 }
 
 int admin_requeue_failed(struct admin *a, const char *only_queue,
@@ -1173,7 +1275,8 @@ int admin_requeue_failed(struct admin *a, const char *only_queue,
     total = rep->integer;
     freeReplyObject(rep);
     while (seen < total) {
-        size_t i;
+        size_t n;
+        int rc;
         rep = checked(a,
                       rconn_commandf(&a->r, "ZRANGEBYSCORE %s -inf %s LIMIT %lld %d", kf, before,
                                      kept, REQUEUE_PAGE),
@@ -1183,27 +1286,13 @@ int admin_requeue_failed(struct admin *a, const char *only_queue,
             freeReplyObject(rep);
             break;
         }
-        for (i = 0; i < rep->elements && seen < total; i++, seen++) {
-            char q[KEYS_NAME_MAX + 1], e[512];
-            const char *id = rep->element[i]->str;
-            int skipped;
-            if (requeue_one(a, id, only_queue, q, sizeof q, &skipped, e, sizeof e) != 0) {
-                if (a->r.ctx == NULL) { /* Redis failed, not the job */
-                    err_set(err, errlen, "%s", e);
-                    freeReplyObject(rep);
-                    return -1;
-                }
-                kept++;
-                (*refused)++;
-                if (each) each(ctx, id, NULL, e);
-            } else if (skipped) {
-                kept++;
-            } else {
-                (*requeued)++;
-                if (each) each(ctx, id, q, NULL);
-            }
-        }
+        n = rep->elements;
+        if ((long long)n > total - seen) n = (size_t)(total - seen);
+        err[0] = '\0';
+        rc = requeue_page(a, rep, n, only_queue, each, ctx, requeued, refused, &kept, err, errlen);
         freeReplyObject(rep);
+        if (rc != 0) return -1;
+        seen += (long long)n;
     }
     return 0;
 }

@@ -192,6 +192,8 @@ failed_by_hand norec rq
 failed_by_hand rqok rq '{"id":"rqok","func":"noop","args":[]}'
 failed_by_hand wrongq wq '{"id":"wrongq","func":"noop","args":[]}'
 rcli SET cq:queue:wq not-a-list >/dev/null
+rcli ZADD cq:failed 1 strkey >/dev/null
+rcli SET cq:job:strkey not-a-hash >/dev/null
 fails_with "requeue: a failed job without its record" 1 \
     "job norec: failed, but its status keeps no record to requeue" ctl requeue norec
 fails_with "requeue: a queue whose key is no list" 1 \
@@ -205,11 +207,13 @@ check "...in the failed set" [ -n "$(rcli ZSCORE cq:failed wrongq)" ]
 ctl requeue --all-failed --queue rq >"$T/rq.out" 2>"$T/rq.err"
 check_eq "requeue --all-failed with a refusal: exit 1" 1 "$?"
 check_contains "...names the job refused and why" "norec: failed, but its status keeps no record" "$(cat "$T/rq.out" "$T/rq.err")"
+check_contains "...and a job whose key is no hash, by its key" \
+    "cq:job:strkey: redis $RSOCK: WRONGTYPE" "$(cat "$T/rq.out" "$T/rq.err")"
 check_contains "...and requeues the others" "requeued 1 failed job of queue rq" "$(cat "$T/rq.out" "$T/rq.err")"
 check_eq "...which is queued again" queued "$(jfield rqok)"
 check_eq "...the refused one stays failed" 1 "$(rcli ZSCORE cq:failed norec)"
-rcli DEL cq:job:norec cq:job:rqok cq:job:wrongq cq:queue:wq cq:queue:rq >/dev/null
-rcli ZREM cq:failed norec wrongq >/dev/null
+rcli DEL cq:job:norec cq:job:rqok cq:job:wrongq cq:job:strkey cq:queue:wq cq:queue:rq >/dev/null
+rcli ZREM cq:failed norec wrongq strkey >/dev/null
 rcli SREM cq:queues rq >/dev/null
 
 # ---- cancel: a running sleep 30 ends within 1 s; finished jobs are refused ----

@@ -294,6 +294,24 @@ static void todo_append(struct worker *w, struct task *t)
     w->todo_tail = t;
 }
 
+/* Called with w->mu held: t out of the executors' queue where it waits to start (not a
+ * deferred job's continuation: its call is read only once t is found there, where no
+ * executor writes it). 1 when it did. */
+static int todo_remove_unstarted(struct worker *w, struct task *t)
+{
+    struct task **p, *prev = NULL;
+
+    for (p = &w->todo; *p != NULL; prev = *p, p = &(*p)->next) {
+        if (*p != t) continue;
+        if (t->call != NULL) return 0;
+        *p = t->next;
+        if (w->todo_tail == t) w->todo_tail = prev;
+        t->next = NULL;
+        return 1;
+    }
+    return 0;
+}
+
 /* Called with w->mu held: t goes (back) to the executors, which are told. */
 static void todo_push(struct worker *w, struct task *t)
 {
@@ -1017,18 +1035,34 @@ static struct task *make_task(struct worker *w, const struct taken *tk)
 static int held_supersede(struct worker *w, struct task *n, unsigned long long first)
 {
     struct task *t;
-    int ending = 0, superseded = 0;
+    int ending = 0, superseded = 0, unrun, s, k;
 
     if (n->job == NULL || held_id_add(w, n) == 0) return 0;
     for (t = w->held; t; t = t->held_next) {
-        if (t == n || t->seq >= first || t->job == NULL || t->superseded || t->aborted ||
+        if (t == n || t->seq >= first || t->job == NULL || t->superseded ||
             strcmp(t->job->id, n->job->id) != 0)
             continue;
         if (t->ending) {
             ending = 1;
-        } else {
-            t->superseded = 1;
-            superseded = 1;
+            continue;
+        }
+        t->superseded = 1;
+        superseded = 1;
+        /* Its start mark goes nowhere: out of the starts to send. */
+        for (s = k = 0; s < w->nstarts; s++)
+            if (w->starts[s] != t) w->starts[k++] = w->starts[s];
+        w->nstarts = k;
+        t->start_pending = 0;
+        t->start_sent = 0;
+        /* Not run yet (waiting for an executor, not a deferred job's continuation): it never
+         * runs, and goes as ended, to be dropped with the next apply. */
+        pthread_mutex_lock(&w->mu);
+        unrun = todo_remove_unstarted(w, t);
+        pthread_mutex_unlock(&w->mu);
+        if (unrun) {
+            t->started = t->ended = time_now();
+            t->next = w->pending;
+            w->pending = t;
         }
     }
     if (ending)
@@ -1117,7 +1151,7 @@ static void accept_taken(struct worker *w, struct taken *tk, int n, struct task 
     if (w->todo != NULL && w->idle_executors > 0) pthread_cond_signal(&w->work);
     pthread_mutex_unlock(&w->mu);
     free(ts);
-    w->taken_total += n;
+    w->taken_total += m;
 }
 
 /* Put back what our in-flight lists hold that we do not (the records of the tasks held,

@@ -1080,8 +1080,8 @@ struct requeue {
     char q[KEYS_NAME_MAX + 1];
     const char *old; /* the record the hash holds (in the HMGET reply) */
     char *rec;       /* the record to push, NULL when the job is not requeued */
-    int skipped;     /* of another queue than only_queue */
-    char err[512];   /* why not, when rec is NULL and it is not skipped */
+    int skipped;   /* 1: of another queue than only_queue (requeue_page: -1 requeued, -2 unknown) */
+    char err[512]; /* why not, when rec is NULL and it is not skipped */
 };
 
 /* What the hash read by HMGET status record queue (h) makes of the job: rq->rec set (to be
@@ -1217,35 +1217,37 @@ static int requeue_page(struct admin *a, const redisReply *ids, size_t n, const 
             requeue_prepare(&rq[i], h[i], only_queue);
         if (rq[i].rec != NULL && requeue_append(a, &rq[i]) != 0) sent = 0;
     }
+    /* skipped: -1 requeued, -2 not known (Redis failed before its reply was read) */
     for (i = 0; i < n; i++) {
         if (rq[i].rec == NULL) continue;
         if (!sent) {
             free(rq[i].rec);
             rq[i].rec = NULL;
-            continue;
-        }
-        if (requeue_result(a, &rq[i], rconn_read(&a->r)) == 0) {
-            rq[i].skipped = -1;        /* requeued */
+            rq[i].skipped = -2;
+        } else if (requeue_result(a, &rq[i], rconn_read(&a->r)) == 0) {
+            rq[i].skipped = -1;
         } else if (a->r.ctx == NULL) { /* Redis failed, not the job */
             err_set(err, errlen, "%s", rq[i].err);
+            rq[i].skipped = -2;
             sent = 0;
+        }
+    }
+    /* What is known is told, also when Redis failed part-way. */
+    for (i = 0; i < n; i++) {
+        if (rq[i].skipped == -1) {
+            (*requeued)++;
+            if (each) each(ctx, rq[i].id, rq[i].q, NULL);
+        } else if (rq[i].skipped == 1) {
+            (*kept)++;
+        } else if (rq[i].skipped == 0) {
+            (*kept)++;
+            (*refused)++;
+            if (each) each(ctx, rq[i].id, NULL, rq[i].err);
         }
     }
     if (!sent) {
         if (err[0] == '\0') io_error(a, err, errlen);
         goto out;
-    }
-    for (i = 0; i < n; i++) {
-        if (rq[i].skipped == -1) {
-            (*requeued)++;
-            if (each) each(ctx, rq[i].id, rq[i].q, NULL);
-        } else if (rq[i].skipped) {
-            (*kept)++;
-        } else {
-            (*kept)++;
-            (*refused)++;
-            if (each) each(ctx, rq[i].id, NULL, rq[i].err);
-        }
     }
     rc = 0;
 out:

@@ -151,7 +151,7 @@ static long long as_ll(const redisReply *rep, long long dflt)
 static double as_double(const redisReply *rep)
 {
     if (rep == NULL || rep->type != REDIS_REPLY_STRING) return 0;
-    return strtod(rep->str, NULL);
+    return strtod_c(rep->str, NULL);
 }
 
 /* A copy of a string reply, or of "" when it is not one. */

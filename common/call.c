@@ -237,7 +237,7 @@ int cq_job_arg_number(const cq_job *job, int i, double *out)
         return 0;
     }
     if (!cJSON_IsString(a)) return -1;
-    v = strtod(a->valuestring, &end);
+    v = strtod_c(a->valuestring, &end);
     if (end == a->valuestring || *end != '\0' || !isfinite(v)) return -1;
     *out = v;
     return 0;
@@ -320,10 +320,13 @@ int cq_job_result(cq_job *job, const char *text)
 int cq_job_result_json(cq_job *job, const char *json)
 {
     cJSON *v;
+    locale_t loc;
     char *s;
 
     if (json == NULL || strnlen(json, CQ_RESULT_MAX + 1) > CQ_RESULT_MAX) return -1;
+    loc = locale_c_enter(); /* numbers read with a point, whatever the program's locale */
     v = cJSON_ParseWithOpts(json, NULL, 1); /* one value, nothing after it */
+    locale_c_leave(loc);
     if (v == NULL) return -1;
     /* Re-printed compact: one line, and exactly what was validated. */
     s = job_json_print(v);

@@ -11,6 +11,7 @@
 static char *declaration(const struct cq_function *f)
 {
     cJSON *o = cJSON_CreateObject();
+    locale_t loc;
     char *s;
 
     cJSON_AddStringToObject(o, "args", f->spec);
@@ -19,7 +20,9 @@ static char *declaration(const struct cq_function *f)
     cJSON_AddNumberToObject(o, "retries", f->retries);
     cJSON_AddNumberToObject(o, "timeout", f->timeout);
     cJSON_AddStringToObject(o, "source", f->source);
+    loc = locale_c_enter(); /* the timeout printed with a point */
     s = cJSON_PrintUnformatted(o);
+    locale_c_leave(loc);
     cJSON_Delete(o);
     return xcheck(s, "a function declaration");
 }
@@ -118,17 +121,19 @@ int catalog_seen_append(struct rconn *r, const struct keys *k, const struct cq_r
 
 static double reply_time(const redisReply *e)
 {
-    return e != NULL && e->type == REDIS_REPLY_STRING ? atof(e->str) : 0;
+    return e != NULL && e->type == REDIS_REPLY_STRING ? strtod_c(e->str, NULL) : 0;
 }
 
 /* Add the declaration decl (catalog JSON, from the hash key) of name to into. */
 static int describe(struct cq_registry *into, const char *key, const char *name, const char *decl,
                     char *err, size_t errlen)
 {
+    locale_t loc = locale_c_enter(); /* the timeout read with a point */
     cJSON *o = cJSON_Parse(decl), *v;
     struct cq_function *f;
     char why[512];
 
+    locale_c_leave(loc);
     if (!cJSON_IsObject(o) || !cJSON_IsString(cJSON_GetObjectItem(o, "args"))) {
         cJSON_Delete(o);
         err_set(err, errlen,

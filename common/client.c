@@ -129,6 +129,7 @@ int cq_valid_name(const char *name)
 cq_jobspec *cq_jobspec_new(const char *func, const char *args_json, char *err, size_t errlen)
 {
     cJSON *args = NULL;
+    locale_t loc;
     cq_jobspec *s;
 
     if (func == NULL || func[0] == '\0' || strlen(func) > JOB_FUNC_MAX) {
@@ -143,7 +144,9 @@ cq_jobspec *cq_jobspec_new(const char *func, const char *args_json, char *err, s
                     func);
             return NULL;
         }
+        loc = locale_c_enter(); /* numbers read with a point, whatever the program's locale */
         args = cJSON_ParseWithOpts(args_json, NULL, 1); /* nothing after the array */
+        locale_c_leave(loc);
         if (!cJSON_IsArray(args)) {
             cJSON_Delete(args);
             err_set(err, errlen, "%s: args must be a JSON array, e.g. [\"a\", 1]", func);

@@ -4,8 +4,6 @@
 #include <errno.h>
 #include <float.h>
 #include <limits.h>
-#include <langinfo.h>
-#include <locale.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -296,13 +294,6 @@ static const char *plain_number(const char *p, const char *end, double *out)
         }
     }
     if (digits == 0 || frac == 0 || m > (1ULL << 53)) return NULL;
-    /* cJSON reads the fraction with strtod after putting the first byte of the locale's
-     * decimal point for the '.': in a locale whose point is longer (ps_AF's U+066B), no
-     * fraction reads. */
-    if (frac > 0) {
-        const char *point = nl_langinfo(RADIXCHAR); /* localeconv's, without its copying */
-        if (point[0] == '\0' || point[1] != '\0') return NULL;
-    }
     *out = frac > 0 ? (double)m / pow10[frac] : (double)m;
     return p;
 }
@@ -356,6 +347,7 @@ int job_decode_fast(const char *buf, size_t len, struct job **out)
     cJSON *args = NULL;
     struct job *j;
     char name[KEYS_NAME_MAX + 1];
+    locale_t loc;
     int i;
 
     *out = NULL;
@@ -380,7 +372,9 @@ int job_decode_fast(const char *buf, size_t len, struct job **out)
         case M_ARGS:
             q = p < end && *p == '[' ? array_end(p, end) : NULL;
             if (q == NULL) goto fail;
+            loc = locale_c_enter(); /* cJSON reads numbers with the locale's point */
             args = cJSON_ParseWithLengthOpts(p, (size_t)(q - p), &parsed, 0);
+            locale_c_leave(loc);
             if (args == NULL || parsed != q || !cJSON_IsArray(args)) goto fail;
             p = q;
             break;
@@ -442,6 +436,7 @@ int job_decode_cjson(const char *buf, size_t len, struct job **out, char *err, s
     cJSON *o, *v, *m[M_N];
     struct job *j;
     char *text;
+    locale_t loc;
     int rc = -1, has_nul;
 
     *out = NULL;
@@ -456,7 +451,9 @@ int job_decode_cjson(const char *buf, size_t len, struct job **out, char *err, s
      * at "h": an argument cut short without a word. Such a record is refused. */
     has_nul = job_json_has_nul(buf, len);
     text = cjson_copy(buf, len, has_nul);
+    loc = locale_c_enter();
     o = cJSON_ParseWithLength(text, len);
+    locale_c_leave(loc);
     if (o == NULL) {
         free(text);
         err_set(err, errlen, "record is not valid JSON");
@@ -609,20 +606,6 @@ static void put_int(struct job_encoder *e, long long v)
     put(e, digits, (size_t)(p - digits));
 }
 
-/* JSON's decimal point where the program's locale (LC_NUMERIC) printed its own, as cJSON
- * does: "1,5" would be two numbers. Returns the new length of buf. */
-static int c_decimal_point(char *buf, int n)
-{
-    const char *dp = localeconv()->decimal_point;
-    size_t dl = strlen(dp);
-    char *p;
-
-    if ((dl == 1 && dp[0] == '.') || dl == 0 || (p = strstr(buf, dp)) == NULL) return n;
-    *p = '.';
-    memmove(p + 1, p + dl, strlen(p + dl) + 1);
-    return n - (int)(dl - 1);
-}
-
 /* A number as cJSON prints one, a whole number that fits an int as one, otherwise %1.15g,
  * but only where that reads back as the very same double: else %1.17g, which always does.
  * (cJSON keeps %1.15g where it reads back within DBL_EPSILON, so that 6000000000000001, a
@@ -631,6 +614,7 @@ static void put_number(struct job_encoder *e, double d)
 {
     char buf[32];
     int vi = d >= INT_MAX ? INT_MAX : d <= (double)INT_MIN ? INT_MIN : (int)d, n;
+    locale_t loc;
 
     if (isnan(d) || isinf(d)) {
         put(e, "null", 4);
@@ -640,9 +624,10 @@ static void put_number(struct job_encoder *e, double d)
         put_int(e, vi);
         return;
     }
+    loc = locale_c_enter(); /* "1,5" would be two numbers */
     n = snprintf(buf, sizeof buf, "%1.15g", d);
     if (strtod(buf, NULL) != d) n = snprintf(buf, sizeof buf, "%1.17g", d);
-    n = c_decimal_point(buf, n);
+    locale_c_leave(loc);
     put(e, buf, (size_t)n);
 }
 

@@ -107,26 +107,25 @@ static void cmd_copy(struct cmd *c, const char *s, size_t n)
 static void cmd_fmt(struct cmd *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void cmd_fmt(struct cmd *c, const char *fmt, ...)
 {
-    char buf[128];
+    char buf[128], *s = NULL;
+    locale_t loc = locale_c_enter(); /* a %f with a point, whatever the program's locale */
     va_list ap;
     int n;
 
     va_start(ap, fmt);
     n = vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    if (n < 0) xcheck(NULL, "a command argument");
-    if ((size_t)n < sizeof buf) {
-        cmd_copy(c, buf, (size_t)n);
-        return;
-    }
-    {
-        char *s;
+    if (n >= 0 && (size_t)n >= sizeof buf) {
         va_start(ap, fmt);
         n = vasprintf(&s, fmt, ap);
         va_end(ap);
-        if (n < 0) xcheck(NULL, "a command argument");
-        cmd_own(c, s);
     }
+    locale_c_leave(loc);
+    if (n < 0) xcheck(NULL, "a command argument");
+    if (s != NULL)
+        cmd_own(c, s);
+    else
+        cmd_copy(c, buf, (size_t)n);
 }
 
 /* Add a Unix time as seconds with six decimals. */

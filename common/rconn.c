@@ -798,13 +798,16 @@ redisReply *rconn_commandf(struct rconn *r, const char *fmt, ...)
 {
     redisReply *rep;
     struct sigpipe_hold old;
+    locale_t loc;
     va_list ap;
     int held;
 
     if (ensure(r) != 0) return NULL;
     held = pipe_hold(r, &old);
     va_start(ap, fmt);
+    loc = locale_c_enter(); /* a %f or %g with a point, whatever the program's locale */
     rep = redisvCommand(r->ctx, fmt, ap);
+    locale_c_leave(loc);
     va_end(ap);
     pipe_release(held, &old);
     if (rep == NULL) fail(r, NULL);
@@ -942,12 +945,15 @@ int rconn_flush(struct rconn *r)
 
 int rconn_appendf(struct rconn *r, const char *fmt, ...)
 {
+    locale_t loc;
     va_list ap;
     int rc;
 
     if (ensure(r) != 0) return -1;
     va_start(ap, fmt);
+    loc = locale_c_enter(); /* as rconn_commandf */
     rc = redisvAppendCommand(r->ctx, fmt, ap);
+    locale_c_leave(loc);
     va_end(ap);
     if (rc != REDIS_OK) {
         fail(r, NULL);

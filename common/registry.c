@@ -334,7 +334,7 @@ static int is_number_text(const char *s, double *out)
     double v;
 
     errno = 0;
-    v = strtod(s, &end);
+    v = strtod_c(s, &end);
     if (end == s || *end != '\0' || errno != 0 || !isfinite(v)) return 0;
     *out = v;
     return 1;
@@ -371,7 +371,9 @@ static int check_one(enum cq_arg_type t, const cJSON *v, int convert, cJSON **re
     case CQ_ARG_JSON:
         if (!cJSON_IsString(v)) return 0;
         if (convert) {
+            locale_t loc = locale_c_enter(); /* numbers read with a point */
             *repl = cJSON_ParseWithOpts(v->valuestring, NULL, 1);
+            locale_c_leave(loc);
             return *repl != NULL ? 0 : -1;
         }
         return 0;

@@ -208,6 +208,38 @@ size_t time_format(char *buf, double t)
     return fixed_format(buf, t, 6);
 }
 
+/* The C locale, made once; (locale_t)0 where newlocale failed, which uselocale takes as "no
+ * change" (and strtod_c then reads with the thread's own). */
+static locale_t c_locale;
+static pthread_once_t c_locale_once = PTHREAD_ONCE_INIT;
+
+static void c_locale_make(void)
+{
+    c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0);
+}
+
+static locale_t c_locale_get(void)
+{
+    pthread_once(&c_locale_once, c_locale_make);
+    return c_locale;
+}
+
+double strtod_c(const char *s, char **end)
+{
+    locale_t c = c_locale_get();
+    return c != (locale_t)0 ? strtod_l(s, end, c) : strtod(s, end);
+}
+
+locale_t locale_c_enter(void)
+{
+    return uselocale(c_locale_get());
+}
+
+void locale_c_leave(locale_t old)
+{
+    if (old != (locale_t)0) uselocale(old);
+}
+
 int parse_duration_unbounded(const char *s, double *out)
 {
     char *end;
@@ -215,7 +247,7 @@ int parse_duration_unbounded(const char *s, double *out)
 
     if (s == NULL || *s == '\0' || isspace((unsigned char)*s)) return -1;
     errno = 0;
-    v = strtod(s, &end);
+    v = strtod_c(s, &end);
     if (errno != 0 || end == s || v < 0 || v != v) return -1;
     if (strcmp(end, "") == 0 || strcmp(end, "s") == 0)
         mult = 1.0;

@@ -6,6 +6,7 @@
 #ifndef CQ_UTIL_H
 #define CQ_UTIL_H
 
+#include <locale.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdarg.h>
@@ -51,6 +52,15 @@ char *uint_format(char *p, unsigned long long v);
 
 /* A Unix time as seconds with six decimals ("1767225600.250000"): fixed_format(buf, t, 6). */
 size_t time_format(char *buf, double t);
+
+/* Numbers with a point whatever locale the program chose (setlocale: de_DE's decimal comma,
+ * ps_AF's two-byte point): what libcq sends to Redis, reads back from it or parses for a
+ * setting. strtod_c is strtod in the C locale; between locale_c_enter and locale_c_leave
+ * (printf, strtod, cJSON, hiredis's formatting) the calling thread is in the C locale, and
+ * then back in the one it had. fixed_format and uint_format need neither. */
+double strtod_c(const char *s, char **end);
+locale_t locale_c_enter(void);
+void locale_c_leave(locale_t old);
 
 /* The parsers below, saying what is wrong in err ("'x' is not a duration such as 250ms, 30s,
  * 5m or 2h"), so that every command's options and every worker setting say it alike. Each

@@ -890,13 +890,13 @@ static void hist_flush(struct worker *w)
         if (h->count == 0) continue;
         keys_durations(&w->keys, w->cfg->reg->v[f]->name, key, sizeof key);
         for (i = 0; i <= (int)HIST_N; i++) {
-            char field[32];
+            int rc;
             if (h->le[i] == 0) continue;
-            if (i == (int)HIST_N)
-                snprintf(field, sizeof field, "le_+Inf");
+            if (i == (int)HIST_N) /* rconn_appendf's %g has a point in any locale */
+                rc = rconn_appendf(&w->ctl, "HINCRBY %s le_+Inf %lld", key, h->le[i]);
             else
-                snprintf(field, sizeof field, "le_%g", hist_bounds[i]);
-            if (rconn_appendf(&w->ctl, "HINCRBY %s %s %lld", key, field, h->le[i]) == 0) sent++;
+                rc = rconn_appendf(&w->ctl, "HINCRBY %s le_%g %lld", key, hist_bounds[i], h->le[i]);
+            if (rc == 0) sent++;
         }
         if (rconn_appendf(&w->ctl, "HINCRBYFLOAT %s sum %.6f", key, h->sum) == 0) sent++;
         if (rconn_appendf(&w->ctl, "HINCRBY %s count %lld", key, h->count) == 0) sent++;

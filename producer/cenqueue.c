@@ -179,7 +179,7 @@ static int parse_unix_time(const char *s, double *out)
 
     if (*s == '\0' || isspace((unsigned char)*s)) return -1;
     errno = 0;
-    v = strtod(s, &end);
+    v = strtod_c(s, &end);
     if (errno != 0 || *end != '\0' || !isfinite(v) || v < 0 || v >= CQ_TIME_MAX) return -1;
     *out = v;
     return 0;

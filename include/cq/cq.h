@@ -15,7 +15,8 @@
  * for a reason worth telling, they take a caller's `char *err, size_t errlen` and write one
  * line naming the thing and the cause. Nothing here prints to stdout or exits, but when
  * memory runs out: then libcq writes one line to stderr and aborts, as Redis does, so that
- * no call fails for want of memory.
+ * no call fails for want of memory. What libcq writes to Redis, reads back or parses (times,
+ * durations, JSON numbers) has a decimal point in any locale the program sets.
  *
  * Build: cc app.c $(pkg-config --cflags --libs cq). docs/EXTENDING.md has examples.
  */

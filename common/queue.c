@@ -313,8 +313,7 @@ static void cmd_eval(struct cmd *c, struct rconn *r, enum script_id id, const st
 
 /* ---- producers ---------------------------------------------------------------------- */
 
-#define ENQUEUE_CHUNK      1000
-#define ENQUEUE_MODULE_MIN 100 /* jobs in a call from which CQ.ENQUEUE1 is used */
+#define ENQUEUE_CHUNK 1000
 
 /* What the chunks of one call share, kept across them so that formatting a chunk allocates
  * nothing: the request buffer (a chunk's commands, handed to the connection at once), the
@@ -637,7 +636,9 @@ int queue_check_ids(struct rconn *r, const struct keys *k, struct job *const *jo
  * a reused id that is not a hash) would make one command fail inside a transaction whose
  * other writes still happen. Checked once per call, before anything is sent: an operator's
  * stray key is refused with its name, not half written. The reads of ids_send go in the
- * same round trip, after the TYPEs. 0, or -1 with err. */
+ * same round trip, after the TYPEs; and before them the question ask (an RCONN_MODULE_*
+ * group, or 0), whose answer says whether the call may go as CQ.ENQUEUE1. 0, or -1 with
+ * err. */
 struct dest {
     enum keys_kind kind; /* KEYS_QUEUES, KEYS_SCHEDULED, KEYS_QUEUE or KEYS_JOB */
     const char *name;    /* the queue or the job id (NULL for the first two) */
@@ -662,13 +663,19 @@ static const char *dest_type(const struct dest *d)
 }
 
 static int check_destinations(struct rconn *r, const struct keys *k, struct job *const *jobs,
-                              const unsigned char *fresh, size_t n, int scheduled,
+                              const unsigned char *fresh, size_t n, int scheduled, unsigned ask,
                               struct id_check *ic, char *err, size_t errlen)
 {
     struct dest *d = xcalloc(2 * n + 2, sizeof *d);
     char key[KEYS_KEY_MAX];
     size_t i, e, nd = 0, sent;
     int rc = 0, own = 0;
+
+    if (ask && rconn_module_append(r, ask) != 0) {
+        err_set(err, errlen, "%s", r->errstr);
+        free(d);
+        return -1;
+    }
 
     d[nd++].kind = KEYS_QUEUES;
     if (scheduled) d[nd++].kind = KEYS_SCHEDULED;
@@ -696,15 +703,10 @@ static int check_destinations(struct rconn *r, const struct keys *k, struct job 
         rc = -1;
     }
     if (rc == 0 && own) rc = ids_send(r, k, jobs, fresh, n, ic, err, errlen);
+    if (ask && rconn_module_read(r, ask) != 0) goto lost;
     for (i = 0; i < sent; i++) {
         redisReply *t = rconn_read(r);
-        if (t == NULL) {
-            if (rc == 0) err_set(err, errlen, "%s", r->errstr);
-            free(ic->own);
-            ic->own = NULL;
-            free(d);
-            return -1;
-        }
+        if (t == NULL) goto lost;
         if (rc == 0 && t->type == REDIS_REPLY_STATUS && strcmp(t->str, "none") != 0 &&
             strcmp(t->str, dest_type(&d[i])) != 0) {
             err_set(err, errlen, "key %s is a %s, not a %s: remove or rename it",
@@ -719,6 +721,12 @@ static int check_destinations(struct rconn *r, const struct keys *k, struct job 
     rc = ids_read(r, ic, rc, err, errlen);
     free(d);
     return rc;
+lost:
+    if (rc == 0) err_set(err, errlen, "%s", r->errstr);
+    free(ic->own);
+    ic->own = NULL;
+    free(d);
+    return -1;
 }
 
 /* An id in the failed set that is enqueued again leaves it, as a requeue takes it out: its job
@@ -861,7 +869,8 @@ static int all_fresh(const unsigned char *fresh, size_t n)
  * all. Ids are made chunk by chunk, so that Redis has the first
  * chunk sooner. Where Redis refuses CQ.ENQUEUE1 itself (read_chunk), no further chunk is
  * sent; once the one in flight is read, the jobs from the chunk refused on that are not in
- * go again as transactions, so that they keep their order. */
+ * go again as transactions, so that they keep their order, after the types of their keys
+ * are checked (check_destinations), which a call through the module left to it. */
 static int enqueue_chunks(struct rconn *r, const struct keys *k, struct job *const *jobs,
                           const unsigned char *fresh, size_t n, double at, int scheduled,
                           int module, char *err, size_t errlen)
@@ -914,12 +923,15 @@ static int enqueue_chunks(struct rconn *r, const struct keys *k, struct job *con
         struct job **left = xcalloc(n - redo, sizeof *left);
         unsigned char *lf = xmalloc(n - redo);
         size_t nl = 0;
+        struct id_check ic = {0};
         for (i = redo; i < n; i++) {
             if (jobs[i]->enqueued) continue;
             left[nl] = jobs[i];
             lf[nl++] = fresh[i];
         }
-        rc = enqueue_chunks(r, k, left, lf, nl, at, scheduled, 0, err, errlen);
+        rc = check_destinations(r, k, left, lf, nl, scheduled, 0, &ic, err, errlen);
+        free(ic.failed);
+        if (rc == 0) rc = enqueue_chunks(r, k, left, lf, nl, at, scheduled, 0, err, errlen);
         free(left);
         free(lf);
     }
@@ -933,20 +945,27 @@ int queue_enqueue(struct rconn *r, const struct keys *k, struct job *const *jobs
     unsigned char *fresh = xmalloc(n ? n : 1);
     struct id_check ic = {0};
     size_t i;
-    int rc, module;
+    int rc, cand, module;
 
     for (i = 0; i < n; i++) {
         fresh[i] = jobs[i]->id[0] == '\0';
         jobs[i]->enqueued = 0;
     }
     rc = enqueue_prepare(jobs, fresh, n, now, err, errlen);
-    if (rc == 0) rc = check_destinations(r, k, jobs, fresh, n, at > now, &ic, err, errlen);
+    /* Through cq's module where Redis has it and all the call's ids are made here (a call is
+     * all transactions or all CQ.ENQUEUE1, so that a fallback keeps the order). CQ.ENQUEUE1
+     * checks the keys' types itself and writes nothing where one is wrong, so once a
+     * connection knows it has the module, a call leaves out the TYPE round trip a
+     * transaction needs first: one round trip, even for one job. Until it knows, the
+     * question goes in the TYPEs' round trip (once a connection). */
+    cand = rc == 0 && at <= now && n > 0 && all_fresh(fresh, n);
+    module = cand && (r->module_asked & RCONN_MODULE_ENQUEUE) && (r->module & RCONN_MODULE_ENQUEUE);
+    if (rc == 0 && !module) {
+        unsigned ask = cand && !(r->module_asked & RCONN_MODULE_ENQUEUE) ? RCONN_MODULE_ENQUEUE : 0;
+        rc = check_destinations(r, k, jobs, fresh, n, at > now, ask, &ic, err, errlen);
+        module = rc == 0 && ask && (r->module & RCONN_MODULE_ENQUEUE);
+    }
     if (rc == 0) forget_failed(r, k, &ic);
-    /* Through cq's module where a call is large enough for the saving to outweigh asking
-     * whether Redis has it (a round trip, once a connection), and all its ids are made here
-     * (a call is all transactions or all CQ.ENQUEUE1, so that a fallback keeps the order). */
-    module = rc == 0 && at <= now && n >= ENQUEUE_MODULE_MIN && all_fresh(fresh, n) &&
-        rconn_module(r, RCONN_MODULE_ENQUEUE);
     if (rc == 0) rc = enqueue_chunks(r, k, jobs, fresh, n, at, at > now, module, err, errlen);
     free(ic.failed);
     /* ?replicas=N: the jobs are in, but enqueueing succeeds only once N replicas have them. */

@@ -597,39 +597,76 @@ static int check_role(struct rconn *r)
  * which its ACL allows). One after the other, not pipelined: the first refusal of a group
  * ends its probe, so that a user without the rights leaves one entry in ACL LOG a connect,
  * not two. 0, or -1 where the connection failed (connecting: in rconn_connect). */
+static const struct {
+    unsigned bit;
+    const char *cmd[2];
+} module_groups[] = {
+    {RCONN_MODULE_WORKER, {"CQ.APPLY1", "CQ.TAKE1"}},
+    {RCONN_MODULE_ENQUEUE, {"CQ.ENQUEUE1", NULL}},
+};
+
+/* What a question's reply says: 1 the command is there for this user, 0 it is not, -1 not
+ * known yet. Only a yes or a no is kept: another error (LOADING, BUSY, a maxmemory refusal
+ * of a deny-oom command) leaves it to be asked again. */
+static int module_answer(const redisReply *rep)
+{
+    if (rep->type != REDIS_REPLY_ERROR) return -1;
+    if (strncmp(rep->str, "ERR wrong number of arguments", 29) == 0) return 1;
+    return strncmp(rep->str, "ERR unknown command", 19) == 0 || strncmp(rep->str, "NOPERM", 6) == 0
+        ? 0
+        : -1;
+}
+
 static int ask_module(struct rconn *r, unsigned bits, int connecting)
 {
-    static const struct {
-        unsigned bit;
-        const char *cmd[2];
-    } groups[] = {
-        {RCONN_MODULE_WORKER, {"CQ.APPLY1", "CQ.TAKE1"}},
-        {RCONN_MODULE_ENQUEUE, {"CQ.ENQUEUE1", NULL}},
-    };
     size_t g, i;
 
-    for (g = 0; g < sizeof groups / sizeof groups[0]; g++) {
-        int has = 1, known = 1;
-        if (!(bits & groups[g].bit)) continue;
-        for (i = 0; i < 2 && groups[g].cmd[i] != NULL && has; i++) {
-            redisReply *rep = redisCommand(r->ctx, "%s", groups[g].cmd[i]);
+    for (g = 0; g < sizeof module_groups / sizeof module_groups[0]; g++) {
+        int answer = 1;
+        if (!(bits & module_groups[g].bit)) continue;
+        for (i = 0; i < 2 && module_groups[g].cmd[i] != NULL && answer == 1; i++) {
+            redisReply *rep = redisCommand(r->ctx, "%s", module_groups[g].cmd[i]);
             if (rep == NULL) {
                 fail_as(r, NULL, connecting);
                 return -1;
             }
-            has = rep->type == REDIS_REPLY_ERROR &&
-                strncmp(rep->str, "ERR wrong number of arguments", 29) == 0;
-            /* Only a yes or a no is kept: another error (LOADING, BUSY, a maxmemory refusal
-             * of a deny-oom command) leaves it to be asked again. */
-            known = has ||
-                (rep->type == REDIS_REPLY_ERROR &&
-                 (strncmp(rep->str, "ERR unknown command", 19) == 0 ||
-                  strncmp(rep->str, "NOPERM", 6) == 0));
+            answer = module_answer(rep);
             freeReplyObject(rep);
         }
-        if (known) r->module_asked |= groups[g].bit;
-        if (has) r->module |= groups[g].bit;
+        if (answer >= 0) r->module_asked |= module_groups[g].bit;
+        if (answer == 1) r->module |= module_groups[g].bit;
     }
+    return 0;
+}
+
+/* The question of a group of one command, in a pipeline: its command and its reply. */
+static const char *module_question(unsigned bit)
+{
+    size_t g;
+
+    for (g = 0; g < sizeof module_groups / sizeof module_groups[0]; g++)
+        if (module_groups[g].bit == bit && module_groups[g].cmd[1] == NULL)
+            return module_groups[g].cmd[0];
+    return NULL;
+}
+
+int rconn_module_append(struct rconn *r, unsigned bit)
+{
+    const char *cmd = module_question(bit);
+
+    return cmd != NULL ? rconn_appendf(r, "%s", cmd) : -1;
+}
+
+int rconn_module_read(struct rconn *r, unsigned bit)
+{
+    redisReply *rep = rconn_read(r);
+    int answer;
+
+    if (rep == NULL) return -1;
+    answer = module_answer(rep);
+    freeReplyObject(rep);
+    if (answer >= 0) r->module_asked |= bit;
+    if (answer == 1) r->module |= bit;
     return 0;
 }
 

@@ -73,6 +73,12 @@ struct rconn {
  * once a connection, when first needed (a round trip), unless want_module asked at connect.
  * 0 also where the connection fails (errstr says why; the next command fails too). */
 int rconn_module(struct rconn *r, unsigned bit);
+/* The same question in a pipeline, for a group of one command (RCONN_MODULE_ENQUEUE), so that
+ * it costs no round trip of its own: rconn_module_append sends it with what is appended
+ * next, and rconn_module_read reads its reply in its place among theirs and keeps the
+ * answer as rconn_module does. Each returns 0, or -1 where the connection failed. */
+int rconn_module_append(struct rconn *r, unsigned bit);
+int rconn_module_read(struct rconn *r, unsigned bit);
 
 /* The RCONN_MODULE_* groups an error reply says this connection may no longer use: an
  * unknown command of cq's module (MODULE UNLOAD), all of them; a NOPERM for one of its

@@ -337,9 +337,10 @@ refusals() {
 if [ -n "${CQ_TEST_REDIS_MODULE:-}" ]; then
     # cq's module: the worker's line leaves CQ.APPLY1 out, so its applies went as the script
     # (the worker asks at each connect, which the ACL LOG shows); with +cq.apply1 +cq.take1, as the
-    # page says, through the module, the ACL checking each command it runs.
-    check_eq "Redis refused nothing but the workers' CONFIG GET and their CQ.APPLY1 probe" \
-        "$(printf 'worker command config|get\nworker command cq.apply1\nworkerconf command cq.apply1')" \
+    # page says, through the module, the ACL checking each command it runs. The producers'
+    # lines leave CQ.ENQUEUE1 out: each connection that enqueued asked once, and was refused.
+    check_eq "Redis refused nothing but the workers' CONFIG GET, their CQ.APPLY1 probe and the producers' CQ.ENQUEUE1 question" \
+        "$(printf 'app command cq.enqueue1\nproducer command cq.enqueue1\nworker command config|get\nworker command cq.apply1\nworkerconf command cq.apply1')" \
         "$(refusals | grep -v '^workermod ')"
     check_eq "...and the worker's applies went as the script" "" "$(grep -h 'cq.apply1' "$T"/w[1-7].log)"
     mapfile -t r < <(rules worker)
@@ -365,7 +366,7 @@ if [ -n "${CQ_TEST_REDIS_MODULE:-}" ]; then
     check_eq "...Redis refused it LRANGE (and CONFIG GET), nothing else" \
         "$(printf 'workernolr command config|get\nworkernolr command lrange')" \
         "$(refusals | grep '^workernolr ')"
-    # A producer's bulk enqueue (100 jobs or more in a call): with +cq.enqueue1, as the page
+    # A producer's bulk enqueue (one call of 300 jobs): with +cq.enqueue1, as the page
     # says, through the module, the ACL checking each key it writes; without, the
     # transactions, after the question refused once.
     mapfile -t r < <(rules producer)
@@ -381,6 +382,7 @@ if [ -n "${CQ_TEST_REDIS_MODULE:-}" ]; then
     check_eq "...each with its status hash" "queued bulkmod noop" \
         "$(rcli HMGET "cq:job:$(tail -1 "$T/bulkmod.ids")" status queue func | tr '\n' ' ' | sed 's/ $//')"
     check_eq "...and Redis refused it nothing" "" "$(refusals | grep '^producermod ')"
+    rcli ACL LOG RESET >/dev/null
     seq 1 300 | sed 's/^/noop /' | P -q bulknomod --stdin >/dev/null 2>"$T/err"
     check_eq "the producer's line (no +cq.enqueue1): 300 jobs at once, exit 0" 0 "$?" || cat "$T/err"
     check_eq "...300 in the queue" 300 "$(rcli LLEN cq:queue:bulknomod)"

@@ -93,9 +93,10 @@ check "20 more jobs finished" jobs_are finished "${IDS[@]}"
 check_eq "...the replica confirms the writes (WAIT)" 1 "$(rcli WAIT 1 5000)"
 check "...and has their status hashes, to their expiry's millisecond" same_statuses r1 "${IDS[@]}"
 b=("${IDS[@]}")
-# A bulk enqueue (100 jobs or more in a call) goes through CQ.ENQUEUE1, which writes a run's
+# A bulk enqueue (any call whose ids cenqueue makes) goes through CQ.ENQUEUE1, which writes a run's
 # first status hash without an HSET command and copies it for the others (COPY): the replica
 # gets them too.
+rcli CONFIG RESETSTAT >/dev/null
 seq 1 300 | sed 's/^/noop /' | "$BIN/cenqueue" -u "$CQ_REDIS_URL" -q bulk --stdin >"$T/bulk.ids" 2>/dev/null
 mapfile -t e <"$T/bulk.ids"
 check_eq "300 jobs enqueued at once" 300 "${#e[@]}"

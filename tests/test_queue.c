@@ -1048,9 +1048,9 @@ static void enqueue_fresh_batch(long long copies)
     free(jobs);
 }
 
-/* A call of 100 jobs or more whose ids are made here goes through cq's module where Redis
- * has it: one CQ.ENQUEUE1 a chunk of 1,000 instead of a transaction; without the module, the
- * transactions. Either way the same keys, fields and order. */
+/* A call whose ids are made here goes through cq's module where Redis has it: one CQ.ENQUEUE1
+ * a chunk of 1,000 instead of a transaction, with no TYPE round trip before it; without the
+ * module, the TYPE checks and the transactions. Either way the same keys, fields and order. */
 static void test_enqueue_fresh_batch(void)
 {
     enum { N = 2500, NA = 1200 };
@@ -1062,16 +1062,33 @@ static void test_enqueue_fresh_batch(void)
      * six runs in the three chunks (qa noop, sleep, sleep later; qa sleep later, qb; qb) */
     enqueue_fresh_batch(R.module ? N - 6 : 0);
 
-    /* Fewer than 100: a transaction, also with the module (no question for a small call). */
+    /* A small call alike, down to one job: with the module, the question once a connection,
+     * in the first call's round trip of TYPEs, then one CQ.ENQUEUE1 a call and no TYPE once
+     * the connection knows; without, the TYPEs and a transaction a call. */
     DO("FLUSHALL");
     DO("CONFIG RESETSTAT");
     R.module_asked &= ~RCONN_MODULE_ENQUEUE;
     jobs = fresh_jobs(99, 60);
-    CHECK_EQ(queue_enqueue(&R, &K, jobs, 99, 0, err, sizeof err), 0);
-    CHECK_EQ(calls("exec"), 1);
-    CHECK_EQ(calls("cq.enqueue1"), 0);
+    CHECK_EQ(queue_enqueue(&R, &K, jobs, 98, 0, err, sizeof err), 0);
+    CHECK_EQ(queue_enqueue(&R, &K, jobs + 98, 1, 0, err, sizeof err), 0);
+    CHECK_EQ(calls("exec"), R.module ? 0 : 2);
+    CHECK_EQ(calls("cq.enqueue1"), R.module ? 1 + 2 : 0);
+    CHECK_EQ(calls("type"), R.module ? 3 : 3 + 2); /* the queues set and each call's queues */
     check_fresh_jobs(jobs, 99, 60);
     for (i = 0; i < 99; i++) job_free(jobs[i]);
+    free(jobs);
+
+    /* A queue key of another type: refused, naming it, and nothing written; by CQ.ENQUEUE1
+     * itself with the module, by the TYPE check without. */
+    DO("FLUSHALL");
+    DO("SET cq:queue:qa not-a-list");
+    jobs = fresh_jobs(1, 1);
+    CHECK_EQ(queue_enqueue(&R, &K, jobs, 1, 0, err, sizeof err), -1);
+    CHECK_HAS(err,
+              R.module ? "key cq:queue:qa is not a list: nothing was enqueued"
+                       : "key cq:queue:qa is a string, not a list");
+    CHECK_EQ(integer(rconn_commandf(&R, "DBSIZE")), 1);
+    job_free(jobs[0]);
     free(jobs);
 
     /* One job with an id of its own: the whole call as transactions, in order. */
@@ -1192,6 +1209,24 @@ static void test_enqueue_module_refused(void)
         check_fresh_jobs(jobs, N, NA);
         for (i = 0; i < N; i++) job_free(jobs[i]);
         free(jobs);
+
+        /* The same for one job whose queue key is of another type: the TYPE check that
+         * CQ.ENQUEUE1 was to make in its place comes before the transaction, which would
+         * otherwise write the status hash of a job in no queue. */
+        DO("FLUSHALL");
+        DO("ACL SETUSER enq +cq.enqueue1");
+        R.module_asked &= ~RCONN_MODULE_ENQUEUE;
+        CHECK_EQ(rconn_module(&R, RCONN_MODULE_ENQUEUE), 1);
+        DO("ACL SETUSER enq -cq.enqueue1");
+        DO("SET cq:queue:qa not-a-list");
+        jobs = fresh_jobs(1, 1);
+        CHECK_EQ(queue_enqueue(&R, &K, jobs, 1, 0, err, sizeof err), -1);
+        CHECK_HAS(err, "key cq:queue:qa is a string, not a list");
+        CHECK_EQ(R.module & RCONN_MODULE_ENQUEUE, 0u);
+        CHECK_EQ(integer(rconn_commandf(&R, "DBSIZE")), 1);
+        job_free(jobs[0]);
+        free(jobs);
+        err[0] = '\0';
     }
     CHECK_STREQ(string(rconn_commandf(&R, "AUTH default x")), "OK");
     DO("ACL DELUSER enq");

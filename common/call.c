@@ -89,6 +89,26 @@ static int ended(struct cq_job *c, int rc)
     return rc == 0 ? 0 : -1;
 }
 
+#define CALL_INDEX_MIN 16 /* arguments from which a job's are indexed */
+
+static void index_args(struct cq_job *c)
+{
+    const cJSON *a;
+    int n = 0;
+
+    c->argc = 0;
+    if (!cJSON_IsArray(c->job->args)) return;
+    for (a = c->job->args->child; a != NULL && n <= CALL_INDEX_MIN; a = a->next) n++;
+    if (n <= CALL_INDEX_MIN) return;
+    n = cJSON_GetArraySize(c->job->args);
+    if (n > c->capargv) {
+        c->argv = xrealloc(c->argv, sizeof *c->argv * (size_t)n);
+        c->capargv = n;
+    }
+    for (n = 0, a = c->job->args->child; a != NULL; a = a->next) c->argv[n++] = a;
+    c->argc = n;
+}
+
 int call_run(struct cq_job *c, struct call_thread *ct, const struct job *job,
              const struct cq_function *fn, const char *root, const stop_flag *stop, double timeout,
              const struct logger *lg)
@@ -110,6 +130,7 @@ int call_run(struct cq_job *c, struct call_thread *ct, const struct job *job,
     c->deferred = 0;
     c->resume = NULL;
     c->resume_arg = NULL;
+    index_args(c);
     if (thread_state(c, ct, fn) != 0) return -1;
     return ended(c, fn->fn(c, fn->udata));
 }
@@ -160,6 +181,7 @@ void call_free(struct cq_job *c)
     if (c == NULL) return;
     call_end(c);
     free(c->scratch);
+    free(c->argv);
     free(c->error);
     free(c);
 }
@@ -213,17 +235,19 @@ int cq_job_stopping(const cq_job *job)
 
 int cq_job_nargs(const cq_job *job)
 {
-    return job_nargs(job->job);
-}
-
-const char *cq_job_arg_string(const cq_job *job, int i)
-{
-    return job_arg_string(job->job, i);
+    return job->argc > 0 ? job->argc : job_nargs(job->job);
 }
 
 static const cJSON *arg(const cq_job *job, int i)
 {
+    if (job->argc > 0) return i >= 0 && i < job->argc ? job->argv[i] : NULL;
     return i < 0 ? NULL : cJSON_GetArrayItem(job->job->args, i);
+}
+
+const char *cq_job_arg_string(const cq_job *job, int i)
+{
+    const cJSON *a = arg(job, i);
+    return cJSON_IsString(a) ? a->valuestring : NULL;
 }
 
 int cq_job_arg_number(const cq_job *job, int i, double *out)
@@ -298,11 +322,17 @@ void cq_job_log(const cq_job *job, int level, const char *fmt, ...)
     log_emit(job->lg, level, 0, "%s %s: %s", job->job->func, job->job->id, line);
 }
 
-/* One line: control characters become spaces, so a status field never spans lines. */
+/* One line of at most max bytes: control characters become spaces, so a status field never
+ * spans lines. */
 static char *one_line(const char *s, size_t max)
 {
     size_t n = strnlen(s, max), i;
-    char *o = xmalloc(n + 1);
+    char *o;
+
+    /* Cut at max bytes, not inside a UTF-8 character: back to the start of the one cut. */
+    if (n == max)
+        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80) n--;
+    o = xmalloc(n + 1);
 
     for (i = 0; i < n; i++) o[i] = (unsigned char)s[i] < 0x20 ? ' ' : s[i];
     o[n] = '\0';
@@ -324,10 +354,14 @@ int cq_job_result_json(cq_job *job, const char *json)
     char *s;
 
     if (json == NULL || strnlen(json, CQ_RESULT_MAX + 1) > CQ_RESULT_MAX) return -1;
+    if (job_json_has_nul(json, strlen(json))) return -1; /* cJSON would cut the string there */
     loc = locale_c_enter(); /* numbers read with a point, whatever the program's locale */
     v = cJSON_ParseWithOpts(json, NULL, 1); /* one value, nothing after it */
     locale_c_leave(loc);
-    if (v == NULL) return -1;
+    if (v == NULL || !job_json_finite(v)) {
+        cJSON_Delete(v);
+        return -1;
+    }
     /* Re-printed compact: one line, and exactly what was validated. */
     s = job_json_print(v);
     cJSON_Delete(v);

@@ -49,6 +49,11 @@ struct cq_job {
     /* scratch: strings handed out by cq_job_arg_json, freed by call_end */
     char **scratch;
     int nscratch, capscratch;
+    /* the arguments by index, for a job of many (cJSON's lookup walks them from the first,
+     * which would make a handler that reads each of 100,000 take quadratic time); argc is 0
+     * where they are few and not indexed */
+    const cJSON **argv;
+    int argc, capargv;
     /* deferral: set by the handler (cq_job_defer) and by cq_job_resume */
     int deferred;        /* cq_job_defer was called (by the handler's thread) */
     cq_resume_fn resume; /* what call_continue runs */

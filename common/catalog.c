@@ -253,7 +253,11 @@ static int live_count(struct rconn *r, const struct keys *k, const char *field, 
     if (names != NULL && len > 0) names[0] = '\0';
     wids = rconn_commandf(r, "SMEMBERS %s", keys_workers(k, kw, sizeof kw));
     if (wids == NULL || wids->type != REDIS_REPLY_ARRAY) {
-        err_set(err, errlen, "reading the workers: %s", wids ? "redis: wrong type" : r->errstr);
+        if (wids != NULL && wids->type == REDIS_REPLY_ERROR) /* NOPERM: the right to add */
+            rconn_error(r, "reading the workers", wids->str, err, errlen);
+        else
+            err_set(err, errlen, "reading the workers: %s",
+                    wids ? "redis: wrong type (see docs/PROTOCOL.md)" : r->errstr);
         if (wids) freeReplyObject(wids);
         return -1;
     }

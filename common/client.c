@@ -30,7 +30,7 @@
 /* What the catalog said of a function when the client first looked it up. */
 struct served {
     double last; /* when a worker last served it (0: never) */
-    int live;    /* live workers serving it then */
+    int live;    /* live workers serving it then; -1 not asked yet, or the asking failed */
 };
 
 struct cq_client {
@@ -89,6 +89,7 @@ cq_client *cq_client_new(const char *url, const char *prefix, char *err, size_t 
     c->known = registry_new();
     c->cache = registry_new();
     registry_add_builtins(c->known);
+    c->known->declarations = 1; /* what the program adds may come without a handler */
     return c;
 }
 
@@ -150,6 +151,14 @@ cq_jobspec *cq_jobspec_new(const char *func, const char *args_json, char *err, s
         if (!cJSON_IsArray(args)) {
             cJSON_Delete(args);
             err_set(err, errlen, "%s: args must be a JSON array, e.g. [\"a\", 1]", func);
+            return NULL;
+        }
+        if (!job_json_finite(args)) {
+            cJSON_Delete(args);
+            err_set(err, errlen,
+                    "%s: args hold a number beyond a double's range (such as 1e400); send it "
+                    "as a string",
+                    func);
             return NULL;
         }
     }
@@ -247,68 +256,79 @@ static void unknown(cq_client *c, const char *func, char *err, size_t errlen)
     registry_free(all);
 }
 
+/* A function this client knows without the catalog: a built-in (noop, sleep), which every
+ * cworker serves, or one the program declared as its workers' own (cenqueue's
+ * download_link), taken as served alike. */
+static int is_builtin(const cq_client *c, const char *func)
+{
+    return registry_find(c->known, func) != NULL;
+}
+
+/* f (in c->cache) and its served entry, live not asked yet. */
+static const struct cq_function *cache_served(cq_client *c, const struct cq_function *f,
+                                              double seen)
+{
+    c->served = xrealloc(c->served, sizeof *c->served * (size_t)c->cache->n);
+    c->served[f->index].last = seen;
+    c->served[f->index].live = -1;
+    return f;
+}
+
 int cq_client_check(cq_client *c, cq_jobspec *s, char *warning, size_t warnlen, char *err,
                     size_t errlen)
 {
     const char *func = s->job->func;
     const struct cq_function *f = registry_find(c->cache, func);
     double seen = 0;
-    int builtin = 0, live = 1;
+    int builtin = is_builtin(c, func), live;
 
     if (warning != NULL && warnlen > 0) warning[0] = '\0';
-    if (f != NULL) {
-        seen = c->served[f->index].last;
-        live = c->served[f->index].live;
-    } else {
+    if (f == NULL) {
         int got = catalog_get(&c->r, &c->k, func, c->cache, &seen, err, errlen);
         if (got < 0) return -1;
         if (got == 1) {
-            /* Who serves it is asked once per function and client: a producer feeding a
-             * million jobs pays for it once. */
-            live = registry_find(c->known, func) != NULL
-                ? 1
-                : catalog_live(&c->r, &c->k, func, NULL, 0, err, errlen);
-            if (live < 0) return -1;
-            f = registry_find(c->cache, func);
-            c->served = xrealloc(c->served, sizeof *c->served * (size_t)c->cache->n);
-            c->served[f->index].last = seen;
-            c->served[f->index].live = live;
+            f = cache_served(c, registry_find(c->cache, func), seen);
+        } else { /* not in the catalog: one this program knows? */
+            const struct cq_function *k = registry_find(c->known, func);
+            if (k == NULL) {
+                unknown(c, func, err, errlen);
+                return -1;
+            }
+            f = registry_describe(c->cache, func, k->spec, err, errlen);
+            if (f == NULL) return -1;
+            cache_served(c, f, 0);
         }
     }
-    if (f == NULL) {
-        struct cq_function *d;
-        f = registry_find(c->known, func);
-        if (f == NULL) {
-            unknown(c, func, err, errlen);
-            return -1;
-        }
-        builtin = 1;
-        /* Remember it as known, so that the next job of it asks Redis nothing. */
-        d = registry_describe(c->cache, func, f->spec, NULL, 0);
-        if (d != NULL) {
-            c->served = xrealloc(c->served, sizeof *c->served * (size_t)c->cache->n);
-            c->served[d->index].last = 0;
-            c->served[d->index].live = 1;
-            f = d;
-        }
-    } else if (registry_find(c->known, func) != NULL) {
-        builtin = 1;
+    seen = c->served[f->index].last;
+    live = c->served[f->index].live;
+    /* Who serves it is asked once per function and client (a producer feeding a million jobs
+     * pays for it once), and again by the next call where it could not be. */
+    if (live < 0) {
+        live = builtin ? 1 : catalog_live(&c->r, &c->k, func, NULL, 0, err, errlen);
+        if (live < 0) return -1;
+        c->served[f->index].live = live;
     }
     if (registry_check_args(f, s->job->args, s->convert, err, errlen) != 0) return -1;
     s->convert = 0;
     /* Built-ins are served by every cworker: no worker yet is a deploy still to come. */
     if (!builtin && warning != NULL && warnlen > 0 && live == 0) {
         double age = time_now() - seen;
-        err_set(warning, warnlen,
-                "function %s: no live worker serves it now (last served "
-                "%.0f%s ago); the job waits until one does",
-                func,
-                age < 120        ? age
-                    : age < 7200 ? age / 60
-                                 : age / 3600,
-                age < 120        ? "s"
-                    : age < 7200 ? "m"
-                                 : "h");
+        if (seen <= 0)
+            err_set(warning, warnlen,
+                    "function %s: no live worker serves it now (never served); the job waits "
+                    "until one does",
+                    func);
+        else
+            err_set(warning, warnlen,
+                    "function %s: no live worker serves it now (last served "
+                    "%.0f%s ago); the job waits until one does",
+                    func,
+                    age < 120        ? age
+                        : age < 7200 ? age / 60
+                                     : age / 3600,
+                    age < 120        ? "s"
+                        : age < 7200 ? "m"
+                                     : "h");
     }
     return 0;
 }
@@ -685,14 +705,18 @@ static int read_messages(struct wait *w, double seconds, int *io)
 
 /* Leave subscribe mode, so that the next wait starts on a clean connection; a connection
  * holding many channels is closed instead (reconnecting costs less than reading a reply for
- * each channel). */
+ * each channel), and so is one whose reply does not come within UNSUBSCRIBE_WAIT seconds
+ * (a Redis that stopped answering, which the wait has already waited for). */
+#define UNSUBSCRIBE_WAIT 0.5
+
 static void unsubscribe(cq_client *c, size_t channels)
 {
+    double t = c->sub.timeout < UNSUBSCRIBE_WAIT ? c->sub.timeout : UNSUBSCRIBE_WAIT;
     redisReply *rep;
 
     if (c->sub.ctx == NULL) return;
     if (channels <= WAIT_BATCH && rconn_appendf(&c->sub, "UNSUBSCRIBE") == 0) {
-        while (rconn_read_timed(&c->sub, c->sub.timeout, &rep) == 1) {
+        while (rconn_read_timed(&c->sub, t, &rep) == 1) {
             int last = rep->type == REDIS_REPLY_ARRAY && rep->elements == 3 &&
                 rep->element[0]->str != NULL && strcmp(rep->element[0]->str, "unsubscribe") == 0 &&
                 rep->element[2]->type == REDIS_REPLY_INTEGER && rep->element[2]->integer == 0;

@@ -217,6 +217,16 @@ int job_json_has_nul(const char *text, size_t len)
     return next_nul(text, len, 0) >= 0;
 }
 
+int job_json_finite(const cJSON *v)
+{
+    const cJSON *c;
+
+    if (cJSON_IsNumber(v)) return isfinite(v->valuedouble);
+    for (c = v != NULL ? v->child : NULL; c != NULL; c = c->next)
+        if (!job_json_finite(c)) return 0;
+    return 1;
+}
+
 /* A NUL-terminated copy of text for cJSON, which the caller frees: cJSON 1.7.15 without
  * Debian's fix for CVE-2023-53154 reads a byte past a text that ends right after a comma.
  * With mask, each NUL the text would decode to is turned into \u001f (a raw 0x1f for a raw

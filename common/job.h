@@ -60,6 +60,10 @@ int job_decode_cjson(const char *buf, size_t len, struct job **out, char *err, s
  * raw NUL byte): C strings cannot carry one, so job_decode and cq_jobspec_new refuse it. */
 int job_json_has_nul(const char *text, size_t len);
 
+/* 1 when every number in v is finite: cJSON reads 1e400 as infinity, which no JSON text can
+ * hold (printed, it would be null); 0 otherwise. */
+int job_json_finite(const cJSON *v);
+
 /* Encode to a malloc'ed NUL-terminated JSON string; the caller frees it. */
 char *job_encode(const struct job *j);
 

@@ -47,6 +47,7 @@ struct cq_registry {
     struct cq_function **v;
     int n, cap;
     const char *source; /* stamped on functions added from now on */
+    int declarations;   /* a client's: functions may come without a handler */
     char error[512];
 };
 

@@ -162,6 +162,74 @@ static void test_queue_workers(void)
     cq_client_free(c);
 }
 
+/* A function known from the catalog whose workers could not be read (here the user may not
+ * SMEMBERS): the check fails naming Redis's refusal, and so does the next one, which asks
+ * again rather than read what was never stored; once the right is back, it passes, with
+ * the warning that nobody serves the function. */
+static void test_check_workers_refused(void)
+{
+    char err[256], warn[256];
+    cq_client *c = cq_client_new(url, NULL, err, sizeof err);
+    cq_jobspec *s = cq_jobspec_new("echo", "[1]", err, sizeof err);
+    int i;
+
+    REQUIRE(c != NULL && s != NULL);
+    DO("FLUSHALL");
+    DO("HSET cq:functions echo %s",
+       "{\"args\":\"X:integer\",\"usage\":\"echo X\",\"summary\":\"\",\"retries\":0,"
+       "\"timeout\":0,\"source\":\"test\"}");
+    DO("ACL SETUSER default -smembers");
+    for (i = 0; i < 2; i++) {
+        err[0] = '\0';
+        CHECK_EQ(cq_client_check(c, s, warn, sizeof warn, err, sizeof err), -1);
+        CHECK_HAS(err, "reading the workers");
+        CHECK_HAS(err, "NOPERM");
+    }
+    DO("ACL SETUSER default +smembers");
+    CHECK_EQ(cq_client_check(c, s, warn, sizeof warn, err, sizeof err), 0);
+    CHECK_HAS(warn, "function echo: no live worker serves it now");
+    DO("FLUSHALL");
+    cq_jobspec_free(s);
+    cq_client_free(c);
+}
+
+/* A client declares its application's functions without a handler, and its jobs are checked
+ * against them before any worker has published one; a number no double holds is refused, not
+ * sent as null. */
+static void test_declarations(void)
+{
+    char err[256], warn[256];
+    cq_client *c = cq_client_new(url, NULL, err, sizeof err);
+    cq_jobspec *s;
+
+    REQUIRE(c != NULL);
+    DO("FLUSHALL");
+    CHECK(cq_function_add(cq_client_registry(c), "appfn", "N:integer", NULL, NULL) != NULL);
+    {
+        const char *argv[] = {"7"};
+        s = cq_jobspec_new_argv("appfn", argv, 1); /* as strings: the check converts them */
+    }
+    REQUIRE(s != NULL);
+    CHECK_EQ(cq_client_check(c, s, warn, sizeof warn, err, sizeof err), 0);
+    CHECK_STREQ(warn, "");
+    CHECK_EQ(cq_enqueue(c, &s, 1, CQ_NO_CHECK, err, sizeof err), 1);
+    {
+        char rec[1024];
+        reply_string(rec, sizeof rec, rconn_commandf(&R, "LINDEX cq:queue:default 0"));
+        CHECK_HAS(rec, "\"func\":\"appfn\",\"args\":[7]");
+    }
+    cq_jobspec_free(s);
+    s = cq_jobspec_new("appfn", "[\"x\"]", err, sizeof err);
+    REQUIRE(s != NULL);
+    CHECK_EQ(cq_client_check(c, s, warn, sizeof warn, err, sizeof err), -1);
+    CHECK_HAS(err, "appfn: argument 1 (N): 'x' is not an integer");
+    cq_jobspec_free(s);
+    CHECK(cq_jobspec_new("noop", "[1, [1e400]]", err, sizeof err) == NULL);
+    CHECK_HAS(err, "noop: args hold a number beyond a double's range (such as 1e400)");
+    DO("FLUSHALL");
+    cq_client_free(c);
+}
+
 /* Whether this thread blocks SIGPIPE. */
 static int sigpipe_blocked(void)
 {
@@ -323,6 +391,8 @@ int main(void)
     RUN(test_settings_check);
     RUN(test_no_sigpipe);
     RUN(test_queue_workers);
+    RUN(test_check_workers_refused);
+    RUN(test_declarations);
     RUN(test_enqueue_oversize);
     RUN(test_jobspec_json);
     return check_report();

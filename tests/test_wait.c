@@ -456,6 +456,41 @@ static void test_timeout_kept(void)
     cq_client_free(c);
 }
 
+/* Redis stopped while a wait of 6 s is subscribed and waiting: the wait returns after its
+ * time, the last read of the statuses (up to its 5 s) and at most half a second to leave
+ * subscribe mode, where it used to wait up to 5 s more for UNSUBSCRIBE's reply. */
+static void *stop_later(void *arg)
+{
+    (void)arg;
+    sleep_ms(500);
+    kill(server_pid, SIGSTOP);
+    return NULL;
+}
+
+static void test_timeout_stopped_mid_wait(void)
+{
+    cq_status *st = NULL;
+    cq_client *c = client();
+    char err[256];
+    long long t0, dt;
+    pthread_t th;
+    int rc;
+
+    CHECK_NOTNULL(c);
+    DO("HSET cq:job:frozen2 status started");
+    REQUIRE(pthread_create(&th, NULL, stop_later, NULL) == 0);
+    t0 = time_mono_ms();
+    rc = cq_wait(c, "frozen2", 6, &st, err, sizeof err);
+    dt = time_mono_ms() - t0;
+    pthread_join(th, NULL);
+    kill(server_pid, SIGCONT);
+    if (rc == 0) cq_status_free(st);
+    if (!(dt >= 6000 && dt < 6000 + 5000 + 2000))
+        fprintf(stderr, "  the wait of 6 s returned after %lld ms\n", dt);
+    CHECK(dt >= 6000 && dt < 6000 + 5000 + 2000);
+    cq_client_free(c);
+}
+
 /* ---- main ---------------------------------------------------------------------------- */
 
 int main(void)
@@ -474,6 +509,7 @@ int main(void)
     RUN(test_duplicates_and_empty);
     RUN(test_errors);
     RUN(test_timeout_kept);
+    RUN(test_timeout_stopped_mid_wait);
     RUN(test_silent_end);
     return check_report();
 }

@@ -318,7 +318,8 @@ enum cq_check {
 
 /* Check a job against the catalog (string arguments of other declared types are converted:
  * "42" for an integer becomes 42): 0 when it may be enqueued (*warning, when not NULL,
- * receives a line when no live worker serves the function right now, else ""), -1 with
+ * receives a line when no live worker serves the function right now, else "": never for
+ * one of cq_client_registry's, below), -1 with
  * err when it may not (an unknown function, naming those that exist; a wrong number or type
  * of arguments, with the usage line). */
 int cq_client_check(cq_client *c, cq_jobspec *s, char *warning, size_t warnlen, char *err,
@@ -336,7 +337,9 @@ int cq_jobspec_enqueued(const cq_jobspec *s);
 
 /* The functions this client knows without the catalog: the built-ins. A program that
  * enqueues its own application's functions before any worker has published them adds
- * their declarations here (cq_function_add). */
+ * their declarations here (cq_function_add, whose handler may be NULL here: a client runs
+ * nothing). cq_client_check takes them as served, as it does the built-ins: it gives no
+ * warning that no live worker serves one. */
 cq_registry *cq_client_registry(cq_client *c);
 
 /* A job's status, as the status hash has it. */
@@ -360,7 +363,8 @@ int cq_status_get_many(cq_client *c, const char *const *ids, size_t n, cq_status
                        size_t errlen);
 /* Wait until every one of the n jobs ids has ended, or timeout seconds pass (0 = forever;
  * below 0 or NaN is refused). Where Redis stops answering, connecting and subscribing give
- * up when the time is up (1 s at least); a read of statuses may take its 5 s.
+ * up when the time is up (1 s at least); a read of statuses may take its 5 s, and leaving
+ * subscribe mode half a second more.
  * Returns 0 with out[i] (free each with cq_status_free) the last status read of ids[i]: ended
  * (see above) or, after a timeout, not yet (read again when the time is up, so that it says
  * where the job is then, unless that read fails); or -1 with err, and no status to free, for an

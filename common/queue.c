@@ -883,8 +883,14 @@ static int enqueue_chunks(struct rconn *r, const struct keys *k, struct job *con
     for (i = 0; i < n && rc == 0 && redo == n; i += ENQUEUE_CHUNK) {
         size_t m = n - i < ENQUEUE_CHUNK ? n - i : ENQUEUE_CHUNK;
         int sent, mod;
+        if (module && !(r->module & RCONN_MODULE_ENQUEUE)) {
+            /* The module lost without a refusal read here (a connection made again): no
+             * chunk of this call goes as a transaction behind one of CQ.ENQUEUE1. */
+            redo = i;
+            break;
+        }
         job_fill_ids(jobs + i, m);
-        mod = module && (r->module & RCONN_MODULE_ENQUEUE);
+        mod = module;
         sent = mod ? enqueue_chunk_module(&f, k, jobs + i, m)
                    : enqueue_chunk_format(&f, k, jobs + i, fresh + i, m);
         if (rconn_append_buf(r, &f.b) != 0 || rconn_flush(r) != 0) {
@@ -914,7 +920,7 @@ static int enqueue_chunks(struct rconn *r, const struct keys *k, struct job *con
         x = read_chunk(r, prev_mod, prev, rc == 0 ? err : err2, rc == 0 ? errlen : sizeof err2);
         if (x == 0)
             mark_enqueued(jobs, prev_at, prev_n);
-        else if (x > 0 && redo == n)
+        else if (x > 0 && prev_at < redo)
             redo = prev_at;
         else if (x < 0)
             rc = -1;
@@ -959,6 +965,13 @@ int queue_enqueue(struct rconn *r, const struct keys *k, struct job *const *jobs
      * transaction needs first: one round trip, even for one job. Until it knows, the
      * question goes in the TYPEs' round trip (once a connection). */
     cand = rc == 0 && at <= now && n > 0 && all_fresh(fresh, n);
+    /* What the connection knows of the module is its own: a connection lost since (whose
+     * bits stay until the next connect clears them) is made again first. */
+    if (cand && r->ctx == NULL && rconn_connect(r) != 0) {
+        err_set(err, errlen, "%s", r->errstr);
+        rc = -1;
+        cand = 0;
+    }
     module = cand && (r->module_asked & RCONN_MODULE_ENQUEUE) && (r->module & RCONN_MODULE_ENQUEUE);
     if (rc == 0 && !module) {
         unsigned ask = cand && !(r->module_asked & RCONN_MODULE_ENQUEUE) ? RCONN_MODULE_ENQUEUE : 0;

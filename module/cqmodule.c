@@ -26,8 +26,8 @@
  * change of queue.c's arguments makes a new command (CQ.APPLY2), so that a worker never talks
  * to a module of another format.
  *
- * CQ.ENQUEUE1 (enqueue_command) is the producers' side, used by a call of 100 jobs or more
- * whose ids the producer made (queue.c's enqueue_chunk_module), in place of a transaction of
+ * CQ.ENQUEUE1 (enqueue_command) is the producers' side, used by any enqueue due now whose
+ * ids the producer made (queue.c's enqueue_chunk_module), in place of a transaction of
  * an HSET a job: a run's first status hash through the key API, as finish_direct writes
  * them, and the others, the same four fields, as COPYs of it (copy_status).
  *

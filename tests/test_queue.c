@@ -1091,6 +1091,18 @@ static void test_enqueue_fresh_batch(void)
     job_free(jobs[0]);
     free(jobs);
 
+    /* The same for a call of several chunks on a connection lost since it learnt of the
+     * module (its bits outlive it until the next connect): connected again first, so that
+     * no chunk goes as a transaction without the TYPE checks. */
+    if (R.module) CHECK_EQ(R.module_asked & RCONN_MODULE_ENQUEUE, RCONN_MODULE_ENQUEUE);
+    rconn_close(&R);
+    jobs = fresh_jobs(N, NA);
+    CHECK_EQ(queue_enqueue(&R, &K, jobs, N, 0, err, sizeof err), -1);
+    CHECK_HAS(err, "cq:queue:qa");
+    CHECK_EQ(integer(rconn_commandf(&R, "DBSIZE")), 1);
+    for (i = 0; i < N; i++) job_free(jobs[i]);
+    free(jobs);
+
     /* One job with an id of its own: the whole call as transactions, in order. */
     DO("FLUSHALL");
     DO("CONFIG RESETSTAT");

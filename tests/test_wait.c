@@ -458,11 +458,17 @@ static void test_timeout_kept(void)
 
 /* Redis stopped while a wait of 6 s is subscribed and waiting: the wait returns after its
  * time, the last read of the statuses (up to its 5 s) and at most half a second to leave
- * subscribe mode, where it used to wait up to 5 s more for UNSUBSCRIBE's reply. */
+ * subscribe mode, where it used to wait up to 5 s more for UNSUBSCRIBE's reply. Stopped
+ * once the waiter has subscribed, and its first read of the status (which follows at once)
+ * has had 300 ms. */
 static void *stop_later(void *arg)
 {
+    struct rconn r;
+
     (void)arg;
-    sleep_ms(500);
+    rconn_init(&r, &R.url, 2.0);
+    if (until_subscribed(&r, "cq:ended:frozen2") == 0) sleep_ms(300);
+    rconn_close(&r);
     kill(server_pid, SIGSTOP);
     return NULL;
 }

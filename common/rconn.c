@@ -590,13 +590,7 @@ static int check_role(struct rconn *r)
     return 0;
 }
 
-/* Ask whether Redis has the module commands of the groups bits (RCONN_MODULE_*): each
- * command without its arguments, where "wrong number of arguments" from the module itself
- * means it is there and this user may run it; without the module Redis says "unknown
- * command", and NOPERM where the user's ACL leaves it out (its calls then go as the scripts,
- * which its ACL allows). One after the other, not pipelined: the first refusal of a group
- * ends its probe, so that a user without the rights leaves one entry in ACL LOG a connect,
- * not two. 0, or -1 where the connection failed (connecting: in rconn_connect). */
+/* The commands of cq's module, in the groups asked for together (rconn.h). */
 static const struct {
     unsigned bit;
     const char *cmd[2];
@@ -617,6 +611,13 @@ static int module_answer(const redisReply *rep)
         : -1;
 }
 
+/* Ask whether Redis has the module commands of the groups bits (RCONN_MODULE_*): each
+ * command without its arguments, where "wrong number of arguments" from the module itself
+ * means it is there and this user may run it; without the module Redis says "unknown
+ * command", and NOPERM where the user's ACL leaves it out (its calls then go as the scripts,
+ * which its ACL allows). One after the other, not pipelined: the first refusal of a group
+ * ends its probe, so that a user without the rights leaves one entry in ACL LOG a connect,
+ * not two. 0, or -1 where the connection failed (connecting: in rconn_connect). */
 static int ask_module(struct rconn *r, unsigned bits, int connecting)
 {
     size_t g, i;

@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <langinfo.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -232,6 +233,11 @@ double strtod_c(const char *s, char **end)
 
 locale_t locale_c_enter(void)
 {
+    /* Where the thread's decimal point is already '.' (cworker, and most programs), there is
+     * nothing to change: a job's records are read without switching locales. */
+    const char *point = nl_langinfo(RADIXCHAR);
+
+    if (point[0] == '.' && point[1] == '\0') return (locale_t)0;
     return uselocale(c_locale_get());
 }
 

@@ -56,8 +56,9 @@ size_t time_format(char *buf, double t);
 /* Numbers with a point whatever locale the program chose (setlocale: de_DE's decimal comma,
  * ps_AF's two-byte point): what libcq sends to Redis, reads back from it or parses for a
  * setting. strtod_c is strtod in the C locale; between locale_c_enter and locale_c_leave
- * (printf, strtod, cJSON, hiredis's formatting) the calling thread is in the C locale, and
- * then back in the one it had. fixed_format and uint_format need neither. */
+ * (printf, strtod, cJSON, hiredis's formatting) the calling thread is in the C locale, or
+ * left in its own where that already writes a point, and then back in the one it had.
+ * fixed_format and uint_format need neither. */
 double strtod_c(const char *s, char **end);
 locale_t locale_c_enter(void);
 void locale_c_leave(locale_t old);

@@ -142,9 +142,10 @@ enum cq_log_level { CQ_LOG_ERROR = 0, CQ_LOG_WARN = 1, CQ_LOG_INFO = 2, CQ_LOG_D
 void cq_job_log(const cq_job *job, int level, const char *fmt, ...) CQ_PRINTF(3, 4);
 
 /* The result of a job that finishes: one line of text (at most CQ_RESULT_MAX bytes; longer
- * is cut), or a JSON value, stored compact with its numbers exact (at most CQ_RESULT_MAX
- * bytes of JSON text; -1 when it is not one valid JSON value, with nothing after it but
- * white space, or too long). The last call wins. */
+ * is cut, at the start of a UTF-8 character), or a JSON value, stored compact with its
+ * numbers exact (at most CQ_RESULT_MAX bytes of JSON text; -1 when it is not one valid JSON
+ * value, with nothing after it but white space, or too long, or holds a \u0000 or a number
+ * beyond a double's range). The last call wins. */
 #define CQ_RESULT_MAX 65536
 int cq_job_result(cq_job *job, const char *text);
 int cq_job_result_json(cq_job *job, const char *json);
@@ -276,12 +277,14 @@ void cq_client_free(cq_client *c);
 
 /* A job to enqueue: a function, its arguments as JSON text of an array ("[\"images\",
  * \"https://...\"]"; NULL for none; nothing but white space after it), and options. Its
- * numbers reach the worker as the doubles they parse to, to the bit. */
+ * numbers reach the worker as the doubles they parse to, to the bit; NULL with err for args
+ * that hold a NUL (\u0000) or a number beyond a double's range (1e400). */
 typedef struct cq_jobspec cq_jobspec;
 cq_jobspec *cq_jobspec_new(const char *func, const char *args_json, char *err, size_t errlen);
 /* The same with string arguments, as from a command line: the first check turns each into
- * its declared type ("42" for an integer becomes 42; for json, the text is parsed). NULL when
- * func is not a name of 1-64 characters. */
+ * its declared type ("42" for an integer becomes 42; for json, the text is parsed, and the
+ * check refuses one holding a \u0000 or a number beyond a double). NULL when func is not a
+ * name of 1-64 characters. */
 cq_jobspec *cq_jobspec_new_argv(const char *func, const char *const *argv, int argc);
 void cq_jobspec_free(cq_jobspec *s);
 /* Default: a new UUID. An id whose job has not ended (queued, scheduled, started,

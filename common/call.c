@@ -322,21 +322,34 @@ void cq_job_log(const cq_job *job, int level, const char *fmt, ...)
     log_emit(job->lg, level, 0, "%s %s: %s", job->job->func, job->job->id, line);
 }
 
-/* One line of at most max bytes: control characters become spaces, so a status field never
- * spans lines. */
+/* One line of UTF-8 text of at most max bytes: control characters become spaces, so a status
+ * field never spans lines, and a byte that is no part of a UTF-8 character a '?', so that a
+ * reader in another language can decode it. */
 static char *one_line(const char *s, size_t max)
 {
-    size_t n = strnlen(s, max), i;
-    char *o;
+    size_t n = strnlen(s, max), i = 0, o = 0, k;
+    char *out;
 
     /* Cut at max bytes, not inside a UTF-8 character: back to the start of the one cut. */
     if (n == max)
         while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80) n--;
-    o = xmalloc(n + 1);
-
-    for (i = 0; i < n; i++) o[i] = (unsigned char)s[i] < 0x20 ? ' ' : s[i];
-    o[n] = '\0';
-    return o;
+    out = xmalloc(n + 1);
+    while (i < n) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x80) {
+            out[o++] = c < 0x20 ? ' ' : (char)c;
+            i++;
+        } else if ((k = job_utf8_char((const unsigned char *)s + i, n - i)) == 0) {
+            out[o++] = '?';
+            i++;
+        } else {
+            memcpy(out + o, s + i, k);
+            o += k;
+            i += k;
+        }
+    }
+    out[o] = '\0';
+    return out;
 }
 
 int cq_job_result(cq_job *job, const char *text)
@@ -358,7 +371,7 @@ int cq_job_result_json(cq_job *job, const char *json)
     loc = locale_c_enter(); /* numbers read with a point, whatever the program's locale */
     v = cJSON_ParseWithOpts(json, NULL, 1); /* one value, nothing after it */
     locale_c_leave(loc);
-    if (v == NULL || !job_json_finite(v)) {
+    if (v == NULL || !job_json_finite(v) || !job_json_utf8(v)) {
         cJSON_Delete(v);
         return -1;
     }

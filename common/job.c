@@ -227,6 +227,62 @@ int job_json_finite(const cJSON *v)
     return 1;
 }
 
+size_t job_utf8_char(const unsigned char *s, size_t n)
+{
+    unsigned c = s[0];
+    size_t len, i;
+    unsigned long cp;
+
+    if (c < 0x80) return n > 0 ? 1 : 0;
+    if (c >= 0xC2 && c <= 0xDF)
+        len = 2, cp = c & 0x1F;
+    else if (c >= 0xE0 && c <= 0xEF)
+        len = 3, cp = c & 0x0F;
+    else if (c >= 0xF0 && c <= 0xF4)
+        len = 4, cp = c & 0x07;
+    else
+        return 0;
+    if (len > n) return 0;
+    for (i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80) return 0;
+        cp = cp << 6 | (s[i] & 0x3F);
+    }
+    if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+        (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+        return 0;
+    return len;
+}
+
+static int utf8_text(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t n = strlen(s), k;
+
+    while (n > 0) {
+        if (*p < 0x80) { /* the common case: ASCII */
+            p++;
+            n--;
+            continue;
+        }
+        if ((k = job_utf8_char(p, n)) == 0) return 0;
+        p += k;
+        n -= k;
+    }
+    return 1;
+}
+
+int job_json_utf8(const cJSON *v)
+{
+    const cJSON *c;
+
+    if (v == NULL) return 1;
+    if (v->string != NULL && !utf8_text(v->string)) return 0;
+    if (cJSON_IsString(v) && v->valuestring != NULL) return utf8_text(v->valuestring);
+    for (c = v->child; c != NULL; c = c->next)
+        if (!job_json_utf8(c)) return 0;
+    return 1;
+}
+
 /* A NUL-terminated copy of text for cJSON, which the caller frees: cJSON 1.7.15 without
  * Debian's fix for CVE-2023-53154 reads a byte past a text that ends right after a comma.
  * With mask, each NUL the text would decode to is turned into \u001f (a raw 0x1f for a raw

@@ -825,6 +825,13 @@ static int enqueue_prepare(struct job *const *jobs, const unsigned char *fresh, 
             keys_check_name("queue", j->queue, err, errlen) != 0)
             return -1;
         if (record_fits(j, err, errlen) != 0) return -1;
+        if (!job_json_utf8(j->args)) {
+            err_set(err, errlen,
+                    "%s: an argument is not UTF-8 text, which JSON's strings must be (a reader "
+                    "in another language could not decode the record): send bytes as base64",
+                    j->func);
+            return -1;
+        }
     }
     return 0;
 }

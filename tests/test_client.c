@@ -226,6 +226,16 @@ static void test_declarations(void)
     cq_jobspec_free(s);
     CHECK(cq_jobspec_new("noop", "[1, [1e400]]", err, sizeof err) == NULL);
     CHECK_HAS(err, "noop: args hold a number beyond a double's range (such as 1e400)");
+    { /* bytes that are not UTF-8 text: refused at cq_enqueue, nothing sent */
+        const char *argv[] = {"ok", "caf\xe9"}; /* Latin-1 */
+        s = cq_jobspec_new_argv("noop", argv, 2);
+        REQUIRE(s != NULL);
+        CHECK_EQ(cq_enqueue(c, &s, 1, CQ_NO_CHECK, err, sizeof err), -1);
+        CHECK_HAS(err, "noop: an argument is not UTF-8 text");
+        CHECK_EQ(cq_jobspec_enqueued(s), 0);
+        CHECK_EQ(integer(rconn_commandf(&R, "LLEN cq:queue:default")), 1); /* appfn's, above */
+        cq_jobspec_free(s);
+    }
     DO("FLUSHALL");
     cq_client_free(c);
 }

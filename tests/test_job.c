@@ -525,6 +525,46 @@ static void test_encode_exact_numbers(void)
     cJSON_Delete(want);
 }
 
+/* UTF-8 as JSON's strings must be: each character's length, and 0 for what is not one. */
+static void test_utf8(void)
+{
+    static const struct {
+        const char *s;
+        size_t len;
+    } cases[] = {
+        {"a", 1},
+        {"\xc3\xa9", 2},         /* é */
+        {"\xe2\x82\xac", 3},     /* € */
+        {"\xf0\x9f\x98\x80", 4}, /* U+1F600 */
+        {"\xff", 0},             /* no lead byte */
+        {"\x80", 0},             /* a stray continuation */
+        {"\xc0\x80", 0},         /* an overlong NUL */
+        {"\xe0\x80\x80", 0},     /* overlong */
+        {"\xed\xa0\x80", 0},     /* a surrogate */
+        {"\xf4\x90\x80\x80", 0}, /* beyond U+10FFFF */
+        {"\xe2\x82", 0},         /* cut short */
+        {"\xe2\x28\xa1", 0},     /* a continuation missing */
+    };
+    size_t i;
+    cJSON *v;
+
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t got = job_utf8_char((const unsigned char *)cases[i].s, strlen(cases[i].s));
+        if (got != cases[i].len) fprintf(stderr, "  case %zu: %zu\n", i, got);
+        CHECK_EQ(got, cases[i].len);
+    }
+    v = cJSON_Parse("[\"caf\xc3\xa9\", {\"k\xc3\xa9\": [1, \"\xe2\x82\xac\"]}]");
+    CHECK_EQ(job_json_utf8(v), 1);
+    cJSON_Delete(v);
+    v = cJSON_Parse("[\"ok\", {\"k\": [1, \"a\xff"
+                    "b\"]}]");
+    CHECK_EQ(job_json_utf8(v), 0);
+    cJSON_Delete(v);
+    v = cJSON_Parse("{\"\xc0\x80\": 1}"); /* a key */
+    CHECK_EQ(job_json_utf8(v), 0);
+    cJSON_Delete(v);
+}
+
 int main(void)
 {
     test_keys();
@@ -539,5 +579,6 @@ int main(void)
     test_decode_broken();
     test_decode_oversize();
     test_new_ids();
+    test_utf8();
     return check_report();
 }

@@ -146,7 +146,7 @@ static int fn_look(cq_job *job, void *udata)
      * number beyond a double. */
     if (cq_job_result_json(job, "{\"a\": 1} and more") != -1 ||
         cq_job_result_json(job, "\"a\\u0000b\"") != -1 ||
-        cq_job_result_json(job, "[1e400]") != -1 ||
+        cq_job_result_json(job, "[1e400]") != -1 || cq_job_result_json(job, "[\"a\xff\"]") != -1 ||
         cq_job_result_json(job, "[6000000000000001] \n") != 0)
         return cq_job_fail(job, CQ_PERMANENT, 0, "result_json");
     return cq_job_result_json(job, "{\"ok\": true,\n \"n\": 2}");
@@ -312,6 +312,11 @@ static void test_many_args(void)
         strcpy(text + CQ_RESULT_MAX - 3, "\xe2\x82\xac tail");
         CHECK_EQ(cq_job_result(&c, text), 0);
         CHECK_EQ(strlen(c.result), (size_t)CQ_RESULT_MAX);
+        free(c.result);
+        c.result = NULL;
+        /* a byte that is no part of a UTF-8 character: a '?' for it */
+        CHECK_EQ(cq_job_result(&c, "caf\xc3\xa9 \xff\xc3 end\n"), 0);
+        CHECK_STREQ(c.result, "caf\xc3\xa9 ?? end ");
         free(c.result);
         free(text);
     }

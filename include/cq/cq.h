@@ -141,11 +141,12 @@ enum cq_log_level { CQ_LOG_ERROR = 0, CQ_LOG_WARN = 1, CQ_LOG_INFO = 2, CQ_LOG_D
 /* One line in the worker's log, prefixed with the function and job id. */
 void cq_job_log(const cq_job *job, int level, const char *fmt, ...) CQ_PRINTF(3, 4);
 
-/* The result of a job that finishes: one line of text (at most CQ_RESULT_MAX bytes; longer
- * is cut, at the start of a UTF-8 character), or a JSON value, stored compact with its
- * numbers exact (at most CQ_RESULT_MAX bytes of JSON text; -1 when it is not one valid JSON
- * value, with nothing after it but white space, or too long, or holds a \u0000 or a number
- * beyond a double's range). The last call wins. */
+/* The result of a job that finishes: one line of UTF-8 text (at most CQ_RESULT_MAX bytes;
+ * longer is cut, at the start of a character; a byte that is not UTF-8 becomes '?'), or a
+ * JSON value, stored compact with its numbers exact (at most CQ_RESULT_MAX bytes of JSON
+ * text; -1 when it is not one valid JSON value, with nothing after it but white space, or
+ * too long, or holds a \u0000, a string that is not UTF-8 or a number beyond a double's
+ * range). The last call wins. */
 #define CQ_RESULT_MAX 65536
 int cq_job_result(cq_job *job, const char *text);
 int cq_job_result_json(cq_job *job, const char *json);
@@ -329,7 +330,9 @@ int cq_client_check(cq_client *c, cq_jobspec *s, char *warning, size_t warnlen, 
                     size_t errlen);
 
 /* Enqueue n jobs (checked as check says; in transactions of 1,000, pipelined). A job whose
- * record would be over 1 MiB, which no worker reads, is refused whatever check says. Returns
+ * record would be over 1 MiB, which no worker reads, or whose arguments hold a string that is
+ * not UTF-8, which a reader in another language could not decode, is refused whatever check
+ * says. Returns
  * the number enqueued (n on success), or -1 with err when a job was refused (nothing was sent)
  * or Redis failed (then some transactions may have gone in: cq_jobspec_enqueued says which
  * jobs did). */

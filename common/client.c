@@ -259,7 +259,7 @@ static void unknown(cq_client *c, const char *func, char *err, size_t errlen)
 /* A function this client knows without the catalog: a built-in (noop, sleep), which every
  * cworker serves, or one the program declared as its workers' own (cenqueue's
  * download_link), taken as served alike. */
-static int is_builtin(const cq_client *c, const char *func)
+static int is_known(const cq_client *c, const char *func)
 {
     return registry_find(c->known, func) != NULL;
 }
@@ -280,7 +280,7 @@ int cq_client_check(cq_client *c, cq_jobspec *s, char *warning, size_t warnlen, 
     const char *func = s->job->func;
     const struct cq_function *f = registry_find(c->cache, func);
     double seen = 0;
-    int builtin = is_builtin(c, func), live;
+    int known = is_known(c, func), live;
 
     if (warning != NULL && warnlen > 0) warning[0] = '\0';
     if (f == NULL) {
@@ -304,14 +304,15 @@ int cq_client_check(cq_client *c, cq_jobspec *s, char *warning, size_t warnlen, 
     /* Who serves it is asked once per function and client (a producer feeding a million jobs
      * pays for it once), and again by the next call where it could not be. */
     if (live < 0) {
-        live = builtin ? 1 : catalog_live(&c->r, &c->k, func, NULL, 0, err, errlen);
+        live = known ? 1 : catalog_live(&c->r, &c->k, func, NULL, 0, err, errlen);
         if (live < 0) return -1;
         c->served[f->index].live = live;
     }
     if (registry_check_args(f, s->job->args, s->convert, err, errlen) != 0) return -1;
     s->convert = 0;
-    /* Built-ins are served by every cworker: no worker yet is a deploy still to come. */
-    if (!builtin && warning != NULL && warnlen > 0 && live == 0) {
+    /* Known functions (built-ins, the program's own) are taken as served: no worker yet is a
+     * deploy still to come. */
+    if (!known && warning != NULL && warnlen > 0 && live == 0) {
         double age = time_now() - seen;
         if (seen <= 0)
             err_set(warning, warnlen,

@@ -229,11 +229,13 @@ int job_json_finite(const cJSON *v)
 
 size_t job_utf8_char(const unsigned char *s, size_t n)
 {
-    unsigned c = s[0];
+    unsigned c;
     size_t len, i;
     unsigned long cp;
 
-    if (c < 0x80) return n > 0 ? 1 : 0;
+    if (n == 0) return 0;
+    c = s[0];
+    if (c < 0x80) return 1;
     if (c >= 0xC2 && c <= 0xDF)
         len = 2, cp = c & 0x1F;
     else if (c >= 0xE0 && c <= 0xEF)

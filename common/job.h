@@ -66,7 +66,7 @@ int job_json_finite(const cJSON *v);
 
 /* The length of the UTF-8 character at s (at most n bytes there): 1-4, or 0 where the bytes
  * are not one (a stray continuation byte, an overlong form, a surrogate, a character cut
- * short). */
+ * short, or n 0). */
 size_t job_utf8_char(const unsigned char *s, size_t n);
 /* 1 when every string in v (values and object keys) is UTF-8 text, as JSON's must be for a
  * reader in another language; 0 otherwise. */

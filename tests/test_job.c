@@ -553,6 +553,13 @@ static void test_utf8(void)
         if (got != cases[i].len) fprintf(stderr, "  case %zu: %zu\n", i, got);
         CHECK_EQ(got, cases[i].len);
     }
+    { /* nothing left: 0, and not a byte read (ASan sees a read past the block) */
+        unsigned char *end = xmalloc(1);
+        end[0] = 0xc3;
+        CHECK_EQ(job_utf8_char(end + 1, 0), 0);
+        CHECK_EQ(job_utf8_char(end, 1), 0);
+        free(end);
+    }
     v = cJSON_Parse("[\"caf\xc3\xa9\", {\"k\xc3\xa9\": [1, \"\xe2\x82\xac\"]}]");
     CHECK_EQ(job_json_utf8(v), 1);
     cJSON_Delete(v);

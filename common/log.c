@@ -233,6 +233,40 @@ static size_t put_prefix(char *line, const char *when, long ms, const char *prog
     return (size_t)(p - line);
 }
 
+/* A text line's message (n bytes at msg) with its control bytes made visible, rewritten in
+ * place within cap bytes: \n as "\n", \r as "\r", others as "\xHH" (a tab stays). So a
+ * message is one line, and writes no terminal escape, whatever a job's error, a command's
+ * stderr or a request's URL put in it. Returns the new length. */
+static size_t text_escape(char *msg, size_t n, size_t cap)
+{
+    static const char hex[] = "0123456789abcdef";
+    char src[MSG_MAX];
+    size_t i, o;
+
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)msg[i];
+        if ((c < 0x20 && c != '\t') || c == 0x7f) break;
+    }
+    if (i == n) return n; /* the common case: nothing to do */
+    if (n > sizeof src) n = sizeof src;
+    memcpy(src, msg, n);
+    for (o = i; i < n && o + 4 < cap; i++) {
+        unsigned char c = (unsigned char)src[i];
+        if (c == '\n' || c == '\r') {
+            msg[o++] = '\\';
+            msg[o++] = c == '\n' ? 'n' : 'r';
+        } else if ((c < 0x20 && c != '\t') || c == 0x7f) {
+            msg[o++] = '\\';
+            msg[o++] = 'x';
+            msg[o++] = hex[c >> 4];
+            msg[o++] = hex[c & 15];
+        } else {
+            msg[o++] = (char)c;
+        }
+    }
+    return o;
+}
+
 void log_emit(const struct logger *lg, int level, int errnum, const char *fmt, ...)
 {
     char line[4096], whenbuf[32];
@@ -262,8 +296,9 @@ void log_emit(const struct logger *lg, int level, int errnum, const char *fmt, .
         n = put_prefix(line, when, (long)(tv.tv_usec / 1000), lg->prog, my_pid(),
                        level_names[level]);
         va_start(ap, fmt);
-        n += format_msg(line + n, MSG_MAX, errnum, fmt, ap);
+        w = (int)format_msg(line + n, MSG_MAX, errnum, fmt, ap);
         va_end(ap);
+        n += text_escape(line + n, (size_t)w, sizeof line - n - 2);
     }
     if (n > sizeof line - 2) n = sizeof line - 2;
     line[n++] = '\n';

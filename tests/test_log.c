@@ -147,6 +147,36 @@ static void test_strings_only(void)
     CHECK_STREQ(msg + 7, want);
 }
 
+/* What a message holds from outside (a job's error, a command's stderr, a request's URL) is
+ * one line in the text log, with no terminal escape: control bytes made visible. */
+static void test_control_bytes(void)
+{
+    struct logger lg = {"test", CQ_LOG_INFO, 0, NULL};
+    static char buf[16384], big[1600];
+    const char *msg;
+
+    LOG(&lg, CQ_LOG_WARN, "GET %s refused",
+        "/x\n2026-12-05T10:02:00.000Z cqctl INFO forged\r\x1b[31m\tred\x7f");
+    written(buf, sizeof buf);
+    CHECK_EQ(count_lines(buf), 1);
+    CHECK_HAS(buf,
+              "] WARN GET /x\\n2026-12-05T10:02:00.000Z cqctl INFO forged\\r\\x1b[31m\tred\\x7f "
+              "refused\n");
+    /* four bytes for each, the line still ends with its newline */
+    memset(big, '\x1b', sizeof big - 1);
+    LOG(&lg, CQ_LOG_INFO, "%s", big);
+    msg = strstr(written(buf, sizeof buf), "] INFO ");
+    REQUIRE(msg != NULL);
+    CHECK_EQ(count_lines(buf), 1);
+    CHECK_HAS(msg, "\\x1b\\x1b");
+    CHECK_EQ(buf[strlen(buf) - 1], '\n');
+    CHECK(strlen(buf) < 4096);
+    /* the JSON format escapes them as JSON does */
+    lg.json = 1;
+    LOG(&lg, CQ_LOG_INFO, "a\nb\x1b");
+    CHECK_HAS(written(buf, sizeof buf), "\"msg\":\"a\\u000ab\\u001b\"}\n");
+}
+
 int main(void)
 {
     int p[2];
@@ -157,6 +187,7 @@ int main(void)
     test_unbuffered();
     test_buffered();
     test_strings_only();
+    test_control_bytes();
     test_pid_after_fork();
     /* The report goes to stdout's terminal: stderr is the pipe. */
     dup2(STDOUT_FILENO, STDERR_FILENO);

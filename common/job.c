@@ -626,7 +626,8 @@ static inline void put(struct job_encoder *e, const char *s, size_t n)
 #define PUT_LIT(e, s) put(e, s, sizeof s - 1)
 
 /* The inside of a JSON string, escaped as cJSON escapes it: \" \\ \b \f \n \r \t, other
- * bytes below 0x20 as \u00XX; everything else (UTF-8 included) as it is. */
+ * bytes below 0x20 as \u00XX; everything else (UTF-8 included) as it is, but in e->text
+ * mode a byte that is no part of a UTF-8 character, as \ufffd. */
 static void put_escaped(struct job_encoder *e, const char *s)
 {
     static const char hex[] = "0123456789abcdef";
@@ -634,9 +635,19 @@ static void put_escaped(struct job_encoder *e, const char *s)
 
     for (;; p++) {
         char esc[6] = {'\\', 'u', '0', '0', 0, 0};
-        size_t n = 2;
+        size_t n = 2, k;
 
-        while (*p >= 0x20 && *p != '"' && *p != '\\') p++;
+        while (*p >= 0x20 && *p != '"' && *p != '\\') {
+            if (*p < 0x80 || !e->text) {
+                p++;
+            } else if ((k = job_utf8_char(p, strnlen((const char *)p, 4))) > 0) {
+                p += k;
+            } else {
+                put(e, (const char *)run, (size_t)(p - run));
+                PUT_LIT(e, "\\ufffd");
+                run = ++p;
+            }
+        }
         put(e, (const char *)run, (size_t)(p - run));
         if (*p == '\0') return;
         switch (*p) {
@@ -736,6 +747,16 @@ char *job_json_print(const cJSON *v)
 {
     struct job_encoder e = {0};
 
+    put_json(&e, v);
+    e.buf[e.len] = '\0';
+    return e.buf;
+}
+
+char *job_json_print_text(const cJSON *v)
+{
+    struct job_encoder e = {0};
+
+    e.text = 1;
     put_json(&e, v);
     e.buf[e.len] = '\0';
     return e.buf;

@@ -78,6 +78,10 @@ char *job_encode(const struct job *j);
 /* v as compact JSON text (free it): cJSON's text, but every number exactly the double it
  * holds (cJSON's own printer may round one: 6000000000000001 as 6e+15). */
 char *job_json_print(const cJSON *v);
+/* The same for a reader (cqctl's --json, the dashboard's API): each byte of a string that is
+ * no part of a UTF-8 character (job_utf8_char) as \ufffd, U+FFFD, so that the text is valid
+ * JSON whatever Redis held (a command's stderr in an error, a record from elsewhere). */
+char *job_json_print_text(const cJSON *v);
 
 /* An encoder kept across records: its buffer, and the last enqueued_at it formatted, are
  * reused, so that encoding a chunk of jobs enqueued at one moment allocates nothing. A
@@ -88,6 +92,7 @@ struct job_encoder {
     double t;
     char tbuf[32];
     size_t tlen;
+    int text; /* strings' bytes outside UTF-8 as \ufffd (job_json_print_text) */
 };
 
 /* Encode j into e: returns e->buf, the record (e->len bytes, NUL-terminated), valid until

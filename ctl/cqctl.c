@@ -197,7 +197,7 @@ static int width_of(const char *s, int at_least)
 
 static void json_print(cJSON *o)
 {
-    char *s = job_json_print(o);
+    char *s = job_json_print_text(o);
 
     puts(s);
     free(s);

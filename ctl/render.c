@@ -195,7 +195,7 @@ char *render_job_args(const struct admin_job *j)
     char *s = NULL;
 
     a = cJSON_GetObjectItemCaseSensitive(o, "args");
-    if (a != NULL) s = job_json_print(a);
+    if (a != NULL) s = job_json_print_text(a);
     cJSON_Delete(o);
     return s;
 }

@@ -570,6 +570,20 @@ static void test_utf8(void)
     v = cJSON_Parse("{\"\xc0\x80\": 1}"); /* a key */
     CHECK_EQ(job_json_utf8(v), 0);
     cJSON_Delete(v);
+    { /* for a reader: what is not UTF-8 as U+FFFD, the rest as job_json_print has it */
+        char *s;
+        v = cJSON_Parse("{\"k\xff\": [\"err\xff\xfe caf\xc3\xa9 \xe2\x82\", \"\\n\\u001b\", 1]}");
+        REQUIRE(v != NULL);
+        s = job_json_print_text(v);
+        CHECK_STREQ(
+            s,
+            "{\"k\\ufffd\":[\"err\\ufffd\\ufffd caf\xc3\xa9 \\ufffd\\ufffd\",\"\\n\\u001b\",1]}");
+        free(s);
+        s = job_json_print(v); /* records keep their bytes */
+        CHECK_HAS(s, "err\xff\xfe caf");
+        free(s);
+        cJSON_Delete(v);
+    }
 }
 
 int main(void)

@@ -1582,7 +1582,9 @@ static int by_func(const void *x, const void *y)
                   ((const struct admin_histogram *)y)->func);
 }
 
-/* One HMGET per function of the catalog: its buckets, sum and count. */
+/* One HMGET per function of the catalog: its buckets, sum and count. A name no worker could
+ * have written (not a valid name: written into Redis by hand) is left out, as queues' are:
+ * it would make the metrics' text invalid, and a scrape of it fails whole. */
 static int read_histograms(struct admin *a, struct admin_metrics *m, const redisReply *funcs,
                            char *err, size_t errlen)
 {
@@ -1600,8 +1602,11 @@ static int read_histograms(struct admin *a, struct admin_metrics *m, const redis
     argv[2 + ADMIN_BUCKETS] = "sum";
     argv[3 + ADMIN_BUCKETS] = "count";
     for (i = 0; i < n; i++) {
-        argv[1] = keys_durations(&a->k, funcs->element[i]->str, key, sizeof key);
-        if (argv[1] == NULL) argv[1] = "";
+        const redisReply *f = funcs->element[i];
+        argv[1] = f->type == REDIS_REPLY_STRING && keys_valid_name(f->str)
+            ? keys_durations(&a->k, f->str, key, sizeof key)
+            : NULL;
+        if (argv[1] == NULL) argv[1] = ""; /* asked all the same: one reply a name */
         if (rconn_append(&a->r, 4 + ADMIN_BUCKETS, argv, NULL) != 0)
             return io_error(a, err, errlen);
     }
@@ -1616,6 +1621,9 @@ static int read_histograms(struct admin *a, struct admin_metrics *m, const redis
         const redisReply *r = reps[i];
         long long prev = 0;
         int any = 0;
+        if (funcs->element[i]->type != REDIS_REPLY_STRING ||
+            !keys_valid_name(funcs->element[i]->str))
+            continue;
         for (b = 0; b < ADMIN_BUCKETS + 2; b++)
             if (elem(r, b) != NULL && elem(r, b)->type == REDIS_REPLY_STRING) any = 1;
         if (!any) continue; /* no durations hash: not run since workers kept them */

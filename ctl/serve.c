@@ -64,14 +64,17 @@
 #include "util.h"
 #include "web_assets.h"
 
-#define POOL_SIZE   4   /* Redis connections lent to requests */
-#define RING_SIZE   300 /* seconds of throughput the server keeps */
-#define MINUTES     30  /* per-minute history of each queue */
-#define PAGE_MAX    1000
-#define CONNS_MAX   64 /* HTTP connections at once */
-#define IDLE_SECS   60 /* an idle HTTP connection is closed after this */
-#define ACTION_HDR  "X-CQ-Action"
-#define COOKIE_BASE "cq_token_"
+#define POOL_SIZE      4 /* Redis connections lent to requests */
+#define POOL_SIZE_TEXT "4"
+#define POOL_WAIT_MS   3000 /* how long a request waits for one of them */
+#define RING_SIZE      300  /* seconds of throughput the server keeps */
+#define MINUTES        30   /* per-minute history of each queue */
+#define PAGE_MAX       1000
+#define CONNS_MAX      256 /* HTTP connections at once */
+#define CONNS_PER_IP   32  /* of them from one address: no one client holds every slot */
+#define IDLE_SECS      60  /* an idle HTTP connection is closed after this */
+#define ACTION_HDR     "X-CQ-Action"
+#define COOKIE_BASE    "cq_token_"
 
 /* ---- state ------------------------------------------------------------------------ */
 
@@ -130,36 +133,50 @@ static void on_signal(int sig)
 
 static int pool_init(struct pool *p, const struct serve_options *o, char *err, size_t errlen)
 {
+    pthread_condattr_t ca;
     size_t i;
 
     memset(p, 0, sizeof *p);
     for (i = 0; i < POOL_SIZE; i++)
         if (admin_init(&p->conn[i], o->url, o->prefix, err, errlen) != 0) return -1;
     pthread_mutex_init(&p->mu, NULL);
-    pthread_cond_init(&p->free, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* pool_take's wait: no wall-clock jumps */
+    pthread_cond_init(&p->free, &ca);
+    pthread_condattr_destroy(&ca);
     return 0;
 }
 
-/* A connection for this request alone, waiting for one to be given back when all are
- * lent. It is connected on first use (rconn reconnects after any I/O error), and dropped
- * here when Redis has closed it while it was idle (a restart), so that the request connects
- * afresh instead of failing with a 503 once. */
+/* A connection for this request alone, waiting up to POOL_WAIT_MS for one to be given back
+ * when all are lent; NULL when none was, or the server is stopping. It is connected on first
+ * use (rconn reconnects after any I/O error), and dropped here when Redis has closed it while
+ * it was idle (a restart), so that the request connects afresh instead of failing with a 503
+ * once. */
 static struct admin *pool_take(struct pool *p)
 {
     struct admin *a = NULL;
+    struct timespec until;
     size_t i;
+    int timed_out = 0;
 
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += POOL_WAIT_MS / 1000;
+    until.tv_nsec += POOL_WAIT_MS % 1000 * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
     pthread_mutex_lock(&p->mu);
-    while (a == NULL) {
+    while (a == NULL && !timed_out && !__atomic_load_n(&stopping, __ATOMIC_RELAXED)) {
         for (i = 0; i < POOL_SIZE && a == NULL; i++)
             if (!p->busy[i]) {
                 p->busy[i] = 1;
                 a = &p->conn[i];
             }
-        if (a == NULL) pthread_cond_wait(&p->free, &p->mu);
+        if (a == NULL) timed_out = pthread_cond_timedwait(&p->free, &p->mu, &until) != 0;
     }
     pthread_mutex_unlock(&p->mu);
-    rconn_drop_if_closed(&a->r);
+    if (a != NULL) rconn_drop_if_closed(&a->r);
     return a;
 }
 
@@ -304,7 +321,7 @@ static enum MHD_Result text(struct MHD_Connection *c, unsigned status, const cha
 /* A JSON document (deleted here). */
 static enum MHD_Result json(struct MHD_Connection *c, unsigned status, cJSON *o)
 {
-    char *s = job_json_print(o);
+    char *s = job_json_print_text(o);
 
     cJSON_Delete(o);
     return respond(c, status, "application/json", s, strlen(s), 1, NULL);
@@ -742,52 +759,72 @@ static int is_action(const char *url)
         strncmp(url, "/api/queue/", 11) == 0 || strcmp(url, "/api/failed/requeue") == 0;
 }
 
-static enum MHD_Result route(struct server *s, struct MHD_Connection *c, const char *url,
-                             const char *method)
+/* What needs no Redis, on the first call of a request (its headers, before any body is
+ * read): 1 when it goes on to Redis, 0 when *rc is its answer (a refusal, the login, a page
+ * asset, a 404). */
+static int admit(struct server *s, struct MHD_Connection *c, const char *url, const char *method,
+                 enum MHD_Result *rc)
 {
     int post = strcmp(method, "POST") == 0,
         get = !post && (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0);
     char why[256], from[INET6_ADDRSTRLEN];
     const char *refusal;
-    struct admin *a;
-    enum MHD_Result rc;
     size_t i;
 
+#define ANSWER(x) return (*rc = (x), 0)
     LOG(&s->log, CQ_LOG_DEBUG, "%s %s from %s", method, url, peer(c, from, sizeof from));
     if (!host_ok(s, c)) {
         LOG(&s->log, CQ_LOG_WARN, "%s %s from %s refused: Host '%.100s' is not this server's",
             method, url, peer(c, from, sizeof from), header(c, "Host") ? header(c, "Host") : "");
-        return refuse(c, url, MHD_HTTP_FORBIDDEN,
+        ANSWER(refuse(c, url, MHD_HTTP_FORBIDDEN,
                       "403 Forbidden: the Host header is not this server's address (a loopback "
-                      "dashboard answers to 127.0.0.1, localhost and [::1] with its port)\n");
+                      "dashboard answers to 127.0.0.1, localhost and [::1] with its port)\n"));
     }
     if (s->o->token != NULL) {
         const char *given = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "token");
-        if (get && given != NULL && same_secret(given, s->o->token)) return login(s, c);
-        if (given != NULL)
+        int right = given != NULL && same_secret(given, s->o->token);
+        if (get && right) ANSWER(login(s, c));
+        if (given != NULL && !right)
             LOG(&s->log, CQ_LOG_WARN, "a login from %s with a wrong token",
                 peer(c, from, sizeof from));
-        if (!token_ok(s, c)) return refuse(c, url, MHD_HTTP_UNAUTHORIZED, unauthorized);
+        if (!token_ok(s, c)) ANSWER(refuse(c, url, MHD_HTTP_UNAUTHORIZED, unauthorized));
     }
     if ((post && !is_action(url)) || (get && is_action(url)) || (!post && !get))
-        return refuse(c, url, MHD_HTTP_METHOD_NOT_ALLOWED,
+        ANSWER(refuse(c, url, MHD_HTTP_METHOD_NOT_ALLOWED,
                       is_action(url) ? "405 Method Not Allowed: actions are POST\n"
-                                     : "405 Method Not Allowed: use GET\n");
+                                     : "405 Method Not Allowed: use GET\n"));
     refusal = post ? cross_site(s, c, why, sizeof why) : NULL;
     if (refusal != NULL) {
         LOG(&s->log, CQ_LOG_WARN, "POST %s from %s refused: %s", url, peer(c, from, sizeof from),
             refusal);
-        return refuse(c, url, MHD_HTTP_FORBIDDEN, refusal);
+        ANSWER(refuse(c, url, MHD_HTTP_FORBIDDEN, refusal));
     }
     for (i = 0; get && i < web_nassets; i++)
         if (strcmp(url, web_assets[i].path) == 0)
-            return respond(c, MHD_HTTP_OK, web_assets[i].type, web_assets[i].data,
-                           web_assets[i].len, 0, "no-cache");
+            ANSWER(respond(c, MHD_HTTP_OK, web_assets[i].type, web_assets[i].data,
+                           web_assets[i].len, 0, "no-cache"));
     if (strncmp(url, "/api/", 5) != 0 && strcmp(url, "/metrics") != 0 &&
         strcmp(url, "/healthz") != 0)
-        return text(c, MHD_HTTP_NOT_FOUND, "404 Not Found\n");
-    a = pool_take(&s->pool);
-    rc = route_redis(s, c, a, url, post);
+        ANSWER(text(c, MHD_HTTP_NOT_FOUND, "404 Not Found\n"));
+#undef ANSWER
+    return 1;
+}
+
+/* A request admitted: its answer from Redis, on a connection of the pool, or a 503 when none
+ * is free in time (Redis slow or stopped holds each for its timeout). */
+static enum MHD_Result route(struct server *s, struct MHD_Connection *c, const char *url,
+                             const char *method)
+{
+    struct admin *a = pool_take(&s->pool);
+    enum MHD_Result rc;
+
+    if (a == NULL) {
+        const char *msg = "all " POOL_SIZE_TEXT " Redis connections of this server are busy "
+                          "(Redis slow or not answering): try again";
+        return strncmp(url, "/api/", 5) == 0 ? json_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, msg)
+                                             : text(c, MHD_HTTP_SERVICE_UNAVAILABLE, msg);
+    }
+    rc = route_redis(s, c, a, url, strcmp(method, "POST") == 0);
     pool_give(&s->pool, a);
     return rc;
 }
@@ -797,10 +834,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                                   size_t *upload_size, void **req_cls)
 {
     struct request *rq = *req_cls;
+    enum MHD_Result rc;
 
     (void)version;
     (void)upload_data;
-    if (rq == NULL) {
+    if (rq == NULL) { /* the headers: answered now where Redis is not needed */
+        if (!admit(cls, c, url, method, &rc)) return rc;
         *req_cls = xcalloc(1, sizeof *rq);
         return MHD_YES;
     }
@@ -938,12 +977,12 @@ static int listen_on(const char *spec, const struct sockaddr_storage *addr, sock
 
 static struct MHD_Daemon *start_daemon(struct server *s, int fd)
 {
-    return MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                                MHD_USE_ERROR_LOG,
-                            0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
-                            MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT,
-                            (unsigned)CONNS_MAX, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_SECS,
-                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
+    return MHD_start_daemon(
+        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0,
+        NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
+        MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONNS_MAX,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)CONNS_PER_IP, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)IDLE_SECS, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
 }
 
 /* The address the log shows: http://HOST:PORT/ as a browser would be given it. */

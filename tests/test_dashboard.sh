@@ -250,6 +250,9 @@ check_eq "token: the cookie -> 200" 200 "$(code "$B/api/overview" -b "cq_token_$
 check_eq "token: ?token= wrong -> 401" 401 "$(code "$B/?token=${TOKEN}x")"
 check_eq "token: an action needs X-CQ-Action too" 403 \
     "$(post "$B/api/queue/csrf/pause" -H "Authorization: Bearer $TOKEN")"
+check_eq "token: ?token= on a POST logs no one in" 401 \
+    "$(post "$B/api/queue/csrf/pause?token=$TOKEN" -H 'X-CQ-Action: 1')"
+check_eq "...and the log calls only the wrong one wrong" 1 "$(grep -c 'with a wrong token' "$T/b.log")"
 
 # ---- as the operator's Redis user of docs/PROTOCOL.md ----
 # The dashboard reads and acts as cqctl does: the ACL line for operators is all it needs.
@@ -355,6 +358,81 @@ wait_for 10 watching 2
 check_eq "/metrics is the text of cqctl metrics" "$("$BIN/cqctl" metrics)" "$(curl -s "$A/metrics")"
 
 mark "metrics compared"
+
+# ---- hostile input and clients ----
+# Bytes that are not UTF-8 in what Redis holds (a command's stderr in an error, a hash written
+# by hand): the API's JSON and cqctl --json stay valid, with U+FFFD in their place.
+rcli HSET cq:job:utf8-1 status failed func bad queue work error "$(printf 'err\377\376 caf\303\251')" \
+    >/dev/null
+utf8_doc() { "$PY" -c 'import json, sys; print(json.loads(sys.stdin.buffer.read().decode("utf-8", "strict"))["error"])'; }
+check_eq "/api/job: bytes outside UTF-8 as U+FFFD" "err$(printf '\357\277\275\357\277\275') caf$(printf '\303\251')" \
+    "$(curl -s "$A/api/job/utf8-1" | utf8_doc)"
+check_eq "...and in cqctl job --json" "err$(printf '\357\277\275\357\277\275') caf$(printf '\303\251')" \
+    "$("$BIN/cqctl" job utf8-1 --json | utf8_doc)"
+rcli DEL cq:job:utf8-1 >/dev/null
+# A function name no worker could have written, by hand into the catalog: /metrics leaves it
+# out, and stays valid (a scrape of it failed whole).
+rcli HSET cq:functions "$(printf 'bad\377name')" '{}' >/dev/null
+rcli HSET "cq:durations:$(printf 'bad\377name')" count 1 sum 0.5 >/dev/null
+curl -s "$A/metrics" >"$T/metrics-bad.txt"
+check "/metrics with a bad function name in the catalog passes promtool" \
+    promtool check metrics <"$T/metrics-bad.txt"
+rcli HDEL cq:functions "$(printf 'bad\377name')" >/dev/null
+rcli DEL "cq:durations:$(printf 'bad\377name')" >/dev/null
+# A cross-site page can make the browser send any path: what the log says of a refused one
+# is one line, with no line of its own forged into the log, and no terminal escape.
+lines=$(wc -l <"$T/a.log")
+post "$A/api/queue/x%0a2026-12-05T10:02:00.000Z%20cqctl%20serve%5b1%5d%20INFO%20forged%1b%5b31m/pause" \
+    -H 'Origin: https://evil.example' >/dev/null
+check_eq "a refused URL with a newline: one line in the log" $((lines + 1)) "$(wc -l <"$T/a.log")"
+check_contains "...the newline and the escape shown as \\n and \\x1b" \
+    'x\n2026-12-05T10:02:00.000Z cqctl serve[1] INFO forged\x1b[31m/pause' "$(tail -1 "$T/a.log")"
+# Clients that connect and never finish a request hold at most 32 of the server's connections
+# from one address: another address is still served (before, 64 such sockets held them all).
+"$PY" - "${A##*:}" "$T/held" <<'PYEOF' &
+import os, socket, sys, time
+socks = []
+for _ in range(70):
+    try:  # past the limit the server closes the connection at once
+        s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+        s.sendall(b"GET /healthz HTTP/1.1\r\n")
+        socks.append(s)
+    except OSError:
+        pass
+with open(sys.argv[2], "w") as f:
+    f.write("%d\n" % len(socks))
+time.sleep(20)
+PYEOF
+HOLDER=$!
+wait_for 10 test -s "$T/held"
+sleep 0.5
+check "idle connections from 127.0.0.1 to the server ($(cat "$T/held") made)" [ "$(cat "$T/held")" -ge 32 ]
+check_eq "...a client at 127.0.0.2 is still served" ok \
+    "$(curl -s -m 5 --interface 127.0.0.2 "$A/healthz")"
+kill "$HOLDER" 2>/dev/null
+wait "$HOLDER" 2>/dev/null
+# Redis stopped (not down: it accepts and never answers): requests that find every pooled
+# connection held wait for one 3 s, then get a 503 saying so, rather than queueing behind
+# each held request's 10 s timeout (/healthz answered after 40 s).
+kill -STOP "$RPID"
+held=()
+for i in 1 2 3 4 5 6; do
+    curl -s -o /dev/null -m 60 "$A/api/overview" &
+    held+=($!)
+done
+sleep 0.5
+t0=$(date +%s%N)
+busy=$(curl -s -m 30 -w ' %{http_code}' "$A/healthz")
+busy_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+kill -CONT "$RPID"
+wait "${held[@]}" 2>/dev/null
+check_contains "Redis stopped, every pooled connection held: /healthz is a 503" " 503" "$busy"
+check_contains "...saying the connections are busy" "Redis connections of this server are busy" "$busy"
+check "...within 8 s (${busy_ms} ms), not behind the held requests' timeouts" [ "$busy_ms" -lt 8000 ]
+check "/healthz answers again once Redis runs" wait_for 15 bash -c "[ \"\$(curl -s '$A/healthz')\" = ok ]"
+check "the workers are still there" wait_for 20 workers_are 2
+
+mark "hostile clients done"
 
 # ---- the actions the browser did not click, by curl ----
 act() { curl -s -X POST -H 'X-CQ-Action: 1' "$A/api/$1"; }

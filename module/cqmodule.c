@@ -923,6 +923,20 @@ static long long arg_ll(struct apply *a, int i)
     return strtoll(RedisModule_StringPtrLen(a->argv[i], NULL), NULL, 10);
 }
 
+/* A counts hash's first ends of a minute: its minutes from 122 to 61 before go (HDEL), as the
+ * apply script does (queue.c: with the hash's expiry, every minute older than an hour). */
+static void prune_counts(struct apply *a, RedisModuleString *ck)
+{
+    RedisModuleString *old[62];
+    long long m = arg_ll(a, A_MINUTE);
+    size_t i;
+
+    for (i = 0; i < 62; i++)
+        old[i] = RedisModule_CreateStringFromLongLong(a->ctx, m - 122 + (long long)i);
+    must(a, RedisModule_Call(a->ctx, "HDEL", "!CEsv", ck, old, (size_t)62), "HDEL");
+    for (i = 0; i < 62; i++) RedisModule_FreeString(a->ctx, old[i]);
+}
+
 static void counter(struct apply *a, int key, const char *field, long long n)
 {
     if (n > 0)
@@ -1201,12 +1215,16 @@ static int apply_command(RedisModuleCtx *ctx, RedisModuleString **argv, int argc
     counter(&a, A_STATS, "canceled", a.canc);
     for (i = 0; i < a.nended; i++) {
         const RedisModuleString *fa[1] = {a.ended[i].queue};
+        RedisModuleCallReply *r;
         RedisModuleString *ck;
         t = arg(&a, A_COUNTS_T, &len);
         if (fill(&a.tmp, t, len, fa, 1) != 0) continue;
         ck = RedisModule_CreateString(ctx, a.tmp.p, a.tmp.len);
-        must(&a, RedisModule_Call(ctx, "HINCRBY", "!CEssl", ck, argv[A_MINUTE], a.ended[i].n),
-             "HINCRBY");
+        r = RedisModule_Call(ctx, "HINCRBY", "!CEssl", ck, argv[A_MINUTE], a.ended[i].n);
+        if (!is_error(r) && RedisModule_CallReplyType(r) == REDISMODULE_REPLY_INTEGER &&
+            RedisModule_CallReplyInteger(r) == a.ended[i].n)
+            prune_counts(&a, ck);
+        must(&a, r, "HINCRBY");
         must(&a, RedisModule_Call(ctx, "EXPIRE", "!CEsc", ck, "3660"), "EXPIRE");
         RedisModule_FreeString(ctx, ck);
     }

@@ -1869,7 +1869,11 @@ static void test_apply_counters(void)
     char err[256] = "";
     int i;
 
+    long long m0 = (long long)(time_now() / 60), m = -1, k;
+
     memset(t, 0, sizeof t);
+    /* The queue's counts hash as a queue with ends every minute for 200 minutes left it */
+    for (k = m0 - 200; k < m0; k++) DO("HSET cq:counts:q %lld 1", k);
     REQUIRE(put("c0", "q") == 0 && put("c1", "q") == 0 && put("c2", "q") == 0 &&
             put("c3", "q") == 0);
     DO("LPUSH cq:queue:q %s", "{broken");
@@ -1891,6 +1895,25 @@ static void test_apply_counters(void)
     CHECK_STREQ(HGET("cq:worker:w1", "processed"), "2");
     CHECK_STREQ(HGET("cq:worker:w1", "failed"), "1");
     CHECK_EQ(EXISTS("cq:inflight:w1:q"), 0);
+    /* Its ends went to the minute of the apply (m0, or the next if one began meanwhile), the
+     * minute's first: the minutes from 122 to 61 before it are gone, the rest kept (older
+     * ones than those are gone in Redis too: the hash expires 61 minutes after its last
+     * ends). Before, it grew a field a minute for as long as the queue had ends. */
+    for (k = m0; k <= m0 + 1 && m < 0; k++) {
+        char f[32];
+        snprintf(f, sizeof f, "%lld", k);
+        if (HGET("cq:counts:q", f) != NULL) m = k;
+    }
+    REQUIRE(m >= 0);
+    for (k = m0 - 200; k < m0; k++) {
+        char f[32];
+        int kept;
+        snprintf(f, sizeof f, "%lld", k);
+        kept = HGET("cq:counts:q", f) != NULL;
+        if (kept != (k < m - 122 || k > m - 61)) fprintf(stderr, "  minute m%+lld\n", k - m);
+        CHECK_EQ(kept, k < m - 122 || k > m - 61);
+    }
+    CHECK(integer(rconn_commandf(&R, "TTL cq:counts:q")) > 3600);
     free_taken(t, 5);
     for (i = 0; i < 5; i++) job_free(j[i]);
 }

@@ -87,7 +87,8 @@ int cq_function_set_retries(cq_function *f, int retries);         /* default 0; 
 int cq_function_set_timeout(cq_function *f, double seconds);      /* default 0 = none */
 int cq_function_set_thread_hooks(cq_function *f, cq_thread_init init, cq_thread_free fini);
 
-/* Print reg's functions, one a line: usage, summary, retries, timeout, where it came from. */
+/* Print reg's functions, one a line: the arguments as declared, with their types ("sleep
+ * SECONDS:duration"), summary, retries, timeout, where it came from. */
 void cq_registry_print(const cq_registry *reg, FILE *f);
 
 /* The last error of a cq_function_add on reg (a static string while none happened); the
@@ -242,7 +243,7 @@ int cq_worker_load(cq_worker *w, const char *path, char *err, size_t errlen);
 /* Serve the function name by running program (an absolute path, or found in $PATH now) with
  * the job's arguments as its argv, never through a shell: see docs/EXTENDING.md. The spec
  * "NAME=PROGRAM" or "NAME:ARGS=PROGRAM" (ARGS as for cq_function_add, quoted; default
- * "[ARG...]"). Returns 0, or -1 with err. */
+ * "[ARG:any...]"). Returns 0, or -1 with err. */
 int cq_worker_add_command(cq_worker *w, const char *spec, char *err, size_t errlen);
 
 /* Run until the queues are drained (burst), max-jobs are done, or cq_worker_stop. Returns
@@ -272,8 +273,8 @@ cq_client *cq_client_new(const char *url, const char *prefix, char *err, size_t 
  * value came from there. */
 int cq_url_check(const char *url, char *err, size_t errlen);
 int cq_prefix_check(const char *prefix, char *err, size_t errlen);
-/* A client holds its connections (one for commands, one more while it waits): use it from one
- * thread at a time, one client per thread. */
+/* A client holds its connections (one for commands, and from its first wait a second one,
+ * kept until cq_client_free): use it from one thread at a time, one client per thread. */
 void cq_client_free(cq_client *c);
 
 /* A job to enqueue: a function, its arguments as JSON text of an array ("[\"images\",
@@ -303,8 +304,9 @@ int cq_jobspec_set_at(cq_jobspec *s, double unix_time);     /* run no sooner tha
 /* The job's id (after cq_enqueue, the UUID it was given). */
 const char *cq_jobspec_id(const cq_jobspec *s);
 
-/* Print every function the catalog and the client know: usage, summary, where it came
- * from, which live workers serve it and when it was last served. 0, or -1 with err. */
+/* Print every function the catalog and the client know: the arguments as declared, with their
+ * types, summary, where it came from, which live workers serve it and when it was last
+ * served. 0, or -1 with err. */
 int cq_client_print_functions(cq_client *c, FILE *f, char *err, size_t errlen);
 
 /* How many live workers take jobs from queue now (0: jobs enqueued there wait until one

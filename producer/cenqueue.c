@@ -108,6 +108,9 @@ static void usage(FILE *f)
         "and \"N/TOTAL jobs ended\" on stderr meanwhile when that is a terminal. Waiting does not\n"
         "poll: it subscribes to each job's end (docs/PROTOCOL.md). When enqueueing fails, the ids\n"
         "of the jobs that went in are printed as without --wait, and nothing is waited for.\n"
+        "When the wait ends before every job has, each id enqueued is still printed once: the\n"
+        "others as \"ID STATE\" after --wait-timeout (queued, started, ...), as \"ID\" alone when\n"
+        "Redis was lost or on SIGINT/SIGTERM (the jobs go on; follow them with cqctl job ID).\n"
         "\n"
         "Options:\n",
         BATCH);
@@ -117,9 +120,10 @@ static void usage(FILE *f)
         "\n" CLI_NOTE_DURATIONS
         "Exit status: 0 when every job was enqueued (with --wait: and every one finished); 1 when\n"
         "Redis failed (the ids printed are those of the jobs that were enqueued; jobs go in\n"
-        "transactions of 1,000), or with --wait when a job failed or was canceled or the timeout\n"
-        "passed first (stderr says how many did not end); 2 for a usage error, or a job the check\n"
-        "refuses (with --stdin, the lines before it are enqueued, nothing from it on).\n");
+        "transactions of 1,000), or with --wait when a job failed or was canceled, the timeout\n"
+        "passed first (stderr says how many did not end), or it was interrupted;\n"
+        "2 for a usage error, or a job the check refuses (with --stdin, the lines before it are\n"
+        "enqueued, nothing from it on).\n");
 }
 
 /* Split line into fields in place (see usage for the rules). Returns the field count, or -1
@@ -451,9 +455,63 @@ static int run_stdin(struct opts *o, cq_client *c, cq_client *ce)
 struct waiting {
     const struct opts *o;
     size_t ended;
-    int progress;          /* stderr is a terminal: keep a "N/TOTAL jobs ended" line there */
-    long long progress_at; /* when it was last drawn (ms), 0 = not on screen */
+    volatile unsigned char *done; /* done[i]: ids[i]'s line is out (read by on_interrupt) */
+    int progress;                 /* stderr is a terminal: keep a "N/TOTAL jobs ended" line there */
+    volatile long long progress_at; /* when it was last drawn (ms), 0 = not on screen */
 };
+
+/* The wait under way, for on_interrupt. */
+static struct waiting *volatile waiting_now;
+
+/* SIGINT or SIGTERM during --wait: the ids of the jobs not seen ended, one a line (unless
+ * --quiet), so that none is lost to the caller; a line on stderr; exit status 1, as for the
+ * other ways a wait ends early. Only write(2) and _exit(2) here: libcq is inside a read. */
+static void on_interrupt(int sig)
+{
+    struct waiting *w = waiting_now;
+    char line[160], *p;
+    size_t i, left = 0;
+
+    (void)sig;
+    if (w == NULL) _exit(1);
+    if (w->progress_at != 0) (void)!write(STDERR_FILENO, "\r\033[K", 4);
+    for (i = 0; i < w->o->nids; i++) {
+        if (w->done[i]) continue;
+        left++;
+        if (w->o->quiet) continue;
+        (void)!write(STDOUT_FILENO, w->o->ids[i], strlen(w->o->ids[i]));
+        (void)!write(STDOUT_FILENO, "\n", 1);
+    }
+    p = line;
+#define PUT(s) (memcpy(p, s, sizeof s - 1), p += sizeof s - 1)
+    PUT("cenqueue: interrupted with ");
+    p = uint_format(p, left);
+    PUT(" of ");
+    p = uint_format(p, w->o->nids);
+    PUT(" jobs not ended: they go on");
+    if (!w->o->quiet) PUT(" (their ids printed)");
+    PUT("\n");
+#undef PUT
+    (void)!write(STDERR_FILENO, line, (size_t)(p - line));
+    _exit(1);
+}
+
+/* The ids of the jobs not seen ended, one a line: with their state where it is known (st,
+ * or NULL), so that every id enqueued is on stdout once, however the wait ended. */
+static void print_open(const struct waiting *w, cq_status **st)
+{
+    size_t i;
+
+    if (w->o->quiet) return;
+    for (i = 0; i < w->o->nids; i++) {
+        if (w->done[i]) continue;
+        if (st != NULL)
+            printf("%s %s\n", w->o->ids[i], cq_status_state_name(cq_status_state(st[i])));
+        else
+            printf("%s\n", w->o->ids[i]);
+    }
+    fflush(stdout);
+}
 
 static void progress_erase(struct waiting *w)
 {
@@ -492,6 +550,7 @@ static void on_end(size_t i, const cq_status *st, void *udata)
         putchar('\n');
         fflush(stdout); /* as it ends, also through a pipe */
     }
+    w->done[i] = 1; /* its line out: an interrupt before this prints its id again, not none */
     now = time_mono_ms();
     if (w->progress && (now - w->progress_at >= 100 || w->ended == w->o->nids)) {
         fprintf(stderr, "\rcenqueue: %zu/%zu jobs ended", w->ended, w->o->nids);
@@ -506,25 +565,43 @@ static int wait_all(const struct opts *o, cq_client *c)
     struct waiting w;
     cq_status **out = xcalloc(o->nids ? o->nids : 1, sizeof *out);
     size_t i, n[CQ_CANCELED + 1], open = 0;
+    struct sigaction sa;
     char err[1024];
     int rc;
 
     memset(&w, 0, sizeof w);
     memset(n, 0, sizeof n);
     w.o = o;
+    w.done = xcalloc(o->nids ? o->nids : 1, 1);
     w.progress = isatty(STDERR_FILENO);
     if (w.progress) {
         fprintf(stderr, "cenqueue: 0/%zu jobs ended", o->nids);
         w.progress_at = time_mono_ms();
     }
+    fflush(stdout); /* what on_interrupt writes comes after it */
+    waiting_now = &w;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_interrupt;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
     rc = cq_wait_each(c, (const char *const *)o->ids, o->nids, o->wait_timeout, out, on_end, &w,
                       err, sizeof err);
+    sa.sa_handler = SIG_DFL;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    waiting_now = NULL;
     progress_erase(&w);
     if (rc != 0) {
-        fprintf(stderr, "cenqueue: %s (%zu of %zu jobs had ended)\n", err, w.ended, o->nids);
+        print_open(&w, NULL);
+        fprintf(stderr, "cenqueue: %s (%zu of %zu jobs had ended%s)\n", err, w.ended, o->nids,
+                o->quiet || w.ended == o->nids ? "" : "; the others' ids printed");
+        free((void *)w.done);
         free(out);
         return 1;
     }
+    print_open(&w, out);
+    free((void *)w.done);
     for (i = 0; i < o->nids; i++) {
         enum cq_state s = cq_status_state(out[i]);
         n[(unsigned)s <= CQ_CANCELED ? s : CQ_UNKNOWN]++;

@@ -82,6 +82,7 @@ wait "$cpid"; rc=$?
 check_eq "--wait-timeout, started after the waiter read it: exit 1" 1 "$rc"
 check_contains "...said as it is when the time is up" \
     "1 of 1 job did not end within 3s (1 started)" "$(cat "$T/err")"
+check_eq "...and its id printed with that state" "wt-1 started" "$(cat "$T/out")"
 wait_for 10 jobs_are finished wt-1
 
 out=$("$BIN/cenqueue" --wait --quiet sleep 0.1 2>"$T/err"); rc=$?
@@ -118,8 +119,8 @@ wait_for 10 exited "$cpid"
 wait "$cpid"; rc=$?
 took=$(ms_between "$t0" "$(now)")
 check_eq "mix: exit 1" 1 "$rc"
-check_eq "mix: one line each as it ended, none for the one left" \
-    "$(printf '%s finished {"n":1}\n%s failed it broke\n%s canceled' "${ids[@]:0:3}")" \
+check_eq "mix: one line each as it ended, then the one left with its state" \
+    "$(printf '%s finished {"n":1}\n%s failed it broke\n%s canceled\n%s queued' "${ids[@]}")" \
     "$(cat "$T/out")"
 check_contains "mix: how many did not end, and where they are" \
     "1 of 4 jobs did not end within 3s (1 queued)" "$(cat "$T/err")"
@@ -130,10 +131,23 @@ t0=$(now)
 out=$("$BIN/cenqueue" --wait --wait-timeout 500ms -q manual noop 2>"$T/err"); rc=$?
 took=$(ms_between "$t0" "$(now)")
 check_eq "--wait-timeout, one job: exit 1" 1 "$rc"
-check_eq "--wait-timeout, one job: nothing on stdout" "" "$out"
+check "--wait-timeout, one job: its id and state on stdout ($out)" matches "$out" "^$UUID queued\$"
 check_contains "--wait-timeout, one job: stderr says so" \
     "1 of 1 job did not end within 0.5s (1 queued)" "$(cat "$T/err")"
 check "--wait-timeout, one job: about 0.5 s ($took ms)" [ "$took" -ge 450 -a "$took" -lt 3000 ]
+
+# SIGINT (Ctrl-C) while waiting: the ids of the jobs not ended are printed, not lost (before:
+# exit 130 and nothing, the ids withheld by --wait at enqueue).
+"$BIN/cenqueue" --wait -q manual --id si-1 noop >"$T/out" 2>"$T/err" &
+cpid=$!
+wait_for 10 subscribed si-1
+kill -INT "$cpid"
+wait "$cpid"; rc=$?
+check_eq "SIGINT while waiting: exit 1" 1 "$rc"
+check_eq "...the id of the job not ended printed" "si-1" "$(cat "$T/out")"
+check_contains "...and stderr says so" "interrupted with 1 of 1 jobs not ended: they go on (their ids printed)" \
+    "$(cat "$T/err")"
+check_eq "...and the job is still queued" queued "$(rcli HGET cq:job:si-1 status)"
 
 # ---- usage and enqueue failures ----
 

@@ -528,9 +528,10 @@ static int fn_sleep(cq_job *job, void *udata)
     if (cq_job_arg_duration(job, 0, &secs) != 0)
         return cq_job_fail(job, CQ_PERMANENT, 0,
                            "sleep: seconds must be a number or a duration like 1.5s");
-    if (!isfinite(secs) || secs < 0 || secs > 86400)
-        return cq_job_fail(job, CQ_PERMANENT, 0, "sleep: %g seconds is out of range (0-86400)",
-                           secs);
+    /* The duration type's range (the check took it): any duration a producer could enqueue. */
+    if (!isfinite(secs) || secs < 0 || secs > DURATION_MAX)
+        return cq_job_fail(job, CQ_PERMANENT, 0, "sleep: %g seconds is out of range (0-%.0f)", secs,
+                           DURATION_MAX);
     end = time_mono_ms() + (long long)(secs * 1000);
     for (;;) {
         long long now = time_mono_ms();

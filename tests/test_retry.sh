@@ -22,6 +22,9 @@ limited=$("$BIN/cenqueue" download_link images "$HBASE/_/ratelimit/k2/1/limited.
 # Over its timeout: a slow download and a long sleep, no retries.
 slowdl=$("$BIN/cenqueue" --timeout 1 --retries 0 download_link images "$HBASE/_/slow/5/slow.jpg")
 slowsleep=$("$BIN/cenqueue" --timeout 500ms --retries 0 sleep 5)
+# Any duration the check takes (up to 100 years), sleep takes: before, over a day was
+# enqueued and then failed for good as "out of range (0-86400)".
+longsleep=$("$BIN/cenqueue" --timeout 500ms --retries 0 sleep 36500d)
 # Scheduled two seconds ahead.
 later=$("$BIN/cenqueue" --in 2s noop)
 check_eq "a scheduled job waits in the scheduled state" scheduled "$(jfield "$later")"
@@ -45,6 +48,9 @@ check_contains "...with a timeout error" "timed out" "$(jfield "$slowdl" error)"
 check_eq "...and leaves no file" "" "$(ls -A "$ROOT/images" | grep slow)"
 check_eq "sleep over its timeout fails" failed "$(jfield "$slowsleep")"
 check_contains "...with a clear error" "timed out after 0.5s" "$(jfield "$slowsleep" error)"
+wait_for 10 jobs_are failed "$longsleep"
+check_contains "sleep 36500d, which the check accepts, runs (until its timeout)" "timed out after 0.5s" \
+    "$(jfield "$longsleep" error)"
 
 # Backoff timing, from the worker's log: attempts of the flaky job at t0, t0+~1s, t0+~3s
 # (base 1 s, doubled, jitter 0.75-1.25, plus at most 0.25 s of scheduler tick).

@@ -215,38 +215,47 @@ static void print_age(FILE *f, double seen)
         fprintf(f, "last served %.0fd ago", age / 86400);
 }
 
-/* The live workers (lease present) that serve name, comma-separated, into buf. */
-static void live_workers(const redisReply *wids, const redisReply *const *funcs,
-                         const redisReply *const *leases, const char *name, char *buf, size_t len,
-                         int *count)
+/* Whether name is an item of list (a worker hash's comma-separated functions or queues). */
+static int listed(const redisReply *list, const char *name)
 {
-    size_t i, o = 0, nl = strlen(name);
+    size_t nl = strlen(name);
+    const char *p;
+
+    if (list == NULL || list->type != REDIS_REPLY_STRING || nl == 0) return 0;
+    for (p = list->str; (p = strstr(p, name)) != NULL; p += nl)
+        if ((p == list->str || p[-1] == ',') && (p[nl] == ',' || p[nl] == '\0')) return 1;
+    return 0;
+}
+
+/* The live workers (lease present) whose hash lists func among its functions and queue
+ * among its queues (either NULL: any), comma-separated, into buf. funcs[i] and queues[i]
+ * (NULL where queue is) are worker i's two fields, leases[i] its lease's EXISTS. */
+static void live_workers(const redisReply *wids, const redisReply *const *funcs,
+                         const redisReply *const *queues, const redisReply *const *leases,
+                         const char *func, const char *queue, char *buf, size_t len, int *count)
+{
+    size_t i, o = 0;
 
     buf[0] = '\0';
     *count = 0;
-    for (i = 0; nl > 0 && i < wids->elements; i++) { /* "" is in every string: no name */
-        const char *p;
+    for (i = 0; i < wids->elements; i++) {
+        int w;
         if (leases[i] == NULL || leases[i]->type != REDIS_REPLY_INTEGER ||
-            leases[i]->integer != 1 || funcs[i] == NULL || funcs[i]->type != REDIS_REPLY_STRING)
+            leases[i]->integer != 1 || (func != NULL && !listed(funcs[i], func)) ||
+            (queue != NULL && !listed(queues[i], queue)))
             continue;
-        for (p = funcs[i]->str; (p = strstr(p, name)) != NULL; p += nl) {
-            if ((p == funcs[i]->str || p[-1] == ',') && (p[nl] == ',' || p[nl] == '\0')) {
-                int w;
-                (*count)++;
-                w = snprintf(buf + o, len - o, "%s%s", o ? ", " : "", wids->element[i]->str);
-                if (w > 0 && (size_t)w < len - o) o += (size_t)w;
-                break;
-            }
-        }
+        (*count)++;
+        w = snprintf(buf + o, len - o, "%s%s", o ? ", " : "", wids->element[i]->str);
+        if (w > 0 && (size_t)w < len - o) o += (size_t)w;
     }
 }
 
-/* How many live workers list name in their hash's field (functions or queues). */
-static int live_count(struct rconn *r, const struct keys *k, const char *field, const char *name,
+/* How many live workers serve func (NULL: any) and take from queue (NULL: any). */
+static int live_count(struct rconn *r, const struct keys *k, const char *func, const char *queue,
                       char *names, size_t len, char *err, size_t errlen)
 {
     char kw[KEYS_KEY_MAX], kl[KEYS_KEY_MAX];
-    redisReply *wids, **funcs, **leases;
+    redisReply *wids, **funcs, **queues, **leases;
     size_t i, got;
     int n = 0, rc = 0;
 
@@ -262,16 +271,21 @@ static int live_count(struct rconn *r, const struct keys *k, const char *field, 
         return -1;
     }
     funcs = xcalloc(wids->elements + 1, sizeof *funcs);
+    queues = xcalloc(wids->elements + 1, sizeof *queues);
     leases = xcalloc(wids->elements + 1, sizeof *leases);
+    /* HGETs, not an HMGET: the producer's ACL line (docs/PROTOCOL.md) has HGET alone. */
     for (i = 0; i < wids->elements; i++) {
         const char *wid = wids->element[i]->str;
-        if (rconn_appendf(r, "HGET %s %s", keys_worker(k, wid, kw, sizeof kw), field) != 0 ||
+        keys_worker(k, wid, kw, sizeof kw);
+        if (rconn_appendf(r, "HGET %s functions", kw) != 0 ||
+            rconn_appendf(r, "HGET %s queues", kw) != 0 ||
             rconn_appendf(r, "EXISTS %s", keys_worker_lease(k, wid, kl, sizeof kl)) != 0)
             break;
     }
     for (got = 0; got < i; got++) {
         funcs[got] = rconn_read(r);
-        leases[got] = funcs[got] ? rconn_read(r) : NULL;
+        queues[got] = funcs[got] ? rconn_read(r) : NULL;
+        leases[got] = queues[got] ? rconn_read(r) : NULL;
         if (leases[got] == NULL) {
             err_set(err, errlen, "reading the workers: %s", r->errstr);
             rc = -1;
@@ -284,15 +298,17 @@ static int live_count(struct rconn *r, const struct keys *k, const char *field, 
     }
     if (rc == 0) {
         char buf[1024];
-        live_workers(wids, (const redisReply *const *)funcs, (const redisReply *const *)leases,
-                     name, buf, sizeof buf, &n);
+        live_workers(wids, (const redisReply *const *)funcs, (const redisReply *const *)queues,
+                     (const redisReply *const *)leases, func, queue, buf, sizeof buf, &n);
         if (names != NULL) str_copy(names, len, buf);
     }
     for (i = 0; i < wids->elements; i++) {
         if (funcs[i]) freeReplyObject(funcs[i]);
+        if (queues[i]) freeReplyObject(queues[i]);
         if (leases[i]) freeReplyObject(leases[i]);
     }
     free(funcs);
+    free(queues);
     free(leases);
     freeReplyObject(wids);
     return rc == 0 ? n : -1;
@@ -301,13 +317,19 @@ static int live_count(struct rconn *r, const struct keys *k, const char *field, 
 int catalog_live(struct rconn *r, const struct keys *k, const char *func, char *names, size_t len,
                  char *err, size_t errlen)
 {
-    return live_count(r, k, "functions", func, names, len, err, errlen);
+    return live_count(r, k, func, NULL, names, len, err, errlen);
+}
+
+int catalog_live_on(struct rconn *r, const struct keys *k, const char *func, const char *queue,
+                    char *err, size_t errlen)
+{
+    return live_count(r, k, func, queue, NULL, 0, err, errlen);
 }
 
 int catalog_queue_live(struct rconn *r, const struct keys *k, const char *queue, char *err,
                        size_t errlen)
 {
-    return live_count(r, k, "queues", queue, NULL, 0, err, errlen);
+    return live_count(r, k, NULL, queue, NULL, 0, err, errlen);
 }
 
 int catalog_print(struct rconn *r, const struct keys *k, const struct cq_registry *builtins,
@@ -360,8 +382,8 @@ int catalog_print(struct rconn *r, const struct keys *k, const struct cq_registr
         int nlive;
         for (i = 0; i + 1 < seen->elements; i += 2)
             if (strcmp(seen->element[i]->str, fn->name) == 0) t = reply_time(seen->element[i + 1]);
-        live_workers(wids, (const redisReply *const *)funcs, (const redisReply *const *)leases,
-                     fn->name, live, sizeof live, &nlive);
+        live_workers(wids, (const redisReply *const *)funcs, NULL,
+                     (const redisReply *const *)leases, fn->name, NULL, live, sizeof live, &nlive);
         fprintf(f, "%-30s %s\n", registry_signature(fn, sig, sizeof sig), fn->summary);
         fprintf(f, "%-30s   %s; ", "", fn->source);
         if (nlive > 0)

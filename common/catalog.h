@@ -45,6 +45,11 @@ int catalog_get(struct rconn *r, const struct keys *k, const char *func, struct 
 int catalog_live(struct rconn *r, const struct keys *k, const char *func, char *names, size_t len,
                  char *err, size_t errlen);
 
+/* How many live workers serve func and take from queue now (those that could run a job of
+ * func enqueued there), or -1 with err. */
+int catalog_live_on(struct rconn *r, const struct keys *k, const char *func, const char *queue,
+                    char *err, size_t errlen);
+
 /* How many live workers take from queue now, or -1 with err. */
 int catalog_queue_live(struct rconn *r, const struct keys *k, const char *queue, char *err,
                        size_t errlen);

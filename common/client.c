@@ -29,8 +29,11 @@
 
 /* What the catalog said of a function when the client first looked it up. */
 struct served {
-    double last; /* when a worker last served it (0: never) */
-    int live;    /* live workers serving it then; -1 not asked yet, or the asking failed */
+    double last;   /* when a worker last served it (0: never) */
+    int live;      /* live workers serving it then on queue; -1 not asked yet, or the asking
+                    failed */
+    int elsewhere; /* where live is 0: live workers serving it on other queues */
+    char queue[KEYS_NAME_MAX + 1]; /* the queue live was asked for */
 };
 
 struct cq_client {
@@ -271,6 +274,7 @@ static const struct cq_function *cache_served(cq_client *c, const struct cq_func
     c->served = xrealloc(c->served, sizeof *c->served * (size_t)c->cache->n);
     c->served[f->index].last = seen;
     c->served[f->index].live = -1;
+    c->served[f->index].queue[0] = '\0';
     return f;
 }
 
@@ -301,12 +305,17 @@ int cq_client_check(cq_client *c, cq_jobspec *s, char *warning, size_t warnlen, 
     }
     seen = c->served[f->index].last;
     live = c->served[f->index].live;
-    /* Who serves it is asked once per function and client (a producer feeding a million jobs
-     * pays for it once), and again by the next call where it could not be. */
-    if (live < 0) {
-        live = known ? 1 : catalog_live(&c->r, &c->k, func, NULL, 0, err, errlen);
+    /* Who serves it on the job's queue is asked once per function, queue and client (a
+     * producer feeding a million jobs pays for it once), and again by the next call where it
+     * could not be. */
+    if (live < 0 || strcmp(c->served[f->index].queue, s->job->queue) != 0) {
+        struct served *sv = &c->served[f->index];
+        live = known ? 1 : catalog_live_on(&c->r, &c->k, func, s->job->queue, err, errlen);
         if (live < 0) return -1;
-        c->served[f->index].live = live;
+        sv->elsewhere = live == 0 ? catalog_live(&c->r, &c->k, func, NULL, 0, err, errlen) : 0;
+        if (sv->elsewhere < 0) return -1;
+        sv->live = live;
+        str_copy(sv->queue, sizeof sv->queue, s->job->queue);
     }
     if (registry_check_args(f, s->job->args, s->convert, err, errlen) != 0) return -1;
     s->convert = 0;
@@ -314,7 +323,14 @@ int cq_client_check(cq_client *c, cq_jobspec *s, char *warning, size_t warnlen, 
      * deploy still to come. */
     if (!known && warning != NULL && warnlen > 0 && live == 0) {
         double age = time_now() - seen;
-        if (seen <= 0)
+        int elsewhere = c->served[f->index].elsewhere;
+        if (elsewhere > 0)
+            err_set(warning, warnlen,
+                    "function %s: no live worker of queue %s serves it (%d serve%s it on other "
+                    "queues: enqueue it to theirs, or start one that takes from %s; cqctl "
+                    "workers lists them); the job waits until one does",
+                    func, s->job->queue, elsewhere, elsewhere == 1 ? "s" : "", s->job->queue);
+        else if (seen <= 0)
             err_set(warning, warnlen,
                     "function %s: no live worker serves it now (never served); the job waits "
                     "until one does",

@@ -151,9 +151,10 @@ struct worker {
     char *functions; /* the names it serves, comma-separated (its hash's functions field) */
     struct {
         char func[REGISTRY_NAME_MAX + 1];
+        char queue[KEYS_NAME_MAX + 1];
         int live;
         long long at; /* time_mono_ms of the answer */
-    } live_cache[8];  /* catalog_live answers for functions it lacks, kept a second */
+    } live_cache[8];  /* catalog_live_on answers for functions it lacks, kept a second */
     double started_at;
     struct rconn ctl;
 
@@ -909,23 +910,27 @@ static void hist_flush(struct worker *w)
     }
 }
 
-/* How many live workers serve func: catalog_live, remembered for a second so that a take of
- * 256 such records asks once. -1 when Redis cannot say. */
-static int live_servers(struct worker *w, const char *func, char *err, size_t errlen)
+/* How many live workers serve func and take from queue, the ones that could run such a job
+ * from there: catalog_live_on, remembered for a second so that a take of 256 such records
+ * asks once. -1 when Redis cannot say. */
+static int live_servers(struct worker *w, const char *func, const char *queue, char *err,
+                        size_t errlen)
 {
     size_t n = sizeof w->live_cache / sizeof w->live_cache[0], i, oldest = 0;
     long long now = time_mono_ms();
     int live;
 
     for (i = 0; i < n; i++) {
-        if (strcmp(w->live_cache[i].func, func) == 0 && now - w->live_cache[i].at < 1000)
+        if (strcmp(w->live_cache[i].func, func) == 0 &&
+            strcmp(w->live_cache[i].queue, queue) == 0 && now - w->live_cache[i].at < 1000)
             return w->live_cache[i].live;
         if (w->live_cache[i].at < w->live_cache[oldest].at) oldest = i;
     }
     ctl_quiet(w);
-    live = catalog_live(&w->ctl, &w->keys, func, NULL, 0, err, errlen);
+    live = catalog_live_on(&w->ctl, &w->keys, func, queue, err, errlen);
     if (live >= 0) {
         str_copy(w->live_cache[oldest].func, sizeof w->live_cache[oldest].func, func);
+        str_copy(w->live_cache[oldest].queue, sizeof w->live_cache[oldest].queue, queue);
         w->live_cache[oldest].live = live;
         w->live_cache[oldest].at = now;
     }
@@ -933,16 +938,18 @@ static int live_servers(struct worker *w, const char *func, char *err, size_t er
 }
 
 /* A job names a function this worker does not serve. During a rolling deploy another live
- * worker may serve it: then the job is handed back (due again in HANDOFF_DELAY, its attempt
- * not counted) at most HANDOFF_MAX times, and fails for good only after that or when no live
- * worker serves the function (the catalog's "seen" is older than a lease). */
+ * worker that takes from the job's queue may serve it: then the job is handed back (due
+ * again in HANDOFF_DELAY, its attempt not counted) at most HANDOFF_MAX times, and fails for
+ * good only after that or when no live worker serves the function on that queue (one that
+ * serves it on other queues only would never take it). */
 static void refuse_unknown(struct worker *w, struct task *t)
 {
+    const char *queue = t->taken.queue;
     char known[1024], err[512];
     int live;
 
     registry_unknown(w->cfg->reg, t->job->func, known, sizeof known);
-    live = live_servers(w, t->job->func, err, sizeof err);
+    live = live_servers(w, t->job->func, queue, err, sizeof err);
     /* When Redis cannot say, hand it back: that is safe, and bounded. */
     live = live != 0;
     t->refused = 1;
@@ -952,14 +959,24 @@ static void refuse_unknown(struct worker *w, struct task *t)
         t->job->handoffs++;
         t->retry_at = time_now() + HANDOFF_DELAY;
         t->text = xstrdup_printf("%s: this worker does not serve %s; handed back for a live "
-                                 "worker that does (%d of %d)",
-                                 w->wid, t->job->func, t->job->handoffs, HANDOFF_MAX);
-    } else {
+                                 "worker of queue %s that does (%d of %d)",
+                                 w->wid, t->job->func, queue, t->job->handoffs, HANDOFF_MAX);
+    } else if (live) {
         t->kind = QUEUE_FAILED;
-        t->text = xstrdup_printf("%s%s", known,
-                                 live ? ": handed back too often (the workers that serve it "
-                                        "do not take it)"
-                                      : ": no live worker serves it");
+        t->text = xstrdup_printf("%s: handed back too often (the workers of queue %s that serve "
+                                 "it do not take it)",
+                                 known, queue);
+    } else {
+        /* Served elsewhere? Then the fix is the queue, not a deploy. */
+        int any;
+        ctl_quiet(w);
+        any = catalog_live(&w->ctl, &w->keys, t->job->func, NULL, 0, err, sizeof err);
+        t->kind = QUEUE_FAILED;
+        t->text = any > 0 ? xstrdup_printf("%s: no live worker of queue %s serves it (%d serve it "
+                                           "on other queues: enqueue it to theirs, or start one "
+                                           "that takes from %s; cqctl workers lists them)",
+                                           known, queue, any, queue)
+                          : xstrdup_printf("%s: no live worker serves it", known);
     }
 }
 

@@ -271,13 +271,17 @@ run_for 1 "$BIN/cqctl" -u "$OU" info --watch --interval 200ms >"$T/watch.out"
 check "cqctl info --watch: a picture per interval" [ "$(grep -c '^cq at' "$T/watch.out")" -ge 3 ]
 
 echo "# workers as 'worker': hand-offs, SIGTERM, SIGKILL, a lost reply, CONFIG GET"
-# A worker without the function hands its job back while one that has it is live.
+# A worker without the function hands its job back while a live worker of the job's queue
+# has it: W3, busy with a long job here, so that W2 takes this one first.
+start_registered "$T/w3.log" -u "$WU" -c 1 "${CMDS[@]}" ho
+W3=$WPID
+busy=$(P -q ho sleep 30)
+wait_for 10 jobs_are started "$busy"
 start_registered "$T/w2.log" -u "$WU" -c 2 ho
 W2=$WPID
 ho=$(P -q ho mark handed)
 check "a worker without the function hands the job back" wait_for 5 grep -q 'handed back' "$T/w2.log"
-start_registered "$T/w3.log" -u "$WU" -c 2 "${CMDS[@]}" ho
-W3=$WPID
+Q cancel "$busy" >/dev/null
 # Each time the job is due again (a second after a hand-back) the two workers race for it;
 # the one without the function holds off its takes a second after one that brought only
 # hand-backs, which tilts the race, but does not decide it.

@@ -163,6 +163,23 @@ check_contains "...with a warning" "warning: function sha256: no live worker ser
 wait_for 10 jobs_are failed "$id"
 check_contains "a job nobody serves fails with a clear error" "unknown function 'sha256'" "$(jfield "$id" error)"
 check_contains "...saying why" "no live worker serves it" "$(jfield "$id" error)"
+# Served on another queue only: the producer warns with the fix, and the worker of the job's
+# queue fails it at once, saying where it is served (before: no warning, and about ten minutes
+# of hand-offs "for a live worker that does", when no worker of that queue ever would).
+start_registered "$T/tools.log" --load "$PLUGIN" --download-root "$ROOT" tools
+id=$("$BIN/cenqueue" sha256 images/f2.bin 2>"$T/err")
+check_eq "served only on queue tools: accepted (exit 0)" 0 "$?"
+check_contains "...with a warning naming the queue and the fix" \
+    "warning: function sha256: no live worker of queue default serves it (1 serves it on other queues: enqueue it to theirs, or start one that takes from default" \
+    "$(cat "$T/err")"
+check "...and failed at once by the worker of queue default" wait_for 10 jobs_are failed "$id"
+check_contains "...saying where it is served" "no live worker of queue default serves it (1 serve it on other queues" \
+    "$(jfield "$id" error)"
+id=$("$BIN/cenqueue" -q tools sha256 images/f2.bin 2>"$T/err")
+check_eq "...enqueued to tools: no warning" "" "$(cat "$T/err")"
+check "...and it finishes there" wait_for 10 jobs_are finished "$id"
+kill -TERM "$WPID"; wait "$WPID"
+wait_for 10 workers_are 1
 "$BIN/cenqueue" --list-functions >"$T/list"
 check_contains "--list-functions: no live worker, last served" "no live worker; last served" "$(grep -A1 '^sha256' "$T/list")"
 "$BIN/cenqueue" --no-check nosuch a b >/dev/null 2>"$T/err"

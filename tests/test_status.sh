@@ -212,13 +212,17 @@ check_eq "refused-1: the record as it was" '{"id":"refused-1","func":"sleep","ar
 
 # A job handed back by a worker that does not serve its function (status retrying, error,
 # retry_at), then run by one that does: once finished, nothing of the hand-off is left.
-# H1 serves queue hq without hf; H2 serves hf, on another queue, so that hf has a live server.
+# H1 serves queue hq without hf; H2 serves hf on hq too, so that hf has a live server there,
+# but is busy with a long job, so that H1 takes hand-1.
+"$BIN/cworker" -c 1 --shutdown-timeout 1s --command hf=/bin/echo hq >"$T/h2.log" 2>&1 &
+H2=$!
+PIDS+=("$H2")
+wait_for 10 workers_are 2
+"$BIN/cenqueue" -q hq --id hand-busy sleep 60 >/dev/null
+wait_for 10 jobs_are started hand-busy
 "$BIN/cworker" -c 1 --shutdown-timeout 1s hq >"$T/h1.log" 2>&1 &
 H1=$!
 PIDS+=("$H1")
-"$BIN/cworker" -c 1 --shutdown-timeout 1s --command hf=/bin/echo side >"$T/h2.log" 2>&1 &
-H2=$!
-PIDS+=("$H2")
 wait_for 10 workers_are 3
 "$BIN/cenqueue" -q hq --id hand-1 hf x >/dev/null
 check "hand-off: handed back (retrying)" wait_for 5 jobs_are retrying hand-1
@@ -231,6 +235,8 @@ check "hand-off: then finished by a worker that serves hf" wait_for 10 jobs_are 
 check_eq "hand-off: attempts 1 (a hand-off is not an attempt)" 1 "$(jfield hand-1 attempts)"
 check "hand-off: finished leaves no error" lacks hand-1 error
 check "hand-off: finished leaves no retry_at" lacks hand-1 retry_at
+"$BIN/cqctl" cancel hand-busy >/dev/null
+wait_for 10 jobs_are canceled hand-busy
 kill -TERM "$H2" "$H3"; wait "$H2"; wait "$H3"
 
 # Canceled while retrying: the retry's retry_at and error go with the end.

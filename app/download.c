@@ -134,6 +134,13 @@ static int normalise_dir(const char *directory, char *norm, size_t normlen, char
     return 0;
 }
 
+int download_check_dir(const char *directory, char *err, size_t errlen)
+{
+    char norm[PATH_MAX];
+
+    return normalise_dir(directory, norm, sizeof norm, err, errlen);
+}
+
 /* Open the normalised directory norm under root, making what is missing, never following a
  * symbolic link. Returns an O_DIRECTORY fd, or -1 with err set (and *host when the host's
  * state is to blame). directory is the job's own spelling, for messages. */

@@ -81,6 +81,12 @@ int download_end(struct download *d, struct http *h, CURLcode rc, struct downloa
  * what is wrong with it ("'x' is a regular file, not a directory"). */
 int download_check_root(const char *root, char *err, size_t errlen);
 
+/* Whether directory is one download_link takes (relative, no '..', no control byte, no
+ * component over NAME_MAX), before anything is made: 0, or -1 with err saying what is wrong
+ * ("directory '../x' escapes the download root ('..')"), so that a producer refuses what
+ * every job of it would fail on. */
+int download_check_dir(const char *directory, char *err, size_t errlen);
+
 /* Whether a failed system call's errno is the host's fault rather than the job's: a full or
  * read-only disk, an I/O error, no file descriptors or memory left. A missing permission is
  * the host's only on the root itself (download_link decides that). */

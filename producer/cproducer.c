@@ -357,6 +357,12 @@ static int check_args(struct config *c)
         return usage_error("%s", "--download-root: must not be empty");
     if (c->dir[0] == '\0' || strlen(c->dir) > 1024)
         return usage_error("%s", "--dir: must be 1..1024 characters");
+    {
+        char why[1200];
+        if (download_check_dir(c->dir, why, sizeof why) != 0)
+            return usage_error("--dir: %s (give a directory below the worker's --download-root)",
+                               why);
+    }
     if (!cq_valid_name(c->queue))
         return usage_error("--queue: '%s' is not a queue name (1-128 of A-Z a-z 0-9 _ . @ -)",
                            c->queue);

@@ -77,6 +77,14 @@ for bad in "--section cold" "--sort best" "--window hour" "--pages 0" "--page x"
     check_eq "usage error exits 2: $bad" 2 "$RC"
     check_eq "no API request on a usage error: $bad" 0 "$(hits total)"
 done
+# A --dir every job would fail on at the worker: refused before anything is enqueued (before,
+# 'enqueued 6 jobs', each then failed for good).
+for bad in ../x /abs a/../../b; do
+    prod test-client --dir "$bad"
+    check_eq "--dir $bad: usage error, exit 2" 2 "$RC"
+    check_contains "...saying why" "escapes the download root" "$ERR"
+    check_eq "...no API request" 0 "$(hits total)"
+done
 
 echo "# client id"
 reset_hits

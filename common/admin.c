@@ -46,7 +46,8 @@ const char *const admin_bucket_bounds[ADMIN_BUCKETS] = {
 };
 
 static const char no_status_fmt[] =
-    "job %s: no status (never enqueued, or its status expired after the worker's --result-ttl)";
+    "job %s: no status (never enqueued, or its status expired: after the worker's --result-ttl "
+    "when it finished, --failure-ttl when it failed)";
 
 /* ---- connection ------------------------------------------------------------------- */
 
@@ -1080,8 +1081,9 @@ struct requeue {
     char q[KEYS_NAME_MAX + 1];
     const char *old; /* the record the hash holds (in the HMGET reply) */
     char *rec;       /* the record to push, NULL when the job is not requeued */
-    int skipped;   /* 1: of another queue than only_queue (requeue_page: -1 requeued, -2 unknown) */
-    char err[512]; /* why not, when rec is NULL and it is not skipped */
+    int skipped;     /* 1: of another queue than only_queue, 2: its status gone (requeue_page: -1
+                      requeued, -2 unknown, -3 dropped from the failed set) */
+    char err[512];   /* why not, when rec is NULL and it is not skipped */
 };
 
 /* What the hash read by HMGET status record queue (h) makes of the job: rq->rec set (to be
@@ -1094,6 +1096,7 @@ static void requeue_prepare(struct requeue *rq, const redisReply *h, const char 
         err_set(rq->err, sizeof rq->err, "job %s: HMGET %s: an unexpected reply", id, rq->kj);
     } else if (elem(h, 0)->type != REDIS_REPLY_STRING) {
         err_set(rq->err, sizeof rq->err, no_status_fmt, id);
+        rq->skipped = 2; /* in the failed set, its status gone: nothing left to requeue */
     } else if (strcmp(elem(h, 0)->str, "failed") != 0) {
         err_set(rq->err, sizeof rq->err,
                 "job %s: it is %s, not failed: only failed jobs are requeued", id, elem(h, 0)->str);
@@ -1185,13 +1188,22 @@ int admin_requeue(struct admin *a, const char *id, char *queue, size_t qlen, cha
     return rc;
 }
 
+/* KEYS: a job's status hash, the failed set; ARGV: the id. An id whose status is gone
+ * (expired after --failure-ttl) leaves the failed set, unless a status came back meanwhile
+ * (the id enqueued again). 1 when it left. */
+static const char drop_gone_lua[] = "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n"
+                                    "return redis.call('ZREM', KEYS[2], ARGV[1])\n";
+
 /* One page of ids from the failed set, requeued in two pipelines (their HMGETs, then their
  * scripts): two round trips a page, not two a job. Each job is told to each in order; kept
- * counts those that stay in the set (refused or skipped). 0, or -1 when Redis failed. */
+ * counts those that stay in the set (refused or skipped); dropped, the ids whose status was
+ * gone, which leave it. 0, or -1 when Redis failed. */
 static int requeue_page(struct admin *a, const redisReply *ids, size_t n, const char *only_queue,
                         void (*each)(void *, const char *, const char *, const char *), void *ctx,
-                        long *requeued, long *refused, long long *kept, char *err, size_t errlen)
+                        long *requeued, long *refused, long *dropped, long long *kept, char *err,
+                        size_t errlen)
 {
+    char kf[KEYS_KEY_MAX];
     struct requeue *rq = xcalloc(n ? n : 1, sizeof *rq);
     redisReply **h = xcalloc(n ? n : 1, sizeof *h);
     size_t i, got = 0;
@@ -1210,15 +1222,29 @@ static int requeue_page(struct admin *a, const redisReply *ids, size_t n, const 
         io_error(a, err, errlen);
         goto out;
     }
+    keys_failed(&a->k, kf, sizeof kf);
     for (i = 0; i < n; i++) {
         if (h[i]->type == REDIS_REPLY_ERROR) /* this job's key, not Redis (WRONGTYPE) */
             rconn_error(&a->r, rq[i].kj, h[i]->str, rq[i].err, sizeof rq[i].err);
         else
             requeue_prepare(&rq[i], h[i], only_queue);
         if (rq[i].rec != NULL && requeue_append(a, &rq[i]) != 0) sent = 0;
+        if (rq[i].skipped == 2 &&
+            rconn_appendf(&a->r, "EVAL %s 2 %s %s %s", drop_gone_lua, rq[i].kj, kf, rq[i].id) != 0)
+            sent = 0;
     }
     /* skipped: -1 requeued, -2 not known (Redis failed before its reply was read) */
     for (i = 0; i < n; i++) {
+        if (rq[i].skipped == 2) {
+            redisReply *r = sent ? rconn_read(&a->r) : NULL;
+            if (r == NULL) {
+                sent = 0;
+            } else if (r->type == REDIS_REPLY_INTEGER && r->integer == 1) {
+                rq[i].skipped = -3;
+            }
+            if (r != NULL) freeReplyObject(r);
+            continue;
+        }
         if (rq[i].rec == NULL) continue;
         if (!sent) {
             free(rq[i].rec);
@@ -1237,9 +1263,11 @@ static int requeue_page(struct admin *a, const redisReply *ids, size_t n, const 
         if (rq[i].skipped == -1) {
             (*requeued)++;
             if (each) each(ctx, rq[i].id, rq[i].q, NULL);
+        } else if (rq[i].skipped == -3) {
+            (*dropped)++;
         } else if (rq[i].skipped == 1) {
             (*kept)++;
-        } else if (rq[i].skipped == 0) {
+        } else if (rq[i].skipped == 0 || rq[i].skipped == 2) {
             (*kept)++;
             (*refused)++;
             if (each) each(ctx, rq[i].id, NULL, rq[i].err);
@@ -1261,13 +1289,14 @@ out:
 int admin_requeue_failed(struct admin *a, const char *only_queue,
                          void (*each)(void *ctx, const char *id, const char *queue,
                                       const char *err),
-                         void *ctx, long *requeued, long *refused, char *err, size_t errlen)
+                         void *ctx, long *requeued, long *refused, long *dropped, char *err,
+                         size_t errlen)
 {
     char kf[KEYS_KEY_MAX], before[32];
     long long kept = 0, seen = 0, total;
     redisReply *rep;
 
-    *requeued = *refused = 0;
+    *requeued = *refused = *dropped = 0;
     keys_failed(&a->k, kf, sizeof kf);
     /* Only jobs that failed before now, and no more than were there: a requeued job that
      * fails again during the walk is not requeued a second time. */
@@ -1291,7 +1320,8 @@ int admin_requeue_failed(struct admin *a, const char *only_queue,
         n = rep->elements;
         if ((long long)n > total - seen) n = (size_t)(total - seen);
         err[0] = '\0';
-        rc = requeue_page(a, rep, n, only_queue, each, ctx, requeued, refused, &kept, err, errlen);
+        rc = requeue_page(a, rep, n, only_queue, each, ctx, requeued, refused, dropped, &kept, err,
+                          errlen);
         freeReplyObject(rep);
         if (rc != 0) return -1;
         seen += (long long)n;

@@ -149,12 +149,14 @@ int admin_requeue(struct admin *a, const char *id, char *queue, size_t qlen, cha
 
 /* Requeue every job of the failed set that failed before this call, or only those of queue
  * only_queue (NULL: all), page by page. each (may be NULL) is told of every job tried: err
- * NULL when it was requeued, else why not. *requeued and *refused count them. Returns 0, or
- * -1 when Redis failed. */
+ * NULL when it was requeued, else why not. *requeued and *refused count them; *dropped the
+ * ids whose status had expired (after --failure-ttl), which leave the set (there is nothing
+ * left to requeue: each is not told of them). Returns 0, or -1 when Redis failed. */
 int admin_requeue_failed(struct admin *a, const char *only_queue,
                          void (*each)(void *ctx, const char *id, const char *queue,
                                       const char *err),
-                         void *ctx, long *requeued, long *refused, char *err, size_t errlen);
+                         void *ctx, long *requeued, long *refused, long *dropped, char *err,
+                         size_t errlen);
 
 enum admin_cancel_outcome {
     ADMIN_CANCELED = 1, /* it had not started: status canceled now */

@@ -528,7 +528,7 @@ static int by_id(const void *a, const void *b)
  * In two halves, so that queue_enqueue sends these reads in the round trip of its TYPEs:
  * ids_send appends a HGET, a SISMEMBER and a ZSCORE an id (none when one comes twice: then
  * it returns -1 with err); ids_read reads what was sent, and keeps the jobs whose id is in
- * the failed set (its last run failed; or its status is gone, as --failure-ttl 0 leaves it),
+ * the failed set (its last run failed; or its status is gone, expired after --failure-ttl),
  * for forget_failed. */
 struct id_check {
     struct job **own;    /* the jobs whose ids the caller gave, by id */
@@ -1376,7 +1376,7 @@ static const char apply_lua[] =
     "        redis.call('HDEL', jk, 'retry_at')\n"
     "        ttl(jk, fttl, fexp)\n"
     "      end\n"
-    "      redis.call('ZADD', ARGV[6], at, id)\n"
+    "      if fttl ~= 0 then redis.call('ZADD', ARGV[6], at, id) end\n"
     "      fail = fail + 1\n"
     "      ends(q, id, 'failed')\n"
     "    elseif kind == 'C' then\n"

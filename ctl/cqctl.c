@@ -692,17 +692,21 @@ static int run_requeue(struct ctl *c, char **args, int n)
     if (check_ids(args, n) != 0) return 2;
     report_init(&r, c);
     if (c->all_failed) {
-        long done, refused;
+        long done, refused, dropped;
         if (c->queue != NULL) warn_unknown_queue(c, c->queue);
-        if (admin_requeue_failed(&c->a, c->queue, requeued_one, &r, &done, &refused, err,
+        if (admin_requeue_failed(&c->a, c->queue, requeued_one, &r, &done, &refused, &dropped, err,
                                  sizeof err) != 0) {
             fprintf(stderr, "cqctl: %s\n", err);
             report_end(&r);
             return 1;
         }
-        if (!c->json)
-            printf("requeued %ld failed job%s%s%s; %ld refused\n", done, done == 1 ? "" : "s",
+        if (!c->json) {
+            printf("requeued %ld failed job%s%s%s; %ld refused", done, done == 1 ? "" : "s",
                    c->queue ? " of queue " : "", c->queue ? c->queue : "", refused);
+            if (dropped > 0)
+                printf("; %ld dropped from the failed set (their status had expired)", dropped);
+            printf("\n");
+        }
         return report_end(&r);
     }
     for (i = 0; i < n; i++) {

@@ -577,7 +577,7 @@ failed:
 static enum MHD_Result requeue_failed(struct server *s, struct MHD_Connection *c, struct admin *a)
 {
     const char *q = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "queue");
-    long done = 0, refused = 0;
+    long done = 0, refused = 0, dropped = 0;
     char err[512];
     cJSON *o;
 
@@ -585,7 +585,7 @@ static enum MHD_Result requeue_failed(struct server *s, struct MHD_Connection *c
     if (q != NULL && !keys_valid_name(q))
         return json_error(c, MHD_HTTP_BAD_REQUEST,
                           "queue: 1-128 characters of A-Z a-z 0-9 _ . @ -");
-    if (admin_requeue_failed(a, q, NULL, NULL, &done, &refused, err, sizeof err) != 0) {
+    if (admin_requeue_failed(a, q, NULL, NULL, &done, &refused, &dropped, err, sizeof err) != 0) {
         LOG(&s->log, CQ_LOG_WARN, "requeue failed jobs: %s", err);
         return json_error(c, failed_status(a, MHD_HTTP_INTERNAL_SERVER_ERROR), err);
     }
@@ -595,6 +595,7 @@ static enum MHD_Result requeue_failed(struct server *s, struct MHD_Connection *c
     render_str(o, "queue", q);
     render_num(o, "requeued", (double)done);
     render_num(o, "refused", (double)refused);
+    render_num(o, "dropped", (double)dropped);
     return json(c, MHD_HTTP_OK, o);
 }
 

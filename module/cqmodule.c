@@ -823,7 +823,8 @@ static void ended_one(struct apply *a, int b, RedisModuleString *q)
             must(a, RedisModule_Call(a->ctx, "HDEL", "!CEss", jk, word[W_RETRY_AT]), "HDEL");
             ttl(a, jk, a->fttl, a->fexp);
         }
-        must(a, RedisModule_Call(a->ctx, "ZADD", "!CEsss", a->argv[A_FAILED], at, id), "ZADD");
+        if (a->fttl != 0) /* a status dropped at once leaves nothing for the set to list */
+            must(a, RedisModule_Call(a->ctx, "ZADD", "!CEsss", a->argv[A_FAILED], at, id), "ZADD");
         a->fail++;
         ends(a, q, id, W_FAILED);
     } else if (kind == 'C') {

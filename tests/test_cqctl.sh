@@ -83,7 +83,7 @@ fails_with "bad queue name (jobs)" 2 "queue 'a/b'" ctl jobs a/b
 fails_with "bad URL" 2 "redis URL" ctl -u http://x info
 fails_with "Redis down" 1 "Connection refused" ctl -u redis://127.0.0.1:1 info
 fails_with "job: unknown id" 1 \
-    "job nosuch: no status (never enqueued, or its status expired after the worker's --result-ttl)" \
+    "job nosuch: no status (never enqueued, or its status expired: after the worker's --result-ttl when it finished, --failure-ttl when it failed)" \
     ctl job nosuch
 fails_with "requeue: unknown id" 1 "job nosuch: no status" ctl requeue nosuch
 fails_with "cancel: unknown id" 1 "job nosuch: no status" ctl cancel nosuch
@@ -215,6 +215,24 @@ check_eq "...the refused one stays failed" 1 "$(rcli ZSCORE cq:failed norec)"
 rcli DEL cq:job:norec cq:job:rqok cq:job:wrongq cq:job:strkey cq:queue:wq cq:queue:rq >/dev/null
 rcli ZREM cq:failed norec wrongq strkey >/dev/null
 rcli SREM cq:queues rq >/dev/null
+# An id whose status expired (after --failure-ttl): nothing to requeue, so --all-failed drops
+# it from the failed set, says so, and succeeds (before: refused on every run, exit 1, and
+# the message named --result-ttl).
+rcli ZADD cq:failed 1 expired-1 >/dev/null
+out=$(ctl requeue --all-failed 2>"$T/rq.err")
+check_eq "requeue --all-failed, a status expired: exit 0" 0 "$?"
+check_contains "...it is dropped from the failed set, and said so" \
+    "1 dropped from the failed set (their status had expired)" "$out"
+check_eq "...and gone from it" "" "$(rcli ZSCORE cq:failed expired-1)"
+fails_with "requeue of an id with no status names both TTLs" 1 \
+    "--result-ttl when it finished, --failure-ttl when it failed" ctl requeue expired-1
+# A worker with --failure-ttl 0 drops a failed job's status at once, and lists it nowhere.
+start_registered "$T/fttl.log" --failure-ttl 0 fttl
+f0=$(enq -q fttl --retries 0 sleep nope)
+gone() { [ "$(rcli EXISTS "cq:job:$1")" = 0 ]; }
+check "--failure-ttl 0: the failed job's status is dropped" wait_for 10 gone "$f0"
+check_eq "...and its id is not in the failed set" "" "$(rcli ZSCORE cq:failed "$f0")"
+kill -TERM "$WPID"; wait "$WPID"
 
 # ---- cancel: a running sleep 30 ends within 1 s; finished jobs are refused ----
 long=$(enq sleep 30)

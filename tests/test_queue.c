@@ -274,7 +274,7 @@ static void test_enqueue_one(void)
     CHECK_EQ(integer(rconn_commandf(&R, "HLEN cq:job:e1")), 4);
     DO("DEL cq:failed");
     {
-        /* ... also when its failed status is gone (--failure-ttl 0, or expired): the id is
+        /* ... also when its failed status is gone (expired after --failure-ttl): the id is
          * still in the failed set, which nothing else trims. */
         struct job *g = mkjob("gone", NULL);
         DO("ZADD cq:failed 1 gone");

@@ -335,7 +335,7 @@ gone() { [ "$(rcli EXISTS "cq:job:$1")" = 0 ]; }
 check "expired: its status is gone after the $ttl s TTL" wait_for $((ttl + 3)) gone ttl-1
 ctl job ttl-1 >"$T/exp.out" 2>"$T/exp.err"; rc_exp=$?
 ctl job never-1 >"$T/unk.out" 2>"$T/unk.err"; rc_unk=$?
-msg="no status (never enqueued, or its status expired after the worker's --result-ttl)"
+msg="no status (never enqueued, or its status expired: after the worker's --result-ttl when it finished, --failure-ttl when it failed)"
 check_contains "expired: cqctl job says the documented line" "job ttl-1: $msg" "$(cat "$T/exp.err")"
 check_eq "expired: ...and only that line" 1 "$(wc -l <"$T/exp.err")"
 check_eq "unknown: cqctl job says the same, but for the id" \

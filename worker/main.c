@@ -116,7 +116,8 @@ static const struct cli_option options[] = {
      "(default: 500s; 0 = drop at once; -1 = keep)"},
     {"failure-ttl", O_FAILURE_TTL, "D",
      "keep a failed job's status this long, in whole seconds\n"
-     "(default: 365d; 0 = drop at once; -1 = keep)"},
+     "(default: 365d; 0 = drop at once, and not list it among\n"
+     "the failed, cq:failed; -1 = keep)"},
     CLI_LOG_LEVEL(O_LOG_LEVEL),
     CLI_LOG_FORMAT(O_LOG_FORMAT),
     {"summary-interval", O_SUMMARY, "D",

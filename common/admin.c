@@ -341,7 +341,9 @@ static int read_details(struct admin *a, struct admin_info *in, char *err, size_
     return 0;
 }
 
-/* What live workers hold, per queue: one LLEN per (worker, queue it serves). */
+/* What workers hold, per queue: one LLEN per (worker, queue it serves). A gone worker's are
+ * counted until a live worker's recovery returns them: with no live worker, nothing does, and
+ * they would be nowhere to see. */
 static int read_inflight(struct admin *a, struct admin_info *in, char *err, size_t errlen)
 {
     struct admin_queue **of = NULL;
@@ -352,7 +354,6 @@ static int read_inflight(struct admin *a, struct admin_info *in, char *err, size
     for (i = 0; i < in->nworkers; i++) {
         const struct admin_worker *w = &in->workers[i];
         const char *p = w->queues;
-        if (!w->live) continue;
         while (*p) {
             size_t len = strcspn(p, ",");
             char q[KEYS_NAME_MAX + 1];

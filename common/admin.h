@@ -32,7 +32,7 @@ void admin_close(struct admin *a);
 struct admin_queue {
     char name[KEYS_NAME_MAX + 1];
     long long depth;       /* LLEN of the queue; -1 when its key is not a list */
-    long long inflight;    /* records live workers hold from it */
+    long long inflight;    /* records workers hold from it (a gone one's until recovered) */
     long long last_minute; /* jobs ended in this minute and the one before (counts:<queue>) */
     int paused;
 };

@@ -232,7 +232,10 @@ static void print_workers(FILE *f, const struct admin_info *in)
             str_copy(hb, sizeof hb, "-");
         fprintf(f, "%-*s  %-*s  %7ld  %-*s  %9s  %9lld  %7lld  %9s  %s\n", wid, w->id, wh, w->host,
                 w->pid, wq, w->queues, busy, w->processed, w->failed, hb,
-                w->live ? "live" : "gone (its jobs return to their queues)");
+                w->live        ? "live"
+                    : in->live ? "gone (a live worker returns its jobs to their queues)"
+                               : "gone (its jobs wait in flight: no live worker to return them; "
+                                 "start one)");
     }
 }
 
@@ -588,6 +591,12 @@ static int run_job(struct ctl *c, char **args, int n)
     (void)n;
     if (check_name("job id", args[0]) != 0) return 2;
     if (admin_job_read(&c->a, args[0], &j, err, sizeof err) != 0) {
+        if (c->json) { /* one document, as every --json prints: the dashboard's /api/job too */
+            cJSON *o = render_object();
+            render_str(o, "id", args[0]);
+            render_str(o, "error", err);
+            json_print(o);
+        }
         fprintf(stderr, "cqctl: %s\n", err);
         return 1;
     }

@@ -305,7 +305,8 @@ void render_metrics_text(FILE *f, const struct admin_metrics *m)
         if (in->queues[i].depth >= 0)
             fprintf(f, "cq_queue_depth{queue=\"%s\"} %lld\n", in->queues[i].name,
                     in->queues[i].depth);
-    family(f, "cq_queue_inflight", "gauge", "Records of the queue that live workers hold.");
+    family(f, "cq_queue_inflight", "gauge",
+           "Records of the queue that workers hold (a gone one's until recovered).");
     for (i = 0; i < in->nqueues; i++)
         fprintf(f, "cq_queue_inflight{queue=\"%s\"} %lld\n", in->queues[i].name,
                 in->queues[i].inflight);

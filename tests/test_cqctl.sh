@@ -85,6 +85,9 @@ fails_with "Redis down" 1 "Connection refused" ctl -u redis://127.0.0.1:1 info
 fails_with "job: unknown id" 1 \
     "job nosuch: no status (never enqueued, or its status expired: after the worker's --result-ttl when it finished, --failure-ttl when it failed)" \
     ctl job nosuch
+check_eq "job --json, an unknown id: a JSON document all the same, with the error" \
+    "nosuch job nosuch: no status" \
+    "$(ctl job nosuch --json 2>/dev/null | jget 'd["id"] + " " + d["error"][:21]' cat)"
 fails_with "requeue: unknown id" 1 "job nosuch: no status" ctl requeue nosuch
 fails_with "cancel: unknown id" 1 "job nosuch: no status" ctl cancel nosuch
 fails_with "delete: unknown id" 1 "job nosuch: no status" ctl delete nosuch
@@ -420,6 +423,7 @@ EOF
     check_eq "info --watch: one picture on the screen (redrawn in place)" 1 "$(grep -c '^cq at' <<<"$first")"
     check_contains "info --watch: a bar on a terminal" "#####" "$(grep '^watched' <<<"$first")"
     start_registered "$T/w3.log" -c 4 "${CMDS[@]}" watched
+    W3=$WPID
     check "info --watch: the depth changes to 0 once a worker took them" wait_for 5 depth_on_screen 0
     second=$(screen)
     check "info --watch: two captures differ in depth" \
@@ -453,6 +457,27 @@ check_eq "...saying nothing of it" "" "$(cat "$T/gone.err")"
 ctl info >/dev/full 2>"$T/full.err"
 check_eq "info to a full disk: exit 1" 1 "$?"
 check_eq "...saying so" "cqctl: writing the output failed" "$(cat "$T/full.err")"
+
+# ---- a worker gone with no live one left: nothing returns its jobs, and info shows them ----
+# (before: IN FLIGHT 0, the jobs nowhere to see, and "gone (its jobs return to their queues)")
+kill -TERM "$W1" "$W2" ${W3:+"$W3"}
+wait "$W1" "$W2" ${W3:+"$W3"}
+wait_for 10 workers_are 0
+start_registered "$T/victim.log" -c 2 "${CMDS[@]}" gw
+victim=$WPID
+a=$(enq -q gw sleep 30)
+b=$(enq -q gw sleep 30)
+wait_for 10 jobs_are started "$a" "$b"
+kill -KILL "$victim"; wait "$victim" 2>/dev/null
+rcli DEL "cq:worker:$(rcli SMEMBERS cq:workers):lease" >/dev/null # gone now, not in 10 s
+out=$(ctl info)
+check_eq "info: a gone worker's jobs counted in IN FLIGHT" 2 "$(awk '$1 == "gw" { print $3 }' <<<"$out")"
+check_contains "info: ...and the worker said gone, with no live one to return them" \
+    "gone (its jobs wait in flight: no live worker to return them; start one)" "$out"
+start_worker "$T/rescuer.log" -c 2 "${CMDS[@]}" gw # it removes the gone one: SCARD stays 1
+started_by_rescuer() { [ "$(jfield "$a" recovered)" = 1 ] && jobs_are started "$a" "$b"; }
+check "a live worker returns them and runs them" wait_for 15 started_by_rescuer
+ctl cancel "$a" "$b" >/dev/null
 
 # Run as cqctl_module (CQ_TEST_REDIS_MODULE): the workers above, whose pause and cancel
 # checks passed, took through CQ.TAKE1 and recorded through CQ.APPLY1 (recovery passes

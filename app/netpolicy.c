@@ -431,7 +431,11 @@ int netpolicy_allow_hosts(struct netpolicy *p, const char *list, const char *sou
             n += rc == 0;
         }
     }
-    if (rc == 0 && n > 0) {
+    if (rc == 0 && n == 0) { /* "" or ",": no host at all, which must not mean any host */
+        err_set(err, errlen, "no host in the list; leave %s out to allow any host", source);
+        rc = -1;
+    }
+    if (rc == 0) {
         size_t used = strlen(p->hosts_source);
 
         memcpy(&p->hosts[p->nhosts], pats, (size_t)n * sizeof *pats);

@@ -58,7 +58,8 @@ int netpolicy_deny(struct netpolicy *p, const char *list, const char *source, ch
                    size_t errlen);
 
 /* Add a comma-separated list of host patterns (see above) to the allowed ones; as
- * netpolicy_deny. */
+ * netpolicy_deny. A list with no host in it ("", ",") is refused: it would otherwise leave
+ * every host allowed. */
 int netpolicy_allow_hosts(struct netpolicy *p, const char *list, const char *source, char *err,
                           size_t errlen);
 

@@ -294,6 +294,13 @@ usage_error "cworker --failure-ttl, over 100 years" \
 usage_error "cworker --failure-ttl, not whole seconds" \
     "cworker: --failure-ttl: '1.5s' is not whole seconds up to 100 years" \
     cworker --failure-ttl 1.5s
+# An allow list with no host in it would allow any host: refused, naming where it came from.
+AH="no host in the list; leave --allow-hosts out to allow any host"
+usage_error "cworker --allow-hosts ''" "cworker: --allow-hosts: $AH" cworker --allow-hosts ''
+usage_error "cworker --allow-hosts ','" "cworker: --allow-hosts: $AH" cworker --allow-hosts ,
+CQ_ALLOW_HOSTS= usage_error "cworker, an empty \$CQ_ALLOW_HOSTS" \
+    "cworker: \$CQ_ALLOW_HOSTS: no host in the list; leave \$CQ_ALLOW_HOSTS out to allow any host" \
+    cworker --list-functions
 run cworker --result-ttl 4.1m --failure-ttl 2.05m --list-functions
 check_eq "cworker --result-ttl 4.1m (246 s; 4.1 * 60 is not exactly 246 in floating point)" 0 "$RC"
 

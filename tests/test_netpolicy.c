@@ -298,6 +298,23 @@ static void test_bad_hosts(void)
     netpolicy_free(p);
 }
 
+/* An allow list with no host in it is refused, not taken as "any host". */
+static void test_empty_hosts(void)
+{
+    static const char *const empty[] = {"", ",", " , ,", "\t"};
+    struct netpolicy *p = netpolicy_new();
+    char err[512];
+
+    for (size_t i = 0; i < sizeof empty / sizeof empty[0]; i++) {
+        err[0] = '\0';
+        CHECK_EQ(netpolicy_allow_hosts(p, empty[i], "$CQ_ALLOW_HOSTS", err, sizeof err), -1);
+        CHECK_STREQ(err, "no host in the list; leave $CQ_ALLOW_HOSTS out to allow any host");
+    }
+    CHECK_EQ(netpolicy_allow_hosts(p, "", "--allow-hosts", err, sizeof err), -1);
+    CHECK_STREQ(err, "no host in the list; leave --allow-hosts out to allow any host");
+    netpolicy_free(p);
+}
+
 static void test_urls(void)
 {
     struct netpolicy *p = netpolicy_new();
@@ -341,6 +358,7 @@ int main(void)
     test_bad_networks();
     test_hosts();
     test_bad_hosts();
+    test_empty_hosts();
     test_urls();
     test_check_ip();
     return check_report();

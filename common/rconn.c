@@ -350,6 +350,11 @@ struct fix {
 
 /* What to do when a connection cannot be made, by what the system said. */
 static const struct fix connect_fixes[] = {
+    /* tls.c's files, first: a file that is not there is not a socket that is not there */
+    {"TLS: CA file '", "give --tls-ca (or $CQ_TLS_CA) a PEM file of the CAs to trust"},
+    {"TLS: certificate file '",
+     "give --tls-cert (or $CQ_TLS_CERT) a PEM file of the client certificate"},
+    {"TLS: key file '", "give --tls-key (or $CQ_TLS_KEY) the certificate's private key, PEM"},
     {"Connection refused",
      "is redis-server running there? Start it, or point --url (or $CQ_REDIS_URL) at yours"},
     {"No such file or directory",

@@ -41,19 +41,44 @@ struct relay {
     size_t up_len, down_len;
 };
 
-/* The OpenSSL error queue's first message, or what fallback says; the queue is emptied. */
+/* The OpenSSL error queue's first message, or what fallback says; the queue is emptied. A
+ * system error (a file that cannot be opened) is said as the system says it: OpenSSL has no
+ * reason string for it. */
 static const char *ssl_error(char *buf, size_t len, const char *fallback)
 {
     unsigned long e = ERR_get_error();
 
     if (e == 0) {
         str_copy(buf, len, fallback);
+    } else if (ERR_GET_LIB(e) == ERR_LIB_SYS) {
+        str_copy(buf, len, strerror(ERR_GET_REASON(e)));
     } else {
         const char *reason = ERR_reason_error_string(e);
-        str_copy(buf, len, reason ? reason : "unknown error");
+        str_copy(buf, len, reason ? reason : fallback);
     }
     ERR_clear_error();
     return buf;
+}
+
+/* Whether path can be opened and read: 0, or -1 with the system's reason in buf ("No such
+ * file or directory", "Permission denied", "Is a directory"), which OpenSSL's loaders do
+ * not give. */
+static int readable(const char *path, char *buf, size_t len)
+{
+    FILE *f = fopen(path, "r");
+    int rc = 0;
+
+    if (f == NULL) {
+        str_copy(buf, len, strerror(errno));
+        return -1;
+    }
+    errno = 0;
+    if (getc(f) == EOF && ferror(f)) {
+        str_copy(buf, len, strerror(errno ? errno : EIO));
+        rc = -1;
+    }
+    fclose(f);
+    return rc;
 }
 
 static int set_nonblocking(int fd, int on)
@@ -124,7 +149,7 @@ static int tcp_connect(const char *host, int port, long long deadline, char *err
 static SSL_CTX *make_ctx(const struct tls_opts *o, char *err, size_t errlen)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-    char msg[256];
+    char msg[256] = "";
 
     if (ctx == NULL) {
         err_set(err, errlen, "TLS: %s", ssl_error(msg, sizeof msg, "cannot make a context"));
@@ -134,9 +159,10 @@ static SSL_CTX *make_ctx(const struct tls_opts *o, char *err, size_t errlen)
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     if (o->ca != NULL && o->ca[0] != '\0') {
-        if (SSL_CTX_load_verify_locations(ctx, o->ca, NULL) != 1) {
+        if (readable(o->ca, msg, sizeof msg) != 0 ||
+            SSL_CTX_load_verify_locations(ctx, o->ca, NULL) != 1) {
             err_set(err, errlen, "TLS: CA file '%s': %s", o->ca,
-                    ssl_error(msg, sizeof msg, "cannot be read"));
+                    msg[0] ? msg : ssl_error(msg, sizeof msg, "no certificate in it"));
             goto fail;
         }
     } else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
@@ -145,16 +171,19 @@ static SSL_CTX *make_ctx(const struct tls_opts *o, char *err, size_t errlen)
     }
     if (o->cert != NULL && o->cert[0] != '\0') {
         const char *key = o->key != NULL && o->key[0] != '\0' ? o->key : o->cert;
-        if (SSL_CTX_use_certificate_chain_file(ctx, o->cert) != 1) {
+        if (readable(o->cert, msg, sizeof msg) != 0 ||
+            SSL_CTX_use_certificate_chain_file(ctx, o->cert) != 1) {
             err_set(err, errlen, "TLS: certificate file '%s': %s", o->cert,
-                    ssl_error(msg, sizeof msg, "cannot be read"));
+                    msg[0] ? msg : ssl_error(msg, sizeof msg, "no certificate in it"));
             goto fail;
         }
-        if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
+        if (readable(key, msg, sizeof msg) != 0 ||
+            SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
             SSL_CTX_check_private_key(ctx) != 1) {
-            err_set(
-                err, errlen, "TLS: key file '%s': %s", key,
-                ssl_error(msg, sizeof msg, "cannot be read, or does not match the certificate"));
+            err_set(err, errlen, "TLS: key file '%s': %s", key,
+                    msg[0] ? msg
+                           : ssl_error(msg, sizeof msg,
+                                       "cannot be read, or does not match the certificate"));
             goto fail;
         }
     }

@@ -81,7 +81,12 @@ check_contains "... certificate verify failed" "TLS: certificate verify failed: 
     "$(cat "$T/err")"
 "$BIN/cenqueue" -u "$URL" --tls-ca /nonexistent/ca.pem noop >/dev/null 2>"$T/err"
 check_eq "a CA file that is not there: exit 1" 1 "$?"
-check_contains "... says which" "TLS: CA file '/nonexistent/ca.pem'" "$(cat "$T/err")"
+check_eq "... says which, and why (the system's words, not OpenSSL's 'unknown error')" \
+    "cenqueue: redis 127.0.0.1:$RPORT: TLS: CA file '/nonexistent/ca.pem': No such file or directory; give --tls-ca (or \$CQ_TLS_CA) a PEM file of the CAs to trust" \
+    "$(cat "$T/err")"
+"$BIN/cenqueue" -u "$URL" --tls-ca "$T/pki" noop >/dev/null 2>"$T/err"
+check_contains "a CA 'file' that is a directory: says so" \
+    "TLS: CA file '$T/pki': Is a directory" "$(cat "$T/err")"
 "$BIN/cenqueue" -u "redis://127.0.0.1:$RPORT" noop >/dev/null 2>"$T/err"
 check_eq "a plain client on the TLS port: refused, exit 1" 1 "$?"
 check_eq "... in one line" 1 "$(wc -l <"$T/err")"
@@ -116,7 +121,12 @@ check_eq "... and \$CQ_TLS_CERT, \$CQ_TLS_KEY run it" finished "$(jfield "$id")"
 "$BIN/cenqueue" -u "$URL" --tls-ca "$T/pki/ca.pem" --tls-cert /nonexistent/client.pem noop \
     >/dev/null 2>"$T/err"
 check_eq "a client certificate file that is not there: exit 1" 1 "$?"
-check_contains "... says which" "TLS: certificate file '/nonexistent/client.pem': " "$(cat "$T/err")"
+check_contains "... says which, and why" \
+    "TLS: certificate file '/nonexistent/client.pem': No such file or directory" "$(cat "$T/err")"
+"$BIN/cenqueue" -u "$URL" --tls-ca "$T/pki/ca.pem" --tls-cert "$T/pki/client.pem" \
+    --tls-key /nonexistent/client.key noop >/dev/null 2>"$T/err"
+check_contains "a key file that is not there: says which, and why" \
+    "TLS: key file '/nonexistent/client.key': No such file or directory" "$(cat "$T/err")"
 "$BIN/cenqueue" -u "$URL" --tls-ca "$T/pki/ca.pem" --tls-cert "$T/pki/client.pem" \
     --tls-key "$T/pki/server.key" noop >/dev/null 2>"$T/err"
 check_eq "a key that is not the certificate's: exit 1" 1 "$?"

@@ -75,12 +75,23 @@ int cli_error(const struct cli *c, const char *fmt, ...)
 
 int cli_check_settings(const char *url, const char *prefix, char *err, size_t errlen)
 {
+    /* Given but empty: a mistake ("-u $UNSET_VAR"), not a wish for the default. An empty
+     * variable is still taken as unset. */
+    if (prefix != NULL && *prefix == '\0') {
+        err_set(err, errlen, "--prefix: empty; leave it out for $CQ_PREFIX, else \"cq:\"");
+        return -1;
+    }
+    if (url != NULL && *url == '\0') {
+        err_set(err, errlen,
+                "--url: empty; leave it out for $CQ_REDIS_URL, else redis://127.0.0.1:6379");
+        return -1;
+    }
     if (cq_prefix_check(prefix, err, errlen) != 0) { /* in cq_client_new's order */
         if (prefix != NULL) err_prepend(err, errlen, "--prefix: ");
         return -1;
     }
     if (cq_url_check(url, err, errlen) != 0) {
-        if (url != NULL && *url != '\0') err_prepend(err, errlen, "--url: ");
+        if (url != NULL) err_prepend(err, errlen, "--url: ");
         return -1;
     }
     return 0;

@@ -107,8 +107,9 @@ int cli_next(struct cli *c, int argc, char **argv);
 int cli_error(const struct cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Check the -u and --prefix values (NULL: not given, so $CQ_REDIS_URL or $CQ_PREFIX, else
- * the defaults) before anything connects: 0, or -1 with err naming the option, as for any
- * other ("--url: redis URL '...': ..."), or the variable ("$CQ_PREFIX: ..."): a usage error. */
+ * the defaults; "": given empty, refused) before anything connects: 0, or -1 with err naming
+ * the option, as for any other ("--url: redis URL '...': ..."), or the variable
+ * ("$CQ_PREFIX: ..."): a usage error. */
 int cli_check_settings(const char *url, const char *prefix, char *err, size_t errlen);
 
 /* The current option's value, as each kind reads everywhere; 0, or cli_error's 2 with

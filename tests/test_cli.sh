@@ -264,6 +264,22 @@ CQ_REDIS_URL=localhost:6379 cqctl_usage_error "cqctl, a bad \$CQ_REDIS_URL" \
     "cqctl: \$CQ_REDIS_URL: $U" info info
 CQ_PREFIX='a b' cqctl_usage_error "cqctl, a bad \$CQ_PREFIX" \
     "cqctl: \$CQ_PREFIX: key prefix 'a b': spaces and control bytes are not allowed" info info
+# Given but empty is a mistake (-u "$UNSET"), not the default: refused by every command, with
+# the variable set or not; an empty variable still counts as unset.
+EU='--url: empty; leave it out for $CQ_REDIS_URL, else redis://127.0.0.1:6379'
+EP='--prefix: empty; leave it out for $CQ_PREFIX, else "cq:"'
+for p in cworker cenqueue cproducer; do
+    args=(); [ "$p" = cenqueue ] && args=(noop)
+    usage_error "$p -u ''" "$p: $EU" "$p" -u '' "${args[@]}"
+    CQ_REDIS_URL=redis://127.0.0.1:1 usage_error "$p --url '' with \$CQ_REDIS_URL set" \
+        "$p: $EU" "$p" --url '' "${args[@]}"
+    CQ_PREFIX=x: usage_error "$p --prefix '' with \$CQ_PREFIX set" "$p: $EP" "$p" --prefix '' \
+        "${args[@]}"
+done
+cqctl_usage_error "cqctl -u ''" "cqctl: $EU" info info -u ''
+cqctl_usage_error "cqctl --prefix ''" "cqctl: $EP" info info --prefix ''
+CQ_REDIS_URL= CQ_PREFIX= run cworker --list-functions
+check_eq "an empty \$CQ_REDIS_URL and \$CQ_PREFIX are unset: exit 0" 0 "$RC"
 unset IMGUR_CLIENT_ID
 run cworker --list-functions
 out_ok=$OUT

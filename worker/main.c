@@ -224,8 +224,8 @@ struct opts {
     const char *loads[64], *commands[64], *command_files[16];
     const char *denies[16], *allows[16]; /* --deny-networks, --allow-hosts, in order */
     int nloads, ncommands, nfiles, ndenies, nallows, list;
-    int url_given, prefix_given; /* --url, --prefix: else the environment's, if set */
-    struct netpolicy *policy;    /* limits.policy, owned */
+    const char *url, *prefix; /* --url, --prefix: NULL, the environment's, if set */
+    struct netpolicy *policy; /* limits.policy, owned */
 };
 
 /* Append optarg to list (of cap) for the current option. 0, or a usage error's status. */
@@ -289,14 +289,13 @@ static int set_policy(const struct cli *cli, struct opts *o)
 }
 
 /* $CQ_REDIS_URL and $CQ_PREFIX, which the worker reads where --url and --prefix were not
- * given: checked with the options, so that a bad one is a usage error that names the
- * variable, as in cenqueue and cqctl. 0 or 2. */
+ * given, and an empty --url or --prefix: checked with the options, so that a bad one is a
+ * usage error that names the variable or the option, as in cenqueue and cqctl. 0 or 2. */
 static int check_env(const struct cli *cli, const struct opts *o)
 {
     char err[512];
 
-    if ((!o->url_given && cq_url_check(NULL, err, sizeof err) != 0) ||
-        (!o->prefix_given && cq_prefix_check(NULL, err, sizeof err) != 0))
+    if (cli_check_settings(o->url, o->prefix, err, sizeof err) != 0)
         return cli_error(cli, "%s", err);
     return 0;
 }
@@ -326,11 +325,15 @@ static int parse_options(cq_worker *w, struct opts *o, int argc, char **argv)
         case O_DENY_NETWORKS: rc = add_to(&cli, o->denies, &o->ndenies, 16); break;
         case O_ALLOW_HOSTS: rc = add_to(&cli, o->allows, &o->nallows, 16); break;
         case O_CONTENT: rc = set_content(&cli, o, optarg); break;
-        default: /* the worker's own settings */
-            rc = set(&cli, w, optarg);
-            o->url_given |= strcmp(cli.opt, "url") == 0;
-            o->prefix_given |= strcmp(cli.opt, "prefix") == 0;
+        default: { /* the worker's own settings */
+            int redis = strcmp(cli.opt, "url") == 0 || strcmp(cli.opt, "prefix") == 0;
+
+            if (strcmp(cli.opt, "url") == 0) o->url = optarg;
+            if (strcmp(cli.opt, "prefix") == 0) o->prefix = optarg;
+            /* an empty one is refused as cenqueue and cqctl refuse it */
+            rc = redis && *optarg == '\0' ? check_env(&cli, o) : set(&cli, w, optarg);
             break;
+        }
         }
     }
     cli_end(&cli);

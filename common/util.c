@@ -246,15 +246,31 @@ void locale_c_leave(locale_t old)
     if (old != (locale_t)0) uselocale(old);
 }
 
+/* How many bytes of s are a plain decimal number, digits with an optional fraction ("30",
+ * "1.5"); 0 when s does not start with one. */
+static size_t decimal_len(const char *s)
+{
+    size_t n = strspn(s, "0123456789"), f;
+
+    if (n == 0 || s[n] != '.') return n;
+    f = strspn(s + n + 1, "0123456789");
+    return f > 0 ? n + 1 + f : 0;
+}
+
 int parse_duration_unbounded(const char *s, double *out)
 {
     char *end;
     double v, mult = 1.0;
+    size_t n;
 
-    if (s == NULL || *s == '\0' || isspace((unsigned char)*s)) return -1;
+    if (s == NULL) return -1;
+    /* Only what people write for a duration: strtod alone would take hex ("0x10"), "inf",
+     * "nan", exponents ("1e3"), signs and leading spaces. */
+    n = decimal_len(s);
+    if (n == 0) return -1;
     errno = 0;
     v = strtod_c(s, &end);
-    if (errno != 0 || end == s || v < 0 || v != v) return -1;
+    if (errno != 0 || end != s + n || v < 0 || v != v) return -1;
     if (strcmp(end, "") == 0 || strcmp(end, "s") == 0)
         mult = 1.0;
     else if (strcmp(end, "ms") == 0)
@@ -267,11 +283,11 @@ int parse_duration_unbounded(const char *s, double *out)
         mult = 86400.0;
     else
         return -1;
-    /* strtod takes "inf" and "infinity", and 1e308h overflows: a duration is finite, as a
-     * number given for one must be (registry.c), since callers make milliseconds of it. */
+    /* 400 digits of hours overflow: a duration is finite, as a number given for one must be
+     * (registry.c), since callers make milliseconds of it. */
     if (!isfinite(v * mult)) return -1;
     /* strtod refuses a result too small for a normal double (ERANGE), so a product that lands
-     * there ("192233720368547e-320ms") is refused too: it could not be read back. */
+     * there ("0.000...0019ms", 310 zeros) is refused too: it could not be read back. */
     if (fpclassify(v * mult) == FP_SUBNORMAL) return -1;
     *out = v * mult;
     return 0;

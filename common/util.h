@@ -72,8 +72,9 @@ int parse_long_msg(const char *s, long min, long max, long *out, char *err, size
 int parse_choice(const char *s, const char *const *choices, size_t n, int *out, char *err,
                  size_t errlen);
 
-/* Parse a duration such as "30", "30s", "250ms", "5m", "2h", "30d" into seconds, at most
- * DURATION_MAX. Returns 0/-1. */
+/* Parse a duration such as "30", "30s", "1.5s", "250ms", "5m", "2h", "30d" into seconds, at
+ * most DURATION_MAX: a decimal number (digits, an optional fraction; no sign, exponent, hex,
+ * "inf" or "nan") and an optional unit. Returns 0/-1. */
 #define DURATION_MAX (100.0 * 365 * 86400) /* 100 years */
 int parse_duration(const char *s, double *out);
 /* parse_duration without its upper bound: for a caller that words "too long" itself. */

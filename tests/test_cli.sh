@@ -228,8 +228,12 @@ cqctl_usage_error "cqctl serve --log-level" \
     serve serve --log-level verbose
 usage_error "cenqueue --in, over 100 years" "cenqueue: --in: '99999999999h' is longer than 100 years" \
     cenqueue --in 99999999999h noop
-usage_error "cenqueue --timeout, over 100 years" "cenqueue: --timeout: '1e300' is longer than 100 years" \
-    cenqueue --timeout 1e300 noop
+usage_error "cenqueue --timeout, over 100 years" \
+    "cenqueue: --timeout: '3153600001' is longer than 100 years" cenqueue --timeout 3153600001 noop
+for v in 0x10 inf nan 1e3; do # strtod's, not a duration's
+    usage_error "cworker --connect-timeout $v" "cworker: --connect-timeout: '$v' $D" \
+        cworker --connect-timeout "$v"
+done
 usage_error "cenqueue --at past the range" \
     "cenqueue: --at: '1e11' is not a Unix time in seconds (0 to 99999999999)" cenqueue --at 1e11 noop
 usage_error "cworker --log-format" "cworker: --log-format: 'xml' is not one of text or json" \

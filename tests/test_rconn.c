@@ -174,6 +174,20 @@ int main(void)
     CHECK(parse_duration("inf", &d) == -1); /* fuzz/regress/parse */
     CHECK(parse_duration("Infinity", &d) == -1);
     CHECK(parse_duration("1e308h", &d) == -1);
+    /* Decimal numbers only: strtod's other forms are refused. */
+    {
+        static const char *const odd[] = {"0x10", "0x10s", "inf",   "nan", "NAN",
+                                          "1e3",  "1E3s",  "+5",    " 5",  "5.",
+                                          ".5",   "1.5.2", "0x1p4", "5 ",  "1,5"};
+        for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) {
+            d = -7;
+            CHECK(parse_duration(odd[i], &d) == -1);
+            CHECK(d == -7);
+        }
+    }
+    CHECK(parse_duration("0.5", &d) == 0 && d == 0.5);
+    CHECK(parse_duration("007s", &d) == 0 && d == 7);
+    CHECK(parse_duration("1.25m", &d) == 0 && d == 75);
     CHECK(parse_duration("36500d", &d) == 0 && d == DURATION_MAX); /* 100 years */
     CHECK(parse_duration("36501d", &d) == -1);
     {

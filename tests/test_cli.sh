@@ -122,6 +122,12 @@ for p in "${PROGS[@]}"; do
 done
 check "cworker --log-level lists the levels" \
     grep -q 'error, warn, info or debug (default: info)' "$T/help.cworker"
+check_eq "cworker --max-size says what 0 is" \
+    "      --max-size SIZE      largest download (default: 50M; 0 = no limit)" \
+    "$(block cworker '      --max-size SIZE')"
+check_eq "cworker --connect-timeout says what 0 is" \
+    "      --connect-timeout D  HTTP connect timeout (default: 10s; 0 = libcurl's own, 300s)" \
+    "$(block cworker '      --connect-timeout D')"
 
 echo "# scripts/format, build, test and deps: --help, and usage errors, that run nothing"
 # Every tool the three scripts run to change something is a stub in front of PATH that

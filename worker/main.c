@@ -75,8 +75,9 @@ static const struct cli_option options[] = {
      "download_link writes only below DIR (default: the working\n"
      "directory); made with its parents if missing; cworker does\n"
      "not start unless it is a directory it can write in"},
-    {"max-size", O_MAX_SIZE, "SIZE", "largest download (default: 50M)"},
-    {"connect-timeout", O_CONNECT, "D", "HTTP connect timeout (default: 10s)"},
+    {"max-size", O_MAX_SIZE, "SIZE", "largest download (default: 50M; 0 = no limit)"},
+    {"connect-timeout", O_CONNECT, "D",
+     "HTTP connect timeout (default: 10s; 0 = libcurl's own, 300s)"},
     {"deny-networks", O_DENY_NETWORKS, "LIST",
      "download_link connects to no address in these networks,\n"
      "checked after DNS on every connection and every redirect;\n"

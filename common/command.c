@@ -681,13 +681,13 @@ static int fn_command(cq_job *job, void *udata)
     return rc;
 }
 
-int command_add(struct cq_registry *reg, const char *spec, char *err, size_t errlen)
+int command_check(const char *spec, char *err, size_t errlen)
 {
     const char *eq = strchr(spec, '='), *colon;
-    char name[REGISTRY_NAME_MAX + 1], why[512], *args = NULL, *source;
-    struct command_fn *cf;
-    cq_function *f;
+    char name[REGISTRY_NAME_MAX + 1], why[512], *args = NULL;
+    struct cq_registry *scratch;
     size_t nl;
+    int rc = 0;
 
     if (eq == NULL) {
         err_set(err, errlen, "'%s': give NAME=PROGRAM or NAME:ARGS=PROGRAM", spec);
@@ -700,6 +700,18 @@ int command_add(struct cq_registry *reg, const char *spec, char *err, size_t err
                 REGISTRY_NAME_MAX);
         return -1;
     }
+    if (eq[1] == '\0') {
+        err_set(err, errlen, "'%s': no program after '='", spec);
+        return -1;
+    }
+    if (strchr(eq + 1, '/') != NULL && eq[1] != '/') {
+        err_set(err, errlen,
+                "'%s': command %s: a relative path; give an absolute path or a bare name to "
+                "look up in PATH",
+                spec, eq + 1);
+        return -1;
+    }
+    /* The name and the arguments as the registry will take them, in one of its own. */
     memcpy(name, spec, nl);
     name[nl] = '\0';
     if (colon != NULL) {
@@ -707,10 +719,33 @@ int command_add(struct cq_registry *reg, const char *spec, char *err, size_t err
         memcpy(args, colon + 1, (size_t)(eq - colon - 1));
         args[eq - colon - 1] = '\0';
     }
-    if (eq[1] == '\0') {
-        err_set(err, errlen, "'%s': no program after '='", spec);
-        free(args);
-        return -1;
+    scratch = registry_new();
+    if (registry_describe(scratch, name, args ? args : "[ARG:any...]", why, sizeof why) == NULL) {
+        err_set(err, errlen, "'%s': %s", spec, why);
+        rc = -1;
+    }
+    registry_free(scratch);
+    free(args);
+    return rc;
+}
+
+int command_add(struct cq_registry *reg, const char *spec, char *err, size_t errlen)
+{
+    const char *eq = strchr(spec, '='), *colon;
+    char name[REGISTRY_NAME_MAX + 1], why[512], *args = NULL, *source;
+    struct command_fn *cf;
+    cq_function *f;
+    size_t nl;
+
+    if (command_check(spec, err, errlen) != 0) return -1;
+    colon = memchr(spec, ':', (size_t)(eq - spec));
+    nl = (size_t)((colon ? colon : eq) - spec);
+    memcpy(name, spec, nl);
+    name[nl] = '\0';
+    if (colon != NULL) {
+        args = xmalloc((size_t)(eq - colon));
+        memcpy(args, colon + 1, (size_t)(eq - colon - 1));
+        args[eq - colon - 1] = '\0';
     }
     cf = xcalloc(1, sizeof *cf);
     if (command_resolve(eq + 1, cf->program, sizeof cf->program, why, sizeof why) != 0) {

@@ -2622,6 +2622,15 @@ int cq_worker_add_command(cq_worker *w, const char *spec, char *err, size_t errl
     return command_add(w->reg, spec, err, errlen);
 }
 
+int cq_command_check(const char *spec, char *err, size_t errlen)
+{
+    if (spec == NULL) {
+        err_set(err, errlen, "cq_command_check: no spec (NAME=PROGRAM)");
+        return -1;
+    }
+    return command_check(spec, err, errlen);
+}
+
 int cq_worker_run(cq_worker *w)
 {
     static const char *const default_queues[] = {"default"};

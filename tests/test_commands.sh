@@ -97,10 +97,30 @@ bad_start() {  # bad_start NAME NEEDLE CWORKER-ARGS...
     check_contains "$name: the message says why" "$needle" "$(cat "$T/bad.err")"
 }
 bad_start "missing program" "/nonexistent/prog: No such file or directory" --command x=/nonexistent/prog
-bad_start "no '='" "cworker: --command 'noequals': give NAME=PROGRAM" --command noequals
-bad_start "no program" "cworker: --command 'x=': no program after '='" --command x=
-bad_start "relative program path" "relative path" --command x=bin/true
-bad_start "bad argument type" "unknown type 'float'" --command 'x:A:float=/bin/true'
+# A --command wrong as written is a usage error: exit 2, the line and the pointer to --help.
+bad_usage() {  # bad_usage NAME LINE CWORKER-ARGS...
+    local name=$1 line=$2 rc
+    shift 2
+    timeout 10 "$BIN/cworker" --download-root "$ROOT" "$@" probe >"$T/bad.out" 2>"$T/bad.err"
+    rc=$?
+    check_eq "$name: exit 2" 2 "$rc"
+    check_eq "$name: the line and the Try line" \
+        "$line"$'\n'"Try 'cworker --help' for more information." "$(cat "$T/bad.err")"
+}
+bad_usage "no '='" "cworker: --command 'noequals': give NAME=PROGRAM or NAME:ARGS=PROGRAM" \
+    --command noequals
+bad_usage "no program" "cworker: --command 'x=': no program after '='" --command x=
+bad_usage "no name" "cworker: --command '=/bin/true': the function name must have 1-64 characters" \
+    --command =/bin/true
+bad_usage "relative program path" \
+    "cworker: --command 'x=bin/true': command bin/true: a relative path; give an absolute path or a bare name to look up in PATH" \
+    --command x=bin/true
+bad_usage "bad argument type" \
+    "cworker: --command 'x:A:float=/bin/true': function x: arguments \"A:float\": argument A: unknown type 'float' (string, integer, number, duration, json or any)" \
+    --command 'x:A:float=/bin/true'
+bad_usage "a bad function name" \
+    "cworker: --command 'a b=/bin/true': function name 'a b': use 1-64 characters of A-Z a-z 0-9 _ . -" \
+    --command 'a b=/bin/true'
 bad_start "a built-in name" "noop: already registered" --command noop=/bin/true
 bad_start "the same name twice" "dup: already registered" --command dup=/bin/true --command dup=/bin/echo
 printf '# commands\nfine=/bin/true\n\nbroken=/nonexistent/prog\n' >"$T/bad.cmds"

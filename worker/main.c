@@ -237,6 +237,16 @@ static int add_to(const struct cli *cli, const char **list, int *n, int cap)
     return 0;
 }
 
+/* --command NAME=PROGRAM: a spec that is wrong as written is a usage error here; one whose
+ * program cannot be found fails later, as the worker starts (add_functions). 0 or 2. */
+static int add_command(const struct cli *cli, struct opts *o)
+{
+    char err[512];
+
+    if (cq_command_check(optarg, err, sizeof err) != 0) return cli_error(cli, "--command %s", err);
+    return add_to(cli, o->commands, &o->ncommands, 64);
+}
+
 /* A setting of the worker itself: the option's name is the name cq_worker_set takes, and
  * its error starts with that name. 0 or 2. */
 static int set(const struct cli *cli, cq_worker *w, const char *value)
@@ -321,7 +331,7 @@ static int parse_options(cq_worker *w, struct opts *o, int argc, char **argv)
         case O_CONNECT: rc = cli_duration(&cli, optarg, &o->limits.connect_timeout); break;
         case O_LIST: o->list = 1; break;
         case O_LOAD: rc = add_to(&cli, o->loads, &o->nloads, 64); break;
-        case O_COMMAND: rc = add_to(&cli, o->commands, &o->ncommands, 64); break;
+        case O_COMMAND: rc = add_command(&cli, o); break;
         case O_COMMAND_FILE: rc = add_to(&cli, o->command_files, &o->nfiles, 16); break;
         case O_DENY_NETWORKS: rc = add_to(&cli, o->denies, &o->ndenies, 16); break;
         case O_ALLOW_HOSTS: rc = add_to(&cli, o->allows, &o->nallows, 16); break;

@@ -245,6 +245,11 @@ int cq_worker_load(cq_worker *w, const char *path, char *err, size_t errlen);
  * "NAME=PROGRAM" or "NAME:ARGS=PROGRAM" (ARGS as for cq_function_add, quoted; default
  * "[ARG:any...]"). Returns 0, or -1 with err. */
 int cq_worker_add_command(cq_worker *w, const char *spec, char *err, size_t errlen);
+/* What cq_worker_add_command can tell from spec alone (its shape, the name, ARGS, a
+ * relative program path), without looking for the program: for a program's option parsing,
+ * where a malformed spec is a usage error. Returns 0, or -1 with err worded as
+ * cq_worker_add_command words it. */
+int cq_command_check(const char *spec, char *err, size_t errlen);
 
 /* Run until the queues are drained (burst), max-jobs are done, or cq_worker_stop. Returns
  * 0 for a clean stop, 1 when the worker could not start or could not deregister. It logs to

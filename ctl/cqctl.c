@@ -1184,7 +1184,10 @@ static int parse_options(struct ctl *c, int argc, char **argv, int *seen, size_t
         case O_ALL_FAILED: c->all_failed = 1; break;
         case 'q': c->queue = optarg; break;
         case O_LISTEN: c->serve.listen = optarg; break;
-        case O_TOKEN: c->serve.token = optarg; break;
+        case O_TOKEN:
+            c->serve.token = optarg;
+            c->serve.token_from = NULL; /* --token's own */
+            break;
         case O_INSECURE: c->serve.insecure = 1; break;
         case O_ORIGIN: c->serve.origin = optarg; break;
         case O_LOG_LEVEL: rc = cli_choice(&cli, optarg, log_levels, 4, &c->serve.log_level); break;
@@ -1211,6 +1214,7 @@ int main(int argc, char **argv)
     c.serve.listen = SERVE_LISTEN_DEFAULT;
     c.serve.token = getenv("CQ_DASHBOARD_TOKEN");
     if (c.serve.token != NULL && c.serve.token[0] == '\0') c.serve.token = NULL;
+    if (c.serve.token != NULL) c.serve.token_from = "$CQ_DASHBOARD_TOKEN";
     c.serve.log_level = CQ_LOG_INFO;
     c.log_format = -1;
     signal(SIGPIPE, SIG_IGN);

@@ -875,16 +875,16 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 
 /* ---- the listening socket --------------------------------------------------------- */
 
-int serve_check_token(const char *token, char *err, size_t errlen)
+int serve_check_token(const char *token, const char *from, char *err, size_t errlen)
 {
     /* What a URL carries as it is (?token=) and a cookie value may hold. */
     static const char ok[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~";
 
     if (strlen(token) < SERVE_TOKEN_MIN || token[strspn(token, ok)] != '\0') {
         err_set(err, errlen,
-                "--token: use %d or more characters of A-Z a-z 0-9 - _ . ~ (such as the output "
-                "of 'openssl rand -hex 16')",
-                SERVE_TOKEN_MIN);
+                "%s: use %d or more characters of A-Z a-z 0-9 - _ . ~ (such as the output of "
+                "'openssl rand -hex 16')",
+                from ? from : "--token", SERVE_TOKEN_MIN);
         return -1;
     }
     return 0;
@@ -1071,7 +1071,8 @@ int serve_run(const struct serve_options *o)
     pthread_mutex_init(&s.sampler.mu, NULL);
     s.o = o;
     s.log = (struct logger){"cqctl serve", o->log_level, o->log_json, NULL};
-    if (o->token != NULL && serve_check_token(o->token, err, sizeof err) != 0) goto usage;
+    if (o->token != NULL && serve_check_token(o->token, o->token_from, err, sizeof err) != 0)
+        goto usage;
     if (parse_listen(o->listen, &addr, &alen, err, sizeof err) != 0) goto usage;
     if (o->origin != NULL && check_origin(o->origin, err, sizeof err) != 0) goto usage;
     s.loopback = is_loopback((struct sockaddr *)&addr);

@@ -9,6 +9,7 @@ struct serve_options {
     const char *url, *prefix; /* Redis, as every cqctl command takes them (NULL: defaults) */
     const char *listen;       /* HOST:PORT, [V6]:PORT; port 0: any free port */
     const char *token;        /* NULL: no token */
+    const char *token_from;   /* where token came from: "$CQ_DASHBOARD_TOKEN"; NULL: --token */
     int insecure;             /* serve a non-loopback address without a token */
     const char *origin;       /* a proxy's origin, "https://HOST[:PORT]", accepted besides the
                                  server's own; NULL: none */
@@ -20,8 +21,8 @@ struct serve_options {
 #define SERVE_TOKEN_MIN      16 /* characters */
 
 /* The token's rule (SERVE_TOKEN_MIN or more characters of A-Z a-z 0-9 - _ . ~):
- * 0, or -1 with err saying what is wrong. */
-int serve_check_token(const char *token, char *err, size_t errlen);
+ * 0, or -1 with err naming from (NULL: "--token") and saying what is wrong. */
+int serve_check_token(const char *token, const char *from, char *err, size_t errlen);
 
 /* Serve until SIGINT or SIGTERM, then stop: every connection closed, every thread joined,
  * everything freed. Returns the exit status: 0 after a signal; 1 when the address cannot

@@ -307,7 +307,17 @@ check_contains "...naming the address and the fix" \
 check_eq "[::] without --token: exit 2" 2 "$?"
 "$BIN/cqctl" serve --listen 0.0.0.0:0 --token short 2>"$T/nl7.err"
 check_eq "a short token: exit 2" 2 "$?"
-check_contains "...saying what a token is" "16 or more characters" "$(cat "$T/nl7.err")"
+check_eq "...saying what a token is, naming --token" \
+    "cqctl: serve: --token: use 16 or more characters of A-Z a-z 0-9 - _ . ~ (such as the output of 'openssl rand -hex 16')" \
+    "$(head -1 "$T/nl7.err")"
+CQ_DASHBOARD_TOKEN=short "$BIN/cqctl" serve --listen 0.0.0.0:0 2>"$T/nl7e.err"
+check_eq "a short \$CQ_DASHBOARD_TOKEN: exit 2" 2 "$?"
+check_eq "...naming the variable, not --token" \
+    "cqctl: serve: \$CQ_DASHBOARD_TOKEN: use 16 or more characters of A-Z a-z 0-9 - _ . ~ (such as the output of 'openssl rand -hex 16')" \
+    "$(head -1 "$T/nl7e.err")"
+CQ_DASHBOARD_TOKEN=short "$BIN/cqctl" serve --listen 0.0.0.0:0 --token x 2>"$T/nl7o.err"
+check_contains "--token over a short \$CQ_DASHBOARD_TOKEN: --token named" \
+    "cqctl: serve: --token: use 16" "$(cat "$T/nl7o.err")"
 "$BIN/cqctl" serve --listen 127.0.0.1:nope 2>"$T/nl8.err"
 check_eq "a malformed --listen: exit 2" 2 "$?"
 "$BIN/cqctl" serve --listen 127.0.0.1:99999 2>"$T/nl9.err"

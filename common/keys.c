@@ -20,17 +20,19 @@ const char *keys_default_prefix(const char *given)
 int keys_init(struct keys *k, const char *prefix, char *err, size_t errlen)
 {
     const unsigned char *p;
+    char shown[STR_SHOWN_LEN];
 
     if (prefix == NULL || *prefix == '\0') prefix = "cq:";
     for (p = (const unsigned char *)prefix; *p; p++) {
         if (*p <= ' ' || *p == 0x7f) {
             err_set(err, errlen, "key prefix '%s': spaces and control bytes are not allowed",
-                    prefix);
+                    str_shown(prefix, shown, sizeof shown));
             return -1;
         }
     }
     if (str_copy(k->prefix, sizeof k->prefix, prefix) != 0) {
-        err_set(err, errlen, "key prefix '%s': longer than %d bytes", prefix, KEYS_PREFIX_MAX - 1);
+        err_set(err, errlen, "key prefix '%s': longer than %d bytes",
+                str_shown(prefix, shown, sizeof shown), KEYS_PREFIX_MAX - 1);
         return -1;
     }
     return 0;
@@ -45,9 +47,11 @@ int keys_init_default(struct keys *k, const char *given, char *err, size_t errle
 
 int keys_check_name(const char *what, const char *name, char *err, size_t errlen)
 {
+    char shown[STR_SHOWN_LEN];
+
     if (keys_valid_name(name)) return 0;
     err_set(err, errlen, "%s '%s': use 1-%d characters of A-Z a-z 0-9 _ . @ -", what,
-            name != NULL ? name : "", KEYS_NAME_MAX);
+            str_shown(name, shown, sizeof shown), KEYS_NAME_MAX);
     return -1;
 }
 

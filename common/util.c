@@ -75,6 +75,34 @@ char *xstrdup_printf(const char *fmt, ...)
     return s;
 }
 
+const char *str_shown(const char *s, char *buf, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t i, o = 0;
+
+    if (len == 0) return buf;
+    for (i = 0; s != NULL && s[i] != '\0' && i < STR_SHOWN_MAX && o + 5 < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '\n' || c == '\r' || c == '\t') {
+            buf[o++] = '\\';
+            buf[o++] = c == '\n' ? 'n' : c == '\r' ? 'r' : 't';
+        } else if (c < 0x20 || c == 0x7f) {
+            buf[o++] = '\\';
+            buf[o++] = 'x';
+            buf[o++] = hex[c >> 4];
+            buf[o++] = hex[c & 15];
+        } else {
+            buf[o++] = (char)c;
+        }
+    }
+    if (s != NULL && s[i] != '\0' && o + 3 < len) {
+        memcpy(buf + o, "...", 3);
+        o += 3;
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
 int str_copy(char *dst, size_t dstlen, const char *src)
 {
     size_t n;

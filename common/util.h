@@ -25,6 +25,14 @@ char *xstrdup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)))
  * truncated. */
 int str_copy(char *dst, size_t dstlen, const char *src);
 
+/* s as an error line quotes it: each control byte shown (\n, \r, \t, \xHH), so the line stays
+ * one line and writes no terminal escape, and only its first STR_SHOWN_MAX bytes, then "...",
+ * so the cause and the fix after it are not cut off. Into buf (STR_SHOWN_LEN bytes are
+ * enough for any s); returns buf. NULL is shown as "". */
+#define STR_SHOWN_MAX 64
+#define STR_SHOWN_LEN (STR_SHOWN_MAX * 4 + 4)
+const char *str_shown(const char *s, char *buf, size_t len);
+
 /* snprintf into an error buffer; a no-op when err is NULL or errlen is 0. */
 void err_set(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Put prefix before the message in err, cutting the message's end if it no longer fits. */

@@ -638,12 +638,15 @@ static int check_usage(const struct cli *cli, const struct opts *o, int list, in
     if (list && (optind < argc || o->use_stdin))
         return cli_error(cli, "--list-functions takes no job");
     if (list) return 0;
+    char shown[STR_SHOWN_LEN];
+
     if (!cq_valid_name(o->queue))
         return cli_error(cli, "--queue: '%s' is not a queue name (1-128 of A-Z a-z 0-9 _ . @ -)",
-                         o->queue);
+                         str_shown(o->queue, shown, sizeof shown));
     if (o->id != NULL && o->use_stdin) return cli_error(cli, "--id does not go with --stdin");
     if (o->id != NULL && !cq_valid_name(o->id))
-        return cli_error(cli, "--id: '%s' is not a job id (1-128 of A-Z a-z 0-9 _ . @ -)", o->id);
+        return cli_error(cli, "--id: '%s' is not a job id (1-128 of A-Z a-z 0-9 _ . @ -)",
+                         str_shown(o->id, shown, sizeof shown));
     if (o->use_stdin == (optind < argc))
         return cli_error(cli, "give either FUNC [ARG...] or --stdin");
     return 0;

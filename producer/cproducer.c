@@ -363,9 +363,11 @@ static int check_args(struct config *c)
             return usage_error("--dir: %s (give a directory below the worker's --download-root)",
                                why);
     }
-    if (!cq_valid_name(c->queue))
+    if (!cq_valid_name(c->queue)) {
+        char shown[STR_SHOWN_LEN];
         return usage_error("--queue: '%s' is not a queue name (1-128 of A-Z a-z 0-9 _ . @ -)",
-                           c->queue);
+                           str_shown(c->queue, shown, sizeof shown));
+    }
 
     char err[256];
     if (gallery_filter_init(&c->g.filter, c->types, c->expand, err, sizeof err) != 0)

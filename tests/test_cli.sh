@@ -302,6 +302,26 @@ usage_error "cenqueue --queue" \
     cenqueue -q 'a b' noop
 usage_error "cworker, a bad queue name" \
     "cworker: queue 'a b': use 1-128 characters of A-Z a-z 0-9 _ . @ -" cworker 'a b'
+# A name or a prefix is quoted in one line (control bytes escaped) and only its first 64
+# bytes ("..."), so that the cause and the fix after it show.
+usage_error "cenqueue -q with a newline" \
+    "cenqueue: --queue: 'a\\nb' is not a queue name (1-128 of A-Z a-z 0-9 _ . @ -)" \
+    cenqueue -q $'a\nb' noop
+usage_error "cenqueue --id with an escape" \
+    "cenqueue: --id: 'x\\x1b[2Jy' is not a job id (1-128 of A-Z a-z 0-9 _ . @ -)" \
+    cenqueue --id $'x\e[2Jy' noop
+usage_error "cworker, a queue name with a newline" \
+    "cworker: queue 'q\\n1': use 1-128 characters of A-Z a-z 0-9 _ . @ -" cworker $'q\n1'
+A64=$(printf 'a%.0s' {1..64})
+usage_error "cworker, a 600-character queue name" \
+    "cworker: queue '$A64...': use 1-128 characters of A-Z a-z 0-9 _ . @ -" \
+    cworker "$(printf 'a%.0s' {1..600})"
+usage_error "cworker --prefix of 600 characters" \
+    "cworker: --prefix: key prefix '$A64...': longer than 63 bytes" \
+    cworker --prefix "$(printf 'a%.0s' {1..600})"
+cqctl_usage_error "cqctl --prefix of 600 characters and a space" \
+    "cqctl: --prefix: key prefix '$A64...': spaces and control bytes are not allowed" \
+    info info --prefix "$(printf 'a%.0s' {1..600}) x"
 usage_error "cworker, 65 queues" "cworker: queue 'q65': at most 64 queues" \
     cworker $(seq -f 'q%g' 1 65)
 usage_error "cworker --lease under a heartbeat's reach" \
@@ -408,6 +428,11 @@ check_contains "... and lists download_link with its summary" \
 "$BIN/cenqueue" download_link onlyone >"$T/out" 2>"$T/err"
 check_eq "... and refuses it with the wrong arguments: exit 2" 2 "$?"
 check_contains "... saying why" "download_link takes 2 arguments, got 1" "$(cat "$T/err")"
+
+echo "# a name with control bytes is shown escaped, on the one line"
+cqctl_usage_error "cqctl job \$'x\\ny': one line naming the id, escaped" \
+    "cqctl: job id 'x\\ny\\x1b[31m': use 1-128 characters of A-Z a-z 0-9 _ . @ -" \
+    job job $'x\ny\e[31m'
 
 echo "# cenqueue --stdin: which lines went in when one is bad"
 printf 'noop\nsleep 0\n# a comment\nnoop\nsleep soon\nnoop\n' >"$T/jobs"

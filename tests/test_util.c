@@ -118,8 +118,31 @@ static void test_uint_format(void)
     CHECK_EQ(bad, 0);
 }
 
+/* str_shown: what an error line quotes of a name or a value: one line, no terminal escape,
+ * at most STR_SHOWN_MAX bytes of it, so that the cause after it shows. */
+static void test_str_shown(void)
+{
+    char buf[STR_SHOWN_LEN], big[700];
+
+    CHECK_STREQ(str_shown("queue-1", buf, sizeof buf), "queue-1");
+    CHECK_STREQ(str_shown(NULL, buf, sizeof buf), "");
+    CHECK_STREQ(str_shown("a\nb\rc\td\x1b[31me\x7f", buf, sizeof buf),
+                "a\\nb\\rc\\td\\x1b[31me\\x7f");
+    memset(big, 'a', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    str_shown(big, buf, sizeof buf);
+    CHECK_EQ(strlen(buf), (size_t)STR_SHOWN_MAX + 3);
+    CHECK_STREQ(buf + STR_SHOWN_MAX, "...");
+    big[STR_SHOWN_MAX] = '\0'; /* exactly the most: whole, no "..." */
+    CHECK_STREQ(str_shown(big, buf, sizeof buf), big);
+    memset(big, '\n', sizeof big - 1); /* the worst case fits STR_SHOWN_LEN */
+    str_shown(big, buf, sizeof buf);
+    CHECK_EQ(strlen(buf), (size_t)STR_SHOWN_MAX * 2 + 3);
+}
+
 int main(void)
 {
+    test_str_shown();
     test_uint_format();
     test_values();
     test_against_printf();

@@ -384,6 +384,9 @@ static const struct fix reply_fixes[] = {
      "this Redis needs a password: put it in the URL, redis://:PASSWORD@host:port "
      "(redis://USER:PASSWORD@host:port for an ACL user)"},
     {"WRONGPASS", "check the user and the password in the URL"},
+    {"called without any password configured",
+     "this Redis has no password: remove it from the URL"},
+    {"Protocol error, got", "this server does not speak Redis: is it the right port?"},
     {"invalid password", "check the password in the URL"},
     {"NOPERM",
      "this ACL user may not do that: docs/PROTOCOL.md gives the ACL SETUSER line of each "

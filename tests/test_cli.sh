@@ -389,6 +389,22 @@ check_eq "cenqueue, the password in the URL: exit 0" 0 "$RC"
 export CQ_REDIS_URL=redis://:sekrit@127.0.0.1:$RPORT
 rcli() { redis-cli -s "$RSOCK" -a sekrit --no-auth-warning "$@"; }
 rcli DEL cq:queue:default cq:queues >/dev/null
+# A password given to a Redis that has none: the fix is to remove it.
+rcli CONFIG SET requirepass "" >/dev/null
+run cenqueue -u "redis://:sekrit@127.0.0.1:$RPORT" noop
+redis-cli -s "$RSOCK" CONFIG SET requirepass sekrit >/dev/null
+check_eq "a password Redis does not have: exit 1" 1 "$RC"
+check_contains "... and the fix: remove it" \
+    "called without any password configured for the default user. Are you sure your configuration is correct?; this Redis has no password: remove it from the URL" \
+    "$ERR"
+check_eq "... in one line" 1 "$(wc -l <"$T/err")"
+# A port that is not Redis's (an HTTP server): the fix is to check the port.
+start_httpd
+run cenqueue -u "redis://127.0.0.1:$HPORT" noop
+check_eq "a port that is not Redis: exit 1" 1 "$RC"
+check "... naming the host, the cause and the fix" bash -c \
+    "grep -qE '^cenqueue: redis 127.0.0.1:$HPORT: Protocol error, got .* as reply type byte; this server does not speak Redis: is it the right port\?$' '$T/err'"
+check_eq "... in one line" 1 "$(wc -l <"$T/err")"
 
 echo "# cworker checks its download root before it starts"
 echo "a file" >"$T/afile"

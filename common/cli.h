@@ -20,7 +20,8 @@ struct cli_option {
     {                                                                       \
         "url", 'u', "URL",                                                  \
             "Redis URL: redis://[[user]:pass@]host[:port][/db],\n"          \
-            "rediss://... (TLS), unix:///path.sock[?db=N], or\n"            \
+            "rediss://... (TLS), unix://[[user]:pass@]/path.sock[?db=N],\n" \
+            "or "                                                           \
             "redis+sentinel://[[user]:pass@]host[:port][,host[:port]...]\n" \
             "/MASTER[/db] (default: $CQ_REDIS_URL, else\n"                  \
             "redis://127.0.0.1:6379); ?replicas=N after a TCP one:\n"       \

@@ -197,13 +197,20 @@ static void redact(const char *url, char *out, size_t outlen)
 {
     const char *p = strstr(url, "://"), *end, *at, *colon;
 
-    if (p == NULL || strncmp(url, "unix://", 7) == 0) {
+    if (p == NULL) {
         str_copy(out, outlen, url);
         return;
     }
     p += 3;
-    end = p + strcspn(p, "/?");
-    at = memrchr(p, '@', (size_t)(end - p));
+    if (strncmp(url, "unix://", 7) == 0) {
+        /* unix://[USER:]PASSWORD@/path: the credentials end at the "@/" before the path */
+        end = p + strcspn(p, "/");
+        at = *p == '/' ? NULL : strstr(p, "@/");
+        if (at == NULL && *p != '/') at = memrchr(p, '@', (size_t)(end - p)); /* unix://:x@rel */
+    } else {
+        end = p + strcspn(p, "/?");
+        at = memrchr(p, '@', (size_t)(end - p));
+    }
     if (at == NULL) {
         str_copy(out, outlen, url);
         return;
@@ -243,13 +250,24 @@ static int parse_url(const char *url, const char *shown, struct rconn_url *out, 
     memset(out, 0, sizeof *out);
     out->port = 6379;
     if (strncmp(url, "unix://", 7) == 0) {
-        const char *q = strchr(url + 7, '?');
-        size_t n = q ? (size_t)(q - (url + 7)) : strlen(url + 7);
-        if (n == 0 || n >= sizeof out->unix_path || url[7] != '/') {
-            err_set(err, errlen, "redis URL '%s': unix:// needs an absolute socket path", shown);
+        const char *path = url + 7, *at = *path == '/' ? NULL : strstr(path, "@/"), *q;
+        size_t n;
+
+        /* unix://[USER:]PASSWORD@/path.sock: as redis://, the credentials before an '@' */
+        if (at != NULL &&
+            parse_auth(shown, path, (size_t)(at + 1 - path), out, err, errlen) == NULL)
+            return -1;
+        if (at != NULL) path = at + 1;
+        q = strchr(path, '?');
+        n = q ? (size_t)(q - path) : strlen(path);
+        if (n == 0 || n >= sizeof out->unix_path || path[0] != '/') {
+            err_set(err, errlen,
+                    "redis URL '%s': unix:// needs an absolute socket path "
+                    "(unix://[[USER]:PASSWORD@]/path.sock)",
+                    shown);
             return -1;
         }
-        memcpy(out->unix_path, url + 7, n);
+        memcpy(out->unix_path, path, n);
         out->unix_path[n] = '\0';
         if (q != NULL) {
             if (strncmp(q, "?db=", 4) != 0 || parse_db(q + 4, &out->db) != 0) {
@@ -371,6 +389,14 @@ static const struct fix connect_fixes[] = {
     {"wrong version number", "is this a TLS port? Use redis:// for a port without TLS"},
 };
 
+#define NOAUTH_FIX                                                                 \
+    "this Redis needs a password: put it in the URL, redis://:PASSWORD@host:port " \
+    "(redis://USER:PASSWORD@host:port for an ACL user)"
+/* The same through a socket, whose URL carries it differently. */
+#define NOAUTH_FIX_UNIX                                                            \
+    "this Redis needs a password: put it in the URL, unix://:PASSWORD@/path.sock " \
+    "(unix://USER:PASSWORD@/path.sock for an ACL user)"
+
 /* What to do about an error Redis replied. */
 static const struct fix reply_fixes[] = {
     /* cq's module's commands refused (seen() goes back to the scripts): said once */
@@ -380,9 +406,7 @@ static const struct fix reply_fixes[] = {
     {"permissions to run the 'cq.",
      "this ACL user may no longer run cq's Redis module (+cq.apply1 +cq.take1): back to the "
      "Lua scripts, which do the same, slower"},
-    {"NOAUTH",
-     "this Redis needs a password: put it in the URL, redis://:PASSWORD@host:port "
-     "(redis://USER:PASSWORD@host:port for an ACL user)"},
+    {"NOAUTH", NOAUTH_FIX},
     {"WRONGPASS", "check the user and the password in the URL"},
     {"called without any password configured",
      "this Redis has no password: remove it from the URL"},
@@ -433,6 +457,7 @@ static void format_error(const struct rconn *r, const char *context, const char 
     if (fix == NULL) fix = fix_in(reply_fixes, sizeof reply_fixes / sizeof reply_fixes[0], msg);
     if (fix == NULL && connecting)
         fix = fix_in(connect_fixes, sizeof connect_fixes / sizeof connect_fixes[0], msg);
+    if (fix != NULL && strcmp(fix, NOAUTH_FIX) == 0 && r->url.unix_path[0]) fix = NOAUTH_FIX_UNIX;
     /* Redis ends some messages with a period ("NOAUTH Authentication required."). */
     if (fix != NULL && len > 0 && msg[len - 1] == '.') len--;
     err_set(err, errlen, "%s%sredis %s: %.*s%s%s", context ? context : "", context ? ": " : "",

@@ -109,7 +109,7 @@ check_eq "cqctl: the --log-level entry (serve) is cworker's" \
 check_eq "cqctl: the --log-format entry (serve) is cworker's" \
     "$(block cworker '      --log-format FORMAT')" "$(block cqctl '      --log-format FORMAT')"
 check "cworker's -u entry names unix:// and both defaults" \
-    grep -q 'unix:///path.sock' "$T/help.cworker"
+    grep -qF 'unix://[[user]:pass@]/path.sock' "$T/help.cworker"
 for p in "${PROGS[@]}"; do
     check "$p: the durations note" \
         grep -qxF 'Durations take a unit: 250ms, 30s, 5m, 2h, 30d (a bare number is seconds), up to 100 years.' \
@@ -386,6 +386,22 @@ check_contains "cenqueue, wrong password: names the host and the fix" \
 check_contains "... and says what to check" "; check the user and the password in the URL" "$ERR"
 run cenqueue -u "redis://:sekrit@127.0.0.1:$RPORT" --no-check noop
 check_eq "cenqueue, the password in the URL: exit 0" 0 "$RC"
+# The same Redis through its socket: unix:// carries the password before the path.
+run cenqueue -u "unix://$RSOCK" noop
+check_eq "unix://, no password: the line, and how a unix:// URL carries one" \
+    "cenqueue: redis $RSOCK: NOAUTH Authentication required; this Redis needs a password: put it in the URL, unix://:PASSWORD@/path.sock (unix://USER:PASSWORD@/path.sock for an ACL user)" \
+    "$ERR"
+run cenqueue -u "unix://:sekrit@$RSOCK" --no-check noop
+check_eq "unix://:PASSWORD@/path: exit 0" 0 "$RC"
+run cqctl -u "unix://default:sekrit@$RSOCK" info
+check_eq "unix://USER:PASSWORD@/path: exit 0" 0 "$RC"
+run cenqueue -u "unix://:wrong@$RSOCK" noop
+check_eq "unix://, a wrong password: exit 1" 1 "$RC"
+check_contains "... says to check it" "WRONGPASS" "$ERR"
+check "... and never shows it" bash -c "! grep -q wrong '$T/err'"
+run cworker -u "unix://:wrong@$RSOCK?db=x" --burst
+check_eq "unix://, a bad URL with a password: exit 2" 2 "$RC"
+check_contains "... shown with the password as ***" "'unix://:***@$RSOCK?db=x'" "$ERR"
 export CQ_REDIS_URL=redis://:sekrit@127.0.0.1:$RPORT
 rcli() { redis-cli -s "$RSOCK" -a sekrit --no-auth-warning "$@"; }
 rcli DEL cq:queue:default cq:queues >/dev/null

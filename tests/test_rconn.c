@@ -50,6 +50,25 @@ int main(void)
     CHECK_HAS(err, "database 'abc'");
     CHECK(parse("redis://u:%zz@h", &u, err, sizeof err) == -1);
     CHECK(parse("unix://relative.sock", &u, err, sizeof err) == -1);
+    /* unix:// takes a password (and a user) before the path, as redis:// before the host. */
+    CHECK(parse("unix://:s3cr3t@/run/redis.sock?db=2", &u, err, sizeof err) == 0);
+    CHECK_STREQ(u.unix_path, "/run/redis.sock");
+    CHECK_STREQ(u.user, "");
+    CHECK_STREQ(u.pass, "s3cr3t");
+    CHECK(u.db == 2);
+    CHECK(parse("unix://app:p%40ss@/run/r@dis.sock", &u, err, sizeof err) == 0);
+    CHECK_STREQ(u.user, "app");
+    CHECK_STREQ(u.pass, "p@ss");
+    CHECK_STREQ(u.unix_path, "/run/r@dis.sock");
+    CHECK(parse("unix:///run/a@b.sock", &u, err, sizeof err) == 0); /* an '@' in the path */
+    CHECK_STREQ(u.unix_path, "/run/a@b.sock");
+    CHECK_STREQ(u.pass, "");
+    CHECK(parse("unix://u:s3cr3t@/run/redis.sock?db=x", &u, err, sizeof err) == -1);
+    CHECK_HAS(err, "'unix://u:***@/run/redis.sock?db=x'");
+    CHECK(strstr(err, "s3cr3t") == NULL);
+    CHECK(parse("unix://:s3cr3t@relative.sock", &u, err, sizeof err) == -1);
+    CHECK_HAS(err, "'unix://:***@relative.sock'");
+    CHECK(strstr(err, "s3cr3t") == NULL);
     /* A message may go to a log or a web page: a password in the URL shows as ***. */
     CHECK(parse("redis://u:s3cr3t@h:99999/0", &u, err, sizeof err) == -1);
     CHECK_HAS(err, "'redis://u:***@h:99999/0'");

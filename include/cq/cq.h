@@ -267,7 +267,8 @@ void cq_worker_stop(cq_worker *w);
 
 typedef struct cq_client cq_client;
 
-/* Connect to url: redis://[[user]:pass@]host[:port][/db] or unix:///path.sock[?db=N]; NULL
+/* Connect to url: redis://[[user]:pass@]host[:port][/db] or
+ * unix://[[user]:pass@]/path.sock[?db=N]; NULL
  * means $CQ_REDIS_URL, else redis://127.0.0.1:6379. prefix NULL means $CQ_PREFIX, else
  * "cq:". Returns the client, or NULL with err. The program need not ignore SIGPIPE: a
  * connection Redis closed is an error of the call that wrote to it, not the signal. */

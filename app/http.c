@@ -420,11 +420,16 @@ static int on_progress(void *clientp, curl_off_t dltotal, curl_off_t dlnow, curl
     return 1;
 }
 
+/* libcurl's milliseconds for a limit of seconds: 0 (libcurl's own) only for 0, so that a
+ * limit under half a millisecond is 1 ms, not the 300 s of connect-timeout 0. */
 static long to_ms(double seconds)
 {
+    long ms;
+
     if (seconds <= 0) return 0;
     if (seconds > 86400.0 * 365) seconds = 86400.0 * 365;
-    return (long)(seconds * 1000.0 + 0.5);
+    ms = (long)(seconds * 1000.0 + 0.5);
+    return ms > 0 ? ms : 1;
 }
 
 /* Set every option of one request; the handle was reset, so nothing is inherited. */

@@ -681,6 +681,23 @@ static int fn_command(cq_job *job, void *udata)
     return rc;
 }
 
+/* A spec's name (into name, REGISTRY_NAME_MAX + 1 bytes) and its ARGS (malloc'ed, NULL when
+ * none), once command_check has passed it. */
+static void split_spec(const char *spec, char *name, char **args)
+{
+    const char *eq = strchr(spec, '='), *colon = memchr(spec, ':', (size_t)(eq - spec));
+    size_t nl = (size_t)((colon ? colon : eq) - spec);
+
+    memcpy(name, spec, nl);
+    name[nl] = '\0';
+    *args = NULL;
+    if (colon != NULL) {
+        *args = xmalloc((size_t)(eq - colon));
+        memcpy(*args, colon + 1, (size_t)(eq - colon - 1));
+        (*args)[eq - colon - 1] = '\0';
+    }
+}
+
 int command_check(const char *spec, char *err, size_t errlen)
 {
     const char *eq = strchr(spec, '='), *colon;
@@ -712,13 +729,7 @@ int command_check(const char *spec, char *err, size_t errlen)
         return -1;
     }
     /* The name and the arguments as the registry will take them, in one of its own. */
-    memcpy(name, spec, nl);
-    name[nl] = '\0';
-    if (colon != NULL) {
-        args = xmalloc((size_t)(eq - colon));
-        memcpy(args, colon + 1, (size_t)(eq - colon - 1));
-        args[eq - colon - 1] = '\0';
-    }
+    split_spec(spec, name, &args);
     scratch = registry_new();
     if (registry_describe(scratch, name, args ? args : "[ARG:any...]", why, sizeof why) == NULL) {
         err_set(err, errlen, "'%s': %s", spec, why);
@@ -731,22 +742,13 @@ int command_check(const char *spec, char *err, size_t errlen)
 
 int command_add(struct cq_registry *reg, const char *spec, char *err, size_t errlen)
 {
-    const char *eq = strchr(spec, '='), *colon;
-    char name[REGISTRY_NAME_MAX + 1], why[512], *args = NULL, *source;
+    const char *eq = strchr(spec, '=');
+    char name[REGISTRY_NAME_MAX + 1], why[512], *args, *source;
     struct command_fn *cf;
     cq_function *f;
-    size_t nl;
 
     if (command_check(spec, err, errlen) != 0) return -1;
-    colon = memchr(spec, ':', (size_t)(eq - spec));
-    nl = (size_t)((colon ? colon : eq) - spec);
-    memcpy(name, spec, nl);
-    name[nl] = '\0';
-    if (colon != NULL) {
-        args = xmalloc((size_t)(eq - colon));
-        memcpy(args, colon + 1, (size_t)(eq - colon - 1));
-        args[eq - colon - 1] = '\0';
-    }
+    split_spec(spec, name, &args);
     cf = xcalloc(1, sizeof *cf);
     if (command_resolve(eq + 1, cf->program, sizeof cf->program, why, sizeof why) != 0) {
         err_set(err, errlen, "'%s': %s", spec, why);

@@ -239,7 +239,6 @@ static size_t put_prefix(char *line, const char *when, long ms, const char *prog
  * stderr or a request's URL put in it. Returns the new length. */
 static size_t text_escape(char *msg, size_t n, size_t cap)
 {
-    static const char hex[] = "0123456789abcdef";
     char src[MSG_MAX];
     size_t i, o;
 
@@ -250,20 +249,7 @@ static size_t text_escape(char *msg, size_t n, size_t cap)
     if (i == n) return n; /* the common case: nothing to do */
     if (n > sizeof src) n = sizeof src;
     memcpy(src, msg, n);
-    for (o = i; i < n && o + 4 < cap; i++) {
-        unsigned char c = (unsigned char)src[i];
-        if (c == '\n' || c == '\r') {
-            msg[o++] = '\\';
-            msg[o++] = c == '\n' ? 'n' : 'r';
-        } else if ((c < 0x20 && c != '\t') || c == 0x7f) {
-            msg[o++] = '\\';
-            msg[o++] = 'x';
-            msg[o++] = hex[c >> 4];
-            msg[o++] = hex[c & 15];
-        } else {
-            msg[o++] = (char)c;
-        }
-    }
+    for (o = i; i < n && o + 4 < cap; i++) o += ctl_escape((unsigned char)src[i], 1, msg + o);
     return o;
 }
 

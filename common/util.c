@@ -75,26 +75,33 @@ char *xstrdup_printf(const char *fmt, ...)
     return s;
 }
 
-const char *str_shown(const char *s, char *buf, size_t len)
+size_t ctl_escape(unsigned char c, int keep_tab, char *out)
 {
     static const char hex[] = "0123456789abcdef";
+
+    if (c == '\n' || c == '\r' || (c == '\t' && !keep_tab)) {
+        out[0] = '\\';
+        out[1] = c == '\n' ? 'n' : c == '\r' ? 'r' : 't';
+        return 2;
+    }
+    if ((c < 0x20 && c != '\t') || c == 0x7f) {
+        out[0] = '\\';
+        out[1] = 'x';
+        out[2] = hex[c >> 4];
+        out[3] = hex[c & 15];
+        return 4;
+    }
+    out[0] = (char)c;
+    return 1;
+}
+
+const char *str_shown(const char *s, char *buf, size_t len)
+{
     size_t i, o = 0;
 
     if (len == 0) return buf;
-    for (i = 0; s != NULL && s[i] != '\0' && i < STR_SHOWN_MAX && o + 5 < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '\n' || c == '\r' || c == '\t') {
-            buf[o++] = '\\';
-            buf[o++] = c == '\n' ? 'n' : c == '\r' ? 'r' : 't';
-        } else if (c < 0x20 || c == 0x7f) {
-            buf[o++] = '\\';
-            buf[o++] = 'x';
-            buf[o++] = hex[c >> 4];
-            buf[o++] = hex[c & 15];
-        } else {
-            buf[o++] = (char)c;
-        }
-    }
+    for (i = 0; s != NULL && s[i] != '\0' && i < STR_SHOWN_MAX && o + 5 < len; i++)
+        o += ctl_escape((unsigned char)s[i], 0, buf + o);
     if (s != NULL && s[i] != '\0' && o + 3 < len) {
         memcpy(buf + o, "...", 3);
         o += 3;

@@ -32,6 +32,10 @@ int str_copy(char *dst, size_t dstlen, const char *src);
 #define STR_SHOWN_MAX 64
 #define STR_SHOWN_LEN (STR_SHOWN_MAX * 4 + 4)
 const char *str_shown(const char *s, char *buf, size_t len);
+/* c into out as a log line or an error line shows it: \n, \r and \t (unless keep_tab) as
+ * two characters, other control bytes as \xHH, the rest as it is. Returns the bytes written,
+ * 1-4. */
+size_t ctl_escape(unsigned char c, int keep_tab, char *out);
 
 /* snprintf into an error buffer; a no-op when err is NULL or errlen is 0. */
 void err_set(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -87,10 +87,11 @@ start_redis
 
 # ---- start-up errors: one line on stderr, exit 1, no job taken ----
 "$BIN/cenqueue" -q probe --id probe-1 noop >/dev/null 2>&1
+probe_worker() { timeout 10 "$BIN/cworker" --download-root "$ROOT" "$@" probe >"$T/bad.out" 2>"$T/bad.err"; }
 bad_start() {  # bad_start NAME NEEDLE CWORKER-ARGS...
     local name=$1 needle=$2 rc
     shift 2
-    timeout 10 "$BIN/cworker" --download-root "$ROOT" "$@" probe >"$T/bad.out" 2>"$T/bad.err"
+    probe_worker "$@"
     rc=$?
     check_eq "$name: exit 1" 1 "$rc"
     check_eq "$name: one line on stderr" 1 "$(wc -l <"$T/bad.err")"
@@ -101,7 +102,7 @@ bad_start "missing program" "/nonexistent/prog: No such file or directory" --com
 bad_usage() {  # bad_usage NAME LINE CWORKER-ARGS...
     local name=$1 line=$2 rc
     shift 2
-    timeout 10 "$BIN/cworker" --download-root "$ROOT" "$@" probe >"$T/bad.out" 2>"$T/bad.err"
+    probe_worker "$@"
     rc=$?
     check_eq "$name: exit 2" 2 "$rc"
     check_eq "$name: the line and the Try line" \

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -60,24 +61,25 @@ static const char *ssl_error(char *buf, size_t len, const char *fallback)
     return buf;
 }
 
-/* Whether path can be opened and read: 0, or -1 with the system's reason in buf ("No such
- * file or directory", "Permission denied", "Is a directory"), which OpenSSL's loaders do
- * not give. */
+/* Whether path can be opened for reading and is no directory: 0, or -1 with the system's
+ * reason in buf ("No such file or directory", "Permission denied", "Is a directory"), which
+ * OpenSSL's loaders do not give. Nothing is read (a pipe, as --tls-ca <(...) gives, keeps
+ * all of its bytes for OpenSSL), and a FIFO with no writer does not block the open. */
 static int readable(const char *path, char *buf, size_t len)
 {
-    FILE *f = fopen(path, "r");
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    struct stat st;
     int rc = 0;
 
-    if (f == NULL) {
+    if (fd < 0) {
         str_copy(buf, len, strerror(errno));
         return -1;
     }
-    errno = 0;
-    if (getc(f) == EOF && ferror(f)) {
-        str_copy(buf, len, strerror(errno ? errno : EIO));
+    if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+        str_copy(buf, len, strerror(EISDIR));
         rc = -1;
     }
-    fclose(f);
+    close(fd);
     return rc;
 }
 
@@ -372,7 +374,8 @@ int tls_connect(const char *host, int port, const struct tls_opts *o, double tim
     struct tls_session *session_made;
     SSL_CTX *ctx;
     SSL *ssl;
-    int net, pair[2];
+    sigset_t all, old;
+    int net, pair[2], made;
     struct sigpipe_hold held;
 
     ctx = make_ctx(o, err, errlen);
@@ -400,7 +403,13 @@ int tls_connect(const char *host, int port, const struct tls_opts *o, double tim
     r->net = net;
     r->plain = pair[1];
     set_nonblocking(r->plain, 1);
-    if (pthread_create(&r->session->relay, NULL, relay_main, r) != 0) {
+    /* The relay thread takes no signal: a program's handler (cenqueue's on SIGINT) runs on
+     * the thread it expects, never here. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    made = pthread_create(&r->session->relay, NULL, relay_main, r);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (made != 0) {
         err_set(err, errlen, "TLS: cannot start the relay thread");
         SSL_free(ssl);
         SSL_CTX_free(ctx);

@@ -458,8 +458,9 @@ static int run_stdin(struct opts *o, cq_client *c, cq_client *ce)
 struct waiting {
     const struct opts *o;
     size_t ended;
-    volatile unsigned char *done; /* done[i]: ids[i]'s line is out (read by on_interrupt) */
-    int progress;                 /* stderr is a terminal: keep a "N/TOTAL jobs ended" line there */
+    volatile unsigned char *done;   /* done[i]: ids[i]'s line is out (read by on_interrupt) */
+    volatile sig_atomic_t mid_line; /* a line is being written: on_interrupt ends it first */
+    int progress; /* stderr is a terminal: keep a "N/TOTAL jobs ended" line there */
     volatile long long progress_at; /* when it was last drawn (ms), 0 = not on screen */
 };
 
@@ -478,6 +479,8 @@ static void on_interrupt(int sig)
     (void)sig;
     if (w == NULL) _exit(1);
     if (w->progress_at != 0) (void)!write(STDERR_FILENO, "\r\033[K", 4);
+    /* A long result may be half written: the ids go on lines of their own all the same. */
+    if (w->mid_line && !w->o->quiet) (void)!write(STDOUT_FILENO, "\n", 1);
     for (i = 0; i < w->o->nids; i++) {
         if (w->done[i]) continue;
         left++;
@@ -541,6 +544,7 @@ static void on_end(size_t i, const cq_status *st, void *udata)
     w->ended++;
     if (!w->o->quiet) {
         if (w->progress && isatty(STDOUT_FILENO)) progress_erase(w);
+        w->mid_line = 1;
         if (state == CQ_FINISHED)
             text = cq_status_field(st, cq_status_result_is_json(st) ? "result_json" : "result");
         else
@@ -552,6 +556,7 @@ static void on_end(size_t i, const cq_status *st, void *udata)
         }
         putchar('\n');
         fflush(stdout); /* as it ends, also through a pipe */
+        w->mid_line = 0;
     }
     w->done[i] = 1; /* its line out: an interrupt before this prints its id again, not none */
     now = time_mono_ms();
@@ -586,6 +591,8 @@ static int wait_all(const struct opts *o, cq_client *c)
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_interrupt;
     sigemptyset(&sa.sa_mask);
+    sigaddset(&sa.sa_mask, SIGINT); /* one runs, never both: it ends the process */
+    sigaddset(&sa.sa_mask, SIGTERM);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     rc = cq_wait_each(c, (const char *const *)o->ids, o->nids, o->wait_timeout, out, on_end, &w,

@@ -167,13 +167,14 @@ static struct admin *pool_take(struct pool *p)
         until.tv_nsec -= 1000000000L;
     }
     pthread_mutex_lock(&p->mu);
-    while (a == NULL && !timed_out && !__atomic_load_n(&stopping, __ATOMIC_RELAXED)) {
+    for (;;) { /* a last look after the time is up: a give at that instant is not lost */
         for (i = 0; i < POOL_SIZE && a == NULL; i++)
             if (!p->busy[i]) {
                 p->busy[i] = 1;
                 a = &p->conn[i];
             }
-        if (a == NULL) timed_out = pthread_cond_timedwait(&p->free, &p->mu, &until) != 0;
+        if (a != NULL || timed_out || __atomic_load_n(&stopping, __ATOMIC_RELAXED)) break;
+        timed_out = pthread_cond_timedwait(&p->free, &p->mu, &until) != 0;
     }
     pthread_mutex_unlock(&p->mu);
     if (a != NULL) rconn_drop_if_closed(&a->r);

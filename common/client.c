@@ -305,9 +305,9 @@ int cq_client_check(cq_client *c, cq_jobspec *s, char *warning, size_t warnlen, 
     }
     seen = c->served[f->index].last;
     live = c->served[f->index].live;
-    /* Who serves it on the job's queue is asked once per function, queue and client (a
-     * producer feeding a million jobs pays for it once), and again by the next call where it
-     * could not be. */
+    /* Who serves it on the job's queue is asked once per function and client (a producer
+     * feeding a million jobs pays for it once), again when the queue is not the one asked
+     * for last, and by the next call where it could not be. */
     if (live < 0 || strcmp(c->served[f->index].queue, s->job->queue) != 0) {
         struct served *sv = &c->served[f->index];
         live = known ? 1 : catalog_live_on(&c->r, &c->k, func, s->job->queue, err, errlen);

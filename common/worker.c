@@ -152,9 +152,10 @@ struct worker {
     struct {
         char func[REGISTRY_NAME_MAX + 1];
         char queue[KEYS_NAME_MAX + 1];
-        int live;
-        long long at; /* time_mono_ms of the answer */
-    } live_cache[8];  /* catalog_live_on answers for functions it lacks, kept a second */
+        int live;      /* live workers of queue that serve func */
+        int elsewhere; /* where live is 0: live workers serving func on other queues */
+        long long at;  /* time_mono_ms of the answer */
+    } live_cache[8];   /* catalog_live_on answers for functions it lacks, kept a second */
     double started_at;
     struct rconn ctl;
 
@@ -911,10 +912,11 @@ static void hist_flush(struct worker *w)
 }
 
 /* How many live workers serve func and take from queue, the ones that could run such a job
- * from there: catalog_live_on, remembered for a second so that a take of 256 such records
- * asks once. -1 when Redis cannot say. */
-static int live_servers(struct worker *w, const char *func, const char *queue, char *err,
-                        size_t errlen)
+ * from there (catalog_live_on), and, where none does, in *elsewhere how many serve it on
+ * other queues: remembered for a second so that a take of 256 such records asks once. -1
+ * when Redis cannot say. */
+static int live_servers(struct worker *w, const char *func, const char *queue, int *elsewhere,
+                        char *err, size_t errlen)
 {
     size_t n = sizeof w->live_cache / sizeof w->live_cache[0], i, oldest = 0;
     long long now = time_mono_ms();
@@ -922,16 +924,20 @@ static int live_servers(struct worker *w, const char *func, const char *queue, c
 
     for (i = 0; i < n; i++) {
         if (strcmp(w->live_cache[i].func, func) == 0 &&
-            strcmp(w->live_cache[i].queue, queue) == 0 && now - w->live_cache[i].at < 1000)
+            strcmp(w->live_cache[i].queue, queue) == 0 && now - w->live_cache[i].at < 1000) {
+            *elsewhere = w->live_cache[i].elsewhere;
             return w->live_cache[i].live;
+        }
         if (w->live_cache[i].at < w->live_cache[oldest].at) oldest = i;
     }
     ctl_quiet(w);
     live = catalog_live_on(&w->ctl, &w->keys, func, queue, err, errlen);
-    if (live >= 0) {
+    *elsewhere = live == 0 ? catalog_live(&w->ctl, &w->keys, func, NULL, 0, err, errlen) : 0;
+    if (live >= 0 && *elsewhere >= 0) {
         str_copy(w->live_cache[oldest].func, sizeof w->live_cache[oldest].func, func);
         str_copy(w->live_cache[oldest].queue, sizeof w->live_cache[oldest].queue, queue);
         w->live_cache[oldest].live = live;
+        w->live_cache[oldest].elsewhere = *elsewhere;
         w->live_cache[oldest].at = now;
     }
     return live;
@@ -946,10 +952,10 @@ static void refuse_unknown(struct worker *w, struct task *t)
 {
     const char *queue = t->taken.queue;
     char known[1024], err[512];
-    int live;
+    int live, any = 0;
 
     registry_unknown(w->cfg->reg, t->job->func, known, sizeof known);
-    live = live_servers(w, t->job->func, queue, err, sizeof err);
+    live = live_servers(w, t->job->func, queue, &any, err, sizeof err);
     /* When Redis cannot say, hand it back: that is safe, and bounded. */
     live = live != 0;
     t->refused = 1;
@@ -966,11 +972,7 @@ static void refuse_unknown(struct worker *w, struct task *t)
         t->text = xstrdup_printf("%s: handed back too often (the workers of queue %s that serve "
                                  "it do not take it)",
                                  known, queue);
-    } else {
-        /* Served elsewhere? Then the fix is the queue, not a deploy. */
-        int any;
-        ctl_quiet(w);
-        any = catalog_live(&w->ctl, &w->keys, t->job->func, NULL, 0, err, sizeof err);
+    } else { /* served elsewhere (any)? Then the fix is the queue, not a deploy */
         t->kind = QUEUE_FAILED;
         t->text = any > 0 ? xstrdup_printf("%s: no live worker of queue %s serves it (%d serve it "
                                            "on other queues: enqueue it to theirs, or start one "

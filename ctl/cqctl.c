@@ -709,7 +709,9 @@ static int run_requeue(struct ctl *c, char **args, int n)
             report_end(&r);
             return 1;
         }
-        if (!c->json) {
+        if (c->json) {
+            render_num(r.doc, "dropped", (double)dropped);
+        } else {
             printf("requeued %ld failed job%s%s%s; %ld refused", done, done == 1 ? "" : "s",
                    c->queue ? " of queue " : "", c->queue ? c->queue : "", refused);
             if (dropped > 0)

@@ -227,6 +227,8 @@ check_eq "requeue --all-failed, a status expired: exit 0" 0 "$?"
 check_contains "...it is dropped from the failed set, and said so" \
     "1 dropped from the failed set (their status had expired)" "$out"
 check_eq "...and gone from it" "" "$(rcli ZSCORE cq:failed expired-1)"
+rcli ZADD cq:failed 1 expired-2 >/dev/null
+check_eq "...counted in --json too" 1 "$(jget 'd["dropped"]' ctl requeue --all-failed --json)"
 fails_with "requeue of an id with no status names both TTLs" 1 \
     "--result-ttl when it finished, --failure-ttl when it failed" ctl requeue expired-1
 # A worker with --failure-ttl 0 drops a failed job's status at once, and lists it nowhere.

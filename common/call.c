@@ -339,7 +339,7 @@ static char *one_line(const char *s, size_t max)
         if (c < 0x80) {
             out[o++] = c < 0x20 ? ' ' : (char)c;
             i++;
-        } else if ((k = job_utf8_char((const unsigned char *)s + i, n - i)) == 0) {
+        } else if ((k = utf8_char((const unsigned char *)s + i, n - i)) == 0) {
             out[o++] = '?';
             i++;
         } else {

@@ -229,30 +229,37 @@ static int listed(const redisReply *list, const char *name)
 
 /* The live workers (lease present) whose hash lists func among its functions and queue
  * among its queues (either NULL: any), comma-separated, into buf. funcs[i] and queues[i]
- * (NULL where queue is) are worker i's two fields, leases[i] its lease's EXISTS. */
+ * (NULL where queue is) are worker i's two fields, leases[i] its lease's EXISTS. *others (may
+ * be NULL) counts the live ones that list func but not queue. */
 static void live_workers(const redisReply *wids, const redisReply *const *funcs,
                          const redisReply *const *queues, const redisReply *const *leases,
-                         const char *func, const char *queue, char *buf, size_t len, int *count)
+                         const char *func, const char *queue, char *buf, size_t len, int *count,
+                         int *others)
 {
     size_t i, o = 0;
 
     buf[0] = '\0';
     *count = 0;
+    if (others != NULL) *others = 0;
     for (i = 0; i < wids->elements; i++) {
         int w;
         if (leases[i] == NULL || leases[i]->type != REDIS_REPLY_INTEGER ||
-            leases[i]->integer != 1 || (func != NULL && !listed(funcs[i], func)) ||
-            (queue != NULL && !listed(queues[i], queue)))
+            leases[i]->integer != 1 || (func != NULL && !listed(funcs[i], func)))
             continue;
+        if (queue != NULL && !listed(queues[i], queue)) {
+            if (others != NULL) (*others)++;
+            continue;
+        }
         (*count)++;
         w = snprintf(buf + o, len - o, "%s%s", o ? ", " : "", wids->element[i]->str);
         if (w > 0 && (size_t)w < len - o) o += (size_t)w;
     }
 }
 
-/* How many live workers serve func (NULL: any) and take from queue (NULL: any). */
+/* How many live workers serve func (NULL: any) and take from queue (NULL: any); *others (may
+ * be NULL) those that serve func on other queues only. */
 static int live_count(struct rconn *r, const struct keys *k, const char *func, const char *queue,
-                      char *names, size_t len, char *err, size_t errlen)
+                      int *others, char *names, size_t len, char *err, size_t errlen)
 {
     char kw[KEYS_KEY_MAX], kl[KEYS_KEY_MAX];
     redisReply *wids, **funcs, **queues, **leases;
@@ -299,7 +306,7 @@ static int live_count(struct rconn *r, const struct keys *k, const char *func, c
     if (rc == 0) {
         char buf[1024];
         live_workers(wids, (const redisReply *const *)funcs, (const redisReply *const *)queues,
-                     (const redisReply *const *)leases, func, queue, buf, sizeof buf, &n);
+                     (const redisReply *const *)leases, func, queue, buf, sizeof buf, &n, others);
         if (names != NULL) str_copy(names, len, buf);
     }
     for (i = 0; i < wids->elements; i++) {
@@ -317,19 +324,19 @@ static int live_count(struct rconn *r, const struct keys *k, const char *func, c
 int catalog_live(struct rconn *r, const struct keys *k, const char *func, char *names, size_t len,
                  char *err, size_t errlen)
 {
-    return live_count(r, k, func, NULL, names, len, err, errlen);
+    return live_count(r, k, func, NULL, NULL, names, len, err, errlen);
 }
 
 int catalog_live_on(struct rconn *r, const struct keys *k, const char *func, const char *queue,
-                    char *err, size_t errlen)
+                    int *elsewhere, char *err, size_t errlen)
 {
-    return live_count(r, k, func, queue, NULL, 0, err, errlen);
+    return live_count(r, k, func, queue, elsewhere, NULL, 0, err, errlen);
 }
 
 int catalog_queue_live(struct rconn *r, const struct keys *k, const char *queue, char *err,
                        size_t errlen)
 {
-    return live_count(r, k, NULL, queue, NULL, 0, err, errlen);
+    return live_count(r, k, NULL, queue, NULL, NULL, 0, err, errlen);
 }
 
 int catalog_print(struct rconn *r, const struct keys *k, const struct cq_registry *builtins,
@@ -383,7 +390,8 @@ int catalog_print(struct rconn *r, const struct keys *k, const struct cq_registr
         for (i = 0; i + 1 < seen->elements; i += 2)
             if (strcmp(seen->element[i]->str, fn->name) == 0) t = reply_time(seen->element[i + 1]);
         live_workers(wids, (const redisReply *const *)funcs, NULL,
-                     (const redisReply *const *)leases, fn->name, NULL, live, sizeof live, &nlive);
+                     (const redisReply *const *)leases, fn->name, NULL, live, sizeof live, &nlive,
+                     NULL);
         fprintf(f, "%-30s %s\n", registry_signature(fn, sig, sizeof sig), fn->summary);
         fprintf(f, "%-30s   %s; ", "", fn->source);
         if (nlive > 0)

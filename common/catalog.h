@@ -46,9 +46,10 @@ int catalog_live(struct rconn *r, const struct keys *k, const char *func, char *
                  char *err, size_t errlen);
 
 /* How many live workers serve func and take from queue now (those that could run a job of
- * func enqueued there), or -1 with err. */
+ * func enqueued there), with in *elsewhere how many serve it on other queues only (one walk
+ * of the workers); or -1 with err. */
 int catalog_live_on(struct rconn *r, const struct keys *k, const char *func, const char *queue,
-                    char *err, size_t errlen);
+                    int *elsewhere, char *err, size_t errlen);
 
 /* How many live workers take from queue now, or -1 with err. */
 int catalog_queue_live(struct rconn *r, const struct keys *k, const char *queue, char *err,

@@ -32,7 +32,7 @@ struct served {
     double last;   /* when a worker last served it (0: never) */
     int live;      /* live workers serving it then on queue; -1 not asked yet, or the asking
                     failed */
-    int elsewhere; /* where live is 0: live workers serving it on other queues */
+    int elsewhere; /* live workers serving it on other queues only */
     char queue[KEYS_NAME_MAX + 1]; /* the queue live was asked for */
 };
 
@@ -310,10 +310,11 @@ int cq_client_check(cq_client *c, cq_jobspec *s, char *warning, size_t warnlen, 
      * for last, and by the next call where it could not be. */
     if (live < 0 || strcmp(c->served[f->index].queue, s->job->queue) != 0) {
         struct served *sv = &c->served[f->index];
-        live = known ? 1 : catalog_live_on(&c->r, &c->k, func, s->job->queue, err, errlen);
+        sv->elsewhere = 0;
+        live = known
+            ? 1
+            : catalog_live_on(&c->r, &c->k, func, s->job->queue, &sv->elsewhere, err, errlen);
         if (live < 0) return -1;
-        sv->elsewhere = live == 0 ? catalog_live(&c->r, &c->k, func, NULL, 0, err, errlen) : 0;
-        if (sv->elsewhere < 0) return -1;
         sv->live = live;
         str_copy(sv->queue, sizeof sv->queue, s->job->queue);
     }

@@ -227,34 +227,6 @@ int job_json_finite(const cJSON *v)
     return 1;
 }
 
-size_t job_utf8_char(const unsigned char *s, size_t n)
-{
-    unsigned c;
-    size_t len, i;
-    unsigned long cp;
-
-    if (n == 0) return 0;
-    c = s[0];
-    if (c < 0x80) return 1;
-    if (c >= 0xC2 && c <= 0xDF)
-        len = 2, cp = c & 0x1F;
-    else if (c >= 0xE0 && c <= 0xEF)
-        len = 3, cp = c & 0x0F;
-    else if (c >= 0xF0 && c <= 0xF4)
-        len = 4, cp = c & 0x07;
-    else
-        return 0;
-    if (len > n) return 0;
-    for (i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80) return 0;
-        cp = cp << 6 | (s[i] & 0x3F);
-    }
-    if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
-        (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
-        return 0;
-    return len;
-}
-
 static int utf8_text(const char *s)
 {
     const unsigned char *p = (const unsigned char *)s;
@@ -266,7 +238,7 @@ static int utf8_text(const char *s)
             n--;
             continue;
         }
-        if ((k = job_utf8_char(p, n)) == 0) return 0;
+        if ((k = utf8_char(p, n)) == 0) return 0;
         p += k;
         n -= k;
     }
@@ -640,7 +612,7 @@ static void put_escaped(struct job_encoder *e, const char *s)
         while (*p >= 0x20 && *p != '"' && *p != '\\') {
             if (*p < 0x80 || !e->text) {
                 p++;
-            } else if ((k = job_utf8_char(p, strnlen((const char *)p, 4))) > 0) {
+            } else if ((k = utf8_char(p, strnlen((const char *)p, 4))) > 0) {
                 p += k;
             } else {
                 put(e, (const char *)run, (size_t)(p - run));

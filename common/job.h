@@ -64,10 +64,6 @@ int job_json_has_nul(const char *text, size_t len);
  * hold (printed, it would be null); 0 otherwise. */
 int job_json_finite(const cJSON *v);
 
-/* The length of the UTF-8 character at s (at most n bytes there): 1-4, or 0 where the bytes
- * are not one (a stray continuation byte, an overlong form, a surrogate, a character cut
- * short, or n 0). */
-size_t job_utf8_char(const unsigned char *s, size_t n);
 /* 1 when every string in v (values and object keys) is UTF-8 text, as JSON's must be for a
  * reader in another language; 0 otherwise. */
 int job_json_utf8(const cJSON *v);
@@ -79,7 +75,7 @@ char *job_encode(const struct job *j);
  * holds (cJSON's own printer may round one: 6000000000000001 as 6e+15). */
 char *job_json_print(const cJSON *v);
 /* The same for a reader (cqctl's --json, the dashboard's API): each byte of a string that is
- * no part of a UTF-8 character (job_utf8_char) as \ufffd, U+FFFD, so that the text is valid
+ * no part of a UTF-8 character (utf8_char, util.h) as \ufffd, U+FFFD, so that the text is valid
  * JSON whatever Redis held (a command's stderr in an error, a record from elsewhere). */
 char *job_json_print_text(const cJSON *v);
 

@@ -46,27 +46,6 @@ static long my_pid(void)
 }
 static const char *level_json[] = {"error", "warn", "info", "debug"};
 
-/* The length of the valid UTF-8 sequence at p (1-4), or 0 when the bytes there are not one
- * (stray continuation bytes, overlong forms, surrogates, beyond U+10FFFF, cut short). */
-static size_t utf8_len(const unsigned char *p)
-{
-    if (p[0] < 0x80) return 1;
-    if (p[0] >= 0xc2 && p[0] <= 0xdf) return (p[1] & 0xc0) == 0x80 ? 2 : 0;
-    if (p[0] >= 0xe0 && p[0] <= 0xef) {
-        if ((p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80) return 0;
-        if (p[0] == 0xe0 && p[1] < 0xa0) return 0;  /* overlong */
-        if (p[0] == 0xed && p[1] >= 0xa0) return 0; /* a surrogate */
-        return 3;
-    }
-    if (p[0] >= 0xf0 && p[0] <= 0xf4) {
-        if ((p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80 || (p[3] & 0xc0) != 0x80) return 0;
-        if (p[0] == 0xf0 && p[1] < 0x90) return 0;  /* overlong */
-        if (p[0] == 0xf4 && p[1] >= 0x90) return 0; /* beyond U+10FFFF */
-        return 4;
-    }
-    return 0;
-}
-
 /* msg as a JSON string's contents into out (size len, always terminated), whole characters
  * only: control bytes become \uXXXX, and bytes that are not UTF-8 (a server's Latin-1 error
  * text, say) U+FFFD, so that every line parses. */
@@ -76,7 +55,7 @@ static void json_escape(char *out, size_t len, const char *msg)
     size_t n = 0, k;
 
     while (*p) {
-        k = utf8_len(p);
+        k = *p < 0x80 ? 1 : utf8_char(p, strnlen((const char *)p, 4));
         if (n + 7 >= len) break; /* room for the longest: "\u0001" or U+FFFD's 3 bytes */
         if (k == 0) {
             memcpy(out + n, "\xef\xbf\xbd", 3);

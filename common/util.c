@@ -75,6 +75,34 @@ char *xstrdup_printf(const char *fmt, ...)
     return s;
 }
 
+size_t utf8_char(const unsigned char *s, size_t n)
+{
+    unsigned c;
+    size_t len, i;
+    unsigned long cp;
+
+    if (n == 0) return 0;
+    c = s[0];
+    if (c < 0x80) return 1;
+    if (c >= 0xC2 && c <= 0xDF)
+        len = 2, cp = c & 0x1F;
+    else if (c >= 0xE0 && c <= 0xEF)
+        len = 3, cp = c & 0x0F;
+    else if (c >= 0xF0 && c <= 0xF4)
+        len = 4, cp = c & 0x07;
+    else
+        return 0;
+    if (len > n) return 0;
+    for (i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80) return 0;
+        cp = cp << 6 | (s[i] & 0x3F);
+    }
+    if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+        (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+        return 0;
+    return len;
+}
+
 size_t ctl_escape(unsigned char c, int keep_tab, char *out)
 {
     static const char hex[] = "0123456789abcdef";

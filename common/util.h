@@ -32,6 +32,11 @@ int str_copy(char *dst, size_t dstlen, const char *src);
 #define STR_SHOWN_MAX 64
 #define STR_SHOWN_LEN (STR_SHOWN_MAX * 4 + 4)
 const char *str_shown(const char *s, char *buf, size_t len);
+/* The length of the UTF-8 character at s (at most n bytes there): 1-4, or 0 where the bytes
+ * are not one (a stray continuation byte, an overlong form, a surrogate, a character cut
+ * short, or n 0). */
+size_t utf8_char(const unsigned char *s, size_t n);
+
 /* c into out as a log line or an error line shows it: \n, \r and \t (unless keep_tab) as
  * two characters, other control bytes as \xHH, the rest as it is. Returns the bytes written,
  * 1-4. */

@@ -153,7 +153,7 @@ struct worker {
         char func[REGISTRY_NAME_MAX + 1];
         char queue[KEYS_NAME_MAX + 1];
         int live;      /* live workers of queue that serve func */
-        int elsewhere; /* where live is 0: live workers serving func on other queues */
+        int elsewhere; /* live workers serving func on other queues only */
         long long at;  /* time_mono_ms of the answer */
     } live_cache[8];   /* catalog_live_on answers for functions it lacks, kept a second */
     double started_at;
@@ -931,9 +931,8 @@ static int live_servers(struct worker *w, const char *func, const char *queue, i
         if (w->live_cache[i].at < w->live_cache[oldest].at) oldest = i;
     }
     ctl_quiet(w);
-    live = catalog_live_on(&w->ctl, &w->keys, func, queue, err, errlen);
-    *elsewhere = live == 0 ? catalog_live(&w->ctl, &w->keys, func, NULL, 0, err, errlen) : 0;
-    if (live >= 0 && *elsewhere >= 0) {
+    live = catalog_live_on(&w->ctl, &w->keys, func, queue, elsewhere, err, errlen);
+    if (live >= 0) {
         str_copy(w->live_cache[oldest].func, sizeof w->live_cache[oldest].func, func);
         str_copy(w->live_cache[oldest].queue, sizeof w->live_cache[oldest].queue, queue);
         w->live_cache[oldest].live = live;

@@ -549,15 +549,15 @@ static void test_utf8(void)
     cJSON *v;
 
     for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        size_t got = job_utf8_char((const unsigned char *)cases[i].s, strlen(cases[i].s));
+        size_t got = utf8_char((const unsigned char *)cases[i].s, strlen(cases[i].s));
         if (got != cases[i].len) fprintf(stderr, "  case %zu: %zu\n", i, got);
         CHECK_EQ(got, cases[i].len);
     }
     { /* nothing left: 0, and not a byte read (ASan sees a read past the block) */
         unsigned char *end = xmalloc(1);
         end[0] = 0xc3;
-        CHECK_EQ(job_utf8_char(end + 1, 0), 0);
-        CHECK_EQ(job_utf8_char(end, 1), 0);
+        CHECK_EQ(utf8_char(end + 1, 0), 0);
+        CHECK_EQ(utf8_char(end, 1), 0);
         free(end);
     }
     v = cJSON_Parse("[\"caf\xc3\xa9\", {\"k\xc3\xa9\": [1, \"\xe2\x82\xac\"]}]");

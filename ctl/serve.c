@@ -73,6 +73,7 @@
 #define CONNS_MAX      256 /* HTTP connections at once */
 #define CONNS_PER_IP   32  /* of them from one address: no one client holds every slot */
 #define IDLE_SECS      60  /* an idle HTTP connection is closed after this */
+#define REQUEST_SECS   10  /* a request's headers must all come within this */
 #define ACTION_HDR     "X-CQ-Action"
 #define COOKIE_BASE    "cq_token_"
 
@@ -100,6 +101,26 @@ struct sampler {
     struct admin a;
 };
 
+/* An HTTP connection, from its accept to its close: whether it is between requests (waiting
+ * for the headers of one, since when) or answering one. */
+struct conn {
+    struct conn *prev, *next;
+    int fd;
+    long long since; /* time_mono_ms(): its accept, or the end of its last request */
+    int answering;   /* a request's headers came, its answer is not sent yet */
+    int answered;    /* requests it has had */
+    int cut;         /* shut down for being too slow */
+};
+
+/* The connections open, for the request deadline (REQUEST_SECS). libmicrohttpd 0.9.75 has
+ * only an idle timeout: a client sending a byte of its headers now and then kept its
+ * connection for good, and 8 addresses doing so held the server's 256. */
+struct conns {
+    pthread_mutex_t mu;
+    struct conn *head;
+    long long next_sweep;
+};
+
 #define SERVE_HOSTS_MAX 8
 
 struct server {
@@ -113,6 +134,7 @@ struct server {
     char where[300]; /* the Redis server, as admin shows it */
     struct pool pool;
     struct sampler sampler;
+    struct conns conns;
 };
 
 /* One request, across libmicrohttpd's calls of the handler: its being there tells the first
@@ -713,6 +735,89 @@ static const char *cross_site(const struct server *s, struct MHD_Connection *c, 
     return NULL;
 }
 
+/* ---- the request deadline --------------------------------------------------------- */
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    struct conns *cs = &((struct server *)cls)->conns;
+    struct conn *k = *socket_context;
+
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (ci == NULL) return;
+        k = xcalloc(1, sizeof *k);
+        k->fd = ci->connect_fd;
+        k->since = time_mono_ms();
+        pthread_mutex_lock(&cs->mu);
+        k->next = cs->head;
+        if (cs->head != NULL) cs->head->prev = k;
+        cs->head = k;
+        pthread_mutex_unlock(&cs->mu);
+        *socket_context = k;
+    } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && k != NULL) {
+        /* Called before libmicrohttpd closes the socket: under the lock, a sweep never shuts
+         * down a descriptor that another connection has been given since. */
+        pthread_mutex_lock(&cs->mu);
+        if (k->prev != NULL)
+            k->prev->next = k->next;
+        else
+            cs->head = k->next;
+        if (k->next != NULL) k->next->prev = k->prev;
+        pthread_mutex_unlock(&cs->mu);
+        free(k);
+        *socket_context = NULL;
+    }
+}
+
+/* A request's headers came (answering 1), or its answer went (0: the connection waits for
+ * the next request's headers from now). */
+static void conn_answering(struct server *s, struct MHD_Connection *c, int answering)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    struct conn *k = ci != NULL ? ci->socket_context : NULL;
+
+    if (k == NULL) return;
+    pthread_mutex_lock(&s->conns.mu);
+    k->answering = answering;
+    k->answered += answering;
+    k->since = time_mono_ms();
+    pthread_mutex_unlock(&s->conns.mu);
+}
+
+/* Once a second: the connections that have waited REQUEST_SECS for a request's headers are
+ * shut down, which ends their libmicrohttpd threads as a client's close would. A client
+ * between two requests of a keep-alive connection counts as waiting (the page asks every
+ * second): those are told only at debug level, being what a browser leaves open. */
+static void conns_sweep(struct server *s)
+{
+    long long now = time_mono_ms();
+    struct conn *k;
+    int cut = 0, idle = 0;
+
+    if (now < s->conns.next_sweep) return;
+    s->conns.next_sweep = now + 1000;
+    pthread_mutex_lock(&s->conns.mu);
+    for (k = s->conns.head; k != NULL; k = k->next)
+        if (!k->answering && !k->cut && now - k->since >= REQUEST_SECS * 1000LL) {
+            shutdown(k->fd, SHUT_RDWR);
+            k->cut = 1;
+            if (k->answered > 0)
+                idle++;
+            else
+                cut++;
+        }
+    pthread_mutex_unlock(&s->conns.mu);
+    if (cut > 0)
+        LOG(&s->log, CQ_LOG_INFO, "closed %d connection%s that sent no whole request within %ds",
+            cut, cut == 1 ? "" : "s", REQUEST_SECS);
+    if (idle > 0)
+        LOG(&s->log, CQ_LOG_DEBUG, "closed %d keep-alive connection%s idle for %ds", idle,
+            idle == 1 ? "" : "s", REQUEST_SECS);
+}
+
 /* ---- routing ---------------------------------------------------------------------- */
 
 /* /PREFIX/NAME[/ACTION]: NAME (a valid cq name) and ACTION into the buffers; 0, or -1. */
@@ -841,6 +946,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     (void)version;
     (void)upload_data;
     if (rq == NULL) { /* the headers: answered now where Redis is not needed */
+        conn_answering(cls, c, 1);
         if (!admit(cls, c, url, method, &rc)) return rc;
         *req_cls = xcalloc(1, sizeof *rq);
         return MHD_YES;
@@ -855,9 +961,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
-    (void)c;
     (void)toe;
+    conn_answering(cls, c, 0);
     free(*req_cls);
     *req_cls = NULL;
 }
@@ -871,7 +976,11 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     vsnprintf(line, sizeof line, fmt, ap);
     n = strlen(line);
     while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = '\0';
-    LOG(&s->log, CQ_LOG_WARN, "libmicrohttpd: %s", line);
+    /* What it says of each connection that the request deadline shut down, or a client
+     * closed in the middle of its request: a line each, at debug level. */
+    LOG(&s->log,
+        strncmp(line, "Connection was closed by remote side", 36) == 0 ? CQ_LOG_DEBUG : CQ_LOG_WARN,
+        "libmicrohttpd: %s", line);
 }
 
 /* ---- the listening socket --------------------------------------------------------- */
@@ -984,7 +1093,8 @@ static struct MHD_Daemon *start_daemon(struct server *s, int fd)
         NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
         MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONNS_MAX,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)CONNS_PER_IP, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)IDLE_SECS, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
+        (unsigned)IDLE_SECS, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_END);
 }
 
 /* The address the log shows: http://HOST:PORT/ as a browser would be given it. */
@@ -1047,7 +1157,7 @@ static int check_origin(const char *o, char *err, size_t errlen)
     return 0;
 }
 
-static void wait_for_signal(void)
+static void wait_for_signal(struct server *s)
 {
     struct sigaction sa;
 
@@ -1056,7 +1166,10 @@ static void wait_for_signal(void)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    while (!stop_requested(&stopping)) sleep_ms(100);
+    while (!stop_requested(&stopping)) {
+        sleep_ms(100);
+        conns_sweep(s);
+    }
 }
 
 int serve_run(const struct serve_options *o)
@@ -1070,6 +1183,7 @@ int serve_run(const struct serve_options *o)
 
     memset(&s, 0, sizeof s);
     pthread_mutex_init(&s.sampler.mu, NULL);
+    pthread_mutex_init(&s.conns.mu, NULL);
     s.o = o;
     s.log = (struct logger){"cqctl serve", o->log_level, o->log_json, NULL};
     if (o->token != NULL && serve_check_token(o->token, o->token_from, err, sizeof err) != 0)
@@ -1101,7 +1215,7 @@ int serve_run(const struct serve_options *o)
     page_url(&addr, s.port, url, sizeof url);
     LOG(&s.log, CQ_LOG_INFO, "the dashboard of redis %s (prefix %s) is at %s%s", s.where,
         s.pool.conn[0].k.prefix, url, o->token ? " (with its token)" : "");
-    wait_for_signal();
+    wait_for_signal(&s);
     LOG(&s.log, CQ_LOG_INFO, "stopping");
     rc = 0;
 out:

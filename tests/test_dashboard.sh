@@ -430,6 +430,53 @@ check_eq "...a client at 127.0.0.2 is still served" ok \
     "$(curl -s -m 5 --interface 127.0.0.2 "$A/healthz")"
 kill "$HOLDER" 2>/dev/null
 wait "$HOLDER" 2>/dev/null
+# A client that sends its headers a line at a time, never finishing, kept its connection
+# for good (the idle timeout never came): from 8 addresses they held all 256. Now each
+# connection that has no whole request 10 s after it opened is shut down.
+"$PY" - "${A##*:}" "$T/slow" <<'PYEOF'
+import socket, sys, time
+socks, opened, lived = [], {}, {}
+for i in range(256):
+    try:
+        s = socket.socket()
+        s.bind(("127.0.0.%d" % (2 + i // 32), 0))
+        s.connect(("127.0.0.1", int(sys.argv[1])))
+        s.sendall(b"GET /healthz HTTP/1.1\r\n")
+        opened[len(socks)] = time.monotonic()
+        socks.append(s)
+    except OSError:
+        pass
+end = time.monotonic() + 40
+while time.monotonic() < end and len(lived) < len(socks):
+    for i, s in enumerate(socks):
+        if i in lived:
+            continue
+        try:
+            s.sendall(b"X-Slow: 1\r\n")
+            if s.recv(1, socket.MSG_DONTWAIT) == b"":
+                lived[i] = time.monotonic() - opened[i]
+        except BlockingIOError:
+            pass
+        except OSError:
+            lived[i] = time.monotonic() - opened[i]
+    time.sleep(0.25)
+v = sorted(lived.values()) or [0]
+with open(sys.argv[2], "w") as f:
+    f.write("%d %d %.1f %.1f\n" % (len(socks), len(lived), v[0], v[-1]))
+PYEOF
+read -r opened closed shortest longest <"$T/slow"
+check_eq "256 connections from 8 addresses sending headers a line every 0.25 s: all opened" \
+    256 "$opened"
+check_eq "...and the server closed all of them" 256 "$closed"
+check "...none before 10 s (the shortest lived ${shortest} s)" \
+    awk -v t="$shortest" 'BEGIN { exit !(t >= 9.5) }'
+check "...each soon after (the longest lived ${longest} s)" \
+    awk -v t="$longest" 'BEGIN { exit !(t <= 30) }'
+check_contains "...the log says so" "connections that sent no whole request within 10s" \
+    "$(cat "$T/a.log")"
+check "...with no line each" bash -c "! grep -q 'Connection was closed' '$T/a.log'"
+check_eq "...and a client at 127.0.0.10 is served" ok \
+    "$(curl -s -m 5 --interface 127.0.0.10 "$A/healthz")"
 # Redis stopped (not down: it accepts and never answers): requests that find every pooled
 # connection held wait for one 3 s, then get a 503 saying so, rather than queueing behind
 # each held request's 10 s timeout (/healthz answered after 40 s).

@@ -17,6 +17,7 @@ cq_function *app_declare_download_link(cq_registry *reg, cq_handler fn, void *ud
                             "the worker's --download-root");
     cq_function_set_retries(f, 3);
     cq_function_set_timeout(f, 60);
+    cq_function_set_source(f, "builtin"); /* cq's own, though cworker adds it as programs do */
     return f;
 }
 

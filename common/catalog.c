@@ -379,7 +379,11 @@ int catalog_print(struct rconn *r, const struct keys *k, const struct cq_registr
         if (registry_find(reg, builtins->v[j]->name) == NULL) {
             struct cq_function *d =
                 registry_describe(reg, builtins->v[j]->name, builtins->v[j]->spec, NULL, 0);
-            if (d != NULL) cq_function_set_summary(d, builtins->v[j]->summary);
+            if (d != NULL) {
+                cq_function_set_summary(d, builtins->v[j]->summary);
+                free(d->source); /* "builtin", or "program": one of the program's own */
+                d->source = xstrdup(builtins->v[j]->source);
+            }
         }
     order = registry_sorted(reg); /* as the errors' "known:" lists */
     for (j = 0; j < reg->n; j++) {

@@ -744,6 +744,7 @@ int command_add(struct cq_registry *reg, const char *spec, char *err, size_t err
 {
     const char *eq = strchr(spec, '=');
     char name[REGISTRY_NAME_MAX + 1], why[512], *args, *source;
+    const char *saved;
     struct command_fn *cf;
     cq_function *f;
 
@@ -757,9 +758,10 @@ int command_add(struct cq_registry *reg, const char *spec, char *err, size_t err
         return -1;
     }
     source = xstrdup_printf("command %s", cf->program);
+    saved = reg->source;
     registry_set_source(reg, source);
     f = cq_function_add(reg, name, args ? args : "[ARG:any...]", fn_command, cf);
-    registry_set_source(reg, "builtin");
+    registry_set_source(reg, saved);
     free(source);
     free(args);
     if (f == NULL) {

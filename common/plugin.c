@@ -28,6 +28,7 @@ void *plugin_load(struct cq_registry *reg, const char *path, char *err, size_t e
     void *h, *sym;
     struct stat st;
     char *source, *full;
+    const char *saved;
     int before = reg->n, rc;
 
     if (stat(path, &st) != 0) {
@@ -75,10 +76,11 @@ void *plugin_load(struct cq_registry *reg, const char *path, char *err, size_t e
     full = realpath(path, NULL);
     source = xstrdup_printf("plugin %s", full != NULL ? full : path);
     free(full);
+    saved = reg->source;
     registry_set_source(reg, source);
     reg->error[0] = '\0';
     rc = init(reg);
-    registry_set_source(reg, "builtin");
+    registry_set_source(reg, saved);
     if (rc != 0 || reg->error[0] != '\0') {
         err_set(err, errlen, "plugin %s: %s", path,
                 reg->error[0] ? reg->error : "its cq_plugin_init refused to load (returned -1)");

@@ -38,7 +38,7 @@ struct cq_registry *registry_new(void)
 {
     struct cq_registry *r = xcalloc(1, sizeof *r);
 
-    r->source = "builtin";
+    r->source = "program";
     return r;
 }
 
@@ -278,6 +278,22 @@ int cq_function_set_summary(cq_function *f, const char *summary)
     return 0;
 }
 
+int cq_function_set_source(cq_function *f, const char *source)
+{
+    size_t i, n, len;
+
+    if (f == NULL || source == NULL) return -1;
+    len = strlen(source);
+    if (len == 0 || len > REGISTRY_SOURCE_MAX) return -1;
+    for (i = 0; i < len; i += n) { /* one line of UTF-8, no control byte */
+        n = utf8_char((const unsigned char *)source + i, len - i);
+        if (n == 0 || (unsigned char)source[i] < 0x20 || source[i] == 0x7f) return -1;
+    }
+    free(f->source);
+    f->source = xstrdup(source);
+    return 0;
+}
+
 int cq_function_set_retries(cq_function *f, int retries)
 {
     if (f == NULL || retries < 0 || retries > 1000) return -1;
@@ -499,7 +515,7 @@ void registry_print(const struct cq_registry *r, FILE *f)
         fprintf(f, "%-30s %s (retries %d", registry_signature(e, sig, sizeof sig), e->summary,
                 e->retries);
         if (e->timeout > 0) fprintf(f, ", timeout %gs", e->timeout);
-        if (strcmp(e->source, "builtin") != 0) fprintf(f, "; %s", e->source);
+        if (strcmp(e->source, "builtin") != 0) fprintf(f, "; %s", e->source); /* "program", ... */
         fprintf(f, ")\n");
     }
 }

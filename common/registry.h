@@ -15,7 +15,9 @@
 #include "cq/cq.h"
 
 #define REGISTRY_NAME_MAX 64
-#define REGISTRY_ARGS_MAX 32 /* declared arguments of one function */
+/* The longest source cq_function_set_source takes. */
+#define REGISTRY_SOURCE_MAX 256
+#define REGISTRY_ARGS_MAX   32 /* declared arguments of one function */
 
 struct registry_arg {
     char name[REGISTRY_NAME_MAX + 1];
@@ -40,7 +42,7 @@ struct cq_function {
     cq_thread_init thread_init;
     cq_thread_free thread_free;
     int index;    /* position in the registry: per-thread state slot */
-    char *source; /* "builtin", "plugin PATH", "command PROGRAM", "catalog" */
+    char *source; /* "program", "builtin", "plugin PATH", "command PROGRAM", "catalog" */
 };
 
 struct cq_registry {
@@ -57,7 +59,8 @@ void registry_free(struct cq_registry *r);
 /* Remove the function added last (a plugin that failed to load). */
 void registry_drop_last(struct cq_registry *r);
 
-/* The source stamped on functions added next ("builtin" until set); r keeps a copy. */
+/* The source stamped on functions added next ("program", a program's own, until set: what a
+ * program adds to cq_worker_registry or cq_client_registry); each function keeps a copy. */
 void registry_set_source(struct cq_registry *r, const char *source);
 
 const struct cq_function *registry_find(const struct cq_registry *r, const char *name);

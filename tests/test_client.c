@@ -205,6 +205,20 @@ static void test_declarations(void)
     REQUIRE(c != NULL);
     DO("FLUSHALL");
     CHECK(cq_function_add(cq_client_registry(c), "appfn", "N:integer", NULL, NULL) != NULL);
+    { /* listed before any worker publishes it, as the program's own, not as cq's */
+        char *out = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&out, &len);
+        CHECK_EQ(cq_client_print_functions(c, f, err, sizeof err), 0);
+        fclose(f);
+        CHECK_HAS(out, "appfn N:integer");
+        CHECK_HAS(out,
+                  "\n                                 program; no live worker; never served\n");
+        CHECK_HAS(out,
+                  "noop [ARG:any...]              do nothing (for tests and benchmarks)\n"
+                  "                                 builtin; ");
+        free(out);
+    }
     {
         const char *argv[] = {"7"};
         s = cq_jobspec_new_argv("appfn", argv, 1); /* as strings: the check converts them */

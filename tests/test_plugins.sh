@@ -119,6 +119,11 @@ check_contains "a built-in's argument type is checked at the door" "sleep: argum
 check_contains "--list-functions names the live worker" "served now by $(rcli SMEMBERS cq:workers)" "$(grep -A1 '^sha256' "$T/list")"
 check_contains "--list-functions: the arguments as declared, with their types" \
     "sleep SECONDS:duration " "$(cat "$T/list")"
+check_contains "--list-functions: cq's built-ins are builtin" "builtin; served now by" \
+    "$(grep -A1 '^download_link' "$T/list")"
+check_contains "...noop too" "builtin; served now by" "$(grep -A1 '^noop' "$T/list")"
+check_contains "...and a plugin's says its file" "plugin $PLUGIN_REAL; served now by" \
+    "$(grep -A1 '^sha256' "$T/list")"
 names=$(grep -o '^[a-z_0-9]*' "$T/list")
 check_eq "--list-functions: by name, as the errors' 'known:' lists" "$(LC_ALL=C sort <<<"$names")" "$names"
 

@@ -6,6 +6,7 @@
 
 #include "call.h"
 #include "check.h"
+#include "command.h"
 #include "job.h"
 #include "registry.h"
 #include "util.h"
@@ -123,6 +124,49 @@ static void test_builtins(void)
     CHECK_EQ(check(registry_find(r, "noop"), "[1,\"a\",{}]", 0, err, sizeof err, NULL), 0);
     registry_unknown(r, "rm", err, sizeof err);
     CHECK_STREQ(err, "unknown function 'rm' (known: noop, sleep)");
+    registry_free(r);
+}
+
+/* Where each function came from: cq's built-ins say "builtin", a program's own (what it
+ * adds to cq_worker_registry or cq_client_registry) "program", and a command its program;
+ * adding a command leaves the program's next function the program's. */
+static void test_sources(void)
+{
+    struct cq_registry *r = registry_new();
+    cq_function *mine, *other;
+    char err[512], *out = NULL;
+    size_t len = 0;
+    FILE *f;
+
+    CHECK_EQ(registry_add_builtins(r), 0);
+    mine = cq_function_add(r, "mine", "X:integer", fn_ok, NULL);
+    CHECK(mine != NULL);
+    if (mine == NULL) return;
+    CHECK_STREQ(registry_find(r, "noop")->source, "builtin");
+    CHECK_STREQ(mine->source, "program");
+    CHECK_EQ(command_add(r, "tru=/bin/true", err, sizeof err), 0);
+    CHECK_STREQ(registry_find(r, "tru")->source, "command /bin/true");
+    other = cq_function_add(r, "other", "", fn_ok, NULL);
+    CHECK(other != NULL && strcmp(other->source, "program") == 0);
+
+    /* A program may name itself, in one line. */
+    CHECK_EQ(cq_function_set_source(mine, "program thumbs 2.1 \xc3\xa9"), 0);
+    CHECK_STREQ(mine->source, "program thumbs 2.1 \xc3\xa9");
+    CHECK_EQ(cq_function_set_source(mine, ""), -1);
+    CHECK_EQ(cq_function_set_source(mine, "two\nlines"), -1);
+    CHECK_EQ(cq_function_set_source(mine, "bad \xff"), -1);
+    CHECK_EQ(cq_function_set_source(NULL, "x"), -1);
+    CHECK_EQ(cq_function_set_source(mine, NULL), -1);
+    CHECK_STREQ(mine->source, "program thumbs 2.1 \xc3\xa9");
+    CHECK_EQ(cq_function_set_source(mine, "program"), 0);
+
+    f = open_memstream(&out, &len);
+    cq_registry_print(r, f);
+    fclose(f);
+    CHECK_HAS(out, "sleep SECONDS:duration         sleep SECONDS (e.g. 2 or 250ms) (retries 0)\n");
+    CHECK_HAS(out, "mine X:integer                  (retries 0; program)\n");
+    CHECK_HAS(out, "(retries 3; command /bin/true)\n");
+    free(out);
     registry_free(r);
 }
 
@@ -416,6 +460,7 @@ int main(void)
 {
     test_specs();
     test_builtins();
+    test_sources();
     test_calls();
     test_many_args();
     test_deferral();

@@ -86,9 +86,16 @@ int cq_function_set_summary(cq_function *f, const char *summary); /* one line */
 int cq_function_set_retries(cq_function *f, int retries);         /* default 0; 0-1000 */
 int cq_function_set_timeout(cq_function *f, double seconds);      /* default 0 = none */
 int cq_function_set_thread_hooks(cq_function *f, cq_thread_init init, cq_thread_free fini);
+/* Where the function comes from, as the catalog shows it (cenqueue --list-functions) and
+ * cq_registry_print: "program" for one a program adds to cq_worker_registry or
+ * cq_client_registry itself (the default), "builtin" for cq's own (noop, sleep, cworker's
+ * download_link), "plugin PATH" and "command PROGRAM" for those cq_worker_load and
+ * cq_worker_add_command add. A program may name itself ("program thumbs 2.1"): one line
+ * of 1-256 bytes of UTF-8 without control characters; -1 otherwise. */
+int cq_function_set_source(cq_function *f, const char *source);
 
 /* Print reg's functions, one a line: the arguments as declared, with their types ("sleep
- * SECONDS:duration"), summary, retries, timeout, where it came from. */
+ * SECONDS:duration"), summary, retries, timeout, where it came from (but "builtin"). */
 void cq_registry_print(const cq_registry *reg, FILE *f);
 
 /* The last error of a cq_function_add on reg (a static string while none happened); the

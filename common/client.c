@@ -167,6 +167,8 @@ cq_jobspec *cq_jobspec_new(const char *func, const char *args_json, char *err, s
     }
     s = xcalloc(1, sizeof *s);
     s->job = job_new(func, args);
+    /* cq_client_check asks who serves the job's queue before cq_enqueue */
+    str_copy(s->job->queue, sizeof s->job->queue, "default");
     return s;
 }
 
@@ -183,6 +185,8 @@ cq_jobspec *cq_jobspec_new_argv(const char *func, const char *const *argv, int a
                              xcheck(cJSON_CreateString(argv[i] ? argv[i] : ""), "a job argument"));
     s = xcalloc(1, sizeof *s);
     s->job = job_new(func, args);
+    /* cq_client_check asks who serves the job's queue before cq_enqueue */
+    str_copy(s->job->queue, sizeof s->job->queue, "default");
     s->convert = 1;
     return s;
 }

@@ -193,6 +193,46 @@ static void test_check_workers_refused(void)
     cq_client_free(c);
 }
 
+/* A job whose queue is the default one is checked against the workers of "default": one
+ * that serves its function there is no cause for a warning (the check asked who serves the
+ * queue "", and warned "no live worker of queue  serves it"); on another queue, the warning
+ * names that queue. */
+static void test_check_default_queue(void)
+{
+    char err[256], warn[512];
+    cq_client *c = cq_client_new(url, NULL, err, sizeof err);
+    cq_jobspec *s = cq_jobspec_new("echo", "[1]", err, sizeof err);
+
+    REQUIRE(c != NULL && s != NULL);
+    DO("FLUSHALL");
+    DO("HSET cq:functions echo %s",
+       "{\"args\":\"X:integer\",\"usage\":\"echo X\",\"summary\":\"\",\"retries\":0,"
+       "\"timeout\":0,\"source\":\"program\"}");
+    DO("SADD cq:workers w1");
+    DO("HSET cq:worker:w1 queues default functions noop,sleep,echo");
+    DO("SET cq:worker:w1:lease 1");
+    CHECK_EQ(cq_client_check(c, s, warn, sizeof warn, err, sizeof err), 0);
+    CHECK_STREQ(warn, "");
+    CHECK_EQ(cq_jobspec_set_queue(s, "other"), 0);
+    CHECK_EQ(cq_client_check(c, s, warn, sizeof warn, err, sizeof err), 0);
+    CHECK_HAS(warn,
+              "function echo: no live worker of queue other serves it (1 serves it on "
+              "other queues");
+    cq_jobspec_free(s);
+    {
+        const char *argv[] = {"2"};
+        s = cq_jobspec_new_argv("echo", argv, 1);
+    }
+    REQUIRE(s != NULL);
+    CHECK_EQ(cq_client_check(c, s, warn, sizeof warn, err, sizeof err), 0);
+    CHECK_STREQ(warn, "");
+    CHECK_EQ(cq_enqueue(c, &s, 1, CQ_CHECK, err, sizeof err), 1);
+    CHECK_EQ(integer(rconn_commandf(&R, "LLEN cq:queue:default")), 1);
+    DO("FLUSHALL");
+    cq_jobspec_free(s);
+    cq_client_free(c);
+}
+
 /* A client declares its application's functions without a handler, and its jobs are checked
  * against them before any worker has published one; a number no double holds is refused, not
  * sent as null. */
@@ -416,6 +456,7 @@ int main(void)
     RUN(test_no_sigpipe);
     RUN(test_queue_workers);
     RUN(test_check_workers_refused);
+    RUN(test_check_default_queue);
     RUN(test_declarations);
     RUN(test_enqueue_oversize);
     RUN(test_jobspec_json);

@@ -136,8 +136,10 @@ cq_jobspec *cq_jobspec_new(const char *func, const char *args_json, char *err, s
     locale_t loc;
     cq_jobspec *s;
 
-    if (func == NULL || func[0] == '\0' || strlen(func) > JOB_FUNC_MAX) {
-        err_set(err, errlen, "function name '%s': 1-%d characters", func ? func : "", JOB_FUNC_MAX);
+    if (func == NULL || !registry_valid_name(func)) {
+        char shown[STR_SHOWN_LEN];
+        err_set(err, errlen, "function name '%s': use 1-%d characters of A-Z a-z 0-9 _ . -",
+                str_shown(func, shown, sizeof shown), REGISTRY_NAME_MAX);
         return NULL;
     }
     if (args_json != NULL) {
@@ -178,7 +180,7 @@ cq_jobspec *cq_jobspec_new_argv(const char *func, const char *const *argv, int a
     cq_jobspec *s;
     int i;
 
-    if (func == NULL || func[0] == '\0' || strlen(func) > JOB_FUNC_MAX) return NULL;
+    if (func == NULL || !registry_valid_name(func)) return NULL;
     args = xcheck(cJSON_CreateArray(), "job arguments");
     for (i = 0; i < argc; i++)
         cJSON_AddItemToArray(args,

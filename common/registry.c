@@ -82,7 +82,7 @@ const struct cq_function *registry_find(const struct cq_registry *r, const char 
     return NULL;
 }
 
-static int valid_function_name(const char *s)
+int registry_valid_name(const char *s)
 {
     size_t n = 0;
 
@@ -214,7 +214,7 @@ static struct cq_function *add(struct cq_registry *r, const char *name, const ch
     struct cq_function *f;
     char why[400];
 
-    if (name == NULL || !valid_function_name(name)) {
+    if (name == NULL || !registry_valid_name(name)) {
         err_set(err, errlen, "function name '%s': use 1-%d characters of A-Z a-z 0-9 _ . -",
                 name ? name : "(null)", REGISTRY_NAME_MAX);
         return NULL;

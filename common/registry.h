@@ -65,6 +65,9 @@ void registry_set_source(struct cq_registry *r, const char *source);
 
 const struct cq_function *registry_find(const struct cq_registry *r, const char *name);
 
+/* 1 when s is a function name cq_function_add takes (1-64 of A-Z a-z 0-9 _ . -), else 0. */
+int registry_valid_name(const char *s);
+
 /* Add a function that only describes (no handler): what a client knows from the catalog. */
 struct cq_function *registry_describe(struct cq_registry *r, const char *name, const char *spec,
                                       char *err, size_t errlen);

@@ -199,7 +199,9 @@ static cq_jobspec *make_job(struct opts *o, cq_client *c, const char *func, cons
     char warning[512];
 
     if (j == NULL) {
-        snprintf(err, errlen, "function name '%.80s': use 1-64 characters", func);
+        char shown[STR_SHOWN_LEN];
+        snprintf(err, errlen, "function name '%s': use 1-64 characters of A-Z a-z 0-9 _ . -",
+                 str_shown(func, shown, sizeof shown));
         return NULL;
     }
     if (o->id != NULL) cq_jobspec_set_id(j, o->id);

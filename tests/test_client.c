@@ -30,12 +30,20 @@ static void test_jobspec_refusals(void)
 
     err[0] = '\0';
     CHECK(cq_jobspec_new("", "[]", err, sizeof err) == NULL);
-    CHECK_HAS(err, "function name '': 1-64 characters");
+    CHECK_HAS(err, "function name '': use 1-64 characters of A-Z a-z 0-9 _ . -");
     memset(longname, 'f', 65);
     longname[65] = '\0';
     err[0] = '\0';
     CHECK(cq_jobspec_new(longname, "[]", err, sizeof err) == NULL);
     CHECK_HAS(err, "1-64 characters");
+    /* A name no function can have (cq_function_add's rule): refused here, in one line, not
+     * enqueued with CQ_NO_CHECK to fail on a worker with an error of two lines. */
+    err[0] = '\0';
+    CHECK(cq_jobspec_new("bad name\n", "[]", err, sizeof err) == NULL);
+    CHECK_STREQ(err, "function name 'bad name\\n': use 1-64 characters of A-Z a-z 0-9 _ . -");
+    CHECK(cq_jobspec_new("a/b", NULL, err, sizeof err) == NULL);
+    CHECK(cq_jobspec_new_argv("bad name", NULL, 0) == NULL);
+    CHECK(cq_jobspec_new_argv("", NULL, 0) == NULL);
     err[0] = '\0';
     CHECK(cq_jobspec_new("noop", "{\"a\": 1}", err, sizeof err) == NULL);
     CHECK_HAS(err, "noop: args must be a JSON array, e.g. [\"a\", 1]");

@@ -299,7 +299,8 @@ cq_jobspec *cq_jobspec_new(const char *func, const char *args_json, char *err, s
 /* The same with string arguments, as from a command line: the first check turns each into
  * its declared type ("42" for an integer becomes 42; for json, the text is parsed, and the
  * check refuses one holding a \u0000 or a number beyond a double). NULL when func is not a
- * name of 1-64 characters. */
+ * function name (1-64 of A-Z a-z 0-9 _ . -, as cq_function_add takes), as cq_jobspec_new
+ * refuses one, saying so in err. */
 cq_jobspec *cq_jobspec_new_argv(const char *func, const char *const *argv, int argc);
 void cq_jobspec_free(cq_jobspec *s);
 /* Default: a new UUID. An id whose job has not ended (queued, scheduled, started,

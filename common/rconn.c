@@ -320,7 +320,14 @@ const char *rconn_default_url(const char *given)
 
 int rconn_parse_default_url(const char *given, struct rconn_url *out, char *err, size_t errlen)
 {
-    if (rconn_parse_url(rconn_default_url(given), out, err, errlen) == 0) return 0;
+    const char *env = getenv("CQ_REDIS_URL");
+
+    if (rconn_parse_url(rconn_default_url(given), out, err, errlen) == 0) {
+        out->origin = given != NULL && *given != '\0' ? RCONN_URL_GIVEN
+            : env != NULL && *env != '\0'             ? RCONN_URL_ENV
+                                                      : RCONN_URL_DEFAULT;
+        return 0;
+    }
     if (given == NULL || *given == '\0') err_prepend(err, errlen, "$CQ_REDIS_URL: ");
     return -1;
 }
@@ -366,6 +373,22 @@ struct fix {
     const char *has, *fix; /* a message holding has gets the advice fix */
 };
 
+/* Nothing listens where the URL points. The advice names what set the URL: a program that
+ * links libcq has no --url, and a URL it gave is not $CQ_REDIS_URL (no_server_fix). */
+#define NO_SERVER_FIX "is redis-server running there? Start it, or point the URL at yours"
+
+static const char *no_server_fix(const struct rconn_url *u)
+{
+    switch (u->origin) {
+    case RCONN_URL_ENV:
+        return "is redis-server running there? Start it, or point $CQ_REDIS_URL at yours";
+    case RCONN_URL_DEFAULT:
+        return "is redis-server running there? Start it, or give the URL of yours (or set "
+               "$CQ_REDIS_URL)";
+    default: return NO_SERVER_FIX;
+    }
+}
+
 /* What to do when a connection cannot be made, by what the system said. */
 static const struct fix connect_fixes[] = {
     /* tls.c's files, first: a file that is not there is not a socket that is not there */
@@ -373,10 +396,8 @@ static const struct fix connect_fixes[] = {
     {"TLS: certificate file '",
      "give --tls-cert (or $CQ_TLS_CERT) a PEM file of the client certificate"},
     {"TLS: key file '", "give --tls-key (or $CQ_TLS_KEY) the certificate's private key, PEM"},
-    {"Connection refused",
-     "is redis-server running there? Start it, or point --url (or $CQ_REDIS_URL) at yours"},
-    {"No such file or directory",
-     "is redis-server running there? Start it, or point --url (or $CQ_REDIS_URL) at yours"},
+    {"Connection refused", NO_SERVER_FIX},
+    {"No such file or directory", NO_SERVER_FIX},
     {"Name or service not known", "check the host name in the URL"},
     {"Temporary failure in name resolution", "check the host name in the URL"},
     {"timed out", "check the host, the port and any firewall between"},
@@ -458,6 +479,7 @@ static void format_error(const struct rconn *r, const char *context, const char 
     if (fix == NULL && connecting)
         fix = fix_in(connect_fixes, sizeof connect_fixes / sizeof connect_fixes[0], msg);
     if (fix != NULL && strcmp(fix, NOAUTH_FIX) == 0 && r->url.unix_path[0]) fix = NOAUTH_FIX_UNIX;
+    if (fix != NULL && strcmp(fix, NO_SERVER_FIX) == 0) fix = no_server_fix(&r->url);
     /* Redis ends some messages with a period ("NOAUTH Authentication required."). */
     if (fix != NULL && len > 0 && msg[len - 1] == '.') len--;
     err_set(err, errlen, "%s%sredis %s: %.*s%s%s", context ? context : "", context ? ": " : "",

@@ -40,7 +40,12 @@ struct rconn_url {
     int nsentinels;
     char master[128];  /* the name the sentinels know the primary by */
     int wait_replicas; /* ?replicas=N: enqueues and outcomes WAIT for N replicas */
+    int origin;        /* where the URL came from, for the advice of messages: RCONN_URL_* */
 };
+
+/* The URL given by the program (an option, a setting, cq_client_new's argument), or from
+ * $CQ_REDIS_URL, or the default: what a message tells to change. */
+enum { RCONN_URL_GIVEN = 0, RCONN_URL_ENV, RCONN_URL_DEFAULT };
 
 struct tls_session;
 

@@ -352,7 +352,8 @@ check_eq "cworker --result-ttl 4.1m (246 s; 4.1 * 60 is not exactly 246 in float
 
 echo "# Redis errors name the host and the fix"
 CLOSED=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-REFUSED="redis 127.0.0.1:$CLOSED: Connection refused; is redis-server running there? Start it, or point --url (or \$CQ_REDIS_URL) at yours"
+REFUSED="redis 127.0.0.1:$CLOSED: Connection refused; is redis-server running there? Start it, or point the URL at yours"
+REFUSED_ENV="redis 127.0.0.1:$CLOSED: Connection refused; is redis-server running there? Start it, or point \$CQ_REDIS_URL at yours"
 run cenqueue -u "redis://127.0.0.1:$CLOSED" noop
 check_eq "cenqueue, no Redis: exit 1" 1 "$RC"
 check_eq "cenqueue, no Redis: the line" "cenqueue: $REFUSED" "$ERR"
@@ -361,7 +362,9 @@ check_eq "cqctl, no Redis: exit 1" 1 "$RC"
 check_eq "cqctl, no Redis: the line" "cqctl: $REFUSED" "$ERR"
 CQ_REDIS_URL=redis://127.0.0.1:$CLOSED run cworker --burst
 check_eq "cworker, no Redis: exit 1" 1 "$RC"
-check_contains "cworker, no Redis: the line" "ERROR $REFUSED" "$ERR"
+check_contains "cworker, no Redis: the line names \$CQ_REDIS_URL, which set it" "ERROR $REFUSED_ENV" "$ERR"
+run cworker -u "redis://127.0.0.1:$CLOSED" --burst
+check_contains "cworker -u, no Redis: the line" "ERROR $REFUSED" "$ERR"
 IMGUR_CLIENT_ID=x run cproducer -u "redis://127.0.0.1:$CLOSED"
 check_eq "cproducer, no Redis: exit 1" 1 "$RC"
 check_contains "cproducer, no Redis: the line" "$REFUSED" "$ERR"

@@ -123,9 +123,34 @@ int main(void)
     CHECK(rconn_connect(&r) == -1);
     CHECK_STREQ(r.errstr,
                 "redis 127.0.0.1:1: Connection refused; is redis-server running "
-                "there? Start it, or point --url (or $CQ_REDIS_URL) at yours");
+                "there? Start it, or point the URL at yours");
     CHECK(r.ctx == NULL);
     CHECK(rconn_commandf(&r, "PING") == NULL);
+    rconn_close(&r);
+    /* The fix names what set the URL, and no option: a program linking libcq has no --url. */
+    setenv("CQ_REDIS_URL", "redis://127.0.0.1:1", 1);
+    CHECK(rconn_parse_default_url(NULL, &u, err, sizeof err) == 0);
+    rconn_init(&r, &u, 1.0);
+    CHECK(rconn_connect(&r) == -1);
+    CHECK_STREQ(r.errstr,
+                "redis 127.0.0.1:1: Connection refused; is redis-server running "
+                "there? Start it, or point $CQ_REDIS_URL at yours");
+    rconn_close(&r);
+    CHECK(rconn_parse_default_url("unix:///nonexistent/redis.sock", &u, err, sizeof err) == 0);
+    rconn_init(&r, &u, 1.0);
+    CHECK(rconn_connect(&r) == -1);
+    CHECK_STREQ(r.errstr,
+                "redis /nonexistent/redis.sock: No such file or directory; is redis-server "
+                "running there? Start it, or point the URL at yours");
+    rconn_close(&r);
+    unsetenv("CQ_REDIS_URL");
+    CHECK(rconn_parse_default_url(NULL, &u, err, sizeof err) == 0);
+    u.port = 1; /* the default URL, at a port where nothing listens */
+    rconn_init(&r, &u, 1.0);
+    CHECK(rconn_connect(&r) == -1);
+    CHECK_STREQ(r.errstr,
+                "redis 127.0.0.1:1: Connection refused; is redis-server running "
+                "there? Start it, or give the URL of yours (or set $CQ_REDIS_URL)");
     rconn_close(&r);
 
     setenv("CQ_REDIS_URL", "redis://example:1", 1);

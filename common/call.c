@@ -83,7 +83,10 @@ static int thread_state(struct cq_job *c, struct call_thread *ct, const struct c
 static int ended(struct cq_job *c, int rc)
 {
     if (c->deferred) return CALL_DEFERRED;
-    if (rc != 0 && (c->error == NULL || c->error[0] == '\0'))
+    if (rc != 0 && (c->error == NULL || c->error[0] == '\0') && c->refused != NULL)
+        call_error(c, "%s: its result was refused (cq_job_result_json): %s", c->fn->name,
+                   c->refused); /* a handler's `return cq_job_result_json(...)` */
+    else if (rc != 0 && (c->error == NULL || c->error[0] == '\0'))
         call_error(c, "%s failed (its handler gave no reason)", c->fn->name);
     if (rc != 0 && !c->failed) c->transient = c->host = 0;
     return rc == 0 ? 0 : -1;
@@ -122,6 +125,7 @@ int call_run(struct cq_job *c, struct call_thread *ct, const struct job *job,
     c->timeout = timeout > 0 ? timeout : 0;
     c->result = NULL;
     c->result_json = 0;
+    c->refused = NULL;
     c->failed = 0;
     c->transient = 0;
     c->host = 0;
@@ -357,7 +361,15 @@ int cq_job_result(cq_job *job, const char *text)
     free(job->result);
     job->result = one_line(text ? text : "", CQ_RESULT_MAX);
     job->result_json = 0;
+    job->refused = NULL;
     return 0;
+}
+
+/* cq_job_result_json's -1, with why for the job's error should the handler return it. */
+static int refuse_result(cq_job *job, const char *why)
+{
+    job->refused = why;
+    return -1;
 }
 
 int cq_job_result_json(cq_job *job, const char *json)
@@ -366,25 +378,32 @@ int cq_job_result_json(cq_job *job, const char *json)
     locale_t loc;
     char *s;
 
-    if (json == NULL || strnlen(json, CQ_RESULT_MAX + 1) > CQ_RESULT_MAX) return -1;
-    if (job_json_has_nul(json, strlen(json))) return -1; /* cJSON would cut the string there */
+    if (json == NULL) return refuse_result(job, "NULL, not JSON text");
+    if (strnlen(json, CQ_RESULT_MAX + 1) > CQ_RESULT_MAX)
+        return refuse_result(job, "more than 65536 bytes of JSON text");
+    if (job_json_has_nul(json, strlen(json))) /* cJSON would cut the string there */
+        return refuse_result(job, "it holds a \\u0000");
     loc = locale_c_enter(); /* numbers read with a point, whatever the program's locale */
     v = cJSON_ParseWithOpts(json, NULL, 1); /* one value, nothing after it */
     locale_c_leave(loc);
     if (v == NULL || !job_json_finite(v) || !job_json_utf8(v)) {
+        const char *why = v == NULL ? "not one valid JSON value"
+            : !job_json_finite(v)   ? "a number beyond a double's range"
+                                    : "a string that is not UTF-8";
         cJSON_Delete(v);
-        return -1;
+        return refuse_result(job, why);
     }
     /* Re-printed compact: one line, and exactly what was validated. */
     s = job_json_print(v);
     cJSON_Delete(v);
     if (strlen(s) > CQ_RESULT_MAX) {
         free(s);
-        return -1;
+        return refuse_result(job, "more than 65536 bytes of JSON text");
     }
     free(job->result);
     job->result = s;
     job->result_json = 1;
+    job->refused = NULL;
     return 0;
 }
 

@@ -41,7 +41,8 @@ struct cq_job {
     /* out */
     char *result; /* malloc'ed, NULL for none */
     int result_json;
-    int failed; /* cq_job_fail was called */
+    const char *refused; /* why cq_job_result_json refused the last result given (or NULL) */
+    int failed;          /* cq_job_fail was called */
     int transient;
     int host; /* cq_job_fail(CQ_HOST): this host, not the job, failed */
     double retry_after;

@@ -170,6 +170,29 @@ static void test_sources(void)
     registry_free(r);
 }
 
+/* The pattern of docs/EXTENDING.md's handlers, `return cq_job_result_json(job, json)`, with
+ * JSON that is not: the job's error says the result was refused and why, not that the
+ * handler gave no reason. A result refused, then given again right, leaves no trace. */
+static int fn_badjson(cq_job *job, void *udata)
+{
+    (void)udata;
+    return cq_job_result_json(job, "{\"path\": ");
+}
+
+static int fn_bigjson(cq_job *job, void *udata)
+{
+    (void)udata;
+    return cq_job_result_json(job, "[1e400]");
+}
+
+static int fn_refused_then_ok(cq_job *job, void *udata)
+{
+    (void)udata;
+    CHECK_EQ(cq_job_result_json(job, "nope"), -1);
+    CHECK_EQ(cq_job_result_json(job, "[1]"), 0);
+    return 0;
+}
+
 static const char *seen_id;
 static long long seen_int;
 static double seen_num, seen_dur;
@@ -230,6 +253,9 @@ static void test_calls(void)
     cq_function_add(r, "look", "[A:any...]", fn_look, NULL);
     cq_function_add(r, "fail", "", fn_fail, NULL);
     cq_function_add(r, "bare", "", fn_bare, NULL);
+    cq_function_add(r, "badjson", "", fn_badjson, NULL);
+    cq_function_add(r, "bigjson", "", fn_bigjson, NULL);
+    cq_function_add(r, "refusedok", "", fn_refused_then_ok, NULL);
     f = cq_function_add(r, "nothread", "", fn_ok, NULL);
     cq_function_set_thread_hooks(f, thread_init_fails, NULL);
     call_thread_init(&ct, r);
@@ -252,6 +278,23 @@ static void test_calls(void)
     CHECK_EQ(call_run(&c, &ct, j, registry_find(r, "bare"), "/tmp", &stop, 0, NULL), -1);
     CHECK_HAS(c.error, "bare failed");
     CHECK_EQ(c.transient, 0);
+    call_end(&c);
+
+    CHECK_EQ(call_run(&c, &ct, j, registry_find(r, "badjson"), "/tmp", &stop, 0, NULL), -1);
+    CHECK_STREQ(c.error,
+                "badjson: its result was refused (cq_job_result_json): not one valid JSON value");
+    CHECK_EQ(c.transient, 0);
+    call_end(&c);
+    CHECK_EQ(call_run(&c, &ct, j, registry_find(r, "bigjson"), "/tmp", &stop, 0, NULL), -1);
+    CHECK_STREQ(c.error,
+                "bigjson: its result was refused (cq_job_result_json): a number beyond "
+                "a double's range");
+    call_end(&c);
+    CHECK_EQ(call_run(&c, &ct, j, registry_find(r, "refusedok"), "/tmp", &stop, 0, NULL), 0);
+    CHECK_STREQ(c.result, "[1]");
+    call_end(&c);
+    CHECK_EQ(call_run(&c, &ct, j, registry_find(r, "bare"), "/tmp", &stop, 0, NULL), -1);
+    CHECK_STREQ(c.error, "bare failed (its handler gave no reason)"); /* nothing left over */
     call_end(&c);
 
     CHECK_EQ(call_run(&c, &ct, j, registry_find(r, "nothread"), "/tmp", &stop, 0, NULL), -1);

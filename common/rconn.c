@@ -418,8 +418,16 @@ static const struct fix connect_fixes[] = {
     "this Redis needs a password: put it in the URL, unix://:PASSWORD@/path.sock " \
     "(unix://USER:PASSWORD@/path.sock for an ACL user)"
 
+/* A connection that was open and is no more: what hiredis or the system said of it. */
+#define LOST_FIX                                                                           \
+    "the connection was lost (Redis stopped, restarted or closed it); it is opened again " \
+    "at the next command"
+
 /* What to do about an error Redis replied. */
 static const struct fix reply_fixes[] = {
+    {"Server closed the connection", LOST_FIX},
+    {"Broken pipe", LOST_FIX},
+    {"Connection reset by peer", LOST_FIX},
     /* cq's module's commands refused (seen() goes back to the scripts): said once */
     {"unknown command 'CQ.",
      "cq's Redis module is gone from this Redis (MODULE UNLOAD?): back to the Lua scripts, "

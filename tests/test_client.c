@@ -360,6 +360,31 @@ static void test_no_sigpipe(void)
     sigaction(SIGPIPE, &old, NULL);
 }
 
+/* A connection Redis closed under an open client: the call fails in one line that says the
+ * connection was lost and that the next command opens it again (the cause alone, "Server
+ * closed the connection" or "Broken pipe", said neither), and the next call succeeds. */
+static void test_lost_connection(void)
+{
+    cq_status *st = NULL;
+    char err[512];
+    cq_client *c = cq_client_new(url, NULL, err, sizeof err);
+
+    REQUIRE(c != NULL);
+    CHECK_EQ(cq_status_get(c, "lost-1", &st, err, sizeof err), 0);
+    cq_status_free(st);
+    DO("CLIENT KILL TYPE normal SKIPME yes");
+    err[0] = '\0';
+    CHECK_EQ(cq_status_get(c, "lost-1", &st, err, sizeof err), -1);
+    CHECK_HAS(err, "reading job status: redis ");
+    CHECK_HAS(err,
+              "; the connection was lost (Redis stopped, restarted or closed it); it is "
+              "opened again at the next command");
+    CHECK(strchr(err, '\n') == NULL);
+    CHECK_EQ(cq_status_get(c, "lost-1", &st, err, sizeof err), 0);
+    cq_status_free(st);
+    cq_client_free(c);
+}
+
 /* A job from JSON arguments: checked against the built-ins (sleep takes one duration),
  * enqueued with its JSON values as they were, and its status read back; the same function
  * with arguments of the wrong number is refused by the check, naming the usage. */
@@ -468,5 +493,6 @@ int main(void)
     RUN(test_declarations);
     RUN(test_enqueue_oversize);
     RUN(test_jobspec_json);
+    RUN(test_lost_connection);
     return check_report();
 }

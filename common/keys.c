@@ -11,7 +11,7 @@ const char *keys_default_prefix(const char *given)
 {
     const char *env;
 
-    if (given != NULL) return given;
+    if (given != NULL && *given != '\0') return given; /* "" is not given, as for the URL */
     env = getenv("CQ_PREFIX");
     if (env != NULL && *env != '\0') return env;
     return "cq:";
@@ -41,7 +41,7 @@ int keys_init(struct keys *k, const char *prefix, char *err, size_t errlen)
 int keys_init_default(struct keys *k, const char *given, char *err, size_t errlen)
 {
     if (keys_init(k, keys_default_prefix(given), err, errlen) == 0) return 0;
-    if (given == NULL) err_prepend(err, errlen, "$CQ_PREFIX: ");
+    if (given == NULL || *given == '\0') err_prepend(err, errlen, "$CQ_PREFIX: ");
     return -1;
 }
 

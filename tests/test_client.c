@@ -81,6 +81,15 @@ static void test_settings_check(void)
     CHECK_HAS(err, "$CQ_PREFIX: key prefix");
     CHECK(cq_client_new(NULL, NULL, err, sizeof err) == NULL); /* refused the same way */
     CHECK_HAS(err, "$CQ_PREFIX: key prefix");
+    /* "" is no value, for the prefix as for the URL: the variable's (it was "cq:" for the
+     * prefix whatever $CQ_PREFIX said, a keyspace of its own beside the workers'). */
+    CHECK_EQ(cq_url_check("", err, sizeof err), -1);
+    CHECK_HAS(err, "$CQ_REDIS_URL: redis URL 'http://x'");
+    err[0] = '\0';
+    CHECK_EQ(cq_prefix_check("", err, sizeof err), -1);
+    CHECK_HAS(err, "$CQ_PREFIX: key prefix");
+    CHECK(cq_client_new(url, "", err, sizeof err) == NULL);
+    CHECK_HAS(err, "$CQ_PREFIX: key prefix");
     CHECK_EQ(cq_url_check("redis://127.0.0.1:1", err, sizeof err), 0); /* given: no variable */
     unsetenv("CQ_REDIS_URL");
     unsetenv("CQ_PREFIX");

@@ -277,8 +277,8 @@ typedef struct cq_client cq_client;
 
 /* Connect to url: redis://[[user]:pass@]host[:port][/db] or
  * unix://[[user]:pass@]/path.sock[?db=N]; NULL
- * means $CQ_REDIS_URL, else redis://127.0.0.1:6379. prefix NULL means $CQ_PREFIX, else
- * "cq:". Returns the client, or NULL with err. The program need not ignore SIGPIPE: a
+ * (or "") means $CQ_REDIS_URL, else redis://127.0.0.1:6379. prefix NULL (or "") means
+ * $CQ_PREFIX, else "cq:". Returns the client, or NULL with err. The program need not ignore SIGPIPE: a
  * connection Redis closed is an error of the call that wrote to it, not the signal. */
 cq_client *cq_client_new(const char *url, const char *prefix, char *err, size_t errlen);
 /* Check a URL or a prefix as cq_client_new and cq_worker_set take them (NULL: the default,

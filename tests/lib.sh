@@ -13,6 +13,9 @@
 #   jfield ID [FIELD]           a field of a job's status hash (default: status)
 #   jobs_are STATUS ID...       every job ID has that status
 #   workers_are N               N workers are registered
+#   wid_of PID                  the id of the registered worker whose process is PID (its id
+#                               holds the pid), empty when there is none
+#   registered_pid PID          there is one
 #   start_worker LOG [ARGS...]  cworker ${WORKER_OPTS[@]} ARGS in the background, output in
 #                               LOG; sets WPID (and adds it to PIDS)
 #   start_registered LOG [ARGS...]  start_worker, then wait until one more worker is
@@ -184,6 +187,8 @@ jobs_are() {
 }
 
 workers_are() { [ "$(rcli SCARD cq:workers)" = "$1" ]; }
+wid_of() { rcli SMEMBERS cq:workers | grep -E "\.$1\.[0-9a-f]{12}$" | head -1; }
+registered_pid() { [ -n "$(wid_of "$1")" ]; }
 WORKER_OPTS=()
 start_worker() {
     local log=$1

@@ -50,32 +50,34 @@ start_redis
 start_httpd --generate --size 5000
 
 # ---- the worker, running before anything is enqueued ----
-"$BIN/cworker" -c 4 --shutdown-timeout 1s --retry-base 1s --download-root "$ROOT" \
+# Its lease (60 s) outlasts the freeze below, however long a loaded machine makes that.
+"$BIN/cworker" -c 4 --shutdown-timeout 1s --retry-base 1s --lease 60s --download-root "$ROOT" \
     --command "flaky=$T/bin/flaky.sh" --command "mark=$T/bin/mark.sh" >"$T/w.log" 2>&1 &
 WPID=$!
 PIDS+=("$WPID")
-wait_for 10 workers_are 1 || { echo "FATAL: worker did not register"; cat "$T/w.log"; exit 1; }
-WID=$(rcli SRANDMEMBER cq:workers)
-wait_for 5 watching 1   # idle: its watcher blocks on the queue, so it sees a record at once
+wait_for 30 registered_pid "$WPID" || { echo "FATAL: worker did not register"; cat "$T/w.log"; exit 1; }
+WID=$(wid_of "$WPID")
+wait_for 10 watching 1   # idle: its watcher blocks on the queue, so it sees a record at once
 
 # ==== 6 (started first, checked later): a worker SIGKILLed while it runs a job ====
 # The job must land on the victim, not on the worker above: that one is frozen (SIGSTOP,
-# a second or two, well inside its 10 s lease) while the victim takes it.
+# a second or two, well inside its 60 s lease; a watcher takes nothing) while the victim
+# takes it.
 kill -STOP "$WPID"
 "$BIN/cworker" -c 1 --download-root "$ROOT" >"$T/victim.log" 2>&1 &
 VPID=$!
 PIDS+=("$VPID")
-wait_for 10 workers_are 2 || { echo "FATAL: victim did not register"; cat "$T/victim.log"; }
-VWID=
-for w in $(rcli SMEMBERS cq:workers); do [ "$w" != "$WID" ] && VWID=$w; done
+wait_for 30 registered_pid "$VPID" || { echo "FATAL: victim did not register"; cat "$T/victim.log"; exit 1; }
+VWID=$(wid_of "$VPID")
 "$BIN/cenqueue" --id rec-1 sleep 3 >/dev/null
 started_by() { [ "$(jfield "$1")" = started ] && [ "$(jfield "$1" worker)" = "$2" ]; }
-check "recovery: the victim (-c 1) started the sleep 3" wait_for 5 started_by rec-1 "$VWID"
-kill -CONT "$WPID"
+check "recovery: the victim (-c 1) started the sleep 3" wait_for 30 started_by rec-1 "$VWID"
+# Read before the worker that recovers it goes on: no one else can have moved the job yet.
 kill -KILL "$VPID"
 wait "$VPID" 2>/dev/null
 KILLED=$(date +%s%N)
 check_eq "recovery: just after the SIGKILL the job still reads started" started "$(jfield rec-1)"
+kill -CONT "$WPID"
 
 # ==== 1: PROTOCOL.md's redis-cli enqueue, as written, for 10 job ids ====
 # The first sh block of "By hand, with redis-cli": HSET status queued, SADD, LPUSH. Only the
@@ -95,7 +97,7 @@ for i in $(seq 1 10); do
         "$T/enqueue.doc" >"$T/enqueue.$i.sh"
     (. "$T/enqueue.$i.sh") >/dev/null 2>&1
 done
-wait_for 10 all_ended "${doc_ids[@]}"
+wait_for 60 all_ended "${doc_ids[@]}"
 sleep 0.3   # a status written late (the race the doc's order prevents) would show now
 st=$(for id in "${doc_ids[@]}"; do jfield "$id"; done | sort | uniq -c | sed 's/^ *//' | paste -sd,)
 check_eq "doc enqueue: all 10 end finished, none left queued" "10 finished" "$st"
@@ -123,23 +125,29 @@ sed "s|<id>|sched-1|g; s|<func>|noop|g; s|<queue>|default|g; s|<unix time>|$due|
 (. "$T/schedule.sh") >/dev/null 2>&1
 check_eq "schedule: scheduled before it is due" scheduled "$(jfield sched-1)"
 check_eq "schedule: scheduled_for is the due time" "$due" "$(jfield sched-1 scheduled_for)"
-# Sample the status every 50 ms until it ends: "scheduled" only, until the due time.
+# Sample the status every 50 ms until it ends: "scheduled" only, until the due time. Each
+# sample is "BEFORE AFTER STATUS": the read was between the two times.
 : >"$T/sched.samples"
-deadline=$(( $(date +%s) + 8 ))
+deadline=$(( $(date +%s) + 60 ))
 while [ "$(date +%s)" -lt "$deadline" ]; do
+    t=$(now)
     s=$(jfield sched-1)
-    echo "$(now) $s" >>"$T/sched.samples"
+    echo "$t $(now) $s" >>"$T/sched.samples"
     [ "$s" = finished ] && break
     sleep 0.05
 done
-early=$(awk -v d="$due" '$1 < d - 0.05 && $2 != "scheduled"' "$T/sched.samples" | head -3)
+early=$(awk -v d="$due" '$2 < d - 0.05 && $3 != "scheduled"' "$T/sched.samples" | head -3)
 check_eq "schedule: nothing but scheduled before the due time" "" "$early"
-late=$(awk -v d="$due" '$1 > d + 1 && $2 !~ /^(queued|started|finished)$/' "$T/sched.samples" | head -3)
-check_eq "schedule: queued, started or finished after it" "" "$late"
+# After it: nothing but those, and never scheduled again once the job has started. (How soon
+# the worker moves it is the machine's load as much as the worker's: not checked here.)
+late=$(awk -v d="$due" -v s="$(jfield sched-1 started_at)" '$1 > d && $3 !~ /^(scheduled|queued|started|finished)$/ ||
+       $1 > s && $3 == "scheduled"' "$T/sched.samples" | head -3)
+check_eq "schedule: scheduled, queued, started or finished after it, not scheduled once started" "" "$late"
 check "schedule: it was seen scheduled (samples before the due time)" \
     grep -q ' scheduled$' "$T/sched.samples"
 check_eq "schedule: ends finished" finished "$(jfield sched-1)"
 check "schedule: started no sooner than its due time" ge "$(jfield sched-1 started_at)" "$due"
+check "schedule: ...and within 10 s of it" ge "$(python3 -c "print($due + 10)")" "$(jfield sched-1 started_at)"
 echo "     sched-1 started $(python3 -c 'import sys; print("%.0f" % ((float(sys.argv[1]) - float(sys.argv[2])) * 1000))' \
     "$(jfield sched-1 started_at)" "$due") ms after its due time"
 check "schedule: finished hash has worker, started_at, ended_at, attempts" \
@@ -154,7 +162,7 @@ print(json.dumps({"id": "big-1", "func": "noop", "args": ["x" * (1 << 20)]}), en
 python3 -c 'import json, sys
 print(json.dumps({"func": "noop", "args": ["x" * (1 << 20)]}), end="")' >"$T/bignoid.json"
 rcli -x LPUSH cq:queue:default <"$T/big.json" >/dev/null
-wait_for 10 ended big-1
+wait_for 30 ended big-1
 check_eq "oversize with an id: failed under its id" failed "$(jfield big-1)"
 check_contains "oversize with an id: the error says it is over the limit" \
     "job big-1: record of $(stat -c %s "$T/big.json") bytes is over the 1048576 byte limit" \
@@ -165,24 +173,29 @@ check "oversize with an id: its hash has worker, queue, attempts, ended_at, reco
 check_eq "oversize with an id: nothing went to cq:dead" "$dead0" "$(dead_len)"
 rcli -x LPUSH cq:queue:default <"$T/bignoid.json" >/dev/null
 dead_grew() { [ "$(dead_len)" -gt "$dead0" ]; }
-wait_for 10 dead_grew
+wait_for 30 dead_grew
 check_eq "oversize without an id: goes to cq:dead" $((dead0 + 1)) "$(dead_len)"
 check_eq "oversize without an id: the dead list holds it whole" "$(stat -c %s "$T/bignoid.json")" "$(rcli LINDEX cq:dead 0 | head -c -1 | wc -c)"
 
 # ==== 4: a record without args ====
 rcli LPUSH cq:queue:default '{"id":"noargs-1","func":"noop"}' >/dev/null
-wait_for 10 ended noargs-1
+wait_for 30 ended noargs-1
 check_eq "no args: failed" failed "$(jfield noargs-1)"
 check_contains "no args: the error names the field" "field 'args' is missing" "$(jfield noargs-1 error)"
 
 # ==== 5: field hygiene ====
-# A transient failure (429 with Retry-After: 1), then success.
-"$BIN/cenqueue" --id hyg-retry download_link images "$HBASE/_/ratelimit/hyg/1/hyg.jpg" >/dev/null
+# A transient failure (429 with Retry-After: 60), then success. Its retry waits long enough
+# to be seen however loaded the machine, and is then made due at once (its score in the
+# scheduled set, as PROTOCOL.md has it, the time it is due).
+"$BIN/cenqueue" --id hyg-retry download_link images \
+    "$HBASE/_/ratelimit/hyg/1/hyg.jpg?retry_after=60" >/dev/null
 retrying() { [ "$(jfield hyg-retry)" = retrying ]; }
-check "retry: the job is seen retrying" wait_for 5 retrying
+check "retry: the job is seen retrying" wait_for 30 retrying
 check "retry: while retrying its hash has retry_at and error" has_all hyg-retry retry_at error
 check_contains "retry: ...the error says why" "429" "$(jfield hyg-retry error)"
-wait_for 10 ended hyg-retry
+check_eq "retry: ...its record is the one scheduled" 1 "$(rcli ZRANGE cq:scheduled 0 -1 | grep -c '"hyg-retry"')"
+rcli ZADD cq:scheduled XX 0 "$(rcli ZRANGE cq:scheduled 0 -1 | grep '"hyg-retry"')" >/dev/null
+wait_for 30 ended hyg-retry
 check_eq "retry: then finished" finished "$(jfield hyg-retry)"
 check_eq "retry: on attempt 2" 2 "$(jfield hyg-retry attempts)"
 check "retry: finished leaves no retry_at" lacks hyg-retry retry_at
@@ -193,7 +206,7 @@ check "retry: finished has result, started_at, ended_at" has_all hyg-retry resul
 rcli LPUSH cq:queue:default '{"id":"refused-1","func":"sleep","args":["abc"]}' >/dev/null
 rcli LPUSH cq:queue:default \
     '{"id":"refused-2","func":"sleep","args":["abc"],"enqueued_at":1767225600.25}' >/dev/null
-wait_for 10 all_ended refused-1 refused-2
+wait_for 30 all_ended refused-1 refused-2
 for id in refused-1 refused-2; do
     check_eq "$id: failed" failed "$(jfield "$id")"
     check "$id: has attempts, worker, queue, func, error, ended_at, record" \
@@ -217,31 +230,33 @@ check_eq "refused-1: the record as it was" '{"id":"refused-1","func":"sleep","ar
 "$BIN/cworker" -c 1 --shutdown-timeout 1s --command hf=/bin/echo hq >"$T/h2.log" 2>&1 &
 H2=$!
 PIDS+=("$H2")
-wait_for 10 workers_are 2
+wait_for 30 registered_pid "$H2"
 "$BIN/cenqueue" -q hq --id hand-busy sleep 60 >/dev/null
-wait_for 10 jobs_are started hand-busy
+wait_for 30 jobs_are started hand-busy
 "$BIN/cworker" -c 1 --shutdown-timeout 1s hq >"$T/h1.log" 2>&1 &
 H1=$!
 PIDS+=("$H1")
-wait_for 10 workers_are 3
+wait_for 30 registered_pid "$H1"
 "$BIN/cenqueue" -q hq --id hand-1 hf x >/dev/null
-check "hand-off: handed back (retrying)" wait_for 5 jobs_are retrying hand-1
+check "hand-off: handed back (retrying)" wait_for 30 jobs_are retrying hand-1
 check "hand-off: while retrying its hash has error and retry_at" has_all hand-1 error retry_at
 kill -TERM "$H1"; wait "$H1"
 "$BIN/cworker" -c 1 --shutdown-timeout 1s --command hf=/bin/echo hq >"$T/h3.log" 2>&1 &
 H3=$!
 PIDS+=("$H3")
-check "hand-off: then finished by a worker that serves hf" wait_for 10 jobs_are finished hand-1
+check "hand-off: then finished by a worker that serves hf" wait_for 30 jobs_are finished hand-1
 check_eq "hand-off: attempts 1 (a hand-off is not an attempt)" 1 "$(jfield hand-1 attempts)"
 check "hand-off: finished leaves no error" lacks hand-1 error
 check "hand-off: finished leaves no retry_at" lacks hand-1 retry_at
 "$BIN/cqctl" cancel hand-busy >/dev/null
-wait_for 10 jobs_are canceled hand-busy
+wait_for 30 jobs_are canceled hand-busy
 kill -TERM "$H2" "$H3"; wait "$H2"; wait "$H3"
 
-# Canceled while retrying: the retry's retry_at and error go with the end.
-"$BIN/cenqueue" --id cancel-retry download_link images "$HBASE/_/status/503/c.jpg" >/dev/null
-check "cancel retrying: the job is seen retrying" wait_for 5 jobs_are retrying cancel-retry
+# Canceled while retrying: the retry's retry_at and error go with the end. (Retry-After: 60,
+# so that it still waits for its retry when the cancel comes, however loaded the machine.)
+"$BIN/cenqueue" --id cancel-retry download_link images \
+    "$HBASE/_/status/503/c.jpg?retry_after=60" >/dev/null
+check "cancel retrying: the job is seen retrying" wait_for 30 jobs_are retrying cancel-retry
 out=$(ctl cancel cancel-retry)
 check_contains "cancel retrying: canceled while it was retrying" "(it was retrying)" "$out"
 check_eq "cancel retrying: canceled" canceled "$(jfield cancel-retry)"
@@ -250,13 +265,13 @@ check "cancel retrying: no error left (an earlier run's)" lacks cancel-retry err
 
 # ==== 7: requeue of a failed job ====
 rq=$("$BIN/cenqueue" --retries 0 flaky)
-wait_for 10 ended "$rq"
+wait_for 30 ended "$rq"
 check_eq "requeue: the job failed on its first run" failed "$(jfield "$rq")"
 check_eq "requeue: ...after 1 attempt" 1 "$(jfield "$rq" attempts)"
 out=$(ctl requeue "$rq"); rc=$?
 check_eq "requeue: exit 0" 0 "$rc"
 check_contains "requeue: says so" "requeued $rq" "$out"
-wait_for 10 ended "$rq"
+wait_for 30 ended "$rq"
 check_eq "requeue: ends finished" finished "$(jfield "$rq")"
 check_eq "requeue: ran again from attempts 0 (attempts 1)" 1 "$(jfield "$rq" attempts)"
 check_eq "requeue: the command saw attempt 1" "second run ok, attempt 1" "$(jfield "$rq" result)"
@@ -265,7 +280,7 @@ check "requeue: no record left" lacks "$rq" record
 check "requeue: out of the failed set" [ -z "$(rcli ZSCORE cq:failed "$rq")" ]
 
 # ==== 6, checked: the job of the SIGKILLed worker ====
-check "recovery: the job ends finished" wait_for 25 jobs_are finished rec-1
+check "recovery: the job ends finished" wait_for 60 jobs_are finished rec-1
 echo "     rec-1 finished $(ms_since "$KILLED") ms after the SIGKILL"
 check_eq "recovery: finished by the running worker" "$WID" "$(jfield rec-1 worker)"
 check_eq "recovery: recovered 1" 1 "$(jfield rec-1 recovered)"
@@ -279,7 +294,7 @@ check_eq "recovery: its in-flight list is gone" "" "$(rcli --scan --pattern "cq:
 
 # ==== 8: cancel ====
 ctl pause default >/dev/null
-sleep 1.1   # workers see a pause within a second
+sleep 1.1   # workers see a pause within a second (OPERATIONS.md; today's take checks it at once)
 "$BIN/cenqueue" --id cancel-q mark >/dev/null
 check_eq "cancel queued: queued on the paused queue" queued "$(jfield cancel-q)"
 # An id whose job has not ended: refused, nothing enqueued (two runs would share one hash).
@@ -300,21 +315,24 @@ check_contains "...says why" \
     "$(cat "$T/dup.err")"
 ctl resume default >/dev/null
 queue_drained() { [ "$(rcli LLEN cq:queue:default)" = 0 ] && [ "$(rcli SCARD cq:cancel)" = 0 ]; }
-check "cancel queued: after resume the worker drops the record" wait_for 5 queue_drained
+check "cancel queued: after resume the worker drops the record" wait_for 30 queue_drained
 check_eq "cancel queued: still canceled" canceled "$(jfield cancel-q)"
 check "cancel queued: it never ran" [ ! -e "$T/run/ran.cancel-q" ]
 check "cancel queued: has ended_at" has_all cancel-q ended_at
 check "cancel queued: not in the failed set" [ -z "$(rcli ZSCORE cq:failed cancel-q)" ]
 
 "$BIN/cenqueue" --id cancel-run sleep 30 >/dev/null
-check "cancel running: the sleep 30 started" wait_for 5 jobs_are started cancel-run
-t0=$(date +%s%N)
+check "cancel running: the sleep 30 started" wait_for 30 jobs_are started cancel-run
 ctl cancel cancel-run >/dev/null; rc=$?
+# Timed from the request in Redis (cqctl's return) to the job's end (its ended_at): what
+# OPERATIONS.md promises (the worker sees it within 250 ms, a sleep returns at once), not
+# cqctl's start (1-3 s under valgrind) nor how soon this shell reads the status.
+t0=$(date +%s%N)
 check_eq "cancel running: exit 0" 0 "$rc"
-wait_for 3 jobs_are canceled cancel-run
-took=$(ms_since "$t0")
+wait_for 30 jobs_are canceled cancel-run
+took=$(awk -v e="$(jfield cancel-run ended_at)" -v t="$t0" 'BEGIN { printf "%d", (e - t / 1e9) * 1000 }')
 check_eq "cancel running: ends canceled" canceled "$(jfield cancel-run)"
-# The time includes cqctl's own start, which takes 1-3 s under valgrind (lib.sh: wrapped).
+# Under valgrind the worker itself is slower too (lib.sh: wrapped).
 limit=1000
 wrapped && limit=5000
 check "cancel running: within $((limit / 1000)) s ($took ms)" [ "$took" -le "$limit" ]
@@ -325,14 +343,17 @@ check "cancel running: its hash does not say a worker shutdown stopped it" no_sh
 
 # ==== 9: an expired status reads like one that never existed ====
 "$BIN/cenqueue" -q ttlq --id ttl-1 noop >/dev/null 2>&1   # (warns: no worker serves ttlq yet)
-# One job, one executor: the worker's exit (slow under valgrind, with many threads to end)
-# must not outlast the TTL before the status is read; under valgrind the TTL is longer.
+# That the job finished is read from the worker's log, which has a job's line once Redis
+# recorded its end: its status may be gone already when the worker's exit (slow under
+# valgrind or on a loaded machine) lets the test read it.
 ttl=1
-wrapped && ttl=4
 "$BIN/cworker" --burst -c 1 --result-ttl "$ttl" ttlq >"$T/ttl.log" 2>&1
-check_eq "expired: the job finished" finished "$(jfield ttl-1)"
+check "expired: the job finished" grep -q ' ttlq: noop ttl-1 finished in ' "$T/ttl.log" ||
+    cat "$T/ttl.log"
+finished_or_gone() { local s; s=$(jfield ttl-1); [ -z "$s" ] || [ "$s" = finished ]; }
+check "expired: its status, if still there, says finished" finished_or_gone
 gone() { [ "$(rcli EXISTS "cq:job:$1")" = 0 ]; }
-check "expired: its status is gone after the $ttl s TTL" wait_for $((ttl + 3)) gone ttl-1
+check "expired: its status is gone after the $ttl s TTL" wait_for $((ttl + 10)) gone ttl-1
 ctl job ttl-1 >"$T/exp.out" 2>"$T/exp.err"; rc_exp=$?
 ctl job never-1 >"$T/unk.out" 2>"$T/unk.err"; rc_unk=$?
 msg="no status (never enqueued, or its status expired: after the worker's --result-ttl when it finished, --failure-ttl when it failed)"
@@ -350,19 +371,21 @@ check_contains "doc: PROTOCOL.md says what a reader sees for an expired or unkno
 
 # ==== 10: start marks: a job's start is recorded once it has run 20 ms, or with its end ====
 # Records LPUSHed by hand, without a status hash: the worker writes func, queue and
-# enqueued_at from the record, whether the start goes alone or with the end.
-rcli LPUSH cq:queue:default '{"id":"mark-slow","func":"sleep","args":["0.6"],"enqueued_at":1764650000.25}' >/dev/null
-check "start mark: a 0.6 s job reads started while it runs" wait_for 3 started_by mark-slow "$WID"
+# enqueued_at from the record, whether the start goes alone or with the end. The slow one
+# runs until it is canceled, so that it is seen started however loaded the machine.
+rcli LPUSH cq:queue:default '{"id":"mark-slow","func":"sleep","args":["30"],"enqueued_at":1764650000.25}' >/dev/null
+check "start mark: a 30 s job reads started while it runs" wait_for 30 started_by mark-slow "$WID"
 check "start mark: ...with the record's func, queue and enqueued_at" has_all mark-slow func queue enqueued_at started_at attempts
 check_eq "start mark: ...enqueued_at as the record says" 1764650000.250000 "$(jfield mark-slow enqueued_at)"
-wait_for 5 all_ended mark-slow
+ctl cancel mark-slow >/dev/null
+wait_for 30 all_ended mark-slow
 rcli CONFIG RESETSTAT >/dev/null
 quick=()
 for i in $(seq 1 40); do
     quick+=("mark-quick-$i")
     rcli LPUSH cq:queue:default "{\"id\":\"mark-quick-$i\",\"func\":\"noop\",\"args\":[],\"enqueued_at\":1764650000.5}" >/dev/null
 done
-wait_for 10 all_ended "${quick[@]}"
+wait_for 30 all_ended "${quick[@]}"
 # A start mark is the apply script's LPOS; a job of a few microseconds never needs one
 # (under valgrind a no-op job can take longer than 20 ms: not checked there).
 wrapped || check_eq "start mark: none for 40 jobs that end at once" "" "$(rcli INFO commandstats | grep '^cmdstat_lpos:')"

@@ -13,9 +13,10 @@ stopped_in() {
 processed() { rcli HGET cq:stats processed; }
 
 # ---- SIGHUP: a clean stop, deregistered, the running job allowed to finish ----
-"$BIN/cenqueue" --id hup-1 sleep 1 >/dev/null 2>&1
+# (The job runs 2 s: the signal must come while it runs, however loaded the machine.)
+"$BIN/cenqueue" --id hup-1 sleep 2 >/dev/null 2>&1
 start_worker "$T/hup.log" -c 2 --lease 3s
-wait_for 5 jobs_are started hup-1
+wait_for 30 jobs_are started hup-1
 kill -HUP "$WPID"
 check "SIGHUP: the worker exits within 5 s" stopped_in "$WPID" 5
 check_eq "... with status 0 (not 129, killed by the signal)" 0 "$RC"
@@ -51,9 +52,12 @@ before=$(processed)
 "$BIN/cenqueue" --id down-2 sleep 2 >/dev/null 2>&1
 start_worker "$T/back.log" -c 2 --shutdown-timeout 15s --lease 8s
 check "... both jobs seen started while Redis was up" wait_for 5 jobs_are started down-1 down-2
+bwid=$(wid_of "$WPID")
 stop_redis
 kill -TERM "$WPID"
-sleep 3.5                       # both jobs end meanwhile, with nowhere to record it
+# Both jobs end meanwhile, with nowhere to record it: the worker says so.
+check "... both jobs end while Redis is down" \
+    wait_for 30 grep -q 'stopping: every job has ended; waiting up to .* to record 2 outcomes' "$T/back.log"
 start_redis_again --appendonly yes
 check "Redis back: the worker exits well before its 15 s timeout" stopped_in "$WPID" 8
 check_eq "... with status 0" 0 "$RC"
@@ -63,15 +67,19 @@ check_contains "... it said it waited for Redis alone" \
     "stopping: every job has ended; waiting up to" "$(cat "$T/back.log")"
 check_eq "... and claimed nothing went back" "" "$(grep -E 'go back|put back' "$T/back.log")"
 # No job that finished runs again: a worker that outlives the old lease finds nothing to do.
-sleep 8.5
+lease_gone() { [ "$(rcli EXISTS "cq:worker:$1:lease")" = 0 ]; }
+wait_for 30 lease_gone "$bwid"
 "$BIN/cworker" --burst -c 2 >"$T/after.log" 2>&1
 check_eq "a later worker runs neither again" $((before + 2)) "$(processed)"
 
 # ---- SIGTERM while Redis stays down past the timeout: the truth, and nothing lost ----
 rec0=$(rcli HGET cq:stats recovered); rec0=${rec0:-0}
-"$BIN/cenqueue" --id gone-1 sleep 0.5 >/dev/null 2>&1
+# The job runs 2 s: Redis must stop while it runs (it had 0.5 s, too short for a loaded
+# machine to see it started and stop Redis), and it ends before the 3 s timeout.
+"$BIN/cenqueue" --id gone-1 sleep 2 >/dev/null 2>&1
 start_worker "$T/gone.log" -c 2 --shutdown-timeout 3s --lease 3s
-wait_for 5 jobs_are started gone-1
+wait_for 30 jobs_are started gone-1
+gwid=$(wid_of "$WPID")
 stop_redis
 kill -TERM "$WPID"
 check "Redis down: the worker exits at its 3 s timeout" stopped_in "$WPID" 8
@@ -83,7 +91,7 @@ check_contains "... and what becomes of it" "it will run again once redis is bac
 check_eq "... and not claiming that a job still runs or went back" "" \
     "$(grep -E 'still running|go back|put back' "$T/gone.log")"
 start_redis_again --appendonly yes
-sleep 3.5                       # the old lease expires
+wait_for 30 lease_gone "$gwid"  # the old lease expires (3 s after its last renewal)
 "$BIN/cworker" --burst -c 2 >"$T/recover.log" 2>&1
 check_eq "once Redis is back, the job is recovered and finishes (at least once)" finished \
     "$(jfield gone-1)"

@@ -5,7 +5,8 @@
 # a certificate for another name, a plain client and a TLS client on a plain port are each
 # refused with one clear line; a server that asks for client certificates takes ours; a
 # client certificate or key that is wrong, no server, and a name that does not resolve are
-# each one line.
+# each one line; so is a CA, certificate or key file that is there but may not be read (run
+# as nobody, or mode 0000 for a user that is not root): Permission denied, and which option.
 # The certificates are made here with openssl.
 . "$(dirname "$0")/lib.sh"
 
@@ -91,6 +92,63 @@ check_eq "... says which, and why (the system's words, not OpenSSL's 'unknown er
 "$BIN/cenqueue" -u "$URL" --tls-ca "$T/pki" noop >/dev/null 2>"$T/err"
 check_contains "a CA 'file' that is a directory: says so" \
     "TLS: CA file '$T/pki': Is a directory" "$(cat "$T/err")"
+
+# A file that is there but that the client may not read: root's, mode 0600, to a client run
+# as nobody (root reads any file). Such a user cannot reach the build tree nor $T (0700), so
+# cenqueue and the libraries of the build go to a directory of $T it may enter; as another
+# user than root, a file of mode 0000 does the same.
+deny=$T/deny
+mkdir -m 755 "$deny"
+cp "$BUILD/bin/cenqueue" "$deny/"
+for lib in $(ldd "$BUILD/bin/cenqueue" | awk -v b="$BUILD/" 'index($3, b) == 1 { print $3 }'); do
+    cp "$lib" "$deny/"
+done
+cp "$T/pki/ca.pem" "$T/pki/client.pem" "$T/pki/client.key" "$deny/"
+chmod 644 "$deny"/*.pem "$deny"/client.key
+chmod 755 "$deny/cenqueue"
+if [ "$(id -u)" = 0 ]; then
+    chmod o+x "$T"   # nobody may go through $T to $deny, not list it
+    mkdir -m 1777 "$deny/reports"
+    denied() { chmod 600 "$1"; }
+    # TSan's reports go where nobody may write, then to $T where the EXIT trap finds them.
+    as_other() {
+        local opts=${TSAN_OPTIONS:-} rc
+        opts=${opts/log_path=$T\/report/log_path=$deny/reports/report}
+        TSAN_OPTIONS=$opts LD_LIBRARY_PATH=$deny \
+            setpriv --reuid=nobody --regid=nogroup --clear-groups "$deny/cenqueue" "$@"
+        rc=$?
+        for r in "$deny"/reports/report.*; do [ -e "$r" ] && mv "$r" "$T/report.nobody.${r##*.}"; done
+        return $rc
+    }
+else
+    denied() { chmod 000 "$1"; }
+    as_other() { LD_LIBRARY_PATH=$deny "$deny/cenqueue" "$@"; }
+fi
+id=$(as_other -u "$URL" --tls-ca "$deny/ca.pem" noop 2>"$T/err")
+check_eq "as $([ "$(id -u)" = 0 ] && echo nobody || echo the user), the copied cenqueue enqueues" \
+    "0 36" "$? ${#id}"
+denied "$deny/ca.pem"
+as_other -u "$URL" --tls-ca "$deny/ca.pem" noop >/dev/null 2>"$T/err"
+check_eq "a CA file that cannot be read (mode 0600, another owner): exit 1" 1 "$?"
+check_eq "... one line with the system's reason, the file and the option to fix" \
+    "cenqueue: redis 127.0.0.1:$RPORT: TLS: CA file '$deny/ca.pem': Permission denied; give --tls-ca (or \$CQ_TLS_CA) a PEM file of the CAs to trust" \
+    "$(cat "$T/err")"
+chmod 644 "$deny/ca.pem"
+denied "$deny/client.pem"
+as_other -u "$URL" --tls-ca "$deny/ca.pem" --tls-cert "$deny/client.pem" \
+    --tls-key "$deny/client.key" noop >/dev/null 2>"$T/err"
+check_eq "a client certificate that cannot be read: exit 1" 1 "$?"
+check_eq "... says which, why and what to give" \
+    "cenqueue: redis 127.0.0.1:$RPORT: TLS: certificate file '$deny/client.pem': Permission denied; give --tls-cert (or \$CQ_TLS_CERT) a PEM file of the client certificate" \
+    "$(cat "$T/err")"
+chmod 644 "$deny/client.pem"
+denied "$deny/client.key"
+as_other -u "$URL" --tls-ca "$deny/ca.pem" --tls-cert "$deny/client.pem" \
+    --tls-key "$deny/client.key" noop >/dev/null 2>"$T/err"
+check_eq "a key that cannot be read: exit 1" 1 "$?"
+check_eq "... says which, why and what to give" \
+    "cenqueue: redis 127.0.0.1:$RPORT: TLS: key file '$deny/client.key': Permission denied; give --tls-key (or \$CQ_TLS_KEY) the certificate's private key, PEM" \
+    "$(cat "$T/err")"
 "$BIN/cenqueue" -u "redis://127.0.0.1:$RPORT" noop >/dev/null 2>"$T/err"
 check_eq "a plain client on the TLS port: refused, exit 1" 1 "$?"
 check_eq "... in one line" 1 "$(wc -l <"$T/err")"

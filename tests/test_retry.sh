@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # test_retry.sh - retries with backoff, Retry-After, permanent failures, job timeouts and
-# scheduled jobs.
+# scheduled jobs; a connect timeout under half a millisecond is 1 ms, not libcurl's 300 s.
 . "$(dirname "$0")/lib.sh"
 
 start_redis
@@ -95,4 +95,32 @@ check_eq "retried counter" 4 "$(rcli HGET cq:stats retried)"
 
 kill -TERM "$WPID"; wait "$WPID"; rc=$?
 check_eq "worker stops cleanly on SIGTERM" 0 "$rc"
+
+# A connect timeout under half a millisecond is 1 ms (app/http.c to_ms), not 0, which libcurl
+# reads as its own 300 s. Against a port where connect() stays pending (fullbacklog.py: its
+# accept queue full, Linux drops the SYNs), the download gives up at once; with 0 it would
+# wait 5 minutes (the job's own limit is an hour), and timeout(1) stops it after 90 s.
+python3 "$SRC/tests/fixtures/fullbacklog.py" --port-file "$T/stuck.port" &
+PIDS+=("$!")
+wait_for 60 test -s "$T/stuck.port" || { echo "FATAL: fullbacklog.py did not start"; exit 1; }
+stuck=$("$BIN/cenqueue" -q stuck --timeout 1h --retries 0 download_link images \
+        "http://127.0.0.1:$(cat "$T/stuck.port")/stuck.jpg")
+t0=$(date +%s)
+timeout -k 10 90 "$BIN/cworker" --burst --connect-timeout 0.0001s --download-root "$ROOT" stuck \
+    >"$T/stuck.log" 2>&1
+rc=$?
+took=$(($(date +%s) - t0))
+check_eq "--connect-timeout 0.0001s against a connect that hangs: the worker is done (exit 0)" \
+    0 "$rc"
+check "... well before the 90 s of timeout(1) (${took} s)" [ "$took" -lt 60 ]
+check_eq "... the job failed" failed "$(jfield "$stuck")"
+# libcurl's words depend on where its 1 ms ran out: "Failed to connect to 127.0.0.1 port N
+# after 1 ms: Timeout was reached", "Connection time-out" (an ASan build), "Failed to resolve
+# host '127.0.0.1' with timeout after 35 ms" (under valgrind, its resolver thread slower).
+connect_timed_out() {
+    [[ $1 == "download_link: http://127.0.0.1:$2/stuck.jpg: "* ]] &&
+        [[ $1 =~ ([Tt]ime-?out|[Tt]imed\ out) ]]
+}
+check "... on its connect timeout ($(jfield "$stuck" error))" \
+    connect_timed_out "$(jfield "$stuck" error)" "$(cat "$T/stuck.port")"
 finish

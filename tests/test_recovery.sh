@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # test_recovery.sh - a worker SIGKILLed mid-job, Redis restarted mid-run (with AOF), the
-# blocking connection killed: nothing is lost. Redis listens on TCP here, so that the workers
-# reconnect to a restarted Redis at the same host and port, as they would in production.
+# blocking connection killed: nothing is lost. A job a worker takes again after its recovery
+# ends once: by the new run, or by the old one when its end was on its way (holdproxy.py).
+# Redis listens on TCP here, so that the workers reconnect to a restarted Redis at the same
+# host and port, as they would in production.
 . "$(dirname "$0")/lib.sh"
 
 start_redis_tcp --appendonly yes --appendfsync always
@@ -118,6 +120,55 @@ check_eq "nothing in flight" "" "$(rcli --scan --pattern 'cq:inflight:*')"
 check_eq "its hash counts what it did since it started (s-0 and s-1), not since the recovery" \
     2 "$(rcli HGET "cq:worker:$gwid" processed)"
 kill -TERM "$G" "$H"; wait "$G"; wait "$H"
+
+# ---- the same take, while the old run's end is on its way (sent in the round trip behind the
+#      take, whose reply the worker has not read): that end takes the record the take brought
+#      back, and the job's end is the old run's; the new take is not run. The record goes back
+#      to the queue as a recovery puts it (LMOVE); tests/fixtures/holdproxy.py holds the
+#      take's reply back, ends the job (a line to the FIFO it reads) and lets the reply go once
+#      the worker sent the end behind it. A take sent just before the worker's timers are due
+#      is read before the end can go (the proxy says "timeout"): another job then tries ----
+mkfifo "$T/go.fifo"
+cat >"$T/held.sh" <<EOF
+#!/bin/sh
+echo run >>"$T/runs-\$CQ_JOB_ID"
+if [ "\$(wc -l <"$T/runs-\$CQ_JOB_ID")" = 1 ]; then read go <"$T/go.fifo"; echo "run 1"; exit 0; fi
+echo "run 2"
+EOF
+chmod +x "$T/held.sh"
+python3 "$SRC/tests/fixtures/holdproxy.py" --to "$RSOCK" --port-file "$T/hold.port" \
+    --marker cq:paused --arm "$T/hold.arm" --fifo "$T/go.fifo" 2>"$T/hold.log" &
+PIDS+=("$!")
+wait_for 10 test -s "$T/hold.port" || { echo "FATAL: holdproxy.py did not start"; exit 1; }
+"$BIN/cworker" -u "redis://127.0.0.1:$(cat "$T/hold.port")" -c 2 --command held="$T/held.sh" \
+    >"$T/j.log" 2>&1 &
+J=$!
+PIDS+=("$J")
+registered 1
+proxy_said() { grep -q "^$1: " "$T/hold.log"; }
+hit=
+for try in 1 2 3 4 5; do
+    "$BIN/cenqueue" --id "e-$try" held >/dev/null
+    wait_for 10 jobs_are started "e-$try"
+    jwid=$(jfield "e-$try" worker)
+    echo "e-$try" >"$T/hold.arm.tmp" && mv "$T/hold.arm.tmp" "$T/hold.arm"
+    rcli LMOVE "cq:inflight:$jwid:default" cq:queue:default RIGHT RIGHT >/dev/null
+    wait_for 30 proxy_said "e-$try"
+    wait_for 10 jobs_are finished "e-$try"
+    if grep -q "^e-$try: second" "$T/hold.log"; then hit=e-$try; break; fi
+    echo "     e-$try: the take's reply was read before the end went (trying again)"
+done
+check "the old run's end went behind the take, before its reply was read" [ -n "$hit" ]
+check_eq "the job's end is the old run's" "finished run 1" "$(jfield "$hit") $(jfield "$hit" result)"
+check_eq "it ran once: the new take was not run" 1 "$(wc -l <"$T/runs-$hit")"
+check_contains "the worker says why" \
+    "default: held $hit: taken again while the outcome of its earlier run here is being recorded, which ends the job: not run again" \
+    "$(cat "$T/j.log")"
+id=$("$BIN/cenqueue" noop)
+check "the worker goes on: a job after it finishes" wait_for 10 jobs_are finished "$id"
+check_eq "nothing in flight" "" "$(rcli --scan --pattern 'cq:inflight:*')"
+kill -TERM "$J"; wait "$J"
+check_eq "... and it stops cleanly" 0 "$?"
 
 # ---- Redis restarted (AOF) in the middle of a run: nothing lost ----
 N=150

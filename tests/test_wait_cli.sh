@@ -2,10 +2,10 @@
 # test_wait_cli.sh - cenqueue --wait end to end: one line per job as it ends (finished with
 # its result, failed with its error, canceled), exit 0 only when all finished, --wait-timeout
 # and how many did not end, --quiet, --stdin batches, a waiter whose connection is killed,
-# and the worker's PUBLISH on cq:ended:<id> as a waiter needs it. The jobs of a queue no
-# worker serves are ended by hand (HSET + PUBLISH, as the worker's script does), so that the
-# mix of outcomes and their order are exact. "A job ended before the waiter subscribed" is
-# also in tests/test_wait.c, deterministically.
+# and the worker's PUBLISH on cq:ended:<id> as a waiter needs it; SIGINT, also in the middle
+# of a result's line. The jobs of a queue no worker serves are ended by hand (HSET + PUBLISH,
+# as the worker's script does), so that the mix of outcomes and their order are exact. "A job
+# ended before the waiter subscribed" is also in tests/test_wait.c, deterministically.
 . "$(dirname "$0")/lib.sh"
 
 exec 3>&2   # diagnostics that get past check's redirections
@@ -148,6 +148,64 @@ check_eq "...the id of the job not ended printed" "si-1" "$(cat "$T/out")"
 check_contains "...and stderr says so" "interrupted with 1 of 1 jobs not ended: they go on (their ids printed)" \
     "$(cat "$T/err")"
 check_eq "...and the job is still queued" queued "$(rcli HGET cq:job:si-1 status)"
+
+# SIGINT while a result's line is half written: stdout a pipe of 4096 bytes that nobody reads,
+# and a result of 20000 bytes, so that cenqueue is blocked inside the line when the signal
+# comes (the pipe holds 4096 bytes: FIONREAD, no guess at the time). The line ends before the
+# ids go out, and the job's id is a line of its own (before: glued to the half line's end).
+cat >"$T/midline.py" <<'EOF'
+import array
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+import termios
+import time
+
+cenqueue, sock, out_path = sys.argv[1:4]
+r, w = os.pipe()
+fcntl.fcntl(w, 1031, 4096)  # F_SETPIPE_SZ
+cap = fcntl.fcntl(w, 1032)  # F_GETPIPE_SZ
+p = subprocess.Popen([cenqueue, "--wait", "-q", "manual", "--id", "ml-1", "noop"], stdout=w,
+                     stderr=open(out_path + ".err", "w"))
+os.close(w)
+def cli(*args):
+    return subprocess.run(["redis-cli", "-s", sock] + list(args), capture_output=True,
+                          text=True).stdout
+def until(cond, what):
+    end = time.monotonic() + 20
+    while not cond():
+        if time.monotonic() > end or p.poll() is not None:
+            sys.exit("midline.py: " + what)
+        time.sleep(0.01)
+until(lambda: cli("PUBSUB", "NUMSUB", "cq:ended:ml-1").split()[-1] == "1", "no subscriber")
+cli("HSET", "cq:job:ml-1", "status", "finished", "result", "x" * 20000)
+cli("PUBLISH", "cq:ended:ml-1", "finished")
+def queued():
+    n = array.array("i", [0])
+    fcntl.ioctl(r, termios.FIONREAD, n)
+    return n[0]
+until(lambda: queued() >= cap, "the pipe did not fill")
+p.send_signal(signal.SIGINT)
+out = b""
+while True:
+    b = os.read(r, 65536)
+    if not b:
+        break
+    out += b
+open(out_path, "wb").write(out)
+sys.exit(p.wait())
+EOF
+python3 "$T/midline.py" "$BIN/cenqueue" "$RSOCK" "$T/midline.out"
+check_eq "SIGINT in the middle of a line: exit 1" 1 "$?"
+check_eq "...the half line ended, then the id on a line of its own" "ml-1" \
+    "$(tail -n 1 "$T/midline.out")"
+check_eq "...two lines in all" 2 "$(wc -l <"$T/midline.out")"
+check "...the first the start of the result's line" \
+    grep -q "^ml-1 finished xxxx*\$" <(head -n 1 "$T/midline.out")
+check_contains "...and stderr says so" "interrupted with 1 of 1 jobs not ended" \
+    "$(cat "$T/midline.out.err")"
 
 # ---- usage and enqueue failures ----
 

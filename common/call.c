@@ -79,10 +79,17 @@ static int thread_state(struct cq_job *c, struct call_thread *ct, const struct c
 }
 
 /* What a handler's (or a continuation's) rc comes to: deferred (whatever it returned: the
- * job's cq_job_resume will come), 0, or -1 with a reason. */
+ * job's cq_job_resume will come), 0, or -1 with a reason. A 0 after cq_job_fail finishes the
+ * job as cq.h says, and the log tells the failure that goes unrecorded: the handler most
+ * likely meant `return cq_job_fail(...)`. */
 static int ended(struct cq_job *c, int rc)
 {
     if (c->deferred) return CALL_DEFERRED;
+    if (rc == 0 && c->failed && c->error != NULL && c->error[0] != '\0')
+        LOG(c->lg, CQ_LOG_WARN,
+            "%s %s: finished, as its handler returned 0, though it called cq_job_fail (%s): "
+            "to fail the job, return cq_job_fail's -1",
+            c->fn->name, c->job->id, c->error);
     if (rc != 0 && (c->error == NULL || c->error[0] == '\0') && c->refused != NULL)
         call_error(c, "%s: its result was refused (cq_job_result_json): %s", c->fn->name,
                    c->refused); /* a handler's `return cq_job_result_json(...)` */

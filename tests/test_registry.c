@@ -3,6 +3,7 @@
  * common/call.c). No Redis. */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "call.h"
 #include "check.h"
@@ -193,6 +194,39 @@ static int fn_refused_then_ok(cq_job *job, void *udata)
     return 0;
 }
 
+/* cq_job_fail, then 0: the job finishes (cq.h: 0 is finished), and the log says which failure
+ * went unrecorded. */
+static int fn_fail_then_ok(cq_job *job, void *udata)
+{
+    (void)udata;
+    cq_job_fail(job, CQ_PERMANENT, 0, "disk full");
+    return 0;
+}
+
+/* What call_run logs of fn (at info), read back from stderr made a pipe for the call; rc
+ * what it returned. */
+static const char *logged_run(struct cq_job *c, struct call_thread *ct, const struct job *j,
+                              const struct cq_function *fn, int *rc, char *buf, size_t len)
+{
+    struct logger lg = {"test", CQ_LOG_INFO, 0, NULL};
+    int p[2], saved = dup(STDERR_FILENO), stop = 0;
+    ssize_t n = 0;
+
+    buf[0] = '\0';
+    if (saved < 0 || pipe(p) != 0) return buf;
+    fflush(stderr);
+    dup2(p[1], STDERR_FILENO);
+    *rc = call_run(c, ct, j, fn, "/tmp", &stop, 0, &lg);
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    close(p[1]);
+    n = read(p[0], buf, len - 1);
+    buf[n > 0 ? n : 0] = '\0';
+    close(p[0]);
+    return buf;
+}
+
 static const char *seen_id;
 static long long seen_int;
 static double seen_num, seen_dur;
@@ -256,6 +290,7 @@ static void test_calls(void)
     cq_function_add(r, "badjson", "", fn_badjson, NULL);
     cq_function_add(r, "bigjson", "", fn_bigjson, NULL);
     cq_function_add(r, "refusedok", "", fn_refused_then_ok, NULL);
+    cq_function_add(r, "failok", "", fn_fail_then_ok, NULL);
     f = cq_function_add(r, "nothread", "", fn_ok, NULL);
     cq_function_set_thread_hooks(f, thread_init_fails, NULL);
     call_thread_init(&ct, r);
@@ -296,6 +331,18 @@ static void test_calls(void)
     CHECK_EQ(call_run(&c, &ct, j, registry_find(r, "bare"), "/tmp", &stop, 0, NULL), -1);
     CHECK_STREQ(c.error, "bare failed (its handler gave no reason)"); /* nothing left over */
     call_end(&c);
+    {
+        char log[1024];
+        int rc = -2;
+        CHECK_HAS(logged_run(&c, &ct, j, registry_find(r, "failok"), &rc, log, sizeof log),
+                  "WARN failok job-1: finished, as its handler returned 0, though it called "
+                  "cq_job_fail (disk full): to fail the job, return cq_job_fail's -1");
+        CHECK_EQ(rc, 0);
+        call_end(&c);
+        CHECK_STREQ(logged_run(&c, &ct, j, registry_find(r, "look"), &rc, log, sizeof log), "");
+        CHECK_EQ(rc, 0);
+        call_end(&c);
+    }
 
     CHECK_EQ(call_run(&c, &ct, j, registry_find(r, "nothread"), "/tmp", &stop, 0, NULL), -1);
     CHECK_HAS(c.error, "nothread: cannot set up this worker thread: no handle today");

@@ -53,9 +53,10 @@ typedef struct cq_function cq_function; /* one function in it */
 typedef struct cq_job cq_job;           /* one run of a function, as its handler sees it */
 
 /* A handler runs one job on one of the worker's threads. It returns 0 when the job finished
- * (its result is what it gave cq_job_result or cq_job_result_json, or none), or -1 when it
- * failed (say why with cq_job_fail; a bare -1 is a permanent failure whose error reads
- * "FUNC failed (its handler gave no reason)", or, where cq_job_result_json refused the
+ * (its result is what it gave cq_job_result or cq_job_result_json, or none; a 0 after
+ * cq_job_fail finishes it too, and the worker's log says what failure went unrecorded), or
+ * -1 when it failed (say why with cq_job_fail; a bare -1 is a permanent failure whose error
+ * reads "FUNC failed (its handler gave no reason)", or, where cq_job_result_json refused the
  * result last given, "FUNC: its result was refused (cq_job_result_json): WHY").
  * udata is what was given to cq_function_add. */
 typedef int (*cq_handler)(cq_job *job, void *udata);

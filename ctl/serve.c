@@ -73,7 +73,7 @@
 #define CONNS_MAX      256 /* HTTP connections at once */
 #define CONNS_PER_IP   32  /* of them from one address: no one client holds every slot */
 #define IDLE_SECS      60  /* an idle HTTP connection is closed after this */
-#define REQUEST_SECS   10  /* a request's headers must all come within this */
+#define REQUEST_SECS   10  /* a request, headers and body, must all come within this */
 #define ACTION_HDR     "X-CQ-Action"
 #define COOKIE_BASE    "cq_token_"
 
@@ -102,19 +102,20 @@ struct sampler {
 };
 
 /* An HTTP connection, from its accept to its close: whether it is between requests (waiting
- * for the headers of one, since when) or answering one. */
+ * for the whole of one, since when) or answering one. */
 struct conn {
     struct conn *prev, *next;
     int fd;
     long long since; /* time_mono_ms(): its accept, or the end of its last request */
-    int answering;   /* a request's headers came, its answer is not sent yet */
+    int answering;   /* a request came whole, its answer is not sent yet */
     int answered;    /* requests it has had */
     int cut;         /* shut down for being too slow */
 };
 
 /* The connections open, for the request deadline (REQUEST_SECS). libmicrohttpd 0.9.75 has
- * only an idle timeout: a client sending a byte of its headers now and then kept its
- * connection for good, and 8 addresses doing so held the server's 256. */
+ * only an idle timeout: a client sending a byte of its headers (or of a body) now and then
+ * kept its connection for good, and 8 addresses doing so held the server's 256. A client
+ * reading its answer slowly is left to that timeout (60 s without a byte read). */
 struct conns {
     pthread_mutex_t mu;
     struct conn *head;
@@ -771,8 +772,8 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
     }
 }
 
-/* A request's headers came (answering 1), or its answer went (0: the connection waits for
- * the next request's headers from now). */
+/* A request came whole (answering 1), or its answer went (0: the connection waits for the
+ * next request from now). */
 static void conn_answering(struct server *s, struct MHD_Connection *c, int answering)
 {
     const union MHD_ConnectionInfo *ci =
@@ -787,7 +788,7 @@ static void conn_answering(struct server *s, struct MHD_Connection *c, int answe
     pthread_mutex_unlock(&s->conns.mu);
 }
 
-/* Once a second: the connections that have waited REQUEST_SECS for a request's headers are
+/* Once a second: the connections that have waited REQUEST_SECS for a whole request are
  * shut down, which ends their libmicrohttpd threads as a client's close would. A client
  * between two requests of a keep-alive connection counts as waiting (the page asks every
  * second): those are told only at debug level, being what a browser leaves open. */
@@ -946,7 +947,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     (void)version;
     (void)upload_data;
     if (rq == NULL) { /* the headers: answered now where Redis is not needed */
-        conn_answering(cls, c, 1);
         if (!admit(cls, c, url, method, &rc)) return rc;
         *req_cls = xcalloc(1, sizeof *rq);
         return MHD_YES;
@@ -955,6 +955,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *upload_size = 0;
         return MHD_YES;
     }
+    conn_answering(cls, c, 1); /* the request came whole, its body too, in time */
     return route(cls, c, url, method);
 }
 
@@ -967,6 +968,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
     *req_cls = NULL;
 }
 
+#define MHD_CLOSED_MSG "Connection was closed by remote side"
+
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
     struct server *s = cls;
@@ -976,10 +979,10 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     vsnprintf(line, sizeof line, fmt, ap);
     n = strlen(line);
     while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = '\0';
-    /* What it says of each connection that the request deadline shut down, or a client
-     * closed in the middle of its request: a line each, at debug level. */
+    /* What it says of each connection that the request deadline shut down, and of each that
+     * a client closed in the middle of its request: a line each, at debug level. */
     LOG(&s->log,
-        strncmp(line, "Connection was closed by remote side", 36) == 0 ? CQ_LOG_DEBUG : CQ_LOG_WARN,
+        strncmp(line, MHD_CLOSED_MSG, sizeof MHD_CLOSED_MSG - 1) == 0 ? CQ_LOG_DEBUG : CQ_LOG_WARN,
         "libmicrohttpd: %s", line);
 }
 
@@ -1223,10 +1226,12 @@ out:
     if (fd >= 0) close(fd);
     sampler_stop(&s.sampler);
     pool_free(&s.pool);
+    pthread_mutex_destroy(&s.conns.mu); /* MHD_stop_daemon closed every connection */
     if (rc != 0) fprintf(stderr, "cqctl: serve: %s\n", err);
     return rc;
 usage:
     pthread_mutex_destroy(&s.sampler.mu);
+    pthread_mutex_destroy(&s.conns.mu);
     fprintf(stderr, "cqctl: serve: %s\n", err);
     return 2;
 }

@@ -423,11 +423,16 @@ static const struct fix connect_fixes[] = {
     "the connection was lost (Redis stopped, restarted or closed it); it is opened again " \
     "at the next command"
 
-/* What to do about an error Redis replied. */
-static const struct fix reply_fixes[] = {
+/* What a connection that had been made says when it goes (not one that never worked: a
+ * plain client on a TLS port reads "Server closed the connection" too). */
+static const struct fix lost_fixes[] = {
     {"Server closed the connection", LOST_FIX},
     {"Broken pipe", LOST_FIX},
     {"Connection reset by peer", LOST_FIX},
+};
+
+/* What to do about an error Redis replied. */
+static const struct fix reply_fixes[] = {
     /* cq's module's commands refused (seen() goes back to the scripts): said once */
     {"unknown command 'CQ.",
      "cq's Redis module is gone from this Redis (MODULE UNLOAD?): back to the Lua scripts, "
@@ -486,6 +491,8 @@ static void format_error(const struct rconn *r, const char *context, const char 
     if (fix == NULL) fix = fix_in(reply_fixes, sizeof reply_fixes / sizeof reply_fixes[0], msg);
     if (fix == NULL && connecting)
         fix = fix_in(connect_fixes, sizeof connect_fixes / sizeof connect_fixes[0], msg);
+    else if (fix == NULL)
+        fix = fix_in(lost_fixes, sizeof lost_fixes / sizeof lost_fixes[0], msg);
     if (fix != NULL && strcmp(fix, NOAUTH_FIX) == 0 && r->url.unix_path[0]) fix = NOAUTH_FIX_UNIX;
     if (fix != NULL && strcmp(fix, NO_SERVER_FIX) == 0) fix = no_server_fix(&r->url);
     /* Redis ends some messages with a period ("NOAUTH Authentication required."). */

@@ -136,12 +136,7 @@ cq_jobspec *cq_jobspec_new(const char *func, const char *args_json, char *err, s
     locale_t loc;
     cq_jobspec *s;
 
-    if (func == NULL || !registry_valid_name(func)) {
-        char shown[STR_SHOWN_LEN];
-        err_set(err, errlen, "function name '%s': use 1-%d characters of A-Z a-z 0-9 _ . -",
-                str_shown(func, shown, sizeof shown), REGISTRY_NAME_MAX);
-        return NULL;
-    }
+    if (registry_check_name(func, err, errlen) != 0) return NULL;
     if (args_json != NULL) {
         if (job_json_has_nul(args_json, strlen(args_json))) {
             err_set(err, errlen,

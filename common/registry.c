@@ -94,6 +94,16 @@ int registry_valid_name(const char *s)
     return n >= 1 && n <= REGISTRY_NAME_MAX;
 }
 
+int registry_check_name(const char *name, char *err, size_t errlen)
+{
+    char shown[STR_SHOWN_LEN];
+
+    if (name != NULL && registry_valid_name(name)) return 0;
+    err_set(err, errlen, "function name '%s': use 1-%d characters of A-Z a-z 0-9 _ . -",
+            str_shown(name, shown, sizeof shown), REGISTRY_NAME_MAX);
+    return -1;
+}
+
 /* Parse spec into f->args, f->min_args, f->max_args, f->spec and f->usage. */
 static int parse_spec(struct cq_function *f, const char *spec, char *err, size_t errlen)
 {
@@ -214,11 +224,7 @@ static struct cq_function *add(struct cq_registry *r, const char *name, const ch
     struct cq_function *f;
     char why[400];
 
-    if (name == NULL || !registry_valid_name(name)) {
-        err_set(err, errlen, "function name '%s': use 1-%d characters of A-Z a-z 0-9 _ . -",
-                name ? name : "(null)", REGISTRY_NAME_MAX);
-        return NULL;
-    }
+    if (registry_check_name(name, err, errlen) != 0) return NULL;
     f = (struct cq_function *)registry_find(r, name);
     if (f != NULL) {
         err_set(err, errlen, "function %s: already registered (by %s)", name, f->source);
@@ -285,9 +291,11 @@ int cq_function_set_source(cq_function *f, const char *source)
     if (f == NULL || source == NULL) return -1;
     len = strlen(source);
     if (len == 0 || len > REGISTRY_SOURCE_MAX) return -1;
-    for (i = 0; i < len; i += n) { /* one line of UTF-8, no control byte */
-        n = utf8_char((const unsigned char *)source + i, len - i);
-        if (n == 0 || (unsigned char)source[i] < 0x20 || source[i] == 0x7f) return -1;
+    for (i = 0; i < len; i += n) { /* one line of UTF-8, no control character (C0, DEL, C1) */
+        const unsigned char *c = (const unsigned char *)source + i;
+        n = utf8_char(c, len - i);
+        if (n == 0 || c[0] < 0x20 || c[0] == 0x7f || (c[0] == 0xc2 && c[1] >= 0x80 && c[1] <= 0x9f))
+            return -1;
     }
     free(f->source);
     f->source = xstrdup(source);

@@ -68,6 +68,10 @@ const struct cq_function *registry_find(const struct cq_registry *r, const char 
 /* 1 when s is a function name cq_function_add takes (1-64 of A-Z a-z 0-9 _ . -), else 0. */
 int registry_valid_name(const char *s);
 
+/* 0 when name (NULL too) is a function name; else -1 with err saying so, the name shown as
+ * str_shown shows it (one line, cut). */
+int registry_check_name(const char *name, char *err, size_t errlen);
+
 /* Add a function that only describes (no handler): what a client knows from the catalog. */
 struct cq_function *registry_describe(struct cq_registry *r, const char *name, const char *spec,
                                       char *err, size_t errlen);

@@ -198,10 +198,8 @@ static cq_jobspec *make_job(struct opts *o, cq_client *c, const char *func, cons
     cq_jobspec *j = cq_jobspec_new_argv(func, args, nargs);
     char warning[512];
 
-    if (j == NULL) {
-        char shown[STR_SHOWN_LEN];
-        snprintf(err, errlen, "function name '%s': use 1-64 characters of A-Z a-z 0-9 _ . -",
-                 str_shown(func, shown, sizeof shown));
+    if (j == NULL) { /* not a function name: cq_jobspec_new says so in libcq's words */
+        cq_jobspec_free(cq_jobspec_new(func, NULL, err, errlen));
         return NULL;
     }
     if (o->id != NULL) cq_jobspec_set_id(j, o->id);

@@ -142,7 +142,10 @@ static void test_sources(void)
     CHECK_EQ(registry_add_builtins(r), 0);
     mine = cq_function_add(r, "mine", "X:integer", fn_ok, NULL);
     CHECK(mine != NULL);
-    if (mine == NULL) return;
+    if (mine == NULL) {
+        registry_free(r);
+        return;
+    }
     CHECK_STREQ(registry_find(r, "noop")->source, "builtin");
     CHECK_STREQ(mine->source, "program");
     CHECK_EQ(command_add(r, "tru=/bin/true", err, sizeof err), 0);
@@ -156,9 +159,14 @@ static void test_sources(void)
     CHECK_EQ(cq_function_set_source(mine, ""), -1);
     CHECK_EQ(cq_function_set_source(mine, "two\nlines"), -1);
     CHECK_EQ(cq_function_set_source(mine, "bad \xff"), -1);
+    CHECK_EQ(cq_function_set_source(mine,
+                                    "csi \xc2\x9b"
+                                    "2J"),
+             -1); /* a C1 control: U+009B */
     CHECK_EQ(cq_function_set_source(NULL, "x"), -1);
     CHECK_EQ(cq_function_set_source(mine, NULL), -1);
     CHECK_STREQ(mine->source, "program thumbs 2.1 \xc3\xa9");
+    CHECK_EQ(cq_function_set_source(mine, "nbsp \xc2\xa0ok"), 0); /* U+00A0 is no control */
     CHECK_EQ(cq_function_set_source(mine, "program"), 0);
 
     f = open_memstream(&out, &len);

@@ -294,7 +294,8 @@ void cq_client_free(cq_client *c);
 
 /* A job to enqueue: a function, its arguments as JSON text of an array ("[\"images\",
  * \"https://...\"]"; NULL for none; nothing but white space after it), and options. Its
- * numbers reach the worker as the doubles they parse to, to the bit; NULL with err for args
+ * numbers reach the worker as the doubles they parse to, to the bit; NULL with err for a func
+ * that is not a function name (1-64 of A-Z a-z 0-9 _ . -, as cq_function_add takes), or args
  * that hold a NUL (\u0000) or a number beyond a double's range (1e400). */
 typedef struct cq_jobspec cq_jobspec;
 cq_jobspec *cq_jobspec_new(const char *func, const char *args_json, char *err, size_t errlen);

@@ -2539,6 +2539,11 @@ int cq_worker_set(cq_worker *w, const char *name, const char *value, char *err, 
     }
     if (strcmp(name, "url") == 0) {
         struct rconn_url u;
+        if (*value == '\0') { /* none, as cq_client_new takes "": $CQ_REDIS_URL, else local */
+            free(w->url);
+            w->url = NULL;
+            return 0;
+        }
         if (rconn_parse_url(value, &u, err, errlen) != 0) return -1;
         return set_string(&w->url, value);
     }

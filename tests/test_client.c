@@ -90,6 +90,13 @@ static void test_settings_check(void)
     CHECK_HAS(err, "$CQ_PREFIX: key prefix");
     CHECK(cq_client_new(url, "", err, sizeof err) == NULL);
     CHECK_HAS(err, "$CQ_PREFIX: key prefix");
+    {
+        cq_worker *w = cq_worker_new(); /* an embedded worker takes "" as none too */
+        CHECK_EQ(cq_worker_set(w, "url", "", err, sizeof err), 0);
+        CHECK_EQ(cq_worker_set(w, "prefix", "", err, sizeof err), 0);
+        CHECK_EQ(cq_worker_set(w, "url", "http://x", err, sizeof err), -1);
+        cq_worker_free(w);
+    }
     CHECK_EQ(cq_url_check("redis://127.0.0.1:1", err, sizeof err), 0); /* given: no variable */
     unsetenv("CQ_REDIS_URL");
     unsetenv("CQ_PREFIX");

@@ -235,7 +235,8 @@ void cq_worker_free(cq_worker *w);
  *   url, prefix, concurrency, burst (0/1), max-jobs, shutdown-timeout, retry-base,
  *   result-ttl, failure-ttl, log-level (error, warn, info, debug), log-format (text, json),
  *   summary-interval (a duration; 0 = no summary lines), lease (a duration, 3s to 1h),
- *   root (the directory cq_job_root names).
+ *   root (the directory cq_job_root names). A url or prefix of "" is none, as for
+ *   cq_client_new: $CQ_REDIS_URL or $CQ_PREFIX, else the default.
  * Returns 0, or -1 with err naming the setting and what is wrong. */
 int cq_worker_set(cq_worker *w, const char *name, const char *value, char *err, size_t errlen);
 

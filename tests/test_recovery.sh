@@ -132,7 +132,7 @@ mkfifo "$T/go.fifo"
 cat >"$T/held.sh" <<EOF
 #!/bin/sh
 echo run >>"$T/runs-\$CQ_JOB_ID"
-if [ "\$(wc -l <"$T/runs-\$CQ_JOB_ID")" = 1 ]; then read go <"$T/go.fifo"; echo "run 1"; exit 0; fi
+if [ "\$(wc -l <"$T/runs-\$CQ_JOB_ID")" = 1 ]; then read go <"$T/go.fifo"; echo "run-1-of-\$CQ_JOB_ID"; exit 0; fi
 echo "run 2"
 EOF
 chmod +x "$T/held.sh"
@@ -150,16 +150,20 @@ hit=
 for try in 1 2 3 4 5; do
     "$BIN/cenqueue" --id "e-$try" held >/dev/null
     wait_for 10 jobs_are started "e-$try"
+    wait_for 10 test -s "$T/runs-e-$try" # its run is under way, about to read the FIFO
     jwid=$(jfield "e-$try" worker)
-    echo "e-$try" >"$T/hold.arm.tmp" && mv "$T/hold.arm.tmp" "$T/hold.arm"
+    # The second marker is the old run's result, which only its end carries (the job's id
+    # is in other commands too: a check of the ids running against the cancel set).
+    echo "run-1-of-e-$try" >"$T/hold.arm.tmp" && mv "$T/hold.arm.tmp" "$T/hold.arm"
     rcli LMOVE "cq:inflight:$jwid:default" cq:queue:default RIGHT RIGHT >/dev/null
-    wait_for 30 proxy_said "e-$try"
+    wait_for 30 proxy_said "run-1-of-e-$try"
     wait_for 10 jobs_are finished "e-$try"
-    if grep -q "^e-$try: second" "$T/hold.log"; then hit=e-$try; break; fi
+    if grep -q "^run-1-of-e-$try: second" "$T/hold.log"; then hit=e-$try; break; fi
     echo "     e-$try: the take's reply was read before the end went (trying again)"
 done
 check "the old run's end went behind the take, before its reply was read" [ -n "$hit" ]
-check_eq "the job's end is the old run's" "finished run 1" "$(jfield "$hit") $(jfield "$hit" result)"
+check_eq "the job's end is the old run's" "finished run-1-of-$hit" \
+    "$(jfield "$hit") $(jfield "$hit" result)"
 check_eq "it ran once: the new take was not run" 1 "$(wc -l <"$T/runs-$hit")"
 check_contains "the worker says why" \
     "default: held $hit: taken again while the outcome of its earlier run here is being recorded, which ends the job: not run again" \

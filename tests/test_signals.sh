@@ -67,7 +67,8 @@ check_contains "... it said it waited for Redis alone" \
     "stopping: every job has ended; waiting up to" "$(cat "$T/back.log")"
 check_eq "... and claimed nothing went back" "" "$(grep -E 'go back|put back' "$T/back.log")"
 # No job that finished runs again: a worker that outlives the old lease finds nothing to do.
-lease_gone() { [ "$(rcli EXISTS "cq:worker:$1:lease")" = 0 ]; }
+# (an id not found is no lease gone: the wait then fails rather than prove nothing)
+lease_gone() { [ -n "$1" ] && [ "$(rcli EXISTS "cq:worker:$1:lease")" = 0 ]; }
 wait_for 30 lease_gone "$bwid"
 "$BIN/cworker" --burst -c 2 >"$T/after.log" 2>&1
 check_eq "a later worker runs neither again" $((before + 2)) "$(processed)"

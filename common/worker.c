@@ -1400,6 +1400,12 @@ static int trip_handle(struct worker *w, struct trip *tr)
                 "longer in this worker's hands (recorded before a lost reply, or recovered "
                 "by another worker)",
                 tr->ot[s]->taken.queue, tr->ot[s]->job->func, tr->ot[s]->job->id);
+        else /* a record that was no job, bound for the dead list */
+            LOG(&w->lg, CQ_LOG_WARN,
+                "%s: a record that is no job: not moved to the dead list again: it was no "
+                "longer in this worker's hands (moved before a lost reply, or recovered by "
+                "another worker)",
+                tr->ot[s]->taken.queue);
     }
     free(tr->o);
     free(tr->ot);

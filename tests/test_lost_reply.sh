@@ -47,12 +47,15 @@ kill -TERM "$W"; wait "$W"
 # ---- an outcome was recorded, its reply lost, and it is sent again ----
 armed_worker cq:dead "$T/w2.log"
 rcli LPUSH cq:queue:default 'not json at all' >/dev/null
-# The outcome is sent again after the reconnect, and nothing in Redis or the log marks that
-# it was; but it goes ahead of the outcome of anything the worker takes later, on the same
-# connection: once a job pushed behind it has finished, it has been through Redis.
+# The outcome is sent again after the reconnect, and nothing in Redis marks that it was; but
+# it goes ahead of the outcome of anything the worker takes later, on the same connection:
+# once a job pushed behind it has finished, it has been through Redis.
 check "the worker reconnects" wait_for 30 grep -q 'redis is back' "$T/w2.log"
 rcli LPUSH cq:queue:default '{"id":"after-dead","func":"noop","args":[]}' >/dev/null
 check "...and a job pushed after the cut finishes" wait_for 30 jobs_are finished after-dead
+check_contains "...the worker says the record was moved already (before: no line)" \
+    "default: a record that is no job: not moved to the dead list again: it was no longer in this worker's hands" \
+    "$(cat "$T/w2.log")"
 check_eq "a re-sent outcome is recorded once (dead list)" 1 "$(rcli LLEN cq:dead)"
 check_eq "...and counted once" 1 "$(rcli HGET cq:stats dead)"
 kill -TERM "$W"; wait "$W"

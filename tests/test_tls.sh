@@ -127,28 +127,23 @@ fi
 id=$(as_other -u "$URL" --tls-ca "$deny/ca.pem" noop 2>"$T/err")
 check_eq "as $([ "$(id -u)" = 0 ] && echo nobody || echo the user), the copied cenqueue enqueues" \
     "0 36" "$? ${#id}"
-denied "$deny/ca.pem"
-as_other -u "$URL" --tls-ca "$deny/ca.pem" noop >/dev/null 2>"$T/err"
-check_eq "a CA file that cannot be read (mode 0600, another owner): exit 1" 1 "$?"
-check_eq "... one line with the system's reason, the file and the option to fix" \
-    "cenqueue: redis 127.0.0.1:$RPORT: TLS: CA file '$deny/ca.pem': Permission denied; give --tls-ca (or \$CQ_TLS_CA) a PEM file of the CAs to trust" \
-    "$(cat "$T/err")"
-chmod 644 "$deny/ca.pem"
-denied "$deny/client.pem"
-as_other -u "$URL" --tls-ca "$deny/ca.pem" --tls-cert "$deny/client.pem" \
-    --tls-key "$deny/client.key" noop >/dev/null 2>"$T/err"
-check_eq "a client certificate that cannot be read: exit 1" 1 "$?"
-check_eq "... says which, why and what to give" \
-    "cenqueue: redis 127.0.0.1:$RPORT: TLS: certificate file '$deny/client.pem': Permission denied; give --tls-cert (or \$CQ_TLS_CERT) a PEM file of the client certificate" \
-    "$(cat "$T/err")"
-chmod 644 "$deny/client.pem"
-denied "$deny/client.key"
-as_other -u "$URL" --tls-ca "$deny/ca.pem" --tls-cert "$deny/client.pem" \
-    --tls-key "$deny/client.key" noop >/dev/null 2>"$T/err"
-check_eq "a key that cannot be read: exit 1" 1 "$?"
-check_eq "... says which, why and what to give" \
-    "cenqueue: redis 127.0.0.1:$RPORT: TLS: key file '$deny/client.key': Permission denied; give --tls-key (or \$CQ_TLS_KEY) the certificate's private key, PEM" \
-    "$(cat "$T/err")"
+# unreadable FILE WHAT FIX: FILE made one that cenqueue may not read (mode 0600, another
+# owner), given with the others: exit 1, and one line with the file, the system's reason and
+# the option to fix.
+unreadable() {
+    denied "$deny/$1"
+    as_other -u "$URL" --tls-ca "$deny/ca.pem" --tls-cert "$deny/client.pem" \
+        --tls-key "$deny/client.key" noop >/dev/null 2>"$T/err"
+    check_eq "a $2 file that cannot be read: exit 1" 1 "$?"
+    check_eq "... one line: which, why and what to give" \
+        "cenqueue: redis 127.0.0.1:$RPORT: TLS: $2 file '$deny/$1': Permission denied; $3" \
+        "$(cat "$T/err")"
+    chmod 644 "$deny/$1"
+}
+unreadable ca.pem CA "give --tls-ca (or \$CQ_TLS_CA) a PEM file of the CAs to trust"
+unreadable client.pem certificate \
+    "give --tls-cert (or \$CQ_TLS_CERT) a PEM file of the client certificate"
+unreadable client.key key "give --tls-key (or \$CQ_TLS_KEY) the certificate's private key, PEM"
 "$BIN/cenqueue" -u "redis://127.0.0.1:$RPORT" noop >/dev/null 2>"$T/err"
 check_eq "a plain client on the TLS port: refused, exit 1" 1 "$?"
 check_eq "... in one line" 1 "$(wc -l <"$T/err")"

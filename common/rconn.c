@@ -383,8 +383,9 @@ static const char *no_server_fix(const struct rconn_url *u)
     case RCONN_URL_ENV:
         return "is redis-server running there? Start it, or point $CQ_REDIS_URL at yours";
     case RCONN_URL_DEFAULT:
-        return "is redis-server running there? Start it, or give the URL of yours (or set "
-               "$CQ_REDIS_URL)";
+        /* Most often met at a first try of cq's commands, whose option is named. */
+        return "is redis-server running there? Start it, or give the URL of yours (-u URL to "
+               "cq's commands, or $CQ_REDIS_URL)";
     default: return NO_SERVER_FIX;
     }
 }

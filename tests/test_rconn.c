@@ -150,7 +150,8 @@ int main(void)
     CHECK(rconn_connect(&r) == -1);
     CHECK_STREQ(r.errstr,
                 "redis 127.0.0.1:1: Connection refused; is redis-server running "
-                "there? Start it, or give the URL of yours (or set $CQ_REDIS_URL)");
+                "there? Start it, or give the URL of yours (-u URL to cq's commands, or "
+                "$CQ_REDIS_URL)");
     rconn_close(&r);
 
     setenv("CQ_REDIS_URL", "redis://example:1", 1);

@@ -90,6 +90,10 @@ static int ended(struct cq_job *c, int rc)
             "%s %s: finished, as its handler returned 0, though it called cq_job_fail (%s): "
             "to fail the job, return cq_job_fail's -1",
             c->fn->name, c->job->id, c->error);
+    if (rc == 0) { /* finished: no kind of failure stays (a CQ_HOST one counted against the host) */
+        c->failed = c->transient = c->host = 0;
+        c->retry_after = 0;
+    }
     if (rc != 0 && (c->error == NULL || c->error[0] == '\0') && c->refused != NULL)
         call_error(c, "%s: its result was refused (cq_job_result_json): %s", c->fn->name,
                    c->refused); /* a handler's `return cq_job_result_json(...)` */

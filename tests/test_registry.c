@@ -207,7 +207,7 @@ static int fn_refused_then_ok(cq_job *job, void *udata)
 static int fn_fail_then_ok(cq_job *job, void *udata)
 {
     (void)udata;
-    cq_job_fail(job, CQ_PERMANENT, 0, "disk full");
+    cq_job_fail(job, CQ_HOST, 5, "disk full");
     return 0;
 }
 
@@ -346,6 +346,9 @@ static void test_calls(void)
                   "WARN failok job-1: finished, as its handler returned 0, though it called "
                   "cq_job_fail (disk full): to fail the job, return cq_job_fail's -1");
         CHECK_EQ(rc, 0);
+        /* No failure left behind: a CQ_HOST one counted against the host, for a job that
+         * finished (three in a row benched the function). */
+        CHECK(c.failed == 0 && c.host == 0 && c.transient == 0 && c.retry_after == 0);
         call_end(&c);
         CHECK_STREQ(logged_run(&c, &ct, j, registry_find(r, "look"), &rc, log, sizeof log), "");
         CHECK_EQ(rc, 0);

@@ -35,6 +35,10 @@
  *      naming this Host.
  *   4. Every response: a Content-Security-Policy of 'self' only and frame-ancestors 'none'
  *      (no inline script, no framing), X-Frame-Options DENY, nosniff, no referrer, no store.
+ *   Before all of them, the connections: CONNS_MAX at once, CONNS_PER_IP from one address,
+ *   and each must bring a whole request, headers and body, within REQUEST_SECS of its
+ *   accept or of its last answer (conns_sweep: libmicrohttpd 0.9.75 has only an idle
+ *   timeout, which a client sending a byte now and then never meets).
  *   The page's script puts every value into the document as text (textContent), never as
  *   markup. The Redis URL's password is never shown: the page and the log name the server
  *   by admin's `where` (host and port or socket) and rconn's errors, which carry no

@@ -33,8 +33,9 @@ int main(int argc, char **argv)
     for (i = 0; i < n; i++) {
         const char *arg[1] = {argv[i + 2]};
         jobs[i] = cq_jobspec_new_argv(argv[1], arg, 1);
-        if (jobs[i] == NULL) {
-            fprintf(stderr, "%s: '%s' is not a function name\n", argv[0], argv[1]);
+        if (jobs[i] == NULL) { /* not a function name: cq_jobspec_new says why, in one line */
+            cq_jobspec_free(cq_jobspec_new(argv[1], NULL, err, sizeof err));
+            fprintf(stderr, "%s: %s\n", argv[0], err);
             rc = 2;
             n = i;
             goto out;

@@ -156,7 +156,7 @@ void cq_job_log(const cq_job *job, int level, const char *fmt, ...) CQ_PRINTF(3,
  * JSON value, stored compact with its numbers exact (at most CQ_RESULT_MAX bytes of JSON
  * text; -1 when it is not one valid JSON value, with nothing after it but white space, or
  * too long, or holds a \u0000, a string that is not UTF-8 or a number beyond a double's
- * range). The last call wins. */
+ * range). The last call accepted wins: a refused one changes nothing. */
 #define CQ_RESULT_MAX 65536
 int cq_job_result(cq_job *job, const char *text);
 int cq_job_result_json(cq_job *job, const char *json);
@@ -283,8 +283,8 @@ typedef struct cq_client cq_client;
  * $CQ_PREFIX, else "cq:". Returns the client, or NULL with err. The program need not ignore SIGPIPE: a
  * connection Redis closed is an error of the call that wrote to it, not the signal. */
 cq_client *cq_client_new(const char *url, const char *prefix, char *err, size_t errlen);
-/* Check a URL or a prefix as cq_client_new and cq_worker_set take them (NULL: the default,
- * as above), without connecting: for a program's settings, before it starts work. Returns
+/* Check a URL or a prefix as cq_client_new and cq_worker_set take them (NULL or "": the
+ * default, as above), without connecting: for a program's settings, before it starts work. Returns
  * 0, or -1 with err saying what is wrong, naming $CQ_REDIS_URL or $CQ_PREFIX when the
  * value came from there. */
 int cq_url_check(const char *url, char *err, size_t errlen);

@@ -85,22 +85,25 @@ static int thread_state(struct cq_job *c, struct call_thread *ct, const struct c
 static int ended(struct cq_job *c, int rc)
 {
     if (c->deferred) return CALL_DEFERRED;
-    if (rc == 0 && c->failed && c->error != NULL && c->error[0] != '\0')
-        LOG(c->lg, CQ_LOG_WARN,
-            "%s %s: finished, as its handler returned 0, though it called cq_job_fail (%s): "
-            "to fail the job, return cq_job_fail's -1",
-            c->fn->name, c->job->id, c->error);
     if (rc == 0) { /* finished: no kind of failure stays (a CQ_HOST one counted against the host) */
+        if (c->failed && c->error != NULL && c->error[0] != '\0')
+            LOG(c->lg, CQ_LOG_WARN,
+                "%s %s: finished, as its handler returned 0, though it called cq_job_fail (%s): "
+                "to fail the job, return cq_job_fail's -1",
+                c->fn->name, c->job->id, c->error);
         c->failed = c->transient = c->host = 0;
         c->retry_after = 0;
+        return 0;
     }
-    if (rc != 0 && (c->error == NULL || c->error[0] == '\0') && c->refused != NULL)
-        call_error(c, "%s: its result was refused (cq_job_result_json): %s", c->fn->name,
-                   c->refused); /* a handler's `return cq_job_result_json(...)` */
-    else if (rc != 0 && (c->error == NULL || c->error[0] == '\0'))
-        call_error(c, "%s failed (its handler gave no reason)", c->fn->name);
-    if (rc != 0 && !c->failed) c->transient = c->host = 0;
-    return rc == 0 ? 0 : -1;
+    if (c->error == NULL || c->error[0] == '\0') {
+        if (c->refused != NULL) /* a handler's `return cq_job_result_json(...)` */
+            call_error(c, "%s: its result was refused (cq_job_result_json): %s", c->fn->name,
+                       c->refused);
+        else
+            call_error(c, "%s failed (its handler gave no reason)", c->fn->name);
+    }
+    if (!c->failed) c->transient = c->host = 0;
+    return -1;
 }
 
 #define CALL_INDEX_MIN 16 /* arguments from which a job's are indexed */

@@ -369,14 +369,14 @@ static const char *where(const struct rconn *r, char *buf, size_t len)
     return buf;
 }
 
+/* A message holding has gets the advice fix, or what pick says for the connection's URL. */
 struct fix {
-    const char *has, *fix; /* a message holding has gets the advice fix */
+    const char *has, *fix;
+    const char *(*pick)(const struct rconn_url *u);
 };
 
 /* Nothing listens where the URL points. The advice names what set the URL: a program that
- * links libcq has no --url, and a URL it gave is not $CQ_REDIS_URL (no_server_fix). */
-#define NO_SERVER_FIX "is redis-server running there? Start it, or point the URL at yours"
-
+ * links libcq has no --url, and a URL it gave is not $CQ_REDIS_URL. */
 static const char *no_server_fix(const struct rconn_url *u)
 {
     switch (u->origin) {
@@ -386,38 +386,42 @@ static const char *no_server_fix(const struct rconn_url *u)
         /* Most often met at a first try of cq's commands, whose option is named. */
         return "is redis-server running there? Start it, or give the URL of yours (-u URL to "
                "cq's commands, or $CQ_REDIS_URL)";
-    default: return NO_SERVER_FIX;
+    default: return "is redis-server running there? Start it, or point the URL at yours";
     }
+}
+
+/* A password is needed: where it goes in the URL, which a socket's carries differently. */
+static const char *noauth_fix(const struct rconn_url *u)
+{
+    return u->unix_path[0] ? "this Redis needs a password: put it in the URL, "
+                             "unix://:PASSWORD@/path.sock (unix://USER:PASSWORD@/path.sock for "
+                             "an ACL user)"
+                           : "this Redis needs a password: put it in the URL, "
+                             "redis://:PASSWORD@host:port (redis://USER:PASSWORD@host:port for "
+                             "an ACL user)";
 }
 
 /* What to do when a connection cannot be made, by what the system said. */
 static const struct fix connect_fixes[] = {
     /* tls.c's files, first: a file that is not there is not a socket that is not there */
-    {"TLS: CA file '", "give --tls-ca (or $CQ_TLS_CA) a PEM file of the CAs to trust"},
+    {"TLS: CA file '", "give --tls-ca (or $CQ_TLS_CA) a PEM file of the CAs to trust", NULL},
     {"TLS: certificate file '",
-     "give --tls-cert (or $CQ_TLS_CERT) a PEM file of the client certificate"},
-    {"TLS: key file '", "give --tls-key (or $CQ_TLS_KEY) the certificate's private key, PEM"},
-    {"Connection refused", NO_SERVER_FIX},
-    {"No such file or directory", NO_SERVER_FIX},
-    {"Name or service not known", "check the host name in the URL"},
-    {"Temporary failure in name resolution", "check the host name in the URL"},
-    {"timed out", "check the host, the port and any firewall between"},
-    {"Resource temporarily unavailable", "check the host, the port and any firewall between"},
-    {"no reply within", "is it stopped, or busy with a long command (SLOWLOG GET)?"},
+     "give --tls-cert (or $CQ_TLS_CERT) a PEM file of the client certificate", NULL},
+    {"TLS: key file '", "give --tls-key (or $CQ_TLS_KEY) the certificate's private key, PEM", NULL},
+    {"Connection refused", NULL, no_server_fix},
+    {"No such file or directory", NULL, no_server_fix},
+    {"Name or service not known", "check the host name in the URL", NULL},
+    {"Temporary failure in name resolution", "check the host name in the URL", NULL},
+    {"timed out", "check the host, the port and any firewall between", NULL},
+    {"Resource temporarily unavailable", "check the host, the port and any firewall between", NULL},
+    {"no reply within", "is it stopped, or busy with a long command (SLOWLOG GET)?", NULL},
     {"certificate verify failed",
      "give the CA that signed the server's certificate with --tls-ca (or $CQ_TLS_CA), and "
-     "connect by a name or address the certificate holds"},
-    {"is this a TLS port", "use redis:// for a port without TLS"},
-    {"wrong version number", "is this a TLS port? Use redis:// for a port without TLS"},
+     "connect by a name or address the certificate holds",
+     NULL},
+    {"is this a TLS port", "use redis:// for a port without TLS", NULL},
+    {"wrong version number", "is this a TLS port? Use redis:// for a port without TLS", NULL},
 };
-
-#define NOAUTH_FIX                                                                 \
-    "this Redis needs a password: put it in the URL, redis://:PASSWORD@host:port " \
-    "(redis://USER:PASSWORD@host:port for an ACL user)"
-/* The same through a socket, whose URL carries it differently. */
-#define NOAUTH_FIX_UNIX                                                            \
-    "this Redis needs a password: put it in the URL, unix://:PASSWORD@/path.sock " \
-    "(unix://USER:PASSWORD@/path.sock for an ACL user)"
 
 /* A connection that was open and is no more: what hiredis or the system said of it. */
 #define LOST_FIX                                                                           \
@@ -427,9 +431,9 @@ static const struct fix connect_fixes[] = {
 /* What a connection that had been made says when it goes (not one that never worked: a
  * plain client on a TLS port reads "Server closed the connection" too). */
 static const struct fix lost_fixes[] = {
-    {"Server closed the connection", LOST_FIX},
-    {"Broken pipe", LOST_FIX},
-    {"Connection reset by peer", LOST_FIX},
+    {"Server closed the connection", LOST_FIX, NULL},
+    {"Broken pipe", LOST_FIX, NULL},
+    {"Connection reset by peer", LOST_FIX, NULL},
 };
 
 /* What to do about an error Redis replied. */
@@ -437,44 +441,50 @@ static const struct fix reply_fixes[] = {
     /* cq's module's commands refused (seen() goes back to the scripts): said once */
     {"unknown command 'CQ.",
      "cq's Redis module is gone from this Redis (MODULE UNLOAD?): back to the Lua scripts, "
-     "which do the same, slower"},
+     "which do the same, slower",
+     NULL},
     {"permissions to run the 'cq.",
      "this ACL user may no longer run cq's Redis module (+cq.apply1 +cq.take1): back to the "
-     "Lua scripts, which do the same, slower"},
-    {"NOAUTH", NOAUTH_FIX},
-    {"WRONGPASS", "check the user and the password in the URL"},
-    {"called without any password configured",
-     "this Redis has no password: remove it from the URL"},
-    {"Protocol error, got", "this server does not speak Redis: is it the right port?"},
-    {"invalid password", "check the password in the URL"},
+     "Lua scripts, which do the same, slower",
+     NULL},
+    {"NOAUTH", NULL, noauth_fix},
+    {"WRONGPASS", "check the user and the password in the URL", NULL},
+    {"called without any password configured", "this Redis has no password: remove it from the URL",
+     NULL},
+    {"Protocol error, got", "this server does not speak Redis: is it the right port?", NULL},
+    {"invalid password", "check the password in the URL", NULL},
     {"NOPERM",
      "this ACL user may not do that: docs/PROTOCOL.md gives the ACL SETUSER line of each "
-     "role"},
-    {"OOM", "Redis reached its maxmemory: raise it, or free memory"},
+     "role",
+     NULL},
+    {"OOM", "Redis reached its maxmemory: raise it, or free memory", NULL},
     {"READONLY",
      "this Redis is a replica: point the URL at the primary, or at its sentinels "
-     "(redis+sentinel://)"},
-    {"MISCONF", "Redis cannot save its snapshot: see its log"},
-    {"LOADING", "Redis is loading its data set: try again in a moment"},
+     "(redis+sentinel://)",
+     NULL},
+    {"MISCONF", "Redis cannot save its snapshot: see its log", NULL},
+    {"LOADING", "Redis is loading its data set: try again in a moment", NULL},
     {"alert certificate required",
-     "this server wants a client certificate: give --tls-cert and --tls-key"},
-    {"alert unknown ca", "the server does not trust the CA of the client certificate"},
+     "this server wants a client certificate: give --tls-cert and --tls-key", NULL},
+    {"alert unknown ca", "the server does not trust the CA of the client certificate", NULL},
 };
 
 /* Through sentinels, a replica where the primary was is a failover under way, which the
  * sentinels resolve: the URL is right. Looked at before reply_fixes. */
 #define FAILOVER_FIX "a failover is under way: the sentinels name the new primary when it ends"
 static const struct fix sentinel_fixes[] = {
-    {"READONLY", FAILOVER_FIX},
-    {"ROLE says", FAILOVER_FIX},
+    {"READONLY", FAILOVER_FIX, NULL},
+    {"ROLE says", FAILOVER_FIX, NULL},
 };
 
-static const char *fix_in(const struct fix *fixes, size_t n, const char *msg)
+static const char *fix_in(const struct fix *fixes, size_t n, const char *msg,
+                          const struct rconn_url *u)
 {
     size_t i;
 
     for (i = 0; i < n; i++)
-        if (strstr(msg, fixes[i].has) != NULL) return fixes[i].fix;
+        if (strstr(msg, fixes[i].has) != NULL)
+            return fixes[i].pick != NULL ? fixes[i].pick(u) : fixes[i].fix;
     return NULL;
 }
 
@@ -487,15 +497,11 @@ static void format_error(const struct rconn *r, const char *context, const char 
     size_t len = strlen(msg);
     char w[600];
 
-    if (r->url.nsentinels > 0)
-        fix = fix_in(sentinel_fixes, sizeof sentinel_fixes / sizeof sentinel_fixes[0], msg);
-    if (fix == NULL) fix = fix_in(reply_fixes, sizeof reply_fixes / sizeof reply_fixes[0], msg);
-    if (fix == NULL && connecting)
-        fix = fix_in(connect_fixes, sizeof connect_fixes / sizeof connect_fixes[0], msg);
-    else if (fix == NULL)
-        fix = fix_in(lost_fixes, sizeof lost_fixes / sizeof lost_fixes[0], msg);
-    if (fix != NULL && strcmp(fix, NOAUTH_FIX) == 0 && r->url.unix_path[0]) fix = NOAUTH_FIX_UNIX;
-    if (fix != NULL && strcmp(fix, NO_SERVER_FIX) == 0) fix = no_server_fix(&r->url);
+#define FIX_IN(table) fix_in(table, sizeof table / sizeof table[0], msg, &r->url)
+    if (r->url.nsentinels > 0) fix = FIX_IN(sentinel_fixes);
+    if (fix == NULL) fix = FIX_IN(reply_fixes);
+    if (fix == NULL) fix = connecting ? FIX_IN(connect_fixes) : FIX_IN(lost_fixes);
+#undef FIX_IN
     /* Redis ends some messages with a period ("NOAUTH Authentication required."). */
     if (fix != NULL && len > 0 && msg[len - 1] == '.') len--;
     err_set(err, errlen, "%s%sredis %s: %.*s%s%s", context ? context : "", context ? ": " : "",

@@ -88,23 +88,25 @@ start_redis
 # ---- start-up errors: one line on stderr, exit 1, no job taken ----
 "$BIN/cenqueue" -q probe --id probe-1 noop >/dev/null 2>&1
 probe_worker() { timeout 10 "$BIN/cworker" --download-root "$ROOT" "$@" probe >"$T/bad.out" 2>"$T/bad.err"; }
-bad_start() {  # bad_start NAME NEEDLE CWORKER-ARGS...
-    local name=$1 needle=$2 rc
+probe_exit() {  # probe_exit NAME RC CWORKER-ARGS...: probe_worker, which must exit RC
+    local name=$1 want=$2
     shift 2
     probe_worker "$@"
-    rc=$?
-    check_eq "$name: exit 1" 1 "$rc"
+    check_eq "$name: exit $want" "$want" "$?"
+}
+bad_start() {  # bad_start NAME NEEDLE CWORKER-ARGS...
+    local name=$1 needle=$2
+    shift 2
+    probe_exit "$name" 1 "$@"
     check_eq "$name: one line on stderr" 1 "$(wc -l <"$T/bad.err")"
     check_contains "$name: the message says why" "$needle" "$(cat "$T/bad.err")"
 }
 bad_start "missing program" "/nonexistent/prog: No such file or directory" --command x=/nonexistent/prog
 # A --command wrong as written is a usage error: exit 2, the line and the pointer to --help.
 bad_usage() {  # bad_usage NAME LINE CWORKER-ARGS...
-    local name=$1 line=$2 rc
+    local name=$1 line=$2
     shift 2
-    probe_worker "$@"
-    rc=$?
-    check_eq "$name: exit 2" 2 "$rc"
+    probe_exit "$name" 2 "$@"
     check_eq "$name: the line and the Try line" \
         "$line"$'\n'"Try 'cworker --help' for more information." "$(cat "$T/bad.err")"
 }

@@ -36,9 +36,10 @@
  *   4. Every response: a Content-Security-Policy of 'self' only and frame-ancestors 'none'
  *      (no inline script, no framing), X-Frame-Options DENY, nosniff, no referrer, no store.
  *   Before all of them, the connections: CONNS_MAX at once, CONNS_PER_IP from one address,
- *   and each must bring a whole request, headers and body, within REQUEST_SECS of its
- *   accept or of its last answer (conns_sweep: libmicrohttpd 0.9.75 has only an idle
- *   timeout, which a client sending a byte now and then never meets).
+ *   each must bring a whole request, headers and body, within REQUEST_SECS of its accept
+ *   or of its last answer, and take the whole answer within ANSWER_SECS of its request
+ *   (conns_sweep: libmicrohttpd 0.9.75 has only an idle timeout, which a client sending or
+ *   reading a byte now and then never meets).
  *   The page's script puts every value into the document as text (textContent), never as
  *   markup. The Redis URL's password is never shown: the page and the log name the server
  *   by admin's `where` (host and port or socket) and rconn's errors, which carry no
@@ -78,6 +79,7 @@
 #define CONNS_PER_IP   32  /* of them from one address: no one client holds every slot */
 #define IDLE_SECS      60  /* an idle HTTP connection is closed after this */
 #define REQUEST_SECS   10  /* a request, headers and body, must all come within this */
+#define ANSWER_SECS    30  /* and its answer be made and taken within this */
 #define ACTION_HDR     "X-CQ-Action"
 #define COOKIE_BASE    "cq_token_"
 
@@ -106,20 +108,20 @@ struct sampler {
 };
 
 /* An HTTP connection, from its accept to its close: whether it is between requests (waiting
- * for the whole of one, since when) or answering one. */
+ * for the whole of one, since when) or answering one (since when). */
 struct conn {
     struct conn *prev, *next;
     int fd;
-    long long since; /* time_mono_ms(): its accept, or the end of its last request */
-    int answering;   /* a request came whole, its answer is not sent yet */
+    long long since; /* time_mono_ms(): its accept, its last request's answer made or sent */
+    int answering;   /* a request was answered, the answer is not all taken yet */
     int answered;    /* requests it has had */
     int cut;         /* shut down for being too slow */
 };
 
-/* The connections open, for the request deadline (REQUEST_SECS). libmicrohttpd 0.9.75 has
- * only an idle timeout: a client sending a byte of its headers (or of a body) now and then
- * kept its connection for good, and 8 addresses doing so held the server's 256. A client
- * reading its answer slowly is left to that timeout (60 s without a byte read). */
+/* The connections open, for the deadlines (REQUEST_SECS, ANSWER_SECS). libmicrohttpd 0.9.75
+ * has only an idle timeout: a client sending a byte of its headers (or of a body) now and then
+ * kept its connection for good, and 8 addresses doing so held the server's 256; so did a
+ * client that asked for a large answer and read a byte of it now and then. */
 struct conns {
     pthread_mutex_t mu;
     struct conn *head;
@@ -776,8 +778,8 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
     }
 }
 
-/* A request came whole (answering 1), or its answer went (0: the connection waits for the
- * next request from now). */
+/* A request is answered (answering 1: its answer has ANSWER_SECS from now to be made and
+ * taken), or its answer went (0: the connection waits for the next request from now). */
 static void conn_answering(struct server *s, struct MHD_Connection *c, int answering)
 {
     const union MHD_ConnectionInfo *ci =
@@ -792,32 +794,44 @@ static void conn_answering(struct server *s, struct MHD_Connection *c, int answe
     pthread_mutex_unlock(&s->conns.mu);
 }
 
-/* Once a second: the connections that have waited REQUEST_SECS for a whole request are
- * shut down, which ends their libmicrohttpd threads as a client's close would. A client
- * between two requests of a keep-alive connection counts as waiting (the page asks every
- * second): those are told only at debug level, being what a browser leaves open. */
+/* Once a second: the connections that have waited REQUEST_SECS for a whole request, or
+ * ANSWER_SECS for their answer to be taken, are shut down, which ends their libmicrohttpd
+ * threads as a client's close would. A client between two requests of a keep-alive connection
+ * counts as waiting (the page asks every second): those are told only at debug level, being
+ * what a browser leaves open. */
 static void conns_sweep(struct server *s)
 {
     long long now = time_mono_ms();
     struct conn *k;
-    int cut = 0, idle = 0;
+    int cut = 0, idle = 0, slow = 0;
 
     if (now < s->conns.next_sweep) return;
     s->conns.next_sweep = now + 1000;
     pthread_mutex_lock(&s->conns.mu);
-    for (k = s->conns.head; k != NULL; k = k->next)
-        if (!k->answering && !k->cut && now - k->since >= REQUEST_SECS * 1000LL) {
-            shutdown(k->fd, SHUT_RDWR);
-            k->cut = 1;
-            if (k->answered > 0)
-                idle++;
-            else
-                cut++;
+    for (k = s->conns.head; k != NULL; k = k->next) {
+        if (k->cut || now - k->since < (k->answering ? ANSWER_SECS : REQUEST_SECS) * 1000LL)
+            continue;
+        if (k->answering) {
+            /* Its close then resets it: what the kernel holds of the answer is dropped, not
+             * sent on for as long as the client takes to read it. */
+            struct linger l = {1, 0};
+            setsockopt(k->fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+            slow++;
+        } else if (k->answered > 0) {
+            idle++;
+        } else {
+            cut++;
         }
+        shutdown(k->fd, SHUT_RDWR);
+        k->cut = 1;
+    }
     pthread_mutex_unlock(&s->conns.mu);
     if (cut > 0)
         LOG(&s->log, CQ_LOG_INFO, "closed %d connection%s that sent no whole request within %ds",
             cut, cut == 1 ? "" : "s", REQUEST_SECS);
+    if (slow > 0)
+        LOG(&s->log, CQ_LOG_INFO, "closed %d connection%s that did not take an answer within %ds",
+            slow, slow == 1 ? "" : "s", ANSWER_SECS);
     if (idle > 0)
         LOG(&s->log, CQ_LOG_DEBUG, "closed %d keep-alive connection%s idle for %ds", idle,
             idle == 1 ? "" : "s", REQUEST_SECS);
@@ -883,7 +897,7 @@ static int admit(struct server *s, struct MHD_Connection *c, const char *url, co
     const char *refusal;
     size_t i;
 
-#define ANSWER(x) return (*rc = (x), 0)
+#define ANSWER(x) return (conn_answering(s, c, 1), *rc = (x), 0)
     LOG(&s->log, CQ_LOG_DEBUG, "%s %s from %s", method, url, peer(c, from, sizeof from));
     if (!host_ok(s, c)) {
         LOG(&s->log, CQ_LOG_WARN, "%s %s from %s refused: Host '%.100s' is not this server's",
@@ -973,6 +987,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
 }
 
 #define MHD_CLOSED_MSG "Connection was closed by remote side"
+#define MHD_UNSENT_MSG "Failed to send the response"
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
@@ -983,10 +998,13 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     vsnprintf(line, sizeof line, fmt, ap);
     n = strlen(line);
     while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = '\0';
-    /* What it says of each connection that the request deadline shut down, and of each that
-     * a client closed in the middle of its request: a line each, at debug level. */
+    /* What it says of each connection that a deadline shut down, and of each that a client
+     * closed in the middle of its request or its answer: a line each, at debug level. */
     LOG(&s->log,
-        strncmp(line, MHD_CLOSED_MSG, sizeof MHD_CLOSED_MSG - 1) == 0 ? CQ_LOG_DEBUG : CQ_LOG_WARN,
+        strncmp(line, MHD_CLOSED_MSG, sizeof MHD_CLOSED_MSG - 1) == 0 ||
+                strncmp(line, MHD_UNSENT_MSG, sizeof MHD_UNSENT_MSG - 1) == 0
+            ? CQ_LOG_DEBUG
+            : CQ_LOG_WARN,
         "libmicrohttpd: %s", line);
 }
 

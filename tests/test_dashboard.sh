@@ -485,6 +485,46 @@ check_contains "...the log says so" "connections that sent no whole request with
 check "...with no line each" bash -c "! grep -q 'Connection was closed' '$T/a.log'"
 check_eq "...and a client at 127.0.0.10 is served" ok \
     "$(curl -s -m 5 --interface 127.0.0.10 "$A/healthz")"
+# A client that asks for a large answer and takes a little of it now and then held its
+# connection for as long as it went on (libmicrohttpd's idle timeout never came): now an
+# answer not taken 30 s after its request resets the connection, and what the kernel held of
+# it is dropped. The answer: a page of 1,000 jobs of 8 KB of arguments each, more than the
+# sockets' buffers hold. The reader (at 127.0.0.20, a window of 4 KB) goes on while the
+# checks below do.
+"$PY" -c 'print(("noop " + "x" * 8000 + "\n") * 1000, end="")' | enq -q wide --stdin
+curl -s -m 30 -o "$T/wide.json" "$A/api/jobs?list=queue&queue=wide&limit=1000"
+whole=$(wc -c <"$T/wide.json")
+check "a page of 1,000 jobs of 8 KB: a client that reads it gets it whole (${whole} bytes)" \
+    [ "$whole" -gt 8000000 ]
+[ "$whole" -gt 8000000 ] || head -c 300 "$T/wide.json"
+"$PY" - "${A##*:}" "$T/reader" <<'PYEOF' &
+import socket, sys, time
+port = int(sys.argv[1])
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.bind(("127.0.0.20", 0))
+s.connect(("127.0.0.1", port))
+s.sendall(b"GET /api/jobs?list=queue&queue=wide&limit=1000 HTTP/1.1\r\n"
+          b"Host: 127.0.0.1:%d\r\n\r\n" % port)
+t0, got, end = time.monotonic(), 0, "none after 90 s"
+while time.monotonic() - t0 < 90:
+    try:
+        b = s.recv(1024)
+    except OSError as e:
+        end = e.strerror.lower()
+        break
+    if not b:
+        end = "a close"
+        break
+    got += len(b)
+    if got == len(b):
+        open(sys.argv[2] + ".started", "w").close()
+    time.sleep(0.5)
+with open(sys.argv[2], "w") as f:
+    f.write("%d %.1f %s\n" % (got, time.monotonic() - t0, end))
+PYEOF
+READER=$!
+wait_for 10 test -e "$T/reader.started"
 # Redis stopped (not down: it accepts and never answers): requests that find every pooled
 # connection held wait for one 3 s, then get a 503 saying so, rather than queueing behind
 # each held request's 10 s timeout (/healthz answered after 40 s).
@@ -518,6 +558,13 @@ check "...and its job is canceled" jobs_are canceled xss-1
 check_eq "delete a job" deleted "$(act job/xss-1/delete | jq_ 'd["outcome"]')"
 check_eq "...and it is gone" 404 "$(code "$A/api/job/xss-1")"
 check_eq "cancel of a job that ended: 409" 409 "$(post "$A/api/job/bad-1/cancel" -H 'X-CQ-Action: 1')"
+wait "$READER"
+read -r got lived end <"$T/reader"
+check_eq "the slow reader's connection: reset by the server" "connection reset by peer" "$end"
+check "...30 s after its request (${lived} s, ${got} bytes of ${whole} read)" \
+    awk -v t="$lived" -v g="$got" -v w="$whole" 'BEGIN { exit !(t >= 29 && t <= 45 && g < w) }'
+check_contains "...and the log says so" "connection that did not take an answer within 30s" \
+    "$(cat "$T/a.log")"
 # ---- Redis down, and back ----
 stop_redis
 check_eq "/healthz: 503 while Redis is down" 503 "$(code "$A/healthz")"

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audience.h"
 #include "cq/cq.h"
 #include "util.h"
 
@@ -18,6 +19,8 @@ void cli_begin(struct cli *c, const char *prog, const char *version, void (*usag
     char *so = xcalloc(3 * n + 3, 1);
     size_t i, nl = 0, ns = 0;
 
+    /* This is one of cq's commands: libcq's advice names its options (audience.h). */
+    cq_private_set_audience(AUDIENCE_COMMANDS);
     memset(c, 0, sizeof *c);
     c->prog = prog;
     c->version = version;

@@ -87,7 +87,10 @@ struct cli {
 };
 
 /* Prepare to parse with the table opts[0..n-1]. With stop_at_arg, parsing stops at the first
- * argument that is not an option (cenqueue FUNC ARG...: the ARGs may start with '-'). */
+ * argument that is not an option (cenqueue FUNC ARG...: the ARGs may start with '-'). It
+ * also tells libcq that the process is one of cq's commands, so that libcq's messages name
+ * their options (--burst, --tls-ca) rather than cq_worker_set's settings and the variables
+ * (audience.h): call it before starting a thread. */
 void cli_begin(struct cli *c, const char *prog, const char *version, void (*usage)(FILE *),
                const struct cli_option *opts, size_t n, int stop_at_arg);
 void cli_end(struct cli *c);

@@ -38,6 +38,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "audience.h"
 #include "call.h"
 #include "catalog.h"
 #include "command.h"
@@ -254,10 +255,11 @@ static void spawn_executor(struct worker *w, long long now)
         w->spawn_after = now + 1000000;
         if (!w->spawn_warned)
             LOG(&w->lg, CQ_LOG_WARN,
-                "cannot start executor thread %d of %d (-c): running jobs on the %d there are "
-                "(trying again each second); lower -c or raise the limits on threads "
+                "cannot start executor thread %d of %d (%s): running jobs on the %d there are "
+                "(trying again each second); lower %s or raise the limits on threads "
                 "(ulimit -u)",
-                n + 1, w->cfg->concurrency, n);
+                n + 1, w->cfg->concurrency, audience_pick("-c", "the concurrency setting"), n,
+                audience_pick("-c", "it"));
         w->spawn_warned = 1;
         return;
     }
@@ -1938,7 +1940,8 @@ static void find_gone(struct worker *w)
         w->clients_refused = 1;
         LOG(&w->lg, CQ_LOG_WARN,
             "redis refuses CLIENT LIST (%s): a dead worker's jobs come back only when its "
-            "lease (--lease) expires",
+            "lease (%s) expires",
+            audience_pick("--lease", "the lease setting"),
             list->type == REDIS_REPLY_ERROR ? list->str : "not a string");
         freeReplyObject(list);
         return;
@@ -2228,11 +2231,13 @@ static int should_stop(struct worker *w, long long now)
     char ids[256];
 
     if (w->cfg->max_jobs > 0 && w->taken_total >= w->cfg->max_jobs && quiet) {
-        LOG(&w->lg, CQ_LOG_INFO, "done %ld jobs (--max-jobs)", w->taken_total);
+        LOG(&w->lg, CQ_LOG_INFO, "done %ld jobs (%s)", w->taken_total,
+            audience_pick("--max-jobs", "the max-jobs setting"));
         return 1;
     }
     if (w->cfg->burst && w->idle && quiet && !w->down) {
-        LOG(&w->lg, CQ_LOG_INFO, "queues empty, nothing running: exiting (--burst)");
+        LOG(&w->lg, CQ_LOG_INFO, "queues empty, nothing running: exiting (%s)",
+            audience_pick("--burst", "the burst setting"));
         return 1;
     }
     if (w->draining && !quiet && w->down && !w->drain_noted && still_running(w) == 0 &&

@@ -271,6 +271,13 @@ for i in $(seq -w 1 300); do recs+=("{\"id\":\"line-$i\",\"func\":\"noop\",\"arg
 rcli LPUSH cq:queue:default "${recs[@]}" >/dev/null
 "$BIN/cworker" --burst -c 16 >"$T/lines.log" 2>&1; rc=$?
 check_eq "job lines: cworker --burst exits 0" 0 "$rc"
+# Why it stops, in the words of its options, which cworker's users read (libcq says "the burst
+# setting" to a program that embeds a worker: test_audience).
+check_contains "... saying why with its option" \
+    "INFO queues empty, nothing running: exiting (--burst)" "$(cat "$T/lines.log")"
+rcli LPUSH cq:queue:default '{"id":"max-1","func":"noop","args":[]}' >/dev/null
+check_contains "cworker --max-jobs 1: stops after the job, saying why with its option" \
+    "INFO done 1 jobs (--max-jobs)" "$("$BIN/cworker" --max-jobs 1 2>&1)"
 # job_lines LOG N: N "finished in" lines, one per job, every one before the burst's exit line
 # and the stop line.
 job_lines() {

@@ -263,7 +263,9 @@ int cq_command_check(const char *spec, char *err, size_t errlen);
 
 /* Run until the queues are drained (burst), max-jobs are done, or cq_worker_stop. Returns
  * 0 for a clean stop, 1 when the worker could not start or could not deregister. It logs to
- * stderr, each line named after the program (its argv[0]'s last part), as cworker's are. */
+ * stderr, each line named after the program (its argv[0]'s last part), as cworker's are; a
+ * line that names a setting names it as cq_worker_set does ("exiting (the burst setting)"),
+ * where cworker's name its options ("exiting (--burst)"). */
 int cq_worker_run(cq_worker *w);
 
 /* Ask a running worker to stop: the first call drains (running jobs get shutdown-timeout to

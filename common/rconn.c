@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <sys/socket.h>
 
+#include "audience.h"
 #include "tls.h"
 #include "util.h"
 
@@ -369,7 +370,8 @@ static const char *where(const struct rconn *r, char *buf, size_t len)
     return buf;
 }
 
-/* A message holding has gets the advice fix, or what pick says for the connection's URL. */
+/* A message holding has gets the advice fix, or what pick says for the connection's URL and
+ * libcq's audience (audience.h). */
 struct fix {
     const char *has, *fix;
     const char *(*pick)(const struct rconn_url *u);
@@ -401,13 +403,53 @@ static const char *noauth_fix(const struct rconn_url *u)
                              "an ACL user)";
 }
 
+/* The TLS files (tls.h) come from $CQ_TLS_CA, $CQ_TLS_CERT and $CQ_TLS_KEY, which cq's
+ * commands set from their --tls-* options: the advice names the options to a command's
+ * user, and only the variables to a program that links libcq (audience.h). */
+static const char *tls_ca_fix(const struct rconn_url *u)
+{
+    (void)u;
+    return audience_pick("give --tls-ca (or $CQ_TLS_CA) a PEM file of the CAs to trust",
+                         "point $CQ_TLS_CA at a PEM file of the CAs to trust");
+}
+
+static const char *tls_cert_fix(const struct rconn_url *u)
+{
+    (void)u;
+    return audience_pick("give --tls-cert (or $CQ_TLS_CERT) a PEM file of the client certificate",
+                         "point $CQ_TLS_CERT at a PEM file of the client certificate");
+}
+
+static const char *tls_key_fix(const struct rconn_url *u)
+{
+    (void)u;
+    return audience_pick("give --tls-key (or $CQ_TLS_KEY) the certificate's private key, PEM",
+                         "point $CQ_TLS_KEY at the certificate's private key, PEM");
+}
+
+static const char *tls_verify_fix(const struct rconn_url *u)
+{
+    (void)u;
+    return audience_pick("give the CA that signed the server's certificate with --tls-ca (or "
+                         "$CQ_TLS_CA), and connect by a name or address the certificate holds",
+                         "point $CQ_TLS_CA at the CA that signed the server's certificate, and "
+                         "connect by a name or address the certificate holds");
+}
+
+static const char *tls_client_cert_fix(const struct rconn_url *u)
+{
+    (void)u;
+    return audience_pick("this server wants a client certificate: give --tls-cert and --tls-key",
+                         "this server wants a client certificate: set $CQ_TLS_CERT and "
+                         "$CQ_TLS_KEY");
+}
+
 /* What to do when a connection cannot be made, by what the system said. */
 static const struct fix connect_fixes[] = {
     /* tls.c's files, first: a file that is not there is not a socket that is not there */
-    {"TLS: CA file '", "give --tls-ca (or $CQ_TLS_CA) a PEM file of the CAs to trust", NULL},
-    {"TLS: certificate file '",
-     "give --tls-cert (or $CQ_TLS_CERT) a PEM file of the client certificate", NULL},
-    {"TLS: key file '", "give --tls-key (or $CQ_TLS_KEY) the certificate's private key, PEM", NULL},
+    {"TLS: CA file '", NULL, tls_ca_fix},
+    {"TLS: certificate file '", NULL, tls_cert_fix},
+    {"TLS: key file '", NULL, tls_key_fix},
     {"Connection refused", NULL, no_server_fix},
     {"No such file or directory", NULL, no_server_fix},
     {"Name or service not known", "check the host name in the URL", NULL},
@@ -415,10 +457,7 @@ static const struct fix connect_fixes[] = {
     {"timed out", "check the host, the port and any firewall between", NULL},
     {"Resource temporarily unavailable", "check the host, the port and any firewall between", NULL},
     {"no reply within", "is it stopped, or busy with a long command (SLOWLOG GET)?", NULL},
-    {"certificate verify failed",
-     "give the CA that signed the server's certificate with --tls-ca (or $CQ_TLS_CA), and "
-     "connect by a name or address the certificate holds",
-     NULL},
+    {"certificate verify failed", NULL, tls_verify_fix},
     {"is this a TLS port", "use redis:// for a port without TLS", NULL},
     {"wrong version number", "is this a TLS port? Use redis:// for a port without TLS", NULL},
 };
@@ -464,8 +503,7 @@ static const struct fix reply_fixes[] = {
      NULL},
     {"MISCONF", "Redis cannot save its snapshot: see its log", NULL},
     {"LOADING", "Redis is loading its data set: try again in a moment", NULL},
-    {"alert certificate required",
-     "this server wants a client certificate: give --tls-cert and --tls-key", NULL},
+    {"alert certificate required", NULL, tls_client_cert_fix},
     {"alert unknown ca", "the server does not trust the CA of the client certificate", NULL},
 };
 

@@ -3,7 +3,8 @@
  * setting)"), never an option it does not have ("--burst"); once the process says it is one
  * of cq's commands (cli_begin does, through cq_private_set_audience), the same lines name the
  * commands' options, as cworker's users have always read them. tests/test_worker.sh checks
- * cworker itself, which links libcq.so. */
+ * cworker itself, which links libcq.so; tests/test_tls.sh the TLS advice a program linking
+ * libcq.so gets, beside cenqueue's. */
 #include <fcntl.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -90,11 +91,48 @@ static void test_worker_lines(void)
     cq_worker_free(w);
 }
 
+/* A TLS file that is not there, given through the environment (the only way a program that
+ * links libcq has): the advice names the variable, and no --tls-* option; to cq's commands,
+ * which set the variables from those options, it names both. No server is needed: the files
+ * are read before anything connects. */
+static void test_tls_advice(void)
+{
+    char err[1024];
+
+    unsetenv("CQ_TLS_CERT");
+    unsetenv("CQ_TLS_KEY");
+    setenv("CQ_TLS_CA", "/nonexistent/ca.pem", 1);
+    CHECK(cq_client_new("rediss://127.0.0.1:1", NULL, err, sizeof err) == NULL);
+    CHECK_STREQ(err,
+                "redis 127.0.0.1:1: TLS: CA file '/nonexistent/ca.pem': No such file or "
+                "directory; point $CQ_TLS_CA at a PEM file of the CAs to trust");
+    cq_private_set_audience(AUDIENCE_COMMANDS);
+    CHECK(cq_client_new("rediss://127.0.0.1:1", NULL, err, sizeof err) == NULL);
+    CHECK_STREQ(err,
+                "redis 127.0.0.1:1: TLS: CA file '/nonexistent/ca.pem': No such file or "
+                "directory; give --tls-ca (or $CQ_TLS_CA) a PEM file of the CAs to trust");
+    cq_private_set_audience(AUDIENCE_PROGRAM);
+    unsetenv("CQ_TLS_CA");
+
+    setenv("CQ_TLS_CERT", "/nonexistent/client.pem", 1);
+    CHECK(cq_client_new("rediss://127.0.0.1:1", NULL, err, sizeof err) == NULL);
+    CHECK_STREQ(err,
+                "redis 127.0.0.1:1: TLS: certificate file '/nonexistent/client.pem': No such "
+                "file or directory; point $CQ_TLS_CERT at a PEM file of the client "
+                "certificate");
+    cq_private_set_audience(AUDIENCE_COMMANDS);
+    CHECK(cq_client_new("rediss://127.0.0.1:1", NULL, err, sizeof err) == NULL);
+    CHECK_HAS(err, "; give --tls-cert (or $CQ_TLS_CERT) a PEM file of the client certificate");
+    cq_private_set_audience(AUDIENCE_PROGRAM);
+    unsetenv("CQ_TLS_CERT");
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     server_start();
     snprintf(url, sizeof url, "unix://%s", sock_path);
     test_worker_lines();
+    test_tls_advice();
     return check_report();
 }

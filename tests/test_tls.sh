@@ -7,6 +7,7 @@
 # client certificate or key that is wrong, no server, and a name that does not resolve are
 # each one line; so is a CA, certificate or key file that is there but may not be read (run
 # as nobody, or mode 0000 for a user that is not root): Permission denied, and which option.
+# A program that links libcq (examples/client.c) is told of the variables, not the options.
 # The certificates are made here with openssl.
 . "$(dirname "$0")/lib.sh"
 
@@ -80,6 +81,17 @@ check_contains "... naming the cause" \
     "cenqueue: redis 127.0.0.1:$RPORT: TLS: certificate verify failed: " "$(cat "$T/err")"
 check_contains "... and the fix" "give the CA that signed the server's certificate with --tls-ca" \
     "$(cat "$T/err")"
+# A program that links libcq (the example client) has no --tls-ca: its advice names only the
+# variable it can set, where cenqueue's names both.
+out=$(CQ_REDIS_URL=$URL CQ_TLS_CA=$T/pki/other.pem "$BIN/cq-example-client" noop x 2>&1)
+check_contains "a program linking libcq, a CA that did not sign: its fix names \$CQ_TLS_CA" \
+    "; point \$CQ_TLS_CA at the CA that signed the server's certificate, and connect by a name or address the certificate holds" \
+    "$out"
+check_eq "... and no option" "" "$(grep -o -- '--[a-z-]*' <<<"$out")"
+out=$(CQ_REDIS_URL=$URL CQ_TLS_CA=/nonexistent/ca.pem "$BIN/cq-example-client" noop x 2>&1)
+check_contains "... a CA file that is not there: the variable to point elsewhere" \
+    "TLS: CA file '/nonexistent/ca.pem': No such file or directory; point \$CQ_TLS_CA at a PEM file of the CAs to trust" \
+    "$out"
 "$BIN/cenqueue" -u "rediss://localhost:$RPORT" --tls-ca "$T/pki/ca.pem" noop >/dev/null 2>"$T/err"
 check_eq "a name the certificate does not hold (localhost, not 127.0.0.1): exit 1" 1 "$?"
 check_contains "... certificate verify failed" "TLS: certificate verify failed: hostname mismatch" \
@@ -174,6 +186,11 @@ check_eq "... in one line naming the server, the cause and the fix" \
 id=$("$BIN/cenqueue" -u "$URL" --tls-ca "$T/pki/ca.pem" --tls-cert "$T/pki/client.pem" \
      --tls-key "$T/pki/client.key" noop)
 check_eq "with --tls-cert and --tls-key: enqueued" 36 "${#id}"
+out=$(CQ_REDIS_URL=$URL CQ_TLS_CA=$T/pki/ca.pem "$BIN/cq-example-client" noop x 2>&1)
+check_contains "a program linking libcq without a client certificate: the variables to set" \
+    "TLS: tlsv13 alert certificate required; this server wants a client certificate: set \$CQ_TLS_CERT and \$CQ_TLS_KEY" \
+    "$out"
+check_eq "... and no option" "" "$(grep -o -- '--[a-z-]*' <<<"$out")"
 CQ_TLS_CERT=$T/pki/client.pem CQ_TLS_KEY=$T/pki/client.key \
     "$BIN/cworker" -u "$URL" --tls-ca "$T/pki/ca.pem" --burst 2>/dev/null
 check_eq "... and \$CQ_TLS_CERT, \$CQ_TLS_KEY run it" finished "$(jfield "$id")"

@@ -279,8 +279,11 @@ void cq_worker_stop(cq_worker *w);
 
 typedef struct cq_client cq_client;
 
-/* Connect to url: redis://[[user]:pass@]host[:port][/db] or
- * unix://[[user]:pass@]/path.sock[?db=N]; NULL
+/* Connect to url: redis://[[user]:pass@]host[:port][/db],
+ * unix://[[user]:pass@]/path.sock[?db=N], rediss://... (redis:// over TLS: the CAs to trust,
+ * else the system's, and a client certificate and its key where the server asks for one,
+ * are PEM files named by $CQ_TLS_CA, $CQ_TLS_CERT and $CQ_TLS_KEY, which a TLS error's
+ * advice names) or redis+sentinel://[[user]:pass@]host[:port][,host[:port]...]/MASTER[/db]; NULL
  * (or "") means $CQ_REDIS_URL, else redis://127.0.0.1:6379. prefix NULL (or "") means
  * $CQ_PREFIX, else "cq:". Returns the client, or NULL with err. The program need not ignore SIGPIPE: a
  * connection Redis closed is an error of the call that wrote to it, not the signal. */

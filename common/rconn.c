@@ -378,16 +378,18 @@ struct fix {
 };
 
 /* Nothing listens where the URL points. The advice names what set the URL: a program that
- * links libcq has no --url, and a URL it gave is not $CQ_REDIS_URL. */
+ * links libcq has no --url, and a URL it gave is not $CQ_REDIS_URL; the default is changed
+ * with -u or the variable in cq's commands, with the variable in another program. */
 static const char *no_server_fix(const struct rconn_url *u)
 {
     switch (u->origin) {
     case RCONN_URL_ENV:
         return "is redis-server running there? Start it, or point $CQ_REDIS_URL at yours";
     case RCONN_URL_DEFAULT:
-        /* Most often met at a first try of cq's commands, whose option is named. */
-        return "is redis-server running there? Start it, or give the URL of yours (-u URL to "
-               "cq's commands, or $CQ_REDIS_URL)";
+        return audience_pick("is redis-server running there? Start it, or give the URL of "
+                             "yours (-u URL, or $CQ_REDIS_URL)",
+                             "is redis-server running there? Start it, or point $CQ_REDIS_URL "
+                             "at yours");
     default: return "is redis-server running there? Start it, or point the URL at yours";
     }
 }

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audience.h"
 #include "check.h"
 #include "rconn.h"
 #include "util.h"
@@ -150,9 +151,16 @@ int main(void)
     CHECK(rconn_connect(&r) == -1);
     CHECK_STREQ(r.errstr,
                 "redis 127.0.0.1:1: Connection refused; is redis-server running "
-                "there? Start it, or give the URL of yours (-u URL to cq's commands, or "
-                "$CQ_REDIS_URL)");
+                "there? Start it, or point $CQ_REDIS_URL at yours");
     rconn_close(&r);
+    /* To cq's commands (audience.h), whose -u changes it too. */
+    cq_private_set_audience(AUDIENCE_COMMANDS);
+    CHECK(rconn_connect(&r) == -1);
+    CHECK_STREQ(r.errstr,
+                "redis 127.0.0.1:1: Connection refused; is redis-server running "
+                "there? Start it, or give the URL of yours (-u URL, or $CQ_REDIS_URL)");
+    rconn_close(&r);
+    cq_private_set_audience(AUDIENCE_PROGRAM);
 
     setenv("CQ_REDIS_URL", "redis://example:1", 1);
     CHECK_STREQ(rconn_default_url(NULL), "redis://example:1");

@@ -1941,8 +1941,8 @@ static void find_gone(struct worker *w)
         LOG(&w->lg, CQ_LOG_WARN,
             "redis refuses CLIENT LIST (%s): a dead worker's jobs come back only when its "
             "lease (%s) expires",
-            audience_pick("--lease", "the lease setting"),
-            list->type == REDIS_REPLY_ERROR ? list->str : "not a string");
+            list->type == REDIS_REPLY_ERROR ? list->str : "not a string",
+            audience_pick("--lease", "the lease setting"));
         freeReplyObject(list);
         return;
     }

@@ -475,6 +475,18 @@ out=$("$BIN/cworker" -u "$(url k2)" --burst k2 2>&1)
 check "worker without RPOP (run by the take script): it says Redis refused it" names_it "$out" rpop || echo "     $out"
 check "...ACL LOG names RPOP" logged k2 rpop
 check_eq "...and the job is not taken" queued "$(jfield "$id")"
+# A worker that may not run CLIENT LIST (the line allows it): it works on, finding dead
+# workers by their leases alone, and says so once, naming the refusal and the option.
+without worker '+client|list' k3
+"$BIN/cworker" -u "$(url k3)" k3 >"$T/k3.log" 2>&1 &
+K3=$!
+wait_for 10 grep -q 'refuses CLIENT LIST' "$T/k3.log"
+kill -TERM "$K3"
+wait "$K3"
+check_contains "worker without CLIENT LIST: it says what Redis refused" \
+    "redis refuses CLIENT LIST (NOPERM" "$(cat "$T/k3.log")"
+check_contains "...and which option decides" "come back only when its lease (--lease) expires" \
+    "$(cat "$T/k3.log")"
 # A database other than 0 in the URL: SELECT, which the page says to add.
 out=$("$BIN/cenqueue" -u "$PU/1" noop 2>&1); rc=$?
 check_eq "a URL with /1 as the producer: cenqueue exits 1" 1 "$rc"

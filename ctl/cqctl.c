@@ -922,12 +922,13 @@ static const struct command commands[] = {
     {"info",
      "[--watch [--interval D]]",
      "queues, counters and workers at a glance",
-     "Each queue: its depth (records waiting), the records live workers hold from it, the jobs\n"
-     "of it that ended in this minute and the one before, and whether it is paused; the\n"
-     "scheduled, failed and dead counts; each worker: host, pid, queues, busy/concurrency,\n"
-     "jobs processed and failed, the age of its last heartbeat and whether its lease is\n"
-     "current. On a terminal each queue gets a bar, its depth against the deepest. --watch\n"
-     "redraws in place until Ctrl-C (on a non-terminal: one picture per interval).\n",
+     "Each queue: its depth (records waiting), the records workers hold from it (a gone\n"
+     "worker's too, until a live worker's recovery returns them), the jobs of it that ended\n"
+     "in this minute and the one before, and whether it is paused; the scheduled, failed and\n"
+     "dead counts; each worker: host, pid, queues, busy/concurrency, jobs processed and\n"
+     "failed, the age of its last heartbeat and whether its lease is current. On a terminal\n"
+     "each queue gets a bar, its depth against the deepest. --watch redraws in place until\n"
+     "Ctrl-C (on a non-terminal: one picture per interval).\n",
      {'w', O_INTERVAL, 0},
      0,
      0,

@@ -1179,7 +1179,7 @@ static int parse_options(struct ctl *c, int argc, char **argv, int *seen, size_t
         case O_INTERVAL:
             rc = cli_duration(&cli, optarg, &c->interval);
             if (rc == 0 && (c->interval < 0.05 || c->interval > 86400))
-                rc = cli_error(&cli, "--interval: from 50ms to 24h");
+                rc = cli_error(&cli, "--interval: '%s' is not from 50ms to 24h", optarg);
             c->interval_given = 1;
             break;
         case 'n': rc = cli_long(&cli, optarg, 1, 10000, &c->limit); break;

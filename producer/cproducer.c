@@ -222,11 +222,11 @@ static struct cli cli; /* the command line, for usage errors (cli_error) */
 
 #define usage_error(...) cli_error(&cli, __VA_ARGS__)
 
-/* A duration option up to max seconds. 0, or EXIT_USAGE. */
-static int parse_seconds(const char *s, double max, double *out)
+/* A duration option up to max seconds, shown as max_shown ("1d"). 0, or EXIT_USAGE. */
+static int parse_seconds(const char *s, double max, const char *max_shown, double *out)
 {
     if (cli_duration(&cli, s, out) != 0) return EXIT_USAGE;
-    if (*out > max) return usage_error("--%s: at most %.0f seconds", cli.opt, max);
+    if (*out > max) return usage_error("--%s: '%s' is longer than %s", cli.opt, s, max_shown);
     return 0;
 }
 
@@ -288,7 +288,7 @@ static int parse_loop(int argc, char **argv, struct config *c)
             break;
         }
         case O_MAX_WAIT:
-            if (parse_seconds(optarg, 86400, &c->g.max_wait) != 0) return EXIT_USAGE;
+            if (parse_seconds(optarg, 86400, "1d", &c->g.max_wait) != 0) return EXIT_USAGE;
             break;
         case O_DIR: c->dir = optarg; break;
         case 'q':

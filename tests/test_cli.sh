@@ -220,6 +220,10 @@ usage_error "cworker --connect-timeout" "cworker: --connect-timeout: '1y' $D" \
 usage_error "cenqueue --timeout" "cenqueue: --timeout: 'x' $D" cenqueue --timeout x noop
 usage_error "cproducer --max-wait" "cproducer: --max-wait: 'x' $D" cproducer --max-wait x
 cqctl_usage_error "cqctl --interval" "cqctl: --interval: 'x' $D" info info --interval x
+cqctl_usage_error "cqctl --interval, out of its range" \
+    "cqctl: --interval: '10ms' is not from 50ms to 24h" info info --watch --interval 10ms
+usage_error "cproducer --max-wait, over its limit" "cproducer: --max-wait: '2d' is longer than 1d" \
+    cproducer --max-wait 2d
 usage_error "cworker --max-size" "cworker: --max-size: '5Q' is not a size such as 512K, 50M or 1G" \
     cworker --max-size 5Q
 usage_error "cworker -c 0" "cworker: --concurrency: '0' is not a whole number from 1 to 4096" \

@@ -162,9 +162,7 @@ static const struct cli_option options[] = {
      "wait until every job of this run has finished or failed,\n"
      "with a progress line when stderr is a terminal; then print\n"
      "\"Took N.NNs\" and a summary"},
-    {"wait-timeout", O_WAIT_TIMEOUT, "D",
-     "with --wait: stop waiting after D, e.g. 90s or 10m (default: no\n"
-     "limit)"},
+    {"wait-timeout", O_WAIT_TIMEOUT, "D", "with --wait: stop waiting after D (default: no limit)"},
     {NULL, 0, NULL,
      "Local modes (no Redis, no cworker: download the links here, as the lesson does):"},
     {"mode", O_MODE, "MODE",
@@ -195,6 +193,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "Usage: " PROG " [OPTIONS]\n"
+            "\n"
             "Ask the Imgur API for a gallery and enqueue one job " FUNC
             "(DIR, LINK) per image link,\n"
             "for cworker to run.\n");

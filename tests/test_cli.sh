@@ -45,6 +45,8 @@ for p in "${PROGS[@]}"; do
     check_eq "$p --help: exit 0" 0 "$RC"
     check_eq "$p --help: nothing on stderr" "" "$ERR"
     check_eq "$p --help: starts with its usage" "Usage: $p" "$(head -1 <<<"$OUT" | cut -d' ' -f1-2)"
+    check_eq "$p --help: a blank line after its usage" "" \
+        "$(awk '!/^(Usage: |       )/ { print; exit }' <<<"$OUT")"
     printf '%s\n' "$OUT" >"$T/help.$p"
     run "$p" --version
     check_eq "$p --version" "$p $VERSION" "$OUT"
@@ -104,6 +106,8 @@ for p in cenqueue cproducer cqctl; do
 done
 check_eq "cproducer: the -q entry is cenqueue's" "$(block cenqueue '  -q, --queue NAME')" \
     "$(block cproducer '  -q, --queue NAME')"
+check_eq "cproducer: the --wait-timeout entry is cenqueue's" \
+    "$(block cenqueue '      --wait-timeout D')" "$(block cproducer '      --wait-timeout D')"
 check_eq "cqctl: the --log-level entry (serve) is cworker's" \
     "$(block cworker '      --log-level LEVEL')" "$(block cqctl '      --log-level LEVEL')"
 check_eq "cqctl: the --log-format entry (serve) is cworker's" \

@@ -688,7 +688,11 @@ static int requeue_usage(const struct ctl *c, int n)
     if (!c->all_failed && n == 0) return cli_error(&cli, "requeue: give job ids or --all-failed");
     if (c->queue != NULL && !c->all_failed)
         return cli_error(&cli, "requeue: --queue goes with --all-failed");
-    if (c->queue != NULL && check_name("queue", c->queue) != 0) return 2;
+    if (c->queue != NULL && !keys_valid_name(c->queue)) { /* as cenqueue's --queue */
+        char shown[STR_SHOWN_LEN];
+        return cli_error(&cli, "--queue: '%s' is not a queue name (1-128 of A-Z a-z 0-9 _ . @ -)",
+                         str_shown(c->queue, shown, sizeof shown));
+    }
     return 0;
 }
 

@@ -67,6 +67,9 @@ cqctl_usage_error "cqctl cancel, no id" \
     "cqctl: cancel: missing argument (usage: cqctl cancel ID...)" cancel cancel
 cqctl_usage_error "cqctl requeue, neither ids nor --all-failed (checked before Redis)" \
     "cqctl: requeue: give job ids or --all-failed" requeue -u redis://127.0.0.1:1 requeue
+cqctl_usage_error "cqctl requeue --queue, a bad name: the option named, as cenqueue's" \
+    "cqctl: --queue: 'a b' is not a queue name (1-128 of A-Z a-z 0-9 _ . @ -)" requeue \
+    requeue --all-failed -q 'a b'
 cqctl_usage_error "cqctl requeue --queue without --all-failed" \
     "cqctl: requeue: --queue goes with --all-failed" requeue requeue -q x some-id
 cqctl_usage_error "cqctl requeue, ids and --all-failed" \

@@ -123,8 +123,9 @@ static void usage(FILE *f)
         "\n" CLI_NOTE_DURATIONS
         "Exit status: 0 when every job was enqueued (with --wait: and every one finished); 1 when\n"
         "Redis failed (the ids printed are those of the jobs that were enqueued; jobs go in\n"
-        "transactions of 1,000), or with --wait when a job failed or was canceled, the timeout\n"
-        "passed first (stderr says how many did not end), or it was interrupted;\n"
+        "transactions of 1,000), when the --id is refused (see --id), or with --wait when a\n"
+        "job failed or was canceled, the timeout passed first (stderr says how many did not\n"
+        "end), or it was interrupted;\n"
         "2 for a usage error, or a job the check refuses (with --stdin, the lines before it are\n"
         "enqueued, nothing from it on).\n");
 }

@@ -5,8 +5,8 @@
  *
  * Options and output only: what each command reads or changes in Redis is common/admin.c.
  * Every command prints text for people, or with --json one JSON document for programs.
- * Exit status: 0 done, 1 Redis failed or a job was refused (one line on stderr each), 2 a
- * usage error.
+ * Exit status: 0 done, 1 Redis failed or a job or a queue was refused (one line on stderr
+ * each), 2 a usage error.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -1128,8 +1128,8 @@ static void usage(FILE *f)
     cli_print(f, options, NOPTIONS);
     fprintf(f,
             "\n" CLI_NOTE_DURATIONS
-            "Exit status: 0 when done; 1 when Redis failed, or a job was refused (each named on\n"
-            "stderr); 2 for a usage error.\n");
+            "Exit status: 0 when done; 1 when Redis failed, or a job or a queue was refused (each\n"
+            "named on stderr); 2 for a usage error.\n");
 }
 
 static void command_usage(FILE *f, const struct command *cmd)

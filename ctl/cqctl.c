@@ -1000,7 +1000,9 @@ static const struct command commands[] = {
      "ID...",
      "forget jobs",
      "Cancel the job when it has not ended, then delete its status and remove it from the\n"
-     "failed set.\n",
+     "failed set. A running job's status comes back, canceled, when its worker stops it, and\n"
+     "a queued one's when a worker drops its record or cqctl empty removes it: delete it\n"
+     "again then.\n",
      {0},
      1,
      -1,

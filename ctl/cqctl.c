@@ -1053,7 +1053,8 @@ static const struct command commands[] = {
      "",
      "Prometheus text format",
      "Gauges, counters and the run-time histogram in the Prometheus text exposition format\n"
-     "0.0.4, for a textfile collector or a scrape wrapper (docs/OPERATIONS.md).\n",
+     "0.0.4, for a textfile collector (docs/OPERATIONS.md); cqctl serve serves the same text\n"
+     "at /metrics for a scrape. With --json, the same numbers as one JSON document.\n",
      {0},
      0,
      0,

@@ -941,8 +941,9 @@ static const struct command commands[] = {
     {"workers",
      "",
      "the workers alone",
-     "The worker table of info: every registered worker, with its lease (\"gone\": it stopped\n"
-     "heartbeating; the next recovery returns its jobs to their queues).\n",
+     "The worker table of info: every registered worker, with its lease (\"gone\": no heartbeat\n"
+     "within its --lease, or a live worker found its connections closed; a live worker's\n"
+     "next recovery returns its jobs to their queues).\n",
      {0},
      0,
      0,

@@ -999,7 +999,7 @@ static const struct command commands[] = {
      0},
     {"delete",
      "ID...",
-     "forget jobs",
+     "delete jobs' statuses (canceling those not ended)",
      "Cancel the job when it has not ended, then delete its status and remove it from the\n"
      "failed set. A running job's status comes back, canceled, when its worker stops it, and\n"
      "a queued one's when a worker drops its record or cqctl empty removes it: delete it\n"

@@ -42,6 +42,8 @@
 #define KEYS_PREFIX_MAX 64
 #define KEYS_NAME_MAX   128
 #define KEYS_KEY_MAX    384
+/* What a queue name or a job id may be (keys_valid_name), for messages. */
+#define KEYS_NAME_RULE "1-128 of A-Z a-z 0-9 _ . @ -"
 
 struct keys {
     char prefix[KEYS_PREFIX_MAX];

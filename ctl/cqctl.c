@@ -23,6 +23,7 @@
 #include "admin.h"
 #include "cli.h"
 #include "job.h"
+#include "keys.h"
 #include "log.h"
 #include "render.h"
 #include "serve.h"
@@ -690,7 +691,7 @@ static int requeue_usage(const struct ctl *c, int n)
         return cli_error(&cli, "requeue: --queue goes with --all-failed");
     if (c->queue != NULL && !keys_valid_name(c->queue)) { /* as cenqueue's --queue */
         char shown[STR_SHOWN_LEN];
-        return cli_error(&cli, "--queue: '%s' is not a queue name (1-128 of A-Z a-z 0-9 _ . @ -)",
+        return cli_error(&cli, "--queue: '%s' is not a queue name (" KEYS_NAME_RULE ")",
                          str_shown(c->queue, shown, sizeof shown));
     }
     return 0;

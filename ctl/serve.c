@@ -64,6 +64,7 @@
 
 #include "admin.h"
 #include "job.h"
+#include "keys.h"
 #include "log.h"
 #include "render.h"
 #include "util.h"
@@ -449,10 +450,23 @@ static int arg_long(struct MHD_Connection *c, const char *name, long min, long m
     return -1;
 }
 
+/* The queue parameter: 0 with *out (NULL when absent or empty), or -1 with err. */
+static int arg_queue(struct MHD_Connection *c, const char **out, char *err, size_t errlen)
+{
+    const char *v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "queue");
+    char shown[STR_SHOWN_LEN];
+
+    *out = v != NULL && *v != '\0' ? v : NULL;
+    if (*out == NULL || keys_valid_name(*out)) return 0;
+    err_set(err, errlen, "queue: '%s' is not a queue name (" KEYS_NAME_RULE ")",
+            str_shown(v, shown, sizeof shown));
+    return -1;
+}
+
 static enum MHD_Result get_jobs(struct MHD_Connection *c, struct admin *a)
 {
     const char *list = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "list");
-    const char *queue = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "queue");
+    const char *queue;
     enum admin_list which;
     struct admin_page p;
     long offset, limit;
@@ -466,9 +480,9 @@ static enum MHD_Result get_jobs(struct MHD_Connection *c, struct admin *a)
         return json_error(c, MHD_HTTP_BAD_REQUEST,
                           "list: one of queue (with queue=NAME), running, scheduled, failed, dead");
     which = (enum admin_list)i;
-    if (which == ADMIN_LIST_QUEUE && (queue == NULL || !keys_valid_name(queue)))
-        return json_error(c, MHD_HTTP_BAD_REQUEST,
-                          "queue: 1-128 characters of A-Z a-z 0-9 _ . @ -");
+    if (arg_queue(c, &queue, err, sizeof err) != 0) return json_error(c, MHD_HTTP_BAD_REQUEST, err);
+    if (which == ADMIN_LIST_QUEUE && queue == NULL)
+        return json_error(c, MHD_HTTP_BAD_REQUEST, "queue: missing: list=queue needs queue=NAME");
     if (arg_long(c, "offset", 0, 1000000000L, 0, &offset, err, sizeof err) != 0 ||
         arg_long(c, "limit", 1, PAGE_MAX, 50, &limit, err, sizeof err) != 0)
         return json_error(c, MHD_HTTP_BAD_REQUEST, err);
@@ -606,15 +620,12 @@ failed:
 
 static enum MHD_Result requeue_failed(struct server *s, struct MHD_Connection *c, struct admin *a)
 {
-    const char *q = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "queue");
+    const char *q;
     long done = 0, refused = 0, dropped = 0;
     char err[512];
     cJSON *o;
 
-    if (q != NULL && *q == '\0') q = NULL;
-    if (q != NULL && !keys_valid_name(q))
-        return json_error(c, MHD_HTTP_BAD_REQUEST,
-                          "queue: 1-128 characters of A-Z a-z 0-9 _ . @ -");
+    if (arg_queue(c, &q, err, sizeof err) != 0) return json_error(c, MHD_HTTP_BAD_REQUEST, err);
     if (admin_requeue_failed(a, q, NULL, NULL, &done, &refused, &dropped, err, sizeof err) != 0) {
         LOG(&s->log, CQ_LOG_WARN, "requeue failed jobs: %s", err);
         return json_error(c, failed_status(a, MHD_HTTP_INTERNAL_SERVER_ERROR), err);
@@ -1251,9 +1262,9 @@ out:
     pthread_mutex_destroy(&s.conns.mu); /* MHD_stop_daemon closed every connection */
     if (rc != 0) fprintf(stderr, "cqctl: serve: %s\n", err);
     return rc;
-usage:
+usage: /* in the words of every other usage error (cli.h): the option, then --help */
     pthread_mutex_destroy(&s.sampler.mu);
     pthread_mutex_destroy(&s.conns.mu);
-    fprintf(stderr, "cqctl: serve: %s\n", err);
+    fprintf(stderr, "cqctl: %s\nTry 'cqctl serve --help' for more information.\n", err);
     return 2;
 }

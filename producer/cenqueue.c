@@ -26,6 +26,7 @@
 
 #include "cli.h"
 #include "declare.h"
+#include "keys.h"
 #include "util.h"
 
 #define BATCH 10000
@@ -649,11 +650,11 @@ static int check_usage(const struct cli *cli, const struct opts *o, int list, in
     char shown[STR_SHOWN_LEN];
 
     if (!cq_valid_name(o->queue))
-        return cli_error(cli, "--queue: '%s' is not a queue name (1-128 of A-Z a-z 0-9 _ . @ -)",
+        return cli_error(cli, "--queue: '%s' is not a queue name (" KEYS_NAME_RULE ")",
                          str_shown(o->queue, shown, sizeof shown));
     if (o->id != NULL && o->use_stdin) return cli_error(cli, "--id does not go with --stdin");
     if (o->id != NULL && !cq_valid_name(o->id))
-        return cli_error(cli, "--id: '%s' is not a job id (1-128 of A-Z a-z 0-9 _ . @ -)",
+        return cli_error(cli, "--id: '%s' is not a job id (" KEYS_NAME_RULE ")",
                          str_shown(o->id, shown, sizeof shown));
     if (o->use_stdin == (optind < argc))
         return cli_error(cli, "give either FUNC [ARG...] or --stdin");

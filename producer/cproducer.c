@@ -59,6 +59,7 @@
 #include "download.h"
 #include "gallery.h"
 #include "http.h"
+#include "keys.h"
 #include "local.h"
 #include "log.h"
 #include "util.h"
@@ -364,7 +365,7 @@ static int check_args(struct config *c)
     }
     if (!cq_valid_name(c->queue)) {
         char shown[STR_SHOWN_LEN];
-        return usage_error("--queue: '%s' is not a queue name (1-128 of A-Z a-z 0-9 _ . @ -)",
+        return usage_error("--queue: '%s' is not a queue name (" KEYS_NAME_RULE ")",
                            str_shown(c->queue, shown, sizeof shown));
     }
 

@@ -162,6 +162,12 @@ check_eq "/api/job of an unknown id: 404" 404 "$(code "$A/api/job/no-such-job")"
 check_contains "...saying why" "no status" "$(curl -s "$A/api/job/no-such-job")"
 check_eq "/api/jobs: an unknown list is 400" 400 "$(code "$A/api/jobs?list=nope")"
 check_eq "/api/jobs: a bad queue name is 400" 400 "$(code "$A/api/jobs?list=queue&queue=a/b")"
+check_eq "...naming the value, in cqctl's words" \
+    "queue: 'a/b' is not a queue name (1-128 of A-Z a-z 0-9 _ . @ -)" \
+    "$(curl -s "$A/api/jobs?list=queue&queue=a/b" | jq_ 'd["error"]')"
+check_eq "/api/jobs: list=queue without a queue is 400, saying it is missing" \
+    "400 queue: missing: list=queue needs queue=NAME" \
+    "$(code "$A/api/jobs?list=queue") $(curl -s "$A/api/jobs?list=queue" | jq_ 'd["error"]')"
 check_eq "/api/jobs: a negative offset is 400" 400 "$(code "$A/api/jobs?list=dead&offset=-1")"
 check_eq "/api/jobs: a page over 1000 is 400" 400 "$(code "$A/api/jobs?list=dead&limit=5000")"
 
@@ -300,31 +306,32 @@ mark "token and operator user done"
 # ---- a non-loopback address ----
 "$BIN/cqctl" serve --listen 0.0.0.0:0 >"$T/nl.out" 2>"$T/nl.err"
 check_eq "0.0.0.0 without --token: exit 2" 2 "$?"
-check_eq "...one line" 1 "$(wc -l <"$T/nl.err")"
-check_contains "...naming the address and the fix" \
-    "cqctl: serve: --listen 0.0.0.0:0 is not a loopback address: give --token T" "$(cat "$T/nl.err")"
+check_contains "...in one line naming the address and the fix" \
+    "cqctl: --listen 0.0.0.0:0 is not a loopback address: give --token T" "$(head -1 "$T/nl.err")"
+check_eq "...then the pointer to --help, as every usage error" \
+    "Try 'cqctl serve --help' for more information." "$(tail -n +2 "$T/nl.err")"
 "$BIN/cqctl" serve --listen '[::]:0' 2>"$T/nl6.err"
 check_eq "[::] without --token: exit 2" 2 "$?"
 "$BIN/cqctl" serve --listen 0.0.0.0:0 --token short 2>"$T/nl7.err"
 check_eq "a short token: exit 2" 2 "$?"
 check_eq "...saying what a token is, naming --token" \
-    "cqctl: serve: --token: use 16 or more characters of A-Z a-z 0-9 - _ . ~ (such as the output of 'openssl rand -hex 16')" \
+    "cqctl: --token: use 16 or more characters of A-Z a-z 0-9 - _ . ~ (such as the output of 'openssl rand -hex 16')" \
     "$(head -1 "$T/nl7.err")"
 CQ_DASHBOARD_TOKEN=short "$BIN/cqctl" serve --listen 0.0.0.0:0 2>"$T/nl7e.err"
 check_eq "a short \$CQ_DASHBOARD_TOKEN: exit 2" 2 "$?"
 check_eq "...naming the variable, not --token" \
-    "cqctl: serve: \$CQ_DASHBOARD_TOKEN: use 16 or more characters of A-Z a-z 0-9 - _ . ~ (such as the output of 'openssl rand -hex 16')" \
+    "cqctl: \$CQ_DASHBOARD_TOKEN: use 16 or more characters of A-Z a-z 0-9 - _ . ~ (such as the output of 'openssl rand -hex 16')" \
     "$(head -1 "$T/nl7e.err")"
 CQ_DASHBOARD_TOKEN=short "$BIN/cqctl" serve --listen 0.0.0.0:0 --token x 2>"$T/nl7o.err"
 check_contains "--token over a short \$CQ_DASHBOARD_TOKEN: --token named" \
-    "cqctl: serve: --token: use 16" "$(cat "$T/nl7o.err")"
+    "cqctl: --token: use 16" "$(cat "$T/nl7o.err")"
 "$BIN/cqctl" serve --listen 127.0.0.1:nope 2>"$T/nl8.err"
 check_eq "a malformed --listen: exit 2" 2 "$?"
 "$BIN/cqctl" serve --listen 127.0.0.1:99999 2>"$T/nl9.err"
 check_eq "a --listen port past 65535: exit 2 (getaddrinfo would wrap it)" 2 "$?"
 check_eq "...saying the range" \
-    "cqctl: serve: --listen '127.0.0.1:99999': the port must be a number from 0 to 65535" \
-    "$(cat "$T/nl9.err")"
+    "cqctl: --listen '127.0.0.1:99999': the port must be a number from 0 to 65535" \
+    "$(head -1 "$T/nl9.err")"
 # Served with a token (or --insecure): in a network namespace of its own, whose only
 # interface is its loopback, so that 0.0.0.0 reaches no network. Redis is not reachable from
 # there: /healthz answers 503, which is past the token. Prints "TOKEN-LESS WITH INSECURE".

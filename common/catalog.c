@@ -347,7 +347,7 @@ int catalog_print(struct rconn *r, const struct keys *k, const struct cq_registr
     struct cq_registry *reg = registry_new();
     const struct cq_function **order = NULL;
     size_t i;
-    int rc = -1, j;
+    int rc = -1, j, col;
 
     all = rconn_commandf(r, "HGETALL %s", keys_functions(k, kf, sizeof kf));
     seen = all ? rconn_commandf(r, "HGETALL %s", keys_functions_seen(k, ks, sizeof ks)) : NULL;
@@ -386,6 +386,7 @@ int catalog_print(struct rconn *r, const struct keys *k, const struct cq_registr
             }
         }
     order = registry_sorted(reg); /* as the errors' "known:" lists */
+    col = registry_column(order, reg->n);
     for (j = 0; j < reg->n; j++) {
         const struct cq_function *fn = order[j];
         double t = 0;
@@ -396,8 +397,14 @@ int catalog_print(struct rconn *r, const struct keys *k, const struct cq_registr
         live_workers(wids, (const redisReply *const *)funcs, NULL,
                      (const redisReply *const *)leases, fn->name, NULL, live, sizeof live, &nlive,
                      NULL);
-        fprintf(f, "%-30s %s\n", registry_signature(fn, sig, sizeof sig), fn->summary);
-        fprintf(f, "%-30s   %s; ", "", fn->source);
+        registry_signature(fn, sig, sizeof sig);
+        if (fn->summary[0] != '\0') { /* else the signature alone, no spaces after it */
+            registry_lead(f, col, sig);
+            fprintf(f, "%s\n", fn->summary);
+        } else {
+            fprintf(f, "%s\n", sig);
+        }
+        fprintf(f, "%*s%s; ", col + 2, "", fn->source);
         if (nlive > 0)
             fprintf(f, "served now by %s", live);
         else

@@ -513,15 +513,43 @@ const char *registry_signature(const struct cq_function *f, char *buf, size_t le
     return buf;
 }
 
+/* A table of functions reads as --help does (cli.c): the summaries in one column, at least two
+ * spaces after the signatures, a signature too long for the column alone on its line and its
+ * summary on the next, at the column. The column is as wide as the longest signature that fits
+ * (so a table of short ones stays narrow), but never past SIG_COLUMN. */
+#define SIG_COLUMN 32
+
+int registry_column(const struct cq_function *const *v, int n)
+{
+    int col = 0, i;
+
+    for (i = 0; i < n; i++) {
+        char sig[2200];
+        int w = (int)strlen(registry_signature(v[i], sig, sizeof sig)) + 2;
+        if (w <= SIG_COLUMN && w > col) col = w;
+    }
+    return col > 0 ? col : SIG_COLUMN;
+}
+
+void registry_lead(FILE *f, int col, const char *sig)
+{
+    int w = (int)strlen(sig);
+
+    if (w + 2 > col)
+        fprintf(f, "%s\n%*s", sig, col, "");
+    else
+        fprintf(f, "%-*s", col, sig);
+}
+
 void registry_print(const struct cq_registry *r, FILE *f)
 {
-    int i;
+    int col = registry_column((const struct cq_function *const *)r->v, r->n), i;
 
     for (i = 0; i < r->n; i++) {
         const struct cq_function *e = r->v[i];
         char sig[2200];
-        fprintf(f, "%-30s %s (retries %d", registry_signature(e, sig, sizeof sig), e->summary,
-                e->retries);
+        registry_lead(f, col, registry_signature(e, sig, sizeof sig));
+        fprintf(f, "%s%s(retries %d", e->summary, e->summary[0] ? " " : "", e->retries);
         if (e->timeout > 0) fprintf(f, ", timeout %gs", e->timeout);
         if (strcmp(e->source, "builtin") != 0) fprintf(f, "; %s", e->source); /* "program", ... */
         fprintf(f, ")\n");

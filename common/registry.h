@@ -92,7 +92,15 @@ const struct cq_function **registry_sorted(const struct cq_registry *r);
  * buf; for the lists of functions, where errors show the shorter usage. */
 const char *registry_signature(const struct cq_function *f, char *buf, size_t len);
 
-/* One function a line: signature, summary, retries, timeout (cworker --list-functions). */
+/* Where the summaries of a table of these n functions start (a column of at most 32). */
+int registry_column(const struct cq_function *const *v, int n);
+/* The start of one row of such a table: sig, and spaces up to column col, where the caller
+ * writes the row's text (never nothing: no line may end in spaces); a sig too long for the
+ * column goes alone on its line, the text on the next at the column. */
+void registry_lead(FILE *f, int col, const char *sig);
+
+/* One function a line (two for a long signature): signature, summary, retries, timeout, source
+ * (cworker --list-functions). */
 void registry_print(const struct cq_registry *r, FILE *f);
 
 /* The type's name in specs ("string"), and back (-1 when unknown). */

@@ -126,6 +126,17 @@ check_contains "...and a plugin's says its file" "plugin $PLUGIN_REAL; served no
     "$(grep -A1 '^sha256' "$T/list")"
 names=$(grep -o '^[a-z_0-9]*' "$T/list")
 check_eq "--list-functions: by name, as the errors' 'known:' lists" "$(LC_ALL=C sort <<<"$names")" "$names"
+rcli HSET cq:functions bare '{"args":""}' \
+    a_function_with_a_long_name '{"args":"FIRST SECOND:integer","summary":"does things"}' >/dev/null
+"$BIN/cenqueue" --list-functions >"$T/list"
+check_eq "--list-functions: no line ends in a space (bare has no summary)" "" "$(grep -n ' $' "$T/list")"
+check_eq "...bare's signature alone, then its source" "bare|program; no live worker; never served" \
+    "$(grep -A1 '^bare' "$T/list" | sed 's/^ *//' | paste -sd'|')"
+check_eq "...a long signature alone on its line, its summary under the others'" \
+    "$(printf '%30s' '')does things" "$(grep -A1 '^a_function_with_a_long_name FIRST' "$T/list" | sed -n 2p)"
+check_contains "...which start two spaces past the longest signature that fits" \
+    "download_link DIRECTORY LINK  save LINK" "$(cat "$T/list")"
+rcli HDEL cq:functions bare a_function_with_a_long_name >/dev/null
 
 echo "# two workers, one without the plugin: every job finishes"
 "$BIN/cworker" -c 4 --download-root "$ROOT" >"$T/w2.log" 2>&1 &

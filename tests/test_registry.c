@@ -172,9 +172,61 @@ static void test_sources(void)
     f = open_memstream(&out, &len);
     cq_registry_print(r, f);
     fclose(f);
-    CHECK_HAS(out, "sleep SECONDS:duration         sleep SECONDS (e.g. 2 or 250ms) (retries 0)\n");
-    CHECK_HAS(out, "mine X:integer                  (retries 0; program)\n");
+    CHECK_HAS(out, "sleep SECONDS:duration  sleep SECONDS (e.g. 2 or 250ms) (retries 0)\n");
+    CHECK_HAS(out, "mine X:integer          (retries 0; program)\n");
     CHECK_HAS(out, "(retries 3; command /bin/true)\n");
+    free(out);
+    registry_free(r);
+}
+
+/* Whether some line of s ends in a space. */
+static int trailing_space(const char *s)
+{
+    const char *p;
+
+    for (p = s; (p = strchr(p, '\n')) != NULL; p++)
+        if (p > s && p[-1] == ' ') return 1;
+    return 0;
+}
+
+/* cworker --list-functions reads as --help does: the summaries in one column two spaces past
+ * the longest signature that fits (32 at most), a longer signature alone on its line with its
+ * summary under the others, and no line ending in spaces (an empty summary left two). */
+static void test_print(void)
+{
+    struct cq_registry *r = registry_new();
+    cq_function *f;
+    char *out = NULL;
+    size_t len = 0;
+    FILE *fp;
+
+    CHECK_EQ(registry_add_builtins(r), 0);
+    f = cq_function_add(r, "thumbnail", "PATH WIDTH:integer HEIGHT:integer", fn_ok, NULL);
+    CHECK(f != NULL && cq_function_set_summary(f, "make a thumbnail") == 0);
+    CHECK(cq_function_add(r, "bare", "", fn_ok, NULL) != NULL); /* no summary */
+    fp = open_memstream(&out, &len);
+    cq_registry_print(r, fp);
+    fclose(fp);
+    CHECK_STREQ(out,
+                "noop [ARG:any...]       do nothing (for tests and benchmarks) (retries 0)\n"
+                "sleep SECONDS:duration  sleep SECONDS (e.g. 2 or 250ms) (retries 0)\n"
+                "thumbnail PATH WIDTH:integer HEIGHT:integer\n"
+                "                        make a thumbnail (retries 0; program)\n"
+                "bare                    (retries 0; program)\n");
+    CHECK(!trailing_space(out));
+    free(out);
+    registry_free(r);
+
+    /* Only long signatures: their summaries at the widest column. */
+    r = registry_new();
+    f = cq_function_add(r, "a_function_with_a_long_name", "FIRST SECOND", fn_ok, NULL);
+    CHECK(f != NULL);
+    fp = open_memstream(&out, &len);
+    cq_registry_print(r, fp);
+    fclose(fp);
+    CHECK_STREQ(out,
+                "a_function_with_a_long_name FIRST SECOND\n"
+                "                                (retries 0; program)\n");
     free(out);
     registry_free(r);
 }
@@ -562,6 +614,7 @@ int main(void)
     test_specs();
     test_builtins();
     test_sources();
+    test_print();
     test_calls();
     test_many_args();
     test_deferral();

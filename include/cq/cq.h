@@ -97,7 +97,8 @@ int cq_function_set_thread_hooks(cq_function *f, cq_thread_init init, cq_thread_
 int cq_function_set_source(cq_function *f, const char *source);
 
 /* Print reg's functions, one a line: the arguments as declared, with their types ("sleep
- * SECONDS:duration"), summary, retries, timeout, where it came from (but "builtin"). */
+ * SECONDS:duration"), then in one column the summary, retries, timeout, where it came from
+ * (but "builtin"); a signature longer than 30 bytes alone on its line, the rest on the next. */
 void cq_registry_print(const cq_registry *reg, FILE *f);
 
 /* The last error of a cq_function_add on reg (a static string while none happened); the

@@ -698,7 +698,7 @@ static void split_spec(const char *spec, char *name, char **args)
     }
 }
 
-int command_check(const char *spec, char *err, size_t errlen)
+int command_check(const struct cq_registry *reg, const char *spec, char *err, size_t errlen)
 {
     const char *eq = strchr(spec, '='), *colon;
     char name[REGISTRY_NAME_MAX + 1], why[512], *args = NULL;
@@ -731,7 +731,8 @@ int command_check(const char *spec, char *err, size_t errlen)
     /* The name and the arguments as the registry will take them, in one of its own. */
     split_spec(spec, name, &args);
     scratch = registry_new();
-    if (registry_describe(scratch, name, args ? args : "[ARG:any...]", why, sizeof why) == NULL) {
+    if (registry_describe(scratch, name, args ? args : "[ARG:any...]", why, sizeof why) == NULL ||
+        (reg != NULL && registry_check_free(reg, name, why, sizeof why) != 0)) {
         err_set(err, errlen, "'%s': %s", spec, why);
         rc = -1;
     }
@@ -748,7 +749,7 @@ int command_add(struct cq_registry *reg, const char *spec, char *err, size_t err
     struct command_fn *cf;
     cq_function *f;
 
-    if (command_check(spec, err, errlen) != 0) return -1;
+    if (command_check(reg, spec, err, errlen) != 0) return -1; /* a taken name before the program */
     split_spec(spec, name, &args);
     cf = xcalloc(1, sizeof *cf);
     if (command_resolve(eq + 1, cf->program, sizeof cf->program, why, sizeof why) != 0) {

@@ -82,10 +82,10 @@ int command_resolve(const char *name, char *path, size_t pathlen, char *err, siz
  * quotes. */
 int command_add(struct cq_registry *reg, const char *spec, char *err, size_t errlen);
 
-/* What command_add can tell from spec alone, without the file system or a registry: its
- * shape, the function's name, its ARGS, a relative PROGRAM path. 0, or -1 with err as
- * command_add words it: a malformed --command is a usage error, a program that is not there
- * is not. */
-int command_check(const char *spec, char *err, size_t errlen);
+/* What command_add can tell without the file system: from spec alone, its shape, the
+ * function's name, its ARGS, a relative PROGRAM path; and with reg (NULL: none), a name one of
+ * reg's functions has. 0, or -1 with err as command_add words it: a malformed --command or
+ * one whose name is taken is a usage error, a program that is not there is not. */
+int command_check(const struct cq_registry *reg, const char *spec, char *err, size_t errlen);
 
 #endif

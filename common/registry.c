@@ -218,18 +218,24 @@ static int parse_spec(struct cq_function *f, const char *spec, char *err, size_t
     return 0;
 }
 
+int registry_check_free(const struct cq_registry *r, const char *name, char *err, size_t errlen)
+{
+    const struct cq_function *f = registry_find(r, name);
+
+    if (f == NULL) return 0;
+    err_set(err, errlen, "function %s: already registered (by %s)", name, f->source);
+    return -1;
+}
+
 static struct cq_function *add(struct cq_registry *r, const char *name, const char *spec, char *err,
                                size_t errlen)
 {
     struct cq_function *f;
     char why[400];
 
-    if (registry_check_name(name, err, errlen) != 0) return NULL;
-    f = (struct cq_function *)registry_find(r, name);
-    if (f != NULL) {
-        err_set(err, errlen, "function %s: already registered (by %s)", name, f->source);
+    if (registry_check_name(name, err, errlen) != 0 ||
+        registry_check_free(r, name, err, errlen) != 0)
         return NULL;
-    }
     f = xcalloc(1, sizeof *f);
     str_copy(f->name, sizeof f->name, name);
     if (parse_spec(f, spec, why, sizeof why) != 0) {

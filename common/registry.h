@@ -71,6 +71,9 @@ int registry_valid_name(const char *s);
 /* 0 when name (NULL too) is a function name; else -1 with err saying so, the name shown as
  * str_shown shows it (one line, cut). */
 int registry_check_name(const char *name, char *err, size_t errlen);
+/* 0 when r has no function name, else -1 with err "function NAME: already registered (by
+ * SOURCE)": every name is served by one handler. */
+int registry_check_free(const struct cq_registry *r, const char *name, char *err, size_t errlen);
 
 /* Add a function that only describes (no handler): what a client knows from the catalog. */
 struct cq_function *registry_describe(struct cq_registry *r, const char *name, const char *spec,

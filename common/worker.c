@@ -2645,7 +2645,16 @@ int cq_command_check(const char *spec, char *err, size_t errlen)
         err_set(err, errlen, "cq_command_check: no spec (NAME=PROGRAM)");
         return -1;
     }
-    return command_check(spec, err, errlen);
+    return command_check(NULL, spec, err, errlen);
+}
+
+int cq_worker_check_command(cq_worker *w, const char *spec, char *err, size_t errlen)
+{
+    if (spec == NULL) {
+        err_set(err, errlen, "cq_worker_check_command: no spec (NAME=PROGRAM)");
+        return -1;
+    }
+    return command_check(w->reg, spec, err, errlen);
 }
 
 int cq_worker_run(cq_worker *w)

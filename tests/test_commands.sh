@@ -124,8 +124,19 @@ bad_usage "bad argument type" \
 bad_usage "a bad function name" \
     "cworker: --command 'a b=/bin/true': function name 'a b': use 1-64 characters of A-Z a-z 0-9 _ . -" \
     --command 'a b=/bin/true'
-bad_start "a built-in name" "noop: already registered" --command noop=/bin/true
-bad_start "the same name twice" "dup: already registered" --command dup=/bin/true --command dup=/bin/echo
+# ...and so is one whose name another function has, though that is known only as it is added.
+bad_usage "a built-in name" \
+    "cworker: --command 'noop=/bin/true': function noop: already registered (by builtin)" \
+    --command noop=/bin/true
+bad_usage "cworker's own built-in's name" \
+    "cworker: --command 'download_link=/bin/true': function download_link: already registered (by builtin)" \
+    --command download_link=/bin/true
+bad_usage "the same name twice" \
+    "cworker: --command 'dup=/bin/echo': function dup: already registered (by command /bin/true)" \
+    --command dup=/bin/true --command dup=/bin/echo
+bad_usage "a taken name whose program is missing too: the name first" \
+    "cworker: --command 'noop=/nonexistent/prog': function noop: already registered (by builtin)" \
+    --command noop=/nonexistent/prog
 printf '# commands\nfine=/bin/true\n\nbroken=/nonexistent/prog\n' >"$T/bad.cmds"
 bad_start "--command-file with a bad line" "$T/bad.cmds line 4: 'broken=/nonexistent/prog': command /nonexistent/prog" \
     --command-file "$T/bad.cmds"

@@ -60,6 +60,13 @@ load_error "loaded twice" "function sha256: already registered (by plugin $PLUGI
 load_error "plugin refuses" "plugin $T/refuses.so: needs /etc/thing.conf" --load "$T/refuses.so"
 load_error "undefined symbol" "undefined symbol: cq_missing_call" --load "$T/undefined.so"
 CQ_PLUGINS="$T/none.so" load_error "CQ_PLUGINS" "\$CQ_PLUGINS: plugin $T/none.so" 
+# The plugin's name was there first: the --command that takes it again is the usage error.
+"$BIN/cworker" --burst --download-root "$ROOT" --command sha256=/bin/true --load "$PLUGIN" \
+    >"$T/out" 2>"$T/err"
+check_eq "a --command with a plugin's function's name: exit 2 (a usage error)" 2 "$?"
+check_eq "...its line and the pointer to --help" \
+    "cworker: --command 'sha256=/bin/true': function sha256: already registered (by plugin $PLUGIN_REAL)"$'\n'"Try 'cworker --help' for more information." \
+    "$(cat "$T/err")"
 check_eq "no worker registered by any of them" 0 "$(rcli SCARD cq:workers)"
 
 echo "# --list-functions shows the plugin's function, with its source"

@@ -150,6 +150,28 @@ static void test_sources(void)
     CHECK_STREQ(mine->source, "program");
     CHECK_EQ(command_add(r, "tru=/bin/true", err, sizeof err), 0);
     CHECK_STREQ(registry_find(r, "tru")->source, "command /bin/true");
+    /* A taken name is told before a missing program (the first a usage error, the second
+     * not), by the check as by the add; the check without a registry cannot know it. */
+    CHECK_EQ(command_check(r, "tru=/nonexistent/prog", err, sizeof err), -1);
+    CHECK_STREQ(err,
+                "'tru=/nonexistent/prog': function tru: already registered (by command "
+                "/bin/true)");
+    CHECK_EQ(command_add(r, "noop=/nonexistent/prog", err, sizeof err), -1);
+    CHECK_STREQ(err, "'noop=/nonexistent/prog': function noop: already registered (by builtin)");
+    CHECK_EQ(command_check(NULL, "noop=/bin/true", err, sizeof err), 0);
+    CHECK_EQ(command_check(r, "fresh=/nonexistent/prog", err, sizeof err), 0);
+    {
+        cq_worker *w = cq_worker_new(); /* what cworker asks of each --command */
+        CHECK_EQ(cq_worker_check_command(w, "noop=/bin/true", err, sizeof err), -1);
+        CHECK_STREQ(err, "'noop=/bin/true': function noop: already registered (by builtin)");
+        CHECK_EQ(cq_worker_check_command(w, "x=/nonexistent/prog", err, sizeof err), 0);
+        CHECK_EQ(cq_worker_add_command(w, "x=/bin/true", err, sizeof err), 0);
+        CHECK_EQ(cq_worker_check_command(w, "x=/bin/echo", err, sizeof err), -1);
+        CHECK_STREQ(err, "'x=/bin/echo': function x: already registered (by command /bin/true)");
+        CHECK_EQ(cq_worker_check_command(w, "x y=/bin/echo", err, sizeof err), -1);
+        CHECK_HAS(err, "function name 'x y'");
+        cq_worker_free(w);
+    }
     other = cq_function_add(r, "other", "", fn_ok, NULL);
     CHECK(other != NULL && strcmp(other->source, "program") == 0);
 

@@ -163,7 +163,9 @@ static void usage(FILE *f)
         "not start (Redis unreachable, bad download root, a plugin or command that cannot load, no\n"
         "threads), or when it stopped with Redis unreachable, so that it could not record the\n"
         "outcome of an ended job or deregister (the jobs it held then return to their queues when\n"
-        "its lease expires, and run again); 2 for a usage error.\n");
+        "its lease expires, and run again); 2 for a usage error, a --command's too: wrong as\n"
+        "written, or with a name another function has (a built-in's, a plugin's, an earlier\n"
+        "--command's).\n");
 }
 
 /* --command-file: one command spec a line. */
@@ -311,57 +313,58 @@ static int check_env(const struct cli *cli, const struct opts *o)
     return 0;
 }
 
-/* Parse the command line into w and o. Returns -1 to go on, or an exit status. */
-static int parse_options(cq_worker *w, struct opts *o, int argc, char **argv)
+/* Parse the command line into w and o, with cli (kept for the usage errors found later).
+ * Returns -1 to go on, or an exit status. */
+static int parse_options(struct cli *cli, cq_worker *w, struct opts *o, int argc, char **argv)
 {
-    struct cli cli;
     char err[512];
     int c, rc = 0, i;
 
-    cli_begin(&cli, "cworker", CQ_VERSION, usage, options, sizeof options / sizeof options[0], 0);
-    while (rc == 0 && (c = cli_next(&cli, argc, argv)) != -1) {
+    cli_begin(cli, "cworker", CQ_VERSION, usage, options, sizeof options / sizeof options[0], 0);
+    while (rc == 0 && (c = cli_next(cli, argc, argv)) != -1) {
         switch (c) {
-        case CLI_STOP: rc = cli.status == 0 ? CLI_STOP : cli.status; break;
-        case 'b': rc = set(&cli, w, "1"); break;
+        case CLI_STOP: rc = cli->status == 0 ? CLI_STOP : cli->status; break;
+        case 'b': rc = set(cli, w, "1"); break;
         case O_ROOT: o->root = optarg; break;
         case CLI_O_TLS_CA:
         case CLI_O_TLS_CERT:
         case CLI_O_TLS_KEY: cli_tls(c, optarg); break;
-        case O_MAX_SIZE: rc = cli_size(&cli, optarg, &o->limits.max_bytes); break;
-        case O_CONNECT: rc = cli_duration(&cli, optarg, &o->limits.connect_timeout); break;
+        case O_MAX_SIZE: rc = cli_size(cli, optarg, &o->limits.max_bytes); break;
+        case O_CONNECT: rc = cli_duration(cli, optarg, &o->limits.connect_timeout); break;
         case O_LIST: o->list = 1; break;
-        case O_LOAD: rc = add_to(&cli, o->loads, &o->nloads, 64); break;
-        case O_COMMAND: rc = add_command(&cli, o); break;
-        case O_COMMAND_FILE: rc = add_to(&cli, o->command_files, &o->nfiles, 16); break;
-        case O_DENY_NETWORKS: rc = add_to(&cli, o->denies, &o->ndenies, 16); break;
-        case O_ALLOW_HOSTS: rc = add_to(&cli, o->allows, &o->nallows, 16); break;
-        case O_CONTENT: rc = set_content(&cli, o, optarg); break;
+        case O_LOAD: rc = add_to(cli, o->loads, &o->nloads, 64); break;
+        case O_COMMAND: rc = add_command(cli, o); break;
+        case O_COMMAND_FILE: rc = add_to(cli, o->command_files, &o->nfiles, 16); break;
+        case O_DENY_NETWORKS: rc = add_to(cli, o->denies, &o->ndenies, 16); break;
+        case O_ALLOW_HOSTS: rc = add_to(cli, o->allows, &o->nallows, 16); break;
+        case O_CONTENT: rc = set_content(cli, o, optarg); break;
         default: { /* the worker's own settings */
-            int redis = strcmp(cli.opt, "url") == 0 || strcmp(cli.opt, "prefix") == 0;
+            int redis = strcmp(cli->opt, "url") == 0 || strcmp(cli->opt, "prefix") == 0;
 
-            if (strcmp(cli.opt, "url") == 0) o->url = optarg;
-            if (strcmp(cli.opt, "prefix") == 0) o->prefix = optarg;
+            if (strcmp(cli->opt, "url") == 0) o->url = optarg;
+            if (strcmp(cli->opt, "prefix") == 0) o->prefix = optarg;
             /* an empty one is refused as cenqueue and cqctl refuse it */
-            rc = redis && *optarg == '\0' ? check_env(&cli, o) : set(&cli, w, optarg);
+            rc = redis && *optarg == '\0' ? check_env(cli, o) : set(cli, w, optarg);
             break;
         }
         }
     }
-    cli_end(&cli);
+    cli_end(cli);
     if (rc != 0) return rc == CLI_STOP ? 0 : rc;
-    rc = check_env(&cli, o);
-    if (rc == 0) rc = set_policy(&cli, o);
+    rc = check_env(cli, o);
+    if (rc == 0) rc = set_policy(cli, o);
     if (rc != 0) return rc;
     for (i = optind; i < argc; i++) {
-        if (cq_worker_add_queue(w, argv[i], err, sizeof err) != 0)
-            return cli_error(&cli, "%s", err);
+        if (cq_worker_add_queue(w, argv[i], err, sizeof err) != 0) return cli_error(cli, "%s", err);
     }
     return -1;
 }
 
 /* Every function in place before anything else: one that cannot load stops the worker here,
- * with one line, before it takes a job. 0 or 1. */
-static int add_functions(cq_worker *w, const struct opts *o)
+ * with one line, before it takes a job. A --command whose name is taken (a built-in's, a
+ * plugin's, an earlier --command's) is a usage error, as one wrong as written is; that is
+ * known only now, with the functions loaded before it. 0, 1, or 2 (cli_error). */
+static int add_functions(const struct cli *cli, cq_worker *w, const struct opts *o)
 {
     char err[1024] = "";
     int i, rc;
@@ -379,7 +382,9 @@ static int add_functions(cq_worker *w, const struct opts *o)
         }
     }
     for (i = 0; rc == 0 && i < o->ncommands; i++) {
-        if (cq_worker_add_command(w, o->commands[i], err, sizeof err) != 0) {
+        if (cq_worker_check_command(w, o->commands[i], err, sizeof err) != 0) {
+            rc = cli_error(cli, "--command %s", err);
+        } else if (cq_worker_add_command(w, o->commands[i], err, sizeof err) != 0) {
             fprintf(stderr, "cworker: --command %s\n", err);
             rc = 1;
         }
@@ -437,13 +442,17 @@ static void setup_signals(void)
 static int run(cq_worker *w, int argc, char **argv)
 {
     struct opts o;
+    struct cli cli;
     int rc;
 
     memset(&o, 0, sizeof o);
     http_limits_default(&o.limits);
     o.limits.images_only = 1;
-    rc = parse_options(w, &o, argc, argv);
-    if (rc < 0) rc = add_functions(w, &o) != 0 ? 1 : -1;
+    rc = parse_options(&cli, w, &o, argc, argv);
+    if (rc < 0) {
+        rc = add_functions(&cli, w, &o);
+        if (rc == 0) rc = -1;
+    }
     if (rc < 0 && o.list) {
         cq_registry_print(cq_worker_registry(w), stdout);
         rc = 0;

@@ -261,6 +261,11 @@ int cq_worker_add_command(cq_worker *w, const char *spec, char *err, size_t errl
  * where a malformed spec is a usage error. Returns 0, or -1 with err worded as
  * cq_worker_add_command words it. */
 int cq_command_check(const char *spec, char *err, size_t errlen);
+/* cq_command_check, and a name one of w's functions already has (a built-in, a plugin's, a
+ * command added before): what cq_worker_add_command would refuse now, but for a program it
+ * cannot find. For a program whose options name its commands, where both are usage errors.
+ * Returns 0, or -1 with err worded as cq_worker_add_command words it. */
+int cq_worker_check_command(cq_worker *w, const char *spec, char *err, size_t errlen);
 
 /* Run until the queues are drained (burst), max-jobs are done, or cq_worker_stop. Returns
  * 0 for a clean stop, 1 when the worker could not start or could not deregister. It logs to

@@ -1043,6 +1043,11 @@ static const char requeue_lua[] =
     "           'record')\n"
     "redis.call('PERSIST', ARGV[1])\n"
     "return {1}\n";
+/* Sent once a job, up to a page of 1,000 in one pipeline: its body once a connection, then
+ * EVALSHA (rconn_script_head); a call that meets NOSCRIPT, or an ACL without EVALSHA, goes
+ * again (requeue_read). */
+static struct rconn_script requeue_script = RCONN_SCRIPT(requeue_lua);
+#define REQUEUE_TRIES 3 /* sends of one job's script at most: then a NOSCRIPT is its error */
 
 /* The record to requeue: the old one with attempts 0, no hand-offs, and its queue spelled
  * out (the record's, else the hash's, else "default"), which goes into queue. NULL with err
@@ -1084,6 +1089,7 @@ struct requeue {
     char *rec;       /* the record to push, NULL when the job is not requeued */
     int skipped;     /* 1: of another queue than only_queue, 2: its status gone (requeue_page: -1
                       requeued, -2 unknown, -3 dropped from the failed set) */
+    int again;       /* its script did not run (NOSCRIPT, EVALSHA refused): it goes again */
     char err[512];   /* why not, when rec is NULL and it is not skipped */
 };
 
@@ -1123,8 +1129,7 @@ static int requeue_append(struct admin *a, struct requeue *rq)
     char kf[KEYS_KEY_MAX], kqs[KEYS_KEY_MAX];
     const char *argv[11];
 
-    argv[0] = "EVAL";
-    argv[1] = requeue_lua;
+    rconn_script_head(&a->r, &requeue_script, argv);
     argv[2] = "0";
     argv[3] = rq->kj;
     argv[4] = keys_failed(&a->k, kf, sizeof kf);
@@ -1161,12 +1166,42 @@ static int requeue_result(struct admin *a, struct requeue *rq, redisReply *rep)
     return rc;
 }
 
+/* Read the reply of rq's script, sent in a pipeline (or not, when !*sent): 1 when it did not
+ * run (rconn_script_again) and retry is set (rq is kept to go again, now with the body),
+ * else 0 with rq told: skipped -1 when requeued, rq->err when not; -2 with *sent 0 and err
+ * when Redis failed, not the job. */
+static int requeue_read(struct admin *a, struct requeue *rq, int retry, int *sent, char *err,
+                        size_t errlen)
+{
+    redisReply *rep;
+
+    if (!*sent) {
+        free(rq->rec);
+        rq->rec = NULL;
+        rq->skipped = -2;
+        return 0;
+    }
+    rep = rconn_read(&a->r);
+    if (retry && rconn_script_again(rep)) {
+        freeReplyObject(rep);
+        return 1;
+    }
+    if (requeue_result(a, rq, rep) == 0) {
+        rq->skipped = -1;
+    } else if (a->r.ctx == NULL) { /* Redis failed, not the job */
+        err_set(err, errlen, "%s", rq->err);
+        rq->skipped = -2;
+        *sent = 0;
+    }
+    return 0;
+}
+
 int admin_requeue(struct admin *a, const char *id, char *queue, size_t qlen, char *err,
                   size_t errlen)
 {
     struct requeue rq = {.id = id};
     redisReply *h;
-    int rc = -1;
+    int rc = -1, tries, sent = 1;
 
     if (keys_check_name("job id", id, err, errlen) != 0) return -1;
     keys_job(&a->k, id, rq.kj, sizeof rq.kj);
@@ -1174,14 +1209,16 @@ int admin_requeue(struct admin *a, const char *id, char *queue, size_t qlen, cha
                 errlen);
     if (h == NULL) return -1;
     requeue_prepare(&rq, h, NULL);
-    if (rq.rec == NULL) {
-        err_set(err, errlen, "%s", rq.err);
-    } else if (requeue_append(a, &rq) != 0) {
-        free(rq.rec);
-        io_error(a, err, errlen);
-    } else if (requeue_result(a, &rq, rconn_read(&a->r)) == 0) {
+    rq.again = rq.rec != NULL;
+    for (tries = 1; rq.again; tries++) {
+        if (requeue_append(a, &rq) != 0) sent = 0;
+        rq.again = requeue_read(a, &rq, tries < REQUEUE_TRIES, &sent, err, errlen);
+    }
+    if (rq.skipped == -1) {
         str_copy(queue, qlen, rq.q);
         rc = 0;
+    } else if (rq.skipped == -2) { /* Redis failed */
+        io_error(a, err, errlen);
     } else {
         err_set(err, errlen, "%s", rq.err);
     }
@@ -1207,8 +1244,8 @@ static int requeue_page(struct admin *a, const redisReply *ids, size_t n, const 
     char kf[KEYS_KEY_MAX];
     struct requeue *rq = xcalloc(n ? n : 1, sizeof *rq);
     redisReply **h = xcalloc(n ? n : 1, sizeof *h);
-    size_t i, got = 0;
-    int rc = -1, sent = 1;
+    size_t i, got = 0, again = 0;
+    int rc = -1, sent = 1, tries;
 
     for (i = 0; i < n; i++) {
         rq[i].id = ids->element[i]->str;
@@ -1247,16 +1284,18 @@ static int requeue_page(struct admin *a, const redisReply *ids, size_t n, const 
             continue;
         }
         if (rq[i].rec == NULL) continue;
-        if (!sent) {
-            free(rq[i].rec);
-            rq[i].rec = NULL;
-            rq[i].skipped = -2;
-        } else if (requeue_result(a, &rq[i], rconn_read(&a->r)) == 0) {
-            rq[i].skipped = -1;
-        } else if (a->r.ctx == NULL) { /* Redis failed, not the job */
-            err_set(err, errlen, "%s", rq[i].err);
-            rq[i].skipped = -2;
-            sent = 0;
+        rq[i].again = requeue_read(a, &rq[i], 1, &sent, err, errlen);
+        again += rq[i].again;
+    }
+    /* Scripts that met NOSCRIPT (a SCRIPT FLUSH before or during the page) or an ACL without
+     * EVALSHA did not run: they go again, in one pipeline, the first (or each) with the body. */
+    for (tries = 2; again > 0; tries++) {
+        for (i = 0; i < n; i++)
+            if (rq[i].again && sent && requeue_append(a, &rq[i]) != 0) sent = 0;
+        for (again = 0, i = 0; i < n; i++) {
+            if (!rq[i].again) continue;
+            rq[i].again = requeue_read(a, &rq[i], tries < REQUEUE_TRIES, &sent, err, errlen);
+            again += rq[i].again;
         }
     }
     /* What is known is told, also when Redis failed part-way. */

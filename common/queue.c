@@ -18,7 +18,7 @@
  * goes as EVAL with its body the first time on a connection and as EVALSHA after that (the
  * apply script is 6 KB, which Redis would hash with SHA-1 at every call): a new connection
  * (a restart, a failover) starts with EVAL again, and a NOSCRIPT reply (SCRIPT FLUSH) fails
- * that one call, whose caller's retry then sends the body (rconn's scripts bits).
+ * that one call, whose caller's retry then sends the body (rconn_script_head).
  *
  * Scripts build key names from templates made by keys.c (keys_template), so the schema is
  * still spelled only there. cq targets a single Redis primary (not Redis Cluster): scripts
@@ -26,13 +26,10 @@
  */
 #include "queue.h"
 
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <openssl/evp.h>
 
 #include "util.h"
 
@@ -248,27 +245,7 @@ enum script_id {
     SCRIPT_RECOVER,
     SCRIPT_N
 };
-static const char *const script_body[SCRIPT_N]; /* defined below, after the scripts */
-static char script_sha[SCRIPT_N][41];
-static pthread_once_t script_once = PTHREAD_ONCE_INIT;
-
-static void script_hash(void)
-{
-    static const char hex[] = "0123456789abcdef";
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int n, i, s;
-
-    for (s = 0; s < SCRIPT_N; s++) {
-        if (EVP_Digest(script_body[s], strlen(script_body[s]), md, &n, EVP_sha1(), NULL) != 1 ||
-            n != 20)
-            xcheck(NULL, "a script's SHA-1");
-        for (i = 0; i < n; i++) {
-            script_sha[s][2 * i] = hex[md[i] >> 4];
-            script_sha[s][2 * i + 1] = hex[md[i] & 15];
-        }
-        script_sha[s][40] = '\0';
-    }
-}
+static struct rconn_script script[SCRIPT_N]; /* defined below, after the scripts */
 
 /* The scripts cq's Redis module runs as commands (module/cqmodule.c): the same arguments,
  * effects and reply, without Lua. */
@@ -283,21 +260,15 @@ static const char *const script_command[SCRIPT_N] = {
  * from templates, see keys_template). */
 static void cmd_script(struct cmd *c, struct rconn *r, enum script_id id)
 {
-    unsigned bit = 1u << id;
+    const char *head[2];
 
     if ((r->module & RCONN_MODULE_WORKER) && script_command[id] != NULL) {
         cmd_str(c, script_command[id]);
         return;
     }
-    pthread_once(&script_once, script_hash);
-    if (r->scripts & bit) {
-        cmd_str(c, "EVALSHA");
-        cmd_str(c, script_sha[id]);
-    } else {
-        cmd_str(c, "EVAL");
-        cmd_str(c, script_body[id]);
-        r->scripts |= bit;
-    }
+    rconn_script_head(r, &script[id], head);
+    cmd_str(c, head[0]);
+    cmd_str(c, head[1]);
     cmd_str(c, "0");
 }
 
@@ -1809,7 +1780,8 @@ long queue_recover(struct rconn *r, const struct keys *k, const char *only_wid, 
     return script_result(r, rep, "recover", warn, warnlen, err, errlen);
 }
 
-static const char *const script_body[SCRIPT_N] = {
-    [SCRIPT_TAKE] = take_lua,           [SCRIPT_APPLY] = apply_lua,     [SCRIPT_DUE] = due_lua,
-    [SCRIPT_RECONCILE] = reconcile_lua, [SCRIPT_RECOVER] = recover_lua,
+static struct rconn_script script[SCRIPT_N] = {
+    [SCRIPT_TAKE] = RCONN_SCRIPT(take_lua),       [SCRIPT_APPLY] = RCONN_SCRIPT(apply_lua),
+    [SCRIPT_DUE] = RCONN_SCRIPT(due_lua),         [SCRIPT_RECONCILE] = RCONN_SCRIPT(reconcile_lua),
+    [SCRIPT_RECOVER] = RCONN_SCRIPT(recover_lua),
 };

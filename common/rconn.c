@@ -3,6 +3,7 @@
 #include "rconn.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 
 #include <errno.h>
 #include <limits.h>
@@ -14,6 +15,8 @@
 #include <strings.h>
 #include <unistd.h>
 #include <sys/socket.h>
+
+#include <openssl/evp.h>
 
 #include "audience.h"
 #include "tls.h"
@@ -872,6 +875,7 @@ static int connect_held(struct rconn *r)
     redisSetTimeout(r->ctx, tv_of(r->timeout > 0 ? r->timeout : 0));
     r->connects++;
     r->scripts = 0;
+    r->evalsha_refused = 0;
     return 0;
 }
 
@@ -896,6 +900,67 @@ void rconn_drop_if_closed(struct rconn *r)
         rconn_close(r);
 }
 
+/* ---- scripts sent by their SHA-1 (rconn.h) ------------------------------------------ */
+
+static pthread_mutex_t script_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned script_bits; /* the bits given out so far (under script_lock) */
+
+/* s's SHA-1 and bit, once a process: the first caller computes them under the lock, every
+ * later one sees ready (acquire) and reads what it published. */
+static void script_prepare(struct rconn_script *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n, i;
+
+    pthread_mutex_lock(&script_lock);
+    if (!s->ready) {
+        if (EVP_Digest(s->body, strlen(s->body), md, &n, EVP_sha1(), NULL) != 1 || n != 20)
+            xcheck(NULL, "a script's SHA-1");
+        for (i = 0; i < n; i++) {
+            s->sha[2 * i] = hex[md[i] >> 4];
+            s->sha[2 * i + 1] = hex[md[i] & 15];
+        }
+        s->sha[40] = '\0';
+        for (i = 0; i < 8 * sizeof script_bits && (script_bits & (1u << i)); i++) continue;
+        if (i == 8 * sizeof script_bits) xcheck(NULL, "a bit of rconn.scripts for a script");
+        script_bits |= 1u << i;
+        s->bit = 1u << i;
+        __atomic_store_n(&s->ready, 1, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&script_lock);
+}
+
+void rconn_script_head(struct rconn *r, struct rconn_script *s, const char *head[2])
+{
+    if (!__atomic_load_n(&s->ready, __ATOMIC_ACQUIRE)) script_prepare(s);
+    if ((r->scripts & s->bit) && !r->evalsha_refused) {
+        head[0] = "EVALSHA";
+        head[1] = s->sha;
+    } else {
+        head[0] = "EVAL";
+        head[1] = s->body;
+        r->scripts |= s->bit;
+    }
+}
+
+static int noscript(const redisReply *rep)
+{
+    return rep != NULL && rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOSCRIPT", 8) == 0;
+}
+
+/* "NOPERM this user has no permissions to run the 'evalsha' command" */
+static int evalsha_refused(const redisReply *rep)
+{
+    return rep != NULL && rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOPERM", 6) == 0 &&
+        strcasestr(rep->str, "'evalsha'") != NULL;
+}
+
+int rconn_script_again(const redisReply *rep)
+{
+    return noscript(rep) || evalsha_refused(rep);
+}
+
 /* A reply seen: NOSCRIPT means Redis's script cache was emptied under this connection, an
  * unknown command or a NOPERM for one of cq's module's commands that the module (or that
  * group of its commands) is no longer to be used.
@@ -904,8 +969,8 @@ void rconn_drop_if_closed(struct rconn *r)
  * reply still goes to the caller. */
 static redisReply *seen(struct rconn *r, redisReply *rep)
 {
-    if (rep != NULL && rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOSCRIPT", 8) == 0)
-        r->scripts = 0; /* SCRIPT FLUSH: the next calls send their bodies again */
+    if (noscript(rep)) r->scripts = 0; /* SCRIPT FLUSH: the next calls send their bodies again */
+    if (evalsha_refused(rep)) r->evalsha_refused = 1; /* ...and with this ACL, every call */
     if (rep != NULL && rep->type == REDIS_REPLY_ERROR && r->module)
         r->module &= ~rconn_module_refused(rep->str); /* the next calls send the scripts */
     if (rep != NULL && r->url.nsentinels > 0 && rep->type == REDIS_REPLY_ERROR &&

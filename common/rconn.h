@@ -58,8 +58,10 @@ struct rconn {
     struct tls_session *tls;   /* rediss://: the session under ctx (tls.h), or NULL */
     unsigned long connects;    /* successful connections so far: a new one is a new client */
     unsigned scripts;          /* bits: scripts Redis has cached, as far as this connection
-                                * knows (queue.c sends those with EVALSHA); 0 on each connect
-                                * and after a NOSCRIPT reply */
+                                * knows (rconn_script_head sends those with EVALSHA); 0 on
+                                * each connect and after a NOSCRIPT reply */
+    int evalsha_refused;       /* the user's ACL refused EVALSHA: every script call goes as
+                                * EVAL with its body; 0 on each connect */
     unsigned want_module;      /* set by the caller: RCONN_MODULE_* bits, asked at each
                                 * connect (rconn_module asks for others when first needed) */
     unsigned module;           /* the bits of cq's module (module/cqmodule.c) this Redis has
@@ -153,6 +155,35 @@ void rconn_buf_raw(struct rconn_buf *b, const char *s, size_t n);
 /* Append b's commands (no I/O, as rconn_append) and empty b. 0, or -1 as rconn_append. */
 int rconn_append_buf(struct rconn *r, struct rconn_buf *b);
 void rconn_buf_free(struct rconn_buf *b);
+
+/* A Lua script that goes as EVAL with its body the first time on a connection and as EVALSHA
+ * after that, so that Redis neither receives nor hashes the body at every call (queue.c's
+ * are up to 6 KB, admin.c's requeue is sent once a job): a new connection (a restart, a
+ * failover) starts with EVAL again, and a NOSCRIPT reply (SCRIPT FLUSH) makes the next call
+ * of every script on that connection send its body again; an EVALSHA refused by the user's
+ * ACL (a user made for EVAL alone), every call on that connection. Such a call did not run:
+ * its caller sends it again (queue.c's by their callers' retries, admin.c's at once).
+ * One static struct a script, RCONN_SCRIPT(body); its SHA-1 and its bit of rconn.scripts are
+ * set at its first call, once a process, from any thread. */
+struct rconn_script {
+    const char *body;
+    int ready;    /* sha and bit set (read and written atomically) */
+    unsigned bit; /* its bit of rconn.scripts */
+    char sha[41]; /* the SHA-1 of body, hex, as EVALSHA takes it */
+};
+#define RCONN_SCRIPT(body) \
+    {                      \
+        (body), 0, 0, ""   \
+    }
+
+/* The first two arguments of a call of s on r into head: "EVALSHA" and the SHA-1 when r has
+ * sent the body since it connected (or since its last NOSCRIPT) and may send EVALSHA, else
+ * "EVAL" and the body, after which it has. The caller sends numkeys and the rest after them. */
+void rconn_script_head(struct rconn *r, struct rconn_script *s, const char *head[2]);
+
+/* Whether rep refuses a script call that did not run and goes again with its body, once r
+ * has read it: NOSCRIPT, or EVALSHA not allowed by the user's ACL. */
+int rconn_script_again(const redisReply *rep);
 
 /* Send what has been appended now, without reading: the server starts on it while the
  * caller prepares more. Blocks while the socket's buffers are full. 0, or -1 on an I/O error

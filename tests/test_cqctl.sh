@@ -218,6 +218,34 @@ check_eq "...the refused one stays failed" 1 "$(rcli ZSCORE cq:failed norec)"
 rcli DEL cq:job:norec cq:job:rqok cq:job:wrongq cq:job:strkey cq:queue:wq cq:queue:rq >/dev/null
 rcli ZREM cq:failed norec wrongq strkey >/dev/null
 rcli SREM cq:queues rq >/dev/null
+# Many failed jobs: the requeue script's body goes once a connection, then its SHA-1 (it went
+# whole, 569 bytes, with every job); a SCRIPT FLUSH between two requeues changes nothing.
+many_failed() { # PREFIX N: N failed jobs of queue mq, written in one pipe
+    local i
+    for ((i = 0; i < $2; i++)); do
+        echo "HSET cq:job:$1$i status failed func noop queue mq record '{\"id\":\"$1$i\",\"func\":\"noop\",\"args\":[]}'"
+        echo "ZADD cq:failed 1 $1$i"
+    done | rcli >/dev/null
+}
+calls() { rcli INFO commandstats | tr -d '\r' | sed -n "s/^cmdstat_$1:calls=\([0-9]*\),.*/\1/p"; }
+many_failed mf 1200
+rcli CONFIG RESETSTAT >/dev/null
+out=$(ctl requeue --all-failed --queue mq)
+check_contains "requeue --all-failed of 1,200 jobs (two pages)" "requeued 1200 failed jobs of queue mq" "$out"
+# (the workers running meanwhile call their scripts too, by SHA-1, and a few times at most
+# with the body, when they connect)
+check "...the script's body sent once, not 1,200 times" [ "$(calls eval)" -lt 5 ]
+check "...and its SHA-1 for the others" [ "$(calls evalsha)" -ge 1199 ]
+rcli SCRIPT FLUSH >/dev/null
+many_failed mg 3
+out=$(ctl requeue --all-failed --queue mq)
+check_contains "after SCRIPT FLUSH, requeue still works" "requeued 3 failed jobs of queue mq" "$out"
+check_eq "...all of them queued" 1203 "$(rcli LLEN cq:queue:mq)"
+check_eq "...and none left failed" "" "$(rcli ZRANGE cq:failed 0 -1 | grep '^m[fg]')"
+{ for ((i = 0; i < 1200; i++)); do echo "DEL cq:job:mf$i"; done; echo "DEL cq:job:mg0 cq:job:mg1 cq:job:mg2"; } |
+    rcli >/dev/null
+rcli DEL cq:queue:mq >/dev/null
+rcli SREM cq:queues mq >/dev/null
 # An id whose status expired (after --failure-ttl): nothing to requeue, so --all-failed drops
 # it from the failed set, says so, and succeeds (before: refused on every run, exit 1, and
 # the message named --result-ttl).
@@ -485,7 +513,6 @@ ctl cancel "$a" "$b" >/dev/null
 # checks passed, took through CQ.TAKE1 and recorded through CQ.APPLY1 (recovery passes
 # still run their script).
 if [ -n "${CQ_TEST_REDIS_MODULE:-}" ]; then
-    calls() { rcli INFO commandstats | sed -n "s/^cmdstat_$1:calls=\([0-9]*\),.*/\1/p"; }
     check "module: the workers took through CQ.TAKE1" [ "$(calls cq.take1)" -gt 0 ]
     check "module: ...and recorded through CQ.APPLY1" [ "$(calls cq.apply1)" -gt 0 ]
 fi

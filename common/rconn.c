@@ -468,9 +468,7 @@ static const struct fix connect_fixes[] = {
 };
 
 /* A connection that was open and is no more: what hiredis or the system said of it. */
-#define LOST_FIX                                                                           \
-    "the connection was lost (Redis stopped, restarted or closed it); it is opened again " \
-    "at the next command"
+#define LOST_FIX "the connection was lost (Redis stopped, restarted or closed it); " RCONN_REOPENED
 
 /* What a connection that had been made says when it goes (not one that never worked: a
  * plain client on a TLS port reads "Server closed the connection" too). */

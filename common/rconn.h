@@ -21,6 +21,8 @@
 #include <hiredis/hiredis.h>
 
 #define RCONN_SENTINELS_MAX 8
+/* How the error of a lost connection ends: what a caller that reconnects need not say again. */
+#define RCONN_REOPENED "it is opened again at the next command"
 
 struct rconn_node {
     char host[256];

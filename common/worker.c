@@ -755,11 +755,11 @@ static void summary(struct worker *w, long long now)
     log_recorded(w); /* the lines of the jobs it counts come first */
     if (ended > 0 || w->period.retried > 0 || w->period.host > 0 || w->outstanding > 0)
         LOG(&w->lg, CQ_LOG_INFO,
-            "summary: %ld jobs ended in %.0fs (%.1f/s): %ld finished, %ld failed, %ld "
+            "summary: %ld job%s ended in %.0fs (%.1f/s): %ld finished, %ld failed, %ld "
             "canceled; %ld retries, %ld back for a host failure; %d in flight of %d",
-            ended, secs, secs > 0 ? (double)ended / secs : 0.0, w->period.finished,
-            w->period.failed, w->period.canceled, w->period.retried, w->period.host, w->outstanding,
-            w->cfg->concurrency);
+            ended, ended == 1 ? "" : "s", secs, secs > 0 ? (double)ended / secs : 0.0,
+            w->period.finished, w->period.failed, w->period.canceled, w->period.retried,
+            w->period.host, w->outstanding, w->cfg->concurrency);
     memset(&w->period, 0, sizeof w->period);
     w->period.since = now;
 }
@@ -975,11 +975,12 @@ static void refuse_unknown(struct worker *w, struct task *t)
                                  known, queue);
     } else { /* served elsewhere (any)? Then the fix is the queue, not a deploy */
         t->kind = QUEUE_FAILED;
-        t->text = any > 0 ? xstrdup_printf("%s: no live worker of queue %s serves it (%d serve it "
-                                           "on other queues: enqueue it to theirs, or start one "
-                                           "that takes from %s; cqctl workers lists them)",
-                                           known, queue, any, queue)
-                          : xstrdup_printf("%s: no live worker serves it", known);
+        t->text = any > 0
+            ? xstrdup_printf("%s: no live worker of queue %s serves it (%d serve%s it "
+                             "on other queues: enqueue it to theirs, or start one "
+                             "that takes from %s; cqctl workers lists them)",
+                             known, queue, any, any == 1 ? "s" : "", queue)
+            : xstrdup_printf("%s: no live worker serves it", known);
     }
 }
 
@@ -1848,7 +1849,9 @@ static void keep_connected(struct worker *w, long long now)
     if (!w->down) {
         w->down = 1;
         w->down_since = now;
-        LOG(&w->lg, CQ_LOG_WARN, "lost redis: %s; reconnecting", w->ctl.errstr);
+        /* rconn's line for a lost connection says already that it is opened again */
+        LOG(&w->lg, CQ_LOG_WARN, "lost redis: %s%s", w->ctl.errstr,
+            strstr(w->ctl.errstr, RCONN_REOPENED) != NULL ? "" : "; reconnecting");
     }
     if (now < w->next_connect) return;
     if (rconn_connect(&w->ctl) == 0 && heartbeat(w, 1) == 0) {

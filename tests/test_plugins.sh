@@ -197,7 +197,7 @@ check_contains "...with a warning naming the queue and the fix" \
     "warning: function sha256: no live worker of queue default serves it (1 serves it on other queues: enqueue it to theirs, or start one that takes from default" \
     "$(cat "$T/err")"
 check "...and failed at once by the worker of queue default" wait_for 10 jobs_are failed "$id"
-check_contains "...saying where it is served" "no live worker of queue default serves it (1 serve it on other queues" \
+check_contains "...saying where it is served" "no live worker of queue default serves it (1 serves it on other queues" \
     "$(jfield "$id" error)"
 id=$("$BIN/cenqueue" -q tools sha256 images/f2.bin 2>"$T/err")
 check_eq "...enqueued to tools: no warning" "" "$(cat "$T/err")"

@@ -199,6 +199,8 @@ check_eq "nothing dead" 0 "$(rcli LLEN cq:dead)"
 check_eq "no temporary files" "" "$(find "$ROOT" -name '.*' -type f)"
 lost=$(grep -c "lost redis" "$T/c.log")
 check_eq "one log line for the outage" 1 "$lost"
+check "...saying once that the connection is opened again" \
+    bash -c "grep 'lost redis' '$T/c.log' | grep -q 'opened again at the next command\$'"
 check_contains "and one when it is back" "redis is back after" "$(cat "$T/c.log")"
 check_eq "both workers registered again" 2 "$(rcli SCARD cq:workers)"
 

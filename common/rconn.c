@@ -449,6 +449,13 @@ static const char *tls_client_cert_fix(const struct rconn_url *u)
                          "$CQ_TLS_KEY");
 }
 
+/* The server closed the connection as it opened: most often a plain client on a TLS port,
+ * whose bytes are no TLS handshake. */
+static const char *closed_fix(const struct rconn_url *u)
+{
+    return u->tls ? "is this the right port?" : "is this a TLS port? Use rediss:// for one";
+}
+
 /* What to do when a connection cannot be made, by what the system said. */
 static const struct fix connect_fixes[] = {
     /* tls.c's files, first: a file that is not there is not a socket that is not there */
@@ -464,6 +471,8 @@ static const struct fix connect_fixes[] = {
     {"no reply within", "is it stopped, or busy with a long command (SLOWLOG GET)?", NULL},
     {"certificate verify failed", NULL, tls_verify_fix},
     {"is this a TLS port", "use redis:// for a port without TLS", NULL},
+    {"Connection reset by peer", NULL, closed_fix},
+    {"Server closed the connection", NULL, closed_fix},
     {"wrong version number", "is this a TLS port? Use redis:// for a port without TLS", NULL},
 };
 

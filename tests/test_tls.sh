@@ -161,6 +161,8 @@ check_eq "a plain client on the TLS port: refused, exit 1" 1 "$?"
 check_eq "... in one line" 1 "$(wc -l <"$T/err")"
 check "... that does not call it a connection lost (it never worked)" \
     bash -c "! grep -q 'connection was lost' '$T/err'"
+check_contains "... says to use rediss://" "is this a TLS port? Use rediss:// for one" \
+    "$(cat "$T/err")"
 
 # A plain Redis beside it, for a TLS client on a plain port.
 redis-server --port "$((RPORT + 1))" --bind 127.0.0.1 --save "" --logfile "$T/plain.log" &

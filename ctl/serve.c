@@ -37,7 +37,7 @@
  *      (no inline script, no framing), X-Frame-Options DENY, nosniff, no referrer, no store.
  *   Before all of them, the connections: CONNS_MAX at once, CONNS_PER_IP from one address,
  *   each must bring a whole request, headers and body, within REQUEST_SECS of its accept
- *   or of its last answer, and take the whole answer within ANSWER_SECS of its request
+ *   or of its last answer, and take the whole answer within ANSWER_SECS of its making
  *   (conns_sweep: libmicrohttpd 0.9.75 has only an idle timeout, which a client sending or
  *   reading a byte now and then never meets).
  *   The page's script puts every value into the document as text (textContent), never as
@@ -108,15 +108,18 @@ struct sampler {
     struct admin a;
 };
 
-/* An HTTP connection, from its accept to its close: whether it is between requests (waiting
- * for the whole of one, since when) or answering one (since when). */
+/* Where an HTTP connection is: waiting for the whole of a request (REQUEST_SECS), its answer
+ * being made (by this server's own thread: no deadline), or sent (ANSWER_SECS to be taken). */
+enum conn_state { CONN_WAITING, CONN_MAKING, CONN_SENDING };
+
+/* An HTTP connection, from its accept to its close. */
 struct conn {
     struct conn *prev, *next;
     int fd;
-    long long since; /* time_mono_ms(): its accept, its last request's answer made or sent */
-    int answering;   /* a request was answered, the answer is not all taken yet */
-    int answered;    /* requests it has had */
-    int cut;         /* shut down for being too slow */
+    long long since;       /* time_mono_ms(): when it came to its state */
+    enum conn_state state; /* see above */
+    int answered;          /* answers it has been sent */
+    int cut;               /* shut down for being too slow */
 };
 
 /* The connections open, for the deadlines (REQUEST_SECS, ANSWER_SECS). libmicrohttpd 0.9.75
@@ -789,9 +792,10 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
     }
 }
 
-/* A request is answered (answering 1: its answer has ANSWER_SECS from now to be made and
- * taken), or its answer went (0: the connection waits for the next request from now). */
-static void conn_answering(struct server *s, struct MHD_Connection *c, int answering)
+/* A connection comes to state: CONN_MAKING when its request came whole, CONN_SENDING when its
+ * answer is made (then it has ANSWER_SECS from now to take it), CONN_WAITING when the answer
+ * went (then it has REQUEST_SECS from now for its next request). */
+static void conn_state(struct server *s, struct MHD_Connection *c, enum conn_state state)
 {
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
@@ -799,8 +803,8 @@ static void conn_answering(struct server *s, struct MHD_Connection *c, int answe
 
     if (k == NULL) return;
     pthread_mutex_lock(&s->conns.mu);
-    k->answering = answering;
-    k->answered += answering;
+    k->state = state;
+    k->answered += state == CONN_SENDING;
     k->since = time_mono_ms();
     pthread_mutex_unlock(&s->conns.mu);
 }
@@ -820,9 +824,10 @@ static void conns_sweep(struct server *s)
     s->conns.next_sweep = now + 1000;
     pthread_mutex_lock(&s->conns.mu);
     for (k = s->conns.head; k != NULL; k = k->next) {
-        if (k->cut || now - k->since < (k->answering ? ANSWER_SECS : REQUEST_SECS) * 1000LL)
+        if (k->cut || k->state == CONN_MAKING ||
+            now - k->since < (k->state == CONN_SENDING ? ANSWER_SECS : REQUEST_SECS) * 1000LL)
             continue;
-        if (k->answering) {
+        if (k->state == CONN_SENDING) {
             /* Its close then resets it: what the kernel holds of the answer is dropped, not
              * sent on for as long as the client takes to read it. */
             struct linger l = {1, 0};
@@ -908,7 +913,7 @@ static int admit(struct server *s, struct MHD_Connection *c, const char *url, co
     const char *refusal;
     size_t i;
 
-#define ANSWER(x) return (conn_answering(s, c, 1), *rc = (x), 0)
+#define ANSWER(x) return (*rc = (x), conn_state(s, c, CONN_SENDING), 0)
     LOG(&s->log, CQ_LOG_DEBUG, "%s %s from %s", method, url, peer(c, from, sizeof from));
     if (!host_ok(s, c)) {
         LOG(&s->log, CQ_LOG_WARN, "%s %s from %s refused: Host '%.100s' is not this server's",
@@ -984,21 +989,35 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *upload_size = 0;
         return MHD_YES;
     }
-    conn_answering(cls, c, 1); /* the request came whole, its body too, in time */
-    return route(cls, c, url, method);
+    /* The request came whole, its body too, in time. Making its answer may take longer than a
+     * client is given to take it (a requeue of every failed job), and runs on this thread. */
+    conn_state(cls, c, CONN_MAKING);
+    rc = route(cls, c, url, method);
+    conn_state(cls, c, CONN_SENDING);
+    return rc;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
                          enum MHD_RequestTerminationCode toe)
 {
     (void)toe;
-    conn_answering(cls, c, 0);
+    conn_state(cls, c, CONN_WAITING);
     free(*req_cls);
     *req_cls = NULL;
 }
 
-#define MHD_CLOSED_MSG "Connection was closed by remote side"
-#define MHD_UNSENT_MSG "Failed to send the response"
+/* libmicrohttpd's line for a connection that a client closed in the middle of its request, or
+ * of its answer (or that a deadline shut down): the client's doing, not the server's. */
+static int client_gone(const char *line)
+{
+    static const char closed[] = "Connection was closed by remote side",
+                      unsent[] = "Failed to send the response";
+
+    if (strncmp(line, closed, sizeof closed - 1) == 0) return 1;
+    return strncmp(line, unsent, sizeof unsent - 1) == 0 &&
+        (strstr(line, "closed by remote peer") != NULL ||
+         strstr(line, "no longer available for sending") != NULL);
+}
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
@@ -1009,14 +1028,7 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     vsnprintf(line, sizeof line, fmt, ap);
     n = strlen(line);
     while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = '\0';
-    /* What it says of each connection that a deadline shut down, and of each that a client
-     * closed in the middle of its request or its answer: a line each, at debug level. */
-    LOG(&s->log,
-        strncmp(line, MHD_CLOSED_MSG, sizeof MHD_CLOSED_MSG - 1) == 0 ||
-                strncmp(line, MHD_UNSENT_MSG, sizeof MHD_UNSENT_MSG - 1) == 0
-            ? CQ_LOG_DEBUG
-            : CQ_LOG_WARN,
-        "libmicrohttpd: %s", line);
+    LOG(&s->log, client_gone(line) ? CQ_LOG_DEBUG : CQ_LOG_WARN, "libmicrohttpd: %s", line);
 }
 
 /* ---- the listening socket --------------------------------------------------------- */

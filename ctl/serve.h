@@ -28,8 +28,9 @@ int serve_check_token(const char *token, const char *from, char *err, size_t err
  * everything freed. Returns the exit status: 0 after a signal; 1 when the address cannot
  * be listened on; 2 when the options cannot be used (a malformed --listen, a non-loopback
  * address without --token or --insecure, a bad URL or prefix). Each failure is one line on
- * stderr, "cqctl: serve: ...". Redis need not answer at start: /healthz says whether it
- * does. */
+ * stderr: "cqctl: serve: ..." for 1, and for 2 a usage error's "cqctl: --OPTION ..." and the
+ * pointer to --help, as every command's. Redis need not answer at start: /healthz says
+ * whether it does. */
 int serve_run(const struct serve_options *o);
 
 #endif

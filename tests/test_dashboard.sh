@@ -494,7 +494,7 @@ check_eq "...and a client at 127.0.0.10 is served" ok \
     "$(curl -s -m 5 --interface 127.0.0.10 "$A/healthz")"
 # A client that asks for a large answer and takes a little of it now and then held its
 # connection for as long as it went on (libmicrohttpd's idle timeout never came): now an
-# answer not taken 30 s after its request resets the connection, and what the kernel held of
+# answer not taken 30 s after it was ready resets the connection, and what the kernel held of
 # it is dropped. The answer: a page of 1,000 jobs of 8 KB of arguments each, more than the
 # sockets' buffers hold. The reader (at 127.0.0.20, a window of 4 KB) goes on while the
 # checks below do.

@@ -60,7 +60,9 @@ int admin_init(struct admin *a, const char *url, const char *prefix, char *err, 
     if (rconn_parse_default_url(url, &u, err, errlen) != 0) return -1;
     if (keys_init_default(&a->k, prefix, err, errlen) != 0) return -1;
     rconn_init(&a->r, &u, 10.0);
-    if (u.db != 0) snprintf(db, sizeof db, "/%d", u.db);
+    /* the database as the URL gives it: HOST:PORT/2, or /path.sock?db=2 (a path's /2 would
+     * read as a file of a directory) */
+    if (u.db != 0) snprintf(db, sizeof db, u.unix_path[0] ? "?db=%d" : "/%d", u.db);
     if (u.unix_path[0])
         snprintf(a->where, sizeof a->where, "%s%s", u.unix_path, db);
     else

@@ -481,6 +481,8 @@ t0=$SECONDS
 first=$(timeout 20 "$BIN/cqctl" info --watch --interval 100ms 2>"$T/gone.err" | head -1)
 rcs=("${PIPESTATUS[@]}")
 check_contains "info --watch | head -1: the first line" "cq at " "$first"
+check_contains "info of database 2 on the socket names it as the URL does" \
+    "cq at $RSOCK?db=2, prefix cq:" "$("$BIN/cqctl" -u "unix://$RSOCK?db=2" info 2>&1 | head -1)"
 check_eq "info --watch | head -1: it ends once the reader is gone, exit 1" 1 "${rcs[0]}"
 check "...within a few intervals ($((SECONDS - t0)) s)" [ $((SECONDS - t0)) -lt 10 ]
 check_eq "...saying nothing of it" "" "$(cat "$T/gone.err")"

@@ -39,6 +39,8 @@ enum {
     O_TOKEN,
     O_INSECURE,
     O_ORIGIN,
+    O_REQUEST_TIMEOUT,
+    O_ANSWER_TIMEOUT,
     O_LOG_LEVEL,
     O_LOG_FORMAT
 };
@@ -78,6 +80,13 @@ static const struct cli_option options[] = {
      "behind a proxy: the origin the page is reached at (e.g.\n"
      "https://dash.example.com), whose Host and Origin are then\n"
      "accepted too"},
+    {"request-timeout", O_REQUEST_TIMEOUT, "D",
+     "a connection's time for a whole request, headers and\n"
+     "body, from its opening or its last answer; then it is\n"
+     "closed (default: 10s; " SERVE_TIMEOUT_RANGE_TEXT ")"},
+    {"answer-timeout", O_ANSWER_TIMEOUT, "D",
+     "a client's time to take the whole of an answer once it\n"
+     "is made; then its connection is reset (default: 30s;\n" SERVE_TIMEOUT_RANGE_TEXT ")"},
     CLI_LOG_LEVEL(O_LOG_LEVEL),
     CLI_LOG_FORMAT(O_LOG_FORMAT),
 };
@@ -96,7 +105,7 @@ struct ctl {
 
 struct command {
     const char *name, *args, *summary, *help;
-    int opts[6]; /* its own options (0: none), besides -u, --prefix, --json and --help */
+    int opts[8]; /* its own options (0: none), besides -u, --prefix, --json and --help */
     int min, max;
     int (*run)(struct ctl *c, char **args, int n);
     int lazy; /* it connects to Redis by itself, and runs while Redis is down */
@@ -1084,7 +1093,8 @@ static const struct command commands[] = {
      "Logs go to stderr: the address served (port 0: the port chosen), each action, refusals.\n"
      "SIGINT or SIGTERM stops it. Exit status: 0 after a signal, 1 when the address cannot be\n"
      "listened on, 2 for a usage error (a non-loopback address without --token).\n",
-     {O_LISTEN, O_TOKEN, O_INSECURE, O_ORIGIN, O_LOG_LEVEL, O_LOG_FORMAT},
+     {O_LISTEN, O_TOKEN, O_INSECURE, O_ORIGIN, O_REQUEST_TIMEOUT, O_ANSWER_TIMEOUT, O_LOG_LEVEL,
+      O_LOG_FORMAT},
      0,
      0,
      run_serve,
@@ -1151,6 +1161,18 @@ static void command_usage(FILE *f, const struct command *cmd)
     cli_print(f, mine, n);
 }
 
+/* --request-timeout, --answer-timeout: a duration in SERVE_TIMEOUT_RANGE_TEXT. */
+static int serve_timeout(struct ctl *c, int opt, const char *val)
+{
+    double *out = opt == O_REQUEST_TIMEOUT ? &c->serve.request_timeout : &c->serve.answer_timeout;
+    int rc = cli_duration(&cli, val, out);
+
+    if (rc == 0 && (*out < SERVE_TIMEOUT_MIN || *out > SERVE_TIMEOUT_MAX))
+        rc = cli_error(&cli, "--%s: '%s' is not from " SERVE_TIMEOUT_RANGE_TEXT,
+                       opt == O_REQUEST_TIMEOUT ? "request-timeout" : "answer-timeout", val);
+    return rc;
+}
+
 static const char *option_name(int key)
 {
     size_t i;
@@ -1202,6 +1224,8 @@ static int parse_options(struct ctl *c, int argc, char **argv, int *seen, size_t
             break;
         case O_INSECURE: c->serve.insecure = 1; break;
         case O_ORIGIN: c->serve.origin = optarg; break;
+        case O_REQUEST_TIMEOUT:
+        case O_ANSWER_TIMEOUT: rc = serve_timeout(c, opt, optarg); break;
         case O_LOG_LEVEL: rc = cli_choice(&cli, optarg, log_levels, 4, &c->serve.log_level); break;
         case O_LOG_FORMAT: rc = cli_choice(&cli, optarg, log_formats, 2, &c->log_format); break;
         case 'h': *help = 1; break;
@@ -1228,6 +1252,8 @@ int main(int argc, char **argv)
     if (c.serve.token != NULL && c.serve.token[0] == '\0') c.serve.token = NULL;
     if (c.serve.token != NULL) c.serve.token_from = "$CQ_DASHBOARD_TOKEN";
     c.serve.log_level = CQ_LOG_INFO;
+    c.serve.request_timeout = SERVE_REQUEST_TIMEOUT;
+    c.serve.answer_timeout = SERVE_ANSWER_TIMEOUT;
     c.log_format = -1;
     signal(SIGPIPE, SIG_IGN);
     rc = parse_options(&c, argc, argv, seen, &nseen, &help);

@@ -36,8 +36,9 @@
  *   4. Every response: a Content-Security-Policy of 'self' only and frame-ancestors 'none'
  *      (no inline script, no framing), X-Frame-Options DENY, nosniff, no referrer, no store.
  *   Before all of them, the connections: CONNS_MAX at once, CONNS_PER_IP from one address,
- *   each must bring a whole request, headers and body, within REQUEST_SECS of its accept
- *   or of its last answer, and take the whole answer within ANSWER_SECS of its making
+ *   each must bring a whole request, headers and body, within --request-timeout of its
+ *   accept or of its last answer, and take the whole answer within --answer-timeout of its
+ *   making
  *   (conns_sweep: libmicrohttpd 0.9.75 has only an idle timeout, which a client sending or
  *   reading a byte now and then never meets).
  *   The page's script puts every value into the document as text (textContent), never as
@@ -79,8 +80,6 @@
 #define CONNS_MAX      256 /* HTTP connections at once */
 #define CONNS_PER_IP   32  /* of them from one address: no one client holds every slot */
 #define IDLE_SECS      60  /* an idle HTTP connection is closed after this */
-#define REQUEST_SECS   10  /* a request, headers and body, must all come within this */
-#define ANSWER_SECS    30  /* and its answer be made and taken within this */
 #define ACTION_HDR     "X-CQ-Action"
 #define COOKIE_BASE    "cq_token_"
 
@@ -108,8 +107,9 @@ struct sampler {
     struct admin a;
 };
 
-/* Where an HTTP connection is: waiting for the whole of a request (REQUEST_SECS), its answer
- * being made (by this server's own thread: no deadline), or sent (ANSWER_SECS to be taken). */
+/* Where an HTTP connection is: waiting for the whole of a request (--request-timeout), its
+ * answer being made (by this server's own thread: no deadline), or sent (--answer-timeout to
+ * be taken). */
 enum conn_state { CONN_WAITING, CONN_MAKING, CONN_SENDING };
 
 /* An HTTP connection, from its accept to its close. */
@@ -122,7 +122,7 @@ struct conn {
     int cut;               /* shut down for being too slow */
 };
 
-/* The connections open, for the deadlines (REQUEST_SECS, ANSWER_SECS). libmicrohttpd 0.9.75
+/* The connections open, for the deadlines (--request-timeout, --answer-timeout). libmicrohttpd 0.9.75
  * has only an idle timeout: a client sending a byte of its headers (or of a body) now and then
  * kept its connection for good, and 8 addresses doing so held the server's 256; so did a
  * client that asked for a large answer and read a byte of it now and then. */
@@ -793,8 +793,8 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
 }
 
 /* A connection comes to state: CONN_MAKING when its request came whole, CONN_SENDING when its
- * answer is made (then it has ANSWER_SECS from now to take it), CONN_WAITING when the answer
- * went (then it has REQUEST_SECS from now for its next request). */
+ * answer is made (then it has --answer-timeout from now to take it), CONN_WAITING when the
+ * answer went (then it has --request-timeout from now for its next request). */
 static void conn_state(struct server *s, struct MHD_Connection *c, enum conn_state state)
 {
     const union MHD_ConnectionInfo *ci =
@@ -809,14 +809,16 @@ static void conn_state(struct server *s, struct MHD_Connection *c, enum conn_sta
     pthread_mutex_unlock(&s->conns.mu);
 }
 
-/* Once a second: the connections that have waited REQUEST_SECS for a whole request, or
- * ANSWER_SECS for their answer to be taken, are shut down, which ends their libmicrohttpd
+/* Once a second: the connections that have waited --request-timeout for a whole request, or
+ * --answer-timeout for their answer to be taken, are shut down, which ends their libmicrohttpd
  * threads as a client's close would. A client between two requests of a keep-alive connection
  * counts as waiting (the page asks every second): those are told only at debug level, being
  * what a browser leaves open. */
 static void conns_sweep(struct server *s)
 {
     long long now = time_mono_ms();
+    long long request_ms = (long long)(s->o->request_timeout * 1000.0);
+    long long answer_ms = (long long)(s->o->answer_timeout * 1000.0);
     struct conn *k;
     int cut = 0, idle = 0, slow = 0;
 
@@ -825,7 +827,7 @@ static void conns_sweep(struct server *s)
     pthread_mutex_lock(&s->conns.mu);
     for (k = s->conns.head; k != NULL; k = k->next) {
         if (k->cut || k->state == CONN_MAKING ||
-            now - k->since < (k->state == CONN_SENDING ? ANSWER_SECS : REQUEST_SECS) * 1000LL)
+            now - k->since < (k->state == CONN_SENDING ? answer_ms : request_ms))
             continue;
         if (k->state == CONN_SENDING) {
             /* Its close then resets it: what the kernel holds of the answer is dropped, not
@@ -843,14 +845,14 @@ static void conns_sweep(struct server *s)
     }
     pthread_mutex_unlock(&s->conns.mu);
     if (cut > 0)
-        LOG(&s->log, CQ_LOG_INFO, "closed %d connection%s that sent no whole request within %ds",
-            cut, cut == 1 ? "" : "s", REQUEST_SECS);
+        LOG(&s->log, CQ_LOG_INFO, "closed %d connection%s that sent no whole request within %gs",
+            cut, cut == 1 ? "" : "s", s->o->request_timeout);
     if (slow > 0)
-        LOG(&s->log, CQ_LOG_INFO, "closed %d connection%s that did not take an answer within %ds",
-            slow, slow == 1 ? "" : "s", ANSWER_SECS);
+        LOG(&s->log, CQ_LOG_INFO, "closed %d connection%s that did not take an answer within %gs",
+            slow, slow == 1 ? "" : "s", s->o->answer_timeout);
     if (idle > 0)
-        LOG(&s->log, CQ_LOG_DEBUG, "closed %d keep-alive connection%s idle for %ds", idle,
-            idle == 1 ? "" : "s", REQUEST_SECS);
+        LOG(&s->log, CQ_LOG_DEBUG, "closed %d keep-alive connection%s idle for %gs", idle,
+            idle == 1 ? "" : "s", s->o->request_timeout);
 }
 
 /* ---- routing ---------------------------------------------------------------------- */

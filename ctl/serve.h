@@ -15,10 +15,22 @@ struct serve_options {
                                  server's own; NULL: none */
     int log_level;            /* CQ_LOG_ERROR ... CQ_LOG_DEBUG */
     int log_json;             /* log lines as JSON objects (log.h) */
+    double request_timeout;   /* seconds a connection has for a whole request, headers and
+                                 body (SERVE_REQUEST_TIMEOUT) */
+    double answer_timeout;    /* seconds it has to take an answer once made
+                                 (SERVE_ANSWER_TIMEOUT) */
 };
 
 #define SERVE_LISTEN_DEFAULT "127.0.0.1:9181"
 #define SERVE_TOKEN_MIN      16 /* characters */
+/* The deadlines' defaults, and their range (a sweep once a second enforces them) */
+#define SERVE_REQUEST_TIMEOUT 10.0
+#define SERVE_ANSWER_TIMEOUT  30.0
+#define SERVE_TIMEOUT_MIN     1.0
+#define SERVE_TIMEOUT_MAX \
+    60.0 /* libmicrohttpd's idle timeout closes a silent
+                                            connection after 60 s whatever these say */
+#define SERVE_TIMEOUT_RANGE_TEXT "1s to 60s"
 
 /* The token's rule (SERVE_TOKEN_MIN or more characters of A-Z a-z 0-9 - _ . ~):
  * 0, or -1 with err naming from (NULL: "--token") and saying what is wrong. */

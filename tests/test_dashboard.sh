@@ -107,6 +107,37 @@ post() { code "$1" -X POST "${@:2}"; }
 PY=python3
 [ -x /usr/bin/python3 ] && PY=/usr/bin/python3
 jq_() { "$PY" -c 'import json, sys; d = json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"; }
+# slow_reader PORT ADDR OUT: from ADDR, a client with a receive window of 4 KB asks the server
+# at PORT for the page of queue "wide" and reads 1 KB of it every 0.5 s; OUT.started once the
+# first bytes came, then "BYTES SECONDS HOW-IT-ENDED" in OUT ("connection reset by peer").
+slow_reader() {
+    "$PY" - "$@" <<'PYEOF'
+import socket, sys, time
+port, addr, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.bind((addr, 0))
+s.connect(("127.0.0.1", port))
+s.sendall(b"GET /api/jobs?list=queue&queue=wide&limit=1000 HTTP/1.1\r\n"
+          b"Host: 127.0.0.1:%d\r\n\r\n" % port)
+t0, got, end = time.monotonic(), 0, "none after 90 s"
+while time.monotonic() - t0 < 90:
+    try:
+        b = s.recv(1024)
+    except OSError as e:
+        end = e.strerror.lower()
+        break
+    if not b:
+        end = "a close"
+        break
+    got += len(b)
+    if got == len(b):
+        open(out + ".started", "w").close()
+    time.sleep(0.5)
+with open(out, "w") as f:
+    f.write("%d %.1f %s\n" % (got, time.monotonic() - t0, end))
+PYEOF
+}
 
 mark "Redis up"
 start_registered "$T/w1.log" -c 4 drain
@@ -504,32 +535,7 @@ whole=$(wc -c <"$T/wide.json")
 check "a page of 1,000 jobs of 8 KB: a client that reads it gets it whole (${whole} bytes)" \
     [ "$whole" -gt 8000000 ]
 [ "$whole" -gt 8000000 ] || head -c 300 "$T/wide.json"
-"$PY" - "${A##*:}" "$T/reader" <<'PYEOF' &
-import socket, sys, time
-port = int(sys.argv[1])
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-s.bind(("127.0.0.20", 0))
-s.connect(("127.0.0.1", port))
-s.sendall(b"GET /api/jobs?list=queue&queue=wide&limit=1000 HTTP/1.1\r\n"
-          b"Host: 127.0.0.1:%d\r\n\r\n" % port)
-t0, got, end = time.monotonic(), 0, "none after 90 s"
-while time.monotonic() - t0 < 90:
-    try:
-        b = s.recv(1024)
-    except OSError as e:
-        end = e.strerror.lower()
-        break
-    if not b:
-        end = "a close"
-        break
-    got += len(b)
-    if got == len(b):
-        open(sys.argv[2] + ".started", "w").close()
-    time.sleep(0.5)
-with open(sys.argv[2], "w") as f:
-    f.write("%d %.1f %s\n" % (got, time.monotonic() - t0, end))
-PYEOF
+slow_reader "${A##*:}" 127.0.0.20 "$T/reader" &
 READER=$!
 wait_for 10 test -e "$T/reader.started"
 # Redis stopped (not down: it accepts and never answers): requests that find every pooled
@@ -572,6 +578,54 @@ check "...30 s after its request (${lived} s, ${got} bytes of ${whole} read)" \
     awk -v t="$lived" -v g="$got" -v w="$whole" 'BEGIN { exit !(t >= 29 && t <= 45 && g < w) }'
 check_contains "...and the log says so" "connection that did not take an answer within 30s" \
     "$(cat "$T/a.log")"
+# The deadlines are options: a server whose are 2 s each.
+serve "$T/d.log" --request-timeout 2s --answer-timeout 2s
+D=$SURL
+DPID=$SPID
+# An answer whose making takes longer than --answer-timeout still comes, whole: the time to
+# take it counts from when it is ready (Redis stopped for 4 s while /api/overview waits).
+kill -STOP "$RPID"
+(sleep 4; kill -CONT "$RPID") &
+CONT=$!
+t0=$(date +%s%N)
+made=$(curl -s -m 20 -o "$T/d.json" -w '%{http_code}' "$D/api/overview")
+made_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+wait "$CONT"
+check_eq "--answer-timeout 2s: an answer 4 s in the making (Redis stopped) comes: 200" 200 "$made"
+check "...after Redis went on (${made_ms} ms)" [ "$made_ms" -ge 3500 ]
+check_eq "...whole" ok "$(jq_ '"ok" if "queues" in d else d' <"$T/d.json")"
+slow_reader "$SPORT" 127.0.0.21 "$T/reader2"
+read -r got lived end <"$T/reader2"
+check_eq "...a slow reader's connection: reset" "connection reset by peer" "$end"
+check "...2 s after its answer was ready (${lived} s)" \
+    awk -v t="$lived" 'BEGIN { exit !(t >= 1.5 && t <= 8) }'
+check_contains "...the log says so" "connection that did not take an answer within 2s" \
+    "$(cat "$T/d.log")"
+"$PY" - "$SPORT" "$T/trickle2" <<'PYEOF'
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"GET /healthz HTTP/1.1\r\n")
+t0, lived = time.monotonic(), "none after 20 s"
+while time.monotonic() - t0 < 20:
+    try:
+        s.sendall(b"X-Slow: 1\r\n")
+        if s.recv(1, socket.MSG_DONTWAIT) == b"":
+            lived = "%.1f" % (time.monotonic() - t0)
+            break
+    except BlockingIOError:
+        pass
+    except OSError:
+        lived = "%.1f" % (time.monotonic() - t0)
+        break
+    time.sleep(0.25)
+open(sys.argv[2], "w").write(lived + "\n")
+PYEOF
+lived=$(cat "$T/trickle2")
+check "--request-timeout 2s: headers a line every 0.25 s are closed 2 s on (${lived} s)" \
+    awk -v t="$lived" 'BEGIN { exit !(t >= 1.5 && t <= 8) }'
+check_contains "...the log says so" "connection that sent no whole request within 2s" \
+    "$(cat "$T/d.log")"
+check "SIGTERM: the server of 2 s deadlines exits 0" stops "$DPID"
 # ---- Redis down, and back ----
 stop_redis
 check_eq "/healthz: 503 while Redis is down" 503 "$(code "$A/healthz")"

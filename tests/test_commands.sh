@@ -18,6 +18,7 @@ printf '[%s]' "\$@"
 printf ' id=%s attempt=%s func=%s queue=%s\n' "\$CQ_JOB_ID" "\$CQ_JOB_ATTEMPT" "\$CQ_JOB_FUNC" "\$CQ_JOB_QUEUE"
 tr '\0' '\n' </proc/\$\$/environ | sort >"$T/run/env.\$CQ_JOB_ID"
 pwd -P >"$T/run/cwd.\$CQ_JOB_ID"
+readlink /proc/self/fd/0 >"$T/run/stdin.\$CQ_JOB_ID"
 EOF
 # flaky.sh: a transient failure (75) on the first attempt, then success.
 cat >"$T/bin/flaky.sh" <<'EOF'
@@ -201,6 +202,7 @@ check_eq "ok: the environment is PATH and the CQ_JOB_ variables only" \
 lacks() { ! grep -q "$2" "$1"; }   # lacks FILE PATTERN
 check "ok: the worker's own environment (SECRET_TOKEN) did not leak" lacks "$T/run/env.$ok" SECRET_TOKEN
 check_eq "ok: cwd is the download root" "$(cd "$ROOT" && pwd -P)" "$(cat "$T/run/cwd.$ok" 2>/dev/null)"
+check_eq "ok: stdin is /dev/null (docs/EXTENDING.md)" /dev/null "$(cat "$T/run/stdin.$ok" 2>/dev/null)"
 
 # permanent failure
 check_eq "bad: failed" failed "$(jfield "$bad")"

@@ -3,8 +3,10 @@
  *
  *   cq-example-client FUNC ARG...      e.g.  cq-example-client sha256 images/a.jpg images/b.jpg
  *
- * Redis from $CQ_REDIS_URL (default redis://127.0.0.1:6379). Prints one line a job:
- * "<id> <state> <result or error>". Exit 0 when every job finished, 1 otherwise.
+ * Redis from $CQ_REDIS_URL (default redis://127.0.0.1:6379); the jobs go to queue "default",
+ * with a warning when no live worker takes from it. Waits up to 60 s a job, and prints one
+ * line a job: "<id> <state> <result or error>" (not ended by then: "<id> queued ", ...).
+ * Exit 0 when every job finished, 1 otherwise, 2 when a job is refused.
  * Build: cc client.c -o cq-example-client $(pkg-config --cflags --libs cq)
  */
 #include <cq/cq.h>
@@ -50,6 +52,13 @@ int main(int argc, char **argv)
         }
         if (warning[0] && i == 0) fprintf(stderr, "%s: warning: %s\n", argv[0], warning);
     }
+    /* The check above warns of a function no live worker serves, not of a queue: without
+     * this, jobs sent to a queue no worker takes from would be waited for in silence. */
+    if (cq_client_queue_workers(c, "default", err, sizeof err) == 0)
+        fprintf(stderr,
+                "%s: warning: no live worker takes from queue 'default': the jobs wait there "
+                "until one does\n",
+                argv[0]);
     if (cq_enqueue(c, jobs, (size_t)n, CQ_NO_CHECK, err, sizeof err) < 0) {
         fprintf(stderr, "%s: %s\n", argv[0], err);
         rc = 1;

@@ -100,6 +100,13 @@ check_eq "never published: exit 2" 2 "$?"
 check_contains "...naming what exists" "unknown function 'sha256' (known: download_link, noop, sleep)" "$(cat "$T/err")"
 check_eq "...and nothing was queued" 0 "$(rcli LLEN cq:queue:default)"
 
+echo "# the example client, no worker on its queue: it says so, then waits"
+CQ_PREFIX=example: timeout 3 "$BIN/cq-example-client" noop x >"$T/out" 2>"$T/err"
+check_eq "...until stopped (timeout's status)" 124 "$?"
+check_eq "...after one warning" \
+    "cq-example-client: warning: no live worker takes from queue 'default': the jobs wait there until one does" \
+    "$(sed "s#^$BIN/##" "$T/err")"
+
 echo "# end to end on a real worker"
 "$BIN/cworker" -c 4 --load "$PLUGIN" --download-root "$ROOT" >"$T/w1.log" 2>&1 &
 W1=$!

@@ -124,8 +124,9 @@ int cq_job_attempt(const cq_job *job); /* 1 on the first attempt */
 double cq_job_deadline(const cq_job *job);
 /* Non-zero once the worker wants the job to give up (cqctl cancel, a second signal, a drain
  * that reached --shutdown-timeout, or the job's deadline passed): return soon, with
- * cq_job_fail(job, CQ_TRANSIENT, ...). Any thread may call it while the job runs or is
- * deferred. */
+ * cq_job_fail(job, CQ_TRANSIENT, ...). Its text is the job's error as given: to name a
+ * timeout as one, compare the time with cq_job_deadline, as the built-in sleep does ("sleep:
+ * job timed out after 1s"). Any thread may call it while the job runs or is deferred. */
 int cq_job_stopping(const cq_job *job);
 
 /* Arguments, by index from 0. Each returns 0 with *out set, or -1 when the argument is

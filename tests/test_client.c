@@ -104,6 +104,22 @@ static void test_settings_check(void)
     CHECK_EQ(cq_prefix_check(NULL, err, sizeof err), 0);
 }
 
+/* An embedded worker's root must exist (cworker makes its --download-root; the setting does
+ * not), and a command's program is an absolute path or a bare name, as cq.h says. */
+static void test_worker_root_and_command(void)
+{
+    char err[256];
+    cq_worker *w = cq_worker_new();
+
+    CHECK_EQ(cq_worker_set(w, "root", "/nonexistent/cq-root", err, sizeof err), -1);
+    CHECK_STREQ(err, "root '/nonexistent/cq-root': No such file or directory");
+    CHECK_EQ(cq_worker_set(w, "root", "/tmp", err, sizeof err), 0);
+    CHECK_EQ(cq_worker_add_command(w, "x=bin/true", err, sizeof err), -1);
+    CHECK_HAS(err, "command bin/true: a relative path");
+    CHECK_EQ(cq_worker_add_command(w, "x=true", err, sizeof err), 0);
+    cq_worker_free(w);
+}
+
 /* The integer reply rep (-1 for another reply); rep is freed. */
 static long long integer(redisReply *rep)
 {
@@ -503,6 +519,7 @@ int main(void)
 
     RUN(test_jobspec_refusals);
     RUN(test_settings_check);
+    RUN(test_worker_root_and_command);
     RUN(test_no_sigpipe);
     RUN(test_queue_workers);
     RUN(test_check_workers_refused);

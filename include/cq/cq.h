@@ -237,8 +237,10 @@ void cq_worker_free(cq_worker *w);
  *   url, prefix, concurrency, burst (0/1), max-jobs, shutdown-timeout, retry-base,
  *   result-ttl, failure-ttl, log-level (error, warn, info, debug), log-format (text, json),
  *   summary-interval (a duration; 0 = no summary lines), lease (a duration, 3s to 1h),
- *   root (the directory cq_job_root names). A url or prefix of "" is none, as for
- *   cq_client_new: $CQ_REDIS_URL or $CQ_PREFIX, else the default.
+ *   root (the directory cq_job_root names: one that exists, unlike cworker's
+ *   --download-root, which is made if missing; default the working directory when
+ *   cq_worker_run starts). A url or prefix of "" is none, as for cq_client_new:
+ *   $CQ_REDIS_URL or $CQ_PREFIX, else the default.
  * Returns 0, or -1 with err naming the setting and what is wrong. */
 int cq_worker_set(cq_worker *w, const char *name, const char *value, char *err, size_t errlen);
 
@@ -252,10 +254,12 @@ cq_registry *cq_worker_registry(cq_worker *w);
  * version this worker does not support, a duplicate name, or the plugin's own refusal. */
 int cq_worker_load(cq_worker *w, const char *path, char *err, size_t errlen);
 
-/* Serve the function name by running program (an absolute path, or found in $PATH now) with
- * the job's arguments as its argv, never through a shell: see docs/EXTENDING.md. The spec
+/* Serve the function name by running program (an absolute path, or a bare name found in
+ * $PATH now; a relative path is refused) with the job's arguments as its argv, never through
+ * a shell: see docs/EXTENDING.md for its environment and what its exit status does. The spec
  * "NAME=PROGRAM" or "NAME:ARGS=PROGRAM" (ARGS as for cq_function_add, quoted; default
- * "[ARG:any...]"). Returns 0, or -1 with err. */
+ * "[ARG:any...]"). The function has 3 retries, where cq_function_add's have 0. Returns 0, or
+ * -1 with err. */
 int cq_worker_add_command(cq_worker *w, const char *spec, char *err, size_t errlen);
 /* What cq_worker_add_command can tell from spec alone (its shape, the name, ARGS, a
  * relative program path), without looking for the program: for a program's option parsing,

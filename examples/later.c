@@ -10,7 +10,8 @@
  * and defers the job; when the wait is over, the timer thread resumes the job, and the
  * continuation (step) runs on a worker thread: it ends the job, or defers it for the next
  * wait. A job that the worker wants to stop (a deadline, cqctl cancel, a second signal) is
- * resumed at once and fails transiently. A wait of 0 is resumed by the handler itself, before
+ * resumed at once and fails transiently: "later: job timed out after 0 of 1 waits" past its
+ * deadline (cq_job_deadline), "later: asked to stop after ..." otherwise. A wait of 0 is resumed by the handler itself, before
  * it has returned: cq allows that too. 1,000 jobs waiting cost 1,000 small entries here and
  * no thread each.
  *
@@ -131,7 +132,16 @@ static int step(cq_job *job, void *arg)
     char line[128];
 
     if (x->stopped) {
+        /* The job's error is this text: a deadline that passed is named as a timeout, any
+         * other stop (a cancel, a second signal) as a stop. */
+        double deadline = cq_job_deadline(job);
+        struct timespec now;
+
         free(x);
+        clock_gettime(CLOCK_REALTIME, &now);
+        if (deadline > 0 && (double)now.tv_sec + (double)now.tv_nsec / 1e9 >= deadline)
+            return cq_job_fail(job, CQ_TRANSIENT, 0, "later: job timed out after %ld of %ld waits",
+                               done - 1, steps);
         return cq_job_fail(job, CQ_TRANSIENT, 0, "later: asked to stop after %ld of %ld waits",
                            done - 1, steps);
     }

@@ -80,7 +80,7 @@ wait_for 10 jobs_are started "$idc"
 check_eq "cqctl cancel: exit 0" 0 "$?"
 wait_for $((10 * SLOW)) jobs_are failed "$idt"
 check_eq "the deadline: failed" failed "$(jfield "$idt")"
-check_contains "...saying so" "later: asked to stop after 0 of 1 waits" "$(jfield "$idt" error)"
+check_contains "...named as a timeout (cq_job_deadline)" "later: job timed out after 0 of 1 waits" "$(jfield "$idt" error)"
 wait_for $((10 * SLOW)) jobs_are canceled "$idc"
 check_eq "the cancel: canceled" canceled "$(jfield "$idc")"
 

@@ -20,6 +20,19 @@ static const char *const type_names[] = {
     [CQ_ARG_DURATION] = "duration", [CQ_ARG_JSON] = "json",       [CQ_ARG_ANY] = "any",
 };
 
+/* An argument's type in a sentence: "an integer", "a number", "a JSON value". */
+static const char *type_phrase(enum cq_arg_type t)
+{
+    switch (t) {
+    case CQ_ARG_INTEGER: return "an integer";
+    case CQ_ARG_NUMBER: return "a number";
+    case CQ_ARG_DURATION: return "a duration";
+    case CQ_ARG_JSON: return "a JSON value";
+    case CQ_ARG_STRING: return "a string";
+    default: return "a value";
+    }
+}
+
 const char *registry_type_name(enum cq_arg_type t)
 {
     return (unsigned)t < sizeof type_names / sizeof type_names[0] ? type_names[t] : "?";
@@ -466,14 +479,11 @@ int registry_check_args(const struct cq_function *f, cJSON *args, int convert, c
         }
         if (rc != 0) {
             if (cJSON_IsString(v))
-                err_set(err, errlen, "%s: argument %d (%s): '%.80s' is not %s %s (usage: %s)",
-                        f->name, i + 1, a->name, v->valuestring,
-                        a->type == CQ_ARG_INTEGER ? "an" : "a", registry_type_name(a->type),
-                        f->usage);
+                err_set(err, errlen, "%s: argument %d (%s): '%.80s' is not %s (usage: %s)", f->name,
+                        i + 1, a->name, v->valuestring, type_phrase(a->type), f->usage);
             else
-                err_set(err, errlen, "%s: argument %d (%s) must be %s %s, not %s (usage: %s)",
-                        f->name, i + 1, a->name, a->type == CQ_ARG_INTEGER ? "an" : "a",
-                        registry_type_name(a->type), kind_of(v), f->usage);
+                err_set(err, errlen, "%s: argument %d (%s) must be %s, not %s (usage: %s)", f->name,
+                        i + 1, a->name, type_phrase(a->type), kind_of(v), f->usage);
             return -1;
         }
         if (repl != NULL) cJSON_ReplaceItemViaPointer(args, v, repl);

@@ -82,14 +82,14 @@ static void test_specs(void)
     CHECK_EQ(check(f, "[\"a\",\"640\",\"x\"]", 0, err, sizeof err, NULL), -1);
     CHECK_HAS(err, "'x' is not a number");
     CHECK_EQ(check(f, "[\"a\",\"640\",\"0.5\",\"{nope\"]", 1, err, sizeof err, NULL), -1);
-    CHECK_HAS(err, "is not a json");
+    CHECK_HAS(err, "is not a JSON value");
     /* JSON text that would decode to a string cut at a NUL, or to a number no double holds:
      * refused, not passed on as "x" or null. */
     CHECK_EQ(check(f, "[\"a\",\"640\",\"0.5\",\"\\\"x\\\\u0000y\\\"\"]", 1, err, sizeof err, NULL),
              -1);
     CHECK_HAS(err, "argument 4 (TAGS) holds a NUL character (\\u0000)");
     CHECK_EQ(check(f, "[\"a\",\"640\",\"0.5\",\"[1e400]\"]", 1, err, sizeof err, NULL), -1);
-    CHECK_HAS(err, "'[1e400]' is not a json");
+    CHECK_HAS(err, "'[1e400]' is not a JSON value");
 
     /* A producer's strings become the declared types. */
     {

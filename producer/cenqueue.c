@@ -291,6 +291,7 @@ struct feeder {
     int last;    /* nothing is handed over after what is */
     int failed;  /* enqueueing failed (err says why), and its thread has ended */
     long total;  /* jobs enqueued */
+    long handed; /* jobs handed over to be enqueued (the reader's count) */
     int progress;
     char err[1024];
 };
@@ -353,6 +354,7 @@ static void feeder_hand(struct feeder *f, int i, int last)
 {
     pthread_mutex_lock(&f->mu);
     if (f->n[i] > 0) f->full[i] = 1;
+    f->handed += (long)f->n[i];
     if (last) f->last = 1;
     pthread_cond_broadcast(&f->cv);
     pthread_mutex_unlock(&f->mu);
@@ -429,11 +431,18 @@ static int run_stdin(struct opts *o, cq_client *c, cq_client *ce)
     pthread_cond_destroy(&f.cv);
     if (r < 0) fprintf(stderr, "cenqueue: stdin line %ld: %s\n", lineno, err);
     if (f.failed || r == -1) {
+        const char *ids = o->quiet ? "" : ", their ids printed";
         print_kept(o);
-        fprintf(stderr,
-                "cenqueue: %s (%ld jobs were enqueued in all, their ids printed; the "
-                "rest of the input was not)\n",
-                r == -1 ? err : f.err, f.total);
+        /* The input read to its end and every job of it in: a failure after the writes
+         * (?replicas=N not confirmed) leaves nothing to enqueue again. */
+        if (r == 1 && f.total == f.handed)
+            fprintf(stderr, "cenqueue: %s (every job of the input was enqueued, %ld in all%s)\n",
+                    f.err, f.total, ids);
+        else
+            fprintf(stderr,
+                    "cenqueue: %s (%ld job%s enqueued in all%s; the rest of the input "
+                    "was not)\n",
+                    r == -1 ? err : f.err, f.total, f.total == 1 ? " was" : "s were", ids);
         return 1;
     }
     if (f.progress) fprintf(stderr, "\r");
@@ -449,9 +458,10 @@ static int run_stdin(struct opts *o, cq_client *c, cq_client *ce)
         fprintf(stderr, "cenqueue: nothing was enqueued; fix line %ld and run again\n", lineno);
     else
         fprintf(stderr,
-                "cenqueue: the %ld job%s before line %ld went in (ids printed); line %ld and "
-                "the rest did not: fix it and enqueue from there (tail -n +%ld)\n",
-                f.total, f.total == 1 ? "" : "s", lineno, lineno, lineno);
+                "cenqueue: the %ld job%s before line %ld went in%s; line %ld and the rest did "
+                "not: fix it and enqueue from there (tail -n +%ld)\n",
+                f.total, f.total == 1 ? "" : "s", lineno, o->quiet ? "" : " (ids printed)", lineno,
+                lineno);
     return 2;
 }
 

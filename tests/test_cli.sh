@@ -4,8 +4,9 @@
 # say the shared things word for word; Redis errors name the host and the fix (a Redis that
 # is not running, one that wants a password, a wrong password); cworker refuses a download
 # root that is not a directory it can write in; cenqueue --stdin says exactly which lines
-# went in when one is bad. scripts/format, build, test and deps answer --help and
-# refuse an unknown option the same way, without running anything.
+# went in when one is bad, and what is left of the input when Redis fails. scripts/format,
+# build, test and deps answer --help and refuse an unknown option the same way, without
+# running anything.
 . "$(dirname "$0")/lib.sh"
 
 PROGS=(cworker cenqueue cproducer cqctl)
@@ -502,6 +503,10 @@ check_contains "... and where to go on" "the 1 job before line 2 went in (ids pr
 check_eq "... the quoted argument of line 1 is one argument" '["a b"]' \
     "$(rcli LINDEX cq:queue:default 0 | python3 -c 'import json, sys; print(json.dumps(json.load(sys.stdin)["args"]))')"
 rcli LPOP cq:queue:default >/dev/null
+printf 'noop\nsleep soon\n' | "$BIN/cenqueue" --quiet --stdin >"$T/out" 2>"$T/err"
+check_contains "a refused line, --quiet: no ids said to be printed" \
+    "cenqueue: the 1 job before line 2 went in; line 2 and the rest did not" "$(cat "$T/err")"
+rcli LPOP cq:queue:default >/dev/null
 
 # Batches are read while the one before is enqueued (a second thread): a bad line three
 # batches in still lets exactly the lines before it in.
@@ -527,5 +532,36 @@ check_eq "... whose status hashes exist" "$in" "$(rcli EVAL "local n = 0 for _, 
 check_contains "... and the count is said" "($in jobs were enqueued in all, their ids printed; the rest of the input was not)" "$(cat "$T/err")"
 check_contains "... with Redis's reason" "OOM" "$(cat "$T/err")"
 rcli DEL cq:queue:many >/dev/null
+# The input in one batch (under 10,000 lines), read to its end before Redis refuses a part of
+# it: what was not enqueued is still "the rest of the input".
+rcli CONFIG SET maxmemory "$(($(rcli INFO memory | sed -n 's/^used_memory:\([0-9]*\).*/\1/p') + 1500000))" >/dev/null
+yes noop | head -n 9000 | "$BIN/cenqueue" -q many --stdin >"$T/out" 2>"$T/err"
+rc=$?
+rcli CONFIG SET maxmemory 0 >/dev/null
+in=$(rcli LLEN cq:queue:many)
+check_eq "the last batch refused half way: exit 1" 1 "$rc"
+check "... some of it went in, not all ($in)" test "$in" -gt 0 -a "$in" -lt 9000
+check_eq "... exactly those ids printed" "$in" "$(wc -l <"$T/out")"
+check_contains "... and the rest said not to be in" \
+    "($in jobs were enqueued in all, their ids printed; the rest of the input was not)" \
+    "$(cat "$T/err")"
+rcli DEL cq:queue:many >/dev/null
+
+echo "# cenqueue --stdin: every job in, then ?replicas=1 unconfirmed (no replica here)"
+printf 'noop\n# a comment\nnoop\nnoop\n' |
+    "$BIN/cenqueue" -u "$CQ_REDIS_URL?replicas=1" -q unconfirmed --stdin >"$T/out" 2>"$T/err"
+check_eq "unconfirmed: exit 1" 1 "$?"
+check_eq "... the 3 ids printed" 3 "$(wc -l <"$T/out")"
+check_eq "... the 3 in the queue" 3 "$(rcli LLEN cq:queue:unconfirmed)"
+check_contains "... and nothing said to be left of the input" \
+    "cenqueue: enqueue: 0 of 1 replicas confirmed the write within 1000 ms: a failover now could lose it (every job of the input was enqueued, 3 in all, their ids printed)" \
+    "$(cat "$T/err")"
+echo noop | "$BIN/cenqueue" -u "$CQ_REDIS_URL?replicas=1" -q unconfirmed --stdin --quiet \
+    >"$T/out" 2>"$T/err"
+check_eq "unconfirmed, --quiet: exit 1" 1 "$?"
+check_eq "... nothing on stdout" "" "$(cat "$T/out")"
+check_contains "... and no ids said to be printed" \
+    "(every job of the input was enqueued, 1 in all)" "$(cat "$T/err")"
+rcli DEL cq:queue:unconfirmed >/dev/null
 
 finish

@@ -336,7 +336,8 @@ check_eq "...which is queued" queued "$(jfield "$lone")"
 ids=$(printf 'noop\nnoop\n' | "$BIN/cenqueue" -u "$R1" -q unconfirmed --stdin 2>"$T/rep.err"); rc=$?
 check_eq "replicas=1 --stdin: exit 1" 1 "$rc"
 check_eq "...both ids printed" 2 "$(grep -c . <<<"$ids")"
-check_contains "...and counted" "(2 jobs were enqueued in all, their ids printed" "$(cat "$T/rep.err")"
+check_contains "...and counted, nothing of the input left" \
+    "(every job of the input was enqueued, 2 in all, their ids printed)" "$(cat "$T/rep.err")"
 check_eq "...all three in the queue" 3 "$(rcli LLEN cq:queue:unconfirmed)"
 "$BIN/cworker" -u "$R1" --burst unconfirmed >"$T/rep.log" 2>&1; rc=$?
 check_eq "replicas=1: a worker whose outcomes no replica confirms ends its jobs, exit 0" 0 "$rc"

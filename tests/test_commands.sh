@@ -139,7 +139,26 @@ bad_usage "a taken name whose program is missing too: the name first" \
     "cworker: --command 'noop=/nonexistent/prog': function noop: already registered (by builtin)" \
     --command noop=/nonexistent/prog
 printf '# commands\nfine=/bin/true\n\nbroken=/nonexistent/prog\n' >"$T/bad.cmds"
-bad_start "--command-file with a bad line" "$T/bad.cmds line 4: 'broken=/nonexistent/prog': command /nonexistent/prog" \
+bad_start "--command-file with a missing program" \
+    "cworker: --command-file $T/bad.cmds line 4: 'broken=/nonexistent/prog': command /nonexistent/prog" \
+    --command-file "$T/bad.cmds"
+# A line of the file wrong as written, or whose name is taken, is a usage error as the same
+# --command is: the file, the line's number, the cause, and the pointer to --help.
+printf 'fine=/bin/true\n# comment\nnoequals\n' >"$T/bad.cmds"
+bad_usage "--command-file, a line wrong as written" \
+    "cworker: --command-file $T/bad.cmds line 3: 'noequals': give NAME=PROGRAM or NAME:ARGS=PROGRAM" \
+    --command-file "$T/bad.cmds"
+printf 'fine=/bin/true\nnoop=/nonexistent/prog\n' >"$T/bad.cmds"
+bad_usage "--command-file, a built-in's name (its program missing too: the name first)" \
+    "cworker: --command-file $T/bad.cmds line 2: 'noop=/nonexistent/prog': function noop: already registered (by builtin)" \
+    --command-file "$T/bad.cmds"
+printf '\ndup=/bin/echo\n' >"$T/bad.cmds"
+bad_usage "--command-file, an earlier --command's name" \
+    "cworker: --command-file $T/bad.cmds line 2: 'dup=/bin/echo': function dup: already registered (by command /bin/true)" \
+    --command-file "$T/bad.cmds" --command dup=/bin/true
+printf 'dup=/bin/true\ndup=/bin/echo\n' >"$T/bad.cmds"
+bad_usage "--command-file, an earlier line's name" \
+    "cworker: --command-file $T/bad.cmds line 2: 'dup=/bin/echo': function dup: already registered (by command /bin/true)" \
     --command-file "$T/bad.cmds"
 bad_start "missing --command-file" "$T/missing.cmds: No such file or directory" \
     --command-file "$T/missing.cmds"

@@ -138,7 +138,8 @@ static const struct cli_option options[] = {
      "job goes back for another worker), any other status fails\n"
      "it (repeatable)"},
     {"command-file", O_COMMAND_FILE, "FILE",
-     "one NAME=PROGRAM or NAME:ARGS=PROGRAM a line (# comments)"},
+     "one NAME=PROGRAM or NAME:ARGS=PROGRAM a line, as --command\n"
+     "takes it, after every --command (# comments; repeatable)"},
     {"list-functions", O_LIST, NULL, "print the functions this worker would serve and exit"},
     CLI_HELP,
     CLI_VERSION,
@@ -163,13 +164,15 @@ static void usage(FILE *f)
         "not start (Redis unreachable, bad download root, a plugin or command that cannot load, no\n"
         "threads), or when it stopped with Redis unreachable, so that it could not record the\n"
         "outcome of an ended job or deregister (the jobs it held then return to their queues when\n"
-        "its lease expires, and run again); 2 for a usage error, a --command's too: wrong as\n"
-        "written, or with a name another function has (a built-in's, a plugin's, an earlier\n"
-        "--command's).\n");
+        "its lease expires, and run again); 2 for a usage error, a --command's or a\n"
+        "--command-file line's too: wrong as written, or with a name another function has (a\n"
+        "built-in's, a plugin's, an earlier --command's or line's).\n");
 }
 
-/* --command-file: one command spec a line. */
-static int add_command_file(cq_worker *w, const char *path)
+/* --command-file: one command spec a line. A line wrong as written, or whose name is taken,
+ * is a usage error as the same --command is (2, cli_error); a program that cannot run, or a
+ * file that cannot be read, stops the worker as a plugin that cannot load does (1). */
+static int add_command_file(const struct cli *cli, cq_worker *w, const char *path)
 {
     FILE *f = fopen(path, "r");
     char *line = NULL, err[512];
@@ -188,8 +191,10 @@ static int add_command_file(cq_worker *w, const char *path)
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = '\0';
         while (*p == ' ' || *p == '\t') p++;
         if (*p == '\0' || *p == '#') continue;
-        if (cq_worker_add_command(w, p, err, sizeof err) != 0) {
-            fprintf(stderr, "cworker: %s line %ld: %s\n", path, lineno, err);
+        if (cq_worker_check_command(w, p, err, sizeof err) != 0) {
+            rc = cli_error(cli, "--command-file %s line %ld: %s", path, lineno, err);
+        } else if (cq_worker_add_command(w, p, err, sizeof err) != 0) {
+            fprintf(stderr, "cworker: --command-file %s line %ld: %s\n", path, lineno, err);
             rc = 1;
         }
     }
@@ -361,9 +366,9 @@ static int parse_options(struct cli *cli, cq_worker *w, struct opts *o, int argc
 }
 
 /* Every function in place before anything else: one that cannot load stops the worker here,
- * with one line, before it takes a job. A --command whose name is taken (a built-in's, a
- * plugin's, an earlier --command's) is a usage error, as one wrong as written is; that is
- * known only now, with the functions loaded before it. 0, 1, or 2 (cli_error). */
+ * with one line, before it takes a job. A --command (or a --command-file line) whose name is
+ * taken (a built-in's, a plugin's, an earlier one's) is a usage error, as one wrong as written
+ * is; that is known only now, with the functions loaded before it. 0, 1, or 2 (cli_error). */
 static int add_functions(const struct cli *cli, cq_worker *w, const struct opts *o)
 {
     char err[1024] = "";
@@ -389,7 +394,7 @@ static int add_functions(const struct cli *cli, cq_worker *w, const struct opts 
             rc = 1;
         }
     }
-    for (i = 0; rc == 0 && i < o->nfiles; i++) rc = add_command_file(w, o->command_files[i]);
+    for (i = 0; rc == 0 && i < o->nfiles; i++) rc = add_command_file(cli, w, o->command_files[i]);
     return rc;
 }
 

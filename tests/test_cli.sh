@@ -5,8 +5,8 @@
 # is not running, one that wants a password, a wrong password); cworker refuses a download
 # root that is not a directory it can write in; cenqueue --stdin says exactly which lines
 # went in when one is bad, and what is left of the input when Redis fails. scripts/format,
-# build, test and deps answer --help and refuse an unknown option the same way, without
-# running anything.
+# build, test, deps and demo answer --help and refuse an unknown option the same way,
+# without running anything; demo's --help lists exactly the options it takes.
 . "$(dirname "$0")/lib.sh"
 
 PROGS=(cworker cenqueue cproducer cqctl)
@@ -137,7 +137,7 @@ check_eq "cworker --connect-timeout says what 0 is" \
     "      --connect-timeout D  HTTP connect timeout (default: 10s; 0 = libcurl's own, 300s)" \
     "$(block cworker '      --connect-timeout D')"
 
-echo "# scripts/format, build, test and deps: --help, and usage errors, that run nothing"
+echo "# scripts/format, build, test, deps and demo: --help, and usage errors, that run nothing"
 # Every tool the three scripts run to change something is a stub in front of PATH that
 # records its call in $T/ran and fails: a --help or a refused option that went on anyway
 # could neither format a file, configure, build, install a package nor start the suite
@@ -171,7 +171,7 @@ script_error() {
         "$line"$'\n'"Try 'scripts/$s --help' for more information." "$ERR"
     check_eq "$name: runs nothing" "" "$RAN"
 }
-for s in format build test deps; do
+for s in format build test deps demo; do
     script "$s" --help
     check_eq "scripts/$s --help: exit 0" 0 "$RC"
     check_eq "scripts/$s --help: nothing on stderr" "" "$ERR"
@@ -193,6 +193,31 @@ done
 for w in "-h, --help" "--test" "Exit status"; do
     check "scripts/deps --help mentions $w" grep -qF -- "$w" "$T/help.deps"
 done
+# scripts/demo --help is laid out as the commands' are: its usage, a blank line, a one-line
+# description, the options in a column, what it needs, the environment, the exit statuses.
+check_eq "scripts/demo --help: a blank line after its usage" "" "$(sed -n 2p "$T/help.demo")"
+check_eq "... then its one-line description, alone" \
+    "Run cq's distributed download end to end on this machine, and keep the images.|" \
+    "$(sed -n 3,4p "$T/help.demo" | paste -sd'|')"
+for w in "Options:" "It needs " "Environment:" "Exit status: 0 " "2 for a usage error" \
+    CQ_BUILD_DIR TMPDIR "(default: ./images"; do
+    check "scripts/demo --help mentions $w" grep -qF -- "$w" "$T/help.demo"
+done
+# Every option the script's loop takes is in the column, and every option in the column
+# is one it takes.
+taken=$(sed -n '/^while \[ \$# -gt 0 \]; do/,/^done/p' "$SRC/scripts/demo" |
+    grep -oE '^ +-[^)]*\)' | tr -d ' )' | tr '|' '\n' | sed 's/=\*$//' | grep -vx -- '-\*' |
+    sort -u)
+listed=$(sed -n '/^Options:/,/^$/p' "$T/help.demo" | grep -oE '^  (-[a-zA-Z], |    )--[a-z-]+' |
+    sed 's/,//; s/^ *//' | tr ' ' '\n' | grep -v '^$' | sort -u)
+check "scripts/demo: its loop takes options (${taken//$'\n'/ })" test -n "$taken"
+check_eq "scripts/demo --help lists exactly the options it takes" "$taken" "$listed"
+script_error "scripts/demo --dir (no value)" "scripts/demo: option '--dir' needs a value" demo --dir
+script_error "scripts/demo --dir ''" "scripts/demo: --dir: empty; leave it out for ./images" \
+    demo --dir ''
+script_error "scripts/demo --dir FILE" \
+    "scripts/demo: --dir: '$(realpath "$T/stubs/cmake")' is not a directory the demo can fill" \
+    demo --dir "$T/stubs/cmake"
 for s in build test; do
     for w in "-h, --help" "-DVAR=VALUE" "-D VAR=VALUE" "-UVAR" "-G GENERATOR" "-C FILE" \
         "-W..." "--fresh" CQ_BUILD_DIR "Exit status"; do

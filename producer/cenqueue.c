@@ -102,7 +102,7 @@ static void usage(FILE *f)
         "\n"
         "With --stdin, read one job a line (FUNC ARG..., separated by spaces or tabs; \"double\n"
         "quotes\" keep spaces, with \\\" and \\\\ inside them; blank lines and lines starting with #\n"
-        "are skipped) and enqueue them in pipelined batches of %d, printing one id a line.\n"
+        "are skipped) and enqueue them in pipelined batches of %d,%03d, printing one id a line.\n"
         "\n"
         "With --wait, the ids are not printed when the jobs are enqueued; instead, once all are,\n"
         "cenqueue waits for them and prints one line for each as it ends:\n"
@@ -117,7 +117,7 @@ static void usage(FILE *f)
         "Redis was lost or on SIGINT/SIGTERM (the jobs go on; follow them with cqctl job ID).\n"
         "\n"
         "Options:\n",
-        BATCH);
+        BATCH / 1000, BATCH % 1000);
     cli_print(f, options, sizeof options / sizeof options[0]);
     fprintf(
         f,

@@ -138,7 +138,7 @@ static const struct cli_option options[] = {
     {"window", O_WINDOW, "W", "day, week, month, year or all (default: day; only top uses it)"},
     {"page", O_PAGE, "N", "first page, from 0 (default: 0)"},
     {"pages", O_PAGES, "K",
-     "pages to fetch, 1..1000 (default: 1); stops at an empty page\n"
+     "pages to fetch, 1 to 1000 (default: 1); stops at an empty page\n"
      "(without --section/--sort/--window/--page/--pages the bare\n"
      "gallery URL is asked, as in the lesson)"},
     {"types", O_TYPES, "LIST",
@@ -149,9 +149,8 @@ static const struct cli_option options[] = {
      "drop (the default) or expand: fetch each album's images\n"
      "and filter them like the others"},
     {"max-wait", O_MAX_WAIT, "D",
-     "time the run may spend waiting on rate limits and retries, e.g.\n"
-     "60, 90s, 5m, at most 1d (default: 60s); a longer wait fails the\n"
-     "run at once"},
+     "time the run may spend waiting on rate limits and retries, at\n"
+     "most 1d (default: 60s); a longer wait fails the run at once"},
     {NULL, 0, NULL, "Jobs:"},
     {"dir", O_DIR, "DIR", "directory argument of every job (default: images)"},
     CLI_QUEUE,
@@ -160,9 +159,9 @@ static const struct cli_option options[] = {
     CLI_PREFIX(O_PREFIX),
     {"dry-run", O_DRY, NULL, "print the links, one a line, and enqueue nothing (no Redis)"},
     {"wait", O_WAIT, NULL,
-     "wait until every job of this run has finished or failed,\n"
-     "with a progress line when stderr is a terminal; then print\n"
-     "\"Took N.NNs\" and a summary"},
+     "wait until every job of this run has ended (finished, failed\n"
+     "or canceled), with a progress line when stderr is a terminal;\n"
+     "then print \"Took N.NNs\" and a summary"},
     {"wait-timeout", O_WAIT_TIMEOUT, "D", "with --wait: stop waiting after D (default: no limit)"},
     {NULL, 0, NULL,
      "Local modes (no Redis, no cworker: download the links here, as the lesson does):"},
@@ -175,7 +174,7 @@ static const struct cli_option options[] = {
      "a failed link is reported on stderr and does not stop the run"},
     {"jobs", 'j', "N",
      "downloads at once: threads, processes or transfers in flight,\n"
-     "1..256 (default: 8; sequential ignores it), as make -j; not\n"
+     "1 to 256 (default: 8; sequential ignores it), as make -j; not\n"
      "queue jobs (cworker calls its own -c, --concurrency)"},
     {"download-root", O_ROOT, "ROOT",
      "write to ROOT/DIR instead of ./DIR (made with its parents if\n"
@@ -214,8 +213,9 @@ static void usage(FILE *f)
         "  CQ_PREFIX                default for --prefix\n"
         "\n"
         "Exit status: 0 when done; 1 for a runtime error (Imgur API, Redis), when interrupted,\n"
-        "with --wait when a job failed or did not end before --wait-timeout, or with --mode\n"
-        "when a link failed; 2 for a usage error, or when IMGUR_CLIENT_ID is not set.\n");
+        "with --wait when a job failed or was canceled or did not end before --wait-timeout, or\n"
+        "with --mode when a link failed; 2 for a usage error, or when IMGUR_CLIENT_ID is not\n"
+        "set.\n");
 }
 
 static struct cli cli; /* the command line, for usage errors (cli_error) */

@@ -127,7 +127,17 @@ for p in "${PROGS[@]}"; do
         "! grep -n '(default [^:]' '$T/help.$p'"
     check "$p: no help line is wider than 92 columns" bash -c \
         "! grep -n '.\{93\}' '$T/help.$p'"
+    check "$p: ranges read 'N to M', as the errors say them (no 'N..M')" bash -c \
+        "! grep -nE '[0-9]\.\.[0-9]' '$T/help.$p'"
 done
+check "cproducer --wait ends on canceled jobs too, as cenqueue's" \
+    grep -qF "has ended (finished, failed" "$T/help.cproducer"
+check "cproducer: exit 1 for a canceled job with --wait, as cenqueue's" \
+    grep -qF "with --wait when a job failed or was canceled" "$T/help.cproducer"
+check "cenqueue: thousands written as its other numbers (1,000)" \
+    grep -qF "batches of 10,000," "$T/help.cenqueue"
+check "cworker --max-jobs: what 0 is, as --max-size says it" \
+    grep -qF "(default: 0 = no" "$T/help.cworker"
 check "cworker --log-level lists the levels" \
     grep -q 'error, warn, info or debug (default: info)' "$T/help.cworker"
 check_eq "cworker --max-size says what 0 is" \

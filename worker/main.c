@@ -65,7 +65,7 @@ static const struct cli_option options[] = {
      "(jobs scheduled for later, retries included, stay for\n"
      "other workers, as with rq worker --burst)"},
     {"max-jobs", O_MAX_JOBS, "N",
-     "exit 0 after taking N jobs and finishing them (default: 0, no\n"
+     "exit 0 after taking N jobs and finishing them (default: 0 = no\n"
      "limit)"},
     {"shutdown-timeout", O_SHUTDOWN, "D",
      "on SIGTERM, SIGINT or SIGHUP, time running jobs get to finish\n"

@@ -67,7 +67,7 @@ static const struct cli_option options[] = {
      "refused while a job of that id has not ended"},
     {"retries", O_RETRIES, "N", "retries after a transient failure (default: the function's)"},
     {"timeout", O_TIMEOUT, "D", "time limit of one attempt (default: the function's)"},
-    {"in", O_IN, "D", "run no sooner than D from now (e.g. 30s, 5m)"},
+    {"in", O_IN, "D", "run no sooner than D from now (not with --at)"},
     {"at", O_AT, "T", "run no sooner than Unix time T (not with --in)"},
     {"stdin", O_STDIN, NULL, "read jobs from standard input"},
     {"quiet", O_QUIET, NULL, "do not print job ids (with --wait: nothing on stdout)"},

@@ -129,6 +129,8 @@ for p in "${PROGS[@]}"; do
         "! grep -n '.\{93\}' '$T/help.$p'"
     check "$p: ranges read 'N to M', as the errors say them (no 'N..M')" bash -c \
         "! grep -nE '[0-9]\.\.[0-9]' '$T/help.$p'"
+    check "$p: no entry gives durations as examples, which the durations note does" bash -c \
+        "! grep -nE 'e\.g\. [0-9]+(ms|s|m|h|d)?[,)]' '$T/help.$p'"
 done
 check "cproducer --wait ends on canceled jobs too, as cenqueue's" \
     grep -qF "has ended (finished, failed" "$T/help.cproducer"
@@ -136,6 +138,8 @@ check "cproducer: exit 1 for a canceled job with --wait, as cenqueue's" \
     grep -qF "with --wait when a job failed or was canceled" "$T/help.cproducer"
 check "cenqueue: thousands written as its other numbers (1,000)" \
     grep -qF "batches of 10,000," "$T/help.cenqueue"
+check_eq "cenqueue --in and --at each say the other is refused" "2" \
+    "$(grep -cE -- '--(in|at) [DT] .*\(not with --(at|in)\)' "$T/help.cenqueue")"
 check "cworker --max-jobs: what 0 is, as --max-size says it" \
     grep -qF "(default: 0 = no" "$T/help.cworker"
 check "cworker --log-level lists the levels" \

@@ -14,7 +14,9 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <fcntl.h>
 #include <math.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -103,6 +105,8 @@ static void usage(FILE *f)
         "With --stdin, read one job a line (FUNC ARG..., separated by spaces or tabs; \"double\n"
         "quotes\" keep spaces, with \\\" and \\\\ inside them; blank lines and lines starting with #\n"
         "are skipped) and enqueue them in pipelined batches of %d,%03d, printing one id a line.\n"
+        "A batch goes once no more input is at hand, so from a stream (tail -f | cenqueue\n"
+        "--stdin) each job goes as its line comes.\n"
         "\n"
         "With --wait, the ids are not printed when the jobs are enqueued; instead, once all are,\n"
         "cenqueue waits for them and prints one line for each as it ends:\n"
@@ -293,6 +297,7 @@ struct feeder {
     long total;  /* jobs enqueued */
     long handed; /* jobs handed over to be enqueued (the reader's count) */
     int progress;
+    int wake[2]; /* a pipe: a byte once enqueueing failed, for a reader waiting on stdin */
     char err[1024];
 };
 
@@ -326,7 +331,10 @@ static void *enqueuer_main(void *arg)
         }
         pthread_cond_broadcast(&f->cv);
         pthread_mutex_unlock(&f->mu);
-        if (rc < 0) return NULL;
+        if (rc < 0) {
+            (void)!write(f->wake[1], "x", 1);
+            return NULL;
+        }
         if (f->progress && time_mono_ms() - last > 200) {
             fprintf(stderr, "\rcenqueue: %ld jobs enqueued", f->total);
             last = time_mono_ms();
@@ -360,20 +368,75 @@ static void feeder_hand(struct feeder *f, int i, int last)
     pthread_mutex_unlock(&f->mu);
 }
 
-/* Read jobs into slot i until it is full, the input ends (1), or a line is refused: -2 for
- * the line's fault, -1 for Redis's (err says why, *lineno is the line). 0 when full. */
-static int read_batch(struct opts *o, cq_client *c, struct feeder *f, int i, char **line,
-                      size_t *cap, long *lineno, char *err, size_t errlen)
+/* stdin a line at a time, for a producer that streams (tail -f | cenqueue --stdin): unlike
+ * getline, it tells when no whole line is at hand, so that the jobs read so far go at once
+ * rather than when a batch is full, and its wait for input ends when enqueueing fails. */
+struct lines {
+    int fd, wake;           /* stdin; the feeder's wake pipe, read end */
+    char *buf;              /* unread input: buf[start, end) */
+    size_t cap, start, end; /* end < cap always: room for a last line's NUL */
+    int eof;
+};
+
+/* The next line, its newline replaced by a NUL, in *line (valid until the next call): 1; 0
+ * when none is at hand and block is 0, or the wait was woken (enqueueing failed); -1 at the
+ * end of the input; -2 when reading failed (errno). */
+static int lines_next(struct lines *l, int block, char **line)
 {
-    char *fields[256];
+    for (;;) {
+        char *nl = memchr(l->buf + l->start, '\n', l->end - l->start);
+        struct pollfd p[2] = {{l->fd, POLLIN, 0}, {l->wake, POLLIN, 0}};
+        ssize_t n;
+
+        if (nl != NULL || (l->eof && l->start < l->end)) {
+            if (nl == NULL) nl = l->buf + l->end; /* the last line, without a newline */
+            *nl = '\0';
+            *line = l->buf + l->start;
+            l->start = (size_t)(nl - l->buf) + (nl < l->buf + l->end);
+            return 1;
+        }
+        if (l->eof) return -1;
+        if (l->start > 0) { /* keep the part line at the front, then read after it */
+            memmove(l->buf, l->buf + l->start, l->end - l->start);
+            l->end -= l->start;
+            l->start = 0;
+        }
+        if (l->cap - l->end < 4096) {
+            l->cap *= 2;
+            l->buf = xrealloc(l->buf, l->cap);
+        }
+        if (poll(p, 2, block ? -1 : 0) < 0) {
+            if (errno == EINTR) continue;
+            return -2;
+        }
+        if (p[1].revents != 0 || (!block && p[0].revents == 0)) return 0;
+        n = read(l->fd, l->buf + l->end, l->cap - 1 - l->end);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+        if (n < 0) return -2;
+        if (n == 0) l->eof = 1;
+        l->end += (size_t)n;
+    }
+}
+
+/* Read jobs into slot i until it is full, no more input is at hand (0 either way: partial, it
+ * goes at once), the input ends (1), or a line is refused: -2 for the line's fault, -1 for
+ * Redis's or stdin's (err says why, *lineno is the line). */
+static int read_batch(struct opts *o, cq_client *c, struct feeder *f, int i, struct lines *in,
+                      long *lineno, char *err, size_t errlen)
+{
+    char *fields[256], *line;
     cq_jobspec *j;
 
     while (f->n[i] < BATCH) {
-        ssize_t len = getline(line, cap, stdin);
-        int nf;
-        if (len == -1) return 1;
+        int nf, r = lines_next(in, f->n[i] == 0, &line);
+        if (r == 0) return 0;
+        if (r == -1) return 1;
+        if (r == -2) {
+            err_set(err, errlen, "cannot read stdin: %s", strerror(errno));
+            return -1;
+        }
         (*lineno)++;
-        nf = split_fields(*line, fields, 256);
+        nf = split_fields(line, fields, 256);
         if (nf == 0 || fields[0][0] == '#') continue;
         if (nf < 0 || nf > 256) {
             str_copy(err, errlen, nf < 0 ? "unterminated quote" : "more than 255 args");
@@ -389,13 +452,19 @@ static int read_batch(struct opts *o, cq_client *c, struct feeder *f, int i, cha
 static int run_stdin(struct opts *o, cq_client *c, cq_client *ce)
 {
     struct feeder f;
+    struct lines in = {STDIN_FILENO, -1, NULL, 65536, 0, 0, 0};
     pthread_t t;
-    char *line = NULL, err[1024];
-    size_t cap = 0;
+    char err[1024];
     long lineno = 0;
     int i = 0, r = 0;
 
     memset(&f, 0, sizeof f);
+    if (pipe2(f.wake, O_CLOEXEC) != 0) {
+        fprintf(stderr, "cenqueue: cannot make a pipe: %s\n", strerror(errno));
+        return 1;
+    }
+    in.wake = f.wake[0];
+    in.buf = xmalloc(in.cap);
     f.o = o;
     f.c = ce;
     f.progress = isatty(STDERR_FILENO);
@@ -407,11 +476,14 @@ static int run_stdin(struct opts *o, cq_client *c, cq_client *ce)
         fprintf(stderr, "cenqueue: cannot start a thread\n");
         free(f.jobs[0]);
         free(f.jobs[1]);
+        free(in.buf);
+        close(f.wake[0]);
+        close(f.wake[1]);
         return 1;
     }
     for (;; i ^= 1) {
         if (feeder_slot(&f, i) != 0) break; /* enqueueing failed: stop reading */
-        r = read_batch(o, c, &f, i, &line, &cap, &lineno, err, sizeof err);
+        r = read_batch(o, c, &f, i, &in, &lineno, err, sizeof err);
         if (r == -1) {
             /* Reading the catalog failed: nothing more goes in. */
             free_jobs(f.jobs[i], f.n[i]);
@@ -424,7 +496,9 @@ static int run_stdin(struct opts *o, cq_client *c, cq_client *ce)
     /* The last batches, and any handed over but not enqueued after a failure. */
     free_jobs(f.jobs[0], f.n[0]);
     free_jobs(f.jobs[1], f.n[1]);
-    free(line);
+    free(in.buf);
+    close(f.wake[0]);
+    close(f.wake[1]);
     free(f.jobs[0]);
     free(f.jobs[1]);
     pthread_mutex_destroy(&f.mu);

@@ -603,4 +603,40 @@ check_contains "... and no ids said to be printed" \
     "(every job of the input was enqueued, 1 in all)" "$(cat "$T/err")"
 rcli DEL cq:queue:unconfirmed >/dev/null
 
+echo "# cenqueue --stdin from a stream (tail -f | cenqueue --stdin)"
+# Each job goes in once no more input is at hand: they waited for a batch of 10,000 lines or
+# the input's end, so a stream's jobs could wait for good.
+llen_is() { [ "$(rcli LLEN "cq:queue:$1")" = "$2" ]; }
+running() { kill -0 "$1" 2>/dev/null; }
+mkfifo "$T/fifo"
+(echo noop; sleep 4; echo noop) >"$T/fifo" 2>/dev/null &
+WP=$!
+"$BIN/cenqueue" -q stream --stdin --quiet <"$T/fifo" >"$T/out" 2>"$T/err" &
+SP=$!
+check "a line, then the input open 4 s: its job is in within 2 s" wait_for 2 llen_is stream 1
+check "... cenqueue still reading" running "$SP"
+wait "$SP"
+check_eq "... at the input's end: exit 0" 0 "$?"
+check_eq "... and both jobs are in" 2 "$(rcli LLEN cq:queue:stream)"
+wait "$WP"
+# Redis refusing the writes (maxmemory) ends cenqueue at once, not at the input's end: it
+# was waiting for more lines, the failure unseen.
+rcli CONFIG SET maxmemory 1 >/dev/null
+(echo noop; exec sleep 30) >"$T/fifo" 2>/dev/null &
+WP=$!
+"$BIN/cenqueue" -q stream --stdin <"$T/fifo" >"$T/out" 2>"$T/err" &
+SP=$!
+check "Redis refusing, the input open: cenqueue ends within 5 s" wait_for 5 bash -c "! kill -0 $SP"
+wait "$SP"
+rc=$?
+rcli CONFIG SET maxmemory 0 >/dev/null
+kill "$WP" 2>/dev/null
+wait "$WP" 2>/dev/null
+check_eq "... exit 1" 1 "$rc"
+check_contains "... with Redis's reason and what went in" \
+    "(0 jobs were enqueued in all, their ids printed; the rest of the input was not)" \
+    "$(cat "$T/err")"
+check_contains "... OOM" "OOM" "$(cat "$T/err")"
+rcli DEL cq:queue:stream >/dev/null
+
 finish

@@ -193,6 +193,13 @@ for s in format build test deps demo; do
         "$(head -1 <<<"$OUT" | cut -d' ' -f1-2)"
     check_eq "scripts/$s --help: runs nothing" "" "$RAN"
     printf '%s\n' "$OUT" >"$T/help.$s"
+    check_eq "scripts/$s --help: a blank line after its usage, as the commands'" "" \
+        "$(sed -n 2p "$T/help.$s")"
+    check "scripts/$s --help: a blank line before Options:" awk \
+        'NR > 1 && prev == "" && $0 == "Options:" { ok = 1 } { prev = $0 } END { exit !ok }' \
+        "$T/help.$s"
+    check "scripts/$s --help: defaults as '(default: X)'" bash -c \
+        "! grep -q '(default [^:]' '$T/help.$s'"
     check "scripts/$s --help: no line is wider than 92 columns" bash -c \
         "! grep -n '.\{93\}' '$T/help.$s'"
     script "$s" -h
@@ -209,8 +216,7 @@ for w in "-h, --help" "--test" "Exit status"; do
 done
 # scripts/demo --help is laid out as the commands' are: its usage, a blank line, a one-line
 # description, the options in a column, what it needs, the environment, the exit statuses.
-check_eq "scripts/demo --help: a blank line after its usage" "" "$(sed -n 2p "$T/help.demo")"
-check_eq "... then its one-line description, alone" \
+check_eq "scripts/demo --help: its one-line description, alone" \
     "Run cq's distributed download end to end on this machine, and keep the images.|" \
     "$(sed -n 3,4p "$T/help.demo" | paste -sd'|')"
 for w in "Options:" "It needs " "Environment:" "Exit status: 0 " "2 for a usage error" \

@@ -59,6 +59,21 @@ static int open_below(const char *root, const char *path, char *err, size_t errl
     }
 }
 
+/* The worker wants the job to stop: a deadline that passed is named as a timeout (the job's
+ * error is this text), any other stop (cqctl cancel, a second signal) as a stop. */
+static int stopped(cq_job *job, const char *path, long long bytes)
+{
+    double deadline = cq_job_deadline(job);
+    struct timespec now;
+
+    clock_gettime(CLOCK_REALTIME, &now);
+    if (deadline > 0 && (double)now.tv_sec + (double)now.tv_nsec / 1e9 >= deadline)
+        return cq_job_fail(job, CQ_TRANSIENT, 0, "sha256: %s: job timed out after %lld bytes", path,
+                           bytes);
+    return cq_job_fail(job, CQ_TRANSIENT, 0, "sha256: %s: asked to stop after %lld bytes", path,
+                       bytes);
+}
+
 static int fn_sha256(cq_job *job, void *udata)
 {
     const char *path = cq_job_arg_string(job, 0), *expect = cq_job_arg_string(job, 1);
@@ -85,7 +100,7 @@ static int fn_sha256(cq_job *job, void *udata)
             int e = errno;
             close(fd);
             EVP_MD_CTX_free(ctx);
-            if (n >= 0) return cq_job_fail(job, CQ_TRANSIENT, 0, "sha256: %s: stopped", path);
+            if (n >= 0) return stopped(job, path, bytes);
             return cq_job_fail(job, CQ_TRANSIENT, 0, "sha256: %s: %s", path, strerror(e));
         }
         EVP_DigestUpdate(ctx, buf, (size_t)n);

@@ -124,6 +124,13 @@ esc=$("$BIN/cenqueue" sha256 ../../etc/passwd)
 wait_for 10 jobs_are failed "$bad" "$esc"
 check_contains "a wrong digest fails for good" "expected 0000" "$(jfield "$bad" error)"
 check_contains "a path out of the root is refused" "not a plain path below the root" "$(jfield "$esc" error)"
+# A file of 64 GB (sparse: zeros, no disk) takes far longer to hash than its 200 ms limit.
+truncate -s 64G "$ROOT/images/big.bin"
+slow=$("$BIN/cenqueue" --timeout 200ms --retries 0 sha256 images/big.bin)
+check "a hash past its --timeout fails" wait_for 20 jobs_are failed "$slow"
+check_contains "...named as a timeout" "sha256: images/big.bin: job timed out after " \
+    "$(jfield "$slow" error)"
+rm -f "$ROOT/images/big.bin"
 "$BIN/cenqueue" sha256 >"$T/out" 2>"$T/err"
 check_eq "wrong arity is refused by cenqueue: exit 2" 2 "$?"
 check_contains "...with the usage" "sha256 takes at least 1 argument, got 0 (usage: sha256 PATH [EXPECTED])" "$(cat "$T/err")"
@@ -179,7 +186,7 @@ check "each with the right digest" digests_ok
 handed=$(grep -c 'handed back' "$T/w2.log")
 echo "# the worker without the plugin handed back $handed jobs"
 check "the worker without the plugin handed jobs back rather than failing them" [ "$handed" -gt 0 ]
-check_eq "none of them failed (the failed set holds the two failed above)" 2 "$(rcli ZCARD cq:failed)"
+check_eq "none of them failed (the failed set holds the three failed above)" 3 "$(rcli ZCARD cq:failed)"
 
 echo "# after the plugin's worker stopped"
 kill "$W1"

@@ -470,6 +470,24 @@ static long long client_id(struct rconn *r)
     return id;
 }
 
+/* Connect wa's connection if it is not, and register its CLIENT ID once a connection. 0, or
+ * -1 with wa->rc.errstr saying why: a connection lost while its id was asked is no
+ * connection to block on (the next turn makes another). */
+static int watcher_connect(struct watcher *wa)
+{
+    struct worker *w = wa->w;
+
+    if (wa->rc.ctx == NULL && rconn_connect(&wa->rc) != 0) return -1;
+    if (wa->id_of != wa->rc.connects) {
+        long long id = client_id(&wa->rc);
+        pthread_mutex_lock(&w->mu);
+        wa->client_id = id;
+        wa->id_of = wa->rc.connects;
+        pthread_mutex_unlock(&w->mu);
+    }
+    return wa->rc.ctx != NULL ? 0 : -1;
+}
+
 static void *watcher_main(void *arg)
 {
     struct watcher *wa = arg;
@@ -487,19 +505,12 @@ static void *watcher_main(void *arg)
         if (w->stopping) break;
         pthread_mutex_unlock(&w->mu);
 
-        if (wa->rc.ctx == NULL && rconn_connect(&wa->rc) != 0) {
+        if (watcher_connect(wa) != 0) {
             LOG(&w->lg, CQ_LOG_DEBUG, "watcher %s: %s", wa->queue, wa->rc.errstr);
             sleep_ms(backoff);
             backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
             pthread_mutex_lock(&w->mu);
             continue;
-        }
-        if (wa->id_of != wa->rc.connects) {
-            long long id = client_id(&wa->rc);
-            pthread_mutex_lock(&w->mu);
-            wa->client_id = id;
-            wa->id_of = wa->rc.connects;
-            pthread_mutex_unlock(&w->mu);
         }
         pthread_mutex_lock(&w->mu);
         if (w->stopping) break;

@@ -174,6 +174,32 @@ check_eq "nothing in flight" "" "$(rcli --scan --pattern 'cq:inflight:*')"
 kill -TERM "$J"; wait "$J"
 check_eq "... and it stops cleanly" 0 "$?"
 
+# ---- a watcher's connection lost again as it is made, at its CLIENT ID (its registration
+#      for find_gone): the watcher connects again, where it blocked on the closed connection
+#      (the worker died of a NULL dereference). tests/fixtures/cutproxy.py cuts the first
+#      connection to send CLIENT ID once armed; the watcher's, as its old one is killed ----
+python3 "$SRC/tests/fixtures/cutproxy.py" --to "$RSOCK" --port-file "$T/cut.port" \
+    --marker $'CLIENT\r\n$2\r\nID' --arm "$T/cut.arm" 2>"$T/cut.log" &
+PIDS+=("$!")
+wait_for 10 test -s "$T/cut.port" || { echo "FATAL: cutproxy.py did not start"; exit 1; }
+"$BIN/cworker" -u "redis://127.0.0.1:$(cat "$T/cut.port")" -c 2 >"$T/k.log" 2>&1 &
+K=$!
+PIDS+=("$K")
+registered 1
+kwid=$(wid_of "$K")
+# Its hash's clients: the control connection's id, then the watcher's (at the next heartbeat).
+watcher_known() { [[ $(rcli HGET "cq:worker:$kwid" clients) == *,* ]]; }
+wait_for 10 watcher_known
+wait_for 10 watching 1
+touch "$T/cut.arm"
+rcli CLIENT KILL ID "$(rcli HGET "cq:worker:$kwid" clients | cut -d, -f2)" >/dev/null
+check "the watcher's new connection is cut at its CLIENT ID" wait_for 10 grep -q 'cut a connection' "$T/cut.log"
+check "...and the worker watches again" wait_for 10 watching 1
+id=$("$BIN/cenqueue" noop)
+check "...and takes a job after it" wait_for 10 jobs_are finished "$id"
+kill -TERM "$K"; wait "$K"
+check_eq "...and it stops cleanly" 0 "$?"
+
 # ---- Redis restarted (AOF) in the middle of a run: nothing lost ----
 N=150
 for i in $(seq 1 $N); do echo "download_link images $HBASE/r$i.jpg"; done | "$BIN/cenqueue" --stdin --quiet

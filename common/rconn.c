@@ -477,7 +477,9 @@ static const struct fix connect_fixes[] = {
 };
 
 /* A connection that was open and is no more: what hiredis or the system said of it. */
-#define LOST_FIX "the connection was lost (Redis stopped, restarted or closed it); " RCONN_REOPENED
+#define LOST_FIX                                                                              \
+    "the connection was lost (Redis stopped, restarted or closed it); it is opened again at " \
+    "the next command"
 
 /* What a connection that had been made says when it goes (not one that never worked: a
  * plain client on a TLS port reads "Server closed the connection" too). */
@@ -539,23 +541,31 @@ static const char *fix_in(const struct fix *fixes, size_t n, const char *msg,
 }
 
 /* rconn_error; while connecting, the system's errors get advice too (later, a time-out is a
- * slow command rather than a host that cannot be reached). */
-static void format_error(const struct rconn *r, const char *context, const char *msg,
-                         int connecting, char *err, size_t errlen)
+ * slow command rather than a host that cannot be reached). Returns 1 when the message is a
+ * lost connection's (LOST_FIX: rconn.lost), else 0. */
+static int format_error(const struct rconn *r, const char *context, const char *msg, int connecting,
+                        char *err, size_t errlen)
 {
     const char *fix = NULL;
     size_t len = strlen(msg);
     char w[600];
+    int lost = 0;
 
 #define FIX_IN(table) fix_in(table, sizeof table / sizeof table[0], msg, &r->url)
     if (r->url.nsentinels > 0) fix = FIX_IN(sentinel_fixes);
     if (fix == NULL) fix = FIX_IN(reply_fixes);
-    if (fix == NULL) fix = connecting ? FIX_IN(connect_fixes) : FIX_IN(lost_fixes);
+    if (fix == NULL && connecting) {
+        fix = FIX_IN(connect_fixes);
+    } else if (fix == NULL) {
+        fix = FIX_IN(lost_fixes);
+        lost = fix != NULL;
+    }
 #undef FIX_IN
     /* Redis ends some messages with a period ("NOAUTH Authentication required."). */
     if (fix != NULL && len > 0 && msg[len - 1] == '.') len--;
     err_set(err, errlen, "%s%sredis %s: %.*s%s%s", context ? context : "", context ? ": " : "",
             where(r, w, sizeof w), (int)len, msg, fix ? "; " : "", fix ? fix : "");
+    return lost;
 }
 
 void rconn_error(const struct rconn *r, const char *context, const char *msg, char *err,
@@ -577,9 +587,9 @@ static void fail_as(struct rconn *r, const char *what, int connecting)
         snprintf(late, sizeof late, "no reply within %g s", r->timeout > 0 ? r->timeout : 5.0);
         what = late;
     }
-    format_error(r, NULL,
-                 what ? what : (r->ctx && r->ctx->errstr[0] ? r->ctx->errstr : "connection lost"),
-                 connecting, r->errstr, sizeof r->errstr);
+    r->lost = format_error(
+        r, NULL, what ? what : (r->ctx && r->ctx->errstr[0] ? r->ctx->errstr : "connection lost"),
+        connecting, r->errstr, sizeof r->errstr);
     rconn_close(r);
 }
 
@@ -687,6 +697,7 @@ static int find_primary(struct rconn *r, double t)
         if (rep != NULL) freeReplyObject(rep);
         if (c != NULL) redisFree(c);
     }
+    r->lost = 0;
     err_set(r->errstr, sizeof r->errstr,
             "redis sentinels of %s: none gave its primary (%s); check that the sentinels run "
             "and monitor %s",

@@ -21,8 +21,6 @@
 #include <hiredis/hiredis.h>
 
 #define RCONN_SENTINELS_MAX 8
-/* How the error of a lost connection ends: what a caller that reconnects need not say again. */
-#define RCONN_REOPENED "it is opened again at the next command"
 
 struct rconn_node {
     char host[256];
@@ -56,6 +54,11 @@ struct rconn {
     struct rconn_url url;
     double timeout;            /* connect and command timeout in seconds; 0 = none for commands */
     char errstr[512];          /* the last error, one line */
+    int lost;                  /* errstr is that of a connection that was open and is lost
+                                * (Redis stopped, restarted or closed it), which says that
+                                * the next command opens it again: a caller that reconnects
+                                * need not say so. 0 for any other error: a connection that
+                                * could not be made, a time-out, a primary demoted */
     struct rconn_node primary; /* redis+sentinel://: the primary connected to, for messages */
     struct tls_session *tls;   /* rediss://: the session under ctx (tls.h), or NULL */
     unsigned long connects;    /* successful connections so far: a new one is a new client */

@@ -1862,7 +1862,7 @@ static void keep_connected(struct worker *w, long long now)
         w->down_since = now;
         /* rconn's line for a lost connection says already that it is opened again */
         LOG(&w->lg, CQ_LOG_WARN, "lost redis: %s%s", w->ctl.errstr,
-            strstr(w->ctl.errstr, RCONN_REOPENED) != NULL ? "" : "; reconnecting");
+            w->ctl.lost ? "" : "; reconnecting");
     }
     if (now < w->next_connect) return;
     if (rconn_connect(&w->ctl) == 0 && heartbeat(w, 1) == 0) {
@@ -2018,6 +2018,7 @@ static void housekeeping(struct worker *w, long long now)
              * the outage is said, and the registration asked again until it goes in. */
             rconn_close(&w->ctl);
             str_copy(w->ctl.errstr, sizeof w->ctl.errstr, w->last_error);
+            w->ctl.lost = 0; /* a refusal: the line says that the worker reconnects */
         }
         w->next_hb = now + HEARTBEAT_MS;
     }

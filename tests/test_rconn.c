@@ -1,6 +1,13 @@
 /* test_rconn.c - redis:// URLs as users write them, and the one-line errors they get. */
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 
 #include "audience.h"
 #include "check.h"
@@ -10,6 +17,86 @@
 static int parse(const char *url, struct rconn_url *u, char *err, size_t errlen)
 {
     return rconn_parse_url(url, u, err, errlen);
+}
+
+/* A Redis stand-in on 127.0.0.1, in a child: it answers the PING of one connection, then
+ * reads the next command and closes the connection (then_close) or answers nothing for 3 s.
+ * Returns the child's pid, its port in *port. */
+static pid_t fake_redis(int *port, int then_close)
+{
+    struct sockaddr_in a;
+    socklen_t n = sizeof a;
+    int ls = socket(AF_INET, SOCK_STREAM, 0);
+    pid_t pid;
+
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (ls < 0 || bind(ls, (struct sockaddr *)&a, sizeof a) != 0 || listen(ls, 1) != 0 ||
+        getsockname(ls, (struct sockaddr *)&a, &n) != 0) {
+        perror("fake_redis");
+        exit(1);
+    }
+    *port = ntohs(a.sin_port);
+    pid = fork();
+    if (pid == 0) {
+        char buf[512];
+        int c = accept(ls, NULL, NULL);
+        if (c >= 0 && read(c, buf, sizeof buf) > 0 && write(c, "+PONG\r\n", 7) == 7 &&
+            read(c, buf, sizeof buf) > 0 && !then_close)
+            sleep(3);
+        _exit(0);
+    }
+    close(ls);
+    return pid;
+}
+
+/* Whether errstr is a lost connection's (rconn.lost), whose line says that the connection is
+ * opened again, as cworker's "lost redis: ..." takes it: not a connection that cannot be made,
+ * nor a time-out. */
+static void test_lost(void)
+{
+    struct rconn_url u;
+    struct rconn r;
+    char url[64], err[256], want[300];
+    int port;
+    pid_t pid = fake_redis(&port, 1);
+
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", port);
+    REQUIRE(parse(url, &u, err, sizeof err) == 0);
+    rconn_init(&r, &u, 1.0);
+    REQUIRE(rconn_connect(&r) == 0);
+    CHECK(rconn_commandf(&r, "GET k") == NULL);
+    snprintf(want, sizeof want,
+             "redis 127.0.0.1:%d: Server closed the connection; the connection was lost (Redis "
+             "stopped, restarted or closed it); it is opened again at the next command",
+             port);
+    CHECK_STREQ(r.errstr, want);
+    CHECK_EQ(r.lost, 1);
+    waitpid(pid, NULL, 0);
+    /* The next command connects again, where nothing listens now. */
+    CHECK(rconn_commandf(&r, "GET k") == NULL);
+    snprintf(want, sizeof want,
+             "redis 127.0.0.1:%d: Connection refused; is redis-server running there? Start it, "
+             "or point the URL at yours",
+             port);
+    CHECK_STREQ(r.errstr, want);
+    CHECK_EQ(r.lost, 0);
+    rconn_close(&r);
+
+    pid = fake_redis(&port, 0);
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", port);
+    REQUIRE(parse(url, &u, err, sizeof err) == 0);
+    rconn_init(&r, &u, 1.0);
+    r.lost = 1;
+    REQUIRE(rconn_connect(&r) == 0);
+    CHECK(rconn_commandf(&r, "GET k") == NULL);
+    snprintf(want, sizeof want, "redis 127.0.0.1:%d: no reply within 1 s", port);
+    CHECK_STREQ(r.errstr, want);
+    CHECK_EQ(r.lost, 0);
+    rconn_close(&r);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
 }
 
 int main(void)
@@ -259,5 +346,6 @@ int main(void)
     CHECK(parse_size("100", &sz) == 0 && sz == 100);
     CHECK(parse_size("-1", &sz) == -1);
     CHECK(parse_size("1T", &sz) == -1);
+    test_lost();
     return check_report();
 }

@@ -197,6 +197,16 @@ check "the watcher's new connection is cut at its CLIENT ID" wait_for 10 grep -q
 check "...and the worker watches again" wait_for 10 watching 1
 id=$("$BIN/cenqueue" noop)
 check "...and takes a job after it" wait_for 10 jobs_are finished "$id"
+
+# ---- a Redis that stops answering (SIGSTOP) is no lost connection: the worker's line says
+#      that it reconnects, where rconn's for a lost one says it (as the restart's below) ----
+kill -STOP "$RPID"
+wait_for 20 grep -q 'lost redis' "$T/k.log"
+kill -CONT "$RPID"
+check "a worker whose redis stops answering says it is lost, then that it reconnects" \
+    bash -c "grep 'lost redis' '$T/k.log' | grep -q ': no reply within 5 s.*; reconnecting\$'"
+check "...once" [ "$(grep -c 'lost redis' "$T/k.log")" = 1 ]
+check "...and is back" wait_for 30 grep -q 'redis is back' "$T/k.log"
 kill -TERM "$K"; wait "$K"
 check_eq "...and it stops cleanly" 0 "$?"
 

@@ -373,10 +373,12 @@ static const char *where(const struct rconn *r, char *buf, size_t len)
     return buf;
 }
 
-/* A message holding has gets the advice fix, or what pick says for the connection's URL and
- * libcq's audience (audience.h). */
+/* A message holding has gets the advice fix; where lib is set too, fix is said to cq's
+ * commands and lib to a program that links libcq (audience_pick, audience.h): the options
+ * that a command's user gives, the variables that a program's user sets. Where the advice
+ * depends on the connection's URL, pick says it (fix and lib NULL). */
 struct fix {
-    const char *has, *fix;
+    const char *has, *fix, *lib;
     const char *(*pick)(const struct rconn_url *u);
 };
 
@@ -408,47 +410,6 @@ static const char *noauth_fix(const struct rconn_url *u)
                              "an ACL user)";
 }
 
-/* The TLS files (tls.h) come from $CQ_TLS_CA, $CQ_TLS_CERT and $CQ_TLS_KEY, which cq's
- * commands set from their --tls-* options: the advice names the options to a command's
- * user, and only the variables to a program that links libcq (audience.h). */
-static const char *tls_ca_fix(const struct rconn_url *u)
-{
-    (void)u;
-    return audience_pick("give --tls-ca (or $CQ_TLS_CA) a PEM file of the CAs to trust",
-                         "point $CQ_TLS_CA at a PEM file of the CAs to trust");
-}
-
-static const char *tls_cert_fix(const struct rconn_url *u)
-{
-    (void)u;
-    return audience_pick("give --tls-cert (or $CQ_TLS_CERT) a PEM file of the client certificate",
-                         "point $CQ_TLS_CERT at a PEM file of the client certificate");
-}
-
-static const char *tls_key_fix(const struct rconn_url *u)
-{
-    (void)u;
-    return audience_pick("give --tls-key (or $CQ_TLS_KEY) the certificate's private key, PEM",
-                         "point $CQ_TLS_KEY at the certificate's private key, PEM");
-}
-
-static const char *tls_verify_fix(const struct rconn_url *u)
-{
-    (void)u;
-    return audience_pick("give the CA that signed the server's certificate with --tls-ca (or "
-                         "$CQ_TLS_CA), and connect by a name or address the certificate holds",
-                         "point $CQ_TLS_CA at the CA that signed the server's certificate, and "
-                         "connect by a name or address the certificate holds");
-}
-
-static const char *tls_client_cert_fix(const struct rconn_url *u)
-{
-    (void)u;
-    return audience_pick("this server wants a client certificate: give --tls-cert and --tls-key",
-                         "this server wants a client certificate: set $CQ_TLS_CERT and "
-                         "$CQ_TLS_KEY");
-}
-
 /* The server closed the connection as it opened: most often a plain client on a TLS port,
  * whose bytes are no TLS handshake. */
 static const char *closed_fix(const struct rconn_url *u)
@@ -456,24 +417,37 @@ static const char *closed_fix(const struct rconn_url *u)
     return u->tls ? "is this the right port?" : "is this a TLS port? Use rediss:// for one";
 }
 
-/* What to do when a connection cannot be made, by what the system said. */
+/* What to do when a connection cannot be made, by what the system said.
+ * The TLS files (tls.h) come from $CQ_TLS_CA, $CQ_TLS_CERT and $CQ_TLS_KEY, which cq's
+ * commands set from their --tls-* options: the advice names the options to a command's
+ * user, and only the variables to a program that links libcq. */
 static const struct fix connect_fixes[] = {
     /* tls.c's files, first: a file that is not there is not a socket that is not there */
-    {"TLS: CA file '", NULL, tls_ca_fix},
-    {"TLS: certificate file '", NULL, tls_cert_fix},
-    {"TLS: key file '", NULL, tls_key_fix},
-    {"Connection refused", NULL, no_server_fix},
-    {"No such file or directory", NULL, no_server_fix},
-    {"Name or service not known", "check the host name in the URL", NULL},
-    {"Temporary failure in name resolution", "check the host name in the URL", NULL},
-    {"timed out", "check the host, the port and any firewall between", NULL},
-    {"Resource temporarily unavailable", "check the host, the port and any firewall between", NULL},
-    {"no reply within", "is it stopped, or busy with a long command (SLOWLOG GET)?", NULL},
-    {"certificate verify failed", NULL, tls_verify_fix},
-    {"is this a TLS port", "use redis:// for a port without TLS", NULL},
-    {"Connection reset by peer", NULL, closed_fix},
-    {"Server closed the connection", NULL, closed_fix},
-    {"wrong version number", "is this a TLS port? Use redis:// for a port without TLS", NULL},
+    {"TLS: CA file '", "give --tls-ca (or $CQ_TLS_CA) a PEM file of the CAs to trust",
+     "point $CQ_TLS_CA at a PEM file of the CAs to trust", NULL},
+    {"TLS: certificate file '",
+     "give --tls-cert (or $CQ_TLS_CERT) a PEM file of the client certificate",
+     "point $CQ_TLS_CERT at a PEM file of the client certificate", NULL},
+    {"TLS: key file '", "give --tls-key (or $CQ_TLS_KEY) the certificate's private key, PEM",
+     "point $CQ_TLS_KEY at the certificate's private key, PEM", NULL},
+    {"Connection refused", NULL, NULL, no_server_fix},
+    {"No such file or directory", NULL, NULL, no_server_fix},
+    {"Name or service not known", "check the host name in the URL", NULL, NULL},
+    {"Temporary failure in name resolution", "check the host name in the URL", NULL, NULL},
+    {"timed out", "check the host, the port and any firewall between", NULL, NULL},
+    {"Resource temporarily unavailable", "check the host, the port and any firewall between", NULL,
+     NULL},
+    {"no reply within", "is it stopped, or busy with a long command (SLOWLOG GET)?", NULL, NULL},
+    {"certificate verify failed",
+     "give the CA that signed the server's certificate with --tls-ca (or $CQ_TLS_CA), "
+     "and connect by a name or address the certificate holds",
+     "point $CQ_TLS_CA at the CA that signed the server's certificate, and connect by a "
+     "name or address the certificate holds",
+     NULL},
+    {"is this a TLS port", "use redis:// for a port without TLS", NULL, NULL},
+    {"Connection reset by peer", NULL, NULL, closed_fix},
+    {"Server closed the connection", NULL, NULL, closed_fix},
+    {"wrong version number", "is this a TLS port? Use redis:// for a port without TLS", NULL, NULL},
 };
 
 /* A connection that was open and is no more: what hiredis or the system said of it. */
@@ -484,9 +458,9 @@ static const struct fix connect_fixes[] = {
 /* What a connection that had been made says when it goes (not one that never worked: a
  * plain client on a TLS port reads "Server closed the connection" too). */
 static const struct fix lost_fixes[] = {
-    {"Server closed the connection", LOST_FIX, NULL},
-    {"Broken pipe", LOST_FIX, NULL},
-    {"Connection reset by peer", LOST_FIX, NULL},
+    {"Server closed the connection", LOST_FIX, NULL, NULL},
+    {"Broken pipe", LOST_FIX, NULL, NULL},
+    {"Connection reset by peer", LOST_FIX, NULL, NULL},
 };
 
 /* What to do about an error Redis replied. */
@@ -495,38 +469,40 @@ static const struct fix reply_fixes[] = {
     {"unknown command 'CQ.",
      "cq's Redis module is gone from this Redis (MODULE UNLOAD?): back to the Lua scripts, "
      "which do the same, slower",
-     NULL},
+     NULL, NULL},
     {"permissions to run the 'cq.",
      "this ACL user may no longer run cq's Redis module (+cq.apply1 +cq.take1): back to the "
      "Lua scripts, which do the same, slower",
-     NULL},
-    {"NOAUTH", NULL, noauth_fix},
-    {"WRONGPASS", "check the user and the password in the URL", NULL},
+     NULL, NULL},
+    {"NOAUTH", NULL, NULL, noauth_fix},
+    {"WRONGPASS", "check the user and the password in the URL", NULL, NULL},
     {"called without any password configured", "this Redis has no password: remove it from the URL",
-     NULL},
-    {"Protocol error, got", "this server does not speak Redis: is it the right port?", NULL},
-    {"invalid password", "check the password in the URL", NULL},
+     NULL, NULL},
+    {"Protocol error, got", "this server does not speak Redis: is it the right port?", NULL, NULL},
+    {"invalid password", "check the password in the URL", NULL, NULL},
     {"NOPERM",
      "this ACL user may not do that: docs/PROTOCOL.md gives the ACL SETUSER line of each "
      "role",
-     NULL},
-    {"OOM", "Redis reached its maxmemory: raise it, or free memory", NULL},
+     NULL, NULL},
+    {"OOM", "Redis reached its maxmemory: raise it, or free memory", NULL, NULL},
     {"READONLY",
      "this Redis is a replica: point the URL at the primary, or at its sentinels "
      "(redis+sentinel://)",
-     NULL},
-    {"MISCONF", "Redis cannot save its snapshot: see its log", NULL},
-    {"LOADING", "Redis is loading its data set: try again in a moment", NULL},
-    {"alert certificate required", NULL, tls_client_cert_fix},
-    {"alert unknown ca", "the server does not trust the CA of the client certificate", NULL},
+     NULL, NULL},
+    {"MISCONF", "Redis cannot save its snapshot: see its log", NULL, NULL},
+    {"LOADING", "Redis is loading its data set: try again in a moment", NULL, NULL},
+    {"alert certificate required",
+     "this server wants a client certificate: give --tls-cert and --tls-key",
+     "this server wants a client certificate: set $CQ_TLS_CERT and $CQ_TLS_KEY", NULL},
+    {"alert unknown ca", "the server does not trust the CA of the client certificate", NULL, NULL},
 };
 
 /* Through sentinels, a replica where the primary was is a failover under way, which the
  * sentinels resolve: the URL is right. Looked at before reply_fixes. */
 #define FAILOVER_FIX "a failover is under way: the sentinels name the new primary when it ends"
 static const struct fix sentinel_fixes[] = {
-    {"READONLY", FAILOVER_FIX, NULL},
-    {"ROLE says", FAILOVER_FIX, NULL},
+    {"READONLY", FAILOVER_FIX, NULL, NULL},
+    {"ROLE says", FAILOVER_FIX, NULL, NULL},
 };
 
 static const char *fix_in(const struct fix *fixes, size_t n, const char *msg,
@@ -536,7 +512,9 @@ static const char *fix_in(const struct fix *fixes, size_t n, const char *msg,
 
     for (i = 0; i < n; i++)
         if (strstr(msg, fixes[i].has) != NULL)
-            return fixes[i].pick != NULL ? fixes[i].pick(u) : fixes[i].fix;
+            return fixes[i].pick != NULL ? fixes[i].pick(u)
+                : fixes[i].lib != NULL   ? audience_pick(fixes[i].fix, fixes[i].lib)
+                                         : fixes[i].fix;
     return NULL;
 }
 

@@ -79,7 +79,8 @@ check_eq "a CA that did not sign the server's certificate: exit 1" 1 "$?"
 check_eq "... one line" 1 "$(wc -l <"$T/err")"
 check_contains "... naming the cause" \
     "cenqueue: redis 127.0.0.1:$RPORT: TLS: certificate verify failed: " "$(cat "$T/err")"
-check_contains "... and the fix" "give the CA that signed the server's certificate with --tls-ca" \
+check_contains "... and the fix" \
+    "; give the CA that signed the server's certificate with --tls-ca (or \$CQ_TLS_CA), and connect by a name or address the certificate holds" \
     "$(cat "$T/err")"
 # A program that links libcq (the example client) has no --tls-ca: its advice names only the
 # variable it can set, where cenqueue's names both.
@@ -203,8 +204,14 @@ check_contains "... says which, and why" \
     "TLS: certificate file '/nonexistent/client.pem': No such file or directory" "$(cat "$T/err")"
 "$BIN/cenqueue" -u "$URL" --tls-ca "$T/pki/ca.pem" --tls-cert "$T/pki/client.pem" \
     --tls-key /nonexistent/client.key noop >/dev/null 2>"$T/err"
-check_contains "a key file that is not there: says which, and why" \
-    "TLS: key file '/nonexistent/client.key': No such file or directory" "$(cat "$T/err")"
+check_contains "a key file that is not there: says which, and why, and the fix" \
+    "TLS: key file '/nonexistent/client.key': No such file or directory; give --tls-key (or \$CQ_TLS_KEY) the certificate's private key, PEM" \
+    "$(cat "$T/err")"
+out=$(CQ_REDIS_URL=$URL CQ_TLS_CA=$T/pki/ca.pem CQ_TLS_CERT=$T/pki/client.pem \
+    CQ_TLS_KEY=/nonexistent/client.key "$BIN/cq-example-client" noop x 2>&1)
+check_contains "... to a program linking libcq: the variable to point elsewhere" \
+    "TLS: key file '/nonexistent/client.key': No such file or directory; point \$CQ_TLS_KEY at the certificate's private key, PEM" \
+    "$out"
 "$BIN/cenqueue" -u "$URL" --tls-ca "$T/pki/ca.pem" --tls-cert "$T/pki/client.pem" \
     --tls-key "$T/pki/server.key" noop >/dev/null 2>"$T/err"
 check_eq "a key that is not the certificate's: exit 1" 1 "$?"

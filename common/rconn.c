@@ -733,8 +733,8 @@ static int module_answer(const redisReply *rep)
  * command", and NOPERM where the user's ACL leaves it out (its calls then go as the scripts,
  * which its ACL allows). One after the other, not pipelined: the first refusal of a group
  * ends its probe, so that a user without the rights leaves one entry in ACL LOG a connect,
- * not two. 0, or -1 where the connection failed (connecting: in rconn_connect). */
-static int ask_module(struct rconn *r, unsigned bits, int connecting)
+ * not two. Asked while connecting (rconn.want_module): 0, or -1 where the connection failed. */
+static int ask_module(struct rconn *r, unsigned bits)
 {
     size_t g, i;
 
@@ -744,7 +744,7 @@ static int ask_module(struct rconn *r, unsigned bits, int connecting)
         for (i = 0; i < 2 && module_groups[g].cmd[i] != NULL && answer == 1; i++) {
             redisReply *rep = redisCommand(r->ctx, "%s", module_groups[g].cmd[i]);
             if (rep == NULL) {
-                fail_as(r, NULL, connecting);
+                fail_as(r, NULL, 1);
                 return -1;
             }
             answer = module_answer(rep);
@@ -867,7 +867,7 @@ static int connect_held(struct rconn *r)
     }
     r->module = 0;
     r->module_asked = 0;
-    if (r->want_module != 0 && ask_module(r, r->want_module, 1) != 0) return -1;
+    if (r->want_module != 0 && ask_module(r, r->want_module) != 0) return -1;
     redisSetTimeout(r->ctx, tv_of(r->timeout > 0 ? r->timeout : 0));
     r->connects++;
     r->scripts = 0;
@@ -988,20 +988,6 @@ unsigned rconn_module_refused(const char *err)
     if (strncmp(err, "NOPERM", 6) != 0) return 0;
     if (strcasestr(err, "'cq.enqueue") != NULL) return RCONN_MODULE_ENQUEUE;
     return strcasestr(err, "'cq.") != NULL ? RCONN_MODULE_WORKER : 0;
-}
-
-int rconn_module(struct rconn *r, unsigned bit)
-{
-    struct sigpipe_hold old;
-    int held, rc = 0;
-
-    if (ensure(r) != 0) return 0;
-    if (!(r->module_asked & bit)) {
-        held = pipe_hold(r, &old);
-        rc = ask_module(r, bit, 0);
-        pipe_release(held, &old);
-    }
-    return rc == 0 && (r->module & bit) != 0;
 }
 
 redisReply *rconn_command(struct rconn *r, int argc, const char **argv, const size_t *lens)

@@ -68,7 +68,8 @@ struct rconn {
     int evalsha_refused;       /* the user's ACL refused EVALSHA: every script call goes as
                                 * EVAL with its body; 0 on each connect */
     unsigned want_module;      /* set by the caller: RCONN_MODULE_* bits, asked at each
-                                * connect (rconn_module asks for others when first needed) */
+                                * connect (rconn_module_append asks for another group
+                                * where a caller needs it) */
     unsigned module;           /* the bits of cq's module (module/cqmodule.c) this Redis has
                                 * and this user may run: queue.c sends those commands instead
                                 * of the scripts (or the enqueue transaction) */
@@ -81,14 +82,13 @@ struct rconn {
 #define RCONN_MODULE_WORKER  1u /* CQ.APPLY1 and CQ.TAKE1 */
 #define RCONN_MODULE_ENQUEUE 2u /* CQ.ENQUEUE1 */
 
-/* Whether this Redis has the module commands of group bit and this user may run them: asked
- * once a connection, when first needed (a round trip), unless want_module asked at connect.
- * 0 also where the connection fails (errstr says why; the next command fails too). */
-int rconn_module(struct rconn *r, unsigned bit);
-/* The same question in a pipeline, for a group of one command (RCONN_MODULE_ENQUEUE), so that
- * it costs no round trip of its own: rconn_module_append sends it with what is appended
- * next, and rconn_module_read reads its reply in its place among theirs and keeps the
- * answer as rconn_module does. Each returns 0, or -1 where the connection failed. */
+/* Whether this Redis has the module commands of group bit and this user may run them, asked
+ * in a pipeline, for a group of one command (RCONN_MODULE_ENQUEUE: queue.c's enqueue asks it
+ * once a connection, where module_asked lacks it), so that it costs no round trip of its
+ * own: rconn_module_append sends it with what is appended next, and rconn_module_read reads
+ * its reply in its place among theirs and keeps a yes or a no in module_asked and module (an
+ * answer not known yet, LOADING say, is asked again). Each returns 0, or -1 where the
+ * connection failed. */
 int rconn_module_append(struct rconn *r, unsigned bit);
 int rconn_module_read(struct rconn *r, unsigned bit);
 

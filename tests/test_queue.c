@@ -1174,6 +1174,16 @@ static void test_enqueue_copy_renamed(void)
     enqueue_fresh_batch(0);
 }
 
+/* Whether R may use CQ.ENQUEUE1 now, asked as queue_enqueue asks it (rconn_module_append,
+ * then rconn_module_read): 1 or 0, or -1 where the connection failed. */
+static int enqueue_module(void)
+{
+    if (rconn_module_append(&R, RCONN_MODULE_ENQUEUE) != 0 ||
+        rconn_module_read(&R, RCONN_MODULE_ENQUEUE) != 0)
+        return -1;
+    return (R.module & RCONN_MODULE_ENQUEUE) != 0;
+}
+
 /* A user whose ACL refuses CQ.ENQUEUE1 enqueues through the transactions; and where the
  * refusal comes after the connection found the module (an ACL changed under it), the chunks
  * refused go again as transactions: every job in once. */
@@ -1205,7 +1215,7 @@ static void test_enqueue_module_refused(void)
         DO("FLUSHALL");
         DO("ACL SETUSER enq +cq.enqueue1");
         R.module_asked &= ~RCONN_MODULE_ENQUEUE;
-        CHECK_EQ(rconn_module(&R, RCONN_MODULE_ENQUEUE), 1);
+        CHECK_EQ(enqueue_module(), 1);
         DO("ACL SETUSER enq -cq.enqueue1");
         jobs = fresh_jobs(N, NA);
         DO("CONFIG RESETSTAT");
@@ -1228,7 +1238,7 @@ static void test_enqueue_module_refused(void)
         DO("FLUSHALL");
         DO("ACL SETUSER enq +cq.enqueue1");
         R.module_asked &= ~RCONN_MODULE_ENQUEUE;
-        CHECK_EQ(rconn_module(&R, RCONN_MODULE_ENQUEUE), 1);
+        CHECK_EQ(enqueue_module(), 1);
         DO("ACL SETUSER enq -cq.enqueue1");
         DO("SET cq:queue:qa not-a-list");
         jobs = fresh_jobs(1, 1);
@@ -1249,10 +1259,10 @@ static void test_enqueue_module_refused(void)
         R.module_asked &= ~RCONN_MODULE_ENQUEUE;
         R.module &= ~RCONN_MODULE_ENQUEUE;
         DO("CONFIG SET maxmemory 1");
-        CHECK_EQ(rconn_module(&R, RCONN_MODULE_ENQUEUE), 0);
+        CHECK_EQ(enqueue_module(), 0);
         CHECK_EQ(R.module_asked & RCONN_MODULE_ENQUEUE, 0u);
         DO("CONFIG SET maxmemory 0");
-        CHECK_EQ(rconn_module(&R, RCONN_MODULE_ENQUEUE), 1);
+        CHECK_EQ(enqueue_module(), 1);
     }
 
     /* CQ.ENQUEUE1 itself checks before it writes (a producer checks the types first, but
@@ -1324,7 +1334,7 @@ static void test_enqueue_module_refused(void)
         for (s = 0; s < sizeof size / sizeof size[0]; s++) {
             DO("FLUSHALL");
             R.module_asked &= ~RCONN_MODULE_ENQUEUE;
-            CHECK_EQ(rconn_module(&R, RCONN_MODULE_ENQUEUE), 1);
+            CHECK_EQ(enqueue_module(), 1);
             CHECK_STREQ(string(rconn_commandf(&R, "MODULE UNLOAD cq")), "OK");
             jobs = fresh_jobs(size[s].n, size[s].na);
             DO("CONFIG RESETSTAT");

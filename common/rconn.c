@@ -1094,7 +1094,10 @@ int rconn_append_buf(struct rconn *r, struct rconn_buf *b)
 {
     int rc;
 
-    if (ensure(r) != 0) return -1;
+    if (ensure(r) != 0) {
+        b->len = 0; /* as below: a caller that tries again formats its commands again */
+        return -1;
+    }
     rc = redisAppendFormattedCommand(r->ctx, b->data, b->len);
     b->len = 0;
     if (rc != REDIS_OK) {

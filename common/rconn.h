@@ -157,7 +157,8 @@ void rconn_buf_arg(struct rconn_buf *b, const char *s, size_t len);
 void rconn_buf_str(struct rconn_buf *b, const char *s);
 /* n bytes already in RESP (say, arguments formatted once into another rconn_buf). */
 void rconn_buf_raw(struct rconn_buf *b, const char *s, size_t n);
-/* Append b's commands (no I/O, as rconn_append) and empty b. 0, or -1 as rconn_append. */
+/* Append b's commands (no I/O, as rconn_append) and empty b. 0, or -1 as rconn_append; b is
+ * emptied then too, so that commands that did not go are not sent with the next ones. */
 int rconn_append_buf(struct rconn *r, struct rconn_buf *b);
 void rconn_buf_free(struct rconn_buf *b);
 

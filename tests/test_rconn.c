@@ -82,6 +82,15 @@ static void test_lost(void)
              port);
     CHECK_STREQ(r.errstr, want);
     CHECK_EQ(r.lost, 0);
+    {
+        /* Commands that could not be appended are not sent with the next ones. */
+        struct rconn_buf b = {0};
+        rconn_buf_array(&b, 1);
+        rconn_buf_str(&b, "PING");
+        CHECK_EQ(rconn_append_buf(&r, &b), -1);
+        CHECK_EQ(b.len, 0);
+        rconn_buf_free(&b);
+    }
     rconn_close(&r);
 
     pid = fake_redis(&port, 0);

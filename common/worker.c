@@ -193,6 +193,9 @@ struct worker {
     struct trip *unread;        /* sent behind the one being read (ctl_quiet) */
     char last_error[512];       /* the last Redis error reported, and when */
     long long last_error_at;
+    /* At the first registration: its error is said in the start's one line (report_error
+     * keeps it to itself). */
+    int starting;
     long taken_total;
     unsigned long long next_seq; /* the next task's seq (dispatcher only) */
 
@@ -634,7 +637,7 @@ static void report_error(struct worker *w, const char *err)
     if (strcmp(err, w->last_error) == 0 && now - w->last_error_at < 60000) return;
     str_copy(w->last_error, sizeof w->last_error, err);
     w->last_error_at = now;
-    LOG(&w->lg, CQ_LOG_WARN, "%s", err);
+    if (!w->starting) LOG(&w->lg, CQ_LOG_WARN, "%s", err);
 }
 
 /* What a task that ran (or was refused) comes to. */
@@ -1804,11 +1807,18 @@ static struct worker *worker_start(const struct worker_config *cfg, volatile sig
     w->functions = catalog_names(cfg->reg);
     rconn_init(&w->ctl, &url, 5.0);
     w->ctl.want_module = RCONN_MODULE_WORKER; /* outcomes through CQ.APPLY1 where Redis has it */
+    w->starting = 1;
     if (rconn_connect(&w->ctl) != 0 || heartbeat(w, 1) != 0) {
-        LOG(&w->lg, CQ_LOG_ERROR, "%s", w->ctl.errstr[0] ? w->ctl.errstr : "cannot register");
+        /* Connected, and Redis refused the registration (an ACL, maxmemory): its reply. */
+        if (w->ctl.ctx != NULL && w->last_error[0] != '\0')
+            LOG(&w->lg, CQ_LOG_ERROR, "cannot register this worker: %s", w->last_error);
+        else
+            LOG(&w->lg, CQ_LOG_ERROR, "%s",
+                w->ctl.errstr[0] ? w->ctl.errstr : "cannot register this worker");
         worker_free(w, 1);
         return NULL;
     }
+    w->starting = 0;
     w->reconciled = w->ctl.connects; /* nothing taken yet on the first connection */
     check_redis_config(w);
     check_queues(w);

@@ -247,4 +247,15 @@ id=$("$BIN/cenqueue" noop)
 check "a job after CLIENT KILL is still picked up" wait_for 5 jobs_are finished "$id"
 kill -TERM "$C" "$D"; wait "$C"; wait "$D"
 check_eq "workers deregistered after the run" 0 "$(rcli SCARD cq:workers)"
+
+# ---- a Redis that refuses the registration at start (out of memory) ends the start, in one
+#      line naming the cause (it said the cause as a warning, then 'ERROR cannot register') ----
+rcli CONFIG SET maxmemory 1 >/dev/null
+"$BIN/cworker" -c 2 >"$T/m.log" 2>&1
+check_eq "a worker whose registration is refused at start: exit 1" 1 "$?"
+rcli CONFIG SET maxmemory 0 >/dev/null
+check_eq "... one line" 1 "$(wc -l <"$T/m.log")"
+check_contains "... naming what failed, the cause and the fix" \
+    "ERROR cannot register this worker: redis 127.0.0.1:$RPORT: OOM command not allowed when used memory > 'maxmemory'; Redis reached its maxmemory: raise it, or free memory" \
+    "$(cat "$T/m.log")"
 finish

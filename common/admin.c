@@ -1027,6 +1027,29 @@ void admin_job_free(struct admin_job *j)
     memset(j, 0, sizeof *j);
 }
 
+/* ---- scripts ---------------------------------------------------------------------- */
+
+/* Every change is a script (admin.h), sent as rconn_script_head says: its body once a
+ * connection, then its SHA-1. */
+#define SCRIPT_TRIES 3 /* sends of one call at most: then a NOSCRIPT is its error */
+
+/* Call script s with argv[2..argc-1] (argv[0] and argv[1] are set here) and return its reply,
+ * NULL when Redis failed: a call that did not run (NOSCRIPT after a SCRIPT FLUSH or a
+ * restart, EVALSHA refused by the user's ACL) goes again at once, with the body. */
+static redisReply *script_call(struct admin *a, struct rconn_script *s, int argc, const char **argv)
+{
+    redisReply *rep = NULL;
+    int tries;
+
+    for (tries = 1; tries <= SCRIPT_TRIES; tries++) {
+        if (rep != NULL) freeReplyObject(rep);
+        rconn_script_head(&a->r, s, argv);
+        rep = rconn_command(&a->r, argc, argv, NULL);
+        if (!rconn_script_again(rep)) break;
+    }
+    return rep;
+}
+
 /* ---- requeue ---------------------------------------------------------------------- */
 
 /* ARGV: job key, failed set, queue key, queues set, id, the record the hash must hold, the
@@ -1049,7 +1072,6 @@ static const char requeue_lua[] =
  * EVALSHA (rconn_script_head); a call that meets NOSCRIPT, or an ACL without EVALSHA, goes
  * again (requeue_read). */
 static struct rconn_script requeue_script = RCONN_SCRIPT(requeue_lua);
-#define REQUEUE_TRIES 3 /* sends of one job's script at most: then a NOSCRIPT is its error */
 
 /* The record to requeue: the old one with attempts 0, no hand-offs, and its queue spelled
  * out (the record's, else the hash's, else "default"), which goes into queue. NULL with err
@@ -1214,7 +1236,7 @@ int admin_requeue(struct admin *a, const char *id, char *queue, size_t qlen, cha
     rq.again = rq.rec != NULL;
     for (tries = 1; rq.again; tries++) {
         if (requeue_append(a, &rq) != 0) sent = 0;
-        rq.again = requeue_read(a, &rq, tries < REQUEUE_TRIES, &sent, err, errlen);
+        rq.again = requeue_read(a, &rq, tries < SCRIPT_TRIES, &sent, err, errlen);
     }
     if (rq.skipped == -1) {
         str_copy(queue, qlen, rq.q);
@@ -1233,6 +1255,44 @@ int admin_requeue(struct admin *a, const char *id, char *queue, size_t qlen, cha
  * (the id enqueued again). 1 when it left. */
 static const char drop_gone_lua[] = "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n"
                                     "return redis.call('ZREM', KEYS[2], ARGV[1])\n";
+static struct rconn_script drop_gone_script = RCONN_SCRIPT(drop_gone_lua);
+
+/* Append rq's script: the requeue one, or for a job whose status is gone (skipped 2) the
+ * drop. 0, or -1 on an I/O error. */
+static int page_append(struct admin *a, struct requeue *rq, const char *kf)
+{
+    const char *argv[6];
+
+    if (rq->skipped != 2) return requeue_append(a, rq);
+    rconn_script_head(&a->r, &drop_gone_script, argv);
+    argv[2] = "2";
+    argv[3] = rq->kj;
+    argv[4] = kf;
+    argv[5] = rq->id;
+    return rconn_append(&a->r, 6, argv, NULL);
+}
+
+/* Read the reply of rq's script, as requeue_read does; a drop's leaves skipped -3 when the
+ * id left the failed set. */
+static int page_read(struct admin *a, struct requeue *rq, int retry, int *sent, char *err,
+                     size_t errlen)
+{
+    redisReply *r;
+
+    if (rq->skipped != 2) return requeue_read(a, rq, retry, sent, err, errlen);
+    r = *sent ? rconn_read(&a->r) : NULL;
+    if (r == NULL) {
+        *sent = 0;
+        return 0;
+    }
+    if (retry && rconn_script_again(r)) {
+        freeReplyObject(r);
+        return 1;
+    }
+    if (r->type == REDIS_REPLY_INTEGER && r->integer == 1) rq->skipped = -3;
+    freeReplyObject(r);
+    return 0;
+}
 
 /* One page of ids from the failed set, requeued in two pipelines (their HMGETs, then their
  * scripts): two round trips a page, not two a job. Each job is told to each in order; kept
@@ -1268,35 +1328,22 @@ static int requeue_page(struct admin *a, const redisReply *ids, size_t n, const 
             rconn_error(&a->r, rq[i].kj, h[i]->str, rq[i].err, sizeof rq[i].err);
         else
             requeue_prepare(&rq[i], h[i], only_queue);
-        if (rq[i].rec != NULL && requeue_append(a, &rq[i]) != 0) sent = 0;
-        if (rq[i].skipped == 2 &&
-            rconn_appendf(&a->r, "EVAL %s 2 %s %s %s", drop_gone_lua, rq[i].kj, kf, rq[i].id) != 0)
-            sent = 0;
+        if ((rq[i].rec != NULL || rq[i].skipped == 2) && page_append(a, &rq[i], kf) != 0) sent = 0;
     }
     /* skipped: -1 requeued, -2 not known (Redis failed before its reply was read) */
     for (i = 0; i < n; i++) {
-        if (rq[i].skipped == 2) {
-            redisReply *r = sent ? rconn_read(&a->r) : NULL;
-            if (r == NULL) {
-                sent = 0;
-            } else if (r->type == REDIS_REPLY_INTEGER && r->integer == 1) {
-                rq[i].skipped = -3;
-            }
-            if (r != NULL) freeReplyObject(r);
-            continue;
-        }
-        if (rq[i].rec == NULL) continue;
-        rq[i].again = requeue_read(a, &rq[i], 1, &sent, err, errlen);
+        if (rq[i].rec == NULL && rq[i].skipped != 2) continue;
+        rq[i].again = page_read(a, &rq[i], 1, &sent, err, errlen);
         again += rq[i].again;
     }
     /* Scripts that met NOSCRIPT (a SCRIPT FLUSH before or during the page) or an ACL without
      * EVALSHA did not run: they go again, in one pipeline, the first (or each) with the body. */
     for (tries = 2; again > 0; tries++) {
         for (i = 0; i < n; i++)
-            if (rq[i].again && sent && requeue_append(a, &rq[i]) != 0) sent = 0;
+            if (rq[i].again && sent && page_append(a, &rq[i], kf) != 0) sent = 0;
         for (again = 0, i = 0; i < n; i++) {
             if (!rq[i].again) continue;
-            rq[i].again = requeue_read(a, &rq[i], tries < REQUEUE_TRIES, &sent, err, errlen);
+            rq[i].again = page_read(a, &rq[i], tries < SCRIPT_TRIES, &sent, err, errlen);
             again += rq[i].again;
         }
     }
@@ -1414,9 +1461,11 @@ static const char delete_lua[] = LUA_STOP "local z = redis.call('ZREM', ARGV[7],
                                           "if not ended[st] then stop(st) end\n"
                                           "redis.call('DEL', ARGV[1])\n"
                                           "return {1, st}\n";
+static struct rconn_script cancel_script = RCONN_SCRIPT(cancel_lua);
+static struct rconn_script delete_script = RCONN_SCRIPT(delete_lua);
 
 /* Run the cancel or the delete script for id; returns the reply or NULL (err set). */
-static redisReply *stop_script(struct admin *a, const char *lua, const char *id, char *err,
+static redisReply *stop_script(struct admin *a, struct rconn_script *s, const char *id, char *err,
                                size_t errlen)
 {
     char kj[KEYS_KEY_MAX], kc[KEYS_KEY_MAX], ks[KEYS_KEY_MAX], ke[KEYS_KEY_MAX];
@@ -1425,8 +1474,6 @@ static redisReply *stop_script(struct admin *a, const char *lua, const char *id,
 
     if (keys_check_name("job id", id, err, errlen) != 0) return NULL;
     time_format(now, time_now());
-    argv[0] = "EVAL";
-    argv[1] = lua;
     argv[2] = "0";
     argv[3] = keys_job(&a->k, id, kj, sizeof kj);
     argv[4] = keys_cancel(&a->k, kc, sizeof kc);
@@ -1437,12 +1484,12 @@ static redisReply *stop_script(struct admin *a, const char *lua, const char *id,
     argv[9] = keys_failed(&a->k, kf, sizeof kf);
     argv[10] = CANCELED_TTL;
     snprintf(what, sizeof what, "job %s", id);
-    return checked(a, rconn_command(&a->r, 11, argv, NULL), what, err, errlen);
+    return checked(a, script_call(a, s, 11, argv), what, err, errlen);
 }
 
 int admin_cancel(struct admin *a, const char *id, char *was, size_t wlen, char *err, size_t errlen)
 {
-    redisReply *rep = stop_script(a, cancel_lua, id, err, errlen);
+    redisReply *rep = stop_script(a, &cancel_script, id, err, errlen);
     long long outcome;
     const char *st;
 
@@ -1463,7 +1510,7 @@ int admin_cancel(struct admin *a, const char *id, char *was, size_t wlen, char *
 
 int admin_delete(struct admin *a, const char *id, char *was, size_t wlen, char *err, size_t errlen)
 {
-    redisReply *rep = stop_script(a, delete_lua, id, err, errlen);
+    redisReply *rep = stop_script(a, &delete_script, id, err, errlen);
     int rc = 0;
 
     if (rep == NULL) return -1;
@@ -1504,6 +1551,7 @@ static const char empty_lua[] =
     "  end\n"
     "end\n"
     "return #recs\n";
+static struct rconn_script empty_script = RCONN_SCRIPT(empty_lua);
 
 static int check_queue_name(const char *queue, char *err, size_t errlen)
 {
@@ -1520,8 +1568,6 @@ long admin_empty(struct admin *a, const char *queue, char *err, size_t errlen)
     if (check_queue_name(queue, err, errlen) != 0) return -1;
     snprintf(batch, sizeof batch, "%d", EMPTY_BATCH);
     snprintf(what, sizeof what, "queue '%s'", queue);
-    argv[0] = "EVAL";
-    argv[1] = empty_lua;
     argv[2] = "0";
     argv[3] = keys_queue(&a->k, queue, kq, sizeof kq);
     argv[4] = keys_template(&a->k, KEYS_JOB, tj, sizeof tj);
@@ -1534,7 +1580,7 @@ long admin_empty(struct admin *a, const char *queue, char *err, size_t errlen)
         redisReply *rep;
         long long n;
         time_format(now, time_now());
-        rep = checked(a, rconn_command(&a->r, 10, argv, NULL), what, err, errlen);
+        rep = checked(a, script_call(a, &empty_script, 10, argv), what, err, errlen);
         if (rep == NULL) return -1;
         n = as_ll(rep, 0);
         freeReplyObject(rep);
@@ -1576,6 +1622,7 @@ static const char forget_lua[] =
     "local known = redis.call('SREM', ARGV[1], ARGV[7])\n"
     "redis.call('DEL', ARGV[6])\n"
     "return {0, known, redis.call('SREM', ARGV[3], ARGV[7])}\n";
+static struct rconn_script forget_script = RCONN_SCRIPT(forget_lua);
 
 int admin_forget(struct admin *a, const char *queue, int *was_known, int *was_paused, char *err,
                  size_t errlen)
@@ -1591,8 +1638,6 @@ int admin_forget(struct admin *a, const char *queue, int *was_known, int *was_pa
 
     if (check_queue_name(queue, err, errlen) != 0) return -1;
     snprintf(what, sizeof what, "queue '%s'", queue);
-    argv[0] = "EVAL";
-    argv[1] = forget_lua;
     argv[2] = "0";
     argv[3] = keys_queues(&a->k, kqs, sizeof kqs);
     argv[4] = keys_queue(&a->k, queue, kq, sizeof kq);
@@ -1601,7 +1646,7 @@ int admin_forget(struct admin *a, const char *queue, int *was_known, int *was_pa
     argv[7] = keys_template(&a->k, KEYS_WORKER, tw, sizeof tw);
     argv[8] = keys_counts(&a->k, queue, kc, sizeof kc);
     argv[9] = queue;
-    rep = checked(a, rconn_command(&a->r, 10, argv, NULL), what, err, errlen);
+    rep = checked(a, script_call(a, &forget_script, 10, argv), what, err, errlen);
     if (rep == NULL) return -1;
     code = as_ll(elem(rep, 0), -1);
     why = elem(rep, 1);

@@ -8,8 +8,6 @@
 #include "check.h"
 #include "redis_server.h"
 
-static struct admin A;
-
 /* The integer of a reply (freed here), or -1 for a reply of another kind. */
 static long long integer_of(redisReply *rep)
 {
@@ -68,44 +66,182 @@ static void failed_jobs(const char *prefix, int n, const char *q)
     for (i = 0; i < 2 * n; i++) discard(rconn_read(&R));
 }
 
-/* A requeue sends the script's body once a connection and its SHA-1 after that, one job or a
- * page of them; after a SCRIPT FLUSH (or a Redis restarted under the connection), the calls
- * that meet NOSCRIPT go again with the body: every job is requeued, none twice. */
-static void test_requeue_evalsha(void)
+/* ---- scripts by SHA-1 ------------------------------------------------------------ */
+
+/* One of admin.c's scripts, as one admin call makes it run: call(a, i) sets up its own job
+ * or queue (numbered i, with R: no script) and makes the call; 1 when the outcome is right.
+ * runs: the script calls one admin call makes. */
+struct script_case {
+    const char *name;
+    int runs;
+    int (*call)(struct admin *a, int i);
+};
+
+static int call_requeue(struct admin *a, int i)
 {
-    char err[512], q[KEYS_NAME_MAX + 1];
+    char id[32], err[512], q[KEYS_NAME_MAX + 1];
+
+    snprintf(id, sizeof id, "rq-%d", i);
+    DO("HSET cq:job:%s status failed func noop queue rq record {\"id\":\"%s\",\"func\":"
+       "\"noop\",\"args\":[]}",
+       id, id);
+    DO("ZADD cq:failed 1 %s", id);
+    return admin_requeue(a, id, q, sizeof q, err, sizeof err) == 0 && strcmp(q, "rq") == 0 &&
+        strcmp(string_of(rconn_commandf(&R, "HGET cq:job:%s status", id)), "queued") == 0;
+}
+
+static int call_cancel(struct admin *a, int i)
+{
+    char id[32], err[512], was[32];
+
+    snprintf(id, sizeof id, "c-%d", i);
+    DO("HSET cq:job:%s status queued queue q", id);
+    return admin_cancel(a, id, was, sizeof was, err, sizeof err) == ADMIN_CANCELED &&
+        strcmp(was, "queued") == 0 &&
+        strcmp(string_of(rconn_commandf(&R, "HGET cq:job:%s status", id)), "canceled") == 0;
+}
+
+static int call_delete(struct admin *a, int i)
+{
+    char id[32], err[512], was[32];
+
+    snprintf(id, sizeof id, "d-%d", i);
+    DO("HSET cq:job:%s status finished", id);
+    return admin_delete(a, id, was, sizeof was, err, sizeof err) == 0 &&
+        strcmp(was, "finished") == 0 && integer_of(rconn_commandf(&R, "EXISTS cq:job:%s", id)) == 0;
+}
+
+static int call_empty(struct admin *a, int i)
+{
+    char q[32], err[512];
+
+    snprintf(q, sizeof q, "e%d", i);
+    DO("LPUSH cq:queue:%s {\"id\":\"e-%d\",\"func\":\"noop\",\"args\":[]}", q, i);
+    return admin_empty(a, q, err, sizeof err) == 1 &&
+        strcmp(string_of(rconn_commandf(&R, "HGET cq:job:e-%d status", i)), "canceled") == 0;
+}
+
+static int call_forget(struct admin *a, int i)
+{
+    char q[32], err[512];
+    int known = 0, paused = 0;
+
+    snprintf(q, sizeof q, "f%d", i);
+    DO("SADD cq:queues %s", q);
+    return admin_forget(a, q, &known, &paused, err, sizeof err) == 0 && known && !paused &&
+        integer_of(rconn_commandf(&R, "SISMEMBER cq:queues %s", q)) == 0;
+}
+
+/* An id left in the failed set after its status expired leaves it (requeue --all-failed). */
+static int call_drop_gone(struct admin *a, int i)
+{
+    char err[512];
     long requeued, refused, dropped;
 
-    failed_jobs("one", 3, "rq");
+    DO("ZADD cq:failed 1 gone-%d", i);
+    return admin_requeue_failed(a, NULL, NULL, NULL, &requeued, &refused, &dropped, err,
+                                sizeof err) == 0 &&
+        requeued == 0 && refused == 0 && dropped == 1 &&
+        integer_of(rconn_commandf(&R, "ZCARD cq:failed")) == 0;
+}
+
+static const struct script_case script_cases[] = {
+    {"requeue", 1, call_requeue}, {"cancel", 1, call_cancel},
+    {"delete", 1, call_delete},   {"empty", 2, call_empty}, /* its second finds the queue empty */
+    {"forget", 1, call_forget},   {"drop-gone", 1, call_drop_gone},
+};
+#define NSCRIPT_CASES (sizeof script_cases / sizeof script_cases[0])
+
+/* A new connection of user (NULL: the default user) for each case. */
+static void connect_as(struct admin *a, const char *user)
+{
+    char err[512], url[256];
+
+    if (user != NULL)
+        snprintf(url, sizeof url, "unix://%s:pw@%s", user, sock_path);
+    else
+        snprintf(url, sizeof url, "unix://%s", sock_path);
+    REQUIRE(admin_init(a, url, NULL, err, sizeof err) == 0);
+    REQUIRE(admin_connect(a, err, sizeof err) == 0);
+}
+
+/* Each script sends its body once a connection and its SHA-1 after that; after a SCRIPT
+ * FLUSH (or a Redis restarted under the connection), the call that meets NOSCRIPT goes again
+ * with the body, and does what it should, once. */
+static void test_scripts_by_sha(void)
+{
+    size_t c;
+
+    for (c = 0; c < NSCRIPT_CASES; c++) {
+        const struct script_case *sc = &script_cases[c];
+        int before = failures;
+        struct admin a;
+
+        connect_as(&a, NULL);
+        DO("CONFIG RESETSTAT");
+        CHECK(sc->call(&a, 0));
+        CHECK(sc->call(&a, 1));
+        CHECK_EQ(stat_of("eval", "calls"), 1);
+        CHECK_EQ(stat_of("evalsha", "calls"), 2 * sc->runs - 1);
+        DO("SCRIPT FLUSH");
+        CHECK(sc->call(&a, 2));
+        CHECK_EQ(stat_of("eval", "calls"), 2);
+        CHECK_EQ(stat_of("evalsha", "failed_calls") + stat_of("evalsha", "rejected_calls"), 1);
+        admin_close(&a);
+        if (failures != before) fprintf(stderr, "-- ...of the %s script\n", sc->name);
+    }
+}
+
+/* An operator's user made for EVAL alone (docs/PROTOCOL.md's line had no EVALSHA before
+ * requeue sent it): its one EVALSHA refused, every call of the connection goes as EVAL with
+ * the body, and does what it should. */
+static void test_scripts_without_evalsha(void)
+{
+    size_t c;
+
+    DO("ACL SETUSER evalonly on >pw ~* &* +@all -evalsha");
+    for (c = 0; c < NSCRIPT_CASES; c++) {
+        const struct script_case *sc = &script_cases[c];
+        int before = failures;
+        struct admin a;
+
+        connect_as(&a, "evalonly");
+        DO("CONFIG RESETSTAT");
+        CHECK(sc->call(&a, 0));
+        CHECK(sc->call(&a, 1));
+        CHECK(sc->call(&a, 2));
+        CHECK_EQ(stat_of("eval", "calls"), 3 * sc->runs);
+        CHECK_EQ(stat_of("evalsha", "calls") + stat_of("evalsha", "failed_calls") +
+                     stat_of("evalsha", "rejected_calls"),
+                 1);
+        admin_close(&a);
+        if (failures != before) fprintf(stderr, "-- ...of the %s script\n", sc->name);
+    }
+    DO("ACL DELUSER evalonly");
+}
+
+/* requeue --all-failed: a page of 1,000 and one of 500 by SHA-1 alone; flushed before a page,
+ * the page's calls all meet NOSCRIPT and go again, the first with the body; for a user
+ * without EVALSHA, all with it. Every job is requeued, none twice. */
+static void test_requeue_pages(void)
+{
+    struct admin A, op;
+    char err[512];
+    long requeued, refused, dropped;
+
     failed_jobs("page", 1500, "rq");
-    REQUIRE(admin_connect(&A, err, sizeof err) == 0);
-    DO("CONFIG RESETSTAT");
-    CHECK_EQ(admin_requeue(&A, "one-0", q, sizeof q, err, sizeof err), 0);
-    CHECK_STREQ(q, "rq");
-    CHECK_EQ(admin_requeue(&A, "one-1", q, sizeof q, err, sizeof err), 0);
-    CHECK_EQ(stat_of("eval", "calls"), 1);
-    CHECK_EQ(stat_of("evalsha", "calls"), 1);
-
-    /* Flushed: the next call meets NOSCRIPT, and goes again with the body. */
-    DO("SCRIPT FLUSH");
-    CHECK_EQ(admin_requeue(&A, "one-2", q, sizeof q, err, sizeof err), 0);
-    CHECK_EQ(stat_of("eval", "calls"), 2);
-    CHECK_EQ(stat_of("evalsha", "failed_calls") + stat_of("evalsha", "rejected_calls"), 1);
-
-    /* A page of 1,000 and one of 500: by SHA-1 alone. */
+    connect_as(&A, NULL);
     DO("CONFIG RESETSTAT");
     CHECK_EQ(
         admin_requeue_failed(&A, NULL, NULL, NULL, &requeued, &refused, &dropped, err, sizeof err),
         0);
     CHECK_EQ(requeued, 1500);
     CHECK_EQ(refused, 0);
-    CHECK_EQ(stat_of("eval", "calls"), 0);
-    CHECK_EQ(stat_of("evalsha", "calls"), 1500);
-    CHECK_EQ(integer_of(rconn_commandf(&R, "LLEN cq:queue:rq")), 1503);
+    CHECK_EQ(stat_of("eval", "calls"), 1);
+    CHECK_EQ(stat_of("evalsha", "calls"), 1499);
+    CHECK_EQ(integer_of(rconn_commandf(&R, "LLEN cq:queue:rq")), 1500);
     CHECK_EQ(integer_of(rconn_commandf(&R, "ZCARD cq:failed")), 0);
 
-    /* Flushed before a page: the page's calls all meet NOSCRIPT and go again, the first
-     * with the body. */
     failed_jobs("again", 1200, "rq");
     DO("SCRIPT FLUSH");
     DO("CONFIG RESETSTAT");
@@ -115,53 +251,33 @@ static void test_requeue_evalsha(void)
     CHECK_EQ(requeued, 1200);
     CHECK_EQ(refused, 0);
     CHECK_EQ(stat_of("eval", "calls"), 1);
-    CHECK_EQ(integer_of(rconn_commandf(&R, "LLEN cq:queue:rq")), 2703);
+    CHECK_EQ(integer_of(rconn_commandf(&R, "LLEN cq:queue:rq")), 2700);
     CHECK_EQ(integer_of(rconn_commandf(&R, "ZCARD cq:failed")), 0);
     CHECK_STREQ(string_of(rconn_commandf(&R, "HGET cq:job:again-0 status")), "queued");
     admin_close(&A);
-}
-
-/* An operator's user made for EVAL alone (docs/PROTOCOL.md's line had no EVALSHA before
- * requeue sent it): its EVALSHA refused, the connection's calls go as EVAL with the body, and
- * every job is requeued, one at a time and in pages. */
-static void test_requeue_without_evalsha(void)
-{
-    struct admin op;
-    char err[512], url[256], q[KEYS_NAME_MAX + 1];
-    long requeued, refused, dropped;
 
     DO("ACL SETUSER evalonly on >pw ~* &* +@all -evalsha");
-    failed_jobs("one", 3, "rq");
-    failed_jobs("page", 1200, "rq");
-    snprintf(url, sizeof url, "unix://evalonly:pw@%s", sock_path);
-    REQUIRE(admin_init(&op, url, NULL, err, sizeof err) == 0);
-    REQUIRE(admin_connect(&op, err, sizeof err) == 0);
+    failed_jobs("only", 1200, "rq");
+    connect_as(&op, "evalonly");
     DO("CONFIG RESETSTAT");
-    CHECK_EQ(admin_requeue(&op, "one-0", q, sizeof q, err, sizeof err), 0);
-    CHECK_EQ(admin_requeue(&op, "one-1", q, sizeof q, err, sizeof err), 0);
-    CHECK_EQ(admin_requeue(&op, "one-2", q, sizeof q, err, sizeof err), 0);
-    CHECK_EQ(stat_of("eval", "calls"), 3);
     CHECK_EQ(
         admin_requeue_failed(&op, NULL, NULL, NULL, &requeued, &refused, &dropped, err, sizeof err),
         0);
     CHECK_EQ(requeued, 1200);
     CHECK_EQ(refused, 0);
-    CHECK_EQ(stat_of("eval", "calls"), 1203);
-    CHECK_EQ(integer_of(rconn_commandf(&R, "LLEN cq:queue:rq")), 1203);
+    CHECK_EQ(stat_of("eval", "calls"), 1200);
+    CHECK_EQ(integer_of(rconn_commandf(&R, "LLEN cq:queue:rq")), 3900);
     admin_close(&op);
     DO("ACL DELUSER evalonly");
 }
 
 int main(void)
 {
-    char err[512], url[256];
-
     signal(SIGPIPE, SIG_IGN);
     server_start();
-    snprintf(url, sizeof url, "unix://%s", sock_path);
-    if (admin_init(&A, url, NULL, err, sizeof err) != 0) fatal(err);
 
-    RUN(test_requeue_evalsha);
-    RUN(test_requeue_without_evalsha);
+    RUN(test_scripts_by_sha);
+    RUN(test_scripts_without_evalsha);
+    RUN(test_requeue_pages);
     return check_report();
 }

@@ -116,12 +116,17 @@ static int read_replies(struct admin *a, redisReply **reps, size_t n, char *err,
 }
 
 /* A single command's reply: NULL (err set) on an I/O error or an error reply, which names
- * what. */
+ * what; a script's own error ("cq: " and a line in cq's words) is that line alone. */
 static redisReply *checked(struct admin *a, redisReply *rep, const char *what, char *err,
                            size_t errlen)
 {
     if (rep == NULL) {
         io_error(a, err, errlen);
+        return NULL;
+    }
+    if (rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "cq: ", 4) == 0) {
+        err_set(err, errlen, "%s", rep->str + 4);
+        freeReplyObject(rep);
         return NULL;
     }
     if (rep->type == REDIS_REPLY_ERROR) {
@@ -130,6 +135,55 @@ static redisReply *checked(struct admin *a, redisReply *rep, const char *what, c
         return NULL;
     }
     return rep;
+}
+
+/* ---- keys of another type ---------------------------------------------------------- */
+
+/* A key of cq's, for naming it when Redis says one is of another type (WRONGTYPE, also from
+ * inside a script, which does not say which key): what it is to an operator, its key, the
+ * type cq keeps there. */
+struct kept {
+    const char *what; /* "the known queues", "queue 'q'", "job ID" */
+    const char *key;
+    const char *type; /* as TYPE says it: "list", "set", "zset", "hash" */
+};
+
+static int wrongtype(const redisReply *rep)
+{
+    return rep != NULL && rep->type == REDIS_REPLY_ERROR && strstr(rep->str, "WRONGTYPE") != NULL;
+}
+
+/* The first of the n keys whose TYPE is neither its own nor none, said in err in cq's words:
+ * "the known queues: its key cq:queues is a string, not a set". 0 when one was, -1 when none
+ * was (or Redis failed: err is then left alone, and the caller says what it has). Not to be
+ * called while replies are pending. */
+static int name_wrongtype(struct admin *a, const struct kept *k, size_t n, char *err, size_t errlen)
+{
+    size_t i;
+    int rc = -1;
+
+    for (i = 0; i < n && rc != 0; i++) {
+        redisReply *t = rconn_commandf(&a->r, "TYPE %s", k[i].key);
+        if (t != NULL && t->type == REDIS_REPLY_STATUS && strcmp(t->str, "none") != 0 &&
+            strcmp(t->str, k[i].type) != 0) {
+            err_set(err, errlen, "%s: its key %s is a %s, not a %s", k[i].what, k[i].key, t->str,
+                    k[i].type);
+            rc = 0;
+        }
+        if (t != NULL) freeReplyObject(t);
+    }
+    return rc;
+}
+
+/* checked(), where a WRONGTYPE names the key of k[0..n-1] that is of another type. */
+static redisReply *checked_kept(struct admin *a, redisReply *rep, const char *what,
+                                const struct kept *k, size_t n, char *err, size_t errlen)
+{
+    if (wrongtype(rep) && name_wrongtype(a, k, n, err, errlen) == 0) {
+        freeReplyObject(rep);
+        return NULL;
+    }
+    return checked(a, rep, what, err, errlen);
 }
 
 static int is_error(const redisReply *rep)
@@ -189,11 +243,14 @@ static int by_worker(const void *x, const void *y)
     return strcmp(((const struct admin_worker *)x)->id, ((const struct admin_worker *)y)->id);
 }
 
-/* Remember the first key of another type met; the read goes on without it. */
-static void note(struct admin_info *in, const redisReply *rep, const char *key)
+/* Remember the first key of another type met (k says what it is); the read goes on without
+ * it. Called once every reply of a pipeline is read. */
+static void note(struct admin *a, struct admin_info *in, const redisReply *rep,
+                 const struct kept *k)
 {
-    if (rep != NULL && rep->type == REDIS_REPLY_ERROR && in->warn[0] == '\0')
-        err_set(in->warn, sizeof in->warn, "key %s: %s", key, rep->str);
+    if (!is_error(rep) || in->warn[0] != '\0') return;
+    if (!wrongtype(rep) || name_wrongtype(a, k, 1, in->warn, sizeof in->warn) != 0)
+        err_set(in->warn, sizeof in->warn, "%s: key %s: %s", k->what, k->key, rep->str);
 }
 
 /* Add the valid names of a set's members to the queue list (duplicates are removed
@@ -246,7 +303,15 @@ static int read_heads(struct admin *a, struct admin_info *in, char *err, size_t 
     if (read_replies(a, h, 6, err, errlen) != 0) return -1;
     for (i = 0; i < 3; i++) {
         if (is_error(h[i])) {
-            err_set(err, errlen, "the set %s: %s", i == 0 ? kq : i == 1 ? kw : kp, h[i]->str);
+            const struct kept k = {i == 0       ? "the known queues"
+                                       : i == 1 ? "the registered workers"
+                                                : "the paused queues",
+                                   i == 0       ? kq
+                                       : i == 1 ? kw
+                                                : kp,
+                                   "set"};
+            if (!wrongtype(h[i]) || name_wrongtype(a, &k, 1, err, errlen) != 0)
+                err_set(err, errlen, "%s: the set %s: %s", k.what, k.key, h[i]->str);
             free_replies(h, 6);
             return -1;
         }
@@ -273,9 +338,12 @@ static int read_heads(struct admin *a, struct admin_info *in, char *err, size_t 
     in->scheduled = as_ll(h[3], -1);
     in->failed = as_ll(h[4], -1);
     in->dead = as_ll(h[5], -1);
-    note(in, h[3], ks);
-    note(in, h[4], kf);
-    note(in, h[5], kd);
+    {
+        const struct kept k[3] = {{"the scheduled set", ks, "zset"},
+                                  {"the failed set", kf, "zset"},
+                                  {"the dead list", kd, "list"}};
+        for (i = 0; i < 3; i++) note(a, in, h[3 + i], &k[i]);
+    }
     free_replies(h, 6);
     return 0;
 }
@@ -318,13 +386,24 @@ static int read_details(struct admin *a, struct admin_info *in, char *err, size_
     }
     for (i = 0; i < nq; i++) {
         struct admin_queue *q = &in->queues[i];
+        char what[KEYS_NAME_MAX + 16];
+        struct kept k = {what, key, "list"};
         q->depth = as_ll(reps[2 * i], -1);
-        note(in, reps[2 * i], keys_queue(&a->k, q->name, key, sizeof key));
+        snprintf(what, sizeof what, "queue '%s'", q->name);
+        keys_queue(&a->k, q->name, key, sizeof key);
+        if (is_error(reps[2 * i])) note(a, in, reps[2 * i], &k);
         q->last_minute = as_ll(elem(reps[2 * i + 1], 0), 0) + as_ll(elem(reps[2 * i + 1], 1), 0);
     }
     for (i = 0; i < nw; i++) {
         struct admin_worker *w = &in->workers[i];
         const redisReply *h = reps[2 * nq + 2 * i];
+        if (is_error(h)) { /* shown with what it has: nothing but its id and lease */
+            char what[KEYS_NAME_MAX + 16];
+            struct kept k = {what, key, "hash"};
+            snprintf(what, sizeof what, "worker %s", w->id);
+            keys_worker(&a->k, w->id, key, sizeof key);
+            note(a, in, h, &k);
+        }
         w->host = as_str(elem(h, 0));
         w->pid = (long)as_ll(elem(h, 1), 0);
         w->queues = as_str(elem(h, 2));
@@ -474,11 +553,13 @@ static void counters_from(struct admin_counters *c, const redisReply *rep)
 int admin_counters_read(struct admin *a, struct admin_counters *out, char *err, size_t errlen)
 {
     char ks[KEYS_KEY_MAX];
+    const struct kept k = {"the stats", ks, "hash"};
     redisReply *rep;
 
     memset(out, 0, sizeof *out);
     keys_stats(&a->k, ks, sizeof ks);
-    rep = checked(a, rconn_commandf(&a->r, "HMGET %s " STATS_FIELDS, ks), ks, err, errlen);
+    rep = checked_kept(a, rconn_commandf(&a->r, "HMGET %s " STATS_FIELDS, ks), ks, &k, 1, err,
+                       errlen);
     if (rep == NULL) return -1;
     counters_from(out, rep);
     freeReplyObject(rep);
@@ -774,19 +855,20 @@ int admin_list(struct admin *a, enum admin_list which, const char *queue, long o
     rep = rconn_commandf(&a->r, "%s %s",
                          which == ADMIN_LIST_QUEUE || which == ADMIN_LIST_DEAD ? "LLEN" : "ZCARD",
                          key);
-    if (rep != NULL && rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "WRONGTYPE", 9) == 0) {
+    {
         /* An operator's stray key, named as requeue and empty name it. */
-        redisReply *t = rconn_commandf(&a->r, "TYPE %s", key);
-        err_set(err, errlen, "%s%s%sits key %s is a %s, not a %s",
-                which == ADMIN_LIST_QUEUE ? "queue '" : "", which == ADMIN_LIST_QUEUE ? queue : "",
-                which == ADMIN_LIST_QUEUE ? "': " : "", key,
-                t != NULL && t->type == REDIS_REPLY_STATUS ? t->str : "key of another type",
-                which == ADMIN_LIST_QUEUE || which == ADMIN_LIST_DEAD ? "list" : "zset");
-        if (t != NULL) freeReplyObject(t);
-        freeReplyObject(rep);
-        return -1;
+        char what[KEYS_NAME_MAX + 16];
+        const struct kept k = {
+            what, key, which == ADMIN_LIST_QUEUE || which == ADMIN_LIST_DEAD ? "list" : "zset"};
+        if (which == ADMIN_LIST_QUEUE)
+            snprintf(what, sizeof what, "queue '%s'", queue);
+        else
+            snprintf(what, sizeof what, "the %s",
+                     which == ADMIN_LIST_SCHEDULED    ? "scheduled set"
+                         : which == ADMIN_LIST_FAILED ? "failed set"
+                                                      : "dead list");
+        rep = checked_kept(a, rep, key, &k, 1, err, errlen);
     }
-    rep = checked(a, rep, key, err, errlen);
     if (rep == NULL) return -1;
     out->total = rep->integer;
     freeReplyObject(rep);
@@ -990,7 +1072,11 @@ int admin_job_read(struct admin *a, const char *id, struct admin_job *out, char 
         return io_error(a, err, errlen);
     if (read_replies(a, r, 3, err, errlen) != 0) return -1;
     if (is_error(r[0])) {
-        err_set(err, errlen, "job %s: its status key %s: %s", id, kj, r[0]->str);
+        char what[KEYS_NAME_MAX + 8];
+        const struct kept k = {what, kj, "hash"};
+        snprintf(what, sizeof what, "job %s", id);
+        if (!wrongtype(r[0]) || name_wrongtype(a, &k, 1, err, errlen) != 0)
+            err_set(err, errlen, "job %s: its status key %s: %s", id, kj, r[0]->str);
         free_replies(r, 3);
         return -1;
     }
@@ -1050,16 +1136,29 @@ static redisReply *script_call(struct admin *a, struct rconn_script *s, int argc
     return rep;
 }
 
+/* bad(what, key, type): nil when key is of that type or none, else the error that names it
+ * in cq's words ("cq: " and the line checked() shows), as name_wrongtype says it. */
+#define LUA_BAD                                                                               \
+    "local function bad(what, key, want)\n"                                                   \
+    "  local t = redis.call('TYPE', key).ok\n"                                                \
+    "  if t == want or t == 'none' then return nil end\n"                                     \
+    "  return redis.error_reply('cq: ' .. what .. ': its key ' .. key .. ' is a ' .. t .. \n" \
+    "                           ', not a ' .. want)\n"                                        \
+    "end\n"
+
 /* ---- requeue ---------------------------------------------------------------------- */
 
 /* ARGV: job key, failed set, queue key, queues set, id, the record the hash must hold, the
  * new record, the queue name. Reply {1} requeued; {0, status} the job is no longer the
- * failed job that was read (it changed meanwhile); {-1, type} the queue key is not a list. */
-static const char requeue_lua[] =
+ * failed job that was read (it changed meanwhile); {-1, type} the queue key is not a list;
+ * the error of bad() for the failed set or the known queues. */
+static const char requeue_lua[] = LUA_BAD
     "local h = redis.call('HMGET', ARGV[1], 'status', 'record')\n"
     "if h[1] ~= 'failed' or h[2] ~= ARGV[6] then return {0, h[1] or ''} end\n"
     "local t = redis.call('TYPE', ARGV[3]).ok\n"
     "if t ~= 'list' and t ~= 'none' then return {-1, t} end\n"
+    "local e = bad('the failed set', ARGV[2], 'zset') or bad('the known queues', ARGV[4], 'set')\n"
+    "if e then return e end\n"
     "redis.call('LPUSH', ARGV[3], ARGV[7])\n"
     "redis.call('SADD', ARGV[4], ARGV[8])\n"
     "redis.call('ZREM', ARGV[2], ARGV[5])\n"
@@ -1224,13 +1323,16 @@ int admin_requeue(struct admin *a, const char *id, char *queue, size_t qlen, cha
                   size_t errlen)
 {
     struct requeue rq = {.id = id};
+    char what[KEYS_NAME_MAX + 8];
+    const struct kept k = {what, rq.kj, "hash"};
     redisReply *h;
     int rc = -1, tries, sent = 1;
 
     if (keys_check_name("job id", id, err, errlen) != 0) return -1;
     keys_job(&a->k, id, rq.kj, sizeof rq.kj);
-    h = checked(a, rconn_commandf(&a->r, "HMGET %s status record queue", rq.kj), rq.kj, err,
-                errlen);
+    snprintf(what, sizeof what, "job %s", id);
+    h = checked_kept(a, rconn_commandf(&a->r, "HMGET %s status record queue", rq.kj), rq.kj, &k, 1,
+                     err, errlen);
     if (h == NULL) return -1;
     requeue_prepare(&rq, h, NULL);
     rq.again = rq.rec != NULL;
@@ -1324,12 +1426,18 @@ static int requeue_page(struct admin *a, const redisReply *ids, size_t n, const 
     }
     keys_failed(&a->k, kf, sizeof kf);
     for (i = 0; i < n; i++) {
-        if (h[i]->type == REDIS_REPLY_ERROR) /* this job's key, not Redis (WRONGTYPE) */
-            rconn_error(&a->r, rq[i].kj, h[i]->str, rq[i].err, sizeof rq[i].err);
-        else
+        if (h[i]->type == REDIS_REPLY_ERROR) { /* this job's key, not Redis (WRONGTYPE) */
+            char what[KEYS_NAME_MAX + 8];
+            const struct kept k = {what, rq[i].kj, "hash"};
+            snprintf(what, sizeof what, "job %s", rq[i].id);
+            if (!wrongtype(h[i]) || name_wrongtype(a, &k, 1, rq[i].err, sizeof rq[i].err) != 0)
+                rconn_error(&a->r, rq[i].kj, h[i]->str, rq[i].err, sizeof rq[i].err);
+        } else {
             requeue_prepare(&rq[i], h[i], only_queue);
-        if ((rq[i].rec != NULL || rq[i].skipped == 2) && page_append(a, &rq[i], kf) != 0) sent = 0;
+        }
     }
+    for (i = 0; i < n; i++) /* once the TYPEs above are read: a pipeline of the scripts */
+        if ((rq[i].rec != NULL || rq[i].skipped == 2) && page_append(a, &rq[i], kf) != 0) sent = 0;
     /* skipped: -1 requeued, -2 not known (Redis failed before its reply was read) */
     for (i = 0; i < n; i++) {
         if (rq[i].rec == NULL && rq[i].skipped != 2) continue;
@@ -1382,6 +1490,7 @@ int admin_requeue_failed(struct admin *a, const char *only_queue,
                          size_t errlen)
 {
     char kf[KEYS_KEY_MAX], before[32];
+    const struct kept k = {"the failed set", kf, "zset"};
     long long kept = 0, seen = 0, total;
     redisReply *rep;
 
@@ -1390,7 +1499,7 @@ int admin_requeue_failed(struct admin *a, const char *only_queue,
     /* Only jobs that failed before now, and no more than were there: a requeued job that
      * fails again during the walk is not requeued a second time. */
     time_format(before, time_now());
-    rep = checked(a, rconn_commandf(&a->r, "ZCARD %s", kf), kf, err, errlen);
+    rep = checked_kept(a, rconn_commandf(&a->r, "ZCARD %s", kf), kf, &k, 1, err, errlen);
     if (rep == NULL) return -1;
     total = rep->integer;
     freeReplyObject(rep);
@@ -1484,7 +1593,13 @@ static redisReply *stop_script(struct admin *a, struct rconn_script *s, const ch
     argv[9] = keys_failed(&a->k, kf, sizeof kf);
     argv[10] = CANCELED_TTL;
     snprintf(what, sizeof what, "job %s", id);
-    return checked(a, script_call(a, s, 11, argv), what, err, errlen);
+    {
+        const struct kept k[] = {{what, kj, "hash"},
+                                 {"the cancel requests", kc, "set"},
+                                 {"the scheduled set", ks, "zset"},
+                                 {"the failed set", kf, "zset"}};
+        return checked_kept(a, script_call(a, s, 11, argv), what, k, 4, err, errlen);
+    }
 }
 
 int admin_cancel(struct admin *a, const char *id, char *was, size_t wlen, char *err, size_t errlen)
@@ -1527,27 +1642,38 @@ int admin_delete(struct admin *a, const char *id, char *was, size_t wlen, char *
 /* ---- empty, pause ------------------------------------------------------------------ */
 
 /* ARGV: queue key, job template, cancel set, ended template, now, batch size, the TTL of a
- * canceled status. Pops up to a batch from the oldest end; each record with a usable id has
+ * canceled status, the queue. Pops up to a batch from the oldest end; each record with a usable id has
  * its job marked canceled, unless it was already (canceled while queued: its end time and
- * its waiters' message stand). Returns how many records it removed (0: the queue is empty). */
-static const char empty_lua[] =
-    "local t = redis.call('TYPE', ARGV[1]).ok\n"
-    "if t ~= 'list' and t ~= 'none' then\n"
-    "  return redis.error_reply('its key ' .. ARGV[1] .. ' is a ' .. t .. ', not a list')\n"
+ * its waiters' message stand). Returns how many records it removed (0: the queue is empty).
+ * A key of another type (the queue's, the cancel set's, a job's of the batch) is found
+ * before anything is removed: an error "cq: " and what to show. */
+static const char empty_lua[] = LUA_BAD
+    "local function job(rec)\n"
+    "  local ok, j = pcall(cjson.decode, rec)\n"
+    "  if ok and type(j) == 'table' and type(j.id) == 'string' and j.id:match('^[%w_.@-]+$') "
+    "then\n"
+    "    return j.id, string.format(ARGV[2], j.id)\n"
+    "  end\n"
+    "end\n"
+    "local e = bad('queue \\'' .. ARGV[8] .. '\\'', ARGV[1], 'list') or\n"
+    "  bad('the cancel requests', ARGV[3], 'set')\n"
+    "if e then return e end\n"
+    "for _, rec in ipairs(redis.call('LRANGE', ARGV[1], -tonumber(ARGV[6]), -1)) do\n"
+    "  local id, jk = job(rec)\n"
+    "  e = id and bad('job ' .. id, jk, 'hash')\n"
+    "  if e then return e end\n"
     "end\n"
     "local recs = redis.call('RPOP', ARGV[1], tonumber(ARGV[6]))\n"
     "if not recs then return 0 end\n"
     "for _, rec in ipairs(recs) do\n"
-    "  local ok, j = pcall(cjson.decode, rec)\n"
-    "  if ok and type(j) == 'table' and type(j.id) == 'string' and j.id:match('^[%w_.@-]+$') "
-    "then\n"
-    "    local jk = string.format(ARGV[2], j.id)\n"
+    "  local id, jk = job(rec)\n"
+    "  if id then\n"
     "    if redis.call('HGET', jk, 'status') ~= 'canceled' then\n"
     "      redis.call('HSET', jk, 'status', 'canceled', 'ended_at', ARGV[5])\n"
     "      redis.call('EXPIRE', jk, ARGV[7])\n"
-    "      redis.call('PUBLISH', string.format(ARGV[4], j.id), 'canceled')\n"
+    "      redis.call('PUBLISH', string.format(ARGV[4], id), 'canceled')\n"
     "    end\n"
-    "    redis.call('SREM', ARGV[3], j.id)\n"
+    "    redis.call('SREM', ARGV[3], id)\n"
     "  end\n"
     "end\n"
     "return #recs\n";
@@ -1562,7 +1688,7 @@ long admin_empty(struct admin *a, const char *queue, char *err, size_t errlen)
 {
     char kq[KEYS_KEY_MAX], tj[KEYS_KEY_MAX], kc[KEYS_KEY_MAX], te[KEYS_KEY_MAX], now[32];
     char batch[16], what[KEYS_NAME_MAX + 16];
-    const char *argv[10];
+    const char *argv[11];
     long total = 0;
 
     if (check_queue_name(queue, err, errlen) != 0) return -1;
@@ -1576,11 +1702,12 @@ long admin_empty(struct admin *a, const char *queue, char *err, size_t errlen)
     argv[7] = now;
     argv[8] = batch;
     argv[9] = CANCELED_TTL;
+    argv[10] = queue;
     for (;;) {
         redisReply *rep;
         long long n;
         time_format(now, time_now());
-        rep = checked(a, script_call(a, &empty_script, 10, argv), what, err, errlen);
+        rep = checked(a, script_call(a, &empty_script, 11, argv), what, err, errlen);
         if (rep == NULL) return -1;
         n = as_ll(rep, 0);
         freeReplyObject(rep);
@@ -1592,13 +1719,14 @@ long admin_empty(struct admin *a, const char *queue, char *err, size_t errlen)
 int admin_pause(struct admin *a, const char *queue, int pause, char *err, size_t errlen)
 {
     char kp[KEYS_KEY_MAX];
+    const struct kept k = {"the paused queues", kp, "set"};
     redisReply *rep;
     int changed;
 
     if (check_queue_name(queue, err, errlen) != 0) return -1;
     keys_paused(&a->k, kp, sizeof kp);
     rep = rconn_commandf(&a->r, "%s %s %s", pause ? "SADD" : "SREM", kp, queue);
-    rep = checked(a, rep, kp, err, errlen);
+    rep = checked_kept(a, rep, kp, &k, 1, err, errlen);
     if (rep == NULL) return -1;
     changed = rep->type == REDIS_REPLY_INTEGER && rep->integer == 1;
     freeReplyObject(rep);
@@ -1607,14 +1735,21 @@ int admin_pause(struct admin *a, const char *queue, int pause, char *err, size_t
 
 /* ARGV: queues set, queue key, paused set, workers set, worker template, counts key, the
  * queue. Reply {0, known, paused} forgotten; {1, type} its key is not a list; {2, n} it holds
- * n jobs; {3, wid} a registered worker serves it. */
-static const char forget_lua[] =
+ * n jobs; {3, wid} a registered worker serves it; the error of bad() for a set or a worker's
+ * hash of another type. */
+static const char forget_lua[] = LUA_BAD
     "local t = redis.call('TYPE', ARGV[2]).ok\n"
     "if t ~= 'none' and t ~= 'list' then return {1, t} end\n"
+    "local e = bad('the known queues', ARGV[1], 'set') or\n"
+    "  bad('the paused queues', ARGV[3], 'set') or bad('the registered workers', ARGV[4], 'set')\n"
+    "if e then return e end\n"
     "local n = redis.call('LLEN', ARGV[2])\n"
     "if n > 0 then return {2, n} end\n"
     "for _, wid in ipairs(redis.call('SMEMBERS', ARGV[4])) do\n"
-    "  local qs = redis.call('HGET', string.format(ARGV[5], wid), 'queues') or ''\n"
+    "  local wk = string.format(ARGV[5], wid)\n"
+    "  e = bad('worker ' .. wid, wk, 'hash')\n"
+    "  if e then return e end\n"
+    "  local qs = redis.call('HGET', wk, 'queues') or ''\n"
     "  for q in string.gmatch(qs, '[^,]+') do\n"
     "    if q == ARGV[7] then return {3, wid} end\n"
     "  end\n"
@@ -1780,8 +1915,11 @@ int admin_metrics_read(struct admin *a, struct admin_metrics *out, char *err, si
     }
     if (read_replies(a, r, 2, err, errlen) != 0) goto out;
     if (is_error(r[0]) || is_error(r[1])) {
-        err_set(err, errlen, "%s: %s", is_error(r[0]) ? ks : kfn,
-                is_error(r[0]) ? r[0]->str : r[1]->str);
+        const struct kept k = {is_error(r[0]) ? "the stats" : "the function catalog",
+                               is_error(r[0]) ? ks : kfn, "hash"};
+        const redisReply *bad = is_error(r[0]) ? r[0] : r[1];
+        if (!wrongtype(bad) || name_wrongtype(a, &k, 1, err, errlen) != 0)
+            err_set(err, errlen, "%s: %s", k.key, bad->str);
         free_replies(r, 2);
         goto out;
     }

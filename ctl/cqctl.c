@@ -5,8 +5,8 @@
  *
  * Options and output only: what each command reads or changes in Redis is common/admin.c.
  * Every command prints text for people, or with --json one JSON document for programs.
- * Exit status: 0 done, 1 Redis failed or a job or a queue was refused (one line on stderr
- * each), 2 a usage error.
+ * Exit status: 0 done, 1 Redis failed, a key of cq's has another type, or a job or a queue
+ * was refused (one line on stderr each), 2 a usage error.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -327,9 +327,10 @@ static int info_once(struct ctl *c, int workers_only, int clear)
     }
     f = xcheck(open_memstream(&buf, &len), "an output buffer");
     if (clear) fputs("\033[H\033[2J", f);
-    if (workers_only)
+    if (workers_only) {
         print_workers(f, &in);
-    else
+        if (in.warn[0]) fprintf(f, "\nwarning: %s\n", in.warn);
+    } else
         print_info(f, c, &in);
     fclose(f);
     fwrite(buf, 1, len, stdout);
@@ -1143,8 +1144,8 @@ static void usage(FILE *f)
     cli_print(f, options, NOPTIONS);
     fprintf(f,
             "\n" CLI_NOTE_DURATIONS
-            "Exit status: 0 when done; 1 when Redis failed, or a job or a queue was refused (each\n"
-            "named on stderr); 2 for a usage error.\n");
+            "Exit status: 0 when done; 1 when Redis failed, a key of cq's has another type, or a\n"
+            "job or a queue was refused (each named on stderr); 2 for a usage error.\n");
 }
 
 static void command_usage(FILE *f, const struct command *cmd)

@@ -146,6 +146,61 @@ check_eq "jobs dead --json: the raw record" "not json at all" "$(jget 'd["items"
 check_eq "--prefix: another prefix sees none of it" "[]" "$(jget 'd["queues"]' ctl --prefix other: info --json)"
 check_contains "jobs queue:NAME reaches a queue named like a set" "queue failed: 0" "$(ctl jobs queue:failed)"
 
+# ---- a key of cq's of another type: each command names it, its type and cq's, in cq's words
+# (it passed Redis's WRONGTYPE on, with no key), exit 1; info goes on with a warning ----
+rcli SADD cq:queues wt >/dev/null
+rcli HSET cq:job:wtj status started worker wtw queue wt >/dev/null
+rcli HSET cq:job:wtf status failed queue wt record '{"id":"wtf","func":"noop","args":[]}' >/dev/null
+rcli ZADD cq:failed 1 wtf >/dev/null
+# wrongtype KEY WHAT TYPE CMD...: with KEY a string (what it held is put back after), CMD
+# says "WHAT: its key KEY is a string, not a TYPE".
+wrongtype() {
+    local key=$1 what=$2 type=$3
+    shift 3
+    rcli RENAME "$key" "stash:$key" >/dev/null 2>&1
+    rcli SET "$key" x >/dev/null
+    fails_with "$* with $key a string" 1 "cqctl: $what: its key $key is a string, not a $type" ctl "$@"
+    rcli DEL "$key" >/dev/null
+    rcli RENAME "stash:$key" "$key" >/dev/null 2>&1
+}
+for c in info workers metrics "jobs running" "forget gone"; do
+    wrongtype cq:queues "the known queues" set $c
+    wrongtype cq:workers "the registered workers" set $c
+    wrongtype cq:paused "the paused queues" set $c
+done
+wrongtype cq:paused "the paused queues" set pause wt
+wrongtype cq:paused "the paused queues" set resume wt
+wrongtype cq:queues "the known queues" set requeue wtf
+wrongtype cq:stats "the stats" hash metrics
+wrongtype cq:functions "the function catalog" hash metrics
+wrongtype cq:scheduled "the scheduled set" zset jobs scheduled
+wrongtype cq:dead "the dead list" list jobs dead
+for c in "jobs failed" "requeue --all-failed" "requeue wtf" "delete wtj"; do
+    wrongtype cq:failed "the failed set" zset $c
+done
+for c in "cancel wtj" "delete wtj" "empty wt"; do
+    wrongtype cq:cancel "the cancel requests" set $c
+done
+for c in "job wtj" "cancel wtj" "delete wtj"; do
+    wrongtype cq:job:wtj "job wtj" hash $c
+done
+rcli LPUSH cq:queue:wt '{"id":"wtq","func":"noop","args":[]}' >/dev/null
+wrongtype cq:job:wtq "job wtq" hash empty wt
+check_eq "...which removed nothing" 1 "$(rcli LLEN cq:queue:wt)"
+rcli SADD cq:workers wtw >/dev/null
+wrongtype cq:worker:wtw "worker wtw" hash forget gone
+rcli SET cq:worker:wtw x >/dev/null
+rcli SET cq:scheduled x >/dev/null
+check_contains "info with the scheduled set a string: a warning in cq's words, exit 0" \
+    "warning: the scheduled set: its key cq:scheduled is a string, not a zset" "$(ctl info)"
+rcli DEL cq:scheduled >/dev/null
+check_contains "workers with a worker's hash a string: a warning in cq's words" \
+    "warning: worker wtw: its key cq:worker:wtw is a string, not a hash" "$(ctl workers)"
+rcli DEL cq:worker:wtw cq:job:wtj cq:job:wtf cq:queue:wt >/dev/null
+rcli SREM cq:workers wtw >/dev/null
+rcli SREM cq:queues wt >/dev/null
+rcli ZREM cq:failed wtf >/dev/null
+
 # ---- a worker: failures, requeue ----
 start_registered "$T/w1.log" -c 4 "${CMDS[@]}" default other
 W1=$WPID
@@ -210,8 +265,8 @@ check "...in the failed set" [ -n "$(rcli ZSCORE cq:failed wrongq)" ]
 ctl requeue --all-failed --queue rq >"$T/rq.out" 2>"$T/rq.err"
 check_eq "requeue --all-failed with a refusal: exit 1" 1 "$?"
 check_contains "...names the job refused and why" "norec: failed, but its status keeps no record" "$(cat "$T/rq.out" "$T/rq.err")"
-check_contains "...and a job whose key is no hash, by its key" \
-    "cq:job:strkey: redis $RSOCK: WRONGTYPE" "$(cat "$T/rq.out" "$T/rq.err")"
+check_contains "...and a job whose key is no hash, by its key and type" \
+    "job strkey: its key cq:job:strkey is a string, not a hash" "$(cat "$T/rq.out" "$T/rq.err")"
 check_contains "...and requeues the others" "requeued 1 failed job of queue rq" "$(cat "$T/rq.out" "$T/rq.err")"
 check_eq "...which is queued again" queued "$(jfield rqok)"
 check_eq "...the refused one stays failed" 1 "$(rcli ZSCORE cq:failed norec)"

@@ -1623,6 +1623,65 @@ int admin_cancel(struct admin *a, const char *id, char *was, size_t wlen, char *
     return -1;
 }
 
+/* Whether CLIENT LIST's text has a line for client id (digits, len of them), as worker.c's
+ * find_gone looks. */
+static int client_listed(const char *list, const char *id, int len)
+{
+    char pat[40];
+
+    snprintf(pat, sizeof pat, "\nid=%.*s ", len, id);
+    return strncmp(list, pat + 1, strlen(pat + 1)) == 0 || strstr(list, pat) != NULL;
+}
+
+int admin_job_worker_gone(struct admin *a, const char *id, char *wid, size_t widlen, char *queue,
+                          size_t qlen, char *err, size_t errlen)
+{
+    char kj[KEYS_KEY_MAX], key[KEYS_KEY_MAX];
+    redisReply *h, *r[2] = {NULL, NULL}, *list = NULL;
+    const char *clients;
+    int gone = 0;
+
+    wid[0] = queue[0] = '\0';
+    if (keys_check_name("job id", id, err, errlen) != 0) return -1;
+    keys_job(&a->k, id, kj, sizeof kj);
+    h = checked(a, rconn_commandf(&a->r, "HMGET %s status worker queue", kj), kj, err, errlen);
+    if (h == NULL) return -1;
+    if (elem(h, 0) == NULL || elem(h, 0)->type != REDIS_REPLY_STRING ||
+        strcmp(elem(h, 0)->str, "started") != 0 || elem(h, 1)->type != REDIS_REPLY_STRING ||
+        !keys_valid_name(elem(h, 1)->str)) {
+        freeReplyObject(h); /* ended meanwhile, or no worker named: nothing to tell */
+        return 0;
+    }
+    str_copy(wid, widlen, elem(h, 1)->str);
+    if (elem(h, 2)->type == REDIS_REPLY_STRING) str_copy(queue, qlen, elem(h, 2)->str);
+    freeReplyObject(h);
+    if (rconn_appendf(&a->r, "EXISTS %s", keys_worker_lease(&a->k, wid, key, sizeof key)) != 0 ||
+        rconn_appendf(&a->r, "HGET %s clients", keys_worker(&a->k, wid, key, sizeof key)) != 0)
+        return io_error(a, err, errlen);
+    if (read_replies(a, r, 2, err, errlen) != 0) return -1;
+    clients = r[1]->type == REDIS_REPLY_STRING ? r[1]->str : "";
+    if (r[0]->type == REDIS_REPLY_INTEGER && r[0]->integer == 0) {
+        gone = 1; /* its lease expired, or a live worker found it dead and deleted it */
+    } else if (clients[0] != '\0') {
+        /* Its lease stands, but its process may have died: then none of the connections it
+         * registered is open. A user refused CLIENT LIST cannot tell: the worker is live. */
+        list = rconn_commandf(&a->r, "CLIENT LIST TYPE normal");
+        if (list == NULL) {
+            free_replies(r, 2);
+            return io_error(a, err, errlen);
+        }
+        if (list->type == REDIS_REPLY_STRING) {
+            const char *p;
+            gone = 1;
+            for (p = clients; *p && gone; p += strcspn(p, ",") + (p[strcspn(p, ",")] == ','))
+                if (client_listed(list->str, p, (int)strcspn(p, ","))) gone = 0;
+        }
+        freeReplyObject(list);
+    }
+    free_replies(r, 2);
+    return gone;
+}
+
 int admin_delete(struct admin *a, const char *id, char *was, size_t wlen, char *err, size_t errlen)
 {
     redisReply *rep = stop_script(a, &delete_script, id, err, errlen);

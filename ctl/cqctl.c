@@ -753,11 +753,21 @@ static int run_cancel(struct ctl *c, char **args, int n)
     if (check_ids(args, n) != 0) return 2;
     report_init(&r, c);
     for (i = 0; i < n; i++) {
-        char was[32], err[512], line[512];
+        char was[32], err[512], line[768], wid[KEYS_NAME_MAX + 1], q[KEYS_NAME_MAX + 1];
         int rc = admin_cancel(&c->a, args[i], was, sizeof was, err, sizeof err);
         if (rc == ADMIN_CANCELED) {
             snprintf(line, sizeof line, "canceled %s (it was %s)", args[i], was);
             report_job(&r, args[i], "canceled", "was", was, line, NULL);
+        } else if (rc == ADMIN_CANCEL_ASKED &&
+                   admin_job_worker_gone(&c->a, args[i], wid, sizeof wid, q, sizeof q, err,
+                                         sizeof err) == 1) {
+            /* No worker to stop it: recovery returns it to its queue, where the take that
+             * meets it sees its cancel and ends it unrun (worker.c's refuse_canceled). */
+            snprintf(line, sizeof line,
+                     "canceling %s: its worker %s is gone; it ends canceled, without running "
+                     "again, once a live worker returns it to queue %s",
+                     args[i], wid, q[0] ? q : "?");
+            report_job(&r, args[i], "canceling", "was", was, line, NULL);
         } else if (rc == ADMIN_CANCEL_ASKED) {
             snprintf(line, sizeof line,
                      "canceling %s: it is running; its worker stops it and records canceled",
@@ -1001,8 +1011,9 @@ static const struct command commands[] = {
      "cancel jobs that have not ended",
      "A waiting job (queued, scheduled, retrying) is canceled at once: no worker runs it. A\n"
      "running one is stopped by its worker within a second (a sleep returns, a command's\n"
-     "process group gets SIGTERM), which then records it canceled. Jobs that ended are\n"
-     "refused (exit 1).\n",
+     "process group gets SIGTERM), which then records it canceled. One whose worker is gone\n"
+     "(killed) ends canceled, without running again, when a live worker's recovery returns\n"
+     "it to its queue and a worker takes it. Jobs that ended are refused (exit 1).\n",
      {0},
      1,
      -1,

@@ -556,15 +556,26 @@ a=$(enq -q gw sleep 30)
 b=$(enq -q gw sleep 30)
 wait_for 10 jobs_are started "$a" "$b"
 kill -KILL "$victim"; wait "$victim" 2>/dev/null
-rcli DEL "cq:worker:$(rcli SMEMBERS cq:workers):lease" >/dev/null # gone now, not in 10 s
+vid=$(rcli SMEMBERS cq:workers)
+# Canceled with no worker to stop it (its lease stands for 10 s more; its connections are
+# closed): it said "its worker stops it". It ends canceled once recovered, below.
+check_eq "cancel of a job whose worker was killed: said gone, and what happens" \
+    "canceling $a: its worker $vid is gone; it ends canceled, without running again, once a live worker returns it to queue gw" \
+    "$(ctl cancel "$a")"
+check_eq "...--json: canceling, not stopping" canceling "$(jget 'd["jobs"][0]["outcome"]' ctl cancel "$a" --json)"
+rcli DEL "cq:worker:$vid:lease" >/dev/null # gone now, not in 10 s
 out=$(ctl info)
 check_eq "info: a gone worker's jobs counted in IN FLIGHT" 2 "$(awk '$1 == "gw" { print $3 }' <<<"$out")"
 check_contains "info: ...and the worker said gone, with no live one to return them" \
     "gone (its jobs wait in flight: no live worker to return them; start one)" "$out"
 start_worker "$T/rescuer.log" -c 2 "${CMDS[@]}" gw # it removes the gone one: SCARD stays 1
-started_by_rescuer() { [ "$(jfield "$a" recovered)" = 1 ] && jobs_are started "$a" "$b"; }
-check "a live worker returns them and runs them" wait_for 15 started_by_rescuer
-ctl cancel "$a" "$b" >/dev/null
+started_by_rescuer() { [ "$(jfield "$b" recovered)" = 1 ] && jobs_are started "$b"; }
+check "a live worker returns them and runs the one not canceled" wait_for 15 started_by_rescuer
+check "...the canceled one ends canceled" wait_for 5 jobs_are canceled "$a"
+check_eq "...after its recovery" 1 "$(jfield "$a" recovered)"
+check_contains "...without running again" "sleep $a canceled before it ran" "$(cat "$T/rescuer.log")"
+check_eq "...and leaves the cancel set" 0 "$(rcli SISMEMBER cq:cancel "$a")"
+ctl cancel "$b" >/dev/null
 
 # Run as cqctl_module (CQ_TEST_REDIS_MODULE): the workers above, whose pause and cancel
 # checks passed, took through CQ.TAKE1 and recorded through CQ.APPLY1 (recovery passes

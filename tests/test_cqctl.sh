@@ -563,6 +563,16 @@ check_eq "cancel of a job whose worker was killed: said gone, and what happens" 
     "canceling $a: its worker $vid is gone; it ends canceled, without running again, once a live worker returns it to queue gw" \
     "$(ctl cancel "$a")"
 check_eq "...--json: canceling, not stopping" canceling "$(jget 'd["jobs"][0]["outcome"]' ctl cancel "$a" --json)"
+"$BIN/cqctl" serve --listen 127.0.0.1:0 2>"$T/serve.log" &
+SP=$!
+PIDS+=("$SP")
+wait_for 10 grep -q ' is at http' "$T/serve.log"
+SURL=$(grep -o 'is at http://[^ ]*/' "$T/serve.log" | head -1 | sed 's/^is at //; s|/$||')
+check_eq "...the dashboard's cancel says canceling too" canceling \
+    "$(curl -s -X POST -H 'X-CQ-Action: 1' "$SURL/api/job/$a/cancel" |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["outcome"])')"
+kill -TERM "$SP"
+wait "$SP"
 rcli DEL "cq:worker:$vid:lease" >/dev/null # gone now, not in 10 s
 out=$(ctl info)
 check_eq "info: a gone worker's jobs counted in IN FLIGHT" 2 "$(awk '$1 == "gw" { print $3 }' <<<"$out")"

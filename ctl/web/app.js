@@ -148,6 +148,14 @@ function connected(ok, text) {
 // ---- confirmation --------------------------------------------------------------------
 
 // Ask, then run action() on OK. The dialog is the page's own <dialog>, not window.confirm.
+// A cancel's outcome in the notice: 'stopping' (its worker stops it), 'canceling' (its
+// worker is gone: it ends canceled once a live worker returns it), or 'canceled'.
+function cancelText(outcome) {
+  if (outcome === 'stopping') return 'stopping ';
+  if (outcome === 'canceling') return 'canceling (its worker is gone) ';
+  return 'canceled ';
+}
+
 function confirmThen(question, action) {
   const d = $('confirm');
   $('confirm-text').textContent = question;
@@ -349,7 +357,7 @@ function cancelButton(id) {
   return el('button', {
     type: 'button', className: 'danger', dataset: {action: 'cancel'},
     onclick: () => confirmThen('Cancel job ' + id + '? Its worker stops it.', () =>
-      act('/api/job/' + encodeURIComponent(id) + '/cancel', (r) => (r.outcome === 'stopping' ? 'stopping ' : 'canceled ') + id)),
+      act('/api/job/' + encodeURIComponent(id) + '/cancel', (r) => cancelText(r.outcome) + id)),
   }, 'Cancel');
 }
 
@@ -535,7 +543,7 @@ function start() {
   $('job-requeue').addEventListener('click', () => jobAction('requeue',
     'Requeue job %s? It goes back to its queue with its attempts at 0.', (r) => 'requeued ' + r.id + ' to queue ' + r.queue));
   $('job-cancel').addEventListener('click', () => jobAction('cancel',
-    'Cancel job %s?', (r) => (r.outcome === 'stopping' ? 'stopping ' : 'canceled ') + r.id));
+    'Cancel job %s?', (r) => cancelText(r.outcome) + r.id));
   $('job-delete').addEventListener('click', () => jobAction('delete',
     'Delete job %s? Its status is forgotten.', (r) => 'deleted ' + r.id));
   // A link or the address bar may change the fragment: show what it names.

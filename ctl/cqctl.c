@@ -1103,8 +1103,9 @@ static const struct command commands[] = {
      "in front of a token that crosses a network, with --origin set to the URL it serves.\n"
      "\n"
      "Logs go to stderr: the address served (port 0: the port chosen), each action, refusals.\n"
-     "SIGINT or SIGTERM stops it. Exit status: 0 after a signal, 1 when the address cannot be\n"
-     "listened on, 2 for a usage error (a non-loopback address without --token).\n",
+     "SIGINT or SIGTERM stops it.\n"
+     "Exit status: 0 after a signal, 1 when the address cannot be listened on, 2 for a usage\n"
+     "error (a non-loopback address without --token).\n",
      {O_LISTEN, O_TOKEN, O_INSECURE, O_ORIGIN, O_REQUEST_TIMEOUT, O_ANSWER_TIMEOUT, O_LOG_LEVEL,
       O_LOG_FORMAT},
      0,
@@ -1139,6 +1140,10 @@ static int own_option(const struct command *cmd, int key)
     return 0;
 }
 
+#define EXIT_STATUS                                                                         \
+    "Exit status: 0 when done; 1 when Redis failed, a key of cq's has another type, or a\n" \
+    "job or a queue was refused (each named on stderr); 2 for a usage error.\n"
+
 static void usage(FILE *f)
 {
     size_t i;
@@ -1153,24 +1158,29 @@ static void usage(FILE *f)
         fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "\n'cqctl COMMAND --help' tells more of each.\n\nOptions:\n");
     cli_print(f, options, NOPTIONS);
-    fprintf(f,
-            "\n" CLI_NOTE_DURATIONS
-            "Exit status: 0 when done; 1 when Redis failed, a key of cq's has another type, or a\n"
-            "job or a queue was refused (each named on stderr); 2 for a usage error.\n");
+    fprintf(f, "\n" CLI_NOTE_DURATIONS EXIT_STATUS);
 }
 
 static void command_usage(FILE *f, const struct command *cmd)
 {
     struct cli_option mine[NOPTIONS];
     size_t i, n = 0;
+    int durations = 0;
 
     for (i = 0; i < NOPTIONS; i++)
         if (options[i].name != NULL &&
-            (common_option(options[i].key) || own_option(cmd, options[i].key)))
+            (common_option(options[i].key) || own_option(cmd, options[i].key))) {
             mine[n++] = options[i];
-    fprintf(f, "Usage: cqctl %s%s%s [OPTIONS]\n\n%s\nOptions:\n", cmd->name,
-            cmd->args[0] ? " " : "", cmd->args, cmd->help);
+            durations |= options[i].arg != NULL && strcmp(options[i].arg, "D") == 0;
+        }
+    /* A command's own exit statuses (serve's) end its help: they go last, as cqctl's. */
+    const char *own = strstr(cmd->help, "\nExit status: ");
+
+    fprintf(f, "Usage: cqctl %s%s%s [OPTIONS]\n\n%.*s\nOptions:\n", cmd->name,
+            cmd->args[0] ? " " : "", cmd->args,
+            own != NULL ? (int)(own + 1 - cmd->help) : (int)strlen(cmd->help), cmd->help);
     cli_print(f, mine, n);
+    fprintf(f, "\n%s%s", durations ? CLI_NOTE_DURATIONS : "", own != NULL ? own + 1 : EXIT_STATUS);
 }
 
 /* --request-timeout, --answer-timeout: a duration in SERVE_TIMEOUT_RANGE_TEXT. */

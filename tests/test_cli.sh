@@ -88,6 +88,11 @@ for c in info workers jobs job requeue cancel delete empty pause resume forget m
     run cqctl "$c" --help
     check_eq "cqctl $c --help: exit 0" 0 "$RC"
     check_eq "cqctl $c --help: its usage" "Usage: cqctl $c" "$(head -1 <<<"$OUT" | cut -d' ' -f1-3)"
+    check "cqctl $c --help: its exit statuses" grep -q '^Exit status: 0 ' <<<"$OUT"
+    if grep -q '^  .* D  ' <<<"$OUT"; then
+        check "cqctl $c --help: a duration option, and the note on durations" \
+            grep -q '^Durations take a unit' <<<"$OUT"
+    fi
 done
 
 echo "# the shared parts of --help, word for word"

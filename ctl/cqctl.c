@@ -629,7 +629,19 @@ struct report {
     const struct ctl *c;
     cJSON *doc, *jobs;
     long refused;
+    char last[512]; /* the last refusal printed, and how often it came again since */
+    long again;
 };
+
+/* A refusal that names no job (a key of cq's of another type: every job of a page meets it)
+ * is printed once, then counted: "(the same for N more jobs)". */
+static void report_again(struct report *r)
+{
+    if (r->again > 0)
+        fprintf(stderr, "cqctl: (the same for %ld more job%s)\n", r->again,
+                r->again == 1 ? "" : "s");
+    r->again = 0;
+}
 
 static void report_init(struct report *r, const struct ctl *c)
 {
@@ -646,8 +658,13 @@ static void report_init(struct report *r, const struct ctl *c)
 static void report_job(struct report *r, const char *id, const char *outcome, const char *key,
                        const char *value, const char *line, const char *err)
 {
-    if (err != NULL) {
+    if (err != NULL && strcmp(err, r->last) == 0) {
+        r->again++;
+        r->refused++;
+    } else if (err != NULL) {
+        report_again(r);
         fprintf(stderr, "cqctl: %s\n", err);
+        str_copy(r->last, sizeof r->last, err);
         r->refused++;
     } else if (!r->c->json) {
         printf("%s\n", line);
@@ -666,6 +683,7 @@ static void report_job(struct report *r, const char *id, const char *outcome, co
 
 static int report_end(struct report *r)
 {
+    report_again(r);
     if (r->doc != NULL) {
         render_num(r->doc, "refused", (double)r->refused);
         json_print(r->doc);
@@ -724,6 +742,7 @@ static int run_requeue(struct ctl *c, char **args, int n)
             report_end(&r);
             return 1;
         }
+        report_again(&r); /* before the count */
         if (c->json) {
             render_num(r.doc, "dropped", (double)dropped);
         } else {

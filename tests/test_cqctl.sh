@@ -196,7 +196,23 @@ check_contains "info with the scheduled set a string: a warning in cq's words, e
 rcli DEL cq:scheduled >/dev/null
 check_contains "workers with a worker's hash a string: a warning in cq's words" \
     "warning: worker wtw: its key cq:worker:wtw is a string, not a hash" "$(ctl workers)"
-rcli DEL cq:worker:wtw cq:job:wtj cq:job:wtf cq:queue:wt >/dev/null
+# A refusal that every job of a page meets (a key they share of another type) is said once,
+# then counted: it was a line a job, a thousand a page.
+for i in 1 2; do
+    rcli HSET "cq:job:wtf$i" status failed queue wt \
+        record "{\"id\":\"wtf$i\",\"func\":\"noop\",\"args\":[]}" >/dev/null
+    rcli ZADD cq:failed 1 "wtf$i" >/dev/null
+done
+rcli RENAME cq:queues stash:cq:queues >/dev/null
+rcli SET cq:queues x >/dev/null
+ctl requeue --all-failed >/dev/null 2>"$T/wt.err"
+check_eq "requeue --all-failed of 3, the known queues a string: the refusal once, then a count" \
+    "cqctl: the known queues: its key cq:queues is a string, not a set|cqctl: (the same for 2 more jobs)" \
+    "$(paste -sd'|' "$T/wt.err")"
+rcli DEL cq:queues >/dev/null
+rcli RENAME stash:cq:queues cq:queues >/dev/null
+rcli ZREM cq:failed wtf1 wtf2 >/dev/null
+rcli DEL cq:worker:wtw cq:job:wtj cq:job:wtf cq:job:wtf1 cq:job:wtf2 cq:queue:wt >/dev/null
 rcli SREM cq:workers wtw >/dev/null
 rcli SREM cq:queues wt >/dev/null
 rcli ZREM cq:failed wtf >/dev/null

@@ -322,6 +322,9 @@ static void *enqueuer_main(void *arg)
         /* Chunks of a batch are separate transactions: when one failed, others may be in
          * Redis. Their ids are printed, and counted, so that a rerun can skip them. */
         k = print_ids(f->o, f->jobs[i], f->n[i]);
+        /* The batch's ids now, also through a pipe: from a stream a batch may be one job, and
+         * stdio kept 4 KB of ids back, for good if a signal ends cenqueue (tail -f has no end). */
+        fflush(stdout);
         pthread_mutex_lock(&f->mu);
         f->total += k;
         f->full[i] = 0; /* the reading thread frees the jobs, while this one goes on */

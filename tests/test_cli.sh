@@ -620,16 +620,23 @@ echo "# cenqueue --stdin from a stream (tail -f | cenqueue --stdin)"
 llen_is() { [ "$(rcli LLEN "cq:queue:$1")" = "$2" ]; }
 running() { kill -0 "$1" 2>/dev/null; }
 mkfifo "$T/fifo"
-(echo noop; sleep 4; echo noop) >"$T/fifo" 2>/dev/null &
-WP=$!
-"$BIN/cenqueue" -q stream --stdin --quiet <"$T/fifo" >"$T/out" 2>"$T/err" &
+# The input is this shell's fd 7, open until the checks are done: a slow machine cannot see
+# the input end before them.
+"$BIN/cenqueue" -q stream --stdin <"$T/fifo" >"$T/out" 2>"$T/err" &
 SP=$!
-check "a line, then the input open 4 s: its job is in within 2 s" wait_for 2 llen_is stream 1
+exec 7>"$T/fifo"
+echo noop >&7
+check "a line, the input open: its job is in" wait_for 10 llen_is stream 1
+# Its id too, through the pipe: stdio kept 4 KB of ids back, lost if a signal ended cenqueue.
+check "... and its id on stdout" wait_for 10 grep -qE '^[0-9a-f-]{36}$' "$T/out"
 check "... cenqueue still reading" running "$SP"
+echo noop >&7
+check "a second line: its job is in" wait_for 10 llen_is stream 2
+check "... and its id" wait_for 10 bash -c "[ \$(grep -cE '^[0-9a-f-]{36}\$' '$T/out') = 2 ]"
+exec 7>&-
 wait "$SP"
 check_eq "... at the input's end: exit 0" 0 "$?"
 check_eq "... and both jobs are in" 2 "$(rcli LLEN cq:queue:stream)"
-wait "$WP"
 # Redis refusing the writes (maxmemory) ends cenqueue at once, not at the input's end: it
 # was waiting for more lines, the failure unseen.
 rcli CONFIG SET maxmemory 1 >/dev/null

@@ -745,6 +745,11 @@ static int check_usage(const struct cli *cli, const struct opts *o, int list, in
                          str_shown(o->id, shown, sizeof shown));
     if (o->use_stdin == (optind < argc))
         return cli_error(cli, "give either FUNC [ARG...] or --stdin");
+    /* Closed, fd 0 would be the Redis connection's, whose replies --stdin waited for as jobs. */
+    if (o->use_stdin && fcntl(STDIN_FILENO, F_GETFD) == -1)
+        return cli_error(cli,
+                         "--stdin: standard input is closed; give the jobs on it "
+                         "(cenqueue --stdin <FILE)");
     return 0;
 }
 

@@ -614,6 +614,14 @@ check_contains "... and no ids said to be printed" \
     "(every job of the input was enqueued, 1 in all)" "$(cat "$T/err")"
 rcli DEL cq:queue:unconfirmed >/dev/null
 
+echo "# cenqueue --stdin, stdin closed"
+# Closed, fd 0 was the Redis connection's: cenqueue waited for Redis's replies as its jobs.
+timeout 10 "$BIN/cenqueue" --stdin <&- >"$T/out" 2>"$T/err"
+check_eq "stdin closed: exit 2, at once" 2 "$?"
+check_contains "... and says so" \
+    "cenqueue: --stdin: standard input is closed; give the jobs on it (cenqueue --stdin <FILE)" \
+    "$(cat "$T/err")"
+
 echo "# cenqueue --stdin from a stream (tail -f | cenqueue --stdin)"
 # Each job goes in once no more input is at hand: they waited for a batch of 10,000 lines or
 # the input's end, so a stream's jobs could wait for good.

@@ -379,6 +379,7 @@ struct lines {
     char *buf;              /* unread input: buf[start, end) */
     size_t cap, start, end; /* end < cap always: room for a last line's NUL */
     int eof;
+    int failed; /* reading failed: err says so, of no line in particular */
 };
 
 /* The next line, its newline replaced by a NUL, in *line (valid until the next call): 1; 0
@@ -436,6 +437,7 @@ static int read_batch(struct opts *o, cq_client *c, struct feeder *f, int i, str
         if (r == -1) return 1;
         if (r == -2) {
             err_set(err, errlen, "cannot read stdin: %s", strerror(errno));
+            in->failed = 1;
             return -1;
         }
         (*lineno)++;
@@ -455,7 +457,7 @@ static int read_batch(struct opts *o, cq_client *c, struct feeder *f, int i, str
 static int run_stdin(struct opts *o, cq_client *c, cq_client *ce)
 {
     struct feeder f;
-    struct lines in = {STDIN_FILENO, -1, NULL, 65536, 0, 0, 0};
+    struct lines in = {STDIN_FILENO, -1, NULL, 65536, 0, 0, 0, 0};
     pthread_t t;
     char err[1024];
     long lineno = 0;
@@ -506,7 +508,7 @@ static int run_stdin(struct opts *o, cq_client *c, cq_client *ce)
     free(f.jobs[1]);
     pthread_mutex_destroy(&f.mu);
     pthread_cond_destroy(&f.cv);
-    if (r < 0) fprintf(stderr, "cenqueue: stdin line %ld: %s\n", lineno, err);
+    if (r < 0 && !in.failed) fprintf(stderr, "cenqueue: stdin line %ld: %s\n", lineno, err);
     if (f.failed || r == -1) {
         const char *ids = o->quiet ? "" : ", their ids printed";
         print_kept(o);

@@ -622,6 +622,14 @@ check_contains "... and says so" \
     "cenqueue: --stdin: standard input is closed; give the jobs on it (cenqueue --stdin <FILE)" \
     "$(cat "$T/err")"
 
+# A read error is said once, of no line: it read 'stdin line 0: cannot read stdin: ...', then
+# the same again with what went in.
+"$BIN/cenqueue" --stdin <"$T" >"$T/out" 2>"$T/err"
+check_eq "stdin a directory: exit 1" 1 "$?"
+check_contains "... says why and what went in" \
+    "cenqueue: cannot read stdin: Is a directory (0 jobs were enqueued in all" "$(cat "$T/err")"
+check_eq "... once" 1 "$(grep -c 'Is a directory' "$T/err")"
+
 echo "# cenqueue --stdin from a stream (tail -f | cenqueue --stdin)"
 # Each job goes in once no more input is at hand: they waited for a batch of 10,000 lines or
 # the input's end, so a stream's jobs could wait for good.

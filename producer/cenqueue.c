@@ -382,10 +382,11 @@ struct lines {
     int failed; /* reading failed: err says so, of no line in particular */
 };
 
-/* The next line, its newline replaced by a NUL, in *line (valid until the next call): 1; 0
+/* The next line, its newline replaced by a NUL, in *line (valid until the next call) and its
+ * length in *len (a NUL inside it is the input's): 1; 0
  * when none is at hand and block is 0, or the wait was woken (enqueueing failed); -1 at the
  * end of the input; -2 when reading failed (errno). */
-static int lines_next(struct lines *l, int block, char **line)
+static int lines_next(struct lines *l, int block, char **line, size_t *len)
 {
     for (;;) {
         char *nl = memchr(l->buf + l->start, '\n', l->end - l->start);
@@ -396,6 +397,7 @@ static int lines_next(struct lines *l, int block, char **line)
             if (nl == NULL) nl = l->buf + l->end; /* the last line, without a newline */
             *nl = '\0';
             *line = l->buf + l->start;
+            *len = (size_t)(nl - *line);
             l->start = (size_t)(nl - l->buf) + (nl < l->buf + l->end);
             return 1;
         }
@@ -428,11 +430,12 @@ static int lines_next(struct lines *l, int block, char **line)
 static int read_batch(struct opts *o, cq_client *c, struct feeder *f, int i, struct lines *in,
                       long *lineno, char *err, size_t errlen)
 {
-    char *fields[256], *line;
+    char *fields[256], *line, *nul;
+    size_t len;
     cq_jobspec *j;
 
     while (f->n[i] < BATCH) {
-        int nf, r = lines_next(in, f->n[i] == 0, &line);
+        int nf, r = lines_next(in, f->n[i] == 0, &line, &len);
         if (r == 0) return 0;
         if (r == -1) return 1;
         if (r == -2) {
@@ -441,6 +444,13 @@ static int read_batch(struct opts *o, cq_client *c, struct feeder *f, int i, str
             return -1;
         }
         (*lineno)++;
+        /* The line would end there, what follows dropped without a word. */
+        nul = memchr(line, '\0', len);
+        if (nul != NULL) {
+            err_set(err, errlen, "a NUL byte at column %zu (no argument can hold one)",
+                    (size_t)(nul - line) + 1);
+            return -2;
+        }
         nf = split_fields(line, fields, 256);
         if (nf == 0 || fields[0][0] == '#') continue;
         if (nf < 0 || nf > 256) {

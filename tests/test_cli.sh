@@ -553,6 +553,12 @@ check_contains "... and where to go on" "the 1 job before line 2 went in (ids pr
 check_eq "... the quoted argument of line 1 is one argument" '["a b"]' \
     "$(rcli LINDEX cq:queue:default 0 | python3 -c 'import json, sys; print(json.dumps(json.load(sys.stdin)["args"]))')"
 rcli LPOP cq:queue:default >/dev/null
+# A NUL byte ended the line there, the rest of it dropped without a word.
+printf 'noop a\0b\n' | "$BIN/cenqueue" --no-check --stdin >"$T/out" 2>"$T/err"
+check_eq "a NUL byte in a line: exit 2" 2 "$?"
+check_contains "... names its line and column" \
+    "cenqueue: stdin line 1: a NUL byte at column 7 (no argument can hold one)" "$(cat "$T/err")"
+check_eq "... and nothing went in" 3 "$(rcli LLEN cq:queue:default)"
 printf 'noop\nsleep soon\n' | "$BIN/cenqueue" --quiet --stdin >"$T/out" 2>"$T/err"
 check_contains "a refused line, --quiet: no ids said to be printed" \
     "cenqueue: the 1 job before line 2 went in; line 2 and the rest did not" "$(cat "$T/err")"

@@ -162,6 +162,9 @@ bad_usage "--command-file, an earlier line's name" \
     --command-file "$T/bad.cmds"
 bad_start "missing --command-file" "$T/missing.cmds: No such file or directory" \
     --command-file "$T/missing.cmds"
+# A directory opens, and getline's read error read as the file's end: no commands, no word.
+bad_start "a directory as --command-file" "cworker: --command-file $T: Is a directory" \
+    --command-file "$T"
 check_eq "no failed start took the probe job" 1 "$(rcli LLEN cq:queue:probe)"
 check_eq "...which is still queued" queued "$(jfield probe-1)"
 check_eq "...and no worker stayed registered" 0 "$(rcli SCARD cq:workers)"

@@ -198,6 +198,11 @@ static int add_command_file(const struct cli *cli, cq_worker *w, const char *pat
             rc = 1;
         }
     }
+    /* getline's -1 is also a read error (a directory: EISDIR), which is no empty file. */
+    if (rc == 0 && ferror(f)) {
+        fprintf(stderr, "cworker: --command-file %s: %s\n", path, strerror(errno));
+        rc = 1;
+    }
     free(line);
     fclose(f);
     return rc;

@@ -666,7 +666,7 @@ rcli CONFIG SET maxmemory 1 >/dev/null
 WP=$!
 "$BIN/cenqueue" -q stream --stdin <"$T/fifo" >"$T/out" 2>"$T/err" &
 SP=$!
-check "Redis refusing, the input open: cenqueue ends within 5 s" wait_for 5 bash -c "! kill -0 $SP"
+check "Redis refusing, the input open: cenqueue ends within 15 s (the input 30)" wait_for 15 bash -c "! kill -0 $SP"
 wait "$SP"
 rc=$?
 rcli CONFIG SET maxmemory 0 >/dev/null

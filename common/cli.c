@@ -1,16 +1,38 @@
 /* cli.c - getopt tables, --help and usage errors from one option table (see cli.h). */
 #include "cli.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "audience.h"
 #include "cq/cq.h"
 #include "util.h"
 
 #define HELP_COLUMN 27 /* where the help text starts */
+
+/* A closed stdout or stderr would be the next descriptor opened, a Redis connection, whose
+ * socket would then get the ids or the log lines (cworker 2>&- hung, its lines sent to Redis
+ * as commands): each is /dev/null instead. stdin is left to the command (cenqueue --stdin
+ * refuses a closed one; the others do not read it). */
+static void std_fds_open(void)
+{
+    int fd;
+
+    for (fd = STDOUT_FILENO; fd <= STDERR_FILENO; fd++) {
+        int null;
+        if (fcntl(fd, F_GETFD) != -1 || errno != EBADF) continue;
+        null = open("/dev/null", O_WRONLY);
+        if (null >= 0 && null != fd) {
+            dup2(null, fd);
+            close(null);
+        }
+    }
+}
 
 void cli_begin(struct cli *c, const char *prog, const char *version, void (*usage)(FILE *),
                const struct cli_option *opts, size_t n, int stop_at_arg)
@@ -21,6 +43,7 @@ void cli_begin(struct cli *c, const char *prog, const char *version, void (*usag
 
     /* This is one of cq's commands: libcq's advice names its options (audience.h). */
     cq_private_set_audience(AUDIENCE_COMMANDS);
+    std_fds_open();
     memset(c, 0, sizeof *c);
     c->prog = prog;
     c->version = version;

@@ -679,4 +679,15 @@ check_contains "... with Redis's reason and what went in" \
 check_contains "... OOM" "OOM" "$(cat "$T/err")"
 rcli DEL cq:queue:stream >/dev/null
 
+echo "# a closed stdout or stderr is /dev/null, not the next descriptor opened (Redis's socket)"
+# cworker 2>&- hung: its log lines went to Redis as commands.
+rcli DEL cq:queue:closed >/dev/null
+before=$(rcli HGET cq:stats processed)
+"$BIN/cenqueue" -q closed noop >&- 2>&-
+check_eq "cenqueue with stdout and stderr closed: exit 0" 0 "$?"
+timeout 20 "$BIN/cworker" --burst closed >&- 2>&-
+check_eq "cworker --burst with both closed: drains and exits 0" 0 "$?"
+check_eq "...the job ran" "0 $((${before:-0} + 1))" \
+    "$(rcli LLEN cq:queue:closed) $(rcli HGET cq:stats processed)"
+
 finish

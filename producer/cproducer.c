@@ -543,21 +543,22 @@ static int poll_once(cq_client *cl, struct watch *w, char *err, size_t errlen)
 }
 
 /* "\r 42% 420/1000: 300 queued, 64 running, 3 retrying, 410 finished, 10 failed; 35.2 jobs/s,
- * ETA 16s" on one terminal line, redrawn in place. */
+ * ETA 16s" on one terminal line, redrawn in place ("..., 10 failed, 2 canceled; ..." once
+ * one is). */
 static void progress(const struct watch *w, long long since_ms)
 {
     double secs = (double)(time_mono_ms() - since_ms) / 1000.0;
     size_t ended = w->finished + w->failed + w->canceled + w->gone;
     double rate = secs > 0 ? (double)ended / secs : 0.0;
-    char eta[32] = "";
+    char eta[32] = "", canceled[32] = "";
 
     if (rate > 0 && ended < w->n) snprintf(eta, sizeof eta, ", ETA %.0fs", (w->n - ended) / rate);
+    if (w->canceled > 0) snprintf(canceled, sizeof canceled, ", %zu canceled", w->canceled);
     fprintf(stderr,
-            "\r%3.0f%% %zu/%zu: %zu queued, %zu running, %zu retrying, %zu finished, %zu failed%s%s"
+            "\r%3.0f%% %zu/%zu: %zu queued, %zu running, %zu retrying, %zu finished, %zu failed%s"
             "; %.1f jobs/s%s   ",
             w->n ? 100.0 * (double)ended / (double)w->n : 100.0, ended, w->n, w->queued, w->running,
-            w->retrying, w->finished + w->gone, w->failed, w->canceled ? ", canceled " : "",
-            w->canceled ? "some" : "", rate, eta);
+            w->retrying, w->finished + w->gone, w->failed, canceled, rate, eta);
     fflush(stderr);
 }
 

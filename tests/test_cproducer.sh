@@ -297,6 +297,15 @@ check_eq "... ten failed jobs named" 10 "$(grep -c '^cproducer: job .* failed: '
 check_contains "... the rest counted" "cproducer: ... and 2 more failed jobs" "$ERR"
 check_contains "... and how to run them again" \
     "cproducer: to run the failed jobs again: cqctl requeue --all-failed --queue waitmixed" "$ERR"
+# The same on a terminal (script(1) gives it one): the progress line counts the canceled job
+# (it said ", canceled some").
+set_mixed waittty &
+reset_hits
+IMGUR_CLIENT_ID=test-client script -qec "$(printf '%q ' "$CP" --api-url "$API" --wait -q waittty)" \
+    /dev/null >"$T/tty.out" 2>&1
+wait $!
+check_contains "--wait on a terminal: the progress line counts the canceled job" \
+    "12 failed, 1 canceled; " "$(tr '\r' '\n' <"$T/tty.out")"
 # Redis restarting while cproducer waits: it says so, reconnects, and sees the jobs end.
 IMGUR_CLIENT_ID=test-client "$CP" --api-url "$API" --wait -q waitrestart >"$T/out" 2>"$T/err" &
 cp=$!

@@ -575,31 +575,32 @@ check_eq "... the 25,000 in the queue" 25000 "$(rcli LLEN cq:queue:many)"
 check_contains "... and said so" "cenqueue: the 25000 jobs before line 25001 went in" "$(cat "$T/err")"
 
 echo "# cenqueue --stdin: Redis refusing a batch half way (maxmemory)"
-rcli DEL cq:queue:many >/dev/null
-rcli CONFIG SET maxmemory "$(($(rcli INFO memory | sed -n 's/^used_memory:\([0-9]*\).*/\1/p') + 4000000))" >/dev/null
-yes noop | head -n 60000 | "$BIN/cenqueue" -q many --stdin >"$T/out" 2>"$T/err"
-rc=$?
-rcli CONFIG SET maxmemory 0 >/dev/null
-in=$(rcli LLEN cq:queue:many)
-check_eq "refused half way: exit 1" 1 "$rc"
-check "... some went in, not all ($in)" test "$in" -gt 0 -a "$in" -lt 60000
-check_eq "... exactly those ids printed" "$in" "$(wc -l <"$T/out")"
-check_eq "... whose status hashes exist" "$in" "$(rcli EVAL "local n = 0 for _, r in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do if redis.call('EXISTS', 'cq:job:' .. cjson.decode(r).id) == 1 then n = n + 1 end end return n" 1 cq:queue:many)"
-check_contains "... and the count is said" "($in jobs were enqueued in all, their ids printed; the rest of the input was not)" "$(cat "$T/err")"
+# refused_half_way LINES ROOM: LINES jobs enqueued with Redis's maxmemory ROOM bytes above
+# what it uses; sets RC and IN (how many went in).
+refused_half_way() {
+    rcli DEL cq:queue:many >/dev/null
+    rcli CONFIG SET maxmemory \
+        "$(($(rcli INFO memory | sed -n 's/^used_memory:\([0-9]*\).*/\1/p') + $2))" >/dev/null
+    yes noop | head -n "$1" | "$BIN/cenqueue" -q many --stdin >"$T/out" 2>"$T/err"
+    RC=$?
+    rcli CONFIG SET maxmemory 0 >/dev/null
+    IN=$(rcli LLEN cq:queue:many)
+}
+refused_half_way 60000 4000000
+check_eq "refused half way: exit 1" 1 "$RC"
+check "... some went in, not all ($IN)" test "$IN" -gt 0 -a "$IN" -lt 60000
+check_eq "... exactly those ids printed" "$IN" "$(wc -l <"$T/out")"
+check_eq "... whose status hashes exist" "$IN" "$(rcli EVAL "local n = 0 for _, r in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do if redis.call('EXISTS', 'cq:job:' .. cjson.decode(r).id) == 1 then n = n + 1 end end return n" 1 cq:queue:many)"
+check_contains "... and the count is said" "($IN jobs were enqueued in all, their ids printed; the rest of the input was not)" "$(cat "$T/err")"
 check_contains "... with Redis's reason" "OOM" "$(cat "$T/err")"
-rcli DEL cq:queue:many >/dev/null
 # The input in one batch (under 10,000 lines), read to its end before Redis refuses a part of
 # it: what was not enqueued is still "the rest of the input".
-rcli CONFIG SET maxmemory "$(($(rcli INFO memory | sed -n 's/^used_memory:\([0-9]*\).*/\1/p') + 1500000))" >/dev/null
-yes noop | head -n 9000 | "$BIN/cenqueue" -q many --stdin >"$T/out" 2>"$T/err"
-rc=$?
-rcli CONFIG SET maxmemory 0 >/dev/null
-in=$(rcli LLEN cq:queue:many)
-check_eq "the last batch refused half way: exit 1" 1 "$rc"
-check "... some of it went in, not all ($in)" test "$in" -gt 0 -a "$in" -lt 9000
-check_eq "... exactly those ids printed" "$in" "$(wc -l <"$T/out")"
+refused_half_way 9000 1500000
+check_eq "the last batch refused half way: exit 1" 1 "$RC"
+check "... some of it went in, not all ($IN)" test "$IN" -gt 0 -a "$IN" -lt 9000
+check_eq "... exactly those ids printed" "$IN" "$(wc -l <"$T/out")"
 check_contains "... and the rest said not to be in" \
-    "($in jobs were enqueued in all, their ids printed; the rest of the input was not)" \
+    "($IN jobs were enqueued in all, their ids printed; the rest of the input was not)" \
     "$(cat "$T/err")"
 rcli DEL cq:queue:many >/dev/null
 

@@ -1623,16 +1623,6 @@ int admin_cancel(struct admin *a, const char *id, char *was, size_t wlen, char *
     return -1;
 }
 
-/* Whether CLIENT LIST's text has a line for client id (digits, len of them), as worker.c's
- * find_gone looks. */
-static int client_listed(const char *list, const char *id, int len)
-{
-    char pat[40];
-
-    snprintf(pat, sizeof pat, "\nid=%.*s ", len, id);
-    return strncmp(list, pat + 1, strlen(pat + 1)) == 0 || strstr(list, pat) != NULL;
-}
-
 int admin_job_worker_gone(struct admin *a, const char *id, char *wid, size_t widlen, char *queue,
                           size_t qlen, char *err, size_t errlen)
 {
@@ -1670,12 +1660,7 @@ int admin_job_worker_gone(struct admin *a, const char *id, char *wid, size_t wid
             free_replies(r, 2);
             return io_error(a, err, errlen);
         }
-        if (list->type == REDIS_REPLY_STRING) {
-            const char *p;
-            gone = 1;
-            for (p = clients; *p && gone; p += strcspn(p, ",") + (p[strcspn(p, ",")] == ','))
-                if (client_listed(list->str, p, (int)strcspn(p, ","))) gone = 0;
-        }
+        if (list->type == REDIS_REPLY_STRING) gone = !rconn_clients_listed(list->str, clients);
         freeReplyObject(list);
     }
     free_replies(r, 2);

@@ -1243,3 +1243,17 @@ int rconn_poll(struct rconn *r, int other, int timeout_ms)
     if (n < 0) return errno == EINTR ? 0 : 1; /* a read then says what is wrong */
     return p[0].revents != 0;
 }
+
+int rconn_clients_listed(const char *list, const char *ids)
+{
+    const char *p;
+
+    for (p = ids; *p != '\0'; p += strcspn(p, ",") + (p[strcspn(p, ",")] == ',')) {
+        char pat[40];
+        int len = (int)strcspn(p, ",");
+        if (len == 0 || len > 30) continue;
+        snprintf(pat, sizeof pat, "\nid=%.*s ", len, p);
+        if (strncmp(list, pat + 1, strlen(pat + 1)) == 0 || strstr(list, pat) != NULL) return 1;
+    }
+    return 0;
+}

@@ -209,4 +209,9 @@ int rconn_read_timed(struct rconn *r, double seconds, redisReply **out);
  * closed or failed (the read says so); else 0. */
 int rconn_poll(struct rconn *r, int other, int timeout_ms);
 
+/* Whether any of ids (client ids as CLIENT ID gives them, separated by commas: a worker's
+ * registered connections) has a line in list, the text of CLIENT LIST ("id=N " starts each
+ * line): 1 when one has, else 0. A worker none of whose connections is listed has died. */
+int rconn_clients_listed(const char *list, const char *ids);
+
 #endif

@@ -1929,15 +1929,6 @@ static int workers_clients(struct worker *w, char ***wids, char ***ids)
     return (int)n;
 }
 
-/* Whether CLIENT LIST's text has a line for client id (as written: digits). */
-static int listed(const char *list, const char *id, int len)
-{
-    char pat[40];
-
-    snprintf(pat, sizeof pat, "\nid=%.*s ", len, id);
-    return strncmp(list, pat + 1, strlen(pat + 1)) == 0 || strstr(list, pat) != NULL;
-}
-
 /* A worker whose process died is known to Redis at once: its connections close. Every
  * recovery pass (RECOVER_MS), the registered client ids of the other workers are looked up
  * in CLIENT LIST; a worker with none of them connected in two passes in a row (so that one
@@ -1972,13 +1963,9 @@ static void find_gone(struct worker *w)
     }
     n = workers_clients(w, &wids, &ids);
     for (i = 0; i < n; i++) {
-        const char *p;
-        int alive = 0;
         if (ids[i] == NULL || strcmp(wids[i], w->wid) == 0) continue;
-        /* Any one of its ids in the list ("id=N " starts each line) means it lives. */
-        for (p = ids[i]; *p && !alive; p += strcspn(p, ",") + (p[strcspn(p, ",")] == ','))
-            alive = listed(list->str, p, (int)strcspn(p, ","));
-        if (alive || ngone == 32) continue;
+        /* Any one of its ids in the list means it lives. */
+        if (rconn_clients_listed(list->str, ids[i]) || ngone == 32) continue;
         str_copy(gone[ngone].wid, sizeof gone[ngone].wid, wids[i]);
         gone[ngone].passes = 1;
         for (j = 0; j < w->ngone; j++)

@@ -108,6 +108,23 @@ static void test_lost(void)
     waitpid(pid, NULL, 0);
 }
 
+/* A worker's registered connections against CLIENT LIST's text (worker.c's find_gone,
+ * admin.c's cqctl cancel): any one listed means it lives; an id is a whole field. */
+static void test_clients_listed(void)
+{
+    const char *list = "id=7 addr=127.0.0.1:5000 name= cmd=blmove\n"
+                       "id=123 addr=127.0.0.1:5001 name= cmd=client|list\n";
+
+    CHECK_EQ(rconn_clients_listed(list, "7"), 1);       /* the first line */
+    CHECK_EQ(rconn_clients_listed(list, "123"), 1);     /* a later line */
+    CHECK_EQ(rconn_clients_listed(list, "9,8,123"), 1); /* one of several */
+    CHECK_EQ(rconn_clients_listed(list, "12"), 0);      /* not a prefix of 123 */
+    CHECK_EQ(rconn_clients_listed(list, "23"), 0);      /* nor a suffix */
+    CHECK_EQ(rconn_clients_listed(list, "9,8"), 0);     /* none */
+    CHECK_EQ(rconn_clients_listed(list, ""), 0);        /* nothing registered */
+    CHECK_EQ(rconn_clients_listed("", "7"), 0);         /* nobody connected */
+}
+
 int main(void)
 {
     struct rconn_url u;
@@ -356,5 +373,6 @@ int main(void)
     CHECK(parse_size("-1", &sz) == -1);
     CHECK(parse_size("1T", &sz) == -1);
     test_lost();
+    test_clients_listed();
     return check_report();
 }

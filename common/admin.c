@@ -175,6 +175,19 @@ static int name_wrongtype(struct admin *a, const struct kept *k, size_t n, char 
     return rc;
 }
 
+/* What an error reply rep about the one key of k says, in err: "WHAT: its key KEY is a
+ * string, not a hash" for a key of another type, else "WHAT: key KEY: redis HOST:PORT:
+ * ERROR; FIX" (rconn_error). */
+static void key_error(struct admin *a, const redisReply *rep, const struct kept *k, char *err,
+                      size_t errlen)
+{
+    char ctx[2 * KEYS_KEY_MAX];
+
+    if (wrongtype(rep) && name_wrongtype(a, k, 1, err, errlen) == 0) return;
+    snprintf(ctx, sizeof ctx, "%s: key %s", k->what, k->key);
+    rconn_error(&a->r, ctx, rep->str, err, errlen);
+}
+
 /* checked(), where a WRONGTYPE names the key of k[0..n-1] that is of another type. */
 static redisReply *checked_kept(struct admin *a, redisReply *rep, const char *what,
                                 const struct kept *k, size_t n, char *err, size_t errlen)
@@ -249,8 +262,7 @@ static void note(struct admin *a, struct admin_info *in, const redisReply *rep,
                  const struct kept *k)
 {
     if (!is_error(rep) || in->warn[0] != '\0') return;
-    if (!wrongtype(rep) || name_wrongtype(a, k, 1, in->warn, sizeof in->warn) != 0)
-        err_set(in->warn, sizeof in->warn, "%s: key %s: %s", k->what, k->key, rep->str);
+    key_error(a, rep, k, in->warn, sizeof in->warn);
 }
 
 /* Add the valid names of a set's members to the queue list (duplicates are removed
@@ -310,8 +322,7 @@ static int read_heads(struct admin *a, struct admin_info *in, char *err, size_t 
                                        : i == 1 ? kw
                                                 : kp,
                                    "set"};
-            if (!wrongtype(h[i]) || name_wrongtype(a, &k, 1, err, errlen) != 0)
-                err_set(err, errlen, "%s: the set %s: %s", k.what, k.key, h[i]->str);
+            key_error(a, h[i], &k, err, errlen);
             free_replies(h, 6);
             return -1;
         }
@@ -1075,8 +1086,7 @@ int admin_job_read(struct admin *a, const char *id, struct admin_job *out, char 
         char what[KEYS_NAME_MAX + 8];
         const struct kept k = {what, kj, "hash"};
         snprintf(what, sizeof what, "job %s", id);
-        if (!wrongtype(r[0]) || name_wrongtype(a, &k, 1, err, errlen) != 0)
-            err_set(err, errlen, "job %s: its status key %s: %s", id, kj, r[0]->str);
+        key_error(a, r[0], &k, err, errlen);
         free_replies(r, 3);
         return -1;
     }
@@ -1430,8 +1440,7 @@ static int requeue_page(struct admin *a, const redisReply *ids, size_t n, const 
             char what[KEYS_NAME_MAX + 8];
             const struct kept k = {what, rq[i].kj, "hash"};
             snprintf(what, sizeof what, "job %s", rq[i].id);
-            if (!wrongtype(h[i]) || name_wrongtype(a, &k, 1, rq[i].err, sizeof rq[i].err) != 0)
-                rconn_error(&a->r, rq[i].kj, h[i]->str, rq[i].err, sizeof rq[i].err);
+            key_error(a, h[i], &k, rq[i].err, sizeof rq[i].err);
         } else {
             requeue_prepare(&rq[i], h[i], only_queue);
         }
@@ -1602,29 +1611,12 @@ static redisReply *stop_script(struct admin *a, struct rconn_script *s, const ch
     }
 }
 
-int admin_cancel(struct admin *a, const char *id, char *was, size_t wlen, char *err, size_t errlen)
-{
-    redisReply *rep = stop_script(a, &cancel_script, id, err, errlen);
-    long long outcome;
-    const char *st;
-
-    if (rep == NULL) return -1;
-    outcome = as_ll(elem(rep, 0), 0);
-    st = elem(rep, 1) && elem(rep, 1)->type == REDIS_REPLY_STRING ? elem(rep, 1)->str : "";
-    str_copy(was, wlen, st);
-    if (outcome == 0 && st[0] == '\0')
-        err_set(err, errlen, no_status_fmt, id);
-    else if (outcome == 0)
-        err_set(err, errlen, "job %s: it is %s already: only a job that has not ended is canceled",
-                id, st);
-    freeReplyObject(rep);
-    if (outcome == 1) return ADMIN_CANCELED;
-    if (outcome == 2) return ADMIN_CANCEL_ASKED;
-    return -1;
-}
-
-int admin_job_worker_gone(struct admin *a, const char *id, char *wid, size_t widlen, char *queue,
-                          size_t qlen, char *err, size_t errlen)
+/* Whether the worker that runs job id (status started) is gone (admin_cancel says how it is
+ * told): 1 gone, with its id in wid and the job's queue in queue; 0 live, or the job is not
+ * running (wid ""); -1 when Redis failed. A gone worker's jobs stay in its in-flight lists
+ * until a live worker's recovery returns them to their queues. */
+static int job_worker_gone(struct admin *a, const char *id, char *wid, size_t widlen, char *queue,
+                           size_t qlen, char *err, size_t errlen)
 {
     char kj[KEYS_KEY_MAX], key[KEYS_KEY_MAX];
     redisReply *h, *r[2] = {NULL, NULL}, *list = NULL;
@@ -1665,6 +1657,36 @@ int admin_job_worker_gone(struct admin *a, const char *id, char *wid, size_t wid
     }
     free_replies(r, 2);
     return gone;
+}
+
+int admin_cancel(struct admin *a, const char *id, struct admin_cancel *out, char *err,
+                 size_t errlen)
+{
+    redisReply *rep = stop_script(a, &cancel_script, id, err, errlen);
+    long long outcome;
+    const char *st;
+    char ignored[512];
+
+    out->was[0] = out->worker[0] = out->queue[0] = '\0';
+    if (rep == NULL) return -1;
+    outcome = as_ll(elem(rep, 0), 0);
+    st = elem(rep, 1) && elem(rep, 1)->type == REDIS_REPLY_STRING ? elem(rep, 1)->str : "";
+    str_copy(out->was, sizeof out->was, st);
+    if (outcome == 0 && st[0] == '\0')
+        err_set(err, errlen, no_status_fmt, id);
+    else if (outcome == 0)
+        err_set(err, errlen, "job %s: it is %s already: only a job that has not ended is canceled",
+                id, st);
+    freeReplyObject(rep);
+    if (outcome == 1) return ADMIN_CANCELED;
+    if (outcome != 2) return -1;
+    /* Asked of a running job: a worker that is gone cannot stop it. Redis failing here leaves
+     * the cancel asked, as it is, and the worker taken for live. */
+    if (job_worker_gone(a, id, out->worker, sizeof out->worker, out->queue, sizeof out->queue,
+                        ignored, sizeof ignored) == 1)
+        return ADMIN_CANCEL_ORPHAN;
+    out->worker[0] = out->queue[0] = '\0';
+    return ADMIN_CANCEL_ASKED;
 }
 
 int admin_delete(struct admin *a, const char *id, char *was, size_t wlen, char *err, size_t errlen)
@@ -1962,8 +1984,7 @@ int admin_metrics_read(struct admin *a, struct admin_metrics *out, char *err, si
         const struct kept k = {is_error(r[0]) ? "the stats" : "the function catalog",
                                is_error(r[0]) ? ks : kfn, "hash"};
         const redisReply *bad = is_error(r[0]) ? r[0] : r[1];
-        if (!wrongtype(bad) || name_wrongtype(a, &k, 1, err, errlen) != 0)
-            err_set(err, errlen, "%s: %s", k.key, bad->str);
+        key_error(a, bad, &k, err, errlen);
         free_replies(r, 2);
         goto out;
     }

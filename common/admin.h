@@ -160,28 +160,31 @@ int admin_requeue_failed(struct admin *a, const char *only_queue,
 
 enum admin_cancel_outcome {
     ADMIN_CANCELED = 1, /* it had not started: status canceled now */
-    ADMIN_CANCEL_ASKED  /* it is running: its worker stops it and records canceled, or, when
-                           that worker is gone (admin_job_worker_gone), the worker that takes
-                           it after recovery records it canceled without running it */
+    ADMIN_CANCEL_ASKED, /* it is running: its worker stops it and records canceled */
+    ADMIN_CANCEL_ORPHAN /* it was running on a worker that is gone (named in worker; the job's
+                           queue in queue): the live worker whose recovery returns it to its
+                           queue, or the one that takes it then, records it canceled without
+                           running it */
+};
+
+/* What a cancel found. */
+struct admin_cancel {
+    char was[32];                   /* the status the job had */
+    char worker[KEYS_NAME_MAX + 1]; /* ADMIN_CANCEL_ORPHAN: the gone worker */
+    char queue[KEYS_NAME_MAX + 1];  /* ADMIN_CANCEL_ORPHAN: the job's queue ("" unknown) */
 };
 
 /* Cancel a job that has not ended: one that waits (queued, scheduled, retrying) is canceled
  * at once (status canceled, ended_at now, kept a year as a worker's default --failure-ttl;
  * its id goes into the cancel set, so that a worker that takes the record drops it; a
- * scheduled record is removed outright); for a started one
- * the id goes into the cancel set, which its worker watches. Finished, failed, canceled and
- * unknown jobs are refused. Returns an admin_cancel_outcome, or -1; was receives the status
- * it had. */
-int admin_cancel(struct admin *a, const char *id, char *was, size_t wlen, char *err, size_t errlen);
-
-/* Whether the worker that runs job id (status started) is gone: its lease expired (or a live
- * worker deleted it), or none of the connections it registered is open any more (its
+ * scheduled record is removed outright); for a started one the id goes into the cancel set,
+ * which its worker watches, and whether that worker is gone is told: its lease expired (or a
+ * live worker deleted it), or none of the connections it registered is open any more (its
  * process died; told by CLIENT LIST, which a user without +client|list cannot ask: the
- * worker is then taken for live). 1 gone, with its id in wid and the job's queue in queue;
- * 0 live, or the job is not running (wid ""); -1 when Redis failed. A gone worker's jobs
- * stay in its in-flight lists until a live worker's recovery returns them to their queues. */
-int admin_job_worker_gone(struct admin *a, const char *id, char *wid, size_t widlen, char *queue,
-                          size_t qlen, char *err, size_t errlen);
+ * worker is then taken for live, as it is when Redis fails at that point). Finished, failed,
+ * canceled and unknown jobs are refused. Returns an admin_cancel_outcome, or -1. */
+int admin_cancel(struct admin *a, const char *id, struct admin_cancel *out, char *err,
+                 size_t errlen);
 
 /* Cancel the job when it has not ended, then delete its status hash and remove it from the
  * failed set. Returns 0 (was: the status it had, "" when only its failed-set entry was left)

@@ -772,26 +772,25 @@ static int run_cancel(struct ctl *c, char **args, int n)
     if (check_ids(args, n) != 0) return 2;
     report_init(&r, c);
     for (i = 0; i < n; i++) {
-        char was[32], err[512], line[768], wid[KEYS_NAME_MAX + 1], q[KEYS_NAME_MAX + 1];
-        int rc = admin_cancel(&c->a, args[i], was, sizeof was, err, sizeof err);
+        struct admin_cancel out;
+        char err[512], line[768];
+        int rc = admin_cancel(&c->a, args[i], &out, err, sizeof err);
         if (rc == ADMIN_CANCELED) {
-            snprintf(line, sizeof line, "canceled %s (it was %s)", args[i], was);
-            report_job(&r, args[i], "canceled", "was", was, line, NULL);
-        } else if (rc == ADMIN_CANCEL_ASKED &&
-                   admin_job_worker_gone(&c->a, args[i], wid, sizeof wid, q, sizeof q, err,
-                                         sizeof err) == 1) {
+            snprintf(line, sizeof line, "canceled %s (it was %s)", args[i], out.was);
+            report_job(&r, args[i], "canceled", "was", out.was, line, NULL);
+        } else if (rc == ADMIN_CANCEL_ORPHAN) {
             /* No worker to stop it: recovery returns it to its queue, where the take that
              * meets it sees its cancel and ends it unrun (worker.c's refuse_canceled). */
             snprintf(line, sizeof line,
                      "canceling %s: its worker %s is gone; it ends canceled, without running "
                      "again, once a live worker returns it to queue %s",
-                     args[i], wid, q[0] ? q : "?");
-            report_job(&r, args[i], "canceling", "was", was, line, NULL);
+                     args[i], out.worker, out.queue[0] ? out.queue : "?");
+            report_job(&r, args[i], "canceling", "was", out.was, line, NULL);
         } else if (rc == ADMIN_CANCEL_ASKED) {
             snprintf(line, sizeof line,
                      "canceling %s: it is running; its worker stops it and records canceled",
                      args[i]);
-            report_job(&r, args[i], "stopping", "was", was, line, NULL);
+            report_job(&r, args[i], "stopping", "was", out.was, line, NULL);
         } else {
             report_job(&r, args[i], NULL, NULL, NULL, NULL, err);
         }

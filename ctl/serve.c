@@ -572,19 +572,16 @@ static enum MHD_Result job_action(struct server *s, struct MHD_Connection *c, st
         rc = admin_requeue(a, id, out, sizeof out, err, sizeof err);
         if (rc == 0) o = outcome(id, "requeued", "queue", out);
     } else if (strcmp(action, "cancel") == 0) {
-        char wid[KEYS_NAME_MAX + 1], q[KEYS_NAME_MAX + 1];
-        rc = admin_cancel(a, id, out, sizeof out, err, sizeof err);
+        struct admin_cancel ac;
+        rc = admin_cancel(a, id, &ac, err, sizeof err);
         /* As cqctl cancel says: a running job whose worker is gone ends canceled, unrun, once
          * a live worker returns it to its queue ("canceling"); another is "stopping". */
         if (rc == ADMIN_CANCELED)
-            o = outcome(id, "canceled", "was", out);
+            o = outcome(id, "canceled", "was", ac.was);
+        else if (rc == ADMIN_CANCEL_ORPHAN)
+            o = outcome(id, "canceling", "was", ac.was);
         else if (rc == ADMIN_CANCEL_ASKED)
-            o = outcome(
-                id,
-                admin_job_worker_gone(a, id, wid, sizeof wid, q, sizeof q, err, sizeof err) == 1
-                    ? "canceling"
-                    : "stopping",
-                "was", out);
+            o = outcome(id, "stopping", "was", ac.was);
     } else if (strcmp(action, "delete") == 0) {
         rc = admin_delete(a, id, out, sizeof out, err, sizeof err);
         if (rc == 0) o = outcome(id, "deleted", "was", out);

@@ -92,12 +92,13 @@ static int call_requeue(struct admin *a, int i)
 
 static int call_cancel(struct admin *a, int i)
 {
-    char id[32], err[512], was[32];
+    struct admin_cancel out;
+    char id[32], err[512];
 
     snprintf(id, sizeof id, "c-%d", i);
     DO("HSET cq:job:%s status queued queue q", id);
-    return admin_cancel(a, id, was, sizeof was, err, sizeof err) == ADMIN_CANCELED &&
-        strcmp(was, "queued") == 0 &&
+    return admin_cancel(a, id, &out, err, sizeof err) == ADMIN_CANCELED &&
+        strcmp(out.was, "queued") == 0 &&
         strcmp(string_of(rconn_commandf(&R, "HGET cq:job:%s status", id)), "canceled") == 0;
 }
 

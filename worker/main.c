@@ -169,13 +169,30 @@ static void usage(FILE *f)
         "built-in's, a plugin's, an earlier --command's or line's).\n");
 }
 
+/* Add one command spec, given where (what an error line starts with: "--command ", or
+ * "--command-file F line N: "): one wrong as written, or whose name is taken, is a usage
+ * error (2, cli_error); a program that cannot run stops the worker as a plugin that cannot
+ * load does (1). */
+static int add_one_command(const struct cli *cli, cq_worker *w, const char *spec, const char *where)
+{
+    char err[512];
+
+    if (cq_worker_check_command(w, spec, err, sizeof err) != 0)
+        return cli_error(cli, "%s%s", where, err);
+    if (cq_worker_add_command(w, spec, err, sizeof err) != 0) {
+        fprintf(stderr, "cworker: %s%s\n", where, err);
+        return 1;
+    }
+    return 0;
+}
+
 /* --command-file: one command spec a line. A line wrong as written, or whose name is taken,
  * is a usage error as the same --command is (2, cli_error); a program that cannot run, or a
  * file that cannot be read, stops the worker as a plugin that cannot load does (1). */
 static int add_command_file(const struct cli *cli, cq_worker *w, const char *path)
 {
     FILE *f = fopen(path, "r");
-    char *line = NULL, err[512];
+    char *line = NULL, where[PATH_MAX + 64];
     size_t cap = 0;
     ssize_t len;
     long lineno = 0;
@@ -191,12 +208,8 @@ static int add_command_file(const struct cli *cli, cq_worker *w, const char *pat
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = '\0';
         while (*p == ' ' || *p == '\t') p++;
         if (*p == '\0' || *p == '#') continue;
-        if (cq_worker_check_command(w, p, err, sizeof err) != 0) {
-            rc = cli_error(cli, "--command-file %s line %ld: %s", path, lineno, err);
-        } else if (cq_worker_add_command(w, p, err, sizeof err) != 0) {
-            fprintf(stderr, "cworker: --command-file %s line %ld: %s\n", path, lineno, err);
-            rc = 1;
-        }
+        snprintf(where, sizeof where, "--command-file %s line %ld: ", path, lineno);
+        rc = add_one_command(cli, w, p, where);
     }
     /* getline's -1 is also a read error (a directory: EISDIR), which is no empty file. */
     if (rc == 0 && ferror(f)) {
@@ -391,14 +404,8 @@ static int add_functions(const struct cli *cli, cq_worker *w, const struct opts 
             rc = 1;
         }
     }
-    for (i = 0; rc == 0 && i < o->ncommands; i++) {
-        if (cq_worker_check_command(w, o->commands[i], err, sizeof err) != 0) {
-            rc = cli_error(cli, "--command %s", err);
-        } else if (cq_worker_add_command(w, o->commands[i], err, sizeof err) != 0) {
-            fprintf(stderr, "cworker: --command %s\n", err);
-            rc = 1;
-        }
-    }
+    for (i = 0; rc == 0 && i < o->ncommands; i++)
+        rc = add_one_command(cli, w, o->commands[i], "--command ");
     for (i = 0; rc == 0 && i < o->nfiles; i++) rc = add_command_file(cli, w, o->command_files[i]);
     return rc;
 }

@@ -491,6 +491,24 @@ static int watcher_connect(struct watcher *wa)
     return wa->rc.ctx != NULL ? 0 : -1;
 }
 
+/* Wait *backoff ms, then double it for the next time (up to 5 s), unless the worker stops
+ * meanwhile (stop_watchers broadcasts watch). Called, and returns, with w->mu held. */
+static void watcher_pause(struct worker *w, long *backoff)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts); /* watch's clock (worker_start) */
+    ts.tv_sec += *backoff / 1000;
+    ts.tv_nsec += (*backoff % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    while (!w->stopping && pthread_cond_timedwait(&w->watch, &w->mu, &ts) == 0)
+        ; /* woken for another reason (a pause, watching on or off): wait on */
+    *backoff = *backoff * 2 > 5000 ? 5000 : *backoff * 2;
+}
+
 static void *watcher_main(void *arg)
 {
     struct watcher *wa = arg;
@@ -510,9 +528,8 @@ static void *watcher_main(void *arg)
 
         if (watcher_connect(wa) != 0) {
             LOG(&w->lg, CQ_LOG_DEBUG, "watcher %s: %s", wa->queue, wa->rc.errstr);
-            sleep_ms(backoff);
-            backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
             pthread_mutex_lock(&w->mu);
+            watcher_pause(w, &backoff);
             continue;
         }
         pthread_mutex_lock(&w->mu);
@@ -530,8 +547,13 @@ static void *watcher_main(void *arg)
         if (wa->sock >= 0) close(wa->sock);
         wa->sock = -1;
         if (rep == NULL) {
-            /* At a stop, stop_watchers shut the socket: that is no error to mention. */
-            if (!w->stopping) LOG(&w->lg, CQ_LOG_DEBUG, "watcher %s: %s", wa->queue, wa->rc.errstr);
+            /* At a stop, stop_watchers shut the socket: that is no error to mention. A
+             * connection lost at once again and again (a server that drops each new client)
+             * is waited on as one refused. */
+            if (!w->stopping) {
+                LOG(&w->lg, CQ_LOG_DEBUG, "watcher %s: %s", wa->queue, wa->rc.errstr);
+                watcher_pause(w, &backoff);
+            }
         } else if (rep->type == REDIS_REPLY_ERROR) {
             /* A key of another type under the queue's name fails at once, every time: wait
              * as after a lost connection. The take names the queue (report_error). */
@@ -539,10 +561,7 @@ static void *watcher_main(void *arg)
             rconn_error(&wa->rc, NULL, rep->str, why, sizeof why);
             LOG(&w->lg, CQ_LOG_DEBUG, "watcher %s: %s", wa->queue, why);
             freeReplyObject(rep);
-            pthread_mutex_unlock(&w->mu);
-            sleep_ms(backoff);
-            backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
-            pthread_mutex_lock(&w->mu);
+            watcher_pause(w, &backoff);
         } else {
             if (rep->type == REDIS_REPLY_STRING) {
                 w->ready = 1;
@@ -897,29 +916,34 @@ static void hist_add(struct worker *w, const struct task *t)
     h->count++;
 }
 
-/* Add what was counted since the last flush to Redis, one pipeline. */
+/* Add what was counted since the last flush to Redis, one pipeline. The counts are kept
+ * for the next flush when the pipeline could not be sent (Redis down: a failed append drops
+ * what was appended before it), and dropped once it was: when the connection is lost while
+ * the replies are read, Redis may have applied them, and a histogram counted twice in part
+ * would say more than happened. */
 static void hist_flush(struct worker *w)
 {
-    int f, sent = 0, i;
+    int f, sent = 0, i, rc = 0;
 
-    for (f = 0; w->hist != NULL && f < w->cfg->reg->n; f++) {
+    for (f = 0; rc == 0 && w->hist != NULL && f < w->cfg->reg->n; f++) {
         struct histogram *h = &w->hist[f];
         char key[KEYS_KEY_MAX];
         if (h->count == 0) continue;
         keys_durations(&w->keys, w->cfg->reg->v[f]->name, key, sizeof key);
-        for (i = 0; i <= (int)HIST_N; i++) {
-            int rc;
+        for (i = 0; rc == 0 && i <= (int)HIST_N; i++) {
             if (h->le[i] == 0) continue;
             if (i == (int)HIST_N) /* rconn_appendf's %g has a point in any locale */
                 rc = rconn_appendf(&w->ctl, "HINCRBY %s le_+Inf %lld", key, h->le[i]);
             else
                 rc = rconn_appendf(&w->ctl, "HINCRBY %s le_%g %lld", key, hist_bounds[i], h->le[i]);
-            if (rc == 0) sent++;
+            sent++;
         }
-        if (rconn_appendf(&w->ctl, "HINCRBYFLOAT %s sum %.6f", key, h->sum) == 0) sent++;
-        if (rconn_appendf(&w->ctl, "HINCRBY %s count %lld", key, h->count) == 0) sent++;
-        memset(h, 0, sizeof *h);
+        if (rc == 0) rc = rconn_appendf(&w->ctl, "HINCRBYFLOAT %s sum %.6f", key, h->sum);
+        if (rc == 0) rc = rconn_appendf(&w->ctl, "HINCRBY %s count %lld", key, h->count);
+        sent += 2;
     }
+    if (rc != 0 || sent == 0) return;
+    for (f = 0; f < w->cfg->reg->n; f++) memset(&w->hist[f], 0, sizeof w->hist[f]);
     while (sent-- > 0) {
         redisReply *rep = rconn_read(&w->ctl);
         if (rep == NULL) break;
@@ -1563,6 +1587,11 @@ static int heartbeat(struct worker *w, int publish)
                                          keys_worker(&w->keys, w->wid, kw, sizeof kw),
                                          w->total_finished, w->total_failed);
         if (rep == NULL) return -1;
+        if (rep->type == REDIS_REPLY_ERROR) { /* the worker runs on; its counts start over */
+            rconn_error(&w->ctl, "the worker's counts (processed, failed)", rep->str, err,
+                        sizeof err);
+            LOG(&w->lg, CQ_LOG_WARN, "%s", err);
+        }
         freeReplyObject(rep);
     }
     if (publish) {
@@ -1722,9 +1751,9 @@ static void init_sync(struct worker *w)
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&w->wake, &ca);
     pthread_cond_init(&w->quiet, &ca);
+    pthread_cond_init(&w->watch, &ca);
     pthread_condattr_destroy(&ca);
     pthread_cond_init(&w->work, NULL);
-    pthread_cond_init(&w->watch, NULL);
     w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     w->sync_inited = 1;
 }

@@ -18,20 +18,22 @@
 /* A closed stdout or stderr would be the next descriptor opened, a Redis connection, whose
  * socket would then get the ids or the log lines (cworker 2>&- hung, its lines sent to Redis
  * as commands): each is /dev/null instead. stdin is left to the command (cenqueue --stdin
- * refuses a closed one; the others do not read it). */
-static void std_fds_open(void)
+ * refuses a closed one; the others do not read it). Returns whether stdout was closed. */
+static int std_fds_open(void)
 {
-    int fd;
+    int fd, stdout_closed = 0;
 
     for (fd = STDOUT_FILENO; fd <= STDERR_FILENO; fd++) {
         int null;
         if (fcntl(fd, F_GETFD) != -1 || errno != EBADF) continue;
+        if (fd == STDOUT_FILENO) stdout_closed = 1;
         null = open("/dev/null", O_WRONLY);
         if (null >= 0 && null != fd) {
             dup2(null, fd);
             close(null);
         }
     }
+    return stdout_closed;
 }
 
 void cli_begin(struct cli *c, const char *prog, const char *version, void (*usage)(FILE *),
@@ -40,11 +42,12 @@ void cli_begin(struct cli *c, const char *prog, const char *version, void (*usag
     struct option *lo = xcalloc(n + 1, sizeof *lo);
     char *so = xcalloc(3 * n + 3, 1);
     size_t i, nl = 0, ns = 0;
+    int stdout_closed = std_fds_open();
 
     /* This is one of cq's commands: libcq's advice names its options (audience.h). */
     cq_private_set_audience(AUDIENCE_COMMANDS);
-    std_fds_open();
     memset(c, 0, sizeof *c);
+    c->stdout_closed = stdout_closed;
     c->prog = prog;
     c->version = version;
     c->usage = usage;

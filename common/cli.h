@@ -82,6 +82,7 @@ struct cli {
     const char *command; /* a command of the program's (cqctl's): errors point to its --help */
     const char *opt;     /* the long name of the option cli_next returned last */
     int status;          /* with CLI_STOP: the exit status (0 after -h/-V, 2 after an error) */
+    int stdout_closed;   /* the process started with stdout closed (now /dev/null) */
     struct option *longopts;
     char *shortopts;
 };

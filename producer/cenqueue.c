@@ -520,7 +520,7 @@ static int run_stdin(struct opts *o, cq_client *c, cq_client *ce)
     pthread_cond_destroy(&f.cv);
     if (r < 0 && !in.failed) fprintf(stderr, "cenqueue: stdin line %ld: %s\n", lineno, err);
     if (f.failed || r == -1) {
-        const char *ids = o->quiet ? "" : ", their ids printed";
+        const char *ids = o->quiet || f.total == 0 ? "" : ", their ids printed";
         print_kept(o);
         /* The input read to its end and every job of it in: a failure after the writes
          * (?replicas=N not confirmed) leaves nothing to enqueue again. */
@@ -596,7 +596,7 @@ static void on_interrupt(int sig)
     PUT(" of ");
     p = uint_format(p, w->o->nids);
     PUT(" jobs not ended: they go on");
-    if (!w->o->quiet) PUT(" (their ids printed)");
+    if (!w->o->quiet && left > 0) PUT(" (their ids printed)");
     PUT("\n");
 #undef PUT
     (void)!write(STDERR_FILENO, line, (size_t)(p - line));
@@ -757,6 +757,11 @@ static int check_usage(const struct cli *cli, const struct opts *o, int list, in
                          str_shown(o->id, shown, sizeof shown));
     if (o->use_stdin == (optind < argc))
         return cli_error(cli, "give either FUNC [ARG...] or --stdin");
+    /* The ids are the caller's only handle on the jobs: they are not written to nothing. */
+    if (cli->stdout_closed && !o->quiet)
+        return cli_error(cli,
+                         "standard output is closed: the jobs' ids would be lost; redirect it "
+                         "(cenqueue ... >ids) or give --quiet");
     /* Closed, fd 0 would be the Redis connection's, whose replies --stdin waited for as jobs. */
     if (o->use_stdin && fcntl(STDIN_FILENO, F_GETFD) == -1)
         return cli_error(cli,

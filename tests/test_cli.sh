@@ -675,7 +675,7 @@ kill "$WP" 2>/dev/null
 wait "$WP" 2>/dev/null
 check_eq "... exit 1" 1 "$rc"
 check_contains "... with Redis's reason and what went in" \
-    "(0 jobs were enqueued in all, their ids printed; the rest of the input was not)" \
+    "(0 jobs were enqueued in all; the rest of the input was not)" \
     "$(cat "$T/err")"
 check_contains "... OOM" "OOM" "$(cat "$T/err")"
 rcli DEL cq:queue:stream >/dev/null
@@ -684,11 +684,17 @@ echo "# a closed stdout or stderr is /dev/null, not the next descriptor opened (
 # cworker 2>&- hung: its log lines went to Redis as commands.
 rcli DEL cq:queue:closed >/dev/null
 before=$(rcli HGET cq:stats processed)
-"$BIN/cenqueue" -q closed noop >&- 2>&-
-check_eq "cenqueue with stdout and stderr closed: exit 0" 0 "$?"
+"$BIN/cenqueue" --quiet -q closed noop >&- 2>&-
+check_eq "cenqueue --quiet with stdout and stderr closed: exit 0" 0 "$?"
 timeout 20 "$BIN/cworker" --burst closed >&- 2>&-
 check_eq "cworker --burst with both closed: drains and exits 0" 0 "$?"
 check_eq "...the job ran" "0 $((${before:-0} + 1))" \
     "$(rcli LLEN cq:queue:closed) $(rcli HGET cq:stats processed)"
+# Without --quiet the ids, the caller's only handle on the jobs, would go to /dev/null.
+"$BIN/cenqueue" -q closed noop >&- 2>"$T/err"
+check_eq "cenqueue with stdout closed and no --quiet: a usage error (2)" 2 "$?"
+check_contains "... saying why, and the fix" \
+    "cenqueue: standard output is closed: the jobs' ids would be lost; redirect it" "$(cat "$T/err")"
+check_eq "... and nothing enqueued" 0 "$(rcli LLEN cq:queue:closed)"
 
 finish

@@ -15,7 +15,8 @@
 
 MODULE=$BUILD/lib/cq-redis.so
 [ -f "$MODULE" ] || { echo "FATAL: $MODULE is missing: cmake --build $BUILD --target cq_redis"; exit 1; }
-start_redis_tcp --appendonly no --loadmodule "$MODULE"
+# No 5 s wait for more replicas before a full sync's transfer (the default delay).
+start_redis_tcp --appendonly no --loadmodule "$MODULE" --repl-diskless-sync-delay 0
 P=$RPORT
 # No PING to the replicas between a promotion and a move below: it would put the moving
 # replica past the promoted one's history, and its partial resync would be refused.
@@ -23,15 +24,31 @@ rcli CONFIG SET repl-ping-replica-period 3600 >/dev/null || echo "CONFIG SET fai
 
 # info CLI FIELD: a field of CLI's INFO replication
 info() { "$1" INFO replication | tr -d '\r' | sed -n "s/^$2://p"; }
-# status CLI ID: a status hash, its fields sorted, and its expiry in milliseconds
-status() { "$1" HGETALL "cq:job:$2" | paste - - | sort | tr '\n' ' '; "$1" PEXPIRETIME "cq:job:$2"; }
-# same_statuses CLI ID...: each status hash on CLI the same as on the primary rcli
-same_statuses() {
-    local cli=$1 id
+# statuses CLI ID...: a line a job: its key, its status hash's fields and values sorted, and
+# its expiry in milliseconds; read by one read-only script (a process a job took a minute
+# for 300 jobs).
+statuses() {
+    local cli=$1 id keys=()
     shift
-    for id in "$@"; do
-        [ "$(status rcli "$id")" = "$(status "$cli" "$id")" ] || { echo "cq:job:$id differs" >&2; return 1; }
-    done
+    for id in "$@"; do keys+=("cq:job:$id"); done
+    "$cli" EVAL_RO "local out = {}
+        for _, k in ipairs(KEYS) do
+            local h, f = redis.call('HGETALL', k), {}
+            for i = 1, #h, 2 do f[#f + 1] = h[i] .. '=' .. h[i + 1] end
+            table.sort(f)
+            out[#out + 1] = k .. ' ' .. table.concat(f, ' ') .. ' ' .. redis.call('PEXPIRETIME', k)
+        end
+        return table.concat(out, '\n')" "${#keys[@]}" "${keys[@]}"
+}
+# same_statuses CLI ID...: each status hash on CLI the same as on the primary rcli, where
+# each has a status and an expiry (not the same error twice)
+same_statuses() {
+    local cli=$1 want
+    shift
+    want=$(statuses rcli "$@")
+    [ "$(grep -cE '^cq:job:[^ ]+ .*status=[a-z]+( .*)? (-1|[0-9]+)$' <<<"$want")" = $# ] ||
+        { echo "the primary's statuses: $want" >&2; return 1; }
+    diff <(echo "$want") <(statuses "$cli" "$@") >&2
 }
 # jobs_are_on CLI STATUS ID...: every job ID has that status there
 jobs_are_on() {

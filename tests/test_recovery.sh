@@ -235,8 +235,13 @@ check_eq "nothing dead" 0 "$(rcli LLEN cq:dead)"
 check_eq "no temporary files" "" "$(find "$ROOT" -name '.*' -type f)"
 lost=$(grep -c "lost redis" "$T/c.log")
 check_eq "one log line for the outage" 1 "$lost"
+# As the worker met the outage: a connection lost under a command ("...it is opened again
+# at the next command"), or one that could not be made or timed out ("...; reconnecting": on
+# a loaded machine, another of its commands may have found Redis gone first).
+lostline=$(grep 'lost redis' "$T/c.log")
 check "...saying once that the connection is opened again" \
-    bash -c "grep 'lost redis' '$T/c.log' | grep -q 'opened again at the next command\$'"
+    grep -qE '(opened again at the next command|; reconnecting)$' <<<"$lostline"
+[ -n "$lostline" ] && echo "#    $lostline"
 check_contains "and one when it is back" "redis is back after" "$(cat "$T/c.log")"
 check_eq "both workers registered again" 2 "$(rcli SCARD cq:workers)"
 

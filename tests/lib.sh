@@ -12,6 +12,9 @@
 #   rcli ARGS...                redis-cli on the test's Redis
 #   jfield ID [FIELD]           a field of a job's status hash (default: status)
 #   jobs_are STATUS ID...       every job ID has that status
+#   jfields_of FIELD ID...      a field of each job's status hash, a line each; all_jobs_are
+#                               STATUS ID... and jobs_lacking "FIELD..." ID...: jobs_are and
+#                               the fields each job lacks; each one script, not a process a job
 #   workers_are N               N workers are registered
 #   wid_of PID                  the id of the registered worker whose process is PID (its id
 #                               holds the pid), empty when there is none
@@ -184,6 +187,44 @@ jobs_are() {
     local want=$1 id
     shift
     for id in "$@"; do [ "$(jfield "$id")" = "$want" ] || return 1; done
+}
+
+# jfields_of FIELD ID...: that field of each job's status hash, a line each in the order of
+# the IDs (an empty line where there is none), read by one read-only script: jfield takes a
+# redis-cli a job, seconds for a few hundred. For fields of one line (status, worker, ...).
+jfields_of() {
+    local field=$1 id keys=()
+    shift
+    [ $# -gt 0 ] || return 0
+    for id in "$@"; do keys+=("cq:job:$id"); done
+    rcli EVAL_RO "local out = {}
+        for i, k in ipairs(KEYS) do out[i] = redis.call('HGET', k, ARGV[1]) or '' end
+        return out" "${#keys[@]}" "${keys[@]}" "$field"
+}
+# all_jobs_are STATUS ID...: jobs_are, in one script for them all.
+all_jobs_are() {
+    local want=$1 got
+    shift
+    got=$(jfields_of status "$@") || return 1
+    [ "$(grep -cxF -- "$want" <<<"$got")" = $# ]
+}
+# jobs_lacking "FIELD..." ID...: a line "ID: no FIELD" for each FIELD missing or empty in
+# a job's status hash, in one read-only script; returns 1 when it printed any (an error of
+# Redis's, or none reached, is a line too).
+jobs_lacking() {
+    local fields=$1 id keys=() out
+    shift
+    [ $# -gt 0 ] || return 0
+    for id in "$@"; do keys+=("cq:job:$id"); done
+    # shellcheck disable=SC2086 # the fields, one a word
+    out=$(rcli EVAL_RO "local out = {}
+        for _, k in ipairs(KEYS) do
+            for _, f in ipairs(ARGV) do
+                if redis.call('HSTRLEN', k, f) == 0 then out[#out + 1] = k:sub(8) .. ': no ' .. f end
+            end
+        end
+        return out" "${#keys[@]}" "${keys[@]}" $fields) || out="jobs_lacking: no answer from Redis"
+    [ -z "$out" ] || { printf '%s\n' "$out"; return 1; }
 }
 
 workers_are() { [ "$(rcli SCARD cq:workers)" = "$1" ]; }

@@ -47,10 +47,11 @@ check_contains "... and why it did not wait for the lease" \
 check_eq "recovered counter" 3 "$(rcli HGET cq:stats recovered)"
 kill -TERM "$B"; wait "$B"
 
-# ---- a frozen worker (SIGSTOP: as cut off from the network) loses its jobs to a live one;
-#      when it thaws, it finishes what it had (the job ran twice: at-least-once) and
+# ---- a frozen worker (SIGSTOP: as cut off from the network) loses its jobs to a live one
+#      once its lease runs out (4 s, not the default 10: a heartbeat every 2 s fits in it
+#      twice); when it thaws, it finishes what it had (the job ran twice: at-least-once) and
 #      registers again ----
-"$BIN/cworker" -c 2 >"$T/e.log" 2>&1 &
+"$BIN/cworker" -c 2 --lease 4s >"$T/e.log" 2>&1 &
 E=$!
 PIDS+=("$E")
 registered 1
@@ -72,7 +73,7 @@ kill -CONT "$E"
 wait_for 10 registered_as "$ewid"
 check "the thawed worker registers again" registered_as "$ewid"
 check_contains "...and says it was taken for dead, and why" \
-    "this worker was taken for dead: no heartbeat reached redis within its lease (10s: the process was likely frozen" \
+    "this worker was taken for dead: no heartbeat reached redis within its lease (4s: the process was likely frozen" \
     "$(cat "$T/e.log")"
 check_eq "the job stays finished" finished "$(jfield f-1)"
 kill -TERM "$E" "$F"; wait "$E"; wait "$F"

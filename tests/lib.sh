@@ -31,6 +31,7 @@
 #   run_for SECONDS CMD [ARG...]    run CMD that long, then SIGTERM it alone and wait
 #   finish                      prints "N passed, N failed"; the test's exit status
 #   wrapped                     0 when CQ_TEST_WRAP runs the programs (slower: see below)
+#   $PY                         python3 (Debian's own where there is one: see below)
 # CMD is run as "$@", never through eval: a compound condition is a shell function of the
 # test, passed by name with its arguments.
 #
@@ -96,6 +97,12 @@ if [ -n "${CQ_TEST_WRAP:-}" ]; then
     BIN=$T/wrapped
 fi
 wrapped() { [ -n "${CQ_TEST_WRAP:-}" ]; }
+
+# PY: the python3 for a test's own scripts, Debian's (/usr/bin/python3) where there is one:
+# a version manager's shim first on PATH (pyenv's) takes a second to start it, and some
+# tests start one for each JSON answer they read.
+PY=python3
+[ -x /usr/bin/python3 ] && PY=/usr/bin/python3
 
 # ---- Redis ----
 

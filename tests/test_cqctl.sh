@@ -34,12 +34,12 @@ CMDS=(--command "flaky=$T/bin/flaky.sh" --command "bad=$T/bin/bad.sh"
 ctl() { "$BIN/cqctl" "$@"; }
 enq() { "$BIN/cenqueue" --no-check "$@"; }
 # is_json CMD [ARG...]: CMD prints one JSON document.
-is_json() { "$@" | python3 -c 'import json, sys; json.load(sys.stdin)'; }
+is_json() { "$@" | "$PY" -c 'import json, sys; json.load(sys.stdin)'; }
 # jget EXPR CMD [ARG...]: EXPR evaluated on the JSON document d that CMD prints.
 jget() {
     local expr=$1
     shift
-    "$@" | python3 -c 'import json, sys; d = json.load(sys.stdin); print(eval(sys.argv[1]))' "$expr"
+    "$@" | "$PY" -c 'import json, sys; d = json.load(sys.stdin); print(eval(sys.argv[1]))' "$expr"
 }
 # fails_with NAME CODE NEEDLE CMD [ARG...]: CMD exits CODE with one line on stderr holding
 # NEEDLE; a usage error (2) adds the pointer to --help as a second line.
@@ -545,7 +545,7 @@ sleep 0.7
 kill -INT "$wpid"
 wait "$wpid"
 check_eq "info --watch: SIGINT exits 0" 0 "$?"
-each_line_json() { python3 -c 'import json, sys; [json.loads(l) for l in sys.stdin]' <"$1"; }
+each_line_json() { "$PY" -c 'import json, sys; [json.loads(l) for l in sys.stdin]' <"$1"; }
 check "info --watch --json: one JSON document a line" each_line_json "$T/watch.json"
 # Its reader gone (| head): it used to redraw for nobody until killed.
 t0=$SECONDS
@@ -586,7 +586,7 @@ wait_for 10 grep -q ' is at http' "$T/serve.log"
 SURL=$(grep -o 'is at http://[^ ]*/' "$T/serve.log" | head -1 | sed 's/^is at //; s|/$||')
 check_eq "...the dashboard's cancel says canceling too" canceling \
     "$(curl -s -X POST -H 'X-CQ-Action: 1' "$SURL/api/job/$a/cancel" |
-        python3 -c 'import json, sys; print(json.load(sys.stdin)["outcome"])')"
+        "$PY" -c 'import json, sys; print(json.load(sys.stdin)["outcome"])')"
 kill -TERM "$SP"
 wait "$SP"
 rcli DEL "cq:worker:$vid:lease" >/dev/null # gone now, not in 10 s

@@ -127,7 +127,7 @@ for h in prod "${WHOSTS[@]}"; do
 done
 
 step "httpd.py --generate --latency $LATENCY and fake_imgur.py on $NET.2 (host img)"
-ip netns exec "$(ns img)" python3 "$SRC/tests/fixtures/listen_on.py" "$NET.2" \
+ip netns exec "$(ns img)" "$PY" "$SRC/tests/fixtures/listen_on.py" "$NET.2" \
     "$SRC/tests/fixtures/httpd.py" --port-file "$T/httpd.port" --generate --size "$SIZE" \
     --latency "$LATENCY" 2>"$T/httpd.log" &
 PIDS+=("$!")
@@ -135,7 +135,7 @@ up_or_exited() { test -s "$1" || exited "$2"; }   # PORT_FILE PID
 wait_for 20 up_or_exited "$T/httpd.port" "$!"
 test -s "$T/httpd.port" || { cat "$T/httpd.log"; fatal "httpd.py did not start"; }
 HBASE=http://$NET.2:$(cat "$T/httpd.port")
-ip netns exec "$(ns img)" python3 "$SRC/tests/fixtures/listen_on.py" "$NET.2" \
+ip netns exec "$(ns img)" "$PY" "$SRC/tests/fixtures/listen_on.py" "$NET.2" \
     "$SRC/tests/fixtures/fake_imgur.py" --port-file "$T/fake.port" --image-base "$HBASE/" \
     2>"$T/fake.log" &
 PIDS+=("$!")
@@ -382,7 +382,7 @@ check_eq "no dead record" 0 "$(rcli LLEN cq:dead)"
 hits_json >"$T/hits.json"
 cat "$T"/w?-?.log >"$T/all.log"
 # One line a job: ID NAME COPIES GOOD_COPIES DOWNLOADS FINISHED_LINES DROPPED_LINES.
-python3 - "$SRC/tests/fixtures" "$T" "$SIZE" >"$T/table" <<'PY'
+"$PY" - "$SRC/tests/fixtures" "$T" "$SIZE" >"$T/table" <<'PY'
 import json, os, re, sys
 sys.path.insert(0, sys.argv[1])
 from httpd import generate_bytes

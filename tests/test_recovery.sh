@@ -137,7 +137,7 @@ if [ "\$(wc -l <"$T/runs-\$CQ_JOB_ID")" = 1 ]; then read go <"$T/go.fifo"; echo 
 echo "run 2"
 EOF
 chmod +x "$T/held.sh"
-python3 "$SRC/tests/fixtures/holdproxy.py" --to "$RSOCK" --port-file "$T/hold.port" \
+"$PY" "$SRC/tests/fixtures/holdproxy.py" --to "$RSOCK" --port-file "$T/hold.port" \
     --marker cq:paused --arm "$T/hold.arm" --fifo "$T/go.fifo" 2>"$T/hold.log" &
 PIDS+=("$!")
 wait_for 10 test -s "$T/hold.port" || { echo "FATAL: holdproxy.py did not start"; exit 1; }
@@ -179,7 +179,7 @@ check_eq "... and it stops cleanly" 0 "$?"
 #      for find_gone): the watcher connects again, where it blocked on the closed connection
 #      (the worker died of a NULL dereference). tests/fixtures/cutproxy.py cuts the first
 #      connection to send CLIENT ID once armed; the watcher's, as its old one is killed ----
-python3 "$SRC/tests/fixtures/cutproxy.py" --to "$RSOCK" --port-file "$T/cut.port" \
+"$PY" "$SRC/tests/fixtures/cutproxy.py" --to "$RSOCK" --port-file "$T/cut.port" \
     --marker $'CLIENT\r\n$2\r\nID' --arm "$T/cut.arm" 2>"$T/cut.log" &
 PIDS+=("$!")
 wait_for 10 test -s "$T/cut.port" || { echo "FATAL: cutproxy.py did not start"; exit 1; }

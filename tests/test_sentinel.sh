@@ -15,7 +15,7 @@
 # sentinels come to choose a replica to promote in its place.
 . "$(dirname "$0")/lib.sh"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 answers() { [ "$(redis-cli -p "$1" ping 2>/dev/null)" = PONG ]; }
 
 mkdir -p "$T/p" "$T/r"
@@ -105,7 +105,7 @@ produce() {
 # ids_where FILE WHAT: how many ids in FILE the current primary has no status hash for
 # (WHAT = lost), or a status other than finished (WHAT = open).
 ids_where() {
-    python3 - "$(primary_port)" "$1" "$2" <<'PY'
+    "$PY" - "$(primary_port)" "$1" "$2" <<'PY'
 import subprocess, sys
 port, path, what = sys.argv[1], sys.argv[2], sys.argv[3]
 ids = [l.strip() for l in open(path) if l.strip()]

@@ -42,7 +42,7 @@ has_all() {
 }
 in_failed() { [ -n "$(rcli ZSCORE cq:failed "$1")" ]; }
 # ge A B: A >= B, both decimal numbers.
-# (awk's numbers are doubles, as python3's floats, and it starts in a millisecond, not 50)
+# (awk's numbers are doubles, as python3's floats; a python3 start is much slower)
 ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 >= b + 0) }'; }
 now() { date +%s.%N; }
 ms_since() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
@@ -158,9 +158,9 @@ check_eq "schedule: the scheduled set is empty again" 0 "$(rcli ZCARD cq:schedul
 # ==== 3: records over 1 MiB, LPUSHed by hand ====
 # (redis-cli -x: an argument of a MiB is over what execve passes in one string.)
 dead0=$(dead_len)
-python3 -c 'import json, sys
+"$PY" -c 'import json, sys
 print(json.dumps({"id": "big-1", "func": "noop", "args": ["x" * (1 << 20)]}), end="")' >"$T/big.json"
-python3 -c 'import json, sys
+"$PY" -c 'import json, sys
 print(json.dumps({"func": "noop", "args": ["x" * (1 << 20)]}), end="")' >"$T/bignoid.json"
 rcli -x LPUSH cq:queue:default <"$T/big.json" >/dev/null
 wait_for 30 ended big-1

@@ -50,11 +50,14 @@ serve() {
 }
 node() { mkdir -p "$T/$1"; echo "--dir $T/$1 --logfile $T/$1/log"; }
 
+# Either node starts a full sync at once (repl-diskless-sync-delay 0; the default waits 5 s
+# for more replicas): the replica's first, and the demoted node's from the new primary.
 # shellcheck disable=SC2046 # node's words
-serve PA redis-server --port @PORT --bind 127.0.0.1 --save "" --appendonly no $(node a)
+serve PA redis-server --port @PORT --bind 127.0.0.1 --save "" --appendonly no $(node a) \
+    --repl-diskless-sync-delay 0
 # shellcheck disable=SC2046
 serve PB redis-server --port @PORT --bind 127.0.0.1 --save "" --appendonly no $(node b) \
-    --replicaof 127.0.0.1 "$PA"
+    --repl-diskless-sync-delay 0 --replicaof 127.0.0.1 "$PA"
 wait_for 10 synced "$PB" || { echo "FATAL: the replica did not sync"; exit 1; }
 printf 'sentinel monitor cqtest 127.0.0.1 %s 1\n' "$PA" >"$T/sentinel.conf"
 printf 'sentinel %s cqtest 600000\n' down-after-milliseconds failover-timeout >>"$T/sentinel.conf"

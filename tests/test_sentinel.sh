@@ -32,8 +32,12 @@ node() {
     PIDS+=("$!")
     PID_OF[$port]=$!
 }
-node "$P1" "$T/p"
-node "$P2" "$T/r" --replicaof 127.0.0.1 "$P1"
+# The first two start a full sync at once (repl-diskless-sync-delay 0; the default waits 5 s
+# for more replicas): the replica's first, and the old primary's once it is back as the first
+# failover's replica. A node started later keeps the default: in the second failover it is
+# the new primary, whose replica's sync must not start before the stall below.
+node "$P1" "$T/p" --repl-diskless-sync-delay 0
+node "$P2" "$T/r" --repl-diskless-sync-delay 0 --replicaof 127.0.0.1 "$P1"
 wait_for 10 answers "$P1" && wait_for 10 answers "$P2" ||
     { echo "FATAL: redis-server did not start"; exit 1; }
 synced() { redis-cli -p "$1" INFO replication | grep -q "master_link_status:up"; }
@@ -170,6 +174,9 @@ run_failover() {
         sleep 1
         kill -CONT "${PID_OF[$new]}"
         echo "# measured: the new primary stalled for $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+        # The stall is over: the sync goes at once, not up to 5 s later (the producer, with
+        # ?replicas=1, waits for it).
+        redis-cli -p "$new" CONFIG SET repl-diskless-sync-delay 0 >/dev/null
     fi
     check "the old primary comes back as a replica in sync with the new one" \
         wait_for 30 in_sync "$old"

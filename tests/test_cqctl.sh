@@ -153,15 +153,14 @@ rcli HSET cq:job:wtj status started worker wtw queue wt >/dev/null
 rcli HSET cq:job:wtf status failed queue wt record '{"id":"wtf","func":"noop","args":[]}' >/dev/null
 rcli ZADD cq:failed 1 wtf >/dev/null
 # wrongtype KEY WHAT TYPE CMD...: with KEY a string (what it held is put back after), CMD
-# says "WHAT: its key KEY is a string, not a TYPE".
+# says "WHAT: its key KEY is a string, not a TYPE". (A redis-cli for both commands of each
+# side, not one a command: the RENAME of a key that is not there fails alone.)
 wrongtype() {
     local key=$1 what=$2 type=$3
     shift 3
-    rcli RENAME "$key" "stash:$key" >/dev/null 2>&1
-    rcli SET "$key" x >/dev/null
+    printf 'RENAME %s stash:%s\nSET %s x\n' "$key" "$key" "$key" | rcli >/dev/null 2>&1
     fails_with "$* with $key a string" 1 "cqctl: $what: its key $key is a string, not a $type" ctl "$@"
-    rcli DEL "$key" >/dev/null
-    rcli RENAME "stash:$key" "$key" >/dev/null 2>&1
+    printf 'DEL %s\nRENAME stash:%s %s\n' "$key" "$key" "$key" | rcli >/dev/null 2>&1
 }
 for c in info workers metrics "jobs running" "forget gone"; do
     wrongtype cq:queues "the known queues" set $c

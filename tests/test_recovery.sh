@@ -87,7 +87,7 @@ check_eq "nothing in flight" "" "$(rcli --scan --pattern 'cq:inflight:*')"
 cat >"$T/once.sh" <<EOF
 #!/bin/sh
 if [ ! -e "$T/ran-\$CQ_JOB_ID" ]; then
-    touch "$T/ran-\$CQ_JOB_ID"; sleep 8; echo "run 1 failed" >&2; exit 1
+    touch "$T/ran-\$CQ_JOB_ID"; sleep 8; echo "run 1 failed" >&2; touch "$T/ended-\$CQ_JOB_ID"; exit 1
 fi
 sleep 6; echo "run 2 ok"
 EOF
@@ -114,7 +114,10 @@ check_eq "...by the same worker" "$gwid" "$(jfield s-1 worker)"
 check_contains "the worker says the old run's outcome will not be recorded" \
     "default: once s-1: taken again after another worker recovered it from this one" \
     "$(cat "$T/g.log")"
-sleep 3 # run 1 has ended (8 s): its outcome was dropped, not applied
+# Run 1 has ended (8 s), and a moment later its outcome was dropped, not applied (where a
+# fixed 3 s after run 2's end was waited, which assumed run 1's end).
+check "run 1 ends" wait_for 15 test -e "$T/ended-s-1"
+sleep 1
 check_eq "the job stays finished" finished "$(jfield s-1)"
 check_eq "not in the failed set" "" "$(rcli ZSCORE cq:failed s-1)"
 check_eq "nothing in flight" "" "$(rcli --scan --pattern 'cq:inflight:*')"

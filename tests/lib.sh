@@ -267,7 +267,7 @@ exited() { ! kill -0 "$1" 2>/dev/null; }
 # start_httpd [httpd.py args...]: sets HPORT and HBASE (http://127.0.0.1:PORT).
 start_httpd() {
     local pf="$T/httpd.port.$RANDOM"
-    python3 "$SRC/tests/fixtures/httpd.py" --port-file "$pf" "$@" &
+    "$PY" "$SRC/tests/fixtures/httpd.py" --port-file "$pf" "$@" &
     PIDS+=("$!")
     wait_for 10 test -s "$pf" || { echo "FATAL: httpd.py did not start"; exit 1; }
     HPORT=$(cat "$pf")
@@ -278,7 +278,7 @@ start_httpd() {
 # gallery base URL to give cproducer --api-url).
 start_fake_imgur() {
     local pf="$T/fake.port.$RANDOM"
-    python3 "$SRC/tests/fixtures/fake_imgur.py" --port-file "$pf" "$@" &
+    "$PY" "$SRC/tests/fixtures/fake_imgur.py" --port-file "$pf" "$@" &
     PIDS+=("$!")
     wait_for 10 test -s "$pf" || { echo "FATAL: fake_imgur.py did not start"; exit 1; }
     FPORT=$(cat "$pf")
@@ -298,7 +298,7 @@ reset_hits() { curl -fsS -o /dev/null "http://127.0.0.1:$FPORT/_/reset"; }
 # --generate --size SIZE serves for their name (a missing file does not count). One python3
 # for them all, where `cmp FILE <(httpd.py --print-bytes NAME)` would start one a file.
 count_generated() {
-    python3 - "$SRC/tests/fixtures" "$@" <<'PY'
+    "$PY" - "$SRC/tests/fixtures" "$@" <<'PY'
 import os, sys
 sys.path.insert(0, sys.argv[1])
 from httpd import generate_bytes

@@ -147,7 +147,7 @@ P() { "$BIN/cenqueue" -u "$PU" "$@"; }
 Q() { "$BIN/cqctl" -u "$OU" "$@"; }
 # bad_json FILE...: the FILEs that do not hold one JSON document (one python3 for them all).
 bad_json() {
-    python3 -c 'import json, sys
+    "$PY" -c 'import json, sys
 for f in sys.argv[1:]:
     try:
         json.load(open(f))
@@ -310,7 +310,7 @@ Q cancel "$t" >/dev/null
 # A take whose reply is lost (tests/fixtures/cutproxy.py): the worker reconciles. The take is
 # the worker's only command that names cq:paused.
 pf=$T/proxy.port
-python3 "$SRC/tests/fixtures/cutproxy.py" --to "$RSOCK" --port-file "$pf" --marker cq:paused \
+"$PY" "$SRC/tests/fixtures/cutproxy.py" --to "$RSOCK" --port-file "$pf" --marker cq:paused \
     --arm "$T/arm" 2>>"$T/proxy.log" &
 PIDS+=("$!")
 wait_for 10 test -s "$pf" || { echo "FATAL: cutproxy.py did not start"; exit 1; }

@@ -42,7 +42,7 @@ wait_for 90 all_finished
 check_eq "every job ended finished" "$N" "$(finished_count)"
 for k in 1 2 3; do kill -TERM "${WP[$k]}"; wait "${WP[$k]}"; done
 
-bad=$(python3 - "$SRC/tests/fixtures" "$ROOT" "$N" <<'PY'
+bad=$("$PY" - "$SRC/tests/fixtures" "$ROOT" "$N" <<'PY'
 import os, sys
 sys.path.insert(0, sys.argv[1])
 from httpd import generate_bytes
@@ -67,7 +67,7 @@ check_eq "no failed jobs" 0 "$(rcli ZCARD cq:failed)"
 check_eq "no dead records" 0 "$(rcli LLEN cq:dead)"
 check "workers were really killed" [ "$kills" -ge 3 ]
 
-twice=$(curl -s "$HBASE/_/hits" | python3 -c '
+twice=$(curl -s "$HBASE/_/hits" | "$PY" -c '
 import json, sys
 hits = json.load(sys.stdin)
 print(sum(1 for p, n in hits.items() if p.startswith("/chaos") and n > 1))')

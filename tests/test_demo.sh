@@ -71,7 +71,7 @@ demo() {
     local name=$1 dir=$2 summary
     shift 2
     summary=$(cd "$dir" && CQ_BUILD_DIR=$NB TMPDIR=$T/tmp \
-                  python3 "$T/stamp.py" "$T/$name.out" -- "$DEMO" "$@")
+                  "$PY" "$T/stamp.py" "$T/$name.out" -- "$DEMO" "$@")
     RC=$?
     read -r GAP HELD AFTER <<<"$summary"
     OUT=$(cut -c9- "$T/$name.out")

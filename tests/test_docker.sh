@@ -203,7 +203,7 @@ step "images: $(dk images --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -
 
 # ---- Redis, on a free port ----
 free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+    "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 cid() { dc ps -q "$1" | sed -n 1p; }
 health() { dk inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{end}}' "$1" 2>/dev/null; }

@@ -87,7 +87,7 @@ id=$(enq -q cmds ioerr)
 check_eq "the job is back for another try, not failed" retrying "$(jfield "$id")"
 check_contains "... saying why" "exited with status 74: disk gone" "$(jfield "$id" error)"
 check_eq "... its record back in line without an attempt used, one hand-off counted" "0 1" \
-    "$(rcli ZRANGE cq:scheduled 0 -1 | python3 -c 'import json, sys
+    "$(rcli ZRANGE cq:scheduled 0 -1 | "$PY" -c 'import json, sys
 for line in sys.stdin:
     r = json.loads(line)
     if r["id"] == sys.argv[1]: print(r.get("attempts", 0), r.get("handoffs", 0))' "$id")"
@@ -104,7 +104,7 @@ enq -q images latin >/dev/null
 "$BIN/cworker" --burst --log-format json --log-level debug --command "latin=$T/latin.sh" \
     imgaes images >/dev/null 2>"$T/w3.log"
 check_eq "the JSON worker exits 0" 0 "$?"
-check "every line is a JSON object with time, level, program, pid and msg" python3 - "$T/w3.log" <<'PY'
+check "every line is a JSON object with time, level, program, pid and msg" "$PY" - "$T/w3.log" <<'PY'
 import json, sys
 lines = open(sys.argv[1]).read().splitlines()
 assert lines, "no lines"
@@ -114,7 +114,7 @@ for line in lines:
     assert o["level"] in ("error", "warn", "info", "debug") and o["program"] == "cworker", o
 assert any("\ufffdchec \"quoted\" \\ back" in json.loads(l)["msg"] for l in lines), lines
 PY
-check "the unknown queue is named once, with the queues in use" python3 - "$T/w3.log" <<'PY'
+check "the unknown queue is named once, with the queues in use" "$PY" - "$T/w3.log" <<'PY'
 import json, sys
 msgs = [json.loads(l) for l in open(sys.argv[1])]
 hits = [m for m in msgs if "queue imgaes: no producer has ever enqueued to it" in m["msg"]]

@@ -13,7 +13,7 @@ start_redis
 start_proxy() {  # start_proxy MARKER [ARG...]: sets PURL (the worker's URL through the proxy)
     local pf="$T/proxy.port.$RANDOM" marker=$1
     shift
-    python3 "$SRC/tests/fixtures/cutproxy.py" --to "$RSOCK" --port-file "$pf" \
+    "$PY" "$SRC/tests/fixtures/cutproxy.py" --to "$RSOCK" --port-file "$pf" \
         --marker "$marker" --arm "$T/arm" "$@" 2>>"$T/proxy.log" &
     PIDS+=("$!")
     wait_for 10 test -s "$pf" || { echo "FATAL: cutproxy.py did not start"; exit 1; }

@@ -145,7 +145,7 @@ read_baseline() {
 
 start_redis
 pf=$T/slowproxy.port
-python3 "$SRC/tests/fixtures/slowproxy.py" --to "$RSOCK" --port-file "$pf" --delay "$DELAY_MS" &
+"$PY" "$SRC/tests/fixtures/slowproxy.py" --to "$RSOCK" --port-file "$pf" --delay "$DELAY_MS" &
 PIDS+=("$!")
 wait_for 10 test -s "$pf" || { echo "FATAL: slowproxy.py did not start"; exit 1; }
 SLOW_URL=redis://127.0.0.1:$(cat "$pf")

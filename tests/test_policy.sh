@@ -99,8 +99,8 @@ refused metadata-redirect "download_link: $A/_/redirect-to/mr.jpg?url=http://169
 check_contains "the mapped form ::ffff:169.254.169.254 is refused as 169.254.169.254" "refused by network policy (169.254.0.0/16, denied by default)" "$(jfield metadata-mapped error)"
 # A connection attempt would have taken the connect timeout (10 s) or failed transiently.
 check "no connection was tried: the worker's whole run took under 5 s (${ms} ms)" [ "$ms" -lt 5000 ]
-took() { python3 -c 'import sys; print(float(sys.argv[2]) - float(sys.argv[1]))' "$(jfield "$1" started_at)" "$(jfield "$1" ended_at)"; }
-check "the metadata job ended within 0.5 s of its start ($(took metadata) s)" python3 -c "import sys; sys.exit(not float(sys.argv[1]) < 0.5)" "$(took metadata)"
+took() { "$PY" -c 'import sys; print(float(sys.argv[2]) - float(sys.argv[1]))' "$(jfield "$1" started_at)" "$(jfield "$1" ended_at)"; }
+check "the metadata job ended within 0.5 s of its start ($(took metadata) s)" "$PY" -c "import sys; sys.exit(not float(sys.argv[1]) < 0.5)" "$(took metadata)"
 
 # ---- ::ffff:127.0.0.2, when this host's IPv6 loopback can reach 127.0.0.2 that way ----
 if curl -fsS -o /dev/null "http://[::ffff:127.0.0.2]:$HPORT/_/hits" 2>/dev/null; then
@@ -161,7 +161,7 @@ refused html "download_link: $A/_/html/page.jpg: not an image (starts with \"<!D
 check "no page.jpg saved" [ ! -e "$ROOT/images/page.jpg" ]
 check "no temporary file left" no_temp_files
 check_eq "a real JPEG is kept" finished "$(jfield real-jpeg)"
-python3 - "$SRC/tests/fixtures" "$T/tiny.jpg" <<'PY'
+"$PY" - "$SRC/tests/fixtures" "$T/tiny.jpg" <<'PY'
 import sys
 sys.path.insert(0, sys.argv[1])
 from httpd import tiny_jpeg
@@ -169,7 +169,7 @@ open(sys.argv[2], "wb").write(tiny_jpeg())
 PY
 check "...byte for byte" cmp "$T/tiny.jpg" "$ROOT/images/real.jpg"
 check_eq "a body with a JPEG's signature is kept" finished "$(jfield fake-header)"
-refused no-signature "download_link: $A/_/big/20000000/huge.bin: not an image (starts with bytes $(python3 -c 'import hashlib; print(" ".join("%02x" % b for b in hashlib.sha256(b"huge.bin").digest()[:8]))'); Content-Type application/octet-stream)"
+refused no-signature "download_link: $A/_/big/20000000/huge.bin: not an image (starts with bytes $("$PY" -c 'import hashlib; print(" ".join("%02x" % b for b in hashlib.sha256(b"huge.bin").digest()[:8]))'); Content-Type application/octet-stream)"
 check "no huge.bin saved" [ ! -e "$ROOT/images/huge.bin" ]
 job html-any "$A/_/html/any.jpg"
 work --content any

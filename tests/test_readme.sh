@@ -231,7 +231,7 @@ check_eq "...in the failed set" 1 "$(r ZCARD cq:failed)"
 check_eq "two live workers" 2 "$(r SCARD cq:workers)"
 
 # downloads: the README's own links and the gallery's .jpg links, each file as served
-mapfile -t GALLERY < <(python3 - "$SRC/tests/fixtures/imgur/gallery_hot_viral_2015.json" <<'PY'
+mapfile -t GALLERY < <("$PY" - "$SRC/tests/fixtures/imgur/gallery_hot_viral_2015.json" <<'PY'
 import json, sys
 for item in json.load(open(sys.argv[1]))["data"]:
     link = item.get("link")

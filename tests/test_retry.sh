@@ -54,7 +54,7 @@ check_contains "sleep 36500d, which the check accepts, runs (until its timeout)"
 
 # Backoff timing, from the worker's log: attempts of the flaky job at t0, t0+~1s, t0+~3s
 # (base 1 s, doubled, jitter 0.75-1.25, plus at most 0.25 s of scheduler tick).
-times=$(python3 - "$T/w.log" "$flaky" <<'PY'
+times=$("$PY" - "$T/w.log" "$flaky" <<'PY'
 import sys, datetime
 log, jid = sys.argv[1], sys.argv[2]
 ts = []
@@ -75,7 +75,7 @@ check "first retry after about 1 s ($gap1)" between 0.7 "$gap1" 1.7
 check "second retry after about 2 s ($gap2)" between 1.4 "$gap2" 2.9
 
 # The 429's Retry-After: 1 is honoured.
-lgap=$(python3 - "$T/w.log" "$limited" <<'PY'
+lgap=$("$PY" - "$T/w.log" "$limited" <<'PY'
 import sys, datetime
 log, jid = sys.argv[1], sys.argv[2]
 ts = [datetime.datetime.strptime(l.split()[0], "%Y-%m-%dT%H:%M:%S.%fZ").timestamp()
@@ -86,7 +86,7 @@ PY
 check "429 retried after its Retry-After of 1 s ($lgap)" between 0.95 "$lgap" 1.7
 
 # Scheduled job: not before its time, and within 1 s after it.
-delay=$(python3 -c "print('%.3f' % ($(jfield "$later" started_at) - $(jfield "$later" scheduled_for)))")
+delay=$("$PY" -c "print('%.3f' % ($(jfield "$later" started_at) - $(jfield "$later" scheduled_for)))")
 check "scheduled job started within 1 s of its time ($delay s late)" between 0 "$delay" 1.0
 
 # A retry does not lose the job from every place: it is in exactly one.
@@ -100,7 +100,7 @@ check_eq "worker stops cleanly on SIGTERM" 0 "$rc"
 # reads as its own 300 s. Against a port where connect() stays pending (fullbacklog.py: its
 # accept queue full, Linux drops the SYNs), the download gives up at once; with 0 it would
 # wait 5 minutes (the job's own limit is an hour), and timeout(1) stops it after 90 s.
-python3 "$SRC/tests/fixtures/fullbacklog.py" --port-file "$T/stuck.port" &
+"$PY" "$SRC/tests/fixtures/fullbacklog.py" --port-file "$T/stuck.port" &
 PIDS+=("$!")
 wait_for 60 test -s "$T/stuck.port" || { echo "FATAL: fullbacklog.py did not start"; exit 1; }
 stuck=$("$BIN/cenqueue" -q stuck --timeout 1h --retries 0 download_link images \

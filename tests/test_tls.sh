@@ -219,7 +219,7 @@ check_contains "... says which" "TLS: key file '$T/pki/server.key': " "$(cat "$T
 check_contains "... and why (OpenSSL's words)" "key values mismatch" "$(cat "$T/err")"
 
 echo "# no server at all"
-closed=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+closed=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 "$BIN/cenqueue" -u "rediss://127.0.0.1:$closed" --tls-ca "$T/pki/ca.pem" noop >/dev/null 2>"$T/err"
 check_eq "nothing listening: exit 1" 1 "$?"
 check_eq "... one line" 1 "$(wc -l <"$T/err")"

@@ -197,7 +197,7 @@ while True:
 open(out_path, "wb").write(out)
 sys.exit(p.wait())
 EOF
-python3 "$T/midline.py" "$BIN/cenqueue" "$RSOCK" "$T/midline.out"
+"$PY" "$T/midline.py" "$BIN/cenqueue" "$RSOCK" "$T/midline.out"
 check_eq "SIGINT in the middle of a line: exit 1" 1 "$?"
 check_eq "...the half line ended, then the id on a line of its own" "ml-1" \
     "$(tail -n 1 "$T/midline.out")"

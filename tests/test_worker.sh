@@ -233,7 +233,7 @@ kill "$mon" 2>/dev/null; wait "$mon" 2>/dev/null
 # once, some apply with several; and how many records left the in-flight list by LREM (the
 # scripts: all; cq's module: those its RPOP of a batch's tail could not take).
 take_order() {
-    python3 - "$1" <<'PY'
+    "$PY" - "$1" <<'PY'
 import re, sys
 ENDS = set("FfJjXCDRH")  # outcome kinds that end a job's turn here (S, a start mark, does not)
 groups, lrems = [], 0
@@ -281,7 +281,7 @@ check_contains "cworker --max-jobs 1: stops after the job, saying why with its o
 # job_lines LOG N: N "finished in" lines, one per job, every one before the burst's exit line
 # and the stop line.
 job_lines() {
-    python3 - "$1" "$2" <<'PY'
+    "$PY" - "$1" "$2" <<'PY'
 import re, sys
 lines = open(sys.argv[1], errors="replace").read().splitlines()
 ids = [m.group(1) for l in lines for m in [re.search(r" noop (line-\d+) finished in ", l)] if m]
@@ -299,7 +299,7 @@ seq 1 20000 | sed 's/^/noop /' | "$BIN/cenqueue" --stdin --quiet >/dev/null
 "$BIN/cworker" --burst -c 16 --summary-interval 50ms >"$T/summary.log" 2>&1
 # summaries_after_lines LOG: every summary's count, added up, is at most the lines before it.
 summaries_after_lines() {
-    python3 - "$1" <<'PY'
+    "$PY" - "$1" <<'PY'
 import re, sys
 lines, counted, summaries, bad = 0, 0, 0, 0
 for l in open(sys.argv[1], errors="replace"):

@@ -11,8 +11,8 @@
  * confirmed the subscription reads the status hash on the first connection. A job that ended
  * before that is seen in the hash, one that ends after it in a message: none falls between.
  * Messages are lost while the connection is down, so after a reconnection the statuses are
- * read again; they are also read every WAIT_RECHECK seconds of silence, which only matters
- * for jobs ended by workers that predate the channel.
+ * read again; they are also read every client_wait_recheck seconds of silence (30), which
+ * only matters for jobs ended by workers that predate the channel.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -20,6 +20,7 @@
 
 #include "cq/cq.h"
 #include "catalog.h"
+#include "client.h"
 #include "job.h"
 #include "keys.h"
 #include "queue.h"
@@ -509,9 +510,11 @@ int cq_status_get(cq_client *c, const char *id, cq_status **out, char *err, size
 /* ---- waiting -------------------------------------------------------------------------- */
 
 #define WAIT_BATCH      1000 /* channels a SUBSCRIBE, statuses a pipelined read */
-#define WAIT_RECHECK    30.0 /* seconds of silence after which the awaited statuses are read */
 #define WAIT_RETRY      30.0 /* seconds Redis may stay unreachable before a wait fails */
 #define WAIT_IO_TIMEOUT 5.0  /* seconds a connect or a SUBSCRIBE's replies may take, at most */
+
+/* Seconds of silence after which the awaited statuses are read (client.h: tests set it). */
+double client_wait_recheck = 30.0;
 
 enum { W_DONE = 1, W_NOTIFIED = 2 };
 
@@ -777,7 +780,7 @@ static int wait_run(struct wait *w, double timeout)
                 subscribed = 1;
                 down_since = 0;
                 pause = 50;
-                recheck = mono_now() + WAIT_RECHECK;
+                recheck = mono_now() + client_wait_recheck;
             } else if (!io) {
                 break;
             }
@@ -810,13 +813,13 @@ static int wait_run(struct wait *w, double timeout)
                 if (!io) break;
                 subscribed = 0;
             } else if (w->nnotified > 0) {
-                recheck = mono_now() + WAIT_RECHECK;
+                recheck = mono_now() + client_wait_recheck;
             } else if (mono_now() >= recheck) {
                 if (read_awaited(w, &idx, &io) != 0) {
                     if (!io) break;
                     subscribed = 0;
                 }
-                recheck = mono_now() + WAIT_RECHECK;
+                recheck = mono_now() + client_wait_recheck;
             }
         }
         if (!subscribed) {

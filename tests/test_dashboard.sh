@@ -139,6 +139,52 @@ with open(out, "w") as f:
 PYEOF
 }
 
+# trickles PORT N OUT: N connections to the server at PORT, 32 from each address from
+# 127.0.0.2 on; the even ones send their headers a line every 0.25 s, never finishing, the odd
+# ones whole headers (that pass every check) and then a body 8 bytes every 0.25 s. Each is
+# watched until the server closes it, for 40 s at most; then "OPENED HEADER-CLOSED
+# BODY-CLOSED SHORTEST LONGEST" in OUT, the last two the seconds the first and the last
+# closed connections lived.
+trickles() {
+    "$PY" - "$@" <<'PYEOF'
+import socket, sys, time
+port, n, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+socks, opened, lived = [], {}, {}
+for i in range(n):
+    try:
+        s = socket.socket()
+        s.bind(("127.0.0.%d" % (2 + i // 32), 0))
+        s.connect(("127.0.0.1", port))
+        if i % 2:  # the body's turn: headers that pass every check, then the body trickles
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+                      b"Content-Length: 1000000\r\n\r\n" % port)
+        else:
+            s.sendall(b"GET /healthz HTTP/1.1\r\n")
+        opened[i] = time.monotonic()
+        socks.append((i, s))
+    except OSError:
+        pass
+end = time.monotonic() + 40
+while time.monotonic() < end and len(lived) < len(socks):
+    for i, s in socks:
+        if i in lived:
+            continue
+        try:
+            s.sendall(b"xxxxxxxx" if i % 2 else b"X-Slow: 1\r\n")
+            if s.recv(1, socket.MSG_DONTWAIT) == b"":
+                lived[i] = time.monotonic() - opened[i]
+        except BlockingIOError:
+            pass
+        except OSError:
+            lived[i] = time.monotonic() - opened[i]
+    time.sleep(0.25)
+v = sorted(lived.values()) or [0]
+body = sum(1 for i in lived if i % 2)
+with open(out, "w") as f:
+    f.write("%d %d %d %.1f %.1f\n" % (len(socks), len(lived) - body, body, v[0], v[-1]))
+PYEOF
+}
+
 mark "Redis up"
 start_registered "$T/w1.log" -c 4 drain
 start_registered "$T/w2.log" -c 2 --command "flaky=$T/bin/flaky.sh" --command "bad=$T/bin/bad.sh" work
@@ -386,6 +432,44 @@ check_eq "0.0.0.0 with --insecure: serves without a token" \
     "503 503 is at http://0.0.0.0" "$(unshare -n bash -c 'nonloop --insecure')"
 
 mark "non-loopback done"
+# ---- the default deadlines, checked while the browser runs ----
+# What --help says of them: a connection's time for a whole request 10 s, a client's time to
+# take an answer 30 s.
+"$BIN/cqctl" serve --help >"$T/serve.help"
+req_help=$(sed -n '/--request-timeout D/,/--answer-timeout D/p' "$T/serve.help" | sed '$d')
+ans_help=$(sed -n '/--answer-timeout D/,/--log-level/p' "$T/serve.help" | sed '$d')
+check_contains "cqctl serve --help: --request-timeout's default is 10 s" "(default: 10s;" "$req_help"
+check_contains "cqctl serve --help: --answer-timeout's default is 30 s" "(default: 30s;" "$ans_help"
+# ...and what a server started without the options does, on one connection of each kind (the
+# 2-s server further down takes 256 at once): of its own prefix, so that the browser never
+# sees its page of 8 MB jobs, and in the background while the browser runs (its 30 s would
+# otherwise be waited out alone).
+#
+# A client that sends its headers a line at a time, never finishing, or whole headers and
+# then a long body a few bytes at a time, kept its connection for good (the idle timeout
+# never came): from 8 addresses they held all 256. Now each connection that has no whole
+# request 10 s after it opened is shut down.
+# A client that asks for a large answer and takes a little of it now and then held its
+# connection for as long as it went on (libmicrohttpd's idle timeout never came): now an
+# answer not taken 30 s after it was ready resets the connection, and what the kernel held of
+# it is dropped. The answer: a page of 1,000 jobs of 8 KB of arguments each, more than the
+# sockets' buffers hold. The reader (at 127.0.0.20, a window of 4 KB) goes on while the
+# browser does.
+"$PY" -c 'print(("noop " + "x" * 8000 + "\n") * 1000, end="")' | enq --prefix wide: -q wide --stdin
+serve "$T/e.log" --prefix wide:
+E=$SURL
+EPID=$SPID
+curl -s -m 30 -o "$T/wide.json" "$E/api/jobs?list=queue&queue=wide&limit=1000"
+whole=$(wc -c <"$T/wide.json")
+check "a page of 1,000 jobs of 8 KB: a client that reads it gets it whole (${whole} bytes)" \
+    [ "$whole" -gt 8000000 ]
+[ "$whole" -gt 8000000 ] || head -c 300 "$T/wide.json"
+slow_reader "$SPORT" 127.0.0.20 "$T/reader" &
+READER=$!
+trickles "$SPORT" 2 "$T/slow1" &
+TRICKLES=$!
+wait_for 10 test -e "$T/reader.started"
+
 # ---- in the browser ----
 echo "     (the browser: tests/browser/dashboard.mjs against $B)"
 B0=$(date +%s%N)
@@ -401,11 +485,63 @@ for f in overview paused failed job xss phone scale; do
 done
 
 mark "browser done"
+# ---- the default deadlines: what the server without the options did meanwhile ----
+wait "$TRICKLES"
+read -r opened closed body shortest longest <"$T/slow1"
+check_eq "the default --request-timeout: of a header trickle and a body trickle (a line, 8 bytes every 0.25 s)" \
+    "2 1 1" "$opened $closed $body"
+check "...none closed before 10 s (the shortest lived ${shortest} s)" \
+    awk -v t="$shortest" 'BEGIN { exit !(t >= 9) }'
+check "...both soon after (the longest lived ${longest} s)" \
+    awk -v t="$longest" 'BEGIN { exit !(t <= 30) }'
+check_contains "...the log says so" "that sent no whole request within 10s" "$(cat "$T/e.log")"
+wait "$READER"
+read -r got lived end <"$T/reader"
+check_eq "the default --answer-timeout: the slow reader's connection is reset by the server" \
+    "connection reset by peer" "$end"
+check "...30 s after its request (${lived} s, ${got} bytes of ${whole} read)" \
+    awk -v t="$lived" -v g="$got" -v w="$whole" 'BEGIN { exit !(t >= 29 && t <= 45 && g < w) }'
+check_contains "...and the log says so" "connection that did not take an answer within 30s" \
+    "$(cat "$T/e.log")"
+check "SIGTERM: the server of the default deadlines exits 0" stops "$EPID"
 # ---- what the server says agrees with cqctl, once nothing moves ----
 wait_for 10 watching 2
 check_eq "/metrics is the text of cqctl metrics" "$("$BIN/cqctl" metrics)" "$(curl -s "$A/metrics")"
 
 mark "metrics compared"
+
+# The deadlines are options: a server whose are 2 s each (of the prefix of the page of 8 MB
+# jobs above). Its request deadline is watched in the background from here on, while the
+# checks below stop Redis and act: one client sending its headers a line at a time, then 256
+# connections (trickles) at once; each run alone, so that the log's lines are theirs.
+serve "$T/d.log" --prefix wide: --request-timeout 2s --answer-timeout 2s
+D=$SURL
+DPID=$SPID
+DPORT=$SPORT
+(
+"$PY" - "$DPORT" "$T/trickle2" <<'PYEOF'
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"GET /healthz HTTP/1.1\r\n")
+t0, lived = time.monotonic(), "none after 20 s"
+while time.monotonic() - t0 < 20:
+    try:
+        s.sendall(b"X-Slow: 1\r\n")
+        if s.recv(1, socket.MSG_DONTWAIT) == b"":
+            lived = "%.1f" % (time.monotonic() - t0)
+            break
+    except BlockingIOError:
+        pass
+    except OSError:
+        lived = "%.1f" % (time.monotonic() - t0)
+        break
+    time.sleep(0.25)
+open(sys.argv[2], "w").write(lived + "\n")
+PYEOF
+trickles "$DPORT" 256 "$T/slow"
+) &
+DTRICKLES=$!
+
 
 # ---- hostile input and clients ----
 # Bytes that are not UTF-8 in what Redis holds (a command's stderr in an error, a hash written
@@ -468,76 +604,6 @@ check_eq "...a client at 127.0.0.2 is still served" ok \
     "$(curl -s -m 5 --interface 127.0.0.2 "$A/healthz")"
 kill "$HOLDER" 2>/dev/null
 wait "$HOLDER" 2>/dev/null
-# A client that sends its headers a line at a time, never finishing, or whole headers and
-# then a long body a few bytes at a time, kept its connection for good (the idle timeout
-# never came): from 8 addresses they held all 256. Now each connection that has no whole
-# request 10 s after it opened is shut down.
-"$PY" - "${A##*:}" "$T/slow" <<'PYEOF'
-import socket, sys, time
-port = int(sys.argv[1])
-socks, opened, lived = [], {}, {}
-for i in range(256):
-    try:
-        s = socket.socket()
-        s.bind(("127.0.0.%d" % (2 + i // 32), 0))
-        s.connect(("127.0.0.1", port))
-        if i % 2:  # the body's turn: headers that pass every check, then the body trickles
-            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
-                      b"Content-Length: 1000000\r\n\r\n" % port)
-        else:
-            s.sendall(b"GET /healthz HTTP/1.1\r\n")
-        opened[i] = time.monotonic()
-        socks.append((i, s))
-    except OSError:
-        pass
-end = time.monotonic() + 40
-while time.monotonic() < end and len(lived) < len(socks):
-    for i, s in socks:
-        if i in lived:
-            continue
-        try:
-            s.sendall(b"xxxxxxxx" if i % 2 else b"X-Slow: 1\r\n")
-            if s.recv(1, socket.MSG_DONTWAIT) == b"":
-                lived[i] = time.monotonic() - opened[i]
-        except BlockingIOError:
-            pass
-        except OSError:
-            lived[i] = time.monotonic() - opened[i]
-    time.sleep(0.25)
-v = sorted(lived.values()) or [0]
-body = sum(1 for i in lived if i % 2)
-with open(sys.argv[2], "w") as f:
-    f.write("%d %d %d %.1f %.1f\n" % (len(socks), len(lived) - body, body, v[0], v[-1]))
-PYEOF
-read -r opened closed body shortest longest <"$T/slow"
-check_eq "256 connections from 8 addresses: half send their headers a line every 0.25 s, half a" \
-    256 "$opened"
-check_eq "...body 8 bytes every 0.25 s: the server closed each header trickle" 128 "$closed"
-check_eq "...and each body trickle" 128 "$body"
-check "...none before 10 s (the shortest lived ${shortest} s)" \
-    awk -v t="$shortest" 'BEGIN { exit !(t >= 9) }'
-check "...each soon after (the longest lived ${longest} s)" \
-    awk -v t="$longest" 'BEGIN { exit !(t <= 30) }'
-check_contains "...the log says so" "connections that sent no whole request within 10s" \
-    "$(cat "$T/a.log")"
-check "...with no line each" bash -c "! grep -q 'Connection was closed' '$T/a.log'"
-check_eq "...and a client at 127.0.0.10 is served" ok \
-    "$(curl -s -m 5 --interface 127.0.0.10 "$A/healthz")"
-# A client that asks for a large answer and takes a little of it now and then held its
-# connection for as long as it went on (libmicrohttpd's idle timeout never came): now an
-# answer not taken 30 s after it was ready resets the connection, and what the kernel held of
-# it is dropped. The answer: a page of 1,000 jobs of 8 KB of arguments each, more than the
-# sockets' buffers hold. The reader (at 127.0.0.20, a window of 4 KB) goes on while the
-# checks below do.
-"$PY" -c 'print(("noop " + "x" * 8000 + "\n") * 1000, end="")' | enq -q wide --stdin
-curl -s -m 30 -o "$T/wide.json" "$A/api/jobs?list=queue&queue=wide&limit=1000"
-whole=$(wc -c <"$T/wide.json")
-check "a page of 1,000 jobs of 8 KB: a client that reads it gets it whole (${whole} bytes)" \
-    [ "$whole" -gt 8000000 ]
-[ "$whole" -gt 8000000 ] || head -c 300 "$T/wide.json"
-slow_reader "${A##*:}" 127.0.0.20 "$T/reader" &
-READER=$!
-wait_for 10 test -e "$T/reader.started"
 # Redis stopped (not down: it accepts and never answers): requests that find every pooled
 # connection held wait for one 3 s, then get a 503 saying so, rather than queueing behind
 # each held request's 10 s timeout (/healthz answered after 40 s).
@@ -571,17 +637,6 @@ check "...and its job is canceled" jobs_are canceled xss-1
 check_eq "delete a job" deleted "$(act job/xss-1/delete | jq_ 'd["outcome"]')"
 check_eq "...and it is gone" 404 "$(code "$A/api/job/xss-1")"
 check_eq "cancel of a job that ended: 409" 409 "$(post "$A/api/job/bad-1/cancel" -H 'X-CQ-Action: 1')"
-wait "$READER"
-read -r got lived end <"$T/reader"
-check_eq "the slow reader's connection: reset by the server" "connection reset by peer" "$end"
-check "...30 s after its request (${lived} s, ${got} bytes of ${whole} read)" \
-    awk -v t="$lived" -v g="$got" -v w="$whole" 'BEGIN { exit !(t >= 29 && t <= 45 && g < w) }'
-check_contains "...and the log says so" "connection that did not take an answer within 30s" \
-    "$(cat "$T/a.log")"
-# The deadlines are options: a server whose are 2 s each.
-serve "$T/d.log" --request-timeout 2s --answer-timeout 2s
-D=$SURL
-DPID=$SPID
 # An answer whose making takes longer than --answer-timeout still comes, whole: the time to
 # take it counts from when it is ready (Redis stopped for 4 s while /api/overview waits).
 kill -STOP "$RPID"
@@ -594,37 +649,35 @@ wait "$CONT"
 check_eq "--answer-timeout 2s: an answer 4 s in the making (Redis stopped) comes: 200" 200 "$made"
 check "...after Redis went on (${made_ms} ms)" [ "$made_ms" -ge 3500 ]
 check_eq "...whole" ok "$(jq_ '"ok" if "queues" in d else d' <"$T/d.json")"
-slow_reader "$SPORT" 127.0.0.21 "$T/reader2"
+slow_reader "$DPORT" 127.0.0.21 "$T/reader2"
 read -r got lived end <"$T/reader2"
 check_eq "...a slow reader's connection: reset" "connection reset by peer" "$end"
 check "...2 s after its answer was ready (${lived} s)" \
     awk -v t="$lived" 'BEGIN { exit !(t >= 1.5 && t <= 8) }'
 check_contains "...the log says so" "connection that did not take an answer within 2s" \
     "$(cat "$T/d.log")"
-"$PY" - "$SPORT" "$T/trickle2" <<'PYEOF'
-import socket, sys, time
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
-s.sendall(b"GET /healthz HTTP/1.1\r\n")
-t0, lived = time.monotonic(), "none after 20 s"
-while time.monotonic() - t0 < 20:
-    try:
-        s.sendall(b"X-Slow: 1\r\n")
-        if s.recv(1, socket.MSG_DONTWAIT) == b"":
-            lived = "%.1f" % (time.monotonic() - t0)
-            break
-    except BlockingIOError:
-        pass
-    except OSError:
-        lived = "%.1f" % (time.monotonic() - t0)
-        break
-    time.sleep(0.25)
-open(sys.argv[2], "w").write(lived + "\n")
-PYEOF
+wait "$DTRICKLES"
 lived=$(cat "$T/trickle2")
 check "--request-timeout 2s: headers a line every 0.25 s are closed 2 s on (${lived} s)" \
     awk -v t="$lived" 'BEGIN { exit !(t >= 1.5 && t <= 8) }'
 check_contains "...the log says so" "connection that sent no whole request within 2s" \
     "$(cat "$T/d.log")"
+# The 256 trickles from 8 addresses (32 each, the most a client address may hold): each is
+# closed, none before the deadline, and another address is still served.
+read -r opened closed body shortest longest <"$T/slow"
+check_eq "--request-timeout 2s: 256 connections from 8 addresses: half send their headers a line every 0.25 s, half a" \
+    256 "$opened"
+check_eq "...body 8 bytes every 0.25 s: the server closed each header trickle" 128 "$closed"
+check_eq "...and each body trickle" 128 "$body"
+check "...none before 2 s (the shortest lived ${shortest} s)" \
+    awk -v t="$shortest" 'BEGIN { exit !(t >= 1.5) }'
+check "...each soon after (the longest lived ${longest} s)" \
+    awk -v t="$longest" 'BEGIN { exit !(t <= 8) }'
+check_contains "...the log says so" "connections that sent no whole request within 2s" \
+    "$(cat "$T/d.log")"
+check "...with no line each" bash -c "! grep -q 'Connection was closed' '$T/d.log'"
+check_eq "...and a client at 127.0.0.10 is served" ok \
+    "$(curl -s -m 5 --interface 127.0.0.10 "$D/healthz")"
 check "SIGTERM: the server of 2 s deadlines exits 0" stops "$DPID"
 # ---- Redis down, and back ----
 stop_redis
@@ -653,7 +706,8 @@ never() { ! grep -rqF -- "$1" "${@:2}"; }
 curl -s "$A/" "$A/app.js" "$A/api/overview" "$A/api/jobs?list=failed" "$A/api/job/bad-1" \
     "$A/metrics" >"$T/pages.txt"
 check "the Redis password is in no page" never "$PW" "$T/pages.txt" "$T/overview.json"
-check "...and in no log of the server" never "$PW" "$T/a.log" "$T/b.log" "$T/nl.log"
+check "...and in no log of the server" never "$PW" "$T/a.log" "$T/b.log" "$T/nl.log" "$T/e.log" \
+    "$T/d.log"
 check "...nor is the token" never "$TOKEN" "$T/a.log" "$T/b.log"
 check_contains "503's text has no password either" "redis 127.0.0.1" "$down"
 check "SIGTERM: the server with a token exits 0 (nothing leaked under ASan)" stops "$BPID"

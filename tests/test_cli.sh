@@ -18,8 +18,8 @@ run() {
     shift
     "$BIN/$p" "$@" >"$T/out" 2>"$T/err"
     RC=$?
-    OUT=$(cat "$T/out")
-    ERR=$(cat "$T/err")
+    OUT=$(<"$T/out")
+    ERR=$(<"$T/err")
 }
 
 # usage_error NAME EXPECTED_FIRST_LINE PROG ARGS...: exit 2, nothing on stdout, and exactly
@@ -175,8 +175,8 @@ script() {
     (cd "$T" && PATH=$T/stubs:$PATH CQ_BUILD_DIR=$T/b CMAKE_BUILD_TYPE=Debug \
         timeout 60 "$SRC/scripts/$s" "$@" >"$T/out" 2>"$T/err")
     RC=$?
-    OUT=$(cat "$T/out")
-    ERR=$(cat "$T/err")
+    OUT=$(<"$T/out")
+    ERR=$(<"$T/err")
     RAN=$(cat "$T/ran" 2>/dev/null)
 }
 # script_error NAME EXPECTED_FIRST_LINE SCRIPT ARGS...: as usage_error, and nothing ran.
@@ -208,7 +208,7 @@ for s in format build test deps demo; do
     check "scripts/$s --help: no line is wider than 92 columns" bash -c \
         "! grep -n '.\{93\}' '$T/help.$s'"
     script "$s" -h
-    check_eq "scripts/$s -h: the same" "0 $(cat "$T/help.$s")" "$RC $OUT"
+    check_eq "scripts/$s -h: the same" "0 $(<"$T/help.$s")" "$RC $OUT"
     script_error "scripts/$s --chek" "scripts/$s: unknown option '--chek'" "$s" --chek
     script_error "scripts/$s -x" "scripts/$s: unknown option '-x'" "$s" -x
     script_error "scripts/$s extra" "scripts/$s: unexpected argument 'extra'" "$s" extra
@@ -504,7 +504,7 @@ check_eq "cannot be made: the line" \
 check_eq "no --download-root, an unwritable working directory: the worker runs" 0 "$?"
 check_contains "... and warns that download_link cannot write there" \
     "cworker: warning: download_link cannot write in the working directory: '.' is not writable" \
-    "$(cat "$T/err")"
+    "$(<"$T/err")"
 run cworker --burst --download-root "$T/new/a/b"
 check_eq "missing, with missing parents: made, and the worker runs" 0 "$RC"
 check "... the directory is there" test -d "$T/new/a/b"
@@ -513,7 +513,7 @@ unshare -m bash -c 'mount -t tmpfs -o ro,size=1m tmpfs "$1" && exec "$2" --burst
     _ "$T/ro" "$BIN/cworker" >"$T/out" 2>"$T/err"
 check_eq "a read-only root: exit 1" 1 "$?"
 check_eq "a read-only root: the line" \
-    "cworker: --download-root: '$T/ro' is not writable: Read-only file system" "$(cat "$T/err")"
+    "cworker: --download-root: '$T/ro' is not writable: Read-only file system" "$(<"$T/err")"
 check_eq "no job was taken meanwhile" 0 "$(rcli LLEN cq:queue:default)"
 
 echo "# cenqueue knows download_link without libcurl (it only checks jobs against it)"
@@ -524,7 +524,7 @@ check_contains "... and lists download_link with its summary" \
     "save LINK (http/https) as DIRECTORY/<name from the URL>" "$out"
 "$BIN/cenqueue" download_link onlyone >"$T/out" 2>"$T/err"
 check_eq "... and refuses it with the wrong arguments: exit 2" 2 "$?"
-check_contains "... saying why" "download_link takes 2 arguments, got 1" "$(cat "$T/err")"
+check_contains "... saying why" "download_link takes 2 arguments, got 1" "$(<"$T/err")"
 
 echo "# a name with control bytes is shown escaped, on the one line"
 cqctl_usage_error "cqctl job \$'x\\ny': one line naming the id, escaped" \
@@ -537,19 +537,19 @@ printf 'noop\nsleep 0\n# a comment\nnoop\nsleep soon\nnoop\n' >"$T/jobs"
 check_eq "a refused line: exit 2" 2 "$?"
 check_eq "the ids of the three jobs before it are printed" 3 "$(wc -l <"$T/out")"
 check_eq "... and those three are in the queue" 3 "$(rcli LLEN cq:queue:default)"
-check_contains "the refused line is named" "cenqueue: stdin line 5: " "$(cat "$T/err")"
+check_contains "the refused line is named" "cenqueue: stdin line 5: " "$(<"$T/err")"
 check_contains "what went in and where to go on" \
     "cenqueue: the 3 jobs before line 5 went in (ids printed); line 5 and the rest did not: fix it and enqueue from there (tail -n +5)" \
-    "$(cat "$T/err")"
+    "$(<"$T/err")"
 printf 'sleep soon\nnoop\n' | "$BIN/cenqueue" --stdin >"$T/out" 2>"$T/err"
 check_eq "a bad first line: exit 2" 2 "$?"
 check_contains "... nothing went in, and it says so" \
-    "cenqueue: nothing was enqueued; fix line 1 and run again" "$(cat "$T/err")"
+    "cenqueue: nothing was enqueued; fix line 1 and run again" "$(<"$T/err")"
 check_eq "... and nothing is in the queue beyond the three" 3 "$(rcli LLEN cq:queue:default)"
 printf 'noop "a b"\nnoop "unclosed\nnoop\n' | "$BIN/cenqueue" --no-check --stdin >"$T/out" 2>"$T/err"
 check_eq "an unterminated quote: exit 2" 2 "$?"
-check_contains "... names its line" "cenqueue: stdin line 2: unterminated quote" "$(cat "$T/err")"
-check_contains "... and where to go on" "the 1 job before line 2 went in (ids printed)" "$(cat "$T/err")"
+check_contains "... names its line" "cenqueue: stdin line 2: unterminated quote" "$(<"$T/err")"
+check_contains "... and where to go on" "the 1 job before line 2 went in (ids printed)" "$(<"$T/err")"
 check_eq "... the quoted argument of line 1 is one argument" '["a b"]' \
     "$(rcli LINDEX cq:queue:default 0 | python3 -c 'import json, sys; print(json.dumps(json.load(sys.stdin)["args"]))')"
 rcli LPOP cq:queue:default >/dev/null
@@ -557,11 +557,11 @@ rcli LPOP cq:queue:default >/dev/null
 printf 'noop a\0b\n' | "$BIN/cenqueue" --no-check --stdin >"$T/out" 2>"$T/err"
 check_eq "a NUL byte in a line: exit 2" 2 "$?"
 check_contains "... names its line and column" \
-    "cenqueue: stdin line 1: a NUL byte at column 7 (no argument can hold one)" "$(cat "$T/err")"
+    "cenqueue: stdin line 1: a NUL byte at column 7 (no argument can hold one)" "$(<"$T/err")"
 check_eq "... and nothing went in" 3 "$(rcli LLEN cq:queue:default)"
 printf 'noop\nsleep soon\n' | "$BIN/cenqueue" --quiet --stdin >"$T/out" 2>"$T/err"
 check_contains "a refused line, --quiet: no ids said to be printed" \
-    "cenqueue: the 1 job before line 2 went in; line 2 and the rest did not" "$(cat "$T/err")"
+    "cenqueue: the 1 job before line 2 went in; line 2 and the rest did not" "$(<"$T/err")"
 rcli LPOP cq:queue:default >/dev/null
 
 # Batches are read while the one before is enqueued (a second thread): a bad line three
@@ -572,7 +572,7 @@ rcli DEL cq:queue:many >/dev/null
 check_eq "a bad line after 25,000: exit 2" 2 "$?"
 check_eq "... the 25,000 ids printed" 25000 "$(wc -l <"$T/out")"
 check_eq "... the 25,000 in the queue" 25000 "$(rcli LLEN cq:queue:many)"
-check_contains "... and said so" "cenqueue: the 25000 jobs before line 25001 went in" "$(cat "$T/err")"
+check_contains "... and said so" "cenqueue: the 25000 jobs before line 25001 went in" "$(<"$T/err")"
 
 echo "# cenqueue --stdin: Redis refusing a batch half way (maxmemory)"
 # refused_half_way LINES ROOM: LINES jobs enqueued with Redis's maxmemory ROOM bytes above
@@ -591,8 +591,8 @@ check_eq "refused half way: exit 1" 1 "$RC"
 check "... some went in, not all ($IN)" test "$IN" -gt 0 -a "$IN" -lt 60000
 check_eq "... exactly those ids printed" "$IN" "$(wc -l <"$T/out")"
 check_eq "... whose status hashes exist" "$IN" "$(rcli EVAL "local n = 0 for _, r in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do if redis.call('EXISTS', 'cq:job:' .. cjson.decode(r).id) == 1 then n = n + 1 end end return n" 1 cq:queue:many)"
-check_contains "... and the count is said" "($IN jobs were enqueued in all, their ids printed; the rest of the input was not)" "$(cat "$T/err")"
-check_contains "... with Redis's reason" "OOM" "$(cat "$T/err")"
+check_contains "... and the count is said" "($IN jobs were enqueued in all, their ids printed; the rest of the input was not)" "$(<"$T/err")"
+check_contains "... with Redis's reason" "OOM" "$(<"$T/err")"
 # The input in one batch (under 10,000 lines), read to its end before Redis refuses a part of
 # it: what was not enqueued is still "the rest of the input".
 refused_half_way 9000 1500000
@@ -601,7 +601,7 @@ check "... some of it went in, not all ($IN)" test "$IN" -gt 0 -a "$IN" -lt 9000
 check_eq "... exactly those ids printed" "$IN" "$(wc -l <"$T/out")"
 check_contains "... and the rest said not to be in" \
     "($IN jobs were enqueued in all, their ids printed; the rest of the input was not)" \
-    "$(cat "$T/err")"
+    "$(<"$T/err")"
 rcli DEL cq:queue:many >/dev/null
 
 echo "# cenqueue --stdin: every job in, then ?replicas=1 unconfirmed (no replica here)"
@@ -612,13 +612,13 @@ check_eq "... the 3 ids printed" 3 "$(wc -l <"$T/out")"
 check_eq "... the 3 in the queue" 3 "$(rcli LLEN cq:queue:unconfirmed)"
 check_contains "... and nothing said to be left of the input" \
     "cenqueue: enqueue: 0 of 1 replicas confirmed the write within 1000 ms: a failover now could lose it (every job of the input was enqueued, 3 in all, their ids printed)" \
-    "$(cat "$T/err")"
+    "$(<"$T/err")"
 echo noop | "$BIN/cenqueue" -u "$CQ_REDIS_URL?replicas=1" -q unconfirmed --stdin --quiet \
     >"$T/out" 2>"$T/err"
 check_eq "unconfirmed, --quiet: exit 1" 1 "$?"
-check_eq "... nothing on stdout" "" "$(cat "$T/out")"
+check_eq "... nothing on stdout" "" "$(<"$T/out")"
 check_contains "... and no ids said to be printed" \
-    "(every job of the input was enqueued, 1 in all)" "$(cat "$T/err")"
+    "(every job of the input was enqueued, 1 in all)" "$(<"$T/err")"
 rcli DEL cq:queue:unconfirmed >/dev/null
 
 echo "# cenqueue --stdin, stdin closed"
@@ -627,14 +627,14 @@ timeout 10 "$BIN/cenqueue" --stdin <&- >"$T/out" 2>"$T/err"
 check_eq "stdin closed: exit 2, at once" 2 "$?"
 check_contains "... and says so" \
     "cenqueue: --stdin: standard input is closed; give the jobs on it (cenqueue --stdin <FILE)" \
-    "$(cat "$T/err")"
+    "$(<"$T/err")"
 
 # A read error is said once, of no line: it read 'stdin line 0: cannot read stdin: ...', then
 # the same again with what went in.
 "$BIN/cenqueue" --stdin <"$T" >"$T/out" 2>"$T/err"
 check_eq "stdin a directory: exit 1" 1 "$?"
 check_contains "... says why and what went in" \
-    "cenqueue: cannot read stdin: Is a directory (0 jobs were enqueued in all" "$(cat "$T/err")"
+    "cenqueue: cannot read stdin: Is a directory (0 jobs were enqueued in all" "$(<"$T/err")"
 check_eq "... once" 1 "$(grep -c 'Is a directory' "$T/err")"
 
 echo "# cenqueue --stdin from a stream (tail -f | cenqueue --stdin)"
@@ -676,8 +676,8 @@ wait "$WP" 2>/dev/null
 check_eq "... exit 1" 1 "$rc"
 check_contains "... with Redis's reason and what went in" \
     "(0 jobs were enqueued in all; the rest of the input was not)" \
-    "$(cat "$T/err")"
-check_contains "... OOM" "OOM" "$(cat "$T/err")"
+    "$(<"$T/err")"
+check_contains "... OOM" "OOM" "$(<"$T/err")"
 rcli DEL cq:queue:stream >/dev/null
 
 echo "# a closed stdout or stderr is /dev/null, not the next descriptor opened (Redis's socket)"
@@ -694,7 +694,7 @@ check_eq "...the job ran" "0 $((${before:-0} + 1))" \
 "$BIN/cenqueue" -q closed noop >&- 2>"$T/err"
 check_eq "cenqueue with stdout closed and no --quiet: a usage error (2)" 2 "$?"
 check_contains "... saying why, and the fix" \
-    "cenqueue: standard output is closed: the jobs' ids would be lost; redirect it" "$(cat "$T/err")"
+    "cenqueue: standard output is closed: the jobs' ids would be lost; redirect it" "$(<"$T/err")"
 check_eq "... and nothing enqueued" 0 "$(rcli LLEN cq:queue:closed)"
 
 finish

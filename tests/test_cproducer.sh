@@ -21,8 +21,8 @@ prod() {
     reset_hits
     IMGUR_CLIENT_ID=$id "$CP" --api-url "$API" "$@" >"$T/out" 2>"$T/err"
     RC=$?
-    OUT=$(cat "$T/out")
-    ERR=$(cat "$T/err")
+    OUT=$(<"$T/out")
+    ERR=$(<"$T/err")
 }
 lines() { if [ -z "$1" ]; then echo 0; else printf '%s\n' "$1" | wc -l; fi; }
 
@@ -205,8 +205,8 @@ check_eq "... after one retry within --max-wait 1" 2 "$(hits total)"
 IMGUR_CLIENT_ID=test-client "$CP" --dry-run --max-wait 0 \
     --api-url "http://127.0.0.1:1/3/gallery/" >"$T/out" 2>"$T/err"
 check_eq "an unreachable API exits 1" 1 $?
-check_eq "... with one line" 1 "$(lines "$(cat "$T/err")")"
-check_contains "... naming imgur" "cproducer: imgur: " "$(cat "$T/err")"
+check_eq "... with one line" 1 "$(lines "$(<"$T/err")")"
+check_contains "... naming imgur" "cproducer: imgur: " "$(<"$T/err")"
 
 echo "# redis"
 prod test-client -u "redis://127.0.0.1:1"
@@ -318,8 +318,8 @@ start_redis_again
 set_statuses waitrestart 0
 wait "$cp"
 check_eq "--wait through a Redis restart: exit 0" 0 "$?"
-check_contains "... saying it lost Redis" "WARN lost Redis while waiting: " "$(cat "$T/err")"
-check_contains "... and it saw every job end" "16 jobs: 16 finished, 0 failed" "$(cat "$T/out")"
+check_contains "... saying it lost Redis" "WARN lost Redis while waiting: " "$(<"$T/err")"
+check_contains "... and it saw every job end" "16 jobs: 16 finished, 0 failed" "$(<"$T/out")"
 
 echo "# with cworker: real downloads from the local image server"
 check "cworker is built" [ -x "$BIN/cworker" ]

@@ -206,7 +206,7 @@ APID=$SPID
 echo "     (cqctl serve at $A)"
 
 hdrs=$(curl -s -D - -o "$T/index.html" "$A/")
-check_contains "GET / is the page" '<script src="/app.js"' "$(cat "$T/index.html")"
+check_contains "GET / is the page" '<script src="/app.js"' "$(<"$T/index.html")"
 check_contains "CSP: this origin only" "Content-Security-Policy: default-src 'self'" "$hdrs"
 check_contains "CSP: never framed" "frame-ancestors 'none'" "$hdrs"
 check_contains "X-Frame-Options: DENY" "X-Frame-Options: DENY" "$hdrs"
@@ -218,7 +218,7 @@ check_eq "/healthz: 200 while Redis answers" "ok" "$(curl -s "$A/healthz")"
 
 curl -s "$A/metrics" >"$T/metrics.txt"
 check "/metrics passes promtool check metrics" promtool check metrics <"$T/metrics.txt"
-check_contains "/metrics counts the failed jobs" "cq_failed_jobs 2" "$(cat "$T/metrics.txt")"
+check_contains "/metrics counts the failed jobs" "cq_failed_jobs 2" "$(<"$T/metrics.txt")"
 
 curl -s "$A/api/overview" >"$T/overview.json"
 check_eq "/api/overview names the server, without its password" "127.0.0.1:$RPORT" \
@@ -311,7 +311,7 @@ check "cqctl serve stops on SIGTERM (--origin)" stops "$PPID_"
 "$BIN/cqctl" serve --origin https://dash.example.com/page >"$T/o.out" 2>&1; rc=$?
 check_eq "--origin with a path: usage error, exit 2" 2 "$rc"
 check_contains "...saying what an origin is" "is not an origin such as https://dash.example.com" \
-    "$(cat "$T/o.out")"
+    "$(<"$T/o.out")"
 
 mark "HTTP checks done"
 # ---- the token ----
@@ -401,7 +401,7 @@ check_eq "...naming the variable, not --token" \
     "$(head -1 "$T/nl7e.err")"
 CQ_DASHBOARD_TOKEN=short "$BIN/cqctl" serve --listen 0.0.0.0:0 --token x 2>"$T/nl7o.err"
 check_contains "--token over a short \$CQ_DASHBOARD_TOKEN: --token named" \
-    "cqctl: --token: use 16" "$(cat "$T/nl7o.err")"
+    "cqctl: --token: use 16" "$(<"$T/nl7o.err")"
 "$BIN/cqctl" serve --listen 127.0.0.1:nope 2>"$T/nl8.err"
 check_eq "a malformed --listen: exit 2" 2 "$?"
 "$BIN/cqctl" serve --listen 127.0.0.1:99999 2>"$T/nl9.err"
@@ -494,7 +494,7 @@ check "...none closed before 10 s (the shortest lived ${shortest} s)" \
     awk -v t="$shortest" 'BEGIN { exit !(t >= 9) }'
 check "...both soon after (the longest lived ${longest} s)" \
     awk -v t="$longest" 'BEGIN { exit !(t <= 30) }'
-check_contains "...the log says so" "that sent no whole request within 10s" "$(cat "$T/e.log")"
+check_contains "...the log says so" "that sent no whole request within 10s" "$(<"$T/e.log")"
 wait "$READER"
 read -r got lived end <"$T/reader"
 check_eq "the default --answer-timeout: the slow reader's connection is reset by the server" \
@@ -502,7 +502,7 @@ check_eq "the default --answer-timeout: the slow reader's connection is reset by
 check "...30 s after its request (${lived} s, ${got} bytes of ${whole} read)" \
     awk -v t="$lived" -v g="$got" -v w="$whole" 'BEGIN { exit !(t >= 29 && t <= 45 && g < w) }'
 check_contains "...and the log says so" "connection that did not take an answer within 30s" \
-    "$(cat "$T/e.log")"
+    "$(<"$T/e.log")"
 check "SIGTERM: the server of the default deadlines exits 0" stops "$EPID"
 # ---- what the server says agrees with cqctl, once nothing moves ----
 wait_for 10 watching 2
@@ -599,7 +599,7 @@ PYEOF
 HOLDER=$!
 wait_for 10 test -s "$T/held"
 sleep 0.5
-check_eq "70 idle connections from 127.0.0.1: the server keeps 32 of them" 32 "$(cat "$T/held")"
+check_eq "70 idle connections from 127.0.0.1: the server keeps 32 of them" 32 "$(<"$T/held")"
 check_eq "...a client at 127.0.0.2 is still served" ok \
     "$(curl -s -m 5 --interface 127.0.0.2 "$A/healthz")"
 kill "$HOLDER" 2>/dev/null
@@ -655,13 +655,13 @@ check_eq "...a slow reader's connection: reset" "connection reset by peer" "$end
 check "...2 s after its answer was ready (${lived} s)" \
     awk -v t="$lived" 'BEGIN { exit !(t >= 1.5 && t <= 8) }'
 check_contains "...the log says so" "connection that did not take an answer within 2s" \
-    "$(cat "$T/d.log")"
+    "$(<"$T/d.log")"
 wait "$DTRICKLES"
-lived=$(cat "$T/trickle2")
+lived=$(<"$T/trickle2")
 check "--request-timeout 2s: headers a line every 0.25 s are closed 2 s on (${lived} s)" \
     awk -v t="$lived" 'BEGIN { exit !(t >= 1.5 && t <= 8) }'
 check_contains "...the log says so" "connection that sent no whole request within 2s" \
-    "$(cat "$T/d.log")"
+    "$(<"$T/d.log")"
 # The 256 trickles from 8 addresses (32 each, the most a client address may hold): each is
 # closed, none before the deadline, and another address is still served.
 read -r opened closed body shortest longest <"$T/slow"
@@ -674,7 +674,7 @@ check "...none before 2 s (the shortest lived ${shortest} s)" \
 check "...each soon after (the longest lived ${longest} s)" \
     awk -v t="$longest" 'BEGIN { exit !(t <= 8) }'
 check_contains "...the log says so" "connections that sent no whole request within 2s" \
-    "$(cat "$T/d.log")"
+    "$(<"$T/d.log")"
 check "...with no line each" bash -c "! grep -q 'Connection was closed' '$T/d.log'"
 check_eq "...and a client at 127.0.0.10 is served" ok \
     "$(curl -s -m 5 --interface 127.0.0.10 "$D/healthz")"
@@ -712,7 +712,7 @@ check "...nor is the token" never "$TOKEN" "$T/a.log" "$T/b.log"
 check_contains "503's text has no password either" "redis 127.0.0.1" "$down"
 check "SIGTERM: the server with a token exits 0 (nothing leaked under ASan)" stops "$BPID"
 check "SIGTERM: the server without one exits 0" stops "$APID"
-check_contains "...saying it stops" "stopping" "$(cat "$T/a.log")"
+check_contains "...saying it stops" "stopping" "$(<"$T/a.log")"
 
 echo "#    wall time: $(( ($(date +%s%N) - START) / 1000000 )) ms"
 finish

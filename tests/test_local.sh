@@ -82,7 +82,7 @@ for spec in "sequential" "threads -j 8" "processes -j 8" "async -j 64" \
     check_eq "$spec: then the summary" "downloaded 50, failed 0, $((50 * SIZE)) bytes" \
         "$(sed -n 2p "$OUT")"
     check_eq "$spec: two lines on stdout" 2 "$(lines "$OUT")"
-    check_eq "$spec: stderr is empty (no progress line without a terminal)" "" "$(cat "$ERR")"
+    check_eq "$spec: stderr is empty (no progress line without a terminal)" "" "$(<"$ERR")"
 done
 check "processes: no child left behind" no_process_children
 
@@ -95,7 +95,7 @@ echo "a file" >"$T/afile"
 local_run "$T/root2" test-client --mode threads --download-root "$T/afile/x"
 check_eq "an impossible --download-root exits 1" 1 "$RC"
 check_contains "... naming it" "--download-root: '$T/afile' is a regular file, not a directory" \
-    "$(cat "$ERR")"
+    "$(<"$ERR")"
 
 echo "# failed links: reported one by one, the rest downloaded"
 IMGUR_CLIENT_ID=broken-links "$CP" --api-url "$API" --pages 2 --dry-run >"$T/blinks"
@@ -117,7 +117,7 @@ for spec in "sequential" "threads -j 8" "processes -j 8" "async -j 64"; do
         "downloaded 39, failed 11, $((39 * SIZE)) bytes" "$(sed -n 2p "$OUT")"
     check "$spec: still prints Took" took_first "$OUT"
     check_eq "$spec: one stderr line per failed link" 11 "$(lines "$ERR")"
-    check_eq "$spec: naming each failed link once" "$(cat "$T/bad")" \
+    check_eq "$spec: naming each failed link once" "$(<"$T/bad")" \
         "$(sed -n 's|^cproducer: download_link: \(http://[^ ]*\.jpg\): .*|\1|p' "$ERR" | sort)"
     check_eq "$spec: a 404 says HTTP 404" 9 "$(grep -c ': HTTP 404$' "$ERR")"
     check_eq "$spec: a cut transfer says so" 2 \

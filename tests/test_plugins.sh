@@ -47,7 +47,7 @@ load_error() {   # NAME EXPECTED_TEXT cworker-args...
     local rc=$?
     check_eq "$name: exit 1" 1 "$rc"
     check_eq "$name: one line" 1 "$(wc -l <"$T/err")"
-    check_contains "$name: says why" "$want" "$(cat "$T/err")"
+    check_contains "$name: says why" "$want" "$(<"$T/err")"
 }
 load_error "missing file" "plugin $T/none.so: No such file or directory" --load "$T/none.so"
 load_error "not a plugin" "not a cq plugin (no cq_plugin_api_version symbol" --load "$T/nosym.so"
@@ -66,17 +66,17 @@ CQ_PLUGINS="$T/none.so" load_error "CQ_PLUGINS" "\$CQ_PLUGINS: plugin $T/none.so
 check_eq "a --command with a plugin's function's name: exit 2 (a usage error)" 2 "$?"
 check_eq "...its line and the pointer to --help" \
     "cworker: --command 'sha256=/bin/true': function sha256: already registered (by plugin $PLUGIN_REAL)"$'\n'"Try 'cworker --help' for more information." \
-    "$(cat "$T/err")"
+    "$(<"$T/err")"
 check_eq "no worker registered by any of them" 0 "$(rcli SCARD cq:workers)"
 
 echo "# --list-functions shows the plugin's function, with its source"
 "$BIN/cworker" --load "$PLUGIN" --list-functions >"$T/list"
-check_contains "listed" "sha256 PATH [EXPECTED]" "$(cat "$T/list")"
-check_contains "with its source" "plugin $PLUGIN_REAL" "$(cat "$T/list")"
+check_contains "listed" "sha256 PATH [EXPECTED]" "$(<"$T/list")"
+check_contains "with its source" "plugin $PLUGIN_REAL" "$(<"$T/list")"
 cp "$PLUGIN" "$T/rel.so"
 (cd "$T" && "$BIN/cworker" --load ./rel.so --list-functions) >"$T/list.rel"
 check_contains "a relative --load: the source is the file's full path" \
-    "plugin $(realpath "$T")/rel.so" "$(cat "$T/list.rel")"
+    "plugin $(realpath "$T")/rel.so" "$(<"$T/list.rel")"
 
 echo "# a plugin in C++, hidden visibility and warnings as errors: builds, exports both, loads"
 cat >"$T/cxx.cpp" <<'EOF'
@@ -88,16 +88,16 @@ int cq_plugin_init(cq_registry *r) { return cq_function_add(r, "cxx_ok", "", h, 
 EOF
 g++ -Wall -Wextra -Werror -fvisibility=hidden -shared -fPIC -I"$SRC/include" "$T/cxx.cpp" \
     -o "$T/cxx.so" >"$T/cxx.err" 2>&1
-check_eq "g++ -Wall -Wextra -Werror -fvisibility=hidden: no warning" "" "$(cat "$T/cxx.err")"
+check_eq "g++ -Wall -Wextra -Werror -fvisibility=hidden: no warning" "" "$(<"$T/cxx.err")"
 check_eq "...both symbols exported" "cq_plugin_api_version cq_plugin_init" \
     "$(nm -D --defined-only "$T/cxx.so" | awk '$3 ~ /^cq_plugin/ {print $3}' | sort | paste -sd' ')"
 "$BIN/cworker" --load "$T/cxx.so" --list-functions >"$T/list.cxx" 2>&1
-check_contains "...and cworker loads it" "cxx_ok" "$(cat "$T/list.cxx")"
+check_contains "...and cworker loads it" "cxx_ok" "$(<"$T/list.cxx")"
 
 echo "# the catalog: refused before any worker published it"
 "$BIN/cenqueue" sha256 images/f1.bin >"$T/out" 2>"$T/err"
 check_eq "never published: exit 2" 2 "$?"
-check_contains "...naming what exists" "unknown function 'sha256' (known: download_link, noop, sleep)" "$(cat "$T/err")"
+check_contains "...naming what exists" "unknown function 'sha256' (known: download_link, noop, sleep)" "$(<"$T/err")"
 check_eq "...and nothing was queued" 0 "$(rcli LLEN cq:queue:default)"
 
 echo "# the example client, no worker on its queue: it says so, then waits"
@@ -113,7 +113,7 @@ W1=$!
 PIDS+=("$W1")
 wait_for 10 workers_are 1 || { echo "FATAL: worker did not register"; cat "$T/w1.log"; exit 1; }
 id=$("$BIN/cenqueue" sha256 images/f1.bin 2>"$T/err")
-check_eq "accepted while a worker serves it, without a warning" "" "$(cat "$T/err")"
+check_eq "accepted while a worker serves it, without a warning" "" "$(<"$T/err")"
 wait_for 10 jobs_are finished "$id"
 want=$(sha256sum "$ROOT/images/f1.bin" | cut -d' ' -f1)
 check_eq "finished" finished "$(jfield "$id")"
@@ -133,13 +133,13 @@ check_contains "...named as a timeout" "sha256: images/big.bin: job timed out af
 rm -f "$ROOT/images/big.bin"
 "$BIN/cenqueue" sha256 >"$T/out" 2>"$T/err"
 check_eq "wrong arity is refused by cenqueue: exit 2" 2 "$?"
-check_contains "...with the usage" "sha256 takes at least 1 argument, got 0 (usage: sha256 PATH [EXPECTED])" "$(cat "$T/err")"
+check_contains "...with the usage" "sha256 takes at least 1 argument, got 0 (usage: sha256 PATH [EXPECTED])" "$(<"$T/err")"
 "$BIN/cenqueue" sleep abc >"$T/out" 2>"$T/err"
-check_contains "a built-in's argument type is checked at the door" "sleep: argument 1 (SECONDS): 'abc' is not a duration" "$(cat "$T/err")"
+check_contains "a built-in's argument type is checked at the door" "sleep: argument 1 (SECONDS): 'abc' is not a duration" "$(<"$T/err")"
 "$BIN/cenqueue" --list-functions >"$T/list"
 check_contains "--list-functions names the live worker" "served now by $(rcli SMEMBERS cq:workers)" "$(grep -A1 '^sha256' "$T/list")"
 check_contains "--list-functions: the arguments as declared, with their types" \
-    "sleep SECONDS:duration " "$(cat "$T/list")"
+    "sleep SECONDS:duration " "$(<"$T/list")"
 check_contains "--list-functions: cq's built-ins are builtin" "builtin; served now by" \
     "$(grep -A1 '^download_link' "$T/list")"
 check_contains "...noop too" "builtin; served now by" "$(grep -A1 '^noop' "$T/list")"
@@ -156,7 +156,7 @@ check_eq "...bare's signature alone, then its source" "bare|program; no live wor
 check_eq "...a long signature alone on its line, its summary under the others'" \
     "$(printf '%30s' '')does things" "$(grep -A1 '^a_function_with_a_long_name FIRST' "$T/list" | sed -n 2p)"
 check_contains "...which start two spaces past the longest signature that fits" \
-    "download_link DIRECTORY LINK  save LINK" "$(cat "$T/list")"
+    "download_link DIRECTORY LINK  save LINK" "$(<"$T/list")"
 rcli HDEL cq:functions bare a_function_with_a_long_name >/dev/null
 
 echo "# two workers, one without the plugin: every job finishes"
@@ -167,7 +167,7 @@ wait_for 10 workers_are 2 || { echo "FATAL: second worker did not register"; exi
 for i in $(seq 1 60); do echo "sha256 images/f$i.bin"; done | "$BIN/cenqueue" --stdin >"$T/ids"
 check_eq "60 jobs enqueued" 60 "$(wc -l <"$T/ids")"
 count_finished() {   # of the jobs in $T/ids
-    jfields_of status $(cat "$T/ids") | grep -cx finished
+    jfields_of status $(<"$T/ids") | grep -cx finished
 }
 all_60_finished() { [ "$(count_finished)" = 60 ]; }
 wait_for 30 all_60_finished
@@ -175,7 +175,7 @@ check_eq "all 60 finished" 60 "$(count_finished)"
 digests_ok() {   # the i-th job of $T/ids holds the digest of f<i>.bin, for i of 1 to 60
     local i sums results
     mapfile -t sums < <(cd "$ROOT/images" && sha256sum $(seq -f 'f%g.bin' 1 60) | cut -c1-64)
-    mapfile -t results < <(jfields_of result_json $(cat "$T/ids"))
+    mapfile -t results < <(jfields_of result_json $(<"$T/ids"))
     [ ${#sums[@]} = 60 ] && [ ${#results[@]} = 60 ] || return 1
     for i in $(seq 0 59); do
         [[ ${results[i]} == *"${sums[i]}"* ]] || return 1
@@ -194,7 +194,7 @@ check_eq "it stopped cleanly" 0 "$?"
 wait_for 10 workers_are 1
 id=$("$BIN/cenqueue" sha256 images/f2.bin 2>"$T/err")
 check_eq "still accepted: exit 0" 0 "$?"
-check_contains "...with a warning" "warning: function sha256: no live worker serves it now (last served" "$(cat "$T/err")"
+check_contains "...with a warning" "warning: function sha256: no live worker serves it now (last served" "$(<"$T/err")"
 # The remaining worker takes it, sees nobody serves it, and fails it for good.
 wait_for 10 jobs_are failed "$id"
 check_contains "a job nobody serves fails with a clear error" "unknown function 'sha256'" "$(jfield "$id" error)"
@@ -208,19 +208,19 @@ id=$("$BIN/cenqueue" sha256 images/f2.bin 2>"$T/err")
 check_eq "served only on queue tools: accepted (exit 0)" 0 "$?"
 check_contains "...with a warning naming the queue and the fix" \
     "warning: function sha256: no live worker of queue default serves it (1 serves it on other queues: enqueue it to theirs, or start one that takes from default" \
-    "$(cat "$T/err")"
+    "$(<"$T/err")"
 check "...and failed at once by the worker of queue default" wait_for 10 jobs_are failed "$id"
 check_contains "...saying where it is served" "no live worker of queue default serves it (1 serves it on other queues" \
     "$(jfield "$id" error)"
 id=$("$BIN/cenqueue" -q tools sha256 images/f2.bin 2>"$T/err")
-check_eq "...enqueued to tools: no warning" "" "$(cat "$T/err")"
+check_eq "...enqueued to tools: no warning" "" "$(<"$T/err")"
 check "...and it finishes there" wait_for 10 jobs_are finished "$id"
 kill -TERM "$WPID"; wait "$WPID"
 wait_for 10 workers_are 1
 "$BIN/cenqueue" --list-functions >"$T/list"
 check_contains "--list-functions: no live worker, last served" "no live worker; last served" "$(grep -A1 '^sha256' "$T/list")"
 "$BIN/cenqueue" --no-check nosuch a b >/dev/null 2>"$T/err"
-check_eq "--no-check sends an unknown function" "" "$(cat "$T/err")"
+check_eq "--no-check sends an unknown function" "" "$(<"$T/err")"
 # Catalog entries that are no declaration (written by hand, or by something else): a job of
 # theirs is refused with the fix; the other functions are listed, these with what is wrong.
 rcli HSET cq:functions broken 'not json' badtype '{"args":"X:nosuchtype"}' >/dev/null
@@ -228,15 +228,15 @@ rcli HSET cq:functions broken 'not json' badtype '{"args":"X:nosuchtype"}' >/dev
 check_eq "a catalog entry that is not JSON: its job refused (exit 2)" 2 "$?"
 check_eq "...saying so, with the fix" \
     "cenqueue: function catalog: the entry of broken is not a declaration (mend or delete it: HDEL cq:functions broken)" \
-    "$(cat "$T/err")"
+    "$(<"$T/err")"
 "$BIN/cenqueue" badtype x >/dev/null 2>"$T/err"
 check_eq "a declaration with an unknown type: refused (exit 2)" 2 "$?"
 check_contains "...naming the type and those there are" \
-    "argument X: unknown type 'nosuchtype' (string, integer, number, duration, json or any)" "$(cat "$T/err")"
+    "argument X: unknown type 'nosuchtype' (string, integer, number, duration, json or any)" "$(<"$T/err")"
 "$BIN/cenqueue" --list-functions >"$T/list" 2>&1
 check_eq "--list-functions still lists (exit 0)" 0 "$?"
-check_contains "...the broken entry with what is wrong" "broken: function catalog: the entry of broken is not a declaration" "$(cat "$T/list")"
-check_contains "...and the good ones" "sha256" "$(cat "$T/list")"
+check_contains "...the broken entry with what is wrong" "broken: function catalog: the entry of broken is not a declaration" "$(<"$T/list")"
+check_contains "...and the good ones" "sha256" "$(<"$T/list")"
 rcli HDEL cq:functions broken badtype >/dev/null
 
 echo "# a function whose per-thread state cannot be made: its jobs fail, transiently, saying why"
@@ -278,7 +278,7 @@ took=$(( ($(date +%s%N) - t0) / 1000000 ))
 check "...after its shutdown timeout and 6 s of grace (${took} ms)" test "$took" -ge 6500 -a "$took" -lt 15000
 check_contains "...saying the job did not stop" \
     "WARN 1 job did not stop within 6 s; left running as the worker exits (they are back in their queues)" \
-    "$(cat "$T/stub.log")"
+    "$(<"$T/stub.log")"
 check_eq "...the job is back in its queue" 1 "$(rcli LLEN cq:queue:stub)"
 check_eq "...queued, to run again" queued "$(jfield "$id")"
 check_eq "...and no in-flight list holds it" "" "$(rcli --scan --pattern 'cq:inflight:*:stub')"

@@ -8,6 +8,10 @@
 # build, test, deps and demo answer --help and refuse an unknown option the same way,
 # without running anything; demo's --help lists exactly the options it takes.
 . "$(dirname "$0")/lib.sh"
+# Debian's python3 where there is one: a version manager's shim on PATH can cost half a second
+# a call here.
+PY=python3
+[ -x /usr/bin/python3 ] && PY=/usr/bin/python3
 
 PROGS=(cworker cenqueue cproducer cqctl)
 VERSION=$(sed -n 's/^project(cq VERSION \([0-9.]*\).*/\1/p' "$SRC/CMakeLists.txt")
@@ -413,7 +417,7 @@ run cworker --result-ttl 4.1m --failure-ttl 2.05m --list-functions
 check_eq "cworker --result-ttl 4.1m (246 s; 4.1 * 60 is not exactly 246 in floating point)" 0 "$RC"
 
 echo "# Redis errors name the host and the fix"
-CLOSED=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+CLOSED=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 REFUSED="redis 127.0.0.1:$CLOSED: Connection refused; is redis-server running there? Start it, or point the URL at yours"
 REFUSED_ENV="redis 127.0.0.1:$CLOSED: Connection refused; is redis-server running there? Start it, or point \$CQ_REDIS_URL at yours"
 run cenqueue -u "redis://127.0.0.1:$CLOSED" noop
@@ -551,7 +555,7 @@ check_eq "an unterminated quote: exit 2" 2 "$?"
 check_contains "... names its line" "cenqueue: stdin line 2: unterminated quote" "$(<"$T/err")"
 check_contains "... and where to go on" "the 1 job before line 2 went in (ids printed)" "$(<"$T/err")"
 check_eq "... the quoted argument of line 1 is one argument" '["a b"]' \
-    "$(rcli LINDEX cq:queue:default 0 | python3 -c 'import json, sys; print(json.dumps(json.load(sys.stdin)["args"]))')"
+    "$(rcli LINDEX cq:queue:default 0 | "$PY" -c 'import json, sys; print(json.dumps(json.load(sys.stdin)["args"]))')"
 rcli LPOP cq:queue:default >/dev/null
 # A NUL byte ended the line there, the rest of it dropped without a word.
 printf 'noop a\0b\n' | "$BIN/cenqueue" --no-check --stdin >"$T/out" 2>"$T/err"

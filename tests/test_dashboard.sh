@@ -264,9 +264,9 @@ check_eq "POST without X-CQ-Action: 403" 403 "$(post "$A/api/queue/csrf/pause")"
 # The API's refusals are JSON, as its other errors are (OPERATIONS.md); the page's are text.
 check_eq "...its body: {\"error\": ...}" \
     "403 Forbidden: an action needs the header 'X-CQ-Action: 1' (the page sends it)" \
-    "$(curl -s -X POST "$A/api/queue/csrf/pause" | python3 -c 'import json,sys; print(json.load(sys.stdin)["error"])')"
+    "$(curl -s -X POST "$A/api/queue/csrf/pause" | jq_ 'd["error"]')"
 check_eq "...an action by GET too" "405 Method Not Allowed: actions are POST" \
-    "$(curl -s "$A/api/queue/csrf/pause" | python3 -c 'import json,sys; print(json.load(sys.stdin)["error"])')"
+    "$(curl -s "$A/api/queue/csrf/pause" | jq_ 'd["error"]')"
 check_eq "...and a wrong Host" "application/json" \
     "$(curl -s -o /dev/null -w '%{content_type}' "$A/api/overview" -H "Host: evil.example:$SPORT")"
 check_eq "PUT on the page: text" "405 Method Not Allowed: use GET" "$(curl -s "$A/" -X PUT)"

@@ -511,14 +511,18 @@ check_eq "/metrics is the text of cqctl metrics" "$("$BIN/cqctl" metrics)" "$(cu
 mark "metrics compared"
 
 # The deadlines are options: a server whose are 2 s each (of the prefix of the page of 8 MB
-# jobs above). Its request deadline is watched in the background from here on, while the
-# checks below stop Redis and act: one client sending its headers a line at a time, then 256
-# connections (trickles) at once; each run alone, so that the log's lines are theirs.
+# jobs above). Its deadlines are watched in the background from here on, while the checks
+# below stop Redis and act: a slow reader of the page of 8 MB jobs (its answer made before the
+# trickles start), then one client sending its headers a line at a time, then 256
+# connections (trickles) at once, each run alone so that the log's lines are theirs.
 serve "$T/d.log" --prefix wide: --request-timeout 2s --answer-timeout 2s
 D=$SURL
 DPID=$SPID
 DPORT=$SPORT
+slow_reader "$DPORT" 127.0.0.21 "$T/reader2" &
+READER2=$!
 (
+wait_for 10 test -e "$T/reader2.started" # the answer made before the trickles begin
 "$PY" - "$DPORT" "$T/trickle2" <<'PYEOF'
 import socket, sys, time
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
@@ -607,6 +611,7 @@ wait "$HOLDER" 2>/dev/null
 # Redis stopped (not down: it accepts and never answers): requests that find every pooled
 # connection held wait for one 3 s, then get a 503 saying so, rather than queueing behind
 # each held request's 10 s timeout (/healthz answered after 40 s).
+wait_for 10 test -e "$T/reader2.started"
 kill -STOP "$RPID"
 held=()
 for i in 1 2 3 4 5 6 7 8; do
@@ -649,7 +654,7 @@ wait "$CONT"
 check_eq "--answer-timeout 2s: an answer 4 s in the making (Redis stopped) comes: 200" 200 "$made"
 check "...after Redis went on (${made_ms} ms)" [ "$made_ms" -ge 3500 ]
 check_eq "...whole" ok "$(jq_ '"ok" if "queues" in d else d' <"$T/d.json")"
-slow_reader "$DPORT" 127.0.0.21 "$T/reader2"
+wait "$READER2"
 read -r got lived end <"$T/reader2"
 check_eq "...a slow reader's connection: reset" "connection reset by peer" "$end"
 check "...2 s after its answer was ready (${lived} s)" \

@@ -22,7 +22,7 @@ wrapped && SLOW=4   # valgrind: a job's own work is tens of times slower
 # threads_of PID: its thread count now.
 threads_of() { awk '/^Threads:/ { print $2 }' "/proc/$1/status" 2>/dev/null; }
 # all_are STATUS FILE: every id in FILE has that status.
-all_are() { all_jobs_are "$1" $(<"$2"); }
+all_are() { local ids; mapfile -t ids <"$2"; all_jobs_are "$1" "${ids[@]}"; }
 # hard_stop PID: two signals 0.3 s apart; sets took (seconds from the first to its exit).
 hard_stop() {
     local t0 rc
@@ -48,7 +48,8 @@ check_eq "64 enqueued" 64 "$(wc -l <"$T/ids64")"
 wait_for $((30 * SLOW)) all_are finished "$T/ids64"
 check "all 64 finished" all_are finished "$T/ids64"
 # from the first start to the last end, by the jobs' own times
-span=$({ jfields_of started_at $(<"$T/ids64"); jfields_of ended_at $(<"$T/ids64"); } |
+mapfile -t ids64 <"$T/ids64"
+span=$({ jfields_of started_at "${ids64[@]}"; jfields_of ended_at "${ids64[@]}"; } |
     sort -n | sed -n '1p;$p' | paste -sd' ' | awk '{ printf "%.3f", $2 - $1 }')
 most=$(sort -n "$T/threads" | tail -1)
 echo "# the 64 ran within ${span}s; the worker had at most $most threads ($CPUS CPUs)"
@@ -100,8 +101,10 @@ wait_for $((20 * SLOW)) all_are finished "$T/ids8"
 check "all 8 finished" all_are finished "$T/ids8"
 # the most that ran at once: over the jobs' start and end times
 most_at_once() {
-    { jfields_of started_at $(<"$T/ids8") | sed 's/$/ 1/'
-      jfields_of ended_at $(<"$T/ids8") | sed 's/$/ -1/'; } |
+    local ids
+    mapfile -t ids <"$T/ids8"
+    { jfields_of started_at "${ids[@]}" | sed 's/$/ 1/'
+      jfields_of ended_at "${ids[@]}" | sed 's/$/ -1/'; } |
         sort -k1,1n -k2,2n | awk '{ n += $2; if (n > m) m = n } END { print m }'
 }
 check_eq "at most 4 at once on -c 4" 4 "$(most_at_once)"

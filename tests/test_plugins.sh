@@ -167,15 +167,18 @@ wait_for 10 workers_are 2 || { echo "FATAL: second worker did not register"; exi
 for i in $(seq 1 60); do echo "sha256 images/f$i.bin"; done | "$BIN/cenqueue" --stdin >"$T/ids"
 check_eq "60 jobs enqueued" 60 "$(wc -l <"$T/ids")"
 count_finished() {   # of the jobs in $T/ids
-    jfields_of status $(<"$T/ids") | grep -cx finished
+    local ids
+    mapfile -t ids <"$T/ids"
+    jfields_of status "${ids[@]}" | grep -cx finished
 }
 all_60_finished() { [ "$(count_finished)" = 60 ]; }
 wait_for 30 all_60_finished
 check_eq "all 60 finished" 60 "$(count_finished)"
 digests_ok() {   # the i-th job of $T/ids holds the digest of f<i>.bin, for i of 1 to 60
-    local i sums results
+    local i ids sums results
+    mapfile -t ids <"$T/ids"
     mapfile -t sums < <(cd "$ROOT/images" && sha256sum $(seq -f 'f%g.bin' 1 60) | cut -c1-64)
-    mapfile -t results < <(jfields_of result_json $(<"$T/ids"))
+    mapfile -t results < <(jfields_of result_json "${ids[@]}")
     [ ${#sums[@]} = 60 ] && [ ${#results[@]} = 60 ] || return 1
     for i in $(seq 0 59); do
         [[ ${results[i]} == *"${sums[i]}"* ]] || return 1

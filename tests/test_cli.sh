@@ -8,10 +8,6 @@
 # build, test, deps and demo answer --help and refuse an unknown option the same way,
 # without running anything; demo's --help lists exactly the options it takes.
 . "$(dirname "$0")/lib.sh"
-# Debian's python3 where there is one: a version manager's shim on PATH can cost half a second
-# a call here.
-PY=python3
-[ -x /usr/bin/python3 ] && PY=/usr/bin/python3
 
 PROGS=(cworker cenqueue cproducer cqctl)
 VERSION=$(sed -n 's/^project(cq VERSION \([0-9.]*\).*/\1/p' "$SRC/CMakeLists.txt")

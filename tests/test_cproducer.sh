@@ -5,11 +5,6 @@
 # and the number of API requests made. When cworker is built, the last part downloads the
 # images for real from tests/fixtures/httpd.py.
 . "$(dirname "$0")/lib.sh"
-# Debian's python3 where there is one: a version manager's shim on PATH can cost half a second
-# a call here.
-PY=python3
-[ -x /usr/bin/python3 ] && PY=/usr/bin/python3
-
 CP=$BIN/cproducer
 [ -x "$CP" ] || { echo "FATAL: $CP not built"; exit 1; }
 

@@ -102,10 +102,7 @@ code() {
     curl -s -o /dev/null -w '%{http_code}' "$@" "$url"
 }
 post() { code "$1" -X POST "${@:2}"; }
-# jq_ EXPR: EXPR evaluated on the JSON document d on stdin (Debian's python3 when there is
-# one: a version manager's shim on PATH can cost a second or two a call here).
-PY=python3
-[ -x /usr/bin/python3 ] && PY=/usr/bin/python3
+# jq_ EXPR: EXPR evaluated on the JSON document d on stdin (lib.sh's $PY).
 jq_() { "$PY" -c 'import json, sys; d = json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"; }
 # slow_reader PORT ADDR OUT: from ADDR, a client with a receive window of 4 KB asks the server
 # at PORT for the page of queue "wide" and reads 1 KB of it every 0.5 s; OUT.started once the

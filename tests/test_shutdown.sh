@@ -43,6 +43,24 @@ kill -TERM "$WPID"; wait "$WPID"
 check_eq "idle worker stops with exit 0" 0 "$?"
 check_eq "...and deregisters" 0 "$(rcli SCARD cq:workers)"
 
+# ---- a stop ends a watcher's wait after a failure ----
+# A queue key of another type fails its watcher's BLMOVE at once, again and again, while the
+# dispatcher's own connection stands: the watcher waits 0.1 s, then 0.2, ... up to 5 s, before
+# it tries again. A stop must end that wait (it was slept out: the stop held up to 5 s).
+rcli SET cq:queue:wt "not a list" >/dev/null
+start_registered "$T/wt.log" --log-level debug wt
+# failed N: the watcher of queue wt has said N failures or more
+failed() { [ "$(grep -c 'watcher wt: ' "$T/wt.log")" -ge "$1" ]; }
+# The 7th comes 6.3 s in (0.1 + 0.2 + ... + 3.2), and the wait after it is 5 s: the stop
+# comes at its start, however slowly the test gets to see the line.
+check "a queue of another type: its watcher fails, waiting longer each time" wait_for 30 failed 7
+t0=$(date +%s%N)
+kill -TERM "$WPID"; wait "$WPID"; rc=$?
+took=$(( ($(date +%s%N) - t0) / 1000000 ))
+check_eq "...SIGTERM: exit 0" 0 "$rc"
+check "...stopped well within the watcher's 5 s wait (${took} ms)" [ "$took" -lt 2500 ]
+rcli DEL cq:queue:wt >/dev/null
+
 # ---- graceful shutdown: running jobs finish, the rest stay queued ----
 # Enqueued before the worker starts: the worker takes two at once, and a slow machine (the
 # sanitizer build) cannot let the first two end before the rest are even in. They run 2 s:

@@ -465,6 +465,14 @@ without operator +llen o3
 out=$("$BIN/cqctl" -u "$(url o3)" jobs nobody 2>&1); rc=$?
 check_eq "operator without LLEN: cqctl jobs exits 1" 1 "$rc"
 check_contains "...naming it" "'llen' command" "$out"
+# A key's refusal is said as any of Redis's: the key, the server, and the fix (admin.c's
+# key_error), where it gave Redis's words after the key alone.
+without operator +hgetall o4
+out=$("$BIN/cqctl" -u "$(url o4)" job "$id" 2>&1); rc=$?
+check_eq "operator without HGETALL: cqctl job exits 1" 1 "$rc"
+check_contains "...naming the job's key, Redis and the fix" \
+    "cqctl: job $id: key cq:job:$id: redis 127.0.0.1:$RPORT: NOPERM this user has no permissions to run the 'hgetall' command; this ACL user may not do that" \
+    "$out"
 without worker +multi k1
 out=$("$BIN/cworker" -u "$(url k1)" --burst 2>&1); rc=$?
 check_eq "worker without MULTI: cworker exits 1" 1 "$rc"

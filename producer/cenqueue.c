@@ -72,7 +72,9 @@ static const struct cli_option options[] = {
     {"in", O_IN, "D", "run no sooner than D from now (not with --at)"},
     {"at", O_AT, "T", "run no sooner than Unix time T (not with --in)"},
     {"stdin", O_STDIN, NULL, "read jobs from standard input"},
-    {"quiet", O_QUIET, NULL, "do not print job ids (with --wait: nothing on stdout)"},
+    {"quiet", O_QUIET, NULL,
+     "do not print job ids (with --wait: nothing on stdout); needed\n"
+     "when stdout is closed, where the ids would be lost"},
     {"no-check", O_NO_CHECK, NULL, "send jobs without checking them against the catalog"},
     {"wait", O_WAIT, NULL,
      "then wait until every job enqueued has ended, printing\n"

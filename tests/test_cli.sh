@@ -696,5 +696,7 @@ check_eq "cenqueue with stdout closed and no --quiet: a usage error (2)" 2 "$?"
 check_contains "... saying why, and the fix" \
     "cenqueue: standard output is closed: the jobs' ids would be lost; redirect it" "$(<"$T/err")"
 check_eq "... and nothing enqueued" 0 "$(rcli LLEN cq:queue:closed)"
+check_contains "... as --help says under --quiet" "needed when stdout is closed" \
+    "$(block cenqueue '      --quiet' | tr -s ' \n' '  ')"
 
 finish

@@ -497,7 +497,7 @@ static void watcher_pause(struct worker *w, long *backoff)
 {
     struct timespec ts;
 
-    clock_gettime(CLOCK_MONOTONIC, &ts); /* watch's clock (worker_start) */
+    clock_gettime(CLOCK_MONOTONIC, &ts); /* watch's clock (init_sync) */
     ts.tv_sec += *backoff / 1000;
     ts.tv_nsec += (*backoff % 1000) * 1000000L;
     if (ts.tv_nsec >= 1000000000L) {

@@ -41,7 +41,7 @@ statuses() {
         return table.concat(out, '\n')" "${#keys[@]}" "${keys[@]}"
 }
 # same_statuses CLI ID...: each status hash on CLI the same as on the primary rcli, where
-# each has a status and an expiry (not the same error twice)
+# each has a status and an expiry (-1, none, for a queued job): not the same error twice
 same_statuses() {
     local cli=$1 want
     shift

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # test_shutdown.sh - strict queue priority, pickup latency of an idle worker, graceful and
-# hard shutdown, --max-jobs, --burst waiting for running jobs.
+# hard shutdown, a stop while a watcher waits after failures, --max-jobs, --burst waiting for
+# running jobs.
 . "$(dirname "$0")/lib.sh"
 
 start_redis

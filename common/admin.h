@@ -55,7 +55,8 @@ struct admin_info {
     size_t nworkers;                   /* registered workers, by id */
     size_t live;                       /* ...of which with a lease */
     long long scheduled, failed, dead; /* -1 when the key has another type */
-    char warn[256];                    /* a key of another type met on the way, or "" */
+    char warn[512]; /* the first key met on the way that Redis refused (of another type, or
+                       an ACL's refusal: key_error's line, as long as an err), or "" */
 };
 
 int admin_info_read(struct admin *a, struct admin_info *out, char *err, size_t errlen);

@@ -473,6 +473,19 @@ check_eq "operator without HGETALL: cqctl job exits 1" 1 "$rc"
 check_contains "...naming the job's key, Redis and the fix" \
     "cqctl: job $id: key cq:job:$id: redis 127.0.0.1:$RPORT: NOPERM this user has no permissions to run the 'hgetall' command; this ACL user may not do that" \
     "$out"
+# A warning has the room of an error for that line: a worker's hash refused, the worker
+# named by a long host's name (it was cut at 255 bytes, in the middle of the fix).
+lw=ip-10-123-45-67.eu-west-1.compute.internal.123456.0123456789ab
+rcli SADD cq:workers "$lw" >/dev/null
+rcli HSET "cq:worker:$lw" host ip-10-123-45-67.eu-west-1.compute.internal >/dev/null
+without operator +hmget o5
+out=$("$BIN/cqctl" -u "$(url o5)" workers 2>&1); rc=$?
+check_eq "operator without HMGET: cqctl workers exits 0" 0 "$rc"
+check_contains "...warning of the worker whose hash it cannot read, the whole line" \
+    "warning: worker $lw: key cq:worker:$lw: redis 127.0.0.1:$RPORT: NOPERM this user has no permissions to run the 'hmget' command; this ACL user may not do that: docs/PROTOCOL.md gives the ACL SETUSER line of each role" \
+    "$out"
+rcli SREM cq:workers "$lw" >/dev/null
+rcli DEL "cq:worker:$lw" >/dev/null
 without worker +multi k1
 out=$("$BIN/cworker" -u "$(url k1)" --burst 2>&1); rc=$?
 check_eq "worker without MULTI: cworker exits 1" 1 "$rc"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test_shutdown.sh - strict queue priority, pickup latency of an idle worker, graceful and
-# hard shutdown, a stop while a watcher waits after failures, --max-jobs, --burst waiting for
-# running jobs.
+# hard shutdown, a watcher's waits after failures (a stop ends them; a connection lost again
+# and again is waited on), --max-jobs, --burst waiting for running jobs.
 . "$(dirname "$0")/lib.sh"
 
 start_redis
@@ -61,6 +61,41 @@ took=$(( ($(date +%s%N) - t0) / 1000000 ))
 check_eq "...SIGTERM: exit 0" 0 "$rc"
 check "...stopped well within the watcher's 5 s wait (${took} ms)" [ "$took" -lt 2500 ]
 rcli DEL cq:queue:wt >/dev/null
+
+# ---- a watcher whose connection is lost again and again waits between tries ----
+# Redis drops the watcher's connection each time it blocks (CLIENT KILL of every client
+# blocked in BLMOVE, every 10 ms, for 3 s): the watcher waits 0.1 s, then 0.2, ... before it
+# connects again, 6 tries at most in 3 s, where it connected again at once, as often as it
+# was dropped (a hundred times and more).
+start_registered "$T/wk.log" --log-level debug wk
+check "a watcher blocks" wait_for 10 watching 1
+kills=$(python3 - "$RSOCK" 3 <<'PY'
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+f = s.makefile("rb")
+def cmd(*args):
+    s.sendall(b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in (x.encode() for x in args)))
+    line = f.readline()
+    return f.read(int(line[1:]) + 2)[:-2].decode() if line[:1] == b"$" else line.decode()
+end, kills = time.time() + float(sys.argv[2]), 0
+while time.time() < end:
+    for client in cmd("CLIENT", "LIST", "TYPE", "normal").splitlines():
+        if " cmd=blmove " in client:
+            cmd("CLIENT", "KILL", "ID", client.split()[0][len("id="):])
+            kills += 1
+    time.sleep(0.01)
+print(kills)
+PY
+)
+lost=$(grep -c 'watcher wk: ' "$T/wk.log")
+# within N MIN MAX: MIN <= N <= MAX
+within() { [ "$1" -ge "$2" ] && [ "$1" -le "$3" ]; }
+check "...its connection dropped each time it blocks, for 3 s: it connected again $lost times, 1 to 6" \
+    within "$lost" 1 6
+echo "#    $kills connections dropped, $lost said by the watcher"
+kill -TERM "$WPID"; wait "$WPID"
+check_eq "...it stops with exit 0" 0 "$?"
 
 # ---- graceful shutdown: running jobs finish, the rest stay queued ----
 # Enqueued before the worker starts: the worker takes two at once, and a slow machine (the

@@ -1588,9 +1588,11 @@ static int heartbeat(struct worker *w, int publish)
                                          w->total_finished, w->total_failed);
         if (rep == NULL) return -1;
         if (rep->type == REDIS_REPLY_ERROR) { /* the worker runs on; its counts start over */
-            rconn_error(&w->ctl, "the worker's counts (processed, failed)", rep->str, err,
-                        sizeof err);
-            LOG(&w->lg, CQ_LOG_WARN, "%s", err);
+            rconn_error(&w->ctl, NULL, rep->str, err, sizeof err);
+            LOG(&w->lg, CQ_LOG_WARN,
+                "the worker's counts (processed, failed) were not restored, so they count from "
+                "0 again: %s",
+                err);
         }
         freeReplyObject(rep);
     }

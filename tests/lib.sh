@@ -15,6 +15,8 @@
 #   jfields_of FIELD ID...      a field of each job's status hash, a line each; all_jobs_are
 #                               STATUS ID... and jobs_lacking "FIELD..." ID...: jobs_are and
 #                               the fields each job lacks; each one script, not a process a job
+#   statuses CLI ID...          each job's status hash and expiry as a line, through CLI (to
+#                               compare a replica's with the primary's)
 #   workers_are N               N workers are registered
 #   wid_of PID                  the id of the registered worker whose process is PID (its id
 #                               holds the pid), empty when there is none
@@ -207,6 +209,23 @@ jfields_of() {
     rcli EVAL_RO "local out = {}
         for i, k in ipairs(KEYS) do out[i] = redis.call('HGET', k, ARGV[1]) or '' end
         return out" "${#keys[@]}" "${keys[@]}" "$field"
+}
+# statuses CLI ID...: a line a job, "cq:job:ID FIELD=VALUE... EXPIRY": its status hash's
+# fields sorted (a newline in a value as \n) and its expiry in milliseconds (-1: none, -2: no
+# such key), read through CLI (rcli, or a replica's) by one read-only script: for comparing
+# the jobs of two servers (a replica's), where a process a job and a field took minutes.
+statuses() {
+    local cli=$1 id keys=()
+    shift
+    for id in "$@"; do keys+=("cq:job:$id"); done
+    "$cli" EVAL_RO "local out = {}
+        for _, k in ipairs(KEYS) do
+            local h, f = redis.call('HGETALL', k), {}
+            for i = 1, #h, 2 do f[#f + 1] = h[i] .. '=' .. h[i + 1]:gsub('\n', '\\\\n') end
+            table.sort(f)
+            out[#out + 1] = k .. ' ' .. table.concat(f, ' ') .. ' ' .. redis.call('PEXPIRETIME', k)
+        end
+        return out" "${#keys[@]}" "${keys[@]}"
 }
 # all_jobs_are STATUS ID...: jobs_are, in one script for them all.
 all_jobs_are() {

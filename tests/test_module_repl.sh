@@ -24,22 +24,6 @@ rcli CONFIG SET repl-ping-replica-period 3600 >/dev/null || echo "CONFIG SET fai
 
 # info CLI FIELD: a field of CLI's INFO replication
 info() { "$1" INFO replication | tr -d '\r' | sed -n "s/^$2://p"; }
-# statuses CLI ID...: a line a job: its key, its status hash's fields and values sorted, and
-# its expiry in milliseconds; read by one read-only script (a process a job took a minute
-# for 300 jobs).
-statuses() {
-    local cli=$1 id keys=()
-    shift
-    for id in "$@"; do keys+=("cq:job:$id"); done
-    "$cli" EVAL_RO "local out = {}
-        for _, k in ipairs(KEYS) do
-            local h, f = redis.call('HGETALL', k), {}
-            for i = 1, #h, 2 do f[#f + 1] = h[i] .. '=' .. h[i + 1] end
-            table.sort(f)
-            out[#out + 1] = k .. ' ' .. table.concat(f, ' ') .. ' ' .. redis.call('PEXPIRETIME', k)
-        end
-        return table.concat(out, '\n')" "${#keys[@]}" "${keys[@]}"
-}
 # same_statuses CLI ID...: each status hash on CLI the same as on the primary rcli, where
 # each has a status and an expiry (-1, none, for a queued job): not the same error twice
 same_statuses() {

@@ -543,7 +543,6 @@ trickles "$DPORT" 256 "$T/slow"
 ) &
 DTRICKLES=$!
 
-
 # ---- hostile input and clients ----
 # Bytes that are not UTF-8 in what Redis holds (a command's stderr in an error, a hash written
 # by hand): the API's JSON and cqctl --json stay valid, with U+FFFD in their place.

@@ -56,8 +56,12 @@ echo "# the 64 ran within ${span}s; the worker had at most $most threads ($CPUS 
 check "together: within $((3 * SLOW))s (on $((2 * CPUS)) threads held, one at a time: 64/$((2 * CPUS)) s)" \
     [ "$(echo "$span < 3 * $SLOW" | bc)" = 1 ]
 # main, the executors (two a CPU, and more only for jobs that hold theirs), the queue's
-# watcher, the plugin's timer
-check "on a few threads: at most $((2 * CPUS + 6)), not 64" [ "${most:-999}" -le $((2 * CPUS + 6)) ]
+# watcher, the plugin's timer. Under valgrind, which runs one thread at a time, an executor
+# can take longer than the 0.5 ms after which the worker makes another (11 were seen in CI
+# on 2 CPUs): there, six more, still far from 64.
+few=$((2 * CPUS + 6))
+wrapped && few=$((2 * CPUS + 12))
+check "on a few threads: at most $few, not 64" [ "${most:-999}" -le "$few" ]
 check_eq "each with its result" "waited 1 s in 1 step" "$(jfield "$(head -1 "$T/ids64")" result)"
 
 echo "# resumed before the handler returned, and deferred again from the continuation"

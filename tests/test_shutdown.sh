@@ -69,7 +69,7 @@ rcli DEL cq:queue:wt >/dev/null
 # was dropped (a hundred times and more).
 start_registered "$T/wk.log" --log-level debug wk
 check "a watcher blocks" wait_for 10 watching 1
-kills=$(python3 - "$RSOCK" 3 <<'PY'
+kills=$("$PY" - "$RSOCK" 3 <<'PY'
 import socket, sys, time
 s = socket.socket(socket.AF_UNIX)
 s.connect(sys.argv[1])

@@ -18,6 +18,7 @@
 #   statuses CLI ID...          each job's status hash and expiry as a line, through CLI (to
 #                               compare a replica's with the primary's)
 #   workers_are N               N workers are registered
+#   between LO X HI             LO <= X <= HI, X a decimal number
 #   wid_of PID                  the id of the registered worker whose process is PID (its id
 #                               holds the pid), empty when there is none
 #   registered_pid PID          there is one
@@ -251,6 +252,11 @@ jobs_lacking() {
         end
         return out" "${#keys[@]}" "${keys[@]}" $fields) || out="jobs_lacking: no answer from Redis"
     [ -z "$out" ] || { printf '%s\n' "$out"; return 1; }
+}
+
+# between LO X HI: LO <= X <= HI, X a decimal number (anything else fails).
+between() {
+    [[ $2 =~ ^-?[0-9]+(\.[0-9]+)?$ ]] && awk -v lo="$1" -v x="$2" -v hi="$3" 'BEGIN { exit !(lo <= x && x <= hi) }'
 }
 
 workers_are() { [ "$(rcli SCARD cq:workers)" = "$1" ]; }

@@ -67,10 +67,6 @@ PY
 )
 gap1=${times%% *}; gap2=${times##* }
 echo "     retry gaps: $times s"
-# between LO X HI: LO <= X <= HI, X a decimal number (anything else fails).
-between() {
-    [[ $2 =~ ^-?[0-9]+(\.[0-9]+)?$ ]] && awk -v lo="$1" -v x="$2" -v hi="$3" 'BEGIN { exit !(lo <= x && x <= hi) }'
-}
 check "first retry after about 1 s ($gap1)" between 0.7 "$gap1" 1.7
 check "second retry after about 2 s ($gap2)" between 1.4 "$gap2" 2.9
 

@@ -89,10 +89,8 @@ print(kills)
 PY
 )
 lost=$(grep -c 'watcher wk: ' "$T/wk.log")
-# within N MIN MAX: MIN <= N <= MAX
-within() { [ "$1" -ge "$2" ] && [ "$1" -le "$3" ]; }
 check "...its connection dropped each time it blocks, for 3 s: it connected again $lost times, 1 to 6" \
-    within "$lost" 1 6
+    between 1 "$lost" 6
 echo "#    $kills connections dropped, $lost said by the watcher"
 kill -TERM "$WPID"; wait "$WPID"
 check_eq "...it stops with exit 0" 0 "$?"

@@ -80,11 +80,11 @@ all_are() {
 # promotion was lost when it resynced from the new one (a full resync, its data replaced):
 # the worker put that job back on its return (reconcile) and it ran again, at least once as
 # cq promises, but the ends were then no longer all held meanwhile nor each once, as the
-# checks below say they are. Each writes ended.ID as it ends.
+# checks below say they are. Each run adds a line to ended.ID as it ends.
 cat >"$T/gate.sh" <<EOF
 #!/bin/sh
 while [ ! -e "$T/go" ]; do sleep 0.05; done
-: >"$T/ended.\$CQ_JOB_ID"
+echo run >>"$T/ended.\$CQ_JOB_ID"
 echo opened
 EOF
 chmod +x "$T/gate.sh"
@@ -158,6 +158,9 @@ ends_logged() { grep -c "gate $1 finished" "$T/w.log"; }
 once_each() { local id; for id in "$@"; do [ "$(ends_logged "$id")" = 1 ] || return 1; done; }
 # shellcheck disable=SC2086
 check "...each once" once_each $running
+ran_once() { local id; for id in "$@"; do [ "$(wc -l <"$T/ended.$id")" = 1 ] || return 1; done; }
+# shellcheck disable=SC2086
+check "...and each ran once" ran_once $running
 check "the worker says the primary is back" grep -q "redis is back after" "$T/w.log"
 after=$("$BIN/cenqueue" -u "$URL" noop)
 check "a job enqueued through the sentinel afterwards finishes" wait_for 10 all_are "$PB" finished "$after"

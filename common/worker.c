@@ -223,6 +223,7 @@ struct worker {
     unsigned long ctl_id_of;     /* the ctl.connects it was asked on, and last registered */
     unsigned long registered_on; /* the ctl.connects of the last registration that went in */
     int clients_refused;         /* Redis refuses CLIENT LIST: leases alone tell the dead */
+    unsigned long grace_of;      /* the ctl.connects recovery last waited after (recovery_grace) */
     struct {
         char wid[KEYS_NAME_MAX + 1];
         int passes; /* recovery passes in a row that found its connections gone */
@@ -1851,6 +1852,7 @@ static struct worker *worker_start(const struct worker_config *cfg, volatile sig
     }
     w->starting = 0;
     w->reconciled = w->ctl.connects; /* nothing taken yet on the first connection */
+    w->grace_of = w->ctl.connects;   /* nor has anyone else lost a connection */
     check_redis_config(w);
     check_queues(w);
     init_sync(w);
@@ -1894,6 +1896,13 @@ static int check_signals(struct worker *w, long long now)
     return 0;
 }
 
+/* The longest wait between two reconnection attempts. Through sentinels, an outage is most
+ * often a failover that ends within seconds: asked again at least every second. */
+static long reconnect_cap(const struct worker *w)
+{
+    return w->ctl.url.nsentinels > 0 ? 1000 : 5000;
+}
+
 /* Reconnect with capped backoff; one line when an outage starts and one when it ends. */
 static void keep_connected(struct worker *w, long long now)
 {
@@ -1919,10 +1928,9 @@ static void keep_connected(struct worker *w, long long now)
          * registers again; left open, the worker stayed down for good, its housekeeping
          * (heartbeat, recovery, scheduled jobs) stopped and its lease let lapse. */
         if (w->ctl.ctx != NULL) rconn_close(&w->ctl);
-        /* Through sentinels, an outage is most often a failover that ends within seconds:
-         * ask again at least every second. A drain has only its shutdown timeout left to
-         * record what ended: it asks every 250 ms. */
-        long cap = w->draining ? 250 : w->ctl.url.nsentinels > 0 ? 1000 : 5000;
+        /* A drain has only its shutdown timeout left to record what ended: it asks every
+         * 250 ms. */
+        long cap = w->draining ? 250 : reconnect_cap(w);
         w->next_connect = now + w->backoff;
         w->backoff = w->backoff * 2 > cap ? cap : w->backoff * 2;
     }
@@ -2024,6 +2032,30 @@ static void find_gone(struct worker *w)
     freeReplyObject(list);
 }
 
+/* After a new control connection: what Redis lost, every worker lost (a restart, a
+ * failover), and the others come back each in its own time, up to a reconnection backoff
+ * later, their leases perhaps run out meanwhile (a failover through Sentinel takes 30 s by
+ * default). Without a wait, the first worker back took those later ones for dead and ran
+ * their jobs again: a second pass that found their connections gone, or a lease expired
+ * while no primary was there to renew it on. So none is taken for dead until a lease (this
+ * worker's --lease, as the others' are most often the same) has passed since this one came
+ * back, and at least a reconnection backoff and two recovery passes. A worker that died
+ * meanwhile is found after that, as one whose lease ran out would be. */
+static void recovery_grace(struct worker *w, long long now)
+{
+    long long lease = w->cfg->lease > 0 ? (long long)(w->cfg->lease * 1000) : 10000;
+    long long least = reconnect_cap(w) + 2 * RECOVER_MS, until;
+
+    if (w->ctl.ctx == NULL || w->grace_of == w->ctl.connects) return;
+    w->grace_of = w->ctl.connects;
+    until = now + (lease > least ? lease : least);
+    if (w->next_recover < until) w->next_recover = until;
+    w->ngone = 0;
+    LOG(&w->lg, CQ_LOG_DEBUG,
+        "connected to redis again: the other workers have %.1fs to come back before a recovery pass",
+        (double)(until - now) / 1000.0);
+}
+
 /* The timers: heartbeat, recovery of dead workers, due scheduled jobs. */
 static void housekeeping(struct worker *w, long long now)
 {
@@ -2032,6 +2064,7 @@ static void housekeeping(struct worker *w, long long now)
 
     summary(w, now);
     if (w->down) return;
+    recovery_grace(w, now);
     /* A new control connection (rconn reconnects by itself) is a new client id: register it
      * now, before another worker's find_gone sees the old one gone. */
     if (w->ctl.ctx != NULL && w->ctl_id_of != w->ctl.connects) w->next_hb = now;

@@ -156,13 +156,13 @@ check_eq "cworker --connect-timeout says what 0 is" \
     "      --connect-timeout D  HTTP connect timeout (default: 10s; 0 = libcurl's own, 300s)" \
     "$(block cworker '      --connect-timeout D')"
 
-echo "# scripts/format, build, test, deps and demo: --help, and usage errors, that run nothing"
-# Every tool the three scripts run to change something is a stub in front of PATH that
-# records its call in $T/ran and fails: a --help or a refused option that went on anyway
-# could neither format a file, configure, build, install a package nor start the suite
-# (scripts/test would run ctest, this test among its tests), and $T/ran says it did.
+echo "# scripts/format, build, test, deps, demo and fuzz: --help, and usage errors, that run nothing"
+# Every tool the scripts run to change something is a stub in front of PATH that records its
+# call in $T/ran and fails: a --help or a refused option that went on anyway could neither
+# format a file, configure, build, install a package, fuzz nor start the suite (scripts/test
+# would run ctest, this test among its tests), and $T/ran says it did.
 mkdir -p "$T/stubs"
-for tool in clang-format cmake ctest dpkg-query apt-get sudo; do
+for tool in clang-format cmake ctest dpkg-query apt-get sudo clang; do
     printf '#!/bin/sh\necho "%s $*" >>"%s/ran"\nexit 97\n' "$tool" "$T" >"$T/stubs/$tool"
     chmod +x "$T/stubs/$tool"
 done
@@ -190,7 +190,8 @@ script_error() {
         "$line"$'\n'"Try 'scripts/$s --help' for more information." "$ERR"
     check_eq "$name: runs nothing" "" "$RAN"
 }
-for s in format build test deps demo; do
+FUZZ_TARGETS="targets: job gallery rconn_url download_filename parse"
+for s in format build test deps demo fuzz; do
     script "$s" --help
     check_eq "scripts/$s --help: exit 0" 0 "$RC"
     check_eq "scripts/$s --help: nothing on stderr" "" "$ERR"
@@ -211,8 +212,20 @@ for s in format build test deps demo; do
     check_eq "scripts/$s -h: the same" "0 $(<"$T/help.$s")" "$RC $OUT"
     script_error "scripts/$s --chek" "scripts/$s: unknown option '--chek'" "$s" --chek
     script_error "scripts/$s -x" "scripts/$s: unknown option '-x'" "$s" -x
-    script_error "scripts/$s extra" "scripts/$s: unexpected argument 'extra'" "$s" extra
+    if [ "$s" = fuzz ]; then   # its arguments are targets
+        script_error "scripts/$s extra" "scripts/$s: unknown target 'extra' ($FUZZ_TARGETS)" \
+            "$s" extra
+    else
+        script_error "scripts/$s extra" "scripts/$s: unexpected argument 'extra'" "$s" extra
+    fi
 done
+# scripts/fuzz --help names its targets, as its refusal does, and what sets its pace.
+for w in "-h, --help" "job, gallery, rconn_url, download_filename or parse" \
+    "CQ_FUZZ_SECONDS" "(default: 30)" "CQ_FUZZ_JOBS" "(default: 2)" "Exit status"; do
+    check "scripts/fuzz --help mentions $w" grep -qF -- "$w" "$T/help.fuzz"
+done
+script_error "scripts/fuzz, a bad target after a good one" \
+    "scripts/fuzz: unknown target 'jobs' ($FUZZ_TARGETS)" fuzz job jobs
 for w in "-h, --help" "--check" "Exit status"; do
     check "scripts/format --help mentions $w" grep -qF -- "$w" "$T/help.format"
 done

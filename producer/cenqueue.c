@@ -173,6 +173,19 @@ static int refusal_status(const char *err)
     return strncmp(err, "reading the ", 12) == 0 ? 1 : 2;
 }
 
+/* A function the catalog lacks is a typo, or one whose first worker has not started yet (a
+ * new plugin or command: workers publish what they serve when they start). The list of the
+ * known ones shows the first; say the second, and the way to send the job all the same. */
+static void unknown_hint(char *err, size_t errlen)
+{
+    size_t n = strlen(err);
+
+    if (strncmp(err, "unknown function '", 18) != 0 || n >= errlen) return;
+    snprintf(err + n, errlen - n,
+             ": a function is known once a worker that serves it has started (cworker --load, "
+             "--command); --no-check sends the job unchecked");
+}
+
 /* Warn once per function that no live worker serves it. */
 static void warn_once(struct opts *o, const char *func, const char *warning)
 {
@@ -223,6 +236,7 @@ static cq_jobspec *make_job(struct opts *o, cq_client *c, const char *func, cons
     }
     if (!o->no_check) {
         if (cq_client_check(c, j, warning, sizeof warning, err, errlen) != 0) {
+            unknown_hint(err, errlen);
             cq_jobspec_free(j);
             return NULL;
         }

@@ -98,6 +98,10 @@ echo "# the catalog: refused before any worker published it"
 "$BIN/cenqueue" sha256 images/f1.bin >"$T/out" 2>"$T/err"
 check_eq "never published: exit 2" 2 "$?"
 check_contains "...naming what exists" "unknown function 'sha256' (known: download_link, noop, sleep)" "$(<"$T/err")"
+check_contains "...and why it is not among them, and how to send it all the same" \
+    "(known: download_link, noop, sleep): a function is known once a worker that serves it has started (cworker --load, --command); --no-check sends the job unchecked" \
+    "$(<"$T/err")"
+check_eq "...on one line" 1 "$(wc -l <"$T/err")"
 check_eq "...and nothing was queued" 0 "$(rcli LLEN cq:queue:default)"
 
 echo "# the example client, no worker on its queue: it says so, then waits"

@@ -34,6 +34,7 @@ struct served {
     int live;      /* live workers serving it then on queue; -1 not asked yet, or the asking
                     failed */
     int elsewhere; /* live workers serving it on other queues only */
+    int takers;    /* where live is 0: live workers taking from queue (which fail its jobs) */
     char queue[KEYS_NAME_MAX + 1]; /* the queue live was asked for */
 };
 
@@ -313,10 +314,17 @@ int cq_client_check(cq_client *c, cq_jobspec *s, char *warning, size_t warnlen, 
     if (live < 0 || strcmp(c->served[f->index].queue, s->job->queue) != 0) {
         struct served *sv = &c->served[f->index];
         sv->elsewhere = 0;
+        sv->takers = 0;
         live = known
             ? 1
             : catalog_live_on(&c->r, &c->k, func, s->job->queue, &sv->elsewhere, err, errlen);
         if (live < 0) return -1;
+        /* A job no worker of its queue serves waits only while no worker takes from the
+         * queue: one that does and lacks the function fails it when it takes it. */
+        if (live == 0) {
+            sv->takers = catalog_queue_live(&c->r, &c->k, s->job->queue, err, errlen);
+            if (sv->takers < 0) return -1;
+        }
         sv->live = live;
         str_copy(sv->queue, sizeof sv->queue, s->job->queue);
     }
@@ -326,29 +334,41 @@ int cq_client_check(cq_client *c, cq_jobspec *s, char *warning, size_t warnlen, 
      * deploy still to come. */
     if (!known && warning != NULL && warnlen > 0 && live == 0) {
         double age = time_now() - seen;
-        int elsewhere = c->served[f->index].elsewhere;
+        int elsewhere = c->served[f->index].elsewhere, takers = c->served[f->index].takers;
+        char fate[KEYS_NAME_MAX + 96];
+        if (takers == 0)
+            str_copy(fate, sizeof fate, "the job waits until one does");
+        else if (takers == 1)
+            snprintf(fate, sizeof fate,
+                     "the live worker of queue %s lacks it: the job fails when that worker "
+                     "takes it",
+                     s->job->queue);
+        else
+            snprintf(fate, sizeof fate,
+                     "the %d live workers of queue %s lack it: the job fails when one of them "
+                     "takes it",
+                     takers, s->job->queue);
         if (elsewhere > 0)
             err_set(warning, warnlen,
                     "function %s: no live worker of queue %s serves it (%d serve%s it on other "
                     "queues: enqueue it to theirs, or start one that takes from %s; cqctl "
-                    "workers lists them); the job waits until one does",
-                    func, s->job->queue, elsewhere, elsewhere == 1 ? "s" : "", s->job->queue);
+                    "workers lists them); %s",
+                    func, s->job->queue, elsewhere, elsewhere == 1 ? "s" : "", s->job->queue, fate);
         else if (seen <= 0)
             err_set(warning, warnlen,
-                    "function %s: no live worker serves it now (never served); the job waits "
-                    "until one does",
-                    func);
+                    "function %s: no live worker serves it now (never served); %s", func, fate);
         else
             err_set(warning, warnlen,
                     "function %s: no live worker serves it now (last served "
-                    "%.0f%s ago); the job waits until one does",
+                    "%.0f%s ago); %s",
                     func,
                     age < 120        ? age
                         : age < 7200 ? age / 60
                                      : age / 3600,
                     age < 120        ? "s"
                         : age < 7200 ? "m"
-                                     : "h");
+                                     : "h",
+                    fate);
     }
     return 0;
 }

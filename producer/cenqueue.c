@@ -99,7 +99,7 @@ static void usage(FILE *f)
         "checked first against the functions workers have published in Redis (and the built-ins):\n"
         "an unknown function, or the wrong number or type of arguments, is refused; a function no\n"
         "live worker of the queue serves right now is accepted with a warning (the job waits for\n"
-        "one).\n"
+        "one, or fails when a live worker of the queue that lacks the function takes it).\n"
         "Arguments declared integer, number or json are sent as JSON values. Options go before\n"
         "FUNC: all that follows it is its arguments, one starting with '-' too (cenqueue noop\n"
         "--help enqueues noop with the argument \"--help\").\n"

@@ -202,6 +202,11 @@ wait_for 10 workers_are 1
 id=$("$BIN/cenqueue" sha256 images/f2.bin 2>"$T/err")
 check_eq "still accepted: exit 0" 0 "$?"
 check_contains "...with a warning" "warning: function sha256: no live worker serves it now (last served" "$(<"$T/err")"
+# The worker of queue default lacks it: the job does not wait, it fails when that worker takes
+# it, and the warning says so (it said "the job waits until one does").
+check_contains "...saying that the worker of its queue fails it" \
+    "ago); the live worker of queue default lacks it: the job fails when that worker takes it" \
+    "$(<"$T/err")"
 # The remaining worker takes it, sees nobody serves it, and fails it for good.
 wait_for 10 jobs_are failed "$id"
 check_contains "a job nobody serves fails with a clear error" "unknown function 'sha256'" "$(jfield "$id" error)"
@@ -216,11 +221,22 @@ check_eq "served only on queue tools: accepted (exit 0)" 0 "$?"
 check_contains "...with a warning naming the queue and the fix" \
     "warning: function sha256: no live worker of queue default serves it (1 serves it on other queues: enqueue it to theirs, or start one that takes from default" \
     "$(<"$T/err")"
+check_contains "...and that the worker of queue default fails it" \
+    "lists them); the live worker of queue default lacks it: the job fails when that worker takes it" \
+    "$(<"$T/err")"
 check "...and failed at once by the worker of queue default" wait_for 10 jobs_are failed "$id"
 check_contains "...saying where it is served" "no live worker of queue default serves it (1 serves it on other queues" \
     "$(jfield "$id" error)"
 id=$("$BIN/cenqueue" -q tools sha256 images/f2.bin 2>"$T/err")
 check_eq "...enqueued to tools: no warning" "" "$(<"$T/err")"
+# A queue no worker takes from: there the job does wait.
+"$BIN/cenqueue" -q untaken sha256 images/f2.bin >/dev/null 2>"$T/err"
+check_eq "...enqueued to a queue no worker takes from: it waits, and both warnings say so" \
+    "cenqueue: warning: function sha256: no live worker of queue untaken serves it (1 serves it on other queues: enqueue it to theirs, or start one that takes from untaken; cqctl workers lists them); the job waits until one does
+cenqueue: warning: no live worker takes from queue 'untaken': the jobs wait there until one does (cqctl workers lists what each serves)" \
+    "$(<"$T/err")"
+rcli DEL cq:queue:untaken >/dev/null
+rcli SREM cq:queues untaken >/dev/null
 check "...and it finishes there" wait_for 10 jobs_are finished "$id"
 kill -TERM "$WPID"; wait "$WPID"
 wait_for 10 workers_are 1

@@ -1890,8 +1890,11 @@ static int check_signals(struct worker *w, long long now)
         if (w->backoff > 250) w->backoff = 250;
         if (w->down && w->next_connect > now + 250) w->next_connect = now + 250;
         set_watching(w, 0);
-        LOG(&w->lg, CQ_LOG_INFO, "stopping: %d job%s running, waiting up to %.0fs", w->outstanding,
-            w->outstanding == 1 ? "" : "s", w->cfg->shutdown_timeout);
+        if (w->outstanding == 0) /* nothing to wait for: no "waiting up to 25s" */
+            LOG(&w->lg, CQ_LOG_INFO, "stopping: no job running");
+        else
+            LOG(&w->lg, CQ_LOG_INFO, "stopping: %d job%s running, waiting up to %.0fs",
+                w->outstanding, w->outstanding == 1 ? "" : "s", w->cfg->shutdown_timeout);
     }
     return 0;
 }

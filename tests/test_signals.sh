@@ -33,6 +33,10 @@ kill -HUP "$NPID"; sleep 0.5
 check "under nohup, SIGHUP leaves the worker running" kill -0 "$NPID"
 kill -TERM "$NPID"
 check "...and SIGTERM still stops it" stopped_in "$NPID" 5
+# It held no job: its stop says so, with no wait announced (it said "stopping: 0 jobs
+# running, waiting up to 25s", and stopped at once).
+check_eq "...saying that no job runs, and no wait" "stopping: no job running" \
+    "$(grep -o 'stopping: .*' "$T/nohup.log")"
 
 # A second SIGHUP (or any second signal) puts a long job back at once.
 "$BIN/cenqueue" --id hup-2 sleep 60 >/dev/null 2>&1

@@ -125,6 +125,31 @@ int cq_client_queue_workers(cq_client *c, const char *queue, char *err, size_t e
     return catalog_queue_live(&c->r, &c->k, queue, err, errlen);
 }
 
+int cq_client_queue_paused(cq_client *c, const char *queue, char *err, size_t errlen)
+{
+    char kp[KEYS_KEY_MAX];
+    redisReply *rep;
+    int paused;
+
+    if (keys_check_name("queue", queue, err, errlen) != 0) return -1;
+    rep = rconn_commandf(&c->r, "SISMEMBER %s %s", keys_paused(&c->k, kp, sizeof kp), queue);
+    if (rep == NULL) {
+        err_set(err, errlen, "reading the paused queues: %s", c->r.errstr);
+        return -1;
+    }
+    if (rep->type != REDIS_REPLY_INTEGER) {
+        if (rep->type == REDIS_REPLY_ERROR)
+            rconn_error(&c->r, "reading the paused queues", rep->str, err, errlen);
+        else
+            err_set(err, errlen, "reading the paused queues: redis: an unexpected reply");
+        freeReplyObject(rep);
+        return -1;
+    }
+    paused = rep->integer == 1;
+    freeReplyObject(rep);
+    return paused;
+}
+
 int cq_valid_name(const char *name)
 {
     return name != NULL && keys_valid_name(name);

@@ -844,8 +844,9 @@ static int parse_options(struct opts *o, int *list, int argc, char **argv)
     return rc == CLI_STOP ? 0 : rc == 0 ? -1 : rc;
 }
 
-/* A queue no live worker takes from (a typo such as "defualt", or workers not started yet):
- * the jobs would wait in silence, so say so. A job due later is not warned about. */
+/* A queue no live worker takes from (a typo such as "defualt", or workers not started yet),
+ * or a paused one: the jobs would wait in silence, so say so. A job due later is not warned
+ * about. */
 static void warn_unserved_queue(cq_client *cl, const char *queue, double at)
 {
     char err[256];
@@ -856,6 +857,11 @@ static void warn_unserved_queue(cq_client *cl, const char *queue, double at)
                 "cenqueue: warning: no live worker takes from queue '%s': the jobs wait "
                 "there until one does (cqctl workers lists what each serves)\n",
                 queue);
+    if (cq_client_queue_paused(cl, queue, err, sizeof err) == 1)
+        fprintf(stderr,
+                "cenqueue: warning: queue '%s' is paused: workers take nothing from it, "
+                "and the jobs wait there until 'cqctl resume %s'\n",
+                queue, queue);
 }
 
 /* A client that knows download_link as cworker declares it, even before any worker has

@@ -769,6 +769,11 @@ int main(int argc, char **argv)
                     PROG ": warning: no live worker takes from queue '%s': the jobs wait there "
                          "until one does (cqctl workers lists what each serves)\n",
                     c.queue);
+        if (links.n > 0 && cq_client_queue_paused(cl, c.queue, err, sizeof err) == 1)
+            fprintf(stderr,
+                    PROG ": warning: queue '%s' is paused: workers take nothing from it, and "
+                         "the jobs wait there until 'cqctl resume %s'\n",
+                    c.queue, c.queue);
     }
     fflush(stdout);
     rc = c.wait ? wait_jobs(&c, lg, cl, ids, links.n, t_start) : EXIT_OK;

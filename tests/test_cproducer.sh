@@ -146,6 +146,13 @@ prod test-client --pages 5 -q paged
 check_eq "--pages 5 enqueues the union" "enqueued 50 jobs to queue paged" "$OUT"
 check_eq "--pages 5 stops at the first empty page" 3 "$(hits gallery)"
 check_jobs "paged records match the dry run" cq:queue:paged 50 images "$T/links50"
+# A paused queue: its jobs wait until it is resumed, and cproducer says so (it said nothing).
+rcli SADD cq:paused held >/dev/null
+prod test-client -q held
+check_eq "a paused queue: enqueued all the same" "0 enqueued 16 jobs to queue held" "$RC $OUT"
+check_contains "...with a warning that names it and the fix" \
+    "cproducer: warning: queue 'held' is paused: workers take nothing from it, and the jobs wait there until 'cqctl resume held'" \
+    "$ERR"
 prod duppages --pages 2 -q dup
 check_eq "a link listed on two pages is enqueued once" "enqueued 16 jobs to queue dup" "$OUT"
 check_eq "the dup queue holds 16" 16 "$(rcli LLEN cq:queue:dup)"

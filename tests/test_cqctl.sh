@@ -382,7 +382,10 @@ check_eq "pause: in the paused set" 1 "$(rcli SISMEMBER cq:paused held)"
 check_contains "pause again: already" "was paused already" "$(ctl pause held)"
 check_eq "pause --json" True "$(jget 'd["paused"]' ctl pause held --json)"
 sleep 1
-p=$(enq -q held mark)
+p=$(enq -q held mark 2>"$T/paused.err")
+check_eq "paused: cenqueue warns that the job waits, naming the fix (it said nothing)" \
+    "cenqueue: warning: queue 'held' is paused: workers take nothing from it, and the jobs wait there until 'cqctl resume held'" \
+    "$(<"$T/paused.err")"
 sleep 2
 check_eq "paused: a job enqueued after the pause stays queued" queued "$(jfield "$p")"
 check_eq "paused: ...in the queue" 1 "$(rcli LLEN cq:queue:held)"
@@ -397,6 +400,9 @@ check_contains "resume: says so" "resumed queue held" "$(cat "$T/resume.out")"
 check "resume: the job is taken within 1 s ($took ms)" [ "$took" -le 1000 ]
 check "resume: ...and runs" wait_for 5 jobs_are finished "$p"
 check_contains "resume again: not paused" "was not paused" "$(ctl resume held)"
+p=$(enq -q held noop 2>"$T/resumed.err")   # noop: the mark jobs are counted below
+check_eq "resumed: cenqueue warns no more" "" "$(<"$T/resumed.err")"
+check "...and its job runs" wait_for 5 jobs_are finished "$p"
 # queue:NAME names a queue wherever one is taken (jobs lists take it for a queue named like a
 # list); a queue no job was ever enqueued to is paused, with a warning that it may be a typo.
 out=$(ctl pause queue:held 2>"$T/pq.err")

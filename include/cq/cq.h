@@ -346,6 +346,9 @@ int cq_client_print_functions(cq_client *c, FILE *f, char *err, size_t errlen);
 /* How many live workers take jobs from queue now (0: jobs enqueued there wait until one
  * does; a typo in a queue name shows here), or -1 with err. */
 int cq_client_queue_workers(cq_client *c, const char *queue, char *err, size_t errlen);
+/* 1 when queue is paused (cqctl pause: workers take nothing from it, and jobs enqueued there
+ * wait, until cqctl resume), 0 when not, or -1 with err. */
+int cq_client_queue_paused(cq_client *c, const char *queue, char *err, size_t errlen);
 
 /* 1 when name is a valid queue name or job id (1-128 of A-Z a-z 0-9 _ . @ -), else 0. */
 int cq_valid_name(const char *name);

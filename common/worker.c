@@ -224,6 +224,7 @@ struct worker {
     unsigned long registered_on; /* the ctl.connects of the last registration that went in */
     int clients_refused;         /* Redis refuses CLIENT LIST: leases alone tell the dead */
     unsigned long grace_of;      /* the ctl.connects recovery last waited after (recovery_grace) */
+    long long grace_since;       /* when the graces since the last recovery pass began (0: none) */
     struct {
         char wid[KEYS_NAME_MAX + 1];
         int passes; /* recovery passes in a row that found its connections gone */
@@ -1922,6 +1923,9 @@ static void keep_connected(struct worker *w, long long now)
         LOG(&w->lg, CQ_LOG_INFO, "redis is back after %.1fs",
             (double)(now - w->down_since) / 1000.0);
         w->down = 0;
+        /* Attempts that failed: an outage, whose end the others see too, each in its own
+         * time: a grace of its own, however long the one before went on (recovery_grace). */
+        if (w->backoff > 100) w->grace_since = 0;
         w->backoff = 100;
         w->idle = 0;
         w->next_hb = now + HEARTBEAT_MS;
@@ -2043,15 +2047,23 @@ static void find_gone(struct worker *w)
  * while no primary was there to renew it on. So none is taken for dead until a lease (this
  * worker's --lease, as the others' are most often the same) has passed since this one came
  * back, and at least a reconnection backoff and two recovery passes. A worker that died
- * meanwhile is found after that, as one whose lease ran out would be. */
+ * meanwhile is found after that, as one whose lease ran out would be. A connection made
+ * again at once during a grace makes it longer, but not past two graces from the first one's
+ * start: one lost again and again (a Redis that drops its clients or stalls past the command
+ * timeout, a flaky link), each time before the grace ended, put the pass off for as long as
+ * that went on, and a dead worker's jobs never came back. After an outage (keep_connected's
+ * attempts failed), a grace starts afresh. */
 static void recovery_grace(struct worker *w, long long now)
 {
     long long lease = w->cfg->lease > 0 ? (long long)(w->cfg->lease * 1000) : 10000;
-    long long least = reconnect_cap(w) + 2 * RECOVER_MS, until;
+    long long least = reconnect_cap(w) + 2 * RECOVER_MS, grace, until;
 
     if (w->ctl.ctx == NULL || w->grace_of == w->ctl.connects) return;
     w->grace_of = w->ctl.connects;
-    until = now + (lease > least ? lease : least);
+    grace = lease > least ? lease : least;
+    if (w->grace_since == 0) w->grace_since = now;
+    until = now + grace;
+    if (until > w->grace_since + 2 * grace) until = w->grace_since + 2 * grace;
     if (w->next_recover < until) w->next_recover = until;
     w->ngone = 0;
     LOG(&w->lg, CQ_LOG_DEBUG,
@@ -2087,6 +2099,7 @@ static void housekeeping(struct worker *w, long long now)
         w->next_hb = now + HEARTBEAT_MS;
     }
     if (now >= w->next_recover && w->ctl.ctx) {
+        w->grace_since = 0;
         find_gone(w);
         n = queue_recover(&w->ctl, &w->keys, NULL, warn, sizeof warn, err, sizeof err);
         if (n < 0)

@@ -186,6 +186,37 @@ check "nothing is left in flight or queued" \
     [ "$(redis-cli -p "$PB" EVAL "local n = 0 for _, k in ipairs(redis.call('KEYS', 'cq:inflight:*')) do n = n + redis.call('LLEN', k) end return n + redis.call('LLEN', 'cq:queue:default')" 0)" = 0 ]
 check "the demoted node has the same (replication)" wait_for 10 all_are "$PA" finished "$after"
 
+echo "# connections dropped every second: recovery still runs, two graces (8 s) at most after"
+# Each new connection begins a grace (4 s, the lease); one made again within it makes it
+# longer, up to two graces from the first one's start, where it pushed the pass out for as
+# long as the drops went on and a dead worker's jobs never came back. The dead one is a
+# ghost: registered, a job in flight, no lease, no connection.
+graces() { cat "$T/w.log" "$T/w2.log" | grep -c "connected to redis again"; }
+g0=$(graces)
+( while :; do redis-cli -p "$PB" CLIENT KILL TYPE normal >/dev/null; sleep 1; done ) &
+DROP=$!
+PIDS+=("$DROP")
+graces_since() { [ "$(graces)" -ge $((g0 + $1)) ]; }
+wait_for 10 graces_since 2 ||
+    { echo "FATAL: the workers did not connect again"; exit 1; }
+# In one script, asked again until its reply comes back (the drops cut redis-cli's too).
+ghost() {
+    [ "$(redis-cli -p "$PB" EVAL "redis.call('SADD', 'cq:workers', 'ghost')
+        redis.call('HSET', 'cq:worker:ghost', 'host', 'gone', 'pid', 1, 'queues', 'ghostq',
+                   'clients', '999999')
+        redis.call('HSET', 'cq:job:g-1', 'status', 'started', 'worker', 'ghost')
+        redis.call('DEL', 'cq:inflight:ghost:ghostq')
+        redis.call('LPUSH', 'cq:inflight:ghost:ghostq', '{\"id\":\"g-1\"}')
+        return 'planted'" 0)" = planted ]
+}
+wait_for 10 ghost || { echo "FATAL: the ghost worker could not be written"; exit 1; }
+recovered() { [ "$(redis-cli -p "$PB" HGET cq:job:g-1 recovered)" = 1 ]; }
+check "a dead worker's job is recovered while the connections keep dropping" wait_for 16 recovered
+check "...which they did, a grace each time" graces_since 6
+kill "$DROP"
+wait "$DROP" 2>/dev/null
+redis-cli -p "$PB" DEL cq:queue:ghostq cq:job:g-1 >/dev/null
+
 kill -TERM "$W"
 wait "$W"
 check_eq "the worker exits 0 on SIGTERM" 0 "$?"

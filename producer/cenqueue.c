@@ -925,7 +925,6 @@ int main(int argc, char **argv)
             cq_client_free(cl);
             return refusal_status(err);
         }
-        warn_unserved_queue(cl, o.queue, o.at);
         if (cq_enqueue(cl, &j, 1, CQ_NO_CHECK, err, sizeof err) < 0) {
             /* It may be in nonetheless (?replicas=N not confirmed): its id printed, as
              * --stdin prints those that went in, so that nobody enqueues it twice. */
@@ -937,6 +936,8 @@ int main(int argc, char **argv)
                                   : " (the job was enqueued, its id printed)");
             rc = 1;
         } else {
+            /* After the enqueue: a refused job (an id not ended) has its one line alone. */
+            warn_unserved_queue(cl, o.queue, o.at);
             print_ids(&o, &j, 1);
         }
         cq_jobspec_free(j);

@@ -197,16 +197,39 @@ int cli_next(struct cli *c, int argc, char **argv)
         return CLI_STOP;
     }
     if (key == 'h' && c->usage != NULL) {
+        cli_help_buffer();
         c->usage(stdout);
-        c->status = 0;
+        c->status = cli_stdout_flush(c->prog, "the help") == 0 ? 0 : 1;
         return CLI_STOP;
     }
     if (key == 'V') {
         printf("%s %s\n", c->prog, c->version);
-        c->status = 0;
+        c->status = cli_stdout_flush(c->prog, "the version") == 0 ? 0 : 1;
         return CLI_STOP;
     }
     return key;
+}
+
+void cli_help_buffer(void)
+{
+    /* glibc takes a size only with a buffer of the caller's */
+    static char buf[65536];
+
+    setvbuf(stdout, buf, _IOFBF, sizeof buf);
+}
+
+int cli_stdout_flush(const char *prog, const char *what)
+{
+    errno = 0;
+    if (fflush(stdout) == 0 && !ferror(stdout)) return 0;
+    /* A reader that stopped reading (--help | head -1) wanted no more. */
+    if (errno == EPIPE) return 0;
+    /* A write stdio made earlier failed, its errno gone since: no reason to give. */
+    if (errno == 0)
+        fprintf(stderr, "%s: writing %s to stdout failed\n", prog, what);
+    else
+        fprintf(stderr, "%s: writing %s to stdout: %s\n", prog, what, strerror(errno));
+    return -1;
 }
 
 int cli_duration(const struct cli *c, const char *val, double *out)

@@ -107,6 +107,16 @@ const char *cli_first_operand(struct cli *c, int argc, char **argv);
 #define CLI_STOP (-2)
 int cli_next(struct cli *c, int argc, char **argv);
 
+/* Flush stdout: 0 when what was written there is out (or its reader left: EPIPE), else -1
+ * after "PROG: writing WHAT to stdout: <the system's reason>" on stderr (a full disk,
+ * /dev/full), so that output that was lost is a failure, not an exit status of 0. -h and -V
+ * check theirs here: cli_next's c->status is then 1. */
+int cli_stdout_flush(const char *prog, const char *what);
+/* Before a --help that nothing was written before: the whole text goes out in one write at
+ * the flush, so that where it fails, cli_stdout_flush has the system's reason (a write stdio
+ * made on its own while printing leaves none behind). */
+void cli_help_buffer(void);
+
 /* A usage error: "PROG: MESSAGE" and "Try 'PROG --help' for more information." on stderr.
  * Returns 2, the exit status of a usage error. */
 int cli_error(const struct cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -341,12 +341,16 @@ static int info_once(struct ctl *c, int workers_only, int clear)
 
 /* A reader that left (| head): no error to report at the exit. */
 static int reader_gone;
+/* Why stdout could not be written (errno), for the message at the exit. */
+static int out_errno;
 
 /* Flush stdout: 0, or -1 when it cannot be written. */
 static int flush_out(void)
 {
+    errno = 0;
     if (fflush(stdout) == 0 && !ferror(stdout)) return 0;
     if (errno == EPIPE) reader_gone = 1;
+    if (out_errno == 0) out_errno = errno != 0 ? errno : EIO;
     return -1;
 }
 
@@ -1299,15 +1303,17 @@ int main(int argc, char **argv)
     rc = parse_options(&c, argc, argv, seen, &nseen, &help);
     if (rc >= 0) return rc;
     if (optind >= argc && help) {
+        cli_help_buffer();
         usage(stdout);
-        return 0;
+        return cli_stdout_flush("cqctl", "the help") == 0 ? 0 : 1;
     }
     if (optind >= argc) return cli_error(&cli, "give a command");
     cmd = find_command(argv[optind]);
     if (cmd == NULL) return cli_error(&cli, "unknown command '%s'", argv[optind]);
     if (help) {
+        cli_help_buffer();
         command_usage(stdout, cmd);
-        return 0;
+        return cli_stdout_flush("cqctl", "the help") == 0 ? 0 : 1;
     }
     /* cli.command is cmd's name (parse_options): these point to its --help. */
     for (i = 0; i < nseen; i++)
@@ -1337,7 +1343,8 @@ int main(int argc, char **argv)
     rc = cmd->run(&c, argv + optind + 1, n);
     admin_close(&c.a);
     if (flush_out() != 0) {
-        if (rc == 0 && !reader_gone) fprintf(stderr, "cqctl: writing the output failed\n");
+        if (rc == 0 && !reader_gone)
+            fprintf(stderr, "cqctl: writing the output to stdout: %s\n", strerror(out_errno));
         return rc ? rc : 1;
     }
     return rc;

@@ -130,7 +130,8 @@ static void usage(FILE *f)
         "\n" CLI_NOTE_DURATIONS
         "Exit status: 0 when every job was enqueued (with --wait: and every one finished); 1 when\n"
         "Redis failed (the ids printed are those of the jobs that were enqueued; jobs go in\n"
-        "transactions of 1,000), when the --id is refused (see --id), or with --wait when a\n"
+        "transactions of 1,000), when the --id is refused (see --id), when the ids could not\n"
+        "be written to stdout (a full disk: no job goes in after that), or with --wait when a\n"
         "job failed or was canceled, the timeout passed first (stderr says how many did not\n"
         "end), or it was interrupted;\n"
         "2 for a usage error, or a job the check refuses (with --stdin, the lines before it are\n"
@@ -287,6 +288,18 @@ static void free_kept(struct opts *o)
     o->nids = o->capids = 0;
 }
 
+/* The ids on stdout are the caller's only handle on the jobs: a write there that failed (a
+ * full disk, /dev/full, a reader that left) fails the run rather than exit 0 with them lost.
+ * 0, or -1 with err. */
+static int ids_written(char *err, size_t errlen)
+{
+    errno = 0;
+    if (fflush(stdout) == 0 && !ferror(stdout)) return 0;
+    err_set(err, errlen, "writing the job ids to stdout%s%s", errno != 0 ? ": " : " failed",
+            errno != 0 ? strerror(errno) : "");
+    return -1;
+}
+
 static void free_jobs(cq_jobspec **jobs, size_t n)
 {
     size_t i;
@@ -307,11 +320,12 @@ struct feeder {
     pthread_cond_t cv;
     cq_jobspec **jobs[2];
     size_t n[2];
-    int full[2]; /* jobs[i] is handed over, not enqueued yet (else the reader frees them) */
-    int last;    /* nothing is handed over after what is */
-    int failed;  /* enqueueing failed (err says why), and its thread has ended */
-    long total;  /* jobs enqueued */
-    long handed; /* jobs handed over to be enqueued (the reader's count) */
+    int full[2];  /* jobs[i] is handed over, not enqueued yet (else the reader frees them) */
+    int last;     /* nothing is handed over after what is */
+    int failed;   /* enqueueing failed (err says why), and its thread has ended */
+    int ids_lost; /* writing the ids failed: the jobs counted are in, their ids not all out */
+    long total;   /* jobs enqueued */
+    long handed;  /* jobs handed over to be enqueued (the reader's count) */
     int progress;
     int wake[2]; /* a pipe: a byte once enqueueing failed, for a reader waiting on stdin */
     char err[1024];
@@ -339,8 +353,12 @@ static void *enqueuer_main(void *arg)
          * Redis. Their ids are printed, and counted, so that a rerun can skip them. */
         k = print_ids(f->o, f->jobs[i], f->n[i]);
         /* The batch's ids now, also through a pipe: from a stream a batch may be one job, and
-         * stdio kept 4 KB of ids back, for good if a signal ends cenqueue (tail -f has no end). */
-        fflush(stdout);
+         * stdio kept 4 KB of ids back, for good if a signal ends cenqueue (tail -f has no end).
+         * Where they cannot be written, no more jobs go in. */
+        if (ids_written(err, sizeof err) != 0 && rc >= 0) {
+            rc = -1;
+            f->ids_lost = 1;
+        }
         pthread_mutex_lock(&f->mu);
         f->total += k;
         f->full[i] = 0; /* the reading thread frees the jobs, while this one goes on */
@@ -536,7 +554,9 @@ static int run_stdin(struct opts *o, cq_client *c, cq_client *ce)
     pthread_cond_destroy(&f.cv);
     if (r < 0 && !in.failed) fprintf(stderr, "cenqueue: stdin line %ld: %s\n", lineno, err);
     if (f.failed || r == -1) {
-        const char *ids = o->quiet || f.total == 0 ? "" : ", their ids printed";
+        const char *ids = o->quiet || f.total == 0 ? ""
+            : f.ids_lost                           ? ", their ids not all printed"
+                                                   : ", their ids printed";
         print_kept(o);
         /* The input read to its end and every job of it in: a failure after the writes
          * (?replicas=N not confirmed) leaves nothing to enqueue again. */
@@ -913,6 +933,7 @@ int main(int argc, char **argv)
         rc = cq_client_print_functions(cl, stdout, err, sizeof err);
         if (rc != 0) fprintf(stderr, "cenqueue: %s\n", err);
         cq_client_free(cl);
+        if (cli_stdout_flush("cenqueue", "the functions") != 0) rc = 1;
         return rc == 0 ? 0 : 1;
     }
     cl = connect_client(&o, &rc);
@@ -939,6 +960,11 @@ int main(int argc, char **argv)
             /* After the enqueue: a refused job (an id not ended) has its one line alone. */
             warn_unserved_queue(cl, o.queue, o.at);
             print_ids(&o, &j, 1);
+            if (ids_written(err, sizeof err) != 0) {
+                fprintf(stderr, "cenqueue: %s (the job was enqueued: cqctl jobs %s lists it)\n",
+                        err, o.queue);
+                rc = 1;
+            }
         }
         cq_jobspec_free(j);
     } else {
@@ -952,7 +978,10 @@ int main(int argc, char **argv)
         rc = run_stdin(&o, cl, ce);
         cq_client_free(ce);
     }
-    if (rc == 0 && o.wait) rc = wait_all(&o, cl);
+    if (rc == 0 && o.wait) {
+        rc = wait_all(&o, cl);
+        if (cli_stdout_flush("cenqueue", "the jobs' outcomes") != 0 && rc == 0) rc = 1;
+    }
     free_kept(&o);
     cq_client_free(cl);
     return rc;

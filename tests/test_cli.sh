@@ -51,7 +51,18 @@ for p in "${PROGS[@]}"; do
     printf '%s\n' "$OUT" >"$T/help.$p"
     run "$p" --version
     check_eq "$p --version" "$p $VERSION" "$OUT"
+    # A help or version that could not be written was an exit 0, the failure unsaid.
+    "$BIN/$p" --help >/dev/full 2>"$T/err"
+    check_eq "$p --help to a full disk: exit 1" 1 "$?"
+    check_eq "... saying so, with the system's reason" \
+        "$p: writing the help to stdout: No space left on device" "$(<"$T/err")"
+    "$BIN/$p" --version >/dev/full 2>"$T/err"
+    check_eq "$p --version to a full disk: exit 1, saying so" \
+        "1 $p: writing the version to stdout: No space left on device" "$? $(<"$T/err")"
 done
+"$BIN/cqctl" jobs --help >/dev/full 2>"$T/err"
+check_eq "cqctl jobs --help to a full disk: exit 1, saying so" \
+    "1 cqctl: writing the help to stdout: No space left on device" "$? $(<"$T/err")"
 usage_error "an unknown letter in a cluster" "cworker: unknown option '-x'" cworker --burst -xb
 usage_error "an abbreviation of two options" \
     "cworker: option '--log' is ambiguous: --log-level, --log-format" cworker --log warn
@@ -711,5 +722,35 @@ check_contains "... saying why, and the fix" \
 check_eq "... and nothing enqueued" 0 "$(rcli LLEN cq:queue:closed)"
 check_contains "... as --help says under --quiet" "needed when stdout is closed" \
     "$(block cenqueue '      --quiet' | tr -s ' \n' '  ')"
+
+echo "# ids that cannot be written (a full disk) fail the run, whose jobs are said to be in"
+# It was an exit 0 with every id lost; --stdin went on enqueueing after the first batch's.
+rcli DEL cq:queue:full >/dev/null
+"$BIN/cenqueue" -q full noop >/dev/full 2>"$T/err"
+check_eq "cenqueue to a full disk: exit 1" 1 "$?"
+check_contains "... the cause, and that the job is in" \
+    "cenqueue: writing the job ids to stdout: No space left on device (the job was enqueued: cqctl jobs full lists it)" \
+    "$(<"$T/err")"
+check_eq "... as it is" 1 "$(rcli LLEN cq:queue:full)"
+printf 'noop\nnoop\n' | "$BIN/cenqueue" -q full --stdin >/dev/full 2>"$T/err"
+check_eq "cenqueue --stdin to a full disk: exit 1" 1 "$?"
+check_contains "... the cause, and what went in" \
+    "cenqueue: writing the job ids to stdout: No space left on device (every job of the input was enqueued, 2 in all, their ids not all printed)" \
+    "$(<"$T/err")"
+check_eq "... as they did" 3 "$(rcli LLEN cq:queue:full)"
+# A stream: the first line's id cannot be written, and no line after it goes in.
+{ echo noop; sleep 1; echo noop; } | "$BIN/cenqueue" -q full --stdin >/dev/full 2>"$T/err"
+check_eq "cenqueue --stdin from a stream to a full disk: exit 1" 1 "$?"
+check_contains "... stops at the first id lost" \
+    "(1 job was enqueued in all, their ids not all printed; the rest of the input was not)" \
+    "$(<"$T/err")"
+check_eq "... nothing after it enqueued" 4 "$(rcli LLEN cq:queue:full)"
+"$BIN/cenqueue" --list-functions >/dev/full 2>"$T/err"
+check_eq "cenqueue --list-functions to a full disk: exit 1, saying so" \
+    "1 cenqueue: writing the functions to stdout: No space left on device" "$? $(<"$T/err")"
+"$BIN/cworker" --list-functions >/dev/full 2>"$T/err"
+check_eq "cworker --list-functions to a full disk: exit 1, saying so" \
+    "1 cworker: writing the functions to stdout: No space left on device" "$? $(<"$T/err")"
+rcli DEL cq:queue:full >/dev/null
 
 finish

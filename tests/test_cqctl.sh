@@ -564,7 +564,8 @@ check "...within a few intervals ($((SECONDS - t0)) s)" [ $((SECONDS - t0)) -lt 
 check_eq "...saying nothing of it" "" "$(cat "$T/gone.err")"
 ctl info >/dev/full 2>"$T/full.err"
 check_eq "info to a full disk: exit 1" 1 "$?"
-check_eq "...saying so" "cqctl: writing the output failed" "$(cat "$T/full.err")"
+check_eq "...saying so, with the system's reason (it said only 'writing the output failed')" \
+    "cqctl: writing the output to stdout: No space left on device" "$(cat "$T/full.err")"
 
 # ---- a worker gone with no live one left: nothing returns its jobs, and info shows them ----
 # (before: IN FLIGHT 0, the jobs nowhere to see, and "gone (its jobs return to their queues)")

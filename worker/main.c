@@ -472,7 +472,7 @@ static int run(cq_worker *w, int argc, char **argv)
     }
     if (rc < 0 && o.list) {
         cq_registry_print(cq_worker_registry(w), stdout);
-        rc = 0;
+        rc = cli_stdout_flush("cworker", "the functions") == 0 ? 0 : 1;
     }
     if (rc < 0 && set_root(w, o.root) != 0) rc = 1;
     if (rc < 0) {

@@ -255,6 +255,11 @@ int cq_jobspec_set_at(cq_jobspec *s, double unix_time)
     return 0;
 }
 
+int cq_jobspec_check(const cq_jobspec *s, char *err, size_t errlen)
+{
+    return queue_check_record(s->job, err, errlen);
+}
+
 const char *cq_jobspec_id(const cq_jobspec *s)
 {
     return s->job->id;
@@ -355,6 +360,9 @@ int cq_client_check(cq_client *c, cq_jobspec *s, char *warning, size_t warnlen, 
     }
     if (registry_check_args(f, s->job->args, s->convert, err, errlen) != 0) return -1;
     s->convert = 0;
+    /* What cq_enqueue would refuse of it, said here with the rest: a caller that checks
+     * each job as it reads it names the one at fault, before the others go. */
+    if (cq_jobspec_check(s, err, errlen) != 0) return -1;
     /* Known functions (built-ins, the program's own) are taken as served: no worker yet is a
      * deploy still to come. */
     if (!known && warning != NULL && warnlen > 0 && live == 0) {

@@ -780,6 +780,19 @@ int queue_check_sizes(struct job *const *jobs, size_t n, char *err, size_t errle
     return 0;
 }
 
+int queue_check_record(const struct job *j, char *err, size_t errlen)
+{
+    if (record_fits(j, err, errlen) != 0) return -1;
+    if (!job_json_utf8(j->args)) {
+        err_set(err, errlen,
+                "%s: an argument is not UTF-8 text, which JSON's strings must be (a reader "
+                "in another language could not decode the record): send bytes as base64",
+                j->func);
+        return -1;
+    }
+    return 0;
+}
+
 /* Check what jobs will be enqueued as: ids (those not made here), queues, times, sizes. */
 static int enqueue_prepare(struct job *const *jobs, const unsigned char *fresh, size_t n,
                            double now, char *err, size_t errlen)
@@ -795,14 +808,7 @@ static int enqueue_prepare(struct job *const *jobs, const unsigned char *fresh, 
         if ((i == 0 || strcmp(j->queue, jobs[i - 1]->queue) != 0) &&
             keys_check_name("queue", j->queue, err, errlen) != 0)
             return -1;
-        if (record_fits(j, err, errlen) != 0) return -1;
-        if (!job_json_utf8(j->args)) {
-            err_set(err, errlen,
-                    "%s: an argument is not UTF-8 text, which JSON's strings must be (a reader "
-                    "in another language could not decode the record): send bytes as base64",
-                    j->func);
-            return -1;
-        }
+        if (queue_check_record(j, err, errlen) != 0) return -1;
     }
     return 0;
 }

@@ -134,8 +134,9 @@ static void usage(FILE *f)
         "be written to stdout (a full disk: no job goes in after that), or with --wait when a\n"
         "job failed or was canceled, the timeout passed first (stderr says how many did not\n"
         "end), or it was interrupted;\n"
-        "2 for a usage error, or a job the check refuses (with --stdin, the lines before it are\n"
-        "enqueued, nothing from it on).\n");
+        "2 for a usage error, or a job the check refuses, or one no worker could read (over\n"
+        "1 MiB, or not UTF-8), checked or not (with --stdin, the lines before it are enqueued,\n"
+        "nothing from it on).\n");
 }
 
 /* Split line into fields in place (see usage for the rules). Returns the field count, or -1
@@ -242,6 +243,9 @@ static cq_jobspec *make_job(struct opts *o, cq_client *c, const char *func, cons
             return NULL;
         }
         warn_once(o, func, warning);
+    } else if (cq_jobspec_check(j, err, errlen) != 0) {
+        cq_jobspec_free(j);
+        return NULL;
     }
     return j;
 }

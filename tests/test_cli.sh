@@ -587,6 +587,32 @@ printf 'noop\nsleep soon\n' | "$BIN/cenqueue" --quiet --stdin >"$T/out" 2>"$T/er
 check_contains "a refused line, --quiet: no ids said to be printed" \
     "cenqueue: the 1 job before line 2 went in; line 2 and the rest did not" "$(<"$T/err")"
 rcli LPOP cq:queue:default >/dev/null
+# A line no worker could read (not UTF-8, over 1 MiB) is refused as a line, checked or not:
+# it failed the whole batch as an enqueue's error (exit 1, no line named, the lines before it
+# in the batch not in).
+for nc in "" --no-check; do
+    printf 'noop a\nnoop caf\351\nnoop b\n' | "$BIN/cenqueue" $nc -q utf --stdin >"$T/out" 2>"$T/err"
+    check_eq "a line not UTF-8 ${nc:-checked}: exit 2" 2 "$?"
+    check_contains "... names its line and the fix" \
+        "cenqueue: stdin line 2: noop: an argument is not UTF-8 text, which JSON's strings must be (a reader in another language could not decode the record): send bytes as base64" \
+        "$(<"$T/err")"
+    check_contains "... the line before it in" "the 1 job before line 2 went in (ids printed)" \
+        "$(<"$T/err")"
+    check_eq "... as it is, and only it" 1 "$(rcli LLEN cq:queue:utf)"
+    rcli DEL cq:queue:utf >/dev/null
+    { echo noop; printf 'noop %01048576d\n' 0; } | "$BIN/cenqueue" $nc -q utf --stdin \
+        >"$T/out" 2>"$T/err"
+    check_eq "a line of 1 MiB ${nc:-checked}: exit 2" 2 "$?"
+    check_contains "... names its line and the size" \
+        "cenqueue: stdin line 2: noop: a job record of 1048" "$(<"$T/err")"
+    check_contains "... and the fix" "pass large data by reference (a path or a URL)" \
+        "$(<"$T/err")"
+    check_eq "... the line before it in" 1 "$(rcli LLEN cq:queue:utf)"
+    rcli DEL cq:queue:utf >/dev/null
+    "$BIN/cenqueue" $nc -q utf noop $'caf\351' >"$T/out" 2>"$T/err"
+    check_eq "a job not UTF-8 ${nc:-checked}: exit 2, nothing enqueued" "2 0" \
+        "$? $(rcli LLEN cq:queue:utf)"
+done
 
 # Batches are read while the one before is enqueued (a second thread): a bad line three
 # batches in still lets exactly the lines before it in.

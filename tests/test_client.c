@@ -147,6 +147,13 @@ static void test_enqueue_oversize(void)
     for (check = 0; check < 2; check++) {
         s = cq_jobspec_new_argv("noop", argv, 1);
         REQUIRE(s != NULL);
+        /* Said by the checks too, so that a caller checking each job names the one at fault
+         * before any goes (cenqueue --stdin's line, exit 2: it was an enqueue's failure). */
+        err[0] = '\0';
+        CHECK_EQ(check ? cq_client_check(c, s, NULL, 0, err, sizeof err)
+                       : cq_jobspec_check(s, err, sizeof err),
+                 -1);
+        CHECK_HAS(err, "noop: a job record of 1048");
         err[0] = '\0';
         CHECK_EQ(cq_enqueue(c, &s, 1, check ? CQ_CHECK : CQ_NO_CHECK, err, sizeof err), -1);
         CHECK_HAS(err, "noop: a job record of 1048");
@@ -172,6 +179,8 @@ static void test_enqueue_oversize(void)
     arg[BIG - 200] = '\0'; /* with its id and fields, just under */
     s = cq_jobspec_new_argv("noop", argv, 1);
     REQUIRE(s != NULL);
+    CHECK_EQ(cq_jobspec_check(s, err, sizeof err), 0);
+    CHECK_EQ(cq_client_check(c, s, NULL, 0, err, sizeof err), 0);
     CHECK_EQ(cq_enqueue(c, &s, 1, CQ_NO_CHECK, err, sizeof err), 1);
     CHECK_EQ(integer(rconn_commandf(&R, "LLEN cq:queue:default")), 1);
     cq_jobspec_free(s);
@@ -325,6 +334,12 @@ static void test_declarations(void)
         const char *argv[] = {"ok", "caf\xe9"}; /* Latin-1 */
         s = cq_jobspec_new_argv("noop", argv, 2);
         REQUIRE(s != NULL);
+        err[0] = '\0';
+        CHECK_EQ(cq_jobspec_check(s, err, sizeof err), -1);
+        CHECK_HAS(err, "noop: an argument is not UTF-8 text");
+        err[0] = '\0';
+        CHECK_EQ(cq_client_check(c, s, warn, sizeof warn, err, sizeof err), -1);
+        CHECK_HAS(err, "noop: an argument is not UTF-8 text");
         CHECK_EQ(cq_enqueue(c, &s, 1, CQ_NO_CHECK, err, sizeof err), -1);
         CHECK_HAS(err, "noop: an argument is not UTF-8 text");
         CHECK_EQ(cq_jobspec_enqueued(s), 0);

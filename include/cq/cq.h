@@ -335,6 +335,12 @@ int cq_jobspec_set_at(cq_jobspec *s, double unix_time);     /* run no sooner tha
 /* Times (Unix, in seconds) and timeouts in a job record are below this (the year 5138), so
  * that they print as whole microseconds; the setters above refuse more (-1). */
 #define CQ_TIME_MAX 1e11
+/* What cq_enqueue refuses of a job whatever the check (cq_client_check does this too): a
+ * record over 1 MiB, which no worker reads, or a string argument that is not UTF-8, which a
+ * reader in another language could not decode. 0, or -1 with err (the function, the cause
+ * and the fix), for a caller that sends jobs unchecked (CQ_NO_CHECK) to name the one at fault
+ * before any goes. */
+int cq_jobspec_check(const cq_jobspec *s, char *err, size_t errlen);
 /* The job's id (after cq_enqueue, the UUID it was given). */
 const char *cq_jobspec_id(const cq_jobspec *s);
 
@@ -364,7 +370,7 @@ enum cq_check {
  * receives a line when no live worker serves the function right now, else "": never for
  * one of cq_client_registry's, below), -1 with
  * err when it may not (an unknown function, naming those that exist; a wrong number or type
- * of arguments, with the usage line). */
+ * of arguments, with the usage line; a record cq_enqueue would refuse: cq_jobspec_check). */
 int cq_client_check(cq_client *c, cq_jobspec *s, char *warning, size_t warnlen, char *err,
                     size_t errlen);
 

@@ -453,7 +453,7 @@ static const char *base_url(const struct gallery_opts *o)
 
 int gallery_opts_check(const struct gallery_opts *o, char *err, size_t errlen)
 {
-    char allowed[128];
+    char allowed[128], why[600];
     const char *base = base_url(o);
 
     if (!o->client_id || !o->client_id[0]) {
@@ -469,8 +469,20 @@ int gallery_opts_check(const struct gallery_opts *o, char *err, size_t errlen)
                 GALLERY_CLIENT_ID_MAX);
         return -1;
     }
-    if (strlen(base) > GALLERY_URL_MAX / 2 || http_url_parse(base, NULL, NULL, 0) != 0) {
-        err_set(err, errlen, "--api-url: \"%.100s\" is not an http(s) URL", base);
+    if (base[0] == '\0') {
+        err_set(err, errlen,
+                "--api-url: empty; give an http(s) URL, or leave it out for "
+                "$IMGUR_API_URL, else " GALLERY_DEFAULT_API_URL);
+        return -1;
+    }
+    if (strlen(base) > GALLERY_URL_MAX / 2) {
+        err_set(err, errlen, "--api-url: \"%.100s...\" is longer than %d characters", base,
+                GALLERY_URL_MAX / 2);
+        return -1;
+    }
+    if (http_url_parse(base, NULL, why, sizeof why) != 0) {
+        /* why names the URL and what is wrong with it (a port of 70000, a scheme) */
+        err_set(err, errlen, "--api-url: %s", why);
         return -1;
     }
     if (o->filter.expand_albums) {

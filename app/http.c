@@ -579,6 +579,18 @@ static double retry_after(CURL *c)
     return secs > (curl_off_t)RETRY_AFTER_MAX ? RETRY_AFTER_MAX : (double)secs;
 }
 
+/* The URL gives port 0 (":0", ":00"). */
+static int port_zero(CURLU *u)
+{
+    char *port = NULL;
+    int zero = 0;
+
+    if (curl_url_get(u, CURLUPART_PORT, &port, 0) == CURLUE_OK)
+        zero = port[strspn(port, "0")] == '\0';
+    curl_free(port);
+    return zero;
+}
+
 int http_url_parse(const char *url, char **path, char *err, size_t errlen)
 {
     const char *colon = strchr(url, ':');
@@ -607,6 +619,9 @@ int http_url_parse(const char *url, char **path, char *err, size_t errlen)
         /* libcurl also reads "http:/h/x.jpg" as http://h/x.jpg; cq takes only the form that
          * says what it is, so that a link reads the same to a person as to the worker. */
         err_set(err, errlen, "%s: not an absolute http(s) URL (scheme://host/...)", url);
+    } else if (port_zero(u)) {
+        /* libcurl takes it, and its connect then fails as a network error, retried. */
+        err_set(err, errlen, "%s: port 0 is no server's port (1 to 65535)", url);
     } else if (path != NULL && curl_url_get(u, CURLUPART_PATH, path, 0) != CURLUE_OK) {
         err_set(err, errlen, "%s: no path", url);
     } else {

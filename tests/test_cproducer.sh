@@ -80,6 +80,17 @@ for bad in "--section cold" "--sort best" "--window hour" "--pages 0" "--page x"
     check_eq "usage error exits 2: $bad" 2 "$RC"
     check_eq "no API request on a usage error: $bad" 0 "$(hits total)"
 done
+# An --api-url that cannot be asked says why (it said only 'is not an http(s) URL'), and port
+# 0 is one: it was asked five times, 15 s of retries, each failing to connect.
+for bad in "http://127.0.0.1:0/3/gallery/|http://127.0.0.1:0/3/gallery/: port 0 is no server's port (1 to 65535)" \
+           "http://127.0.0.1:70000/|http://127.0.0.1:70000/: not an absolute http(s) URL (Port number was not a decimal number between 0 and 65535)" \
+           "ftp://127.0.0.1/|ftp://127.0.0.1/: only http and https links are allowed" \
+           "|empty; give an http(s) URL, or leave it out for \$IMGUR_API_URL"; do
+    prod test-client --dry-run --api-url "${bad%%|*}"
+    check_eq "--api-url ${bad%%|*}: usage error, exit 2" 2 "$RC"
+    check_contains "...saying why" "cproducer: --api-url: ${bad#*|}" "$ERR"
+    check_eq "...no API request" 0 "$(hits total)"
+done
 # A --dir every job would fail on at the worker: refused before anything is enqueued (before,
 # 'enqueued 6 jobs', each then failed for good).
 for bad in ../x /abs a/../../b; do

@@ -298,6 +298,9 @@ static void test_filename(void)
     CHECK(download_filename("http://[::1/x.jpg", name, sizeof(name), err, sizeof(err)) < 0);
     CHECK(download_filename("http://h:99999/x.jpg", name, sizeof(name), err, sizeof(err)) < 0);
     CHECK_HAS(err, "Port number");
+    /* Port 0: libcurl took it, and each try failed to connect, retried as a network error. */
+    CHECK(download_filename("http://h:0/x.jpg", name, sizeof(name), err, sizeof(err)) < 0);
+    CHECK_HAS(err, "http://h:0/x.jpg: port 0 is no server's port (1 to 65535)");
 
     /* Refused: no name, dot names, separators, control bytes, bad escapes, schemes. */
     const char *bad[] = {

@@ -15,6 +15,7 @@
 #include <strings.h>
 #include <unistd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <openssl/evp.h>
 
@@ -430,6 +431,8 @@ static const struct fix connect_fixes[] = {
      "point $CQ_TLS_CERT at a PEM file of the client certificate", NULL},
     {"TLS: key file '", "give --tls-key (or $CQ_TLS_KEY) the certificate's private key, PEM",
      "point $CQ_TLS_KEY at the certificate's private key, PEM", NULL},
+    {"not a socket", "point the URL at the socket redis-server listens on (its unixsocket)", NULL,
+     NULL},
     {"Connection refused", NULL, NULL, no_server_fix},
     {"No such file or directory", NULL, NULL, no_server_fix},
     {"Name or service not known", "check the host name in the URL", NULL, NULL},
@@ -806,6 +809,21 @@ static void pipe_release(int held, const struct sigpipe_hold *h)
 
 static int connect_held(struct rconn *r);
 
+/* A socket path that is something else (a directory, the server's data file) is refused by
+ * connect() as a socket nobody listens on would be: say what it is instead. 1 with what, or
+ * 0. */
+static int not_socket(const char *path, char *what, size_t len)
+{
+    struct stat st;
+
+    if (stat(path, &st) != 0 || S_ISSOCK(st.st_mode)) return 0;
+    snprintf(what, len, "%s, not a socket",
+             S_ISDIR(st.st_mode)       ? "a directory"
+                 : S_ISREG(st.st_mode) ? "a regular file"
+                                       : "a file");
+    return 1;
+}
+
 int rconn_connect(struct rconn *r)
 {
     struct sigpipe_hold old;
@@ -825,7 +843,12 @@ static int connect_held(struct rconn *r)
 
     rconn_close(r);
     if (r->url.unix_path[0]) {
+        char what[64];
         r->ctx = redisConnectUnixWithTimeout(r->url.unix_path, tv_of(t));
+        if (r->ctx != NULL && r->ctx->err && not_socket(r->url.unix_path, what, sizeof what)) {
+            fail_as(r, what, 1);
+            return -1;
+        }
         if (connected(r) != 0) return -1;
     } else if (r->url.nsentinels > 0) {
         if (find_primary(r, t) != 0 || open_node(r, r->primary.host, r->primary.port, t) != 0)

@@ -454,6 +454,17 @@ check_contains "cworker -u, no Redis: the line" "ERROR $REFUSED" "$ERR"
 IMGUR_CLIENT_ID=x run cproducer -u "redis://127.0.0.1:$CLOSED"
 check_eq "cproducer, no Redis: exit 1" 1 "$RC"
 check_contains "cproducer, no Redis: the line" "$REFUSED" "$ERR"
+# A socket path that is no socket: it said 'Connection refused; is redis-server running there?'
+mkdir "$T/notsock"
+: >"$T/notsock.rdb"
+for p in notsock notsock.rdb; do
+    what="a directory"
+    [ "$p" = notsock.rdb ] && what="a regular file"
+    run cqctl -u "unix://$T/$p" info
+    check_eq "cqctl, a socket path that is $what: exit 1, saying so" \
+        "1 cqctl: redis $T/$p: $what, not a socket; point the URL at the socket redis-server listens on (its unixsocket)" \
+        "$RC $ERR"
+done
 
 # This Redis answers PING only after AUTH: lib.sh's readiness check must give the password.
 redis_answers() { [ "$(redis-cli -s "$RSOCK" -a sekrit --no-auth-warning ping 2>/dev/null)" = PONG ]; }

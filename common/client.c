@@ -175,6 +175,13 @@ cq_jobspec *cq_jobspec_new(const char *func, const char *args_json, char *err, s
         loc = locale_c_enter(); /* numbers read with a point, whatever the program's locale */
         args = cJSON_ParseWithOpts(args_json, NULL, 1); /* nothing after the array */
         locale_c_leave(loc);
+        if (args == NULL && job_json_too_deep(args_json)) {
+            err_set(err, errlen,
+                    "%s: args nest arrays or objects deeper than %d levels, which cq's JSON "
+                    "reader takes",
+                    func, CJSON_NESTING_LIMIT);
+            return NULL;
+        }
         if (!cJSON_IsArray(args)) {
             cJSON_Delete(args);
             err_set(err, errlen, "%s: args must be a JSON array, e.g. [\"a\", 1]", func);

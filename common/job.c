@@ -217,6 +217,28 @@ int job_json_has_nul(const char *text, size_t len)
     return next_nul(text, len, 0) >= 0;
 }
 
+int job_json_too_deep(const char *text)
+{
+    int depth = 0, in_string = 0;
+    const char *p;
+
+    for (p = text; *p != '\0'; p++) {
+        if (in_string) {
+            if (*p == '\\' && p[1] != '\0')
+                p++;
+            else if (*p == '"')
+                in_string = 0;
+        } else if (*p == '"') {
+            in_string = 1;
+        } else if (*p == '[' || *p == '{') {
+            if (++depth > CJSON_NESTING_LIMIT) return 1;
+        } else if ((*p == ']' || *p == '}') && depth > 0) {
+            depth--;
+        }
+    }
+    return 0;
+}
+
 int job_json_finite(const cJSON *v)
 {
     const cJSON *c;

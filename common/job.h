@@ -60,6 +60,11 @@ int job_decode_cjson(const char *buf, size_t len, struct job **out, char *err, s
  * raw NUL byte): C strings cannot carry one, so job_decode and cq_jobspec_new refuse it. */
 int job_json_has_nul(const char *text, size_t len);
 
+/* 1 when JSON text nests arrays and objects deeper than cJSON reads (CJSON_NESTING_LIMIT,
+ * 1000), which it then refuses as it refuses text that is no JSON at all: for a message that
+ * says which it was. Strings' brackets do not count. */
+int job_json_too_deep(const char *text);
+
 /* 1 when every number in v is finite: cJSON reads 1e400 as infinity, which no JSON text can
  * hold (printed, it would be null); 0 otherwise. */
 int job_json_finite(const cJSON *v);

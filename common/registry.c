@@ -384,7 +384,7 @@ static int is_number_text(const char *s, double *out)
 }
 
 /* 0 when v is of type t (a string that reads as one counts), -1 when not, -2 for JSON text
- * to convert that holds a NUL; with convert, *repl receives the value to put in its place
+ * to convert that holds a NUL, -3 for one nested deeper than cJSON reads; with convert, *repl receives the value to put in its place
  * (NULL: keep it). */
 static int check_one(enum cq_arg_type t, const cJSON *v, int convert, cJSON **repl)
 {
@@ -424,6 +424,7 @@ static int check_one(enum cq_arg_type t, const cJSON *v, int convert, cJSON **re
                 cJSON_Delete(*repl);
                 *repl = NULL;
             }
+            if (*repl == NULL && job_json_too_deep(v->valuestring)) return -3;
             return *repl != NULL ? 0 : -1;
         }
         return 0;
@@ -475,6 +476,13 @@ int registry_check_args(const struct cq_function *f, cJSON *args, int convert, c
                     "%s: argument %d (%s) holds a NUL character (\\u0000), which a C function "
                     "cannot be passed (usage: %s)",
                     f->name, i + 1, a->name, f->usage);
+            return -1;
+        }
+        if (rc == -3) {
+            err_set(err, errlen,
+                    "%s: argument %d (%s) nests arrays or objects deeper than %d levels, which "
+                    "cq's JSON reader takes (usage: %s)",
+                    f->name, i + 1, a->name, CJSON_NESTING_LIMIT, f->usage);
             return -1;
         }
         if (rc != 0) {

@@ -53,6 +53,31 @@ static void test_jobspec_refusals(void)
     err[0] = '\0';
     CHECK(cq_jobspec_new("noop", "[1, 2] [3]", err, sizeof err) == NULL); /* one array only */
     CHECK_HAS(err, "noop: args must be a JSON array");
+    { /* 10,000 levels: an array all the same, which cJSON does not read past 1,000; it said
+       * 'args must be a JSON array'. 1,000 levels are taken, brackets in strings not counted. */
+        enum { DEEP = 10000 };
+        char *deep = malloc(2 * DEEP + 1);
+        cq_jobspec *s;
+        REQUIRE(deep != NULL);
+        memset(deep, '[', DEEP);
+        memset(deep + DEEP, ']', DEEP);
+        deep[2 * DEEP] = '\0';
+        err[0] = '\0';
+        CHECK(cq_jobspec_new("noop", deep, err, sizeof err) == NULL);
+        CHECK_STREQ(err,
+                    "noop: args nest arrays or objects deeper than 1000 levels, which cq's "
+                    "JSON reader takes");
+        memset(deep, '[', 1000);
+        memset(deep + 1000, ']', 1000);
+        deep[2000] = '\0';
+        s = cq_jobspec_new("noop", deep, err, sizeof err);
+        CHECK(s != NULL);
+        cq_jobspec_free(s);
+        s = cq_jobspec_new("noop", "[\"[[[[\", {\"a\": \"]]]]\"}]", err, sizeof err);
+        CHECK(s != NULL);
+        cq_jobspec_free(s);
+        free(deep);
+    }
     err[0] = '\0';
     CHECK(cq_jobspec_new("noop", "[\"a\\u0000b\"]", err, sizeof err) == NULL);
     CHECK_HAS(err, "noop: args hold a NUL character (\\u0000)");

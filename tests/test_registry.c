@@ -90,6 +90,14 @@ static void test_specs(void)
     CHECK_HAS(err, "argument 4 (TAGS) holds a NUL character (\\u0000)");
     CHECK_EQ(check(f, "[\"a\",\"640\",\"0.5\",\"[1e400]\"]", 1, err, sizeof err, NULL), -1);
     CHECK_HAS(err, "'[1e400]' is not a JSON value");
+    { /* JSON nested deeper than cJSON reads: said so (it said 'is not a JSON value') */
+        char deep[2100] = "[\"a\",\"640\",\"0.5\",\"", *p = deep + strlen(deep);
+        memset(p, '[', 1001);
+        memset(p + 1001, ']', 1001);
+        strcpy(p + 2002, "\"]");
+        CHECK_EQ(check(f, deep, 1, err, sizeof err, NULL), -1);
+        CHECK_HAS(err, "argument 4 (TAGS) nests arrays or objects deeper than 1000 levels");
+    }
 
     /* A producer's strings become the declared types. */
     {

@@ -134,14 +134,21 @@ static int check_name(const char *what, const char *name)
 
 /* ---- formatting ------------------------------------------------------------------- */
 
+/* A time a status or a record may hold (CQ_TIME_MAX, cq.h): another (0, 1e308, inf, nan,
+ * written by hand) is shown as unknown, not converted to an integer it does not fit. */
+static int known_time(double t)
+{
+    return t > 0 && t < CQ_TIME_MAX;
+}
+
 /* "2026-01-01T12:00:00.250Z", or "-" for an unknown time. */
 static const char *iso(char *buf, size_t len, double t)
 {
     struct tm tm;
-    time_t s = (time_t)t;
+    time_t s = known_time(t) ? (time_t)t : 0;
     char day[32];
 
-    if (t <= 0 || gmtime_r(&s, &tm) == NULL) return "-";
+    if (!known_time(t) || gmtime_r(&s, &tm) == NULL) return "-";
     strftime(day, sizeof day, "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(buf, len, "%s.%03dZ", day, (int)((t - (double)s) * 1000.0));
     return buf;
@@ -152,7 +159,8 @@ static const char *span(char *buf, size_t len, double s)
 {
     long v;
 
-    if (s < 0) s = 0;
+    if (!(s >= 0)) s = 0; /* and NaN */
+    if (s > CQ_TIME_MAX) s = CQ_TIME_MAX;
     v = (long)s;
     if (s < 1)
         snprintf(buf, len, "%dms", (int)(s * 1000.0));
@@ -172,7 +180,7 @@ static const char *ago(char *buf, size_t len, double t, double now)
 {
     char s[32];
 
-    if (t <= 0) return "-";
+    if (!known_time(t)) return "-";
     if (t <= now)
         snprintf(buf, len, "%s ago", span(s, sizeof s, now - t));
     else
@@ -216,6 +224,17 @@ static void json_print(cJSON *o)
 
 /* ---- info and workers --------------------------------------------------------------- */
 
+/* A copy of s with its control bytes as '?', for a field of Redis's in a table: a host name
+ * written by hand with a newline in it broke the table's line. The caller frees it. */
+static char *one_line(const char *s)
+{
+    char *d = xstrdup(s), *p;
+
+    for (p = d; *p != '\0'; p++)
+        if ((unsigned char)*p < ' ' || *p == 0x7f) *p = '?';
+    return d;
+}
+
 static void print_workers(FILE *f, const struct admin_info *in)
 {
     int wid = 6, wh = 4, wq = 6;
@@ -234,18 +253,22 @@ static void print_workers(FILE *f, const struct admin_info *in)
             wq, "QUEUES", "BUSY", "PROCESSED", "FAILED", "HEARTBEAT", "LEASE");
     for (i = 0; i < in->nworkers; i++) {
         const struct admin_worker *w = &in->workers[i];
-        char busy[48], hb[32];
+        char busy[48], hb[32], *id = one_line(w->id), *host = one_line(w->host),
+                               *queues = one_line(w->queues);
         snprintf(busy, sizeof busy, "%ld/%ld", w->busy, w->concurrency);
         if (w->heartbeat_at > 0)
             span(hb, sizeof hb, in->now - w->heartbeat_at);
         else
             str_copy(hb, sizeof hb, "-");
-        fprintf(f, "%-*s  %-*s  %7ld  %-*s  %9s  %9lld  %7lld  %9s  %s\n", wid, w->id, wh, w->host,
-                w->pid, wq, w->queues, busy, w->processed, w->failed, hb,
+        fprintf(f, "%-*s  %-*s  %7ld  %-*s  %9s  %9lld  %7lld  %9s  %s\n", wid, id, wh, host,
+                w->pid, wq, queues, busy, w->processed, w->failed, hb,
                 w->live        ? "live"
                     : in->live ? "gone (a live worker returns its jobs to their queues)"
                                : "gone (its jobs wait in flight: no live worker to return them; "
                                  "start one)");
+        free(id);
+        free(host);
+        free(queues);
     }
 }
 

@@ -145,6 +145,24 @@ check_contains "jobs dead: the raw record" "not json at all" "$(ctl jobs dead)"
 check_eq "jobs dead --json: the raw record" "not json at all" "$(jget 'd["items"][0]["record"]' ctl jobs dead --json)"
 check_eq "--prefix: another prefix sees none of it" "[]" "$(jget 'd["queues"]' ctl --prefix other: info --json)"
 check_contains "jobs queue:NAME reaches a queue named like a set" "queue failed: 0" "$(ctl jobs queue:failed)"
+# Fields written by hand (a prefix of their own): a worker's host with a newline broke the
+# workers table's row in two; times past what a status holds (1e308, inf) were turned into
+# integers they do not fit, shown as 'in -153722867280912930m-8s'.
+rcli SADD hand:workers hw >/dev/null
+rcli HSET hand:worker:hw host $'evil\nhost' queues $'q\r1' >/dev/null
+out=$(ctl --prefix hand: workers)
+check_eq "workers: a host and queues with control bytes stay on their row, as '?'" \
+    "hw evil?host 0 q?1" "$(awk 'NR == 2 { print $1, $2, $3, $4 }' <<<"$out")"
+check_eq "...the header and the one row" 2 "$(wc -l <<<"$out")"
+rcli HSET hand:job:ht status queued enqueued_at 1e308 started_at inf ended_at nan >/dev/null
+out=$(ctl --prefix hand: job ht)
+check_eq "job: times no status holds (1e308, inf, nan) are unknown" \
+    "enqueued - (-)|started - (-)|ended - (-)" \
+    "$(awk '$1 ~ /^(enqueued|started|ended)$/ { print $1, $2, $3 }' <<<"$out" | paste -sd'|')"
+rcli ZADD hand:scheduled inf '{"id":"hs","func":"noop","args":[]}' >/dev/null
+check_eq "jobs scheduled: a due time of inf is unknown" "- hs" \
+    "$(ctl --prefix hand: jobs scheduled | awk '$2 == "hs" { print $1, $2 }')"
+rcli DEL hand:workers hand:worker:hw hand:job:ht hand:scheduled >/dev/null
 
 # ---- a key of cq's of another type: each command names it, its type and cq's, in cq's words
 # (it passed Redis's WRONGTYPE on, with no key), exit 1; info goes on with a warning ----

@@ -529,7 +529,8 @@ void command_result_free(struct command_result *res)
     res->outlen = 0;
 }
 
-/* 0 when path is an executable regular file; else -1 with the reason in err. */
+/* 0 when path is an executable regular file; else -1 with the reason in err, name shown
+ * as the caller gives it (str_shown). */
 static int check_executable(const char *name, const char *path, char *err, size_t errlen)
 {
     struct stat st;
@@ -552,6 +553,7 @@ static int check_executable(const char *name, const char *path, char *err, size_
 int command_resolve(const char *name, char *path, size_t pathlen, char *err, size_t errlen)
 {
     const char *dirs, *p;
+    char shown[STR_SHOWN_LEN];
     size_t nl;
 
     if (pathlen > 0) path[0] = '\0';
@@ -560,17 +562,20 @@ int command_resolve(const char *name, char *path, size_t pathlen, char *err, siz
         return -1;
     }
     nl = strlen(name);
+    /* Said escaped and cut (str_shown): a name from a command line, whose newline made the
+     * error two lines, and whose length cut off the cause after it. */
+    str_shown(name, shown, sizeof shown);
     if (strchr(name, '/') != NULL) {
         if (name[0] != '/') {
             err_set(err, errlen,
                     "command %s: a relative path; give an absolute path or a "
                     "bare name to look up in PATH",
-                    name);
+                    shown);
             return -1;
         }
-        if (check_executable(name, name, err, errlen) != 0) return -1;
+        if (check_executable(shown, name, err, errlen) != 0) return -1;
         if (str_copy(path, pathlen, name) != 0) {
-            err_set(err, errlen, "command %s: path too long", name);
+            err_set(err, errlen, "command %s: path too long", shown);
             if (pathlen > 0) path[0] = '\0';
             return -1;
         }
@@ -593,7 +598,7 @@ int command_resolve(const char *name, char *path, size_t pathlen, char *err, siz
             memcpy(cand + dl + 1, name, nl + 1);
             if (stat(cand, &st) == 0 && S_ISREG(st.st_mode) && access(cand, X_OK) == 0) {
                 if (str_copy(path, pathlen, cand) != 0) {
-                    err_set(err, errlen, "command %s: path too long", name);
+                    err_set(err, errlen, "command %s: path too long", shown);
                     if (pathlen > 0) path[0] = '\0';
                     return -1;
                 }
@@ -603,7 +608,7 @@ int command_resolve(const char *name, char *path, size_t pathlen, char *err, siz
         if (colon == NULL) break;
         p = colon + 1;
     }
-    err_set(err, errlen, "command %s: not found in PATH", name);
+    err_set(err, errlen, "command %s: not found in PATH", shown);
     return -1;
 }
 
@@ -701,31 +706,34 @@ static void split_spec(const char *spec, char *name, char **args)
 int command_check(const struct cq_registry *reg, const char *spec, char *err, size_t errlen)
 {
     const char *eq = strchr(spec, '='), *colon;
-    char name[REGISTRY_NAME_MAX + 1], why[512], *args = NULL;
+    char name[REGISTRY_NAME_MAX + 1], why[512], *args = NULL, shown[STR_SHOWN_LEN];
     struct cq_registry *scratch;
     size_t nl;
     int rc = 0;
 
+    /* The spec is quoted escaped and cut (str_shown), so that the cause after it is said, on
+     * one line, however long or odd the spec. */
+    str_shown(spec, shown, sizeof shown);
     if (eq == NULL) {
-        err_set(err, errlen, "'%s': give NAME=PROGRAM or NAME:ARGS=PROGRAM", spec);
+        err_set(err, errlen, "'%s': give NAME=PROGRAM or NAME:ARGS=PROGRAM", shown);
         return -1;
     }
     colon = memchr(spec, ':', (size_t)(eq - spec));
     nl = (size_t)((colon ? colon : eq) - spec);
     if (nl == 0 || nl > REGISTRY_NAME_MAX) {
-        err_set(err, errlen, "'%s': the function name must have 1-%d characters", spec,
+        err_set(err, errlen, "'%s': the function name must have 1-%d characters", shown,
                 REGISTRY_NAME_MAX);
         return -1;
     }
     if (eq[1] == '\0') {
-        err_set(err, errlen, "'%s': no program after '='", spec);
+        err_set(err, errlen, "'%s': no program after '='", shown);
         return -1;
     }
     if (strchr(eq + 1, '/') != NULL && eq[1] != '/') {
         err_set(err, errlen,
                 "'%s': command %s: a relative path; give an absolute path or a bare name to "
                 "look up in PATH",
-                spec, eq + 1);
+                shown, str_shown(eq + 1, why, sizeof why));
         return -1;
     }
     /* The name and the arguments as the registry will take them, in one of its own. */
@@ -733,7 +741,7 @@ int command_check(const struct cq_registry *reg, const char *spec, char *err, si
     scratch = registry_new();
     if (registry_describe(scratch, name, args ? args : "[ARG:any...]", why, sizeof why) == NULL ||
         (reg != NULL && registry_check_free(reg, name, why, sizeof why) != 0)) {
-        err_set(err, errlen, "'%s': %s", spec, why);
+        err_set(err, errlen, "'%s': %s", shown, why);
         rc = -1;
     }
     registry_free(scratch);
@@ -744,16 +752,17 @@ int command_check(const struct cq_registry *reg, const char *spec, char *err, si
 int command_add(struct cq_registry *reg, const char *spec, char *err, size_t errlen)
 {
     const char *eq = strchr(spec, '=');
-    char name[REGISTRY_NAME_MAX + 1], why[512], *args, *source;
+    char name[REGISTRY_NAME_MAX + 1], why[512], *args, *source, shown[STR_SHOWN_LEN];
     const char *saved;
     struct command_fn *cf;
     cq_function *f;
 
     if (command_check(reg, spec, err, errlen) != 0) return -1; /* a taken name before the program */
+    str_shown(spec, shown, sizeof shown);
     split_spec(spec, name, &args);
     cf = xcalloc(1, sizeof *cf);
     if (command_resolve(eq + 1, cf->program, sizeof cf->program, why, sizeof why) != 0) {
-        err_set(err, errlen, "'%s': %s", spec, why);
+        err_set(err, errlen, "'%s': %s", shown, why);
         free(args);
         free(cf);
         return -1;
@@ -766,7 +775,7 @@ int command_add(struct cq_registry *reg, const char *spec, char *err, size_t err
     free(source);
     free(args);
     if (f == NULL) {
-        err_set(err, errlen, "'%s': %s", spec, cq_registry_error(reg));
+        err_set(err, errlen, "'%s': %s", shown, cq_registry_error(reg));
         free(cf);
         return -1;
     }

@@ -160,6 +160,21 @@ printf 'dup=/bin/true\ndup=/bin/echo\n' >"$T/bad.cmds"
 bad_usage "--command-file, an earlier line's name" \
     "cworker: --command-file $T/bad.cmds line 2: 'dup=/bin/echo': function dup: already registered (by command /bin/true)" \
     --command-file "$T/bad.cmds"
+# A NUL byte ended the line there: 'a=/bin/true<NUL>junk' served a as /bin/true, the rest
+# dropped without a word.
+printf 'fine=/bin/true\nnul=/bin/true\0junk\n' >"$T/bad.cmds"
+bad_usage "--command-file, a NUL byte in a line" \
+    "cworker: --command-file $T/bad.cmds line 2: a NUL byte at column 14 (a spec holds none)" \
+    --command-file "$T/bad.cmds"
+# A spec is quoted escaped and cut: a newline in it made the error two lines, and a long one
+# cut off the cause (the line ended inside the spec's 5,000 bytes).
+bad_start "a program's name with a newline: one line" \
+    "cworker: --command 'nl=/bin/x\\ny': command /bin/x\\ny: No such file or directory" \
+    --command $'nl=/bin/x\ny'
+long=/bin/$(printf '%05000d' 0)
+bad_start "a program's name of 5,000 bytes: the cause said" \
+    "...': command /bin/$(printf '%059d' 0)...: File name too long" \
+    --command "long=$long"
 bad_start "missing --command-file" "$T/missing.cmds: No such file or directory" \
     --command-file "$T/missing.cmds"
 # A directory opens, and getline's read error read as the file's end: no commands, no word.

@@ -1086,6 +1086,8 @@ static int parse_listen(const char *spec, struct sockaddr_storage *out, socklen_
     if (hn >= 2 && spec[0] == '[' && spec[hn - 1] == ']') {
         spec++;
         hn -= 2;
+    } else if (hn > 0 && (spec[0] == '[' || spec[hn - 1] == ']')) {
+        goto malformed; /* "[::1": its last ':' is no port's */
     }
     if (hn == 0 || hn >= sizeof host) goto malformed;
     memcpy(host, spec, hn);
@@ -1103,7 +1105,7 @@ static int parse_listen(const char *spec, struct sockaddr_storage *out, socklen_
     hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
     rc = getaddrinfo(host, port, &hints, &res);
     if (rc != 0) {
-        err_set(err, errlen, "--listen %s: %s", host, gai_strerror(rc));
+        err_set(err, errlen, "--listen '%s': host '%s': %s", given, host, gai_strerror(rc));
         return -1;
     }
     memcpy(out, res->ai_addr, res->ai_addrlen);
@@ -1112,7 +1114,7 @@ static int parse_listen(const char *spec, struct sockaddr_storage *out, socklen_
     return 0;
 malformed:
     err_set(err, errlen, "--listen '%s': give HOST:PORT, such as 127.0.0.1:9181 or [::1]:9181",
-            spec);
+            given);
     return -1;
 }
 

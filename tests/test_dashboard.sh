@@ -401,6 +401,21 @@ check_contains "--token over a short \$CQ_DASHBOARD_TOKEN: --token named" \
     "cqctl: --token: use 16" "$(<"$T/nl7o.err")"
 "$BIN/cqctl" serve --listen 127.0.0.1:nope 2>"$T/nl8.err"
 check_eq "a malformed --listen: exit 2" 2 "$?"
+# An IPv6 address without its ']': its last ':' was taken for the port's, and the line read
+# "cqctl: --listen [:: Name or service not known"; a malformed one lost its '['.
+"$BIN/cqctl" serve --listen '[::1' 2>"$T/nl8.err"
+check_eq "--listen '[::1': exit 2, the value as given and the form" \
+    "2 cqctl: --listen '[::1': give HOST:PORT, such as 127.0.0.1:9181 or [::1]:9181" \
+    "$? $(head -1 "$T/nl8.err")"
+"$BIN/cqctl" serve --listen '[::1]:x' 2>"$T/nl8.err"
+check_eq "--listen '[::1]:x': the value as given" \
+    "cqctl: --listen '[::1]:x': give HOST:PORT, such as 127.0.0.1:9181 or [::1]:9181" \
+    "$(head -1 "$T/nl8.err")"
+"$BIN/cqctl" serve --listen 'no.such.host.invalid:0' 2>"$T/nl8.err"
+check_eq "--listen of a name that does not resolve: exit 2" 2 "$?"
+check_contains "...the value and the host named (then the resolver's reason)" \
+    "cqctl: --listen 'no.such.host.invalid:0': host 'no.such.host.invalid': " \
+    "$(head -1 "$T/nl8.err")"
 "$BIN/cqctl" serve --listen 127.0.0.1:99999 2>"$T/nl9.err"
 check_eq "a --listen port past 65535: exit 2 (getaddrinfo would wrap it)" 2 "$?"
 check_eq "...saying the range" \

@@ -13,6 +13,12 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *f, const char *prog)
+{
+    fprintf(f, "usage: %s FUNC ARG...\n", prog);
+}
 
 int main(int argc, char **argv)
 {
@@ -21,8 +27,20 @@ int main(int argc, char **argv)
     cq_client *c;
     int i, n = argc - 2, failed = 0, rc = 0;
 
+    if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        usage(stdout, argv[0]);
+        printf(
+            "\nEnqueue one job FUNC(ARG) for each ARG to queue \"default\", checked against the\n"
+            "functions workers publish; wait up to 60 s for each, and print one line a job:\n"
+            "ID STATE RESULT-OR-ERROR. Redis from $CQ_REDIS_URL (default\n"
+            "redis://127.0.0.1:6379), keys under $CQ_PREFIX (default cq:), TLS files from\n"
+            "$CQ_TLS_CA, $CQ_TLS_CERT and $CQ_TLS_KEY.\n"
+            "Exit status: 0 when every job finished; 1 when one did not (failed, canceled,\n"
+            "not ended within 60 s) or Redis failed; 2 for a usage error or a job refused.\n");
+        return fflush(stdout) == 0 && !ferror(stdout) ? 0 : 1;
+    }
     if (argc < 3) {
-        fprintf(stderr, "usage: %s FUNC ARG...\n", argv[0]);
+        usage(stderr, argv[0]);
         return 2;
     }
     c = cq_client_new(NULL, NULL, err, sizeof err);

@@ -104,6 +104,17 @@ check_contains "...and why it is not among them, and how to send it all the same
 check_eq "...on one line" 1 "$(wc -l <"$T/err")"
 check_eq "...and nothing was queued" 0 "$(rcli LLEN cq:queue:default)"
 
+echo "# the example client's --help"
+# It printed only its usage line on stderr, exit 2, as for no arguments.
+"$BIN/cq-example-client" --help >"$T/out" 2>"$T/err"
+check_eq "--help: exit 0, nothing on stderr" "0 " "$? $(<"$T/err")"
+check_contains "...its usage" "usage: $BIN/cq-example-client FUNC ARG..." "$(<"$T/out")"
+check_contains "...what it does, where Redis is, and its exit status" \
+    "Exit status: 0 when every job finished; 1 when one did not" "$(tr '\n' ' ' <"$T/out" | tr -s ' ')"
+"$BIN/cq-example-client" >"$T/out" 2>"$T/err"
+check_eq "no arguments: exit 2, the usage on stderr" "2 usage: $BIN/cq-example-client FUNC ARG..." \
+    "$? $(<"$T/err")"
+
 echo "# the example client, no worker on its queue: it says so, then waits"
 CQ_PREFIX=example: timeout 3 "$BIN/cq-example-client" noop x >"$T/out" 2>"$T/err"
 check_eq "...until stopped (timeout's status)" 124 "$?"

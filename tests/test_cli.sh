@@ -330,6 +330,11 @@ usage_error "cenqueue --at past the range" \
     "cenqueue: --at: '1e11' is not a Unix time in seconds (0 to 99999999999)" cenqueue --at 1e11 noop
 usage_error "cworker --log-format" "cworker: --log-format: 'xml' is not one of text or json" \
     cworker --log-format xml
+# An empty path: it read "cworker: --load plugin : No such file or directory", exit 1.
+usage_error "cworker --load ''" "cworker: --load: empty path; give the plugin's .so file" \
+    cworker --load ''
+usage_error "cworker --command-file ''" \
+    "cworker: --command-file: empty path; give a file of NAME=PROGRAM lines" cworker --command-file ''
 cqctl_usage_error "cqctl serve --log-format" \
     "cqctl: --log-format: 'xml' is not one of text or json" \
     serve serve --log-format xml

@@ -270,6 +270,14 @@ static int add_to(const struct cli *cli, const char **list, int *n, int cap)
     return 0;
 }
 
+/* A file's path for list: an empty one is a usage error (it read "--load plugin : No such
+ * file or directory", exit 1). 0 or 2. */
+static int add_path(const struct cli *cli, const char **list, int *n, int cap, const char *what)
+{
+    if (optarg[0] == '\0') return cli_error(cli, "--%s: empty path; give %s", cli->opt, what);
+    return add_to(cli, list, n, cap);
+}
+
 /* --command NAME=PROGRAM: a spec that is wrong as written is a usage error here; one whose
  * program cannot be found fails later, as the worker starts (add_functions). 0 or 2. */
 static int add_command(const struct cli *cli, struct opts *o)
@@ -363,9 +371,11 @@ static int parse_options(struct cli *cli, cq_worker *w, struct opts *o, int argc
         case O_MAX_SIZE: rc = cli_size(cli, optarg, &o->limits.max_bytes); break;
         case O_CONNECT: rc = cli_duration(cli, optarg, &o->limits.connect_timeout); break;
         case O_LIST: o->list = 1; break;
-        case O_LOAD: rc = add_to(cli, o->loads, &o->nloads, 64); break;
+        case O_LOAD: rc = add_path(cli, o->loads, &o->nloads, 64, "the plugin's .so file"); break;
         case O_COMMAND: rc = add_command(cli, o); break;
-        case O_COMMAND_FILE: rc = add_to(cli, o->command_files, &o->nfiles, 16); break;
+        case O_COMMAND_FILE:
+            rc = add_path(cli, o->command_files, &o->nfiles, 16, "a file of NAME=PROGRAM lines");
+            break;
         case O_DENY_NETWORKS: rc = add_to(cli, o->denies, &o->ndenies, 16); break;
         case O_ALLOW_HOSTS: rc = add_to(cli, o->allows, &o->nallows, 16); break;
         case O_CONTENT: rc = set_content(cli, o, optarg); break;

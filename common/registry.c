@@ -359,11 +359,38 @@ void cq_plugin_fail(cq_registry *reg, const char *fmt, ...)
 
 /* ---- checking a job's arguments --------------------------------------------------------- */
 
+/* Whether s is a number as JSON writes one: an optional '-', digits, and (not for an integer)
+ * an optional fraction and exponent: "12", "-0.5", "1e3". strtod and strtoll take more, which
+ * a producer's text is not meant as: white space before it (" 1", where "1 " was refused), a
+ * '+', hex ("0x10" was 16), ".5". */
+static int number_text(const char *s, int integer)
+{
+    const char *p = s + (*s == '-');
+    size_t n = strspn(p, "0123456789");
+
+    if (n == 0) return 0;
+    p += n;
+    if (integer) return *p == '\0';
+    if (*p == '.') {
+        n = strspn(p + 1, "0123456789");
+        if (n == 0) return 0;
+        p += 1 + n;
+    }
+    if (*p == 'e' || *p == 'E') {
+        p += 1 + (p[1] == '+' || p[1] == '-');
+        n = strspn(p, "0123456789");
+        if (n == 0) return 0;
+        p += n;
+    }
+    return *p == '\0';
+}
+
 static int is_integer_text(const char *s, double *out)
 {
     char *end;
     long long v;
 
+    if (!number_text(s, 1)) return 0;
     errno = 0;
     v = strtoll(s, &end, 10);
     if (end == s || *end != '\0' || errno != 0) return 0;
@@ -376,6 +403,7 @@ static int is_number_text(const char *s, double *out)
     char *end;
     double v;
 
+    if (!number_text(s, 0)) return 0;
     errno = 0;
     v = strtod_c(s, &end);
     if (end == s || *end != '\0' || errno != 0 || !isfinite(v)) return 0;

@@ -99,6 +99,26 @@ static void test_specs(void)
         CHECK_HAS(err, "argument 4 (TAGS) nests arrays or objects deeper than 1000 levels");
     }
 
+    /* Text of a number as JSON writes one, not all that strtod and strtoll read: hex was
+     * taken as 16, a space before the digits (but not after them), '+' and ".5" too. */
+    {
+        static const char *const bad[] = {"0x10", " 640", "+640", "640 ", "6e2", "0x1p3"};
+        static const char *const badnum[] = {"0x10", " 0.5", "+0.5", ".5", "5.", "1e", "1e+"};
+        char json[64];
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+            snprintf(json, sizeof json, "[\"a\",\"%s\"]", bad[i]);
+            CHECK_EQ(check(f, json, 1, err, sizeof err, NULL), -1);
+            CHECK_HAS(err, "argument 2 (WIDTH)");
+        }
+        for (size_t i = 0; i < sizeof badnum / sizeof badnum[0]; i++) {
+            snprintf(json, sizeof json, "[\"a\",\"1\",\"%s\"]", badnum[i]);
+            CHECK_EQ(check(f, json, 1, err, sizeof err, NULL), -1);
+            CHECK_HAS(err, "is not a number");
+        }
+        CHECK_EQ(check(f, "[\"a\",\"-640\",\"-1.5e-3\"]", 1, err, sizeof err, NULL), 0);
+        CHECK_EQ(check(f, "[\"a\",\"007\",\"2E+2\"]", 1, err, sizeof err, NULL), 0);
+    }
+
     /* A producer's strings become the declared types. */
     {
         char *after = NULL;

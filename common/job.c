@@ -517,8 +517,14 @@ int job_decode_cjson(const char *buf, size_t len, struct job **out, char *err, s
     o = cJSON_ParseWithLength(text, len);
     locale_c_leave(loc);
     if (o == NULL) {
+        if (job_json_too_deep(text))
+            err_set(err, errlen,
+                    "record nests arrays or objects deeper than %d levels, which cq's JSON "
+                    "reader takes",
+                    CJSON_NESTING_LIMIT);
+        else
+            err_set(err, errlen, "record is not valid JSON");
         free(text);
-        err_set(err, errlen, "record is not valid JSON");
         return -1;
     }
     if (!cJSON_IsObject(o)) {

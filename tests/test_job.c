@@ -368,6 +368,15 @@ static void test_decode_broken(void)
     j = decode("not json", &rc, err, sizeof err);
     CHECK(rc == -1 && j == NULL);
     CHECK_HAS(err, "not valid JSON");
+    { /* valid JSON nested past cJSON's 1,000 levels: said so (it said 'not valid JSON') */
+        char deep[2200] = "{\"id\":\"d\",\"func\":\"noop\",\"args\":", *p = deep + strlen(deep);
+        memset(p, '[', 1001);
+        memset(p + 1001, ']', 1001);
+        strcpy(p + 2002, "}");
+        j = decode(deep, &rc, err, sizeof err);
+        CHECK(rc == -1 && j == NULL);
+        CHECK_HAS(err, "record nests arrays or objects deeper than 1000 levels");
+    }
     j = decode("[1,2]", &rc, err, sizeof err);
     CHECK(rc == -1 && j == NULL);
     j = decode("{\"func\":\"noop\",\"args\":[]}", &rc, err, sizeof err);

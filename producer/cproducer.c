@@ -754,7 +754,7 @@ int main(int argc, char **argv)
     }
     if (c.dry_run) {
         for (size_t i = 0; i < links.n; i++) printf("%s\n", links.v[i]);
-        rc = fflush(stdout) == 0 ? EXIT_OK : EXIT_RUNTIME;
+        rc = EXIT_OK;
         goto out;
     }
     if (links.n == 0) LOG(lg, CQ_LOG_WARN, "no links matched: nothing to enqueue");
@@ -775,9 +775,16 @@ int main(int argc, char **argv)
                          "the jobs wait there until 'cqctl resume %s'\n",
                     c.queue, c.queue);
     }
-    fflush(stdout);
+    /* The line before the wait; where it cannot be written, there is no waiting for a summary
+     * that could not be either. */
+    if (cli_stdout_flush(PROG, "the result") != 0) goto out;
     rc = c.wait ? wait_jobs(&c, lg, cl, ids, links.n, t_start) : EXIT_OK;
 out:
+    /* stdout carries only the result (the links, "enqueued N jobs", the summary): one that
+     * could not be written (a full disk) fails the run, said with the reason, where the
+     * enqueue's line was lost with exit 0 and --dry-run's failed without a word. */
+    if (rc == EXIT_OK && cli_stdout_flush(PROG, c.dry_run ? "the links" : "the result") != 0)
+        rc = EXIT_RUNTIME;
     free(ids);
     gallery_links_free(&links);
     cq_client_free(cl);

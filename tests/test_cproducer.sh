@@ -146,6 +146,18 @@ check_jobs "records use --dir and land in the prefixed queue" \
 PFX=cq:
 check_eq "the default queue is untouched" 16 "$(rcli LLEN cq:queue:default)"
 
+# A result that cannot be written (a full disk) fails the run, with the reason: --dry-run's
+# links failed without a word, the enqueue's line was lost with exit 0.
+IMGUR_CLIENT_ID=test-client "$CP" --api-url "$API" --dry-run >/dev/full 2>"$T/err"
+check_eq "dry run to a full disk: exit 1, saying so" \
+    "1 cproducer: writing the links to stdout: No space left on device" "$? $(<"$T/err")"
+IMGUR_CLIENT_ID=test-client "$CP" --api-url "$API" -q full >/dev/full 2>"$T/err"
+check_eq "a run to a full disk: exit 1" 1 "$?"
+check_contains "...saying so" "cproducer: writing the result to stdout: No space left on device" \
+    "$(<"$T/err")"
+check_eq "...its jobs enqueued all the same" 16 "$(rcli LLEN cq:queue:full)"
+rcli DEL cq:queue:full >/dev/null && rcli SREM cq:queues full >/dev/null
+
 echo "# pages and duplicates"
 prod test-client --dry-run --pages 2
 check_eq "--pages 2: the union of both pages (16 + 34)" 50 "$(lines "$OUT")"

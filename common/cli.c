@@ -15,6 +15,9 @@
 
 #define HELP_COLUMN 27 /* where the help text starts */
 
+/* The --tls-* option given last (cli_tls), for cli_check_settings; NULL when none was. */
+static const char *tls_given;
+
 /* A closed stdout or stderr would be the next descriptor opened, a Redis connection, whose
  * socket would then get the ids or the log lines (cworker 2>&- hung, its lines sent to Redis
  * as commands): each is /dev/null instead. stdin is left to the command (cenqueue --stdin
@@ -122,6 +125,26 @@ int cli_check_settings(const char *url, const char *prefix, char *err, size_t er
     if (cq_url_check(url, err, errlen) != 0) {
         if (url != NULL) err_prepend(err, errlen, "--url: ");
         return -1;
+    }
+    /* A TLS file given for a URL without TLS was read by nothing: most often the 's' of
+     * rediss:// left out. The variables are not asked about: one set for every program may
+     * serve a rediss:// URL of some. */
+    if (tls_given != NULL) {
+        const char *env = getenv("CQ_REDIS_URL"), *u = url, *from = "--url";
+        if (u == NULL && env != NULL && *env != '\0') {
+            u = env;
+            from = "$CQ_REDIS_URL";
+        } else if (u == NULL) {
+            u = "redis://127.0.0.1:6379";
+            from = "the default, redis://127.0.0.1:6379";
+        }
+        if (strncmp(u, "rediss://", 9) != 0) {
+            err_set(err, errlen,
+                    "%s: TLS files are for a rediss:// URL, and the URL (%s) is not one: "
+                    "give rediss://, or leave %s out",
+                    tls_given, from, tls_given);
+            return -1;
+        }
     }
     return 0;
 }
@@ -273,6 +296,9 @@ void cli_tls(int key, const char *file)
                : key == CLI_O_TLS_CERT ? "CQ_TLS_CERT"
                                        : "CQ_TLS_KEY",
            file, 1);
+    tls_given = key == CLI_O_TLS_CA ? "--tls-ca"
+        : key == CLI_O_TLS_CERT     ? "--tls-cert"
+                                    : "--tls-key";
 }
 
 /* Print help's lines, the first from column col, the rest from HELP_COLUMN. */

@@ -330,6 +330,17 @@ usage_error "cenqueue --at past the range" \
     "cenqueue: --at: '1e11' is not a Unix time in seconds (0 to 99999999999)" cenqueue --at 1e11 noop
 usage_error "cworker --log-format" "cworker: --log-format: 'xml' is not one of text or json" \
     cworker --log-format xml
+# A TLS file for a URL without TLS was read by nothing, without a word (the 's' of rediss://
+# left out): a usage error, the URL's source named (not the URL: it may hold a password).
+usage_error "cenqueue --tls-ca with a redis:// URL" \
+    "cenqueue: --tls-ca: TLS files are for a rediss:// URL, and the URL (--url) is not one: give rediss://, or leave --tls-ca out" \
+    cenqueue -u redis://127.0.0.1:1 --tls-ca /etc/hosts noop
+CQ_REDIS_URL=unix:///nonexistent.sock usage_error "cworker --tls-cert, \$CQ_REDIS_URL without TLS" \
+    "cworker: --tls-cert: TLS files are for a rediss:// URL, and the URL (\$CQ_REDIS_URL) is not one: give rediss://, or leave --tls-cert out" \
+    cworker --tls-cert /etc/hosts --burst
+cqctl_usage_error "cqctl --tls-key, the default URL" \
+    "cqctl: --tls-key: TLS files are for a rediss:// URL, and the URL (the default, redis://127.0.0.1:6379) is not one: give rediss://, or leave --tls-key out" \
+    info --tls-key /etc/hosts info
 # An empty path: it read "cworker: --load plugin : No such file or directory", exit 1.
 usage_error "cworker --load ''" "cworker: --load: empty path; give the plugin's .so file" \
     cworker --load ''

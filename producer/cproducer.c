@@ -782,8 +782,11 @@ int main(int argc, char **argv)
 out:
     /* stdout carries only the result (the links, "enqueued N jobs", the summary): one that
      * could not be written (a full disk) fails the run, said with the reason, where the
-     * enqueue's line was lost with exit 0 and --dry-run's failed without a word. */
-    if (rc == EXIT_OK && cli_stdout_flush(PROG, c.dry_run ? "the links" : "the result") != 0)
+     * enqueue's line was lost with exit 0 and --dry-run's failed without a word. A reader
+     * that left (| head: EPIPE) is not told of, but the run still did not deliver it all:
+     * exit 1, as cqctl's. */
+    if (rc == EXIT_OK &&
+        (cli_stdout_flush(PROG, c.dry_run ? "the links" : "the result") != 0 || ferror(stdout)))
         rc = EXIT_RUNTIME;
     free(ids);
     gallery_links_free(&links);

@@ -393,6 +393,8 @@ int parse_size(const char *s, long long *out)
         mult = 1024LL * 1024, end++;
     else if (*end == 'G' || *end == 'g')
         mult = 1024LL * 1024 * 1024, end++;
+    /* The units are 1024's: KiB, MiB and GiB say so, as K, KB, M, MB, G and GB do here. */
+    if (mult > 1 && *end == 'i' && (end[1] == 'B' || end[1] == 'b')) end++;
     if (*end == 'B' || *end == 'b') end++;
     if (*end != '\0') return -1;
     if (v > LLONG_MAX / mult) return -1;

@@ -100,7 +100,8 @@ int parse_duration_unbounded(const char *s, double *out);
 /* Parse a whole decimal number in [min, max]. Returns 0/-1. */
 int parse_long(const char *s, long min, long max, long *out);
 
-/* Parse a byte size such as "50M", "512K", "1G" or a plain number of bytes. Returns 0/-1. */
+/* Parse a byte size such as "50M", "512K", "1G" or a plain number of bytes; K, M and G are
+ * 1024's, also written KB or KiB (MB, MiB, ...). Returns 0/-1. */
 int parse_size(const char *s, long long *out);
 
 /* SIGPIPE held off on this thread while it writes to a socket the peer may have closed: the

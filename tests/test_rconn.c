@@ -372,6 +372,13 @@ int main(void)
     CHECK(parse_size("100", &sz) == 0 && sz == 100);
     CHECK(parse_size("-1", &sz) == -1);
     CHECK(parse_size("1T", &sz) == -1);
+    /* 1024's, however written: KiB, MiB and GiB as K, M and G (a MiB was refused) */
+    CHECK(parse_size("1MiB", &sz) == 0 && sz == 1024LL * 1024);
+    CHECK(parse_size("2KiB", &sz) == 0 && sz == 2048);
+    CHECK(parse_size("1gib", &sz) == 0 && sz == 1024LL * 1024 * 1024);
+    CHECK(parse_size("1KB", &sz) == 0 && sz == 1024);
+    CHECK(parse_size("1iB", &sz) == -1);
+    CHECK(parse_size("1Mi", &sz) == -1);
     test_lost();
     test_clients_listed();
     return check_report();

@@ -95,8 +95,9 @@ static const struct cli_option options[] = {
      "download_link fetches only from these hosts, the link's\n"
      "and every redirect's: comma-separated names\n"
      "(img.example.com), *.example.com for any name below\n"
-     "example.com, or addresses; case-insensitive (repeatable;\n"
-     "adds to $CQ_ALLOW_HOSTS; default: any host)"},
+     "example.com, or addresses; * alone for any host;\n"
+     "case-insensitive (repeatable; adds to $CQ_ALLOW_HOSTS;\n"
+     "default: any host)"},
     {"content", O_CONTENT, "KIND",
      "image: download_link keeps a body only when its first bytes\n"
      "are an image's (JPEG, PNG, GIF, WebP, BMP, TIFF, ICO,\n"

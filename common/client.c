@@ -438,10 +438,10 @@ long cq_enqueue(cq_client *c, cq_jobspec *const *jobs, size_t n, enum cq_check c
         if (v[i]->queue[0] == '\0') str_copy(v[i]->queue, sizeof v[i]->queue, "default");
     }
     /* queue_enqueue takes one due time per call: one call per run of equal times. Where
-     * there are several, the ids are checked for the whole first, so that a refused one
-     * keeps out every job, as in one call. */
+     * there are several, the records and the ids are checked for the whole first, so that a
+     * refused one keeps out every job, as in one call. */
     for (i = 1; i < n && jobs[i]->at == jobs[0]->at; i++) continue;
-    if (i < n) rc = queue_check_sizes(v, n, err, errlen);
+    if (i < n) rc = queue_check_records(v, n, err, errlen);
     if (i < n && rc == 0) rc = queue_check_ids(&c->r, &c->k, v, n, err, errlen);
     for (start = 0; start < n && rc == 0; start = i) {
         for (i = start + 1; i < n && jobs[i]->at == jobs[start]->at; i++) continue;

@@ -771,15 +771,6 @@ static int record_fits(const struct job *j, char *err, size_t errlen)
     return -1;
 }
 
-int queue_check_sizes(struct job *const *jobs, size_t n, char *err, size_t errlen)
-{
-    size_t i;
-
-    for (i = 0; i < n; i++)
-        if (record_fits(jobs[i], err, errlen) != 0) return -1;
-    return 0;
-}
-
 int queue_check_record(const struct job *j, char *err, size_t errlen)
 {
     if (record_fits(j, err, errlen) != 0) return -1;
@@ -790,6 +781,15 @@ int queue_check_record(const struct job *j, char *err, size_t errlen)
                 j->func);
         return -1;
     }
+    return 0;
+}
+
+int queue_check_records(struct job *const *jobs, size_t n, char *err, size_t errlen)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        if (queue_check_record(jobs[i], err, errlen) != 0) return -1;
     return 0;
 }
 

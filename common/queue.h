@@ -33,12 +33,12 @@ int queue_enqueue(struct rconn *r, const struct keys *k, struct job *const *jobs
  * ended or whose cancel is pending, or that comes twice, is refused. 0, or -1 with err. */
 int queue_check_ids(struct rconn *r, const struct keys *k, struct job *const *jobs, size_t n,
                     char *err, size_t errlen);
-/* The same for the records' sizes (one a worker would not read is refused). 0, or -1. */
-int queue_check_sizes(struct job *const *jobs, size_t n, char *err, size_t errlen);
 /* What queue_enqueue refuses of one job's record, whatever the catalog says: over what a
  * worker reads (JOB_RECORD_MAX, less the room a retry takes), or a string that is not UTF-8.
  * 0, or -1 with err naming the function and the fix. */
 int queue_check_record(const struct job *j, char *err, size_t errlen);
+/* The same for each of jobs (queue_check_record). 0, or -1. */
+int queue_check_records(struct job *const *jobs, size_t n, char *err, size_t errlen);
 
 /* ---- workers ------------------------------------------------------------------------ */
 

@@ -371,6 +371,21 @@ static void test_declarations(void)
         CHECK_EQ(integer(rconn_commandf(&R, "LLEN cq:queue:default")), 1); /* appfn's, above */
         cq_jobspec_free(s);
     }
+    { /* in one call with a job due now, the one not UTF-8 due later: neither goes in, as
+       * for a record over 1 MiB (test_enqueue_oversize) */
+        const char *ok[] = {"ok"}, *latin1[] = {"caf\xe9"};
+        cq_jobspec *two[2] = {cq_jobspec_new_argv("noop", ok, 1),
+                              cq_jobspec_new_argv("noop", latin1, 1)};
+        REQUIRE(two[0] != NULL && two[1] != NULL);
+        CHECK_EQ(cq_jobspec_set_at(two[1], 4000000000.0), 0);
+        err[0] = '\0';
+        CHECK_EQ(cq_enqueue(c, two, 2, CQ_NO_CHECK, err, sizeof err), -1);
+        CHECK_HAS(err, "noop: an argument is not UTF-8 text");
+        CHECK_EQ(cq_jobspec_enqueued(two[0]), 0);
+        CHECK_EQ(integer(rconn_commandf(&R, "LLEN cq:queue:default")), 1); /* appfn's */
+        cq_jobspec_free(two[0]);
+        cq_jobspec_free(two[1]);
+    }
     DO("FLUSHALL");
     cq_client_free(c);
 }

@@ -965,8 +965,9 @@ int main(int argc, char **argv)
             warn_unserved_queue(cl, o.queue, o.at);
             print_ids(&o, &j, 1);
             if (ids_written(err, sizeof err) != 0) {
+                /* One due later waits in cq:scheduled, not in its queue. */
                 fprintf(stderr, "cenqueue: %s (the job was enqueued: cqctl jobs %s lists it)\n",
-                        err, o.queue);
+                        err, o.at > time_now() ? "scheduled" : o.queue);
                 rc = 1;
             }
         }

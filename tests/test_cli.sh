@@ -785,6 +785,13 @@ check_contains "... the cause, and that the job is in" \
     "cenqueue: writing the job ids to stdout: No space left on device (the job was enqueued: cqctl jobs full lists it)" \
     "$(<"$T/err")"
 check_eq "... as it is" 1 "$(rcli LLEN cq:queue:full)"
+# One due later is not in its queue: it said 'cqctl jobs full lists it' of it.
+N0=$(rcli ZCARD cq:scheduled)
+"$BIN/cenqueue" -q full --in 1h noop >/dev/full 2>"$T/err"
+check_eq "cenqueue --in 1h to a full disk: exit 1, where the job is" \
+    "1 cenqueue: writing the job ids to stdout: No space left on device (the job was enqueued: cqctl jobs scheduled lists it)" \
+    "$? $(<"$T/err")"
+check_eq "... as it is" $((N0 + 1)) "$(rcli ZCARD cq:scheduled)"
 printf 'noop\nnoop\n' | "$BIN/cenqueue" -q full --stdin >/dev/full 2>"$T/err"
 check_eq "cenqueue --stdin to a full disk: exit 1" 1 "$?"
 check_contains "... the cause, and what went in" \

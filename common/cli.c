@@ -17,6 +17,8 @@
 
 /* The --tls-* option given last (cli_tls), for cli_check_settings; NULL when none was. */
 static const char *tls_given;
+/* errno of the first cli_stdout_push that failed, for cli_stdout_flush's reason. */
+static int stdout_errno;
 
 /* A closed stdout or stderr would be the next descriptor opened, a Redis connection, whose
  * socket would then get the ids or the log lines (cworker 2>&- hung, its lines sent to Redis
@@ -241,10 +243,20 @@ void cli_help_buffer(void)
     setvbuf(stdout, buf, _IOFBF, sizeof buf);
 }
 
+int cli_stdout_push(void)
+{
+    errno = 0;
+    if (fflush(stdout) == 0) return 0;
+    if (stdout_errno == 0) stdout_errno = errno;
+    return -1;
+}
+
 int cli_stdout_flush(const char *prog, const char *what)
 {
     errno = 0;
     if (fflush(stdout) == 0 && !ferror(stdout)) return 0;
+    /* Nothing left to write, a push before failed: its reason (a reader that left too). */
+    if (errno == 0) errno = stdout_errno;
     /* A reader that stopped reading (--help | head -1) wanted no more. */
     if (errno == EPIPE) return 0;
     /* A write stdio made earlier failed, its errno gone since: no reason to give. */

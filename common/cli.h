@@ -112,6 +112,9 @@ int cli_next(struct cli *c, int argc, char **argv);
  * /dev/full), so that output that was lost is a failure, not an exit status of 0. -h and -V
  * check theirs here: cli_next's c->status is then 1. */
 int cli_stdout_flush(const char *prog, const char *what);
+/* Flush stdout as a line is written (a stream's, through a pipe): 0, or -1, its reason kept
+ * for the cli_stdout_flush at the end, which says it (the reason stdio had is gone by then). */
+int cli_stdout_push(void);
 /* Before a --help that nothing was written before: the whole text goes out in one write at
  * the flush, so that where it fails, cli_stdout_flush has the system's reason (a write stdio
  * made on its own while printing leaves none behind). */

@@ -657,7 +657,7 @@ static void print_open(const struct waiting *w, cq_status **st)
         else
             printf("%s\n", w->o->ids[i]);
     }
-    fflush(stdout);
+    cli_stdout_push();
 }
 
 static void progress_erase(struct waiting *w)
@@ -696,7 +696,7 @@ static void on_end(size_t i, const cq_status *st, void *udata)
             put_oneline(text);
         }
         putchar('\n');
-        fflush(stdout); /* as it ends, also through a pipe */
+        cli_stdout_push(); /* as it ends, also through a pipe */
         w->mid_line = 0;
     }
     w->done[i] = 1; /* its line out: an interrupt before this prints its id again, not none */
@@ -727,7 +727,7 @@ static int wait_all(const struct opts *o, cq_client *c)
         fprintf(stderr, "cenqueue: 0/%zu jobs ended", o->nids);
         w.progress_at = time_mono_ms();
     }
-    fflush(stdout); /* what on_interrupt writes comes after it */
+    cli_stdout_push(); /* what on_interrupt writes comes after it */
     waiting_now = &w;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_interrupt;

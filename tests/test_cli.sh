@@ -811,6 +811,15 @@ check_eq "cenqueue --list-functions to a full disk: exit 1, saying so" \
 "$BIN/cworker" --list-functions >/dev/full 2>"$T/err"
 check_eq "cworker --list-functions to a full disk: exit 1, saying so" \
     "1 cworker: writing the functions to stdout: No space left on device" "$? $(<"$T/err")"
+# --wait's lines go out as they come: where they could not, the end said only 'writing the
+# jobs' outcomes to stdout failed', the reason lost, and said it of a reader that left too.
+"$BIN/cenqueue" -q full --wait --wait-timeout 0.2 noop >/dev/full 2>"$T/err"
+check_eq "cenqueue --wait to a full disk: exit 1" 1 "$?"
+check_contains "... with the system's reason" \
+    "cenqueue: writing the jobs' outcomes to stdout: No space left on device" "$(<"$T/err")"
+{ "$BIN/cenqueue" -q full --wait --wait-timeout 0.3 noop 2>"$T/err"; } | true
+check_eq "cenqueue --wait, a reader that left: no word of the write" "" \
+    "$(grep -F 'writing the' "$T/err")"
 rcli DEL cq:queue:full >/dev/null
 
 finish

@@ -615,7 +615,7 @@ static int wait_jobs(const struct config *c, const struct logger *lg, cq_client 
     if (w.gone > 1) printf(" (%zu status records expired before they were seen)", w.gone);
     if (open) printf(", %zu not ended", open);
     printf("\n");
-    fflush(stdout);
+    cli_stdout_push(); /* its reason, for the flush at the end */
     for (size_t i = 0; i < w.failed && i < SHOW_FAILED; i++)
         fprintf(stderr, PROG ": job %s failed: %s\n", ids[w.failed_idx[i]], w.errors[i]);
     if (w.failed > SHOW_FAILED)

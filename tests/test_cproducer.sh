@@ -292,6 +292,16 @@ check_contains "and a summary" "16 jobs: 16 finished, 0 failed" "$OUT"
 # Nothing else on stderr than the warning that no worker serves the queue (none runs here).
 check_eq "no progress line when stderr is not a terminal" "" \
     "$(grep -v "^cproducer: warning: no live worker takes from queue 'waitok'" <<<"$ERR")"
+# A reader that left after the first line (| head -1): the summary's write fails (EPIPE),
+# which is not told of (it said 'writing the result to stdout failed'), and exits 1.
+set_statuses waitpipe 0 &
+{
+    IMGUR_CLIENT_ID=test-client "$CP" --api-url "$API" --wait -q waitpipe 2>"$T/err"
+    echo $? >"$T/rc"
+} | head -1 >/dev/null
+wait $!
+check_eq "--wait | head -1: exit 1, nothing said of the write" "1 " \
+    "$(<"$T/rc") $(grep -F 'writing the' "$T/err")"
 set_statuses waitfail 2 &
 prod test-client --wait -q waitfail
 wait $!

@@ -29,6 +29,7 @@
 #include "cli.h"
 #include "declare.h"
 #include "keys.h"
+#include "queuewarn.h"
 #include "util.h"
 
 #define BATCH 10000
@@ -873,19 +874,7 @@ static int parse_options(struct opts *o, int *list, int argc, char **argv)
  * about. */
 static void warn_unserved_queue(cq_client *cl, const char *queue, double at)
 {
-    char err[256];
-
-    if (at > time_now() + 10) return;
-    if (cq_client_queue_workers(cl, queue, err, sizeof err) == 0)
-        fprintf(stderr,
-                "cenqueue: warning: no live worker takes from queue '%s': the jobs wait "
-                "there until one does (cqctl workers lists what each serves)\n",
-                queue);
-    if (cq_client_queue_paused(cl, queue, err, sizeof err) == 1)
-        fprintf(stderr,
-                "cenqueue: warning: queue '%s' is paused: workers take nothing from it, "
-                "and the jobs wait there until 'cqctl resume %s'\n",
-                queue, queue);
+    if (at <= time_now() + 10) queue_warn("cenqueue", cl, queue);
 }
 
 /* A client that knows download_link as cworker declares it, even before any worker has

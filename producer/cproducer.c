@@ -62,6 +62,7 @@
 #include "keys.h"
 #include "local.h"
 #include "log.h"
+#include "queuewarn.h"
 #include "util.h"
 
 #ifndef CQ_VERSION
@@ -761,20 +762,8 @@ int main(int argc, char **argv)
     ids = xcalloc(links.n ? links.n : 1, sizeof *ids);
     if (enqueue(&c, lg, cl, &links, ids) != 0) goto out;
     printf("enqueued %zu jobs to queue %s\n", links.n, c.queue);
-    {
-        char err[256];
-        /* A typo such as -q defualt would otherwise wait forever in silence. */
-        if (links.n > 0 && cq_client_queue_workers(cl, c.queue, err, sizeof err) == 0)
-            fprintf(stderr,
-                    PROG ": warning: no live worker takes from queue '%s': the jobs wait there "
-                         "until one does (cqctl workers lists what each serves)\n",
-                    c.queue);
-        if (links.n > 0 && cq_client_queue_paused(cl, c.queue, err, sizeof err) == 1)
-            fprintf(stderr,
-                    PROG ": warning: queue '%s' is paused: workers take nothing from it, and "
-                         "the jobs wait there until 'cqctl resume %s'\n",
-                    c.queue, c.queue);
-    }
+    /* A typo such as -q defualt would otherwise wait forever in silence. */
+    if (links.n > 0) queue_warn(PROG, cl, c.queue);
     /* The line before the wait; where it cannot be written, there is no waiting for a summary
      * that could not be either. */
     if (cli_stdout_flush(PROG, "the result") != 0) goto out;

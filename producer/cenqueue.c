@@ -343,7 +343,7 @@ static void *enqueuer_main(void *arg)
     int i = 0;
 
     for (;; i ^= 1) {
-        char err[1024];
+        char err[1024], werr[256];
         long k, rc;
 
         pthread_mutex_lock(&f->mu);
@@ -359,10 +359,12 @@ static void *enqueuer_main(void *arg)
         k = print_ids(f->o, f->jobs[i], f->n[i]);
         /* The batch's ids now, also through a pipe: from a stream a batch may be one job, and
          * stdio kept 4 KB of ids back, for good if a signal ends cenqueue (tail -f has no end).
-         * Where they cannot be written, no more jobs go in. */
-        if (ids_written(err, sizeof err) != 0 && rc >= 0) {
-            rc = -1;
+         * Where they cannot be written, no more jobs go in; an enqueue that failed too is
+         * what is said, its ids not printed. */
+        if (ids_written(werr, sizeof werr) != 0) {
             f->ids_lost = 1;
+            if (rc >= 0) str_copy(err, sizeof err, werr);
+            rc = -1;
         }
         pthread_mutex_lock(&f->mu);
         f->total += k;

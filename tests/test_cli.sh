@@ -696,6 +696,14 @@ check_eq "unconfirmed, --quiet: exit 1" 1 "$?"
 check_eq "... nothing on stdout" "" "$(<"$T/out")"
 check_contains "... and no ids said to be printed" \
     "(every job of the input was enqueued, 1 in all)" "$(<"$T/err")"
+# Both at once: the enqueue's own failure is the one said, and the ids are not said to be
+# printed (the stdout error took its place, and the ids were 'printed').
+echo noop | "$BIN/cenqueue" -u "$CQ_REDIS_URL?replicas=1" -q unconfirmed --stdin \
+    >/dev/full 2>"$T/err"
+check_eq "unconfirmed, to a full disk: exit 1" 1 "$?"
+check_contains "... the enqueue's error, the ids not said to be printed" \
+    "cenqueue: enqueue: 0 of 1 replicas confirmed the write within 1000 ms: a failover now could lose it (every job of the input was enqueued, 1 in all, their ids not all printed)" \
+    "$(<"$T/err")"
 rcli DEL cq:queue:unconfirmed >/dev/null
 
 echo "# cenqueue --stdin, stdin closed"

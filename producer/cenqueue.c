@@ -28,6 +28,7 @@
 
 #include "cli.h"
 #include "declare.h"
+#include "jobwait.h"
 #include "keys.h"
 #include "queuewarn.h"
 #include "util.h"
@@ -597,192 +598,6 @@ static int run_stdin(struct opts *o, cq_client *c, cq_client *ce)
     return 2;
 }
 
-/* ---- --wait ------------------------------------------------------------------------------ */
-
-struct waiting {
-    const struct opts *o;
-    size_t ended;
-    volatile unsigned char *done;   /* done[i]: ids[i]'s line is out (read by on_interrupt) */
-    volatile sig_atomic_t mid_line; /* a line is being written: on_interrupt ends it first */
-    int progress; /* stderr is a terminal: keep a "N/TOTAL jobs ended" line there */
-    volatile long long progress_at; /* when it was last drawn (ms), 0 = not on screen */
-};
-
-/* The wait under way, for on_interrupt. */
-static struct waiting *volatile waiting_now;
-
-/* SIGINT or SIGTERM during --wait: the ids of the jobs not seen ended, one a line (unless
- * --quiet), so that none is lost to the caller; a line on stderr; exit status 1, as for the
- * other ways a wait ends early. Only write(2) and _exit(2) here: libcq is inside a read. */
-static void on_interrupt(int sig)
-{
-    struct waiting *w = waiting_now;
-    char line[160], *p;
-    size_t i, left = 0;
-
-    (void)sig;
-    if (w == NULL) _exit(1);
-    if (w->progress_at != 0) (void)!write(STDERR_FILENO, "\r\033[K", 4);
-    /* A long result may be half written: the ids go on lines of their own all the same. */
-    if (w->mid_line && !w->o->quiet) (void)!write(STDOUT_FILENO, "\n", 1);
-    for (i = 0; i < w->o->nids; i++) {
-        if (w->done[i]) continue;
-        left++;
-        if (w->o->quiet) continue;
-        (void)!write(STDOUT_FILENO, w->o->ids[i], strlen(w->o->ids[i]));
-        (void)!write(STDOUT_FILENO, "\n", 1);
-    }
-    p = line;
-#define PUT(s) (memcpy(p, s, sizeof s - 1), p += sizeof s - 1)
-    PUT("cenqueue: interrupted with ");
-    p = uint_format(p, left);
-    PUT(" of ");
-    p = uint_format(p, w->o->nids);
-    PUT(" jobs not ended: they go on");
-    if (!w->o->quiet && left > 0) PUT(" (their ids printed)");
-    PUT("\n");
-#undef PUT
-    (void)!write(STDERR_FILENO, line, (size_t)(p - line));
-    _exit(1);
-}
-
-/* The ids of the jobs not seen ended, one a line: with their state where it is known (st,
- * or NULL), so that every id enqueued is on stdout once, however the wait ended. */
-static void print_open(const struct waiting *w, cq_status **st)
-{
-    size_t i;
-
-    if (w->o->quiet) return;
-    for (i = 0; i < w->o->nids; i++) {
-        if (w->done[i]) continue;
-        if (st != NULL)
-            printf("%s %s\n", w->o->ids[i], cq_status_state_name(cq_status_state(st[i])));
-        else
-            printf("%s\n", w->o->ids[i]);
-    }
-    cli_stdout_push();
-}
-
-static void progress_erase(struct waiting *w)
-{
-    if (w->progress_at == 0) return;
-    fputs("\r\033[K", stderr);
-    w->progress_at = 0;
-}
-
-/* A field's text on one line: a hand-written hash may hold newlines, and the output is one
- * line a job. */
-static void put_oneline(const char *s)
-{
-    for (; *s; s++) putchar(*s == '\n' || *s == '\r' ? ' ' : *s);
-}
-
-/* cq_wait_each's callback: the job's line as it ends, then the progress. */
-static void on_end(size_t i, const cq_status *st, void *udata)
-{
-    struct waiting *w = udata;
-    enum cq_state state = cq_status_state(st);
-    const char *text = NULL;
-    long long now;
-
-    w->ended++;
-    if (!w->o->quiet) {
-        if (w->progress && isatty(STDOUT_FILENO)) progress_erase(w);
-        w->mid_line = 1;
-        if (state == CQ_FINISHED)
-            text = cq_status_field(st, cq_status_result_is_json(st) ? "result_json" : "result");
-        else
-            text = cq_status_field(st, "error"); /* why it failed, or was canceled */
-        printf("%s %s", w->o->ids[i], cq_status_state_name(state));
-        if (text != NULL && text[0] != '\0') {
-            putchar(' ');
-            put_oneline(text);
-        }
-        putchar('\n');
-        cli_stdout_push(); /* as it ends, also through a pipe */
-        w->mid_line = 0;
-    }
-    w->done[i] = 1; /* its line out: an interrupt before this prints its id again, not none */
-    now = time_mono_ms();
-    if (w->progress && (now - w->progress_at >= 100 || w->ended == w->o->nids)) {
-        fprintf(stderr, "\rcenqueue: %zu/%zu jobs ended", w->ended, w->o->nids);
-        fflush(stderr);
-        w->progress_at = now;
-    }
-}
-
-/* Wait for every job enqueued; returns the exit status. */
-static int wait_all(const struct opts *o, cq_client *c)
-{
-    struct waiting w;
-    cq_status **out = xcalloc(o->nids ? o->nids : 1, sizeof *out);
-    size_t i, n[CQ_CANCELED + 1], open = 0;
-    struct sigaction sa;
-    char err[1024];
-    int rc;
-
-    memset(&w, 0, sizeof w);
-    memset(n, 0, sizeof n);
-    w.o = o;
-    w.done = xcalloc(o->nids ? o->nids : 1, 1);
-    w.progress = isatty(STDERR_FILENO);
-    if (w.progress) {
-        fprintf(stderr, "cenqueue: 0/%zu jobs ended", o->nids);
-        w.progress_at = time_mono_ms();
-    }
-    cli_stdout_push(); /* what on_interrupt writes comes after it */
-    waiting_now = &w;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_interrupt;
-    sigemptyset(&sa.sa_mask);
-    sigaddset(&sa.sa_mask, SIGINT); /* one runs, never both: it ends the process */
-    sigaddset(&sa.sa_mask, SIGTERM);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    rc = cq_wait_each(c, (const char *const *)o->ids, o->nids, o->wait_timeout, out, on_end, &w,
-                      err, sizeof err);
-    sa.sa_handler = SIG_DFL;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    waiting_now = NULL;
-    progress_erase(&w);
-    if (rc != 0) {
-        print_open(&w, NULL);
-        fprintf(stderr, "cenqueue: %s (%zu of %zu jobs had ended%s)\n", err, w.ended, o->nids,
-                o->quiet || w.ended == o->nids ? "" : "; the others' ids printed");
-        free((void *)w.done);
-        free(out);
-        return 1;
-    }
-    print_open(&w, out);
-    free((void *)w.done);
-    for (i = 0; i < o->nids; i++) {
-        enum cq_state s = cq_status_state(out[i]);
-        n[(unsigned)s <= CQ_CANCELED ? s : CQ_UNKNOWN]++;
-        open += !cq_state_ended(s);
-        cq_status_free(out[i]);
-    }
-    free(out);
-    if (open > 0) {
-        /* Say where the others are, in the order a job goes. */
-        static const enum cq_state order[] = {CQ_UNKNOWN, CQ_SCHEDULED, CQ_QUEUED, CQ_STARTED,
-                                              CQ_RETRYING};
-        const char *sep = " (";
-        fprintf(stderr, "cenqueue: %zu of %zu job%s did not end within %gs", open, o->nids,
-                o->nids == 1 ? "" : "s", o->wait_timeout);
-        for (i = 0; i < sizeof order / sizeof order[0]; i++) {
-            if (n[order[i]] == 0) continue;
-            fprintf(stderr, "%s%zu %s", sep, n[order[i]], cq_status_state_name(order[i]));
-            sep = ", ";
-        }
-        fprintf(stderr, ")\n");
-    }
-    if (o->nids > 1)
-        fprintf(stderr, "cenqueue: %zu finished, %zu failed, %zu canceled\n", n[CQ_FINISHED],
-                n[CQ_FAILED], n[CQ_CANCELED]);
-    return n[CQ_FINISHED] == o->nids ? 0 : 1;
-}
-
 /* What the options and arguments must agree on. 0, or a usage error's status. */
 static int check_usage(const struct cli *cli, const struct opts *o, int list, int argc)
 {
@@ -975,7 +790,8 @@ int main(int argc, char **argv)
         cq_client_free(ce);
     }
     if (rc == 0 && o.wait) {
-        rc = wait_all(&o, cl);
+        struct jobwait jw = {"cenqueue", o.ids, o.nids, o.wait_timeout, o.quiet, 0};
+        rc = jobwait_run(&jw, cl);
         if (cli_stdout_flush("cenqueue", "the jobs' outcomes") != 0 && rc == 0) rc = 1;
     }
     free_kept(&o);

@@ -1,0 +1,228 @@
+/* jobwait.c - waiting for jobs from a command: a line as each ends (see jobwait.h). */
+#include "jobwait.h"
+
+#include <cjson/cJSON.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "util.h"
+
+struct waiting {
+    const struct jobwait *jw;
+    size_t ended;
+    volatile unsigned char *done;   /* done[i]: ids[i]'s line is out (read by on_interrupt) */
+    volatile sig_atomic_t mid_line; /* a line is being written: on_interrupt ends it first */
+    int progress; /* stderr is a terminal: keep a "N/TOTAL jobs ended" line there */
+    volatile long long progress_at; /* when it was last drawn (ms), 0 = not on screen */
+};
+
+/* The wait under way, for on_interrupt. */
+static struct waiting *volatile waiting_now;
+
+static char *put(char *p, const char *s)
+{
+    size_t n = strlen(s);
+
+    memcpy(p, s, n);
+    return p + n;
+}
+
+/* SIGINT or SIGTERM during the wait: the ids of the jobs not seen ended, one a line (unless
+ * quiet), so that none is lost to the caller; a line on stderr; exit status 1, as for the
+ * other ways a wait ends early. Only write(2), strlen and _exit(2) here: libcq is inside a
+ * read. Ids are names (keys.h): JSON strings as they are. */
+static void on_interrupt(int sig)
+{
+    struct waiting *w = waiting_now;
+    const struct jobwait *jw;
+    char line[256], *p;
+    size_t i, left = 0;
+
+    (void)sig;
+    if (w == NULL) _exit(1);
+    jw = w->jw;
+    if (w->progress_at != 0) (void)!write(STDERR_FILENO, "\r\033[K", 4);
+    /* A long result may be half written: the ids go on lines of their own all the same. */
+    if (w->mid_line && !jw->quiet) (void)!write(STDOUT_FILENO, "\n", 1);
+    for (i = 0; i < jw->n; i++) {
+        if (w->done[i]) continue;
+        left++;
+        if (jw->quiet) continue;
+        if (jw->json) (void)!write(STDOUT_FILENO, "{\"id\":\"", 7);
+        (void)!write(STDOUT_FILENO, jw->ids[i], strlen(jw->ids[i]));
+        if (jw->json) (void)!write(STDOUT_FILENO, "\"}", 2);
+        (void)!write(STDOUT_FILENO, "\n", 1);
+    }
+    p = line;
+    if (strlen(jw->prog) < 64) p = put(p, jw->prog);
+    p = put(p, ": interrupted with ");
+    p = uint_format(p, left);
+    p = put(p, " of ");
+    p = uint_format(p, jw->n);
+    p = put(p, " jobs not ended: they go on");
+    if (!jw->quiet && left > 0) p = put(p, " (their ids printed)");
+    p = put(p, "\n");
+    (void)!write(STDERR_FILENO, line, (size_t)(p - line));
+    _exit(1);
+}
+
+/* A job's line: "ID STATE TEXT" (TEXT on one line: a hand-written hash may hold newlines), or
+ * its JSON object; text NULL for none. */
+static void print_line(const struct jobwait *jw, size_t i, const char *state, const char *key,
+                       const char *text)
+{
+    if (jw->json) {
+        cJSON *o = xcheck(cJSON_CreateObject(), "a JSON line"), *v = NULL;
+        char *s;
+        cJSON_AddStringToObject(o, "id", jw->ids[i]);
+        if (state != NULL) cJSON_AddStringToObject(o, "state", state);
+        /* result_json as the JSON it is; text that does not parse stays a string */
+        if (text != NULL && strcmp(key, "result_json") == 0) v = cJSON_Parse(text);
+        if (v != NULL)
+            cJSON_AddItemToObject(o, key, v);
+        else if (text != NULL)
+            cJSON_AddStringToObject(o, strcmp(key, "result_json") == 0 ? "result" : key, text);
+        s = xcheck(cJSON_PrintUnformatted(o), "a JSON line");
+        puts(s);
+        free(s);
+        cJSON_Delete(o);
+        return;
+    }
+    fputs(jw->ids[i], stdout);
+    if (state != NULL) {
+        putchar(' ');
+        fputs(state, stdout);
+    }
+    if (text != NULL && text[0] != '\0') {
+        putchar(' ');
+        for (; *text; text++) putchar(*text == '\n' || *text == '\r' ? ' ' : *text);
+    }
+    putchar('\n');
+}
+
+/* The ids of the jobs not seen ended, one a line: with their state where it is known (st,
+ * or NULL), so that every id is on stdout once, however the wait ended. */
+static void print_open(const struct waiting *w, cq_status **st)
+{
+    size_t i;
+
+    if (w->jw->quiet) return;
+    for (i = 0; i < w->jw->n; i++) {
+        if (w->done[i]) continue;
+        print_line(w->jw, i, st != NULL ? cq_status_state_name(cq_status_state(st[i])) : NULL, NULL,
+                   NULL);
+    }
+    cli_stdout_push();
+}
+
+static void progress_erase(struct waiting *w)
+{
+    if (w->progress_at == 0) return;
+    fputs("\r\033[K", stderr);
+    w->progress_at = 0;
+}
+
+/* cq_wait_each's callback: the job's line as it ends, then the progress. */
+static void on_end(size_t i, const cq_status *st, void *udata)
+{
+    struct waiting *w = udata;
+    const struct jobwait *jw = w->jw;
+    enum cq_state state = cq_status_state(st);
+    const char *key;
+    long long now;
+
+    w->ended++;
+    if (!jw->quiet) {
+        if (w->progress && isatty(STDOUT_FILENO)) progress_erase(w);
+        w->mid_line = 1;
+        if (state == CQ_FINISHED)
+            key = cq_status_result_is_json(st) ? "result_json" : "result";
+        else
+            key = "error"; /* why it failed, or was canceled */
+        print_line(jw, i, cq_status_state_name(state), key, cq_status_field(st, key));
+        cli_stdout_push(); /* as it ends, also through a pipe */
+        w->mid_line = 0;
+    }
+    w->done[i] = 1; /* its line out: an interrupt before this prints its id again, not none */
+    now = time_mono_ms();
+    if (w->progress && (now - w->progress_at >= 100 || w->ended == jw->n)) {
+        fprintf(stderr, "\r%s: %zu/%zu jobs ended", jw->prog, w->ended, jw->n);
+        fflush(stderr);
+        w->progress_at = now;
+    }
+}
+
+int jobwait_run(const struct jobwait *jw, cq_client *c)
+{
+    struct waiting w;
+    cq_status **out = xcalloc(jw->n ? jw->n : 1, sizeof *out);
+    size_t i, n[CQ_CANCELED + 1], open = 0;
+    struct sigaction sa;
+    char err[1024];
+    int rc;
+
+    memset(&w, 0, sizeof w);
+    memset(n, 0, sizeof n);
+    w.jw = jw;
+    w.done = xcalloc(jw->n ? jw->n : 1, 1);
+    w.progress = isatty(STDERR_FILENO);
+    if (w.progress) {
+        fprintf(stderr, "%s: 0/%zu jobs ended", jw->prog, jw->n);
+        w.progress_at = time_mono_ms();
+    }
+    cli_stdout_push(); /* what on_interrupt writes comes after it */
+    waiting_now = &w;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_interrupt;
+    sigemptyset(&sa.sa_mask);
+    sigaddset(&sa.sa_mask, SIGINT); /* one runs, never both: it ends the process */
+    sigaddset(&sa.sa_mask, SIGTERM);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    rc = cq_wait_each(c, (const char *const *)jw->ids, jw->n, jw->timeout, out, on_end, &w, err,
+                      sizeof err);
+    sa.sa_handler = SIG_DFL;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    waiting_now = NULL;
+    progress_erase(&w);
+    if (rc != 0) {
+        print_open(&w, NULL);
+        fprintf(stderr, "%s: %s (%zu of %zu jobs had ended%s)\n", jw->prog, err, w.ended, jw->n,
+                jw->quiet || w.ended == jw->n ? "" : "; the others' ids printed");
+        free((void *)w.done);
+        free(out);
+        return 1;
+    }
+    print_open(&w, out);
+    free((void *)w.done);
+    for (i = 0; i < jw->n; i++) {
+        enum cq_state s = cq_status_state(out[i]);
+        n[(unsigned)s <= CQ_CANCELED ? s : CQ_UNKNOWN]++;
+        open += !cq_state_ended(s);
+        cq_status_free(out[i]);
+    }
+    free(out);
+    if (open > 0) {
+        /* Say where the others are, in the order a job goes. */
+        static const enum cq_state order[] = {CQ_UNKNOWN, CQ_SCHEDULED, CQ_QUEUED, CQ_STARTED,
+                                              CQ_RETRYING};
+        const char *sep = " (";
+        fprintf(stderr, "%s: %zu of %zu job%s did not end within %gs", jw->prog, open, jw->n,
+                jw->n == 1 ? "" : "s", jw->timeout);
+        for (i = 0; i < sizeof order / sizeof order[0]; i++) {
+            if (n[order[i]] == 0) continue;
+            fprintf(stderr, "%s%zu %s", sep, n[order[i]], cq_status_state_name(order[i]));
+            sep = ", ";
+        }
+        fprintf(stderr, ")\n");
+    }
+    if (jw->n > 1)
+        fprintf(stderr, "%s: %zu finished, %zu failed, %zu canceled\n", jw->prog, n[CQ_FINISHED],
+                n[CQ_FAILED], n[CQ_CANCELED]);
+    return n[CQ_FINISHED] == jw->n ? 0 : 1;
+}

@@ -1,0 +1,29 @@
+/* jobwait.h - waiting for jobs from a command: a line on stdout as each ends, progress on a
+ * terminal, every id on stdout once however the wait ends (cenqueue --wait, cqctl wait). */
+#ifndef CQ_JOBWAIT_H
+#define CQ_JOBWAIT_H
+
+#include <stddef.h>
+
+#include <cq/cq.h>
+
+struct jobwait {
+    const char *prog; /* the command, for its messages ("cenqueue") */
+    char *const *ids; /* the jobs to wait for */
+    size_t n;
+    double timeout; /* seconds; 0 = no limit */
+    int quiet;      /* nothing on stdout */
+    int json;       /* a JSON object a line, instead of "ID STATE [TEXT]" */
+};
+
+/* Wait through cq_wait_each until every job of w has ended or w->timeout passes. On stdout,
+ * one line for each job as it ends: "ID STATE RESULT-OR-ERROR" (newlines in the text made
+ * spaces), or with json {"id":...,"state":...,"result"|"result_json"|"error":...}; after a
+ * timeout, the jobs still open as "ID STATE" ({"id","state"}), after a Redis error as "ID"
+ * ({"id"}), so that every id is on stdout once. On stderr: a "N/TOTAL jobs ended" line while
+ * stderr is a terminal, why the wait ended early, and a count of the outcomes when there is
+ * more than one job. SIGINT or SIGTERM prints the open ids and ends the process (status 1).
+ * Returns the exit status: 0 when every job finished, else 1. */
+int jobwait_run(const struct jobwait *w, cq_client *c);
+
+#endif

@@ -45,10 +45,6 @@ const char *const admin_bucket_bounds[ADMIN_BUCKETS] = {
     "2.5",   "5",    "10",    "30",   "60",  "300",  "+Inf",
 };
 
-static const char no_status_fmt[] =
-    "job %s: no status (never enqueued, or its status expired: after the worker's --result-ttl "
-    "when it finished, --failure-ttl when it failed)";
-
 /* ---- connection ------------------------------------------------------------------- */
 
 int admin_init(struct admin *a, const char *url, const char *prefix, char *err, size_t errlen)
@@ -1091,7 +1087,7 @@ int admin_job_read(struct admin *a, const char *id, struct admin_job *out, char 
         return -1;
     }
     if (r[0]->elements == 0) {
-        err_set(err, errlen, no_status_fmt, id);
+        err_set(err, errlen, ADMIN_NO_STATUS_FMT, id);
         free_replies(r, 3);
         return -1;
     }
@@ -1235,7 +1231,7 @@ static void requeue_prepare(struct requeue *rq, const redisReply *h, const char 
     if (h->type != REDIS_REPLY_ARRAY || h->elements != 3) {
         err_set(rq->err, sizeof rq->err, "job %s: HMGET %s: an unexpected reply", id, rq->kj);
     } else if (elem(h, 0)->type != REDIS_REPLY_STRING) {
-        err_set(rq->err, sizeof rq->err, no_status_fmt, id);
+        err_set(rq->err, sizeof rq->err, ADMIN_NO_STATUS_FMT, id);
         rq->skipped = 2; /* in the failed set, its status gone: nothing left to requeue */
     } else if (strcmp(elem(h, 0)->str, "failed") != 0) {
         err_set(rq->err, sizeof rq->err,
@@ -1673,7 +1669,7 @@ int admin_cancel(struct admin *a, const char *id, struct admin_cancel *out, char
     st = elem(rep, 1) && elem(rep, 1)->type == REDIS_REPLY_STRING ? elem(rep, 1)->str : "";
     str_copy(out->was, sizeof out->was, st);
     if (outcome == 0 && st[0] == '\0')
-        err_set(err, errlen, no_status_fmt, id);
+        err_set(err, errlen, ADMIN_NO_STATUS_FMT, id);
     else if (outcome == 0)
         err_set(err, errlen, "job %s: it is %s already: only a job that has not ended is canceled",
                 id, st);
@@ -1698,7 +1694,7 @@ int admin_delete(struct admin *a, const char *id, char *was, size_t wlen, char *
     str_copy(was, wlen,
              elem(rep, 1) && elem(rep, 1)->type == REDIS_REPLY_STRING ? elem(rep, 1)->str : "");
     if (as_ll(elem(rep, 0), 0) != 1) {
-        err_set(err, errlen, no_status_fmt, id);
+        err_set(err, errlen, ADMIN_NO_STATUS_FMT, id);
         rc = -1;
     }
     freeReplyObject(rep);

@@ -23,6 +23,11 @@ struct admin {
 
 /* Parse the URL and the prefix (NULL: the defaults of rconn_default_url and
  * keys_default_prefix); no I/O. -1 means the URL or the prefix cannot be used. */
+/* What is said of an id without a status hash (printf, with the id). */
+#define ADMIN_NO_STATUS_FMT                                                                      \
+    "job %s: no status (never enqueued, or its status expired: after the worker's --result-ttl " \
+    "when it finished, --failure-ttl when it failed)"
+
 int admin_init(struct admin *a, const char *url, const char *prefix, char *err, size_t errlen);
 int admin_connect(struct admin *a, char *err, size_t errlen);
 void admin_close(struct admin *a);

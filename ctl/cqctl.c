@@ -23,6 +23,7 @@
 #include "admin.h"
 #include "cli.h"
 #include "job.h"
+#include "jobwait.h"
 #include "keys.h"
 #include "log.h"
 #include "render.h"
@@ -42,7 +43,8 @@ enum {
     O_REQUEST_TIMEOUT,
     O_ANSWER_TIMEOUT,
     O_LOG_LEVEL,
-    O_LOG_FORMAT
+    O_LOG_FORMAT,
+    O_WAIT_TIMEOUT
 };
 
 static struct cli cli; /* the command line, for usage errors (cli_error) */
@@ -53,8 +55,8 @@ static const struct cli_option options[] = {
     CLI_PREFIX(O_PREFIX),
     {"json", O_JSON, NULL,
      "print JSON instead of text: one document (info --watch: one\n"
-     "per refresh, a line each; serve: its log lines, as\n"
-     "--log-format json)"},
+     "per refresh, a line each; wait: one per job, a line each;\n"
+     "serve: its log lines, as --log-format json)"},
     CLI_HELP,
     CLI_VERSION,
     {NULL, 0, NULL, "info:"},
@@ -68,6 +70,8 @@ static const struct cli_option options[] = {
     {NULL, 0, NULL, "requeue:"},
     {"all-failed", O_ALL_FAILED, NULL, "requeue every job of the failed set"},
     {"queue", 'q', "NAME", "with --all-failed: only the failed jobs of queue NAME"},
+    {NULL, 0, NULL, "wait:"},
+    {"wait-timeout", O_WAIT_TIMEOUT, "D", "stop waiting after D (default: no limit)"},
     {NULL, 0, NULL, "serve:"},
     {"listen", O_LISTEN, "HOST:PORT",
      "the address to serve on (default: " SERVE_LISTEN_DEFAULT ");\n"
@@ -96,7 +100,7 @@ struct ctl {
     struct admin a;
     int json, watch, tty, cols, all_failed;
     int log_format; /* --log-format: 0 text, 1 json, -1 not given (then --json decides) */
-    double interval;
+    double interval, wait_timeout;
     int interval_given;
     long limit, offset;
     const char *url, *prefix, *queue;
@@ -649,6 +653,101 @@ static int run_job(struct ctl *c, char **args, int n)
     return 0;
 }
 
+/* ---- wait --------------------------------------------------------------------------- */
+
+/* The ids of wait's arguments, or of stdin's lines for "-" (blank ones skipped): each checked
+ * (a usage error, 2, else 0 with *ids, *n). */
+static int wait_ids(char **args, int nargs, char ***ids, size_t *n)
+{
+    size_t cap = 0;
+    char *line = NULL;
+    size_t linecap = 0;
+    ssize_t len;
+    int i;
+
+    *ids = NULL;
+    *n = 0;
+    for (i = 0; i < nargs; i++) {
+        if (strcmp(args[i], "-") != 0) {
+            if (check_name("job id", args[i]) != 0) return 2;
+            if (*n == cap) *ids = xrealloc(*ids, (cap = cap ? 2 * cap : 64) * sizeof **ids);
+            (*ids)[(*n)++] = xstrdup(args[i]);
+            continue;
+        }
+        while ((len = getline(&line, &linecap, stdin)) >= 0) {
+            while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = '\0';
+            if (len == 0) continue;
+            if (check_name("job id", line) != 0) {
+                free(line);
+                return 2;
+            }
+            if (*n == cap) *ids = xrealloc(*ids, (cap = cap ? 2 * cap : 64) * sizeof **ids);
+            (*ids)[(*n)++] = xstrdup(line);
+        }
+        free(line);
+        line = NULL;
+        if (ferror(stdin)) {
+            fprintf(stderr, "cqctl: reading job ids from stdin: %s\n", strerror(errno));
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int run_wait(struct ctl *c, char **args, int nargs)
+{
+    struct jobwait jw;
+    cq_client *cl = NULL;
+    cq_status **st = NULL;
+    char **ids = NULL, err[512];
+    size_t n = 0, i, k = 0, keep, unknown = 0;
+    int rc = wait_ids(args, nargs, &ids, &n);
+
+    if (rc == 0 && n == 0) rc = cli_error(&cli, "wait: no job id on stdin");
+    if (rc == 0 && (cl = cq_client_new(c->url, c->prefix, err, sizeof err)) == NULL) {
+        fprintf(stderr, "cqctl: %s\n", err);
+        rc = 1;
+    }
+    /* A job without a status would be waited for for good: a typo, or one whose status
+     * expired after it ended. Each is said; the others are waited for. */
+    if (rc == 0) {
+        st = xcalloc(n, sizeof *st);
+        if (cq_status_get_many(cl, (const char *const *)ids, n, st, err, sizeof err) != 0) {
+            fprintf(stderr, "cqctl: %s\n", err);
+            rc = 1;
+        }
+    }
+    keep = n;
+    if (rc == 0) {
+        for (i = 0; i < n; i++) {
+            if (cq_status_state(st[i]) != CQ_UNKNOWN) {
+                ids[k++] = ids[i];
+                continue;
+            }
+            fprintf(stderr, "cqctl: " ADMIN_NO_STATUS_FMT "; not waited for\n", ids[i]);
+            free(ids[i]);
+            unknown++;
+        }
+        keep = k;
+    }
+    for (i = 0; st != NULL && i < n; i++) cq_status_free(st[i]);
+    free(st);
+    if (rc == 0 && k > 0) {
+        memset(&jw, 0, sizeof jw);
+        jw.prog = "cqctl";
+        jw.ids = ids;
+        jw.n = k;
+        jw.timeout = c->wait_timeout;
+        jw.json = c->json;
+        rc = jobwait_run(&jw, cl);
+    }
+    if (rc == 0 && unknown > 0) rc = 1;
+    for (i = 0; i < keep; i++) free(ids[i]);
+    free(ids);
+    if (cl != NULL) cq_client_free(cl);
+    return rc;
+}
+
 /* ---- requeue, cancel, delete --------------------------------------------------------- */
 
 /* What the actions on jobs report: a line each (text), or {"jobs":[...]} (JSON). */
@@ -1039,6 +1138,25 @@ static const struct command commands[] = {
      1,
      run_job,
      0},
+    {"wait",
+     "ID...|- [--wait-timeout D]",
+     "wait until jobs end, a line as each does",
+     "Wait for jobs enqueued earlier (by any producer) until each has ended or --wait-timeout\n"
+     "passes; '-' reads the ids from stdin, one a line (cenqueue --stdin | cqctl wait -). As\n"
+     "cenqueue --wait: a line on stdout for each job as it ends, 'ID finished RESULT', 'ID\n"
+     "failed ERROR' or 'ID canceled ...' (with --json, a JSON object a line: id, state, and\n"
+     "result, result_json or error); after --wait-timeout, 'ID STATE' for each job not ended;\n"
+     "a count of the outcomes on stderr, and while stderr is a terminal, how many have\n"
+     "ended. No polling: it subscribes to each job's channel (docs/PROTOCOL.md). An id\n"
+     "without a status (a typo, or a job whose status expired) is said on stderr and not\n"
+     "waited for. Ctrl-C prints the ids not ended and exits 1; the jobs go on.\n"
+     "Exit status: 0 when every job finished; 1 when one failed, was canceled, did not end\n"
+     "in time or has no status, or Redis failed; 2 for a usage error.\n",
+     {O_WAIT_TIMEOUT, 0},
+     1,
+     -1,
+     run_wait,
+     1},
     {"requeue",
      "ID... | --all-failed [--queue NAME]",
      "run failed jobs again",
@@ -1279,6 +1397,11 @@ static int parse_options(struct ctl *c, int argc, char **argv, int *seen, size_t
             if (rc == 0 && (c->interval < 0.05 || c->interval > 86400))
                 rc = cli_error(&cli, "--interval: '%s' is not from 50ms to 24h", optarg);
             c->interval_given = 1;
+            break;
+        case O_WAIT_TIMEOUT:
+            rc = cli_duration(&cli, optarg, &c->wait_timeout);
+            if (rc == 0 && c->wait_timeout <= 0)
+                rc = cli_error(&cli, "--wait-timeout: '%s' is not above 0", optarg);
             break;
         case 'n': rc = cli_long(&cli, optarg, 1, 10000, &c->limit); break;
         case O_OFFSET: rc = cli_long(&cli, optarg, 0, 1000000000L, &c->offset); break;

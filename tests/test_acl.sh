@@ -238,6 +238,9 @@ for c in info workers "jobs default" "jobs failed" "jobs scheduled" "jobs dead" 
     check_eq "cqctl $c --json: exit 0" 0 "$?"
 done
 check_eq "...every --json output parses" "" "$(bad_json "$T"/json.*)"
+out=$(Q wait "$flaky" 2>"$T/wait.err"); rc=$?
+check_eq "cqctl wait of the failed flaky job: exit 1 (failed)" 1 "$rc"
+check "...its line, through SUBSCRIBE" grep -q "^$flaky failed" <<<"$out" || cat "$T/wait.err"
 check_contains "cqctl workers: the worker, live" " live" "$(Q workers)"
 check_contains "cqctl jobs failed: the flaky job" "$flaky" "$(Q jobs failed)"
 check_contains "cqctl jobs scheduled: the far one" "$far" "$(Q jobs scheduled)"
@@ -455,6 +458,10 @@ id=$(P -q nobody noop 2>/dev/null)
 out=$("$BIN/cqctl" -u "$(url o1)" cancel "$id" 2>&1); rc=$?
 check_eq "operator without EVAL: cqctl cancel exits 1" 1 "$rc"
 check_contains "...naming it" "'eval' command" "$out"
+without operator +subscribe o6
+out=$("$BIN/cqctl" -u "$(url o6)" wait "$id" 2>&1); rc=$?
+check_eq "operator without SUBSCRIBE: cqctl wait exits 1" 1 "$rc"
+check_contains "...naming it" "'subscribe' command" "$out"
 without operator +hget o2
 out=$("$BIN/cqctl" -u "$(url o2)" cancel "$id" 2>&1); rc=$?
 check_eq "operator without HGET (run by the cancel script): cqctl cancel exits 1" 1 "$rc"

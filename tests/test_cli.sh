@@ -95,7 +95,7 @@ usage_error "cenqueue with neither a job nor --stdin" \
     "cenqueue: give either FUNC [ARG...] or --stdin" cenqueue
 usage_error "cenqueue --in with --at (the last one used to win)" \
     "cenqueue: --in and --at do not go together: give one" cenqueue --in 10m --at 5 noop
-for c in info workers jobs job requeue cancel delete empty pause resume forget metrics serve; do
+for c in info workers jobs job wait requeue cancel delete empty pause resume forget metrics serve; do
     run cqctl "$c" --help
     check_eq "cqctl $c --help: exit 0" 0 "$RC"
     check_eq "cqctl $c --help: its usage" "Usage: cqctl $c" "$(head -1 <<<"$OUT" | cut -d' ' -f1-3)"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# test_wait_cli.sh - cenqueue --wait end to end: one line per job as it ends (finished with
-# its result, failed with its error, canceled), exit 0 only when all finished, --wait-timeout
+# test_wait_cli.sh - cenqueue --wait and cqctl wait end to end: one line per job as it ends
+# (finished with its result, failed with its error, canceled), exit 0 only when all finished, --wait-timeout
 # and how many did not end, --quiet, --stdin batches, a waiter whose connection is killed,
 # and the worker's PUBLISH on cq:ended:<id> as a waiter needs it; SIGINT, also in the middle
 # of a result's line. The jobs of a queue no worker serves are ended by hand (HSET + PUBLISH,
@@ -206,6 +206,54 @@ check "...the first the start of the result's line" \
     grep -q "^ml-1 finished xxxx*\$" <(head -n 1 "$T/midline.out")
 check_contains "...and stderr says so" "interrupted with 1 of 1 jobs not ended" \
     "$(cat "$T/midline.out.err")"
+
+# ---- cqctl wait: jobs enqueued earlier, by any producer ----
+
+# The ids on stdin ('-') from cenqueue --stdin, which printed them as each batch went in.
+seq 50 | sed 's/^/noop /' | "$BIN/cenqueue" --stdin -q manual >"$T/ids" 2>/dev/null
+mapfile -t ids <"$T/ids"
+"$BIN/cqctl" wait - <"$T/ids" >"$T/out" 2>"$T/err" &
+cpid=$!
+wait_for 10 all_subscribed "${ids[@]}"
+for id in "${ids[@]}"; do
+    rcli HSET "cq:job:$id" status finished result "r-$id" >/dev/null
+    rcli PUBLISH "cq:ended:$id" finished >/dev/null
+done
+wait_for 10 exited "$cpid"
+wait "$cpid"; rc=$?
+check_eq "cqctl wait -: exit 0" 0 "$rc"
+check_eq "...a line each, with its result, in the order they ended" \
+    "$(for id in "${ids[@]}"; do echo "$id finished r-$id"; done)" "$(cat "$T/out")"
+check_contains "...the summary" "cqctl: 50 finished, 0 failed, 0 canceled" "$(cat "$T/err")"
+
+# Ids as arguments, --json, a failed one and one that does not end in time; an id without a
+# status is said and not waited for (before, a typo would have been waited for for good).
+rcli HSET cq:job:cw-1 status failed error 'it broke' >/dev/null
+rcli HSET cq:job:cw-2 status finished result_json '{"n":2}' >/dev/null
+rcli HSET cq:job:cw-3 status queued >/dev/null
+out=$("$BIN/cqctl" --json wait --wait-timeout 300ms cw-1 cw-2 cw-nosuch cw-3 2>"$T/err"); rc=$?
+check_eq "cqctl --json wait: exit 1" 1 "$rc"
+check_eq "...a JSON line each: the ended ones, then the one open with its state" \
+    "$(printf '%s\n' '{"id":"cw-1","state":"failed","error":"it broke"}' \
+        '{"id":"cw-2","state":"finished","result_json":{"n":2}}' \
+        '{"id":"cw-3","state":"queued"}')" "$out"
+check_contains "...the id without a status named, not waited for" \
+    "cqctl: job cw-nosuch: no status (never enqueued" "$(cat "$T/err")"
+check_contains "...the one that did not end" "1 of 3 jobs did not end within 0.3s (1 queued)" \
+    "$(cat "$T/err")"
+"$BIN/cqctl" wait cw-2 >/dev/null 2>&1; rc=$?
+check_eq "cqctl wait of one finished job: exit 0" 0 "$rc"
+"$BIN/cqctl" wait cw-nosuch >/dev/null 2>&1; rc=$?
+check_eq "cqctl wait of an id without a status: exit 1" 1 "$rc"
+"$BIN/cqctl" wait 'no such' >/dev/null 2>"$T/err"; rc=$?
+check_eq "cqctl wait of a bad id: exit 2" 2 "$rc"
+check_contains "...says why" "job id 'no such'" "$(cat "$T/err")"
+"$BIN/cqctl" wait - </dev/null >/dev/null 2>"$T/err"; rc=$?
+check_eq "cqctl wait - of an empty stdin: exit 2" 2 "$rc"
+"$BIN/cqctl" wait --wait-timeout 0 cw-2 >/dev/null 2>&1; rc=$?
+check_eq "cqctl wait --wait-timeout 0: exit 2" 2 "$rc"
+"$BIN/cqctl" info --wait-timeout 1s >/dev/null 2>&1; rc=$?
+check_eq "--wait-timeout is wait's alone: exit 2" 2 "$rc"
 
 # ---- usage and enqueue failures ----
 

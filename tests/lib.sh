@@ -118,7 +118,8 @@ REDIS_ARGS=(--dir "$T/redis" --save "" --appendonly no --logfile "$T/redis/log"
 # on its socket (sets RPID). Returns 1 when its TCP port was taken: it then exits before it
 # opens the socket, saying "Address already in use" in its log. Any other failure ends the
 # test. With $CQ_TEST_REDIS_MODULE (the path of cq's Redis module: CTest's *_module tests),
-# the server loads it.
+# the server loads it. $REDIS_START_WAIT: the seconds it may take to answer (default 10; more
+# for one loading a large AOF).
 launch_redis() {
     local seen module=()
     [ -z "${CQ_TEST_REDIS_MODULE:-}" ] || module=(--loadmodule "$CQ_TEST_REDIS_MODULE")
@@ -127,7 +128,7 @@ launch_redis() {
     redis-server "${REDIS_ARGS[@]}" "${module[@]}" "$@" &
     RPID=$!
     PIDS+=("$RPID")
-    wait_for 10 redis_answers_or_exited
+    wait_for "${REDIS_START_WAIT:-10}" redis_answers_or_exited
     redis_answers && return 0
     if exited "$RPID"; then
         wait "$RPID" 2>/dev/null

@@ -1,6 +1,7 @@
 /* job.c - encode and decode job records (see job.h and docs/PROTOCOL.md). */
 #include "job.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <float.h>
 #include <limits.h>
@@ -217,26 +218,127 @@ int job_json_has_nul(const char *text, size_t len)
     return next_nul(text, len, 0) >= 0;
 }
 
-int job_json_too_deep(const char *text)
+/* JSON's own white space (RFC 8259), past p. */
+static const char *json_space(const char *p)
 {
-    int depth = 0, in_string = 0;
-    const char *p;
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
+    return p;
+}
 
-    for (p = text; *p != '\0'; p++) {
-        if (in_string) {
-            if (*p == '\\' && p[1] != '\0')
-                p++;
-            else if (*p == '"')
-                in_string = 0;
-        } else if (*p == '"') {
-            in_string = 1;
-        } else if (*p == '[' || *p == '{') {
-            if (++depth > CJSON_NESTING_LIMIT) return 1;
-        } else if ((*p == ']' || *p == '}') && depth > 0) {
-            depth--;
+/* The end of the JSON string at p (its opening quote), past its closing quote, or NULL
+ * when it is no valid string: no closing quote, a control byte, an unknown escape. */
+static const char *json_string_end(const char *p)
+{
+    for (p++; *p != '"'; p++) {
+        if ((unsigned char)*p < 0x20) return NULL; /* the text's end among them */
+        if (*p != '\\') continue;
+        p++;
+        if (*p == 'u') {
+            int i;
+            for (i = 1; i <= 4; i++)
+                if (!isxdigit((unsigned char)p[i])) return NULL;
+            p += 4;
+        } else if (*p == '\0' || strchr("\"\\/bfnrt", *p) == NULL) {
+            return NULL;
         }
     }
-    return 0;
+    return p + 1;
+}
+
+/* The end of the number, true, false or null at p, or NULL when there is none. */
+static const char *json_scalar_end(const char *p)
+{
+    if (strncmp(p, "true", 4) == 0 || strncmp(p, "null", 4) == 0) return p + 4;
+    if (strncmp(p, "false", 5) == 0) return p + 5;
+    if (*p == '-') p++;
+    if (*p == '0')
+        p++;
+    else if (*p >= '1' && *p <= '9')
+        while (isdigit((unsigned char)*p)) p++;
+    else
+        return NULL;
+    if (*p == '.') {
+        if (!isdigit((unsigned char)*++p)) return NULL;
+        while (isdigit((unsigned char)*p)) p++;
+    }
+    if (*p == 'e' || *p == 'E') {
+        p++;
+        if (*p == '+' || *p == '-') p++;
+        if (!isdigit((unsigned char)*p)) return NULL;
+        while (isdigit((unsigned char)*p)) p++;
+    }
+    return p;
+}
+
+/* The text is read as JSON's grammar has it, without recursion and without building
+ * anything, up to where it opens its 1,001st level (1: too deep) or is no JSON (0), so that
+ * text broken before that ('x[[[[...', '{"a" [[[[...') is not called too deep: cJSON stopped
+ * at the first fault, and so does this. It is stricter than cJSON (a number '01', a raw
+ * control byte in a string, a form feed between values), which only makes it say 'not valid
+ * JSON' of text that is not. */
+int job_json_too_deep(const char *text)
+{
+    char open[CJSON_NESTING_LIMIT]; /* '[' or '{' of each level */
+    int depth = 0;
+    enum { VALUE, VALUE_OR_END, KEY, KEY_OR_END, COLON, NEXT } want = VALUE;
+    const char *p = text;
+
+    for (;;) {
+        p = json_space(p);
+        switch (want) {
+        case VALUE_OR_END: /* just after '[' */
+            if (*p == ']') {
+                depth--;
+                p++;
+                want = NEXT;
+                continue;
+            }
+            /* fall through */
+        case VALUE:
+            if (*p == '[' || *p == '{') {
+                if (depth == CJSON_NESTING_LIMIT) return 1;
+                open[depth++] = *p;
+                want = *p == '[' ? VALUE_OR_END : KEY_OR_END;
+                p++;
+                continue;
+            }
+            p = *p == '"' ? json_string_end(p) : json_scalar_end(p);
+            if (p == NULL) return 0;
+            want = NEXT;
+            continue;
+        case KEY_OR_END: /* just after '{' */
+            if (*p == '}') {
+                depth--;
+                p++;
+                want = NEXT;
+                continue;
+            }
+            /* fall through */
+        case KEY:
+            if (*p != '"') return 0;
+            p = json_string_end(p);
+            if (p == NULL) return 0;
+            want = COLON;
+            continue;
+        case COLON:
+            if (*p != ':') return 0;
+            p++;
+            want = VALUE;
+            continue;
+        case NEXT: /* after a value: the whole text's (nothing deeper can follow) or a member */
+            if (depth == 0) return 0;
+            if (*p == ',') {
+                want = open[depth - 1] == '[' ? VALUE : KEY;
+            } else if (*p == (open[depth - 1] == '[' ? ']' : '}')) {
+                depth--;
+                want = NEXT;
+            } else {
+                return 0;
+            }
+            p++;
+            continue;
+        }
+    }
 }
 
 int job_json_finite(const cJSON *v)

@@ -62,7 +62,9 @@ int job_json_has_nul(const char *text, size_t len);
 
 /* 1 when JSON text nests arrays and objects deeper than cJSON reads (CJSON_NESTING_LIMIT,
  * 1000), which it then refuses as it refuses text that is no JSON at all: for a message that
- * says which it was. Strings' brackets do not count. */
+ * says which it was. Only the levels the text opens while it is still valid JSON count (as
+ * cJSON stops at the first fault): 'x[[[[...' is no JSON, not too deep. Strings' brackets do
+ * not count. */
 int job_json_too_deep(const char *text);
 
 /* 1 when every number in v is finite: cJSON reads 1e400 as infinity, which no JSON text can

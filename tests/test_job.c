@@ -406,6 +406,78 @@ static void test_decode_broken(void)
     job_free(j);
 }
 
+/* head, then n '[', in a buffer the caller frees. */
+static char *brackets(const char *head, int n)
+{
+    size_t h = strlen(head);
+    char *s = malloc(h + (size_t)n + 1);
+
+    if (s == NULL) abort();
+    memcpy(s, head, h);
+    memset(s + h, '[', (size_t)n);
+    s[h + (size_t)n] = '\0';
+    return s;
+}
+
+/* Too deep is said only of text that is JSON up to its 1,001st level, as cJSON stops at the
+ * first fault; text broken before that is 'not valid JSON' (it was called too deep, of
+ * 'x[[[[...' and of a record whose ':' was missing, wherever its brackets came later). */
+static void test_too_deep(void)
+{
+    static const struct {
+        const char *head;
+        int n, deep;
+        int whole; /* head is a whole JSON value, which job_decode reads, leaving what
+                    * follows (as cJSON_ParseWithLength does): not decoded here */
+    } cases[] = {
+        {"", 1001, 1, 0},
+        {"", 1000, 0, 0}, /* 1,000 levels, cut short: no JSON, not too deep */
+        {"x", 2000, 0, 0},
+        {"{\"id\":\"d\",\"func\":", 2000, 1, 0}, /* JSON so far, and deeper than cJSON reads */
+        {"{\"id\":\"d\",\"func\" ", 2000, 0, 0}, /* no ':' */
+        {"{\"id\":\"d\"} ", 2000, 0, 1},         /* after the whole record */
+        {"{\"id\":\"d\",,", 2000, 0, 0},
+        {"[1,]", 2000, 0, 0},
+        {"[1 2,", 2000, 0, 0},
+        {"[tru,", 2000, 0, 0},
+        {"[01,", 2000, 0, 0}, /* JSON's numbers have no leading zero */
+        {"[1.,", 2000, 0, 0},
+        {"[\"\\x\",", 2000, 0, 0}, /* an escape JSON has not */
+        {"[\"a\\\"[[\",", 2000, 1, 0},
+        {"[\"\\u12g4\",", 2000, 0, 0},
+        {"[{\"a\":[true,false,null,-0.5e+3,0,\"\\u00e9\\n\"],\"b\":{}, \"c\":[]},\n", 1000, 1, 0},
+        {"[{\"a\":[-1E9,{\"b\":", 997, 1, 0},
+        {"[{\"a\":[-1E9,{\"b\":", 996, 0, 0}, /* 1,000 levels: taken */
+        {"[[], {}, [[]], ", 1000, 1, 0},
+        {"[[], {}, [[]], ", 999, 0, 0},
+        {"\"", 2000, 0, 0}, /* all in a string that never ends */
+    };
+    char err[256];
+    size_t i;
+    int rc;
+
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *s = brackets(cases[i].head, cases[i].n);
+        struct job *j;
+
+        if (job_json_too_deep(s) != cases[i].deep)
+            fprintf(stderr, "case %zu: %s%d '[' read as %s\n", i, cases[i].head, cases[i].n,
+                    cases[i].deep ? "not too deep" : "too deep");
+        CHECK(job_json_too_deep(s) == cases[i].deep);
+        if (cases[i].whole) {
+            free(s);
+            continue;
+        }
+        j = decode(s, &rc, err, sizeof err);
+        CHECK(rc == -1 && j == NULL);
+        CHECK_HAS(err,
+                  cases[i].deep ? "record nests arrays or objects deeper than 1000 levels"
+                                : "record is not valid JSON");
+        job_free(j);
+        free(s);
+    }
+}
+
 /* Over the size limit: refused, but under its id when one can be read, so that it fails with
  * a status instead of going to the dead list. */
 static void test_decode_oversize(void)
@@ -607,6 +679,7 @@ int main(void)
     test_encode_exact_numbers();
     test_decode_nul();
     test_decode_broken();
+    test_too_deep();
     test_decode_oversize();
     test_new_ids();
     test_utf8();

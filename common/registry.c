@@ -362,15 +362,18 @@ void cq_plugin_fail(cq_registry *reg, const char *fmt, ...)
 /* Whether s is a number as JSON writes one: an optional '-', digits, and (not for an integer)
  * an optional fraction and exponent: "12", "-0.5", "1e3". strtod and strtoll take more, which
  * a producer's text is not meant as: white space before it (" 1", where "1 " was refused), a
- * '+', hex ("0x10" was 16), ".5". */
+ * '+', hex ("0x10" was 16), ".5". 1 when it is; -1 when it would be but for a leading zero
+ * ("007", "-00.5"), which JSON writes not and the conversion would drop without a word: a
+ * command's MODE:integer given 0755 ran with 755; 0 otherwise. */
 static int number_text(const char *s, int integer)
 {
     const char *p = s + (*s == '-');
     size_t n = strspn(p, "0123456789");
+    int zero = n > 1 && *p == '0';
 
     if (n == 0) return 0;
     p += n;
-    if (integer) return *p == '\0';
+    if (integer) return *p != '\0' ? 0 : zero ? -1 : 1;
     if (*p == '.') {
         n = strspn(p + 1, "0123456789");
         if (n == 0) return 0;
@@ -382,15 +385,17 @@ static int number_text(const char *s, int integer)
         if (n == 0) return 0;
         p += n;
     }
-    return *p == '\0';
+    return *p != '\0' ? 0 : zero ? -1 : 1;
 }
 
+/* 1 when s is an integer as JSON writes one, *out its value; number_text's -1 and 0 else. */
 static int is_integer_text(const char *s, double *out)
 {
     char *end;
     long long v;
+    int rc = number_text(s, 1);
 
-    if (!number_text(s, 1)) return 0;
+    if (rc != 1) return rc;
     errno = 0;
     v = strtoll(s, &end, 10);
     if (end == s || *end != '\0' || errno != 0) return 0;
@@ -402,8 +407,9 @@ static int is_number_text(const char *s, double *out)
 {
     char *end;
     double v;
+    int rc = number_text(s, 0);
 
-    if (!number_text(s, 0)) return 0;
+    if (rc != 1) return rc;
     errno = 0;
     v = strtod_c(s, &end);
     if (end == s || *end != '\0' || errno != 0 || !isfinite(v)) return 0;
@@ -411,12 +417,23 @@ static int is_number_text(const char *s, double *out)
     return 1;
 }
 
+/* s, a number but for its leading zeros (number_text's -1), without them: "-007.5" "-7.5". */
+static void without_zeros(const char *s, char *buf, size_t len)
+{
+    const char *p = s + (*s == '-');
+
+    while (p[0] == '0' && p[1] >= '0' && p[1] <= '9') p++;
+    snprintf(buf, len, "%s%.80s", *s == '-' ? "-" : "", p);
+}
+
 /* 0 when v is of type t (a string that reads as one counts), -1 when not, -2 for JSON text
- * to convert that holds a NUL, -3 for one nested deeper than cJSON reads; with convert, *repl receives the value to put in its place
+ * to convert that holds a NUL, -3 for one nested deeper than cJSON reads, -4 for a number's
+ * text with a leading zero; with convert, *repl receives the value to put in its place
  * (NULL: keep it). */
 static int check_one(enum cq_arg_type t, const cJSON *v, int convert, cJSON **repl)
 {
-    double d;
+    double d = 0;
+    int rc;
 
     *repl = NULL;
     switch (t) {
@@ -425,13 +442,16 @@ static int check_one(enum cq_arg_type t, const cJSON *v, int convert, cJSON **re
     case CQ_ARG_INTEGER:
         if (cJSON_IsNumber(v))
             return v->valuedouble == floor(v->valuedouble) && fabs(v->valuedouble) < 9e15 ? 0 : -1;
-        if (!cJSON_IsString(v) || !is_integer_text(v->valuestring, &d) || fabs(d) >= 9e15)
-            return -1;
+        if (!cJSON_IsString(v)) return -1;
+        rc = is_integer_text(v->valuestring, &d);
+        if (rc != 1 || fabs(d) >= 9e15) return rc == -1 ? -4 : -1;
         if (convert) *repl = cJSON_CreateNumber(d);
         return 0;
     case CQ_ARG_NUMBER:
         if (cJSON_IsNumber(v)) return 0;
-        if (!cJSON_IsString(v) || !is_number_text(v->valuestring, &d)) return -1;
+        if (!cJSON_IsString(v)) return -1;
+        rc = is_number_text(v->valuestring, &d);
+        if (rc != 1) return rc == -1 ? -4 : -1;
         if (convert) *repl = cJSON_CreateNumber(d);
         return 0;
     case CQ_ARG_DURATION:
@@ -511,6 +531,15 @@ int registry_check_args(const struct cq_function *f, cJSON *args, int convert, c
                     "%s: argument %d (%s) nests arrays or objects deeper than %d levels, which "
                     "cq's JSON reader takes (usage: %s)",
                     f->name, i + 1, a->name, CJSON_NESTING_LIMIT, f->usage);
+            return -1;
+        }
+        if (rc == -4) {
+            char fix[96];
+            without_zeros(v->valuestring, fix, sizeof fix);
+            err_set(err, errlen,
+                    "%s: argument %d (%s): '%.80s' is not %s: JSON's numbers have no leading "
+                    "zero; give %s (a leading 0 does not make it octal) (usage: %s)",
+                    f->name, i + 1, a->name, v->valuestring, type_phrase(a->type), fix, f->usage);
             return -1;
         }
         if (rc != 0) {

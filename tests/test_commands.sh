@@ -166,6 +166,11 @@ printf 'fine=/bin/true\nnul=/bin/true\0junk\n' >"$T/bad.cmds"
 bad_usage "--command-file, a NUL byte in a line" \
     "cworker: --command-file $T/bad.cmds line 2: a NUL byte at column 14 (a spec holds none)" \
     --command-file "$T/bad.cmds"
+# ...and so does a line of blanks up to one: it read as a blank line.
+printf '# fine\n \t\0nul=/bin/true\n' >"$T/bad.cmds"
+bad_usage "--command-file, a NUL byte after blanks" \
+    "cworker: --command-file $T/bad.cmds line 2: a NUL byte at column 3 (a spec holds none)" \
+    --command-file "$T/bad.cmds"
 # A spec is quoted escaped and cut: a newline in it made the error two lines, and a long one
 # cut off the cause (the line ended inside the spec's 5,000 bytes).
 bad_start "a program's name with a newline: one line" \
@@ -185,10 +190,12 @@ check_eq "...which is still queued" queued "$(jfield probe-1)"
 check_eq "...and no worker stayed registered" 0 "$(rcli SCARD cq:workers)"
 
 # ---- --command-file: comments, blank lines, indentation; --list-functions needs no Redis ----
-printf '# the functions of this host\n\n  echo1=/bin/echo\n\t# indented comment\nsum:A:integer B:integer=%s\n' \
+# A NUL byte in a comment is ignored as the rest of it is (it refused the whole file).
+printf '# the functions of this host\n\n  echo1=/bin/echo\n\t# indented comment\n# a NUL\0=/bin/x\nsum:A:integer B:integer=%s\n' \
     "$T/bin/add.sh" >"$T/good.cmds"
-list=$(CQ_REDIS_URL=redis://127.0.0.1:1 "$BIN/cworker" --command-file "$T/good.cmds" --list-functions)
+list=$(CQ_REDIS_URL=redis://127.0.0.1:1 "$BIN/cworker" --command-file "$T/good.cmds" --list-functions 2>"$T/list.err")
 check_eq "--list-functions with a command file: exit 0" 0 "$?"
+check_eq "...and nothing on stderr" "" "$(cat "$T/list.err")"
 lists() { grep -q "$1" <<<"$list"; }
 check "...lists the first spec" lists '^echo1 .*/bin/echo'
 check "...and the second, with its arguments and their types" lists '^sum A:integer B:integer .*add.sh'

@@ -208,16 +208,19 @@ static int add_command_file(const struct cli *cli, cq_worker *w, const char *pat
         lineno++;
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = '\0';
         snprintf(where, sizeof where, "--command-file %s line %ld: ", path, lineno);
-        /* The line would end there, what follows dropped without a word (a=/bin/x\0junk
-         * served a as /bin/x). */
+        while (*p == ' ' || *p == '\t') p++;
+        /* A comment is read no further than its '#', so a NUL byte in it drops nothing: it
+         * is let be, as any other byte there (it refused the whole file). */
+        if (*p == '#') continue;
+        /* Elsewhere the line would end there, what follows dropped without a word
+         * (a=/bin/x\0junk served a as /bin/x; blanks, then \0a=/bin/x, served nothing). */
         nul = memchr(line, '\0', (size_t)len);
         if (nul != NULL) {
             rc = cli_error(cli, "%sa NUL byte at column %zu (a spec holds none)", where,
                            (size_t)(nul - line) + 1);
             break;
         }
-        while (*p == ' ' || *p == '\t') p++;
-        if (*p == '\0' || *p == '#') continue;
+        if (*p == '\0') continue;
         rc = add_one_command(cli, w, p, where);
     }
     /* getline's -1 is also a read error (a directory: EISDIR), which is no empty file. */

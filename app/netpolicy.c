@@ -298,11 +298,12 @@ static int deny_into(struct netpolicy *p, const char *list, const char *source, 
                      size_t errlen)
 {
     char item[ITEM_MAX];
-    int too_long;
+    int too_long, n = 0;
 
     while (next_item(&list, item, sizeof item, &too_long)) {
         struct rule *r;
 
+        n++;
         if (too_long) {
             err_set(err, errlen, "'%s...' is not an address or a network", item);
             return -1;
@@ -325,6 +326,15 @@ static int deny_into(struct netpolicy *p, const char *list, const char *source, 
         if (parse_cidr(item, r, err, errlen) < 0) return -1;
         snprintf(r->why, sizeof r->why, "%.60s %.60s", source, item);
         p->nrules++;
+    }
+    /* "" or ",": meant as "deny nothing" it would keep the defaults, and as a variable that
+     * came out empty it would go unnoticed; refused as an empty --allow-hosts is. */
+    if (n == 0) {
+        err_set(err, errlen,
+                "no network in the list; say 'none' to deny nothing (the defaults too), or "
+                "leave %s out to keep the defaults",
+                source);
+        return -1;
     }
     return 0;
 }

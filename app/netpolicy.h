@@ -53,7 +53,8 @@ void netpolicy_free(struct netpolicy *p);
 /* Add a comma-separated list of networks (see above) to the denied ones. source names where
  * the list came from ("--deny-networks", "$CQ_DENY_NETWORKS"); refusals quote it. Returns
  * 0, or -1 with err saying which item is wrong and how ("'10.0.0.1/8' has host bits set:
- * the network is 10.0.0.0/8"); p is then unchanged. */
+ * the network is 10.0.0.0/8"); p is then unchanged. A list with no item in it ("", ",") is
+ * refused, as by netpolicy_allow_hosts: "none" is the word for denying nothing. */
 int netpolicy_deny(struct netpolicy *p, const char *list, const char *source, char *err,
                    size_t errlen);
 

@@ -208,6 +208,24 @@ static void test_bad_networks(void)
     CHECK(ok(p, "127.0.0.1"));
     CHECK(!ok(p, "192.0.2.1"));
     CHECK(!ok(p, "169.254.169.254"));
+    /* A list with no network in it was taken, adding nothing: meant as "deny nothing", the
+     * defaults stayed without a word. Refused as an empty --allow-hosts is, naming 'none'. */
+    {
+        static const char *const empty[] = {"", ",", " , \t,"};
+        for (size_t i = 0; i < sizeof empty / sizeof empty[0]; i++) {
+            err[0] = '\0';
+            CHECK_EQ(netpolicy_deny(p, empty[i], "--deny-networks", err, sizeof err), -1);
+            CHECK_STREQ(err,
+                        "no network in the list; say 'none' to deny nothing (the defaults "
+                        "too), or leave --deny-networks out to keep the defaults");
+        }
+        CHECK_EQ(netpolicy_deny(p, "", "$CQ_DENY_NETWORKS", err, sizeof err), -1);
+        CHECK_HAS(err, "or leave $CQ_DENY_NETWORKS out to keep the defaults");
+        CHECK(!ok(p, "192.0.2.1")); /* unchanged */
+        CHECK(!ok(p, "169.254.169.254"));
+        CHECK_EQ(netpolicy_deny(p, ",none,", "--deny-networks", err, sizeof err), 0);
+        CHECK(ok(p, "169.254.169.254"));
+    }
     netpolicy_free(p);
 }
 

@@ -85,12 +85,13 @@ static const struct cli_option options[] = {
      "addresses, comma-separated (10.0.0.0/8,fd00::/8,127.0.0.2),\n"
      "'private' (loopback, 10.0.0.0/8, 172.16.0.0/12,\n"
      "192.168.0.0/16, 100.64.0.0/10, fc00::/7 and link-local),\n"
-     "'none' (drops what was listed before it, the defaults too)\n"
-     "or 'default'. Adds to $CQ_DENY_NETWORKS and to the default:\n"
-     "link-local and cloud metadata (169.254.0.0/16, fe80::/10,\n"
-     "fd00:ec2::254/128, 100.100.100.200/32), 0.0.0.0/8, ::/128,\n"
-     "multicast and reserved (224.0.0.0/4, 240.0.0.0/4,\n"
-     "ff00::/8). ::ffff:a.b.c.d counts as a.b.c.d (repeatable)"},
+     "'none' (drops what was listed before it, the defaults too;\n"
+     "an empty LIST is refused) or 'default'. Adds to\n"
+     "$CQ_DENY_NETWORKS and to the default: link-local and cloud\n"
+     "metadata (169.254.0.0/16, fe80::/10, fd00:ec2::254/128,\n"
+     "100.100.100.200/32), 0.0.0.0/8, ::/128, multicast and\n"
+     "reserved (224.0.0.0/4, 240.0.0.0/4, ff00::/8).\n"
+     "::ffff:a.b.c.d counts as a.b.c.d (repeatable)"},
     {"allow-hosts", O_ALLOW_HOSTS, "LIST",
      "download_link fetches only from these hosts, the link's\n"
      "and every redirect's: comma-separated names\n"

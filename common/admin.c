@@ -1609,15 +1609,16 @@ static redisReply *stop_script(struct admin *a, struct rconn_script *s, const ch
 
 /* Whether the worker that runs job id (status started) is gone (admin_cancel says how it is
  * told): 1 gone, with its id in wid and the job's queue in queue; 0 live, or the job is not
- * running (wid ""); -1 when Redis failed. A gone worker's jobs stay in its in-flight lists
- * until a live worker's recovery returns them to their queues. */
+ * running (wid ""); -1 when Redis failed, or refused one of the commands (err set). A gone
+ * worker's jobs stay in its in-flight lists until a live worker's recovery returns them to
+ * their queues. */
 static int job_worker_gone(struct admin *a, const char *id, char *wid, size_t widlen, char *queue,
                            size_t qlen, char *err, size_t errlen)
 {
-    char kj[KEYS_KEY_MAX], key[KEYS_KEY_MAX];
+    char kj[KEYS_KEY_MAX], kl[KEYS_KEY_MAX], kw[KEYS_KEY_MAX], what[2][KEYS_NAME_MAX + 24];
     redisReply *h, *r[2] = {NULL, NULL}, *list = NULL;
     const char *clients;
-    int gone = 0;
+    int gone = 0, i;
 
     wid[0] = queue[0] = '\0';
     if (keys_check_name("job id", id, err, errlen) != 0) return -1;
@@ -1633,10 +1634,22 @@ static int job_worker_gone(struct admin *a, const char *id, char *wid, size_t wi
     str_copy(wid, widlen, elem(h, 1)->str);
     if (elem(h, 2)->type == REDIS_REPLY_STRING) str_copy(queue, qlen, elem(h, 2)->str);
     freeReplyObject(h);
-    if (rconn_appendf(&a->r, "EXISTS %s", keys_worker_lease(&a->k, wid, key, sizeof key)) != 0 ||
-        rconn_appendf(&a->r, "HGET %s clients", keys_worker(&a->k, wid, key, sizeof key)) != 0)
+    if (rconn_appendf(&a->r, "EXISTS %s", keys_worker_lease(&a->k, wid, kl, sizeof kl)) != 0 ||
+        rconn_appendf(&a->r, "HGET %s clients", keys_worker(&a->k, wid, kw, sizeof kw)) != 0)
         return io_error(a, err, errlen);
     if (read_replies(a, r, 2, err, errlen) != 0) return -1;
+    /* An error reply (NOPERM for a user without EXISTS) told nothing: it was read as a lease
+     * that stands, and the worker taken for live without a word. */
+    snprintf(what[0], sizeof what[0], "worker %s's lease", wid);
+    snprintf(what[1], sizeof what[1], "worker %s", wid);
+    for (i = 0; i < 2; i++) {
+        if (is_error(r[i])) {
+            const struct kept k[] = {{what[0], kl, "string"}, {what[1], kw, "hash"}};
+            key_error(a, r[i], &k[i], err, errlen);
+            free_replies(r, 2);
+            return -1;
+        }
+    }
     clients = r[1]->type == REDIS_REPLY_STRING ? r[1]->str : "";
     if (r[0]->type == REDIS_REPLY_INTEGER && r[0]->integer == 0) {
         gone = 1; /* its lease expired, or a live worker found it dead and deleted it */
@@ -1661,7 +1674,8 @@ int admin_cancel(struct admin *a, const char *id, struct admin_cancel *out, char
     redisReply *rep = stop_script(a, &cancel_script, id, err, errlen);
     long long outcome;
     const char *st;
-    char ignored[512];
+    char why[768]; /* a key's error: the worker's id twice, Redis's words, the fix */
+    int gone;
 
     out->was[0] = out->worker[0] = out->queue[0] = '\0';
     if (rep == NULL) return -1;
@@ -1676,12 +1690,20 @@ int admin_cancel(struct admin *a, const char *id, struct admin_cancel *out, char
     freeReplyObject(rep);
     if (outcome == 1) return ADMIN_CANCELED;
     if (outcome != 2) return -1;
-    /* Asked of a running job: a worker that is gone cannot stop it. Redis failing here leaves
-     * the cancel asked, as it is, and the worker taken for live. */
-    if (job_worker_gone(a, id, out->worker, sizeof out->worker, out->queue, sizeof out->queue,
-                        ignored, sizeof ignored) == 1)
-        return ADMIN_CANCEL_ORPHAN;
+    /* Asked of a running job: a worker that is gone cannot stop it. Redis failing here (or
+     * refusing a command) leaves the cancel asked, and says that whether it is heard could
+     * not be told: it was lost, the worker taken for live. */
+    gone = job_worker_gone(a, id, out->worker, sizeof out->worker, out->queue, sizeof out->queue,
+                           why, sizeof why);
+    if (gone == 1) return ADMIN_CANCEL_ORPHAN;
     out->worker[0] = out->queue[0] = '\0';
+    if (gone < 0) {
+        err_set(err, errlen,
+                "job %s: its cancel is asked (it is running), but whether its worker is there to "
+                "stop it could not be told: %s",
+                id, why);
+        return -1;
+    }
     return ADMIN_CANCEL_ASKED;
 }
 

@@ -187,8 +187,10 @@ struct admin_cancel {
  * which its worker watches, and whether that worker is gone is told: its lease expired (or a
  * live worker deleted it), or none of the connections it registered is open any more (its
  * process died; told by CLIENT LIST, which a user without +client|list cannot ask: the
- * worker is then taken for live, as it is when Redis fails at that point). Finished, failed,
- * canceled and unknown jobs are refused. Returns an admin_cancel_outcome, or -1. */
+ * worker is then taken for live). Finished, failed, canceled and unknown jobs are refused.
+ * Returns an admin_cancel_outcome, or -1 (err set); -1 also when the cancel of a running job
+ * was asked but Redis failed, or refused a command, as its worker was looked at: err says
+ * both. */
 int admin_cancel(struct admin *a, const char *id, struct admin_cancel *out, char *err,
                  size_t errlen);
 

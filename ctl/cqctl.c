@@ -899,7 +899,7 @@ static int run_cancel(struct ctl *c, char **args, int n)
     report_init(&r, c);
     for (i = 0; i < n; i++) {
         struct admin_cancel out;
-        char err[512], line[768];
+        char err[1024], line[768]; /* err: a running job's, a cancel asked and a key's error */
         int rc = admin_cancel(&c->a, args[i], &out, err, sizeof err);
         if (rc == ADMIN_CANCELED) {
             snprintf(line, sizeof line, "canceled %s (it was %s)", args[i], out.was);

@@ -493,6 +493,19 @@ check_contains "...warning of the worker whose hash it cannot read, the whole li
     "$out"
 rcli SREM cq:workers "$lw" >/dev/null
 rcli DEL "cq:worker:$lw" >/dev/null
+# The cancel of a running job asks whether its worker is gone: a refusal there was read as a
+# live worker, 'canceling ID: it is running; its worker stops it', exit 0.
+without operator +exists o6
+rcli HSET cq:job:acl-running status started worker "$lw" queue default >/dev/null
+out=$("$BIN/cqctl" -u "$(url o6)" cancel acl-running 2>&1); rc=$?
+check_eq "operator without EXISTS: cqctl cancel of a running job exits 1" 1 "$rc"
+check_eq "...in one line" 1 "$(wc -l <<<"$out")"
+check_contains "...saying the cancel is asked, and what Redis refused" \
+    "cqctl: job acl-running: its cancel is asked (it is running), but whether its worker is there to stop it could not be told: worker $lw's lease: key cq:worker:$lw:lease: redis 127.0.0.1:$RPORT: NOPERM this user has no permissions to run the 'exists' command; this ACL user may not do that: docs/PROTOCOL.md gives the ACL SETUSER line of each role" \
+    "$out"
+check_eq "...and it is asked" 1 "$(rcli SISMEMBER cq:cancel acl-running)"
+rcli DEL cq:job:acl-running >/dev/null
+rcli SREM cq:cancel acl-running >/dev/null
 without worker +multi k1
 out=$("$BIN/cworker" -u "$(url k1)" --burst 2>&1); rc=$?
 check_eq "worker without MULTI: cworker exits 1" 1 "$rc"

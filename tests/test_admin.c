@@ -272,6 +272,75 @@ static void test_requeue_pages(void)
     DO("ACL DELUSER evalonly");
 }
 
+/* Cancel a running job as user: its outcome, and its err in err. */
+static int cancel_as(const char *user, const char *id, struct admin_cancel *out, char *err,
+                     size_t errlen)
+{
+    struct admin a;
+    int rc;
+
+    connect_as(&a, user);
+    err[0] = '\0';
+    rc = admin_cancel(&a, id, out, err, errlen);
+    admin_close(&a);
+    return rc;
+}
+
+/* The cancel of a running job asks whether its worker is gone (HMGET of the job, EXISTS of its
+ * worker's lease, HGET of its connections, CLIENT LIST). Redis refusing one of the first
+ * three was lost or read as a live worker, and the cancel said 'stopping' (exit 0): now it is an error that says the cancel
+ * was asked and why its worker could not be looked at. A user without CLIENT LIST takes the
+ * worker for live, as admin.h says. */
+static void test_cancel_worker_unknown(void)
+{
+    static const struct {
+        const char *user, *rules[6], *line;
+    } refused[] = {
+        {"noexists",
+         {"~*", "-exists"},
+         "job run-1: its cancel is asked (it is running), but whether its worker is there to "
+         "stop it could not be told: worker w-1's lease: key cq:worker:w-1:lease: redis "},
+        /* kept from the workers' keys: EXISTS is refused the lease's */
+        {"nokeys",
+         {"~cq:job:*", "~cq:cancel", "~cq:scheduled", "~cq:failed"},
+         "could not be told: worker w-1's lease: key cq:worker:w-1:lease: redis "},
+        {"nohmget", {"~*", "-hmget"}, "could not be told: cq:job:run-1: redis "},
+    };
+    struct admin_cancel out;
+    char err[1024];
+    size_t i, n;
+
+    DO("HSET cq:job:run-1 status started worker w-1 queue q");
+    DO("SET cq:worker:w-1:lease 1");
+    DO("HSET cq:worker:w-1 clients 1");
+    for (i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        const char *argv[16] = {"ACL", "SETUSER", refused[i].user, "on", ">pw", "&*", "+@all"};
+        int argc = 7;
+        for (n = 0; n < 6 && refused[i].rules[n] != NULL; n++) argv[argc++] = refused[i].rules[n];
+        redisReply *rep = rconn_command(&R, argc, argv, NULL);
+        CHECK(rep != NULL && rep->type == REDIS_REPLY_STATUS && strcmp(rep->str, "OK") == 0);
+        discard(rep);
+        DO("DEL cq:cancel");
+        CHECK_EQ(cancel_as(refused[i].user, "run-1", &out, err, sizeof err), -1);
+        CHECK_HAS(err, refused[i].line);
+        CHECK_HAS(err, "NOPERM");
+        CHECK(strchr(err, '\n') == NULL);
+        CHECK_HAS(err, "; this ACL user may not do that: docs/PROTOCOL.md gives the ACL SETUSER");
+        CHECK_STREQ(out.was, "started");
+        CHECK_EQ(integer_of(rconn_commandf(&R, "SISMEMBER cq:cancel run-1")), 1); /* asked */
+        DO("ACL DELUSER %s", refused[i].user);
+    }
+    /* Without CLIENT LIST: the worker is taken for live, as before. */
+    DO("ACL SETUSER noclient on >pw ~* &* +@all -client|list");
+    CHECK_EQ(cancel_as("noclient", "run-1", &out, err, sizeof err), ADMIN_CANCEL_ASKED);
+    DO("ACL DELUSER noclient");
+    /* Its lease gone: the worker is. */
+    DO("DEL cq:worker:w-1:lease");
+    CHECK_EQ(cancel_as(NULL, "run-1", &out, err, sizeof err), ADMIN_CANCEL_ORPHAN);
+    CHECK_STREQ(out.worker, "w-1");
+    CHECK_STREQ(out.queue, "q");
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -280,5 +349,6 @@ int main(void)
     RUN(test_scripts_by_sha);
     RUN(test_scripts_without_evalsha);
     RUN(test_requeue_pages);
+    RUN(test_cancel_worker_unknown);
     return check_report();
 }

@@ -564,7 +564,8 @@ static cJSON *outcome(const char *id, const char *what, const char *key, const c
 static enum MHD_Result job_action(struct server *s, struct MHD_Connection *c, struct admin *a,
                                   const char *id, const char *action)
 {
-    char err[512], out[KEYS_NAME_MAX + 1];
+    /* A cancel's error names the job, its worker twice and the fix: 1,024 bytes, as cqctl's. */
+    char err[1024], out[KEYS_NAME_MAX + 1];
     cJSON *o = NULL;
     int rc;
 

@@ -4,9 +4,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "audience.h"
@@ -17,7 +20,8 @@
 
 /* The --tls-* option given last (cli_tls), for cli_check_settings; NULL when none was. */
 static const char *tls_given;
-/* errno of the first cli_stdout_push that failed, for cli_stdout_flush's reason. */
+/* errno of the first write to stdout that failed (-1: its reason lost), for every message
+ * about it (cli.h). */
 static int stdout_errno;
 
 /* A closed stdout or stderr would be the next descriptor opened, a Redis connection, whose
@@ -49,6 +53,9 @@ void cli_begin(struct cli *c, const char *prog, const char *version, void (*usag
     size_t i, nl = 0, ns = 0;
     int stdout_closed = std_fds_open();
 
+    /* A reader of stdout that left is a write that fails (EPIPE, cli.h), not a signal that
+     * ends the program: --help | head -1 too, before a command sets up its signals. */
+    signal(SIGPIPE, SIG_IGN);
     /* This is one of cq's commands: libcq's advice names its options (audience.h). */
     cq_private_set_audience(AUDIENCE_COMMANDS);
     memset(c, 0, sizeof *c);
@@ -224,12 +231,12 @@ int cli_next(struct cli *c, int argc, char **argv)
     if (key == 'h' && c->usage != NULL) {
         cli_help_buffer();
         c->usage(stdout);
-        c->status = cli_stdout_flush(c->prog, "the help") == 0 ? 0 : 1;
+        c->status = cli_stdout_flush(c->prog, "the help") < 0 ? 1 : 0;
         return CLI_STOP;
     }
     if (key == 'V') {
         printf("%s %s\n", c->prog, c->version);
-        c->status = cli_stdout_flush(c->prog, "the version") == 0 ? 0 : 1;
+        c->status = cli_stdout_flush(c->prog, "the version") < 0 ? 1 : 0;
         return CLI_STOP;
     }
     return key;
@@ -243,27 +250,45 @@ void cli_help_buffer(void)
     setvbuf(stdout, buf, _IOFBF, sizeof buf);
 }
 
+/* Whether stdout is a pipe or a socket whose reader has left, for a failed write whose errno
+ * is gone: poll says POLLERR (Linux: a pipe without a reader) or POLLHUP there. */
+static int stdout_reader_left(void)
+{
+    struct pollfd p = {STDOUT_FILENO, POLLOUT, 0};
+    struct stat st;
+
+    if (fstat(STDOUT_FILENO, &st) != 0 || !(S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))) return 0;
+    return poll(&p, 1, 0) == 1 && (p.revents & (POLLERR | POLLHUP)) != 0;
+}
+
 int cli_stdout_push(void)
 {
     errno = 0;
-    if (fflush(stdout) == 0) return 0;
-    if (stdout_errno == 0) stdout_errno = errno;
+    if (fflush(stdout) == 0 && !ferror(stdout)) return 0;
+    /* The first failure's reason; where stdio's own write lost it, the reader that left is
+     * still seen, else there is none to give (-1). */
+    if (stdout_errno == 0) stdout_errno = errno != 0 ? errno : stdout_reader_left() ? EPIPE : -1;
     return -1;
+}
+
+int cli_stdout_failure(const char *what, char *buf, size_t len)
+{
+    if (stdout_errno > 0)
+        err_set(buf, len, "writing %s to stdout: %s", what, strerror(stdout_errno));
+    else
+        err_set(buf, len, "writing %s to stdout failed", what);
+    return stdout_errno == EPIPE ? CLI_STDOUT_GONE : -1;
 }
 
 int cli_stdout_flush(const char *prog, const char *what)
 {
-    errno = 0;
-    if (fflush(stdout) == 0 && !ferror(stdout)) return 0;
-    /* Nothing left to write, a push before failed: its reason (a reader that left too). */
-    if (errno == 0) errno = stdout_errno;
-    /* A reader that stopped reading (--help | head -1) wanted no more. */
-    if (errno == EPIPE) return 0;
-    /* A write stdio made earlier failed, its errno gone since: no reason to give. */
-    if (errno == 0)
-        fprintf(stderr, "%s: writing %s to stdout failed\n", prog, what);
-    else
-        fprintf(stderr, "%s: writing %s to stdout: %s\n", prog, what, strerror(errno));
+    static int said;
+    char msg[256];
+
+    if (cli_stdout_push() == 0) return 0;
+    if (cli_stdout_failure(what, msg, sizeof msg) == CLI_STDOUT_GONE) return CLI_STDOUT_GONE;
+    if (!said) fprintf(stderr, "%s: %s\n", prog, msg);
+    said = 1;
     return -1;
 }
 

@@ -107,14 +107,27 @@ const char *cli_first_operand(struct cli *c, int argc, char **argv);
 #define CLI_STOP (-2)
 int cli_next(struct cli *c, int argc, char **argv);
 
-/* Flush stdout: 0 when what was written there is out (or its reader left: EPIPE), else -1
- * after "PROG: writing WHAT to stdout: <the system's reason>" on stderr (a full disk,
- * /dev/full), so that output that was lost is a failure, not an exit status of 0. -h and -V
- * check theirs here: cli_next's c->status is then 1. */
+/* stdout, the same in every command. A write there that failed means one thing everywhere:
+ *   - its reader left (EPIPE: | head -1): nothing is said. The output was not delivered
+ *     whole, so a command whose output is its result (ids, a listing, JSON, the outcomes, the
+ *     links) exits 1; --help and --version exit 0 (text, not a result).
+ *   - any other error (a full disk, /dev/full: ENOSPC; EIO): one line on stderr,
+ *     "PROG: writing WHAT to stdout: REASON", and exit 1.
+ * REASON is that of the first write that failed: a flush after it, or after a write stdio
+ * made on its own, no longer has it.
+ *
+ * cli_stdout_flush flushes stdout and says so: 0 when everything written there is out,
+ * CLI_STDOUT_GONE when its reader left, -1 after the line on stderr (said once, however many
+ * flushes fail after). -h and -V check theirs here: cli_next's c->status is then 1 for -1. */
+#define CLI_STDOUT_GONE 1
 int cli_stdout_flush(const char *prog, const char *what);
-/* Flush stdout as a line is written (a stream's, through a pipe): 0, or -1, its reason kept
- * for the cli_stdout_flush at the end, which says it (the reason stdio had is gone by then). */
+/* Flush stdout as a line is written (a stream's, through a pipe): 0, or -1 with the reason
+ * kept for the cli_stdout_flush at the end. */
 int cli_stdout_push(void);
+/* After a push that failed, for a caller that says more than the failure in its line (which
+ * jobs went in): "writing WHAT to stdout: REASON" into buf; returns CLI_STDOUT_GONE when the
+ * reader left, else -1. */
+int cli_stdout_failure(const char *what, char *buf, size_t len);
 /* Before a --help that nothing was written before: the whole text goes out in one write at
  * the flush, so that where it fails, cli_stdout_flush has the system's reason (a write stdio
  * made on its own while printing leaves none behind). */

@@ -337,7 +337,7 @@ static int info_once(struct ctl *c, int workers_only, int clear)
 
     if (admin_info_read(&c->a, &in, err, sizeof err) != 0) {
         if (clear) fputs("\033[H\033[2J", stdout);
-        fflush(stdout);
+        cli_stdout_push(); /* before the error, and its reason for the flush at the exit */
         fprintf(stderr, "cqctl: %s\n", err);
         return 1;
     }
@@ -366,21 +366,6 @@ static int info_once(struct ctl *c, int workers_only, int clear)
     return 0;
 }
 
-/* A reader that left (| head): no error to report at the exit. */
-static int reader_gone;
-/* Why stdout could not be written (errno), for the message at the exit. */
-static int out_errno;
-
-/* Flush stdout: 0, or -1 when it cannot be written. */
-static int flush_out(void)
-{
-    errno = 0;
-    if (fflush(stdout) == 0 && !ferror(stdout)) return 0;
-    if (errno == EPIPE) reader_gone = 1;
-    if (out_errno == 0) out_errno = errno != 0 ? errno : EIO;
-    return -1;
-}
-
 static int run_info(struct ctl *c, char **args, int n)
 {
     int first = 1;
@@ -394,7 +379,7 @@ static int run_info(struct ctl *c, char **args, int n)
         long long until = time_mono_ms() + (long long)(c->interval * 1000.0);
         if (!first && !c->tty && !c->json) putchar('\n');
         info_once(c, 0, c->tty && !c->json);
-        if (flush_out() != 0) break; /* nobody reads it any more */
+        if (cli_stdout_push() != 0) break; /* nobody reads it any more (main says why) */
         first = 0;
         while (!stop_requested(&stopping) && time_mono_ms() < until) sleep_ms(50);
     }
@@ -1451,7 +1436,7 @@ int main(int argc, char **argv)
     if (optind >= argc && help) {
         cli_help_buffer();
         usage(stdout);
-        return cli_stdout_flush("cqctl", "the help") == 0 ? 0 : 1;
+        return cli_stdout_flush("cqctl", "the help") < 0 ? 1 : 0;
     }
     if (optind >= argc) return cli_error(&cli, "give a command");
     cmd = find_command(argv[optind]);
@@ -1459,7 +1444,7 @@ int main(int argc, char **argv)
     if (help) {
         cli_help_buffer();
         command_usage(stdout, cmd);
-        return cli_stdout_flush("cqctl", "the help") == 0 ? 0 : 1;
+        return cli_stdout_flush("cqctl", "the help") < 0 ? 1 : 0;
     }
     /* cli.command is cmd's name (parse_options): these point to its --help. */
     for (i = 0; i < nseen; i++)
@@ -1488,10 +1473,7 @@ int main(int argc, char **argv)
     }
     rc = cmd->run(&c, argv + optind + 1, n);
     admin_close(&c.a);
-    if (flush_out() != 0) {
-        if (rc == 0 && !reader_gone)
-            fprintf(stderr, "cqctl: writing the output to stdout: %s\n", strerror(out_errno));
-        return rc ? rc : 1;
-    }
+    /* The output is the command's result: one not written whole is exit 1 (cli.h). */
+    if (cli_stdout_flush("cqctl", "the output") != 0) return rc ? rc : 1;
     return rc;
 }

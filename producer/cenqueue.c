@@ -296,13 +296,13 @@ static void free_kept(struct opts *o)
 
 /* The ids on stdout are the caller's only handle on the jobs: a write there that failed (a
  * full disk, /dev/full, a reader that left) fails the run rather than exit 0 with them lost.
- * 0, or -1 with err. */
+ * 0, or -1 with err ("writing the job ids to stdout: REASON", cli.h). Unlike cli.h's rule, a
+ * reader that left is told of too: the caller's line says which jobs went in without their
+ * ids, and that the rest of the input did not, which silence would hide. */
 static int ids_written(char *err, size_t errlen)
 {
-    errno = 0;
-    if (fflush(stdout) == 0 && !ferror(stdout)) return 0;
-    err_set(err, errlen, "writing the job ids to stdout%s%s", errno != 0 ? ": " : " failed",
-            errno != 0 ? strerror(errno) : "");
+    if (cli_stdout_push() == 0) return 0;
+    cli_stdout_failure("the job ids", err, errlen);
     return -1;
 }
 

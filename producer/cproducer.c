@@ -679,7 +679,7 @@ static int run_local(const struct config *c, const struct logger *lg,
     printf("downloaded %zu, failed %zu, %lld bytes", sum.downloaded, sum.failed, sum.bytes);
     if (sum.not_started) printf(", %zu not started", sum.not_started);
     printf("\n");
-    fflush(stdout);
+    cli_stdout_push(); /* its reason, for the flush at the end */
     if (sum.not_started)
         fprintf(stderr, PROG ": interrupted with %zu links not started\n", sum.not_started);
     return sum.failed || sum.not_started ? EXIT_RUNTIME : EXIT_OK;
@@ -769,13 +769,10 @@ int main(int argc, char **argv)
     if (cli_stdout_flush(PROG, "the result") != 0) goto out;
     rc = c.wait ? wait_jobs(&c, lg, cl, ids, links.n, t_start) : EXIT_OK;
 out:
-    /* stdout carries only the result (the links, "enqueued N jobs", the summary): one that
-     * could not be written (a full disk) fails the run, said with the reason, where the
-     * enqueue's line was lost with exit 0 and --dry-run's failed without a word. A reader
-     * that left (| head: EPIPE) is not told of, but the run still did not deliver it all:
-     * exit 1, as cqctl's. */
-    if (rc == EXIT_OK &&
-        (cli_stdout_flush(PROG, c.dry_run ? "the links" : "the result") != 0 || ferror(stdout)))
+    /* stdout carries only the result (the links, "enqueued N jobs", the summary): one not
+     * written whole fails the run, as cli.h says for every command (a full disk said with
+     * its reason, a reader that left not told of), also after a run that failed otherwise. */
+    if (cli_stdout_flush(PROG, c.dry_run ? "the links" : "the result") != 0 && rc == EXIT_OK)
         rc = EXIT_RUNTIME;
     free(ids);
     gallery_links_free(&links);

@@ -22,6 +22,13 @@ run() {
     ERR=$(<"$T/err")
 }
 
+# no_reader CMD ARGS...: CMD with stdout a pipe whose reader has left before it starts, so
+# that every write there fails with EPIPE (| head -1 after the first line, without its race).
+no_reader() {
+    perl -e 'pipe(my $r, my $w) or die; close $r; open(STDOUT, ">&", $w) or die; close $w;
+             exec @ARGV or die "exec $ARGV[0]: $!\n"' -- "$@"
+}
+
 # usage_error NAME EXPECTED_FIRST_LINE PROG ARGS...: exit 2, nothing on stdout, and exactly
 # the line and the pointer to --help on stderr: PROG's, or for cqctl with a command, that
 # command's (cqctl_usage_error NAME LINE COMMAND ARGS..., ARGS all of cqctl's).
@@ -59,7 +66,15 @@ for p in "${PROGS[@]}"; do
     "$BIN/$p" --version >/dev/full 2>"$T/err"
     check_eq "$p --version to a full disk: exit 1, saying so" \
         "1 $p: writing the version to stdout: No space left on device" "$? $(<"$T/err")"
+    # A reader that left: text, not a result, so exit 0 and nothing said (cproducer and
+    # cworker were killed by SIGPIPE, 141, before they set up their signals).
+    no_reader "$BIN/$p" --help 2>"$T/err"
+    check_eq "$p --help, its reader gone: exit 0, nothing said" "0 " "$? $(<"$T/err")"
+    no_reader "$BIN/$p" --version 2>"$T/err"
+    check_eq "$p --version, its reader gone: exit 0, nothing said" "0 " "$? $(<"$T/err")"
 done
+no_reader "$BIN/cqctl" jobs --help 2>"$T/err"
+check_eq "cqctl jobs --help, its reader gone: exit 0, nothing said" "0 " "$? $(<"$T/err")"
 "$BIN/cqctl" jobs --help >/dev/full 2>"$T/err"
 check_eq "cqctl jobs --help to a full disk: exit 1, saying so" \
     "1 cqctl: writing the help to stdout: No space left on device" "$? $(<"$T/err")"
@@ -829,5 +844,35 @@ check_contains "... with the system's reason" \
 check_eq "cenqueue --wait, a reader that left: no word of the write" "" \
     "$(grep -F 'writing the' "$T/err")"
 rcli DEL cq:queue:full >/dev/null
+
+echo "# a reader that left (EPIPE): nothing said of the write, exit 1 where the output is the result"
+# The listings were exit 0 (cworker's killed by SIGPIPE, 141), as if delivered.
+no_reader "$BIN/cenqueue" --list-functions 2>"$T/err"
+check_eq "cenqueue --list-functions, its reader gone: exit 1, nothing said" "1 " \
+    "$? $(<"$T/err")"
+no_reader "$BIN/cworker" --list-functions 2>"$T/err"
+check_eq "cworker --list-functions, its reader gone: exit 1, nothing said" "1 " \
+    "$? $(<"$T/err")"
+# The ids are the one output whose loss outlives the run: the line says that the job is in
+# without its id, as for a full disk (cli.h's silence would hide it).
+rcli DEL cq:queue:gone >/dev/null
+no_reader "$BIN/cenqueue" -q gone noop 2>"$T/err"
+check_eq "cenqueue, its reader gone: exit 1, the job said to be in" \
+    "1 cenqueue: writing the job ids to stdout: Broken pipe (the job was enqueued: cqctl jobs gone lists it)" \
+    "$? $(grep -v 'warning:' "$T/err")"
+printf 'noop\nnoop\n' | no_reader "$BIN/cenqueue" -q gone --stdin 2>"$T/err"
+check_eq "cenqueue --stdin, its reader gone: exit 1, what went in said" \
+    "1 cenqueue: writing the job ids to stdout: Broken pipe (every job of the input was enqueued, 2 in all, their ids not all printed)" \
+    "$? $(grep -v 'warning:' "$T/err")"
+check_eq "... as they are" 3 "$(rcli LLEN cq:queue:gone)"
+rcli DEL cq:queue:gone >/dev/null
+# --wait whose jobs all finished was exit 0 with their outcomes lost.
+no_reader "$BIN/cenqueue" -q gone --wait --wait-timeout 20 noop 2>"$T/err" &
+EP=$!
+check "... its job in" wait_for 10 llen_is gone 1
+timeout 20 "$BIN/cworker" --burst gone >/dev/null 2>&1
+wait "$EP"
+check_eq "cenqueue --wait, its reader gone, the job finished: exit 1, nothing said" \
+    "1 " "$? $(grep -v 'warning:' "$T/err")"
 
 finish

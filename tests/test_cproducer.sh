@@ -23,6 +23,12 @@ prod() {
     OUT=$(<"$T/out")
     ERR=$(<"$T/err")
 }
+# no_reader CMD ARGS...: CMD with stdout a pipe whose reader has left before it starts, so
+# that every write there fails with EPIPE (| head -1 after the first line, without its race).
+no_reader() {
+    perl -e 'pipe(my $r, my $w) or die; close $r; open(STDOUT, ">&", $w) or die; close $w;
+             exec @ARGV or die "exec $ARGV[0]: $!\n"' -- "$@"
+}
 lines() { if [ -z "$1" ]; then echo 0; else printf '%s\n' "$1" | wc -l; fi; }
 
 # check_jobs NAME KEY COUNT DIR LINKFILE: the list KEY holds COUNT records, each a
@@ -156,6 +162,20 @@ check_eq "a run to a full disk: exit 1" 1 "$?"
 check_contains "...saying so" "cproducer: writing the result to stdout: No space left on device" \
     "$(<"$T/err")"
 check_eq "...its jobs enqueued all the same" 16 "$(rcli LLEN cq:queue:full)"
+rcli DEL cq:queue:full >/dev/null && rcli SREM cq:queues full >/dev/null
+# A reader that left (cli.h, every command): not told of, exit 1. The enqueue's line said
+# 'writing the result to stdout failed' of it, and --wait went on after it.
+IMGUR_CLIENT_ID=test-client no_reader "$CP" --api-url "$API" --dry-run 2>"$T/err"
+check_eq "dry run, its reader gone: exit 1, nothing said" "1 " "$? $(<"$T/err")"
+IMGUR_CLIENT_ID=test-client no_reader "$CP" --api-url "$API" -q full 2>"$T/err"
+check_eq "a run, its reader gone: exit 1, nothing said of the write" "1 " \
+    "$? $(grep -v 'warning:' "$T/err")"
+check_eq "...its jobs enqueued all the same" 16 "$(rcli LLEN cq:queue:full)"
+rcli DEL cq:queue:full >/dev/null
+IMGUR_CLIENT_ID=test-client no_reader "$CP" --api-url "$API" -q full --wait \
+    --wait-timeout 5 2>"$T/err"
+check_eq "--wait, its reader gone before the enqueue's line: exit 1 at once, no wait" "1 " \
+    "$? $(grep -v 'warning:' "$T/err")"
 rcli DEL cq:queue:full >/dev/null && rcli SREM cq:queues full >/dev/null
 
 echo "# pages and duplicates"

@@ -32,6 +32,12 @@ CMDS=(--command "flaky=$T/bin/flaky.sh" --command "bad=$T/bin/bad.sh"
       --command "mark=$T/bin/mark.sh")
 
 ctl() { "$BIN/cqctl" "$@"; }
+# no_reader CMD ARGS...: CMD with stdout a pipe whose reader has left before it starts, so
+# that every write there fails with EPIPE (| head -1 after the first line, without its race).
+no_reader() {
+    perl -e 'pipe(my $r, my $w) or die; close $r; open(STDOUT, ">&", $w) or die; close $w;
+             exec @ARGV or die "exec $ARGV[0]: $!\n"' -- "$@"
+}
 enq() { "$BIN/cenqueue" --no-check "$@"; }
 # is_json CMD [ARG...]: CMD prints one JSON document.
 is_json() { "$@" | "$PY" -c 'import json, sys; json.load(sys.stdin)'; }
@@ -584,6 +590,25 @@ ctl info >/dev/full 2>"$T/full.err"
 check_eq "info to a full disk: exit 1" 1 "$?"
 check_eq "...saying so, with the system's reason (it said only 'writing the output failed')" \
     "cqctl: writing the output to stdout: No space left on device" "$(cat "$T/full.err")"
+# The rule of every command (cli.h): a reader that left is not told of, and the output, the
+# command's result, not delivered whole is exit 1; a full disk is said also after a command
+# that failed otherwise (cancel of two ids, one refused: it said only the refusal).
+no_reader "$BIN/cqctl" info 2>"$T/gone.err"
+check_eq "info, its reader gone: exit 1, nothing said" "1 " "$? $(cat "$T/gone.err")"
+no_reader "$BIN/cqctl" --json info 2>"$T/gone.err"
+check_eq "info --json, its reader gone: exit 1, nothing said" "1 " "$? $(cat "$T/gone.err")"
+fullid=$(enq -q fullq noop 2>/dev/null)
+ctl cancel "$fullid" nosuch >/dev/full 2>"$T/full.err"
+check_eq "cancel of a job and a refused one to a full disk: exit 1" 1 "$?"
+check_eq "...saying both, the write last" \
+    "cqctl: job nosuch: no status (never enqueued, or its status expired: after the worker's --result-ttl when it finished, --failure-ttl when it failed)
+cqctl: writing the output to stdout: No space left on device" "$(cat "$T/full.err")"
+check_eq "...the job canceled all the same" canceled "$(rcli HGET "cq:job:$fullid" status)"
+no_reader "$BIN/cqctl" cancel nosuch2 2>"$T/gone.err"
+check_eq "cancel refused, its reader gone: exit 1, the refusal alone" \
+    "1 cqctl: job nosuch2: no status (never enqueued, or its status expired: after the worker's --result-ttl when it finished, --failure-ttl when it failed)" \
+    "$? $(cat "$T/gone.err")"
+rcli DEL cq:queue:fullq "cq:job:$fullid" >/dev/null && rcli SREM cq:queues fullq >/dev/null
 
 # ---- a worker gone with no live one left: nothing returns its jobs, and info shows them ----
 # (before: IN FLIGHT 0, the jobs nowhere to see, and "gone (its jobs return to their queues)")

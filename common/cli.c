@@ -14,11 +14,14 @@
 
 #include "audience.h"
 #include "cq/cq.h"
+#include "rconn.h"
 #include "util.h"
 
 #define HELP_COLUMN 27 /* where the help text starts */
 
-/* The --tls-* option given last (cli_tls), for cli_check_settings; NULL when none was. */
+/* The --tls-* option given last (cli_tls), for cli_check_settings; NULL when none was. Not
+ * in struct cli: cenqueue checks the settings where its struct cli (parse_options') is gone,
+ * and what cli_tls records is the process's as the variable it sets is. */
 static const char *tls_given;
 /* errno of the first write to stdout that failed (-1: its reason lost), for every message
  * about it (cli.h). */
@@ -124,7 +127,7 @@ int cli_check_settings(const char *url, const char *prefix, char *err, size_t er
     }
     if (url != NULL && *url == '\0') {
         err_set(err, errlen,
-                "--url: empty; leave it out for $CQ_REDIS_URL, else redis://127.0.0.1:6379");
+                "--url: empty; leave it out for $CQ_REDIS_URL, else " RCONN_DEFAULT_URL);
         return -1;
     }
     if (cq_prefix_check(prefix, err, errlen) != 0) { /* in cq_client_new's order */
@@ -144,8 +147,8 @@ int cli_check_settings(const char *url, const char *prefix, char *err, size_t er
             u = env;
             from = "$CQ_REDIS_URL";
         } else if (u == NULL) {
-            u = "redis://127.0.0.1:6379";
-            from = "the default, redis://127.0.0.1:6379";
+            u = RCONN_DEFAULT_URL;
+            from = "the default, " RCONN_DEFAULT_URL;
         }
         if (strncmp(u, "rediss://", 9) != 0) {
             err_set(err, errlen,

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "rconn.h" /* RCONN_DEFAULT_URL, in CLI_URL's help */
+
 struct cli_option {
     const char *name; /* the long name without "--"; NULL: a heading, help is its text */
     int key;          /* the short letter, or a number >= 256 for a long-only option */
@@ -16,17 +18,17 @@ struct cli_option {
     const char *help; /* the help, lines separated by '\n' */
 };
 
-#define CLI_URL                                                             \
-    {                                                                       \
-        "url", 'u', "URL",                                                  \
-            "Redis URL: redis://[[user]:pass@]host[:port][/db],\n"          \
-            "rediss://... (TLS), unix://[[user]:pass@]/path.sock[?db=N],\n" \
-            "or "                                                           \
-            "redis+sentinel://[[user]:pass@]host[:port][,host[:port]...]\n" \
-            "/MASTER[/db] (default: $CQ_REDIS_URL, else\n"                  \
-            "redis://127.0.0.1:6379); ?replicas=N after a TCP one:\n"       \
-            "cenqueue's and cproducer's enqueues and cworker's outcomes\n"  \
-            "wait up to 1 s for N replicas (cqctl's writes do not)"         \
+#define CLI_URL                                                              \
+    {                                                                        \
+        "url", 'u', "URL",                                                   \
+            "Redis URL: redis://[[user]:pass@]host[:port][/db],\n"           \
+            "rediss://... (TLS), unix://[[user]:pass@]/path.sock[?db=N],\n"  \
+            "or "                                                            \
+            "redis+sentinel://[[user]:pass@]host[:port][,host[:port]...]\n"  \
+            "/MASTER[/db] (default: $CQ_REDIS_URL, else\n" RCONN_DEFAULT_URL \
+            "); ?replicas=N after a TCP one:\n"                              \
+            "cenqueue's and cproducer's enqueues and cworker's outcomes\n"   \
+            "wait up to 1 s for N replicas (cqctl's writes do not)"          \
     }
 /* rediss:// files: every command takes them, and hands them to libcq through the
  * environment (cli_tls), where rconn reads them. */

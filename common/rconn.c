@@ -320,7 +320,7 @@ const char *rconn_default_url(const char *given)
     if (given != NULL && *given != '\0') return given;
     env = getenv("CQ_REDIS_URL");
     if (env != NULL && *env != '\0') return env;
-    return "redis://127.0.0.1:6379";
+    return RCONN_DEFAULT_URL;
 }
 
 int rconn_parse_default_url(const char *given, struct rconn_url *out, char *err, size_t errlen)

@@ -107,7 +107,10 @@ void rconn_error(const struct rconn *r, const char *context, const char *msg, ch
 /* Parse url into out. Returns 0/-1 with err naming the URL and what is wrong with it. */
 int rconn_parse_url(const char *url, struct rconn_url *out, char *err, size_t errlen);
 
-/* Where to connect: the URL given, else $CQ_REDIS_URL, else redis://127.0.0.1:6379. */
+/* The URL when none is given and $CQ_REDIS_URL is not set; the one place it is written
+ * (cli.c's checks and every --help say it from here). */
+#define RCONN_DEFAULT_URL "redis://127.0.0.1:6379"
+/* Where to connect: the URL given, else $CQ_REDIS_URL, else RCONN_DEFAULT_URL. */
 const char *rconn_default_url(const char *given);
 
 /* rconn_parse_url of rconn_default_url(given); an error from $CQ_REDIS_URL names the

@@ -229,7 +229,10 @@ static void json_print(cJSON *o)
 /* ---- info and workers --------------------------------------------------------------- */
 
 /* A copy of s with its control bytes as '?', for a field of Redis's in a table: a host name
- * written by hand with a newline in it broke the table's line. The caller frees it. */
+ * written by hand with a newline in it broke the table's line. Not util.c's str_shown, with
+ * which an error line quotes: that writes a control byte as two or four bytes (\n, \x1b)
+ * and cuts after 64 bytes, where a table cell keeps one column a byte (its width is measured
+ * on s) and every byte of a worker's id. The rule is put_cut's. The caller frees it. */
 static char *one_line(const char *s)
 {
     char *d = xstrdup(s), *p;

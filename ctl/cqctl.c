@@ -6,7 +6,8 @@
  * Options and output only: what each command reads or changes in Redis is common/admin.c.
  * Every command prints text for people, or with --json one JSON document for programs.
  * Exit status: 0 done, 1 Redis failed, a key of cq's has another type, or a job or a queue
- * was refused (one line on stderr each), 2 a usage error.
+ * was refused (one line on stderr each), or the output was not all written (cli.h), 2 a
+ * usage error.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -1291,9 +1292,10 @@ static int own_option(const struct command *cmd, int key)
     return 0;
 }
 
-#define EXIT_STATUS                                                                         \
-    "Exit status: 0 when done; 1 when Redis failed, a key of cq's has another type, or a\n" \
-    "job or a queue was refused (each named on stderr); 2 for a usage error.\n"
+#define EXIT_STATUS                                                                           \
+    "Exit status: 0 when done; 1 when Redis failed, a key of cq's has another type, a job\n"  \
+    "or a queue was refused (each named on stderr), or the output could not all be written\n" \
+    "to stdout (a full disk, or its reader left: | head); 2 for a usage error.\n"
 
 static void usage(FILE *f)
 {

@@ -133,9 +133,9 @@ static void usage(FILE *f)
         "Exit status: 0 when every job was enqueued (with --wait: and every one finished); 1 when\n"
         "Redis failed (the ids printed are those of the jobs that were enqueued; jobs go in\n"
         "transactions of 1,000), when the --id is refused (see --id), when the ids could not\n"
-        "be written to stdout (a full disk: no job goes in after that), or with --wait when a\n"
-        "job failed or was canceled, the timeout passed first (stderr says how many did not\n"
-        "end), or it was interrupted;\n"
+        "be written to stdout (a full disk, or its reader left: no job goes in after that), or\n"
+        "with --wait when a job failed or was canceled, the timeout passed first (stderr says\n"
+        "how many did not end), it was interrupted, or the outcomes could not all be written;\n"
         "2 for a usage error, or a job the check refuses, or one no worker could read (over\n"
         "1 MiB, or not UTF-8), checked or not (with --stdin, the lines before it are enqueued,\n"
         "nothing from it on).\n");

@@ -36,8 +36,8 @@
  *     --wait (the transfers running finish, the rest are counted "not started").
  *
  * Exit status: 0 success; 1 runtime error (API, Redis), interrupted, with --wait a job
- * failed or did not end in time, or with --mode a link failed; 2 usage error or
- * IMGUR_CLIENT_ID missing.
+ * failed or did not end in time, with --mode a link failed, or the result not all written
+ * to stdout (cli.h); 2 usage error or IMGUR_CLIENT_ID missing.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -214,9 +214,10 @@ static void usage(FILE *f)
         "  CQ_PREFIX                default for --prefix\n"
         "\n"
         "Exit status: 0 when done; 1 for a runtime error (Imgur API, Redis), when interrupted,\n"
-        "with --wait when a job failed or was canceled or did not end before --wait-timeout, or\n"
-        "with --mode when a link failed; 2 for a usage error, or when IMGUR_CLIENT_ID is not\n"
-        "set.\n");
+        "with --wait when a job failed or was canceled or did not end before --wait-timeout,\n"
+        "with --mode when a link failed, or when the result could not all be written to stdout\n"
+        "(a full disk, or its reader left: | head); 2 for a usage error, or when\n"
+        "IMGUR_CLIENT_ID is not set.\n");
 }
 
 static struct cli cli; /* the command line, for usage errors (cli_error) */

@@ -70,6 +70,32 @@ static void on_interrupt(int sig)
     _exit(1);
 }
 
+/* A copy of s (free it) with each byte that is no part of a UTF-8 character as U+FFFD: cJSON
+ * copies bytes as they are, and a JSON line with a command's Latin-1 stderr in it is refused
+ * whole by a reader in another language. NULL for NULL. */
+static char *utf8_copy(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    char *out, *o;
+    size_t k;
+
+    if (s == NULL) return NULL;
+    o = out = xmalloc(3 * strlen(s) + 1);
+    while (*p) {
+        k = *p < 0x80 ? 1 : utf8_char(p, strnlen((const char *)p, 4));
+        if (k == 0) {
+            o = put(o, "\xef\xbf\xbd");
+            p++;
+        } else {
+            memcpy(o, p, k);
+            o += k;
+            p += k;
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
 /* A job's line: "ID STATE TEXT" (TEXT on one line: a hand-written hash may hold newlines), or
  * its JSON object; text NULL for none. */
 static void print_line(const struct jobwait *jw, size_t i, const char *state, const char *key,
@@ -77,7 +103,9 @@ static void print_line(const struct jobwait *jw, size_t i, const char *state, co
 {
     if (jw->json) {
         cJSON *o = xcheck(cJSON_CreateObject(), "a JSON line"), *v = NULL;
-        char *s;
+        char *s, *utf8_text = utf8_copy(text);
+
+        text = utf8_text;
         cJSON_AddStringToObject(o, "id", jw->ids[i]);
         if (state != NULL) cJSON_AddStringToObject(o, "state", state);
         /* result_json as the JSON it is; text that does not parse stays a string */
@@ -89,6 +117,7 @@ static void print_line(const struct jobwait *jw, size_t i, const char *state, co
         s = xcheck(cJSON_PrintUnformatted(o), "a JSON line");
         puts(s);
         free(s);
+        free(utf8_text);
         cJSON_Delete(o);
         return;
     }

@@ -241,6 +241,19 @@ check_contains "...the id without a status named, not waited for" \
     "cqctl: job cw-nosuch: no status (never enqueued" "$(cat "$T/err")"
 check_contains "...the one that did not end" "1 of 3 jobs did not end within 0.3s (1 queued)" \
     "$(cat "$T/err")"
+# A result and an error that are not UTF-8 (a command's stderr, a hand-written hash): each
+# JSON line parses all the same, those bytes as U+FFFD (they went out raw: no reader took it).
+rcli HSET cq:job:cw-4 status finished result $'a\xffb' >/dev/null
+rcli HSET cq:job:cw-5 status failed error $'e\xc3' >/dev/null
+rcli HSET cq:job:cw-6 status finished result_json $'{"s":"\xff"}' >/dev/null
+"$BIN/cqctl" --json wait cw-4 cw-5 cw-6 >"$T/out" 2>"$T/err"; rc=$?
+check_eq "cqctl --json wait, not UTF-8: exit 1 (one failed)" 1 "$rc"
+check_eq "...each line JSON, the bytes that are no UTF-8 as U+FFFD" \
+    "$(printf '%s\n' '{"id": "cw-4", "state": "finished", "result": "a\ufffdb"}' \
+        '{"id": "cw-5", "state": "failed", "error": "e\ufffd"}' \
+        '{"id": "cw-6", "state": "finished", "result_json": {"s": "\ufffd"}}')" \
+    "$("$PY" -c 'import json, sys
+for l in sys.stdin.buffer: print(json.dumps(json.loads(l.decode("utf-8"))))' <"$T/out" 2>&1)"
 "$BIN/cqctl" wait cw-2 >/dev/null 2>&1; rc=$?
 check_eq "cqctl wait of one finished job: exit 0" 0 "$rc"
 "$BIN/cqctl" wait cw-nosuch >/dev/null 2>&1; rc=$?

@@ -645,11 +645,11 @@ static int run_job(struct ctl *c, char **args, int n)
 /* ---- wait --------------------------------------------------------------------------- */
 
 /* The ids of wait's arguments, or of stdin's lines for "-" (blank ones skipped): each checked
- * (a usage error, 2, else 0 with *ids, *n). */
+ * (a usage error, 2, naming stdin's line; else 0 with *ids, *n). */
 static int wait_ids(char **args, int nargs, char ***ids, size_t *n)
 {
-    size_t cap = 0;
-    char *line = NULL;
+    size_t cap = 0, lineno = 0;
+    char *line = NULL, err[512];
     size_t linecap = 0;
     ssize_t len;
     int i;
@@ -664,11 +664,21 @@ static int wait_ids(char **args, int nargs, char ***ids, size_t *n)
             continue;
         }
         while ((len = getline(&line, &linecap, stdin)) >= 0) {
+            lineno++;
             while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = '\0';
             if (len == 0) continue;
-            if (check_name("job id", line) != 0) {
+            /* A NUL ends the string early: "a\0b" would be job a. */
+            if (strlen(line) != (size_t)len) {
+                char shown[STR_SHOWN_LEN];
+                err_set(err, sizeof err,
+                        "job id '%s' followed by a NUL byte: use 1-%d characters of A-Z a-z "
+                        "0-9 _ . @ -",
+                        str_shown(line, shown, sizeof shown), KEYS_NAME_MAX);
+            }
+            if (strlen(line) != (size_t)len ||
+                keys_check_name("job id", line, err, sizeof err) != 0) {
                 free(line);
-                return 2;
+                return cli_error(&cli, "stdin line %zu: %s", lineno, err);
             }
             if (*n == cap) *ids = xrealloc(*ids, (cap = cap ? 2 * cap : 64) * sizeof **ids);
             (*ids)[(*n)++] = xstrdup(line);

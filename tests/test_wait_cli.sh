@@ -261,6 +261,19 @@ check_eq "cqctl wait of an id without a status: exit 1" 1 "$rc"
 "$BIN/cqctl" wait 'no such' >/dev/null 2>"$T/err"; rc=$?
 check_eq "cqctl wait of a bad id: exit 2" 2 "$rc"
 check_contains "...says why" "job id 'no such'" "$(cat "$T/err")"
+# Stdin's ids are checked as arguments are, a refusal naming its line (a NUL byte ended the id:
+# "cw-2\0x" was job cw-2, waited for); CRLF line ends are taken.
+printf 'cw-2\r\n\ncw-2\0x\n' | "$BIN/cqctl" wait - >"$T/out" 2>"$T/err"; rc=$?
+check_eq "cqctl wait - of a line with a NUL byte: exit 2" 2 "$rc"
+check_eq "...nothing waited for" "" "$(cat "$T/out")"
+check_contains "...naming the line and the byte" \
+    "cqctl: stdin line 3: job id 'cw-2' followed by a NUL byte" "$(cat "$T/err")"
+printf 'cw-2\nno such\n' | "$BIN/cqctl" wait - >/dev/null 2>"$T/err"; rc=$?
+check_eq "cqctl wait - of a bad id: exit 2" 2 "$rc"
+check_contains "...naming the line" "cqctl: stdin line 2: job id 'no such'" "$(cat "$T/err")"
+out=$(printf 'cw-2\r\n' | "$BIN/cqctl" wait - 2>/dev/null); rc=$?
+check_eq "cqctl wait - of a CRLF line: exit 0" 0 "$rc"
+check_eq "...its job's line" 'cw-2 finished {"n":2}' "$out"
 "$BIN/cqctl" wait - </dev/null >/dev/null 2>"$T/err"; rc=$?
 check_eq "cqctl wait - of an empty stdin: exit 2" 2 "$rc"
 "$BIN/cqctl" wait --wait-timeout 0 cw-2 >/dev/null 2>&1; rc=$?

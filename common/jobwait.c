@@ -20,8 +20,10 @@ struct waiting {
     volatile long long progress_at; /* when it was last drawn (ms), 0 = not on screen */
 };
 
-/* The wait under way, for on_interrupt. */
+/* The wait under way, for on_interrupt; caught is jobwait_catch's, before the wait (no
+ * line out yet: done NULL). */
 static struct waiting *volatile waiting_now;
+static struct waiting caught;
 
 static char *put(char *p, const char *s)
 {
@@ -49,7 +51,7 @@ static void on_interrupt(int sig)
     /* A long result may be half written: the ids go on lines of their own all the same. */
     if (w->mid_line && !jw->quiet) (void)!write(STDOUT_FILENO, "\n", 1);
     for (i = 0; i < jw->n; i++) {
-        if (w->done[i]) continue;
+        if (w->done != NULL && w->done[i]) continue;
         left++;
         if (jw->quiet) continue;
         if (jw->json) (void)!write(STDOUT_FILENO, "{\"id\":\"", 7);
@@ -185,12 +187,38 @@ static void on_end(size_t i, const cq_status *st, void *udata)
     }
 }
 
+/* SIGINT and SIGTERM to fn, one at a time (on_interrupt ends the process), or SIG_DFL. */
+static void catch_signals(void (*fn)(int))
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = fn;
+    sigemptyset(&sa.sa_mask);
+    sigaddset(&sa.sa_mask, SIGINT);
+    sigaddset(&sa.sa_mask, SIGTERM);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+void jobwait_catch(const struct jobwait *jw)
+{
+    caught.jw = jw;
+    waiting_now = &caught;
+    catch_signals(on_interrupt);
+}
+
+void jobwait_release(void)
+{
+    catch_signals(SIG_DFL);
+    waiting_now = NULL;
+}
+
 int jobwait_run(const struct jobwait *jw, cq_client *c)
 {
     struct waiting w;
     cq_status **out = xcalloc(jw->n ? jw->n : 1, sizeof *out);
     size_t i, n[CQ_CANCELED + 1], open = 0;
-    struct sigaction sa;
     char err[1024];
     int rc;
 
@@ -205,19 +233,10 @@ int jobwait_run(const struct jobwait *jw, cq_client *c)
     }
     cli_stdout_push(); /* what on_interrupt writes comes after it */
     waiting_now = &w;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_interrupt;
-    sigemptyset(&sa.sa_mask);
-    sigaddset(&sa.sa_mask, SIGINT); /* one runs, never both: it ends the process */
-    sigaddset(&sa.sa_mask, SIGTERM);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    catch_signals(on_interrupt);
     rc = cq_wait_each(c, (const char *const *)jw->ids, jw->n, jw->timeout, out, on_end, &w, err,
                       sizeof err);
-    sa.sa_handler = SIG_DFL;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    waiting_now = NULL;
+    jobwait_release();
     progress_erase(&w);
     if (rc != 0) {
         print_open(&w, NULL);

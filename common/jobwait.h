@@ -26,4 +26,12 @@ struct jobwait {
  * Returns the exit status: 0 when every job finished, else 1. */
 int jobwait_run(const struct jobwait *w, cq_client *c);
 
+/* For a command that does more before the wait (cqctl wait reads the statuses first): from
+ * now on, SIGINT or SIGTERM prints every id of w, as jobwait_run prints those not ended, and
+ * ends the process (status 1), so that none it was given is lost to an interrupt there. w
+ * and its ids stay as they are until jobwait_run, which catches the signals for its own w and
+ * lets them go as it returns, or until jobwait_release (the signals' default again). */
+void jobwait_catch(const struct jobwait *w);
+void jobwait_release(void);
+
 #endif

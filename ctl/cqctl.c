@@ -652,8 +652,16 @@ static int wait_ids(char **args, int nargs, char ***ids, size_t *n)
     char *line = NULL, err[512];
     size_t linecap = 0;
     ssize_t len;
+    struct sigaction sa;
     int i;
 
+    /* An interrupt sets stopping (run_wait says it, with the ids read): without SA_RESTART,
+     * so that a read of stdin that waits returns. */
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
     *ids = NULL;
     *n = 0;
     for (i = 0; i < nargs; i++) {
@@ -663,7 +671,7 @@ static int wait_ids(char **args, int nargs, char ***ids, size_t *n)
             (*ids)[(*n)++] = xstrdup(args[i]);
             continue;
         }
-        while ((len = getline(&line, &linecap, stdin)) >= 0) {
+        while (!stop_requested(&stopping) && (len = getline(&line, &linecap, stdin)) >= 0) {
             lineno++;
             while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = '\0';
             if (len == 0) continue;
@@ -685,6 +693,7 @@ static int wait_ids(char **args, int nargs, char ***ids, size_t *n)
         }
         free(line);
         line = NULL;
+        if (stop_requested(&stopping)) return 0;
         if (ferror(stdin)) {
             fprintf(stderr, "cqctl: reading job ids from stdin: %s\n", strerror(errno));
             return 1;
@@ -695,13 +704,25 @@ static int wait_ids(char **args, int nargs, char ***ids, size_t *n)
 
 static int run_wait(struct ctl *c, char **args, int nargs)
 {
-    struct jobwait jw;
+    struct jobwait all, jw;
     cq_client *cl = NULL;
     cq_status **st = NULL;
-    char **ids = NULL, err[512];
-    size_t n = 0, i, k = 0, keep, unknown = 0;
+    char **ids = NULL, **known = NULL, err[512];
+    size_t n = 0, i, k = 0, unknown = 0;
     int rc = wait_ids(args, nargs, &ids, &n);
 
+    /* From here an interrupt prints every id, as one during the wait prints those not ended:
+     * an id read from stdin is nowhere else (cenqueue --stdin | cqctl wait -). One that came
+     * while stdin was read (wait_ids) is raised again for it. */
+    memset(&all, 0, sizeof all);
+    all.prog = "cqctl";
+    all.ids = ids;
+    all.n = n;
+    all.json = c->json;
+    if (rc == 0) {
+        jobwait_catch(&all);
+        if (stop_requested(&stopping)) raise(SIGINT);
+    }
     if (rc == 0 && n == 0) rc = cli_error(&cli, "wait: no job id on stdin");
     if (rc == 0 && (cl = cq_client_new(c->url, c->prefix, err, sizeof err)) == NULL) {
         fprintf(stderr, "cqctl: %s\n", err);
@@ -716,33 +737,33 @@ static int run_wait(struct ctl *c, char **args, int nargs)
             rc = 1;
         }
     }
-    keep = n;
     if (rc == 0) {
+        known = xcalloc(n, sizeof *known); /* ids' own strings: all's stay whole */
         for (i = 0; i < n; i++) {
             if (cq_status_state(st[i]) != CQ_UNKNOWN) {
-                ids[k++] = ids[i];
+                known[k++] = ids[i];
                 continue;
             }
             fprintf(stderr, "cqctl: " ADMIN_NO_STATUS_FMT "; not waited for\n", ids[i]);
-            free(ids[i]);
             unknown++;
         }
-        keep = k;
     }
     for (i = 0; st != NULL && i < n; i++) cq_status_free(st[i]);
     free(st);
     if (rc == 0 && k > 0) {
         memset(&jw, 0, sizeof jw);
         jw.prog = "cqctl";
-        jw.ids = ids;
+        jw.ids = known;
         jw.n = k;
         jw.timeout = c->wait_timeout;
         jw.json = c->json;
         rc = jobwait_run(&jw, cl);
     }
+    jobwait_release();
     if (rc == 0 && unknown > 0) rc = 1;
-    for (i = 0; i < keep; i++) free(ids[i]);
+    for (i = 0; i < n; i++) free(ids[i]);
     free(ids);
+    free(known);
     if (cl != NULL) cq_client_free(cl);
     return rc;
 }

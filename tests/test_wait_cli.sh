@@ -276,6 +276,47 @@ check_eq "cqctl wait - of a CRLF line: exit 0" 0 "$rc"
 check_eq "...its job's line" 'cw-2 finished {"n":2}' "$out"
 "$BIN/cqctl" wait - </dev/null >/dev/null 2>"$T/err"; rc=$?
 check_eq "cqctl wait - of an empty stdin: exit 2" 2 "$rc"
+# SIGINT before the wait, while stdin is read and while Redis is asked (a server that never
+# answers): the ids given are printed, as the wait prints those not ended, exit 1 (it killed
+# cqctl, status 130, and the ids of cenqueue --stdin | cqctl wait - were nowhere).
+case $(uname -m) in aarch64) READ_NR=63 ;; *) READ_NR=0 ;; esac
+# reading PID FD: PID waits in a read(2) of FD (0x0 for stdin; "any" for another).
+reading() {
+    local nr fd
+    read -r nr fd _ <"/proc/$1/syscall" || return 1
+    [ "$nr" = "$READ_NR" ] && { [ "$fd" = "$2" ] || { [ "$2" = any ] && [ "$fd" != 0x0 ]; }; }
+}
+mkfifo "$T/ids.fifo"
+"$BIN/cqctl" wait - <"$T/ids.fifo" >"$T/out" 2>"$T/err" &
+cpid=$!
+exec 6>"$T/ids.fifo"
+printf 'cw-2\ncw-3\n' >&6
+wait_for 10 reading "$cpid" 0x0 || echo "cqctl is not reading stdin: $(cat "/proc/$cpid/syscall")" >&3
+kill -INT "$cpid"
+wait_for 10 exited "$cpid" || kill -TERM "$cpid" # a background job's SIGINT is ignored by default
+exec 6>&-
+wait "$cpid"; rc=$?
+check_eq "SIGINT while stdin is read: exit 1" 1 "$rc"
+check_eq "...the ids read printed" "$(printf 'cw-2\ncw-3')" "$(cat "$T/out")"
+check_contains "...and said" "cqctl: interrupted with 2 of 2 jobs not ended" "$(cat "$T/err")"
+"$PY" -c 'import socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1])
+s.listen(8)
+c = s.accept()
+time.sleep(60)' "$T/mute.sock" &
+PIDS+=("$!")
+wait_for 10 test -S "$T/mute.sock"
+"$BIN/cqctl" -u "unix://$T/mute.sock" --json wait cw-2 cw-3 >"$T/out" 2>"$T/err" &
+cpid=$!
+wait_for 10 reading "$cpid" any || echo "cqctl is not reading Redis: $(cat "/proc/$cpid/syscall")" >&3
+kill -INT "$cpid"
+wait_for 10 exited "$cpid" || kill -TERM "$cpid"
+wait "$cpid"; rc=$?
+check_eq "SIGINT before the wait (Redis not answering): exit 1" 1 "$rc"
+check_eq "...every id printed (--json)" "$(printf '%s\n' '{"id":"cw-2"}' '{"id":"cw-3"}')" \
+    "$(cat "$T/out")"
+check_contains "...and said" "cqctl: interrupted with 2 of 2 jobs not ended" "$(cat "$T/err")"
 "$BIN/cqctl" wait --wait-timeout 0 cw-2 >/dev/null 2>&1; rc=$?
 check_eq "cqctl wait --wait-timeout 0: exit 2" 2 "$rc"
 "$BIN/cqctl" info --wait-timeout 1s >/dev/null 2>&1; rc=$?

@@ -1169,9 +1169,11 @@ static const struct command commands[] = {
      "a count of the outcomes on stderr, and while stderr is a terminal, how many have\n"
      "ended. No polling: it subscribes to each job's channel (docs/PROTOCOL.md). An id\n"
      "without a status (a typo, or a job whose status expired) is said on stderr and not\n"
-     "waited for. Ctrl-C prints the ids not ended and exits 1; the jobs go on.\n"
+     "waited for. Ctrl-C prints the ids not ended (before the wait, those read) and exits\n"
+     "1; the jobs go on.\n"
      "Exit status: 0 when every job finished; 1 when one failed, was canceled, did not end\n"
-     "in time or has no status, or Redis failed; 2 for a usage error.\n",
+     "in time or has no status, or Redis or stdin failed; 2 for a usage error (stdin's\n"
+     "names its line).\n",
      {O_WAIT_TIMEOUT, 0},
      1,
      -1,

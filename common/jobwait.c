@@ -110,8 +110,9 @@ static void print_line(const struct jobwait *jw, size_t i, const char *state, co
         text = utf8_text;
         cJSON_AddStringToObject(o, "id", jw->ids[i]);
         if (state != NULL) cJSON_AddStringToObject(o, "state", state);
-        /* result_json as the JSON it is; text that does not parse stays a string */
-        if (text != NULL && strcmp(key, "result_json") == 0) v = cJSON_Parse(text);
+        /* result_json as the JSON it is; text that does not parse, or has more after its
+         * value, stays a string */
+        if (text != NULL && strcmp(key, "result_json") == 0) v = cJSON_ParseWithOpts(text, NULL, 1);
         if (v != NULL)
             cJSON_AddItemToObject(o, key, v);
         else if (text != NULL)

@@ -254,6 +254,13 @@ check_eq "...each line JSON, the bytes that are no UTF-8 as U+FFFD" \
         '{"id": "cw-6", "state": "finished", "result_json": {"s": "\ufffd"}}')" \
     "$("$PY" -c 'import json, sys
 for l in sys.stdin.buffer: print(json.dumps(json.loads(l.decode("utf-8"))))' <"$T/out" 2>&1)"
+# A result_json with more after its JSON (a hand-written hash) is a string, whole: its first
+# value alone was the result, the rest dropped without a word.
+rcli HSET cq:job:cw-7 status finished result_json '{"n":1} and more' >/dev/null
+out=$("$BIN/cqctl" --json wait cw-7 2>/dev/null); rc=$?
+check_eq "cqctl --json wait, result_json and more: exit 0" 0 "$rc"
+check_eq "...the whole text, as a string" \
+    '{"id":"cw-7","state":"finished","result":"{\"n\":1} and more"}' "$out"
 "$BIN/cqctl" wait cw-2 >/dev/null 2>&1; rc=$?
 check_eq "cqctl wait of one finished job: exit 0" 0 "$rc"
 "$BIN/cqctl" wait cw-nosuch >/dev/null 2>&1; rc=$?

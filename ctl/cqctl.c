@@ -761,6 +761,10 @@ static int run_wait(struct ctl *c, char **args, int nargs)
     }
     jobwait_release();
     if (rc == 0 && unknown > 0) rc = 1;
+    /* Lines that could not be written: said with the reason cli_stdout_push kept (main's
+     * flush would find none left: 'Input/output error'); a reader that left (EPIPE) is exit
+     * 1 without a word, as for cqctl's other commands. */
+    if (cli_stdout_flush("cqctl", "the jobs' outcomes") != 0 || ferror(stdout)) rc = 1;
     for (i = 0; i < n; i++) free(ids[i]);
     free(ids);
     free(known);

@@ -324,6 +324,24 @@ check_eq "SIGINT before the wait (Redis not answering): exit 1" 1 "$rc"
 check_eq "...every id printed (--json)" "$(printf '%s\n' '{"id":"cw-2"}' '{"id":"cw-3"}')" \
     "$(cat "$T/out")"
 check_contains "...and said" "cqctl: interrupted with 2 of 2 jobs not ended" "$(cat "$T/err")"
+# Lines that cannot be written: a full disk said with its reason (it was 'Input/output
+# error'); a reader that left, exit 1 without a word (it was said as that same error).
+"$BIN/cqctl" wait cw-2 >/dev/full 2>"$T/err"; rc=$?
+check_eq "cqctl wait >/dev/full: exit 1" 1 "$rc"
+check_eq "...the reason" "cqctl: writing the jobs' outcomes to stdout: No space left on device" \
+    "$(cat "$T/err")"
+rcli HSET cq:job:cw-8 status queued >/dev/null
+mkfifo "$T/out.fifo"
+"$BIN/cqctl" wait cw-8 >"$T/out.fifo" 2>"$T/err" &
+cpid=$!
+"$PY" -c 'import os, sys; os.close(os.open(sys.argv[1], os.O_RDONLY))' "$T/out.fifo"
+wait_for 10 subscribed cw-8
+rcli HSET cq:job:cw-8 status finished result r >/dev/null
+rcli PUBLISH cq:ended:cw-8 finished >/dev/null
+wait_for 10 exited "$cpid"
+wait "$cpid"; rc=$?
+check_eq "cqctl wait, its reader gone (EPIPE): exit 1" 1 "$rc"
+check_eq "...without a word" "" "$(cat "$T/err")"
 "$BIN/cqctl" wait --wait-timeout 0 cw-2 >/dev/null 2>&1; rc=$?
 check_eq "cqctl wait --wait-timeout 0: exit 2" 2 "$rc"
 "$BIN/cqctl" info --wait-timeout 1s >/dev/null 2>&1; rc=$?

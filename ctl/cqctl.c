@@ -644,13 +644,32 @@ static int run_job(struct ctl *c, char **args, int n)
 
 /* ---- wait --------------------------------------------------------------------------- */
 
+/* A line of stdin into buf (len bytes), without its '\n': its length, -1 at the end of stdin
+ * or an error (an interrupt: a line cut there is no id), or len when it is longer than
+ * len - 1 bytes, of which buf then holds those: a stream without newlines (< /dev/zero) is
+ * not held in memory whole. */
+static ssize_t read_id_line(char *buf, size_t len)
+{
+    size_t n = 0;
+    int ch;
+
+    while ((ch = getc(stdin)) != EOF && ch != '\n') {
+        if (n == len - 1) {
+            buf[n] = '\0';
+            return (ssize_t)len;
+        }
+        buf[n++] = (char)ch;
+    }
+    buf[n] = '\0';
+    return ch == EOF && (n == 0 || ferror(stdin)) ? -1 : (ssize_t)n;
+}
+
 /* The ids of wait's arguments, or of stdin's lines for "-" (blank ones skipped): each checked
  * (a usage error, 2, naming stdin's line; else 0 with *ids, *n). */
 static int wait_ids(char **args, int nargs, char ***ids, size_t *n)
 {
     size_t cap = 0, lineno = 0;
-    char *line = NULL, err[512];
-    size_t linecap = 0;
+    char line[KEYS_NAME_MAX + 2], err[512], shown[STR_SHOWN_LEN]; /* an id, '\r', '\0' */
     ssize_t len;
     struct sigaction sa;
     int i;
@@ -671,28 +690,30 @@ static int wait_ids(char **args, int nargs, char ***ids, size_t *n)
             (*ids)[(*n)++] = xstrdup(args[i]);
             continue;
         }
-        while (!stop_requested(&stopping) && (len = getline(&line, &linecap, stdin)) >= 0) {
+        while (!stop_requested(&stopping) && (len = read_id_line(line, sizeof line)) >= 0) {
             lineno++;
-            while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = '\0';
+            if ((size_t)len == sizeof line) {
+                err_set(err, sizeof err,
+                        "job id '%s': longer than %d bytes: use 1-%d characters of A-Z a-z 0-9 "
+                        "_ . @ -",
+                        str_shown(line, shown, sizeof shown), KEYS_NAME_MAX, KEYS_NAME_MAX);
+                return cli_error(&cli, "stdin line %zu: %s", lineno, err);
+            }
+            while (len > 0 && line[len - 1] == '\r') line[--len] = '\0';
             if (len == 0) continue;
             /* A NUL ends the string early: "a\0b" would be job a. */
             if (strlen(line) != (size_t)len) {
-                char shown[STR_SHOWN_LEN];
                 err_set(err, sizeof err,
                         "job id '%s' followed by a NUL byte: use 1-%d characters of A-Z a-z "
                         "0-9 _ . @ -",
                         str_shown(line, shown, sizeof shown), KEYS_NAME_MAX);
-            }
-            if (strlen(line) != (size_t)len ||
-                keys_check_name("job id", line, err, sizeof err) != 0) {
-                free(line);
                 return cli_error(&cli, "stdin line %zu: %s", lineno, err);
             }
+            if (keys_check_name("job id", line, err, sizeof err) != 0)
+                return cli_error(&cli, "stdin line %zu: %s", lineno, err);
             if (*n == cap) *ids = xrealloc(*ids, (cap = cap ? 2 * cap : 64) * sizeof **ids);
             (*ids)[(*n)++] = xstrdup(line);
         }
-        free(line);
-        line = NULL;
         if (stop_requested(&stopping)) return 0;
         if (ferror(stdin)) {
             fprintf(stderr, "cqctl: reading job ids from stdin: %s\n", strerror(errno));

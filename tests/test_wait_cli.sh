@@ -278,6 +278,19 @@ check_contains "...naming the line and the byte" \
 printf 'cw-2\nno such\n' | "$BIN/cqctl" wait - >/dev/null 2>"$T/err"; rc=$?
 check_eq "cqctl wait - of a bad id: exit 2" 2 "$rc"
 check_contains "...naming the line" "cqctl: stdin line 2: job id 'no such'" "$(cat "$T/err")"
+# A line longer than an id is refused there, not read to its end first: < /dev/zero, one line
+# without end, was held in memory until the OOM killer ended cqctl (137, within timeout's
+# 10 s). Here it may take 1 GiB at most (not under valgrind or sanitizers: CQ_TEST_WRAP).
+(wrapped || ulimit -v 1048576; exec timeout 10 "$BIN/cqctl" wait - </dev/zero >/dev/null 2>"$T/err")
+rc=$?
+check_eq "cqctl wait - </dev/zero: exit 2, at once" 2 "$rc"
+check_contains "...its first line too long (under the limit it was 'no job id on stdin')" \
+    "cqctl: stdin line 1: job id '': longer than 128 bytes" "$(head -1 "$T/err")"
+"$PY" -c 'print("a" * 200)' | "$BIN/cqctl" wait - >/dev/null 2>"$T/err"; rc=$?
+check_eq "cqctl wait - of a line of 200 bytes: exit 2" 2 "$rc"
+check_contains "...naming the line and the cause" \
+    "cqctl: stdin line 1: job id 'aaaaaaaa" "$(head -1 "$T/err")"
+check_contains "...longer than an id" "...': longer than 128 bytes" "$(head -1 "$T/err")"
 out=$(printf 'cw-2\r\n' | "$BIN/cqctl" wait - 2>/dev/null); rc=$?
 check_eq "cqctl wait - of a CRLF line: exit 0" 0 "$rc"
 check_eq "...its job's line" 'cw-2 finished {"n":2}' "$out"

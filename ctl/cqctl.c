@@ -728,7 +728,8 @@ static int run_wait(struct ctl *c, char **args, int nargs)
     struct jobwait all, jw;
     cq_client *cl = NULL;
     cq_status **st = NULL;
-    char **ids = NULL, **known = NULL, err[512];
+    char **ids = NULL, **known = NULL, err[512], shown[STR_SHOWN_LEN];
+    const char *raw;
     size_t n = 0, i, k = 0, unknown = 0;
     int rc = wait_ids(args, nargs, &ids, &n);
 
@@ -765,7 +766,14 @@ static int run_wait(struct ctl *c, char **args, int nargs)
                 known[k++] = ids[i];
                 continue;
             }
-            fprintf(stderr, "cqctl: " ADMIN_NO_STATUS_FMT "; not waited for\n", ids[i]);
+            raw = cq_status_field(st[i], "status");
+            if (raw != NULL) /* a hand-written hash: "no status" would be untrue */
+                fprintf(stderr,
+                        "cqctl: job %s: its status '%s' is none of cq's (queued, scheduled, "
+                        "started, retrying, finished, failed, canceled); not waited for\n",
+                        ids[i], str_shown(raw, shown, sizeof shown));
+            else
+                fprintf(stderr, "cqctl: " ADMIN_NO_STATUS_FMT "; not waited for\n", ids[i]);
             unknown++;
         }
     }

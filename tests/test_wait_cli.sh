@@ -261,6 +261,13 @@ out=$("$BIN/cqctl" --json wait cw-7 2>/dev/null); rc=$?
 check_eq "cqctl --json wait, result_json and more: exit 0" 0 "$rc"
 check_eq "...the whole text, as a string" \
     '{"id":"cw-7","state":"finished","result":"{\"n\":1} and more"}' "$out"
+# A hash with a status cq does not write (by hand) is not waited for either, said as it is:
+# it was 'no status (never enqueued, ...)' of a hash that holds one.
+rcli HSET cq:job:cw-9 status weird >/dev/null
+"$BIN/cqctl" wait cw-9 >/dev/null 2>"$T/err"; rc=$?
+check_eq "cqctl wait of a job whose status is none of cq's: exit 1" 1 "$rc"
+check_contains "...saying which it is" "cqctl: job cw-9: its status 'weird' is none of cq's" \
+    "$(cat "$T/err")"
 "$BIN/cqctl" wait cw-2 >/dev/null 2>&1; rc=$?
 check_eq "cqctl wait of one finished job: exit 0" 0 "$rc"
 "$BIN/cqctl" wait cw-nosuch >/dev/null 2>&1; rc=$?

@@ -2,6 +2,7 @@
 #include "jobwait.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,12 +38,27 @@ static char *put(char *p, const char *s)
  * quiet), so that none is lost to the caller; a line on stderr; exit status 1, as for the
  * other ways a wait ends early. Only write(2), strlen and _exit(2) here: libcq is inside a
  * read. Ids are names (keys.h): JSON strings as they are. */
+/* Write all n bytes of s to fd (a signal handler's: write(2) only): 0, or -1 when they could
+ * not all go (a full disk, a reader that left). */
+static int write_all(int fd, const char *s, size_t n)
+{
+    while (n > 0) {
+        ssize_t k = write(fd, s, n);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) return -1;
+        s += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
 static void on_interrupt(int sig)
 {
     struct waiting *w = waiting_now;
     const struct jobwait *jw;
     char line[256], *p;
     size_t i, left = 0;
+    int lost = 0; /* an id's line that could not be written */
 
     (void)sig;
     if (w == NULL) _exit(1);
@@ -54,10 +70,12 @@ static void on_interrupt(int sig)
         if (w->done != NULL && w->done[i]) continue;
         left++;
         if (jw->quiet) continue;
-        if (jw->json) (void)!write(STDOUT_FILENO, "{\"id\":\"", 7);
-        (void)!write(STDOUT_FILENO, jw->ids[i], strlen(jw->ids[i]));
-        if (jw->json) (void)!write(STDOUT_FILENO, "\"}", 2);
-        (void)!write(STDOUT_FILENO, "\n", 1);
+        if (lost) continue;
+        if ((jw->json && write_all(STDOUT_FILENO, "{\"id\":\"", 7) != 0) ||
+            write_all(STDOUT_FILENO, jw->ids[i], strlen(jw->ids[i])) != 0 ||
+            (jw->json && write_all(STDOUT_FILENO, "\"}", 2) != 0) ||
+            write_all(STDOUT_FILENO, "\n", 1) != 0)
+            lost = 1;
     }
     p = line;
     if (strlen(jw->prog) < 64) p = put(p, jw->prog);
@@ -66,7 +84,8 @@ static void on_interrupt(int sig)
     p = put(p, " of ");
     p = uint_format(p, jw->n);
     p = put(p, " jobs not ended: they go on");
-    if (!jw->quiet && left > 0) p = put(p, " (their ids printed)");
+    if (!jw->quiet && left > 0)
+        p = put(p, lost ? " (their ids not all printed: stdout failed)" : " (their ids printed)");
     p = put(p, "\n");
     (void)!write(STDERR_FILENO, line, (size_t)(p - line));
     _exit(1);

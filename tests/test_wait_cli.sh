@@ -148,6 +148,17 @@ check_eq "...the id of the job not ended printed" "si-1" "$(cat "$T/out")"
 check_contains "...and stderr says so" "interrupted with 1 of 1 jobs not ended: they go on (their ids printed)" \
     "$(cat "$T/err")"
 check_eq "...and the job is still queued" queued "$(rcli HGET cq:job:si-1 status)"
+# The same with a stdout that takes nothing (a full disk): the ids are not said to be printed
+# (before: 'their ids printed', whatever write(2) said).
+"$BIN/cenqueue" --wait -q manual --id si-2 noop >/dev/full 2>"$T/err" &
+cpid=$!
+wait_for 10 subscribed si-2
+kill -INT "$cpid"
+wait "$cpid"; rc=$?
+check_eq "SIGINT while waiting, stdout full: exit 1" 1 "$rc"
+check_contains "...and stderr says the ids could not be printed" \
+    "interrupted with 1 of 1 jobs not ended: they go on (their ids not all printed: stdout failed)" \
+    "$(cat "$T/err")"
 
 # SIGINT while a result's line is half written: stdout a pipe of 4096 bytes that nobody reads,
 # and a result of 20000 bytes, so that cenqueue is blocked inside the line when the signal

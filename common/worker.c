@@ -225,6 +225,7 @@ struct worker {
     int clients_refused;         /* Redis refuses CLIENT LIST: leases alone tell the dead */
     unsigned long grace_of;      /* the ctl.connects recovery last waited after (recovery_grace) */
     long long grace_since;       /* when the graces since the last recovery pass began (0: none) */
+    int recovered_once;          /* a recovery pass has run: --burst exits only after one */
     struct {
         char wid[KEYS_NAME_MAX + 1];
         int passes; /* recovery passes in a row that found its connections gone */
@@ -243,6 +244,7 @@ struct worker {
 #define WAKE_AFTER_US 500 /* tasks waiting this long get another executor woken */
 
 static void *executor_main(void *arg);
+static void start_grace(struct worker *w, long long now);
 
 /* A seam for tests: how threads are made (tests/test_worker_start.c makes it fail). */
 int (*worker_thread_create)(pthread_t *, const pthread_attr_t *, void *(*)(void *),
@@ -1854,6 +1856,7 @@ static struct worker *worker_start(const struct worker_config *cfg, volatile sig
     w->starting = 0;
     w->reconciled = w->ctl.connects; /* nothing taken yet on the first connection */
     w->grace_of = w->ctl.connects;   /* nor has anyone else lost a connection */
+    start_grace(w, time_mono_ms());  /* unless Redis itself came back a moment ago */
     check_redis_config(w);
     check_queues(w);
     init_sync(w);
@@ -1941,6 +1944,17 @@ static void keep_connected(struct worker *w, long long now)
         w->next_connect = now + w->backoff;
         w->backoff = w->backoff * 2 > cap ? cap : w->backoff * 2;
     }
+}
+
+/* How long a worker takes no one for dead after Redis came back (recovery_grace,
+ * start_grace): a lease (this worker's --lease, as the others' are most often the same),
+ * and at least a reconnection backoff and two recovery passes. */
+static long long grace_ms(const struct worker *w)
+{
+    long long lease = w->cfg->lease > 0 ? (long long)(w->cfg->lease * 1000) : 10000;
+    long long least = reconnect_cap(w) + 2 * RECOVER_MS;
+
+    return lease > least ? lease : least;
 }
 
 /* The registered client ids of the other workers, from pipelined HGETs: wids[i]'s in
@@ -2055,12 +2069,10 @@ static void find_gone(struct worker *w)
  * attempts failed), a grace starts afresh. */
 static void recovery_grace(struct worker *w, long long now)
 {
-    long long lease = w->cfg->lease > 0 ? (long long)(w->cfg->lease * 1000) : 10000;
-    long long least = reconnect_cap(w) + 2 * RECOVER_MS, grace, until;
+    long long grace = grace_ms(w), until;
 
     if (w->ctl.ctx == NULL || w->grace_of == w->ctl.connects) return;
     w->grace_of = w->ctl.connects;
-    grace = lease > least ? lease : least;
     if (w->grace_since == 0) w->grace_since = now;
     until = now + grace;
     if (until > w->grace_since + 2 * grace) until = w->grace_since + 2 * grace;
@@ -2069,6 +2081,148 @@ static void recovery_grace(struct worker *w, long long now)
     LOG(&w->lg, CQ_LOG_DEBUG,
         "connected to redis again: the other workers have %.1fs to come back before a recovery pass",
         (double)(until - now) / 1000.0);
+}
+
+/* The value of field in the text of an INFO reply (lines "field:value") into out, "" where
+ * there is no such line. */
+static void info_field(const char *info, const char *field, char *out, size_t outlen)
+{
+    size_t n = strlen(field), len;
+    const char *p = info;
+
+    out[0] = '\0';
+    while (p != NULL && *p != '\0') {
+        if (strncmp(p, field, n) == 0 && p[n] == ':') {
+            len = strcspn(p + n + 1, "\r\n");
+            if (len >= outlen) len = outlen - 1;
+            memcpy(out, p + n + 1, len);
+            out[len] = '\0';
+            return;
+        }
+        p = strchr(p, '\n');
+        if (p != NULL) p++;
+    }
+}
+
+/* The age in seconds of the oldest of ids (a worker's registered connections, as
+ * rconn_clients_listed takes them) in list, the text of CLIENT LIST; -1 when none is there. */
+static long long clients_age(const char *list, const char *ids)
+{
+    long long oldest = -1, age;
+    const char *p, *line, *field;
+    size_t linelen;
+
+    for (p = ids; *p != '\0'; p += strcspn(p, ",") + (p[strcspn(p, ",")] == ',')) {
+        char pat[40];
+        int len = (int)strcspn(p, ",");
+        if (len == 0 || len > 30) continue;
+        snprintf(pat, sizeof pat, "\nid=%.*s ", len, p);
+        line = strncmp(list, pat + 1, strlen(pat + 1)) == 0 ? list : strstr(list, pat);
+        if (line == NULL) continue;
+        if (line != list) line++;
+        linelen = strcspn(line, "\n");
+        field = strstr(line, " age=");
+        if (field == NULL || field > line + linelen) continue;
+        age = strtoll(field + 5, NULL, 10);
+        if (age > oldest) oldest = age;
+    }
+    return oldest;
+}
+
+/* Whether a registered worker other than this one has none of its connections in CLIENT
+ * LIST: 1, 0 when every one has (or there is none), -1 when Redis does not say (CLIENT LIST
+ * refused, a connection lost). *oldest_ms: the age of the oldest connection of the others
+ * that are there, -1 when none is. Workers without ids are left out, as find_gone does. */
+static int census(struct worker *w, long long *oldest_ms)
+{
+    char **wids = NULL, **ids = NULL;
+    redisReply *list = NULL;
+    int n = workers_clients(w, &wids, &ids), i, others = 0, absent = 0;
+    long long age;
+
+    *oldest_ms = -1;
+    for (i = 0; i < n; i++)
+        if (ids[i] != NULL && strcmp(wids[i], w->wid) != 0) others++;
+    if (others > 0) list = rconn_commandf(&w->ctl, "CLIENT LIST TYPE normal");
+    if (n < 0 || (others > 0 && (list == NULL || list->type != REDIS_REPLY_STRING))) absent = -1;
+    for (i = 0; i < n; i++) {
+        if (absent >= 0 && ids[i] != NULL && strcmp(wids[i], w->wid) != 0) {
+            age = clients_age(list->str, ids[i]);
+            if (age < 0)
+                absent = 1;
+            else if (age * 1000 > *oldest_ms)
+                *oldest_ms = age * 1000;
+        }
+        free(wids[i]);
+        free(ids[i]);
+    }
+    free(wids);
+    free(ids);
+    if (list != NULL) freeReplyObject(list);
+    return absent;
+}
+
+/* recovery_grace waits after a connection made again. A worker that starts just after Redis
+ * came back (a restart, a failover) makes its first connection, not one again, and took the
+ * others, still on their way back, for dead about a second after it started: two passes
+ * that missed their connections, or their leases run out during the outage. So at its first
+ * connection it asks Redis how long it has served; where that is less than a grace and a
+ * registered worker is not connected, it waits until the others have had a grace since
+ * Redis came back, and at least a backoff and two passes from this connection (the uptime
+ * counts the loading of the data, when no one could connect). How long it has served: INFO
+ * server's uptime, which a restart sets to 0. A replica promoted (a failover, REPLICAOF NO
+ * ONE: INFO replication's master_replid2 is not all zeros) does not say when, in any
+ * version of Redis: for it, the age of the oldest connection of another registered worker,
+ * made after the promotion (a worker connects to a primary only); none there, 0. Both are
+ * bounds from below, so the wait is not cut short; it is longer than needed where a
+ * promoted node's workers are all young or all gone. A worker registered and connected
+ * says that this start is no return from an outage: workers started together on a fresh
+ * Redis wait for no one. INFO twice in one round trip, CLIENT LIST and the workers' ids,
+ * once a process. */
+static void start_grace(struct worker *w, long long now)
+{
+    long long grace = grace_ms(w), least = reconnect_cap(w) + 2 * RECOVER_MS, served, oldest;
+    long long until;
+    redisReply *server = NULL, *repl = NULL;
+    char up[32], replid2[64];
+    char *end;
+    int absent, promoted;
+
+    if (rconn_appendf(&w->ctl, "INFO server") != 0 ||
+        rconn_appendf(&w->ctl, "INFO replication") != 0)
+        return;
+    server = rconn_read(&w->ctl);
+    if (server != NULL) repl = rconn_read(&w->ctl);
+    if (server == NULL || repl == NULL || server->type != REDIS_REPLY_STRING ||
+        repl->type != REDIS_REPLY_STRING) {
+        LOG(&w->lg, CQ_LOG_DEBUG, "redis does not say how long it has served (INFO): %s",
+            server != NULL && server->type == REDIS_REPLY_ERROR   ? server->str
+                : repl != NULL && repl->type == REDIS_REPLY_ERROR ? repl->str
+                                                                  : w->ctl.errstr);
+        if (server != NULL) freeReplyObject(server);
+        if (repl != NULL) freeReplyObject(repl);
+        return;
+    }
+    info_field(server->str, "uptime_in_seconds", up, sizeof up);
+    info_field(repl->str, "master_replid2", replid2, sizeof replid2);
+    freeReplyObject(server);
+    freeReplyObject(repl);
+    served = strtoll(up, &end, 10) * 1000;
+    if (end == up || served < 0) return;
+    promoted = replid2[0] != '\0' && replid2[strspn(replid2, "0")] != '\0';
+    if (!promoted && served >= grace) return;
+    absent = census(w, &oldest);
+    if (absent == 0) return;
+    if (promoted) served = oldest < 0 ? 0 : oldest < served ? oldest : served;
+    if (served >= grace) return;
+    until = now - served + grace;
+    if (until < now + least) until = now + least;
+    if (w->next_recover < until) w->next_recover = until;
+    LOG(&w->lg, CQ_LOG_DEBUG,
+        "redis has served%s for %.0fs, and a registered worker is not connected%s: the other "
+        "workers have %.1fs to come back before a recovery pass",
+        promoted ? " as a promoted replica (at least)" : "", (double)served / 1000.0,
+        absent < 0 ? " (or redis does not say)" : "", (double)(until - now) / 1000.0);
 }
 
 /* The timers: heartbeat, recovery of dead workers, due scheduled jobs. */
@@ -2106,8 +2260,11 @@ static void housekeeping(struct worker *w, long long now)
             report_error(w, err);
         else if (warn[0] != '\0')
             report_error(w, warn);
-        if (n > 0)
+        if (n > 0) {
             LOG(&w->lg, CQ_LOG_WARN, "recovered %ld job%s from dead workers", n, n == 1 ? "" : "s");
+            w->idle = 0; /* in the queues now: a take finds them, where --burst stopped */
+        }
+        w->recovered_once = 1;
         w->next_recover = now + RECOVER_MS;
     }
     if (now >= w->next_sched && w->ctl.ctx) {
@@ -2327,7 +2484,10 @@ static int should_stop(struct worker *w, long long now)
             audience_pick("--max-jobs", "the max-jobs setting"));
         return 1;
     }
-    if (w->cfg->burst && w->idle && quiet && !w->down) {
+    /* Not before a first recovery pass, which a worker started just after Redis came back
+     * holds back for a grace (start_grace): --burst drains the dead workers' jobs too, as
+     * it did when that pass ran at once. */
+    if (w->cfg->burst && w->idle && quiet && !w->down && w->recovered_once) {
         LOG(&w->lg, CQ_LOG_INFO, "queues empty, nothing running: exiting (%s)",
             audience_pick("--burst", "the burst setting"));
         return 1;

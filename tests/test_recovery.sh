@@ -257,6 +257,48 @@ check "a job after CLIENT KILL is still picked up" wait_for 5 jobs_are finished 
 kill -TERM "$C" "$D"; wait "$C"; wait "$D"
 check_eq "workers deregistered after the run" 0 "$(rcli SCARD cq:workers)"
 
+# ---- a worker started just after Redis restarted does not take the others, still on their
+#      way back, for dead: its first connection waits as a reconnection does when Redis has
+#      been up for less than a grace (7 s here: a 4-s lease, at least a 5-s backoff and two
+#      passes) and a registered worker is not connected (common/worker.c, start_grace). The
+#      older worker is held (SIGSTOP) until 2.5 s after the new one registered, where the
+#      new one took it for dead about 1 s after it started and ran its job a second time ----
+cat >"$T/gate.sh" <<EOF
+#!/bin/sh
+echo run >>"$T/gate-runs.\$CQ_JOB_ID"
+while [ ! -e "$T/gate-open" ]; do sleep 0.05; done
+EOF
+chmod +x "$T/gate.sh"
+"$BIN/cworker" -c 1 --lease 4s --log-level debug --command gate="$T/gate.sh" >"$T/o.log" 2>&1 &
+O=$!
+PIDS+=("$O")
+registered 1
+owid=$(wid_of "$O")
+"$BIN/cenqueue" --id g-1 gate >/dev/null
+wait_for 10 jobs_are started g-1 || { echo "FATAL: the gate job did not start"; cat "$T/o.log"; exit 1; }
+kill -STOP "$O"
+stop_redis
+start_redis_again --appendonly yes --appendfsync always
+check_eq "the job is in flight on the older worker across the restart (AOF)" \
+    "started $owid" "$(jfield g-1) $(jfield g-1 worker)"
+"$BIN/cworker" -c 1 --lease 4s --log-level debug --command gate="$T/gate.sh" >"$T/n.log" 2>&1 &
+N_=$!
+PIDS+=("$N_")
+wait_for 10 registered_pid "$N_" || { echo "FATAL: the new worker did not register"; cat "$T/n.log"; exit 1; }
+sleep 2.5
+kill -CONT "$O"
+check "the older worker is back" wait_for 10 grep -q "redis is back after" "$T/o.log"
+check "the new worker waited for it, and said so (debug)" \
+    grep -q "the other workers have .* to come back before a recovery pass" "$T/n.log"
+touch "$T/gate-open"
+check "the job finishes" wait_for 10 jobs_are finished g-1
+check_eq "...on the older worker" "$owid" "$(jfield g-1 worker)"
+check_eq "...not recovered" "" "$(jfield g-1 recovered)"
+check_eq "...run once" 1 "$(wc -l <"$T/gate-runs.g-1")"
+check "the new worker took no one for dead" \
+    bash -c "! grep -E 'recovered [0-9]+ jobs? from dead workers|its connections to redis are gone' '$T/n.log'"
+kill -TERM "$O" "$N_"; wait "$O"; wait "$N_"
+
 # ---- a Redis that refuses the registration at start (out of memory) ends the start, in one
 #      line naming the cause (it said the cause as a warning, then 'ERROR cannot register') ----
 rcli CONFIG SET maxmemory 1 >/dev/null

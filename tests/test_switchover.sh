@@ -166,6 +166,14 @@ redis-cli -p "$PS" SENTINEL MONITOR cqtest 127.0.0.1 "$PB" 1 >/dev/null
 redis-cli -p "$PS" SENTINEL SET cqtest down-after-milliseconds 600000 >/dev/null
 check "the sentinel names it" named "$PB"
 check "the first worker is back" wait_for 10 grep -q "redis is back after" "$T/w.log"
+# A third worker starts now, on the promoted node, whose INFO does not say when it was
+# promoted: the first worker's connection, made a moment ago, says it for it (start_grace).
+# Its first connection is no connection made again: without a wait of its own it took the
+# second for dead at its first pass, its lease run out during the window, and ran its job
+# again.
+"$BIN/cworker" -u "$URL" -c 1 --lease 4s --log-level debug c >"$T/w3.log" 2>&1 &
+W3=$!
+PIDS+=("$W3")
 sleep 1.5
 kill -CONT "$W2"
 # shellcheck disable=SC2086
@@ -180,6 +188,13 @@ ran_once() { local id; for id in "$@"; do [ "$(wc -l <"$T/ended.$id")" = 1 ] || 
 check "...and each ran once" ran_once $running
 check "...and neither took the other for dead" \
     bash -c "! grep -E 'recovered [0-9]+ jobs? from dead workers|taken for dead' '$T/w.log' '$T/w2.log'"
+check "...nor did the third, started as the first came back" \
+    bash -c "! grep -E 'recovered [0-9]+ jobs? from dead workers|its connections to redis are gone' '$T/w3.log'"
+check "...which waited, the node a promoted replica (debug)" \
+    grep -q "redis has served as a promoted replica (at least) for [0-9]s, and a registered worker is not connected" "$T/w3.log"
+kill -TERM "$W3"
+wait "$W3"
+check_eq "...and exits 0 on SIGTERM" 0 "$?"
 after=$("$BIN/cenqueue" -u "$URL" noop)
 check "a job enqueued through the sentinel afterwards finishes" wait_for 10 all_are "$PB" finished "$after"
 check "nothing is left in flight or queued" \

@@ -237,6 +237,54 @@ kill "$DROP"
 wait "$DROP" 2>/dev/null
 redis-cli -p "$PB" DEL cq:queue:ghostq cq:job:g-1 >/dev/null
 
+echo "# an outage that begins during a grace: the worker back first waits a grace afresh"
+# Connections dropped once begin a grace (4 s) at once, and a connection made again within
+# it makes it longer, up to two graces from the first one's start (above). An outage proper
+# (attempts to connect that failed) begins a grace of its own, however long the one before
+# went on (keep_connected: grace_since renewed). Here the primary is demoted again 1 s or
+# less after the drop, the sentinel naming it for 10 s, longer than two graces; the second
+# worker, a job running, comes back 1.5 s after the first. Without the fresh grace the first
+# was back past the end of the capped one, ran a recovery pass at once, and took the second
+# (its lease run out meanwhile) for dead.
+rm -f "$T/go"
+late=$("$BIN/cenqueue" -u "$URL" -q b gate)
+check "a job runs on the second worker" wait_for 10 all_are "$PB" started "$late"
+wait_for 10 in_step "$PB" "$PA" || { echo "FATAL: the replica is behind the primary"; exit 1; }
+seen=$(wc -l <"$T/w.log")
+seen2=$(wc -l <"$T/w2.log")
+backs() { grep -c "redis is back after" "$T/w.log"; }
+b0=$(backs)
+g0=$(graces)
+redis-cli -p "$PB" CLIENT KILL TYPE normal >/dev/null
+t0=$(date +%s%N)
+wait_for 5 graces_since 2 || { echo "FATAL: the workers did not connect again"; exit 1; }
+redis-cli -p "$PA" REPLICAOF NO ONE >/dev/null
+redis-cli -p "$PB" REPLICAOF 127.0.0.1 "$PA" >/dev/null
+# Within the grace the drop began (4 s), or a recovery pass ends it first, and the outage
+# then begins a grace afresh with or without keep_connected's renewal: nothing is tested.
+check "both workers connected again (a grace each) and the primary demoted within 3 s" \
+    [ $(( ($(date +%s%N) - t0) / 1000000 )) -lt 3000 ]
+sleep $(( 10 - ($(date +%s%N) - t0) / 1000000000 ))
+kill -STOP "$W2"
+redis-cli -p "$PS" SENTINEL REMOVE cqtest >/dev/null
+redis-cli -p "$PS" SENTINEL MONITOR cqtest 127.0.0.1 "$PA" 1 >/dev/null
+redis-cli -p "$PS" SENTINEL SET cqtest down-after-milliseconds 600000 >/dev/null
+check "the sentinel names the node promoted again" named "$PA"
+back_again() { [ "$(backs)" -gt "$b0" ]; }
+check "the first worker is back (an outage proper: 'redis is back after'), 10 s after the drop" \
+    wait_for 10 back_again
+sleep 1.5
+kill -CONT "$W2"
+: >"$T/go"
+check "the second worker's job finishes" wait_for 20 all_are "$PA" finished "$late"
+check_eq "...not recovered" "" "$(redis-cli -p "$PA" HGET "cq:job:$late" recovered)"
+check "...run once" ran_once "$late"
+{ tail -n +$((seen + 1)) "$T/w.log"; tail -n +$((seen2 + 1)) "$T/w2.log"; } >"$T/since.log"
+check "...and neither took the other for dead" \
+    bash -c "! grep -E 'recovered [0-9]+ jobs? from dead workers|taken for dead' '$T/since.log'"
+check_contains "the first worker waited a grace afresh, a lease (debug)" \
+    "the other workers have 4.0s to come back" "$(grep "connected to redis again" "$T/w.log" | tail -1)"
+
 kill -TERM "$W"
 wait "$W"
 check_eq "the worker exits 0 on SIGTERM" 0 "$?"

@@ -97,7 +97,9 @@ check_eq "... and not claiming that a job still runs or went back" "" \
     "$(grep -E 'still running|go back|put back' "$T/gone.log")"
 start_redis_again --appendonly yes
 wait_for 30 lease_gone "$gwid"  # the old lease expires (3 s after its last renewal)
-"$BIN/cworker" --burst -c 2 >"$T/recover.log" 2>&1
+# Redis has just restarted and the stopped worker is still registered: the burst worker gives
+# it a grace before it takes it for dead (worker.c, start_grace), a lease: 3 s, not 10.
+"$BIN/cworker" --burst -c 2 --lease 3s >"$T/recover.log" 2>&1
 check_eq "once Redis is back, the job is recovered and finishes (at least once)" finished \
     "$(jfield gone-1)"
 check_eq "... run a second time: recovered from the stopped worker" $((rec0 + 1)) \

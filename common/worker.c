@@ -2486,8 +2486,11 @@ static int should_stop(struct worker *w, long long now)
     }
     /* Not before a first recovery pass, which a worker started just after Redis came back
      * holds back for a grace (start_grace): --burst drains the dead workers' jobs too, as
-     * it did when that pass ran at once. */
-    if (w->cfg->burst && w->idle && quiet && !w->down && w->recovered_once) {
+     * it did when that pass ran at once. Nor while a worker whose connections a pass found
+     * gone waits for the next to be taken for dead (find_gone: two passes a second apart),
+     * where one started just after a SIGKILL left the dead worker's jobs in flight until
+     * its lease ran out and another worker came. */
+    if (w->cfg->burst && w->idle && quiet && !w->down && w->recovered_once && w->ngone == 0) {
         LOG(&w->lg, CQ_LOG_INFO, "queues empty, nothing running: exiting (%s)",
             audience_pick("--burst", "the burst setting"));
         return 1;

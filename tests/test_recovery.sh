@@ -80,6 +80,30 @@ kill -TERM "$E" "$F"; wait "$E"; wait "$F"
 check_eq "both deregistered" 0 "$(rcli SCARD cq:workers)"
 check_eq "nothing in flight" "" "$(rcli --scan --pattern 'cq:inflight:*')"
 
+# ---- --burst started just after a worker was SIGKILLed (its 10-s lease still runs): its
+#      connections are gone, which a worker is sure of at its second recovery pass, a second
+#      after the first. The burst worker waits for that pass before it exits, and runs the
+#      dead worker's job, where it exited after its first pass, the queues empty, and left the
+#      job in flight until another worker came or the lease ran out ----
+"$BIN/cworker" -c 1 >"$T/p.log" 2>&1 &
+P=$!
+registered 1
+pwid=$(wid_of "$P")
+"$BIN/cenqueue" --id b-1 sleep 0.5 >/dev/null
+wait_for 5 jobs_are started b-1
+kill -KILL "$P"; wait "$P" 2>/dev/null
+t0=$(date +%s%N)
+timeout 60 "$BIN/cworker" --burst -c 1 >"$T/q.log" 2>&1
+check_eq "a burst worker started just after a SIGKILL exits 0" 0 "$?"
+burst_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+check_eq "...having run the killed worker's job" "finished 1" "$(jfield b-1) $(jfield b-1 recovered)"
+check "...not on the killed worker" [ "$(jfield b-1 worker)" != "$pwid" ]
+check_eq "...nothing left in flight" "" "$(rcli --scan --pattern 'cq:inflight:*')"
+check_eq "...nor registered" 0 "$(rcli SCARD cq:workers)"
+check_contains "...found by its connections" \
+    "worker $pwid: its connections to redis are gone (seen twice, a second apart)" "$(cat "$T/q.log")"
+check "...within 8 s, where the lease is 10 (${burst_ms} ms)" [ "$burst_ms" -lt 8000 ]
+
 # ---- a frozen worker takes its own job back after another worker recovered it: the run
 #      that began before the recovery goes on, and its late outcome is not recorded (it would
 #      take the record of the new run, whose own outcome then found none): the job's end is

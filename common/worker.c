@@ -2479,7 +2479,13 @@ static int should_stop(struct worker *w, long long now)
     int quiet = w->outstanding == 0 && w->pending == NULL && w->nstarts == 0;
     char ids[256];
 
-    if (w->cfg->max_jobs > 0 && w->taken_total >= w->cfg->max_jobs && quiet) {
+    /* Not before a first recovery pass either (below): a worker that lives less than the
+     * grace start_grace holds it back for, on a promoted replica where no other is
+     * connected, ran none, and where every worker lived as short (--max-jobs 1 and short
+     * jobs) a dead worker's jobs stayed in flight for good. Redis lost, there is no pass to
+     * wait for. */
+    if (w->cfg->max_jobs > 0 && w->taken_total >= w->cfg->max_jobs && quiet &&
+        (w->recovered_once || w->down)) {
         LOG(&w->lg, CQ_LOG_INFO, "done %ld jobs (%s)", w->taken_total,
             audience_pick("--max-jobs", "the max-jobs setting"));
         return 1;

@@ -333,4 +333,39 @@ check_eq "... one line" 1 "$(wc -l <"$T/m.log")"
 check_contains "... naming what failed, the cause and the fix" \
     "ERROR cannot register this worker: redis 127.0.0.1:$RPORT: OOM command not allowed when used memory > 'maxmemory'; Redis reached its maxmemory: raise it, or free memory" \
     "$(cat "$T/m.log")"
+
+# ---- a promoted replica (REPLICAOF NO ONE: INFO replication's master_replid2 is set, for as
+#      long as it serves) whose workers each live less than a start grace (--max-jobs 1, a job
+#      each): no other worker is connected, so each one's start_grace waits a whole grace
+#      (7 s) before its first recovery pass. A worker exits on --max-jobs only after that
+#      first pass, as --burst does, so that the dead worker's job comes back; it exited
+#      before, the pass never ran in any of them, and the job stayed in flight for good ----
+rcli REPLICAOF 127.0.0.1 1 >/dev/null
+rcli REPLICAOF NO ONE >/dev/null
+replid2=$(rcli INFO replication | tr -d '\r' | sed -n 's/^master_replid2://p')
+[[ $replid2 =~ [1-9a-f] ]] || { echo "FATAL: REPLICAOF NO ONE left master_replid2 '$replid2'"; exit 1; }
+"$BIN/cworker" -c 1 --lease 3s >"$T/x.log" 2>&1 &
+X=$!
+registered 1
+xwid=$(wid_of "$X")
+"$BIN/cenqueue" --id m-1 sleep 2 >/dev/null
+wait_for 5 jobs_are started m-1
+kill -KILL "$X"; wait "$X" 2>/dev/null
+m1_ended() { [ "$(jfield m-1)" = finished ]; }
+t0=$(date +%s)
+runs=0
+while ! m1_ended && [ $(( $(date +%s) - t0 )) -lt 40 ]; do
+    "$BIN/cenqueue" noop >/dev/null 2>&1 # "no live worker takes from queue 'default'"
+    timeout 60 "$BIN/cworker" -c 1 --max-jobs 1 --lease 3s --log-level debug >>"$T/y.log" 2>&1
+    rc=$?
+    runs=$((runs + 1))
+    [ "$rc" = 0 ] || break
+done
+check_eq "short-lived workers (--max-jobs 1) on a promoted replica exit 0" 0 "$rc"
+check_eq "...and one of them runs the dead worker's job, recovered ($runs runs)" "finished 1" \
+    "$(jfield m-1) $(jfield m-1 recovered)"
+check "...not on the dead worker" [ "$(jfield m-1 worker)" != "$xwid" ]
+check "...after waiting a grace (debug)" \
+    grep -q "redis has served as a promoted replica (at least) for 0s, and a registered worker is not connected" "$T/y.log"
+check_eq "...nothing in flight" "" "$(rcli --scan --pattern 'cq:inflight:*')"
 finish

@@ -98,7 +98,8 @@ check_eq "... and not claiming that a job still runs or went back" "" \
 start_redis_again --appendonly yes
 wait_for 30 lease_gone "$gwid"  # the old lease expires (3 s after its last renewal)
 # Redis has just restarted and the stopped worker is still registered: the burst worker gives
-# it a grace before it takes it for dead (worker.c, start_grace), a lease: 3 s, not 10.
+# it a grace before it takes it for dead (worker.c, start_grace): 7 s, not 10 (a 3-s lease,
+# but at least a reconnection backoff, 5 s, and two passes, from the burst worker's start).
 "$BIN/cworker" --burst -c 2 --lease 3s >"$T/recover.log" 2>&1
 check_eq "once Redis is back, the job is recovered and finishes (at least once)" finished \
     "$(jfield gone-1)"

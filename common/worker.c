@@ -2150,6 +2150,8 @@ static int census(struct worker *w, long long *oldest_ms)
             age = clients_age(list->str, ids[i]);
             if (age < 0)
                 absent = 1;
+            else if (age > LLONG_MAX / 1000)
+                *oldest_ms = LLONG_MAX; /* no age Redis gives */
             else if (age * 1000 > *oldest_ms)
                 *oldest_ms = age * 1000;
         }
@@ -2173,7 +2175,9 @@ static int census(struct worker *w, long long *oldest_ms)
  * server's uptime, which a restart sets to 0. A replica promoted (a failover, REPLICAOF NO
  * ONE: INFO replication's master_replid2 is not all zeros) does not say when, in any
  * version of Redis: for it, the age of the oldest connection of another registered worker,
- * made after the promotion (a worker connects to a primary only); none there, 0. Both are
+ * made after the promotion (a worker connects to a primary only); none there, 0. So too
+ * where INFO is refused (an ACL without +info, a proxy) or has no uptime, as long as
+ * CLIENT LIST answers (without either, no wait: nothing says Redis came back). Both are
  * bounds from below, so the wait is not cut short; it is longer than needed where a
  * promoted node's workers are all young or all gone. A worker registered and connected
  * says that this start is no return from an outage: workers started together on a fresh
@@ -2181,11 +2185,10 @@ static int census(struct worker *w, long long *oldest_ms)
  * once a process. */
 static void start_grace(struct worker *w, long long now)
 {
-    long long grace = grace_ms(w), least = reconnect_cap(w) + 2 * RECOVER_MS, served, oldest;
-    long long until;
+    long long grace = grace_ms(w), least = reconnect_cap(w) + 2 * RECOVER_MS, served = -1;
+    long long oldest, until, secs;
     redisReply *server = NULL, *repl = NULL;
-    char up[32], replid2[64];
-    char *end;
+    char up[32] = "", replid2[64] = "", *end;
     int absent, promoted;
 
     if (rconn_appendf(&w->ctl, "INFO server") != 0 ||
@@ -2193,27 +2196,37 @@ static void start_grace(struct worker *w, long long now)
         return;
     server = rconn_read(&w->ctl);
     if (server != NULL) repl = rconn_read(&w->ctl);
-    if (server == NULL || repl == NULL || server->type != REDIS_REPLY_STRING ||
-        repl->type != REDIS_REPLY_STRING) {
+    if (server == NULL || repl == NULL) { /* the connection lost: nothing is known */
         LOG(&w->lg, CQ_LOG_DEBUG, "redis does not say how long it has served (INFO): %s",
-            server != NULL && server->type == REDIS_REPLY_ERROR   ? server->str
-                : repl != NULL && repl->type == REDIS_REPLY_ERROR ? repl->str
-                                                                  : w->ctl.errstr);
+            w->ctl.errstr);
         if (server != NULL) freeReplyObject(server);
-        if (repl != NULL) freeReplyObject(repl);
         return;
     }
-    info_field(server->str, "uptime_in_seconds", up, sizeof up);
-    info_field(repl->str, "master_replid2", replid2, sizeof replid2);
+    if (server->type == REDIS_REPLY_STRING)
+        info_field(server->str, "uptime_in_seconds", up, sizeof up);
+    if (repl->type == REDIS_REPLY_STRING)
+        info_field(repl->str, "master_replid2", replid2, sizeof replid2);
+    secs = strtoll(up, &end, 10);
+    /* An uptime that does not fit in milliseconds is none Redis gives. */
+    if (end != up && secs >= 0 && secs <= LLONG_MAX / 1000) served = secs * 1000;
+    /* INFO refused (an ACL without +info, a proxy), or without an uptime (or one before
+     * its start: a clock set back): as on a promoted replica, the other workers'
+     * connections say how long at least, where CLIENT LIST answers. */
+    if (served < 0)
+        LOG(&w->lg, CQ_LOG_DEBUG,
+            "redis does not say how long it has served (INFO: %s): the other workers' "
+            "connections say it",
+            server->type == REDIS_REPLY_ERROR ? server->str : "no uptime_in_seconds");
     freeReplyObject(server);
     freeReplyObject(repl);
-    served = strtoll(up, &end, 10) * 1000;
-    if (end == up || served < 0) return;
     promoted = replid2[0] != '\0' && replid2[strspn(replid2, "0")] != '\0';
     if (!promoted && served >= grace) return;
     absent = census(w, &oldest);
-    if (absent == 0) return;
-    if (promoted) served = oldest < 0 ? 0 : oldest < served ? oldest : served;
+    /* Neither INFO nor CLIENT LIST: nothing says that Redis came back, and a wait at every
+     * start (a fleet's --max-jobs workers) would be for nothing as often as not. */
+    if (absent == 0 || (absent < 0 && served < 0 && !promoted)) return;
+    if (promoted || served < 0)
+        served = oldest < 0 ? 0 : served >= 0 && served < oldest ? served : oldest;
     if (served >= grace) return;
     until = now - served + grace;
     if (until < now + least) until = now + least;

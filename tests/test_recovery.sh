@@ -323,6 +323,47 @@ check "the new worker took no one for dead" \
     bash -c "! grep -E 'recovered [0-9]+ jobs? from dead workers|its connections to redis are gone' '$T/n.log'"
 kill -TERM "$O" "$N_"; wait "$O"; wait "$N_"
 
+# ---- the same where the ACL refuses INFO to the new worker (a worker line without +info, as
+#      PROTOCOL.md allows): Redis does not say how long it has served, and the other workers'
+#      connections say it, as on a promoted replica (none connected: 0 s), where the new
+#      worker waited for no one and took the older one for dead ----
+cat >"$T/gate2.sh" <<EOF
+#!/bin/sh
+echo run >>"$T/gate-runs.\$CQ_JOB_ID"
+while [ ! -e "$T/gate2-open" ]; do sleep 0.05; done
+EOF
+chmod +x "$T/gate2.sh"
+"$BIN/cworker" -c 1 --lease 4s --command gate2="$T/gate2.sh" >"$T/o2.log" 2>&1 &
+O2=$!
+PIDS+=("$O2")
+registered 1
+o2wid=$(wid_of "$O2")
+"$BIN/cenqueue" --id g-2 gate2 >/dev/null
+wait_for 10 jobs_are started g-2 || { echo "FATAL: the gate job did not start"; cat "$T/o2.log"; exit 1; }
+kill -STOP "$O2"
+stop_redis
+start_redis_again --appendonly yes --appendfsync always
+rcli ACL SETUSER noinfo on '>pw' '~*' '&*' '+@all' '-info' >/dev/null
+"$BIN/cworker" -u "redis://noinfo:pw@127.0.0.1:$RPORT" -c 1 --lease 4s --log-level debug \
+    --command gate2="$T/gate2.sh" >"$T/n2.log" 2>&1 &
+N2=$!
+PIDS+=("$N2")
+wait_for 10 registered_pid "$N2" || { echo "FATAL: the new worker did not register"; cat "$T/n2.log"; exit 1; }
+sleep 2.5
+kill -CONT "$O2"
+check "INFO refused: the older worker is back" wait_for 10 grep -q "redis is back after" "$T/o2.log"
+check "...the new worker was refused INFO, and said so (debug)" \
+    grep -q "redis does not say how long it has served (INFO: NOPERM" "$T/n2.log"
+check "...and waited for the older one (debug)" \
+    grep -q "redis has served for 0s, and a registered worker is not connected" "$T/n2.log"
+touch "$T/gate2-open"
+check "...the job finishes" wait_for 10 jobs_are finished g-2
+check_eq "...on the older worker, not recovered" "$o2wid " "$(jfield g-2 worker) $(jfield g-2 recovered)"
+check_eq "...run once" 1 "$(wc -l <"$T/gate-runs.g-2")"
+check "...the new worker took no one for dead" \
+    bash -c "! grep -E 'recovered [0-9]+ jobs? from dead workers|its connections to redis are gone' '$T/n2.log'"
+kill -TERM "$O2" "$N2"; wait "$O2"; wait "$N2"
+
 # ---- a Redis that refuses the registration at start (out of memory) ends the start, in one
 #      line naming the cause (it said the cause as a warning, then 'ERROR cannot register') ----
 rcli CONFIG SET maxmemory 1 >/dev/null

@@ -271,12 +271,13 @@ static const char *json_scalar_end(const char *p)
 }
 
 /* The text is read as JSON's grammar has it, without recursion and without building
- * anything, up to where it opens its 1,001st level (1: too deep) or is no JSON (0), so that
+ * anything, up to where it opens its 1,001st level (1: too deep), is no JSON (0) or has
+ * read one whole value (2, *end past it and the white space after), so that
  * text broken before that ('x[[[[...', '{"a" [[[[...') is not called too deep: cJSON stopped
  * at the first fault, and so does this. It is stricter than cJSON (a number '01', a raw
  * control byte in a string, a form feed between values), which only makes it say 'not valid
  * JSON' of text that is not. */
-int job_json_too_deep(const char *text)
+static int json_read(const char *text, const char **end)
 {
     char open[CJSON_NESTING_LIMIT]; /* '[' or '{' of each level */
     int depth = 0;
@@ -326,7 +327,10 @@ int job_json_too_deep(const char *text)
             want = VALUE;
             continue;
         case NEXT: /* after a value: the whole text's (nothing deeper can follow) or a member */
-            if (depth == 0) return 0;
+            if (depth == 0) {
+                *end = p;
+                return 2;
+            }
             if (*p == ',') {
                 want = open[depth - 1] == '[' ? VALUE : KEY;
             } else if (*p == (open[depth - 1] == '[' ? ']' : '}')) {
@@ -339,6 +343,20 @@ int job_json_too_deep(const char *text)
             continue;
         }
     }
+}
+
+int job_json_too_deep(const char *text)
+{
+    const char *end;
+
+    return json_read(text, &end) == 1;
+}
+
+int job_json_strict(const char *text)
+{
+    const char *end;
+
+    return json_read(text, &end) == 2 && *end == '\0';
 }
 
 int job_json_finite(const cJSON *v)

@@ -67,6 +67,12 @@ int job_json_has_nul(const char *text, size_t len);
  * not count. */
 int job_json_too_deep(const char *text);
 
+/* 1 when text is one JSON value as RFC 8259 writes it, white space around it allowed, and
+ * nests at most CJSON_NESTING_LIMIT levels. cJSON takes more: a number with a leading zero
+ * ('0755', read as 755), '1.', a raw control byte in a string, any byte up to ' ' as white
+ * space: where those must not pass, a text cJSON took is checked here too. */
+int job_json_strict(const char *text);
+
 /* 1 when every number in v is finite: cJSON reads 1e400 as infinity, which no JSON text can
  * hold (printed, it would be null); 0 otherwise. */
 int job_json_finite(const cJSON *v);

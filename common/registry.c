@@ -428,7 +428,8 @@ static void without_zeros(const char *s, char *buf, size_t len)
 
 /* 0 when v is of type t (a string that reads as one counts), -1 when not, -2 for JSON text
  * to convert that holds a NUL, -3 for one nested deeper than cJSON reads, -4 for a number's
- * text with a leading zero; with convert, *repl receives the value to put in its place
+ * text with a leading zero, -5 for JSON text that cJSON takes but RFC 8259 does not ('0755',
+ * '1.', a raw control byte in a string); with convert, *repl receives the value to put in its place
  * (NULL: keep it). */
 static int check_one(enum cq_arg_type t, const cJSON *v, int convert, cJSON **repl)
 {
@@ -471,6 +472,11 @@ static int check_one(enum cq_arg_type t, const cJSON *v, int convert, cJSON **re
             if (*repl != NULL && !job_json_finite(*repl)) {
                 cJSON_Delete(*repl);
                 *repl = NULL;
+            }
+            if (*repl != NULL && !job_json_strict(v->valuestring)) {
+                cJSON_Delete(*repl); /* cJSON's leniency: '0755' would arrive as 755 */
+                *repl = NULL;
+                return -5;
             }
             if (*repl == NULL && job_json_too_deep(v->valuestring)) return -3;
             return *repl != NULL ? 0 : -1;
@@ -540,6 +546,15 @@ int registry_check_args(const struct cq_function *f, cJSON *args, int convert, c
                     "%s: argument %d (%s): '%.80s' is not %s: JSON's numbers have no leading "
                     "zero; give %s (a leading 0 does not make it octal) (usage: %s)",
                     f->name, i + 1, a->name, v->valuestring, type_phrase(a->type), fix, f->usage);
+            return -1;
+        }
+        if (rc == -5) {
+            err_set(err, errlen,
+                    "%s: argument %d (%s): '%.80s' is not a JSON value as RFC 8259 writes one: "
+                    "a number has no leading zero (0755 would arrive as 755), a string no raw "
+                    "control character (write \\n, \\t), and only space, tab, CR and LF "
+                    "separate (usage: %s)",
+                    f->name, i + 1, a->name, v->valuestring, f->usage);
             return -1;
         }
         if (rc != 0) {

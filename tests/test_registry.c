@@ -90,6 +90,29 @@ static void test_specs(void)
     CHECK_HAS(err, "argument 4 (TAGS) holds a NUL character (\\u0000)");
     CHECK_EQ(check(f, "[\"a\",\"640\",\"0.5\",\"[1e400]\"]", 1, err, sizeof err, NULL), -1);
     CHECK_HAS(err, "'[1e400]' is not a JSON value");
+    /* JSON text that cJSON takes and JSON has not: '0755' arrived as 755, a raw tab in a
+     * string and a form feed between values were taken. Refused, saying why; JSON's own
+     * zeros, exponents and white space are taken as before. */
+    {
+        static const char *const lax[] = {
+            "0755", "[1,01]", "-00.5", "1.", "{\\\"a\\\":\\\"x\ty\\\"}", "\f1", "[1,\v2]"};
+        static const char *const strict[] = {
+            "0", "-0", "0.5", "0e1", "-0.0", "1E+2", " \\t\\n\\r[{},[],\\\"\\\\u00e9\\\"] "};
+        char json[128];
+        for (size_t i = 0; i < sizeof lax / sizeof lax[0]; i++) {
+            snprintf(json, sizeof json, "[\"a\",\"1\",\"1\",\"%s\"]", lax[i]);
+            err[0] = '\0';
+            CHECK_EQ(check(f, json, 1, err, sizeof err, NULL), -1);
+            CHECK_HAS(err, "argument 4 (TAGS): '");
+            CHECK_HAS(err,
+                      "' is not a JSON value as RFC 8259 writes one: a number has no "
+                      "leading zero (0755 would arrive as 755)");
+        }
+        for (size_t i = 0; i < sizeof strict / sizeof strict[0]; i++) {
+            snprintf(json, sizeof json, "[\"a\",\"1\",\"1\",\"%s\"]", strict[i]);
+            CHECK_EQ(check(f, json, 1, err, sizeof err, NULL), 0);
+        }
+    }
     { /* JSON nested deeper than cJSON reads: said so (it said 'is not a JSON value') */
         char deep[2100] = "[\"a\",\"640\",\"0.5\",\"", *p = deep + strlen(deep);
         memset(p, '[', 1001);

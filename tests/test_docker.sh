@@ -360,10 +360,13 @@ check_eq "scaled up: 5 workers in cq:workers" 5 "$(rp SCARD cq:workers)" || true
 wait_for 60 all_healthy 5 || true
 check "the 5 worker containers turn healthy" all_healthy 5 || true
 
-step "30 jobs 'sleep 2' (10 run at once), then docker-compose up -d --scale worker=1"
+step "30 jobs 'sleep 4' (10 run at once), then docker-compose up -d --scale worker=1"
 stat() { local v; v=$(rp HGET cq:stats "$1"); echo "${v:-0}"; }
 base_processed=$(stat processed) base_failed=$(stat failed) base_recovered=$(stat recovered)
-for _ in $(seq 30); do echo "sleep 2"; done >"$T/sleeps"
+# 4 s each, 12 s for the three rounds: once the first jobs ended, 8 s of them are left for
+# the scale-down to find running (with 'sleep 2', 4 s, a loaded machine's docker-compose
+# took 15 s to stop the containers and found every job ended: 'stopping: no job running').
+for _ in $(seq 30); do echo "sleep 4"; done >"$T/sleeps"
 dc --profile ctl run --rm -T ctl cenqueue --stdin <"$T/sleeps" >"$T/sleep.ids" 2>"$T/sleep.err" ||
     fatal "cenqueue --stdin failed" "$T/sleep.err"
 busy() { [ "$(stat processed)" -ge "$((base_processed + 2))" ]; }

@@ -34,10 +34,6 @@ static char *put(char *p, const char *s)
     return p + n;
 }
 
-/* SIGINT or SIGTERM during the wait: the ids of the jobs not seen ended, one a line (unless
- * quiet), so that none is lost to the caller; a line on stderr; exit status 1, as for the
- * other ways a wait ends early. Only write(2), strlen and _exit(2) here: libcq is inside a
- * read. Ids are names (keys.h): JSON strings as they are. */
 /* Write all n bytes of s to fd (a signal handler's: write(2) only): 0, or -1 when they could
  * not all go (a full disk, a reader that left). */
 static int write_all(int fd, const char *s, size_t n)
@@ -52,6 +48,10 @@ static int write_all(int fd, const char *s, size_t n)
     return 0;
 }
 
+/* SIGINT or SIGTERM during the wait: the ids of the jobs not seen ended, one a line (unless
+ * quiet), so that none is lost to the caller; a line on stderr; exit status 1, as for the
+ * other ways a wait ends early. Only write(2), strlen and _exit(2) here: libcq is inside a
+ * read. Ids are names (keys.h): JSON strings as they are. */
 static void on_interrupt(int sig)
 {
     struct waiting *w = waiting_now;

@@ -1501,7 +1501,6 @@ int main(int argc, char **argv)
     c.serve.request_timeout = SERVE_REQUEST_TIMEOUT;
     c.serve.answer_timeout = SERVE_ANSWER_TIMEOUT;
     c.log_format = -1;
-    signal(SIGPIPE, SIG_IGN);
     rc = parse_options(&c, argc, argv, seen, &nseen, &help);
     if (rc >= 0) return rc;
     if (optind >= argc && help) {

@@ -18,7 +18,6 @@
 #include <math.h>
 #include <poll.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -729,8 +728,6 @@ int main(int argc, char **argv)
     char err[1024];
     int rc = 0, list = 0;
 
-    /* A connection reset must be an error to report, not a signal that ends the program. */
-    signal(SIGPIPE, SIG_IGN);
     memset(&o, 0, sizeof o);
     o.queue = "default";
     o.retries = -1;

@@ -475,7 +475,6 @@ static void setup_signals(void)
         if (sigaction(SIGHUP, NULL, &old) == 0 && old.sa_handler != SIG_IGN)
             sigaction(SIGHUP, &sa, NULL);
     }
-    signal(SIGPIPE, SIG_IGN);
 }
 
 /* Everything but the worker's lifetime, which main owns. */

@@ -287,82 +287,65 @@ check_eq "workers deregistered after the run" 0 "$(rcli SCARD cq:workers)"
 #      passes) and a registered worker is not connected (common/worker.c, start_grace). The
 #      older worker is held (SIGSTOP) until 2.5 s after the new one registered, where the
 #      new one took it for dead about 1 s after it started and ran its job a second time ----
-cat >"$T/gate.sh" <<EOF
+# grace_case TAG WHAT SETUP CHECKS [URL]: a gate job g-TAG in flight on an older worker,
+# which is held (SIGSTOP) while Redis restarts; SETUP runs on the restarted Redis, a new
+# worker starts (at URL, if given) and CHECKS runs on its log once the older one is back.
+grace_case() {
+    local tag=$1 what=$2 setup=$3 checks=$4 url=${5:-} o n owid
+    cat >"$T/gate$tag.sh" <<EOF
 #!/bin/sh
 echo run >>"$T/gate-runs.\$CQ_JOB_ID"
-while [ ! -e "$T/gate-open" ]; do sleep 0.05; done
+while [ ! -e "$T/gate$tag-open" ]; do sleep 0.05; done
 EOF
-chmod +x "$T/gate.sh"
-"$BIN/cworker" -c 1 --lease 4s --log-level debug --command gate="$T/gate.sh" >"$T/o.log" 2>&1 &
-O=$!
-PIDS+=("$O")
-registered 1
-owid=$(wid_of "$O")
-"$BIN/cenqueue" --id g-1 gate >/dev/null
-wait_for 10 jobs_are started g-1 || { echo "FATAL: the gate job did not start"; cat "$T/o.log"; exit 1; }
-kill -STOP "$O"
-stop_redis
-start_redis_again --appendonly yes --appendfsync always
-check_eq "the job is in flight on the older worker across the restart (AOF)" \
-    "started $owid" "$(jfield g-1) $(jfield g-1 worker)"
-"$BIN/cworker" -c 1 --lease 4s --log-level debug --command gate="$T/gate.sh" >"$T/n.log" 2>&1 &
-N_=$!
-PIDS+=("$N_")
-wait_for 10 registered_pid "$N_" || { echo "FATAL: the new worker did not register"; cat "$T/n.log"; exit 1; }
-sleep 2.5
-kill -CONT "$O"
-check "the older worker is back" wait_for 10 grep -q "redis is back after" "$T/o.log"
-check "the new worker waited for it, and said so (debug)" \
-    grep -q "the other workers have .* to come back before a recovery pass" "$T/n.log"
-touch "$T/gate-open"
-check "the job finishes" wait_for 10 jobs_are finished g-1
-check_eq "...on the older worker" "$owid" "$(jfield g-1 worker)"
-check_eq "...not recovered" "" "$(jfield g-1 recovered)"
-check_eq "...run once" 1 "$(wc -l <"$T/gate-runs.g-1")"
-check "the new worker took no one for dead" \
-    bash -c "! grep -E 'recovered [0-9]+ jobs? from dead workers|its connections to redis are gone' '$T/n.log'"
-kill -TERM "$O" "$N_"; wait "$O"; wait "$N_"
+    chmod +x "$T/gate$tag.sh"
+    "$BIN/cworker" -c 1 --lease 4s --command "gate$tag=$T/gate$tag.sh" >"$T/o$tag.log" 2>&1 &
+    o=$!
+    PIDS+=("$o")
+    registered 1
+    owid=$(wid_of "$o")
+    "$BIN/cenqueue" --id "g-$tag" "gate$tag" >/dev/null
+    wait_for 10 jobs_are started "g-$tag" || { echo "FATAL: the gate job did not start"; cat "$T/o$tag.log"; exit 1; }
+    kill -STOP "$o"
+    stop_redis
+    start_redis_again --appendonly yes --appendfsync always
+    check_eq "$what: the job is in flight on the older worker across the restart (AOF)" \
+        "started $owid" "$(jfield "g-$tag") $(jfield "g-$tag" worker)"
+    $setup
+    "$BIN/cworker" ${url:+-u "$url"} -c 1 --lease 4s --log-level debug \
+        --command "gate$tag=$T/gate$tag.sh" >"$T/n$tag.log" 2>&1 &
+    n=$!
+    PIDS+=("$n")
+    wait_for 10 registered_pid "$n" || { echo "FATAL: the new worker did not register"; cat "$T/n$tag.log"; exit 1; }
+    sleep 2.5
+    kill -CONT "$o"
+    check "$what: the older worker is back" wait_for 10 grep -q "redis is back after" "$T/o$tag.log"
+    $checks "$T/n$tag.log"
+    touch "$T/gate$tag-open"
+    check "...the job finishes" wait_for 10 jobs_are finished "g-$tag"
+    check_eq "...on the older worker, not recovered" "$owid " "$(jfield "g-$tag" worker) $(jfield "g-$tag" recovered)"
+    check_eq "...run once" 1 "$(wc -l <"$T/gate-runs.g-$tag")"
+    check "...the new worker took no one for dead" \
+        bash -c "! grep -E 'recovered [0-9]+ jobs? from dead workers|its connections to redis are gone' '$T/n$tag.log'"
+    kill -TERM "$o" "$n"; wait "$o"; wait "$n"
+}
+waited_checks() {
+    check "...the new worker waited for it, and said so (debug)" \
+        grep -q "the other workers have .* to come back before a recovery pass" "$1"
+}
+grace_case 1 "INFO allowed" : waited_checks
 
 # ---- the same where the ACL refuses INFO to the new worker (a worker line without +info, as
 #      PROTOCOL.md allows): Redis does not say how long it has served, and the other workers'
 #      connections say it, as on a promoted replica (none connected: 0 s), where the new
 #      worker waited for no one and took the older one for dead ----
-cat >"$T/gate2.sh" <<EOF
-#!/bin/sh
-echo run >>"$T/gate-runs.\$CQ_JOB_ID"
-while [ ! -e "$T/gate2-open" ]; do sleep 0.05; done
-EOF
-chmod +x "$T/gate2.sh"
-"$BIN/cworker" -c 1 --lease 4s --command gate2="$T/gate2.sh" >"$T/o2.log" 2>&1 &
-O2=$!
-PIDS+=("$O2")
-registered 1
-o2wid=$(wid_of "$O2")
-"$BIN/cenqueue" --id g-2 gate2 >/dev/null
-wait_for 10 jobs_are started g-2 || { echo "FATAL: the gate job did not start"; cat "$T/o2.log"; exit 1; }
-kill -STOP "$O2"
-stop_redis
-start_redis_again --appendonly yes --appendfsync always
-rcli ACL SETUSER noinfo on '>pw' '~*' '&*' '+@all' '-info' >/dev/null
-"$BIN/cworker" -u "redis://noinfo:pw@127.0.0.1:$RPORT" -c 1 --lease 4s --log-level debug \
-    --command gate2="$T/gate2.sh" >"$T/n2.log" 2>&1 &
-N2=$!
-PIDS+=("$N2")
-wait_for 10 registered_pid "$N2" || { echo "FATAL: the new worker did not register"; cat "$T/n2.log"; exit 1; }
-sleep 2.5
-kill -CONT "$O2"
-check "INFO refused: the older worker is back" wait_for 10 grep -q "redis is back after" "$T/o2.log"
-check "...the new worker was refused INFO, and said so (debug)" \
-    grep -q "redis does not say how long it has served (INFO: NOPERM" "$T/n2.log"
-check "...and waited for the older one (debug)" \
-    grep -q "redis has served for 0s, and a registered worker is not connected" "$T/n2.log"
-touch "$T/gate2-open"
-check "...the job finishes" wait_for 10 jobs_are finished g-2
-check_eq "...on the older worker, not recovered" "$o2wid " "$(jfield g-2 worker) $(jfield g-2 recovered)"
-check_eq "...run once" 1 "$(wc -l <"$T/gate-runs.g-2")"
-check "...the new worker took no one for dead" \
-    bash -c "! grep -E 'recovered [0-9]+ jobs? from dead workers|its connections to redis are gone' '$T/n2.log'"
-kill -TERM "$O2" "$N2"; wait "$O2"; wait "$N2"
+noinfo_user() { rcli ACL SETUSER noinfo on '>pw' '~*' '&*' '+@all' '-info' >/dev/null; }
+noinfo_checks() {
+    check "...the new worker was refused INFO, and said so (debug)" \
+        grep -q "redis does not say how long it has served (INFO: NOPERM" "$1"
+    check "...and waited for the older one (debug)" \
+        grep -q "redis has served for 0s, and a registered worker is not connected" "$1"
+}
+grace_case 2 "INFO refused" noinfo_user noinfo_checks "redis://noinfo:pw@127.0.0.1:$RPORT"
 
 # ---- a Redis that refuses the registration at start (out of memory) ends the start, in one
 #      line naming the cause (it said the cause as a warning, then 'ERROR cannot register') ----

@@ -252,13 +252,13 @@ static int by_worker(const void *x, const void *y)
     return strcmp(((const struct admin_worker *)x)->id, ((const struct admin_worker *)y)->id);
 }
 
-/* Remember the first key of another type met (k says what it is); the read goes on without
- * it. Called once every reply of a pipeline is read. */
+/* Remember the first key of another type met (k says what it is) and count the others; the
+ * read goes on without them. Called once every reply of a pipeline is read. */
 static void note(struct admin *a, struct admin_info *in, const redisReply *rep,
                  const struct kept *k)
 {
-    if (!is_error(rep) || in->warn[0] != '\0') return;
-    key_error(a, rep, k, in->warn, sizeof in->warn);
+    if (!is_error(rep)) return;
+    if (in->nwarn++ == 0) key_error(a, rep, k, in->warn, sizeof in->warn);
 }
 
 /* Add the valid names of a set's members to the queue list (duplicates are removed

@@ -62,6 +62,7 @@ struct admin_info {
     long long scheduled, failed, dead; /* -1 when the key has another type */
     char warn[512]; /* the first key met on the way that Redis refused (of another type, or
                        an ACL's refusal: key_error's line, as long as an err), or "" */
+    size_t nwarn;   /* keys Redis refused, the first included (0 with warn "") */
 };
 
 int admin_info_read(struct admin *a, struct admin_info *out, char *err, size_t errlen);

@@ -320,6 +320,18 @@ static void print_queues(FILE *f, const struct ctl *c, const struct admin_info *
     fprintf(f, "\nscheduled %lld   failed %lld   dead %lld\n", in->scheduled, in->failed, in->dead);
 }
 
+/* The first key Redis refused on the way, and how many more (info's and workers' last line;
+ * stderr's for metrics, after prefix). */
+static void print_info_warning(FILE *f, const char *prefix, const struct admin_info *in)
+{
+    if (in->warn[0] == '\0') return;
+    fprintf(f, "%swarning: %s", prefix, in->warn);
+    if (in->nwarn > 1)
+        fprintf(f, " (and %zu more key%s that Redis refused)", in->nwarn - 1,
+                in->nwarn == 2 ? "" : "s");
+    fputc('\n', f);
+}
+
 static void print_info(FILE *f, const struct ctl *c, const struct admin_info *in)
 {
     char t[40];
@@ -328,7 +340,7 @@ static void print_info(FILE *f, const struct ctl *c, const struct admin_info *in
     print_queues(f, c, in);
     fputc('\n', f);
     print_workers(f, in);
-    if (in->warn[0]) fprintf(f, "\nwarning: %s\n", in->warn);
+    print_info_warning(f, "\n", in);
 }
 
 /* One picture into a memory buffer, written at once so that a redraw does not flicker. */
@@ -360,7 +372,7 @@ static int info_once(struct ctl *c, int workers_only, int clear)
     if (clear) fputs("\033[H\033[2J", f);
     if (workers_only) {
         print_workers(f, &in);
-        if (in.warn[0]) fprintf(f, "\nwarning: %s\n", in.warn);
+        print_info_warning(f, "\n", &in);
     } else
         print_info(f, c, &in);
     fclose(f);
@@ -1121,7 +1133,7 @@ static int run_metrics(struct ctl *c, char **args, int n)
         json_print(render_metrics(&c->a, &m));
     else
         render_metrics_text(stdout, &m);
-    if (m.info.warn[0]) fprintf(stderr, "cqctl: warning: %s\n", m.info.warn);
+    print_info_warning(stderr, "cqctl: ", &m.info);
     admin_metrics_free(&m);
     return 0;
 }

@@ -219,6 +219,14 @@ check_contains "info with the scheduled set a string: a warning in cq's words, e
 rcli DEL cq:scheduled >/dev/null
 check_contains "workers with a worker's hash a string: a warning in cq's words" \
     "warning: worker wtw: its key cq:worker:wtw is a string, not a hash" "$(ctl workers)"
+rcli SADD cq:workers wtx wty >/dev/null
+rcli SET cq:worker:wtx x >/dev/null
+rcli SET cq:worker:wty x >/dev/null
+check_contains "...three such workers: the first said, the others counted (only the first was said)" \
+    "warning: worker wtw: its key cq:worker:wtw is a string, not a hash (and 2 more keys that Redis refused)" \
+    "$(ctl workers)"
+rcli SREM cq:workers wtx wty >/dev/null
+rcli DEL cq:worker:wtx cq:worker:wty >/dev/null
 # A refusal that every job of a page meets (a key they share of another type) is said once,
 # then counted: it was a line a job, a thousand a page.
 for i in 1 2; do

@@ -1655,11 +1655,19 @@ static int job_worker_gone(struct admin *a, const char *id, char *wid, size_t wi
         gone = 1; /* its lease expired, or a live worker found it dead and deleted it */
     } else if (clients[0] != '\0') {
         /* Its lease stands, but its process may have died: then none of the connections it
-         * registered is open. A user refused CLIENT LIST cannot tell: the worker is live. */
+         * registered is open. An error reply (a user refused CLIENT LIST, a renamed command)
+         * cannot tell, and is said as the refusals above are: it was the worker taken for
+         * live without a word. */
         list = rconn_commandf(&a->r, "CLIENT LIST TYPE normal");
         if (list == NULL) {
             free_replies(r, 2);
             return io_error(a, err, errlen);
+        }
+        if (list->type == REDIS_REPLY_ERROR) {
+            rconn_error(&a->r, "CLIENT LIST", list->str, err, errlen);
+            freeReplyObject(list);
+            free_replies(r, 2);
+            return -1;
         }
         if (list->type == REDIS_REPLY_STRING) gone = !rconn_clients_listed(list->str, clients);
         freeReplyObject(list);

@@ -504,7 +504,19 @@ check_contains "...saying the cancel is asked, and what Redis refused" \
     "cqctl: job acl-running: its cancel is asked (it is running), but whether its worker is there to stop it could not be told: worker $lw's lease: key cq:worker:$lw:lease: redis 127.0.0.1:$RPORT: NOPERM this user has no permissions to run the 'exists' command; this ACL user may not do that: docs/PROTOCOL.md gives the ACL SETUSER line of each role" \
     "$out"
 check_eq "...and it is asked" 1 "$(rcli SISMEMBER cq:cancel acl-running)"
-rcli DEL cq:job:acl-running >/dev/null
+rcli SREM cq:cancel acl-running >/dev/null
+# The same where the lease stands and CLIENT LIST is refused (a worker that died before its
+# lease expired cannot be told from a live one): it was 'its worker stops it', exit 0.
+without operator '+client|list' o7
+rcli SET "cq:worker:$lw:lease" 1 EX 60 >/dev/null
+rcli HSET "cq:worker:$lw" clients 999999 >/dev/null
+out=$("$BIN/cqctl" -u "$(url o7)" cancel acl-running 2>&1); rc=$?
+check_eq "operator without CLIENT LIST: cqctl cancel of a running job exits 1" 1 "$rc"
+check_contains "...saying the cancel is asked, and what Redis refused" \
+    "cqctl: job acl-running: its cancel is asked (it is running), but whether its worker is there to stop it could not be told: CLIENT LIST: redis 127.0.0.1:$RPORT: NOPERM" \
+    "$out"
+check_eq "...and it is asked" 1 "$(rcli SISMEMBER cq:cancel acl-running)"
+rcli DEL cq:job:acl-running "cq:worker:$lw:lease" "cq:worker:$lw" >/dev/null
 rcli SREM cq:cancel acl-running >/dev/null
 without worker +multi k1
 out=$("$BIN/cworker" -u "$(url k1)" --burst 2>&1); rc=$?

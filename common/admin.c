@@ -1397,7 +1397,13 @@ static int page_read(struct admin *a, struct requeue *rq, int retry, int *sent, 
         freeReplyObject(r);
         return 1;
     }
-    if (r->type == REDIS_REPLY_INTEGER && r->integer == 1) rq->skipped = -3;
+    if (r->type == REDIS_REPLY_INTEGER && r->integer == 1) {
+        rq->skipped = -3;
+    } else if (r->type == REDIS_REPLY_ERROR) { /* the job stays told as not requeued: why */
+        char ctx[KEYS_NAME_MAX + 64];
+        snprintf(ctx, sizeof ctx, "job %s: its status is gone, and leaving the failed set", rq->id);
+        rconn_error(&a->r, ctx, r->str, rq->err, sizeof rq->err);
+    }
     freeReplyObject(r);
     return 0;
 }

@@ -518,6 +518,16 @@ check_contains "...saying the cancel is asked, and what Redis refused" \
 check_eq "...and it is asked" 1 "$(rcli SISMEMBER cq:cancel acl-running)"
 rcli DEL cq:job:acl-running "cq:worker:$lw:lease" "cq:worker:$lw" >/dev/null
 rcli SREM cq:cancel acl-running >/dev/null
+# A failed id whose status expired leaves the failed set by a script (EXISTS, then ZREM): a
+# refusal inside it was told as the status gone ('no status ... expired'), Redis's words lost.
+without operator +exists o8
+rcli ZADD cq:failed 1 acl-gone >/dev/null
+out=$("$BIN/cqctl" -u "$(url o8)" requeue --all-failed 2>&1)
+check_contains "operator without EXISTS: requeue --all-failed of an id whose status is gone names the refusal" \
+    "job acl-gone: its status is gone, and leaving the failed set: redis 127.0.0.1:$RPORT: " "$out"
+check "...Redis's words" names_it "$out" exists || echo "     $out"
+check_eq "...and the id stays in the failed set" 1 "$(rcli ZSCORE cq:failed acl-gone)"
+rcli ZREM cq:failed acl-gone >/dev/null
 without worker +multi k1
 out=$("$BIN/cworker" -u "$(url k1)" --burst 2>&1); rc=$?
 check_eq "worker without MULTI: cworker exits 1" 1 "$rc"

@@ -493,7 +493,10 @@ static const struct fix reply_fixes[] = {
      "(redis+sentinel://)",
      NULL, NULL},
     {"MISCONF", "Redis cannot save its snapshot: see its log", NULL, NULL},
-    {"LOADING", "Redis is loading its data set: try again in a moment", NULL, NULL},
+    {"LOADING",
+     "try again when the load is done (after a restart Redis reads its AOF or RDB back; "
+     "INFO persistence's loading_loaded_perc says how far it is)",
+     NULL, NULL},
     {"alert certificate required",
      "this server wants a client certificate: give --tls-cert and --tls-key",
      "this server wants a client certificate: set $CQ_TLS_CERT and $CQ_TLS_KEY", NULL},

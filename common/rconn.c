@@ -357,7 +357,7 @@ static void node_name(char *buf, size_t len, const char *host, int port)
     snprintf(buf, len, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
 }
 
-static const char *where(const struct rconn *r, char *buf, size_t len)
+const char *rconn_where(const struct rconn *r, char *buf, size_t len)
 {
     char node[300];
 
@@ -548,7 +548,7 @@ static int format_error(const struct rconn *r, const char *context, const char *
     /* Redis ends some messages with a period ("NOAUTH Authentication required."). */
     if (fix != NULL && len > 0 && msg[len - 1] == '.') len--;
     err_set(err, errlen, "%s%sredis %s: %.*s%s%s", context ? context : "", context ? ": " : "",
-            where(r, w, sizeof w), (int)len, msg, fix ? "; " : "", fix ? fix : "");
+            rconn_where(r, w, sizeof w), (int)len, msg, fix ? "; " : "", fix ? fix : "");
     return lost;
 }
 

@@ -104,6 +104,10 @@ unsigned rconn_module_refused(const char *err);
 void rconn_error(const struct rconn *r, const char *context, const char *msg, char *err,
                  size_t errlen);
 
+/* Where r connects, as its error lines name it: "HOST:PORT", the socket's path, or
+ * "HOST:PORT (primary of MASTER)" through sentinels. Returns buf. */
+const char *rconn_where(const struct rconn *r, char *buf, size_t len);
+
 /* Parse url into out. Returns 0/-1 with err naming the URL and what is wrong with it. */
 int rconn_parse_url(const char *url, struct rconn_url *out, char *err, size_t errlen);
 

@@ -65,7 +65,8 @@
 /* A job's start is recorded once it has run this long, or with its end if that comes first:
  * most jobs of a busy queue are short, and a start mark costs Redis a script's LPOS, HSET and
  * PERSIST. started_at is the real start either way. */
-#define START_MARK_S 0.020
+#define START_MARK_S    0.020
+#define LOADING_POLL_MS 1000 /* at start, how often a Redis loading its data is asked again */
 
 /* A job in this process: taken from Redis, run by an executor, then applied. */
 struct task {
@@ -226,6 +227,8 @@ struct worker {
     unsigned long grace_of;      /* the ctl.connects recovery last waited after (recovery_grace) */
     long long grace_since;       /* when the graces since the last recovery pass began (0: none) */
     int recovered_once;          /* a recovery pass has run: --burst exits only after one */
+    long long loaded_at;         /* time_mono_ms this worker, started while Redis loaded its
+                                  * data, found the load done (connect_at_start); 0: none */
     struct {
         char wid[KEYS_NAME_MAX + 1];
         int passes; /* recovery passes in a row that found its connections gone */
@@ -245,6 +248,8 @@ struct worker {
 
 static void *executor_main(void *arg);
 static void start_grace(struct worker *w, long long now);
+static int stops_asked(const struct worker *w);
+static void info_field(const char *info, const char *field, char *out, size_t outlen);
 
 /* A seam for tests: how threads are made (tests/test_worker_start.c makes it fail). */
 int (*worker_thread_create)(pthread_t *, const pthread_attr_t *, void *(*)(void *),
@@ -1798,15 +1803,77 @@ static int start_threads(struct worker *w, const struct rconn_url *url)
     return -1;
 }
 
+/* How far Redis is in loading its data, for a line: " (37% done)" from INFO persistence's
+ * loading_loaded_perc, "" where it does not say (INFO refused: an ACL without +info). */
+static void loading_progress(struct worker *w, char *buf, size_t len)
+{
+    redisReply *rep = rconn_commandf(&w->ctl, "INFO persistence");
+    char perc[32] = "";
+
+    buf[0] = '\0';
+    if (rep != NULL && rep->type == REDIS_REPLY_STRING)
+        info_field(rep->str, "loading_loaded_perc", perc, sizeof perc);
+    if (perc[0] != '\0') snprintf(buf, len, " (%.*s%% done)", (int)strcspn(perc, "."), perc);
+    if (rep != NULL) freeReplyObject(rep);
+}
+
+/* Connect and register at start. A Redis that refuses the registration with LOADING (it
+ * restarted and reads its AOF or RDB back, which can take minutes) is there, at the URL
+ * given: waited for, asked again every LOADING_POLL_MS on a new connection (so that the
+ * module's commands are asked about once it has loaded), with one line at info, where the
+ * worker exited 1 and its supervisor started it again and again for as long as the load went
+ * on. A stop (SIGTERM, SIGINT) ends the wait. Anything else (a refused connection, a wrong
+ * password, maxmemory) still ends the start at once, so that a wrong URL or a Redis never
+ * started is said, not waited on in silence. When it waited, loaded_at is when it saw the load
+ * done: start_grace counts from there, not from Redis's start. Returns 0 registered, -1 not
+ * (the caller says why), 1 stopped while Redis loaded (said here). */
+static int connect_at_start(struct worker *w)
+{
+    long long began = 0;
+    char where[300], progress[32];
+    int i;
+
+    for (;;) {
+        w->last_error[0] = '\0';
+        if (rconn_connect(&w->ctl) == 0 && heartbeat(w, 1) == 0) break;
+        /* report_error's text: "[context: ]redis HOST:PORT: LOADING Redis is loading ..." */
+        if (w->ctl.ctx == NULL || strstr(w->last_error, ": LOADING ") == NULL) return -1;
+        if (began == 0) {
+            began = time_mono_ms();
+            loading_progress(w, progress, sizeof progress);
+            LOG(&w->lg, CQ_LOG_INFO,
+                "redis at %s is loading its data%s; waiting, and starting once it has",
+                rconn_where(&w->ctl, where, sizeof where), progress);
+        }
+        rconn_close(&w->ctl);
+        for (i = 0; i < LOADING_POLL_MS / 100 && !stops_asked(w); i++) sleep_ms(100);
+        if (stops_asked(w)) {
+            LOG(&w->lg, CQ_LOG_INFO,
+                "worker %s stopped before it started: redis was still loading its data", w->wid);
+            return 1;
+        }
+    }
+    if (began != 0) {
+        w->loaded_at = time_mono_ms();
+        LOG(&w->lg, CQ_LOG_INFO, "redis has loaded its data, after %.1fs of waiting",
+            (double)(w->loaded_at - began) / 1000.0);
+    }
+    return 0;
+}
+
 /* Everything before the first turn: identity, registration, threads. Returns the worker, or
- * NULL (logged, everything freed) when it cannot start. */
-static struct worker *worker_start(const struct worker_config *cfg, volatile sig_atomic_t *signals)
+ * NULL (logged, everything freed) when it does not start: *status is then the exit status, 1
+ * when it cannot start, 0 when a stop came while Redis was loading its data. */
+static struct worker *worker_start(const struct worker_config *cfg, volatile sig_atomic_t *signals,
+                                   int *status)
 {
     struct worker *w = xcalloc(1, sizeof *w);
     struct rconn_url url;
     char err[512];
     size_t i, o;
+    int rc;
 
+    *status = 1;
     w->cfg = cfg;
     w->signals = signals;
     w->efd = -1;
@@ -1843,7 +1910,13 @@ static struct worker *worker_start(const struct worker_config *cfg, volatile sig
     rconn_init(&w->ctl, &url, 5.0);
     w->ctl.want_module = RCONN_MODULE_WORKER; /* outcomes through CQ.APPLY1 where Redis has it */
     w->starting = 1;
-    if (rconn_connect(&w->ctl) != 0 || heartbeat(w, 1) != 0) {
+    rc = connect_at_start(w);
+    if (rc > 0) {
+        *status = 0;
+        worker_free(w, 1);
+        return NULL;
+    }
+    if (rc < 0) {
         /* Connected, and Redis refused the registration (an ACL, maxmemory): its reply. */
         if (w->ctl.ctx != NULL && w->last_error[0] != '\0')
             LOG(&w->lg, CQ_LOG_ERROR, "cannot register this worker: %s", w->last_error);
@@ -2170,11 +2243,13 @@ static int census(struct worker *w, long long *oldest_ms)
  * that missed their connections, or their leases run out during the outage. So at its first
  * connection it asks Redis how long it has served; where that is less than a grace and a
  * registered worker is not connected, it waits until the others have had a grace since
- * Redis came back, and at least a backoff and two passes from this connection (the uptime
- * counts the loading of the data, when no one could connect). How long it has served: INFO
- * server's uptime, which a restart sets to 0. A replica promoted (a failover, REPLICAOF NO
- * ONE: INFO replication's master_replid2 is not all zeros) does not say when, in any
- * version of Redis: for it, the age of the oldest connection of another registered worker,
+ * Redis came back, and at least a backoff and two passes from this connection. How long it
+ * has served: INFO server's uptime, which a restart sets to 0; for a worker that started
+ * while Redis loaded its data (connect_at_start), the time since it saw the load done, since
+ * the uptime counts the load, when no one could register (one started after the load is
+ * not covered: Redis keeps no trace of when it ended). A replica promoted (a failover,
+ * REPLICAOF NO ONE: INFO replication's master_replid2 is not all zeros) does not say when,
+ * in any version of Redis: for it, the age of the oldest connection of another registered worker,
  * made after the promotion (a worker connects to a primary only); none there, 0. So too
  * where INFO is refused (an ACL without +info, a proxy) or has no uptime, as long as
  * CLIENT LIST answers (without either, no wait: nothing says Redis came back). Both are
@@ -2219,6 +2294,11 @@ static void start_grace(struct worker *w, long long now)
             server->type == REDIS_REPLY_ERROR ? server->str : "no uptime_in_seconds");
     freeReplyObject(server);
     freeReplyObject(repl);
+    /* Started while Redis loaded its data: it has served since this worker saw the load
+     * done (a bound from below, as the others), where the uptime counts the load too, when
+     * no one could register, and a load longer than a grace made it look long enough. */
+    if (w->loaded_at != 0 && (served < 0 || now - w->loaded_at < served))
+        served = now - w->loaded_at;
     promoted = replid2[0] != '\0' && replid2[strspn(replid2, "0")] != '\0';
     if (!promoted && served >= grace) return;
     absent = census(w, &oldest);
@@ -2232,9 +2312,10 @@ static void start_grace(struct worker *w, long long now)
     if (until < now + least) until = now + least;
     if (w->next_recover < until) w->next_recover = until;
     LOG(&w->lg, CQ_LOG_DEBUG,
-        "redis has served%s for %.0fs, and a registered worker is not connected%s: the other "
+        "redis has served%s for %.0fs%s, and a registered worker is not connected%s: the other "
         "workers have %.1fs to come back before a recovery pass",
         promoted ? " as a promoted replica (at least)" : "", (double)served / 1000.0,
+        w->loaded_at != 0 ? " since it loaded its data" : "",
         absent < 0 ? " (or redis does not say)" : "", (double)(until - now) / 1000.0);
 }
 
@@ -2665,10 +2746,10 @@ static int drain(struct worker *w)
 
 int worker_run(const struct worker_config *cfg, volatile sig_atomic_t *signals, int *abandoned)
 {
-    struct worker *w = worker_start(cfg, signals);
     int rc, stopped;
+    struct worker *w = worker_start(cfg, signals, &rc);
 
-    if (w == NULL) return 1;
+    if (w == NULL) return rc;
     while (!turn(w)) continue;
     stopped = stop_handlers(w);
     rc = drain(w);

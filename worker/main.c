@@ -162,6 +162,9 @@ static void usage(FILE *f)
     fprintf(
         f,
         "\n" CLI_NOTE_DURATIONS CLI_NOTE_SIZES
+        "At start, a Redis that answers LOADING (it reads its data back after a restart) is\n"
+        "waited for, said once, until the load is done or a signal stops the wait; one that\n"
+        "cannot be reached, or refuses the worker otherwise, ends the start at once.\n"
         "Exit status: 0 after a clean stop (signal, --burst, --max-jobs); 1 when the worker could\n"
         "not start (Redis unreachable, bad download root, a plugin or command that cannot load, no\n"
         "threads), or when it stopped with Redis unreachable, so that it could not record the\n"

@@ -273,7 +273,10 @@ int cq_command_check(const char *spec, char *err, size_t errlen);
 int cq_worker_check_command(cq_worker *w, const char *spec, char *err, size_t errlen);
 
 /* Run until the queues are drained (burst), max-jobs are done, or cq_worker_stop. Returns
- * 0 for a clean stop, 1 when the worker could not start or could not deregister. It logs to
+ * 0 for a clean stop, 1 when the worker could not start or could not deregister. A Redis
+ * that answers LOADING at the start (it reads its data back after a restart) is waited for
+ * until the load is done, or until cq_worker_stop (then 0); one that cannot be reached, or
+ * refuses the worker otherwise, ends the start at once (1). It logs to
  * stderr, each line named after the program (its argv[0]'s last part), as cworker's are; a
  * line that names a setting names it as cq_worker_set does ("exiting (the burst setting)"),
  * where cworker's name its options ("exiting (--burst)"). */

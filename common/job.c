@@ -571,6 +571,7 @@ int job_decode_fast(const char *buf, size_t len, struct job **out)
         if (p < end && *p == '}') break;
         goto fail;
     }
+    if (skip_space(p + 1, end) != end) goto fail; /* bytes after the object: the full path says */
     /* What job_decode checks, in the same terms; a record that fails any of it is left to
      * the full path, which says why. */
     if (args == NULL || str[M_ID] == NULL || str[M_FUNC] == NULL || slen[M_ID] >= sizeof name ||
@@ -617,7 +618,8 @@ int job_decode_cjson(const char *buf, size_t len, struct job **out, char *err, s
 {
     cJSON *o, *v, *m[M_N];
     struct job *j;
-    char *text;
+    char *text, shown[STR_SHOWN_LEN];
+    const char *end = NULL;
     locale_t loc;
     int rc = -1, has_nul;
 
@@ -634,7 +636,7 @@ int job_decode_cjson(const char *buf, size_t len, struct job **out, char *err, s
     has_nul = job_json_has_nul(buf, len);
     text = cjson_copy(buf, len, has_nul);
     loc = locale_c_enter();
-    o = cJSON_ParseWithLength(text, len);
+    o = cJSON_ParseWithLengthOpts(text, len, &end, 0);
     locale_c_leave(loc);
     if (o == NULL) {
         if (job_json_too_deep(text))
@@ -667,6 +669,16 @@ int job_decode_cjson(const char *buf, size_t len, struct job **out, char *err, s
                 "job %s: a string in the record holds a NUL character (\\u0000), which a C "
                 "function cannot be passed; send the bytes another way (e.g. base64)",
                 j->id);
+        goto done;
+    }
+    /* cJSON stops at the object's end and says nothing of what follows: '{...}garbage', or
+     * two records run together, would run as the first. A record is one JSON value, JSON's
+     * own white space (json_space) around it. */
+    if (json_space(end) != text + len) {
+        err_set(err, errlen,
+                "job %s: the record goes on after its JSON object ('%s'): a record is one JSON "
+                "object, with only spaces, tabs, CR or LF after it",
+                j->id, str_shown(json_space(end), shown, sizeof shown));
         goto done;
     }
 

@@ -1,6 +1,6 @@
 /* job.h - the job record: what a producer LPUSHes and a worker takes.
  *
- * On the wire a record is one JSON object (docs/PROTOCOL.md):
+ * On the wire a record is one JSON object, only JSON's white space after it (docs/PROTOCOL.md):
  *   {"id":"...","func":"download_link","args":["images","https://..."],
  *    "queue":"default","enqueued_at":1767225600.5,
  *    "retries":3,"attempts":0,"timeout":30,"recovered":0}

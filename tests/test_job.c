@@ -195,7 +195,7 @@ static void test_decode_fast_path(void)
         "\"retries\":0,\"attempts\":2,\"recovered\":1,\"handoffs\":3,\"timeout\":0.1}",
         "{\"id\":\"d\",\"func\":\"noop\",\"args\":[],\"enqueued_at\":0.1,\"retries\":1000}",
         "{\"id\":\"e\",\"func\":\"noop\",\"args\":[],\"timeout\":9007199254.740992}",
-        "{\"id\":\"f\",\"func\":\"noop\",\"args\":[]}trailing bytes, as cJSON ignores them",
+        "{\"id\":\"f\",\"func\":\"noop\",\"args\":[]} \t\r\n", /* JSON's white space after it */
         "{\"id\":\"g\",\"func\":\"\x01\xff\",\"args\":[],\"queue\":\"q\"}",
         /* brackets inside args' strings do not end args */
         "{\"id\":\"h\",\"func\":\"noop\",\"args\":[\"]\",\"[{\",\"\\\"]\"],\"queue\":\"q\"}",
@@ -228,6 +228,10 @@ static void test_decode_fast_path(void)
         "{\"id\":\"a\",\"func\":\"\",\"args\":[]}",
         "{\"id\":\"a\",\"func\":\"noop\",\"args\":[],\"queue\":\"no space\"}",
         "{\"id\":\"a\",\"func\":\"noop\",\"args\":[]\f}",
+        /* bytes after the object (taken, as cJSON ignores them, until both paths refused them) */
+        "{\"id\":\"a\",\"func\":\"noop\",\"args\":[]}trailing bytes",
+        "{\"id\":\"a\",\"func\":\"noop\",\"args\":[]}{\"id\":\"b\",\"func\":\"noop\",\"args\":[]}",
+        "{\"id\":\"a\",\"func\":\"noop\",\"args\":[]}\f",
         "{\"id\":\"a\",\"func\":\"noop\",\"args\":[],}",
         "{\"id\":\"a\",\"func\":\"noop\",\"args\":[]",
         "\xef\xbb\xbf{\"id\":\"a\",\"func\":\"noop\",\"args\":[]}",
@@ -404,6 +408,30 @@ static void test_decode_broken(void)
     CHECK(rc == -1 && j != NULL); /* args are required; it fails under its id */
     CHECK_HAS(err, "job k: field 'args' is missing (give [] for none)");
     job_free(j);
+    /* Bytes after the record's object: it fails under its id, where cJSON's end of the object
+     * was taken as the record's and they were dropped without a word. JSON's own white space
+     * after it is taken. */
+    j = decode("{\"id\":\"t\",\"func\":\"noop\",\"args\":[]}garbage", &rc, err, sizeof err);
+    CHECK(rc == -1 && j != NULL);
+    CHECK_STREQ(j ? j->id : NULL, "t");
+    CHECK_HAS(err,
+              "job t: the record goes on after its JSON object ('garbage'): a record is one "
+              "JSON object, with only spaces, tabs, CR or LF after it");
+    job_free(j);
+    j = decode("{\"id\":\"t\",\"func\":\"noop\",\"args\":[]}\n{\"id\":\"u\",\"func\":\"noop\","
+               "\"args\":[]}",
+               &rc, err, sizeof err);
+    CHECK(rc == -1 && j != NULL);
+    CHECK_HAS(err, "job t: the record goes on after its JSON object ('{\"id\":\"u\",");
+    job_free(j);
+    j = decode("{\"id\":\"t\",\"func\":\"noop\",\"args\":[]} \f", &rc, err, sizeof err);
+    CHECK(rc == -1 && j != NULL); /* a form feed is no JSON white space */
+    CHECK_HAS(err, "after its JSON object ('\\x0c')");
+    job_free(j);
+    j = decode(" {\"id\":\"t\",\"func\":\"noop\",\"args\":[1]} \t\r\n", &rc, err, sizeof err);
+    CHECK(rc == 0 && j != NULL);
+    CHECK_EQ(job_nargs(j), 1);
+    job_free(j);
 }
 
 /* head, then n '[', in a buffer the caller frees. */
@@ -427,8 +455,8 @@ static void test_too_deep(void)
     static const struct {
         const char *head;
         int n, deep;
-        int whole; /* head is a whole JSON value, which job_decode reads, leaving what
-                    * follows (as cJSON_ParseWithLength does): not decoded here */
+        int whole; /* head is a whole JSON value, which job_decode reads, and refuses for
+                    * what follows it */
     } cases[] = {
         {"", 1001, 1, 0},
         {"", 1000, 0, 0}, /* 1,000 levels, cut short: no JSON, not too deep */
@@ -464,11 +492,14 @@ static void test_too_deep(void)
             fprintf(stderr, "case %zu: %s%d '[' read as %s\n", i, cases[i].head, cases[i].n,
                     cases[i].deep ? "not too deep" : "too deep");
         CHECK(job_json_too_deep(s) == cases[i].deep);
-        if (cases[i].whole) {
+        j = decode(s, &rc, err, sizeof err);
+        if (cases[i].whole) { /* the record is read, and what follows it refused */
+            CHECK(rc == -1 && j != NULL);
+            CHECK_HAS(err, "the record goes on after its JSON object ('[[[[");
+            job_free(j);
             free(s);
             continue;
         }
-        j = decode(s, &rc, err, sizeof err);
         CHECK(rc == -1 && j == NULL);
         CHECK_HAS(err,
                   cases[i].deep ? "record nests arrays or objects deeper than 1000 levels"

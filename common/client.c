@@ -195,6 +195,18 @@ cq_jobspec *cq_jobspec_new(const char *func, const char *args_json, char *err, s
                     func);
             return NULL;
         }
+        /* cJSON's leniency, which a json argument's text is not allowed either (registry.c):
+         * [0755] would arrive as [755], a raw tab in a string as a tab. */
+        if (!job_json_strict(args_json)) {
+            char shown[STR_SHOWN_LEN];
+            cJSON_Delete(args);
+            err_set(err, errlen,
+                    "%s: args '%s' are not JSON as RFC 8259 writes it: a number has no leading "
+                    "zero ([0755] would arrive as [755]), a string no raw control character "
+                    "(write \\n, \\t), and only space, tab, CR and LF separate",
+                    func, str_shown(args_json, shown, sizeof shown));
+            return NULL;
+        }
     }
     s = xcalloc(1, sizeof *s);
     s->job = job_new(func, args);

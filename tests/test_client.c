@@ -82,6 +82,37 @@ static void test_jobspec_refusals(void)
     CHECK(cq_jobspec_new("noop", "[\"a\\u0000b\"]", err, sizeof err) == NULL);
     CHECK_HAS(err, "noop: args hold a NUL character (\\u0000)");
     CHECK_HAS(err, "send the bytes another way (e.g. base64)");
+    { /* What cJSON takes but JSON is not, as a json argument's text (test_registry): [0755]
+       * went in as [755], '1.' as 1, a raw tab as a tab; JSON itself is taken as before. */
+        static const char *const refused[] = {"[1, 01]", "[-00.5]", "[1.]",      "[\"a\tb\"]",
+                                              "[1,\f2]", "[1]\f",   "[\"\x01\"]"};
+        static const char *const taken[] = {"[0, -0, 0.5, 0e1, -0.0, 1E+2]",
+                                            " \t\r\n[ 1 ,\n2 ]\r\n",
+                                            "[\"a\\tb\", {\"k\": [true, null]}, []]"};
+        cq_jobspec *s;
+        size_t i;
+
+        err[0] = '\0';
+        CHECK(cq_jobspec_new("noop", "[0755]", err, sizeof err) == NULL);
+        CHECK_STREQ(err,
+                    "noop: args '[0755]' are not JSON as RFC 8259 writes it: a number has no "
+                    "leading zero ([0755] would arrive as [755]), a string no raw control "
+                    "character (write \\n, \\t), and only space, tab, CR and LF separate");
+        for (i = 0; i < sizeof refused / sizeof *refused; i++) {
+            err[0] = '\0';
+            s = cq_jobspec_new("noop", refused[i], err, sizeof err);
+            CHECK(s == NULL);
+            CHECK_HAS(err, "are not JSON as RFC 8259 writes it");
+            if (s != NULL) fprintf(stderr, "  taken: %s\n", refused[i]);
+            cq_jobspec_free(s);
+        }
+        for (i = 0; i < sizeof taken / sizeof *taken; i++) {
+            s = cq_jobspec_new("noop", taken[i], err, sizeof err);
+            CHECK(s != NULL);
+            if (s == NULL) fprintf(stderr, "  refused: %s: %s\n", taken[i], err);
+            cq_jobspec_free(s);
+        }
+    }
 }
 
 /* cq_url_check and cq_prefix_check take what cq_client_new takes, without connecting: NULL is

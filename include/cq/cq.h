@@ -316,7 +316,10 @@ void cq_client_free(cq_client *c);
  * \"https://...\"]"; NULL for none; nothing but white space after it), and options. Its
  * numbers reach the worker as the doubles they parse to, to the bit; NULL with err for a func
  * that is not a function name (1-64 of A-Z a-z 0-9 _ . -, as cq_function_add takes), or args
- * that hold a NUL (\u0000) or a number beyond a double's range (1e400). */
+ * that hold a NUL (\u0000) or a number beyond a double's range (1e400), or are not JSON as
+ * RFC 8259 writes it, as a json argument's text must be: a number with a leading zero ([0755]
+ * would arrive as [755]), '1.', a raw control character in a string, a form feed or any white
+ * space but space, tab, CR and LF. */
 typedef struct cq_jobspec cq_jobspec;
 cq_jobspec *cq_jobspec_new(const char *func, const char *args_json, char *err, size_t errlen);
 /* The same with string arguments, as from a command line: the first check turns each into

@@ -91,7 +91,8 @@ int parse_choice(const char *s, const char *const *choices, size_t n, int *out, 
 
 /* Parse a duration such as "30", "30s", "1.5s", "250ms", "5m", "2h", "30d" into seconds, at
  * most DURATION_MAX: a decimal number (digits, an optional fraction; no sign, exponent, hex,
- * "inf" or "nan") and an optional unit. Returns 0/-1. */
+ * "inf" or "nan") and an optional unit. Leading zeros are decimal, as Go's time.ParseDuration
+ * and systemd read them: "007s" is 7 s, "010s" 10 s (not octal 8). Returns 0/-1. */
 #define DURATION_MAX (100.0 * 365 * 86400) /* 100 years */
 int parse_duration(const char *s, double *out);
 /* parse_duration without its upper bound: for a caller that words "too long" itself. */

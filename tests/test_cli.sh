@@ -466,6 +466,26 @@ CQ_ALLOW_HOSTS= usage_error "cworker, an empty \$CQ_ALLOW_HOSTS" \
     cworker --list-functions
 run cworker --result-ttl 4.1m --failure-ttl 2.05m --list-functions
 check_eq "cworker --result-ttl 4.1m (246 s; 4.1 * 60 is not exactly 246 in floating point)" 0 "$RC"
+# Leading zeros are decimal (Go's time.ParseDuration and systemd take 007s as 7 s), for every
+# option that takes a duration: taken, and the ranges see the value they are (0002s is 2 s,
+# under --lease's 3 s); a sign before them is refused as before.
+run cworker --lease 010s --shutdown-timeout 007s --connect-timeout 0005 --result-ttl 0500 \
+    --failure-ttl 007d --list-functions
+check_eq "cworker: durations with leading zeros (010s, 007s, 0005, 0500, 007d): exit 0" 0 "$RC"
+usage_error "cworker --lease 0002s, read as 2 s" \
+    "cworker: --lease: '0002s' is not from 3s (a heartbeat is every 2s) to 1h" cworker --lease 0002s
+usage_error "cworker --failure-ttl 00.5s, read as half a second" \
+    "cworker: --failure-ttl: '00.5s' is not whole seconds up to 100 years" cworker --failure-ttl 00.5s
+cqctl_usage_error "cqctl --interval 0010ms, read as 10 ms" \
+    "cqctl: --interval: '0010ms' is not from 50ms to 24h" info info --watch --interval 0010ms
+usage_error "cproducer --max-wait 0002d, read as 2 days" \
+    "cproducer: --max-wait: '0002d' is longer than 1d" cproducer --max-wait 0002d
+usage_error "cenqueue --timeout 0036501d, read as 36501 days" \
+    "cenqueue: --timeout: '0036501d' is longer than 100 years" cenqueue --timeout 0036501d noop
+usage_error "cenqueue --timeout -007s" "cenqueue: --timeout: '-007s' $D" cenqueue --timeout -007s noop
+usage_error "cworker --result-ttl -01 (only -1 keeps)" \
+    "cworker: --result-ttl: '-01' is not a duration such as 500s, 5m or 30d (0 = drop at once, -1 = keep)" \
+    cworker --result-ttl -01
 
 echo "# Redis errors name the host and the fix"
 CLOSED=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

@@ -353,6 +353,24 @@ int main(void)
     }
     CHECK(parse_duration("0.5", &d) == 0 && d == 0.5);
     CHECK(parse_duration("007s", &d) == 0 && d == 7);
+    /* Leading zeros are decimal, as Go's time.ParseDuration and systemd read them, for every
+     * option and setting (they all parse here): 010s is 10 s, not octal 8; a sign is not. */
+    CHECK(parse_duration("00", &d) == 0 && d == 0);
+    CHECK(parse_duration("010s", &d) == 0 && d == 10);
+    CHECK(parse_duration("0010m", &d) == 0 && d == 600);
+    CHECK(parse_duration("00.5s", &d) == 0 && d == 0.5);
+    CHECK(parse_duration("0250ms", &d) == 0 && d == 0.25);
+    CHECK(parse_duration("00036500d", &d) == 0 && d == DURATION_MAX);
+    {
+        char msg[128];
+        CHECK(parse_duration_msg("0036501d", &d, msg, sizeof msg) == -1);
+        CHECK_STREQ(msg, "'0036501d' is longer than 100 years");
+        d = -7;
+        CHECK(parse_duration_msg("-007s", &d, msg, sizeof msg) == -1 && d == -7);
+        CHECK_STREQ(msg, "'-007s' is not a duration such as 250ms, 30s, 5m or 2h");
+        CHECK(parse_duration_msg("0x07s", &d, msg, sizeof msg) == -1 && d == -7);
+        CHECK_STREQ(msg, "'0x07s' is not a duration such as 250ms, 30s, 5m or 2h");
+    }
     CHECK(parse_duration("1.25m", &d) == 0 && d == 75);
     CHECK(parse_duration("36500d", &d) == 0 && d == DURATION_MAX); /* 100 years */
     CHECK(parse_duration("36501d", &d) == -1);

@@ -1180,15 +1180,25 @@ static struct rconn_script requeue_script = RCONN_SCRIPT(requeue_lua);
 
 /* The record to requeue: the old one with attempts 0, no hand-offs, and its queue spelled
  * out (the record's, else the hash's, else "default"), which goes into queue. NULL with err
- * when the old one is not a JSON object. */
+ * when the old one is not a JSON object, or goes on after it (job_decode refuses that: the
+ * object re-printed alone would run, and the rest, maybe another record, be dropped). */
 static char *requeue_record(const char *id, const char *old, const char *hash_queue, char *queue,
                             size_t qlen, char *err, size_t errlen)
 {
-    cJSON *o = cJSON_Parse(old), *q;
-    char *rec;
+    const char *end = NULL;
+    cJSON *o = cJSON_ParseWithOpts(old, &end, 0), *q;
+    char *rec, shown[STR_SHOWN_LEN];
 
     if (!cJSON_IsObject(o)) {
         err_set(err, errlen, "job %s: its saved record is not a JSON object", id);
+        cJSON_Delete(o);
+        return NULL;
+    }
+    if (*job_json_rest(end) != '\0') {
+        err_set(err, errlen,
+                "job %s: its saved record goes on after its JSON object ('%s'), which no worker "
+                "runs: enqueue the job afresh",
+                id, str_shown(job_json_rest(end), shown, sizeof shown));
         cJSON_Delete(o);
         return NULL;
     }

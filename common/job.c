@@ -359,6 +359,11 @@ int job_json_strict(const char *text)
     return json_read(text, &end) == 2 && *end == '\0';
 }
 
+const char *job_json_rest(const char *p)
+{
+    return json_space(p);
+}
+
 int job_json_finite(const cJSON *v)
 {
     const cJSON *c;
@@ -674,11 +679,11 @@ int job_decode_cjson(const char *buf, size_t len, struct job **out, char *err, s
     /* cJSON stops at the object's end and says nothing of what follows: '{...}garbage', or
      * two records run together, would run as the first. A record is one JSON value, JSON's
      * own white space (json_space) around it. */
-    if (json_space(end) != text + len) {
+    if (*job_json_rest(end) != '\0') { /* the text ends at len: it holds no NUL */
         err_set(err, errlen,
                 "job %s: the record goes on after its JSON object ('%s'): a record is one JSON "
                 "object, with only spaces, tabs, CR or LF after it",
-                j->id, str_shown(json_space(end), shown, sizeof shown));
+                j->id, str_shown(job_json_rest(end), shown, sizeof shown));
         goto done;
     }
 

@@ -73,6 +73,11 @@ int job_json_too_deep(const char *text);
  * space: where those must not pass, a text cJSON took is checked here too. */
 int job_json_strict(const char *text);
 
+/* p past JSON's own white space (space, tab, CR, LF): where a text cJSON read a value from
+ * (its parse end) goes on, "" when nothing else follows. cJSON ignores what follows a value
+ * unless asked, and then skips any byte up to ' ' as white space. */
+const char *job_json_rest(const char *p);
+
 /* 1 when every number in v is finite: cJSON reads 1e400 as infinity, which no JSON text can
  * hold (printed, it would be null); 0 otherwise. */
 int job_json_finite(const cJSON *v);

@@ -318,6 +318,16 @@ check_contains "...and requeues the others" "requeued 1 failed job of queue rq" 
 check_eq "...which is queued again" queued "$(jfield rqok)"
 check_eq "...the refused one stays failed" 1 "$(rcli ZSCORE cq:failed norec)"
 rcli DEL cq:job:norec cq:job:rqok cq:job:wrongq cq:job:strkey cq:queue:wq cq:queue:rq >/dev/null
+# A saved record that goes on after its object (a worker fails it so): requeued, the object was
+# re-printed alone and ran, and the rest (maybe a second record) was dropped without a word.
+failed_by_hand trail tq '{"id":"trail","func":"noop","args":[]}{"id":"trail2","func":"noop","args":[]}'
+fails_with "requeue: a saved record with bytes after its object" 1 \
+    "job trail: its saved record goes on after its JSON object ('{\"id\":\"trail2\",\"func\":\"noop\",\"args\":[]}'), which no worker runs: enqueue the job afresh" \
+    ctl requeue trail
+check_eq "...it stays failed" failed "$(jfield trail)"
+check_eq "...nothing went to its queue" 0 "$(rcli LLEN cq:queue:tq)"
+rcli DEL cq:job:trail cq:queue:tq >/dev/null
+rcli ZREM cq:failed trail >/dev/null
 rcli ZREM cq:failed norec wrongq strkey >/dev/null
 rcli SREM cq:queues rq >/dev/null
 # Many failed jobs: the requeue script's body goes once a connection, then its SHA-1 (it went

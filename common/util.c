@@ -103,33 +103,54 @@ size_t utf8_char(const unsigned char *s, size_t n)
     return len;
 }
 
-size_t ctl_escape(unsigned char c, int keep_tab, char *out)
+/* c as \xHH into out: 4 bytes. */
+static size_t hex_escape(unsigned char c, char *out)
 {
     static const char hex[] = "0123456789abcdef";
 
+    out[0] = '\\';
+    out[1] = 'x';
+    out[2] = hex[c >> 4];
+    out[3] = hex[c & 15];
+    return 4;
+}
+
+size_t ctl_escape(unsigned char c, int keep_tab, char *out)
+{
     if (c == '\n' || c == '\r' || (c == '\t' && !keep_tab)) {
         out[0] = '\\';
         out[1] = c == '\n' ? 'n' : c == '\r' ? 'r' : 't';
         return 2;
     }
-    if ((c < 0x20 && c != '\t') || c == 0x7f) {
-        out[0] = '\\';
-        out[1] = 'x';
-        out[2] = hex[c >> 4];
-        out[3] = hex[c & 15];
-        return 4;
-    }
+    if ((c < 0x20 && c != '\t') || c == 0x7f) return hex_escape(c, out);
     out[0] = (char)c;
     return 1;
 }
 
 const char *str_shown(const char *s, char *buf, size_t len)
 {
-    size_t i, o = 0;
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0, o = 0, k;
 
     if (len == 0) return buf;
-    for (i = 0; s != NULL && s[i] != '\0' && i < STR_SHOWN_MAX && o + 5 < len; i++)
-        o += ctl_escape((unsigned char)s[i], 0, buf + o);
+    while (s != NULL && s[i] != '\0' && i < STR_SHOWN_MAX && o + 5 < len) {
+        k = u[i] < 0x80 ? 1 : utf8_char(u + i, strnlen(s + i, 4));
+        /* A C1 control (U+0080-U+009F, C2 80-9F) is a character, but one a terminal may
+         * take for an escape (U+009B is CSI): its two bytes are shown as any stray byte. */
+        if (k == 2 && u[i] == 0xC2 && u[i + 1] < 0xA0) k = 0;
+        if (k == 0) {
+            o += hex_escape(u[i++], buf + o); /* no part of a UTF-8 character */
+            continue;
+        }
+        if (k == 1) {
+            o += ctl_escape(u[i++], 0, buf + o);
+            continue;
+        }
+        if (i + k > STR_SHOWN_MAX) break; /* whole or not at all: no character cut in two */
+        memcpy(buf + o, s + i, k);
+        o += k;
+        i += k;
+    }
     if (s != NULL && s[i] != '\0' && o + 3 < len) {
         memcpy(buf + o, "...", 3);
         o += 3;

@@ -25,10 +25,12 @@ char *xstrdup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)))
  * truncated. */
 int str_copy(char *dst, size_t dstlen, const char *src);
 
-/* s as an error line quotes it: each control byte shown (\n, \r, \t, \xHH), so the line stays
- * one line and writes no terminal escape, and only its first STR_SHOWN_MAX bytes, then "...",
- * so the cause and the fix after it are not cut off. Into buf (STR_SHOWN_LEN bytes are
- * enough for any s); returns buf. NULL is shown as "". */
+/* s as an error line quotes it: each control byte shown (\n, \r, \t, \xHH), and each byte
+ * that is no part of a UTF-8 character (utf8_char) and the two of a C1 control as \xHH, so
+ * the line stays one line of UTF-8 and writes no terminal escape; UTF-8 characters as they
+ * are. Only its first STR_SHOWN_MAX bytes, then "...", so the cause and the fix after it are
+ * not cut off; a character that would cross that limit is left out whole, not cut. Into buf
+ * (STR_SHOWN_LEN bytes are enough for any s); returns buf. NULL is shown as "". */
 #define STR_SHOWN_MAX 64
 #define STR_SHOWN_LEN (STR_SHOWN_MAX * 4 + 4)
 const char *str_shown(const char *s, char *buf, size_t len);

@@ -138,11 +138,49 @@ static void test_str_shown(void)
     memset(big, '\n', sizeof big - 1); /* the worst case fits STR_SHOWN_LEN */
     str_shown(big, buf, sizeof buf);
     CHECK_EQ(strlen(buf), (size_t)STR_SHOWN_MAX * 2 + 3);
+    memset(big, 0xff, sizeof big - 1);
+    str_shown(big, buf, sizeof buf);
+    CHECK_EQ(strlen(buf), (size_t)STR_SHOWN_MAX * 4 + 3);
+}
+
+/* str_shown and UTF-8: characters as they are, bytes that are none (Latin-1, a character
+ * cut short, an overlong form, a surrogate) as \xHH, never a character cut in two at the
+ * limit (the line would end in half a character); C1 controls (U+009B is CSI) escaped. */
+static void test_str_shown_utf8(void)
+{
+    char buf[STR_SHOWN_LEN], big[STR_SHOWN_MAX + 8];
+    size_t i;
+
+    CHECK_STREQ(str_shown("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", buf, sizeof buf),
+                "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
+    CHECK_STREQ(str_shown("caf\xe9!", buf, sizeof buf), "caf\\xe9!");
+    CHECK_STREQ(str_shown("a\xc3", buf, sizeof buf), "a\\xc3");
+    CHECK_STREQ(str_shown("\xe2\x82x", buf, sizeof buf), "\\xe2\\x82x");
+    CHECK_STREQ(str_shown("\xc0\xaf \xed\xa0\x80 \xff", buf, sizeof buf),
+                "\\xc0\\xaf \\xed\\xa0\\x80 \\xff");
+    CHECK_STREQ(str_shown("\xc2\x9b[31m \xc2\xa0", buf, sizeof buf), "\\xc2\\x9b[31m \xc2\xa0");
+    /* 62 bytes of 'a', then a 3-byte character crossing the 64th: left out whole, "..." */
+    memset(big, 'a', STR_SHOWN_MAX - 2);
+    memcpy(big + STR_SHOWN_MAX - 2, "\xe2\x82\xac", 4);
+    str_shown(big, buf, sizeof buf);
+    CHECK_EQ(strlen(buf), (size_t)STR_SHOWN_MAX - 2 + 3);
+    CHECK_STREQ(buf + STR_SHOWN_MAX - 2, "...");
+    /* 61 of them: the character ends on the 64th byte, whole, nothing cut */
+    memset(big, 'a', STR_SHOWN_MAX - 3);
+    memcpy(big + STR_SHOWN_MAX - 3, "\xe2\x82\xac", 4);
+    CHECK_STREQ(str_shown(big, buf, sizeof buf), big);
+    /* only 4-byte characters: the line is whole characters at every length */
+    for (i = 0; i + 4 < sizeof big; i += 4) memcpy(big + i, "\xf0\x9f\x98\x80", 4);
+    big[i] = '\0';
+    str_shown(big, buf, sizeof buf);
+    CHECK_EQ(strlen(buf), (size_t)STR_SHOWN_MAX + 3);
+    CHECK_STREQ(buf + STR_SHOWN_MAX - 4, "\xf0\x9f\x98\x80...");
 }
 
 int main(void)
 {
     test_str_shown();
+    test_str_shown_utf8();
     test_uint_format();
     test_values();
     test_against_printf();

@@ -38,7 +38,9 @@ void render_time(cJSON *o, const char *name, double t)
 
 void render_raw(cJSON *o, const char *name, const char *text)
 {
-    cJSON *v = text ? cJSON_Parse(text) : NULL;
+    /* To the text's end: cJSON_Parse stops at the value's, and what came after was dropped
+     * without a word ('{"n":1} and more' was {"n":1}). */
+    cJSON *v = text ? cJSON_ParseWithOpts(text, NULL, 1) : NULL;
 
     if (v != NULL)
         cJSON_AddItemToObject(o, name, v);
@@ -217,6 +219,19 @@ double render_job_duration(const struct admin_job *j, double now)
     return -1;
 }
 
+/* A result_json as the JSON it is; text that is not one JSON value (a hand-written hash)
+ * is the result, a string, whole, as cqctl --json wait says it (jobwait.c), unless the hash
+ * has a result as well. */
+static void result_json(cJSON *o, const struct admin_job *j, const char *text)
+{
+    cJSON *v = cJSON_ParseWithOpts(text, NULL, 1);
+
+    if (v != NULL)
+        cJSON_AddItemToObject(o, "result_json", v);
+    else
+        render_str(o, admin_job_field(j, "result") != NULL ? "result_json" : "result", text);
+}
+
 cJSON *render_job(const char *id, const struct admin_job *j)
 {
     cJSON *o = render_object();
@@ -231,7 +246,7 @@ cJSON *render_job(const char *id, const struct admin_job *j)
         if (render_is_time_field(name) || render_is_count_field(name))
             render_num(o, name, strtod(v, NULL));
         else if (strcmp(name, "result_json") == 0)
-            render_raw(o, name, v);
+            result_json(o, j, v);
         else
             render_str(o, name, v);
     }

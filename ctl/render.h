@@ -16,7 +16,8 @@
 #include "admin.h"
 
 /* Members of a JSON object: a string (NULL: null), a number, a boolean, a time (null when
- * not known, <= 0), text that holds JSON as its value (a string when it does not parse). */
+ * not known, <= 0), text that holds JSON as its value (a string, whole, when it is not one
+ * JSON value: it does not parse, or has more after its value). */
 void render_str(cJSON *o, const char *name, const char *v);
 void render_num(cJSON *o, const char *name, double v);
 void render_bool(cJSON *o, const char *name, int v);

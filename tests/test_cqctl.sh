@@ -126,6 +126,15 @@ check_eq "job --json: enqueued_at, as the record has it" \
     "$(jget '"%.6f" % d["enqueued_at"]' ctl job "${ids[0]}" --json)"
 check "job --json parses" is_json ctl job "${ids[0]}" --json
 check_eq "job --json: args" "['1']" "$(jget 'd["args"]' ctl job "${ids[0]}" --json)"
+# A result_json is the JSON it is; one with more after its value (a hand-written hash) is
+# the result, a string, whole, as cqctl --json wait says it: its first value alone was
+# result_json, the rest dropped without a word.
+rcli HSET cq:job:rj-1 status finished result_json '{"n":1}' >/dev/null
+rcli HSET cq:job:rj-2 status finished result_json '{"n":1} and more' >/dev/null
+check_eq "job --json: result_json, its JSON" "{'n': 1}" "$(jget 'd["result_json"]' ctl job rj-1 --json)"
+check_eq "job --json: result_json and more, the whole text as the result" \
+    "'{\"n\":1} and more' False" "$(jget 'repr(d["result"]) + " " + repr("result_json" in d)' ctl job rj-2 --json)"
+rcli DEL cq:job:rj-1 cq:job:rj-2 >/dev/null
 # A record deep in a long queue is not looked for: the job says where it was not read.
 yes noop | head -n 5100 | "$BIN/cenqueue" -q deep --stdin --quiet --no-check
 "$BIN/cenqueue" -q deep --id deep-mid --no-check noop >/dev/null

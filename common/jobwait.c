@@ -117,8 +117,9 @@ static char *utf8_copy(const char *s)
     return out;
 }
 
-/* A job's line: "ID STATE TEXT" (TEXT on one line: a hand-written hash may hold newlines), or
- * its JSON object; text NULL for none. */
+/* A job's line: "ID STATE TEXT", or its JSON object; text NULL for none. TEXT is one line
+ * that writes no terminal escape, as a log line has a message (ctl_escape): a command's
+ * stderr, or a hand-written hash, may hold newlines and ESC. */
 static void print_line(const struct jobwait *jw, size_t i, const char *state, const char *key,
                        const char *text)
 {
@@ -149,8 +150,9 @@ static void print_line(const struct jobwait *jw, size_t i, const char *state, co
         fputs(state, stdout);
     }
     if (text != NULL && text[0] != '\0') {
+        char esc[4];
         putchar(' ');
-        for (; *text; text++) putchar(*text == '\n' || *text == '\r' ? ' ' : *text);
+        for (; *text; text++) fwrite(esc, 1, ctl_escape((unsigned char)*text, 1, esc), stdout);
     }
     putchar('\n');
 }

@@ -272,6 +272,16 @@ out=$("$BIN/cqctl" --json wait cw-7 2>/dev/null); rc=$?
 check_eq "cqctl --json wait, result_json and more: exit 0" 0 "$rc"
 check_eq "...the whole text, as a string" \
     '{"id":"cw-7","state":"finished","result":"{\"n\":1} and more"}' "$out"
+# Control bytes of a text result (a hand-written hash, a command's output) are shown as a log
+# line shows them, so that a job is one line and drives no terminal: a newline broke the
+# line, an ESC went out raw (a tab stays). --json escapes them as JSON does.
+rcli HSET cq:job:cw-10 status finished result $'a\nb\r\x1b[31mc\td\x7f' >/dev/null
+out=$("$BIN/cqctl" wait cw-10 2>/dev/null); rc=$?
+check_eq "cqctl wait, a result with control bytes: exit 0" 0 "$rc"
+check_eq "...one line, each shown" $'cw-10 finished a\\nb\\r\\x1b[31mc\td\\x7f' "$out"
+check_eq "...--json: the result as it is, JSON-escaped on one line" "1 'a\nb\r\x1b[31mc\td\x7f'" \
+    "$("$BIN/cqctl" --json wait cw-10 2>/dev/null |
+        "$PY" -c 'import json, sys; l = sys.stdin.readlines(); print(len(l), repr(json.loads(l[0])["result"]))')"
 # A hash with a status cq does not write (by hand) is not waited for either, said as it is:
 # it was 'no status (never enqueued, ...)' of a hash that holds one.
 rcli HSET cq:job:cw-9 status weird >/dev/null

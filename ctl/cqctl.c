@@ -763,7 +763,9 @@ static int run_wait(struct ctl *c, char **args, int nargs)
         rc = 1;
     }
     /* A job without a status would be waited for for good: a typo, or one whose status
-     * expired after it ended. Each is said; the others are waited for. */
+     * expired after it ended. Each is said; the others are waited for. With --json it has
+     * its line on stdout too, {"id","state":"unknown"}, so that a program reading stdout
+     * sees every id it gave. */
     if (rc == 0) {
         st = xcalloc(n, sizeof *st);
         if (cq_status_get_many(cl, (const char *const *)ids, n, st, err, sizeof err) != 0) {
@@ -786,6 +788,9 @@ static int run_wait(struct ctl *c, char **args, int nargs)
                         ids[i], str_shown(raw, shown, sizeof shown));
             else
                 fprintf(stderr, "cqctl: " ADMIN_NO_STATUS_FMT "; not waited for\n", ids[i]);
+            if (c->json) /* ids are names (keys.h): JSON strings as they are */
+                printf("{\"id\":\"%s\",\"state\":\"%s\"}\n", ids[i],
+                       cq_status_state_name(CQ_UNKNOWN));
             unknown++;
         }
     }
@@ -1214,8 +1219,9 @@ static const struct command commands[] = {
      "--wait-timeout, 'ID STATE' for each job not ended; a count of the outcomes on stderr,\n"
      "and while stderr is a terminal, how many have ended. No polling: it subscribes to each\n"
      "job's channel (docs/PROTOCOL.md). An id without a status (a typo, or a job whose status\n"
-     "expired) is said on stderr and not waited for. Ctrl-C prints the ids not ended (before\n"
-     "the wait, those read) and exits 1; the jobs go on.\n"
+     "expired) is said on stderr (with --json, also as {\"id\":ID,\"state\":\"unknown\"} on\n"
+     "stdout) and not waited for. Ctrl-C prints the ids not ended (before the wait, those\n"
+     "read) and exits 1; the jobs go on.\n"
      "Exit status: 0 when every job finished; 1 when one failed, was canceled, did not end\n"
      "in time or has no status, or Redis or stdin failed; 2 for a usage error (stdin's\n"
      "names its line).\n",

@@ -247,9 +247,13 @@ check_eq "cqctl --json wait: exit 1" 1 "$rc"
 check_eq "...a JSON line each: the ended ones, then the one open with its state" \
     "$(printf '%s\n' '{"id":"cw-1","state":"failed","error":"it broke"}' \
         '{"id":"cw-2","state":"finished","result_json":{"n":2}}' \
-        '{"id":"cw-3","state":"queued"}')" "$out"
+        '{"id":"cw-3","state":"queued"}')" "$(grep -v '"cw-nosuch"' <<<"$out")"
 check_contains "...the id without a status named, not waited for" \
     "cqctl: job cw-nosuch: no status (never enqueued" "$(cat "$T/err")"
+# ...and on stdout too, so that a program reading it sees every id it gave (it was on
+# stderr alone).
+check_eq "...and a JSON line of its own on stdout, once" '{"id":"cw-nosuch","state":"unknown"}' \
+    "$(grep '"cw-nosuch"' <<<"$out")"
 check_contains "...the one that did not end" "1 of 3 jobs did not end within 0.3s (1 queued)" \
     "$(cat "$T/err")"
 # A result and an error that are not UTF-8 (a command's stderr, a hand-written hash): each
@@ -289,6 +293,9 @@ rcli HSET cq:job:cw-9 status weird >/dev/null
 check_eq "cqctl wait of a job whose status is none of cq's: exit 1" 1 "$rc"
 check_contains "...saying which it is" "cqctl: job cw-9: its status 'weird' is none of cq's" \
     "$(cat "$T/err")"
+out=$("$BIN/cqctl" --json wait cw-9 2>"$T/err"); rc=$?
+check_eq "cqctl --json wait of it: exit 1, its line on stdout, unknown, and the one on stderr" \
+    "1 {\"id\":\"cw-9\",\"state\":\"unknown\"} 1" "$rc $out $(grep -c "status 'weird'" "$T/err")"
 "$BIN/cqctl" wait cw-2 >/dev/null 2>&1; rc=$?
 check_eq "cqctl wait of one finished job: exit 0" 0 "$rc"
 "$BIN/cqctl" wait cw-nosuch >/dev/null 2>&1; rc=$?

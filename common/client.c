@@ -588,7 +588,7 @@ int cq_status_get(cq_client *c, const char *id, cq_status **out, char *err, size
 /* Seconds of silence after which the awaited statuses are read (client.h: tests set it). */
 double client_wait_recheck = 30.0;
 
-enum { W_DONE = 1, W_NOTIFIED = 2 };
+enum { W_DONE = 1, W_NOTIFIED = 2, W_READ = 4 }; /* W_READ: its status read once */
 
 /* A job's channel, to find the jobs a message is about (ids may repeat). */
 struct chan {
@@ -603,12 +603,14 @@ struct wait {
     size_t n, left;              /* left: jobs not seen ended */
     struct chan *chans;          /* sorted by name */
     const char **chan_of;        /* chan_of[i]: the channel of ids[i] */
-    unsigned char *flags;        /* W_DONE, W_NOTIFIED */
+    unsigned char *flags;        /* W_DONE, W_NOTIFIED, W_READ */
     unsigned char *said;         /* the state a message announced */
     size_t *notified, nnotified; /* W_NOTIFIED jobs, to read */
     size_t confirmed;            /* SUBSCRIBE confirmations read */
-    cq_ended_fn fn;
+    unsigned options;            /* cq_wait_each2's flags */
+    cq_seen_fn fn;
     void *udata;
+    int stopped; /* fn said stop: no more calls, the wait returns CQ_WAIT_STOPPED */
     char *err;
     size_t errlen;
 };
@@ -679,8 +681,41 @@ static int on_reply(struct wait *w, const redisReply *rep)
     return 0;
 }
 
-/* Read the statuses of the jobs idx[0..k), WAIT_BATCH a round trip, and mark those ended.
- * 0, or -1 with err (*io: the connection failed). */
+/* Read the replies that have come on the waiting connection, without waiting for more. A
+ * job whose end dropped its hash at once (--result-ttl 0) had its message published before
+ * a status read that found no hash, which Redis sends no later than that read's reply: a
+ * read that took it for a job with no status looks here first. A failure is left to the
+ * next read of messages, which reconnects. */
+static void read_pending(struct wait *w)
+{
+    redisReply *rep;
+    size_t k;
+
+    for (k = 0; k < WAIT_BATCH && w->c->sub.ctx != NULL; k++) {
+        if (rconn_read_timed(&w->c->sub, 0, &rep) != 1) return;
+        (void)on_reply(w, rep);
+        freeReplyObject(rep);
+    }
+}
+
+/* Whether got (ids idx) holds a job first read without a status, which CQ_WAIT_UNKNOWN_ENDS
+ * stops waiting for. */
+static int first_unknown(const struct wait *w, const size_t *idx, cq_status *const *got, size_t m)
+{
+    size_t j;
+
+    if (!(w->options & CQ_WAIT_UNKNOWN_ENDS)) return 0;
+    for (j = 0; j < m; j++)
+        if (got[j]->state == CQ_UNKNOWN && !(w->flags[idx[j]] & (W_READ | W_DONE))) return 1;
+    return 0;
+}
+
+/* Read the statuses of the jobs idx[0..k), WAIT_BATCH a round trip, and mark those ended
+ * (with CQ_WAIT_UNKNOWN_ENDS, also those without a status at their first read). A job seen
+ * ended keeps the status it ended with: a read again (its message came in the meantime)
+ * finds the same, or no hash where it was dropped at once. 0, or -1 with err (*io: the
+ * connection failed), or -1 with w->stopped when fn said stop (the batch's statuses are
+ * kept all the same). */
 static int read_statuses(struct wait *w, const size_t *idx, size_t k, int *io)
 {
     const char *ids[WAIT_BATCH];
@@ -691,22 +726,32 @@ static int read_statuses(struct wait *w, const size_t *idx, size_t k, int *io)
         size_t m = k - from < WAIT_BATCH ? k - from : WAIT_BATCH;
         for (j = 0; j < m; j++) ids[j] = w->ids[idx[from + j]];
         if (status_read(w->c, ids, m, got, io, w->err, w->errlen) != 0) return -1;
+        if (first_unknown(w, idx + from, got, m)) read_pending(w);
         for (j = 0; j < m; j++) {
             size_t i = idx[from + j];
             enum cq_state said = (enum cq_state)w->said[i];
+            int first = !(w->flags[i] & W_READ), gone;
+            if (w->flags[i] & W_DONE) {
+                cq_status_free(got[j]);
+                continue;
+            }
             if (got[j]->state == CQ_UNKNOWN && (w->flags[i] & W_NOTIFIED) && cq_state_ended(said)) {
                 cq_status_free(got[j]);
                 got[j] = status_said(said);
             }
-            w->flags[i] &= (unsigned char)~W_NOTIFIED;
+            /* No status when first read, which is after subscribing (a job enqueued later,
+             * or ended later, would be seen): not waited for, where the caller asks so. */
+            gone = first && got[j]->state == CQ_UNKNOWN && (w->options & CQ_WAIT_UNKNOWN_ENDS);
+            w->flags[i] = (unsigned char)((w->flags[i] & ~W_NOTIFIED) | W_READ);
             cq_status_free(w->out[i]);
             w->out[i] = got[j];
-            if (!(w->flags[i] & W_DONE) && cq_state_ended(got[j]->state)) {
+            if (cq_state_ended(got[j]->state) || gone) {
                 w->flags[i] |= W_DONE;
                 w->left--;
-                if (w->fn != NULL) w->fn(i, got[j], w->udata);
+                if (w->fn != NULL && !w->stopped && w->fn(i, got[j], w->udata) != 0) w->stopped = 1;
             }
         }
+        if (w->stopped) return -1;
     }
     return 0;
 }
@@ -876,7 +921,7 @@ static int wait_run(struct wait *w, double timeout)
              * fails, they are said as last read, as before it. */
             if (read_awaited(w, &idx, &io) != 0 && w->errlen > 0) w->err[0] = '\0';
             free(idx);
-            return 0;
+            return w->stopped ? CQ_WAIT_STOPPED : 0;
         }
         if (subscribed) {
             left = recheck - now;
@@ -906,11 +951,11 @@ static int wait_run(struct wait *w, double timeout)
         }
     }
     free(idx);
-    return -1;
+    return w->stopped ? CQ_WAIT_STOPPED : -1;
 }
 
-int cq_wait_each(cq_client *c, const char *const *ids, size_t n, double timeout, cq_status **out,
-                 cq_ended_fn fn, void *udata, char *err, size_t errlen)
+int cq_wait_each2(cq_client *c, const char *const *ids, size_t n, double timeout, unsigned flags,
+                  cq_status **out, cq_seen_fn fn, void *udata, char *err, size_t errlen)
 {
     char name[KEYS_KEY_MAX];
     struct wait w;
@@ -929,6 +974,7 @@ int cq_wait_each(cq_client *c, const char *const *ids, size_t n, double timeout,
     w.ids = ids;
     w.out = out;
     w.n = w.left = n;
+    w.options = flags;
     w.fn = fn;
     w.udata = udata;
     w.err = err;
@@ -946,7 +992,7 @@ int cq_wait_each(cq_client *c, const char *const *ids, size_t n, double timeout,
     for (i = 0; i < n; i++) w.chan_of[w.chans[i].i] = w.chans[i].name;
     rc = wait_run(&w, timeout);
     unsubscribe(c, n);
-    if (rc != 0)
+    if (rc < 0)
         for (i = 0; i < n; i++) {
             cq_status_free(out[i]);
             out[i] = NULL;
@@ -960,10 +1006,32 @@ int cq_wait_each(cq_client *c, const char *const *ids, size_t n, double timeout,
     return rc;
 }
 
+/* cq_wait_each's fn, called through cq_wait_each2's, which never stops the wait. */
+struct ended_call {
+    cq_ended_fn fn;
+    void *udata;
+};
+
+static int on_ended(size_t i, const cq_status *st, void *udata)
+{
+    const struct ended_call *e = udata;
+
+    e->fn(i, st, e->udata);
+    return 0;
+}
+
+int cq_wait_each(cq_client *c, const char *const *ids, size_t n, double timeout, cq_status **out,
+                 cq_ended_fn fn, void *udata, char *err, size_t errlen)
+{
+    struct ended_call e = {fn, udata};
+
+    return cq_wait_each2(c, ids, n, timeout, 0, out, fn != NULL ? on_ended : NULL, &e, err, errlen);
+}
+
 int cq_wait_many(cq_client *c, const char *const *ids, size_t n, double timeout, cq_status **out,
                  char *err, size_t errlen)
 {
-    return cq_wait_each(c, ids, n, timeout, out, NULL, NULL, err, errlen);
+    return cq_wait_each2(c, ids, n, timeout, 0, out, NULL, NULL, err, errlen);
 }
 
 int cq_wait(cq_client *c, const char *id, double timeout, cq_status **out, char *err, size_t errlen)

@@ -1,6 +1,6 @@
-/* test_wait.c - cq_wait, cq_wait_many and cq_wait_each (common/client.c) against a real
- * Redis, with the worker's side played by hand: a job's end is an HSET of its status hash
- * and a PUBLISH on cq:ended:<id>, as the worker's apply script does them.
+/* test_wait.c - cq_wait, cq_wait_many, cq_wait_each and cq_wait_each2 (common/client.c)
+ * against a real Redis, with the worker's side played by hand: a job's end is an HSET of its
+ * status hash and a PUBLISH on cq:ended:<id>, as the worker's apply script does them.
  *
  * What a waiter must get right: a job that ended before the call is seen at once; one that
  * ends after the subscription wakes the waiter within milliseconds (no polling); a timeout
@@ -504,6 +504,118 @@ static void test_timeout_stopped_mid_wait(void)
     cq_client_free(c);
 }
 
+/* ---- cq_wait_each2 ---------------------------------------------------------------------- */
+
+struct stopper {
+    size_t calls, stop_at; /* fn says stop at its stop_at-th call */
+    unsigned char hit[8];
+};
+
+static int stop_at(size_t i, const cq_status *st, void *udata)
+{
+    struct stopper *s = udata;
+
+    (void)st;
+    if (i < sizeof s->hit) s->hit[i]++;
+    return ++s->calls >= s->stop_at;
+}
+
+/* fn stops the wait: cq_wait_each2 returns CQ_WAIT_STOPPED then, not at its timeout, calls
+ * fn no more, keeps each status read and leaves the channels; stopped at a job that had
+ * ended before the wait, and at one that ends during it. */
+static void test_each2_stop(void)
+{
+    const char *ids[] = {"st-1", "st-2", "st-3"}, *ids2[] = {"st-4", "st-5"};
+    struct ender e = {.id = "st-4", .status = "finished"};
+    struct stopper s = {0, 1, {0}};
+    cq_status *out[3];
+    cq_client *c = client();
+    char err[256];
+    long long t0;
+    size_t i;
+
+    CHECK_NOTNULL(c);
+    DO("HSET cq:job:st-1 status finished result 1");
+    DO("HSET cq:job:st-2 status failed error x");
+    DO("HSET cq:job:st-3 status started");
+    t0 = time_mono_ms();
+    CHECK_EQ(cq_wait_each2(c, ids, 3, 10, 0, out, stop_at, &s, err, sizeof err), CQ_WAIT_STOPPED);
+    CHECK(time_mono_ms() - t0 < 9000);
+    CHECK_EQ(s.calls, 1);
+    CHECK_EQ(s.hit[0] + s.hit[1], 1);
+    for (i = 0; i < 3; i++) CHECK_NOTNULL(out[i]);
+    CHECK_EQ(cq_status_state(out[0]), CQ_FINISHED);
+    CHECK_EQ(cq_status_state(out[1]), CQ_FAILED);
+    CHECK_EQ(cq_status_state(out[2]), CQ_STARTED);
+    CHECK_EQ(channels(), 0);
+    for (i = 0; i < 3; i++) cq_status_free(out[i]);
+
+    memset(&s, 0, sizeof s);
+    s.stop_at = 1;
+    DO("HSET cq:job:st-4 status started");
+    DO("HSET cq:job:st-5 status started");
+    ender_start(&e);
+    t0 = time_mono_ms();
+    CHECK_EQ(cq_wait_each2(c, ids2, 2, 10, 0, out, stop_at, &s, err, sizeof err), CQ_WAIT_STOPPED);
+    CHECK(time_mono_ms() - t0 < 9000);
+    pthread_join(e.thread, NULL);
+    CHECK(e.ok);
+    CHECK_EQ(s.calls, 1);
+    CHECK_EQ(s.hit[0], 1);
+    CHECK_EQ(cq_status_state(out[0]), CQ_FINISHED);
+    CHECK_EQ(cq_status_state(out[1]), CQ_STARTED);
+    CHECK_EQ(channels(), 0);
+    cq_status_free(out[0]);
+    cq_status_free(out[1]);
+    cq_client_free(c);
+}
+
+/* CQ_WAIT_UNKNOWN_ENDS: an id with no hash, or a status cq does not write, when first read
+ * is not waited for: fn sees it (CQ_UNKNOWN) and the wait returns once the others ended,
+ * not at its timeout. Without the flag it is waited for, as cq_wait_each does. */
+static void test_each2_unknown(void)
+{
+    const char *ids[] = {"uk-run", "uk-none", "uk-weird"}, *none = "uk-none";
+    struct ender e = {.id = "uk-run", .status = "finished"};
+    struct stopper s = {0, 99, {0}};
+    cq_status *out[3];
+    cq_client *c = client();
+    char err[256];
+    long long t0;
+
+    CHECK_NOTNULL(c);
+    DO("HSET cq:job:uk-run status started");
+    DO("HSET cq:job:uk-weird status weird");
+    ender_start(&e);
+    t0 = time_mono_ms();
+    CHECK_EQ(cq_wait_each2(c, ids, 3, 10, CQ_WAIT_UNKNOWN_ENDS, out, stop_at, &s, err, sizeof err),
+             0);
+    CHECK(time_mono_ms() - t0 < 9000);
+    pthread_join(e.thread, NULL);
+    CHECK(e.ok);
+    CHECK_EQ(s.calls, 3);
+    CHECK(s.hit[0] == 1 && s.hit[1] == 1 && s.hit[2] == 1);
+    CHECK_EQ(cq_status_state(out[0]), CQ_FINISHED);
+    CHECK_EQ(cq_status_state(out[1]), CQ_UNKNOWN);
+    CHECK(cq_status_field(out[1], "status") == NULL);
+    CHECK_EQ(cq_status_state(out[2]), CQ_UNKNOWN);
+    CHECK_STREQ(cq_status_field(out[2], "status"), "weird");
+    CHECK_EQ(channels(), 0);
+    cq_status_free(out[0]);
+    cq_status_free(out[1]);
+    cq_status_free(out[2]);
+
+    memset(&s, 0, sizeof s);
+    s.stop_at = 99;
+    t0 = time_mono_ms();
+    CHECK_EQ(cq_wait_each2(c, &none, 1, 0.3, 0, out, stop_at, &s, err, sizeof err), 0);
+    CHECK(time_mono_ms() - t0 >= 290);
+    CHECK_EQ(s.calls, 0);
+    CHECK_EQ(cq_status_state(out[0]), CQ_UNKNOWN);
+    cq_status_free(out[0]);
+    cq_client_free(c);
+}
+
 /* ---- main ---------------------------------------------------------------------------- */
 
 int main(void)
@@ -523,6 +635,8 @@ int main(void)
     RUN(test_errors);
     RUN(test_timeout_kept);
     RUN(test_timeout_stopped_mid_wait);
+    RUN(test_each2_stop);
+    RUN(test_each2_unknown);
     RUN(test_silent_end);
     return check_report();
 }

@@ -443,6 +443,23 @@ int cq_wait_many(cq_client *c, const char *const *ids, size_t n, double timeout,
 typedef void (*cq_ended_fn)(size_t i, const cq_status *st, void *udata);
 int cq_wait_each(cq_client *c, const char *const *ids, size_t n, double timeout, cq_status **out,
                  cq_ended_fn fn, void *udata, char *err, size_t errlen);
+/* cq_wait_each with a callback that can stop the wait, and flags. fn(i, out[i], udata) is
+ * called as cq_wait_each calls it, and returns 0 to go on waiting or anything else to stop:
+ * fn is called no more, the waiting connection leaves subscribe mode, and cq_wait_each2
+ * returns CQ_WAIT_STOPPED with out[i] the last status read of each job (NULL for one not read
+ * yet; free the others), e.g. for a program whose output has nowhere to go any more (a
+ * reader that left). flags: 0, or CQ_WAIT_UNKNOWN_ENDS: a job with no status (CQ_UNKNOWN: no
+ * hash, or a status cq does not write) when its status is first read, which is after its
+ * channel is subscribed, is not waited for: fn is called for it, with that status, as for
+ * one that ended (a job that ended and whose hash expired before it was read is seen ended,
+ * where its message came first; one that is enqueued after that read is not waited for).
+ * Without it, such a job is waited for, as cq_wait_each does (it may be enqueued later).
+ * Returns 0, CQ_WAIT_STOPPED or -1 as above. */
+#define CQ_WAIT_UNKNOWN_ENDS 1u
+#define CQ_WAIT_STOPPED      1
+typedef int (*cq_seen_fn)(size_t i, const cq_status *st, void *udata);
+int cq_wait_each2(cq_client *c, const char *const *ids, size_t n, double timeout, unsigned flags,
+                  cq_status **out, cq_seen_fn fn, void *udata, char *err, size_t errlen);
 /* cq_wait_many for one job. */
 int cq_wait(cq_client *c, const char *id, double timeout, cq_status **out, char *err,
             size_t errlen);

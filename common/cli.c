@@ -26,6 +26,7 @@ static const char *tls_given;
 /* errno of the first write to stdout that failed (-1: its reason lost), for every message
  * about it (cli.h). */
 static int stdout_errno;
+static int stdout_said; /* the failure's line is out (cli_stdout_flush, or cli_stdout_said) */
 
 /* A closed stdout or stderr would be the next descriptor opened, a Redis connection, whose
  * socket would then get the ids or the log lines (cworker 2>&- hung, its lines sent to Redis
@@ -285,14 +286,18 @@ int cli_stdout_failure(const char *what, char *buf, size_t len)
 
 int cli_stdout_flush(const char *prog, const char *what)
 {
-    static int said;
     char msg[256];
 
     if (cli_stdout_push() == 0) return 0;
     if (cli_stdout_failure(what, msg, sizeof msg) == CLI_STDOUT_GONE) return CLI_STDOUT_GONE;
-    if (!said) fprintf(stderr, "%s: %s\n", prog, msg);
-    said = 1;
+    if (!stdout_said) fprintf(stderr, "%s: %s\n", prog, msg);
+    stdout_said = 1;
     return -1;
+}
+
+void cli_stdout_said(void)
+{
+    stdout_said = 1;
 }
 
 int cli_duration(const struct cli *c, const char *val, double *out)

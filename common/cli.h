@@ -130,6 +130,9 @@ int cli_stdout_push(void);
  * jobs went in): "writing WHAT to stdout: REASON" into buf; returns CLI_STDOUT_GONE when the
  * reader left, else -1. */
 int cli_stdout_failure(const char *what, char *buf, size_t len);
+/* After the caller's own line of that failure: cli_stdout_flush says it no more (it still
+ * returns -1), so that it is one line. */
+void cli_stdout_said(void);
 /* Before a --help that nothing was written before: the whole text goes out in one write at
  * the flush, so that where it fails, cli_stdout_flush has the system's reason (a write stdio
  * made on its own while printing leaves none behind). */

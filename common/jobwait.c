@@ -18,6 +18,7 @@ struct waiting {
     volatile unsigned char *done;   /* done[i]: ids[i]'s line is out (read by on_interrupt) */
     volatile sig_atomic_t mid_line; /* a line is being written: on_interrupt ends it first */
     int progress; /* stderr is a terminal: keep a "N/TOTAL jobs ended" line there */
+    int lost;     /* a line could not be written: the wait stopped there */
     volatile long long progress_at; /* when it was last drawn (ms), 0 = not on screen */
 };
 
@@ -179,8 +180,10 @@ static void progress_erase(struct waiting *w)
     w->progress_at = 0;
 }
 
-/* cq_wait_each's callback: the job's line as it ends, then the progress. */
-static void on_end(size_t i, const cq_status *st, void *udata)
+/* cq_wait_each2's callback: the job's line as it ends, then the progress. A line that could
+ * not be written (a reader that left: | head -1, a full disk) stops the wait there, as
+ * every command stops at its first failed write (cli.h): 1, else 0. */
+static int on_end(size_t i, const cq_status *st, void *udata)
 {
     struct waiting *w = udata;
     const struct jobwait *jw = w->jw;
@@ -197,7 +200,7 @@ static void on_end(size_t i, const cq_status *st, void *udata)
         else
             key = "error"; /* why it failed, or was canceled */
         print_line(jw, i, cq_status_state_name(state), key, cq_status_field(st, key));
-        cli_stdout_push(); /* as it ends, also through a pipe */
+        if (cli_stdout_push() != 0) w->lost = 1; /* as it ends, also through a pipe */
         w->mid_line = 0;
     }
     w->done[i] = 1; /* its line out: an interrupt before this prints its id again, not none */
@@ -207,6 +210,7 @@ static void on_end(size_t i, const cq_status *st, void *udata)
         fflush(stderr);
         w->progress_at = now;
     }
+    return w->lost;
 }
 
 /* SIGINT and SIGTERM to fn, one at a time (on_interrupt ends the process), or SIG_DFL. */
@@ -256,11 +260,26 @@ int jobwait_run(const struct jobwait *jw, cq_client *c)
     cli_stdout_push(); /* what on_interrupt writes comes after it */
     waiting_now = &w;
     catch_signals(on_interrupt);
-    rc = cq_wait_each(c, (const char *const *)jw->ids, jw->n, jw->timeout, out, on_end, &w, err,
-                      sizeof err);
+    rc = cq_wait_each2(c, (const char *const *)jw->ids, jw->n, jw->timeout, 0, out, on_end, &w, err,
+                       sizeof err);
     jobwait_release();
     progress_erase(&w);
-    if (rc != 0) {
+    if (rc == CQ_WAIT_STOPPED && w.ended < jw->n) {
+        /* Its line says which jobs go on without their ids, as cenqueue's when the ids of
+         * an enqueue could not be written: said for a reader that left too, whose silence
+         * (cli.h) would hide them. Nothing more goes to stdout. */
+        cli_stdout_failure("the jobs' outcomes", err, sizeof err);
+        fprintf(stderr,
+                "%s: %s (stopped waiting with %zu of %zu jobs not ended: they go on, their ids "
+                "not printed)\n",
+                jw->prog, err, jw->n - w.ended, jw->n);
+        cli_stdout_said();
+        for (i = 0; i < jw->n; i++) cq_status_free(out[i]);
+        free((void *)w.done);
+        free(out);
+        return 1;
+    }
+    if (rc < 0) {
         print_open(&w, NULL);
         fprintf(stderr, "%s: %s (%zu of %zu jobs had ended%s)\n", jw->prog, err, w.ended, jw->n,
                 jw->quiet || w.ended == jw->n ? "" : "; the others' ids printed");

@@ -16,15 +16,18 @@ struct jobwait {
     int json;       /* a JSON object a line, instead of "ID STATE [TEXT]" */
 };
 
-/* Wait through cq_wait_each until every job of w has ended or w->timeout passes. On stdout,
+/* Wait through cq_wait_each2 until every job of w has ended or w->timeout passes. On stdout,
  * one line for each job as it ends: "ID STATE RESULT-OR-ERROR" (a control byte in the text
  * shown as \n, \r or \xHH, ctl_escape), or with json {"id":...,"state":...,"result"|
  * "result_json"|"error":...}; after a timeout, the jobs still open as "ID STATE"
  * ({"id","state"}), after a Redis error as "ID" ({"id"}), so that every id is on stdout once.
  * On stderr: a "N/TOTAL jobs ended" line while stderr is a terminal, why the wait ended
- * early, and a count of the outcomes when there is more than one job. SIGINT or SIGTERM
- * prints the open ids and ends the process (status 1). Returns the exit status: 0 when every
- * job finished, else 1. */
+ * early, and a count of the outcomes when there is more than one job. A line that cannot be
+ * written (a reader that left, a full disk) stops the wait there: with jobs not ended, one
+ * line on stderr, "PROG: writing the jobs' outcomes to stdout: REASON (stopped waiting with
+ * N of TOTAL jobs not ended: ...)", which the caller's cli_stdout_flush does not repeat.
+ * SIGINT or SIGTERM prints the open ids and ends the process (status 1). Returns the exit
+ * status: 0 when every job finished, else 1. */
 int jobwait_run(const struct jobwait *w, cq_client *c);
 
 /* For a command that does more before the wait (cqctl wait reads the statuses first): from

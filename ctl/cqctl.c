@@ -1221,7 +1221,8 @@ static const struct command commands[] = {
      "job's channel (docs/PROTOCOL.md). An id without a status (a typo, or a job whose status\n"
      "expired) is said on stderr (with --json, also as {\"id\":ID,\"state\":\"unknown\"} on\n"
      "stdout) and not waited for. Ctrl-C prints the ids not ended (before the wait, those\n"
-     "read) and exits 1; the jobs go on.\n"
+     "read) and exits 1; the jobs go on. A line that cannot be written (its reader left)\n"
+     "ends the wait there.\n"
      "Exit status: 0 when every job finished; 1 when one failed, was canceled, did not end\n"
      "in time or has no status, or Redis or stdin failed; 2 for a usage error (stdin's\n"
      "names its line).\n",

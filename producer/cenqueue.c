@@ -123,6 +123,8 @@ static void usage(FILE *f)
         "When the wait ends before every job has, each id enqueued is still printed once: the\n"
         "others as \"ID STATE\" after --wait-timeout (queued, started, ...), as \"ID\" alone when\n"
         "Redis was lost or on SIGINT/SIGTERM (the jobs go on; follow them with cqctl job ID).\n"
+        "A line that cannot be written (its reader left: | head -1) ends the wait there, exit\n"
+        "1, saying on stderr how many jobs go on without their ids.\n"
         "\n"
         "Options:\n",
         BATCH / 1000, BATCH % 1000);

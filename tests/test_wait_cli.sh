@@ -218,6 +218,41 @@ check "...the first the start of the result's line" \
 check_contains "...and stderr says so" "interrupted with 1 of 1 jobs not ended" \
     "$(cat "$T/midline.out.err")"
 
+# A reader that left (| head -1): the wait stops at the first line it cannot write, as every
+# command stops at its first failed write (cli.h), saying which jobs go on without their
+# ids; it waited on for the job that never ends (here until timeout's 25 s, with nothing
+# more to write to anyone).
+rcli DEL cq:queue:manual >/dev/null
+{
+    printf 'noop a\nnoop b\nnoop c\n' |
+        timeout 25 "$BIN/cenqueue" --wait --wait-timeout 60s --stdin -q manual 2>"$T/gone.err"
+    echo $? >"$T/gone.rc"
+} | head -n 1 >"$T/gone.out" &
+hpid=$!
+wait_for 10 queued manual 3
+mapfile -t ids < <(rcli LRANGE cq:queue:manual 0 -1 | grep -oE "$UUID" | tac)
+check_eq "reader gone: 3 jobs queued" 3 "${#ids[@]}"
+wait_for 10 all_subscribed "${ids[@]}"
+rcli HSET "cq:job:${ids[0]}" status finished result r0 >/dev/null
+rcli PUBLISH "cq:ended:${ids[0]}" finished >/dev/null
+wait_for 10 exited "$hpid" # head, the pipeline's last; 'wait' would wait for cenqueue too
+t0=$(now)
+rcli HSET "cq:job:${ids[1]}" status finished result r1 >/dev/null
+rcli PUBLISH "cq:ended:${ids[1]}" finished >/dev/null
+wait_for 30 test -s "$T/gone.rc"
+took=$(ms_between "$t0" "$(now)")
+wait "$hpid"
+check_eq "reader gone after the first line: the first line read" "${ids[0]} finished r0" \
+    "$(cat "$T/gone.out")"
+check_eq "...cenqueue stops at the next line: exit 1" 1 "$(cat "$T/gone.rc")"
+check "...within 10 s of that job's end, not at the timeout ($took ms)" [ "$took" -lt 10000 ]
+check_eq "...one line on stderr of it, saying which go on" \
+    "cenqueue: writing the jobs' outcomes to stdout: Broken pipe (stopped waiting with 1 of 3 jobs not ended: they go on, their ids not printed)" \
+    "$(grep -F 'stdout' "$T/gone.err")"
+check_eq "...the job not ended is still queued" queued "$(rcli HGET "cq:job:${ids[2]}" status)"
+check_eq "...and not waited for: no channel left" "" "$(rcli PUBSUB CHANNELS)"
+rcli DEL cq:queue:manual >/dev/null
+
 # ---- cqctl wait: jobs enqueued earlier, by any producer ----
 
 # The ids on stdin ('-') from cenqueue --stdin, which printed them as each batch went in.

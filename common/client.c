@@ -681,33 +681,41 @@ static int on_reply(struct wait *w, const redisReply *rep)
     return 0;
 }
 
-/* Read the replies that have come on the waiting connection, without waiting for more. A
- * job whose end dropped its hash at once (--result-ttl 0) had its message published before
- * a status read that found no hash, which Redis sends no later than that read's reply: a
- * read that took it for a job with no status looks here first. A failure is left to the
- * next read of messages, which reconnects. */
-static void read_pending(struct wait *w)
+/* Read the messages that came on the waiting connection before now. A job whose end dropped
+ * its hash at once (--result-ttl 0) had its message published before a status read that
+ * found no hash; a SUBSCRIBE sent after that read, to chan, a channel it holds already (a
+ * waiter may, where PING may be refused), is confirmed after that message on the same
+ * connection, so everything up to the confirmation holds it. A failure is left to the next
+ * read of messages, which reconnects. */
+static void read_pending(struct wait *w, const char *chan)
 {
+    cq_client *c = w->c;
+    const char *argv[2] = {"SUBSCRIBE", chan};
     redisReply *rep;
-    size_t k;
+    int last = 0;
 
-    for (k = 0; k < WAIT_BATCH && w->c->sub.ctx != NULL; k++) {
-        if (rconn_read_timed(&w->c->sub, 0, &rep) != 1) return;
-        (void)on_reply(w, rep);
+    if (c->sub.ctx == NULL || rconn_append(&c->sub, 2, argv, NULL) != 0) return;
+    while (!last && rconn_read_timed(&c->sub, c->sub.timeout, &rep) == 1) {
+        last = rep->type == REDIS_REPLY_ERROR ||
+            (rep->type == REDIS_REPLY_ARRAY && rep->elements == 3 && rep->element[0]->str != NULL &&
+             strcmp(rep->element[0]->str, "subscribe") == 0 && rep->element[1]->str != NULL &&
+             strcmp(rep->element[1]->str, chan) == 0);
+        if (rep->type != REDIS_REPLY_ERROR) (void)on_reply(w, rep);
         freeReplyObject(rep);
     }
 }
 
-/* Whether got (ids idx) holds a job first read without a status, which CQ_WAIT_UNKNOWN_ENDS
- * stops waiting for. */
-static int first_unknown(const struct wait *w, const size_t *idx, cq_status *const *got, size_t m)
+/* The first job of got (ids idx, m of them) read for the first time without a status, which
+ * CQ_WAIT_UNKNOWN_ENDS stops waiting for: its index into w->ids, or w->n for none. */
+static size_t first_unknown(const struct wait *w, const size_t *idx, cq_status *const *got,
+                            size_t m)
 {
     size_t j;
 
-    if (!(w->options & CQ_WAIT_UNKNOWN_ENDS)) return 0;
+    if (!(w->options & CQ_WAIT_UNKNOWN_ENDS)) return w->n;
     for (j = 0; j < m; j++)
-        if (got[j]->state == CQ_UNKNOWN && !(w->flags[idx[j]] & (W_READ | W_DONE))) return 1;
-    return 0;
+        if (got[j]->state == CQ_UNKNOWN && !(w->flags[idx[j]] & (W_READ | W_DONE))) return idx[j];
+    return w->n;
 }
 
 /* Read the statuses of the jobs idx[0..k), WAIT_BATCH a round trip, and mark those ended
@@ -726,7 +734,8 @@ static int read_statuses(struct wait *w, const size_t *idx, size_t k, int *io)
         size_t m = k - from < WAIT_BATCH ? k - from : WAIT_BATCH;
         for (j = 0; j < m; j++) ids[j] = w->ids[idx[from + j]];
         if (status_read(w->c, ids, m, got, io, w->err, w->errlen) != 0) return -1;
-        if (first_unknown(w, idx + from, got, m)) read_pending(w);
+        j = first_unknown(w, idx + from, got, m);
+        if (j < w->n) read_pending(w, w->chan_of[j]);
         for (j = 0; j < m; j++) {
             size_t i = idx[from + j];
             enum cq_state said = (enum cq_state)w->said[i];

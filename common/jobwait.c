@@ -9,13 +9,15 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "admin.h"
 #include "cli.h"
 #include "util.h"
 
 struct waiting {
     const struct jobwait *jw;
     size_t ended;
-    volatile unsigned char *done;   /* done[i]: ids[i]'s line is out (read by on_interrupt) */
+    volatile size_t unknown;      /* ids not waited for (unknown_ends): no status when first read */
+    volatile unsigned char *done; /* done[i]: ids[i]'s line is out (read by on_interrupt) */
     volatile sig_atomic_t mid_line; /* a line is being written: on_interrupt ends it first */
     int progress; /* stderr is a terminal: keep a "N/TOTAL jobs ended" line there */
     int lost;     /* a line could not be written: the wait stopped there */
@@ -58,12 +60,13 @@ static void on_interrupt(int sig)
     struct waiting *w = waiting_now;
     const struct jobwait *jw;
     char line[256], *p;
-    size_t i, left = 0;
+    size_t i, left = 0, total;
     int lost = 0; /* an id's line that could not be written */
 
     (void)sig;
     if (w == NULL) _exit(1);
     jw = w->jw;
+    total = jw->n - w->unknown;
     if (w->progress_at != 0) (void)!write(STDERR_FILENO, "\r\033[K", 4);
     /* A long result may be half written: the ids go on lines of their own all the same. */
     if (w->mid_line && !jw->quiet) (void)!write(STDOUT_FILENO, "\n", 1);
@@ -83,7 +86,7 @@ static void on_interrupt(int sig)
     p = put(p, ": interrupted with ");
     p = uint_format(p, left);
     p = put(p, " of ");
-    p = uint_format(p, jw->n);
+    p = uint_format(p, total);
     p = put(p, " jobs not ended: they go on");
     if (!jw->quiet && left > 0)
         p = put(p, lost ? " (their ids not all printed: stdout failed)" : " (their ids printed)");
@@ -180,6 +183,34 @@ static void progress_erase(struct waiting *w)
     w->progress_at = 0;
 }
 
+/* An id with no status when first read (unknown_ends): said on stderr, with --json on stdout
+ * too ({"id","state":"unknown"}: a program reading stdout sees every id it gave), and not
+ * waited for. A hash with a status cq does not write (by hand) is said as it is: "no status"
+ * would be untrue. */
+static void on_unknown(struct waiting *w, size_t i, const cq_status *st)
+{
+    const struct jobwait *jw = w->jw;
+    const char *raw = cq_status_field(st, "status");
+    char shown[STR_SHOWN_LEN];
+
+    w->unknown++;
+    if (w->progress) progress_erase(w);
+    if (raw != NULL)
+        fprintf(stderr,
+                "%s: job %s: its status '%s' is none of cq's (queued, scheduled, started, "
+                "retrying, finished, failed, canceled); not waited for\n",
+                jw->prog, jw->ids[i], str_shown(raw, shown, sizeof shown));
+    else
+        fprintf(stderr, "%s: " ADMIN_NO_STATUS_FMT "; not waited for\n", jw->prog, jw->ids[i]);
+    if (jw->json && !jw->quiet) {
+        w->mid_line = 1;
+        print_line(jw, i, cq_status_state_name(CQ_UNKNOWN), NULL, NULL);
+        if (cli_stdout_push() != 0) w->lost = 1;
+        w->mid_line = 0;
+    }
+    w->done[i] = 1;
+}
+
 /* cq_wait_each2's callback: the job's line as it ends, then the progress. A line that could
  * not be written (a reader that left: | head -1, a full disk) stops the wait there, as
  * every command stops at its first failed write (cli.h): 1, else 0. */
@@ -191,6 +222,10 @@ static int on_end(size_t i, const cq_status *st, void *udata)
     const char *key;
     long long now;
 
+    if (state == CQ_UNKNOWN) {
+        on_unknown(w, i, st);
+        return w->lost;
+    }
     w->ended++;
     if (!jw->quiet) {
         if (w->progress && isatty(STDOUT_FILENO)) progress_erase(w);
@@ -205,8 +240,8 @@ static int on_end(size_t i, const cq_status *st, void *udata)
     }
     w->done[i] = 1; /* its line out: an interrupt before this prints its id again, not none */
     now = time_mono_ms();
-    if (w->progress && (now - w->progress_at >= 100 || w->ended == jw->n)) {
-        fprintf(stderr, "\r%s: %zu/%zu jobs ended", jw->prog, w->ended, jw->n);
+    if (w->progress && (now - w->progress_at >= 100 || w->ended == jw->n - w->unknown)) {
+        fprintf(stderr, "\r%s: %zu/%zu jobs ended", jw->prog, w->ended, jw->n - w->unknown);
         fflush(stderr);
         w->progress_at = now;
     }
@@ -244,7 +279,7 @@ int jobwait_run(const struct jobwait *jw, cq_client *c)
 {
     struct waiting w;
     cq_status **out = xcalloc(jw->n ? jw->n : 1, sizeof *out);
-    size_t i, n[CQ_CANCELED + 1], open = 0;
+    size_t i, n[CQ_CANCELED + 1], open = 0, total;
     char err[1024];
     int rc;
 
@@ -260,11 +295,13 @@ int jobwait_run(const struct jobwait *jw, cq_client *c)
     cli_stdout_push(); /* what on_interrupt writes comes after it */
     waiting_now = &w;
     catch_signals(on_interrupt);
-    rc = cq_wait_each2(c, (const char *const *)jw->ids, jw->n, jw->timeout, 0, out, on_end, &w, err,
+    rc = cq_wait_each2(c, (const char *const *)jw->ids, jw->n, jw->timeout,
+                       jw->unknown_ends ? CQ_WAIT_UNKNOWN_ENDS : 0, out, on_end, &w, err,
                        sizeof err);
     jobwait_release();
     progress_erase(&w);
-    if (rc == CQ_WAIT_STOPPED && w.ended < jw->n) {
+    total = jw->n - w.unknown; /* the jobs waited for */
+    if (rc == CQ_WAIT_STOPPED && w.ended < total) {
         /* Its line says which jobs go on without their ids, as cenqueue's when the ids of
          * an enqueue could not be written: said for a reader that left too, whose silence
          * (cli.h) would hide them. Nothing more goes to stdout. */
@@ -272,7 +309,7 @@ int jobwait_run(const struct jobwait *jw, cq_client *c)
         fprintf(stderr,
                 "%s: %s (stopped waiting with %zu of %zu jobs not ended: they go on, their ids "
                 "not printed)\n",
-                jw->prog, err, jw->n - w.ended, jw->n);
+                jw->prog, err, total - w.ended, total);
         cli_stdout_said();
         for (i = 0; i < jw->n; i++) cq_status_free(out[i]);
         free((void *)w.done);
@@ -281,8 +318,8 @@ int jobwait_run(const struct jobwait *jw, cq_client *c)
     }
     if (rc < 0) {
         print_open(&w, NULL);
-        fprintf(stderr, "%s: %s (%zu of %zu jobs had ended%s)\n", jw->prog, err, w.ended, jw->n,
-                jw->quiet || w.ended == jw->n ? "" : "; the others' ids printed");
+        fprintf(stderr, "%s: %s (%zu of %zu jobs had ended%s)\n", jw->prog, err, w.ended, total,
+                jw->quiet || w.ended == total ? "" : "; the others' ids printed");
         free((void *)w.done);
         free(out);
         return 1;
@@ -296,13 +333,15 @@ int jobwait_run(const struct jobwait *jw, cq_client *c)
         cq_status_free(out[i]);
     }
     free(out);
+    n[CQ_UNKNOWN] -= w.unknown; /* those not waited for did not "not end" */
+    open -= w.unknown;
     if (open > 0) {
         /* Say where the others are, in the order a job goes. */
         static const enum cq_state order[] = {CQ_UNKNOWN, CQ_SCHEDULED, CQ_QUEUED, CQ_STARTED,
                                               CQ_RETRYING};
         const char *sep = " (";
-        fprintf(stderr, "%s: %zu of %zu job%s did not end within %gs", jw->prog, open, jw->n,
-                jw->n == 1 ? "" : "s", jw->timeout);
+        fprintf(stderr, "%s: %zu of %zu job%s did not end within %gs", jw->prog, open, total,
+                total == 1 ? "" : "s", jw->timeout);
         for (i = 0; i < sizeof order / sizeof order[0]; i++) {
             if (n[order[i]] == 0) continue;
             fprintf(stderr, "%s%zu %s", sep, n[order[i]], cq_status_state_name(order[i]));
@@ -310,7 +349,7 @@ int jobwait_run(const struct jobwait *jw, cq_client *c)
         }
         fprintf(stderr, ")\n");
     }
-    if (jw->n > 1)
+    if (total > 1)
         fprintf(stderr, "%s: %zu finished, %zu failed, %zu canceled\n", jw->prog, n[CQ_FINISHED],
                 n[CQ_FAILED], n[CQ_CANCELED]);
     return n[CQ_FINISHED] == jw->n ? 0 : 1;

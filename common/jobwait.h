@@ -14,6 +14,11 @@ struct jobwait {
     double timeout; /* seconds; 0 = no limit */
     int quiet;      /* nothing on stdout */
     int json;       /* a JSON object a line, instead of "ID STATE [TEXT]" */
+    /* An id with no status when first read (a typo, an expired status; after subscribing:
+     * CQ_WAIT_UNKNOWN_ENDS) is said on stderr, "PROG: job X: no status (...); not waited
+     * for", with json also {"id":X,"state":"unknown"} on stdout, and not waited for (cqctl
+     * wait); else it is waited for (cenqueue's own jobs). */
+    int unknown_ends;
 };
 
 /* Wait through cq_wait_each2 until every job of w has ended or w->timeout passes. On stdout,
@@ -30,7 +35,7 @@ struct jobwait {
  * status: 0 when every job finished, else 1. */
 int jobwait_run(const struct jobwait *w, cq_client *c);
 
-/* For a command that does more before the wait (cqctl wait reads the statuses first): from
+/* For a command that does more before the wait (cqctl wait reads stdin first): from
  * now on, SIGINT or SIGTERM prints every id of w, as jobwait_run prints those not ended, and
  * ends the process (status 1), so that none it was given is lost to an interrupt there. w
  * and its ids stay as they are until jobwait_run, which catches the signals for its own w and

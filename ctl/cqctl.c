@@ -737,24 +737,29 @@ static int wait_ids(char **args, int nargs, char ***ids, size_t *n)
 
 static int run_wait(struct ctl *c, char **args, int nargs)
 {
-    struct jobwait all, jw;
+    struct jobwait jw;
     cq_client *cl = NULL;
-    cq_status **st = NULL;
-    char **ids = NULL, **known = NULL, err[512], shown[STR_SHOWN_LEN];
-    const char *raw;
-    size_t n = 0, i, k = 0, unknown = 0;
+    char **ids = NULL, err[512];
+    size_t n = 0, i;
     int rc = wait_ids(args, nargs, &ids, &n);
 
     /* From here an interrupt prints every id, as one during the wait prints those not ended:
      * an id read from stdin is nowhere else (cenqueue --stdin | cqctl wait -). One that came
      * while stdin was read (wait_ids) is raised again for it. */
-    memset(&all, 0, sizeof all);
-    all.prog = "cqctl";
-    all.ids = ids;
-    all.n = n;
-    all.json = c->json;
+    memset(&jw, 0, sizeof jw);
+    jw.prog = "cqctl";
+    jw.ids = ids;
+    jw.n = n;
+    jw.timeout = c->wait_timeout;
+    jw.json = c->json;
+    /* A job without a status would be waited for for good: a typo, or one whose status
+     * expired after it ended. The wait says each (with --json on stdout too) as it reads
+     * the statuses, once subscribed, and waits for the others. No read of cqctl's own
+     * before it: one round trip less, and a status that expired between that read and the
+     * subscription is no longer waited for for good. */
+    jw.unknown_ends = 1;
     if (rc == 0) {
-        jobwait_catch(&all);
+        jobwait_catch(&jw);
         if (stop_requested(&stopping)) raise(SIGINT);
     }
     if (rc == 0 && n == 0) rc = cli_error(&cli, "wait: no job id on stdin");
@@ -762,58 +767,14 @@ static int run_wait(struct ctl *c, char **args, int nargs)
         fprintf(stderr, "cqctl: %s\n", err);
         rc = 1;
     }
-    /* A job without a status would be waited for for good: a typo, or one whose status
-     * expired after it ended. Each is said; the others are waited for. With --json it has
-     * its line on stdout too, {"id","state":"unknown"}, so that a program reading stdout
-     * sees every id it gave. */
-    if (rc == 0) {
-        st = xcalloc(n, sizeof *st);
-        if (cq_status_get_many(cl, (const char *const *)ids, n, st, err, sizeof err) != 0) {
-            fprintf(stderr, "cqctl: %s\n", err);
-            rc = 1;
-        }
-    }
-    if (rc == 0) {
-        known = xcalloc(n, sizeof *known); /* ids' own strings: all's stay whole */
-        for (i = 0; i < n; i++) {
-            if (cq_status_state(st[i]) != CQ_UNKNOWN) {
-                known[k++] = ids[i];
-                continue;
-            }
-            raw = cq_status_field(st[i], "status");
-            if (raw != NULL) /* a hand-written hash: "no status" would be untrue */
-                fprintf(stderr,
-                        "cqctl: job %s: its status '%s' is none of cq's (queued, scheduled, "
-                        "started, retrying, finished, failed, canceled); not waited for\n",
-                        ids[i], str_shown(raw, shown, sizeof shown));
-            else
-                fprintf(stderr, "cqctl: " ADMIN_NO_STATUS_FMT "; not waited for\n", ids[i]);
-            if (c->json) /* ids are names (keys.h): JSON strings as they are */
-                printf("{\"id\":\"%s\",\"state\":\"%s\"}\n", ids[i],
-                       cq_status_state_name(CQ_UNKNOWN));
-            unknown++;
-        }
-    }
-    for (i = 0; st != NULL && i < n; i++) cq_status_free(st[i]);
-    free(st);
-    if (rc == 0 && k > 0) {
-        memset(&jw, 0, sizeof jw);
-        jw.prog = "cqctl";
-        jw.ids = known;
-        jw.n = k;
-        jw.timeout = c->wait_timeout;
-        jw.json = c->json;
-        rc = jobwait_run(&jw, cl);
-    }
+    if (rc == 0) rc = jobwait_run(&jw, cl);
     jobwait_release();
-    if (rc == 0 && unknown > 0) rc = 1;
     /* Lines that could not be written: said with the reason cli_stdout_push kept (main's
      * flush would find none left: 'Input/output error'); a reader that left (EPIPE) is exit
      * 1 without a word, as for cqctl's other commands. */
     if (cli_stdout_flush("cqctl", "the jobs' outcomes") != 0 || ferror(stdout)) rc = 1;
     for (i = 0; i < n; i++) free(ids[i]);
     free(ids);
-    free(known);
     if (cl != NULL) cq_client_free(cl);
     return rc;
 }

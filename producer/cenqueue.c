@@ -790,7 +790,7 @@ int main(int argc, char **argv)
         cq_client_free(ce);
     }
     if (rc == 0 && o.wait) {
-        struct jobwait jw = {"cenqueue", o.ids, o.nids, o.wait_timeout, o.quiet, 0};
+        struct jobwait jw = {"cenqueue", o.ids, o.nids, o.wait_timeout, o.quiet, 0, 0};
         rc = jobwait_run(&jw, cl);
         if (cli_stdout_flush("cenqueue", "the jobs' outcomes") != 0 && rc == 0) rc = 1;
     }

@@ -335,6 +335,28 @@ check_eq "cqctl --json wait of it: exit 1, its line on stdout, unknown, and the 
 check_eq "cqctl wait of one finished job: exit 0" 0 "$rc"
 "$BIN/cqctl" wait cw-nosuch >/dev/null 2>&1; rc=$?
 check_eq "cqctl wait of an id without a status: exit 1" 1 "$rc"
+# The statuses are read once, by the wait, after subscribing (cqctl read them all once more
+# before it, to find the ids without one): an HGETALL each, 3 before.
+calls() { rcli INFO commandstats | tr -d '\r' | sed -n "s/^cmdstat_$1:calls=\([0-9]*\),.*/\1/p"; }
+rcli CONFIG RESETSTAT >/dev/null
+"$BIN/cqctl" wait cw-2 cw-nosuch >/dev/null 2>"$T/err"; rc=$?
+check_eq "cqctl wait of a finished job and an unknown one: exit 1, each status read once" \
+    "1 2" "$rc $(calls hgetall)"
+check_contains "...the unknown one said" "cqctl: job cw-nosuch: no status" "$(cat "$T/err")"
+# A job that ends as the wait begins and whose hash goes at once (--result-ttl 0: one script
+# drops it and publishes, as the worker's): seen by its message, as before, whether its status
+# was read before the end (started: the message wakes the wait) or after it (no hash: the
+# message, come before that read's reply, is read before it is taken for no status).
+rcli HSET cq:job:cw-11 status started >/dev/null
+"$BIN/cqctl" wait cw-11 >"$T/out" 2>"$T/err" &
+cpid=$!
+wait_for 10 subscribed cw-11
+rcli EVAL "redis.call('DEL', KEYS[1]); return redis.call('PUBLISH', KEYS[2], 'finished')" 2 \
+    cq:job:cw-11 cq:ended:cw-11 >/dev/null
+wait_for 10 exited "$cpid"
+wait "$cpid"; rc=$?
+check_eq "cqctl wait of a job that ended and whose hash went at once: exit 0, its line" \
+    "0 cw-11 finished" "$rc $(cat "$T/out")"
 "$BIN/cqctl" wait 'no such' >/dev/null 2>"$T/err"; rc=$?
 check_eq "cqctl wait of a bad id: exit 2" 2 "$rc"
 check_contains "...says why" "job id 'no such'" "$(cat "$T/err")"

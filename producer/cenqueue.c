@@ -7,7 +7,7 @@
  *
  * Every job is checked against the function catalog that workers publish, and the built-ins,
  * before anything is sent, so a typo in a function name or a wrong number or type of args
- * never reaches a queue. --wait waits through libcq's cq_wait_each (pub/sub, no polling), so a
+ * never reaches a queue. --wait waits through libcq's cq_wait_each2 (pub/sub, no polling), so a
  * shell script can run a job and act on its result.
  */
 #include <ctype.h>

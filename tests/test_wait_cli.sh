@@ -450,6 +450,18 @@ wait_for 10 exited "$cpid"
 wait "$cpid"; rc=$?
 check_eq "cqctl wait, its reader gone (EPIPE): exit 1" 1 "$rc"
 check_eq "...without a word" "" "$(cat "$T/err")"
+# ...and with a job not ended (cw-3, queued for good), it stops at that first line it cannot
+# write, saying so, where it waited for cw-3 for good, writing to nobody.
+t0=$(now)
+perl -e 'pipe(my $r, my $w) or die; close $r; open(STDOUT, ">&", $w) or die; close $w;
+         exec @ARGV or die "exec $ARGV[0]: $!\n"' -- timeout 20 "$BIN/cqctl" wait cw-2 cw-3 2>"$T/err"
+rc=$?
+took=$(ms_between "$t0" "$(now)")
+check_eq "cqctl wait, its reader gone, a job not ended: exit 1 at its first line" 1 "$rc"
+check "...within 10 s, not when timeout ends it ($took ms)" [ "$took" -lt 10000 ]
+check_eq "...saying which go on" \
+    "cqctl: writing the jobs' outcomes to stdout: Broken pipe (stopped waiting with 1 of 2 jobs not ended: they go on, their ids not printed)" \
+    "$(cat "$T/err")"
 "$BIN/cqctl" wait --wait-timeout 0 cw-2 >/dev/null 2>&1; rc=$?
 check_eq "cqctl wait --wait-timeout 0: exit 2" 2 "$rc"
 "$BIN/cqctl" info --wait-timeout 1s >/dev/null 2>&1; rc=$?

@@ -165,6 +165,38 @@ static void buf_put(struct buf *b, const char *s, size_t n)
     b->p[b->len] = '\0';
 }
 
+/* A string's text into b as a message shows it: at most max bytes of it (then "..."), a byte
+ * that is not printable ASCII, or a backslash, as \xNN, so that a key or a template with a
+ * newline or a NUL in it reads on one line. */
+static void put_shown(struct buf *b, const char *s, size_t n, size_t max)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t i;
+
+    for (i = 0; i < n && i < max; i++) {
+        unsigned char c = (unsigned char)s[i];
+        char e[4] = {'\\', 'x', hex[c >> 4], hex[c & 15]};
+        if (c >= 0x20 && c < 0x7f && c != '\\')
+            buf_put(b, s + i, 1);
+        else
+            buf_put(b, e, 4);
+    }
+    if (i < n) buf_put(b, "...", 3);
+}
+
+static void put_str(struct buf *b, const char *s)
+{
+    buf_put(b, s, strlen(s));
+}
+
+static void put_key(struct buf *b, RedisModuleString *key)
+{
+    size_t n;
+    const char *s = RedisModule_StringPtrLen(key, &n);
+
+    put_shown(b, s, n, 200);
+}
+
 /* A queue's ends in this batch, for its counts hash. */
 struct ended {
     RedisModuleString *queue;
@@ -1265,9 +1297,37 @@ static void reply_number(RedisModuleCtx *ctx, long long v)
     RedisModule_ReplyWithStringBuffer(ctx, num, n > 0 ? (size_t)n : 0);
 }
 
+/* The take's LPUSH of m records to the in-flight list inf failed (r, freed here): they go
+ * back to the queue's tail, where the RPOP took them from, in their order, so that the next
+ * take finds them as the oldest again; why says so, naming the command, the list and the
+ * cause. The RPUSH goes without the user's ACL, as unpop's does: it only undoes this
+ * command's own RPOP of the same key, and cannot fail otherwise (the key is the list they
+ * came from, or gone with them). */
+static void put_back(RedisModuleCtx *ctx, RedisModuleString *qkey, RedisModuleString **recs,
+                     size_t m, RedisModuleString *inf, RedisModuleCallReply *r, struct buf *why)
+{
+    RedisModuleString **v = RedisModule_Alloc(sizeof *v * m);
+    char err[256], num[64];
+    size_t k;
+
+    for (k = 0; k < m; k++) v[k] = recs[m - 1 - k];
+    run(RedisModule_Call(ctx, "RPUSH", "!Esv", qkey, v, m));
+    RedisModule_Free(v);
+    put_str(why, "LPUSH ");
+    put_key(why, inf);
+    put_str(why, ": ");
+    put_str(why, error_text(r, err, sizeof err));
+    run(r);
+    snprintf(num, sizeof num, " (%zu record%s left in ", m, m == 1 ? "" : "s");
+    put_str(why, num);
+    put_key(why, qkey);
+    put_str(why, ")");
+}
+
 /* One queue's records, popped (RPOP with a count: the oldest first) and pushed to the
- * in-flight list in the same command, so that they are never only in the reply. Replies
- * "=" queue and the count, then the records; or "!" queue and why it was skipped. Returns how
+ * in-flight list in the same command, so that they are never only in the reply (nor, where
+ * the LPUSH fails, in neither list: put_back). Replies "=" queue and the count, then the
+ * records; or "!" queue and why it was skipped. Returns how
  * many records it took; *len counts the reply's elements. */
 static long long take_queue(RedisModuleCtx *ctx, RedisModuleString *q, RedisModuleString *inf,
                             RedisModuleString *qkey, long long want, struct buf *b, long *len)
@@ -1294,7 +1354,22 @@ static long long take_queue(RedisModuleCtx *ctx, RedisModuleString *q, RedisModu
     recs = RedisModule_Alloc(sizeof *recs * (m ? m : 1));
     for (k = 0; k < m; k++)
         recs[k] = RedisModule_CreateStringFromCallReply(RedisModule_CallReplyArrayElement(r, k));
-    if (m > 0) run(RedisModule_Call(ctx, "LPUSH", "!CEsv", inf, recs, m));
+    if (m > 0) {
+        RedisModuleCallReply *p = RedisModule_Call(ctx, "LPUSH", "!CEsv", inf, recs, m);
+        if (is_error(p)) {
+            struct buf why = {0};
+            put_back(ctx, qkey, recs, m, inf, p, &why);
+            reply_marker(ctx, b, "!", qs, qlen);
+            RedisModule_ReplyWithStringBuffer(ctx, why.p, why.len);
+            RedisModule_Free(why.p);
+            for (k = 0; k < m; k++) RedisModule_FreeString(ctx, recs[k]);
+            RedisModule_Free(recs);
+            run(r);
+            *len += 2;
+            return 0;
+        }
+        run(p);
+    }
     reply_marker(ctx, b, "=", qs, qlen);
     RedisModule_ReplyWithLongLong(ctx, (long long)m);
     for (k = 0; k < m; k++) {

@@ -538,6 +538,21 @@ out=$("$BIN/cworker" -u "$(url k2)" --burst k2 2>&1)
 check "worker without RPOP (run by the take script): it says Redis refused it" names_it "$out" rpop || echo "     $out"
 check "...ACL LOG names RPOP" logged k2 rpop
 check_eq "...and the job is not taken" queued "$(jfield "$id")"
+# A worker that may not LPUSH to its in-flight list: each record its take popped goes back to
+# the queue's tail, and the worker says so in one line naming the queue, the command and the
+# cause, where cq's module handed the record on as taken and in no list (the job ran
+# untracked, its status queued for good) and the take script failed with it lost. Through
+# the module where Redis has it (+cq.apply1 +cq.take1), else the script.
+mapfile -t r < <(rules worker +lpush
+                 [ -z "${CQ_TEST_REDIS_MODULE:-}" ] || printf '%s\n' +cq.apply1 +cq.take1)
+mkuser k4 "${r[@]}"
+id=$(P -q k4 noop 2>/dev/null)
+"$BIN/cworker" -u "$(url k4)" --burst k4 >"$T/k4.log" 2>&1
+check_eq "worker without LPUSH: --burst, exit 0" 0 "$?"
+check_eq "...one line naming the queue, the command and the cause" 1 \
+    "$(grep -c "queue 'k4': cannot take from it: LPUSH cq:inflight:[^ ]*:k4: .*can't run this command.* (1 record left in cq:queue:k4)" "$T/k4.log")"
+check_eq "...the job still queued, in its queue, nothing in flight" "queued 1 " \
+    "$(jfield "$id") $(rcli LLEN cq:queue:k4) $(rcli --scan --pattern 'cq:inflight:*:k4')"
 # A worker that may not run CLIENT LIST (the line allows it): it works on, finding dead
 # workers by their leases alone, and says so once, naming the refusal and the option.
 without worker '+client|list' k3

@@ -707,6 +707,77 @@ static void test_take_large_max(void)
     free(t);
 }
 
+/* AUTH as user (any password: made "nopass"); 0 when it took. */
+static int as_user(const char *user)
+{
+    const char *ok = string(rconn_commandf(&R, "AUTH %s x", user));
+
+    return ok != NULL && strcmp(ok, "OK") == 0 ? 0 : -1;
+}
+
+/* A user whose ACL refuses LPUSH: the records a take popped go back to the queue's tail, in
+ * their order, none taken and none in flight, and each queue is named with the command, the
+ * in-flight list and the cause, where cq's module returned them as taken and in no list (the
+ * job ran untracked, its status queued for good) and the script failed with them lost. As
+ * the default user again, the next take gets them, oldest first. A user that may not RPUSH
+ * either: the script cannot put them back, and says they are lost (Redis's log has each);
+ * cq's module puts them back all the same (its RPUSH undoes its own RPOP, without the ACL). */
+static void test_take_push_refused(void)
+{
+    const char *queues[] = {"q", "q2"};
+    struct taken t[4];
+    char err[256] = "", before[3][128];
+    int n, i;
+
+    memset(t, 0, sizeof t);
+    REQUIRE(put("p1", "q") == 0 && put("p2", "q") == 0 && put("p3", "q") == 0 &&
+            put("p4", "q2") == 0);
+    for (i = 0; i < 3; i++) {
+        const char *rec = LINDEX("cq:queue:q", i);
+        str_copy(before[i], sizeof before[i], rec != NULL ? rec : "");
+    }
+    DO("ACL SETUSER nopush on nopass ~* &* +@all -lpush");
+    REQUIRE(as_user("nopush") == 0);
+    n = take("w1", queues, 2, 4, t, err, sizeof err);
+    CHECK_EQ(n, 0);
+    free_taken(t, n > 0 ? (size_t)n : 0);
+    CHECK_HAS(warn, "queue 'q': cannot take from it: LPUSH cq:inflight:w1:q: ");
+    CHECK_HAS(warn, "can't run this command");
+    CHECK_HAS(warn, " (3 records left in cq:queue:q); ");
+    CHECK_HAS(warn, "queue 'q2': cannot take from it: LPUSH cq:inflight:w1:q2: ");
+    CHECK_HAS(warn, " (1 record left in cq:queue:q2)");
+    CHECK_STREQ(string(rconn_commandf(&R, "AUTH default x")), "OK");
+    CHECK_EQ(EXISTS("cq:inflight:w1:q"), 0);
+    CHECK_EQ(EXISTS("cq:inflight:w1:q2"), 0);
+    CHECK_EQ(LLEN("cq:queue:q"), 3);
+    for (i = 0; i < 3; i++) CHECK_STREQ(LINDEX("cq:queue:q", i), before[i]);
+    CHECK_EQ(LLEN("cq:queue:q2"), 1);
+    n = take("w1", queues, 2, 4, t, err, sizeof err);
+    CHECK_EQ(n, 4);
+    CHECK_STREQ(warn, "");
+    if (n == 4) CHECK_HAS(t[0].record, "\"id\":\"p1\"");
+    free_taken(t, n > 0 ? (size_t)n : 0);
+
+    REQUIRE(put("p5", "q") == 0);
+    DO("ACL SETUSER nopush -rpush");
+    REQUIRE(as_user("nopush") == 0);
+    n = take("w1", queues, 1, 4, t, err, sizeof err);
+    CHECK_EQ(n, 0);
+    free_taken(t, n > 0 ? (size_t)n : 0);
+    CHECK_STREQ(string(rconn_commandf(&R, "AUTH default x")), "OK");
+    if (R.module) {
+        CHECK_HAS(warn, " (1 record left in cq:queue:q)");
+        CHECK_EQ(LLEN("cq:queue:q"), 1);
+    } else {
+        CHECK_HAS(warn, "; RPUSH cq:queue:q to put them back: ");
+        CHECK_HAS(warn, ": 1 record LOST (each in Redis's log)");
+        CHECK(server_log_has("cq: take: lost from cq:queue:q: {\"id\":\"p5\""));
+        CHECK_EQ(EXISTS("cq:queue:q"), 0);
+    }
+    CHECK_EQ(EXISTS("cq:inflight:w1:q"), 1); /* p1-p3, taken above */
+    DO("ACL DELUSER nopush");
+}
+
 /* ---- apply --------------------------------------------------------------------------- */
 
 /* Take the one record put in queue q as wid, with its decoded job. */
@@ -2721,6 +2792,7 @@ int main(void)
     RUN(test_take_marker_like_records);
     RUN(test_take_two_wrong_types);
     RUN(test_take_large_max);
+    RUN(test_take_push_refused);
     RUN(test_apply_started);
     RUN(test_apply_finished);
     RUN(test_apply_huge_ttl);

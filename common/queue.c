@@ -993,15 +993,29 @@ int queue_enqueue(struct rconn *r, const struct keys *k, struct job *const *jobs
  * ("=" queue, n) and then that queue's n records (the name once a queue, not once a record:
  * every element of the reply costs Redis and the worker); ("!" queue, error) for a queue key
  * that cannot be popped (another type of key under that name), which is skipped so that one
- * bad key does not stop the other queues. Where an LPUSH to the in-flight list fails (an ACL without it: Redis keeps
+ * bad key does not stop the other queues. The SCARD and every queue's SISMEMBER come before
+ * anything moves, so that where they fail (another type, an ACL) the script fails with
+ * nothing moved. Where an LPUSH to the in-flight list fails (an ACL without it: Redis keeps
  * the RPOP), the records it did not push go back to the queue's tail, in their order, and
  * the queue is named with the command and the cause ("!"): those pushed before it are taken.
  * A user that may not RPUSH them back either loses them: that is said too, and Redis's log
  * has each one. As CQ.TAKE1 does (module/cqmodule.c). */
 static const char take_lua[] =
     LUA_LISTABLE "local out, n, max = {}, 0, tonumber(ARGV[4])\n"
-                 "local nc = redis.call('SCARD', ARGV[6])\n"
+                 "local function refused(cmd, key, r)\n"
+                 "  return redis.error_reply('take: ' .. cmd .. ' ' .. key .. ': ' .. r.err)\n"
+                 "end\n"
+                 "local nc = redis.pcall('SCARD', ARGV[6])\n"
+                 "if type(nc) == 'table' then return refused('SCARD', ARGV[6], nc) end\n"
                  "if nc > 0 then out[1] = '#'; out[2] = tostring(nc) end\n"
+                 "local paused = {}\n"
+                 "for i = 7, #ARGV do\n"
+                 "  local p = redis.pcall('SISMEMBER', ARGV[5], ARGV[i])\n"
+                 "  if type(p) == 'table' then\n"
+                 "    return refused('SISMEMBER', ARGV[5] .. ' ' .. ARGV[i], p)\n"
+                 "  end\n"
+                 "  paused[i] = p == 1\n"
+                 "end\n"
                  "local function put_back(qk, recs, from, why)\n"
                  "  local back, e = {}\n"
                  "  for k = #recs, from, -1 do back[#back + 1] = recs[k] end\n"
@@ -1026,7 +1040,7 @@ static const char take_lua[] =
                  "  local inf = string.format(ARGV[2], ARGV[3], q)\n"
                  "  local qk = string.format(ARGV[1], q)\n"
                  "  local recs\n"
-                 "  if redis.call('SISMEMBER', ARGV[5], q) == 1 then\n"
+                 "  if paused[i] then\n"
                  "    out[#out + 1] = '~'; out[#out + 1] = tostring(i - 7)\n"
                  "  elseif n >= max then\n"
                  "    recs = nil\n"

@@ -1382,6 +1382,29 @@ static long long take_queue(RedisModuleCtx *ctx, RedisModuleString *q, RedisModu
     return (long long)m;
 }
 
+/* The take fails before anything moved: cmd on key (and arg) replied r (freed here). */
+static int take_refused(RedisModuleCtx *ctx, const char *cmd, RedisModuleString *key,
+                        RedisModuleString *arg, RedisModuleCallReply *r)
+{
+    struct buf m = {0};
+    char err[256];
+
+    put_str(&m, "take: ");
+    put_str(&m, cmd);
+    put_str(&m, " ");
+    put_key(&m, key);
+    if (arg != NULL) {
+        put_str(&m, " ");
+        put_key(&m, arg);
+    }
+    put_str(&m, ": ");
+    put_str(&m, error_text(r, err, sizeof err));
+    run(r);
+    RedisModule_ReplyWithError(ctx, m.p);
+    RedisModule_Free(m.p);
+    return REDISMODULE_OK;
+}
+
 /* CQ.TAKE1 queue-template inflight-template wid max paused cancel queue... (queue.c's take
  * script, with the same arguments and reply): up to max records from the queues in priority
  * order; ("#", count) when cancels are asked for, ("~", index) for each paused queue. */
@@ -1389,39 +1412,46 @@ static int take_command(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 {
     struct buf b = {0}, t = {0};
     RedisModuleCallReply *r;
-    long long max, n = 0;
+    long long max, n = 0, nc = 0;
     long len = 0;
     size_t tlen;
+    unsigned char *paused;
     int i;
 
     if (argc < 8) return RedisModule_WrongArity(ctx);
     max = strtoll(RedisModule_StringPtrLen(argv[4], NULL), NULL, 10);
     r = RedisModule_Call(ctx, "SCARD", "CEs", argv[6]);
-    if (is_error(r)) { /* before anything moved, as the script fails */
-        char err[256], msg[300];
-        snprintf(msg, sizeof msg, "take: SCARD: %s", error_text(r, err, sizeof err));
+    if (is_error(r)) /* before anything moved, as the script fails */
+        return take_refused(ctx, "SCARD", argv[6], NULL, r);
+    if (RedisModule_CallReplyType(r) == REDISMODULE_REPLY_INTEGER)
+        nc = RedisModule_CallReplyInteger(r);
+    run(r);
+    /* Which queues are paused, all asked before anything moves: where the paused set cannot
+     * be read (another type, an ACL without SISMEMBER) the take fails as the script does,
+     * where it took from a paused queue. */
+    paused = RedisModule_Alloc((size_t)(argc - 7));
+    for (i = 7; i < argc; i++) {
+        r = RedisModule_Call(ctx, "SISMEMBER", "CEss", argv[5], argv[i]);
+        if (is_error(r)) {
+            RedisModule_Free(paused);
+            return take_refused(ctx, "SISMEMBER", argv[5], argv[i], r);
+        }
+        paused[i - 7] = RedisModule_CallReplyType(r) == REDISMODULE_REPLY_INTEGER &&
+            RedisModule_CallReplyInteger(r) == 1;
         run(r);
-        return RedisModule_ReplyWithError(ctx, msg);
     }
     RedisModule_ReplyWithArray(ctx, REDISMODULE_POSTPONED_LEN);
-    if (RedisModule_CallReplyType(r) == REDISMODULE_REPLY_INTEGER &&
-        RedisModule_CallReplyInteger(r) > 0) {
+    if (nc > 0) {
         RedisModule_ReplyWithStringBuffer(ctx, "#", 1);
-        reply_number(ctx, RedisModule_CallReplyInteger(r));
+        reply_number(ctx, nc);
         len += 2;
     }
-    run(r);
     for (i = 7; i < argc; i++) {
         const RedisModuleString *fa[2] = {argv[3], argv[i]};
         RedisModuleString *inf, *qkey;
         const char *tp = RedisModule_StringPtrLen(argv[2], &tlen);
-        int paused;
         if (fill(&t, tp, tlen, fa, 2) != 0) continue;
-        r = RedisModule_Call(ctx, "SISMEMBER", "CEss", argv[5], argv[i]);
-        paused = !is_error(r) && RedisModule_CallReplyType(r) == REDISMODULE_REPLY_INTEGER &&
-            RedisModule_CallReplyInteger(r) == 1;
-        run(r);
-        if (paused) {
+        if (paused[i - 7]) {
             RedisModule_ReplyWithStringBuffer(ctx, "~", 1);
             reply_number(ctx, i - 7);
             len += 2;
@@ -1451,6 +1481,7 @@ static int take_command(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
         RedisModule_FreeString(ctx, inf);
     }
     RedisModule_ReplySetArrayLength(ctx, len);
+    RedisModule_Free(paused);
     RedisModule_Free(b.p);
     RedisModule_Free(t.p);
     return REDISMODULE_OK;

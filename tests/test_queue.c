@@ -778,6 +778,44 @@ static void test_take_push_refused(void)
     DO("ACL DELUSER nopush");
 }
 
+/* The paused set or the cancel set the take cannot read (a user without SISMEMBER or SCARD,
+ * a key of another type) fails the take before anything moves, with the key, the queue and
+ * the cause, where cq's module ignored SISMEMBER's error and took from a paused queue (and
+ * the queues before it). */
+static void test_take_sets_unreadable(void)
+{
+    const char *queues[] = {"open", "q"};
+    struct taken t[2];
+    char err[512] = "";
+    int n, k;
+
+    memset(t, 0, sizeof t);
+    REQUIRE(put("u1", "open") == 0 && put("u2", "q") == 0);
+    DO("SADD cq:paused q");
+    DO("ACL SETUSER nosis on nopass ~* &* +@all -sismember");
+    DO("ACL SETUSER noscard on nopass ~* &* +@all -scard");
+    for (k = 0; k < 3; k++) {
+        err[0] = '\0';
+        if (k == 0) REQUIRE(as_user("nosis") == 0);
+        if (k == 1) {
+            DO("DEL cq:paused");
+            DO("SET cq:paused x");
+        }
+        if (k == 2) REQUIRE(as_user("noscard") == 0);
+        n = take("w1", queues, 2, 2, t, err, sizeof err);
+        CHECK_EQ(n, -1);
+        free_taken(t, n > 0 ? (size_t)n : 0);
+        CHECK_HAS(err, k == 2 ? "take: SCARD cq:cancel: " : "take: SISMEMBER cq:paused open: ");
+        CHECK_HAS(err, k == 1 ? "WRONGTYPE" : "can't run this command");
+        CHECK_STREQ(string(rconn_commandf(&R, "AUTH default x")), "OK");
+        CHECK_EQ(LLEN("cq:queue:open"), 1);
+        CHECK_EQ(LLEN("cq:queue:q"), 1);
+        CHECK_EQ(EXISTS("cq:inflight:w1:open"), 0);
+        CHECK_EQ(EXISTS("cq:inflight:w1:q"), 0);
+    }
+    DO("ACL DELUSER nosis noscard");
+}
+
 /* ---- apply --------------------------------------------------------------------------- */
 
 /* Take the one record put in queue q as wid, with its decoded job. */
@@ -2793,6 +2831,7 @@ int main(void)
     RUN(test_take_two_wrong_types);
     RUN(test_take_large_max);
     RUN(test_take_push_refused);
+    RUN(test_take_sets_unreadable);
     RUN(test_apply_started);
     RUN(test_apply_finished);
     RUN(test_apply_huge_ttl);

@@ -35,6 +35,7 @@
  * redis.conf). It needs Redis 7.0 or later, and refuses to load on an older one.
  */
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1188,6 +1189,42 @@ static void apply_free(struct apply *a)
     if (a->heard != NULL) RedisModule_FreeCallReply(a->heard);
 }
 
+/* The PEXPIREAT time, in ms from now (ms), of a TTL of t seconds: only for a TTL above 0,
+ * the one that sets an expiry (0 deletes the status, a negative one keeps it: ttl()), so that
+ * t * 1000 cannot overflow for a TTL below LLONG_MIN / 1000, which a CQ.APPLY1 made by hand
+ * may send (0 for those: never used). A TTL too long for a time in milliseconds expires at
+ * the latest time Redis holds, as in the script (the EXPIRE fallback is capped in
+ * expire()). */
+static long long expiry_ms(long long ms, long long t)
+{
+    if (t <= 0) return 0;
+    return t < (LLONG_MAX - ms) / 1000 ? ms + t * 1000 : LLONG_MAX;
+}
+
+/* The minute the batch is counted in: a whole number from 0 (the worker sends minutes since
+ * the epoch), so that prune_counts's minute - 122 cannot overflow. Else 0, the error
+ * replied, before anything is applied. */
+static int minute_ok(struct apply *a)
+{
+    size_t len;
+    const char *s = arg(a, A_MINUTE, &len);
+    char *end;
+    long long m;
+    struct buf msg = {0};
+
+    errno = 0;
+    m = strtoll(s, &end, 10);
+    if (len > 0 && end == s + len && errno == 0 && m >= 0 && s[0] != '-' && s[0] != '+' &&
+        s[0] != ' ')
+        return 1;
+    put_str(&msg, "apply: the minute (argument 14), '");
+    put_shown(&msg, s, len, 40);
+    put_str(&msg, "', is not a minute since the epoch (a whole number from 0): no outcome applied");
+    RedisModule_ReplyWithError(a->ctx, msg.p);
+    RedisModule_Free(msg.p);
+    return 0;
+}
+
 /* CQ.APPLY1 wid job-template inflight-template stats worker failed scheduled dead result-ttl
  * failure-ttl ended-template counts-template cancel minute outcome... (queue.c's apply). */
 static int apply_command(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
@@ -1214,15 +1251,16 @@ static int apply_command(RedisModuleCtx *ctx, RedisModuleString **argv, int argc
         apply_free(&a);
         return RedisModule_ReplyWithError(ctx, "apply: a key template has no %s");
     }
+    if (!minute_ok(&a)) {
+        apply_free(&a);
+        return REDISMODULE_OK;
+    }
     a.rttl = arg_ll(&a, A_RTTL);
     a.fttl = arg_ll(&a, A_FTTL);
     ms = RedisModule_Milliseconds();
-    /* A TTL too long for a time in milliseconds expires at the latest time Redis holds, as
-     * in the script (the EXPIRE fallback is capped in expire()). */
-    a.rexp_ms = a.rttl < (LLONG_MAX - ms) / 1000 ? ms + a.rttl * 1000 : LLONG_MAX;
+    a.rexp_ms = expiry_ms(ms, a.rttl);
     a.rexp = RedisModule_CreateStringFromLongLong(ctx, a.rexp_ms);
-    a.fexp = RedisModule_CreateStringFromLongLong(
-        ctx, a.fttl < (LLONG_MAX - ms) / 1000 ? ms + a.fttl * 1000 : LLONG_MAX);
+    a.fexp = RedisModule_CreateStringFromLongLong(ctx, expiry_ms(ms, a.fttl));
     {
         RedisModuleCallReply *r = RedisModule_Call(ctx, "SCARD", "CEs", argv[A_CANCEL]);
         a.asked = !is_error(r) && RedisModule_CallReplyType(r) == REDISMODULE_REPLY_INTEGER &&

@@ -13,6 +13,7 @@
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -2345,6 +2346,82 @@ static void test_apply_tail_failure(void)
     drop_taken(t, j, 3);
 }
 
+/* CQ.APPLY1 by hand, as no worker sends it: the fixed arguments with these TTLs and minute,
+ * then outcomes (NULL-terminated). The reply, which the caller frees. */
+static redisReply *apply1(const char *rttl, const char *fttl, const char *minute, ...)
+{
+    const char *argv[40] = {"CQ.APPLY1",    "w1",           "cq:job:%s", "cq:inflight:%s:%s",
+                            "cq:stats",     "cq:worker:w1", "cq:failed", "cq:scheduled",
+                            "cq:dead",      rttl,           fttl,        "cq:ended:%s",
+                            "cq:counts:%s", "cq:cancel",    minute};
+    int argc = 15;
+    va_list ap;
+    const char *s;
+
+    va_start(ap, minute);
+    while ((s = va_arg(ap, const char *)) != NULL && argc < 40) argv[argc++] = s;
+    va_end(ap);
+    return rconn_command(&R, argc, argv, NULL);
+}
+
+/* CQ.APPLY1's arguments as only a hand-made call sends them. A TTL below LLONG_MIN / 1000
+ * seconds, result's and failure's, which cq's module multiplied by 1000 (a signed overflow,
+ * undefined behaviour: a build with -ftrapv stops Redis there): a negative TTL keeps the
+ * status, as any other. A minute that is no minute since the epoch (near LLONG_MIN, whose
+ * 'minute - 122' overflowed; negative; not a number, which went as 0): refused, nothing
+ * applied. The script takes them as numbers (Lua's are doubles): the module's case only. */
+static void test_apply_extreme_args(void)
+{
+    static const char *const minutes[] = {"-9223372036854775808", "-1", "x", "", "9e9"};
+    struct taken t[2];
+    struct job *j[2] = {NULL, NULL};
+    redisReply *rep;
+    size_t i;
+
+    if (!R.module) return;
+    REQUIRE(take_n("x", 2, t, j) == 0);
+    rep = apply1("-9223372036854775808", "-9223372036854775807", "29000000", "Q", "q", "F",
+                 t[0].record, "x1", "done", "3.0", "", "X", t[1].record, "x2", "bad", "3.0", "",
+                 "1", NULL);
+    CHECK(rep != NULL && rep->type == REDIS_REPLY_ARRAY && rep->elements == 0);
+    discard(rep);
+    CHECK_STREQ(HGET("cq:job:x1", "status"), "finished");
+    CHECK_EQ(TTL("cq:job:x1"), -1);
+    CHECK_STREQ(HGET("cq:job:x2", "status"), "failed");
+    CHECK_EQ(TTL("cq:job:x2"), -1);
+    CHECK_EQ(EXISTS("cq:inflight:w1:q"), 0);
+    drop_taken(t, j, 2);
+
+    for (i = 0; i < sizeof minutes / sizeof minutes[0]; i++) {
+        char id[8];
+        snprintf(id, sizeof id, "y%zu", i);
+        REQUIRE(put(id, "q") == 0 && take_one("w1", "q", &t[0], &j[0]) == 0);
+        rep = apply1("500", "500", minutes[i], "Q", "q", "F", t[0].record, id, "done", "3.0", "",
+                     NULL);
+        CHECK(rep != NULL && rep->type == REDIS_REPLY_ERROR);
+        if (rep != NULL && rep->type == REDIS_REPLY_ERROR) {
+            char want[160];
+            snprintf(want, sizeof want,
+                     "apply: the minute (argument 14), '%s', is not a minute since the epoch (a "
+                     "whole number from 0): no outcome applied",
+                     minutes[i]);
+            CHECK_STREQ(rep->str, want);
+        }
+        discard(rep);
+        {
+            char key[16];
+            snprintf(key, sizeof key, "cq:job:%s", id);
+            CHECK_STREQ(HGET(key, "status"), "queued");
+        }
+        CHECK_EQ(LLEN("cq:inflight:w1:q"), (long long)i + 1);
+        queue_taken_free(&t[0]);
+        job_free(j[0]);
+    }
+    /* the first call's two ends, in its minute, and nothing of the refused calls */
+    CHECK_EQ(integer(rconn_commandf(&R, "HLEN cq:counts:q")), 1);
+    CHECK_STREQ(HGET("cq:counts:q", "29000000"), "2");
+}
+
 /* As the worker does it: the outcomes and the next take in one pipeline, then both reads. */
 static void test_apply_then_take_pipelined(void)
 {
@@ -2835,6 +2912,7 @@ int main(void)
     RUN(test_apply_started);
     RUN(test_apply_finished);
     RUN(test_apply_huge_ttl);
+    RUN(test_apply_extreme_args);
     RUN(test_apply_publish);
     RUN(test_apply_publish_in_multi);
     RUN(test_apply_direct);

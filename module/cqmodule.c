@@ -308,6 +308,56 @@ static int fill(struct buf *b, const char *t, size_t n, const RedisModuleString 
     return 0;
 }
 
+/* Why fill() refuses template t (n bytes) for nargs arguments, into why: its first '%' that
+ * is neither "%%" nor one of its first nargs "%s". */
+static void template_fault(const char *t, size_t n, int nargs, struct buf *why)
+{
+    char text[128];
+    size_t i;
+    int used = 0;
+
+    for (i = 0; i < n; i++) {
+        if (t[i] != '%') continue;
+        if (i + 1 < n && (t[i + 1] == '%' || (t[i + 1] == 's' && used < nargs))) {
+            used += t[i + 1] == 's';
+            i++;
+            continue;
+        }
+        if (i + 1 == n)
+            snprintf(text, sizeof text, "ends in a lone '%%'");
+        else if (t[i + 1] == 's')
+            snprintf(text, sizeof text, "has more than %d %%s (one at byte %zu)", nargs, i);
+        else if ((unsigned char)t[i + 1] >= 0x20 && (unsigned char)t[i + 1] < 0x7f)
+            snprintf(text, sizeof text, "has '%%%c' at byte %zu", t[i + 1], i);
+        else
+            snprintf(text, sizeof text, "has '%%\\x%02x' at byte %zu", (unsigned char)t[i + 1], i);
+        put_str(why, text);
+        return;
+    }
+    put_str(why, "cannot be filled");
+}
+
+/* Reply that the template of argument argi (the what template) cannot be used, and why:
+ * before anything is applied. */
+static int reply_template(RedisModuleCtx *ctx, const char *what, int argi, RedisModuleString *tmpl,
+                          const char *why)
+{
+    struct buf m = {0};
+    char head[96];
+    size_t n;
+    const char *t = RedisModule_StringPtrLen(tmpl, &n);
+
+    snprintf(head, sizeof head, "apply: the %s template (argument %d), '", what, argi);
+    put_str(&m, head);
+    put_shown(&m, t, n, 100);
+    put_str(&m, "', ");
+    put_str(&m, why);
+    put_str(&m, ": no outcome applied");
+    RedisModule_ReplyWithError(ctx, m.p);
+    RedisModule_Free(m.p);
+    return REDISMODULE_OK;
+}
+
 /* A key named pre + id + post, which the caller frees. */
 static RedisModuleString *key_of(struct apply *a, const struct buf *pre, RedisModuleString *id,
                                  const struct buf *post)
@@ -1104,7 +1154,12 @@ static int apply_all(struct apply *a)
             if (inf != NULL) RedisModule_FreeString(a->ctx, inf);
             inf = NULL;
             if (fill(&a->tmp, t, tlen, fa, 2) != 0) {
-                RedisModule_ReplyWithError(a->ctx, "apply: bad in-flight list template");
+                struct buf why = {0};
+                template_fault(t, tlen, 2, &why);
+                put_str(&why,
+                        ": it takes the worker and the queue for its two %s, and %% for a '%'");
+                reply_template(a->ctx, "in-flight list", A_INF_T, a->argv[A_INF_T], why.p);
+                RedisModule_Free(why.p);
                 return -1;
             }
             inf = RedisModule_CreateString(a->ctx, a->tmp.p, a->tmp.len);
@@ -1233,7 +1288,7 @@ static int apply_command(RedisModuleCtx *ctx, RedisModuleString **argv, int argc
     size_t len, i;
     const char *t;
     long long ms;
-    int nend, rc;
+    int nend, rc, rc_t;
 
     if (argc < A_FIRST) return RedisModule_WrongArity(ctx);
     memset(&a, 0, sizeof a);
@@ -1245,11 +1300,16 @@ static int apply_command(RedisModuleCtx *ctx, RedisModuleString **argv, int argc
     if (nend < 0) return REDISMODULE_OK;
     t = arg(&a, A_JOB_T, &len);
     rc = around(t, len, &a.jpre, &a.jpost);
-    t = arg(&a, A_ENDED_T, &len);
-    if (rc == 0) rc = around(t, len, &a.cpre, &a.cpost);
+    rc_t = A_JOB_T;
+    if (rc == 0) {
+        t = arg(&a, A_ENDED_T, &len);
+        rc = around(t, len, &a.cpre, &a.cpost);
+        rc_t = A_ENDED_T;
+    }
     if (rc != 0) {
         apply_free(&a);
-        return RedisModule_ReplyWithError(ctx, "apply: a key template has no %s");
+        return reply_template(ctx, rc_t == A_JOB_T ? "job key" : "ended channel", rc_t, argv[rc_t],
+                              "has no %s for the job's id");
     }
     if (!minute_ok(&a)) {
         apply_free(&a);
@@ -1573,6 +1633,26 @@ static int same_string(RedisModuleString *a, RedisModuleString *b)
     return la == lb && memcmp(pa, pb, la) == 0;
 }
 
+/* The error for a write cmd (its name, then its key) that user_may refused: the user's ACL,
+ * or (errno ENOENT: RedisModule_ACLCheckCommandPermissions found no such command) a
+ * command renamed or disabled (rename-command), which no ACL would change. Into err. */
+static const char *enqueue_refused(RedisModuleString **cmd, const char *to, char *err,
+                                   size_t errlen)
+{
+    const char *name = RedisModule_StringPtrLen(cmd[0], NULL);
+    const char *key = RedisModule_StringPtrLen(cmd[1], NULL);
+
+    if (errno == ENOENT)
+        snprintf(err, errlen,
+                 "ERR this Redis has no %s command (renamed or disabled: rename-command), which "
+                 "an enqueue needs for %s: nothing was enqueued",
+                 name, key);
+    else
+        snprintf(err, errlen, "NOPERM this user may not %s %s%s: nothing was enqueued", name, to,
+                 key);
+    return err;
+}
+
 /* Before anything is written: the queues set and each queue key of their type, and the user
  * allowed each write. NULL, or the error to reply with. */
 static const char *enqueue_check(RedisModuleCtx *ctx, RedisModuleString **argv,
@@ -1595,20 +1675,15 @@ static const char *enqueue_check(RedisModuleCtx *ctx, RedisModuleString **argv,
             snprintf(err, errlen, "WRONGTYPE key %s is not a list: nothing was enqueued",
                      RedisModule_StringPtrLen(q[1], NULL));
             bad = err;
-        } else if (!user_may(u, sadd, 3) || !user_may(u, lpush, 3)) {
-            snprintf(err, errlen,
-                     "NOPERM this user may not SADD to %s or LPUSH to %s: nothing was enqueued",
-                     RedisModule_StringPtrLen(argv[1], NULL), RedisModule_StringPtrLen(q[1], NULL));
-            bad = err;
+        } else if (!user_may(u, sadd, 3)) {
+            bad = enqueue_refused(sadd, "to ", err, errlen);
+        } else if (!user_may(u, lpush, 3)) {
+            bad = enqueue_refused(lpush, "to ", err, errlen);
         }
         for (j = 0; j < runs[r].n && bad == NULL; j++) {
             RedisModuleString *hset[4] = {word[W_HSET], q[RUN_HEAD + 2 * j], word[W_STATUS],
                                           word[W_QUEUED]};
-            if (!user_may(u, hset, 4)) {
-                snprintf(err, errlen, "NOPERM this user may not HSET %s: nothing was enqueued",
-                         RedisModule_StringPtrLen(hset[1], NULL));
-                bad = err;
-            }
+            if (!user_may(u, hset, 4)) bad = enqueue_refused(hset, "", err, errlen);
         }
     }
     RedisModule_FreeModuleUser(u);
@@ -1648,6 +1723,25 @@ static int copy_status(RedisModuleCtx *ctx, RedisModuleString *from, RedisModule
     return done;
 }
 
+/* The error of an enqueue's write, after the checks let it through (so that Redis's words
+ * alone are all there is): its code first, as Redis gives it, then the command, its key (and
+ * member), Redis's words and what it leaves. Into out. */
+static void write_failed(char *out, size_t outlen, const char *cmd, RedisModuleString *key,
+                         RedisModuleString *member, RedisModuleCallReply *r, const char *left)
+{
+    char err[256];
+    const char *e = error_text(r, err, sizeof err), *rest = e;
+    size_t code = strspn(e, "ABCDEFGHIJKLMNOPQRSTUVWXYZ");
+
+    if (code > 0 && e[code] == ' ')
+        rest = e + code + 1;
+    else
+        code = 0;
+    snprintf(out, outlen, "%.*s%s%s %s%s%s: %s (%s)", (int)code, e, code ? " " : "ERR ", cmd,
+             RedisModule_StringPtrLen(key, NULL), member ? " " : "",
+             member ? RedisModule_StringPtrLen(member, NULL) : "", rest, left);
+}
+
 /* CQ.ENQUEUE1 queues (queue queue-key func enqueued-at n (job-key record)*n)...: queue.c's
  * enqueue transaction, for jobs whose ids the client made (no status hash of an earlier run
  * to clear) and that are due now, in runs of jobs that share a queue, a func and an
@@ -1665,10 +1759,10 @@ static int copy_status(RedisModuleCtx *ctx, RedisModuleString *from, RedisModule
 static int enqueue_command(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 {
     struct run *runs;
-    RedisModuleString **recs = NULL;
-    char err[512], failed[512] = "";
+    RedisModuleString **recs = NULL, *notahash = NULL;
+    char err[512], failed[640] = "";
     const char *bad;
-    long long total = 0;
+    long long total = 0, nostatus = 0;
     size_t nrecs = 0;
     int nruns, r, j, known = 0, copying = 1;
 
@@ -1697,9 +1791,7 @@ static int enqueue_command(RedisModuleCtx *ctx, RedisModuleString **argv, int ar
             t = RedisModule_KeyType(k);
             if (t != REDISMODULE_KEYTYPE_EMPTY && t != REDISMODULE_KEYTYPE_HASH) {
                 RedisModule_CloseKey(k);
-                if (failed[0] == '\0')
-                    snprintf(failed, sizeof failed, "WRONGTYPE key %s is not a hash",
-                             RedisModule_StringPtrLen(job[0], NULL));
+                if (nostatus++ == 0) notahash = job[0];
                 continue;
             }
             RedisModule_HashSet(k, REDISMODULE_HASH_NONE, word[W_STATUS], word[W_QUEUED],
@@ -1718,16 +1810,30 @@ static int enqueue_command(RedisModuleCtx *ctx, RedisModuleString **argv, int ar
             same_string(q[1], argv[runs[r + 1].at + 1]))
             continue;
         rep = RedisModule_Call(ctx, "SADD", "!CEss", argv[1], q[0]);
-        if (is_error(rep) && failed[0] == '\0') error_text(rep, failed, sizeof failed);
+        if (is_error(rep) && failed[0] == '\0')
+            write_failed(failed, sizeof failed, "SADD", argv[1], q[0], rep,
+                         "the queue's jobs were enqueued, but it is not in the queues set");
         run(rep);
         rep = RedisModule_Call(ctx, "LPUSH", "!CEsv", q[1], recs, nrecs);
-        if (is_error(rep) && failed[0] == '\0') error_text(rep, failed, sizeof failed);
+        if (is_error(rep) && failed[0] == '\0')
+            write_failed(failed, sizeof failed, "LPUSH", q[1], NULL, rep,
+                         "those jobs' statuses say queued, but they are in no queue");
         run(rep);
         nrecs = 0;
     }
     RedisModule_Free(recs);
     RedisModule_Free(runs);
     if (failed[0] != '\0') return RedisModule_ReplyWithError(ctx, failed);
+    if (nostatus > 0) {
+        /* The jobs are in their queues, those keys' jobs too, with no status of their own:
+         * the call is not to be sent again. */
+        snprintf(failed, sizeof failed,
+                 "WRONGTYPE key %s is not a hash: its job was enqueued without its status "
+                 "(%lld such job%s); the call's other %lld jobs were enqueued with theirs",
+                 RedisModule_StringPtrLen(notahash, NULL), nostatus, nostatus == 1 ? "" : "s",
+                 total - nostatus);
+        return RedisModule_ReplyWithError(ctx, failed);
+    }
     return RedisModule_ReplyWithLongLong(ctx, total);
 }
 

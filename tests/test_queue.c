@@ -1255,8 +1255,10 @@ static void test_enqueue_module_copy(void)
                          "CQ.ENQUEUE1 cq:queues q cq:queue:q noop 1767225600.25 7 cq:job:e1 "
                          "r1 cq:job:e2 r2 cq:job:e3 r3 cq:job:e2 r2b cq:job:e4 r4 cq:job:e5 "
                          "r5 cq:job:e6 r6");
-    CHECK(rep != NULL && rep->type == REDIS_REPLY_ERROR &&
-          strcmp(rep->str, "WRONGTYPE key cq:job:e5 is not a hash") == 0);
+    CHECK(rep != NULL && rep->type == REDIS_REPLY_ERROR);
+    CHECK_STREQ(rep != NULL && rep->type == REDIS_REPLY_ERROR ? rep->str : "",
+                "WRONGTYPE key cq:job:e5 is not a hash: its job was enqueued without its status "
+                "(1 such job); the call's other 6 jobs were enqueued with theirs");
     discard(rep);
     CHECK_STREQ(fields("cq:job:e1"),
                 "x=1 status=queued queue=q func=noop "
@@ -1282,6 +1284,24 @@ static void test_enqueue_copy_renamed(void)
 {
     DO("FLUSHALL");
     enqueue_fresh_batch(0);
+}
+
+/* SADD under another name (rename-command): CQ.ENQUEUE1's check finds no such command
+ * (RedisModule_ACLCheckCommandPermissions: ENOENT) and says so, where it said the user's ACL
+ * refused it; nothing is written. It restarts the server (cq's module's run only). */
+static void test_enqueue_renamed_sadd(void)
+{
+    static const char *const renamed[] = {"--rename-command", "SADD", "cqsadd", NULL};
+    redisReply *rep;
+
+    if (!R.module) return;
+    server_restart(renamed);
+    rep = rconn_commandf(&R, "CQ.ENQUEUE1 cq:queues q cq:queue:q noop 1 1 cq:job:x r");
+    CHECK_STREQ(rep != NULL && rep->type == REDIS_REPLY_ERROR ? rep->str : "",
+                "ERR this Redis has no SADD command (renamed or disabled: rename-command), which "
+                "an enqueue needs for cq:queues: nothing was enqueued");
+    discard(rep);
+    CHECK_EQ(integer(rconn_commandf(&R, "DBSIZE")), 0);
 }
 
 /* Whether R may use CQ.ENQUEUE1 now, asked as queue_enqueue asks it (rconn_module_append,
@@ -1389,8 +1409,7 @@ static void test_enqueue_module_refused(void)
             {"cq:queues", NULL, "WRONGTYPE the queues set is not a set: nothing was enqueued"},
             {NULL, "~cq:queue:*", "NOPERM this user may not HSET cq:job:x: nothing was enqueued"},
             {NULL, "~cq:job:*",
-             "NOPERM this user may not SADD to cq:queues or LPUSH to cq:queue:q: nothing was "
-             "enqueued"},
+             "NOPERM this user may not LPUSH to cq:queue:q: nothing was enqueued"},
         };
         size_t k;
         for (k = 0; k < sizeof refusal / sizeof refusal[0]; k++) {
@@ -1416,6 +1435,21 @@ static void test_enqueue_module_refused(void)
             CHECK_EQ(integer(rconn_commandf(&R, "EXISTS cq:job:x")), 0);
             CHECK_EQ(integer(rconn_commandf(&R, "DBSIZE")), refusal[k].string_key != NULL ? 1 : 0);
         }
+    }
+
+    /* A user that may not SADD: that is the refusal named, where it was lumped with LPUSH. */
+    if (R.module) {
+        redisReply *rep;
+        DO("FLUSHALL");
+        DO("ACL SETUSER nosadd on nopass ~* &* +@all -sadd");
+        REQUIRE(as_user("nosadd") == 0);
+        rep = rconn_commandf(&R, "CQ.ENQUEUE1 cq:queues q cq:queue:q noop 1 1 cq:job:x r");
+        CHECK_STREQ(rep != NULL && rep->type == REDIS_REPLY_ERROR ? rep->str : "",
+                    "NOPERM this user may not SADD to cq:queues: nothing was enqueued");
+        discard(rep);
+        CHECK_STREQ(string(rconn_commandf(&R, "AUTH default x")), "OK");
+        DO("ACL DELUSER nosadd");
+        CHECK_EQ(integer(rconn_commandf(&R, "DBSIZE")), 0);
     }
 
     /* From a script, CQ.ENQUEUE1 has no client's user to check: refused, nothing written. */
@@ -2346,23 +2380,36 @@ static void test_apply_tail_failure(void)
     drop_taken(t, j, 3);
 }
 
-/* CQ.APPLY1 by hand, as no worker sends it: the fixed arguments with these TTLs and minute,
+/* CQ.APPLY1's fixed arguments as a worker sends them, but for the TTLs and the minute. */
+static const char *const apply1_head[15] = {
+    "CQ.APPLY1",    "w1",          "cq:job:%s",    "cq:inflight:%s:%s", "cq:stats",
+    "cq:worker:w1", "cq:failed",   "cq:scheduled", "cq:dead",           "500",
+    "500",          "cq:ended:%s", "cq:counts:%s", "cq:cancel",         "29000000"};
+
+/* CQ.APPLY1 by hand, as no worker sends it: the fixed arguments head (apply1_head changed),
  * then outcomes (NULL-terminated). The reply, which the caller frees. */
-static redisReply *apply1(const char *rttl, const char *fttl, const char *minute, ...)
+static redisReply *apply_raw(const char *const *head, ...)
 {
-    const char *argv[40] = {"CQ.APPLY1",    "w1",           "cq:job:%s", "cq:inflight:%s:%s",
-                            "cq:stats",     "cq:worker:w1", "cq:failed", "cq:scheduled",
-                            "cq:dead",      rttl,           fttl,        "cq:ended:%s",
-                            "cq:counts:%s", "cq:cancel",    minute};
+    const char *argv[40];
     int argc = 15;
     va_list ap;
     const char *s;
 
-    va_start(ap, minute);
+    memcpy(argv, head, sizeof apply1_head);
+    va_start(ap, head);
     while ((s = va_arg(ap, const char *)) != NULL && argc < 40) argv[argc++] = s;
     va_end(ap);
     return rconn_command(&R, argc, argv, NULL);
 }
+
+/* apply_raw with apply1_head's TTLs and minute replaced. */
+#define apply1(rttl, fttl, minute, ...)                                                          \
+    apply_raw((const char *const[15]){apply1_head[0], apply1_head[1], apply1_head[2],            \
+                                      apply1_head[3], apply1_head[4], apply1_head[5],            \
+                                      apply1_head[6], apply1_head[7], apply1_head[8], (rttl),    \
+                                      (fttl), apply1_head[11], apply1_head[12], apply1_head[13], \
+                                      (minute)},                                                 \
+              __VA_ARGS__)
 
 /* CQ.APPLY1's arguments as only a hand-made call sends them. A TTL below LLONG_MIN / 1000
  * seconds, result's and failure's, which cq's module multiplied by 1000 (a signed overflow,
@@ -2420,6 +2467,62 @@ static void test_apply_extreme_args(void)
     /* the first call's two ends, in its minute, and nothing of the refused calls */
     CHECK_EQ(integer(rconn_commandf(&R, "HLEN cq:counts:q")), 1);
     CHECK_STREQ(HGET("cq:counts:q", "29000000"), "2");
+}
+
+/* A template CQ.APPLY1 cannot use (by hand: a worker's are checked before it starts): the
+ * error names the template and its argument, shows it (cut at 100 bytes, a byte other than
+ * printable ASCII as \xNN) and says why, where it said 'apply: a key template has no %s' or
+ * 'apply: bad in-flight list template'; nothing is applied. */
+static void test_apply_bad_templates(void)
+{
+    static const struct {
+        int at;
+        const char *text, *want;
+    } bad[] = {
+        {2, "cq:job:",
+         "apply: the job key template (argument 2), 'cq:job:', has no %s for the job's id: no "
+         "outcome applied"},
+        {11, "cq:\nended\\",
+         "apply: the ended channel template (argument 11), 'cq:\\x0aended\\x5c', has no %s for "
+         "the job's id: no outcome applied"},
+        {3, "cq:inflight:%d:%s",
+         "apply: the in-flight list template (argument 3), 'cq:inflight:%d:%s', has '%d' at byte "
+         "12: it takes the worker and the queue for its two %s, and %% for a '%': no outcome "
+         "applied"},
+        {3, "cq:inflight:%s:%s:%s",
+         "apply: the in-flight list template (argument 3), 'cq:inflight:%s:%s:%s', has more than "
+         "2 %s (one at byte 18): it takes the worker and the queue for its two %s, and %% for a "
+         "'%': no outcome applied"},
+        {3, "cq:inflight:%s:%s%",
+         "apply: the in-flight list template (argument 3), 'cq:inflight:%s:%s%', ends in a lone "
+         "'%': it takes the worker and the queue for its two %s, and %% for a '%': no outcome "
+         "applied"},
+        {2,
+         "0123456789012345678901234567890123456789012345678901234567890123456789012345678901"
+         "23456789012345678901234567890123456789",
+         "apply: the job key template (argument 2), '012345678901234567890123456789012345678901"
+         "2345678901234567890123456789012345678901234567890123456789...', has no %s for the "
+         "job's id: no outcome applied"},
+    };
+    struct taken t;
+    struct job *j;
+    redisReply *rep;
+    size_t i;
+
+    if (!R.module) return;
+    REQUIRE(put("z1", "q") == 0 && take_one("w1", "q", &t, &j) == 0);
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *head[15];
+        memcpy(head, apply1_head, sizeof head);
+        head[bad[i].at] = bad[i].text;
+        rep = apply_raw(head, "Q", "q", "F", t.record, "z1", "done", "3.0", "", NULL);
+        CHECK_STREQ(rep != NULL && rep->type == REDIS_REPLY_ERROR ? rep->str : "", bad[i].want);
+        discard(rep);
+        CHECK_STREQ(HGET("cq:job:z1", "status"), "queued");
+        CHECK_EQ(LLEN("cq:inflight:w1:q"), 1);
+    }
+    queue_taken_free(&t);
+    job_free(j);
 }
 
 /* As the worker does it: the outcomes and the next take in one pipeline, then both reads. */
@@ -2913,6 +3016,7 @@ int main(void)
     RUN(test_apply_finished);
     RUN(test_apply_huge_ttl);
     RUN(test_apply_extreme_args);
+    RUN(test_apply_bad_templates);
     RUN(test_apply_publish);
     RUN(test_apply_publish_in_multi);
     RUN(test_apply_direct);
@@ -2942,5 +3046,6 @@ int main(void)
     RUN(test_register_wrong_type);
     RUN(test_apply_publish_renamed); /* restarts the server */
     RUN(test_enqueue_copy_renamed);
+    RUN(test_enqueue_renamed_sadd); /* restarts the server */
     return check_report();
 }

@@ -1425,8 +1425,8 @@ static void put_back(RedisModuleCtx *ctx, RedisModuleString *qkey, RedisModuleSt
 /* One queue's records, popped (RPOP with a count: the oldest first) and pushed to the
  * in-flight list in the same command, so that they are never only in the reply (nor, where
  * the LPUSH fails, in neither list: put_back). Replies "=" queue and the count, then the
- * records; or "!" queue and why it was skipped. Returns how
- * many records it took; *len counts the reply's elements. */
+ * records; or "!" queue and why it was skipped. Returns how many records it took; *len
+ * counts the reply's elements. */
 static long long take_queue(RedisModuleCtx *ctx, RedisModuleString *q, RedisModuleString *inf,
                             RedisModuleString *qkey, long long want, struct buf *b, long *len)
 {
@@ -1480,9 +1480,9 @@ static long long take_queue(RedisModuleCtx *ctx, RedisModuleString *q, RedisModu
     return (long long)m;
 }
 
-/* The take fails before anything moved: cmd on key (and arg) replied r (freed here). */
+/* The take fails before anything moved: cmd on key (and member) replied r (freed here). */
 static int take_refused(RedisModuleCtx *ctx, const char *cmd, RedisModuleString *key,
-                        RedisModuleString *arg, RedisModuleCallReply *r)
+                        RedisModuleString *member, RedisModuleCallReply *r)
 {
     struct buf m = {0};
     char err[256];
@@ -1491,9 +1491,9 @@ static int take_refused(RedisModuleCtx *ctx, const char *cmd, RedisModuleString 
     put_str(&m, cmd);
     put_str(&m, " ");
     put_key(&m, key);
-    if (arg != NULL) {
+    if (member != NULL) {
         put_str(&m, " ");
-        put_key(&m, arg);
+        put_key(&m, member);
     }
     put_str(&m, ": ");
     put_str(&m, error_text(r, err, sizeof err));

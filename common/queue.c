@@ -1190,9 +1190,22 @@ void queue_taken_free(struct taken *t)
  * longer than its lease), or this very batch already ran once and only its reply was lost,
  * the LREM finds nothing and the outcome is dropped, so a job can never end up in two
  * places or be counted twice. A start is marked only while the record is still in flight
- * here (LPOS from the tail, where the oldest records are). The shared destinations are checked first (a key of another type there would
- * make a write fail after its record left the in-flight list); a status hash of another type
- * does not stop the batch (pcall).
+ * here (LPOS from the tail, where the oldest records are).
+ *
+ * A job stays queued from its take until its start mark, so cqctl cancel can end it (status
+ * canceled, published, its id in the cancel set) while this worker holds its record. Such a
+ * job's start mark writes nothing, and its end, whatever it is (finish, failure, retry, the
+ * worker's own cancel), is applied as the worker's cancel is (C), without a second PUBLISH,
+ * and flagged in the reply (-1 - its index) for the worker's log. A cancel only asked of a
+ * started job leaves the end as the worker says. Found by the cancel set's SCARD, which the
+ * batch read already (an end drops its id from the set), and, only while the set is not
+ * empty, by the SREM that drops an end's id (its reply says whether the id was there: no
+ * command more), a SISMEMBER for a start or a retry, and an HGET of the status of an id
+ * found there.
+ *
+ * The shared destinations are checked first (a key of another type there would make a write
+ * fail after its record left the in-flight list); a status hash of another type does not stop
+ * the batch (pcall).
  *
  * What it costs Redis is what limits a worker (docs/BENCHMARKS.md), so a job's end is one
  * LREM, one HSET and one PEXPIREAT (the batch's expiry times computed once, from TIME), and a
@@ -1207,8 +1220,8 @@ void queue_taken_free(struct taken *t)
  * LREM 3k (the worker sends ends in the order it took them, so each record is at the list's
  * tail; in the order they ended, 14.6k), the PEXPIREAT 2.2k, and the Lua interpreter around
  * them most of the rest: a few hundred a statement (a tonumber() and math.floor() a job were
- * 8k). Reply: the 0-based indexes of the dropped outcomes, and a string for each status hash
- * that could not be written. */
+ * 8k). Reply: the 0-based indexes of the dropped outcomes, -1 - the index of each end applied
+ * as a cancel instead (above), and a string for each status hash that could not be written. */
 static const char apply_lua[] =
     "local wid = ARGV[1]\n"
     "local arity = {Q = 1, S = 4, F = 5, f = 6, J = 5, j = 6, X = 6, C = 6, R = 8, H = 8, D = 1}\n"
@@ -1306,11 +1319,11 @@ static const char apply_lua[] =
     "  elseif t == 0 then redis.call('DEL', key)\n"
     "  else redis.call('PERSIST', key) end\n"
     "end\n"
-    /* The start's fields: worker, started_at, attempts (b: the outcome's kind argument). */
-    "local function starts(h, b, st)\n"
+    /* The start's fields: worker, started_at, attempts. */
+    "local function starts(h, st, att)\n"
     "  h[#h + 1] = 'worker'; h[#h + 1] = wid\n"
     "  h[#h + 1] = 'started_at'; h[#h + 1] = st\n"
-    "  h[#h + 1] = 'attempts'; h[#h + 1] = ARGV[b + 6]\n"
+    "  h[#h + 1] = 'attempts'; h[#h + 1] = att\n"
     "end\n"
     "local ended = {}\n"
     "local asked = redis.call('SCARD', ARGV[13]) > 0\n"
@@ -1341,13 +1354,25 @@ static const char apply_lua[] =
     "    end\n"
     "  end\n"
     "end\n"
-    "local function ends(q, id, status)\n"
-    "  if listening ~= false then\n"
+    /* (An end's id left the cancel set before: below, where a canceled end is found.) */
+    "local function ends(q, id, status, told)\n"
+    "  if listening ~= false and not told then\n"
     "    local ch = cpre .. id .. cpost\n"
     "    if not listening or listening[ch] then redis.call('PUBLISH', ch, status) end\n"
     "  end\n"
-    "  if asked then redis.call('SREM', ARGV[13], id) end\n"
     "  ended[q] = (ended[q] or 0) + 1\n"
+    "end\n"
+    /* A canceled end: the worker's own (C), or any end of a job cqctl cancel ended while this
+     * worker held it, which the cancel published already (told). */
+    "local function cancels(q, id, jk, rec, at, st, att, told)\n"
+    "  local h = {'status', 'canceled', 'ended_at', at}\n"
+    "  if st ~= '' then starts(h, st, att) end\n"
+    "  if hset(jk, h, q, rec) then\n"
+    "    redis.call('HDEL', jk, 'retry_at', 'error', 'scheduled_for')\n"
+    "    ttl(jk, fttl, fexp)\n"
+    "  end\n"
+    "  canc = canc + 1\n"
+    "  ends(q, id, 'canceled', told)\n"
     "end\n"
     "local i, b, nargv, q, inf = 0, 15, #ARGV\n"
     "while b <= nargv do\n"
@@ -1359,8 +1384,10 @@ static const char apply_lua[] =
     "    if not inf then inf = string.format(ARGV[3], wid, q); infs[q] = inf end\n"
     "    i = i - 1\n"
     "  elseif kind == 'S' then\n"
-    "    if redis.call('LPOS', inf, rec, 'RANK', '-1') then\n"
-    "      local jk = jpre .. ARGV[b + 2] .. jpost\n"
+    "    local jk = jpre .. ARGV[b + 2] .. jpost\n"
+    "    if redis.call('LPOS', inf, rec, 'RANK', '-1') and\n"
+    "       not (asked and redis.call('SISMEMBER', ARGV[13], ARGV[b + 2]) == 1 and\n"
+    "            redis.pcall('HGET', jk, 'status') == 'canceled') then\n"
     "      local h = {'status', 'started', 'worker', wid, 'started_at', ARGV[b + 3],\n"
     "                 'attempts', ARGV[b + 4]}\n"
     "      if hset(jk, h, q, rec) then redis.call('PERSIST', jk) end\n"
@@ -1373,7 +1400,19 @@ static const char apply_lua[] =
     "  else\n"
     "    local id, text, at, st = ARGV[b + 2], ARGV[b + 3], ARGV[b + 4], ARGV[b + 5]\n"
     "    local jk = jpre .. id .. jpost\n"
-    "    if fx then\n"
+    /* Whether cqctl cancel ended this job while this worker held it (taken, its status still
+     * queued): its id in the cancel set (asked only where the set is not empty) and its
+     * status canceled. An end's id leaves the set here, and SREM's reply says whether it was
+     * there, so that an end costs no command more; a retry's stays, for the take that meets
+     * it again (SISMEMBER), as a start's does, for the worker's look at its running jobs.
+     * Inline: a Lua function call here cost 490 instructions an end. */
+    "    if asked and redis.call(ending[kind] and 'SREM' or 'SISMEMBER', ARGV[13], id) == 1 and\n"
+    "       redis.pcall('HGET', jk, 'status') == 'canceled' then\n"
+    "      if kind ~= 'C' then lost[#lost + 1] = -1 - i end\n"
+    "      if not ending[kind] then redis.call('SREM', ARGV[13], id) end\n" /* a retry's */
+    "      cancels(q, id, jk, rec, at, st, (kind == 'F' or kind == 'J') and '1' or ARGV[b + 6],\n"
+    "              true)\n"
+    "    elseif fx then\n"
     "      local rf, first, r, n = fx[1], fx[2]\n"
     "      if st ~= '' then\n"
     "        r = redis.pcall('HSET', jk, 'status', 'finished', 'ended_at', at, rf, text, 'worker',\n"
@@ -1392,7 +1431,7 @@ static const char apply_lua[] =
     "    elseif kind == 'X' then\n"
     "      local h = {'status', 'failed', 'ended_at', at, 'error', text, 'record', rec}\n"
     "      if st ~= '' then\n"
-    "        starts(h, b, st)\n"
+    "        starts(h, st, ARGV[b + 6])\n"
     "      else\n"
     "        h[#h + 1] = 'worker'; h[#h + 1] = wid\n"
     "        h[#h + 1] = 'attempts'; h[#h + 1] = ARGV[b + 6]\n"
@@ -1405,18 +1444,11 @@ static const char apply_lua[] =
     "      fail = fail + 1\n"
     "      ends(q, id, 'failed')\n"
     "    elseif kind == 'C' then\n"
-    "      local h = {'status', 'canceled', 'ended_at', at}\n"
-    "      if st ~= '' then starts(h, b, st) end\n"
-    "      if hset(jk, h, q, rec) then\n"
-    "        redis.call('HDEL', jk, 'retry_at', 'error', 'scheduled_for')\n"
-    "        ttl(jk, fttl, fexp)\n"
-    "      end\n"
-    "      canc = canc + 1\n"
-    "      ends(q, id, 'canceled')\n"
+    "      cancels(q, id, jk, rec, at, st, ARGV[b + 6])\n"
     "    else\n"
     "      redis.call('ZADD', ARGV[7], ARGV[b + 7], ARGV[b + 8])\n"
     "      local h = {'status', 'retrying', 'error', text, 'retry_at', ARGV[b + 7]}\n"
-    "      if st ~= '' then starts(h, b, st) end\n"
+    "      if st ~= '' then starts(h, st, ARGV[b + 6]) end\n"
     "      hset(jk, h, q, rec)\n"
     "      if kind == 'R' then retr = retr + 1 else hand = hand + 1 end\n"
     "    end\n"
@@ -1557,7 +1589,10 @@ int queue_apply_read(struct rconn *r, int nreplies, unsigned char *lost, size_t 
         redisReply *e = rep->element[i];
         if (e->type == REDIS_REPLY_INTEGER && lost != NULL && e->integer >= 0 &&
             (size_t)e->integer < n)
-            lost[e->integer] = 1;
+            lost[e->integer] = QUEUE_LOST;
+        else if (e->type == REDIS_REPLY_INTEGER && lost != NULL && e->integer < 0 &&
+                 (unsigned long long)(-1 - e->integer) < n)
+            lost[-1 - e->integer] = QUEUE_LOST_CANCELED;
         else if (e->type == REDIS_REPLY_STRING && warn != NULL && warn[0] == '\0')
             err_set(warn, warnlen, "apply: %s (its record moved all the same)", e->str);
     }

@@ -99,10 +99,22 @@ struct queue_outcome {
                                 * counted and one more hand-off (a host failure) */
 };
 
+/* What queue_apply_read flags in lost[i] (0: applied as sent). */
+enum {
+    QUEUE_LOST = 1,         /* dropped: the record was no longer in flight here */
+    QUEUE_LOST_CANCELED = 2 /* an end applied as canceled instead: cqctl cancel ended the job
+                             * (status canceled, id in the cancel set) after this worker took
+                             * it, and published it then */
+};
+
 /* Apply outcomes in one Lua script (atomic as a batch). wid names the worker for status and
  * counters. An end takes effect only if its record is still in this worker's in-flight list
  * (else another worker recovered it, or the batch already ran and only its reply was lost):
- * such outcomes are dropped and flagged lost[i] = 1 (lost may be NULL). In two halves:
+ * such outcomes are dropped and flagged lost[i] = QUEUE_LOST (lost may be NULL). An end of a
+ * job that cqctl cancel ended while this worker held it records that cancel's end (status
+ * canceled, counted canceled, its id out of the cancel set, nothing published again), flagged
+ * QUEUE_LOST_CANCELED where it was not a cancel itself; its start mark writes nothing. In two
+ * halves:
  * append the script call (no I/O; *nreplies receives 1, or 0 when n is 0), then read the
  * reply; other commands may be appended between the two. The read returns 0, or -1 with err
  * set (nothing applied, or the reply was lost: applying the batch again is safe). A status

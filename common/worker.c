@@ -83,6 +83,8 @@ struct task {
     int aborted;                        /* gave up because of a hard stop: goes back, not failed */
     int refused;                        /* never ran: kind was decided when it was taken */
     int lost;                           /* its end was dropped: another worker had recovered it */
+    int overruled;                      /* its end was recorded canceled: cqctl cancel ended
+                                         * the job after this worker took it */
     int superseded;                     /* taken again here (held_supersede): no start, no end */
     int counted;                        /* in w->held_ids (held_id_add) */
     unsigned held_hash;                 /* its job id's, for w->held_ids */
@@ -710,7 +712,11 @@ static void log_outcome(struct worker *w, const struct task *t)
 
     if (t->kind == QUEUE_CANCELED) {
         LOG(&w->jlg, CQ_LOG_INFO, "%s: %s %s canceled%s", t->taken.queue, t->job->func, t->job->id,
-            t->refused ? " before it ran" : "");
+            t->refused ? " before it ran"
+                : t->overruled
+                ? " after this worker took it (cqctl cancel): the end it came to is not "
+                  "recorded"
+                : "");
     } else if (t->refused && t->quiet) {
         LOG(&w->jlg, CQ_LOG_DEBUG, "%s: job %s handed back: %s", t->taken.queue, t->job->id,
             t->text);
@@ -1440,6 +1446,11 @@ static int trip_handle(struct worker *w, struct trip *tr)
     if (taken >= 0 && tr->take_max > 0) note_take(w, &tr->notes);
     for (s = 0; ok && (size_t)s < tr->n; s++) {
         if (!tr->lost[s] || tr->ot[s] == NULL) continue;
+        if (tr->lost[s] == QUEUE_LOST_CANCELED) { /* recorded as the cancel's end */
+            tr->ot[s]->kind = QUEUE_CANCELED;
+            tr->ot[s]->overruled = 1;
+            continue;
+        }
         /* Not in our in-flight list any more: either this very batch was applied once
          * already and only its reply was lost, or another worker recovered the job while we
          * were out of touch for longer than our lease. */

@@ -17,8 +17,9 @@
  * (unpop) deletes and makes again an in-flight list it had emptied. Another: a finished job's
  * status hash and expiry, most of what an apply writes, go through the key API, not as
  * commands (finish_direct, which says what it keeps of the commands: the ACL, replication,
- * keyspace events). And who listens for ends is asked from 9 ends, not 32, and not while a
- * "nobody" is kept (find_listeners): fewer INFO and PUBLISH calls than the script's.
+ * keyspace events), and the cancel set's size is read there too (cancel_asked). And who
+ * listens for ends is asked from 9 ends, not 32, and not while a "nobody" is kept
+ * (find_listeners): fewer INFO and PUBLISH calls than the script's.
  *
  * A worker uses them when its Redis has them and its user may run both (it asks at connect,
  * rconn.h) and the scripts otherwise, so loading the module changes the cost of a job and
@@ -76,6 +77,7 @@ enum word {
     W_QUEUED,
     W_SADD,
     W_LPUSH,
+    W_SCARD,
     W_N
 };
 static const char *const word_text[W_N] = {
@@ -105,6 +107,7 @@ static const char *const word_text[W_N] = {
     [W_QUEUED] = "queued",
     [W_SADD] = "SADD",
     [W_LPUSH] = "LPUSH",
+    [W_SCARD] = "SCARD",
 };
 static RedisModuleString *word[W_N];
 
@@ -217,10 +220,11 @@ struct apply {
     int propagating;                /* propagating(): 0 not asked yet, 1 yes, -1 no */
     RedisModuleUser *user;          /* the calling user, once asked (direct_allowed) */
     int user_asked;
-    int asked;     /* cancel requests exist: an end removes its own */
+    int asked;     /* cancel requests exist: an end looks its id up, and removes its own */
     int listening; /* -1: publish every end; 0: nobody listens; 1: those heard */
     RedisModuleCallReply *heard;
-    /* the reply: the 0-based index of an outcome dropped, or a status hash not written */
+    /* the reply: the 0-based index of an outcome dropped, -1 - the index of one that ended
+     * canceled instead (was_canceled), or a status hash not written */
     struct lost {
         long long index;
         char *text; /* NULL for an index */
@@ -504,15 +508,16 @@ static int hset(struct apply *a, RedisModuleString *jk, RedisModuleString **h, i
     return hset_done(a, jk, n / 2, r, q, rec);
 }
 
-/* The fields of a start: worker, started_at, attempts (b: the outcome's kind). */
-static int starts(struct apply *a, RedisModuleString **h, int n, int b, RedisModuleString *st)
+/* The fields of a start: worker, started_at, attempts. */
+static int starts(struct apply *a, RedisModuleString **h, int n, RedisModuleString *st,
+                  RedisModuleString *att)
 {
     h[n++] = word[W_WORKER];
     h[n++] = a->argv[A_WID];
     h[n++] = word[W_STARTED_AT];
     h[n++] = st;
     h[n++] = word[W_ATTEMPTS];
-    h[n++] = a->argv[b + 6];
+    h[n++] = att;
     return n;
 }
 
@@ -627,21 +632,21 @@ static int heard(const struct apply *a, const char *ch, size_t n)
     return 0;
 }
 
-/* A job ended: its channel told where someone may listen, its cancel request dropped, its
- * queue's count of ends raised. */
-static void ends(struct apply *a, RedisModuleString *q, RedisModuleString *id, int status)
+/* A job ended: its channel told where someone may listen (unless told: the cancel that ended
+ * it published it), its queue's count of ends raised. (Its cancel request was dropped before,
+ * in was_canceled.) */
+static void ends(struct apply *a, RedisModuleString *q, RedisModuleString *id, int status, int told)
 {
     size_t i, len, qlen;
     const char *qs;
 
-    if (a->listening != 0) {
+    if (a->listening != 0 && !told) {
         RedisModuleString *ch = key_of(a, &a->cpre, id, &a->cpost);
         const char *c = RedisModule_StringPtrLen(ch, &len);
         if (a->listening < 0 || heard(a, c, len))
             must(a, RedisModule_Call(a->ctx, "PUBLISH", "!CEss", ch, word[status]), "PUBLISH");
         RedisModule_FreeString(a->ctx, ch);
     }
-    if (a->asked) must(a, RedisModule_Call(a->ctx, "SREM", "!CEss", a->argv[A_CANCEL], id), "SREM");
     qs = RedisModule_StringPtrLen(q, &qlen);
     for (i = 0; i < a->nended; i++) {
         const char *s = RedisModule_StringPtrLen(a->ended[i].queue, &len);
@@ -674,6 +679,16 @@ static RedisModuleUser *calling_user(RedisModuleCtx *ctx)
     return u;
 }
 
+/* The calling user, looked up once a call (calling_user). */
+static RedisModuleUser *apply_user(struct apply *a)
+{
+    if (!a->user_asked) {
+        a->user = calling_user(a->ctx); /* none: the commands, checked as the caller */
+        a->user_asked = 1;
+    }
+    return a->user;
+}
+
 /* Whether the user u may run the command argv (argc strings, keys included). */
 static int user_may(RedisModuleUser *u, RedisModuleString **argv, int argc)
 {
@@ -700,12 +715,33 @@ static int direct_allowed(struct apply *a, RedisModuleString *jk)
 {
     RedisModuleString *h[4] = {word[W_HSET], jk, word[W_STATUS], word[W_FINISHED]};
     RedisModuleString *e[3] = {word[W_PEXPIREAT], jk, a->rexp};
+    RedisModuleUser *u = apply_user(a);
 
-    if (!a->user_asked) {
-        a->user = calling_user(a->ctx); /* none: the commands, checked as the caller */
-        a->user_asked = 1;
+    return u != NULL && user_may(u, h, 4) && user_may(u, e, 3);
+}
+
+/* Whether the cancel set has members (a->asked: an end then looks its id up), once a call,
+ * through the key API as finish_direct writes, without a call's own cost (finish_direct
+ * says it). The calling user's ACL is checked as the command's would be; where
+ * it refuses, where the call has no user, or where the key is of another type, SCARD runs as a
+ * command, whose error stops the apply as the script's redis.call does. */
+static void cancel_asked(struct apply *a)
+{
+    RedisModuleString *c[2] = {word[W_SCARD], a->argv[A_CANCEL]};
+    RedisModuleUser *u = apply_user(a);
+    RedisModuleCallReply *r;
+
+    if (u != NULL && user_may(u, c, 2)) {
+        RedisModuleKey *k = RedisModule_OpenKey(a->ctx, a->argv[A_CANCEL], REDISMODULE_READ);
+        int t = RedisModule_KeyType(k);
+        a->asked = t == REDISMODULE_KEYTYPE_SET && RedisModule_ValueLength(k) > 0;
+        RedisModule_CloseKey(k);
+        if (t == REDISMODULE_KEYTYPE_EMPTY || t == REDISMODULE_KEYTYPE_SET) return;
     }
-    return a->user != NULL && user_may(a->user, h, 4) && user_may(a->user, e, 3);
+    r = RedisModule_Call(a->ctx, "SCARD", "CEs", a->argv[A_CANCEL]);
+    a->asked = !is_error(r) && RedisModule_CallReplyType(r) == REDISMODULE_REPLY_INTEGER &&
+        RedisModule_CallReplyInteger(r) > 0;
+    must(a, r, "SCARD");
 }
 
 /* The command filter: every client command, before it runs (not the module's own calls). It
@@ -853,9 +889,62 @@ static void finish_called(struct apply *a, RedisModuleString *jk, RedisModuleStr
     }
 }
 
+/* Whether cqctl cancel ended job id (status hash jk) while this worker held it (taken, its
+ * status still queued): its status is canceled, and its id in the cancel set. Asked only where
+ * the set is not empty (a->asked). An end's id (ending) leaves the set here, and SREM's reply
+ * says whether it was there, so that an end costs no call more; a start's or a retry's stays
+ * (SISMEMBER), as in the script. A refused SREM or SISMEMBER stops the apply, as the script's
+ * redis.call; the HGET is the script's pcall. */
+static int was_canceled(struct apply *a, RedisModuleString *jk, RedisModuleString *id, int ending)
+{
+    RedisModuleCallReply *r = ending
+        ? RedisModule_Call(a->ctx, "SREM", "!CEss", a->argv[A_CANCEL], id)
+        : RedisModule_Call(a->ctx, "SISMEMBER", "CEss", a->argv[A_CANCEL], id);
+    int yes = !is_error(r) && RedisModule_CallReplyType(r) == REDISMODULE_REPLY_INTEGER &&
+        RedisModule_CallReplyInteger(r) == 1;
+    size_t len;
+    const char *s;
+
+    must(a, r, ending ? "SREM" : "SISMEMBER");
+    if (!yes) return 0;
+    r = RedisModule_Call(a->ctx, "HGET", "CEss", jk, word[W_STATUS]);
+    s = !is_error(r) && RedisModule_CallReplyType(r) == REDISMODULE_REPLY_STRING
+        ? RedisModule_CallReplyStringPtr(r, &len)
+        : NULL;
+    yes = s != NULL && len == 8 && memcmp(s, "canceled", 8) == 0;
+    run(r);
+    return yes;
+}
+
+/* A canceled end: the worker's own (C), or any end of a job was_canceled found, which the
+ * cancel published already (told). att: the attempts to write with a start. */
+static void cancels(struct apply *a, RedisModuleString *q, RedisModuleString *id,
+                    RedisModuleString *jk, int b, RedisModuleString *att, int told)
+{
+    RedisModuleString *rec = a->argv[b + 1], *at = a->argv[b + 4], *st = a->argv[b + 5], *h[10];
+    size_t stlen;
+    int n = 0;
+
+    RedisModule_StringPtrLen(st, &stlen);
+    h[n++] = word[W_STATUS];
+    h[n++] = word[W_CANCELED];
+    h[n++] = word[W_ENDED_AT];
+    h[n++] = at;
+    if (stlen > 0) n = starts(a, h, n, st, att);
+    if (hset(a, jk, h, n, q, rec)) {
+        must(a,
+             RedisModule_Call(a->ctx, "HDEL", "!CEssss", jk, word[W_RETRY_AT], word[W_ERROR],
+                              word[W_SCHEDULED_FOR]),
+             "HDEL");
+        ttl(a, jk, a->fttl, a->fexp);
+    }
+    a->canc++;
+    ends(a, q, id, W_CANCELED, told);
+}
+
 /* One outcome other than Q, S and D, whose record has left the in-flight list: its status
- * hash, its sets, its counters. */
-static void ended_one(struct apply *a, int b, RedisModuleString *q)
+ * hash, its sets, its counters. i: its index in the reply. */
+static void ended_one(struct apply *a, int b, RedisModuleString *q, long long i)
 {
     char kind = RedisModule_StringPtrLen(a->argv[b], NULL)[0];
     RedisModuleString *rec = a->argv[b + 1], *id = a->argv[b + 2], *text = a->argv[b + 3];
@@ -865,7 +954,12 @@ static void ended_one(struct apply *a, int b, RedisModuleString *q)
     int n = 0;
 
     RedisModule_StringPtrLen(st, &stlen);
-    if (kind == 'F' || kind == 'f' || kind == 'J' || kind == 'j') {
+    if (a->asked && was_canceled(a, jk, id, kind != 'R' && kind != 'H')) {
+        if (kind != 'C') lost_add(a, -1 - i, NULL);
+        if (kind == 'R' || kind == 'H') /* a retry's id was left in the set: it ends here */
+            must(a, RedisModule_Call(a->ctx, "SREM", "!CEss", a->argv[A_CANCEL], id), "SREM");
+        cancels(a, q, id, jk, b, kind == 'F' || kind == 'J' ? word[W_ONE] : a->argv[b + 6], 1);
+    } else if (kind == 'F' || kind == 'f' || kind == 'J' || kind == 'j') {
         int first = kind == 'F' || kind == 'J';
         h[n++] = word[W_STATUS];
         h[n++] = word[W_FINISHED];
@@ -884,7 +978,7 @@ static void ended_one(struct apply *a, int b, RedisModuleString *q)
         if (!first || !finish_direct(a, jk, h, n, q, rec))
             finish_called(a, jk, h, n, first, q, rec);
         a->fin++;
-        ends(a, q, id, W_FINISHED);
+        ends(a, q, id, W_FINISHED, 0);
     } else if (kind == 'X') {
         h[n++] = word[W_STATUS];
         h[n++] = word[W_FAILED];
@@ -895,7 +989,7 @@ static void ended_one(struct apply *a, int b, RedisModuleString *q)
         h[n++] = word[W_RECORD];
         h[n++] = rec;
         if (stlen > 0) {
-            n = starts(a, h, n, b, st);
+            n = starts(a, h, n, st, a->argv[b + 6]);
         } else {
             h[n++] = word[W_WORKER];
             h[n++] = a->argv[A_WID];
@@ -909,22 +1003,9 @@ static void ended_one(struct apply *a, int b, RedisModuleString *q)
         if (a->fttl != 0) /* a status dropped at once leaves nothing for the set to list */
             must(a, RedisModule_Call(a->ctx, "ZADD", "!CEsss", a->argv[A_FAILED], at, id), "ZADD");
         a->fail++;
-        ends(a, q, id, W_FAILED);
+        ends(a, q, id, W_FAILED, 0);
     } else if (kind == 'C') {
-        h[n++] = word[W_STATUS];
-        h[n++] = word[W_CANCELED];
-        h[n++] = word[W_ENDED_AT];
-        h[n++] = at;
-        if (stlen > 0) n = starts(a, h, n, b, st);
-        if (hset(a, jk, h, n, q, rec)) {
-            must(a,
-                 RedisModule_Call(a->ctx, "HDEL", "!CEssss", jk, word[W_RETRY_AT], word[W_ERROR],
-                                  word[W_SCHEDULED_FOR]),
-                 "HDEL");
-            ttl(a, jk, a->fttl, a->fexp);
-        }
-        a->canc++;
-        ends(a, q, id, W_CANCELED);
+        cancels(a, q, id, jk, b, a->argv[b + 6], 0);
     } else { /* R, H */
         must(a,
              RedisModule_Call(a->ctx, "ZADD", "!CEsss", a->argv[A_SCHED], a->argv[b + 7],
@@ -936,7 +1017,7 @@ static void ended_one(struct apply *a, int b, RedisModuleString *q)
         h[n++] = text;
         h[n++] = word[W_RETRY_AT];
         h[n++] = a->argv[b + 7];
-        if (stlen > 0) n = starts(a, h, n, b, st);
+        if (stlen > 0) n = starts(a, h, n, st, a->argv[b + 6]);
         hset(a, jk, h, n, q, rec);
         if (kind == 'R')
             a->retr++;
@@ -1181,12 +1262,18 @@ static int apply_all(struct apply *a)
                                            a->argv[A_WID],   word[W_STARTED_AT], a->argv[b + 3],
                                            word[W_ATTEMPTS], a->argv[b + 4]};
                 RedisModuleString *jk = key_of(a, &a->jpre, a->argv[b + 2], &a->jpost);
-                if (hset(a, jk, h, 8, q, rec))
+                /* not started over the canceled status of a job cqctl cancel ended */
+                if (!(a->asked && was_canceled(a, jk, a->argv[b + 2], 0)) &&
+                    hset(a, jk, h, 8, q, rec))
                     must(a, RedisModule_Call(a->ctx, "PERSIST", "!CEs", jk), "PERSIST");
                 RedisModule_FreeString(a->ctx, jk);
             }
             run(r);
             i++;
+            if (a->failed[0] != '\0') {
+                unpop(a, inf, b);
+                break;
+            }
             continue;
         }
         if (a->run_end < 0) pop_tail(a, inf, b);
@@ -1211,7 +1298,7 @@ static int apply_all(struct apply *a)
             must(a, RedisModule_Call(a->ctx, "LPUSH", "!CEss", a->argv[A_DEAD], rec), "LPUSH");
             a->dead++;
         } else {
-            ended_one(a, b, q);
+            ended_one(a, b, q, i);
         }
         i++;
         if (a->failed[0] != '\0') {
@@ -1321,12 +1408,7 @@ static int apply_command(RedisModuleCtx *ctx, RedisModuleString **argv, int argc
     a.rexp_ms = expiry_ms(ms, a.rttl);
     a.rexp = RedisModule_CreateStringFromLongLong(ctx, a.rexp_ms);
     a.fexp = RedisModule_CreateStringFromLongLong(ctx, expiry_ms(ms, a.fttl));
-    {
-        RedisModuleCallReply *r = RedisModule_Call(ctx, "SCARD", "CEs", argv[A_CANCEL]);
-        a.asked = !is_error(r) && RedisModule_CallReplyType(r) == REDISMODULE_REPLY_INTEGER &&
-            RedisModule_CallReplyInteger(r) > 0;
-        must(&a, r, "SCARD");
-    }
+    cancel_asked(&a);
     a.listening = -1;
     if (nend >= LISTENERS_FROM) find_listeners(&a);
     a.gone = RedisModule_Alloc((size_t)argc);

@@ -87,6 +87,7 @@ typedef void (*RedisModuleEventCallback)(RedisModuleCtx *ctx, RedisModuleEvent e
     X(const char *, StringPtrLen, (const RedisModuleString *str, size_t *len))                     \
     X(RedisModuleKey *, OpenKey, (RedisModuleCtx * ctx, RedisModuleString * name, int mode))       \
     X(int, KeyType, (RedisModuleKey * key))                                                        \
+    X(size_t, ValueLength, (RedisModuleKey * key))                                                 \
     X(void, CloseKey, (RedisModuleKey * key))                                                      \
     X(RedisModuleCallReply *, Call, (RedisModuleCtx * ctx, const char *cmd, const char *fmt, ...)) \
     X(int, CallReplyType, (RedisModuleCallReply * reply))                                          \

@@ -23,6 +23,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "admin.h"
 #include "check.h"
 #include "redis_server.h"
 
@@ -2618,6 +2619,133 @@ static void test_apply_cancel_wrong_type(void)
     job_free(j);
 }
 
+/* cqctl cancel of a job a worker has taken whose status is still queued (its start mark not
+ * applied yet: START_MARK_S, or a job shorter than that) says it canceled, publishes it, and
+ * writes status canceled, as admin_cancel does it here. The worker's start mark then writes
+ * nothing, and its end, whatever it came to, records the cancel's: status canceled, counted
+ * canceled, the record out of the in-flight list and the id out of the cancel set, nothing
+ * published again, flagged QUEUE_LOST_CANCELED for the worker's log. Before, the start mark
+ * wrote started over canceled and the end finished (h20's review). A job whose cancel was only
+ * asked (it was started) still ends as its worker says. The same with cq's module. */
+static void test_apply_canceled_while_taken(void)
+{
+    const char *queues[] = {"q"};
+    static const char *const ids[] = {"cf", "cx", "cr", "cc", "ok"};
+    struct admin a;
+    struct admin_cancel out;
+    struct taken t[5], ts;
+    struct job *j[5] = {NULL}, *js;
+    struct queue_outcome o[5], os;
+    unsigned char lost[5] = {0};
+    char url[256], err[512] = "", key[64];
+    long long counted = 0;
+    redisReply *rep;
+    size_t i;
+
+    snprintf(url, sizeof url, "unix://%s", sock_path);
+    REQUIRE(admin_init(&a, url, NULL, err, sizeof err) == 0);
+    REQUIRE(admin_connect(&a, err, sizeof err) == 0);
+
+    /* Its start mark: status stays canceled, the record in flight and the id in the cancel
+     * set, where the worker's check of its running jobs (check_cancels) finds it and stops the
+     * handler; then that canceled end. */
+    REQUIRE(put("cs", "q") == 0 && take_one("w1", "q", &ts, &js) == 0);
+    js->attempts = 1;
+    CHECK_EQ(admin_cancel(&a, "cs", &out, err, sizeof err), ADMIN_CANCELED);
+    CHECK_STREQ(out.was, "queued");
+    CHECK_STREQ(HGET("cq:job:cs", "status"), "canceled");
+    DO("CONFIG RESETSTAT");
+    os = outcome(QUEUE_STARTED, &ts, js, NULL, T0 + 1);
+    CHECK_EQ(apply("w1", &os, 1, &default_ttls, lost, err, sizeof err), 0);
+    CHECK_EQ(lost[0], 0);
+    CHECK_STREQ(HGET("cq:job:cs", "status"), "canceled");
+    CHECK(HGET("cq:job:cs", "started_at") == NULL);
+    CHECK(TTL("cq:job:cs") > 0); /* the cancel's expiry kept (a start mark persists) */
+    CHECK_EQ(LLEN("cq:inflight:w1:q"), 1);
+    CHECK_EQ(integer(rconn_commandf(&R, "SISMEMBER cq:cancel cs")), 1);
+    os = outcome(QUEUE_CANCELED, &ts, js, "canceled", T0 + 2);
+    CHECK_EQ(apply("w1", &os, 1, &default_ttls, lost, err, sizeof err), 0);
+    CHECK_EQ(lost[0], 0); /* a cancel it was */
+    CHECK_STREQ(HGET("cq:job:cs", "status"), "canceled");
+    CHECK_EQ(LLEN("cq:inflight:w1:q"), 0);
+    CHECK_EQ(integer(rconn_commandf(&R, "SISMEMBER cq:cancel cs")), 0);
+    CHECK_STREQ(HGET("cq:stats", "canceled"), "1");
+    CHECK_EQ(calls("publish"), 0);
+
+    /* A finish, a failure, a retry and the worker's own cancel of four jobs canceled after
+     * their take, and a finish of one not canceled, in one batch. */
+    for (i = 0; i < 5; i++) REQUIRE(put(ids[i], "q") == 0);
+    REQUIRE(take("w1", queues, 1, 5, t, err, sizeof err) == 5);
+    for (i = 0; i < 5; i++) {
+        j[i] = decoded(&t[i]);
+        REQUIRE(j[i] != NULL && strcmp(j[i]->id, ids[i]) == 0);
+        j[i]->attempts = 1;
+        if (i < 4) CHECK_EQ(admin_cancel(&a, ids[i], &out, err, sizeof err), ADMIN_CANCELED);
+    }
+    o[0] = outcome(QUEUE_FINISHED, &t[0], j[0], "done", T0 + 3);
+    o[1] = outcome(QUEUE_FAILED, &t[1], j[1], "noop: bad", T0 + 3);
+    o[2] = outcome(QUEUE_RETRY, &t[2], j[2], "noop: HTTP 503", T0 + 3);
+    o[2].retry_at = T0 + 30;
+    o[3] = outcome(QUEUE_CANCELED, &t[3], j[3], "canceled", T0 + 3);
+    o[4] = outcome(QUEUE_FINISHED, &t[4], j[4], "done", T0 + 3);
+    for (i = 0; i < 5; i++) {
+        o[i].with_start = 1;
+        o[i].started_at = T0 + 2.5;
+    }
+    DO("CONFIG RESETSTAT");
+    memset(lost, 0, sizeof lost);
+    CHECK_EQ(apply("w1", o, 5, &default_ttls, lost, err, sizeof err), 0);
+    if (err[0] != '\0') fprintf(stderr, "   apply: %s\n", err);
+    for (i = 0; i < 4; i++) {
+        snprintf(key, sizeof key, "cq:job:%s", ids[i]);
+        CHECK_STREQ(HGET(key, "status"), "canceled");
+        CHECK_STREQ(HGET(key, "worker"), "w1"); /* it was taken, and ran */
+        CHECK(HGET(key, "result") == NULL && HGET(key, "error") == NULL);
+        CHECK(HGET(key, "retry_at") == NULL);
+        CHECK(TTL(key) > 500); /* a canceled status's, not a finished one's */
+        CHECK_EQ(integer(rconn_commandf(&R, "SISMEMBER cq:cancel %s", ids[i])), 0);
+        CHECK_EQ(lost[i], i < 3 ? QUEUE_LOST_CANCELED : 0);
+    }
+    CHECK_STREQ(HGET("cq:job:ok", "status"), "finished");
+    CHECK_EQ(lost[4], 0);
+    CHECK_EQ(LLEN("cq:inflight:w1:q"), 0);
+    CHECK_EQ(integer(rconn_commandf(&R, "ZCARD cq:scheduled")), 0);
+    CHECK_EQ(integer(rconn_commandf(&R, "ZSCORE cq:failed cx")), NO_INT);
+    CHECK_EQ(integer(rconn_commandf(&R, "SCARD cq:cancel")), 0);
+    CHECK_STREQ(HGET("cq:stats", "canceled"), "5");
+    CHECK_STREQ(HGET("cq:stats", "processed"), "1");
+    CHECK(HGET("cq:stats", "failed") == NULL && HGET("cq:stats", "retried") == NULL);
+    rep = rconn_commandf(&R, "HVALS cq:counts:q");
+    for (i = 0; rep != NULL && rep->type == REDIS_REPLY_ARRAY && i < rep->elements; i++)
+        counted += strtoll(rep->element[i]->str, NULL, 10);
+    if (rep != NULL) freeReplyObject(rep);
+    CHECK_EQ(counted, 6);          /* every end counted in its minute */
+    CHECK_EQ(calls("publish"), 1); /* ok's: the others' cancel published theirs */
+    for (i = 0; i < 5; i++) job_free(j[i]);
+    free_taken(t, 5);
+
+    /* A cancel only asked of a started job (its worker is gone: no lease): the end its worker
+     * records stands, as before. */
+    REQUIRE(put("as", "q") == 0 && take_one("w1", "q", &t[0], &j[0]) == 0);
+    j[0]->attempts = 1;
+    o[0] = outcome(QUEUE_STARTED, &t[0], j[0], NULL, T0 + 1);
+    CHECK_EQ(apply("w1", o, 1, &default_ttls, lost, err, sizeof err), 0);
+    CHECK_STREQ(HGET("cq:job:as", "status"), "started");
+    CHECK_EQ(admin_cancel(&a, "as", &out, err, sizeof err), ADMIN_CANCEL_ORPHAN);
+    CHECK_STREQ(HGET("cq:job:as", "status"), "started");
+    o[0] = outcome(QUEUE_FINISHED, &t[0], j[0], "done", T0 + 2);
+    memset(lost, 0, sizeof lost);
+    CHECK_EQ(apply("w1", o, 1, &default_ttls, lost, err, sizeof err), 0);
+    CHECK_EQ(lost[0], 0);
+    CHECK_STREQ(HGET("cq:job:as", "status"), "finished");
+    CHECK_EQ(integer(rconn_commandf(&R, "SISMEMBER cq:cancel as")), 0);
+    job_free(j[0]);
+    free_taken(t, 1);
+    queue_taken_free(&ts);
+    job_free(js);
+    admin_close(&a);
+}
+
 /* At maxmemory (noeviction) jobs are still taken and ended: what ends them is what frees
  * memory. The same with cq's module, whose commands are not refused there either. */
 static void test_maxmemory(void)
@@ -3034,6 +3162,7 @@ int main(void)
     RUN(test_apply_then_take_pipelined);
     RUN(test_apply_wrong_type_destination);
     RUN(test_apply_cancel_wrong_type);
+    RUN(test_apply_canceled_while_taken);
     RUN(test_maxmemory);
     RUN(test_schedule_due);
     RUN(test_schedule_due_limit);

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # test_cqctl.sh - cqctl against its own redis-server and real cworkers: every command's text
 # and --json output, its errors (one line, exit 1 or 2), requeue of a failed job that then
-# succeeds, cancel of a running and of a queued job, pause and resume, empty, delete,
-# metrics under promtool and against redis-cli, and info --watch on a terminal (tmux).
+# succeeds, cancel of a running and of a queued job (and of one taken, its start not marked
+# yet), pause and resume, empty, delete, metrics under promtool and against redis-cli, and
+# info --watch on a terminal (tmux).
 . "$(dirname "$0")/lib.sh"
 
 mkdir -p "$T/bin" "$T/run" "$T/root"
@@ -636,6 +637,7 @@ check_eq "cancel refused, its reader gone: exit 1, the refusal alone" \
     "1 cqctl: job nosuch2: no status (never enqueued, or its status expired: after the worker's --result-ttl when it finished, --failure-ttl when it failed)" \
     "$? $(cat "$T/gone.err")"
 rcli DEL cq:queue:fullq "cq:job:$fullid" >/dev/null && rcli SREM cq:queues fullq >/dev/null
+rcli SREM cq:cancel "$fullid" >/dev/null # its record is gone with the queue: no worker drops it
 
 # ---- a worker gone with no live one left: nothing returns its jobs, and info shows them ----
 # (before: IN FLIGHT 0, the jobs nowhere to see, and "gone (its jobs return to their queues)")
@@ -678,6 +680,73 @@ check_eq "...after its recovery" 1 "$(jfield "$a" recovered)"
 check_contains "...without running again" "sleep $a canceled before it ran" "$(cat "$T/rescuer.log")"
 check_eq "...and leaves the cancel set" 0 "$(rcli SISMEMBER cq:cancel "$a")"
 ctl cancel "$b" >/dev/null
+
+# ---- cancel of a job a worker has taken, its start not marked yet: it ends canceled ----
+# A job's status stays queued from its take until its start mark (after 20 ms; a shorter job
+# goes from queued to its end), so a cancel then says "canceled ID (it was queued)" and
+# publishes it while the worker holds the record. Before, such a job ran on and ended
+# finished, its status started meanwhile (h20's review: 15 of 16 jobs that a loop of cqctl
+# cancel racing their take said canceled). Here the window is made wide: the worker talks to
+# Redis through slowproxy.py, which holds each reply back 500 ms, so that the worker has the
+# record the take moved for 500 ms before it can start it, and cqctl cancels it then.
+"$PY" "$SRC/tests/fixtures/slowproxy.py" --to "$RSOCK" --port-file "$T/slow.port" --delay 500 &
+PIDS+=("$!")
+wait_for 10 test -s "$T/slow.port" || { echo "FATAL: slowproxy.py did not start"; exit 1; }
+printf '#!/bin/sh\ntouch "$1"\n' >"$T/bin/mark1.sh"
+chmod +x "$T/bin/mark1.sh"
+start_registered "$T/race.log" -c 2 --url "redis://127.0.0.1:$(cat "$T/slow.port")" \
+    --command "mark1=$T/bin/mark1.sh" race
+RW=$WPID
+taken() { [ "$(rcli LLEN cq:queue:race)" = 0 ]; }
+ended_here() { # nothing in flight from queue race
+    [ "$(rcli EVAL "local n = 0
+        for _, k in ipairs(redis.call('KEYS', 'cq:inflight:*:race')) do
+          n = n + redis.call('LLEN', k)
+        end
+        return n" 0)" = 0 ]
+}
+# With another cancel waiting, the worker would ask about the jobs it took, find the cancel and
+# drop the job unrun, as it should: each job is taken with the cancel set empty ($b's gone).
+none_waits() { [ "$(rcli SCARD cq:cancel)" = 0 ]; }
+# A short job: it runs (mark1.sh leaves its file), and its end records the cancel's.
+check "no cancel waits" wait_for 10 none_waits
+enq -q race --id tk1 mark1 "$T/run/ran.tk1" >/dev/null
+check "a worker took it" wait_for 10 taken
+check_eq "cancel of a job taken, not marked started: said canceled" "canceled tk1 (it was queued)" \
+    "$(ctl cancel tk1 2>&1)"
+check "...it ran all the same (its worker had it)" wait_for 10 test -e "$T/run/ran.tk1"
+check "...and its end was recorded" wait_for 10 ended_here
+check_eq "...as canceled, as cqctl said" canceled "$(jfield tk1)"
+check "...logged canceled by its worker" \
+    wait_for 5 grep -q "race: mark1 tk1 canceled after this worker took it" "$T/race.log"
+check_eq "...not finished" "" "$(grep "race: mark1 tk1 finished" "$T/race.log")"
+check_eq "...out of the cancel set" 0 "$(rcli SISMEMBER cq:cancel tk1)"
+# A long one: its worker stops it (check_cancels finds its id still in the cancel set), its
+# status canceled until its end. (Through the proxy the stop came before any start mark on the
+# build before too; test_queue's test_apply_canceled_while_taken checks the mark itself.)
+check "no cancel waits" wait_for 10 none_waits
+enq -q race --id tk2 sleep 30 >/dev/null
+check "a worker took it" wait_for 10 taken
+t0=$(date +%s%N)
+check_eq "cancel of a long job taken, not marked started: said canceled" \
+    "canceled tk2 (it was queued)" "$(ctl cancel tk2 2>&1)"
+seen=()
+while [ "$(ms_since "$t0")" -lt 20000 ]; do # until its end is recorded
+    seen+=("$(jfield tk2)")
+    ended_here && break
+    sleep 0.1
+done
+took=$(ms_since "$t0")
+echo "     the taken sleep 30 ended $took ms after its cancel"
+check "...its worker stopped it (its end recorded within 20 s, not its 30)" ended_here
+check_eq "...its status canceled all along" canceled \
+    "$(printf '%s\n' "${seen[@]}" | sort -u | tr '\n' ' ' | sed 's/ $//')"
+check "...logged stopped" \
+    grep -q "race: sleep tk2: canceled by an operator, stopping it" "$T/race.log"
+check "...and canceled" wait_for 5 grep -q "race: sleep tk2 canceled" "$T/race.log"
+check_eq "...out of the cancel set" 0 "$(rcli SISMEMBER cq:cancel tk2)"
+kill -KILL "$RW" # it holds nothing; a graceful stop through the proxy takes seconds
+wait "$RW" 2>/dev/null
 
 # Run as cqctl_module (CQ_TEST_REDIS_MODULE): the workers above, whose pause and cancel
 # checks passed, took through CQ.TAKE1 and recorded through CQ.APPLY1 (recovery passes

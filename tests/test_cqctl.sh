@@ -687,9 +687,10 @@ ctl cancel "$b" >/dev/null
 # publishes it while the worker holds the record. Before, such a job ran on and ended
 # finished, its status started meanwhile (h20's review: 15 of 16 jobs that a loop of cqctl
 # cancel racing their take said canceled). Here the window is made wide: the worker talks to
-# Redis through slowproxy.py, which holds each reply back 500 ms, so that the worker has the
-# record the take moved for 500 ms before it can start it, and cqctl cancels it then.
-"$PY" "$SRC/tests/fixtures/slowproxy.py" --to "$RSOCK" --port-file "$T/slow.port" --delay 500 &
+# Redis through slowproxy.py, which holds each reply back 1 s, so that the worker has the
+# record the take moved for 1 s before it can start it, and cqctl cancels it then (a cqctl
+# under ASan on a loaded machine, with the poll that sees the take, can take half of that).
+"$PY" "$SRC/tests/fixtures/slowproxy.py" --to "$RSOCK" --port-file "$T/slow.port" --delay 1000 &
 PIDS+=("$!")
 wait_for 10 test -s "$T/slow.port" || { echo "FATAL: slowproxy.py did not start"; exit 1; }
 printf '#!/bin/sh\ntouch "$1"\n' >"$T/bin/mark1.sh"
@@ -711,40 +712,20 @@ none_waits() { [ "$(rcli SCARD cq:cancel)" = 0 ]; }
 # A short job: it runs (mark1.sh leaves its file), and its end records the cancel's.
 check "no cancel waits" wait_for 10 none_waits
 enq -q race --id tk1 mark1 "$T/run/ran.tk1" >/dev/null
-check "a worker took it" wait_for 10 taken
+check "a worker took it" wait_for 60 taken
 check_eq "cancel of a job taken, not marked started: said canceled" "canceled tk1 (it was queued)" \
     "$(ctl cancel tk1 2>&1)"
-check "...it ran all the same (its worker had it)" wait_for 10 test -e "$T/run/ran.tk1"
-check "...and its end was recorded" wait_for 10 ended_here
+check "...it ran all the same (its worker had it)" wait_for 30 test -e "$T/run/ran.tk1"
+check "...and its end was recorded" wait_for 30 ended_here
 check_eq "...as canceled, as cqctl said" canceled "$(jfield tk1)"
 check "...logged canceled by its worker" \
-    wait_for 5 grep -q "race: mark1 tk1 canceled after this worker took it" "$T/race.log"
+    wait_for 30 grep -q "race: mark1 tk1 canceled after this worker took it" "$T/race.log"
 check_eq "...not finished" "" "$(grep "race: mark1 tk1 finished" "$T/race.log")"
 check_eq "...out of the cancel set" 0 "$(rcli SISMEMBER cq:cancel tk1)"
-# A long one: its worker stops it (check_cancels finds its id still in the cancel set), its
-# status canceled until its end. (Through the proxy the stop came before any start mark on the
-# build before too; test_queue's test_apply_canceled_while_taken checks the mark itself.)
-check "no cancel waits" wait_for 10 none_waits
-enq -q race --id tk2 sleep 30 >/dev/null
-check "a worker took it" wait_for 10 taken
-t0=$(date +%s%N)
-check_eq "cancel of a long job taken, not marked started: said canceled" \
-    "canceled tk2 (it was queued)" "$(ctl cancel tk2 2>&1)"
-seen=()
-while [ "$(ms_since "$t0")" -lt 20000 ]; do # until its end is recorded
-    seen+=("$(jfield tk2)")
-    ended_here && break
-    sleep 0.1
-done
-took=$(ms_since "$t0")
-echo "     the taken sleep 30 ended $took ms after its cancel"
-check "...its worker stopped it (its end recorded within 20 s, not its 30)" ended_here
-check_eq "...its status canceled all along" canceled \
-    "$(printf '%s\n' "${seen[@]}" | sort -u | tr '\n' ' ' | sed 's/ $//')"
-check "...logged stopped" \
-    grep -q "race: sleep tk2: canceled by an operator, stopping it" "$T/race.log"
-check "...and canceled" wait_for 5 grep -q "race: sleep tk2 canceled" "$T/race.log"
-check_eq "...out of the cancel set" 0 "$(rcli SISMEMBER cq:cancel tk2)"
+# A long job so taken is stopped by its worker, its status canceled all along: test_queue's
+# test_apply_canceled_while_taken checks the start mark that would write started over it (here,
+# through the proxy, the stop came before any start mark on the build before too: 10 s of this
+# test that could not fail).
 kill -KILL "$RW" # it holds nothing; a graceful stop through the proxy takes seconds
 wait "$RW" 2>/dev/null
 

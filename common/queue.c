@@ -1386,7 +1386,7 @@ static const char apply_lua[] =
     "  elseif kind == 'S' then\n"
     "    local jk = jpre .. ARGV[b + 2] .. jpost\n"
     "    if redis.call('LPOS', inf, rec, 'RANK', '-1') and\n"
-    "       not (asked and redis.call('SISMEMBER', ARGV[13], ARGV[b + 2]) == 1 and\n"
+    "       not (asked and redis.pcall('SISMEMBER', ARGV[13], ARGV[b + 2]) == 1 and\n"
     "            redis.pcall('HGET', jk, 'status') == 'canceled') then\n"
     "      local h = {'status', 'started', 'worker', wid, 'started_at', ARGV[b + 3],\n"
     "                 'attempts', ARGV[b + 4]}\n"
@@ -1405,8 +1405,10 @@ static const char apply_lua[] =
      * status canceled. An end's id leaves the set here, and SREM's reply says whether it was
      * there, so that an end costs no command more; a retry's stays, for the take that meets
      * it again (SISMEMBER), as a start's does, for the worker's look at its running jobs.
-     * Inline: a Lua function call here cost 490 instructions an end. */
-    "    if asked and redis.call(ending[kind] and 'SREM' or 'SISMEMBER', ARGV[13], id) == 1 and\n"
+     * Inline: a Lua function call here cost 490 instructions an end. A refusal of the SREM
+     * or SISMEMBER (an ACL without them) is read as no cancel, as CQ.APPLY1 reads it: the end
+     * is written, where redis.call stopped the script with the record out of flight. */
+    "    if asked and redis.pcall(ending[kind] and 'SREM' or 'SISMEMBER', ARGV[13], id) == 1 and\n"
     "       redis.pcall('HGET', jk, 'status') == 'canceled' then\n"
     "      if kind ~= 'C' then lost[#lost + 1] = -1 - i end\n"
     "      if not ending[kind] then redis.call('SREM', ARGV[13], id) end\n" /* a retry's */
@@ -1701,7 +1703,8 @@ long queue_schedule_due(struct rconn *r, const struct keys *k, double now, long 
  * names, then each record the worker holds after its queue's name. Every other record in the
  * worker's in-flight lists goes back to the head of its queue; counting the held records of
  * each queue as a multiset keeps one copy per held record when two records are byte for byte
- * the same, in that queue's list and not another's. */
+ * the same, in that queue's list and not another's. A job moved back is queued again unless it
+ * is canceled (as recover_lua). */
 static const char reconcile_lua[] =
     LUA_LISTABLE "local nq = tonumber(ARGV[5])\n"
                  "local held, moved = {}, 0\n"
@@ -1727,8 +1730,10 @@ static const char reconcile_lua[] =
                  "        if ok and type(j) == 'table' and type(j.id) == 'string' and "
                  "j.id:match('^[%w_.@-]+$') then\n"
                  "          local jk = string.format(ARGV[3], j.id)\n"
-                 "          redis.pcall('HSET', jk, 'status', 'queued')\n"
-                 "          redis.pcall('HDEL', jk, 'started_at', 'worker')\n"
+                 "          if redis.pcall('HGET', jk, 'status') ~= 'canceled' then\n"
+                 "            redis.pcall('HSET', jk, 'status', 'queued')\n"
+                 "            redis.pcall('HDEL', jk, 'started_at', 'worker')\n"
+                 "          end\n"
                  "        end\n"
                  "      end\n"
                  "    end\n"
@@ -1805,7 +1810,10 @@ io:
 /* ARGV: workers key, worker template, lease template, inflight template, queue template,
  * job template, stats key, only_wid ('' = every worker whose lease is gone).
  * In-flight lists are LPUSHed, so their oldest record is at the right: moving from the left
- * of the in-flight list to the right of the queue puts the oldest back at the very head. */
+ * of the in-flight list to the right of the queue puts the oldest back at the very head.
+ * Each job moved is queued again, unless a cancel ended it while the dead worker held it: a
+ * canceled status stays (its id waits in the cancel set, and the worker that takes the record
+ * drops it), where queued over it undid what cqctl had said and published. */
 static const char recover_lua[] = LUA_LISTABLE
     "local total, bad = 0, {}\n"
     "local function recover(wid, count)\n"
@@ -1826,8 +1834,10 @@ static const char recover_lua[] = LUA_LISTABLE
     "      if ok and type(j) == 'table' and type(j.id) == 'string' and "
     "j.id:match('^[%w_.@-]+$') then\n"
     "        local jk = string.format(ARGV[6], j.id)\n"
-    "        redis.pcall('HSET', jk, 'status', 'queued')\n"
-    "        redis.pcall('HDEL', jk, 'started_at', 'worker')\n"
+    "        if redis.pcall('HGET', jk, 'status') ~= 'canceled' then\n"
+    "          redis.pcall('HSET', jk, 'status', 'queued')\n"
+    "          redis.pcall('HDEL', jk, 'started_at', 'worker')\n"
+    "        end\n"
     "        if count then redis.call('HINCRBY', jk, 'recovered', 1) end\n"
     "      end\n"
     "      if count then redis.call('HINCRBY', ARGV[7], 'recovered', 1) end\n"

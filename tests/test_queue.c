@@ -3008,6 +3008,70 @@ static void test_recover_wrong_type(void)
     CHECK_EQ(integer(rconn_commandf(&R, "SISMEMBER cq:workers w1")), 0);
 }
 
+/* A user whose ACL refuses SREM and SISMEMBER, while the cancel set is not empty: an end is
+ * written all the same (no cancel read), where the apply script stopped at the SREM with the
+ * record already out of flight and the status never written (cq's module wrote it). */
+static void test_apply_cancel_set_refused(void)
+{
+    struct taken ts;
+    struct job *js = NULL;
+    struct queue_outcome os;
+    unsigned char lost[1] = {0};
+    char err[512] = "";
+
+    REQUIRE(put("sr1", "q") == 0 && take_one("w1", "q", &ts, &js) == 0);
+    js->attempts = 1;
+    DO("SADD cq:cancel someone-else");
+    DO("ACL SETUSER nosrem on nopass ~* &* +@all -srem -sismember");
+    REQUIRE(as_user("nosrem") == 0);
+    os = outcome(QUEUE_FINISHED, &ts, js, "done", T0 + 1);
+    (void)apply("w1", &os, 1, &default_ttls, lost, err, sizeof err);
+    CHECK_STREQ(string(rconn_commandf(&R, "AUTH default x")), "OK");
+    CHECK_STREQ(HGET("cq:job:sr1", "status"), "finished");
+    CHECK_EQ(LLEN("cq:inflight:w1:q"), 0);
+    DO("ACL DELUSER nosrem");
+    DO("DEL cq:cancel cq:job:sr1");
+    job_free(js);
+    free_taken(&ts, 1);
+}
+
+/* A job that a cancel ended while a worker held it (canceled, its id in the cancel set) goes
+ * back to its queue on a recovery or a reconcile with its status canceled, where both wrote
+ * queued over it: the operator was told canceled, and the next take drops it unrun. */
+static void test_recover_keeps_canceled(void)
+{
+    const char *queues[] = {"q"};
+    struct queue_worker_info w1 = {"w1", "host", 1, "q", 4, 0, T0, "noop", ""};
+    struct taken t[2];
+    const struct taken *held[1];
+    struct admin a;
+    struct admin_cancel out;
+    char url[256], err[512] = "";
+
+    snprintf(url, sizeof url, "unix://%s", sock_path);
+    REQUIRE(admin_init(&a, url, NULL, err, sizeof err) == 0);
+    REQUIRE(admin_connect(&a, err, sizeof err) == 0);
+    memset(t, 0, sizeof t);
+    REQUIRE(queue_register(&R, &K, &w1, 10, NULL, err, sizeof err) == 0);
+    REQUIRE(put("kc1", "q") == 0 && put("kc2", "q") == 0);
+    REQUIRE(take("w1", queues, 1, 2, t, err, sizeof err) == 2);
+    CHECK_EQ(admin_cancel(&a, "kc1", &out, err, sizeof err), ADMIN_CANCELED);
+    /* A reconcile: the worker knows of kc2 only (the take's reply for kc1 was lost). */
+    held[0] = strstr(t[0].record, "\"id\":\"kc2\"") != NULL ? &t[0] : &t[1];
+    CHECK_EQ(queue_reconcile(&R, &K, "w1", queues, 1, held, 1, err, sizeof err), 1);
+    CHECK_STREQ(HGET("cq:job:kc1", "status"), "canceled");
+    CHECK_EQ(LLEN("cq:queue:q"), 1);
+    /* A recovery: the worker dies holding kc2, canceled meanwhile. */
+    CHECK_EQ(admin_cancel(&a, "kc2", &out, err, sizeof err), ADMIN_CANCELED);
+    CHECK_EQ(queue_recover(&R, &K, "w1", warn, sizeof warn, err, sizeof err), 1);
+    CHECK_STREQ(HGET("cq:job:kc2", "status"), "canceled");
+    CHECK_EQ(LLEN("cq:queue:q"), 2);
+    CHECK_EQ(integer(rconn_commandf(&R, "SCARD cq:cancel")), 2); /* for the take to drop */
+    free_taken(t, 2);
+    DO("DEL cq:queue:q cq:cancel cq:job:kc1 cq:job:kc2");
+    admin_close(&a);
+}
+
 /* ---- reconcile ----------------------------------------------------------------------- */
 
 static void test_reconcile(void)
@@ -3163,6 +3227,7 @@ int main(void)
     RUN(test_apply_wrong_type_destination);
     RUN(test_apply_cancel_wrong_type);
     RUN(test_apply_canceled_while_taken);
+    RUN(test_apply_cancel_set_refused);
     RUN(test_maxmemory);
     RUN(test_schedule_due);
     RUN(test_schedule_due_limit);
@@ -3170,6 +3235,7 @@ int main(void)
     RUN(test_recover_dead_worker);
     RUN(test_recover_only_wid);
     RUN(test_recover_wrong_type);
+    RUN(test_recover_keeps_canceled);
     RUN(test_reconcile);
     RUN(test_register);
     RUN(test_register_wrong_type);

@@ -8,7 +8,11 @@
 # programs and the plugin under test, and the images land in $T/work/images, not in the tree.
 # The session's environment is the test's without CQ_* and IMGUR_CLIENT_ID, with HOME=$T/home,
 # and with stubs named cworker, cenqueue, cproducer and cqctl first on PATH that fail: a
-# program run before the block put build/bin on PATH is caught.
+# program run before the block put build/bin on PATH is caught. A redis-server first on PATH
+# too starts the real one half a second late: `redis-server --daemonize yes` returns before
+# the server listens (its parent exits at the fork, the child binds after), so that a block
+# whose next line used Redis at once failed now and then (a CI run did, under load); with the
+# delay it fails every time, and the block must wait for the port, as it says.
 #
 # The substitutions, exactly these, and nothing else is changed in a line:
 #   6379                  -> a free private port (the block starts its own redis-server there)
@@ -120,6 +124,9 @@ for prog in cworker cenqueue cproducer cqctl; do
         >"$T/stubs/$prog"
     chmod +x "$T/stubs/$prog"
 done
+REAL_REDIS=$(command -v redis-server)
+printf '#!/bin/sh\n(sleep 0.5; exec %q "$@") >/dev/null 2>&1 &\n' "$REAL_REDIS" >"$T/stubs/redis-server"
+chmod +x "$T/stubs/redis-server"
 
 # ---- the session script: each line as written (after the substitutions), then its check ----
 # __cqt_mark N prints "### N: LINE" on stdout and stderr, so that each line's output can be

@@ -179,8 +179,15 @@ echo "# two workers, one without the plugin: every job finishes"
 W2=$!
 PIDS+=("$W2")
 wait_for 10 workers_are 2 || { echo "FATAL: second worker did not register"; exit 1; }
+# The plugin's worker is held (SIGSTOP) until the other has handed a job back: left to run, it
+# could take all 60 before the other's first take (a CI run under load saw 0 handed back).
+# Held a moment, it still counts as live, so the other hands its jobs back, and does not fail them.
+kill -STOP "$W1"
 for i in $(seq 1 60); do echo "sha256 images/f$i.bin"; done | "$BIN/cenqueue" --stdin >"$T/ids"
 check_eq "60 jobs enqueued" 60 "$(wc -l <"$T/ids")"
+handed_back() { grep -q 'handed back' "$T/w2.log"; }
+wait_for 10 handed_back
+kill -CONT "$W1"
 count_finished() {   # of the jobs in $T/ids
     local ids
     mapfile -t ids <"$T/ids"

@@ -762,6 +762,26 @@ static inline void put(struct job_encoder *e, const char *s, size_t n)
 
 #define PUT_LIT(e, s) put(e, s, sizeof s - 1)
 
+/* What put_escaped does with a byte: ESC_COPY, copy it as it is (ASCII from 0x20 up, but '"'
+ * and '\\'); ESC_HIGH, from 0x80 up, part of a UTF-8 character (checked in text mode);
+ * ESC_STOP, escape it (below 0x20, '"', '\\'), or end the string (NUL). One look-up a byte,
+ * where three comparisons and a fourth for 0x80 cost a producer 12 instructions a byte, 5%
+ * of cenqueue's instructions a job. */
+enum { ESC_COPY = 0, ESC_HIGH, ESC_STOP };
+/* clang-format off */
+#define ESC_ROW(c) c, c, c, c, c, c, c, c, c, c, c, c, c, c, c, c
+static const unsigned char esc_class[256] = {
+    ESC_ROW(ESC_STOP), ESC_ROW(ESC_STOP),                  /* 0x00-0x1f */
+    0, 0, ESC_STOP, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x20-0x2f: '"' */
+    ESC_ROW(ESC_COPY), ESC_ROW(ESC_COPY),                  /* 0x30-0x4f */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, ESC_STOP, 0, 0, 0, /* 0x50-0x5f: '\\' */
+    ESC_ROW(ESC_COPY), ESC_ROW(ESC_COPY),                  /* 0x60-0x7f */
+    ESC_ROW(ESC_HIGH), ESC_ROW(ESC_HIGH), ESC_ROW(ESC_HIGH), ESC_ROW(ESC_HIGH),
+    ESC_ROW(ESC_HIGH), ESC_ROW(ESC_HIGH), ESC_ROW(ESC_HIGH), ESC_ROW(ESC_HIGH),
+};
+#undef ESC_ROW
+/* clang-format on */
+
 /* The inside of a JSON string, escaped as cJSON escapes it: \" \\ \b \f \n \r \t, other
  * bytes below 0x20 as \u00XX; everything else (UTF-8 included) as it is, but in e->text
  * mode a byte that is no part of a UTF-8 character, as \ufffd. */
@@ -774,8 +794,10 @@ static void put_escaped(struct job_encoder *e, const char *s)
         char esc[6] = {'\\', 'u', '0', '0', 0, 0};
         size_t n = 2, k;
 
-        while (*p >= 0x20 && *p != '"' && *p != '\\') {
-            if (*p < 0x80 || !e->text) {
+        for (;;) {
+            while (esc_class[*p] == ESC_COPY) p++;
+            if (esc_class[*p] == ESC_STOP) break;
+            if (!e->text) {
                 p++;
             } else if ((k = utf8_char(p, strnlen((const char *)p, 4))) > 0) {
                 p += k;

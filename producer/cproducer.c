@@ -27,7 +27,9 @@
  *     between batches, between polls) and the run exits 1; a second signal kills at once.
  *   - --mode sequential|threads|processes|async downloads the links here instead
  *     of enqueueing them, as the lesson does before it reaches for Redis; producer/local.c
- *     runs them with the same download_link code as cworker. No Redis is touched, so the
+ *     runs them with the same download_link code as cworker, with cworker's limits: its
+ *     default deny list and --content image, and its --deny-networks, --allow-hosts and
+ *     --content (dlopts.h), which go only with --mode (the jobs are cworker's). No Redis is touched, so the
  *     options that only mean something for Redis (-u, -q, --prefix, --wait, --wait-timeout)
  *     and --dry-run are refused with it rather than silently ignored, and -j/--download-root
  *     are refused without it. The files go to ./DIR (or --download-root/DIR), as the
@@ -55,6 +57,7 @@
 #include <cq/cq.h>
 
 #include "cli.h"
+#include "dlopts.h"
 #include "functions.h"
 #include "download.h"
 #include "gallery.h"
@@ -97,6 +100,8 @@ struct config {
     enum local_mode mode;
     int jobs;                  /* -j; 0 = not given */
     const char *download_root; /* NULL = not given (the current directory) */
+    struct dlopts dl;          /* --deny-networks, --allow-hosts, --content: as cworker's */
+    struct http_limits limits; /* with --mode: download_link's, the policy dl's */
     const char *redis_opt;     /* the first Redis-only option given, for the usage error */
 };
 
@@ -177,6 +182,7 @@ static const struct cli_option options[] = {
      "downloads at once: threads, processes or transfers in flight,\n"
      "1 to 256 (default: 8; sequential ignores it), as make -j; not\n"
      "queue jobs (cworker calls its own -c, --concurrency)"},
+    DLOPTS_CLI_OPTIONS,
     {"download-root", O_ROOT, "ROOT",
      "write to ROOT/DIR instead of ./DIR (made with its parents if\n"
      "missing), as cworker --download-root.\n"
@@ -212,6 +218,8 @@ static void usage(FILE *f)
         "  IMGUR_API_URL            default for --api-url\n"
         "  CQ_REDIS_URL             default for -u\n"
         "  CQ_PREFIX                default for --prefix\n"
+        "  CQ_DENY_NETWORKS         with --mode: networks denied before --deny-networks\n"
+        "  CQ_ALLOW_HOSTS           with --mode: hosts allowed besides --allow-hosts\n"
         "\n"
         "Exit status: 0 when done; 1 for a runtime error (Imgur API, Redis), when interrupted,\n"
         "with --wait when a job failed or was canceled or did not end before --wait-timeout,\n"
@@ -252,6 +260,7 @@ static int parse_args(int argc, char **argv, struct config *c)
         c->g.api_url = getenv("IMGUR_API_URL");
     c->dir = "images";
     c->queue = "default";
+    dlopts_init(&c->dl);
     cli_begin(&cli, PROG, CQ_VERSION, usage, options, sizeof options / sizeof options[0], 0);
     rc = parse_loop(argc, argv, c);
     cli_end(&cli);
@@ -334,7 +343,14 @@ static int parse_loop(int argc, char **argv, struct config *c)
             break;
         case O_ROOT: c->download_root = optarg; break;
         case 'v': c->verbose++; break;
-        default: return usage_error("option '%s' is not handled", cli.opt);
+        default:
+            /* --deny-networks, --allow-hosts, --content: read as cworker reads them */
+            switch (dlopts_take(&cli, &c->dl, opt, optarg)) {
+            case 0: break;
+            case 1: return usage_error("option '%s' is not handled", cli.opt);
+            default: return EXIT_USAGE;
+            }
+            break;
         }
     }
     return -1;
@@ -355,6 +371,8 @@ static int check_args(struct config *c)
     if (!c->local && c->jobs) return usage_error("%s", "-j only goes with --mode");
     if (!c->local && c->download_root)
         return usage_error("%s", "--download-root only goes with --mode");
+    if (!c->local && c->dl.given)
+        return usage_error("%s only goes with --mode (cworker takes it for the jobs)", c->dl.given);
     if (c->download_root && c->download_root[0] == '\0')
         return usage_error("%s", "--download-root: must not be empty");
     if (c->dir[0] == '\0' || strlen(c->dir) > 1024)
@@ -376,6 +394,10 @@ static int check_args(struct config *c)
         return usage_error("%s", err);
     c->g.client_id = getenv("IMGUR_CLIENT_ID");
     if (gallery_opts_check(&c->g, err, sizeof err) != 0) return usage_error("%s", err);
+    /* The local modes fetch what cworker would, no more: its default deny list and
+     * --content image, then $CQ_DENY_NETWORKS, $CQ_ALLOW_HOSTS and the options. */
+    http_limits_default(&c->limits);
+    if (c->local && dlopts_finish(&cli, &c->dl, &c->limits) != 0) return EXIT_USAGE;
     return -1;
 }
 
@@ -670,7 +692,7 @@ static int run_local(const struct config *c, const struct logger *lg,
     o.prog = PROG;
     o.root = c->download_root ? c->download_root : ".";
     o.dir = c->dir;
-    http_limits_default(&o.limits);
+    o.limits = c->limits;
     o.progress = isatty(STDERR_FILENO);
     o.stop = &stopping;
     o.lg = lg;
@@ -736,15 +758,20 @@ int main(int argc, char **argv)
     int rc;
 
     rc = parse_args(argc, argv, &c);
-    if (rc >= 0) return rc;
+    if (rc >= 0) {
+        dlopts_free(&c.dl);
+        return rc;
+    }
     logger.level = c.verbose >= 2 ? CQ_LOG_DEBUG : c.verbose == 1 ? CQ_LOG_INFO : CQ_LOG_WARN;
     setup_signals();
-    if (c.local) {
+    rc = 0;
+    if (c.local)
         rc = open_root(&c);
-        if (rc != 0) return rc;
-    } else if (!c.dry_run) {
+    else if (!c.dry_run)
         rc = open_redis(&c, &cl);
-        if (rc != 0) return rc;
+    if (rc != 0) {
+        dlopts_free(&c.dl);
+        return rc;
     }
 
     gallery_links_init(&links);
@@ -776,6 +803,7 @@ out:
     if (cli_stdout_flush(PROG, c.dry_run ? "the links" : "the result") != 0 && rc == EXIT_OK)
         rc = EXIT_RUNTIME;
     free(ids);
+    dlopts_free(&c.dl);
     gallery_links_free(&links);
     cq_client_free(cl);
     return rc;

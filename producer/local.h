@@ -1,7 +1,8 @@
 /* local.h - cproducer's local modes: download the links on this machine, without Redis.
  *
  * The lesson's four ways of running download_link over a list of links, each calling the
- * same download_link code as cworker does:
+ * same download_link code as cworker does, with the limits the caller gives (cproducer gives
+ * cworker's: its default deny list, --content image, and the same options, dlopts.h):
  *   sequential  one link after another (the lesson's single.py);
  *   threads     `jobs` threads taking link indexes from a thread-safe queue (DownloadWorker);
  *   processes   `jobs` forked children taking link indexes from a pipe (Pool(8).map);
@@ -29,14 +30,14 @@ enum local_mode { LOCAL_SEQUENTIAL, LOCAL_THREADS, LOCAL_PROCESSES, LOCAL_ASYNC 
 
 struct local_opts {
     enum local_mode mode;
-    int jobs;         /* 1..LOCAL_JOBS_MAX; sequential ignores it */
-    const char *prog; /* prefix of every line on stderr */
-    const char *root; /* download root: an existing directory */
-    const char *dir;  /* directory argument of every download_link */
-    struct http_limits limits;
-    int progress;            /* 1: a progress line on stderr */
-    const stop_flag *stop;   /* set by a signal: finish what runs, start nothing */
-    const struct logger *lg; /* -v: the plan; -vv: every link downloaded */
+    int jobs;                  /* 1..LOCAL_JOBS_MAX; sequential ignores it */
+    const char *prog;          /* prefix of every line on stderr */
+    const char *root;          /* download root: an existing directory */
+    const char *dir;           /* directory argument of every download_link */
+    struct http_limits limits; /* its policy must outlive the run */
+    int progress;              /* 1: a progress line on stderr */
+    const stop_flag *stop;     /* set by a signal: finish what runs, start nothing */
+    const struct logger *lg;   /* -v: the plan; -vv: every link downloaded */
 };
 
 struct local_summary {

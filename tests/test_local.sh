@@ -141,9 +141,60 @@ for spec in "${SPECS[@]}"; do
         "$(grep -c '/_/cut/.*: transfer closed with' "$ERR")"
 done
 
+echo "# cworker's limits: the default deny list and --content image"
+# The local modes fetch what cworker would, no more: an HTML page served 200 as NAME.jpg is
+# not saved (before: saved, 'downloaded 50'), nor is a link into 0.0.0.0/8, which the default
+# deny list refuses before any DNS lookup or connection (as it refuses 169.254.169.254).
+IMGUR_CLIENT_ID=hostile-links "$CP" --api-url "$API" --pages 2 --dry-run >"$T/hlinks"
+grep -E '/_/html/|^http://0\.0\.0\.1/' "$T/hlinks" | sort >"$T/hostile"
+check_eq "the hostile gallery has 4 such links (2 HTML, 2 into 0.0.0.0/8)" 4 "$(lines "$T/hostile")"
+mkdir "$T/expected_hostile"
+while read -r link; do
+    case "$link" in
+        */_/html/* | http://0.0.0.1/*) ;;
+        *) cp "$T/expected/${link##*/}" "$T/expected_hostile/" ;;
+    esac
+done <"$T/hlinks"
+SPECS=("sequential" "threads -j 8" "processes -j 8" "async -j 64")
+run_all hostile hostile-links "${SPECS[@]}"
+for spec in "${SPECS[@]}"; do
+    ran hostile "$spec"
+    check_eq "$spec: exits 1, the hostile links failed" 1 "$RC"
+    check_good "$spec: only the good links are on disk" "$W/images" "$T/expected_hostile"
+    check_eq "$spec: the summary counts them failed" \
+        "downloaded 46, failed 4, $((46 * SIZE)) bytes" "$(sed -n 2p "$OUT")"
+    check_eq "$spec: one stderr line per hostile link" 4 "$(lines "$ERR")"
+    check_eq "$spec: the HTML pages are not images" 2 \
+        "$(grep -c '^cproducer: download_link: http://[^ ]*/_/html/[^ ]*\.jpg: not an image (starts with' "$ERR")"
+    check_eq "$spec: 0.0.0.1 is refused by the default deny list" 2 \
+        "$(grep -c '^cproducer: download_link: http://0\.0\.0\.1/[^ ]*\.jpg: connection to 0\.0\.0\.1 refused by network policy (0\.0\.0\.0/8, denied by default)$' "$ERR")"
+done
+# The same options as cworker's: --content any keeps the HTML pages, --deny-networks and
+# $CQ_DENY_NETWORKS add to the default list, --allow-hosts narrows the hosts.
+W=$T/hostile-any
+local_run "$W" hostile-links --mode sequential --content any --dir images
+check_eq "--content any: exits 1 (0.0.0.1 still refused)" 1 "$RC"
+check_eq "--content any: the HTML pages are kept" "downloaded 48, failed 2" \
+    "$(sed -n 2p "$OUT" | cut -d, -f1-2)"
+check "--content any: an HTML page saved as its .jpg" grep -q '<html' \
+    "$W/images/$(sed -n 's|.*/_/html/||p' "$T/hostile" | head -1)"
+W=$T/deny-loop
+CQ_DENY_NETWORKS=127.0.0.2 local_run "$W" test-client --mode threads --deny-networks 127.0.0.1 \
+    --dir images
+check_eq "--deny-networks 127.0.0.1: every link fails" "downloaded 0, failed 50, 0 bytes" \
+    "$(sed -n 2p "$OUT")"
+check_eq "...each refused by the option" 50 \
+    "$(grep -c 'connection to 127\.0\.0\.1 refused by network policy (--deny-networks 127\.0\.0\.1)$' "$ERR")"
+W=$T/allow
+local_run "$W" test-client --mode async --allow-hosts img.example.com --dir images
+check_eq "--allow-hosts img.example.com: every link fails" "downloaded 0, failed 50, 0 bytes" \
+    "$(sed -n 2p "$OUT")"
+check_eq "...each host named" 50 "$(grep -c "host '127\.0\.0\.1' is not in --allow-hosts" "$ERR")"
+
 echo "# usage errors (no API request, exit 2)"
 "$CP" --help >"$T/help" 2>&1
-for o in --mode sequential threads processes async --jobs --download-root; do
+for o in --mode sequential threads processes async --jobs --download-root --deny-networks \
+         --allow-hosts --content CQ_DENY_NETWORKS CQ_ALLOW_HOSTS; do
     check "--help mentions $o" grep -q -- "$o" "$T/help"
 done
 # says_what_and_where FILE: the first line is cproducer's, and --help is named.
@@ -152,7 +203,9 @@ for bad in "--mode bogus" "--mode threads -j 0" "--mode threads -j 257" \
            "--mode async -j x" "-j 8" "--download-root dl" "--mode threads --wait" \
            "--mode threads --wait-timeout 5" "--mode threads --dry-run" \
            "--mode async -u redis://127.0.0.1:1" "--mode async -q pics" \
-           "--mode sequential --prefix p:"; do
+           "--mode sequential --prefix p:" "--content any" "--deny-networks private" \
+           "--allow-hosts x.test" "--mode async --content images" \
+           "--mode threads --deny-networks 10.0.0.1/8" "--mode threads --allow-hosts ,"; do
     reset_hits
     local_run "$T/usage" test-client $bad
     check_eq "exits 2: $bad" 2 "$RC"

@@ -13,6 +13,7 @@
 
 #include <cq/cq.h>
 
+#include "dlopts.h"
 #include "download.h"
 #include "functions.h"
 #include "cli.h"
@@ -46,10 +47,7 @@ enum {
     O_LIST,
     O_LOAD,
     O_COMMAND,
-    O_COMMAND_FILE,
-    O_DENY_NETWORKS,
-    O_ALLOW_HOSTS,
-    O_CONTENT
+    O_COMMAND_FILE
 };
 
 static const struct cli_option options[] = {
@@ -78,33 +76,7 @@ static const struct cli_option options[] = {
     {"max-size", O_MAX_SIZE, "SIZE", "largest download (default: 50M; 0 = no limit)"},
     {"connect-timeout", O_CONNECT, "D",
      "HTTP connect timeout (default: 10s; 0 = libcurl's own, 300s)"},
-    {"deny-networks", O_DENY_NETWORKS, "LIST",
-     "download_link connects to no address in these networks,\n"
-     "checked after DNS on every connection and every redirect;\n"
-     "a refused link fails the job for good. LIST: networks or\n"
-     "addresses, comma-separated (10.0.0.0/8,fd00::/8,127.0.0.2),\n"
-     "'private' (loopback, 10.0.0.0/8, 172.16.0.0/12,\n"
-     "192.168.0.0/16, 100.64.0.0/10, fc00::/7 and link-local),\n"
-     "'none' (drops what was listed before it, the defaults too;\n"
-     "an empty LIST is refused) or 'default'. Adds to\n"
-     "$CQ_DENY_NETWORKS and to the default: link-local and cloud\n"
-     "metadata (169.254.0.0/16, fe80::/10, fd00:ec2::254/128,\n"
-     "100.100.100.200/32), 0.0.0.0/8, ::/128, multicast and\n"
-     "reserved (224.0.0.0/4, 240.0.0.0/4, ff00::/8).\n"
-     "::ffff:a.b.c.d counts as a.b.c.d (repeatable)"},
-    {"allow-hosts", O_ALLOW_HOSTS, "LIST",
-     "download_link fetches only from these hosts, the link's\n"
-     "and every redirect's: comma-separated names\n"
-     "(img.example.com), *.example.com for any name below\n"
-     "example.com, or addresses; * alone for any host;\n"
-     "case-insensitive (repeatable; adds to $CQ_ALLOW_HOSTS;\n"
-     "default: any host)"},
-    {"content", O_CONTENT, "KIND",
-     "image: download_link keeps a body only when its first bytes\n"
-     "are an image's (JPEG, PNG, GIF, WebP, BMP, TIFF, ICO,\n"
-     "AVIF/HEIF, JPEG XL), whatever its Content-Type; otherwise\n"
-     "the job fails for good and nothing is saved; any: keeps any\n"
-     "body (default: image)"},
+    DLOPTS_CLI_OPTIONS,
     {"retry-base", O_RETRY_BASE, "D",
      "delay before the first retry, doubled for each further one,\n"
      "capped at 1h, then a jitter of +-25% (default: 1s)"},
@@ -264,10 +236,9 @@ struct opts {
     struct http_limits limits;
     const char *root;
     const char *loads[64], *commands[64], *command_files[16];
-    const char *denies[16], *allows[16]; /* --deny-networks, --allow-hosts, in order */
-    int nloads, ncommands, nfiles, ndenies, nallows, list;
+    struct dlopts dl; /* --deny-networks, --allow-hosts, --content: limits.policy, owned */
+    int nloads, ncommands, nfiles, list;
     const char *url, *prefix; /* --url, --prefix: NULL, the environment's, if set */
-    struct netpolicy *policy; /* limits.policy, owned */
 };
 
 /* Append optarg to list (of cap) for the current option. 0, or a usage error's status. */
@@ -308,46 +279,6 @@ static int set(const struct cli *cli, cq_worker *w, const char *value)
     return cli_error(cli, "--%s: %s", cli->opt, err);
 }
 
-/* --content image|any. 0 or 2. */
-static int set_content(const struct cli *cli, struct opts *o, const char *value)
-{
-    static const char *const kinds[] = {"any", "image"};
-    int kind;
-
-    if (cli_choice(cli, value, kinds, 2, &kind) != 0) return 2;
-    o->limits.images_only = kind;
-    return 0;
-}
-
-/* The network policy: the defaults, then $CQ_DENY_NETWORKS and $CQ_ALLOW_HOSTS, then the
- * options in the order given (so that 'none' on the command line forgets the environment's
- * networks too). Read after the options, so that a bad variable does not stop --help. 0 or
- * 2. */
-static int set_policy(const struct cli *cli, struct opts *o)
-{
-    const char *env_deny = getenv("CQ_DENY_NETWORKS"), *env_allow = getenv("CQ_ALLOW_HOSTS");
-    char err[512];
-    int i;
-
-    o->policy = netpolicy_new();
-    o->limits.policy = o->policy;
-    if (env_deny != NULL &&
-        netpolicy_deny(o->policy, env_deny, "$CQ_DENY_NETWORKS", err, sizeof err) != 0)
-        return cli_error(cli, "$CQ_DENY_NETWORKS: %s", err);
-    if (env_allow != NULL &&
-        netpolicy_allow_hosts(o->policy, env_allow, "$CQ_ALLOW_HOSTS", err, sizeof err) != 0)
-        return cli_error(cli, "$CQ_ALLOW_HOSTS: %s", err);
-    for (i = 0; i < o->ndenies; i++) {
-        if (netpolicy_deny(o->policy, o->denies[i], "--deny-networks", err, sizeof err) != 0)
-            return cli_error(cli, "--deny-networks: %s", err);
-    }
-    for (i = 0; i < o->nallows; i++) {
-        if (netpolicy_allow_hosts(o->policy, o->allows[i], "--allow-hosts", err, sizeof err) != 0)
-            return cli_error(cli, "--allow-hosts: %s", err);
-    }
-    return 0;
-}
-
 /* $CQ_REDIS_URL and $CQ_PREFIX, which the worker reads where --url and --prefix were not
  * given, and an empty --url or --prefix: checked with the options, so that a bad one is a
  * usage error that names the variable or the option, as in cenqueue and cqctl. 0 or 2. */
@@ -358,6 +289,18 @@ static int check_env(const struct cli *cli, const struct opts *o)
     if (cli_check_settings(o->url, o->prefix, err, sizeof err) != 0)
         return cli_error(cli, "%s", err);
     return 0;
+}
+
+/* A setting of the worker's own (the current option): --url and --prefix are also kept in o
+ * for check_env. 0 or 2. */
+static int set_setting(const struct cli *cli, cq_worker *w, struct opts *o)
+{
+    int redis = strcmp(cli->opt, "url") == 0 || strcmp(cli->opt, "prefix") == 0;
+
+    if (strcmp(cli->opt, "url") == 0) o->url = optarg;
+    if (strcmp(cli->opt, "prefix") == 0) o->prefix = optarg;
+    /* an empty one is refused as cenqueue and cqctl refuse it */
+    return redis && *optarg == '\0' ? check_env(cli, o) : set(cli, w, optarg);
 }
 
 /* Parse the command line into w and o, with cli (kept for the usage errors found later).
@@ -384,24 +327,16 @@ static int parse_options(struct cli *cli, cq_worker *w, struct opts *o, int argc
         case O_COMMAND_FILE:
             rc = add_path(cli, o->command_files, &o->nfiles, 16, "a file of NAME=PROGRAM lines");
             break;
-        case O_DENY_NETWORKS: rc = add_to(cli, o->denies, &o->ndenies, 16); break;
-        case O_ALLOW_HOSTS: rc = add_to(cli, o->allows, &o->nallows, 16); break;
-        case O_CONTENT: rc = set_content(cli, o, optarg); break;
-        default: { /* the worker's own settings */
-            int redis = strcmp(cli->opt, "url") == 0 || strcmp(cli->opt, "prefix") == 0;
-
-            if (strcmp(cli->opt, "url") == 0) o->url = optarg;
-            if (strcmp(cli->opt, "prefix") == 0) o->prefix = optarg;
-            /* an empty one is refused as cenqueue and cqctl refuse it */
-            rc = redis && *optarg == '\0' ? check_env(cli, o) : set(cli, w, optarg);
+        default: /* what download_link may fetch (dlopts.h), or the worker's own settings */
+            rc = dlopts_take(cli, &o->dl, c, optarg);
+            if (rc == 1) rc = set_setting(cli, w, o);
             break;
-        }
         }
     }
     cli_end(cli);
     if (rc != 0) return rc == CLI_STOP ? 0 : rc;
     rc = check_env(cli, o);
-    if (rc == 0) rc = set_policy(cli, o);
+    if (rc == 0) rc = dlopts_finish(cli, &o->dl, &o->limits);
     if (rc != 0) return rc;
     for (i = optind; i < argc; i++) {
         if (cq_worker_add_queue(w, argv[i], err, sizeof err) != 0) return cli_error(cli, "%s", err);
@@ -489,7 +424,7 @@ static int run(cq_worker *w, int argc, char **argv)
 
     memset(&o, 0, sizeof o);
     http_limits_default(&o.limits);
-    o.limits.images_only = 1;
+    dlopts_init(&o.dl);
     rc = parse_options(&cli, w, &o, argc, argv);
     if (rc < 0) {
         rc = add_functions(&cli, w, &o);
@@ -504,12 +439,12 @@ static int run(cq_worker *w, int argc, char **argv)
         /* A handler that ignored the stop may still run after cq_worker_run returns (the
          * worker then leaves it behind as the process exits), and a download reads the
          * policy: it stays until exit, reachable from here. */
-        running_policy = o.policy;
+        running_policy = o.dl.policy;
         the_worker = w;
         setup_signals();
         return cq_worker_run(w);
     }
-    netpolicy_free(o.policy);
+    dlopts_free(&o.dl);
     return rc;
 }
 

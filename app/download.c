@@ -13,7 +13,7 @@
  * directory is made or any byte is fetched.
  *
  * The body is written to an unnamed O_TMPFILE in the target directory. Only after a complete
- * 2xx transfer is it given a name: the final one at once (linkat) where no file has it, or
+ * 200 (or 203) transfer is it given a name: the final one at once (linkat) where no file has it, or
  * else a hidden temporary name renamed over the final name, so an existing file is replaced
  * atomically and a reader sees the old file or the new one, never half of either; if the
  * worker dies mid-transfer the unnamed file simply vanishes.

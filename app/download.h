@@ -8,8 +8,9 @@
  *     refused;
  *   - the body goes to an unnamed temporary file in the same directory (O_TMPFILE, or a
  *     hidden named one where the filesystem lacks it) that is linked and renamed into place
- *     only when the transfer is complete with a 2xx status, so a reader never sees half a file
- *     and a killed worker leaves nothing behind.
+ *     only when the transfer is complete with status 200 or 203 (a 206 is part of a file, a
+ *     204 none: both fail for good), so a reader never sees half a file and a killed worker
+ *     leaves nothing behind.
  *
  * download_link is download_begin + http_perform + download_end. A driver that runs many
  * transfers on one thread (cproducer --mode async) calls the same two halves around a curl

@@ -35,8 +35,8 @@
  * checked, and a host that is an IP address is checked before the proxy is asked, but what a
  * host name resolves to is the proxy's business.
  *
- * Content (images_only). The first CONTENT_SNIFF_LEN bytes of a 2xx body are kept and
- * judged as soon as they are in (or at the end of a shorter body); a body that is no image
+ * Content (images_only). The first CONTENT_SNIFF_LEN bytes of a body to keep (a 2xx's, a
+ * download's 200 or 203: keeps_body) are kept and judged as soon as they are in (or at the end of a shorter body); a body that is no image
  * stops the transfer there, so an HTML page of 50 MB costs its first piece (libcurl hands a
  * body over 16 KB at a time at most), not 50 MB.
  *
@@ -70,7 +70,8 @@
  * than grow without bound on what the network tells us. */
 #define HEADERS_MAX (256 * 1024)
 
-/* The body of a non-2xx response in http_get_to_fd is read and dropped so the connection
+/* The body of a response http_get_to_fd does not keep (a 404's, a 206's: keeps_body) is read
+ * and dropped so the connection
  * stays reusable, but only up to this much: past it, closing the connection is cheaper. */
 #define DISCARD_MAX (64 * 1024)
 
@@ -218,6 +219,22 @@ static int is_2xx(long status)
     return status >= 200 && status < 300;
 }
 
+/* The statuses whose body a download keeps (http_get_to_fd): the resource itself, whole:
+ * 200, and 203 (the same through a transforming proxy). A 206 is a part of it (cq sends no
+ * Range, so it answers no request of ours), 204 and 205 have no body, and the other 2xx
+ * (201, 202, 207, ...) describe something else than the link's file. */
+static int keeps_body(long status)
+{
+    return status == 200 || status == 203;
+}
+
+/* Whether x keeps the body of a response of this status: http_get's (the gallery's) any 2xx
+ * (its caller reads the status), http_get_to_fd's only keeps_body's. */
+static int body_wanted(const struct xfer *x, long status)
+{
+    return x->to_fd ? keeps_body(status) : is_2xx(status);
+}
+
 /* Headers are only counted here (libcurl parses them; end() reads the final response's):
  * every hop's block counts toward HEADERS_MAX. */
 static size_t on_header(char *data, size_t size, size_t nmemb, void *userp)
@@ -264,7 +281,7 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
     size_t n = size * nmemb;
 
     if (x->status == 0) curl_easy_getinfo(x->curl, CURLINFO_RESPONSE_CODE, &x->status);
-    if (x->to_fd && !is_2xx(x->status)) {
+    if (x->to_fd && !keeps_body(x->status)) {
         /* An error page: read it so the connection can be reused, but never keep it. */
         x->bytes += (long long)n;
         if (x->bytes > DISCARD_MAX) {
@@ -278,7 +295,7 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
         return 0;
     }
     x->bytes += (long long)n;
-    if (x->images_only && !x->judged && is_2xx(x->status)) {
+    if (x->images_only && !x->judged && body_wanted(x, x->status)) {
         size_t take = CONTENT_SNIFF_LEN - x->headlen;
 
         if (take > n) take = n;
@@ -716,7 +733,8 @@ static int end(struct http *h, const char *url, CURLcode rc, struct xfer *x,
     if (!x->to_fd) collect_headers(h->curl, res);
     res->retry_after = retry_after(h->curl);
 
-    if (rc == CURLE_OK && x->images_only && is_2xx(res->status) && !x->judged) judge_body(x);
+    if (rc == CURLE_OK && x->images_only && body_wanted(x, res->status) && !x->judged)
+        judge_body(x);
     if (x->not_image) {
         char what[96], ctype[96];
         struct curl_header *ct = NULL;
@@ -827,7 +845,7 @@ int http_finish_fd_transfer(struct http *h, CURLcode rc, struct http_result *res
                             size_t errlen)
 {
     char *url = h->url;
-    int ret, stopped;
+    int ret, stopped, unwanted_2xx;
 
     if (url == NULL) {
         result_clear(res);
@@ -844,15 +862,23 @@ int http_finish_fd_transfer(struct http *h, CURLcode rc, struct http_result *res
     /* An error status is the fact worth reporting even when its body then broke off, ran
      * over the cap or timed out (by libcurl's clock or the stop check's), unless the worker
      * stopped the transfer: that is why it ended. 3xx is not: a redirect that could not be
-     * followed is explained better by libcurl's own message. */
-    if (ret < 0 && (res->status < 400 || stopped)) {
+     * followed is explained better by libcurl's own message. A 2xx whose body is not kept
+     * (206, 204) is said as such, its body dropped however it ended. */
+    unwanted_2xx = is_2xx(res->status) && !keeps_body(res->status);
+    if (ret < 0 && ((res->status < 400 && !unwanted_2xx) || stopped)) {
         free(url);
         return -1;
     }
-    if (!is_2xx(res->status)) {
+    if (!keeps_body(res->status)) {
         res->transient = status_transient(res->status);
         if (res->status == 0)
             err_set(err, errlen, "%s: no HTTP response", url);
+        else if (res->status == 206)
+            err_set(err, errlen,
+                    "%s: HTTP 206 Partial Content to a request without Range: not the whole file",
+                    url);
+        else if (res->status == 204 || res->status == 205)
+            err_set(err, errlen, "%s: HTTP %ld: no body", url, res->status);
         else
             err_set(err, errlen, "%s: HTTP %ld", url, res->status);
         free(url);

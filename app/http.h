@@ -73,8 +73,10 @@ int http_get(struct http *h, const char *url, const char *const *req_headers,
              const struct http_limits *lim, char **body, size_t *len, struct http_result *res,
              char *err, size_t errlen);
 
-/* GET url and write the body to fd. Returns 0 only when the whole body arrived with a 2xx
- * status; -1 otherwise, with err set ("https://x/y.jpg: HTTP 404") and res filled.
+/* GET url and write the body to fd. Returns 0 only when the whole body arrived with status
+ * 200 or 203; -1 otherwise, with err set ("https://x/y.jpg: HTTP 404") and res filled. The
+ * other 2xx fail for good: a 206 ("HTTP 206 Partial Content to a request without Range: not
+ * the whole file"), a 204 or 205 ("HTTP 204: no body"), a 202 ("HTTP 202").
  * It is http_setup_fd_transfer + http_perform + http_finish_fd_transfer. */
 int http_get_to_fd(struct http *h, const char *url, int fd, const struct http_limits *lim,
                    struct http_result *res, char *err, size_t errlen);

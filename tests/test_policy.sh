@@ -176,6 +176,28 @@ work --content any
 check_eq "--content any keeps the HTML page" finished "$(jfield html-any)"
 check_contains "...as it came" "<!DOCTYPE html>" "$(cat "$ROOT/images/any.jpg")"
 
+# ---- a 2xx that is not the whole file: only 200 and 203 leave one ----
+# A 206 (download_link sends no Range) is a part of the file, however its first bytes look;
+# a 204 or 205 has no body (saved as an empty file with --content any). Both fail for good
+# and leave nothing; a 203 (a transforming proxy's 200) is kept.
+job partial "$A/_/partial/part.jpg"
+work
+refused partial "download_link: $A/_/partial/part.jpg: HTTP 206 Partial Content to a request without Range: not the whole file"
+check "no part.jpg saved" [ ! -e "$ROOT/images/part.jpg" ]
+job partial-any "$A/_/partial/part-any.jpg"
+job no-content "$A/_/status/204/nocontent.jpg"
+job reset-content "$A/_/status/205/reset.jpg"
+job non-authoritative "$A/_/status/203/nonauth.jpg"
+work --content any
+refused partial-any "download_link: $A/_/partial/part-any.jpg: HTTP 206 Partial Content to a request without Range: not the whole file"
+refused no-content "download_link: $A/_/status/204/nocontent.jpg: HTTP 204: no body"
+refused reset-content "download_link: $A/_/status/205/reset.jpg: HTTP 205: no body"
+check "--content any: no part-any.jpg, nocontent.jpg or reset.jpg saved" \
+    [ ! -e "$ROOT/images/part-any.jpg" -a ! -e "$ROOT/images/nocontent.jpg" -a ! -e "$ROOT/images/reset.jpg" ]
+check_eq "--content any: a 203 is kept" finished "$(jfield non-authoritative)"
+check_eq "...as it came" "status 203" "$(cat "$ROOT/images/nonauth.jpg")"
+check "no temporary file left" no_temp_files
+
 # ---- usage errors: one line and the pointer to --help, exit 2, before anything starts ----
 # usage_error NAME EXPECTED CMD...: CMD exits 2 and its first line is EXPECTED.
 usage_error() {

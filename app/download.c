@@ -222,13 +222,13 @@ int download_open_dir(const char *root, const char *directory, char *err, size_t
  * libcurl (http_url_parse), so the name comes from the very path curl will request: dot
  * segments resolved, without query or fragment, userinfo and IPv6 hosts understood as curl
  * understands them. What libcurl does not check is cq's to check: that the last segment is
- * a safe file name once decoded (no '/', '\\', control byte, "." or ".."; at most NAME_MAX
- * bytes), and that its percent-encoding is well formed (curl decodes "%zz" as itself). */
+ * a safe file name once decoded (UTF-8 text, no '/', '\\', control character, C1 ones
+ * included, "." or ".."; at most NAME_MAX bytes), and that its percent-encoding is well formed (curl decodes "%zz" as itself). */
 static int filename_of(const char *url, char *name, size_t namelen, char *err, size_t errlen)
 {
     char *path, *dec = NULL;
     const char *seg;
-    size_t slen, i;
+    size_t slen, i, clen;
     int dlen = 0, rc = -1;
 
     if (http_url_parse(url, &path, err, errlen) < 0) return -1;
@@ -248,10 +248,18 @@ static int filename_of(const char *url, char *name, size_t namelen, char *err, s
         goto done;
     }
     dec = xcheck(curl_easy_unescape(NULL, seg, (int)slen, &dlen), "a file name");
-    for (i = 0; i < (size_t)dlen; i++) {
+    /* UTF-8 text, character by character: a name that is not (%FF) would be one thing on disk
+     * and another in the job's result and every line that shows it (as '?' or \xff), and a
+     * C1 control (U+0080-U+009F, %C2%85) is a control as the C0 ones are. */
+    for (i = 0; i < (size_t)dlen; i += clen) {
         unsigned char c = (unsigned char)dec[i];
 
-        if (c == '\0' || is_ctl(c)) {
+        clen = utf8_char((const unsigned char *)dec + i, (size_t)dlen - i);
+        if (clen == 0) {
+            err_set(err, errlen, "%s: the file name is not UTF-8 text", url);
+            goto done;
+        }
+        if (c == '\0' || is_ctl(c) || (c == 0xC2 && (unsigned char)dec[i + 1] < 0xA0)) {
             err_set(err, errlen, "%s: the file name contains a control character", url);
             goto done;
         }

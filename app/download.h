@@ -4,7 +4,8 @@
  *   - directory is relative and confined under root: absolute paths, "..", and symlinks
  *     that lead outside root are refused; missing directories are created (setup_download_dir);
  *   - name is the last segment of the URL's path (query and fragment dropped), percent-
- *     decoded; empty, ".", "..", names with '/' '\\' or control bytes, or over NAME_MAX are
+ *     decoded; empty, ".", "..", names with '/' '\\' or control characters (C0, DEL, C1),
+ *     names that are not UTF-8 text, or over NAME_MAX are
  *     refused;
  *   - the body goes to an unnamed temporary file in the same directory (O_TMPFILE, or a
  *     hidden named one where the filesystem lacks it) that is linked and renamed into place

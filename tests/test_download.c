@@ -341,6 +341,40 @@ static void test_filename(void)
     CHECK(download_filename("https://h/a%2Fb.jpg", name, sizeof(name), err, sizeof(err)) < 0);
     CHECK_HAS(err, "'/'");
 
+    /* A name that is not UTF-8 text was saved as it decoded ('\377z.jpg' on disk, 'images/?z.jpg'
+     * in the job's result), and a C1 control (U+0080-U+009F) passed where C0's did not. Each
+     * form of bytes that are no character is refused; U+00A0, the first after C1, passes. */
+    static const char *const not_utf8[] = {
+        "https://h/%FFz.jpg",         /* never in UTF-8 */
+        "https://h/%80z.jpg",         /* a stray continuation byte */
+        "https://h/z%C3.jpg",         /* a character cut short */
+        "https://h/%C0%AFz.jpg",      /* an overlong '/' */
+        "https://h/%ED%A0%80z.jpg",   /* a surrogate */
+        "https://h/%F4%90%80%80.jpg", /* past U+10FFFF */
+    };
+    for (size_t i = 0; i < sizeof(not_utf8) / sizeof(not_utf8[0]); i++) {
+        err[0] = '\0';
+        if (download_filename(not_utf8[i], name, sizeof(name), err, sizeof(err)) == 0) {
+            fprintf(stderr, "download_filename accepted %s\n", not_utf8[i]);
+            CHECK(!"a name that is not UTF-8 accepted");
+        }
+        snprintf(url, sizeof(url), "download_filename: %s: the file name is not UTF-8 text",
+                 not_utf8[i]);
+        CHECK_STREQ(err, url);
+    }
+    static const char *const c1[] = {"https://h/%C2%80z.jpg", "https://h/a%C2%85b.jpg",
+                                     "https://h/%C2%9B31m.jpg", "https://h/z%C2%9F"};
+    for (size_t i = 0; i < sizeof(c1) / sizeof(c1[0]); i++) {
+        err[0] = '\0';
+        CHECK(download_filename(c1[i], name, sizeof(name), err, sizeof(err)) < 0);
+        snprintf(url, sizeof(url),
+                 "download_filename: %s: the file name contains a control character", c1[i]);
+        CHECK_STREQ(err, url);
+    }
+    CHECK(download_filename("https://h/%C2%A0%F0%9F%98%80.jpg", name, sizeof(name), err,
+                            sizeof(err)) == 0);
+    CHECK_STREQ(name, "\xc2\xa0\xf0\x9f\x98\x80.jpg");
+
     /* A raw newline in a link is refused and never echoed into the (logged) message. */
     CHECK(download_filename("https://h/x.jpg\n2026-01-01 FAKE", name, sizeof(name), err,
                             sizeof(err)) < 0);

@@ -325,7 +325,10 @@ static void add_image(const cJSON *item, const struct gallery_filter *f,
             return;
         }
     }
-    if (strlen(link) >= GALLERY_URL_MAX || http_url_parse(link, NULL, NULL, 0) != 0) {
+    /* A link that is not UTF-8 text could not be enqueued (a job's args are JSON strings):
+     * one such link is one link left out, not the whole run failed. */
+    if (strlen(link) >= GALLERY_URL_MAX || !utf8_text(link) ||
+        http_url_parse(link, NULL, NULL, 0) != 0) {
         count(&st->skipped);
         return;
     }

@@ -86,7 +86,7 @@ struct gallery_stats {
     long kept;           /* links added */
     long duplicates;     /* links that were already there */
     long filtered;       /* images the filter did not want, albums dropped */
-    long skipped;        /* malformed items: no link, not http(s), too long, bad album id */
+    long skipped; /* malformed items: no link, not http(s), not UTF-8, too long, bad album id */
 };
 
 /* Parse one API response whose data is an array of gallery items or of images (a gallery

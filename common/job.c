@@ -374,24 +374,6 @@ int job_json_finite(const cJSON *v)
     return 1;
 }
 
-static int utf8_text(const char *s)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    size_t n = strlen(s), k;
-
-    while (n > 0) {
-        if (*p < 0x80) { /* the common case: ASCII */
-            p++;
-            n--;
-            continue;
-        }
-        if ((k = utf8_char(p, n)) == 0) return 0;
-        p += k;
-        n -= k;
-    }
-    return 1;
-}
-
 int job_json_utf8(const cJSON *v)
 {
     const cJSON *c;

@@ -771,14 +771,38 @@ static int record_fits(const struct job *j, char *err, size_t errlen)
     return -1;
 }
 
+/* The first argument of j that is not UTF-8 text, as a refusal names it: its position, and
+ * a string shown escaped (str_shown: "argument 2, 'caf\xe9',"), so that the caller can tell
+ * which of its values it was; an array or an object by its position alone. */
+static void name_not_utf8(const struct job *j, char *buf, size_t len)
+{
+    char shown[STR_SHOWN_LEN];
+    const cJSON *a;
+    int i = 1;
+
+    for (a = cJSON_IsArray(j->args) ? j->args->child : NULL; a != NULL; a = a->next, i++) {
+        if (job_json_utf8(a)) continue;
+        if (cJSON_IsString(a))
+            snprintf(buf, len, "argument %d, '%s', is", i,
+                     str_shown(a->valuestring, shown, sizeof shown));
+        else
+            snprintf(buf, len, "argument %d holds a string that is", i);
+        return;
+    }
+    str_copy(buf, len, "an argument is");
+}
+
 int queue_check_record(const struct job *j, char *err, size_t errlen)
 {
+    char which[STR_SHOWN_LEN + 64];
+
     if (record_fits(j, err, errlen) != 0) return -1;
     if (!job_json_utf8(j->args)) {
+        name_not_utf8(j, which, sizeof which);
         err_set(err, errlen,
-                "%s: an argument is not UTF-8 text, which JSON's strings must be (a reader "
-                "in another language could not decode the record): send bytes as base64",
-                j->func);
+                "%s: %s not UTF-8 text, which JSON's strings must be (a reader in another "
+                "language could not decode the record): send bytes as base64",
+                j->func, which);
         return -1;
     }
     return 0;

@@ -103,6 +103,24 @@ size_t utf8_char(const unsigned char *s, size_t n)
     return len;
 }
 
+int utf8_text(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t n = strlen(s), k;
+
+    while (n > 0) {
+        if (*p < 0x80) { /* the common case: ASCII */
+            p++;
+            n--;
+            continue;
+        }
+        if ((k = utf8_char(p, n)) == 0) return 0;
+        p += k;
+        n -= k;
+    }
+    return 1;
+}
+
 /* c as \xHH into out: 4 bytes. */
 static size_t hex_escape(unsigned char c, char *out)
 {

@@ -38,6 +38,8 @@ const char *str_shown(const char *s, char *buf, size_t len);
  * are not one (a stray continuation byte, an overlong form, a surrogate, a character cut
  * short, or n 0). */
 size_t utf8_char(const unsigned char *s, size_t n);
+/* 1 when s is UTF-8 text throughout (each character one utf8_char takes), else 0. */
+int utf8_text(const char *s);
 
 /* c into out as a log line or an error line shows it: \n, \r and \t (unless keep_tab) as
  * two characters, other control bytes as \xHH, the rest as it is. Returns the bytes written,

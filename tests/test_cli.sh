@@ -656,7 +656,7 @@ for nc in "" --no-check; do
     printf 'noop a\nnoop caf\351\nnoop b\n' | "$BIN/cenqueue" $nc -q utf --stdin >"$T/out" 2>"$T/err"
     check_eq "a line not UTF-8 ${nc:-checked}: exit 2" 2 "$?"
     check_contains "... names its line and the fix" \
-        "cenqueue: stdin line 2: noop: an argument is not UTF-8 text, which JSON's strings must be (a reader in another language could not decode the record): send bytes as base64" \
+        "cenqueue: stdin line 2: noop: argument 1, 'caf\\xe9', is not UTF-8 text, which JSON's strings must be (a reader in another language could not decode the record): send bytes as base64" \
         "$(<"$T/err")"
     check_contains "... the line before it in" "the 1 job before line 2 went in (ids printed)" \
         "$(<"$T/err")"

@@ -392,14 +392,23 @@ static void test_declarations(void)
         REQUIRE(s != NULL);
         err[0] = '\0';
         CHECK_EQ(cq_jobspec_check(s, err, sizeof err), -1);
-        CHECK_HAS(err, "noop: an argument is not UTF-8 text");
+        /* its position and its value, shown escaped (it said 'an argument') */
+        CHECK_HAS(err, "noop: argument 2, 'caf\\xe9', is not UTF-8 text");
         err[0] = '\0';
         CHECK_EQ(cq_client_check(c, s, warn, sizeof warn, err, sizeof err), -1);
-        CHECK_HAS(err, "noop: an argument is not UTF-8 text");
+        CHECK_HAS(err, "noop: argument 2, 'caf\\xe9', is not UTF-8 text");
         CHECK_EQ(cq_enqueue(c, &s, 1, CQ_NO_CHECK, err, sizeof err), -1);
-        CHECK_HAS(err, "noop: an argument is not UTF-8 text");
+        CHECK_HAS(err, "noop: argument 2, 'caf\\xe9', is not UTF-8 text");
         CHECK_EQ(cq_jobspec_enqueued(s), 0);
         CHECK_EQ(integer(rconn_commandf(&R, "LLEN cq:queue:default")), 1); /* appfn's, above */
+        cq_jobspec_free(s);
+    }
+    { /* in an argument that is an object: named by its position */
+        s = cq_jobspec_new("noop", "[\"ok\", {\"k\": [\"caf\xe9\"]}]", err, sizeof err);
+        REQUIRE(s != NULL);
+        err[0] = '\0';
+        CHECK_EQ(cq_jobspec_check(s, err, sizeof err), -1);
+        CHECK_HAS(err, "noop: argument 2 holds a string that is not UTF-8 text, which JSON's");
         cq_jobspec_free(s);
     }
     { /* in one call with a job due now, the one not UTF-8 due later: neither goes in, as
@@ -411,7 +420,7 @@ static void test_declarations(void)
         CHECK_EQ(cq_jobspec_set_at(two[1], 4000000000.0), 0);
         err[0] = '\0';
         CHECK_EQ(cq_enqueue(c, two, 2, CQ_NO_CHECK, err, sizeof err), -1);
-        CHECK_HAS(err, "noop: an argument is not UTF-8 text");
+        CHECK_HAS(err, "noop: argument 1, 'caf\\xe9', is not UTF-8 text");
         CHECK_EQ(cq_jobspec_enqueued(two[0]), 0);
         CHECK_EQ(integer(rconn_commandf(&R, "LLEN cq:queue:default")), 1); /* appfn's */
         cq_jobspec_free(two[0]);

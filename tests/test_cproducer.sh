@@ -178,6 +178,25 @@ check_eq "--wait, its reader gone before the enqueue's line: exit 1 at once, no 
     "$? $(grep -v 'warning:' "$T/err")"
 rcli DEL cq:queue:full >/dev/null && rcli SREM cq:queues full >/dev/null
 
+echo "# a link that is not UTF-8 text"
+# A job's args are JSON strings: one link with a raw 0xff byte failed the whole enqueue, in a
+# line that named neither it nor the argument ('download_link: an argument is not UTF-8 text
+# ... (0 of 16 jobs enqueued)'), and past 1000 links left the batches before it in. It is a
+# malformed item, as a link that is not http(s): left out, counted, the rest enqueued.
+prod badutf8-links --dry-run
+check_eq "--dry-run lists the 15 other links" 15 "$(lines "$OUT")"
+check_eq "... none with the 0xff byte" 0 "$(printf '%s\n' "$OUT" | LC_ALL=C grep -c $'\xff')"
+printf '%s\n' "$OUT" >"$T/links15"
+check "... all of them links of the gallery" \
+    [ -z "$(comm -23 <(sort "$T/links15") <(sort "$T/links16"))" ]
+prod badutf8-links -q bad8 -v
+check_eq "the enqueue exits 0" 0 "$RC"
+check_eq "... with the 15 others" "enqueued 15 jobs to queue bad8" "$OUT"
+check_contains "... -v counting 15 kept" "15 links kept, 0 duplicates" "$ERR"
+check_contains "... as one malformed" "filtered out, 1 malformed" "$ERR"
+check_jobs "... their records those of the dry run" cq:queue:bad8 15 images "$T/links15"
+rcli DEL cq:queue:bad8 >/dev/null && rcli SREM cq:queues bad8 >/dev/null
+
 echo "# pages and duplicates"
 prod test-client --dry-run --pages 2
 check_eq "--pages 2: the union of both pages (16 + 34)" 50 "$(lines "$OUT")"

@@ -433,6 +433,26 @@ static void test_malformed_items(void)
     gallery_links_free(&l);
     gallery_links_free(&albums);
 
+    /* Links that are not UTF-8 text (a raw 0xff, Latin-1, a surrogate, a cut character):
+     * malformed, where they were kept and failed cproducer's whole enqueue. A link of UTF-8
+     * text with a character beyond ASCII is kept, as libcurl takes it. */
+    const char *bytes =
+        "{\"data\":[{\"link\":\"http://h/\xffz.jpg\"}, {\"link\":\"http://h/caf\xe9.jpg\"},"
+        " {\"link\":\"http://h/\xed\xa0\x80.jpg\"}, {\"link\":\"http://h/a\xc3.jpg\"},"
+        " {\"link\":\"http://h/caf\xc3\xa9.jpg\"}, {\"link\":\"http://h/ok.jpg\"}],"
+        " \"success\":true}";
+    memset(&st, 0, sizeof st);
+    gallery_links_init(&l);
+    CHECK_EQ(gallery_parse(bytes, strlen(bytes), 200, &f, &l, NULL, &st, err, sizeof err), 6);
+    CHECK_EQ(l.n, 2);
+    if (l.n == 2) {
+        CHECK_STREQ(l.v[0], "http://h/caf\xc3\xa9.jpg");
+        CHECK_STREQ(l.v[1], "http://h/ok.jpg");
+    }
+    CHECK_EQ(st.skipped, 4);
+    CHECK_EQ(st.kept, 2);
+    gallery_links_free(&l);
+
     /* With types, an item without a string type is not wanted. */
     struct gallery_filter t = filter("image/jpeg", 0);
     gallery_links_init(&l);

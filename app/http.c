@@ -17,9 +17,11 @@
  * total size of the header blocks (it caps one header line, not their sum), a body's size
  * when no Content-Length declared it, and the form of links (absolute http(s) only).
  *
- * Size limits are enforced twice: CURLOPT_MAXFILESIZE_LARGE refuses a declared
- * Content-Length up front, and the write callback stops a body that never declared one
- * (chunked or close-delimited) as soon as it passes the cap.
+ * Size limits are enforced twice, both in the write callback: at the final response's first
+ * body byte, a Content-Length it declares over the cap stops it; and a body that declared
+ * none (chunked or close-delimited), or less than it sends, is stopped as soon as it passes
+ * the cap. Not with CURLOPT_MAXFILESIZE_LARGE: libcurl 7.88 holds it against the declared
+ * length of every response, a 3xx it follows too, whose length is not the file's.
  *
  * Network policy (netpolicy.h). A job names the link, so the places a request may go are
  * checked where libcurl decides them, not where the URL names them. The open-socket hook
@@ -275,12 +277,25 @@ static int judge_body(struct xfer *x)
     return -1;
 }
 
+/* At the final response's first body byte: whether the Content-Length it declares is over
+ * the cap (it is the final one's: libcurl hands no followed 3xx's body to on_body). 1 when
+ * it is. */
+static int declared_over_cap(const struct xfer *x)
+{
+    curl_off_t declared = -1;
+
+    return x->max_bytes > 0 &&
+        curl_easy_getinfo(x->curl, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &declared) == CURLE_OK &&
+        declared > (curl_off_t)x->max_bytes;
+}
+
 static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
 {
     struct xfer *x = userp;
     size_t n = size * nmemb;
+    int first = x->status == 0;
 
-    if (x->status == 0) curl_easy_getinfo(x->curl, CURLINFO_RESPONSE_CODE, &x->status);
+    if (first) curl_easy_getinfo(x->curl, CURLINFO_RESPONSE_CODE, &x->status);
     if (x->to_fd && !keeps_body(x->status)) {
         /* An error page: read it so the connection can be reused, but never keep it. */
         x->bytes += (long long)n;
@@ -290,7 +305,8 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
         }
         return n;
     }
-    if (x->max_bytes > 0 && x->bytes + (long long)n > x->max_bytes) {
+    if ((first && declared_over_cap(x)) ||
+        (x->max_bytes > 0 && x->bytes + (long long)n > x->max_bytes)) {
         x->over_cap = 1;
         return 0;
     }
@@ -490,7 +506,6 @@ static int setup(struct http *h, const char *url, const struct http_limits *lim,
     }
     SET(CURLOPT_CONNECTTIMEOUT_MS, to_ms(lim->connect_timeout));
     SET(CURLOPT_TIMEOUT_MS, to_ms(lim->timeout));
-    if (lim->max_bytes > 0) SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)lim->max_bytes);
     SET(CURLOPT_HEADERFUNCTION, on_header);
     SET(CURLOPT_HEADERDATA, x);
     SET(CURLOPT_WRITEFUNCTION, on_body);

@@ -598,6 +598,22 @@ static void test_failures(struct http *h)
     CHECK(download_link(h, root, "fail", url, &lim, &res, err, sizeof(err)) == 0);
     download_result_free(&res);
     CHECK(file_matches("fail/exact.jpg", "exact.jpg", 10000));
+    /* The cap is the final response's: a 3xx libcurl follows may declare any Content-Length
+     * (CURLOPT_MAXFILESIZE_LARGE held it against the download: 'body larger than the
+     * 40000-byte limit'); the file it leads to is checked, declared or not. */
+    lim.max_bytes = 40000;
+    url_of(url, sizeof(url), "/_/redirect-declared/99999999999/declared.jpg");
+    err[0] = '\0';
+    if (download_link(h, root, "fail", url, &lim, &res, err, sizeof(err)) != 0)
+        fprintf(stderr, "  %s\n", err);
+    else
+        download_result_free(&res);
+    CHECK(file_matches("fail/declared.jpg", "declared.jpg", 32768));
+    expect_failure(h, &lim, "fail", "/_/redirect-declared/99999999999/_/big/60000/over.jpg",
+                   "body larger than the 40000-byte limit", 0);
+    expect_failure(h, &lim, "fail",
+                   "/_/redirect-declared/99999999999/_/big/60000/overc.jpg?chunked=1",
+                   "body larger than the 40000-byte limit", 0);
     http_limits_default(&lim);
 
     /* Redirects: within the limit they are followed, beyond it or to file:// they fail. */
@@ -653,7 +669,7 @@ static void test_failures(struct http *h)
     }
 
     listing("fail", list, sizeof(list));
-    CHECK_STREQ(list, "exact.jpg,hop5.jpg,padded.jpg,rl.jpg");
+    CHECK_STREQ(list, "declared.jpg,exact.jpg,hop5.jpg,padded.jpg,rl.jpg");
 
     /* The download root gone since the worker started: the host's fault, said as such. */
     {

@@ -141,11 +141,12 @@ int download_check_dir(const char *directory, char *err, size_t errlen)
     return normalise_dir(directory, norm, sizeof norm, err, errlen);
 }
 
-/* Open the normalised directory norm under root, making what is missing, never following a
- * symbolic link. Returns an O_DIRECTORY fd, or -1 with err set (and *host when the host's
- * state is to blame). directory is the job's own spelling, for messages. */
-static int open_dir(const char *root, const char *directory, const char *norm, int *host, char *err,
-                    size_t errlen)
+/* Open the normalised directory norm under root, making what is missing (with make; without,
+ * stopping at the first component missing, whose fd is returned), never following a symbolic
+ * link. Returns an O_DIRECTORY fd, or -1 with err set (and *host when the host's state is to
+ * blame). directory is the job's own spelling, for messages. */
+static int open_dir(const char *root, const char *directory, const char *norm, int make, int *host,
+                    char *err, size_t errlen)
 {
     const char *p = norm;
     int cur;
@@ -167,6 +168,7 @@ static int open_dir(const char *root, const char *directory, const char *norm, i
         comp[clen] = '\0';
         p += clen;
         next = openat(cur, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (next < 0 && errno == ENOENT && !make) return cur;
         if (next < 0 && errno == ENOENT) {
             /* EEXIST: another worker made it between our open and our mkdir; open it. */
             if (mkdirat(cur, comp, 0755) < 0 && errno != EEXIST) {
@@ -213,9 +215,21 @@ int download_open_dir(const char *root, const char *directory, char *err, size_t
     int fd = -1;
 
     if (normalise_dir(directory, norm, sizeof(norm), msg, sizeof(msg)) == 0)
-        fd = open_dir(root, directory, norm, &host, msg, sizeof(msg));
+        fd = open_dir(root, directory, norm, 1, &host, msg, sizeof(msg));
     if (fd < 0) err_prefix(err, errlen, "download_open_dir", msg);
     return fd;
+}
+
+int download_check_target(const char *root, const char *directory, char *err, size_t errlen)
+{
+    char norm[PATH_MAX];
+    int host, fd;
+
+    if (normalise_dir(directory, norm, sizeof norm, err, errlen) != 0) return -1;
+    fd = open_dir(root, directory, norm, 0, &host, err, errlen);
+    if (fd < 0) return -1;
+    close(fd);
+    return 0;
 }
 
 /* The message of download_filename without a function prefix. The link is parsed by
@@ -457,7 +471,7 @@ static int prepare(struct download *d, const char *root, const char *directory, 
         err_set(msg, msglen, "directory '%s': path too long", directory);
         goto fail;
     }
-    d->dirfd = open_dir(root, directory, d->path, &d->host, msg, msglen);
+    d->dirfd = open_dir(root, directory, d->path, 1, &d->host, msg, msglen);
     if (d->dirfd < 0) goto fail;
 
     d->fd = open_unnamed(d->dirfd);

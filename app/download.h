@@ -89,6 +89,14 @@ int download_check_root(const char *root, char *err, size_t errlen);
  * every job of it would fail on. */
 int download_check_dir(const char *directory, char *err, size_t errlen);
 
+/* Whether root/directory is a place download_link can write in, as far as it exists,
+ * making nothing: directory as download_check_dir takes it, and each of its components that
+ * exists a directory, not a symbolic link (download_link never follows one: a --dir that is
+ * the user's own symlink fails every link). cproducer --mode checks it once before the
+ * first link. 0, or -1 with err ("directory 'images' escapes the download root (symlink at
+ * 'images')"). */
+int download_check_target(const char *root, const char *directory, char *err, size_t errlen);
+
 /* Whether a failed system call's errno is the host's fault rather than the job's: a full or
  * read-only disk, an I/O error, no file descriptors or memory left. A missing permission is
  * the host's only on the root itself (download_link decides that). */

@@ -665,15 +665,23 @@ out:
 
 /* ---- --mode: download here ----------------------------------------------------------- */
 
-/* The root must be a directory we can write in before the API is asked, so that a typo
- * fails before spending credits; as with cworker, it is made if missing. Returns 0 or an
- * exit status. */
+/* The root must be a directory we can write in, and ROOT/DIR one download_link takes, before
+ * the API is asked, so that a typo fails before spending credits; as with cworker, the root
+ * is made if missing. Returns 0 or an exit status. */
 static int open_root(const struct config *c)
 {
+    const char *root = c->download_root ? c->download_root : ".";
     char err[1024];
 
-    if (download_check_root(c->download_root ? c->download_root : ".", err, sizeof err) != 0) {
+    if (download_check_root(root, err, sizeof err) != 0) {
         fprintf(stderr, PROG ": --download-root: %s\n", err);
+        return EXIT_RUNTIME;
+    }
+    /* ROOT/DIR too, as far as it exists: a DIR that is a symlink (the user's own, to put the
+     * images elsewhere) is refused by every download_link, which follows none; said once
+     * here, where it failed every link, one line each. */
+    if (download_check_target(root, c->dir, err, sizeof err) != 0) {
+        fprintf(stderr, PROG ": --dir: %s\n", err);
         return EXIT_RUNTIME;
     }
     return 0;

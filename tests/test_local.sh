@@ -113,6 +113,28 @@ check_eq "an impossible --download-root exits 1" 1 "$RC"
 check_contains "... naming it" "--download-root: '$T/afile' is a regular file, not a directory" \
     "$(<"$ERR")"
 
+# A --dir that is a symbolic link (the user's own, to put the images elsewhere): download_link
+# follows none, so every link failed, one line each ('downloaded 0, failed 50'); said once,
+# before the API is asked. A --dir whose path goes through a regular file likewise.
+W=$T/dirlink
+mkdir -p "$W" "$T/elsewhere"
+ln -s "$T/elsewhere" "$W/images"
+reset_hits
+local_run "$W" test-client --mode threads --dir images
+check_eq "--dir a symlink: exits 1" 1 "$RC"
+check_eq "...in one line naming it" \
+    "cproducer: --dir: directory 'images' escapes the download root (symlink at 'images')" \
+    "$(<"$ERR")"
+check_eq "...before the API is asked" 0 "$(hits total)"
+check_eq "...nothing on stdout" "" "$(<"$OUT")"
+check_eq "...nothing written through it" "" "$(ls -A "$T/elsewhere")"
+W=$T/dirfile
+mkdir -p "$W/a"
+echo x >"$W/a/b"
+local_run "$W" test-client --mode async --dir a/b/c
+check_eq "--dir through a regular file: exits 1, in one line" \
+    "1 cproducer: --dir: directory 'a/b/c': 'a/b' is not a directory" "$RC $(<"$ERR")"
+
 echo "# failed links: reported one by one, the rest downloaded"
 IMGUR_CLIENT_ID=broken-links "$CP" --api-url "$API" --pages 2 --dry-run >"$T/blinks"
 grep -E '/_/(status/404|cut)/' "$T/blinks" | sort >"$T/bad"

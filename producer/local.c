@@ -26,8 +26,9 @@
  * Stopping (SIGINT/SIGTERM, seen through o->stop): no new link is started, the transfers
  * running are finished, and the links never tried are counted as not started. Children
  * cannot see the parent's flag, so the parent forwards the stop with SIGUSR1 (which means
- * "drain" and nothing else, so a Ctrl-C that reached the children too is not counted twice);
- * a second SIGINT or SIGTERM kills a child at once, as it does the parent, and a child dies
+ * "drain" and nothing else, so a Ctrl-C that reached the children too is not counted twice;
+ * the children are forked with it blocked until their handler is in, so that it never kills
+ * one); a second SIGINT or SIGTERM kills a child at once, as it does the parent, and a child dies
  * with its parent (PR_SET_PDEATHSIG) rather than download for no one.
  */
 #include "local.h"
@@ -325,6 +326,20 @@ static void child_signals(void)
     sigaction(SIGTERM, &sa, NULL);
 }
 
+/* SIGUSR1 blocked (SIG_BLOCK, the mask before it into old) or unblocked (SIG_UNBLOCK) in
+ * this thread. The parent forks its children with it blocked, so that its stop, sent to a
+ * child not yet past child_signals(), waits there rather than kill it (SIGUSR1's default
+ * action); the child unblocks it once its handler is in, the parent puts its mask back once
+ * every child is forked. */
+static void mask_usr1(int how, sigset_t *old)
+{
+    sigset_t set;
+
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    pthread_sigmask(how, &set, old);
+}
+
 /* Read one index. Returns 1, 0 at EOF, -1 when interrupted (look at child_stop) or broken. */
 static int read_index(int fd, uint32_t *index)
 {
@@ -381,6 +396,7 @@ static int child_main(struct run *r, int workfd, int resfd, pid_t parent)
     int status = 0;
 
     child_signals();
+    mask_usr1(SIG_UNBLOCK, NULL); /* a stop the parent sent meanwhile comes now */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent) /* the parent died before prctl took effect */
         return 1;
@@ -474,6 +490,7 @@ static int run_processes(struct run *r, int jobs)
     size_t next = 0, fill = 0;
     char buf[2 * PIPE_BUF];
     pid_t self = getpid();
+    sigset_t mask; /* the parent's, before SIGUSR1 is blocked for the forks */
 
     if (pipe2(work, O_CLOEXEC) < 0 || pipe2(results, O_CLOEXEC) < 0) {
         fprintf(stderr, "%s: pipe: %s\n", prog, strerror(errno));
@@ -483,6 +500,7 @@ static int run_processes(struct run *r, int jobs)
     }
     /* Whatever stdio holds would otherwise be written again by every child. */
     fflush(NULL);
+    mask_usr1(SIG_BLOCK, &mask);
     for (; nkids < jobs; nkids++) {
         pid_t pid = fork();
 
@@ -501,6 +519,7 @@ static int run_processes(struct run *r, int jobs)
         }
         pids[nkids] = pid;
     }
+    pthread_sigmask(SIG_SETMASK, &mask, NULL);
     close_fd(&work[0]);
     close_fd(&results[1]);
     if (nkids == 0) {

@@ -274,6 +274,32 @@ for spec in "sequential" "threads -j 1" "processes -j 2" "async -j 1"; do
 done
 check "processes: no child left behind after a stop" no_process_children
 
+echo "# a stop while the children of --mode processes are forked"
+# The parent forwards a stop to its children with SIGUSR1; one that came before a child had
+# installed its handler killed it (signal 10: 'processes: child N ended with signal 10', a
+# warning for nothing). tests/fixtures/slowfork.c makes that window 300 ms wide and asks the
+# stop in it: each child is forked with SIGUSR1 blocked, and takes it once its handler is in.
+CC=${CC:-cc}
+if "$CC" -shared -fPIC -o "$T/slowfork.so" "$SRC/tests/fixtures/slowfork.c" -ldl 2>"$T/cc.err"; then
+    W=$T/forkstop
+    mkdir -p "$W"
+    # Preloaded in cproducer alone (env execs it), not in timeout, which forks too. An ASan
+    # build's runtime must come first in the library list, or it refuses to start: the shim
+    # only wraps fork, and calls on to the next fork (ASan's), so that order does not matter.
+    (cd "$W" && IMGUR_CLIENT_ID=test-client timeout "$RUN_TIMEOUT" env LD_PRELOAD="$T/slowfork.so" \
+        ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
+        "$CP" --api-url "$API" --pages 2 --mode processes -j 2 --dir images >"$W.out" 2>"$W.err")
+    RC=$?
+    check_eq "a stop during the forks: exit 1" 1 "$RC"
+    check_eq "...no child killed by the stop's SIGUSR1" "" "$(grep 'ended with signal' "$W.err")"
+    check_eq "...every link not started" "downloaded 0, failed 0, 0 bytes, 50 not started" \
+        "$(sed -n 2p "$W.out")"
+    check_eq "...said in one line" "cproducer: interrupted with 50 links not started" \
+        "$(<"$W.err")"
+else
+    check_eq "FATAL: cannot build tests/fixtures/slowfork.c with $CC" "" "$(<"$T/cc.err")"
+fi
+
 echo "# a progress line on a terminal"
 if command -v script >/dev/null 2>&1; then
     mkdir -p "$T/tty"

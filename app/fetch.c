@@ -32,6 +32,7 @@
 
 #include <pthread.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -41,6 +42,7 @@
 
 /* One transfer handed to a thread, allocated until its done has run. */
 struct request {
+    struct http *h;
     CURL *easy;
     void (*done_fn)(CURLcode rc, void *arg);
     void *arg;
@@ -73,6 +75,7 @@ static void finish(struct request *r, CURLcode rc)
 static int add_pending(struct loop *l, int in_flight, long *most)
 {
     struct request *r;
+    CURLMcode mc;
 
     pthread_mutex_lock(&l->mu);
     r = l->pending;
@@ -87,8 +90,14 @@ static int add_pending(struct loop *l, int in_flight, long *most)
         struct request *next = r->next;
 
         curl_easy_setopt(r->easy, CURLOPT_PRIVATE, (void *)r);
-        if (curl_multi_add_handle(l->multi, r->easy) != CURLM_OK) {
-            finish(r, CURLE_OUT_OF_MEMORY);
+        mc = curl_multi_add_handle(l->multi, r->easy);
+        if (mc != CURLM_OK) {
+            /* Said as libcurl says it, where every refusal was 'Out of memory'. */
+            char why[CURL_ERROR_SIZE];
+
+            snprintf(why, sizeof why, "curl_multi_add_handle: %s", curl_multi_strerror(mc));
+            http_set_error(r->h, why);
+            finish(r, mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_FAILED_INIT);
         } else if (++in_flight > *most) {
             /* Keep as many idle connections as transfers ever ran at once, as the executors
              * each kept theirs; libcurl's default follows the handles added right now, which
@@ -184,6 +193,7 @@ int fetch_start(struct http *h, void (*done)(CURLcode rc, void *arg), void *arg)
     pthread_once(&once, start);
     if (nloops == 0) return -1;
     r = xcalloc(1, sizeof *r);
+    r->h = h;
     r->easy = http_curl(h);
     r->done_fn = done;
     r->arg = arg;

@@ -178,6 +178,11 @@ void http_free(struct http *h)
     free(h);
 }
 
+void http_set_error(struct http *h, const char *text)
+{
+    str_copy(h->errbuf, sizeof h->errbuf, text);
+}
+
 CURL *http_curl(struct http *h)
 {
     return h->curl;

@@ -121,6 +121,12 @@ void http_set_stop(struct http *h, enum http_stop (*stop)(void *arg), void *arg)
 /* The libcurl easy handle h owns (h keeps ownership), for adding it to a multi handle. */
 CURL *http_curl(struct http *h);
 
+/* For a transfer set up on h that a multi handle refused (curl_multi_add_handle), so that
+ * it never ran: the text its end says after the URL in place of libcurl's, which there is
+ * none of ("curl_multi_add_handle: The easy handle is already added to a multi handle").
+ * Between the setup and the end (http_finish_fd_transfer). */
+void http_set_error(struct http *h, const char *text);
+
 /* Look up a header of http_get's final response (case-insensitive), copying its value into
  * buf. Returns buf, or NULL when absent. */
 const char *http_header(const struct http_result *res, const char *name, char *buf, size_t len);

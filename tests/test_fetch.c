@@ -697,6 +697,42 @@ static void test_stop(void)
 }
 
 /* After fetch_stop a transfer runs on its caller's thread, the same way. */
+/* A transfer the transfer thread's multi handle refuses (here: its handle is in another
+ * multi handle already) ends with libcurl's reason for it, where every refusal was said as
+ * 'Out of memory' (CURLE_OUT_OF_MEMORY, whatever the CURLMcode). */
+static void test_add_refused(void)
+{
+    char err[1024], link[256];
+    struct http_limits lim;
+    struct download_result res;
+    struct download d;
+    struct http *h = http_new(err, sizeof err);
+    CURLM *other = curl_multi_init();
+    CURLcode rc;
+
+    REQUIRE(h != NULL && other != NULL);
+    http_limits_default(&lim);
+    snprintf(link, sizeof link, "%s/refused.jpg", plain.base);
+    memset(&res, 0, sizeof res);
+    REQUIRE(download_begin(&d, h, root, "add-refused", link, &lim, err, sizeof err) == 0);
+    REQUIRE(curl_multi_add_handle(other, http_curl(h)) == CURLM_OK);
+    rc = fetch_wait(h);
+    curl_multi_remove_handle(other, http_curl(h));
+    err[0] = '\0';
+    CHECK_EQ(download_end(&d, h, rc, &res, err, sizeof err), -1);
+    {
+        char want[512];
+
+        snprintf(want, sizeof want, "download_link: %s: curl_multi_add_handle: %s", link,
+                 curl_multi_strerror(CURLM_ADDED_ALREADY));
+        CHECK_STREQ(err, want);
+    }
+    CHECK(dir_empty("add-refused"));
+    download_result_free(&res);
+    curl_multi_cleanup(other);
+    http_free(h);
+}
+
 static void test_after_stop(void)
 {
     struct download_result res;
@@ -748,6 +784,7 @@ int main(int argc, char **argv)
     test_https();
     test_https_bundle_shared();
     test_stop();
+    test_add_refused();
     test_start(); /* ends with fetch_stop */
     test_after_stop();
 

@@ -90,7 +90,7 @@ struct xfer {
     int fd;
     long long max_bytes; /* 0 = no cap */
     long status;         /* the final response's status, read at its first body byte */
-    long long bytes;     /* body bytes of the final response */
+    long long bytes;     /* body bytes of the final response: kept (written), or dropped */
     char *buf;           /* memory mode: the body */
     size_t len, cap;
     size_t hlen;      /* header bytes of every response so far */
@@ -258,7 +258,9 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *userp)
     return n;
 }
 
-static int write_all(int fd, const char *data, size_t n)
+/* Write all n bytes, adding each write's to *written, so that a write that fails part way
+ * leaves the count at what the file holds. 0, or -1 with errno. */
+static int write_all(int fd, const char *data, size_t n, long long *written)
 {
     while (n > 0) {
         ssize_t w = write(fd, data, n);
@@ -269,6 +271,7 @@ static int write_all(int fd, const char *data, size_t n)
         }
         data += w;
         n -= (size_t)w;
+        *written += (long long)w;
     }
     return 0;
 }
@@ -315,22 +318,27 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
         x->over_cap = 1;
         return 0;
     }
-    x->bytes += (long long)n;
     if (x->images_only && !x->judged && body_wanted(x, x->status)) {
         size_t take = CONTENT_SNIFF_LEN - x->headlen;
 
         if (take > n) take = n;
         memcpy(x->head + x->headlen, data, take);
         x->headlen += take;
-        if (x->headlen == CONTENT_SNIFF_LEN && judge_body(x) < 0) return 0;
+        if (x->headlen == CONTENT_SNIFF_LEN && judge_body(x) < 0) {
+            x->bytes += (long long)n; /* read, and judged: what the stop cost */
+            return 0;
+        }
     }
     if (x->to_fd) {
-        if (write_all(x->fd, data, n) < 0) {
+        /* Counted as written, where the chunk was counted before its write: a write that
+         * failed (a full disk) left bytes above what the file holds. */
+        if (write_all(x->fd, data, n, &x->bytes) < 0) {
             x->write_errno = errno;
             return 0;
         }
     } else {
         buf_append(&x->buf, &x->len, &x->cap, data, n);
+        x->bytes += (long long)n;
     }
     return n;
 }

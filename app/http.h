@@ -41,7 +41,9 @@ void http_limits_default(struct http_limits *lim);
 
 struct http_result {
     long status;        /* final HTTP status; 0 when no response arrived */
-    long long bytes;    /* body bytes received */
+    long long bytes;    /* body bytes received: kept (written to the fd, or in the buffer;
+                           where a write failed, what it wrote), or dropped (an error body,
+                           the piece that showed it no image) */
     int transient;      /* see above; meaningful when the call returned -1 */
     double retry_after; /* seconds from a Retry-After header (429/503); 0 when absent */
     int write_errno;    /* the body could not be written to the fd: write(2)'s errno; else 0 */

@@ -665,6 +665,8 @@ static void test_failures(struct http *h)
         REQUIRE(setrlimit(RLIMIT_FSIZE, &was) == 0);
         signal(SIGXFSZ, old);
         CHECK_HAS(err, "toolarge.jpg: write: File too large");
+        /* what the file held when the write failed, not the chunk that failed counted in */
+        CHECK_EQ(res.bytes, 10000);
         CHECK(res.host == 0);
     }
 

@@ -18,6 +18,7 @@
 #define DLOPTS_MAX_LISTS       16 /* --deny-networks, --allow-hosts: each at most this often */
 
 /* The three entries of an option table (cli.h), in this order. */
+/* clang-format off */
 #define DLOPTS_CLI_OPTIONS                                                  \
     {"deny-networks", DLOPTS_O_DENY_NETWORKS, "LIST",                       \
      "download_link connects to no address in these networks,\n"            \
@@ -33,21 +34,20 @@
      "100.100.100.200/32), 0.0.0.0/8, ::/128, multicast and\n"              \
      "reserved (224.0.0.0/4, 240.0.0.0/4, ff00::/8).\n"                     \
      "::ffff:a.b.c.d counts as a.b.c.d (repeatable)"},                      \
-        {"allow-hosts", DLOPTS_O_ALLOW_HOSTS, "LIST",                       \
-         "download_link fetches only from these hosts, the link's\n"        \
-         "and every redirect's: comma-separated names\n"                    \
-         "(img.example.com), *.example.com for any name below\n"            \
-         "example.com, or addresses; * alone for any host;\n"               \
-         "case-insensitive (repeatable; adds to $CQ_ALLOW_HOSTS;\n"         \
-         "default: any host)"},                                             \
-    {                                                                       \
-        "content", DLOPTS_O_CONTENT, "KIND",                                \
-            "image: download_link keeps a body only when its first bytes\n" \
-            "are an image's (JPEG, PNG, GIF, WebP, BMP, TIFF, ICO,\n"       \
-            "AVIF/HEIF, JPEG XL), whatever its Content-Type; otherwise\n"   \
-            "the job fails for good and nothing is saved; any: keeps any\n" \
-            "body (default: image)"                                         \
-    }
+    {"allow-hosts", DLOPTS_O_ALLOW_HOSTS, "LIST",                           \
+     "download_link fetches only from these hosts, the link's\n"            \
+     "and every redirect's: comma-separated names\n"                        \
+     "(img.example.com), *.example.com for any name below\n"                \
+     "example.com, or addresses; * alone for any host;\n"                   \
+     "case-insensitive (repeatable; adds to $CQ_ALLOW_HOSTS;\n"             \
+     "default: any host)"},                                                 \
+    {"content", DLOPTS_O_CONTENT, "KIND",                                   \
+     "image: download_link keeps a body only when its first bytes\n"        \
+     "are an image's (JPEG, PNG, GIF, WebP, BMP, TIFF, ICO,\n"              \
+     "AVIF/HEIF, JPEG XL), whatever its Content-Type; otherwise\n"          \
+     "the job fails for good and nothing is saved; any: keeps any\n"        \
+     "body (default: image)"}
+/* clang-format on */
 
 /* The options as given, until dlopts_finish builds the policy from them. */
 struct dlopts {

@@ -196,31 +196,34 @@ static int parse_query(const char *url, const char *q, struct rconn_url *out, ch
     return -1;
 }
 
+/* Where a URL's credentials end: the '@' before its hosts (or its socket's path), or NULL
+ * when it has none. No host, port, db, master's name or option holds an '@', so it is the last
+ * one, and a password may hold a raw '/', '?', ':' or '@' before it. A socket's path may hold
+ * an '@': its credentials end at the first "@/" (unix://[USER:]PASSWORD@/path). */
+static const char *creds_end(const char *url)
+{
+    const char *p = strstr(url, "://"), *at;
+
+    if (p == NULL) return NULL;
+    p += 3;
+    if (strncmp(url, "unix://", 7) != 0) return strrchr(p, '@');
+    if (*p == '/') return NULL;
+    at = strstr(p, "@/");
+    return at != NULL ? at : strrchr(p, '@'); /* unix://:x@relative.sock, refused later */
+}
+
 /* The URL as error messages show it: its password, if any, as "***" (the line may go to a
  * log or a web page). */
 static void redact(const char *url, char *out, size_t outlen)
 {
-    const char *p = strstr(url, "://"), *end, *at, *colon;
+    const char *at = creds_end(url), *p, *colon;
 
-    if (p == NULL) {
-        str_copy(out, outlen, url);
-        return;
-    }
-    p += 3;
-    if (strncmp(url, "unix://", 7) == 0) {
-        /* unix://[USER:]PASSWORD@/path: the credentials end at the "@/" before the path */
-        end = p + strcspn(p, "/");
-        at = *p == '/' ? NULL : strstr(p, "@/");
-        if (at == NULL && *p != '/') at = memrchr(p, '@', (size_t)(end - p)); /* unix://:x@rel */
-    } else {
-        end = p + strcspn(p, "/?");
-        at = memrchr(p, '@', (size_t)(end - p));
-    }
     if (at == NULL) {
         str_copy(out, outlen, url);
         return;
     }
-    colon = memchr(p, ':', (size_t)(at - p));
+    p = strstr(url, "://") + 3;
+    colon = memchr(p, ':', (size_t)(at - p)); /* a user name holds no ':' */
     snprintf(out, outlen, "%.*s***%s", (int)((colon ? colon + 1 : p) - url), url, at);
 }
 
@@ -230,8 +233,9 @@ int rconn_parse_url(const char *url, struct rconn_url *out, char *err, size_t er
     const char *q;
 
     redact(url, shown, sizeof shown);
-    /* The query apart, then the rest as before. */
-    q = strncmp(url, "unix://", 7) == 0 ? NULL : strchr(url, '?');
+    /* The query apart, then the rest as before: the first '?' after the credentials. */
+    q = creds_end(url);
+    q = strncmp(url, "unix://", 7) == 0 ? NULL : strchr(q != NULL ? q : url, '?');
     if (q != NULL) {
         if ((size_t)(q - url) >= sizeof copy) {
             err_set(err, errlen, "redis URL '%.64s...': too long", shown);
@@ -249,15 +253,16 @@ int rconn_parse_url(const char *url, struct rconn_url *out, char *err, size_t er
 static int parse_url(const char *url, const char *shown, struct rconn_url *out, char *err,
                      size_t errlen)
 {
-    const char *p, *slash, *hostend;
+    const char *p, *at, *slash, *hostend;
     int sentinel = 0;
 
     memset(out, 0, sizeof *out);
     out->port = 6379;
     if (strncmp(url, "unix://", 7) == 0) {
-        const char *path = url + 7, *at = *path == '/' ? NULL : strstr(path, "@/"), *q;
+        const char *path = url + 7, *q;
         size_t n;
 
+        at = *path == '/' ? NULL : strstr(path, "@/");
         /* unix://[USER:]PASSWORD@/path.sock: as redis://, the credentials before an '@' */
         if (at != NULL &&
             parse_auth(shown, path, (size_t)(at + 1 - path), out, err, errlen) == NULL)
@@ -298,10 +303,12 @@ static int parse_url(const char *url, const char *shown, struct rconn_url *out, 
                 shown);
         return -1;
     }
+    at = creds_end(url);
+    if (at != NULL && parse_auth(shown, p, (size_t)(at + 1 - p), out, err, errlen) == NULL)
+        return -1;
+    if (at != NULL) p = at + 1;
     slash = strchr(p, '/');
     hostend = slash ? slash : p + strlen(p);
-    p = parse_auth(shown, p, (size_t)(hostend - p), out, err, errlen);
-    if (p == NULL) return -1;
     if (sentinel) return parse_sentinels(shown, p, hostend, slash, out, err, errlen);
     if (parse_hostport(shown, p, (size_t)(hostend - p), out->host, sizeof out->host, &out->port,
                        6379, err, errlen) != 0)

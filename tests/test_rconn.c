@@ -108,6 +108,66 @@ static void test_lost(void)
     waitpid(pid, NULL, 0);
 }
 
+/* A password with a raw '/', '?', '@' or ':' (OPERATIONS.md: only a '%' needs encoding):
+ * the credentials end at the last '@' (a socket's at its first "@/"), so that each is parsed
+ * whole, and every message about the URL shows it as ***, however the rest is wrong. */
+static void test_password_chars(void)
+{
+    static const struct {
+        const char *ok, *bad, *shown, *user, *pass;
+    } c[] = {
+        {"redis://:s3cr/Xq9@127.0.0.1:6379", "redis://:s3cr/Xq9@127.0.0.1:99999",
+         "'redis://:***@127.0.0.1:99999'", "", "s3cr/Xq9"},
+        {"redis://:s3cr?Xq9@127.0.0.1:6379/2", "redis://:s3cr?Xq9@127.0.0.1:6379/x",
+         "'redis://:***@127.0.0.1:6379/x'", "", "s3cr?Xq9"},
+        {"redis://app:s3cr@Xq9@h:1/0?replicas=1", "redis://app:s3cr@Xq9@h:1/0?replicas=x",
+         "'redis://app:***@h:1/0?replicas=x'", "app", "s3cr@Xq9"},
+        {"redis://app:s3cr:Xq9@h", "redis://app:s3cr:Xq9@h:", "'redis://app:***@h:'", "app",
+         "s3cr:Xq9"},
+        {"redis://:s3cr/?@:Xq9@h", "redis://:s3cr/?@:Xq9@h/x", "'redis://:***@h/x'", "",
+         "s3cr/?@:Xq9"},
+        {"redis://s3cr/?@Xq9@h", "redis://s3cr/?@Xq9@h/x", "'redis://***@h/x'", "", "s3cr/?@Xq9"},
+        {"rediss://app:s3cr/?Xq9@h:6380/1", "rediss://app:s3cr/?Xq9@h:0/1",
+         "'rediss://app:***@h:0/1'", "app", "s3cr/?Xq9"},
+        {"unix://app:s3cr/?@Xq9@/run/redis.sock?db=1", "unix://app:s3cr/?@Xq9@/run/redis.sock?x",
+         "'unix://app:***@/run/redis.sock?x'", "app", "s3cr/?@Xq9"},
+        {"unix://:s3cr/Xq9@/run/redis.sock", "unix://:s3cr/Xq9@run/redis.sock",
+         "'unix://:***@run/redis.sock'", "", "s3cr/Xq9"},
+        {"redis+sentinel://:s3cr/?Xq9@s1,s2:26380/m/3?replicas=1",
+         "redis+sentinel://:s3cr/?Xq9@s1,s2:x/m", "'redis+sentinel://:***@s1,s2:x/m'", "",
+         "s3cr/?Xq9"},
+        {"redis+sentinel://app:s3cr/Xq9@s1/m", "redis+sentinel://app:s3cr/Xq9@s1",
+         "'redis+sentinel://app:***@s1'", "app", "s3cr/Xq9"},
+    };
+    struct rconn_url u;
+    char err[512];
+    size_t i;
+
+    for (i = 0; i < sizeof c / sizeof c[0]; i++) {
+        CHECK_EQ(parse(c[i].ok, &u, err, sizeof err), 0);
+        CHECK_STREQ(u.user, c[i].user);
+        CHECK_STREQ(u.pass, c[i].pass);
+        CHECK_EQ(parse(c[i].bad, &u, err, sizeof err), -1);
+        CHECK_HAS(err, c[i].shown);
+        CHECK(strstr(err, "s3cr") == NULL && strstr(err, "Xq9") == NULL);
+    }
+    /* ...and the rest of the URL where it was. */
+    CHECK_EQ(parse(c[1].ok, &u, err, sizeof err), 0);
+    CHECK(strcmp(u.host, "127.0.0.1") == 0 && u.port == 6379 && u.db == 2);
+    CHECK_EQ(parse(c[2].ok, &u, err, sizeof err), 0);
+    CHECK(strcmp(u.host, "h") == 0 && u.port == 1 && u.db == 0 && u.wait_replicas == 1);
+    CHECK_EQ(parse(c[6].ok, &u, err, sizeof err), 0);
+    CHECK(u.tls == 1 && strcmp(u.host, "h") == 0 && u.port == 6380 && u.db == 1);
+    CHECK_EQ(parse(c[7].ok, &u, err, sizeof err), 0);
+    CHECK(strcmp(u.unix_path, "/run/redis.sock") == 0 && u.db == 1);
+    CHECK_EQ(parse(c[9].ok, &u, err, sizeof err), 0);
+    CHECK(u.nsentinels == 2 && u.sentinels[1].port == 26380 && u.db == 3);
+    CHECK(strcmp(u.master, "m") == 0 && u.wait_replicas == 1);
+    /* Still %-decoded. */
+    CHECK_EQ(parse("redis://app:a%2Fb/c%3F@h", &u, err, sizeof err), 0);
+    CHECK_STREQ(u.pass, "a/b/c?");
+}
+
 /* A worker's registered connections against CLIENT LIST's text (worker.c's find_gone,
  * admin.c's cqctl cancel): any one listed means it lives; an id is a whole field. */
 static void test_clients_listed(void)
@@ -397,6 +457,7 @@ int main(void)
     CHECK(parse_size("1KB", &sz) == 0 && sz == 1024);
     CHECK(parse_size("1iB", &sz) == -1);
     CHECK(parse_size("1Mi", &sz) == -1);
+    test_password_chars();
     test_lost();
     test_clients_listed();
     return check_report();

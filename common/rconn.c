@@ -578,9 +578,9 @@ static void fail_as(struct rconn *r, const char *what, int connecting)
         snprintf(late, sizeof late, "no reply within %g s", r->timeout > 0 ? r->timeout : 5.0);
         what = late;
     }
-    r->lost = format_error(
-        r, NULL, what ? what : (r->ctx && r->ctx->errstr[0] ? r->ctx->errstr : "connection lost"),
-        connecting, r->errstr, sizeof r->errstr);
+    if (what == NULL) what = r->ctx && r->ctx->errstr[0] ? r->ctx->errstr : "connection lost";
+    str_copy(r->cause, sizeof r->cause, what);
+    r->lost = format_error(r, NULL, what, connecting, r->errstr, sizeof r->errstr);
     rconn_close(r);
 }
 
@@ -645,55 +645,42 @@ static int open_node(struct rconn *r, const char *host, int port, double t)
     return 0;
 }
 
-/* Ask the sentinels, in turn, where MASTER's primary is: r->primary. 0, or -1 with errstr
- * saying what each answered. */
-static int find_primary(struct rconn *r, double t)
+/* Ask sentinel i where MASTER's primary is: r->primary. 0, or -1 with why saying what it
+ * answered. */
+static int ask_sentinel(struct rconn *r, int i, double t, char *why, size_t whylen)
 {
-    char said[400] = "", node[300];
-    size_t len = 0;
-    int i;
+    const struct rconn_node *s = &r->url.sentinels[i];
+    redisContext *c = redisConnectWithTimeout(s->host, s->port, tv_of(t));
+    redisReply *rep = NULL;
+    long v;
+    int rc = -1;
 
     memset(&r->primary, 0, sizeof r->primary);
-    for (i = 0; i < r->url.nsentinels; i++) {
-        const struct rconn_node *s = &r->url.sentinels[i];
-        redisContext *c = redisConnectWithTimeout(s->host, s->port, tv_of(t));
-        redisReply *rep = NULL;
-        const char *why = "no answer";
-        long v;
-
-        if (c != NULL && !c->err) {
-            redisSetTimeout(c, tv_of(t));
-            rep = redisCommand(c, "SENTINEL get-master-addr-by-name %s", r->url.master);
-        }
-        if (rep != NULL && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
-            rep->element[0]->type == REDIS_REPLY_STRING &&
-            rep->element[1]->type == REDIS_REPLY_STRING &&
-            parse_long(rep->element[1]->str, 1, 65535, &v) == 0 &&
-            str_copy(r->primary.host, sizeof r->primary.host, rep->element[0]->str) == 0) {
-            r->primary.port = (int)v;
-            freeReplyObject(rep);
-            redisFree(c);
-            return 0;
-        }
-        if (c == NULL || c->err)
-            why = c ? c->errstr : "cannot allocate a connection";
-        else if (rep != NULL && rep->type == REDIS_REPLY_ERROR)
-            why = rep->str;
-        else if (rep != NULL && rep->type == REDIS_REPLY_NIL)
-            why = "knows no master of that name";
-        node_name(node, sizeof node, s->host, s->port);
-        if (len < sizeof said)
-            len += (size_t)snprintf(said + len, sizeof said - len, "%s%s: %s", len ? "; " : "",
-                                    node, why);
-        if (rep != NULL) freeReplyObject(rep);
-        if (c != NULL) redisFree(c);
+    str_copy(why, whylen, "no answer");
+    if (c != NULL && !c->err) {
+        redisSetTimeout(c, tv_of(t));
+        rep = redisCommand(c, "SENTINEL get-master-addr-by-name %s", r->url.master);
     }
-    r->lost = 0;
-    err_set(r->errstr, sizeof r->errstr,
-            "redis sentinels of %s: none gave its primary (%s); check that the sentinels run "
-            "and monitor %s",
-            r->url.master, said, r->url.master);
-    return -1;
+    if (rep != NULL && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+        rep->element[0]->type == REDIS_REPLY_STRING &&
+        rep->element[1]->type == REDIS_REPLY_STRING &&
+        parse_long(rep->element[1]->str, 1, 65535, &v) == 0 &&
+        str_copy(r->primary.host, sizeof r->primary.host, rep->element[0]->str) == 0) {
+        r->primary.port = (int)v;
+        rc = 0;
+    } else if (c == NULL || c->err) {
+        str_copy(why, whylen, c ? c->errstr : "cannot allocate a connection");
+    } else if (rep != NULL && rep->type == REDIS_REPLY_ERROR) {
+        str_copy(why, whylen, rep->str);
+    } else if (rep != NULL && rep->type == REDIS_REPLY_NIL) {
+        str_copy(why, whylen, "knows no master of that name");
+    } else if (rep == NULL) {
+        str_copy(why, whylen, c->errstr[0] ? c->errstr : "no answer");
+    }
+    if (rc != 0) memset(&r->primary, 0, sizeof r->primary);
+    if (rep != NULL) freeReplyObject(rep);
+    if (c != NULL) redisFree(c);
+    return rc;
 }
 
 /* After a failover the sentinels may still name the old primary for a moment: only a node
@@ -846,6 +833,102 @@ int rconn_connect(struct rconn *r)
     return rc;
 }
 
+/* AUTH on a connection just made, or, without a password, the PING that finds whether this
+ * Redis wants one: otherwise the first real command fails with NOAUTH, or Redis drops the
+ * connection at once when the command is large, which reads as a network error. Any other
+ * error to the PING (an ACL user without +ping) means we are in. 0, or -1 (closed). */
+static int authenticate(struct rconn *r)
+{
+    redisReply *rep;
+
+    if (r->url.pass[0]) {
+        if (r->url.user[0])
+            rep = redisCommand(r->ctx, "AUTH %s %s", r->url.user, r->url.pass);
+        else
+            rep = redisCommand(r->ctx, "AUTH %s", r->url.pass);
+        return setup_reply(r, rep, "AUTH");
+    }
+    rep = redisCommand(r->ctx, "PING");
+    if (rep != NULL && !(rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOAUTH", 6) == 0)) {
+        freeReplyObject(rep);
+        return 0;
+    }
+    return setup_reply(r, rep, NULL);
+}
+
+/* The primary just named, connected to, authenticated and its ROLE master. 0, or -1
+ * (closed, errstr and cause set). The setup commands get the connect time-out even on a
+ * connection whose commands have none (a watcher's blocking one), so that a Redis that
+ * stopped answering cannot hang a reconnection. */
+static int open_primary(struct rconn *r, double t)
+{
+    if (open_node(r, r->primary.host, r->primary.port, t) != 0) return -1;
+    redisSetTimeout(r->ctx, tv_of(t));
+    return authenticate(r) != 0 || check_role(r) != 0 ? -1 : 0;
+}
+
+/* Through sentinels: each in turn names the primary, until one names a primary that can be
+ * reached, takes the password and says ROLE master. A sentinel's answer is not final: one
+ * listed first may be stale (it names a dead primary, or a demoted one) where the next knows
+ * the live one. A primary named again is not tried again. When none works, errstr says so:
+ * the primary's own error when the sentinels that named one all named the same (a failover
+ * under way: ROLE says slave), else each sentinel's answer, in one line. 0, or -1. */
+static int connect_sentinels(struct rconn *r, double t)
+{
+    struct rconn_node tried;
+    char said[400] = "", first[sizeof r->errstr], node[300], named[300], why[600];
+    size_t len = 0;
+    int i, ntried = 0, others = 0, first_lost = 0;
+    const char *fix;
+
+    memset(&tried, 0, sizeof tried);
+    for (i = 0; i < r->url.nsentinels; i++) {
+        if (ask_sentinel(r, i, t, why, sizeof why) == 0) {
+            node_name(named, sizeof named, r->primary.host, r->primary.port);
+            if (ntried > 0 && strcmp(tried.host, r->primary.host) == 0 &&
+                tried.port == r->primary.port) {
+                snprintf(why, sizeof why, "named %s too", named);
+            } else {
+                if (open_primary(r, t) == 0) return 0;
+                if (ntried++ == 0) {
+                    tried = r->primary;
+                    str_copy(first, sizeof first, r->errstr);
+                    first_lost = r->lost;
+                } else {
+                    others = 1;
+                }
+                snprintf(why, sizeof why, "named %s: %s", named, r->cause);
+            }
+        }
+        node_name(node, sizeof node, r->url.sentinels[i].host, r->url.sentinels[i].port);
+        if (len < sizeof said)
+            len += (size_t)snprintf(said + len, sizeof said - len, "%s%s: %s", len ? "; " : "",
+                                    node, why);
+    }
+    r->lost = 0;
+    if (ntried > 0 && !others) {
+        r->primary = tried;
+        str_copy(r->errstr, sizeof r->errstr, first);
+        r->lost = first_lost;
+        return -1;
+    }
+    memset(&r->primary, 0, sizeof r->primary);
+    if (ntried == 0) {
+        err_set(r->errstr, sizeof r->errstr,
+                "redis sentinels of %s: none gave its primary (%s); check that the sentinels "
+                "run and monitor %s",
+                r->url.master, said, r->url.master);
+        return -1;
+    }
+    fix = fix_in(sentinel_fixes, sizeof sentinel_fixes / sizeof sentinel_fixes[0], said, &r->url);
+    if (fix == NULL)
+        fix = fix_in(reply_fixes, sizeof reply_fixes / sizeof reply_fixes[0], said, &r->url);
+    err_set(r->errstr, sizeof r->errstr,
+            "redis sentinels of %s: no primary they named works (%s); %s", r->url.master, said,
+            fix ? fix : "check that the primaries they name run");
+    return -1;
+}
+
 static int connect_held(struct rconn *r)
 {
     double t = r->timeout > 0 ? r->timeout : 5.0;
@@ -861,37 +944,15 @@ static int connect_held(struct rconn *r)
         }
         if (connected(r) != 0) return -1;
     } else if (r->url.nsentinels > 0) {
-        if (find_primary(r, t) != 0 || open_node(r, r->primary.host, r->primary.port, t) != 0)
-            return -1;
+        if (connect_sentinels(r, t) != 0) return -1;
     } else if (open_node(r, r->url.host, r->url.port, t) != 0) {
         return -1;
     }
-    /* The setup commands below get the connect time-out even on a connection whose commands
-     * have none (a watcher's blocking one), so that a Redis that stopped answering cannot hang
-     * a reconnection. */
+    /* As open_primary's (done there through sentinels). */
     redisSetTimeout(r->ctx, tv_of(t));
     /* Command functions fork: their programs must not inherit a connection to Redis. */
     fcntl(r->ctx->fd, F_SETFD, FD_CLOEXEC);
-    if (r->url.pass[0]) {
-        if (r->url.user[0])
-            rep = redisCommand(r->ctx, "AUTH %s %s", r->url.user, r->url.pass);
-        else
-            rep = redisCommand(r->ctx, "AUTH %s", r->url.pass);
-        if (setup_reply(r, rep, "AUTH") != 0) return -1;
-    } else {
-        /* Without a password, find out now whether this Redis wants one: otherwise the first
-         * real command fails with NOAUTH, or Redis drops the connection at once when the
-         * command is large, which reads as a network error. Any other error (an ACL user
-         * without +ping) means we are in. */
-        rep = redisCommand(r->ctx, "PING");
-        if (rep != NULL &&
-            !(rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOAUTH", 6) == 0)) {
-            freeReplyObject(rep);
-        } else if (setup_reply(r, rep, NULL) != 0) {
-            return -1;
-        }
-    }
-    if (r->url.nsentinels > 0 && check_role(r) != 0) return -1;
+    if (r->url.nsentinels == 0 && authenticate(r) != 0) return -1;
     if (r->url.db != 0) {
         char what[32];
         snprintf(what, sizeof what, "SELECT %d", r->url.db);

@@ -59,6 +59,7 @@ struct rconn {
                                 * the next command opens it again: a caller that reconnects
                                 * need not say so. 0 for any other error: a connection that
                                 * could not be made, a time-out, a primary demoted */
+    char cause[200];           /* what errstr says went wrong, without where or the fix */
     struct rconn_node primary; /* redis+sentinel://: the primary connected to, for messages */
     struct tls_session *tls;   /* rediss://: the session under ctx (tls.h), or NULL */
     unsigned long connects;    /* successful connections so far: a new one is a new client */

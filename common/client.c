@@ -86,6 +86,8 @@ cq_client *cq_client_new(const char *url, const char *prefix, char *err, size_t 
     }
     rconn_init(&c->r, &u, 5.0);
     rconn_init(&c->sub, &u, 5.0);
+    /* A new connection holds no subscription: only wait_run opens it, and subscribes. */
+    c->sub.explicit_connect = 1;
     if (rconn_connect(&c->r) != 0) {
         err_set(err, errlen, "%s", c->r.errstr);
         free(c);
@@ -587,6 +589,7 @@ int cq_status_get(cq_client *c, const char *id, cq_status **out, char *err, size
 
 /* Seconds of silence after which the awaited statuses are read (client.h: tests set it). */
 double client_wait_recheck = 30.0;
+void (*client_wait_pending_hook)(void);
 
 enum { W_DONE = 1, W_NOTIFIED = 2, W_READ = 4 }; /* W_READ: its status read once */
 
@@ -685,24 +688,37 @@ static int on_reply(struct wait *w, const redisReply *rep)
  * its hash at once (--result-ttl 0) had its message published before a status read that
  * found no hash; a SUBSCRIBE sent after that read, to chan, a channel it holds already (a
  * waiter may, where PING may be refused), is confirmed after that message on the same
- * connection, so everything up to the confirmation holds it. A failure is left to the next
- * read of messages, which reconnects. */
-static void read_pending(struct wait *w, const char *chan)
+ * connection, so everything up to the confirmation holds it. 0, or -1 with err and *io
+ * where the connection failed or the confirmation did not come (the connection closed): its
+ * subscriptions are lost, and the caller subscribes every channel again, on a new one. An
+ * error reply ends the read (the channel is subscribed already). */
+static int read_pending(struct wait *w, const char *chan, int *io)
 {
     cq_client *c = w->c;
     const char *argv[2] = {"SUBSCRIBE", chan};
     redisReply *rep;
-    int last = 0;
+    int last = 0, got = 0;
 
-    if (c->sub.ctx == NULL || rconn_append(&c->sub, 2, argv, NULL) != 0) return;
-    while (!last && rconn_read_timed(&c->sub, c->sub.timeout, &rep) == 1) {
-        last = rep->type == REDIS_REPLY_ERROR ||
-            (rep->type == REDIS_REPLY_ARRAY && rep->elements == 3 && rep->element[0]->str != NULL &&
-             strcmp(rep->element[0]->str, "subscribe") == 0 && rep->element[1]->str != NULL &&
-             strcmp(rep->element[1]->str, chan) == 0);
-        if (rep->type != REDIS_REPLY_ERROR) (void)on_reply(w, rep);
-        freeReplyObject(rep);
+    if (client_wait_pending_hook != NULL) client_wait_pending_hook();
+    if (rconn_append(&c->sub, 2, argv, NULL) == 0) {
+        while (!last && (got = rconn_read_timed(&c->sub, c->sub.timeout, &rep)) == 1) {
+            last = rep->type == REDIS_REPLY_ERROR ||
+                (rep->type == REDIS_REPLY_ARRAY && rep->elements == 3 &&
+                 rep->element[0]->str != NULL && strcmp(rep->element[0]->str, "subscribe") == 0 &&
+                 rep->element[1]->str != NULL && strcmp(rep->element[1]->str, chan) == 0);
+            if (rep->type != REDIS_REPLY_ERROR) (void)on_reply(w, rep);
+            freeReplyObject(rep);
+        }
+        if (last) return 0;
+        if (got == 0) {
+            rconn_close(&c->sub);
+            err_set(c->sub.errstr, sizeof c->sub.errstr,
+                    "redis: no reply to SUBSCRIBE %s within %g s", chan, c->sub.timeout);
+        }
     }
+    err_set(w->err, w->errlen, "waiting for jobs: %s", c->sub.errstr);
+    *io = 1;
+    return -1;
 }
 
 /* The first job of got (ids idx, m of them) read for the first time without a status, which
@@ -735,7 +751,10 @@ static int read_statuses(struct wait *w, const size_t *idx, size_t k, int *io)
         for (j = 0; j < m; j++) ids[j] = w->ids[idx[from + j]];
         if (status_read(w->c, ids, m, got, io, w->err, w->errlen) != 0) return -1;
         j = first_unknown(w, idx + from, got, m);
-        if (j < w->n) read_pending(w, w->chan_of[j]);
+        if (j < w->n && read_pending(w, w->chan_of[j], io) != 0) {
+            for (j = 0; j < m; j++) cq_status_free(got[j]);
+            return -1;
+        }
         for (j = 0; j < m; j++) {
             size_t i = idx[from + j];
             enum cq_state said = (enum cq_state)w->said[i];

@@ -9,4 +9,10 @@
  * half a minute). Set it before a wait starts, never during one. */
 extern double client_wait_recheck;
 
+/* Called, where set, as a wait is about to read the replies pending on its connection, after
+ * a status read found a job without a hash (client.c, read_pending): a seam for tests
+ * (tests/test_wait.c has the connection killed just there, where h25's review needed gdb).
+ * NULL but in tests; set it before a wait starts, never during one. */
+extern void (*client_wait_pending_hook)(void);
+
 #endif

@@ -1072,6 +1072,11 @@ static redisReply *seen(struct rconn *r, redisReply *rep)
 static int ensure(struct rconn *r)
 {
     if (r->ctx != NULL) return 0;
+    if (r->explicit_connect) {
+        /* errstr keeps why it was closed, if it says */
+        if (r->errstr[0] == '\0') snprintf(r->errstr, sizeof r->errstr, "redis: not connected");
+        return -1;
+    }
     return rconn_connect(r);
 }
 

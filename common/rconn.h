@@ -77,6 +77,10 @@ struct rconn {
     unsigned module_asked;     /* the bits asked on this connection */
     int pipe_ignored;          /* SIGPIPE ignored by the process when it connected: writes
                                 * need no hold (util.h, sigpipe_hold) */
+    int explicit_connect;      /* set by the caller: a closed connection is not opened again
+                                * by the next command (which fails, "not connected"), only by
+                                * rconn_connect: for one whose state a new connection would
+                                * lack (a waiter's subscriptions, client.c) */
 };
 
 /* The commands of cq's Redis module, in groups asked for together. */
@@ -146,7 +150,8 @@ redisReply *rconn_command(struct rconn *r, int argc, const char **argv, const si
 /* Like rconn_command but printf-style (hiredis format). */
 redisReply *rconn_commandf(struct rconn *r, const char *fmt, ...);
 
-/* Pipelining: append commands, then read exactly as many replies. Append never does I/O.
+/* Pipelining: append commands, then read exactly as many replies. Append never does I/O
+ * but to reconnect (never with explicit_connect set: it fails instead).
  * rconn_read returns NULL on an I/O error (connection closed as above). rconn_append takes
  * lens as rconn_command does. */
 int rconn_append(struct rconn *r, int argc, const char **argv, const size_t *lens);

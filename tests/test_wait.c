@@ -616,6 +616,101 @@ static void test_each2_unknown(void)
     cq_client_free(c);
 }
 
+/* The waiting connection lost inside read_pending (h25's review, scratch/wait_resub.sh,
+ * which needed gdb): a wait of 1001 jobs, pl0 without a hash (its first read has the waiter
+ * read what came before it, read_pending, with CQ_WAIT_UNKNOWN_ENDS) and pl1..pl1000 queued,
+ * in two SUBSCRIBE batches (1000 and 1). client.h's seam kills the waiting connection
+ * (CLIENT KILL TYPE pubsub) as read_pending begins, in the first batch. The waiter must
+ * subscribe every channel again on a new connection, not go on with a second batch that
+ * reconnects holding its own channel only: then pl5's end, published once pl1000's channel
+ * is subscribed (after the first batch in either case), reaches a subscriber and is seen at
+ * once, not at the recheck (30 s) or the timeout (20 s). */
+static int pending_kills;
+static long long pending_killed;
+
+static void kill_pubsub_once(void)
+{
+    redisReply *rep;
+
+    if (pending_kills++ != 0) return;
+    rep = rconn_commandf(&R, "CLIENT KILL TYPE pubsub");
+    if (rep != NULL && rep->type == REDIS_REPLY_INTEGER) pending_killed = rep->integer;
+    discard(rep);
+}
+
+struct pending_ender {
+    pthread_t thread;
+    long long reached[2]; /* PUBLISH's subscribers, pl5's and pl1000's */
+    int ok;
+};
+
+static void *pending_ender_main(void *arg)
+{
+    struct pending_ender *e = arg;
+    static const char *const ids[2] = {"pl5", "pl1000"};
+    struct rconn r;
+    int i;
+
+    rconn_init(&r, &R.url, 2.0);
+    if (until_subscribed(&r, "cq:ended:pl1000") == 0) {
+        for (i = 0; i < 2; i++) {
+            redisReply *rep;
+            discard(rconn_commandf(&r, "HSET cq:job:%s status finished result r", ids[i]));
+            rep = rconn_commandf(&r, "PUBLISH cq:ended:%s finished", ids[i]);
+            if (rep != NULL && rep->type == REDIS_REPLY_INTEGER) e->reached[i] = rep->integer;
+            discard(rep);
+        }
+        e->ok = 1;
+    }
+    rconn_close(&r);
+    return NULL;
+}
+
+static void test_pending_lost(void)
+{
+    enum { N = 1001 };
+    static char names[N][8];
+    const char *ids[N];
+    cq_status *out[N];
+    struct pending_ender e = {0};
+    struct stopper s = {0, 3, {0}}; /* pl0 (no hash), pl5 and pl1000 */
+    cq_client *c = client();
+    char err[256];
+    long long t0;
+    size_t i;
+    int rc;
+
+    CHECK_NOTNULL(c);
+    for (i = 0; i < N; i++) {
+        snprintf(names[i], sizeof names[i], "pl%zu", i);
+        ids[i] = names[i];
+        if (i > 0) DO("HSET cq:job:%s status queued", names[i]);
+    }
+    CHECK_DBL_EQ(client_wait_recheck, 30.0);
+    client_wait_pending_hook = kill_pubsub_once;
+    if (pthread_create(&e.thread, NULL, pending_ender_main, &e) != 0) fatal("pthread_create");
+    t0 = time_mono_ms();
+    rc = cq_wait_each2(c, ids, N, 20, CQ_WAIT_UNKNOWN_ENDS, out, stop_at, &s, err, sizeof err);
+    t0 = time_mono_ms() - t0;
+    client_wait_pending_hook = NULL;
+    pthread_join(e.thread, NULL);
+    CHECK_EQ(rc, CQ_WAIT_STOPPED);
+    CHECK(e.ok);
+    CHECK(pending_kills >= 1);
+    CHECK_EQ(pending_killed, 1); /* the waiting connection, killed in read_pending */
+    CHECK_EQ(e.reached[0], 1);   /* pl5's channel subscribed again */
+    CHECK_EQ(e.reached[1], 1);
+    CHECK_EQ(s.calls, 3);
+    CHECK(out[5] != NULL && cq_status_state(out[5]) == CQ_FINISHED);
+    CHECK(out[1000] != NULL && cq_status_state(out[1000]) == CQ_FINISHED);
+    CHECK(out[0] != NULL && cq_status_state(out[0]) == CQ_UNKNOWN);
+    if (t0 >= 10000) fprintf(stderr, "pl5's end seen after %lld ms\n", t0);
+    CHECK(t0 < 10000); /* at once, where the recheck or the timeout found it at 20 s */
+    CHECK_EQ(channels(), 0);
+    for (i = 0; i < N; i++) cq_status_free(out[i]);
+    cq_client_free(c);
+}
+
 /* ---- main ---------------------------------------------------------------------------- */
 
 int main(void)
@@ -638,5 +733,6 @@ int main(void)
     RUN(test_each2_stop);
     RUN(test_each2_unknown);
     RUN(test_silent_end);
+    RUN(test_pending_lost);
     return check_report();
 }

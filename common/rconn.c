@@ -638,7 +638,17 @@ static int open_node(struct rconn *r, const char *host, int port, double t)
         r->ctx = redisConnectFd(fd);
         if (r->ctx == NULL) close(fd);
     } else {
-        r->ctx = redisConnectWithTimeout(host, port, tv_of(t));
+        /* Not redisConnectWithTimeout: hiredis 0.14 fails a connect that a signal interrupts
+         * (its poll's EINTR), and a program's SIGALRM or SIGCHLD would do it. */
+        char msg[256];
+        int fd = tls_tcp_connect(host, port, t, msg, sizeof msg);
+
+        if (fd < 0) {
+            fail_as(r, msg, 1);
+            return -1;
+        }
+        r->ctx = redisConnectFd(fd);
+        if (r->ctx == NULL) close(fd);
     }
     if (connected(r) != 0) return -1;
     if (!r->url.tls) redisEnableKeepAlive(r->ctx);
@@ -650,11 +660,14 @@ static int open_node(struct rconn *r, const char *host, int port, double t)
 static int ask_sentinel(struct rconn *r, int i, double t, char *why, size_t whylen)
 {
     const struct rconn_node *s = &r->url.sentinels[i];
-    redisContext *c = redisConnectWithTimeout(s->host, s->port, tv_of(t));
+    char msg[256];
+    int fd = tls_tcp_connect(s->host, s->port, t, msg, sizeof msg); /* as open_node's */
+    redisContext *c = fd >= 0 ? redisConnectFd(fd) : NULL;
     redisReply *rep = NULL;
     long v;
     int rc = -1;
 
+    if (fd >= 0 && c == NULL) close(fd);
     memset(&r->primary, 0, sizeof r->primary);
     str_copy(why, whylen, "no answer");
     if (c != NULL && !c->err) {
@@ -669,7 +682,7 @@ static int ask_sentinel(struct rconn *r, int i, double t, char *why, size_t whyl
         r->primary.port = (int)v;
         rc = 0;
     } else if (c == NULL || c->err) {
-        str_copy(why, whylen, c ? c->errstr : "cannot allocate a connection");
+        str_copy(why, whylen, c ? c->errstr : fd < 0 ? msg : "cannot allocate a connection");
     } else if (rep != NULL && rep->type == REDIS_REPLY_ERROR) {
         str_copy(why, whylen, rep->str);
     } else if (rep != NULL && rep->type == REDIS_REPLY_NIL) {

@@ -130,10 +130,16 @@ static int tcp_connect(const char *host, int port, long long deadline, char *err
             continue;
         }
         if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) break;
-        if (errno == EINPROGRESS && wait_fd(fd, POLLOUT, deadline) == 1 &&
-            getsockopt(fd, SOL_SOCKET, SO_ERROR, &saved, &sl) == 0 && saved == 0)
-            break;
-        if (errno != EINPROGRESS) saved = errno;
+        if (errno != EINPROGRESS) {
+            saved = errno;
+        } else {
+            /* errno is read here, not after the wait: a signal in it left EINTR there */
+            int ready = wait_fd(fd, POLLOUT, deadline);
+            if (ready == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &saved, &sl) == 0 && saved == 0)
+                break;
+            if (ready == 0) saved = ETIMEDOUT;
+            if (ready < 0) saved = errno;
+        }
         close(fd);
         fd = -1;
     }
@@ -145,6 +151,18 @@ static int tcp_connect(const char *host, int port, long long deadline, char *err
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+    return fd;
+}
+
+int tls_tcp_connect(const char *host, int port, double timeout, char *err, size_t errlen)
+{
+    int fd = tcp_connect(host, port, time_mono_ms() + (long long)(timeout * 1000.0), err, errlen);
+
+    if (fd >= 0 && set_nonblocking(fd, 0) != 0) {
+        err_set(err, errlen, "fcntl: %s", strerror(errno));
+        close(fd);
+        return -1;
+    }
     return fd;
 }
 

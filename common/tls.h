@@ -36,6 +36,14 @@ struct tls_session;
 int tls_connect(const char *host, int port, const struct tls_opts *o, double timeout,
                 struct tls_session **session, char *err, size_t errlen);
 
+/* A plain TCP connection to host:port within timeout seconds (every address the name has,
+ * in turn), as redis:// takes it too: a blocking socket, close-on-exec, TCP_NODELAY and
+ * SO_KEEPALIVE set. A signal that interrupts the wait goes on waiting within the same
+ * deadline, where hiredis 0.14's connect fails at once ("poll(2): Interrupted system call").
+ * Returns the socket, or -1 with err as the system or the resolver says it ("Connection
+ * refused", "Connection timed out", "Name or service not known"). */
+int tls_tcp_connect(const char *host, int port, double timeout, char *err, size_t errlen);
+
 /* The session's failure ("TLS: tlsv13 alert certificate required"), copied into buf; 0 when
  * there is one, -1 when the session saw nothing wrong. */
 int tls_session_error(struct tls_session *s, char *buf, size_t len);

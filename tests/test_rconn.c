@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 
 #include "audience.h"
@@ -166,6 +167,80 @@ static void test_password_chars(void)
     /* Still %-decoded. */
     CHECK_EQ(parse("redis://app:a%2Fb/c%3F@h", &u, err, sizeof err), 0);
     CHECK_STREQ(u.pass, "a/b/c?");
+}
+
+/* A signal during a TCP connect (h25's review, scratch/eintr.c): a program's handler, set
+ * without SA_RESTART (SIGALRM 300 ms in), does not end the connect, which waits on within its
+ * time-out. The listener's accept queue is full (backlog 0, one connection queued and not
+ * accepted), so that its SYNs are dropped and the connect is pending when the signal comes.
+ * With accept_after_ms, a child accepts the queued connection then, the retried SYN (1 s on)
+ * gets in, and the child answers the connect's PING: the connect succeeds. Without, nobody
+ * accepts: it fails at its time-out, as a connect that timed out. */
+static void on_alarm(int sig)
+{
+    (void)sig;
+}
+
+static void test_connect_signal(int accept_after_ms)
+{
+    struct sockaddr_in a;
+    socklen_t n = sizeof a;
+    struct sigaction sa, old;
+    struct itimerval it = {{0, 0}, {0, 300000}};
+    struct rconn_url u;
+    struct rconn r;
+    char url[64], err[256];
+    int ls = socket(AF_INET, SOCK_STREAM, 0), filler = socket(AF_INET, SOCK_STREAM, 0), rc;
+    long long t0, took;
+    pid_t pid = -1;
+
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(ls >= 0 && filler >= 0);
+    REQUIRE(bind(ls, (struct sockaddr *)&a, sizeof a) == 0 && listen(ls, 0) == 0);
+    REQUIRE(getsockname(ls, (struct sockaddr *)&a, &n) == 0);
+    REQUIRE(connect(filler, (struct sockaddr *)&a, sizeof a) == 0); /* the queue is full now */
+    if (accept_after_ms > 0) {
+        pid = fork();
+        REQUIRE(pid >= 0);
+        if (pid == 0) {
+            char buf[512];
+            int c;
+            sleep_ms(accept_after_ms);
+            close(accept(ls, NULL, NULL)); /* the filler */
+            c = accept(ls, NULL, NULL);
+            if (c >= 0 && read(c, buf, sizeof buf) > 0 && write(c, "+PONG\r\n", 7) == 7)
+                while (read(c, buf, sizeof buf) > 0) continue;
+            _exit(0);
+        }
+    }
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", ntohs(a.sin_port));
+    REQUIRE(parse(url, &u, err, sizeof err) == 0);
+    rconn_init(&r, &u, accept_after_ms > 0 ? 5.0 : 2.0);
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_alarm; /* no SA_RESTART */
+    sigaction(SIGALRM, &sa, &old);
+    setitimer(ITIMER_REAL, &it, NULL);
+    t0 = time_mono_ms();
+    rc = rconn_connect(&r);
+    took = time_mono_ms() - t0;
+    sigaction(SIGALRM, &old, NULL);
+    if (accept_after_ms > 0) {
+        CHECK_EQ(rc, 0);
+        CHECK(r.errstr[0] == '\0');
+        CHECK(took >= 300); /* after the signal, not before it */
+        rconn_close(&r);
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    } else {
+        CHECK_EQ(rc, -1);
+        CHECK(strstr(r.errstr, "Interrupted") == NULL);
+        CHECK_HAS(r.errstr, "timed out");
+        CHECK(took >= 1500); /* its 2 s, where the signal ended it at 0.3 s */
+    }
+    close(filler);
+    close(ls);
 }
 
 /* A worker's registered connections against CLIENT LIST's text (worker.c's find_gone,
@@ -458,6 +533,8 @@ int main(void)
     CHECK(parse_size("1iB", &sz) == -1);
     CHECK(parse_size("1Mi", &sz) == -1);
     test_password_chars();
+    test_connect_signal(600);
+    test_connect_signal(0);
     test_lost();
     test_clients_listed();
     return check_report();

@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
+#include <hiredis/sds.h>
 #include <openssl/evp.h>
 
 #include "audience.h"
@@ -448,6 +449,8 @@ static const struct fix connect_fixes[] = {
     {"Resource temporarily unavailable", "check the host, the port and any firewall between", NULL,
      NULL},
     {"no reply within", "is it stopped, or busy with a long command (SLOWLOG GET)?", NULL, NULL},
+    {"could not send within", "is it stopped, or busy with a long command (SLOWLOG GET)?", NULL,
+     NULL},
     {"certificate verify failed",
      "give the CA that signed the server's certificate with --tls-ca (or $CQ_TLS_CA), "
      "and connect by a name or address the certificate holds",
@@ -568,14 +571,20 @@ void rconn_error(const struct rconn *r, const char *context, const char *msg, ch
 /* Record the context's error (what, or hiredis's) and drop the context. */
 static void fail_as(struct rconn *r, const char *what, int connecting)
 {
-    char tls[256], late[64];
+    char tls[256], late[80];
 
     /* Under TLS, hiredis sees only the socketpair close: the relay knows why. */
     if (what == NULL && tls_session_error(r->tls, tls, sizeof tls) == 0) what = tls;
-    /* A read past the socket's time-out is EAGAIN to hiredis: say what it means. */
+    /* A read or a write past the socket's time-out is EAGAIN to hiredis: say what it means.
+     * The time-out bounds a stall, not the command: a write that stalled (hiredis still holds
+     * bytes to send: Redis reads nothing, stopped or busy) is not a reply that did not come. */
     if (what == NULL && r->ctx != NULL &&
         strcmp(r->ctx->errstr, "Resource temporarily unavailable") == 0) {
-        snprintf(late, sizeof late, "no reply within %g s", r->timeout > 0 ? r->timeout : 5.0);
+        double t = r->timeout > 0 ? r->timeout : 5.0;
+        if (r->ctx->obuf != NULL && sdslen(r->ctx->obuf) > 0)
+            snprintf(late, sizeof late, "could not send within %g s (Redis reads nothing)", t);
+        else
+            snprintf(late, sizeof late, "no reply within %g s", t);
         what = late;
     }
     if (what == NULL) what = r->ctx && r->ctx->errstr[0] ? r->ctx->errstr : "connection lost";

@@ -11,8 +11,11 @@
  * Every TCP form takes ?replicas=N: queue.c then follows its writes (enqueues, outcomes)
  * with WAIT for N replicas, which bounds what a failover can lose (docs/OPERATIONS.md).
  * Connecting runs AUTH (with a user name for ACL users) and SELECT as the URL asks.
- * hiredis 0.14 has no redisConnectWithOptions, so this uses redisConnectWithTimeout and sets
- * read/write timeouts and TCP keepalive on the result.
+ * hiredis 0.14 has no redisConnectWithOptions, and its redisConnectWithTimeout fails a connect
+ * that a signal interrupts: the socket is connected here (tls.h, tls_tcp_connect) and handed
+ * to redisConnectFd, with read/write timeouts and TCP keepalive set on the result. The
+ * timeout bounds each stall of a command's send or of its reply, not the whole command: a
+ * large one that Redis reads slowly but steadily takes as long as it takes.
  */
 #ifndef CQ_RCONN_H
 #define CQ_RCONN_H
@@ -52,7 +55,8 @@ struct tls_session;
 struct rconn {
     redisContext *ctx; /* NULL while disconnected */
     struct rconn_url url;
-    double timeout;            /* connect and command timeout in seconds; 0 = none for commands */
+    double timeout;            /* connect and command timeout in seconds (a stall of a send or
+                                * of a reply, not a whole command); 0 = none for commands */
     char errstr[512];          /* the last error, one line */
     int lost;                  /* errstr is that of a connection that was open and is lost
                                 * (Redis stopped, restarted or closed it), which says that

@@ -21,7 +21,8 @@ static int parse(const char *url, struct rconn_url *u, char *err, size_t errlen)
 }
 
 /* A Redis stand-in on 127.0.0.1, in a child: it answers the PING of one connection, then
- * reads the next command and closes the connection (then_close) or answers nothing for 3 s.
+ * reads the next command and closes the connection (then_close) or answers nothing for 3 s
+ * (20 s where then_close is negative).
  * Returns the child's pid, its port in *port. */
 static pid_t fake_redis(int *port, int then_close)
 {
@@ -33,6 +34,9 @@ static pid_t fake_redis(int *port, int then_close)
     memset(&a, 0, sizeof a);
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int small = 4096; /* a window that stays small: a send it does not read stalls at once */
+
+    if (ls >= 0) setsockopt(ls, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
     if (ls < 0 || bind(ls, (struct sockaddr *)&a, sizeof a) != 0 || listen(ls, 1) != 0 ||
         getsockname(ls, (struct sockaddr *)&a, &n) != 0) {
         perror("fake_redis");
@@ -44,8 +48,8 @@ static pid_t fake_redis(int *port, int then_close)
         char buf[512];
         int c = accept(ls, NULL, NULL);
         if (c >= 0 && read(c, buf, sizeof buf) > 0 && write(c, "+PONG\r\n", 7) == 7 &&
-            read(c, buf, sizeof buf) > 0 && !then_close)
-            sleep(3);
+            read(c, buf, sizeof buf) > 0 && then_close <= 0)
+            sleep(then_close < 0 ? 20 : 3);
         _exit(0);
     }
     close(ls);
@@ -102,6 +106,31 @@ static void test_lost(void)
     REQUIRE(rconn_connect(&r) == 0);
     CHECK(rconn_commandf(&r, "GET k") == NULL);
     snprintf(want, sizeof want, "redis 127.0.0.1:%d: no reply within 1 s", port);
+    CHECK_STREQ(r.errstr, want);
+    CHECK_EQ(r.lost, 0);
+    rconn_close(&r);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+
+    /* A command that Redis stops reading (32 MiB, more than the sockets' buffers hold): its
+     * send stalls past the time-out, which is said as such, not as a reply that did not
+     * come (h25's review, scratch/tls_hang.c). */
+    pid = fake_redis(&port, -1);
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", port);
+    REQUIRE(parse(url, &u, err, sizeof err) == 0);
+    rconn_init(&r, &u, 1.0);
+    REQUIRE(rconn_connect(&r) == 0);
+    {
+        size_t big = 32u << 20;
+        char *v = xmalloc(big);
+        const char *argv[3] = {"SET", "k", v};
+        size_t lens[3] = {3, 1, big};
+        memset(v, 'x', big);
+        CHECK(rconn_command(&r, 3, argv, lens) == NULL);
+        free(v);
+    }
+    snprintf(want, sizeof want,
+             "redis 127.0.0.1:%d: could not send within 1 s (Redis reads nothing)", port);
     CHECK_STREQ(r.errstr, want);
     CHECK_EQ(r.lost, 0);
     rconn_close(&r);

@@ -374,6 +374,11 @@ static void *relay_main(void *arg)
         if (SSL_pending(r->ssl) > 0 && r->down_len < RELAY_BUF) continue;
         if (poll(p, 2, -1) < 0 && errno != EINTR) break;
         if ((p[0].revents | p[1].revents) & POLLNVAL) break;
+        /* The owner closed its end (hiredis's redisFree): nothing it sent is wanted, nor
+         * anything for it. Seen by the POLLHUP, which comes whatever was asked: with up full
+         * (the server reads nothing) the end is never read, and the loop spun at 100% CPU
+         * until the server read again, tls_session_release waiting for it. */
+        if (p[0].revents & (POLLHUP | POLLERR)) break;
     }
     SSL_shutdown(r->ssl); /* a close_notify, best effort: the socket is non-blocking */
     SSL_free(r->ssl);

@@ -72,6 +72,29 @@ before=$(rcli HGET cq:stats processed)
 check_eq "3000 jobs: the worker exits 0" 0 "$?"
 check_eq "... and every one was processed" $((before + 3000)) "$(rcli HGET cq:stats processed)"
 
+echo "# a Redis that stops reading mid-send: the connection given up, its relay with it"
+# tls_stall (tests/tls_stall.c) connects, stops Redis (SIGSTOP), and sends a SET of 64 MiB,
+# more than the sockets between hold (a receive buffer may grow to 32 MB): the send stalls,
+# and at its 2 s time-out the connection is closed while the relay's buffer toward Redis is
+# full. The relay must end then, where it spun at 100% CPU on its end's POLLHUP, and the
+# close waited for it, until Redis read again (h25's review): here until the SIGCONT 30 s on.
+( sleep 30; kill -CONT "$RPID" ) &
+CONT=$!
+line=$("$BIN/tls_stall" "$URL" "$RPID" 64 2>&1)
+rc=$?
+kill -CONT "$RPID"
+kill "$CONT" 2>/dev/null
+wait "$CONT" 2>/dev/null
+echo "# tls_stall: $line"
+check_eq "tls_stall: the SET failed" 0 "$rc"
+check_contains "... as a send that stalled" "could not send within 2 s (Redis reads nothing)" "$line"
+took=$(sed -n 's/^failed after \([0-9.]*\) s.*/\1/p' <<<"$line")
+cpu=$(sed -n 's/.*, CPU \([0-9.]*\) s:.*/\1/p' <<<"$line")
+check "... and gave up before Redis came back (30 s)" between 0 "$took" 25
+check "... without spinning (CPU under 3 s)" between 0 "$cpu" 3
+wait_for 10 redis_answers || { echo "FATAL: redis did not come back"; exit 1; }
+rcli DEL tls_stall >/dev/null
+
 echo "# refusals, each one line with its fix"
 unset CQ_TLS_CA
 "$BIN/cenqueue" -u "$URL" --tls-ca "$T/pki/other.pem" noop >/dev/null 2>"$T/err"

@@ -78,7 +78,8 @@ echo "# a Redis that stops reading mid-send: the connection given up, its relay 
 # and at its 2 s time-out the connection is closed while the relay's buffer toward Redis is
 # full. The relay must end then, where it spun at 100% CPU on its end's POLLHUP, and the
 # close waited for it, until Redis read again (h25's review): here until the SIGCONT 30 s on.
-( sleep 30; kill -CONT "$RPID" ) &
+# (Its output away: the sleep it leaves when killed must not hold the test's stdout open.)
+( sleep 30; kill -CONT "$RPID" ) >/dev/null 2>&1 &
 CONT=$!
 line=$("$BIN/tls_stall" "$URL" "$RPID" 64 2>&1)
 rc=$?

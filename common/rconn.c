@@ -659,9 +659,8 @@ static int open_node(struct rconn *r, const char *host, int port, double t)
         r->ctx = redisConnectFd(fd);
         if (r->ctx == NULL) close(fd);
     }
-    if (connected(r) != 0) return -1;
-    if (!r->url.tls) redisEnableKeepAlive(r->ctx);
-    return 0;
+    /* tls_tcp_connect set TCP keep-alive on the socket (TLS's too), as hiredis would */
+    return connected(r);
 }
 
 /* Ask sentinel i where MASTER's primary is: r->primary. 0, or -1 with why saying what it

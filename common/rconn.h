@@ -13,7 +13,8 @@
  * Connecting runs AUTH (with a user name for ACL users) and SELECT as the URL asks.
  * hiredis 0.14 has no redisConnectWithOptions, and its redisConnectWithTimeout fails a connect
  * that a signal interrupts: the socket is connected here (tls.h, tls_tcp_connect) and handed
- * to redisConnectFd, with read/write timeouts and TCP keepalive set on the result. The
+ * to redisConnectFd, with read/write timeouts and TCP keepalive set on the result (rediss://
+ * as redis://: 15 s idle, probes every 5 s, 3 of them). The
  * timeout bounds each stall of a command's send or of its reply, not the whole command: a
  * large one that Redis reads slowly but steadily takes as long as it takes.
  */

@@ -6,6 +6,7 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -13,6 +14,7 @@
 #include "audience.h"
 #include "check.h"
 #include "rconn.h"
+#include "tls.h"
 #include "util.h"
 
 static int parse(const char *url, struct rconn_url *u, char *err, size_t errlen)
@@ -270,6 +272,52 @@ static void test_connect_signal(int accept_after_ms)
     }
     close(filler);
     close(ls);
+}
+
+/* TCP keep-alive, as hiredis 0.14's redisKeepAlive sets it (15 s idle, a probe every 5 s, 3
+ * of them), on a redis:// connection's socket and on the one tls_tcp_connect makes, which is
+ * under every rediss:// session too (h25's review: those had only SO_KEEPALIVE, the system's
+ * 2 hours idle, where a peer gone without a word held a worker's connection that long). */
+static void check_keepalive(int fd)
+{
+    int v[4] = {0, 0, 0, 0};
+    socklen_t n = sizeof v[0];
+
+    CHECK(getsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &v[0], &n) == 0 && v[0] == 1);
+    CHECK(getsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &v[1], &n) == 0);
+    CHECK(getsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &v[2], &n) == 0);
+    CHECK(getsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &v[3], &n) == 0);
+    CHECK_EQ(v[1], 15);
+    CHECK_EQ(v[2], 5);
+    CHECK_EQ(v[3], 3);
+}
+
+static void test_keepalive(void)
+{
+    struct rconn_url u;
+    struct rconn r;
+    char url[64], err[256];
+    int port, fd;
+    pid_t pid = fake_redis(&port, 0);
+
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", port);
+    REQUIRE(parse(url, &u, err, sizeof err) == 0);
+    rconn_init(&r, &u, 1.0);
+    REQUIRE(rconn_connect(&r) == 0);
+    check_keepalive(r.ctx->fd);
+    rconn_close(&r);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+
+    pid = fake_redis(&port, 0);
+    fd = tls_tcp_connect("127.0.0.1", port, 1.0, err, sizeof err);
+    CHECK(fd >= 0);
+    if (fd >= 0) {
+        check_keepalive(fd);
+        close(fd);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
 }
 
 /* A worker's registered connections against CLIENT LIST's text (worker.c's find_gone,
@@ -564,6 +612,7 @@ int main(void)
     test_password_chars();
     test_connect_signal(600);
     test_connect_signal(0);
+    test_keepalive();
     test_lost();
     test_clients_listed();
     return check_report();

@@ -123,6 +123,12 @@ static const char *parse_auth(const char *url, const char *p, size_t n, struct r
                copy_decoded(out->pass, sizeof out->pass, c + 1, (size_t)(at - c - 1)) != 0) {
         goto bad;
     }
+    if (out->user[0] != '\0' && out->pass[0] == '\0') {
+        /* AUTH goes only with a password: the user would be dropped, and the connection run
+         * as the default user, without a word */
+        err_set(err, errlen, "redis URL '%s': a user name needs a password (USER:PASSWORD@)", url);
+        return NULL;
+    }
     return at + 1;
 bad:
     err_set(err, errlen, "redis URL '%s': malformed user or password", url);
@@ -139,6 +145,11 @@ static int parse_sentinels(const char *url, const char *p, const char *end, cons
         const char *comma = memchr(p, ',', (size_t)(end - p));
         const char *stop = comma ? comma : end;
         struct rconn_node *s = &out->sentinels[out->nsentinels];
+        if (stop == p || (comma != NULL && comma + 1 == end)) {
+            /* parse_hostport would make it 127.0.0.1:26379, a sentinel nobody named */
+            err_set(err, errlen, "redis URL '%s': an empty sentinel address in the list", url);
+            return -1;
+        }
         if (out->nsentinels == RCONN_SENTINELS_MAX) {
             err_set(err, errlen, "redis URL '%s': at most %d sentinels", url, RCONN_SENTINELS_MAX);
             return -1;

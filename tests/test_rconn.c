@@ -442,6 +442,26 @@ int main(void)
     CHECK_HAS(err, "port");
     CHECK(parse("redis+sentinel://a,b,c,d,e,f,g,h,i/m", &u, err, sizeof err) == -1);
     CHECK_HAS(err, "at most 8 sentinels");
+    /* An empty entry is refused, not made 127.0.0.1:26379; a user without a password too,
+     * which AUTH would drop (the connection then the default user's). */
+    CHECK(parse("redis+sentinel://h1,,h2/m", &u, err, sizeof err) == -1);
+    CHECK_STREQ(err,
+                "redis URL 'redis+sentinel://h1,,h2/m': an empty sentinel address in "
+                "the list");
+    CHECK(parse("redis+sentinel://h1,/m", &u, err, sizeof err) == -1);
+    CHECK_HAS(err, "an empty sentinel address");
+    CHECK(parse("redis+sentinel://,h1/m", &u, err, sizeof err) == -1);
+    CHECK_HAS(err, "an empty sentinel address");
+    CHECK(parse("redis://app:@h", &u, err, sizeof err) == -1);
+    CHECK_STREQ(err,
+                "redis URL 'redis://app:***@h': a user name needs a password "
+                "(USER:PASSWORD@)");
+    CHECK(parse("unix://app:@/run/redis.sock", &u, err, sizeof err) == -1);
+    CHECK_HAS(err, "a user name needs a password");
+    CHECK(parse("redis+sentinel://app:@s1/m", &u, err, sizeof err) == -1);
+    CHECK_HAS(err, "a user name needs a password");
+    CHECK(parse("redis://:@h", &u, err, sizeof err) == 0); /* neither: no AUTH, as before */
+    CHECK(u.user[0] == '\0' && u.pass[0] == '\0');
 
     /* A closed port: one line naming the address, the cause and the fix. */
     CHECK(parse("redis://127.0.0.1:1", &u, err, sizeof err) == 0);

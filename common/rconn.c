@@ -674,6 +674,26 @@ static int open_node(struct rconn *r, const char *host, int port, double t)
     return connected(r);
 }
 
+/* What a sentinel answered that is not [host, port], into why: said as it is (cut at 80
+ * bytes), not as "no answer". */
+static void odd_answer(const redisReply *rep, char *why, size_t whylen)
+{
+    switch (rep->type) {
+    case REDIS_REPLY_STRING:
+    case REDIS_REPLY_STATUS: snprintf(why, whylen, "answered '%.80s'", rep->str); break;
+    case REDIS_REPLY_INTEGER: snprintf(why, whylen, "answered %lld", rep->integer); break;
+    case REDIS_REPLY_ARRAY:
+        if (rep->elements == 2 && rep->element[0]->type == REDIS_REPLY_STRING &&
+            rep->element[1]->type == REDIS_REPLY_STRING)
+            snprintf(why, whylen, "answered host '%.80s' port '%.20s', not a port or host",
+                     rep->element[0]->str, rep->element[1]->str);
+        else
+            snprintf(why, whylen, "answered an array of %zu, not [host, port]", rep->elements);
+        break;
+    default: snprintf(why, whylen, "answered a reply of type %d", rep->type); break;
+    }
+}
+
 /* Ask sentinel i where MASTER's primary is: r->primary. 0, or -1 with why saying what it
  * answered. */
 static int ask_sentinel(struct rconn *r, int i, double t, char *why, size_t whylen)
@@ -706,7 +726,9 @@ static int ask_sentinel(struct rconn *r, int i, double t, char *why, size_t whyl
         str_copy(why, whylen, rep->str);
     } else if (rep != NULL && rep->type == REDIS_REPLY_NIL) {
         str_copy(why, whylen, "knows no master of that name");
-    } else if (rep == NULL) {
+    } else if (rep != NULL) {
+        odd_answer(rep, why, whylen);
+    } else {
         str_copy(why, whylen, c->errstr[0] ? c->errstr : "no answer");
     }
     if (rc != 0) memset(&r->primary, 0, sizeof r->primary);

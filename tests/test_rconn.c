@@ -320,6 +320,69 @@ static void test_keepalive(void)
     waitpid(pid, NULL, 0);
 }
 
+/* A sentinel stand-in on 127.0.0.1, in a child: to one connection's first command it
+ * answers reply (raw RESP), then reads until the connection closes. Its pid; *port. */
+static pid_t fake_sentinel(int *port, const char *reply)
+{
+    struct sockaddr_in a;
+    socklen_t n = sizeof a;
+    int ls = socket(AF_INET, SOCK_STREAM, 0);
+    pid_t pid;
+
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (ls < 0 || bind(ls, (struct sockaddr *)&a, sizeof a) != 0 || listen(ls, 1) != 0 ||
+        getsockname(ls, (struct sockaddr *)&a, &n) != 0) {
+        perror("fake_sentinel");
+        exit(1);
+    }
+    *port = ntohs(a.sin_port);
+    pid = fork();
+    if (pid == 0) {
+        char buf[512];
+        int c = accept(ls, NULL, NULL);
+        if (c >= 0 && read(c, buf, sizeof buf) > 0 &&
+            write(c, reply, strlen(reply)) == (ssize_t)strlen(reply))
+            while (read(c, buf, sizeof buf) > 0) continue;
+        _exit(0);
+    }
+    close(ls);
+    return pid;
+}
+
+/* A sentinel that answers something other than [host, port] is said to have answered it,
+ * not "no answer" (h25's review). */
+static void test_sentinel_odd_answers(void)
+{
+    static const char *const replies[3] = {"+OK\r\n", "*2\r\n$9\r\n127.0.0.1\r\n$3\r\nabc\r\n",
+                                           "*1\r\n$1\r\nx\r\n"};
+    struct rconn_url u;
+    struct rconn r;
+    char url[200], err[256], want[512];
+    int port[3], i;
+    pid_t pid[3];
+
+    for (i = 0; i < 3; i++) pid[i] = fake_sentinel(&port[i], replies[i]);
+    snprintf(url, sizeof url, "redis+sentinel://127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d/m", port[0],
+             port[1], port[2]);
+    REQUIRE(parse(url, &u, err, sizeof err) == 0);
+    rconn_init(&r, &u, 2.0);
+    CHECK_EQ(rconn_connect(&r), -1);
+    snprintf(want, sizeof want,
+             "redis sentinels of m: none gave its primary (127.0.0.1:%d: answered 'OK'; "
+             "127.0.0.1:%d: answered host '127.0.0.1' port 'abc', not a port or host; "
+             "127.0.0.1:%d: answered an array of 1, not [host, port]); check that the "
+             "sentinels run and monitor m",
+             port[0], port[1], port[2]);
+    CHECK_STREQ(r.errstr, want);
+    rconn_close(&r);
+    for (i = 0; i < 3; i++) {
+        kill(pid[i], SIGKILL);
+        waitpid(pid[i], NULL, 0);
+    }
+}
+
 /* A worker's registered connections against CLIENT LIST's text (worker.c's find_gone,
  * admin.c's cqctl cancel): any one listed means it lives; an id is a whole field. */
 static void test_clients_listed(void)
@@ -633,6 +696,7 @@ int main(void)
     test_connect_signal(600);
     test_connect_signal(0);
     test_keepalive();
+    test_sentinel_odd_answers();
     test_lost();
     test_clients_listed();
     return check_report();

@@ -711,9 +711,11 @@ static int read_pending(struct wait *w, const char *chan, int *io)
         }
         if (last) return 0;
         if (got == 0) {
+            char where[300];
+            rconn_where(&c->sub, where, sizeof where);
             rconn_close(&c->sub);
             err_set(c->sub.errstr, sizeof c->sub.errstr,
-                    "redis: no reply to SUBSCRIBE %s within %g s", chan, c->sub.timeout);
+                    "redis %s: no reply to SUBSCRIBE %s within %g s", where, chan, c->sub.timeout);
         }
     }
     err_set(w->err, w->errlen, "waiting for jobs: %s", c->sub.errstr);
@@ -831,9 +833,11 @@ static int subscribe_all(struct wait *w, int *io)
                 continue;
             }
             if (got == 0) {
+                char where[300];
+                rconn_where(&c->sub, where, sizeof where);
                 rconn_close(&c->sub);
                 err_set(c->sub.errstr, sizeof c->sub.errstr,
-                        "redis: no reply to SUBSCRIBE within %g s", c->sub.timeout);
+                        "redis %s: no reply to SUBSCRIBE within %g s", where, c->sub.timeout);
             }
             rc = -1;
         }

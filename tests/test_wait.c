@@ -14,6 +14,13 @@
  * (tests/redis_server.h). */
 #include <math.h>
 #include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 
 #include "check.h"
 #include "client.h"
@@ -711,6 +718,57 @@ static void test_pending_lost(void)
     cq_client_free(c);
 }
 
+/* A Redis that answers the connections' PING but not the SUBSCRIBE (a stand-in: a child
+ * that takes two connections, the client's and the waiter's, and answers each one's first
+ * command +PONG): the wait fails naming the server, where the line said only "redis: no
+ * reply to SUBSCRIBE" (h25's review). */
+static void test_subscribe_silent(void)
+{
+    struct sockaddr_in a;
+    socklen_t len = sizeof a;
+    int ls = socket(AF_INET, SOCK_STREAM, 0), port;
+    char u[64], err[512], want[200];
+    const char *id = "silent";
+    cq_status *st = NULL;
+    cq_client *c;
+    pid_t pid;
+
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(ls >= 0 && bind(ls, (struct sockaddr *)&a, sizeof a) == 0 && listen(ls, 4) == 0 &&
+            getsockname(ls, (struct sockaddr *)&a, &len) == 0);
+    port = ntohs(a.sin_port);
+    pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        char buf[4096];
+        int k, fds[2] = {-1, -1};
+        for (k = 0; k < 2; k++) {
+            fds[k] = accept(ls, NULL, NULL);
+            if (fds[k] < 0 || read(fds[k], buf, sizeof buf) <= 0 ||
+                write(fds[k], "+PONG\r\n", 7) != 7)
+                _exit(1);
+        }
+        while (read(fds[1], buf, sizeof buf) > 0) continue; /* SUBSCRIBE: no reply */
+        _exit(0);
+    }
+    close(ls);
+    snprintf(u, sizeof u, "redis://127.0.0.1:%d", port);
+    c = cq_client_new(u, NULL, err, sizeof err);
+    CHECK_NOTNULL(c);
+    if (c != NULL) {
+        CHECK_EQ(cq_wait_many(c, &id, 1, 1.5, &st, err, sizeof err), -1);
+        snprintf(want, sizeof want,
+                 "waiting for jobs: redis 127.0.0.1:%d: no reply to SUBSCRIBE within 1.5 s", port);
+        CHECK_STREQ(err, want);
+        cq_status_free(st);
+        cq_client_free(c);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+}
+
 /* ---- main ---------------------------------------------------------------------------- */
 
 int main(void)
@@ -734,5 +792,6 @@ int main(void)
     RUN(test_each2_unknown);
     RUN(test_silent_end);
     RUN(test_pending_lost);
+    RUN(test_subscribe_silent);
     return check_report();
 }

@@ -190,6 +190,47 @@ start_redis_again() {
 
 rcli() { redis-cli -s "$RSOCK" "$@"; }
 
+# ---- servers of their own on fixed ports (Sentinel tests) ----
+# A sentinel's configuration names its nodes by port, so these run on ports the test picks,
+# not on lib.sh's socket. ours PORT PID: the server PID answers on PORT (its INFO says so).
+ours() { redis-cli -p "$1" INFO server 2>/dev/null | tr -d '\r' | grep -qx "process_id:$2"; }
+# port_up PORT PID: the server PID answers on PORT (0), or it exited or 10 s passed (1). A Redis
+# with a password answers INFO with NOAUTH: its pid is then not checked, only that it lives.
+port_up() {
+    local i
+    for i in $(seq 1 200); do
+        ours "$1" "$2" && return 0
+        redis-cli -p "$1" PING 2>/dev/null | grep -q NOAUTH && kill -0 "$2" 2>/dev/null &&
+            return 0
+        kill -0 "$2" 2>/dev/null || return 1
+        sleep 0.05
+    done
+    return 1
+}
+# serve_port VAR PROGRAM ARGS...: PROGRAM (redis-server or redis-sentinel) with ARGS on a port
+# below Linux's ephemeral range, whose number goes to VAR; where that port is taken (the
+# server exits, or another answers there), another is tried. "@PORT" in ARGS is the port.
+serve_port() {
+    local var=$1 port pid
+    shift
+    for _ in $(seq 1 20); do
+        port=$(( 20000 + RANDOM % 12000 ))
+        "${@//@PORT/$port}" &
+        pid=$!
+        if port_up "$port" "$pid"; then
+            PIDS+=("$pid")
+            printf -v "$var" %s "$port"
+            return 0
+        fi
+        kill "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+    done
+    echo "FATAL: $1 did not start on any of 20 ports"
+    exit 1
+}
+# node_dirs NAME: a server's --dir and --logfile, in $T/NAME.
+node_dirs() { mkdir -p "$T/$1"; echo "--dir $T/$1 --logfile $T/$1/log"; }
+
 # jfield ID [FIELD]: a field of a job's status hash (default: status).
 jfield() { rcli HGET "cq:job:$1" "${2:-status}"; }
 

@@ -9,57 +9,23 @@
 # as configured for the test's few seconds.
 . "$(dirname "$0")/lib.sh"
 
-ours() { redis-cli -p "$1" INFO server 2>/dev/null | tr -d '\r' | grep -qx "process_id:$2"; }
-# up PORT PID: the server PID answers on PORT (0), or it exited or 10 s passed (1). A Redis
-# with a password answers INFO with NOAUTH: its pid is then not checked.
-up() {
-    local i
-    for i in $(seq 1 200); do
-        ours "$1" "$2" && return 0
-        redis-cli -p "$1" PING 2>/dev/null | grep -q NOAUTH && kill -0 "$2" 2>/dev/null &&
-            return 0
-        kill -0 "$2" 2>/dev/null || return 1
-        sleep 0.05
-    done
-    return 1
-}
-# serve VAR PROGRAM ARGS...: as test_switchover.sh's, PROGRAM with ARGS on a port below
-# Linux's ephemeral range ("@PORT" in ARGS), its number in VAR; another port where it is taken.
-serve() {
-    local var=$1 port pid
-    shift
-    for _ in $(seq 1 20); do
-        port=$(( 20000 + RANDOM % 12000 ))
-        "${@//@PORT/$port}" &
-        pid=$!
-        if up "$port" "$pid"; then
-            PIDS+=("$pid")
-            printf -v "$var" %s "$port"
-            return 0
-        fi
-        kill "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
-    done
-    echo "FATAL: $1 did not start on any of 20 ports"
-    exit 1
-}
-node() { mkdir -p "$T/$1"; echo "--dir $T/$1 --logfile $T/$1/log"; }
+# ours, port_up, serve_port and node_dirs: lib.sh's (servers on ports of their own).
 # sentinel VAR NAME PORT: a sentinel that names 127.0.0.1:PORT as cqtest's primary.
 sentinel() {
     printf 'sentinel monitor cqtest 127.0.0.1 %s 1\n' "$3" >"$T/$2.conf"
     printf 'sentinel %s cqtest 600000\n' down-after-milliseconds failover-timeout >>"$T/$2.conf"
-    serve "$1" redis-sentinel "$T/$2.conf" --port @PORT --bind 127.0.0.1 --dir "$T" \
+    serve_port "$1" redis-sentinel "$T/$2.conf" --port @PORT --bind 127.0.0.1 --dir "$T" \
         --logfile "$T/$2.log"
 }
 
 # shellcheck disable=SC2046 # node's words
-serve PL redis-server --port @PORT --bind 127.0.0.1 --save "" --appendonly no $(node l) \
+serve_port PL redis-server --port @PORT --bind 127.0.0.1 --save "" --appendonly no $(node_dirs l) \
     --requirepass pw
 # shellcheck disable=SC2046
-serve PR redis-server --port @PORT --bind 127.0.0.1 --save "" --appendonly no $(node r) \
+serve_port PR redis-server --port @PORT --bind 127.0.0.1 --save "" --appendonly no $(node_dirs r) \
     --requirepass pw --masterauth pw --replicaof 127.0.0.1 "$PL"
 # shellcheck disable=SC2046
-serve PX redis-server --port @PORT --bind 127.0.0.1 --save "" --appendonly no $(node x) \
+serve_port PX redis-server --port @PORT --bind 127.0.0.1 --save "" --appendonly no $(node_dirs x) \
     --requirepass other
 # A port nothing listens on: one bound and closed again (the kernel gives it to nobody else
 # while the test runs but by chance; then the check below fails the test loudly).

@@ -15,53 +15,20 @@ synced() { redis-cli -p "$1" INFO replication | grep -q "master_link_status:up";
 # in_step PRIMARY REPLICA: the replica has everything the primary wrote.
 offset() { redis-cli -p "$1" INFO replication | sed -n "s/^$2:\([0-9]*\).*/\1/p"; }
 in_step() { [ "$(offset "$1" master_repl_offset)" = "$(offset "$2" slave_repl_offset)" ]; }
-ours() { redis-cli -p "$1" INFO server 2>/dev/null | tr -d '\r' | grep -qx "process_id:$2"; }
-# up PORT PID: the server PID answers on PORT (0), or it exited or 10 s passed (1).
-up() {
-    local i
-    for i in $(seq 1 200); do
-        ours "$1" "$2" && return 0
-        kill -0 "$2" 2>/dev/null || return 1
-        sleep 0.05
-    done
-    return 1
-}
-
-# serve VAR PROGRAM ARGS...: PROGRAM (redis-server or redis-sentinel) with ARGS on a port
-# below Linux's ephemeral range, whose number goes to VAR; where that port is taken (the
-# server exits, or another answers there), another is tried. "@PORT" in ARGS is the port.
-serve() {
-    local var=$1 port pid
-    shift
-    for _ in $(seq 1 20); do
-        port=$(( 20000 + RANDOM % 12000 ))
-        "${@//@PORT/$port}" &
-        pid=$!
-        if up "$port" "$pid"; then
-            PIDS+=("$pid")
-            printf -v "$var" %s "$port"
-            return 0
-        fi
-        kill "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
-    done
-    echo "FATAL: $1 did not start on any of 20 ports"
-    exit 1
-}
-node() { mkdir -p "$T/$1"; echo "--dir $T/$1 --logfile $T/$1/log"; }
+# ours, port_up, serve_port and node_dirs: lib.sh's (servers on ports of their own).
 
 # Either node starts a full sync at once (repl-diskless-sync-delay 0; the default waits 5 s
 # for more replicas): the replica's first, and the demoted node's from the new primary.
 # shellcheck disable=SC2046 # node's words
-serve PA redis-server --port @PORT --bind 127.0.0.1 --save "" --appendonly no $(node a) \
+serve_port PA redis-server --port @PORT --bind 127.0.0.1 --save "" --appendonly no $(node_dirs a) \
     --repl-diskless-sync-delay 0
 # shellcheck disable=SC2046
-serve PB redis-server --port @PORT --bind 127.0.0.1 --save "" --appendonly no $(node b) \
+serve_port PB redis-server --port @PORT --bind 127.0.0.1 --save "" --appendonly no $(node_dirs b) \
     --repl-diskless-sync-delay 0 --replicaof 127.0.0.1 "$PA"
 wait_for 10 synced "$PB" || { echo "FATAL: the replica did not sync"; exit 1; }
 printf 'sentinel monitor cqtest 127.0.0.1 %s 1\n' "$PA" >"$T/sentinel.conf"
 printf 'sentinel %s cqtest 600000\n' down-after-milliseconds failover-timeout >>"$T/sentinel.conf"
-serve PS redis-sentinel "$T/sentinel.conf" --port @PORT --bind 127.0.0.1 --dir "$T" \
+serve_port PS redis-sentinel "$T/sentinel.conf" --port @PORT --bind 127.0.0.1 --dir "$T" \
     --logfile "$T/sentinel.log"
 URL="redis+sentinel://127.0.0.1:$PS/cqtest"
 named() { [ "$(redis-cli -p "$PS" SENTINEL get-master-addr-by-name cqtest | tail -1)" = "$1" ]; }

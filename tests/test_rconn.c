@@ -22,30 +22,37 @@ static int parse(const char *url, struct rconn_url *u, char *err, size_t errlen)
     return rconn_parse_url(url, u, err, errlen);
 }
 
+/* A listening socket on 127.0.0.1 and a port of the kernel's choosing (*port), with a
+ * receive buffer of rcvbuf bytes where rcvbuf > 0; who names the stand-in if it fails. */
+static int loopback_listener(int *port, int rcvbuf, const char *who)
+{
+    struct sockaddr_in a;
+    socklen_t n = sizeof a;
+    int ls = socket(AF_INET, SOCK_STREAM, 0);
+
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (ls >= 0 && rcvbuf > 0) setsockopt(ls, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    if (ls < 0 || bind(ls, (struct sockaddr *)&a, sizeof a) != 0 || listen(ls, 1) != 0 ||
+        getsockname(ls, (struct sockaddr *)&a, &n) != 0) {
+        perror(who);
+        exit(1);
+    }
+    *port = ntohs(a.sin_port);
+    return ls;
+}
+
 /* A Redis stand-in on 127.0.0.1, in a child: it answers the PING of one connection, then
  * reads the next command and closes the connection (then_close) or answers nothing for 3 s
  * (20 s where then_close is negative).
  * Returns the child's pid, its port in *port. */
 static pid_t fake_redis(int *port, int then_close)
 {
-    struct sockaddr_in a;
-    socklen_t n = sizeof a;
-    int ls = socket(AF_INET, SOCK_STREAM, 0);
-    pid_t pid;
+    /* a window that stays small: a send it does not read stalls at once */
+    int ls = loopback_listener(port, 4096, "fake_redis");
+    pid_t pid = fork();
 
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int small = 4096; /* a window that stays small: a send it does not read stalls at once */
-
-    if (ls >= 0) setsockopt(ls, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-    if (ls < 0 || bind(ls, (struct sockaddr *)&a, sizeof a) != 0 || listen(ls, 1) != 0 ||
-        getsockname(ls, (struct sockaddr *)&a, &n) != 0) {
-        perror("fake_redis");
-        exit(1);
-    }
-    *port = ntohs(a.sin_port);
-    pid = fork();
     if (pid == 0) {
         char buf[512];
         int c = accept(ls, NULL, NULL);
@@ -324,21 +331,9 @@ static void test_keepalive(void)
  * answers reply (raw RESP), then reads until the connection closes. Its pid; *port. */
 static pid_t fake_sentinel(int *port, const char *reply)
 {
-    struct sockaddr_in a;
-    socklen_t n = sizeof a;
-    int ls = socket(AF_INET, SOCK_STREAM, 0);
-    pid_t pid;
+    int ls = loopback_listener(port, 0, "fake_sentinel");
+    pid_t pid = fork();
 
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (ls < 0 || bind(ls, (struct sockaddr *)&a, sizeof a) != 0 || listen(ls, 1) != 0 ||
-        getsockname(ls, (struct sockaddr *)&a, &n) != 0) {
-        perror("fake_sentinel");
-        exit(1);
-    }
-    *port = ntohs(a.sin_port);
-    pid = fork();
     if (pid == 0) {
         char buf[512];
         int c = accept(ls, NULL, NULL);

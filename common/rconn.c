@@ -191,8 +191,8 @@ static void tls_from_env(struct rconn_url *out)
     if ((v = getenv("CQ_TLS_KEY")) != NULL) str_copy(out->tls_key, sizeof out->tls_key, v);
 }
 
-static int parse_url(const char *url, const char *shown, struct rconn_url *out, char *err,
-                     size_t errlen);
+static int parse_url(const char *url, size_t at, int need_host, const char *shown,
+                     struct rconn_url *out, char *err, size_t errlen);
 
 /* The query of a TCP URL: ?replicas=N is the only option. */
 static int parse_query(const char *url, const char *q, struct rconn_url *out, char *err,
@@ -208,28 +208,43 @@ static int parse_query(const char *url, const char *q, struct rconn_url *out, ch
     return -1;
 }
 
-/* Where a URL's credentials end: the '@' before its hosts (or its socket's path), or NULL
- * when it has none. No host, port, db, master's name or option holds an '@', so it is the last
- * one, and a password may hold a raw '/', '?', ':' or '@' before it. A socket's path may hold
- * an '@': its credentials end at the first "@/" (unix://[USER:]PASSWORD@/path). */
+/* Where a URL's credentials end, its '@', or NULL where it has none. A socket's path may
+ * hold an '@': its credentials end at the first "@/" (unix://[USER:]PASSWORD@/path), else at
+ * its last '@' (unix://:x@relative.sock, refused later). Any other URL's, at the last '@' of
+ * its authority (up to the first '/' or '?' after "://"), as RFC 3986 reads one. */
 static const char *creds_end(const char *url)
 {
     const char *p = strstr(url, "://"), *at;
 
     if (p == NULL) return NULL;
     p += 3;
-    if (strncmp(url, "unix://", 7) != 0) return strrchr(p, '@');
-    if (*p == '/') return NULL;
-    at = strstr(p, "@/");
-    return at != NULL ? at : strrchr(p, '@'); /* unix://:x@relative.sock, refused later */
+    if (strncmp(url, "unix://", 7) == 0) {
+        if (*p == '/') return NULL;
+        at = strstr(p, "@/");
+        return at != NULL ? at : strrchr(p, '@');
+    }
+    return memrchr(p, '@', strcspn(p, "/?"));
+}
+
+/* An '@' after the authority of a URL whose authority holds none: either no credentials (a
+ * master's name or an option may hold an '@': redis+sentinel://h/my@master) or a password
+ * with a raw '/' or '?' (redis://:s3cr/3t@host). The URL's last '@', or NULL. */
+static const char *late_at(const char *url)
+{
+    const char *p = strstr(url, "://");
+
+    if (p == NULL || strncmp(url, "unix://", 7) == 0 || creds_end(url) != NULL) return NULL;
+    return strrchr(p + 3, '@');
 }
 
 /* The URL as error messages show it: its password, if any, as "***" (the line may go to a
- * log or a web page). */
+ * log or a web page); where an '@' comes after the authority, everything before the last one
+ * (it may be a password's). */
 static void redact(const char *url, char *out, size_t outlen)
 {
     const char *at = creds_end(url), *p, *colon;
 
+    if (at == NULL) at = late_at(url);
     if (at == NULL) {
         str_copy(out, outlen, url);
         return;
@@ -239,31 +254,45 @@ static void redact(const char *url, char *out, size_t outlen)
     snprintf(out, outlen, "%.*s***%s", (int)((colon ? colon + 1 : p) - url), url, at);
 }
 
-int rconn_parse_url(const char *url, struct rconn_url *out, char *err, size_t errlen)
+/* The URL whose credentials end at its at (NULL: none); need_host: the credentials were read
+ * up to a late '@' (late_at), after which a host must follow. */
+static int parse_reading(const char *url, const char *at, int need_host, const char *shown,
+                         struct rconn_url *out, char *err, size_t errlen)
 {
-    char copy[2048], shown[2048];
+    char copy[2048];
     const char *q;
+    size_t off = at != NULL ? (size_t)(at - url + 1) : 0; /* where the hosts begin, or 0 */
 
-    redact(url, shown, sizeof shown);
-    /* The query apart, then the rest as before: the first '?' after the credentials. */
-    q = creds_end(url);
-    q = strncmp(url, "unix://", 7) == 0 ? NULL : strchr(q != NULL ? q : url, '?');
-    if (q != NULL) {
-        if ((size_t)(q - url) >= sizeof copy) {
-            err_set(err, errlen, "redis URL '%.64s...': too long", shown);
-            return -1;
-        }
-        memcpy(copy, url, (size_t)(q - url));
-        copy[q - url] = '\0';
-        if (parse_url(copy, shown, out, err, errlen) != 0) return -1;
-        return parse_query(shown, q, out, err, errlen);
+    /* The query apart: the first '?' after the credentials (a socket's URL parses its own). */
+    q = strncmp(url, "unix://", 7) == 0 ? NULL : strchr(url + off, '?');
+    if (q == NULL) return parse_url(url, off, need_host, shown, out, err, errlen);
+    if ((size_t)(q - url) >= sizeof copy) {
+        err_set(err, errlen, "redis URL '%.64s...': too long", shown);
+        return -1;
     }
-    return parse_url(url, shown, out, err, errlen);
+    memcpy(copy, url, (size_t)(q - url));
+    copy[q - url] = '\0';
+    if (parse_url(copy, off, need_host, shown, out, err, errlen) != 0) return -1;
+    return parse_query(shown, q, out, err, errlen);
 }
 
-/* A URL without its query; shown is the whole URL as messages show it. */
-static int parse_url(const char *url, const char *shown, struct rconn_url *out, char *err,
-                     size_t errlen)
+int rconn_parse_url(const char *url, struct rconn_url *out, char *err, size_t errlen)
+{
+    char shown[2048];
+    const char *late = late_at(url);
+
+    redact(url, shown, sizeof shown);
+    /* An '@' after the authority: read first as no credentials, and only where that does
+     * not parse, as the end of a password that holds a '/' or '?'. */
+    if (late != NULL && parse_reading(url, NULL, 0, shown, out, err, errlen) == 0) return 0;
+    if (late != NULL) return parse_reading(url, late, 1, shown, out, err, errlen);
+    return parse_reading(url, creds_end(url), 0, shown, out, err, errlen);
+}
+
+/* A URL without its query, its credentials before url + at - 1 where at > 0 (at: where its
+ * hosts begin; need_host: one must); shown is the whole URL as messages show it. */
+static int parse_url(const char *url, size_t at_off, int need_host, const char *shown,
+                     struct rconn_url *out, char *err, size_t errlen)
 {
     const char *p, *at, *slash, *hostend;
     int sentinel = 0;
@@ -315,12 +344,16 @@ static int parse_url(const char *url, const char *shown, struct rconn_url *out, 
                 shown);
         return -1;
     }
-    at = creds_end(url);
+    at = at_off > 0 ? url + at_off - 1 : NULL;
     if (at != NULL && parse_auth(shown, p, (size_t)(at + 1 - p), out, err, errlen) == NULL)
         return -1;
     if (at != NULL) p = at + 1;
     slash = strchr(p, '/');
     hostend = slash ? slash : p + strlen(p);
+    if (need_host && hostend == p) {
+        err_set(err, errlen, "redis URL '%s': no host after the credentials' '@'", shown);
+        return -1;
+    }
     if (sentinel) return parse_sentinels(shown, p, hostend, slash, out, err, errlen);
     if (parse_hostport(shown, p, (size_t)(hostend - p), out->host, sizeof out->host, &out->port,
                        6379, err, errlen) != 0)

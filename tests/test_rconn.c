@@ -205,6 +205,25 @@ static void test_password_chars(void)
     /* Still %-decoded. */
     CHECK_EQ(parse("redis://app:a%2Fb/c%3F@h", &u, err, sizeof err), 0);
     CHECK_STREQ(u.pass, "a/b/c?");
+    /* An '@' after the authority is read as a password's end only where the URL does not
+     * parse without credentials (h30's review of 0a7702a, which read the last '@' always): a
+     * master's name may hold one ('sentinel monitor my@master ...' is taken)... */
+    CHECK_EQ(parse("redis+sentinel://127.0.0.1:26390/my@master", &u, err, sizeof err), 0);
+    CHECK(u.pass[0] == '\0' && u.nsentinels == 1 && u.sentinels[0].port == 26390);
+    CHECK_STREQ(u.master, "my@master");
+    CHECK_EQ(parse("redis+sentinel://s1,s2/m@x/3", &u, err, sizeof err), 0);
+    CHECK(u.pass[0] == '\0' && u.nsentinels == 2 && u.db == 3);
+    CHECK_STREQ(u.master, "m@x");
+    /* ...and an authority that holds an '@' ends its credentials there, whatever follows: a
+     * bad query's '@' never sends the password to the host after it. */
+    CHECK_EQ(parse("redis://:secret@127.0.0.1:6000/0?note=@127.0.0.2:7000", &u, err, sizeof err),
+             -1);
+    CHECK_HAS(err, "the only option is ?replicas=N");
+    CHECK(strstr(err, "secret") == NULL);
+    /* A late '@' with no host after it is no end of credentials. */
+    CHECK_EQ(parse("redis://h:6379?replicas=1@", &u, err, sizeof err), -1);
+    CHECK_HAS(err, "no host after the credentials' '@'");
+    CHECK(strstr(err, "6379?replicas") == NULL);
 }
 
 /* A signal during a TCP connect (h25's review, scratch/eintr.c): a program's handler, set

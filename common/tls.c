@@ -119,10 +119,17 @@ static int tcp_connect(const char *host, int port, long long deadline, char *err
     int fd = -1, rc, saved = ETIMEDOUT;
 
     memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
+    hints.ai_family = AF_INET;
     hints.ai_socktype = SOCK_STREAM;
     snprintf(svc, sizeof svc, "%d", port);
+    /* IPv4 first, IPv6 where a name has no IPv4 address, as hiredis does: a dual-stack name
+     * whose IPv6 route drops packets would spend the deadline on it, where its IPv4 address
+     * answers at once (h30's review). */
     rc = getaddrinfo(host, svc, &hints, &res);
+    if (rc != 0) {
+        hints.ai_family = AF_INET6;
+        rc = getaddrinfo(host, svc, &hints, &res);
+    }
     if (rc != 0) {
         err_set(err, errlen, "%s", gai_strerror(rc));
         return -1;

@@ -65,6 +65,42 @@ static pid_t fake_redis(int *port, int then_close)
     return pid;
 }
 
+/* An IPv6 address connects (tcp_connect asks for IPv4 first, as hiredis does, and for IPv6
+ * where a name has no IPv4 address): a stand-in on ::1 answers the connect's PING. */
+static void test_connect_ipv6(void)
+{
+    struct sockaddr_in6 a;
+    socklen_t n = sizeof a;
+    struct rconn_url u;
+    struct rconn r;
+    char url[64], err[256];
+    int ls = socket(AF_INET6, SOCK_STREAM, 0);
+    pid_t pid;
+
+    memset(&a, 0, sizeof a);
+    a.sin6_family = AF_INET6;
+    a.sin6_addr = in6addr_loopback;
+    REQUIRE(ls >= 0 && bind(ls, (struct sockaddr *)&a, sizeof a) == 0 && listen(ls, 1) == 0);
+    REQUIRE(getsockname(ls, (struct sockaddr *)&a, &n) == 0);
+    pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        char buf[512];
+        int c = accept(ls, NULL, NULL);
+        if (c >= 0 && read(c, buf, sizeof buf) > 0 && write(c, "+PONG\r\n", 7) == 7)
+            while (read(c, buf, sizeof buf) > 0) continue;
+        _exit(0);
+    }
+    close(ls);
+    snprintf(url, sizeof url, "redis://[::1]:%d", ntohs(a.sin6_port));
+    REQUIRE(parse(url, &u, err, sizeof err) == 0);
+    rconn_init(&r, &u, 5.0);
+    CHECK_EQ(rconn_connect(&r), 0);
+    rconn_close(&r);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+}
+
 /* Whether errstr is a lost connection's (rconn.lost), whose line says that the connection is
  * opened again, as cworker's "lost redis: ..." takes it: not a connection that cannot be made,
  * nor a time-out. */
@@ -712,6 +748,7 @@ int main(void)
     test_keepalive();
     test_sentinel_odd_answers();
     test_lost();
+    test_connect_ipv6();
     test_clients_listed();
     return check_report();
 }

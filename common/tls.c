@@ -389,11 +389,14 @@ static void *relay_main(void *arg)
         if (SSL_pending(r->ssl) > 0 && r->down_len < RELAY_BUF) continue;
         if (poll(p, 2, -1) < 0 && errno != EINTR) break;
         if ((p[0].revents | p[1].revents) & POLLNVAL) break;
-        /* The owner closed its end (hiredis's redisFree): nothing it sent is wanted, nor
-         * anything for it. Seen by the POLLHUP, which comes whatever was asked: with up full
-         * (the server reads nothing) the end is never read, and the loop spun at 100% CPU
-         * until the server read again, tls_session_release waiting for it. */
-        if (p[0].revents & (POLLHUP | POLLERR)) break;
+        /* The owner closed its end (hiredis's redisFree). Seen by the POLLHUP, which comes
+         * whatever was asked: with up full (the server reads nothing) the end is never read,
+         * and the loop spun at 100% CPU until the server read again, tls_session_release
+         * waiting for it. Where up has room and the end still holds bytes (POLLIN), they are
+         * read and sent first, and the read of its end (0) ends the loop (h30's review). */
+        if ((p[0].revents & POLLERR) ||
+            ((p[0].revents & POLLHUP) && (!(p[0].revents & POLLIN) || r->up_len >= RELAY_BUF)))
+            break;
     }
     SSL_shutdown(r->ssl); /* a close_notify, best effort: the socket is non-blocking */
     SSL_free(r->ssl);

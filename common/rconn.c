@@ -962,23 +962,24 @@ static int open_primary(struct rconn *r, double t)
  * under way: ROLE says slave), else each sentinel's answer, in one line. 0, or -1. */
 static int connect_sentinels(struct rconn *r, double t)
 {
-    struct rconn_node tried;
+    struct rconn_node tried[RCONN_SENTINELS_MAX]; /* each primary tried, once */
     char said[400] = "", first[sizeof r->errstr], node[300], named[300], why[600];
     size_t len = 0;
-    int i, ntried = 0, others = 0, first_lost = 0;
+    int i, k, ntried = 0, others = 0, first_lost = 0;
     const char *fix;
 
-    memset(&tried, 0, sizeof tried);
     for (i = 0; i < r->url.nsentinels; i++) {
         if (ask_sentinel(r, i, t, why, sizeof why) == 0) {
             node_name(named, sizeof named, r->primary.host, r->primary.port);
-            if (ntried > 0 && strcmp(tried.host, r->primary.host) == 0 &&
-                tried.port == r->primary.port) {
+            for (k = 0; k < ntried; k++)
+                if (strcmp(tried[k].host, r->primary.host) == 0 && tried[k].port == r->primary.port)
+                    break;
+            if (k < ntried) {
                 snprintf(why, sizeof why, "named %s too", named);
             } else {
                 if (open_primary(r, t) == 0) return 0;
+                tried[ntried] = r->primary;
                 if (ntried++ == 0) {
-                    tried = r->primary;
                     str_copy(first, sizeof first, r->errstr);
                     first_lost = r->lost;
                 } else {
@@ -994,7 +995,7 @@ static int connect_sentinels(struct rconn *r, double t)
     }
     r->lost = 0;
     if (ntried > 0 && !others) {
-        r->primary = tried;
+        r->primary = tried[0];
         str_copy(r->errstr, sizeof r->errstr, first);
         r->lost = first_lost;
         return -1;

@@ -69,6 +69,10 @@ check_eq "...each sentinel's answer and the fix" \
     "cenqueue: redis sentinels of cqtest: no primary they named works ($S:$SD: named $S:$DEAD: Connection refused; $S:$SX: named $S:$PX: AUTH failed: WRONGPASS invalid username-password pair or user is disabled.; $S:$SR: named $S:$PR: ROLE says slave, not master); a failover is under way: the sentinels name the new primary when it ends" \
     "$err"
 check "...and no password in it" bash -c "! grep -q pw <<<\"\$1\"" _ "$err"
+err=$("$BIN/cenqueue" -u "$(url $S:"$SX" $S:"$SD" $S:"$SD")" noop 2>&1); rc=$?
+check_eq "a primary named again, after another: tried once (h30's review: it was tried again)" \
+    "1 cenqueue: redis sentinels of cqtest: no primary they named works ($S:$SX: named $S:$PX: AUTH failed: WRONGPASS invalid username-password pair or user is disabled.; $S:$SD: named $S:$DEAD: Connection refused; $S:$SD: named $S:$DEAD too); check the user and the password in the URL" \
+    "$rc $err"
 err=$("$BIN/cenqueue" -u "$(url $S:"$SD" $S:"$SD")" noop 2>&1); rc=$?
 check_eq "two sentinels naming the same dead primary: exit 1" 1 "$rc"
 check_eq "...the primary's own error, as with one sentinel" \

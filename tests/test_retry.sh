@@ -67,8 +67,13 @@ PY
 )
 gap1=${times%% *}; gap2=${times##* }
 echo "     retry gaps: $times s"
-check "first retry after about 1 s ($gap1)" between 0.7 "$gap1" 1.7
-check "second retry after about 2 s ($gap2)" between 1.4 "$gap2" 2.9
+# The upper bounds leave 0.15-0.2 s above the scheduler's 0.25 s tick; under valgrind
+# (lib.sh: wrapped) a worker's round trip alone can take that: 1 s more there. The lower
+# bounds, which tell a retry that came too early, stay.
+hi1=1.7 hi2=2.9 hi429=1.7 hisched=1.0
+wrapped && { hi1=2.7 hi2=3.9 hi429=2.7 hisched=2.0; }
+check "first retry after about 1 s ($gap1, at most $hi1)" between 0.7 "$gap1" "$hi1"
+check "second retry after about 2 s ($gap2, at most $hi2)" between 1.4 "$gap2" "$hi2"
 
 # The 429's Retry-After: 1 is honoured.
 lgap=$("$PY" - "$T/w.log" "$limited" <<'PY'
@@ -79,11 +84,12 @@ ts = [datetime.datetime.strptime(l.split()[0], "%Y-%m-%dT%H:%M:%S.%fZ").timestam
 print("%.3f" % (ts[1] - ts[0]))
 PY
 )
-check "429 retried after its Retry-After of 1 s ($lgap)" between 0.95 "$lgap" 1.7
+check "429 retried after its Retry-After of 1 s ($lgap)" between 0.95 "$lgap" "$hi429"
 
 # Scheduled job: not before its time, and within 1 s after it.
 delay=$("$PY" -c "print('%.3f' % ($(jfield "$later" started_at) - $(jfield "$later" scheduled_for)))")
-check "scheduled job started within 1 s of its time ($delay s late)" between 0 "$delay" 1.0
+check "scheduled job started within $hisched s of its time ($delay s late)" \
+    between 0 "$delay" "$hisched"
 
 # A retry does not lose the job from every place: it is in exactly one.
 check_eq "nothing left in the scheduled set" 0 "$(rcli ZCARD cq:scheduled)"

@@ -56,16 +56,26 @@ check_eq "... one line" 1 "$(printf '%s\n' "$err" | wc -l)"
 check_contains "... naming LOADING and the fix" "redis $RSOCK: $fix" "$err"
 
 # ---- workers started now wait; a stop ends the wait as a stop does (exit 0) ----
+t_start=$(date +%s%N)
 "$BIN/cworker" -c 1 --lease 4s --log-level debug --command gate="$T/gate.sh" >"$T/n.log" 2>&1 &
 N_=$!
 PIDS+=("$N_")
 "$BIN/cworker" >"$T/s.log" 2>&1 &
 S=$!
 PIDS+=("$S")
-sleep 2.5
+# Both have met the load (their line, written after their signal handlers are set) before
+# the count of N's lines and S's SIGTERM, where a fixed 2.5 s could come first on a loaded
+# machine (under ASan or TSan, a worker's start takes a second or more). The sleep is kept
+# for what it is for: N still running 2.5 s after its start.
+said="INFO redis at $RSOCK is loading its data \([0-9]+% done\); waiting, and starting once it has$"
+saw_loading() { grep -qE "$said" "$1"; }
+check "a worker started while redis loads says it waits" wait_for 20 saw_loading "$T/n.log"
+check "... the one stopped below too, before its SIGTERM" wait_for 20 saw_loading "$T/s.log" ||
+    cat "$T/s.log"
+left_ms=$(( 2500 - ($(date +%s%N) - t_start) / 1000000 ))
+[ "$left_ms" -le 0 ] || sleep "$(awk -v m="$left_ms" 'BEGIN { printf "%.3f", m / 1000 }')"
 check "redis still loads 2.5 s on (else the checks below prove nothing)" loading
 check "a worker started while redis loads is still running 2.5 s later" kill -0 "$N_"
-said="INFO redis at $RSOCK is loading its data \([0-9]+% done\); waiting, and starting once it has$"
 check_eq "... it said so once, at info, with how far the load is" 1 "$(grep -cE "$said" "$T/n.log")" ||
     cat "$T/n.log"
 check_eq "... and nothing else" 1 "$(wc -l <"$T/n.log")"

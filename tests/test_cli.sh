@@ -841,8 +841,12 @@ check_contains "... the cause, and what went in" \
     "cenqueue: writing the job ids to stdout: No space left on device (every job of the input was enqueued, 2 in all, their ids not all printed)" \
     "$(<"$T/err")"
 check_eq "... as they did" 3 "$(rcli LLEN cq:queue:full)"
-# A stream: the first line's id cannot be written, and no line after it goes in.
-{ echo noop; sleep 1; echo noop; } | "$BIN/cenqueue" -q full --stdin >/dev/full 2>"$T/err"
+# A stream: the first line's id cannot be written, and no line after it goes in. The second
+# line comes once the first job is in the queue (LLEN 4), where a fixed second assumed
+# cenqueue had read the first by then (under ASan on a loaded machine, its start alone can
+# take that).
+{ echo noop; wait_for 30 llen_is full 4; echo noop; } |
+    "$BIN/cenqueue" -q full --stdin >/dev/full 2>"$T/err"
 check_eq "cenqueue --stdin from a stream to a full disk: exit 1" 1 "$?"
 check_contains "... stops at the first id lost" \
     "(1 job was enqueued in all, their ids not all printed; the rest of the input was not)" \

@@ -21,6 +21,10 @@ registered 1
 for i in 1 2 3; do "$BIN/cenqueue" --id "k-$i" sleep 4 >/dev/null; done
 wait_for 5 jobs_are started k-1 k-2 k-3
 awid=$(jfield k-1 worker)
+# A is held (SIGSTOP) while B starts and registers, so that the sleep 4 jobs cannot end on A
+# before the SIGKILL, however long B's start takes on a loaded machine; held, its connections
+# are still there, so B does not recover them before the kill.
+kill -STOP "$A"
 "$BIN/cworker" -c 3 >"$T/b.log" 2>&1 &
 B=$!
 PIDS+=("$B")
@@ -57,13 +61,16 @@ PIDS+=("$E")
 registered 1
 "$BIN/cenqueue" --id f-1 sleep 2 >/dev/null
 wait_for 5 jobs_are started f-1
+# E is frozen as soon as f-1 is seen started, before F starts, where F's start and
+# registration came first and a slow one let f-1 (2 s) end on E, never recovered. The time
+# counts from the freeze; F's start is in it.
+kill -STOP "$E"
+t0=$(date +%s%N)
 ewid=$(jfield f-1 worker)
 "$BIN/cworker" -c 2 >"$T/f.log" 2>&1 &
 F=$!
 PIDS+=("$F")
 registered 2
-kill -STOP "$E"
-t0=$(date +%s%N)
 wait_for 20 recovered_once f-1
 rec_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 check "a frozen worker's job is recovered within 15 s (${rec_ms} ms)" [ "$rec_ms" -lt 15000 ]
@@ -85,15 +92,23 @@ check_eq "nothing in flight" "" "$(rcli --scan --pattern 'cq:inflight:*')"
 #      after the first. The burst worker waits for that pass before it exits, and runs the
 #      dead worker's job, where it exited after its first pass, the queues empty, and left the
 #      job in flight until another worker came or the lease ran out ----
-"$BIN/cworker" -c 1 >"$T/p.log" 2>&1 &
+# b-1 is a gate job, held until the SIGKILL has landed (its file made then), where a sleep
+# 0.5 could end on P before a late SIGKILL. The burst worker runs it with the gate open.
+cat >"$T/gate.sh" <<EOF
+#!/bin/sh
+while [ ! -e "$T/gate-open" ]; do sleep 0.05; done
+EOF
+chmod +x "$T/gate.sh"
+"$BIN/cworker" -c 1 --command gate="$T/gate.sh" >"$T/p.log" 2>&1 &
 P=$!
 registered 1
 pwid=$(wid_of "$P")
-"$BIN/cenqueue" --id b-1 sleep 0.5 >/dev/null
+"$BIN/cenqueue" --id b-1 gate >/dev/null
 wait_for 5 jobs_are started b-1
 kill -KILL "$P"; wait "$P" 2>/dev/null
+touch "$T/gate-open"
 t0=$(date +%s%N)
-timeout 60 "$BIN/cworker" --burst -c 1 >"$T/q.log" 2>&1
+timeout 60 "$BIN/cworker" --burst -c 1 --command gate="$T/gate.sh" >"$T/q.log" 2>&1
 check_eq "a burst worker started just after a SIGKILL exits 0" 0 "$?"
 burst_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 check_eq "...having run the killed worker's job" "finished 1" "$(jfield b-1) $(jfield b-1 recovered)"

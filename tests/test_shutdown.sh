@@ -96,15 +96,27 @@ kill -TERM "$WPID"; wait "$WPID"
 check_eq "...it stops with exit 0" 0 "$?"
 
 # ---- graceful shutdown: running jobs finish, the rest stay queued ----
-# Enqueued before the worker starts: the worker takes two at once, and a slow machine (the
-# sanitizer build) cannot let the first two end before the rest are even in. They run 2 s:
-# the stop must come while the first two run, however slowly the test gets to see them.
-for i in 1 2 3 4 5; do "$BIN/cenqueue" --id "g-$i" sleep 2 >/dev/null 2>&1; done
-start_worker "$T/grace.log" -c 2 --shutdown-timeout 10s
+# The first two are gate jobs, held until the worker says it is stopping with them running,
+# where they were sleep 2 (enqueued before the worker started), which a slow machine could
+# let end before the stop. They hold both of the worker's slots, so that the other three,
+# enqueued once they started, wait; those run 2 s, so that a worker that took them too would
+# take 4 s more. (cenqueue takes gate once the worker has published it.)
+cat >"$T/gate.sh" <<EOF
+#!/bin/sh
+while [ ! -e "$T/gate-open" ]; do sleep 0.05; done
+EOF
+chmod +x "$T/gate.sh"
+start_worker "$T/grace.log" -c 2 --shutdown-timeout 10s --command gate="$T/gate.sh"
 registered 1
+for i in 1 2; do "$BIN/cenqueue" --id "g-$i" gate >/dev/null; done
 wait_for 30 jobs_are started g-1 g-2
+for i in 3 4 5; do "$BIN/cenqueue" --id "g-$i" sleep 2 >/dev/null 2>&1; done
 t0=$(date +%s%N)
-kill -TERM "$WPID"; wait "$WPID"; rc=$?
+kill -TERM "$WPID"
+stopping_two() { grep -q 'stopping: 2 jobs running' "$T/grace.log"; }
+check "SIGTERM: it says it waits for the 2 running" wait_for 20 stopping_two || cat "$T/grace.log"
+touch "$T/gate-open"
+wait "$WPID"; rc=$?
 took=$(( ($(date +%s%N) - t0) / 1000000 ))
 check_eq "SIGTERM: exit 0" 0 "$rc"
 check_eq "SIGTERM: running job 1 finished" finished "$(jfield g-1)"

@@ -15,8 +15,8 @@
 #define CONTENT_SNIFF_LEN 32
 
 /* The format whose signature the n bytes at p start with ("JPEG", "PNG", ...), or NULL when
- * they start no image of JPEG, PNG, GIF, WebP, BMP, TIFF, ICO, AVIF/HEIF or JPEG XL. SVG is text (and may carry script), so it is
- * not an image here. */
+ * they start no image of JPEG, PNG, GIF, WebP, BMP, TIFF, ICO, AVIF/HEIF or JPEG XL. SVG is
+ * text (and may carry script), so it is not an image here. */
 const char *content_image_type(const unsigned char *p, size_t n);
 
 /* How the n bytes at p start, for an error message: "an empty body", "starts with

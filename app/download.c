@@ -237,7 +237,8 @@ int download_check_target(const char *root, const char *directory, char *err, si
  * segments resolved, without query or fragment, userinfo and IPv6 hosts understood as curl
  * understands them. What libcurl does not check is cq's to check: that the last segment is
  * a safe file name once decoded (UTF-8 text, no '/', '\\', control character, C1 ones
- * included, "." or ".."; at most NAME_MAX bytes), and that its percent-encoding is well formed (curl decodes "%zz" as itself). */
+ * included, "." or ".."; at most NAME_MAX bytes), and that its percent-encoding is well
+ * formed (curl decodes "%zz" as itself). */
 static int filename_of(const char *url, char *name, size_t namelen, char *err, size_t errlen)
 {
     char *path, *dec = NULL;

@@ -38,9 +38,10 @@
  * host name resolves to is the proxy's business.
  *
  * Content (images_only). The first CONTENT_SNIFF_LEN bytes of a body to keep (a 2xx's, a
- * download's 200 or 203: keeps_body) are kept and judged as soon as they are in (or at the end of a shorter body); a body that is no image
- * stops the transfer there, so an HTML page of 50 MB costs its first piece (libcurl hands a
- * body over 16 KB at a time at most), not 50 MB.
+ * download's 200 or 203: keeps_body) are kept and judged as soon as they are in (or at the
+ * end of a shorter body); a body that is no image stops the transfer there, so an HTML page
+ * of 50 MB costs its first piece (libcurl hands a body over 16 KB at a time at most), not
+ * 50 MB.
  *
  * A request is two halves around the transfer: begin() sets the options, end() judges how
  * libcurl ended it. perform() joins them with curl_easy_perform; http_setup_fd_transfer and
@@ -73,8 +74,8 @@
 #define HEADERS_MAX (256 * 1024)
 
 /* The body of a response http_get_to_fd does not keep (a 404's, a 206's: keeps_body) is read
- * and dropped so the connection
- * stays reusable, but only up to this much: past it, closing the connection is cheaper. */
+ * and dropped so the connection stays reusable, but only up to this much: past it, closing
+ * the connection is cheaper. */
 #define DISCARD_MAX (64 * 1024)
 
 /* How long a parsed CA bundle is kept for new https connections (see setup()). */

@@ -29,13 +29,14 @@
  *     of enqueueing them, as the lesson does before it reaches for Redis; producer/local.c
  *     runs them with the same download_link code as cworker, with cworker's limits: its
  *     default deny list and --content image, and its --deny-networks, --allow-hosts and
- *     --content (dlopts.h), which go only with --mode (the jobs are cworker's). No Redis is touched, so the
- *     options that only mean something for Redis (-u, -q, --prefix, --wait, --wait-timeout)
- *     and --dry-run are refused with it rather than silently ignored, and -j/--download-root
- *     are refused without it. The files go to ./DIR (or --download-root/DIR), as the
- *     lesson's images/. stdout gets "Took N.NNs" and "downloaded D, failed F, B bytes";
- *     each failed link is one line on stderr as it happens; stop on a signal works as for
- *     --wait (the transfers running finish, the rest are counted "not started").
+ *     --content (dlopts.h), which go only with --mode (the jobs are cworker's). No Redis
+ *     is touched, so the options that only mean something for Redis (-u, -q, --prefix,
+ *     --wait, --wait-timeout) and --dry-run are refused with it rather than silently
+ *     ignored, and -j/--download-root are refused without it. The files go to ./DIR (or
+ *     --download-root/DIR), as the lesson's images/. stdout gets "Took N.NNs" and
+ *     "downloaded D, failed F, B bytes"; each failed link is one line on stderr as it
+ *     happens; stop on a signal works as for --wait (the transfers running finish, the rest
+ *     are counted "not started").
  *
  * Exit status: 0 success; 1 runtime error (API, Redis), interrupted, with --wait a job
  * failed or did not end in time, with --mode a link failed, or the result not all written

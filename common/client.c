@@ -739,18 +739,24 @@ static size_t first_unknown(const struct wait *w, const size_t *idx, cq_status *
 /* Read the statuses of the jobs idx[0..k), WAIT_BATCH a round trip, and mark those ended
  * (with CQ_WAIT_UNKNOWN_ENDS, also those without a status at their first read). A job seen
  * ended keeps the status it ended with: a read again (its message came in the meantime)
- * finds the same, or no hash where it was dropped at once. 0, or -1 with err (*io: the
+ * finds the same, or no hash where it was dropped at once. A message read after the
+ * statuses were asked for (read_pending's) may be of an end that came after the read: its
+ * job stays notified (w->notified holds it), to be read again. 0, or -1 with err (*io: the
  * connection failed), or -1 with w->stopped when fn said stop (the batch's statuses are
  * kept all the same). */
 static int read_statuses(struct wait *w, const size_t *idx, size_t k, int *io)
 {
     const char *ids[WAIT_BATCH];
     cq_status *got[WAIT_BATCH];
+    unsigned char known[WAIT_BATCH]; /* W_NOTIFIED where the message came before the read */
     size_t from, j;
 
     for (from = 0; from < k; from += WAIT_BATCH) {
         size_t m = k - from < WAIT_BATCH ? k - from : WAIT_BATCH;
-        for (j = 0; j < m; j++) ids[j] = w->ids[idx[from + j]];
+        for (j = 0; j < m; j++) {
+            ids[j] = w->ids[idx[from + j]];
+            known[j] = w->flags[idx[from + j]] & W_NOTIFIED;
+        }
         if (status_read(w->c, ids, m, got, io, w->err, w->errlen) != 0) return -1;
         j = first_unknown(w, idx + from, got, m);
         if (j < w->n && read_pending(w, w->chan_of[j], io) != 0) {
@@ -772,7 +778,7 @@ static int read_statuses(struct wait *w, const size_t *idx, size_t k, int *io)
             /* No status when first read, which is after subscribing (a job enqueued later,
              * or ended later, would be seen): not waited for, where the caller asks so. */
             gone = first && got[j]->state == CQ_UNKNOWN && (w->options & CQ_WAIT_UNKNOWN_ENDS);
-            w->flags[i] = (unsigned char)((w->flags[i] & ~W_NOTIFIED) | W_READ);
+            w->flags[i] = (unsigned char)((w->flags[i] & ~known[j]) | W_READ);
             cq_status_free(w->out[i]);
             w->out[i] = got[j];
             if (cq_state_ended(got[j]->state) || gone) {
@@ -808,8 +814,10 @@ static int read_awaited(struct wait *w, size_t **idx, int *io)
 }
 
 /* Subscribe to the channels of every job not seen ended, WAIT_BATCH a command, and read
- * each batch's statuses once Redis has confirmed its subscriptions. 0, or -1 with err
- * (*io: a connection failed). */
+ * each batch's statuses once Redis has confirmed its subscriptions. With
+ * CQ_WAIT_UNKNOWN_ENDS, each read of a new connection's is a first read: a job whose hash
+ * went while the last one was down (--result-ttl 0), its message lost with it, is not
+ * waited for for good. 0, or -1 with err (*io: a connection failed). */
 static int subscribe_all(struct wait *w, int *io)
 {
     cq_client *c = w->c;
@@ -818,6 +826,8 @@ static int subscribe_all(struct wait *w, int *io)
     int rc = 0;
 
     *io = 0;
+    if (w->options & CQ_WAIT_UNKNOWN_ENDS)
+        for (j = 0; j < k; j++) w->flags[idx[j]] &= (unsigned char)~W_READ;
     argv[0] = "SUBSCRIBE";
     for (from = 0; from < k && rc == 0; from += WAIT_BATCH) {
         size_t m = k - from < WAIT_BATCH ? k - from : WAIT_BATCH;

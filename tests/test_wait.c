@@ -70,6 +70,7 @@ struct ender {
     int kill_first;         /* CLIENT KILL TYPE pubsub once the waiter has subscribed */
     int end_while_down;     /* with kill_first: end the job before the waiter is back */
     int no_hash;            /* only PUBLISH: the hash is gone (expired) */
+    int drop_hash;          /* DEL the hash, then PUBLISH: --result-ttl 0 */
     int no_publish;         /* only HSET: a worker from before the channel */
     long long published_us; /* time_mono_us() right after the PUBLISH */
     int ok;
@@ -89,7 +90,9 @@ static int until_subscribed(struct rconn *r, const char *channel)
 
 static void end_job(struct rconn *r, struct ender *e)
 {
-    if (!e->no_hash)
+    if (e->drop_hash)
+        discard(rconn_commandf(r, "DEL cq:job:%s", e->id));
+    else if (!e->no_hash)
         discard(rconn_commandf(r, "HSET cq:job:%s status %s %s %s", e->id, e->status, e->field,
                                e->value));
     if (!e->no_publish) discard(rconn_commandf(r, "PUBLISH cq:ended:%s %s", e->id, e->status));
@@ -718,6 +721,78 @@ static void test_pending_lost(void)
     cq_client_free(c);
 }
 
+/* CQ_WAIT_UNKNOWN_ENDS after a reconnection: a job read with a status (started), whose end
+ * dropped its hash (--result-ttl 0) while the waiting connection was down, its message
+ * published to nobody. The statuses read on the new connection are first reads again, so
+ * the job is not waited for: fn sees it (CQ_UNKNOWN) at once, where the wait went on to its
+ * timeout (cenqueue --wait: for good). */
+static void test_unknown_after_reconnect(void)
+{
+    const char *id = "ur-1";
+    struct ender e = {
+        .id = "ur-1", .status = "finished", .kill_first = 1, .end_while_down = 1, .drop_hash = 1};
+    struct stopper s = {0, 99, {0}};
+    cq_status *out[1];
+    cq_client *c = client();
+    char err[256];
+    long long t0;
+
+    CHECK_NOTNULL(c);
+    DO("HSET cq:job:ur-1 status started");
+    ender_start(&e);
+    t0 = time_mono_ms();
+    CHECK_EQ(cq_wait_each2(c, &id, 1, 20, CQ_WAIT_UNKNOWN_ENDS, out, stop_at, &s, err, sizeof err),
+             0);
+    t0 = time_mono_ms() - t0;
+    pthread_join(e.thread, NULL);
+    CHECK(e.ok);
+    CHECK_EQ(s.calls, 1);
+    CHECK_EQ(cq_status_state(out[0]), CQ_UNKNOWN);
+    CHECK(t0 < 10000); /* at once, not at the 20 s timeout */
+    CHECK_EQ(channels(), 0);
+    cq_status_free(out[0]);
+    cq_client_free(c);
+}
+
+/* A message read by read_pending (the first read of pm-none found no hash) for a job of the
+ * same batch whose status was read before its end: pm-run, started when read, ends (its
+ * hash dropped, --result-ttl 0) as read_pending begins (client.h's seam). That message is
+ * the only word of its end: pm-run stays to be read again, and is seen finished at once,
+ * where the batch's read, taken for the news, let it be waited for to the timeout (cenqueue
+ * --wait and cqctl wait: 90 of 2,000 no-op jobs on a worker with --result-ttl 0). */
+static void end_pm_run(void)
+{
+    discard(rconn_commandf(&R, "DEL cq:job:pm-run"));
+    discard(rconn_commandf(&R, "PUBLISH cq:ended:pm-run finished"));
+}
+
+static void test_pending_message_kept(void)
+{
+    const char *ids[] = {"pm-none", "pm-run"};
+    struct stopper s = {0, 99, {0}};
+    cq_status *out[2];
+    cq_client *c = client();
+    char err[256];
+    long long t0;
+
+    CHECK_NOTNULL(c);
+    DO("HSET cq:job:pm-run status started");
+    client_wait_pending_hook = end_pm_run;
+    t0 = time_mono_ms();
+    CHECK_EQ(cq_wait_each2(c, ids, 2, 20, CQ_WAIT_UNKNOWN_ENDS, out, stop_at, &s, err, sizeof err),
+             0);
+    t0 = time_mono_ms() - t0;
+    client_wait_pending_hook = NULL;
+    CHECK_EQ(s.calls, 2);
+    CHECK_EQ(cq_status_state(out[0]), CQ_UNKNOWN);
+    CHECK_EQ(cq_status_state(out[1]), CQ_FINISHED);
+    CHECK(t0 < 10000); /* at once, not at the 20 s timeout */
+    CHECK_EQ(channels(), 0);
+    cq_status_free(out[0]);
+    cq_status_free(out[1]);
+    cq_client_free(c);
+}
+
 /* A Redis that answers the connections' PING but not the SUBSCRIBE (a stand-in: a child
  * that takes two connections, the client's and the waiter's, and answers each one's first
  * command +PONG): the wait fails naming the server, where the line said only "redis: no
@@ -792,6 +867,8 @@ int main(void)
     RUN(test_each2_unknown);
     RUN(test_silent_end);
     RUN(test_pending_lost);
+    RUN(test_unknown_after_reconnect);
+    RUN(test_pending_message_kept);
     RUN(test_subscribe_silent);
     return check_report();
 }

@@ -16,8 +16,9 @@
 struct waiting {
     const struct jobwait *jw;
     size_t ended;
-    volatile size_t unknown;      /* ids not waited for (unknown_ends): no status when first read */
-    volatile unsigned char *done; /* done[i]: ids[i]'s line is out (read by on_interrupt) */
+    volatile size_t unknown;        /* ids not waited for: no status when first read */
+    size_t gone;                    /* of those, own ids (own_ids) without a hash */
+    volatile unsigned char *done;   /* done[i]: ids[i]'s line is out (read by on_interrupt) */
     volatile sig_atomic_t mid_line; /* a line is being written: on_interrupt ends it first */
     int progress; /* stderr is a terminal: keep a "N/TOTAL jobs ended" line there */
     int lost;     /* a line could not be written: the wait stopped there */
@@ -183,10 +184,11 @@ static void progress_erase(struct waiting *w)
     w->progress_at = 0;
 }
 
-/* An id with no status when first read (unknown_ends): said on stderr, with --json on stdout
- * too ({"id","state":"unknown"}: a program reading stdout sees every id it gave), and not
- * waited for. A hash with a status cq does not write (by hand) is said as it is: "no status"
- * would be untrue. */
+/* An id with no status when first read: not waited for (jobwait.h). One the caller was given
+ * is said on stderr, with --json on stdout too ({"id","state":"unknown"}: a program reading
+ * stdout sees every id it gave); a hash with a status cq does not write (by hand) is said as
+ * it is, where "no status" would be untrue. One of the caller's own (own_ids) is "ID unknown"
+ * on stdout, where every id it enqueued is, and counted for one line at the end. */
 static void on_unknown(struct waiting *w, size_t i, const cq_status *st)
 {
     const struct jobwait *jw = w->jw;
@@ -194,15 +196,23 @@ static void on_unknown(struct waiting *w, size_t i, const cq_status *st)
     char shown[STR_SHOWN_LEN];
 
     w->unknown++;
-    if (w->progress) progress_erase(w);
-    if (raw != NULL)
+    if (w->progress && (jw->own_ids ? isatty(STDOUT_FILENO) : 1)) progress_erase(w);
+    if (jw->own_ids && raw == NULL) {
+        w->gone++;
+        if (!jw->quiet) {
+            w->mid_line = 1;
+            print_line(jw, i, cq_status_state_name(CQ_UNKNOWN), NULL, NULL);
+            if (cli_stdout_push() != 0) w->lost = 1;
+            w->mid_line = 0;
+        }
+    } else if (raw != NULL)
         fprintf(stderr,
                 "%s: job %s: its status '%s' is none of cq's (queued, scheduled, started, "
                 "retrying, finished, failed, canceled); not waited for\n",
                 jw->prog, jw->ids[i], str_shown(raw, shown, sizeof shown));
     else
         fprintf(stderr, "%s: " ADMIN_NO_STATUS_FMT "; not waited for\n", jw->prog, jw->ids[i]);
-    if (jw->json && !jw->quiet) {
+    if (jw->json && !jw->quiet && !(jw->own_ids && raw == NULL)) {
         w->mid_line = 1;
         print_line(jw, i, cq_status_state_name(CQ_UNKNOWN), NULL, NULL);
         if (cli_stdout_push() != 0) w->lost = 1;
@@ -295,9 +305,8 @@ int jobwait_run(const struct jobwait *jw, cq_client *c)
     cli_stdout_push(); /* what on_interrupt writes comes after it */
     waiting_now = &w;
     catch_signals(on_interrupt);
-    rc = cq_wait_each2(c, (const char *const *)jw->ids, jw->n, jw->timeout,
-                       jw->unknown_ends ? CQ_WAIT_UNKNOWN_ENDS : 0, out, on_end, &w, err,
-                       sizeof err);
+    rc = cq_wait_each2(c, (const char *const *)jw->ids, jw->n, jw->timeout, CQ_WAIT_UNKNOWN_ENDS,
+                       out, on_end, &w, err, sizeof err);
     jobwait_release();
     progress_erase(&w);
     total = jw->n - w.unknown; /* the jobs waited for */
@@ -349,8 +358,20 @@ int jobwait_run(const struct jobwait *jw, cq_client *c)
         }
         fprintf(stderr, ")\n");
     }
-    if (total > 1)
-        fprintf(stderr, "%s: %zu finished, %zu failed, %zu canceled\n", jw->prog, n[CQ_FINISHED],
+    if (w.gone > 0)
+        fprintf(stderr,
+                "%s: %zu job%s had ended before the wait read %s, and %s status%s gone (a worker "
+                "with --result-ttl 0 drops a finished job's at its end; or %s expired): "
+                "'unknown' on stdout, counted as finished (a failed job's status is kept for "
+                "--failure-ttl, 365d by default)\n",
+                jw->prog, w.gone, w.gone == 1 ? "" : "s", w.gone == 1 ? "it" : "them",
+                w.gone == 1 ? "its" : "their", w.gone == 1 ? " was" : "es were",
+                w.gone == 1 ? "it" : "they");
+    if (total + w.gone > 1) {
+        fprintf(stderr, "%s: %zu finished, %zu failed, %zu canceled", jw->prog, n[CQ_FINISHED],
                 n[CQ_FAILED], n[CQ_CANCELED]);
-    return n[CQ_FINISHED] == jw->n ? 0 : 1;
+        if (w.gone > 0) fprintf(stderr, ", %zu unknown", w.gone);
+        fputc('\n', stderr);
+    }
+    return n[CQ_FINISHED] + w.gone == jw->n ? 0 : 1;
 }

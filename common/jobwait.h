@@ -14,11 +14,16 @@ struct jobwait {
     double timeout; /* seconds; 0 = no limit */
     int quiet;      /* nothing on stdout */
     int json;       /* a JSON object a line, instead of "ID STATE [TEXT]" */
-    /* An id with no status when first read (a typo, an expired status; after subscribing:
-     * CQ_WAIT_UNKNOWN_ENDS) is said on stderr, "PROG: job X: no status (...); not waited
-     * for", with json also {"id":X,"state":"unknown"} on stdout, and not waited for (cqctl
-     * wait); else it is waited for (cenqueue's own jobs). */
-    int unknown_ends;
+    /* An id with no status when first read (after subscribing: CQ_WAIT_UNKNOWN_ENDS) is not
+     * waited for: it would be for good. Ids the caller was given (cqctl wait: a typo, an
+     * expired status): each is said on stderr, "PROG: job X: no status (...); not waited
+     * for", with json also {"id":X,"state":"unknown"} on stdout. The caller's own ids,
+     * enqueued just before (own_ids, cenqueue): the status was there, so the job ended before
+     * the wait read it and its status went (--result-ttl 0 drops it at the end): "ID unknown"
+     * on stdout, as an end, one line on stderr for them all, and counted as finished for the
+     * exit status (a failed job's status is kept far longer, --failure-ttl), as cproducer
+     * --wait counts such a job. */
+    int own_ids;
 };
 
 /* Wait through cq_wait_each2 until every job of w has ended or w->timeout passes. On stdout,

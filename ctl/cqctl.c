@@ -754,10 +754,9 @@ static int run_wait(struct ctl *c, char **args, int nargs)
     jw.json = c->json;
     /* A job without a status would be waited for for good: a typo, or one whose status
      * expired after it ended. The wait says each (with --json on stdout too) as it reads
-     * the statuses, once subscribed, and waits for the others. No read of cqctl's own
-     * before it: one round trip less, and a status that expired between that read and the
-     * subscription is no longer waited for for good. */
-    jw.unknown_ends = 1;
+     * the statuses, once subscribed, and waits for the others (jobwait.h). No read of
+     * cqctl's own before it: one round trip less, and a status that expired between that
+     * read and the subscription is no longer waited for for good. */
     if (rc == 0) {
         jobwait_catch(&jw);
         if (stop_requested(&stopping)) raise(SIGINT);

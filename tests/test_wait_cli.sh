@@ -139,6 +139,41 @@ check_contains "mix: how many did not end, and where they are" \
 check_contains "mix: the summary" "1 finished, 1 failed, 1 canceled" "$(cat "$T/err")"
 check "mix: returns at the 10 s timeout ($took ms after the ends)" [ "$took" -lt 12000 ]
 
+# A job that ended before the wait began, its hash dropped at its end (a worker with
+# --result-ttl 0: its record taken, its hash deleted, the end published to nobody), was
+# waited for for good: the wait finds no status, and no message will come. cenqueue made the
+# id and wrote the hash, so it is "ID unknown" on stdout, counted as finished, and said once
+# on stderr. The wait begins at the end of stdin, held open until the first job is gone.
+mkfifo "$T/gone.in"
+"$BIN/cenqueue" --wait --wait-timeout 20s --stdin -q gone <"$T/gone.in" >"$T/out" 2>"$T/err" &
+cpid=$!
+exec 4>"$T/gone.in"
+echo 'noop a' >&4
+wait_for 10 queued gone 1
+g1=$(rcli LRANGE cq:queue:gone 0 -1 | grep -oE "$UUID")
+rcli DEL cq:queue:gone "cq:job:$g1" >/dev/null
+rcli PUBLISH "cq:ended:$g1" finished >/dev/null
+echo 'noop b' >&4
+wait_for 10 queued gone 1
+g2=$(rcli LRANGE cq:queue:gone 0 -1 | grep -oE "$UUID")
+exec 4>&-
+wait_for 10 subscribed "$g2"
+t0=$(now)
+rcli HSET "cq:job:$g2" status finished result r >/dev/null
+rcli PUBLISH "cq:ended:$g2" finished >/dev/null
+wait_for 20 exited "$cpid"
+wait "$cpid"; rc=$?
+took=$(ms_between "$t0" "$(now)")
+check_eq "a job whose status went before the wait: exit 0" 0 "$rc"
+check_eq "...'ID unknown' for it, then the other as it ended" \
+    "$(printf '%s unknown\n%s finished r' "$g1" "$g2")" "$(cat "$T/out")"
+check_contains "...said once on stderr, with why" \
+    "cenqueue: 1 job had ended before the wait read it, and its status was gone (a worker with --result-ttl 0" \
+    "$(cat "$T/err")"
+check_contains "...the summary counts it" "cenqueue: 1 finished, 0 failed, 0 canceled, 1 unknown" \
+    "$(cat "$T/err")"
+check "...at the other's end, not the 20 s timeout ($took ms)" [ "$took" -lt 10000 ]
+
 t0=$(now)
 out=$("$BIN/cenqueue" --wait --wait-timeout 500ms -q manual noop 2>"$T/err"); rc=$?
 took=$(ms_between "$t0" "$(now)")

@@ -450,7 +450,8 @@ int cq_wait_each(cq_client *c, const char *const *ids, size_t n, double timeout,
  * yet; free the others), e.g. for a program whose output has nowhere to go any more (a
  * reader that left). flags: 0, or CQ_WAIT_UNKNOWN_ENDS: a job with no status (CQ_UNKNOWN: no
  * hash, or a status cq does not write) when its status is first read, which is after its
- * channel is subscribed, is not waited for: fn is called for it, with that status, as for
+ * channel is subscribed (and each read on a new connection, after the waiting one was lost,
+ * counts as a first read), is not waited for: fn is called for it, with that status, as for
  * one that ended (a job that ended and whose hash expired before it was read is seen ended,
  * where its message came first; one that is enqueued after that read is not waited for).
  * Without it, such a job is waited for, as cq_wait_each does (it may be enqueued later).

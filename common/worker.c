@@ -125,9 +125,10 @@ struct trip {
     char err[512];
     /* its replies (trip_recv) */
     int received;
-    int rok; /* applied and taken without an error */
+    int rok; /* applied without an error (the outcomes and start marks are recorded) */
     struct taken *tk;
-    int taken;
+    int taken; /* -1: the take failed (terr, where Redis answered with an error) */
+    char terr[512];
     struct queue_take_notes notes;
 };
 
@@ -1402,22 +1403,19 @@ static void trip_recv(struct worker *w, struct trip *tr)
         tr->rok = 0;
     else if (tr->rok && warn[0] != '\0')
         report_error(w, warn);
+    /* The take's failure is its own: the apply ahead of it in the pipeline ran or failed
+     * as its reply says, and a failed take must not send applied outcomes again (they
+     * would come back as no longer in this worker's hands, and go uncounted here). With
+     * the connection lost, the take may have run with its reply lost: the next connection
+     * reconciles before taking again. */
     if (tr->take_max > 0) {
-        char terr[512];
         tr->taken = -1;
         if (w->ctl.ctx != NULL) {
             tr->tk = xcalloc(tr->take_max, sizeof *tr->tk);
             tr->taken = queue_take_read(&w->ctl, tr->take_max, tr->tk, &tr->notes, warn,
-                                        sizeof warn, terr, sizeof terr);
+                                        sizeof warn, tr->terr, sizeof tr->terr);
         }
-        /* With the connection lost, the take may have run with its reply lost: the next
-         * connection reconciles before taking again. */
-        if (tr->taken < 0 && w->ctl.ctx != NULL) {
-            str_copy(tr->err, sizeof tr->err, terr);
-        } else if (tr->taken >= 0 && warn[0] != '\0') {
-            report_error(w, warn);
-        }
-        if (tr->taken < 0) tr->rok = 0;
+        if (tr->taken >= 0 && warn[0] != '\0') report_error(w, warn);
     }
 }
 
@@ -1432,9 +1430,10 @@ static void ctl_quiet(struct worker *w)
 }
 
 /* Handle a round trip's replies (read by trip_recv first, unless they are already). Returns
- * the number taken, or -1 when Redis failed: its outcomes go back to the pending ones for the
- * next try (nothing is lost, and an outcome applied once already is dropped the second time -
- * see queue_apply_append). */
+ * the number taken, or -1 when the apply or the take failed. Where the apply failed, its
+ * outcomes go back to the pending ones for the next try (nothing is lost, and an outcome
+ * applied once already is dropped the second time - see queue_apply_append); where only the
+ * take failed, they are recorded. */
 static int trip_handle(struct worker *w, struct trip *tr)
 {
     struct task *t;
@@ -1472,6 +1471,7 @@ static int trip_handle(struct worker *w, struct trip *tr)
     free(tr->ot);
     free(tr->lost);
     if (!ok) report_error(w, tr->err);
+    if (tr->take_max > 0 && taken < 0 && tr->terr[0] != '\0') report_error(w, tr->terr);
     for (s = 0; s < w->nstarts; s++) {
         if (w->starts[s]->start_sent != tr->id) continue;
         if (ok) w->starts[s]->start_pending = 0;
@@ -1503,7 +1503,7 @@ static int trip_handle(struct worker *w, struct trip *tr)
     }
     if (taken > 0) accept_taken(w, tr->tk, taken, &w->pending);
     free(tr->tk);
-    return ok ? taken : -1;
+    return ok && taken >= 0 ? taken : -1;
 }
 
 /* One round trip, sent and read. */

@@ -2,6 +2,8 @@
 # test_lost_reply.sh - Redis runs a worker's command and the connection drops before the
 # reply arrives (tests/fixtures/cutproxy.py): a lost take is reconciled (the job runs, it is
 # not left in the live worker's in-flight list), and a re-sent outcome is not applied twice.
+# A take that Redis answers with an error, the connection up, leaves the outcomes applied
+# ahead of it in its round trip recorded: they are not sent again.
 # Also: after an outage the worker puts back records of its in-flight lists it does not hold
 # (a failover's new primary behind the old one); a retried hand-made record keeps its queue;
 # a scheduled record for a queue key of another type stays scheduled instead of vanishing.
@@ -59,6 +61,52 @@ check_contains "...the worker says the record was moved already (before: no line
 check_eq "a re-sent outcome is recorded once (dead list)" 1 "$(rcli LLEN cq:dead)"
 check_eq "...and counted once" 1 "$(rcli HGET cq:stats dead)"
 kill -TERM "$W"; wait "$W"
+
+# ---- the take fails with the connection up, the apply ahead of it went through ----
+# A round trip carries the outcomes of the jobs that ended and, pipelined behind them, a take
+# for the slots they free (worker.c, trip_send). Here Redis answers the take with an error
+# while the apply ran: the paused set is a string, which the take reads first (SISMEMBER,
+# before anything moves: the script and CQ.TAKE1 alike) and the apply does not. The worker
+# (-c 1) holds a gate job (a script that waits for a file) in its one slot when the key is
+# broken, and the job's end goes with the take for the slot it frees. Its outcome is recorded
+# once and counted by the worker (its job line, its summaries, the run time it flushes at
+# its stop), not sent again (before: sent again, found gone from the in-flight list, 'outcome
+# not recorded again', and neither line nor count), and the take's error is said once.
+cat >"$T/gate.sh" <<EOF
+#!/bin/sh
+while [ ! -e "$T/gate-open" ]; do sleep 0.05; done
+EOF
+chmod +x "$T/gate.sh"
+before=$(rcli HGET cq:stats processed)
+start_registered "$T/w6.log" -c 1 --summary-interval 100ms --command gate="$T/gate.sh"
+W=$WPID
+wid=$(wid_of "$W")
+gated=$("$BIN/cenqueue" gate 2>/dev/null)
+wait_for 30 jobs_are started "$gated" || { echo "FATAL: the gate job did not start"; cat "$T/w6.log"; exit 1; }
+rcli SET cq:paused 'not a set' >/dev/null
+touch "$T/gate-open"
+check "the gate job finishes" wait_for 30 jobs_are finished "$gated"
+take_failed() { grep -q 'SISMEMBER cq:paused default: WRONGTYPE' "$T/w6.log"; }
+check "...and the take behind its outcome fails" wait_for 30 take_failed || cat "$T/w6.log"
+rcli DEL cq:paused >/dev/null
+after=$("$BIN/cenqueue" noop 2>/dev/null)
+check "a job enqueued once the take works again finishes" wait_for 30 jobs_are finished "$after"
+# summed_finished N: the worker's summary lines count N jobs finished in all.
+summed_finished() {
+    [ "$(sed -n 's/.*summary: .*: \([0-9]*\) finished,.*/\1/p' "$T/w6.log" | awk '{s+=$1} END {print s+0}')" = "$1" ]
+}
+check "the worker counts both jobs finished (its summary lines)" wait_for 10 summed_finished 2 ||
+    grep 'summary:' "$T/w6.log"
+check_eq "...as its hash does (processed)" 2 "$(rcli HGET "cq:worker:$wid" processed)"
+kill -TERM "$W"; wait "$W"
+check_eq "the gate job finished once (attempts)" 1 "$(jfield "$gated" attempts)"
+check_eq "...recorded once (cq:stats processed)" $((${before:-0} + 2)) "$(rcli HGET cq:stats processed)"
+check_eq "...its job line once" 1 "$(grep -c "gate $gated finished in" "$T/w6.log")"
+check_eq "...its run time counted once (cq:durations:gate, flushed at the stop)" 1 \
+    "$(rcli HGET cq:durations:gate count)"
+check_eq "...its outcome not sent again" 0 "$(grep -c 'outcome not recorded again' "$T/w6.log")"
+check_eq "the take's error said once" 1 "$(grep -c 'SISMEMBER cq:paused default: WRONGTYPE' "$T/w6.log")"
+check_eq "...and nothing left in flight" 0 "$(rcli LLEN "cq:inflight:$wid:default")"
 
 # ---- two round trips in flight, both replies lost ----
 # A busy worker sends its next round trip before it reads the one ahead (worker.c, send_next).

@@ -135,28 +135,50 @@ local_run "$W" test-client --mode async --dir a/b/c
 check_eq "--dir through a regular file: exits 1, in one line" \
     "1 cproducer: --dir: directory 'a/b/c': 'a/b' is not a directory" "$RC $(<"$ERR")"
 
+# expected_without LINKS PATTERN DIR: DIR (made here) holds the files of $T/expected for the
+# links of the file LINKS that PATTERN, an extended regular expression, does not match: what a
+# run whose matching links fail leaves on disk.
+expected_without() {
+    local link
+    mkdir "$3"
+    while read -r link; do
+        [[ $link =~ $2 ]] || cp "$T/expected/${link##*/}" "$3/"
+    done <"$1"
+}
+FAIL_SPECS=("sequential" "threads -j 8" "processes -j 8" "async -j 64")
+# failing_gallery KIND CLIENT_ID PATTERN: the gallery CLIENT_ID's links (a dry run, two pages)
+# whose URLs PATTERN matches fail: their sorted list in $T/KIND.bad, the files the others
+# leave on disk in $T/KIND.expected (expected_without); the four modes of FAIL_SPECS run it
+# at once (run_all KIND).
+failing_gallery() {
+    IMGUR_CLIENT_ID=$2 "$CP" --api-url "$API" --pages 2 --dry-run >"$T/$1.links"
+    grep -E "$3" "$T/$1.links" | sort >"$T/$1.bad"
+    expected_without "$T/$1.links" "$3" "$T/$1.expected"
+    run_all "$1" "$2" "${FAIL_SPECS[@]}"
+}
+# check_failed KIND SPEC: what the run of SPEC on failing_gallery KIND shows whatever failed
+# (sets W, OUT, ERR and RC: ran): exit 1, only the other links' files on disk, both counted in
+# the summary (of 50 links), a line on stderr a failed link.
+check_failed() {
+    local bad good
+    ran "$1" "$2"
+    bad=$(lines "$T/$1.bad")
+    good=$((50 - bad))
+    check_eq "$2: exits 1, the $1 links failed" 1 "$RC"
+    check_good "$2: only the good links are on disk (not the $1 ones)" "$W/images" \
+        "$T/$1.expected"
+    check_eq "$2: the summary counts the $1 links failed" \
+        "downloaded $good, failed $bad, $((good * SIZE)) bytes" "$(sed -n 2p "$OUT")"
+    check_eq "$2: one stderr line per $1 link" "$bad" "$(lines "$ERR")"
+}
+
 echo "# failed links: reported one by one, the rest downloaded"
-IMGUR_CLIENT_ID=broken-links "$CP" --api-url "$API" --pages 2 --dry-run >"$T/blinks"
-grep -E '/_/(status/404|cut)/' "$T/blinks" | sort >"$T/bad"
-check_eq "the broken gallery has 11 bad links (2 cut, 9 404)" 11 "$(lines "$T/bad")"
-mkdir "$T/expected_broken"
-while read -r link; do
-    case "$link" in
-        */_/status/404/* | */_/cut/*) ;;
-        *) cp "$T/expected/${link##*/}" "$T/expected_broken/" ;;
-    esac
-done <"$T/blinks"
-SPECS=("sequential" "threads -j 8" "processes -j 8" "async -j 64")
-run_all bad broken-links "${SPECS[@]}"
-for spec in "${SPECS[@]}"; do
-    ran bad "$spec"
-    check_eq "$spec: exits 1 when a link failed" 1 "$RC"
-    check_good "$spec: the good links" "$W/images" "$T/expected_broken"
-    check_eq "$spec: the summary counts both" \
-        "downloaded 39, failed 11, $((39 * SIZE)) bytes" "$(sed -n 2p "$OUT")"
+failing_gallery broken broken-links '/_/(status/404|cut)/'
+check_eq "the broken gallery has 11 bad links (2 cut, 9 404)" 11 "$(lines "$T/broken.bad")"
+for spec in "${FAIL_SPECS[@]}"; do
+    check_failed broken "$spec"
     check "$spec: still prints Took" took_first "$OUT"
-    check_eq "$spec: one stderr line per failed link" 11 "$(lines "$ERR")"
-    check_eq "$spec: naming each failed link once" "$(<"$T/bad")" \
+    check_eq "$spec: naming each failed link once" "$(<"$T/broken.bad")" \
         "$(sed -n 's|^cproducer: download_link: \(http://[^ ]*\.jpg\): .*|\1|p' "$ERR" | sort)"
     check_eq "$spec: a 404 says HTTP 404" 9 "$(grep -c ': HTTP 404$' "$ERR")"
     check_eq "$spec: a cut transfer says so" 2 \
@@ -167,25 +189,11 @@ echo "# cworker's limits: the default deny list and --content image"
 # The local modes fetch what cworker would, no more: an HTML page served 200 as NAME.jpg is
 # not saved (before: saved, 'downloaded 50'), nor is a link into 0.0.0.0/8, which the default
 # deny list refuses before any DNS lookup or connection (as it refuses 169.254.169.254).
-IMGUR_CLIENT_ID=hostile-links "$CP" --api-url "$API" --pages 2 --dry-run >"$T/hlinks"
-grep -E '/_/html/|^http://0\.0\.0\.1/' "$T/hlinks" | sort >"$T/hostile"
-check_eq "the hostile gallery has 4 such links (2 HTML, 2 into 0.0.0.0/8)" 4 "$(lines "$T/hostile")"
-mkdir "$T/expected_hostile"
-while read -r link; do
-    case "$link" in
-        */_/html/* | http://0.0.0.1/*) ;;
-        *) cp "$T/expected/${link##*/}" "$T/expected_hostile/" ;;
-    esac
-done <"$T/hlinks"
-SPECS=("sequential" "threads -j 8" "processes -j 8" "async -j 64")
-run_all hostile hostile-links "${SPECS[@]}"
-for spec in "${SPECS[@]}"; do
-    ran hostile "$spec"
-    check_eq "$spec: exits 1, the hostile links failed" 1 "$RC"
-    check_good "$spec: only the good links are on disk" "$W/images" "$T/expected_hostile"
-    check_eq "$spec: the summary counts them failed" \
-        "downloaded 46, failed 4, $((46 * SIZE)) bytes" "$(sed -n 2p "$OUT")"
-    check_eq "$spec: one stderr line per hostile link" 4 "$(lines "$ERR")"
+failing_gallery hostile hostile-links '/_/html/|^http://0\.0\.0\.1/'
+check_eq "the hostile gallery has 4 such links (2 HTML, 2 into 0.0.0.0/8)" 4 \
+    "$(lines "$T/hostile.bad")"
+for spec in "${FAIL_SPECS[@]}"; do
+    check_failed hostile "$spec"
     check_eq "$spec: the HTML pages are not images" 2 \
         "$(grep -c '^cproducer: download_link: http://[^ ]*/_/html/[^ ]*\.jpg: not an image (starts with' "$ERR")"
     check_eq "$spec: 0.0.0.1 is refused by the default deny list" 2 \
@@ -199,7 +207,7 @@ check_eq "--content any: exits 1 (0.0.0.1 still refused)" 1 "$RC"
 check_eq "--content any: the HTML pages are kept" "downloaded 48, failed 2" \
     "$(sed -n 2p "$OUT" | cut -d, -f1-2)"
 check "--content any: an HTML page saved as its .jpg" grep -q '<html' \
-    "$W/images/$(sed -n 's|.*/_/html/||p' "$T/hostile" | head -1)"
+    "$W/images/$(sed -n 's|.*/_/html/||p' "$T/hostile.bad" | head -1)"
 W=$T/deny-loop
 CQ_DENY_NETWORKS=127.0.0.2 local_run "$W" test-client --mode threads --deny-networks 127.0.0.1 \
     --dir images

@@ -14,9 +14,9 @@
  * hiredis 0.14 has no redisConnectWithOptions, and its redisConnectWithTimeout fails a connect
  * that a signal interrupts: the socket is connected here (tls.h, tls_tcp_connect) and handed
  * to redisConnectFd, with read/write timeouts and TCP keepalive set on the result (rediss://
- * as redis://: 15 s idle, probes every 5 s, 3 of them). The
- * timeout bounds each stall of a command's send or of its reply, not the whole command: a
- * large one that Redis reads slowly but steadily takes as long as it takes.
+ * as redis://: 15 s idle, probes every 5 s, 3 of them). The timeout bounds each stall of a
+ * command's send or of its reply, not the whole command: a large one that Redis reads slowly
+ * but steadily takes as long as it takes.
  */
 #ifndef CQ_RCONN_H
 #define CQ_RCONN_H
@@ -146,10 +146,10 @@ void rconn_close(struct rconn *r);
  * reply waiting unread is left alone. One non-blocking peek, no round trip. */
 void rconn_drop_if_closed(struct rconn *r);
 
-/* Run one command (argv form; lens NULL: each argv[i] is a C string). Returns the reply, which the caller frees with
- * freeReplyObject, or NULL on an I/O error: then r->errstr is set and the connection is
- * closed (r->ctx == NULL), so that the next call reconnects first. An error *reply* from
- * Redis is returned as a reply of type REDIS_REPLY_ERROR. */
+/* Run one command (argv form; lens NULL: each argv[i] is a C string). Returns the reply,
+ * which the caller frees with freeReplyObject, or NULL on an I/O error: then r->errstr is set
+ * and the connection is closed (r->ctx == NULL), so that the next call reconnects first. An
+ * error *reply* from Redis is returned as a reply of type REDIS_REPLY_ERROR. */
 redisReply *rconn_command(struct rconn *r, int argc, const char **argv, const size_t *lens);
 
 /* Like rconn_command but printf-style (hiredis format). */

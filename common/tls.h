@@ -38,10 +38,11 @@ int tls_connect(const char *host, int port, const struct tls_opts *o, double tim
 
 /* A plain TCP connection to host:port within timeout seconds (every address the name has,
  * in turn), as redis:// takes it too: a blocking socket, close-on-exec, TCP_NODELAY and
- * SO_KEEPALIVE set, its probes as hiredis sets them (15 s idle, every 5 s, 3 of them). A signal that interrupts the wait goes on waiting within the same
- * deadline, where hiredis 0.14's connect fails at once ("poll(2): Interrupted system call").
- * Returns the socket, or -1 with err as the system or the resolver says it ("Connection
- * refused", "Connection timed out", "Name or service not known"). */
+ * SO_KEEPALIVE set, its probes as hiredis sets them (15 s idle, every 5 s, 3 of them). A
+ * signal that interrupts the wait goes on waiting within the same deadline, where hiredis
+ * 0.14's connect fails at once ("poll(2): Interrupted system call"). Returns the socket, or
+ * -1 with err as the system or the resolver says it ("Connection refused", "Connection timed
+ * out", "Name or service not known"). */
 int tls_tcp_connect(const char *host, int port, double timeout, char *err, size_t errlen);
 
 /* The session's failure ("TLS: tlsv13 alert certificate required"), copied into buf; 0 when

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -111,29 +112,150 @@ static int wait_fd(int fd, short events, long long deadline)
     }
 }
 
-/* A TCP connection to host:port by the deadline, non-blocking. -1 with err. */
-static int tcp_connect(const char *host, int port, long long deadline, char *err, size_t errlen)
+/* IPv4 first, IPv6 where a name has no IPv4 address, as hiredis does: a dual-stack name
+ * whose IPv6 route drops packets would spend the deadline on it, where its IPv4 address
+ * answers at once (h30's review). getaddrinfo's status. */
+static int addresses(const char *host, const char *svc, int flags, struct addrinfo **res)
 {
-    struct addrinfo hints, *res = NULL, *ai;
-    char svc[16];
-    int fd = -1, rc, saved = ETIMEDOUT;
+    struct addrinfo hints;
+    int rc;
 
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_INET;
     hints.ai_socktype = SOCK_STREAM;
-    snprintf(svc, sizeof svc, "%d", port);
-    /* IPv4 first, IPv6 where a name has no IPv4 address, as hiredis does: a dual-stack name
-     * whose IPv6 route drops packets would spend the deadline on it, where its IPv4 address
-     * answers at once (h30's review). */
-    rc = getaddrinfo(host, svc, &hints, &res);
+    hints.ai_flags = flags;
+    rc = getaddrinfo(host, svc, &hints, res);
     if (rc != 0) {
         hints.ai_family = AF_INET6;
-        rc = getaddrinfo(host, svc, &hints, &res);
+        rc = getaddrinfo(host, svc, &hints, res);
+    }
+    return rc;
+}
+
+/* What the lookup thread runs (tls.h): IPv4 first, then IPv6. */
+static int lookup_name(const char *host, const char *svc, struct addrinfo **res)
+{
+    return addresses(host, svc, 0, res);
+}
+
+int (*tls_lookup)(const char *host, const char *svc, struct addrinfo **res) = lookup_name;
+
+/* A name's lookup, run on a thread of its own: getaddrinfo has no time-out, and a DNS server
+ * that does not answer holds it for the resolver's own (resolv.conf: 5 s a try, 2 tries a
+ * server, a lookup for each family), far past the connect's. The caller waits for it until
+ * the deadline only; the caller and the thread each hold a reference, and the last to let go
+ * frees it, so that a thread left behind frees it (and its answer) when getaddrinfo returns. */
+struct lookup {
+    pthread_mutex_t mu;
+    pthread_cond_t done_cv; /* on CLOCK_MONOTONIC, as time_mono_ms */
+    int refs, done, rc;
+    struct addrinfo *res; /* the answer, until the caller takes it */
+    char *host, svc[16];
+};
+
+static void lookup_unref(struct lookup *l)
+{
+    int last;
+
+    pthread_mutex_lock(&l->mu);
+    last = --l->refs == 0;
+    pthread_mutex_unlock(&l->mu);
+    if (!last) return;
+    if (l->res != NULL) freeaddrinfo(l->res);
+    pthread_cond_destroy(&l->done_cv);
+    pthread_mutex_destroy(&l->mu);
+    free(l->host);
+    free(l);
+}
+
+static void *lookup_main(void *arg)
+{
+    struct lookup *l = arg;
+    struct addrinfo *res = NULL;
+    int rc = tls_lookup(l->host, l->svc, &res);
+
+    pthread_mutex_lock(&l->mu);
+    l->rc = rc;
+    l->res = rc == 0 ? res : NULL;
+    l->done = 1;
+    pthread_cond_signal(&l->done_cv);
+    pthread_mutex_unlock(&l->mu);
+    lookup_unref(l);
+    return NULL;
+}
+
+/* host's addresses by the deadline (time_mono_ms) into *res (freeaddrinfo), or -1 with err,
+ * which says the connect's time-out, timeout s. An address (127.0.0.1, ::1) is read as it is,
+ * without a thread. */
+static int resolve(const char *host, const char *svc, double timeout, long long deadline,
+                   struct addrinfo **res, char *err, size_t errlen)
+{
+    struct timespec until = {(time_t)(deadline / 1000), (long)(deadline % 1000) * 1000000L};
+    struct lookup *l;
+    pthread_condattr_t ca;
+    pthread_attr_t ta;
+    pthread_t tid;
+    sigset_t all, old;
+    int made, done, rc;
+
+    if (addresses(host, svc, AI_NUMERICHOST, res) == 0) return 0;
+    l = xcalloc(1, sizeof *l);
+    l->refs = 2;
+    l->host = xstrdup(host);
+    str_copy(l->svc, sizeof l->svc, svc);
+    pthread_mutex_init(&l->mu, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&l->done_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_attr_init(&ta);
+    pthread_attr_setdetachstate(&ta, PTHREAD_CREATE_DETACHED);
+    /* As the relay: no signal of the program's on this thread. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    made = pthread_create(&tid, &ta, lookup_main, l);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&ta);
+    if (made != 0) {
+        l->refs = 1;
+        lookup_unref(l);
+        err_set(err, errlen, "cannot start a thread to resolve %s: %s", host, strerror(made));
+        return -1;
+    }
+    pthread_mutex_lock(&l->mu);
+    while (!l->done)
+        if (pthread_cond_timedwait(&l->done_cv, &l->mu, &until) != 0) break; /* ETIMEDOUT */
+    done = l->done;
+    rc = l->rc;
+    *res = l->res;
+    l->res = NULL;
+    pthread_mutex_unlock(&l->mu);
+    lookup_unref(l);
+    if (!done) {
+        err_set(err, errlen,
+                "could not resolve %s within %g s (the DNS server did not answer: check "
+                "/etc/resolv.conf)",
+                host, timeout);
+        return -1;
     }
     if (rc != 0) {
         err_set(err, errlen, "%s", gai_strerror(rc));
         return -1;
     }
+    return 0;
+}
+
+/* A TCP connection to host:port by the deadline (the name's resolution included), which is
+ * timeout s from the caller's start; non-blocking. -1 with err. */
+static int tcp_connect(const char *host, int port, double timeout, long long deadline, char *err,
+                       size_t errlen)
+{
+    struct addrinfo *res = NULL, *ai;
+    char svc[16];
+    int fd = -1, saved = ETIMEDOUT;
+
+    snprintf(svc, sizeof svc, "%d", port);
+    if (resolve(host, svc, timeout, deadline, &res, err, errlen) != 0) return -1;
     for (ai = res; ai != NULL; ai = ai->ai_next) {
         socklen_t sl = sizeof saved;
         fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
@@ -171,7 +293,8 @@ static int tcp_connect(const char *host, int port, long long deadline, char *err
 
 int tls_tcp_connect(const char *host, int port, double timeout, char *err, size_t errlen)
 {
-    int fd = tcp_connect(host, port, time_mono_ms() + (long long)(timeout * 1000.0), err, errlen);
+    long long deadline = time_mono_ms() + (long long)(timeout * 1000.0);
+    int fd = tcp_connect(host, port, timeout, deadline, err, errlen);
 
     if (fd >= 0 && set_nonblocking(fd, 0) != 0) {
         err_set(err, errlen, "fcntl: %s", strerror(errno));
@@ -421,7 +544,7 @@ int tls_connect(const char *host, int port, const struct tls_opts *o, double tim
 
     ctx = make_ctx(o, err, errlen);
     if (ctx == NULL) return -1;
-    net = tcp_connect(host, port, deadline, err, errlen);
+    net = tcp_connect(host, port, timeout, deadline, err, errlen);
     if (net < 0) {
         SSL_CTX_free(ctx);
         return -1;

@@ -36,14 +36,22 @@ struct tls_session;
 int tls_connect(const char *host, int port, const struct tls_opts *o, double timeout,
                 struct tls_session **session, char *err, size_t errlen);
 
-/* A plain TCP connection to host:port within timeout seconds (every address the name has,
- * in turn), as redis:// takes it too: a blocking socket, close-on-exec, TCP_NODELAY and
- * SO_KEEPALIVE set, its probes as hiredis sets them (15 s idle, every 5 s, 3 of them). A
- * signal that interrupts the wait goes on waiting within the same deadline, where hiredis
- * 0.14's connect fails at once ("poll(2): Interrupted system call"). Returns the socket, or
- * -1 with err as the system or the resolver says it ("Connection refused", "Connection timed
- * out", "Name or service not known"). */
+/* A plain TCP connection to host:port within timeout seconds (every address the name has, in
+ * turn), the name's resolution included: a lookup still going at the deadline (a DNS server
+ * that does not answer) is left to its thread, and err says "could not resolve HOST within 5 s
+ * (...)"; what the lookup leaves of the time is the connect's. As redis:// takes it too: a
+ * blocking socket, close-on-exec, TCP_NODELAY and SO_KEEPALIVE set, its probes as hiredis sets
+ * them (15 s idle, every 5 s, 3 of them). A signal that interrupts the wait goes on waiting
+ * within the same deadline, where hiredis 0.14's connect fails at once ("poll(2): Interrupted
+ * system call"). Returns the socket, or -1 with err as the system or the resolver says it
+ * ("Connection refused", "Connection timed out", "Name or service not known"). */
 int tls_tcp_connect(const char *host, int port, double timeout, char *err, size_t errlen);
+
+/* What tls_tcp_connect's thread runs to resolve a name that is no address: getaddrinfo's
+ * status and *res (freeaddrinfo), IPv4 first, IPv6 where the name has none. A test's slow or
+ * failing stand-in replaces it before any connect (test_rconn); nothing else does. */
+struct addrinfo;
+extern int (*tls_lookup)(const char *host, const char *svc, struct addrinfo **res);
 
 /* The session's failure ("TLS: tlsv13 alert certificate required"), copied into buf; 0 when
  * there is one, -1 when the session saw nothing wrong. */

@@ -954,6 +954,32 @@ static int open_primary(struct rconn *r, double t)
     return authenticate(r) != 0 || check_role(r) != 0 ? -1 : 0;
 }
 
+/* errstr: head, then the sentinels' answers in parentheses (said, n of them, each ending at
+ * ends[i]: "s1:26379: Connection refused; s2:26379: ..."), then tail. As many answers as leave
+ * room for the tail are said whole and the others counted, "and 3 more": a long list
+ * (eight sentinels, long host names or errors) cut the line short and lost the advice at its
+ * end, errstr being one line a caller copies as it is. */
+static void say_answers(struct rconn *r, const char *head, const char *said, const size_t *ends,
+                        int n, const char *tail)
+{
+    size_t fixed = strlen(head) + strlen(" ()") + strlen(tail);
+    size_t room = fixed < sizeof r->errstr ? sizeof r->errstr - 1 - fixed : 0;
+    char more[32] = "";
+    int kept = n;
+
+    while (kept > 1) {
+        snprintf(more, sizeof more, "; and %d more", n - kept);
+        if (ends[kept - 1] + (kept < n ? strlen(more) : 0) <= room) break;
+        kept--;
+    }
+    if (kept < n)
+        snprintf(more, sizeof more, "; and %d more", n - kept);
+    else
+        more[0] = '\0';
+    err_set(r->errstr, sizeof r->errstr, "%s (%.*s%s)%s", head, (int)(n > 0 ? ends[kept - 1] : 0),
+            said, more, tail);
+}
+
 /* Through sentinels: each in turn names the primary, until one names a primary that can be
  * reached, takes the password and says ROLE master. A sentinel's answer is not final: one
  * listed first may be stale (it names a dead primary, or a demoted one) where the next knows
@@ -963,9 +989,10 @@ static int open_primary(struct rconn *r, double t)
 static int connect_sentinels(struct rconn *r, double t)
 {
     struct rconn_node tried[RCONN_SENTINELS_MAX]; /* each primary tried, once */
-    char said[400] = "", first[sizeof r->errstr], node[300], named[300], why[600];
-    size_t len = 0;
-    int i, k, ntried = 0, others = 0, first_lost = 0;
+    char said[RCONN_SENTINELS_MAX * 256] = "";    /* every answer, whole: say_answers cuts */
+    char first[sizeof r->errstr], node[300], named[300], why[600], head[300], tail[300];
+    size_t len = 0, ends[RCONN_SENTINELS_MAX]; /* ends[i]: said's length with answer i */
+    int i, k, ntried = 0, others = 0, first_lost = 0, n;
     const char *fix;
 
     for (i = 0; i < r->url.nsentinels; i++) {
@@ -989,9 +1016,11 @@ static int connect_sentinels(struct rconn *r, double t)
             }
         }
         node_name(node, sizeof node, r->url.sentinels[i].host, r->url.sentinels[i].port);
-        if (len < sizeof said)
-            len += (size_t)snprintf(said + len, sizeof said - len, "%s%s: %s", len ? "; " : "",
-                                    node, why);
+        /* Whole answers only: one that does not fit is counted with the rest (say_answers). */
+        n = snprintf(said + len, sizeof said - len, "%s%s: %s", len ? "; " : "", node, why);
+        if (n > 0 && (size_t)n < sizeof said - len) len += (size_t)n;
+        said[len] = '\0';
+        ends[i] = len;
     }
     r->lost = 0;
     if (ntried > 0 && !others) {
@@ -1002,18 +1031,18 @@ static int connect_sentinels(struct rconn *r, double t)
     }
     memset(&r->primary, 0, sizeof r->primary);
     if (ntried == 0) {
-        err_set(r->errstr, sizeof r->errstr,
-                "redis sentinels of %s: none gave its primary (%s); check that the sentinels "
-                "run and monitor %s",
-                r->url.master, said, r->url.master);
-        return -1;
+        snprintf(head, sizeof head, "redis sentinels of %s: none gave its primary", r->url.master);
+        snprintf(tail, sizeof tail, "; check that the sentinels run and monitor %s", r->url.master);
+    } else {
+        fix =
+            fix_in(sentinel_fixes, sizeof sentinel_fixes / sizeof sentinel_fixes[0], said, &r->url);
+        if (fix == NULL)
+            fix = fix_in(reply_fixes, sizeof reply_fixes / sizeof reply_fixes[0], said, &r->url);
+        snprintf(head, sizeof head, "redis sentinels of %s: no primary they named works",
+                 r->url.master);
+        snprintf(tail, sizeof tail, "; %s", fix ? fix : "check that the primaries they name run");
     }
-    fix = fix_in(sentinel_fixes, sizeof sentinel_fixes / sizeof sentinel_fixes[0], said, &r->url);
-    if (fix == NULL)
-        fix = fix_in(reply_fixes, sizeof reply_fixes / sizeof reply_fixes[0], said, &r->url);
-    err_set(r->errstr, sizeof r->errstr,
-            "redis sentinels of %s: no primary they named works (%s); %s", r->url.master, said,
-            fix ? fix : "check that the primaries they name run");
+    say_answers(r, head, said, ends, r->url.nsentinels, tail);
     return -1;
 }
 

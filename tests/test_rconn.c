@@ -505,6 +505,53 @@ static void test_sentinel_odd_answers(void)
     }
 }
 
+/* Eight sentinels whose answers do not fit in one line (errstr's 512 bytes): as many as fit
+ * are said whole, the others counted ("and 4 more"), and the line keeps its advice at the end,
+ * where a 400-byte summary cut the fourth answer in two and said nothing of the others. */
+static void test_sentinel_many_answers(void)
+{
+    enum { N = RCONN_SENTINELS_MAX };
+    struct rconn_url u;
+    struct rconn r;
+    char url[400], err[256], reply[128], entry[200], more[32];
+    const char *tail = "); check that the sentinels run and monitor m";
+    int port[N], i, shown = 0;
+    size_t len;
+    pid_t pid[N];
+
+    /* 80 bytes each, as odd_answer quotes at most */
+    for (i = 0; i < N; i++) {
+        snprintf(reply, sizeof reply, "+sentinel-%d-%.70s\r\n", i,
+                 "says-something-long-enough-to-fill-the-eighty-bytes-that-are-quoted-xxxxxxxxx");
+        pid[i] = fake_sentinel(&port[i], reply);
+    }
+    len = (size_t)snprintf(url, sizeof url, "redis+sentinel://");
+    for (i = 0; i < N; i++)
+        len +=
+            (size_t)snprintf(url + len, sizeof url - len, "%s127.0.0.1:%d", i ? "," : "", port[i]);
+    snprintf(url + len, sizeof url - len, "/m");
+    REQUIRE(parse(url, &u, err, sizeof err) == 0);
+    rconn_init(&r, &u, 2.0);
+    CHECK_EQ(rconn_connect(&r), -1);
+    len = strlen(r.errstr);
+    CHECK(len < sizeof r.errstr - 1); /* not cut */
+    CHECK(len > strlen(tail) && strcmp(r.errstr + len - strlen(tail), tail) == 0);
+    for (i = 0; i < N; i++) {
+        snprintf(entry, sizeof entry, "127.0.0.1:%d: answered 'sentinel-%d-", port[i], i);
+        if (strstr(r.errstr, entry) == NULL) break;
+        shown++;
+    }
+    CHECK(shown >= 3);
+    CHECK(shown < N);
+    snprintf(more, sizeof more, "; and %d more)", N - shown);
+    CHECK_HAS(r.errstr, more);
+    rconn_close(&r);
+    for (i = 0; i < N; i++) {
+        kill(pid[i], SIGKILL);
+        waitpid(pid[i], NULL, 0);
+    }
+}
+
 /* A worker's registered connections against CLIENT LIST's text (worker.c's find_gone,
  * admin.c's cqctl cancel): any one listed means it lives; an id is a whole field. */
 static void test_clients_listed(void)
@@ -819,6 +866,7 @@ int main(void)
     test_connect_signal(0);
     test_keepalive();
     test_sentinel_odd_answers();
+    test_sentinel_many_answers();
     test_lost();
     test_connect_ipv6();
     test_resolve_deadline();

@@ -184,11 +184,12 @@ static void progress_erase(struct waiting *w)
     w->progress_at = 0;
 }
 
-/* An id with no status when first read: not waited for (jobwait.h). One the caller was given
- * is said on stderr, with --json on stdout too ({"id","state":"unknown"}: a program reading
- * stdout sees every id it gave); a hash with a status cq does not write (by hand) is said as
- * it is, where "no status" would be untrue. One of the caller's own (own_ids) is "ID unknown"
- * on stdout, where every id it enqueued is, and counted for one line at the end. */
+/* An id with no status when first read: not waited for (jobwait.h). A hash with a status cq
+ * does not write (by hand) is said on stderr as it is, where "no status" would be untrue; an
+ * id without a hash is said there too when the caller was given it, and counted for one line
+ * at the end when it is the caller's own (own_ids). On stdout, "ID unknown" for the caller's
+ * own, where every id it enqueued is; {"id","state":"unknown"} with --json for any (a program
+ * reading stdout sees every id it gave). */
 static void on_unknown(struct waiting *w, size_t i, const cq_status *st)
 {
     const struct jobwait *jw = w->jw;
@@ -196,23 +197,17 @@ static void on_unknown(struct waiting *w, size_t i, const cq_status *st)
     char shown[STR_SHOWN_LEN];
 
     w->unknown++;
-    if (w->progress && (jw->own_ids ? isatty(STDOUT_FILENO) : 1)) progress_erase(w);
-    if (jw->own_ids && raw == NULL) {
-        w->gone++;
-        if (!jw->quiet) {
-            w->mid_line = 1;
-            print_line(jw, i, cq_status_state_name(CQ_UNKNOWN), NULL, NULL);
-            if (cli_stdout_push() != 0) w->lost = 1;
-            w->mid_line = 0;
-        }
-    } else if (raw != NULL)
+    if (w->progress) progress_erase(w);
+    if (raw != NULL)
         fprintf(stderr,
                 "%s: job %s: its status '%s' is none of cq's (queued, scheduled, started, "
                 "retrying, finished, failed, canceled); not waited for\n",
                 jw->prog, jw->ids[i], str_shown(raw, shown, sizeof shown));
+    else if (jw->own_ids)
+        w->gone++;
     else
         fprintf(stderr, "%s: " ADMIN_NO_STATUS_FMT "; not waited for\n", jw->prog, jw->ids[i]);
-    if (jw->json && !jw->quiet && !(jw->own_ids && raw == NULL)) {
+    if ((jw->json || jw->own_ids) && !jw->quiet) {
         w->mid_line = 1;
         print_line(jw, i, cq_status_state_name(CQ_UNKNOWN), NULL, NULL);
         if (cli_stdout_push() != 0) w->lost = 1;
@@ -358,20 +353,23 @@ int jobwait_run(const struct jobwait *jw, cq_client *c)
         }
         fprintf(stderr, ")\n");
     }
+    /* The caller wrote each hash with its job: one gone when first read went with the job's
+     * end (--result-ttl 0, --failure-ttl 0: dropped at once), or was deleted or lost with
+     * Redis's data. Which, nothing says: not counted as finished. */
     if (w.gone > 0)
         fprintf(stderr,
-                "%s: %zu job%s had ended before the wait read %s, and %s status%s gone (a worker "
-                "with --result-ttl 0 drops a finished job's at its end; or %s expired): "
-                "'unknown' on stdout, counted as finished (a failed job's status is kept for "
-                "--failure-ttl, 365d by default)\n",
+                "%s: %zu job%s had no status when the wait read %s: a worker with --result-ttl "
+                "0 or --failure-ttl 0 drops a job's at its end, or it was deleted or lost with "
+                "redis's data; %s outcome%s unknown (to see %s, keep statuses a while: cworker "
+                "--result-ttl 60)\n",
                 jw->prog, w.gone, w.gone == 1 ? "" : "s", w.gone == 1 ? "it" : "them",
-                w.gone == 1 ? "its" : "their", w.gone == 1 ? " was" : "es were",
-                w.gone == 1 ? "it" : "they");
+                w.gone == 1 ? "its" : "their", w.gone == 1 ? " is" : "s are",
+                w.gone == 1 ? "it" : "them");
     if (total + w.gone > 1) {
         fprintf(stderr, "%s: %zu finished, %zu failed, %zu canceled", jw->prog, n[CQ_FINISHED],
                 n[CQ_FAILED], n[CQ_CANCELED]);
         if (w.gone > 0) fprintf(stderr, ", %zu unknown", w.gone);
         fputc('\n', stderr);
     }
-    return n[CQ_FINISHED] + w.gone == jw->n ? 0 : 1;
+    return n[CQ_FINISHED] == jw->n ? 0 : 1;
 }

@@ -18,11 +18,10 @@ struct jobwait {
      * waited for: it would be for good. Ids the caller was given (cqctl wait: a typo, an
      * expired status): each is said on stderr, "PROG: job X: no status (...); not waited
      * for", with json also {"id":X,"state":"unknown"} on stdout. The caller's own ids,
-     * enqueued just before (own_ids, cenqueue): the status was there, so the job ended before
-     * the wait read it and its status went (--result-ttl 0 drops it at the end): "ID unknown"
-     * on stdout, as an end, one line on stderr for them all, and counted as finished for the
-     * exit status (a failed job's status is kept far longer, --failure-ttl), as cproducer
-     * --wait counts such a job. */
+     * enqueued just before (own_ids, cenqueue): each had a hash, which went with the job's end
+     * (--result-ttl 0 or --failure-ttl 0 drop it at once) or was deleted or lost with Redis's
+     * data: "ID unknown" on stdout, one line on stderr for them all, and not counted as
+     * finished (exit 1): which of those it was, nothing says. */
     int own_ids;
 };
 

@@ -116,9 +116,9 @@ static void usage(FILE *f)
         "  ID finished RESULT      (the result text or JSON; nothing after \"finished\" if none)\n"
         "  ID failed ERROR\n"
         "  ID canceled [WHY]\n"
-        "  ID unknown              (it ended before the wait read it, and its status was gone:\n"
-        "                          a worker with --result-ttl 0 drops a finished job's at once;\n"
-        "                          counted as finished: a failed job's is kept, --failure-ttl)\n"
+        "  ID unknown              (no status when the wait read it: a worker with --result-ttl\n"
+        "                          0 or --failure-ttl 0 drops a job's at its end, or it was\n"
+        "                          deleted or lost; its outcome unknown, exit 1)\n"
         "(a control byte of the text shown as \\n, \\r or \\xHH: each job is one line), and\n"
         "\"N/TOTAL jobs ended\" on stderr meanwhile when that is a terminal. Waiting does not\n"
         "poll: it subscribes to each job's end (docs/PROTOCOL.md). When enqueueing fails, the ids\n"
@@ -135,12 +135,12 @@ static void usage(FILE *f)
     fprintf(
         f,
         "\n" CLI_NOTE_DURATIONS
-        "Exit status: 0 when every job was enqueued (with --wait: and every one finished, or is\n"
-        "unknown); 1 when Redis failed (the ids printed are those of the jobs that were enqueued;\n"
-        "jobs go in transactions of 1,000), when the --id is refused (see --id), when the ids\n"
-        "could not be written to stdout (a full disk, or its reader left: no job goes in after\n"
-        "that), or with --wait when a job failed or was canceled, the timeout passed first\n"
-        "(stderr says how many did not end), it was interrupted, or the outcomes could not all be\n"
+        "Exit status: 0 when every job was enqueued (with --wait: and every one finished); 1 when\n"
+        "Redis failed (the ids printed are those of the jobs that were enqueued; jobs go in\n"
+        "transactions of 1,000), when the --id is refused (see --id), when the ids could not be\n"
+        "written to stdout (a full disk, or its reader left: no job goes in after that), or with\n"
+        "--wait when a job failed or was canceled or is unknown, the timeout passed first (stderr\n"
+        "says how many did not end), it was interrupted, or the outcomes could not all be\n"
         "written; 2 for a usage error, or a job the check refuses, or one no worker could read\n"
         "(over 1 MiB, or not UTF-8), checked or not (with --stdin, the lines before it are\n"
         "enqueued, nothing from it on).\n");
@@ -793,8 +793,8 @@ int main(int argc, char **argv)
         cq_client_free(ce);
     }
     if (rc == 0 && o.wait) {
-        /* own_ids: a job whose status is gone when the wait reads it ended before (its hash
-         * was written with its record), and would be waited for for good. */
+        /* own_ids: a job whose status is gone when the wait reads it (its hash was written
+         * with its record) would be waited for for good: its end dropped it, or it was lost. */
         struct jobwait jw = {"cenqueue", o.ids, o.nids, o.wait_timeout, o.quiet, 0, 1};
         rc = jobwait_run(&jw, cl);
         if (cli_stdout_flush("cenqueue", "the jobs' outcomes") != 0 && rc == 0) rc = 1;

@@ -826,6 +826,10 @@ static int subscribe_all(struct wait *w, int *io)
     int rc = 0;
 
     *io = 0;
+    /* Every job awaited is read below: the ones a message named are among them (their
+     * flags still say what the message said), and the list starts again, so that messages
+     * seen over many failed subscriptions never fill more than its n entries. */
+    w->nnotified = 0;
     if (w->options & CQ_WAIT_UNKNOWN_ENDS)
         for (j = 0; j < k; j++) w->flags[idx[j]] &= (unsigned char)~W_READ;
     argv[0] = "SUBSCRIBE";

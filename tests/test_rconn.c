@@ -133,7 +133,7 @@ static int fake_lookup(const char *host, const char *svc, struct addrinfo **res)
 static void test_resolve_deadline(void)
 {
     char err[256];
-    int port, ls = loopback_listener(&port, 0, "resolve"), fd, i;
+    int port, ls = loopback_listener(&port, 0, "resolve"), fd, i, n;
     long long t0, took;
 
     tls_lookup = fake_lookup;
@@ -164,12 +164,30 @@ static void test_resolve_deadline(void)
     CHECK(took < 2000); /* the lookup's end not waited for */
     CHECK_EQ(__atomic_load_n(&lookup_ended, __ATOMIC_SEQ_CST), 0);
     if (fd >= 0) close(fd);
+    /* A connect to the same name while that lookup still runs (a worker reconnecting) waits
+     * for it, to the same end, and starts none of its own: one thread for the name, where
+     * each try left one more until the resolver gave up (h34's review: 4 -> 13 threads). */
+    n = __atomic_load_n(&lookups, __ATOMIC_SEQ_CST);
+    CHECK_EQ(tls_tcp_connect("cq-slow.test", port, 0.3, err, sizeof err), -1);
+    CHECK_STREQ(err,
+                "could not resolve cq-slow.test within 0.3 s (the DNS server did not "
+                "answer: check /etc/resolv.conf)");
+    CHECK_EQ(__atomic_load_n(&lookups, __ATOMIC_SEQ_CST), n);
     /* The thread left behind ends and frees its request (ASan, valgrind: no leak). */
     __atomic_store_n(&lookup_held, 0, __ATOMIC_SEQ_CST);
     for (i = 0; i < 200 && !__atomic_load_n(&lookup_ended, __ATOMIC_SEQ_CST); i++)
         usleep(50 * 1000);
     CHECK_EQ(__atomic_load_n(&lookup_ended, __ATOMIC_SEQ_CST), 1);
     usleep(200 * 1000);
+    close(ls);
+    /* Once it has ended, the name is looked up afresh, and connects (a listener of its own:
+     * the first one's backlog of 1 is full). */
+    ls = loopback_listener(&port, 0, "resolve again");
+    fd = tls_tcp_connect("cq-slow.test", port, 1.0, err, sizeof err);
+    if (fd < 0) fprintf(stderr, "cq-slow.test: %s\n", err);
+    CHECK(fd >= 0);
+    CHECK_EQ(__atomic_load_n(&lookups, __ATOMIC_SEQ_CST), n + 1);
+    if (fd >= 0) close(fd);
     close(ls);
 }
 

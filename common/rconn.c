@@ -958,12 +958,13 @@ static int open_primary(struct rconn *r, double t)
  * ends[i]: "s1:26379: Connection refused; s2:26379: ..."), then tail. As many answers as leave
  * room for the tail are said whole and the others counted, "and 3 more": a long list
  * (eight sentinels, long host names or errors) cut the line short and lost the advice at its
- * end, errstr being one line a caller copies as it is. */
+ * end, errstr being one line a caller copies as it is. A first answer too long for the line
+ * by itself is cut, "...", so that the count and the advice still come after it. */
 static void say_answers(struct rconn *r, const char *head, const char *said, const size_t *ends,
                         int n, const char *tail)
 {
     size_t fixed = strlen(head) + strlen(" ()") + strlen(tail);
-    size_t room = fixed < sizeof r->errstr ? sizeof r->errstr - 1 - fixed : 0;
+    size_t room = fixed < sizeof r->errstr ? sizeof r->errstr - 1 - fixed : 0, shown;
     char more[32] = "";
     int kept = n;
 
@@ -976,8 +977,14 @@ static void say_answers(struct rconn *r, const char *head, const char *said, con
         snprintf(more, sizeof more, "; and %d more", n - kept);
     else
         more[0] = '\0';
-    err_set(r->errstr, sizeof r->errstr, "%s (%.*s%s)%s", head, (int)(n > 0 ? ends[kept - 1] : 0),
-            said, more, tail);
+    shown = n > 0 ? ends[kept - 1] : 0;
+    if (shown + strlen(more) > room) {
+        shown = room > strlen(more) + 3 ? room - strlen(more) - 3 : 0;
+        err_set(r->errstr, sizeof r->errstr, "%s (%.*s...%s)%s", head, (int)shown, said, more,
+                tail);
+        return;
+    }
+    err_set(r->errstr, sizeof r->errstr, "%s (%.*s%s)%s", head, (int)shown, said, more, tail);
 }
 
 /* Through sentinels: each in turn names the primary, until one names a primary that can be

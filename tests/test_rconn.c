@@ -568,6 +568,29 @@ static void test_sentinel_many_answers(void)
         kill(pid[i], SIGKILL);
         waitpid(pid[i], NULL, 0);
     }
+
+    /* Two, the first answering an error longer than the line by itself (h34's review: the
+     * line was cut at 511 bytes inside it, without the count or the advice): it is cut,
+     * "...", and the count and the advice follow. */
+    {
+        char longreply[600];
+        snprintf(longreply, sizeof longreply, "-ERR sentinel-0 %0480d\r\n", 0);
+        pid[0] = fake_sentinel(&port[0], longreply);
+        pid[1] = fake_sentinel(&port[1], "+sentinel-1\r\n");
+        snprintf(url, sizeof url, "redis+sentinel://127.0.0.1:%d,127.0.0.1:%d/m", port[0], port[1]);
+        REQUIRE(parse(url, &u, err, sizeof err) == 0);
+        rconn_init(&r, &u, 2.0);
+        CHECK_EQ(rconn_connect(&r), -1);
+        len = strlen(r.errstr); /* the line fills errstr: its end says it was not cut */
+        CHECK(len > strlen(tail) && strcmp(r.errstr + len - strlen(tail), tail) == 0);
+        CHECK_HAS(r.errstr, "sentinel-0 000");
+        CHECK_HAS(r.errstr, "000...; and 1 more)");
+        rconn_close(&r);
+        for (i = 0; i < 2; i++) {
+            kill(pid[i], SIGKILL);
+            waitpid(pid[i], NULL, 0);
+        }
+    }
 }
 
 /* A worker's registered connections against CLIENT LIST's text (worker.c's find_gone,

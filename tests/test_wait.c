@@ -180,8 +180,10 @@ static void test_published_after(void)
     CHECK_STREQ(cq_status_field(st, "error"), "boom");
     fprintf(stderr, "  published -> cq_wait returned: %.2f ms\n",
             (double)(woke - e.published_us) / 1000.0);
-    /* A few ms on an idle machine; a loaded one (ctest -j) gets room. */
-    CHECK(woke - e.published_us < 200 * 1000);
+    /* A few ms on an idle machine. The bound is not the wake-up's cost: it tells the message
+     * from the wait's other ends, the 10-s timeout and the 30-s re-read, and a loaded machine
+     * under ThreadSanitizer (ctest -j2) can take a few hundred ms to run both threads. */
+    CHECK(woke - e.published_us < 2000 * 1000);
     CHECK_EQ(channels(), 0);
     cq_status_free(st);
     cq_client_free(c);

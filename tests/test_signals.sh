@@ -11,13 +11,28 @@ stopped_in() {
     wait "$1"; RC=$?
 }
 processed() { rcli HGET cq:stats processed; }
+# Gate jobs (a script that waits for the file open.ID), held until the test has seen the
+# worker stopping with them running, where they were sleep 2, which a loaded machine could let
+# end before the signal came. cenqueue takes gate once a worker has published it.
+cat >"$T/gate.sh" <<EOF
+#!/bin/sh
+while [ ! -e "$T/open.\$CQ_JOB_ID" ]; do sleep 0.05; done
+EOF
+chmod +x "$T/gate.sh"
+GATE=(--command gate="$T/gate.sh")
+open_gates() { local id; for id in "$@"; do touch "$T/open.$id"; done; }
+# says LOG TEXT: LOG holds TEXT.
+says() { grep -qF -- "$2" "$1"; }
 
 # ---- SIGHUP: a clean stop, deregistered, the running job allowed to finish ----
-# (The job runs 2 s: the signal must come while it runs, however loaded the machine.)
-"$BIN/cenqueue" --id hup-1 sleep 2 >/dev/null 2>&1
-start_worker "$T/hup.log" -c 2 --lease 3s
+# (A gate job: the signal comes while it runs, however loaded the machine.)
+start_registered "$T/hup.log" -c 2 --lease 3s "${GATE[@]}"
+"$BIN/cenqueue" --id hup-1 gate >/dev/null
 wait_for 30 jobs_are started hup-1
 kill -HUP "$WPID"
+check "SIGHUP: it says it stops with the job running" \
+    wait_for 20 says "$T/hup.log" "stopping: 1 job running" || cat "$T/hup.log"
+open_gates hup-1
 check "SIGHUP: the worker exits within 5 s" stopped_in "$WPID" 5
 check_eq "... with status 0 (not 129, killed by the signal)" 0 "$RC"
 check_eq "... having let its job finish" finished "$(jfield hup-1)"
@@ -42,23 +57,30 @@ check_eq "...saying that no job runs, and no wait" "stopping: no job running" \
 "$BIN/cenqueue" --id hup-2 sleep 60 >/dev/null 2>&1
 start_worker "$T/hup2.log" -c 2
 wait_for 5 jobs_are started hup-2
-kill -HUP "$WPID"; sleep 0.3; kill -HUP "$WPID"
+# The second once the first is seen handled, where a sleep 0.3 came first.
+kill -HUP "$WPID"
+check "a first SIGHUP: it says it stops" wait_for 20 says "$T/hup2.log" "stopping: 1 job running"
+kill -HUP "$WPID"
 check "two SIGHUPs: the worker exits within 8 s" stopped_in "$WPID" 8
 check_eq "... the long job is back in its queue" 1 "$(rcli LLEN cq:queue:default)"
 rcli DEL cq:queue:default >/dev/null
 
 # ---- SIGTERM while Redis is down, Redis back within the timeout: outcomes recorded ----
 before=$(processed)
-# The jobs run 2 s, a window wide enough to see them started on a loaded machine. The lease
-# (8 s, renewed every 2 s, so up to 2 s old when Redis stops) outlasts Redis's absence (3.5 s,
-# its restart and the worker's reconnection), so the jobs stay this worker's.
-"$BIN/cenqueue" --id down-1 sleep 2 >/dev/null 2>&1
-"$BIN/cenqueue" --id down-2 sleep 2 >/dev/null 2>&1
-start_worker "$T/back.log" -c 2 --shutdown-timeout 15s --lease 8s
+# Gate jobs, opened once the worker says it stops with both running, Redis down (they ran 2 s,
+# which a loaded machine could let end before Redis stopped). The lease (8 s, renewed every
+# 2 s, so up to 2 s old when Redis stops) outlasts Redis's absence (its restart and the
+# worker's reconnection, a few seconds), so the jobs stay this worker's.
+start_registered "$T/back.log" -c 2 --shutdown-timeout 15s --lease 8s "${GATE[@]}"
+"$BIN/cenqueue" --id down-1 gate >/dev/null
+"$BIN/cenqueue" --id down-2 gate >/dev/null
 check "... both jobs seen started while Redis was up" wait_for 5 jobs_are started down-1 down-2
 bwid=$(wid_of "$WPID")
 stop_redis
 kill -TERM "$WPID"
+check "... it says it stops with both running" \
+    wait_for 20 says "$T/back.log" "stopping: 2 jobs running" || cat "$T/back.log"
+open_gates down-1 down-2
 # Both jobs end meanwhile, with nowhere to record it: the worker says so.
 check "... both jobs end while Redis is down" \
     wait_for 30 grep -q 'stopping: every job has ended; waiting up to .* to record 2 outcomes' "$T/back.log"
@@ -74,19 +96,23 @@ check_eq "... and claimed nothing went back" "" "$(grep -E 'go back|put back' "$
 # (an id not found is no lease gone: the wait then fails rather than prove nothing)
 lease_gone() { [ -n "$1" ] && [ "$(rcli EXISTS "cq:worker:$1:lease")" = 0 ]; }
 wait_for 30 lease_gone "$bwid"
-"$BIN/cworker" --burst -c 2 >"$T/after.log" 2>&1
+"$BIN/cworker" --burst -c 2 "${GATE[@]}" >"$T/after.log" 2>&1
 check_eq "a later worker runs neither again" $((before + 2)) "$(processed)"
 
 # ---- SIGTERM while Redis stays down past the timeout: the truth, and nothing lost ----
 rec0=$(rcli HGET cq:stats recovered); rec0=${rec0:-0}
-# The job runs 2 s: Redis must stop while it runs (it had 0.5 s, too short for a loaded
-# machine to see it started and stop Redis), and it ends before the 3 s timeout.
-"$BIN/cenqueue" --id gone-1 sleep 2 >/dev/null 2>&1
-start_worker "$T/gone.log" -c 2 --shutdown-timeout 3s --lease 3s
+# A gate job: Redis stops while it runs (it ran 2 s, and 0.5 s before that, which a loaded
+# machine could let end first); opened once the worker says it stops, so that it ends well
+# before the 3 s timeout.
+start_registered "$T/gone.log" -c 2 --shutdown-timeout 3s --lease 3s "${GATE[@]}"
+"$BIN/cenqueue" --id gone-1 gate >/dev/null
 wait_for 30 jobs_are started gone-1
 gwid=$(wid_of "$WPID")
 stop_redis
 kill -TERM "$WPID"
+check "... it says it stops with the job running" \
+    wait_for 20 says "$T/gone.log" "stopping: 1 job running" || cat "$T/gone.log"
+open_gates gone-1
 check "Redis down: the worker exits at its 3 s timeout" stopped_in "$WPID" 8
 check_eq "... with status 1: an outcome is not recorded" 1 "$RC"
 log=$(cat "$T/gone.log")
@@ -100,7 +126,7 @@ wait_for 30 lease_gone "$gwid"  # the old lease expires (3 s after its last rene
 # Redis has just restarted and the stopped worker is still registered: the burst worker gives
 # it a grace before it takes it for dead (worker.c, start_grace): 7 s, not 10 (a 3-s lease,
 # but at least a reconnection backoff, 5 s, and two passes, from the burst worker's start).
-"$BIN/cworker" --burst -c 2 --lease 3s >"$T/recover.log" 2>&1
+"$BIN/cworker" --burst -c 2 --lease 3s "${GATE[@]}" >"$T/recover.log" 2>&1
 check_eq "once Redis is back, the job is recovered and finishes (at least once)" finished \
     "$(jfield gone-1)"
 check_eq "... run a second time: recovered from the stopped worker" $((rec0 + 1)) \

@@ -91,15 +91,22 @@ check_eq "--deny-networks none drops \$CQ_DENY_NETWORKS" finished "$(jfield env-
 job metadata "http://169.254.169.254/latest/meta-data/m.jpg"
 job metadata-redirect "$A/_/redirect-to/mr.jpg?url=http://169.254.169.254/latest/meta-data/mr.jpg"
 job metadata-mapped "http://[::ffff:169.254.169.254]/mm.jpg"
-t0=$(date +%s%N)
 work
-ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 refused metadata "download_link: http://169.254.169.254/latest/meta-data/m.jpg: connection to 169.254.169.254 refused by network policy (169.254.0.0/16, denied by default)"
 refused metadata-redirect "download_link: $A/_/redirect-to/mr.jpg?url=http://169.254.169.254/latest/meta-data/mr.jpg: redirect to http://169.254.169.254/latest/meta-data/mr.jpg: connection to 169.254.169.254 refused by network policy (169.254.0.0/16, denied by default)"
 check_contains "the mapped form ::ffff:169.254.169.254 is refused as 169.254.169.254" "refused by network policy (169.254.0.0/16, denied by default)" "$(jfield metadata-mapped error)"
+took() { "$PY" -c 'import sys; print("%.6f" % (float(sys.argv[2]) - float(sys.argv[1])))' "$(jfield "$1" started_at)" "$(jfield "$1" ended_at)"; }
 # A connection attempt would have taken the connect timeout (10 s) or failed transiently.
-check "no connection was tried: the worker's whole run took under 5 s (${ms} ms)" [ "$ms" -lt 5000 ]
-took() { "$PY" -c 'import sys; print(float(sys.argv[2]) - float(sys.argv[1]))' "$(jfield "$1" started_at)" "$(jfield "$1" ended_at)"; }
+# Timed from each job's start to its end in Redis, not over the worker's whole run, whose
+# start-up and drain ASan on a loaded machine can stretch past 5 s.
+longest=0
+for id in metadata metadata-redirect metadata-mapped; do
+    t=$(took "$id") || t=
+    [ -n "$t" ] || { longest="none: $id has no started_at or ended_at"; break; }
+    between 0 "$t" "$longest" || longest=$t
+done
+check "no connection was tried: each of the 3 jobs ran under 5 s (longest ${longest} s)" \
+    between 0 "$longest" 5
 check "the metadata job ended within 0.5 s of its start ($(took metadata) s)" "$PY" -c "import sys; sys.exit(not float(sys.argv[1]) < 0.5)" "$(took metadata)"
 
 # ---- ::ffff:127.0.0.2, when this host's IPv6 loopback can reach 127.0.0.2 that way ----

@@ -393,6 +393,12 @@ IMGUR_CLIENT_ID=test-client "$CP" --api-url "$API" --wait -q waitrestart >"$T/ou
 cp=$!
 PIDS+=("$cp")
 wait_for 10 queue_holds waitrestart 16 || { echo "FATAL: cproducer did not enqueue"; cat "$T/err"; exit 1; }
+# Redis stops once the wait has begun: cproducer's connection has read a job's status
+# (HGETALL, its last command after the enqueue and the queue's checks), where it stopped as
+# soon as the jobs were in, and a slow cproducer lost Redis in its queue checks instead, then
+# began its wait on a new connection to the Redis already back, with nothing to say.
+reading_statuses() { rcli CLIENT LIST | grep -q ' cmd=hgetall '; }
+check "... cproducer's wait has begun" wait_for 20 reading_statuses || cat "$T/err"
 rcli SAVE >/dev/null
 stop_redis
 sleep 1.5

@@ -123,7 +123,9 @@ check_eq "...after one warning" \
     "$(sed "s#^$BIN/##" "$T/err")"
 
 echo "# end to end on a real worker"
-"$BIN/cworker" -c 4 --load "$PLUGIN" --download-root "$ROOT" >"$T/w1.log" 2>&1 &
+# Its lease (60 s, where the default's 10 s could run out) outlasts its hold below (SIGSTOP),
+# however long a loaded machine takes to hand a job back.
+"$BIN/cworker" -c 4 --lease 60s --load "$PLUGIN" --download-root "$ROOT" >"$T/w1.log" 2>&1 &
 W1=$!
 PIDS+=("$W1")
 wait_for 10 workers_are 1 || { echo "FATAL: worker did not register"; cat "$T/w1.log"; exit 1; }
@@ -181,12 +183,14 @@ PIDS+=("$W2")
 wait_for 10 workers_are 2 || { echo "FATAL: second worker did not register"; exit 1; }
 # The plugin's worker is held (SIGSTOP) until the other has handed a job back: left to run, it
 # could take all 60 before the other's first take (a CI run under load saw 0 handed back).
-# Held a moment, it still counts as live, so the other hands its jobs back, and does not fail them.
+# Held, it still counts as live (its lease runs 60 s), so the other hands its jobs back, and
+# does not fail them. The default lease (10 s, a heartbeat every 2 s) could expire in a hold
+# of 8 s (the 60 enqueued and the other's take, slow under load): the other then fails them.
 kill -STOP "$W1"
 for i in $(seq 1 60); do echo "sha256 images/f$i.bin"; done | "$BIN/cenqueue" --stdin >"$T/ids"
 check_eq "60 jobs enqueued" 60 "$(wc -l <"$T/ids")"
 handed_back() { grep -q 'handed back' "$T/w2.log"; }
-wait_for 10 handed_back
+check "the other hands a job back while the plugin's worker is held" wait_for 20 handed_back
 kill -CONT "$W1"
 count_finished() {   # of the jobs in $T/ids
     local ids

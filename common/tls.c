@@ -275,8 +275,14 @@ static int resolve(const char *host, const char *svc, double timeout, long long 
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_attr_destroy(&ta);
     if (made != 0) { /* a pids limit, RLIMIT_NPROC: the lookup without its deadline */
+        /* Listed a moment, another connect may wait on it: ended, it goes on to its own. */
         lookup_unlist(l);
-        l->refs = 1;
+        pthread_mutex_lock(&l->mu);
+        l->rc = EAI_AGAIN;
+        l->done = 1;
+        pthread_cond_broadcast(&l->done_cv);
+        pthread_mutex_unlock(&l->mu);
+        lookup_unref(l); /* the thread's */
         lookup_unref(l);
         rc = tls_lookup(host, svc, res);
     } else if (!lookup_wait(l, &until, &rc, res)) {

@@ -359,12 +359,12 @@ int jobwait_run(const struct jobwait *jw, cq_client *c)
     if (w.gone > 0)
         fprintf(stderr,
                 "%s: %zu job%s had no status when the wait read %s: a worker with --result-ttl "
-                "0 or --failure-ttl 0 drops a job's at its end, or it was deleted or lost with "
+                "0 or --failure-ttl 0 drops a job's at its end, or %s deleted or lost with "
                 "redis's data; %s outcome%s unknown (to see %s, keep statuses a while: cworker "
                 "--result-ttl 60)\n",
                 jw->prog, w.gone, w.gone == 1 ? "" : "s", w.gone == 1 ? "it" : "them",
-                w.gone == 1 ? "its" : "their", w.gone == 1 ? " is" : "s are",
-                w.gone == 1 ? "it" : "them");
+                w.gone == 1 ? "it was" : "they were", w.gone == 1 ? "its" : "their",
+                w.gone == 1 ? " is" : "s are", w.gone == 1 ? "it" : "them");
     if (total + w.gone > 1) {
         fprintf(stderr, "%s: %zu finished, %zu failed, %zu canceled", jw->prog, n[CQ_FINISHED],
                 n[CQ_FAILED], n[CQ_CANCELED]);

@@ -34,6 +34,16 @@ same_statuses() {
         { echo "the primary's statuses: $want" >&2; return 1; }
     diff <(echo "$want") <(statuses "$cli" "$@") >&2
 }
+# caught_up PRIMARY REPLICA: the replica has all the primary had written when asked (its
+# offset, read first). WAIT alone did not say so: it waits for the offset of the calling
+# connection's own last write, and redis-cli's new connection has written nothing, so it
+# answered at once while the replica could still be applying the worker's writes (the
+# status check below failed so once in CI).
+caught_up() {
+    local o
+    o=$(info "$1" master_repl_offset)
+    [ -n "$o" ] && [ "$(info "$2" slave_repl_offset)" -ge "$o" ]
+}
 # jobs_are_on CLI STATUS ID...: every job ID has that status there
 jobs_are_on() {
     local cli=$1 want=$2 id
@@ -92,6 +102,7 @@ check "a replica attached, and synced" wait_for 15 r1_synced
 drain "$CQ_REDIS_URL" 20 b
 check "20 more jobs finished" jobs_are finished "${IDS[@]}"
 check_eq "...the replica confirms the writes (WAIT)" 1 "$(rcli WAIT 1 5000)"
+check "...and has caught up with the primary (its offset)" wait_for 10 caught_up rcli r1
 check "...and has their status hashes, to their expiry's millisecond" same_statuses r1 "${IDS[@]}"
 b=("${IDS[@]}")
 # A bulk enqueue (any call whose ids cenqueue makes) goes through CQ.ENQUEUE1, which writes a run's
@@ -104,6 +115,7 @@ check_eq "300 jobs enqueued at once" 300 "${#e[@]}"
 check_eq "...through CQ.ENQUEUE1 (the question, then one call)" 2 \
     "$(rcli INFO commandstats | tr -d '\r' | sed -n 's/^cmdstat_cq.enqueue1:calls=\([0-9]*\),.*/\1/p')"
 check_eq "...the replica confirms the writes (WAIT)" 1 "$(rcli WAIT 1 5000)"
+check "...and has caught up with the primary (its offset)" wait_for 10 caught_up rcli r1
 check "...and has their status hashes" same_statuses r1 "${e[@]}"
 check_eq "...and the queue, in order" "$(rcli LRANGE cq:queue:bulk 0 -1 | md5sum)" \
     "$(r1 LRANGE cq:queue:bulk 0 -1 | md5sum)"
@@ -134,6 +146,7 @@ check "the first replica moved to the promoted one" wait_for 15 r1_synced
 check_contains "...by a partial resync, from its backlog" "accepted" \
     "$(grep -h 'Partial resynchronization request' "$T/p2/log")" || grep -h 'Partial' "$T/p2/log"
 check_eq "...it confirms the writes" 1 "$(redis-cli -p "$P2" WAIT 1 5000)"
+check "...and has caught up with it (its offset)" wait_for 10 caught_up p2 r1
 rcli() { redis-cli -p "$P2" "$@"; }
 check "...and has the status hashes of the jobs finished after the promotion" same_statuses r1 "${d[@]}"
 check "...and those finished before it" same_statuses r1 "${b[@]}"

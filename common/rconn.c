@@ -966,6 +966,7 @@ static void say_answers(struct rconn *r, const char *head, const char *said, con
     size_t fixed = strlen(head) + strlen(" ()") + strlen(tail);
     size_t room = fixed < sizeof r->errstr ? sizeof r->errstr - 1 - fixed : 0, shown;
     char more[32] = "";
+    const char *dots = "";
     int kept = n;
 
     while (kept > 1) {
@@ -978,13 +979,12 @@ static void say_answers(struct rconn *r, const char *head, const char *said, con
     else
         more[0] = '\0';
     shown = n > 0 ? ends[kept - 1] : 0;
-    if (shown + strlen(more) > room) {
+    if (shown + strlen(more) > room) { /* the first answer alone: cut, "..." */
         shown = room > strlen(more) + 3 ? room - strlen(more) - 3 : 0;
-        err_set(r->errstr, sizeof r->errstr, "%s (%.*s...%s)%s", head, (int)shown, said, more,
-                tail);
-        return;
+        dots = "...";
     }
-    err_set(r->errstr, sizeof r->errstr, "%s (%.*s%s)%s", head, (int)shown, said, more, tail);
+    err_set(r->errstr, sizeof r->errstr, "%s (%.*s%s%s)%s", head, (int)shown, said, dots, more,
+            tail);
 }
 
 /* Through sentinels: each in turn names the primary, until one names a primary that can be

@@ -312,11 +312,14 @@ start_worker() {
     WPID=$!
     PIDS+=("$WPID")
 }
+# start_registered LOG ARGS...: start_worker, then wait until the worker has registered, up to
+# REGISTER_WAIT seconds (10; more for a worker whose Redis is slow on purpose).
 start_registered() {
     local n
     n=$(rcli SCARD cq:workers)
     start_worker "$@"
-    wait_for 10 workers_are $((n + 1)) || { echo "FATAL: worker did not register"; cat "$1"; exit 1; }
+    wait_for "${REGISTER_WAIT:-10}" workers_are $((n + 1)) ||
+        { echo "FATAL: worker did not register"; cat "$1"; exit 1; }
 }
 
 # watching N: N clients are blocked in Redis. A worker's watchers block (BLMOVE, one per

@@ -718,10 +718,8 @@ chmod +x "$T/bin/mark1.sh"
 # Its start takes round trips that the proxy holds 1 s each: up to 30 s to register,
 # where start_registered's 10 s ran out under ASan beside other tests (a wait that ends at
 # the registration, so it costs nothing where the start is quick).
-n=$(rcli SCARD cq:workers)
-start_worker "$T/race.log" -c 2 --url "redis://127.0.0.1:$(cat "$T/slow.port")" \
-    --command "mark1=$T/bin/mark1.sh" race
-wait_for 30 workers_are $((n + 1)) || { echo "FATAL: worker did not register"; cat "$T/race.log"; exit 1; }
+REGISTER_WAIT=30 start_registered "$T/race.log" -c 2 \
+    --url "redis://127.0.0.1:$(cat "$T/slow.port")" --command "mark1=$T/bin/mark1.sh" race
 RW=$WPID
 taken() { [ "$(rcli LLEN cq:queue:race)" = 0 ]; }
 ended_here() { # nothing in flight from queue race

@@ -280,6 +280,17 @@ void jobwait_release(void)
     waiting_now = NULL;
 }
 
+void jobwait_say_gone(const char *prog, size_t gone)
+{
+    fprintf(stderr,
+            "%s: %zu job%s had no status when the wait read %s: a worker with --result-ttl 0 or "
+            "--failure-ttl 0 drops a job's at its end, or %s deleted or lost with redis's data; "
+            "%s outcome%s unknown (to see %s, keep statuses a while: cworker --result-ttl 60)\n",
+            prog, gone, gone == 1 ? "" : "s", gone == 1 ? "it" : "them",
+            gone == 1 ? "it was" : "they were", gone == 1 ? "its" : "their",
+            gone == 1 ? " is" : "s are", gone == 1 ? "it" : "them");
+}
+
 int jobwait_run(const struct jobwait *jw, cq_client *c)
 {
     struct waiting w;
@@ -353,18 +364,7 @@ int jobwait_run(const struct jobwait *jw, cq_client *c)
         }
         fprintf(stderr, ")\n");
     }
-    /* The caller wrote each hash with its job: one gone when first read went with the job's
-     * end (--result-ttl 0, --failure-ttl 0: dropped at once), or was deleted or lost with
-     * Redis's data. Which, nothing says: not counted as finished. */
-    if (w.gone > 0)
-        fprintf(stderr,
-                "%s: %zu job%s had no status when the wait read %s: a worker with --result-ttl "
-                "0 or --failure-ttl 0 drops a job's at its end, or %s deleted or lost with "
-                "redis's data; %s outcome%s unknown (to see %s, keep statuses a while: cworker "
-                "--result-ttl 60)\n",
-                jw->prog, w.gone, w.gone == 1 ? "" : "s", w.gone == 1 ? "it" : "them",
-                w.gone == 1 ? "it was" : "they were", w.gone == 1 ? "its" : "their",
-                w.gone == 1 ? " is" : "s are", w.gone == 1 ? "it" : "them");
+    if (w.gone > 0) jobwait_say_gone(jw->prog, w.gone);
     if (total + w.gone > 1) {
         fprintf(stderr, "%s: %zu finished, %zu failed, %zu canceled", jw->prog, n[CQ_FINISHED],
                 n[CQ_FAILED], n[CQ_CANCELED]);

@@ -39,6 +39,12 @@ struct jobwait {
  * status: 0 when every job finished, else 1. */
 int jobwait_run(const struct jobwait *w, cq_client *c);
 
+/* The caller's own jobs (it wrote each one's status hash as it enqueued it) that had no hash
+ * when the wait read them, gone of them: one line on stderr, "PROG: N jobs had no status when
+ * the wait read them: ...", with the causes (a worker's --result-ttl 0 or --failure-ttl 0,
+ * a deletion, Redis's data lost) and the fix. Their outcomes are unknown: not finished. */
+void jobwait_say_gone(const char *prog, size_t gone);
+
 /* For a command that does more before the wait (cqctl wait reads stdin first): from
  * now on, SIGINT or SIGTERM prints every id of w, as jobwait_run prints those not ended, and
  * ends the process (status 1), so that none it was given is lost to an interrupt there. w

@@ -15,9 +15,11 @@
  *     enqueues nothing rather than two thirds of the gallery.
  *   - Jobs go in pipelined batches of BATCH (one MULTI/EXEC round trip each).
  *   - --wait polls the status of every unfinished job with pipelined HMGETs every POLL_MS.
- *     A status hash that has vanished counts as ended and not failed: failed jobs are kept
- *     for a year, finished ones expire after minutes. "Took" is measured from the start of
- *     the program, as in the lesson, so it includes fetching and enqueueing.
+ *     A status hash that has vanished (this run wrote it with its job) went with the job's
+ *     end (a worker's --result-ttl 0 or --failure-ttl 0), or was deleted or lost with
+ *     Redis's data: its outcome is unknown, counted so and not as finished (exit 1), in
+ *     cenqueue --wait's words (jobwait_say_gone). "Took" is measured from the start of the
+ *     program, as in the lesson, so it includes fetching and enqueueing.
  *   - -v logs the rate-limit credits and the counts; -vv also every request and job id.
  *   - Two options beyond the issue's list: --max-wait (the run's budget for rate-limit and
  *     retry waits, default 60s, so that cron never hangs on a throttled API) and
@@ -39,7 +41,7 @@
  *     are counted "not started").
  *
  * Exit status: 0 success; 1 runtime error (API, Redis), interrupted, with --wait a job
- * failed or did not end in time, with --mode a link failed, or the result not all written
+ * failed, was canceled, has no status to say its outcome or did not end in time, with --mode a link failed, or the result not all written
  * to stdout (cli.h); 2 usage error or IMGUR_CLIENT_ID missing.
  */
 #include <errno.h>
@@ -58,6 +60,7 @@
 #include <cq/cq.h>
 
 #include "cli.h"
+#include "jobwait.h"
 #include "dlopts.h"
 #include "functions.h"
 #include "download.h"
@@ -223,10 +226,11 @@ static void usage(FILE *f)
         "  CQ_ALLOW_HOSTS           with --mode: hosts allowed besides --allow-hosts\n"
         "\n"
         "Exit status: 0 when done; 1 for a runtime error (Imgur API, Redis), when interrupted,\n"
-        "with --wait when a job failed or was canceled or did not end before --wait-timeout,\n"
-        "with --mode when a link failed, or when the result could not all be written to stdout\n"
-        "(a full disk, or its reader left: | head); 2 for a usage error, or when\n"
-        "IMGUR_CLIENT_ID is not set.\n");
+        "with --wait when a job failed, was canceled, had no status to say how it ended\n"
+        "(\"unknown\": a worker's --result-ttl 0 drops a finished job's at once) or did not end\n"
+        "before --wait-timeout, with --mode when a link failed, or when the result could not all\n"
+        "be written to stdout (a full disk, or its reader left: | head); 2 for a usage error, or\n"
+        "when IMGUR_CLIENT_ID is not set.\n");
 }
 
 static struct cli cli; /* the command line, for usage errors (cli_error) */
@@ -568,22 +572,23 @@ static int poll_once(cq_client *cl, struct watch *w, char *err, size_t errlen)
 }
 
 /* "\r 42% 420/1000: 300 queued, 64 running, 3 retrying, 410 finished, 10 failed; 35.2 jobs/s,
- * ETA 16s" on one terminal line, redrawn in place ("..., 10 failed, 2 canceled; ..." once
- * one is). */
+ * ETA 16s" on one terminal line, redrawn in place ("..., 10 failed, 2 canceled, 1 unknown;
+ * ..." once there are such). */
 static void progress(const struct watch *w, long long since_ms)
 {
     double secs = (double)(time_mono_ms() - since_ms) / 1000.0;
     size_t ended = w->finished + w->failed + w->canceled + w->gone;
     double rate = secs > 0 ? (double)ended / secs : 0.0;
-    char eta[32] = "", canceled[32] = "";
+    char eta[32] = "", canceled[32] = "", unknown[32] = "";
 
     if (rate > 0 && ended < w->n) snprintf(eta, sizeof eta, ", ETA %.0fs", (w->n - ended) / rate);
     if (w->canceled > 0) snprintf(canceled, sizeof canceled, ", %zu canceled", w->canceled);
+    if (w->gone > 0) snprintf(unknown, sizeof unknown, ", %zu unknown", w->gone);
     fprintf(stderr,
-            "\r%3.0f%% %zu/%zu: %zu queued, %zu running, %zu retrying, %zu finished, %zu failed%s"
+            "\r%3.0f%% %zu/%zu: %zu queued, %zu running, %zu retrying, %zu finished, %zu failed%s%s"
             "; %.1f jobs/s%s   ",
             w->n ? 100.0 * (double)ended / (double)w->n : 100.0, ended, w->n, w->queued, w->running,
-            w->retrying, w->finished + w->gone, w->failed, canceled, rate, eta);
+            w->retrying, w->finished, w->failed, canceled, unknown, rate, eta);
     fflush(stderr);
 }
 
@@ -634,10 +639,9 @@ static int wait_jobs(const struct config *c, const struct logger *lg, cq_client 
 
     size_t open = n - w.finished - w.failed - w.canceled - w.gone;
     printf("Took %.2fs\n", (double)(time_mono_ms() - t_start) / 1000.0);
-    printf("%zu jobs: %zu finished, %zu failed", n, w.finished + w.gone, w.failed);
+    printf("%zu jobs: %zu finished, %zu failed", n, w.finished, w.failed);
     if (w.canceled) printf(", %zu canceled", w.canceled);
-    if (w.gone == 1) printf(" (1 status record expired before it was seen)");
-    if (w.gone > 1) printf(" (%zu status records expired before they were seen)", w.gone);
+    if (w.gone) printf(", %zu unknown", w.gone);
     if (open) printf(", %zu not ended", open);
     printf("\n");
     cli_stdout_push(); /* its reason, for the flush at the end */
@@ -649,13 +653,14 @@ static int wait_jobs(const struct config *c, const struct logger *lg, cq_client 
         fprintf(stderr,
                 PROG ": to run the failed jobs again: cqctl requeue --all-failed --queue %s\n",
                 c->queue);
+    if (w.gone) jobwait_say_gone(PROG, w.gone);
     if (open) {
         fprintf(stderr,
                 PROG ": %s with %zu jobs not ended: they stay queued and run when a worker takes "
                      "them (cqctl info shows them)\n",
                 stopping ? "interrupted" : "--wait-timeout reached", open);
     }
-    if (w.failed || w.canceled || open) rc = EXIT_RUNTIME;
+    if (w.failed || w.canceled || w.gone || open) rc = EXIT_RUNTIME;
     LOG(lg, CQ_LOG_INFO, "waited %.2fs for %zu jobs", (double)(time_mono_ms() - t_wait) / 1000.0,
         n);
 out:

@@ -351,7 +351,8 @@ prod test-client --wait -q nobody --wait-timeout 1
 check_eq "--wait-timeout without a worker exits 1" 1 "$RC"
 check_contains "... counting the jobs that did not end" "16 not ended" "$OUT"
 # Every kind of end: 12 failed (10 named, the rest counted), one canceled, one whose status
-# is gone (expired), two finished.
+# is gone (a worker with --result-ttl 0 drops it at the job's end: its outcome is unknown,
+# as cenqueue --wait says it), two finished.
 queue_ids() { rcli --raw LRANGE "cq:queue:$1" 0 -1 | "$PY" -c 'import json,sys; [print(json.loads(l)["id"]) for l in sys.stdin]'; }
 set_mixed() {
     wait_for 10 queue_holds "$1" 16 || return 1
@@ -374,7 +375,9 @@ prod test-client --wait -q waitmixed
 wait $!
 check_eq "--wait, failed and canceled jobs: exit 1" 1 "$RC"
 check_contains "... the summary counts each kind" \
-    "16 jobs: 3 finished, 12 failed, 1 canceled (1 status record expired before it was seen)" "$OUT"
+    "16 jobs: 2 finished, 12 failed, 1 canceled, 1 unknown" "$OUT"
+check_contains "... the unknown one said on stderr, with the causes and the fix" \
+    "cproducer: 1 job had no status when the wait read it: a worker with --result-ttl 0 or --failure-ttl 0 drops a job's at its end, or it was deleted or lost with redis's data; its outcome is unknown (to see it, keep statuses a while: cworker --result-ttl 60)" "$ERR"
 check_eq "... ten failed jobs named" 10 "$(grep -c '^cproducer: job .* failed: ' <<<"$ERR")"
 check_contains "... the rest counted" "cproducer: ... and 2 more failed jobs" "$ERR"
 check_contains "... and how to run them again" \
@@ -386,8 +389,8 @@ reset_hits
 IMGUR_CLIENT_ID=test-client script -qec "$(printf '%q ' "$CP" --api-url "$API" --wait -q waittty)" \
     /dev/null >"$T/tty.out" 2>&1
 wait $!
-check_contains "--wait on a terminal: the progress line counts the canceled job" \
-    "12 failed, 1 canceled; " "$(tr '\r' '\n' <"$T/tty.out")"
+check_contains "--wait on a terminal: the progress line counts the canceled and unknown jobs" \
+    "2 finished, 12 failed, 1 canceled, 1 unknown; " "$(tr '\r' '\n' <"$T/tty.out")"
 # Redis restarting while cproducer waits: it says so, reconnects, and sees the jobs end.
 IMGUR_CLIENT_ID=test-client "$CP" --api-url "$API" --wait -q waitrestart >"$T/out" 2>"$T/err" &
 cp=$!

@@ -295,8 +295,8 @@ static int resolve(const char *host, const char *svc, double timeout, long long 
     return 0;
 late:
     err_set(err, errlen,
-            "could not resolve %s within %g s (the DNS server did not answer: check "
-            "/etc/resolv.conf)",
+            "could not resolve %s within %g s (the name service did not answer: check the "
+            "nameservers of /etc/resolv.conf, and the hosts line of /etc/nsswitch.conf)",
             host, timeout);
     return -1;
 }

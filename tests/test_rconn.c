@@ -158,8 +158,9 @@ static void test_resolve_deadline(void)
     took = time_mono_ms() - t0;
     CHECK_EQ(fd, -1);
     CHECK_STREQ(err,
-                "could not resolve cq-slow.test within 0.3 s (the DNS server did not "
-                "answer: check /etc/resolv.conf)");
+                "could not resolve cq-slow.test within 0.3 s (the name service did not "
+                "answer: check the nameservers of /etc/resolv.conf, and the hosts line of "
+                "/etc/nsswitch.conf)");
     CHECK(took >= 290);
     CHECK(took < 2000); /* the lookup's end not waited for */
     CHECK_EQ(__atomic_load_n(&lookup_ended, __ATOMIC_SEQ_CST), 0);
@@ -170,8 +171,9 @@ static void test_resolve_deadline(void)
     n = __atomic_load_n(&lookups, __ATOMIC_SEQ_CST);
     CHECK_EQ(tls_tcp_connect("cq-slow.test", port, 0.3, err, sizeof err), -1);
     CHECK_STREQ(err,
-                "could not resolve cq-slow.test within 0.3 s (the DNS server did not "
-                "answer: check /etc/resolv.conf)");
+                "could not resolve cq-slow.test within 0.3 s (the name service did not "
+                "answer: check the nameservers of /etc/resolv.conf, and the hosts line of "
+                "/etc/nsswitch.conf)");
     CHECK_EQ(__atomic_load_n(&lookups, __ATOMIC_SEQ_CST), n);
     /* The thread left behind ends and frees its request (ASan, valgrind: no leak). */
     __atomic_store_n(&lookup_held, 0, __ATOMIC_SEQ_CST);

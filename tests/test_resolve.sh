@@ -89,7 +89,7 @@ wait_for 10 redis_answers || { cat "$T/redis/log"; fatal "redis-server did not s
 # 1-3 s more. The resolver's own 20 s (40 s) are far above either bound.
 BOUND=10
 wrapped && BOUND=14
-WHY="within 5 s (the DNS server did not answer: check /etc/resolv.conf)"
+WHY="within 5 s (the name service did not answer: check the nameservers of /etc/resolv.conf, and the hosts line of /etc/nsswitch.conf)"
 t0=$(now_ms)
 err=$(inns "$BIN/cenqueue" -u redis://slow.invalid:6379 noop 2>&1); rc=$?
 took=$(( $(now_ms) - t0 ))

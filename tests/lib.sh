@@ -190,6 +190,20 @@ start_redis_again() {
 
 rcli() { redis-cli -s "$RSOCK" "$@"; }
 
+# caught_up PRIMARY REPLICA: the replica has everything the primary wrote before it was asked:
+# the primary's master_repl_offset read first, the replica's slave_repl_offset at least that.
+# Each is a command that runs redis-cli on its server, as words ("rcli", "redis-cli -p 6380").
+# Neither WAIT, which waits for the calling connection's own last write (a new redis-cli's:
+# none), nor '=' of the two offsets, which fails when the workers write between the reads, says
+# so.
+caught_up() {
+    local o
+    o=$(repl_offset "$1" master_repl_offset)
+    [ -n "$o" ] && [ "$(repl_offset "$2" slave_repl_offset)" -ge "$o" ]
+}
+# shellcheck disable=SC2086 # $1 is a command, as words
+repl_offset() { $1 INFO replication | tr -d '\r' | sed -n "s/^$2:\([0-9]*\).*/\1/p"; }
+
 # ---- servers of their own on fixed ports (Sentinel tests) ----
 # A sentinel's configuration names its nodes by port, so these run on ports the test picks,
 # not on lib.sh's socket. ours PORT PID: the server PID answers on PORT (its INFO says so).

@@ -34,16 +34,6 @@ same_statuses() {
         { echo "the primary's statuses: $want" >&2; return 1; }
     diff <(echo "$want") <(statuses "$cli" "$@") >&2
 }
-# caught_up PRIMARY REPLICA: the replica has all the primary had written when asked (its
-# offset, read first). WAIT alone did not say so: it waits for the offset of the calling
-# connection's own last write, and redis-cli's new connection has written nothing, so it
-# answered at once while the replica could still be applying the worker's writes (the
-# status check below failed so once in CI).
-caught_up() {
-    local o
-    o=$(info "$1" master_repl_offset)
-    [ -n "$o" ] && [ "$(info "$2" slave_repl_offset)" -ge "$o" ]
-}
 # jobs_are_on CLI STATUS ID...: every job ID has that status there
 jobs_are_on() {
     local cli=$1 want=$2 id
@@ -131,11 +121,7 @@ p2_synced() { [ "$(info p2 master_link_status)" = up ]; }
 check "...it became a replica of the first, and synced" wait_for 15 p2_synced
 # Both replicas at the primary's offset (not WAIT: its REPLCONF GETACK is itself in the
 # stream, and the promotion could come before one replica has read it).
-level() {
-    local o
-    o=$(info rcli master_repl_offset)
-    [ "$(info r1 slave_repl_offset)" = "$o" ] && [ "$(info p2 slave_repl_offset)" = "$o" ]
-}
+level() { caught_up rcli r1 && caught_up rcli p2; }
 check "...both replicas where the first primary is" wait_for 10 level
 p2 REPLICAOF NO ONE >/dev/null
 check_eq "...promoted: a primary again, its backlog kept" "master 1" "$(info p2 role) $(info p2 repl_backlog_active)"

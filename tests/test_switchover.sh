@@ -13,16 +13,9 @@
 command -v ss >/dev/null || { echo "FATAL: no 'ss' here (iproute2): run scripts/deps --test"; exit 1; }
 
 synced() { redis-cli -p "$1" INFO replication | grep -q "master_link_status:up"; }
-# in_step PRIMARY REPLICA: the replica has everything the primary wrote before it was asked:
-# the primary's offset read first, the replica's at least that, where '=' fails when the
-# workers write (a heartbeat every 2 s each) between the two reads, which a loaded machine
-# makes seconds apart.
-offset() { redis-cli -p "$1" INFO replication | sed -n "s/^$2:\([0-9]*\).*/\1/p"; }
-in_step() {
-    local primary
-    primary=$(offset "$1" master_repl_offset)
-    [ -n "$primary" ] && [ "$(offset "$2" slave_repl_offset)" -ge "$primary" ]
-}
+# in_step PRIMARY REPLICA (ports): lib.sh's caught_up (the workers write a heartbeat every 2 s
+# each, which a loaded machine can put between its two reads).
+in_step() { caught_up "redis-cli -p $1" "redis-cli -p $2"; }
 # ours, port_up, serve_port and node_dirs: lib.sh's (servers on ports of their own).
 
 # Either node starts a full sync at once (repl-diskless-sync-delay 0; the default waits 5 s

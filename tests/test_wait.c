@@ -73,6 +73,8 @@ struct ender {
     int drop_hash;          /* DEL the hash, then PUBLISH: --result-ttl 0 */
     int no_publish;         /* only HSET: a worker from before the channel */
     long long published_us; /* time_mono_us() right after the PUBLISH */
+    long long returned_us;  /* wait_ended's: right after cq_wait returned */
+    long long waited_ms;    /* wait_ended's: how long cq_wait took */
     int ok;
 };
 
@@ -136,6 +138,32 @@ static void ender_start(struct ender *e)
     if (pthread_create(&e->thread, NULL, ender_main, e) != 0) fatal("pthread_create");
 }
 
+/* cq_wait (up to timeout seconds) on a new client for e's job, its hash first "status
+ * started" (unless e->no_hash), while e's thread does the worker's part: the status the wait
+ * returned (NULL where it failed), once checked that it succeeded, that the thread did its
+ * part and that the wait left no subscription behind. */
+static cq_status *wait_ended(struct ender *e, double timeout)
+{
+    cq_client *c = client();
+    cq_status *st = NULL;
+    char err[256];
+    long long t0;
+
+    CHECK(c != NULL);
+    if (c == NULL) return NULL;
+    if (!e->no_hash) DO("HSET cq:job:%s status started", e->id);
+    ender_start(e);
+    t0 = time_mono_ms();
+    CHECK_EQ(cq_wait(c, e->id, timeout, &st, err, sizeof err), 0);
+    e->returned_us = time_mono_us();
+    e->waited_ms = time_mono_ms() - t0;
+    pthread_join(e->thread, NULL);
+    CHECK(e->ok);
+    CHECK_EQ(channels(), 0);
+    cq_client_free(c);
+    return st;
+}
+
 /* ---- cases ------------------------------------------------------------------------------ */
 
 /* A job that had ended before the wait: seen at once, with its result. */
@@ -163,30 +191,18 @@ static void test_ended_before(void)
 static void test_published_after(void)
 {
     struct ender e = {.id = "late", .status = "failed", .field = "error", .value = "boom"};
-    cq_client *c = client();
-    cq_status *st = NULL;
-    char err[256];
-    long long woke;
+    cq_status *st = wait_ended(&e, 10);
 
-    CHECK_NOTNULL(c);
-    DO("HSET cq:job:late status started");
-    ender_start(&e);
-    CHECK_EQ(cq_wait(c, "late", 10, &st, err, sizeof err), 0);
-    woke = time_mono_us();
-    pthread_join(e.thread, NULL);
-    CHECK(e.ok);
     CHECK_NOTNULL(st);
     CHECK_EQ(cq_status_state(st), CQ_FAILED);
     CHECK_STREQ(cq_status_field(st, "error"), "boom");
     fprintf(stderr, "  published -> cq_wait returned: %.2f ms\n",
-            (double)(woke - e.published_us) / 1000.0);
+            (double)(e.returned_us - e.published_us) / 1000.0);
     /* A few ms on an idle machine. The bound is not the wake-up's cost: it tells the message
      * from the wait's other ends, the 10-s timeout and the 30-s re-read, and a loaded machine
      * under ThreadSanitizer (ctest -j2) can take a few hundred ms to run both threads. */
-    CHECK(woke - e.published_us < 2000 * 1000);
-    CHECK_EQ(channels(), 0);
+    CHECK(e.returned_us - e.published_us < 2000 * 1000);
     cq_status_free(st);
-    cq_client_free(c);
 }
 
 /* A timeout returns 0 with the last status read, not ended; then the same client waits
@@ -223,21 +239,13 @@ static void test_timeout(void)
 static void test_connection_killed(void)
 {
     struct ender e = {.id = "killed", .status = "finished", .kill_first = 1};
-    cq_client *c = client();
-    cq_status *st = NULL;
-    char err[256];
+    cq_status *st;
 
-    CHECK_NOTNULL(c);
-    DO("HSET cq:job:killed status started");
-    ender_start(&e);
-    CHECK_EQ(cq_wait(c, "killed", 10, &st, err, sizeof err), 0);
-    pthread_join(e.thread, NULL);
-    CHECK(e.ok);
+    st = wait_ended(&e, 10);
     CHECK_NOTNULL(st);
     CHECK_EQ(cq_status_state(st), CQ_FINISHED);
     CHECK_STREQ(cq_status_field(st, "result"), "done");
     cq_status_free(st);
-    cq_client_free(c);
 }
 
 /* The end is published while the waiter is disconnected (the message is lost): reading the
@@ -245,23 +253,13 @@ static void test_connection_killed(void)
 static void test_ended_while_down(void)
 {
     struct ender e = {.id = "missed", .status = "finished", .kill_first = 1, .end_while_down = 1};
-    cq_client *c = client();
-    cq_status *st = NULL;
-    char err[256];
-    long long t0;
+    cq_status *st;
 
-    CHECK_NOTNULL(c);
-    DO("HSET cq:job:missed status started");
-    ender_start(&e);
-    t0 = time_mono_ms();
-    CHECK_EQ(cq_wait(c, "missed", 20, &st, err, sizeof err), 0);
-    CHECK(time_mono_ms() - t0 < 5000);
-    pthread_join(e.thread, NULL);
-    CHECK(e.ok);
+    st = wait_ended(&e, 20);
     CHECK_NOTNULL(st);
+    CHECK(e.waited_ms < 5000);
     CHECK_EQ(cq_status_state(st), CQ_FINISHED);
     cq_status_free(st);
-    cq_client_free(c);
 }
 
 /* A message for a job whose hash is gone already (expired, or a result TTL of 0): the state
@@ -269,20 +267,13 @@ static void test_ended_while_down(void)
 static void test_message_without_hash(void)
 {
     struct ender e = {.id = "gone", .status = "canceled", .no_hash = 1};
-    cq_client *c = client();
-    cq_status *st = NULL;
-    char err[256];
+    cq_status *st;
 
-    CHECK_NOTNULL(c);
-    ender_start(&e);
-    CHECK_EQ(cq_wait(c, "gone", 10, &st, err, sizeof err), 0);
-    pthread_join(e.thread, NULL);
-    CHECK(e.ok);
+    st = wait_ended(&e, 10);
     CHECK_NOTNULL(st);
     CHECK_EQ(cq_status_state(st), CQ_CANCELED);
     CHECK_STREQ(cq_status_field(st, "status"), "canceled");
     cq_status_free(st);
-    cq_client_free(c);
 }
 
 /* An end that is never published (a worker from before the channel wrote the status alone)
@@ -293,29 +284,19 @@ static void test_message_without_hash(void)
 static void test_silent_end(void)
 {
     struct ender e = {.id = "silent", .status = "finished", .no_publish = 1};
-    cq_client *c = client();
-    cq_status *st = NULL;
-    char err[256];
-    long long t0, dt;
+    cq_status *st;
+    long long dt;
 
     CHECK_DBL_EQ(client_wait_recheck, 30.0);
-    CHECK_NOTNULL(c);
     client_wait_recheck = 3.0;
-    DO("HSET cq:job:silent status started");
-    ender_start(&e);
-    t0 = time_mono_ms();
-    CHECK_EQ(cq_wait(c, "silent", 30, &st, err, sizeof err), 0);
-    dt = time_mono_ms() - t0;
+    st = wait_ended(&e, 30);
+    CHECK_NOTNULL(st);
     client_wait_recheck = 30.0;
-    pthread_join(e.thread, NULL);
-    CHECK(e.ok);
+    dt = e.waited_ms;
     fprintf(stderr, "  status written without a message -> cq_wait returned: %lld ms\n", dt);
     CHECK(dt >= 2900 && dt < 3000 + 15000);
-    CHECK_NOTNULL(st);
     CHECK_EQ(cq_status_state(st), CQ_FINISHED);
-    CHECK_EQ(channels(), 0);
     cq_status_free(st);
-    cq_client_free(c);
 }
 
 struct seen {

@@ -38,9 +38,17 @@ struct served {
     char queue[KEYS_NAME_MAX + 1]; /* the queue live was asked for */
 };
 
+/* A message cq_wait_prepare read while it waited for its confirmations: a job's end, kept for
+ * the next wait. */
+struct heard {
+    char *chan, *said;
+};
+
 struct cq_client {
     struct rconn r;
-    struct rconn sub; /* waiting: subscribe mode, connected by the first wait */
+    struct rconn sub;    /* waiting: subscribe mode, connected by the first wait or prepare */
+    struct heard *heard; /* what cq_wait_prepare read, for the next wait */
+    size_t nheard, capheard;
     struct keys k;
     struct cq_registry *known; /* built-ins and the program's own */
     struct cq_registry *cache; /* declarations read from the catalog */
@@ -100,11 +108,25 @@ cq_client *cq_client_new(const char *url, const char *prefix, char *err, size_t 
     return c;
 }
 
+static void heard_clear(cq_client *c)
+{
+    size_t i;
+
+    for (i = 0; i < c->nheard; i++) {
+        free(c->heard[i].chan);
+        free(c->heard[i].said);
+    }
+    free(c->heard);
+    c->heard = NULL;
+    c->nheard = c->capheard = 0;
+}
+
 void cq_client_free(cq_client *c)
 {
     if (c == NULL) return;
     rconn_close(&c->r);
     rconn_close(&c->sub);
+    heard_clear(c);
     registry_free(c->known);
     registry_free(c->cache);
     free(c->served);
@@ -1036,6 +1058,9 @@ int cq_wait_each2(cq_client *c, const char *const *ids, size_t n, double timeout
     qsort(w.chans, n, sizeof *w.chans, chan_cmp);
     w.chan_of = xcalloc(n, sizeof *w.chan_of);
     for (i = 0; i < n; i++) w.chan_of[w.chans[i].i] = w.chans[i].name;
+    /* The ends cq_wait_prepare read come first, as they came. */
+    for (i = 0; i < c->nheard; i++) on_message(&w, c->heard[i].chan, c->heard[i].said);
+    heard_clear(c);
     rc = wait_run(&w, timeout);
     unsubscribe(c, n);
     if (rc < 0)
@@ -1083,6 +1108,89 @@ int cq_wait_many(cq_client *c, const char *const *ids, size_t n, double timeout,
 int cq_wait(cq_client *c, const char *id, double timeout, cq_status **out, char *err, size_t errlen)
 {
     return cq_wait_many(c, &id, 1, timeout, out, err, errlen);
+}
+
+/* One reply to cq_wait_prepare's SUBSCRIBE: a confirmation (1), a job's end, kept for the
+ * next wait (0), or an error reply (-1 with err). */
+static int prepare_reply(cq_client *c, const redisReply *rep, char *err, size_t errlen)
+{
+    const char *kind;
+
+    if (rep->type == REDIS_REPLY_ERROR) {
+        rconn_error(&c->sub, "subscribing to the jobs' ends", rep->str, err, errlen);
+        return -1;
+    }
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 || rep->element[0]->str == NULL)
+        return 0;
+    kind = rep->element[0]->str;
+    if (strcmp(kind, "subscribe") == 0) return 1;
+    if (strcmp(kind, "message") == 0 && rep->elements == 3 && rep->element[1]->str != NULL &&
+        rep->element[2]->str != NULL) {
+        if (c->nheard == c->capheard) {
+            c->capheard = c->capheard ? 2 * c->capheard : 64;
+            c->heard = xrealloc(c->heard, c->capheard * sizeof *c->heard);
+        }
+        c->heard[c->nheard].chan = xstrdup(rep->element[1]->str);
+        c->heard[c->nheard++].said = xstrdup(rep->element[2]->str);
+    }
+    return 0;
+}
+
+int cq_wait_prepare(cq_client *c, cq_jobspec *const *jobs, size_t n, char *err, size_t errlen)
+{
+    const char *argv[WAIT_BATCH + 1];
+    char *chans[WAIT_BATCH], name[KEYS_KEY_MAX];
+    struct job **v;
+    size_t from, j, m;
+    int rc = 0;
+
+    if (n == 0) return 0;
+    v = xcalloc(n, sizeof *v);
+    for (j = 0; j < n; j++) v[j] = jobs[j]->job;
+    job_fill_ids(v, n);
+    free(v);
+    c->sub.timeout = WAIT_IO_TIMEOUT;
+    if (c->sub.ctx == NULL && rconn_connect(&c->sub) != 0) {
+        err_set(err, errlen, "subscribing to the jobs' ends: %s", c->sub.errstr);
+        return -1;
+    }
+    argv[0] = "SUBSCRIBE";
+    for (from = 0; from < n && rc == 0; from += m) {
+        size_t confirmed = 0;
+        m = n - from < WAIT_BATCH ? n - from : WAIT_BATCH;
+        for (j = 0; j < m; j++) {
+            chans[j] = xstrdup(keys_ended(&c->k, jobs[from + j]->job->id, name, sizeof name));
+            argv[j + 1] = chans[j];
+        }
+        rc = rconn_append(&c->sub, (int)m + 1, argv, NULL);
+        if (rc != 0) err_set(err, errlen, "subscribing to the jobs' ends: %s", c->sub.errstr);
+        while (rc == 0 && confirmed < m) {
+            redisReply *rep;
+            int got = rconn_read_timed(&c->sub, c->sub.timeout, &rep);
+            if (got == 1) {
+                int k = prepare_reply(c, rep, err, errlen);
+                freeReplyObject(rep);
+                if (k < 0) rc = -1;
+                confirmed += (size_t)(k > 0);
+                continue;
+            }
+            if (got == 0) {
+                char where[300];
+                rconn_where(&c->sub, where, sizeof where);
+                err_set(err, errlen,
+                        "subscribing to the jobs' ends: redis %s: no reply to SUBSCRIBE within "
+                        "%g s",
+                        where, c->sub.timeout);
+            } else {
+                err_set(err, errlen, "subscribing to the jobs' ends: %s", c->sub.errstr);
+            }
+            rc = -1;
+        }
+        for (j = 0; j < m; j++) free(chans[j]);
+    }
+    /* Half subscribed, or with replies still to come: a wait starts on a new connection. */
+    if (rc != 0) rconn_close(&c->sub);
+    return rc;
 }
 
 enum cq_state cq_status_state(const cq_status *st)

@@ -67,7 +67,10 @@ void job_fill_ids(struct job *const *jobs, size_t n)
         if (need > 0 && getrandom_all(rnd, need * 16) != 0) {
             /* No getrandom (very old kernel): libuuid finds another source. */
             for (; i < k; i++)
-                if (jobs[i]->id[0] == '\0') job_new_id(jobs[i]->id);
+                if (jobs[i]->id[0] == '\0') {
+                    job_new_id(jobs[i]->id);
+                    jobs[i]->id_fresh = 1;
+                }
             continue;
         }
         for (; i < k; i++) {
@@ -77,6 +80,7 @@ void job_fill_ids(struct job *const *jobs, size_t n)
             u[6] = (unsigned char)((u[6] & 0x0f) | 0x40); /* version 4 */
             u[8] = (unsigned char)((u[8] & 0x3f) | 0x80); /* RFC 4122 variant */
             uuid_format(u, jobs[i]->id);
+            jobs[i]->id_fresh = 1;
         }
     }
 }

@@ -32,6 +32,8 @@ struct job {
                    * benched, or failed it for a host reason (health.h) */
     double timeout; /* seconds; 0 = the function's default */
     int enqueued;   /* set by queue_enqueue once the job is in Redis (not encoded) */
+    int id_fresh;   /* its id was made by job_fill_ids and no enqueue has sent it yet, so it
+                     * names no job in Redis (not encoded) */
 };
 
 /* A new job with the given function and args (ownership of args passes to the job; NULL
@@ -41,7 +43,8 @@ struct job *job_new(const char *func, cJSON *args);
 /* Fill id with a new random UUID (36 characters + NUL). */
 void job_new_id(char id[JOB_ID_MAX + 1]);
 
-/* Give every job of jobs[] whose id is empty a new random UUID, cheaply in bulk. */
+/* Give every job of jobs[] whose id is empty a new random UUID, cheaply in bulk (id_fresh set:
+ * queue_enqueue treats it as one it made, and clears it). */
 void job_fill_ids(struct job *const *jobs, size_t n);
 
 /* Decode a record. On success returns 0 and *out holds the job. On failure returns -1 with

@@ -594,7 +594,7 @@ int queue_check_ids(struct rconn *r, const struct keys *k, struct job *const *jo
     size_t i;
     int rc;
 
-    for (i = 0; i < n; i++) fresh[i] = jobs[i]->id[0] == '\0';
+    for (i = 0; i < n; i++) fresh[i] = jobs[i]->id[0] == '\0' || jobs[i]->id_fresh;
     rc = ids_send(r, k, jobs, fresh, n, &ic, err, errlen);
     rc = ids_read(r, &ic, rc, err, errlen);
     free(ic.failed);
@@ -962,7 +962,8 @@ int queue_enqueue(struct rconn *r, const struct keys *k, struct job *const *jobs
     int rc, cand, module;
 
     for (i = 0; i < n; i++) {
-        fresh[i] = jobs[i]->id[0] == '\0';
+        /* Made here, by this call or by cq_wait_prepare before it: no job in Redis has it. */
+        fresh[i] = jobs[i]->id[0] == '\0' || jobs[i]->id_fresh;
         jobs[i]->enqueued = 0;
     }
     rc = enqueue_prepare(jobs, fresh, n, now, err, errlen);
@@ -994,6 +995,8 @@ int queue_enqueue(struct rconn *r, const struct keys *k, struct job *const *jobs
         rc = check_wait(r, rconn_commandf(r, "WAIT %d %d", r->url.wait_replicas, QUEUE_WAIT_MS),
                         "enqueue", err, errlen);
     job_fill_ids(jobs, n); /* every job has its id, also those a failure kept out */
+    /* Sent now, or maybe (a failure): an enqueue of the same job again checks its id. */
+    for (i = 0; i < n; i++) jobs[i]->id_fresh = 0;
     free(fresh);
     return rc;
 }

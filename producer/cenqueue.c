@@ -8,7 +8,9 @@
  * Every job is checked against the function catalog that workers publish, and the built-ins,
  * before anything is sent, so a typo in a function name or a wrong number or type of args
  * never reaches a queue. --wait waits through libcq's cq_wait_each2 (pub/sub, no polling), so a
- * shell script can run a job and act on its result.
+ * shell script can run a job and act on its result; it subscribes to the jobs' ends before
+ * each batch goes in (cq_wait_prepare), so that a job that ends before the wait begins, its
+ * status dropped at once (cworker --result-ttl 0), is seen all the same.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -116,13 +118,16 @@ static void usage(FILE *f)
         "  ID finished RESULT      (the result text or JSON; nothing after \"finished\" if none)\n"
         "  ID failed ERROR\n"
         "  ID canceled [WHY]\n"
-        "  ID unknown              (no status when the wait read it: a worker with --result-ttl\n"
-        "                          0 or --failure-ttl 0 drops a job's at its end, or it was\n"
-        "                          deleted or lost; its outcome unknown, exit 1)\n"
+        "  ID unknown              (no status when the wait read it, and no end heard: it was\n"
+        "                          deleted or lost with Redis's data, or a worker with\n"
+        "                          --result-ttl 0 dropped it while the waiting connection was\n"
+        "                          down; its outcome unknown, exit 1)\n"
         "(a control byte of the text shown as \\n, \\r or \\xHH: each job is one line), and\n"
         "\"N/TOTAL jobs ended\" on stderr meanwhile when that is a terminal. Waiting does not\n"
-        "poll: it subscribes to each job's end (docs/PROTOCOL.md). When enqueueing fails, the ids\n"
-        "of the jobs that went in are printed as without --wait, and nothing is waited for.\n"
+        "poll: it subscribes to each job's end before the job goes in (docs/PROTOCOL.md), so\n"
+        "that a job that ends first is seen too, even where its worker keeps no status\n"
+        "(--result-ttl 0). When enqueueing fails, the ids of the jobs that went in are printed\n"
+        "as without --wait, and nothing is waited for.\n"
         "When the wait ends before every job has, each id enqueued is still printed once: the\n"
         "others as \"ID STATE\" after --wait-timeout (queued, started, ...), as \"ID\" alone when\n"
         "Redis was lost or on SIGINT/SIGTERM (the jobs go on; follow them with cqctl job ID).\n"
@@ -359,7 +364,10 @@ static void *enqueuer_main(void *arg)
             return NULL;
         }
         pthread_mutex_unlock(&f->mu);
-        rc = cq_enqueue(f->c, f->jobs[i], f->n[i], CQ_NO_CHECK, err, sizeof err);
+        /* With --wait, this client waits: it hears of the jobs' ends from before they go in
+         * (cq_wait_prepare), so that none ends unseen before the wait begins. */
+        rc = f->o->wait ? cq_wait_prepare(f->c, f->jobs[i], f->n[i], err, sizeof err) : 0;
+        if (rc == 0) rc = cq_enqueue(f->c, f->jobs[i], f->n[i], CQ_NO_CHECK, err, sizeof err);
         /* Chunks of a batch are separate transactions: when one failed, others may be in
          * Redis. Their ids are printed, and counted, so that a rerun can skip them. */
         k = print_ids(f->o, f->jobs[i], f->n[i]);
@@ -730,7 +738,7 @@ static cq_client *connect_client(const struct opts *o, int *rc)
 int main(int argc, char **argv)
 {
     struct opts o;
-    cq_client *cl;
+    cq_client *cl, *ce = NULL;
     char err[1024];
     int rc = 0, list = 0;
 
@@ -759,7 +767,10 @@ int main(int argc, char **argv)
             cq_client_free(cl);
             return refusal_status(err);
         }
-        if (cq_enqueue(cl, &j, 1, CQ_NO_CHECK, err, sizeof err) < 0) {
+        if (o.wait && cq_wait_prepare(cl, &j, 1, err, sizeof err) != 0) {
+            fprintf(stderr, "cenqueue: %s (nothing was enqueued)\n", err);
+            rc = 1;
+        } else if (cq_enqueue(cl, &j, 1, CQ_NO_CHECK, err, sizeof err) < 0) {
             /* It may be in nonetheless (?replicas=N not confirmed): its id printed, as
              * --stdin prints those that went in, so that nobody enqueues it twice. */
             long in = print_ids(&o, &j, 1);
@@ -782,24 +793,26 @@ int main(int argc, char **argv)
         }
         cq_jobspec_free(j);
     } else {
-        /* The enqueuing thread's own connection (see run_stdin). */
-        cq_client *ce = connect_client(&o, &rc);
+        /* The enqueuing thread's own connection (see run_stdin), which waits after it. */
+        ce = connect_client(&o, &rc);
         if (ce == NULL) {
             cq_client_free(cl);
             return rc;
         }
         warn_unserved_queue(cl, o.queue, o.at);
         rc = run_stdin(&o, cl, ce);
-        cq_client_free(ce);
     }
     if (rc == 0 && o.wait) {
-        /* own_ids: a job whose status is gone when the wait reads it (its hash was written
-         * with its record) would be waited for for good: its end dropped it, or it was lost. */
+        /* The client that prepared the wait (cq_wait_prepare) has heard of the jobs that
+         * ended before it begins. own_ids: a job whose status is gone all the same (deleted,
+         * or lost with Redis's data, or its end unheard: a connection lost) would be waited
+         * for for good. */
         struct jobwait jw = {"cenqueue", o.ids, o.nids, o.wait_timeout, o.quiet, 0, 1};
-        rc = jobwait_run(&jw, cl);
+        rc = jobwait_run(&jw, ce != NULL ? ce : cl);
         if (cli_stdout_flush("cenqueue", "the jobs' outcomes") != 0 && rc == 0) rc = 1;
     }
     free_kept(&o);
+    cq_client_free(ce);
     cq_client_free(cl);
     return rc;
 }

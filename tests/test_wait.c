@@ -834,6 +834,71 @@ static void test_subscribe_silent(void)
 
 /* ---- main ---------------------------------------------------------------------------- */
 
+/* ZSCOREs run since the last CONFIG RESETSTAT (INFO commandstats). */
+static long long zscores(void)
+{
+    redisReply *rep = rconn_commandf(&R, "INFO commandstats");
+    const char *s = rep != NULL && rep->type == REDIS_REPLY_STRING ? rep->str : "";
+    const char *z = strstr(s, "cmdstat_zscore:calls=");
+    long long v = z != NULL ? strtoll(z + strlen("cmdstat_zscore:calls="), NULL, 10) : 0;
+
+    if (rep != NULL) freeReplyObject(rep);
+    return v;
+}
+
+/* cq_wait_prepare before the enqueue: a job that ends before the wait begins, its hash
+ * dropped at once (--result-ttl 0: here, never written), is seen ended as its message said,
+ * where a job not prepared and ended the same way is unknown to the wait (the control). pa's
+ * end comes before pb's prepare, which reads it while it waits for its confirmation (the
+ * client keeps it); pb's after, unread until the wait. A prepared job's id is one the enqueue
+ * takes for its own (no check of an earlier status), once: enqueued again, it is checked. */
+static void test_prepared(void)
+{
+    cq_client *c = client();
+    char err[256], chan[128];
+    cq_jobspec *pa = cq_jobspec_new("noop", "[]", err, sizeof err);
+    cq_jobspec *pb = cq_jobspec_new("noop", "[]", err, sizeof err);
+    const char *ids[3];
+    cq_status *out[3];
+    size_t i;
+
+    CHECK_NOTNULL(c);
+    CHECK_NOTNULL(pa);
+    CHECK_NOTNULL(pb);
+    CHECK_EQ(cq_wait_prepare(c, &pa, 1, err, sizeof err), 0);
+    ids[0] = cq_jobspec_id(pa);
+    CHECK_EQ(strlen(ids[0]), 36);
+    snprintf(chan, sizeof chan, "cq:ended:%s", ids[0]);
+    CHECK_EQ(subscribers(&R, chan), 1); /* subscribed when it returns */
+    DO("PUBLISH cq:ended:%s finished", ids[0]);
+    CHECK_EQ(cq_wait_prepare(c, &pb, 1, err, sizeof err), 0);
+    ids[1] = cq_jobspec_id(pb);
+    DO("PUBLISH cq:ended:%s failed", ids[1]);
+    ids[2] = "unprepared";
+    DO("PUBLISH cq:ended:unprepared finished"); /* to nobody */
+    CHECK_EQ(cq_wait_each2(c, ids, 3, 5, CQ_WAIT_UNKNOWN_ENDS, out, NULL, NULL, err, sizeof err),
+             0);
+    CHECK_EQ(cq_status_state(out[0]), CQ_FINISHED);
+    CHECK_EQ(cq_status_state(out[1]), CQ_FAILED);
+    CHECK_EQ(cq_status_state(out[2]), CQ_UNKNOWN);
+    for (i = 0; i < 3; i++) cq_status_free(out[i]);
+    CHECK_EQ(channels(), 0);
+
+    /* Enqueued after its prepare: it goes in as one whose id was made here, without the checks
+     * of a caller's id (their ZSCORE in cq:failed); again, its id is checked, and refused
+     * (its job is queued). */
+    CHECK_EQ(cq_wait_prepare(c, &pa, 1, err, sizeof err), 0);
+    DO("CONFIG RESETSTAT");
+    CHECK_EQ(cq_enqueue(c, &pa, 1, CQ_NO_CHECK, err, sizeof err), 1);
+    CHECK_EQ(zscores(), 0);
+    CHECK_EQ(cq_enqueue(c, &pa, 1, CQ_NO_CHECK, err, sizeof err), -1);
+    CHECK_HAS(err, ids[0]);
+    CHECK_EQ(zscores(), 1);
+    cq_jobspec_free(pa);
+    cq_jobspec_free(pb);
+    cq_client_free(c);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -858,5 +923,6 @@ int main(void)
     RUN(test_unknown_after_reconnect);
     RUN(test_pending_message_kept);
     RUN(test_subscribe_silent);
+    RUN(test_prepared);
     return check_report();
 }

@@ -35,6 +35,25 @@ all_subscribed() { local id; for id in "$@"; do subscribed "$id" || return 1; do
 
 # ---- the real worker ----
 
+# A worker that keeps no status (--result-ttl 0: each hash dropped at its job's end), 2,000
+# no-op jobs: each seen finished, and most had ended before the wait began (cenqueue heard of
+# their ends from before they went in, cq_wait_prepare), where the wait once found no status
+# for them (256 of 2,000 still waited for when timeout 10 killed it).
+"$BIN/cworker" -c 16 --log-level warn --result-ttl 0 ttl0 >"$T/w0.log" 2>&1 &
+w0=$!
+PIDS+=("$w0")
+wait_for 10 workers_are 2 || { echo "FATAL: worker did not register"; cat "$T/w0.log"; exit 1; }
+seq 1 2000 | sed 's/^/noop /' |
+    "$BIN/cenqueue" --wait --wait-timeout 60s --stdin -q ttl0 >"$T/out" 2>"$T/err"
+rc=$?
+check_eq "a worker with --result-ttl 0, 2,000 jobs: exit 0" 0 "$rc" || tail -3 "$T/err"
+check_eq "...each job finished, a line each" 2000 "$(grep -cE "^$UUID finished\$" "$T/out")"
+check_contains "...none unknown" "cenqueue: 2000 finished, 0 failed, 0 canceled" "$(cat "$T/err")"
+check_eq "...their statuses dropped" 0 "$(rcli EXISTS "cq:job:$(head -n 1 "$T/out" | cut -d' ' -f1)")"
+kill "$w0"
+wait "$w0" 2>/dev/null
+wait_for 10 workers_are 1 || { echo "FATAL: the --result-ttl 0 worker did not leave"; exit 1; }
+
 # A no-op on an idle worker mostly ends before cenqueue has subscribed: read from the hash.
 out=$("$BIN/cenqueue" --wait noop 2>"$T/err"); rc=$?
 check_eq "noop: exit 0" 0 "$rc"
@@ -140,13 +159,13 @@ check_contains "mix: the summary" "1 finished, 1 failed, 1 canceled" "$(cat "$T/
 check "mix: returns at the 10 s timeout ($took ms after the ends)" [ "$took" -lt 12000 ]
 
 # A job that ended before the wait began, its hash dropped at its end (a worker with
-# --result-ttl 0: its record taken, its hash deleted, the end published to nobody), was
-# waited for for good: the wait finds no status, and no message will come. It is "ID
-# unknown" on stdout (every id enqueued is printed once), said once on stderr for all such
-# jobs, and not counted as finished: a failed job's (--failure-ttl 0), or one lost with
-# Redis's data, would look the same. A job whose status was set by hand to one cq does not
-# write is "ID unknown" too, said on stderr as it is. The wait begins at the end of stdin,
-# held open until the first job is gone.
+# --result-ttl 0: its record taken, its hash deleted, the end published), is seen finished:
+# cenqueue subscribed to its end before it went in (cq_wait_prepare), where the wait once
+# found no status and no message to come. A job whose hash went without an end (deleted, or
+# lost with Redis's data) is "ID unknown" on stdout (every id enqueued is printed once), said
+# once on stderr for all such jobs, and not counted as finished: which it was, nothing says.
+# A job whose status was set by hand to one cq does not write is "ID unknown" too, said on
+# stderr as it is. The wait begins at the end of stdin, held open until those jobs are set.
 mkfifo "$T/gone.in"
 "$BIN/cenqueue" --wait --wait-timeout 20s --stdin -q gone <"$T/gone.in" >"$T/out" 2>"$T/err" &
 cpid=$!
@@ -163,6 +182,10 @@ echo 'noop c' >&4
 wait_for 10 queued gone 2
 g3=$(rcli LRANGE cq:queue:gone 0 0 | grep -oE "$UUID")
 rcli HSET "cq:job:$g3" status weird >/dev/null
+echo 'noop d' >&4
+wait_for 10 queued gone 3
+g4=$(rcli LRANGE cq:queue:gone 0 0 | grep -oE "$UUID")
+rcli DEL "cq:job:$g4" >/dev/null
 exec 4>&-
 wait_for 10 subscribed "$g2"
 t0=$(now)
@@ -171,15 +194,16 @@ rcli PUBLISH "cq:ended:$g2" finished >/dev/null
 wait_for 20 exited "$cpid"
 wait "$cpid"; rc=$?
 took=$(ms_between "$t0" "$(now)")
-check_eq "a job whose status went before the wait: exit 1 (its outcome is unknown)" 1 "$rc"
-check_eq "...'ID unknown' for it and the one with a status not cq's, then the other as it ended" \
-    "$(printf '%s unknown\n%s unknown\n%s finished r' "$g1" "$g3" "$g2")" "$(cat "$T/out")"
+check_eq "a job whose status was deleted before the wait: exit 1 (its outcome is unknown)" 1 "$rc"
+check_eq "...the one ended before the wait, its status dropped: finished; 'ID unknown' for the deleted one and the one with a status not cq's; then the other as it ended" \
+    "$(printf '%s finished\n%s unknown\n%s unknown\n%s finished r' "$g1" "$g3" "$g4" "$g2")" \
+    "$(cat "$T/out")"
 check_eq "...said once on stderr, with why and the fix" 1 \
     "$(grep -cF "cenqueue: 1 job had no status when the wait read it: a worker with --result-ttl 0 or --failure-ttl 0 drops a job's at its end, or it was deleted or lost with redis's data; its outcome is unknown (to see it, keep statuses a while: cworker --result-ttl 60)" "$T/err")"
 check_contains "...the one not cq's said as it is" \
     "cenqueue: job $g3: its status 'weird' is none of cq's" "$(cat "$T/err")"
-check_contains "...the summary counts the first" \
-    "cenqueue: 1 finished, 0 failed, 0 canceled, 1 unknown" "$(cat "$T/err")"
+check_contains "...the summary counts the deleted one" \
+    "cenqueue: 2 finished, 0 failed, 0 canceled, 1 unknown" "$(cat "$T/err")"
 check "...at the other's end, not the 20 s timeout ($took ms)" [ "$took" -lt 10000 ]
 
 t0=$(now)

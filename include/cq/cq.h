@@ -464,6 +464,17 @@ int cq_wait_each2(cq_client *c, const char *const *ids, size_t n, double timeout
 /* cq_wait_many for one job. */
 int cq_wait(cq_client *c, const char *id, double timeout, cq_status **out, char *err,
             size_t errlen);
+/* For jobs this client is about to enqueue and then wait for: gives each job its id now
+ * (cq_jobspec_id), and SUBSCRIBEs the waiting connection to each one's channel, returning once
+ * Redis has confirmed it. The next wait of c (cq_wait_*) then sees the end of every such job,
+ * also one that ended before that wait began and whose worker dropped its status hash at
+ * once (cworker --result-ttl 0 or --failure-ttl 0), which would otherwise leave nothing to
+ * see: the client keeps the ends published meanwhile (as many as jobs end) and hands them to
+ * that wait only. Call it before each cq_enqueue of those jobs, on the client that will wait
+ * (a connection lost in between loses what came after: the wait then reads the statuses, as
+ * without this call). 0, or -1 with err (e.g. an ACL user without the channels: NOPERM), where
+ * nothing should be enqueued yet. */
+int cq_wait_prepare(cq_client *c, cq_jobspec *const *jobs, size_t n, char *err, size_t errlen);
 enum cq_state cq_status_state(const cq_status *st);
 const char *cq_status_state_name(enum cq_state state); /* "finished", ... */
 /* 1 when state is finished, failed or canceled, else 0. */

@@ -255,7 +255,7 @@ script_error "scripts/fuzz, a bad target after a good one" \
 for w in "-h, --help" "--check" "Exit status"; do
     check "scripts/format --help mentions $w" grep -qF -- "$w" "$T/help.format"
 done
-for w in "-h, --help" "--test" "Exit status"; do
+for w in "-h, --help" "--test" "iproute2 (ip" "Exit status"; do
     check "scripts/deps --help mentions $w" grep -qF -- "$w" "$T/help.deps"
 done
 # scripts/demo --help is laid out as the commands' are: its usage, a blank line, a one-line
@@ -418,7 +418,14 @@ usage_error "cenqueue --queue" \
     "cenqueue: --queue: 'a b' is not a queue name (1-128 of A-Z a-z 0-9 _ . @ -)" \
     cenqueue -q 'a b' noop
 usage_error "cworker, a bad queue name" \
-    "cworker: queue 'a b': use 1-128 characters of A-Z a-z 0-9 _ . @ -" cworker 'a b'
+    "cworker: queue 'a/b': use 1-128 characters of A-Z a-z 0-9 _ . @ -" cworker 'a/b'
+# A list in one argument, as cqctl info and the worker's log show the queues (high,default),
+# as the unit takes them (cworker@high:low) or quoted whole: the line says the form it takes.
+for q in high,default,low high:low 'high default'; do
+    usage_error "cworker, the queues in one argument: '$q'" \
+        "cworker: queue '$q': use 1-128 characters of A-Z a-z 0-9 _ . @ -; give the queues as separate arguments: cworker high default low" \
+        cworker "$q"
+done
 # A name or a prefix is quoted in one line (control bytes escaped) and only its first 64
 # bytes ("..."), so that the cause and the fix after it show.
 usage_error "cenqueue -q with a newline" \

@@ -339,7 +339,14 @@ static int parse_options(struct cli *cli, cq_worker *w, struct opts *o, int argc
     if (rc == 0) rc = dlopts_finish(cli, &o->dl, &o->limits);
     if (rc != 0) return rc;
     for (i = optind; i < argc; i++) {
-        if (cq_worker_add_queue(w, argv[i], err, sizeof err) != 0) return cli_error(cli, "%s", err);
+        if (cq_worker_add_queue(w, argv[i], err, sizeof err) == 0) continue;
+        /* cqctl info and this worker's log show its queues as high,default,low, the unit
+         * takes cworker@high:default:low and the image's CQ_QUEUES commas: a list in one
+         * argument is a likely slip, and the fix is the command line's own form. */
+        if (strpbrk(argv[i], ",: \t") != NULL)
+            return cli_error(
+                cli, "%s; give the queues as separate arguments: cworker high default low", err);
+        return cli_error(cli, "%s", err);
     }
     return -1;
 }

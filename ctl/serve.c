@@ -1136,7 +1136,13 @@ static int listen_on(const char *spec, const struct sockaddr_storage *addr, sock
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if (bind(fd, (const struct sockaddr *)addr, len) != 0 || listen(fd, 64) != 0 ||
         getsockname(fd, (struct sockaddr *)&got, &glen) != 0) {
-        err_set(err, errlen, "--listen %s: %s", spec, strerror(errno));
+        int e = errno;
+        /* In use: a second cqctl serve on the default port is the likely cause; say the
+         * way out, as the Redis errors do. */
+        err_set(err, errlen, "--listen %s: %s%s", spec, strerror(e),
+                e == EADDRINUSE ? "; another program listens there (cqctl serve?): stop it, or "
+                                  "give another port (port 0: any free one, logged)"
+                                : "");
         close(fd);
         return -1;
     }

@@ -544,6 +544,11 @@ check_contains "cenqueue, wrong password: names the host and the fix" \
 check_contains "... and says what to check" "; check the user and the password in the URL" "$ERR"
 run cenqueue -u "redis://:sekrit@127.0.0.1:$RPORT" --no-check noop
 check_eq "cenqueue, the password in the URL: exit 0" 0 "$RC"
+# cqctl serve on a port in use (this Redis's): the cause, and the way out.
+run cqctl -u "redis://:sekrit@127.0.0.1:$RPORT" serve --listen "127.0.0.1:$RPORT"
+check_eq "cqctl serve, its port in use: exit 1, the line" \
+    "1 cqctl: serve: --listen 127.0.0.1:$RPORT: Address already in use; another program listens there (cqctl serve?): stop it, or give another port (port 0: any free one, logged)" \
+    "$RC $ERR"
 # The same Redis through its socket: unix:// carries the password before the path.
 run cenqueue -u "unix://$RSOCK" noop
 check_eq "unix://, no password: the line, and how a unix:// URL carries one" \

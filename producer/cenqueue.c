@@ -612,7 +612,7 @@ static int run_stdin(struct opts *o, cq_client *c, cq_client *ce)
 }
 
 /* What the options and arguments must agree on. 0, or a usage error's status. */
-static int check_usage(const struct cli *cli, const struct opts *o, int list, int argc)
+static int check_usage(const struct cli *cli, const struct opts *o, int list, int argc, char **argv)
 {
     if (list && (optind < argc || o->use_stdin))
         return cli_error(cli, "--list-functions takes no job");
@@ -626,7 +626,12 @@ static int check_usage(const struct cli *cli, const struct opts *o, int list, in
     if (o->id != NULL && !cq_valid_name(o->id))
         return cli_error(cli, "--id: '%s' is not a job id (" KEYS_NAME_RULE ")",
                          str_shown(o->id, shown, sizeof shown));
-    if (o->use_stdin == (optind < argc))
+    if (o->use_stdin && optind < argc)
+        return cli_error(cli,
+                         "--stdin and a job on the command line ('%s') do not go together: "
+                         "give one",
+                         str_shown(argv[optind], shown, sizeof shown));
+    if (!o->use_stdin && optind >= argc)
         return cli_error(cli, "give either FUNC [ARG...] or --stdin");
     /* The ids are the caller's only handle on the jobs: they are not written to nothing. */
     if (cli->stdout_closed && !o->quiet)
@@ -695,7 +700,7 @@ static int parse_options(struct opts *o, int *list, int argc, char **argv)
     cli_end(&cli);
     if (rc == 0 && wait_timeout && !o->wait) rc = cli_error(&cli, "--wait-timeout needs --wait");
     if (rc == 0 && in && at) rc = cli_error(&cli, "--in and --at do not go together: give one");
-    if (rc == 0) rc = check_usage(&cli, o, *list, argc);
+    if (rc == 0) rc = check_usage(&cli, o, *list, argc, argv);
     return rc == CLI_STOP ? 0 : rc == 0 ? -1 : rc;
 }
 

@@ -108,6 +108,9 @@ cqctl_usage_error "cqctl info --interval without --watch" \
     "cqctl: info: --interval goes with --watch" info -u redis://127.0.0.1:1 info --interval 5
 usage_error "cenqueue with neither a job nor --stdin" \
     "cenqueue: give either FUNC [ARG...] or --stdin" cenqueue
+usage_error "cenqueue with a job and --stdin: the job named, and why not both" \
+    "cenqueue: --stdin and a job on the command line ('noop') do not go together: give one" \
+    cenqueue --stdin noop x
 usage_error "cenqueue --in with --at (the last one used to win)" \
     "cenqueue: --in and --at do not go together: give one" cenqueue --in 10m --at 5 noop
 for c in info workers jobs job wait requeue cancel delete empty pause resume forget metrics serve; do

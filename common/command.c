@@ -544,7 +544,12 @@ static int check_executable(const char *name, const char *path, char *err, size_
         return -1;
     }
     if (access(path, X_OK) != 0) {
-        sys_err(err, errlen, name, NULL, errno);
+        /* No x bit at all (a script just written) has a one-command fix; anything else (a
+         * noexec mount, another user's mode) keeps the system's reason. */
+        if (errno == EACCES && (st.st_mode & 0111) == 0)
+            err_set(err, errlen, "command %s: not executable (no x bit): chmod +x it", name);
+        else
+            sys_err(err, errlen, name, NULL, errno);
         return -1;
     }
     return 0;

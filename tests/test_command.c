@@ -302,9 +302,19 @@ static void test_resolve(void)
     CHECK_EQ(command_resolve("./sh", path, sizeof path, err, sizeof err), -1);
     CHECK_HAS(err, "relative path");
     CHECK_EQ(command_resolve("", path, sizeof path, err, sizeof err), -1);
+    { /* a file without any x bit, as a script just written: refused with the fix */
+        char noexec[] = "/tmp/cq-test-command-XXXXXX", want[128];
+        int fd = mkstemp(noexec);
+        CHECK(fd >= 0);
+        if (fd >= 0) close(fd);
+        CHECK_EQ(command_resolve(noexec, path, sizeof path, err, sizeof err), -1);
+        snprintf(want, sizeof want, "command %s: not executable (no x bit): chmod +x it", noexec);
+        CHECK_STREQ(err, want);
+        unlink(noexec);
+    }
     if (getuid() != 0) { /* root may execute anything with an x bit, and read anything */
         CHECK_EQ(command_resolve("/etc/passwd", path, sizeof path, err, sizeof err), -1);
-        CHECK_HAS(err, "Permission denied");
+        CHECK_HAS(err, "not executable (no x bit)");
     }
 }
 

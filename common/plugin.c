@@ -83,7 +83,9 @@ void *plugin_load(struct cq_registry *reg, const char *path, char *err, size_t e
     registry_set_source(reg, saved);
     if (rc != 0 || reg->error[0] != '\0') {
         err_set(err, errlen, "plugin %s: %s", path,
-                reg->error[0] ? reg->error : "its cq_plugin_init refused to load (returned -1)");
+                reg->error[0] ? reg->error
+                              : "its cq_plugin_init returned -1 without a reason (the plugin "
+                                "gives one with cq_plugin_fail)");
         /* Take back what it did register: its handlers are about to be unmapped. */
         while (reg->n > before) registry_drop_last(reg);
         free(source);

@@ -35,6 +35,9 @@ int cq_plugin_init(cq_registry *r) { return cq_function_add(r, "noop", "", h, 0)
 mkplugin refuses '#include <cq/cq.h>
 CQ_PLUGIN_DECLARE;
 int cq_plugin_init(cq_registry *r) { cq_plugin_fail(r, "needs /etc/thing.conf"); return -1; }'
+mkplugin silent '#include <cq/cq.h>
+CQ_PLUGIN_DECLARE;
+int cq_plugin_init(cq_registry *r) { (void)r; return -1; }'
 mkplugin undefined '#include <cq/cq.h>
 CQ_PLUGIN_DECLARE;
 int cq_missing_call(void);
@@ -58,6 +61,10 @@ load_error "duplicate name" "function noop: already registered (by builtin)" --l
 PLUGIN_REAL=$(realpath "$PLUGIN")
 load_error "loaded twice" "function sha256: already registered (by plugin $PLUGIN_REAL)" --load "$PLUGIN" --load "$PLUGIN"
 load_error "plugin refuses" "plugin $T/refuses.so: needs /etc/thing.conf" --load "$T/refuses.so"
+# One that refuses without cq_plugin_fail: the line says so, for its author.
+load_error "plugin refuses, saying nothing" \
+    "plugin $T/silent.so: its cq_plugin_init returned -1 without a reason (the plugin gives one with cq_plugin_fail)" \
+    --load "$T/silent.so"
 load_error "undefined symbol" "undefined symbol: cq_missing_call" --load "$T/undefined.so"
 CQ_PLUGINS="$T/none.so" load_error "CQ_PLUGINS" "\$CQ_PLUGINS: plugin $T/none.so" 
 # The plugin's name was there first: the --command that takes it again is the usage error.

@@ -194,6 +194,17 @@ static int matches(const struct cli *c, const char *name, size_t len, int *key)
     return n;
 }
 
+/* "unknown option 'OPT'" (the first len bytes of opt), with the program's hint for it. */
+static int unknown(const struct cli *c, const char *opt, size_t len)
+{
+    const struct cli_hint *h;
+
+    for (h = c->hints; h != NULL && h->opt != NULL; h++)
+        if (strlen(h->opt) == len && strncmp(h->opt, opt, len) == 0)
+            return cli_error(c, "unknown option '%.*s'; %s", (int)len, opt, h->hint);
+    return cli_error(c, "unknown option '%.*s'", (int)len, opt);
+}
+
 /* Why getopt refused an option (it returned '?' or ':'), said as the user wrote it: unknown,
  * ambiguous, a value given to a flag, or a value missing. Returns 2. */
 static int bad_option(const struct cli *c, int key, int argc, char **argv)
@@ -207,12 +218,14 @@ static int bad_option(const struct cli *c, int key, int argc, char **argv)
     char all[512] = "";
     size_t i, used = 0;
 
-    if (strncmp(a, "--", 2) != 0 || (optopt != 0 && (n != 1 || found != optopt)))
+    if (strncmp(a, "--", 2) != 0 || (optopt != 0 && (n != 1 || found != optopt))) {
+        char shortopt[3] = {'-', (char)optopt, '\0'};
         return key == ':' ? cli_error(c, "option '-%c' needs a value", optopt)
-                          : cli_error(c, "unknown option '-%c'", optopt);
+                          : unknown(c, shortopt, 2);
+    }
     if (key == ':') return cli_error(c, "option '%.*s' needs a value", (int)len + 2, a);
     if (optopt != 0) return cli_error(c, "option '%.*s' takes no value", (int)len + 2, a);
-    if (n < 2) return cli_error(c, "unknown option '%.*s'", (int)len + 2, a);
+    if (n < 2) return unknown(c, a, len + 2);
     for (i = 0; i < c->n && used < sizeof all; i++)
         if (c->opts[i].name != NULL && strncmp(c->opts[i].name, a + 2, len) == 0)
             used += (size_t)snprintf(all + used, sizeof all - used, "%s--%s", used ? ", " : "",

@@ -74,6 +74,13 @@ struct cli_option {
         "version", 'V', NULL, "print the version and exit" \
     }
 
+/* An option a program does not take but a user may well try (another command's), and what
+ * to do instead: said after "unknown option 'OPT'". */
+struct cli_hint {
+    const char *opt;  /* as written: "-q", "--queue" */
+    const char *hint; /* "the queues are arguments: ..." */
+};
+
 /* One command line being parsed. The fields are cli.c's; set them with cli_begin. */
 struct cli {
     const char *prog;      /* "cworker": every message starts with it */
@@ -85,6 +92,7 @@ struct cli {
     const char *opt;     /* the long name of the option cli_next returned last */
     int status;          /* with CLI_STOP: the exit status (0 after -h/-V, 2 after an error) */
     int stdout_closed;   /* the process started with stdout closed (now /dev/null) */
+    const struct cli_hint *hints; /* NULL, or ended by {NULL, NULL}: set after cli_begin */
     struct option *longopts;
     char *shortopts;
 };

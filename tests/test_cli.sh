@@ -79,6 +79,13 @@ check_eq "cqctl jobs --help, its reader gone: exit 0, nothing said" "0 " "$? $(<
 check_eq "cqctl jobs --help to a full disk: exit 1, saying so" \
     "1 cqctl: writing the help to stdout: No space left on device" "$? $(<"$T/err")"
 usage_error "an unknown letter in a cluster" "cworker: unknown option '-x'" cworker --burst -xb
+# The producers' -q/--queue, tried on cworker: the line says how a worker takes its queues
+# (only for those options: -x above has no hint).
+QH="cworker takes its queues as arguments: cworker high default low"
+usage_error "cworker -q" "cworker: unknown option '-q'; $QH" cworker -q tools
+usage_error "cworker -bq, in a cluster" "cworker: unknown option '-q'; $QH" cworker -bq tools
+usage_error "cworker --queue=" "cworker: unknown option '--queue'; $QH" cworker --queue=tools
+usage_error "cworker --queues" "cworker: unknown option '--queues'; $QH" cworker --queues tools
 usage_error "an abbreviation of two options" \
     "cworker: option '--log' is ambiguous: --log-level, --log-format" cworker --log warn
 usage_error "a value given to a flag" "cworker: option '--burst' takes no value" cworker --burst=1

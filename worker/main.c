@@ -303,6 +303,8 @@ static int set_setting(const struct cli *cli, cq_worker *w, struct opts *o)
     return redis && *optarg == '\0' ? check_env(cli, o) : set(cli, w, optarg);
 }
 
+#define QUEUES_HINT "cworker takes its queues as arguments: cworker high default low"
+
 /* Parse the command line into w and o, with cli (kept for the usage errors found later).
  * Returns -1 to go on, or an exit status. */
 static int parse_options(struct cli *cli, cq_worker *w, struct opts *o, int argc, char **argv)
@@ -310,7 +312,13 @@ static int parse_options(struct cli *cli, cq_worker *w, struct opts *o, int argc
     char err[512];
     int c, rc = 0, i;
 
+    /* cenqueue, cproducer and cqctl requeue take -q/--queue, so a first worker is often
+     * started with it; a worker's queues are its arguments. */
+    static const struct cli_hint hints[] = {
+        {"-q", QUEUES_HINT}, {"--queue", QUEUES_HINT}, {"--queues", QUEUES_HINT}, {NULL, NULL}};
+
     cli_begin(cli, "cworker", CQ_VERSION, usage, options, sizeof options / sizeof options[0], 0);
+    cli->hints = hints;
     while (rc == 0 && (c = cli_next(cli, argc, argv)) != -1) {
         switch (c) {
         case CLI_STOP: rc = cli->status == 0 ? CLI_STOP : cli->status; break;

@@ -72,7 +72,8 @@ static const struct cli_option options[] = {
     {"download-root", O_ROOT, "DIR",
      "download_link writes only below DIR (default: the working\n"
      "directory); made with its parents if missing; cworker does\n"
-     "not start unless it is a directory it can write in"},
+     "not start unless it is a directory it can write in (the\n"
+     "working directory, when no DIR is given: a warning)"},
     {"max-size", O_MAX_SIZE, "SIZE", "largest download (default: 50M; 0 = no limit)"},
     {"connect-timeout", O_CONNECT, "D",
      "HTTP connect timeout (default: 10s; 0 = libcurl's own, 300s)"},

@@ -23,7 +23,7 @@
     {"deny-networks", DLOPTS_O_DENY_NETWORKS, "LIST",                       \
      "download_link connects to no address in these networks,\n"            \
      "checked after DNS on every connection and every redirect;\n"          \
-     "a refused link fails the job for good. LIST: networks or\n"           \
+     "a refused link fails for good, not retried. LIST: networks or\n"      \
      "addresses, comma-separated (10.0.0.0/8,fd00::/8,127.0.0.2),\n"        \
      "'private' (loopback, 10.0.0.0/8, 172.16.0.0/12,\n"                    \
      "192.168.0.0/16, 100.64.0.0/10, fc00::/7 and link-local),\n"           \
@@ -45,7 +45,7 @@
      "image: download_link keeps a body only when its first bytes\n"        \
      "are an image's (JPEG, PNG, GIF, WebP, BMP, TIFF, ICO,\n"              \
      "AVIF/HEIF, JPEG XL), whatever its Content-Type; otherwise\n"          \
-     "the job fails for good and nothing is saved; any: keeps any\n"        \
+     "the link fails for good and nothing is saved; any: keeps any\n"       \
      "body (default: image)"}
 /* clang-format on */
 

@@ -1656,6 +1656,32 @@ static void check_redis_config(struct worker *w)
     if (rep != NULL) freeReplyObject(rep);
 }
 
+/* A paused queue (cqctl pause) is served by no worker until it is resumed: say so once, at
+ * warn, as the producers do, or a worker started on one would sit idle beside its jobs with
+ * no word of why. */
+static void check_paused(struct worker *w)
+{
+    char kp[KEYS_KEY_MAX];
+    redisReply *rep = rconn_commandf(&w->ctl, "SMEMBERS %s", keys_paused(&w->keys, kp, sizeof kp));
+    size_t i, j;
+
+    if (rep == NULL || rep->type != REDIS_REPLY_ARRAY) {
+        if (rep != NULL) freeReplyObject(rep);
+        return;
+    }
+    for (i = 0; i < w->cfg->nqueues; i++)
+        for (j = 0; j < rep->elements; j++)
+            if (rep->element[j]->type == REDIS_REPLY_STRING &&
+                strcmp(rep->element[j]->str, w->cfg->queues[i]) == 0) {
+                LOG(&w->lg, CQ_LOG_WARN,
+                    "queue %s is paused: this worker takes nothing from it until 'cqctl "
+                    "resume %s'",
+                    w->cfg->queues[i], w->cfg->queues[i]);
+                break;
+            }
+    freeReplyObject(rep);
+}
+
 /* A queue no producer ever enqueued to may be a typo (cworker defualt), or one that is not
  * used yet (cworker high default low): say so once, at info, naming the queues producers
  * did use (cq:queues). */
@@ -1943,6 +1969,7 @@ static struct worker *worker_start(const struct worker_config *cfg, volatile sig
     start_grace(w, time_mono_ms());  /* unless Redis itself came back a moment ago */
     check_redis_config(w);
     check_queues(w);
+    check_paused(w);
     init_sync(w);
     if (start_threads(w, &url) != 0) {
         /* Nothing was taken yet: deregister, and free what started. */
@@ -2602,8 +2629,13 @@ static int should_stop(struct worker *w, long long now)
      * where one started just after a SIGKILL left the dead worker's jobs in flight until
      * its lease ran out and another worker came. */
     if (w->cfg->burst && w->idle && quiet && !w->down && w->recovered_once && w->ngone == 0) {
-        LOG(&w->lg, CQ_LOG_INFO, "queues empty, nothing running: exiting (%s)",
-            audience_pick("--burst", "the burst setting"));
+        unsigned long long paused;
+        pthread_mutex_lock(&w->mu);
+        paused = w->paused;
+        pthread_mutex_unlock(&w->mu);
+        /* A paused queue's jobs are not taken, empty or not: not "empty" then. */
+        LOG(&w->lg, CQ_LOG_INFO, "queues empty%s, nothing running: exiting (%s)",
+            paused ? " or paused" : "", audience_pick("--burst", "the burst setting"));
         return 1;
     }
     if (w->draining && !quiet && w->down && !w->drain_noted && still_running(w) == 0 &&

@@ -278,6 +278,19 @@ check_contains "... saying why with its option" \
 rcli LPUSH cq:queue:default '{"id":"max-1","func":"noop","args":[]}' >/dev/null
 check_contains "cworker --max-jobs 1: stops after the job, saying why with its option" \
     "INFO done 1 jobs (--max-jobs)" "$("$BIN/cworker" --max-jobs 1 2>&1)"
+# A paused queue (cqctl pause) is said at start, as the producers say it, and --burst does not
+# call it empty when it leaves its job there.
+rcli SADD cq:paused held >/dev/null
+rcli LPUSH cq:queue:held '{"id":"held-1","func":"noop","args":[]}' >/dev/null
+out=$("$BIN/cworker" --burst held 2>&1)
+check_contains "cworker on a paused queue: says so at start, and the way out" \
+    "WARN queue held is paused: this worker takes nothing from it until 'cqctl resume held'" \
+    "$out"
+check_contains "... --burst: its exit line names the pause" \
+    "INFO queues empty or paused, nothing running: exiting (--burst)" "$out"
+check_eq "... and the job waits in the queue" 1 "$(rcli LLEN cq:queue:held)"
+rcli DEL cq:queue:held >/dev/null
+rcli SREM cq:paused held >/dev/null
 # job_lines LOG N: N "finished in" lines, one per job, every one before the burst's exit line
 # and the stop line.
 job_lines() {

@@ -678,9 +678,14 @@ static int parse_options(struct opts *o, int *list, int argc, char **argv)
             in = 1;
             break;
         case O_AT:
+            /* A date is the likely slip (2026-12-06T20:00Z): the line says how to turn one
+             * into the seconds --at takes. */
             if (parse_unix_time(optarg, &o->at) != 0)
-                rc = cli_error(&cli, "--at: '%s' is not a Unix time in seconds (0 to %.0f)", optarg,
-                               CQ_TIME_MAX - 1);
+                rc = cli_error(&cli, "--at: '%s' is not a Unix time in seconds (0 to %.0f)%s",
+                               optarg, CQ_TIME_MAX - 1,
+                               optarg[strspn(optarg, "0123456789.eE+-")] != '\0'
+                                   ? "; from a date: --at $(date -d 'DATE' +%s)"
+                                   : "");
             at = 1;
             break;
         case O_STDIN: o->use_stdin = 1; break;

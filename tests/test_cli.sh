@@ -353,6 +353,10 @@ for v in 0x10 inf nan 1e3; do # strtod's, not a duration's
 done
 usage_error "cenqueue --at past the range" \
     "cenqueue: --at: '1e11' is not a Unix time in seconds (0 to 99999999999)" cenqueue --at 1e11 noop
+# A date where the seconds go: the line says how to get them from it (not for a number).
+usage_error "cenqueue --at with a date" \
+    "cenqueue: --at: '2026-12-06T20:00:00Z' is not a Unix time in seconds (0 to 99999999999); from a date: --at \$(date -d 'DATE' +%s)" \
+    cenqueue --at 2026-12-06T20:00:00Z noop
 usage_error "cworker --log-format" "cworker: --log-format: 'xml' is not one of text or json" \
     cworker --log-format xml
 # A TLS file for a URL without TLS was read by nothing, without a word (the 's' of rediss://

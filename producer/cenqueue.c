@@ -262,6 +262,41 @@ static cq_jobspec *make_job(struct opts *o, cq_client *c, const char *func, cons
     return j;
 }
 
+/* Whether arg is one of cenqueue's options as written (--wait, --queue=x, -q, -qhigh). */
+static int is_option(const char *arg)
+{
+    const struct cli_option *op;
+
+    for (op = options; op < options + sizeof options / sizeof options[0]; op++) {
+        if (op->name == NULL) continue; /* a heading */
+        size_t n = strlen(op->name);
+        if (arg[0] == '-' && arg[1] == '-' && strncmp(arg + 2, op->name, n) == 0 &&
+            (arg[2 + n] == '\0' || arg[2 + n] == '='))
+            return 1;
+        if (op->key < 256 && arg[0] == '-' && arg[1] == op->key) return 1;
+    }
+    return 0;
+}
+
+/* A job the check refused whose arguments hold one of cenqueue's options (cenqueue sleep 1
+ * --wait): the option went to the job, since all that follows FUNC is its arguments. Said
+ * after the refusal, which counts it among them. */
+static void option_hint(char *err, size_t errlen, const char *func, int nargs,
+                        const char *const *args)
+{
+    char shown[STR_SHOWN_LEN], fshown[STR_SHOWN_LEN];
+    size_t n = strlen(err);
+    int i = 0;
+
+    if (strncmp(err, "unknown function '", 18) == 0 || n >= errlen) return;
+    while (i < nargs && !is_option(args[i])) i++;
+    if (i == nargs) return;
+    snprintf(err + n, errlen - n,
+             "; '%s' follows %s, so it is one of the job's arguments: give cenqueue's options "
+             "before FUNC",
+             str_shown(args[i], shown, sizeof shown), str_shown(func, fshown, sizeof fshown));
+}
+
 /* Print the ids of the jobs that are in Redis (with --wait, keep them to wait for); returns
  * how many there are. */
 static long print_ids(struct opts *o, cq_jobspec **jobs, size_t n)
@@ -773,9 +808,13 @@ int main(int argc, char **argv)
         cq_jobspec *j = make_job(&o, cl, argv[optind], (const char *const *)argv + optind + 1,
                                  argc - optind - 1, err, sizeof err);
         if (j == NULL) {
+            int status = refusal_status(err);
+            if (status == 2)
+                option_hint(err, sizeof err, argv[optind], argc - optind - 1,
+                            (const char *const *)argv + optind + 1);
             fprintf(stderr, "cenqueue: %s\n", err);
             cq_client_free(cl);
-            return refusal_status(err);
+            return status;
         }
         if (o.wait && cq_wait_prepare(cl, &j, 1, err, sizeof err) != 0) {
             fprintf(stderr, "cenqueue: %s (nothing was enqueued)\n", err);

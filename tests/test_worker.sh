@@ -31,6 +31,15 @@ check_contains "unknown function lists the known ones" "unknown function 'nosuch
 err=$("$BIN/cenqueue" download_link onlyone 2>&1); rc=$?
 check_eq "wrong arity exits 2" 2 "$rc"
 check_contains "wrong arity explains" "download_link takes 2 arguments, got 1" "$err"
+# An option after FUNC is one of the job's arguments: said so when the job is refused for it.
+err=$("$BIN/cenqueue" sleep 1 --wait 2>&1); rc=$?
+check_eq "an option after FUNC: exit 2" 2 "$rc"
+check_eq "... the refusal, and that the option went to the job" \
+    "cenqueue: sleep takes 1 argument, got 2 (usage: sleep SECONDS); '--wait' follows sleep, so it is one of the job's arguments: give cenqueue's options before FUNC" \
+    "$err"
+err=$("$BIN/cenqueue" sleep 1 -5 2>&1)
+check_eq "... an argument that is no option of cenqueue's: the refusal alone" \
+    "cenqueue: sleep takes 1 argument, got 2 (usage: sleep SECONDS)" "$err"
 check_eq "nothing was enqueued by refused jobs" 0 "$(rcli LLEN cq:queue:default)"
 dead_port=1   # below 1024: no test or unprivileged program can be listening there
 err=$(CQ_REDIS_URL=redis://127.0.0.1:$dead_port "$BIN/cenqueue" noop 2>&1); rc=$?

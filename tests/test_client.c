@@ -170,6 +170,32 @@ static void test_worker_root_and_command(void)
     CHECK_EQ(cq_worker_set(w, "root", "/nonexistent/cq-root", err, sizeof err), -1);
     CHECK_STREQ(err, "root '/nonexistent/cq-root': No such file or directory");
     CHECK_EQ(cq_worker_set(w, "root", "/tmp", err, sizeof err), 0);
+    /* A name guessed wrong (cworker's option name, not the setting's) gets the list, and
+     * each name listed is one the worker takes. */
+    CHECK_EQ(cq_worker_set(w, "download-root", "/tmp", err, sizeof err), -1);
+    CHECK_STREQ(err,
+                "unknown setting 'download-root': the settings are url, prefix, root, "
+                "concurrency, burst, max-jobs, shutdown-timeout, retry-base, lease, "
+                "summary-interval, result-ttl, failure-ttl, log-level and log-format");
+    {
+        static const char *const ok[][2] = {{"url", ""},
+                                            {"prefix", ""},
+                                            {"root", "/tmp"},
+                                            {"concurrency", "2"},
+                                            {"burst", "0"},
+                                            {"max-jobs", "0"},
+                                            {"shutdown-timeout", "5s"},
+                                            {"retry-base", "1s"},
+                                            {"lease", "10s"},
+                                            {"summary-interval", "0"},
+                                            {"result-ttl", "500"},
+                                            {"failure-ttl", "500"},
+                                            {"log-level", "info"},
+                                            {"log-format", "text"}};
+        size_t i;
+        for (i = 0; i < sizeof ok / sizeof ok[0]; i++)
+            CHECK_EQ(cq_worker_set(w, ok[i][0], ok[i][1], err, sizeof err), 0);
+    }
     CHECK_EQ(cq_worker_add_command(w, "x=bin/true", err, sizeof err), -1);
     CHECK_HAS(err, "command bin/true: a relative path");
     CHECK_EQ(cq_worker_add_command(w, "x=true", err, sizeof err), 0);

@@ -175,8 +175,9 @@ for p in "${PROGS[@]}"; do
 done
 check "cproducer --wait ends on canceled jobs too, as cenqueue's" \
     grep -qF "has ended (finished, failed" "$T/help.cproducer"
-check "cproducer: exit 1 for a canceled job with --wait, as cenqueue's" \
-    grep -qF "with --wait when a job failed or was canceled" "$T/help.cproducer"
+check "cproducer: exit 1 for a canceled or unknown job with --wait, as cenqueue's" \
+    grep -qF "with --wait when a job failed, was canceled, had no status to say how it ended" \
+    "$T/help.cproducer"
 check "cenqueue: thousands written as its other numbers (1,000)" \
     grep -qF "batches of 10,000," "$T/help.cenqueue"
 check_eq "cenqueue --in and --at each say the other is refused" "2" \

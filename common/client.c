@@ -534,7 +534,8 @@ static cq_status *status_from(const redisReply *rep)
 }
 
 /* Read n statuses in one pipelined round trip (ids already checked). 0, or -1 with err and
- * *io set when the connection failed (the next call reconnects) rather than Redis refused. */
+ * *io set where the connection failed (1: the next call reconnects) or Redis answered LOADING
+ * (2: restarted, it reads its data back and answers once it has), rather than refused. */
 static int status_read(cq_client *c, const char *const *ids, size_t n, cq_status **out, int *io,
                        char *err, size_t errlen)
 {
@@ -557,6 +558,7 @@ static int status_read(cq_client *c, const char *const *ids, size_t n, cq_status
         if (rep->type == REDIS_REPLY_ERROR) {
             char what[200];
             snprintf(what, sizeof what, "job %s", ids[got]);
+            if (strncmp(rep->str, "LOADING", 7) == 0) *io = 2;
             rconn_error(&c->r, what, rep->str, err, errlen);
             freeReplyObject(rep);
             while (got > 0) cq_status_free(out[--got]);
@@ -1011,7 +1013,10 @@ static int wait_run(struct wait *w, double timeout)
             /* Redis is unreachable or a connection failed: try again, for a while. */
             rconn_close(&c->sub);
             now = mono_now();
-            if (down_since == 0) down_since = now;
+            /* A Redis that answers LOADING is back and reads its data: waited for as long as
+             * the load takes (to the timeout), as a worker waits for it, where that answer
+             * failed the wait at once (the statuses' read took it for a refusal). */
+            if (down_since == 0 || io == 2) down_since = now;
             if (now - down_since >= WAIT_RETRY || (until > 0 && now >= until)) break;
             if (until > 0 && (until - now) * 1000 < pause) pause = (long)((until - now) * 1000) + 1;
             sleep_ms(pause);

@@ -5,7 +5,8 @@
 # round its supervisor's restarts), and a stop ends that wait cleanly; a worker that waited
 # counts its start grace from the end of the load, not from Redis's start, so that it does
 # not take an older worker, still on its way back, for dead and run its job a second time.
-# cenqueue and cqctl, one-shot commands, still fail at once, saying why and what to do.
+# cenqueue and cqctl, one-shot commands, still fail at once, saying why and what to do; a
+# wait under way across the restart (cqctl wait, cenqueue --wait) waits through the load.
 . "$(dirname "$0")/lib.sh"
 
 start_redis
@@ -29,6 +30,13 @@ owid=$(wid_of "$O")
 "$BIN/cenqueue" --id g-1 gate >/dev/null
 wait_for 10 jobs_are started g-1 || { echo "FATAL: the gate job did not start"; cat "$T/o.log"; exit 1; }
 "$BIN/cenqueue" --id n-1 noop >/dev/null
+# A wait under way when Redis restarts (cqctl wait; cenqueue --wait's is the same): subscribed
+# before the restart, it waits through the load and sees n-1 end.
+"$BIN/cqctl" wait --wait-timeout 90s n-1 >"$T/wait.out" 2>"$T/wait.err" &
+WAITER=$!
+PIDS+=("$WAITER")
+subscribed() { [ "$(rcli PUBSUB NUMSUB cq:ended:n-1 | sed -n 2p)" = 1 ]; }
+wait_for 10 subscribed || { echo "FATAL: the wait did not subscribe"; cat "$T/wait.err"; exit 1; }
 
 # ---- Redis restarted with data that takes seconds to load: a snapshot of LOAD_KEYS keys of
 #      100 bytes, read back with a delay a key (a hidden config of Redis's own tests) and the
@@ -76,6 +84,7 @@ left_ms=$(( 2500 - ($(date +%s%N) - t_start) / 1000000 ))
 [ "$left_ms" -le 0 ] || sleep "$(awk -v m="$left_ms" 'BEGIN { printf "%.3f", m / 1000 }')"
 check "redis still loads 2.5 s on (else the checks below prove nothing)" loading
 check "a worker started while redis loads is still running 2.5 s later" kill -0 "$N_"
+check "a wait under way across the restart still waits" kill -0 "$WAITER" || cat "$T/wait.err"
 check_eq "... it said so once, at info, with how far the load is" 1 "$(grep -cE "$said" "$T/n.log")" ||
     cat "$T/n.log"
 check_eq "... and nothing else" 1 "$(wc -l <"$T/n.log")"
@@ -105,6 +114,11 @@ check "the older worker is back" wait_for 10 grep -q "redis is back after" "$T/o
 check "the new worker said the load is done" grep -q "INFO redis has loaded its data, after" "$T/n.log"
 check "... ran the job queued before the restart" wait_for 10 jobs_are finished n-1
 check_eq "... itself" "${nwid:-(the new worker is not registered)}" "$(jfield n-1 worker)"
+check "the wait under way across the restart ends with the job" wait_for 10 exited "$WAITER"
+wait "$WAITER"
+check_eq "... exit 0" 0 "$?"
+check_eq "... its line" "n-1 finished" "$(cat "$T/wait.out")"
+check_eq "... nothing on stderr" "" "$(cat "$T/wait.err")"
 check "... and waited a grace from the end of the load for the older one (debug)" grep -qE \
     "redis has served for [01]s since it loaded its data, and a registered worker is not connected" \
     "$T/n.log"

@@ -426,7 +426,8 @@ int cq_status_get_many(cq_client *c, const char *const *ids, size_t n, cq_status
  * (see above) or, after a timeout, not yet (read again when the time is up, so that it says
  * where the job is then, unless that read fails); or -1 with err, and no status to free, for an
  * invalid id, an error reply (e.g. an ACL user without the channels: NOPERM), or Redis
- * unreachable for 30 s in a row or when the timeout passes.
+ * unreachable for 30 s in a row or when the timeout passes (a Redis restarted that reads its
+ * data back, answering LOADING, is waited for to the timeout, however long the load).
  *
  * No polling: the client opens a second connection the first time it waits and SUBSCRIBEs
  * there to each job's channel (docs/PROTOCOL.md, "Waiting for a job"), 1,000 channels a

@@ -1632,8 +1632,15 @@ int queue_apply_read(struct rconn *r, int nreplies, unsigned char *lost, size_t 
         char why[256];
         rep = rconn_read(r);
         if (rep == NULL) {
-            err_set(err, errlen, "%s", r->errstr);
-            return -1;
+            /* The batch is applied (its reply is read): only the replicas' answer went with
+             * the connection. Failing it would send its outcomes again, to be found gone
+             * from the in-flight list and dropped, uncounted by the worker. */
+            if (warn != NULL && warn[0] == '\0')
+                err_set(warn, warnlen,
+                        "apply: the connection was lost before %d replica%s confirmed the "
+                        "write: a failover now could lose it",
+                        r->url.wait_replicas, r->url.wait_replicas == 1 ? "" : "s");
+            return 0;
         }
         if (check_wait(r, rep, "apply", why, sizeof why) != 0 && warn != NULL && warn[0] == '\0')
             str_copy(warn, warnlen, why);

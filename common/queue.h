@@ -115,9 +115,11 @@ enum {
  * canceled, counted canceled, its id out of the cancel set, nothing published again), flagged
  * QUEUE_LOST_CANCELED where it was not a cancel itself; its start mark writes nothing. In two
  * halves:
- * append the script call (no I/O; *nreplies receives 1, or 0 when n is 0), then read the
- * reply; other commands may be appended between the two. The read returns 0, or -1 with err
- * set (nothing applied, or the reply was lost: applying the batch again is safe). A status
+ * append the script call (no I/O; *nreplies receives 1, 2 with ?replicas=N's WAIT behind it,
+ * or 0 when n is 0), then read the replies; other commands may be appended between the two.
+ * The read returns 0, or -1 with err set (nothing applied, or the reply was lost: applying
+ * the batch again is safe); where the batch's reply came and the WAIT's was lost with the
+ * connection, 0 with warn saying so (applied). A status
  * hash that could not be written (a key of another type under its name) is named in warn;
  * its record still moved. Before anything moves, the destinations the batch uses (failed
  * set, scheduled set, dead list) are checked: one of another type fails the whole batch

@@ -3,7 +3,8 @@
 # reply arrives (tests/fixtures/cutproxy.py): a lost take is reconciled (the job runs, it is
 # not left in the live worker's in-flight list), and a re-sent outcome is not applied twice.
 # A take that Redis answers with an error, the connection up, leaves the outcomes applied
-# ahead of it in its round trip recorded: they are not sent again.
+# ahead of it in its round trip recorded: they are not sent again; so does a WAIT (?replicas)
+# whose reply is lost behind the apply's.
 # Also: after an outage the worker puts back records of its in-flight lists it does not hold
 # (a failover's new primary behind the old one); a retried hand-made record keeps its queue;
 # a scheduled record for a queue key of another type stays scheduled instead of vanishing.
@@ -106,6 +107,41 @@ check_eq "...its run time counted once (cq:durations:gate, flushed at the stop)"
     "$(rcli HGET cq:durations:gate count)"
 check_eq "...its outcome not sent again" 0 "$(grep -c 'outcome not recorded again' "$T/w6.log")"
 check_eq "the take's error said once" 1 "$(grep -c 'SISMEMBER cq:paused default: WRONGTYPE' "$T/w6.log")"
+check_eq "...and nothing left in flight" 0 "$(rcli LLEN "cq:inflight:$wid:default")"
+
+# ---- ?replicas=N: the apply's reply read, the WAIT's behind it lost ----
+# With ?replicas=1 each apply is followed by WAIT 1 (up to 1 s: this Redis has no replica, so
+# each takes the whole second). The worker's connection (through the proxy, for a TCP URL) is
+# killed while the WAIT behind a job's end blocks: the apply ran and its reply was read, only
+# the replicas' answer is lost. The outcome is recorded once and counted by the worker (its
+# job line), not sent again (before: the whole apply was taken for failed, its outcome sent
+# again, found gone from the in-flight list, 'outcome not recorded again', and no job line).
+start_proxy never-sent-by-a-worker
+"$BIN/cworker" -u "$PURL?replicas=1" -c 1 >"$T/w7.log" 2>&1 &
+W=$!
+PIDS+=("$W")
+wait_for 30 registered_pid "$W" || { echo "FATAL: worker did not register"; cat "$T/w7.log"; exit 1; }
+wid=$(wid_of "$W")
+before=$(rcli HGET cq:stats processed)
+waited=$("$BIN/cenqueue" sleep 1.5 2>/dev/null)
+# cut_in_wait: the job is finished in Redis and a connection blocks in WAIT (its end's: the
+# start mark's came while it was started); that connection is killed.
+cut_in_wait() {
+    local id
+    [ "$(jfield "$waited")" = finished ] || return 1
+    id=$(rcli CLIENT LIST | awk '/ cmd=wait / { sub("id=", "", $1); print $1; exit }')
+    [ -n "$id" ] && [ "$(rcli CLIENT KILL ID "$id")" = 1 ]
+}
+check "the connection is cut in the WAIT behind the job's end" wait_for 30 cut_in_wait
+check "...the worker is back" wait_for 30 grep -q 'redis is back' "$T/w7.log"
+after=$("$BIN/cenqueue" noop 2>/dev/null)
+check "...and a job enqueued then finishes" wait_for 30 jobs_are finished "$after"
+kill -TERM "$W"; wait "$W"
+check_eq "the job's outcome is not sent again" 0 "$(grep -c 'outcome not recorded again' "$T/w7.log")" ||
+    cat "$T/w7.log"
+check_eq "...its job line once" 1 "$(grep -c "sleep $waited finished in" "$T/w7.log")"
+check_eq "...recorded once (attempts)" 1 "$(jfield "$waited" attempts)"
+check_eq "...counted once (cq:stats processed)" $((${before:-0} + 2)) "$(rcli HGET cq:stats processed)"
 check_eq "...and nothing left in flight" 0 "$(rcli LLEN "cq:inflight:$wid:default")"
 
 # ---- two round trips in flight, both replies lost ----

@@ -51,17 +51,18 @@
 #include "registry.h"
 #include "util.h"
 
-#define TAKE_BATCH    256 /* most records taken in one round trip */
-#define HEARTBEAT_MS  2000
-#define RECOVER_MS    1000
-#define SCHEDULE_MS   250
-#define WATCH_TIMEOUT 1.0    /* seconds a watcher blocks before it looks around */
-#define RETRY_CAP     3600.0 /* longest retry delay, seconds */
-#define HANDOFF_MAX   600    /* hand-offs (HANDOFF_DELAY apart) before such a job fails */
-#define HANDOFF_DELAY 1.0    /* seconds before a handed-back job is due again */
-#define STOP_GRACE_MS 6000   /* how long an exiting worker waits for handlers it stopped */
-#define HOST_DELAY    1.0    /* seconds before a job the host failed is due again */
-#define BENCH_HOLD_MS 1000   /* no take this long after one that held only jobs it gives back */
+#define TAKE_BATCH      256 /* most records taken in one round trip */
+#define HEARTBEAT_MS    2000
+#define RECOVER_MS      1000
+#define SCHEDULE_MS     250
+#define WATCH_TIMEOUT   1.0    /* seconds a watcher blocks before it looks around */
+#define RETRY_CAP       3600.0 /* longest retry delay, seconds */
+#define HANDOFF_MAX     600    /* hand-offs (HANDOFF_DELAY apart) before such a job fails */
+#define HANDOFF_DELAY   1.0    /* seconds before a handed-back job is due again */
+#define STOP_GRACE_MS   6000   /* how long an exiting worker waits for handlers it stopped */
+#define HOST_DELAY      1.0    /* seconds before a job the host failed is due again */
+#define BENCH_HOLD_MS   1000   /* no take this long after one that held only jobs it gives back */
+#define REFUSED_HOLD_MS 1000   /* nor after a take Redis refused (an error reply) */
 /* A job's start is recorded once it has run this long, or with its end if that comes first:
  * most jobs of a busy queue are short, and a start mark costs Redis a script's LPOS, HSET and
  * PERSIST. started_at is the real start either way. */
@@ -2555,6 +2556,12 @@ static int dispatch(struct worker *w)
         took = trip_handle(w, cur);
         w->unread = NULL;
         if (took > 0) took_any = 1;
+        /* A take Redis refused (the paused set of another type, an ACL without one of its
+         * commands) is refused again: held off a while, the watchers too (turn), where an
+         * idle worker's watcher, its queue not empty, woke it at once, again and again
+         * (18,000 refused takes a second). The connection lost, reconnecting paces it. */
+        if (cur->take_max > 0 && cur->taken < 0 && w->ctl.ctx != NULL)
+            w->hold_until = time_mono_ms() + REFUSED_HOLD_MS;
         if (took >= 0 && cur->take_max > 0) {
             w->idle = (size_t)took < cur->take_max;
             more = !w->idle;

@@ -109,6 +109,30 @@ check_eq "...its outcome not sent again" 0 "$(grep -c 'outcome not recorded agai
 check_eq "the take's error said once" 1 "$(grep -c 'SISMEMBER cq:paused default: WRONGTYPE' "$T/w6.log")"
 check_eq "...and nothing left in flight" 0 "$(rcli LLEN "cq:inflight:$wid:default")"
 
+# ---- a take refused again and again, the worker idle: no busy loop ----
+# An idle worker's watcher blocks on its queue (BLMOVE, a rotation) and wakes the dispatcher
+# when a record comes. Its take refused (the paused set a string again), the record stays
+# queued, and the watcher woke the dispatcher again at once: about 18,000 refused takes a
+# second from one idle worker, and a fleet's would swamp Redis. A refused take holds the
+# next off for a second (worker.c, REFUSED_HOLD_MS). Counted as Redis's failed calls over
+# 2 s (INFO commandstats: a refused take is two, its EVALSHA or CQ.TAKE1 and the SISMEMBER
+# inside; 3 takes in 2 s, 4 at most with the first: 8, where the loop made 70,000).
+start_registered "$T/w8.log" -c 1
+W=$WPID
+wait_for 30 watching 1 || { echo "FATAL: the worker is not watching its queue"; cat "$T/w8.log"; exit 1; }
+rcli SET cq:paused 'not a set' >/dev/null
+rcli CONFIG RESETSTAT >/dev/null
+refused=$("$BIN/cenqueue" noop 2>/dev/null)
+sleep 2
+failed_calls=$(rcli INFO commandstats | tr -d '\r' |
+    sed -n 's/^cmdstat_.*,failed_calls=\([0-9]*\).*/\1/p' | awk '{s+=$1} END {print s+0}')
+check "an idle worker whose take is refused asks again once a second ($failed_calls failed calls in 2 s)" \
+    [ "$failed_calls" -le 12 ]
+check "...says why, once" [ "$(grep -c 'SISMEMBER cq:paused default: WRONGTYPE' "$T/w8.log")" = 1 ]
+rcli DEL cq:paused >/dev/null
+check "...and takes the job once the take works again" wait_for 30 jobs_are finished "$refused"
+kill -TERM "$W"; wait "$W"
+
 # ---- ?replicas=N: the apply's reply read, the WAIT's behind it lost ----
 # With ?replicas=1 each apply is followed by WAIT 1 (up to 1 s: this Redis has no replica, so
 # each takes the whole second). The worker's connection (through the proxy, for a TCP URL) is

@@ -147,12 +147,13 @@ int (*tls_lookup)(const char *host, const char *svc, struct addrinfo **res) = lo
  * reference, and the last to let go frees it, so that a thread left behind frees it (and its
  * answer) when getaddrinfo returns. While it runs it is listed (lookups): a connect to the same
  * name waits for it instead of starting another, so that a worker reconnecting to a name the
- * DNS server does not answer holds one thread for it, not one a try. */
+ * DNS server does not answer holds one thread for it, not one a try; and where it answers in
+ * time, that connect takes the same addresses, holding its reference while it connects. */
 struct lookup {
     pthread_mutex_t mu;
     pthread_cond_t done_cv; /* on CLOCK_MONOTONIC, as time_mono_ms */
     int refs, done, rc;
-    struct addrinfo *res; /* the answer, until its starter takes it */
+    struct addrinfo *res; /* the answer (rc 0), read by those holding a reference once done */
     char *host, svc[16];
     struct lookup *next; /* in lookups while its thread runs */
 };
@@ -205,10 +206,9 @@ static void *lookup_main(void *arg)
     return NULL;
 }
 
-/* Wait for l until the deadline (until); whether it is done. With its answer (the starter),
- * *rc and *res are its status and addresses, taken. */
-static int lookup_wait(struct lookup *l, const struct timespec *until, int *rc,
-                       struct addrinfo **res)
+/* Wait for l until the deadline (until): 1 when it is done, *rc its status (its answer, for
+ * rc 0, is l->res, which stays as it is while the caller holds its reference), else 0. */
+static int lookup_wait(struct lookup *l, const struct timespec *until, int *rc)
 {
     int done;
 
@@ -216,22 +216,18 @@ static int lookup_wait(struct lookup *l, const struct timespec *until, int *rc,
     while (!l->done)
         if (pthread_cond_timedwait(&l->done_cv, &l->mu, until) != 0) break; /* ETIMEDOUT */
     done = l->done;
-    if (rc != NULL) {
-        *rc = l->rc;
-        *res = l->res;
-        l->res = NULL;
-    }
+    *rc = l->rc;
     pthread_mutex_unlock(&l->mu);
-    lookup_unref(l);
     return done;
 }
 
-/* host's addresses by the deadline (time_mono_ms) into *res (freeaddrinfo), or -1 with err,
- * which says the connect's time-out, timeout s. An address (127.0.0.1, ::1) is read as it is,
- * without a thread; where no thread can be started, the name is looked up here, without a
- * deadline, as before there was one. */
+/* host's addresses by the deadline (time_mono_ms) into *res, or -1 with err, which says the
+ * connect's time-out, timeout s. *res is freed with freeaddrinfo where *held is NULL, else it
+ * is the answer of the lookup *held, let go with lookup_unref. An address (127.0.0.1, ::1) is
+ * read as it is, without a thread; where no thread can be started, the name is looked up
+ * here, without a deadline, as before there was one. */
 static int resolve(const char *host, const char *svc, double timeout, long long deadline,
-                   struct addrinfo **res, char *err, size_t errlen)
+                   struct addrinfo **res, struct lookup **held, char *err, size_t errlen)
 {
     struct timespec until = {(time_t)(deadline / 1000), (long)(deadline % 1000) * 1000000L};
     struct lookup *l;
@@ -241,8 +237,10 @@ static int resolve(const char *host, const char *svc, double timeout, long long 
     sigset_t all, old;
     int made, rc;
 
+    *held = NULL;
     if (addresses(host, svc, AI_NUMERICHOST, res) == 0) return 0;
-    /* One left running by an earlier connect to this name: its end first. */
+    /* One under way, started by an earlier connect to this name, or by another thread's at
+     * the same time (a worker's watchers): its answer, where it comes in time. */
     pthread_mutex_lock(&lookups_mu);
     for (l = lookups; l != NULL; l = l->next)
         if (strcmp(l->host, host) == 0 && strcmp(l->svc, svc) == 0) {
@@ -252,7 +250,18 @@ static int resolve(const char *host, const char *svc, double timeout, long long 
             break;
         }
     pthread_mutex_unlock(&lookups_mu);
-    if (l != NULL && !lookup_wait(l, &until, NULL, NULL)) goto late;
+    if (l != NULL) {
+        made = lookup_wait(l, &until, &rc);
+        if (made && rc == 0) {
+            *res = l->res;
+            *held = l;
+            return 0;
+        }
+        lookup_unref(l);
+        if (!made) goto late;
+        /* It failed (the resolver's error, or EAI_AGAIN where its thread could not start):
+         * a lookup of this connect's own, as before. */
+    }
     l = xcalloc(1, sizeof *l);
     l->refs = 2;
     l->host = xstrdup(host);
@@ -285,8 +294,14 @@ static int resolve(const char *host, const char *svc, double timeout, long long 
         lookup_unref(l); /* the thread's */
         lookup_unref(l);
         rc = tls_lookup(host, svc, res);
-    } else if (!lookup_wait(l, &until, &rc, res)) {
+    } else if (!lookup_wait(l, &until, &rc)) {
+        lookup_unref(l);
         goto late;
+    } else if (rc == 0) {
+        *res = l->res;
+        *held = l;
+    } else {
+        lookup_unref(l);
     }
     if (rc != 0) {
         err_set(err, errlen, "%s", gai_strerror(rc));
@@ -307,11 +322,12 @@ static int tcp_connect(const char *host, int port, double timeout, long long dea
                        size_t errlen)
 {
     struct addrinfo *res = NULL, *ai;
+    struct lookup *held;
     char svc[16];
     int fd = -1, saved = ETIMEDOUT;
 
     snprintf(svc, sizeof svc, "%d", port);
-    if (resolve(host, svc, timeout, deadline, &res, err, errlen) != 0) return -1;
+    if (resolve(host, svc, timeout, deadline, &res, &held, err, errlen) != 0) return -1;
     for (ai = res; ai != NULL; ai = ai->ai_next) {
         socklen_t sl = sizeof saved;
         fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
@@ -333,7 +349,10 @@ static int tcp_connect(const char *host, int port, double timeout, long long dea
         close(fd);
         fd = -1;
     }
-    freeaddrinfo(res);
+    if (held != NULL)
+        lookup_unref(held);
+    else
+        freeaddrinfo(res);
     if (fd < 0) {
         err_set(err, errlen, "%s", saved == ETIMEDOUT ? "Connection timed out" : strerror(saved));
         return -1;

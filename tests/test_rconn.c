@@ -1,4 +1,5 @@
 /* test_rconn.c - redis:// URLs as users write them, and the one-line errors they get. */
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -124,6 +125,21 @@ static int fake_lookup(const char *host, const char *svc, struct addrinfo **res)
     return rc;
 }
 
+/* A connect of test_resolve_deadline's, on a thread of its own. */
+struct shared_connect {
+    pthread_t tid;
+    int port, fd;
+    char err[256];
+};
+
+static void *connect_shared(void *arg)
+{
+    struct shared_connect *s = arg;
+
+    s->fd = tls_tcp_connect("cq-shared.test", s->port, 5.0, s->err, sizeof s->err);
+    return NULL;
+}
+
 /* A name's resolution keeps to the connect's deadline (a DNS server that does not answer
  * held getaddrinfo for its own time-outs, 10-30 s): a lookup still going then is left to its
  * thread, which frees what it holds when it returns (ASan's leak check at the exit: the
@@ -135,6 +151,7 @@ static void test_resolve_deadline(void)
     char err[256];
     int port, ls = loopback_listener(&port, 0, "resolve"), fd, i, n;
     long long t0, took;
+    struct shared_connect sc[2];
 
     tls_lookup = fake_lookup;
     fd = tls_tcp_connect("127.0.0.1", port, 1.0, err, sizeof err);
@@ -190,6 +207,32 @@ static void test_resolve_deadline(void)
     CHECK(fd >= 0);
     CHECK_EQ(__atomic_load_n(&lookups, __ATOMIC_SEQ_CST), n + 1);
     if (fd >= 0) close(fd);
+    close(ls);
+    /* Two connects to a name at once (a worker's control connection and watchers), the
+     * lookup answering within their deadline: both take its addresses, where the second,
+     * which waited for the first's lookup, then looked the name up again, its answer thrown
+     * away: with a DNS server that takes most of the time-out, past its deadline. */
+    ls = loopback_listener(&port, 0, "resolve shared");
+    __atomic_store_n(&lookup_held, 1, __ATOMIC_SEQ_CST);
+    n = __atomic_load_n(&lookups, __ATOMIC_SEQ_CST);
+    for (i = 0; i < 2; i++) {
+        sc[i].port = port;
+        sc[i].fd = -1;
+        sc[i].err[0] = '\0';
+        REQUIRE(pthread_create(&sc[i].tid, NULL, connect_shared, &sc[i]) == 0);
+        /* the first's lookup under way before the second starts */
+        for (int k = 0; k < 200 && __atomic_load_n(&lookups, __ATOMIC_SEQ_CST) == n; k++)
+            usleep(10 * 1000);
+    }
+    usleep(500 * 1000); /* the second waiting for the first's lookup */
+    __atomic_store_n(&lookup_held, 0, __ATOMIC_SEQ_CST);
+    for (i = 0; i < 2; i++) {
+        pthread_join(sc[i].tid, NULL);
+        if (sc[i].fd < 0) fprintf(stderr, "cq-shared.test: %s\n", sc[i].err);
+        CHECK(sc[i].fd >= 0);
+        if (sc[i].fd >= 0) close(sc[i].fd);
+    }
+    CHECK_EQ(__atomic_load_n(&lookups, __ATOMIC_SEQ_CST), n + 1);
     close(ls);
 }
 

@@ -1507,13 +1507,16 @@ static int trip_handle(struct worker *w, struct trip *tr)
     return ok && taken >= 0 ? taken : -1;
 }
 
-/* One round trip, sent and read. */
-static int cycle(struct worker *w, size_t take_max)
+/* One round trip, sent and read; where it fails (-1), err says why. */
+static int cycle(struct worker *w, size_t take_max, char *err, size_t errlen)
 {
     struct trip tr;
+    int rc;
 
     trip_send(w, &tr, take_max);
-    return trip_handle(w, &tr);
+    rc = trip_handle(w, &tr);
+    if (rc < 0) str_copy(err, errlen, !tr.rok ? tr.err : tr.terr);
+    return rc;
 }
 
 static void make_identity(struct worker *w)
@@ -2759,12 +2762,16 @@ static int drain(struct worker *w)
         int ended = unrecorded(w, ids, sizeof ids);
 
         if (w->ctl.ctx == NULL) rconn_connect(&w->ctl);
-        if (cycle(w, 0) < 0 && ended > 0) {
+        if (cycle(w, 0, err, sizeof err) < 0 && ended > 0) {
+            /* Why: the round trip's error, where Redis refused the outcomes (a key of another
+             * type, an ACL) with the connection up, which rconn's errstr does not hold. Up,
+             * the deregistration below puts the jobs back at once. */
             LOG(&w->lg, CQ_LOG_ERROR,
-                "could not record the outcome%s of %d ended job%s (%s): %s; %s run again once "
-                "redis is back and this worker's lease has expired",
-                ended == 1 ? "" : "s", ended, ended == 1 ? "" : "s", ids, w->ctl.errstr,
-                ended == 1 ? "it will" : "they will");
+                "could not record the outcome%s of %d ended job%s (%s): %s; %s run again%s",
+                ended == 1 ? "" : "s", ended, ended == 1 ? "" : "s", ids, err,
+                ended == 1 ? "it will" : "they will",
+                w->ctl.ctx == NULL ? " once redis is back and this worker's lease has expired"
+                                   : "");
             unclean = 1;
         }
     }
@@ -2772,7 +2779,7 @@ static int drain(struct worker *w)
     hist_flush(w);
     for (tries = 0; tries < 3; tries++) {
         /* Redis back meanwhile: record what ended before recovery puts it back to run. */
-        if (tries > 0 && w->pending != NULL && cycle(w, 0) == 0) {
+        if (tries > 0 && w->pending != NULL && cycle(w, 0, err, sizeof err) == 0) {
             log_recorded(w);
             LOG(&w->lg, CQ_LOG_INFO, "redis is back: the ended jobs' outcomes are recorded");
             unclean = 0;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test_signals.sh - the worker's stops that used to be unclean: SIGHUP (a closing terminal)
 # is a clean stop like SIGTERM, and a stop while Redis is down records what ended once Redis
-# is back within the shutdown timeout, or says truthfully which outcomes it could not record.
+# is back within the shutdown timeout, or says truthfully which outcomes it could not record,
+# and why, where Redis is up and refuses them.
 . "$(dirname "$0")/lib.sh"
 
 start_redis --appendonly yes
@@ -131,5 +132,30 @@ check_eq "once Redis is back, the job is recovered and finishes (at least once)"
     "$(jfield gone-1)"
 check_eq "... run a second time: recovered from the stopped worker" $((rec0 + 1)) \
     "$(rcli HGET cq:stats recovered)"
+
+# ---- SIGTERM while Redis is up but refuses the outcome: its line says why ----
+# The job fails (a gate that exits 3, no retry) and its outcome goes to the failed set, which
+# is a string here: Redis refuses the whole batch, the connection up. The line names that
+# refusal, where it said the connection's last error, empty here ('(refused-1): ; it will
+# run again once redis is back ...'), and says no 'once redis is back': Redis is up, and the
+# deregistration puts the job back at once.
+printf '#!/bin/sh\nwhile [ ! -e "%s/open.$CQ_JOB_ID" ]; do sleep 0.05; done\nexit 3\n' "$T" >"$T/gatefail.sh"
+chmod +x "$T/gatefail.sh"
+start_registered "$T/refused.log" -c 1 --shutdown-timeout 3s --command gatefail="$T/gatefail.sh"
+"$BIN/cenqueue" --id refused-1 --retries 0 gatefail >/dev/null
+wait_for 30 jobs_are started refused-1
+rcli SET cq:failed 'not a sorted set' >/dev/null
+kill -TERM "$WPID"
+check "refused: it says it stops with the job running" \
+    wait_for 20 says "$T/refused.log" "stopping: 1 job running" || cat "$T/refused.log"
+open_gates refused-1
+check "refused: the worker exits at its 3 s timeout" stopped_in "$WPID" 8
+check_eq "... with status 1: an outcome is not recorded" 1 "$RC"
+check_contains "... naming the job and Redis's refusal" \
+    "could not record the outcome of 1 ended job (refused-1): apply: redis $RSOCK: failed set cq:failed has another type: remove or rename it; no outcome applied; it will run again" \
+    "$(cat "$T/refused.log")"
+check_eq "... not waiting for a Redis that is up" "" "$(grep 'once redis is back' "$T/refused.log")"
+check_eq "... and the job is back in its queue" 1 "$(rcli LLEN cq:queue:default)"
+rcli DEL cq:failed cq:queue:default >/dev/null
 
 finish

@@ -139,6 +139,7 @@ static int lookup_name(const char *host, const char *svc, struct addrinfo **res)
 }
 
 int (*tls_lookup)(const char *host, const char *svc, struct addrinfo **res) = lookup_name;
+double tls_lookup_min = 10.0;
 
 /* A name's lookup, run on a thread of its own: getaddrinfo has no time-out, and a DNS server
  * that does not answer holds it for the resolver's own (resolv.conf: 5 s a try, 2 tries a
@@ -222,7 +223,7 @@ static int lookup_wait(struct lookup *l, const struct timespec *until, int *rc)
 }
 
 /* host's addresses by the deadline (time_mono_ms) into *res, or -1 with err, which says the
- * connect's time-out, timeout s. *res is freed with freeaddrinfo where *held is NULL, else it
+ * time the lookup had, timeout s. *res is freed with freeaddrinfo where *held is NULL, else it
  * is the answer of the lookup *held, let go with lookup_unref. An address (127.0.0.1, ::1) is
  * read as it is, without a thread; where no thread can be started, the name is looked up
  * here, without a deadline, as before there was one. */
@@ -316,18 +317,23 @@ late:
     return -1;
 }
 
-/* A TCP connection to host:port by the deadline (the name's resolution included), which is
- * timeout s from the caller's start; non-blocking. -1 with err. */
-static int tcp_connect(const char *host, int port, double timeout, long long deadline, char *err,
+/* A TCP connection to host:port; non-blocking. The name's lookup may take timeout s, or
+ * tls_lookup_min s where that is more; *deadline is then set timeout s from its answer, for
+ * the connect and what follows it (the handshake). -1 with err. */
+static int tcp_connect(const char *host, int port, double timeout, long long *deadline, char *err,
                        size_t errlen)
 {
     struct addrinfo *res = NULL, *ai;
     struct lookup *held;
     char svc[16];
     int fd = -1, saved = ETIMEDOUT;
+    double budget = timeout > tls_lookup_min ? timeout : tls_lookup_min;
 
     snprintf(svc, sizeof svc, "%d", port);
-    if (resolve(host, svc, timeout, deadline, &res, &held, err, errlen) != 0) return -1;
+    if (resolve(host, svc, budget, time_mono_ms() + (long long)(budget * 1000.0), &res, &held, err,
+                errlen) != 0)
+        return -1;
+    *deadline = time_mono_ms() + (long long)(timeout * 1000.0);
     for (ai = res; ai != NULL; ai = ai->ai_next) {
         socklen_t sl = sizeof saved;
         fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
@@ -340,7 +346,7 @@ static int tcp_connect(const char *host, int port, double timeout, long long dea
             saved = errno;
         } else {
             /* errno is read here, not after the wait: a signal in it left EINTR there */
-            int ready = wait_fd(fd, POLLOUT, deadline);
+            int ready = wait_fd(fd, POLLOUT, *deadline);
             if (ready == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &saved, &sl) == 0 && saved == 0)
                 break;
             if (ready == 0) saved = ETIMEDOUT;
@@ -368,8 +374,8 @@ static int tcp_connect(const char *host, int port, double timeout, long long dea
 
 int tls_tcp_connect(const char *host, int port, double timeout, char *err, size_t errlen)
 {
-    long long deadline = time_mono_ms() + (long long)(timeout * 1000.0);
-    int fd = tcp_connect(host, port, timeout, deadline, err, errlen);
+    long long deadline;
+    int fd = tcp_connect(host, port, timeout, &deadline, err, errlen);
 
     if (fd >= 0 && set_nonblocking(fd, 0) != 0) {
         err_set(err, errlen, "fcntl: %s", strerror(errno));
@@ -608,7 +614,7 @@ static void *relay_main(void *arg)
 int tls_connect(const char *host, int port, const struct tls_opts *o, double timeout,
                 struct tls_session **session, char *err, size_t errlen)
 {
-    long long deadline = time_mono_ms() + (long long)(timeout * 1000.0);
+    long long deadline;
     struct relay *r;
     struct tls_session *session_made;
     SSL_CTX *ctx;
@@ -619,7 +625,7 @@ int tls_connect(const char *host, int port, const struct tls_opts *o, double tim
 
     ctx = make_ctx(o, err, errlen);
     if (ctx == NULL) return -1;
-    net = tcp_connect(host, port, timeout, deadline, err, errlen);
+    net = tcp_connect(host, port, timeout, &deadline, err, errlen);
     if (net < 0) {
         SSL_CTX_free(ctx);
         return -1;

@@ -30,18 +30,19 @@ struct tls_opts {
  * its end of the socketpair: that waits for the relay thread to end. */
 struct tls_session;
 
-/* Connect to host:port within timeout seconds and make a verified TLS session. Returns the
- * plain end of a socketpair carrying it (close-on-exec) and *session, or -1 with err saying
- * what failed: "TLS: certificate verify failed: unable to get local issuer certificate". */
+/* Connect to host:port within timeout seconds of the name's answer (its lookup bounded as
+ * tls_tcp_connect's) and make a verified TLS session. Returns the plain end of a socketpair
+ * carrying it (close-on-exec) and *session, or -1 with err saying what failed: "TLS:
+ * certificate verify failed: unable to get local issuer certificate". */
 int tls_connect(const char *host, int port, const struct tls_opts *o, double timeout,
                 struct tls_session **session, char *err, size_t errlen);
 
-/* A plain TCP connection to host:port within timeout seconds (every address the name has, in
- * turn), the name's resolution included: a lookup still going at the deadline (a DNS server
- * that does not answer) is left to its thread, and err says "could not resolve HOST within 5 s
- * (...)"; what the lookup leaves of the time is the connect's. As redis:// takes it too: a
- * blocking socket, close-on-exec, TCP_NODELAY and SO_KEEPALIVE set, its probes as hiredis sets
- * them (15 s idle, every 5 s, 3 of them). A signal that interrupts the wait goes on waiting
+/* A plain TCP connection to host:port within timeout seconds of the name's answer (every
+ * address the name has, in turn). The lookup of a name has timeout seconds, or
+ * tls_lookup_min where that is more: one still going then (a DNS server that does not
+ * answer) is left to its thread, and err says "could not resolve HOST within 10 s (...)". As
+ * redis:// takes it too: a blocking socket, close-on-exec, TCP_NODELAY and SO_KEEPALIVE set,
+ * its probes as hiredis sets them (15 s idle, every 5 s, 3 of them). A signal that interrupts the wait goes on waiting
  * within the same deadline, where hiredis 0.14's connect fails at once ("poll(2): Interrupted
  * system call"). Returns the socket, or -1 with err as the system or the resolver says it
  * ("Connection refused", "Connection timed out", "Name or service not known"). */
@@ -52,6 +53,10 @@ int tls_tcp_connect(const char *host, int port, double timeout, char *err, size_
  * failing stand-in replaces it before any connect (test_rconn); nothing else does. */
 struct addrinfo;
 extern int (*tls_lookup)(const char *host, const char *svc, struct addrinfo **res);
+/* The seconds a name's lookup may take at the least, whatever the connect's time-out: 10,
+ * past a resolver's first try at a nameserver that does not answer (resolv.conf's default
+ * time-out, 5 s), after which it asks the next one, which answers. A test sets it shorter. */
+extern double tls_lookup_min;
 
 /* The session's failure ("TLS: tlsv13 alert certificate required"), copied into buf; 0 when
  * there is one, -1 when the session saw nothing wrong. */

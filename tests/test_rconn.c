@@ -104,9 +104,9 @@ static void test_connect_ipv6(void)
 }
 
 /* tls_lookup's stand-in: it counts the names asked, waits while lookup_held (10 s at most),
- * then answers 127.0.0.1, or EAI_NONAME for a name starting "none". lookup_ended: it has
- * returned. */
-static int lookups, lookup_held, lookup_ended;
+ * and lookup_delay_ms more, then answers 127.0.0.1, or EAI_NONAME for a name starting "none".
+ * lookup_ended: it has returned. */
+static int lookups, lookup_held, lookup_ended, lookup_delay_ms;
 
 static int fake_lookup(const char *host, const char *svc, struct addrinfo **res)
 {
@@ -116,6 +116,7 @@ static int fake_lookup(const char *host, const char *svc, struct addrinfo **res)
     __atomic_add_fetch(&lookups, 1, __ATOMIC_SEQ_CST);
     for (int i = 0; i < 1000 && __atomic_load_n(&lookup_held, __ATOMIC_SEQ_CST); i++)
         usleep(10 * 1000);
+    usleep((useconds_t)__atomic_load_n(&lookup_delay_ms, __ATOMIC_SEQ_CST) * 1000);
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_INET;
     hints.ai_socktype = SOCK_STREAM;
@@ -154,6 +155,7 @@ static void test_resolve_deadline(void)
     struct shared_connect sc[2];
 
     tls_lookup = fake_lookup;
+    tls_lookup_min = 0; /* the connect's time-out alone bounds a lookup, until the last case */
     fd = tls_tcp_connect("127.0.0.1", port, 1.0, err, sizeof err);
     CHECK(fd >= 0);
     CHECK_EQ(__atomic_load_n(&lookups, __ATOMIC_SEQ_CST), 0); /* an address: no thread */
@@ -234,6 +236,23 @@ static void test_resolve_deadline(void)
     }
     CHECK_EQ(__atomic_load_n(&lookups, __ATOMIC_SEQ_CST), n + 1);
     close(ls);
+    /* Where the connect's time-out is shorter, a lookup has tls_lookup_min (10 s; 1 s here):
+     * a name whose first nameserver does not answer (the resolver asks the next after its
+     * 5 s) connects, where it failed at the connect's 5 s; the connect has its time-out from
+     * the answer. */
+    tls_lookup_min = 1.0;
+    __atomic_store_n(&lookup_delay_ms, 600, __ATOMIC_SEQ_CST);
+    ls = loopback_listener(&port, 0, "resolve late");
+    t0 = time_mono_ms();
+    fd = tls_tcp_connect("cq-late.test", port, 0.3, err, sizeof err);
+    took = time_mono_ms() - t0;
+    if (fd < 0) fprintf(stderr, "cq-late.test: %s\n", err);
+    CHECK(fd >= 0);
+    CHECK(took >= 590);
+    if (fd >= 0) close(fd);
+    close(ls);
+    __atomic_store_n(&lookup_delay_ms, 0, __ATOMIC_SEQ_CST);
+    tls_lookup_min = 10.0;
 }
 
 /* Whether errstr is a lost connection's (rconn.lost), whose line says that the connection is

@@ -177,6 +177,26 @@ static void print_open(const struct waiting *w, cq_status **st)
     cli_stdout_push();
 }
 
+/* print_line for job i, pushed out at once: 0, or -1 where it could not all be written.
+ * mid_line says that part of the line may be on stdout, for on_interrupt to end it before
+ * the ids: none of a line shorter than stdout's buffer is, until the push (the buffer is
+ * empty at a line's start: each line is pushed), so that an interrupt there adds no empty
+ * line (a JSON-lines reader takes one for a bad line); a longer one may be, once print_line
+ * has filled the buffer. A character is 6 bytes at the most, escaped. */
+static int put_line(struct waiting *w, size_t i, const char *state, const char *key,
+                    const char *text)
+{
+    size_t len = strlen(w->jw->ids[i]) + 64 + (text != NULL ? 6 * strlen(text) : 0);
+    int rc;
+
+    w->mid_line = len >= 1024;
+    print_line(w->jw, i, state, key, text);
+    w->mid_line = 1;
+    rc = cli_stdout_push();
+    w->mid_line = 0;
+    return rc;
+}
+
 static void progress_erase(struct waiting *w)
 {
     if (w->progress_at == 0) return;
@@ -196,7 +216,6 @@ static void on_unknown(struct waiting *w, size_t i, const cq_status *st)
     const char *raw = cq_status_field(st, "status");
     char shown[STR_SHOWN_LEN];
 
-    w->unknown++;
     if (w->progress) progress_erase(w);
     if (raw != NULL)
         fprintf(stderr,
@@ -207,13 +226,13 @@ static void on_unknown(struct waiting *w, size_t i, const cq_status *st)
         w->gone++;
     else
         fprintf(stderr, "%s: " ADMIN_NO_STATUS_FMT "; not waited for\n", jw->prog, jw->ids[i]);
-    if ((jw->json || jw->own_ids) && !jw->quiet) {
-        w->mid_line = 1;
-        print_line(jw, i, cq_status_state_name(CQ_UNKNOWN), NULL, NULL);
-        if (cli_stdout_push() != 0) w->lost = 1;
-        w->mid_line = 0;
-    }
+    if ((jw->json || jw->own_ids) && !jw->quiet &&
+        put_line(w, i, cq_status_state_name(CQ_UNKNOWN), NULL, NULL) != 0)
+        w->lost = 1;
+    /* Its line out, then not waited for: an interrupt before this prints its id as one of
+     * the jobs not ended, and counts it among them ("N of TOTAL"). */
     w->done[i] = 1;
+    w->unknown++;
 }
 
 /* cq_wait_each2's callback: the job's line as it ends, then the progress. A line that could
@@ -234,14 +253,13 @@ static int on_end(size_t i, const cq_status *st, void *udata)
     w->ended++;
     if (!jw->quiet) {
         if (w->progress && isatty(STDOUT_FILENO)) progress_erase(w);
-        w->mid_line = 1;
         if (state == CQ_FINISHED)
             key = cq_status_result_is_json(st) ? "result_json" : "result";
         else
             key = "error"; /* why it failed, or was canceled */
-        print_line(jw, i, cq_status_state_name(state), key, cq_status_field(st, key));
-        if (cli_stdout_push() != 0) w->lost = 1; /* as it ends, also through a pipe */
-        w->mid_line = 0;
+        /* as it ends, also through a pipe */
+        if (put_line(w, i, cq_status_state_name(state), key, cq_status_field(st, key)) != 0)
+            w->lost = 1;
     }
     w->done[i] = 1; /* its line out: an interrupt before this prints its id again, not none */
     now = time_mono_ms();

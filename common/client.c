@@ -615,7 +615,8 @@ int cq_status_get(cq_client *c, const char *id, cq_status **out, char *err, size
 double client_wait_recheck = 30.0;
 void (*client_wait_pending_hook)(void);
 
-enum { W_DONE = 1, W_NOTIFIED = 2, W_READ = 4 }; /* W_READ: its status read once */
+/* W_READ: its status read once; W_LISTED: in w->notified, so that no job is there twice */
+enum { W_DONE = 1, W_NOTIFIED = 2, W_READ = 4, W_LISTED = 8 };
 
 /* A job's channel, to find the jobs a message is about (ids may repeat). */
 struct chan {
@@ -630,9 +631,9 @@ struct wait {
     size_t n, left;              /* left: jobs not seen ended */
     struct chan *chans;          /* sorted by name */
     const char **chan_of;        /* chan_of[i]: the channel of ids[i] */
-    unsigned char *flags;        /* W_DONE, W_NOTIFIED, W_READ */
+    unsigned char *flags;        /* W_DONE, W_NOTIFIED, W_READ, W_LISTED */
     unsigned char *said;         /* the state a message announced */
-    size_t *notified, nnotified; /* W_NOTIFIED jobs, to read */
+    size_t *notified, nnotified; /* jobs a message named, to read: n at most (W_LISTED) */
     size_t confirmed;            /* SUBSCRIBE confirmations read */
     unsigned options;            /* cq_wait_each2's flags */
     cq_seen_fn fn;
@@ -683,6 +684,10 @@ static void on_message(struct wait *w, const char *name, const char *said)
         if (w->flags[i] & (W_DONE | W_NOTIFIED)) continue;
         w->flags[i] |= W_NOTIFIED;
         w->said[i] = (unsigned char)st;
+        /* Listed once: a job read since (its flag cleared) and named again, requeued and
+         * ended again, is listed already. */
+        if (w->flags[i] & W_LISTED) continue;
+        w->flags[i] |= W_LISTED;
         w->notified[w->nnotified++] = i;
     }
 }
@@ -837,6 +842,20 @@ static int read_awaited(struct wait *w, size_t **idx, int *io)
     return k > 0 ? read_statuses(w, *idx, k, io) : 0;
 }
 
+/* Empty the list of the jobs a message named, into out (n entries) where it is not NULL:
+ * how many there were. */
+static size_t take_notified(struct wait *w, size_t *out)
+{
+    size_t j, k = w->nnotified;
+
+    for (j = 0; j < k; j++) {
+        w->flags[w->notified[j]] &= (unsigned char)~W_LISTED;
+        if (out != NULL) out[j] = w->notified[j];
+    }
+    w->nnotified = 0;
+    return k;
+}
+
 /* Subscribe to the channels of every job not seen ended, WAIT_BATCH a command, and read
  * each batch's statuses once Redis has confirmed its subscriptions. With
  * CQ_WAIT_UNKNOWN_ENDS, each read of a new connection's is a first read: a job whose hash
@@ -851,9 +870,8 @@ static int subscribe_all(struct wait *w, int *io)
 
     *io = 0;
     /* Every job awaited is read below: the ones a message named are among them (their
-     * flags still say what the message said), and the list starts again, so that messages
-     * seen over many failed subscriptions never fill more than its n entries. */
-    w->nnotified = 0;
+     * flags still say what the message said), and the list starts again. */
+    take_notified(w, NULL);
     if (w->options & CQ_WAIT_UNKNOWN_ENDS)
         for (j = 0; j < k; j++) w->flags[idx[j]] &= (unsigned char)~W_READ;
     argv[0] = "SUBSCRIBE";
@@ -973,9 +991,10 @@ static int wait_run(struct wait *w, double timeout)
             }
         }
         if (subscribed && w->nnotified > 0) {
-            k = w->nnotified;
-            w->nnotified = 0;
-            if (read_statuses(w, w->notified, k, &io) != 0) {
+            /* From a copy: a message read meanwhile (read_pending's) lists its job again. */
+            if (idx == NULL) idx = xcalloc(w->n, sizeof *idx);
+            k = take_notified(w, idx);
+            if (read_statuses(w, idx, k, &io) != 0) {
                 if (!io) break;
                 subscribed = 0; /* messages lost while it reconnects: read all again */
             }

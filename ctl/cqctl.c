@@ -872,7 +872,7 @@ static int requeue_usage(const struct ctl *c, int n)
         return cli_error(&cli, "requeue: job ids and --all-failed do not go together: give one");
     if (!c->all_failed && n == 0) return cli_error(&cli, "requeue: give job ids or --all-failed");
     if (c->queue != NULL && !c->all_failed)
-        return cli_error(&cli, "requeue: --queue goes with --all-failed");
+        return cli_error(&cli, "requeue: --queue needs --all-failed");
     if (c->queue != NULL && !keys_valid_name(c->queue)) { /* as cenqueue's --queue */
         char shown[STR_SHOWN_LEN];
         return cli_error(&cli, "--queue: '%s' is not a queue name (" KEYS_NAME_RULE ")",
@@ -1506,7 +1506,7 @@ int main(int argc, char **argv)
                          cmd->args[0] ? " " : "", cmd->args);
     if (cmd->run == run_requeue && (rc = requeue_usage(&c, n)) != 0) return rc;
     if (c.interval_given && !c.watch)
-        return cli_error(&cli, "%s: --interval goes with --watch", cmd->name);
+        return cli_error(&cli, "%s: --interval needs --watch", cmd->name);
     c.tty = isatty(STDOUT_FILENO);
     c.cols = 80;
     if (c.tty) {

@@ -373,11 +373,10 @@ static int check_args(struct config *c)
                            local_mode_name(c->mode));
     if (c->local && c->dry_run)
         return usage_error("--dry-run does not go with --mode %s", local_mode_name(c->mode));
-    if (!c->local && c->jobs) return usage_error("%s", "-j only goes with --mode");
-    if (!c->local && c->download_root)
-        return usage_error("%s", "--download-root only goes with --mode");
+    if (!c->local && c->jobs) return usage_error("%s", "-j needs --mode");
+    if (!c->local && c->download_root) return usage_error("%s", "--download-root needs --mode");
     if (!c->local && c->dl.given)
-        return usage_error("%s only goes with --mode (cworker takes it for the jobs)", c->dl.given);
+        return usage_error("%s needs --mode (cworker takes it for the jobs)", c->dl.given);
     if (c->download_root && c->download_root[0] == '\0')
         return usage_error("%s", "--download-root: must not be empty");
     if (c->dir[0] == '\0' || strlen(c->dir) > 1024)

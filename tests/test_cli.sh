@@ -105,14 +105,14 @@ cqctl_usage_error "cqctl requeue --queue, a bad name: the option named, as cenqu
     "cqctl: --queue: 'a b' is not a queue name (1-128 of A-Z a-z 0-9 _ . @ -)" requeue \
     requeue --all-failed -q 'a b'
 cqctl_usage_error "cqctl requeue --queue without --all-failed" \
-    "cqctl: requeue: --queue goes with --all-failed" requeue requeue -q x some-id
+    "cqctl: requeue: --queue needs --all-failed" requeue requeue -q x some-id
 cqctl_usage_error "cqctl requeue, ids and --all-failed" \
     "cqctl: requeue: job ids and --all-failed do not go together: give one" requeue \
     requeue --all-failed some-id
 cqctl_usage_error "cqctl workers, an operand (a command of no arguments)" \
     "cqctl: workers: too many arguments (usage: cqctl workers)" workers workers x
 cqctl_usage_error "cqctl info --interval without --watch" \
-    "cqctl: info: --interval goes with --watch" info -u redis://127.0.0.1:1 info --interval 5
+    "cqctl: info: --interval needs --watch" info -u redis://127.0.0.1:1 info --interval 5
 usage_error "cenqueue with neither a job nor --stdin" \
     "cenqueue: give either FUNC [ARG...] or --stdin" cenqueue
 usage_error "cenqueue with a job and --stdin: the job named, and why not both" \

@@ -394,7 +394,9 @@ static int run_info(struct ctl *c, char **args, int n)
     while (!stop_requested(&stopping)) {
         long long until = time_mono_ms() + (long long)(c->interval * 1000.0);
         if (!first && !c->tty && !c->json) putchar('\n');
-        info_once(c, 0, c->tty && !c->json);
+        /* A Redis not reached for the first picture (a wrong URL, none started) ends it as
+         * without --watch; one lost later is said each interval until it is back. */
+        if (info_once(c, 0, c->tty && !c->json) != 0 && first) return 1;
         if (cli_stdout_push() != 0) break; /* nobody reads it any more (main says why) */
         first = 0;
         while (!stop_requested(&stopping) && time_mono_ms() < until) sleep_ms(50);
@@ -1127,7 +1129,8 @@ static const struct command commands[] = {
      "dead counts; each worker: host, pid, queues, busy/concurrency, jobs processed and\n"
      "failed, the age of its last heartbeat and whether its lease is current. On a terminal\n"
      "each queue gets a bar, its depth against the deepest. --watch redraws in place until\n"
-     "Ctrl-C (on a non-terminal: one picture per interval).\n",
+     "Ctrl-C (on a non-terminal: one picture per interval); a Redis it cannot reach for its\n"
+     "first picture ends it (exit 1), one lost later is said each interval until it is back.\n",
      {'w', O_INTERVAL, 0},
      0,
      0,

@@ -519,6 +519,13 @@ check_eq "cenqueue, no Redis: the line" "cenqueue: $REFUSED" "$ERR"
 run cqctl -u "redis://127.0.0.1:$CLOSED" info
 check_eq "cqctl, no Redis: exit 1" 1 "$RC"
 check_eq "cqctl, no Redis: the line" "cqctl: $REFUSED" "$ERR"
+# info --watch too, where it said the line again every second until Ctrl-C (exit 0).
+timeout 5 "$BIN/cqctl" -u "redis://127.0.0.1:$CLOSED" info --watch --interval 100ms \
+    >"$T/out" 2>"$T/err"
+RC=$?
+ERR=$(<"$T/err")
+check_eq "cqctl info --watch, no Redis for its first picture: exit 1, the line once" \
+    "1 cqctl: $REFUSED" "$RC $ERR"
 CQ_REDIS_URL=redis://127.0.0.1:$CLOSED run cworker --burst
 check_eq "cworker, no Redis: exit 1" 1 "$RC"
 check_contains "cworker, no Redis: the line names \$CQ_REDIS_URL, which set it" "ERROR $REFUSED_ENV" "$ERR"

@@ -706,7 +706,8 @@ static int parse_options(struct opts *o, int *list, int argc, char **argv)
             break;
         case O_TIMEOUT:
             rc = cli_duration(&cli, optarg, &o->timeout);
-            if (rc == 0 && o->timeout <= 0) rc = cli_error(&cli, "--timeout: must be over 0");
+            if (rc == 0 && o->timeout <= 0)
+                rc = cli_error(&cli, "--timeout: '%s' is not above 0", optarg);
             break;
         case O_IN:
             if ((rc = cli_duration(&cli, optarg, &d)) == 0) o->at = time_now() + d;
@@ -731,7 +732,7 @@ static int parse_options(struct opts *o, int *list, int argc, char **argv)
         case O_WAIT_TIMEOUT:
             rc = cli_duration(&cli, optarg, &o->wait_timeout);
             if (rc == 0 && o->wait_timeout <= 0)
-                rc = cli_error(&cli, "--wait-timeout: must be over 0");
+                rc = cli_error(&cli, "--wait-timeout: '%s' is not above 0", optarg);
             wait_timeout = 1;
             break;
         default: rc = cli_error(&cli, "option '%s' is not handled", cli.opt); break;

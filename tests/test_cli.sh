@@ -120,6 +120,12 @@ usage_error "cenqueue with a job and --stdin: the job named, and why not both" \
     cenqueue --stdin noop x
 usage_error "cenqueue --in with --at (the last one used to win)" \
     "cenqueue: --in and --at do not go together: give one" cenqueue --in 10m --at 5 noop
+usage_error "cenqueue --wait-timeout 0: the value, in cqctl wait's words" \
+    "cenqueue: --wait-timeout: '0s' is not above 0" cenqueue --wait --wait-timeout 0s noop
+cqctl_usage_error "... which are these" "cqctl: --wait-timeout: '0s' is not above 0" wait \
+    wait --wait-timeout 0s some-id
+usage_error "cenqueue --timeout 0: the value" "cenqueue: --timeout: '0' is not above 0" \
+    cenqueue --timeout 0 noop
 for c in info workers jobs job wait requeue cancel delete empty pause resume forget metrics serve; do
     run cqctl "$c" --help
     check_eq "cqctl $c --help: exit 0" 0 "$RC"

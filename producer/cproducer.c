@@ -190,8 +190,8 @@ static const struct cli_option options[] = {
     {"download-root", O_ROOT, "ROOT",
      "write to ROOT/DIR instead of ./DIR (made with its parents if\n"
      "missing), as cworker --download-root.\n"
-     "(-u, -q, --prefix, --wait, --wait-timeout and --dry-run do\n"
-     "not go with --mode.)"},
+     "(-u, -q, --prefix, --tls-ca, --tls-cert, --tls-key, --wait,\n"
+     "--wait-timeout and --dry-run do not go with --mode.)"},
     {NULL, 0, NULL, "Other:"},
     {"verbose", 'v', NULL,
      "log rate-limit credits and counts to stderr; twice: also every\n"
@@ -332,6 +332,9 @@ static int parse_loop(int argc, char **argv, struct config *c)
             break;
         case O_WAIT_TIMEOUT:
             if (cli_duration(&cli, optarg, &c->wait_timeout) != 0) return EXIT_USAGE;
+            /* As cenqueue's and cqctl's: no limit is the option left out. */
+            if (c->wait_timeout <= 0)
+                return usage_error("--wait-timeout: '%s' is not above 0", optarg);
             c->wait_timeout_given = 1;
             note_redis_opt(c, "--wait-timeout");
             break;
@@ -365,7 +368,8 @@ static int parse_loop(int argc, char **argv, struct config *c)
  * when all is well, or an exit status. */
 static int check_args(struct config *c)
 {
-    if (c->dry_run && c->wait) return usage_error("%s", "--dry-run and --wait exclude each other");
+    if (c->dry_run && c->wait)
+        return usage_error("%s", "--dry-run and --wait do not go together: give one");
     if (c->wait_timeout_given && !c->wait && !c->local)
         return usage_error("%s", "--wait-timeout needs --wait");
     if (c->local && c->redis_opt)

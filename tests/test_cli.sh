@@ -126,6 +126,10 @@ cqctl_usage_error "... which are these" "cqctl: --wait-timeout: '0s' is not abov
     wait --wait-timeout 0s some-id
 usage_error "cenqueue --timeout 0: the value" "cenqueue: --timeout: '0' is not above 0" \
     cenqueue --timeout 0 noop
+usage_error "cproducer --wait-timeout 0: refused as cenqueue's, where it meant no limit" \
+    "cproducer: --wait-timeout: '0' is not above 0" cproducer --wait --wait-timeout 0
+usage_error "cproducer --dry-run --wait: the words of the others" \
+    "cproducer: --dry-run and --wait do not go together: give one" cproducer --dry-run --wait
 for c in info workers jobs job wait requeue cancel delete empty pause resume forget metrics serve; do
     run cqctl "$c" --help
     check_eq "cqctl $c --help: exit 0" 0 "$RC"

@@ -613,7 +613,15 @@ int command_resolve(const char *name, char *path, size_t pathlen, char *err, siz
         if (colon == NULL) break;
         p = colon + 1;
     }
-    err_set(err, errlen, "command %s: not found in PATH", shown);
+    /* The likely slip: a script in the working directory, named as a shell would not find
+     * it either. */
+    if (access(name, F_OK) == 0)
+        err_set(err, errlen,
+                "command %s: not found in PATH (one in the working directory is named by its "
+                "path: ./%s)",
+                shown, shown);
+    else
+        err_set(err, errlen, "command %s: not found in PATH", shown);
     return -1;
 }
 

@@ -295,6 +295,21 @@ static void test_resolve(void)
     CHECK_EQ(command_resolve("cq-no-such-program", path, sizeof path, err, sizeof err), -1);
     CHECK_STREQ(err, "command cq-no-such-program: not found in PATH");
     CHECK_STREQ(path, "");
+    {
+        /* One in the working directory, named without ./: the way to it is said. */
+        char dir[] = "/tmp/cq-cmd-here.XXXXXX", back[PATH_MAX];
+        CHECK(getcwd(back, sizeof back) != NULL);
+        CHECK(mkdtemp(dir) != NULL);
+        CHECK_EQ(chdir(dir), 0);
+        fclose(fopen("cq-here.sh", "w"));
+        CHECK_EQ(command_resolve("cq-here.sh", path, sizeof path, err, sizeof err), -1);
+        CHECK_STREQ(err,
+                    "command cq-here.sh: not found in PATH (one in the working directory is "
+                    "named by its path: ./cq-here.sh)");
+        unlink("cq-here.sh");
+        CHECK_EQ(chdir(back), 0);
+        rmdir(dir);
+    }
     CHECK_EQ(command_resolve("/no/such/prog", path, sizeof path, err, sizeof err), -1);
     CHECK_STREQ(err, "command /no/such/prog: No such file or directory");
     CHECK_EQ(command_resolve("/tmp", path, sizeof path, err, sizeof err), -1);

@@ -114,6 +114,7 @@ struct command {
     int min, max;
     int (*run)(struct ctl *c, char **args, int n);
     int lazy; /* it connects to Redis by itself, and runs while Redis is down */
+    int ids;  /* its arguments are job ids ('-' too: stdin's), checked before Redis is asked */
 };
 
 static stop_flag stopping;
@@ -634,7 +635,6 @@ static int run_job(struct ctl *c, char **args, int n)
     char err[512], *jargs;
 
     (void)n;
-    if (check_name("job id", args[0]) != 0) return 2;
     if (admin_job_read(&c->a, args[0], &j, err, sizeof err) != 0) {
         if (c->json) { /* one document, as every --json prints: the dashboard's /api/job too */
             cJSON *o = render_object();
@@ -698,8 +698,7 @@ static int wait_ids(char **args, int nargs, char ***ids, size_t *n)
     *ids = NULL;
     *n = 0;
     for (i = 0; i < nargs; i++) {
-        if (strcmp(args[i], "-") != 0) {
-            if (check_name("job id", args[i]) != 0) return 2;
+        if (strcmp(args[i], "-") != 0) { /* checked by main */
             if (*n == cap) *ids = xrealloc(*ids, (cap = cap ? 2 * cap : 64) * sizeof **ids);
             (*ids)[(*n)++] = xstrdup(args[i]);
             continue;
@@ -849,16 +848,6 @@ static int report_end(struct report *r)
     return r->refused > 0 ? 1 : 0;
 }
 
-/* A job id given on the command line; 0 when it is usable. */
-static int check_ids(char **ids, int n)
-{
-    int i;
-
-    for (i = 0; i < n; i++)
-        if (check_name("job id", ids[i]) != 0) return 2;
-    return 0;
-}
-
 static void requeued_one(void *ctx, const char *id, const char *queue, const char *err)
 {
     char line[512];
@@ -889,7 +878,6 @@ static int run_requeue(struct ctl *c, char **args, int n)
     char err[512];
     int i;
 
-    if (check_ids(args, n) != 0) return 2;
     report_init(&r, c);
     if (c->all_failed) {
         long done, refused, dropped;
@@ -927,7 +915,6 @@ static int run_cancel(struct ctl *c, char **args, int n)
     struct report r;
     int i;
 
-    if (check_ids(args, n) != 0) return 2;
     report_init(&r, c);
     for (i = 0; i < n; i++) {
         struct admin_cancel out;
@@ -961,7 +948,6 @@ static int run_delete(struct ctl *c, char **args, int n)
     struct report r;
     int i;
 
-    if (check_ids(args, n) != 0) return 2;
     report_init(&r, c);
     for (i = 0; i < n; i++) {
         char was[32], err[512], line[512];
@@ -1135,6 +1121,7 @@ static const struct command commands[] = {
      0,
      0,
      run_info,
+     0,
      0},
     {"workers",
      "",
@@ -1146,6 +1133,7 @@ static const struct command commands[] = {
      0,
      0,
      run_workers,
+     0,
      0},
     {"jobs",
      "QUEUE|running|scheduled|failed|dead [--limit N] [--offset N]",
@@ -1159,6 +1147,7 @@ static const struct command commands[] = {
      1,
      1,
      run_jobs,
+     0,
      0},
     {"job",
      "ID",
@@ -1170,7 +1159,8 @@ static const struct command commands[] = {
      1,
      1,
      run_job,
-     0},
+     0,
+     1},
     {"wait",
      "ID...|- [--wait-timeout D]",
      "wait until jobs end, a line as each does",
@@ -1193,6 +1183,7 @@ static const struct command commands[] = {
      1,
      -1,
      run_wait,
+     1,
      1},
     {"requeue",
      "ID... | --all-failed [--queue NAME]",
@@ -1205,7 +1196,8 @@ static const struct command commands[] = {
      0,
      -1,
      run_requeue,
-     0},
+     0,
+     1},
     {"cancel",
      "ID...",
      "cancel jobs that have not ended",
@@ -1218,7 +1210,8 @@ static const struct command commands[] = {
      1,
      -1,
      run_cancel,
-     0},
+     0,
+     1},
     {"delete",
      "ID...",
      "delete jobs' statuses (canceling those not ended)",
@@ -1230,7 +1223,8 @@ static const struct command commands[] = {
      1,
      -1,
      run_delete,
-     0},
+     0,
+     1},
     {"empty",
      "QUEUE",
      "drop every job waiting in a queue",
@@ -1240,6 +1234,7 @@ static const struct command commands[] = {
      1,
      1,
      run_empty,
+     0,
      0},
     {"pause",
      "QUEUE",
@@ -1250,6 +1245,7 @@ static const struct command commands[] = {
      1,
      1,
      run_pause,
+     0,
      0},
     {"resume",
      "QUEUE",
@@ -1259,6 +1255,7 @@ static const struct command commands[] = {
      1,
      1,
      run_resume,
+     0,
      0},
     {"forget",
      "QUEUE",
@@ -1271,6 +1268,7 @@ static const struct command commands[] = {
      1,
      1,
      run_forget,
+     0,
      0},
     {"metrics",
      "",
@@ -1282,6 +1280,7 @@ static const struct command commands[] = {
      0,
      0,
      run_metrics,
+     0,
      0},
     {"serve",
      "[--listen HOST:PORT] [--token T | --insecure] [--origin URL]",
@@ -1311,7 +1310,8 @@ static const struct command commands[] = {
      0,
      0,
      run_serve,
-     1},
+     1,
+     0},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
@@ -1519,6 +1519,9 @@ int main(int argc, char **argv)
     if (cli_check_settings(c.url, c.prefix, err, sizeof err) != 0 ||
         admin_init(&c.a, c.url, c.prefix, err, sizeof err) != 0)
         return cli_error(&cli, "%s", err);
+    /* A bad id is a usage error (2) whether Redis answers or not. */
+    for (int k = optind + 1; cmd->ids && k < argc; k++)
+        if (strcmp(argv[k], "-") != 0 && check_name("job id", argv[k]) != 0) return 2;
     if (!cmd->lazy && admin_connect(&c.a, err, sizeof err) != 0 && !c.watch) {
         fprintf(stderr, "cqctl: %s\n", err);
         return 1;

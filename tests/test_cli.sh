@@ -124,6 +124,14 @@ usage_error "cenqueue --wait-timeout 0: the value, in cqctl wait's words" \
     "cenqueue: --wait-timeout: '0s' is not above 0" cenqueue --wait --wait-timeout 0s noop
 cqctl_usage_error "... which are these" "cqctl: --wait-timeout: '0s' is not above 0" wait \
     wait --wait-timeout 0s some-id
+# A bad job id is a usage error before Redis is asked: the same with Redis down (port 1).
+for c in job wait requeue cancel delete; do
+    ok=ok-id
+    [ "$c" = job ] && ok=() # one id
+    cqctl_usage_error "cqctl $c with a bad id, Redis down: the id's error" \
+        "cqctl: job id 'a b': use 1-128 characters of A-Z a-z 0-9 _ . @ -" "$c" \
+        -u redis://127.0.0.1:1 "$c" "${ok[@]}" "a b"
+done
 usage_error "cenqueue --timeout 0: the value" "cenqueue: --timeout: '0' is not above 0" \
     cenqueue --timeout 0 noop
 usage_error "cproducer --wait-timeout 0: refused as cenqueue's, where it meant no limit" \

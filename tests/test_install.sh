@@ -104,7 +104,7 @@ check "TimeoutStopSec ($(key TimeoutStopSec)) outlasts cworker's drain (${drain:
 check_eq "the environment file: root's alone (it may hold a password)" 600 "$(stat -c %a "$ENVF")"
 check_eq "...every setting in it commented out (the defaults)" "" "$(grep -v -e '^#' -e '^$' "$ENVF")"
 vars=$(sed -n 's/^#\([A-Z_]*\)=.*/\1/p' "$ENVF" | sort | tr '\n' ' ')
-check_eq "...the URL, the prefix, plugins, the network policy and cworker's options" "CQ_ALLOW_HOSTS CQ_DENY_NETWORKS CQ_PLUGINS CQ_PREFIX CQ_REDIS_URL CQ_WORKER_OPTS " "$vars"
+check_eq "...the URL, TLS, the prefix, plugins, the network policy and cworker's options" "CQ_ALLOW_HOSTS CQ_DENY_NETWORKS CQ_PLUGINS CQ_PREFIX CQ_REDIS_URL CQ_TLS_CA CQ_TLS_CERT CQ_TLS_KEY CQ_WORKER_OPTS " "$vars"
 # each is one cworker reads (its --help names it) or the unit passes on
 # The prefix /usr (a package's, staged in DESTDIR): the configuration goes to /etc, as
 # GNUInstallDirs has it, and the unit says so.

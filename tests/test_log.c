@@ -177,6 +177,35 @@ static void test_control_bytes(void)
     CHECK_HAS(written(buf, sizeof buf), "\"msg\":\"a\\u000ab\\u001b\"}\n");
 }
 
+/* Every byte value at every place of a 20-byte message (the scan goes eight bytes at a
+ * time): a control byte is made visible wherever it is, a tab and every other byte stay. */
+static void test_control_anywhere(void)
+{
+    struct logger lg = {"test", CQ_LOG_INFO, 0, NULL};
+    static char buf[16384];
+    char msg[21], want[32];
+    int b, at, bad = 0;
+
+    for (b = 1; b < 256; b++)
+        for (at = 0; at < 20; at++) {
+            memset(msg, 'a', 20);
+            msg[20] = '\0';
+            msg[at] = (char)b;
+            LOG(&lg, CQ_LOG_INFO, "%s", msg);
+            written(buf, sizeof buf);
+            if (b == '\n')
+                snprintf(want, sizeof want, "\\n");
+            else if (b == '\r')
+                snprintf(want, sizeof want, "\\r");
+            else if ((b < 0x20 && b != '\t') || b == 0x7f)
+                snprintf(want, sizeof want, "\\x%02x", b);
+            else
+                snprintf(want, sizeof want, "%c", b);
+            if (strstr(buf, want) == NULL || count_lines(buf) != 1) bad++;
+        }
+    CHECK_EQ(bad, 0);
+}
+
 int main(void)
 {
     int p[2];
@@ -188,6 +217,7 @@ int main(void)
     test_buffered();
     test_strings_only();
     test_control_bytes();
+    test_control_anywhere();
     test_pid_after_fork();
     /* The report goes to stdout's terminal: stderr is the pipe. */
     dup2(STDOUT_FILENO, STDERR_FILENO);

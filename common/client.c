@@ -268,6 +268,8 @@ void cq_jobspec_free(cq_jobspec *s)
 int cq_jobspec_set_id(cq_jobspec *s, const char *id)
 {
     if (id == NULL || !keys_valid_name(id)) return -1;
+    /* The caller's id, checked at the enqueue, also in place of one cq_wait_prepare made. */
+    s->job->id_fresh = 0;
     return str_copy(s->job->id, sizeof s->job->id, id);
 }
 

@@ -899,6 +899,42 @@ static void test_prepared(void)
     cq_client_free(c);
 }
 
+/* An id set after cq_wait_prepare gave one (cq_jobspec_set_id) is the caller's: the enqueue
+ * checks it, and refuses one whose job is queued, where it went in unchecked as an id made
+ * here (a second record of a live job, which would run twice). */
+static long long queue_len(const char *key)
+{
+    redisReply *rep = rconn_commandf(&R, "LLEN %s", key);
+    long long v = rep != NULL && rep->type == REDIS_REPLY_INTEGER ? rep->integer : -1;
+
+    if (rep != NULL) freeReplyObject(rep);
+    return v;
+}
+
+static void test_prepared_set_id(void)
+{
+    cq_client *c = client();
+    char err[256];
+    cq_jobspec *pa = cq_jobspec_new("noop", "[]", err, sizeof err);
+    cq_jobspec *pc = cq_jobspec_new("noop", "[]", err, sizeof err);
+
+    CHECK_NOTNULL(c);
+    CHECK_NOTNULL(pa);
+    CHECK_NOTNULL(pc);
+    CHECK_EQ(cq_jobspec_set_id(pa, "setid-live"), 0);
+    CHECK_EQ(cq_jobspec_set_queue(pa, "setidq"), 0);
+    CHECK_EQ(cq_jobspec_set_queue(pc, "setidq"), 0);
+    CHECK_EQ(cq_enqueue(c, &pa, 1, CQ_NO_CHECK, err, sizeof err), 1);
+    CHECK_EQ(cq_wait_prepare(c, &pc, 1, err, sizeof err), 0);
+    CHECK_EQ(cq_jobspec_set_id(pc, "setid-live"), 0);
+    CHECK_EQ(cq_enqueue(c, &pc, 1, CQ_NO_CHECK, err, sizeof err), -1);
+    CHECK_HAS(err, "setid-live");
+    CHECK_EQ(queue_len("cq:queue:setidq"), 1); /* one record of the job, not two */
+    cq_jobspec_free(pa);
+    cq_jobspec_free(pc);
+    cq_client_free(c);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -924,5 +960,6 @@ int main(void)
     RUN(test_pending_message_kept);
     RUN(test_subscribe_silent);
     RUN(test_prepared);
+    RUN(test_prepared_set_id);
     return check_report();
 }

@@ -1162,24 +1162,18 @@ static int prepare_reply(cq_client *c, const redisReply *rep, char *err, size_t 
     return 0;
 }
 
-int cq_wait_prepare(cq_client *c, cq_jobspec *const *jobs, size_t n, char *err, size_t errlen)
+/* SUBSCRIBE c->sub, connected, to the channels of jobs[0..n), WAIT_BATCH a command, reading
+ * up to each batch's confirmations (prepare_reply). 0, or -1 with err, *io set where the
+ * connection failed rather than Redis refused. */
+static int prepare_subscribe(cq_client *c, cq_jobspec *const *jobs, size_t n, int *io, char *err,
+                             size_t errlen)
 {
     const char *argv[WAIT_BATCH + 1];
     char *chans[WAIT_BATCH], name[KEYS_KEY_MAX];
-    struct job **v;
     size_t from, j, m;
     int rc = 0;
 
-    if (n == 0) return 0;
-    v = xcalloc(n, sizeof *v);
-    for (j = 0; j < n; j++) v[j] = jobs[j]->job;
-    job_fill_ids(v, n);
-    free(v);
-    c->sub.timeout = WAIT_IO_TIMEOUT;
-    if (c->sub.ctx == NULL && rconn_connect(&c->sub) != 0) {
-        err_set(err, errlen, "subscribing to the jobs' ends: %s", c->sub.errstr);
-        return -1;
-    }
+    *io = 0;
     argv[0] = "SUBSCRIBE";
     for (from = 0; from < n && rc == 0; from += m) {
         size_t confirmed = 0;
@@ -1189,7 +1183,10 @@ int cq_wait_prepare(cq_client *c, cq_jobspec *const *jobs, size_t n, char *err, 
             argv[j + 1] = chans[j];
         }
         rc = rconn_append(&c->sub, (int)m + 1, argv, NULL);
-        if (rc != 0) err_set(err, errlen, "subscribing to the jobs' ends: %s", c->sub.errstr);
+        if (rc != 0) {
+            err_set(err, errlen, "subscribing to the jobs' ends: %s", c->sub.errstr);
+            *io = 1;
+        }
         while (rc == 0 && confirmed < m) {
             redisReply *rep;
             int got = rconn_read_timed(&c->sub, c->sub.timeout, &rep);
@@ -1209,10 +1206,42 @@ int cq_wait_prepare(cq_client *c, cq_jobspec *const *jobs, size_t n, char *err, 
                         where, c->sub.timeout);
             } else {
                 err_set(err, errlen, "subscribing to the jobs' ends: %s", c->sub.errstr);
+                *io = 1;
             }
             rc = -1;
         }
         for (j = 0; j < m; j++) free(chans[j]);
+    }
+    return rc;
+}
+
+int cq_wait_prepare(cq_client *c, cq_jobspec *const *jobs, size_t n, char *err, size_t errlen)
+{
+    struct job **v;
+    size_t j;
+    int rc, io, held;
+
+    if (n == 0) return 0;
+    v = xcalloc(n, sizeof *v);
+    for (j = 0; j < n; j++) v[j] = jobs[j]->job;
+    job_fill_ids(v, n);
+    free(v);
+    c->sub.timeout = WAIT_IO_TIMEOUT;
+    held = c->sub.ctx != NULL; /* open since an earlier prepare: Redis may have closed it */
+    if (!held && rconn_connect(&c->sub) != 0) {
+        err_set(err, errlen, "subscribing to the jobs' ends: %s", c->sub.errstr);
+        return -1;
+    }
+    rc = prepare_subscribe(c, jobs, n, &io, err, errlen);
+    /* A connection an earlier prepare left, closed since (CLIENT KILL TYPE pubsub, its output
+     * buffer's limit, a restart): once more on a new one, where the run stopped there. The
+     * ends it carried meanwhile are lost with it: the wait reads those jobs' statuses. */
+    if (rc != 0 && io && held) {
+        rconn_close(&c->sub);
+        if (rconn_connect(&c->sub) != 0)
+            err_set(err, errlen, "subscribing to the jobs' ends: %s", c->sub.errstr);
+        else
+            rc = prepare_subscribe(c, jobs, n, &io, err, errlen);
     }
     /* Half subscribed, or with replies still to come: a wait starts on a new connection. */
     if (rc != 0) rconn_close(&c->sub);

@@ -935,6 +935,36 @@ static void test_prepared_set_id(void)
     cq_client_free(c);
 }
 
+/* A prepare on the waiting connection an earlier one left, closed by Redis since (CLIENT KILL
+ * TYPE pubsub; its output buffer's limit, a restart): subscribed on a new one, where it
+ * failed ('Broken pipe') and cenqueue --stdin --wait stopped there, the rest of its input
+ * not enqueued. Its job's end is heard. */
+static void test_prepared_killed(void)
+{
+    cq_client *c = client();
+    char err[256];
+    cq_jobspec *pa = cq_jobspec_new("noop", "[]", err, sizeof err);
+    cq_jobspec *pb = cq_jobspec_new("noop", "[]", err, sizeof err);
+    const char *id;
+    cq_status *out = NULL;
+
+    CHECK_NOTNULL(c);
+    CHECK_NOTNULL(pa);
+    CHECK_NOTNULL(pb);
+    CHECK_EQ(cq_wait_prepare(c, &pa, 1, err, sizeof err), 0);
+    DO("CLIENT KILL TYPE pubsub");
+    CHECK_EQ(cq_wait_prepare(c, &pb, 1, err, sizeof err), 0);
+    id = cq_jobspec_id(pb);
+    DO("PUBLISH cq:ended:%s finished", id);
+    CHECK_EQ(cq_wait_each2(c, &id, 1, 5, CQ_WAIT_UNKNOWN_ENDS, &out, NULL, NULL, err, sizeof err),
+             0);
+    CHECK(out != NULL && cq_status_state(out) == CQ_FINISHED);
+    cq_status_free(out);
+    cq_jobspec_free(pa);
+    cq_jobspec_free(pb);
+    cq_client_free(c);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -961,5 +991,6 @@ int main(void)
     RUN(test_subscribe_silent);
     RUN(test_prepared);
     RUN(test_prepared_set_id);
+    RUN(test_prepared_killed);
     return check_report();
 }

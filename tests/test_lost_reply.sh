@@ -23,15 +23,22 @@ start_proxy() {  # start_proxy MARKER [ARG...]: sets PURL (the worker's URL thro
     PURL=redis://127.0.0.1:$(cat "$pf")
 }
 
+# registered_worker LOG ARGS...: a cworker with ARGS, its output to LOG, registered; sets W.
+registered_worker() {
+    local log=$1
+    shift
+    "$BIN/cworker" "$@" >"$log" 2>&1 &
+    W=$!
+    PIDS+=("$W")
+    wait_for 30 registered_pid "$W" || { echo "FATAL: worker did not register"; cat "$log"; exit 1; }
+}
+
 # armed_worker MARKER LOG: a cworker talking to Redis through the proxy, registered and idle
 # (its watcher blocked: the commands of its start are behind it), and the proxy armed to cut
 # the reply to the next command containing MARKER; sets W.
 armed_worker() {
     start_proxy "$1"
-    "$BIN/cworker" -u "$PURL" >"$2" 2>&1 &
-    W=$!
-    PIDS+=("$W")
-    wait_for 30 registered_pid "$W" || { echo "FATAL: worker did not register"; cat "$2"; exit 1; }
+    registered_worker "$2" -u "$PURL"
     wait_for 30 watching 1
     touch "$T/arm"
 }
@@ -141,10 +148,7 @@ kill -TERM "$W"; wait "$W"
 # job line), not sent again (before: the whole apply was taken for failed, its outcome sent
 # again, found gone from the in-flight list, 'outcome not recorded again', and no job line).
 start_proxy never-sent-by-a-worker
-"$BIN/cworker" -u "$PURL?replicas=1" -c 1 >"$T/w7.log" 2>&1 &
-W=$!
-PIDS+=("$W")
-wait_for 30 registered_pid "$W" || { echo "FATAL: worker did not register"; cat "$T/w7.log"; exit 1; }
+registered_worker "$T/w7.log" -u "$PURL?replicas=1" -c 1
 wid=$(wid_of "$W")
 before=$(rcli HGET cq:stats processed)
 waited=$("$BIN/cenqueue" sleep 1.5 2>/dev/null)
@@ -203,10 +207,7 @@ check "...and sent round trips before reading the one ahead" grep -q 'round trip
 # move the record: the worker itself puts back what its in-flight lists hold and it does not,
 # on every new connection. Here the record is put there by hand, and the outage is a CLIENT
 # KILL of the worker's connections, while a job of its own runs across it (it must run once).
-"$BIN/cworker" >"$T/w5.log" 2>&1 &
-W=$!
-PIDS+=("$W")
-wait_for 30 registered_pid "$W" || { echo "FATAL: worker did not register"; cat "$T/w5.log"; exit 1; }
+registered_worker "$T/w5.log"
 wid=$(wid_of "$W")
 before=$(rcli HGET cq:stats processed)
 held=$("$BIN/cenqueue" sleep 2 2>/dev/null)

@@ -586,6 +586,13 @@ static int ids_read(struct rconn *r, struct id_check *ic, int rc, char *err, siz
     return rc;
 }
 
+/* Whether j's id is made here, by the enqueue or by cq_wait_prepare before it (job.h's
+ * id_fresh): a UUID no job in Redis has, so none of a caller's id's checks. */
+static int id_made_here(const struct job *j)
+{
+    return j->id[0] == '\0' || j->id_fresh;
+}
+
 int queue_check_ids(struct rconn *r, const struct keys *k, struct job *const *jobs, size_t n,
                     char *err, size_t errlen)
 {
@@ -594,7 +601,7 @@ int queue_check_ids(struct rconn *r, const struct keys *k, struct job *const *jo
     size_t i;
     int rc;
 
-    for (i = 0; i < n; i++) fresh[i] = jobs[i]->id[0] == '\0' || jobs[i]->id_fresh;
+    for (i = 0; i < n; i++) fresh[i] = id_made_here(jobs[i]);
     rc = ids_send(r, k, jobs, fresh, n, &ic, err, errlen);
     rc = ids_read(r, &ic, rc, err, errlen);
     free(ic.failed);
@@ -962,8 +969,7 @@ int queue_enqueue(struct rconn *r, const struct keys *k, struct job *const *jobs
     int rc, cand, module;
 
     for (i = 0; i < n; i++) {
-        /* Made here, by this call or by cq_wait_prepare before it: no job in Redis has it. */
-        fresh[i] = jobs[i]->id[0] == '\0' || jobs[i]->id_fresh;
+        fresh[i] = id_made_here(jobs[i]);
         jobs[i]->enqueued = 0;
     }
     rc = enqueue_prepare(jobs, fresh, n, now, err, errlen);

@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <langinfo.h>
 #include <limits.h>
 #include <math.h>
@@ -11,6 +12,8 @@
 #include <string.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -243,6 +246,24 @@ int cpus_usable(void)
     if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
     n = sysconf(_SC_NPROCESSORS_ONLN);
     return n < 1 ? 1 : n > 4096 ? 4096 : (int)n;
+}
+
+void fd_table_reserve(int n)
+{
+    struct rlimit rl;
+    int src, fd;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        (rlim_t)n > rl.rlim_cur)
+        n = (int)rl.rlim_cur;
+    if (n < 2) return;
+    /* Any descriptor serves as the source of the copy that makes the table grow: one of our
+     * own, since the standard ones may be closed. */
+    src = eventfd(0, EFD_CLOEXEC);
+    if (src < 0) return;
+    fd = fcntl(src, F_DUPFD_CLOEXEC, n - 1);
+    if (fd >= 0) close(fd);
+    close(src);
 }
 
 char *uint_format(char *p, unsigned long long v)

@@ -60,6 +60,13 @@ long long time_mono_us(void);
  * what one-per-CPU thread pools are sized by. */
 int cpus_usable(void);
 
+/* Grow this process's table of file descriptors to hold n of them (at most its soft
+ * RLIMIT_NOFILE), now; best effort. Linux grows the table when a descriptor beyond it is
+ * made, and in a process with threads each growth waits for an RCU grace period
+ * (milliseconds) while every thread that makes a descriptor waits with it. Called before the
+ * threads start, it makes no thread wait later. */
+void fd_table_reserve(int n);
+
 /* v with `decimals` (0 to 6) decimals, the text printf's "%.*f" writes (ties to even, "-0.000"
  * for a small negative), without printf's floating-point path, which costs thousands of
  * instructions a call; cq writes several per job. Exact for every |v| < 1e12, so a time

@@ -249,6 +249,10 @@ struct worker {
 /* ---- executors ---------------------------------------------------------------------- */
 
 #define WAKE_AFTER_US 500 /* tasks waiting this long get another executor woken */
+/* File descriptors the table is made for at the start: this many a job in flight (a download
+ * holds its directory, its file and its connection), and FDS_OWN for the worker's own. */
+#define FDS_PER_JOB 4
+#define FDS_OWN     64
 
 static void *executor_main(void *arg);
 static void start_grace(struct worker *w, long long now);
@@ -1821,6 +1825,10 @@ static int start_threads(struct worker *w, const struct rconn_url *url)
     int first = 2 * cpus < cfg->concurrency ? 2 * cpus : cfg->concurrency;
     size_t i;
 
+    /* Before the first thread: a table that grew while the executors ran would stall each
+     * of them making a descriptor then (a burst of downloads opening files and sockets
+     * stalled for milliseconds, and executors were made for the jobs waiting meanwhile). */
+    fd_table_reserve(FDS_OWN + FDS_PER_JOB * cfg->concurrency);
     w->executors = xcalloc((size_t)cfg->concurrency, sizeof *w->executors);
     while (w->executors_started < first &&
            worker_thread_create(&w->executors[w->executors_started], NULL, executor_main, w) == 0)

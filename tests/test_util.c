@@ -1,10 +1,12 @@
 /* test_util.c - util.c's fixed_format (a job's times in its status hash, a finished job's
  * duration in the worker's line) and uint_format (RESP counts, a record's numbers, a log
- * line's pid), against what printf writes. */
+ * line's pid), against what printf writes; fd_table_reserve, against the table's size in
+ * /proc/self/status. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "check.h"
 #include "util.h"
@@ -177,8 +179,53 @@ static void test_str_shown_utf8(void)
     CHECK_STREQ(buf + STR_SHOWN_MAX - 4, "\xf0\x9f\x98\x80...");
 }
 
+/* FDSize: the slots of this process's descriptor table, as the kernel tells. */
+static long fd_table_size(void)
+{
+    char line[256];
+    long n = -1;
+    FILE *f = fopen("/proc/self/status", "r");
+
+    if (f == NULL) return -1;
+    while (fgets(line, sizeof line, f) != NULL)
+        if (strncmp(line, "FDSize:", 7) == 0) n = strtol(line + 7, NULL, 10);
+    fclose(f);
+    return n;
+}
+
+/* The table grows to the number asked at once, and never past the soft limit on descriptors,
+ * which a descriptor beyond could not be made under anyway. */
+static void test_fd_table_reserve(void)
+{
+    struct rlimit rl, low;
+
+    CHECK(getrlimit(RLIMIT_NOFILE, &rl) == 0);
+    if (fd_table_size() <= 0 || rl.rlim_max < 600) {
+        fprintf(stderr,
+                "FAIL: fd_table_reserve: the test needs /proc/self/status and a hard "
+                "limit on descriptors of 600 or more (ulimit -Hn: %lu)\n",
+                (unsigned long)rl.rlim_max);
+        CHECK(0);
+        return;
+    }
+    low = rl;
+    low.rlim_cur = 600;
+    CHECK(setrlimit(RLIMIT_NOFILE, &low) == 0);
+    CHECK(fd_table_size() < 300); /* a test program's few descriptors: 64 */
+    fd_table_reserve(300);
+    CHECK(fd_table_size() >= 300);
+    CHECK(fd_table_size() < 600); /* the kernel's next power of two: 512 */
+    fd_table_reserve(100000);
+    CHECK(fd_table_size() >= 600);
+    CHECK(fd_table_size() <= 1024); /* the limit, rounded up to a power of two */
+    fd_table_reserve(1);
+    fd_table_reserve(-5); /* nothing to do: no error */
+    CHECK(setrlimit(RLIMIT_NOFILE, &rl) == 0);
+}
+
 int main(void)
 {
+    test_fd_table_reserve();
     test_str_shown();
     test_str_shown_utf8();
     test_uint_format();

@@ -427,6 +427,33 @@ else
         test "$ARENAS" -gt 0
 fi
 
+# ---- the descriptor table is made at the start, for the jobs in flight ----
+# A table that grows while threads run stalls each thread making a descriptor for an RCU grace
+# period (milliseconds): a burst of downloads did, and executors were made for the jobs that
+# waited meanwhile. cworker sizes it before its threads start: 64 + 4 a job at once.
+fdsize_of() {
+    local pid
+    "$BIN/cworker" "${WORKER_OPTS[@]}" "$@" fdq >"$T/fdsize.log" 2>&1 &
+    pid=$!
+    PIDS+=("$pid")
+    wait_for 10 watching 1 || { echo "FATAL: the worker did not go idle"; cat "$T/fdsize.log"; exit 1; }
+    FDSIZE=$(sed -n 's/^FDSize:[[:space:]]*//p' "/proc/$pid/status")
+    kill -TERM "$pid"
+    wait "$pid" 2>/dev/null
+}
+if wrapped; then
+    echo "note - descriptor table: not checked here (the checker keeps descriptors of its own)"
+else
+    fdsize_of -c 64
+    check "descriptor table: cworker -c 64 has room for 320 at the start (FDSize $FDSIZE)" \
+        test "$FDSIZE" -ge 320
+    # Under a lower limit the table stops at the limit, and the worker runs as before.
+    (ulimit -n 200 && fdsize_of -c 64 && echo "$FDSIZE" >"$T/fdsize.low")
+    FDSIZE=$(cat "$T/fdsize.low" 2>/dev/null || echo none)
+    check "descriptor table: cworker -c 64 under ulimit -n 200 runs, its table 256 at most ($FDSIZE)" \
+        test "$FDSIZE" != none -a "$FDSIZE" -le 256
+fi
+
 # ---- another prefix is another namespace ----
 id=$("$BIN/cenqueue" --prefix other: noop x)
 check_eq "prefix: record in the other queue" 1 "$(rcli LLEN other:queue:default)"

@@ -29,6 +29,12 @@ struct log_buf {
     size_t len;
     long long sec; /* the second when[] shows */
     char when[32]; /* its "YYYY-MM-DDTHH:MM:SS" */
+    /* The rest of the last line's prefix after its milliseconds, "Z <prog>[<pid>] <LEVEL> ",
+     * made again only when the level or the pid (a forked child's) changes. */
+    char tail[80];
+    size_t tail_len;
+    int tail_level;
+    long tail_pid;
 };
 
 struct logger {
@@ -42,6 +48,10 @@ struct logger {
 void log_emit(const struct logger *lg, int level, int errnum, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* Write one line made of the n strings of parts, one after another: a line without a format
+ * to read (a worker's line a job at info), otherwise as log_emit's. */
+void log_parts(const struct logger *lg, int level, const char *const *parts, size_t n);
+
 /* Write the lines gathered in lg->buf (nothing without one). */
 void log_flush(const struct logger *lg);
 
@@ -49,6 +59,16 @@ void log_flush(const struct logger *lg);
     do {                                                                                          \
         const struct logger *log_lg_ = (lg);                                                      \
         if (log_lg_ != NULL && (lvl) <= log_lg_->level) log_emit(log_lg_, (lvl), 0, __VA_ARGS__); \
+    } while (0)
+
+/* LOG_PARTS(lg, level, "a", str, "b", ...): log_parts of the strings given. */
+#define LOG_PARTS(lg, lvl, ...)                                                              \
+    do {                                                                                     \
+        const struct logger *log_lg_ = (lg);                                                 \
+        if (log_lg_ != NULL && (lvl) <= log_lg_->level) {                                    \
+            const char *const log_parts_[] = {__VA_ARGS__};                                  \
+            log_parts(log_lg_, (lvl), log_parts_, sizeof log_parts_ / sizeof log_parts_[0]); \
+        }                                                                                    \
     } while (0)
 
 #define LOG_ERRNO(lg, lvl, ...)                                      \

@@ -177,19 +177,20 @@ static void test_control_bytes(void)
     CHECK_HAS(written(buf, sizeof buf), "\"msg\":\"a\\u000ab\\u001b\"}\n");
 }
 
-/* Every byte value at every place of a 20-byte message (the scan goes eight bytes at a
- * time): a control byte is made visible wherever it is, a tab and every other byte stay. */
+/* Every byte value at every place of a 43-byte message (the scan goes sixteen bytes at a
+ * time, then eight, then one): a control byte is made visible wherever it is, a tab and every
+ * other byte stay. */
 static void test_control_anywhere(void)
 {
     struct logger lg = {"test", CQ_LOG_INFO, 0, NULL};
     static char buf[16384];
-    char msg[21], want[32];
+    char msg[44], want[32];
     int b, at, bad = 0;
 
     for (b = 1; b < 256; b++)
-        for (at = 0; at < 20; at++) {
-            memset(msg, 'a', 20);
-            msg[20] = '\0';
+        for (at = 0; at < 43; at++) {
+            memset(msg, 'a', 43);
+            msg[43] = '\0';
             msg[at] = (char)b;
             LOG(&lg, CQ_LOG_INFO, "%s", msg);
             written(buf, sizeof buf);
@@ -206,6 +207,47 @@ static void test_control_anywhere(void)
     CHECK_EQ(bad, 0);
 }
 
+/* A line from parts (LOG_PARTS, the worker's line a job): the strings one after another, a
+ * NULL one as "(null)", control bytes made visible, cut at the message's limit; the prefix's
+ * level and pid right when a buffered logger's lines change level; JSON as log_emit's. */
+static void test_parts(void)
+{
+    static struct log_buf b;
+    struct logger lg = {"test", CQ_LOG_INFO, 0, &b};
+    static char buf[16384], big[2000], want[64];
+    const char *volatile none = NULL;
+    const char *msg;
+
+    LOG_PARTS(&lg, CQ_LOG_INFO, "default", ": ", "noop", " ", "id-1", " finished in ", "0.001",
+              "s");
+    LOG_PARTS(&lg, CQ_LOG_WARN, "a", none, "b\nc");
+    LOG_PARTS(&lg, CQ_LOG_INFO, "");
+    LOG_PARTS(&lg, CQ_LOG_DEBUG, "dropped");
+    log_flush(&lg);
+    written(buf, sizeof buf);
+    CHECK_EQ(count_lines(buf), 3);
+    snprintf(want, sizeof want, "Z test[%ld] INFO default: noop id-1 finished in 0.001s\n",
+             (long)getpid());
+    CHECK_HAS(buf, want);
+    snprintf(want, sizeof want, "Z test[%ld] WARN a(null)b\\nc\n", (long)getpid());
+    CHECK_HAS(buf, want);
+    snprintf(want, sizeof want, "Z test[%ld] INFO \n", (long)getpid());
+    CHECK_HAS(buf, want);
+    CHECK(strstr(buf, "dropped") == NULL);
+    memset(big, 'y', sizeof big - 1);
+    LOG_PARTS(&lg, CQ_LOG_INFO, big, "tail");
+    log_flush(&lg);
+    msg = strstr(written(buf, sizeof buf), "] INFO ");
+    REQUIRE(msg != NULL);
+    CHECK_EQ(strlen(msg + 7), 1536); /* MSG_MAX less its terminator, and the newline */
+    CHECK(strstr(msg, "tail") == NULL);
+    lg.json = 1;
+    LOG_PARTS(&lg, CQ_LOG_INFO, "a\"", "b");
+    log_flush(&lg);
+    CHECK_HAS(written(buf, sizeof buf), "\"level\":\"info\",\"program\":\"test\"");
+    CHECK_HAS(buf, "\"msg\":\"a\\\"b\"}\n");
+}
+
 int main(void)
 {
     int p[2];
@@ -218,6 +260,7 @@ int main(void)
     test_strings_only();
     test_control_bytes();
     test_control_anywhere();
+    test_parts();
     test_pid_after_fork();
     /* The report goes to stdout's terminal: stderr is the pipe. */
     dup2(STDOUT_FILENO, STDERR_FILENO);

@@ -705,10 +705,18 @@ static enum queue_outcome_kind decide(struct worker *w, struct task *t, double *
     return QUEUE_FAILED;
 }
 
-/* Seconds with three decimals (fixed_format: no printf floating point in a line a job). */
+/* A duration in seconds with three decimals: whole milliseconds, rounded, written as
+ * integers (no floating point formatting in a line a job). buf: 32 bytes. */
 static const char *secs3(char *buf, double s)
 {
-    fixed_format(buf, s, 3);
+    long long ms = s > 0 && s < 1e12 ? (long long)(s * 1000 + 0.5) : 0;
+    char *p = uint_format(buf, (unsigned long long)(ms / 1000));
+
+    *p++ = '.';
+    *p++ = (char)('0' + ms / 100 % 10);
+    *p++ = (char)('0' + ms / 10 % 10);
+    *p++ = (char)('0' + ms % 10);
+    *p = '\0';
     return buf;
 }
 
@@ -738,8 +746,10 @@ static void log_outcome(struct worker *w, const struct task *t)
             LOG(&w->jlg, CQ_LOG_WARN, "%s: job %s %s: %s", t->taken.queue, t->job->id,
                 t->kind == QUEUE_RETRY ? "handed back" : "failed", t->text);
     } else if (t->rc == 0) {
-        LOG(&w->jlg, CQ_LOG_INFO, "%s: %s %s finished in %ss%s%s", t->taken.queue, t->job->func,
-            t->job->id, secs3(took, t->ended - t->started), t->text[0] ? ": " : "", t->text);
+        /* The line a job at info: from its parts, with no format to read. */
+        LOG_PARTS(&w->jlg, CQ_LOG_INFO, t->taken.queue, ": ", t->job->func, " ", t->job->id,
+                  " finished in ", secs3(took, t->ended - t->started), "s", t->text[0] ? ": " : "",
+                  t->text);
     } else {
         LOG(&w->jlg, CQ_LOG_WARN, "%s: %s %s %s (attempt %d): %s", t->taken.queue, t->job->func,
             t->job->id, t->kind == QUEUE_RETRY ? "will retry" : "failed", t->job->attempts,

@@ -253,6 +253,8 @@ void fd_table_reserve(int n)
     struct rlimit rl;
     int src, fd;
 
+    /* Before the limit's test, where a negative n would be a huge rlim_t: the whole limit. */
+    if (n < 2) return;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
         (rlim_t)n > rl.rlim_cur)
         n = (int)rl.rlim_cur;

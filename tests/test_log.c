@@ -96,10 +96,11 @@ static void test_buffered(void)
 }
 
 /* The pid in a line is the writer's: a forked child's lines carry the child's, though the
- * parent's was kept before the fork. */
+ * parent's was kept before the fork (and, with a buffer, in its prefix's tail). */
 static void test_pid_after_fork(void)
 {
-    struct logger lg = {"test", CQ_LOG_INFO, 0, NULL};
+    static struct log_buf b;
+    struct logger lg = {"test", CQ_LOG_INFO, 0, NULL}, blg = {"test", CQ_LOG_INFO, 0, &b};
     char buf[8192], want[64];
     pid_t child;
     int status = -1;
@@ -107,15 +108,23 @@ static void test_pid_after_fork(void)
     LOG(&lg, CQ_LOG_INFO, "parent");
     snprintf(want, sizeof want, " test[%ld] INFO parent\n", (long)getpid());
     CHECK_HAS(written(buf, sizeof buf), want);
+    /* A buffered logger's prefix tail, kept with the parent's pid in it. */
+    LOG(&blg, CQ_LOG_INFO, "buffered");
+    log_flush(&blg);
+    written(buf, sizeof buf);
     child = fork();
     if (child == 0) {
         LOG(&lg, CQ_LOG_INFO, "child");
+        LOG(&blg, CQ_LOG_INFO, "child buffered");
+        log_flush(&blg);
         _exit(0);
     }
     CHECK(child > 0);
     CHECK(waitpid(child, &status, 0) == child && WIFEXITED(status));
     snprintf(want, sizeof want, " test[%ld] INFO child\n", (long)child);
     CHECK_HAS(written(buf, sizeof buf), want);
+    snprintf(want, sizeof want, " test[%ld] INFO child buffered\n", (long)child);
+    CHECK_HAS(buf, want);
     LOG(&lg, CQ_LOG_INFO, "parent again");
     snprintf(want, sizeof want, " test[%ld] INFO parent again\n", (long)getpid());
     CHECK_HAS(written(buf, sizeof buf), want);

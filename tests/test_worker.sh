@@ -316,6 +316,23 @@ PY
 }
 check "job lines: one a job, all before the worker exits" job_lines "$T/lines.log" 300 ||
     job_lines "$T/lines.log" 300
+# A job's duration in its line: seconds with three decimals, whole milliseconds (a noop's
+# "0.000" or so, a sleep's the time it slept).
+durations() {
+    "$PY" - "$1" "$2" "$3" <<'PY'
+import re, sys
+durs = re.findall(r" finished in (\S*?)s(?:: |$)", open(sys.argv[1], errors="replace").read(), re.M)
+good = [d for d in durs if re.fullmatch(r"\d+\.\d{3}", d)]
+slept = [d for d in good if float(sys.argv[3]) <= float(d) < 10]
+print(f"{len(durs)} durations, {len(good)} with three decimals, slept {slept}")
+sys.exit(0 if len(durs) == len(good) == int(sys.argv[2]) and len(slept) == 1 else 1)
+PY
+}
+"$BIN/cenqueue" sleep 0.25 >/dev/null
+cat "$T/lines.log" >"$T/durations.log"
+"$BIN/cworker" --burst >>"$T/durations.log" 2>&1
+check "job lines: a duration as seconds with three decimals, a sleep's at least 0.250" \
+    durations "$T/durations.log" 301 0.25 || durations "$T/durations.log" 301 0.25
 # A summary line counts only jobs whose lines came before it.
 seq 1 20000 | sed 's/^/noop /' | "$BIN/cenqueue" --stdin --quiet >/dev/null
 "$BIN/cworker" --burst -c 16 --summary-interval 50ms >"$T/summary.log" 2>&1

@@ -229,10 +229,12 @@ static size_t put_prefix(const struct logger *lg, char *line, const struct timev
     *p++ = (char)('0' + ms / 10 % 10);
     *p++ = (char)('0' + ms % 10);
     if (b == NULL) return (size_t)(p - line) + put_tail(p, lg->prog, pid, level_names[level]);
-    if (b->tail_len == 0 || b->tail_level != level || b->tail_pid != pid) {
+    if (b->tail_len == 0 || b->tail_level != level || b->tail_pid != pid ||
+        b->tail_prog != lg->prog) {
         b->tail_len = put_tail(b->tail, lg->prog, pid, level_names[level]);
         b->tail_level = level;
         b->tail_pid = pid;
+        b->tail_prog = lg->prog;
     }
     memcpy(p, b->tail, b->tail_len);
     return (size_t)(p - line) + b->tail_len;

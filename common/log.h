@@ -30,11 +30,13 @@ struct log_buf {
     long long sec; /* the second when[] shows */
     char when[32]; /* its "YYYY-MM-DDTHH:MM:SS" */
     /* The rest of the last line's prefix after its milliseconds, "Z <prog>[<pid>] <LEVEL> ",
-     * made again only when the level or the pid (a forked child's) changes. */
+     * made again only when the level, the pid (a forked child's) or the logger's prog
+     * changes. */
     char tail[80];
     size_t tail_len;
     int tail_level;
     long tail_pid;
+    const char *tail_prog;
 };
 
 struct logger {

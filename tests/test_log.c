@@ -243,6 +243,13 @@ static void test_parts(void)
     snprintf(want, sizeof want, "Z test[%ld] INFO \n", (long)getpid());
     CHECK_HAS(buf, want);
     CHECK(strstr(buf, "dropped") == NULL);
+    /* another prog on the same buffer (a logger copied and renamed): its own name */
+    lg.prog = "other";
+    LOG_PARTS(&lg, CQ_LOG_INFO, "renamed");
+    log_flush(&lg);
+    snprintf(want, sizeof want, "Z other[%ld] INFO renamed\n", (long)getpid());
+    CHECK_HAS(written(buf, sizeof buf), want);
+    lg.prog = "test";
     memset(big, 'y', sizeof big - 1);
     LOG_PARTS(&lg, CQ_LOG_INFO, big, "tail");
     log_flush(&lg);

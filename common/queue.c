@@ -1853,9 +1853,38 @@ io:
  * of the in-flight list to the right of the queue puts the oldest back at the very head.
  * Each job moved is queued again, unless a cancel ended it while the dead worker held it: a
  * canceled status stays (its id waits in the cancel set, and the worker that takes the record
- * drops it), where queued over it undid what cqctl had said and published. */
+ * drops it), where queued over it undid what cqctl had said and published.
+ * A dead worker's record (not one a worker puts back itself, only_wid) goes back counted: its
+ * "recovered" member one higher, or ",\"recovered\":1" before its closing brace, so that the
+ * worker that takes it learns how often it came back with no extra command, and fails it past
+ * its max-recoveries (worker.c: refuse_recovered). Written into the string as it is, not
+ * through cjson.encode, which would reorder the members and round numbers (enqueued_at): the
+ * last member so named whose value reads as the one decoded (cq's records have it after
+ * args, so an object among the args cannot take its place). A record that decodes with no
+ * valid id, or a "recovered" no worker reads (which fails it as malformed), moves as it is. */
 static const char recover_lua[] = LUA_LISTABLE
     "local total, bad = 0, {}\n"
+    "local function counted(rec, j)\n"
+    "  local r, want = j.recovered, nil\n"
+    "  if r == nil then\n"
+    "    local p = rec:match('^.*()}')\n"
+    "    if not p then return nil end\n"
+    "    return rec:sub(1, p - 1) .. ',\"recovered\":1' .. rec:sub(p)\n"
+    "  end\n"
+    "  if r == cjson.null then want, r = 'null', 0\n"
+    "  elseif type(r) ~= 'number' or r < 0 or r >= 1000000 or r ~= math.floor(r) then\n"
+    "    return nil\n"
+    "  end\n"
+    "  local at, stop, i = nil, nil, 1\n"
+    "  while true do\n"
+    "    local s, e, v = rec:find('\"recovered\"%s*:%s*([%w%.%+%-]+)', i)\n"
+    "    if not s then break end\n"
+    "    if v == want or (not want and tonumber(v) == r) then at, stop = e - #v + 1, e end\n"
+    "    i = e + 1\n"
+    "  end\n"
+    "  if not at then return nil end\n"
+    "  return rec:sub(1, at - 1) .. string.format('%d', r + 1) .. rec:sub(stop + 1)\n"
+    "end\n"
     "local function recover(wid, count)\n"
     "  local wkey = string.format(ARGV[2], wid)\n"
     "  local qs = redis.call('HGET', wkey, 'queues') or ''\n"
@@ -1878,7 +1907,14 @@ static const char recover_lua[] = LUA_LISTABLE
     "          redis.pcall('HSET', jk, 'status', 'queued')\n"
     "          redis.pcall('HDEL', jk, 'started_at', 'worker')\n"
     "        end\n"
-    "        if count then redis.call('HINCRBY', jk, 'recovered', 1) end\n"
+    "        if count then\n"
+    "          redis.call('HINCRBY', jk, 'recovered', 1)\n"
+    "          local c = counted(rec, j)\n"
+    "          if c then\n"
+    "            redis.call('RPOP', dst)\n"
+    "            redis.call('RPUSH', dst, c)\n"
+    "          end\n"
+    "        end\n"
     "      end\n"
     "      if count then redis.call('HINCRBY', ARGV[7], 'recovered', 1) end\n"
     "    end\n"

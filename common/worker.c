@@ -1112,14 +1112,16 @@ static struct task *make_task(struct worker *w, const struct taken *tk)
 
 /* A job this worker holds came again in a take: another worker recovered it while this one
  * was out of touch past its lease (frozen, starved, cut off), and this one took back the
- * record that went to its queue. That record, byte for byte the old one, is now the new
- * take's in the in-flight list, so the old run's outcome would be applied to it: a run that
+ * record that went to its queue. Were that record byte for byte the old one, the old run's
+ * outcome would be applied to it (the recovery writes its count into the record, so it
+ * seldom is; recover_lua leaves alone only a record it cannot count in): a run that
  * began before the recovery would be recorded as the job's end while a later run goes on,
  * whose own outcome would then find no record. So the old task is superseded: its start and
  * end are never sent (its run goes on, as on any worker whose job was recovered), and the job's
  * end is the new run's. Where the old task's end is on its way already, in a round trip sent
- * after this take (earlier ones were read before it), that end will take the record: the
- * new task is not run (returns 1), and the job's end is the old run's. Only tasks of earlier
+ * after this take (earlier ones were read before it), that end will take the record if it
+ * is the same bytes: the new task is not run (returns 1), and the job's end is the old run's
+ * (else that end is dropped as lost, and the new run goes on). Only tasks of earlier
  * takes (seq before first) count: a take that brought one record twice (a queue holding a
  * duplicate) runs both, as before. */
 static int held_supersede(struct worker *w, struct task *n, unsigned long long first)
@@ -1133,7 +1135,12 @@ static int held_supersede(struct worker *w, struct task *n, unsigned long long f
             strcmp(t->job->id, n->job->id) != 0)
             continue;
         if (t->ending) {
-            ending = 1;
+            /* That end finds the record only if it is byte for byte the one taken now; a
+             * recovery that counted itself in the record (recover_lua) changed it, and the
+             * old end will be dropped as lost: then the new run is the job's. */
+            if (t->taken.len == n->taken.len &&
+                memcmp(t->taken.record, n->taken.record, n->taken.len) == 0)
+                ending = 1;
             continue;
         }
         t->superseded = 1;

@@ -2930,6 +2930,64 @@ static void test_recover_dead_worker(void)
         CHECK_EQ(queue_recover(&R, &K, NULL, warn, sizeof warn, err, sizeof err), 0);
 }
 
+/* A dead worker's records go back with their recovery counted in them, as strings: the
+ * rest of each record byte for byte (its members' order, enqueued_at's digits), the
+ * top-level "recovered" and not one among the args; a record whose count no worker would
+ * read, or with no id, moves as it was. A worker's own hand-back (only_wid) counts nothing. */
+static void test_recover_counts_in_record(void)
+{
+    static const char *const recs[][2] = {
+        {"{\"id\":\"ca\",\"func\":\"noop\",\"args\":[],\"enqueued_at\":1767225600.123456,"
+         "\"timeout\":0.1}",
+         "{\"id\":\"ca\",\"func\":\"noop\",\"args\":[],\"enqueued_at\":1767225600.123456,"
+         "\"timeout\":0.1,\"recovered\":1}"},
+        {"{\"id\":\"cb\",\"func\":\"noop\",\"args\":[{\"recovered\":2}],\"recovered\":2,"
+         "\"handoffs\":1}",
+         "{\"id\":\"cb\",\"func\":\"noop\",\"args\":[{\"recovered\":2}],\"recovered\":3,"
+         "\"handoffs\":1}"},
+        {"{\"id\":\"cc\", \"func\":\"noop\", \"args\":[], \"recovered\" : 9 }\n",
+         "{\"id\":\"cc\", \"func\":\"noop\", \"args\":[], \"recovered\" : 10 }\n"},
+        {"{\"id\":\"cd\",\"func\":\"noop\",\"args\":[],\"recovered\":null}",
+         "{\"id\":\"cd\",\"func\":\"noop\",\"args\":[],\"recovered\":1}"},
+        {"{\"id\":\"ce\",\"func\":\"noop\",\"args\":[],\"recovered\":\"x\"}",
+         "{\"id\":\"ce\",\"func\":\"noop\",\"args\":[],\"recovered\":\"x\"}"},
+        {"{\"id\":\"cf\",\"func\":\"noop\",\"args\":[],\"recovered\":-1}",
+         "{\"id\":\"cf\",\"func\":\"noop\",\"args\":[],\"recovered\":-1}"},
+        {"{\"id\":\"bad id!\",\"func\":\"noop\",\"args\":[]}",
+         "{\"id\":\"bad id!\",\"func\":\"noop\",\"args\":[]}"},
+        {"not json}", "not json}"},
+    };
+    struct queue_worker_info w1 = {"w1", "host", 1, "q", 4, 0, T0, "noop", ""};
+    char err[256] = "";
+    size_t i, n = sizeof recs / sizeof recs[0];
+
+    REQUIRE(queue_register(&R, &K, &w1, 10, NULL, err, sizeof err) == 0);
+    for (i = 0; i < n; i++) DO("LPUSH cq:inflight:w1:q %s", recs[i][0]);
+    DO("DEL cq:worker:w1:lease");
+    CHECK_EQ(queue_recover(&R, &K, NULL, warn, sizeof warn, err, sizeof err), (int)n);
+    CHECK_EQ(LLEN("cq:queue:q"), (int)n);
+    /* The oldest (first pushed) at the head, each rewritten in place. */
+    for (i = 0; i < n; i++) CHECK_STREQ(LINDEX("cq:queue:q", -1 - (int)i), recs[i][1]);
+    CHECK_STREQ(HGET("cq:job:ca", "recovered"), "1"); /* the hash counts as before */
+
+    /* Again: counted on from the record's count. */
+    REQUIRE(queue_register(&R, &K, &w1, 10, NULL, err, sizeof err) == 0);
+    DO("DEL cq:queue:q");
+    DO("LPUSH cq:inflight:w1:q %s", recs[0][1]);
+    DO("DEL cq:worker:w1:lease");
+    CHECK_EQ(queue_recover(&R, &K, NULL, warn, sizeof warn, err, sizeof err), 1);
+    CHECK_STREQ(LINDEX("cq:queue:q", 0),
+                "{\"id\":\"ca\",\"func\":\"noop\",\"args\":[],\"enqueued_at\":1767225600.123456,"
+                "\"timeout\":0.1,\"recovered\":2}");
+
+    /* A worker's own hand-back: the record as it was. */
+    REQUIRE(queue_register(&R, &K, &w1, 10, NULL, err, sizeof err) == 0);
+    DO("DEL cq:queue:q");
+    DO("LPUSH cq:inflight:w1:q %s", recs[0][0]);
+    CHECK_EQ(queue_recover(&R, &K, "w1", warn, sizeof warn, err, sizeof err), 1);
+    CHECK_STREQ(LINDEX("cq:queue:q", 0), recs[0][0]);
+}
+
 /* With only_wid: one live worker hands back what it holds and deregisters; not a recovery. */
 static void test_recover_only_wid(void)
 {
@@ -3233,6 +3291,7 @@ int main(void)
     RUN(test_schedule_due_limit);
     RUN(test_schedule_due_wrong_type);
     RUN(test_recover_dead_worker);
+    RUN(test_recover_counts_in_record);
     RUN(test_recover_only_wid);
     RUN(test_recover_wrong_type);
     RUN(test_recover_keeps_canceled);

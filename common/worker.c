@@ -1073,6 +1073,27 @@ static void refuse_benched(struct worker *w, struct task *t)
                              t->fn->name, (left + 999) / 1000, health_why(w->health, t->fn->index));
 }
 
+/* A job whose workers kept dying while they ran it (a poison pill: a handler that crashes
+ * the process, runs it out of memory, or gets it killed) would otherwise be recovered and run
+ * again for ever, taking a worker down each time. The recovery script counts each time in the
+ * record itself ("recovered", queue.c's recover_lua), so the worker that takes it knows without
+ * asking Redis; past max-recoveries it fails the job unrun, as any permanent failure ends. */
+static void refuse_recovered(struct worker *w, struct task *t)
+{
+    int n = t->job->recovered;
+
+    t->refused = 1;
+    t->kind = QUEUE_FAILED;
+    t->job->attempts--; /* not run: the runs started stay attempts + recovered */
+    t->text = xstrdup_printf(
+        "%s: the workers running it died %d time%s (a crash, an OOM kill or a SIGKILL while it "
+        "ran, or silent past their lease): not run again (%s: %d); cqctl requeue %s runs "
+        "it again",
+        t->job->func, n, n == 1 ? "" : "s",
+        audience_pick("--max-recoveries", "the max-recoveries setting"), w->cfg->max_recoveries,
+        t->job->id);
+}
+
 /* A task for one taken record, decoded and checked; refused (kind decided) when it cannot
  * run. Dispatcher only: no lock (refuse_unknown asks Redis). */
 static struct task *make_task(struct worker *w, const struct taken *tk)
@@ -1097,6 +1118,10 @@ static struct task *make_task(struct worker *w, const struct taken *tk)
     /* A record without a queue belongs to the one it was taken from; its retry record must
      * say so, or it would be scheduled back to "default". */
     if (t->job->queue[0] == '\0') str_copy(t->job->queue, sizeof t->job->queue, t->taken.queue);
+    if (t->job->recovered > w->cfg->max_recoveries) {
+        refuse_recovered(w, t);
+        return t;
+    }
     t->fn = registry_find(w->cfg->reg, t->job->func);
     if (t->fn == NULL) {
         refuse_unknown(w, t);
@@ -2879,6 +2904,7 @@ cq_worker *cq_worker_new(void)
 
     w->cfg.concurrency = 64;
     w->cfg.shutdown_timeout = 25.0;
+    w->cfg.max_recoveries = 3;
     w->cfg.retry_base = 1.0;
     w->cfg.ttls.result_ttl = 500;
     w->cfg.ttls.failure_ttl = 365L * 24 * 3600;
@@ -3016,6 +3042,9 @@ int cq_worker_set(cq_worker *w, const char *name, const char *value, char *err, 
         c->burst = (int)v;
     } else if (strcmp(name, "max-jobs") == 0) {
         return set_long(name, value, 0, LONG_MAX, &c->max_jobs, err, errlen);
+    } else if (strcmp(name, "max-recoveries") == 0) {
+        if (set_long(name, value, 0, 1000000, &v, err, errlen) != 0) return -1;
+        c->max_recoveries = (int)v;
     } else if (strcmp(name, "shutdown-timeout") == 0) {
         return set_duration(name, value, &c->shutdown_timeout, err, errlen);
     } else if (strcmp(name, "retry-base") == 0) {
@@ -3041,11 +3070,12 @@ int cq_worker_set(cq_worker *w, const char *name, const char *value, char *err, 
         return set_choice(name, value, formats, 2, &c->log_json, err, errlen);
     } else {
         /* The names, for a program's author who guessed one: as cq.h lists them. */
-        err_set(err, errlen,
-                "unknown setting '%s': the settings are url, prefix, root, concurrency, burst, "
-                "max-jobs, shutdown-timeout, retry-base, lease, summary-interval, result-ttl, "
-                "failure-ttl, log-level and log-format",
-                name);
+        err_set(
+            err, errlen,
+            "unknown setting '%s': the settings are url, prefix, root, concurrency, burst, "
+            "max-jobs, max-recoveries, shutdown-timeout, retry-base, lease, summary-interval, result-ttl, "
+            "failure-ttl, log-level and log-format",
+            name);
         return -1;
     }
     return 0;

@@ -18,6 +18,7 @@ struct worker_config {
     int concurrency;               /* jobs run at once (-c) */
     int burst;                     /* exit once the queues are empty and nothing runs */
     long max_jobs;                 /* exit after this many jobs; 0 = no limit */
+    int max_recoveries;            /* a job taken back from dead workers more often fails unrun */
     double shutdown_timeout;       /* seconds running jobs get to finish on SIGTERM */
     double retry_base;             /* first retry delay in seconds; doubles per attempt */
     const char *root;              /* absolute path: cq_job_root */

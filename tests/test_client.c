@@ -175,8 +175,8 @@ static void test_worker_root_and_command(void)
     CHECK_EQ(cq_worker_set(w, "download-root", "/tmp", err, sizeof err), -1);
     CHECK_STREQ(err,
                 "unknown setting 'download-root': the settings are url, prefix, root, "
-                "concurrency, burst, max-jobs, shutdown-timeout, retry-base, lease, "
-                "summary-interval, result-ttl, failure-ttl, log-level and log-format");
+                "concurrency, burst, max-jobs, max-recoveries, shutdown-timeout, retry-base, "
+                "lease, summary-interval, result-ttl, failure-ttl, log-level and log-format");
     {
         static const char *const ok[][2] = {{"url", ""},
                                             {"prefix", ""},
@@ -184,6 +184,7 @@ static void test_worker_root_and_command(void)
                                             {"concurrency", "2"},
                                             {"burst", "0"},
                                             {"max-jobs", "0"},
+                                            {"max-recoveries", "3"},
                                             {"shutdown-timeout", "5s"},
                                             {"retry-base", "1s"},
                                             {"lease", "10s"},

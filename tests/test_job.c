@@ -182,6 +182,46 @@ static int both_paths(const char *rec)
     return rf == 0;
 }
 
+/* "recovered": how often a dead worker's job came back, which the recovery script writes
+ * into the record (as its last member, or in place) and the worker's --max-recoveries reads.
+ * Absent is 0; a record recovery wrote is a plain one (the fast path takes it); a count that
+ * is not a whole number from 0 is a malformed record, on either path. */
+static void test_decode_recovered(void)
+{
+    static const char *const bad[] = {"-1", "\"2\"", "1.5", "2000000", "true", "[]"};
+    static const char written[] = "{\"id\":\"a\",\"func\":\"noop\",\"args\":[],\"enqueued_at\":"
+                                  "1767225600.123456,\"timeout\":0.1,\"recovered\":4}";
+    char err[256], rec[256];
+    struct job *j;
+    size_t i;
+    int rc;
+
+    j = decode("{\"id\":\"a\",\"func\":\"noop\",\"args\":[]}", &rc, err, sizeof err);
+    CHECK(rc == 0 && j != NULL && j->recovered == 0);
+    job_free(j);
+    j = NULL;
+    CHECK(job_decode_fast(written, strlen(written), &j) == 0);
+    CHECK(j != NULL && j->recovered == 4 && j->enqueued_at == 1767225600.123456);
+    job_free(j);
+    j = decode("{\"id\":\"a\",\"func\":\"noop\",\"args\":[], \"recovered\" : 0 }", &rc, err,
+               sizeof err);
+    CHECK(rc == 0 && j != NULL && j->recovered == 0);
+    job_free(j);
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(rec, sizeof rec, "{\"id\":\"a\",\"func\":\"noop\",\"args\":[],\"recovered\":%s}",
+                 bad[i]);
+        err[0] = '\0';
+        j = decode(rec, &rc, err, sizeof err);
+        CHECK(rc == -1);
+        CHECK_NOTNULL(j); /* its id read, so that it fails under it */
+        CHECK(strstr(err, "recovered") != NULL);
+        job_free(j);
+        j = NULL;
+        CHECK(job_decode_cjson(rec, strlen(rec), &j, err, sizeof err) == -1);
+        job_free(j);
+    }
+}
+
 /* The fast path takes what cq's encoder writes, every field present or not; anything else
  * (escapes, unknown or repeated members, null, signs, exponents, leading zeros, long numbers,
  * other whitespace, NULs) is left to cJSON, and job_decode answers as cJSON's path does
@@ -705,6 +745,7 @@ int main(void)
     test_decode_minimal();
     test_decode_every_field();
     test_decode_duplicates();
+    test_decode_recovered();
     test_decode_fast_path();
     test_encode_as_cjson();
     test_encode_exact_numbers();

@@ -33,6 +33,7 @@ static void on_signal(int sig)
 enum {
     O_PREFIX = 256,
     O_MAX_JOBS,
+    O_MAX_RECOVERIES,
     O_SHUTDOWN,
     O_ROOT,
     O_MAX_SIZE,
@@ -65,6 +66,12 @@ static const struct cli_option options[] = {
     {"max-jobs", O_MAX_JOBS, "N",
      "exit 0 after taking N jobs and finishing them (default: 0 = no\n"
      "limit)"},
+    {"max-recoveries", O_MAX_RECOVERIES, "N",
+     "fail a job unrun once it came back from dead workers more\n"
+     "than N times (each died while it ran it: a crash, an OOM\n"
+     "kill, a SIGKILL; or went silent past its lease), so that a\n"
+     "job that kills every worker that takes it ends (default: 3;\n"
+     "0 = fail it the first time it comes back)"},
     {"shutdown-timeout", O_SHUTDOWN, "D",
      "on SIGTERM, SIGINT or SIGHUP, time running jobs get to finish\n"
      "before they go back to their queues (default: 25s); a second\n"

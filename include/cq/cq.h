@@ -234,8 +234,9 @@ cq_worker *cq_worker_new(void);
 void cq_worker_free(cq_worker *w);
 
 /* Settings by name, with the values cworker's options take (cworker --help):
- *   url, prefix, concurrency, burst (0/1), max-jobs, shutdown-timeout, retry-base,
- *   result-ttl, failure-ttl, log-level (error, warn, info, debug), log-format (text, json),
+ *   url, prefix, concurrency, burst (0/1), max-jobs, max-recoveries (default 3),
+ *   shutdown-timeout, retry-base, result-ttl, failure-ttl, log-level (error, warn, info,
+ *   debug), log-format (text, json),
  *   summary-interval (a duration; 0 = no summary lines), lease (a duration, 3s to 1h),
  *   root (the directory cq_job_root names: one that exists, unlike cworker's
  *   --download-root, which is made if missing; default the working directory when

@@ -1170,7 +1170,7 @@ static const char requeue_lua[] = LUA_BAD
     "redis.call('ZREM', ARGV[2], ARGV[5])\n"
     "redis.call('HSET', ARGV[1], 'status', 'queued', 'queue', ARGV[8], 'attempts', '0')\n"
     "redis.call('HDEL', ARGV[1], 'error', 'ended_at', 'started_at', 'worker', 'retry_at',\n"
-    "           'record')\n"
+    "           'record', 'recovered')\n"
     "redis.call('PERSIST', ARGV[1])\n"
     "return {1}\n";
 /* Sent once a job, up to a page of 1,000 in one pipeline: its body once a connection, then
@@ -1178,8 +1178,10 @@ static const char requeue_lua[] = LUA_BAD
  * again (requeue_read). */
 static struct rconn_script requeue_script = RCONN_SCRIPT(requeue_lua);
 
-/* The record to requeue: the old one with attempts 0, no hand-offs, and its queue spelled
- * out (the record's, else the hash's, else "default"), which goes into queue. NULL with err
+/* The record to requeue: the old one with attempts 0, no hand-offs, no recoveries (a job
+ * failed for too many starts its count afresh, as its hash's attempts and recovered do), and
+ * its queue spelled out (the record's, else the hash's, else "default"), which goes into
+ * queue. NULL with err
  * when the old one is not a JSON object, or goes on after it (job_decode refuses that: the
  * object re-printed alone would run, and the rest, maybe another record, be dropped). */
 static char *requeue_record(const char *id, const char *old, const char *hash_queue, char *queue,
@@ -1212,6 +1214,7 @@ static char *requeue_record(const char *id, const char *old, const char *hash_qu
     cJSON_DeleteItemFromObjectCaseSensitive(o, "queue");
     cJSON_DeleteItemFromObjectCaseSensitive(o, "attempts");
     cJSON_DeleteItemFromObjectCaseSensitive(o, "handoffs");
+    cJSON_DeleteItemFromObjectCaseSensitive(o, "recovered");
     xcheck(cJSON_AddStringToObject(o, "queue", queue), "a record");
     xcheck(cJSON_AddNumberToObject(o, "attempts", 0), "a record");
     rec = job_json_print(o);

@@ -317,19 +317,33 @@ static void emit_json(const struct logger *lg, int level, const struct timeval *
     put_line(lg, line, n);
 }
 
-/* A text line whose prefix (n bytes) and message (w bytes after it) are at line: the
- * message's control bytes made visible, and the line out. */
-static void emit_text(const struct logger *lg, char *line, size_t n, size_t w)
+static int clamp_level(int level)
 {
+    return level < CQ_LOG_ERROR ? CQ_LOG_ERROR : level > CQ_LOG_DEBUG ? CQ_LOG_DEBUG : level;
+}
+
+/* A line's start, for log_emit and log_parts alike: its time at *tv, and a text line's
+ * prefix at line. Returns where the message goes in line (0 for JSON, which is made around
+ * the message once it is there). */
+static size_t line_start(const struct logger *lg, int level, struct timeval *tv, char *line)
+{
+    gettimeofday(tv, NULL);
+    return lg->json ? 0 : put_prefix(lg, line, tv, level);
+}
+
+/* The line out, once its message (w bytes) is at line + n: as JSON, or as text with the
+ * message's control bytes made visible. */
+static void line_end(const struct logger *lg, int level, const struct timeval *tv, char *line,
+                     size_t n, size_t w)
+{
+    if (lg->json) {
+        emit_json(lg, level, tv, line);
+        return;
+    }
     n += text_escape(line + n, w, LINE_MAX_BYTES - n - 2);
     if (n > LINE_MAX_BYTES - 2) n = LINE_MAX_BYTES - 2;
     line[n++] = '\n';
     put_line(lg, line, n);
-}
-
-static int clamp_level(int level)
-{
-    return level < CQ_LOG_ERROR ? CQ_LOG_ERROR : level > CQ_LOG_DEBUG ? CQ_LOG_DEBUG : level;
 }
 
 void log_emit(const struct logger *lg, int level, int errnum, const char *fmt, ...)
@@ -340,19 +354,11 @@ void log_emit(const struct logger *lg, int level, int errnum, const char *fmt, .
     va_list ap;
 
     level = clamp_level(level);
-    gettimeofday(&tv, NULL);
+    n = line_start(lg, level, &tv, line);
     va_start(ap, fmt);
-    if (lg->json) {
-        format_msg(line, MSG_MAX, errnum, fmt, ap);
-        va_end(ap);
-        emit_json(lg, level, &tv, line);
-        return;
-    }
-    /* The prefix, then the message formatted in place after it. */
-    n = put_prefix(lg, line, &tv, level);
-    w = format_msg(line + n, MSG_MAX, errnum, fmt, ap);
+    w = format_msg(line + n, MSG_MAX, errnum, fmt, ap); /* in place, after the prefix */
     va_end(ap);
-    emit_text(lg, line, n, w);
+    line_end(lg, level, &tv, line, n, w);
 }
 
 /* The n strings of parts one after another into dst, at most cap bytes with its terminator;
@@ -379,13 +385,7 @@ void log_parts(const struct logger *lg, int level, const char *const *parts, siz
     size_t n, w;
 
     level = clamp_level(level);
-    gettimeofday(&tv, NULL);
-    if (lg->json) {
-        join_parts(line, MSG_MAX, parts, np);
-        emit_json(lg, level, &tv, line);
-        return;
-    }
-    n = put_prefix(lg, line, &tv, level);
+    n = line_start(lg, level, &tv, line);
     w = join_parts(line + n, MSG_MAX, parts, np);
-    emit_text(lg, line, n, w);
+    line_end(lg, level, &tv, line, n, w);
 }

@@ -3070,12 +3070,11 @@ int cq_worker_set(cq_worker *w, const char *name, const char *value, char *err, 
         return set_choice(name, value, formats, 2, &c->log_json, err, errlen);
     } else {
         /* The names, for a program's author who guessed one: as cq.h lists them. */
-        err_set(
-            err, errlen,
-            "unknown setting '%s': the settings are url, prefix, root, concurrency, burst, "
-            "max-jobs, max-recoveries, shutdown-timeout, retry-base, lease, summary-interval, result-ttl, "
-            "failure-ttl, log-level and log-format",
-            name);
+        err_set(err, errlen,
+                "unknown setting '%s': the settings are url, prefix, root, concurrency, burst, "
+                "max-jobs, max-recoveries, shutdown-timeout, retry-base, lease, summary-interval, "
+                "result-ttl, failure-ttl, log-level and log-format",
+                name);
         return -1;
     }
     return 0;

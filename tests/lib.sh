@@ -346,6 +346,15 @@ watching() {
 
 exited() { ! kill -0 "$1" 2>/dev/null; }
 
+# catching PID SIGNUM: PID has set a handler for signal SIGNUM (SigCgt in /proc/PID/status).
+# Before a test signals a program in the background: bash starts those with SIGINT ignored,
+# so a SIGINT sent before the program's handler is set is lost, and the program goes on.
+catching() {
+    local mask
+    mask=$(sed -n 's/^SigCgt:[[:space:]]*//p' "/proc/$1/status" 2>/dev/null)
+    [ -n "$mask" ] && (((16#$mask >> ($2 - 1)) & 1))
+}
+
 # ---- HTTP fixtures ----
 
 # start_httpd [httpd.py args...]: sets HPORT and HBASE (http://127.0.0.1:PORT).

@@ -220,7 +220,11 @@ check "--wait-timeout, one job: about 0.5 s ($took ms)" [ "$took" -ge 450 -a "$t
 "$BIN/cenqueue" --wait -q manual --id si-1 noop >"$T/out" 2>"$T/err" &
 cpid=$!
 wait_for 10 subscribed si-1
+# Its handler set first: subscribed before the job goes in, cenqueue sets it after, and a
+# SIGINT between is lost (ignored, as bash starts a job in the background), the wait endless.
+wait_for 10 catching "$cpid" 2
 kill -INT "$cpid"
+wait_for 10 exited "$cpid" || kill -TERM "$cpid"
 wait "$cpid"; rc=$?
 check_eq "SIGINT while waiting: exit 1" 1 "$rc"
 check_eq "...the id of the job not ended printed" "si-1" "$(cat "$T/out")"
@@ -232,7 +236,9 @@ check_eq "...and the job is still queued" queued "$(rcli HGET cq:job:si-1 status
 "$BIN/cenqueue" --wait -q manual --id si-2 noop >/dev/full 2>"$T/err" &
 cpid=$!
 wait_for 10 subscribed si-2
+wait_for 10 catching "$cpid" 2
 kill -INT "$cpid"
+wait_for 10 exited "$cpid" || kill -TERM "$cpid"
 wait "$cpid"; rc=$?
 check_eq "SIGINT while waiting, stdout full: exit 1" 1 "$rc"
 check_contains "...and stderr says the ids could not be printed" \

@@ -1521,6 +1521,15 @@ static long long take_queue(RedisModuleCtx *ctx, RedisModuleString *q, RedisModu
     if (is_error(r)) {
         error_text(r, err, sizeof err);
         run(r);
+        if (strncmp(err, "WRONGTYPE", 9) == 0) { /* said as the script says it */
+            RedisModuleCallReply *t = RedisModule_Call(ctx, "TYPE", "CEs", qkey);
+            size_t tl = 1, kl;
+            const char *ts = "?", *ks = RedisModule_StringPtrLen(qkey, &kl);
+            if (!is_error(t)) ts = RedisModule_CallReplyStringPtr(t, &tl);
+            snprintf(err, sizeof err, "its key %.*s is a %.*s, not a list: remove or rename it",
+                     (int)kl, ks, (int)tl, ts);
+            run(t);
+        }
         reply_marker(ctx, b, "!", qs, qlen);
         RedisModule_ReplyWithStringBuffer(ctx, err, strlen(err));
         *len += 2;

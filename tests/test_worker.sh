@@ -154,7 +154,9 @@ id=$("$BIN/cenqueue" noop)
 "$BIN/cworker" --burst broken default >"$T/w3.log" 2>&1; rc=$?
 check_eq "worker with a wrong-type queue exits 0 in burst" 0 "$rc"
 check_eq "...and serves the other queue" finished "$(jfield "$id")"
-check_contains "...and names the bad queue and why" "queue 'broken': cannot take from it: WRONGTYPE" "$(cat "$T/w3.log")"
+check_contains "...and names the bad queue, its key's type and the fix" \
+    "queue 'broken': cannot take from it: its key cq:queue:broken is a string, not a list: remove or rename it" \
+    "$(cat "$T/w3.log")"
 check_eq "...once" 1 "$(grep -c "queue 'broken'" "$T/w3.log")"
 rcli DEL cq:queue:broken >/dev/null
 

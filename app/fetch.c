@@ -140,6 +140,7 @@ static void *loop_main(void *arg)
     int in_flight = 0, still = 0;
     long most = 0;
 
+    thread_name("cq-fetch");
     for (;;) {
         in_flight = add_pending(l, in_flight, &most);
         if (in_flight < 0) break;

@@ -194,8 +194,10 @@ static void *lookup_main(void *arg)
 {
     struct lookup *l = arg;
     struct addrinfo *res = NULL;
-    int rc = tls_lookup(l->host, l->svc, &res);
+    int rc;
 
+    thread_name("cq-resolve");
+    rc = tls_lookup(l->host, l->svc, &res);
     lookup_unlist(l);
     pthread_mutex_lock(&l->mu);
     l->rc = rc;
@@ -577,6 +579,7 @@ static void *relay_main(void *arg)
     struct relay *r = arg;
     struct sigpipe_hold held;
 
+    thread_name("cq-tls");
     sigpipe_hold(&held); /* for the thread's life: it writes to both sockets */
 
     for (;;) {

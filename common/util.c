@@ -268,6 +268,14 @@ void fd_table_reserve(int n)
     close(src);
 }
 
+void thread_name(const char *name)
+{
+    char n[16];
+
+    (void)str_copy(n, sizeof n, name);
+    (void)pthread_setname_np(pthread_self(), n);
+}
+
 char *uint_format(char *p, unsigned long long v)
 {
     char digits[20];

@@ -67,6 +67,11 @@ int cpus_usable(void);
  * threads start, it makes no thread wait later. */
 void fd_table_reserve(int n);
 
+/* Name the calling thread (at most 15 bytes; more is cut) for top -H, ps -L, perf and gdb:
+ * each of cq's threads says what it is for ("cq-exec", "cq-fetch"), where all were named
+ * after the program. Best effort. */
+void thread_name(const char *name);
+
 /* v with `decimals` (0 to 6) decimals, the text printf's "%.*f" writes (ties to even, "-0.000"
  * for a small negative), without printf's floating-point path, which costs thousands of
  * instructions a call; cq writes several per job. Exact for every |v| < 1e12, so a time

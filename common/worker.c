@@ -424,6 +424,7 @@ static void *executor_main(void *arg)
     struct call_thread ct;
     int ended;
 
+    thread_name("cq-exec");
     call_thread_init(&ct, w->cfg->reg);
     pthread_mutex_lock(&w->mu);
     for (;;) {
@@ -533,6 +534,7 @@ static void *watcher_main(void *arg)
     char kq[KEYS_KEY_MAX];
     long backoff = 100;
 
+    thread_name("cq-watch");
     keys_queue(&w->keys, wa->queue, kq, sizeof kq);
     pthread_mutex_lock(&w->mu);
     for (;;) {

@@ -239,6 +239,7 @@ static void *sampler_main(void *arg)
     struct sampler *sm = &s->sampler;
     int down = 0;
 
+    thread_name("cq-sample");
     while (!stop_requested(&sm->stop)) {
         long long next = time_mono_ms() + 1000;
         struct admin_counters c;

@@ -388,6 +388,7 @@ static void *enqueuer_main(void *arg)
     long long last = time_mono_ms();
     int i = 0;
 
+    thread_name("cq-enqueue");
     for (;; i ^= 1) {
         char err[1024], werr[256];
         long k, rc;

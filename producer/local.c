@@ -233,6 +233,7 @@ static void *worker_main(void *arg)
     char err[1024];
     size_t i;
 
+    thread_name("cq-download");
     while (!stopped(w->r) && work_get(w->q, &i) == 0) {
         int rc =
             download_link(w->h, o->root, o->dir, w->r->links[i], &o->limits, &res, err, sizeof err);

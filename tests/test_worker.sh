@@ -473,6 +473,17 @@ else
         test "$FDSIZE" != none -a "$FDSIZE" -le 256
 fi
 
+# ---- each thread named for what it does (top -H, ps -L, perf, gdb) ----
+"$BIN/cworker" "${WORKER_OPTS[@]}" -c 3 nameq >"$T/names.log" 2>&1 &
+pid=$!
+PIDS+=("$pid")
+wait_for 10 watching 1 || { echo "FATAL: the worker did not go idle"; cat "$T/names.log"; exit 1; }
+names=$(cat /proc/"$pid"/task/*/comm | sort | uniq -c | awk '{print $2 "x" $1}' | tr '\n' ' ')
+kill -TERM "$pid"
+wait "$pid" 2>/dev/null
+check_contains "threads named: the executors cq-exec ($names)" "cq-exec" "$names"
+check_contains "...the queue's watcher cq-watch" "cq-watchx1" "$names"
+
 # ---- another prefix is another namespace ----
 id=$("$BIN/cenqueue" --prefix other: noop x)
 check_eq "prefix: record in the other queue" 1 "$(rcli LLEN other:queue:default)"

@@ -223,9 +223,34 @@ static void test_fd_table_reserve(void)
     CHECK(setrlimit(RLIMIT_NOFILE, &rl) == 0);
 }
 
+/* The calling thread's name, as /proc tells it. */
+static void thread_comm(char *out, size_t outlen)
+{
+    FILE *f = fopen("/proc/thread-self/comm", "r");
+
+    out[0] = '\0';
+    if (f == NULL) return;
+    if (fgets(out, (int)outlen, f) != NULL) out[strcspn(out, "\n")] = '\0';
+    fclose(f);
+}
+
+/* A name of 15 bytes or fewer as it is; a longer one cut to 15, where Linux refuses it. */
+static void test_thread_name(void)
+{
+    char comm[64];
+
+    thread_name("cq-exec");
+    thread_comm(comm, sizeof comm);
+    CHECK_STREQ(comm, "cq-exec");
+    thread_name("cq-0123456789abcdef");
+    thread_comm(comm, sizeof comm);
+    CHECK_STREQ(comm, "cq-0123456789ab");
+}
+
 int main(void)
 {
     test_fd_table_reserve();
+    test_thread_name();
     test_str_shown();
     test_str_shown_utf8();
     test_uint_format();

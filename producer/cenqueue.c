@@ -36,6 +36,41 @@
 
 #define BATCH 10000
 
+/* SIGINT or SIGTERM while jobs go in: no more are read or sent, those being sent finish, and
+ * the ids of every job that went in are printed (also with --wait, which keeps them for the
+ * wait) before exit 1, where the signal killed cenqueue between a batch's LPUSH and its ids.
+ * A second one ends it at once (SA_RESETHAND). stop_wake: run_stdin's wake pipe, so that a
+ * reader waiting on stdin (tail -f | cenqueue --stdin) returns. */
+static stop_flag stopping;
+static int stop_wake = -1;
+
+static void on_stop(int sig)
+{
+    static const char msg[] = "cenqueue: interrupted: stopping once the jobs being sent are in "
+                              "(interrupt again to quit at once)\n";
+    int e = errno, wake = __atomic_load_n(&stop_wake, __ATOMIC_ACQUIRE);
+
+    (void)sig;
+    __atomic_store_n(&stopping, 1, __ATOMIC_RELAXED); /* as stop_requested loads it */
+    (void)!write(STDERR_FILENO, msg, sizeof msg - 1);
+    if (wake >= 0) (void)!write(wake, "s", 1);
+    errno = e;
+}
+
+static void catch_stops(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop;
+    sa.sa_flags = SA_RESETHAND | SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaddset(&sa.sa_mask, SIGINT);
+    sigaddset(&sa.sa_mask, SIGTERM);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
 struct opts {
     const char *url, *prefix, *queue, *id;
     int retries;
@@ -134,6 +169,11 @@ static void usage(FILE *f)
         "A line that cannot be written (its reader left: | head -1) ends the wait there, exit\n"
         "1, saying on stderr how many jobs go on without their ids.\n"
         "\n"
+        "On SIGINT or SIGTERM while the jobs go in, no more input is read and no more jobs\n"
+        "are sent: those being sent finish, the id of every job that went in is printed (with\n"
+        "--wait too), and stderr says where the input stopped, exit 1. A second signal quits\n"
+        "at once.\n"
+        "\n"
         "Options:\n",
         BATCH / 1000, BATCH % 1000);
     cli_print(f, options, sizeof options / sizeof options[0]);
@@ -143,12 +183,12 @@ static void usage(FILE *f)
         "Exit status: 0 when every job was enqueued (with --wait: and every one finished); 1 when\n"
         "Redis failed (the ids printed are those of the jobs that were enqueued; jobs go in\n"
         "transactions of 1,000), when the --id is refused (see --id), when the ids could not be\n"
-        "written to stdout (a full disk, or its reader left: no job goes in after that), or with\n"
-        "--wait when a job failed or was canceled or is unknown, the timeout passed first (stderr\n"
-        "says how many did not end), it was interrupted, or the outcomes could not all be\n"
-        "written; 2 for a usage error, or a job the check refuses, or one no worker could read\n"
-        "(over 1 MiB, or not UTF-8), checked or not (with --stdin, the lines before it are\n"
-        "enqueued, nothing from it on).\n");
+        "written to stdout (a full disk, or its reader left: no job goes in after that), when\n"
+        "it was interrupted (SIGINT, SIGTERM), or with --wait when a job failed or was canceled\n"
+        "or is unknown, the timeout passed first (stderr says how many did not end), or the\n"
+        "outcomes could not all be written; 2 for a usage error, or a job the check refuses, or\n"
+        "one no worker could read (over 1 MiB, or not UTF-8), checked or not (with --stdin,\n"
+        "the lines before it are enqueued, nothing from it on).\n");
 }
 
 /* Split line into fields in place (see usage for the rules). Returns the field count, or -1
@@ -561,7 +601,7 @@ static int run_stdin(struct opts *o, cq_client *c, cq_client *ce)
     struct lines in = {STDIN_FILENO, -1, NULL, 65536, 0, 0, 0, 0};
     pthread_t t;
     char err[1024];
-    long lineno = 0;
+    long lineno = 0, resume = 0; /* interrupted: the first line whose job did not go in */
     int i = 0, r = 0;
 
     memset(&f, 0, sizeof f);
@@ -570,6 +610,7 @@ static int run_stdin(struct opts *o, cq_client *c, cq_client *ce)
         return 1;
     }
     in.wake = f.wake[0];
+    __atomic_store_n(&stop_wake, f.wake[1], __ATOMIC_RELEASE);
     in.buf = xmalloc(in.cap);
     f.o = o;
     f.c = ce;
@@ -588,8 +629,19 @@ static int run_stdin(struct opts *o, cq_client *c, cq_client *ce)
         return 1;
     }
     for (;; i ^= 1) {
+        long first = lineno + 1;
+
         if (feeder_slot(&f, i) != 0) break; /* enqueueing failed: stop reading */
-        r = read_batch(o, c, &f, i, &in, &lineno, err, sizeof err);
+        if (!stop_requested(&stopping)) r = read_batch(o, c, &f, i, &in, &lineno, err, sizeof err);
+        if (stop_requested(&stopping)) {
+            /* The batch being read does not go in; the one being sent finishes. */
+            free_jobs(f.jobs[i], f.n[i]);
+            f.n[i] = 0;
+            feeder_hand(&f, i, 1);
+            resume = first;
+            r = 0;
+            break;
+        }
         if (r == -1) {
             /* Reading the catalog failed: nothing more goes in. */
             free_jobs(f.jobs[i], f.n[i]);
@@ -599,6 +651,7 @@ static int run_stdin(struct opts *o, cq_client *c, cq_client *ce)
         if (r != 0) break;
     }
     pthread_join(t, NULL);
+    __atomic_store_n(&stop_wake, -1, __ATOMIC_RELEASE); /* before the pipe is closed */
     /* The last batches, and any handed over but not enqueued after a failure. */
     free_jobs(f.jobs[0], f.n[0]);
     free_jobs(f.jobs[1], f.n[1]);
@@ -628,6 +681,18 @@ static int run_stdin(struct opts *o, cq_client *c, cq_client *ce)
         return 1;
     }
     if (f.progress) fprintf(stderr, "\r");
+    if (resume > 0) {
+        print_kept(o);
+        if (f.total == 0)
+            fprintf(stderr, "cenqueue: interrupted: nothing was enqueued\n");
+        else
+            fprintf(stderr,
+                    "cenqueue: interrupted: the %ld job%s before line %ld went in%s; line %ld "
+                    "and the rest did not: enqueue from there (tail -n +%ld)\n",
+                    f.total, f.total == 1 ? "" : "s", resume, o->quiet ? "" : " (ids printed)",
+                    resume, resume);
+        return 1;
+    }
     if (r == 1) {
         fprintf(stderr, "cenqueue: %ld job%s enqueued to queue %s\n", f.total,
                 f.total == 1 ? "" : "s", o->queue);
@@ -806,6 +871,7 @@ int main(int argc, char **argv)
     }
     cl = connect_client(&o, &rc);
     if (cl == NULL) return rc;
+    catch_stops();
     if (!o.use_stdin) {
         cq_jobspec *j = make_job(&o, cl, argv[optind], (const char *const *)argv + optind + 1,
                                  argc - optind - 1, err, sizeof err);
@@ -818,7 +884,10 @@ int main(int argc, char **argv)
             cq_client_free(cl);
             return status;
         }
-        if (o.wait && cq_wait_prepare(cl, &j, 1, err, sizeof err) != 0) {
+        if (stop_requested(&stopping)) { /* before the job went anywhere */
+            fprintf(stderr, "cenqueue: interrupted: nothing was enqueued\n");
+            rc = 1;
+        } else if (o.wait && cq_wait_prepare(cl, &j, 1, err, sizeof err) != 0) {
             fprintf(stderr, "cenqueue: %s (nothing was enqueued)\n", err);
             rc = 1;
         } else if (cq_enqueue(cl, &j, 1, CQ_NO_CHECK, err, sizeof err) < 0) {
@@ -840,6 +909,10 @@ int main(int argc, char **argv)
                 fprintf(stderr, "cenqueue: %s (the job was enqueued: cqctl jobs %s lists it)\n",
                         err, o.at > time_now() ? "scheduled" : o.queue);
                 rc = 1;
+            } else if (!o.wait && stop_requested(&stopping)) {
+                fprintf(stderr, "cenqueue: interrupted: the job was enqueued%s\n",
+                        o.quiet ? "" : " (its id printed)");
+                rc = 1;
             }
         }
         cq_jobspec_free(j);
@@ -859,6 +932,9 @@ int main(int argc, char **argv)
          * or lost with Redis's data, or its end unheard: a connection lost) would be waited
          * for for good. */
         struct jobwait jw = {"cenqueue", o.ids, o.nids, o.wait_timeout, o.quiet, 0, 1};
+        /* Interrupted once every job was in: said as an interrupt of the wait says it. */
+        jobwait_catch(&jw);
+        if (stop_requested(&stopping)) raise(SIGINT);
         rc = jobwait_run(&jw, ce != NULL ? ce : cl);
         if (cli_stdout_flush("cenqueue", "the jobs' outcomes") != 0 && rc == 0) rc = 1;
     }

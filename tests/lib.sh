@@ -346,6 +346,9 @@ watching() {
 
 exited() { ! kill -0 "$1" 2>/dev/null; }
 
+# A job id as cq makes them (grep -E).
+UUID='[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}'
+
 # catching PID SIGNUM: PID has set a handler for signal SIGNUM (SigCgt in /proc/PID/status).
 # Before a test signals a program in the background: bash starts those with SIGINT ignored,
 # so a SIGINT sent before the program's handler is set is lost, and the program goes on.

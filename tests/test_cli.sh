@@ -852,6 +852,68 @@ check_contains "... with Redis's reason and what went in" \
 check_contains "... OOM" "OOM" "$(<"$T/err")"
 rcli DEL cq:queue:stream >/dev/null
 
+echo "# cenqueue interrupted (SIGINT) while jobs go in: every id of a job in printed, and where to go on"
+# A signal killed it between a batch's LPUSH and its ids (and with --wait, which keeps the
+# ids for the wait, every id of the jobs in was lost). The signal once its handler is set:
+# bash starts a job in the background with SIGINT ignored (lib.sh, catching).
+interrupt() {
+    wait_for 10 catching "$1" 2
+    kill -INT "$1"
+    wait_for 20 exited "$1" || kill -KILL "$1"
+    wait "$1"
+}
+for wait_opt in "" --wait; do
+    what="a stream${wait_opt:+, $wait_opt}"
+    exec 7<>"$T/fifo"
+    "$BIN/cenqueue" -q stop $wait_opt --stdin <"$T/fifo" >"$T/out" 2>"$T/err" &
+    SP=$!
+    printf 'noop\nnoop\n' >&7
+    wait_for 10 llen_is stop 2
+    interrupt "$SP"
+    check_eq "$what: exit 1" 1 "$?"
+    exec 7>&-
+    check_eq "... the ids of the two jobs in" "$(rcli LRANGE cq:queue:stop 0 -1 | grep -oE "$UUID" | sort)" \
+        "$(sort "$T/out")"
+    check_contains "... what went in and where to go on" \
+        "cenqueue: interrupted: the 2 jobs before line 3 went in (ids printed); line 3 and the rest did not: enqueue from there (tail -n +3)" \
+        "$(<"$T/err")"
+    rcli DEL cq:queue:stop >/dev/null
+done
+# A large input interrupted half way: the batches sent finish, the one being read does not go in.
+"$PY" -c 'import sys; sys.stdout.write("noop\n" * 3000000)' >"$T/big"
+"$BIN/cenqueue" -q stop --stdin <"$T/big" >"$T/out" 2>"$T/err" &
+SP=$!
+llen_over() { [ "$(rcli LLEN "cq:queue:$1")" -gt "$2" ]; }
+wait_for 20 llen_over stop 0
+interrupt "$SP"
+check_eq "3,000,000 lines, interrupted: exit 1" 1 "$?"
+n=$(rcli LLEN cq:queue:stop)
+check "... part of them in ($n)" [ "$n" -gt 0 -a "$n" -lt 3000000 ]
+check_eq "... an id printed for each job in" "$n" "$(sort -u "$T/out" | wc -l)"
+check_contains "... and the line to go on from" \
+    "cenqueue: interrupted: the $n jobs before line $((n + 1)) went in (ids printed); line $((n + 1)) and the rest did not: enqueue from there (tail -n +$((n + 1)))" \
+    "$(<"$T/err")"
+rcli DEL cq:queue:stop >/dev/null
+rm -f "$T/big"
+# A Redis that holds the enqueue (CLIENT PAUSE of writes): the first signal waits for the job
+# being sent, and says so; a second quits at once.
+held() { rcli CLIENT LIST | grep -q ' flags=[a-zA-Z]*b'; }
+rcli CLIENT PAUSE 4000 WRITE >/dev/null
+"$BIN/cenqueue" -q stop --no-check noop >"$T/out" 2>"$T/err" &
+SP=$!
+wait_for 3 held
+wait_for 3 catching "$SP" 2
+kill -INT "$SP"
+check "Redis holding the enqueue, one SIGINT: cenqueue waits for the job being sent" \
+    wait_for 3 grep -q "interrupt again to quit at once" "$T/err"
+check "... still running" running "$SP"
+kill -INT "$SP"
+wait_for 3 exited "$SP" || kill -KILL "$SP"
+wait "$SP"
+check_eq "... a second SIGINT ends it (killed by it: 130)" 130 "$?"
+rcli CLIENT UNPAUSE >/dev/null
+rcli DEL cq:queue:stop >/dev/null
+
 echo "# a closed stdout or stderr is /dev/null, not the next descriptor opened (Redis's socket)"
 # cworker 2>&- hung: its log lines went to Redis as commands.
 rcli DEL cq:queue:closed >/dev/null

@@ -25,7 +25,6 @@ PIDS+=("$WPID")
 wait_for 10 workers_are 1 || { echo "FATAL: worker did not register"; cat "$T/w.log"; exit 1; }
 wait_for 10 watching 1
 
-UUID='[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}'
 matches() { [[ $1 =~ $2 ]]; }
 lines() { local s=$1; [ -z "$s" ] && { echo 0; return; }; printf '%s\n' "$s" | wc -l; }
 now() { date +%s.%N; }

@@ -1523,9 +1523,13 @@ static long long take_queue(RedisModuleCtx *ctx, RedisModuleString *q, RedisModu
         run(r);
         if (strncmp(err, "WRONGTYPE", 9) == 0) { /* said as the script says it */
             RedisModuleCallReply *t = RedisModule_Call(ctx, "TYPE", "CEs", qkey);
-            size_t tl = 1, kl;
-            const char *ts = "?", *ks = RedisModule_StringPtrLen(qkey, &kl);
-            if (!is_error(t)) ts = RedisModule_CallReplyStringPtr(t, &tl);
+            size_t tl = 0, kl;
+            const char *ks = RedisModule_StringPtrLen(qkey, &kl);
+            const char *ts = is_error(t) ? NULL : RedisModule_CallReplyStringPtr(t, &tl);
+            if (ts == NULL) {
+                ts = "?";
+                tl = 1;
+            }
             snprintf(err, sizeof err, "its key %.*s is a %.*s, not a list: remove or rename it",
                      (int)kl, ks, (int)tl, ts);
             run(t);

@@ -36,22 +36,29 @@
 
 #define BATCH 10000
 
-/* SIGINT or SIGTERM while jobs go in: no more are read or sent, those being sent finish, and
- * the ids of every job that went in are printed (also with --wait, which keeps them for the
- * wait) before exit 1, where the signal killed cenqueue between a batch's LPUSH and its ids.
- * A second one ends it at once (SA_RESETHAND). stop_wake: run_stdin's wake pipe, so that a
- * reader waiting on stdin (tail -f | cenqueue --stdin) returns. */
+/* SIGINT or SIGTERM while jobs go in: no more are read or sent, the batch being sent
+ * finishes, and the ids of every job that went in are printed (also with --wait, which keeps
+ * them for the wait) before exit 1, where the signal killed cenqueue between a batch's LPUSH
+ * and its ids. A second one, of either kind, ends it at once. stop_wake: run_stdin's wake
+ * pipe, so that a reader waiting on stdin (tail -f | cenqueue --stdin) returns; stop_tty: the
+ * line goes after a progress line on a terminal, not at its end. */
 static stop_flag stopping;
-static int stop_wake = -1;
+static int stop_wake = -1, stop_tty;
 
 static void on_stop(int sig)
 {
     static const char msg[] = "cenqueue: interrupted: stopping once the jobs being sent are in "
                               "(interrupt again to quit at once)\n";
+    struct sigaction dfl;
     int e = errno, wake = __atomic_load_n(&stop_wake, __ATOMIC_ACQUIRE);
 
     (void)sig;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigaction(SIGINT, &dfl, NULL); /* the next one, of either kind, kills */
+    sigaction(SIGTERM, &dfl, NULL);
     __atomic_store_n(&stopping, 1, __ATOMIC_RELAXED); /* as stop_requested loads it */
+    if (stop_tty) (void)!write(STDERR_FILENO, "\r\033[K", 4);
     (void)!write(STDERR_FILENO, msg, sizeof msg - 1);
     if (wake >= 0) (void)!write(wake, "s", 1);
     errno = e;
@@ -61,9 +68,10 @@ static void catch_stops(void)
 {
     struct sigaction sa;
 
+    stop_tty = isatty(STDERR_FILENO);
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_stop;
-    sa.sa_flags = SA_RESETHAND | SA_RESTART;
+    sa.sa_flags = SA_RESTART;
     sigemptyset(&sa.sa_mask);
     sigaddset(&sa.sa_mask, SIGINT);
     sigaddset(&sa.sa_mask, SIGTERM);
@@ -411,12 +419,14 @@ struct feeder {
     pthread_cond_t cv;
     cq_jobspec **jobs[2];
     size_t n[2];
-    int full[2];  /* jobs[i] is handed over, not enqueued yet (else the reader frees them) */
-    int last;     /* nothing is handed over after what is */
-    int failed;   /* enqueueing failed (err says why), and its thread has ended */
-    int ids_lost; /* writing the ids failed: the jobs counted are in, their ids not all out */
-    long total;   /* jobs enqueued */
-    long handed;  /* jobs handed over to be enqueued (the reader's count) */
+    int full[2];   /* jobs[i] is handed over, not enqueued yet (else the reader frees them) */
+    int last;      /* nothing is handed over after what is */
+    int failed;    /* enqueueing failed (err says why), and its thread has ended */
+    int ids_lost;  /* writing the ids failed: the jobs counted are in, their ids not all out */
+    long total;    /* jobs enqueued */
+    long handed;   /* jobs handed over to be enqueued (the reader's count) */
+    long first[2]; /* the input's line where jobs[i] begins */
+    long skipped;  /* interrupted: the line where the first batch not sent begins (0: none) */
     int progress;
     int wake[2]; /* a pipe: a byte once enqueueing failed, for a reader waiting on stdin */
     char err[1024];
@@ -438,6 +448,13 @@ static void *enqueuer_main(void *arg)
         if (!f->full[i]) {
             pthread_mutex_unlock(&f->mu);
             return NULL;
+        }
+        if (stop_requested(&stopping)) { /* interrupted: handed over, but not sent */
+            if (f->skipped == 0) f->skipped = f->first[i];
+            f->full[i] = 0;
+            pthread_cond_broadcast(&f->cv);
+            pthread_mutex_unlock(&f->mu);
+            continue;
         }
         pthread_mutex_unlock(&f->mu);
         /* With --wait, this client waits: it hears of the jobs' ends from before they go in
@@ -565,7 +582,7 @@ static int read_batch(struct opts *o, cq_client *c, struct feeder *f, int i, str
     size_t len;
     cq_jobspec *j;
 
-    while (f->n[i] < BATCH) {
+    while (f->n[i] < BATCH && !stop_requested(&stopping)) {
         int nf, r = lines_next(in, f->n[i] == 0, &line, &len);
         if (r == 0) return 0;
         if (r == -1) return 1;
@@ -610,7 +627,6 @@ static int run_stdin(struct opts *o, cq_client *c, cq_client *ce)
         return 1;
     }
     in.wake = f.wake[0];
-    __atomic_store_n(&stop_wake, f.wake[1], __ATOMIC_RELEASE);
     in.buf = xmalloc(in.cap);
     f.o = o;
     f.c = ce;
@@ -628,20 +644,23 @@ static int run_stdin(struct opts *o, cq_client *c, cq_client *ce)
         close(f.wake[1]);
         return 1;
     }
+    __atomic_store_n(&stop_wake, f.wake[1], __ATOMIC_RELEASE);
     for (;; i ^= 1) {
         long first = lineno + 1;
 
         if (feeder_slot(&f, i) != 0) break; /* enqueueing failed: stop reading */
         if (!stop_requested(&stopping)) r = read_batch(o, c, &f, i, &in, &lineno, err, sizeof err);
         if (stop_requested(&stopping)) {
-            /* The batch being read does not go in; the one being sent finishes. */
+            /* The batch being read does not go in (an input that ended with none left
+             * out is whole); the one being sent finishes. */
+            if (r != 1 || f.n[i] > 0) resume = first;
             free_jobs(f.jobs[i], f.n[i]);
             f.n[i] = 0;
             feeder_hand(&f, i, 1);
-            resume = first;
-            r = 0;
+            r = resume > 0 ? 0 : 1;
             break;
         }
+        f.first[i] = first;
         if (r == -1) {
             /* Reading the catalog failed: nothing more goes in. */
             free_jobs(f.jobs[i], f.n[i]);
@@ -681,16 +700,27 @@ static int run_stdin(struct opts *o, cq_client *c, cq_client *ce)
         return 1;
     }
     if (f.progress) fprintf(stderr, "\r");
-    if (resume > 0) {
+    if (f.skipped > 0) resume = f.skipped; /* batches are sent in the input's order */
+    if (resume > 0 || (r == 1 && !o->wait && stop_requested(&stopping))) {
+        /* Interrupted: what went in, said as a refused line says it. With --wait and the
+         * input whole, the wait's interrupt says it instead (main). */
+        const char *ids;
+
         print_kept(o);
-        if (f.total == 0)
+        ids = o->quiet ? ""
+            : f.ids_lost || ids_written(err, sizeof err) != 0
+            ? " (their ids not all printed: stdout failed)"
+            : " (ids printed)";
+        if (resume == 0)
+            fprintf(stderr, "cenqueue: interrupted: every job of the input went in, %ld in all%s\n",
+                    f.total, ids);
+        else if (f.total == 0)
             fprintf(stderr, "cenqueue: interrupted: nothing was enqueued\n");
         else
             fprintf(stderr,
                     "cenqueue: interrupted: the %ld job%s before line %ld went in%s; line %ld "
                     "and the rest did not: enqueue from there (tail -n +%ld)\n",
-                    f.total, f.total == 1 ? "" : "s", resume, o->quiet ? "" : " (ids printed)",
-                    resume, resume);
+                    f.total, f.total == 1 ? "" : "s", resume, ids, resume, resume);
         return 1;
     }
     if (r == 1) {

@@ -893,24 +893,40 @@ check_eq "... an id printed for each job in" "$n" "$(sort -u "$T/out" | wc -l)"
 check_contains "... and the line to go on from" \
     "cenqueue: interrupted: the $n jobs before line $((n + 1)) went in (ids printed); line $((n + 1)) and the rest did not: enqueue from there (tail -n +$((n + 1)))" \
     "$(<"$T/err")"
+# The jobs' status hashes too (hundreds of thousands), in one pipe.
+sed 's/^/DEL cq:job:/' "$T/out" | rcli --pipe >/dev/null
 rcli DEL cq:queue:stop >/dev/null
 rm -f "$T/big"
-# A Redis that holds the enqueue (CLIENT PAUSE of writes): the first signal waits for the job
-# being sent, and says so; a second quits at once.
+# One job, Redis holding its enqueue (CLIENT PAUSE of writes, under cenqueue's 5 s for a
+# reply): a signal waits for the job being sent, and says so; the job goes in, its id printed,
+# exit 1. A second signal, of either kind, quits at once.
 held() { rcli CLIENT LIST | grep -q ' flags=[a-zA-Z]*b'; }
-rcli CLIENT PAUSE 4000 WRITE >/dev/null
-"$BIN/cenqueue" -q stop --no-check noop >"$T/out" 2>"$T/err" &
-SP=$!
-wait_for 3 held
-wait_for 3 catching "$SP" 2
-kill -INT "$SP"
-check "Redis holding the enqueue, one SIGINT: cenqueue waits for the job being sent" \
+hold_enqueue() {
+    rcli CLIENT PAUSE 4000 WRITE >/dev/null
+    "$BIN/cenqueue" -q stop --no-check noop >"$T/out" 2>"$T/err" &
+    SP=$!
+    wait_for 3 held
+    wait_for 3 catching "$SP" 2
+    kill -INT "$SP"
+}
+hold_enqueue
+check "one job held, a SIGINT: cenqueue says it waits for the job being sent" \
     wait_for 3 grep -q "interrupt again to quit at once" "$T/err"
-check "... still running" running "$SP"
-kill -INT "$SP"
+rcli CLIENT UNPAUSE >/dev/null
+wait_for 10 exited "$SP" || kill -KILL "$SP"
+wait "$SP"
+check_eq "... exit 1 once it is in" 1 "$?"
+check_eq "... its id printed" "$(rcli LRANGE cq:queue:stop 0 -1 | grep -oE "$UUID")" "$(<"$T/out")"
+check_contains "... and said" "cenqueue: interrupted: the job was enqueued (its id printed)" \
+    "$(<"$T/err")"
+rcli DEL cq:queue:stop >/dev/null
+hold_enqueue
+wait_for 3 grep -q "interrupt again to quit at once" "$T/err"
+check "... a second time, still running" running "$SP"
+kill -TERM "$SP"
 wait_for 3 exited "$SP" || kill -KILL "$SP"
 wait "$SP"
-check_eq "... a second SIGINT ends it (killed by it: 130)" 130 "$?"
+check_eq "... SIGTERM after SIGINT ends it at once (killed by it: 143)" 143 "$?"
 rcli CLIENT UNPAUSE >/dev/null
 rcli DEL cq:queue:stop >/dev/null
 

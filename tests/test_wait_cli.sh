@@ -219,8 +219,10 @@ check "--wait-timeout, one job: about 0.5 s ($took ms)" [ "$took" -ge 450 -a "$t
 "$BIN/cenqueue" --wait -q manual --id si-1 noop >"$T/out" 2>"$T/err" &
 cpid=$!
 wait_for 10 subscribed si-1
-# Its handler set first: subscribed before the job goes in, cenqueue sets it after, and a
-# SIGINT between is lost (ignored, as bash starts a job in the background), the wait endless.
+# Subscribed, the job goes in whatever comes; once it is in, a SIGINT lands in the wait or
+# just before it, which says the same lines. Its handler set first: bash starts a job in the
+# background with SIGINT ignored, and a SIGINT before the handler was lost, the wait endless.
+wait_for 10 jobs_are queued si-1
 wait_for 10 catching "$cpid" 2
 kill -INT "$cpid"
 wait_for 10 exited "$cpid" || kill -TERM "$cpid"
@@ -235,6 +237,7 @@ check_eq "...and the job is still queued" queued "$(rcli HGET cq:job:si-1 status
 "$BIN/cenqueue" --wait -q manual --id si-2 noop >/dev/full 2>"$T/err" &
 cpid=$!
 wait_for 10 subscribed si-2
+wait_for 10 jobs_are queued si-2
 wait_for 10 catching "$cpid" 2
 kill -INT "$cpid"
 wait_for 10 exited "$cpid" || kill -TERM "$cpid"

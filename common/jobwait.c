@@ -274,15 +274,7 @@ static int on_end(size_t i, const cq_status *st, void *udata)
 /* SIGINT and SIGTERM to fn, one at a time (on_interrupt ends the process), or SIG_DFL. */
 static void catch_signals(void (*fn)(int))
 {
-    struct sigaction sa;
-
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = fn;
-    sigemptyset(&sa.sa_mask);
-    sigaddset(&sa.sa_mask, SIGINT);
-    sigaddset(&sa.sa_mask, SIGTERM);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    stop_signals_to(fn, 0);
 }
 
 void jobwait_catch(const struct jobwait *jw)

@@ -67,6 +67,10 @@ int cpus_usable(void);
  * threads start, it makes no thread wait later. */
 void fd_table_reserve(int n);
 
+/* SIGINT and SIGTERM both to fn (or SIG_DFL, SIG_IGN), each held off while fn runs for the
+ * other; flags as sigaction's sa_flags (SA_RESTART). Safe in a signal handler. */
+void stop_signals_to(void (*fn)(int), int flags);
+
 /* Name the calling thread (at most 15 bytes; more is cut) for top -H, ps -L, perf and gdb:
  * each of cq's threads says what it is for ("cq-exec", "cq-fetch"), where all were named
  * after the program. Best effort. */

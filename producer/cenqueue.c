@@ -49,14 +49,10 @@ static void on_stop(int sig)
 {
     static const char msg[] = "cenqueue: interrupted: stopping once the jobs being sent are in "
                               "(interrupt again to quit at once)\n";
-    struct sigaction dfl;
     int e = errno, wake = __atomic_load_n(&stop_wake, __ATOMIC_ACQUIRE);
 
     (void)sig;
-    memset(&dfl, 0, sizeof dfl);
-    dfl.sa_handler = SIG_DFL;
-    sigaction(SIGINT, &dfl, NULL); /* the next one, of either kind, kills */
-    sigaction(SIGTERM, &dfl, NULL);
+    stop_signals_to(SIG_DFL, 0);                      /* the next one, of either kind, kills */
     __atomic_store_n(&stopping, 1, __ATOMIC_RELAXED); /* as stop_requested loads it */
     if (stop_tty) (void)!write(STDERR_FILENO, "\r\033[K", 4);
     (void)!write(STDERR_FILENO, msg, sizeof msg - 1);
@@ -66,17 +62,8 @@ static void on_stop(int sig)
 
 static void catch_stops(void)
 {
-    struct sigaction sa;
-
     stop_tty = isatty(STDERR_FILENO);
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop;
-    sa.sa_flags = SA_RESTART;
-    sigemptyset(&sa.sa_mask);
-    sigaddset(&sa.sa_mask, SIGINT);
-    sigaddset(&sa.sa_mask, SIGTERM);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    stop_signals_to(on_stop, SA_RESTART);
 }
 
 struct opts {

@@ -475,9 +475,19 @@ ctl resume queue:held >/dev/null
 out=$(ctl pause helld 2>"$T/pq.err"); rc=$?
 check_eq "pause of a queue never enqueued to: exit 0" 0 "$rc"
 check_eq "...with a warning" \
-    "cqctl: warning: queue 'helld' is not among the known queues (cq:queues): a typo? (cqctl info lists them)" \
+    "cqctl: warning: queue 'helld' is not among the known queues (cq:queues) and no live worker serves it: a typo? (cqctl info lists them)" \
     "$(cat "$T/pq.err")"
 ctl resume helld >/dev/null 2>&1
+# A queue a live worker serves is no typo, though no job went to it yet (a worker started
+# with `high default low` before any job of `low`).
+keep=$WPID
+start_registered "$T/served.log" -c 1 servedq
+out=$(ctl pause servedq 2>"$T/pq.err"); rc=$?
+check_eq "pause of a queue only a live worker names: exit 0, no warning" "0|" "$rc|$(cat "$T/pq.err")"
+ctl resume servedq >/dev/null 2>&1
+kill -TERM "$WPID"
+wait "$WPID" 2>/dev/null
+WPID=$keep
 # forget: a mistyped queue, once empty and served by no worker, leaves the known queues.
 "$BIN/cenqueue" --no-check -q helld noop >/dev/null 2>&1
 ctl pause helld >/dev/null

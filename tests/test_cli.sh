@@ -641,7 +641,7 @@ check_eq "cannot be made: the line" \
 (cd /proc && "$BIN/cworker" --burst) >"$T/out" 2>"$T/err"
 check_eq "no --download-root, an unwritable working directory: the worker runs" 0 "$?"
 check_contains "... and warns that download_link cannot write there" \
-    "cworker: warning: download_link cannot write in the working directory: '.' is not writable" \
+    "cworker: warning: download_link cannot write in the working directory: '/proc' is not writable" \
     "$(<"$T/err")"
 run cworker --burst --download-root "$T/new/a/b"
 check_eq "missing, with missing parents: made, and the worker runs" 0 "$RC"

@@ -400,9 +400,12 @@ static int add_functions(const struct cli *cli, cq_worker *w, const struct opts 
  * where it cannot write (systemd's /, a read-only container): it only says so. 0 or 1. */
 static int set_root(cq_worker *w, const char *root)
 {
-    char err[1024];
+    char err[1024], cwd[PATH_MAX];
+    const char *dir = root;
 
-    if (download_check_root(root ? root : ".", err, sizeof err) != 0) {
+    /* The working directory named by its path in the warning, where it said '.' */
+    if (dir == NULL) dir = getcwd(cwd, sizeof cwd) != NULL ? cwd : ".";
+    if (download_check_root(dir, err, sizeof err) != 0) {
         if (root != NULL) {
             fprintf(stderr, "cworker: --download-root: %s\n", err);
             return 1;

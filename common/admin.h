@@ -216,8 +216,8 @@ int admin_pause(struct admin *a, const char *queue, int pause, char *err, size_t
 int admin_forget(struct admin *a, const char *queue, int *was_known, int *was_paused, char *err,
                  size_t errlen);
 
-/* 1 when queue is among the known queues (a job was enqueued to it: cq:queues), 0 when not
- * (a typo, or none yet), -1 on failure. */
+/* 1 when queue is among the known queues (a job was enqueued to it: cq:queues) or a live
+ * worker serves it, 0 when neither (a typo, or none yet), -1 on failure. */
 int admin_queue_known(struct admin *a, const char *queue, char *err, size_t errlen);
 
 /* ---- metrics ------------------------------------------------------------------------ */

@@ -501,27 +501,6 @@ static const char *queue_operand(const char *arg)
     return strncmp(arg, "queue:", 6) == 0 ? arg + 6 : arg;
 }
 
-/* Whether a live worker serves queue (its registration's comma-separated queues). */
-static int served_live(struct ctl *c, const char *queue)
-{
-    struct admin_info in;
-    char err[512];
-    size_t i, n = strlen(queue);
-    int served = 0;
-
-    if (admin_info_read(&c->a, &in, err, sizeof err) != 0) return 0;
-    for (i = 0; i < in.nworkers && !served; i++) {
-        const char *p = in.workers[i].queues;
-        while (in.workers[i].live && p != NULL && *p != '\0' && !served) {
-            size_t k = strcspn(p, ",");
-            served = k == n && strncmp(p, queue, n) == 0;
-            p += k + (p[k] == ',');
-        }
-    }
-    admin_info_free(&in);
-    return served;
-}
-
 /* A queue not among the known queues (no job enqueued to it, or forgotten) and that no live
  * worker serves is most likely a typo: said on stderr, and the command goes on (pausing a
  * queue before its first job is fine). */
@@ -529,7 +508,7 @@ static void warn_unknown_queue(struct ctl *c, const char *queue)
 {
     char err[512];
 
-    if (admin_queue_known(&c->a, queue, err, sizeof err) == 0 && !served_live(c, queue))
+    if (admin_queue_known(&c->a, queue, err, sizeof err) == 0)
         fprintf(stderr,
                 "cqctl: warning: queue '%s' is not among the known queues (cq:queues) and no "
                 "live worker serves it: a typo? (cqctl info lists them)\n",

@@ -599,6 +599,31 @@ static int read_batch(struct opts *o, cq_client *c, struct feeder *f, int i, str
     return 0;
 }
 
+/* Interrupted (on_stop): the ids kept for --wait, and what went in, said as a refused line
+ * says it; resume is the first line whose job did not go in (0: every one did). 1. */
+static int say_interrupted(const struct opts *o, const struct feeder *f, long resume)
+{
+    char err[256];
+    const char *ids;
+
+    print_kept(o);
+    ids = o->quiet ? ""
+        : f->ids_lost || ids_written(err, sizeof err) != 0
+        ? " (their ids not all printed: stdout failed)"
+        : " (ids printed)";
+    if (resume == 0)
+        fprintf(stderr, "cenqueue: interrupted: every job of the input went in, %ld in all%s\n",
+                f->total, ids);
+    else if (f->total == 0)
+        fprintf(stderr, "cenqueue: interrupted: nothing was enqueued\n");
+    else
+        fprintf(stderr,
+                "cenqueue: interrupted: the %ld job%s before line %ld went in%s; line %ld and the "
+                "rest did not: enqueue from there (tail -n +%ld)\n",
+                f->total, f->total == 1 ? "" : "s", resume, ids, resume, resume);
+    return 1;
+}
+
 static int run_stdin(struct opts *o, cq_client *c, cq_client *ce)
 {
     struct feeder f;
@@ -688,28 +713,9 @@ static int run_stdin(struct opts *o, cq_client *c, cq_client *ce)
     }
     if (f.progress) fprintf(stderr, "\r");
     if (f.skipped > 0) resume = f.skipped; /* batches are sent in the input's order */
-    if (resume > 0 || (r == 1 && !o->wait && stop_requested(&stopping))) {
-        /* Interrupted: what went in, said as a refused line says it. With --wait and the
-         * input whole, the wait's interrupt says it instead (main). */
-        const char *ids;
-
-        print_kept(o);
-        ids = o->quiet ? ""
-            : f.ids_lost || ids_written(err, sizeof err) != 0
-            ? " (their ids not all printed: stdout failed)"
-            : " (ids printed)";
-        if (resume == 0)
-            fprintf(stderr, "cenqueue: interrupted: every job of the input went in, %ld in all%s\n",
-                    f.total, ids);
-        else if (f.total == 0)
-            fprintf(stderr, "cenqueue: interrupted: nothing was enqueued\n");
-        else
-            fprintf(stderr,
-                    "cenqueue: interrupted: the %ld job%s before line %ld went in%s; line %ld "
-                    "and the rest did not: enqueue from there (tail -n +%ld)\n",
-                    f.total, f.total == 1 ? "" : "s", resume, ids, resume, resume);
-        return 1;
-    }
+    /* With --wait and the input whole, the wait's interrupt says it instead (main). */
+    if (resume > 0 || (r == 1 && !o->wait && stop_requested(&stopping)))
+        return say_interrupted(o, &f, resume);
     if (r == 1) {
         fprintf(stderr, "cenqueue: %ld job%s enqueued to queue %s\n", f.total,
                 f.total == 1 ? "" : "s", o->queue);

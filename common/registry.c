@@ -666,7 +666,9 @@ static int fn_noop(cq_job *job, void *udata)
     return 0;
 }
 
-/* Sleeps in short slices so that a job timeout or a worker's hard stop ends it promptly. */
+/* Sleeps in short slices so that a job timeout or a worker's hard stop ends it promptly. The
+ * clock is read in microseconds and each slice rounded up, so the job never sleeps less than it
+ * was asked (a millisecond clock let 250ms end after 249.0). */
 static int fn_sleep(cq_job *job, void *udata)
 {
     double secs, deadline = cq_job_deadline(job);
@@ -680,16 +682,16 @@ static int fn_sleep(cq_job *job, void *udata)
     if (!isfinite(secs) || secs < 0 || secs > DURATION_MAX)
         return cq_job_fail(job, CQ_PERMANENT, 0, "sleep: %g seconds is out of range (0-%.0f)", secs,
                            DURATION_MAX);
-    end = time_mono_ms() + (long long)(secs * 1000);
+    end = time_mono_us() + (long long)ceil(secs * 1e6);
     for (;;) {
-        long long now = time_mono_ms();
-        if (now >= end) break;
+        long long left = end - time_mono_us();
+        if (left <= 0) break;
         if (deadline > 0 && time_now() >= deadline)
             return cq_job_fail(job, CQ_TRANSIENT, 0, "sleep: job timed out after %.3gs",
                                job->timeout);
         if (cq_job_stopping(job))
             return cq_job_fail(job, CQ_TRANSIENT, 0, "sleep: interrupted by worker shutdown");
-        sleep_ms(end - now < 20 ? (long)(end - now) : 20);
+        sleep_ms(left < 20000 ? (long)((left + 999) / 1000) : 20);
     }
     {
         char buf[64];

@@ -221,6 +221,43 @@ static void test_builtins(void)
     registry_free(r);
 }
 
+/* sleep never sleeps less than it was asked, by either clock a worker reads: its job's line
+ * gives the wall clock's time between start and end (12.5 ms on a millisecond clock ended
+ * after 12, and 250 ms after 249.0). */
+static void test_sleep_whole(void)
+{
+    struct cq_registry *r = registry_new();
+    struct job *j = job_new("sleep", cJSON_Parse("[\"12.5ms\"]"));
+    struct call_thread ct;
+    struct cq_job c;
+    long long short_mono = 0;
+    int i, rc = 0, stop = 0, short_wall = 0;
+
+    CHECK_EQ(registry_add_builtins(r), 0);
+    call_thread_init(&ct, r);
+    memset(&c, 0, sizeof c);
+    str_copy(j->id, sizeof j->id, "sleep-1");
+    for (i = 0; i < 20; i++) {
+        double wall = time_now();
+        long long mono = time_mono_us();
+        rc |= call_run(&c, &ct, j, registry_find(r, "sleep"), "/tmp", &stop, 0, NULL);
+        mono = time_mono_us() - mono;
+        wall = time_now() - wall;
+        if (mono < 12500 && (short_mono == 0 || mono < short_mono)) short_mono = mono;
+        if (wall < 0.0125) short_wall++;
+        call_end(&c);
+    }
+    CHECK_EQ(rc, 0);
+    CHECK_EQ(short_mono, 0); /* the shortest of the short ones, in microseconds */
+    CHECK_EQ(short_wall, 0);
+    call_thread_free(&ct);
+    free(c.argv);
+    free(c.scratch);
+    free(c.error);
+    job_free(j);
+    registry_free(r);
+}
+
 /* Where each function came from: cq's built-ins say "builtin", a program's own (what it
  * adds to cq_worker_registry or cq_client_registry) "program", and a command its program;
  * adding a command leaves the program's next function the program's. */
@@ -728,6 +765,7 @@ int main(void)
 {
     test_specs();
     test_builtins();
+    test_sleep_whole();
     test_sources();
     test_print();
     test_calls();

@@ -221,6 +221,18 @@ static void test_builtins(void)
     registry_free(r);
 }
 
+/* What a test of calls made: its thread, its call's buffers, its job, its registry. */
+static void calls_free(struct call_thread *ct, struct cq_job *c, struct job *j,
+                       struct cq_registry *r)
+{
+    call_thread_free(ct);
+    free(c->argv);
+    free(c->scratch);
+    free(c->error);
+    job_free(j);
+    registry_free(r);
+}
+
 /* sleep never sleeps less than it was asked, by either clock a worker reads: its job's line
  * gives the wall clock's time between start and end (12.5 ms on a millisecond clock ended
  * after 12, and 250 ms after 249.0). */
@@ -250,12 +262,7 @@ static void test_sleep_whole(void)
     CHECK_EQ(rc, 0);
     CHECK_EQ(short_mono, 0); /* the shortest of the short ones, in microseconds */
     CHECK_EQ(short_wall, 0);
-    call_thread_free(&ct);
-    free(c.argv);
-    free(c.scratch);
-    free(c.error);
-    job_free(j);
-    registry_free(r);
+    calls_free(&ct, &c, j, r);
 }
 
 /* Where each function came from: cq's built-ins say "builtin", a program's own (what it
@@ -564,12 +571,7 @@ static void test_calls(void)
     CHECK_EQ(c.transient, 1);
     call_end(&c);
 
-    call_thread_free(&ct);
-    free(c.argv);
-    free(c.scratch);
-    free(c.error);
-    job_free(j);
-    registry_free(r);
+    calls_free(&ct, &c, j, r);
 }
 
 /* A job of many arguments (200,000, a 1 MiB record's worth): checked and converted, then

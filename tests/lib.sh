@@ -100,6 +100,9 @@ if [ -n "${CQ_TEST_WRAP:-}" ]; then
     BIN=$T/wrapped
 fi
 wrapped() { [ -n "${CQ_TEST_WRAP:-}" ]; }
+# tsan: the binaries are a ThreadSanitizer build (CI's threads pass), each thread's start and
+# every synchronisation some 5-15 times slower.
+tsan() { [ -n "${TSAN_OPTIONS:-}" ]; }
 
 # PY: the python3 for a test's own scripts, Debian's (/usr/bin/python3) where there is one:
 # a version manager's shim first on PATH (pyenv's) takes a second to start it, and some
@@ -344,7 +347,10 @@ watching() {
     [[ $info =~ blocked_clients:([0-9]+) ]] && [ "${BASH_REMATCH[1]}" = "$1" ]
 }
 
-exited() { ! kill -0 "$1" 2>/dev/null; }
+# exited PID: gone, or a zombie (an orphan's waits for PID 1, which may be slow to reap it).
+exited() {
+    ! kill -0 "$1" 2>/dev/null || [ "$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)" = Z ]
+}
 
 # A job id as cq makes them (grep -E).
 UUID='[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}'

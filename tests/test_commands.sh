@@ -223,8 +223,9 @@ flaky=$("$BIN/cenqueue" flaky)
 busy=$("$BIN/cenqueue" --retries 1 busy)
 bad=$("$BIN/cenqueue" bad)
 daemon=$("$BIN/cenqueue" daemon)
-tmo=$("$BIN/cenqueue" --timeout 1s --retries 0 hang)
-tmo_ign=$("$BIN/cenqueue" --timeout 1s --retries 0 hang ignore)
+# (2 s: hang.sh has written its record by then, on loaded cores too)
+tmo=$("$BIN/cenqueue" --timeout 2s --retries 0 hang)
+tmo_ign=$("$BIN/cenqueue" --timeout 2s --retries 0 hang ignore)
 "$BIN/cenqueue" add 1 x >"$T/add.out" 2>"$T/add.err"
 add_rc=$?
 add=$("$BIN/cenqueue" add 2 3)

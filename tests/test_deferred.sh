@@ -17,6 +17,7 @@ start_redis
 export CQ_REDIS_URL="unix://$RSOCK"
 CPUS=$(nproc)
 SLOW=1
+tsan && SLOW=3      # the worker's exit and a cancel's round trips, on loaded cores
 wrapped && SLOW=4   # valgrind: a job's own work is tens of times slower
 
 # threads_of PID: its thread count now.
@@ -58,10 +59,10 @@ check "together: within $((3 * SLOW))s (on $((2 * CPUS)) threads held, one at a 
 # main, the executors (two a CPU, and more only for jobs that hold theirs), the queue's
 # watcher, the plugin's timer. Under valgrind, which runs one thread at a time, an executor
 # can take longer than the 0.5 ms after which the worker makes another (11 were seen in CI
-# on 2 CPUs): there, six more, still far from 64. ThreadSanitizer (TSAN_OPTIONS set) slows
+# on 2 CPUs): there, six more, still far from 64. ThreadSanitizer (tsan) slows
 # each thread's start and every synchronisation some 5-15 times: the same six there.
 few=$((2 * CPUS + 6))
-{ wrapped || [ -n "${TSAN_OPTIONS:-}" ]; } && few=$((2 * CPUS + 12))
+{ wrapped || tsan; } && few=$((2 * CPUS + 12))
 check "on a few threads: at most $few, not 64" [ "${most:-999}" -le "$few" ]
 check_eq "each with its result" "waited 1 s in 1 step" "$(jfield "$(head -1 "$T/ids64")" result)"
 

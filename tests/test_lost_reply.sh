@@ -122,14 +122,15 @@ check_eq "...and nothing left in flight" 0 "$(rcli LLEN "cq:inflight:$wid:defaul
 # queued, and the watcher woke the dispatcher again at once: about 18,000 refused takes a
 # second from one idle worker, and a fleet's would swamp Redis. A refused take holds the
 # next off for a second (worker.c, REFUSED_HOLD_MS). Counted as Redis's failed calls over
-# 2 s (INFO commandstats: a refused take is two, its EVALSHA or CQ.TAKE1 and the SISMEMBER
-# inside; 3 takes in 2 s, 4 at most with the first: 8, where the loop made 70,000).
+# 2 s from the first refusal (INFO commandstats: a refused take is two, its EVALSHA or CQ.TAKE1
+# and the SISMEMBER inside; 3 takes in 2 s, 4 at most: 8, where the loop made 70,000).
 start_registered "$T/w8.log" -c 1
 W=$WPID
 wait_for 30 watching 1 || { echo "FATAL: the worker is not watching its queue"; cat "$T/w8.log"; exit 1; }
 rcli SET cq:paused 'not a set' >/dev/null
-rcli CONFIG RESETSTAT >/dev/null
 refused=$("$BIN/cenqueue" noop 2>/dev/null)
+wait_for 30 grep -q 'SISMEMBER cq:paused default: WRONGTYPE' "$T/w8.log"
+rcli CONFIG RESETSTAT >/dev/null
 sleep 2
 failed_calls=$(rcli INFO commandstats | tr -d '\r' |
     sed -n 's/^cmdstat_.*,failed_calls=\([0-9]*\).*/\1/p' | awk '{s+=$1} END {print s+0}')

@@ -79,6 +79,8 @@ check "the live worker ran it" [ "$(jfield f-1 worker)" != "$ewid" ]
 kill -CONT "$E"
 wait_for 10 registered_as "$ewid"
 check "the thawed worker registers again" registered_as "$ewid"
+# (its line comes once the registration's reply is read: after the SADD seen above)
+wait_for 10 grep -q "this worker was taken for dead" "$T/e.log"
 check_contains "...and says it was taken for dead, and why" \
     "this worker was taken for dead: no heartbeat reached redis within its lease (4s: the process was likely frozen" \
     "$(cat "$T/e.log")"
@@ -208,6 +210,7 @@ check "the old run's end went behind the take, before its reply was read" [ -n "
 check_eq "the job's end is the old run's" "finished run-1-of-$hit" \
     "$(jfield "$hit") $(jfield "$hit" result)"
 check_eq "it ran once: the new take was not run" 1 "$(wc -l <"$T/runs-$hit")"
+wait_for 10 grep -q "held $hit: taken again while" "$T/j.log" # (once the proxy relays the reply)
 check_contains "the worker says why" \
     "default: held $hit: taken again while the outcome of its earlier run here is being recorded, which ends the job: not run again" \
     "$(cat "$T/j.log")"

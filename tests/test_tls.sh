@@ -95,7 +95,7 @@ check "... and gave up before Redis came back (30 s)" between 0 "$took" 25
 # A spin burns the CPU until the SIGCONT, some 20 s; the SET's own encryption takes 0.7 s,
 # 6.4 s under ThreadSanitizer (CI's threads pass), where the bound is 12 s.
 cpu_max=3
-[ -z "${TSAN_OPTIONS:-}" ] || cpu_max=12
+tsan && cpu_max=12
 check "... without spinning (CPU under $cpu_max s)" between 0 "$cpu" "$cpu_max"
 wait_for 10 redis_answers || { echo "FATAL: redis did not come back"; exit 1; }
 rcli DEL tls_stall >/dev/null

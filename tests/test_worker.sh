@@ -337,7 +337,7 @@ check "job lines: a duration as seconds with three decimals, a sleep's at least 
     durations "$T/durations.log" 301 0.25 || durations "$T/durations.log" 301 0.25
 # A summary line counts only jobs whose lines came before it.
 seq 1 20000 | sed 's/^/noop /' | "$BIN/cenqueue" --stdin --quiet >/dev/null
-"$BIN/cworker" --burst -c 16 --summary-interval 50ms >"$T/summary.log" 2>&1
+"$BIN/cworker" --burst -c 16 --summary-interval 10ms >"$T/summary.log" 2>&1
 # summaries_after_lines LOG: every summary's count, added up, is at most the lines before it.
 summaries_after_lines() {
     "$PY" - "$1" <<'PY'

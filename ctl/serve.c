@@ -1227,13 +1227,6 @@ static int check_origin(const char *o, char *err, size_t errlen)
 
 static void wait_for_signal(struct server *s)
 {
-    struct sigaction sa;
-
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
     while (!stop_requested(&stopping)) {
         sleep_ms(100);
         conns_sweep(s);
@@ -1281,6 +1274,9 @@ int serve_run(const struct serve_options *o)
     }
     fd = -1; /* the daemon's now: MHD_stop_daemon closes it */
     page_url(&addr, s.port, url, sizeof url);
+    /* Before the line that says where it is: a supervisor or a script that stops it once it
+     * has read the line stops it cleanly (exit 0, "stopping"), not by the default action. */
+    stop_signals_to(on_signal, 0);
     LOG(&s.log, CQ_LOG_INFO, "the dashboard of redis %s (prefix %s) is at %s%s", s.where,
         s.pool.conn[0].k.prefix, url, o->token ? " (with its token)" : "");
     wait_for_signal(&s);

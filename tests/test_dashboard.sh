@@ -379,6 +379,8 @@ for opt in "--log-format json" "--json"; do
 done
 serve "$T/text.log" --json --log-format text
 check_eq "--log-format text over --json: the log is text" "" "$(grep '^{' "$T/text.log")"
+# (stopped as soon as its line is read: its handler is set before the line, or a supervisor
+# that stops it there would see the default action, exit 143)
 check "...and it stops cleanly" stops "$SPID"
 
 mark "token and operator user done"

@@ -920,6 +920,19 @@ int rconn_connect(struct rconn *r)
     return rc;
 }
 
+int rconn_module_settle(struct rconn *r)
+{
+    unsigned left = r->want_module & ~r->module_asked;
+    struct sigpipe_hold old;
+    int held, rc;
+
+    if (left == 0 || r->ctx == NULL) return 0;
+    held = pipe_hold(r, &old);
+    rc = ask_module(r, left);
+    pipe_release(held, &old);
+    return rc;
+}
+
 /* AUTH on a connection just made, or, without a password, the PING that finds whether this
  * Redis wants one: otherwise the first real command fails with NOAUTH, or Redis drops the
  * connection at once when the command is large, which reads as a network error. Any other

@@ -102,6 +102,13 @@ struct rconn {
 int rconn_module_append(struct rconn *r, unsigned bit);
 int rconn_module_read(struct rconn *r, unsigned bit);
 
+/* Ask again, on this connection, the groups of want_module that its connect did not settle:
+ * the question got LOADING, say, and Redis had loaded by the command after it, which went
+ * in (a worker's registration); asked once more, the module is used from there, where its
+ * calls went as the scripts for the connection's life. A round trip a group, only for one
+ * unsettled; not while replies are awaited. 0, or -1 where the connection failed. */
+int rconn_module_settle(struct rconn *r);
+
 /* The RCONN_MODULE_* groups an error reply says this connection may no longer use: an
  * unknown command of cq's module (MODULE UNLOAD), all of them; a NOPERM for one of its
  * commands (an ACL changed), that one's group; 0 for any other error. */

@@ -1642,6 +1642,9 @@ static int heartbeat(struct worker *w, int publish)
         report_error(w, err);
         return -1;
     }
+    /* Registered on a connection whose module question got LOADING (Redis loaded in
+     * between): asked again, or its takes and outcomes went as the scripts till it closed. */
+    if (rconn_module_settle(&w->ctl) != 0) return -1;
     /* Out of the registry, though registered on this very connection: the lease lapsed while
      * the connection stayed open (the process frozen, or starved of CPU, past --lease), and
      * another worker took this one for dead and sent its jobs back to their queues. */

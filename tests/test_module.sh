@@ -6,7 +6,8 @@
 # too. An ACL that takes the module's commands away, or a module unloaded (MODULE UNLOAD),
 # under a running worker: its next takes and outcomes go as the scripts, the worker says why
 # once, and no job is lost or counted twice. A worker that reconnects while Redis loads its
-# data (its question answered LOADING) is back on the module once Redis has loaded. A bulk
+# data (its question answered LOADING) is back on the module once Redis has loaded, and so is
+# one whose question got LOADING but whose registration went in after it. A bulk
 # enqueue's status hashes (CQ.ENQUEUE1: a run's first, then COPYs of it) come back from the
 # AOF without the module.
 . "$(dirname "$0")/lib.sh"
@@ -45,7 +46,8 @@ check_eq "cworker --burst: exit 0" 0 "$?"
 check_contains "...its outcomes through the module" "outcomes through cq's Redis module" "$(cat "$T/w1.log")"
 check "40 jobs finished, 5 failed" all_jobs_are finished "${ok[@]}"
 check "...the 5" all_jobs_are failed "${bad[@]}"
-check_eq "the replica confirms the writes (WAIT)" 1 "$(rcli WAIT 1 5000)"
+# (caught_up, lib.sh: a new redis-cli's WAIT returns at once, having written nothing itself)
+check "the replica has caught up with the writes" wait_for 10 caught_up rcli replica
 # same_statuses ID...: each status hash the same on the replica, to its expiry's millisecond,
 # where each has a status and expires on the primary (not the same error twice)
 same_statuses() {
@@ -86,7 +88,7 @@ check_eq "...a job's keyspace events: its hset, then its expire" \
     '"message","__keyspace@0__:cq:job:'"${n[29]}"'","hset" "message","__keyspace@0__:cq:job:'"${n[29]}"'","expire"' \
     "$(grep '^"message' "$T/events" | uniq | paste -sd' ')"
 rcli CONFIG SET notify-keyspace-events "" >/dev/null
-check_eq "...the replica confirms the writes" 1 "$(rcli WAIT 1 5000)"
+check "...the replica has caught up with the writes" wait_for 10 caught_up rcli replica
 check "...and has their status hashes and expiries" same_statuses "${n[@]}"
 repl() { rcli INFO replication | tr -d '\r' | sed -n "s/^$1://p"; }
 kill -STOP "$REPLICA_PID"
@@ -104,7 +106,7 @@ kill -CONT "$REPLICA_PID"
 check "...the replica is back" wait_for 15 in_sync
 check_contains "...by a partial resync, from the backlog" "Partial resynchronization request" \
     "$(grep -h 'Partial resynchronization request.*accepted' "$T/redis/log")"
-check_eq "...it confirms the writes" 1 "$(rcli WAIT 1 5000)"
+check "...it has caught up with the writes" wait_for 10 caught_up rcli replica
 check "...and has their status hashes and expiries" same_statuses "${m[@]}"
 rcli CONFIG SET appendonly yes >/dev/null
 aof_on() {
@@ -183,6 +185,30 @@ rcli EVAL "for i = 1, 30000 do redis.call('DEL', 'pad:' .. i) end" 0 >/dev/null
 stop_worker "$WPID"
 check_eq "the worker stops cleanly" 0 "$?"
 
+# ---- its module question answered LOADING, and Redis loaded by its registration ----
+# The window above, made certain: tests/fixtures/answerproxy.py answers the worker's first
+# question (CQ.APPLY1 alone) with LOADING, as a Redis that finishes loading just after it
+# would, and the registration that follows goes in. The worker asks again once registered,
+# and takes and ends its jobs through the module, not as the scripts for the connection's life.
+"$PY" "$SRC/tests/fixtures/answerproxy.py" --to "$RSOCK" --port-file "$T/ans.port" \
+    --command CQ.APPLY1 --reply "-LOADING Redis is loading the dataset in memory" \
+    --arm "$T/ans.arm" 2>"$T/ans.log" &
+PIDS+=("$!")
+wait_for 10 test -s "$T/ans.port" || { echo "FATAL: answerproxy.py did not start"; exit 1; }
+touch "$T/ans.arm"
+rcli CONFIG RESETSTAT >/dev/null
+start_registered "$T/w6.log" -u "redis://127.0.0.1:$(cat "$T/ans.port")" settle
+check_contains "the worker's module question was answered LOADING" "answered CQ.APPLY1" "$(cat "$T/ans.log")"
+check_contains "...and it says it runs on the module all the same" \
+    "takes and outcomes through cq's Redis module" "$(cat "$T/w6.log")"
+s=()
+for i in $(seq 1 5); do s+=("$("$BIN/cenqueue" -q settle noop "s$i")"); done
+check "...its 5 jobs end" wait_for 10 all_jobs_are finished "${s[@]}"
+check "...taken through the module (CQ.TAKE1)" test "$(calls cq.take1)" -gt 0
+check "...and ended through it (CQ.APPLY1)" test "$(calls cq.apply1)" -gt 0
+stop_worker "$WPID"
+check_eq "the worker stops cleanly" 0 "$?"
+
 # ---- a bulk enqueue, then a restart from the AOF, without the module ----
 # CQ.ENQUEUE1 makes a run's first status hash and copies it for the others (COPY): the AOF
 # has the first one's HSET and the COPYs, which a Redis without the module replays.
@@ -197,8 +223,8 @@ check_eq "...written to the AOF as COPYs" 299 "$(cat "$T"/redis/appendonlydir/*.
 stop_redis
 start_redis_again --appendonly yes
 check_eq "Redis restarted without the module" "" "$(rcli MODULE LIST)"
-check_eq "...its AOF gave back the counters" "153 5" "$(rcli HGET cq:stats processed) $(rcli HGET cq:stats failed)"
-check "...and the statuses" all_jobs_are finished "${ok[@]}" "${n[@]}" "${m[@]}" "$c" "$a" "${b[@]}" "${d[@]}"
+check_eq "...its AOF gave back the counters" "158 5" "$(rcli HGET cq:stats processed) $(rcli HGET cq:stats failed)"
+check "...and the statuses" all_jobs_are finished "${ok[@]}" "${n[@]}" "${m[@]}" "$c" "$a" "${b[@]}" "${d[@]}" "${s[@]}"
 check_eq "...and the failed set" 5 "$(rcli ZCARD cq:failed)"
 same_as_first() {
     local got

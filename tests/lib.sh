@@ -103,6 +103,14 @@ wrapped() { [ -n "${CQ_TEST_WRAP:-}" ]; }
 # tsan: the binaries are a ThreadSanitizer build (CI's threads pass), each thread's start and
 # every synchronisation some 5-15 times slower.
 tsan() { [ -n "${TSAN_OPTIONS:-}" ]; }
+# sanitized: the binaries are a sanitizer build (ENABLE_SANITIZERS in $BUILD's CMake cache:
+# ON, AddressSanitizer and UBSan; thread, ThreadSanitizer): slower, and with the checker's
+# allocator and shadow memory in place of glibc's.
+sanitized() {
+    local s
+    s=$(sed -n 's/^ENABLE_SANITIZERS:[A-Z]*=//p' "$BUILD/CMakeCache.txt" 2>/dev/null)
+    [ -n "$s" ] && [ "$s" != OFF ]
+}
 
 # PY: the python3 for a test's own scripts, Debian's (/usr/bin/python3) where there is one:
 # a version manager's shim first on PATH (pyenv's) takes a second to start it, and some
@@ -358,6 +366,7 @@ UUID='[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}'
 # catching PID SIGNUM: PID has set a handler for signal SIGNUM (SigCgt in /proc/PID/status).
 # Before a test signals a program in the background: bash starts those with SIGINT ignored,
 # so a SIGINT sent before the program's handler is set is lost, and the program goes on.
+# Not under valgrind (wrapped): valgrind catches every signal itself, from its start.
 catching() {
     local mask
     mask=$(sed -n 's/^SigCgt:[[:space:]]*//p' "/proc/$1/status" 2>/dev/null)

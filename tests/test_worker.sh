@@ -432,8 +432,7 @@ arenas_of() {
     kill -TERM "$pid"
     wait "$pid" 2>/dev/null
 }
-sanitized=$(sed -n 's/^ENABLE_SANITIZERS:[A-Z]*=//p' "$BUILD/CMakeCache.txt" 2>/dev/null)
-if wrapped || { [ -n "$sanitized" ] && [ "$sanitized" != OFF ]; }; then
+if wrapped || sanitized; then
     echo "note - malloc arenas: not checked here (the allocator is the checker's, not glibc's)"
 else
     arenas_of

@@ -28,6 +28,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "catalog.h"
 #include "job.h"
 #include "util.h"
 
@@ -1923,66 +1924,20 @@ int admin_forget(struct admin *a, const char *queue, int *was_known, int *was_pa
     return rc;
 }
 
-/* Whether the comma-separated list (a worker's "queues") names queue. */
-static int csv_has(const char *list, const char *queue)
-{
-    size_t n = strlen(queue), k;
-
-    for (; *list != '\0'; list += k + (list[k] == ',')) {
-        k = strcspn(list, ",");
-        if (k == n && strncmp(list, queue, n) == 0) return 1;
-    }
-    return 0;
-}
-
-/* Whether a worker with a lease names queue among its queues: each registered worker's
- * queues and lease in one pipeline. 1, 0, or -1. */
-static int served_live(struct admin *a, const char *queue, char *err, size_t errlen)
-{
-    char kw[KEYS_KEY_MAX], key[KEYS_KEY_MAX];
-    redisReply *ws, **reps;
-    size_t i, n;
-    int served = 0;
-
-    keys_workers(&a->k, kw, sizeof kw);
-    ws = checked(a, rconn_commandf(&a->r, "SMEMBERS %s", kw), kw, err, errlen);
-    if (ws == NULL) return -1;
-    n = ws->type == REDIS_REPLY_ARRAY ? ws->elements : 0;
-    for (i = 0; i < n; i++)
-        if (rconn_appendf(&a->r, "HGET %s queues",
-                          keys_worker(&a->k, ws->element[i]->str, key, sizeof key)) != 0 ||
-            rconn_appendf(&a->r, "EXISTS %s",
-                          keys_worker_lease(&a->k, ws->element[i]->str, key, sizeof key)) != 0) {
-            freeReplyObject(ws);
-            return io_error(a, err, errlen);
-        }
-    freeReplyObject(ws);
-    if (n == 0) return 0;
-    reps = xcalloc(2 * n, sizeof *reps);
-    if (read_replies(a, reps, 2 * n, err, errlen) != 0) {
-        free(reps);
-        return -1;
-    }
-    for (i = 0; i < n && !served; i++)
-        served = as_ll(reps[2 * i + 1], 0) == 1 && reps[2 * i]->type == REDIS_REPLY_STRING &&
-            csv_has(reps[2 * i]->str, queue);
-    free_replies(reps, 2 * n);
-    free(reps);
-    return served;
-}
-
 int admin_queue_known(struct admin *a, const char *queue, char *err, size_t errlen)
 {
     char kq[KEYS_KEY_MAX];
     redisReply *rep;
-    int known;
+    int known, live;
 
     keys_queues(&a->k, kq, sizeof kq);
     rep = checked(a, rconn_commandf(&a->r, "SISMEMBER %s %s", kq, queue), kq, err, errlen);
     if (rep == NULL) return -1;
     known = rep->type == REDIS_REPLY_INTEGER && rep->integer == 1;
     freeReplyObject(rep);
-    return known ? 1 : served_live(a, queue, err, errlen);
+    if (known) return 1;
+    live = catalog_queue_live(&a->r, &a->k, queue, err, errlen); /* as the producers ask */
+    return live < 0 ? -1 : live > 0;
 }
 
 /* ---- metrics ---------------------------------------------------------------------- */
